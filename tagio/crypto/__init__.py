@@ -1,0 +1,1 @@
+"""tagio.crypto"""

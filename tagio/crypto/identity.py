@@ -1,0 +1,97 @@
+"""Client identity: a persistent Ed25519 key pair and the 9-digit ID derived from it.
+
+The ID is a hash of the public key, so the relay can bind ID -> key on first
+use and later demand a signature over a fresh challenge: nobody can take over
+an ID without its private key. Regenerating the key (a deliberate user action)
+gives a new ID.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+from Crypto.PublicKey import ECC
+from Crypto.Signature import eddsa
+
+from tagio.errors import ConfigError, IdentityError
+
+KEY_FILE = "identity.pem"
+PUBLIC_KEY_LEN = 32
+SIGNATURE_LEN = 64
+ID_DIGITS = 9
+_ID_DOMAIN = b"TagIO-ID-v1"
+
+
+def id_from_public_key(public_key: bytes) -> str:
+    """The 9-digit ID (as a string of digits, no spaces) for a raw Ed25519 public key."""
+    if len(public_key) != PUBLIC_KEY_LEN:
+        raise IdentityError(f"public key must be {PUBLIC_KEY_LEN} bytes, got {len(public_key)}")
+    digest = hashlib.sha256(_ID_DOMAIN + public_key).digest()
+    return str(int.from_bytes(digest[:8], "big") % 900_000_000 + 100_000_000)
+
+
+def format_id(tagio_id: str) -> str:
+    """'123456789' -> '123 456 789' for display."""
+    digits = normalize_id(tagio_id)
+    return f"{digits[0:3]} {digits[3:6]} {digits[6:9]}"
+
+
+def normalize_id(text: str) -> str:
+    """Accept '123 456 789', '123-456-789' or '123456789'; raise ConfigError otherwise."""
+    digits = "".join(ch for ch in str(text) if ch not in " -\t")
+    if len(digits) != ID_DIGITS or not digits.isdigit() or digits[0] == "0":
+        raise ConfigError(f"not a TagIO ID: {text!r} (expected 9 digits like 123 456 789)")
+    return digits
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True when `signature` is a valid Ed25519 signature of `message` by `public_key`."""
+    if len(public_key) != PUBLIC_KEY_LEN or len(signature) != SIGNATURE_LEN:
+        return False
+    try:
+        key = eddsa.import_public_key(public_key)
+        eddsa.new(key, "rfc8032").verify(message, signature)
+        return True
+    except ValueError:
+        return False
+
+
+class Identity:
+    """An Ed25519 key pair with its TagIO ID."""
+
+    def __init__(self, private_key: ECC.EccKey):
+        self._key = private_key
+        self.public_key = private_key.public_key().export_key(format="raw")
+        self.id = id_from_public_key(self.public_key)
+
+    @classmethod
+    def generate(cls) -> "Identity":
+        return cls(ECC.generate(curve="ed25519"))
+
+    @classmethod
+    def load_or_create(cls, config_dir) -> "Identity":
+        """Load the key from config_dir, creating it (owner-only file) on first run."""
+        path = Path(config_dir) / KEY_FILE
+        if path.exists():
+            try:
+                return cls(ECC.import_key(path.read_text()))
+            except (ValueError, OSError) as exc:
+                raise ConfigError(f"cannot read identity key {path}: {exc}") from exc
+        identity = cls.generate()
+        identity.save(path)
+        return identity
+
+    def save(self, path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = self._key.export_key(format="PEM")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(pem)
+        try:
+            os.chmod(path, 0o600)  # no-op beyond read-only on Windows; %APPDATA% is per-user
+        except OSError:
+            pass
+
+    def sign(self, message: bytes) -> bytes:
+        return eddsa.new(self._key, "rfc8032").sign(message)
