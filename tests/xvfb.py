@@ -1,0 +1,125 @@
+"""A private Xvfb display for GUI, capture and input-injection tests.
+
+Theory of operation: `Xvfb -displayfd FD` lets the X server pick a free display number itself and
+write it to FD once it accepts connections, so parallel test runs never race for ":N" and we never
+poll with sleeps. `start()` reads that number (bounded by a timeout), then confirms a client can
+connect (the X11 unix socket answers). `stop()` terminates the server and waits for it.
+
+    with Xvfb(width=1280, height=800) as xv:
+        subprocess.run(["xdotool", "getmouselocation"], env=xv.env())
+
+`skip_unless_xvfb` skips a test (or class) with a clear reason only when Xvfb or xdotool is missing.
+"""
+
+import os
+import select
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+
+START_TIMEOUT = 15.0
+_REQUIRED = ("Xvfb", "xdotool")
+
+
+def xvfb_available() -> bool:
+    """True when Xvfb and xdotool are installed (POSIX only)."""
+    return os.name == "posix" and all(shutil.which(tool) for tool in _REQUIRED)
+
+
+def _missing_reason() -> str:
+    if os.name != "posix":
+        return "Xvfb tests need a POSIX system"
+    missing = [tool for tool in _REQUIRED if not shutil.which(tool)]
+    return f"needs {' and '.join(missing)} (apt-get install xvfb xdotool)"
+
+
+def skip_unless_xvfb(obj):
+    """Decorator for a test function or class: skip unless Xvfb and xdotool are installed."""
+    if xvfb_available():
+        return obj
+    return unittest.skip(_missing_reason())(obj)
+
+
+class Xvfb:
+    """One Xvfb server on a display number it picks itself."""
+
+    def __init__(self, width=1280, height=800, depth=24):
+        self.width, self.height, self.depth = width, height, depth
+        self.display = None
+        self.proc = None
+
+    def start(self) -> "Xvfb":
+        if self.proc is not None:
+            return self
+        read_fd, write_fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                 f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp", "-noreset"],
+                pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            os.close(write_fd)
+        try:
+            number = self._read_display_number(read_fd)
+        except BaseException:
+            os.close(read_fd)
+            self.stop()
+            raise
+        os.close(read_fd)
+        self.display = f":{number}"
+        self._wait_for_socket(number)
+        return self
+
+    def _read_display_number(self, fd) -> int:
+        deadline = time.monotonic() + START_TIMEOUT
+        data = b""
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError("Xvfb did not start (no display number reported)")
+            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(fd, 32)
+                if not chunk and self.proc.poll() is not None:
+                    raise RuntimeError("Xvfb exited during start-up")
+                data += chunk
+        return int(data.strip())
+
+    def _wait_for_socket(self, number) -> None:
+        path = f"/tmp/.X11-unix/X{number}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(path)
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Xvfb display :{number} does not accept connections")
+
+    def env(self) -> dict:
+        """A copy of os.environ with DISPLAY pointing at this server."""
+        env = dict(os.environ)
+        env["DISPLAY"] = self.display
+        env.pop("WAYLAND_DISPLAY", None)
+        return env
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
