@@ -1,0 +1,394 @@
+"""Connection establishment: race direct TCP, punched UDP and the relay; first PAKE wins.
+
+Theory of operation (both roles run the same race, like ICE's two agents):
+
+1. Direct TCP, at once: dial every TCP candidate of the peer (its local
+   addresses, and its relay-observed public IP with those ports). A dialer
+   starts with a 37-byte preamble `TGDT | version | session_id | tag`, where
+   the tag (candidates.tcp_preamble_tag) binds the connection to this session
+   and to the dialer's role. Our DirectListener reads the preamble (bounded
+   size and time) and parks the socket under its session id until establish()
+   for that session takes it ("connection reversal": whichever side is
+   reachable gets dialed; both sides dial).
+2. Punched UDP, at once (needs a listener: its UDP socket is the one the relay
+   knows): see punch.py; the result is a reliable stream (rudp.py).
+3. The relay, after `relay_delay` (or as soon as every direct attempt failed).
+
+`handshake(stream) -> SecureChannel` runs on each path that opens. Both
+peers must pick the *same* path, so the viewer decides (it is the
+"controlling agent"): the first channel whose handshake completes on the
+viewer side wins, and the viewer sends NOMINATE as the first message on it.
+The host keeps every completed channel until NOMINATE arrives on one of
+them. Losing streams are closed, which ends the peer's attempts on them.
+An AuthError on any path (wrong password) ends the whole race at once.
+"""
+
+import socket
+import struct
+import threading
+import time
+
+from tagio.errors import AuthError, RemoteProtocolError, TransportError, TransportTimeout
+from tagio.net.candidates import candidates_for, other_role, tcp_preamble_tag
+from tagio.net.stream import SocketStream
+from tagio.net.udpmux import UdpMux
+
+NOMINATE = b"\x00TagIO-nominate-path-v1"
+PREAMBLE = struct.Struct("!4sB16s16s")
+PREAMBLE_MAGIC = b"TGDT"
+PREAMBLE_VERSION = 1
+PREAMBLE_TIMEOUT = 3.0
+MAX_PENDING = 32  # parked direct connections waiting for their session
+MAX_PREAMBLE_READERS = 16
+PENDING_TTL = 15.0
+DIAL_TIMEOUT = 3.0
+MAX_DIAL_TARGETS = 8
+ACCEPT_GRACE = 3.0
+JOIN_TIMEOUT = 0.5  # total, for the race's attempt threads
+
+
+def encode_preamble(session_id: bytes, tag: bytes) -> bytes:
+    return PREAMBLE.pack(PREAMBLE_MAGIC, PREAMBLE_VERSION, session_id, tag)
+
+
+def decode_preamble(raw: bytes):
+    """(session_id, tag) from a preamble; RemoteProtocolError if it is not one."""
+    if len(raw) != PREAMBLE.size:
+        raise RemoteProtocolError("direct connection preamble has the wrong length")
+    magic, version, session_id, tag = PREAMBLE.unpack(raw)
+    if magic != PREAMBLE_MAGIC or version != PREAMBLE_VERSION:
+        raise RemoteProtocolError("direct connection did not start with a TagIO preamble")
+    return session_id, tag
+
+
+def _recv_preamble(sock) -> bytes:
+    sock.settimeout(PREAMBLE_TIMEOUT)
+    data = b""
+    while len(data) < PREAMBLE.size:
+        chunk = sock.recv(PREAMBLE.size - len(data))
+        if not chunk:
+            raise RemoteProtocolError("direct connection closed during the preamble")
+        data += chunk
+    sock.settimeout(None)
+    return data
+
+
+def _bind_pair(bind):
+    """A TCP listener and a UDP socket on the same port (so one candidate serves both)."""
+    host, port = bind
+    for _attempt in range(20):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((host, port))
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((host, tcp.getsockname()[1]))
+            return tcp, udp
+        except OSError:
+            tcp.close()
+            udp.close()
+            if port:
+                raise
+    raise TransportError("could not bind a TCP and a UDP socket on one port")
+
+
+class DirectListener:
+    """Host side of direct paths: a TCP listener plus the shared UDP socket (`udp`, a UdpMux).
+
+    Accepted connections are parked by session id (bounded count and age)
+    until establish() takes them.
+    """
+
+    def __init__(self, bind=("0.0.0.0", 0)):
+        self._tcp, udp_sock = _bind_pair(bind)
+        self._tcp.listen(16)
+        self._tcp.settimeout(0.2)
+        self.udp = UdpMux(udp_sock)
+        self._pending = []  # [(deadline, session_id, tag, sock)]
+        self._cond = threading.Condition()
+        self._readers = threading.BoundedSemaphore(MAX_PREAMBLE_READERS)
+        self._stop = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._accept_loop, name="direct-accept", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._tcp.getsockname()[1]
+
+    def candidates(self) -> list:
+        """[(ip, port)] where peers may reach us (TCP and UDP share the port)."""
+        host, port = self._tcp.getsockname()
+        return candidates_for(host, port)
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                sock, _addr = self._tcp.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if not self._stop.is_set():
+                    self.error = exc
+                return
+            if not self._readers.acquire(blocking=False):
+                sock.close()  # too many half-open connections: shed load
+                continue
+            threading.Thread(target=self._read_preamble, args=(sock,), daemon=True).start()
+
+    def _read_preamble(self, sock):
+        try:
+            session_id, tag = decode_preamble(_recv_preamble(sock))
+        except (OSError, RemoteProtocolError):
+            sock.close()
+            return
+        finally:
+            self._readers.release()
+        self._park(session_id, tag, sock)
+
+    def _park(self, session_id, tag, sock):
+        with self._cond:
+            self._expire(time.monotonic())
+            if len(self._pending) >= MAX_PENDING or self._stop.is_set():
+                sock.close()
+                return
+            self._pending.append((time.monotonic() + PENDING_TTL, session_id, tag, sock))
+            self._cond.notify_all()
+
+    def _expire(self, now):
+        keep = []
+        for entry in self._pending:
+            if entry[0] > now:
+                keep.append(entry)
+            else:
+                entry[3].close()
+        self._pending = keep
+
+    def take(self, session_id: bytes, timeout: float):
+        """(sock, tag) of a parked connection for `session_id`, or None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index, entry in enumerate(self._pending):
+                    if entry[1] == session_id:
+                        del self._pending[index]
+                        return entry[3], entry[2]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return None
+                self._cond.wait(remaining)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=JOIN_TIMEOUT)
+        self._tcp.close()
+        with self._cond:
+            for entry in self._pending:
+                entry[3].close()
+            self._pending = []
+            self._cond.notify_all()
+        self.udp.close()
+
+
+def _dial_targets(peer) -> list:
+    """Peer's TCP candidates: announced local ones, then its public IP with the same ports."""
+    targets = [tuple(c) for c in peer.peer_local_candidates]
+    public_ip = peer.peer_public_addr[0] if peer.peer_public_addr else None
+    if public_ip:
+        targets += [(public_ip, port) for _ip, port in list(targets)]
+    unique = []
+    for target in targets:
+        if target not in unique:
+            unique.append(target)
+    return unique[:MAX_DIAL_TARGETS]
+
+
+class _Race:
+    """Shared state of one establish() call; see the module docstring."""
+
+    def __init__(self, peer, handshake, timeout):
+        self.peer = peer
+        self.role = peer.role
+        self.handshake = handshake
+        self.deadline = time.monotonic() + timeout
+        self.stop = threading.Event()
+        self.cond = threading.Condition()
+        self.active = 0  # attempts that may still produce a channel
+        self.direct_active = 0
+        self.winner = None
+        self.fatal = None
+        self.errors = []
+        self.opened = []  # [(stream, channel or None)] to close unless they win
+        self.threads = []
+
+    def remaining(self):
+        return max(0.0, self.deadline - time.monotonic())
+
+    def spawn(self, name, target, *args, direct=True, counted=True):
+        """Run an attempt in a thread; `counted` ones keep the race alive while they run."""
+        weight = 1 if counted else 0
+        with self.cond:
+            self.active += weight
+            self.direct_active += weight if direct else 0
+        args = (target, args, weight, weight if direct else 0)
+        thread = threading.Thread(target=self._run, args=args, name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _run(self, target, args, weight, direct_weight):
+        try:
+            target(*args)
+        except Exception as exc:  # kept and reported by wait(); one path failing is normal
+            with self.cond:
+                self.errors.append(exc)
+                if isinstance(exc, AuthError) and self.fatal is None:
+                    self.fatal = exc
+        finally:
+            with self.cond:
+                self.active -= weight
+                self.direct_active -= direct_weight
+                self.cond.notify_all()
+
+    def try_path(self, open_stream):
+        """Open a stream, run the handshake, offer the channel (runs in its own thread)."""
+        if self.stop.is_set():
+            return
+        stream = open_stream()
+        entry = [stream, None]
+        with self.cond:
+            self.opened.append(entry)
+            stopped = self.stop.is_set()
+        if stopped:
+            stream.close()
+            return
+        entry[1] = self.handshake(stream)
+        if self.role == "viewer":
+            self._offer_as_viewer(entry)
+        else:
+            self._offer_as_host(entry)
+
+    def _offer_as_viewer(self, entry):
+        with self.cond:
+            if self.winner is None and not self.stop.is_set():
+                entry[1].send(NOMINATE)
+                self.winner = entry
+                self.cond.notify_all()
+
+    def _offer_as_host(self, entry):
+        message = entry[1].recv()  # blocks until nominated or the viewer closes this path
+        if message != NOMINATE:
+            raise RemoteProtocolError("peer sent data before nominating a path")
+        with self.cond:
+            if self.winner is None and not self.stop.is_set():
+                self.winner = entry
+                self.cond.notify_all()
+
+    def wait(self):
+        with self.cond:
+            self.cond.wait_for(self._decided, timeout=self.remaining())
+            self.stop.set()
+            winner, fatal = self.winner, self.fatal
+        self._close_losers(winner)
+        # Losers unblock once their streams are closed; an attempt still
+        # opening (e.g. a relay bind) sees `stop` and closes what it opened.
+        join_deadline = time.monotonic() + JOIN_TIMEOUT
+        for thread in list(self.threads):
+            thread.join(timeout=max(0.0, join_deadline - time.monotonic()))
+        if winner is not None and fatal is None:
+            return winner[1]
+        raise self._failure(fatal)
+
+    def _decided(self):
+        return self.winner is not None or self.fatal is not None or self.active == 0
+
+    def _close_losers(self, winner):
+        with self.cond:
+            losers = [entry for entry in self.opened if entry is not winner]
+        for stream, channel in losers:
+            for closable in (channel, stream):
+                try:
+                    if closable is not None:
+                        closable.close()
+                except Exception:  # a loser failing to close must not hide the winner
+                    pass
+
+    def _failure(self, fatal):
+        if fatal is not None:
+            return fatal
+        if self.active and self.remaining() <= 0:
+            return TransportTimeout("no path to the peer opened in time")
+        reasons = "; ".join(sorted({str(e) for e in self.errors})) or "no candidate paths"
+        return TransportError(f"could not reach the peer: {reasons}")
+
+
+def _dial_tcp(race, address):
+    def opener():
+        sock = socket.create_connection(address, timeout=min(DIAL_TIMEOUT, race.remaining()))
+        sock.settimeout(None)
+        tag = tcp_preamble_tag(race.peer.relay_token, race.peer.session_id, race.role)
+        try:
+            sock.sendall(encode_preamble(race.peer.session_id, tag))
+        except OSError:
+            sock.close()
+            raise
+        return SocketStream(sock, path="direct-tcp")
+
+    race.try_path(opener)
+
+
+def _accept_tcp(race, listener):
+    """Hand each parked connection for this session to its own handshake attempt.
+
+    Counted as an attempt, so a side that can only be dialed waits for its
+    peer; once every other attempt has ended it gives up after ACCEPT_GRACE.
+    """
+    expected = tcp_preamble_tag(race.peer.relay_token, race.peer.session_id, other_role(race.role))
+    started = time.monotonic()
+    while not race.stop.is_set() and race.remaining() > 0:
+        if race.active == 1 and time.monotonic() - started > ACCEPT_GRACE:
+            raise TransportTimeout("the peer did not dial us")
+        taken = listener.take(race.peer.session_id, timeout=min(0.2, race.remaining()))
+        if taken is None:
+            continue
+        sock, tag = taken
+        if tag != expected:
+            sock.close()  # wrong role or forged: not our peer
+            continue
+        stream = SocketStream(sock, path="direct-tcp")
+        race.spawn("direct-tcp-in", race.try_path, lambda s=stream: s)
+
+
+def _open_relay(race, relay, delay):
+    with race.cond:
+        race.cond.wait_for(lambda: race.stop.is_set() or race.direct_active == 0, timeout=delay)
+    if race.stop.is_set():
+        return
+    race.try_path(lambda: relay.open_relay(race.peer.relay_token, timeout=max(0.1, race.remaining())))
+
+
+def _open_udp(race, listener):
+    from tagio.net import punch  # imported lazily: only a race with a listener punches
+
+    race.try_path(lambda: punch.open_path(listener.udp, race.peer, race.stop, race.remaining()))
+
+
+def establish(peer, relay, handshake, *, listener=None, timeout=15.0, relay_delay=0.3, udp=True):
+    """Race every path to `peer` and return the SecureChannel of the one both sides chose.
+
+    `peer` is the relay's PeerInfo (role "viewer" or "host"); `relay` a
+    RelayClient or None (LAN only); `listener` our DirectListener, or None
+    (then we only dial and use the relay). Raises the AuthError of a failed
+    handshake (e.g. WrongPasswordError), TransportTimeout when nothing opened
+    within `timeout`, or TransportError when every path failed.
+    """
+    race = _Race(peer, handshake, timeout)
+    for address in _dial_targets(peer):
+        race.spawn("direct-tcp-out", _dial_tcp, race, address)
+    if listener is not None:
+        race.spawn("direct-tcp-accept", _accept_tcp, race, listener, direct=False)
+        if udp and (peer.peer_udp_addr or peer.peer_local_candidates):
+            race.spawn("direct-udp", _open_udp, race, listener)
+    if relay is not None:
+        race.spawn("relay", _open_relay, race, relay, relay_delay, direct=False)
+    return race.wait()
