@@ -1,0 +1,359 @@
+"""Session messages: what host and viewer say to each other inside a SecureChannel.
+
+Theory of operation: the secure channel already delivers whole messages (one record each), so this
+codec needs no stream framing: `encode(msg) -> bytes` and `decode(bytes) -> msg`, with no I/O.
+Every message is `type:u8` + a fixed struct header + (for some types) a bounded variable part. The
+table `MESSAGE_TYPES` maps type code -> class; each class knows its own layout. `decode` checks every
+length and count against the bounds below before it allocates anything, and raises only
+RemoteProtocolError; `encode` raises LocalProtocolError for values we must never send.
+
+A screen update is one or more `Frame` messages with the same frame id; the last carries FINAL, and
+the viewer answers it with one `FrameAck` (pull-based flow control, as in VNC). A frame larger than
+MAX_MESSAGE is split by the sender into several Frame messages, never into one huge record.
+"""
+
+import struct
+from dataclasses import dataclass, field
+
+from tagio.errors import LocalProtocolError, RemoteProtocolError
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE = 1 << 20           # one SecureChannel record (docs/interfaces.md)
+MAX_RECTS = 4096                # rectangles in one Frame message
+MAX_RECT_DATA = MAX_MESSAGE - 64
+MAX_DIMENSION = 16384           # pixels, any axis
+MAX_MONITORS = 16
+MAX_TEXT = 4096                 # bytes of UTF-8 in Text / Bye
+MAX_CLIPBOARD = 256 * 1024
+MAX_KEYSYM = 32
+MAX_CURSOR_SIDE = 128
+
+FINAL = 0x01                    # Frame flag: last message of this frame id
+
+# Rectangle encodings.
+ENC_FILL = 0                    # data = 3 bytes RGB
+ENC_PNG = 1                     # lossless (few colours: text, UI; and still-region refresh)
+ENC_JPEG = 2                    # photo-like content at the current quality
+ENCODINGS = {ENC_FILL: "fill", ENC_PNG: "png", ENC_JPEG: "jpeg"}
+
+# Mouse actions.
+MOUSE_MOVE, MOUSE_PRESS, MOUSE_RELEASE, MOUSE_CLICK = 0, 1, 2, 3
+MOUSE_ACTIONS = (MOUSE_MOVE, MOUSE_PRESS, MOUSE_RELEASE, MOUSE_CLICK)
+MOUSE_BUTTONS = (0, 1, 2, 3)    # 0 = none (move), 1 left, 2 middle, 3 right
+
+
+def _need(cond, why):
+    if not cond:
+        raise RemoteProtocolError(why)
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"{what} is not valid UTF-8") from exc
+
+
+def _check_local(cond, why):
+    if not cond:
+        raise LocalProtocolError(why)
+
+
+class _Fixed:
+    """A message that is one struct and nothing else; FIELDS names the struct's values in order."""
+
+    FORMAT = ""
+    FIELDS = ()
+
+    def _pack(self) -> bytes:
+        try:
+            return struct.pack("!" + self.FORMAT, *(getattr(self, f) for f in self.FIELDS))
+        except struct.error as exc:
+            raise LocalProtocolError(f"{type(self).__name__}: {exc}") from exc
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        size = struct.calcsize("!" + cls.FORMAT)
+        _need(len(body) == size, f"{cls.__name__} must be {size} bytes, got {len(body)}")
+        msg = cls(*struct.unpack("!" + cls.FORMAT, body))
+        msg.validate()
+        return msg
+
+    def validate(self):
+        """Raise RemoteProtocolError when decoded values are out of range."""
+
+
+class _Text:
+    """A message that is one bounded UTF-8 string."""
+
+    LIMIT = MAX_TEXT
+
+    def _pack(self) -> bytes:
+        data = self.text.encode("utf-8")
+        _check_local(len(data) <= self.LIMIT, f"{type(self).__name__} text over {self.LIMIT} bytes")
+        return data
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(len(body) <= cls.LIMIT, f"{cls.__name__} text over {cls.LIMIT} bytes")
+        return cls(_utf8(body, cls.__name__))
+
+
+@dataclass
+class Hello(_Fixed):
+    """Host -> viewer: geometry of the captured monitor (sent again after SelectMonitor)."""
+    version: int
+    flags: int          # HELLO_VIEW_ONLY, HELLO_INPUT
+    width: int
+    height: int
+    monitor: int
+    FORMAT = "BIHHB"
+    FIELDS = ("version", "flags", "width", "height", "monitor")
+
+    def validate(self):
+        _need(self.version == PROTOCOL_VERSION, f"unsupported session protocol version {self.version}")
+        _need(0 < self.width <= MAX_DIMENSION and 0 < self.height <= MAX_DIMENSION,
+              f"bad screen size {self.width}x{self.height}")
+
+
+HELLO_VIEW_ONLY = 0x01
+HELLO_INPUT = 0x02       # the host can inject input
+
+
+@dataclass
+class Rect:
+    x: int
+    y: int
+    w: int
+    h: int
+    encoding: int
+    data: bytes
+
+
+_RECT_HEAD = struct.Struct("!HHHHBI")
+_FRAME_HEAD = struct.Struct("!IBdHH")
+
+
+@dataclass
+class Frame:
+    """Host -> viewer: changed rectangles of frame `frame_id`.
+
+    capture_time is the host's monotonic clock at capture (meaningful to the host, and to a viewer on
+    the same machine in benchmarks); latency_ms is the host's last measured capture -> ack time.
+    """
+    frame_id: int
+    flags: int
+    capture_time: float
+    latency_ms: int
+    rects: list = field(default_factory=list)
+
+    def _pack(self) -> bytes:
+        _check_local(len(self.rects) <= MAX_RECTS, "too many rectangles in one Frame")
+        parts = [_FRAME_HEAD.pack(self.frame_id, self.flags, self.capture_time,
+                                  min(self.latency_ms, 65535), len(self.rects))]
+        for r in self.rects:
+            _check_local(r.encoding in ENCODINGS, f"unknown encoding {r.encoding}")
+            parts.append(_RECT_HEAD.pack(r.x, r.y, r.w, r.h, r.encoding, len(r.data)))
+            parts.append(r.data)
+        return b"".join(parts)
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(len(body) >= _FRAME_HEAD.size, "Frame header truncated")
+        frame_id, flags, ctime, latency, count = _FRAME_HEAD.unpack_from(body)
+        _need(count <= MAX_RECTS, f"Frame has {count} rectangles (max {MAX_RECTS})")
+        rects, pos = [], _FRAME_HEAD.size
+        for _ in range(count):
+            rect, pos = _unpack_rect(body, pos)
+            rects.append(rect)
+        _need(pos == len(body), "Frame has trailing bytes")
+        return cls(frame_id, flags, ctime, latency, rects)
+
+
+def _unpack_rect(body, pos):
+    _need(len(body) - pos >= _RECT_HEAD.size, "Frame rectangle header truncated")
+    x, y, w, h, enc, size = _RECT_HEAD.unpack_from(body, pos)
+    pos += _RECT_HEAD.size
+    _need(enc in ENCODINGS, f"unknown rectangle encoding {enc}")
+    _need(0 < w <= MAX_DIMENSION and 0 < h <= MAX_DIMENSION, f"bad rectangle size {w}x{h}")
+    _need(size <= len(body) - pos, "Frame rectangle data truncated")
+    _need(enc != ENC_FILL or size == 3, "fill rectangle must carry 3 bytes")
+    return Rect(x, y, w, h, enc, body[pos:pos + size]), pos + size
+
+
+@dataclass
+class FrameAck(_Fixed):
+    """Viewer -> host: frame `frame_id` is decoded; the host may capture another."""
+    frame_id: int
+    FORMAT = "I"
+    FIELDS = ("frame_id",)
+
+
+@dataclass
+class Cursor:
+    """Host -> viewer: pointer position (monitor coordinates) and, when it changed, its RGBA shape."""
+    x: int
+    y: int
+    visible: int = 1
+    hot_x: int = 0
+    hot_y: int = 0
+    width: int = 0
+    height: int = 0
+    rgba: bytes = b""
+
+    _HEAD = struct.Struct("!iiBHHHH")
+
+    def _pack(self) -> bytes:
+        _check_local(len(self.rgba) == self.width * self.height * 4, "cursor shape size mismatch")
+        _check_local(self.width <= MAX_CURSOR_SIDE and self.height <= MAX_CURSOR_SIDE, "cursor too big")
+        return self._HEAD.pack(self.x, self.y, self.visible, self.hot_x, self.hot_y,
+                               self.width, self.height) + self.rgba
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(len(body) >= cls._HEAD.size, "Cursor truncated")
+        x, y, vis, hx, hy, w, h = cls._HEAD.unpack_from(body)
+        _need(w <= MAX_CURSOR_SIDE and h <= MAX_CURSOR_SIDE, f"cursor shape {w}x{h} too big")
+        _need(len(body) - cls._HEAD.size == w * h * 4, "cursor shape size mismatch")
+        return cls(x, y, vis, hx, hy, w, h, body[cls._HEAD.size:])
+
+
+@dataclass
+class Mouse(_Fixed):
+    """Viewer -> host: pointer action at (x, y) in monitor coordinates."""
+    action: int
+    button: int
+    x: int
+    y: int
+    count: int = 1      # clicks for MOUSE_CLICK (2 = double-click)
+    FORMAT = "BBiiB"
+    FIELDS = ("action", "button", "x", "y", "count")
+
+    def validate(self):
+        _need(self.action in MOUSE_ACTIONS, f"unknown mouse action {self.action}")
+        _need(self.button in MOUSE_BUTTONS, f"unknown mouse button {self.button}")
+        _need(1 <= self.count <= 3, f"bad click count {self.count}")
+
+
+@dataclass
+class Key:
+    """Viewer -> host: a key went down or up. `key` is a Tk keysym name or one character."""
+    key: str
+    pressed: bool
+
+    def _pack(self) -> bytes:
+        data = self.key.encode("utf-8")
+        _check_local(0 < len(data) <= MAX_KEYSYM, f"bad key name {self.key!r}")
+        return bytes([1 if self.pressed else 0]) + data
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(2 <= len(body) <= MAX_KEYSYM + 1, "bad Key length")
+        _need(body[0] in (0, 1), "bad Key pressed flag")
+        return cls(_utf8(body[1:], "key name"), bool(body[0]))
+
+
+@dataclass
+class Scroll(_Fixed):
+    """Viewer -> host: wheel steps; dy > 0 scrolls up, dx > 0 scrolls right."""
+    dx: int
+    dy: int
+    FORMAT = "hh"
+    FIELDS = ("dx", "dy")
+
+    def validate(self):
+        _need(abs(self.dx) <= 100 and abs(self.dy) <= 100, "scroll step out of range")
+
+
+@dataclass
+class Text(_Text):
+    """Viewer -> host: type this Unicode text (layout independent)."""
+    text: str
+
+
+@dataclass
+class Clipboard(_Text):
+    """Either way: the sender's clipboard text changed."""
+    text: str
+    LIMIT = MAX_CLIPBOARD
+
+
+@dataclass
+class SetQuality(_Fixed):
+    """Viewer -> host: JPEG quality 1..100 and frame-rate cap 1..60 (0 = keep)."""
+    quality: int
+    fps_cap: int = 0
+    FORMAT = "BB"
+    FIELDS = ("quality", "fps_cap")
+
+    def validate(self):
+        _need(1 <= self.quality <= 100, f"quality {self.quality} out of range")
+        _need(0 <= self.fps_cap <= 60, f"fps cap {self.fps_cap} out of range")
+
+
+@dataclass
+class SelectMonitor(_Fixed):
+    """Viewer -> host: capture monitor `index` (1-based, as in mss) from now on."""
+    index: int
+    FORMAT = "B"
+    FIELDS = ("index",)
+
+    def validate(self):
+        _need(1 <= self.index <= MAX_MONITORS, f"monitor {self.index} out of range")
+
+
+_MONITOR = struct.Struct("!iiHH")
+
+
+@dataclass
+class MonitorList:
+    """Host -> viewer: the host's monitors as (left, top, width, height); `current` is 1-based."""
+    current: int
+    monitors: list
+
+    def _pack(self) -> bytes:
+        _check_local(len(self.monitors) <= MAX_MONITORS, "too many monitors")
+        return bytes([self.current, len(self.monitors)]) + b"".join(
+            _MONITOR.pack(*m) for m in self.monitors)
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(len(body) >= 2, "MonitorList truncated")
+        current, count = body[0], body[1]
+        _need(count <= MAX_MONITORS, f"{count} monitors (max {MAX_MONITORS})")
+        _need(len(body) == 2 + count * _MONITOR.size, "MonitorList size mismatch")
+        mons = [_MONITOR.unpack_from(body, 2 + i * _MONITOR.size) for i in range(count)]
+        return cls(current, [tuple(m) for m in mons])
+
+
+@dataclass
+class Bye(_Text):
+    """Either way: the session ends; `text` says why, for people."""
+    text: str = ""
+
+
+MESSAGE_TYPES = {
+    1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
+    9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
+}
+_TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
+
+
+def encode(msg) -> bytes:
+    """One message -> bytes for one channel record. Raises LocalProtocolError."""
+    code = _TYPE_CODES.get(type(msg))
+    _check_local(code is not None, f"not a session message: {type(msg).__name__}")
+    data = bytes([code]) + msg._pack()
+    _check_local(len(data) <= MAX_MESSAGE, f"{type(msg).__name__} of {len(data)} bytes over MAX_MESSAGE")
+    return data
+
+
+def decode(data: bytes):
+    """bytes of one channel record -> message. Raises RemoteProtocolError only."""
+    _need(0 < len(data) <= MAX_MESSAGE, f"session message of {len(data)} bytes")
+    cls = MESSAGE_TYPES.get(data[0])
+    _need(cls is not None, f"unknown session message type {data[0]}")
+    try:
+        return cls._unpack(bytes(data[1:]))
+    except (struct.error, ValueError, TypeError) as exc:   # defensive: a bug, reported as the peer's fault
+        raise RemoteProtocolError(f"malformed {cls.__name__}: {exc}") from exc

@@ -1,0 +1,164 @@
+"""Change detection, rectangle merging and per-rectangle encoding (pure logic, no I/O).
+
+Theory of operation (TigerVNC's ComparingUpdateTracker does the same): a captured frame is a BGRX
+byte buffer. `changed_tiles` compares it with the previous one in 64-row bands first, then row by row
+inside a changed band, and only for a changed row the 64-pixel segments of tiles not yet known to be
+dirty. All comparisons are `bytes.startswith(memoryview, offset)`, i.e. memcmp without copies, so a
+still 1080p screen costs ~0.2 ms and a small change ~1 ms of Python.
+
+`merge_tiles` turns dirty tiles into few rectangles: runs of adjacent tiles in a tile row, then runs
+with the same horizontal span in consecutive rows grow downwards. Encoding one merged rectangle is much
+cheaper than many tile images (the issue measured 18 ms for 480 tile JPEGs against 4.6 ms for one).
+
+`encode_rect` picks by content: one colour -> fill, few colours (text, UI) -> PNG, anything else ->
+JPEG at the adaptive quality. Tiles last sent as JPEG are remembered so the host can resend them
+losslessly once they stay still (`StillRefresh`).
+"""
+
+import io
+import time
+
+from PIL import Image
+
+from tagio.session.messages import ENC_FILL, ENC_JPEG, ENC_PNG, MAX_RECT_DATA
+
+TILE = 64
+FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (and is exact)
+PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
+STILL_AFTER = 0.5            # seconds a JPEG'd tile must stay unchanged before the lossless refresh
+
+
+def tile_grid(width, height, tile=TILE):
+    """(columns, rows) of tiles covering width x height."""
+    return (width + tile - 1) // tile, (height + tile - 1) // tile
+
+
+def changed_tiles(prev, cur, width, height, tile=TILE):
+    """Set of (col, row) tiles that differ between two BGRX buffers of the same geometry."""
+    if prev is None or len(prev) != len(cur):
+        cols, rows = tile_grid(width, height, tile)
+        return {(c, r) for r in range(rows) for c in range(cols)}
+    stride = width * 4
+    old = memoryview(prev)
+    dirty = set()
+    for top in range(0, height, tile):
+        bottom = min(top + tile, height)
+        if not cur.startswith(old[top * stride:bottom * stride], top * stride):
+            dirty.update(_band_tiles(old, cur, top, bottom, width, tile))
+    return dirty
+
+
+def _band_tiles(old, cur, top, bottom, width, tile):
+    stride, seg = width * 4, tile * 4
+    cols = (width + tile - 1) // tile
+    row_index = top // tile
+    found = set()
+    for y in range(top, bottom):
+        start = y * stride
+        if cur.startswith(old[start:start + stride], start):
+            continue
+        for c in range(cols):
+            if c in found:
+                continue
+            a = start + c * seg
+            b = min(a + seg, start + stride)
+            if not cur.startswith(old[a:b], a):
+                found.add(c)
+        if len(found) == cols:
+            break
+    return {(c, row_index) for c in found}
+
+
+def merge_tiles(tiles, width, height, tile=TILE):
+    """Dirty tiles -> list of (x, y, w, h) pixel rectangles clipped to the screen."""
+    runs_by_row = {}
+    for c, r in sorted(tiles, key=lambda t: (t[1], t[0])):
+        runs = runs_by_row.setdefault(r, [])
+        if runs and runs[-1][1] == c:
+            runs[-1][1] = c + 1
+        else:
+            runs.append([c, c + 1])
+    open_rects, done = {}, []       # (c0, c1) -> [c0, r0, c1, r1]
+    for r in sorted(runs_by_row):
+        current = {}
+        for c0, c1 in runs_by_row[r]:
+            rect = open_rects.pop((c0, c1), None)
+            if rect is not None and rect[3] == r:
+                rect[3] = r + 1
+            else:
+                if rect is not None:
+                    done.append(rect)
+                rect = [c0, r, c1, r + 1]
+            current[(c0, c1)] = rect
+        done.extend(open_rects.values())
+        open_rects = current
+    done.extend(open_rects.values())
+    return [_to_pixels(rect, width, height, tile) for rect in done]
+
+
+def _to_pixels(rect, width, height, tile):
+    c0, r0, c1, r1 = rect
+    x, y = c0 * tile, r0 * tile
+    return x, y, min(c1 * tile, width) - x, min(r1 * tile, height) - y
+
+
+def rect_tiles(x, y, w, h, tile=TILE):
+    """The tiles a tile-aligned rectangle covers."""
+    return {(c, r) for r in range(y // tile, (y + h - 1) // tile + 1)
+            for c in range(x // tile, (x + w - 1) // tile + 1)}
+
+
+def encode_rect(img, quality, lossless=False):
+    """A PIL RGB image -> (encoding, bytes): fill, PNG (few colours or lossless) or JPEG."""
+    extrema = img.getextrema()
+    if all(lo == hi for lo, hi in extrema):
+        return ENC_FILL, bytes(lo for lo, _ in extrema)
+    if lossless or img.getcolors(FEW_COLOURS) is not None:
+        out = io.BytesIO()
+        img.save(out, "PNG", compress_level=PNG_LEVEL)
+        return ENC_PNG, out.getvalue()
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return ENC_JPEG, out.getvalue()
+
+
+def encode_region(img, x, y, w, h, quality, lossless=False):
+    """Encode one rectangle of `img`, split into horizontal halves until each fits a message.
+
+    Returns a list of (x, y, w, h, encoding, data)."""
+    enc, data = encode_rect(img.crop((x, y, x + w, y + h)), quality, lossless)
+    if len(data) <= MAX_RECT_DATA or h < 2:
+        return [(x, y, w, h, enc, data)]
+    top = h // 2
+    return (encode_region(img, x, y, w, top, quality, lossless)
+            + encode_region(img, x, y + top, w, h - top, quality, lossless))
+
+
+class StillRefresh:
+    """Remembers tiles last sent lossy; hands them back for a lossless resend once they stay still."""
+
+    def __init__(self, clock=time.monotonic, still_after=STILL_AFTER):
+        self.clock = clock
+        self.still_after = still_after
+        self.lossy = {}             # tile -> time last sent as JPEG
+
+    def sent(self, tiles, lossy):
+        now = self.clock()
+        for t in tiles:
+            if lossy:
+                self.lossy[t] = now
+            else:
+                self.lossy.pop(t, None)
+
+    def changed(self, tiles):
+        """These tiles changed again: their refresh clock restarts when they are next sent."""
+        for t in tiles:
+            self.lossy.pop(t, None)
+
+    def due(self):
+        """Tiles sent lossy and unchanged for `still_after` seconds."""
+        limit = self.clock() - self.still_after
+        return {t for t, when in self.lossy.items() if when <= limit}
+
+    def reset(self):
+        self.lossy.clear()

@@ -1,0 +1,271 @@
+"""The viewer side of a session: channel -> decode -> framebuffer + display updates; input -> channel.
+
+Theory of operation. Two threads, stopped by one Event:
+
+  receive  reads the channel, decodes messages and dispatches through a table; Frame parts go to the
+           decode queue (bounded: when it is full the receiver waits, and because the host needs our
+           FrameAck before it captures again, the whole pipeline slows down instead of buffering).
+  decode   turns each rectangle into a PIL image, pastes it into `framebuffer` (under a lock) and
+           posts it to `updates`; after the FINAL part it sends FrameAck.
+
+`updates` is a bounded queue of tuples for the display (the Tk thread drains it from `after()`):
+
+  ("size", width, height, monitor)                 new geometry; the framebuffer was reset (black)
+  ("rects", frame_id, [(x, y, image), ...], capture_time)   paste these images at (x, y)
+  ("refresh",)                                     updates were dropped: redraw from `framebuffer`
+  ("cursor", x, y)                                 the host pointer moved (monitor coordinates)
+  ("monitors", current, [(left, top, w, h), ...])  the host's monitors
+  ("closed", text)                                 the session ended; `text` says why, for people
+
+Nobody has to drain `updates` (a headless viewer only wants `framebuffer`): when it is full the
+decoder empties it and posts one ("refresh",), so it never blocks and never grows.
+Anything the host sends that breaks the protocol (bad message, a rectangle outside the screen, an
+image that does not decode) ends the session with RemoteProtocolError, kept for join().
+"""
+
+import io
+import queue
+import threading
+import time
+
+from PIL import Image
+
+from tagio.errors import RemoteProtocolError, TagioError
+from tagio.session import messages as m
+from tagio.session.workers import Workers
+
+UPDATE_QUEUE = 64
+DECODE_QUEUE = 4
+_IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
+
+
+class ViewerSession:
+    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE):
+        self.channel = channel
+        self.on_event = on_event or (lambda name, **fields: None)
+        self.updates = queue.Queue(maxsize=max_updates)
+        self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0}
+        self.geometry = None            # (width, height) once Hello arrived
+        self.monitor = None
+        self.monitors = []
+        self.host_flags = 0
+        self.cursor = None
+        self.closed_reason = None
+        self._fb = None
+        self._fb_lock = threading.Lock()
+        self._decode_q = queue.Queue(maxsize=DECODE_QUEUE)
+        self._fps_times = []
+        self._pointer = (0, 0)
+        self._workers = Workers("viewer", on_error=self._ended_by_error)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self):
+        self._workers.spawn("receive", self._receive_loop)
+        self._workers.spawn("decode", self._decode_loop)
+
+    def stop(self, reason="viewer closed the session"):
+        """Say Bye, stop and join both threads. Never raises; join() reports a failure."""
+        if not self._workers.stopping.is_set():
+            self._workers.stop()
+            self._send(m.Bye(reason[:200]), quiet=True)
+            self._closed(reason)
+        self._close_channel()
+        self._workers.join(timeout=5, reraise=False)
+
+    def join(self, timeout=None):
+        """Wait for the session to end; re-raise the error that ended it, if any."""
+        self._workers.stopping.wait(timeout)
+        if self._workers.stopping.is_set():
+            self._close_channel()
+        self._workers.join(timeout)
+
+    @property
+    def running(self):
+        return not self._workers.stopping.is_set()
+
+    @property
+    def framebuffer(self):
+        """A copy of the last full screen received (None before the first Hello)."""
+        with self._fb_lock:
+            return None if self._fb is None else self._fb.copy()
+
+    def _ended_by_error(self, exc):
+        text = str(exc) if isinstance(exc, TagioError) else f"internal error: {exc!r}"
+        if isinstance(exc, RemoteProtocolError):
+            self._send(m.Bye(f"protocol error: {text}"[:200]), quiet=True)
+        self.on_event("error", message=text)
+        self._closed(text)
+        self._close_channel()
+
+    def _closed(self, text):
+        self.closed_reason = self.closed_reason or text
+        self._post(("closed", self.closed_reason))
+
+    def _close_channel(self):
+        try:
+            self.channel.close()
+        except Exception:       # already closed / transport gone
+            pass
+
+    # -- input (any thread, typically Tk's) ------------------------------------------------
+    def _send(self, msg, quiet=False):
+        try:
+            self.channel.send(m.encode(msg))
+        except TagioError:
+            if not quiet and self.running:
+                raise
+
+    def send_mouse_move(self, x, y):
+        self._pointer = (int(x), int(y))
+        self._send(m.Mouse(m.MOUSE_MOVE, 0, *self._pointer))
+
+    def send_mouse_button(self, button, pressed, x=None, y=None):
+        if x is not None:
+            self._pointer = (int(x), int(y))
+        action = m.MOUSE_PRESS if pressed else m.MOUSE_RELEASE
+        self._send(m.Mouse(action, button, *self._pointer))
+
+    def send_click(self, button=1, count=1, x=None, y=None):
+        if x is not None:
+            self._pointer = (int(x), int(y))
+        self._send(m.Mouse(m.MOUSE_CLICK, button, *self._pointer, count))
+
+    def send_scroll(self, dx, dy):
+        self._send(m.Scroll(int(dx), int(dy)))
+
+    def send_key(self, keysym, pressed):
+        self._send(m.Key(keysym, bool(pressed)))
+
+    def send_text(self, text):
+        data = text.encode("utf-8")
+        for start in range(0, len(data), m.MAX_TEXT):      # long text: several messages, same order
+            self._send(m.Text(data[start:start + m.MAX_TEXT].decode("utf-8", "ignore")))
+
+    def send_clipboard(self, text):
+        self._send(m.Clipboard(text))
+
+    def select_monitor(self, index):
+        self._send(m.SelectMonitor(int(index)))
+
+    def set_quality(self, quality, fps_cap=0):
+        self._send(m.SetQuality(int(quality), int(fps_cap)))
+
+    # -- receive -----------------------------------------------------------------------------
+    def _receive_loop(self):
+        while not self._workers.stopping.is_set():
+            data = self.channel.recv()
+            self.stats["bytes"] += len(data)
+            msg = m.decode(data)
+            handler = self._HANDLERS.get(type(msg))
+            if handler is None:
+                raise RemoteProtocolError(f"host sent a viewer-only message: {type(msg).__name__}")
+            handler(self, msg)
+
+    def _on_hello(self, msg):
+        self._workers.put(self._decode_q, msg)      # in order with frames: the decoder resets the fb
+
+    def _on_frame(self, msg):
+        self._workers.put(self._decode_q, msg)      # the decoder rejects a Frame before any Hello
+
+    def _on_cursor(self, msg):
+        self.cursor = (msg.x, msg.y)
+        self._post(("cursor", msg.x, msg.y))
+
+    def _on_monitors(self, msg):
+        self.monitors = list(msg.monitors)
+        self._post(("monitors", msg.current, self.monitors))
+
+    def _on_clipboard(self, msg):
+        self.on_event("clipboard", text=msg.text)
+
+    def _on_bye(self, msg):
+        self._closed(msg.text or "host ended the session")
+        self.on_event("closed", reason=self.closed_reason)
+        self._workers.stop()
+        self._close_channel()
+
+    _HANDLERS = {m.Hello: _on_hello, m.Frame: _on_frame, m.Cursor: _on_cursor,
+                 m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard, m.Bye: _on_bye}
+
+    # -- decode ------------------------------------------------------------------------------
+    def _decode_loop(self):
+        while True:
+            msg = self._workers.get(self._decode_q)
+            if msg is None:
+                return
+            if isinstance(msg, m.Hello):
+                self._reset(msg)
+            else:
+                self._apply_frame(msg)
+
+    def _reset(self, hello):
+        with self._fb_lock:
+            self._fb = Image.new("RGB", (hello.width, hello.height))
+        self.geometry = (hello.width, hello.height)
+        self.monitor, self.host_flags = hello.monitor, hello.flags
+        self._post(("size", hello.width, hello.height, hello.monitor))
+        self.on_event("size", width=hello.width, height=hello.height, monitor=hello.monitor)
+
+    def _apply_frame(self, frame):
+        if self.geometry is None:
+            raise RemoteProtocolError("Frame before Hello")
+        pieces = [(r.x, r.y, self._decode_rect(r)) for r in frame.rects]
+        with self._fb_lock:
+            for x, y, img in pieces:
+                self._fb.paste(img, (x, y))
+        if pieces:
+            self._post(("rects", frame.frame_id, pieces, frame.capture_time))
+        if frame.flags & m.FINAL:
+            self.stats["latency_ms"] = frame.latency_ms
+            self._count_frame()
+            self._send(m.FrameAck(frame.frame_id))
+
+    def _decode_rect(self, rect):
+        width, height = self.geometry
+        if rect.x + rect.w > width or rect.y + rect.h > height:
+            raise RemoteProtocolError(f"rectangle {rect.w}x{rect.h}+{rect.x}+{rect.y} outside the screen")
+        if rect.encoding == m.ENC_FILL:
+            return Image.new("RGB", (rect.w, rect.h), tuple(rect.data))
+        return decode_image(rect)
+
+    def _count_frame(self):
+        now = time.monotonic()
+        self._fps_times = [x for x in self._fps_times if x > now - 1.0] + [now]
+        self.stats["frames"] += 1
+        self.stats["fps"] = float(len(self._fps_times))
+
+    def _post(self, update):
+        """Put a display update; if nobody drains the queue, collapse it into one refresh."""
+        try:
+            self.updates.put_nowait(update)
+        except queue.Full:
+            self._collapse(update)
+
+    def _collapse(self, update):
+        try:
+            while True:
+                self.updates.get_nowait()
+        except queue.Empty:
+            pass
+        for item in (("refresh",), update if update[0] in ("closed", "size") else None):
+            if item is not None:
+                try:
+                    self.updates.put_nowait(item)
+                except queue.Full:
+                    pass
+
+
+def decode_image(rect):
+    """PNG/JPEG bytes of one rectangle -> RGB image of exactly rect.w x rect.h.
+
+    The size is checked from the header before any pixel is decoded, so a small message cannot
+    claim a huge image. Raises RemoteProtocolError."""
+    try:
+        img = Image.open(io.BytesIO(rect.data), formats=[_IMAGE_FORMATS[rect.encoding]])
+        if img.size != (rect.w, rect.h):
+            raise RemoteProtocolError(f"image is {img.size}, rectangle says {rect.w}x{rect.h}")
+        return img.convert("RGB")
+    except RemoteProtocolError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise RemoteProtocolError(f"rectangle image does not decode: {exc}") from exc

@@ -1,0 +1,77 @@
+"""A small group of worker threads that stop together and keep the first error.
+
+Theory of operation (paramiko's `saved_exception`, socketserver's shutdown): every session thread
+runs `fn()` in a loop body that checks `stopping`; the first exception that ends any thread is kept,
+the group is told to stop (so the others wind down), and `join()` re-raises it to the caller. An
+`on_error` hook lets the owner close its channel so threads blocked in recv() wake up.
+"""
+
+import queue
+import threading
+
+POLL = 0.1      # seconds a blocked put/get waits before it re-checks `stopping`
+
+
+class Workers:
+    def __init__(self, name, on_error=None):
+        self.name = name
+        self.stopping = threading.Event()
+        self.error = None
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._threads = []
+
+    def spawn(self, label, fn):
+        thread = threading.Thread(target=self._run, args=(fn,), name=f"{self.name}-{label}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run(self, fn):
+        try:
+            fn()
+        except BaseException as exc:    # kept and re-raised by join(); never lost
+            self.fail(exc)
+
+    def fail(self, exc):
+        # An error after stop() was asked for is a consequence of stopping (a closed channel), not news.
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            self.error = exc
+            self.stopping.set()
+        if self._on_error is not None:
+            self._on_error(exc)
+
+    def stop(self):
+        self.stopping.set()
+
+    def join(self, timeout=None, reraise=True):
+        """Wait for every thread; re-raise the error that ended the group, if any."""
+        me = threading.current_thread()
+        for thread in self._threads:
+            if thread is not me:
+                thread.join(timeout)
+        if reraise and self.error is not None:
+            raise self.error
+
+    def alive(self):
+        return any(t.is_alive() for t in self._threads)
+
+    def put(self, q, item):
+        """Blocking put that gives up (returns False) once the group is stopping."""
+        while not self.stopping.is_set():
+            try:
+                q.put(item, timeout=POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, q):
+        """Blocking get that returns None once the group is stopping."""
+        while not self.stopping.is_set():
+            try:
+                return q.get(timeout=POLL)
+            except queue.Empty:
+                continue
+        return None
