@@ -1,0 +1,414 @@
+"""The TagIO client application: ties the client core (tagio.client.core.Client) to Tk.
+
+Theory of operation: `App` is the controller.  It owns the Tk root, the HomeWindow view,
+a HomeMachine (model.py) that says what the home window may do next, and one Client.
+
+Threads: only the Tk main thread touches widgets.  The Client calls `on_event` and
+`accept_callback` from its worker threads; both go through bridge.EventBridge, a bounded
+queue that `_poll()` drains every POLL_MS from `after()` and dispatches through the
+HANDLERS table (idlelib's poll_subprocess pattern).  A connect runs in a worker thread
+(`_connect_worker`), which posts "connect_done" or "connect_failed" back.  Every worker is
+a tracked thread that close() joins; an unexpected exception in one is kept and re-raised
+by close() (after the user has seen a message).
+
+Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) -> IN_SESSION (ViewerWindow)
+               -> back to IDLE when the window closes or the partner goes; any error shows
+               one MessageDialog and returning from it is IDLE again.
+Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
+               shows the always-on-top ControlledIndicator; its Disconnect ends the session.
+"""
+
+import argparse
+import logging
+import sys
+import threading
+
+from tagio import __version__
+from tagio.errors import ConfigError, ConnectionClosed, TagioError
+from tagio.ui import model, theme
+from tagio.ui.bridge import AcceptBridge, EventBridge
+from tagio.ui.home import HomeWindow
+from tagio.ui.model import HomeEvent, HomeState
+from tagio.ui.prompts import AboutDialog, AcceptPrompt, ControlledIndicator, MessageDialog, PasswordDialog
+
+log = logging.getLogger("tagio.ui")
+
+POLL_MS = 100
+JOIN_TIMEOUT = 25.0
+SESSION_STOP_TIMEOUT = 5.0
+COPIED_FEEDBACK_MS = 1500
+
+
+class App:
+    """The controller.  `client_factory(settings=, accept_callback=, on_event=)` makes a Client."""
+
+    def __init__(self, root, client_factory, settings):
+        self.root, self.settings, self._client_factory = root, settings, client_factory
+        self.fonts = theme.apply(root)
+        self.events = EventBridge()
+        self.accepts = AcceptBridge(self.events, settings)
+        self.machine = model.HomeMachine()
+        self._closing = threading.Event()
+        self._workers, self._errors = [], []
+        self._poll_id = None
+        self.partner_id = None
+        self.viewer = self.viewer_window = None
+        self.indicators, self.prompts = {}, {}
+        self.dialog = None
+        root.title("TagIO")
+        root.minsize(720, 420)
+        root.protocol("WM_DELETE_WINDOW", lambda: self.close(raise_errors=False))
+        self.home = HomeWindow(root, self.fonts, self._callbacks())
+        self.home.pack(fill="both", expand=True)
+        self.client = self._make_client()
+
+    def _callbacks(self):
+        return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
+                "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
+                "pick": self.connect_clicked}
+
+    def _make_client(self):
+        return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
+                                    on_event=self.events.post)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self):
+        """Start the core (it registers at the relay in its own thread) and the poll loop."""
+        self.client.start()
+        self.refresh()
+        if getattr(self.settings, "warning", None):
+            self.home.set_notice(self.settings.warning)
+        self._poll_id = self.root.after(POLL_MS, self._poll)
+        return self
+
+    def run(self):
+        """Start, run the Tk main loop until the window closes, then re-raise a kept error."""
+        self.start()
+        self.root.mainloop()
+        self.close()
+
+    def close(self, raise_errors=True):
+        """Stop polling, deny pending prompts, close the core and join our workers.
+        Re-raises the first unexpected exception that ended one of our threads (when asked;
+        the window's close button cannot raise into Tk, so run() re-raises after the loop)."""
+        if self._closing.is_set():
+            if raise_errors and self._errors:
+                raise self._errors[0]
+            return
+        self._closing.set()
+        try:
+            self.root.withdraw()      # look closed at once; the core may take seconds to stop
+        except Exception:             # the window is already gone
+            pass
+        if self._poll_id is not None:
+            self.root.after_cancel(self._poll_id)
+            self._poll_id = None
+        self.accepts.close()
+        self.events.close()
+        self._stop_viewer(user_closed=True)
+        try:
+            self.client.close()
+        except TagioError as exc:
+            self._errors.append(exc)
+        for thread in list(self._workers):
+            thread.join(JOIN_TIMEOUT)
+        try:
+            self.root.destroy()
+        except Exception:   # already gone (window manager closed it); nothing to clean
+            pass
+        if raise_errors and self._errors:
+            raise self._errors[0]
+
+    # --- the poll loop (Tk thread) ------------------------------------------------------------
+
+    def _poll(self):
+        self._poll_id = None
+        if self._closing.is_set():
+            return
+        try:
+            for name, fields in self.events.drain():
+                handler = HANDLERS.get(name)
+                if handler is not None:
+                    handler(self, **fields)
+            self._check_viewer()
+            self.refresh()
+        finally:
+            if not self._closing.is_set():
+                self._poll_id = self.root.after(POLL_MS, self._poll)
+
+    def refresh(self):
+        """Copy what the core shows (ID, password, relay status, lists) into the home window."""
+        client = self.client
+        self.home.set_identity(model.display_id(client.id), client.one_time_password)
+        address = getattr(client, "relay_address", None)
+        address_text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
+        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text))
+        self.home.set_recent(model.recent_rows(getattr(self.settings, "recent_partners", [])))
+        lan = getattr(client, "lan_peers", None)
+        self.home.set_lan(model.lan_rows(lan() if callable(lan) else lan) if lan is not None else None)
+
+    def _spawn(self, target, *args, name):
+        """Run `target` in a tracked worker; a non-TagIO exception is kept for close()."""
+        def run():
+            try:
+                target(*args)
+            except Exception as exc:
+                log.exception("worker %s failed", name)
+                self._errors.append(exc)
+                self.events.post("worker_failed", error=exc)
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        self._workers = [t for t in self._workers if t.is_alive()] + [thread]
+        thread.start()
+        return thread
+
+    # --- home actions -------------------------------------------------------------------------
+
+    def connect_clicked(self, text):
+        digits, problem = model.validate_partner_id(text, self.client.id)
+        self.home.set_id_error(problem)
+        if problem or not self.machine.can(HomeEvent.CONNECT_CLICKED):
+            return
+        self.machine.handle(HomeEvent.CONNECT_CLICKED)
+        self.partner_id = digits
+        self.dialog = PasswordDialog(self.root, digits, self._password_given)
+
+    def _password_given(self, password):
+        self.dialog = None
+        if password is None:
+            self.machine.handle(HomeEvent.PASSWORD_CANCELLED)
+            return
+        self.machine.handle(HomeEvent.PASSWORD_GIVEN)
+        self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026")
+        self._spawn(self._connect_worker, self.partner_id, password, name="connect")
+
+    def _connect_worker(self, partner_id, password):
+        """Worker thread: authenticate, open and start the viewer session, report back."""
+        try:
+            connection = self.client.connect(partner_id, password)
+            session = connection.open_session(on_event=self._viewer_event)
+            session.start()
+        except TagioError as exc:
+            self.events.post("connect_failed", error=exc)
+            return
+        except OSError as exc:
+            self.events.post("connect_failed", error=exc)
+            return
+        self.events.post("connect_done", connection=connection, session=session)
+
+    def _viewer_event(self, name, **fields):
+        self.events.post("viewer_" + name, **fields)
+
+    def copy_id(self):
+        self._copy(self.client.id, self.home.copy_id_button)
+
+    def copy_password(self):
+        self._copy(self.client.one_time_password or "", self.home.copy_password_button)
+
+    def _copy(self, text, button):
+        self.root.clipboard_clear()
+        self.root.clipboard_append(text)
+        button.configure(text="Copied \u2713")
+        self.root.after(COPIED_FEEDBACK_MS, lambda: button.winfo_exists() and button.configure(text="Copy"))
+
+    def new_password(self):
+        self.client.new_password()
+        self.refresh()
+
+    def open_settings(self):
+        from tagio.ui.settings_dialog import SettingsDialog
+        self.dialog = SettingsDialog(self.root, self.settings, self.client.id, on_saved=self._settings_saved)
+
+    def _settings_saved(self, settings):
+        self.dialog = None
+        self.home.set_notice("Settings saved.")
+        address = getattr(self.client, "relay_address", None)
+        from tagio.client.settings import resolve_relay
+        try:
+            changed = resolve_relay(None, settings) != address
+        except ConfigError:
+            changed = False
+        if changed:
+            self._restart_client()
+
+    def _restart_client(self):
+        """A new relay (or secret) needs a new registration: swap in a fresh Client."""
+        old, self.client = self.client, self._make_client()
+        self.client.start()
+        self._spawn(old.close, name="close-old-client")
+
+    def open_about(self):
+        self.dialog = AboutDialog(self.root, __version__)
+
+    # --- viewer session -------------------------------------------------------------------------
+
+    def _on_connect_done(self, connection, session):
+        self.viewer = session
+        self.machine.handle(HomeEvent.CONNECTED)
+        pid = model.display_id(connection.peer_id)
+        self.home.set_busy(True, f"In session with {pid} ({connection.path})")
+        try:
+            from tagio.ui.viewer_window import ViewerWindow
+            self.viewer_window = ViewerWindow(self.root, session, f"{pid} \u2014 TagIO")
+        except Exception as exc:
+            log.exception("cannot open the session window")
+            self._stop_viewer(user_closed=True)
+            self._errors.append(exc)
+            self._on_failed(exc)
+
+    def _on_connect_failed(self, error):
+        self._on_failed(error)
+
+    def _on_failed(self, error):
+        title, message = model.error_message(error, self.partner_id or "")
+        if self.machine.can(HomeEvent.FAILED):
+            self.machine.handle(HomeEvent.FAILED)
+        self.home.set_busy(False)
+        self.dialog = MessageDialog(self.root, title, message, on_close=self._error_dismissed)
+
+    def _error_dismissed(self):
+        self.dialog = None
+        if self.machine.can(HomeEvent.ERROR_DISMISSED):
+            self.machine.handle(HomeEvent.ERROR_DISMISSED)
+        self.home.set_busy(False)
+        self.home.partner_entry.focus_set()
+
+    def _check_viewer(self):
+        """The session window was closed, or the session's threads ended: back to home."""
+        if self.machine.state is not HomeState.IN_SESSION:
+            return
+        window_gone = self.viewer_window is not None and not _exists(self.viewer_window)
+        if not window_gone and not _session_done(self.viewer):
+            return
+        error = self._stop_viewer(user_closed=window_gone)
+        if error is not None:
+            self._on_failed(error)
+        else:
+            self.machine.handle(HomeEvent.SESSION_ENDED)
+            self.home.set_busy(False)
+
+    def _stop_viewer(self, user_closed):
+        """Stop the viewer session and close its window.  Returns what to tell the user: None
+        when they closed it themselves, else the error that ended it (partner gone)."""
+        session, window = self.viewer, self.viewer_window
+        self.viewer = self.viewer_window = None
+        if window is not None and _exists(window):
+            _destroy(window)
+        if session is None:
+            return None
+        try:
+            session.stop()
+            session.join(SESSION_STOP_TIMEOUT)
+        except TagioError as exc:
+            return None if user_closed else exc
+        return None if user_closed else ConnectionClosed("the partner ended the session")
+
+    # --- host side ------------------------------------------------------------------------------
+
+    def _on_accept_request(self, request):
+        if request.done:
+            return
+        self.prompts[request.peer_id] = AcceptPrompt(self.root, request.peer_id, request.resolve,
+                                                     timeout=request.timeout)
+
+    def _on_session_started(self, peer_id, role="host", path="", **_fields):
+        if role != "host" or peer_id in self.indicators:
+            return
+        self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked)
+
+    def _on_session_ended(self, peer_id, role="host", reason=None, **_fields):
+        if role != "host":
+            return
+        indicator = self.indicators.pop(peer_id, None)
+        if indicator is not None:
+            _destroy(indicator)
+        self.home.set_notice(f"Session with {model.display_id(peer_id)} ended"
+                             + (f": {reason}" if reason else "."))
+
+    def _disconnect_clicked(self, _peer_id):
+        self._spawn(self.client.end_host_sessions, name="end-host-sessions")
+
+    def _on_auth_failed(self, peer_id, **_fields):
+        self.home.set_notice(f"Desk {model.display_id(peer_id)} tried a wrong password; "
+                             "a new one-time password was made.")
+
+    def _on_refused(self, peer_id, reason="", **_fields):
+        self.home.set_notice(f"Refused desk {model.display_id(peer_id)}" + (f" ({reason})." if reason else "."))
+
+    def _on_worker_failed(self, error):
+        if self.machine.state is HomeState.CONNECTING:
+            self._on_failed(error)
+
+
+# event name -> handler(app, **fields); events not listed are ignored (the core may add more)
+HANDLERS = {
+    "connect_done": App._on_connect_done,
+    "connect_failed": App._on_connect_failed,
+    "worker_failed": App._on_worker_failed,
+    "accept_request": App._on_accept_request,
+    "session_started": App._on_session_started,
+    "session_ended": App._on_session_ended,
+    "auth_failed": App._on_auth_failed,
+    "refused": App._on_refused,
+}
+
+
+def _exists(widget) -> bool:
+    try:
+        return bool(widget.winfo_exists())
+    except Exception:   # Tcl errors out once the widget's interpreter is gone
+        return False
+
+
+def _destroy(widget):
+    try:
+        (getattr(widget, "close", None) or widget.destroy)()
+    except Exception:   # already destroyed
+        pass
+
+
+def _session_done(session) -> bool:
+    if session is None:
+        return False
+    done = getattr(session, "done", None)
+    if done is not None:
+        return bool(done() if callable(done) else done)
+    return False
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(prog="tagio-gui", description="TagIO remote desktop")
+    parser.add_argument("--config-dir", help="settings folder (default: TAGIO_CONFIG_DIR or the user's)")
+    parser.add_argument("--relay", help="relay HOST:PORT for this run (overrides settings)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Start the Tk client; returns the process exit status."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    import tkinter as tk
+    from tagio.client.core import Client
+    from tagio.client.settings import Settings, default_config_dir
+    try:
+        config_dir = args.config_dir or default_config_dir()
+        settings = Settings.load(config_dir)
+        root = tk.Tk(className="TagIO")
+    except tk.TclError as exc:
+        print(f"tagio-gui: cannot open a window ({exc}); use --cli on a machine without a display",
+              file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"tagio-gui: {exc}", file=sys.stderr)
+        return 2
+
+    def factory(**kwargs):
+        return Client(config_dir, relay=args.relay, **kwargs)
+    try:
+        app = App(root, factory, settings)
+        app.run()
+    except TagioError as exc:
+        print(f"tagio-gui: {exc}", file=sys.stderr)
+        return 1
+    return 0

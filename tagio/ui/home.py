@@ -1,0 +1,203 @@
+"""The home window: "This desk" (ID + one-time password) and "Remote desk" (connect).
+
+Theory of operation: HomeWindow is a passive view.  It builds the widgets, forwards user
+actions to the callbacks it was given (the controller in app.py), and exposes small
+setters (`set_identity`, `set_relay_status`, `set_recent`, ...) that the controller calls
+from the Tk thread.  It holds no connection state of its own: enabling/disabling Connect
+follows model.HomeMachine in the controller.  Only the Tk main thread may call it.
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from tagio.ui import theme
+
+
+class HomeWindow(ttk.Frame):
+    """Main window content.  `callbacks` maps action name -> callable:
+    connect(text), copy_id(), copy_password(), new_password(), settings(), about(), pick(id)."""
+
+    def __init__(self, master, fonts, callbacks):
+        super().__init__(master, style="TFrame")
+        self.fonts = fonts
+        self.callbacks = callbacks
+        self.partner_var = tk.StringVar(master=self)
+        self.id_var = tk.StringVar(master=self, value="\u2014")
+        self.password_var = tk.StringVar(master=self, value="\u2014")
+        self.status_var = tk.StringVar(master=self, value="Starting\u2026")
+        self.id_error_var = tk.StringVar(master=self)
+        self.busy_var = tk.StringVar(master=self)
+        self.notice_var = tk.StringVar(master=self)
+        self._notice_after = None
+        self._recent_ids, self._lan_ids = [], []
+        self._lan_shown = False
+        self._build_header()
+        body = ttk.Frame(self, padding=(PAD_OUT, PAD_OUT, PAD_OUT, 4))
+        body.pack(fill="both", expand=True)
+        body.columnconfigure(0, weight=1, uniform="cards")
+        body.columnconfigure(1, weight=1, uniform="cards")
+        body.rowconfigure(0, weight=1)
+        self._build_this_desk(body).grid(row=0, column=0, sticky="nsew", padx=(0, theme.GAP))
+        self._build_remote_desk(body).grid(row=0, column=1, sticky="nsew", padx=(theme.GAP, 0))
+        self._build_status_bar()
+
+    # --- construction ---------------------------------------------------------------------
+
+    def _action(self, name, *args):
+        return lambda *_event: self.callbacks[name](*args)
+
+    def _build_header(self):
+        header = ttk.Frame(self, style="Header.TFrame", padding=(PAD_OUT, 10))
+        header.pack(fill="x")
+        ttk.Label(header, text="TagIO", style="Header.TLabel").pack(side="left")
+        ttk.Label(header, text="  secure remote desktop", style="HeaderSub.TLabel").pack(side="left", pady=(8, 0))
+        ttk.Button(header, text="About", style="Small.TButton",
+                   command=self._action("about")).pack(side="right")
+        ttk.Button(header, text="Settings", style="Small.TButton",
+                   command=self._action("settings")).pack(side="right", padx=(0, theme.GAP))
+
+    def _card(self, parent, title, subtitle):
+        card = ttk.Frame(parent, style="Card.TFrame", padding=theme.PAD + 4)
+        ttk.Label(card, text=title, style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(card, text=subtitle, style="Muted.TLabel", wraplength=300,
+                  justify="left").pack(anchor="w", pady=(2, theme.PAD))
+        return card
+
+    def _build_this_desk(self, parent):
+        card = self._card(parent, "This desk",
+                          "Give your partner this ID and password to let them connect to this computer.")
+        ttk.Label(card, text="Your ID", style="Muted.TLabel").pack(anchor="w")
+        row = ttk.Frame(card, style="Plain.TFrame", padding=0)
+        row.pack(fill="x", pady=(0, theme.PAD))
+        self.id_label = ttk.Label(row, textvariable=self.id_var, style="Big.TLabel")
+        self.id_label.pack(side="left")
+        self.copy_id_button = ttk.Button(row, text="Copy", style="Small.TButton",
+                                         command=self._action("copy_id"))
+        self.copy_id_button.pack(side="right")
+        ttk.Label(card, text="One-time password", style="Muted.TLabel").pack(anchor="w")
+        row = ttk.Frame(card, style="Plain.TFrame", padding=0)
+        row.pack(fill="x")
+        self.password_label = ttk.Label(row, textvariable=self.password_var, style="Mono.TLabel")
+        self.password_label.pack(side="left")
+        self.new_password_button = ttk.Button(row, text="New", style="Small.TButton",
+                                              command=self._action("new_password"))
+        self.new_password_button.pack(side="right")
+        self.copy_password_button = ttk.Button(row, text="Copy", style="Small.TButton",
+                                               command=self._action("copy_password"))
+        self.copy_password_button.pack(side="right", padx=(0, 4))
+        ttk.Label(card, text="The password changes after every failed attempt.",
+                  style="Muted.TLabel").pack(anchor="w", pady=(theme.GAP, 0))
+        return card
+
+    def _build_remote_desk(self, parent):
+        card = self._card(parent, "Remote desk", "Enter your partner's ID to see and control their computer.")
+        ttk.Label(card, text="Partner ID", style="Muted.TLabel").pack(anchor="w")
+        row = ttk.Frame(card, style="Plain.TFrame", padding=0)
+        row.pack(fill="x")
+        self.partner_entry = ttk.Entry(row, textvariable=self.partner_var, font=self.fonts["heading"],
+                                       width=14, style="Entry.TEntry")
+        self.partner_entry.pack(side="left", fill="x", expand=True)
+        self.partner_entry.bind("<Return>", self._connect_clicked)
+        self.partner_entry.bind("<KP_Enter>", self._connect_clicked)
+        self.connect_button = ttk.Button(row, text="Connect", style="Accent.TButton",
+                                         command=self._connect_clicked)
+        self.connect_button.pack(side="left", padx=(theme.GAP, 0))
+        self.id_error_label = ttk.Label(card, textvariable=self.id_error_var, style="Error.TLabel",
+                                        wraplength=320, justify="left")
+        self.id_error_label.pack(anchor="w", pady=(4, 0))
+        self.busy_label = ttk.Label(card, textvariable=self.busy_var, style="Muted.TLabel")
+        self.busy_label.pack(anchor="w")
+        ttk.Label(card, text="Recent partners", style="Muted.TLabel").pack(anchor="w", pady=(theme.GAP, 2))
+        self.recent_list = self._listbox(card, self._recent_ids)
+        self.lan_title = ttk.Label(card, text="On this network", style="Muted.TLabel")
+        self.lan_list = self._listbox(card, self._lan_ids, pack=False)
+        return card
+
+    def _listbox(self, parent, ids, pack=True):
+        box = tk.Listbox(parent, height=4, activestyle="none", relief="flat", borderwidth=4,
+                         highlightthickness=1, highlightbackground=theme.BORDER,
+                         highlightcolor=theme.ACCENT, background=theme.CARD, foreground=theme.TEXT,
+                         selectbackground=theme.ACCENT, selectforeground="#ffffff",
+                         font=self.fonts["body"])
+        box.bind("<Double-Button-1>", lambda _e: self._pick(box, ids))
+        box.bind("<Return>", lambda _e: self._pick(box, ids))
+        if pack:
+            box.pack(fill="both", expand=True)
+        return box
+
+    def _build_status_bar(self):
+        bar = ttk.Frame(self, padding=(PAD_OUT, 4, PAD_OUT, 8))
+        bar.pack(fill="x", side="bottom")
+        self.status_label = ttk.Label(bar, textvariable=self.status_var, style="Status.idle.TLabel")
+        self.status_label.pack(side="left")
+        self.notice_label = ttk.Label(bar, textvariable=self.notice_var, style="Status.idle.TLabel")
+        self.notice_label.pack(side="right")
+
+    # --- user actions ------------------------------------------------------------------------
+
+    def _connect_clicked(self, *_event):
+        if str(self.connect_button.cget("state")) == "disabled":
+            return "break"
+        self.callbacks["connect"](self.partner_var.get())
+        return "break"
+
+    def _pick(self, box, ids):
+        selection = box.curselection()
+        if selection and selection[0] < len(ids):
+            self.partner_var.set(ids[selection[0]])
+            self.callbacks["pick"](ids[selection[0]])
+
+    # --- setters for the controller (Tk thread only) -------------------------------------
+
+    def set_identity(self, id_text: str, password: str):
+        self.id_var.set(id_text)
+        self.password_var.set(password or "\u2014")
+
+    def set_relay_status(self, text: str, colour: str):
+        self.status_var.set("\u25cf  " + text)
+        self.status_label.configure(style=f"Status.{colour}.TLabel")
+
+    def set_notice(self, text: str):
+        """A passing remark in the status bar (cleared after NOTICE_MS)."""
+        if self._notice_after is not None:
+            self.after_cancel(self._notice_after)
+        self.notice_var.set(text)
+        self._notice_after = self.after(NOTICE_MS, self._clear_notice)
+
+    def _clear_notice(self):
+        self._notice_after = None
+        self.notice_var.set("")
+
+    def set_id_error(self, message: str):
+        self.id_error_var.set(message or "")
+
+    def set_busy(self, busy: bool, text: str = ""):
+        """Disable Connect (and show `text`) while connecting or in a session."""
+        self.connect_button.state(["disabled"] if busy else ["!disabled"])
+        self.busy_var.set(text if busy else "")
+
+    def set_recent(self, rows):
+        self._fill(self.recent_list, self._recent_ids, rows)
+
+    def set_lan(self, rows):
+        """Show the LAN list only when the core offers one (rows is None otherwise)."""
+        if rows is None:
+            return
+        if not self._lan_shown:
+            self._lan_shown = True
+            self.lan_title.pack(anchor="w", pady=(theme.GAP, 2))
+            self.lan_list.pack(fill="both", expand=True)
+        self._fill(self.lan_list, self._lan_ids, rows)
+
+    @staticmethod
+    def _fill(box, ids, rows):
+        if list(box.get(0, "end")) == [line for _pid, line in rows]:
+            return   # unchanged: keep the user's selection
+        box.delete(0, "end")
+        ids[:] = [pid for pid, _line in rows]
+        for _pid, line in rows:
+            box.insert("end", line)
+
+
+PAD_OUT = 16
+NOTICE_MS = 10000

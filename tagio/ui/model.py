@@ -1,0 +1,358 @@
+"""Presentation logic of the client windows, kept free of Tk so it can be tested alone.
+
+Theory of operation: the Tk widgets in home.py, settings_dialog.py and prompts.py only
+display what the functions here compute, and the controller in app.py only moves data
+between the client core and those widgets.  Everything that decides *what* a person sees
+-- how an ID is written, which message an error becomes, whether an incoming connection
+needs a prompt, which settings are acceptable, which state the home window is in -- lives
+here as small pure functions, tables and one state machine.
+
+Nothing in this module may show, log or return a password or secret except the one-time
+password the home window is meant to show.
+"""
+
+import enum
+from dataclasses import dataclass
+
+from tagio.client.settings import format_address, parse_address
+from tagio.crypto.identity import format_id, normalize_id
+from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, LocalProtocolError,
+                          ProtocolError,
+                          RelayError, SecureChannelError, TagioError, TransportError,
+                          TransportTimeout, WrongPasswordError)
+
+MIN_PERMANENT_PASSWORD = 6   # as Settings.set_permanent_password
+MAX_PASSWORD_LEN = 128
+MAX_SECRET_LEN = 256
+FPS_RANGE = (1, 60)
+QUALITY_RANGE = (10, 95)      # as tagio.client.settings.FIELDS
+ACCEPT_TIMEOUT_S = 30
+MAX_RECENT_SHOWN = 12
+
+
+# --- IDs -----------------------------------------------------------------------------------
+
+def display_id(tagio_id) -> str:
+    """'123456789' -> '123 456 789'; anything unusable becomes an em dash placeholder."""
+    try:
+        return format_id(tagio_id)
+    except (ConfigError, TypeError, IndexError):
+        return "\u2014"
+
+
+def validate_partner_id(text: str, own_id: str | None = None):
+    """Return (digits, None) for a usable partner ID, or (None, message) to show inline."""
+    text = (text or "").strip()
+    if not text:
+        return None, "Enter your partner's ID (9 digits, shown on their TagIO window)."
+    try:
+        digits = normalize_id(text)
+    except ConfigError:
+        return None, "An ID has 9 digits, like 123 456 789."
+    if own_id and digits == own_id:
+        return None, "That is this desk's own ID; enter your partner's ID."
+    return digits, None
+
+
+# --- relay status ----------------------------------------------------------------------------
+
+# status word -> (text shown, colour key in theme.STATUS_COLOURS)
+RELAY_STATUS_TEXT = {
+    "online": ("Ready \u2014 connected to the relay", "ok"),
+    "connecting": ("Connecting to the relay\u2026", "busy"),
+    "unreachable": ("Relay unreachable", "error"),
+    "offline": ("Relay unreachable", "error"),
+    "stopped": ("Not connected", "idle"),
+}
+
+
+def parse_relay_status(status):
+    """Normalise what the core reports to (word, reason).
+
+    The core may give a plain word ("online"), a (word, reason) pair, a dict with
+    state/reason or an object with .state/.reason attributes; all mean the same.
+    """
+    if status is None:
+        return "connecting", ""
+    if isinstance(status, str):
+        word, _, reason = status.partition(":")
+        return word.strip().lower(), reason.strip()
+    if isinstance(status, (tuple, list)) and status:
+        return str(status[0]).lower(), str(status[1]) if len(status) > 1 and status[1] else ""
+    if isinstance(status, dict):
+        return str(status.get("state", "connecting")).lower(), str(status.get("reason") or "")
+    state = getattr(status, "state", None) or getattr(status, "status", None)
+    return str(state or "connecting").lower(), str(getattr(status, "reason", "") or "")
+
+
+def relay_status_text(status, relay_address: str = ""):
+    """(line of text, colour key) for the status bar of the home window."""
+    word, reason = parse_relay_status(status)
+    text, colour = RELAY_STATUS_TEXT.get(word, (word.capitalize() or "Unknown", "idle"))
+    if word == "online" and relay_address:
+        text = f"{text} ({relay_address})"
+    if reason and colour == "error":
+        text = f"{text}: {reason}"
+    if colour == "error":
+        text += " \u2014 LAN connections still work"
+    return text, colour
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+# RelayError.code -> message; {id} is the partner ID as displayed
+RELAY_ERROR_TEXT = {
+    "unreachable": "Cannot reach the relay ({text}). Check the relay address in Settings and your network.",
+    "unknown_id": "No desk with ID {id} is known to the relay. Check the ID and try again.",
+    "offline": "Desk {id} is not online right now. Ask your partner to start TagIO.",
+    "rate_limited": "Too many attempts. Wait a minute, then try again.",
+    "auth_required": "This relay needs a secret. Set it in Settings \u2192 Relay.",
+    "bad_auth": "The relay refused the relay secret. Check it in Settings \u2192 Relay.",
+    "auth_failed": "The relay refused the relay secret. Check it in Settings \u2192 Relay.",
+    "timeout": "Desk {id} did not answer in time.",
+    "busy": "Desk {id} is busy. Try again later.",
+    "denied": "Your partner declined the connection.",
+    "rejected": "Your partner declined the connection.",
+}
+
+# error class -> (title, message); looked up along the class's MRO, most specific first
+ERROR_CLASS_TEXT = {
+    WrongPasswordError: ("Wrong password",
+                         "The password is not correct. Ask your partner for the password "
+                         "shown on their screen now (it changes after a failed attempt)."),
+    IdentityError: ("Identity check failed",
+                    "The partner's identity could not be verified. The connection was stopped."),
+    AuthError: ("Not allowed", "The partner did not allow the connection."),
+    SecureChannelError: ("Connection broken",
+                         "The secure connection was damaged or tampered with and was closed."),
+    ProtocolError: ("Connection broken",
+                    "The other side sent data TagIO does not understand. The connection was closed."),
+    TransportTimeout: ("No answer", "Desk {id} did not answer in time. Check that it is online."),
+    ConnectionClosed: ("Partner gone", "The connection to desk {id} was closed by the other side."),
+    TransportError: ("Relay unreachable", "Cannot reach the relay{reason}. Check the relay address "
+                                          "in Settings and your network."),
+    ConfigError: ("Cannot connect", "{reason_text}"),
+    OSError: ("Network problem", "Network error{reason}. Check your connection and the relay address."),
+}
+
+
+def error_message(exc: BaseException, partner_id: str = ""):
+    """(title, message) for an error from connecting or from a session; one clear sentence or two."""
+    pid = display_id(partner_id) if partner_id else "the partner"
+    if isinstance(exc, RelayError):
+        template = RELAY_ERROR_TEXT.get(getattr(exc, "code", None))
+        text = getattr(exc, "text", "") or str(exc)
+        if template:
+            return "Cannot connect", template.format(id=pid, text=text)
+        return "Cannot connect", f"The relay refused the request: {text}"
+    for cls in type(exc).__mro__:
+        if cls in ERROR_CLASS_TEXT:
+            title, template = ERROR_CLASS_TEXT[cls]
+            detail = str(exc).strip()
+            return title, template.format(id=pid, reason=f" ({detail})" if detail else "",
+                                          reason_text=detail or "A setting is not usable.")
+    if isinstance(exc, TagioError):
+        return "Connection failed", str(exc) or "The connection failed."
+    return "Unexpected error", f"Something went wrong ({type(exc).__name__}). Please try again."
+
+
+# --- incoming connections -----------------------------------------------------------------
+
+class AcceptDecision(enum.Enum):
+    ACCEPT = "accept"
+    ASK = "ask"
+
+
+def decide_accept(ask_before_accept: bool, unattended: bool) -> AcceptDecision:
+    """Unattended access (permanent password) never prompts; otherwise the setting decides."""
+    if unattended or not ask_before_accept:
+        return AcceptDecision.ACCEPT
+    return AcceptDecision.ASK
+
+
+def countdown_text(peer_id: str, seconds_left: int) -> str:
+    return (f"Desk {display_id(peer_id)} wants to see and control this computer.\n"
+            f"Denied automatically in {max(0, int(seconds_left))} s.")
+
+
+def controlled_text(peer_id: str) -> str:
+    return f"Being controlled by {display_id(peer_id)}"
+
+
+# --- home window state machine ---------------------------------------------------------------
+
+class HomeState(enum.Enum):
+    IDLE = "idle"                # ready to connect
+    ASKING_PASSWORD = "asking"   # password dialog open
+    CONNECTING = "connecting"    # worker thread is connecting
+    IN_SESSION = "in_session"    # viewer window open
+    ERROR_SHOWN = "error"        # error dialog open; closing it returns to IDLE
+
+
+class HomeEvent(enum.Enum):
+    CONNECT_CLICKED = "connect_clicked"
+    PASSWORD_GIVEN = "password_given"
+    PASSWORD_CANCELLED = "password_cancelled"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    SESSION_ENDED = "session_ended"
+    ERROR_DISMISSED = "error_dismissed"
+
+
+_S, _E = HomeState, HomeEvent
+HOME_TRANSITIONS = {
+    (_S.IDLE, _E.CONNECT_CLICKED): _S.ASKING_PASSWORD,
+    (_S.ASKING_PASSWORD, _E.PASSWORD_GIVEN): _S.CONNECTING,
+    (_S.ASKING_PASSWORD, _E.PASSWORD_CANCELLED): _S.IDLE,
+    (_S.CONNECTING, _E.CONNECTED): _S.IN_SESSION,
+    (_S.CONNECTING, _E.FAILED): _S.ERROR_SHOWN,
+    (_S.IN_SESSION, _E.SESSION_ENDED): _S.IDLE,
+    (_S.IN_SESSION, _E.FAILED): _S.ERROR_SHOWN,
+    (_S.ERROR_SHOWN, _E.ERROR_DISMISSED): _S.IDLE,
+}
+
+
+class HomeMachine:
+    """The home window's state; `handle` raises LocalProtocolError for a pair not in the table (a bug)."""
+
+    def __init__(self):
+        self.state = HomeState.IDLE
+
+    def can(self, event: HomeEvent) -> bool:
+        return (self.state, event) in HOME_TRANSITIONS
+
+    def handle(self, event: HomeEvent) -> HomeState:
+        try:
+            self.state = HOME_TRANSITIONS[(self.state, event)]
+        except KeyError:
+            raise LocalProtocolError(f"home window: {event.value} not allowed in state {self.state.value}") from None
+        return self.state
+
+    @property
+    def connect_enabled(self) -> bool:
+        return self.state is HomeState.IDLE
+
+
+# --- settings form ------------------------------------------------------------------------------
+
+@dataclass
+class SettingsForm:
+    """The raw strings/flags the settings dialog collects."""
+    relay: str = ""
+    relay_secret: str = ""
+    new_password: str = ""
+    confirm_password: str = ""
+    clear_password: bool = False
+    ask_before_accept: bool = True
+    fps_cap: str = "30"
+    quality: str = "75"
+    view_only: bool = False
+
+
+def check_relay(text: str):
+    """Relay field -> "host:port" text, or None for "use the default relay"; raises ConfigError."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    return format_address(parse_address(text))
+
+
+def _parse_int(text, bounds, what):
+    low, high = bounds
+    text = str(text).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{what} must be a whole number from {low} to {high}.")
+    return int(text)
+
+
+def _check_password(form: SettingsForm):
+    """New permanent password: None (unchanged), "" (clear) or the password; raises ConfigError."""
+    if form.clear_password:
+        return ""
+    if not form.new_password and not form.confirm_password:
+        return None
+    if len(form.new_password) < MIN_PERMANENT_PASSWORD:
+        raise ConfigError(f"The permanent password needs at least {MIN_PERMANENT_PASSWORD} characters.")
+    if len(form.new_password) > MAX_PASSWORD_LEN:
+        raise ConfigError(f"The permanent password may have at most {MAX_PASSWORD_LEN} characters.")
+    if form.new_password != form.confirm_password:
+        raise ConfigError("The two permanent passwords do not match.")
+    return form.new_password
+
+
+# field name -> checker(form) returning the clean value; errors are keyed by field name
+_FIELD_CHECKS = {
+    "relay": lambda f: check_relay(f.relay),
+    "relay_secret": lambda f: _check_secret(f.relay_secret),
+    "permanent_password": _check_password,
+    "fps_cap": lambda f: _parse_int(f.fps_cap, FPS_RANGE, "The frame-rate cap"),
+    "quality": lambda f: _parse_int(f.quality, QUALITY_RANGE, "Quality"),
+    "ask_before_accept": lambda f: bool(f.ask_before_accept),
+    "view_only": lambda f: bool(f.view_only),
+}
+
+
+def _check_secret(secret: str):
+    secret = (secret or "").strip()
+    if len(secret) > MAX_SECRET_LEN:
+        raise ConfigError(f"The relay secret may have at most {MAX_SECRET_LEN} characters.")
+    return secret or None
+
+
+def validate_settings(form: SettingsForm):
+    """Return (values, errors): clean values by field, and a message per bad field."""
+    values, errors = {}, {}
+    for name, check in _FIELD_CHECKS.items():
+        try:
+            values[name] = check(form)
+        except ConfigError as exc:
+            errors[name] = str(exc)
+    return values, errors
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+def recent_rows(recent) -> list:
+    """Recent partners (IDs, or dicts/tuples with an id and a name) -> [(id, line shown)]."""
+    rows = []
+    for item in list(recent or [])[:MAX_RECENT_SHOWN]:
+        if isinstance(item, dict):
+            pid, name = item.get("id"), item.get("name") or item.get("label") or ""
+        elif isinstance(item, (tuple, list)) and item:
+            pid, name = item[0], (item[1] if len(item) > 1 else "")
+        else:
+            pid, name = item, ""
+        shown = display_id(pid)
+        if shown == "\u2014":
+            continue
+        rows.append((normalize_id(pid), f"{shown}   {name}".rstrip()))
+    return rows
+
+
+def lan_rows(peers) -> list:
+    """LAN peers ({id, name, addr} dicts or (id, addr) tuples) -> [(id, line shown)]."""
+    rows = []
+    for item in list(peers or [])[:MAX_RECENT_SHOWN]:
+        if isinstance(item, dict):
+            pid, extra = item.get("id"), item.get("name") or item.get("host") or ""
+        elif isinstance(item, (tuple, list)) and item:
+            pid, extra = item[0], item[1] if len(item) > 1 else ""
+        else:
+            pid, extra = getattr(item, "id", item), getattr(item, "name", "")
+        if isinstance(extra, (tuple, list)):
+            extra = extra[0] if extra else ""
+        shown = display_id(pid)
+        if shown != "\u2014":
+            rows.append((normalize_id(pid), f"{shown}   {extra}".rstrip()))
+    return rows
+
+
+def apply_settings(settings, values: dict, host_id: str) -> None:
+    """Copy validated form values onto a Settings object (not saved).  Raises ConfigError.
+
+    The password goes first: if it is refused, nothing else has been changed."""
+    password = values.get("permanent_password")
+    if password is not None:          # None: leave the stored secret alone; "": clear it
+        settings.set_permanent_password(password, host_id)
+    for name in ("relay", "relay_secret", "ask_before_accept", "fps_cap", "quality", "view_only"):
+        setattr(settings, name, values[name])

@@ -1,0 +1,194 @@
+"""Small windows: password prompt, message box, accept/deny prompt, "being controlled" bar.
+
+Theory of operation: every dialog here is non-blocking.  It is a Toplevel that calls a
+callback with the answer and destroys itself; nothing runs a nested `wait_window` loop,
+so the controller's after() poll keeps draining the event queue while a dialog is open,
+and tests can find the dialog and press its buttons.  The accept prompt counts down with
+after() and denies by itself when the time is up (a host left unattended must not be
+opened by a forgotten prompt).  Only the Tk main thread may touch these windows.
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from tagio.ui import model, theme
+
+
+class Dialog(tk.Toplevel):
+    """A transient, centred, card-styled Toplevel; Escape closes it via `cancel()`."""
+
+    def __init__(self, parent, title):
+        super().__init__(parent, background=theme.CARD)
+        self.withdraw()
+        self.title(title)
+        self.resizable(False, False)
+        self.transient(parent.winfo_toplevel())
+        self.body = ttk.Frame(self, style="Plain.TFrame", padding=20)
+        self.body.pack(fill="both", expand=True)
+        self.protocol("WM_DELETE_WINDOW", self.cancel)
+        self.bind("<Escape>", lambda _e: self.cancel())
+
+    def show(self):
+        """Centre over the parent and map the window."""
+        self.update_idletasks()
+        parent = self.master.winfo_toplevel()
+        x = parent.winfo_rootx() + max(0, (parent.winfo_width() - self.winfo_reqwidth()) // 2)
+        y = parent.winfo_rooty() + max(0, (parent.winfo_height() - self.winfo_reqheight()) // 3)
+        self.geometry(f"+{x}+{y}")
+        self.deiconify()
+        self.lift()
+        return self
+
+    def buttons(self, *specs):
+        """specs: (text, command, style) from right to left; returns the button widgets."""
+        row = ttk.Frame(self.body, style="Plain.TFrame")
+        row.pack(fill="x", pady=(16, 0))
+        made = []
+        for text, command, style in specs:
+            button = ttk.Button(row, text=text, command=command, style=style)
+            button.pack(side="right", padx=(theme.GAP, 0))
+            made.append(button)
+        return made
+
+    def cancel(self):
+        self.destroy()
+
+
+class MessageDialog(Dialog):
+    """One clear message with an OK button; `on_close()` runs when it is dismissed."""
+
+    def __init__(self, parent, title, message, on_close=None):
+        super().__init__(parent, title)
+        self.on_close = on_close
+        self.title_text, self.message_text = title, message
+        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(self.body, text=message, style="Card.TLabel", wraplength=380,
+                  justify="left").pack(anchor="w", pady=(8, 0))
+        (self.ok_button,) = self.buttons(("OK", self.cancel, "Accent.TButton"))
+        self.bind("<Return>", lambda _e: self.cancel())
+        self.show()
+        self.ok_button.focus_set()
+
+    def cancel(self):
+        callback, self.on_close = self.on_close, None
+        super().cancel()
+        if callback:
+            callback()
+
+
+class PasswordDialog(Dialog):
+    """Asks for the partner's password; `on_done(password or None)`."""
+
+    def __init__(self, parent, partner_id, on_done):
+        super().__init__(parent, "Password")
+        self.on_done = on_done
+        self.password_var = tk.StringVar(master=self)
+        ttk.Label(self.body, text=f"Connect to {model.display_id(partner_id)}",
+                  style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(self.body, text="Enter the password shown on your partner's screen.",
+                  style="Muted.TLabel").pack(anchor="w", pady=(2, 10))
+        self.entry = ttk.Entry(self.body, textvariable=self.password_var, show="\u2022", width=30,
+                               style="Entry.TEntry")
+        self.entry.pack(fill="x")
+        self.error_var = tk.StringVar(master=self)
+        ttk.Label(self.body, textvariable=self.error_var, style="Error.TLabel").pack(anchor="w", pady=(4, 0))
+        self.ok_button, _cancel = self.buttons(("Connect", self.submit, "Accent.TButton"),
+                                               ("Cancel", self.cancel, "TButton"))
+        self.entry.bind("<Return>", lambda _e: self.submit())
+        self.entry.bind("<KP_Enter>", lambda _e: self.submit())
+        self.show()
+        self.entry.focus_set()
+
+    def submit(self):
+        password = self.password_var.get()
+        if not password.strip():
+            self.error_var.set("Enter the password.")
+            return
+        if len(password) > model.MAX_PASSWORD_LEN:
+            self.error_var.set(f"A password has at most {model.MAX_PASSWORD_LEN} characters.")
+            return
+        self._finish(password)
+
+    def cancel(self):
+        self._finish(None)
+
+    def _finish(self, answer):
+        callback, self.on_done = self.on_done, None
+        self.destroy()
+        if callback:
+            callback(answer)
+
+
+class AcceptPrompt(Dialog):
+    """"Desk X wants to connect" with Accept / Deny; denies by itself after `timeout` seconds."""
+
+    def __init__(self, parent, peer_id, on_answer, timeout=model.ACCEPT_TIMEOUT_S):
+        super().__init__(parent, "Incoming connection")
+        self.peer_id, self.on_answer, self.left = peer_id, on_answer, int(timeout)
+        self.attributes("-topmost", True)
+        ttk.Label(self.body, text="Incoming connection", style="Heading.TLabel").pack(anchor="w")
+        self.text_var = tk.StringVar(master=self, value=model.countdown_text(peer_id, self.left))
+        ttk.Label(self.body, textvariable=self.text_var, style="Card.TLabel", wraplength=440,
+                  justify="left").pack(anchor="w", pady=(8, 0))
+        self.accept_button, self.deny_button = self.buttons(
+            ("Accept", lambda: self.answer(True), "Accent.TButton"),
+            ("Deny", lambda: self.answer(False), "TButton"))
+        self._tick_id = self.after(1000, self._tick)
+        self.show()
+        self.deny_button.focus_set()   # Enter by reflex must not let someone in
+
+    def _tick(self):
+        self.left -= 1
+        if self.left <= 0:
+            self.answer(False)
+            return
+        self.text_var.set(model.countdown_text(self.peer_id, self.left))
+        self._tick_id = self.after(1000, self._tick)
+
+    def cancel(self):
+        self.answer(False)
+
+    def answer(self, accepted: bool):
+        callback, self.on_answer = self.on_answer, None
+        if self._tick_id:
+            self.after_cancel(self._tick_id)
+            self._tick_id = None
+        self.destroy()
+        if callback:
+            callback(bool(accepted))
+
+
+class ControlledIndicator(tk.Toplevel):
+    """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]"."""
+
+    def __init__(self, parent, peer_id, on_disconnect):
+        super().__init__(parent, background=theme.ACCENT)
+        self.withdraw()
+        self.peer_id = peer_id
+        self.on_disconnect = on_disconnect
+        self.title("TagIO \u2014 being controlled")
+        self.resizable(False, False)
+        self.attributes("-topmost", True)
+        self.protocol("WM_DELETE_WINDOW", self.disconnect)
+        self.text = model.controlled_text(peer_id)
+        tk.Label(self, text="\u25cf  " + self.text, background=theme.ACCENT, foreground="#ffffff",
+                 font=theme.indicator_font(self), padx=12, pady=8).pack(side="left")
+        self.disconnect_button = ttk.Button(self, text="Disconnect", command=self.disconnect)
+        self.disconnect_button.pack(side="left", padx=(0, 10), pady=6)
+        self.update_idletasks()
+        x = (self.winfo_screenwidth() - self.winfo_reqwidth()) // 2
+        self.geometry(f"+{max(0, x)}+0")   # top centre, like AnyDesk's session bar
+        self.deiconify()
+
+    def disconnect(self):
+        callback, self.on_disconnect = self.on_disconnect, None
+        if callback:
+            callback(self.peer_id)
+
+
+class AboutDialog(MessageDialog):
+    def __init__(self, parent, version):
+        super().__init__(parent, "About TagIO",
+                         f"TagIO {version}\nSecure, self-hostable remote desktop.\n\n"
+                         "Every session is end-to-end encrypted (SPAKE2 + ChaCha20-Poly1305); "
+                         "the relay never sees your screen or your password.")

@@ -1,0 +1,141 @@
+"""The Settings dialog: relay, unattended access, incoming-connection policy, session quality.
+
+Theory of operation: the dialog copies the current Settings into Tk variables, and on Save
+builds a model.SettingsForm from them, validates it with model.validate_settings (pure),
+shows one message under each bad field, and only when everything is valid applies the
+values (model.apply_settings) and calls Settings.save().  The permanent password is write
+only: the entries start empty and the dialog says whether one is set, never what it is.
+`on_saved(settings)` lets the controller re-read what changed (e.g. restart the relay
+registration).  Only the Tk main thread may touch it.
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from tagio import DEFAULT_RELAY
+from tagio.errors import ConfigError
+from tagio.ui import model, theme
+from tagio.ui.prompts import Dialog
+
+
+class SettingsDialog(Dialog):
+    def __init__(self, parent, settings, host_id, on_saved=None):
+        super().__init__(parent, "TagIO Settings")
+        self.settings, self.host_id, self.on_saved = settings, host_id, on_saved
+        self.vars = self._make_vars(settings)
+        self.errors = {name: tk.StringVar(master=self) for name in model._FIELD_CHECKS}
+        self.errors["save"] = tk.StringVar(master=self)
+        self.entries = {}
+        self._error_slots = {}
+        self._section("Relay server")
+        self._entry("relay", "Address", hint=f"Empty: the public relay {DEFAULT_RELAY}")
+        self._entry("relay_secret", "Relay secret", show="\u2022", hint="Only for private relays started with --auth")
+        self._section("Incoming connections")
+        self._check("ask_before_accept", "Ask me before accepting a connection")
+        self._password_block()
+        self._section("Sessions")
+        self._spin("fps_cap", "Frame-rate cap (frames/s)", model.FPS_RANGE)
+        self._spin("quality", "Image quality", model.QUALITY_RANGE)
+        self._check("view_only", "View only: partners can watch this computer but not control it")
+        self._error("save")
+        self.save_button, self.cancel_button = self.buttons(("Save", self.save, "Accent.TButton"),
+                                                            ("Cancel", self.cancel, "TButton"))
+        self.bind("<Return>", lambda _e: self.save())
+        self.show()
+        self.entries["relay"].focus_set()
+
+    def _make_vars(self, settings):
+        text = lambda value="": tk.StringVar(master=self, value=value)
+        flag = lambda value: tk.BooleanVar(master=self, value=bool(value))
+        return {
+            "relay": text(settings.relay or ""),
+            "relay_secret": text(settings.relay_secret or ""),
+            "new_password": text(), "confirm_password": text(),
+            "clear_password": flag(False),
+            "ask_before_accept": flag(settings.ask_before_accept),
+            "fps_cap": text(str(settings.fps_cap)),
+            "quality": text(str(settings.quality)),
+            "view_only": flag(getattr(settings, "view_only", False)),
+        }
+
+    # --- layout helpers ----------------------------------------------------------------------
+
+    def _section(self, title):
+        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w", pady=(theme.PAD, 4))
+
+    def _row(self, label):
+        row = ttk.Frame(self.body, style="Plain.TFrame")
+        row.pack(fill="x", pady=2)
+        ttk.Label(row, text=label, style="Card.TLabel", width=24).pack(side="left")
+        return row
+
+    def _error(self, name):
+        """An error line for field `name`, packed (after the last widget) only while it has text."""
+        label = ttk.Label(self.body, textvariable=self.errors[name], style="Error.TLabel",
+                          wraplength=420, justify="left")
+        self._error_slots[name] = (label, self.body.pack_slaves()[-1])
+
+    def _show_errors(self, errors):
+        for name, var in self.errors.items():
+            var.set(errors.get(name, ""))
+            label, after = self._error_slots.get(name, (None, None))
+            if label is not None and errors.get(name):
+                label.pack(anchor="w", after=after)
+            elif label is not None:
+                label.pack_forget()
+
+    def _entry(self, name, label, show=None, hint=None, error=""):
+        row = self._row(label)
+        entry = ttk.Entry(row, textvariable=self.vars[name], width=34, show=show or "", style="Entry.TEntry")
+        entry.pack(side="left", fill="x", expand=True)
+        self.entries[name] = entry
+        if hint:
+            ttk.Label(self.body, text=hint, style="Muted.TLabel").pack(anchor="w")
+        if error is not None:
+            self._error(error or name)
+
+    def _check(self, name, label, error=True):
+        ttk.Checkbutton(self.body, text=label, variable=self.vars[name],
+                        style="Card.TCheckbutton").pack(anchor="w", pady=2)
+        if error:
+            self._error(name)
+
+    def _spin(self, name, label, bounds):
+        row = self._row(label)
+        spin = ttk.Spinbox(row, from_=bounds[0], to=bounds[1], textvariable=self.vars[name], width=6)
+        spin.pack(side="left")
+        self.entries[name] = spin
+        self._error(name)
+
+    def _password_block(self):
+        state = ("A permanent password is set: partners who know it connect without a prompt."
+                 if self.settings.permanent_secret else
+                 "No permanent password: only the one-time password lets partners in.")
+        ttk.Label(self.body, text="Unattended access", style="Card.TLabel").pack(anchor="w", pady=(6, 0))
+        self.password_state = ttk.Label(self.body, text=state, style="Muted.TLabel")
+        self.password_state.pack(anchor="w")
+        self._entry("new_password", "New permanent password", show="\u2022", error=None)
+        self._entry("confirm_password", "Repeat it", show="\u2022", error="permanent_password")
+        if self.settings.permanent_secret:
+            self._check("clear_password", "Remove the permanent password", error=False)
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def form(self) -> model.SettingsForm:
+        return model.SettingsForm(**{name: var.get() for name, var in self.vars.items()})
+
+    def save(self):
+        values, errors = model.validate_settings(self.form())
+        self._show_errors(errors)
+        if errors:
+            return False
+        try:
+            model.apply_settings(self.settings, values, self.host_id)
+            self.settings.save()
+        except ConfigError as exc:
+            self._show_errors({"save": str(exc)})
+            return False
+        self.destroy()
+        if self.on_saved:
+            self.on_saved(self.settings)
+        return True
