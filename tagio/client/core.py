@@ -1,0 +1,327 @@
+"""The client core: one Client per process, shared by the Tk window and the command line.
+
+Theory of operation. A Client owns this machine's identity (tagio.crypto.identity), its settings, a
+direct TCP listener (tagio.net.connect.DirectListener, when available) and a RelayLink that keeps the
+registration at the relay alive and announces the listener's addresses as local candidates.
+
+Host side: each rendezvous the relay pushes (PeerInfo, role "host") is checked against the attempt
+limiter (per peer and in total) and then handled in its own short-lived thread, at most MAX_INCOMING at
+once: establish a path and run the host handshake with the current one-time password's secret plus the
+permanent secret if one is set; a wrong password rotates the one-time password. Then the accept policy
+(`accept_callback(peer_id) -> bool`, asked when "ask before accepting" is on, unless the permanent
+password was the one used), and a HostSession runs until it ends. A one-time password that opened a
+session is used up and replaced.
+
+Viewer side: `connect(partner_id, password)` asks the relay for the partner, establishes a path
+(direct racing via tagio.net.connect, else the relay) with the viewer handshake, and returns a
+ViewerConnection (channel, path, connect time) whose `open_session()` makes the ViewerSession.
+
+The UI learns what happens through `on_event(name, **fields)`, called from worker threads (the Tk code
+hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
+refused(peer_id, reason), auth_failed(peer_id), attempt_failed(peer_id, reason),
+session_started(peer_id, path, role), session_ended(peer_id, role, reason). No event carries a secret.
+"""
+
+import functools
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tagio.client.paths import establish_channel, make_listener
+from tagio.client.ratelimit import AttemptLimiter
+from tagio.client.relay_link import RelayLink
+from tagio.client.settings import Settings, default_config_dir, resolve_relay
+from tagio.crypto.identity import Identity, id_from_public_key, normalize_id
+from tagio.errors import (ConfigError, IdentityError, TagioError, TransportTimeout,
+                          WrongPasswordError)
+
+log = logging.getLogger("tagio.client")
+
+MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are refused, not queued
+HANDSHAKE_TIMEOUT = 15.0
+JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
+
+
+@dataclass
+class ViewerConnection:
+    """An authenticated channel to a partner, ready for a ViewerSession."""
+    channel: object
+    peer_id: str
+    path: str
+    connect_ms: float
+    session_id: bytes = field(repr=False, default=b"")
+
+    def open_session(self, **kwargs):
+        """A (not yet started) ViewerSession on this channel; kwargs go to ViewerSession."""
+        from tagio.session.viewer import ViewerSession
+        return ViewerSession(self.channel, **kwargs)
+
+
+class Client:
+    """Identity, relay registration, direct listener and incoming sessions for this process.
+
+    relay: "HOST:PORT" (else TAGIO_RELAY, settings, default). direct_bind: where the direct listener
+    binds, None for none. host_password: an extra permanent password for this process only (not saved).
+    monitor / view_only / fps_cap / quality override the settings for host sessions.
+    """
+
+    def __init__(self, config_dir=None, *, relay=None, settings=None, accept_callback=None,
+                 on_event=None, direct_bind=("0.0.0.0", 0), host_password=None, monitor=1,
+                 view_only=None, fps_cap=None, quality=None, limiter=None):
+        self.config_dir = default_config_dir() if config_dir is None else config_dir
+        self.settings = settings if settings is not None else Settings.load(self.config_dir)
+        self.relay_address = resolve_relay(relay, self.settings)
+        self.identity = Identity.load_or_create(self.config_dir)
+        self.id = self.identity.id
+        self.accept_callback, self.on_event = accept_callback, on_event
+        self.host_options = {
+            "monitor": monitor,
+            "view_only": self.settings.view_only if view_only is None else view_only,
+            "fps_cap": fps_cap or self.settings.fps_cap,
+            "quality": quality or self.settings.quality,
+        }
+        self._extra_secret = None
+        if host_password:
+            from tagio.crypto.kdf import password_secret
+            self._extra_secret = password_secret(host_password, self.id)
+        self._direct_bind = direct_bind
+        self._limiter = limiter or AttemptLimiter()
+        self._lock = threading.Lock()
+        self._otp = self._otp_secret = None
+        self._slots = threading.BoundedSemaphore(MAX_INCOMING)
+        self._handlers, self._sessions = [], []
+        self._errors = []
+        self._closing = threading.Event()
+        self._listener = self._link = None
+        self.new_password()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self):
+        """Open the direct listener and start registering at the relay (returns at once)."""
+        self._listener = make_listener(self._direct_bind)
+        self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
+                               candidates=self._candidates, on_peer=self._on_peer,
+                               on_status=lambda status: self._emit("relay_status", status=status))
+        self._link.start()
+        return self
+
+    def close(self):
+        """Stop host sessions, the relay link and the listener; join every thread we started.
+        Re-raises an unexpected exception that ended one of our threads."""
+        self._closing.set()
+        self.end_host_sessions()
+        if self._link is not None:
+            self._link.close()
+        for thread in self._snapshot(self._handlers):
+            thread.join(JOIN_TIMEOUT)
+        if self._listener is not None:
+            self._listener.close()
+        if self._errors:
+            raise self._errors[0]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ state shown to the user
+
+    @property
+    def relay_status(self) -> str:
+        """"online", "connecting" or "unreachable: <reason>"."""
+        return "connecting" if self._link is None else self._link.status
+
+    @property
+    def one_time_password(self) -> str:
+        with self._lock:
+            return self._otp
+
+    def new_password(self) -> str:
+        """Replace the one-time password (its secret is derived at once so a handshake never waits)."""
+        from tagio.crypto.kdf import new_one_time_password, password_secret
+        otp = new_one_time_password()
+        secret = password_secret(otp, self.id)
+        with self._lock:
+            self._otp, self._otp_secret = otp, secret
+        self._emit("password_changed")
+        return otp
+
+    def wait_online(self, timeout=10.0):
+        """Block until registered; raise RelayError('unreachable') when the relay cannot be reached."""
+        return self._link.wait_online(timeout)
+
+    @property
+    def host_sessions(self) -> list:
+        return self._snapshot(self._sessions)
+
+    def end_host_sessions(self):
+        """The "disconnect" button: stop every session in which this machine is the host."""
+        for session in self._snapshot(self._sessions):
+            session.stop()
+
+    # ------------------------------------------------------------------ viewer side
+
+    def connect(self, partner_id, password, timeout=15.0) -> ViewerConnection:
+        """Authenticate to partner_id with password. Raises ConfigError (bad ID/password format),
+        RelayError (unreachable, unknown_id, offline, rate_limited), WrongPasswordError,
+        TransportError/TransportTimeout (no path), IdentityError (relay gave a mismatched key)."""
+        started = time.monotonic()
+        partner = normalize_id(partner_id)
+        if partner == self.id:
+            raise ConfigError("that is this machine's own ID")
+        if not password or not str(password).strip():
+            raise ConfigError("enter the partner's password")
+        relay = self.wait_online(min(timeout, 10.0))
+        session_id = os.urandom(16)
+        peer = relay.request_peer(partner, session_id, timeout=timeout)
+        _check_peer(peer, partner)
+        from tagio.crypto.handshake import viewer_handshake
+        handshake = functools.partial(viewer_handshake, password=password, viewer_id=self.id,
+                                      host_id=partner, session_id=session_id, timeout=timeout)
+        channel = establish_channel(peer, relay, handshake, listener=None, timeout=timeout)
+        connect_ms = (time.monotonic() - started) * 1000.0
+        self._remember(partner)
+        return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
+                                session_id)
+
+    def _remember(self, partner):
+        self.settings.add_recent(partner)
+        try:
+            self.settings.save()
+        except ConfigError as exc:
+            log.warning("%s", exc)
+
+    # ------------------------------------------------------------------ host side
+
+    def _candidates(self):
+        return self._listener.candidates() if self._listener is not None else []
+
+    def _on_peer(self, peer):
+        """Called by the relay link for each rendezvous; never blocks."""
+        peer_id = getattr(peer, "peer_id", "?")
+        if self._closing.is_set():
+            return
+        if not self._limiter.allow(peer_id):
+            return self._emit("refused", peer_id=peer_id, reason="too many attempts")
+        if not self._slots.acquire(blocking=False):
+            return self._emit("refused", peer_id=peer_id, reason="busy")
+        thread = threading.Thread(target=self._incoming_thread, args=(peer,), daemon=True,
+                                  name=f"incoming-{peer_id}")
+        with self._lock:
+            self._handlers = [t for t in self._handlers if t.is_alive()] + [thread]
+        thread.start()
+
+    def _incoming_thread(self, peer):
+        try:
+            self._handle_incoming(peer)
+        except Exception as exc:     # a bug: keep it for close(), tell the UI, keep serving
+            log.exception("incoming connection handler failed")
+            with self._lock:
+                self._errors.append(exc)
+            self._emit("attempt_failed", peer_id=peer.peer_id, reason="internal error")
+        finally:
+            self._slots.release()
+
+    def _handle_incoming(self, peer):
+        self._emit("incoming", peer_id=peer.peer_id)
+        channel, used_permanent = self._authenticate(peer)
+        if channel is None:
+            return
+        if not self._accepted(peer.peer_id, used_permanent):
+            channel.close()
+            return self._emit("refused", peer_id=peer.peer_id, reason="declined")
+        if not used_permanent:
+            self.new_password()          # one-time: this password is used up
+        self._run_host_session(peer, channel)
+
+    def _authenticate(self, peer):
+        """(channel, used_permanent) or (None, False) after telling the UI why."""
+        try:
+            _check_peer(peer, peer.peer_id)
+            with self._lock:
+                secrets = [self._otp_secret]
+            secrets += [s for s in (self.settings.permanent_secret, self._extra_secret) if s]
+            from tagio.crypto.handshake import host_handshake
+            handshake = functools.partial(host_handshake, secrets=secrets, viewer_id=peer.peer_id,
+                                          host_id=self.id, session_id=peer.session_id,
+                                          timeout=HANDSHAKE_TIMEOUT)
+            relay = self._link.relay
+            if relay is None:
+                raise TransportTimeout("relay connection lost before the partner arrived")
+            channel = establish_channel(peer, relay, handshake, listener=self._listener,
+                                        timeout=HANDSHAKE_TIMEOUT)
+        except WrongPasswordError:
+            self._limiter.failed(peer.peer_id)
+            self.new_password()
+            self._emit("auth_failed", peer_id=peer.peer_id)
+            return None, False
+        except TagioError as exc:
+            self._emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc))
+            return None, False
+        return channel, _used_permanent(channel, secrets)
+
+    def _accepted(self, peer_id, used_permanent) -> bool:
+        if used_permanent or not self.settings.ask_before_accept or self.accept_callback is None:
+            return True
+        try:
+            return bool(self.accept_callback(peer_id))
+        except Exception:
+            log.exception("accept callback failed; declining")
+            return False
+
+    def _run_host_session(self, peer, channel):
+        from tagio.session.host import HostSession
+        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **self.host_options)
+        with self._lock:
+            self._sessions.append(session)
+        path = getattr(channel, "path", "relay")
+        reason = None
+        try:
+            if self._closing.is_set():
+                return
+            session.start()
+            self._emit("session_started", peer_id=peer.peer_id, path=path, role="host")
+            session.join()
+        except TagioError as exc:
+            reason = str(exc)
+        finally:
+            session.stop()
+            channel.close()
+            with self._lock:
+                self._sessions.remove(session)
+            self._emit("session_ended", peer_id=peer.peer_id, role="host", reason=reason)
+
+    def _session_event(self, peer_id):
+        def forward(name, **fields):
+            self._emit("host_" + name, peer_id=peer_id, **fields)
+        return forward
+
+    # ------------------------------------------------------------------ helpers
+
+    def _emit(self, name, **fields):
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(name, **fields)
+        except Exception:            # a broken UI callback must not kill a network thread
+            log.exception("on_event(%s) failed", name)
+
+    def _snapshot(self, items):
+        with self._lock:
+            return list(items)
+
+
+def _check_peer(peer, expected_id):
+    """The relay must hand us the key that the partner's ID is derived from."""
+    if peer.peer_id != expected_id or id_from_public_key(peer.peer_public_key) != expected_id:
+        raise IdentityError(f"the relay's answer for {expected_id} does not match that ID's key")
+
+
+def _used_permanent(channel, secrets) -> bool:
+    """True when the secret that matched was not the one-time password's (index 0)."""
+    index = getattr(channel, "matched_secret", None)   # set by tagio.crypto.handshake.host_handshake
+    return isinstance(index, int) and 0 < index < len(secrets)

@@ -1,0 +1,59 @@
+"""Password-attempt limits for the host: per peer and in total, over a sliding window.
+
+Theory of operation: every incoming connection attempt is one password guess (the PAKE gives an attacker
+exactly one online guess per attempt). `AttemptLimiter.allow(peer_id)` is asked before the handshake;
+it counts attempts in the last `window` seconds for that peer and for everyone, and refuses once either
+count is at its limit. Failed attempts count double against the peer, so a guesser is slowed down
+sooner than a person who mistyped once. Memory is bounded: at most `max_peers` peers are tracked (the
+oldest is forgotten first) and each peer keeps at most `per_peer` timestamps. Pure logic with an injected
+clock, so it is tested without sockets or sleeps.
+"""
+
+import time
+from collections import OrderedDict, deque
+
+DEFAULT_WINDOW = 60.0
+DEFAULT_PER_PEER = 5
+DEFAULT_TOTAL = 20
+DEFAULT_MAX_PEERS = 256
+
+
+class AttemptLimiter:
+    def __init__(self, *, window=DEFAULT_WINDOW, per_peer=DEFAULT_PER_PEER, total=DEFAULT_TOTAL,
+                 max_peers=DEFAULT_MAX_PEERS, clock=time.monotonic):
+        self.window, self.per_peer, self.total = window, per_peer, total
+        self.max_peers = max_peers
+        self._clock = clock
+        self._peers = OrderedDict()                 # peer_id -> deque of timestamps
+        self._all = deque(maxlen=total)
+
+    def allow(self, peer_id) -> bool:
+        """Record an attempt by peer_id and say whether it may go ahead."""
+        now = self._clock()
+        self._expire(self._all, now)
+        marks = self._marks(peer_id, now)
+        if len(marks) >= self.per_peer or len(self._all) >= self.total:
+            return False
+        marks.append(now)
+        self._all.append(now)
+        return True
+
+    def failed(self, peer_id) -> None:
+        """A wrong password from peer_id: it costs that peer one extra attempt."""
+        marks = self._marks(peer_id, self._clock())
+        if len(marks) < self.per_peer:
+            marks.append(self._clock())
+
+    def _marks(self, peer_id, now):
+        marks = self._peers.pop(peer_id, None)
+        if marks is None:
+            marks = deque(maxlen=self.per_peer)
+        self._expire(marks, now)
+        self._peers[peer_id] = marks             # most recently used last
+        while len(self._peers) > self.max_peers:
+            self._peers.popitem(last=False)
+        return marks
+
+    def _expire(self, marks, now):
+        while marks and now - marks[0] >= self.window:
+            marks.popleft()

@@ -1,0 +1,198 @@
+"""Keeps one registration at the relay alive: connect, pump incoming rendezvous, reconnect with backoff.
+
+Theory of operation: one thread ("relay-link") owns the RelayClient. It registers (announcing the direct
+listener's candidates), then waits on the client's bounded `incoming` queue and hands each PeerInfo to
+`on_peer` (which must not block: it only starts a handler thread). When the relay goes away the client
+is closed and a fresh one is made after an exponential backoff (1 s doubling to 30 s, with jitter so a
+relay restart is not met by every client at the same instant). The link's state is a small machine
+(LinkState + TRANSITIONS); `status` renders it for people: "online", "connecting", "unreachable: why".
+`close()` sets the stop event, closes the current RelayClient (which unblocks it) and joins the thread;
+an unexpected exception that ended the thread is re-raised there.
+"""
+
+import enum
+import random
+import threading
+import queue
+
+from tagio.errors import LocalProtocolError, RelayError, TagioError
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+POLL = 0.25                 # how often the pump notices a stop or a lost relay
+REGISTER_TIMEOUT = 8.0
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    UNREACHABLE = "unreachable"
+    CLOSED = "closed"
+
+
+# (state, event) -> next state; a pair missing here is a bug and raises.
+TRANSITIONS = {
+    (LinkState.CONNECTING, "registered"): LinkState.ONLINE,
+    (LinkState.CONNECTING, "failed"): LinkState.UNREACHABLE,
+    (LinkState.ONLINE, "lost"): LinkState.CONNECTING,
+    (LinkState.UNREACHABLE, "retry"): LinkState.CONNECTING,
+    (LinkState.CONNECTING, "close"): LinkState.CLOSED,
+    (LinkState.ONLINE, "close"): LinkState.CLOSED,
+    (LinkState.UNREACHABLE, "close"): LinkState.CLOSED,
+    (LinkState.CLOSED, "close"): LinkState.CLOSED,
+}
+
+
+def _default_factory(address, identity, **kwargs):
+    from tagio.net.relay_client import RelayClient   # late: the relay client is another module's
+    return RelayClient(address, identity, **kwargs)
+
+
+def next_backoff(previous, rng=random.random):
+    """1 s, 2 s, 4 s ... 30 s, each with up to 25 % jitter."""
+    base = BACKOFF_FIRST if previous is None else min(previous * 2, BACKOFF_MAX)
+    return base * (1.0 + 0.25 * rng())
+
+
+class RelayLink:
+    def __init__(self, address, identity, *, auth_secret=None, candidates=lambda: [], on_peer,
+                 on_status=lambda status: None, factory=_default_factory, backoff=None):
+        self.address = address
+        self._identity, self._auth_secret = identity, auth_secret
+        self._candidates, self._on_peer, self._on_status = candidates, on_peer, on_status
+        self._factory = factory
+        self._backoff = backoff or next_backoff
+        self._state, self._reason = LinkState.CONNECTING, ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._first_attempt = threading.Event()
+        self._state_changed = threading.Condition(self._lock)
+        self.relay = None                   # the registered RelayClient, or None
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="relay-link", daemon=True)
+
+    # ------------------------------------------------------------------ public
+
+    def start(self):
+        self._thread.start()
+
+    @property
+    def status(self) -> str:
+        with self._lock:
+            if self._state is LinkState.UNREACHABLE:
+                return f"unreachable: {self._reason}"
+            return self._state.value
+
+    @property
+    def online(self) -> bool:
+        return self._state is LinkState.ONLINE
+
+    def wait_online(self, timeout):
+        """The registered RelayClient; RelayError('unreachable') if the relay cannot be reached."""
+        with self._state_changed:
+            self._state_changed.wait_for(lambda: self._state is not LinkState.CONNECTING
+                                         or self._stop.is_set(), timeout)
+            relay, state, reason = self.relay, self._state, self._reason
+        if state is LinkState.ONLINE and relay is not None:
+            return relay
+        host, port = self.address
+        why = reason or ("still connecting" if state is LinkState.CONNECTING else state.value)
+        raise RelayError("unreachable", f"relay {host}:{port} is unreachable: {why}")
+
+    def close(self):
+        self._stop.set()
+        relay = self.relay
+        if relay is not None:
+            _close_quietly(relay)
+        if self._thread.is_alive():
+            self._thread.join(REGISTER_TIMEOUT + 2)
+        self._fire("close")
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self):
+        try:
+            self._loop()
+        except BaseException as exc:      # kept for close(): a dead link must not be silent
+            self._error = exc
+            self._fire_quietly("failed", f"internal error: {type(exc).__name__}")
+
+    def _loop(self):
+        delay = None
+        while not self._stop.is_set():
+            client = self._register()
+            if client is None:
+                delay = self._backoff(delay)
+                if self._stop.wait(delay):
+                    return
+                self._fire("retry")
+                continue
+            delay = None
+            self._pump(client)
+            self.relay = None
+            _close_quietly(client)
+            if not self._stop.is_set():
+                self._fire("lost", getattr(client, "last_error", None) or "connection lost")
+
+    def _register(self):
+        client = self._factory(self.address, self._identity, auth_secret=self._auth_secret,
+                               local_candidates=list(self._candidates()), timeout=REGISTER_TIMEOUT)
+        try:
+            client.connect()
+        except (TagioError, OSError) as exc:
+            _close_quietly(client)
+            self._fire("failed", _describe(exc))
+            return None
+        self.relay = client
+        self._fire("registered")
+        return client
+
+    def _pump(self, client):
+        while not self._stop.is_set() and client.online:
+            try:
+                peer = client.incoming.get(timeout=POLL)
+            except queue.Empty:
+                continue
+            self._on_peer(peer)
+
+    # ------------------------------------------------------------------ state machine
+
+    def _fire(self, event, reason=""):
+        with self._state_changed:
+            key = (self._state, event)
+            if key not in TRANSITIONS:
+                raise LocalProtocolError(f"relay link: no transition for {key}")
+            self._state = TRANSITIONS[key]
+            if event in ("failed", "lost"):
+                self._reason = reason
+            if event in ("registered", "failed", "close"):
+                self._first_attempt.set()
+            self._state_changed.notify_all()
+        if event != "close":
+            self._on_status(self.status)
+
+    def _fire_quietly(self, event, reason):
+        try:
+            self._fire(event, reason)
+        except TagioError:
+            pass
+
+
+def _describe(exc) -> str:
+    if isinstance(exc, RelayError):
+        return f"relay refused: {exc.text}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _close_quietly(relay):
+    try:
+        relay.close()
+    except (TagioError, OSError):
+        pass
