@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     if args.command is None:
         if args.cli:
             parser.error("--cli needs a command: host or connect")
-        return start_gui(argv)
+        return start_gui(_gui_argv(args))
     _setup_logging(args.verbose)
     out = Output(args.json)
     stop = threading.Event()
@@ -188,6 +188,16 @@ def main(argv=None) -> int:
     except Exception as exc:          # a bug: one line for the user, the traceback only with --verbose
         logging.getLogger("tagio").debug("unexpected error", exc_info=True)
         return out.error(exc)
+
+
+def _gui_argv(args) -> list:
+    """The options the window understands (it has its own, smaller parser)."""
+    argv = []
+    if args.config_dir:
+        argv += ["--config-dir", args.config_dir]
+    if args.relay:
+        argv += ["--relay", args.relay]
+    return argv
 
 
 def start_gui(argv) -> int:
