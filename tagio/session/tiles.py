@@ -150,11 +150,6 @@ class StillRefresh:
             else:
                 self.lossy.pop(t, None)
 
-    def changed(self, tiles):
-        """These tiles changed again: their refresh clock restarts when they are next sent."""
-        for t in tiles:
-            self.lossy.pop(t, None)
-
     def due(self):
         """Tiles sent lossy and unchanged for `still_after` seconds."""
         limit = self.clock() - self.still_after

@@ -1,0 +1,134 @@
+"""Session message codec: round trips, bounds, and malformed input -> RemoteProtocolError only."""
+
+import random
+import struct
+import unittest
+
+from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.session import messages as m
+
+SAMPLES = [
+    m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1),
+    m.Frame(7, m.FINAL, 123.5, 42, [m.Rect(0, 0, 64, 64, m.ENC_FILL, b"\x01\x02\x03"),
+                                    m.Rect(64, 0, 10, 5, m.ENC_PNG, b"png-bytes")]),
+    m.Frame(8, 0, 0.0, 0, []),
+    m.FrameAck(7),
+    m.Cursor(-3, 40),
+    m.Cursor(5, 6, 1, 1, 2, 2, 2, bytes(range(16))),
+    m.Mouse(m.MOUSE_CLICK, 1, 100, 200, 2),
+    m.Key("Control_L", True),
+    m.Key("é", False),
+    m.Scroll(-1, 3),
+    m.Text("héllo wörld ✓"),
+    m.Clipboard("copied"),
+    m.SetQuality(60, 30),
+    m.SelectMonitor(2),
+    m.MonitorList(1, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]),
+    m.Bye("host quit"),
+]
+
+
+class RoundTrip(unittest.TestCase):
+    def test_every_type_round_trips(self):
+        seen = set()
+        for msg in SAMPLES:
+            with self.subTest(msg=type(msg).__name__):
+                data = m.encode(msg)
+                self.assertLessEqual(len(data), m.MAX_MESSAGE)
+                self.assertEqual(m.decode(data), msg)
+                seen.add(type(msg))
+        self.assertEqual(seen, set(m.MESSAGE_TYPES.values()))
+
+    def test_golden_frame_ack_and_fill_rect(self):
+        self.assertEqual(m.encode(m.FrameAck(258)), b"\x03\x00\x00\x01\x02")
+        frame = m.Frame(1, m.FINAL, 0.0, 5, [m.Rect(1, 2, 3, 4, m.ENC_FILL, b"\xff\x00\x10")])
+        expected = (b"\x02" + struct.pack("!IBdHH", 1, 1, 0.0, 5, 1)
+                    + struct.pack("!HHHHBI", 1, 2, 3, 4, 0, 3) + b"\xff\x00\x10")
+        self.assertEqual(m.encode(frame), expected)
+
+
+class Malformed(unittest.TestCase):
+    def assertRemote(self, data, fragment):
+        with self.assertRaises(RemoteProtocolError) as ctx:
+            m.decode(data)
+        self.assertIn(fragment, str(ctx.exception))
+
+    def test_empty_and_unknown_type(self):
+        self.assertRemote(b"", "0 bytes")
+        self.assertRemote(b"\xee\x00", "unknown session message type 238")
+
+    def test_oversized_message(self):
+        self.assertRemote(b"\x08" + b"a" * m.MAX_MESSAGE, "bytes")
+
+    def test_truncated_and_trailing(self):
+        good = m.encode(SAMPLES[1])
+        self.assertRemote(good[:-1], "truncated")
+        self.assertRemote(good + b"x", "trailing")
+        self.assertRemote(m.encode(m.FrameAck(1)) + b"\x00", "must be 4 bytes")
+
+    def test_rect_count_and_size_bounds(self):
+        head = b"\x02" + struct.pack("!IBdHH", 1, 1, 0.0, 0, m.MAX_RECTS + 1)
+        self.assertRemote(head, "rectangles")
+        rect = struct.pack("!HHHHBI", 0, 0, 0, 10, m.ENC_PNG, 0)
+        self.assertRemote(b"\x02" + struct.pack("!IBdHH", 1, 1, 0.0, 0, 1) + rect, "bad rectangle size")
+        rect = struct.pack("!HHHHBI", 0, 0, 4, 4, 9, 0)
+        self.assertRemote(b"\x02" + struct.pack("!IBdHH", 1, 1, 0.0, 0, 1) + rect, "unknown rectangle encoding")
+        rect = struct.pack("!HHHHBI", 0, 0, 4, 4, m.ENC_FILL, 2) + b"ab"
+        self.assertRemote(b"\x02" + struct.pack("!IBdHH", 1, 1, 0.0, 0, 1) + rect, "3 bytes")
+
+    def test_field_ranges(self):
+        self.assertRemote(b"\x01" + struct.pack("!BIHHB", 99, 0, 10, 10, 1), "version 99")
+        self.assertRemote(b"\x01" + struct.pack("!BIHHB", 1, 0, 0, 10, 1), "bad screen size")
+        self.assertRemote(b"\x05" + struct.pack("!BBiiB", 9, 1, 0, 0, 1), "mouse action")
+        self.assertRemote(b"\x05" + struct.pack("!BBiiB", 1, 7, 0, 0, 1), "mouse button")
+        self.assertRemote(b"\x0a" + bytes([0, 30]), "quality 0")
+        self.assertRemote(b"\x0a" + bytes([50, 200]), "fps cap")
+        self.assertRemote(b"\x0b\x00", "monitor 0")
+        self.assertRemote(b"\x07" + struct.pack("!hh", 0, 5000), "scroll")
+        self.assertRemote(b"\x06\x02a", "pressed flag")
+        self.assertRemote(b"\x06\x01" + b"k" * 40, "Key length")
+        self.assertRemote(b"\x0c\x01\x20", "monitors")
+        self.assertRemote(b"\x04" + struct.pack("!iiBHHHH", 0, 0, 1, 0, 0, 500, 500), "too big")
+
+    def test_bad_utf8_and_long_text(self):
+        self.assertRemote(b"\x08\xff\xfe", "UTF-8")
+        self.assertRemote(b"\x08" + b"a" * (m.MAX_TEXT + 1), "text over")
+
+    def test_random_mutations_raise_only_protocol_errors(self):
+        rng = random.Random(4)
+        blobs = [m.encode(s) for s in SAMPLES]
+        for _ in range(3000):
+            data = bytearray(rng.choice(blobs))
+            for _ in range(rng.randint(1, 4)):
+                op = rng.randint(0, 2)
+                pos = rng.randrange(len(data)) if data else 0
+                if op == 0 and data:
+                    data[pos] = rng.randrange(256)
+                elif op == 1:
+                    del data[pos:pos + rng.randint(1, 8)]
+                else:
+                    data[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            try:
+                m.decode(bytes(data))
+            except RemoteProtocolError:
+                pass
+
+
+class EncodeLimits(unittest.TestCase):
+    def test_refuses_what_it_must_not_send(self):
+        with self.assertRaises(LocalProtocolError):
+            m.encode(m.Text("x" * (m.MAX_TEXT + 1)))
+        with self.assertRaises(LocalProtocolError):
+            m.encode(m.Key("", True))
+        with self.assertRaises(LocalProtocolError):
+            m.encode(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 1, 1, 9, b"")]))
+        with self.assertRaises(LocalProtocolError):
+            m.encode(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 1, 1, m.ENC_PNG, b"x" * m.MAX_MESSAGE)]))
+        with self.assertRaises(LocalProtocolError):
+            m.encode(m.FrameAck(-1))
+        with self.assertRaises(LocalProtocolError):
+            m.encode("not a message")
+
+
+if __name__ == "__main__":
+    unittest.main()

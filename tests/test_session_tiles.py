@@ -1,0 +1,131 @@
+"""Tile change detection, rectangle merging and per-rectangle encoding (pure logic)."""
+
+import io
+import random
+import unittest
+
+from PIL import Image, ImageDraw
+
+from tagio.session import messages as m
+from tagio.session import tiles as t
+
+
+def blank(width, height, value=0):
+    return bytearray(bytes([value]) * (width * height * 4))
+
+
+def paint(buf, width, x, y, w, h, value):
+    for row in range(y, y + h):
+        start = (row * width + x) * 4
+        buf[start:start + w * 4] = bytes([value]) * (w * 4)
+
+
+class ChangedTiles(unittest.TestCase):
+    W, H = 300, 200      # not multiples of 64: edge tiles are partial
+
+    def test_identical_frames_have_no_changes(self):
+        a = blank(self.W, self.H, 7)
+        self.assertEqual(t.changed_tiles(a, bytearray(a), self.W, self.H), set())
+
+    def test_first_frame_is_all_tiles(self):
+        tiles = t.changed_tiles(None, blank(self.W, self.H), self.W, self.H)
+        self.assertEqual(len(tiles), 5 * 4)
+
+    def test_finds_exactly_the_touched_tiles(self):
+        rng = random.Random(1)
+        for _ in range(40):
+            a = blank(self.W, self.H)
+            b = bytearray(a)
+            x, y = rng.randrange(self.W), rng.randrange(self.H)
+            w, h = rng.randint(1, self.W - x), rng.randint(1, self.H - y)
+            paint(b, self.W, x, y, w, h, 200)
+            expected = {(c, r) for c in range(x // 64, (x + w - 1) // 64 + 1)
+                        for r in range(y // 64, (y + h - 1) // 64 + 1)}
+            self.assertEqual(t.changed_tiles(a, b, self.W, self.H), expected)
+
+    def test_single_pixel_in_last_partial_tile(self):
+        a = blank(self.W, self.H)
+        b = bytearray(a)
+        paint(b, self.W, self.W - 1, self.H - 1, 1, 1, 1)
+        self.assertEqual(t.changed_tiles(a, b, self.W, self.H), {(4, 3)})
+
+
+class MergeTiles(unittest.TestCase):
+    def covered(self, rects):
+        out = set()
+        for x, y, w, h in rects:
+            out |= t.rect_tiles(x, y, w, h)
+        return out
+
+    def test_block_becomes_one_rectangle(self):
+        tiles = {(c, r) for c in range(2, 5) for r in range(1, 4)}
+        self.assertEqual(t.merge_tiles(tiles, 1000, 1000), [(128, 64, 192, 192)])
+
+    def test_union_is_preserved_and_clipped(self):
+        rng = random.Random(2)
+        for _ in range(50):
+            tiles = {(rng.randrange(8), rng.randrange(6)) for _ in range(rng.randint(1, 30))}
+            rects = t.merge_tiles(tiles, 500, 370)
+            self.assertEqual(self.covered(rects), tiles)
+            self.assertEqual(sum(len(t.rect_tiles(*r)) for r in rects), len(tiles), "rectangles overlap")
+            for x, y, w, h in rects:
+                self.assertLessEqual(x + w, 500)
+                self.assertLessEqual(y + h, 370)
+
+    def test_full_screen_is_one_rectangle(self):
+        cols, rows = t.tile_grid(1920, 1080)
+        tiles = {(c, r) for c in range(cols) for r in range(rows)}
+        self.assertEqual(t.merge_tiles(tiles, 1920, 1080), [(0, 0, 1920, 1080)])
+
+
+class EncodeRect(unittest.TestCase):
+    def test_solid_colour_is_a_fill(self):
+        enc, data = t.encode_rect(Image.new("RGB", (64, 64), (10, 20, 30)), 75)
+        self.assertEqual((enc, data), (m.ENC_FILL, bytes([10, 20, 30])))
+
+    def test_text_like_content_is_lossless(self):
+        img = Image.new("RGB", (200, 64), "white")
+        ImageDraw.Draw(img).text((5, 5), "Hello TagIO 123", fill="black")
+        enc, data = t.encode_rect(img, 75)
+        self.assertEqual(enc, m.ENC_PNG)
+        self.assertEqual(list(Image.open(io.BytesIO(data)).convert("RGB").getdata()), list(img.getdata()))
+
+    def test_photo_like_content_is_jpeg(self):
+        rng = random.Random(3)
+        img = Image.frombytes("RGB", (128, 128), bytes(rng.randrange(256) for _ in range(128 * 128 * 3)))
+        enc, data = t.encode_rect(img, 50)
+        self.assertEqual(enc, m.ENC_JPEG)
+        self.assertEqual(Image.open(io.BytesIO(data)).size, (128, 128))
+        self.assertEqual(t.encode_rect(img, 50, lossless=True)[0], m.ENC_PNG)
+
+    def test_big_region_is_split_to_fit_a_message(self):
+        rng = random.Random(5)
+        img = Image.frombytes("RGB", (256, 256), bytes(rng.randrange(256) for _ in range(256 * 256 * 3)))
+        saved = t.MAX_RECT_DATA
+        t.MAX_RECT_DATA = 40_000
+        try:
+            parts = t.encode_region(img, 0, 0, 256, 256, 75, lossless=True)
+        finally:
+            t.MAX_RECT_DATA = saved
+        self.assertGreater(len(parts), 1)
+        self.assertEqual(sum(p[3] for p in parts), 256)
+        self.assertTrue(all(len(p[5]) <= 40_000 for p in parts))
+
+
+class StillRefresh(unittest.TestCase):
+    def test_lossy_tiles_come_back_once_still(self):
+        now = [100.0]
+        refresh = t.StillRefresh(clock=lambda: now[0], still_after=0.5)
+        refresh.sent({(0, 0), (1, 0)}, lossy=True)
+        refresh.sent({(2, 0)}, lossy=False)
+        self.assertEqual(refresh.due(), set())
+        now[0] += 0.6
+        self.assertEqual(refresh.due(), {(0, 0), (1, 0)})
+        refresh.sent({(0, 0)}, lossy=False)
+        self.assertEqual(refresh.due(), {(1, 0)})
+        refresh.reset()
+        self.assertEqual(refresh.due(), set())
+
+
+if __name__ == "__main__":
+    unittest.main()
