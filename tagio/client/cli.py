@@ -120,7 +120,10 @@ def _positive(kind, low, high):
 
 
 def _bind(text):
-    return parse_address(text, default_port=0)
+    try:
+        return parse_address(text, default_port=0, min_port=0)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common_options(with_defaults):

@@ -40,8 +40,9 @@ def default_config_dir(environ=None) -> Path:
     return Path(base) / "tagio"
 
 
-def parse_address(text, default_port=DEFAULT_PORT) -> tuple:
-    """'host:port', '[::1]:port' or 'host' -> (host, port); raise ConfigError when unusable."""
+def parse_address(text, default_port=DEFAULT_PORT, min_port=1) -> tuple:
+    """'host:port', '[::1]:port' or 'host' -> (host, port); raise ConfigError when unusable.
+    min_port=0 allows port 0 ("any free port") for addresses we bind to."""
     text = str(text).strip()
     if not text or len(text) > MAX_TEXT:
         raise ConfigError(f"not a relay address: {text[:40]!r} (expected HOST:PORT)")
@@ -57,7 +58,7 @@ def parse_address(text, default_port=DEFAULT_PORT) -> tuple:
             port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not min_port <= int(port) < 65536:
         raise ConfigError(f"not a relay address: {text!r} (expected HOST:PORT, port 1-65535)")
     return host, int(port)
 

@@ -1,0 +1,157 @@
+"""Tests for the command line (tagio.client.cli, tagio-gui.py): parsing, error lines, exit codes.
+
+Real subprocesses of tagio-gui.py; the relay cases use a closed port on 127.0.0.1 (nothing else is ever
+contacted: every run passes --relay and a private --config-dir).
+"""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import tagio
+from tagio.client import cli
+from tagio.errors import (ConfigError, ConnectionClosed, RelayError, RemoteProtocolError,
+                          TransportTimeout, WrongPasswordError)
+
+ROOT = Path(__file__).resolve().parent.parent
+GUI = ROOT / "tagio-gui.py"
+
+
+def run_gui(*args, timeout=30, env=None):
+    environ = dict(os.environ, PYTHONPATH=str(ROOT))
+    environ.pop("DISPLAY", None)
+    environ.pop("TAGIO_RELAY", None)
+    environ.update(env or {})
+    return subprocess.run([sys.executable, str(GUI), *args], capture_output=True, text=True,
+                          timeout=timeout, env=environ, cwd=str(ROOT))
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ParserTest(unittest.TestCase):
+    def parse(self, *argv):
+        return cli.build_parser().parse_args(list(argv))
+
+    def test_options_before_and_after_command(self):
+        a = self.parse("--config-dir", "A", "--cli", "host", "--json")
+        self.assertEqual((a.config_dir, a.json, a.command), ("A", True, "host"))
+        b = self.parse("--cli", "connect", "123456789", "--password", "pw", "--relay", "127.0.0.1:7",
+                       "--duration", "2.5", "--snapshot", "x.png")
+        self.assertEqual((b.partner_id, b.relay, b.duration, b.snapshot),
+                         ("123456789", "127.0.0.1:7", 2.5, "x.png"))
+
+    def test_host_options(self):
+        a = self.parse("--cli", "host", "--view-only", "--monitor", "2", "--fps", "60",
+                       "--direct-bind", "127.0.0.1")
+        self.assertEqual((a.view_only, a.monitor, a.fps, a.direct_bind),
+                         (True, 2, 60, ("127.0.0.1", 0)))
+
+    def test_bad_values_are_usage_errors(self):
+        for argv in (["--cli", "host", "--monitor", "0"], ["--cli", "host", "--fps", "500"],
+                     ["--cli", "host", "--relay", "host:99999"], ["--cli", "connect"]):
+            with self.subTest(argv=argv), self.assertRaises(SystemExit) as ctx:
+                with _quiet_stderr():
+                    self.parse(*argv)
+            self.assertEqual(ctx.exception.code, 2)
+
+
+class ErrorTableTest(unittest.TestCase):
+    def test_kinds_and_codes(self):
+        cases = [
+            (WrongPasswordError("wrong password"), "wrong_password", cli.EXIT_AUTH, "wrong password"),
+            (RelayError("unknown_id", "no such id"), "unknown_id", cli.EXIT_RELAY, "unknown ID"),
+            (RelayError("offline", "x"), "offline", cli.EXIT_RELAY, "not online"),
+            (RelayError("unreachable", "relay h:1 is unreachable: refused"), "relay_unreachable",
+             cli.EXIT_RELAY, "unreachable"),
+            (ConnectionClosed("peer left"), "partner_gone", cli.EXIT_GONE, "partner gone: peer left"),
+            (TransportTimeout("slow"), "timeout", cli.EXIT_GONE, "timed out"),
+            (RemoteProtocolError("bad"), "protocol", cli.EXIT_GONE, "protocol error"),
+            (ConfigError("bad id"), "usage", cli.EXIT_USAGE, "bad id"),
+            (ValueError("boom"), "internal", cli.EXIT_ERROR, "internal error"),
+        ]
+        for exc, kind, status, needle in cases:
+            with self.subTest(exc=exc):
+                got_kind, got_status, text = cli.describe_error(exc)
+                self.assertEqual((got_kind, got_status), (kind, status))
+                self.assertIn(needle, text)
+                self.assertNotIn("\n", text)
+
+    def test_output_json_and_stderr(self):
+        out, err = io.StringIO(), io.StringIO()
+        status = cli.Output(True, out, err).error(WrongPasswordError("wrong password"))
+        self.assertEqual(status, cli.EXIT_AUTH)
+        self.assertEqual(json.loads(out.getvalue()),
+                         {"event": "error", "kind": "wrong_password", "message": "wrong password"})
+        self.assertEqual(err.getvalue(), "tagio: wrong password\n")
+
+
+class ProcessTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.config = self._tmp.name
+        self.addCleanup(self._tmp.cleanup)
+
+    def test_version_and_help(self):
+        r = run_gui("--version")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, f"TagIO {tagio.__version__}"))
+        r = run_gui("--cli", "connect", "--help")
+        self.assertEqual(r.returncode, 0)
+        for word in ("--password", "--snapshot", "--duration", "--config-dir", "--json"):
+            self.assertIn(word, r.stdout)
+        self.assertNotIn("--script", r.stdout)          # hidden test option
+
+    def test_bad_id_is_one_line(self):
+        r = run_gui("--cli", "connect", "12345", "--password", "x", "--config-dir", self.config,
+                    "--relay", f"127.0.0.1:{closed_port()}", "--json")
+        self.assertEqual(r.returncode, cli.EXIT_USAGE)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("not a TagIO ID", r.stderr)
+        self.assertEqual(json.loads(r.stdout)["kind"], "usage")
+
+    def test_missing_password_without_terminal(self):
+        r = run_gui("--cli", "connect", "123456789", "--config-dir", self.config,
+                    "--relay", f"127.0.0.1:{closed_port()}")
+        self.assertEqual(r.returncode, cli.EXIT_USAGE)
+        self.assertIn("a password is needed", r.stderr)
+
+    def test_window_without_display(self):
+        r = run_gui("--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+
+    def test_relay_unreachable(self):
+        port = closed_port()
+        for command in (["host"], ["connect", "123456789", "--password", "pw"]):
+            with self.subTest(command=command[0]):
+                r = run_gui("--cli", *command, "--config-dir", self.config, "--json",
+                            "--relay", f"127.0.0.1:{port}", "--direct-bind", "127.0.0.1")
+                self.assertEqual(r.returncode, cli.EXIT_RELAY, r.stderr)
+                self.assertNotIn("Traceback", r.stderr)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+                self.assertIn(f"127.0.0.1:{port} is unreachable", r.stderr)
+                last = json.loads(r.stdout.strip().splitlines()[-1])
+                self.assertEqual(last["kind"], "relay_unreachable")
+                self.assertNotIn("password", r.stdout)   # no ready line, no secret
+
+
+class _quiet_stderr:
+    def __enter__(self):
+        self._old, sys.stderr = sys.stderr, io.StringIO()
+
+    def __exit__(self, *exc):
+        sys.stderr = self._old
+
+
+if __name__ == "__main__":
+    unittest.main()
