@@ -1,0 +1,407 @@
+"""Reliable, ordered byte stream over authenticated UDP datagrams: the sans-I/O core.
+
+Theory of operation. `RudpConnection` never touches a socket or a clock: the
+driver (udpstream.RudpStream) feeds it datagrams with `datagram_received`,
+calls `on_timer` at `next_deadline()`, and sends whatever
+`datagrams_to_send()` returns. The application side is `write()` / `read()`.
+
+- Segments: the byte stream is cut into DATA segments of <= MAX_PAYLOAD bytes,
+  numbered 0, 1, 2, ... ; FIN is the flag on the last one, so close is ordered.
+- Acks: the receiver answers with a cumulative ack (next expected segment),
+  up to MAX_SACK_BLOCKS selective-ack ranges above it, its free window (in
+  segments) and the timestamp of the newest DATA it got (echoed, as TCP
+  timestamps, so every ack gives an unambiguous RTT sample).
+- Loss: RACK-style: a segment is lost once a segment *sent after it* (by more
+  than a quarter of the min RTT) has been delivered; or when the RTO fires.
+  RTO from SRTT/RTTVAR as RFC 6298 (min 200 ms, doubled per expiry).
+- Congestion: NewReno-like window in segments: slow start, additive increase,
+  halved once per window on loss (recovery until the send point at the time
+  of the loss is acked), one segment after an RTO.
+- Liveness: PING when idle for KEEPALIVE seconds (the peer acks it; also keeps
+  NAT mappings alive); the connection fails after DEAD_TIMEOUT without any
+  valid datagram or MAX_BACKOFFS RTO expiries in a row.
+- Bounds: send buffer SEND_BUFFER bytes (write() accepts less when full),
+  receive window RECV_WINDOW segments (readable + out of order); anything
+  beyond the advertised window is dropped. Invalid datagrams (bad MAC, other
+  connection, malformed) are counted in `dropped` and have no other effect.
+"""
+
+import os
+from enum import Enum
+
+from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportTimeout
+from tagio.net import rudp_codec as codec
+from tagio.net.rudp_codec import FLAG_FIN, MAX_PAYLOAD, Ack, Data, Ping, Punch, PunchAck, Reset
+
+SEND_BUFFER = 4 * 1024 * 1024
+RECV_WINDOW = 2048  # segments, about 2.4 MB
+INITIAL_CWND = 16.0
+MAX_CWND = 2048.0
+INITIAL_RTO = 1.0
+MIN_RTO = 0.2
+MAX_RTO = 4.0
+MAX_BACKOFFS = 8
+KEEPALIVE = 5.0  # <= 15 s: Linux conntrack forgets unanswered UDP after 30 s
+DEAD_TIMEOUT = 20.0
+ZERO_WINDOW_PROBE = 0.2
+MAX_SEQ = 0xFFFFFFFF
+
+
+class State(Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # our FIN is queued or in flight
+    CLOSED = "closed"  # both FINs delivered and acked
+    FAILED = "failed"  # reset, dead peer or timeout; `error` says why
+
+
+TRANSITIONS = {
+    (State.OPEN, "close"): State.CLOSING,
+    (State.OPEN, "fail"): State.FAILED,
+    (State.CLOSING, "fin_acked"): State.CLOSED,
+    (State.CLOSING, "fail"): State.FAILED,
+    (State.CLOSING, "close"): State.CLOSING,
+    (State.CLOSED, "close"): State.CLOSED,
+    (State.CLOSED, "fail"): State.CLOSED,
+    (State.FAILED, "close"): State.FAILED,
+    (State.FAILED, "fail"): State.FAILED,
+}
+
+
+def micros(now: float) -> int:
+    return int(now * 1_000_000) & 0xFFFFFFFF
+
+
+class _Segment:
+    __slots__ = ("seq", "payload", "flags", "sent_at", "sacked", "lost")
+
+    def __init__(self, seq, payload, flags):
+        self.seq, self.payload, self.flags = seq, payload, flags
+        self.sent_at = None
+        self.sacked = False
+        self.lost = False
+
+
+class RudpConnection:
+    def __init__(self, keys, now: float):
+        self.keys = keys
+        self.state = State.OPEN
+        self.error = None
+        self.dropped = 0
+        self.retransmits = 0
+        # sender
+        self._unsent = bytearray()
+        self._fin_queued = False
+        self._fin_seq = None
+        self._segments = {}  # seq -> _Segment, snd_una <= seq < snd_nxt
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.cwnd = INITIAL_CWND
+        self.ssthresh = MAX_CWND
+        self.peer_window = RECV_WINDOW
+        self._recovery_until = -1
+        self._delivered_sent_at = None
+        self.srtt = None
+        self.rttvar = None
+        self.min_rtt = None
+        self.rto = INITIAL_RTO
+        self._rto_deadline = None
+        self._backoffs = 0
+        # receiver
+        self.rcv_nxt = 0
+        self._ooo = {}  # seq -> (payload, flags)
+        self._readable = bytearray()
+        self.peer_fin = False
+        self._ack_due = False
+        self._ts_echo = 0
+        # liveness
+        self._last_received = now
+        self._last_sent = now
+        self._control = []  # ready datagrams: punch acks, pings
+
+    # ---- application side -------------------------------------------------------------
+
+    def write(self, data) -> int:
+        """Queue up to the free send buffer; returns how many bytes were taken."""
+        if self.state is not State.OPEN:
+            raise self._closed_error()
+        room = SEND_BUFFER - len(self._unsent) - len(self._segments) * MAX_PAYLOAD
+        taken = max(0, min(room, len(data)))
+        self._unsent += data[:taken]
+        return taken
+
+    def read(self, max_bytes: int) -> bytes:
+        chunk = bytes(self._readable[:max_bytes])
+        del self._readable[:max_bytes]
+        return chunk
+
+    @property
+    def readable(self) -> bool:
+        return bool(self._readable)
+
+    @property
+    def at_eof(self) -> bool:
+        return self.peer_fin and not self._readable
+
+    @property
+    def send_idle(self) -> bool:
+        """Everything written has been acknowledged."""
+        return not self._unsent and not self._segments
+
+    def close(self):
+        """Queue FIN after the data already written."""
+        if self.state is State.OPEN:
+            self._fin_queued = True
+        self._transition("close")
+
+    def abort(self, reason=0):
+        """Tell the peer to give up now (RESET) and fail locally."""
+        if self.state in (State.OPEN, State.CLOSING):
+            self._control.append(codec.encode(Reset(reason), self.keys.conn_id, self.keys.send_key))
+        self._fail(ConnectionClosed("connection aborted locally"))
+
+    def _transition(self, event):
+        try:
+            self.state = TRANSITIONS[(self.state, event)]
+        except KeyError:
+            raise RuntimeError(f"no transition from {self.state} on {event}") from None
+
+    def _fail(self, error):
+        if self.state not in (State.CLOSED, State.FAILED):
+            self.error = error
+        self._transition("fail")
+
+    def _closed_error(self):
+        return self.error or ConnectionClosed("stream is closed")
+
+    # ---- network side: input ----------------------------------------------------------
+
+    def datagram_received(self, datagram: bytes, now: float):
+        """Process one datagram; returns its message, or None if it was dropped."""
+        try:
+            message = codec.decode(datagram, self.keys.conn_id, self.keys.recv_key)
+        except RemoteProtocolError:
+            self.dropped += 1
+            return None
+        if self.state in (State.FAILED,):
+            return message
+        self._last_received = now
+        self._HANDLERS[type(message)](self, message, now)
+        return message
+
+    def _on_data(self, data: Data, now):
+        self._ack_due = True
+        self._ts_echo = data.ts
+        if data.seq < self.rcv_nxt or data.seq in self._ooo:
+            return  # duplicate: the ack we owe tells the peer
+        if data.seq >= self.rcv_nxt + self._window():
+            self.dropped += 1  # beyond what we advertised
+            return
+        self._ooo[data.seq] = (data.payload, data.flags)
+        while self.rcv_nxt in self._ooo:
+            payload, flags = self._ooo.pop(self.rcv_nxt)
+            self._readable += payload
+            self.rcv_nxt += 1
+            if flags & FLAG_FIN:
+                self.peer_fin = True
+
+    def _window(self) -> int:
+        buffered = len(self._ooo) + (len(self._readable) + MAX_PAYLOAD - 1) // MAX_PAYLOAD
+        return max(0, RECV_WINDOW - buffered)
+
+    def _on_ack(self, ack: Ack, now):
+        if ack.cum > self.snd_nxt or any(end > self.snd_nxt for _s, end in ack.blocks):
+            self.dropped += 1  # acks data we never sent
+            return
+        self.peer_window = ack.window
+        newly = self._take_acked(ack)
+        if newly:
+            self._rtt_sample(now, ack.ts_echo)
+            self._grow(newly)
+            self._backoffs = 0
+            self._rto_deadline = now + self.rto if self._segments else None
+        self._detect_losses(now)
+        self._check_fin_acked()
+
+    def _take_acked(self, ack) -> int:
+        newly = 0
+        while self.snd_una < ack.cum:
+            segment = self._segments.pop(self.snd_una)
+            newly += 0 if segment.sacked else 1
+            self._note_delivered(segment)
+            self.snd_una += 1
+        for start, end in ack.blocks:
+            for seq in range(max(start, self.snd_una), end):
+                segment = self._segments.get(seq)
+                if segment is not None and not segment.sacked:
+                    segment.sacked = True
+                    segment.lost = False
+                    newly += 1
+                    self._note_delivered(segment)
+        return newly
+
+    def _note_delivered(self, segment):
+        if segment.sent_at is not None and (self._delivered_sent_at is None
+                                            or segment.sent_at > self._delivered_sent_at):
+            self._delivered_sent_at = segment.sent_at
+
+    def _rtt_sample(self, now, echo):
+        rtt = ((micros(now) - echo) & 0xFFFFFFFF) / 1_000_000
+        if rtt > 60.0:
+            return  # echo of a packet from long ago or garbage: no sample
+        self.min_rtt = rtt if self.min_rtt is None else min(self.min_rtt, rtt)
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = min(MAX_RTO, max(MIN_RTO, self.srtt + 4 * self.rttvar))
+
+    def _grow(self, newly):
+        if self.snd_una <= self._recovery_until:
+            return  # no growth while recovering from a loss
+        if self.cwnd < self.ssthresh:
+            self.cwnd = min(MAX_CWND, self.cwnd + newly)
+        else:
+            self.cwnd = min(MAX_CWND, self.cwnd + newly / self.cwnd)
+
+    def _detect_losses(self, now):
+        if self._delivered_sent_at is None:
+            return
+        reorder = (self.min_rtt or 0.0) / 4
+        lost_any = False
+        for segment in self._segments.values():
+            if (not segment.sacked and not segment.lost and segment.sent_at is not None
+                    and segment.sent_at + reorder < self._delivered_sent_at):
+                segment.lost = True
+                lost_any = True
+        if lost_any and self.snd_una > self._recovery_until:
+            self.ssthresh = max(self.cwnd / 2, 2.0)
+            self.cwnd = self.ssthresh
+            self._recovery_until = self.snd_nxt
+
+    def _check_fin_acked(self):
+        if self.state is State.CLOSING and self._fin_seq is not None and not self._segments:
+            self._transition("fin_acked")
+
+    def _on_ping(self, _ping, _now):
+        self._ack_due = True
+
+    def _on_punch(self, punch: Punch, _now):
+        reply = PunchAck(punch.nonce)
+        self._control.append(codec.encode(reply, self.keys.conn_id, self.keys.send_key))
+
+    def _on_punch_ack(self, _ack, _now):
+        pass  # a late answer to a punch: the path already works
+
+    def _on_reset(self, _reset, _now):
+        self._fail(ConnectionClosed("the peer reset the connection"))
+
+    _HANDLERS = {Data: _on_data, Ack: _on_ack, Ping: _on_ping, Punch: _on_punch,
+                 PunchAck: _on_punch_ack, Reset: _on_reset}
+
+    # ---- network side: output and timers -----------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list:
+        out, self._control = self._control, []
+        if self.state is State.FAILED:
+            return out
+        limit = min(self.cwnd, self.peer_window)
+        in_flight = sum(1 for s in self._segments.values() if not s.sacked and not s.lost)
+        for segment in self._segments.values():
+            if in_flight >= limit:
+                break
+            if segment.lost:
+                segment.lost = False
+                self.retransmits += 1
+                out.append(self._send_segment(segment, now))
+                in_flight += 1
+        while in_flight < limit and self._has_new_segment():
+            out.append(self._send_segment(self._new_segment(), now))
+            in_flight += 1
+        if self._ack_due:
+            out.append(self._encode_ack(now))
+            self._ack_due = False
+        if out:
+            self._last_sent = now
+        return out
+
+    def _has_new_segment(self):
+        return bool(self._unsent) or (self._fin_queued and self._fin_seq is None)
+
+    def _new_segment(self):
+        if self.snd_nxt >= MAX_SEQ:
+            raise ConnectionClosed("stream exhausted its sequence space")
+        payload = bytes(self._unsent[:MAX_PAYLOAD])
+        del self._unsent[:MAX_PAYLOAD]
+        flags = 0
+        if self._fin_queued and not self._unsent:
+            flags = FLAG_FIN
+            self._fin_seq = self.snd_nxt
+        segment = _Segment(self.snd_nxt, payload, flags)
+        self._segments[self.snd_nxt] = segment
+        self.snd_nxt += 1
+        return segment
+
+    def _send_segment(self, segment, now):
+        segment.sent_at = now
+        if self._rto_deadline is None:
+            self._rto_deadline = now + self.rto
+        data = Data(segment.seq, micros(now), segment.flags, segment.payload)
+        return codec.encode(data, self.keys.conn_id, self.keys.send_key)
+
+    def _encode_ack(self, now):
+        blocks = []
+        for seq in sorted(self._ooo):
+            if blocks and blocks[-1][1] == seq:
+                blocks[-1][1] = seq + 1
+            elif len(blocks) < codec.MAX_SACK_BLOCKS:
+                blocks.append([seq, seq + 1])
+            else:
+                break
+        ack = Ack(self.rcv_nxt, self._ts_echo, min(0xFFFF, self._window()), tuple(map(tuple, blocks)))
+        return codec.encode(ack, self.keys.conn_id, self.keys.send_key)
+
+    def next_deadline(self):
+        """Monotonic time at which on_timer() must run next (None: no timer)."""
+        if self.state is State.FAILED:
+            return None
+        candidates = [self._last_received + DEAD_TIMEOUT, self._last_sent + self._keepalive_interval()]
+        if self._rto_deadline is not None:
+            candidates.append(self._rto_deadline)
+        return min(candidates)
+
+    def _keepalive_interval(self):
+        waiting = self.peer_window == 0 and (self._unsent or self._fin_queued)
+        return ZERO_WINDOW_PROBE if waiting else KEEPALIVE
+
+    def on_timer(self, now: float):
+        if self.state is State.FAILED:
+            return
+        if now - self._last_received >= DEAD_TIMEOUT:
+            self._fail(TransportTimeout(f"no answer from the peer for {DEAD_TIMEOUT:.0f} s"))
+            return
+        if self._rto_deadline is not None and now >= self._rto_deadline:
+            self._on_rto(now)
+        if now - self._last_sent >= self._keepalive_interval():
+            self._control.append(codec.encode(Ping(micros(now)), self.keys.conn_id, self.keys.send_key))
+
+    def _on_rto(self, now):
+        if not self._segments:
+            self._rto_deadline = None
+            return
+        self._backoffs += 1
+        if self._backoffs > MAX_BACKOFFS:
+            self._fail(TransportTimeout("the peer stopped acknowledging data"))
+            return
+        for segment in self._segments.values():
+            if not segment.sacked:
+                segment.lost = True
+        self.ssthresh = max(self.cwnd / 2, 2.0)
+        self.cwnd = 1.0
+        self._recovery_until = self.snd_nxt
+        self.rto = min(MAX_RTO, self.rto * 2)
+        self._rto_deadline = now + self.rto
+
+
+def new_nonce() -> bytes:
+    return os.urandom(8)
