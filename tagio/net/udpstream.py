@@ -79,13 +79,17 @@ class RudpStream:
             return
         with self._lock:
             self.conn.close()
+            peer_gone = self.conn.peer_fin  # it closed first and will not ack our FIN
         self._wake()
-        deadline = time.monotonic() + CLOSE_TIMEOUT
+        # Wait for our FIN's ack (so written data is delivered) unless the
+        # peer already closed: then one best-effort FIN is all it can take.
+        deadline = time.monotonic() + (0.0 if peer_gone else CLOSE_TIMEOUT)
         with self._lock:
             while self.conn.state is State.CLOSING and self._thread.is_alive():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self.conn.abort(2)
+                    if not peer_gone:
+                        self.conn.abort(2)
                     break
                 self._changed.wait(remaining)
         self._flush_control()
