@@ -29,7 +29,7 @@ from tagio.errors import RemoteProtocolError, TagioError
 from tagio.session import messages as m
 from tagio.session import tiles as t
 from tagio.session.inject import Injector, InjectorUnavailable
-from tagio.session.workers import Workers
+from tagio.session.workers import Workers, last_words
 
 MAX_IN_FLIGHT = 2
 MAX_FPS = 60
@@ -50,6 +50,7 @@ class HostSession:
         self.display = display      # X display for capture (None: $DISPLAY)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0, "quality": self.quality}
         self._monitor_wanted = monitor
+        self._monitor_switch = threading.Event()    # set by SelectMonitor (same index = full refresh)
         self._credit = threading.Condition()
         self._in_flight = {}         # frame id -> capture time
         self._latency_ms = 0
@@ -84,7 +85,7 @@ class HostSession:
         """Say Bye, stop and join every thread. Never raises; join() reports a failure."""
         if not self._workers.stopping.is_set():
             self._workers.stop()
-            self._say_bye(reason)
+            last_words(self.channel, m.encode(m.Bye(reason[:200])), BYE_TIMEOUT)
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
         self._release_input()
@@ -107,14 +108,8 @@ class HostSession:
         if isinstance(exc, TagioError):
             self.on_event("error", message=str(exc))
         if isinstance(exc, RemoteProtocolError):
-            self._say_bye(f"protocol error: {exc}")
+            last_words(self.channel, m.encode(m.Bye(f"protocol error: {exc}"[:200])), BYE_TIMEOUT)
         self._close_channel()
-
-    def _say_bye(self, text):
-        try:
-            self.channel.send(m.encode(m.Bye(text[:200])))
-        except Exception:       # the channel may already be gone; Bye is a courtesy
-            pass
 
     def _close_channel(self):
         with self._credit:
@@ -140,7 +135,8 @@ class HostSession:
         mon, prev = self._switch_monitor(sct, self._monitor_wanted), None
         frame_id, last, cursor = 0, 0.0, None
         while not self._workers.stopping.is_set():
-            if self._monitor_wanted != mon["index"]:
+            if self._monitor_switch.is_set():
+                self._monitor_switch.clear()
                 mon, prev = self._switch_monitor(sct, self._monitor_wanted), None
             if not self._wait_credit():
                 return
@@ -296,6 +292,7 @@ class HostSession:
 
     def _on_select_monitor(self, msg):
         self._monitor_wanted = msg.index
+        self._monitor_switch.set()
 
     def _on_clipboard(self, msg):
         self.on_event("clipboard", text=msg.text)

@@ -32,10 +32,11 @@ from PIL import Image
 
 from tagio.errors import RemoteProtocolError, TagioError
 from tagio.session import messages as m
-from tagio.session.workers import Workers
+from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
 DECODE_QUEUE = 4
+BYE_TIMEOUT = 1.0
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
@@ -67,7 +68,7 @@ class ViewerSession:
         """Say Bye, stop and join both threads. Never raises; join() reports a failure."""
         if not self._workers.stopping.is_set():
             self._workers.stop()
-            self._send(m.Bye(reason[:200]), quiet=True)
+            last_words(self.channel, m.encode(m.Bye(reason[:200])), BYE_TIMEOUT)
             self._closed(reason)
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
@@ -92,7 +93,7 @@ class ViewerSession:
     def _ended_by_error(self, exc):
         text = str(exc) if isinstance(exc, TagioError) else f"internal error: {exc!r}"
         if isinstance(exc, RemoteProtocolError):
-            self._send(m.Bye(f"protocol error: {text}"[:200]), quiet=True)
+            last_words(self.channel, m.encode(m.Bye(f"protocol error: {text}"[:200])), BYE_TIMEOUT)
         self.on_event("error", message=text)
         self._closed(text)
         self._close_channel()

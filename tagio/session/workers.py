@@ -12,6 +12,26 @@ import threading
 POLL = 0.1      # seconds a blocked put/get waits before it re-checks `stopping`
 
 
+def last_words(channel, data, timeout=1.0):
+    """Send `data` (a Bye) if the peer takes it within `timeout`, then close the channel.
+
+    A peer that stopped reading must not hold us: the send runs in a helper thread and the close
+    (which unblocks it) follows after at most `timeout` seconds."""
+    def send():
+        try:
+            channel.send(data)
+        except Exception:   # the peer is gone or the channel is broken: a Bye is only a courtesy
+            pass
+    helper = threading.Thread(target=send, name="bye", daemon=True)
+    helper.start()
+    helper.join(timeout)
+    try:
+        channel.close()
+    except Exception:       # closing an already-dead transport
+        pass
+    helper.join(timeout)
+
+
 class Workers:
     def __init__(self, name, on_error=None):
         self.name = name
@@ -34,13 +54,16 @@ class Workers:
 
     def fail(self, exc):
         # An error after stop() was asked for is a consequence of stopping (a closed channel), not news.
+        # on_error runs before `stopping` is set, so join() cannot close the channel under its Bye.
         with self._lock:
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self.error is not None:
                 return
             self.error = exc
+        try:
+            if self._on_error is not None:
+                self._on_error(exc)
+        finally:
             self.stopping.set()
-        if self._on_error is not None:
-            self._on_error(exc)
 
     def stop(self):
         self.stopping.set()

@@ -1,0 +1,333 @@
+"""Host and viewer pipelines end to end: real Xvfb, real mss capture, real pynput injection,
+over a real SecureChannel (SPAKE2 handshake) on a 127.0.0.1 TCP connection.
+
+A small Tk target window runs in a subprocess on the Xvfb display and prints the events it gets as
+JSON lines, so typed text and clicks are checked where they land, not inside our own code.
+"""
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+PASSWORD = "test-pw-42"
+HOST_ID, VIEWER_ID = "111111111", "222222222"
+
+TARGET = r"""
+import json, sys, tkinter as tk
+root = tk.Tk()
+root.geometry("400x300+100+100")
+root.configure(bg="#ffd000")
+label = tk.Label(root, text="TagIO target", font=("Helvetica", 28), bg="#ffd000")
+label.place(x=20, y=20)
+photo = tk.PhotoImage(width=160, height=120)
+photo.put(" ".join("{" + " ".join("#%02x%02x%02x" % ((x * 7 + y * 3) % 256, (x * x + y) % 256, (y * 11) % 256)
+                                    for x in range(160)) + "}" for y in range(120)), to=(0, 0))
+tk.Label(root, image=photo, bd=0).place(x=220, y=160)
+def emit(**fields):
+    sys.stdout.write(json.dumps(fields) + "\n"); sys.stdout.flush()
+root.bind_all("<Key>", lambda e: emit(kind="key", keysym=e.keysym, char=e.char))
+root.bind_all("<Button>", lambda e: emit(kind="button", num=e.num, x=e.x_root, y=e.y_root))
+def ready():
+    root.focus_force()
+    emit(kind="ready")
+root.after(300, ready)
+root.mainloop()
+"""
+
+
+def _hello():
+    from tagio.session import messages as m
+    return m.Hello(m.PROTOCOL_VERSION, 0, 10, 10, 1)
+
+
+HELLO_FROM_VIEWER = _hello()
+
+
+def tcp_pair():
+    """Two connected real TCP sockets on 127.0.0.1."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
+
+
+def secure_pair(password=PASSWORD):
+    """(host_channel, viewer_channel): a real SPAKE2 handshake over loopback TCP."""
+    from tagio.crypto import handshake, kdf
+    from tagio.net.stream import SocketStream
+    host_sock, viewer_sock = tcp_pair()
+    session_id = os.urandom(16)
+    box = {}
+
+    def host_side():
+        try:
+            box["host"] = handshake.host_handshake(
+                SocketStream(host_sock, "direct-tcp"), [kdf.password_secret(password, HOST_ID)],
+                viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=session_id)
+        except Exception as exc:      # surfaced below in the test thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=host_side)
+    thread.start()
+    viewer = handshake.viewer_handshake(SocketStream(viewer_sock, "direct-tcp"), password,
+                                        viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=session_id)
+    thread.join(15)
+    if "error" in box:
+        raise box["error"]
+    return box["host"], viewer
+
+
+def wait_for(predicate, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def grab_screen():
+    import mss
+    from PIL import Image
+    with mss.MSS() as sct:
+        shot = sct.grab(sct.monitors[1])
+        return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+
+
+def max_channel_diff(a, b):
+    from PIL import ImageChops
+    return max(hi for _, hi in ImageChops.difference(a, b).getextrema())
+
+
+def mean_diff(a, b):
+    from PIL import ImageChops, ImageStat
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+class Target:
+    """The Tk target window subprocess; `.events` is a queue of decoded JSON lines."""
+
+    def __init__(self, env):
+        self.proc = subprocess.Popen([sys.executable, "-c", TARGET], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.events = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait("ready", timeout=15)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+
+    def wait(self, kind, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"target window never reported {kind!r}")
+            event = self.events.get(timeout=left)
+            if event["kind"] == kind:
+                return event
+
+    def collect(self, seconds):
+        out, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                out.append(self.events.get(timeout=0.05))
+            except queue.Empty:
+                pass
+        return out
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(5)
+        self.proc.stdout.close()
+
+
+def xdotool(env, *args):
+    return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=10).stdout
+
+
+def pointer(env):
+    fields = dict(part.split(":") for part in xdotool(env, "getmouselocation").split())
+    return int(fields["x"]), int(fields["y"])
+
+
+@skip_unless_xvfb
+class SessionOnXvfb(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.xvfb = Xvfb(width=800, height=600).start()
+        cls.saved_display = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = cls.xvfb.display   # mss and pynput open $DISPLAY
+        cls.target = Target(cls.xvfb.env())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.target.close()
+        cls.xvfb.stop()
+        if cls.saved_display is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = cls.saved_display
+
+    def start_session(self, **host_kwargs):
+        from tagio.session.host import HostSession
+        from tagio.session.viewer import ViewerSession
+        host_channel, viewer_channel = secure_pair()
+        self.host_events = []
+        host = HostSession(host_channel, on_event=lambda name, **f: self.host_events.append((name, f)),
+                           **host_kwargs)
+        viewer = ViewerSession(viewer_channel)
+        host.start()
+        viewer.start()
+        self.addCleanup(host.stop)
+        self.addCleanup(viewer.stop)
+        self.assertTrue(wait_for(lambda: viewer.stats["frames"] >= 1), "no frame arrived")
+        return host, viewer
+
+    def test_viewer_framebuffer_matches_host_screen(self):
+        host, viewer = self.start_session(fps_cap=30)
+        self.assertEqual(viewer.geometry, (800, 600))
+        self.assertEqual(viewer.monitors, [(0, 0, 800, 600)])
+        self.assertEqual(viewer.channel.path, "direct-tcp")
+        screen = grab_screen()
+        # The target's gradient photo is JPEG'd first and refreshed losslessly once it stays still.
+        self.assertTrue(wait_for(lambda: max_channel_diff(viewer.framebuffer, screen) == 0, timeout=5),
+                        f"after refresh still differs: max {max_channel_diff(viewer.framebuffer, screen)}")
+        self.assertGreater(host.stats["bytes"], 1000)
+        self.assertGreater(viewer.stats["bytes"], 1000)
+
+    def test_changes_on_the_host_reach_the_viewer(self):
+        host, viewer = self.start_session(fps_cap=60)
+        frames = viewer.stats["frames"]
+        env = self.xvfb.env()
+        with_win = subprocess.Popen([sys.executable, "-c",
+                                     "import tkinter as tk; r=tk.Tk(); r.geometry('120x80+600+450');"
+                                     "r.configure(bg='#0040ff'); r.mainloop()"], env=env)
+        self.addCleanup(with_win.wait, 5)
+        self.addCleanup(with_win.kill)
+        probe = (650, 490)
+        self.assertTrue(wait_for(lambda: viewer.framebuffer.getpixel(probe) == (0, 0x40, 0xff)),
+                        f"viewer shows {viewer.framebuffer.getpixel(probe)} where the host has blue")
+        self.assertGreater(viewer.stats["frames"], frames)
+        screen = grab_screen()
+        self.assertLess(mean_diff(wait_for(lambda: viewer.framebuffer), screen), 2.0)
+
+    def test_mouse_and_text_from_the_viewer_arrive_on_the_host(self):
+        host, viewer = self.start_session()
+        env = self.xvfb.env()
+        viewer.send_mouse_move(150, 250)
+        self.assertEqual(wait_for(lambda: pointer(env) == (150, 250) and pointer(env)), (150, 250))
+        viewer.send_mouse_button(1, True, 300, 200)
+        viewer.send_mouse_button(1, False)
+        click = self.target.wait("button")
+        self.assertEqual((click["num"], click["x"], click["y"]), (1, 300, 200))
+        viewer.send_text("hi é!")
+        viewer.send_key("Return", True)
+        viewer.send_key("Return", False)
+        keys = [e for e in self.target.collect(2.0) if e["kind"] == "key"]
+        self.assertEqual("".join(e["char"] for e in keys if e["keysym"] != "Return"), "hi é!")
+        self.assertIn("Return", [e["keysym"] for e in keys])
+        self.assertTrue(wait_for(lambda: viewer.cursor == (300, 200)), f"cursor {viewer.cursor}")
+
+    def test_view_only_ignores_input(self):
+        env = self.xvfb.env()
+        subprocess.run(["xdotool", "mousemove", "10", "10"], env=env, timeout=10)
+        host, viewer = self.start_session(view_only=True)
+        self.assertTrue(viewer.host_flags & 0x01, "Hello did not say view-only")
+        viewer.send_mouse_move(400, 300)
+        viewer.send_text("nope")
+        time.sleep(0.7)
+        self.assertEqual(pointer(env), (10, 10))
+        self.assertEqual([e for e in self.target.collect(0.2) if e["kind"] == "key"], [])
+        self.assertTrue(host.running and viewer.running)
+
+    def test_keys_held_are_released_when_the_session_drops(self):
+        from Xlib import XK, display
+        host, viewer = self.start_session()
+        conn = display.Display(self.xvfb.display)
+        self.addCleanup(conn.close)
+        code = conn.keysym_to_keycode(XK.string_to_keysym("Shift_L"))
+
+        def shift_down():
+            return bool(conn.query_keymap()[code // 8] & (1 << (code % 8)))
+
+        viewer.send_key("Shift_L", True)
+        self.assertTrue(wait_for(shift_down), "Shift_L never went down")
+        viewer.channel.stream.close()          # the viewer vanishes without a Bye
+        from tagio.errors import ConnectionClosed, SecureChannelError
+        with self.assertRaises((ConnectionClosed, SecureChannelError)):
+            host.join(10)
+        self.assertFalse(shift_down(), "Shift_L still held after the session dropped")
+
+    def test_quality_and_monitor_requests(self):
+        host, viewer = self.start_session()
+        viewer.set_quality(40, 20)
+        self.assertTrue(wait_for(lambda: host.fps_cap == 20 and host.target_quality == 40))
+        self._drain(viewer)
+        viewer.select_monitor(1)
+        self.assertTrue(wait_for(lambda: any(u[0] == "size" for u in self._drain(viewer))),
+                        "host did not restart the stream after SelectMonitor")
+
+    @staticmethod
+    def _drain(viewer):
+        out = []
+        while not viewer.updates.empty():
+            out.append(viewer.updates.get_nowait())
+        return out
+
+    def test_malformed_viewer_messages_end_only_that_session(self):
+        from tagio.errors import RemoteProtocolError
+        from tagio.session import messages as m
+        from tagio.session.host import HostSession
+        cases = [(b"\x99\x00\x01", "unknown session message type 153"),
+                 (m.encode(m.FrameAck(999999)), "unknown frame 999999"),
+                 (m.encode(HELLO_FROM_VIEWER), "host-only message"),
+                 (b"\x05\x01", "must be 11 bytes")]
+        for data, fragment in cases:
+            with self.subTest(fragment=fragment):
+                host_channel, raw_viewer = secure_pair()
+                host = HostSession(host_channel)
+                host.start()
+                try:
+                    self.assertIsInstance(m.decode(raw_viewer.recv()), m.Hello)
+                    raw_viewer.send(data)
+                    with self.assertRaises(RemoteProtocolError) as ctx:
+                        host.join(10)
+                    self.assertIn(fragment, str(ctx.exception))
+                    bye = wait_for(lambda: self._next_bye(raw_viewer), timeout=5)
+                    self.assertIn("protocol error", bye.text)
+                finally:
+                    host.stop()
+                    raw_viewer.close()
+        host, viewer = self.start_session()         # and the next session still works
+        self.assertEqual(viewer.geometry, (800, 600))
+
+    @staticmethod
+    def _next_bye(channel):
+        from tagio.session import messages as m
+        while True:
+            msg = m.decode(channel.recv())
+            if isinstance(msg, m.Bye):
+                return msg
+
+    def test_viewer_bye_ends_host_cleanly(self):
+        host, viewer = self.start_session()
+        viewer.stop("done watching")
+        host.join(10)           # no exception: a Bye is a clean end
+        self.assertIn(("closed", {"reason": "done watching"}), self.host_events)
+        self.assertFalse(host.running)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,146 @@
+"""ViewerSession against a scripted host on a real SecureChannel: decoding, flow control, the
+updates queue contract, and a host that sends malformed messages (the viewer ends the session with a
+clear RemoteProtocolError and never crashes)."""
+
+import io
+import unittest
+
+from PIL import Image
+
+from tagio.errors import RemoteProtocolError
+from tagio.session import messages as m
+from tagio.session.viewer import ViewerSession
+from tests.test_session_host import secure_pair, wait_for
+
+HELLO = m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 320, 200, 1)
+
+
+def png(img):
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg(img, quality=90):
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+class ScriptedHost(unittest.TestCase):
+    def setUp(self):
+        self.host, channel = secure_pair()
+        self.viewer = ViewerSession(channel, max_updates=8)
+        self.viewer.start()
+        self.addCleanup(self.host.close)
+        self.addCleanup(self.viewer.stop)
+
+    def send(self, msg):
+        self.host.send(m.encode(msg))
+
+    def recv(self):
+        return m.decode(self.host.recv())
+
+    def test_frames_are_decoded_acked_and_posted(self):
+        self.send(HELLO)
+        red = Image.new("RGB", (64, 32), (255, 0, 0))
+        gradient = Image.linear_gradient("L").resize((100, 50)).convert("RGB")
+        self.send(m.Frame(1, 0, 1.5, 7, [m.Rect(0, 0, 64, 32, m.ENC_FILL, b"\xff\x00\x00")]))
+        self.send(m.Frame(1, m.FINAL, 1.5, 7, [m.Rect(100, 100, 100, 50, m.ENC_PNG, png(gradient)),
+                                               m.Rect(200, 0, 64, 32, m.ENC_JPEG, jpeg(red))]))
+        self.assertEqual(self.recv(), m.FrameAck(1))      # one ack, after the FINAL part
+        fb = self.viewer.framebuffer
+        self.assertEqual(fb.size, (320, 200))
+        self.assertEqual(fb.getpixel((10, 10)), (255, 0, 0))
+        self.assertEqual(fb.crop((100, 100, 200, 150)).tobytes(), gradient.tobytes())
+        self.assertLess(max(abs(a - b) for a, b in zip(fb.getpixel((230, 10)), (255, 0, 0))), 8)
+        self.assertEqual(fb.getpixel((300, 190)), (0, 0, 0))
+        kinds = [self.viewer.updates.get(timeout=2)[0] for _ in range(3)]
+        self.assertEqual(kinds, ["size", "rects", "rects"])
+        self.assertEqual(self.viewer.stats["frames"], 1)
+        self.assertEqual(self.viewer.stats["latency_ms"], 7)
+
+    def test_updates_queue_stays_bounded_without_a_consumer(self):
+        self.send(HELLO)
+        for frame_id in range(1, 40):
+            self.send(m.Frame(frame_id, m.FINAL, 0.0, 0,
+                              [m.Rect(0, 0, 8, 8, m.ENC_FILL, bytes([frame_id, 0, 0]))]))
+            self.assertEqual(self.recv(), m.FrameAck(frame_id))
+        self.assertLessEqual(self.viewer.updates.qsize(), 8)
+        self.assertIn(("refresh",), list(self.viewer.updates.queue))
+        self.assertEqual(self.viewer.framebuffer.getpixel((0, 0)), (39, 0, 0))
+
+    def test_cursor_monitors_and_bye(self):
+        self.send(HELLO)
+        self.send(m.Cursor(5, 6))
+        self.send(m.MonitorList(1, [(0, 0, 320, 200), (320, 0, 100, 100)]))
+        self.send(m.Bye("host went home"))
+        self.viewer.join(5)         # a Bye is a clean end: no exception
+        self.assertEqual(self.viewer.cursor, (5, 6))
+        self.assertEqual(self.viewer.monitors, [(0, 0, 320, 200), (320, 0, 100, 100)])
+        self.assertEqual(self.viewer.closed_reason, "host went home")
+        self.assertIn(("closed", "host went home"), list(self.viewer.updates.queue))
+
+    def test_input_goes_out_as_messages(self):
+        self.viewer.send_mouse_move(10, 20)
+        self.viewer.send_mouse_button(3, True)
+        self.viewer.send_click(1, 2, x=7, y=8)
+        self.viewer.send_scroll(0, -2)
+        self.viewer.send_key("F5", True)
+        self.viewer.send_text("x" * (m.MAX_TEXT + 10))
+        self.viewer.select_monitor(2)
+        self.viewer.set_quality(55, 25)
+        got = [self.recv() for _ in range(9)]
+        self.assertEqual(got[:5], [m.Mouse(m.MOUSE_MOVE, 0, 10, 20), m.Mouse(m.MOUSE_PRESS, 3, 10, 20),
+                                   m.Mouse(m.MOUSE_CLICK, 1, 7, 8, 2), m.Scroll(0, -2), m.Key("F5", True)])
+        self.assertEqual(got[5].text + got[6].text, "x" * (m.MAX_TEXT + 10))
+        self.assertEqual(got[7:], [m.SelectMonitor(2), m.SetQuality(55, 25)])
+
+
+class MalformedHost(unittest.TestCase):
+    """Each bad input ends the viewer's session with one clear error; nothing else breaks."""
+
+    def run_case(self, messages, fragment):
+        host, channel = secure_pair()
+        viewer = ViewerSession(channel)
+        viewer.start()
+        try:
+            for data in messages:
+                host.send(data)
+            with self.assertRaises(RemoteProtocolError) as ctx:
+                viewer.join(5)
+            self.assertIn(fragment, str(ctx.exception))
+            self.assertFalse(viewer.running)
+            self.assertIn(fragment, viewer.closed_reason)
+            bye = wait_for(lambda: m.decode(host.recv()), timeout=5)
+            self.assertIsInstance(bye, m.Bye)
+            self.assertIn("protocol error", bye.text)
+        finally:
+            viewer.stop()
+            host.close()
+
+    def test_unknown_message_type(self):
+        self.run_case([b"\x63garbage"], "unknown session message type 99")
+
+    def test_frame_before_hello(self):
+        self.run_case([m.encode(m.Frame(1, m.FINAL, 0.0, 0, []))], "Frame before Hello")
+
+    def test_rectangle_outside_the_screen(self):
+        bad = m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(300, 190, 64, 64, m.ENC_FILL, b"\x00\x00\x00")])
+        self.run_case([m.encode(HELLO), m.encode(bad)], "outside the screen")
+
+    def test_image_that_does_not_decode(self):
+        bad = m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 10, 10, m.ENC_JPEG, b"\xff\xd8 not a jpeg")])
+        self.run_case([m.encode(HELLO), m.encode(bad)], "does not decode")
+
+    def test_image_larger_than_its_rectangle(self):
+        big = png(Image.new("RGB", (3000, 3000), (1, 2, 3)))
+        bad = m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 10, 10, m.ENC_PNG, big)])
+        self.run_case([m.encode(HELLO), m.encode(bad)], "rectangle says 10x10")
+
+    def test_viewer_only_message_from_host(self):
+        self.run_case([m.encode(HELLO), m.encode(m.Key("a", True))], "viewer-only message")
+
+
+if __name__ == "__main__":
+    unittest.main()
