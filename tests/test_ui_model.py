@@ -66,9 +66,17 @@ class ErrorMessageTest(unittest.TestCase):
         _t, text = model.error_message(RelayError("offline", "x"), "123456789")
         self.assertIn("not online", text)
 
-    def test_unreachable_relay_keeps_the_reason(self):
-        _t, text = model.error_message(RelayError("unreachable", "relay h:1 is unreachable: refused"))
-        self.assertIn("refused", text)
+    def test_unreachable_relay_keeps_the_reason_once(self):
+        _t, text = model.error_message(RelayError(
+            "unreachable", "relay h:1 is unreachable: cannot reach relay h:1: Connection refused"))
+        self.assertIn("(Connection refused)", text)
+        self.assertNotIn("h:1", text)
+
+    def test_short_reason(self):
+        self.assertEqual(model.short_reason("cannot reach relay 127.0.0.1:5: timed out"), "timed out")
+        self.assertEqual(model.short_reason("relay refused: bad secret"), "relay refused: bad secret")
+        text, _colour = model.relay_status_text("unreachable: cannot reach relay r:1: Connection refused")
+        self.assertEqual(text, "Relay unreachable: Connection refused \u2014 LAN connections still work")
 
     def test_unknown_relay_code_shows_relay_text(self):
         _t, text = model.error_message(RelayError("weird", "the relay said so"))

@@ -217,19 +217,15 @@ class App:
 
     def open_settings(self):
         from tagio.ui.settings_dialog import SettingsDialog
-        self.dialog = SettingsDialog(self.root, self.settings, self.client.id, on_saved=self._settings_saved)
+        before = (self.settings.relay, self.settings.relay_secret)
+        self.dialog = SettingsDialog(self.root, self.settings, self.client.id,
+                                     on_saved=lambda settings: self._settings_saved(settings, before))
 
-    def _settings_saved(self, settings):
+    def _settings_saved(self, settings, relay_before):
         self.dialog = None
         self.home.set_notice("Settings saved.")
-        address = getattr(self.client, "relay_address", None)
-        from tagio.client.settings import resolve_relay
-        try:
-            changed = resolve_relay(None, settings) != address
-        except ConfigError:
-            changed = False
-        if changed:
-            self._restart_client()
+        if (settings.relay, settings.relay_secret) != relay_before:
+            self._restart_client()      # --relay / TAGIO_RELAY still win over the file, as at start
 
     def _restart_client(self):
         """A new relay (or secret) needs a new registration: swap in a fresh Client."""
@@ -301,7 +297,9 @@ class App:
             session.join(SESSION_STOP_TIMEOUT)
         except TagioError as exc:
             return None if user_closed else exc
-        return None if user_closed else ConnectionClosed("the partner ended the session")
+        if user_closed:
+            return None
+        return ConnectionClosed(getattr(session, "closed_reason", None) or "the partner ended the session")
 
     # --- host side ------------------------------------------------------------------------------
 
@@ -368,12 +366,8 @@ def _destroy(widget):
 
 
 def _session_done(session) -> bool:
-    if session is None:
-        return False
-    done = getattr(session, "done", None)
-    if done is not None:
-        return bool(done() if callable(done) else done)
-    return False
+    """True once the session's threads have stopped (ViewerSession.running went False)."""
+    return session is not None and not getattr(session, "running", True)
 
 
 # --- entry point --------------------------------------------------------------------------------

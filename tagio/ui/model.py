@@ -12,6 +12,7 @@ password the home window is meant to show.
 """
 
 import enum
+import re
 from dataclasses import dataclass
 
 from tagio.client.settings import format_address, parse_address
@@ -85,14 +86,24 @@ def parse_relay_status(status):
     return str(state or "connecting").lower(), str(getattr(status, "reason", "") or "")
 
 
+_RELAY_PREFIX = re.compile(r"^(relay \S+ is unreachable: )?(cannot reach (the )?relay \S+: )?", re.I)
+
+
+def short_reason(text: str) -> str:
+    """'relay h:1 is unreachable: cannot reach relay h:1: Connection refused' -> 'Connection refused'.
+
+    The core's reasons repeat the address the status line already shows; keep the cause."""
+    return _RELAY_PREFIX.sub("", str(text or "").strip()) or str(text or "")
+
+
 def relay_status_text(status, relay_address: str = ""):
     """(line of text, colour key) for the status bar of the home window."""
     word, reason = parse_relay_status(status)
     text, colour = RELAY_STATUS_TEXT.get(word, (word.capitalize() or "Unknown", "idle"))
-    if word == "online" and relay_address:
+    if relay_address and colour in ("ok", "error"):
         text = f"{text} ({relay_address})"
     if reason and colour == "error":
-        text = f"{text}: {reason}"
+        text = f"{text}: {short_reason(reason)}"
     if colour == "error":
         text += " \u2014 LAN connections still work"
     return text, colour
@@ -102,7 +113,7 @@ def relay_status_text(status, relay_address: str = ""):
 
 # RelayError.code -> message; {id} is the partner ID as displayed
 RELAY_ERROR_TEXT = {
-    "unreachable": "Cannot reach the relay ({text}). Check the relay address in Settings and your network.",
+    "unreachable": "Cannot reach the relay ({reason}). Check the relay address in Settings and your network.",
     "unknown_id": "No desk with ID {id} is known to the relay. Check the ID and try again.",
     "offline": "Desk {id} is not online right now. Ask your partner to start TagIO.",
     "rate_limited": "Too many attempts. Wait a minute, then try again.",
@@ -143,7 +154,7 @@ def error_message(exc: BaseException, partner_id: str = ""):
         template = RELAY_ERROR_TEXT.get(getattr(exc, "code", None))
         text = getattr(exc, "text", "") or str(exc)
         if template:
-            return "Cannot connect", template.format(id=pid, text=text)
+            return "Cannot connect", template.format(id=pid, text=text, reason=short_reason(text))
         return "Cannot connect", f"The relay refused the request: {text}"
     for cls in type(exc).__mro__:
         if cls in ERROR_CLASS_TEXT:

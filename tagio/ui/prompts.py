@@ -53,6 +53,24 @@ class Dialog(tk.Toplevel):
     def cancel(self):
         self.destroy()
 
+    def destroy(self):
+        super().destroy()
+        self._release()
+
+    def _release(self):
+        """Drop our references to child widgets and Tk variables now, on the Tk thread.
+
+        Widgets and their owner form reference cycles; left to the cyclic GC they may be freed
+        on a worker thread, and a tkinter Variable freed there calls into Tcl from the wrong
+        thread ("main thread is not in main loop")."""
+        for name, value in list(vars(self).items()):
+            if name == "master":
+                continue
+            if isinstance(value, dict) and any(isinstance(v, (tk.Misc, tk.Variable)) for v in value.values()):
+                value.clear()
+            elif isinstance(value, (tk.Misc, tk.Variable)):
+                delattr(self, name)
+
 
 class MessageDialog(Dialog):
     """One clear message with an OK button; `on_close()` runs when it is dismissed."""

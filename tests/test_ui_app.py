@@ -1,0 +1,290 @@
+"""The Tk client application on a real Xvfb display, with a real Client core.
+
+The app runs its real after() poll; the test pumps the Tk event loop (root.update) until what
+it waits for shows up, with a deadline.  Screenshots are taken with mss from the Xvfb display.
+The relay is either a closed port on 127.0.0.1 (the "unreachable" cases) or, when
+tests/relay_fixture.py is present, a real relay on 127.0.0.1 port 0.
+"""
+
+import gc
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+try:
+    import tkinter as tk
+except ImportError:        # a Python built without Tk
+    tk = None
+
+PUMP_TIMEOUT = 15.0
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_relay():
+    """A real relay on 127.0.0.1 (tests/relay_fixture.py); None when that fixture is not there."""
+    try:
+        from tests.relay_fixture import start_relay as start
+    except ImportError:
+        return None
+    return start()
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class AppTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.xvfb = Xvfb(width=1024, height=768).start()
+        cls.old_display = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = cls.xvfb.display
+        # TAGIO_UI_SHOTS=DIR keeps the screenshots for a person to look at.
+        cls.keep_shots = os.environ.get("TAGIO_UI_SHOTS")
+        cls.shots = cls.keep_shots or tempfile.mkdtemp(prefix="tagio-ui-shots-")
+        os.makedirs(cls.shots, exist_ok=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.old_display is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = cls.old_display
+        cls.xvfb.stop()
+        if not cls.keep_shots:
+            shutil.rmtree(cls.shots, ignore_errors=True)
+
+    def setUp(self):
+        from tagio.client.core import Client
+        from tagio.client.settings import Settings
+        from tagio.ui.app import App
+        self.config_dir = tempfile.mkdtemp(prefix="tagio-ui-cfg-")
+        self.addCleanup(shutil.rmtree, self.config_dir, True)
+        self.relay = getattr(self, "relay_address", None) or f"127.0.0.1:{closed_port()}"
+        self.settings = Settings.load(self.config_dir)
+        self.settings.relay = self.relay          # as if chosen in Settings earlier (not saved)
+        self.root = tk.Tk(className="TagIO")
+
+        def factory(**kwargs):
+            return Client(self.config_dir, direct_bind=None, **kwargs)
+        self.app = App(self.root, factory, self.settings).start()
+        self.addCleanup(self.close_app)
+        self.root.geometry("+10+10")
+        self.pump(lambda: self.root.winfo_viewable(), "main window mapped")
+
+    def close_app(self):
+        self.app.close()
+        # Free the Tk objects here, on the Tk thread, not in some later test's worker thread.
+        del self.app, self.root
+        gc.collect()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def pump(self, predicate, what, timeout=PUMP_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.root.update()
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        self.fail(f"timed out waiting for {what}")
+
+    def press_enter(self, widget):
+        """A real key press: give the widget X focus, then let Tk deliver <Return> to it."""
+        widget.focus_force()
+        self.pump(lambda: self.root.focus_get() == widget, "focus on the entry")
+        widget.event_generate("<KeyPress-Return>", when="tail")
+
+    def toplevels(self, cls):
+        return [w for w in self.root.winfo_children() if isinstance(w, cls) and w.winfo_exists()]
+
+    def screenshot(self, name):
+        import mss
+        import mss.tools
+        self.pump(lambda: True, "idle")
+        with mss.MSS(display=self.xvfb.display) as grabber:
+            shot = grabber.grab(grabber.monitors[1])
+        path = os.path.join(self.shots, f"{name}.png")
+        mss.tools.to_png(shot.rgb, shot.size, output=path)
+        return shot, path
+
+    # --- tests ----------------------------------------------------------------------------------
+
+    def test_home_shows_id_password_and_unreachable_relay(self):
+        from tagio.crypto.identity import format_id
+        client = self.app.client
+        home = self.app.home
+        self.pump(lambda: home.id_var.get() == format_id(client.id), "ID on screen")
+        self.assertEqual(home.password_var.get(), client.one_time_password)
+        self.assertEqual(len(client.one_time_password), 8)
+        self.pump(lambda: "unreachable" in home.status_var.get(), "relay status")
+        self.assertEqual(str(home.status_label.cget("style")), "Status.error.TLabel")
+        shot, path = self.screenshot("home")
+        self.assertTrue(os.path.getsize(path) > 1000)
+        # Not blank: the window's area has many colours (text, buttons, header), the rest is black.
+        x0, y0 = self.root.winfo_rootx(), self.root.winfo_rooty()
+        w, h = self.root.winfo_width(), self.root.winfo_height()
+        self.assertGreater(w, 600)
+        pixels = {shot.pixel(x, y) for x in range(x0, x0 + w, 3) for y in range(y0, y0 + h, 3)}
+        self.assertGreater(len(pixels), 20)
+        # The big ID label is drawn in dark text on a white card.
+        label = home.id_label
+        lx, ly = label.winfo_rootx(), label.winfo_rooty()
+        dark = [shot.pixel(x, y) for x in range(lx, lx + label.winfo_width())
+                for y in range(ly, ly + label.winfo_height()) if sum(shot.pixel(x, y)) < 200]
+        self.assertGreater(len(dark), 50)
+
+    def test_new_password_and_copy_buttons(self):
+        home = self.app.home
+        old = self.app.client.one_time_password
+        self.pump(lambda: home.password_var.get() == old, "password")
+        home.new_password_button.invoke()
+        self.pump(lambda: home.password_var.get() != old, "a new password")
+        self.assertEqual(home.password_var.get(), self.app.client.one_time_password)
+        home.copy_id_button.invoke()
+        self.assertEqual(self.root.clipboard_get(), self.app.client.id)
+        self.assertIn("Copied", str(home.copy_id_button.cget("text")))
+        home.copy_password_button.invoke()
+        self.assertEqual(self.root.clipboard_get(), self.app.client.one_time_password)
+
+    def test_bad_partner_id_gets_inline_message_and_no_dialog(self):
+        from tagio.ui.prompts import PasswordDialog
+        home = self.app.home
+        home.partner_var.set("12 34")
+        self.press_enter(home.partner_entry)
+        self.pump(lambda: home.id_error_var.get(), "inline error")
+        self.assertIn("9 digits", home.id_error_var.get())
+        self.assertEqual(self.toplevels(PasswordDialog), [])
+        home.partner_var.set(self.app.client.id)
+        home.connect_button.invoke()
+        self.assertIn("own ID", home.id_error_var.get())
+
+    def connect_and_get_error(self, partner_id):
+        """Type an ID, press Enter, give a password; return the error dialog that comes back."""
+        from tagio.ui.model import HomeState
+        from tagio.ui.prompts import MessageDialog, PasswordDialog
+        home = self.app.home
+        home.partner_var.set(partner_id)
+        self.press_enter(home.partner_entry)
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        dialog.password_var.set("abcd2345")
+        dialog.ok_button.invoke()
+        self.assertIs(self.app.machine.state, HomeState.CONNECTING)
+        self.assertIn("disabled", home.connect_button.state())
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
+        self.shot = self.screenshot("error")
+        return message
+
+    def assert_back_home(self, message):
+        from tagio.ui.model import HomeState
+        message.ok_button.invoke()
+        self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home state")
+        self.assertNotIn("disabled", self.app.home.connect_button.state())
+        self.assertEqual(self.app.home.busy_var.get(), "")
+
+    def test_connect_with_relay_unreachable_shows_one_clear_error(self):
+        message = self.connect_and_get_error("123 456 789")
+        self.assertEqual(message.title_text, "Cannot connect")
+        self.assertIn("Cannot reach the relay", message.message_text)
+        self.assertNotIn("abcd2345", message.message_text)
+        self.assert_back_home(message)
+
+    def test_cancel_password_returns_home(self):
+        from tagio.ui.model import HomeState
+        from tagio.ui.prompts import PasswordDialog
+        self.app.connect_clicked("123456789")
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        dialog.submit()                                  # empty password: inline message, stays open
+        self.assertIn("Enter the password", dialog.error_var.get())
+        dialog.cancel()
+        self.assertIs(self.app.machine.state, HomeState.IDLE)
+
+    def test_settings_dialog_validates_saves_and_reloads(self):
+        from tagio.client.settings import Settings
+        from tagio.ui.settings_dialog import SettingsDialog
+        self.app.open_settings()
+        dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings dialog")
+        dialog.vars["fps_cap"].set("500")
+        dialog.vars["relay"].set("bad host:x")
+        self.assertFalse(dialog.save())
+        self.assertIn("1 to 60", dialog.errors["fps_cap"].get())
+        self.assertIn("relay address", dialog.errors["relay"].get())
+        self.assertTrue(dialog.winfo_exists())
+        self.assertFalse(os.path.exists(os.path.join(self.config_dir, "settings.json")))
+        new_relay = f"127.0.0.1:{closed_port()}"
+        for name, value in {"relay": new_relay, "relay_secret": "s3cret-relay", "fps_cap": "24",
+                            "quality": "60", "ask_before_accept": False, "view_only": True,
+                            "new_password": "unattended-pw", "confirm_password": "unattended-pw"}.items():
+            dialog.vars[name].set(value)
+        self.assertTrue(dialog.save())
+        self.pump(lambda: not dialog.winfo_exists(), "dialog closed")
+        loaded = Settings.load(self.config_dir)
+        self.assertEqual((loaded.relay, loaded.relay_secret, loaded.fps_cap, loaded.quality),
+                         (new_relay, "s3cret-relay", 24, 60))
+        self.assertFalse(loaded.ask_before_accept)
+        self.assertTrue(loaded.view_only)
+        self.assertEqual(len(loaded.permanent_secret or b""), 32)
+        with open(os.path.join(self.config_dir, "settings.json")) as f:
+            self.assertNotIn("unattended-pw", f.read())
+        # The relay changed, so the app registered again with a new Client on the new address.
+        self.pump(lambda: f"{self.app.client.relay_address[1]}" == new_relay.split(":")[1], "client restart")
+        # Reopened, the dialog shows what was saved, but never the permanent password.
+        self.app.open_settings()
+        again = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings again")
+        self.assertEqual(again.vars["relay"].get(), new_relay)
+        self.assertEqual(again.vars["fps_cap"].get(), "24")
+        self.assertEqual(again.vars["new_password"].get(), "")
+        self.assertIn("is set", str(again.password_state.cget("text")))
+        again.vars["clear_password"].set(True)
+        self.assertTrue(again.save())
+        self.assertIsNone(Settings.load(self.config_dir).permanent_secret)
+
+    def test_accept_prompt_answers_the_core_thread(self):
+        from tagio.ui.prompts import AcceptPrompt
+        results = []
+        asker = threading.Thread(target=lambda: results.append(self.app.accepts.ask("123456789")))
+        asker.start()
+        prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt")
+        self.assertIn("123 456 789", prompt.text_var.get())
+        self.screenshot("accept")
+        prompt.accept_button.invoke()
+        self.pump(lambda: not asker.is_alive(), "answer delivered")
+        self.assertEqual(results, [True])
+
+    def test_accept_prompt_times_out_to_deny(self):
+        from tagio.ui.prompts import AcceptPrompt
+        self.app.accepts.timeout = 1
+        results = []
+        asker = threading.Thread(target=lambda: results.append(self.app.accepts.ask("987654321")))
+        asker.start()
+        self.pump(lambda: self.toplevels(AcceptPrompt), "accept prompt")
+        self.pump(lambda: not asker.is_alive(), "automatic deny", timeout=6)
+        self.assertEqual(results, [False])
+        self.assertEqual(self.toplevels(AcceptPrompt), [])
+
+    def test_controlled_indicator_follows_host_session_events(self):
+        from tagio.ui.prompts import ControlledIndicator
+        self.app.events.post("session_started", peer_id="123456789", path="relay", role="host")
+        bar = self.pump(lambda: (self.toplevels(ControlledIndicator) or [None])[0], "indicator")
+        self.assertEqual(bar.text, "Being controlled by 123 456 789")
+        self.assertEqual(bar.attributes("-topmost"), 1)
+        self.screenshot("controlled")
+        bar.disconnect_button.invoke()     # real Client.end_host_sessions (no sessions: no-op)
+        self.app.events.post("session_ended", peer_id="123456789", role="host", reason=None)
+        self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
+        self.assertIn("ended", self.app.home.notice_var.get())
+
+
+if __name__ == "__main__":
+    unittest.main()
