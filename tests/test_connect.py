@@ -200,6 +200,19 @@ class EstablishTest(unittest.TestCase):
         self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
         self.assert_talks(v, h)
 
+    def test_punched_udp_when_only_udp_candidates_known(self):
+        viewer_listener, host_listener = self.listener(), self.listener()
+        viewer, host = make_peers()
+        viewer.peer_udp_addr = host_listener.udp.address()
+        host.peer_udp_addr = viewer_listener.udp.address()
+        v, h = run_both(lambda: establish(viewer, None, viewer_side(viewer), listener=viewer_listener),
+                        lambda: establish(host, None, host_side(host), listener=host_listener))
+        self.assertEqual((v.path, h.path), ("direct-udp", "direct-udp"), (v, h))
+        self.assert_talks(v, h)
+        big = os.urandom(200_000)
+        v.send(big)
+        self.assertEqual(h.recv(), big)
+
     def test_wrong_password_is_reported_not_retried_elsewhere(self):
         listener = self.listener()
         viewer, host = make_peers(host_candidates=listener.candidates())
