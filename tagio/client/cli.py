@@ -54,6 +54,8 @@ RELAY_CODES = {
     "unknown_id": ("unknown_id", "unknown ID: no TagIO client with that ID is registered at the relay"),
     "offline": ("offline", "partner is not online"),
     "rate_limited": ("rate_limited", "the relay is rate-limiting this address; try again shortly"),
+    "auth_failed": ("relay_auth", "the relay refused this client: its relay secret is missing or wrong"),
+    "self": ("usage", "that is this machine's own ID"),
 }
 
 

@@ -64,12 +64,13 @@ class Client:
 
     relay: "HOST:PORT" (else TAGIO_RELAY, settings, default). direct_bind: where the direct listener
     binds, None for none. host_password: an extra permanent password for this process only (not saved).
-    monitor / view_only / fps_cap / quality override the settings for host sessions.
+    monitor / view_only / fps_cap / quality override the settings for host sessions; display picks
+    the X display to capture (default $DISPLAY). limiter: an AttemptLimiter (tests inject one).
     """
 
     def __init__(self, config_dir=None, *, relay=None, settings=None, accept_callback=None,
                  on_event=None, direct_bind=("0.0.0.0", 0), host_password=None, monitor=1,
-                 view_only=None, fps_cap=None, quality=None, limiter=None):
+                 view_only=None, fps_cap=None, quality=None, limiter=None, display=None):
         self.config_dir = default_config_dir() if config_dir is None else config_dir
         self.settings = settings if settings is not None else Settings.load(self.config_dir)
         self.relay_address = resolve_relay(relay, self.settings)
@@ -82,6 +83,8 @@ class Client:
             "fps_cap": fps_cap or self.settings.fps_cap,
             "quality": quality or self.settings.quality,
         }
+        if display is not None:          # an X display other than $DISPLAY (tests, multi-seat)
+            self.host_options["display"] = display
         self._extra_secret = None
         if host_password:
             from tagio.crypto.kdf import password_secret
@@ -256,8 +259,8 @@ class Client:
                                         timeout=HANDSHAKE_TIMEOUT)
         except WrongPasswordError:
             self._limiter.failed(peer.peer_id)
-            self.new_password()
             self._emit("auth_failed", peer_id=peer.peer_id)
+            self.new_password()          # the guess was spent on a password that no longer exists
             return None, False
         except TagioError as exc:
             self._emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc))

@@ -11,11 +11,14 @@ an unexpected exception that ended the thread is re-raised there.
 """
 
 import enum
+import logging
 import random
 import threading
 import queue
 
 from tagio.errors import LocalProtocolError, RelayError, TagioError
+
+log = logging.getLogger("tagio.client.relay")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
@@ -173,6 +176,8 @@ class RelayLink:
             self._state_changed.notify_all()
         if event != "close":
             self._on_status(self.status)
+        if event == "lost":
+            log.info("relay connection lost: %s", reason)
 
     def _fire_quietly(self, event, reason):
         try:

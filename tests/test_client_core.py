@@ -1,0 +1,248 @@
+"""Client-level tests of tagio.client.core: two real Clients, a real relay on 127.0.0.1, a real Xvfb.
+
+Every Client gets a private config dir, a direct listener on 127.0.0.1 (or none) and the relay from
+tests/relay_fixture, so nothing leaves loopback. The host captures a private Xvfb display.
+"""
+
+import tempfile
+import threading
+import time
+import unittest
+
+from tagio.client.core import Client
+from tagio.client.ratelimit import AttemptLimiter
+from tagio.client.settings import Settings
+from tagio.errors import (ConfigError, RelayError, TransportError, WrongPasswordError)
+from tests.relay_fixture import start_relay
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+LOOPBACK = ("127.0.0.1", 0)
+
+
+class Events:
+    """Records Client events; `wait(name)` blocks until one with that name arrived."""
+
+    def __init__(self):
+        self.items = []
+        self._cond = threading.Condition()
+
+    def __call__(self, name, **fields):
+        with self._cond:
+            self.items.append((name, fields))
+            self._cond.notify_all()
+
+    def names(self):
+        with self._cond:
+            return [n for n, _ in self.items]
+
+    def wait(self, name, timeout=10, **match):
+        def found():
+            return next((f for n, f in self.items if n == name
+                         and all(f.get(k) == v for k, v in match.items())), None)
+        with self._cond:
+            self._cond.wait_for(lambda: found() is not None, timeout)
+            got = found()
+        if got is None:
+            raise AssertionError(f"no {name} event {match} within {timeout}s; got {self.names()}")
+        return got
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@skip_unless_xvfb
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.xvfb = Xvfb(width=320, height=240).start()
+        cls.relay = start_relay()
+        cls.relay_text = "%s:%d" % cls.relay.address
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.relay.stop()
+        cls.xvfb.stop()
+
+    def client(self, *, settings_kw=None, **kwargs):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        settings = Settings(tmp.name, **(settings_kw or {}))
+        events = Events()
+        kwargs.setdefault("direct_bind", LOOPBACK)
+        client = Client(tmp.name, relay=self.relay_text, settings=settings, on_event=events,
+                        display=self.xvfb.display, view_only=True, **kwargs)
+        client.events = events
+        client.start()
+        self.addCleanup(client.close)
+        client.wait_online(10)
+        return client
+
+    def view(self, conn):
+        session = conn.open_session()
+        session.start()
+        self.addCleanup(session.stop)
+        self.assertTrue(wait_until(lambda: session.framebuffer is not None and session.stats["frames"]),
+                        "no frame arrived")
+        return session
+
+    # ---------------------------------------------------------------- happy paths
+
+    def test_connect_direct_with_one_time_password(self):
+        host, viewer = self.client(), self.client(direct_bind=None)
+        self.assertEqual((host.relay_status, viewer.relay_status), ("online", "online"))
+        otp = host.one_time_password
+        conn = viewer.connect(host.id, otp)
+        self.assertEqual((conn.peer_id, conn.path), (host.id, "direct-tcp"))
+        self.assertGreater(conn.connect_ms, 0)
+        session = self.view(conn)
+        self.assertEqual(session.framebuffer.size, (320, 240))
+        started = host.events.wait("session_started", peer_id=viewer.id)
+        self.assertEqual((started["path"], started["role"]), ("direct-tcp", "host"))
+        self.assertNotEqual(host.one_time_password, otp, "a used one-time password must be replaced")
+        self.assertEqual(len(host.host_sessions), 1)
+        self.assertEqual(Settings.load(viewer.config_dir).recent_partners, [host.id])
+        session.stop()
+        ended = host.events.wait("session_ended", peer_id=viewer.id)
+        self.assertEqual(ended["role"], "host")
+        self.assertTrue(wait_until(lambda: not host.host_sessions))
+
+    def test_relay_path_when_host_has_no_listener(self):
+        host, viewer = self.client(direct_bind=None), self.client(direct_bind=None)
+        conn = viewer.connect(host.id, host.one_time_password)
+        self.assertEqual(conn.path, "relay")
+        self.view(conn)
+        host.end_host_sessions()             # the "disconnect" button
+        host.events.wait("session_ended", peer_id=viewer.id)
+
+    def test_permanent_password_skips_prompt_and_keeps_otp(self):
+        asked = []
+        host = self.client(host_password="unattended-pw", settings_kw={"ask_before_accept": True},
+                           accept_callback=lambda peer: asked.append(peer) or False)
+        viewer = self.client(direct_bind=None)
+        otp = host.one_time_password
+        self.view(viewer.connect(host.id, "unattended-pw"))
+        host.events.wait("session_started")
+        self.assertEqual(asked, [])
+        self.assertEqual(host.one_time_password, otp)
+
+    # ---------------------------------------------------------------- accept policy
+
+    def test_ask_before_accept_decline(self):
+        asked = []
+        host = self.client(settings_kw={"ask_before_accept": True},
+                           accept_callback=lambda peer: asked.append(peer) or False)
+        viewer = self.client(direct_bind=None)
+        conn = viewer.connect(host.id, host.one_time_password)
+        session = conn.open_session()
+        session.start()
+        self.addCleanup(session.stop)
+        refused = host.events.wait("refused", peer_id=viewer.id)
+        self.assertEqual(refused["reason"], "declined")
+        self.assertEqual(asked, [viewer.id])
+        self.assertTrue(wait_until(lambda: not session.running), "declined session must end")
+        self.assertNotIn("session_started", host.events.names())
+
+    def test_ask_before_accept_allow(self):
+        host = self.client(settings_kw={"ask_before_accept": True}, accept_callback=lambda peer: True)
+        viewer = self.client(direct_bind=None)
+        self.view(viewer.connect(host.id, host.one_time_password))
+        host.events.wait("session_started", peer_id=viewer.id)
+
+    # ---------------------------------------------------------------- failures
+
+    def test_wrong_password_rotates_and_host_keeps_serving(self):
+        host, viewer = self.client(), self.client(direct_bind=None)
+        otp = host.one_time_password
+        with self.assertRaises(WrongPasswordError):
+            viewer.connect(host.id, "not-the-password")
+        host.events.wait("auth_failed", peer_id=viewer.id)
+        self.assertTrue(wait_until(lambda: host.one_time_password != otp), "password not rotated")
+        with self.assertRaises(WrongPasswordError):
+            viewer.connect(host.id, otp)           # the old password is gone too
+        self.view(viewer.connect(host.id, host.one_time_password))
+
+    def test_rate_limit_refuses_without_handshake(self):
+        host = self.client(limiter=AttemptLimiter(per_peer=1, total=10))
+        viewer = self.client(direct_bind=None)
+        with self.assertRaises(WrongPasswordError):
+            viewer.connect(host.id, "guess-1")
+        with self.assertRaises(TransportError):       # the host does not even answer
+            viewer.connect(host.id, host.one_time_password, timeout=2)
+        refused = host.events.wait("refused", peer_id=viewer.id)
+        self.assertEqual(refused["reason"], "too many attempts")
+
+    def test_unknown_id_and_bad_input(self):
+        viewer = self.client(direct_bind=None)
+        with self.assertRaises(RelayError) as ctx:
+            viewer.connect("123 456 789", "whatever")
+        self.assertIn(ctx.exception.code, ("unknown_id", "offline"))
+        with self.assertRaises(ConfigError):
+            viewer.connect("12345", "pw")
+        with self.assertRaises(ConfigError):
+            viewer.connect(viewer.id, "pw")
+        with self.assertRaises(ConfigError):
+            viewer.connect("123456789", "  ")
+
+    def test_events_never_carry_secrets(self):
+        host, viewer = self.client(), self.client(direct_bind=None)
+        passwords = [host.one_time_password]
+        with self.assertRaises(WrongPasswordError):
+            viewer.connect(host.id, "wrong-secret-guess")
+        passwords.append(host.one_time_password)
+        text = repr(host.events.items) + repr(viewer.events.items)
+        for secret in passwords + ["wrong-secret-guess"]:
+            self.assertNotIn(secret, text)
+
+
+class RelayStatusTest(unittest.TestCase):
+    """Status and errors when the relay is missing or goes away (no display needed)."""
+
+    def make(self, relay_text):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        events = Events()
+        client = Client(tmp.name, relay=relay_text, settings=Settings(tmp.name), on_event=events,
+                        direct_bind=None)
+        client.events = events
+        client.start()
+        self.addCleanup(client.close)
+        return client
+
+    def test_unreachable(self):
+        relay = start_relay()
+        address = "%s:%d" % relay.address
+        relay.stop()                                   # nothing listens there any more
+        client = self.make(address)
+        with self.assertRaises(RelayError) as ctx:
+            client.wait_online(5)
+        self.assertEqual(ctx.exception.code, "unreachable")
+        self.assertIn(address, str(ctx.exception))
+        self.assertTrue(client.relay_status.startswith("unreachable: "), client.relay_status)
+        with self.assertRaises(RelayError):
+            client.connect("123456789", "pw")
+
+    def test_relay_lost_then_back(self):
+        relay = start_relay()
+        address = relay.address
+        client = self.make("%s:%d" % address)
+        client.wait_online(5)
+        self.assertEqual(client.relay_status, "online")
+        relay.stop()
+        self.assertTrue(wait_until(lambda: client.relay_status != "online", 15), client.relay_status)
+        again = start_relay(bind=address)          # the relay restarts on the same port
+        self.addCleanup(again.stop)
+        self.assertTrue(wait_until(lambda: client.relay_status == "online", 15), client.relay_status)
+        statuses = [f["status"] for n, f in client.events.items if n == "relay_status"]
+        self.assertEqual(statuses[0], "online")
+        self.assertEqual(statuses[-1], "online")
+        self.assertTrue(any(s != "online" for s in statuses[1:-1]), statuses)
+
+
+if __name__ == "__main__":
+    unittest.main()
