@@ -76,7 +76,7 @@ class HostSession:
 
     def _open_injector(self):
         try:
-            self._injector = Injector().open()
+            self._injector = Injector().open(self.display)
         except InjectorUnavailable as exc:
             self.view_only = True
             self.on_event("view_only", reason=str(exc))

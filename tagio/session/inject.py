@@ -9,6 +9,10 @@ keyboard layout. Every key and button pressed is remembered so `release_all()` c
 when the session ends - a dropped connection must not leave Ctrl held down on the host.
 """
 
+import contextlib
+import os
+import threading
+
 from tagio.session import messages as m
 
 # Tk keysym -> pynput Key attribute name.
@@ -35,6 +39,24 @@ CHAR_KEYSYMS = {
 }
 
 _BUTTONS = {1: "left", 2: "middle", 3: "right"}
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _display_env(display):
+    if not display:
+        yield
+        return
+    with _ENV_LOCK:
+        saved = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = saved
 
 
 class InjectorUnavailable(Exception):
@@ -51,15 +73,19 @@ class Injector:
         self._held_keys = set()
         self._held_buttons = set()
 
-    def open(self):
-        """Load pynput and make controllers. Raises InjectorUnavailable with the reason."""
-        try:
-            from pynput import keyboard, mouse     # lazy: importing needs a display on X11
-            self._pynput_keyboard, self._pynput_mouse = keyboard, mouse
-            self._mouse = mouse.Controller()
-            self._keyboard = keyboard.Controller()
-        except Exception as exc:                    # any backend failure means "no input here"
-            raise InjectorUnavailable(f"input injection unavailable: {exc}") from exc
+    def open(self, display=None):
+        """Load pynput and make controllers. Raises InjectorUnavailable with the reason.
+
+        `display` (X11 only) names a display other than $DISPLAY; pynput reads only the environment,
+        so it is set for the duration of the import and controller creation."""
+        with _display_env(display):
+            try:
+                from pynput import keyboard, mouse     # lazy: importing needs a display on X11
+                self._pynput_keyboard, self._pynput_mouse = keyboard, mouse
+                self._mouse = mouse.Controller()
+                self._keyboard = keyboard.Controller()
+            except Exception as exc:                    # any backend failure means "no input here"
+                raise InjectorUnavailable(f"input injection unavailable: {exc}") from exc
         return self
 
     def set_monitor(self, left, top, width, height):

@@ -1,0 +1,298 @@
+"""The Tk session window: the partner's screen, mouse and keyboard, and a status line.
+
+Theory of operation. The ViewerSession's threads never touch Tk; they post tuples to
+`session.updates` (see tagio.session.viewer). This window drains that queue from an `after()` poll
+that reschedules itself until the window closes (idlelib's poll_subprocess pattern), so only the Tk
+main thread touches widgets.
+
+Drawing: one Tk photo image of the remote screen (at the display scale) shown on a Canvas. A changed
+rectangle becomes a small ImageTk photo that is copied into the big one with `copy -to` - a
+12-tile change costs well under a millisecond, where re-pasting the whole screen costs ~10 ms.
+"Fit" scales the remote screen to the window (pieces are resized before the copy, and a new window
+size redraws once from the framebuffer); "1:1" shows it unscaled with scrollbars. Mouse positions
+are mapped back through the same scale (and the scroll offset) so a click lands on the pixel under
+the local pointer. Tk key events become host key names: named keys keep their keysym, printable
+keys send their character (layout independent), Ctrl/Alt combinations send the base keysym.
+"""
+
+import queue
+import time
+import tkinter as tk
+
+from PIL import Image, ImageTk
+
+from tagio.session.inject import SPECIAL_KEYS
+
+POLL_MS = 15
+MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
+STATUS_EVERY = 0.5              # seconds between status-line refreshes
+_CTRL_ALT = 0x0004 | 0x0008     # Tk event.state bits for Control and Mod1 (Alt)
+CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
+
+
+def host_key_name(keysym, char, state=0):
+    """A Tk key event -> the key name the host understands (see tagio.session.inject)."""
+    if keysym in SPECIAL_KEYS:
+        return keysym
+    if len(keysym) == 1 or state & _CTRL_ALT:
+        return keysym if len(keysym.encode("utf-8")) <= 32 else None
+    if len(char) == 1 and char.isprintable():
+        return char
+    return keysym or None
+
+
+def scale_to_fit(remote, available):
+    """Scale factor to fit `remote` (w, h) into `available` (w, h); never above 1."""
+    if not remote or available[0] < 2 or available[1] < 2:
+        return 1.0
+    return min(1.0, available[0] / remote[0], available[1] / remote[1])
+
+
+class ViewerWindow(tk.Toplevel):
+    def __init__(self, tk_master, viewer_session, title, *, fit=True, on_close=None):
+        super().__init__(tk_master)
+        self.session = viewer_session
+        self.partner_title = title
+        self.fit = tk.BooleanVar(self, value=fit)
+        self.scale = 1.0
+        self.remote_size = None
+        self._photo = None
+        self._image_item = None
+        self._cursor_item = None
+        self._last_motion = None
+        self._status_at = 0.0
+        self._closed_text = None
+        self._on_close = on_close
+        self._poll_id = None
+        self.drawn_rects = 0        # count of rectangles copied into the photo (for tests/diagnostics)
+        self.title(title)
+        self.protocol("WM_DELETE_WINDOW", self.close)
+        self._build()
+        self._bind_input()
+        self._poll_id = self.after(POLL_MS, self._poll)
+
+    # -- widgets ------------------------------------------------------------------------------
+    def _build(self):
+        self.geometry("1024x700")
+        self.columnconfigure(0, weight=1)
+        self.rowconfigure(0, weight=1)
+        self.canvas = tk.Canvas(self, bg="#202020", highlightthickness=0, takefocus=1)
+        self.hbar = tk.Scrollbar(self, orient="horizontal", command=self.canvas.xview)
+        self.vbar = tk.Scrollbar(self, orient="vertical", command=self.canvas.yview)
+        self.canvas.configure(xscrollcommand=self.hbar.set, yscrollcommand=self.vbar.set)
+        self.canvas.grid(row=0, column=0, sticky="nsew")
+        bar = tk.Frame(self)
+        bar.grid(row=2, column=0, columnspan=2, sticky="ew")
+        self.status = tk.Label(bar, anchor="w", text="Waiting for the partner's screen...")
+        self.status.pack(side="left", fill="x", expand=True)
+        tk.Checkbutton(bar, text="Fit to window", variable=self.fit, command=self._relayout,
+                       takefocus=0).pack(side="right")
+        self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
+        self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
+        self.monitor_button["menu"] = self.monitor_menu
+        self.canvas.bind("<Configure>", lambda e: self._relayout() if self.fit.get() else None)
+
+    def _show_scrollbars(self, show):
+        for bar, spec in ((self.hbar, dict(row=1, column=0, sticky="ew")),
+                          (self.vbar, dict(row=0, column=1, sticky="ns"))):
+            bar.grid(**spec) if show else bar.grid_remove()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _poll(self):
+        self._poll_id = None
+        try:
+            self._drain()
+            self._update_status()
+        finally:
+            try:
+                if self.winfo_exists():
+                    self._poll_id = self.after(POLL_MS, self._poll)
+            except tk.TclError:
+                pass        # the application itself is gone
+
+    def _drain(self):
+        for _ in range(MAX_UPDATES_PER_POLL):
+            try:
+                update = self.session.updates.get_nowait()
+            except queue.Empty:
+                return
+            self._UPDATES[update[0]](self, *update[1:])
+
+    def _on_size(self, width, height, monitor):
+        self.remote_size = (width, height)
+        self._relayout()
+
+    def _relayout(self):
+        """(Re)create the photo at the current scale and draw the whole framebuffer once."""
+        if self.remote_size is None:
+            return
+        self.update_idletasks()
+        fit = self.fit.get()
+        avail = (self.canvas.winfo_width(), self.canvas.winfo_height())
+        self.scale = scale_to_fit(self.remote_size, avail) if fit else 1.0
+        w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
+        if self._photo is None or (self._photo.width(), self._photo.height()) != (w, h):
+            self._photo = tk.PhotoImage(master=self, width=w, height=h)
+            self.canvas.delete("screen")
+            self._image_item = self.canvas.create_image(0, 0, anchor="nw", image=self._photo, tags="screen")
+            self.canvas.tag_lower("screen")
+        self.canvas.configure(scrollregion=(0, 0, w, h))
+        self._show_scrollbars(not fit)
+        self._on_refresh()
+
+    def _on_refresh(self):
+        fb = self.session.framebuffer
+        if fb is not None and self._photo is not None:
+            self._put(0, 0, fb)
+
+    def _on_rects(self, frame_id, pieces, capture_time):
+        if self._photo is None:
+            return
+        for x, y, img in pieces:
+            self._put(x, y, img)
+
+    def _put(self, x, y, img):
+        """Copy one remote rectangle into the photo at the display scale."""
+        if self.scale != 1.0:
+            x0, y0 = int(x * self.scale), int(y * self.scale)
+            x1 = int((x + img.width) * self.scale)
+            y1 = int((y + img.height) * self.scale)
+            if x1 <= x0 or y1 <= y0:
+                return
+            img, x, y = img.resize((x1 - x0, y1 - y0), Image.BILINEAR), x0, y0
+        piece = ImageTk.PhotoImage(img, master=self)
+        self.tk.call(self._photo.name, "copy", piece, "-to", x, y)
+        self.drawn_rects += 1
+
+    def _on_cursor(self, x, y):
+        sx, sy = x * self.scale, y * self.scale
+        shape = [v + (sx if i % 2 == 0 else sy) for i, v in enumerate(CURSOR_SHAPE)]
+        if self._cursor_item is None:
+            self._cursor_item = self.canvas.create_polygon(*shape, fill="white", outline="black")
+        else:
+            self.canvas.coords(self._cursor_item, *shape)
+        self.canvas.tag_raise(self._cursor_item)
+
+    def _on_monitors(self, current, monitors):
+        self.monitor_menu.delete(0, "end")
+        for index, (left, top, w, h) in enumerate(monitors, start=1):
+            mark = "\u2022 " if index == current else "   "
+            self.monitor_menu.add_command(label=f"{mark}{index}: {w}x{h} at {left},{top}",
+                                          command=lambda i=index: self.session.select_monitor(i))
+        if len(monitors) > 1:
+            self.monitor_button.pack(side="right")
+        else:
+            self.monitor_button.pack_forget()
+
+    def _on_closed(self, text):
+        self._closed_text = text
+        self._update_status(force=True)
+
+    _UPDATES = {"size": _on_size, "rects": _on_rects, "refresh": _on_refresh, "cursor": _on_cursor,
+                "monitors": _on_monitors, "closed": _on_closed}
+
+    def _update_status(self, force=False):
+        now = time.monotonic()
+        if not force and now - self._status_at < STATUS_EVERY:
+            return
+        self._status_at = now
+        self.status.configure(text=self.status_text())
+
+    def status_text(self):
+        if self._closed_text:
+            return f"{self.partner_title} \u2014 session ended: {self._closed_text}"
+        stats = self.session.stats
+        path = getattr(self.session.channel, "path", "?")
+        size = f"{self.remote_size[0]}x{self.remote_size[1]}" if self.remote_size else "-"
+        return (f"{self.partner_title} \u2014 {path} \u2014 {size} \u2014 {stats.get('fps', 0):.0f} fps"
+                f" \u2014 {stats.get('latency_ms', 0)} ms \u2014 {stats.get('bytes', 0) // 1024} KB")
+
+    # -- input --------------------------------------------------------------------------------
+    def _bind_input(self):
+        c = self.canvas
+        c.bind("<Motion>", self._motion)
+        c.bind("<ButtonPress>", self._button_down)
+        c.bind("<ButtonRelease>", self._button_up)
+        c.bind("<MouseWheel>", self._wheel)             # Windows / macOS
+        c.bind("<KeyPress>", lambda e: self._key(e, True))
+        c.bind("<KeyRelease>", lambda e: self._key(e, False))
+        c.bind("<Enter>", lambda e: c.focus_set())
+        c.focus_set()
+
+    def remote_point(self, event_x, event_y):
+        """Canvas widget coordinates -> remote screen pixel (clamped to the screen)."""
+        if self.remote_size is None:
+            return None
+        cx, cy = self.canvas.canvasx(event_x), self.canvas.canvasy(event_y)
+        x = min(max(int(cx / self.scale), 0), self.remote_size[0] - 1)
+        y = min(max(int(cy / self.scale), 0), self.remote_size[1] - 1)
+        return x, y
+
+    def _safe(self, fn, *args):
+        """Input after the session ended is silently dropped; the status line says why."""
+        if self.session.running:
+            try:
+                fn(*args)
+            except Exception as exc:    # the session's own threads report the failure
+                self._closed_text = self._closed_text or str(exc)
+
+    def _motion(self, event):
+        point = self.remote_point(event.x, event.y)
+        if point is not None and point != self._last_motion:
+            self._last_motion = point
+            self._safe(self.session.send_mouse_move, *point)
+
+    def _button_down(self, event):
+        self.canvas.focus_set()
+        self._button(event, True)
+
+    def _button_up(self, event):
+        self._button(event, False)
+
+    def _button(self, event, pressed):
+        point = self.remote_point(event.x, event.y)
+        if point is None:
+            return
+        if event.num in (4, 5, 6, 7):           # X11 wheel buttons: 4/5 vertical, 6/7 horizontal
+            if pressed:
+                steps = {4: (0, 1), 5: (0, -1), 6: (-1, 0), 7: (1, 0)}[event.num]
+                if event.state & 0x0001 and event.num in (4, 5):    # Shift+wheel: sideways
+                    steps = (-steps[1], 0)
+                self._safe(self.session.send_scroll, *steps)
+            return
+        if event.num in (1, 2, 3):
+            self._safe(self.session.send_mouse_button, event.num, pressed, *point)
+
+    def _wheel(self, event):
+        steps = max(-10, min(10, int(event.delta / 120) or (1 if event.delta > 0 else -1)))
+        if event.state & 0x0001:
+            self._safe(self.session.send_scroll, -steps, 0)
+        else:
+            self._safe(self.session.send_scroll, 0, steps)
+
+    def _key(self, event, pressed):
+        name = host_key_name(event.keysym, event.char, event.state)
+        if name:
+            self._safe(self.session.send_key, name, pressed)
+        return "break"      # keep Tab & co. from moving focus out of the canvas
+
+    # -- closing ------------------------------------------------------------------------------
+    def close(self):
+        """Destroy the window (the session itself is stopped by its owner) and call on_close."""
+        callback, self._on_close = self._on_close, None
+        try:
+            self.destroy()
+        except tk.TclError:
+            pass
+        if callback is not None:
+            callback()
+
+    def destroy(self):
+        # Cancel the poll first: a pending after() to a destroyed widget's command is a Tcl error.
+        if self._poll_id is not None:
+            try:
+                self.after_cancel(self._poll_id)
+            except tk.TclError:
+                pass
+            self._poll_id = None
+        super().destroy()

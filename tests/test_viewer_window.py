@@ -1,0 +1,203 @@
+"""The Tk session window on a real Xvfb display, fed by a real ViewerSession over a SecureChannel.
+
+A scripted host (the other end of the channel) sends frames; we check the window's pixels with an
+mss screenshot, and drive the real X pointer/keyboard with xdotool to check what goes back."""
+
+import io
+import queue
+import subprocess
+import threading
+import time
+import unittest
+
+from PIL import Image
+
+from tagio.session import messages as m
+from tagio.ui.viewer_window import host_key_name, scale_to_fit
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+
+class KeyNames(unittest.TestCase):
+    def test_translation_table(self):
+        self.assertEqual(host_key_name("Return", "\r"), "Return")
+        self.assertEqual(host_key_name("F5", ""), "F5")
+        self.assertEqual(host_key_name("a", "a"), "a")
+        self.assertEqual(host_key_name("exclam", "!"), "!")
+        self.assertEqual(host_key_name("eacute", "é"), "é")
+        self.assertEqual(host_key_name("c", "\x03", state=0x0004), "c")    # Ctrl+C
+        self.assertEqual(host_key_name("Control_L", ""), "Control_L")
+
+    def test_scale_to_fit(self):
+        self.assertEqual(scale_to_fit((1600, 1000), (800, 600)), 0.5)
+        self.assertEqual(scale_to_fit((320, 200), (800, 600)), 1.0)
+        self.assertEqual(scale_to_fit((1000, 1000), (300, 600)), 0.3)
+
+
+def png(img):
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def scene(width, height):
+    """A test picture: four coloured quadrants and a gradient stripe."""
+    img = Image.new("RGB", (width, height))
+    colours = [(220, 30, 30), (30, 200, 60), (40, 60, 230), (240, 220, 40)]
+    for i, colour in enumerate(colours):
+        x0, y0 = (i % 2) * width // 2, (i // 2) * height // 2
+        img.paste(colour, (x0, y0, x0 + width // 2, y0 + height // 2))
+    stripe = Image.linear_gradient("L").resize((width, 20)).convert("RGB")
+    img.paste(stripe, (0, height // 2 - 10))
+    return img
+
+
+def frame_messages(img, frame_id=1):
+    """The picture as 64-pixel-high PNG bands, like a host would send a first frame."""
+    rects = [m.Rect(0, y, img.width, min(64, img.height - y), m.ENC_PNG,
+                    png(img.crop((0, y, img.width, min(y + 64, img.height)))))
+             for y in range(0, img.height, 64)]
+    return [m.Frame(frame_id, m.FINAL, time.monotonic(), 3, rects)]
+
+
+@skip_unless_xvfb
+class WindowOnXvfb(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.xvfb = Xvfb(width=1280, height=800).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.xvfb.stop()
+
+    def setUp(self):
+        import tkinter as tk
+        from tagio.session.viewer import ViewerSession
+        from tagio.ui.viewer_window import ViewerWindow
+        from tests.test_session_host import secure_pair
+        self.host, channel = secure_pair()
+        self.session = ViewerSession(channel)
+        self.session.start()
+        self.root = tk.Tk(screenName=self.xvfb.display)
+        self.root.withdraw()
+        self.window_class = ViewerWindow
+        self.inbox = queue.Queue()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        self.session.stop()
+        self.host.close()
+        self.reader.join(5)
+        self.root.destroy()
+
+    def _read_host(self):
+        try:
+            while True:
+                self.inbox.put(m.decode(self.host.recv()))
+        except Exception:       # the channel closed at the end of the test
+            pass
+
+    def pump(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.root.update()
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def open_window(self, remote, fit, geometry):
+        window = self.window_class(self.root, self.session, "Partner 123 456 789", fit=fit)
+        window.geometry(geometry + "+0+0")
+        self.host.send(m.encode(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, *remote, 1)))
+        picture = scene(*remote)
+        for msg in frame_messages(picture):
+            self.host.send(m.encode(msg))
+        bands = (remote[1] + 63) // 64
+        self.assertTrue(self.pump(lambda: window.drawn_rects >= bands), "frame never drawn")
+        self.pump(lambda: False, timeout=0.3)        # let the X server paint
+        return window, picture
+
+    def screenshot(self, window):
+        import mss
+        c = window.canvas
+        box = (c.winfo_rootx(), c.winfo_rooty(), c.winfo_rootx() + c.winfo_width(),
+               c.winfo_rooty() + c.winfo_height())
+        with mss.MSS(display=self.xvfb.display) as sct:
+            shot = sct.grab(box)
+        return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+
+    def messages(self, kind, count, timeout=5.0):
+        got, deadline = [], time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            self.root.update()
+            try:
+                msg = self.inbox.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            if isinstance(msg, kind):
+                got.append(msg)
+        return got
+
+    def xdotool(self, *args):
+        subprocess.run(["xdotool", *args], env=self.xvfb.env(), timeout=10, check=True)
+
+    def test_one_to_one_shows_the_remote_picture_and_maps_clicks(self):
+        window, picture = self.open_window((320, 200), fit=False, geometry="600x400")
+        self.assertEqual(window.scale, 1.0)
+        shown = self.screenshot(window).crop((0, 0, 320, 200))
+        self.assertEqual(shown.tobytes(), picture.tobytes(), "window does not show the remote picture")
+        self.assertIn(m.FrameAck(1), self.messages(m.FrameAck, 1))
+        c = window.canvas
+        self.xdotool("mousemove", str(c.winfo_rootx() + 50), str(c.winfo_rooty() + 60))
+        moves = self.messages(m.Mouse, 1)
+        self.assertEqual((moves[0].action, moves[0].x, moves[0].y), (m.MOUSE_MOVE, 50, 60))
+        self.xdotool("click", "3")
+        presses = self.messages(m.Mouse, 2)
+        self.assertEqual([(p.action, p.button, p.x, p.y) for p in presses],
+                         [(m.MOUSE_PRESS, 3, 50, 60), (m.MOUSE_RELEASE, 3, 50, 60)])
+        self.xdotool("click", "4")
+        self.assertEqual(self.messages(m.Scroll, 1), [m.Scroll(0, 1)])
+
+    def test_keys_go_to_the_host(self):
+        window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
+        window.canvas.focus_force()
+        self.pump(lambda: False, timeout=0.2)
+        self.xdotool("key", "--window", str(window.winfo_id()), "a")
+        self.xdotool("key", "Return", "F5")
+        keys = self.messages(m.Key, 6)
+        self.assertEqual([(k.key, k.pressed) for k in keys],
+                         [("a", True), ("a", False), ("Return", True), ("Return", False),
+                          ("F5", True), ("F5", False)])
+
+    def test_fit_scales_the_picture_and_maps_back_exactly(self):
+        window, picture = self.open_window((1600, 1000), fit=True, geometry="820x560")
+        self.assertLess(window.scale, 0.6)
+        self.assertGreater(window.scale, 0.4)
+        shown = self.screenshot(window)
+        s = window.scale
+        for (rx, ry) in ((200, 150), (1400, 150), (200, 850), (1400, 850)):
+            expected = picture.getpixel((rx, ry))
+            got = shown.getpixel((int(rx * s), int(ry * s)))
+            self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 10, f"at remote {rx},{ry}")
+        c = window.canvas
+        self.xdotool("mousemove", str(c.winfo_rootx() + 300), str(c.winfo_rooty() + 200))
+        move = self.messages(m.Mouse, 1)[0]
+        self.assertEqual((move.x, move.y), (int(300 / s), int(200 / s)))
+
+    def test_status_line_and_session_end(self):
+        window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
+        self.assertTrue(self.pump(lambda: "direct-tcp" in window.status.cget("text"), timeout=3))
+        text = window.status.cget("text")
+        self.assertIn("Partner 123 456 789", text)
+        self.assertIn("fps", text)
+        self.assertIn("320x200", text)
+        self.host.send(m.encode(m.Bye("partner quit")))
+        self.assertTrue(self.pump(lambda: "partner quit" in window.status.cget("text"), timeout=5))
+        window.close()
+        self.assertFalse(self.root.winfo_children())
+
+
+if __name__ == "__main__":
+    unittest.main()
