@@ -6,6 +6,7 @@ The relay is either a closed port on 127.0.0.1 (the "unreachable" cases) or, whe
 tests/relay_fixture.py is present, a real relay on 127.0.0.1 port 0.
 """
 
+import atexit
 import gc
 import os
 import shutil
@@ -23,6 +24,20 @@ except ImportError:        # a Python built without Tk
     tk = None
 
 PUMP_TIMEOUT = 15.0
+_SHARED = {}
+
+
+def shared_xvfb() -> Xvfb:
+    """One Xvfb for every in-process Tk test of this module, stopped when the process exits.
+
+    Tk never closes an X connection (not even when its interpreter is deleted), and its
+    event loop services every display it ever opened: once that X server is gone, the next
+    root.update() anywhere hits libX11's fatal I/O error handler, which exits the process.
+    So a display that Tk has used must outlive every Tk in the process."""
+    if "xvfb" not in _SHARED:
+        _SHARED["xvfb"] = Xvfb(width=1024, height=768).start()
+        atexit.register(_SHARED["xvfb"].stop)
+    return _SHARED["xvfb"]
 
 
 def closed_port() -> int:
@@ -32,21 +47,13 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_relay():
-    """A real relay on 127.0.0.1 (tests/relay_fixture.py); None when that fixture is not there."""
-    try:
-        from tests.relay_fixture import start_relay as start
-    except ImportError:
-        return None
-    return start()
+class UiCase(unittest.TestCase):
+    """One Xvfb per class; one App with a real Client per test."""
+    relay_text = None          # "host:port" of a real relay; None: a closed loopback port
 
-
-@skip_unless_xvfb
-@unittest.skipIf(tk is None, "Python has no tkinter")
-class AppTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.xvfb = Xvfb(width=1024, height=768).start()
+        cls.xvfb = shared_xvfb()
         cls.old_display = os.environ.get("DISPLAY")
         os.environ["DISPLAY"] = cls.xvfb.display
         # TAGIO_UI_SHOTS=DIR keeps the screenshots for a person to look at.
@@ -60,7 +67,6 @@ class AppTest(unittest.TestCase):
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = cls.old_display
-        cls.xvfb.stop()
         if not cls.keep_shots:
             shutil.rmtree(cls.shots, ignore_errors=True)
 
@@ -70,7 +76,7 @@ class AppTest(unittest.TestCase):
         from tagio.ui.app import App
         self.config_dir = tempfile.mkdtemp(prefix="tagio-ui-cfg-")
         self.addCleanup(shutil.rmtree, self.config_dir, True)
-        self.relay = getattr(self, "relay_address", None) or f"127.0.0.1:{closed_port()}"
+        self.relay = self.relay_text or f"127.0.0.1:{closed_port()}"
         self.settings = Settings.load(self.config_dir)
         self.settings.relay = self.relay          # as if chosen in Settings earlier (not saved)
         self.root = tk.Tk(className="TagIO")
@@ -119,7 +125,34 @@ class AppTest(unittest.TestCase):
         mss.tools.to_png(shot.rgb, shot.size, output=path)
         return shot, path
 
-    # --- tests ----------------------------------------------------------------------------------
+    def connect_and_get_error(self, partner_id, password="abcd2345"):
+        """Type an ID, press Enter, give a password; return the error dialog that comes back."""
+        from tagio.ui.model import HomeState
+        from tagio.ui.prompts import MessageDialog, PasswordDialog
+        home = self.app.home
+        home.partner_var.set(partner_id)
+        self.press_enter(home.partner_entry)
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        dialog.password_var.set(password)
+        dialog.ok_button.invoke()
+        self.assertIs(self.app.machine.state, HomeState.CONNECTING)
+        self.assertIn("disabled", home.connect_button.state())
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
+        self.shot = self.screenshot("error")
+        return message
+
+    def assert_back_home(self, message):
+        from tagio.ui.model import HomeState
+        message.ok_button.invoke()
+        self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home state")
+        self.assertNotIn("disabled", self.app.home.connect_button.state())
+        self.assertEqual(self.app.home.busy_var.get(), "")
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class AppTest(UiCase):
+    """The app with its relay unreachable (a closed port on 127.0.0.1)."""
 
     def test_home_shows_id_password_and_unreachable_relay(self):
         from tagio.crypto.identity import format_id
@@ -169,29 +202,6 @@ class AppTest(unittest.TestCase):
         home.partner_var.set(self.app.client.id)
         home.connect_button.invoke()
         self.assertIn("own ID", home.id_error_var.get())
-
-    def connect_and_get_error(self, partner_id):
-        """Type an ID, press Enter, give a password; return the error dialog that comes back."""
-        from tagio.ui.model import HomeState
-        from tagio.ui.prompts import MessageDialog, PasswordDialog
-        home = self.app.home
-        home.partner_var.set(partner_id)
-        self.press_enter(home.partner_entry)
-        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
-        dialog.password_var.set("abcd2345")
-        dialog.ok_button.invoke()
-        self.assertIs(self.app.machine.state, HomeState.CONNECTING)
-        self.assertIn("disabled", home.connect_button.state())
-        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
-        self.shot = self.screenshot("error")
-        return message
-
-    def assert_back_home(self, message):
-        from tagio.ui.model import HomeState
-        message.ok_button.invoke()
-        self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home state")
-        self.assertNotIn("disabled", self.app.home.connect_button.state())
-        self.assertEqual(self.app.home.busy_var.get(), "")
 
     def test_connect_with_relay_unreachable_shows_one_clear_error(self):
         message = self.connect_and_get_error("123 456 789")
@@ -284,6 +294,149 @@ class AppTest(unittest.TestCase):
         self.app.events.post("session_ended", peer_id="123456789", role="host", reason=None)
         self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
         self.assertIn("ended", self.app.home.notice_var.get())
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class RelayAppTest(UiCase):
+    """The app against a real relay on 127.0.0.1, with a second real Client as the partner."""
+
+    @classmethod
+    def setUpClass(cls):
+        from tests.relay_fixture import start_relay
+        cls.relay_handle = start_relay()
+        cls.relay_text = "%s:%d" % cls.relay_handle.address
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.relay_handle.stop()
+
+    def partner(self):
+        """A second, headless Client registered at the same relay."""
+        from tagio.client.core import Client
+        config = tempfile.mkdtemp(prefix="tagio-ui-partner-")
+        self.addCleanup(shutil.rmtree, config, True)
+        client = Client(config, relay=self.relay_text, direct_bind=None, view_only=True)
+        client.start()
+        self.addCleanup(client.close)
+        client.wait_online(10)
+        return client
+
+    def wait_online(self):
+        self.pump(lambda: "Ready" in self.app.home.status_var.get(), "relay online")
+        self.assertEqual(str(self.app.home.status_label.cget("style")), "Status.ok.TLabel")
+
+    def test_unknown_id_shows_clear_error_and_returns_home(self):
+        self.wait_online()
+        message = self.connect_and_get_error("123 456 789")
+        self.assertIn("No desk with ID 123 456 789", message.message_text)
+        self.assert_back_home(message)
+
+    def test_wrong_password_shows_clear_error_and_returns_home(self):
+        self.wait_online()
+        host = self.partner()
+        message = self.connect_and_get_error(host.id, password="wrong-pass")
+        self.assertEqual(message.title_text, "Wrong password")
+        self.assertNotIn("wrong-pass", message.message_text)
+        self.assert_back_home(message)
+
+    def connect_to(self, host):
+        """Connect through the home window with the host's real one-time password."""
+        from tagio.ui.prompts import PasswordDialog
+        home = self.app.home
+        home.partner_var.set(host.id)
+        self.press_enter(home.partner_entry)
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        dialog.password_var.set(host.one_time_password)
+        dialog.ok_button.invoke()
+
+    def test_session_window_opens_and_closing_it_returns_home(self):
+        from tagio.ui.model import HomeState
+        from tagio.ui.viewer_window import ViewerWindow
+        self.wait_online()
+        host = self.partner()
+        self.connect_to(host)
+        window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 20)
+        self.assertIs(self.app.machine.state, HomeState.IN_SESSION)
+        self.assertIn("In session with", self.app.home.busy_var.get())
+        self.assertIn("disabled", self.app.home.connect_button.state())
+        self.pump(lambda: window.drawn_rects > 0, "remote screen drawn", 20)
+        self.screenshot("session")
+        session = self.app.viewer
+        window.close()
+        self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home again")
+        self.assertFalse(session.running)
+        self.assertNotIn("disabled", self.app.home.connect_button.state())
+        self.assertEqual(self.app.home.recent_list.get(0), " ".join((host.id[:3], host.id[3:6], host.id[6:])))
+
+    def test_partner_ending_the_session_shows_message_and_returns_home(self):
+        from tagio.ui.prompts import MessageDialog
+        from tagio.ui.viewer_window import ViewerWindow
+        self.wait_online()
+        host = self.partner()
+        self.connect_to(host)
+        window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 20)
+        self.pump(lambda: host.host_sessions, "host session running", 20)
+        host.end_host_sessions()
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "message", 20)
+        self.assertEqual(message.title_text, "Partner gone")
+        self.assertFalse(window.winfo_exists())
+        self.assert_back_home(message)
+
+    def test_incoming_connection_prompt_indicator_and_disconnect(self):
+        from tagio.ui.prompts import AcceptPrompt, ControlledIndicator
+        self.wait_online()
+        viewer = self.partner()
+        result = {}
+
+        def connect():
+            try:
+                connection = viewer.connect(self.app.client.id, self.app.client.one_time_password)
+                result["session"] = session = connection.open_session()
+                session.start()
+            except Exception as exc:       # reported by the assertion below
+                result["error"] = exc
+        worker = threading.Thread(target=connect)
+        worker.start()
+        self.addCleanup(worker.join, 20)
+        prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
+        self.assertIn(f"Desk {viewer.id[:3]} {viewer.id[3:6]} {viewer.id[6:]}", prompt.text_var.get())
+        prompt.accept_button.invoke()
+        bar = self.pump(lambda: (self.toplevels(ControlledIndicator) or [None])[0], "indicator", 20)
+        self.assertIn(viewer.id[6:], bar.text)
+        self.pump(lambda: not worker.is_alive(), "viewer connected", 20)
+        self.assertNotIn("error", result)
+        self.addCleanup(result["session"].stop)
+        self.screenshot("controlled-real")
+        bar.disconnect_button.invoke()
+        self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone after Disconnect", 20)
+        self.pump(lambda: not result["session"].running, "viewer session ended", 20)
+
+    def test_declined_connection_reaches_the_viewer(self):
+        from tagio.ui.prompts import AcceptPrompt
+        self.wait_online()
+        viewer = self.partner()
+        result = {}
+
+        def connect():
+            try:
+                connection = viewer.connect(self.app.client.id, self.app.client.one_time_password)
+                session = connection.open_session()
+                session.start()
+                session.join(15)
+                result["reason"] = session.closed_reason
+            except Exception as exc:
+                result["error"] = exc
+        worker = threading.Thread(target=connect)
+        worker.start()
+        self.addCleanup(worker.join, 20)
+        prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
+        prompt.deny_button.invoke()
+        self.pump(lambda: not worker.is_alive(), "viewer gave up", 20)
+        self.assertTrue(result.get("error") or result.get("reason"), result)
+        self.assertFalse(self.toplevels(AcceptPrompt))
 
 
 if __name__ == "__main__":

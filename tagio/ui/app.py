@@ -333,6 +333,13 @@ class App:
     def _on_refused(self, peer_id, reason="", **_fields):
         self.home.set_notice(f"Refused desk {model.display_id(peer_id)}" + (f" ({reason})." if reason else "."))
 
+    def _on_incoming(self, peer_id, **_fields):
+        self.home.set_notice(f"Desk {model.display_id(peer_id)} is connecting\u2026")
+
+    def _on_attempt_failed(self, peer_id, reason="", **_fields):
+        self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed"
+                             + (f": {model.short_reason(reason)}" if reason else "."))
+
     def _on_worker_failed(self, error):
         if self.machine.state is HomeState.CONNECTING:
             self._on_failed(error)
@@ -348,6 +355,8 @@ HANDLERS = {
     "session_ended": App._on_session_ended,
     "auth_failed": App._on_auth_failed,
     "refused": App._on_refused,
+    "incoming": App._on_incoming,
+    "attempt_failed": App._on_attempt_failed,
 }
 
 

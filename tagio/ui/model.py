@@ -139,7 +139,7 @@ ERROR_CLASS_TEXT = {
     ProtocolError: ("Connection broken",
                     "The other side sent data TagIO does not understand. The connection was closed."),
     TransportTimeout: ("No answer", "Desk {id} did not answer in time. Check that it is online."),
-    ConnectionClosed: ("Partner gone", "The connection to desk {id} was closed by the other side."),
+    ConnectionClosed: ("Partner gone", "The session with desk {id} ended{reason}."),
     TransportError: ("Relay unreachable", "Cannot reach the relay{reason}. Check the relay address "
                                           "in Settings and your network."),
     ConfigError: ("Cannot connect", "{reason_text}"),
