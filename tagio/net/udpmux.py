@@ -114,6 +114,10 @@ class _DiscoverySocket:
         self._mux.sock.sendto(data, addr)
         return len(data)
 
+    @property
+    def family(self):
+        return self._mux.sock.family
+
     def settimeout(self, seconds):
         self._timeout = seconds
 

@@ -1,0 +1,159 @@
+"""A TagIO peer for NAT tests, run inside a network namespace (see tests/netlab.py).
+
+    nat_peer.py host   --relay IP:PORT --config DIR --password PW
+    nat_peer.py viewer --relay IP:PORT --config DIR --password PW --target ID
+
+Both register at the relay with a DirectListener (TCP + UDP, reflexive
+address discovered through the relay) and use establish() with the real
+SPAKE2 handshake. Everything they report is one JSON object per line on
+stdout ("ready", "connected", results, "error"). The viewer then obeys
+commands on stdin, one per line: `ping`, `bulk N` (N random bytes to the
+host, which answers with their SHA-256), `quit`. The host serves one session.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import queue
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tagio.crypto import kdf  # noqa: E402
+from tagio.crypto.handshake import host_handshake, viewer_handshake  # noqa: E402
+from tagio.crypto.identity import Identity  # noqa: E402
+from tagio.errors import TagioError  # noqa: E402
+from tagio.net.connect import DirectListener, establish  # noqa: E402
+from tagio.net.relay_client import RelayClient, parse_address  # noqa: E402
+
+CHUNK = 60_000
+
+
+def report(event, **fields):
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def register(args):
+    identity = Identity.load_or_create(Path(args.config))
+    listener = DirectListener(("0.0.0.0", 0))
+    relay = RelayClient(parse_address(args.relay), identity, local_candidates=listener.candidates())
+    relay.connect()
+    try:
+        udp = relay.discover_udp(listener.udp.discovery_socket(), timeout=3.0)
+    except TagioError:
+        udp = None
+    report("ready", id=identity.id, udp=udp, candidates=listener.candidates())
+    return identity, listener, relay
+
+
+def run_host(args):
+    identity, listener, relay = register(args)
+    try:
+        peer = relay.incoming.get(timeout=args.wait)
+    except queue.Empty:
+        raise TimeoutError("no connect request arrived") from None
+    secret = kdf.password_secret(args.password, identity.id)
+
+    def handshake(stream):
+        return host_handshake(stream, [secret], viewer_id=peer.peer_id, host_id=identity.id,
+                              session_id=peer.session_id)
+
+    channel = establish(peer, relay, handshake, listener=listener, relay_delay=args.relay_delay)
+    report("connected", path=channel.path)
+    serve(channel)
+    channel.close()
+    relay.close()
+    listener.close()
+
+
+def serve(channel):
+    digest, count = hashlib.sha256(), 0
+    while True:
+        message = channel.recv()
+        kind, body = message[:1], message[1:]
+        if kind == b"H":
+            digest.update(body)
+            count += len(body)
+        elif kind == b"D":
+            channel.send(b"D" + json.dumps({"sha256": digest.hexdigest(), "bytes": count}).encode())
+            digest, count = hashlib.sha256(), 0
+        elif kind == b"P":
+            channel.send(message)
+        else:
+            return
+
+
+def run_viewer(args):
+    identity, listener, relay = register(args)
+    started = time.monotonic()
+    peer = relay.request_peer(args.target, os.urandom(16))
+    password = args.password
+
+    def handshake(stream):
+        return viewer_handshake(stream, password, viewer_id=identity.id, host_id=args.target,
+                                session_id=peer.session_id)
+
+    channel = establish(peer, relay, handshake, listener=listener, relay_delay=args.relay_delay)
+    report("connected", path=channel.path, seconds=round(time.monotonic() - started, 3))
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "ping":
+            ping(channel)
+        elif words[0] == "bulk":
+            bulk(channel, int(words[1]))
+        elif words[0] == "quit":
+            break
+    channel.send(b"Q")
+    channel.close()
+    relay.close()
+    listener.close()
+
+
+def ping(channel):
+    started = time.monotonic()
+    channel.send(b"P" + os.urandom(16))
+    channel.recv()
+    report("pong", rtt_ms=round((time.monotonic() - started) * 1000, 2))
+
+
+def bulk(channel, size):
+    digest, sent, started = hashlib.sha256(), 0, time.monotonic()
+    block = os.urandom(CHUNK)
+    while sent < size:
+        piece = block[: min(CHUNK, size - sent)]
+        block = hashlib.sha256(block[:64]).digest() * (CHUNK // 32)  # vary the content cheaply
+        digest.update(piece)
+        channel.send(b"H" + piece)
+        sent += len(piece)
+    channel.send(b"D")
+    answer = json.loads(channel.recv()[1:])
+    seconds = time.monotonic() - started
+    report("bulk", ok=answer == {"sha256": digest.hexdigest(), "bytes": size}, bytes=answer["bytes"],
+           seconds=round(seconds, 3), mb_per_s=round(size / seconds / 1e6, 2))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["host", "viewer"])
+    parser.add_argument("--relay", required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--target")
+    parser.add_argument("--wait", type=float, default=60.0)
+    parser.add_argument("--relay-delay", type=float, default=0.3)
+    args = parser.parse_args()
+    try:
+        (run_host if args.role == "host" else run_viewer)(args)
+    except (TagioError, OSError, ValueError) as exc:
+        report("error", type=type(exc).__name__, message=str(exc))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
