@@ -14,7 +14,7 @@ from PIL import Image
 
 from tagio.session import messages as m
 from tagio.ui.viewer_window import host_key_name, scale_to_fit
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
 class KeyNames(unittest.TestCase):
@@ -63,11 +63,7 @@ def frame_messages(img, frame_id=1):
 class WindowOnXvfb(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.xvfb = Xvfb(width=1280, height=800).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.xvfb.stop()
+        cls.xvfb = shared_xvfb(1280, 800)     # Tk runs in this process: the display must outlive it
 
     def setUp(self):
         import tkinter as tk

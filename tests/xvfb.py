@@ -8,9 +8,15 @@ connect (the X11 unix socket answers). `stop()` terminates the server and waits 
     with Xvfb(width=1280, height=800) as xv:
         subprocess.run(["xdotool", "getmouselocation"], env=xv.env())
 
+Tk never closes an X connection it opened, and its event loop services every display it ever
+used: once such an X server is gone, the next Tk update anywhere in the process hits libX11's fatal
+I/O error handler and the process exits. In-process Tk tests therefore use `shared_xvfb()`, one
+server per geometry that lives until the process ends.
+
 `skip_unless_xvfb` skips a test (or class) with a clear reason only when Xvfb or xdotool is missing.
 """
 
+import atexit
 import os
 import select
 import shutil
@@ -123,3 +129,17 @@ class Xvfb:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+_SHARED = {}
+
+
+def shared_xvfb(width=1280, height=800) -> Xvfb:
+    """A started Xvfb of this size shared by the whole test process and stopped at exit.
+
+    Use it for tests that open Tk in the test process itself (see the module docstring)."""
+    key = (width, height)
+    if key not in _SHARED:
+        _SHARED[key] = Xvfb(width=width, height=height).start()
+        atexit.register(_SHARED[key].stop)
+    return _SHARED[key]

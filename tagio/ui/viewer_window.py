@@ -53,7 +53,7 @@ class ViewerWindow(tk.Toplevel):
         super().__init__(tk_master)
         self.session = viewer_session
         self.partner_title = title
-        self.fit = tk.BooleanVar(self, value=fit)
+        self._fit_var = tk.BooleanVar(self, value=fit)
         self.scale = 1.0
         self.remote_size = None
         self._photo = None
@@ -85,12 +85,17 @@ class ViewerWindow(tk.Toplevel):
         bar.grid(row=2, column=0, columnspan=2, sticky="ew")
         self.status = tk.Label(bar, anchor="w", text="Waiting for the partner's screen...")
         self.status.pack(side="left", fill="x", expand=True)
-        tk.Checkbutton(bar, text="Fit to window", variable=self.fit, command=self._relayout,
+        tk.Checkbutton(bar, text="Fit to window", variable=self._fit_var, command=self._relayout,
                        takefocus=0).pack(side="right")
         self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
         self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
         self.monitor_button["menu"] = self.monitor_menu
-        self.canvas.bind("<Configure>", lambda e: self._relayout() if self.fit.get() else None)
+        self.canvas.bind("<Configure>", lambda e: self._relayout() if self.fit else None)
+
+    @property
+    def fit(self):
+        """True: scale the remote screen to the window; False: 1:1 with scrollbars."""
+        return bool(self._fit_var is not None and self._fit_var.get())
 
     def _show_scrollbars(self, show):
         for bar, spec in ((self.hbar, dict(row=1, column=0, sticky="ew")),
@@ -127,7 +132,7 @@ class ViewerWindow(tk.Toplevel):
         if self.remote_size is None:
             return
         self.update_idletasks()
-        fit = self.fit.get()
+        fit = self.fit
         avail = (self.canvas.winfo_width(), self.canvas.winfo_height())
         self.scale = scale_to_fit(self.remote_size, avail) if fit else 1.0
         w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
@@ -295,4 +300,6 @@ class ViewerWindow(tk.Toplevel):
             except tk.TclError:
                 pass
             self._poll_id = None
+        self._fit_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
+        self._photo = None
         super().destroy()
