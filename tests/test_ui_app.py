@@ -10,7 +10,10 @@ import atexit
 import gc
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,6 +26,7 @@ try:
 except ImportError:        # a Python built without Tk
     tk = None
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUMP_TIMEOUT = 15.0
 _SHARED = {}
 
@@ -437,6 +441,48 @@ class RelayAppTest(UiCase):
         self.pump(lambda: not worker.is_alive(), "viewer gave up", 20)
         self.assertTrue(result.get("error") or result.get("reason"), result)
         self.assertFalse(self.toplevels(AcceptPrompt))
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class EntryPointTest(unittest.TestCase):
+    """`tagio-gui.py` (no --cli) opens the window through tagio.ui.app.main, as a real process."""
+
+    def run_gui(self, *args, env):
+        config = tempfile.mkdtemp(prefix="tagio-ui-main-")
+        self.addCleanup(shutil.rmtree, config, True)
+        return subprocess.Popen([sys.executable, os.path.join(ROOT, "tagio-gui.py"), "--config-dir", config,
+                                 *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def test_window_opens_and_sigterm_closes_it_cleanly(self):
+        xvfb = shared_xvfb()
+        proc = self.run_gui("--relay", f"127.0.0.1:{closed_port()}", env=xvfb.env())
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "^TagIO$"],
+                               env=xvfb.env(), capture_output=True, text=True, timeout=30)
+        self.assertEqual(found.returncode, 0, found.stderr)
+        self.assertTrue(found.stdout.strip())
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertNotIn("Traceback", err)
+
+    def test_no_display_is_one_clear_line(self):
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        proc = self.run_gui(env=env)
+        _out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--cli", err)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_bad_relay_flag_is_one_clear_line(self):
+        proc = self.run_gui("--relay", "no good:port", env=shared_xvfb().env())
+        _out, err = proc.communicate(timeout=30)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("relay", err)
+        self.assertNotIn("Traceback", err)
 
 
 if __name__ == "__main__":

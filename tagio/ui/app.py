@@ -20,6 +20,7 @@ Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 
@@ -37,6 +38,8 @@ POLL_MS = 100
 JOIN_TIMEOUT = 25.0
 SESSION_STOP_TIMEOUT = 5.0
 COPIED_FEEDBACK_MS = 1500
+MAX_CLIPBOARD = 1 << 20
+VIEWER_EVENTS = ("clipboard",)
 
 
 class App:
@@ -194,10 +197,18 @@ class App:
         except OSError as exc:
             self.events.post("connect_failed", error=exc)
             return
-        self.events.post("connect_done", connection=connection, session=session)
+        if not self.events.post("connect_done", connection=connection, session=session):
+            session.stop()          # the app closed while we were connecting: nobody will show it
 
     def _viewer_event(self, name, **fields):
-        self.events.post("viewer_" + name, **fields)
+        if name in VIEWER_EVENTS:   # the rest (size, closed...) the session window shows itself
+            self.events.post("viewer_" + name, **fields)
+
+    def _on_viewer_clipboard(self, text="", **_fields):
+        """The partner copied text: offer it on this computer's clipboard, as AnyDesk does."""
+        if self.viewer is not None and isinstance(text, str) and len(text) <= MAX_CLIPBOARD:
+            self.root.clipboard_clear()
+            self.root.clipboard_append(text)
 
     def copy_id(self):
         self._copy(self.client.id, self.home.copy_id_button)
@@ -306,8 +317,11 @@ class App:
     def _on_accept_request(self, request):
         if request.done:
             return
-        self.prompts[request.peer_id] = AcceptPrompt(self.root, request.peer_id, request.resolve,
-                                                     timeout=request.timeout)
+
+        def answered(accepted):
+            self.prompts.pop(request, None)
+            request.resolve(accepted)
+        self.prompts[request] = AcceptPrompt(self.root, request.peer_id, answered, timeout=request.timeout)
 
     def _on_session_started(self, peer_id, role="host", path="", **_fields):
         if role != "host" or peer_id in self.indicators:
@@ -356,6 +370,7 @@ HANDLERS = {
     "auth_failed": App._on_auth_failed,
     "refused": App._on_refused,
     "incoming": App._on_incoming,
+    "viewer_clipboard": App._on_viewer_clipboard,
     "attempt_failed": App._on_attempt_failed,
 }
 
@@ -388,6 +403,19 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
+def _close_on_sigterm(root, app):
+    """SIGTERM (logout, `kill`) closes the window cleanly instead of killing mid-session.
+
+    The handler only schedules the close: Python runs it between bytecodes on the main
+    thread, and the after() poll keeps Python code running inside Tk's main loop."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: root.after(0, lambda: app.close(raise_errors=False)))
+    except (ValueError, OSError):   # some platforms refuse; the default action is acceptable there
+        pass
+
+
 def main(argv=None) -> int:
     """Start the Tk client; returns the process exit status."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
@@ -408,10 +436,17 @@ def main(argv=None) -> int:
 
     def factory(**kwargs):
         return Client(config_dir, relay=args.relay, **kwargs)
+    app = None
     try:
         app = App(root, factory, settings)
+        _close_on_sigterm(root, app)
         app.run()
-    except TagioError as exc:
+    except KeyboardInterrupt:           # Ctrl+C in the terminal that started the window
+        if app is not None:
+            app.close(raise_errors=False)
+        return 130
+    except TagioError as exc:           # ConfigError: a bad --relay or settings value (exit 2)
         print(f"tagio-gui: {exc}", file=sys.stderr)
-        return 1
+        _destroy(root)
+        return 2 if isinstance(exc, ConfigError) else 1
     return 0

@@ -150,12 +150,12 @@ class HomeWindow(ttk.Frame):
     # --- setters for the controller (Tk thread only) -------------------------------------
 
     def set_identity(self, id_text: str, password: str):
-        self.id_var.set(id_text)
-        self.password_var.set(password or "\u2014")
+        _set(self.id_var, id_text)
+        _set(self.password_var, password or "\u2014")
 
     def set_relay_status(self, text: str, colour: str):
-        self.status_var.set("\u25cf  " + text)
-        self.status_label.configure(style=f"Status.{colour}.TLabel")
+        if _set(self.status_var, "\u25cf  " + text):
+            self.status_label.configure(style=f"Status.{colour}.TLabel")
 
     def set_notice(self, text: str):
         """A passing remark in the status bar (cleared after NOTICE_MS)."""
@@ -177,7 +177,7 @@ class HomeWindow(ttk.Frame):
         self.busy_var.set(text if busy else "")
 
     def set_recent(self, rows):
-        self._fill(self.recent_list, self._recent_ids, rows)
+        self._fill(self.recent_list, self._recent_ids, rows, "No partners yet \u2014 they appear here")
 
     def set_lan(self, rows):
         """Show the LAN list only when the core offers one (rows is None otherwise)."""
@@ -187,16 +187,28 @@ class HomeWindow(ttk.Frame):
             self._lan_shown = True
             self.lan_title.pack(anchor="w", pady=(theme.GAP, 2))
             self.lan_list.pack(fill="both", expand=True)
-        self._fill(self.lan_list, self._lan_ids, rows)
+        self._fill(self.lan_list, self._lan_ids, rows, "No other TagIO desks seen on this network")
 
     @staticmethod
-    def _fill(box, ids, rows):
-        if list(box.get(0, "end")) == [line for _pid, line in rows]:
+    def _fill(box, ids, rows, placeholder):
+        lines = [line for _pid, line in rows] or [placeholder]
+        if list(box.get(0, "end")) == lines:
             return   # unchanged: keep the user's selection
         box.delete(0, "end")
         ids[:] = [pid for pid, _line in rows]
-        for _pid, line in rows:
+        for line in lines:
             box.insert("end", line)
+        if not rows:   # a hint, not an entry: grey, and _pick ignores it (no id at that index)
+            box.itemconfigure(0, foreground=theme.MUTED, selectforeground=theme.MUTED,
+                              selectbackground=theme.CARD)
+
+
+def _set(var, value) -> bool:
+    """Set a Tk variable only when it changes (the controller refreshes every poll)."""
+    if var.get() == value:
+        return False
+    var.set(value)
+    return True
 
 
 PAD_OUT = 16
