@@ -6,7 +6,6 @@ The relay is either a closed port on 127.0.0.1 (the "unreachable" cases) or, whe
 tests/relay_fixture.py is present, a real relay on 127.0.0.1 port 0.
 """
 
-import atexit
 import gc
 import os
 import shutil
@@ -19,7 +18,7 @@ import threading
 import time
 import unittest
 
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 try:
     import tkinter as tk
@@ -28,20 +27,6 @@ except ImportError:        # a Python built without Tk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUMP_TIMEOUT = 15.0
-_SHARED = {}
-
-
-def shared_xvfb() -> Xvfb:
-    """One Xvfb for every in-process Tk test of this module, stopped when the process exits.
-
-    Tk never closes an X connection (not even when its interpreter is deleted), and its
-    event loop services every display it ever opened: once that X server is gone, the next
-    root.update() anywhere hits libX11's fatal I/O error handler, which exits the process.
-    So a display that Tk has used must outlive every Tk in the process."""
-    if "xvfb" not in _SHARED:
-        _SHARED["xvfb"] = Xvfb(width=1024, height=768).start()
-        atexit.register(_SHARED["xvfb"].stop)
-    return _SHARED["xvfb"]
 
 
 def closed_port() -> int:
@@ -52,11 +37,13 @@ def closed_port() -> int:
 
 
 class UiCase(unittest.TestCase):
-    """One Xvfb per class; one App with a real Client per test."""
+    """The shared Xvfb; one App with a real Client per test."""
     relay_text = None          # "host:port" of a real relay; None: a closed loopback port
 
     @classmethod
     def setUpClass(cls):
+        # Shared and kept until exit: Tk never closes an X connection, and once its server is
+        # gone the next Tk call anywhere in the process is a fatal X I/O error.
         cls.xvfb = shared_xvfb()
         cls.old_display = os.environ.get("DISPLAY")
         os.environ["DISPLAY"] = cls.xvfb.display
