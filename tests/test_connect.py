@@ -12,9 +12,9 @@ import time
 import unittest
 from types import SimpleNamespace
 
-from tagio.errors import AuthError, TransportError, WrongPasswordError
-from tagio.net import connect
-from tagio.net.connect import DirectListener, decode_preamble, encode_preamble, establish
+from tagio.errors import AuthError, RemoteProtocolError, TransportError, WrongPasswordError
+from tagio.net.connect import DirectListener, establish, lan_host_peer, lan_viewer_peer
+from tagio.net.listener import Preamble, decode_preamble, encode_preamble
 from tagio.net.stream import SocketStream
 
 try:
@@ -137,15 +137,22 @@ def run_both(viewer_call, host_call):
 
 
 class PreambleTest(unittest.TestCase):
-    def test_round_trip(self):
+    def test_round_trips(self):
         sid, tag = os.urandom(16), os.urandom(16)
-        self.assertEqual(decode_preamble(encode_preamble(sid, tag)), (sid, tag))
+        self.assertEqual(decode_preamble(encode_preamble(sid, tag)), Preamble(sid, tag))
+        lan = encode_preamble(sid, tag, "123456789")
+        self.assertEqual(decode_preamble(lan), Preamble(sid, tag, "123456789"))
+        self.assertEqual(len(encode_preamble(sid, tag)), 37)
+        self.assertEqual(len(lan), 46)
 
     def test_garbage_rejected(self):
-        from tagio.errors import RemoteProtocolError
-        for raw in (b"", b"GET / HTTP/1.1\r\n\r\n" + b"x" * 18, b"TGDT\x02" + b"\0" * 32):
-            with self.assertRaises(RemoteProtocolError):
-                decode_preamble(raw[:connect.PREAMBLE.size] if len(raw) > 37 else raw)
+        sid, tag = os.urandom(16), os.urandom(16)
+        good = encode_preamble(sid, tag)
+        bad = [b"", b"GET / HTTP/1.1\r\n\r\n" + b"x" * 18, b"TGDT\x02" + b"\0" * 32, good[:-1], good + b"x",
+               encode_preamble(sid, tag, "12345678x")]
+        for raw in bad:
+            with self.assertRaises(RemoteProtocolError, msg=raw):
+                decode_preamble(raw)
 
 
 @unittest.skipIf(crypto_handshake is None, CRYPTO_MISSING)
@@ -212,6 +219,23 @@ class EstablishTest(unittest.TestCase):
         big = os.urandom(200_000)
         v.send(big)
         self.assertEqual(h.recv(), big)
+
+    def test_lan_session_without_relay(self):
+        host_listener = self.listener()
+        session_id = os.urandom(16)
+        viewer = lan_viewer_peer(HOST_ID, host_listener.candidates()[0], VIEWER_ID, session_id)
+        host_result = {}
+
+        def host_call():
+            request = host_listener.lan_requests.get(timeout=5)
+            host_result["request"] = request
+            peer = lan_host_peer(request, HOST_ID)
+            return establish(peer, None, host_side(peer), listener=host_listener)
+
+        v, h = run_both(lambda: establish(viewer, None, viewer_side(viewer), udp=False), host_call)
+        self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
+        self.assertEqual(host_result["request"].viewer_id, VIEWER_ID)
+        self.assert_talks(v, h)
 
     def test_wrong_password_is_reported_not_retried_elsewhere(self):
         listener = self.listener()

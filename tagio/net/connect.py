@@ -4,8 +4,8 @@ Theory of operation (both roles run the same race, like ICE's two agents):
 
 1. Direct TCP, at once: dial every TCP candidate of the peer (its local
    addresses, and its relay-observed public IP with those ports). A dialer
-   starts with a 37-byte preamble `TGDT | version | session_id | tag`, where
-   the tag (candidates.tcp_preamble_tag) binds the connection to this session
+   starts with a preamble (listener.py) carrying the session id and a tag
+   (candidates.tcp_preamble_tag) that binds the connection to this session
    and to the dialer's role. Our DirectListener reads the preamble (bounded
    size and time) and parks the socket under its session id until establish()
    for that session takes it ("connection reversal": whichever side is
@@ -21,174 +21,29 @@ viewer side wins, and the viewer sends NOMINATE as the first message on it.
 The host keeps every completed channel until NOMINATE arrives on one of
 them. Losing streams are closed, which ends the peer's attempts on them.
 An AuthError on any path (wrong password) ends the whole race at once.
+
+LAN sessions (no relay, peers found by lan.py): `lan_viewer_peer()` and
+`lan_host_peer()` build the PeerInfo both sides would have got from a relay;
+the relay token is derived publicly from the session id and both IDs (the
+PAKE, not the token, is what keeps strangers out).
 """
 
+import hashlib
 import socket
-import struct
 import threading
 import time
+from dataclasses import dataclass, field
 
 from tagio.errors import AuthError, RemoteProtocolError, TransportError, TransportTimeout
-from tagio.net.candidates import candidates_for, other_role, tcp_preamble_tag
+from tagio.net.candidates import other_role, tcp_preamble_tag
+from tagio.net.listener import DirectListener, LanRequest, decode_preamble, encode_preamble  # noqa: F401
 from tagio.net.stream import SocketStream
-from tagio.net.udpmux import UdpMux
 
 NOMINATE = b"\x00TagIO-nominate-path-v1"
-PREAMBLE = struct.Struct("!4sB16s16s")
-PREAMBLE_MAGIC = b"TGDT"
-PREAMBLE_VERSION = 1
-PREAMBLE_TIMEOUT = 3.0
-MAX_PENDING = 32  # parked direct connections waiting for their session
-MAX_PREAMBLE_READERS = 16
-PENDING_TTL = 15.0
 DIAL_TIMEOUT = 3.0
 MAX_DIAL_TARGETS = 8
 ACCEPT_GRACE = 3.0
 JOIN_TIMEOUT = 0.5  # total, for the race's attempt threads
-
-
-def encode_preamble(session_id: bytes, tag: bytes) -> bytes:
-    return PREAMBLE.pack(PREAMBLE_MAGIC, PREAMBLE_VERSION, session_id, tag)
-
-
-def decode_preamble(raw: bytes):
-    """(session_id, tag) from a preamble; RemoteProtocolError if it is not one."""
-    if len(raw) != PREAMBLE.size:
-        raise RemoteProtocolError("direct connection preamble has the wrong length")
-    magic, version, session_id, tag = PREAMBLE.unpack(raw)
-    if magic != PREAMBLE_MAGIC or version != PREAMBLE_VERSION:
-        raise RemoteProtocolError("direct connection did not start with a TagIO preamble")
-    return session_id, tag
-
-
-def _recv_preamble(sock) -> bytes:
-    sock.settimeout(PREAMBLE_TIMEOUT)
-    data = b""
-    while len(data) < PREAMBLE.size:
-        chunk = sock.recv(PREAMBLE.size - len(data))
-        if not chunk:
-            raise RemoteProtocolError("direct connection closed during the preamble")
-        data += chunk
-    sock.settimeout(None)
-    return data
-
-
-def _bind_pair(bind):
-    """A TCP listener and a UDP socket on the same port (so one candidate serves both)."""
-    host, port = bind
-    for _attempt in range(20):
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((host, port))
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            udp.bind((host, tcp.getsockname()[1]))
-            return tcp, udp
-        except OSError:
-            tcp.close()
-            udp.close()
-            if port:
-                raise
-    raise TransportError("could not bind a TCP and a UDP socket on one port")
-
-
-class DirectListener:
-    """Host side of direct paths: a TCP listener plus the shared UDP socket (`udp`, a UdpMux).
-
-    Accepted connections are parked by session id (bounded count and age)
-    until establish() takes them.
-    """
-
-    def __init__(self, bind=("0.0.0.0", 0)):
-        self._tcp, udp_sock = _bind_pair(bind)
-        self._tcp.listen(16)
-        self._tcp.settimeout(0.2)
-        self.udp = UdpMux(udp_sock)
-        self._pending = []  # [(deadline, session_id, tag, sock)]
-        self._cond = threading.Condition()
-        self._readers = threading.BoundedSemaphore(MAX_PREAMBLE_READERS)
-        self._stop = threading.Event()
-        self.error = None
-        self._thread = threading.Thread(target=self._accept_loop, name="direct-accept", daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self._tcp.getsockname()[1]
-
-    def candidates(self) -> list:
-        """[(ip, port)] where peers may reach us (TCP and UDP share the port)."""
-        host, port = self._tcp.getsockname()
-        return candidates_for(host, port)
-
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                sock, _addr = self._tcp.accept()
-            except socket.timeout:
-                continue
-            except OSError as exc:
-                if not self._stop.is_set():
-                    self.error = exc
-                return
-            if not self._readers.acquire(blocking=False):
-                sock.close()  # too many half-open connections: shed load
-                continue
-            threading.Thread(target=self._read_preamble, args=(sock,), daemon=True).start()
-
-    def _read_preamble(self, sock):
-        try:
-            session_id, tag = decode_preamble(_recv_preamble(sock))
-        except (OSError, RemoteProtocolError):
-            sock.close()
-            return
-        finally:
-            self._readers.release()
-        self._park(session_id, tag, sock)
-
-    def _park(self, session_id, tag, sock):
-        with self._cond:
-            self._expire(time.monotonic())
-            if len(self._pending) >= MAX_PENDING or self._stop.is_set():
-                sock.close()
-                return
-            self._pending.append((time.monotonic() + PENDING_TTL, session_id, tag, sock))
-            self._cond.notify_all()
-
-    def _expire(self, now):
-        keep = []
-        for entry in self._pending:
-            if entry[0] > now:
-                keep.append(entry)
-            else:
-                entry[3].close()
-        self._pending = keep
-
-    def take(self, session_id: bytes, timeout: float):
-        """(sock, tag) of a parked connection for `session_id`, or None after `timeout`."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for index, entry in enumerate(self._pending):
-                    if entry[1] == session_id:
-                        del self._pending[index]
-                        return entry[3], entry[2]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stop.is_set():
-                    return None
-                self._cond.wait(remaining)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=JOIN_TIMEOUT)
-        self._tcp.close()
-        with self._cond:
-            for entry in self._pending:
-                entry[3].close()
-            self._pending = []
-            self._cond.notify_all()
-        self.udp.close()
 
 
 def _dial_targets(peer) -> list:
@@ -327,8 +182,9 @@ def _dial_tcp(race, address):
         sock = socket.create_connection(address, timeout=min(DIAL_TIMEOUT, race.remaining()))
         sock.settimeout(None)
         tag = tcp_preamble_tag(race.peer.relay_token, race.peer.session_id, race.role)
+        viewer_id = getattr(race.peer, "lan_viewer_id", None)  # LAN sessions say who dials
         try:
-            sock.sendall(encode_preamble(race.peer.session_id, tag))
+            sock.sendall(encode_preamble(race.peer.session_id, tag, viewer_id))
         except OSError:
             sock.close()
             raise
@@ -392,3 +248,36 @@ def establish(peer, relay, handshake, *, listener=None, timeout=15.0, relay_dela
     if relay is not None:
         race.spawn("relay", _open_relay, race, relay, relay_delay, direct=False)
     return race.wait()
+
+
+@dataclass
+class LanPeerInfo:
+    """PeerInfo for a LAN session, built locally instead of by a relay."""
+
+    session_id: bytes
+    role: str
+    peer_id: str
+    peer_local_candidates: list
+    relay_token: bytes
+    peer_udp_addr: tuple | None = None
+    peer_public_addr: tuple | None = None
+    peer_public_key: bytes = b""
+    nat_hint: str = "lan"
+    lan_viewer_id: str | None = field(default=None)
+
+
+def lan_token(session_id: bytes, viewer_id: str, host_id: str) -> bytes:
+    return hashlib.sha256(b"TagIO-LAN-token-v1" + session_id + f"{viewer_id}:{host_id}".encode()).digest()[:16]
+
+
+def lan_viewer_peer(host_id: str, host_address: tuple, viewer_id: str, session_id: bytes) -> LanPeerInfo:
+    """The viewer's PeerInfo for a host found on the LAN at `host_address` (its listener)."""
+    token = lan_token(session_id, viewer_id, host_id)
+    return LanPeerInfo(session_id, "viewer", host_id, [tuple(host_address)], token,
+                       peer_udp_addr=tuple(host_address), lan_viewer_id=viewer_id)
+
+
+def lan_host_peer(request: LanRequest, host_id: str) -> LanPeerInfo:
+    """The host's PeerInfo for a LanRequest taken from DirectListener.lan_requests."""
+    token = lan_token(request.session_id, request.viewer_id, host_id)
+    return LanPeerInfo(request.session_id, "host", request.viewer_id, [], token)

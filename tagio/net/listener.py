@@ -1,0 +1,223 @@
+"""DirectListener: where peers dial us directly, and the preamble that says what for.
+
+Theory of operation. A direct TCP connection starts with a preamble,
+sans-I/O encoded here:
+
+    TGDT | version | session_id (16) | tag (16)                    (relay-brokered session)
+    TGDL | version | session_id (16) | viewer_id (9) | tag (16)    (LAN session, no relay)
+
+The tag (candidates.tcp_preamble_tag) binds the connection to the session
+and the dialer's role; establish() checks it when it takes the socket. The
+listener only reads the preamble (bounded: its exact size, PREAMBLE_TIMEOUT
+seconds, MAX_PREAMBLE_READERS at once) and parks the socket under its
+session id (MAX_PENDING, PENDING_TTL) until establish() for that session
+takes it. A LAN preamble also queues a LanRequest in `lan_requests` (bounded)
+so the host learns about a session no relay announced. The same port is
+bound for UDP and handed to a UdpMux (`udp`) for punching and rudp.
+"""
+
+import queue
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+from tagio.errors import RemoteProtocolError, TransportError
+from tagio.net.candidates import candidates_for
+from tagio.net.udpmux import UdpMux
+
+VERSION = 1
+HEADER = struct.Struct("!4sB")
+BODIES = {  # magic -> body layout after the header
+    b"TGDT": struct.Struct("!16s16s"),
+    b"TGDL": struct.Struct("!16s9s16s"),
+}
+PREAMBLE_TIMEOUT = 3.0
+MAX_PENDING = 32
+MAX_PREAMBLE_READERS = 16
+PENDING_TTL = 15.0
+MAX_LAN_REQUESTS = 8
+JOIN_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Preamble:
+    session_id: bytes
+    tag: bytes
+    viewer_id: str | None = None  # set for LAN sessions
+
+
+@dataclass(frozen=True)
+class LanRequest:
+    session_id: bytes
+    viewer_id: str
+    address: tuple  # where the dial came from
+
+
+def encode_preamble(session_id: bytes, tag: bytes, viewer_id: str | None = None) -> bytes:
+    if viewer_id is None:
+        return HEADER.pack(b"TGDT", VERSION) + BODIES[b"TGDT"].pack(session_id, tag)
+    return HEADER.pack(b"TGDL", VERSION) + BODIES[b"TGDL"].pack(session_id, viewer_id.encode("ascii"), tag)
+
+
+def body_size(header: bytes) -> int:
+    """Bytes that follow a preamble header; RemoteProtocolError if it is not one."""
+    if len(header) != HEADER.size:
+        raise RemoteProtocolError("direct connection preamble is truncated")
+    magic, version = HEADER.unpack(header)
+    if magic not in BODIES or version != VERSION:
+        raise RemoteProtocolError("direct connection did not start with a TagIO preamble")
+    return BODIES[magic].size
+
+
+def decode_preamble(raw: bytes) -> Preamble:
+    """The Preamble in `raw` (header + body, exactly); RemoteProtocolError otherwise."""
+    size = body_size(raw[:HEADER.size])
+    if len(raw) != HEADER.size + size:
+        raise RemoteProtocolError("direct connection preamble has the wrong length")
+    fields = BODIES[raw[:4]].unpack(raw[HEADER.size:])
+    if len(fields) == 2:
+        return Preamble(fields[0], fields[1])
+    session_id, raw_id, tag = fields
+    if not raw_id.isdigit():
+        raise RemoteProtocolError("LAN preamble carries a malformed ID")
+    return Preamble(session_id, tag, raw_id.decode("ascii"))
+
+
+def _recv_exact(sock, n) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise RemoteProtocolError("direct connection closed during the preamble")
+        data += chunk
+    return data
+
+
+def read_preamble(sock) -> Preamble:
+    sock.settimeout(PREAMBLE_TIMEOUT)
+    header = _recv_exact(sock, HEADER.size)
+    preamble = decode_preamble(header + _recv_exact(sock, body_size(header)))
+    sock.settimeout(None)
+    return preamble
+
+
+def _bind_pair(bind):
+    """A TCP listener and a UDP socket on the same port (so one candidate serves both)."""
+    host, port = bind
+    for _attempt in range(20):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # POSIX: allow quick restarts
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((host, port))
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((host, tcp.getsockname()[1]))
+            return tcp, udp
+        except OSError:
+            tcp.close()
+            udp.close()
+            if port:
+                raise
+    raise TransportError("could not bind a TCP and a UDP socket on one port")
+
+
+class DirectListener:
+    """A TCP listener plus the shared UDP socket (`udp`, a UdpMux) for direct paths."""
+
+    def __init__(self, bind=("0.0.0.0", 0)):
+        self._tcp, udp_sock = _bind_pair(bind)
+        self._tcp.listen(16)
+        self._tcp.settimeout(0.2)
+        self.udp = UdpMux(udp_sock)
+        self.lan_requests = queue.Queue(MAX_LAN_REQUESTS)
+        self._pending = []  # [(expiry, Preamble, sock)]
+        self._cond = threading.Condition()
+        self._readers = threading.BoundedSemaphore(MAX_PREAMBLE_READERS)
+        self._stop = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._accept_loop, name="direct-accept", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._tcp.getsockname()[1]
+
+    def candidates(self) -> list:
+        """[(ip, port)] where peers may reach us (TCP and UDP share the port)."""
+        host, port = self._tcp.getsockname()
+        return candidates_for(host, port)
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                sock, addr = self._tcp.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if not self._stop.is_set():
+                    self.error = exc
+                return
+            if not self._readers.acquire(blocking=False):
+                sock.close()  # too many half-open connections: shed load
+                continue
+            threading.Thread(target=self._read_preamble, args=(sock, addr), daemon=True).start()
+
+    def _read_preamble(self, sock, addr):
+        try:
+            preamble = read_preamble(sock)
+        except (OSError, RemoteProtocolError):
+            sock.close()
+            return
+        finally:
+            self._readers.release()
+        if self._park(preamble, sock) and preamble.viewer_id is not None:
+            try:
+                self.lan_requests.put_nowait(LanRequest(preamble.session_id, preamble.viewer_id, addr[:2]))
+            except queue.Full:
+                pass  # the parked socket expires on its own
+
+    def _park(self, preamble, sock) -> bool:
+        with self._cond:
+            self._expire(time.monotonic())
+            if len(self._pending) >= MAX_PENDING or self._stop.is_set():
+                sock.close()
+                return False
+            self._pending.append((time.monotonic() + PENDING_TTL, preamble, sock))
+            self._cond.notify_all()
+            return True
+
+    def _expire(self, now):
+        keep = []
+        for entry in self._pending:
+            if entry[0] > now:
+                keep.append(entry)
+            else:
+                entry[2].close()
+        self._pending = keep
+
+    def take(self, session_id: bytes, timeout: float):
+        """(sock, tag) of a parked connection for `session_id`, or None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index, (_expiry, preamble, sock) in enumerate(self._pending):
+                    if preamble.session_id == session_id:
+                        del self._pending[index]
+                        return sock, preamble.tag
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return None
+                self._cond.wait(remaining)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=JOIN_TIMEOUT)
+        self._tcp.close()
+        with self._cond:
+            for entry in self._pending:
+                entry[2].close()
+            self._pending = []
+            self._cond.notify_all()
+        self.udp.close()

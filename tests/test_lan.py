@@ -1,0 +1,168 @@
+"""LAN discovery: codec, peer table, announce/browse/query over loopback broadcast,
+and real broadcast between two network namespaces."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.net import lan
+from tagio.net.lan import Announcement, LanService, PeerTable, Query, decode, encode_announcement, encode_query
+from tests import netlab
+
+LOOPBACK_BROADCAST = "127.255.255.255"
+
+
+def free_udp_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+class CodecTest(unittest.TestCase):
+    def test_round_trip_and_golden_bytes(self):
+        datagram = encode_announcement("123456789", 0x1234)
+        self.assertEqual(datagram, b"TGLA\x01123456789\x12\x34")
+        self.assertEqual(decode(datagram), Announcement("123456789", 0x1234))
+        self.assertEqual(decode(encode_query()), Query())
+
+    def test_garbage_rejected(self):
+        good = encode_announcement("123456789", 80)
+        for raw in (b"", good[:-1], good + b"x", b"TGLA\x02" + good[5:], b"TGLA\x01" + b"12345678x" + good[-2:],
+                    good[:-2] + b"\0\0", b"TGLA\x01012345678\x00\x50", os.urandom(16)):
+            with self.assertRaises(RemoteProtocolError):
+                decode(raw)
+
+    def test_refuses_to_encode_nonsense(self):
+        for client_id, port in (("12345", 80), ("123456789", 0), ("123456789", 70000)):
+            with self.assertRaises(LocalProtocolError):
+                encode_announcement(client_id, port)
+
+
+class PeerTableTest(unittest.TestCase):
+    def test_expiry_and_own_id(self):
+        table = PeerTable(own_id="111111111")
+        table.seen(Announcement("111111111", 1), "10.0.0.1", 0.0)
+        table.seen(Announcement("222222222", 2), "10.0.0.2", 0.0)
+        self.assertEqual([(p.id, p.address) for p in table.peers(1.0)], [("222222222", ("10.0.0.2", 2))])
+        self.assertEqual(table.peers(lan.EXPIRY + 0.1), [])
+
+    def test_bounded(self):
+        table = PeerTable()
+        for i in range(lan.MAX_PEERS + 50):
+            table.seen(Announcement(str(100_000_000 + i), 1), "10.0.0.1", 0.0)
+        self.assertEqual(len(table.peers(0.0)), lan.MAX_PEERS)
+
+
+@unittest.skipUnless(sys.platform.startswith("linux"), "loopback broadcast + SO_REUSEPORT are Linux behaviour")
+class LoopbackServiceTest(unittest.TestCase):
+    def setUp(self):
+        self.port = free_udp_port()
+        self.services = []
+
+    def tearDown(self):
+        for service in self.services:
+            service.close()
+
+    def service(self, client_id=None, port=None, interval=0.1):
+        service = LanService(client_id, port, lan_port=self.port, targets=(LOOPBACK_BROADCAST,), interval=interval)
+        self.services.append(service)
+        return service
+
+    def wait_for_peer(self, service, client_id, timeout=3.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = service.find(client_id)
+            if found:
+                return found
+            time.sleep(0.02)
+        return None
+
+    def test_browser_lists_announcer(self):
+        browser = self.service()
+        self.service("123456789", 40000)
+        found = self.wait_for_peer(browser, "123456789")
+        self.assertIsNotNone(found)
+        self.assertEqual(found.address, ("127.0.0.1", 40000))
+
+    def test_query_gets_an_answer_and_answers_are_rate_limited(self):
+        announcer = self.service("987654321", 40001, interval=3600)  # announces once at start
+        time.sleep(0.3)
+        asker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        asker.bind(("127.0.0.1", 0))
+        asker.settimeout(0.3)
+        self.addCleanup(asker.close)
+        for _ in range(50):
+            asker.sendto(encode_query(), ("127.0.0.1", self.port))
+        answers = []
+        try:
+            while True:
+                answers.append(asker.recvfrom(64)[0])
+        except socket.timeout:
+            pass
+        self.assertGreaterEqual(len(answers), 1)
+        self.assertLessEqual(len(answers), 2)
+        self.assertEqual(decode(answers[0]), Announcement("987654321", 40001))
+        self.assertIsNone(announcer.error)
+
+    def test_garbage_is_counted_and_ignored(self):
+        browser = self.service()
+        junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(junk.close)
+        for _ in range(20):
+            junk.sendto(os.urandom(16), ("127.0.0.1", self.port))
+        self.service("123123123", 40002)
+        self.assertIsNotNone(self.wait_for_peer(browser, "123123123"))
+        self.assertGreaterEqual(browser.dropped, 1)
+
+
+ANNOUNCER = """
+import sys, time
+from tagio.net.lan import LanService
+service = LanService("555555555", 40100, lan_port=int(sys.argv[1]), interval=0.2)
+time.sleep(float(sys.argv[2]))
+service.close()
+"""
+BROWSER = """
+import json, sys, time
+from tagio.net.lan import LanService
+service = LanService(lan_port=int(sys.argv[1]))
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline and not service.peers():
+    time.sleep(0.05)
+print(json.dumps([[p.id, list(p.address)] for p in service.peers()]))
+service.close()
+"""
+
+
+@unittest.skipIf(netlab.unavailable(), netlab.unavailable())
+class NamespaceBroadcastTest(unittest.TestCase):
+    def test_real_broadcast_between_two_namespaces(self):
+        prefix = f"tglan{os.getpid()}"
+        a, b = prefix + "a", prefix + "b"
+        self.addCleanup(lambda: [netlab.run("ip", "netns", "del", ns, check=False) for ns in (a, b)])
+        for ns in (a, b):
+            netlab.run("ip", "netns", "add", ns)
+        netlab.run("ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
+        for ns, ip in ((a, "10.77.0.1/24"), (b, "10.77.0.2/24")):
+            netlab.run("ip", "-n", ns, "addr", "add", ip, "dev", "eth0")
+            netlab.run("ip", "-n", ns, "link", "set", "eth0", "up")
+            netlab.run("ip", "-n", ns, "route", "add", "255.255.255.255/32", "dev", "eth0")
+        env = dict(os.environ, PYTHONPATH=str(netlab.ROOT))
+        announcer = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-c", ANNOUNCER,
+                                      str(lan.LAN_PORT), "4"], env=env)
+        self.addCleanup(announcer.wait)
+        self.addCleanup(announcer.kill)
+        browser = subprocess.run(["ip", "netns", "exec", b, sys.executable, "-c", BROWSER, str(lan.LAN_PORT), "3"],
+                                 env=env, capture_output=True, text=True, timeout=20)
+        self.assertEqual(json.loads(browser.stdout), [["555555555", ["10.77.0.1", 40100]]], browser.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
