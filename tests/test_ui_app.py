@@ -190,9 +190,50 @@ class AppTest(UiCase):
         self.pump(lambda: home.id_error_var.get(), "inline error")
         self.assertIn("9 digits", home.id_error_var.get())
         self.assertEqual(self.toplevels(PasswordDialog), [])
+        self.assertEqual(str(home.message_label.cget("text")), home.id_error_var.get())
+        self.screenshot("inline-error")
+        home.partner_var.set("1")                     # typing again clears the message
+        self.assertEqual(str(home.message_label.cget("text")), "")
         home.partner_var.set(self.app.client.id)
         home.connect_button.invoke()
         self.assertIn("own ID", home.id_error_var.get())
+
+    def double_click(self, widget, x, y):
+        """A real double click through the X server (xdotool), at (x, y) inside `widget`."""
+        subprocess.run(["xdotool", "mousemove", str(widget.winfo_rootx() + x), str(widget.winfo_rooty() + y),
+                        "click", "--repeat", "2", "--delay", "80", "1"],
+                       env=self.xvfb.env(), check=True, timeout=10)
+
+    def test_double_click_on_recent_or_lan_partner_asks_password(self):
+        from tagio.net.lan import LanPeer
+        from tagio.ui import model
+        from tagio.ui.prompts import PasswordDialog
+        home = self.app.home
+        self.settings.recent_partners = ["123456789"]
+        self.pump(lambda: home.recent_list.get(0) == "123 456 789", "recent list")
+        self.screenshot("recent")
+        self.double_click(home.recent_list, 30, 8)
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        self.assertEqual(home.partner_var.get(), "123456789")
+        dialog.cancel()
+        home.set_lan(model.lan_rows([LanPeer("222333444", ("192.168.1.7", 21119), 0.0)]))
+        self.pump(lambda: home.lan_list.winfo_viewable(), "LAN list shown")
+        self.assertEqual(home.lan_list.get(0), "222 333 444   192.168.1.7")
+        self.double_click(home.lan_list, 30, 8)
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog (LAN)")
+        self.assertEqual(home.partner_var.get(), "222333444")
+        dialog.cancel()
+
+    def test_empty_recent_list_shows_a_hint_that_cannot_be_picked(self):
+        from tagio.ui.prompts import PasswordDialog
+        home = self.app.home
+        self.pump(lambda: home.recent_list.size() == 1, "placeholder")
+        self.assertIn("No partners yet", home.recent_list.get(0))
+        self.double_click(home.recent_list, 30, 8)
+        self.pump(lambda: True, "idle")
+        time.sleep(0.3)
+        self.pump(lambda: True, "idle")
+        self.assertEqual(self.toplevels(PasswordDialog), [])
 
     def test_connect_with_relay_unreachable_shows_one_clear_error(self):
         message = self.connect_and_get_error("123 456 789")

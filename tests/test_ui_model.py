@@ -202,6 +202,11 @@ class ListRowsTest(unittest.TestCase):
         rows = model.lan_rows([{"id": "123456789", "name": "desk-a"}, ("222333444", ("10.0.0.2", 1))])
         self.assertEqual(rows, [("123456789", "123 456 789   desk-a"), ("222333444", "222 333 444   10.0.0.2")])
 
+    def test_lan_rows_accept_lan_peers(self):
+        from tagio.net.lan import LanPeer
+        rows = model.lan_rows([LanPeer("123456789", ("192.168.1.7", 21119), 0.0)])
+        self.assertEqual(rows, [("123456789", "123 456 789   192.168.1.7")])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -97,16 +97,15 @@ class HomeWindow(ttk.Frame):
         self.partner_entry = ttk.Entry(row, textvariable=self.partner_var, font=self.fonts["heading"],
                                        width=14, style="Entry.TEntry")
         self.partner_entry.pack(side="left", fill="x", expand=True)
+        self.partner_var.trace_add("write", lambda *_: self.id_error_var.get() and self.set_id_error(""))
         self.partner_entry.bind("<Return>", self._connect_clicked)
         self.partner_entry.bind("<KP_Enter>", self._connect_clicked)
         self.connect_button = ttk.Button(row, text="Connect", style="Accent.TButton",
                                          command=self._connect_clicked)
         self.connect_button.pack(side="left", padx=(theme.GAP, 0))
-        self.id_error_label = ttk.Label(card, textvariable=self.id_error_var, style="Error.TLabel",
-                                        wraplength=320, justify="left")
-        self.id_error_label.pack(anchor="w", pady=(4, 0))
-        self.busy_label = ttk.Label(card, textvariable=self.busy_var, style="Muted.TLabel")
-        self.busy_label.pack(anchor="w")
+        # One line under the entry: the inline ID error (red) or what is going on (grey).
+        self.message_label = ttk.Label(card, style="Muted.TLabel", wraplength=320, justify="left")
+        self.message_label.pack(anchor="w", pady=(4, 0))
         ttk.Label(card, text="Recent partners", style="Muted.TLabel").pack(anchor="w", pady=(theme.GAP, 2))
         self.recent_list = self._listbox(card, self._recent_ids)
         self.lan_title = ttk.Label(card, text="On this network", style="Muted.TLabel")
@@ -170,11 +169,18 @@ class HomeWindow(ttk.Frame):
 
     def set_id_error(self, message: str):
         self.id_error_var.set(message or "")
+        self._show_message()
 
     def set_busy(self, busy: bool, text: str = ""):
         """Disable Connect (and show `text`) while connecting or in a session."""
         self.connect_button.state(["disabled"] if busy else ["!disabled"])
         self.busy_var.set(text if busy else "")
+        self._show_message()
+
+    def _show_message(self):
+        error = self.id_error_var.get()
+        self.message_label.configure(text=error or self.busy_var.get(),
+                                     style="Error.TLabel" if error else "Muted.TLabel")
 
     def set_recent(self, rows):
         self._fill(self.recent_list, self._recent_ids, rows, "No partners yet \u2014 they appear here")

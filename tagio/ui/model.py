@@ -341,15 +341,16 @@ def recent_rows(recent) -> list:
 
 
 def lan_rows(peers) -> list:
-    """LAN peers ({id, name, addr} dicts or (id, addr) tuples) -> [(id, line shown)]."""
+    """LAN peers (LanPeer objects, {id, name} dicts or (id, addr) tuples) -> [(id, line shown)]."""
     rows = []
     for item in list(peers or [])[:MAX_RECENT_SHOWN]:
         if isinstance(item, dict):
             pid, extra = item.get("id"), item.get("name") or item.get("host") or ""
         elif isinstance(item, (tuple, list)) and item:
             pid, extra = item[0], item[1] if len(item) > 1 else ""
-        else:
-            pid, extra = getattr(item, "id", item), getattr(item, "name", "")
+        else:   # tagio.net.lan.LanPeer: id, address (ip, port)
+            pid = getattr(item, "id", item)
+            extra = getattr(item, "name", "") or getattr(item, "address", "")
         if isinstance(extra, (tuple, list)):
             extra = extra[0] if extra else ""
         shown = display_id(pid)
