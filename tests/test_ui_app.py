@@ -80,7 +80,7 @@ class UiCase(unittest.TestCase):
         self.pump(lambda: self.root.winfo_viewable(), "main window mapped")
 
     def close_app(self):
-        self.app.close()
+        self.app.close(raise_errors=False)
         # Free the Tk objects here, on the Tk thread, not in some later test's worker thread.
         del self.app, self.root
         gc.collect()
@@ -234,6 +234,17 @@ class AppTest(UiCase):
         time.sleep(0.3)
         self.pump(lambda: True, "idle")
         self.assertEqual(self.toplevels(PasswordDialog), [])
+
+    def test_bug_in_a_callback_is_shown_kept_and_reraised_by_close(self):
+        from tagio.ui.prompts import MessageDialog
+        self.root.after(0, lambda: 1 / 0)             # any Tk callback that raises
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog")
+        self.assertEqual(message.title_text, "Unexpected error")
+        self.assertIn("ZeroDivisionError", message.message_text)
+        self.app.events.post("accept_request", request=None)     # a handler that fails
+        self.pump(lambda: len(self.app._errors) == 2, "second error kept")
+        with self.assertRaises(ZeroDivisionError):
+            self.app.close()
 
     def test_connect_with_relay_unreachable_shows_one_clear_error(self):
         message = self.connect_and_get_error("123 456 789")

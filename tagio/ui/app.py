@@ -61,6 +61,7 @@ class App:
         root.title("TagIO")
         root.minsize(720, 420)
         root.protocol("WM_DELETE_WINDOW", lambda: self.close(raise_errors=False))
+        root.report_callback_exception = self._report_callback_exception
         self.home = HomeWindow(root, self.fonts, self._callbacks())
         self.home.pack(fill="both", expand=True)
         self.client = self._make_client()
@@ -112,7 +113,7 @@ class App:
         self._stop_viewer(user_closed=True)
         try:
             self.client.close()
-        except TagioError as exc:
+        except Exception as exc:      # kept and re-raised below, after everything is shut
             self._errors.append(exc)
         for thread in list(self._workers):
             thread.join(JOIN_TIMEOUT)
@@ -133,12 +134,27 @@ class App:
             for name, fields in self.events.drain():
                 handler = HANDLERS.get(name)
                 if handler is not None:
-                    handler(self, **fields)
+                    self._guarded(handler, self, **fields)
             self._check_viewer()
             self.refresh()
         finally:
             if not self._closing.is_set():
                 self._poll_id = self.root.after(POLL_MS, self._poll)
+
+    def _guarded(self, function, *args, **kwargs):
+        """Run one event handler; a bug in it is kept for close() and shown, not fatal to the poll."""
+        try:
+            function(*args, **kwargs)
+        except Exception as exc:
+            self._report_callback_exception(type(exc), exc, exc.__traceback__)
+
+    def _report_callback_exception(self, exc_type, exc, tb):
+        """Tk's hook for an exception in a callback: keep it, log it, tell the user in one line."""
+        log.debug("callback failed", exc_info=(exc_type, exc, tb))
+        self._errors.append(exc)
+        if not self._closing.is_set():
+            title, message = model.error_message(exc)
+            MessageDialog(self.root, title, message)
 
     def refresh(self):
         """Copy what the core shows (ID, password, relay status, lists) into the home window."""
@@ -449,4 +465,8 @@ def main(argv=None) -> int:
         print(f"tagio-gui: {exc}", file=sys.stderr)
         _destroy(root)
         return 2 if isinstance(exc, ConfigError) else 1
+    except Exception as exc:            # a bug kept by App.close(): one line, not a traceback
+        log.debug("internal error", exc_info=True)
+        print(f"tagio-gui: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
