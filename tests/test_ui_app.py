@@ -300,8 +300,10 @@ class AppTest(UiCase):
         self.assertEqual(again.vars["new_password"].get(), "")
         self.assertIn("is set", str(again.password_state.cget("text")))
         again.vars["clear_password"].set(True)
+        again.vars["fps_cap"].set("12")
         self.assertTrue(again.save())
         self.assertIsNone(Settings.load(self.config_dir).permanent_secret)
+        self.assertEqual(self.app.client.host_options["fps_cap"], 12)   # applies without a restart
 
     def test_accept_prompt_answers_the_core_thread(self):
         from tagio.ui.prompts import AcceptPrompt

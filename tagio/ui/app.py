@@ -253,6 +253,10 @@ class App:
         self.home.set_notice("Settings saved.")
         if (settings.relay, settings.relay_secret) != relay_before:
             self._restart_client()      # --relay / TAGIO_RELAY still win over the file, as at start
+            return
+        options = getattr(self.client, "host_options", None)
+        if isinstance(options, dict):   # the next incoming session uses the new values
+            options.update(view_only=settings.view_only, fps_cap=settings.fps_cap, quality=settings.quality)
 
     def _restart_client(self):
         """A new relay (or secret) needs a new registration: swap in a fresh Client."""
