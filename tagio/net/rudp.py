@@ -11,12 +11,14 @@ calls `on_timer` at `next_deadline()`, and sends whatever
   up to MAX_SACK_BLOCKS selective-ack ranges above it, its free window (in
   segments) and the timestamp of the newest DATA it got (echoed, as TCP
   timestamps, so every ack gives an unambiguous RTT sample).
-- Loss: RACK-style: a segment is lost once a segment *sent after it* (by more
-  than a quarter of the min RTT) has been delivered; or when the RTO fires.
-  RTO from SRTT/RTTVAR as RFC 6298 (min 200 ms, doubled per expiry).
+- Loss: as QUIC (RFC 9002): every transmission gets a number; a segment is
+  lost once 3 later transmissions were delivered, or a later one was and it
+  is older than 9/8 RTT. A tail loss probe (resend the newest segment after
+  2 SRTT without acks, then at doubling intervals) uncovers lost tails; the RTO (SRTT/RTTVAR as RFC 6298,
+  min 200 ms, doubled per expiry) is the last resort.
 - Congestion: NewReno-like window in segments: slow start, additive increase,
-  halved once per window on loss (recovery until the send point at the time
-  of the loss is acked), one segment after an RTO.
+  cut to 0.7x once per window on loss (recovery until the send point at the
+  time of the loss is acked), one segment after an RTO.
 - Liveness: PING when idle for KEEPALIVE seconds (the peer acks it; also keeps
   NAT mappings alive); the connection fails after DEAD_TIMEOUT without any
   valid datagram or MAX_BACKOFFS RTO expiries in a row.
@@ -39,6 +41,10 @@ INITIAL_CWND = 16.0
 MAX_CWND = 2048.0
 INITIAL_RTO = 1.0
 MIN_RTO = 0.2
+MIN_TLP = 0.01  # tail loss probe after max(2 SRTT, this) without an ack
+PACKET_THRESHOLD = 3  # RFC 9002 kPacketThreshold
+TIME_THRESHOLD = 9 / 8  # RFC 9002 kTimeThreshold
+LOSS_BETA = 0.7  # window kept on loss (CUBIC's beta): random loss is common on Wi-Fi
 MAX_RTO = 4.0
 MAX_BACKOFFS = 8
 KEEPALIVE = 5.0  # <= 15 s: Linux conntrack forgets unanswered UDP after 30 s
@@ -72,13 +78,13 @@ def micros(now: float) -> int:
 
 
 class _Segment:
-    __slots__ = ("seq", "payload", "flags", "sent_at", "sacked", "lost")
+    __slots__ = ("seq", "payload", "flags", "sent_at", "tx", "sacked")
 
     def __init__(self, seq, payload, flags):
         self.seq, self.payload, self.flags = seq, payload, flags
         self.sent_at = None
+        self.tx = -1  # number of its latest transmission (QUIC's packet number)
         self.sacked = False
-        self.lost = False
 
 
 class RudpConnection:
@@ -99,7 +105,12 @@ class RudpConnection:
         self.ssthresh = MAX_CWND
         self.peer_window = RECV_WINDOW
         self._recovery_until = -1
-        self._delivered_sent_at = None
+        self._tx_next = 0
+        self._largest_delivered_tx = -1
+        self._lost = {}  # seq -> _Segment awaiting retransmission
+        self._sacked = 0  # segments in _segments already selectively acked
+        self._tlp_deadline = None
+        self._tlp_probes = 0
         self.srtt = None
         self.rttvar = None
         self.min_rtt = None
@@ -218,31 +229,44 @@ class RudpConnection:
             self._rtt_sample(now, ack.ts_echo)
             self._grow(newly)
             self._backoffs = 0
-            self._rto_deadline = now + self.rto if self._segments else None
-        self._detect_losses(now)
+            self._arm_timers(now) if self._segments else self._disarm_timers()
+        if ack.blocks:  # without holes at the receiver there is nothing to call lost yet
+            self._detect_losses(now)
         self._check_fin_acked()
+
+    def _arm_timers(self, now):
+        self._tlp_probes = 0
+        self._rto_deadline = now + self.rto
+        self._tlp_deadline = now + max(2 * self.srtt, MIN_TLP) if self.srtt is not None else None
+
+    def _disarm_timers(self):
+        self._rto_deadline = self._tlp_deadline = None
 
     def _take_acked(self, ack) -> int:
         newly = 0
         while self.snd_una < ack.cum:
             segment = self._segments.pop(self.snd_una)
-            newly += 0 if segment.sacked else 1
-            self._note_delivered(segment)
+            self._lost.pop(self.snd_una, None)
+            if segment.sacked:
+                self._sacked -= 1
+            else:
+                newly += 1
+                self._note_delivered(segment)
             self.snd_una += 1
         for start, end in ack.blocks:
             for seq in range(max(start, self.snd_una), end):
                 segment = self._segments.get(seq)
                 if segment is not None and not segment.sacked:
                     segment.sacked = True
-                    segment.lost = False
+                    self._sacked += 1
+                    self._lost.pop(seq, None)
                     newly += 1
                     self._note_delivered(segment)
         return newly
 
     def _note_delivered(self, segment):
-        if segment.sent_at is not None and (self._delivered_sent_at is None
-                                            or segment.sent_at > self._delivered_sent_at):
-            self._delivered_sent_at = segment.sent_at
+        if segment.tx > self._largest_delivered_tx:
+            self._largest_delivered_tx = segment.tx
 
     def _rtt_sample(self, now, echo):
         rtt = ((micros(now) - echo) & 0xFFFFFFFF) / 1_000_000
@@ -265,17 +289,20 @@ class RudpConnection:
             self.cwnd = min(MAX_CWND, self.cwnd + newly / self.cwnd)
 
     def _detect_losses(self, now):
-        if self._delivered_sent_at is None:
-            return
-        reorder = (self.min_rtt or 0.0) / 4
+        """QUIC-style (RFC 9002 6.1): lost once PACKET_THRESHOLD later transmissions were
+        delivered, or a later one was and this one is older than 9/8 of the RTT."""
+        newest = self._largest_delivered_tx
+        by_count = newest - PACKET_THRESHOLD
+        by_time = now - TIME_THRESHOLD * max(self.srtt or 0.0, self.min_rtt or 0.0)
         lost_any = False
         for segment in self._segments.values():
-            if (not segment.sacked and not segment.lost and segment.sent_at is not None
-                    and segment.sent_at + reorder < self._delivered_sent_at):
-                segment.lost = True
+            if segment.sacked or segment.tx >= newest or segment.tx < 0 or segment.seq in self._lost:
+                continue
+            if segment.tx <= by_count or segment.sent_at <= by_time:
+                self._lost[segment.seq] = segment
                 lost_any = True
         if lost_any and self.snd_una > self._recovery_until:
-            self.ssthresh = max(self.cwnd / 2, 2.0)
+            self.ssthresh = max(self.cwnd * LOSS_BETA, 2.0)
             self.cwnd = self.ssthresh
             self._recovery_until = self.snd_nxt
 
@@ -306,15 +333,13 @@ class RudpConnection:
         if self.state is State.FAILED:
             return out
         limit = min(self.cwnd, self.peer_window)
-        in_flight = sum(1 for s in self._segments.values() if not s.sacked and not s.lost)
-        for segment in self._segments.values():
+        in_flight = len(self._segments) - self._sacked - len(self._lost)
+        for seq in sorted(self._lost) if self._lost else ():
             if in_flight >= limit:
                 break
-            if segment.lost:
-                segment.lost = False
-                self.retransmits += 1
-                out.append(self._send_segment(segment, now))
-                in_flight += 1
+            self.retransmits += 1
+            out.append(self._send_segment(self._lost.pop(seq), now))
+            in_flight += 1
         while in_flight < limit and self._has_new_segment():
             out.append(self._send_segment(self._new_segment(), now))
             in_flight += 1
@@ -344,8 +369,10 @@ class RudpConnection:
 
     def _send_segment(self, segment, now):
         segment.sent_at = now
+        segment.tx = self._tx_next
+        self._tx_next += 1
         if self._rto_deadline is None:
-            self._rto_deadline = now + self.rto
+            self._arm_timers(now)
         data = Data(segment.seq, micros(now), segment.flags, segment.payload)
         return codec.encode(data, self.keys.conn_id, self.keys.send_key)
 
@@ -366,8 +393,7 @@ class RudpConnection:
         if self.state is State.FAILED:
             return None
         candidates = [self._last_received + DEAD_TIMEOUT, self._last_sent + self._keepalive_interval()]
-        if self._rto_deadline is not None:
-            candidates.append(self._rto_deadline)
+        candidates += [t for t in (self._rto_deadline, self._tlp_deadline) if t is not None]
         return min(candidates)
 
     def _keepalive_interval(self):
@@ -382,25 +408,38 @@ class RudpConnection:
             return
         if self._rto_deadline is not None and now >= self._rto_deadline:
             self._on_rto(now)
+        elif self._tlp_deadline is not None and now >= self._tlp_deadline:
+            self._on_tail_probe(now)
         if now - self._last_sent >= self._keepalive_interval():
             self._control.append(codec.encode(Ping(micros(now)), self.keys.conn_id, self.keys.send_key))
 
+    def _on_tail_probe(self, now):
+        """No ack for 2 RTTs: resend the newest outstanding segment once, so its ack
+        (with SACK blocks) reveals a lost tail without waiting for the RTO."""
+        self._tlp_probes += 1
+        self._tlp_deadline = now + max(2 * (self.srtt or 0.0), MIN_TLP) * (2 ** self._tlp_probes)
+        self._detect_losses(now)
+        for seq in reversed(self._segments):
+            segment = self._segments[seq]
+            if not segment.sacked and seq not in self._lost:
+                self._lost[seq] = segment
+                return
+
     def _on_rto(self, now):
         if not self._segments:
-            self._rto_deadline = None
+            self._disarm_timers()
             return
         self._backoffs += 1
         if self._backoffs > MAX_BACKOFFS:
             self._fail(TransportTimeout("the peer stopped acknowledging data"))
             return
-        for segment in self._segments.values():
-            if not segment.sacked:
-                segment.lost = True
-        self.ssthresh = max(self.cwnd / 2, 2.0)
+        self._lost = {seq: seg for seq, seg in self._segments.items() if not seg.sacked}
+        self.ssthresh = max(self.cwnd * LOSS_BETA, 2.0)
         self.cwnd = 1.0
         self._recovery_until = self.snd_nxt
         self.rto = min(MAX_RTO, self.rto * 2)
         self._rto_deadline = now + self.rto
+        self._tlp_deadline = None
 
 
 def new_nonce() -> bytes:
