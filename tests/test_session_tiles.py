@@ -43,6 +43,20 @@ class ChangedTiles(unittest.TestCase):
                         for r in range(y // 64, (y + h - 1) // 64 + 1)}
             self.assertEqual(t.changed_tiles(a, b, self.W, self.H), expected)
 
+    def test_several_changes_in_one_band(self):
+        rng = random.Random(7)
+        for _ in range(40):
+            a = blank(self.W, self.H)
+            b = bytearray(a)
+            expected = set()
+            for _ in range(rng.randint(2, 6)):
+                x, y = rng.randrange(self.W), rng.randrange(self.H)
+                w, h = rng.randint(1, min(40, self.W - x)), rng.randint(1, min(40, self.H - y))
+                paint(b, self.W, x, y, w, h, rng.randint(1, 255))
+                expected |= {(c, r) for c in range(x // 64, (x + w - 1) // 64 + 1)
+                             for r in range(y // 64, (y + h - 1) // 64 + 1)}
+            self.assertEqual(t.changed_tiles(a, b, self.W, self.H), expected)
+
     def test_single_pixel_in_last_partial_tile(self):
         a = blank(self.W, self.H)
         b = bytearray(a)
@@ -104,12 +118,23 @@ class EncodeRect(unittest.TestCase):
         saved = t.MAX_RECT_DATA
         t.MAX_RECT_DATA = 40_000
         try:
-            parts = t.encode_region(img, 0, 0, 256, 256, 75, lossless=True)
+            parts = t.encode_region(img, 0, 0, 75, lossless=True)
         finally:
             t.MAX_RECT_DATA = saved
         self.assertGreater(len(parts), 1)
         self.assertEqual(sum(p[3] for p in parts), 256)
         self.assertTrue(all(len(p[5]) <= 40_000 for p in parts))
+
+
+class RegionImage(unittest.TestCase):
+    def test_matches_a_full_conversion(self):
+        rng = random.Random(6)
+        raw = bytearray(rng.randrange(256) for _ in range(130 * 70 * 4))
+        full = Image.frombytes("RGB", (130, 70), bytes(raw), "raw", "BGRX")
+        for box in ((0, 0, 130, 70), (64, 5, 66, 64), (3, 60, 10, 10)):
+            x, y, w, h = box
+            self.assertEqual(t.region_image(raw, 130, *box).tobytes(),
+                             full.crop((x, y, x + w, y + h)).tobytes())
 
 
 class StillRefresh(unittest.TestCase):

@@ -32,9 +32,13 @@ from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
 MAX_IN_FLIGHT = 2
+IDLE_AFTER = 1.0         # seconds without any change before capture slows down ...
+IDLE_FPS = 10            # ... to this many polls per second
 MAX_FPS = 60
 SLOW_ACK = 0.25          # seconds: slower acks than this lower the JPEG quality
 MIN_QUALITY = 30
+MOTION_SHARE = 0.5       # at least this share of the screen changing in two frames in a row ...
+MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 INPUT_QUEUE = 256
 BYE_TIMEOUT = 1.0
 
@@ -61,6 +65,7 @@ class HostSession:
         self._refresh_lock = threading.Lock()
         self._fps_times = []
         self._injector = None
+        self._moving = False
         self._workers = Workers("host", on_error=self._ended_by_error)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -133,14 +138,14 @@ class HostSession:
 
     def _capture_with(self, sct):
         mon, prev = self._switch_monitor(sct, self._monitor_wanted), None
-        frame_id, last, cursor = 0, 0.0, None
+        frame_id, last, cursor, changed_at = 0, 0.0, None, time.monotonic()
         while not self._workers.stopping.is_set():
             if self._monitor_switch.is_set():
                 self._monitor_switch.clear()
                 mon, prev = self._switch_monitor(sct, self._monitor_wanted), None
             if not self._wait_credit():
                 return
-            last = self._pace(last)
+            last = self._pace(last, idle=last - changed_at > IDLE_AFTER)
             cursor = self._send_cursor(cursor)
             shot = sct.grab(mon["box"])
             raw = shot.raw
@@ -149,6 +154,7 @@ class HostSession:
                 due = self._refresh.due() - dirty
             if not dirty and not due:
                 continue
+            changed_at = last
             frame_id += 1
             job = (frame_id, last, raw, shot.width, shot.height, dirty, due)
             with self._credit:
@@ -182,9 +188,13 @@ class HostSession:
                 self._credit.wait(0.1)
         return not self._workers.stopping.is_set()
 
-    def _pace(self, last):
-        """Sleep until one frame interval after the previous capture; return the capture time."""
-        delay = last + 1.0 / self.fps_cap - time.monotonic()
+    def _pace(self, last, idle=False):
+        """Sleep until one frame interval after the previous capture; return the capture time.
+
+        A screen that has been still for IDLE_AFTER is polled at IDLE_FPS only: an idle host costs
+        almost nothing, and the first change after a pause waits at most 1/IDLE_FPS longer."""
+        fps = min(self.fps_cap, IDLE_FPS) if idle else self.fps_cap
+        delay = last + 1.0 / fps - time.monotonic()
         if delay > 0:
             self._workers.stopping.wait(delay)
         return time.monotonic()
@@ -211,16 +221,26 @@ class HostSession:
                     return
 
     def _encode_frame(self, frame_id, captured, raw, width, height, dirty, due):
-        img = Image.frombytes("RGB", (width, height), raw, "raw", "BGRX")
-        quality, rects = self.quality, []
+        quality, rects = self._frame_quality(len(dirty), width, height), []
         for lossless, tiles in ((False, dirty), (True, due)):
             for x, y, w, h in t.merge_tiles(tiles, width, height):
-                parts = t.encode_region(img, x, y, w, h, quality, lossless)
+                img = t.region_image(raw, width, x, y, w, h)
+                parts = t.encode_region(img, x, y, quality, lossless)
                 rects.extend(m.Rect(*p) for p in parts)
                 lossy = any(p[4] == m.ENC_JPEG for p in parts)
                 with self._refresh_lock:
                     self._refresh.sent(t.rect_tiles(x, y, w, h), lossy)
         return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, rects)]
+
+    def _frame_quality(self, dirty_tiles, width, height):
+        """JPEG quality for this frame: lower while most of the screen keeps changing.
+
+        Sustained full-screen motion (video, scrolling photos) hides detail, and the pixels are
+        refreshed losslessly once they stand still, so spend fewer bytes per frame on it."""
+        cols, rows = t.tile_grid(width, height)
+        moving = dirty_tiles >= MOTION_SHARE * cols * rows
+        in_motion, self._moving = moving and self._moving, moving
+        return max(MIN_QUALITY, self.quality - MOTION_QUALITY_DROP) if in_motion else self.quality
 
     def _pack_frames(self, frame_id, captured, rects):
         """Split rectangles over as many Frame messages as MAX_MESSAGE needs; FINAL on the last."""

@@ -49,24 +49,46 @@ def changed_tiles(prev, cur, width, height, tile=TILE):
 
 
 def _band_tiles(old, cur, top, bottom, width, tile):
+    """Dirty tile columns of one band. A changed row is checked span by span: only the runs of
+    columns not yet known dirty are compared, and only a differing run is split into tiles, so a
+    small change costs ~2 compares per row instead of one per tile column."""
     stride, seg = width * 4, tile * 4
     cols = (width + tile - 1) // tile
-    row_index = top // tile
-    found = set()
+    found, spans = set(), [(0, cols)]
     for y in range(top, bottom):
         start = y * stride
         if cur.startswith(old[start:start + stride], start):
             continue
-        for c in range(cols):
-            if c in found:
-                continue
-            a = start + c * seg
-            b = min(a + seg, start + stride)
-            if not cur.startswith(old[a:b], a):
-                found.add(c)
-        if len(found) == cols:
-            break
-    return {(c, row_index) for c in found}
+        hits = [c for lo, hi in spans for c in _differing(old, cur, start, stride, seg, lo, hi)]
+        if hits:
+            found.update(hits)
+            if len(found) == cols:
+                break
+            spans = _unfound_spans(found, cols)
+    return {(c, top // tile) for c in found}
+
+
+def _differing(old, cur, start, stride, seg, lo, hi):
+    """Columns in [lo, hi) whose segment of this row differs (span first, then each column)."""
+    a, b = start + lo * seg, min(start + hi * seg, start + stride)
+    if cur.startswith(old[a:b], a):
+        return []
+    if hi - lo == 1:
+        return [lo]
+    return [c for c in range(lo, hi)
+            if not cur.startswith(old[start + c * seg:min(start + (c + 1) * seg, start + stride)],
+                                  start + c * seg)]
+
+
+def _unfound_spans(found, cols):
+    spans, lo = [], None
+    for c in range(cols + 1):
+        if c < cols and c not in found:
+            lo = c if lo is None else lo
+        elif lo is not None:
+            spans.append((lo, c))
+            lo = None
+    return spans
 
 
 def merge_tiles(tiles, width, height, tile=TILE):
@@ -122,16 +144,27 @@ def encode_rect(img, quality, lossless=False):
     return ENC_JPEG, out.getvalue()
 
 
-def encode_region(img, x, y, w, h, quality, lossless=False):
-    """Encode one rectangle of `img`, split into horizontal halves until each fits a message.
+def region_image(raw, width, x, y, w, h):
+    """RGB image of one rectangle of a BGRX buffer; only its own pixels are copied and converted."""
+    stride = width * 4
+    view = memoryview(raw)
+    if (x, w) == (0, width):
+        data = view[y * stride:(y + h) * stride]
+    else:
+        data = b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
+    return Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
 
-    Returns a list of (x, y, w, h, encoding, data)."""
-    enc, data = encode_rect(img.crop((x, y, x + w, y + h)), quality, lossless)
+
+def encode_region(img, x, y, quality, lossless=False):
+    """Encode the rectangle image `img` placed at (x, y), split into horizontal halves until each
+    part fits a message. Returns a list of (x, y, w, h, encoding, data)."""
+    enc, data = encode_rect(img, quality, lossless)
+    w, h = img.size
     if len(data) <= MAX_RECT_DATA or h < 2:
         return [(x, y, w, h, enc, data)]
     top = h // 2
-    return (encode_region(img, x, y, w, top, quality, lossless)
-            + encode_region(img, x, y + top, w, h - top, quality, lossless))
+    return (encode_region(img.crop((0, 0, w, top)), x, y, quality, lossless)
+            + encode_region(img.crop((0, top, w, h)), x, y + top, quality, lossless))
 
 
 class StillRefresh:

@@ -1,0 +1,211 @@
+"""Stream benchmark: a real host session on a 1920x1080 Xvfb, streamed to a headless viewer.
+
+    python -m tests.bench.stream [--seconds 10] [--scene small|full|both] [--fps 60]
+
+Scenes (a Tk program on the Xvfb display, driven by its own timer):
+  small  a 200x100 region changes at 60 Hz (a moving bar and a counter), the rest is still
+  full   the whole screen changes at 60 Hz (cycling through photo-like full-screen pictures)
+
+The host runs in its own process (HostSession, real mss capture) and the viewer in this one
+(ViewerSession, decoding into its framebuffer), joined by a real SPAKE2 SecureChannel over
+127.0.0.1 TCP. Both use CLOCK_MONOTONIC, which is system-wide on Linux, so capture-to-display
+latency is the time from the host's capture to the moment this process has the decoded update in
+hand (where a Tk window would draw it). CPU is read from /proc for each process (Linux only).
+Prints one JSON object per scene.
+"""
+
+import argparse
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from tests.xvfb import Xvfb, xvfb_available  # noqa: E402
+
+PASSWORD = "bench-password"
+HOST_ID, VIEWER_ID = "111111111", "222222222"
+WIDTH, HEIGHT = 1920, 1080
+
+SCENE = r"""
+import sys, tkinter as tk
+from PIL import Image, ImageChops, ImageDraw, ImageTk
+mode, W, H = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+root = tk.Tk()
+root.geometry(f"{W}x{H}+0+0")
+root.overrideredirect(True)
+canvas = tk.Canvas(root, width=W, height=H, highlightthickness=0, bg="#3a6ea5")
+canvas.pack()
+# A desktop-like still background: panels and text
+for i in range(12):
+    canvas.create_rectangle(40 + i * 150, 40, 170 + i * 150, 160, fill="#%02x%02x%02x" % (200 - i * 9, 210, 230))
+    canvas.create_text(105 + i * 150, 100, text=f"Icon {i}", font=("Helvetica", 12))
+canvas.create_text(W // 2, H - 60, text="TagIO stream benchmark", font=("Helvetica", 28), fill="white")
+if mode == "small":
+    bar = canvas.create_rectangle(800, 500, 1000, 600, fill="#202020", outline="")
+    dot = canvas.create_rectangle(800, 540, 820, 560, fill="#ff8000", outline="")
+    label = canvas.create_text(900, 520, text="0", fill="white", font=("Helvetica", 16))
+    state = {"n": 0}
+    def tick():
+        n = state["n"] = state["n"] + 1
+        x = 800 + (n * 3) % 180
+        canvas.coords(dot, x, 540, x + 20, 560)
+        canvas.itemconfigure(label, text=str(n))
+        root.after(16, tick)
+else:
+    base = Image.merge("RGB", [Image.linear_gradient("L").resize((W, H)),
+                               Image.radial_gradient("L").resize((W, H)),
+                               Image.linear_gradient("L").rotate(90).resize((W, H))])
+    frames = []
+    for k in range(6):
+        noise = Image.effect_noise((W, H), 24 + k * 4).convert("RGB")
+        shifted = ImageChops.offset(base, k * 97, k * 53)
+        img = Image.blend(shifted, noise, 0.25)
+        ImageDraw.Draw(img).ellipse((200 + k * 180, 300, 600 + k * 180, 700), fill=(40 * k, 120, 200 - 30 * k))
+        frames.append(ImageTk.PhotoImage(img))
+    item = canvas.create_image(0, 0, anchor="nw", image=frames[0])
+    state = {"n": 0}
+    def tick():
+        state["n"] += 1
+        canvas.itemconfigure(item, image=frames[state["n"] % len(frames)])
+        root.after(16, tick)
+def ready():
+    sys.stdout.write("ready\n"); sys.stdout.flush()
+    tick()
+root.after(200, ready)
+root.mainloop()
+"""
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process in seconds (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# -- host child process -------------------------------------------------------------------------
+def host_child(port, fps):
+    from tagio.crypto import handshake, kdf
+    from tagio.net.stream import SocketStream
+    from tagio.session.host import HostSession
+    sock = socket.create_connection(("127.0.0.1", port))
+    session_id = sock.recv(16, socket.MSG_WAITALL)
+    channel = handshake.host_handshake(SocketStream(sock, "direct-tcp"), [kdf.password_secret(PASSWORD, HOST_ID)],
+                                       viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=session_id)
+    host = HostSession(channel, fps_cap=fps, view_only=True)
+    host.start()
+    try:
+        host.join()
+    except Exception as exc:        # the viewer hanging up ends the run; anything else is reported
+        if "closed" not in str(exc).lower():
+            print(f"host: {exc}", file=sys.stderr)
+
+
+# -- viewer / driver ----------------------------------------------------------------------------
+def connect_viewer(fps, env):
+    from tagio.crypto import handshake
+    from tagio.net.stream import SocketStream
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    host = subprocess.Popen([sys.executable, "-m", "tests.bench.stream", "--host-child", str(port),
+                             "--fps", str(fps)], env=env, cwd=ROOT)
+    listener.settimeout(30)
+    sock, _ = listener.accept()
+    listener.close()
+    session_id = os.urandom(16)
+    sock.sendall(session_id)
+    channel = handshake.viewer_handshake(SocketStream(sock, "direct-tcp"), PASSWORD, viewer_id=VIEWER_ID,
+                                         host_id=HOST_ID, session_id=session_id)
+    return host, channel
+
+
+def measure(viewer, seconds, host_pid, scene_pid):
+    """Drain display updates for `seconds`; return figures for that window."""
+    latencies, seen = [], set()
+    frames0, bytes0 = viewer.stats["frames"], viewer.stats["bytes"]
+    cpu0 = (cpu_seconds(host_pid), os.times(), cpu_seconds(scene_pid))
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        try:
+            update = viewer.updates.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if update[0] == "rects" and update[1] not in seen:
+            seen.add(update[1])
+            latencies.append((time.monotonic() - update[3]) * 1000)
+    elapsed = time.monotonic() - start
+    now = os.times()
+    frames = viewer.stats["frames"] - frames0
+    received = viewer.stats["bytes"] - bytes0
+    return {
+        "seconds": round(elapsed, 2),
+        "frames": frames,
+        "frames_per_s": round(frames / elapsed, 1),
+        "latency_ms_p50": round(percentile(latencies, 50) or 0, 1),
+        "latency_ms_p95": round(percentile(latencies, 95) or 0, 1),
+        "kb_per_frame": round(received / 1024 / max(frames, 1), 1),
+        "host_cpu_pct": round(100 * (cpu_seconds(host_pid) - cpu0[0]) / elapsed, 1),
+        "viewer_cpu_pct": round(100 * ((now.user + now.system) - (cpu0[1].user + cpu0[1].system)) / elapsed, 1),
+        "scene_cpu_pct": round(100 * (cpu_seconds(scene_pid) - cpu0[2]) / elapsed, 1),
+    }
+
+
+def run_scene(mode, seconds, fps, warmup=2.0):
+    from tagio.session.viewer import ViewerSession
+    with Xvfb(width=WIDTH, height=HEIGHT) as xvfb:
+        env = xvfb.env()
+        scene = subprocess.Popen([sys.executable, "-c", SCENE, mode, str(WIDTH), str(HEIGHT)], env=env,
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            if scene.stdout.readline().strip() != "ready":
+                raise RuntimeError("scene did not start")
+            host, channel = connect_viewer(fps, env)
+            viewer = ViewerSession(channel, max_updates=256)
+            viewer.start()
+            try:
+                measure(viewer, warmup, host.pid, scene.pid)
+                result = measure(viewer, seconds, host.pid, scene.pid)
+            finally:
+                viewer.stop()
+                host.wait(10)
+            result["xvfb_cpu_pct_note"] = "X server CPU not included"
+            return {"scene": mode, "fps_cap": fps, **result}
+        finally:
+            scene.kill()
+            scene.wait(5)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--scene", choices=("small", "full", "both"), default="both")
+    parser.add_argument("--fps", type=int, default=60)
+    parser.add_argument("--host-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.host_child:
+        host_child(args.host_child, args.fps)
+        return 0
+    if not xvfb_available() or not os.path.exists("/proc/self/stat"):
+        print(json.dumps({"skipped": "needs Linux with Xvfb and xdotool"}))
+        return 0
+    for mode in (("small", "full") if args.scene == "both" else (args.scene,)):
+        print(json.dumps(run_scene(mode, args.seconds, args.fps)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
