@@ -15,7 +15,6 @@ import queue
 import socket
 import threading
 
-from tagio.errors import TransportError, TransportTimeout
 from tagio.net import rudp_codec
 
 OTHER_QUEUE = 64
@@ -30,7 +29,7 @@ class UdpMux:
                 sock.setsockopt(socket.SOL_SOCKET, option, RECV_BUFFER)
             except OSError:
                 pass
-        sock.settimeout(0.2)  # lets the reader notice `_stop`
+        sock.settimeout(None)  # blocking reads are cheapest; close() wakes the reader with a datagram
         self.other = queue.Queue(OTHER_QUEUE)
         self._routes = {}
         self._lock = threading.Lock()
@@ -68,8 +67,6 @@ class UdpMux:
         while not self._stop.is_set():
             try:
                 data, addr = self.sock.recvfrom(rudp_codec.MAX_DATAGRAM + 1)
-            except socket.timeout:
-                continue
             except OSError as exc:
                 if self._stop.is_set():
                     return
@@ -80,6 +77,8 @@ class UdpMux:
             self._route(data, addr)
 
     def _route(self, data, addr):
+        if not data:
+            return  # close()'s wake-up call, or an empty probe: nothing to deliver
         if rudp_codec.is_tagio_datagram(data):
             with self._lock:
                 inbox = self._routes.get(rudp_codec.conn_id_of(data))
@@ -97,10 +96,23 @@ class UdpMux:
         return _DiscoverySocket(self)
 
     def close(self):
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not threading.current_thread():
+            self._wake_reader()
             self._thread.join(timeout=2.0)
         self.sock.close()
+
+    def _wake_reader(self):
+        host, port = self.sock.getsockname()[:2]
+        try:
+            self.sock.sendto(b"", ("127.0.0.1" if host in ("0.0.0.0", "") else host, port))
+        except OSError:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)  # Linux wakes a blocked recvfrom on this
+            except OSError:
+                pass
 
 
 class _DiscoverySocket:
@@ -139,11 +151,3 @@ class _DiscoverySocket:
 
     def recv(self, bufsize=65536):
         return self.recvfrom(bufsize)[0]
-
-
-def wait_error(mux: UdpMux):
-    """Raise the reader's exception, if it died of one."""
-    if mux.error is not None:
-        raise TransportError(f"UDP socket failed: {mux.error}") from mux.error
-    if mux._stop.is_set():
-        raise TransportTimeout("UDP socket closed")

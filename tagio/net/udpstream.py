@@ -114,6 +114,8 @@ class RudpStream:
         self._changed.wait(MAX_IDLE_WAIT if remaining is None else min(remaining, MAX_IDLE_WAIT))
 
     def _raise_if_failed(self):
+        if self.mux.error is not None:
+            raise TransportError(f"the UDP socket failed: {self.mux.error}") from self.mux.error
         if self._thread_error is not None:
             raise TransportError(f"UDP stream driver failed: {self._thread_error}") from self._thread_error
         if self.conn.state is State.FAILED:
