@@ -70,6 +70,11 @@ class PuncherTest(unittest.TestCase):
         self.assertEqual(targets[0], ("198.18.0.2", 9))
         self.assertEqual(len(targets), punch.MAX_TARGETS)
 
+    def test_port_prediction_from_public_ip(self):
+        peer = SimpleNamespace(peer_udp_addr=None, peer_public_addr=("198.18.1.2", 50123),
+                               peer_local_candidates=[("10.1.0.2", 4000)])
+        self.assertEqual(punch_targets(peer), [("10.1.0.2", 4000), ("198.18.1.2", 4000)])
+
 
 class OpenPathTest(unittest.TestCase):
     def setUp(self):

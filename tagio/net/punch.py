@@ -46,11 +46,16 @@ TRANSITIONS = {
 
 
 def punch_targets(peer) -> list:
-    """The peer's UDP candidates: reflexive first, then its local addresses."""
+    """The peer's UDP candidates: reflexive first, then its local addresses, then its
+    public IP with its local ports (cheap port prediction: most home NATs, Linux
+    `masquerade` included, keep the source port when they can)."""
+    locals_ = [tuple(c) for c in peer.peer_local_candidates]
     targets = [tuple(peer.peer_udp_addr)] if peer.peer_udp_addr else []
-    for candidate in peer.peer_local_candidates:
-        if tuple(candidate) not in targets:
-            targets.append(tuple(candidate))
+    public_ip = peer.peer_public_addr[0] if getattr(peer, "peer_public_addr", None) else None
+    predicted = [(public_ip, port) for _ip, port in locals_] if public_ip else []
+    for candidate in locals_ + predicted:
+        if candidate not in targets:
+            targets.append(candidate)
     return targets[:MAX_TARGETS]
 
 
