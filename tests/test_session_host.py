@@ -33,8 +33,11 @@ photo.put(" ".join("{" + " ".join("#%02x%02x%02x" % ((x * 7 + y * 3) % 256, (x *
 tk.Label(root, image=photo, bd=0).place(x=220, y=160)
 def emit(**fields):
     sys.stdout.write(json.dumps(fields) + "\n"); sys.stdout.flush()
-root.bind_all("<Key>", lambda e: emit(kind="key", keysym=e.keysym, char=e.char))
-root.bind_all("<Button>", lambda e: emit(kind="button", num=e.num, x=e.x_root, y=e.y_root))
+root.bind_all("<Key>", lambda e: emit(kind="key", keysym=e.keysym, char=e.char, state=e.state))
+root.bind_all("<Button>", lambda e: emit(kind="button", num=e.num, x=e.x_root, y=e.y_root, state=e.state))
+root.bind_all("<ButtonRelease>", lambda e: emit(kind="release", num=e.num, x=e.x_root, y=e.y_root))
+root.bind_all("<Double-Button-1>", lambda e: emit(kind="double", x=e.x_root, y=e.y_root))
+root.bind_all("<B1-Motion>", lambda e: emit(kind="drag", x=e.x_root, y=e.y_root))
 def ready():
     root.focus_force()
     emit(kind="ready")
@@ -239,6 +242,34 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertEqual("".join(e["char"] for e in keys if e["keysym"] != "Return"), "hi é!")
         self.assertIn("Return", [e["keysym"] for e in keys])
         self.assertTrue(wait_for(lambda: viewer.cursor == (300, 200)), f"cursor {viewer.cursor}")
+
+    def test_drag_double_click_wheel_and_modifiers(self):
+        host, viewer = self.start_session()
+        self.target.collect(0.1)
+        viewer.send_mouse_button(1, True, 150, 150)         # drag from (150,150) to (250,180)
+        viewer.send_mouse_move(200, 165)
+        viewer.send_mouse_move(250, 180)
+        viewer.send_mouse_button(1, False)
+        viewer.send_click(1, 2, x=320, y=220)               # double-click
+        viewer.send_scroll(0, 1)                            # wheel up, then right
+        viewer.send_scroll(1, 0)
+        for key, pressed in (("Control_L", True), ("a", True), ("a", False), ("Control_L", False),
+                             ("F5", True), ("F5", False), ("Left", True), ("Left", False)):
+            viewer.send_key(key, pressed)
+        events = self.target.collect(2.0)
+        kinds = [(e["kind"], e.get("num"), e.get("x"), e.get("y")) for e in events if e["kind"] != "key"]
+        self.assertIn(("button", 1, 150, 150), kinds)
+        self.assertIn(("drag", None, 250, 180), kinds)
+        self.assertIn(("release", 1, 250, 180), kinds)
+        self.assertIn(("double", None, 320, 220), kinds)
+        self.assertIn(("button", 4, 320, 220), kinds)      # X11 wheel up
+        # X11 wheel right is button 7; Tk 8.6 reports it as Shift + button 5 (its sideways convention)
+        self.assertTrue(any(e["kind"] == "button" and (e["num"] == 7 or (e["num"] == 5 and e["state"] & 1))
+                            for e in events), "no sideways scroll arrived")
+        keys = [(e["keysym"], e["state"] & 0x4) for e in events if e["kind"] == "key"]
+        self.assertIn(("a", 0x4), keys, "Ctrl+A did not arrive with Control held")
+        self.assertIn(("F5", 0), keys)
+        self.assertIn(("Left", 0), keys)
 
     def test_view_only_ignores_input(self):
         env = self.xvfb.env()
