@@ -1,0 +1,108 @@
+"""SecureChannel: whole messages over AEAD records over any blocking Stream.
+
+Theory of operation. The handshake (tagio.crypto.handshake) produces one
+key + nonce prefix per direction; this class owns a RecordSealer for what we
+send and a RecordOpener for what we receive, and does only the I/O and the
+locking around them. One thread may call send() while another calls recv().
+
+Endings, each with its own error so callers can tell users what happened:
+  * the peer called close()        -> recv() raises ConnectionClosed
+  * we called close()              -> recv()/send() raise ConnectionClosed
+  * tamper / replay / reorder / truncation -> SecureChannelError whose
+    `.cause` names it; the channel is dead afterwards and keeps raising it.
+There is no plaintext mode.
+"""
+
+import collections
+import threading
+
+from tagio.crypto.records import (
+    DEFAULT_CIPHER, MAX_MESSAGE, MAX_RECORD, REC_CLOSE, REC_DATA, REKEY_INTERVAL,
+    RecordOpener, RecordSealer,
+)
+from tagio.errors import ConnectionClosed, SecureChannelError, TransportError
+
+__all__ = ["SecureChannel", "MAX_MESSAGE", "MAX_RECORD"]
+
+RECV_CHUNK = 256 * 1024
+CLOSE_LOCK_WAIT = 1.0   # seconds close() waits for a busy sender before skipping the CLOSE record
+
+
+class SecureChannel:
+    """Encrypted, authenticated, ordered messages (each <= MAX_MESSAGE bytes)."""
+
+    def __init__(self, stream, *, send_key, send_prefix, recv_key, recv_prefix,
+                 cipher=DEFAULT_CIPHER, rekey_interval=REKEY_INTERVAL, path=None):
+        self.stream = stream
+        self.path = path or getattr(stream, "path", "unknown")
+        self.cipher = cipher
+        self._sealer = RecordSealer(send_key, send_prefix, cipher=cipher, rekey_interval=rekey_interval)
+        self._opener = RecordOpener(recv_key, recv_prefix, cipher=cipher, rekey_interval=rekey_interval)
+        self._inbox = collections.deque()   # bounded by RECV_CHUNK bytes of records per refill
+        self._send_lock = threading.Lock()
+        self._recv_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._send_error = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def send(self, message: bytes) -> None:
+        """Send one message. Raises LocalProtocolError (too big), ConnectionClosed, TransportError."""
+        with self._send_lock:
+            if self._closed.is_set():
+                raise ConnectionClosed("secure channel is closed")
+            if self._send_error is not None:
+                raise self._send_error
+            record = self._sealer.seal(bytes(message), REC_DATA)
+            try:
+                self.stream.send(record)
+            except TransportError as exc:
+                self._send_error = exc
+                raise
+
+    def recv(self) -> bytes:
+        """The next whole message. Raises SecureChannelError, ConnectionClosed, TransportError."""
+        with self._recv_lock:
+            while not self._inbox:
+                self._fill()
+            return self._inbox.popleft()
+
+    def _fill(self) -> None:
+        if self._opener.error is not None:
+            raise self._opener.error
+        if self._opener.closed:
+            raise ConnectionClosed("the peer closed the secure channel")
+        if self._closed.is_set():
+            raise ConnectionClosed("secure channel is closed")
+        data = self.stream.recv(RECV_CHUNK)
+        if not data:
+            if self._closed.is_set():
+                raise ConnectionClosed("secure channel is closed")
+            self._opener.end_of_stream()     # raises unless the peer sent CLOSE
+            raise ConnectionClosed("the peer closed the secure channel")
+        for rec_type, payload in self._opener.feed(data):
+            if rec_type == REC_DATA:
+                self._inbox.append(payload)
+
+    def close(self) -> None:
+        """Send a CLOSE record (so the peer can tell a clean end from a cut) and close the stream."""
+        if self._closed.is_set():
+            return
+        if self._send_lock.acquire(timeout=CLOSE_LOCK_WAIT):
+            try:
+                self._send_close_record()
+            finally:
+                self._closed.set()
+                self._send_lock.release()
+        self._closed.set()
+        self.stream.close()
+
+    def _send_close_record(self) -> None:
+        if self._send_error is not None:
+            return
+        try:
+            self.stream.send(self._sealer.seal(b"", REC_CLOSE))
+        except (TransportError, SecureChannelError):
+            pass    # the peer is gone anyway; it will see truncation or has already left

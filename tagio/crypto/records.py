@@ -1,0 +1,188 @@
+"""Sans-I/O AEAD record layer: seal messages into records, open a byte stream of records.
+
+Theory of operation. Each direction has its own key and 4-byte nonce prefix
+(see kdf.record_keys). A record on the wire is
+
+    length (4, big-endian) || seq (8, big-endian) || AEAD(type || payload) || tag (16)
+
+where the 12-byte header is the AEAD's associated data and the nonce is
+prefix || seq. Sequence numbers start at 0 and must arrive in order, so the
+receiver knows exactly which nonce to expect: a flipped bit fails the tag
+("tamper"); a record whose header names an earlier/later seq that still
+authenticates under its own nonce was replayed/reordered ("replay",
+"reorder"); a stream that ends inside a record or without a CLOSE record was
+cut ("truncation"). Every REKEY_INTERVAL records both sides step the key
+through a one-way function (kdf.next_key), far below any counter limit; the
+64-bit seq itself can never wrap in practice and is refused if it would.
+
+The record types live inside the ciphertext so an attacker cannot forge a
+CLOSE. Any failure is terminal: the opener stays failed and re-raises.
+"""
+
+import struct
+
+from Crypto.Cipher import AES, ChaCha20_Poly1305
+
+from tagio.crypto.kdf import next_key
+from tagio.errors import LocalProtocolError, SecureChannelError
+
+HEADER = struct.Struct(">IQ")
+TAG_LEN = 16
+MAX_MESSAGE = 1 << 20
+MAX_RECORD = MAX_MESSAGE
+MAX_BODY = 1 + MAX_RECORD + TAG_LEN
+MIN_BODY = 1 + TAG_LEN
+REKEY_INTERVAL = 1 << 20        # records per key: 64 GiB at 64 KiB records
+MAX_SEQ = (1 << 64) - 1
+
+REC_DATA = 0
+REC_CLOSE = 1
+RECORD_TYPES = {REC_DATA: "data", REC_CLOSE: "close"}
+
+# The cipher is fixed per protocol version; the table keeps the choice in one place.
+# AES-256-GCM measured ~800 MB/s here vs ~490 MB/s for ChaCha20-Poly1305 (tests/bench/crypto.py).
+CIPHERS = {
+    "aes-256-gcm": lambda key, nonce: AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_LEN),
+    "chacha20-poly1305": lambda key, nonce: ChaCha20_Poly1305.new(key=key, nonce=nonce),
+}
+DEFAULT_CIPHER = "aes-256-gcm"
+
+
+def channel_error(cause: str, detail: str) -> SecureChannelError:
+    """A SecureChannelError whose `.cause` names what happened."""
+    err = SecureChannelError(f"secure channel broken ({cause}): {detail}")
+    err.cause = cause
+    return err
+
+
+class _KeySchedule:
+    """The key for each sequence number of one direction, advancing one epoch at a time."""
+
+    def __init__(self, key: bytes, prefix: bytes, cipher: str, rekey_interval: int):
+        if cipher not in CIPHERS or len(prefix) != 4 or rekey_interval < 1:
+            raise LocalProtocolError("bad record key parameters")
+        self._key, self._prefix, self._new = key, prefix, CIPHERS[cipher]
+        self._interval, self._epoch = rekey_interval, 0
+
+    def step_to(self, seq: int) -> None:
+        """Called with each expected seq in turn: step the key when a new epoch starts."""
+        if seq // self._interval == self._epoch + 1:
+            self._key, self._epoch = next_key(self._key), self._epoch + 1
+
+    def cipher_for(self, seq: int):
+        """A fresh AEAD object for `seq`, or None if seq belongs to another epoch."""
+        if seq // self._interval != self._epoch:
+            return None
+        return self._new(self._key, self._prefix + seq.to_bytes(8, "big"))
+
+
+class RecordSealer:
+    """Turns messages into records for one direction."""
+
+    def __init__(self, key, prefix, *, cipher=DEFAULT_CIPHER, rekey_interval=REKEY_INTERVAL):
+        self._keys = _KeySchedule(key, prefix, cipher, rekey_interval)
+        self.seq = 0
+
+    def seal(self, payload: bytes, rec_type: int = REC_DATA) -> bytes:
+        """One record; raises LocalProtocolError if the payload is too big."""
+        if len(payload) > MAX_RECORD:
+            raise LocalProtocolError(f"message of {len(payload)} bytes exceeds {MAX_RECORD}")
+        if self.seq >= MAX_SEQ:
+            raise channel_error("exhausted", "record counter would wrap")
+        header = HEADER.pack(1 + len(payload) + TAG_LEN, self.seq)
+        self._keys.step_to(self.seq)
+        aead = self._keys.cipher_for(self.seq)
+        aead.update(header)
+        body, tag = aead.encrypt_and_digest(bytes([rec_type]) + payload)
+        self.seq += 1
+        return b"".join((header, body, tag))
+
+
+class RecordOpener:
+    """Feed it received bytes; it returns whole (type, payload) records, in order."""
+
+    def __init__(self, key, prefix, *, cipher=DEFAULT_CIPHER, rekey_interval=REKEY_INTERVAL):
+        self._keys = _KeySchedule(key, prefix, cipher, rekey_interval)
+        self._buf = bytearray()
+        self.seq = 0
+        self.error = None
+        self.closed = False     # a CLOSE record arrived
+
+    def feed(self, data: bytes) -> list:
+        """Records completed by `data`; raises SecureChannelError (terminal).
+
+        Records that authenticated before a failure are still returned; the
+        failure is then raised by the next feed()/end_of_stream() call.
+        """
+        if self.error is not None:
+            raise self.error
+        if self.closed:
+            return []           # bytes after CLOSE are ignored, never delivered
+        self._buf += data
+        out = []
+        try:
+            while not self.closed:
+                record = self._next_record()
+                if record is None:
+                    break
+                out.append(record)
+        except SecureChannelError as exc:
+            self.error = exc
+            self._buf.clear()
+            if not out:
+                raise
+            # Deliver the good records that came before the bad one; the next call raises.
+        return out
+
+    def end_of_stream(self) -> None:
+        """The transport hit EOF: raise SecureChannelError unless the peer closed cleanly."""
+        if self.error is not None:
+            raise self.error
+        if self.closed:
+            return
+        where = "inside a record" if self._buf else "without a close record"
+        self.error = channel_error("truncation", f"the stream ended {where}")
+        raise self.error
+
+    def _next_record(self):
+        if len(self._buf) < HEADER.size:
+            return None
+        length, seq = HEADER.unpack_from(self._buf)
+        if not MIN_BODY <= length <= MAX_BODY:
+            raise channel_error("tamper", f"record length {length} out of range")
+        end = HEADER.size + length
+        if len(self._buf) < end:
+            return None
+        header = bytes(self._buf[:HEADER.size])
+        body = bytes(self._buf[HEADER.size:end - TAG_LEN])
+        tag = bytes(self._buf[end - TAG_LEN:end])
+        del self._buf[:end]
+        plain = self._open(header, seq, body, tag)
+        return self._accept(seq, plain)
+
+    def _open(self, header, seq, body, tag) -> bytes:
+        # Authenticate under the nonce the header claims: if that works, the
+        # header's seq is genuine and a mismatch is a replay/reorder, not a bit flip.
+        if seq == self.seq:
+            self._keys.step_to(seq)
+        aead = self._keys.cipher_for(seq)
+        try:
+            if aead is None:
+                raise ValueError("other epoch")
+            aead.update(header)
+            return aead.decrypt_and_verify(body, tag)
+        except ValueError:
+            raise channel_error("tamper", f"record {seq} failed authentication") from None
+
+    def _accept(self, seq, plain):
+        if seq < self.seq:
+            raise channel_error("replay", f"record {seq} arrived again (expected {self.seq})")
+        if seq > self.seq:
+            raise channel_error("reorder", f"record {seq} arrived while {self.seq} was expected")
+        rec_type = plain[0]
+        if rec_type not in RECORD_TYPES:
+            raise channel_error("protocol", f"unknown record type {rec_type}")
+        self.seq += 1
+        if rec_type == REC_CLOSE:
+            self.closed = True
+        return rec_type, plain[1:]
