@@ -341,10 +341,8 @@ class AppTest(UiCase):
         self.assertIn("ended", self.app.home.notice_var.get())
 
 
-@skip_unless_xvfb
-@unittest.skipIf(tk is None, "Python has no tkinter")
-class RelayAppTest(UiCase):
-    """The app against a real relay on 127.0.0.1, with a second real Client as the partner."""
+class RelayCase(UiCase):
+    """A real relay on 127.0.0.1 per class, and a second real Client as the partner."""
 
     @classmethod
     def setUpClass(cls):
@@ -373,6 +371,22 @@ class RelayAppTest(UiCase):
         self.pump(lambda: "Ready" in self.app.home.status_var.get(), "relay online")
         self.assertEqual(str(self.app.home.status_label.cget("style")), "Status.ok.TLabel")
 
+    def connect_to(self, host):
+        """Connect through the home window with the host's real one-time password."""
+        from tagio.ui.prompts import PasswordDialog
+        home = self.app.home
+        home.partner_var.set(host.id)
+        self.press_enter(home.partner_entry)
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        dialog.password_var.set(host.one_time_password)
+        dialog.ok_button.invoke()
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class RelayAppTest(RelayCase):
+    """The app against a real relay, with a real partner Client."""
+
     def test_unknown_id_shows_clear_error_and_returns_home(self):
         self.wait_online()
         message = self.connect_and_get_error("123 456 789")
@@ -386,16 +400,6 @@ class RelayAppTest(UiCase):
         self.assertEqual(message.title_text, "Wrong password")
         self.assertNotIn("wrong-pass", message.message_text)
         self.assert_back_home(message)
-
-    def connect_to(self, host):
-        """Connect through the home window with the host's real one-time password."""
-        from tagio.ui.prompts import PasswordDialog
-        home = self.app.home
-        home.partner_var.set(host.id)
-        self.press_enter(home.partner_entry)
-        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
-        dialog.password_var.set(host.one_time_password)
-        dialog.ok_button.invoke()
 
     def test_session_window_opens_and_closing_it_returns_home(self):
         from tagio.ui.model import HomeState
@@ -429,6 +433,18 @@ class RelayAppTest(UiCase):
         self.assertEqual(message.title_text, "Partner gone")
         self.assertFalse(window.winfo_exists())
         self.assert_back_home(message)
+
+    def test_wrong_password_from_a_partner_rotates_the_shown_password(self):
+        from tagio.errors import WrongPasswordError
+        self.wait_online()
+        viewer = self.partner()
+        before = self.app.client.one_time_password
+        self.pump(lambda: self.app.home.password_var.get() == before, "password shown")
+        with self.assertRaises(WrongPasswordError):
+            viewer.connect(self.app.client.id, "not-the-password")
+        self.pump(lambda: self.app.home.password_var.get() != before, "new password shown", 20)
+        self.assertEqual(self.app.home.password_var.get(), self.app.client.one_time_password)
+        self.pump(lambda: "wrong password" in self.app.home.notice_var.get(), "notice", 20)
 
     def test_incoming_connection_prompt_indicator_and_disconnect(self):
         from tagio.ui.prompts import AcceptPrompt, ControlledIndicator
@@ -482,6 +498,28 @@ class RelayAppTest(UiCase):
         self.pump(lambda: not worker.is_alive(), "viewer gave up", 20)
         self.assertTrue(result.get("error") or result.get("reason"), result)
         self.assertFalse(self.toplevels(AcceptPrompt))
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class RelayKilledTest(RelayCase):
+    """Its own relay, stopped in the middle of a session."""
+
+    def test_relay_killed_mid_session_shows_message_and_returns_home(self):
+        from tagio.ui.prompts import MessageDialog
+        from tagio.ui.viewer_window import ViewerWindow
+        self.wait_online()
+        host = self.partner()
+        self.connect_to(host)
+        window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 20)
+        self.assertEqual(self.app.viewer_path, "relay")
+        self.relay_handle.stop()
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "message", 30)
+        self.assertEqual(message.title_text, "Connection lost")
+        self.assertFalse(window.winfo_exists())
+        self.assert_back_home(message)
+        self.pump(lambda: "unreachable" in self.app.home.status_var.get()
+                  or "Connecting" in self.app.home.status_var.get(), "relay status no longer online", 20)
 
 
 @skip_unless_xvfb

@@ -89,6 +89,13 @@ class ErrorMessageTest(unittest.TestCase):
         for exc, title in cases.items():
             self.assertEqual(model.error_message(exc, "123456789")[0], title, type(exc))
 
+    def test_cut_stream_reads_as_lost_connection_not_tampering(self):
+        from tagio.crypto.records import channel_error
+        title, text = model.error_message(channel_error("truncation", "the stream ended"), "123456789")
+        self.assertEqual(title, "Connection lost")
+        self.assertIn("123 456 789", text)
+        self.assertEqual(model.error_message(channel_error("tamper", "x"))[0], "Connection broken")
+
     def test_wrong_password_never_echoes_anything(self):
         _t, text = model.error_message(WrongPasswordError("secret-ish detail"))
         self.assertNotIn("secret-ish", text)

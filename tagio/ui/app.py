@@ -55,7 +55,7 @@ class App:
         self._workers, self._errors = [], []
         self._poll_id = None
         self.partner_id = None
-        self.viewer = self.viewer_window = None
+        self.viewer = self.viewer_window = self.viewer_path = None
         self.indicators, self.prompts = {}, {}
         self.dialog = None
         root.title("TagIO")
@@ -270,7 +270,7 @@ class App:
     # --- viewer session -------------------------------------------------------------------------
 
     def _on_connect_done(self, connection, session):
-        self.viewer = session
+        self.viewer, self.viewer_path = session, connection.path
         self.machine.handle(HomeEvent.CONNECTED)
         pid = model.display_id(connection.peer_id)
         self.home.set_busy(True, f"In session with {pid} ({connection.path})")

@@ -147,9 +147,20 @@ ERROR_CLASS_TEXT = {
 }
 
 
+# SecureChannelError.cause -> (title, message): a stream cut between records is a lost
+# connection (partner, relay or network gone), not an attack, and must not read like one.
+CHANNEL_CAUSE_TEXT = {
+    "truncation": ("Connection lost", "The connection to desk {id} was lost: the partner, the relay "
+                                      "or the network went away."),
+}
+
+
 def error_message(exc: BaseException, partner_id: str = ""):
     """(title, message) for an error from connecting or from a session; one clear sentence or two."""
     pid = display_id(partner_id) if partner_id else "the partner"
+    cause = CHANNEL_CAUSE_TEXT.get(getattr(exc, "cause", None)) if isinstance(exc, SecureChannelError) else None
+    if cause:
+        return cause[0], cause[1].format(id=pid)
     if isinstance(exc, RelayError):
         template = RELAY_ERROR_TEXT.get(getattr(exc, "code", None))
         text = getattr(exc, "text", "") or str(exc)
