@@ -99,10 +99,15 @@ def wait_for(predicate, timeout=10.0, step=0.05):
 
 
 def grab_screen():
+    return grab_screen_of(os.environ["DISPLAY"])
+
+
+def grab_screen_of(display, box=None):
+    """Screenshot of an X display (or of box = (left, top, right, bottom) on it)."""
     import mss
     from PIL import Image
-    with mss.MSS() as sct:
-        shot = sct.grab(sct.monitors[1])
+    with mss.MSS(display=display) as sct:
+        shot = sct.grab(box or sct.monitors[1])
         return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
 
 

@@ -195,5 +195,59 @@ class WindowOnXvfb(unittest.TestCase):
         self.assertFalse(self.root.winfo_children())
 
 
+@skip_unless_xvfb
+class WindowWithRealHost(unittest.TestCase):
+    """A real HostSession capturing one Xvfb, shown by a ViewerWindow on another, clicked with xdotool."""
+
+    def test_window_shows_the_host_screen_and_clicks_land_there(self):
+        import tkinter as tk
+        from tagio.session.host import HostSession
+        from tagio.session.viewer import ViewerSession
+        from tagio.ui.viewer_window import ViewerWindow
+        from tests.test_session_host import Target, grab_screen_of, mean_diff, secure_pair
+        from tests.xvfb import Xvfb
+        viewer_x = shared_xvfb(1280, 800)
+        with Xvfb(width=640, height=400) as host_x:
+            target = Target(host_x.env())
+            self.addCleanup(target.close)
+            host_channel, viewer_channel = secure_pair()
+            host = HostSession(host_channel, display=host_x.display)
+            session = ViewerSession(viewer_channel)
+            host.start()
+            session.start()
+            root = tk.Tk(screenName=viewer_x.display)
+            root.withdraw()
+            try:
+                window = ViewerWindow(root, session, "Real host", fit=False)
+                window.geometry("700x480+0+0")
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and session.stats["frames"] < 1:
+                    root.update()
+                    time.sleep(0.01)
+                for _ in range(40):
+                    root.update()
+                    time.sleep(0.01)
+                c = window.canvas
+                with_mss = grab_screen_of(viewer_x.display,
+                                          (c.winfo_rootx(), c.winfo_rooty(), c.winfo_rootx() + 640, c.winfo_rooty() + 400))
+                self.assertLess(mean_diff(with_mss, grab_screen_of(host_x.display)), 3.0,
+                                "the window does not show the host's screen")
+                subprocess.run(["xdotool", "mousemove", str(c.winfo_rootx() + 130), str(c.winfo_rooty() + 170),
+                                "click", "1"], env=viewer_x.env(), timeout=10, check=True)
+                deadline = time.monotonic() + 10
+                click = None
+                while click is None and time.monotonic() < deadline:
+                    root.update()
+                    events = [e for e in target.collect(0.05) if e["kind"] == "button"]
+                    click = events[0] if events else None
+                self.assertIsNotNone(click, "the click never reached the host display")
+                self.assertEqual((click["num"], click["x"], click["y"]), (1, 130, 170))
+                window.close()
+            finally:
+                session.stop()
+                host.stop()
+                root.destroy()
+
+
 if __name__ == "__main__":
     unittest.main()
