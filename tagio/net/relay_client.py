@@ -1,0 +1,425 @@
+"""Client side of the relay protocol: register, heartbeat, rendezvous, relay streams, UDP discovery.
+
+Theory of operation
+-------------------
+`connect()` opens one TCP (optionally TLS) control connection, sends Hello,
+signs the relay's fresh Challenge with the client's Ed25519 key (and, for a
+private relay, proves the shared secret with an HMAC over the same nonce, so
+the secret never travels), and waits for Registered. Two threads then run
+until close(): the reader dispatches every frame (PeerInfo for us as host ->
+the bounded `incoming` queue; PeerInfo/Error answering our ConnectRequest ->
+the waiting request_peer call, matched by session id), and the heartbeat
+thread sends a Heartbeat every interval and declares the relay lost when no
+echo arrived for three intervals. An exception that ends either thread is
+kept and re-raised by close().
+
+`open_relay(token)` opens a separate connection, binds the token and returns
+the raw byte Stream once the relay says RelayReady; it reads exactly one
+frame so no relayed byte is swallowed. `discover_udp(sock)` asks the relay's
+UDP port (same number) what address `sock` appears from; it also records that
+address at the relay so the partner sees it as peer_udp_addr.
+"""
+
+import logging
+import queue
+import secrets
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tagio.crypto.identity import normalize_id
+from tagio.errors import (ConnectionClosed, LocalProtocolError, RelayError, RemoteProtocolError,
+                          TagioError, TransportError, TransportTimeout)
+from tagio.net.stream import SocketStream
+from tagio.protocol import framing
+from tagio.protocol import messages as m
+
+log = logging.getLogger("tagio.relay_client")
+INCOMING_MAX = 16
+HEARTBEAT_MISSES = 3
+
+
+@dataclass
+class PeerInfo:
+    session_id: bytes
+    role: str
+    peer_id: str
+    peer_public_key: bytes
+    peer_public_addr: tuple
+    peer_udp_addr: object
+    peer_local_candidates: list
+    relay_token: bytes
+    nat_hint: str = ""
+
+    @classmethod
+    def from_message(cls, msg: m.PeerInfoMsg) -> "PeerInfo":
+        return cls(msg.session_id, msg.role, msg.peer_id, msg.peer_public_key, tuple(msg.peer_public_addr),
+                   tuple(msg.peer_udp_addr) if msg.peer_udp_addr else None,
+                   [tuple(a) for a in msg.peer_local_candidates], msg.relay_token, msg.nat_hint)
+
+
+@dataclass
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    result: object = None
+    error: Exception = None
+
+
+def parse_address(text, default_port=443) -> tuple:
+    """'host', 'host:port' or '[v6]:port' -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, default_port
+
+
+class RelayClient:
+    def __init__(self, address, identity, *, auth_secret=None, ssl_context=None, local_candidates=(),
+                 udp_addr=None, timeout=10.0, server_hostname=None):
+        self.address = tuple(address)
+        self.identity = identity
+        self.auth_secret = auth_secret or None
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname or self.address[0]
+        self.local_candidates = [tuple(a) for a in local_candidates]
+        self.udp_addr = tuple(udp_addr) if udp_addr else None
+        self.timeout = timeout
+        self.registered = None
+        self.incoming = queue.Queue(maxsize=INCOMING_MAX)
+        self.online = False
+        self.last_error = None
+        self._sock = None
+        self._send_lock = threading.Lock()
+        self._pending = {}
+        self._pending_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+        self._thread_error = None
+        self._last_echo = 0.0
+
+    # -- connection -----------------------------------------------------------------------
+    def _open(self, timeout):
+        """A connected (TLS-wrapped if configured) socket; raises TransportError/TransportTimeout."""
+        host, port = self.address
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except socket.timeout as exc:
+            raise TransportTimeout(f"relay {host}:{port} did not answer within {timeout:g} s") from exc
+        except OSError as exc:
+            raise TransportError(f"cannot reach relay {host}:{port}: {exc.strerror or exc}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context is None:
+            return sock
+        try:
+            return self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            sock.close()
+            raise TransportError(f"TLS handshake with relay {host}:{port} failed: {exc}") from exc
+
+    def connect(self) -> m.Registered:
+        """Register at the relay; raises RelayError (code, text), TransportError, TransportTimeout."""
+        if self.online:
+            raise LocalProtocolError("already connected")
+        self._join_threads()
+        sock = self._open(self.timeout)
+        try:
+            registered = self._register(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock, self.registered, self.online, self.last_error = sock, registered, True, None
+        self._stop.clear()
+        self._last_echo = time.monotonic()
+        sock.settimeout(None)
+        self._threads = [threading.Thread(target=self._guard, args=(fn,), name=f"tagio-relay-{name}", daemon=True)
+                         for name, fn in (("reader", self._reader), ("heartbeat", self._heartbeat))]
+        for t in self._threads:
+            t.start()
+        return registered
+
+    def _register(self, sock) -> m.Registered:
+        sock.settimeout(self.timeout)
+        sock.sendall(m.Hello().encode())
+        challenge = _expect(read_frame(sock), m.Challenge)
+        if challenge.auth_required and not self.auth_secret:
+            raise RelayError("auth_required", "this relay is private: it needs a relay secret")
+        ident = self.identity
+        signature = ident.sign(m.registration_message(challenge.nonce, ident.id, ident.public_key))
+        proof = m.auth_proof(self.auth_secret, challenge.nonce, ident.id) if self.auth_secret else b""
+        sock.sendall(m.Register(ident.id, ident.public_key, signature, proof, self._candidates()).encode())
+        return _expect(read_frame(sock), m.Registered)
+
+    def _candidates(self):
+        cands = list(self.local_candidates)
+        if self.udp_addr and self.udp_addr not in cands:
+            cands.append(self.udp_addr)
+        return cands[:16]
+
+    def _send(self, message):
+        sock = self._sock
+        if sock is None or not self.online:
+            raise ConnectionClosed(self.last_error or "not connected to the relay")
+        try:
+            with self._send_lock:
+                sock.sendall(message.encode())
+        except OSError as exc:
+            self._lost(f"connection to the relay lost: {exc}")
+            raise ConnectionClosed(self.last_error) from exc
+
+    # -- threads ---------------------------------------------------------------------------------
+    def _guard(self, fn):
+        try:
+            fn()
+        except TagioError as exc:
+            self._lost(str(exc))
+        except BaseException as exc:  # a bug: keep it for close()
+            self._thread_error = exc
+            self._lost(f"internal error: {exc}")
+
+    def _reader(self):
+        while not self._stop.is_set():
+            try:
+                frame = read_frame(self._sock)
+            except (ConnectionClosed, OSError) as exc:
+                if not self._stop.is_set():
+                    self._lost(f"the relay closed the connection ({exc})")
+                return
+            msg = m.decode_message(frame)
+            HANDLERS.get(type(msg), RelayClient._on_other)(self, msg)
+
+    def _heartbeat(self):
+        interval = max(0.05, self.registered.heartbeat_interval)
+        seq = 0
+        while not self._stop.wait(interval):
+            if time.monotonic() - self._last_echo > interval * HEARTBEAT_MISSES:
+                self._lost("the relay stopped answering heartbeats")
+                return
+            seq = (seq + 1) & 0xFFFFFFFF
+            try:
+                self._send(m.Heartbeat(seq))
+            except ConnectionClosed:
+                return
+
+    def _lost(self, reason):
+        if not self.online:
+            return
+        self.online = False
+        self.last_error = reason
+        log.info("relay connection lost: %s", reason)
+        _shutdown(self._sock)
+        with self._pending_lock:
+            waiting = list(self._pending.values())
+        for p in waiting:
+            p.error = ConnectionClosed(reason)
+            p.done.set()
+
+    # -- frame handlers (reader thread) -------------------------------------------------------------
+    def _on_peer_info(self, msg):
+        info = PeerInfo.from_message(msg)
+        if info.role == "host":
+            try:
+                self.incoming.put_nowait(info)
+            except queue.Full:
+                log.warning("dropping a connection request from %s: too many pending", info.peer_id)
+            return
+        self._resolve(msg.session_id, result=info)
+
+    def _on_error(self, msg):
+        if msg.ref and self._resolve(msg.ref, error=RelayError(msg.code, msg.text)):
+            return
+        self.last_error = f"{msg.text} ({msg.code})"
+        log.warning("relay error: %s", self.last_error)
+
+    def _on_heartbeat(self, msg):
+        self._last_echo = time.monotonic()
+
+    def _on_bye(self, msg):
+        self._lost(f"the relay said goodbye: {msg.reason}")
+
+    def _on_other(self, msg):
+        log.debug("ignoring unexpected %s from the relay", type(msg).__name__)
+
+    def _resolve(self, session_id, result=None, error=None) -> bool:
+        with self._pending_lock:
+            pending = self._pending.get(session_id)
+        if pending is None:
+            return False
+        pending.result, pending.error = result, error
+        pending.done.set()
+        return True
+
+    # -- requests -------------------------------------------------------------------------------------
+    def request_peer(self, target_id: str, session_id: bytes, timeout=10.0) -> PeerInfo:
+        """Ask the relay to introduce us to `target_id`; raises RelayError, ConnectionClosed, TransportTimeout."""
+        self._raise_thread_error()
+        target = normalize_id(target_id)
+        pending = _Pending()
+        with self._pending_lock:
+            if session_id in self._pending:
+                raise LocalProtocolError("session id already in use")
+            self._pending[session_id] = pending
+        try:
+            self._send(m.ConnectRequest(target, session_id))
+            if not pending.done.wait(timeout):
+                raise TransportTimeout(f"the relay did not answer the connect request within {timeout:g} s")
+        finally:
+            with self._pending_lock:
+                self._pending.pop(session_id, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def update_candidates(self, local_candidates, udp_addr=None) -> None:
+        self.local_candidates = [tuple(a) for a in local_candidates]
+        if udp_addr:
+            self.udp_addr = tuple(udp_addr)
+        self._send(m.Update(self._candidates()))
+
+    def open_relay(self, token: bytes, timeout=10.0) -> SocketStream:
+        """A raw byte Stream paired with the partner that binds the same token.
+
+        Raises RelayError (unknown_token, unpaired...), TransportError, TransportTimeout.
+        """
+        sock = self._open(timeout)
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(m.RelayBind(token).encode())
+            _expect(read_frame(sock), m.RelayReady)
+            sock.settimeout(None)
+        except socket.timeout as exc:
+            sock.close()
+            raise TransportTimeout(f"the partner did not join the relay within {timeout:g} s") from exc
+        except BaseException:
+            sock.close()
+            raise
+        return SocketStream(sock, path="relay")
+
+    def discover_udp(self, sock, timeout=2.0) -> tuple:
+        """(ip, port) the relay sees for UDP socket `sock`; raises TransportTimeout."""
+        relay = _udp_target(self.address, sock.family)
+        txid = secrets.token_bytes(16)
+        token = self.registered.udp_token if self.registered else b""
+        query = m.UdpDiscover(token, txid).encode()
+        old_timeout = sock.gettimeout()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                sock.sendto(query, relay)
+                answer = _await_udp(sock, relay, txid, min(0.25, max(0.01, deadline - time.monotonic())))
+                if answer is not None:
+                    return tuple(answer.observed_addr)
+        finally:
+            sock.settimeout(old_timeout)
+        raise TransportTimeout(f"no UDP answer from relay {relay[0]}:{relay[1]} within {timeout:g} s")
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Say Bye, stop and join the threads; re-raise an unexpected error that ended one."""
+        self._stop.set()
+        if self.online:
+            try:
+                self._send(m.Bye("client closing"))
+            except TagioError:
+                pass
+        self.online = False
+        _shutdown(self._sock)
+        self._join_threads()
+        if self._sock is not None:
+            self._sock.close()
+        self._raise_thread_error()
+
+    def _join_threads(self):
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=5)
+        self._threads = []
+
+    def _raise_thread_error(self):
+        exc, self._thread_error = self._thread_error, None
+        if exc is not None:
+            raise exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+HANDLERS = {m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_error,
+            m.Heartbeat: RelayClient._on_heartbeat, m.Bye: RelayClient._on_bye}
+
+
+def read_frame(sock) -> framing.Frame:
+    """Read exactly one frame (never more bytes); raises ConnectionClosed, RemoteProtocolError."""
+    header = _recv_exact(sock, framing.HEADER_LEN)
+    framing.check_prefix(header)
+    length = int.from_bytes(header[7:11], "big")
+    return framing.Frame(header[5], header[6], _recv_exact(sock, length))
+
+
+def _recv_exact(sock, n) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except socket.timeout as exc:
+            raise TransportTimeout("the relay did not answer in time") from exc
+        if not chunk:
+            raise ConnectionClosed("the relay closed the connection" if not buf else
+                                   f"the relay closed the connection mid-frame ({len(buf)} of {n} bytes)")
+        buf += chunk
+    return bytes(buf)
+
+
+def _expect(frame, cls):
+    msg = m.decode_message(frame)
+    if isinstance(msg, m.Error):
+        raise RelayError(msg.code, msg.text)
+    if not isinstance(msg, cls):
+        raise RemoteProtocolError(f"expected {cls.__name__} from the relay, got {type(msg).__name__}")
+    return msg
+
+
+def _udp_target(address, family):
+    try:
+        infos = socket.getaddrinfo(address[0], address[1], family, socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise TransportError(f"cannot resolve relay {address[0]}: {exc}") from exc
+    return infos[0][4][:2]
+
+
+def _await_udp(sock, relay, txid, wait):
+    sock.settimeout(wait)
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            data, src = sock.recvfrom(2048)
+        except (socket.timeout, BlockingIOError):
+            return None
+        except OSError:
+            return None  # e.g. ICMP unreachable surfaced as ECONNREFUSED
+        if src[:2] != relay:
+            continue  # someone else's datagram (a punching peer); not ours to eat... but ignore safely
+        try:
+            msg = m.decode_message(framing.decode_datagram(data))
+        except RemoteProtocolError:
+            continue
+        if isinstance(msg, m.UdpObserved) and msg.txid == txid:
+            return msg
+    return None
+
+
+def _shutdown(sock):
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -1,0 +1,160 @@
+"""Command line of tagio_relay_server: flags, environment, interactive setup, signals.
+
+Precedence: command-line flag > environment (PORT, PUBLIC_IP, AUTH_SECRET,
+TAGIO_RELAY_STATE) > interactive answers > defaults. With no arguments on a
+terminal the operator is walked through the settings; with no terminal (a
+cloud host) the relay starts straight from the environment. Every startup
+problem (port in use, unreadable certificate) is one line on stderr and exit
+status 2, never a traceback.
+"""
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from tagio.errors import ConfigError
+from tagio.relay.logic import Limits
+from tagio.relay.server import VERSION, RelayServer
+
+log = logging.getLogger("tagio.relay")
+DEFAULT_PORT = 443
+
+
+def default_state_file() -> Path:
+    """Where ID->key bindings persist: %LOCALAPPDATA%\\TagIO or $XDG_STATE_HOME/tagio (~/.local/state)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "TagIO"
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tagio"
+    return base / "relay-bindings.json"
+
+
+def parse_bind(text: str) -> tuple:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), str(DEFAULT_PORT)
+    host = host.strip("[]") or "0.0.0.0"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"bad --bind value {text!r}: expected HOST:PORT, e.g. 0.0.0.0:443")
+    return host, int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tagio_relay_server",
+        description="TagIO relay: rendezvous and encrypted-traffic relay for TagIO clients. "
+                    "Run with no arguments on a terminal for an interactive setup.",
+        epilog="Environment: PORT (listen port when --bind is absent), PUBLIC_IP, AUTH_SECRET, "
+               "TAGIO_RELAY_STATE (state file). Flags win over the environment.")
+    p.add_argument("--bind", metavar="HOST:PORT", help="listen address for TCP and UDP "
+                   "(default 0.0.0.0:443, or 0.0.0.0:$PORT when PORT is set)")
+    p.add_argument("--public-ip", metavar="ADDR", help="address clients use to reach this relay (shown on the info page)")
+    p.add_argument("--auth", metavar="SECRET", help="require this shared secret from clients "
+                   "(prefer AUTH_SECRET: flags are visible in the process list)")
+    p.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM); enables TLS")
+    p.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
+    p.add_argument("--state-file", metavar="FILE", help=f"ID->key bindings file (default {default_state_file()})")
+    p.add_argument("--max-conns-per-ip", type=int, metavar="N", help=f"default {Limits.max_conns_per_ip}")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every connection event")
+    p.add_argument("--version", action="version", version=f"tagio-relay {VERSION}")
+    return p
+
+
+def settings_from(args, env) -> dict:
+    port_env = env.get("PORT", "").strip()
+    bind = args.bind or (f"0.0.0.0:{port_env}" if port_env else f"0.0.0.0:{DEFAULT_PORT}")
+    return {"bind": parse_bind(bind), "public_ip": args.public_ip or env.get("PUBLIC_IP") or None,
+            "auth": args.auth or env.get("AUTH_SECRET") or None, "cert": args.cert, "key": args.key,
+            "state_file": args.state_file or env.get("TAGIO_RELAY_STATE") or str(default_state_file())}
+
+
+def interactive_setup(settings: dict, ask=input, ask_secret=getpass.getpass, say=print) -> dict:
+    """Walk the operator through the settings; Enter keeps each default."""
+    say("TagIO relay setup. Press Enter to keep the value in [brackets].")
+    host, port = settings["bind"]
+    settings["bind"] = parse_bind(ask(f"Listen address [{host}:{port}]: ").strip() or f"{host}:{port}")
+    settings["public_ip"] = ask(f"Public IP or host name clients will use [{settings['public_ip'] or 'auto'}]: ").strip() \
+        or settings["public_ip"]
+    secret = ask_secret("Relay secret for a private relay (input hidden; Enter = public relay): ").strip()
+    settings["auth"] = secret or settings["auth"]
+    cert = ask("TLS certificate file (Enter = no TLS): ").strip()
+    if cert:
+        settings["cert"] = cert
+        settings["key"] = ask("TLS private key file: ").strip() or None
+    host, port = settings["bind"]
+    flags = [f"--bind {host}:{port}"] + ([f"--public-ip {settings['public_ip']}"] if settings["public_ip"] else []) \
+        + ([f"--cert {settings['cert']} --key {settings['key']}"] if settings.get("cert") else [])
+    say("Next time you can start directly with: tagio_relay_server " + " ".join(flags)
+        + (" (and AUTH_SECRET in the environment)" if settings["auth"] else ""))
+    return settings
+
+
+def make_tls_context(cert, key):
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("TLS needs both --cert and --key")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {reason}") from exc
+    return ctx
+
+
+def raise_fd_limit():
+    """Idle clients each hold a socket: lift the soft fd limit to the hard one (POSIX only)."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def install_signals(server):
+    def stop(signum, _frame):
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        server.request_stop()
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
+def main(argv=None, env=None, stdin=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    env = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        settings = settings_from(args, env)
+        stdin = stdin or sys.stdin
+        if not argv and stdin is not None and stdin.isatty():
+            settings = interactive_setup(settings)
+        limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip else {}))
+        server = RelayServer(settings["bind"], auth_secret=settings["auth"], public_ip=settings["public_ip"],
+                             ssl_context=make_tls_context(settings["cert"], settings["key"]),
+                             state_file=settings["state_file"], limits=limits)
+        raise_fd_limit()
+        server.open()
+    except ConfigError as exc:
+        print(f"tagio_relay_server: error: {exc}", file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\ntagio_relay_server: setup cancelled", file=sys.stderr)
+        return 1
+    install_signals(server)
+    server.serve_forever()
+    return 0

@@ -1,0 +1,291 @@
+"""Forward raw bytes between paired relay connections: one thread, one selector, all pairs.
+
+Theory of operation
+-------------------
+A pair is two non-blocking sockets and two Directions (a->b, b->a). A
+Direction owns a bounded buffer: a kernel pipe filled and drained with
+`os.splice` when both sockets are plain TCP on Linux (no copies through
+Python), else a bytearray filled with recv() and drained with send()
+(portable, and the only choice for TLS sockets). Backpressure is the buffer
+bound: a full buffer drops read interest on its source until its
+destination drains it, so a slow receiver slows the sender instead of
+growing memory. Any event on either socket pumps both directions, then the
+selector interest of each socket is recomputed from its two Directions.
+
+EOF on one side is passed on as shutdown(SHUT_WR) once the buffer is empty;
+the pair is closed when both directions have finished or either socket fails.
+Bytes cross in order and unmodified; a Direction may start with a `prefix`
+(the RelayReady frame and bytes the client sent early) written before anything else.
+"""
+
+import errno
+import logging
+import os
+import queue
+import selectors
+import socket
+import ssl
+import sys
+import threading
+
+log = logging.getLogger("tagio.relay")
+
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+CHUNK = 256 * 1024
+_F_SETPIPE_SZ = 1031  # linux/fcntl.h; not exported by the fcntl module on every Python
+CAN_SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
+
+
+class CopyDirection:
+    """Portable buffer: recv() into a bounded bytearray, send() out of it."""
+
+    def __init__(self, src, dst, capacity, prefix=b""):
+        self.src, self.dst, self.capacity = src, dst, capacity
+        self.buf = bytearray(prefix)
+        self.eof = False
+        self.shut = False
+        self.total = 0
+
+    def pending(self):
+        return len(self.buf)
+
+    def fill(self):
+        while not self.eof and len(self.buf) < self.capacity:
+            try:
+                data = self.src.recv(min(CHUNK, self.capacity - len(self.buf)))
+            except _WOULD_BLOCK:
+                return
+            if not data:
+                self.eof = True
+                return
+            self.buf += data
+            self.total += len(data)
+
+    def flush(self):
+        while self.buf:
+            try:
+                with memoryview(self.buf) as view:
+                    sent = self.dst.send(view[:CHUNK])
+            except _WOULD_BLOCK:
+                return
+            del self.buf[:sent]
+
+    def close(self):
+        pass
+
+
+class SpliceDirection(CopyDirection):
+    """Linux: bytes move socket -> pipe -> socket inside the kernel."""
+
+    FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if CAN_SPLICE else 0
+
+    def __init__(self, src, dst, capacity, prefix=b""):
+        super().__init__(src, dst, capacity, prefix)
+        self.rfd, self.wfd = os.pipe()
+        try:
+            import fcntl
+            fcntl.fcntl(self.wfd, _F_SETPIPE_SZ, capacity)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size for non-root: keep the default 64 KiB
+        self.in_pipe = 0
+
+    def pending(self):
+        return len(self.buf) + self.in_pipe
+
+    def fill(self):
+        while not self.eof and self.in_pipe < self.capacity:
+            try:
+                n = os.splice(self.src.fileno(), self.wfd, self.capacity - self.in_pipe, flags=self.FLAGS)
+            except _WOULD_BLOCK:
+                return
+            if n == 0:
+                self.eof = True
+                return
+            self.in_pipe += n
+            self.total += n
+
+    def flush(self):
+        super().flush()  # the prefix, once
+        while self.in_pipe and not self.buf:
+            try:
+                n = os.splice(self.rfd, self.dst.fileno(), self.in_pipe, flags=self.FLAGS)
+            except _WOULD_BLOCK:
+                return
+            self.in_pipe -= n
+
+    def close(self):
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Pair:
+    def __init__(self, a, b, capacity, prefix_to_a=b"", prefix_to_b=b"", on_done=None):
+        plain = CAN_SPLICE and not isinstance(a, ssl.SSLSocket) and not isinstance(b, ssl.SSLSocket)
+        kind = SpliceDirection if plain else CopyDirection
+        self.a, self.b = a, b
+        self.a2b = kind(a, b, capacity, prefix_to_b)
+        self.b2a = kind(b, a, capacity, prefix_to_a)
+        self.on_done = on_done
+        self.closed = False
+
+    def directions(self):
+        return (self.a2b, self.b2a)
+
+    def pump(self) -> bool:
+        """Move what can move; return True when the pair is finished."""
+        for d in self.directions():
+            d.flush()
+            d.fill()
+            d.flush()
+            if d.eof and not d.pending() and not d.shut:
+                d.shut = True
+                _shutdown_write(d.dst)
+        return all(d.shut for d in self.directions())
+
+    def interest(self, sock) -> int:
+        reading = self.a2b if sock is self.a else self.b2a
+        writing = self.b2a if sock is self.a else self.a2b
+        mask = 0
+        if not reading.eof and reading.pending() < reading.capacity:
+            mask |= selectors.EVENT_READ
+        if writing.pending():
+            mask |= selectors.EVENT_WRITE
+        return mask
+
+    def has_buffered_tls(self) -> bool:
+        return any(isinstance(s, ssl.SSLSocket) and s.pending() for s in (self.a, self.b))
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for d in self.directions():
+            d.close()
+        for s in (self.a, self.b):
+            try:
+                s.close()
+            except OSError:
+                pass
+        if self.on_done:
+            self.on_done(self)
+
+
+def _shutdown_write(sock):
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+class Forwarder:
+    """The forwarding thread. add() from any thread; close() stops and joins it."""
+
+    def __init__(self, max_pairs=10_000, name="tagio-relay-forward"):
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._incoming = queue.Queue(maxsize=max_pairs)
+        self._stop = threading.Event()
+        self._pairs = set()
+        self._masks = {}
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> int:
+        return len(self._pairs)
+
+    def add(self, pair: Pair) -> None:
+        try:
+            self._incoming.put_nowait(pair)
+        except queue.Full:
+            log.warning("relay: too many active relays; refusing a pair")
+            pair.close()
+            return
+        self._wake()
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending
+
+    def close(self):
+        self._stop.set()
+        self._wake()
+        self._thread.join(timeout=5)
+        for pair in list(self._pairs):
+            pair.close()
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self.error:
+            raise self.error
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                timeout = 0 if any(p.has_buffered_tls() for p in self._pairs) else 1.0
+                for key, _mask in self._sel.select(timeout):
+                    if key.data is None:
+                        self._drain_wake()
+                    elif not key.data.closed:
+                        self._service(key.data)
+                if timeout == 0:
+                    for p in [p for p in self._pairs if p.has_buffered_tls()]:
+                        self._service(p)
+        except Exception as exc:  # kept and re-raised by close()
+            self.error = exc
+            log.error("relay forwarder stopped: %s", exc)
+
+    def _drain_wake(self):
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        while True:
+            try:
+                pair = self._incoming.get_nowait()
+            except queue.Empty:
+                return
+            self._pairs.add(pair)
+            self._service(pair)
+
+    def _service(self, pair):
+        try:
+            finished = pair.pump()
+        except (OSError, ssl.SSLError) as exc:
+            if exc.errno not in (errno.ECONNRESET, errno.EPIPE, None):
+                log.info("relay pair ended: %s", exc)
+            finished = True
+        if finished:
+            self._drop(pair)
+            return
+        for sock in (pair.a, pair.b):
+            self._set_interest(pair, sock, pair.interest(sock))
+
+    def _set_interest(self, pair, sock, mask):
+        old = self._masks.get(sock, 0)
+        if mask == old:
+            return
+        if old == 0:
+            self._sel.register(sock, mask, pair)
+        elif mask == 0:
+            self._sel.unregister(sock)
+        else:
+            self._sel.modify(sock, mask, pair)
+        self._masks[sock] = mask
+
+    def _drop(self, pair):
+        for sock in (pair.a, pair.b):
+            if self._masks.pop(sock, 0):
+                self._sel.unregister(sock)
+        self._pairs.discard(pair)
+        pair.close()

@@ -1,0 +1,101 @@
+"""HTTP on the relay port, sans-I/O: enough for cloud health checks, metrics and a hint page.
+
+Theory of operation
+-------------------
+The server sniffs the first bytes of each connection; an HTTP method sends
+it here. `HttpRequestReader.feed(bytes)` returns the (method, path) once the
+header block is complete, bounded to MAX_REQUEST bytes (more is a 431-style
+refusal). `http_response(method, path, status)` builds one complete
+HTTP/1.1 response with `Connection: close`; the server writes it and closes.
+Request bodies are never read.
+
+    /health, /healthz  200 application/json {"status": "ok", "version", "uptime_s", ...}
+    /metrics           200 Prometheus text format, the same counters
+    anything else      200 text/html page: "this is a TagIO relay, point a client at host:port"
+"""
+
+import html
+import json
+
+from tagio.errors import RemoteProtocolError
+
+MAX_REQUEST = 8192
+HTTP_METHODS = (b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC")
+
+
+def looks_like_http(first4: bytes) -> bool:
+    return first4[:4] in HTTP_METHODS
+
+
+class HttpRequestReader:
+    def __init__(self):
+        self._buf = bytearray()
+
+    def feed(self, data: bytes):
+        """Return (method, path) when the request head is complete, else None.
+
+        Raises RemoteProtocolError when the head is too large or malformed.
+        """
+        self._buf += data
+        end = self._buf.find(b"\r\n\r\n")
+        if end < 0:
+            end = self._buf.find(b"\n\n")
+        if end < 0:
+            if len(self._buf) > MAX_REQUEST:
+                raise RemoteProtocolError(f"HTTP request head larger than {MAX_REQUEST} bytes")
+            return None
+        line = bytes(self._buf[:self._buf.find(b"\n")]).decode("latin-1").strip()
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            raise RemoteProtocolError(f"malformed HTTP request line {line[:80]!r}")
+        return parts[0].upper(), parts[1]
+
+
+def _json_status(status: dict) -> tuple:
+    body = json.dumps({"status": "ok", **status}, sort_keys=True).encode()
+    return 200, "application/json", body
+
+
+def _metrics(status: dict) -> tuple:
+    lines = []
+    for key, value in sorted(status.items()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            name = f"tagio_relay_{key}"
+            kind = "counter" if key.endswith("_total") else "gauge"
+            lines += [f"# TYPE {name} {kind}", f"{name} {value}"]
+    lines.append(f'tagio_relay_info{{version="{status.get("version", "")}"}} 1')
+    return 200, "text/plain; version=0.0.4; charset=utf-8", ("\n".join(lines) + "\n").encode()
+
+
+def _info_page(status: dict) -> tuple:
+    where = html.escape(str(status.get("public_address", "this-host:port")))
+    body = f"""<!doctype html>
+<html><head><title>TagIO relay</title></head><body>
+<h1>TagIO relay</h1>
+<p>This is a TagIO relay server (version {html.escape(str(status.get("version", "")))}), not a web site.
+It introduces TagIO clients to each other and relays their end-to-end encrypted traffic.</p>
+<p>To use it, point a TagIO client at it: set <code>TAGIO_RELAY={where}</code>
+or run <code>tagio-gui --relay {where}</code>.</p>
+<p>Health check: <a href="/health">/health</a> &middot; metrics: <a href="/metrics">/metrics</a></p>
+</body></html>
+""".encode()
+    return 200, "text/html; charset=utf-8", body
+
+
+ROUTES = {"/health": _json_status, "/healthz": _json_status, "/metrics": _metrics}
+REASONS = {200: "OK", 400: "Bad Request"}
+
+
+def http_response(method: str, path: str, status: dict) -> bytes:
+    route = ROUTES.get(path.split("?", 1)[0], _info_page)
+    code, ctype, body = route(status)
+    head = (f"HTTP/1.1 {code} {REASONS.get(code, 'OK')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n"
+            f"Server: tagio-relay\r\n\r\n").encode()
+    return head if method == "HEAD" else head + body
+
+
+def http_error(text: str) -> bytes:
+    body = (text + "\n").encode()
+    return (f"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode() + body

@@ -1,0 +1,669 @@
+"""The relay server: one selectors loop for control traffic, a worker pool, a forwarder thread.
+
+Theory of operation
+-------------------
+The loop thread owns every control connection. A connection moves through
+byte-level phases (Phase, table READERS): SNIFF looks at the first bytes
+(TLS ClientHello, `TGIO`, an HTTP method, or garbage), TLS does a
+non-blocking handshake on a TLS port, FRAMES feeds a FrameDecoder and hands
+each message to the pure RelayLogic, HTTP answers one request, BINDING holds
+a relay connection until its partner arrives, LINGER flushes an error, half-
+closes and drains so the peer reads the error instead of a reset. Paired
+relay connections leave the loop for the Forwarder thread.
+
+Expensive work (Ed25519 verification, writing the state file) runs on a
+ThreadPoolExecutor; results come back to the loop thread through a bounded
+deque and a wake-up socket, so RelayLogic is only ever touched by one thread.
+Every buffer is bounded: the frame decoder (one frame), the HTTP head (8 KiB),
+queued output (Limits.out_buffer; a client that will not read is dropped),
+early relay bytes, the relay pipes. Every connection has a deadline until it
+has registered or bound a token (slow-loris); registered clients expire after
+missed heartbeats; connections per source address and in total are capped.
+"""
+
+import collections
+import concurrent.futures
+import enum
+import errno
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+
+from tagio.errors import ConfigError, RelayError, RemoteProtocolError, TagioError
+from tagio.protocol import framing
+from tagio.protocol import messages as m
+from tagio.relay.forward import Forwarder, Pair
+from tagio.relay.http import HTTP_METHODS, HttpRequestReader, http_error, http_response, looks_like_http
+from tagio.relay.logic import ConnState, Limits, RelayLogic, error_code
+from tagio.relay.registry import BindingStore
+
+log = logging.getLogger("tagio.relay")
+VERSION = "1.0.0"
+LINGER = 2.0
+READ_CHUNK = 65536
+READ_BUDGET = 256 * 1024  # per connection per event, so one client cannot starve the rest
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 1, 0, 2, 2, 40])
+
+
+class Phase(enum.Enum):
+    SNIFF = "sniff"
+    TLS = "tls"
+    APP_SNIFF = "app-sniff"
+    FRAMES = "frames"
+    HTTP = "http"
+    BINDING = "binding"
+    LINGER = "linger"
+
+
+class Conn:
+    """One control connection, as RelayLogic sees it (see tagio.relay.logic)."""
+
+    def __init__(self, server, sock, addr, deadline):
+        self.server = server
+        self.sock = sock
+        self.peer_addr = (addr[0], addr[1])
+        self.phase = Phase.SNIFF
+        self.state = ConnState.NEW
+        self.nonce = None
+        self.head = b""
+        self.decoder = framing.FrameDecoder()
+        self.http = None
+        self.out = bytearray()
+        self.early = bytearray()
+        self.deadline = deadline
+        self.mask = 0
+        self.closed = False
+
+    def send(self, message):
+        self.server._queue(self, message.encode())
+
+    def close(self, reason=""):
+        self.server._linger(self, reason)
+
+    def fail(self, exc):
+        self.server._fail(self, exc)
+
+    def start_relay(self, partner):
+        self.server._start_relay(self, partner)
+
+
+class RelayServer:
+    def __init__(self, bind=("0.0.0.0", 443), *, auth_secret=None, ssl_context=None, state_file=None,
+                 public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2):
+        self.bind_addr = bind
+        self.ssl_context = ssl_context
+        self.public_ip = public_ip
+        self.limits = limits or Limits()
+        self.clock = clock
+        bindings = BindingStore(state_file, self.limits.max_bindings)
+        bindings.load()
+        self.logic = RelayLogic(self.limits, auth_secret=auth_secret, bindings=bindings, clock=clock,
+                                wall_clock=wall_clock, offload=self._offload, public_ip=public_ip)
+        self._workers = workers
+        self._conns = {}
+        self._per_ip = collections.Counter()
+        self._ip_lock = threading.Lock()
+        self._posted = collections.deque()
+        self._stop = threading.Event()
+        self._thread = None
+        self.error = None
+        self._started = time.time()
+        self._saving = None
+        self._log_times = {}
+        self._accept_paused_until = 0.0
+        self.counters = collections.Counter()
+        self.tcp = self.udp = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def open(self):
+        """Bind TCP and UDP; raises ConfigError with a one-line reason (port in use, no permission)."""
+        host, port = self.bind_addr
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            self.tcp = socket.socket(family, socket.SOCK_STREAM)
+            if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+                self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.tcp.bind((host, port))
+            self.tcp.listen(1024)
+            self.tcp.setblocking(False)
+            port = self.tcp.getsockname()[1]
+            self.udp = socket.socket(family, socket.SOCK_DGRAM)
+            self.udp.bind((host, port))
+            self.udp.setblocking(False)
+        except OSError as exc:
+            self._close_listeners()
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        for s in (self._wake_r, self._wake_w):
+            s.setblocking(False)
+        self._sel.register(self.tcp, selectors.EVENT_READ, "accept")
+        self._sel.register(self.udp, selectors.EVENT_READ, "udp")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="tagio-relay-work")
+        self.forwarder = Forwarder(max_pairs=self.limits.max_conns)
+        return self
+
+    @property
+    def address(self):
+        return self.tcp.getsockname()[:2]
+
+    def start(self):
+        """open() if needed and run the loop in a daemon thread."""
+        if self.tcp is None:
+            self.open()
+        self._thread = threading.Thread(target=self.serve_forever, name="tagio-relay-loop", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self):
+        if self.tcp is None:
+            self.open()
+        tls = "on" if self.ssl_context else "off"
+        auth = "on" if self.logic.auth_secret else "off"
+        host, port = self.address
+        log.info("TagIO relay %s listening on %s:%d (tcp+udp, tls %s, auth %s)", VERSION, host, port, tls, auth)
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.error = exc
+            log.error("relay loop stopped: %s", exc)
+            raise
+        finally:
+            self._shutdown()
+
+    def request_stop(self):
+        """Ask the loop to stop; safe from a signal handler or any thread."""
+        self._stop.set()
+        self._wake()
+
+    def stop(self):
+        """Stop the loop, join it and the helpers; re-raise an error that ended the loop."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.error and not isinstance(self.error, KeyboardInterrupt):
+            raise self.error
+
+    def _shutdown(self):
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+        self._close_listeners()
+        self._pool.shutdown(wait=True)
+        self._save_state(sync=True)
+        try:
+            self.forwarder.close()
+        finally:
+            self._sel.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            log.info("relay stopped")
+
+    def _close_listeners(self):
+        for s in (self.tcp, self.udp):
+            if s is not None:
+                s.close()
+
+    # -- the loop -------------------------------------------------------------------------
+    def _loop(self):
+        next_tick = self.clock() + 1.0
+        while not self._stop.is_set():
+            pending_tls = [c for c in self._conns.values() if _tls_pending(c)]
+            events = self._sel.select(0 if pending_tls else 0.5)
+            for key, mask in events:
+                self._dispatch(key.data, mask)
+            for conn in pending_tls:
+                if not conn.closed:
+                    self._on_readable(conn)
+            self._run_posted()
+            if self.clock() >= next_tick:
+                next_tick = self.clock() + 1.0
+                self._tick()
+
+    def _dispatch(self, data, mask):
+        if data == "accept":
+            self._accept()
+        elif data == "udp":
+            self._udp()
+        elif data == "wake":
+            self._drain_wake()
+        elif not data.closed:
+            if mask & selectors.EVENT_WRITE:
+                self._on_writable(data)
+            if mask & selectors.EVENT_READ and not data.closed:
+                self._on_readable(data)
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def _drain_wake(self):
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _post(self, fn):
+        """Run fn on the loop thread (called from worker threads)."""
+        self._posted.append(fn)
+        self._wake()
+
+    def _run_posted(self):
+        while self._posted:
+            self._posted.popleft()()
+
+    def _offload(self, fn, done):
+        def finished(future):
+            exc = future.exception()
+            if exc is not None:
+                log.error("signature check failed unexpectedly: %s", exc)
+            result = "internal error while checking the signature" if exc else future.result()
+            self._post(lambda: done(result))
+        self._pool.submit(fn).add_done_callback(finished)
+
+    # -- accepting --------------------------------------------------------------------------
+    def _accept(self):
+        for _ in range(64):
+            try:
+                sock, addr = self.tcp.accept()
+            except _WOULD_BLOCK:
+                return
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                self._log_limited("accept", "cannot accept connections: %s", exc)
+                self._sel.unregister(self.tcp)
+                self._accept_paused_until = self.clock() + 0.5
+                return
+            self._admit(sock, addr)
+
+    def _admit(self, sock, addr):
+        sock.setblocking(False)
+        ip = addr[0]
+        if len(self._conns) >= self.limits.max_conns:
+            self._log_limited("max_conns", "connection limit %d reached; refusing %s", self.limits.max_conns, ip)
+            sock.close()
+            return
+        with self._ip_lock:
+            self._per_ip[ip] += 1
+            too_many = self._per_ip[ip] > self.limits.max_conns_per_ip
+        self.counters["connections_total"] += 1
+        conn = Conn(self, sock, addr, self.clock() + self.limits.handshake_timeout)
+        self._conns[sock.fileno()] = conn
+        self._set_mask(conn, selectors.EVENT_READ)
+        if too_many:
+            self._log_limited(("per_ip", ip), "too many connections from %s (limit %d)", ip,
+                              self.limits.max_conns_per_ip)
+            conn.phase = Phase.FRAMES  # the refusal is a TagIO frame
+            self._fail(conn, _relay_error("too_many_connections",
+                                          f"too many connections from your address (limit {self.limits.max_conns_per_ip})"))
+
+    # -- reading ------------------------------------------------------------------------------
+    def _on_readable(self, conn):
+        try:
+            READERS[conn.phase](self, conn)
+        except TagioError as exc:
+            self._fail(conn, exc)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection from %s failed: %s", conn.peer_addr[0], exc)
+            self._drop(conn)
+
+    def _recv(self, conn):
+        """Up to READ_BUDGET bytes; None when nothing is ready, b'' at EOF."""
+        parts, got = [], 0
+        while got < READ_BUDGET:
+            try:
+                data = conn.sock.recv(READ_CHUNK)
+            except _WOULD_BLOCK:
+                break
+            if not data:
+                if parts:
+                    break
+                return b""
+            parts.append(data)
+            got += len(data)
+            if not isinstance(conn.sock, ssl.SSLSocket) and len(data) < READ_CHUNK:
+                break
+        return b"".join(parts) if parts else None
+
+    def _read_sniff(self, conn):
+        if self.ssl_context is not None:
+            return self._sniff_tls_port(conn)
+        data = self._recv(conn)
+        if data is None:
+            return
+        if data == b"":
+            return self._drop(conn)
+        if data[0] == 0x16 and (len(data) < 2 or data[1] == 3):
+            log.warning("TLS ClientHello from %s on a plain (non-TLS) port; closing. "
+                        "Start the relay with --cert/--key or configure the client without TLS.", conn.peer_addr[0])
+            self.counters["tls_on_plain_total"] += 1
+            conn.out += TLS_ALERT_HANDSHAKE_FAILURE
+            return self._linger(conn, "TLS on plain port")
+        conn.phase = Phase.APP_SNIFF
+        self._app_sniff(conn, data)
+
+    def _sniff_tls_port(self, conn):
+        peek = conn.sock.recv(8, socket.MSG_PEEK)
+        if not peek:
+            return self._drop(conn)
+        if peek[0] == 0x16:
+            self._sel.unregister(conn.sock)
+            del self._conns[conn.sock.fileno()]
+            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
+            self._conns[conn.sock.fileno()] = conn
+            conn.mask = 0
+            conn.phase = Phase.TLS
+            return self._read_tls(conn)
+        if peek.startswith(b"TGIO") or (len(peek) < 4 and b"TGIO".startswith(peek)):
+            if len(peek) < 4:
+                return
+            conn.phase = Phase.FRAMES
+            raise _relay_error("tls_required", "this relay only accepts TLS connections; enable TLS in the client")
+        conn.phase = Phase.HTTP
+        raise RemoteProtocolError("this relay only accepts TLS connections (use https://)")
+
+    def _read_tls(self, conn):
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            return self._set_mask(conn, selectors.EVENT_READ)
+        except ssl.SSLWantWriteError:
+            return self._set_mask(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        except (ssl.SSLError, OSError) as exc:
+            self._log_limited(("tls", conn.peer_addr[0]), "TLS handshake from %s failed: %s",
+                              conn.peer_addr[0], getattr(exc, "reason", None) or exc)
+            return self._drop(conn)
+        conn.phase = Phase.APP_SNIFF
+        self._set_mask(conn, selectors.EVENT_READ)
+        self._read_app_sniff(conn)
+
+    def _read_app_sniff(self, conn):
+        data = self._recv(conn)
+        if data is None:
+            return
+        if data == b"":
+            return self._drop(conn)
+        self._app_sniff(conn, data)
+
+    def _app_sniff(self, conn, data):
+        conn.head += data
+        head = conn.head[:4]
+        if len(head) < 4 and (framing.MAGIC.startswith(head) or any(p.startswith(head) for p in HTTP_METHODS)):
+            return  # too early to tell
+        if head == framing.MAGIC:
+            conn.phase = Phase.FRAMES
+        elif looks_like_http(head):
+            conn.phase, conn.http = Phase.HTTP, HttpRequestReader()
+            self.counters["http_requests_total"] += 1
+        else:
+            conn.phase = Phase.FRAMES
+            self.counters["garbage_total"] += 1
+            framing.check_prefix(conn.head[:framing.HEADER_LEN])  # raises with the precise reason
+            raise RemoteProtocolError("not a TagIO client")
+        data, conn.head = conn.head, b""
+        FEEDERS[conn.phase](self, conn, data)
+
+    def _read_frames(self, conn):
+        data = self._recv(conn)
+        if data is None:
+            return
+        if data == b"":
+            if not conn.decoder.at_boundary():
+                log.info("connection from %s ended in the middle of a frame", conn.peer_addr[0])
+            return self._lost(conn)
+        self._feed_frames(conn, data)
+
+    def _feed_frames(self, conn, data):
+        frames = conn.decoder.feed(data, max_frames=1)
+        while frames and not conn.closed:
+            self.logic.handle(conn, m.decode_message(frames[0]))
+            if conn.state in (ConnState.BINDING, ConnState.RELAYING) or conn.closed:
+                break
+            frames = conn.decoder.feed(b"", max_frames=1)
+        if conn.state is ConnState.REGISTERED:
+            conn.deadline = None
+        if conn.state is ConnState.BINDING and not conn.closed:
+            conn.deadline = None
+            conn.phase = Phase.BINDING
+            conn.early += conn.decoder.take_rest()
+
+    def _read_binding(self, conn):
+        data = self._recv(conn)
+        if data is None:
+            return
+        if data == b"":
+            return self._lost(conn)
+        conn.early += data
+        if len(conn.early) > self.limits.relay_buffer:
+            raise _relay_error("too_early", "sent too much data before RelayReady")
+
+    def _read_http(self, conn):
+        data = self._recv(conn)
+        if data is None:
+            return
+        if data == b"":
+            return self._drop(conn)
+        self._feed_http(conn, data)
+
+    def _feed_http(self, conn, data):
+        request = conn.http.feed(data)
+        if request is None:
+            return
+        method, path = request
+        log.debug("HTTP %s %s from %s", method, path, conn.peer_addr[0])
+        conn.out += http_response(method, path, self.status())
+        self._linger(conn, "HTTP answered")
+
+    def _read_linger(self, conn):
+        data = self._recv(conn)
+        if data == b"":
+            self._drop(conn)
+
+    # -- writing and closing ------------------------------------------------------------------------
+    def _queue(self, conn, data):
+        if conn.closed:
+            return
+        if len(conn.out) + len(data) > self.limits.out_buffer:
+            self._log_limited(("slow", conn.peer_addr[0]), "dropping %s: not reading its messages",
+                              conn.peer_addr[0])
+            self.logic.connection_lost(conn)
+            return self._drop(conn)
+        conn.out += data
+        self._on_writable(conn)
+
+    def _on_writable(self, conn):
+        if conn.phase is Phase.TLS:
+            return self._read_tls(conn)
+        try:
+            while conn.out:
+                with memoryview(conn.out) as view:
+                    sent = conn.sock.send(view[:READ_BUDGET])
+                del conn.out[:sent]
+        except _WOULD_BLOCK:
+            pass
+        except (OSError, ssl.SSLError):
+            self.logic.connection_lost(conn)
+            return self._drop(conn)
+        if conn.phase is Phase.LINGER and not conn.out:
+            _half_close(conn.sock)
+        self._set_mask(conn, selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0))
+
+    def _fail(self, conn, exc):
+        """Tell the client what went wrong (one Error frame or HTTP 400), then close."""
+        if conn.closed or conn.phase is Phase.LINGER:
+            return
+        code = error_code(exc)
+        self.logic.counters["errors_total"] += 1
+        self._log_limited(("fail", conn.peer_addr[0], code), "closing %s: %s (%s)", conn.peer_addr[0], exc, code)
+        self.logic.connection_lost(conn)
+        if conn.phase is Phase.HTTP:
+            conn.out += http_error(str(exc))
+        elif conn.phase in (Phase.FRAMES, Phase.APP_SNIFF, Phase.BINDING, Phase.SNIFF):
+            conn.out += m.Error(code, str(exc)[:500]).encode()
+        self._linger(conn, str(exc))
+
+    def _linger(self, conn, reason=""):
+        if conn.closed:
+            return
+        conn.phase = Phase.LINGER
+        conn.deadline = self.clock() + LINGER
+        self._on_writable(conn)
+
+    def _lost(self, conn):
+        self.logic.connection_lost(conn)
+        self._drop(conn)
+
+    def _drop(self, conn):
+        if conn.closed:
+            return
+        conn.closed = True
+        self._forget(conn)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _forget(self, conn):
+        if self._conns.get(conn.sock.fileno()) is conn:
+            del self._conns[conn.sock.fileno()]
+        if conn.mask:
+            self._sel.unregister(conn.sock)
+            conn.mask = 0
+        self._release_ip(conn.peer_addr[0])
+
+    def _release_ip(self, ip):
+        with self._ip_lock:
+            self._per_ip[ip] -= 1
+            if self._per_ip[ip] <= 0:
+                del self._per_ip[ip]
+
+    def _set_mask(self, conn, mask):
+        if conn.closed or mask == conn.mask:
+            return
+        if conn.mask == 0:
+            self._sel.register(conn.sock, mask, conn)
+        else:
+            self._sel.modify(conn.sock, mask, conn)
+        conn.mask = mask
+
+    # -- relaying --------------------------------------------------------------------------------
+    def _start_relay(self, conn, partner):
+        """Hand a completed pair to the forwarder; RelayReady goes first on each side."""
+        ready = m.RelayReady().encode()
+        conn.early += conn.decoder.take_rest()
+        to_conn = bytes(conn.out) + ready + bytes(partner.early)
+        to_partner = bytes(partner.out) + ready + bytes(conn.early)
+        for c in (conn, partner):
+            c.closed = True
+            if self._conns.get(c.sock.fileno()) is c:
+                del self._conns[c.sock.fileno()]
+            if c.mask:
+                self._sel.unregister(c.sock)
+                c.mask = 0
+        ips = (conn.peer_addr[0], partner.peer_addr[0])
+        self.forwarder.add(Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
+                                on_done=lambda pair: [self._release_ip(ip) for ip in ips]))
+
+    # -- UDP -----------------------------------------------------------------------------------------
+    def _udp(self):
+        for _ in range(64):
+            try:
+                data, addr = self.udp.recvfrom(2048)
+            except _WOULD_BLOCK:
+                return
+            except OSError:
+                return  # e.g. ICMP port unreachable reported on Windows
+            try:
+                reply = self.logic.on_udp(m.decode_message(framing.decode_datagram(data)), addr[:2])
+            except TagioError as exc:
+                self._log_limited(("udp", addr[0]), "ignoring bad UDP datagram from %s: %s", addr[0], exc)
+                continue
+            try:
+                self.udp.sendto(reply.encode(), addr)
+            except OSError:
+                pass
+
+    # -- timers --------------------------------------------------------------------------------------
+    def _tick(self):
+        now = self.clock()
+        self.logic.tick()
+        for conn in [c for c in self._conns.values() if c.deadline is not None and c.deadline < now]:
+            if conn.phase is Phase.LINGER:
+                self._drop(conn)
+            else:
+                self._fail(conn, _relay_error("timeout", "handshake not completed in time"))
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0
+            self._sel.register(self.tcp, selectors.EVENT_READ, "accept")
+        self._save_state()
+
+    def _save_state(self, sync=False):
+        bindings = self.logic.registry.bindings
+        if not bindings.dirty or (self._saving is not None and not self._saving.done()):
+            return
+        snapshot = bindings.snapshot()
+        try:
+            if sync:
+                bindings.save(snapshot)
+            else:
+                self._saving = self._pool.submit(bindings.save, snapshot)
+                self._saving.add_done_callback(_report_save_error)
+        except OSError as exc:
+            log.error("cannot write relay state file: %s", exc)
+
+    def _log_limited(self, key, fmt, *args):
+        """Log at most one line per key per 10 s: floods must not flood the log too."""
+        now = self.clock()
+        if now - self._log_times.get(key, -1e9) >= 10.0:
+            if len(self._log_times) > 10_000:
+                self._log_times.clear()
+            self._log_times[key] = now
+            log.warning(fmt, *args)
+
+    def status(self) -> dict:
+        host, port = self.address
+        return {"version": VERSION, "uptime_s": round(time.time() - self._started, 1),
+                "online_clients": len(self.logic.registry), "active_relays": self.forwarder.active,
+                "waiting_relays": self.logic.pairing.waiting, "connections": len(self._conns),
+                "public_address": f"{self.public_ip or host}:{port}",
+                "tls": self.ssl_context is not None, **self.logic.counters, **self.counters}
+
+
+def _report_save_error(future):
+    if future.exception() is not None:
+        log.error("cannot write relay state file: %s", future.exception())
+
+
+def _relay_error(code, text):
+    return RelayError(code, text)
+
+
+def _tls_pending(conn):
+    return isinstance(conn.sock, ssl.SSLSocket) and not conn.closed and conn.phase is not Phase.TLS \
+        and conn.sock.pending()
+
+
+def _half_close(sock):
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+READERS = {
+    Phase.SNIFF: RelayServer._read_sniff,
+    Phase.TLS: RelayServer._read_tls,
+    Phase.APP_SNIFF: RelayServer._read_app_sniff,
+    Phase.FRAMES: RelayServer._read_frames,
+    Phase.HTTP: RelayServer._read_http,
+    Phase.BINDING: RelayServer._read_binding,
+    Phase.LINGER: RelayServer._read_linger,
+}
+FEEDERS = {Phase.FRAMES: RelayServer._feed_frames, Phase.HTTP: RelayServer._feed_http}

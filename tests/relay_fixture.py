@@ -1,0 +1,87 @@
+"""A real in-process relay for tests: `with start_relay() as relay: ... relay.address`.
+
+start_relay(**options) binds 127.0.0.1 port 0 (TCP, and UDP on the same port
+number) and runs the server loop in a daemon thread. Options are RelayServer
+keyword arguments (auth_secret, ssl_context, state_file, public_ip, clock,
+wall_clock, bind) or any Limits field (heartbeat_interval, handshake_timeout,
+max_conns_per_ip, unpaired_timeout, register_rate, ...).
+
+Also: `run_relay_process(*args)` starts `tagio_relay_server.py` as a
+subprocess and returns (Popen, (host, port)) once it logs that it listens.
+"""
+
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from tagio.relay.logic import Limits
+from tagio.relay.server import RelayServer
+
+ROOT = Path(__file__).resolve().parent.parent
+_SERVER_OPTIONS = {"auth_secret", "ssl_context", "state_file", "public_ip", "clock", "wall_clock", "bind",
+                   "workers"}
+
+
+class RelayHandle:
+    def __init__(self, server: RelayServer):
+        self.server = server
+
+    @property
+    def address(self) -> tuple:
+        return self.server.address
+
+    @property
+    def logic(self):
+        return self.server.logic
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def start_relay(**options) -> RelayHandle:
+    server_kw = {k: v for k, v in options.items() if k in _SERVER_OPTIONS}
+    limit_kw = {k: v for k, v in options.items() if k not in _SERVER_OPTIONS}
+    server_kw.setdefault("bind", ("127.0.0.1", 0))
+    server = RelayServer(limits=Limits(**limit_kw), **server_kw)
+    server.start()
+    return RelayHandle(server)
+
+
+def run_relay_process(*args, env=None, timeout=10.0):
+    """Start the relay CLI as a subprocess; returns (proc, (host, port)) after its listening line."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    if "TAGIO_RELAY_STATE" not in (env or {}):
+        full_env["TAGIO_RELAY_STATE"] = os.path.join(tempfile.mkdtemp(prefix="tagio-relay-"), "state.json")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tagio_relay_server.py"), *args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=full_env, cwd=str(ROOT), text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        found = re.search(r"listening on (\S+):(\d+)", line)
+        if found:
+            _drain_output(proc, lines)
+            return proc, (found.group(1), int(found.group(2)))
+    proc.wait(timeout)
+    raise RuntimeError("relay process did not start:\n" + "".join(lines))
+
+
+def _drain_output(proc, lines):
+    """Keep reading the child's output so it never blocks on a full pipe; proc.output keeps the tail."""
+    proc.output = collections.deque(lines, maxlen=2000)
+
+    def pump():
+        for line in proc.stdout:
+            proc.output.append(line)
+    threading.Thread(target=pump, daemon=True).start()
