@@ -253,6 +253,15 @@ class AppTest(UiCase):
         self.assertNotIn("abcd2345", message.message_text)
         self.assert_back_home(message)
 
+    def test_about_names_the_version(self):
+        from tagio import __version__
+        from tagio.ui.prompts import AboutDialog
+        self.app.home.callbacks["about"]()
+        about = self.pump(lambda: (self.toplevels(AboutDialog) or [None])[0], "about dialog")
+        self.assertIn(__version__, about.message_text)
+        about.ok_button.invoke()
+        self.assertFalse(self.toplevels(AboutDialog))
+
     def test_cancel_password_returns_home(self):
         from tagio.ui.model import HomeState
         from tagio.ui.prompts import PasswordDialog

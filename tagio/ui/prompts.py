@@ -208,5 +208,5 @@ class AboutDialog(MessageDialog):
     def __init__(self, parent, version):
         super().__init__(parent, "About TagIO",
                          f"TagIO {version}\nSecure, self-hostable remote desktop.\n\n"
-                         "Every session is end-to-end encrypted (SPAKE2 + ChaCha20-Poly1305); "
-                         "the relay never sees your screen or your password.")
+                         "Every session is end-to-end encrypted, with keys agreed from the password "
+                         "(SPAKE2); the relay never sees your screen or your password.")
