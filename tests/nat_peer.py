@@ -8,7 +8,10 @@ address discovered through the relay) and use establish() with the real
 SPAKE2 handshake. Everything they report is one JSON object per line on
 stdout ("ready", "connected", results, "error"). The viewer then obeys
 commands on stdin, one per line: `ping`, `bulk N` (N random bytes to the
-host, which answers with their SHA-256), `quit`. The host serves one session.
+host, which answers with their SHA-256), `session SECONDS FILE.png` (a
+remote desktop session against a host started with --session: it shares
+$DISPLAY; the viewer saves the screen it received), `quit`. The host
+serves one session.
 """
 
 import argparse
@@ -63,10 +66,40 @@ def run_host(args):
 
     channel = establish(peer, relay, handshake, listener=listener, relay_delay=args.relay_delay)
     report("connected", path=channel.path)
-    serve(channel)
+    if args.session:
+        host_session(channel)
+    else:
+        serve(channel)
     channel.close()
     relay.close()
     listener.close()
+
+
+def host_session(channel):
+    """Share this display (DISPLAY) with the viewer until it says Bye."""
+    from tagio.session.host import HostSession
+
+    session = HostSession(channel, fps_cap=10, view_only=True)
+    session.start()
+    session.join()
+    report("session_ended", frames=session.stats["frames"])
+
+
+def viewer_session(channel, seconds, snapshot):
+    """Run a ViewerSession until frames arrived (or `seconds` passed); save the screen."""
+    from tagio.session.viewer import ViewerSession
+
+    session = ViewerSession(channel)
+    session.start()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (session.stats["frames"] < 1 or session.framebuffer is None):
+        time.sleep(0.05)
+    frame = session.framebuffer
+    if frame is not None:
+        frame.save(snapshot)
+    report("session", frames=session.stats["frames"], bytes=session.stats["bytes"],
+           size=list(frame.size) if frame is not None else None, path=channel.path)
+    session.stop()
 
 
 def serve(channel):
@@ -106,6 +139,11 @@ def run_viewer(args):
             ping(channel)
         elif words[0] == "bulk":
             bulk(channel, int(words[1]))
+        elif words[0] == "session":
+            viewer_session(channel, float(words[1]), words[2])
+            relay.close()
+            listener.close()
+            return
         elif words[0] == "quit":
             break
     channel.send(b"Q")
@@ -146,6 +184,7 @@ def main():
     parser.add_argument("--target")
     parser.add_argument("--wait", type=float, default=60.0)
     parser.add_argument("--relay-delay", type=float, default=0.3)
+    parser.add_argument("--session", action="store_true", help="host: share DISPLAY instead of echoing")
     args = parser.parse_args()
     try:
         (run_host if args.role == "host" else run_viewer)(args)

@@ -145,8 +145,8 @@ class NetLab:
 
     # ---- processes --------------------------------------------------------------------------
 
-    def popen(self, ns, args, **kw):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    def popen(self, ns, args, extra_env=None, **kw):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {}), "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(["ip", "netns", "exec", ns, *args], cwd=str(ROOT), env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, **kw)
@@ -162,9 +162,9 @@ class NetLab:
         lines.wait_for(lambda line: "listening" in line, timeout=15, raw=True)
         return proc, (RELAY_IP, RELAY_PORT)
 
-    def peer(self, ns, *args) -> "JsonLines":
+    def peer(self, ns, *args, extra_env=None) -> "JsonLines":
         """Run tests/nat_peer.py in `ns`; its JSON lines arrive on the returned reader."""
-        proc = self.popen(ns, [sys.executable, str(ROOT / "tests" / "nat_peer.py"), *args])
+        proc = self.popen(ns, [sys.executable, str(ROOT / "tests" / "nat_peer.py"), *args], extra_env=extra_env)
         return JsonLines(proc)
 
     def close(self):

@@ -6,10 +6,15 @@ RelayClient + establish() + SPAKE2 handshake) behind the routers it names.
 Skipped, with the reason, without root, `ip netns` or `nft`.
 """
 
+import subprocess
+import sys
 import tempfile
 import unittest
 
+from PIL import Image
+
 from tests import netlab
+from tests.xvfb import Xvfb, xvfb_available
 
 def _missing_parts() -> str:
     """The relay and the crypto handshake are other modules; skip (saying so) until they exist."""
@@ -28,8 +33,9 @@ BULK = 20 * 1024 * 1024
 DIRECT = ("direct-udp", "direct-tcp")
 
 
-@unittest.skipIf(SKIP, SKIP)
-class NatTraversalTest(unittest.TestCase):
+class LabTestCase(unittest.TestCase):
+    """A fresh lab per test, torn down even when the test fails."""
+
     def setUp(self):
         self.lab = netlab.NetLab()
         self.addCleanup(self.lab.close)
@@ -37,13 +43,13 @@ class NatTraversalTest(unittest.TestCase):
         self.addCleanup(tmp.cleanup)
         self.tmp = tmp.name
 
-    def connect(self, host_kind, viewer_kind):
+    def connect(self, host_kind, viewer_kind, *host_args, host_env=None):
         """Host behind `host_kind`, viewer behind `viewer_kind`; returns (viewer report, host report)."""
         host_ns, viewer_ns = self.site(host_kind), self.site(viewer_kind)
         self.relay, address = self.lab.start_relay(self.tmp)
         relay = f"{address[0]}:{address[1]}"
         self.host = self.lab.peer(host_ns, "host", "--relay", relay, "--config", f"{self.tmp}/host",
-                                  "--password", PASSWORD)
+                                  "--password", PASSWORD, *host_args, extra_env=host_env)
         host_id = self.host.event("ready")["id"]
         self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
                                     "--password", PASSWORD, "--target", host_id)
@@ -61,6 +67,9 @@ class NatTraversalTest(unittest.TestCase):
         self.assertGreater(self.command("ping", "pong")["rtt_ms"], 0)
         self.assertTrue(self.command("bulk 300000", "bulk")["ok"])
 
+
+@unittest.skipIf(SKIP, SKIP)
+class NatTraversalTest(LabTestCase):
     def test_cone_to_cone_punches_udp(self):
         viewer, host = self.connect("cone", "cone")
         self.assertEqual((viewer["path"], host["path"]), ("direct-udp", "direct-udp"))
@@ -104,6 +113,50 @@ class NatTraversalTest(unittest.TestCase):
         self.relay.kill()
         self.relay.wait(5)
         self.assert_works()
+
+
+# The host's desktop for the session test: four colour blocks, full screen.
+TARGET = r"""
+import sys, tkinter as tk
+W, H = int(sys.argv[1]), int(sys.argv[2])
+root = tk.Tk()
+root.overrideredirect(True)
+root.geometry(f"{W}x{H}+0+0")
+canvas = tk.Canvas(root, width=W, height=H, highlightthickness=0, bg="#000000")
+canvas.pack()
+for i, colour in enumerate(["#e03030", "#30c040", "#3050e0", "#f0d020"]):
+    canvas.create_rectangle(i * W // 4, 0, (i + 1) * W // 4, H, width=0, fill=colour)
+root.after(200, lambda: print("ready", flush=True))
+root.mainloop()
+"""
+COLOURS = [(0xE0, 0x30, 0x30), (0x30, 0xC0, 0x40), (0x30, 0x50, 0xE0), (0xF0, 0xD0, 0x20)]
+WIDTH, HEIGHT = 320, 200
+
+
+@unittest.skipIf(SKIP or not xvfb_available(), SKIP or "Xvfb is not installed")
+class RemoteDesktopOverPunchedPathTest(LabTestCase):
+    """The real host and viewer session pipelines over a punched UDP path through two cone NATs."""
+
+    def test_session_over_punched_udp(self):
+        display = Xvfb(width=WIDTH, height=HEIGHT).start()
+        self.addCleanup(display.stop)
+        target = subprocess.Popen([sys.executable, "-c", TARGET, str(WIDTH), str(HEIGHT)], env=display.env(),
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(target.wait)
+        self.addCleanup(target.kill)
+        self.assertEqual(target.stdout.readline().strip(), "ready")
+        viewer, host = self.connect("cone", "cone", "--session", host_env={"DISPLAY": display.env()["DISPLAY"]})
+        self.assertEqual((viewer["path"], host["path"]), ("direct-udp", "direct-udp"))
+        snapshot = f"{self.tmp}/screen.png"
+        result = self.command(f"session 20 {snapshot}", "session", timeout=30)
+        self.assertGreaterEqual(result["frames"], 1, result)
+        self.assertEqual(result["size"], [WIDTH, HEIGHT])
+        with Image.open(snapshot) as image:
+            rgb = image.convert("RGB")
+            for i, expected in enumerate(COLOURS):
+                got = rgb.getpixel((i * WIDTH // 4 + WIDTH // 8, HEIGHT // 2))
+                self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 40, (i, got, expected))
+        self.assertGreaterEqual(self.host.event("session_ended", timeout=15)["frames"], 1)
 
 
 if __name__ == "__main__":
