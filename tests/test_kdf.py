@@ -48,6 +48,19 @@ class OneTimePasswordTest(unittest.TestCase):
         self.assertGreaterEqual(len(set(kdf.OTP_ALPHABET)), 30)
 
 
+class HkdfTest(unittest.TestCase):
+    def test_rfc5869_case_1(self):
+        okm = kdf.hkdf_sha256(bytes.fromhex("0b" * 22), 42, salt=bytes.fromhex("000102030405060708090a0b0c"),
+                              info=bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"))
+        self.assertEqual(okm.hex(), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+                                    "34007208d5b887185865")
+
+    def test_rfc5869_case_3_empty_salt_and_info(self):
+        okm = kdf.hkdf_sha256(bytes.fromhex("0b" * 22), 42)
+        self.assertEqual(okm.hex(), "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+                                    "9d201395faa4b61a96c8")
+
+
 class KeyExpansionTest(unittest.TestCase):
     def test_w_bound_to_context(self):
         secret = bytes(range(32))

@@ -227,8 +227,16 @@ def viewer_handshake(stream, password: str, *, viewer_id: str, host_id: str, ses
     Raises WrongPasswordError, RemoteProtocolError, SecureChannelError, TransportTimeout,
     ConnectionClosed. The slow password KDF runs before the timeout starts.
     """
+    secret = kdf.password_secret(password, host_id)
+    return viewer_handshake_secret(stream, secret, viewer_id=viewer_id, host_id=host_id,
+                                   session_id=session_id, timeout=timeout)
+
+
+def viewer_handshake_secret(stream, secret: bytes, *, viewer_id: str, host_id: str,
+                            session_id: bytes, timeout=10.0) -> SecureChannel:
+    """viewer_handshake with an already derived kdf.password_secret (e.g. a saved one)."""
     context = _context(viewer_id, host_id, session_id)
-    w = kdf.spake2_w(kdf.password_secret(password, host_id), context)
+    w = kdf.spake2_w(bytes(secret), context)
     party = Spake2Party(ROLE_A, w, str(viewer_id).encode(), str(host_id).encode(), context)
 
     def body():

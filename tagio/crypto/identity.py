@@ -81,6 +81,23 @@ class Identity:
         identity.save(path)
         return identity
 
+    @classmethod
+    def regenerate(cls, config_dir) -> "Identity":
+        """Replace the key in config_dir with a new one (a new ID). A deliberate user action.
+
+        The new key is written to a temporary file and renamed over the old
+        one, so a crash leaves either the old or the new key, never neither.
+        """
+        path = Path(config_dir) / KEY_FILE
+        identity = cls.generate()
+        tmp = path.with_name(KEY_FILE + ".new")
+        identity.save(tmp)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ConfigError(f"cannot replace identity key {path}: {exc}") from exc
+        return identity
+
     def save(self, path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,9 @@ import hashlib
 import secrets
 import unicodedata
 
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF, scrypt
+from Crypto.Protocol.KDF import scrypt
 
-from tagio.crypto.spake2 import ORDER
+from tagio.crypto.spake2 import ORDER, hkdf_sha256
 from tagio.errors import LocalProtocolError
 
 SECRET_LEN = 32
@@ -85,7 +84,7 @@ def handshake_context(viewer_id: str, host_id: str, session_id: bytes) -> bytes:
 
 def spake2_w(secret: bytes, context: bytes) -> int:
     """SPAKE2 scalar w from a password secret, bound to the run's context."""
-    wide = HKDF(bytes(secret), 48, b"", SHA256, context=_W_DOMAIN + context)
+    wide = hkdf_sha256(bytes(secret), 48, info=_W_DOMAIN + context)
     return int.from_bytes(wide, "big") % ORDER
 
 
@@ -96,14 +95,14 @@ def record_keys(ke: bytes, context: bytes, transcript_hash: bytes) -> dict:
     host-to-viewer).
     """
     block = KEY_LEN + NONCE_PREFIX_LEN
-    okm = HKDF(ke, 2 * block, transcript_hash, SHA256, context=_RECORD_DOMAIN + context)
+    okm = hkdf_sha256(ke, 2 * block, salt=transcript_hash, info=_RECORD_DOMAIN + context)
     v2h, h2v = okm[:block], okm[block:]
     return {"v2h": (v2h[:KEY_LEN], v2h[KEY_LEN:]), "h2v": (h2v[:KEY_LEN], h2v[KEY_LEN:])}
 
 
 def next_key(key: bytes) -> bytes:
     """The key that replaces `key` after a rekey interval (one-way)."""
-    return HKDF(key, KEY_LEN, b"", SHA256, context=_REKEY_DOMAIN)
+    return hkdf_sha256(key, KEY_LEN, info=_REKEY_DOMAIN)
 
 
 def transcript_hash(tt: bytes) -> bytes:

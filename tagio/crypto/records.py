@@ -89,13 +89,20 @@ class RecordSealer:
             raise LocalProtocolError(f"message of {len(payload)} bytes exceeds {MAX_RECORD}")
         if self.seq >= MAX_SEQ:
             raise channel_error("exhausted", "record counter would wrap")
-        header = HEADER.pack(1 + len(payload) + TAG_LEN, self.seq)
+        size = len(payload)
+        out = bytearray(HEADER.size + 1 + size + TAG_LEN)
+        HEADER.pack_into(out, 0, 1 + size + TAG_LEN, self.seq)
         self._keys.step_to(self.seq)
         aead = self._keys.cipher_for(self.seq)
-        aead.update(header)
-        body, tag = aead.encrypt_and_digest(bytes([rec_type]) + payload)
+        view = memoryview(out)
+        aead.update(view[:HEADER.size])
+        # Encrypt straight into the output buffer: no copy of a 64 KiB payload.
+        aead.encrypt(bytes([rec_type]), output=view[HEADER.size:HEADER.size + 1])
+        if size:
+            aead.encrypt(payload, output=view[HEADER.size + 1:HEADER.size + 1 + size])
+        view[HEADER.size + 1 + size:] = aead.digest()
         self.seq += 1
-        return b"".join((header, body, tag))
+        return out
 
 
 class RecordOpener:
@@ -128,7 +135,7 @@ class RecordOpener:
                 out.append(record)
         except SecureChannelError as exc:
             self.error = exc
-            self._buf.clear()
+            self._buf = bytearray()     # not clear(): a traceback may still hold a view of it
             if not out:
                 raise
             # Deliver the good records that came before the bad one; the next call raises.
@@ -153,14 +160,12 @@ class RecordOpener:
         end = HEADER.size + length
         if len(self._buf) < end:
             return None
-        header = bytes(self._buf[:HEADER.size])
-        body = bytes(self._buf[HEADER.size:end - TAG_LEN])
-        tag = bytes(self._buf[end - TAG_LEN:end])
-        del self._buf[:end]
-        plain = self._open(header, seq, body, tag)
-        return self._accept(seq, plain)
+        rec_type, payload = self._open(memoryview(self._buf)[:end], seq)
+        del self._buf[:end]         # the views above are gone by now (they were temporaries)
+        return self._accept(seq, rec_type, payload)
 
-    def _open(self, header, seq, body, tag) -> bytes:
+    def _open(self, record, seq) -> tuple:
+        """(type, payload) of one whole record, decrypted in place of copies; tamper if forged."""
         # Authenticate under the nonce the header claims: if that works, the
         # header's seq is genuine and a mismatch is a replay/reorder, not a bit flip.
         if seq == self.seq:
@@ -169,20 +174,22 @@ class RecordOpener:
         try:
             if aead is None:
                 raise ValueError("other epoch")
-            aead.update(header)
-            return aead.decrypt_and_verify(body, tag)
+            aead.update(record[:HEADER.size])
+            rec_type = aead.decrypt(record[HEADER.size:HEADER.size + 1])[0]
+            payload = aead.decrypt(record[HEADER.size + 1:-TAG_LEN])
+            aead.verify(record[-TAG_LEN:])      # nothing is returned before this passes
+            return rec_type, payload
         except ValueError:
             raise channel_error("tamper", f"record {seq} failed authentication") from None
 
-    def _accept(self, seq, plain):
+    def _accept(self, seq, rec_type, payload):
         if seq < self.seq:
             raise channel_error("replay", f"record {seq} arrived again (expected {self.seq})")
         if seq > self.seq:
             raise channel_error("reorder", f"record {seq} arrived while {self.seq} was expected")
-        rec_type = plain[0]
         if rec_type not in RECORD_TYPES:
             raise channel_error("protocol", f"unknown record type {rec_type}")
         self.seq += 1
         if rec_type == REC_CLOSE:
             self.closed = True
-        return rec_type, plain[1:]
+        return rec_type, payload

@@ -22,8 +22,6 @@ import hashlib
 import hmac
 import secrets
 
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
 from Crypto.PublicKey import ECC
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
@@ -78,8 +76,25 @@ def transcript(id_a: bytes, id_b: bytes, p_a: bytes, p_b: bytes, k: bytes, w: in
 
 def confirmation_keys(ka: bytes, aad: bytes = b"") -> tuple:
     """KcA, KcB = HKDF(salt=nil, ikm=Ka, info='ConfirmationKeys' || AAD, L=32)."""
-    okm = HKDF(ka, 32, b"", SHA256, context=b"ConfirmationKeys" + aad)
+    okm = hkdf_sha256(ka, 32, info=b"ConfirmationKeys" + aad)
     return okm[:16], okm[16:]
+
+
+def hkdf_sha256(ikm: bytes, length: int, salt: bytes = b"", info: bytes = b"") -> bytes:
+    """RFC 5869 HKDF-SHA256; an empty salt means HashLen zero bytes ("nil" in RFC 9382).
+
+    Built on the standard library's C HMAC: pycryptodome's HKDF is ~10x slower
+    per call and a handshake makes a dozen calls.
+    """
+    if not 0 < length <= 255 * 32:
+        raise LocalProtocolError("bad HKDF output length")
+    prk = hmac.digest(salt or bytes(32), ikm, "sha256")
+    okm, block, counter = b"", b"", 1
+    while len(okm) < length:
+        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
+        okm += block
+        counter += 1
+    return okm[:length]
 
 
 def random_scalar() -> int:
@@ -121,13 +136,14 @@ class Spake2Party:
         self._scalar = scalar if scalar is not None else random_scalar()
         mine, self._theirs = (M, N) if role == ROLE_A else (N, M)
         self.message = encode_point(_G * self._scalar + mine * w)
+        self._unblind = -(self._theirs * w)   # computed once: the viewer may finish() per slot
 
     def finish(self, peer_message: bytes) -> Spake2Result:
         """Combine with the peer's point; raise RemoteProtocolError if it is invalid."""
         peer = decode_point(peer_message)
         if bytes(peer_message) == self.message:
             raise RemoteProtocolError("SPAKE2 peer echoed our own message")
-        shared = (peer + (-(self._theirs * self.w))) * self._scalar
+        shared = (peer + self._unblind) * self._scalar
         if shared.is_point_at_infinity():
             raise RemoteProtocolError("SPAKE2 shared point is the point at infinity")
         k = encode_point(shared)
