@@ -107,6 +107,7 @@ class Client:
         self._listener = make_listener(self._direct_bind)
         self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
                                candidates=self._candidates, on_peer=self._on_peer,
+                               udp_socket=self._udp_socket,
                                on_status=lambda status: self._emit("relay_status", status=status))
         self._link.start()
         return self
@@ -185,7 +186,7 @@ class Client:
         from tagio.crypto.handshake import viewer_handshake
         handshake = functools.partial(viewer_handshake, password=password, viewer_id=self.id,
                                       host_id=partner, session_id=session_id, timeout=timeout)
-        channel = establish_channel(peer, relay, handshake, listener=None, timeout=timeout)
+        channel = establish_channel(peer, relay, handshake, listener=self._listener, timeout=timeout)
         connect_ms = (time.monotonic() - started) * 1000.0
         self._remember(partner)
         return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
@@ -202,6 +203,11 @@ class Client:
 
     def _candidates(self):
         return self._listener.candidates() if self._listener is not None else []
+
+    def _udp_socket(self):
+        """The listener's UDP socket as seen by RelayClient.discover_udp (for hole punching)."""
+        udp = getattr(self._listener, "udp", None)
+        return udp.discovery_socket() if udp is not None else None
 
     def _on_peer(self, peer):
         """Called by the relay link for each rendezvous; never blocks."""

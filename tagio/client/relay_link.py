@@ -24,6 +24,7 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 POLL = 0.25                 # how often the pump notices a stop or a lost relay
 REGISTER_TIMEOUT = 8.0
+UDP_DISCOVERY_TIMEOUT = 1.5  # one try after registering; punching then has a reflexive address
 
 
 class LinkState(enum.Enum):
@@ -59,11 +60,13 @@ def next_backoff(previous, rng=random.random):
 
 class RelayLink:
     def __init__(self, address, identity, *, auth_secret=None, candidates=lambda: [], on_peer,
-                 on_status=lambda status: None, factory=_default_factory, backoff=None):
+                 on_status=lambda status: None, factory=_default_factory, backoff=None,
+                 udp_socket=lambda: None):
         self.address = address
         self._identity, self._auth_secret = identity, auth_secret
         self._candidates, self._on_peer, self._on_status = candidates, on_peer, on_status
         self._factory = factory
+        self._udp_socket = udp_socket       # -> socket-like for discover_udp, or None (no UDP punching)
         self._backoff = backoff or next_backoff
         self._state, self._reason = LinkState.CONNECTING, ""
         self._lock = threading.Lock()
@@ -149,9 +152,20 @@ class RelayLink:
             _close_quietly(client)
             self._fire("failed", _describe(exc))
             return None
+        self._discover_udp(client)
         self.relay = client
         self._fire("registered")
         return client
+
+    def _discover_udp(self, client):
+        """Let the relay learn our reflexive UDP address, so partners can punch to it."""
+        sock = self._udp_socket()
+        if sock is None or not hasattr(client, "discover_udp"):
+            return
+        try:
+            client.discover_udp(sock, timeout=UDP_DISCOVERY_TIMEOUT)
+        except (TagioError, OSError) as exc:    # no UDP to the relay: TCP and the relay still work
+            log.info("UDP discovery at the relay failed: %s", _describe(exc))
 
     def _pump(self, client):
         while not self._stop.is_set() and client.online:
