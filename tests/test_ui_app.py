@@ -256,9 +256,15 @@ class AppTest(UiCase):
     def test_about_names_the_version(self):
         from tagio import __version__
         from tagio.ui.prompts import AboutDialog
+        from tagio.ui.settings_dialog import SettingsDialog
         self.app.home.callbacks["about"]()
         about = self.pump(lambda: (self.toplevels(AboutDialog) or [None])[0], "about dialog")
         self.assertIn(__version__, about.message_text)
+        self.app.home.callbacks["about"]()            # a second click: still one dialog
+        self.app.open_settings()
+        self.pump(lambda: True, "idle")
+        self.assertEqual(len(self.toplevels(AboutDialog)), 1)
+        self.assertEqual(self.toplevels(SettingsDialog), [])
         about.ok_button.invoke()
         self.assertFalse(self.toplevels(AboutDialog))
 

@@ -242,8 +242,17 @@ class App:
         self.client.new_password()
         self.refresh()
 
+    def _dialog_open(self) -> bool:
+        """One dialog at a time: a second click brings the open one to the front instead."""
+        if self.dialog is not None and _exists(self.dialog):
+            self.dialog.lift()
+            return True
+        return False
+
     def open_settings(self):
         from tagio.ui.settings_dialog import SettingsDialog
+        if self._dialog_open():
+            return
         before = (self.settings.relay, self.settings.relay_secret)
         self.dialog = SettingsDialog(self.root, self.settings, self.client.id,
                                      on_saved=lambda settings: self._settings_saved(settings, before))
@@ -265,7 +274,8 @@ class App:
         self._spawn(old.close, name="close-old-client")
 
     def open_about(self):
-        self.dialog = AboutDialog(self.root, __version__)
+        if not self._dialog_open():
+            self.dialog = AboutDialog(self.root, __version__)
 
     # --- viewer session -------------------------------------------------------------------------
 
