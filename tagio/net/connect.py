@@ -161,10 +161,13 @@ class _Race:
         with self.cond:
             losers = [entry for entry in self.opened if entry is not winner]
         for stream, channel in losers:
-            for closable in (channel, stream):
+            # A UDP stream's close() waits for its FIN to be acked; a loser must not
+            # delay the winner, so it is reset (abort) before the channel closes.
+            closers = [getattr(stream, "abort", None), getattr(channel, "close", None), stream.close]
+            for close in closers:
                 try:
-                    if closable is not None:
-                        closable.close()
+                    if close is not None:
+                        close()
                 except Exception:  # a loser failing to close must not hide the winner
                     pass
 
