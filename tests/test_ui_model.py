@@ -47,11 +47,12 @@ class RelayStatusTest(unittest.TestCase):
         self.assertEqual(colour, "ok")
         self.assertIn("relay.example:443", text)
 
-    def test_unreachable_shows_reason_and_lan_hint(self):
-        text, colour = model.relay_status_text("unreachable: connection refused")
+    def test_unreachable_shows_reason_and_lan_hint_only_with_lan(self):
+        text, colour = model.relay_status_text("unreachable: connection refused", lan_available=True)
         self.assertEqual(colour, "error")
         self.assertIn("connection refused", text)
         self.assertIn("LAN", text)
+        self.assertNotIn("LAN", model.relay_status_text("unreachable: connection refused")[0])
 
     def test_connecting_is_busy(self):
         self.assertEqual(model.relay_status_text("connecting")[1], "busy")
@@ -76,7 +77,7 @@ class ErrorMessageTest(unittest.TestCase):
         self.assertEqual(model.short_reason("cannot reach relay 127.0.0.1:5: timed out"), "timed out")
         self.assertEqual(model.short_reason("relay refused: bad secret"), "relay refused: bad secret")
         text, _colour = model.relay_status_text("unreachable: cannot reach relay r:1: Connection refused")
-        self.assertEqual(text, "Relay unreachable: Connection refused \u2014 LAN connections still work")
+        self.assertEqual(text, "Relay unreachable: Connection refused")
 
     def test_unknown_relay_code_shows_relay_text(self):
         _t, text = model.error_message(RelayError("weird", "the relay said so"))

@@ -162,9 +162,9 @@ class App:
         self.home.set_identity(model.display_id(client.id), client.one_time_password)
         address = getattr(client, "relay_address", None)
         address_text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
-        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text))
-        self.home.set_recent(model.recent_rows(getattr(self.settings, "recent_partners", [])))
         lan = getattr(client, "lan_peers", None)
+        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text, lan is not None))
+        self.home.set_recent(model.recent_rows(getattr(self.settings, "recent_partners", [])))
         self.home.set_lan(model.lan_rows(lan() if callable(lan) else lan) if lan is not None else None)
 
     def _spawn(self, target, *args, name):

@@ -96,15 +96,17 @@ def short_reason(text: str) -> str:
     return _RELAY_PREFIX.sub("", str(text or "").strip()) or str(text or "")
 
 
-def relay_status_text(status, relay_address: str = ""):
-    """(line of text, colour key) for the status bar of the home window."""
+def relay_status_text(status, relay_address: str = "", lan_available: bool = False):
+    """(line of text, colour key) for the status bar of the home window.
+
+    The LAN hint is only given when the core really offers LAN connections."""
     word, reason = parse_relay_status(status)
     text, colour = RELAY_STATUS_TEXT.get(word, (word.capitalize() or "Unknown", "idle"))
     if relay_address and colour in ("ok", "error"):
         text = f"{text} ({relay_address})"
     if reason and colour == "error":
         text = f"{text}: {short_reason(reason)}"
-    if colour == "error":
+    if colour == "error" and lan_available:
         text += " \u2014 LAN connections still work"
     return text, colour
 
