@@ -81,7 +81,7 @@ def parse_address(text, default_port=443) -> tuple:
 
 class RelayClient:
     def __init__(self, address, identity, *, auth_secret=None, ssl_context=None, local_candidates=(),
-                 udp_addr=None, timeout=10.0, server_hostname=None):
+                 udp_addr=None, timeout=10.0, server_hostname=None, source_ip=None):
         self.address = tuple(address)
         self.identity = identity
         self.auth_secret = auth_secret or None
@@ -90,10 +90,12 @@ class RelayClient:
         self.local_candidates = [tuple(a) for a in local_candidates]
         self.udp_addr = tuple(udp_addr) if udp_addr else None
         self.timeout = timeout
+        self.source_ip = source_ip  # optional local address to connect from (tests, multi-homed hosts)
         self.registered = None
         self.incoming = queue.Queue(maxsize=INCOMING_MAX)
         self.online = False
         self.last_error = None
+        self.last_error_code = None  # machine-readable code of the relay's last Error, e.g. "replaced"
         self._sock = None
         self._send_lock = threading.Lock()
         self._pending = {}
@@ -108,7 +110,8 @@ class RelayClient:
         """A connected (TLS-wrapped if configured) socket; raises TransportError/TransportTimeout."""
         host, port = self.address
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            source = (self.source_ip, 0) if self.source_ip else None
+            sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
         except socket.timeout as exc:
             raise TransportTimeout(f"relay {host}:{port} did not answer within {timeout:g} s") from exc
         except OSError as exc:
@@ -233,8 +236,9 @@ class RelayClient:
     def _on_error(self, msg):
         if msg.ref and self._resolve(msg.ref, error=RelayError(msg.code, msg.text)):
             return
-        self.last_error = f"{msg.text} ({msg.code})"
-        log.warning("relay error: %s", self.last_error)
+        self.last_error_code = msg.code
+        # An Error that answers no request is the relay's last word before it closes us.
+        self._lost(f"{msg.text} ({msg.code})")
 
     def _on_heartbeat(self, msg):
         self._last_echo = time.monotonic()

@@ -1,0 +1,304 @@
+"""Relay logic without sockets: rate limiter, pairing, registry/bindings, the message state table."""
+
+import json
+import os
+import tempfile
+import unittest
+from pathlib import Path
+
+from tagio.crypto.identity import Identity
+from tagio.errors import ConfigError, IdentityError, RelayError, RemoteProtocolError
+from tagio.protocol import messages as m
+from tagio.relay.logic import ConnState, Limits, RelayLogic, check_ownership, error_code
+from tagio.relay.pairing import Pairing
+from tagio.relay.ratelimit import RateLimiter
+from tagio.relay.registry import BindingStore, Registration, Registry
+
+
+class FakeClock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class RecordingConn:
+    """Stands in for a server connection: records what the logic sends and does."""
+
+    def __init__(self, ip="203.0.113.1", port=40000):
+        self.peer_addr = (ip, port)
+        self.state = ConnState.NEW
+        self.nonce = None
+        self.sent, self.closed, self.failed, self.partner = [], None, None, None
+
+    def send(self, message):
+        self.sent.append(message)
+
+    def close(self, reason=""):
+        self.closed = reason
+
+    def fail(self, exc):
+        self.failed = exc
+
+    def start_relay(self, partner):
+        self.partner = partner
+
+
+class RateLimiterTest(unittest.TestCase):
+    def test_burst_then_refill(self):
+        clock = FakeClock()
+        rl = RateLimiter(clock, rate=2, burst=3)
+        self.assertEqual([rl.allow("a") for _ in range(4)], [True, True, True, False])
+        self.assertTrue(rl.allow("b"))  # other addresses unaffected
+        clock.now += 0.5
+        self.assertTrue(rl.allow("a"))
+        self.assertFalse(rl.allow("a"))
+
+    def test_table_is_bounded(self):
+        rl = RateLimiter(FakeClock(), rate=1, burst=1, max_keys=100)
+        for i in range(1000):
+            rl.allow(i)
+        self.assertEqual(len(rl), 100)
+
+
+class PairingTest(unittest.TestCase):
+    def setUp(self):
+        self.clock = FakeClock()
+        self.pairing = Pairing(self.clock, token_ttl=60, wait_timeout=30)
+
+    def test_pair_completes_and_token_is_spent(self):
+        self.pairing.issue(b"t" * 16)
+        self.assertIsNone(self.pairing.bind(b"t" * 16, "a"))
+        self.assertEqual(self.pairing.bind(b"t" * 16, "b"), "a")
+        with self.assertRaises(RelayError) as ctx:
+            self.pairing.bind(b"t" * 16, "c")
+        self.assertEqual(ctx.exception.code, "unknown_token")
+
+    def test_unknown_and_expired_tokens(self):
+        with self.assertRaises(RelayError):
+            self.pairing.bind(b"x" * 16, "a")
+        self.pairing.issue(b"t" * 16)
+        self.clock.now += 61
+        with self.assertRaises(RelayError):
+            self.pairing.bind(b"t" * 16, "a")
+
+    def test_unpaired_wait_expires(self):
+        self.pairing.issue(b"t" * 16)
+        self.pairing.bind(b"t" * 16, "a")
+        self.clock.now += 29
+        self.assertEqual(self.pairing.expire(), [])
+        self.clock.now += 2
+        self.assertEqual(self.pairing.expire(), ["a"])
+        self.assertEqual(self.pairing.waiting, 0)
+
+    def test_dropped_waiter_frees_token(self):
+        self.pairing.issue(b"t" * 16)
+        self.pairing.bind(b"t" * 16, "a")
+        self.pairing.drop("a")
+        self.assertEqual(self.pairing.waiting, 0)
+
+    def test_issued_tokens_bounded(self):
+        pairing = Pairing(self.clock, max_tokens=3)
+        for i in range(3):
+            pairing.issue(bytes([i]) * 16)
+        with self.assertRaises(RelayError) as ctx:
+            pairing.issue(b"z" * 16)
+        self.assertEqual(ctx.exception.code, "busy")
+
+
+class RegistryTest(unittest.TestCase):
+    def test_heartbeat_expiry(self):
+        clock = FakeClock()
+        reg = Registry(clock, heartbeat_timeout=60)
+        reg.add(Registration("123456789", b"k" * 32, "conn-a", ("1.2.3.4", 5)))
+        reg.add(Registration("223456789", b"j" * 32, "conn-b", ("1.2.3.5", 5)))
+        clock.now += 50
+        reg.touch("conn-b")
+        clock.now += 20
+        expired = reg.expire()
+        self.assertEqual([r.client_id for r in expired], ["123456789"])
+        self.assertIsNone(reg.get("123456789"))
+        self.assertIsNotNone(reg.get("223456789"))
+
+    def test_binding_refuses_other_key(self):
+        reg = Registry(FakeClock(), 60)
+        reg.add(Registration("123456789", b"k" * 32, "conn-a", ("1.2.3.4", 5)))
+        reg.remove("conn-a")  # offline now, but the ID stays bound
+        with self.assertRaises(IdentityError):
+            reg.add(Registration("123456789", b"X" * 32, "conn-x", ("6.6.6.6", 5)))
+
+    def test_same_key_replaces_and_udp_token(self):
+        reg = Registry(FakeClock(), 60)
+        first = Registration("123456789", b"k" * 32, "conn-a", ("1.2.3.4", 5))
+        reg.add(first)
+        second = Registration("123456789", b"k" * 32, "conn-b", ("1.2.3.4", 6))
+        self.assertIs(reg.add(second), first)
+        self.assertIsNone(reg.for_conn("conn-a"))
+        self.assertNotEqual(first.udp_token, second.udp_token)
+        self.assertFalse(reg.record_udp(first.udp_token, ("9.9.9.9", 1)))
+        self.assertTrue(reg.record_udp(second.udp_token, ("9.9.9.9", 1)))
+        self.assertEqual(reg.get("123456789").udp_addr, ("9.9.9.9", 1))
+
+
+class BindingStoreTest(unittest.TestCase):
+    def test_persist_and_reload(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sub" / "state.json"
+            store = BindingStore(path)
+            store.bind("123456789", b"k" * 32)
+            self.assertTrue(store.dirty)
+            store.save()
+            self.assertFalse(store.dirty)
+            self.assertEqual(json.loads(path.read_text())["bindings"], {"123456789": (b"k" * 32).hex()})
+            self.assertEqual(os.listdir(path.parent), ["state.json"])  # no temp file left behind
+            again = BindingStore(path)
+            again.load()
+            with self.assertRaises(IdentityError):
+                again.check("123456789", b"j" * 32)
+
+    def test_corrupt_file_is_config_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "state.json"
+            path.write_text("{not json")
+            with self.assertRaisesRegex(ConfigError, "cannot read relay state file"):
+                BindingStore(path).load()
+
+    def test_full_store_refuses_new_ids_only(self):
+        store = BindingStore(max_bindings=1)
+        store.bind("123456789", b"k" * 32)
+        store.bind("123456789", b"k" * 32)
+        with self.assertRaises(RelayError) as ctx:
+            store.bind("223456789", b"j" * 32)
+        self.assertEqual(ctx.exception.code, "relay_full")
+
+
+def register_message(identity, nonce, secret=None):
+    sig = identity.sign(m.registration_message(nonce, identity.id, identity.public_key))
+    proof = m.auth_proof(secret, nonce, identity.id) if secret else b""
+    return m.Register(identity.id, identity.public_key, sig, proof)
+
+
+class LogicTest(unittest.TestCase):
+    def setUp(self):
+        self.clock = FakeClock()
+        self.logic = RelayLogic(Limits(register_burst=3, connect_burst=2), clock=self.clock,
+                                wall_clock=lambda: 1_700_000_000.0)
+
+    def register(self, identity, ip="203.0.113.1"):
+        conn = RecordingConn(ip)
+        self.logic.handle(conn, m.Hello())
+        self.logic.handle(conn, register_message(identity, conn.nonce))
+        return conn
+
+    def test_register_flow(self):
+        ident = Identity.generate()
+        conn = self.register(ident)
+        self.assertIsInstance(conn.sent[0], m.Challenge)
+        self.assertIsInstance(conn.sent[1], m.Registered)
+        self.assertEqual(conn.sent[1].observed_addr, conn.peer_addr)
+        self.assertEqual(conn.sent[1].server_time_ms, 1_700_000_000_000)
+        self.assertEqual(conn.state, ConnState.REGISTERED)
+
+    def test_unexpected_message_for_state(self):
+        conn = RecordingConn()
+        with self.assertRaisesRegex(RemoteProtocolError, "unexpected ConnectRequest in state new"):
+            self.logic.handle(conn, m.ConnectRequest("123456789", bytes(16)))
+        with self.assertRaisesRegex(RemoteProtocolError, "unexpected Register"):
+            self.logic.handle(conn, m.Register("1", bytes(32), bytes(64)))
+
+    def test_ownership_checks(self):
+        owner, other = Identity.generate(), Identity.generate()
+        nonce = os.urandom(32)
+        self.assertEqual(check_ownership(nonce, register_message(owner, nonce)), "")
+        stolen = register_message(other, nonce)
+        stolen.client_id = owner.id
+        self.assertIn("does not belong", check_ownership(nonce, stolen))
+        forged = register_message(owner, nonce)
+        forged.signature = other.sign(m.registration_message(nonce, owner.id, owner.public_key))
+        self.assertIn("bad signature", check_ownership(nonce, forged))
+        replayed = register_message(owner, os.urandom(32))
+        self.assertIn("bad signature", check_ownership(nonce, replayed))
+
+    def test_failed_ownership_fails_connection(self):
+        owner = Identity.generate()
+        conn = RecordingConn()
+        self.logic.handle(conn, m.Hello())
+        msg = register_message(owner, os.urandom(32))  # signed over the wrong nonce
+        self.logic.handle(conn, msg)
+        self.assertIsInstance(conn.failed, IdentityError)
+        self.assertEqual(error_code(conn.failed), "identity")
+        self.assertIsNone(self.logic.registry.get(owner.id))
+
+    def test_registration_rate_limit(self):
+        for _ in range(3):
+            self.register(Identity.generate())
+        with self.assertRaises(RelayError) as ctx:
+            self.register(Identity.generate())
+        self.assertEqual(ctx.exception.code, "rate_limited")
+        self.register(Identity.generate(), ip="198.51.100.9")  # another address is fine
+
+    def test_auth_secret(self):
+        logic = RelayLogic(auth_secret="s3cret", clock=self.clock)
+        ident = Identity.generate()
+        conn = RecordingConn()
+        logic.handle(conn, m.Hello())
+        self.assertEqual(conn.sent[0].auth_required, 1)
+        with self.assertRaises(RelayError) as ctx:
+            logic.handle(conn, register_message(ident, conn.nonce, secret="wrong"))
+        self.assertEqual(ctx.exception.code, "auth_failed")
+        self.assertNotIn(ident.id, ctx.exception.text)  # no information about IDs
+        good = RecordingConn()
+        logic.handle(good, m.Hello())
+        logic.handle(good, register_message(ident, good.nonce, secret="s3cret"))
+        self.assertEqual(good.state, ConnState.REGISTERED)
+
+    def test_rendezvous_and_pairing(self):
+        viewer_id, host_id = Identity.generate(), Identity.generate()
+        viewer, host = self.register(viewer_id), self.register(host_id, ip="198.51.100.2")
+        sid = os.urandom(16)
+        self.logic.handle(viewer, m.ConnectRequest(host_id.id, sid))
+        v_info, h_info = viewer.sent[-1], host.sent[-1]
+        self.assertEqual((v_info.role, h_info.role), ("viewer", "host"))
+        self.assertEqual(v_info.peer_public_addr, host.peer_addr)
+        self.assertEqual(v_info.relay_token, h_info.relay_token)
+        a, b = RecordingConn(), RecordingConn()
+        self.logic.handle(a, m.RelayBind(v_info.relay_token))
+        self.assertEqual(a.state, ConnState.BINDING)
+        self.logic.handle(b, m.RelayBind(v_info.relay_token))
+        self.assertIs(b.partner, a)
+        self.assertEqual((a.state, b.state), (ConnState.RELAYING, ConnState.RELAYING))
+
+    def test_connect_errors_keep_connection(self):
+        viewer = self.register(Identity.generate())
+        sid = os.urandom(16)
+        self.logic.handle(viewer, m.ConnectRequest("111111111", sid))
+        self.assertEqual((viewer.sent[-1].code, viewer.sent[-1].ref), ("unknown_id", sid))
+        self.logic.handle(viewer, m.ConnectRequest("111111111", sid))
+        self.logic.handle(viewer, m.ConnectRequest("111111111", sid))
+        self.assertEqual(viewer.sent[-1].code, "rate_limited")
+        self.assertIsNone(viewer.failed)
+
+    def test_tick_expires_silent_clients(self):
+        conn = self.register(Identity.generate())
+        self.clock.now += 59
+        self.logic.tick()
+        self.assertIsNone(conn.failed)
+        self.clock.now += 2
+        self.logic.tick()
+        self.assertEqual(conn.failed.code, "timeout")
+        self.assertEqual(len(self.logic.registry), 0)
+
+    def test_udp_discover(self):
+        conn = self.register(Identity.generate())
+        token = conn.sent[1].udp_token
+        reply = self.logic.on_udp(m.UdpDiscover(token, b"x" * 16), ("203.0.113.1", 5555))
+        self.assertEqual((reply.observed_addr, reply.recorded), (("203.0.113.1", 5555), 1))
+        reply = self.logic.on_udp(m.UdpDiscover(b"", b"y" * 16), ("203.0.113.2", 6))
+        self.assertEqual(reply.recorded, 0)
+        with self.assertRaises(RemoteProtocolError):
+            self.logic.on_udp(m.Heartbeat(), ("1.1.1.1", 1))
+
+
+if __name__ == "__main__":
+    unittest.main()
