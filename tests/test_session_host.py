@@ -247,6 +247,7 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertEqual("".join(e["char"] for e in keys if e["keysym"] != "Return"), "hi é!")
         self.assertIn("Return", [e["keysym"] for e in keys])
         self.assertTrue(wait_for(lambda: viewer.cursor == (300, 200)), f"cursor {viewer.cursor}")
+        self.assertIsNotNone(viewer.cursor_shape, "the host never sent its pointer picture")
 
     def test_drag_double_click_wheel_and_modifiers(self):
         host, viewer = self.start_session()

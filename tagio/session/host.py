@@ -28,6 +28,7 @@ from PIL import Image
 from tagio.errors import RemoteProtocolError, TagioError
 from tagio.session import messages as m
 from tagio.session import tiles as t
+from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -66,6 +67,7 @@ class HostSession:
         self._fps_times = []
         self._injector = None
         self._moving = False
+        self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -133,12 +135,21 @@ class HostSession:
         import mss      # lazy: importing is cheap, but the grabber needs the display at open time
         Image.core.set_blocks_max(16)    # measured: 11 ms -> 2 ms per 1080p image (no page faults)
         kwargs = {"display": self.display} if self.display else {}
-        with mss.MSS(**kwargs) as sct:
-            self._capture_with(sct)
+        probe = CursorProbe.open(self.display)
+        if probe is not None:
+            self._cursor = CursorTracker(probe.position, probe.shape)
+        elif self._injector is not None:
+            self._cursor = CursorTracker(self._injector.pointer_absolute)
+        try:
+            with mss.MSS(**kwargs) as sct:
+                self._capture_with(sct)
+        finally:
+            if probe is not None:
+                probe.close()
 
     def _capture_with(self, sct):
         mon, prev = self._switch_monitor(sct, self._monitor_wanted), None
-        frame_id, last, cursor, changed_at = 0, 0.0, None, time.monotonic()
+        frame_id, last, changed_at = 0, 0.0, time.monotonic()
         while not self._workers.stopping.is_set():
             if self._monitor_switch.is_set():
                 self._monitor_switch.clear()
@@ -146,7 +157,8 @@ class HostSession:
             if not self._wait_credit():
                 return
             last = self._pace(last, idle=last - changed_at > IDLE_AFTER)
-            cursor = self._send_cursor(cursor)
+            if self._send_cursor():
+                changed_at = last       # a moving pointer keeps the full frame rate
             shot = sct.grab(mon["box"])
             raw = shot.raw
             dirty = t.changed_tiles(prev, raw, shot.width, shot.height)
@@ -170,6 +182,9 @@ class HostSession:
         box = {k: mon[k] for k in ("left", "top", "width", "height")}
         if self._injector is not None:
             self._injector.set_monitor(box["left"], box["top"], box["width"], box["height"])
+        if self._cursor is not None:
+            self._cursor.origin = (box["left"], box["top"])
+            self._cursor.reset()
         self._monitor_wanted = index
         with self._refresh_lock:
             self._refresh.reset()
@@ -199,13 +214,11 @@ class HostSession:
             self._workers.stopping.wait(delay)
         return time.monotonic()
 
-    def _send_cursor(self, previous):
-        if self._injector is None:
-            return previous
-        pos = self._injector.pointer()
-        if pos is not None and pos != previous:
-            self._queue(m.Cursor(pos[0], pos[1]))
-        return pos
+    def _send_cursor(self):
+        msg = self._cursor.poll() if self._cursor is not None else None
+        if msg is not None:
+            self._queue(msg)
+        return msg is not None
 
     def _queue(self, msg):
         self._workers.put(self._send_q, m.encode(msg))

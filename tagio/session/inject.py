@@ -91,13 +91,13 @@ class Injector:
     def set_monitor(self, left, top, width, height):
         self.origin, self.size = (left, top), (width, height)
 
-    def pointer(self):
-        """The pointer position relative to the captured monitor, or None if unknown."""
+    def pointer_absolute(self):
+        """The pointer position on the whole desktop, or None if unknown."""
         try:
             x, y = self._mouse.position
         except Exception:       # the backend may refuse while the display is going away
             return None
-        return int(x) - self.origin[0], int(y) - self.origin[1]
+        return int(x), int(y)
 
     def handle(self, msg):
         """Inject one Mouse/Key/Scroll/Text message. Raises KeyError for an unknown key name."""

@@ -14,6 +14,7 @@ Theory of operation. Two threads, stopped by one Event:
   ("rects", frame_id, [(x, y, image), ...], capture_time)   paste these images at (x, y)
   ("refresh",)                                     updates were dropped: redraw from `framebuffer`
   ("cursor", x, y)                                 the host pointer moved (monitor coordinates)
+  ("cursor_shape", hot_x, hot_y, rgba_image)       the host pointer changed its picture
   ("monitors", current, [(left, top, w, h), ...])  the host's monitors
   ("closed", text)                                 the session ended; `text` says why, for people
 
@@ -51,6 +52,7 @@ class ViewerSession:
         self.monitors = []
         self.host_flags = 0
         self.cursor = None
+        self.cursor_shape = None        # (hot_x, hot_y, RGBA image) once the host sent one
         self.closed_reason = None
         self._fb = None
         self._fb_lock = threading.Lock()
@@ -169,6 +171,10 @@ class ViewerSession:
         self._workers.put(self._decode_q, msg)      # the decoder rejects a Frame before any Hello
 
     def _on_cursor(self, msg):
+        if msg.width and msg.height:
+            shape = Image.frombytes("RGBA", (msg.width, msg.height), msg.rgba)
+            self.cursor_shape = (msg.hot_x, msg.hot_y, shape)
+            self._post(("cursor_shape", msg.hot_x, msg.hot_y, shape))
         self.cursor = (msg.x, msg.y)
         self._post(("cursor", msg.x, msg.y))
 

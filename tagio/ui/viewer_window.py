@@ -59,6 +59,9 @@ class ViewerWindow(tk.Toplevel):
         self._photo = None
         self._image_item = None
         self._cursor_item = None
+        self._cursor_photo = None
+        self._cursor_hot = (0, 0)
+        self._cursor_at = None
         self._last_motion = None
         self._status_at = 0.0
         self._closed_text = None
@@ -149,6 +152,9 @@ class ViewerWindow(tk.Toplevel):
         fb = self.session.framebuffer
         if fb is not None and self._photo is not None:
             self._put(0, 0, fb)
+        shape = getattr(self.session, "cursor_shape", None)     # its update may have been dropped
+        if shape is not None:
+            self._on_cursor_shape(*shape)
 
     def _on_rects(self, frame_id, pieces, capture_time):
         if self._photo is None:
@@ -170,13 +176,36 @@ class ViewerWindow(tk.Toplevel):
         self.drawn_rects += 1
 
     def _on_cursor(self, x, y):
+        self._cursor_at = (x, y)
         sx, sy = x * self.scale, y * self.scale
-        shape = [v + (sx if i % 2 == 0 else sy) for i, v in enumerate(CURSOR_SHAPE)]
-        if self._cursor_item is None:
-            self._cursor_item = self.canvas.create_polygon(*shape, fill="white", outline="black")
+        if self._cursor_photo is not None:
+            hx, hy = self._cursor_hot
+            coords = (sx - hx * self.scale, sy - hy * self.scale)
+            if self._cursor_item is None:
+                self._cursor_item = self.canvas.create_image(*coords, anchor="nw", image=self._cursor_photo)
+            else:
+                self.canvas.coords(self._cursor_item, *coords)
+                self.canvas.itemconfigure(self._cursor_item, image=self._cursor_photo)
         else:
-            self.canvas.coords(self._cursor_item, *shape)
+            shape = [v + (sx if i % 2 == 0 else sy) for i, v in enumerate(CURSOR_SHAPE)]
+            if self._cursor_item is None:
+                self._cursor_item = self.canvas.create_polygon(*shape, fill="white", outline="black")
+            else:
+                self.canvas.coords(self._cursor_item, *shape)
         self.canvas.tag_raise(self._cursor_item)
+
+    def _on_cursor_shape(self, hot_x, hot_y, image):
+        """Draw the host's own pointer picture from now on (scaled like the screen)."""
+        if self.scale != 1.0:
+            size = (max(1, round(image.width * self.scale)), max(1, round(image.height * self.scale)))
+            image = image.resize(size, Image.BILINEAR)
+        self._cursor_photo = ImageTk.PhotoImage(image, master=self)
+        self._cursor_hot = (hot_x, hot_y)
+        if self._cursor_item is not None:
+            self.canvas.delete(self._cursor_item)     # a polygon arrow becomes an image item
+            self._cursor_item = None
+        if self._cursor_at is not None:
+            self._on_cursor(*self._cursor_at)
 
     def _on_monitors(self, current, monitors):
         self.monitor_menu.delete(0, "end")
@@ -194,7 +223,7 @@ class ViewerWindow(tk.Toplevel):
         self._update_status(force=True)
 
     _UPDATES = {"size": _on_size, "rects": _on_rects, "refresh": _on_refresh, "cursor": _on_cursor,
-                "monitors": _on_monitors, "closed": _on_closed}
+                "cursor_shape": _on_cursor_shape, "monitors": _on_monitors, "closed": _on_closed}
 
     def _update_status(self, force=False):
         now = time.monotonic()
@@ -301,5 +330,5 @@ class ViewerWindow(tk.Toplevel):
                 pass
             self._poll_id = None
         self._fit_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
-        self._photo = None
+        self._photo = self._cursor_photo = None
         super().destroy()

@@ -1,0 +1,131 @@
+"""Where the host's pointer is and what it looks like, read separately from the screen image.
+
+Theory of operation: screen grabs do not contain the pointer, so the host reports it on its own
+(Cursor messages): the position every captured frame, the shape only when it changes. On X11 both
+come from the server - `QueryPointer` for the position, XFixes `GetCursorImage` (with a serial that
+changes with the shape) for the picture - through python-xlib, which pynput already depends on.
+Elsewhere, or when XFixes is missing, `CursorProbe.open()` returns None and the host falls back to
+pynput's pointer position without a shape. The probe owns its own X connection and is used by one
+thread only (the capture thread).
+"""
+
+import struct
+
+from PIL import Image
+
+MAX_SIDE = 128      # larger cursors are cropped (matches messages.MAX_CURSOR_SIDE)
+
+
+class CursorShape:
+    def __init__(self, serial, hot_x, hot_y, width, height, rgba):
+        self.serial, self.hot_x, self.hot_y = serial, hot_x, hot_y
+        self.width, self.height, self.rgba = width, height, rgba
+
+
+class CursorProbe:
+    def __init__(self, xdisplay):
+        self._display = xdisplay
+        self._root = xdisplay.screen().root
+
+    @classmethod
+    def open(cls, display=None):
+        """A probe for `display` (None: $DISPLAY), or None where this platform has no way to ask."""
+        try:
+            from Xlib import display as xdisplay
+            conn = xdisplay.Display(display)
+        except Exception:       # not X11, python-xlib missing, or no display: position-only fallback
+            return None
+        try:
+            if not conn.has_extension("XFIXES"):
+                conn.close()
+                return None
+            conn.xfixes_query_version()
+        except Exception:       # an X server without a working XFixes
+            conn.close()
+            return None
+        return cls(conn)
+
+    def position(self):
+        """(x, y) of the pointer on the whole X screen."""
+        reply = self._root.query_pointer()
+        return reply.root_x, reply.root_y
+
+    def shape(self):
+        """The current cursor picture as a CursorShape (RGBA, at most MAX_SIDE square)."""
+        img = self._display.xfixes_get_cursor_image(self._root)
+        return shape_from_argb(img.cursor_serial, img.xhot, img.yhot, img.width, img.height,
+                               img.cursor_image)
+
+    def close(self):
+        try:
+            self._display.close()
+        except Exception:       # the X server may already be gone
+            pass
+
+
+def shape_from_argb(serial, hot_x, hot_y, width, height, pixels):
+    """XFixes ARGB32 pixels (one int each, row by row) -> CursorShape with RGBA bytes, cropped."""
+    if width * height != len(pixels) or not width or not height:
+        return CursorShape(serial, 0, 0, 0, 0, b"")
+    data = struct.pack(f"<{len(pixels)}I", *(p & 0xFFFFFFFF for p in pixels))    # -> B, G, R, A
+    img = Image.frombytes("RGBA", (width, height), data, "raw", "BGRA")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        img = img.crop((0, 0, min(width, MAX_SIDE), min(height, MAX_SIDE)))
+    return CursorShape(serial, min(hot_x, img.width - 1), min(hot_y, img.height - 1),
+                       img.width, img.height, img.tobytes())
+
+
+SHAPE_EVERY = 0.1   # seconds between shape checks (a round trip and ~1k ints to parse each time)
+
+
+class CursorTracker:
+    """Turns probe readings into Cursor messages: position when it moved, shape when it changed.
+
+    `position()` returns desktop (x, y) or None; `shape()` returns a CursorShape or None; `origin`
+    is the captured monitor's top-left, so positions go out relative to what the viewer sees."""
+
+    def __init__(self, position, shape=None, clock=None):
+        import time
+        self._position, self._shape = position, shape
+        self._clock = clock or time.monotonic
+        self.origin = (0, 0)
+        self._last_pos = None
+        self._serial = None
+        self._shape_at = float("-inf")
+
+    def poll(self):
+        """The Cursor message to send now, or None."""
+        from tagio.session import messages as m
+        pos = self._safe(self._position)
+        shape = self._new_shape()
+        if pos is None:
+            return None
+        rel = (pos[0] - self.origin[0], pos[1] - self.origin[1])
+        if rel == self._last_pos and shape is None:
+            return None
+        self._last_pos = rel
+        if shape is None:
+            return m.Cursor(rel[0], rel[1])
+        return m.Cursor(rel[0], rel[1], 1, shape.hot_x, shape.hot_y, shape.width, shape.height, shape.rgba)
+
+    def reset(self):
+        """Send position and shape again (a new monitor stream starts)."""
+        self._last_pos, self._serial, self._shape_at = None, None, float("-inf")
+
+    def _new_shape(self):
+        now = self._clock()
+        if self._shape is None or now - self._shape_at < SHAPE_EVERY:
+            return None
+        self._shape_at = now
+        shape = self._safe(self._shape)
+        if shape is None or shape.serial == self._serial or not shape.width:
+            return None
+        self._serial = shape.serial
+        return shape
+
+    @staticmethod
+    def _safe(fn):
+        try:
+            return fn()
+        except Exception:   # a pointer query failing (display going away) only skips this update
+            return None

@@ -1,0 +1,82 @@
+"""Cursor tracking: position and shape messages from probe readings (pure), and the XFixes probe
+on a real Xvfb display."""
+
+import unittest
+
+from tagio.session import messages as m
+from tagio.session.cursor import CursorProbe, CursorShape, CursorTracker, shape_from_argb
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+
+class Tracker(unittest.TestCase):
+    def setUp(self):
+        self.now = [0.0]
+        self.pos = [(100, 50)]
+        self.shape = [CursorShape(1, 2, 3, 1, 1, b"\xff\x00\x00\xff")]
+        self.tracker = CursorTracker(lambda: self.pos[0], lambda: self.shape[0], clock=lambda: self.now[0])
+
+    def test_first_poll_sends_position_and_shape(self):
+        msg = self.tracker.poll()
+        self.assertEqual(msg, m.Cursor(100, 50, 1, 2, 3, 1, 1, b"\xff\x00\x00\xff"))
+        self.assertIsNone(self.tracker.poll())      # nothing new
+
+    def test_moves_are_sent_relative_to_the_monitor(self):
+        self.tracker.poll()
+        self.tracker.origin = (40, 10)
+        self.pos[0] = (150, 70)
+        self.assertEqual(self.tracker.poll(), m.Cursor(110, 60))
+
+    def test_shape_is_checked_at_most_every_interval_and_only_sent_when_new(self):
+        self.tracker.poll()
+        self.shape[0] = CursorShape(2, 0, 0, 1, 1, b"\x00\x00\xff\xff")
+        self.now[0] = 0.05
+        self.assertIsNone(self.tracker.poll())      # too soon to look again
+        self.now[0] = 0.2
+        self.assertEqual(self.tracker.poll().rgba, b"\x00\x00\xff\xff")
+        self.now[0] = 0.4
+        self.assertIsNone(self.tracker.poll())      # same serial
+
+    def test_failing_probe_skips_updates(self):
+        def broken():
+            raise OSError("display gone")
+        tracker = CursorTracker(broken, broken)
+        self.assertIsNone(tracker.poll())
+
+
+class ArgbConversion(unittest.TestCase):
+    def test_argb_ints_become_rgba_bytes(self):
+        shape = shape_from_argb(9, 1, 0, 2, 1, [0xFF102030, 0x80405060])
+        self.assertEqual((shape.width, shape.height, shape.hot_x), (2, 1, 1))
+        self.assertEqual(shape.rgba, bytes([0x10, 0x20, 0x30, 0xFF, 0x40, 0x50, 0x60, 0x80]))
+
+    def test_big_cursor_is_cropped_and_bad_sizes_are_empty(self):
+        shape = shape_from_argb(1, 200, 200, 300, 2, [0xFFFFFFFF] * 600)
+        self.assertEqual((shape.width, shape.height, shape.hot_x, shape.hot_y), (128, 2, 127, 1))
+        self.assertEqual(len(shape.rgba), 128 * 2 * 4)
+        self.assertEqual(shape_from_argb(1, 0, 0, 3, 3, [0] * 4).width, 0)
+        m.encode(m.Cursor(0, 0, 1, shape.hot_x, shape.hot_y, shape.width, shape.height, shape.rgba))
+
+
+@skip_unless_xvfb
+class ProbeOnXvfb(unittest.TestCase):
+    def test_reads_the_real_pointer_and_shape(self):
+        import subprocess
+        with Xvfb(width=320, height=240) as xvfb:
+            probe = CursorProbe.open(xvfb.display)
+            self.assertIsNotNone(probe, "XFixes not available on Xvfb")
+            try:
+                subprocess.run(["xdotool", "mousemove", "33", "44"], env=xvfb.env(), timeout=10, check=True)
+                self.assertEqual(probe.position(), (33, 44))
+                shape = probe.shape()
+                self.assertGreater(shape.width * shape.height, 0)
+                self.assertEqual(len(shape.rgba), shape.width * shape.height * 4)
+                self.assertTrue(any(shape.rgba[3::4]), "cursor picture is fully transparent")
+            finally:
+                probe.close()
+
+    def test_no_display_means_no_probe(self):
+        self.assertIsNone(CursorProbe.open(":999999"))
+
+
+if __name__ == "__main__":
+    unittest.main()
