@@ -101,3 +101,254 @@ class RendezvousTest(RelayTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FakeClock:
+    """Monotonic clock the test moves by hand (the relay's timers read it every loop turn)."""
+
+    def __init__(self):
+        import time
+        self._now = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds):
+        with self._lock:
+            self._now += seconds
+
+
+def wait_for(predicate, timeout=5.0):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+class BulkRelayTest(RelayTestCase):
+    SIZE = 50 * 1024 * 1024
+
+    def test_50_mb_each_way_intact(self):
+        viewer, host = self.registered_pair()
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        host.incoming.get(timeout=5)
+        v, h = open_pair(viewer, host, info.relay_token)
+        self.addCleanup(v.close)
+        self.addCleanup(h.close)
+        payloads = {"v": os.urandom(self.SIZE), "h": os.urandom(self.SIZE)}
+        received = {}
+
+        def pump(name, stream, data):
+            sender = threading.Thread(target=lambda: (stream.send(data), stream.sock.shutdown(socket.SHUT_WR)))
+            sender.start()
+            digest, total = hashlib.sha256(), 0
+            while True:
+                chunk = stream.recv(1 << 20)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                total += len(chunk)
+            sender.join()
+            received[name] = (total, digest.hexdigest())
+
+        threads = [threading.Thread(target=pump, args=("v", v, payloads["v"])),
+                   threading.Thread(target=pump, args=("h", h, payloads["h"]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(received["h"], (self.SIZE, hashlib.sha256(payloads["v"]).hexdigest()))
+        self.assertEqual(received["v"], (self.SIZE, hashlib.sha256(payloads["h"]).hexdigest()))
+        self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 0))
+
+
+class IdentityTest(RelayTestCase):
+    def test_takeover_refused(self):
+        owner = self.client()
+        owner.connect()
+        thief_key = Identity.generate()
+
+        class Impostor:  # claims the owner's ID with its own key, or the owner's key without its secret
+            def __init__(self, public_key):
+                self.id, self.public_key, self.sign = owner.identity.id, public_key, thief_key.sign
+
+        for public_key in (thief_key.public_key, owner.identity.public_key):
+            with self.subTest(public_key=public_key.hex()[:8]):
+                with self.assertRaises(RelayError) as ctx:
+                    self.client(Impostor(public_key)).connect()
+                self.assertEqual(ctx.exception.code, "identity")
+        self.assertTrue(owner.online)
+        viewer = self.client()
+        viewer.connect()
+        info = viewer.request_peer(owner.identity.id, os.urandom(16))
+        self.assertEqual(info.peer_public_key, owner.identity.public_key)
+        self.assertEqual(owner.incoming.get(timeout=5).peer_id, viewer.identity.id)
+
+    def test_owner_reconnect_replaces_stale_registration(self):
+        ident = Identity.generate()
+        first = self.client(ident)
+        first.connect()
+        second = self.client(ident)
+        second.connect()
+        self.assertTrue(wait_for(lambda: not first.online))
+        self.assertEqual(first.last_error_code, "replaced")
+        self.assertTrue(second.online)
+
+    def test_bindings_survive_restart(self):
+        import tempfile
+        from pathlib import Path
+        from tests.relay_fixture import start_relay as start
+        tmp = tempfile.mkdtemp()
+        state = Path(tmp) / "relay-state.json"
+        ident = Identity.generate()
+        with start(state_file=state) as relay:
+            c = RelayClient(relay.address, ident)
+            c.connect()
+            c.close()
+        self.assertIn(ident.id, json.loads(state.read_text())["bindings"])
+        with start(state_file=state) as relay:
+            viewer = RelayClient(relay.address, Identity.generate())
+            viewer.connect()
+            try:
+                with self.assertRaises(RelayError) as ctx:
+                    viewer.request_peer(ident.id, os.urandom(16))
+                self.assertEqual(ctx.exception.code, "offline")  # known, not "unknown_id"
+            finally:
+                viewer.close()
+
+
+class HeartbeatExpiryTest(unittest.TestCase):
+    def test_silent_client_expires_on_injected_clock(self):
+        clock = FakeClock()
+        with start_relay(clock=clock, heartbeat_interval=20.0) as relay:
+            quiet = RelayClient(relay.address, Identity.generate())
+            quiet.connect()
+            self.addCleanup(quiet.close)
+            self.assertEqual(quiet.registered.heartbeat_interval, 20.0)
+            clock.advance(50)  # under 3 x 20 s: still online
+            threading.Event().wait(0.7)
+            self.assertTrue(quiet.online)
+            self.assertEqual(len(relay.logic.registry), 1)
+            clock.advance(20)
+            self.assertTrue(wait_for(lambda: not quiet.online))
+            self.assertEqual(quiet.last_error_code, "timeout")
+            self.assertEqual(len(relay.logic.registry), 0)
+
+    def test_heartbeats_keep_a_client_online(self):
+        with start_relay(heartbeat_interval=0.1) as relay:
+            c = RelayClient(relay.address, Identity.generate())
+            c.connect()
+            self.addCleanup(c.close)
+            threading.Event().wait(1.5)  # 15 intervals; the timeout is 3
+            self.assertTrue(c.online)
+            self.assertEqual(len(relay.logic.registry), 1)
+
+
+class AuthTest(RelayTestCase):
+    relay_options = {"auth_secret": "correct horse"}
+
+    def test_right_secret(self):
+        c = self.client(auth_secret="correct horse")
+        c.connect()
+        self.assertTrue(c.online)
+
+    def test_wrong_and_missing_secret(self):
+        with self.assertRaises(RelayError) as ctx:
+            self.client(auth_secret="wrong").connect()
+        self.assertEqual(ctx.exception.code, "auth_failed")
+        with self.assertRaises(RelayError) as ctx:
+            self.client().connect()
+        self.assertEqual(ctx.exception.code, "auth_required")
+        self.client(auth_secret="correct horse").connect()  # still serving
+
+
+class LimitsTest(RelayTestCase):
+    relay_options = {"register_burst": 2, "register_rate": 0.01, "connect_burst": 2, "connect_rate": 0.01,
+                     "unpaired_timeout": 0.5}
+
+    def test_registration_rate_per_address(self):
+        self.client().connect()
+        self.client().connect()
+        with self.assertRaises(RelayError) as ctx:
+            self.client().connect()
+        self.assertEqual(ctx.exception.code, "rate_limited")
+        self.client(source_ip="127.0.0.2").connect()  # another address is served
+
+    def test_connect_request_rate(self):
+        viewer = self.client(source_ip="127.0.0.3")
+        viewer.connect()
+        for _ in range(2):
+            with self.assertRaises(RelayError) as ctx:
+                viewer.request_peer("111111111", os.urandom(16))
+            self.assertEqual(ctx.exception.code, "unknown_id")
+        with self.assertRaises(RelayError) as ctx:
+            viewer.request_peer("111111111", os.urandom(16))
+        self.assertEqual(ctx.exception.code, "rate_limited")
+        self.assertTrue(viewer.online)
+
+    def test_unpaired_bind_times_out(self):
+        viewer, host = self.client(source_ip="127.0.0.4"), self.client(source_ip="127.0.0.5")
+        viewer.connect()
+        host.connect()
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        with self.assertRaises(RelayError) as ctx:
+            viewer.open_relay(info.relay_token, timeout=5)
+        self.assertEqual(ctx.exception.code, "unpaired")
+        with self.assertRaises(RelayError) as ctx:  # the token is spent
+            viewer.open_relay(info.relay_token, timeout=5)
+        self.assertEqual(ctx.exception.code, "unknown_token")
+
+
+class UdpTest(RelayTestCase):
+    def test_reflexive_address_reaches_partner(self):
+        viewer, host = self.registered_pair()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)
+        udp.bind(("127.0.0.1", 0))
+        udp.sendto(b"garbage that must not be answered", self.relay.address)
+        self.assertEqual(host.discover_udp(udp), udp.getsockname())
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        self.assertEqual(info.peer_udp_addr, udp.getsockname())
+        self.assertIsNone(host.incoming.get(timeout=5).peer_udp_addr)  # the viewer did no discovery
+
+    def test_update_candidates(self):
+        viewer, host = self.registered_pair()
+        host.update_candidates([("10.1.2.3", 4000)], udp_addr=("10.1.2.3", 4001))
+        self.assertTrue(wait_for(lambda: self.relay.logic.registry.get(host.identity.id).local_candidates
+                                 == [("10.1.2.3", 4000), ("10.1.2.3", 4001)]))
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        self.assertEqual(info.peer_local_candidates, [("10.1.2.3", 4000), ("10.1.2.3", 4001)])
+
+
+class HttpTest(RelayTestCase):
+    def url(self, path):
+        host, port = self.relay.address
+        return f"http://{host}:{port}{path}"
+
+    def test_healthz_and_metrics(self):
+        c = self.client()
+        c.connect()
+        with urllib.request.urlopen(self.url("/healthz"), timeout=5) as resp:
+            body = json.loads(resp.read())
+        self.assertEqual(body["online_clients"], 1)
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
+            text = resp.read().decode()
+            self.assertTrue(resp.headers["Content-Type"].startswith("text/plain"))
+        self.assertIn("tagio_relay_online_clients 1\n", text)
+        self.assertIn("tagio_relay_registrations_total 1\n", text)
+        self.assertIn("# TYPE tagio_relay_registrations_total counter", text)
+
+    def test_info_page_and_head(self):
+        with urllib.request.urlopen(self.url("/"), timeout=5) as resp:
+            page = resp.read().decode()
+        self.assertIn("TagIO relay", page)
+        self.assertIn(f"{self.relay.address[0]}:{self.relay.address[1]}", page)
+        req = urllib.request.Request(self.url("/health"), method="HEAD")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.read(), b"")

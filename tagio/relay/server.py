@@ -597,8 +597,10 @@ class RelayServer:
         for conn in [c for c in self._conns.values() if c.deadline is not None and c.deadline < now]:
             if conn.phase is Phase.LINGER:
                 self._drop(conn)
-            else:
+            elif conn.state in _HANDSHAKING:
                 self._fail(conn, _relay_error("timeout", "handshake not completed in time"))
+            else:
+                conn.deadline = None  # registered or bound: heartbeats and pairing time it from now on
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             self._sel.register(self.tcp, selectors.EVENT_READ, "accept")
@@ -656,6 +658,8 @@ def _half_close(sock):
     except OSError:
         pass
 
+
+_HANDSHAKING = (ConnState.NEW, ConnState.CHALLENGED, ConnState.VERIFYING)
 
 READERS = {
     Phase.SNIFF: RelayServer._read_sniff,
