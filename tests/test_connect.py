@@ -1,120 +1,41 @@
-"""establish() and DirectListener on loopback: direct TCP, relay, reversal, failures.
+"""establish() and DirectListener on loopback: direct TCP, punched UDP, relay, reversal, LAN, failures.
 
-The relay here is a minimal token-pairing forwarder on 127.0.0.1 (the real
-relay's RelayBind pairing reduced to "first 16 bytes are the token"); the
-handshake is the real SPAKE2 handshake from tagio.crypto.
+Real parts throughout: the relay server (tests/relay_fixture.py) on 127.0.0.1 with two real
+RelayClients whose PeerInfo drives establish(), and the real SPAKE2 handshake from tagio.crypto.
+Tests that need a particular set of candidates edit the PeerInfo the relay delivered.
 """
 
+import dataclasses
 import os
 import socket
+import tempfile
 import threading
 import time
 import unittest
-from types import SimpleNamespace
 
+from tagio.crypto import handshake as crypto_handshake
+from tagio.crypto import kdf
+from tagio.crypto.identity import Identity
 from tagio.errors import AuthError, RemoteProtocolError, TransportError, WrongPasswordError
 from tagio.net.connect import DirectListener, establish, lan_host_peer, lan_viewer_peer
 from tagio.net.listener import Preamble, decode_preamble, encode_preamble
-from tagio.net.stream import SocketStream
+from tagio.net.relay_client import RelayClient
+from tests.relay_fixture import start_relay
 
-try:
-    from tagio.crypto import handshake as crypto_handshake
-    from tagio.crypto import kdf
-except ImportError as exc:  # the crypto module lands in parallel
-    crypto_handshake = None
-    CRYPTO_MISSING = f"tagio.crypto not importable: {exc}"
-else:
-    CRYPTO_MISSING = ""
-
-VIEWER_ID, HOST_ID, PASSWORD = "111111111", "222222222", "abcdefgh"
+PASSWORD = "abcdefgh"
 
 
-class PairingRelay:
-    """Loopback forwarder pairing two connections that send the same 16-byte token."""
+def handshakes(viewer_id, host_id, session_id, password=PASSWORD):
+    secret = kdf.password_secret(PASSWORD, host_id)
 
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.waiting = {}
-        self.socks = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+    def viewer(stream):
+        return crypto_handshake.viewer_handshake(stream, password, viewer_id=viewer_id, host_id=host_id,
+                                                 session_id=session_id, timeout=5.0)
 
-    def _loop(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                continue
-            conn.settimeout(None)
-            self.socks.append(conn)
-            token = conn.recv(16)
-            other = self.waiting.pop(token, None)
-            if other is None:
-                self.waiting[token] = conn
-                continue
-            for a, b in ((conn, other), (other, conn)):
-                a.sendall(b"R")
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def open_relay(self, token, timeout=10.0):
-        sock = socket.create_connection(self.server.getsockname(), timeout=timeout)
-        sock.sendall(token)
-        if sock.recv(1) != b"R":
-            raise TransportError("relay pairing failed")
-        sock.settimeout(None)
-        return SocketStream(sock, path="relay")
-
-    def close(self):
-        self.stop.set()
-        self.thread.join()
-        self.server.close()
-        for s in self.socks:
-            s.close()
-
-
-def make_peers(viewer_candidates=(), host_candidates=()):
-    session_id, token = os.urandom(16), os.urandom(16)
-    common = dict(session_id=session_id, relay_token=token, peer_public_addr=None,
-                  peer_udp_addr=None, peer_public_key=b"", nat_hint="")
-    viewer = SimpleNamespace(role="viewer", peer_id=HOST_ID, peer_local_candidates=list(host_candidates),
-                             **common)
-    host = SimpleNamespace(role="host", peer_id=VIEWER_ID, peer_local_candidates=list(viewer_candidates),
-                           **common)
+    def host(stream):
+        return crypto_handshake.host_handshake(stream, [secret], viewer_id=viewer_id, host_id=host_id,
+                                               session_id=session_id, timeout=5.0)
     return viewer, host
-
-
-def viewer_side(peer, password=PASSWORD):
-    def run(stream):
-        return crypto_handshake.viewer_handshake(stream, password, viewer_id=VIEWER_ID, host_id=HOST_ID,
-                                                 session_id=peer.session_id, timeout=5.0)
-    return run
-
-
-def host_side(peer):
-    secret = kdf.password_secret(PASSWORD, HOST_ID)
-
-    def run(stream):
-        return crypto_handshake.host_handshake(stream, [secret], viewer_id=VIEWER_ID, host_id=HOST_ID,
-                                               session_id=peer.session_id, timeout=5.0)
-    return run
 
 
 def run_both(viewer_call, host_call):
@@ -136,6 +57,14 @@ def run_both(viewer_call, host_call):
     return results["viewer"], results["host"]
 
 
+def dead_address():
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    address = closed.getsockname()
+    closed.close()
+    return address
+
+
 class PreambleTest(unittest.TestCase):
     def test_round_trips(self):
         sid, tag = os.urandom(16), os.urandom(16)
@@ -155,11 +84,14 @@ class PreambleTest(unittest.TestCase):
                 decode_preamble(raw)
 
 
-@unittest.skipIf(crypto_handshake is None, CRYPTO_MISSING)
 class EstablishTest(unittest.TestCase):
     def setUp(self):
-        self.relay = PairingRelay()
-        self.closables = [self.relay]
+        self.closables = []
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.tmp = tmp.name
+        self.relay_server = start_relay(state_file=os.path.join(self.tmp, "relay.json"))
+        self.addCleanup(self.relay_server.stop)
 
     def tearDown(self):
         for item in reversed(self.closables):
@@ -170,6 +102,26 @@ class EstablishTest(unittest.TestCase):
         self.closables.append(listener)
         return listener
 
+    def client(self, name, listener=None):
+        identity = Identity.load_or_create(os.path.join(self.tmp, name))
+        candidates = listener.candidates() if listener else []
+        relay = RelayClient(self.relay_server.address, identity, local_candidates=candidates)
+        relay.connect()
+        if listener is not None:
+            relay.discover_udp(listener.udp.discovery_socket())
+        self.closables.append(relay)
+        return relay, identity.id
+
+    def rendezvous(self, viewer_listener=None, host_listener=None):
+        """(viewer relay, viewer peer, host relay, host peer, viewer handshake, host handshake)."""
+        viewer_relay, viewer_id = self.client("viewer", viewer_listener)
+        host_relay, host_id = self.client("host", host_listener)
+        session_id = os.urandom(16)
+        viewer_peer = viewer_relay.request_peer(host_id, session_id)
+        host_peer = host_relay.incoming.get(timeout=5)
+        self.assertEqual((host_peer.session_id, host_peer.role, viewer_peer.role), (session_id, "host", "viewer"))
+        return (viewer_relay, viewer_peer, host_relay, host_peer) + handshakes(viewer_id, host_id, session_id)
+
     def assert_talks(self, viewer_channel, host_channel):
         self.closables += [viewer_channel, host_channel]
         viewer_channel.send(b"ping from viewer")
@@ -179,41 +131,47 @@ class EstablishTest(unittest.TestCase):
 
     def test_direct_tcp_wins_when_host_reachable(self):
         listener = self.listener()
-        viewer, host = make_peers(host_candidates=listener.candidates())
-        v, h = run_both(lambda: establish(viewer, self.relay, viewer_side(viewer), udp=False),
-                        lambda: establish(host, self.relay, host_side(host), listener=listener, udp=False))
+        vr, vp, hr, hp, vh, hh = self.rendezvous(host_listener=listener)
+        v, h = run_both(lambda: establish(vp, vr, vh, udp=False),
+                        lambda: establish(hp, hr, hh, listener=listener, udp=False))
         self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
         self.assert_talks(v, h)
 
+    def test_full_race_agrees_on_one_direct_path(self):
+        viewer_listener, host_listener = self.listener(), self.listener()
+        vr, vp, hr, hp, vh, hh = self.rendezvous(viewer_listener, host_listener)
+        self.assertIsNotNone(vp.peer_udp_addr)  # the relay learnt the host's UDP address
+        v, h = run_both(lambda: establish(vp, vr, vh, listener=viewer_listener),
+                        lambda: establish(hp, hr, hh, listener=host_listener))
+        self.assertIn(v.path, ("direct-tcp", "direct-udp"), (v, h))
+        self.assertEqual(v.path, h.path)
+        self.assert_talks(v, h)
+
     def test_relay_when_no_direct_path(self):
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))
-        dead_port = closed.getsockname()[1]
-        closed.close()
-        viewer, host = make_peers(host_candidates=[("127.0.0.1", dead_port)])
+        vr, vp, hr, hp, vh, hh = self.rendezvous()
+        vp = dataclasses.replace(vp, peer_local_candidates=[dead_address()])
         started = time.monotonic()
-        v, h = run_both(lambda: establish(viewer, self.relay, viewer_side(viewer)),
-                        lambda: establish(host, self.relay, host_side(host)))
+        v, h = run_both(lambda: establish(vp, vr, vh), lambda: establish(hp, hr, hh))
         self.assertEqual((v.path, h.path), ("relay", "relay"), (v, h))
         self.assertLess(time.monotonic() - started, 5.0)
         self.assert_talks(v, h)
 
     def test_connection_reversal_host_dials_viewer(self):
         viewer_listener = self.listener()
-        viewer, host = make_peers(viewer_candidates=viewer_listener.candidates())
-        v, h = run_both(
-            lambda: establish(viewer, None, viewer_side(viewer), listener=viewer_listener, udp=False),
-            lambda: establish(host, None, host_side(host), udp=False))
+        _vr, vp, _hr, hp, vh, hh = self.rendezvous(viewer_listener=viewer_listener)
+        self.assertEqual(vp.peer_local_candidates, [])  # the host is not reachable: it must dial
+        v, h = run_both(lambda: establish(vp, None, vh, listener=viewer_listener, udp=False),
+                        lambda: establish(hp, None, hh, udp=False))
         self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
         self.assert_talks(v, h)
 
     def test_punched_udp_when_only_udp_candidates_known(self):
         viewer_listener, host_listener = self.listener(), self.listener()
-        viewer, host = make_peers()
-        viewer.peer_udp_addr = host_listener.udp.address()
-        host.peer_udp_addr = viewer_listener.udp.address()
-        v, h = run_both(lambda: establish(viewer, None, viewer_side(viewer), listener=viewer_listener),
-                        lambda: establish(host, None, host_side(host), listener=host_listener))
+        _vr, vp, _hr, hp, vh, hh = self.rendezvous(viewer_listener, host_listener)
+        vp = dataclasses.replace(vp, peer_local_candidates=[])
+        hp = dataclasses.replace(hp, peer_local_candidates=[])
+        v, h = run_both(lambda: establish(vp, None, vh, listener=viewer_listener),
+                        lambda: establish(hp, None, hh, listener=host_listener))
         self.assertEqual((v.path, h.path), ("direct-udp", "direct-udp"), (v, h))
         self.assert_talks(v, h)
         big = os.urandom(200_000)
@@ -222,45 +180,49 @@ class EstablishTest(unittest.TestCase):
 
     def test_lan_session_without_relay(self):
         host_listener = self.listener()
-        session_id = os.urandom(16)
-        viewer = lan_viewer_peer(HOST_ID, host_listener.candidates()[0], VIEWER_ID, session_id)
-        host_result = {}
+        viewer_id, host_id, session_id = "123456789", "987654321", os.urandom(16)
+        vh, hh = handshakes(viewer_id, host_id, session_id)
+        viewer = lan_viewer_peer(host_id, host_listener.candidates()[0], viewer_id, session_id)
+        seen = {}
 
         def host_call():
-            request = host_listener.lan_requests.get(timeout=5)
-            host_result["request"] = request
-            peer = lan_host_peer(request, HOST_ID)
-            return establish(peer, None, host_side(peer), listener=host_listener)
+            seen["request"] = host_listener.lan_requests.get(timeout=5)
+            return establish(lan_host_peer(seen["request"], host_id), None, hh, listener=host_listener)
 
-        v, h = run_both(lambda: establish(viewer, None, viewer_side(viewer), udp=False), host_call)
+        v, h = run_both(lambda: establish(viewer, None, vh, udp=False), host_call)
         self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
-        self.assertEqual(host_result["request"].viewer_id, VIEWER_ID)
+        self.assertEqual(seen["request"].viewer_id, viewer_id)
         self.assert_talks(v, h)
 
-    def test_wrong_password_is_reported_not_retried_elsewhere(self):
+    def test_wrong_password_is_reported_once(self):
         listener = self.listener()
-        viewer, host = make_peers(host_candidates=listener.candidates())
-        v, h = run_both(lambda: establish(viewer, self.relay, viewer_side(viewer, "wrongpass"), timeout=8),
-                        lambda: establish(host, self.relay, host_side(host), listener=listener, timeout=8))
+        vr, vp, hr, hp, _vh, hh = self.rendezvous(host_listener=listener)
+        wrong, _ = handshakes(hp.peer_id, vp.peer_id, vp.session_id, password="wrongpass")
+        v, h = run_both(lambda: establish(vp, vr, wrong, timeout=8),
+                        lambda: establish(hp, hr, hh, listener=listener, timeout=8))
         self.assertIsInstance(v, WrongPasswordError)
         self.assertIsInstance(h, AuthError)
 
     def test_no_path_fails_with_clear_error(self):
-        viewer, _host = make_peers()
+        vh, _hh = handshakes("123456789", "987654321", os.urandom(16))
+        viewer = lan_viewer_peer("987654321", dead_address(), "123456789", os.urandom(16))
+        started = time.monotonic()
         with self.assertRaises(TransportError):
-            establish(viewer, None, viewer_side(viewer), timeout=2)
+            establish(viewer, None, vh, timeout=2)
+        self.assertLess(time.monotonic() - started, 4.0)
 
     def test_listener_survives_garbage_and_forged_preambles(self):
         listener = self.listener()
-        viewer, host = make_peers(host_candidates=listener.candidates())
-        junk = socket.create_connection(listener.candidates()[0])
+        _vr, vp, _hr, hp, vh, hh = self.rendezvous(host_listener=listener)
+        address = listener.candidates()[0]
+        junk = socket.create_connection(address)
         junk.sendall(b"\x16\x03\x01" + os.urandom(60))
-        forged = socket.create_connection(listener.candidates()[0])  # right session, wrong tag
-        forged.sendall(encode_preamble(host.session_id, os.urandom(16)))
-        silent = socket.create_connection(listener.candidates()[0])  # never sends: must not block
+        forged = socket.create_connection(address)  # right session, wrong tag
+        forged.sendall(encode_preamble(hp.session_id, os.urandom(16)))
+        silent = socket.create_connection(address)  # never sends: must not block anyone
         self.closables += [junk, forged, silent]
-        v, h = run_both(lambda: establish(viewer, None, viewer_side(viewer), udp=False),
-                        lambda: establish(host, None, host_side(host), listener=listener, udp=False))
+        v, h = run_both(lambda: establish(vp, None, vh, udp=False),
+                        lambda: establish(hp, None, hh, listener=listener, udp=False))
         self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
         self.assert_talks(v, h)
         forged.settimeout(2)
