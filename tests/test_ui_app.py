@@ -154,6 +154,8 @@ class AppTest(UiCase):
         self.assertEqual(len(client.one_time_password), 8)
         self.pump(lambda: "unreachable" in home.status_var.get(), "relay status")
         self.assertEqual(str(home.status_label.cget("style")), "Status.error.TLabel")
+        self.assertEqual(self.app.icon.get(1, 1), (0xd6, 0x45, 0x2f))     # the red tile ...
+        self.assertEqual(self.app.icon.get(16, 20), (255, 255, 255))       # ... with a white T
         shot, path = self.screenshot("home")
         self.assertTrue(os.path.getsize(path) > 1000)
         # Not blank: the window's area has many colours (text, buttons, header), the rest is black.

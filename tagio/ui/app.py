@@ -48,6 +48,7 @@ class App:
     def __init__(self, root, client_factory, settings):
         self.root, self.settings, self._client_factory = root, settings, client_factory
         self.fonts = theme.apply(root)
+        self.icon = theme.app_icon(root)
         self.events = EventBridge()
         self.accepts = AcceptBridge(self.events, settings)
         self.machine = model.HomeMachine()
@@ -81,6 +82,7 @@ class App:
         """Start the core (it registers at the relay in its own thread) and the poll loop."""
         self.client.start()
         self.refresh()
+        self.home.partner_entry.focus_set()     # ready to type a partner ID, as AnyDesk is
         if getattr(self.settings, "warning", None):
             self.home.set_notice(self.settings.warning)
         self._poll_id = self.root.after(POLL_MS, self._poll)
@@ -433,6 +435,17 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
+def _dpi_aware():
+    """On Windows, ask for real pixels so text is sharp on scaled displays (no-op elsewhere)."""
+    if sys.platform != "win32":
+        return
+    try:
+        import ctypes
+        ctypes.windll.shcore.SetProcessDpiAwareness(1)
+    except (ImportError, AttributeError, OSError):   # older Windows: blurry but working
+        pass
+
+
 def _close_on_sigterm(root, app):
     """SIGTERM (logout, `kill`) closes the window cleanly instead of killing mid-session.
 
@@ -455,6 +468,7 @@ def main(argv=None) -> int:
     try:
         config_dir = args.config_dir or default_config_dir()
         settings = Settings.load(config_dir)
+        _dpi_aware()
         root = tk.Tk(className="TagIO")
     except tk.TclError as exc:
         print(f"tagio-gui: cannot open a window ({exc}); use --cli on a machine without a display",

@@ -84,3 +84,13 @@ def apply(root: tk.Misc) -> dict:
 def indicator_font(widget) -> tuple:
     """Bold body font for the "being controlled" bar (works before or after apply())."""
     return _fonts(widget)["heading"]
+
+
+def app_icon(root: tk.Misc) -> tk.PhotoImage:
+    """A 32x32 window/taskbar icon drawn in code (no image file to ship): a red tile with a white T."""
+    icon = tk.PhotoImage(master=root, width=32, height=32)
+    icon.put(ACCENT, to=(0, 0, 32, 32))
+    icon.put("#ffffff", to=(7, 7, 25, 12))      # the bar of the T
+    icon.put("#ffffff", to=(13, 12, 19, 26))    # its stem
+    root.iconphoto(True, icon)
+    return icon                                 # keep a reference: Tk forgets unreferenced images
