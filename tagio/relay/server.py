@@ -341,8 +341,9 @@ class RelayServer:
         if data == b"":
             return self._drop(conn)
         if data[0] == 0x16 and (len(data) < 2 or data[1] == 3):
-            log.warning("TLS ClientHello from %s on a plain (non-TLS) port; closing. "
-                        "Start the relay with --cert/--key or configure the client without TLS.", conn.peer_addr[0])
+            self._log_limited(("tls-plain", conn.peer_addr[0]),
+                              "TLS ClientHello from %s on a plain (non-TLS) port; closing. Start the relay "
+                              "with --cert/--key or configure the client without TLS.", conn.peer_addr[0])
             self.counters["tls_on_plain_total"] += 1
             conn.out += TLS_ALERT_HANDSHAKE_FAILURE
             return self._linger(conn, "TLS on plain port")
