@@ -366,5 +366,30 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertFalse(host.running)
 
 
+class NoDisplay(unittest.TestCase):
+    """A host that cannot capture says so once, to its caller and to the viewer; nothing crashes."""
+
+    def test_missing_display_is_a_clear_error_on_both_sides(self):
+        from tagio.errors import ConfigError
+        from tagio.session.host import HostSession
+        from tagio.session.viewer import ViewerSession
+        host_channel, viewer_channel = secure_pair()
+        events = []
+        host = HostSession(host_channel, display=":65000", on_event=lambda n, **f: events.append(n))
+        viewer = ViewerSession(viewer_channel)
+        host.start()
+        viewer.start()
+        try:
+            with self.assertRaises(ConfigError) as ctx:
+                host.join(10)
+            self.assertIn("cannot capture the screen of :65000", str(ctx.exception))
+            self.assertIn("view_only", events)          # pynput could not load either
+            viewer.join(10)                             # a Bye: the viewer ends cleanly ...
+            self.assertIn("host error: cannot capture", viewer.closed_reason)   # ... and knows why
+        finally:
+            host.stop()
+            viewer.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

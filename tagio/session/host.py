@@ -25,7 +25,7 @@ import time
 
 from PIL import Image
 
-from tagio.errors import RemoteProtocolError, TagioError
+from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.session import messages as m
 from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
@@ -42,6 +42,15 @@ MOTION_SHARE = 0.5       # at least this share of the screen changing in two fra
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 INPUT_QUEUE = 256
 BYE_TIMEOUT = 1.0
+
+
+def bye_text(exc):
+    """What to tell the partner when an error ends the session (no secrets: errors carry none)."""
+    if isinstance(exc, RemoteProtocolError):
+        return f"protocol error: {exc}"[:200]
+    if isinstance(exc, (TransportError, SecureChannelError)):
+        return "connection lost"
+    return f"host error: {exc}"[:200]
 
 
 class HostSession:
@@ -114,8 +123,7 @@ class HostSession:
     def _ended_by_error(self, exc):
         if isinstance(exc, TagioError):
             self.on_event("error", message=str(exc))
-        if isinstance(exc, RemoteProtocolError):
-            last_words(self.channel, m.encode(m.Bye(f"protocol error: {exc}"[:200])), BYE_TIMEOUT)
+        last_words(self.channel, m.encode(m.Bye(bye_text(exc))), BYE_TIMEOUT)
         self._close_channel()
 
     def _close_channel(self):
@@ -141,11 +149,19 @@ class HostSession:
         elif self._injector is not None:
             self._cursor = CursorTracker(self._injector.pointer_absolute)
         try:
-            with mss.MSS(**kwargs) as sct:
+            with self._grabber(mss, kwargs) as sct:
                 self._capture_with(sct)
         finally:
             if probe is not None:
                 probe.close()
+
+    @staticmethod
+    def _grabber(mss, kwargs):
+        try:
+            return mss.MSS(**kwargs)
+        except Exception as exc:    # no display, no X server, no permission: a setup problem, said once
+            where = kwargs.get("display") or "this display"
+            raise ConfigError(f"cannot capture the screen of {where}: {exc}") from exc
 
     def _capture_with(self, sct):
         mon, prev = self._switch_monitor(sct, self._monitor_wanted), None

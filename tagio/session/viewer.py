@@ -31,7 +31,7 @@ import time
 
 from PIL import Image
 
-from tagio.errors import RemoteProtocolError, TagioError
+from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.session import messages as m
 from tagio.session.workers import Workers, last_words
 
@@ -94,8 +94,9 @@ class ViewerSession:
 
     def _ended_by_error(self, exc):
         text = str(exc) if isinstance(exc, TagioError) else f"internal error: {exc!r}"
-        if isinstance(exc, RemoteProtocolError):
-            last_words(self.channel, m.encode(m.Bye(f"protocol error: {text}"[:200])), BYE_TIMEOUT)
+        if not isinstance(exc, (TransportError, SecureChannelError)):     # else the channel is dead
+            prefix = "protocol error" if isinstance(exc, RemoteProtocolError) else "viewer error"
+            last_words(self.channel, m.encode(m.Bye(f"{prefix}: {text}"[:200])), BYE_TIMEOUT)
         self.on_event("error", message=text)
         self._closed(text)
         self._close_channel()
