@@ -366,6 +366,40 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertFalse(host.running)
 
 
+class MonitorSwitch(unittest.TestCase):
+    """Monitor choice logic with a stand-in grabber (Xvfb here offers a single monitor)."""
+
+    class Grabber:
+        monitors = [{"left": 0, "top": 0, "width": 3200, "height": 1080},
+                    {"left": 0, "top": 0, "width": 1920, "height": 1080},
+                    {"left": 1920, "top": 0, "width": 1280, "height": 1024}]
+
+    def switch(self, index):
+        from tagio.session import messages as m
+        from tagio.session.cursor import CursorTracker
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._cursor = CursorTracker(lambda: (2000, 10))
+        chosen = host._switch_monitor(self.Grabber(), index)
+        sent = []
+        while not host._send_q.empty():
+            sent.append(m.decode(host._send_q.get_nowait()))
+        return host, chosen, sent
+
+    def test_second_monitor_is_announced_and_tracked(self):
+        from tagio.session import messages as m
+        host, chosen, sent = self.switch(2)
+        self.assertEqual(chosen["box"], {"left": 1920, "top": 0, "width": 1280, "height": 1024})
+        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1280, 1024, 2))
+        self.assertEqual(sent[1], m.MonitorList(2, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
+        self.assertEqual(host._cursor.poll(), m.Cursor(80, 10))      # relative to the new monitor
+
+    def test_unknown_monitor_falls_back_to_the_first(self):
+        host, chosen, sent = self.switch(9)
+        self.assertEqual(chosen["index"], 1)
+        self.assertEqual((sent[0].width, sent[0].monitor), (1920, 1))
+
+
 class NoDisplay(unittest.TestCase):
     """A host that cannot capture says so once, to its caller and to the viewer; nothing crashes."""
 
