@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(prefer AUTH_SECRET: flags are visible in the process list)")
     p.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM); enables TLS")
     p.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
-    p.add_argument("--state-file", metavar="FILE", help=f"ID->key bindings file (default {default_state_file()})")
+    p.add_argument("--state-file", metavar="FILE", help=f"ID->key bindings file (default {default_state_file()}; '' = memory only)")
     p.add_argument("--max-conns-per-ip", type=int, metavar="N", help=f"default {Limits.max_conns_per_ip}")
     p.add_argument("--verbose", "-v", action="store_true", help="log every connection event")
     p.add_argument("--version", action="version", version=f"tagio-relay {VERSION}")
@@ -70,7 +70,13 @@ def settings_from(args, env) -> dict:
     bind = args.bind or (f"0.0.0.0:{port_env}" if port_env else f"0.0.0.0:{DEFAULT_PORT}")
     return {"bind": parse_bind(bind), "public_ip": args.public_ip or env.get("PUBLIC_IP") or None,
             "auth": args.auth or env.get("AUTH_SECRET") or None, "cert": args.cert, "key": args.key,
-            "state_file": args.state_file or env.get("TAGIO_RELAY_STATE") or str(default_state_file())}
+            "state_file": _state_file(args.state_file, env)}
+
+
+def _state_file(flag, env):
+    """The flag, else TAGIO_RELAY_STATE, else the default; an explicit empty value keeps bindings in memory."""
+    value = flag if flag is not None else env.get("TAGIO_RELAY_STATE", str(default_state_file()))
+    return value or None
 
 
 def interactive_setup(settings: dict, ask=input, ask_secret=getpass.getpass, say=print) -> dict:

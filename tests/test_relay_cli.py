@@ -1,0 +1,182 @@
+"""tagio_relay_server as an operator meets it: flags, environment, interactive setup on a pty, signals."""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+from tagio.crypto.identity import Identity
+from tagio.errors import ConfigError, RelayError
+from tagio.net.relay_client import RelayClient
+from tagio.relay import cli
+from tests.relay_fixture import ROOT, run_relay_process
+
+SERVER = str(ROOT / "tagio_relay_server.py")
+
+
+def run_cli(*args, timeout=20):
+    env = dict(os.environ, TAGIO_RELAY_STATE="")
+    return subprocess.run([sys.executable, SERVER, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT))
+
+
+class SettingsTest(unittest.TestCase):
+    def parse(self, argv, env):
+        return cli.settings_from(cli.build_parser().parse_args(argv), env)
+
+    def test_defaults_and_environment(self):
+        self.assertEqual(self.parse([], {})["bind"], ("0.0.0.0", 443))
+        s = self.parse([], {"PORT": "10000", "PUBLIC_IP": "relay.example.org", "AUTH_SECRET": "env-secret"})
+        self.assertEqual((s["bind"], s["public_ip"], s["auth"]), (("0.0.0.0", 10000), "relay.example.org", "env-secret"))
+
+    def test_flags_win_over_environment(self):
+        s = self.parse(["--bind", "127.0.0.1:7000", "--auth", "flag", "--public-ip", "1.2.3.4"],
+                       {"PORT": "10000", "AUTH_SECRET": "env", "PUBLIC_IP": "5.6.7.8"})
+        self.assertEqual((s["bind"], s["auth"], s["public_ip"]), (("127.0.0.1", 7000), "flag", "1.2.3.4"))
+
+    def test_state_file_choice(self):
+        self.assertEqual(self.parse(["--state-file", "x.json"], {})["state_file"], "x.json")
+        self.assertEqual(self.parse([], {"TAGIO_RELAY_STATE": "y.json"})["state_file"], "y.json")
+        self.assertIsNone(self.parse([], {"TAGIO_RELAY_STATE": ""})["state_file"])
+        self.assertTrue(self.parse([], {})["state_file"].endswith("relay-bindings.json"))
+
+    def test_bad_bind(self):
+        for bad in ("127.0.0.1:http", "127.0.0.1:70000"):
+            with self.subTest(bad), self.assertRaisesRegex(ConfigError, "bad --bind"):
+                cli.parse_bind(bad)
+        self.assertEqual(cli.parse_bind("[::1]:5000"), ("::1", 5000))
+
+    def test_interactive_setup_defaults_and_answers(self):
+        answers = iter(["127.0.0.1:9000", "", "cert.pem", "key.pem"])
+        out = []
+        settings = {"bind": ("0.0.0.0", 443), "public_ip": None, "auth": None, "cert": None, "key": None}
+        got = cli.interactive_setup(settings, ask=lambda p: next(answers), ask_secret=lambda p: "hidden",
+                                    say=out.append)
+        self.assertEqual((got["bind"], got["auth"], got["cert"], got["key"]),
+                         (("127.0.0.1", 9000), "hidden", "cert.pem", "key.pem"))
+        self.assertNotIn("hidden", "\n".join(out))
+
+
+class ProcessTest(unittest.TestCase):
+    def test_help_and_version(self):
+        result = run_cli("--help")
+        self.assertEqual(result.returncode, 0)
+        for flag in ("--bind", "--public-ip", "--auth", "--cert", "--key", "--verbose", "--version", "PORT",
+                     "AUTH_SECRET", "PUBLIC_IP"):
+            self.assertIn(flag, result.stdout)
+        self.assertRegex(run_cli("--version").stdout, r"tagio-relay \d+\.\d+")
+
+    def test_port_in_use_is_one_line(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            result = run_cli("--bind", f"127.0.0.1:{port}")
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertIn("address already in use", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_unreadable_certificate_is_one_line(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as junk:
+            junk.write("garbage")
+        self.addCleanup(os.unlink, junk.name)
+        result = run_cli("--bind", "127.0.0.1:0", "--cert", junk.name, "--key", junk.name)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertIn("cannot load TLS certificate", result.stderr)
+
+    def test_sigterm_shuts_down_cleanly(self):
+        proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", env={"AUTH_SECRET": "from-env"})
+        try:
+            client = RelayClient((host, port), Identity.generate())
+            with self.assertRaises(RelayError) as ctx:
+                client.connect()
+            self.assertEqual(ctx.exception.code, "auth_required")
+            client = RelayClient((host, port), Identity.generate(), auth_secret="from-env")
+            client.connect()
+            client.close()
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(10), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        time.sleep(0.1)
+        output = "".join(proc.output)
+        self.assertIn("auth on", output)
+        self.assertIn("relay stopped", output)
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("from-env", output)  # the secret is never logged
+
+
+@unittest.skipUnless(hasattr(os, "fork") and sys.platform != "darwin", "needs a POSIX pseudo-terminal")
+class InteractiveSetupTest(unittest.TestCase):
+    def expect(self, pattern, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = re.search(pattern, self.output)
+            if found:
+                return found
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.output += chunk.decode(errors="replace")
+        self.fail(f"did not see {pattern!r} in:\n{self.output}")
+
+    def test_setup_through_a_pty_then_ctrl_c(self):
+        import pty
+        env = dict(os.environ, TAGIO_RELAY_STATE="", PYTHONUNBUFFERED="1")
+        env.pop("PORT", None)
+        env.pop("AUTH_SECRET", None)
+        pid, self.fd = pty.fork()
+        if pid == 0:  # child: become the relay, with the pty as its terminal
+            try:
+                os.chdir(str(ROOT))
+                os.execve(sys.executable, [sys.executable, SERVER], env)
+            finally:
+                os._exit(127)
+        self.output = ""
+        self.addCleanup(os.close, self.fd)
+        try:
+            self.expect(r"Listen address \[0\.0\.0\.0:443\]: ")
+            os.write(self.fd, b"127.0.0.1:0\n")
+            self.expect(r"Public IP .*: ")
+            os.write(self.fd, b"\n")
+            self.expect(r"Relay secret.*: ")
+            os.write(self.fd, b"pty-secret\n")
+            self.expect(r"TLS certificate file.*: ")
+            os.write(self.fd, b"\n")
+            port = int(self.expect(r"listening on 127\.0\.0\.1:(\d+) \(tcp\+udp, tls off, auth on\)").group(1))
+            client = RelayClient(("127.0.0.1", port), Identity.generate(), auth_secret="pty-secret")
+            client.connect()
+            client.close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                self.assertEqual(resp.status, 200)
+            os.write(self.fd, b"\x03")  # Ctrl+C on the terminal
+            self.expect(r"relay stopped")
+            _, status = os.waitpid(pid, 0)
+            pid = None
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+            self.assertNotIn("pty-secret", self.output)  # typed without echo, never logged
+            self.assertNotIn("Traceback", self.output)
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
