@@ -158,6 +158,27 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
                 self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 40, (i, got, expected))
         self.assertGreaterEqual(self.host.event("session_ended", timeout=15)["frames"], 1)
 
+    def test_cli_host_serves_a_session_over_punched_udp(self):
+        """The real client (`tagio-gui.py --cli host`: Client, RelayLink, DirectListener) as the host."""
+        display = Xvfb(width=WIDTH, height=HEIGHT).start()
+        self.addCleanup(display.stop)
+        host_ns, viewer_ns = self.site("cone"), self.site("cone")
+        _relay, address = self.lab.start_relay(self.tmp)
+        relay = f"{address[0]}:{address[1]}"
+        host = netlab.JsonLines(self.lab.popen(host_ns, [
+            sys.executable, str(netlab.ROOT / "tagio-gui.py"), "--cli", "host", "--json", "--relay", relay,
+            "--config-dir", f"{self.tmp}/cli-host", "--password", PASSWORD],
+            extra_env={"DISPLAY": display.env()["DISPLAY"]}))
+        host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
+        self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
+                                    "--password", PASSWORD, "--target", host_id)
+        self.assertEqual(self.viewer.event("connected", timeout=25)["path"], "direct-udp")
+        result = self.command(f"session 20 {self.tmp}/cli.png", "session", timeout=30)
+        self.assertGreaterEqual(result["frames"], 1, result)
+        self.assertEqual(result["size"], [WIDTH, HEIGHT])
+        started = host.wait_for(lambda item: item.get("event") == "session_started", timeout=10)
+        self.assertEqual(started["path"], "direct-udp")
+
 
 if __name__ == "__main__":
     unittest.main()
