@@ -27,6 +27,7 @@ except ImportError:        # a Python built without Tk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUMP_TIMEOUT = 15.0
+ISOLATED_ENV = ("DISPLAY", "TAGIO_RELAY", "TAGIO_CONFIG_DIR")
 
 
 def closed_port() -> int:
@@ -45,7 +46,9 @@ class UiCase(unittest.TestCase):
         # Shared and kept until exit: Tk never closes an X connection, and once its server is
         # gone the next Tk call anywhere in the process is a fatal X I/O error.
         cls.xvfb = shared_xvfb()
-        cls.old_display = os.environ.get("DISPLAY")
+        cls.old_env = {name: os.environ.get(name) for name in ISOLATED_ENV}
+        for name in ISOLATED_ENV:        # the test decides relay and config dir, not the caller's env
+            os.environ.pop(name, None)
         os.environ["DISPLAY"] = cls.xvfb.display
         # TAGIO_UI_SHOTS=DIR keeps the screenshots for a person to look at.
         cls.keep_shots = os.environ.get("TAGIO_UI_SHOTS")
@@ -54,10 +57,11 @@ class UiCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.old_display is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = cls.old_display
+        for name, value in cls.old_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if not cls.keep_shots:
             shutil.rmtree(cls.shots, ignore_errors=True)
 
@@ -547,6 +551,7 @@ class EntryPointTest(unittest.TestCase):
     def run_gui(self, *args, env):
         config = tempfile.mkdtemp(prefix="tagio-ui-main-")
         self.addCleanup(shutil.rmtree, config, True)
+        env = {k: v for k, v in env.items() if k not in ("TAGIO_RELAY", "TAGIO_CONFIG_DIR")}
         return subprocess.Popen([sys.executable, os.path.join(ROOT, "tagio-gui.py"), "--config-dir", config,
                                  *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
