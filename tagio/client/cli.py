@@ -122,6 +122,9 @@ def _positive(kind, low, high):
 
 
 def _bind(text):
+    """HOST[:PORT] for the direct listener, or "none" for no direct paths (relay only)."""
+    if text.strip().lower() == "none":
+        return None
     try:
         return parse_address(text, default_port=0, min_port=0)
     except ConfigError as exc:
@@ -394,7 +397,7 @@ def _view(args, out, stop, conn, script) -> int:
     stop.set()
     if player is not None:
         player.join(5)
-    failure = _stop_session(session) or failure
+    failure = _as_session_loss(_stop_session(session) or failure)
     if args.snapshot:
         _save_snapshot(session, args.snapshot)
     stats = dict(getattr(session, "stats", {}) or {})
@@ -416,6 +419,14 @@ def _wait_session(session, watch, stop, deadline):
                                     or "the partner ended the session")
         stop.wait(0.1)
     return None
+
+
+def _as_session_loss(exc):
+    """A running session that ends by itself means the partner, or the path to it, is gone (a
+    killed relay shows up as a truncated channel); the detail in brackets says how."""
+    if exc is None or isinstance(exc, (ProtocolError, ConnectionClosed)):
+        return exc
+    return ConnectionClosed(f"connection lost ({exc})")
 
 
 def _alive(session):

@@ -1,0 +1,287 @@
+"""End to end: relay + `tagio-gui.py --cli host` on an Xvfb display + `tagio-gui.py --cli connect`.
+
+Everything is a real process talking over 127.0.0.1: a relay, a host that captures a private Xvfb
+display showing a small Tk target window (known colour blocks and a text field that reports clicks
+and typed text on stdout), and viewers that connect with --json, --snapshot and a --script of input.
+Checked: the snapshot matches a screenshot of the host display within JPEG tolerance; the pointer
+move, click and typed text arrive on the host; wrong password, unknown ID, host quitting and the relay
+dying mid-session each end the viewer with one clear line and its own non-zero exit status; the
+host keeps serving after a wrong password and survives losing the relay.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+from tagio.client import cli
+from tests.relay_fixture import start_relay
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+ROOT = Path(__file__).resolve().parent.parent
+GUI = str(ROOT / "tagio-gui.py")
+WIDTH, HEIGHT = 480, 320
+ENTRY_AT = (WIDTH // 2, 3 * HEIGHT // 4)
+COLOURS = [(224, 48, 48), (48, 192, 64), (48, 80, 224), (240, 208, 32)]
+
+# The host's desktop: four colour blocks over a blue background and a text field, full screen.
+TARGET = r"""
+import json, sys, tkinter as tk
+W, H, COLOURS = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+root = tk.Tk()
+root.overrideredirect(True)
+root.geometry(f"{W}x{H}+0+0")
+canvas = tk.Canvas(root, width=W, height=H, highlightthickness=0, bg="#204080")
+canvas.pack()
+for i, rgb in enumerate(COLOURS):
+    canvas.create_rectangle(i * W // 4, 0, (i + 1) * W // 4, H // 2, width=0,
+                            fill="#%02x%02x%02x" % tuple(rgb))
+entry = tk.Entry(root, font=("TkFixedFont", 12))
+canvas.create_window(W // 2, 3 * H // 4, window=entry, width=W // 2)
+def say(**kw):
+    print(json.dumps(kw), flush=True)
+for widget in (canvas, entry):
+    widget.bind("<ButtonPress>", lambda e: say(click=[e.x_root, e.y_root, e.num]))
+entry.bind("<KeyRelease>", lambda e: say(text=entry.get()))
+root.after(300, lambda: (entry.focus_force(), say(ready=True, frame=int(root.wm_frame(), 16))))
+root.mainloop()
+"""
+
+
+class Proc:
+    """A child process whose stdout lines (JSON where possible) are collected by a reader thread."""
+
+    def __init__(self, argv, env):
+        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=env, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+        self.lines, self._cond = [], threading.Condition()
+        self.stderr = ""
+        self._readers = [threading.Thread(target=self._read_out, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_out(self):
+        for line in self.popen.stdout:
+            try:
+                item = json.loads(line)
+            except ValueError:
+                item = {"raw": line.rstrip("\n")}
+            with self._cond:
+                self.lines.append(item)
+                self._cond.notify_all()
+
+    def _read_err(self):
+        self.stderr = self.popen.stderr.read()
+
+    def events(self, name=None, key="event"):
+        with self._cond:
+            return [e for e in self.lines if name is None or e.get(key) == name or
+                    (key != "event" and key in e)]
+
+    def wait_for(self, predicate, timeout=20, what="line"):
+        with self._cond:
+            if not self._cond.wait_for(lambda: any(predicate(e) for e in self.lines)
+                                       or self.popen.poll() is not None, timeout) \
+                    or not any(predicate(e) for e in self.lines):
+                raise AssertionError(f"no {what} within {timeout}s: {self.lines} / {self.stderr}")
+            return [e for e in self.lines if predicate(e)][-1]
+
+    def finish(self, timeout=30):
+        rc = self.popen.wait(timeout)
+        for reader in self._readers:
+            reader.join(5)
+        return rc
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        for reader in self._readers:
+            reader.join(5)
+
+
+def wait_until(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@skip_unless_xvfb
+class EndToEndTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.tmp = Path(cls._tmp.name)
+        cls.xvfb = Xvfb(width=WIDTH, height=HEIGHT).start()
+        cls.relay = start_relay()
+        cls.relay_text = "%s:%d" % cls.relay.address
+        cls.target = Proc([sys.executable, "-c", TARGET, str(WIDTH), str(HEIGHT), json.dumps(COLOURS)],
+                          cls.env())
+        ready = cls.target.wait_for(lambda e: e.get("ready"), what="target window")
+        # Xvfb has no window manager, so nobody gives the window the X input focus (it stays
+        # PointerRoot, where pynput's synthetic key events go nowhere); do what a WM would.
+        subprocess.run(["xdotool", "windowfocus", "--sync", str(ready["frame"])], env=cls.env(),
+                       timeout=10, check=True, capture_output=True)
+        cls.host = cls.start_host("host")
+
+    @classmethod
+    def tearDownClass(cls):
+        for proc in (cls.host, cls.target):
+            proc.stop()
+        cls.relay.stop()
+        cls.xvfb.stop()
+        cls._tmp.cleanup()
+
+    @classmethod
+    def env(cls):
+        env = cls.xvfb.env()
+        env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        env.pop("TAGIO_RELAY", None)
+        env.pop("TAGIO_CONFIG_DIR", None)
+        return env
+
+    @classmethod
+    def start_host(cls, name, relay=None, direct="127.0.0.1"):
+        host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--relay", relay or cls.relay_text,
+                     "--config-dir", str(cls.tmp / name), "--direct-bind", direct], cls.env())
+        host.wait_for(lambda e: e.get("event") == "ready", what="host ready line")
+        return host
+
+    @staticmethod
+    def credentials(host):
+        ready = host.events("ready")[-1]
+        return ready["id"], ready["password"]
+
+    def connect(self, host_id, password, *extra, relay=None, name="viewer"):
+        argv = [sys.executable, GUI, "--cli", "connect", host_id, "--password", password, "--json",
+                "--relay", relay or self.relay_text, "--config-dir", str(self.tmp / name), *extra]
+        env = self.env()
+        env.pop("DISPLAY")                           # the viewer is headless
+        proc = Proc(argv, env)
+        self.addCleanup(proc.stop)
+        return proc
+
+    def assert_one_error_line(self, proc, needle):
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertIn(needle, lines[0])
+        self.assertNotIn("Traceback", proc.stderr)
+
+    # ---------------------------------------------------------------- the product works
+
+    def test_view_and_control(self):
+        host_id, password = self.credentials(self.host)
+        script = self.tmp / "input.txt"
+        script.write_text(f"move 40 40\nwait 0.2\nmove {ENTRY_AT[0]} {ENTRY_AT[1]}\nwait 0.2\n"
+                          "click 1\nwait 0.3\ntype hello TagIO\n")
+        snapshot = self.tmp / "snap.png"
+        viewer = self.connect(host_id, password, "--snapshot", str(snapshot), "--duration", "4",
+                              "--script", str(script))
+        self.assertEqual(viewer.finish(), 0, viewer.stderr)
+        connected = viewer.events("connected")[0]
+        self.assertEqual((connected["peer"], connected["path"]), (host_id, "direct-tcp"))
+        self.assertGreater(connected["connect_ms"], 0)
+        closed = viewer.events("closed")[0]
+        self.assertGreater(closed["frames"], 0)
+        self.assertGreater(closed["bytes"], 0)
+        print(f"\n  e2e connect_ms={connected['connect_ms']} path={connected['path']} "
+              f"frames={closed['frames']} bytes={closed['bytes']}", file=sys.stderr)
+
+        click = self.target.wait_for(lambda e: "click" in e, what="click on the host")
+        self.assertEqual(click["click"], [ENTRY_AT[0], ENTRY_AT[1], 1])
+        self.target.wait_for(lambda e: e.get("text") == "hello TagIO", what="typed text")
+        location = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True,
+                                  env=self.env(), timeout=10).stdout
+        self.assertIn(f"x:{ENTRY_AT[0]} y:{ENTRY_AT[1]} ", location)
+        self.assert_snapshot_matches(snapshot)
+        self.assertNotIn(password, json.dumps(viewer.lines) + viewer.stderr)
+
+    def assert_snapshot_matches(self, snapshot):
+        import mss
+        from PIL import Image, ImageChops, ImageStat
+        with mss.mss(display=self.xvfb.display) as sct:
+            grab = sct.grab(sct.monitors[1])
+        screen = Image.frombytes("RGB", grab.size, grab.bgra, "raw", "BGRX")
+        got = Image.open(snapshot).convert("RGB")
+        self.assertEqual(got.size, screen.size)
+        mean = sum(ImageStat.Stat(ImageChops.difference(got, screen)).mean) / 3
+        self.assertLess(mean, 4.0, "snapshot differs from the host screen")
+        for i, rgb in enumerate(COLOURS):               # each block's centre, JPEG tolerance
+            pixel = got.getpixel(((2 * i + 1) * WIDTH // 8, HEIGHT // 4))
+            self.assertTrue(all(abs(a - b) <= 24 for a, b in zip(pixel, rgb)), (i, pixel, rgb))
+
+    # ---------------------------------------------------------------- clear failures
+
+    def test_wrong_password_then_host_keeps_serving(self):
+        host_id, password = self.credentials(self.host)
+        before = len(self.host.events("ready"))
+        viewer = self.connect(host_id, "definitely-wrong")
+        self.assertEqual(viewer.finish(), cli.EXIT_AUTH, viewer.stderr)
+        self.assert_one_error_line(viewer, "wrong password")
+        self.assertEqual(viewer.events("error")[0]["kind"], "wrong_password")
+        self.host.wait_for(lambda e: e.get("event") == "auth_failed", what="auth_failed")
+        self.assertTrue(wait_until(lambda: len(self.host.events("ready")) > before),
+                        "the host did not announce a new password")
+        self.assertNotEqual(self.credentials(self.host)[1], password)
+        self.assertIsNone(self.host.popen.poll())
+        self.assertNotIn("definitely-wrong", json.dumps(self.host.lines) + self.host.stderr)
+        host_id, password = self.credentials(self.host)         # the new password works
+        again = self.connect(host_id, password, "--duration", "0.5")
+        self.assertEqual(again.finish(), 0, again.stderr)
+
+    def test_unknown_id(self):
+        viewer = self.connect("123456789", "whatever1")
+        self.assertEqual(viewer.finish(), cli.EXIT_RELAY, viewer.stderr)
+        self.assertIn(viewer.events("error")[0]["kind"], ("unknown_id", "offline"))
+        self.assert_one_error_line(viewer, "123456789" if "offline" in viewer.stderr else "unknown ID")
+
+    def test_host_quits_mid_session(self):
+        host = self.start_host("host-quits")
+        self.addCleanup(host.stop)
+        host_id, password = self.credentials(host)
+        viewer = self.connect(host_id, password, "--duration", "60")
+        viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
+        host.wait_for(lambda e: e.get("event") == "session_started", what="session start")
+        time.sleep(0.5)
+        host.popen.send_signal(signal.SIGTERM)
+        self.assertEqual(host.finish(), 0, host.stderr)         # a clean shutdown
+        self.assertEqual(viewer.finish(15), cli.EXIT_GONE, viewer.stderr)
+        self.assert_one_error_line(viewer, "partner gone")
+        self.assertEqual(viewer.events("error")[0]["kind"], "partner_gone")
+        self.assertEqual(len(viewer.events("closed")), 1)
+
+    def test_relay_killed_mid_session(self):
+        relay = start_relay()
+        relay_text = "%s:%d" % relay.address
+        self.addCleanup(relay.stop)
+        host = self.start_host("host-relay", relay=relay_text, direct="none")   # relay path only
+        self.addCleanup(host.stop)
+        host_id, password = self.credentials(host)
+        viewer = self.connect(host_id, password, "--duration", "60", relay=relay_text)
+        connected = viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
+        self.assertEqual(connected["path"], "relay")
+        host.wait_for(lambda e: e.get("event") == "session_started", what="session start")
+        relay.stop()                                              # every relay connection drops
+        self.assertEqual(viewer.finish(15), cli.EXIT_GONE, viewer.stderr)
+        self.assert_one_error_line(viewer, "partner gone")
+        host.wait_for(lambda e: e.get("event") == "session_ended", what="host session end")
+        host.wait_for(lambda e: e.get("event") == "relay" and e["status"] != "online",
+                      what="host noticing the relay is gone")
+        self.assertIsNone(host.popen.poll(), "the host must keep running without its relay")
+
+
+if __name__ == "__main__":
+    unittest.main()
