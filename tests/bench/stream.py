@@ -75,9 +75,13 @@ else:
         state["n"] += 1
         canvas.itemconfigure(item, image=frames[state["n"] % len(frames)])
         root.after(16, tick)
+def report():
+    sys.stdout.write(f"ticks {state['n']}\n"); sys.stdout.flush()
+    root.after(250, report)
 def ready():
     sys.stdout.write("ready\n"); sys.stdout.flush()
     tick()
+    report()
 root.after(200, ready)
 root.mainloop()
 """
@@ -133,9 +137,24 @@ def connect_viewer(fps, env):
     return host, channel
 
 
-def measure(viewer, seconds, host_pid, scene_pid):
+class SceneTicks:
+    """Follows the scene's "ticks N" lines: how many changes it really made (Tk timers slip)."""
+
+    def __init__(self, stream):
+        self.count = 0
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            if line.startswith("ticks "):
+                self.count = int(line.split()[1])
+
+
+def measure(viewer, seconds, host_pid, scene_pid, ticks):
     """Drain display updates for `seconds`; return figures for that window."""
     latencies, seen = [], set()
+    ticks0 = ticks.count
     frames0, bytes0 = viewer.stats["frames"], viewer.stats["bytes"]
     cpu0 = (cpu_seconds(host_pid), os.times(), cpu_seconds(scene_pid))
     start = time.monotonic()
@@ -155,6 +174,7 @@ def measure(viewer, seconds, host_pid, scene_pid):
         "seconds": round(elapsed, 2),
         "frames": frames,
         "frames_per_s": round(frames / elapsed, 1),
+        "scene_changes_per_s": round((ticks.count - ticks0) / elapsed, 1),
         "latency_ms_p50": round(percentile(latencies, 50) or 0, 1),
         "latency_ms_p95": round(percentile(latencies, 95) or 0, 1),
         "kb_per_frame": round(received / 1024 / max(frames, 1), 1),
@@ -173,16 +193,16 @@ def run_scene(mode, seconds, fps, warmup=2.0):
         try:
             if scene.stdout.readline().strip() != "ready":
                 raise RuntimeError("scene did not start")
+            ticks = SceneTicks(scene.stdout)
             host, channel = connect_viewer(fps, env)
             viewer = ViewerSession(channel, max_updates=256)
             viewer.start()
             try:
-                measure(viewer, warmup, host.pid, scene.pid)
-                result = measure(viewer, seconds, host.pid, scene.pid)
+                measure(viewer, warmup, host.pid, scene.pid, ticks)
+                result = measure(viewer, seconds, host.pid, scene.pid, ticks)
             finally:
                 viewer.stop()
                 host.wait(10)
-            result["xvfb_cpu_pct_note"] = "X server CPU not included"
             return {"scene": mode, "fps_cap": fps, **result}
         finally:
             scene.kill()
