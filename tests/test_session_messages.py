@@ -79,6 +79,7 @@ class Malformed(unittest.TestCase):
     def test_field_ranges(self):
         self.assertRemote(b"\x01" + struct.pack("!BIHHB", 99, 0, 10, 10, 1), "version 99")
         self.assertRemote(b"\x01" + struct.pack("!BIHHB", 1, 0, 0, 10, 1), "bad screen size")
+        self.assertRemote(b"\x01" + struct.pack("!BIHHB", 1, 0, 16000, 16000, 1), "bad screen size")
         self.assertRemote(b"\x05" + struct.pack("!BBiiB", 9, 1, 0, 0, 1), "mouse action")
         self.assertRemote(b"\x05" + struct.pack("!BBiiB", 1, 7, 0, 0, 1), "mouse button")
         self.assertRemote(b"\x0a" + bytes([0, 30]), "quality 0")

@@ -22,6 +22,7 @@ MAX_MESSAGE = 1 << 20           # one SecureChannel record (docs/interfaces.md)
 MAX_RECTS = 4096                # rectangles in one Frame message
 MAX_RECT_DATA = MAX_MESSAGE - 64
 MAX_DIMENSION = 16384           # pixels, any axis
+MAX_SCREEN_PIXELS = 40_000_000  # a Hello may not make the viewer allocate more (8K is 33 M pixels)
 MAX_MONITORS = 16
 MAX_TEXT = 4096                 # bytes of UTF-8 in Text / Bye
 MAX_CLIPBOARD = 256 * 1024
@@ -112,8 +113,8 @@ class Hello(_Fixed):
 
     def validate(self):
         _need(self.version == PROTOCOL_VERSION, f"unsupported session protocol version {self.version}")
-        _need(0 < self.width <= MAX_DIMENSION and 0 < self.height <= MAX_DIMENSION,
-              f"bad screen size {self.width}x{self.height}")
+        _need(0 < self.width <= MAX_DIMENSION and 0 < self.height <= MAX_DIMENSION
+              and self.width * self.height <= MAX_SCREEN_PIXELS, f"bad screen size {self.width}x{self.height}")
 
 
 HELLO_VIEW_ONLY = 0x01
