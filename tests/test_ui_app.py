@@ -338,6 +338,21 @@ class AppTest(UiCase):
         self.pump(lambda: not asker.is_alive(), "answer delivered")
         self.assertEqual(results, [True])
 
+    def test_accept_prompt_shows_with_the_main_window_minimised(self):
+        from tagio.ui.prompts import AcceptPrompt
+        self.root.withdraw()        # (iconify needs a window manager; Tk treats both alike here)
+        self.pump(lambda: not self.root.winfo_viewable(), "main window hidden")
+        asker = threading.Thread(target=self.app.accepts.ask, args=("123456789",))
+        asker.start()
+        prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt")
+        self.pump(lambda: prompt.winfo_viewable(), "prompt visible")
+        self.assertEqual(prompt.attributes("-topmost"), 1)
+        self.assertEqual(str(prompt.transient()), "")   # a WM would hide a transient with its master
+        x, y = prompt.winfo_rootx(), prompt.winfo_rooty()
+        self.assertTrue(0 < x < prompt.winfo_screenwidth() and 0 < y < prompt.winfo_screenheight())
+        prompt.deny_button.invoke()
+        self.pump(lambda: not asker.is_alive(), "answer delivered")
+
     def test_accept_prompt_times_out_to_deny(self):
         from tagio.ui.prompts import AcceptPrompt
         self.app.accepts.timeout = 1

@@ -305,7 +305,7 @@ def _check_password(form: SettingsForm):
 
 
 # field name -> checker(form) returning the clean value; errors are keyed by field name
-_FIELD_CHECKS = {
+FIELD_CHECKS = {
     "relay": lambda f: check_relay(f.relay),
     "relay_secret": lambda f: _check_secret(f.relay_secret),
     "permanent_password": _check_password,
@@ -326,7 +326,7 @@ def _check_secret(secret: str):
 def validate_settings(form: SettingsForm):
     """Return (values, errors): clean values by field, and a message per bad field."""
     values, errors = {}, {}
-    for name, check in _FIELD_CHECKS.items():
+    for name, check in FIELD_CHECKS.items():
         try:
             values[name] = check(form)
         except ConfigError as exc:

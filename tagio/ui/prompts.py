@@ -17,12 +17,13 @@ from tagio.ui import model, theme
 class Dialog(tk.Toplevel):
     """A transient, centred, card-styled Toplevel; Escape closes it via `cancel()`."""
 
-    def __init__(self, parent, title):
+    def __init__(self, parent, title, transient=True):
         super().__init__(parent, background=theme.CARD)
         self.withdraw()
         self.title(title)
         self.resizable(False, False)
-        self.transient(parent.winfo_toplevel())
+        if transient:       # window managers hide transients with a minimised parent
+            self.transient(parent.winfo_toplevel())
         self.body = ttk.Frame(self, style="Plain.TFrame", padding=20)
         self.body.pack(fill="both", expand=True)
         self.protocol("WM_DELETE_WINDOW", self.cancel)
@@ -32,8 +33,13 @@ class Dialog(tk.Toplevel):
         """Centre over the parent and map the window."""
         self.update_idletasks()
         parent = self.master.winfo_toplevel()
-        x = parent.winfo_rootx() + max(0, (parent.winfo_width() - self.winfo_reqwidth()) // 2)
-        y = parent.winfo_rooty() + max(0, (parent.winfo_height() - self.winfo_reqheight()) // 3)
+        if parent.winfo_viewable():
+            left, top, width, height = (parent.winfo_rootx(), parent.winfo_rooty(),
+                                        parent.winfo_width(), parent.winfo_height())
+        else:               # main window minimised or hidden: centre on the screen
+            left, top, width, height = 0, 0, self.winfo_screenwidth(), self.winfo_screenheight()
+        x = left + max(0, (width - self.winfo_reqwidth()) // 2)
+        y = top + max(0, (height - self.winfo_reqheight()) // 3)
         self.geometry(f"+{x}+{y}")
         self.deiconify()
         self.lift()
@@ -141,7 +147,7 @@ class AcceptPrompt(Dialog):
     """"Desk X wants to connect" with Accept / Deny; denies by itself after `timeout` seconds."""
 
     def __init__(self, parent, peer_id, on_answer, timeout=model.ACCEPT_TIMEOUT_S):
-        super().__init__(parent, "Incoming connection")
+        super().__init__(parent, "Incoming connection", transient=False)   # seen even if TagIO is minimised
         self.peer_id, self.on_answer, self.left = peer_id, on_answer, int(timeout)
         self.attributes("-topmost", True)
         ttk.Label(self.body, text="Incoming connection", style="Heading.TLabel").pack(anchor="w")

@@ -23,7 +23,7 @@ class SettingsDialog(Dialog):
         super().__init__(parent, "TagIO Settings")
         self.settings, self.host_id, self.on_saved = settings, host_id, on_saved
         self.vars = self._make_vars(settings)
-        self.errors = {name: tk.StringVar(master=self) for name in model._FIELD_CHECKS}
+        self.errors = {name: tk.StringVar(master=self) for name in model.FIELD_CHECKS}
         self.errors["save"] = tk.StringVar(master=self)
         self.entries = {}
         self._error_slots = {}
