@@ -105,6 +105,7 @@ class RelayServer:
                                 wall_clock=wall_clock, offload=self._offload, public_ip=public_ip)
         self._workers = workers
         self._conns = {}
+        self._tls_conns = set()
         self._per_ip = collections.Counter()
         self._ip_lock = threading.Lock()
         self._posted = collections.deque()
@@ -213,7 +214,8 @@ class RelayServer:
     def _loop(self):
         next_tick = self.clock() + 1.0
         while not self._stop.is_set():
-            pending_tls = [c for c in self._conns.values() if _tls_pending(c)]
+            # TLS may hold decrypted bytes the selector cannot see; only TLS connections are checked.
+            pending_tls = [c for c in self._tls_conns if _tls_pending(c)] if self._tls_conns else ()
             events = self._sel.select(0 if pending_tls else 0.5)
             for key, mask in events:
                 self._dispatch(key.data, mask)
@@ -254,7 +256,7 @@ class RelayServer:
     def _post(self, fn):
         """Run fn on the loop thread (called from worker threads)."""
         self._posted.append(fn)
-        self._wake()
+        self._wake()  # one byte per result; the loop drains them all at once
 
     def _run_posted(self):
         while self._posted:
@@ -358,6 +360,7 @@ class RelayServer:
             self._sel.unregister(conn.sock)
             del self._conns[conn.sock.fileno()]
             conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
+            self._tls_conns.add(conn)
             self._conns[conn.sock.fileno()] = conn
             conn.mask = 0
             conn.phase = Phase.TLS
@@ -532,6 +535,7 @@ class RelayServer:
             pass
 
     def _forget(self, conn):
+        self._tls_conns.discard(conn)
         if self._conns.get(conn.sock.fileno()) is conn:
             del self._conns[conn.sock.fileno()]
         if conn.mask:
@@ -563,6 +567,7 @@ class RelayServer:
         to_partner = bytes(partner.out) + ready + bytes(conn.early)
         for c in (conn, partner):
             c.closed = True
+            self._tls_conns.discard(c)
             if self._conns.get(c.sock.fileno()) is c:
                 del self._conns[c.sock.fileno()]
             if c.mask:

@@ -1,0 +1,186 @@
+"""Relay idle capacity: N registered idle clients in one relay process; registrations/s and RSS per client.
+
+Run: python -m tests.bench.relay_idle [--clients 10000] [--in-flight 256]
+
+The relay runs in a child process (this file with --serve) with the per-address
+limits lifted (every client comes from 127.0.0.1); this process drives the
+clients with one selectors loop: connect, Hello, sign the Challenge (Ed25519),
+Register, wait for Registered, then stay connected and silent. Registrations
+per second therefore include the relay's Ed25519 verification (and, on the same
+2 CPUs, the clients' signing). RSS is the relay child's VmRSS (Linux /proc).
+Goals (issue 2): >= 10,000 clients at <= 3 KB RSS each; >= 2,000 registrations/s.
+"""
+
+import argparse
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tagio.crypto.identity import Identity  # noqa: E402
+from tests.bench.relay_throughput import cpu_seconds  # noqa: E402
+from tagio.protocol import framing  # noqa: E402
+from tagio.protocol import messages as m  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def raise_fd_limit(need):
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard == resource.RLIM_INFINITY else max(soft, min(hard, need))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def rss_kib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def serve(clients):
+    """Child: a relay with per-address limits lifted; prints its port, runs until stdin closes."""
+    import threading
+    from tagio.relay.logic import Limits
+    from tagio.relay.server import RelayServer
+    raise_fd_limit(clients * 2 + 1000)
+    limits = Limits(max_conns_per_ip=clients + 100, max_conns=clients + 100, register_rate=1e9,
+                    register_burst=1e9, heartbeat_interval=600.0)
+    server = RelayServer(("127.0.0.1", 0), limits=limits).start()
+    print(server.address[1], flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), server.request_stop()), daemon=True).start()
+    server._thread.join()
+
+
+class Driver:
+    """Registers many clients concurrently from one selectors loop."""
+
+    def __init__(self, address, identities, in_flight):
+        self.address = address
+        self.todo = list(identities)
+        self.in_flight = in_flight
+        self.sel = selectors.DefaultSelector()
+        self.done = []
+        self.failed = 0
+
+    def start_one(self):
+        ident = self.todo.pop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(self.address)
+        state = {"ident": ident, "decoder": framing.FrameDecoder(), "out": m.Hello().encode()}
+        self.sel.register(sock, selectors.EVENT_WRITE, state)
+
+    def run(self):
+        active = 0
+        while self.todo or active:
+            while self.todo and active < self.in_flight:
+                self.start_one()
+                active += 1
+            for key, mask in self.sel.select(5):
+                finished = self.step(key.fileobj, key.data, mask)
+                if finished:
+                    active -= 1
+
+    def step(self, sock, state, mask):
+        if mask & selectors.EVENT_WRITE and state["out"]:
+            sent = sock.send(state["out"])
+            state["out"] = state["out"][sent:]
+            if not state["out"]:
+                self.sel.modify(sock, selectors.EVENT_READ, state)
+            return False
+        data = sock.recv(4096)
+        if not data:
+            self.failed += 1
+            self.sel.unregister(sock)
+            sock.close()
+            return True
+        for frame in state["decoder"].feed(data):
+            msg = m.decode_message(frame)
+            if isinstance(msg, m.Challenge):
+                ident = state["ident"]
+                sig = ident.sign(m.registration_message(msg.nonce, ident.id, ident.public_key))
+                state["out"] = m.Register(ident.id, ident.public_key, sig).encode()
+                self.sel.modify(sock, selectors.EVENT_WRITE, state)
+            elif isinstance(msg, m.Registered):
+                self.sel.unregister(sock)
+                self.done.append(sock)  # stays open and silent
+                return True
+            else:
+                self.failed += 1
+                self.sel.unregister(sock)
+                sock.close()
+                return True
+        return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=10_000)
+    ap.add_argument("--in-flight", type=int, default=256)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        return serve(args.clients)
+    raise_fd_limit(args.clients + 1000)
+    relay = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", "--clients", str(args.clients)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             cwd=str(ROOT), text=True)
+    try:
+        port = int(relay.stdout.readline())
+        time.sleep(0.5)
+        base = rss_kib(relay.pid)
+        t0 = time.perf_counter()
+        identities = [Identity.generate() for _ in range(args.clients)]
+        keygen = time.perf_counter() - t0
+        driver = Driver(("127.0.0.1", port), identities, args.in_flight)
+        t0, relay_cpu0, client_cpu0 = time.perf_counter(), cpu_seconds(relay.pid), time.process_time()
+        driver.run()
+        elapsed = time.perf_counter() - t0
+        relay_cpu = cpu_seconds(relay.pid)
+        relay_cpu = relay_cpu - relay_cpu0 if relay_cpu is not None and relay_cpu0 is not None else None
+        client_cpu = time.process_time() - client_cpu0
+        time.sleep(1.0)
+        after = rss_kib(relay.pid)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+            online = json.loads(resp.read())["online_clients"]
+        n = len(driver.done)
+        print(f"relay_idle: {args.clients} clients, {args.in_flight} registrations in flight, {os.cpu_count()} CPUs")
+        print(f"  (client key generation, not timed: {keygen:.1f} s)")
+        print(f"  registered      : {n} ok, {driver.failed} failed; relay reports {online} online")
+        print(f"  registrations/s : {n / elapsed:.0f}  ({elapsed:.2f} s, incl. Ed25519 sign + verify)")
+        per = (lambda sec: f"{sec / max(n, 1) * 1000:.2f} ms/registration")
+        print(f"  CPU             : relay {per(relay_cpu) if relay_cpu is not None else 'n/a'}, "
+              f"clients {per(client_cpu)}")
+        if base is not None and after is not None:
+            print(f"  relay RSS       : {base / 1024:.1f} MiB idle -> {after / 1024:.1f} MiB with {n} clients")
+            print(f"  RSS per client  : {(after - base) * 1024 / max(n, 1) / 1000:.2f} KB "
+                  f"({(after - base) / max(n, 1):.2f} KiB)")
+        for sock in driver.done:
+            sock.close()
+    finally:
+        relay.stdin.close()
+        try:
+            relay.wait(15)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+
+
+if __name__ == "__main__":
+    main()
