@@ -20,7 +20,7 @@ import unittest
 from pathlib import Path
 
 from tagio.client import cli
-from tests.relay_fixture import start_relay
+from tests.relay_fixture import run_relay_process, start_relay
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +117,12 @@ def wait_until(predicate, timeout=15.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def _reap(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
 
 
 @skip_unless_xvfb
@@ -223,6 +229,19 @@ class EndToEndTest(unittest.TestCase):
             pixel = got.getpixel(((2 * i + 1) * WIDTH // 8, HEIGHT // 4))
             self.assertTrue(all(abs(a - b) <= 24 for a, b in zip(pixel, rgb)), (i, pixel, rgb))
 
+    def test_viewer_ctrl_c_is_a_clean_exit(self):
+        host_id, password = self.credentials(self.host)
+        snapshot = self.tmp / "ctrl-c.png"
+        viewer = self.connect(host_id, password, "--duration", "60", "--snapshot", str(snapshot))
+        viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
+        self.assertTrue(wait_until(lambda: self.host.events("session_started")))
+        time.sleep(0.5)
+        viewer.popen.send_signal(signal.SIGINT)
+        self.assertEqual(viewer.finish(15), 0, viewer.stderr)
+        self.assertEqual(viewer.stderr, "")
+        self.assertEqual(len(viewer.events("closed")), 1)
+        self.assertTrue(snapshot.exists())
+
     # ---------------------------------------------------------------- clear failures
 
     def test_wrong_password_then_host_keeps_serving(self):
@@ -264,9 +283,9 @@ class EndToEndTest(unittest.TestCase):
         self.assertEqual(len(viewer.events("closed")), 1)
 
     def test_relay_killed_mid_session(self):
-        relay = start_relay()
-        relay_text = "%s:%d" % relay.address
-        self.addCleanup(relay.stop)
+        relay, (host_ip, port) = run_relay_process("--bind", "127.0.0.1:0", "--state-file", "")
+        relay_text = f"{host_ip}:{port}"
+        self.addCleanup(_reap, relay)
         host = self.start_host("host-relay", relay=relay_text, direct="none")   # relay path only
         self.addCleanup(host.stop)
         host_id, password = self.credentials(host)
@@ -274,7 +293,8 @@ class EndToEndTest(unittest.TestCase):
         connected = viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
         self.assertEqual(connected["path"], "relay")
         host.wait_for(lambda e: e.get("event") == "session_started", what="session start")
-        relay.stop()                                              # every relay connection drops
+        relay.kill()                                              # SIGKILL: no goodbyes
+        relay.wait(10)
         self.assertEqual(viewer.finish(15), cli.EXIT_GONE, viewer.stderr)
         self.assert_one_error_line(viewer, "partner gone")
         host.wait_for(lambda e: e.get("event") == "session_ended", what="host session end")

@@ -31,6 +31,7 @@ from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityErro
                           TransportTimeout, WrongPasswordError)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_RELAY, EXIT_GONE = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130      # the shell convention for "ended by Ctrl+C" before any work was done
 READY_TIMEOUT = 12.0
 FIRST_FRAME_TIMEOUT = 10.0
 
@@ -185,12 +186,13 @@ def main(argv=None) -> int:
         return start_gui(_gui_argv(args))
     _setup_logging(args.verbose)
     out = Output(args.json)
-    stop = threading.Event()
+    stop = StopSignal()
     _install_signals(stop)
     try:
         return COMMANDS[args.command](args, out, stop)
     except KeyboardInterrupt:
-        return EXIT_OK
+        print("tagio: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TagioError as exc:
         return out.error(exc)
     except Exception as exc:          # a bug: one line for the user, the traceback only with --verbose
@@ -249,9 +251,18 @@ def _thread_excepthook(hook_args):
                                      hook_args.exc_type.__name__, exc_info=hook_args.exc_value)
 
 
+class StopSignal(threading.Event):
+    """Set by SIGINT/SIGTERM. While `polling` is False the main thread is blocked in a call that
+    cannot watch the event (registering, connecting), so the handler interrupts it instead."""
+
+    polling = False
+
+
 def _install_signals(stop):
     def handler(signum, frame):
         stop.set()
+        if not stop.polling:
+            raise KeyboardInterrupt
     if threading.current_thread() is not threading.main_thread():
         return
     for name in ("SIGINT", "SIGTERM"):
@@ -339,6 +350,7 @@ def run_host(args, out, stop) -> int:
         client.wait_online(READY_TIMEOUT)
         printer.client = client
         printer.ready()
+        stop.polling = True
         while not stop.wait(0.5):
             pass
     out.event("stopped", "host stopped")
@@ -388,6 +400,7 @@ def run_connect(args, out, stop) -> int:
 
 
 def _view(args, out, stop, conn, script) -> int:
+    stop.polling = True
     watch = ViewerWatch()
     session = conn.open_session(on_event=watch)
     session.start()
