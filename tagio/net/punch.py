@@ -25,6 +25,7 @@ from enum import Enum
 from tagio.errors import RemoteProtocolError, TransportTimeout
 from tagio.net import rudp_codec as codec
 from tagio.net.candidates import path_keys
+from tagio.net.udpmux import Inbox
 from tagio.net.udpstream import INBOX, RudpStream
 
 FAST_INTERVAL = 0.1  # seconds between punch rounds at first
@@ -117,7 +118,7 @@ def open_path(mux, peer, stop, timeout: float) -> RudpStream:
     `stop` was set.
     """
     keys = path_keys(peer.relay_token, peer.session_id, peer.role)
-    inbox = queue.Queue(INBOX)
+    inbox = Inbox(INBOX)
     mux.register(keys.conn_id, inbox)
     try:
         puncher, early = _punch(mux, Puncher(keys, punch_targets(peer), time.monotonic()),

@@ -18,6 +18,7 @@ import time
 
 from tagio.errors import ConnectionClosed, TransportError, TransportTimeout
 from tagio.net.rudp import RudpConnection, State
+from tagio.net.udpmux import Inbox
 
 INBOX = 4096  # datagrams; beyond this the mux drops (the sender retransmits)
 CLOSE_TIMEOUT = 2.0
@@ -31,7 +32,7 @@ class RudpStream:
         self.peer_addr = tuple(peer_addr)
         self.path = path
         self._keys = keys
-        self._inbox = inbox if inbox is not None else queue.Queue(INBOX)
+        self._inbox = inbox if inbox is not None else Inbox(INBOX)
         mux.register(keys.conn_id, self._inbox)
         self.conn = RudpConnection(keys, time.monotonic() if now is None else now)
         self._lock = threading.Lock()
