@@ -1,7 +1,6 @@
 """UDP hole punching: the Puncher state machine, and open_path() over real UDP sockets on 127.0.0.1."""
 
 import os
-import queue
 import socket
 import threading
 import time

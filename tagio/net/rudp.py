@@ -28,7 +28,6 @@ calls `on_timer` at `next_deadline()`, and sends whatever
   connection, malformed) are counted in `dropped` and have no other effect.
 """
 
-import os
 from enum import Enum
 
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportTimeout
@@ -440,7 +439,3 @@ class RudpConnection:
         self.rto = min(MAX_RTO, self.rto * 2)
         self._rto_deadline = now + self.rto
         self._tlp_deadline = None
-
-
-def new_nonce() -> bytes:
-    return os.urandom(8)

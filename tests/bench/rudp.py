@@ -14,7 +14,6 @@ Goals (issue 5): >= 40 MB/s without loss, >= 8 MB/s at 5 % loss, set-up <= 1 s.
 """
 
 import argparse
-import json
 import os
 import socket
 import statistics
