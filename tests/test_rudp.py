@@ -226,6 +226,20 @@ class CoreTest(unittest.TestCase):
         self.assertLess(offset, len(data))  # the sender's buffer filled up: write() took less
         self.assertEqual(link.a.write(b"z"), 0)
 
+    def test_reading_a_full_window_sends_a_window_update(self):
+        link = Link()
+        data = b"w" * (rudp.RECV_WINDOW * codec.MAX_PAYLOAD * 2)
+        offset = 0
+        for _ in range(400):  # fill b's window while it does not read
+            offset += link.a.write(data[offset:offset + 65536])
+            link.step()
+        self.assertEqual(link.a.peer_window, 0)
+        self.assertGreater(len(link.b.read(1 << 30)), 0)
+        update = link.b.datagrams_to_send(link.now)  # without waiting for a probe
+        self.assertEqual(len(update), 1)
+        ack = codec.decode(update[0], link.a.keys.conn_id, link.a.keys.recv_key)
+        self.assertEqual(ack.window, rudp.RECV_WINDOW)
+
     def test_reset_fails_the_peer(self):
         link = Link()
         link.a.abort()

@@ -140,8 +140,11 @@ class RudpConnection:
         return taken
 
     def read(self, max_bytes: int) -> bytes:
+        before = self._window()
         chunk = bytes(self._readable[:max_bytes])
         del self._readable[:max_bytes]
+        if before < RECV_WINDOW // 4 and self._window() >= RECV_WINDOW // 2:
+            self._ack_due = True  # window update: a sender stalled on our window may go on
         return chunk
 
     @property
