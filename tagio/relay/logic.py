@@ -24,6 +24,7 @@ which calls `done(result)` back on its loop thread.
 """
 
 import enum
+import hmac
 import secrets
 import time
 
@@ -35,7 +36,6 @@ from tagio.relay.pairing import Pairing
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import Registration, Registry
 
-import hmac
 
 
 class ConnState(enum.Enum):

@@ -23,7 +23,6 @@ missed heartbeats; connections per source address and in total are capped.
 
 import collections
 import concurrent.futures
-import enum
 import errno
 import logging
 import selectors
@@ -35,8 +34,9 @@ import time
 from tagio.errors import ConfigError, RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import messages as m
+from tagio.relay.conn import TLS_ALERT_HANDSHAKE_FAILURE, Conn, Phase, classify, is_tls_client_hello
 from tagio.relay.forward import Forwarder, Pair
-from tagio.relay.http import HTTP_METHODS, HttpRequestReader, http_error, http_response, looks_like_http
+from tagio.relay.http import HttpRequestReader, http_error, http_response
 from tagio.relay.logic import ConnState, Limits, RelayLogic, error_code
 from tagio.relay.registry import BindingStore
 
@@ -46,49 +46,6 @@ LINGER = 2.0
 READ_CHUNK = 65536
 READ_BUDGET = 256 * 1024  # per connection per event, so one client cannot starve the rest
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 1, 0, 2, 2, 40])
-
-
-class Phase(enum.Enum):
-    SNIFF = "sniff"
-    TLS = "tls"
-    APP_SNIFF = "app-sniff"
-    FRAMES = "frames"
-    HTTP = "http"
-    BINDING = "binding"
-    LINGER = "linger"
-
-
-class Conn:
-    """One control connection, as RelayLogic sees it (see tagio.relay.logic)."""
-
-    def __init__(self, server, sock, addr, deadline):
-        self.server = server
-        self.sock = sock
-        self.peer_addr = (addr[0], addr[1])
-        self.phase = Phase.SNIFF
-        self.state = ConnState.NEW
-        self.nonce = None
-        self.head = b""
-        self.decoder = framing.FrameDecoder()
-        self.http = None
-        self.out = bytearray()
-        self.early = bytearray()
-        self.deadline = deadline
-        self.mask = 0
-        self.closed = False
-
-    def send(self, message):
-        self.server._queue(self, message.encode())
-
-    def close(self, reason=""):
-        self.server._linger(self, reason)
-
-    def fail(self, exc):
-        self.server._fail(self, exc)
-
-    def start_relay(self, partner):
-        self.server._start_relay(self, partner)
 
 
 class RelayServer:
@@ -260,7 +217,10 @@ class RelayServer:
 
     def _run_posted(self):
         while self._posted:
-            self._posted.popleft()()
+            try:
+                self._posted.popleft()()
+            except Exception as exc:
+                self._internal_error(None, exc)
 
     def _offload(self, fn, done):
         def finished(future):
@@ -314,6 +274,16 @@ class RelayServer:
             self._fail(conn, exc)
         except (OSError, ssl.SSLError) as exc:
             log.debug("connection from %s failed: %s", conn.peer_addr[0], exc)
+            self._lost(conn)
+        except Exception as exc:  # a bug: lose this connection, keep serving everyone else
+            self._internal_error(conn, exc)
+
+    def _internal_error(self, conn, exc):
+        log.error("internal error on connection from %s: %r", conn.peer_addr[0] if conn else "?", exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        self.counters["internal_errors_total"] += 1
+        if conn is not None:
+            self.logic.connection_lost(conn)
             self._drop(conn)
 
     def _recv(self, conn):
@@ -342,7 +312,7 @@ class RelayServer:
             return
         if data == b"":
             return self._drop(conn)
-        if data[0] == 0x16 and (len(data) < 2 or data[1] == 3):
+        if is_tls_client_hello(data):
             self._log_limited(("tls-plain", conn.peer_addr[0]),
                               "TLS ClientHello from %s on a plain (non-TLS) port; closing. Start the relay "
                               "with --cert/--key or configure the client without TLS.", conn.peer_addr[0])
@@ -398,19 +368,18 @@ class RelayServer:
 
     def _app_sniff(self, conn, data):
         conn.head += data
-        head = conn.head[:4]
-        if len(head) < 4 and (framing.MAGIC.startswith(head) or any(p.startswith(head) for p in HTTP_METHODS)):
-            return  # too early to tell
-        if head == framing.MAGIC:
-            conn.phase = Phase.FRAMES
-        elif looks_like_http(head):
-            conn.phase, conn.http = Phase.HTTP, HttpRequestReader()
-            self.counters["http_requests_total"] += 1
-        else:
-            conn.phase = Phase.FRAMES
+        try:
+            phase = classify(conn.head)
+        except TagioError:
+            conn.phase = Phase.FRAMES  # answer garbage with an Error frame
             self.counters["garbage_total"] += 1
-            framing.check_prefix(conn.head[:framing.HEADER_LEN])  # raises with the precise reason
-            raise RemoteProtocolError("not a TagIO client")
+            raise
+        if phase is None:
+            return
+        conn.phase = phase
+        if phase is Phase.HTTP:
+            conn.http = HttpRequestReader()
+            self.counters["http_requests_total"] += 1
         data, conn.head = conn.head, b""
         FEEDERS[conn.phase](self, conn, data)
 
