@@ -130,9 +130,15 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         self.assertNotIn("Traceback", r.stderr)
 
+    def test_host_without_a_screen(self):
+        r = run_gui("--cli", "host", "--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")
+        self.assertEqual(r.returncode, cli.EXIT_USAGE)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("cannot capture the screen", r.stderr)
+
     def test_relay_unreachable(self):
         port = closed_port()
-        for command in (["host"], ["connect", "123456789", "--password", "pw"]):
+        for command in (["connect", "123456789", "--password", "pw"],):   # host: see test_e2e
             with self.subTest(command=command[0]):
                 r = run_gui("--cli", *command, "--config-dir", self.config, "--json",
                             "--relay", f"127.0.0.1:{port}", "--direct-bind", "127.0.0.1")

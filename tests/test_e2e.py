@@ -11,6 +11,7 @@ host keeps serving after a wrong password and survives losing the relay.
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -260,6 +261,21 @@ class EndToEndTest(unittest.TestCase):
         host_id, password = self.credentials(self.host)         # the new password works
         again = self.connect(host_id, password, "--duration", "0.5")
         self.assertEqual(again.finish(), 0, again.stderr)
+
+    def test_host_start_errors(self):
+        with socket.socket() as sock:                # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cases = [(["--relay", f"127.0.0.1:{port}"], cli.EXIT_RELAY, f"127.0.0.1:{port} is unreachable"),
+                 (["--relay", self.relay_text, "--monitor", "3"], cli.EXIT_USAGE, "no monitor 3")]
+        for extra, status, needle in cases:
+            with self.subTest(extra=extra):
+                host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--direct-bind", "127.0.0.1",
+                             "--config-dir", str(self.tmp / "host-errors"), *extra], self.env())
+                self.addCleanup(host.stop)
+                self.assertEqual(host.finish(20), status, host.stderr)
+                self.assert_one_error_line(host, needle)
+                self.assertEqual(host.events("ready"), [])            # no password was shown
 
     def test_unknown_id(self):
         viewer = self.connect("123456789", "whatever1")

@@ -340,7 +340,20 @@ class HostPrinter:
                        relay=format_address(c.relay_address))
 
 
+def check_capture(monitor):
+    """Fail at start, not at the first viewer, when this machine cannot share the chosen screen."""
+    try:
+        import mss
+        with mss.mss() as sct:
+            count = len(sct.monitors) - 1          # monitors[0] is the union of all of them
+    except Exception as exc:                       # no display, no X server, no permission
+        raise ConfigError(f"cannot capture the screen here: {exc}") from None
+    if not 1 <= monitor <= count:
+        raise ConfigError(f"there is no monitor {monitor}: this screen has {count}")
+
+
 def run_host(args, out, stop) -> int:
+    check_capture(args.monitor)
     printer = HostPrinter(out)
     client = _make_client(args, out, on_event=printer, host_password=args.password,
                           direct_bind=args.direct_bind, monitor=args.monitor,
