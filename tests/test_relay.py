@@ -352,3 +352,38 @@ class HttpTest(RelayTestCase):
         with urllib.request.urlopen(req, timeout=5) as resp:
             self.assertEqual(resp.status, 200)
             self.assertEqual(resp.read(), b"")
+
+
+class RelayIdleTest(RelayTestCase):
+    relay_options = {"relay_idle_timeout": 0.5}
+
+    def test_idle_relay_is_closed_busy_one_is_not(self):
+        viewer, host = self.registered_pair()
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        host.incoming.get(timeout=5)
+        v, h = open_pair(viewer, host, info.relay_token)
+        self.addCleanup(v.close)
+        self.addCleanup(h.close)
+        for _ in range(5):  # traffic every 0.25 s (over twice the timeout in all) keeps it open
+            v.send(b"tick")
+            self.assertEqual(h.recv(10), b"tick")
+            threading.Event().wait(0.25)
+        h.settimeout(5)
+        self.assertEqual(h.recv(10), b"")  # then silence: closed by the relay
+        self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 0))
+        self.assertTrue(viewer.online and host.online)  # control connections unaffected
+
+    def test_client_reconnects_after_relay_restart(self):
+        from tests.relay_fixture import start_relay as start
+        relay = start()
+        address = relay.address
+        c = RelayClient(address, Identity.generate())
+        self.addCleanup(c.close)
+        c.connect()
+        relay.stop()
+        self.assertTrue(wait_for(lambda: not c.online))
+        self.assertIsNotNone(c.last_error)
+        relay = start(bind=address)
+        self.addCleanup(relay.stop)
+        self.assertEqual(c.connect().observed_addr[0], "127.0.0.1")
+        self.assertTrue(c.online)

@@ -302,3 +302,40 @@ class LogicTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SniffTest(unittest.TestCase):
+    def test_classify_first_bytes(self):
+        from tagio.relay.conn import Phase, classify, is_tls_client_hello
+        self.assertIsNone(classify(b"TG"))
+        self.assertIsNone(classify(b"GE"))
+        self.assertIs(classify(b"TGIO\x01"), Phase.FRAMES)
+        self.assertIs(classify(b"GET /health HTTP/1.1"), Phase.HTTP)
+        self.assertIs(classify(b"HEAD / HTTP/1.0"), Phase.HTTP)
+        with self.assertRaisesRegex(RemoteProtocolError, "bad magic"):
+            classify(b"SSH-2.0-OpenSSH")
+        with self.assertRaises(RemoteProtocolError):
+            classify(b"\x00")
+        self.assertTrue(is_tls_client_hello(b"\x16\x03\x01\x02\x00"))
+        self.assertFalse(is_tls_client_hello(b"\x16\x04"))
+        self.assertFalse(is_tls_client_hello(b"TGIO"))
+
+
+class HttpTest(unittest.TestCase):
+    def test_reader_and_responses(self):
+        from tagio.relay.http import HttpRequestReader, http_response
+        reader = HttpRequestReader()
+        self.assertIsNone(reader.feed(b"GET /metrics HT"))
+        self.assertEqual(reader.feed(b"TP/1.1\r\nHost: x\r\n\r\n"), ("GET", "/metrics"))
+        with self.assertRaisesRegex(RemoteProtocolError, "malformed"):
+            HttpRequestReader().feed(b"GET\r\n\r\n")
+        status = {"version": "1", "online_clients": 3, "registrations_total": 9}
+        body = http_response("GET", "/metrics", status).split(b"\r\n\r\n", 1)[1].decode()
+        self.assertIn("tagio_relay_online_clients 3", body)
+        self.assertIn("# TYPE tagio_relay_registrations_total counter", body)
+        health = http_response("GET", "/healthz?x=1", status)
+        self.assertIn(b'"online_clients": 3', health)
+        self.assertTrue(http_response("HEAD", "/health", status).endswith(b"\r\n\r\n"))
+        page = http_response("GET", "/<script>", {"public_address": "<b>relay</b>:443"})
+        self.assertIn(b"TagIO relay", page)
+        self.assertNotIn(b"<b>relay</b>", page)  # escaped

@@ -101,6 +101,7 @@ class RelayClient:
         self._pending = {}
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
+        self._down = threading.Event()
         self._threads = []
         self._thread_error = None
         self._last_echo = 0.0
@@ -130,6 +131,8 @@ class RelayClient:
         if self.online:
             raise LocalProtocolError("already connected")
         self._join_threads()
+        if self._sock is not None:  # left over from a lost connection
+            self._sock.close()
         sock = self._open(self.timeout)
         try:
             registered = self._register(sock)
@@ -138,6 +141,7 @@ class RelayClient:
             raise
         self._sock, self.registered, self.online, self.last_error = sock, registered, True, None
         self._stop.clear()
+        self._down = threading.Event()  # set when this connection ends, however it ends
         self._last_echo = time.monotonic()
         sock.settimeout(None)
         self._threads = [threading.Thread(target=self._guard, args=(fn,), name=f"tagio-relay-{name}", daemon=True)
@@ -199,7 +203,7 @@ class RelayClient:
     def _heartbeat(self):
         interval = max(0.05, self.registered.heartbeat_interval)
         seq = 0
-        while not self._stop.wait(interval):
+        while not self._down.wait(interval):
             if time.monotonic() - self._last_echo > interval * HEARTBEAT_MISSES:
                 self._lost("the relay stopped answering heartbeats")
                 return
@@ -214,6 +218,7 @@ class RelayClient:
             return
         self.online = False
         self.last_error = reason
+        self._down.set()
         log.info("relay connection lost: %s", reason)
         _shutdown(self._sock)
         with self._pending_lock:
@@ -332,6 +337,7 @@ class RelayClient:
             except TagioError:
                 pass
         self.online = False
+        self._down.set()
         _shutdown(self._sock)
         self._join_threads()
         if self._sock is not None:

@@ -13,7 +13,9 @@ growing memory. Any event on either socket pumps both directions, then the
 selector interest of each socket is recomputed from its two Directions.
 
 EOF on one side is passed on as shutdown(SHUT_WR) once the buffer is empty;
-the pair is closed when both directions have finished or either socket fails.
+the pair is closed when both directions have finished, either socket fails,
+or no byte has moved for `idle_timeout` seconds (abandoned sessions must not
+hold sockets forever).
 Bytes cross in order and unmodified; a Direction may start with a `prefix`
 (the RelayReady frame and bytes the client sent early) written before anything else.
 """
@@ -27,6 +29,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 log = logging.getLogger("tagio.relay")
 
@@ -130,9 +133,17 @@ class Pair:
         self.b2a = kind(b, a, capacity, prefix_to_a)
         self.on_done = on_done
         self.closed = False
+        self.last_active = 0.0
+        self._moved = 0
 
     def directions(self):
         return (self.a2b, self.b2a)
+
+    def moved(self) -> bool:
+        """True if bytes crossed since the last call."""
+        total = self.a2b.total + self.b2a.total
+        moved, self._moved = total != self._moved, total
+        return moved
 
     def pump(self) -> bool:
         """Move what can move; return True when the pair is finished."""
@@ -183,7 +194,10 @@ def _shutdown_write(sock):
 class Forwarder:
     """The forwarding thread. add() from any thread; close() stops and joins it."""
 
-    def __init__(self, max_pairs=10_000, name="tagio-relay-forward"):
+    def __init__(self, max_pairs=10_000, idle_timeout=3600.0, clock=time.monotonic, name="tagio-relay-forward"):
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        self._next_idle_check = 0.0
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -240,9 +254,22 @@ class Forwarder:
                 if timeout == 0:
                     for p in [p for p in self._pairs if p.has_buffered_tls()]:
                         self._service(p)
+                self._close_idle()
         except Exception as exc:  # kept and re-raised by close()
             self.error = exc
             log.error("relay forwarder stopped: %s", exc)
+
+    def _close_idle(self):
+        now = self.clock()
+        if now < self._next_idle_check:
+            return
+        self._next_idle_check = now + min(1.0, self.idle_timeout / 4)
+        for pair in list(self._pairs):
+            if pair.moved():
+                pair.last_active = now
+            elif now - pair.last_active > self.idle_timeout:
+                log.info("closing a relay idle for more than %g s", self.idle_timeout)
+                self._drop(pair)
 
     def _drain_wake(self):
         try:
@@ -255,6 +282,7 @@ class Forwarder:
                 pair = self._incoming.get_nowait()
             except queue.Empty:
                 return
+            pair.last_active = self.clock()
             self._pairs.add(pair)
             self._service(pair)
 

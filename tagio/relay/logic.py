@@ -79,6 +79,7 @@ class Limits:
     heartbeat_misses = 3            # offline after 3 missed heartbeats
     handshake_timeout = 10.0        # slow-loris guard: register/bind/HTTP within this
     unpaired_timeout = 30.0
+    relay_idle_timeout = 3600.0      # a relayed pair with no traffic this long is closed
     token_ttl = 60.0
     register_rate, register_burst = 5.0, 20.0
     connect_rate, connect_burst = 2.0, 10.0

@@ -104,7 +104,7 @@ class RelayServer:
         self._sel.register(self.udp, selectors.EVENT_READ, "udp")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="tagio-relay-work")
-        self.forwarder = Forwarder(max_pairs=self.limits.max_conns)
+        self.forwarder = Forwarder(max_pairs=self.limits.max_conns, idle_timeout=self.limits.relay_idle_timeout)
         return self
 
     @property
