@@ -4,6 +4,8 @@ Every Client gets a private config dir, a direct listener on 127.0.0.1 (or none)
 tests/relay_fixture, so nothing leaves loopback. The host captures a private Xvfb display.
 """
 
+import os
+import socket
 import tempfile
 import threading
 import time
@@ -12,7 +14,9 @@ import unittest
 from tagio.client.core import Client
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.settings import Settings
+from tagio.crypto.identity import Identity
 from tagio.errors import (ConfigError, RelayError, TransportError, WrongPasswordError)
+from tagio.net.relay_client import RelayClient
 from tests.relay_fixture import start_relay
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
@@ -189,6 +193,24 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ConfigError):
             viewer.connect("123456789", "  ")
 
+    def test_garbage_instead_of_a_handshake_does_not_stop_the_host(self):
+        host = self.client()
+        attacker = RelayClient(self.relay.address, Identity.generate())
+        attacker.connect()
+        self.addCleanup(attacker.close)
+        peer = attacker.request_peer(host.id, os.urandom(16))
+        stream = attacker.open_relay(peer.relay_token)
+        stream.send(bytes(range(256)) * 64)          # not a handshake at all
+        failed = host.events.wait("attempt_failed", timeout=20)
+        self.assertEqual(failed["peer_id"], attacker.identity.id)
+        self.assertTrue(failed["reason"])
+        stream.close()
+        port = host._listener.candidates()[0][1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:   # junk on the listener
+            raw.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 4096)
+        viewer = self.client(direct_bind=None)       # and the host still serves a real viewer
+        self.view(viewer.connect(host.id, host.one_time_password))
+
     def test_events_never_carry_secrets(self):
         host, viewer = self.client(), self.client(direct_bind=None)
         passwords = [host.one_time_password]
@@ -203,12 +225,12 @@ class ClientTest(unittest.TestCase):
 class RelayStatusTest(unittest.TestCase):
     """Status and errors when the relay is missing or goes away (no display needed)."""
 
-    def make(self, relay_text):
+    def make(self, relay_text, **settings_kw):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         events = Events()
-        client = Client(tmp.name, relay=relay_text, settings=Settings(tmp.name), on_event=events,
-                        direct_bind=None)
+        client = Client(tmp.name, relay=relay_text, settings=Settings(tmp.name, **settings_kw),
+                        on_event=events, direct_bind=None)
         client.events = events
         client.start()
         self.addCleanup(client.close)
@@ -226,6 +248,18 @@ class RelayStatusTest(unittest.TestCase):
         self.assertTrue(client.relay_status.startswith("unreachable: "), client.relay_status)
         with self.assertRaises(RelayError):
             client.connect("123456789", "pw")
+
+    def test_private_relay_secret(self):
+        relay = start_relay(auth_secret="relay-s3cret")
+        self.addCleanup(relay.stop)
+        address = "%s:%d" % relay.address
+        good = self.make(address, relay_secret="relay-s3cret")
+        good.wait_online(5)
+        bad = self.make(address, relay_secret="not-it")
+        with self.assertRaises(RelayError):
+            bad.wait_online(5)
+        self.assertTrue(bad.relay_status.startswith("unreachable: relay refused"), bad.relay_status)
+        self.assertNotIn("not-it", bad.relay_status + repr(bad.events.items))
 
     def test_relay_lost_then_back(self):
         relay = start_relay()

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,7 @@ from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityErro
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_RELAY, EXIT_GONE = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130      # the shell convention for "ended by Ctrl+C" before any work was done
+ENV_RELAY_SECRET = "TAGIO_RELAY_SECRET"
 READY_TIMEOUT = 12.0
 FIRST_FRAME_TIMEOUT = 10.0
 
@@ -150,7 +152,10 @@ def _common_options(with_defaults):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagio-gui", description="TagIO remote desktop. Without --cli the window opens.",
-        parents=[_common_options(with_defaults=True)])
+        parents=[_common_options(with_defaults=True)],
+        epilog="Environment: TAGIO_CONFIG_DIR, TAGIO_RELAY (HOST:PORT), TAGIO_RELAY_SECRET (private "
+               "relay), TAGIO_PASSWORD (connect). Exit status: 0 ok, 1 error, 2 usage or setup, "
+               "3 wrong password, 4 relay problem or unknown ID, 5 partner gone, 130 interrupted.")
     common = _common_options(with_defaults=False)
     parser.add_argument("--version", action="version", version=f"TagIO {tagio.__version__}")
     parser.add_argument("--cli", action="store_true", help="run without a window: host or connect")
@@ -291,6 +296,8 @@ def _make_client(args, out, **kwargs):
     from tagio.client.settings import Settings, default_config_dir
     config_dir = args.config_dir or default_config_dir()
     settings = Settings.load(config_dir)
+    if os.environ.get(ENV_RELAY_SECRET):          # for this run only; never written to the file
+        settings.relay_secret = os.environ[ENV_RELAY_SECRET]
     if settings.warning:
         out.event("warning", f"warning: {settings.warning}", message=settings.warning)
     return Client(config_dir, relay=args.relay, settings=settings, **kwargs)
@@ -374,7 +381,6 @@ def run_host(args, out, stop) -> int:
 
 def _ask_password(args):
     import getpass
-    import os
     if args.password:
         return args.password
     if os.environ.get("TAGIO_PASSWORD"):
