@@ -7,7 +7,7 @@ import time
 import unittest
 
 from tagio.crypto.identity import Identity
-from tagio.errors import TransportError
+from tagio.errors import TagioError, TransportError
 from tagio.net.relay_client import RelayClient
 from tagio.protocol import framing
 from tagio.protocol import messages as m
@@ -144,3 +144,25 @@ class BadInputTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MessageFloodTest(unittest.TestCase):
+    def test_heartbeat_flood_is_cut_off(self):
+        with start_relay(max_frames_per_sec=20) as relay:
+            flooder = RelayClient(relay.address, Identity.generate())
+            flooder.connect()
+            self.addCleanup(flooder.close)
+            try:
+                for seq in range(200):
+                    flooder._send(m.Heartbeat(seq))
+            except TagioError:
+                pass  # the relay may already have closed us
+            deadline = time.monotonic() + 5
+            while flooder.online and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertFalse(flooder.online)
+            self.assertEqual(flooder.last_error_code, "rate_limited")
+            polite = RelayClient(relay.address, Identity.generate())
+            polite.connect()
+            self.assertTrue(polite.online)
+            polite.close()

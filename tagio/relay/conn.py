@@ -34,7 +34,8 @@ class Conn:
     def __init__(self, server, sock, addr, deadline):
         self.server = server
         self.sock = sock
-        self.peer_addr = (addr[0], addr[1])
+        self.peer_addr = normalize_addr(addr)
+        self.frame_budget = server.limits.max_frames_per_sec * 2  # refilled every tick
         self.phase = Phase.SNIFF
         self.state = ConnState.NEW
         self.nonce = None
@@ -58,6 +59,14 @@ class Conn:
 
     def start_relay(self, partner):
         self.server._start_relay(self, partner)
+
+
+def normalize_addr(addr) -> tuple:
+    """(ip, port) with an IPv4-mapped IPv6 address (a dual-stack listener) shown as plain IPv4."""
+    ip = addr[0]
+    if ip.startswith("::ffff:") and "." in ip:
+        ip = ip[7:]
+    return (ip, addr[1])
 
 
 def is_tls_client_hello(data: bytes) -> bool:

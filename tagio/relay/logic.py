@@ -84,6 +84,7 @@ class Limits:
     register_rate, register_burst = 5.0, 20.0
     connect_rate, connect_burst = 2.0, 10.0
     max_conns_per_ip = 64
+    max_frames_per_sec = 50          # per control connection (heartbeats are one per 20 s)
     max_conns = 20_000
     max_bindings = 1_000_000
     out_buffer = 256 * 1024          # per-connection queued control bytes

@@ -34,7 +34,8 @@ import time
 from tagio.errors import ConfigError, RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import messages as m
-from tagio.relay.conn import TLS_ALERT_HANDSHAKE_FAILURE, Conn, Phase, classify, is_tls_client_hello
+from tagio.relay.conn import (TLS_ALERT_HANDSHAKE_FAILURE, Conn, Phase, classify, is_tls_client_hello,
+                              normalize_addr)
 from tagio.relay.forward import Forwarder, Pair
 from tagio.relay.http import HttpRequestReader, http_error, http_response
 from tagio.relay.logic import ConnState, Limits, RelayLogic, error_code
@@ -396,6 +397,9 @@ class RelayServer:
     def _feed_frames(self, conn, data):
         frames = conn.decoder.feed(data, max_frames=1)
         while frames and not conn.closed:
+            conn.frame_budget -= 1
+            if conn.frame_budget < 0:
+                raise RelayError("rate_limited", "too many messages; slow down")
             self.logic.handle(conn, m.decode_message(frames[0]))
             if conn.state in (ConnState.BINDING, ConnState.RELAYING) or conn.closed:
                 break
@@ -556,7 +560,7 @@ class RelayServer:
             except OSError:
                 return  # e.g. ICMP port unreachable reported on Windows
             try:
-                reply = self.logic.on_udp(m.decode_message(framing.decode_datagram(data)), addr[:2])
+                reply = self.logic.on_udp(m.decode_message(framing.decode_datagram(data)), normalize_addr(addr))
             except TagioError as exc:
                 self._log_limited(("udp", addr[0]), "ignoring bad UDP datagram from %s: %s", addr[0], exc)
                 continue
@@ -569,6 +573,9 @@ class RelayServer:
     def _tick(self):
         now = self.clock()
         self.logic.tick()
+        budget = self.limits.max_frames_per_sec
+        for conn in self._conns.values():
+            conn.frame_budget = min(conn.frame_budget + budget, 2 * budget)
         for conn in [c for c in self._conns.values() if c.deadline is not None and c.deadline < now]:
             if conn.phase is Phase.LINGER:
                 self._drop(conn)
