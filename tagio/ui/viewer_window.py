@@ -41,6 +41,20 @@ def host_key_name(keysym, char, state=0):
     return keysym or None
 
 
+def coalesce(updates, screen):
+    """Replace a backlog of rectangles covering at least a screenful by one redraw from the
+    framebuffer (which already holds them): when the viewer falls behind, it catches up with one
+    paste instead of drawing every frame it missed. Other updates keep their order."""
+    if screen is None or any(u[0] == "size" for u in updates):
+        return updates
+    area = sum(img.width * img.height for u in updates if u[0] == "rects" for _, _, img in u[2])
+    if area < screen[0] * screen[1]:
+        return updates
+    kept = [u for u in updates if u[0] not in ("rects", "refresh")]
+    last_rects = [u for u in updates if u[0] == "rects"][-1]
+    return kept + [("refresh",), ("rects", last_rects[1], [], last_rects[3])]
+
+
 def scale_to_fit(remote, available):
     """Scale factor to fit `remote` (w, h) into `available` (w, h); never above 1."""
     if not remote or available[0] < 2 or available[1] < 2:
@@ -68,6 +82,7 @@ class ViewerWindow(tk.Toplevel):
         self._on_close = on_close
         self._poll_id = None
         self.drawn_rects = 0        # count of rectangles copied into the photo (for tests/diagnostics)
+        self.shown_frame = None     # id of the newest frame on screen
         self.title(title)
         self.protocol("WM_DELETE_WINDOW", self.close)
         self._build()
@@ -119,12 +134,17 @@ class ViewerWindow(tk.Toplevel):
                 pass        # the application itself is gone
 
     def _drain(self):
+        for update in coalesce(self._take(), self.remote_size):
+            self._UPDATES[update[0]](self, *update[1:])
+
+    def _take(self):
+        updates = []
         for _ in range(MAX_UPDATES_PER_POLL):
             try:
-                update = self.session.updates.get_nowait()
+                updates.append(self.session.updates.get_nowait())
             except queue.Empty:
-                return
-            self._UPDATES[update[0]](self, *update[1:])
+                break
+        return updates
 
     def _on_size(self, width, height, monitor):
         self.remote_size = (width, height)
@@ -140,7 +160,7 @@ class ViewerWindow(tk.Toplevel):
         self.scale = scale_to_fit(self.remote_size, avail) if fit else 1.0
         w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
         if self._photo is None or (self._photo.width(), self._photo.height()) != (w, h):
-            self._photo = tk.PhotoImage(master=self, width=w, height=h)
+            self._photo = ImageTk.PhotoImage("RGB", (w, h), master=self)
             self.canvas.delete("screen")
             self._image_item = self.canvas.create_image(0, 0, anchor="nw", image=self._photo, tags="screen")
             self.canvas.tag_lower("screen")
@@ -161,6 +181,7 @@ class ViewerWindow(tk.Toplevel):
             return
         for x, y, img in pieces:
             self._put(x, y, img)
+        self.shown_frame = frame_id
 
     def _put(self, x, y, img):
         """Copy one remote rectangle into the photo at the display scale."""
@@ -171,8 +192,11 @@ class ViewerWindow(tk.Toplevel):
             if x1 <= x0 or y1 <= y0:
                 return
             img, x, y = img.resize((x1 - x0, y1 - y0), Image.BILINEAR), x0, y0
-        piece = ImageTk.PhotoImage(img, master=self)
-        self.tk.call(self._photo.name, "copy", piece, "-to", x, y)
+        if (x, y) == (0, 0) and img.size == (self._photo.width(), self._photo.height()):
+            self._photo.paste(img)      # a whole screen: one blit, no intermediate photo
+        else:
+            piece = ImageTk.PhotoImage(img, master=self)
+            self.tk.call(str(self._photo), "copy", str(piece), "-to", x, y)
         self.drawn_rects += 1
 
     def _on_cursor(self, x, y):

@@ -1,6 +1,6 @@
 """Stream benchmark: a real host session on a 1920x1080 Xvfb, streamed to a headless viewer.
 
-    python -m tests.bench.stream [--seconds 10] [--scene small|full|both] [--fps 60]
+    python -m tests.bench.stream [--seconds 10] [--scene small|full|both] [--fps 60] [--window]
 
 Scenes (a Tk program on the Xvfb display, driven by its own timer):
   small  a 200x100 region changes at 60 Hz (a moving bar and a counter), the rest is still
@@ -10,7 +10,8 @@ The host runs in its own process (HostSession, real mss capture) and the viewer 
 (ViewerSession, decoding into its framebuffer), joined by a real SPAKE2 SecureChannel over
 127.0.0.1 TCP. Both use CLOCK_MONOTONIC, which is system-wide on Linux, so capture-to-display
 latency is the time from the host's capture to the moment this process has the decoded update in
-hand (where a Tk window would draw it). CPU is read from /proc for each process (Linux only).
+hand (where a Tk window would draw it), or with --window the moment a real ViewerWindow on a
+second Xvfb has copied it into its photo image. CPU is read from /proc for each process (Linux only).
 Prints one JSON object per scene.
 """
 
@@ -151,21 +152,65 @@ class SceneTicks:
                 self.count = int(line.split()[1])
 
 
-def measure(viewer, seconds, host_pid, scene_pid, ticks):
-    """Drain display updates for `seconds`; return figures for that window."""
+class Headless:
+    """Takes display updates straight off the queue (what a Tk window would draw)."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+
+    def pump(self):
+        """[(frame_id, capture_time, shown_at)] for updates handled in about 0.1 s."""
+        try:
+            update = self.viewer.updates.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        return [(update[1], update[3], time.monotonic())] if update[0] == "rects" else []
+
+    def close(self):
+        pass
+
+
+class Window:
+    """A real ViewerWindow (Tk) on its own Xvfb; a frame counts as shown once copied into the photo."""
+
+    def __init__(self, viewer, display):
+        import tkinter as tk
+        from tagio.ui.viewer_window import ViewerWindow
+        shown = self.shown = []
+
+        def timed_rects(window, frame_id, pieces, capture_time):
+            ViewerWindow._on_rects(window, frame_id, pieces, capture_time)
+            shown.append((frame_id, capture_time, time.monotonic()))
+
+        self.root = tk.Tk(screenName=display)
+        self.root.withdraw()
+        self.window = ViewerWindow(self.root, viewer, "bench", fit=False)
+        self.window._UPDATES = dict(ViewerWindow._UPDATES, rects=timed_rects)    # instrument drawing
+        self.window.geometry(f"{WIDTH}x{HEIGHT}+0+0")
+
+    def pump(self):
+        self.root.update()
+        time.sleep(0.002)
+        out, self.shown[:] = list(self.shown), []
+        return out
+
+    def close(self):
+        self.window.close()
+        self.root.destroy()
+
+
+def measure(viewer, display, seconds, host_pid, scene_pid, ticks):
+    """Pump the display for `seconds`; return figures for that window."""
     latencies, seen = [], set()
     ticks0 = ticks.count
     frames0, bytes0 = viewer.stats["frames"], viewer.stats["bytes"]
     cpu0 = (cpu_seconds(host_pid), os.times(), cpu_seconds(scene_pid))
     start = time.monotonic()
     while time.monotonic() - start < seconds:
-        try:
-            update = viewer.updates.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if update[0] == "rects" and update[1] not in seen:
-            seen.add(update[1])
-            latencies.append((time.monotonic() - update[3]) * 1000)
+        for frame_id, captured, shown_at in display.pump():
+            if frame_id not in seen:
+                seen.add(frame_id)
+                latencies.append((shown_at - captured) * 1000)
     elapsed = time.monotonic() - start
     now = os.times()
     frames = viewer.stats["frames"] - frames0
@@ -184,7 +229,7 @@ def measure(viewer, seconds, host_pid, scene_pid, ticks):
     }
 
 
-def run_scene(mode, seconds, fps, warmup=2.0):
+def run_scene(mode, seconds, fps, window_display=None, warmup=2.0):
     from tagio.session.viewer import ViewerSession
     with Xvfb(width=WIDTH, height=HEIGHT) as xvfb:
         env = xvfb.env()
@@ -196,14 +241,17 @@ def run_scene(mode, seconds, fps, warmup=2.0):
             ticks = SceneTicks(scene.stdout)
             host, channel = connect_viewer(fps, env)
             viewer = ViewerSession(channel, max_updates=256)
+            display = Window(viewer, window_display) if window_display else Headless(viewer)
             viewer.start()
             try:
-                measure(viewer, warmup, host.pid, scene.pid, ticks)
-                result = measure(viewer, seconds, host.pid, scene.pid, ticks)
+                measure(viewer, display, warmup, host.pid, scene.pid, ticks)
+                result = measure(viewer, display, seconds, host.pid, scene.pid, ticks)
             finally:
+                display.close()
                 viewer.stop()
                 host.wait(10)
-            return {"scene": mode, "fps_cap": fps, **result}
+            return {"scene": mode, "viewer": "tk-window" if window_display else "headless", "fps_cap": fps,
+                    **result}
         finally:
             scene.kill()
             scene.wait(5)
@@ -214,6 +262,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--scene", choices=("small", "full", "both"), default="both")
     parser.add_argument("--fps", type=int, default=60)
+    parser.add_argument("--window", action="store_true",
+                        help="show the stream in a real Tk ViewerWindow (on a second Xvfb)")
     parser.add_argument("--host-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.host_child:
@@ -222,8 +272,15 @@ def main(argv=None):
     if not xvfb_available() or not os.path.exists("/proc/self/stat"):
         print(json.dumps({"skipped": "needs Linux with Xvfb and xdotool"}))
         return 0
-    for mode in (("small", "full") if args.scene == "both" else (args.scene,)):
-        print(json.dumps(run_scene(mode, args.seconds, args.fps)), flush=True)
+    # Tk keeps its X connection until the process ends, so the window's display must outlive it.
+    window_x = Xvfb(width=WIDTH, height=HEIGHT).start() if args.window else None
+    try:
+        for mode in (("small", "full") if args.scene == "both" else (args.scene,)):
+            result = run_scene(mode, args.seconds, args.fps, window_x and window_x.display)
+            print(json.dumps(result), flush=True)
+    finally:
+        if window_x is not None:
+            os._exit(0)     # skip Tk's teardown on a display we are about to lose; output is flushed
     return 0
 
 
