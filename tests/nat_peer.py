@@ -123,6 +123,7 @@ def run_viewer(args):
     identity, listener, relay = register(args)
     started = time.monotonic()
     peer = relay.request_peer(args.target, os.urandom(16))
+    rendezvous = time.monotonic() - started
     password = args.password
 
     def handshake(stream):
@@ -130,7 +131,8 @@ def run_viewer(args):
                                 session_id=peer.session_id)
 
     channel = establish(peer, relay, handshake, listener=listener, relay_delay=args.relay_delay)
-    report("connected", path=channel.path, seconds=round(time.monotonic() - started, 3))
+    report("connected", path=channel.path, seconds=round(time.monotonic() - started, 3),
+           rendezvous_seconds=round(rendezvous, 3))
     for line in sys.stdin:
         words = line.split()
         if not words:

@@ -35,8 +35,13 @@ class PuncherTest(unittest.TestCase):
     def test_rounds_follow_the_timer(self):
         first = self.puncher.due(0.0)
         self.assertEqual([addr for _d, addr in first], [("198.18.0.9", 5000)])
-        self.assertEqual(self.puncher.due(0.05), [])
-        self.assertEqual(len(self.puncher.due(punch.FAST_INTERVAL + 0.001)), 1)
+        first_gap = punch.SCHEDULE[0][1]
+        self.assertEqual(self.puncher.due(first_gap / 2), [])
+        self.assertEqual(len(self.puncher.due(first_gap + 0.001)), 1)
+        self.assertEqual(self.puncher.due(first_gap + 0.002), [])
+        late = 5.0  # long races punch at the slow interval
+        self.assertEqual(len(self.puncher.due(late)), 1)
+        self.assertEqual(self.puncher.due(late + punch.SCHEDULE[-1][1] / 2), [])
 
     def test_punch_is_answered_to_its_real_source_which_becomes_a_target(self):
         replies = self.puncher.datagram_received(self.from_peer(codec.Punch(b"n" * 8)), ("198.18.5.5", 777), 0)

@@ -29,6 +29,7 @@ PAKE, not the token, is what keeps strangers out).
 """
 
 import hashlib
+import select
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ NOMINATE = b"\x00TagIO-nominate-path-v1"
 DIAL_TIMEOUT = 3.0
 MAX_DIAL_TARGETS = 8
 ACCEPT_GRACE = 3.0
+POLL = 0.05  # how quickly a dialing attempt notices that the race is over
 JOIN_TIMEOUT = 0.5  # total, for the race's attempt threads
 
 
@@ -62,8 +64,9 @@ def _dial_targets(peer) -> list:
 class _Race:
     """Shared state of one establish() call; see the module docstring."""
 
-    def __init__(self, peer, handshake, timeout):
+    def __init__(self, peer, handshake, timeout, listener=None):
         self.peer = peer
+        self.listener = listener
         self.role = peer.role
         self.handshake = handshake
         self.deadline = time.monotonic() + timeout
@@ -143,7 +146,10 @@ class _Race:
         with self.cond:
             self.cond.wait_for(self._decided, timeout=self.remaining())
             self.stop.set()
+            self.cond.notify_all()  # wakes the relay attempt still waiting for its delay
             winner, fatal = self.winner, self.fatal
+        if self.listener is not None:
+            self.listener.wake()  # our accept loop stops waiting at once
         self._close_losers(winner)
         # Losers unblock once their streams are closed; an attempt still
         # opening (e.g. a relay bind) sees `stop` and closes what it opened.
@@ -180,10 +186,33 @@ class _Race:
         return TransportError(f"could not reach the peer: {reasons}")
 
 
+def _connect(address, stop, timeout):
+    """A connected TCP socket; gives up within POLL of `stop` being set (a blocking
+    connect() to a filtered address could not be interrupted)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    deadline = time.monotonic() + timeout
+    try:
+        sock.connect_ex(address)
+        while True:
+            _r, writable, _x = select.select([], [sock], [sock], POLL)
+            if writable or _x:
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error:
+                    raise ConnectionRefusedError(error, f"cannot connect to {address[0]}:{address[1]}")
+                break
+            if stop.is_set() or time.monotonic() >= deadline:
+                raise TransportTimeout(f"no answer from {address[0]}:{address[1]}")
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(True)
+    return sock
+
+
 def _dial_tcp(race, address):
     def opener():
-        sock = socket.create_connection(address, timeout=min(DIAL_TIMEOUT, race.remaining()))
-        sock.settimeout(None)
+        sock = _connect(address, race.stop, min(DIAL_TIMEOUT, race.remaining()))
         tag = tcp_preamble_tag(race.peer.relay_token, race.peer.session_id, race.role)
         viewer_id = getattr(race.peer, "lan_viewer_id", None)  # LAN sessions say who dials
         try:
@@ -207,7 +236,8 @@ def _accept_tcp(race, listener):
     while not race.stop.is_set() and race.remaining() > 0:
         if race.active == 1 and time.monotonic() - started > ACCEPT_GRACE:
             raise TransportTimeout("the peer did not dial us")
-        taken = listener.take(race.peer.session_id, timeout=min(0.2, race.remaining()))
+        taken = listener.take(race.peer.session_id, timeout=min(0.2, race.remaining()),
+                              cancelled=race.stop.is_set)
         if taken is None:
             continue
         sock, tag = taken
@@ -241,7 +271,7 @@ def establish(peer, relay, handshake, *, listener=None, timeout=15.0, relay_dela
     handshake (e.g. WrongPasswordError), TransportTimeout when nothing opened
     within `timeout`, or TransportError when every path failed.
     """
-    race = _Race(peer, handshake, timeout)
+    race = _Race(peer, handshake, timeout, listener)
     for address in _dial_targets(peer):
         race.spawn("direct-tcp-out", _dial_tcp, race, address)
     if listener is not None:

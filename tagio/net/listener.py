@@ -197,8 +197,9 @@ class DirectListener:
                 entry[2].close()
         self._pending = keep
 
-    def take(self, session_id: bytes, timeout: float):
-        """(sock, tag) of a parked connection for `session_id`, or None after `timeout`."""
+    def take(self, session_id: bytes, timeout: float, cancelled=lambda: False):
+        """(sock, tag) of a parked connection for `session_id`, or None after `timeout`
+        (or as soon as `cancelled()` is true after a wake())."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -207,9 +208,14 @@ class DirectListener:
                         del self._pending[index]
                         return sock, preamble.tag
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stop.is_set():
+                if remaining <= 0 or self._stop.is_set() or cancelled():
                     return None
                 self._cond.wait(remaining)
+
+    def wake(self):
+        """Make every take() re-check its `cancelled` condition now."""
+        with self._cond:
+            self._cond.notify_all()
 
     def close(self):
         self._stop.set()

@@ -28,11 +28,13 @@ from tagio.net.candidates import path_keys
 from tagio.net.udpmux import Inbox
 from tagio.net.udpstream import INBOX, RudpStream
 
-FAST_INTERVAL = 0.1  # seconds between punch rounds at first
-SLOW_INTERVAL = 0.25  # ... and after FAST_PERIOD, to stay polite on long races
-FAST_PERIOD = 2.0
+# Seconds between punch rounds: quick at first (the peer's first punches are usually
+# dropped by our own router until we punched out, so the second round is the one
+# that gets through), then politer on long races. (elapsed below, interval)
+SCHEDULE = ((0.1, 0.025), (2.0, 0.1), (float("inf"), 0.25))
 MAX_TARGETS = 12
 MAX_NONCES = 64
+STOP_POLL = 0.05  # how quickly punching notices `stop`
 
 
 class PunchState(Enum):
@@ -77,7 +79,7 @@ class Puncher:
         """[(datagram, addr)] to send now: a punch round when its timer expired."""
         if self.state is not PunchState.PUNCHING or now < self._next_round:
             return []
-        interval = FAST_INTERVAL if now - self.started < FAST_PERIOD else SLOW_INTERVAL
+        interval = next(step for until, step in SCHEDULE if now - self.started < until)
         self._next_round = now + interval
         out = []
         for target in self.targets:
@@ -142,7 +144,7 @@ def _punch(mux, puncher, inbox, stop, deadline):
             raise TransportTimeout("UDP hole punching found no working path")
         for datagram, addr in puncher.due(now):
             mux.sendto(datagram, addr)
-        wait = min(puncher.next_deadline(), deadline) - time.monotonic()
+        wait = min(puncher.next_deadline(), deadline, time.monotonic() + STOP_POLL) - time.monotonic()
         try:
             item = inbox.get(timeout=max(0.0, wait))
         except queue.Empty:
