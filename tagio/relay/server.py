@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 The loop thread owns every control connection. A connection moves through
-byte-level phases (Phase, table READERS): SNIFF looks at the first bytes
+byte-level phases (Phase; tagio.relay.readers): SNIFF looks at the first bytes
 (TLS ClientHello, `TGIO`, an HTTP method, or garbage), TLS does a
 non-blocking handshake on a TLS port, FRAMES feeds a FrameDecoder and hands
 each message to the pure RelayLogic, HTTP answers one request, BINDING holds
@@ -31,25 +31,24 @@ import ssl
 import threading
 import time
 
-from tagio.errors import ConfigError, RelayError, RemoteProtocolError, TagioError
+from tagio.errors import ConfigError, RelayError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import messages as m
-from tagio.relay.conn import (TLS_ALERT_HANDSHAKE_FAILURE, Conn, Phase, classify, is_tls_client_hello,
-                              normalize_addr)
+from tagio.relay.conn import Conn, Phase, normalize_addr
 from tagio.relay.forward import Forwarder, Pair
-from tagio.relay.http import HttpRequestReader, http_error, http_response
+from tagio.relay.http import http_error
 from tagio.relay.logic import ConnState, Limits, RelayLogic, error_code
+from tagio.relay.readers import PhaseReaders
 from tagio.relay.registry import BindingStore
 
 log = logging.getLogger("tagio.relay")
 VERSION = "1.0.0"
 LINGER = 2.0
-READ_CHUNK = 65536
-READ_BUDGET = 256 * 1024  # per connection per event, so one client cannot starve the rest
+WRITE_CHUNK = 256 * 1024
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-class RelayServer:
+class RelayServer(PhaseReaders):
     def __init__(self, bind=("0.0.0.0", 443), *, auth_secret=None, ssl_context=None, state_file=None,
                  public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2):
         self.bind_addr = bind
@@ -264,13 +263,13 @@ class RelayServer:
             self._log_limited(("per_ip", ip), "too many connections from %s (limit %d)", ip,
                               self.limits.max_conns_per_ip)
             conn.phase = Phase.FRAMES  # the refusal is a TagIO frame
-            self._fail(conn, _relay_error("too_many_connections",
+            self._fail(conn, RelayError("too_many_connections",
                                           f"too many connections from your address (limit {self.limits.max_conns_per_ip})"))
 
     # -- reading ------------------------------------------------------------------------------
     def _on_readable(self, conn):
         try:
-            READERS[conn.phase](self, conn)
+            self.read_phase(conn)
         except TagioError as exc:
             self._fail(conn, exc)
         except (OSError, ssl.SSLError) as exc:
@@ -285,162 +284,6 @@ class RelayServer:
         self.counters["internal_errors_total"] += 1
         if conn is not None:
             self.logic.connection_lost(conn)
-            self._drop(conn)
-
-    def _recv(self, conn):
-        """Up to READ_BUDGET bytes; None when nothing is ready, b'' at EOF."""
-        parts, got = [], 0
-        while got < READ_BUDGET:
-            try:
-                data = conn.sock.recv(READ_CHUNK)
-            except _WOULD_BLOCK:
-                break
-            if not data:
-                if parts:
-                    break
-                return b""
-            parts.append(data)
-            got += len(data)
-            if not isinstance(conn.sock, ssl.SSLSocket) and len(data) < READ_CHUNK:
-                break
-        return b"".join(parts) if parts else None
-
-    def _read_sniff(self, conn):
-        if self.ssl_context is not None:
-            return self._sniff_tls_port(conn)
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return self._drop(conn)
-        if is_tls_client_hello(data):
-            self._log_limited(("tls-plain", conn.peer_addr[0]),
-                              "TLS ClientHello from %s on a plain (non-TLS) port; closing. Start the relay "
-                              "with --cert/--key or configure the client without TLS.", conn.peer_addr[0])
-            self.counters["tls_on_plain_total"] += 1
-            conn.out += TLS_ALERT_HANDSHAKE_FAILURE
-            return self._linger(conn, "TLS on plain port")
-        conn.phase = Phase.APP_SNIFF
-        self._app_sniff(conn, data)
-
-    def _sniff_tls_port(self, conn):
-        peek = conn.sock.recv(8, socket.MSG_PEEK)
-        if not peek:
-            return self._drop(conn)
-        if peek[0] == 0x16:
-            self._sel.unregister(conn.sock)
-            del self._conns[conn.sock.fileno()]
-            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
-            self._tls_conns.add(conn)
-            self._conns[conn.sock.fileno()] = conn
-            conn.mask = 0
-            conn.phase = Phase.TLS
-            return self._read_tls(conn)
-        if peek.startswith(b"TGIO") or (len(peek) < 4 and b"TGIO".startswith(peek)):
-            if len(peek) < 4:
-                return
-            conn.phase = Phase.FRAMES
-            raise _relay_error("tls_required", "this relay only accepts TLS connections; enable TLS in the client")
-        conn.phase = Phase.HTTP
-        raise RemoteProtocolError("this relay only accepts TLS connections (use https://)")
-
-    def _read_tls(self, conn):
-        try:
-            conn.sock.do_handshake()
-        except ssl.SSLWantReadError:
-            return self._set_mask(conn, selectors.EVENT_READ)
-        except ssl.SSLWantWriteError:
-            return self._set_mask(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        except (ssl.SSLError, OSError) as exc:
-            self._log_limited(("tls", conn.peer_addr[0]), "TLS handshake from %s failed: %s",
-                              conn.peer_addr[0], getattr(exc, "reason", None) or exc)
-            return self._drop(conn)
-        conn.phase = Phase.APP_SNIFF
-        self._set_mask(conn, selectors.EVENT_READ)
-        self._read_app_sniff(conn)
-
-    def _read_app_sniff(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return self._drop(conn)
-        self._app_sniff(conn, data)
-
-    def _app_sniff(self, conn, data):
-        conn.head += data
-        try:
-            phase = classify(conn.head)
-        except TagioError:
-            conn.phase = Phase.FRAMES  # answer garbage with an Error frame
-            self.counters["garbage_total"] += 1
-            raise
-        if phase is None:
-            return
-        conn.phase = phase
-        if phase is Phase.HTTP:
-            conn.http = HttpRequestReader()
-            self.counters["http_requests_total"] += 1
-        data, conn.head = conn.head, b""
-        FEEDERS[conn.phase](self, conn, data)
-
-    def _read_frames(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            if not conn.decoder.at_boundary():
-                log.info("connection from %s ended in the middle of a frame", conn.peer_addr[0])
-            return self._lost(conn)
-        self._feed_frames(conn, data)
-
-    def _feed_frames(self, conn, data):
-        frames = conn.decoder.feed(data, max_frames=1)
-        while frames and not conn.closed:
-            conn.frame_budget -= 1
-            if conn.frame_budget < 0:
-                raise RelayError("rate_limited", "too many messages; slow down")
-            self.logic.handle(conn, m.decode_message(frames[0]))
-            if conn.state in (ConnState.BINDING, ConnState.RELAYING) or conn.closed:
-                break
-            frames = conn.decoder.feed(b"", max_frames=1)
-        if conn.state is ConnState.REGISTERED:
-            conn.deadline = None
-        if conn.state is ConnState.BINDING and not conn.closed:
-            conn.deadline = None
-            conn.phase = Phase.BINDING
-            conn.early += conn.decoder.take_rest()
-
-    def _read_binding(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return self._lost(conn)
-        conn.early += data
-        if len(conn.early) > self.limits.relay_buffer:
-            raise _relay_error("too_early", "sent too much data before RelayReady")
-
-    def _read_http(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return self._drop(conn)
-        self._feed_http(conn, data)
-
-    def _feed_http(self, conn, data):
-        request = conn.http.feed(data)
-        if request is None:
-            return
-        method, path = request
-        log.debug("HTTP %s %s from %s", method, path, conn.peer_addr[0])
-        conn.out += http_response(method, path, self.status())
-        self._linger(conn, "HTTP answered")
-
-    def _read_linger(self, conn):
-        data = self._recv(conn)
-        if data == b"":
             self._drop(conn)
 
     # -- writing and closing ------------------------------------------------------------------------
@@ -461,7 +304,7 @@ class RelayServer:
         try:
             while conn.out:
                 with memoryview(conn.out) as view:
-                    sent = conn.sock.send(view[:READ_BUDGET])
+                    sent = conn.sock.send(view[:WRITE_CHUNK])
                 del conn.out[:sent]
         except _WOULD_BLOCK:
             pass
@@ -580,7 +423,7 @@ class RelayServer:
             if conn.phase is Phase.LINGER:
                 self._drop(conn)
             elif conn.state in _HANDSHAKING:
-                self._fail(conn, _relay_error("timeout", "handshake not completed in time"))
+                self._fail(conn, RelayError("timeout", "handshake not completed in time"))
             else:
                 conn.deadline = None  # registered or bound: heartbeats and pairing time it from now on
         if self._accept_paused_until and now >= self._accept_paused_until:
@@ -625,10 +468,6 @@ def _report_save_error(future):
         log.error("cannot write relay state file: %s", future.exception())
 
 
-def _relay_error(code, text):
-    return RelayError(code, text)
-
-
 def _tls_pending(conn):
     return isinstance(conn.sock, ssl.SSLSocket) and not conn.closed and conn.phase is not Phase.TLS \
         and conn.sock.pending()
@@ -642,14 +481,3 @@ def _half_close(sock):
 
 
 _HANDSHAKING = (ConnState.NEW, ConnState.CHALLENGED, ConnState.VERIFYING)
-
-READERS = {
-    Phase.SNIFF: RelayServer._read_sniff,
-    Phase.TLS: RelayServer._read_tls,
-    Phase.APP_SNIFF: RelayServer._read_app_sniff,
-    Phase.FRAMES: RelayServer._read_frames,
-    Phase.HTTP: RelayServer._read_http,
-    Phase.BINDING: RelayServer._read_binding,
-    Phase.LINGER: RelayServer._read_linger,
-}
-FEEDERS = {Phase.FRAMES: RelayServer._feed_frames, Phase.HTTP: RelayServer._feed_http}
