@@ -150,6 +150,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(refused["reason"], "declined")
         self.assertEqual(asked, [viewer.id])
         self.assertTrue(wait_until(lambda: not session.running), "declined session must end")
+        self.assertIn("declined", session.closed_reason)
         self.assertNotIn("session_started", host.events.names())
 
     def test_ask_before_accept_allow(self):

@@ -173,13 +173,13 @@ class Client:
         """Authenticate to partner_id with password. Raises ConfigError (bad ID/password format),
         RelayError (unreachable, unknown_id, offline, rate_limited), WrongPasswordError,
         TransportError/TransportTimeout (no path), IdentityError (relay gave a mismatched key)."""
-        started = time.monotonic()
         partner = normalize_id(partner_id)
         if partner == self.id:
             raise ConfigError("that is this machine's own ID")
         if not password or not str(password).strip():
             raise ConfigError("enter the partner's password")
         relay = self.wait_online(min(timeout, 10.0))
+        started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
         session_id = os.urandom(16)
         peer = relay.request_peer(partner, session_id, timeout=timeout)
         _check_peer(peer, partner)
@@ -241,7 +241,7 @@ class Client:
         if channel is None:
             return
         if not self._accepted(peer.peer_id, used_permanent):
-            channel.close()
+            _say_bye(channel, "the partner declined the connection")
             return self._emit("refused", peer_id=peer.peer_id, reason="declined")
         if not used_permanent:
             self.new_password()          # one-time: this password is used up
@@ -291,6 +291,7 @@ class Client:
         reason = None
         try:
             if self._closing.is_set():
+                _say_bye(channel, "the partner is shutting down")
                 return
             session.start()
             self._emit("session_started", peer_id=peer.peer_id, path=path, role="host")
@@ -322,6 +323,18 @@ class Client:
     def _snapshot(self, items):
         with self._lock:
             return list(items)
+
+
+def _say_bye(channel, text):
+    """End a channel we will not run a session on, telling the viewer why (a courtesy: the viewer
+    sees the channel end either way)."""
+    from tagio.session import messages
+    try:
+        channel.send(messages.encode(messages.Bye(text)))
+    except TagioError:
+        pass
+    finally:
+        channel.close()
 
 
 def _check_peer(peer, expected_id):
