@@ -18,8 +18,8 @@ def load_vectors():
 def parties(vector):
     w = int(vector["w"], 16)
     ids = vector["A"].encode(), vector["B"].encode()
-    a = Spake2Party(ROLE_A, w, *ids, scalar=int(vector["x"], 16))
-    b = Spake2Party(ROLE_B, w, *ids, scalar=int(vector["y"], 16))
+    a = Spake2Party(ROLE_A, w, *ids, _test_scalar=int(vector["x"], 16))
+    b = Spake2Party(ROLE_B, w, *ids, _test_scalar=int(vector["y"], 16))
     return a, b
 
 

@@ -12,7 +12,8 @@ password wrong learns only "wrong" - one online guess per run - and a passive
 one learns nothing usable offline.
 
 This module is pure computation (no I/O). `Spake2Party` is one side of one
-run; scalars are injectable only so the RFC's test vectors can be checked.
+run; its ephemeral scalar is injectable (`_test_scalar`) only so the RFC's
+test vectors can be checked.
 Points from the peer are validated: wrong length, not uncompressed SEC1,
 off the curve, or the point at infinity are all rejected with
 RemoteProtocolError.
@@ -127,13 +128,14 @@ class Spake2Party:
     """One side (ROLE_A or ROLE_B) of one SPAKE2 run. Use once."""
 
     def __init__(self, role: str, w: int, id_a: bytes, id_b: bytes, aad: bytes = b"",
-                 *, scalar: int | None = None):
+                 *, _test_scalar: int | None = None):
         if role not in (ROLE_A, ROLE_B):
             raise LocalProtocolError(f"unknown SPAKE2 role {role!r}")
         if not 0 <= w < ORDER:
             raise LocalProtocolError("SPAKE2 w must be reduced modulo the group order")
         self.role, self.w, self.id_a, self.id_b, self.aad = role, w, id_a, id_b, aad
-        self._scalar = scalar if scalar is not None else random_scalar()
+        # A fixed scalar exists only so tests can replay the RFC vectors; real runs never pass one.
+        self._scalar = _test_scalar if _test_scalar is not None else random_scalar()
         mine, self._theirs = (M, N) if role == ROLE_A else (N, M)
         self.message = encode_point(_G * self._scalar + mine * w)
         self._unblind = -(self._theirs * w)   # computed once: the viewer may finish() per slot
