@@ -93,9 +93,10 @@ class CodecTest(unittest.TestCase):
 class Link:
     """Simulated path between two cores: fixed delay, seeded random loss each way, virtual clock."""
 
-    def __init__(self, loss=0.0, delay=0.005, seed=1):
+    def __init__(self, loss=0.0, delay=0.005, seed=1, jitter=0.0, duplicate=0.0):
         self.rng = random.Random(seed)
         self.loss, self.delay = loss, delay
+        self.jitter, self.duplicate = jitter, duplicate
         self.now = 1000.0
         a_keys, b_keys = key_pair()
         self.a, self.b = RudpConnection(a_keys, self.now), RudpConnection(b_keys, self.now)
@@ -112,8 +113,11 @@ class Link:
         for src, dst in ((self.a, self.b), (self.b, self.a)):
             for datagram in src.datagrams_to_send(self.now):
                 self.sent += 1
-                if not self.cut and self.rng.random() >= self.loss:
-                    self.flying.append((self.now + self.delay, dst, datagram))
+                copies = 2 if self.rng.random() < self.duplicate else 1
+                for _ in range(copies):
+                    if not self.cut and self.rng.random() >= self.loss:
+                        delay = self.delay + self.rng.random() * self.jitter  # jitter reorders
+                        self.flying.append((self.now + delay, dst, datagram))
         arrived = [f for f in self.flying if f[0] <= self.now]
         self.flying = [f for f in self.flying if f[0] > self.now]
         for _t, dst, datagram in arrived:
@@ -149,6 +153,38 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(link.transfer(data), data)
         self.assertGreater(link.a.retransmits, 0)
         self.assertLess(link.a.ssthresh, rudp.MAX_CWND)  # the window backed off
+
+    def test_transfer_with_reordering_and_duplicates(self):
+        link = Link(loss=0.02, delay=0.002, jitter=0.02, duplicate=0.05, seed=9)
+        data = random.Random(10).randbytes(300_000)
+        self.assertEqual(link.transfer(data), data)
+
+    def test_authenticated_nonsense_never_breaks_the_core(self):
+        link = Link()
+        peer = link.b.keys
+        rng = random.Random(11)
+        link.a.write(b"x" * 50_000)
+        link.step()
+        for _ in range(3000):
+            kind = rng.randrange(4)
+            if kind == 0:
+                message = codec.Data(rng.randrange(1 << 32), rng.randrange(1 << 32), rng.randrange(256),
+                                     rng.randbytes(rng.randrange(0, 50)))
+            elif kind == 1:
+                cum = rng.randrange(0, 100)
+                start = cum + 1 + rng.randrange(50)
+                message = codec.Ack(cum, rng.randrange(1 << 32), rng.randrange(1 << 16),
+                                    ((start, start + 1 + rng.randrange(50)),))
+            elif kind == 2:
+                message = codec.Ping(rng.randrange(1 << 32))
+            else:
+                message = codec.Punch(rng.randbytes(8))
+            link.a.datagram_received(codec.encode(message, peer.conn_id, peer.send_key), link.now)
+            link.a.datagrams_to_send(link.now)
+        self.assertIn(link.a.state, (State.OPEN, State.CLOSING))
+        self.assertLessEqual(len(link.a._ooo), rudp.RECV_WINDOW)
+        self.assertLessEqual(len(link.a._readable), rudp.RECV_WINDOW * codec.MAX_PAYLOAD)
+        self.assertLessEqual(link.a.snd_una, link.a.snd_nxt)
 
     def test_segments_respect_payload_limit(self):
         link = Link()
