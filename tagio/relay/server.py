@@ -12,8 +12,8 @@ closes and drains so the peer reads the error instead of a reset. Paired
 relay connections leave the loop for the Forwarder thread.
 
 Expensive work (Ed25519 verification, writing the state file) runs on a
-ThreadPoolExecutor; results come back to the loop thread through a bounded
-deque and a wake-up socket, so RelayLogic is only ever touched by one thread.
+ThreadPoolExecutor; results come back to the loop thread through a deque
+(one entry at most per connection being verified) and a wake-up socket, so RelayLogic is only ever touched by one thread.
 Every buffer is bounded: the frame decoder (one frame), the HTTP head (8 KiB),
 queued output (Limits.out_buffer; a client that will not read is dropped),
 early relay bytes, the relay pipes. Every connection has a deadline until it
@@ -65,7 +65,8 @@ class RelayServer(PhaseReaders):
         self._tls_conns = set()
         self._per_ip = collections.Counter()
         self._ip_lock = threading.Lock()
-        self._posted = collections.deque()
+        self._posted = collections.deque()  # at most one entry per connection being verified
+        self._posted_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
         self.error = None
@@ -211,14 +212,20 @@ class RelayServer(PhaseReaders):
             pass
 
     def _post(self, fn):
-        """Run fn on the loop thread (called from worker threads)."""
-        self._posted.append(fn)
-        self._wake()  # one byte per result; the loop drains them all at once
+        """Run fn on the loop thread (called from worker threads); one wake-up per batch."""
+        with self._posted_lock:
+            was_empty = not self._posted
+            self._posted.append(fn)
+        if was_empty:
+            self._wake()
 
     def _run_posted(self):
-        while self._posted:
+        with self._posted_lock:
+            batch = list(self._posted)
+            self._posted.clear()
+        for fn in batch:
             try:
-                self._posted.popleft()()
+                fn()
             except Exception as exc:
                 self._internal_error(None, exc)
 
