@@ -202,6 +202,7 @@ class DirectListener:
         (or as soon as `cancelled()` is true after a wake())."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            self._expire(time.monotonic())
             while True:
                 for index, (_expiry, preamble, sock) in enumerate(self._pending):
                     if preamble.session_id == session_id:
