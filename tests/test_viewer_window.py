@@ -175,6 +175,25 @@ class WindowOnXvfb(unittest.TestCase):
                          [("a", True), ("a", False), ("Return", True), ("Return", False),
                           ("F5", True), ("F5", False)])
 
+    def test_keys_held_when_focus_leaves_are_released_and_ctrl_alt_del(self):
+        import tkinter as tk
+        window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
+        window.canvas.focus_force()
+        self.pump(lambda: False, timeout=0.2)
+        self.xdotool("keydown", "--window", str(window.winfo_id()), "Shift_L")
+        self.assertEqual(self.messages(m.Key, 1), [m.Key("Shift_L", True)])
+        other = tk.Toplevel(self.root)
+        other.geometry("100x100+700+0")
+        self.pump(lambda: False, timeout=0.2)
+        other.focus_force()
+        self.assertEqual(self.messages(m.Key, 1), [m.Key("Shift_L", False)])
+        self.xdotool("keyup", "Shift_L")
+        other.destroy()
+        window.send_ctrl_alt_del()
+        self.assertEqual([(k.key, k.pressed) for k in self.messages(m.Key, 6)],
+                         [("Control_L", True), ("Alt_L", True), ("Delete", True),
+                          ("Delete", False), ("Alt_L", False), ("Control_L", False)])
+
     def test_fit_scales_the_picture_and_maps_back_exactly(self):
         window, picture = self.open_window((1600, 1000), fit=True, geometry="820x560")
         self.assertLess(window.scale, 0.6)

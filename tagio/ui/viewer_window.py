@@ -77,6 +77,7 @@ class ViewerWindow(tk.Toplevel):
         self._cursor_hot = (0, 0)
         self._cursor_at = None
         self._last_motion = None
+        self._held_keys, self._held_buttons = set(), set()
         self._status_at = 0.0
         self._closed_text = None
         self._on_close = on_close
@@ -105,6 +106,7 @@ class ViewerWindow(tk.Toplevel):
         self.status.pack(side="left", fill="x", expand=True)
         tk.Checkbutton(bar, text="Fit to window", variable=self._fit_var, command=self._relayout,
                        takefocus=0).pack(side="right")
+        tk.Button(bar, text="Ctrl+Alt+Del", command=self.send_ctrl_alt_del, takefocus=0).pack(side="right")
         self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
         self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
         self.monitor_button["menu"] = self.monitor_menu
@@ -275,7 +277,26 @@ class ViewerWindow(tk.Toplevel):
         c.bind("<KeyPress>", lambda e: self._key(e, True))
         c.bind("<KeyRelease>", lambda e: self._key(e, False))
         c.bind("<Enter>", lambda e: c.focus_set())
+        c.bind("<FocusOut>", lambda e: self.release_held())
         c.focus_set()
+
+    def release_held(self):
+        """Let go of every key and button we pressed on the host (our window lost the keyboard,
+        so their releases would never reach us and the host would keep them held)."""
+        for name in sorted(self._held_keys):
+            self._safe(self.session.send_key, name, False)
+        for num in sorted(self._held_buttons):
+            self._safe(self.session.send_mouse_button, num, False)
+        self._held_keys.clear()
+        self._held_buttons.clear()
+
+    def send_ctrl_alt_del(self):
+        """The secure-attention sequence, as a button (a local Ctrl+Alt+Del never reaches us)."""
+        keys = ("Control_L", "Alt_L", "Delete")
+        for name in keys:
+            self._safe(self.session.send_key, name, True)
+        for name in reversed(keys):
+            self._safe(self.session.send_key, name, False)
 
     def remote_point(self, event_x, event_y):
         """Canvas widget coordinates -> remote screen pixel (clamped to the screen)."""
@@ -319,6 +340,7 @@ class ViewerWindow(tk.Toplevel):
                 self._safe(self.session.send_scroll, *steps)
             return
         if event.num in (1, 2, 3):
+            (self._held_buttons.add if pressed else self._held_buttons.discard)(event.num)
             self._safe(self.session.send_mouse_button, event.num, pressed, *point)
 
     def _wheel(self, event):
@@ -331,6 +353,7 @@ class ViewerWindow(tk.Toplevel):
     def _key(self, event, pressed):
         name = host_key_name(event.keysym, event.char, event.state)
         if name:
+            (self._held_keys.add if pressed else self._held_keys.discard)(name)
             self._safe(self.session.send_key, name, pressed)
         return "break"      # keep Tab & co. from moving focus out of the canvas
 
