@@ -11,7 +11,8 @@ from tagio.crypto.handshake import Msg, host_handshake, viewer_handshake
 from tagio.crypto.kdf import password_secret
 from tagio.crypto.spake2 import POINT_LEN
 from tagio.errors import (
-    ConnectionClosed, LocalProtocolError, RemoteProtocolError, TransportTimeout, WrongPasswordError,
+    ConnectionClosed, LocalProtocolError, RemoteProtocolError, SecureChannelError, TransportTimeout,
+    WrongPasswordError,
 )
 from tagio.net.stream import SocketStream, recv_exactly
 
@@ -230,17 +231,30 @@ class BadInputTest(unittest.TestCase):
 
 
 class Forwarder:
-    """A 'relay' that copies bytes both ways between two sockets and records all of them."""
+    """A 'relay' that copies bytes both ways between two sockets and records all of them.
 
-    def __init__(self, left: socket.socket, right: socket.socket):
+    `flip_right_to_left` = offsets of bytes (counted in the right->left direction) to corrupt.
+    """
+
+    def __init__(self, left: socket.socket, right: socket.socket, flip_right_to_left=None):
         self.wire = bytearray()
         self._lock = threading.Lock()
+        self._flip = () if flip_right_to_left is None else tuple(flip_right_to_left)
         self._threads = [threading.Thread(target=self._pump, args=(left, right), daemon=True),
-                         threading.Thread(target=self._pump, args=(right, left), daemon=True)]
+                         threading.Thread(target=self._pump, args=(right, left, True), daemon=True)]
         for thread in self._threads:
             thread.start()
 
-    def _pump(self, src, dst):
+    def _corrupt(self, data, seen):
+        offsets = [o - seen for o in self._flip if seen <= o < seen + len(data)]
+        if offsets:
+            data = bytearray(data)
+            for offset in offsets:
+                data[offset] ^= 0x01
+        return bytes(data)
+
+    def _pump(self, src, dst, right_to_left=False):
+        seen = 0
         while True:
             try:
                 data = src.recv(65536)
@@ -252,6 +266,8 @@ class Forwarder:
                 except OSError:
                     pass
                 return
+            if right_to_left:
+                data, seen = self._corrupt(data, seen), seen + len(data)
             with self._lock:
                 self.wire += data
             try:
@@ -262,6 +278,119 @@ class Forwarder:
     def join(self):
         for thread in self._threads:
             thread.join(10)
+
+
+def relayed_pair(*flip_host_to_viewer):
+    """Viewer and host streams joined by a Forwarder that corrupts the given host->viewer bytes."""
+    viewer_sock, relay_left = socket.socketpair()
+    relay_right, host_sock = socket.socketpair()
+    for sock in (viewer_sock, host_sock):
+        sock.settimeout(10)
+    relay = Forwarder(relay_left, relay_right, flip_right_to_left=flip_host_to_viewer)
+    return SocketStream(viewer_sock, "relay"), SocketStream(host_sock, "relay"), relay
+
+
+class TamperedHandshakeTest(unittest.TestCase):
+    REPLY_LEN = 3 + 1 + handshake.REPLY_SLOTS * (POINT_LEN + 32)
+
+    def run_tampered(self, *offsets):
+        v_stream, h_stream, relay = relayed_pair(*offsets)
+        ids = dict(viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=os.urandom(16), timeout=5)
+        host = Background(host_handshake, h_stream, [secret(OTP)], **ids)
+        outcomes = []
+        for call in (lambda: viewer_handshake(v_stream, OTP, **ids), host.result):
+            try:
+                outcomes.append(call())
+            except Exception as exc:
+                outcomes.append(exc)
+        for item in outcomes:
+            if hasattr(item, "close"):
+                item.close()
+        v_stream.close()
+        h_stream.close()
+        relay.join()
+        return outcomes
+
+    def test_flipped_confirmations_fail_both_sides(self):
+        slot = POINT_LEN + 32
+        viewer, host = self.run_tampered(*(4 + i * slot + POINT_LEN + 5 for i in range(handshake.REPLY_SLOTS)))
+        self.assertIsInstance(viewer, WrongPasswordError)
+        self.assertIsInstance(host, WrongPasswordError)
+
+    def test_flipped_point_fails_both_sides(self):
+        slot = POINT_LEN + 32
+        viewer, host = self.run_tampered(*(4 + i * slot + 40 for i in range(handshake.REPLY_SLOTS)))
+        self.assertIsInstance(viewer, (WrongPasswordError, RemoteProtocolError))
+        self.assertIsInstance(host, (WrongPasswordError, RemoteProtocolError))
+
+    def test_flipped_finished_fails_the_viewer(self):
+        viewer, host = self.run_tampered(self.REPLY_LEN + 3 + 7)
+        self.assertIsInstance(viewer, SecureChannelError)
+        self.assertNotIsInstance(host, Exception)    # the host finished; its channel then sees the viewer leave
+
+    def test_flipped_record_after_handshake_is_tamper(self):
+        v_stream, h_stream, relay = relayed_pair(self.REPLY_LEN + 3 + 32 + 20)
+        ids = dict(viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=os.urandom(16), timeout=5)
+        host = Background(host_handshake, h_stream, [secret(OTP)], **ids)
+        viewer = viewer_handshake(v_stream, OTP, **ids)
+        host_channel = host.result()
+        host_channel.send(b"first record from the host")
+        with self.assertRaises(SecureChannelError) as ctx:
+            viewer.recv()
+        self.assertEqual(ctx.exception.cause, "tamper")
+        viewer.close()
+        host_channel.close()
+        relay.join()
+
+
+class OfflineGuessTest(unittest.TestCase):
+    def test_a_recorded_reply_verifies_no_password_offline(self):
+        """A malicious viewer commits to one guess in pA; afterwards even the right password
+        cannot make the host's confirmation verify: there is nothing to test guesses against."""
+        from tagio.crypto import kdf
+        from tagio.crypto.spake2 import ROLE_A, Spake2Party
+        session_id = os.urandom(16)
+        context = kdf.handshake_context(VIEWER_ID, HOST_ID, session_id)
+        v_stream, h_stream = stream_pair()
+        host = Background(host_handshake, h_stream, [secret(OTP)], viewer_id=VIEWER_ID, host_id=HOST_ID,
+                          session_id=session_id, timeout=3)
+        scalar = 123456789
+        guess = Spake2Party(ROLE_A, kdf.spake2_w(secret("guess234"), context), VIEWER_ID.encode(),
+                            HOST_ID.encode(), context, _test_scalar=scalar)
+        v_stream.send(handshake.encode_hello(handshake._ctx_tag(context), guess.message))
+        _, length = handshake.parse_header(recv_exactly(v_stream, 3))
+        slots = handshake.decode_reply(recv_exactly(v_stream, length))
+        right = Spake2Party(ROLE_A, kdf.spake2_w(secret(OTP), context), VIEWER_ID.encode(),
+                            HOST_ID.encode(), context, _test_scalar=scalar)
+        for p_b, conf_b in slots:
+            self.assertFalse(guess.finish(p_b).verify_peer(conf_b))
+            self.assertFalse(right.finish(p_b).verify_peer(conf_b))
+        # The honest control: a party that *sent* the right pA does verify one slot.
+        v_stream.send(handshake.encode_frame(Msg.ABORT, bytes([handshake.Abort.WRONG_PASSWORD])))
+        with self.assertRaises(WrongPasswordError):
+            host.result()
+        viewer, host_channel = run_pair(OTP, [secret(OTP)])
+        self.assertEqual(host_channel.matched_secret, 0)
+        viewer.close()
+        host_channel.close()
+
+    def test_confirm_for_padding_or_bad_index_is_refused(self):
+        for index in (0, 1, 7):
+            with self.subTest(index=index):
+                v_stream, h_stream = stream_pair()
+                host = Background(host_handshake, h_stream, [secret(OTP)], viewer_id=VIEWER_ID,
+                                  host_id=HOST_ID, session_id=b"s" * 16, timeout=3)
+                from tagio.crypto import kdf
+                from tagio.crypto.spake2 import ROLE_A, Spake2Party
+                context = kdf.handshake_context(VIEWER_ID, HOST_ID, b"s" * 16)
+                party = Spake2Party(ROLE_A, 42, VIEWER_ID.encode(), HOST_ID.encode(), context)
+                v_stream.send(handshake.encode_hello(handshake._ctx_tag(context), party.message))
+                _, length = handshake.parse_header(recv_exactly(v_stream, 3))
+                recv_exactly(v_stream, length)
+                v_stream.send(handshake.encode_frame(Msg.CONFIRM, bytes([index]) + bytes(32)))
+                with self.assertRaises(WrongPasswordError):
+                    host.result()
+                v_stream.close()
 
 
 class ManInTheMiddleTest(unittest.TestCase):
