@@ -263,6 +263,18 @@ class SpecShapeTest(unittest.TestCase):
         for package in ("tkinter", "mss", "pynput", "PIL"):
             self.assertIn(package, excludes)
 
+    def test_windows_icon_is_drawn(self):
+        """make_icon() runs only in Windows builds; run its code here so CI is not the first to try."""
+        func = next(n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == "make_icon")
+        with tempfile.TemporaryDirectory() as workpath:
+            namespace = {"os": os, "workpath": workpath}
+            exec(compile(ast.Module(body=[func], type_ignores=[]), str(SPEC), "exec"), namespace)
+            path = namespace["make_icon"]()
+            from PIL import Image
+            with Image.open(path) as icon:
+                self.assertEqual(icon.format, "ICO")
+                self.assertIn((256, 256), icon.info.get("sizes", set()) | {icon.size})
+
     def test_gui_windowed_only_on_windows(self):
         self.assertIn('console=not WINDOWS', self.source)
 
@@ -445,6 +457,49 @@ class PortabilityTest(unittest.TestCase):
             if path.exists() and pattern.search(path.read_text()):
                 offenders.append(str(path.relative_to(ROOT)))
         self.assertEqual(offenders, [])
+
+
+class PlatformHelperTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self._tmp.cleanup)
+        self.config = Path(self._tmp.name) / "cfg"
+        saved = sys.stdout, sys.stderr
+        self.addCleanup(lambda: setattr(sys, "stdout", saved[0]) or setattr(sys, "stderr", saved[1]))
+
+    def test_streams_left_alone_when_present(self):
+        from tagio import platform
+        self.assertEqual(platform.prepare_std_streams(self.config, ["--cli"]), "unchanged")
+        self.assertFalse(self.config.exists())
+
+    def test_windowed_program_logs_to_config_folder(self):
+        from tagio import platform
+        sys.stdout = sys.stderr = None                       # what a windowed Windows exe starts with
+        self.assertEqual(platform.prepare_std_streams(self.config, [], attach=lambda: True), "log")
+        print("hello from a windowed program")
+        sys.stderr.write("an error line\n")
+        sys.stdout.close()
+        text = (self.config / platform.LOG_FILE).read_text()
+        self.assertIn("hello from a windowed program", text)
+        self.assertIn("an error line", text)
+        if sys.platform != "win32":
+            self.assertEqual(os.stat(self.config / platform.LOG_FILE).st_mode & 0o777, 0o600)
+
+    def test_cli_attaches_to_the_parent_console_when_there_is_one(self):
+        from tagio import platform
+        calls = []
+        sys.stdout = sys.stderr = None
+        self.assertEqual(platform.prepare_std_streams(self.config, ["--cli", "host"],
+                                                      attach=lambda: calls.append(1) or True), "console")
+        self.assertEqual(calls, [1])
+        sys.stdout = sys.stderr = None
+        self.assertEqual(platform.prepare_std_streams(self.config, ["--cli", "host"], attach=lambda: False), "log")
+        sys.stdout.close()
+
+    def test_kill_signal_exists_everywhere(self):
+        import signal
+        from tagio import platform
+        self.assertIn(platform.kill_signal(), {getattr(signal, "SIGKILL", None), signal.SIGTERM})
 
 
 if __name__ == "__main__":
