@@ -7,6 +7,7 @@ Tests that need a particular set of candidates edit the PeerInfo the relay deliv
 
 import dataclasses
 import os
+import select
 import socket
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from tagio.crypto import kdf
 from tagio.crypto.identity import Identity
 from tagio.errors import AuthError, RemoteProtocolError, TransportError, WrongPasswordError
 from tagio.net.connect import DirectListener, establish, lan_host_peer, lan_viewer_peer
+from tagio.net import listener as listener_module
 from tagio.net.listener import Preamble, decode_preamble, encode_preamble
 from tagio.net.relay_client import RelayClient
 from tests.relay_fixture import start_relay
@@ -82,6 +84,54 @@ class PreambleTest(unittest.TestCase):
         for raw in bad:
             with self.assertRaises(RemoteProtocolError, msg=raw):
                 decode_preamble(raw)
+
+
+class ListenerTest(unittest.TestCase):
+    def setUp(self):
+        self.listener = DirectListener(("127.0.0.1", 0))
+        self.addCleanup(self.listener.close)
+        self.address = self.listener.candidates()[0]
+
+    def dial(self, data=b""):
+        sock = socket.create_connection(self.address)
+        self.addCleanup(sock.close)
+        sock.sendall(data)
+        return sock
+
+    def test_candidates_share_the_udp_port(self):
+        self.assertEqual(self.listener.udp.address(), self.address)
+
+    def test_silent_connection_is_closed_after_the_preamble_timeout(self):
+        original = listener_module.PREAMBLE_TIMEOUT
+        listener_module.PREAMBLE_TIMEOUT = 0.3
+        self.addCleanup(setattr, listener_module, "PREAMBLE_TIMEOUT", original)
+        silent = self.dial()
+        silent.settimeout(3)
+        started = time.monotonic()
+        self.assertEqual(silent.recv(10), b"")
+        self.assertLess(time.monotonic() - started, 2.0)
+
+    def test_parking_is_bounded_and_take_matches_the_session(self):
+        socks = [self.dial(encode_preamble(bytes([i]) * 16, b"t" * 16))
+                 for i in range(listener_module.MAX_PENDING + 5)]
+        deadline = time.monotonic() + 5
+        while len(self.listener._pending) < listener_module.MAX_PENDING and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # the readers refuse the rest
+        taken = self.listener.take(bytes([3]) * 16, timeout=3)
+        self.assertIsNotNone(taken)
+        taken[0].close()
+        self.assertEqual(taken[1], b"t" * 16)
+        self.assertIsNone(self.listener.take(os.urandom(16), timeout=0.2))
+        readable, _, _ = select.select(socks, [], [], 1.0)
+        closed = sum(1 for sock in readable if sock.recv(1) == b"")
+        self.assertEqual(closed, 6)  # the 5 beyond MAX_PENDING and the one taken; the rest stay parked
+
+    def test_lan_preamble_announces_a_request(self):
+        session_id = os.urandom(16)
+        self.dial(encode_preamble(session_id, b"t" * 16, "123456789"))
+        request = self.listener.lan_requests.get(timeout=3)
+        self.assertEqual((request.session_id, request.viewer_id), (session_id, "123456789"))
 
 
 class EstablishTest(unittest.TestCase):
