@@ -358,6 +358,62 @@ class SessionOnXvfb(unittest.TestCase):
             if isinstance(msg, m.Bye):
                 return msg
 
+    def test_pull_flow_control_and_idle(self):
+        """Without acks the host stops after MAX_IN_FLIGHT frames; a still screen sends nothing."""
+        from tagio.session import messages as m
+        from tagio.session.host import MAX_IN_FLIGHT, HostSession
+        env = self.xvfb.env()
+        host_channel, raw_viewer = secure_pair()
+        host = HostSession(host_channel, fps_cap=60, view_only=True)
+        host.start()
+        self.addCleanup(raw_viewer.close)
+        self.addCleanup(host.stop)
+        inbox = queue.Queue()
+
+        def read():
+            try:
+                while True:
+                    inbox.put(m.decode(raw_viewer.recv()))
+            except Exception:       # closed at the end of the test
+                pass
+        threading.Thread(target=read, daemon=True).start()
+
+        def finals(seconds):
+            out, deadline = [], time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    msg = inbox.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if isinstance(msg, m.Frame) and msg.flags & m.FINAL:
+                    out.append(msg.frame_id)
+            return out
+
+        mover = subprocess.Popen([sys.executable, "-c",
+                                  "import tkinter as tk; r=tk.Tk(); r.geometry('200x100+500+400'); n=[0]\n"
+                                  "def t():\n n[0]+=1; r.configure(bg='#%06x' % (n[0]*40503 % 0xffffff)); r.after(20, t)\n"
+                                  "t(); r.mainloop()"], env=env)
+        self.addCleanup(mover.wait, 5)
+        self.addCleanup(mover.kill)
+        sent = finals(1.5)
+        self.assertEqual(len(sent), MAX_IN_FLIGHT, f"frames without acks: {sent}")
+        raw_viewer.send(m.encode(m.FrameAck(sent[0])))
+        more = finals(0.5)
+        self.assertEqual(len(more), 1, "one ack must buy exactly one more frame")
+        mover.kill()
+        mover.wait(5)
+        for frame_id in sent[1:] + more:
+            raw_viewer.send(m.encode(m.FrameAck(frame_id)))
+        acked, deadline = set(), time.monotonic() + 5
+        while time.monotonic() < deadline:      # ack until the screen settles (incl. the lossless refresh)
+            got = finals(0.8)
+            for frame_id in got:
+                raw_viewer.send(m.encode(m.FrameAck(frame_id)))
+            if not got:
+                break
+        self.assertEqual(finals(1.2), [], "a still screen must not produce frames")
+        self.assertTrue(host.running)
+
     def test_viewer_bye_ends_host_cleanly(self):
         host, viewer = self.start_session()
         viewer.stop("done watching")
