@@ -387,3 +387,39 @@ class RelayIdleTest(RelayTestCase):
         self.addCleanup(relay.stop)
         self.assertEqual(c.connect().observed_addr[0], "127.0.0.1")
         self.assertTrue(c.online)
+
+
+class BackpressureTest(RelayTestCase):
+    def test_slow_receiver_stalls_sender_without_spinning(self):
+        import time
+        viewer, host = self.registered_pair()
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        host.incoming.get(timeout=5)
+        v, h = open_pair(viewer, host, info.relay_token)
+        self.addCleanup(v.close)
+        self.addCleanup(h.close)
+        v.sock.settimeout(1.0)
+        chunk, sent = os.urandom(64 * 1024), hashlib.sha256()
+        total = 0
+        while True:  # the host does not read: the sender must block, not fill the relay's memory
+            try:
+                n = v.sock.send(chunk)
+            except socket.timeout:
+                break
+            sent.update(chunk[:n])
+            total += n
+            self.assertLess(total, 256 * 1024 * 1024, "no backpressure: the relay buffers without bound")
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        threading.Event().wait(1.0)
+        busy = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        self.assertLess(busy, 0.5, "the relay spins while its buffers are full")
+        v.sock.shutdown(socket.SHUT_WR)
+        got = hashlib.sha256()
+        received = 0
+        while True:
+            data = h.recv(1 << 20)
+            if not data:
+                break
+            got.update(data)
+            received += len(data)
+        self.assertEqual((received, got.hexdigest()), (total, sent.hexdigest()))

@@ -35,7 +35,7 @@ log = logging.getLogger("tagio.relay")
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 CHUNK = 256 * 1024
-_F_SETPIPE_SZ = 1031  # linux/fcntl.h; not exported by the fcntl module on every Python
+_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032  # linux/fcntl.h; not exported by every Python's fcntl
 CAN_SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
 
 
@@ -51,6 +51,9 @@ class CopyDirection:
 
     def pending(self):
         return len(self.buf)
+
+    def wants_read(self):
+        return not self.eof and self.pending() < self.capacity
 
     def fill(self):
         while not self.eof and len(self.buf) < self.capacity:
@@ -88,18 +91,28 @@ class SpliceDirection(CopyDirection):
         try:
             import fcntl
             fcntl.fcntl(self.wfd, _F_SETPIPE_SZ, capacity)
+            # The real size decides backpressure: a full pipe must drop read interest, or we spin.
+            self.capacity = fcntl.fcntl(self.wfd, _F_GETPIPE_SZ)
         except OSError:
-            pass  # above /proc/sys/fs/pipe-max-size for non-root: keep the default 64 KiB
+            self.capacity = 65536  # above /proc/sys/fs/pipe-max-size: the default pipe size
         self.in_pipe = 0
+        self.stalled = False
 
     def pending(self):
         return len(self.buf) + self.in_pipe
+
+    def wants_read(self):
+        # A pipe counts slots, not bytes: many small segments fill it long before `capacity`.
+        # EAGAIN with bytes in the pipe may mean "pipe full", so wait for a flush before reading again
+        # instead of spinning on a socket that stays readable.
+        return super().wants_read() and not self.stalled
 
     def fill(self):
         while not self.eof and self.in_pipe < self.capacity:
             try:
                 n = os.splice(self.src.fileno(), self.wfd, self.capacity - self.in_pipe, flags=self.FLAGS)
             except _WOULD_BLOCK:
+                self.stalled = self.in_pipe > 0
                 return
             if n == 0:
                 self.eof = True
@@ -115,6 +128,7 @@ class SpliceDirection(CopyDirection):
             except _WOULD_BLOCK:
                 return
             self.in_pipe -= n
+            self.stalled = False
 
     def close(self):
         for fd in (self.rfd, self.wfd):
@@ -160,7 +174,7 @@ class Pair:
         reading = self.a2b if sock is self.a else self.b2a
         writing = self.b2a if sock is self.a else self.a2b
         mask = 0
-        if not reading.eof and reading.pending() < reading.capacity:
+        if reading.wants_read():
             mask |= selectors.EVENT_READ
         if writing.pending():
             mask |= selectors.EVENT_WRITE
@@ -292,6 +306,9 @@ class Forwarder:
         except (OSError, ssl.SSLError) as exc:
             if exc.errno not in (errno.ECONNRESET, errno.EPIPE, None):
                 log.info("relay pair ended: %s", exc)
+            finished = True
+        except Exception as exc:  # a bug: end this pair, keep forwarding the others
+            log.error("internal error in a relay pair: %r", exc)
             finished = True
         if finished:
             self._drop(pair)
