@@ -135,6 +135,7 @@ class DirectListener:
         self._pending = []  # [(expiry, Preamble, sock)]
         self._cond = threading.Condition()
         self._readers = threading.BoundedSemaphore(MAX_PREAMBLE_READERS)
+        self._reading = {}  # thread -> socket whose preamble it is reading (for close())
         self._stop = threading.Event()
         self.error = None
         self._thread = threading.Thread(target=self._accept_loop, name="direct-accept", daemon=True)
@@ -162,7 +163,10 @@ class DirectListener:
             if not self._readers.acquire(blocking=False):
                 sock.close()  # too many half-open connections: shed load
                 continue
-            threading.Thread(target=self._read_preamble, args=(sock, addr), daemon=True).start()
+            reader = threading.Thread(target=self._read_preamble, args=(sock, addr), daemon=True)
+            with self._cond:
+                self._reading[reader] = sock
+            reader.start()
 
     def _read_preamble(self, sock, addr):
         try:
@@ -171,6 +175,8 @@ class DirectListener:
             sock.close()
             return
         finally:
+            with self._cond:
+                self._reading.pop(threading.current_thread(), None)
             self._readers.release()
         if self._park(preamble, sock) and preamble.viewer_id is not None:
             try:
@@ -219,6 +225,8 @@ class DirectListener:
             self._cond.notify_all()
 
     def close(self):
+        """Stop accepting, close parked connections, join every thread; re-raise a
+        failure that ended the accept thread (as TransportError)."""
         self._stop.set()
         self._thread.join(timeout=JOIN_TIMEOUT)
         self._tcp.close()
@@ -226,5 +234,15 @@ class DirectListener:
             for entry in self._pending:
                 entry[2].close()
             self._pending = []
+            readers = dict(self._reading)
             self._cond.notify_all()
+        for reader, sock in readers.items():
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # ends its blocked recv() at once
+            except OSError:
+                pass
+            reader.join(timeout=JOIN_TIMEOUT)
         self.udp.close()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise TransportError(f"the direct listener failed: {error}") from error
