@@ -188,6 +188,28 @@ class FrozenBuildTest(unittest.TestCase):
             self.assertEqual(json.loads(body)["status"], "ok")
         self.assertIsNone(proc.poll())
 
+    def test_frozen_window_opens_on_xvfb(self):
+        """The bundled Tcl/Tk works: the frozen GUI opens its main window."""
+        from tests.xvfb import Xvfb, xvfb_available
+        if not xvfb_available():
+            self.skipTest("needs Xvfb and xdotool")
+        xvfb = Xvfb(width=800, height=600).start()
+        self.addCleanup(xvfb.stop)
+        with socket_closed_port() as port:
+            gui = subprocess.Popen([str(self.dist / GUI_NAME), "--relay", f"127.0.0.1:{port}", "--config-dir",
+                                    str(self.tmp / "window")], env=self.env(DISPLAY=xvfb.display),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True, cwd=str(self.tmp))
+            self.addCleanup(stop_process, gui)
+            deadline, found = time.monotonic() + 45, ""
+            while time.monotonic() < deadline and not found and gui.poll() is None:
+                found = subprocess.run(["xdotool", "search", "--name", "^TagIO$"], capture_output=True,
+                                       text=True, timeout=10, env=xvfb.env()).stdout.strip()
+                time.sleep(0.3)
+        self.assertTrue(found, f"no TagIO window (rc={gui.poll()})")
+        self.assertIsNone(gui.poll())
+        self.assertTrue((self.tmp / "window" / "identity.pem").exists())
+
     def test_frozen_host_and_viewer_session_on_xvfb(self):
         from tests.xvfb import Xvfb, xvfb_available
         if not xvfb_available():
