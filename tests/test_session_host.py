@@ -311,7 +311,10 @@ class SessionOnXvfb(unittest.TestCase):
         host, viewer = self.start_session()
         viewer.set_quality(40, 20)
         self.assertTrue(wait_for(lambda: host.fps_cap == 20 and host.target_quality == 40))
-        self._drain(viewer)
+        host.send_clipboard("host text")
+        viewer.send_clipboard("viewer text")
+        self.assertTrue(wait_for(lambda: ("clipboard", {"text": "viewer text"}) in self.host_events))
+        self.assertTrue(wait_for(lambda: ("clipboard", "host text") in self._drain(viewer)))
         viewer.select_monitor(1)
         self.assertTrue(wait_for(lambda: any(u[0] == "size" for u in self._drain(viewer))),
                         "host did not restart the stream after SelectMonitor")

@@ -73,6 +73,7 @@ class ScriptedHost(unittest.TestCase):
     def test_cursor_monitors_and_bye(self):
         self.send(HELLO)
         self.send(m.Cursor(5, 6))
+        self.send(m.Clipboard("copied on the host"))
         self.send(m.MonitorList(1, [(0, 0, 320, 200), (320, 0, 100, 100)]))
         self.send(m.Bye("host went home"))
         self.viewer.join(5)         # a Bye is a clean end: no exception
@@ -80,6 +81,7 @@ class ScriptedHost(unittest.TestCase):
         self.assertEqual(self.viewer.monitors, [(0, 0, 320, 200), (320, 0, 100, 100)])
         self.assertEqual(self.viewer.closed_reason, "host went home")
         self.assertIn(("closed", "host went home"), list(self.viewer.updates.queue))
+        self.assertIn(("clipboard", "copied on the host"), list(self.viewer.updates.queue))
 
     def test_input_goes_out_as_messages(self):
         self.viewer.send_mouse_move(10, 20)

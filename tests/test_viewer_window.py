@@ -194,6 +194,22 @@ class WindowOnXvfb(unittest.TestCase):
                          [("Control_L", True), ("Alt_L", True), ("Delete", True),
                           ("Delete", False), ("Alt_L", False), ("Control_L", False)])
 
+    def test_clipboard_both_ways(self):
+        window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
+        self.host.send(m.encode(m.Clipboard("from the host ✓")))
+        self.assertTrue(self.pump(lambda: self._clipboard() == "from the host ✓"), "host clipboard not applied")
+        self.root.clipboard_clear()
+        self.root.clipboard_append("from the viewer")
+        window.offer_clipboard()
+        window.offer_clipboard()            # unchanged: not sent twice
+        self.assertEqual(self.messages(m.Clipboard, 2, timeout=1.5), [m.Clipboard("from the viewer")])
+
+    def _clipboard(self):
+        try:
+            return self.root.clipboard_get()
+        except Exception:       # empty clipboard
+            return None
+
     def test_fit_scales_the_picture_and_maps_back_exactly(self):
         window, picture = self.open_window((1600, 1000), fit=True, geometry="820x560")
         self.assertLess(window.scale, 0.6)

@@ -116,6 +116,11 @@ class HostSession:
         finally:
             self._release_input()
 
+    def send_clipboard(self, text):
+        """Offer the host's clipboard text to the viewer (any thread; ignored once stopping)."""
+        data = text.encode("utf-8")[:m.MAX_CLIPBOARD].decode("utf-8", "ignore")
+        self._queue(m.Clipboard(data))
+
     @property
     def running(self):
         return not self._workers.stopping.is_set()

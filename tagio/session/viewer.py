@@ -16,6 +16,7 @@ Theory of operation. Two threads, stopped by one Event:
   ("cursor", x, y)                                 the host pointer moved (monitor coordinates)
   ("cursor_shape", hot_x, hot_y, rgba_image)       the host pointer changed its picture
   ("monitors", current, [(left, top, w, h), ...])  the host's monitors
+  ("clipboard", text)                              the host's clipboard text changed
   ("closed", text)                                 the session ended; `text` says why, for people
 
 Nobody has to drain `updates` (a headless viewer only wants `framebuffer`): when it is full the
@@ -184,6 +185,7 @@ class ViewerSession:
         self._post(("monitors", msg.current, self.monitors))
 
     def _on_clipboard(self, msg):
+        self._post(("clipboard", msg.text))
         self.on_event("clipboard", text=msg.text)
 
     def _on_bye(self, msg):

@@ -22,6 +22,7 @@ import tkinter as tk
 from PIL import Image, ImageTk
 
 from tagio.session.inject import SPECIAL_KEYS
+from tagio.session.messages import MAX_CLIPBOARD
 
 POLL_MS = 15
 MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
@@ -78,6 +79,7 @@ class ViewerWindow(tk.Toplevel):
         self._cursor_at = None
         self._last_motion = None
         self._held_keys, self._held_buttons = set(), set()
+        self._clipboard_seen = None
         self._status_at = 0.0
         self._closed_text = None
         self._on_close = on_close
@@ -249,7 +251,8 @@ class ViewerWindow(tk.Toplevel):
         self._update_status(force=True)
 
     _UPDATES = {"size": _on_size, "rects": _on_rects, "refresh": _on_refresh, "cursor": _on_cursor,
-                "cursor_shape": _on_cursor_shape, "monitors": _on_monitors, "closed": _on_closed}
+                "cursor_shape": _on_cursor_shape, "monitors": _on_monitors, "closed": _on_closed,
+                "clipboard": lambda self, text: self._on_clipboard(text)}
 
     def _update_status(self, force=False):
         now = time.monotonic()
@@ -278,6 +281,7 @@ class ViewerWindow(tk.Toplevel):
         c.bind("<KeyRelease>", lambda e: self._key(e, False))
         c.bind("<Enter>", lambda e: c.focus_set())
         c.bind("<FocusOut>", lambda e: self.release_held())
+        c.bind("<FocusIn>", lambda e: self.offer_clipboard())
         c.focus_set()
 
     def release_held(self):
@@ -289,6 +293,22 @@ class ViewerWindow(tk.Toplevel):
             self._safe(self.session.send_mouse_button, num, False)
         self._held_keys.clear()
         self._held_buttons.clear()
+
+    def offer_clipboard(self):
+        """Send our clipboard text to the host when it changed since we last sent or received it
+        (checked when the window gets the keyboard: the user copied something elsewhere)."""
+        try:
+            text = self.clipboard_get()
+        except tk.TclError:
+            return      # empty, or not text
+        if text and text != self._clipboard_seen and len(text.encode("utf-8")) <= MAX_CLIPBOARD:
+            self._clipboard_seen = text
+            self._safe(self.session.send_clipboard, text)
+
+    def _on_clipboard(self, text):
+        self._clipboard_seen = text
+        self.clipboard_clear()
+        self.clipboard_append(text)
 
     def send_ctrl_alt_del(self):
         """The secure-attention sequence, as a button (a local Ctrl+Alt+Del never reaches us)."""
