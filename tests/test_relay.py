@@ -423,3 +423,61 @@ class BackpressureTest(RelayTestCase):
             got.update(data)
             received += len(data)
         self.assertEqual((received, got.hexdigest()), (total, sent.hexdigest()))
+
+
+class WrongServerTest(unittest.TestCase):
+    def test_not_a_relay_is_a_transport_error(self):
+        from tagio.errors import TransportError
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+
+        def fake_ssh():
+            conn, _ = listener.accept()
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            conn.recv(100)
+            conn.close()
+        t = threading.Thread(target=fake_ssh, daemon=True)
+        t.start()
+        client = RelayClient(listener.getsockname(), Identity.generate(), timeout=5)
+        with self.assertRaisesRegex(TransportError, "does not speak the TagIO relay protocol"):
+            client.connect()
+        t.join(5)
+
+    def test_nothing_listening(self):
+        from tagio.errors import TransportError
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        with self.assertRaisesRegex(TransportError, "cannot reach relay"):
+            RelayClient(("127.0.0.1", port), Identity.generate()).connect()
+
+
+def _has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(_has_ipv6_loopback(), "no IPv6 loopback")
+class Ipv6Test(unittest.TestCase):
+    def test_register_rendezvous_and_udp_over_ipv6(self):
+        with start_relay(bind=("::1", 0)) as relay:
+            viewer = RelayClient(relay.address, Identity.generate())
+            host = RelayClient(relay.address, Identity.generate())
+            self.addCleanup(viewer.close)
+            self.addCleanup(host.close)
+            self.assertEqual(viewer.connect().observed_addr[0], "::1")
+            host.connect()
+            udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            self.addCleanup(udp.close)
+            udp.bind(("::1", 0))
+            self.assertEqual(host.discover_udp(udp), udp.getsockname()[:2])
+            info = viewer.request_peer(host.identity.id, os.urandom(16))
+            self.assertEqual(info.peer_udp_addr, udp.getsockname()[:2])
+            self.assertEqual(info.peer_public_addr[0], "::1")

@@ -94,7 +94,7 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("cannot load TLS certificate", result.stderr)
 
     def test_sigterm_shuts_down_cleanly(self):
-        proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", env={"AUTH_SECRET": "from-env"})
+        proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", "--verbose", env={"AUTH_SECRET": "from-env"})
         try:
             client = RelayClient((host, port), Identity.generate())
             with self.assertRaises(RelayError) as ctx:

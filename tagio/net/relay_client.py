@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass, field
 
 from tagio.crypto.identity import normalize_id
-from tagio.errors import (ConnectionClosed, LocalProtocolError, RelayError, RemoteProtocolError,
-                          TagioError, TransportError, TransportTimeout)
+from tagio.errors import (ConnectionClosed, LocalProtocolError, ProtocolError, RelayError,
+                          RemoteProtocolError, TagioError, TransportError, TransportTimeout)
 from tagio.net.stream import SocketStream
 from tagio.protocol import framing
 from tagio.protocol import messages as m
@@ -135,7 +135,7 @@ class RelayClient:
             self._sock.close()
         sock = self._open(self.timeout)
         try:
-            registered = self._register(sock)
+            registered = _translate(self._register, sock)
         except BaseException:
             sock.close()
             raise
@@ -298,12 +298,9 @@ class RelayClient:
         sock = self._open(timeout)
         try:
             sock.settimeout(timeout)
-            sock.sendall(m.RelayBind(token).encode())
-            _expect(read_frame(sock), m.RelayReady)
+            _translate(lambda s: (s.sendall(m.RelayBind(token).encode()), _expect(read_frame(s), m.RelayReady)),
+                       sock, waiting_for="the partner to join the relay")
             sock.settimeout(None)
-        except socket.timeout as exc:
-            sock.close()
-            raise TransportTimeout(f"the partner did not join the relay within {timeout:g} s") from exc
         except BaseException:
             sock.close()
             raise
@@ -386,6 +383,18 @@ def _recv_exact(sock, n) -> bytes:
                                    f"the relay closed the connection mid-frame ({len(buf)} of {n} bytes)")
         buf += chunk
     return bytes(buf)
+
+
+def _translate(step, sock, waiting_for="the relay to answer"):
+    """Run step(sock), turning socket and protocol failures into the TransportErrors callers expect."""
+    try:
+        return step(sock)
+    except (socket.timeout, TransportTimeout) as exc:
+        raise TransportTimeout(f"gave up waiting for {waiting_for}") from exc
+    except ProtocolError as exc:
+        raise TransportError(f"this server does not speak the TagIO relay protocol ({exc})") from exc
+    except OSError as exc:
+        raise ConnectionClosed(f"connection to the relay lost: {exc.strerror or exc}") from exc
 
 
 def _expect(frame, cls):
