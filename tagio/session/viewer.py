@@ -274,7 +274,8 @@ def decode_image(rect):
         img = Image.open(io.BytesIO(rect.data), formats=[_IMAGE_FORMATS[rect.encoding]])
         if img.size != (rect.w, rect.h):
             raise RemoteProtocolError(f"image is {img.size}, rectangle says {rect.w}x{rect.h}")
-        return img.convert("RGB")
+        img.load()
+        return img if img.mode == "RGB" else img.convert("RGB")
     except RemoteProtocolError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
