@@ -9,7 +9,10 @@ Prints one line per figure:
   random`, each packet independently, so each direction) - needs root;
 - round-trip latency (median and p99, ms) of 64-byte ping-pongs over each;
 - request-to-connected time through two cone NATs (tests/netlab.py), with
-  the path chosen, median of N runs (needs root; includes the SPAKE2 handshake).
+  the path chosen, median of N runs (needs root; includes the SPAKE2 handshake);
+- throughput of the secure channel over that punched path (two processes,
+  so two GILs) without loss and with 5 % loss each way.
+The loopback figures run both ends in this one process, sharing one GIL.
 Goals (issue 5): >= 40 MB/s without loss, >= 8 MB/s at 5 % loss, set-up <= 1 s.
 """
 
@@ -152,6 +155,26 @@ def nat_setup(runs):
           f"max {max(times):.3f} s, paths {sorted(set(paths))}", flush=True)
 
 
+def nat_bulk(size_mb):
+    """20 MB through SecureChannel over punched UDP between two cone NATs (two processes)."""
+    with netlab.NetLab() as lab, tempfile.TemporaryDirectory() as tmp:
+        host_ns, viewer_ns = lab.nat_host("cone"), lab.nat_host("cone")
+        _relay, address = lab.start_relay(tmp)
+        relay = f"{address[0]}:{address[1]}"
+        host = lab.peer(host_ns, "host", "--relay", relay, "--config", f"{tmp}/h", "--password", "benchpw1")
+        host_id = host.event("ready")["id"]
+        viewer = lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{tmp}/v",
+                          "--password", "benchpw1", "--target", host_id)
+        path = viewer.event("connected", timeout=30)["path"]
+        for loss in (0, 5):
+            lab.set_loss(loss)
+            viewer.send(f"bulk {int(size_mb * 1e6)}")
+            result = viewer.event("bulk", timeout=300)
+            print(f"secure channel over {path} through cone NATs, loss={loss}% each way: "
+                  f"{result['mb_per_s']:.1f} MB/s ({size_mb:g} MB, intact={result['ok']})", flush=True)
+        viewer.send("quit")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=50.0, help="MB per throughput run")
@@ -172,6 +195,7 @@ def main():
             measure_with_loss(args.size, loss)
     if args.nat_runs and not reason:
         nat_setup(args.nat_runs)
+        nat_bulk(args.size)
     elif args.nat_runs:
         print(f"NAT set-up: skipped ({reason})")
 
