@@ -134,13 +134,28 @@ class BulkRelayTest(RelayTestCase):
     SIZE = 50 * 1024 * 1024
 
     def test_50_mb_each_way_intact(self):
+        from tagio.relay import forward
+        self.bulk_both_ways(self.SIZE, forward.SpliceDirection if forward.CAN_SPLICE else forward.CopyDirection)
+
+    def test_portable_copy_path(self):
+        """The recv/send fallback used off Linux (and for TLS) moves the same bytes."""
+        from unittest import mock
+        from tagio.relay import forward
+        with mock.patch.object(forward, "CAN_SPLICE", False):
+            self.bulk_both_ways(8 * 1024 * 1024, expect_kind=forward.CopyDirection)
+
+    def bulk_both_ways(self, size, expect_kind=None):
         viewer, host = self.registered_pair()
         info = viewer.request_peer(host.identity.id, os.urandom(16))
         host.incoming.get(timeout=5)
         v, h = open_pair(viewer, host, info.relay_token)
         self.addCleanup(v.close)
         self.addCleanup(h.close)
-        payloads = {"v": os.urandom(self.SIZE), "h": os.urandom(self.SIZE)}
+        if expect_kind is not None:
+            self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 1))
+            pair = next(iter(self.relay.server.forwarder._pairs))
+            self.assertIs(type(pair.a2b), expect_kind)
+        payloads = {"v": os.urandom(size), "h": os.urandom(size)}
         received = {}
 
         def pump(name, stream, data):
@@ -162,8 +177,8 @@ class BulkRelayTest(RelayTestCase):
             t.start()
         for t in threads:
             t.join(120)
-        self.assertEqual(received["h"], (self.SIZE, hashlib.sha256(payloads["v"]).hexdigest()))
-        self.assertEqual(received["v"], (self.SIZE, hashlib.sha256(payloads["h"]).hexdigest()))
+        self.assertEqual(received["h"], (size, hashlib.sha256(payloads["v"]).hexdigest()))
+        self.assertEqual(received["v"], (size, hashlib.sha256(payloads["h"]).hexdigest()))
         self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 0))
 
 
