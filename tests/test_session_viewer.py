@@ -3,6 +3,7 @@ updates queue contract, and a host that sends malformed messages (the viewer end
 clear RemoteProtocolError and never crashes)."""
 
 import io
+import time
 import unittest
 
 from PIL import Image
@@ -69,6 +70,10 @@ class ScriptedHost(unittest.TestCase):
         self.assertLessEqual(self.viewer.updates.qsize(), 8)
         self.assertIn(("refresh",), list(self.viewer.updates.queue))
         self.assertEqual(self.viewer.framebuffer.getpixel((0, 0)), (39, 0, 0))
+        self.assertGreaterEqual(self.viewer.recent_fps(), 1.0)
+        time.sleep(1.1)                     # no frames for a second: the current rate decays to 0
+        self.assertEqual(self.viewer.recent_fps(), 0.0)
+        self.assertGreater(self.viewer.stats["fps"], 0)
 
     def test_cursor_monitors_and_bye(self):
         self.send(HELLO)

@@ -238,6 +238,11 @@ class ViewerSession:
             return Image.new("RGB", (rect.w, rect.h), tuple(rect.data))
         return decode_image(rect)
 
+    def recent_fps(self):
+        """Frames in the last second, as of now (stats["fps"] is as of the last frame)."""
+        limit = time.monotonic() - 1.0
+        return float(sum(1 for x in list(self._fps_times) if x > limit))
+
     def _count_frame(self):
         now = time.monotonic()
         self._fps_times = [x for x in self._fps_times if x > now - 1.0] + [now]

@@ -267,7 +267,8 @@ class ViewerWindow(tk.Toplevel):
         stats = self.session.stats
         path = getattr(self.session.channel, "path", "?")
         size = f"{self.remote_size[0]}x{self.remote_size[1]}" if self.remote_size else "-"
-        return (f"{self.partner_title} \u2014 {path} \u2014 {size} \u2014 {stats.get('fps', 0):.0f} fps"
+        fps = self.session.recent_fps() if hasattr(self.session, "recent_fps") else stats.get("fps", 0)
+        return (f"{self.partner_title} \u2014 {path} \u2014 {size} \u2014 {fps:.0f} fps"
                 f" \u2014 {stats.get('latency_ms', 0)} ms \u2014 {stats.get('bytes', 0) // 1024} KB")
 
     # -- input --------------------------------------------------------------------------------
