@@ -18,7 +18,7 @@ from tagio.errors import ConfigError, RelayError, TransportError
 from tagio.net.relay_client import RelayClient
 from tagio.relay.cli import make_tls_context
 from tests.relay_fixture import start_relay
-from tests.test_relay_badinput import error_frames, read_until_eof
+from tests.test_relay_badinput import read_until_eof
 
 
 def make_certificate(directory: Path) -> tuple:
@@ -118,3 +118,20 @@ class TlsRelayTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to make a test certificate")
+class TlsPortSlowLorisTest(unittest.TestCase):
+    def test_two_plain_bytes_then_silence_does_not_spin(self):
+        import time
+        tmp = Path(tempfile.mkdtemp(prefix="tagio-tls-"))
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = make_certificate(tmp)
+        with start_relay(ssl_context=make_tls_context(str(cert), str(key)), handshake_timeout=1.0) as relay:
+            sock = socket.create_connection(relay.address, timeout=5)
+            self.addCleanup(sock.close)
+            cpu0 = time.process_time()
+            sock.sendall(b"TG")
+            answer = read_until_eof(sock)
+            self.assertLess(time.process_time() - cpu0, 0.5)
+            self.assertIn(b"tls_required", answer)

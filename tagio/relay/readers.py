@@ -17,6 +17,7 @@ import socket
 import ssl
 
 from tagio.errors import RelayError, RemoteProtocolError, TagioError
+from tagio.protocol import framing
 from tagio.protocol import messages as m
 from tagio.relay.conn import TLS_ALERT_HANDSHAKE_FAILURE, Phase, classify, is_tls_client_hello
 from tagio.relay.http import HttpRequestReader, http_response
@@ -81,9 +82,9 @@ class PhaseReaders:
             conn.mask = 0
             conn.phase = Phase.TLS
             return self._read_tls(conn)
-        if peek.startswith(b"TGIO") or (len(peek) < 4 and b"TGIO".startswith(peek)):
-            if len(peek) < 4:
-                return
+        # Not TLS. Decide on the first byte: waiting for more peeked bytes would spin the loop
+        # (they stay readable). A TagIO client gets an Error frame it can show, anything else plain text.
+        if peek[:1] == framing.MAGIC[:1]:
             conn.phase = Phase.FRAMES
             raise RelayError("tls_required", "this relay only accepts TLS connections; enable TLS in the client")
         conn.phase = Phase.HTTP
