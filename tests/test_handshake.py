@@ -195,6 +195,19 @@ class BadInputTest(unittest.TestCase):
         with self.assertRaisesRegex(RemoteProtocolError, "unexpected CONFIRM"):
             self.host_with_raw_viewer(raw)()
 
+    def test_abort_from_viewer(self):
+        raw = handshake.encode_frame(Msg.ABORT, bytes([handshake.Abort.WRONG_PASSWORD]))
+        with self.assertRaisesRegex(WrongPasswordError, "refused by the peer"):
+            self.host_with_raw_viewer(raw)()
+
+    def test_unknown_abort_code(self):
+        with self.assertRaisesRegex(RemoteProtocolError, "abort code 9"):
+            self.host_with_raw_viewer(handshake.encode_frame(Msg.ABORT, b"\x09"))()
+
+    def test_every_step_expects_one_message(self):
+        self.assertEqual(set(handshake.EXPECTED), set(handshake.Step))
+        self.assertEqual(set(handshake.EXPECTED.values()) | {Msg.ABORT}, set(Msg))
+
     def test_tls_client_hello_garbage(self):
         with self.assertRaises(RemoteProtocolError):
             self.host_with_raw_viewer(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64))()

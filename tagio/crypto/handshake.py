@@ -40,8 +40,8 @@ from tagio.crypto import kdf
 from tagio.crypto.channel import SecureChannel
 from tagio.crypto.spake2 import CONF_LEN, POINT_LEN, ROLE_A, ROLE_B, Spake2Party
 from tagio.errors import (
-    ConnectionClosed, LocalProtocolError, RemoteProtocolError, SecureChannelError,
-    TagioError, TransportError, TransportTimeout, WrongPasswordError,
+    LocalProtocolError, RemoteProtocolError, SecureChannelError, TagioError, TransportTimeout,
+    WrongPasswordError,
 )
 from tagio.net.stream import recv_exactly
 
@@ -66,6 +66,23 @@ class Abort(enum.IntEnum):
     WRONG_PASSWORD = 1
     PROTOCOL = 2
 
+
+class Step(enum.Enum):
+    """Where each side waits for the peer, in protocol order."""
+    HOST_AWAITS_HELLO = "host awaits HELLO"
+    VIEWER_AWAITS_REPLY = "viewer awaits REPLY"
+    HOST_AWAITS_CONFIRM = "host awaits CONFIRM"
+    VIEWER_AWAITS_FINISHED = "viewer awaits FINISHED"
+
+
+# The transition table: the one message each step accepts (ABORT is accepted everywhere and
+# becomes its error). Anything else is a RemoteProtocolError.
+EXPECTED = {
+    Step.HOST_AWAITS_HELLO: Msg.HELLO,
+    Step.VIEWER_AWAITS_REPLY: Msg.REPLY,
+    Step.HOST_AWAITS_CONFIRM: Msg.CONFIRM,
+    Step.VIEWER_AWAITS_FINISHED: Msg.FINISHED,
+}
 
 ABORT_ERRORS = {
     Abort.WRONG_PASSWORD: (WrongPasswordError, "wrong password"),
@@ -129,9 +146,10 @@ def encode_reply(slots) -> bytes:
 
 
 def decode_reply(payload: bytes) -> list:
+    """[(pB_i, B_conf_i), ...] from a size-checked REPLY payload."""
     slot = POINT_LEN + CONF_LEN
-    return [(payload[1 + i * slot:1 + i * slot + POINT_LEN], payload[1 + i * slot + POINT_LEN:1 + (i + 1) * slot])
-            for i in range(payload[0])]
+    starts = [1 + i * slot for i in range(payload[0])]
+    return [(payload[at:at + POINT_LEN], payload[at + POINT_LEN:at + slot]) for at in starts]
 
 
 # ---- I/O helpers ---------------------------------------------------------------------
@@ -162,16 +180,16 @@ class _Watchdog:
             self._timer.join()
 
 
-def _read(stream, allowed) -> tuple:
-    """Read one frame and return (type, payload); ABORT becomes its error."""
+def _read(stream, step: Step) -> bytes:
+    """Read the one frame `step` expects and return its payload; ABORT becomes its error."""
     msg_type, length = parse_header(recv_exactly(stream, FRAME_HEADER.size))
     payload = check_payload(msg_type, recv_exactly(stream, length) if length else b"")
-    if msg_type == Msg.ABORT and payload[0] in ABORT_ERRORS.keys():
-        error, text = ABORT_ERRORS[Abort(payload[0])]
+    if msg_type == Msg.ABORT:
+        error, text = ABORT_ERRORS.get(payload[0], (RemoteProtocolError, f"abort code {payload[0]}"))
         raise error(f"handshake refused by the peer: {text}")
-    if msg_type not in allowed:
-        raise RemoteProtocolError(f"unexpected {msg_type.name} during the handshake")
-    return msg_type, payload
+    if msg_type != EXPECTED[step]:
+        raise RemoteProtocolError(f"unexpected {msg_type.name} during the handshake ({step.value})")
+    return payload
 
 
 def _abort(stream, code: Abort) -> None:
@@ -241,13 +259,13 @@ def viewer_handshake_secret(stream, secret: bytes, *, viewer_id: str, host_id: s
 
     def body():
         stream.send(encode_hello(_ctx_tag(context), party.message))
-        _, payload = _read(stream, {Msg.REPLY})
+        payload = _read(stream, Step.VIEWER_AWAITS_REPLY)
         index, result = _pick_slot(party, decode_reply(payload))
         if result is None:
             _abort(stream, Abort.WRONG_PASSWORD)
             raise WrongPasswordError("wrong password")
         stream.send(encode_frame(Msg.CONFIRM, bytes([index]) + result.my_confirmation))
-        _, mac = _read(stream, {Msg.FINISHED})
+        mac = _read(stream, Step.VIEWER_AWAITS_FINISHED)
         if not hmac.compare_digest(mac, _finished_mac(result)):
             raise SecureChannelError("handshake FINISHED message failed authentication")
         return _channel(stream, result, context, ROLE_A)
@@ -277,11 +295,11 @@ def host_handshake(stream, secrets: list, *, viewer_id, host_id, session_id,
     context = _context(viewer_id, host_id, session_id)
 
     def body():
-        _, hello = _read(stream, {Msg.HELLO})
+        hello = _read(stream, Step.HOST_AWAITS_HELLO)
         _check_hello(hello, context)
         slots = _host_slots(real, hello[1 + CTX_TAG_LEN:], viewer_id, host_id, context)
         stream.send(encode_reply([(party.message, result.conf_b) for party, result, _ in slots]))
-        _, confirm = _read(stream, {Msg.CONFIRM})
+        confirm = _read(stream, Step.HOST_AWAITS_CONFIRM)
         index, conf_a = confirm[0], confirm[1:]
         if index >= len(slots) or slots[index][2] is None or not slots[index][1].verify_peer(conf_a):
             _abort(stream, Abort.WRONG_PASSWORD)
