@@ -32,6 +32,13 @@ class IdentityFileTest(unittest.TestCase):
         mode = stat.S_IMODE(os.stat(self.config / KEY_FILE).st_mode)
         self.assertEqual(mode, 0o600)
 
+    @unittest.skipIf(sys.platform == "win32", "POSIX permissions")
+    def test_loose_permissions_are_tightened_on_load(self):
+        Identity.load_or_create(self.config)
+        os.chmod(self.config / KEY_FILE, 0o644)
+        Identity.load_or_create(self.config)
+        self.assertEqual(stat.S_IMODE(os.stat(self.config / KEY_FILE).st_mode), 0o600)
+
     def test_file_holds_a_private_key_not_the_id(self):
         identity = Identity.load_or_create(self.config)
         text = (self.config / KEY_FILE).read_text()

@@ -56,6 +56,17 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
         return False
 
 
+def _tighten_permissions(path: Path) -> None:
+    """A key file others can read (copied, restored from a backup) is made owner-only again."""
+    if os.name != "posix":
+        return      # Windows: %APPDATA% is per-user; there are no mode bits to fix
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
 class Identity:
     """An Ed25519 key pair with its TagIO ID."""
 
@@ -74,9 +85,11 @@ class Identity:
         path = Path(config_dir) / KEY_FILE
         if path.exists():
             try:
-                return cls(ECC.import_key(path.read_text()))
+                identity = cls(ECC.import_key(path.read_text()))
             except (ValueError, OSError) as exc:
                 raise ConfigError(f"cannot read identity key {path}: {exc}") from exc
+            _tighten_permissions(path)
+            return identity
         identity = cls.generate()
         identity.save(path)
         return identity
