@@ -342,6 +342,17 @@ class DeploymentFilesTest(unittest.TestCase):
                        "upload-artifact", "requirements.txt"):
             self.assertIn(needle, text)
 
+    def test_yaml_files_parse(self):
+        try:
+            import yaml
+        except ImportError:
+            self.skipTest("PyYAML not installed")
+        workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "build.yml").read_text())
+        self.assertEqual(workflow["jobs"]["build"]["strategy"]["matrix"]["os"], ["windows-latest", "ubuntu-latest"])
+        render = yaml.safe_load((ROOT / "render.yaml").read_text())
+        service = render["services"][0]
+        self.assertEqual((service["type"], service["runtime"], service["healthCheckPath"]), ("web", "docker", "/health"))
+
     def test_render_doc_mentions_port_443(self):
         text = (ROOT / "docs" / "render_server.md").read_text()
         self.assertIn(":443", text)
