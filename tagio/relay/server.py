@@ -254,7 +254,7 @@ class RelayServer(PhaseReaders):
 
     def _admit(self, sock, addr):
         sock.setblocking(False)
-        ip = addr[0]
+        ip = normalize_addr(addr)[0]  # the same key _release_ip will use
         if len(self._conns) >= self.limits.max_conns:
             self._log_limited("max_conns", "connection limit %d reached; refusing %s", self.limits.max_conns, ip)
             sock.close()
@@ -270,8 +270,9 @@ class RelayServer(PhaseReaders):
             self._log_limited(("per_ip", ip), "too many connections from %s (limit %d)", ip,
                               self.limits.max_conns_per_ip)
             conn.phase = Phase.FRAMES  # the refusal is a TagIO frame
+            limit = self.limits.max_conns_per_ip
             self._fail(conn, RelayError("too_many_connections",
-                                          f"too many connections from your address (limit {self.limits.max_conns_per_ip})"))
+                                        f"too many connections from your address (limit {limit})"))
 
     # -- reading ------------------------------------------------------------------------------
     def _on_readable(self, conn):
