@@ -124,10 +124,16 @@ class NetLab:
         """A host with a public address (no NAT); returns its namespace."""
         return self._site("pubhost")[0]
 
-    def nat_host(self, kind="cone") -> str:
-        """A host behind a home router of `kind` ("cone" or "symmetric"); returns its namespace."""
+    def nat_host(self, kind="cone", udp_timeout=None) -> str:
+        """A host behind a home router of `kind` ("cone" or "symmetric"); returns its namespace.
+        `udp_timeout` shortens how long the router remembers an idle UDP flow (Linux: 30 s /
+        120 s once both ways have been seen)."""
         router, i = self._site("r")
         self._forwarding(router)
+        if udp_timeout is not None:
+            run("ip", "netns", "exec", router, "sysctl", "-q", "-w",
+                f"net.netfilter.nf_conntrack_udp_timeout={int(udp_timeout)}",
+                f"net.netfilter.nf_conntrack_udp_timeout_stream={int(udp_timeout)}")
         host = self._netns(f"h{i}")
         self._link(router, "lan", f"10.{i}.0.1/24", host, "eth0", f"10.{i}.0.2/24")
         self.ip(host, "route", "add", "default", "via", f"10.{i}.0.1")

@@ -9,10 +9,12 @@ Skipped, with the reason, without root, `ip netns` or `nft`.
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from PIL import Image
 
+from tagio.net import rudp
 from tests import netlab
 from tests.xvfb import Xvfb, xvfb_available
 
@@ -43,9 +45,9 @@ class LabTestCase(unittest.TestCase):
         self.addCleanup(tmp.cleanup)
         self.tmp = tmp.name
 
-    def connect(self, host_kind, viewer_kind, *host_args, host_env=None):
+    def connect(self, host_kind, viewer_kind, *host_args, host_env=None, udp_timeout=None):
         """Host behind `host_kind`, viewer behind `viewer_kind`; returns (viewer report, host report)."""
-        host_ns, viewer_ns = self.site(host_kind), self.site(viewer_kind)
+        host_ns, viewer_ns = self.site(host_kind, udp_timeout), self.site(viewer_kind, udp_timeout)
         self.relay, address = self.lab.start_relay(self.tmp)
         relay = f"{address[0]}:{address[1]}"
         self.host = self.lab.peer(host_ns, "host", "--relay", relay, "--config", f"{self.tmp}/host",
@@ -56,8 +58,8 @@ class LabTestCase(unittest.TestCase):
         self.viewer.event("ready")
         return self.viewer.event("connected", timeout=25), self.host.event("connected", timeout=10)
 
-    def site(self, kind):
-        return self.lab.public_host() if kind == "public" else self.lab.nat_host(kind)
+    def site(self, kind, udp_timeout=None):
+        return self.lab.public_host() if kind == "public" else self.lab.nat_host(kind, udp_timeout)
 
     def command(self, line, event, timeout=20):
         self.viewer.send(line)
@@ -106,6 +108,15 @@ class NatTraversalTest(LabTestCase):
         result = self.command(f"bulk {BULK}", "bulk", timeout=120)
         self.assertTrue(result["ok"], result)
         self.assertEqual(result["bytes"], BULK)
+
+    def test_keepalives_hold_the_nat_mappings_open_while_idle(self):
+        # Routers forget idle UDP flows after 8 s here (30 s by default); the stream's
+        # keepalives (every 5 s) must keep the punched path open through 12 idle seconds.
+        self.assertLess(rudp.KEEPALIVE, 8)
+        viewer, _host = self.connect("cone", "cone", udp_timeout=8)
+        self.assertEqual(viewer["path"], "direct-udp")
+        time.sleep(12)
+        self.assert_works()
 
     def test_session_survives_the_relay_dying_after_direct_path_is_up(self):
         viewer, _host = self.connect("cone", "cone")
