@@ -93,6 +93,25 @@ class ExchangeTest(unittest.TestCase):
             viewer.close()
             host.close()
 
+    def test_over_real_tcp_on_loopback(self):
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        server, _ = listener.accept()
+        server.settimeout(10)
+        ids = dict(viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=os.urandom(16), timeout=5)
+        host = Background(host_handshake, SocketStream(server, "direct-tcp"), [secret(OTP)], **ids)
+        viewer = viewer_handshake(SocketStream(client, "direct-tcp"), OTP, **ids)
+        host_channel = host.result()
+        payload = os.urandom(300_000)
+        sender = Background(viewer.send, payload)
+        self.assertEqual(host_channel.recv(), payload)
+        sender.result()
+        viewer.close()
+        with self.assertRaises(ConnectionClosed):
+            host_channel.recv()
+        host_channel.close()
+
     def test_right_permanent_password(self):
         viewer, host = run_pair(PERMANENT, [secret(OTP), secret(PERMANENT)])
         self.assertEqual(host.matched_secret, 1)
