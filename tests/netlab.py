@@ -85,9 +85,13 @@ class NetLab:
         self.namespaces = []
         self.processes = []
         self.sites = 0
-        self.pub = self._netns("pub")
-        self.ip(self.pub, "addr", "add", f"{RELAY_IP}/32", "dev", "lo")
-        self._forwarding(self.pub)
+        try:
+            self.pub = self._netns("pub")
+            self.ip(self.pub, "addr", "add", f"{RELAY_IP}/32", "dev", "lo")
+            self._forwarding(self.pub)
+        except BaseException:
+            self.close()  # nobody else holds a reference yet
+            raise
 
     # ---- building ---------------------------------------------------------------------------
 
