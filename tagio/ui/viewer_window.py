@@ -80,6 +80,7 @@ class ViewerWindow(tk.Toplevel):
         self._last_motion = None
         self._held_keys, self._held_buttons = set(), set()
         self._clipboard_seen = None
+        self._canvas_size = None
         self._status_at = 0.0
         self._closed_text = None
         self._on_close = on_close
@@ -112,7 +113,12 @@ class ViewerWindow(tk.Toplevel):
         self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
         self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
         self.monitor_button["menu"] = self.monitor_menu
-        self.canvas.bind("<Configure>", lambda e: self._relayout() if self.fit else None)
+        self.canvas.bind("<Configure>", self._canvas_resized)
+
+    def _canvas_resized(self, event):
+        if self.fit and (event.width, event.height) != self._canvas_size:
+            self._canvas_size = (event.width, event.height)
+            self._relayout()
 
     @property
     def fit(self):
@@ -171,6 +177,8 @@ class ViewerWindow(tk.Toplevel):
         self.canvas.configure(scrollregion=(0, 0, w, h))
         self._show_scrollbars(not fit)
         self._on_refresh()
+        if self._cursor_at is not None:
+            self._on_cursor(*self._cursor_at)       # same remote spot at the new scale
 
     def _on_refresh(self):
         fb = self.session.framebuffer
