@@ -280,7 +280,8 @@ def main(argv=None):
             print(json.dumps(result), flush=True)
     finally:
         if window_x is not None:
-            os._exit(0)     # skip Tk's teardown on a display we are about to lose; output is flushed
+            window_x.stop()
+            os._exit(0)     # Tk must not touch the display it just lost; output is already flushed
     return 0
 
 
