@@ -149,7 +149,10 @@ class FrozenBuildTest(unittest.TestCase):
         self.assertEqual(self.tree_dirtied, [], "the build wrote into the checkout")
 
     def test_version_matches_the_scripts(self):
-        for frozen, script in ((GUI_NAME, "tagio-gui.py"), (RELAY_NAME, "tagio_relay_server.py")):
+        programs = [(GUI_NAME, "tagio-gui.py"), (RELAY_NAME, "tagio_relay_server.py")]
+        if sys.platform == "win32":
+            programs = programs[1:]   # the windowed GUI has no console to print to (see tagio/platform.py)
+        for frozen, script in programs:
             with self.subTest(program=frozen):
                 got = subprocess.run([str(self.dist / frozen), "--version"], capture_output=True,
                                      text=True, timeout=60, env=self.env(), cwd=str(self.tmp))
@@ -158,8 +161,10 @@ class FrozenBuildTest(unittest.TestCase):
                 self.assertEqual(got.returncode, 0, got.stderr)
                 self.assertEqual(got.stdout.strip(), want.stdout.strip())
                 self.assertRegex(got.stdout, r"\d+\.\d+")
-        gui = subprocess.run([str(self.dist / GUI_NAME), "--version"], capture_output=True, text=True, timeout=60)
-        self.assertIn(tagio.__version__, gui.stdout)
+        if sys.platform != "win32":
+            gui = subprocess.run([str(self.dist / GUI_NAME), "--version"], capture_output=True, text=True,
+                                 timeout=60)
+            self.assertIn(tagio.__version__, gui.stdout)
 
     def test_relay_holds_no_desktop_stack_and_gui_has_its_hidden_imports(self):
         relay = archive_modules(self.dist / RELAY_NAME)
