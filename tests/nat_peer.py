@@ -2,6 +2,7 @@
 
     nat_peer.py host   --relay IP:PORT --config DIR --password PW
     nat_peer.py viewer --relay IP:PORT --config DIR --password PW --target ID
+    (--lan instead of --relay: no relay; the host announces itself on the LAN)
 
 Both register at the relay with a DirectListener (TCP + UDP, reflexive
 address discovered through the relay) and use establish() with the real
@@ -29,7 +30,8 @@ from tagio.crypto import kdf  # noqa: E402
 from tagio.crypto.handshake import host_handshake, viewer_handshake  # noqa: E402
 from tagio.crypto.identity import Identity  # noqa: E402
 from tagio.errors import TagioError  # noqa: E402
-from tagio.net.connect import DirectListener, establish  # noqa: E402
+from tagio.net.connect import DirectListener, establish, lan_host_peer, lan_viewer_peer  # noqa: E402
+from tagio.net.lan import LanService  # noqa: E402
 from tagio.net.relay_client import RelayClient, parse_address  # noqa: E402
 
 CHUNK = 60_000
@@ -39,40 +41,69 @@ def report(event, **fields):
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
-def register(args):
-    identity = Identity.load_or_create(Path(args.config))
-    listener = DirectListener(("0.0.0.0", 0))
-    relay = RelayClient(parse_address(args.relay), identity, local_candidates=listener.candidates())
-    relay.connect()
-    try:
-        udp = relay.discover_udp(listener.udp.discovery_socket(), timeout=3.0)
-    except TagioError:
+class Peer:
+    """What one side runs: identity, DirectListener, and the relay or (--lan) a LanService."""
+
+    def __init__(self, args):
+        self.identity = Identity.load_or_create(Path(args.config))
+        self.listener = DirectListener(("0.0.0.0", 0))
+        self.relay = self.lan = None
         udp = None
-    report("ready", id=identity.id, udp=udp, candidates=listener.candidates())
-    return identity, listener, relay
+        if args.lan:
+            self.lan = LanService(self.identity.id, self.listener.port)
+        else:
+            self.relay = RelayClient(parse_address(args.relay), self.identity,
+                                     local_candidates=self.listener.candidates())
+            self.relay.connect()
+            try:
+                udp = self.relay.discover_udp(self.listener.udp.discovery_socket(), timeout=3.0)
+            except TagioError:
+                udp = None
+        report("ready", id=self.identity.id, udp=udp, candidates=self.listener.candidates())
+
+    def incoming(self, wait):
+        """The next PeerInfo for us as the host (from the relay, or a LAN dial)."""
+        try:
+            if self.lan is not None:
+                return lan_host_peer(self.listener.lan_requests.get(timeout=wait), self.identity.id)
+            return self.relay.incoming.get(timeout=wait)
+        except queue.Empty:
+            raise TimeoutError("no connect request arrived") from None
+
+    def request(self, target, wait):
+        """PeerInfo for connecting to `target` (through the relay, or found on the LAN)."""
+        if self.lan is None:
+            return self.relay.request_peer(target, os.urandom(16))
+        deadline = time.monotonic() + wait
+        while (found := self.lan.find(target)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{target} was not announced on the LAN")
+            time.sleep(0.05)
+        return lan_viewer_peer(target, found.address, self.identity.id, os.urandom(16))
+
+    def close(self):
+        for part in (self.relay, self.lan, self.listener):
+            if part is not None:
+                part.close()
 
 
 def run_host(args):
-    identity, listener, relay = register(args)
-    try:
-        peer = relay.incoming.get(timeout=args.wait)
-    except queue.Empty:
-        raise TimeoutError("no connect request arrived") from None
-    secret = kdf.password_secret(args.password, identity.id)
+    me = Peer(args)
+    peer = me.incoming(args.wait)
+    secret = kdf.password_secret(args.password, me.identity.id)
 
     def handshake(stream):
-        return host_handshake(stream, [secret], viewer_id=peer.peer_id, host_id=identity.id,
+        return host_handshake(stream, [secret], viewer_id=peer.peer_id, host_id=me.identity.id,
                               session_id=peer.session_id)
 
-    channel = establish(peer, relay, handshake, listener=listener, relay_delay=args.relay_delay)
+    channel = establish(peer, me.relay, handshake, listener=me.listener, relay_delay=args.relay_delay)
     report("connected", path=channel.path)
     if args.session:
         host_session(channel)
     else:
         serve(channel)
     channel.close()
-    relay.close()
-    listener.close()
+    me.close()
 
 
 def host_session(channel):
@@ -120,17 +151,17 @@ def serve(channel):
 
 
 def run_viewer(args):
-    identity, listener, relay = register(args)
+    me = Peer(args)
     started = time.monotonic()
-    peer = relay.request_peer(args.target, os.urandom(16))
+    peer = me.request(args.target, args.wait)
     rendezvous = time.monotonic() - started
     password = args.password
 
     def handshake(stream):
-        return viewer_handshake(stream, password, viewer_id=identity.id, host_id=args.target,
+        return viewer_handshake(stream, password, viewer_id=me.identity.id, host_id=args.target,
                                 session_id=peer.session_id)
 
-    channel = establish(peer, relay, handshake, listener=listener, relay_delay=args.relay_delay)
+    channel = establish(peer, me.relay, handshake, listener=me.listener, relay_delay=args.relay_delay)
     report("connected", path=channel.path, seconds=round(time.monotonic() - started, 3),
            rendezvous_seconds=round(rendezvous, 3))
     for line in sys.stdin:
@@ -143,15 +174,13 @@ def run_viewer(args):
             bulk(channel, int(words[1]))
         elif words[0] == "session":
             viewer_session(channel, float(words[1]), words[2])
-            relay.close()
-            listener.close()
+            me.close()
             return
         elif words[0] == "quit":
             break
     channel.send(b"Q")
     channel.close()
-    relay.close()
-    listener.close()
+    me.close()
 
 
 def ping(channel):
@@ -180,7 +209,8 @@ def bulk(channel, size):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["host", "viewer"])
-    parser.add_argument("--relay", required=True)
+    parser.add_argument("--relay", help="IP:PORT of the relay (or --lan)")
+    parser.add_argument("--lan", action="store_true", help="no relay: find the host by LAN discovery")
     parser.add_argument("--config", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--target")

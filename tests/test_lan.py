@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -30,7 +31,8 @@ class CodecTest(unittest.TestCase):
         datagram = encode_announcement("123456789", 0x1234)
         self.assertEqual(datagram, b"TGLA\x01123456789\x12\x34")
         self.assertEqual(decode(datagram), Announcement("123456789", 0x1234))
-        self.assertEqual(decode(encode_query()), Query())
+        self.assertEqual(decode(encode_query(b"abcd")), Query(b"abcd"))
+        self.assertEqual(encode_query(b"abcd"), b"TGLQ\x01abcd")
 
     def test_garbage_rejected(self):
         good = encode_announcement("123456789", 80)
@@ -143,17 +145,23 @@ service.close()
 
 @unittest.skipIf(netlab.unavailable(), netlab.unavailable())
 class NamespaceBroadcastTest(unittest.TestCase):
-    def test_real_broadcast_between_two_namespaces(self):
+    """Two machines on one Ethernet segment (a veth pair between two namespaces), no relay."""
+
+    def setUp(self):
         prefix = f"tglan{os.getpid()}"
-        a, b = prefix + "a", prefix + "b"
+        self.a, self.b = a, b = prefix + "a", prefix + "b"
         self.addCleanup(lambda: [netlab.run("ip", "netns", "del", ns, check=False) for ns in (a, b)])
         for ns in (a, b):
             netlab.run("ip", "netns", "add", ns)
+            netlab.run("ip", "-n", ns, "link", "set", "lo", "up")
         netlab.run("ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
         for ns, ip in ((a, "10.77.0.1/24"), (b, "10.77.0.2/24")):
             netlab.run("ip", "-n", ns, "addr", "add", ip, "dev", "eth0")
             netlab.run("ip", "-n", ns, "link", "set", "eth0", "up")
             netlab.run("ip", "-n", ns, "route", "add", "255.255.255.255/32", "dev", "eth0")
+
+    def test_real_broadcast_between_two_namespaces(self):
+        a, b = self.a, self.b
         env = dict(os.environ, PYTHONPATH=str(netlab.ROOT))
         announcer = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-c", ANNOUNCER,
                                       str(lan.LAN_PORT), "4"], env=env)
@@ -162,6 +170,38 @@ class NamespaceBroadcastTest(unittest.TestCase):
         browser = subprocess.run(["ip", "netns", "exec", b, sys.executable, "-c", BROWSER, str(lan.LAN_PORT), "3"],
                                  env=env, capture_output=True, text=True, timeout=20)
         self.assertEqual(json.loads(browser.stdout), [["555555555", ["10.77.0.1", 40100]]], browser.stderr)
+
+
+    def test_connect_by_id_on_the_lan_without_any_relay(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        children = []
+
+        def stop_children():
+            for child in children:
+                child.proc.kill()
+                child.proc.wait()
+                for pipe in (child.proc.stdin, child.proc.stdout, child.proc.stderr):
+                    pipe.close()
+
+        self.addCleanup(stop_children)
+
+        def peer(ns, *args):
+            env = dict(os.environ, PYTHONPATH=str(netlab.ROOT), PYTHONUNBUFFERED="1")
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(netlab.ROOT / "tests" / "nat_peer.py"),
+                                     *args, "--lan", "--password", "lan-pass-1"], env=env, text=True,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            children.append(netlab.JsonLines(proc))
+            return children[-1]
+
+        host = peer(self.a, "host", "--config", f"{tmp.name}/host")
+        host_id = host.event("ready")["id"]
+        viewer = peer(self.b, "viewer", "--config", f"{tmp.name}/viewer", "--target", host_id)
+        self.assertEqual(viewer.event("connected", timeout=20)["path"], "direct-tcp")
+        self.assertEqual(host.event("connected")["path"], "direct-tcp")
+        viewer.send("bulk 200000")
+        self.assertTrue(viewer.event("bulk")["ok"])
+        viewer.send("quit")
 
 
 if __name__ == "__main__":

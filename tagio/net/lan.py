@@ -5,14 +5,15 @@ Theory of operation. Every ANNOUNCE_INTERVAL seconds an `Announcer` sends one
 address (and to any extra targets, e.g. 127.255.255.255 in tests) on
 LAN_PORT. A `Browser` listening there (SO_REUSEADDR, so several clients on
 one machine can browse) keeps `{id: LanPeer}`: bounded to MAX_PEERS, entries
-expire after EXPIRY seconds without an announcement. A browser can also send
-a 5-byte query `TGLQ | version`; announcers answer it by unicast, at most once
+expire after EXPIRY seconds without an announcement. A browser also sends
+a 9-byte query `TGLQ | version | nonce` when it starts (and on query()); announcers answer it by unicast, at most once
 per QUERY_ANSWER_GAP seconds, so a flood of queries cannot make us flood.
 Nothing secret is announced: an ID and a port are what the relay hands out
 anyway, and any connection still needs the PAKE. Parsing is exact-length and
 sans-I/O (`encode_*`, `decode`), raising only RemoteProtocolError.
 """
 
+import os
 import socket
 import struct
 import sys
@@ -25,7 +26,7 @@ from tagio.errors import LocalProtocolError, RemoteProtocolError
 LAN_PORT = 21118
 VERSION = 1
 ANNOUNCE = struct.Struct("!4sB9sH")
-QUERY = struct.Struct("!4sB")
+QUERY = struct.Struct("!4sB4s")
 ANNOUNCE_MAGIC, QUERY_MAGIC = b"TGLA", b"TGLQ"
 ANNOUNCE_INTERVAL = 5.0
 EXPIRY = 3 * ANNOUNCE_INTERVAL
@@ -42,7 +43,7 @@ class Announcement:
 
 @dataclass(frozen=True)
 class Query:
-    pass
+    nonce: bytes  # 4 random bytes: a browser ignores the echo of its own broadcast query
 
 
 @dataclass
@@ -58,8 +59,8 @@ def encode_announcement(client_id: str, port: int) -> bytes:
     return ANNOUNCE.pack(ANNOUNCE_MAGIC, VERSION, client_id.encode("ascii"), port)
 
 
-def encode_query() -> bytes:
-    return QUERY.pack(QUERY_MAGIC, VERSION)
+def encode_query(nonce: bytes = b"\0\0\0\0") -> bytes:
+    return QUERY.pack(QUERY_MAGIC, VERSION, nonce)
 
 
 def decode(datagram: bytes):
@@ -68,8 +69,8 @@ def decode(datagram: bytes):
         _magic, version, raw_id, port = ANNOUNCE.unpack(datagram)
         if version == VERSION and raw_id.isdigit() and raw_id[:1] != b"0" and port:
             return Announcement(raw_id.decode("ascii"), port)
-    elif len(datagram) == QUERY.size and datagram == encode_query():
-        return Query()
+    elif len(datagram) == QUERY.size and datagram[:5] == QUERY_MAGIC + bytes([VERSION]):
+        return Query(datagram[5:])
     raise RemoteProtocolError("not a TagIO LAN datagram")
 
 
@@ -126,6 +127,7 @@ class LanService:
         self._stop = threading.Event()
         self._next_announce = 0.0
         self._last_answer = -QUERY_ANSWER_GAP
+        self._nonce = os.urandom(4)
         self.dropped = 0
         self.error = None
         self._thread = threading.Thread(target=self._loop, name="lan", daemon=True)
@@ -140,7 +142,7 @@ class LanService:
 
     def query(self):
         """Ask everyone to announce now (answers arrive within about a second)."""
-        self._send_all(encode_query())
+        self._send_all(encode_query(self._nonce))
 
     def _send_all(self, datagram):
         for target in self._targets:
@@ -151,6 +153,7 @@ class LanService:
 
     def _loop(self):
         try:
+            self.query()  # a fresh browser should not wait a whole interval for the others
             while not self._stop.is_set():
                 now = time.monotonic()
                 if self._announcement and now >= self._next_announce:
@@ -174,6 +177,8 @@ class LanService:
         if isinstance(message, Announcement):
             with self._lock:
                 self.table.seen(message, source[0], now)
+        elif message.nonce == self._nonce:
+            return  # our own broadcast query came back to us
         elif self._announcement and now - self._last_answer >= QUERY_ANSWER_GAP:
             self._last_answer = now
             self._sock.sendto(self._announcement, source)
