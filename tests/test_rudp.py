@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportTimeout
+from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportError, TransportTimeout
 from tagio.net import rudp, rudp_codec as codec
 from tagio.net.candidates import path_keys
 from tagio.net.rudp import RudpConnection, State
@@ -360,6 +360,17 @@ class StreamTest(unittest.TestCase):
         self.b.settimeout(0.2)
         with self.assertRaises(TransportTimeout):
             self.b.recv(10)
+
+    def test_a_driver_failure_is_raised_to_the_caller(self):
+        def broken(*_args):
+            raise ValueError("bug in the core")
+
+        self.b.conn.datagram_received = broken
+        self.a.send(b"trigger")
+        self.b.settimeout(5)
+        with self.assertRaises(TransportError) as caught:
+            self.b.recv(10)
+        self.assertIn("bug in the core", str(caught.exception))
 
     def test_send_after_close_raises(self):
         self.a.close()

@@ -15,6 +15,7 @@ import queue
 import socket
 import threading
 
+from tagio.errors import TransportError
 from tagio.net import rudp_codec
 
 OTHER_QUEUE = 64
@@ -114,6 +115,8 @@ class UdpMux:
         return _DiscoverySocket(self)
 
     def close(self):
+        """Stop and join the reader, close the socket; re-raise (as TransportError) a
+        failure that ended the reader."""
         if self._stop.is_set():
             return
         self._stop.set()
@@ -121,6 +124,9 @@ class UdpMux:
             self._wake_reader()
             self._thread.join(timeout=2.0)
         self.sock.close()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise TransportError(f"the UDP socket failed: {error}") from error
 
     def _wake_reader(self):
         host, port = self.sock.getsockname()[:2]

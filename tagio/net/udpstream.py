@@ -40,6 +40,7 @@ class RudpStream:
         self._stop = threading.Event()
         self._timeout = None
         self._thread_error = None
+        self._error_reported = False
         self._thread = threading.Thread(target=self._drive, name="rudp-driver", daemon=True)
         self._thread.start()
 
@@ -118,6 +119,7 @@ class RudpStream:
         if self.mux.error is not None:
             raise TransportError(f"the UDP socket failed: {self.mux.error}") from self.mux.error
         if self._thread_error is not None:
+            self._error_reported = True
             raise TransportError(f"UDP stream driver failed: {self._thread_error}") from self._thread_error
         if self.conn.state is State.FAILED:
             raise self.conn.error or ConnectionClosed("stream failed")
@@ -144,6 +146,9 @@ class RudpStream:
         self.mux.unregister(self._keys.conn_id, self._inbox)
         with self._lock:
             self._changed.notify_all()
+        if self._thread_error is not None and not self._error_reported:  # a driver bug nobody heard of yet
+            error, self._error_reported = self._thread_error, True
+            raise TransportError(f"UDP stream driver failed: {error}") from error
 
     # ---- driver thread ------------------------------------------------------------------------
 
