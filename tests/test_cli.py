@@ -112,6 +112,7 @@ class ProcessTest(unittest.TestCase):
 
     def test_bad_id_is_one_line(self):
         r = run_gui("--cli", "connect", "12345", "--password", "x", "--config-dir", self.config,
+                    "--direct-bind", "127.0.0.1",
                     "--relay", f"127.0.0.1:{closed_port()}", "--json")
         self.assertEqual(r.returncode, cli.EXIT_USAGE)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
@@ -119,7 +120,7 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(json.loads(r.stdout)["kind"], "usage")
 
     def test_missing_password_without_terminal(self):
-        r = run_gui("--cli", "connect", "123456789", "--config-dir", self.config,
+        r = run_gui("--cli", "connect", "123456789", "--config-dir", self.config, "--direct-bind", "none",
                     "--relay", f"127.0.0.1:{closed_port()}")
         self.assertEqual(r.returncode, cli.EXIT_USAGE)
         self.assertIn("a password is needed", r.stderr)

@@ -51,6 +51,12 @@ class Events:
         return got
 
 
+def free_port(kind):
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_until(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,18 +79,19 @@ class ClientTest(unittest.TestCase):
         cls.relay.stop()
         cls.xvfb.stop()
 
-    def client(self, *, settings_kw=None, **kwargs):
+    def client(self, *, settings_kw=None, relay=None, **kwargs):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         settings = Settings(tmp.name, **(settings_kw or {}))
         events = Events()
         kwargs.setdefault("direct_bind", LOOPBACK)
-        client = Client(tmp.name, relay=self.relay_text, settings=settings, on_event=events,
+        client = Client(tmp.name, relay=relay or self.relay_text, settings=settings, on_event=events,
                         display=self.xvfb.display, view_only=True, **kwargs)
         client.events = events
         client.start()
         self.addCleanup(client.close)
-        client.wait_online(10)
+        if relay is None:
+            client.wait_online(10)
         return client
 
     def view(self, conn):
@@ -211,6 +218,26 @@ class ClientTest(unittest.TestCase):
             raw.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 4096)
         viewer = self.client(direct_bind=None)       # and the host still serves a real viewer
         self.view(viewer.connect(host.id, host.one_time_password))
+
+    def test_lan_session_without_a_relay(self):
+        nowhere = "127.0.0.1:%d" % free_port(socket.SOCK_STREAM)       # no relay listens here
+        lan = {"targets": ("127.255.255.255",), "lan_port": free_port(socket.SOCK_DGRAM),
+               "interval": 0.2}                                         # loopback "LAN" only
+        host = self.client(relay=nowhere, lan=lan)
+        viewer = self.client(relay=nowhere, lan=lan)
+        self.assertTrue(wait_until(lambda: host.id in [p.id for p in viewer.lan_peers]),
+                        "the host was never seen on the LAN")
+        self.assertTrue(viewer.relay_status.startswith("unreachable"), viewer.relay_status)
+        conn = viewer.connect(host.id, host.one_time_password)
+        self.assertIn(conn.path, ("direct-tcp", "direct-udp"))
+        self.view(conn)
+        started = host.events.wait("session_started", peer_id=viewer.id)
+        self.assertEqual(started["path"], conn.path)
+        with self.assertRaises(RelayError):                 # not on the LAN, no relay: clear error
+            viewer.connect("123456789", "whatever")
+
+    def test_lan_is_off_unless_asked(self):
+        self.assertIsNone(self.client().lan_peers)
 
     def test_events_never_carry_secrets(self):
         host, viewer = self.client(), self.client(direct_bind=None)

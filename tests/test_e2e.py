@@ -120,6 +120,12 @@ def wait_until(predicate, timeout=15.0):
     return False
 
 
+def free_port(kind):
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _reap(proc):
     if proc.poll() is None:
         proc.kill()
@@ -172,9 +178,10 @@ class EndToEndTest(unittest.TestCase):
         ready = host.events("ready")[-1]
         return ready["id"], ready["password"]
 
-    def connect(self, host_id, password, *extra, relay=None, name="viewer"):
+    def connect(self, host_id, password, *extra, relay=None, name="viewer", direct="127.0.0.1"):
         argv = [sys.executable, GUI, "--cli", "connect", host_id, "--password", password, "--json",
-                "--relay", relay or self.relay_text, "--config-dir", str(self.tmp / name), *extra]
+                "--relay", relay or self.relay_text, "--config-dir", str(self.tmp / name),
+                "--direct-bind", direct, *extra]
         env = self.env()
         env.pop("DISPLAY")                           # the viewer is headless
         proc = Proc(argv, env)
@@ -232,11 +239,12 @@ class EndToEndTest(unittest.TestCase):
 
     def test_viewer_ctrl_c_is_a_clean_exit(self):
         host_id, password = self.credentials(self.host)
+        before = len(self.host.events("session_started"))
         snapshot = self.tmp / "ctrl-c.png"
         viewer = self.connect(host_id, password, "--duration", "60", "--snapshot", str(snapshot))
         viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
-        self.assertTrue(wait_until(lambda: self.host.events("session_started")))
-        time.sleep(0.5)
+        self.assertTrue(wait_until(lambda: len(self.host.events("session_started")) > before))
+        time.sleep(1.0)                               # let the first frame arrive
         viewer.popen.send_signal(signal.SIGINT)
         self.assertEqual(viewer.finish(15), 0, viewer.stderr)
         self.assertEqual(viewer.stderr, "")
@@ -277,6 +285,28 @@ class EndToEndTest(unittest.TestCase):
                 self.assert_one_error_line(host, needle)
                 self.assertEqual(host.events("ready"), [])            # no password was shown
 
+    def test_lan_only_when_the_relay_is_unreachable(self):
+        nowhere = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"           # no relay there
+        # A loopback-only "LAN". Both ends share one machine and one UDP port (SO_REUSEPORT), where
+        # a unicast answer to a query reaches either socket, so announcements come often instead.
+        lan = ["--lan", "--lan-target", "127.255.255.255", "--lan-interval", "0.2",
+               "--lan-port", str(free_port(socket.SOCK_DGRAM))]
+        host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--relay", nowhere,
+                     "--config-dir", str(self.tmp / "lan-host"), "--direct-bind", "127.0.0.1", *lan],
+                    self.env())
+        self.addCleanup(host.stop)
+        host_id, password = self.credentials_from(host)
+        self.assertTrue(host.events("relay")[-1]["status"].startswith("unreachable"))
+        viewer = self.connect(host_id, password, "--duration", "1", *lan, relay=nowhere,
+                              name="lan-viewer")
+        self.assertEqual(viewer.finish(), 0, viewer.stderr)
+        self.assertIn(viewer.events("connected")[0]["path"], ("direct-tcp", "direct-udp"))
+        self.assertGreater(viewer.events("closed")[0]["frames"], 0)
+
+    def credentials_from(self, host):
+        host.wait_for(lambda e: e.get("event") == "ready", what="host ready line")
+        return self.credentials(host)
+
     def test_unknown_id(self):
         viewer = self.connect("123456789", "whatever1")
         self.assertEqual(viewer.finish(), cli.EXIT_RELAY, viewer.stderr)
@@ -305,7 +335,7 @@ class EndToEndTest(unittest.TestCase):
         host = self.start_host("host-relay", relay=relay_text, direct="none")   # relay path only
         self.addCleanup(host.stop)
         host_id, password = self.credentials(host)
-        viewer = self.connect(host_id, password, "--duration", "60", relay=relay_text)
+        viewer = self.connect(host_id, password, "--duration", "60", relay=relay_text, direct="none")
         connected = viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
         self.assertEqual(connected["path"], "relay")
         host.wait_for(lambda e: e.get("event") == "session_started", what="session start")

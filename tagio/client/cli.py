@@ -146,6 +146,11 @@ def _common_options(with_defaults):
     common.add_argument("--verbose", action="store_true", help="log details (never secrets)")
     common.add_argument("--direct-bind", type=_bind, help=argparse.SUPPRESS,
                         **({"default": ("0.0.0.0", 0)} if with_defaults else {}))
+    common.add_argument("--lan", action="store_true",
+                        help="also announce and find partners on this network (works without a relay)")
+    common.add_argument("--lan-target", action="append", help=argparse.SUPPRESS)
+    common.add_argument("--lan-port", type=_positive(int, 1, 65535), help=argparse.SUPPRESS)
+    common.add_argument("--lan-interval", type=_positive(float, 0.05, 60), help=argparse.SUPPRESS)
     return common
 
 
@@ -300,7 +305,21 @@ def _make_client(args, out, **kwargs):
         settings.relay_secret = os.environ[ENV_RELAY_SECRET]
     if settings.warning:
         out.event("warning", f"warning: {settings.warning}", message=settings.warning)
-    return Client(config_dir, relay=args.relay, settings=settings, **kwargs)
+    return Client(config_dir, relay=args.relay, settings=settings, lan=_lan_options(args), **kwargs)
+
+
+def _lan_options(args):
+    """LanService options for --lan; --lan-target ADDR (tests: 127.255.255.255) replaces broadcast."""
+    if not getattr(args, "lan", False):
+        return None
+    options = {}
+    if getattr(args, "lan_target", None):
+        options["targets"] = tuple(args.lan_target)
+    if getattr(args, "lan_port", None):
+        options["lan_port"] = args.lan_port
+    if getattr(args, "lan_interval", None):
+        options["interval"] = args.lan_interval
+    return options or True
 
 
 # ---------------------------------------------------------------------------- host
@@ -359,6 +378,18 @@ def check_capture(monitor):
         raise ConfigError(f"there is no monitor {monitor}: this screen has {count}")
 
 
+def _wait_relay_or_lan(client, out):
+    """Registered at the relay; or, with --lan, serving this network alone while the relay is away
+    (the client keeps retrying it in the background)."""
+    try:
+        client.wait_online(READY_TIMEOUT)
+    except RelayError:
+        if client.lan_peers is None:
+            raise
+        out.event("relay", f"relay: {client.relay_status}; reachable on this network only",
+                  status=client.relay_status)
+
+
 def run_host(args, out, stop) -> int:
     check_capture(args.monitor)
     printer = HostPrinter(out)
@@ -367,7 +398,7 @@ def run_host(args, out, stop) -> int:
                           view_only=True if args.view_only else None, fps_cap=args.fps,
                           quality=args.quality)
     with _closing(client):
-        client.wait_online(READY_TIMEOUT)
+        _wait_relay_or_lan(client, out)
         printer.client = client
         printer.ready()
         stop.polling = True
@@ -410,7 +441,7 @@ def run_connect(args, out, stop) -> int:
     script = load_script(args.script) if args.script else None
     partner = normalize_id(args.partner_id)
     password = _ask_password(args)
-    client = _make_client(args, out, direct_bind=None)
+    client = _make_client(args, out, direct_bind=args.direct_bind)
     with _closing(client):
         conn = client.connect(partner, password, timeout=args.timeout)
         out.event("connected", f"connected to {conn.peer_id} via {conn.path} in {conn.connect_ms:.0f} ms",

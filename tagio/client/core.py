@@ -16,6 +16,11 @@ Viewer side: `connect(partner_id, password)` asks the relay for the partner, est
 (direct racing via tagio.net.connect, else the relay) with the viewer handshake, and returns a
 ViewerConnection (channel, path, connect time) whose `open_session()` makes the ViewerSession.
 
+LAN (opt-in, `lan=True` or LanService options): the client announces itself and browses the local
+network (tagio.net.lan). When the relay is unreachable, or does not know the partner, a partner seen
+on the LAN is dialled directly. Dials that arrive on our listener from the LAN (listener.lan_requests)
+go through the same limiter, handshake and accept policy as relay rendezvous.
+
 The UI learns what happens through `on_event(name, **fields)`, called from worker threads (the Tk code
 hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
 refused(peer_id, reason), auth_failed(peer_id), attempt_failed(peer_id, reason),
@@ -25,6 +30,7 @@ session_started(peer_id, path, role), session_ended(peer_id, role, reason). No e
 import functools
 import logging
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +40,7 @@ from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.relay_link import RelayLink
 from tagio.client.settings import Settings, default_config_dir, resolve_relay
 from tagio.crypto.identity import Identity, id_from_public_key, normalize_id
-from tagio.errors import (ConfigError, IdentityError, TagioError, TransportTimeout,
+from tagio.errors import (ConfigError, IdentityError, RelayError, TagioError, TransportTimeout,
                           WrongPasswordError)
 
 log = logging.getLogger("tagio.client")
@@ -42,6 +48,8 @@ log = logging.getLogger("tagio.client")
 MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are refused, not queued
 HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
+POLL = 0.25                 # how often the LAN thread notices close()
+LAN_QUERY_WAIT = 1.5        # LAN answers to a query come back within about a second
 
 
 @dataclass
@@ -66,11 +74,12 @@ class Client:
     binds, None for none. host_password: an extra permanent password for this process only (not saved).
     monitor / view_only / fps_cap / quality override the settings for host sessions; display picks
     the X display to capture (default $DISPLAY). limiter: an AttemptLimiter (tests inject one).
+    lan: None/False (off), True (broadcast on the LAN) or a dict of tagio.net.lan.LanService keywords.
     """
 
     def __init__(self, config_dir=None, *, relay=None, settings=None, accept_callback=None,
                  on_event=None, direct_bind=("0.0.0.0", 0), host_password=None, monitor=1,
-                 view_only=None, fps_cap=None, quality=None, limiter=None, display=None):
+                 view_only=None, fps_cap=None, quality=None, limiter=None, display=None, lan=None):
         self.config_dir = default_config_dir() if config_dir is None else config_dir
         self.settings = settings if settings is not None else Settings.load(self.config_dir)
         self.relay_address = resolve_relay(relay, self.settings)
@@ -97,7 +106,9 @@ class Client:
         self._handlers, self._sessions = [], []
         self._errors = []
         self._closing = threading.Event()
-        self._listener = self._link = None
+        self._listener = self._link = self._lan = None
+        self._lan_options = {} if lan is True else (dict(lan) if lan else None)
+        self._lan_thread = None
         self.new_password()
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,6 +116,11 @@ class Client:
     def start(self):
         """Open the direct listener and start registering at the relay (returns at once)."""
         self._listener = make_listener(self._direct_bind)
+        if self._listener is not None:
+            self._lan_thread = threading.Thread(target=self._lan_requests_thread, name="lan-incoming",
+                                                daemon=True)
+            self._lan_thread.start()
+            self._lan = start_lan_service(self.id, self._listener, self._lan_options)
         self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
                                candidates=self._candidates, on_peer=self._on_peer,
                                udp_socket=self._udp_socket,
@@ -119,8 +135,12 @@ class Client:
         self.end_host_sessions()
         if self._link is not None:
             self._link.close()
+        if self._lan_thread is not None:
+            self._lan_thread.join(JOIN_TIMEOUT)
         for thread in self._snapshot(self._handlers):
             thread.join(JOIN_TIMEOUT)
+        if self._lan is not None:
+            self._lan.close()
         if self._listener is not None:
             self._listener.close()
         if self._errors:
@@ -162,6 +182,11 @@ class Client:
     def host_sessions(self) -> list:
         return self._snapshot(self._sessions)
 
+    @property
+    def lan_peers(self):
+        """Partners announcing themselves on this network ([LanPeer]), or None when LAN is off."""
+        return None if self._lan is None else self._lan.peers()
+
     def end_host_sessions(self):
         """The "disconnect" button: stop every session in which this machine is the host."""
         for session in self._snapshot(self._sessions):
@@ -178,11 +203,10 @@ class Client:
             raise ConfigError("that is this machine's own ID")
         if not password or not str(password).strip():
             raise ConfigError("enter the partner's password")
-        relay = self.wait_online(min(timeout, 10.0))
+        relay, relay_error = self._relay_or_error(timeout)
         started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
         session_id = os.urandom(16)
-        peer = relay.request_peer(partner, session_id, timeout=timeout)
-        _check_peer(peer, partner)
+        peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
         from tagio.crypto.handshake import viewer_handshake
         handshake = functools.partial(viewer_handshake, password=password, viewer_id=self.id,
                                       host_id=partner, session_id=session_id, timeout=timeout)
@@ -191,6 +215,43 @@ class Client:
         self._remember(partner)
         return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
                                 session_id)
+
+    def _relay_or_error(self, timeout):
+        try:
+            return self.wait_online(min(timeout, 10.0)), None
+        except RelayError as exc:
+            return None, exc
+
+    def _rendezvous(self, partner, session_id, relay, relay_error, timeout):
+        """(PeerInfo, relay or None): through the relay, or on the LAN when the relay cannot help
+        (it is unreachable, or does not know the partner) and the partner announces itself here."""
+        lan_peer = self._find_on_lan(partner, wait=LAN_QUERY_WAIT if relay is None else 0.0)
+        if relay is not None:
+            try:
+                peer = relay.request_peer(partner, session_id, timeout=timeout)
+                _check_peer(peer, partner)
+                return peer, relay
+            except RelayError as exc:
+                if lan_peer is None or exc.code not in ("unknown_id", "offline"):
+                    raise
+        elif lan_peer is None:
+            raise relay_error
+        from tagio.net.connect import lan_viewer_peer
+        return lan_viewer_peer(partner, lan_peer.address, self.id, session_id), None
+
+    def _find_on_lan(self, partner, wait):
+        """The partner's LanPeer if it announces itself here; asks everyone to announce at once
+        and waits up to `wait` seconds when it has not been seen yet."""
+        if self._lan is None:
+            return None
+        found = self._lan.find(partner)
+        deadline = time.monotonic() + wait
+        if found is None and wait > 0:
+            self._lan.query()
+        while found is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = self._lan.find(partner)
+        return found
 
     def _remember(self, partner):
         self.settings.add_recent(partner)
@@ -209,8 +270,19 @@ class Client:
         udp = getattr(self._listener, "udp", None)
         return udp.discovery_socket() if udp is not None else None
 
-    def _on_peer(self, peer):
-        """Called by the relay link for each rendezvous; never blocks."""
+    def _lan_requests_thread(self):
+        """Dials that arrived on our listener from the LAN, with no relay involved."""
+        from tagio.net.connect import lan_host_peer
+        requests = getattr(self._listener, "lan_requests", None)
+        while requests is not None and not self._closing.is_set():
+            try:
+                request = requests.get(timeout=POLL)
+            except queue.Empty:
+                continue
+            self._on_peer(lan_host_peer(request, self.id), lan=True)
+
+    def _on_peer(self, peer, lan=False):
+        """Called by the relay link (or the LAN thread) for each rendezvous; never blocks."""
         peer_id = getattr(peer, "peer_id", "?")
         if self._closing.is_set():
             return
@@ -218,15 +290,15 @@ class Client:
             return self._emit("refused", peer_id=peer_id, reason="too many attempts")
         if not self._slots.acquire(blocking=False):
             return self._emit("refused", peer_id=peer_id, reason="busy")
-        thread = threading.Thread(target=self._incoming_thread, args=(peer,), daemon=True,
+        thread = threading.Thread(target=self._incoming_thread, args=(peer, lan), daemon=True,
                                   name=f"incoming-{peer_id}")
         with self._lock:
             self._handlers = [t for t in self._handlers if t.is_alive()] + [thread]
         thread.start()
 
-    def _incoming_thread(self, peer):
+    def _incoming_thread(self, peer, lan):
         try:
-            self._handle_incoming(peer)
+            self._handle_incoming(peer, lan)
         except Exception as exc:     # a bug: keep it for close(), tell the UI, keep serving
             log.exception("incoming connection handler failed")
             with self._lock:
@@ -235,9 +307,9 @@ class Client:
         finally:
             self._slots.release()
 
-    def _handle_incoming(self, peer):
+    def _handle_incoming(self, peer, lan=False):
         self._emit("incoming", peer_id=peer.peer_id)
-        channel, used_permanent = self._authenticate(peer)
+        channel, used_permanent = self._authenticate(peer, lan)
         if channel is None:
             return
         if not self._accepted(peer.peer_id, used_permanent):
@@ -247,10 +319,12 @@ class Client:
             self.new_password()          # one-time: this password is used up
         self._run_host_session(peer, channel)
 
-    def _authenticate(self, peer):
-        """(channel, used_permanent) or (None, False) after telling the UI why."""
+    def _authenticate(self, peer, lan=False):
+        """(channel, used_permanent) or (None, False) after telling the UI why. A LAN peer has no
+        relay-bound key to check; the PAKE still binds both IDs."""
         try:
-            _check_peer(peer, peer.peer_id)
+            if not lan:
+                _check_peer(peer, peer.peer_id)
             with self._lock:
                 secrets = [self._otp_secret]
             secrets += [s for s in (self.settings.permanent_secret, self._extra_secret) if s]
@@ -258,8 +332,8 @@ class Client:
             handshake = functools.partial(host_handshake, secrets=secrets, viewer_id=peer.peer_id,
                                           host_id=self.id, session_id=peer.session_id,
                                           timeout=HANDSHAKE_TIMEOUT)
-            relay = self._link.relay
-            if relay is None:
+            relay = None if lan else self._link.relay
+            if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")
             channel = establish_channel(peer, relay, handshake, listener=self._listener,
                                         timeout=HANDSHAKE_TIMEOUT)
@@ -323,6 +397,19 @@ class Client:
     def _snapshot(self, items):
         with self._lock:
             return list(items)
+
+
+def start_lan_service(client_id, listener, options):
+    """Announce and browse on the LAN (options: LanService keywords such as targets, lan_port),
+    or None when LAN discovery is off or its port cannot be opened."""
+    if options is None:
+        return None
+    from tagio.net.lan import LanService
+    try:
+        return LanService(client_id, listener.port, **options)
+    except OSError as exc:
+        log.warning("LAN discovery is off: %s", exc.strerror or exc)
+        return None
 
 
 def _say_bye(channel, text):
