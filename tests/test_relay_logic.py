@@ -326,7 +326,10 @@ class HttpTest(unittest.TestCase):
         from tagio.relay.http import HttpRequestReader, http_response
         reader = HttpRequestReader()
         self.assertIsNone(reader.feed(b"GET /metrics HT"))
-        self.assertEqual(reader.feed(b"TP/1.1\r\nHost: x\r\n\r\n"), ("GET", "/metrics"))
+        request = reader.feed(b"TP/1.1\r\nHost: x\r\n\r\nextra")
+        self.assertEqual((request.method, request.path, request.headers, request.rest),
+                         ("GET", "/metrics", {"host": "x"}, b"extra"))
+        self.assertFalse(request.wants_websocket())
         with self.assertRaisesRegex(RemoteProtocolError, "malformed"):
             HttpRequestReader().feed(b"GET\r\n\r\n")
         status = {"version": "1", "online_clients": 3, "registrations_total": 9}

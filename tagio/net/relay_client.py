@@ -35,6 +35,8 @@ from tagio.errors import (ConnectionClosed, LocalProtocolError, ProtocolError, R
 from tagio.net.stream import SocketStream
 from tagio.protocol import framing
 from tagio.protocol import messages as m
+from tagio.protocol.websocket import (OP_CLOSE, OP_PONG, WS_PATH, WsDecoder, accept_key, data_of,
+                                      new_client_key, ws_frame)
 
 log = logging.getLogger("tagio.relay_client")
 INCOMING_MAX = 16
@@ -81,7 +83,8 @@ def parse_address(text, default_port=443) -> tuple:
 
 class RelayClient:
     def __init__(self, address, identity, *, auth_secret=None, ssl_context=None, local_candidates=(),
-                 udp_addr=None, timeout=10.0, server_hostname=None, source_ip=None):
+                 udp_addr=None, timeout=10.0, server_hostname=None, source_ip=None, websocket=False,
+                 ws_path=WS_PATH):
         self.address = tuple(address)
         self.identity = identity
         self.auth_secret = auth_secret or None
@@ -91,6 +94,8 @@ class RelayClient:
         self.udp_addr = tuple(udp_addr) if udp_addr else None
         self.timeout = timeout
         self.source_ip = source_ip  # optional local address to connect from (tests, multi-homed hosts)
+        self.websocket = websocket  # tunnel through `GET ws_path` + Upgrade: websocket (HTTPS-only hosts)
+        self.ws_path = ws_path
         self.registered = None
         self.incoming = queue.Queue(maxsize=INCOMING_MAX)
         self.online = False
@@ -118,13 +123,19 @@ class RelayClient:
         except OSError as exc:
             raise TransportError(f"cannot reach relay {host}:{port}: {exc.strerror or exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.ssl_context is None:
+        if self.ssl_context is not None:
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+            except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+                sock.close()
+                raise TransportError(f"TLS handshake with relay {host}:{port} failed: {exc}") from exc
+        if not self.websocket:
             return sock
         try:
-            return self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
-        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            return _translate(lambda s: WsSocket.upgrade(s, self.server_hostname, port, self.ws_path), sock)
+        except BaseException:
             sock.close()
-            raise TransportError(f"TLS handshake with relay {host}:{port} failed: {exc}") from exc
+            raise
 
     def connect(self) -> m.Registered:
         """Register at the relay; raises RelayError (code, text), TransportError, TransportTimeout."""
@@ -433,6 +444,90 @@ def _await_udp(sock, relay, txid, wait):
         if isinstance(msg, m.UdpObserved) and msg.txid == txid:
             return msg
     return None
+
+
+class WsSocket:
+    """A socket-like object carrying a byte stream inside WebSocket frames (client side).
+
+    Offers what this module and SocketStream use: sendall, recv (never more than asked; the rest is
+    kept), settimeout, shutdown, close, and anything else passed through to the real socket.
+    """
+
+    MAX_HEAD = 8192
+
+    def __init__(self, sock, leftover=b""):
+        self._sock = sock
+        self._decoder = WsDecoder(expect_masked=False)
+        self._pending = bytearray()
+        self._eof = False
+        self._send_lock = threading.Lock()
+        if leftover:
+            self._absorb(leftover)
+
+    @classmethod
+    def upgrade(cls, sock, host, port, path):
+        """HTTP/1.1 upgrade handshake; raises RemoteProtocolError if the server refuses."""
+        key = new_client_key()
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      f"User-Agent: {m.SOFTWARE}\r\n\r\n").encode())
+        head = bytearray()
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionClosed("the relay closed the connection during the WebSocket upgrade")
+            head += chunk
+            if len(head) > cls.MAX_HEAD:
+                raise RemoteProtocolError("WebSocket upgrade: response head too large")
+        end = head.index(b"\r\n\r\n")
+        text = bytes(head[:end]).decode("latin-1")
+        if not text.startswith("HTTP/1.1 101") or accept_key(key) not in text:
+            raise RemoteProtocolError(f"WebSocket upgrade refused: {text.splitlines()[0][:80]!r}")
+        return cls(sock, bytes(head[end + 4:]))
+
+    def _absorb(self, raw):
+        data, pings, closed = data_of(self._decoder.feed(raw))
+        self._pending += data
+        for payload in pings:
+            self._send_frame(ws_frame(payload, mask=True, opcode=OP_PONG))
+        self._eof = self._eof or closed
+
+    def _send_frame(self, frame):
+        with self._send_lock:
+            self._sock.sendall(frame)
+
+    def sendall(self, data):
+        for start in range(0, len(data), 1 << 18) if data else ():
+            self._send_frame(ws_frame(bytes(data[start:start + (1 << 18)]), mask=True))
+
+    def send(self, data):
+        self.sendall(data)
+        return len(data)
+
+    def recv(self, n):
+        while not self._pending and not self._eof:
+            raw = self._sock.recv(65536)
+            if not raw:
+                self._eof = True
+                break
+            self._absorb(raw)
+        chunk = bytes(self._pending[:n])
+        del self._pending[:n]
+        return chunk
+
+    def shutdown(self, how):
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR):
+            try:
+                self._send_frame(ws_frame(b"", mask=True, opcode=OP_CLOSE))
+            except OSError:
+                pass
+        self._sock.shutdown(how)
+
+    def close(self):
+        self._sock.close()
+
+    def __getattr__(self, name):  # settimeout, fileno, getsockname, setsockopt, ...
+        return getattr(self._sock, name)
 
 
 def _shutdown(sock):

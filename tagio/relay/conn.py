@@ -12,6 +12,7 @@ import enum
 
 from tagio.errors import RemoteProtocolError
 from tagio.protocol import framing
+from tagio.protocol.websocket import ws_frame
 from tagio.relay.http import HTTP_METHODS, looks_like_http
 from tagio.relay.logic import ConnState
 
@@ -47,6 +48,11 @@ class Conn:
         self.deadline = deadline
         self.mask = 0
         self.closed = False
+        self.ws = None  # a WsDecoder once the client upgraded to WebSocket
+
+    def wrap(self, data: bytes) -> bytes:
+        """Bytes as they go on this connection's wire: in a WebSocket frame after an upgrade."""
+        return ws_frame(data, mask=False) if self.ws is not None and data else data
 
     def send(self, message):
         self.server._queue(self, message.encode())

@@ -12,7 +12,8 @@ destination drains it, so a slow receiver slows the sender instead of
 growing memory. Any event on either socket pumps both directions, then the
 selector interest of each socket is recomputed from its two Directions.
 
-EOF on one side is passed on as shutdown(SHUT_WR) once the buffer is empty;
+EOF on one side is passed on as shutdown(SHUT_WR) once the buffer is empty
+(towards a TLS socket the pair ends instead: Python cannot half-close TLS);
 the pair is closed when both directions have finished, either socket fails,
 or no byte has moved for `idle_timeout` seconds (abandoned sessions must not
 hold sockets forever).
@@ -30,6 +31,9 @@ import ssl
 import sys
 import threading
 import time
+
+from tagio.errors import TagioError
+from tagio.protocol.websocket import data_of, ws_frame
 
 log = logging.getLogger("tagio.relay")
 
@@ -138,13 +142,48 @@ class SpliceDirection(CopyDirection):
                 pass
 
 
+class WsDirection(CopyDirection):
+    """Copy with WebSocket framing undone on the way in and/or done on the way out.
+
+    Pings from a WebSocket client are not answered while relaying (our clients send none); a close
+    frame ends the direction like EOF.
+    """
+
+    def __init__(self, src, dst, capacity, prefix=b"", unwrap=None, wrap=False):
+        super().__init__(src, dst, capacity, prefix)
+        self.unwrap, self.wrap = unwrap, wrap
+
+    def fill(self):
+        while not self.eof and len(self.buf) < self.capacity:
+            try:
+                raw = self.src.recv(min(CHUNK, self.capacity - len(self.buf)))
+            except _WOULD_BLOCK:
+                return
+            if not raw:
+                self.eof = True
+                return
+            data, closed = raw, False
+            if self.unwrap is not None:
+                data, _pings, closed = data_of(self.unwrap.feed(raw))
+            if data:
+                self.buf += ws_frame(data, mask=False) if self.wrap else data
+                self.total += len(data)
+            if closed:
+                self.eof = True
+
+
 class Pair:
-    def __init__(self, a, b, capacity, prefix_to_a=b"", prefix_to_b=b"", on_done=None):
-        plain = CAN_SPLICE and not isinstance(a, ssl.SSLSocket) and not isinstance(b, ssl.SSLSocket)
-        kind = SpliceDirection if plain else CopyDirection
+    def __init__(self, a, b, capacity, prefix_to_a=b"", prefix_to_b=b"", on_done=None, a_ws=None, b_ws=None):
+        """a_ws / b_ws: the WsDecoder of a side that speaks WebSocket (None for raw TCP/TLS)."""
         self.a, self.b = a, b
-        self.a2b = kind(a, b, capacity, prefix_to_b)
-        self.b2a = kind(b, a, capacity, prefix_to_a)
+        if a_ws is not None or b_ws is not None:
+            self.a2b = WsDirection(a, b, capacity, prefix_to_b, unwrap=a_ws, wrap=b_ws is not None)
+            self.b2a = WsDirection(b, a, capacity, prefix_to_a, unwrap=b_ws, wrap=a_ws is not None)
+        else:
+            plain = CAN_SPLICE and not isinstance(a, ssl.SSLSocket) and not isinstance(b, ssl.SSLSocket)
+            kind = SpliceDirection if plain else CopyDirection
+            self.a2b = kind(a, b, capacity, prefix_to_b)
+            self.b2a = kind(b, a, capacity, prefix_to_a)
         self.on_done = on_done
         self.closed = False
         self.last_active = 0.0
@@ -167,6 +206,10 @@ class Pair:
             d.flush()
             if d.eof and not d.pending() and not d.shut:
                 d.shut = True
+                if isinstance(d.dst, ssl.SSLSocket):
+                    # SSLSocket.shutdown() drops the TLS layer, and the other direction would then
+                    # read raw records: TLS gets no half-close here, the pair ends.
+                    return True
                 _shutdown_write(d.dst)
         return all(d.shut for d in self.directions())
 
@@ -221,6 +264,7 @@ class Forwarder:
         self._stop = threading.Event()
         self._pairs = set()
         self._masks = {}
+        self.pairs_failed = 0  # ended by bad data or a bug, not by a close
         self.error = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -307,8 +351,13 @@ class Forwarder:
             if exc.errno not in (errno.ECONNRESET, errno.EPIPE, None):
                 log.info("relay pair ended: %s", exc)
             finished = True
+        except TagioError as exc:  # e.g. a broken WebSocket frame from one side
+            log.info("relay pair ended: %s", exc)
+            self.pairs_failed += 1
+            finished = True
         except Exception as exc:  # a bug: end this pair, keep forwarding the others
             log.error("internal error in a relay pair: %r", exc)
+            self.pairs_failed += 1
             finished = True
         if finished:
             self._drop(pair)

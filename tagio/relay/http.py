@@ -12,12 +12,16 @@ Request bodies are never read.
     /health, /healthz  200 application/json {"status": "ok", "version", "uptime_s", ...}
     /metrics           200 Prometheus text format, the same counters
     anything else      200 text/html page: "this is a TagIO relay, point a client at host:port"
+    GET /tagio with Upgrade: websocket   101, then the TagIO protocol inside WebSocket frames
+                                         (see tagio.protocol.websocket)
 """
 
 import html
 import json
+from typing import NamedTuple
 
 from tagio.errors import RemoteProtocolError
+from tagio.protocol.websocket import accept_key
 
 MAX_REQUEST = 8192
 HTTP_METHODS = (b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC")
@@ -27,28 +31,49 @@ def looks_like_http(first4: bytes) -> bool:
     return first4[:4] in HTTP_METHODS
 
 
+class HttpRequest(NamedTuple):
+    method: str
+    path: str
+    headers: dict   # lower-case names -> values (last one wins)
+    rest: bytes     # bytes after the head (a WebSocket client may send frames right away)
+
+    def wants_websocket(self) -> bool:
+        return (self.method == "GET" and "websocket" in self.headers.get("upgrade", "").lower()
+                and "sec-websocket-key" in self.headers)
+
+
 class HttpRequestReader:
     def __init__(self):
         self._buf = bytearray()
 
     def feed(self, data: bytes):
-        """Return (method, path) when the request head is complete, else None.
+        """Return an HttpRequest once the request head is complete, else None.
 
         Raises RemoteProtocolError when the head is too large or malformed.
         """
         self._buf += data
-        end = self._buf.find(b"\r\n\r\n")
+        end, sep = self._buf.find(b"\r\n\r\n"), 4
         if end < 0:
-            end = self._buf.find(b"\n\n")
-        if end < 0:
+            end, sep = self._buf.find(b"\n\n"), 2
+        if end < 0 or end > MAX_REQUEST:
             if len(self._buf) > MAX_REQUEST:
                 raise RemoteProtocolError(f"HTTP request head larger than {MAX_REQUEST} bytes")
             return None
-        line = bytes(self._buf[:self._buf.find(b"\n")]).decode("latin-1").strip()
-        parts = line.split()
+        lines = bytes(self._buf[:end]).decode("latin-1").splitlines()
+        parts = lines[0].split() if lines else []
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            raise RemoteProtocolError(f"malformed HTTP request line {line[:80]!r}")
-        return parts[0].upper(), parts[1]
+            raise RemoteProtocolError(f"malformed HTTP request line {(lines or [''])[0][:80]!r}")
+        headers = {}
+        for line in lines[1:100]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        return HttpRequest(parts[0].upper(), parts[1], headers, bytes(self._buf[end + sep:]))
+
+
+def upgrade_response(key: str) -> bytes:
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n").encode()
 
 
 def _json_status(status: dict) -> tuple:

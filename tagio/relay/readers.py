@@ -20,7 +20,8 @@ from tagio.errors import RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import messages as m
 from tagio.relay.conn import TLS_ALERT_HANDSHAKE_FAILURE, Phase, classify, is_tls_client_hello
-from tagio.relay.http import HttpRequestReader, http_response
+from tagio.protocol.websocket import OP_PONG, WsDecoder, data_of, ws_frame
+from tagio.relay.http import HttpRequestReader, http_response, upgrade_response
 from tagio.relay.logic import ConnState
 
 log = logging.getLogger("tagio.relay")
@@ -49,7 +50,19 @@ class PhaseReaders:
             got += len(data)
             if not isinstance(conn.sock, ssl.SSLSocket) and len(data) < READ_CHUNK:
                 break
-        return b"".join(parts) if parts else None
+        raw = b"".join(parts) if parts else None
+        return raw if conn.ws is None or not raw else self._unwrap(conn, raw)
+
+    def _unwrap(self, conn, raw):
+        """Payload bytes out of WebSocket frames: None if only control frames came, b'' on close."""
+        data, pings, closed = data_of(conn.ws.feed(raw))
+        for payload in pings:
+            conn.out += ws_frame(payload, mask=False, opcode=OP_PONG)
+        if pings:
+            self._on_writable(conn)
+        if data:
+            return data
+        return b"" if closed else None
 
     def _read_sniff(self, conn):
         if self.ssl_context is not None:
@@ -179,10 +192,22 @@ class PhaseReaders:
         request = conn.http.feed(data)
         if request is None:
             return
-        method, path = request
-        log.debug("HTTP %s %s from %s", method, path, conn.peer_addr[0])
-        conn.out += http_response(method, path, self.status())
+        log.debug("HTTP %s %s from %s", request.method, request.path, conn.peer_addr[0])
+        if request.wants_websocket():
+            return self._upgrade(conn, request)
+        conn.out += http_response(request.method, request.path, self.status())
         self._linger(conn, "HTTP answered")
+
+    def _upgrade(self, conn, request):
+        """101 Switching Protocols; from now on the TagIO stream travels in WebSocket frames."""
+        conn.out += upgrade_response(request.headers["sec-websocket-key"])
+        conn.http, conn.ws, conn.phase = None, WsDecoder(expect_masked=True), Phase.APP_SNIFF
+        self.counters["websocket_upgrades_total"] += 1
+        self._on_writable(conn)
+        if request.rest:
+            data = self._unwrap(conn, request.rest)
+            if data:
+                self._app_sniff(conn, data)
 
     def _read_linger(self, conn):
         data = self._recv(conn)

@@ -303,7 +303,7 @@ class RelayServer(PhaseReaders):
                               conn.peer_addr[0])
             self.logic.connection_lost(conn)
             return self._drop(conn)
-        conn.out += data
+        conn.out += conn.wrap(data)
         self._on_writable(conn)
 
     def _on_writable(self, conn):
@@ -334,7 +334,7 @@ class RelayServer(PhaseReaders):
         if conn.phase is Phase.HTTP:
             conn.out += http_error(str(exc))
         elif conn.phase in (Phase.FRAMES, Phase.APP_SNIFF, Phase.BINDING, Phase.SNIFF):
-            conn.out += m.Error(code, str(exc)[:500]).encode()
+            conn.out += conn.wrap(m.Error(code, str(exc)[:500]).encode())
         self._linger(conn, str(exc))
 
     def _linger(self, conn, reason=""):
@@ -387,8 +387,8 @@ class RelayServer(PhaseReaders):
         """Hand a completed pair to the forwarder; RelayReady goes first on each side."""
         ready = m.RelayReady().encode()
         conn.early += conn.decoder.take_rest()
-        to_conn = bytes(conn.out) + ready + bytes(partner.early)
-        to_partner = bytes(partner.out) + ready + bytes(conn.early)
+        to_conn = bytes(conn.out) + conn.wrap(ready + bytes(partner.early))
+        to_partner = bytes(partner.out) + partner.wrap(ready + bytes(conn.early))
         for c in (conn, partner):
             c.closed = True
             self._tls_conns.discard(c)
@@ -399,7 +399,8 @@ class RelayServer(PhaseReaders):
                 c.mask = 0
         ips = (conn.peer_addr[0], partner.peer_addr[0])
         self.forwarder.add(Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
-                                on_done=lambda pair: [self._release_ip(ip) for ip in ips]))
+                                on_done=lambda pair: [self._release_ip(ip) for ip in ips],
+                                a_ws=conn.ws, b_ws=partner.ws))
 
     # -- UDP -----------------------------------------------------------------------------------------
     def _udp(self):
