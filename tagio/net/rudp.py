@@ -14,8 +14,9 @@ calls `on_timer` at `next_deadline()`, and sends whatever
 - Loss: as QUIC (RFC 9002): every transmission gets a number; a segment is
   lost once 3 later transmissions were delivered, or a later one was and it
   is older than 9/8 RTT. A tail loss probe (resend the newest segment after
-  2 SRTT without acks, then at doubling intervals) uncovers lost tails; the RTO (SRTT/RTTVAR as RFC 6298,
-  min 200 ms, doubled per expiry) is the last resort.
+  2 SRTT without acks, then at doubling intervals) uncovers lost tails; the
+  RTO (SRTT/RTTVAR as RFC 6298, min 200 ms, doubled per expiry) is the last
+  resort.
 - Congestion: NewReno-like window in segments: slow start, additive increase,
   cut to 0.7x once per window on loss (recovery until the send point at the
   time of the loss is acked), one segment after an RTO.
