@@ -186,3 +186,18 @@ class WebSocketOverTlsTest(WebSocketRelayTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RelayUrlTest(unittest.TestCase):
+    def test_parse_relay_url(self):
+        from tagio.errors import ConfigError
+        from tagio.net.relay_client import parse_relay_url
+        self.assertEqual(parse_relay_url("relay.example.org"), (("relay.example.org", 443), False, False, "/tagio"))
+        self.assertEqual(parse_relay_url("127.0.0.1:7000"), (("127.0.0.1", 7000), False, False, "/tagio"))
+        self.assertEqual(parse_relay_url("tls://r.example:8443"), (("r.example", 8443), True, False, "/tagio"))
+        self.assertEqual(parse_relay_url("wss://tagio-server.onrender.com"),
+                         (("tagio-server.onrender.com", 443), True, True, "/tagio"))
+        self.assertEqual(parse_relay_url("ws://[::1]:9000/relay"), (("::1", 9000), False, True, "/relay"))
+        for bad in ("ftp://x", "host:port"):
+            with self.subTest(bad), self.assertRaises(ConfigError):
+                parse_relay_url(bad)

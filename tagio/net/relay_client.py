@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 from tagio.crypto.identity import normalize_id
-from tagio.errors import (ConnectionClosed, LocalProtocolError, ProtocolError, RelayError,
+from tagio.errors import (ConfigError, ConnectionClosed, LocalProtocolError, ProtocolError, RelayError,
                           RemoteProtocolError, TagioError, TransportError, TransportTimeout)
 from tagio.net.stream import SocketStream
 from tagio.protocol import framing
@@ -79,6 +79,29 @@ def parse_address(text, default_port=443) -> tuple:
         host, port = text.split(":")
         return host, int(port)
     return text, default_port
+
+
+_SCHEMES = {"tagio": (False, False), "tls": (True, False), "ws": (False, True), "wss": (True, True)}
+
+
+def parse_relay_url(text, default_port=443) -> tuple:
+    """'host[:port]' or 'scheme://host[:port][/path]' -> ((host, port), tls, websocket, ws_path).
+
+    Schemes: tagio (raw, the default), tls (raw over TLS), ws (WebSocket), wss (WebSocket over TLS,
+    for relays behind an HTTPS-only front end). Raises ConfigError for an unknown scheme or bad port.
+    """
+    scheme, sep, rest = text.strip().partition("://")
+    if not sep:
+        scheme, rest = "tagio", text.strip()
+    if scheme.lower() not in _SCHEMES:
+        raise ConfigError(f"unknown relay address scheme {scheme!r} (use tagio://, tls://, ws:// or wss://)")
+    tls, websocket = _SCHEMES[scheme.lower()]
+    hostport, slash, path = rest.partition("/")
+    try:
+        address = parse_address(hostport, default_port)
+    except ValueError as exc:
+        raise ConfigError(f"bad relay address {text!r}: {exc}") from exc
+    return address, tls, websocket, "/" + path if slash else WS_PATH
 
 
 class RelayClient:
