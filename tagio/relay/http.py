@@ -100,7 +100,8 @@ def _info_page(status: dict) -> tuple:
 <p>This is a TagIO relay server (version {html.escape(str(status.get("version", "")))}), not a web site.
 It introduces TagIO clients to each other and relays their end-to-end encrypted traffic.</p>
 <p>To use it, point a TagIO client at it: set <code>TAGIO_RELAY={where}</code>
-or run <code>tagio-gui --relay {where}</code>.</p>
+or run <code>tagio-gui --relay {where}</code>. Behind an HTTPS-only proxy use
+<code>wss://{where}/tagio</code> (the TagIO protocol inside a WebSocket).</p>
 <p>Health check: <a href="/health">/health</a> &middot; metrics: <a href="/metrics">/metrics</a></p>
 </body></html>
 """.encode()
