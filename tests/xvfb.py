@@ -20,8 +20,10 @@ import atexit
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import unittest
 
@@ -48,6 +50,19 @@ def skip_unless_xvfb(obj):
     return unittest.skip(_missing_reason())(obj)
 
 
+def _die_with_parent():
+    """In the child before exec: on Linux, get SIGTERM when the test process dies, so a crashed
+    run (libX11's fatal I/O handler calls exit) leaves no orphaned X servers behind. The signal
+    follows the *thread* that started the server: start Xvfb from a thread that outlives its use."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Xvfb:
     """One Xvfb server on a display number it picks itself."""
 
@@ -64,7 +79,8 @@ class Xvfb:
             self.proc = subprocess.Popen(
                 ["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
                  f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp", "-noreset"],
-                pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
         finally:
             os.close(write_fd)
         try:
