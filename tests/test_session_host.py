@@ -459,6 +459,26 @@ class MonitorSwitch(unittest.TestCase):
         self.assertEqual((sent[0].width, sent[0].monitor), (1920, 1))
 
 
+class QualityLogic(unittest.TestCase):
+    def test_sustained_full_screen_motion_lowers_jpeg_quality(self):
+        from tagio.session.host import MOTION_QUALITY_DROP, HostSession
+        host = HostSession(channel=None, quality=75)
+        whole = 30 * 17                                  # every tile of 1920x1080
+        self.assertEqual(host._frame_quality(whole, 1920, 1080), 75)     # one big change: not yet
+        self.assertEqual(host._frame_quality(whole, 1920, 1080), 75 - MOTION_QUALITY_DROP)
+        self.assertEqual(host._frame_quality(3, 1920, 1080), 75)         # motion over: full quality
+
+    def test_slow_acks_trade_quality_for_frame_rate(self):
+        from tagio.session.host import MIN_QUALITY, HostSession
+        host = HostSession(channel=None, quality=60)
+        for _ in range(10):
+            host._adapt_quality(1.0)
+        self.assertEqual(host.quality, MIN_QUALITY)
+        host._adapt_quality(0.01)
+        self.assertEqual(host.quality, MIN_QUALITY + 1)       # recovers slowly towards the target
+        self.assertEqual(host.target_quality, 60)
+
+
 class NoDisplay(unittest.TestCase):
     """A host that cannot capture says so once, to its caller and to the viewer; nothing crashes."""
 
