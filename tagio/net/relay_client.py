@@ -231,6 +231,9 @@ class RelayClient:
                 if not self._stop.is_set():
                     self._lost(f"the relay closed the connection ({exc})")
                 return
+            if frame.type_code not in m.MESSAGE_TYPES:
+                log.debug("ignoring message type %d from a newer relay", frame.type_code)
+                continue
             msg = m.decode_message(frame)
             HANDLERS.get(type(msg), RelayClient._on_other)(self, msg)
 
