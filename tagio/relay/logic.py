@@ -25,6 +25,7 @@ which calls `done(result)` back on its loop thread.
 
 import enum
 import hmac
+import logging
 import secrets
 import time
 
@@ -35,6 +36,8 @@ from tagio.protocol import messages as m
 from tagio.relay.pairing import Pairing
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import Registration, Registry
+
+log = logging.getLogger("tagio.relay")
 
 
 
@@ -189,6 +192,7 @@ class RelayLogic:
             old.conn.close("replaced by a new registration of the same key")
         conn.state = ConnState.REGISTERED
         self.counters["registrations_total"] += 1
+        log.debug("registered %s from %s:%d", reg.client_id, *conn.peer_addr)
         lim = self.limits
         conn.send(m.Registered(conn.peer_addr, int(self.wall_clock() * 1000),
                                int(lim.heartbeat_interval * 1000), reg.udp_token))
@@ -211,6 +215,7 @@ class RelayLogic:
             return
         token = secrets.token_bytes(16)
         self.pairing.issue(token)
+        log.debug("rendezvous %s -> %s", viewer.client_id, host.client_id)
         conn.send(peer_info(message.session_id, "viewer", host, token))
         host.conn.send(peer_info(message.session_id, "host", viewer, token))
 
@@ -235,6 +240,7 @@ class RelayLogic:
             return
         conn.state = partner.state = ConnState.RELAYING
         self.counters["relay_pairs_total"] += 1
+        log.debug("relay paired %s:%d <-> %s:%d", *conn.peer_addr, *partner.peer_addr)
         conn.start_relay(partner)
 
     # -- UDP ----------------------------------------------------------------------------
