@@ -6,6 +6,10 @@ keyword arguments (auth_secret, ssl_context, state_file, public_ip, clock,
 wall_clock, bind) or any Limits field (heartbeat_interval, handshake_timeout,
 max_conns_per_ip, unpaired_timeout, register_rate, ...).
 
+Every test connects from 127.0.0.1, so the per-address limits are relaxed
+here (TEST_LIMITS) unless a test passes its own values; the production
+defaults live in tagio.relay.logic.Limits.
+
 Also: `run_relay_process(*args)` starts `tagio_relay_server.py` as a
 subprocess and returns (Popen, (host, port)) once it logs that it listens.
 """
@@ -25,6 +29,10 @@ from tagio.relay.server import RelayServer
 ROOT = Path(__file__).resolve().parent.parent
 _SERVER_OPTIONS = {"auth_secret", "ssl_context", "state_file", "public_ip", "clock", "wall_clock", "bind",
                    "workers"}
+
+
+TEST_LIMITS = {"register_burst": 1000.0, "register_rate": 1000.0, "connect_burst": 1000.0,
+               "connect_rate": 1000.0, "max_conns_per_ip": 1000}
 
 
 class RelayHandle:
@@ -51,7 +59,7 @@ class RelayHandle:
 
 def start_relay(**options) -> RelayHandle:
     server_kw = {k: v for k, v in options.items() if k in _SERVER_OPTIONS}
-    limit_kw = {k: v for k, v in options.items() if k not in _SERVER_OPTIONS}
+    limit_kw = {**TEST_LIMITS, **{k: v for k, v in options.items() if k not in _SERVER_OPTIONS}}
     server_kw.setdefault("bind", ("127.0.0.1", 0))
     server = RelayServer(limits=Limits(**limit_kw), **server_kw)
     server.start()
