@@ -86,7 +86,7 @@ class Limits:
     token_ttl = 60.0
     register_rate, register_burst = 5.0, 20.0
     connect_rate, connect_burst = 2.0, 10.0
-    max_conns_per_ip = 64
+    max_conns_per_ip = 256             # an office behind one NAT address holds one connection per client
     max_frames_per_sec = 50          # per control connection (heartbeats are one per 20 s)
     max_conns = 20_000
     max_bindings = 1_000_000
