@@ -158,6 +158,10 @@ def main():
         client_cpu = time.process_time() - client_cpu0
         time.sleep(1.0)
         after = rss_kib(relay.pid)
+        idle0 = cpu_seconds(relay.pid)
+        time.sleep(5.0)
+        idle1 = cpu_seconds(relay.pid)
+        idle_cpu = (idle1 - idle0) / 5.0 if idle0 is not None and idle1 is not None else None
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
             online = json.loads(resp.read())["online_clients"]
         n = len(driver.done)
@@ -168,6 +172,8 @@ def main():
         per = (lambda sec: f"{sec / max(n, 1) * 1000:.2f} ms/registration")
         print(f"  CPU             : relay {per(relay_cpu) if relay_cpu is not None else 'n/a'}, "
               f"clients {per(client_cpu)}")
+        if idle_cpu is not None:
+            print(f"  idle relay CPU  : {idle_cpu * 100:.1f}% of one CPU with {n} silent clients (5 s)")
         if base is not None and after is not None:
             print(f"  relay RSS       : {base / 1024:.1f} MiB idle -> {after / 1024:.1f} MiB with {n} clients")
             print(f"  RSS per client  : {(after - base) * 1024 / max(n, 1) / 1000:.2f} KB "
