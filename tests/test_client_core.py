@@ -227,7 +227,8 @@ class ClientTest(unittest.TestCase):
         viewer = self.client(relay=nowhere, lan=lan)
         self.assertTrue(wait_until(lambda: host.id in [p.id for p in viewer.lan_peers]),
                         "the host was never seen on the LAN")
-        self.assertTrue(viewer.relay_status.startswith("unreachable"), viewer.relay_status)
+        self.assertTrue(wait_until(lambda: viewer.relay_status.startswith("unreachable")),
+                        viewer.relay_status)
         conn = viewer.connect(host.id, host.one_time_password)
         self.assertIn(conn.path, ("direct-tcp", "direct-udp"))
         self.view(conn)

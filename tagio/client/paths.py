@@ -1,43 +1,23 @@
-"""Thin adapter between the client core and the path-racing module (tagio.net.connect).
+"""Where the client core meets path racing (tagio.net.connect): opening a listener, establishing a path.
 
-When tagio.net.connect is installed, `establish_channel` races direct TCP / punched UDP / relay through
-it and `make_listener` opens its DirectListener. Without it (an older tree, or a build that left it out)
-the session goes through the relay only: `handshake(relay.open_relay(token))`, and there is no listener.
-The module is looked up with find_spec and then imported normally, so a bug inside it still shows up as
-its own error instead of silently falling back.
+`make_listener(bind)` opens the DirectListener (TCP + UDP on one port) that both roles use: hosts are
+dialled on it, viewers punch UDP from it. `establish_channel` runs tagio.net.connect.establish, which
+races direct TCP, punched UDP and (after a short delay) the relay, running `handshake` on each path,
+and returns the winner's SecureChannel. Both sides of a session must go through establish() because
+the viewer nominates the winning path in-band. Plain imports (no importlib) so PyInstaller sees them.
 """
 
-import importlib
-import importlib.util
-
-CONNECT_MODULE = "tagio.net.connect"
-
-
-def _connect_module():
-    try:
-        if importlib.util.find_spec(CONNECT_MODULE) is None:
-            return None
-    except ImportError:
-        return None
-    return importlib.import_module(CONNECT_MODULE)
+from tagio.net import connect
 
 
 def make_listener(bind):
-    """A DirectListener bound to `bind`, or None when direct paths are off or unavailable."""
-    module = _connect_module() if bind is not None else None
-    if module is None or not hasattr(module, "DirectListener"):
+    """A DirectListener bound to `bind` ((host, port); port 0 = any), or None when bind is None."""
+    if bind is None:
         return None
-    return module.DirectListener(bind)
+    return connect.DirectListener(bind)
 
 
 def establish_channel(peer, relay, handshake, *, listener=None, timeout=15.0):
-    """A SecureChannel to `peer`, over the first path whose handshake finishes."""
-    module = _connect_module()
-    if module is not None and hasattr(module, "establish"):
-        return module.establish(peer, relay, handshake, listener=listener, timeout=timeout)
-    stream = relay.open_relay(peer.relay_token, timeout=timeout)
-    try:
-        return handshake(stream)
-    except BaseException:
-        stream.close()
-        raise
+    """A SecureChannel to `peer` over the first path whose handshake finishes. `relay` may be None
+    (LAN). Raises AuthError (e.g. WrongPasswordError), TransportTimeout or TransportError."""
+    return connect.establish(peer, relay, handshake, listener=listener, timeout=timeout)

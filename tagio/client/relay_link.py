@@ -39,7 +39,10 @@ TRANSITIONS = {
     (LinkState.CONNECTING, "registered"): LinkState.ONLINE,
     (LinkState.CONNECTING, "failed"): LinkState.UNREACHABLE,
     (LinkState.ONLINE, "lost"): LinkState.CONNECTING,
-    (LinkState.UNREACHABLE, "retry"): LinkState.CONNECTING,
+    # While retrying after a failure the status stays "unreachable: why" (no flicker to "connecting").
+    (LinkState.UNREACHABLE, "retry"): LinkState.UNREACHABLE,
+    (LinkState.UNREACHABLE, "registered"): LinkState.ONLINE,
+    (LinkState.UNREACHABLE, "failed"): LinkState.UNREACHABLE,
     (LinkState.CONNECTING, "close"): LinkState.CLOSED,
     (LinkState.ONLINE, "close"): LinkState.CLOSED,
     (LinkState.UNREACHABLE, "close"): LinkState.CLOSED,
@@ -178,6 +181,7 @@ class RelayLink:
     # ------------------------------------------------------------------ state machine
 
     def _fire(self, event, reason=""):
+        before = self.status
         with self._state_changed:
             key = (self._state, event)
             if key not in TRANSITIONS:
@@ -188,7 +192,7 @@ class RelayLink:
             if event in ("registered", "failed", "close"):
                 self._first_attempt.set()
             self._state_changed.notify_all()
-        if event != "close":
+        if event != "close" and self.status != before:
             self._on_status(self.status)
         if event == "lost":
             log.info("relay connection lost: %s", reason)
