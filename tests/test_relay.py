@@ -180,6 +180,7 @@ class BulkRelayTest(RelayTestCase):
         self.assertEqual(received["h"], (size, hashlib.sha256(payloads["v"]).hexdigest()))
         self.assertEqual(received["v"], (size, hashlib.sha256(payloads["h"]).hexdigest()))
         self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 0))
+        self.assertEqual(self.relay.server.status()["relayed_bytes_total"], 2 * size)
 
 
 class IdentityTest(RelayTestCase):
@@ -333,11 +334,16 @@ class UdpTest(RelayTestCase):
 
     def test_update_candidates(self):
         viewer, host = self.registered_pair()
-        host.update_candidates([("10.1.2.3", 4000)], udp_addr=("10.1.2.3", 4001))
+        self.assertEqual(viewer.request_peer(host.identity.id, os.urandom(16)).nat_hint, "")
+        host.update_candidates([("10.1.2.3", 4000)], udp_addr=("10.1.2.3", 4001), nat_hint="cone")
         self.assertTrue(wait_for(lambda: self.relay.logic.registry.get(host.identity.id).local_candidates
                                  == [("10.1.2.3", 4000), ("10.1.2.3", 4001)]))
         info = viewer.request_peer(host.identity.id, os.urandom(16))
         self.assertEqual(info.peer_local_candidates, [("10.1.2.3", 4000), ("10.1.2.3", 4001)])
+        self.assertEqual(info.nat_hint, "cone")
+        symmetric = self.client(nat_hint="symmetric")
+        symmetric.connect()
+        self.assertEqual(viewer.request_peer(symmetric.identity.id, os.urandom(16)).nat_hint, "symmetric")
 
 
 class HttpTest(RelayTestCase):
@@ -356,6 +362,7 @@ class HttpTest(RelayTestCase):
             self.assertTrue(resp.headers["Content-Type"].startswith("text/plain"))
         self.assertIn("tagio_relay_online_clients 1\n", text)
         self.assertIn("tagio_relay_registrations_total 1\n", text)
+        self.assertIn("tagio_relay_relayed_bytes_total 0\n", text)
         self.assertIn("# TYPE tagio_relay_registrations_total counter", text)
 
     def test_info_page_and_head(self):

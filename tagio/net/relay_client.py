@@ -107,7 +107,7 @@ def parse_relay_url(text, default_port=443) -> tuple:
 class RelayClient:
     def __init__(self, address, identity, *, auth_secret=None, ssl_context=None, local_candidates=(),
                  udp_addr=None, timeout=10.0, server_hostname=None, source_ip=None, websocket=False,
-                 ws_path=WS_PATH):
+                 ws_path=WS_PATH, nat_hint=""):
         self.address = tuple(address)
         self.identity = identity
         self.auth_secret = auth_secret or None
@@ -117,6 +117,7 @@ class RelayClient:
         self.udp_addr = tuple(udp_addr) if udp_addr else None
         self.timeout = timeout
         self.source_ip = source_ip  # optional local address to connect from (tests, multi-homed hosts)
+        self.nat_hint = nat_hint  # free-form ("cone", "symmetric"), passed to partners in PeerInfo
         self.websocket = websocket  # tunnel through `GET ws_path` + Upgrade: websocket (HTTPS-only hosts)
         self.ws_path = ws_path
         self.registered = None
@@ -193,7 +194,8 @@ class RelayClient:
         ident = self.identity
         signature = ident.sign(m.registration_message(challenge.nonce, ident.id, ident.public_key))
         proof = m.auth_proof(self.auth_secret, challenge.nonce, ident.id) if self.auth_secret else b""
-        sock.sendall(m.Register(ident.id, ident.public_key, signature, proof, self._candidates()).encode())
+        sock.sendall(m.Register(ident.id, ident.public_key, signature, proof, self._candidates(),
+                                self.nat_hint).encode())
         return _expect(read_frame(sock), m.Registered)
 
     def _candidates(self):
@@ -321,11 +323,14 @@ class RelayClient:
             raise pending.error
         return pending.result
 
-    def update_candidates(self, local_candidates, udp_addr=None) -> None:
+    def update_candidates(self, local_candidates, udp_addr=None, nat_hint=None) -> None:
+        """Re-announce local candidates (and optionally the NAT hint); raises ConnectionClosed."""
         self.local_candidates = [tuple(a) for a in local_candidates]
         if udp_addr:
             self.udp_addr = tuple(udp_addr)
-        self._send(m.Update(self._candidates()))
+        if nat_hint is not None:
+            self.nat_hint = nat_hint
+        self._send(m.Update(self._candidates(), self.nat_hint))
 
     def open_relay(self, token: bytes, timeout=10.0) -> SocketStream:
         """A raw byte Stream paired with the partner that binds the same token.

@@ -265,6 +265,7 @@ class Forwarder:
         self._pairs = set()
         self._masks = {}
         self.pairs_failed = 0  # ended by bad data or a bug, not by a close
+        self.bytes_total = 0   # relayed by pairs that have ended
         self.error = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -382,4 +383,5 @@ class Forwarder:
             if self._masks.pop(sock, 0):
                 self._sel.unregister(sock)
         self._pairs.discard(pair)
+        self.bytes_total += pair.a2b.total + pair.b2a.total
         pair.close()

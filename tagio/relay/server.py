@@ -469,7 +469,9 @@ class RelayServer(PhaseReaders):
                 "online_clients": len(self.logic.registry), "active_relays": self.forwarder.active,
                 "waiting_relays": self.logic.pairing.waiting, "connections": len(self._conns),
                 "public_address": f"{self.public_ip or host}:{port}",
-                "tls": self.ssl_context is not None, **self.logic.counters, **self.counters}
+                "tls": self.ssl_context is not None, "relayed_bytes_total": self.forwarder.bytes_total,
+                "relay_pairs_failed_total": self.forwarder.pairs_failed,
+                **self.logic.counters, **self.counters}
 
 
 def _report_save_error(future):
