@@ -180,3 +180,26 @@ class InteractiveSetupTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TlsProcessTest(unittest.TestCase):
+    @unittest.skipUnless(__import__("shutil").which("openssl"), "needs openssl to make a certificate")
+    def test_cert_and_key_flags(self):
+        import ssl
+        from pathlib import Path
+        from tests.test_relay_tls import make_certificate
+        tmp = Path(tempfile.mkdtemp(prefix="tagio-cli-tls-"))
+        cert, key = make_certificate(tmp)
+        proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", "--cert", str(cert), "--key", str(key))
+        try:
+            ctx = ssl.create_default_context(cafile=str(cert))
+            client = RelayClient((host, port), Identity.generate(), ssl_context=ctx)
+            client.connect()
+            client.close()
+            with urllib.request.urlopen(f"https://{host}:{port}/healthz", context=ctx, timeout=5) as resp:
+                self.assertEqual(resp.status, 200)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(10), 0)
+        time.sleep(0.1)
+        self.assertIn("tls on", "".join(proc.output))
