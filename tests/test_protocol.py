@@ -101,6 +101,17 @@ class FrameDecoderTest(unittest.TestCase):
         self.assertEqual(m.decode_message(dec.feed(raw[-1:])[0]), m.Heartbeat(3))
         self.assertTrue(dec.at_boundary())
 
+    def test_truncated_stream(self):
+        raw = m.Heartbeat(3).encode()
+        for cut, fragment in ((5, "inside a frame header (5 of 11"), (13, "inside a frame (13 of 15")):
+            dec = FrameDecoder()
+            dec.feed(raw[:cut])
+            with self.subTest(cut=cut), self.assertRaisesRegex(RemoteProtocolError, fragment):
+                dec.eof()
+        dec = FrameDecoder()
+        dec.feed(raw)
+        dec.eof()  # a clean end
+
     def test_max_frames_keeps_the_rest(self):
         dec = FrameDecoder()
         raw = m.RelayBind(TOKEN).encode() + b"raw relayed bytes"

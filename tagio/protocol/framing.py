@@ -124,6 +124,15 @@ class FrameDecoder:
     def buffered(self) -> int:
         return len(self._buf)
 
+    def eof(self) -> None:
+        """The stream ended: raise RemoteProtocolError if a frame was cut short."""
+        if self._buf:
+            have = len(self._buf)
+            if have < HEADER_LEN:
+                raise RemoteProtocolError(f"stream ended inside a frame header ({have} of {HEADER_LEN} bytes)")
+            need = HEADER_LEN + int.from_bytes(self._buf[7:11], "big")
+            raise RemoteProtocolError(f"stream ended inside a frame ({have} of {need} bytes)")
+
     def at_boundary(self) -> bool:
         """True when no partial frame is pending (a clean place for EOF)."""
         return not self._buf

@@ -148,8 +148,10 @@ class PhaseReaders:
         if data is None:
             return
         if data == b"":
-            if not conn.decoder.at_boundary():
-                log.info("connection from %s ended in the middle of a frame", conn.peer_addr[0])
+            try:
+                conn.decoder.eof()
+            except TagioError as exc:
+                log.info("connection from %s: %s", conn.peer_addr[0], exc)
             return self._lost(conn)
         self._feed_frames(conn, data)
 
