@@ -206,7 +206,8 @@ class EndToEndTest(unittest.TestCase):
                               "--script", str(script))
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         connected = viewer.events("connected")[0]
-        self.assertEqual((connected["peer"], connected["path"]), (host_id, "direct-tcp"))
+        self.assertEqual(connected["peer"], host_id)
+        self.assertIn(connected["path"], ("direct-tcp", "direct-udp"))     # both ends have listeners
         self.assertGreater(connected["connect_ms"], 0)
         closed = viewer.events("closed")[0]
         self.assertGreater(closed["frames"], 0)
