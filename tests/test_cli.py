@@ -7,6 +7,7 @@ contacted: every run passes --relay and a private --config-dir).
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import tagio
 from tagio.client import cli
 from tagio.errors import (ConfigError, ConnectionClosed, RelayError, RemoteProtocolError,
                           TransportTimeout, WrongPasswordError)
+from tests.xvfb import Xvfb, skip_unless_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
 GUI = ROOT / "tagio-gui.py"
@@ -136,6 +138,24 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(r.returncode, cli.EXIT_USAGE)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         self.assertIn("cannot capture the screen", r.stderr)
+
+    @skip_unless_xvfb
+    def test_window_opens_and_sigterm_closes_it(self):
+        with Xvfb(width=800, height=600) as xvfb:
+            env = dict(xvfb.env(), PYTHONPATH=str(ROOT))
+            env.pop("TAGIO_RELAY", None)
+            proc = subprocess.Popen([sys.executable, str(GUI), "--config-dir", self.config,
+                                     "--relay", f"127.0.0.1:{closed_port()}"], env=env, cwd=str(ROOT),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                found = subprocess.run(["xdotool", "search", "--sync", "--name", "TagIO"], env=env,
+                                       capture_output=True, text=True, timeout=30)
+                self.assertTrue(found.stdout.split(), "no TagIO window appeared")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=20)
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertNotIn("Traceback", err)
 
     def test_relay_unreachable(self):
         port = closed_port()
