@@ -256,11 +256,11 @@ class HeartbeatExpiryTest(unittest.TestCase):
             self.assertEqual(len(relay.logic.registry), 0)
 
     def test_heartbeats_keep_a_client_online(self):
-        with start_relay(heartbeat_interval=0.1) as relay:
+        with start_relay(heartbeat_interval=0.4) as relay:
             c = RelayClient(relay.address, Identity.generate())
             c.connect()
             self.addCleanup(c.close)
-            threading.Event().wait(1.5)  # 15 intervals; the timeout is 3
+            threading.Event().wait(2.5)  # 6 intervals; silence would expire it after 3
             self.assertTrue(c.online)
             self.assertEqual(len(relay.logic.registry), 1)
 
@@ -377,7 +377,7 @@ class HttpTest(RelayTestCase):
 
 
 class RelayIdleTest(RelayTestCase):
-    relay_options = {"relay_idle_timeout": 0.5}
+    relay_options = {"relay_idle_timeout": 1.0}
 
     def test_idle_relay_is_closed_busy_one_is_not(self):
         viewer, host = self.registered_pair()
@@ -386,10 +386,10 @@ class RelayIdleTest(RelayTestCase):
         v, h = open_pair(viewer, host, info.relay_token)
         self.addCleanup(v.close)
         self.addCleanup(h.close)
-        for _ in range(5):  # traffic every 0.25 s (over twice the timeout in all) keeps it open
+        for _ in range(8):  # traffic every 0.2 s (1.6 s in all, over the 1 s timeout) keeps it open
             v.send(b"tick")
             self.assertEqual(h.recv(10), b"tick")
-            threading.Event().wait(0.25)
+            threading.Event().wait(0.2)
         h.settimeout(5)
         self.assertEqual(h.recv(10), b"")  # then silence: closed by the relay
         self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 0))
