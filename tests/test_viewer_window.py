@@ -195,6 +195,9 @@ class WindowOnXvfb(unittest.TestCase):
                           ("Delete", False), ("Alt_L", False), ("Control_L", False)])
 
     def test_clipboard_both_ways(self):
+        # The display is shared with other in-process Tk tests, which may have left text on the
+        # clipboard; the window offers it on focus, so start from an empty clipboard.
+        self.root.clipboard_clear()
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         self.host.send(m.encode(m.Clipboard("from the host ✓")))
         self.assertTrue(self.pump(lambda: self._clipboard() == "from the host ✓"), "host clipboard not applied")
