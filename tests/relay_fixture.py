@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -69,8 +68,8 @@ def start_relay(**options) -> RelayHandle:
 def run_relay_process(*args, env=None, timeout=10.0):
     """Start the relay CLI as a subprocess; returns (proc, (host, port)) after its listening line."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    if "TAGIO_RELAY_STATE" not in (env or {}):
-        full_env["TAGIO_RELAY_STATE"] = os.path.join(tempfile.mkdtemp(prefix="tagio-relay-"), "state.json")
+    if "TAGIO_RELAY_STATE" not in (env or {}) and "--state-file" not in args:
+        full_env["TAGIO_RELAY_STATE"] = ""  # bindings in memory: nothing left behind on disk
     proc = subprocess.Popen([sys.executable, str(ROOT / "tagio_relay_server.py"), *args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=full_env, cwd=str(ROOT), text=True)
