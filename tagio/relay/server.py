@@ -127,6 +127,8 @@ class RelayServer(PhaseReaders):
         auth = "on" if self.logic.auth_secret else "off"
         host, port = self.address
         log.info("TagIO relay %s listening on %s:%d (tcp+udp, tls %s, auth %s)", VERSION, host, port, tls, auth)
+        bindings = self.logic.registry.bindings
+        log.debug("ID bindings: %s (%d known)", bindings.path or "memory only", len(bindings))
         try:
             self._loop()
         except BaseException as exc:
