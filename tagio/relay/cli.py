@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="TagIO relay: rendezvous and encrypted-traffic relay for TagIO clients. "
                     "Run with no arguments on a terminal for an interactive setup.",
         epilog="Environment: PORT (listen port when --bind is absent), PUBLIC_IP, AUTH_SECRET, "
-               "TAGIO_RELAY_STATE (state file). Flags win over the environment.")
+               "TAGIO_RELAY_STATE (state file). Flags win over the environment. The same port answers "
+               "HTTP (/health, /healthz, /metrics) and WebSocket upgrades on /tagio for clients behind "
+               "HTTPS-only proxies.")
     p.add_argument("--bind", metavar="HOST:PORT", help="listen address for TCP and UDP "
                    "(default 0.0.0.0:443, or 0.0.0.0:$PORT when PORT is set)")
     p.add_argument("--public-ip", metavar="ADDR", help="address clients use to reach this relay (shown on the info page)")
@@ -59,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM); enables TLS")
     p.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
     p.add_argument("--state-file", metavar="FILE", help=f"ID->key bindings file (default {default_state_file()}; '' = memory only)")
-    p.add_argument("--max-conns-per-ip", type=int, metavar="N", help=f"default {Limits.max_conns_per_ip}")
-    p.add_argument("--verbose", "-v", action="store_true", help="log every connection event")
+    p.add_argument("--max-conns-per-ip", type=int, metavar="N",
+                   help=f"connections allowed from one source address (default {Limits.max_conns_per_ip})")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also log registrations, rendezvous, relay pairs and HTTP requests")
     p.add_argument("--version", action="version", version=f"tagio-relay {VERSION}")
     return p
 
