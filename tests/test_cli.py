@@ -121,6 +121,24 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("not a TagIO ID", r.stderr)
         self.assertEqual(json.loads(r.stdout)["kind"], "usage")
 
+    def test_unusable_config_dir(self):
+        not_a_dir = Path(self.config) / "file"
+        not_a_dir.write_text("x")
+        r = run_gui("--cli", "connect", "123456789", "--password", "pw", "--config-dir", str(not_a_dir),
+                    "--direct-bind", "none", "--relay", f"127.0.0.1:{closed_port()}")
+        self.assertEqual(r.returncode, cli.EXIT_USAGE, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn(f"cannot read settings {not_a_dir}", r.stderr)
+
+    def test_identity_key_cannot_be_created(self):
+        from tagio.client.core import Client
+        from tagio.client.settings import Settings
+        not_a_dir = Path(self.config) / "file"
+        not_a_dir.write_text("x")
+        with self.assertRaises(ConfigError) as ctx:
+            Client(not_a_dir, relay="127.0.0.1:9", settings=Settings(self.config), direct_bind=None)
+        self.assertIn("cannot create this machine's key", str(ctx.exception))
+
     def test_missing_password_without_terminal(self):
         r = run_gui("--cli", "connect", "123456789", "--config-dir", self.config, "--direct-bind", "none",
                     "--relay", f"127.0.0.1:{closed_port()}")

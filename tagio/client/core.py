@@ -83,7 +83,7 @@ class Client:
         self.config_dir = default_config_dir() if config_dir is None else config_dir
         self.settings = settings if settings is not None else Settings.load(self.config_dir)
         self.relay_address = resolve_relay(relay, self.settings)
-        self.identity = Identity.load_or_create(self.config_dir)
+        self.identity = _load_identity(self.config_dir)
         self.id = self.identity.id
         self.accept_callback, self.on_event = accept_callback, on_event
         self.host_options = {
@@ -397,6 +397,14 @@ class Client:
     def _snapshot(self, items):
         with self._lock:
             return list(items)
+
+
+def _load_identity(config_dir):
+    try:
+        return Identity.load_or_create(config_dir)
+    except OSError as exc:      # e.g. the folder is read-only or a file is in its place
+        raise ConfigError(f"cannot create this machine's key in {config_dir}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def start_lan_service(client_id, listener, options):
