@@ -148,38 +148,50 @@ WIDTH, HEIGHT = 320, 200
 class RemoteDesktopOverPunchedPathTest(LabTestCase):
     """The real host and viewer session pipelines over a punched UDP path through two cone NATs."""
 
-    def test_session_over_punched_udp(self):
+    def desktop(self):
+        """A private Xvfb showing the four colour blocks; returns its DISPLAY."""
         display = Xvfb(width=WIDTH, height=HEIGHT).start()
         self.addCleanup(display.stop)
         target = subprocess.Popen([sys.executable, "-c", TARGET, str(WIDTH), str(HEIGHT)], env=display.env(),
                                   stdout=subprocess.PIPE, text=True)
+        self.addCleanup(target.stdout.close)
         self.addCleanup(target.wait)
         self.addCleanup(target.kill)
         self.assertEqual(target.stdout.readline().strip(), "ready")
-        viewer, host = self.connect("cone", "cone", "--session", host_env={"DISPLAY": display.env()["DISPLAY"]})
+        return display.env()["DISPLAY"]
+
+    def assert_shows_the_blocks(self, snapshot):
+        with Image.open(snapshot) as image:
+            self.assertEqual(image.size, (WIDTH, HEIGHT))
+            rgb = image.convert("RGB")
+            for i, expected in enumerate(COLOURS):
+                got = rgb.getpixel((i * WIDTH // 4 + WIDTH // 8, HEIGHT // 2))
+                self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 40, (i, got, expected))
+
+    def cli(self, ns, *args, display=None):
+        env = {"DISPLAY": display} if display else None
+        return netlab.JsonLines(self.lab.popen(ns, [sys.executable, str(netlab.ROOT / "tagio-gui.py"), "--cli",
+                                                    *args], extra_env=env))
+
+    def test_session_over_punched_udp(self):
+        display = self.desktop()
+        viewer, host = self.connect("cone", "cone", "--session", host_env={"DISPLAY": display})
         self.assertEqual((viewer["path"], host["path"]), ("direct-udp", "direct-udp"))
         snapshot = f"{self.tmp}/screen.png"
         result = self.command(f"session 20 {snapshot}", "session", timeout=30)
         self.assertGreaterEqual(result["frames"], 1, result)
         self.assertEqual(result["size"], [WIDTH, HEIGHT])
-        with Image.open(snapshot) as image:
-            rgb = image.convert("RGB")
-            for i, expected in enumerate(COLOURS):
-                got = rgb.getpixel((i * WIDTH // 4 + WIDTH // 8, HEIGHT // 2))
-                self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 40, (i, got, expected))
+        self.assert_shows_the_blocks(snapshot)
         self.assertGreaterEqual(self.host.event("session_ended", timeout=15)["frames"], 1)
 
     def test_cli_host_serves_a_session_over_punched_udp(self):
         """The real client (`tagio-gui.py --cli host`: Client, RelayLink, DirectListener) as the host."""
-        display = Xvfb(width=WIDTH, height=HEIGHT).start()
-        self.addCleanup(display.stop)
+        display = self.desktop()
         host_ns, viewer_ns = self.site("cone"), self.site("cone")
         _relay, address = self.lab.start_relay(self.tmp)
         relay = f"{address[0]}:{address[1]}"
-        host = netlab.JsonLines(self.lab.popen(host_ns, [
-            sys.executable, str(netlab.ROOT / "tagio-gui.py"), "--cli", "host", "--json", "--relay", relay,
-            "--config-dir", f"{self.tmp}/cli-host", "--password", PASSWORD],
-            extra_env={"DISPLAY": display.env()["DISPLAY"]}))
+        host = self.cli(host_ns, "host", "--json", "--relay", relay, "--config-dir", f"{self.tmp}/cli-host",
+                        "--password", PASSWORD, display=display)
         host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
         self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
                                     "--password", PASSWORD, "--target", host_id)
@@ -189,6 +201,27 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
         self.assertEqual(result["size"], [WIDTH, HEIGHT])
         started = host.wait_for(lambda item: item.get("event") == "session_started", timeout=10)
         self.assertEqual(started["path"], "direct-udp")
+        self.assert_shows_the_blocks(f"{self.tmp}/cli.png")
+
+    def test_cli_to_cli_remote_desktop_over_punched_udp(self):
+        """`tagio-gui.py --cli connect` to `--cli host`, both behind cone NATs: the product end to end."""
+        display = self.desktop()
+        host_ns, viewer_ns = self.site("cone"), self.site("cone")
+        _relay, address = self.lab.start_relay(self.tmp)
+        relay = f"{address[0]}:{address[1]}"
+        host = self.cli(host_ns, "host", "--json", "--relay", relay, "--config-dir", f"{self.tmp}/cli-host",
+                        "--password", PASSWORD, display=display)
+        host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
+        snapshot = f"{self.tmp}/cli-viewer.png"
+        viewer = self.cli(viewer_ns, "connect", host_id, "--json", "--relay", relay, "--config-dir",
+                          f"{self.tmp}/cli-viewer", "--password", PASSWORD, "--snapshot", snapshot,
+                          "--duration", "2")
+        connected = viewer.wait_for(lambda item: item.get("event") in ("connected", "error"), timeout=30)
+        self.assertEqual(connected.get("path"), "direct-udp", connected)
+        closed = viewer.wait_for(lambda item: item.get("event") in ("closed", "error"), timeout=30)
+        self.assertGreaterEqual(closed.get("frames", 0), 1, closed)
+        self.assertEqual(viewer.proc.wait(15), 0)
+        self.assert_shows_the_blocks(snapshot)
 
 
 if __name__ == "__main__":
