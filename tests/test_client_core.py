@@ -219,6 +219,17 @@ class ClientTest(unittest.TestCase):
         viewer = self.client(direct_bind=None)       # and the host still serves a real viewer
         self.view(viewer.connect(host.id, host.one_time_password))
 
+    def test_malformed_session_messages_end_only_that_session(self):
+        host, viewer = self.client(), self.client(direct_bind=None)
+        conn = viewer.connect(host.id, host.one_time_password)
+        host.events.wait("session_started", peer_id=viewer.id)
+        conn.channel.send(b"\xee" + bytes(range(200)))     # authenticated, but not a session message
+        ended = host.events.wait("session_ended", peer_id=viewer.id)
+        self.assertIn("unknown session message", ended["reason"])
+        self.assertTrue(wait_until(lambda: not host.host_sessions))
+        conn.channel.close()
+        self.view(viewer.connect(host.id, host.one_time_password))    # still serving
+
     def test_lan_session_without_a_relay(self):
         nowhere = "127.0.0.1:%d" % free_port(socket.SOCK_STREAM)       # no relay listens here
         lan = {"targets": ("127.255.255.255",), "lan_port": free_port(socket.SOCK_DGRAM),
