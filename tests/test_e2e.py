@@ -81,9 +81,9 @@ class Proc:
         self.stderr = self.popen.stderr.read()
 
     def events(self, name=None, key="event"):
+        """Lines whose `key` equals `name` (or, without a name, every line that has `key`)."""
         with self._cond:
-            return [e for e in self.lines if name is None or e.get(key) == name or
-                    (key != "event" and key in e)]
+            return [e for e in self.lines if key in e and (name is None or e[key] == name)]
 
     def wait_for(self, predicate, timeout=20, what="line"):
         with self._cond:
@@ -167,9 +167,9 @@ class EndToEndTest(unittest.TestCase):
         return env
 
     @classmethod
-    def start_host(cls, name, relay=None, direct="127.0.0.1"):
+    def start_host(cls, name, relay=None, direct="127.0.0.1", extra=()):
         host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--relay", relay or cls.relay_text,
-                     "--config-dir", str(cls.tmp / name), "--direct-bind", direct], cls.env())
+                     "--config-dir", str(cls.tmp / name), "--direct-bind", direct, *extra], cls.env())
         host.wait_for(lambda e: e.get("event") == "ready", what="host ready line")
         return host
 
@@ -237,6 +237,22 @@ class EndToEndTest(unittest.TestCase):
         for i, rgb in enumerate(COLOURS):               # each block's centre, JPEG tolerance
             pixel = got.getpixel(((2 * i + 1) * WIDTH // 8, HEIGHT // 4))
             self.assertTrue(all(abs(a - b) <= 24 for a, b in zip(pixel, rgb)), (i, pixel, rgb))
+
+    def test_view_only_host_ignores_input(self):
+        host = self.start_host("host-view-only", extra=["--view-only"])
+        self.addCleanup(host.stop)
+        host_id, password = self.credentials(host)
+        clicks_before = len(self.target.events(key="click"))
+        script = self.tmp / "view-only.txt"
+        script.write_text("move 30 30\nclick 1\ntype ignored\nwait 0.5\n")
+        viewer = self.connect(host_id, password, "--duration", "2.5", "--script", str(script),
+                              name="viewer-view-only")
+        self.assertEqual(viewer.finish(), 0, viewer.stderr)
+        self.assertGreater(viewer.events("closed")[0]["frames"], 0)     # it did see the screen
+        self.assertEqual(len(self.target.events(key="click")), clicks_before)
+        location = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True,
+                                  env=self.env(), timeout=10).stdout
+        self.assertNotIn("x:30 y:30 ", location)
 
     def test_viewer_ctrl_c_is_a_clean_exit(self):
         host_id, password = self.credentials(self.host)

@@ -464,7 +464,7 @@ def _view(args, out, stop, conn, script) -> int:
     if args.snapshot:
         _save_snapshot(session, args.snapshot)
     stats = dict(getattr(session, "stats", {}) or {})
-    fields = {k: stats.get(k, 0) for k in ("frames", "fps", "bytes")}
+    fields = {k: stats.get(k, 0) for k in ("frames", "fps", "bytes", "latency_ms")}
     out.event("closed", f"session closed: {fields['frames']} frames, {fields['fps']:.1f} fps, "
               f"{fields['bytes']} bytes", **fields)
     if failure is not None:
