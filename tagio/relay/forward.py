@@ -201,9 +201,13 @@ class Pair:
     def pump(self) -> bool:
         """Move what can move; return True when the pair is finished."""
         for d in self.directions():
-            d.flush()
-            d.fill()
-            d.flush()
+            for _ in range(4):  # a few rounds per wake-up while bytes keep moving: fewer epoll trips
+                before = (d.total, d.pending())
+                d.flush()
+                d.fill()
+                d.flush()
+                if (d.total, d.pending()) == before:
+                    break
             if d.eof and not d.pending() and not d.shut:
                 d.shut = True
                 if isinstance(d.dst, ssl.SSLSocket):
