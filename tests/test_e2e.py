@@ -200,7 +200,8 @@ class EndToEndTest(unittest.TestCase):
         host_id, password = self.credentials(self.host)
         script = self.tmp / "input.txt"
         script.write_text(f"move 40 40\nwait 0.2\nmove {ENTRY_AT[0]} {ENTRY_AT[1]}\nwait 0.2\n"
-                          "click 1\nwait 0.3\ntype hello TagIO\n")
+                          "click 1\nwait 0.3\ntype hello TagIO\nwait 0.3\nkey BackSpace\n"
+                          "scroll 0 -1\n")
         snapshot = self.tmp / "snap.png"
         viewer = self.connect(host_id, password, "--snapshot", str(snapshot), "--duration", "4",
                               "--script", str(script))
@@ -215,9 +216,11 @@ class EndToEndTest(unittest.TestCase):
         print(f"\n  e2e connect_ms={connected['connect_ms']} path={connected['path']} "
               f"frames={closed['frames']} bytes={closed['bytes']}", file=sys.stderr)
 
-        click = self.target.wait_for(lambda e: "click" in e, what="click on the host")
-        self.assertEqual(click["click"], [ENTRY_AT[0], ENTRY_AT[1], 1])
+        presses = [e["click"] for e in self.target.events(key="click")]
+        self.assertIn([ENTRY_AT[0], ENTRY_AT[1], 1], presses)            # left click on the field
+        self.assertIn([ENTRY_AT[0], ENTRY_AT[1], 5], presses)            # one wheel step down (X11)
         self.target.wait_for(lambda e: e.get("text") == "hello TagIO", what="typed text")
+        self.target.wait_for(lambda e: e.get("text") == "hello TagI", what="BackSpace")
         location = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True,
                                   env=self.env(), timeout=10).stdout
         self.assertIn(f"x:{ENTRY_AT[0]} y:{ENTRY_AT[1]} ", location)
