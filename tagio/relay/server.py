@@ -81,22 +81,16 @@ class RelayServer(PhaseReaders):
     def open(self):
         """Bind TCP and UDP; raises ConfigError with a one-line reason (port in use, no permission)."""
         host, port = self.bind_addr
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            self.tcp = socket.socket(family, socket.SOCK_STREAM)
-            if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
-                self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.tcp.bind((host, port))
-            self.tcp.listen(1024)
-            self.tcp.setblocking(False)
-            port = self.tcp.getsockname()[1]
-            self.udp = socket.socket(family, socket.SOCK_DGRAM)
-            self.udp.bind((host, port))
-            self.udp.setblocking(False)
-        except OSError as exc:
-            self._close_listeners()
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
+        for attempt in range(5 if port == 0 else 1):
+            try:
+                self._bind(host, port)
+                break
+            except OSError as exc:
+                self._close_listeners()
+                if port == 0 and attempt < 4:
+                    continue  # the kernel's free TCP port was taken for UDP: pick another
+                reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         for s in (self._wake_r, self._wake_w):
@@ -108,9 +102,23 @@ class RelayServer(PhaseReaders):
         self.forwarder = Forwarder(max_pairs=self.limits.max_conns, idle_timeout=self.limits.relay_idle_timeout)
         return self
 
+    def _bind(self, host, port):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.tcp = socket.socket(family, socket.SOCK_STREAM)
+        if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # POSIX: restart over TIME_WAIT
+        self.tcp.bind((host, port))
+        self.tcp.listen(1024)
+        self.tcp.setblocking(False)
+        self.udp = socket.socket(family, socket.SOCK_DGRAM)
+        self.udp.bind((host, self.tcp.getsockname()[1]))  # UDP on the same port number
+        self.udp.setblocking(False)
+        self._address = self.tcp.getsockname()[:2]
+
     @property
     def address(self):
-        return self.tcp.getsockname()[:2]
+        """(host, port) bound for TCP; UDP uses the same port number. Still known after stop()."""
+        return self._address
 
     def start(self):
         """open() if needed and run the loop in a daemon thread."""
@@ -169,6 +177,7 @@ class RelayServer(PhaseReaders):
         for s in (self.tcp, self.udp):
             if s is not None:
                 s.close()
+        self.tcp = self.udp = None
 
     # -- the loop -------------------------------------------------------------------------
     def _loop(self):
