@@ -69,6 +69,7 @@ class RelayServer(PhaseReaders):
         self._posted_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
+        self._serving = False
         self.error = None
         self._started = time.time()
         self._saving = None
@@ -131,6 +132,7 @@ class RelayServer(PhaseReaders):
     def serve_forever(self):
         if self.tcp is None:
             self.open()
+        self._serving = True
         tls = "on" if self.ssl_context else "off"
         auth = "on" if self.logic.auth_secret else "off"
         host, port = self.address
@@ -156,6 +158,8 @@ class RelayServer(PhaseReaders):
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        elif self.tcp is not None and not self._serving:
+            self._shutdown()  # opened but never served: still release sockets and threads
         if self.error and not isinstance(self.error, KeyboardInterrupt):
             raise self.error
 
