@@ -164,7 +164,13 @@ class RelayServer(PhaseReaders):
             raise self.error
 
     def _shutdown(self):
+        bye = m.Bye("relay shutting down").encode()
         for conn in list(self._conns.values()):
+            if conn.state is ConnState.REGISTERED and not conn.out:  # never inside a half-sent frame
+                try:  # best effort, never blocks: lets clients tell a restart from a network failure
+                    conn.sock.send(conn.wrap(bye))
+                except (OSError, ssl.SSLError):
+                    pass
             self._drop(conn)
         self._close_listeners()
         self._pool.shutdown(wait=True)
