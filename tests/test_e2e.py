@@ -10,6 +10,7 @@ host keeps serving after a wrong password and survives losing the relay.
 """
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -240,6 +241,23 @@ class EndToEndTest(unittest.TestCase):
         for i, rgb in enumerate(COLOURS):               # each block's centre, JPEG tolerance
             pixel = got.getpixel(((2 * i + 1) * WIDTH // 8, HEIGHT // 4))
             self.assertTrue(all(abs(a - b) <= 24 for a, b in zip(pixel, rgb)), (i, pixel, rgb))
+
+    def test_text_output_for_people(self):
+        host = Proc([sys.executable, GUI, "--cli", "host", "--relay", self.relay_text, "--config-dir",
+                     str(self.tmp / "host-text"), "--direct-bind", "127.0.0.1"], self.env())
+        self.addCleanup(host.stop)
+        ready = host.wait_for(lambda e: "host ready" in e.get("raw", ""), what="ready line")["raw"]
+        found = re.search(r"ID: (\d{3} \d{3} \d{3})  Password: (\S+)$", ready)
+        self.assertIsNotNone(found, ready)
+        viewer = Proc([sys.executable, GUI, "--cli", "connect", found.group(1), "--password",
+                       found.group(2), "--relay", self.relay_text, "--direct-bind", "127.0.0.1",
+                       "--config-dir", str(self.tmp / "viewer-text"), "--duration", "1"], self.env())
+        self.addCleanup(viewer.stop)
+        self.assertEqual(viewer.finish(), 0, viewer.stderr)
+        text = "\n".join(e.get("raw", "") for e in viewer.lines)
+        self.assertIn(f"connected to {found.group(1)} via direct-", text)
+        self.assertRegex(text, r"session closed: \d+ frames")
+        self.assertNotIn(found.group(2), text)
 
     def test_view_only_host_ignores_input(self):
         host = self.start_host("host-view-only", extra=["--view-only"])

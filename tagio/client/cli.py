@@ -26,7 +26,7 @@ import time
 
 import tagio
 from tagio.client.settings import format_address, parse_address
-from tagio.crypto.identity import normalize_id
+from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError,
                           TransportTimeout, WrongPasswordError)
@@ -339,6 +339,10 @@ HOST_EVENTS = {
     "session_ended": lambda f: ("session_ended", f"session with {f['peer_id']} ended"
                                 + (f": {f['reason']}" if f.get("reason") else ""),
                                 {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_view_only": lambda f: ("view_only", f"view only: {f.get('reason', '')}",
+                                 {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_warning": lambda f: ("warning", f"warning: {f.get('message', '')}",
+                               {"peer": f["peer_id"], "message": f.get("message")}),
 }
 
 
@@ -361,7 +365,8 @@ class HostPrinter:
 
     def ready(self):
         c = self.client
-        self.out.event("ready", f"TagIO host ready. ID: {c.id}  Password: {c.one_time_password}",
+        self.out.event("ready", f"TagIO host ready. ID: {format_id(c.id)}  "
+                       f"Password: {c.one_time_password}",
                        id=c.id, password=c.one_time_password,
                        relay=format_address(c.relay_address))
 
@@ -444,7 +449,8 @@ def run_connect(args, out, stop) -> int:
     client = _make_client(args, out, direct_bind=args.direct_bind)
     with _closing(client):
         conn = client.connect(partner, password, timeout=args.timeout)
-        out.event("connected", f"connected to {conn.peer_id} via {conn.path} in {conn.connect_ms:.0f} ms",
+        out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
+                  f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
         return _view(args, out, stop, conn, script)
 
