@@ -164,12 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options(with_defaults=False)
     parser.add_argument("--version", action="version", version=f"TagIO {tagio.__version__}")
     parser.add_argument("--cli", action="store_true", help="run without a window: host or connect")
-    commands = parser.add_subparsers(dest="command", metavar="{host,connect}")
+    commands = parser.add_subparsers(dest="command", metavar="{host,connect}", prog="tagio-gui --cli")
 
     host = commands.add_parser("host", parents=[common], help="share this screen")
     host.add_argument("--password", metavar="PW", help="also accept this password (unattended)")
     host.add_argument("--view-only", action="store_true", help="ignore the viewer's mouse and keys")
-    host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N")
+    host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N",
+                      help="which screen to share (1 = the first)")
     host.add_argument("--fps", type=_positive(int, 1, 60), metavar="N", help="frame-rate cap")
     host.add_argument("--quality", type=_positive(int, 10, 95), metavar="Q", help="JPEG quality")
 
