@@ -130,21 +130,19 @@ class Client:
 
     def close(self):
         """Stop host sessions, the relay link and the listener; join every thread we started.
-        Re-raises an unexpected exception that ended one of our threads."""
+        Everything is closed even if one part fails; then the first unexpected exception (from
+        closing, or one that ended one of our threads) is re-raised."""
         self._closing.set()
         self.end_host_sessions()
-        if self._link is not None:
-            self._link.close()
+        errors = [_close_part(self._link)]
         if self._lan_thread is not None:
             self._lan_thread.join(JOIN_TIMEOUT)
         for thread in self._snapshot(self._handlers):
             thread.join(JOIN_TIMEOUT)
-        if self._lan is not None:
-            self._lan.close()
-        if self._listener is not None:
-            self._listener.close()
-        if self._errors:
-            raise self._errors[0]
+        errors += [_close_part(self._lan), _close_part(self._listener)]
+        errors = self._snapshot(self._errors) + [e for e in errors if e is not None]
+        if errors:
+            raise errors[0]
 
     def __enter__(self):
         return self.start()
@@ -397,6 +395,17 @@ class Client:
     def _snapshot(self, items):
         with self._lock:
             return list(items)
+
+
+def _close_part(part):
+    """Close one part (None is fine); return the exception it raised instead of raising it."""
+    if part is None:
+        return None
+    try:
+        part.close()
+    except Exception as exc:     # collected by close(), which re-raises the first one
+        return exc
+    return None
 
 
 def _load_identity(config_dir):
