@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 GUI = ROOT / "tagio-gui.py"
 
 
-def run_gui(*args, timeout=30, env=None):
+def run_gui(*args, timeout=30, env=None, stdin_text=None):
     environ = dict(os.environ, PYTHONPATH=str(ROOT))
     environ.pop("DISPLAY", None)
     environ.pop("TAGIO_RELAY", None)
     environ.update(env or {})
     return subprocess.run([sys.executable, str(GUI), *args], capture_output=True, text=True,
-                          timeout=timeout, env=environ, cwd=str(ROOT))
+                          timeout=timeout, env=environ, cwd=str(ROOT),
+                          input=stdin_text if stdin_text is not None else "")
 
 
 def closed_port():
@@ -144,6 +145,16 @@ class ProcessTest(unittest.TestCase):
                     "--relay", f"127.0.0.1:{closed_port()}")
         self.assertEqual(r.returncode, cli.EXIT_USAGE)
         self.assertIn("a password is needed", r.stderr)
+
+    def test_password_from_stdin(self):
+        common = ["--cli", "connect", "123456789", "--password", "-", "--config-dir", self.config,
+                  "--direct-bind", "none", "--relay", f"127.0.0.1:{closed_port()}"]
+        r = run_gui(*common, stdin_text="")
+        self.assertEqual(r.returncode, cli.EXIT_USAGE)
+        self.assertIn("no password on standard input", r.stderr)
+        r = run_gui(*common, stdin_text="s3cret-from-stdin\n")
+        self.assertEqual(r.returncode, cli.EXIT_RELAY, r.stderr)      # got past the password
+        self.assertNotIn("s3cret-from-stdin", r.stdout + r.stderr)
 
     def test_window_without_display(self):
         r = run_gui("--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")

@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     view = commands.add_parser("connect", parents=[common], help="view and control a partner")
     view.add_argument("partner_id", metavar="ID", help="the partner's 9-digit ID")
-    view.add_argument("--password", metavar="PW", help="the partner's password (else asked)")
+    view.add_argument("--password", metavar="PW",
+                      help="the partner's password; '-' reads it from standard input (else asked)")
     view.add_argument("--snapshot", metavar="FILE.png", help="save the last screen received")
     view.add_argument("--duration", type=_positive(float, 0, 86400), metavar="SECONDS",
                       help="end the session after this long")
@@ -416,8 +417,18 @@ def run_host(args, out, stop) -> int:
 
 # ---------------------------------------------------------------------------- viewer
 
+MAX_PASSWORD_LINE = 1024
+
+
 def _ask_password(args):
+    """--password PW, or `--password -` (one line from stdin, kept out of the process list),
+    TAGIO_PASSWORD, or a prompt on a terminal."""
     import getpass
+    if args.password == "-":
+        line = sys.stdin.readline(MAX_PASSWORD_LINE) if sys.stdin is not None else ""
+        if not line.strip():
+            raise ConfigError("--password -: no password on standard input")
+        return line.rstrip("\r\n")
     if args.password:
         return args.password
     if os.environ.get("TAGIO_PASSWORD"):
