@@ -479,6 +479,34 @@ class QualityLogic(unittest.TestCase):
         self.assertEqual(host.target_quality, 60)
 
 
+class Pacing(unittest.TestCase):
+    """Capture ticks lie on a fixed grid, so late wake-ups do not lower the frame rate."""
+
+    def test_oversleeping_does_not_shift_the_grid(self):
+        from tagio.session.host import next_tick
+        now, slept = [100.0], []
+
+        def sleep(seconds):
+            slept.append(seconds)
+            now[0] += seconds + 0.0008                  # every sleep overruns by 0.8 ms
+
+        tick = 100.0
+        for _ in range(60):
+            tick = next_tick(tick, 60, lambda: now[0], sleep)
+        self.assertAlmostEqual(tick, 101.0, places=6)   # 60 ticks in exactly one second
+        self.assertLess(now[0] - tick, 0.001)
+        self.assertTrue(all(0 < s <= 1 / 60 for s in slept))
+
+    def test_a_late_capture_starts_a_new_grid_instead_of_bursting(self):
+        from tagio.session.host import next_tick
+        slept = []
+        self.assertEqual(next_tick(10.0, 60, lambda: 10.5, slept.append), 10.5)
+        self.assertEqual(next_tick(10.0, 60, lambda: 10.02, slept.append), 10.0 + 1 / 60)    # slightly late
+        self.assertEqual(slept, [])
+        self.assertEqual(next_tick(10.0, 10, lambda: 10.04, slept.append), 10.1)
+        self.assertAlmostEqual(slept[0], 0.06)
+
+
 class NoDisplay(unittest.TestCase):
     """A host that cannot capture says so once, to its caller and to the viewer; nothing crashes."""
 

@@ -137,6 +137,52 @@ class RegionImage(unittest.TestCase):
                              full.crop((x, y, x + w, y + h)).tobytes())
 
 
+class RectsTiles(unittest.TestCase):
+    def test_rectangles_become_the_tiles_they_touch_clipped(self):
+        tiles = t.rects_tiles([(60, 10, 10, 10), (-20, 190, 50, 100), (500, 0, 5, 5)], 300, 200)
+        self.assertEqual(tiles, {(0, 0), (1, 0), (0, 2), (0, 3)})
+        self.assertEqual(t.rects_tiles([(0, 0, 0, 10)], 300, 200), set())
+
+
+class ScreenCopyTest(unittest.TestCase):
+    W, H = 300, 200
+
+    def test_rectangle_grabs_find_changes_and_keep_the_copy_current(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        first = blank(self.W, self.H)
+        self.assertEqual(len(screen.replace(first)), 5 * 4)
+        now = blank(self.W, self.H)
+        paint(now, self.W, 70, 65, 3, 2, 9)         # inside tile (1, 1)
+        paint(now, self.W, 299, 199, 1, 1, 7)       # the last, partial tile (4, 3)
+        for x, y, w, h, expected in ((64, 64, 128, 64, {(1, 1)}), (256, 192, 44, 8, {(4, 3)}),
+                                     (0, 0, 64, 64, set())):
+            grab = t.region_bytes(now, self.W, x, y, w, h)
+            self.assertEqual(screen.update(x, y, w, h, grab), expected)
+            self.assertEqual(screen.update(x, y, w, h, grab), set())     # now part of the copy
+        self.assertEqual(bytes(screen.buf), bytes(now))
+        self.assertEqual(bytes(first), bytes(blank(self.W, self.H)))    # the shared grab was not written
+
+    def test_replace_compares_with_the_copy(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        screen.replace(blank(self.W, self.H))
+        screen.update(0, 0, 64, 64, bytes([5]) * (64 * 64 * 4))
+        self.assertEqual(screen.replace(blank(self.W, self.H)), {(0, 0)})
+
+    def test_update_before_a_whole_grab_is_refused(self):
+        with self.assertRaises(ValueError):
+            t.ScreenCopy(self.W, self.H).update(0, 0, 64, 64, bytes(64 * 64 * 4))
+
+    def test_region_is_a_private_copy(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        raw = blank(self.W, self.H)
+        paint(raw, self.W, 10, 20, 4, 3, 200)
+        screen.replace(raw)
+        data = screen.region(8, 20, 8, 3)
+        self.assertEqual(data, (bytes(8) + bytes([200]) * 16 + bytes(8)) * 3)
+        screen.update(0, 0, 64, 64, bytes(64 * 64 * 4))
+        self.assertEqual(data[8:24], bytes([200]) * 16)
+
+
 class StillRefresh(unittest.TestCase):
     def test_lossy_tiles_come_back_once_still(self):
         now = [100.0]

@@ -167,6 +167,77 @@ def encode_region(img, x, y, quality, lossless=False):
             + encode_region(img.crop((0, top, w, h)), x, y + top, quality, lossless))
 
 
+def rects_tiles(rects, width, height, tile=TILE):
+    """The tiles that pixel rectangles (x, y, w, h) touch, clipped to a width x height screen."""
+    cols, rows = tile_grid(width, height, tile)
+    found = set()
+    for x, y, w, h in rects:
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, width), min(y + h, height)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        found.update((c, r) for r in range(y0 // tile, (y1 - 1) // tile + 1)
+                     for c in range(x0 // tile, (x1 - 1) // tile + 1))
+    return found
+
+
+class ScreenCopy:
+    """The host's copy of the screen (BGRX), kept current from grabbed rectangles.
+
+    `replace` takes a whole-screen grab without copying it (the caller must not change that buffer
+    afterwards; readers such as the encoder may keep it). `update` takes a tile-aligned rectangle
+    grab, returns the tiles in it that differ and writes its rows into the copy - copying the shared
+    buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it."""
+
+    def __init__(self, width, height, tile=TILE):
+        self.width, self.height, self.tile = width, height, tile
+        self.buf = None
+        self._shared = False
+
+    def replace(self, raw):
+        """A whole-screen grab -> dirty tiles (all of them the first time)."""
+        dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
+        self.buf, self._shared = raw, True
+        return dirty
+
+    def update(self, x, y, w, h, raw):
+        """A grab of the rectangle (x, y, w, h) -> dirty tiles; the copy then holds its pixels."""
+        if self.buf is None:
+            raise ValueError("ScreenCopy.update before the first whole-screen grab")
+        if self._shared:
+            self.buf, self._shared = bytearray(self.buf), False
+        stride, span, seg = self.width * 4, w * 4, self.tile * 4
+        buf, src = self.buf, memoryview(raw)
+        found = set()
+        for row in range(h):
+            start = (y + row) * stride + x * 4
+            line = src[row * span:(row + 1) * span]
+            if buf.startswith(line, start):
+                continue
+            found.update(_row_columns(buf, line, start, span, seg, x // self.tile, (y + row) // self.tile))
+            buf[start:start + span] = line
+        return found
+
+    def region(self, x, y, w, h):
+        """A private copy (bytes) of one rectangle's BGRX pixels, rows packed."""
+        return region_bytes(self.buf, self.width, x, y, w, h)
+
+
+def _row_columns(buf, line, start, span, seg, col0, row):
+    """Tiles of one grabbed row that differ from the copy (64-pixel segments, memcmp each)."""
+    return [(col0 + i, row) for i, a in enumerate(range(0, span, seg))
+            if not buf.startswith(line[a:a + seg], start + a)]
+
+
+def region_bytes(raw, width, x, y, w, h):
+    """The BGRX bytes of one rectangle of a buffer `width` pixels wide, rows packed."""
+    stride = width * 4
+    view = memoryview(raw)
+    if (x, w) == (0, width):
+        return bytes(view[y * stride:(y + h) * stride])
+    return b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
+
+
 class StillRefresh:
     """Remembers tiles last sent lossy; hands them back for a lossless resend once they stay still."""
 

@@ -1,0 +1,70 @@
+"""X DAMAGE reports on a real Xvfb: drawing is reported as rectangles, and waiting wakes on it."""
+
+import time
+import unittest
+
+from tests.xvfb import shared_xvfb, skip_unless_xvfb
+
+
+def fill(display, rects, pixel):
+    """Draw filled rectangles on the root window through a second X connection."""
+    from Xlib import display as xdisplay
+    conn = xdisplay.Display(display)
+    try:
+        root = conn.screen().root
+        gc = root.create_gc(foreground=pixel)
+        for x, y, w, h in rects:
+            root.fill_rectangle(gc, x, y, w, h)
+        conn.sync()
+    finally:
+        conn.close()
+
+
+@skip_unless_xvfb
+class DamageProbeTest(unittest.TestCase):
+    def setUp(self):
+        from tagio.session.damage import DamageProbe
+        self.display = shared_xvfb(640, 480).display
+        self.probe = DamageProbe.open(self.display)
+        if self.probe is None:
+            self.skipTest("this X server has no DAMAGE extension")
+        self.addCleanup(self.probe.close)
+
+    def covered(self, rects, x, y):
+        return any(rx <= x < rx + rw and ry <= y < ry + rh for rx, ry, rw, rh in rects)
+
+    def test_drawing_is_reported_where_it_happened(self):
+        self.probe.collect()
+        self.assertFalse(self.probe.wait(0.05))         # nothing drawn yet
+        fill(self.display, [(100, 50, 30, 20), (400, 300, 10, 10)], 0x123456)
+        self.assertTrue(self.probe.wait(2.0))
+        deadline, rects = time.monotonic() + 2.0, []
+        while time.monotonic() < deadline and not (self.covered(rects, 405, 305)):
+            rects += self.probe.collect()
+            self.probe.wait(0.05)
+        self.assertTrue(self.covered(rects, 100, 50) and self.covered(rects, 129, 69), rects)
+        self.assertTrue(self.covered(rects, 405, 305), rects)
+        self.assertFalse(self.covered(rects, 300, 200), rects)
+        self.assertEqual(self.probe.collect(), [])
+
+    def test_too_many_rectangles_mean_the_whole_screen(self):
+        from tagio.session import damage
+        self.probe.collect()
+        saved = damage.MAX_EVENTS
+        damage.MAX_EVENTS = 3
+        try:
+            fill(self.display, [(10 * i, 10, 5, 5) for i in range(10)], 0xff0000)
+            self.assertTrue(self.probe.wait(2.0))
+            time.sleep(0.1)
+            self.assertIsNone(self.probe.collect())
+        finally:
+            damage.MAX_EVENTS = saved
+        self.assertEqual(self.probe.collect(), [])      # the backlog was drained, not left queued
+
+    def test_no_display_means_no_probe(self):
+        from tagio.session.damage import DamageProbe
+        self.assertIsNone(DamageProbe.open(":9999"))
+
+
+if __name__ == "__main__":
+    unittest.main()
