@@ -58,9 +58,13 @@ root.mainloop()
 class Proc:
     """A child process whose stdout lines (JSON where possible) are collected by a reader thread."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, stdin_text=None):
         self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      env=env, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+                                      env=env, cwd=str(ROOT),
+                                      stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE)
+        if stdin_text is not None:
+            self.popen.stdin.write(stdin_text)
+            self.popen.stdin.close()
         self.lines, self._cond = [], threading.Condition()
         self.stderr = ""
         self._readers = [threading.Thread(target=self._read_out, daemon=True),
@@ -258,6 +262,18 @@ class EndToEndTest(unittest.TestCase):
         self.assertIn(f"connected to {found.group(1)} via direct-", text)
         self.assertRegex(text, r"session closed: \d+ frames")
         self.assertNotIn(found.group(2), text)
+
+    def test_unattended_password_from_stdin(self):
+        host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--relay", self.relay_text,
+                     "--config-dir", str(self.tmp / "host-unattended"), "--direct-bind", "127.0.0.1",
+                     "--password", "-"], self.env(), stdin_text="unattended-pw\n")
+        self.addCleanup(host.stop)
+        host_id, otp = self.credentials_from(host)
+        viewer = self.connect(host_id, "unattended-pw", "--duration", "1", name="viewer-unattended")
+        self.assertEqual(viewer.finish(), 0, viewer.stderr)
+        host.wait_for(lambda e: e.get("event") == "session_started", what="session start")
+        self.assertEqual(self.credentials(host)[1], otp)     # the one-time password was not used up
+        self.assertNotIn("unattended-pw", json.dumps(host.lines) + host.stderr)
 
     def test_view_only_host_ignores_input(self):
         host = self.start_host("host-view-only", extra=["--view-only"])

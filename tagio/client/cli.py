@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{host,connect}", prog="tagio-gui --cli")
 
     host = commands.add_parser("host", parents=[common], help="share this screen")
-    host.add_argument("--password", metavar="PW", help="also accept this password (unattended)")
+    host.add_argument("--password", metavar="PW",
+                      help="also accept this password (unattended access); '-' reads it from stdin")
     host.add_argument("--view-only", action="store_true", help="ignore the viewer's mouse and keys")
     host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N",
                       help="which screen to share (1 = the first)")
@@ -399,8 +400,9 @@ def _wait_relay_or_lan(client, out):
 
 def run_host(args, out, stop) -> int:
     check_capture(args.monitor)
+    password = _password_from_stdin() if args.password == "-" else args.password
     printer = HostPrinter(out)
-    client = _make_client(args, out, on_event=printer, host_password=args.password,
+    client = _make_client(args, out, on_event=printer, host_password=password,
                           direct_bind=args.direct_bind, monitor=args.monitor,
                           view_only=True if args.view_only else None, fps_cap=args.fps,
                           quality=args.quality)
@@ -420,15 +422,19 @@ def run_host(args, out, stop) -> int:
 MAX_PASSWORD_LINE = 1024
 
 
+def _password_from_stdin():
+    line = sys.stdin.readline(MAX_PASSWORD_LINE) if sys.stdin is not None else ""
+    if not line.strip():
+        raise ConfigError("--password -: no password on standard input")
+    return line.rstrip("\r\n")
+
+
 def _ask_password(args):
     """--password PW, or `--password -` (one line from stdin, kept out of the process list),
     TAGIO_PASSWORD, or a prompt on a terminal."""
     import getpass
     if args.password == "-":
-        line = sys.stdin.readline(MAX_PASSWORD_LINE) if sys.stdin is not None else ""
-        if not line.strip():
-            raise ConfigError("--password -: no password on standard input")
-        return line.rstrip("\r\n")
+        return _password_from_stdin()
     if args.password:
         return args.password
     if os.environ.get("TAGIO_PASSWORD"):
