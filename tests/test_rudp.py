@@ -47,6 +47,29 @@ class CodecTest(unittest.TestCase):
         self.assertEqual(datagram[6:10], b"\x01\x02\x03\x04")
         self.assertEqual(len(datagram), 18)
 
+    def test_mac_is_truncated_hmac_sha256(self):
+        import hashlib
+        import hmac
+        for key in (self.KEYS.send_key, b"k", bytes(range(100))):  # short, and longer than a block
+            datagram = codec.encode(codec.Ping(7), self.KEYS.conn_id, key)
+            expected = hmac.new(key, datagram[:-codec.MAC_LEN], hashlib.sha256).digest()[:codec.MAC_LEN]
+            self.assertEqual(datagram[-codec.MAC_LEN:], expected)
+
+    def test_data_fast_path_matches_the_generic_codec(self):
+        keys = self.KEYS
+        fast = codec.encode_data(9, 77, codec.FLAG_FIN, b"abc", keys.conn_id, keys.send_key)
+        self.assertEqual(fast, self.encode(codec.Data(9, 77, codec.FLAG_FIN, b"abc")))
+        self.assertEqual(codec.decode_data(fast, keys.conn_id, keys.send_key), (9, 77, codec.FLAG_FIN, b"abc"))
+        for bad in (self.encode(codec.Ping(1)), fast[:-1], fast + b"x", b""):
+            with self.assertRaises(RemoteProtocolError):
+                codec.decode_data(bad, keys.conn_id, keys.send_key)
+        signed = codec.DATA_HEAD.pack(codec.PacketType.DATA, 1, keys.conn_id, 1, 1, 0) + b"x" * 1300
+        too_long = signed + codec._mac(keys.send_key, signed)  # authentic, but over MAX_PAYLOAD
+        with self.assertRaises(RemoteProtocolError):
+            codec.decode_data(too_long, keys.conn_id, keys.send_key)
+        with self.assertRaises(RemoteProtocolError):
+            self.decode(too_long)
+
     def test_every_bit_flip_is_rejected(self):
         datagram = self.encode(codec.Data(3, 4, 0, b"hello"))
         for index in range(len(datagram)):

@@ -51,6 +51,7 @@ KEEPALIVE = 5.0  # <= 15 s: Linux conntrack forgets unanswered UDP after 30 s
 DEAD_TIMEOUT = 20.0
 ZERO_WINDOW_PROBE = 0.2
 MAX_SEQ = 0xFFFFFFFF
+_DATA_CODE = int(codec.PacketType.DATA)
 
 
 class State(Enum):
@@ -135,8 +136,7 @@ class RudpConnection:
         """Queue up to the free send buffer; returns how many bytes were taken."""
         if self.state is not State.OPEN:
             raise self._closed_error()
-        room = SEND_BUFFER - len(self._unsent) - len(self._segments) * MAX_PAYLOAD
-        taken = max(0, min(room, len(data)))
+        taken = max(0, min(self.send_room, len(data)))
         self._unsent += data[:taken]
         return taken
 
@@ -147,6 +147,11 @@ class RudpConnection:
         if before < RECV_WINDOW // 4 and self._window() >= RECV_WINDOW // 2:
             self._ack_due = True  # window update: a sender stalled on our window may go on
         return chunk
+
+    @property
+    def send_room(self) -> int:
+        """Bytes write() would take now."""
+        return SEND_BUFFER - len(self._unsent) - len(self._segments) * MAX_PAYLOAD
 
     @property
     def readable(self) -> bool:
@@ -190,27 +195,36 @@ class RudpConnection:
     # ---- network side: input ----------------------------------------------------------
 
     def datagram_received(self, datagram: bytes, now: float):
-        """Process one datagram; returns its message, or None if it was dropped."""
+        """Process one datagram; returns True, or None if it was dropped."""
+        keys = self.keys
         try:
-            message = codec.decode(datagram, self.keys.conn_id, self.keys.recv_key)
-        except RemoteProtocolError:
+            if datagram[0] == _DATA_CODE:  # the hot path: no message object
+                fields = codec.decode_data(datagram, keys.conn_id, keys.recv_key)
+                if self.state is not State.FAILED:
+                    self._last_received = now
+                    self._data(*fields)
+                return True
+            message = codec.decode(datagram, keys.conn_id, keys.recv_key)
+        except (RemoteProtocolError, IndexError):
             self.dropped += 1
             return None
-        if self.state in (State.FAILED,):
-            return message
-        self._last_received = now
-        self._HANDLERS[type(message)](self, message, now)
-        return message
+        if self.state is not State.FAILED:
+            self._last_received = now
+            self._HANDLERS[type(message)](self, message, now)
+        return True
 
-    def _on_data(self, data: Data, now):
+    def _on_data(self, data: Data, _now):
+        self._data(data.seq, data.ts, data.flags, data.payload)
+
+    def _data(self, seq, ts, flags, payload):
         self._ack_due = True
-        self._ts_echo = data.ts
-        if data.seq < self.rcv_nxt or data.seq in self._ooo:
+        self._ts_echo = ts
+        if seq < self.rcv_nxt or seq in self._ooo:
             return  # duplicate: the ack we owe tells the peer
-        if data.seq >= self.rcv_nxt + self._window():
+        if seq >= self.rcv_nxt + self._window():
             self.dropped += 1  # beyond what we advertised
             return
-        self._ooo[data.seq] = (data.payload, data.flags)
+        self._ooo[seq] = (payload, flags)
         while self.rcv_nxt in self._ooo:
             payload, flags = self._ooo.pop(self.rcv_nxt)
             self._readable += payload
@@ -376,8 +390,8 @@ class RudpConnection:
         self._tx_next += 1
         if self._rto_deadline is None:
             self._arm_timers(now)
-        data = Data(segment.seq, micros(now), segment.flags, segment.payload)
-        return codec.encode(data, self.keys.conn_id, self.keys.send_key)
+        return codec.encode_data(segment.seq, micros(now), segment.flags, segment.payload,
+                                 self.keys.conn_id, self.keys.send_key)
 
     def _encode_ack(self, now):
         blocks = []

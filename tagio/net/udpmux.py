@@ -4,7 +4,11 @@ Theory of operation: the socket whose reflexive address the relay learned
 (and told our peers) must also be the one we punch and stream from, so it is
 long-lived and shared. A single receive thread reads it and routes each
 datagram by the 4-byte connection id in its header (rudp_codec) to the bounded
-queue registered for that id; a datagram for nobody is dropped. Datagrams that
+queue registered for that id; a datagram for nobody is dropped. The reader
+takes datagrams in batches (one blocking read, then what is already queued)
+and afterwards calls `flush()` on every target of the batch that has one:
+RudpStream registers such a target and does its protocol work right there,
+in this thread, which saves a thread hand-off per datagram. Datagrams that
 are not ours at all (e.g. the relay's reflexive-address answers) go to a small
 bounded `other` queue, which `discovery_socket()` exposes with the few socket
 methods RelayClient.discover_udp needs. A full queue drops, as a congested
@@ -20,6 +24,8 @@ from tagio.net import rudp_codec
 
 OTHER_QUEUE = 64
 RECV_BUFFER = 4 * 1024 * 1024  # socket buffer; the kernel may cap it
+READ_BATCH = 64  # datagrams read per wake-up before the targets are flushed
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", None)  # POSIX only
 
 
 class Inbox(queue.SimpleQueue):
@@ -84,24 +90,38 @@ class UdpMux:
 
     def _read_loop(self):
         while not self._stop.is_set():
+            touched = {}  # targets of this batch, in order; each flushed once at the end
             try:
-                data, addr = self.sock.recvfrom(rudp_codec.MAX_DATAGRAM + 1)
+                self._read_batch(touched)
             except OSError as exc:
                 if self._stop.is_set():
                     return
-                if getattr(exc, "winerror", None) == 10054:  # Windows: ICMP port unreachable
-                    continue
-                self.error = exc
+                if getattr(exc, "winerror", None) != 10054:  # Windows: ICMP port unreachable
+                    self.error = exc
+            finally:
+                self._flush(touched)
+            if self.error is not None:
                 return
-            self._route(data, addr)
 
-    def _route(self, data, addr):
+    def _read_batch(self, touched):
+        """Block for one datagram, then take what else is queued (up to READ_BATCH) without
+        waiting, so a stream handles a burst in one go and answers it with one ack."""
+        self._route(*self.sock.recvfrom(rudp_codec.MAX_DATAGRAM + 1), touched)
+        if _DONTWAIT is None:
+            return  # no per-call non-blocking flag (Windows): batches of one
+        for _ in range(READ_BATCH - 1):
+            try:
+                data, addr = self.sock.recvfrom(rudp_codec.MAX_DATAGRAM + 1, _DONTWAIT)
+            except BlockingIOError:
+                return
+            self._route(data, addr, touched)
+
+    def _route(self, data, addr, touched):
         if not data:
             return  # close()'s wake-up call, or an empty probe: nothing to deliver
         if rudp_codec.is_tagio_datagram(data):
-            with self._lock:
-                inbox = self._routes.get(rudp_codec.conn_id_of(data))
-            target = inbox
+            # A dict read is atomic in CPython; register/unregister still take the lock.
+            target = self._routes.get(rudp_codec.conn_id_of(data))
         else:
             target = self.other
         if target is None:
@@ -109,7 +129,15 @@ class UdpMux:
         try:
             target.put_nowait((data, addr))
         except queue.Full:
-            pass
+            return
+        touched[target] = None
+
+    @staticmethod
+    def _flush(touched):
+        for target in touched:
+            flush = getattr(target, "flush", None)  # plain queues have none: their reader polls
+            if flush is not None:
+                flush()
 
     def discovery_socket(self):
         return _DiscoverySocket(self)
