@@ -220,6 +220,26 @@ class LogicTest(unittest.TestCase):
         replayed = register_message(owner, os.urandom(32))
         self.assertIn("bad signature", check_ownership(nonce, replayed))
 
+    def test_doomed_registers_are_refused_before_the_signature_check(self):
+        owner, other, squatted = Identity.generate(), Identity.generate(), Identity.generate()
+        # As if a colliding key had taken squatted.id first (IDs keep only 30 bits of the key's hash).
+        self.logic.registry.bindings.bind(squatted.id, owner.public_key)
+        checks = []
+        self.logic.offload = lambda fn, done: checks.append(fn)
+        cases = [(squatted, squatted.id, "belongs to a different key"), (other, owner.id, "does not belong")]
+        for key_of, claimed, reason in cases:
+            conn = RecordingConn("203.0.113.9")
+            self.logic.handle(conn, m.Hello())
+            msg = register_message(key_of, conn.nonce)
+            msg.client_id = claimed
+            with self.assertRaisesRegex(IdentityError, reason):
+                self.logic.handle(conn, msg)
+        self.assertEqual(checks, [])  # no signature check was even queued
+        conn = RecordingConn("203.0.113.9")
+        self.logic.handle(conn, m.Hello())
+        self.logic.handle(conn, register_message(other, conn.nonce))
+        self.assertEqual(len(checks), 1)  # a plausible Register still gets its check
+
     def test_failed_ownership_fails_connection(self):
         owner = Identity.generate()
         conn = RecordingConn()

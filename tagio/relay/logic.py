@@ -29,13 +29,14 @@ import logging
 import secrets
 import time
 
-from tagio.crypto.identity import id_from_public_key, verify_signature
+from tagio.crypto.identity import id_from_public_key
 from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
 from tagio.protocol import messages as m
 from tagio.relay.pairing import Pairing
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import Registration, Registry
+from tagio.relay.verify import verify
 
 log = logging.getLogger("tagio.relay")
 
@@ -157,6 +158,7 @@ class RelayLogic:
         if not self.register_limiter.allow(ip):
             raise RelayError("rate_limited", "too many registrations from your address; slow down")
         self._check_auth(conn, message)
+        self._precheck_key(message)
         nonce = conn.nonce
         conn.state = ConnState.VERIFYING
         self.offload(lambda: check_ownership(nonce, message),
@@ -164,6 +166,18 @@ class RelayLogic:
 
     def on_reregister(self, conn, message):
         raise RemoteProtocolError("already registered on this connection; send Update instead")
+
+    def _precheck_key(self, message):
+        """Cheap refusals before the ~0.3 ms signature check, so a flood of doomed Registers costs little.
+
+        Raises IdentityError for a key that cannot own the ID (derivation, or the ID bound to another
+        key), RelayError when the binding table is full. Registry.add checks the binding again after
+        the signature check: the table may change while it runs.
+        """
+        problem = ownership_precheck(message)
+        if problem:
+            raise IdentityError(problem)
+        self.registry.bindings.check(message.client_id, message.public_key)
 
     def _check_auth(self, conn, message):
         if not self.auth_secret:
@@ -263,16 +277,24 @@ class RelayLogic:
             conn.fail(RelayError("unpaired", "the other side never bound this relay token"))
 
 
-def check_ownership(nonce: bytes, message) -> str:
-    """'' when the Register message proves ownership of its ID, else the reason. Pure, thread-safe."""
+def ownership_precheck(message) -> str:
+    """'' when the Register's key can own its ID (derivation only, no signature), else the reason."""
     try:
         derived = id_from_public_key(message.public_key)
     except IdentityError as exc:
         return str(exc)
     if derived != message.client_id:
         return f"ID {message.client_id} does not belong to the presented key"
+    return ""
+
+
+def check_ownership(nonce: bytes, message) -> str:
+    """'' when the Register message proves ownership of its ID, else the reason. Pure, thread-safe."""
+    problem = ownership_precheck(message)
+    if problem:
+        return problem
     signed = m.registration_message(nonce, message.client_id, message.public_key)
-    if not verify_signature(message.public_key, signed, message.signature):
+    if not verify(message.public_key, signed, message.signature):
         return "bad signature over the registration challenge"
     return ""
 
