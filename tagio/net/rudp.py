@@ -29,11 +29,13 @@ calls `on_timer` at `next_deadline()`, and sends whatever
   connection, malformed) are counted in `dropped` and have no other effect.
 """
 
+import bisect
+from collections import deque
 from enum import Enum
 
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportTimeout
 from tagio.net import rudp_codec as codec
-from tagio.net.rudp_codec import FLAG_FIN, MAX_PAYLOAD, Ack, Data, Ping, Punch, PunchAck, Reset
+from tagio.net.rudp_codec import FLAG_ACK_NOW, FLAG_FIN, MAX_PAYLOAD, Ack, Data, Ping, Punch, PunchAck, Reset
 
 SEND_BUFFER = 4 * 1024 * 1024
 RECV_WINDOW = 2048  # segments, about 2.4 MB
@@ -41,7 +43,7 @@ INITIAL_CWND = 16.0
 MAX_CWND = 2048.0
 INITIAL_RTO = 1.0
 MIN_RTO = 0.2
-MIN_TLP = 0.01  # tail loss probe after max(2 SRTT, this) without an ack
+MIN_TLP = 0.005  # tail loss probe after max(2 SRTT, SRTT + 4 RTTVAR + ACK_DELAY, this) without an ack
 PACKET_THRESHOLD = 3  # RFC 9002 kPacketThreshold
 TIME_THRESHOLD = 9 / 8  # RFC 9002 kTimeThreshold
 LOSS_BETA = 0.7  # window kept on loss (CUBIC's beta): random loss is common on Wi-Fi
@@ -50,8 +52,11 @@ MAX_BACKOFFS = 8
 KEEPALIVE = 5.0  # <= 15 s: Linux conntrack forgets unanswered UDP after 30 s
 DEAD_TIMEOUT = 20.0
 ZERO_WINDOW_PROBE = 0.2
+ACK_EVERY = 16  # in-order segments per ack: each ack costs both ends a datagram's worth of work
+ACK_DELAY = 0.002  # ... or this long after the first unacked one (well below MIN_TLP)
 MAX_SEQ = 0xFFFFFFFF
 _DATA_CODE = int(codec.PacketType.DATA)
+_ACK_AT_ONCE = FLAG_FIN | FLAG_ACK_NOW
 
 
 class State(Enum):
@@ -88,6 +93,49 @@ class _Segment:
         self.sacked = False
 
 
+class RangeSet:
+    """Disjoint half-open ranges of sequence numbers, kept sorted: what the receiver holds
+    above its cumulative point (its SACK blocks), and what the sender knows was SACKed.
+    add() returns only the newly covered pieces, so an ack that repeats old SACK blocks
+    costs O(log n), not a walk over everything they cover."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self):
+        self.starts, self.ends = [], []
+
+    def __len__(self):
+        return len(self.starts)
+
+    def add(self, start: int, end: int) -> list:
+        starts, ends = self.starts, self.ends
+        i = bisect.bisect_left(ends, start)  # first range ending at or after `start`
+        j = bisect.bisect_right(starts, end)  # ranges [i, j) overlap or touch [start, end)
+        if i == j:
+            starts.insert(i, start)
+            ends.insert(i, end)
+            return [(start, end)]
+        new, pos = [], start
+        for k in range(i, j):
+            if starts[k] > pos:
+                new.append((pos, min(starts[k], end)))
+            pos = max(pos, ends[k])
+        if pos < end:
+            new.append((pos, end))
+        starts[i:j], ends[i:j] = [min(start, starts[i])], [max(end, ends[j - 1])]
+        return new
+
+    def discard_below(self, point: int):
+        starts, ends = self.starts, self.ends
+        cut = bisect.bisect_right(ends, point)
+        del starts[:cut], ends[:cut]
+        if starts and starts[0] < point:
+            starts[0] = point
+
+    def first(self, count: int) -> tuple:
+        return tuple(zip(self.starts[:count], self.ends[:count]))
+
+
 class RudpConnection:
     def __init__(self, keys, now: float):
         self.keys = keys
@@ -109,9 +157,13 @@ class RudpConnection:
         self._tx_next = 0
         self._largest_delivered_tx = -1
         self._lost = {}  # seq -> _Segment awaiting retransmission
+        self._retx_queue = deque()  # seqs of _lost in the order to resend them (stale ones skipped)
+        self._flight = deque()  # (tx, segment) in transmission order; stale entries skipped
         self._sacked = 0  # segments in _segments already selectively acked
+        self._peer_sacks = RangeSet()
         self._tlp_deadline = None
         self._tlp_probes = 0
+        self._probe_credit = 0  # segments allowed beyond the window: the tail probe
         self.srtt = None
         self.rttvar = None
         self.min_rtt = None
@@ -121,9 +173,12 @@ class RudpConnection:
         # receiver
         self.rcv_nxt = 0
         self._ooo = {}  # seq -> (payload, flags)
+        self._ooo_ranges = RangeSet()  # the seqs in _ooo, as SACK blocks
         self._readable = bytearray()
         self.peer_fin = False
-        self._ack_due = False
+        self._ack_now = False  # out of order, duplicate, FIN, ping or window update: ack at once
+        self._unacked = 0  # in-order DATA received since our last ack
+        self._ack_deadline = None  # the oldest of those must be acked by then
         self._ts_echo = 0
         # liveness
         self._last_received = now
@@ -145,7 +200,7 @@ class RudpConnection:
         chunk = bytes(self._readable[:max_bytes])
         del self._readable[:max_bytes]
         if before < RECV_WINDOW // 4 and self._window() >= RECV_WINDOW // 2:
-            self._ack_due = True  # window update: a sender stalled on our window may go on
+            self._ack_now = True  # window update: a sender stalled on our window may go on
         return chunk
 
     @property
@@ -202,7 +257,7 @@ class RudpConnection:
                 fields = codec.decode_data(datagram, keys.conn_id, keys.recv_key)
                 if self.state is not State.FAILED:
                     self._last_received = now
-                    self._data(*fields)
+                    self._data(*fields, now)
                 return True
             message = codec.decode(datagram, keys.conn_id, keys.recv_key)
         except (RemoteProtocolError, IndexError):
@@ -214,23 +269,42 @@ class RudpConnection:
         return True
 
     def _on_data(self, data: Data, _now):
-        self._data(data.seq, data.ts, data.flags, data.payload)
+        self._data(data.seq, data.ts, data.flags, data.payload, _now)
 
-    def _data(self, seq, ts, flags, payload):
-        self._ack_due = True
+    def _data(self, seq, ts, flags, payload, now):
+        if flags & FLAG_ACK_NOW and (self._ack_now or self._unacked):
+            # Several requests in one read batch get an ack each, as they would one by one:
+            # with a small window one ack per batch is one ack per window, and losing it
+            # would stall the sender until its probe timeout.
+            self._control.append(self._encode_ack(now))
+            self._ack_now, self._unacked, self._ack_deadline = False, 0, None
         self._ts_echo = ts
+        if seq != self.rcv_nxt or flags & _ACK_AT_ONCE or self._ooo:
+            self._ack_now = True  # a hole, a duplicate, the end, or the sender waits for us
+        else:
+            self._unacked += 1  # in order: acked in bunches (see datagrams_to_send)
+            if self._ack_deadline is None:
+                self._ack_deadline = now + ACK_DELAY
         if seq < self.rcv_nxt or seq in self._ooo:
             return  # duplicate: the ack we owe tells the peer
         if seq >= self.rcv_nxt + self._window():
             self.dropped += 1  # beyond what we advertised
             return
-        self._ooo[seq] = (payload, flags)
-        while self.rcv_nxt in self._ooo:
-            payload, flags = self._ooo.pop(self.rcv_nxt)
-            self._readable += payload
-            self.rcv_nxt += 1
-            if flags & FLAG_FIN:
-                self.peer_fin = True
+        if seq != self.rcv_nxt:
+            self._ooo[seq] = (payload, flags)
+            self._ooo_ranges.add(seq, seq + 1)
+            return
+        self._deliver(payload, flags)
+        while self._ooo and self.rcv_nxt in self._ooo:
+            self._deliver(*self._ooo.pop(self.rcv_nxt))
+        if self._ooo_ranges:
+            self._ooo_ranges.discard_below(self.rcv_nxt)
+
+    def _deliver(self, payload, flags):
+        self._readable += payload
+        self.rcv_nxt += 1
+        if flags & FLAG_FIN:
+            self.peer_fin = True
 
     def _window(self) -> int:
         buffered = len(self._ooo) + (len(self._readable) + MAX_PAYLOAD - 1) // MAX_PAYLOAD
@@ -254,7 +328,12 @@ class RudpConnection:
     def _arm_timers(self, now):
         self._tlp_probes = 0
         self._rto_deadline = now + self.rto
-        self._tlp_deadline = now + max(2 * self.srtt, MIN_TLP) if self.srtt is not None else None
+        self._tlp_deadline = now + self._probe_timeout() if self.srtt is not None else None
+
+    def _probe_timeout(self):
+        """RFC 9002's PTO (srtt + 4 rttvar + the peer's ack delay), at least 2 SRTT as a TLP."""
+        srtt = self.srtt or 0.0
+        return max(2 * srtt, srtt + 4 * (self.rttvar or 0.0) + ACK_DELAY, MIN_TLP)
 
     def _disarm_timers(self):
         self._rto_deadline = self._tlp_deadline = None
@@ -270,16 +349,42 @@ class RudpConnection:
                 newly += 1
                 self._note_delivered(segment)
             self.snd_una += 1
+        if self._peer_sacks:
+            self._peer_sacks.discard_below(self.snd_una)
         for start, end in ack.blocks:
-            for seq in range(max(start, self.snd_una), end):
-                segment = self._segments.get(seq)
-                if segment is not None and not segment.sacked:
-                    segment.sacked = True
-                    self._sacked += 1
-                    self._lost.pop(seq, None)
-                    newly += 1
-                    self._note_delivered(segment)
+            if end <= self.snd_una:
+                continue  # an old ack, overtaken by a newer one
+            for first, stop in self._peer_sacks.add(max(start, self.snd_una), end):
+                for seq in range(first, stop):  # only what this ack newly reports
+                    newly += self._sack(seq)
+        self._trim_flight()
         return newly
+
+    def _sack(self, seq) -> int:
+        segment = self._segments.get(seq)
+        if segment is None or segment.sacked:
+            return 0
+        segment.sacked = True
+        self._sacked += 1
+        self._lost.pop(seq, None)
+        self._note_delivered(segment)
+        return 1
+
+    def _in_flight(self, tx, segment) -> bool:
+        """Is this (tx, segment) entry of _flight still an unacknowledged transmission?"""
+        return (segment.tx == tx and not segment.sacked and segment.seq >= self.snd_una
+                and segment.seq not in self._lost)
+
+    def _trim_flight(self):
+        flight = self._flight
+        while flight and not self._in_flight(*flight[0]):
+            flight.popleft()
+        if len(flight) > 4 * len(self._segments) + 64:  # stale entries behind a long-lived hole
+            self._flight = deque(entry for entry in flight if self._in_flight(*entry))
+
+    def _mark_lost(self, segment):
+        self._lost[segment.seq] = segment
+        self._retx_queue.append(segment.seq)
 
     def _note_delivered(self, segment):
         if segment.tx > self._largest_delivered_tx:
@@ -312,12 +417,19 @@ class RudpConnection:
         by_count = newest - PACKET_THRESHOLD
         by_time = now - TIME_THRESHOLD * max(self.srtt or 0.0, self.min_rtt or 0.0)
         lost_any = False
-        for segment in self._segments.values():
-            if segment.sacked or segment.tx >= newest or segment.tx < 0 or segment.seq in self._lost:
+        flight = self._flight
+        # Oldest transmission first: once one is not lost, no later one is (higher tx, later
+        # sent_at), so this costs O(losses found), not a walk over the whole window.
+        while flight:
+            tx, segment = flight[0]
+            if not self._in_flight(tx, segment):
+                flight.popleft()
                 continue
-            if segment.tx <= by_count or segment.sent_at <= by_time:
-                self._lost[segment.seq] = segment
-                lost_any = True
+            if tx >= newest or (tx > by_count and segment.sent_at > by_time):
+                break
+            flight.popleft()
+            self._mark_lost(segment)
+            lost_any = True
         if lost_any and self.snd_una > self._recovery_until:
             self.ssthresh = max(self.cwnd * LOSS_BETA, 2.0)
             self.cwnd = self.ssthresh
@@ -328,7 +440,7 @@ class RudpConnection:
             self._transition("fin_acked")
 
     def _on_ping(self, _ping, _now):
-        self._ack_due = True
+        self._ack_now = True
 
     def _on_punch(self, punch: Punch, _now):
         reply = PunchAck(punch.nonce)
@@ -349,23 +461,41 @@ class RudpConnection:
         out, self._control = self._control, []
         if self.state is State.FAILED:
             return out
-        limit = min(self.cwnd, self.peer_window)
         in_flight = len(self._segments) - self._sacked - len(self._lost)
-        for seq in sorted(self._lost) if self._lost else ():
-            if in_flight >= limit:
-                break
+        limit = max(min(self.cwnd, self.peer_window), in_flight + self._probe_credit)
+        self._probe_credit = 0
+        burst = []
+        queue = self._retx_queue
+        while self._lost and queue and in_flight < limit:
+            segment = self._lost.pop(queue.popleft(), None)
+            if segment is None:
+                continue  # acknowledged since it was called lost
             self.retransmits += 1
-            out.append(self._send_segment(self._lost.pop(seq), now))
+            burst.append(segment)
             in_flight += 1
+        if not self._lost:
+            queue.clear()
         while in_flight < limit and self._has_new_segment():
-            out.append(self._send_segment(self._new_segment(), now))
+            burst.append(self._new_segment())
             in_flight += 1
-        if self._ack_due:
+        if burst:
+            out += self._send_burst(burst, now)
+        if self._ack_now or self._unacked >= ACK_EVERY or (self._unacked and now >= self._ack_deadline):
             out.append(self._encode_ack(now))
-            self._ack_due = False
+            self._ack_now, self._unacked, self._ack_deadline = False, 0, None
         if out:
             self._last_sent = now
         return out
+
+    def _send_burst(self, burst, now):
+        """Encode `burst`, asking for an immediate ack on its last segment (the burst ends
+        because the window is full or nothing else is queued: either way the next step
+        waits for an ack) and on every ack_every-th one, so that about four acks come
+        back per window: one lost ack then costs no timeout."""
+        ack_every = max(2, min(ACK_EVERY, int(self.cwnd) // 4))
+        last = len(burst) - 1
+        return [self._send_segment(segment, now, FLAG_ACK_NOW if i == last or not (self._tx_next + 1) % ack_every else 0)
+                for i, segment in enumerate(burst)]
 
     def _has_new_segment(self):
         return bool(self._unsent) or (self._fin_queued and self._fin_seq is None)
@@ -384,25 +514,19 @@ class RudpConnection:
         self.snd_nxt += 1
         return segment
 
-    def _send_segment(self, segment, now):
+    def _send_segment(self, segment, now, extra_flags):
         segment.sent_at = now
         segment.tx = self._tx_next
         self._tx_next += 1
+        self._flight.append((segment.tx, segment))
         if self._rto_deadline is None:
             self._arm_timers(now)
-        return codec.encode_data(segment.seq, micros(now), segment.flags, segment.payload,
+        return codec.encode_data(segment.seq, micros(now), segment.flags | extra_flags, segment.payload,
                                  self.keys.conn_id, self.keys.send_key)
 
     def _encode_ack(self, now):
-        blocks = []
-        for seq in sorted(self._ooo):
-            if blocks and blocks[-1][1] == seq:
-                blocks[-1][1] = seq + 1
-            elif len(blocks) < codec.MAX_SACK_BLOCKS:
-                blocks.append([seq, seq + 1])
-            else:
-                break
-        ack = Ack(self.rcv_nxt, self._ts_echo, min(0xFFFF, self._window()), tuple(map(tuple, blocks)))
+        blocks = self._ooo_ranges.first(codec.MAX_SACK_BLOCKS)
+        ack = Ack(self.rcv_nxt, self._ts_echo, min(0xFFFF, self._window()), blocks)
         return codec.encode(ack, self.keys.conn_id, self.keys.send_key)
 
     def next_deadline(self):
@@ -410,7 +534,7 @@ class RudpConnection:
         if self.state is State.FAILED:
             return None
         candidates = [self._last_received + DEAD_TIMEOUT, self._last_sent + self._keepalive_interval()]
-        candidates += [t for t in (self._rto_deadline, self._tlp_deadline) if t is not None]
+        candidates += [t for t in (self._rto_deadline, self._tlp_deadline, self._ack_deadline) if t is not None]
         return min(candidates)
 
     def _keepalive_interval(self):
@@ -434,12 +558,13 @@ class RudpConnection:
         """No ack for 2 RTTs: resend the newest outstanding segment once, so its ack
         (with SACK blocks) reveals a lost tail without waiting for the RTO."""
         self._tlp_probes += 1
-        self._tlp_deadline = now + max(2 * (self.srtt or 0.0), MIN_TLP) * (2 ** self._tlp_probes)
+        self._tlp_deadline = now + self._probe_timeout() * (2 ** self._tlp_probes)
         self._detect_losses(now)
         for seq in reversed(self._segments):
             segment = self._segments[seq]
             if not segment.sacked and seq not in self._lost:
-                self._lost[seq] = segment
+                self._mark_lost(segment)
+                self._probe_credit = 1  # a probe goes out even if the window is full (RFC 9002)
                 return
 
     def _on_rto(self, now):
@@ -451,6 +576,8 @@ class RudpConnection:
             self._fail(TransportTimeout("the peer stopped acknowledging data"))
             return
         self._lost = {seq: seg for seq, seg in self._segments.items() if not seg.sacked}
+        self._retx_queue = deque(self._lost)
+        self._flight.clear()  # everything is lost or SACKed now
         self.ssthresh = max(self.cwnd * LOSS_BETA, 2.0)
         self.cwnd = 1.0
         self._recovery_until = self.snd_nxt

@@ -28,6 +28,7 @@ MAX_SACK_BLOCKS = 16
 HEADER = struct.Struct("!BB4s")
 MAX_DATAGRAM = HEADER.size + 16 + MAX_SACK_BLOCKS * 8 + MAX_PAYLOAD + MAC_LEN
 FLAG_FIN = 0x01
+FLAG_ACK_NOW = 0x02  # the sender waits for an ack: do not delay it (receivers may ignore it)
 
 
 class PacketType(IntEnum):

@@ -25,6 +25,7 @@ written before close() reaches the peer; then the driver stops and is joined.
 import queue
 import threading
 import time
+from collections import deque
 
 from tagio.errors import ConnectionClosed, TransportError, TransportTimeout
 from tagio.net.rudp import SEND_BUFFER, RudpConnection, State
@@ -71,6 +72,8 @@ class RudpStream:
         self._thread_error = None
         self._error_reported = False
         self._sink = _Sink(self)
+        self._outq = deque()  # datagrams produced under the lock, sent after it (see _send)
+        self._sending = False  # a thread is sending _outq
         mux.register(keys.conn_id, self._sink)
         if inbox is not None:  # datagrams that arrived while the path was being punched
             self._feed(_drain(inbox))
@@ -165,14 +168,18 @@ class RudpStream:
             raise ConnectionClosed("stream is closed")
 
     def _output(self, now):
-        """Under the lock: what the core wants sent now; wakes the driver if a timer
-        is now due before it planned to look."""
-        out = self.conn.datagrams_to_send(now)
+        """Under the lock: queue what the core wants sent now; wakes the driver if a timer
+        is now due before it planned to look. True if the caller must _send() the queue
+        after releasing the lock (nobody else is sending it already)."""
+        self._outq.extend(self.conn.datagrams_to_send(now))
         deadline = self.conn.next_deadline()
         if deadline is not None and deadline < self._planned:
             self._planned = deadline
             self._timer_wake.set()
-        return out
+        if self._sending or not self._outq:
+            return False
+        self._sending = True
+        return True
 
     def _worth_waking(self):
         """Under the lock: could a waiting send()/recv()/close() make progress? A writer
@@ -181,9 +188,22 @@ class RudpStream:
         conn = self.conn
         return conn.readable or conn.state is not State.OPEN or conn.at_eof or conn.send_room >= SEND_WAKE
 
-    def _send(self, out):
-        for datagram in out:
-            self.mux.sendto(datagram, self.peer_addr)
+    def _send(self, mine):
+        """Send the out-queue, outside the lock, in the order the core produced it: one
+        thread at a time, as two threads sending at once would reorder segments (and
+        the peer's SACKs would make that look like loss)."""
+        if not mine:
+            return
+        sendto, addr = self.mux.sendto, self.peer_addr
+        while True:
+            with self._lock:
+                if not self._outq:
+                    self._sending = False
+                    return
+                batch = list(self._outq)
+                self._outq.clear()
+            for datagram in batch:
+                sendto(datagram, addr)
 
     def _flush_control(self):
         with self._lock:
@@ -243,14 +263,14 @@ class RudpStream:
                 self._changed.notify_all()
 
     def _timers(self):
-        """Run what is due; returns (seconds to sleep, datagrams to send)."""
+        """Run what is due; returns (seconds to sleep, whether to _send())."""
         with self._lock:
             now = time.monotonic()
-            out = []
+            out = False
             deadline = self.conn.next_deadline()
             if deadline is not None and now >= deadline:
                 self.conn.on_timer(now)
-                out = self.conn.datagrams_to_send(now)
+                out = self._output(now)
                 self._changed.notify_all()
                 deadline = self.conn.next_deadline()
             wait = MAX_IDLE_WAIT if deadline is None else min(MAX_IDLE_WAIT, max(0.0, deadline - now))
