@@ -11,6 +11,7 @@ from tagio.errors import ConfigError, IdentityError, RelayError, RemoteProtocolE
 from tagio.protocol import messages as m
 from tagio.relay.logic import ConnState, Limits, RelayLogic, check_ownership, error_code
 from tagio.relay.pairing import Pairing
+from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import BindingStore, Registration, Registry
 
@@ -60,6 +61,31 @@ class RateLimiterTest(unittest.TestCase):
         for i in range(1000):
             rl.allow(i)
         self.assertEqual(len(rl), 100)
+
+
+class RandomPoolTest(unittest.TestCase):
+    def test_each_source_byte_is_handed_out_once(self):
+        reads = []
+
+        def source(n):
+            reads.append(os.urandom(n))
+            return reads[-1]
+        pool = RandomPool(chunk=100, source=source)
+        taken = [pool.take(n) for n in (32, 16, 32, 16, 32, 250, 7)]
+        self.assertEqual([len(t) for t in taken], [32, 16, 32, 16, 32, 250, 7])
+        self.assertEqual([len(r) for r in reads], [100, 100, 250, 100])  # one read per chunk, not per take
+        self.assertEqual(b"".join(taken[:4]), reads[0][:96])
+        self.assertEqual(taken[4], reads[1][:32])  # the 4 left-over bytes are skipped, not reused
+        self.assertEqual(taken[5], reads[2])
+        self.assertEqual(taken[6], reads[3][:7])
+        self.assertEqual(len(set(taken)), len(taken))
+
+    def test_logic_draws_nonces_from_its_pool(self):
+        logic = RelayLogic(Limits())
+        logic.random_bytes = lambda n: b"N" * n
+        conn = RecordingConn()
+        logic.handle(conn, m.Hello())
+        self.assertEqual(conn.sent[0].nonce, b"N" * 32)
 
 
 class PairingTest(unittest.TestCase):

@@ -26,7 +26,6 @@ which calls `done(result)` back on its loop thread.
 import enum
 import hmac
 import logging
-import secrets
 import time
 
 from tagio.crypto.identity import id_from_public_key
@@ -34,6 +33,7 @@ from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
 from tagio.protocol import messages as m
 from tagio.relay.pairing import Pairing
+from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import Registration, Registry
 from tagio.relay.verify import verify
@@ -93,6 +93,7 @@ class Limits:
     max_bindings = 1_000_000
     out_buffer = 256 * 1024          # per-connection queued control bytes
     relay_buffer = 1 << 20           # per direction
+    state_save_interval = 5.0        # bindings file: new IDs are written at most this often (and at stop)
 
     def __init__(self, **overrides):
         for key, value in overrides.items():
@@ -115,7 +116,9 @@ class RelayLogic:
         self.offload = offload
         self.public_ip = public_ip
         lim = self.limits
-        self.registry = Registry(clock, lim.heartbeat_interval * lim.heartbeat_misses, bindings)
+        self.random_bytes = RandomPool().take
+        self.registry = Registry(clock, lim.heartbeat_interval * lim.heartbeat_misses, bindings,
+                                 self.random_bytes)
         self.pairing = Pairing(clock, lim.token_ttl, lim.unpaired_timeout)
         self.register_limiter = RateLimiter(clock, lim.register_rate, lim.register_burst)
         self.connect_limiter = RateLimiter(clock, lim.connect_rate, lim.connect_burst)
@@ -149,7 +152,7 @@ class RelayLogic:
         conn.close("client said bye")
 
     def on_hello(self, conn, message):
-        conn.nonce = secrets.token_bytes(32)
+        conn.nonce = self.random_bytes(32)
         conn.state = ConnState.CHALLENGED
         conn.send(m.Challenge(conn.nonce, 1 if self.auth_secret else 0))
 
@@ -227,7 +230,7 @@ class RelayLogic:
             self.counters["errors_total"] += 1
             conn.send(m.Error(exc.code, exc.text, message.session_id))
             return
-        token = secrets.token_bytes(16)
+        token = self.random_bytes(16)
         self.pairing.issue(token)
         log.debug("rendezvous %s -> %s", viewer.client_id, host.client_id)
         conn.send(peer_info(message.session_id, "viewer", host, token))

@@ -82,15 +82,17 @@ class BindingStore:
         return len(self._keys)
 
     def snapshot(self) -> dict:
+        """A copy of the bindings (cheap: a dict copy, no encoding) for save(); clears `dirty`."""
         self.dirty = False
-        return {"version": 1, "bindings": {k: v.hex() for k, v in self._keys.items()}}
+        return dict(self._keys)
 
     def save(self, snapshot=None) -> None:
         """Write atomically; a snapshot taken in the owning thread may be saved from another."""
         if not self.path:
             return
         snapshot = snapshot if snapshot is not None else self.snapshot()
-        write_atomic(self.path, json.dumps(snapshot, separators=(",", ":")).encode("utf-8"))
+        data = {"version": 1, "bindings": {k: v.hex() for k, v in snapshot.items()}}
+        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -111,8 +113,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class Registry:
-    def __init__(self, clock, heartbeat_timeout: float, bindings: BindingStore = None):
+    def __init__(self, clock, heartbeat_timeout: float, bindings: BindingStore = None,
+                 random_bytes=secrets.token_bytes):
         self.clock = clock
+        self.random_bytes = random_bytes
         self.heartbeat_timeout = heartbeat_timeout
         self.bindings = bindings if bindings is not None else BindingStore()
         self._by_id = {}
@@ -128,7 +132,7 @@ class Registry:
         old = self._by_id.get(reg.client_id)
         if old is not None:
             self.remove(old.conn)
-        reg.udp_token = secrets.token_bytes(UDP_TOKEN_LEN)
+        reg.udp_token = self.random_bytes(UDP_TOKEN_LEN)
         reg.last_seen = self.clock()
         self._by_id[reg.client_id] = reg
         self._by_conn[reg.conn] = reg

@@ -11,8 +11,8 @@ a relay connection until its partner arrives, LINGER flushes an error, half-
 closes and drains so the peer reads the error instead of a reset. Paired
 relay connections leave the loop for the Forwarder thread.
 
-Expensive work (Ed25519 verification, writing the state file) runs on a
-ThreadPoolExecutor; results come back to the loop thread through a deque
+Expensive work (Ed25519 verification, writing the state file) runs on
+worker threads (tagio.relay.workers); results come back to the loop thread through a deque
 (one entry at most per connection being verified) and a wake-up socket, so RelayLogic is only ever touched by one thread.
 Every buffer is bounded: the frame decoder (one frame), the HTTP head (8 KiB),
 queued output (Limits.out_buffer; a client that will not read is dropped),
@@ -22,7 +22,6 @@ missed heartbeats; connections per source address and in total are capped.
 """
 
 import collections
-import concurrent.futures
 import errno
 import logging
 import selectors
@@ -40,6 +39,7 @@ from tagio.relay.http import http_error
 from tagio.relay.logic import ConnState, Limits, RelayLogic, error_code
 from tagio.relay.readers import PhaseReaders
 from tagio.relay.registry import BindingStore
+from tagio.relay.workers import Workers
 
 log = logging.getLogger("tagio.relay")
 VERSION = "1.0.0"
@@ -72,7 +72,8 @@ class RelayServer(PhaseReaders):
         self._serving = False
         self.error = None
         self._started = time.time()
-        self._saving = None
+        self._saving = False
+        self._next_save = 0.0
         self._log_times = {}
         self._accept_paused_until = 0.0
         self.counters = collections.Counter()
@@ -99,7 +100,7 @@ class RelayServer(PhaseReaders):
         self._sel.register(self.tcp, selectors.EVENT_READ, "accept")
         self._sel.register(self.udp, selectors.EVENT_READ, "udp")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="tagio-relay-work")
+        self._pool = Workers(self._workers, self._post)
         self.forwarder = Forwarder(max_pairs=self.limits.max_conns, idle_timeout=self.limits.relay_idle_timeout)
         return self
 
@@ -173,7 +174,10 @@ class RelayServer(PhaseReaders):
                     pass
             self._drop(conn)
         self._close_listeners()
-        self._pool.shutdown(wait=True)
+        try:
+            self._pool.close()
+        except Exception as exc:  # a worker died: still save and release everything, then report it
+            self.error = self.error or exc
         self._save_state(sync=True)
         try:
             self.forwarder.close()
@@ -251,13 +255,7 @@ class RelayServer(PhaseReaders):
                 self._internal_error(None, exc)
 
     def _offload(self, fn, done):
-        def finished(future):
-            exc = future.exception()
-            if exc is not None:
-                log.error("signature check failed unexpectedly: %s", exc)
-            result = "internal error while checking the signature" if exc else future.result()
-            self._post(lambda: done(result))
-        self._pool.submit(fn).add_done_callback(finished)
+        self._pool.submit(fn, done, _check_failed)
 
     # -- accepting --------------------------------------------------------------------------
     def _accept(self):
@@ -462,18 +460,33 @@ class RelayServer(PhaseReaders):
         self._save_state()
 
     def _save_state(self, sync=False):
+        """Write the bindings file if it changed: at most once per state_save_interval, on a worker.
+
+        New bindings are coalesced: a registration flood costs one write per interval, not one per
+        registration. The loop thread only copies the dict; encoding and writing happen on a worker.
+        """
         bindings = self.logic.registry.bindings
-        if not bindings.dirty or (self._saving is not None and not self._saving.done()):
+        if not bindings.dirty or (self._saving and not sync):
             return
+        now = self.clock()
+        if not sync and now < self._next_save:
+            return
+        self._next_save = now + self.limits.state_save_interval
         snapshot = bindings.snapshot()
+        if not sync:
+            self._saving = True
+            return self._pool.submit(lambda: bindings.save(snapshot), self._saved)
         try:
-            if sync:
-                bindings.save(snapshot)
-            else:
-                self._saving = self._pool.submit(bindings.save, snapshot)
-                self._saving.add_done_callback(_report_save_error)
+            bindings.save(snapshot)
         except OSError as exc:
+            bindings.dirty = True
             log.error("cannot write relay state file: %s", exc)
+
+    def _saved(self, result):
+        self._saving = False
+        if isinstance(result, Exception):
+            self.logic.registry.bindings.dirty = True  # try again next interval
+            log.error("cannot write relay state file: %s", result)
 
     def _log_limited(self, key, fmt, *args):
         """Log at most one line per key per 10 s: floods must not flood the log too."""
@@ -495,9 +508,9 @@ class RelayServer(PhaseReaders):
                 **self.logic.counters, **self.counters}
 
 
-def _report_save_error(future):
-    if future.exception() is not None:
-        log.error("cannot write relay state file: %s", future.exception())
+def _check_failed(exc):
+    log.error("signature check failed unexpectedly: %r", exc)
+    return "internal error while checking the signature"
 
 
 def _tls_pending(conn):
