@@ -313,6 +313,110 @@ class CoreTest(unittest.TestCase):
             link.a._transition("fin_acked")
 
 
+class RangeSetTest(unittest.TestCase):
+    def test_matches_a_plain_set(self):
+        rng = random.Random(21)
+        ranges, model, floor = rudp.RangeSet(), set(), 0
+        for _ in range(3000):
+            if rng.random() < 0.1:
+                floor += rng.randrange(20)
+                ranges.discard_below(floor)
+                model = {n for n in model if n >= floor}
+                continue
+            start = floor + rng.randrange(200)
+            end = start + 1 + rng.randrange(6)
+            new = ranges.add(start, end)
+            self.assertEqual({n for a, b in new for n in range(a, b)}, set(range(start, end)) - model)
+            model |= set(range(start, end))
+            pieces = list(zip(ranges.starts, ranges.ends))
+            self.assertEqual({n for a, b in pieces for n in range(a, b)}, model)
+            self.assertTrue(all(b < c for (_a, b), (c, _d) in zip(pieces, pieces[1:])))  # disjoint, sorted
+        self.assertEqual(ranges.first(2), tuple(zip(ranges.starts[:2], ranges.ends[:2])))
+
+
+class AckPolicyTest(unittest.TestCase):
+    def flags_of(self, keys, datagrams):
+        return [codec.decode(d, keys.conn_id, keys.recv_key).flags for d in datagrams]
+
+    def test_last_segment_of_a_burst_asks_for_an_ack(self):
+        link = Link()
+        link.a.write(b"x" * 5000)
+        burst = link.a.datagrams_to_send(link.now)
+        flags = self.flags_of(link.b.keys, burst)
+        self.assertEqual(flags[-1] & codec.FLAG_ACK_NOW, codec.FLAG_ACK_NOW)
+        self.assertEqual(len(burst), 5)
+        for datagram in burst[:2]:  # one unflagged in-order segment at a time: no ack yet
+            if self.flags_of(link.b.keys, [datagram])[0] & codec.FLAG_ACK_NOW:
+                continue
+            link.b.datagram_received(datagram, link.now)
+            self.assertEqual(link.b.datagrams_to_send(link.now), [])
+        for datagram in burst[2:]:
+            link.b.datagram_received(datagram, link.now)
+        acks = link.b.datagrams_to_send(link.now)
+        self.assertGreaterEqual(len(acks), 1)
+        self.assertEqual(codec.decode(acks[-1], link.a.keys.conn_id, link.a.keys.recv_key).cum, 5)
+
+    def test_unrequested_acks_wait_at_most_ack_delay(self):
+        link = Link()
+        keys = link.a.keys
+        datagram = codec.encode_data(0, 0, 0, b"quiet", keys.conn_id, keys.send_key)
+        link.b.datagram_received(datagram, link.now)
+        self.assertEqual(link.b.datagrams_to_send(link.now), [])
+        self.assertLessEqual(link.b.next_deadline(), link.now + rudp.ACK_DELAY)
+        acks = link.b.datagrams_to_send(link.now + rudp.ACK_DELAY)
+        self.assertEqual(len(acks), 1)
+
+    def test_every_request_in_one_batch_gets_its_own_ack(self):
+        link = Link()
+        keys = link.a.keys
+        for seq in range(4):
+            link.b.datagram_received(codec.encode_data(seq, 0, codec.FLAG_ACK_NOW, b"r", keys.conn_id,
+                                                       keys.send_key), link.now)
+        acks = [codec.decode(d, keys.conn_id, keys.recv_key) for d in link.b.datagrams_to_send(link.now)]
+        self.assertEqual([ack.cum for ack in acks], [1, 2, 3, 4])
+
+    def test_one_lost_segment_costs_one_retransmission(self):
+        link = Link(delay=0.002)
+        original = link.step
+        state = {"dropped": False}
+
+        def lossy_step(dt=0.001):
+            kept = []
+            for arrival, dst, datagram in link.flying:
+                if (not state["dropped"] and dst is link.b and datagram[0] == codec.PacketType.DATA
+                        and codec.decode(datagram, link.a.keys.conn_id, link.a.keys.send_key).seq == 40):
+                    state["dropped"] = True
+                    continue
+                kept.append((arrival, dst, datagram))
+            link.flying = kept
+            original(dt)
+
+        link.step = lossy_step
+        data = random.Random(7).randbytes(600_000)
+        self.assertEqual(link.transfer(data), data)
+        self.assertTrue(state["dropped"])
+        self.assertEqual(link.a.retransmits, 1)
+        self.assertLess(link.a.ssthresh, rudp.MAX_CWND)  # and the window backed off once
+
+    def test_tail_probe_goes_out_through_a_full_window(self):
+        link = Link()
+        link.a.write(b"t" * 200_000)
+        for _ in range(30):
+            link.step()
+        self.assertIsNotNone(link.a.srtt)
+        link.cut = True
+        link.step()
+        link.a.cwnd = 2.0  # as after a loss: far more in flight than the window allows
+        self.assertEqual(link.a.datagrams_to_send(link.now), [])
+        before = link.a.retransmits
+        link.now = link.a._tlp_deadline
+        link.a.on_timer(link.now)
+        probe = link.a.datagrams_to_send(link.now)
+        self.assertEqual(len(probe), 1)
+        self.assertEqual(link.a.retransmits, before + 1)
+        self.assertEqual(link.a.datagrams_to_send(link.now), [])  # one probe, not a burst
+
+
 class StreamTest(unittest.TestCase):
     def setUp(self):
         self.mux_a, self.mux_b = UdpMux.bind(), UdpMux.bind()
@@ -394,6 +498,30 @@ class StreamTest(unittest.TestCase):
         with self.assertRaises(TransportError) as caught:
             self.b.recv(10)
         self.assertIn("bug in the core", str(caught.exception))
+
+    def test_mux_flushes_each_read_batch(self):
+        class Recorder:
+            def __init__(self):
+                self.items, self.flushes = [], 0
+
+            def put_nowait(self, item):
+                self.items.append(item)
+
+            def flush(self):
+                self.flushes += 1
+
+        recorder, conn_id = Recorder(), b"\x01\x02\x03\x04"
+        self.mux_b.register(conn_id, recorder)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for n in range(200):
+            sender.sendto(bytes([0xD5, 1]) + conn_id + n.to_bytes(4, "big") + bytes(8), self.mux_b.address())
+        deadline = time.monotonic() + 5
+        while len(recorder.items) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual([item[0][6:10] for item in recorder.items], [n.to_bytes(4, "big") for n in range(200)])
+        self.assertGreaterEqual(recorder.flushes, 1)
+        self.assertLessEqual(recorder.flushes, 200)
 
     def test_send_after_close_raises(self):
         self.a.close()
