@@ -12,6 +12,7 @@ from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportError, 
 from tagio.net import rudp, rudp_codec as codec
 from tagio.net.candidates import path_keys
 from tagio.net.rudp import RudpConnection, State
+from tagio.net.rudp_ranges import RangeSet
 from tagio.net.stream import recv_exactly
 from tagio.net.udpmux import UdpMux
 from tagio.net.udpstream import RudpStream
@@ -316,7 +317,7 @@ class CoreTest(unittest.TestCase):
 class RangeSetTest(unittest.TestCase):
     def test_matches_a_plain_set(self):
         rng = random.Random(21)
-        ranges, model, floor = rudp.RangeSet(), set(), 0
+        ranges, model, floor = RangeSet(), set(), 0
         for _ in range(3000):
             if rng.random() < 0.1:
                 floor += rng.randrange(20)

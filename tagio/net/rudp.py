@@ -10,11 +10,21 @@ calls `on_timer` at `next_deadline()`, and sends whatever
 - Acks: the receiver answers with a cumulative ack (next expected segment),
   up to MAX_SACK_BLOCKS selective-ack ranges above it, its free window (in
   segments) and the timestamp of the newest DATA it got (echoed, as TCP
-  timestamps, so every ack gives an unambiguous RTT sample).
+  timestamps, so every ack gives an unambiguous RTT sample). It acks at once
+  on a hole, a duplicate, FIN, PING, a window update, or a segment flagged
+  ACK_NOW; other in-order segments are acked every ACK_EVERY or ACK_DELAY
+  after the first. The sender flags the last segment of every burst (it will
+  wait for an ack next) and about four per window, so a lost ack costs no
+  timeout; in bulk transfer that is one ack per 16 segments, not one each
+  (every datagram costs both ends a syscall and a MAC in Python).
 - Loss: as QUIC (RFC 9002): every transmission gets a number; a segment is
   lost once 3 later transmissions were delivered, or a later one was and it
-  is older than 9/8 RTT. A tail loss probe (resend the newest segment after
-  2 SRTT without acks, then at doubling intervals) uncovers lost tails; the
+  is older than 9/8 RTT. Transmissions are queued in order, so detection
+  walks only the oldest ones (a window of 2048 is never scanned per ack), and
+  SACK ranges are kept as RangeSets, so an ack costs only what it newly
+  reports. A tail loss probe (resend the newest segment after a PTO of
+  max(2 SRTT, SRTT + 4 RTTVAR + ACK_DELAY, MIN_TLP) without acks, even
+  through a full window, then at doubling intervals) uncovers lost tails; the
   RTO (SRTT/RTTVAR as RFC 6298, min 200 ms, doubled per expiry) is the last
   resort.
 - Congestion: NewReno-like window in segments: slow start, additive increase,
@@ -29,12 +39,12 @@ calls `on_timer` at `next_deadline()`, and sends whatever
   connection, malformed) are counted in `dropped` and have no other effect.
 """
 
-import bisect
 from collections import deque
 from enum import Enum
 
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportTimeout
 from tagio.net import rudp_codec as codec
+from tagio.net.rudp_ranges import RangeSet
 from tagio.net.rudp_codec import FLAG_ACK_NOW, FLAG_FIN, MAX_PAYLOAD, Ack, Data, Ping, Punch, PunchAck, Reset
 
 SEND_BUFFER = 4 * 1024 * 1024
@@ -91,49 +101,6 @@ class _Segment:
         self.sent_at = None
         self.tx = -1  # number of its latest transmission (QUIC's packet number)
         self.sacked = False
-
-
-class RangeSet:
-    """Disjoint half-open ranges of sequence numbers, kept sorted: what the receiver holds
-    above its cumulative point (its SACK blocks), and what the sender knows was SACKed.
-    add() returns only the newly covered pieces, so an ack that repeats old SACK blocks
-    costs O(log n), not a walk over everything they cover."""
-
-    __slots__ = ("starts", "ends")
-
-    def __init__(self):
-        self.starts, self.ends = [], []
-
-    def __len__(self):
-        return len(self.starts)
-
-    def add(self, start: int, end: int) -> list:
-        starts, ends = self.starts, self.ends
-        i = bisect.bisect_left(ends, start)  # first range ending at or after `start`
-        j = bisect.bisect_right(starts, end)  # ranges [i, j) overlap or touch [start, end)
-        if i == j:
-            starts.insert(i, start)
-            ends.insert(i, end)
-            return [(start, end)]
-        new, pos = [], start
-        for k in range(i, j):
-            if starts[k] > pos:
-                new.append((pos, min(starts[k], end)))
-            pos = max(pos, ends[k])
-        if pos < end:
-            new.append((pos, end))
-        starts[i:j], ends[i:j] = [min(start, starts[i])], [max(end, ends[j - 1])]
-        return new
-
-    def discard_below(self, point: int):
-        starts, ends = self.starts, self.ends
-        cut = bisect.bisect_right(ends, point)
-        del starts[:cut], ends[:cut]
-        if starts and starts[0] < point:
-            starts[0] = point
-
-    def first(self, count: int) -> tuple:
-        return tuple(zip(self.starts[:count], self.ends[:count]))
 
 
 class RudpConnection:

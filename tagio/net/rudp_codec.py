@@ -10,6 +10,9 @@ sender's direction key (candidates.path_keys). `decode()` checks length, type,
 version, connection id and MAC before it parses anything, and raises only
 RemoteProtocolError: a forged, foreign or truncated datagram is rejected before
 it can touch any state. Bodies are fixed structs looked up in a table by type.
+DATA has a hot path (`encode_data` / `decode_data`) that skips the message
+object; it checks exactly what `decode()` checks. The MAC keeps HMAC-SHA256
+(RFC 2104) but with the padded key hashed once per key (`_pads`).
 """
 
 import functools
