@@ -126,6 +126,25 @@ class EncodeRect(unittest.TestCase):
         self.assertTrue(all(len(p[5]) <= 40_000 for p in parts))
 
 
+class ContentChecks(unittest.TestCase):
+    def test_single_colour_and_few_colours(self):
+        flat = Image.new("RGB", (300, 100), (1, 2, 3))
+        self.assertEqual(t.single_colour(flat), b"\x01\x02\x03")
+        below = flat.copy()
+        below.putpixel((150, 99), (1, 2, 4))            # the first row is uniform, a later one is not
+        self.assertIsNone(t.single_colour(below))
+        self.assertTrue(t.few_colours(below))
+        rng = random.Random(3)
+        photo = Image.frombytes("RGB", (300, 100), bytes(rng.randrange(256) for _ in range(300 * 100 * 3)))
+        self.assertIsNone(t.single_colour(photo))
+        self.assertFalse(t.few_colours(photo))
+        late = flat.copy()                              # many colours, but only below the top strip
+        for i in range(300):
+            late.putpixel((i, 50), (i % 256, i // 256, 7))
+        self.assertFalse(t.few_colours(late))
+        self.assertTrue(t.few_colours(late.crop((0, 0, 300, 40))))
+
+
 class RegionImage(unittest.TestCase):
     def test_matches_a_full_conversion(self):
         rng = random.Random(6)

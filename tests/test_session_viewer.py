@@ -75,6 +75,28 @@ class ScriptedHost(unittest.TestCase):
         self.assertEqual(self.viewer.recent_fps(), 0.0)
         self.assertGreater(self.viewer.stats["fps"], 0)
 
+    def test_an_attached_display_acknowledges_what_it_drew(self):
+        from tagio.session.viewer import MAX_UNSHOWN
+        self.viewer.attach_display()
+        self.send(HELLO)
+        fill = [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]
+        for frame_id in (1, 2, 3):
+            self.send(m.Frame(frame_id, m.FINAL, 0.0, 0, fill))
+        wait_for(lambda: self.viewer.stats["frames"] == 3)
+        self.assertEqual(self.viewer._unshown, [1, 2, 3])         # decoded, but nothing drawn: no ack
+        self.viewer.displayed(2)                                  # drew 2 (1 was skipped)
+        self.assertEqual([self.recv(), self.recv()], [m.FrameAck(1), m.FrameAck(2)])
+        self.viewer.displayed()                                   # a redraw from the framebuffer
+        self.assertEqual(self.recv(), m.FrameAck(3))
+        for frame_id in range(4, 5 + MAX_UNSHOWN):                # a display that stopped drawing
+            self.send(m.Frame(frame_id, m.FINAL, 0.0, 0, fill))
+        self.assertEqual(self.recv(), m.FrameAck(4))              # cannot stall the host for ever
+        self.viewer.detach_display()
+        self.assertEqual([self.recv() for _ in range(MAX_UNSHOWN)],
+                         [m.FrameAck(f) for f in range(5, 5 + MAX_UNSHOWN)])
+        self.send(m.Frame(99, m.FINAL, 0.0, 0, fill))
+        self.assertEqual(self.recv(), m.FrameAck(99))             # detached: acked on decode again
+
     def test_cursor_monitors_and_bye(self):
         self.send(HELLO)
         self.send(m.Cursor(5, 6))

@@ -164,6 +164,24 @@ class WindowOnXvfb(unittest.TestCase):
         self.xdotool("click", "4")
         self.assertEqual(self.messages(m.Scroll, 1), [m.Scroll(0, 1)])
 
+    def test_frames_are_acknowledged_once_drawn(self):
+        from tests.test_session_host import wait_for
+        window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
+        self.assertIn(m.FrameAck(1), self.messages(m.FrameAck, 1))
+        rect = [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x10\x20\x30")]
+        self.host.send(m.encode(m.Frame(2, m.FINAL, time.monotonic(), 0, rect)))
+        self.assertTrue(wait_for(lambda: self.session.stats["frames"] == 2))   # decoded, Tk not pumped
+        time.sleep(0.2)
+        early = []
+        while not self.inbox.empty():
+            early.append(self.inbox.get_nowait())
+        self.assertNotIn(m.FrameAck(2), early, "acknowledged before the window drew it")
+        self.assertTrue(self.pump(lambda: window.shown_frame == 2))
+        self.assertEqual(self.messages(m.FrameAck, 1), [m.FrameAck(2)])
+        window.close()              # a closed window holds nothing back
+        self.host.send(m.encode(m.Frame(3, m.FINAL, time.monotonic(), 0, rect)))
+        self.assertEqual(self.messages(m.FrameAck, 1), [m.FrameAck(3)])
+
     def test_keys_go_to_the_host(self):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         window.canvas.focus_force()

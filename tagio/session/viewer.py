@@ -8,6 +8,12 @@ Theory of operation. Two threads, stopped by one Event:
   decode   turns each rectangle into a PIL image, pastes it into `framebuffer` (under a lock) and
            posts it to `updates`; after the FINAL part it sends FrameAck.
 
+A display that draws (the Tk window) calls `attach_display()`; from then on a frame is acknowledged
+only when the display reports it drawn with `displayed(frame_id)` (or `displayed()` after a redraw
+from the framebuffer), so the host's frame rate follows what reaches the screen: a window that
+draws 25 frames a second no longer has 50 decoded for it, half of them never shown, with the CPU
+they take slowing the drawing further. `detach_display()` acknowledges everything still waiting.
+
 `updates` is a bounded queue of tuples for the display (the Tk thread drains it from `after()`):
 
   ("size", width, height, monitor)                 new geometry; the framebuffer was reset (black)
@@ -37,6 +43,7 @@ from tagio.session import messages as m
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
+MAX_UNSHOWN = 8         # frames decoded but not yet drawn; past this the oldest is acknowledged anyway
 DECODE_QUEUE = 4
 BYE_TIMEOUT = 1.0
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
@@ -60,6 +67,9 @@ class ViewerSession:
         self._decode_q = queue.Queue(maxsize=DECODE_QUEUE)
         self._fps_times = []
         self._pointer = (0, 0)
+        self._ack_lock = threading.Lock()
+        self._display_attached = False
+        self._unshown = []              # frame ids decoded, waiting for the display to draw them
         self._workers = Workers("viewer", on_error=self._ended_by_error)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -228,7 +238,37 @@ class ViewerSession:
         if frame.flags & m.FINAL:
             self.stats["latency_ms"] = frame.latency_ms
             self._count_frame()
-            self._send(m.FrameAck(frame.frame_id))
+            self._acknowledge(frame.frame_id)
+
+    # -- acknowledgements (decode thread and the display's thread) ---------------------------
+    def _acknowledge(self, frame_id):
+        with self._ack_lock:
+            if self._display_attached:
+                self._unshown.append(frame_id)
+                if len(self._unshown) <= MAX_UNSHOWN:
+                    return
+                frame_id = self._unshown.pop(0)     # a display that stopped drawing cannot stall us
+        self._send(m.FrameAck(frame_id))
+
+    def attach_display(self):
+        """A display that draws the updates will report each frame with displayed()."""
+        with self._ack_lock:
+            self._display_attached = True
+
+    def detach_display(self):
+        """The display is gone: acknowledge what it did not draw and ack on decode again."""
+        with self._ack_lock:
+            self._display_attached = False
+        self.displayed()
+
+    def displayed(self, frame_id=None):
+        """The display has drawn frame `frame_id` (None: everything decoded so far); acknowledge
+        it and any older frame it skipped. Safe from any thread."""
+        with self._ack_lock:
+            done = [f for f in self._unshown if frame_id is None or f <= frame_id]
+            self._unshown = [f for f in self._unshown if f not in done]
+        for f in done:
+            self._send(m.FrameAck(f), quiet=True)
 
     def _decode_rect(self, rect):
         width, height = self.geometry

@@ -12,7 +12,9 @@ The host runs in its own process (HostSession, real mss capture) and the viewer 
 latency is the time from the host's capture to the moment this process has the decoded update in
 hand (where a Tk window would draw it), or with --window the moment a real ViewerWindow on a
 second Xvfb has copied it into its photo image. CPU is read from /proc for each process (Linux only).
-Prints one JSON object per scene.
+Prints one JSON object per scene: frames_per_s counts frames the viewer session decoded and
+acknowledged, shown_per_s the distinct frames that reached the display (a window that falls behind
+skips frames: it draws the newest screen, not every one).
 """
 
 import argparse
@@ -85,6 +87,55 @@ def ready():
     report()
 root.after(200, ready)
 root.mainloop()
+"""
+
+
+# The full-screen scene bypasses Tk: a Tk canvas redraws a 1080p picture through an off-screen
+# pixmap, which made Xvfb itself the limit (~35-44 changes/s). Here the pictures are uploaded
+# once as server-side pixmaps and each change is one server-side CopyArea on a fixed 60 Hz grid.
+SCENE_FULL = r"""
+import sys, time
+from PIL import Image, ImageChops, ImageDraw
+from Xlib import X, display as xdisplay
+W, H, RATE = int(sys.argv[2]), int(sys.argv[3]), 60.0
+conn = xdisplay.Display()
+screen = conn.screen()
+win = screen.root.create_window(0, 0, W, H, 0, screen.root_depth, override_redirect=True,
+                                background_pixel=screen.black_pixel)
+gc = win.create_gc()
+base = Image.merge("RGB", [Image.linear_gradient("L").resize((W, H)),
+                           Image.radial_gradient("L").resize((W, H)),
+                           Image.linear_gradient("L").rotate(90).resize((W, H))])
+step = max(1, ((conn.display.info.max_request_length << 2) - 64) // (W * 4))    # rows per PutImage request
+pixmaps = []
+for k in range(6):
+    noise = Image.effect_noise((W, H), 24 + k * 4).convert("RGB")
+    img = Image.blend(ImageChops.offset(base, k * 97, k * 53), noise, 0.25)
+    ImageDraw.Draw(img).ellipse((200 + k * 180, 300, 600 + k * 180, 700), fill=(40 * k, 120, 200 - 30 * k))
+    pm = win.create_pixmap(W, H, screen.root_depth)
+    data = img.tobytes("raw", "BGRX")
+    for y in range(0, H, step):
+        h = min(step, H - y)
+        pm.put_image(gc, 0, y, W, h, X.ZPixmap, screen.root_depth, 0, data[y * W * 4:(y + h) * W * 4])
+    pixmaps.append(pm)
+win.map()
+win.copy_area(gc, pixmaps[0], 0, 0, W, H, 0, 0)
+conn.sync()
+sys.stdout.write("ready\n"); sys.stdout.flush()
+n, start, reported = 0, time.monotonic(), 0.0
+while True:
+    due = start + (n + 1) / RATE
+    now = time.monotonic()
+    if due > now:
+        time.sleep(due - now)
+    elif now - due > 1.0 / RATE:
+        start, n = now - (n + 1) / RATE, n      # fell a whole frame behind: no burst to catch up
+    n += 1
+    win.copy_area(gc, pixmaps[n % len(pixmaps)], 0, 0, W, H, 0, 0)
+    conn.sync()         # one change at a time: the next starts once the server has drawn this one
+    if time.monotonic() - reported > 0.25:
+        reported = time.monotonic()
+        sys.stdout.write(f"ticks {n}\n"); sys.stdout.flush()
 """
 
 
@@ -219,6 +270,7 @@ def measure(viewer, display, seconds, host_pid, scene_pid, ticks):
         "seconds": round(elapsed, 2),
         "frames": frames,
         "frames_per_s": round(frames / elapsed, 1),
+        "shown_per_s": round(len(seen) / elapsed, 1),
         "scene_changes_per_s": round((ticks.count - ticks0) / elapsed, 1),
         "latency_ms_p50": round(percentile(latencies, 50) or 0, 1),
         "latency_ms_p95": round(percentile(latencies, 95) or 0, 1),
@@ -233,7 +285,8 @@ def run_scene(mode, seconds, fps, window_display=None, warmup=2.0):
     from tagio.session.viewer import ViewerSession
     with Xvfb(width=WIDTH, height=HEIGHT) as xvfb:
         env = xvfb.env()
-        scene = subprocess.Popen([sys.executable, "-c", SCENE, mode, str(WIDTH), str(HEIGHT)], env=env,
+        script = SCENE_FULL if mode == "full" else SCENE
+        scene = subprocess.Popen([sys.executable, "-c", script, mode, str(WIDTH), str(HEIGHT)], env=env,
                                  stdout=subprocess.PIPE, text=True)
         try:
             if scene.stdout.readline().strip() != "ready":
