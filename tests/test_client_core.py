@@ -5,11 +5,13 @@ tests/relay_fixture, so nothing leaves loopback. The host captures a private Xvf
 """
 
 import os
+import shutil
 import socket
 import tempfile
 import threading
 import time
 import unittest
+from pathlib import Path
 
 from tagio.client.core import Client
 from tagio.client.ratelimit import AttemptLimiter
@@ -265,12 +267,12 @@ class ClientTest(unittest.TestCase):
 class RelayStatusTest(unittest.TestCase):
     """Status and errors when the relay is missing or goes away (no display needed)."""
 
-    def make(self, relay_text, **settings_kw):
+    def make(self, relay_text, relay_ca=None, **settings_kw):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         events = Events()
         client = Client(tmp.name, relay=relay_text, settings=Settings(tmp.name, **settings_kw),
-                        on_event=events, direct_bind=None)
+                        on_event=events, direct_bind=None, relay_ca=relay_ca)
         client.events = events
         client.start()
         self.addCleanup(client.close)
@@ -300,6 +302,31 @@ class RelayStatusTest(unittest.TestCase):
             bad.wait_online(5)
         self.assertTrue(bad.relay_status.startswith("unreachable: relay refused"), bad.relay_status)
         self.assertNotIn("not-it", bad.relay_status + repr(bad.events.items))
+
+    def test_relay_over_websocket(self):
+        relay = start_relay()
+        self.addCleanup(relay.stop)
+        client = self.make("ws://%s:%d" % relay.address)
+        client.wait_online(5)
+        self.assertEqual((client.relay_address, client.relay_url), (relay.address,
+                                                                    "ws://%s:%d" % relay.address))
+
+    @unittest.skipUnless(shutil.which("openssl"), "needs openssl to make a test certificate")
+    def test_relay_over_tls_with_its_own_ca(self):
+        from tagio.relay.cli import make_tls_context
+        from tests.test_relay_tls import make_certificate
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        cert, key = make_certificate(Path(tmp.name))
+        relay = start_relay(ssl_context=make_tls_context(str(cert), str(key)))
+        self.addCleanup(relay.stop)
+        url = "tls://%s:%d" % relay.address
+        trusting = self.make(url, relay_ca=str(cert))
+        trusting.wait_online(5)
+        doubting = self.make(url)                      # system CAs do not know this certificate
+        with self.assertRaises(RelayError):
+            doubting.wait_online(5)
+        self.assertIn("unreachable", doubting.relay_status)
 
     def test_relay_lost_then_back(self):
         relay = start_relay()

@@ -48,6 +48,18 @@ class AddressTest(unittest.TestCase):
             with self.subTest(text=text), self.assertRaises(ConfigError):
                 parse_address(text)
 
+    def test_relay_urls(self):
+        from tagio.client.settings import parse_relay
+        target = parse_relay("wss://relay.example/tunnel")
+        self.assertEqual((target.address, target.tls, target.websocket, target.ws_path),
+                         (("relay.example", 443), True, True, "/tunnel"))
+        self.assertEqual(parse_relay("tls://r:7").address, ("r", 7))
+        self.assertFalse(parse_relay("r:7").tls)
+        for bad in ("ftp://r:1", "tls://r:99999", "wss://"):
+            with self.subTest(bad=bad), self.assertRaises(ConfigError):
+                parse_relay(bad)
+        self.assertEqual(resolve_relay("wss://relay.example", None, {}), ("relay.example", 443))
+
     def test_precedence(self):
         s = Settings("/nonexistent", relay="from-settings:1")
         self.assertEqual(resolve_relay("flag:2", s, {"TAGIO_RELAY": "env:3"}), ("flag", 2))

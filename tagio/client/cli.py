@@ -25,7 +25,7 @@ import threading
 import time
 
 import tagio
-from tagio.client.settings import format_address, parse_address
+from tagio.client.settings import format_address, parse_address, parse_relay
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError,
@@ -106,7 +106,11 @@ class Output:
 # ---------------------------------------------------------------------------- argument parsing
 
 def _address(text):
+    """HOST:PORT, or a URL tls:// ws:// wss:// (kept as typed once it parses)."""
     try:
+        if "://" in text:
+            parse_relay(text)
+            return text.strip()
         return format_address(parse_address(text))
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -141,7 +145,9 @@ def _common_options(with_defaults):
     if not with_defaults:
         common.argument_default = argparse.SUPPRESS
     common.add_argument("--config-dir", metavar="DIR", help="settings folder (also TAGIO_CONFIG_DIR)")
-    common.add_argument("--relay", metavar="HOST:PORT", type=_address, help="relay (also TAGIO_RELAY)")
+    common.add_argument("--relay", metavar="HOST:PORT", type=_address,
+                        help="relay (also TAGIO_RELAY); tls://, ws:// or wss:// URLs for TLS or "
+                             "HTTPS-only hosts")
     common.add_argument("--json", action="store_true", help="print one JSON object per line")
     common.add_argument("--verbose", action="store_true", help="log details (never secrets)")
     common.add_argument("--direct-bind", type=_bind, help=argparse.SUPPRESS,
@@ -158,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagio-gui", description="TagIO remote desktop. Without --cli the window opens.",
         parents=[_common_options(with_defaults=True)],
-        epilog="Environment: TAGIO_CONFIG_DIR, TAGIO_RELAY (HOST:PORT), TAGIO_RELAY_SECRET (private "
+        epilog="Environment: TAGIO_CONFIG_DIR, TAGIO_RELAY (HOST:PORT or URL), TAGIO_RELAY_CA, "
+               "TAGIO_RELAY_SECRET (private "
                "relay), TAGIO_PASSWORD (connect). Exit status: 0 ok, 1 error, 2 usage or setup, "
                "3 wrong password, 4 relay problem or unknown ID, 5 partner gone, 130 interrupted.")
     common = _common_options(with_defaults=False)
@@ -371,7 +378,7 @@ class HostPrinter:
         self.out.event("ready", f"TagIO host ready. ID: {format_id(c.id)}  "
                        f"Password: {c.one_time_password}",
                        id=c.id, password=c.one_time_password,
-                       relay=format_address(c.relay_address))
+                       relay=c.relay_url)
 
 
 def check_capture(monitor):

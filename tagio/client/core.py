@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from tagio.client.paths import establish_channel, make_listener
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.relay_link import RelayLink
-from tagio.client.settings import Settings, default_config_dir, resolve_relay
+from tagio.client.settings import Settings, default_config_dir, parse_relay, resolve_relay_text
 from tagio.crypto.identity import Identity, id_from_public_key, normalize_id
 from tagio.errors import (ConfigError, IdentityError, RelayError, TagioError, TransportTimeout,
                           WrongPasswordError)
@@ -49,6 +49,7 @@ MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are re
 HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
 POLL = 0.25                 # how often the LAN thread notices close()
+ENV_RELAY_CA = "TAGIO_RELAY_CA"    # PEM file that signs a private relay's TLS certificate
 LAN_QUERY_WAIT = 1.5        # LAN answers to a query come back within about a second
 
 
@@ -75,14 +76,20 @@ class Client:
     monitor / view_only / fps_cap / quality override the settings for host sessions; display picks
     the X display to capture (default $DISPLAY). limiter: an AttemptLimiter (tests inject one).
     lan: None/False (off), True (broadcast on the LAN) or a dict of tagio.net.lan.LanService keywords.
+    relay may be a URL: tls://host:port, ws://..., wss://host[/path]; relay_ca (or TAGIO_RELAY_CA)
+    names the CA file for a TLS relay with its own certificate.
     """
 
     def __init__(self, config_dir=None, *, relay=None, settings=None, accept_callback=None,
                  on_event=None, direct_bind=("0.0.0.0", 0), host_password=None, monitor=1,
-                 view_only=None, fps_cap=None, quality=None, limiter=None, display=None, lan=None):
+                 view_only=None, fps_cap=None, quality=None, limiter=None, display=None, lan=None,
+                 relay_ca=None):
         self.config_dir = default_config_dir() if config_dir is None else config_dir
         self.settings = settings if settings is not None else Settings.load(self.config_dir)
-        self.relay_address = resolve_relay(relay, self.settings)
+        self.relay_url = resolve_relay_text(relay, self.settings)
+        target = parse_relay(self.relay_url)
+        self.relay_address = target.address
+        self._relay_options = relay_client_options(target, relay_ca or os.environ.get(ENV_RELAY_CA))
         self.identity = _load_identity(self.config_dir)
         self.id = self.identity.id
         self.accept_callback, self.on_event = accept_callback, on_event
@@ -123,7 +130,7 @@ class Client:
             self._lan = start_lan_service(self.id, self._listener, self._lan_options)
         self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
                                candidates=self._candidates, on_peer=self._on_peer,
-                               udp_socket=self._udp_socket,
+                               udp_socket=self._udp_socket, client_options=self._relay_options,
                                on_status=lambda status: self._emit("relay_status", status=status))
         self._link.start()
         return self
@@ -395,6 +402,21 @@ class Client:
     def _snapshot(self, items):
         with self._lock:
             return list(items)
+
+
+def relay_client_options(target, ca_file=None) -> dict:
+    """RelayClient keywords for a RelayTarget: a TLS context (system CAs, or ca_file for a private
+    relay's own certificate) and the WebSocket tunnel for relays behind HTTPS-only front ends."""
+    options = {}
+    if target.tls:
+        import ssl
+        try:
+            options["ssl_context"] = ssl.create_default_context(cafile=ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use relay CA file {ca_file}: {exc}") from None
+    if target.websocket:
+        options.update(websocket=True, ws_path=target.ws_path)
+    return options
 
 
 def _close_part(part):

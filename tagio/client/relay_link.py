@@ -64,8 +64,9 @@ def next_backoff(previous, rng=random.random):
 class RelayLink:
     def __init__(self, address, identity, *, auth_secret=None, candidates=lambda: [], on_peer,
                  on_status=lambda status: None, factory=_default_factory, backoff=None,
-                 udp_socket=lambda: None):
+                 udp_socket=lambda: None, client_options=None):
         self.address = address
+        self._client_options = dict(client_options or {})   # TLS / WebSocket for the RelayClient
         self._identity, self._auth_secret = identity, auth_secret
         self._candidates, self._on_peer, self._on_status = candidates, on_peer, on_status
         self._factory = factory
@@ -148,7 +149,8 @@ class RelayLink:
 
     def _register(self):
         client = self._factory(self.address, self._identity, auth_secret=self._auth_secret,
-                               local_candidates=list(self._candidates()), timeout=REGISTER_TIMEOUT)
+                               local_candidates=list(self._candidates()), timeout=REGISTER_TIMEOUT,
+                               **self._client_options)
         try:
             client.connect()
         except (TagioError, OSError) as exc:

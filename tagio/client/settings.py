@@ -15,6 +15,7 @@ then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tagio import DEFAULT_RELAY
@@ -68,13 +69,43 @@ def format_address(address) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def resolve_relay(flag=None, settings=None, environ=None) -> tuple:
-    """The relay to use as (host, port): --relay, then TAGIO_RELAY, then settings, then the default."""
+@dataclass(frozen=True)
+class RelayTarget:
+    """A parsed relay address: where, and how (raw TCP, TLS, WebSocket through an HTTPS front end)."""
+    address: tuple
+    tls: bool = False
+    websocket: bool = False
+    ws_path: str = "/tagio"
+
+
+def parse_relay(text) -> RelayTarget:
+    """'host:port' or 'scheme://host[:port][/path]' (tagio, tls, ws, wss) -> RelayTarget.
+    Raises ConfigError. A bare host:port is raw TCP, as before."""
+    text = str(text).strip()
+    if "://" not in text:
+        return RelayTarget(parse_address(text))
+    if len(text) > MAX_TEXT:
+        raise ConfigError("relay address too long")
+    from tagio.net.relay_client import parse_relay_url    # the relay client owns the URL forms
+    address, tls, websocket, ws_path = parse_relay_url(text)
+    host, port = address
+    if not host or not 0 < port < 65536:
+        raise ConfigError(f"not a relay address: {text!r}")
+    return RelayTarget(address, tls, websocket, ws_path)
+
+
+def resolve_relay_text(flag=None, settings=None, environ=None) -> str:
+    """Which relay to use, as typed: --relay, then TAGIO_RELAY, then settings, then the default."""
     environ = os.environ if environ is None else environ
     for candidate in (flag, environ.get(ENV_RELAY), getattr(settings, "relay", None), DEFAULT_RELAY):
         if candidate:
-            return parse_address(candidate)
+            return str(candidate).strip()
     raise ConfigError("no relay configured")  # unreachable: DEFAULT_RELAY is set
+
+
+def resolve_relay(flag=None, settings=None, environ=None) -> tuple:
+    """The relay to use as (host, port) (see resolve_relay_text for the order)."""
+    return parse_relay(resolve_relay_text(flag, settings, environ)).address
 
 
 # ---------------------------------------------------------------- field validation (a table, not ifs)
@@ -88,7 +119,7 @@ def _text_or_none(value):
 def _relay(value):
     if value is None:
         return None
-    parse_address(value)
+    parse_relay(value)
     return str(value)
 
 
