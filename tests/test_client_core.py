@@ -133,6 +133,16 @@ class ClientTest(unittest.TestCase):
         host.end_host_sessions()             # the "disconnect" button
         host.events.wait("session_ended", peer_id=viewer.id)
 
+    def test_session_through_a_websocket_relay(self):
+        url = "ws://" + self.relay_text                 # as behind an HTTPS-only front end, minus TLS
+        host = self.client(relay=url, direct_bind=None)
+        viewer = self.client(relay=url, direct_bind=None)
+        host.wait_online(10)
+        viewer.wait_online(10)
+        conn = viewer.connect(host.id, host.one_time_password)
+        self.assertEqual(conn.path, "relay")
+        self.view(conn)
+
     def test_permanent_password_skips_prompt_and_keeps_otp(self):
         asked = []
         host = self.client(host_password="unattended-pw", settings_kw={"ask_before_accept": True},
