@@ -2,9 +2,10 @@
 
     python -m tests.bench.stream [--seconds 10] [--scene small|full|both] [--fps 60] [--window]
 
-Scenes (a Tk program on the Xvfb display, driven by its own timer):
-  small  a 200x100 region changes at 60 Hz (a moving bar and a counter), the rest is still
-  full   the whole screen changes at 60 Hz (cycling through photo-like full-screen pictures)
+Scenes (a program on the Xvfb display, driven by its own timer):
+  small  a 200x100 region changes at 60 Hz (a moving bar and a counter), the rest is still (Tk)
+  full   the whole screen changes at 60 Hz (cycling through photo-like full-screen pictures, copied
+         from server-side pixmaps so the scene itself can keep up; see SCENE_FULL)
 
 The host runs in its own process (HostSession, real mss capture) and the viewer in this one
 (ViewerSession, decoding into its framebuffer), joined by a real SPAKE2 SecureChannel over
