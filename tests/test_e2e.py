@@ -213,7 +213,9 @@ class EndToEndTest(unittest.TestCase):
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         connected = viewer.events("connected")[0]
         self.assertEqual(connected["peer"], host_id)
-        self.assertIn(connected["path"], ("direct-tcp", "direct-udp"))     # both ends have listeners
+        # Both ends have listeners, so a direct path normally wins; on a loaded machine the relay
+        # (tried 0.3 s later) may finish first. test_lan_only_* checks a direct path on its own.
+        self.assertIn(connected["path"], ("direct-tcp", "direct-udp", "relay"))
         self.assertGreater(connected["connect_ms"], 0)
         closed = viewer.events("closed")[0]
         self.assertGreater(closed["frames"], 0)

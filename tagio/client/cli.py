@@ -7,16 +7,15 @@ then serves until SIGINT/SIGTERM. `connect` starts a Client without a listener, 
 partner, runs a ViewerSession for `--duration` seconds (or until the partner leaves or Ctrl+C), can play
 a `--script` of input and writes `--snapshot` at the end.
 
-Output is one line per event, for people or (with `--json`) one JSON object per line on stdout. Every
-failure becomes one line on stderr (plus an {"event": "error"} object with `--json`) and an exit status
-from ERRORS: no tracebacks unless `--verbose`, and no secret except the host's own one-time password
-in its ready line.
+Output (tagio/client/output.py) is one line per event, for people or (with `--json`) one JSON object
+per line on stdout. Every failure becomes one line on stderr (plus an {"event": "error"} object with
+`--json`) and an exit status from output.ERRORS: no tracebacks unless `--verbose`, and no secret except
+the host's own one-time password in its ready line.
 """
 
 import argparse
 import contextlib
 import inspect
-import json
 import logging
 import os
 import signal
@@ -27,81 +26,13 @@ import time
 import tagio
 from tagio.client.settings import format_address, parse_address, parse_relay
 from tagio.crypto.identity import format_id, normalize_id
-from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
-                          RelayError, SecureChannelError, TagioError, TransportError,
-                          TransportTimeout, WrongPasswordError)
+from tagio.client.output import (EXIT_AUTH, EXIT_ERROR, EXIT_GONE, EXIT_INTERRUPTED,  # noqa: F401
+                                 EXIT_OK, EXIT_RELAY, EXIT_USAGE, Output, describe_error)
+from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_RELAY, EXIT_GONE = 0, 1, 2, 3, 4, 5
-EXIT_INTERRUPTED = 130      # the shell convention for "ended by Ctrl+C" before any work was done
 ENV_RELAY_SECRET = "TAGIO_RELAY_SECRET"
 READY_TIMEOUT = 12.0
 FIRST_FRAME_TIMEOUT = 10.0
-
-# error class -> (kind, exit status, prefix); the most specific class is looked up first (MRO order).
-ERRORS = {
-    WrongPasswordError: ("wrong_password", EXIT_AUTH, "wrong password"),
-    IdentityError: ("identity", EXIT_AUTH, "identity check failed"),
-    AuthError: ("auth", EXIT_AUTH, "authentication failed"),
-    RelayError: ("relay", EXIT_RELAY, None),
-    ConnectionClosed: ("partner_gone", EXIT_GONE, "partner gone"),
-    TransportTimeout: ("timeout", EXIT_GONE, "timed out"),
-    SecureChannelError: ("channel", EXIT_GONE, "secure channel broken"),
-    ProtocolError: ("protocol", EXIT_GONE, "protocol error"),
-    TransportError: ("transport", EXIT_GONE, "connection failed"),
-    ConfigError: ("usage", EXIT_USAGE, None),
-    TagioError: ("error", EXIT_ERROR, None),
-}
-
-# relay error code -> (kind, human text); anything else shows the relay's own text.
-RELAY_CODES = {
-    "unknown_id": ("unknown_id", "unknown ID: no TagIO client with that ID is registered at the relay"),
-    "offline": ("offline", "partner is not online"),
-    "rate_limited": ("rate_limited", "the relay is rate-limiting this address; try again shortly"),
-    "auth_failed": ("relay_auth", "the relay refused this client: its relay secret is missing or wrong"),
-    "self": ("usage", "that is this machine's own ID"),
-}
-
-
-def describe_error(exc):
-    """(kind, exit status, one line) for an error shown to the user."""
-    for cls in type(exc).__mro__:
-        if cls in ERRORS:
-            kind, status, prefix = ERRORS[cls]
-            break
-    else:
-        return "internal", EXIT_ERROR, f"internal error ({type(exc).__name__}); run with --verbose"
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, RelayError):
-        kind, text = RELAY_CODES.get(exc.code, (exc.code or "relay", text))
-        if exc.code == "unreachable":
-            kind = "relay_unreachable"
-    elif prefix and not text.lower().startswith(prefix):
-        text = f"{prefix}: {text}"
-    return kind, status, text
-
-
-class Output:
-    """Serialises event lines from worker threads to stdout (JSON or text) and errors to stderr."""
-
-    def __init__(self, as_json, stdout=None, stderr=None):
-        self.as_json = as_json
-        self.stdout, self.stderr = stdout or sys.stdout, stderr or sys.stderr
-        self._lock = threading.Lock()
-
-    def event(self, name, text, **fields):
-        line = json.dumps({"event": name, **fields}) if self.as_json else text
-        with self._lock:
-            print(line, file=self.stdout, flush=True)
-
-    def error(self, exc):
-        kind, status, text = describe_error(exc)
-        with self._lock:
-            if self.as_json:
-                print(json.dumps({"event": "error", "kind": kind, "message": text}), file=self.stdout,
-                      flush=True)
-            print(f"tagio: {text}", file=self.stderr, flush=True)
-        return status
-
 
 # ---------------------------------------------------------------------------- argument parsing
 
