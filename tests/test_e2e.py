@@ -208,8 +208,15 @@ class EndToEndTest(unittest.TestCase):
                           "click 1\nwait 0.3\ntype hello TagIO\nwait 0.3\nkey BackSpace\n"
                           "scroll 0 -1\n")
         snapshot = self.tmp / "snap.png"
-        viewer = self.connect(host_id, password, "--snapshot", str(snapshot), "--duration", "4",
+        viewer = self.connect(host_id, password, "--snapshot", str(snapshot), "--duration", "60",
                               "--script", str(script))
+        # The session runs until the last scripted input has arrived (however loaded the machine),
+        # then a little longer so the host sends that change, then Ctrl+C ends it cleanly.
+        self.target.wait_for(lambda e: e.get("text") == "hello TagI", timeout=40, what="BackSpace")
+        self.assertTrue(wait_until(lambda: [ENTRY_AT[0], ENTRY_AT[1], 5] in
+                                   [e["click"] for e in self.target.events(key="click")], 10))
+        time.sleep(1.0)
+        viewer.popen.send_signal(signal.SIGINT)
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         connected = viewer.events("connected")[0]
         self.assertEqual(connected["peer"], host_id)
