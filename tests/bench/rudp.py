@@ -1,6 +1,6 @@
 """Benchmark: the reliable UDP stream against TCP, and connection set-up through NAT.
 
-    python -m tests.bench.rudp [--size MB] [--loss PERCENT ...] [--nat-runs N]
+    python -m tests.bench.rudp [--size MB] [--loss PERCENT ...] [--nat-runs N] [--runs N]
 
 Prints one line per figure:
 - throughput (MB/s) of RudpStream and of TCP (SocketStream) on loopback, for
@@ -109,16 +109,21 @@ def latency(make_pair, rounds=500):
     return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
 
-def measure(size_mb, loss):
+def measure(size_mb, loss, runs=1):
     size = int(size_mb * 1e6)
     for name, make_pair in (("rudp", rudp_pair), ("tcp", tcp_pair)):
-        mbps = throughput(make_pair, size)
-        median, p99 = latency(make_pair)
-        print(f"{name:4s} loopback loss={loss:>2}%  throughput {mbps:7.1f} MB/s   "
-              f"rtt median {median:.3f} ms  p99 {p99:.3f} ms", flush=True)
+        rates = []
+        for _ in range(runs):
+            rates.append(throughput(make_pair, size))
+            median, p99 = latency(make_pair)
+            print(f"{name:4s} loopback loss={loss:>2}%  throughput {rates[-1]:7.1f} MB/s   "
+                  f"rtt median {median:.3f} ms  p99 {p99:.3f} ms", flush=True)
+        if runs > 1:
+            print(f"{name:4s} loopback loss={loss:>2}%  median of {runs} runs {statistics.median(rates):7.1f} MB/s "
+                  f"(min {min(rates):.1f}, max {max(rates):.1f})", flush=True)
 
 
-def measure_with_loss(size_mb, loss):
+def measure_with_loss(size_mb, loss, runs=1):
     """Re-run this script inside a fresh namespace whose loopback drops `loss`% of packets."""
     ns = f"tgbench{os.getpid()}"
     netlab.run("ip", "netns", "add", ns)
@@ -128,7 +133,7 @@ def measure_with_loss(size_mb, loss):
                  f" iif lo numgen random mod 100 < {int(loss)} drop\n }}\n}}\n")
         netlab.run("ip", "netns", "exec", ns, "nft", "-f", "-", input=rules)
         subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__, "--inner", "--size", str(size_mb),
-                        "--loss", str(loss)], check=True)
+                        "--loss", str(loss), "--runs", str(runs)], check=True)
     finally:
         netlab.run("ip", "netns", "del", ns, check=False)
 
@@ -180,19 +185,20 @@ def main():
     parser.add_argument("--size", type=float, default=50.0, help="MB per throughput run")
     parser.add_argument("--loss", type=int, nargs="*", default=[0, 5])
     parser.add_argument("--nat-runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=1, help="loopback runs per figure (median printed)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        measure(args.size, args.loss[0])
+        measure(args.size, args.loss[0], args.runs)
         return
     reason = netlab.unavailable()
     for loss in args.loss:
         if loss == 0:
-            measure(args.size, 0)
+            measure(args.size, 0, args.runs)
         elif reason:
             print(f"loss={loss}%: skipped ({reason})")
         else:
-            measure_with_loss(args.size, loss)
+            measure_with_loss(args.size, loss, args.runs)
     if args.nat_runs and not reason:
         nat_setup(args.nat_runs)
         nat_bulk(args.size)
