@@ -291,7 +291,7 @@ class EndToEndTest(unittest.TestCase):
         clicks_before = len(self.target.events(key="click"))
         script = self.tmp / "view-only.txt"
         script.write_text("move 30 30\nclick 1\ntype ignored\nwait 0.5\n")
-        viewer = self.connect(host_id, password, "--duration", "2.5", "--script", str(script),
+        viewer = self.connect(host_id, password, "--duration", "3", "--script", str(script),
                               name="viewer-view-only")
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         self.assertGreater(viewer.events("closed")[0]["frames"], 0)     # it did see the screen
@@ -307,7 +307,7 @@ class EndToEndTest(unittest.TestCase):
         viewer = self.connect(host_id, password, "--duration", "60", "--snapshot", str(snapshot))
         viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
         self.assertTrue(wait_until(lambda: len(self.host.events("session_started")) > before))
-        time.sleep(1.0)                               # let the first frame arrive
+        time.sleep(2.0)                               # let the first frame arrive
         viewer.popen.send_signal(signal.SIGINT)
         self.assertEqual(viewer.finish(15), 0, viewer.stderr)
         self.assertEqual(viewer.stderr, "")
@@ -360,7 +360,7 @@ class EndToEndTest(unittest.TestCase):
         self.addCleanup(host.stop)
         host_id, password = self.credentials_from(host)
         self.assertTrue(host.events("relay")[-1]["status"].startswith("unreachable"))
-        viewer = self.connect(host_id, password, "--duration", "1", *lan, relay=nowhere,
+        viewer = self.connect(host_id, password, "--duration", "3", *lan, relay=nowhere,
                               name="lan-viewer")
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         self.assertIn(viewer.events("connected")[0]["path"], ("direct-tcp", "direct-udp"))
