@@ -466,6 +466,8 @@ class RelayServer(PhaseReaders):
         registration. The loop thread only copies the dict; encoding and writing happen on a worker.
         """
         bindings = self.logic.registry.bindings
+        if sync and self._saving:  # stopping with a write whose outcome never reached the loop: write again
+            bindings.dirty = True
         if not bindings.dirty or (self._saving and not sync):
             return
         now = self.clock()
