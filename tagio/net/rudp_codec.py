@@ -159,6 +159,7 @@ _TYPES_BY_CODE = {int(code): cls for code, cls in TYPES.items()}  # no Enum call
 DATA_HEAD = struct.Struct("!BB4sIIB")  # HEADER + Data.FIXED, packed in one go
 _DATA_MIN, _DATA_MAX = DATA_HEAD.size + MAC_LEN, DATA_HEAD.size + MAX_PAYLOAD + MAC_LEN
 _SHA256_BLOCK = 64
+_DATA = int(PacketType.DATA)
 
 
 def _exact(fixed: struct.Struct, raw) -> tuple:
@@ -198,8 +199,14 @@ def encode_data(seq: int, ts: int, flags: int, payload, conn_id: bytes, key: byt
     """encode(Data(seq, ts, flags, payload), ...) without the message object: the hot path."""
     if len(payload) > MAX_PAYLOAD:
         raise LocalProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    signed = DATA_HEAD.pack(PacketType.DATA, VERSION, conn_id, seq, ts, flags) + payload
-    return signed + _mac(key, signed)
+    head = DATA_HEAD.pack(_DATA, VERSION, conn_id, seq, ts, flags)
+    inner, outer = _pads(key)
+    inner = inner.copy()
+    inner.update(head)
+    inner.update(payload)  # MAC the parts: the payload is copied once, into the datagram
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return b"".join((head, payload, outer.digest()[:MAC_LEN]))
 
 
 def _open(datagram, conn_id: bytes, key: bytes) -> int:

@@ -26,6 +26,8 @@ OTHER_QUEUE = 64
 RECV_BUFFER = 4 * 1024 * 1024  # socket buffer; the kernel may cap it
 READ_BATCH = 64  # datagrams read per wake-up before the targets are flushed
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", None)  # POSIX only
+_MIN_OURS = rudp_codec.HEADER.size + rudp_codec.MAC_LEN
+_OUR_TYPES = frozenset(int(code) for code in rudp_codec.PacketType)
 
 
 class Inbox(queue.SimpleQueue):
@@ -88,6 +90,15 @@ class UdpMux:
         except OSError:
             pass  # unreachable candidates and full buffers are ordinary on UDP
 
+    def sendmany(self, datagrams, addr) -> None:
+        """sendto() for each datagram, in order (one Python call for a burst)."""
+        send = self.sock.sendto
+        for data in datagrams:
+            try:
+                send(data, addr)
+            except OSError:
+                pass  # as in sendto()
+
     def _read_loop(self):
         while not self._stop.is_set():
             touched = {}  # targets of this batch, in order; each flushed once at the end
@@ -119,9 +130,10 @@ class UdpMux:
     def _route(self, data, addr, touched):
         if not data:
             return  # close()'s wake-up call, or an empty probe: nothing to deliver
-        if rudp_codec.is_tagio_datagram(data):
-            # A dict read is atomic in CPython; register/unregister still take the lock.
-            target = self._routes.get(rudp_codec.conn_id_of(data))
+        if len(data) >= _MIN_OURS and data[1] == rudp_codec.VERSION and data[0] in _OUR_TYPES:
+            # is_tagio_datagram() inlined (hot path). A dict read is atomic in CPython;
+            # register/unregister still take the lock.
+            target = self._routes.get(data[2:6])
         else:
             target = self.other
         if target is None:

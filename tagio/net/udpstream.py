@@ -194,7 +194,6 @@ class RudpStream:
         the peer's SACKs would make that look like loss)."""
         if not mine:
             return
-        sendto, addr = self.mux.sendto, self.peer_addr
         while True:
             with self._lock:
                 if not self._outq:
@@ -202,8 +201,7 @@ class RudpStream:
                     return
                 batch = list(self._outq)
                 self._outq.clear()
-            for datagram in batch:
-                sendto(datagram, addr)
+            self.mux.sendmany(batch, self.peer_addr)
 
     def _flush_control(self):
         with self._lock:
