@@ -500,6 +500,23 @@ class StreamTest(unittest.TestCase):
             self.b.recv(10)
         self.assertIn("bug in the core", str(caught.exception))
 
+    def test_two_sessions_share_one_socket_pair(self):
+        keys_a, keys_b = path_keys(TOKEN, b"second-session-1", "viewer"), path_keys(TOKEN, b"second-session-1", "host")
+        c = RudpStream(self.mux_a, self.mux_b.address(), keys_a)
+        d = RudpStream(self.mux_b, self.mux_a.address(), keys_b)
+        self.addCleanup(d.close)
+        self.addCleanup(c.close)
+        first, second = os.urandom(700_000), os.urandom(700_000)
+        senders = [threading.Thread(target=self.a.send, args=(first,)), threading.Thread(target=c.send, args=(second,))]
+        for thread in senders:
+            thread.start()
+        self.b.settimeout(20)
+        d.settimeout(20)
+        self.assertEqual(recv_exactly(self.b, len(first)), first)
+        self.assertEqual(recv_exactly(d, len(second)), second)
+        for thread in senders:
+            thread.join(10)
+
     def test_mux_flushes_each_read_batch(self):
         class Recorder:
             def __init__(self):
