@@ -276,15 +276,21 @@ class Client:
         return udp.discovery_socket() if udp is not None else None
 
     def _lan_requests_thread(self):
-        """Dials that arrived on our listener from the LAN, with no relay involved."""
+        """Dials that arrived on our listener from the LAN, with no relay involved. An exception
+        that ends this thread is kept for close()."""
         from tagio.net.connect import lan_host_peer
         requests = getattr(self._listener, "lan_requests", None)
-        while requests is not None and not self._closing.is_set():
-            try:
-                request = requests.get(timeout=POLL)
-            except queue.Empty:
-                continue
-            self._on_peer(lan_host_peer(request, self.id), lan=True)
+        try:
+            while requests is not None and not self._closing.is_set():
+                try:
+                    request = requests.get(timeout=POLL)
+                except queue.Empty:
+                    continue
+                self._on_peer(lan_host_peer(request, self.id), lan=True)
+        except Exception as exc:
+            log.exception("LAN request thread failed")
+            with self._lock:
+                self._errors.append(exc)
 
     def _on_peer(self, peer, lan=False):
         """Called by the relay link (or the LAN thread) for each rendezvous; never blocks."""
