@@ -146,6 +146,17 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(r.returncode, cli.EXIT_USAGE)
         self.assertIn("a password is needed", r.stderr)
 
+    def test_direct_port_in_use(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            r = run_gui("--cli", "connect", "123456789", "--password", "pw", "--config-dir", self.config,
+                        "--direct-bind", f"127.0.0.1:{port}", "--relay", f"127.0.0.1:{closed_port()}")
+        self.assertEqual(r.returncode, cli.EXIT_USAGE, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn(f"cannot listen for direct connections on 127.0.0.1:{port}", r.stderr)
+
     def test_password_from_stdin(self):
         common = ["--cli", "connect", "123456789", "--password", "-", "--config-dir", self.config,
                   "--direct-bind", "none", "--relay", f"127.0.0.1:{closed_port()}"]

@@ -7,14 +7,21 @@ and returns the winner's SecureChannel. Both sides of a session must go through 
 the viewer nominates the winning path in-band. Plain imports (no importlib) so PyInstaller sees them.
 """
 
+from tagio.errors import ConfigError
 from tagio.net import connect
 
 
 def make_listener(bind):
-    """A DirectListener bound to `bind` ((host, port); port 0 = any), or None when bind is None."""
+    """A DirectListener bound to `bind` ((host, port); port 0 = any), or None when bind is None.
+    Raises ConfigError when it cannot bind."""
     if bind is None:
         return None
-    return connect.DirectListener(bind)
+    try:
+        return connect.DirectListener(bind)
+    except OSError as exc:        # the port is taken, or the address is not ours
+        host, port = bind
+        raise ConfigError(f"cannot listen for direct connections on {host}:{port}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def establish_channel(peer, relay, handshake, *, listener=None, timeout=15.0):
