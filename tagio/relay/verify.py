@@ -12,14 +12,16 @@ building a key object and a signer object per call, ~0.36 ms here. The same
 cofactored equation is P = [s]B - [k]A - R; accept iff [8]P is the identity.
 That needs one fixed-base multiplication ([s]B, table-driven, ~40 us), one
 variable-base one ([k]A, ~185 us, in C with the GIL released), three point
-doublings and two point decodings: ~0.27 ms, with the same accept/reject
+doublings and two point decodings: ~0.25 ms, with the same accept/reject
 decisions as the library (the tests cross-check it against pycryptodome,
 including tampered, non-canonical and small-order inputs).
 
 Only pycryptodome's group arithmetic is used (the EccPoint of its Ed25519
-C module); hashing is hashlib. If a future pycryptodome drops the private
-point decoder this module relies on, `verify` falls back to the library's own
-verify (tagio.crypto.identity.verify_signature): slower, never wrong.
+C module, and that module's public-scalar multiplication called directly);
+hashing is hashlib. These are private parts of pycryptodome (pinned in
+requirements.txt); if a future version lacks them, `verify` falls back to the
+library's own verify (tagio.crypto.identity.verify_signature): slower, never
+wrong. A version that changed their meaning would fail tests/test_relay_verify.
 
 Decoded keys are not cached per ID: a decode costs ~12 us of the ~270, and a
 cache would cost memory on every registered client (the relay's budget is
@@ -31,10 +33,11 @@ import hashlib
 from tagio.crypto.identity import PUBLIC_KEY_LEN, SIGNATURE_LEN, verify_signature
 
 try:
-    from Crypto.Math.Numbers import Integer
     from Crypto.PublicKey._point import EccPoint, _curves
+    from Crypto.Util._raw_api import c_size_t, c_uint8_ptr
     _decode = EccPoint._decode_eddsa
     _BASE = _curves["ed25519"].G  # B; the C module multiplies it from a precomputed table
+    _scalar_public = _curves["ed25519"].rawlib.scalar_public
 except (ImportError, AttributeError, KeyError):  # an unknown pycryptodome: use its verify
     _decode = None
 
@@ -52,13 +55,22 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     if s >= ORDER:  # malleability: only the canonical s is accepted
         return False
     try:
-        neg_a = -_decode(public_key, "Ed25519")
+        a = _decode(public_key, "Ed25519")
         neg_r = -_decode(r_bytes, "Ed25519")
     except ValueError:
         return False
     k = int.from_bytes(hashlib.sha512(r_bytes + public_key + message).digest(), "little") % ORDER
-    # public=True: s and k are public values, so the faster variable-time C routine is right here
-    point = _BASE * Integer(s, public=True)
-    point += neg_a * Integer(k, public=True)
+    # -[k]A as [L-k]A: they differ by [L]A, a small-order point that the final [8] removes.
+    point = _times(_BASE.copy(), s)
+    point += _times(a, ORDER - k)
     point += neg_r
     return point.double().double().double().is_point_at_infinity()
+
+
+def _times(point, n: int):
+    """point *= n in place. n is public, so the variable-time C routine is right, and it is called
+    directly: EccPoint.__mul__ spends ~15 us of Python per call wrapping n in an Integer."""
+    scalar = n.to_bytes((n.bit_length() + 7) // 8 or 1, "big")
+    if _scalar_public(point._point.get(), c_uint8_ptr(scalar), c_size_t(len(scalar))):
+        raise ValueError("Ed25519 scalar multiplication failed")
+    return point

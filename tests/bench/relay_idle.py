@@ -20,6 +20,7 @@ Goals (issue 2): >= 10,000 clients at <= 3 KB RSS each; >= 2,000 registrations/s
 """
 
 import argparse
+import collections
 import json
 import os
 import selectors
@@ -54,6 +55,18 @@ def raise_fd_limit(need):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
+def thread_cpu(pid, tids):
+    """user+system CPU seconds of some threads of a process (Linux /proc), or None."""
+    try:
+        total = 0
+        for tid in tids:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def _loadavg():
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -81,6 +94,9 @@ def serve(clients, workers):
                     register_burst=1e9, heartbeat_interval=600.0)
     server = RelayServer(("127.0.0.1", 0), limits=limits, workers=workers).start()
     print(server.address[1], flush=True)
+    # native thread ids, so the parent can split the relay's CPU between the loop and the workers
+    print(json.dumps({"loop": server._thread.native_id,
+                      "workers": [t.native_id for t in server._pool._threads]}), flush=True)
     threading.Thread(target=lambda: (sys.stdin.read(), server.request_stop()), daemon=True).start()
     server._thread.join()
 
@@ -98,6 +114,7 @@ class Driver:
         self.sel = selectors.DefaultSelector()
         self.done = []
         self.failed = 0
+        self.reasons = collections.Counter()
 
     def start_one(self):
         ident = self.todo.pop()
@@ -125,9 +142,13 @@ class Driver:
             if not state["out"]:
                 self.sel.modify(sock, selectors.EVENT_READ, state)
             return False
-        data = sock.recv(4096)
-        if not data:
+        try:
+            data = sock.recv(4096)
+        except OSError as exc:  # e.g. a reset
+            data = exc
+        if not data or isinstance(data, OSError):
             self.failed += 1
+            self.reasons[f"connection: {data}" if data else "closed by the relay"] += 1
             self.sel.unregister(sock)
             sock.close()
             return True
@@ -144,6 +165,7 @@ class Driver:
                 return True
             else:
                 self.failed += 1
+                self.reasons[f"{type(msg).__name__} {getattr(msg, 'code', '')} {getattr(msg, 'text', '')}"] += 1
                 self.sel.unregister(sock)
                 sock.close()
                 return True
@@ -166,16 +188,19 @@ def main():
                              cwd=str(ROOT), text=True)
     try:
         port = int(relay.stdout.readline())
+        tids = json.loads(relay.stdout.readline())
         time.sleep(0.5)
         base = rss_kib(relay.pid)
         t0 = time.perf_counter()
         identities = [Identity.generate() for _ in range(args.clients)]
         driver = Driver(("127.0.0.1", port), identities, args.in_flight)
         keygen = time.perf_counter() - t0
+        loop0, work0 = thread_cpu(relay.pid, [tids["loop"]]), thread_cpu(relay.pid, tids["workers"])
         t0, relay_cpu0, client_cpu0 = time.perf_counter(), cpu_seconds(relay.pid), time.process_time()
         driver.run()
         elapsed = time.perf_counter() - t0
         relay_cpu = cpu_seconds(relay.pid)
+        loop1, work1 = thread_cpu(relay.pid, [tids["loop"]]), thread_cpu(relay.pid, tids["workers"])
         relay_cpu = relay_cpu - relay_cpu0 if relay_cpu is not None and relay_cpu0 is not None else None
         client_cpu = time.process_time() - client_cpu0
         time.sleep(1.0)
@@ -191,10 +216,14 @@ def main():
               f"{args.workers} relay workers, {os.cpu_count()} CPUs, load average {_loadavg()}")
         print(f"  (client keys and signers, made before timing: {keygen:.1f} s)")
         print(f"  registered      : {n} ok, {driver.failed} failed; relay reports {online} online")
+        for reason, count in driver.reasons.most_common(5):
+            print(f"  failed          : {count} x {reason}")
         print(f"  registrations/s : {n / elapsed:.0f}  ({elapsed:.2f} s, incl. Ed25519 sign + verify)")
         per = (lambda sec: f"{sec / max(n, 1) * 1000:.2f} ms/registration")
         print(f"  CPU             : relay {per(relay_cpu) if relay_cpu is not None else 'n/a'}, "
               f"clients {per(client_cpu)}")
+        if None not in (loop0, loop1, work0, work1):
+            print(f"  relay threads   : loop {per(loop1 - loop0)}, {args.workers} workers {per(work1 - work0)}")
         if relay_cpu:
             print(f"  relay CPU-bound : {n / relay_cpu:.0f} registrations per relay CPU-second")
         if idle_cpu is not None:
