@@ -12,7 +12,6 @@ from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportError, 
 from tagio.net import rudp, rudp_codec as codec
 from tagio.net.candidates import path_keys
 from tagio.net.rudp import RudpConnection, State
-from tagio.net.rudp_ranges import RangeSet
 from tagio.net.stream import recv_exactly
 from tagio.net.udpmux import UdpMux
 from tagio.net.udpstream import RudpStream
@@ -312,27 +311,6 @@ class CoreTest(unittest.TestCase):
         link = Link()
         with self.assertRaises(RuntimeError):
             link.a._transition("fin_acked")
-
-
-class RangeSetTest(unittest.TestCase):
-    def test_matches_a_plain_set(self):
-        rng = random.Random(21)
-        ranges, model, floor = RangeSet(), set(), 0
-        for _ in range(3000):
-            if rng.random() < 0.1:
-                floor += rng.randrange(20)
-                ranges.discard_below(floor)
-                model = {n for n in model if n >= floor}
-                continue
-            start = floor + rng.randrange(200)
-            end = start + 1 + rng.randrange(6)
-            new = ranges.add(start, end)
-            self.assertEqual({n for a, b in new for n in range(a, b)}, set(range(start, end)) - model)
-            model |= set(range(start, end))
-            pieces = list(zip(ranges.starts, ranges.ends))
-            self.assertEqual({n for a, b in pieces for n in range(a, b)}, model)
-            self.assertTrue(all(b < c for (_a, b), (c, _d) in zip(pieces, pieces[1:])))  # disjoint, sorted
-        self.assertEqual(ranges.first(2), tuple(zip(ranges.starts[:2], ranges.ends[:2])))
 
 
 class AckPolicyTest(unittest.TestCase):

@@ -461,8 +461,11 @@ class RudpConnection:
         back per window: one lost ack then costs no timeout."""
         ack_every = max(2, min(ACK_EVERY, int(self.cwnd) // 4))
         last = len(burst) - 1
-        return [self._send_segment(segment, now, FLAG_ACK_NOW if i == last or not (self._tx_next + 1) % ack_every else 0)
-                for i, segment in enumerate(burst)]
+        out = []
+        for i, segment in enumerate(burst):
+            wants_ack = i == last or (self._tx_next + 1) % ack_every == 0
+            out.append(self._send_segment(segment, now, FLAG_ACK_NOW if wants_ack else 0))
+        return out
 
     def _has_new_segment(self):
         return bool(self._unsent) or (self._fin_queued and self._fin_seq is None)
