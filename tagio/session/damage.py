@@ -5,9 +5,10 @@ comparing 8 MB every frame, ~2 ms of CPU even when nothing moved. The X server a
 drew: a Damage object on the root window in RawRectangles mode sends one DamageNotify event per
 drawing operation with the rectangle it touched. `DamageProbe.collect()` drains those events without
 blocking and returns the rectangles (screen coordinates); the host then grabs and compares only the
-tiles they cover. `wait()` lets the capture thread sleep until something is drawn. Damage is a hint, never trusted alone: the host still compares the pixels it grabs,
-and does a full grab at start, after a monitor switch, when the event stream overflows (`None`) and
-every few seconds as a safety net for drawing the server does not report.
+tiles they cover, and `wait()` lets the capture thread sleep until something is drawn. Damage is
+a hint, never trusted alone: the host still compares the pixels it grabs, and does a full grab at
+start, after a monitor switch, when the event stream overflows (`None`) and every few seconds as a
+safety net for drawing the server does not report.
 
 `DamageProbe.open()` returns None off X11, without python-xlib or without the extension; the host then
 polls the whole screen as before. The probe owns its own X connection and is used by one thread only

@@ -39,7 +39,7 @@ from tagio.session.workers import Workers, last_words
 MAX_IN_FLIGHT = 2
 IDLE_AFTER = 1.0         # seconds without any change before capture slows down ...
 IDLE_FPS = 10            # ... to this many polls per second
-FULL_POLL = 2.0          # seconds between whole-screen grabs when X damage events guide capture
+FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
 MAX_FPS = 60
 SLOW_ACK = 0.25          # seconds: slower acks than this lower the JPEG quality
 MIN_QUALITY = 30
@@ -258,7 +258,8 @@ class HostSession:
         listing = [(x["left"], x["top"], x["width"], x["height"]) for x in monitors[:m.MAX_MONITORS]]
         self._queue(m.MonitorList(index, listing))
         self.on_event("monitor", index=index, width=box["width"], height=box["height"])
-        return {"index": index, "box": box, "screen": t.ScreenCopy(box["width"], box["height"]), "full_at": 0.0}
+        screen = t.ScreenCopy(box["width"], box["height"])
+        return {"index": index, "box": box, "screen": screen, "full_at": 0.0}
 
     def _wait_credit(self):
         with self._credit:
