@@ -127,22 +127,32 @@ class EncodeRect(unittest.TestCase):
 
 
 class ContentChecks(unittest.TestCase):
-    def test_single_colour_and_few_colours(self):
-        flat = Image.new("RGB", (300, 100), (1, 2, 3))
+    def test_large_images_are_probed_on_a_strip_first(self):
+        size = (400, 200)                               # above PROBE_PIXELS
+        self.assertGreater(size[0] * size[1], t.PROBE_PIXELS)
+        flat = Image.new("RGB", size, (1, 2, 3))
         self.assertEqual(t.single_colour(flat), b"\x01\x02\x03")
         below = flat.copy()
-        below.putpixel((150, 99), (1, 2, 4))            # the first row is uniform, a later one is not
+        below.putpixel((150, 199), (1, 2, 4))           # the first row is uniform, a later one is not
         self.assertIsNone(t.single_colour(below))
         self.assertTrue(t.few_colours(below))
+        self.assertEqual(t.encode_rect(below, 75)[0], m.ENC_PNG)
         rng = random.Random(3)
-        photo = Image.frombytes("RGB", (300, 100), bytes(rng.randrange(256) for _ in range(300 * 100 * 3)))
+        photo = Image.frombytes("RGB", size, bytes(rng.randrange(256) for _ in range(size[0] * size[1] * 3)))
         self.assertIsNone(t.single_colour(photo))
         self.assertFalse(t.few_colours(photo))
         late = flat.copy()                              # many colours, but only below the top strip
         for i in range(300):
             late.putpixel((i, 50), (i % 256, i // 256, 7))
         self.assertFalse(t.few_colours(late))
-        self.assertTrue(t.few_colours(late.crop((0, 0, 300, 40))))
+        self.assertEqual(t.encode_rect(late, 75)[0], m.ENC_JPEG)
+        self.assertTrue(t.few_colours(late.crop((0, 0, 400, 40))))
+
+    def test_small_images_take_one_count(self):
+        self.assertEqual(t.encode_rect(Image.new("RGB", (64, 64), (9, 8, 7)), 75), (m.ENC_FILL, b"\t\x08\x07"))
+        two = Image.new("RGB", (64, 64), (9, 8, 7))
+        two.putpixel((63, 63), (0, 0, 0))
+        self.assertEqual(t.encode_rect(two, 75)[0], m.ENC_PNG)
 
 
 class RegionImage(unittest.TestCase):
@@ -180,6 +190,20 @@ class ScreenCopyTest(unittest.TestCase):
             self.assertEqual(screen.update(x, y, w, h, grab), set())     # now part of the copy
         self.assertEqual(bytes(screen.buf), bytes(now))
         self.assertEqual(bytes(first), bytes(blank(self.W, self.H)))    # the shared grab was not written
+
+    def test_agrees_with_whole_screen_comparison(self):
+        rng = random.Random(11)
+        for _ in range(20):
+            old = blank(self.W, self.H)
+            screen = t.ScreenCopy(self.W, self.H)
+            screen.replace(bytearray(old))
+            new = bytearray(old)
+            for _ in range(rng.randrange(1, 6)):      # several changes, some in one tile row
+                paint(new, self.W, rng.randrange(self.W), rng.randrange(self.H), 1, 1, rng.randrange(1, 256))
+            expected = t.changed_tiles(old, new, self.W, self.H)
+            x, y, w, h = 64, 0, 192, 192               # a tile-aligned grab of part of the screen
+            inside = {(c, r) for c, r in expected if 1 <= c <= 3 and r <= 2}
+            self.assertEqual(screen.update(x, y, w, h, t.region_bytes(new, self.W, x, y, w, h)), inside)
 
     def test_replace_compares_with_the_copy(self):
         screen = t.ScreenCopy(self.W, self.H)

@@ -25,6 +25,7 @@ from tagio.session.messages import ENC_FILL, ENC_JPEG, ENC_PNG, MAX_RECT_DATA
 TILE = 64
 FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (and is exact)
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
+PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
 STILL_AFTER = 0.5            # seconds a JPEG'd tile must stay unchanged before the lossless refresh
 
 
@@ -132,10 +133,10 @@ def rect_tiles(x, y, w, h, tile=TILE):
 
 def encode_rect(img, quality, lossless=False):
     """A PIL RGB image -> (encoding, bytes): fill, PNG (few colours or lossless) or JPEG."""
-    colour = single_colour(img)
+    colour, few = _content(img)
     if colour is not None:
         return ENC_FILL, colour
-    if lossless or few_colours(img):
+    if lossless or few:
         out = io.BytesIO()
         img.save(out, "PNG", compress_level=PNG_LEVEL)
         return ENC_PNG, out.getvalue()
@@ -144,11 +145,23 @@ def encode_rect(img, quality, lossless=False):
     return ENC_JPEG, out.getvalue()
 
 
+def _content(img):
+    """(the single colour or None, holds few colours?). A small image needs one getcolors() call;
+    a large one is probed on a strip first (see single_colour and few_colours)."""
+    if img.width * img.height > PROBE_PIXELS:
+        colour = single_colour(img)
+        return colour, colour is not None or few_colours(img)
+    colours = img.getcolors(FEW_COLOURS)
+    if colours is not None and len(colours) == 1:
+        return bytes(colours[0][1]), True
+    return None, colours is not None
+
+
 def few_colours(img, limit=FEW_COLOURS):
     """True when `img` holds at most `limit` colours. getcolors() counts the whole picture even
     when it is far past the limit (~6 ms for a 1080p photo), so a strip of the top rows is asked
     first: a photo already fails there."""
-    if img.height > 16 and img.crop((0, 0, img.width, 8)).getcolors(limit) is None:
+    if img.width * img.height > PROBE_PIXELS and img.crop((0, 0, img.width, 8)).getcolors(limit) is None:
         return False
     return img.getcolors(limit) is not None
 
@@ -156,11 +169,14 @@ def few_colours(img, limit=FEW_COLOURS):
 def single_colour(img):
     """The RGB bytes of the one colour `img` holds, or None. The first row is checked on its own
     first: a photo fails there at once, where getextrema() of a whole 1080p picture costs ~5 ms."""
-    for box in ((0, 0, img.width, 1), None):
-        extrema = (img.crop(box) if box else img).getextrema()
-        if any(lo != hi for lo, hi in extrema):
-            return None
-    return bytes(lo for lo, _ in extrema)
+    if img.width * img.height > PROBE_PIXELS and _mixed(img.crop((0, 0, img.width, 1)).getextrema()):
+        return None
+    extrema = img.getextrema()
+    return None if _mixed(extrema) else bytes(lo for lo, _ in extrema)
+
+
+def _mixed(extrema):
+    return any(lo != hi for lo, hi in extrema)
 
 
 def region_image(raw, width, x, y, w, h):
@@ -227,13 +243,20 @@ class ScreenCopy:
             self.buf, self._shared = bytearray(self.buf), False
         stride, span, seg = self.width * 4, w * 4, self.tile * 4
         buf, src = self.buf, memoryview(raw)
-        found = set()
+        found, cols, col0 = set(), (w + self.tile - 1) // self.tile, x // self.tile
+        known, known_row = set(), None      # dirty columns (0-based in the rectangle) of one tile row
         for row in range(h):
             start = (y + row) * stride + x * 4
             line = src[row * span:(row + 1) * span]
             if buf.startswith(line, start):
                 continue
-            found.update(_row_columns(buf, line, start, span, seg, x // self.tile, (y + row) // self.tile))
+            tile_row = (y + row) // self.tile
+            if tile_row != known_row:
+                known, known_row = set(), tile_row
+            if len(known) < cols:       # once every tile of this row is dirty, only copy
+                new = _row_columns(buf, line, start, seg, known)
+                known.update(new)
+                found.update((col0 + c, tile_row) for c in new)
             buf[start:start + span] = line
         return found
 
@@ -242,10 +265,10 @@ class ScreenCopy:
         return region_bytes(self.buf, self.width, x, y, w, h)
 
 
-def _row_columns(buf, line, start, span, seg, col0, row):
-    """Tiles of one grabbed row that differ from the copy (64-pixel segments, memcmp each)."""
-    return [(col0 + i, row) for i, a in enumerate(range(0, span, seg))
-            if not buf.startswith(line[a:a + seg], start + a)]
+def _row_columns(buf, line, start, seg, known):
+    """Columns of one grabbed row, other than the `known` ones, whose segment differs from the copy."""
+    return [i for i, a in enumerate(range(0, len(line), seg))
+            if i not in known and not buf.startswith(line[a:a + seg], start + a)]
 
 
 def region_bytes(raw, width, x, y, w, h):
