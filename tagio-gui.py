@@ -12,6 +12,11 @@ All argument handling lives in tagio.client.cli so the frozen executable and thi
 import sys
 
 from tagio.client.cli import main
+from tagio.client.settings import default_config_dir
+from tagio.platform import prepare_std_streams
 
 if __name__ == "__main__":
+    # The windowed Windows executable starts without stdout/stderr: attach to the starting
+    # console for --cli/--version/--help, else log to the config folder. Elsewhere a no-op.
+    prepare_std_streams(default_config_dir(), sys.argv[1:])
     sys.exit(main(sys.argv[1:]))

@@ -65,7 +65,8 @@ class AddressTest(unittest.TestCase):
         self.assertEqual(resolve_relay("flag:2", s, {"TAGIO_RELAY": "env:3"}), ("flag", 2))
         self.assertEqual(resolve_relay(None, s, {"TAGIO_RELAY": "env:3"}), ("env", 3))
         self.assertEqual(resolve_relay(None, s, {}), ("from-settings", 1))
-        self.assertEqual(resolve_relay(None, None, {}), parse_address(DEFAULT_RELAY))
+        self.assertEqual(resolve_relay(None, None, {}), ("tagio-server.onrender.com", 443))
+        self.assertTrue(DEFAULT_RELAY.startswith("wss://"))
 
 
 class RoundTripTest(unittest.TestCase):

@@ -603,3 +603,16 @@ class EntryPointTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LanSwitchTest(unittest.TestCase):
+    def test_window_uses_lan_unless_switched_off(self):
+        from tagio.ui.app import lan_enabled
+        self.assertTrue(lan_enabled({}))
+        self.assertTrue(lan_enabled({"TAGIO_LAN": "1"}))
+        for off in ("0", "off", "No", " false "):
+            self.assertFalse(lan_enabled({"TAGIO_LAN": off}), off)
+
+    def test_suite_never_broadcasts(self):
+        import os
+        self.assertEqual(os.environ.get("TAGIO_LAN"), "0")     # set by tests/__init__.py

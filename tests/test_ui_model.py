@@ -171,6 +171,13 @@ class SettingsFormTest(unittest.TestCase):
         values, _ = model.validate_settings(SettingsForm(relay="relay.example.org"))
         self.assertEqual(values["relay"], "relay.example.org:443")
 
+    def test_relay_urls_are_accepted_and_bad_ones_refused(self):
+        values, errors = model.validate_settings(SettingsForm(relay="wss://relay.example.org/tagio"))
+        self.assertEqual(errors, {})
+        self.assertEqual(values["relay"], "wss://relay.example.org/tagio")
+        _values, errors = model.validate_settings(SettingsForm(relay="wss://relay.example.org:99999"))
+        self.assertIn("relay", errors)
+
     def test_bad_values_each_get_a_message(self):
         form = SettingsForm(relay="host:99999", fps_cap="0", quality="abc", relay_secret="x" * 300,
                             new_password="abc", confirm_password="abc")

@@ -1,9 +1,9 @@
 """LAN discovery: clients announce "ID + port" on the local network; a browser lists them.
 
 Theory of operation. Every ANNOUNCE_INTERVAL seconds an `Announcer` sends one
-16-byte datagram `TGLA | version | 9-digit ID | port` to the IPv4 broadcast
-address (and to any extra targets, e.g. 127.255.255.255 in tests) on
-LAN_PORT. A `Browser` listening there (SO_REUSEADDR, so several clients on
+16-byte datagram `TGLA | version | 9-digit ID | port` to its targets on
+LAN_PORT: the IPv4 broadcast address by default; tests pass 127.255.255.255
+instead, so nothing they send leaves the machine. A `Browser` listening there (SO_REUSEADDR, so several clients on
 one machine can browse) keeps `{id: LanPeer}`: bounded to MAX_PEERS, entries
 expire after EXPIRY seconds without an announcement. A browser also sends
 a 9-byte query `TGLQ | version | nonce` when it starts (and on query()); announcers answer it by unicast, at most once

@@ -20,6 +20,7 @@ Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -459,6 +460,12 @@ def _close_on_sigterm(root, app):
         pass
 
 
+def lan_enabled(environ) -> bool:
+    """The window finds partners on the LAN (so a fresh install works with no relay) unless
+    TAGIO_LAN is 0/off/no/false; the test suite sets it so that no test broadcasts."""
+    return environ.get("TAGIO_LAN", "1").strip().lower() not in ("0", "off", "no", "false")
+
+
 def main(argv=None) -> int:
     """Start the Tk client; returns the process exit status."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
@@ -478,8 +485,10 @@ def main(argv=None) -> int:
         print(f"tagio-gui: {exc}", file=sys.stderr)
         return 2
 
+    lan = lan_enabled(os.environ)
+
     def factory(**kwargs):
-        return Client(config_dir, relay=args.relay, **kwargs)
+        return Client(config_dir, relay=args.relay, lan=lan, **kwargs)
     app = None
     try:
         app = App(root, factory, settings)

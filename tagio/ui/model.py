@@ -15,7 +15,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from tagio.client.settings import format_address, parse_address
+from tagio.client.settings import format_address, parse_address, parse_relay
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, LocalProtocolError,
                           ProtocolError,
@@ -274,10 +274,14 @@ class SettingsForm:
 
 
 def check_relay(text: str):
-    """Relay field -> "host:port" text, or None for "use the default relay"; raises ConfigError."""
+    """Relay field -> "host:port" (or a tls://, ws://, wss:// URL) text, or None for "use the
+    default relay"; raises ConfigError."""
     text = (text or "").strip()
     if not text:
         return None
+    if "://" in text:
+        parse_relay(text)               # validates the URL forms the client understands
+        return text
     return format_address(parse_address(text))
 
 
