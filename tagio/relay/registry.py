@@ -4,7 +4,10 @@ Theory of operation
 -------------------
 `BindingStore` remembers ID -> Ed25519 public key on first use (TOFU) and
 persists it to a small JSON file, written atomically (temp file + os.replace)
-so a crash never leaves half a file. An ID is derived from its key, but only
+so a crash never leaves half a file. The server coalesces writes (at most one
+per Limits.state_save_interval, plus one at stop), so a crash loses at most
+the bindings of that last interval; `snapshot()` is a cheap dict copy on the
+loop thread and `save()` encodes it on a worker. An ID is derived from its key, but only
 30 bits of it, so a collision could be searched for: the binding, not the
 derivation alone, decides who owns an ID.
 
