@@ -4,6 +4,7 @@ Every Client gets a private config dir, a direct listener on 127.0.0.1 (or none)
 tests/relay_fixture, so nothing leaves loopback. The host captures a private Xvfb display.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -13,7 +14,7 @@ import time
 import unittest
 from pathlib import Path
 
-from tagio.client.core import Client
+from tagio.client.core import REGISTERED_MARKER, Client
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.settings import Settings
 from tagio.crypto.identity import Identity
@@ -363,3 +364,44 @@ class RelayStatusTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+
+class IdCollisionTest(unittest.TestCase):
+    """9-digit IDs collide (~5 % among 10,000 keys); the relay binds an ID to the first key it saw."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.config_dir = os.path.join(tmp.name, "config")
+        self.identity = Identity.load_or_create(self.config_dir)   # this install's key
+        state = Path(tmp.name) / "bindings.json"                   # ...whose ID a relay gave away
+        state.write_text(json.dumps({"bindings": {self.identity.id: Identity.generate().public_key.hex()}}))
+        relay = start_relay(state_file=str(state))
+        self.addCleanup(relay.stop)
+        self.relay_text = "%s:%d" % relay.address
+        self.events = Events()
+
+    def start_client(self):
+        client = Client(self.config_dir, relay=self.relay_text, on_event=self.events, direct_bind=None)
+        self.addCleanup(client.close)
+        client.start()
+        return client
+
+    def test_a_key_never_registered_gets_a_new_id_and_registers(self):
+        client = self.start_client()
+        client.wait_online(10)
+        self.assertNotEqual(client.id, self.identity.id)
+        self.assertEqual(self.events.wait("id_changed")["id"], client.id)
+        self.assertEqual(Identity.load_or_create(self.config_dir).id, client.id)   # kept on disk
+        self.assertEqual(client.relay_status, "online")
+
+    def test_a_key_that_registered_before_is_never_replaced_silently(self):
+        Path(self.config_dir, REGISTERED_MARKER).touch()        # this key has been online before
+        client = self.start_client()
+        with self.assertRaises(RelayError) as caught:
+            client.wait_online(10)
+        self.assertIn("different key", str(caught.exception))
+        self.assertEqual(client.id, self.identity.id)
+        self.assertEqual(Identity.load_or_create(self.config_dir).id, self.identity.id)
+        self.assertNotIn("id_changed", self.events.names())

@@ -34,6 +34,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tagio.client.paths import establish_channel, make_listener
 from tagio.client.ratelimit import AttemptLimiter
@@ -44,6 +45,8 @@ from tagio.errors import (ConfigError, IdentityError, RelayError, TagioError, Tr
                           WrongPasswordError)
 
 log = logging.getLogger("tagio.client")
+
+REGISTERED_MARKER = "identity.registered"   # present once this key has been online at a relay
 
 MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are refused, not queued
 HANDSHAKE_TIMEOUT = 15.0
@@ -90,6 +93,8 @@ class Client:
         target = parse_relay(self.relay_url)
         self.relay_address = target.address
         self._relay_options = relay_client_options(target, relay_ca or os.environ.get(ENV_RELAY_CA))
+        # A key that has never been online may still be swapped for another (see _identity_refused).
+        self._identity_fresh = not (Path(self.config_dir) / REGISTERED_MARKER).exists()
         self.identity = _load_identity(self.config_dir)
         self.id = self.identity.id
         self.accept_callback, self.on_event = accept_callback, on_event
@@ -101,10 +106,8 @@ class Client:
         }
         if display is not None:          # an X display other than $DISPLAY (tests, multi-seat)
             self.host_options["display"] = display
-        self._extra_secret = None
-        if host_password:
-            from tagio.crypto.kdf import password_secret
-            self._extra_secret = password_secret(host_password, self.id)
+        self._host_password = host_password
+        self._extra_secret = self._derive_extra_secret()
         self._direct_bind = direct_bind
         self._limiter = limiter or AttemptLimiter()
         self._lock = threading.Lock()
@@ -131,7 +134,8 @@ class Client:
         self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
                                candidates=self._candidates, on_peer=self._on_peer,
                                udp_socket=self._udp_socket, client_options=self._relay_options,
-                               on_status=lambda status: self._emit("relay_status", status=status))
+                               on_status=self._relay_status_changed,
+                               on_identity_refused=self._identity_refused)
         self._link.start()
         return self
 
@@ -178,6 +182,40 @@ class Client:
             self._otp, self._otp_secret = otp, secret
         self._emit("password_changed")
         return otp
+
+    def _derive_extra_secret(self):
+        if not self._host_password:
+            return None
+        from tagio.crypto.kdf import password_secret
+        return password_secret(self._host_password, self.id)
+
+    def _relay_status_changed(self, status):
+        if status == "online" and self._identity_fresh:
+            self._identity_fresh = False            # this key is known now: never replace it silently
+            try:
+                (Path(self.config_dir) / REGISTERED_MARKER).touch()
+            except OSError as exc:
+                log.info("cannot record that this ID is registered: %s", exc)
+        self._emit("relay_status", status=status)
+
+    def _identity_refused(self, error):
+        """The relay binds IDs to keys first come: a brand-new key whose 9-digit ID another key owns
+        (IDs collide at ~5 % among 10,000 keys) gets a new key once, and with it a new ID. A key
+        that has been in use is never replaced silently: the refusal is shown instead."""
+        with self._lock:
+            if not self._identity_fresh:
+                return None
+            self._identity_fresh = False
+        log.info("relay refused this new ID (%s); making a new key", error)
+        self.identity = Identity.regenerate(self.config_dir)
+        self.id = self.identity.id
+        self._extra_secret = self._derive_extra_secret()
+        self.new_password()             # the password's secret is salted with the ID
+        if self._lan is not None:       # announce the new ID on the LAN
+            self._lan.close()
+            self._lan = start_lan_service(self.id, self._listener, self._lan_options)
+        self._emit("id_changed", id=self.id)
+        return self.identity
 
     def wait_online(self, timeout=10.0):
         """Block until registered; raise RelayError('unreachable') when the relay cannot be reached."""

@@ -64,13 +64,15 @@ def next_backoff(previous, rng=random.random):
 class RelayLink:
     def __init__(self, address, identity, *, auth_secret=None, candidates=lambda: [], on_peer,
                  on_status=lambda status: None, factory=_default_factory, backoff=None,
-                 udp_socket=lambda: None, client_options=None):
+                 udp_socket=lambda: None, client_options=None, on_identity_refused=lambda exc: None):
         self.address = address
         self._client_options = dict(client_options or {})   # TLS / WebSocket for the RelayClient
         self._identity, self._auth_secret = identity, auth_secret
         self._candidates, self._on_peer, self._on_status = candidates, on_peer, on_status
         self._factory = factory
         self._udp_socket = udp_socket       # -> socket-like for discover_udp, or None (no UDP punching)
+        # The relay refused our key for our ID: the callback may return a replacement identity.
+        self._on_identity_refused = on_identity_refused
         self._backoff = backoff or next_backoff
         self._state, self._reason = LinkState.CONNECTING, ""
         self._lock = threading.Lock()
@@ -155,6 +157,10 @@ class RelayLink:
             client.connect()
         except (TagioError, OSError) as exc:
             _close_quietly(client)
+            replacement = self._on_identity_refused(exc) if _identity_refused(exc) else None
+            if replacement is not None:     # a new key (new ID): register it at once
+                self._identity = replacement
+                return self._register()
             self._fire("failed", _describe(exc))
             return None
         self._discover_udp(client)
@@ -204,6 +210,11 @@ class RelayLink:
             self._fire(event, reason)
         except TagioError:
             pass
+
+
+def _identity_refused(exc) -> bool:
+    """The relay's "identity" refusal: our ID is bound to another key (or our proof was bad)."""
+    return isinstance(exc, RelayError) and exc.code == "identity"
 
 
 def _describe(exc) -> str:
