@@ -48,7 +48,7 @@ class WorkersTest(unittest.TestCase):
         self.assertEqual(results, [])  # nothing ran done() behind the loop's back
         self.run_posted()
         self.assertEqual(sorted(results), [i * i for i in range(20)])
-        self.assertFalse(any(t.is_alive() for t in workers._threads))
+        self.assertFalse(any(t.is_alive() for t in workers.threads))
 
     def test_a_failing_job_reports_instead_of_killing_the_worker(self):
         workers = Workers(1, self.post)
@@ -70,7 +70,7 @@ class WorkersTest(unittest.TestCase):
             workers.submit(lambda: 1, print)
             with self.assertRaisesRegex(RuntimeError, "post is broken"):
                 workers.close()
-        self.assertIn("relay worker stopped", logs.output[0])
+        self.assertIn("relay worker job failed", logs.output[0])
 
 
 class CoalescedStateTest(unittest.TestCase):
@@ -139,7 +139,7 @@ class CoalescedStateTest(unittest.TestCase):
             self.register(relay, Identity.generate())  # and still serving
             relay.stop()
         self.assertIn("cannot write relay state file", logs.output[0])
-        self.assertFalse(relay.server._pool._threads[0].is_alive())
+        self.assertFalse(relay.server._pool.threads[0].is_alive())
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import ssl
 import threading
 import time
 
+from tagio import __version__
 from tagio.errors import ConfigError, RelayError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import messages as m
@@ -42,7 +43,7 @@ from tagio.relay.registry import BindingStore
 from tagio.relay.workers import Workers
 
 log = logging.getLogger("tagio.relay")
-VERSION = "1.0.0"
+VERSION = __version__          # one version for both programs
 LINGER = 2.0
 WRITE_CHUNK = 256 * 1024
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)

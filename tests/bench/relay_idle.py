@@ -98,7 +98,7 @@ def serve(clients, workers):
     print(server.address[1], flush=True)
     # native thread ids, so the parent can split the relay's CPU between the loop and the workers
     print(json.dumps({"loop": server._thread.native_id,
-                      "workers": [t.native_id for t in server._pool._threads]}), flush=True)
+                      "workers": [t.native_id for t in server._pool.threads]}), flush=True)
     threading.Thread(target=lambda: (sys.stdin.read(), server.request_stop()), daemon=True).start()
     server._thread.join()
 
