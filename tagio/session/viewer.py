@@ -233,22 +233,28 @@ class ViewerSession:
         with self._fb_lock:
             for x, y, img in pieces:
                 self._fb.paste(img, (x, y))
+        final = frame.flags & m.FINAL
+        # Registered before the post: the display may draw it and call displayed() at once.
+        held = bool(final and pieces) and self._hold_for_display(frame.frame_id)
         if pieces:
             self._post(("rects", frame.frame_id, pieces, frame.capture_time))
-        if frame.flags & m.FINAL:
+        if final:
             self.stats["latency_ms"] = frame.latency_ms
             self._count_frame()
-            self._acknowledge(frame.frame_id)
+            if not held:
+                self._send(m.FrameAck(frame.frame_id))
 
     # -- acknowledgements (decode thread and the display's thread) ---------------------------
-    def _acknowledge(self, frame_id):
+    def _hold_for_display(self, frame_id):
+        """With a display attached, keep the ack of `frame_id` until displayed(); True if kept."""
         with self._ack_lock:
-            if self._display_attached:
-                self._unshown.append(frame_id)
-                if len(self._unshown) <= MAX_UNSHOWN:
-                    return
-                frame_id = self._unshown.pop(0)     # a display that stopped drawing cannot stall us
-        self._send(m.FrameAck(frame_id))
+            if not self._display_attached:
+                return False
+            self._unshown.append(frame_id)
+            overflow = self._unshown.pop(0) if len(self._unshown) > MAX_UNSHOWN else None
+        if overflow is not None:        # a display that stopped drawing cannot stall the host
+            self._send(m.FrameAck(overflow))
+        return True
 
     def attach_display(self):
         """A display that draws the updates will report each frame with displayed()."""
