@@ -3,7 +3,7 @@
 import time
 import unittest
 
-from tests.xvfb import shared_xvfb, skip_unless_xvfb
+from tests.xvfb import Xvfb, skip_unless_xvfb
 
 
 def fill(display, rects, pixel):
@@ -22,9 +22,14 @@ def fill(display, rects, pixel):
 
 @skip_unless_xvfb
 class DamageProbeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.xvfb = Xvfb(width=640, height=480).start()     # no Tk here: a private server is safe
+        cls.addClassCleanup(cls.xvfb.stop)
+
     def setUp(self):
         from tagio.session.damage import DamageProbe
-        self.display = shared_xvfb(640, 480).display
+        self.display = self.xvfb.display
         self.probe = DamageProbe.open(self.display)
         if self.probe is None:
             self.skipTest("this X server has no DAMAGE extension")
@@ -46,6 +51,17 @@ class DamageProbeTest(unittest.TestCase):
         self.assertTrue(self.covered(rects, 405, 305), rects)
         self.assertFalse(self.covered(rects, 300, 200), rects)
         self.assertEqual(self.probe.collect(), [])
+
+    def test_reports_read_early_are_kept_for_collect(self):
+        self.probe.collect()
+        fill(self.display, [(300, 300, 8, 8)], 0x00ff00)
+        deadline = time.monotonic() + 2.0
+        while not self.probe._rects and time.monotonic() < deadline:
+            self.probe.drain()                          # what capture does while it waits for credit
+            time.sleep(0.02)
+        self.assertTrue(self.probe.wait(0))             # something drawn, nothing collected yet
+        self.assertTrue(self.covered(self.probe.collect(), 303, 303))
+        self.assertFalse(self.probe.wait(0.05))
 
     def test_too_many_rectangles_mean_the_whole_screen(self):
         from tagio.session import damage

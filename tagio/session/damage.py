@@ -25,6 +25,7 @@ class DamageProbe:
         self._display = xdisplay
         self._damage = damage
         self._event_type = event_type
+        self._rects, self._overflow = [], False      # read but not yet collected
 
     @classmethod
     def open(cls, display=None):
@@ -53,28 +54,36 @@ class DamageProbe:
 
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
         against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
-        if self._display.pending_events():
+        if self._rects or self._overflow or self._display.pending_events():
             return True
         ready, _, _ = select.select([self._display.fileno()], [], [], max(0.0, timeout))
         return bool(ready)
 
-    def collect(self):
-        """Rectangles (x, y, w, h) drawn since the last call, or None when there were too many to
-        list (then treat the whole screen as damaged). Never blocks."""
-        rects, display = [], self._display
-        overflow = False
+    def drain(self):
+        """Read the reports waiting on the connection into the probe (at most MAX_EVENTS kept,
+        then only an overflow mark). Never blocks. Called while capture waits for the viewer, so
+        the X server never has to queue reports for us for long."""
+        display, got = self._display, False
         while display.pending_events():
             event = display.next_event()
             if event.type != self._event_type:
                 continue
-            if len(rects) >= MAX_EVENTS:
-                overflow = True     # keep draining: unread events would pile up in the server
+            got = True
+            if len(self._rects) >= MAX_EVENTS:
+                self._overflow = True
                 continue
             area = event.area
-            rects.append((area.x, area.y, area.width, area.height))
-        if rects or overflow:
-            self._display.damage_subtract(self._damage)     # keep the server's region small
-            self._display.flush()
+            self._rects.append((area.x, area.y, area.width, area.height))
+        if got:
+            display.damage_subtract(self._damage)     # keep the server's region small
+            display.flush()
+
+    def collect(self):
+        """Rectangles (x, y, w, h) drawn since the last call, or None when there were too many to
+        list (then treat the whole screen as damaged). Never blocks."""
+        self.drain()
+        rects, overflow = self._rects, self._overflow
+        self._rects, self._overflow = [], False
         return None if overflow else rects
 
     def close(self):

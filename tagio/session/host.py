@@ -194,7 +194,7 @@ class HostSession:
             if self._monitor_switch.is_set():
                 self._monitor_switch.clear()
                 mon = self._switch_monitor(sct, self._monitor_wanted)
-            if not self._wait_credit():
+            if not self._wait_credit(damage):
                 return
             tick = self._pace(tick, damage, idle=tick - changed_at > IDLE_AFTER)
             if self._send_cursor():
@@ -261,13 +261,16 @@ class HostSession:
         screen = t.ScreenCopy(box["width"], box["height"])
         return {"index": index, "box": box, "screen": screen, "full_at": 0.0}
 
-    def _wait_credit(self):
-        with self._credit:
-            while len(self._in_flight) >= MAX_IN_FLIGHT:
+    def _wait_credit(self, damage=None):
+        while True:
+            with self._credit:
                 if self._workers.stopping.is_set():
                     return False
+                if len(self._in_flight) < MAX_IN_FLIGHT:
+                    return True
                 self._credit.wait(0.1)
-        return not self._workers.stopping.is_set()
+            if damage is not None:
+                damage.drain()      # a lagging viewer must not make the X server queue reports
 
     def _pace(self, tick, damage=None, idle=False):
         """Sleep until one frame interval after the previous tick; return the new tick.
