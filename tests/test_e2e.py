@@ -227,6 +227,9 @@ class EndToEndTest(unittest.TestCase):
         closed = viewer.events("closed")[0]
         self.assertGreater(closed["frames"], 0)
         self.assertGreater(closed["bytes"], 0)
+        # The summary's rate is the whole session's: at least a second ran, so fps < frames.
+        self.assertGreater(closed["fps"], 0)
+        self.assertLess(closed["fps"], closed["frames"])
         print(f"\n  e2e connect_ms={connected['connect_ms']} path={connected['path']} "
               f"frames={closed['frames']} bytes={closed['bytes']}", file=sys.stderr)
 

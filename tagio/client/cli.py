@@ -416,6 +416,7 @@ def _view(args, out, stop, conn, script) -> int:
     watch = ViewerWatch()
     session = conn.open_session(on_event=watch)
     session.start()
+    started = time.monotonic()
     player = _start_script(session, script, stop) if script else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
     failure = _wait_session(session, watch, stop, deadline)
@@ -426,7 +427,10 @@ def _view(args, out, stop, conn, script) -> int:
     if args.snapshot:
         _save_snapshot(session, args.snapshot)
     stats = dict(getattr(session, "stats", {}) or {})
-    fields = {k: stats.get(k, 0) for k in ("frames", "fps", "bytes", "latency_ms")}
+    frames = stats.get("frames", 0)
+    # The summary's rate is over the whole session (the session's own "fps" is the last second's).
+    fields = {"frames": frames, "fps": round(frames / max(time.monotonic() - started, 1e-3), 2),
+              "bytes": stats.get("bytes", 0), "latency_ms": stats.get("latency_ms", 0)}
     out.event("closed", f"session closed: {fields['frames']} frames, {fields['fps']:.1f} fps, "
               f"{fields['bytes']} bytes", **fields)
     if failure is not None:
