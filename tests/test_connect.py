@@ -111,6 +111,29 @@ class ListenerTest(unittest.TestCase):
         self.assertEqual(silent.recv(10), b"")
         self.assertLess(time.monotonic() - started, 2.0)
 
+    def test_trickled_preamble_is_cut_off_after_the_total_timeout(self):
+        # One byte per 0.2 s never trips a per-recv timeout of 0.5 s; the whole preamble
+        # must still be in within PREAMBLE_TIMEOUT, or the reader slot is held for minutes.
+        original = listener_module.PREAMBLE_TIMEOUT
+        listener_module.PREAMBLE_TIMEOUT = 0.5
+        self.addCleanup(setattr, listener_module, "PREAMBLE_TIMEOUT", original)
+        raw = encode_preamble(os.urandom(16), b"t" * 16)
+        slow = self.dial()
+        started = time.monotonic()
+        closed_after = None
+        for byte in raw[:-1]:
+            if select.select([slow], [], [], 0.2)[0]:
+                self.assertEqual(slow.recv(10), b"")
+                closed_after = time.monotonic() - started
+                break
+            try:
+                slow.send(bytes([byte]))
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+        self.assertIsNotNone(closed_after, "a trickling dialer kept its reader slot")
+        self.assertLess(closed_after, 4.0)
+
     def test_parking_is_bounded_and_take_matches_the_session(self):
         socks = [self.dial(encode_preamble(bytes([i]) * 16, b"t" * 16))
                  for i in range(listener_module.MAX_PENDING + 5)]

@@ -85,9 +85,15 @@ def decode_preamble(raw: bytes) -> Preamble:
     return Preamble(session_id, tag, raw_id.decode("ascii"))
 
 
-def _recv_exact(sock, n) -> bytes:
+def _recv_exact(sock, n, deadline) -> bytes:
+    """n bytes, all before `deadline`: a per-recv timeout alone would let a peer that
+    trickles one byte at a time hold a reader slot for minutes."""
     data = b""
     while len(data) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RemoteProtocolError("direct connection preamble took too long")
+        sock.settimeout(remaining)
         chunk = sock.recv(n - len(data))
         if not chunk:
             raise RemoteProtocolError("direct connection closed during the preamble")
@@ -96,9 +102,11 @@ def _recv_exact(sock, n) -> bytes:
 
 
 def read_preamble(sock) -> Preamble:
-    sock.settimeout(PREAMBLE_TIMEOUT)
-    header = _recv_exact(sock, HEADER.size)
-    preamble = decode_preamble(header + _recv_exact(sock, body_size(header)))
+    """The preamble, read within PREAMBLE_TIMEOUT in total; raises RemoteProtocolError
+    (malformed, closed, too slow) or OSError (socket.timeout included)."""
+    deadline = time.monotonic() + PREAMBLE_TIMEOUT
+    header = _recv_exact(sock, HEADER.size, deadline)
+    preamble = decode_preamble(header + _recv_exact(sock, body_size(header), deadline))
     sock.settimeout(None)
     return preamble
 
@@ -108,9 +116,13 @@ def _bind_pair(bind):
     host, port = bind
     for _attempt in range(20):
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # POSIX: allow quick restarts
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((host, port))
+        try:
+            if not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # POSIX: allow quick restarts
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((host, port))
+        except OSError:
+            tcp.close()  # e.g. the port is taken: do not leak the socket
+            raise
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             udp.bind((host, tcp.getsockname()[1]))
