@@ -29,6 +29,7 @@ PAKE, not the token, is what keeps strangers out).
 """
 
 import hashlib
+import hmac
 import select
 import socket
 import threading
@@ -241,7 +242,7 @@ def _accept_tcp(race, listener):
         if taken is None:
             continue
         sock, tag = taken
-        if tag != expected:
+        if not hmac.compare_digest(tag, expected):  # a MAC: compare in constant time
             sock.close()  # wrong role or forged: not our peer
             continue
         stream = SocketStream(sock, path="direct-tcp")
