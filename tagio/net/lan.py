@@ -146,10 +146,7 @@ class LanService:
 
     def _send_all(self, datagram):
         for target in self._targets:
-            try:
-                self._sock.sendto(datagram, target)
-            except OSError:
-                pass  # no broadcast route (e.g. no network at all): nothing to find
+            self._send(datagram, target)
 
     def _loop(self):
         try:
@@ -181,7 +178,13 @@ class LanService:
             return  # our own broadcast query came back to us
         elif self._announcement and now - self._last_answer >= QUERY_ANSWER_GAP:
             self._last_answer = now
-            self._sock.sendto(self._announcement, source)
+            self._send(self._announcement, source)
+
+    def _send(self, datagram, target):
+        try:
+            self._sock.sendto(datagram, target)
+        except OSError:
+            pass  # unroutable (e.g. a forged query source, or no network): the thread keeps serving
 
     def close(self):
         self._stop.set()
