@@ -188,6 +188,21 @@ class AppTest(UiCase):
         home.copy_password_button.invoke()
         self.assertEqual(self.root.clipboard_get(), self.app.client.one_time_password)
 
+    def test_new_password_scrypt_runs_off_the_tk_thread(self):
+        from unittest import mock
+        from tagio.crypto import kdf
+        home, real, threads = self.app.home, kdf.password_secret, []
+
+        def recording(*args, **kwargs):
+            threads.append(threading.current_thread())
+            return real(*args, **kwargs)
+        old = self.app.client.one_time_password
+        with mock.patch.object(kdf, "password_secret", recording):
+            home.new_password_button.invoke()
+            self.pump(lambda: home.password_var.get() not in ("", old), "a new password")
+        self.assertEqual(len(threads), 1)
+        self.assertIsNot(threads[0], threading.main_thread())
+
     def test_bad_partner_id_gets_inline_message_and_no_dialog(self):
         from tagio.ui.prompts import PasswordDialog
         home = self.app.home

@@ -242,8 +242,9 @@ class App:
         self.root.after(COPIED_FEEDBACK_MS, lambda: button.winfo_exists() and button.configure(text="Copy"))
 
     def new_password(self):
-        self.client.new_password()
-        self.refresh()
+        # The password's secret is scrypt (tens of ms, more on slow machines): a worker makes
+        # it, and the poll's refresh() shows the new password once it exists.
+        self._spawn(self.client.new_password, name="new-password")
 
     def _dialog_open(self) -> bool:
         """One dialog at a time: a second click brings the open one to the front instead."""
