@@ -245,6 +245,15 @@ class Pair:
             self.on_done(self)
 
 
+def _drain(q) -> list:
+    items = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items
+
+
 def _shutdown_write(sock):
     try:
         sock.shutdown(socket.SHUT_WR)
@@ -265,6 +274,9 @@ class Forwarder:
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._incoming = queue.Queue(maxsize=max_pairs)
+        # Counts pairs added and not yet dropped (queued or active): the queue bound alone would
+        # not limit active pairs, which the loop moves out of the queue at once.
+        self._slots = threading.BoundedSemaphore(max_pairs)
         self._stop = threading.Event()
         self._pairs = set()
         self._masks = {}
@@ -279,12 +291,11 @@ class Forwarder:
         return len(self._pairs)
 
     def add(self, pair: Pair) -> None:
-        try:
-            self._incoming.put_nowait(pair)
-        except queue.Full:
+        if not self._slots.acquire(blocking=False):
             log.warning("relay: too many active relays; refusing a pair")
             pair.close()
             return
+        self._incoming.put_nowait(pair)  # never Full: the queue is as large as the slot count
         self._wake()
 
     def _wake(self):
@@ -297,7 +308,7 @@ class Forwarder:
         self._stop.set()
         self._wake()
         self._thread.join(timeout=5)
-        for pair in list(self._pairs):
+        for pair in list(self._pairs) + _drain(self._incoming):  # queued pairs own sockets too
             pair.close()
         self._sel.close()
         self._wake_r.close()
@@ -386,6 +397,8 @@ class Forwarder:
         for sock in (pair.a, pair.b):
             if self._masks.pop(sock, 0):
                 self._sel.unregister(sock)
-        self._pairs.discard(pair)
+        if pair in self._pairs:
+            self._pairs.discard(pair)
+            self._slots.release()
         self.bytes_total += pair.a2b.total + pair.b2a.total
         pair.close()
