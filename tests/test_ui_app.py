@@ -465,9 +465,17 @@ class RelayAppTest(RelayCase):
         self.pump(lambda: window.drawn_rects > 0, "remote screen drawn", 20)
         self.screenshot("session")
         session = self.app.viewer
+        stopped_on, real_stop = [], session.stop
+
+        def recording_stop(*args, **kwargs):
+            stopped_on.append(threading.current_thread())
+            return real_stop(*args, **kwargs)
+        session.stop = recording_stop
         window.close()
         self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home again")
         self.assertFalse(session.running)
+        self.assertTrue(stopped_on)     # Bye and joining the session's threads: not on the Tk thread
+        self.assertNotIn(threading.main_thread(), stopped_on)
         self.assertNotIn("disabled", self.app.home.connect_button.state())
         self.assertEqual(self.app.home.recent_list.get(0), " ".join((host.id[:3], host.id[3:6], host.id[6:])))
 

@@ -315,36 +315,39 @@ class App:
         self.home.partner_entry.focus_set()
 
     def _check_viewer(self):
-        """The session window was closed, or the session's threads ended: back to home."""
-        if self.machine.state is not HomeState.IN_SESSION:
-            return
+        """The session window was closed, or the session's threads ended: close the window
+        and stop the session in a worker (saying Bye and joining its threads can take
+        seconds on a slow path: not on the Tk thread); "viewer_stopped" brings us home."""
+        if self.machine.state is not HomeState.IN_SESSION or self.viewer is None:
+            return      # no session, or one already being stopped
         window_gone = self.viewer_window is not None and not _exists(self.viewer_window)
         if not window_gone and not _session_done(self.viewer):
             return
-        error = self._stop_viewer(user_closed=window_gone)
+        session = self._take_viewer()
+        self._spawn(self._stop_viewer_worker, session, window_gone, name="stop-viewer")
+
+    def _stop_viewer_worker(self, session, user_closed):
+        self.events.post("viewer_stopped", error=_stop_session(session, user_closed))
+
+    def _on_viewer_stopped(self, error):
         if error is not None:
             self._on_failed(error)
-        else:
+        elif self.machine.can(HomeEvent.SESSION_ENDED):
             self.machine.handle(HomeEvent.SESSION_ENDED)
             self.home.set_busy(False)
 
-    def _stop_viewer(self, user_closed):
-        """Stop the viewer session and close its window.  Returns what to tell the user: None
-        when they closed it themselves, else the error that ended it (partner gone)."""
+    def _take_viewer(self):
+        """Forget the viewer session and close its window (Tk thread); returns the session."""
         session, window = self.viewer, self.viewer_window
         self.viewer = self.viewer_window = None
         if window is not None and _exists(window):
             _destroy(window)
-        if session is None:
-            return None
-        try:
-            session.stop()
-            session.join(SESSION_STOP_TIMEOUT)
-        except TagioError as exc:
-            return None if user_closed else exc
-        if user_closed:
-            return None
-        return ConnectionClosed(getattr(session, "closed_reason", None) or "the partner ended the session")
+        return session
+
+    def _stop_viewer(self, user_closed):
+        """Stop the viewer session and close its window, waiting for it (closing, or a window
+        that could not open).  Returns what to tell the user, as _stop_session."""
+        return _stop_session(self._take_viewer(), user_closed)
 
     # --- host side ------------------------------------------------------------------------------
 
@@ -405,6 +408,7 @@ HANDLERS = {
     "refused": App._on_refused,
     "incoming": App._on_incoming,
     "viewer_clipboard": App._on_viewer_clipboard,
+    "viewer_stopped": App._on_viewer_stopped,
     "attempt_failed": App._on_attempt_failed,
 }
 
@@ -421,6 +425,21 @@ def _destroy(widget):
         (getattr(widget, "close", None) or widget.destroy)()
     except Exception:   # already destroyed
         pass
+
+
+def _stop_session(session, user_closed):
+    """Stop a viewer session (any thread; blocks up to seconds).  Returns what to tell the
+    user: None when they closed it themselves, else the error that ended it (partner gone)."""
+    if session is None:
+        return None
+    try:
+        session.stop()
+        session.join(SESSION_STOP_TIMEOUT)
+    except TagioError as exc:
+        return None if user_closed else exc
+    if user_closed:
+        return None
+    return ConnectionClosed(getattr(session, "closed_reason", None) or "the partner ended the session")
 
 
 def _session_done(session) -> bool:
