@@ -342,33 +342,39 @@ def validate_settings(form: SettingsForm):
 
 def recent_rows(recent) -> list:
     """Recent partners (IDs, or dicts/tuples with an id and a name) -> [(id, line shown)]."""
-    rows = []
-    for item in list(recent or [])[:MAX_RECENT_SHOWN]:
-        if isinstance(item, dict):
-            pid, name = item.get("id"), item.get("name") or item.get("label") or ""
-        elif isinstance(item, (tuple, list)) and item:
-            pid, name = item[0], (item[1] if len(item) > 1 else "")
-        else:
-            pid, name = item, ""
-        shown = display_id(pid)
-        if shown == "\u2014":
-            continue
-        rows.append((normalize_id(pid), f"{shown}   {name}".rstrip()))
-    return rows
+    return _rows(recent, _recent_item)
 
 
 def lan_rows(peers) -> list:
     """LAN peers (LanPeer objects, {id, name} dicts or (id, addr) tuples) -> [(id, line shown)]."""
+    return _rows(peers, _lan_item)
+
+
+def _recent_item(item):
+    """(id, extra text) of one recent partner."""
+    if isinstance(item, dict):
+        return item.get("id"), item.get("name") or item.get("label") or ""
+    if isinstance(item, (tuple, list)) and item:
+        return item[0], (item[1] if len(item) > 1 else "")
+    return item, ""
+
+
+def _lan_item(item):
+    """(id, extra text or address) of one LAN peer."""
+    if isinstance(item, dict):
+        return item.get("id"), item.get("name") or item.get("host") or ""
+    if isinstance(item, (tuple, list)):
+        return _recent_item(item)
+    # tagio.net.lan.LanPeer: id, address (ip, port)
+    return getattr(item, "id", item), getattr(item, "name", "") or getattr(item, "address", "")
+
+
+def _rows(items, id_and_extra) -> list:
+    """[(id, line shown)] for the first MAX_RECENT_SHOWN items; unusable IDs are skipped."""
     rows = []
-    for item in list(peers or [])[:MAX_RECENT_SHOWN]:
-        if isinstance(item, dict):
-            pid, extra = item.get("id"), item.get("name") or item.get("host") or ""
-        elif isinstance(item, (tuple, list)) and item:
-            pid, extra = item[0], item[1] if len(item) > 1 else ""
-        else:   # tagio.net.lan.LanPeer: id, address (ip, port)
-            pid = getattr(item, "id", item)
-            extra = getattr(item, "name", "") or getattr(item, "address", "")
-        if isinstance(extra, (tuple, list)):
+    for item in list(items or [])[:MAX_RECENT_SHOWN]:
+        pid, extra = id_and_extra(item)
+        if isinstance(extra, (tuple, list)):    # an address (ip, port): the ip says enough
             extra = extra[0] if extra else ""
         shown = display_id(pid)
         if shown != "\u2014":
