@@ -7,6 +7,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -56,6 +57,19 @@ class CodecTest(unittest.TestCase):
         for fragment, (dec, data) in cases.items():
             with self.subTest(fragment), self.assertRaisesRegex(RemoteProtocolError, fragment):
                 dec.feed(data)
+
+    def test_control_frames_must_be_short_and_whole(self):
+        long_ping = ws_frame(bytes(126), mask=False, opcode=OP_PING)
+        fragmented_ping = bytes([OP_PING, 1]) + b"x"  # FIN bit clear
+        for data in (long_ping, fragmented_ping):
+            with self.assertRaisesRegex(RemoteProtocolError, "control frame"):
+                WsDecoder(expect_masked=False).feed(data)
+        self.assertEqual(WsDecoder(expect_masked=False).feed(ws_frame(bytes(125), False, OP_PING)),
+                         [("ping", bytes(125))])
+
+    def test_non_ascii_key_is_a_protocol_error(self):
+        with self.assertRaisesRegex(RemoteProtocolError, "Sec-WebSocket-Key"):
+            accept_key("d\xe9j\xe0 vu")
 
     def test_huge_declared_length_refused_early(self):
         with self.assertRaisesRegex(RemoteProtocolError, "exceeds"):
@@ -160,6 +174,56 @@ class WebSocketRelayTest(unittest.TestCase):
         c = RelayClient(listener.getsockname(), Identity.generate(), websocket=True, timeout=5)
         with self.assertRaisesRegex(TransportError, "WebSocket upgrade refused"):
             c.connect()
+
+
+class WebSocketAbuseTest(unittest.TestCase):
+    def setUp(self):
+        self.relay = start_relay(out_buffer=4096)
+        self.addCleanup(self.relay.stop)
+
+    def test_non_ascii_key_gets_400_not_an_internal_error(self):
+        sock = socket.create_connection(self.relay.address, timeout=5)
+        self.addCleanup(sock.close)
+        sock.sendall(b"GET /tagio HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: \xe9\xe9\xe9\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        answer = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:60])
+        self.assertEqual(self.relay.server.counters["internal_errors_total"], 0)
+
+    def test_ping_flood_from_a_client_that_never_reads_is_dropped(self):
+        sock = socket.socket()
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        sock.settimeout(5)
+        sock.connect(self.relay.address)
+        WsSocket.upgrade(sock, "127.0.0.1", self.relay.address[1], "/tagio")
+        server = self.relay.server
+        self.assertTrue(wait_for(lambda: len(server._conns) == 1))
+        conn = list(server._conns.values())[0]
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the kernel fills up soon
+        burst = ws_frame(bytes(125), mask=True, opcode=OP_PING) * 200
+        try:
+            for _ in range(200):  # up to 5 MB of pings, 5 MB of pongs that nobody reads
+                sock.sendall(burst)
+        except OSError:
+            pass  # the relay dropped us: what this test wants
+        self.assertTrue(wait_for(lambda: conn.closed), "queued pongs grew past Limits.out_buffer")
+        self.assertLessEqual(len(conn.out), 4096)
+        self.assertEqual(server.counters["internal_errors_total"], 0)
+
+
+def wait_for(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to make a test certificate")

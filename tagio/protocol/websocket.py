@@ -25,6 +25,7 @@ from tagio.errors import RemoteProtocolError
 
 WS_PATH = "/tagio"
 MAX_WS_PAYLOAD = 1 << 20
+MAX_CONTROL_PAYLOAD = 125
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _EVENTS = {OP_CONT: "data", OP_TEXT: "data", OP_BINARY: "data", OP_CLOSE: "close", OP_PING: "ping",
@@ -32,6 +33,9 @@ _EVENTS = {OP_CONT: "data", OP_TEXT: "data", OP_BINARY: "data", OP_CLOSE: "close
 
 
 def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for a client's key; RemoteProtocolError for a key that is not ASCII."""
+    if not key.isascii():
+        raise RemoteProtocolError("WebSocket: Sec-WebSocket-Key is not ASCII")
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
 
 
@@ -102,6 +106,9 @@ class WsDecoder:
             pos += size
         if n > self.max_payload:
             raise RemoteProtocolError(f"WebSocket: frame of {n} bytes exceeds {self.max_payload}")
+        if opcode >= OP_CLOSE and (n > MAX_CONTROL_PAYLOAD or not buf[0] & 0x80):
+            # RFC 6455 5.5: control frames are short and never fragmented (each ping costs us a pong)
+            raise RemoteProtocolError("WebSocket: control frame too long or fragmented")
         key = b""
         if masked:
             if len(buf) < pos + 4:

@@ -7,7 +7,7 @@ takes at most READ_BUDGET bytes per readiness event (so one busy client
 cannot starve the rest), and either keeps the phase, moves the connection to
 the next one (SNIFF -> TLS -> APP_SNIFF -> FRAMES | HTTP, FRAMES -> BINDING),
 or raises a TagioError that the server turns into an Error frame and a close.
-Readers only call RelayServer helpers (_queue, _linger, _lost, _drop,
+Readers only call RelayServer helpers (_queue_wire, _linger, _lost, _drop,
 _set_mask, _log_limited) and RelayLogic.handle; they own no sockets.
 """
 
@@ -56,10 +56,10 @@ class PhaseReaders:
     def _unwrap(self, conn, raw):
         """Payload bytes out of WebSocket frames: None if only control frames came, b'' on close."""
         data, pings, closed = data_of(conn.ws.feed(raw))
-        for payload in pings:
-            conn.out += ws_frame(payload, mask=False, opcode=OP_PONG)
-        if pings:
-            self._on_writable(conn)
+        for payload in pings:  # bounded like every other queued byte: a ping flood is dropped
+            self._queue_wire(conn, ws_frame(payload, mask=False, opcode=OP_PONG))
+        if conn.closed:
+            return None
         if data:
             return data
         return b"" if closed else None

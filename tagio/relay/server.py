@@ -317,14 +317,18 @@ class RelayServer(PhaseReaders):
 
     # -- writing and closing ------------------------------------------------------------------------
     def _queue(self, conn, data):
+        self._queue_wire(conn, conn.wrap(data))
+
+    def _queue_wire(self, conn, wire):
+        """Queue bytes exactly as they go on the wire; a client that will not read is dropped."""
         if conn.closed:
             return
-        if len(conn.out) + len(data) > self.limits.out_buffer:
+        if len(conn.out) + len(wire) > self.limits.out_buffer:
             self._log_limited(("slow", conn.peer_addr[0]), "dropping %s: not reading its messages",
                               conn.peer_addr[0])
             self.logic.connection_lost(conn)
             return self._drop(conn)
-        conn.out += conn.wrap(data)
+        conn.out += wire
         self._on_writable(conn)
 
     def _on_writable(self, conn):
