@@ -173,6 +173,18 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
         return netlab.JsonLines(self.lab.popen(ns, [sys.executable, str(netlab.ROOT / "tagio-gui.py"), "--cli",
                                                     *args], extra_env=env))
 
+    def cli_host_behind_cone_nat(self):
+        """`tagio-gui.py --cli host` behind a cone NAT, showing the colour blocks, registered at
+        the lab's relay; returns (its JsonLines, its ID, a cone-NAT namespace for the viewer, relay)."""
+        display = self.desktop()
+        host_ns, viewer_ns = self.site("cone"), self.site("cone")
+        _relay, address = self.lab.start_relay(self.tmp)
+        relay = f"{address[0]}:{address[1]}"
+        host = self.cli(host_ns, "host", "--json", "--relay", relay, "--config-dir", f"{self.tmp}/cli-host",
+                        "--password", PASSWORD, display=display)
+        host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
+        return host, host_id, viewer_ns, relay
+
     def test_session_over_punched_udp(self):
         display = self.desktop()
         viewer, host = self.connect("cone", "cone", "--session", host_env={"DISPLAY": display})
@@ -186,13 +198,7 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
 
     def test_cli_host_serves_a_session_over_punched_udp(self):
         """The real client (`tagio-gui.py --cli host`: Client, RelayLink, DirectListener) as the host."""
-        display = self.desktop()
-        host_ns, viewer_ns = self.site("cone"), self.site("cone")
-        _relay, address = self.lab.start_relay(self.tmp)
-        relay = f"{address[0]}:{address[1]}"
-        host = self.cli(host_ns, "host", "--json", "--relay", relay, "--config-dir", f"{self.tmp}/cli-host",
-                        "--password", PASSWORD, display=display)
-        host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
+        host, host_id, viewer_ns, relay = self.cli_host_behind_cone_nat()
         self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
                                     "--password", PASSWORD, "--target", host_id)
         self.assertEqual(self.viewer.event("connected", timeout=25)["path"], "direct-udp")
@@ -205,13 +211,7 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
 
     def test_cli_to_cli_remote_desktop_over_punched_udp(self):
         """`tagio-gui.py --cli connect` to `--cli host`, both behind cone NATs: the product end to end."""
-        display = self.desktop()
-        host_ns, viewer_ns = self.site("cone"), self.site("cone")
-        _relay, address = self.lab.start_relay(self.tmp)
-        relay = f"{address[0]}:{address[1]}"
-        host = self.cli(host_ns, "host", "--json", "--relay", relay, "--config-dir", f"{self.tmp}/cli-host",
-                        "--password", PASSWORD, display=display)
-        host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
+        host, host_id, viewer_ns, relay = self.cli_host_behind_cone_nat()
         snapshot = f"{self.tmp}/cli-viewer.png"
         viewer = self.cli(viewer_ns, "connect", host_id, "--json", "--relay", relay, "--config-dir",
                           f"{self.tmp}/cli-viewer", "--password", PASSWORD, "--snapshot", snapshot,
