@@ -325,6 +325,16 @@ class LogicTest(unittest.TestCase):
         self.assertEqual(viewer.sent[-1].code, "rate_limited")
         self.assertIsNone(viewer.failed)
 
+    def test_busy_pairing_answers_the_request_and_keeps_the_registration(self):
+        viewer, host = self.register(Identity.generate()), self.register(Identity.generate(), ip="198.51.100.2")
+        self.logic.pairing.max_tokens = 0  # as if 100 000 rendezvous were pending
+        sid = os.urandom(16)
+        self.logic.handle(viewer, m.ConnectRequest(self.logic.registry.for_conn(host).client_id, sid))
+        self.assertEqual((viewer.sent[-1].code, viewer.sent[-1].ref), ("busy", sid))
+        self.assertIsNone(viewer.failed)
+        self.assertEqual(viewer.state, ConnState.REGISTERED)
+        self.assertNotIsInstance(host.sent[-1], m.PeerInfoMsg)  # the host heard nothing
+
     def test_tick_expires_silent_clients(self):
         conn = self.register(Identity.generate())
         self.clock.now += 59

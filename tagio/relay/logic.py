@@ -228,12 +228,12 @@ class RelayLogic:
         self.counters["connect_requests_total"] += 1
         try:
             viewer, host = self._rendezvous(conn, message)
+            token = self.random_bytes(16)
+            self.pairing.issue(token)  # "busy" answers this request; the registration stays up
         except RelayError as exc:
             self.counters["errors_total"] += 1
             conn.send(m.Error(exc.code, exc.text, message.session_id))
             return
-        token = self.random_bytes(16)
-        self.pairing.issue(token)
         log.debug("rendezvous %s -> %s", viewer.client_id, host.client_id)
         conn.send(peer_info(message.session_id, "viewer", host, token))
         host.conn.send(peer_info(message.session_id, "host", viewer, token))

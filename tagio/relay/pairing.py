@@ -3,8 +3,10 @@
 Pure, with an injected clock. The broker `issue()`s a random token for a
 rendezvous; the token is valid for `token_ttl` seconds. The first connection
 to `bind()` it waits (at most `wait_timeout`), the second completes the pair
-and the token is spent. A third bind, an unknown or expired token, or a
-token bound twice by the same side is refused with a RelayError code.
+and the token is spent. A third bind or an unknown or expired token is
+refused with a RelayError code. Sides are not told apart: a client that binds
+its own token twice pairs with itself, which harms nobody else (the token is
+secret to the two peers, and the channel inside is end-to-end encrypted).
 """
 
 from collections import OrderedDict
