@@ -120,6 +120,12 @@ class ExchangeTest(unittest.TestCase):
         viewer.close()
         host.close()
 
+    def test_matched_secret_indexes_the_callers_list_even_with_an_empty_entry(self):
+        viewer, host = run_pair(PERMANENT, [None, secret(PERMANENT)])
+        self.assertEqual(host.matched_secret, 1)  # not 0: that would claim the one-time password
+        viewer.close()
+        host.close()
+
     def test_wrong_password_fails_on_both_sides(self):
         viewer, host = run_pair("wrong123", [secret(OTP), secret(PERMANENT)])
         self.assertIsInstance(viewer, WrongPasswordError)

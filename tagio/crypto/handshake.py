@@ -289,7 +289,9 @@ def host_handshake(stream, secrets: list, *, viewer_id, host_id, session_id,
     The returned channel has `matched_secret` = the index into `secrets` that
     matched. Raises as viewer_handshake does.
     """
-    real = [bytes(s) for s in secrets if s]
+    # (index into `secrets`, secret): an empty entry (no one-time password) is skipped but keeps
+    # the numbering, so matched_secret always indexes the caller's list.
+    real = [(i, bytes(s)) for i, s in enumerate(secrets) if s]
     if not 1 <= len(real) <= MAX_SLOTS:
         raise LocalProtocolError(f"host_handshake needs 1..{MAX_SLOTS} secrets")
     context = _context(viewer_id, host_id, session_id)
@@ -321,8 +323,8 @@ def _check_hello(hello: bytes, context: bytes) -> None:
 
 
 def _host_slots(real, p_a, viewer_id, host_id, context) -> list:
-    """[(party, result, index into real secrets or None for padding)], shuffled."""
-    entries = list(enumerate(real)) + [(None, _secrets.token_bytes(32))
+    """[(party, result, index into the caller's secrets or None for padding)], shuffled."""
+    entries = list(real) + [(None, _secrets.token_bytes(32))
                                        for _ in range(max(0, REPLY_SLOTS - len(real)))]
     random.SystemRandom().shuffle(entries)
     slots = []
