@@ -422,6 +422,27 @@ class RelayCase(UiCase):
         self.pump(lambda: "Ready" in self.app.home.status_var.get(), "relay online")
         self.assertEqual(str(self.app.home.status_label.cget("style")), "Status.ok.TLabel")
 
+    def connect_in_background(self, viewer, wait_for_end=False):
+        """`viewer` connects to the app's client and starts a session, in a thread (the app's
+        accept prompt needs the Tk thread free); returns (thread, result dict: "session",
+        "reason" once it ended when wait_for_end, or "error")."""
+        result = {}
+
+        def connect():
+            try:
+                connection = viewer.connect(self.app.client.id, self.app.client.one_time_password)
+                result["session"] = session = connection.open_session()
+                session.start()
+                if wait_for_end:
+                    session.join(15)
+                    result["reason"] = session.closed_reason
+            except Exception as exc:       # reported by the caller's assertions
+                result["error"] = exc
+        worker = threading.Thread(target=connect)
+        worker.start()
+        self.addCleanup(worker.join, 20)
+        return worker, result
+
     def connect_to(self, host):
         """Connect through the home window with the host's real one-time password."""
         from tagio.ui.prompts import PasswordDialog
@@ -509,18 +530,7 @@ class RelayAppTest(RelayCase):
         from tagio.ui.prompts import AcceptPrompt, ControlledIndicator
         self.wait_online()
         viewer = self.partner()
-        result = {}
-
-        def connect():
-            try:
-                connection = viewer.connect(self.app.client.id, self.app.client.one_time_password)
-                result["session"] = session = connection.open_session()
-                session.start()
-            except Exception as exc:       # reported by the assertion below
-                result["error"] = exc
-        worker = threading.Thread(target=connect)
-        worker.start()
-        self.addCleanup(worker.join, 20)
+        worker, result = self.connect_in_background(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
         self.assertIn(f"Desk {viewer.id[:3]} {viewer.id[3:6]} {viewer.id[6:]}", prompt.text_var.get())
         prompt.accept_button.invoke()
@@ -538,20 +548,7 @@ class RelayAppTest(RelayCase):
         from tagio.ui.prompts import AcceptPrompt
         self.wait_online()
         viewer = self.partner()
-        result = {}
-
-        def connect():
-            try:
-                connection = viewer.connect(self.app.client.id, self.app.client.one_time_password)
-                session = connection.open_session()
-                session.start()
-                session.join(15)
-                result["reason"] = session.closed_reason
-            except Exception as exc:
-                result["error"] = exc
-        worker = threading.Thread(target=connect)
-        worker.start()
-        self.addCleanup(worker.join, 20)
+        worker, result = self.connect_in_background(viewer, wait_for_end=True)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
         prompt.deny_button.invoke()
         self.pump(lambda: not worker.is_alive(), "viewer gave up", 20)
