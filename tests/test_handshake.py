@@ -258,6 +258,16 @@ class BadInputTest(unittest.TestCase):
         with self.assertRaises(TransportTimeout):
             host.result()
 
+    def test_deadline_passing_as_the_handshake_finishes_is_a_timeout(self):
+        v_stream, h_stream = stream_pair()
+        self.addCleanup(v_stream.close)
+
+        def finishes_late():
+            time.sleep(0.5)  # the 0.05 s watchdog closes the stream meanwhile; nothing blocks on it
+            return "channel on a closed stream"
+        with self.assertRaises(TransportTimeout):
+            handshake._run(h_stream, 0.05, finishes_late)
+
     def test_vanished_viewer(self):
         with self.assertRaises(ConnectionClosed):
             v_stream, h_stream = stream_pair()

@@ -203,7 +203,7 @@ def _run(stream, timeout, body):
     """Run body() under a watchdog; on failure close the stream and raise one clear error."""
     dog = _Watchdog(stream, timeout)
     try:
-        return body()
+        channel = body()
     except TagioError as exc:
         if isinstance(exc, RemoteProtocolError):
             _abort(stream, Abort.PROTOCOL)
@@ -211,8 +211,14 @@ def _run(stream, timeout, body):
         if dog.fired:
             raise TransportTimeout(f"handshake did not finish within {timeout:g} s") from None
         raise
+    except BaseException:
+        stream.close()  # a bug or an interrupt: the stream is unusable mid-handshake
+        raise
     finally:
         dog.stop()
+    if dog.fired:  # it fired as body() returned: the channel's stream is already closed
+        raise TransportTimeout(f"handshake did not finish within {timeout:g} s")
+    return channel
 
 
 def _finished_mac(result) -> bytes:
