@@ -77,6 +77,29 @@ class RoundTripTest(unittest.TestCase):
     def tearDown(self):
         self._tmp.cleanup()
 
+    def test_saves_from_two_threads_at_once_all_succeed(self):
+        # The window saves from the Tk thread while a connect worker saves the recent list:
+        # both used one temporary file name, so one thread's rename could take the other's file.
+        import threading
+        s = Settings.load(self.dir)
+        failures = []
+
+        def save_many(partner):
+            for _ in range(40):
+                s.add_recent(partner)
+                try:
+                    s.save()
+                except ConfigError as exc:
+                    failures.append(exc)
+        threads = [threading.Thread(target=save_many, args=(p,)) for p in ("111111111", "222222222")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertEqual(failures, [])
+        self.assertEqual(sorted(Settings.load(self.dir).recent_partners), ["111111111", "222222222"])
+        self.assertEqual(sorted(p.name for p in self.dir.iterdir()), ["settings.json"])
+
     def test_defaults_without_file(self):
         s = Settings.load(self.dir)
         self.assertIsNone(s.relay)

@@ -15,6 +15,7 @@ then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ MAX_TEXT = 256
 DEFAULT_PORT = 443
 ENV_CONFIG_DIR = "TAGIO_CONFIG_DIR"
 ENV_RELAY = "TAGIO_RELAY"
+# One save at a time in this process: the Tk thread (Settings dialog) and a connect worker
+# (recent partners) both save, and they share the temporary file's name.
+_SAVE_LOCK = threading.Lock()
 
 
 def default_config_dir(environ=None) -> Path:
@@ -245,8 +249,11 @@ class Settings:
 
     def save(self) -> None:
         """Write atomically (temp file + rename), owner-only. Raises ConfigError on failure."""
-        text = json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
         tmp = self.path.with_name(f".{SETTINGS_FILE}.{os.getpid()}.tmp")
+        with _SAVE_LOCK:
+            self._write(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", tmp)
+
+    def _write(self, text, tmp):
         try:
             self.config_dir.mkdir(parents=True, exist_ok=True)
             _restrict(self.config_dir, 0o700)
