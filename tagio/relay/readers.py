@@ -83,7 +83,10 @@ class PhaseReaders:
         self._app_sniff(conn, data)
 
     def _sniff_tls_port(self, conn):
-        peek = conn.sock.recv(8, socket.MSG_PEEK)
+        try:
+            peek = conn.sock.recv(8, socket.MSG_PEEK)
+        except _WOULD_BLOCK:
+            return  # a spurious wake-up: not a reason to drop the client
         if not peek:
             return self._drop(conn)
         if peek[0] == 0x16:
@@ -118,13 +121,17 @@ class PhaseReaders:
         self._set_mask(conn, selectors.EVENT_READ)
         self._read_app_sniff(conn)
 
-    def _read_app_sniff(self, conn):
+    def _read_into(self, conn, feed, at_eof):
+        """One readiness event: feed(conn, bytes) what arrived, or at_eof(conn) at EOF."""
         data = self._recv(conn)
         if data is None:
             return
         if data == b"":
-            return self._drop(conn)
-        self._app_sniff(conn, data)
+            return at_eof(conn)
+        feed(conn, data)
+
+    def _read_app_sniff(self, conn):
+        self._read_into(conn, self._app_sniff, self._drop)
 
     def _app_sniff(self, conn, data):
         conn.head += data
@@ -144,16 +151,14 @@ class PhaseReaders:
         FEEDERS[conn.phase](self, conn, data)
 
     def _read_frames(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            try:
-                conn.decoder.eof()
-            except TagioError as exc:
-                log.info("connection from %s: %s", conn.peer_addr[0], exc)
-            return self._lost(conn)
-        self._feed_frames(conn, data)
+        self._read_into(conn, self._feed_frames, self._frames_ended)
+
+    def _frames_ended(self, conn):
+        try:
+            conn.decoder.eof()
+        except TagioError as exc:
+            log.info("connection from %s: %s", conn.peer_addr[0], exc)
+        self._lost(conn)
 
     def _feed_frames(self, conn, data):
         frames = conn.decoder.feed(data, max_frames=1)
@@ -173,22 +178,15 @@ class PhaseReaders:
             conn.early += conn.decoder.take_rest()
 
     def _read_binding(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return self._lost(conn)
+        self._read_into(conn, self._feed_early, self._lost)
+
+    def _feed_early(self, conn, data):
         conn.early += data
         if len(conn.early) > self.limits.relay_buffer:
             raise RelayError("too_early", "sent too much data before RelayReady")
 
     def _read_http(self, conn):
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return self._drop(conn)
-        self._feed_http(conn, data)
+        self._read_into(conn, self._feed_http, self._drop)
 
     def _feed_http(self, conn, data):
         request = conn.http.feed(data)
