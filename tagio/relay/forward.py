@@ -68,8 +68,12 @@ class CopyDirection:
             if not data:
                 self.eof = True
                 return
-            self.buf += data
-            self.total += len(data)
+            self._take(data)
+
+    def _take(self, data):
+        """Bytes just received from src, into the buffer for dst."""
+        self.buf += data
+        self.total += len(data)
 
     def flush(self):
         while self.buf:
@@ -153,23 +157,15 @@ class WsDirection(CopyDirection):
         super().__init__(src, dst, capacity, prefix)
         self.unwrap, self.wrap = unwrap, wrap
 
-    def fill(self):
-        while not self.eof and len(self.buf) < self.capacity:
-            try:
-                raw = self.src.recv(min(CHUNK, self.capacity - len(self.buf)))
-            except _WOULD_BLOCK:
-                return
-            if not raw:
-                self.eof = True
-                return
-            data, closed = raw, False
-            if self.unwrap is not None:
-                data, _pings, closed = data_of(self.unwrap.feed(raw))
-            if data:
-                self.buf += ws_frame(data, mask=False) if self.wrap else data
-                self.total += len(data)
-            if closed:
-                self.eof = True
+    def _take(self, raw):
+        data, closed = raw, False
+        if self.unwrap is not None:
+            data, _pings, closed = data_of(self.unwrap.feed(raw))
+        if data:
+            self.buf += ws_frame(data, mask=False) if self.wrap else data
+            self.total += len(data)
+        if closed:
+            self.eof = True
 
 
 class Pair:

@@ -384,13 +384,17 @@ class RelayServer(PhaseReaders):
             pass
 
     def _forget(self, conn):
+        self._detach(conn)
+        self._release_ip(conn.peer_addr[0])
+
+    def _detach(self, conn):
+        """Take a connection out of the loop's tables and selector (its socket stays open)."""
         self._tls_conns.discard(conn)
         if self._conns.get(conn.sock.fileno()) is conn:
             del self._conns[conn.sock.fileno()]
         if conn.mask:
             self._sel.unregister(conn.sock)
             conn.mask = 0
-        self._release_ip(conn.peer_addr[0])
 
     def _release_ip(self, ip):
         with self._ip_lock:
@@ -416,12 +420,7 @@ class RelayServer(PhaseReaders):
         to_partner = bytes(partner.out) + partner.wrap(ready + bytes(conn.early))
         for c in (conn, partner):
             c.closed = True
-            self._tls_conns.discard(c)
-            if self._conns.get(c.sock.fileno()) is c:
-                del self._conns[c.sock.fileno()]
-            if c.mask:
-                self._sel.unregister(c.sock)
-                c.mask = 0
+            self._detach(c)  # the forwarder owns the sockets now; the IPs are released when the pair ends
         ips = (conn.peer_addr[0], partner.peer_addr[0])
         self.forwarder.add(Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
                                 on_done=lambda pair: [self._release_ip(ip) for ip in ips],
