@@ -91,4 +91,6 @@ def _drain_output(proc, lines):
     def pump():
         for line in proc.stdout:
             proc.output.append(line)
-    threading.Thread(target=pump, daemon=True).start()
+    # Join it (proc.output_thread.join(timeout)) after the process exits to read its last lines.
+    proc.output_thread = threading.Thread(target=pump, daemon=True)
+    proc.output_thread.start()

@@ -109,7 +109,7 @@ class ProcessTest(unittest.TestCase):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        time.sleep(0.1)
+        proc.output_thread.join(10)  # all output read, however loaded the machine
         output = "".join(proc.output)
         self.assertIn("auth on", output)
         self.assertIn("relay stopped", output)
@@ -201,5 +201,5 @@ class TlsProcessTest(unittest.TestCase):
         finally:
             proc.send_signal(signal.SIGTERM)
             self.assertEqual(proc.wait(10), 0)
-        time.sleep(0.1)
+        proc.output_thread.join(10)  # all output read, however loaded the machine
         self.assertIn("tls on", "".join(proc.output))
