@@ -292,6 +292,37 @@ class SecureChannelTest(unittest.TestCase):
         self.assertIsInstance(outcome[0], ConnectionClosed)
         a.close()
 
+    def test_concurrent_closes_send_one_close_record(self):
+        a, b = channel_pair()
+        sent = []
+        real_send = a.stream.send
+        a.stream.send = lambda data: (sent.append(bytes(data)), real_send(data))[1]
+        lock, waiting = a._send_lock, []
+
+        class CountingLock:
+            def acquire(self, timeout=-1):
+                waiting.append(1)
+                return lock.acquire(timeout=timeout)
+
+            def release(self):
+                lock.release()
+        lock.acquire()  # a sender is busy: both close() calls pass the early check and wait
+        a._send_lock = CountingLock()
+        closers = [threading.Thread(target=a.close) for _ in range(2)]
+        for t in closers:
+            t.start()
+        end = time.monotonic() + 10
+        while len(waiting) < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+        self.assertEqual(len(waiting), 2)
+        lock.release()
+        for t in closers:
+            t.join(10)
+        self.assertEqual(len(sent), 1)  # one CLOSE record, not one per close() call
+        with self.assertRaises(ConnectionClosed):
+            b.recv()
+        b.close()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -92,7 +92,8 @@ class SecureChannel:
             return
         if self._send_lock.acquire(timeout=CLOSE_LOCK_WAIT):
             try:
-                self._send_close_record()
+                if not self._closed.is_set():  # a close() that waited on the lock behind another one
+                    self._send_close_record()
             finally:
                 self._closed.set()
                 self._send_lock.release()
