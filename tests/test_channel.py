@@ -37,6 +37,18 @@ def channel_pair(path="direct-tcp", **kwargs):
     return a, b
 
 
+def tapped_pair():
+    """(a, mid_left, mid_right, b): a's records reach b only if the test copies them across."""
+    a_sock, mid_left = socketpair()
+    mid_right, b_sock = socketpair()
+    key, prefix = os.urandom(32), os.urandom(4)
+    a = SecureChannel(SocketStream(a_sock), send_key=key, send_prefix=prefix,
+                      recv_key=os.urandom(32), recv_prefix=prefix)
+    b = SecureChannel(SocketStream(b_sock), send_key=os.urandom(32), send_prefix=prefix,
+                      recv_key=key, recv_prefix=prefix)
+    return a, mid_left, mid_right, b
+
+
 class RecordLayerTest(unittest.TestCase):
     def assert_cause(self, cause, fn, *args):
         with self.assertRaises(SecureChannelError) as ctx:
@@ -238,13 +250,7 @@ class SecureChannelTest(unittest.TestCase):
         b.close()
 
     def test_tampering_on_the_wire(self):
-        a_sock, mid_left = socketpair()
-        mid_right, b_sock = socketpair()
-        key, prefix = os.urandom(32), os.urandom(4)
-        a = SecureChannel(SocketStream(a_sock), send_key=key, send_prefix=prefix,
-                          recv_key=os.urandom(32), recv_prefix=prefix)
-        b = SecureChannel(SocketStream(b_sock), send_key=os.urandom(32), send_prefix=prefix,
-                          recv_key=key, recv_prefix=prefix)
+        a, mid_left, mid_right, b = tapped_pair()
         a.send(b"transfer 100 to alice")
         raw = bytearray(mid_left.recv(4096))
         raw[20] ^= 0x40
@@ -256,13 +262,7 @@ class SecureChannelTest(unittest.TestCase):
             item.close()
 
     def test_replay_on_the_wire(self):
-        a_sock, mid_left = socketpair()
-        mid_right, b_sock = socketpair()
-        key, prefix = os.urandom(32), os.urandom(4)
-        a = SecureChannel(SocketStream(a_sock), send_key=key, send_prefix=prefix,
-                          recv_key=os.urandom(32), recv_prefix=prefix)
-        b = SecureChannel(SocketStream(b_sock), send_key=os.urandom(32), send_prefix=prefix,
-                          recv_key=key, recv_prefix=prefix)
+        a, mid_left, mid_right, b = tapped_pair()
         a.send(b"click OK")
         raw = mid_left.recv(4096)
         mid_right.sendall(raw + raw)
