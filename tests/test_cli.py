@@ -98,6 +98,22 @@ class ErrorTableTest(unittest.TestCase):
         self.assertEqual(err.getvalue(), "tagio: wrong password\n")
 
 
+class ScriptPlayerTest(unittest.TestCase):
+    def test_a_bug_in_the_script_thread_is_kept_for_the_caller(self):
+        import threading
+        from tagio.client import cli as cli_module
+
+        class BrokenSession:        # a fake for the pure thread logic: its input call has a bug
+            stats = {"frames": 1}
+
+            def send_mouse_move(self, x, y):
+                raise RuntimeError("bug in the input path")
+        player = cli_module._start_script(BrokenSession(), [("move", (1, 2))], threading.Event())
+        player.join(10)
+        self.assertFalse(player.is_alive())
+        self.assertEqual([type(e) for e in player.errors], [RuntimeError])
+
+
 class ProcessTest(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory()

@@ -424,6 +424,8 @@ def _view(args, out, stop, conn, script) -> int:
     if player is not None:
         player.join(5)
     failure = _as_session_loss(_stop_session(session) or failure)
+    if player is not None and player.errors:
+        raise player.errors[0]
     if args.snapshot:
         _save_snapshot(session, args.snapshot)
     stats = dict(getattr(session, "stats", {}) or {})
@@ -485,7 +487,10 @@ def _start_script(session, steps, stop):
             run_script(session, steps, stop)
         except TagioError as exc:     # the session ended under the script; the main loop reports it
             logging.getLogger("tagio").debug("script stopped: %s", exc)
+        except Exception as exc:      # a bug: kept, and re-raised by _view once the session is stopped
+            thread.errors.append(exc)
     thread = threading.Thread(target=play, name="script", daemon=True)
+    thread.errors = []
     thread.start()
     return thread
 
