@@ -46,7 +46,9 @@ def restrict_to_owner(path) -> None:
 
 
 def prepare_std_streams(config_dir, argv=(), *, attach=None) -> str:
-    """Give a windowed program usable stdout/stderr. Returns "console", "log" or "unchanged".
+    """Give a windowed program usable stdout/stderr. Returns "console", "log", "unchanged", or
+    "discarded" when the log cannot be opened (a read-only or missing config folder must not
+    stop the program before it can show anything).
 
     `attach` (tests only) replaces the Windows AttachConsole call.
     """
@@ -56,7 +58,11 @@ def prepare_std_streams(config_dir, argv=(), *, attach=None) -> str:
     attach = attach or _attach_parent_console
     if wants_console and attach():
         return "console"
-    _redirect_to_log(Path(config_dir) / LOG_FILE)
+    try:
+        _redirect_to_log(Path(config_dir) / LOG_FILE)
+    except OSError:
+        _redirect(open(os.devnull, "w", encoding="utf-8"))
+        return "discarded"
     return "log"
 
 
@@ -78,6 +84,11 @@ def _redirect_to_log(path: Path) -> None:
     mode = "w" if path.exists() and path.stat().st_size > MAX_LOG_BYTES else "a"
     stream = open(path, mode, encoding="utf-8", errors="replace", buffering=1)
     restrict_to_owner(path)
+    _redirect(stream)
+
+
+def _redirect(stream) -> None:
+    """Use `stream` for whichever of stdout/stderr is missing."""
     if sys.stdout is None:
         sys.stdout = stream
     if sys.stderr is None:

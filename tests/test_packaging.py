@@ -522,6 +522,16 @@ class PlatformHelperTest(unittest.TestCase):
         if sys.platform != "win32":
             self.assertEqual(os.stat(self.config / platform.LOG_FILE).st_mode & 0o777, 0o600)
 
+    def test_unwritable_config_folder_does_not_stop_a_windowed_program(self):
+        from tagio import platform
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text("a file where the folder should be")
+        sys.stdout = sys.stderr = None
+        self.assertEqual(platform.prepare_std_streams(self.config, [], attach=lambda: False), "discarded")
+        print("still fine")                                  # no AttributeError on None
+        sys.stderr.write("and this too\n")
+        sys.stdout.close()
+
     def test_cli_attaches_to_the_parent_console_when_there_is_one(self):
         from tagio import platform
         calls = []
