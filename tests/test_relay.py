@@ -42,6 +42,16 @@ class RelayTestCase(unittest.TestCase):
         host.connect()
         return viewer, host
 
+    def relayed_pair(self):
+        """(viewer, host, viewer_stream, host_stream): registered, introduced and relayed."""
+        viewer, host = self.registered_pair()
+        info = viewer.request_peer(host.identity.id, os.urandom(16))
+        host.incoming.get(timeout=5)
+        v, h = open_pair(viewer, host, info.relay_token)
+        self.addCleanup(v.close)
+        self.addCleanup(h.close)
+        return viewer, host, v, h
+
 
 class RendezvousTest(RelayTestCase):
     def test_register_connect_both_get_peer_info(self):
@@ -145,12 +155,7 @@ class BulkRelayTest(RelayTestCase):
             self.bulk_both_ways(8 * 1024 * 1024, expect_kind=forward.CopyDirection)
 
     def bulk_both_ways(self, size, expect_kind=None):
-        viewer, host = self.registered_pair()
-        info = viewer.request_peer(host.identity.id, os.urandom(16))
-        host.incoming.get(timeout=5)
-        v, h = open_pair(viewer, host, info.relay_token)
-        self.addCleanup(v.close)
-        self.addCleanup(h.close)
+        viewer, host, v, h = self.relayed_pair()
         if expect_kind is not None:
             self.assertTrue(wait_for(lambda: self.relay.server.forwarder.active == 1))
             pair = next(iter(self.relay.server.forwarder._pairs))
@@ -380,12 +385,7 @@ class RelayIdleTest(RelayTestCase):
     relay_options = {"relay_idle_timeout": 1.0}
 
     def test_idle_relay_is_closed_busy_one_is_not(self):
-        viewer, host = self.registered_pair()
-        info = viewer.request_peer(host.identity.id, os.urandom(16))
-        host.incoming.get(timeout=5)
-        v, h = open_pair(viewer, host, info.relay_token)
-        self.addCleanup(v.close)
-        self.addCleanup(h.close)
+        viewer, host, v, h = self.relayed_pair()
         for _ in range(8):  # traffic every 0.2 s (1.6 s in all, over the 1 s timeout) keeps it open
             v.send(b"tick")
             self.assertEqual(h.recv(10), b"tick")
@@ -414,12 +414,7 @@ class RelayIdleTest(RelayTestCase):
 class BackpressureTest(RelayTestCase):
     def test_slow_receiver_stalls_sender_without_spinning(self):
         import time
-        viewer, host = self.registered_pair()
-        info = viewer.request_peer(host.identity.id, os.urandom(16))
-        host.incoming.get(timeout=5)
-        v, h = open_pair(viewer, host, info.relay_token)
-        self.addCleanup(v.close)
-        self.addCleanup(h.close)
+        viewer, host, v, h = self.relayed_pair()
         v.sock.settimeout(1.0)
         chunk, sent = os.urandom(64 * 1024), hashlib.sha256()
         total = 0
