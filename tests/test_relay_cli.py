@@ -117,6 +117,32 @@ class ProcessTest(unittest.TestCase):
         self.assertNotIn("from-env", output)  # the secret is never logged
 
 
+class LoopFailureTest(unittest.TestCase):
+    def test_a_failed_loop_is_exit_1_and_one_log_line_not_a_traceback(self):
+        import logging
+        from tagio.relay.server import RelayServer
+        root = logging.getLogger()
+        saved = {"handlers": list(root.handlers), "level": root.level,
+                 "signals": {n: signal.getsignal(getattr(signal, n)) for n in ("SIGINT", "SIGTERM")}}
+
+        def restore():
+            root.handlers[:] = saved["handlers"]
+            root.setLevel(saved["level"])
+            for name, handler in saved["signals"].items():
+                signal.signal(getattr(signal, name), handler)
+        self.addCleanup(restore)
+
+        def broken_loop(server):
+            raise RuntimeError("selector exploded")
+        real_loop = RelayServer._loop
+        RelayServer._loop = broken_loop
+        self.addCleanup(setattr, RelayServer, "_loop", real_loop)
+        with self.assertLogs("tagio.relay", "ERROR") as logs:
+            code = cli.main(["--bind", "127.0.0.1:0"], env={"TAGIO_RELAY_STATE": ""})
+        self.assertEqual(code, 1)
+        self.assertTrue(any("selector exploded" in line for line in logs.output), logs.output)
+
+
 @unittest.skipUnless(hasattr(os, "fork") and sys.platform != "darwin", "needs a POSIX pseudo-terminal")
 class InteractiveSetupTest(unittest.TestCase):
     def expect(self, pattern, timeout=10.0):

@@ -166,5 +166,8 @@ def main(argv=None, env=None, stdin=None) -> int:
         print("\ntagio_relay_server: setup cancelled", file=sys.stderr)
         return 1
     install_signals(server)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except Exception:  # serve_forever logged the reason; the operator gets that line, not a traceback
+        return 1
     return 0
