@@ -129,6 +129,7 @@ class RelayClient:
         self._send_lock = threading.Lock()
         self._pending = {}
         self._pending_lock = threading.Lock()
+        self._lost_lock = threading.Lock()
         self._stop = threading.Event()
         self._down = threading.Event()
         self._threads = []
@@ -253,10 +254,11 @@ class RelayClient:
                 return
 
     def _lost(self, reason):
-        if not self.online:
-            return
-        self.online = False
-        self.last_error = reason
+        with self._lost_lock:  # reader, heartbeat and callers may all notice at once: first one wins
+            if not self.online:
+                return
+            self.online = False
+            self.last_error = reason
         self._down.set()
         log.info("relay connection lost: %s", reason)
         _shutdown(self._sock)
