@@ -43,5 +43,33 @@ class AttemptLimiterTest(unittest.TestCase):
         self.assertLessEqual(len(self.limiter._peers), 4)
 
 
+class ConcurrencyTest(unittest.TestCase):
+    def test_threads_asking_at_once_get_exactly_the_per_peer_limit(self):
+        # The relay link and the LAN thread ask at the same time; without one lock two threads
+        # could both take the last slot (seen in a few % of these rounds before the fix).
+        import sys
+        import threading
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)         # switch threads as often as possible
+        self.addCleanup(sys.setswitchinterval, old)
+        overshoots = 0
+        for _round in range(200):
+            limiter = AttemptLimiter(per_peer=5, total=1000, max_peers=1000)
+            allowed, barrier = [], threading.Barrier(8)
+
+            def ask(i):
+                barrier.wait()
+                for j in range(20):
+                    allowed.append(limiter.allow("123456789"))
+                    limiter.allow(str(100_000_000 + i * 100 + j))
+            threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            overshoots += sum(allowed) != 5
+        self.assertEqual(overshoots, 0)
+
+
 if __name__ == "__main__":
     unittest.main()

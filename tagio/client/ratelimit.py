@@ -6,9 +6,11 @@ it counts attempts in the last `window` seconds for that peer and for everyone, 
 count is at its limit. Failed attempts count double against the peer, so a guesser is slowed down
 sooner than a person who mistyped once. Memory is bounded: at most `max_peers` peers are tracked (the
 oldest is forgotten first) and each peer keeps at most `per_peer` timestamps. Pure logic with an injected
-clock, so it is tested without sockets or sleeps.
+clock, so it is tested without sockets or sleeps. One lock makes each call atomic: the relay link and
+the LAN thread ask at the same time, and handler threads report failures.
 """
 
+import threading
 import time
 from collections import OrderedDict, deque
 
@@ -26,10 +28,14 @@ class AttemptLimiter:
         self._clock = clock
         self._peers = OrderedDict()                 # peer_id -> deque of timestamps
         self._all = deque(maxlen=total)
+        self._lock = threading.Lock()
 
     def allow(self, peer_id) -> bool:
-        """Record an attempt by peer_id and say whether it may go ahead."""
-        now = self._clock()
+        """Record an attempt by peer_id and say whether it may go ahead (any thread)."""
+        with self._lock:
+            return self._allow(peer_id, self._clock())
+
+    def _allow(self, peer_id, now) -> bool:
         self._expire(self._all, now)
         marks = self._marks(peer_id, now)
         if len(marks) >= self.per_peer or len(self._all) >= self.total:
@@ -39,10 +45,12 @@ class AttemptLimiter:
         return True
 
     def failed(self, peer_id) -> None:
-        """A wrong password from peer_id: it costs that peer one extra attempt."""
-        marks = self._marks(peer_id, self._clock())
-        if len(marks) < self.per_peer:
-            marks.append(self._clock())
+        """A wrong password from peer_id: it costs that peer one extra attempt (any thread)."""
+        with self._lock:
+            now = self._clock()
+            marks = self._marks(peer_id, now)
+            if len(marks) < self.per_peer:
+                marks.append(now)
 
     def _marks(self, peer_id, now):
         marks = self._peers.pop(peer_id, None)
