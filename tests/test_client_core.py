@@ -177,10 +177,13 @@ class ClientTest(unittest.TestCase):
         self.assertNotIn("session_started", host.events.names())
 
     def test_ask_before_accept_allow(self):
-        host = self.client(settings_kw={"ask_before_accept": True}, accept_callback=lambda peer: True)
+        asked = []
+        host = self.client(settings_kw={"ask_before_accept": True},
+                           accept_callback=lambda peer: asked.append(peer) or True)
         viewer = self.client(direct_bind=None)
         self.view(viewer.connect(host.id, host.one_time_password))
         host.events.wait("session_started", peer_id=viewer.id)
+        self.assertEqual(asked, [viewer.id])        # the person was asked, and said yes
 
     # ---------------------------------------------------------------- failures
 
