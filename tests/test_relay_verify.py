@@ -81,6 +81,16 @@ class SameDecisionTest(unittest.TestCase):
             forged_r = encode(fast._BASE * s)
             self.assertSame(torsion, msg, forged_r + s.to_bytes(32, "little"), expect=True)
 
+    def test_non_canonical_point_encodings_decide_like_the_library(self):
+        ident = Identity.generate()
+        sig = ident.sign(b"m")
+        # y >= p (19 values, both signs of x) and x = 0 with the sign bit set: for A and for R.
+        encodings = [(y | (sign << 255)).to_bytes(32, "little") for y in range(P, 2 ** 255) for sign in (0, 1)]
+        encodings += [(y | (1 << 255)).to_bytes(32, "little") for y in (1, P - 1)]
+        for enc in encodings:
+            self.assertSame(enc, b"m", sig, expect=False)
+            self.assertSame(ident.public_key, b"m", enc + sig[32:], expect=False)
+
     def test_random_garbage_never_accepted(self):
         for _ in range(50):
             self.assertSame(os.urandom(32), os.urandom(40), os.urandom(64), expect=False)
