@@ -11,7 +11,9 @@ here (TEST_LIMITS) unless a test passes its own values; the production
 defaults live in tagio.relay.logic.Limits.
 
 Also: `run_relay_process(*args)` starts `tagio_relay_server.py` as a
-subprocess and returns (Popen, (host, port)) once it logs that it listens.
+subprocess and returns (Popen, (host, port)) once it logs that it listens;
+`wait_for(predicate)` polls a condition with a generous timeout (no fixed
+sleeps); `open_pair(viewer, host, token)` binds a relay token from both sides.
 """
 
 import collections
@@ -20,6 +22,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from tagio.relay.logic import Limits
@@ -94,3 +97,23 @@ def _drain_output(proc, lines):
     # Join it (proc.output_thread.join(timeout)) after the process exits to read its last lines.
     proc.output_thread = threading.Thread(target=pump, daemon=True)
     proc.output_thread.start()
+
+
+def wait_for(predicate, timeout=10.0) -> bool:
+    """Poll until predicate() is true (True) or the timeout passes (its last value)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def open_pair(viewer, host, token, timeout=5.0):
+    """Both RelayClients bind the same token concurrently; returns (viewer_stream, host_stream)."""
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("v", viewer.open_relay(token, timeout)))
+    t.start()
+    host_stream = host.open_relay(token, timeout)
+    t.join(timeout + 5)
+    return box["v"], host_stream

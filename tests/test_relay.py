@@ -11,17 +11,8 @@ import urllib.request
 from tagio.crypto.identity import Identity
 from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
-from tests.relay_fixture import start_relay
+from tests.relay_fixture import open_pair, start_relay, wait_for
 
-
-def open_pair(viewer, host, token, timeout=5.0):
-    """Both sides bind the same token concurrently; returns (viewer_stream, host_stream)."""
-    box = {}
-    t = threading.Thread(target=lambda: box.setdefault("v", viewer.open_relay(token, timeout)))
-    t.start()
-    host_stream = host.open_relay(token, timeout)
-    t.join(timeout)
-    return box["v"], host_stream
 
 
 class RelayTestCase(unittest.TestCase):
@@ -129,15 +120,6 @@ class FakeClock:
         with self._lock:
             self._now += seconds
 
-
-def wait_for(predicate, timeout=5.0):
-    import time
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 class BulkRelayTest(RelayTestCase):

@@ -1,19 +1,11 @@
 """tagio.relay.forward: the forwarder's pair limit and its shutdown, on real socket pairs."""
 
 import socket
-import time
 import unittest
 
 from tagio.relay.forward import Forwarder, Pair
+from tests.relay_fixture import wait_for
 
-
-def wait_for(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 class ForwarderLimitTest(unittest.TestCase):

@@ -12,16 +12,8 @@ from tagio.crypto.identity import Identity
 from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
 from tagio.relay.workers import Workers
-from tests.relay_fixture import start_relay
+from tests.relay_fixture import start_relay, wait_for
 
-
-def wait_for(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 class WorkersTest(unittest.TestCase):

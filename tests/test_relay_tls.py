@@ -17,7 +17,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import ConfigError, RelayError, TransportError
 from tagio.net.relay_client import RelayClient
 from tagio.relay.cli import make_tls_context
-from tests.relay_fixture import start_relay
+from tests.relay_fixture import open_pair, start_relay
 from tests.test_relay_badinput import read_until_eof
 
 
@@ -57,12 +57,7 @@ class TlsRelayTest(unittest.TestCase):
         host.connect()
         info = viewer.request_peer(host.identity.id, os.urandom(16))
         self.assertEqual(host.incoming.get(timeout=5).relay_token, info.relay_token)
-        box = {}
-        t = threading.Thread(target=lambda: box.setdefault("v", viewer.open_relay(info.relay_token)))
-        t.start()
-        h = host.open_relay(info.relay_token)
-        t.join(10)
-        v = box["v"]
+        v, h = open_pair(viewer, host, info.relay_token, timeout=10)
         self.addCleanup(v.close)
         self.addCleanup(h.close)
         self.assertIsInstance(v.sock, ssl.SSLSocket)

@@ -7,7 +7,6 @@ import socket
 import ssl
 import tempfile
 import threading
-import time
 import unittest
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tagio.protocol import messages as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PING, OP_PONG, WsDecoder, accept_key, apply_mask, data_of,
                                       ws_frame)
 from tagio.relay.cli import make_tls_context
-from tests.relay_fixture import start_relay
+from tests.relay_fixture import open_pair, start_relay, wait_for
 
 
 class CodecTest(unittest.TestCase):
@@ -98,12 +97,7 @@ class WebSocketRelayTest(unittest.TestCase):
         host.connect()
         info = viewer.request_peer(host.identity.id, os.urandom(16))
         self.assertEqual(host.incoming.get(timeout=5).relay_token, info.relay_token)
-        box = {}
-        t = threading.Thread(target=lambda: box.setdefault("v", viewer.open_relay(info.relay_token)))
-        t.start()
-        h = host.open_relay(info.relay_token)
-        t.join(10)
-        v = box["v"]
+        v, h = open_pair(viewer, host, info.relay_token, timeout=10)
         self.addCleanup(v.close)
         self.addCleanup(h.close)
         for sender, receiver in ((v, h), (h, v)):
@@ -216,14 +210,6 @@ class WebSocketAbuseTest(unittest.TestCase):
         self.assertLessEqual(len(conn.out), 4096)
         self.assertEqual(server.counters["internal_errors_total"], 0)
 
-
-def wait_for(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to make a test certificate")
