@@ -19,6 +19,7 @@ from tagio.protocol.websocket import (OP_CLOSE, OP_PING, OP_PONG, WsDecoder, acc
                                       ws_frame)
 from tagio.relay.cli import make_tls_context
 from tests.relay_fixture import open_pair, start_relay, wait_for
+from tests.test_relay_badinput import read_until_eof
 
 
 class CodecTest(unittest.TestCase):
@@ -143,12 +144,7 @@ class WebSocketRelayTest(unittest.TestCase):
     def test_garbage_inside_websocket_gets_error_frame(self):
         _sock, ws = self.raw_websocket()
         ws.sendall(b"NOT A TAGIO FRAME")
-        received = b""
-        while True:
-            chunk = ws.recv(4096)
-            if not chunk:
-                break
-            received += chunk
+        received = read_until_eof(ws)
         errors = [m.decode_message(f) for f in framing.FrameDecoder().feed(received)]
         self.assertEqual([(e.code, "bad magic" in e.text) for e in errors], [("protocol", True)])
         self.client(True).connect()  # still serving
@@ -180,12 +176,7 @@ class WebSocketAbuseTest(unittest.TestCase):
         self.addCleanup(sock.close)
         sock.sendall(b"GET /tagio HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Key: \xe9\xe9\xe9\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        answer = b""
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_until_eof(sock)
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:60])
         self.assertEqual(self.relay.server.counters["internal_errors_total"], 0)
 
