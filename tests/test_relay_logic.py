@@ -355,9 +355,12 @@ class LogicTest(unittest.TestCase):
         with self.assertRaises(RemoteProtocolError):
             self.logic.on_udp(m.Heartbeat(), ("1.1.1.1", 1))
 
-
-if __name__ == "__main__":
-    unittest.main()
+    def test_udp_answer_never_outweighs_an_accepted_query(self):
+        with self.assertRaisesRegex(RemoteProtocolError, "padded"):
+            self.logic.on_udp(m.UdpDiscover(b"", b"z" * 16, padding=b""), ("203.0.113.3", 7))
+        smallest = m.UdpDiscover(b"", b"z" * 16, padding=bytes(m.UDP_PADDING))
+        reply = self.logic.on_udp(smallest, ("2001:db8::ffff:1", 65535))
+        self.assertLessEqual(len(reply.encode()), len(smallest.encode()))
 
 
 class SniffTest(unittest.TestCase):
@@ -398,3 +401,7 @@ class HttpTest(unittest.TestCase):
         page = http_response("GET", "/<script>", {"public_address": "<b>relay</b>:443"})
         self.assertIn(b"TagIO relay", page)
         self.assertNotIn(b"<b>relay</b>", page)  # escaped
+
+
+if __name__ == "__main__":
+    unittest.main()

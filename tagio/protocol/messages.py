@@ -199,14 +199,18 @@ class Update(Message):
     nat_hint: str = ""
 
 
+# With this much padding the smallest query (55 bytes) outweighs the largest answer (47, IPv6):
+# a spoofed query gains nothing. The relay ignores queries with less.
+UDP_PADDING = 24
+
+
 @dataclass
 class UdpDiscover(Message):
     TYPE = 13
-    # padding keeps the query at least as large as the answer: no amplification.
     FIELDS = (("udp_token", "bytes"), ("txid", "b16"), ("padding", "bytes"))
     udp_token: bytes
     txid: bytes
-    padding: bytes = bytes(24)
+    padding: bytes = bytes(UDP_PADDING)
 
 
 @dataclass

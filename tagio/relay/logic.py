@@ -267,6 +267,8 @@ class RelayLogic:
         """Answer a reflexive-address query; returns the reply message or None."""
         if not isinstance(message, m.UdpDiscover):
             raise RemoteProtocolError(f"unexpected {type(message).__name__} over UDP")
+        if len(message.padding) < m.UDP_PADDING:  # else the answer could outweigh a spoofed query
+            raise RemoteProtocolError(f"UDP query padded with {len(message.padding)} bytes, not {m.UDP_PADDING}")
         self.counters["udp_queries_total"] += 1
         recorded = self.registry.record_udp(message.udp_token, addr) if message.udp_token else False
         return m.UdpObserved(message.txid, addr, 1 if recorded else 0)
