@@ -100,9 +100,6 @@ class RendezvousTest(RelayTestCase):
             self.assertIn(key, body)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class FakeClock:
     """Monotonic clock the test moves by hand (the relay's timers read it every loop turn)."""
@@ -480,3 +477,7 @@ class Ipv6Test(unittest.TestCase):
             info = viewer.request_peer(host.identity.id, os.urandom(16))
             self.assertEqual(info.peer_udp_addr, udp.getsockname()[:2])
             self.assertEqual(info.peer_public_addr[0], "::1")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -142,9 +142,6 @@ class BadInputTest(unittest.TestCase):
                 s.close()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class MessageFloodTest(unittest.TestCase):
     def test_heartbeat_flood_is_cut_off(self):
@@ -166,3 +163,7 @@ class MessageFloodTest(unittest.TestCase):
             polite.connect()
             self.assertTrue(polite.online)
             polite.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

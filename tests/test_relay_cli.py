@@ -204,9 +204,6 @@ class InteractiveSetupTest(unittest.TestCase):
                 os.waitpid(pid, 0)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TlsProcessTest(unittest.TestCase):
     @unittest.skipUnless(__import__("shutil").which("openssl"), "needs openssl to make a certificate")
@@ -229,3 +226,7 @@ class TlsProcessTest(unittest.TestCase):
             self.assertEqual(proc.wait(10), 0)
         proc.output_thread.join(10)  # all output read, however loaded the machine
         self.assertIn("tls on", "".join(proc.output))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -111,9 +111,6 @@ class TlsRelayTest(unittest.TestCase):
             make_tls_context(str(self.cert), None)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to make a test certificate")
 class TlsPortSlowLorisTest(unittest.TestCase):
@@ -130,3 +127,7 @@ class TlsPortSlowLorisTest(unittest.TestCase):
             answer = read_until_eof(sock)
             self.assertLess(time.process_time() - cpu0, 0.5)
             self.assertIn(b"tls_required", answer)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -225,9 +225,6 @@ class WebSocketOverTlsTest(WebSocketRelayTest):
         self.skipTest("covered without TLS")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class RelayUrlTest(unittest.TestCase):
     def test_parse_relay_url(self):
@@ -242,3 +239,7 @@ class RelayUrlTest(unittest.TestCase):
         for bad in ("ftp://x", "host:port"):
             with self.subTest(bad), self.assertRaises(ConfigError):
                 parse_relay_url(bad)
+
+
+if __name__ == "__main__":
+    unittest.main()
