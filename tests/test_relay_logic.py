@@ -189,6 +189,10 @@ class BindingStoreTest(unittest.TestCase):
             path.write_text("{not json")
             with self.assertRaisesRegex(ConfigError, "cannot read relay state file"):
                 BindingStore(path).load()
+            for damaged in ({"bindings": {"123456789": 5}}, {"bindings": {"123456789": "abcd"}}):
+                path.write_text(json.dumps(damaged))
+                with self.subTest(damaged), self.assertRaisesRegex(ConfigError, "cannot read relay state file"):
+                    BindingStore(path).load()
 
     def test_full_store_refuses_new_ids_only(self):
         store = BindingStore(max_bindings=1)

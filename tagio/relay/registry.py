@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tagio.crypto.identity import PUBLIC_KEY_LEN
 from tagio.errors import ConfigError, IdentityError, RelayError
 
 UDP_TOKEN_LEN = 16
@@ -60,9 +61,14 @@ class BindingStore:
             return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            self._keys = {str(k): bytes.fromhex(v) for k, v in data.get("bindings", {}).items()}
-        except (OSError, ValueError, AttributeError) as exc:
+            keys = {str(k): bytes.fromhex(v) for k, v in data.get("bindings", {}).items()}
+        except (OSError, ValueError, AttributeError, TypeError) as exc:  # TypeError: a non-string key value
             raise ConfigError(f"cannot read relay state file {self.path}: {exc}") from exc
+        bad = next((k for k, v in keys.items() if len(v) != PUBLIC_KEY_LEN), None)
+        if bad is not None:
+            raise ConfigError(f"cannot read relay state file {self.path}: the key bound to {bad} is not "
+                              f"{PUBLIC_KEY_LEN} bytes")
+        self._keys = keys
 
     def check(self, client_id: str, public_key: bytes) -> None:
         """Raise IdentityError if `client_id` is bound to another key, RelayError if full."""
