@@ -16,6 +16,21 @@ from tests.relay_fixture import start_relay, wait_for
 
 
 
+class Background:
+    """Run fn() in a daemon thread, keeping its result or exception."""
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn):
+        try:
+            self.result = fn()
+        except Exception as exc:
+            self.error = exc
+
+
 class WorkersTest(unittest.TestCase):
     def setUp(self):
         self.posted = []
@@ -41,6 +56,27 @@ class WorkersTest(unittest.TestCase):
         self.run_posted()
         self.assertEqual(sorted(results), [i * i for i in range(20)])
         self.assertFalse(any(t.is_alive() for t in workers.threads))
+
+    def test_a_worker_that_cannot_start_is_a_config_error_and_leaves_no_thread_behind(self):
+        from concurrent.futures import ThreadPoolExecutor
+        from tagio.errors import ConfigError
+        real_submit, calls = ThreadPoolExecutor.submit, []
+
+        def second_thread_fails(pool, fn, *args):
+            calls.append(fn)
+            if len(calls) == 2:
+                raise RuntimeError("can't start new thread")
+            return real_submit(pool, fn, *args)
+        ThreadPoolExecutor.submit = second_thread_fails
+        try:
+            outcome = Background(lambda: Workers(2, self.post))
+            outcome.thread.join(10)
+            self.assertFalse(outcome.thread.is_alive(), "Workers() hung waiting for a worker that never started")
+        finally:
+            ThreadPoolExecutor.submit = real_submit
+        self.assertIsInstance(outcome.error, ConfigError)
+        self.assertTrue(wait_for(lambda: not any(t.name.startswith("tagio-relay-work") and t.is_alive()
+                                                 for t in threading.enumerate())))
 
     def test_a_failing_job_reports_instead_of_killing_the_worker(self):
         workers = Workers(1, self.post)

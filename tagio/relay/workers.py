@@ -20,7 +20,10 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from tagio.errors import ConfigError
+
 log = logging.getLogger("tagio.relay")
+STARTUP_WAIT = 30.0  # seconds for every worker thread to start
 
 
 class Workers:
@@ -31,10 +34,15 @@ class Workers:
         self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
         # Start every worker now (the executor makes them lazily), so the first registrations do not
         # pay for thread creation and `threads` is complete from the start.
-        started = threading.Barrier(count + 1)
-        for _ in range(count):
-            self._pool.submit(started.wait)
-        started.wait()
+        started = threading.Barrier(count + 1, timeout=STARTUP_WAIT)
+        try:
+            for _ in range(count):
+                self._pool.submit(started.wait)
+            started.wait()
+        except (RuntimeError, threading.BrokenBarrierError) as exc:  # "can't start new thread", or stuck
+            started.abort()  # frees the workers already waiting, so the pool can shut down
+            self._pool.shutdown(wait=True)
+            raise ConfigError(f"cannot start the relay's worker threads: {exc}") from exc
 
     @property
     def threads(self) -> list:
