@@ -500,6 +500,26 @@ class RelayAppTest(RelayCase):
         self.assertNotIn("disabled", self.app.home.connect_button.state())
         self.assertEqual(self.app.home.recent_list.get(0), " ".join((host.id[:3], host.id[3:6], host.id[6:])))
 
+    def test_session_that_cannot_start_closes_its_channel(self):
+        from unittest import mock
+        from tagio.errors import TransportError
+        from tagio.session.viewer import ViewerSession
+        from tagio.ui.prompts import MessageDialog
+        self.wait_online()
+        host = self.partner()
+        channels = []
+
+        def failing_start(session):
+            channels.append(session.channel)
+            raise TransportError("cannot start the session")
+        with mock.patch.object(ViewerSession, "start", failing_start):
+            self.connect_to(host)
+            message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "message", 20)
+        self.assertEqual(len(channels), 1)
+        # Closed at once, so the partner's host session ends instead of waiting on it.
+        self.assertTrue(channels[0].closed)
+        self.assert_back_home(message)
+
     def test_partner_ending_the_session_shows_message_and_returns_home(self):
         from tagio.ui.prompts import MessageDialog
         from tagio.ui.viewer_window import ViewerWindow

@@ -208,8 +208,7 @@ class App:
         """Worker thread: authenticate, open and start the viewer session, report back."""
         try:
             connection = self.client.connect(partner_id, password)
-            session = connection.open_session(on_event=self._viewer_event)
-            session.start()
+            session = _start_viewer(connection, self._viewer_event)
         except TagioError as exc:
             self.events.post("connect_failed", error=exc)
             return
@@ -425,6 +424,21 @@ def _destroy(widget):
         (getattr(widget, "close", None) or widget.destroy)()
     except Exception:   # already destroyed
         pass
+
+
+def _start_viewer(connection, on_event):
+    """Open and start the ViewerSession on a fresh connection.  If that fails the channel is
+    closed here (else the partner's host session would wait on a path nobody reads)."""
+    try:
+        session = connection.open_session(on_event=on_event)
+        session.start()
+    except BaseException:
+        try:
+            connection.channel.close()
+        except Exception:   # the start failure below is what the user must hear about
+            log.debug("closing the channel failed", exc_info=True)
+        raise
+    return session
 
 
 def _stop_session(session, user_closed):
