@@ -302,6 +302,12 @@ class AppTest(UiCase):
     def test_settings_dialog_validates_saves_and_reloads(self):
         from tagio.client.settings import Settings
         from tagio.ui.settings_dialog import SettingsDialog
+        made_on, real_factory = [], self.app._client_factory
+
+        def recording_factory(**kwargs):
+            made_on.append(threading.current_thread())
+            return real_factory(**kwargs)
+        self.app._client_factory = recording_factory
         self.app.open_settings()
         dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings dialog")
         dialog.vars["fps_cap"].set("500")
@@ -328,6 +334,8 @@ class AppTest(UiCase):
             self.assertNotIn("unattended-pw", f.read())
         # The relay changed, so the app registered again with a new Client on the new address.
         self.pump(lambda: f"{self.app.client.relay_address[1]}" == new_relay.split(":")[1], "client restart")
+        self.assertEqual(len(made_on), 1)       # scrypt and sockets of the new Client: not on the Tk thread
+        self.assertIsNot(made_on[0], threading.main_thread())
         # Reopened, the dialog shows what was saved, but never the permanent password.
         self.app.open_settings()
         again = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings again")

@@ -271,9 +271,19 @@ class App:
             options.update(view_only=settings.view_only, fps_cap=settings.fps_cap, quality=settings.quality)
 
     def _restart_client(self):
-        """A new relay (or secret) needs a new registration: swap in a fresh Client."""
-        old, self.client = self.client, self._make_client()
-        self.client.start()
+        """A new relay (or secret) needs a new registration: a fresh Client.  Making one derives
+        its one-time password's secret (scrypt) and opens sockets, so a worker makes and starts
+        it; "client_ready" swaps it in on the Tk thread."""
+        self._spawn(self._new_client_worker, name="restart-client")
+
+    def _new_client_worker(self):
+        client = self._make_client()
+        client.start()
+        if not self.events.post("client_ready", client=client):
+            client.close()          # the app closed meanwhile: nobody will use it
+
+    def _on_client_ready(self, client):
+        old, self.client = self.client, client
         self._spawn(old.close, name="close-old-client")
 
     def open_about(self):
@@ -408,6 +418,7 @@ HANDLERS = {
     "incoming": App._on_incoming,
     "viewer_clipboard": App._on_viewer_clipboard,
     "viewer_stopped": App._on_viewer_stopped,
+    "client_ready": App._on_client_ready,
     "attempt_failed": App._on_attempt_failed,
 }
 
