@@ -7,7 +7,9 @@ Threads: only the Tk main thread touches widgets.  The Client calls `on_event` a
 `accept_callback` from its worker threads; both go through bridge.EventBridge, a bounded
 queue that `_poll()` drains every POLL_MS from `after()` and dispatches through the
 HANDLERS table (idlelib's poll_subprocess pattern).  A connect runs in a worker thread
-(`_connect_worker`), which posts "connect_done" or "connect_failed" back.  Every worker is
+(`_connect_worker`), which posts "connect_done" or "connect_failed" back; so does anything
+else that may take more than a blink (scrypt for a new password, stopping a viewer session,
+making a Client for a new relay), posting its result as an event.  Every worker is
 a tracked thread that close() joins; an unexpected exception in one is kept and re-raised
 by close() (after the user has seen a message).
 
