@@ -13,7 +13,8 @@ defaults live in tagio.relay.logic.Limits.
 Also: `run_relay_process(*args)` starts `tagio_relay_server.py` as a
 subprocess and returns (Popen, (host, port)) once it logs that it listens;
 `wait_for(predicate)` polls a condition with a generous timeout (no fixed
-sleeps); `open_pair(viewer, host, token)` binds a relay token from both sides.
+sleeps); `open_pair(viewer, host, token)` binds a relay token from both sides;
+`relayed_streams(test, viewer, host)` also asks for the introduction.
 """
 
 import collections
@@ -117,3 +118,16 @@ def open_pair(viewer, host, token, timeout=5.0):
     host_stream = host.open_relay(token, timeout)
     t.join(timeout + 5)
     return box["v"], host_stream
+
+
+def relayed_streams(test, viewer, host, timeout=10.0):
+    """Introduce two registered RelayClients and bind the relay token from both sides.
+
+    Returns (viewer_stream, host_stream), closed at the test's cleanup.
+    """
+    info = viewer.request_peer(host.identity.id, os.urandom(16))
+    test.assertEqual(host.incoming.get(timeout=5).relay_token, info.relay_token)
+    v, h = open_pair(viewer, host, info.relay_token, timeout)
+    test.addCleanup(v.close)
+    test.addCleanup(h.close)
+    return v, h

@@ -11,8 +11,19 @@ import urllib.request
 from tagio.crypto.identity import Identity
 from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
-from tests.relay_fixture import open_pair, start_relay, wait_for
+from tests.relay_fixture import open_pair, relayed_streams, start_relay, wait_for
 
+
+
+def read_digest(stream) -> tuple:
+    """(byte count, sha256 hex) of everything `stream` yields until EOF."""
+    digest, total = hashlib.sha256(), 0
+    while True:
+        chunk = stream.recv(1 << 20)
+        if not chunk:
+            return total, digest.hexdigest()
+        digest.update(chunk)
+        total += len(chunk)
 
 
 class RelayTestCase(unittest.TestCase):
@@ -36,11 +47,7 @@ class RelayTestCase(unittest.TestCase):
     def relayed_pair(self):
         """(viewer, host, viewer_stream, host_stream): registered, introduced and relayed."""
         viewer, host = self.registered_pair()
-        info = viewer.request_peer(host.identity.id, os.urandom(16))
-        host.incoming.get(timeout=5)
-        v, h = open_pair(viewer, host, info.relay_token)
-        self.addCleanup(v.close)
-        self.addCleanup(h.close)
+        v, h = relayed_streams(self, viewer, host, timeout=5.0)
         return viewer, host, v, h
 
 
@@ -145,15 +152,8 @@ class BulkRelayTest(RelayTestCase):
         def pump(name, stream, data):
             sender = threading.Thread(target=lambda: (stream.send(data), stream.sock.shutdown(socket.SHUT_WR)))
             sender.start()
-            digest, total = hashlib.sha256(), 0
-            while True:
-                chunk = stream.recv(1 << 20)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                total += len(chunk)
+            received[name] = read_digest(stream)
             sender.join()
-            received[name] = (total, digest.hexdigest())
 
         threads = [threading.Thread(target=pump, args=("v", v, payloads["v"])),
                    threading.Thread(target=pump, args=("h", h, payloads["h"]))]
@@ -410,15 +410,7 @@ class BackpressureTest(RelayTestCase):
         busy = (time.process_time() - cpu0) / (time.monotonic() - wall0)
         self.assertLess(busy, 0.5, "the relay spins while its buffers are full")
         v.sock.shutdown(socket.SHUT_WR)
-        got = hashlib.sha256()
-        received = 0
-        while True:
-            data = h.recv(1 << 20)
-            if not data:
-                break
-            got.update(data)
-            received += len(data)
-        self.assertEqual((received, got.hexdigest()), (total, sent.hexdigest()))
+        self.assertEqual(read_digest(h), (total, sent.hexdigest()))
 
 
 class WrongServerTest(unittest.TestCase):

@@ -17,7 +17,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import ConfigError, RelayError, TransportError
 from tagio.net.relay_client import RelayClient
 from tagio.relay.cli import make_tls_context
-from tests.relay_fixture import open_pair, start_relay
+from tests.relay_fixture import relayed_streams, start_relay
 from tests.test_relay_badinput import read_until_eof
 
 
@@ -55,11 +55,7 @@ class TlsRelayTest(unittest.TestCase):
         viewer, host = self.client(), self.client()
         viewer.connect()
         host.connect()
-        info = viewer.request_peer(host.identity.id, os.urandom(16))
-        self.assertEqual(host.incoming.get(timeout=5).relay_token, info.relay_token)
-        v, h = open_pair(viewer, host, info.relay_token, timeout=10)
-        self.addCleanup(v.close)
-        self.addCleanup(h.close)
+        v, h = relayed_streams(self, viewer, host)
         self.assertIsInstance(v.sock, ssl.SSLSocket)
         data = os.urandom(4 * 1024 * 1024)
         sender = threading.Thread(target=v.send, args=(data,))

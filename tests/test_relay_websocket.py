@@ -18,7 +18,7 @@ from tagio.protocol import messages as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PING, OP_PONG, WsDecoder, accept_key, apply_mask, data_of,
                                       ws_frame)
 from tagio.relay.cli import make_tls_context
-from tests.relay_fixture import open_pair, start_relay, wait_for
+from tests.relay_fixture import relayed_streams, start_relay, wait_for
 from tests.test_relay_badinput import read_until_eof
 
 
@@ -96,11 +96,7 @@ class WebSocketRelayTest(unittest.TestCase):
         viewer, host = self.client(viewer_ws), self.client(host_ws)
         self.assertEqual(viewer.connect().observed_addr[0], "127.0.0.1")
         host.connect()
-        info = viewer.request_peer(host.identity.id, os.urandom(16))
-        self.assertEqual(host.incoming.get(timeout=5).relay_token, info.relay_token)
-        v, h = open_pair(viewer, host, info.relay_token, timeout=10)
-        self.addCleanup(v.close)
-        self.addCleanup(h.close)
+        v, h = relayed_streams(self, viewer, host)
         for sender, receiver in ((v, h), (h, v)):
             data = os.urandom(size)
             t = threading.Thread(target=sender.send, args=(data,))
