@@ -649,10 +649,6 @@ class EntryPointTest(unittest.TestCase):
         self.assertNotIn("Traceback", err)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class LanSwitchTest(unittest.TestCase):
     def test_window_uses_lan_unless_switched_off(self):
         from tagio.ui.app import lan_enabled
@@ -664,3 +660,7 @@ class LanSwitchTest(unittest.TestCase):
     def test_suite_never_broadcasts(self):
         import os
         self.assertEqual(os.environ.get("TAGIO_LAN"), "0")     # set by tests/__init__.py
+
+
+if __name__ == "__main__":
+    unittest.main()
