@@ -24,7 +24,8 @@ go through the same limiter, handshake and accept policy as relay rendezvous.
 The UI learns what happens through `on_event(name, **fields)`, called from worker threads (the Tk code
 hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
 refused(peer_id, reason), auth_failed(peer_id), attempt_failed(peer_id, reason),
-session_started(peer_id, path, role), session_ended(peer_id, role, reason). No event carries a secret.
+session_started(peer_id, path, role), session_ended(peer_id, role, reason), id_changed(id). No event
+carries a secret.
 """
 
 import functools
