@@ -236,6 +236,8 @@ class FrozenBuildTest(unittest.TestCase):
         snapshot = self.tmp / "snapshot.png"
         viewer = subprocess.run([gui, "--cli", "connect", ready["id"], "--password", ready["password"],
                                  "--json", "--relay", relay, "--config-dir", str(self.tmp / "viewer"),
+                                 # loopback only: the host may dial the viewer's candidates back
+                                 "--direct-bind", "127.0.0.1",
                                  "--duration", "2", "--snapshot", str(snapshot)],
                                 capture_output=True, text=True, timeout=90, env=viewer_env, cwd=str(self.tmp))
         self.assertEqual(viewer.returncode, 0, viewer.stderr)
