@@ -8,8 +8,9 @@ Threads: only the Tk main thread touches widgets.  The Client calls `on_event` a
 queue that `_poll()` drains every POLL_MS from `after()` and dispatches through the
 HANDLERS table (idlelib's poll_subprocess pattern).  A connect runs in a worker thread
 (`_connect_worker`), which posts "connect_done" or "connect_failed" back; so does anything
-else that may take more than a blink (scrypt for a new password, stopping a viewer session,
-making a Client for a new relay), posting its result as an event.  Every worker is
+else that may take more than a blink (scrypt for a new password or for the Settings
+dialog's permanent password, stopping a viewer session, making a Client for a new relay),
+posting its result as an event ("work_done" carries run_in_worker's callback).  Every worker is
 a tracked thread that close() joins; an unexpected exception in one is kept and re-raised
 by close() (after the user has seen a message).
 
@@ -18,6 +19,9 @@ Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) -> IN_SESSION (Vie
                one MessageDialog and returning from it is IDLE again.
 Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
                shows the always-on-top ControlledIndicator; its Disconnect ends the session.
+Quitting:      the window's close box quits at once when no session is active; while this
+               machine is controlled or a viewer session is open it first asks (ConfirmDialog)
+               and quits only on Yes.  SIGTERM and Ctrl+C close without asking.
 """
 
 import argparse
@@ -33,7 +37,8 @@ from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.home import HomeWindow
 from tagio.ui.model import HomeEvent, HomeState
-from tagio.ui.prompts import AboutDialog, AcceptPrompt, ControlledIndicator, MessageDialog, PasswordDialog
+from tagio.ui.prompts import (AboutDialog, AcceptPrompt, ConfirmDialog, ControlledIndicator, MessageDialog,
+                              PasswordDialog)
 
 log = logging.getLogger("tagio.ui")
 
@@ -61,10 +66,10 @@ class App:
         self.partner_id = None
         self.viewer = self.viewer_window = self.viewer_path = None
         self.indicators, self.prompts = {}, {}
-        self.dialog = None
+        self.dialog = self.quit_prompt = None
         root.title("TagIO")
         root.minsize(720, 420)
-        root.protocol("WM_DELETE_WINDOW", lambda: self.close(raise_errors=False))
+        root.protocol("WM_DELETE_WINDOW", self.close_clicked)
         root.report_callback_exception = self._report_callback_exception
         self.home = HomeWindow(root, self.fonts, self._callbacks())
         self.home.pack(fill="both", expand=True)
@@ -129,6 +134,28 @@ class App:
         if raise_errors and self._errors:
             raise self._errors[0]
 
+    def session_active(self) -> bool:
+        """True while this machine is being controlled or a viewer session is open."""
+        return bool(self.indicators) or self.viewer is not None
+
+    def close_clicked(self):
+        """The window's close box: quit, after asking if that would end a session."""
+        if self._closing.is_set():
+            return
+        if not self.session_active():
+            self.close(raise_errors=False)
+            return
+        if self.quit_prompt is not None and _exists(self.quit_prompt):
+            self.quit_prompt.lift()
+            return
+        self.quit_prompt = ConfirmDialog(self.root, "Quit TagIO", "End the session(s) and quit?",
+                                         self._quit_answered)
+
+    def _quit_answered(self, yes):
+        self.quit_prompt = None
+        if yes:
+            self.close(raise_errors=False)
+
     # --- the poll loop (Tk thread) ------------------------------------------------------------
 
     def _poll(self):
@@ -185,6 +212,24 @@ class App:
         self._workers = [t for t in self._workers if t.is_alive()] + [thread]
         thread.start()
         return thread
+
+    def run_in_worker(self, work, done):
+        """Run `work()` in a tracked worker; `done(result, error)` is then called on the Tk
+        thread (error: the exception work raised, else None).  A non-TagIO exception is also
+        kept for close().  Nothing is called back once the app is closing."""
+        def job():
+            try:
+                result, error = work(), None
+            except Exception as exc:
+                if not isinstance(exc, TagioError):
+                    log.debug("worker job failed", exc_info=True)
+                    self._errors.append(exc)
+                result, error = None, exc
+            self.events.post("work_done", done=done, result=result, error=error)
+        return self._spawn(job, name="work")
+
+    def _on_work_done(self, done, result, error):
+        done(result, error)
 
     # --- home actions -------------------------------------------------------------------------
 
@@ -260,7 +305,8 @@ class App:
             return
         before = (self.settings.relay, self.settings.relay_secret)
         self.dialog = SettingsDialog(self.root, self.settings, self.client.id,
-                                     on_saved=lambda settings: self._settings_saved(settings, before))
+                                     on_saved=lambda settings: self._settings_saved(settings, before),
+                                     run_in_worker=self.run_in_worker)
 
     def _settings_saved(self, settings, relay_before):
         self.dialog = None
@@ -422,6 +468,7 @@ HANDLERS = {
     "viewer_stopped": App._on_viewer_stopped,
     "client_ready": App._on_client_ready,
     "attempt_failed": App._on_attempt_failed,
+    "work_done": App._on_work_done,
 }
 
 

@@ -100,6 +100,31 @@ class MessageDialog(Dialog):
             callback()
 
 
+class ConfirmDialog(Dialog):
+    """A yes/no question; `on_answer(True)` only for Yes (No, Escape and the close box: False)."""
+
+    def __init__(self, parent, title, message, on_answer, yes="Yes", no="No"):
+        super().__init__(parent, title)
+        self.on_answer = on_answer
+        self.title_text, self.message_text = title, message
+        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(self.body, text=message, style="Card.TLabel", wraplength=380,
+                  justify="left").pack(anchor="w", pady=(8, 0))
+        self.yes_button, self.no_button = self.buttons((yes, lambda: self.answer(True), "Accent.TButton"),
+                                                       (no, lambda: self.answer(False), "TButton"))
+        self.show()
+        self.no_button.focus_set()     # Enter by reflex must not end a session
+
+    def cancel(self):
+        self.answer(False)
+
+    def answer(self, yes: bool):
+        callback, self.on_answer = self.on_answer, None
+        self.destroy()
+        if callback:
+            callback(bool(yes))
+
+
 class PasswordDialog(Dialog):
     """Asks for the partner's password; `on_done(password or None)`."""
 

@@ -7,21 +7,30 @@ values (model.apply_settings) and calls Settings.save().  The permanent password
 only: the entries start empty and the dialog says whether one is set, never what it is.
 `on_saved(settings)` lets the controller re-read what changed (e.g. restart the relay
 registration).  Only the Tk main thread may touch it.
+
+A new permanent password is stored as its scrypt secret, which takes tens of ms (more on a
+slow machine): too long for the Tk thread.  `run_in_worker(work, done)` (the controller's
+App.run_in_worker) runs `work()` in a tracked worker and calls `done(result, error)` back on
+the Tk thread; meanwhile Save is disabled and the dialog stays responsive.  Only when the
+secret is back are the values applied and saved, so a cancelled or failed derivation
+changes nothing.  Without `run_in_worker` the derivation runs inline (standalone use).
 """
 
 import tkinter as tk
 from tkinter import ttk
 
 from tagio import DEFAULT_RELAY
-from tagio.errors import ConfigError
+from tagio.errors import ConfigError, TagioError
 from tagio.ui import model, theme
 from tagio.ui.prompts import Dialog
 
 
 class SettingsDialog(Dialog):
-    def __init__(self, parent, settings, host_id, on_saved=None):
+    def __init__(self, parent, settings, host_id, on_saved=None, run_in_worker=None):
         super().__init__(parent, "TagIO Settings")
         self.settings, self.host_id, self.on_saved = settings, host_id, on_saved
+        self.run_in_worker = run_in_worker or _run_inline
+        self.deriving = False
         self.vars = self._make_vars(settings)
         self.errors = {name: tk.StringVar(master=self) for name in model.FIELD_CHECKS}
         self.errors["save"] = tk.StringVar(master=self)
@@ -125,17 +134,74 @@ class SettingsDialog(Dialog):
         return model.SettingsForm(**{name: var.get() for name, var in self.vars.items()})
 
     def save(self):
+        """Validate; apply and save at once, or (new permanent password) after a worker has
+        derived its secret.  True when the values were accepted (saved, or being saved)."""
+        if self.deriving:
+            return False        # a second Save (or Return) while the secret is being made
         values, errors = model.validate_settings(self.form())
         self._show_errors(errors)
         if errors:
             return False
+        password = values.get("permanent_password")
+        if not password:        # None (unchanged) or "" (clear): no scrypt, nothing to wait for
+            return self._apply(values, None)
+        self.deriving = True
+        self.save_button.state(["disabled"])
+        self.errors["save"].set("")
+        self.password_state.configure(text="Securing the permanent password\u2026")
+        self.run_in_worker(lambda: _derive(password, self.host_id),
+                           lambda secret, error: self._derived(values, secret, error))
+        return True
+
+    def _derived(self, values, secret, error):
+        """Tk thread: the worker's result.  The dialog may have been cancelled meanwhile."""
+        if not _exists(self):
+            return
+        self.deriving = False
+        if error is not None:
+            self.save_button.state(["!disabled"])
+            self.password_state.configure(text="The permanent password could not be stored.")
+            self._show_errors({"save": str(error) if isinstance(error, TagioError)
+                               else f"Cannot store the password ({type(error).__name__})."})
+            return
+        self._apply(values, secret)
+
+    def _apply(self, values, secret):
+        """Copy the values (and a derived secret) onto Settings and save; then close."""
+        values = dict(values, permanent_password=None if secret else values.get("permanent_password"))
         try:
             model.apply_settings(self.settings, values, self.host_id)
+            if secret:
+                self.settings.permanent_secret = secret
             self.settings.save()
         except ConfigError as exc:
+            self.save_button.state(["!disabled"])
             self._show_errors({"save": str(exc)})
             return False
         self.destroy()
         if self.on_saved:
             self.on_saved(self.settings)
         return True
+
+
+def _derive(password, host_id) -> bytes:
+    """Worker thread: the stored form of a permanent password (scrypt; tens of ms)."""
+    from tagio.crypto import kdf     # looked up at call time: tests record which thread runs it
+    return kdf.password_secret(password, host_id)
+
+
+def _run_inline(work, done):
+    """run_in_worker for a dialog used without a controller: run `work` on this thread."""
+    try:
+        result = work()
+    except TagioError as exc:
+        done(None, exc)
+        return
+    done(result, None)
+
+
+def _exists(widget) -> bool:
+    try:
+        return bool(widget.winfo_exists())
+    except Exception:   # Tcl errors out once the widget's interpreter is gone
+        return False
