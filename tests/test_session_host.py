@@ -453,6 +453,31 @@ class MonitorSwitch(unittest.TestCase):
         self.assertEqual(sent[1], m.MonitorList(2, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
         self.assertEqual(host._cursor.poll(), m.Cursor(80, 10))      # relative to the new monitor
 
+    def test_switch_waits_until_the_old_monitors_frames_are_acknowledged(self):
+        # Frames of the old monitor still queued must reach the viewer before the new Hello.
+        from tagio.session import messages as m
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._in_flight[7] = time.monotonic()
+        host._monitor_wanted = 2
+        host._monitor_switch.set()
+        result = []
+        worker = threading.Thread(target=lambda: result.append(host._next_monitor(self.Grabber())))
+        worker.start()
+        try:
+            worker.join(0.3)
+            self.assertTrue(worker.is_alive())
+            self.assertTrue(host._send_q.empty())           # no Hello while frame 7 is unacknowledged
+            host._on_ack(m.FrameAck(7))
+            worker.join(10)
+            self.assertFalse(worker.is_alive())
+        finally:
+            host._workers.stop()
+            worker.join(10)
+        self.assertEqual(result[0]["index"], 2)
+        self.assertEqual(m.decode(host._send_q.get_nowait()).monitor, 2)
+        self.assertFalse(host._monitor_switch.is_set())
+
     def test_unknown_monitor_falls_back_to_the_first(self):
         host, chosen, sent = self.switch(9)
         self.assertEqual(chosen["index"], 1)

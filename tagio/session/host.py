@@ -192,8 +192,9 @@ class HostSession:
         frame_id, tick, changed_at = 0, 0.0, time.monotonic()
         while not self._workers.stopping.is_set():
             if self._monitor_switch.is_set():
-                self._monitor_switch.clear()
-                mon = self._switch_monitor(sct, self._monitor_wanted)
+                mon = self._next_monitor(sct, damage)
+                if mon is None:
+                    return
             if not self._wait_credit(damage):
                 return
             tick = self._pace(tick, damage, idle=tick - changed_at > IDLE_AFTER)
@@ -240,6 +241,16 @@ class HostSession:
                 sources.append((raw, x, y, w, h, dirty))
         return sources
 
+    def _next_monitor(self, sct, damage=None):
+        """Switch to the monitor asked for once every frame of the old one is acknowledged (None
+        when stopping). Until then some may still wait in the encode or send queue and would reach
+        the viewer after the new Hello: drawn on the wrong screen, or outside a smaller one (which
+        ends the session)."""
+        if not self._wait_credit(damage, below=1):
+            return None
+        self._monitor_switch.clear()
+        return self._switch_monitor(sct, self._monitor_wanted)
+
     def _switch_monitor(self, sct, index):
         monitors = sct.monitors[1:] or sct.monitors[:1]
         index = index if 1 <= index <= len(monitors) else 1
@@ -261,12 +272,13 @@ class HostSession:
         screen = t.ScreenCopy(box["width"], box["height"])
         return {"index": index, "box": box, "screen": screen, "full_at": 0.0}
 
-    def _wait_credit(self, damage=None):
+    def _wait_credit(self, damage=None, below=MAX_IN_FLIGHT):
+        """Wait until fewer than `below` frames are unacknowledged; False when stopping."""
         while True:
             with self._credit:
                 if self._workers.stopping.is_set():
                     return False
-                if len(self._in_flight) < MAX_IN_FLIGHT:
+                if len(self._in_flight) < below:
                     return True
                 self._credit.wait(0.1)
             if damage is not None:
