@@ -3,6 +3,7 @@ updates queue contract, and a host that sends malformed messages (the viewer end
 clear RemoteProtocolError and never crashes)."""
 
 import io
+import threading
 import time
 import unittest
 
@@ -96,6 +97,23 @@ class ScriptedHost(unittest.TestCase):
                          [m.FrameAck(f) for f in range(5, 5 + MAX_UNSHOWN)])
         self.send(m.Frame(99, m.FINAL, 0.0, 0, fill))
         self.assertEqual(self.recv(), m.FrameAck(99))             # detached: acked on decode again
+
+    def test_a_display_that_never_reports_cannot_stall_the_host(self):
+        # The host keeps at most two frames unacknowledged: fewer than MAX_UNSHOWN, so only the
+        # age limit can free them when the window stops calling displayed().
+        from tagio.session.viewer import MAX_UNSHOWN_AGE
+        self.viewer.attach_display()
+        self.send(HELLO)
+        fill = [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]
+        self.send(m.Frame(1, m.FINAL, 0.0, 0, fill))
+        self.send(m.Frame(2, m.FINAL, 0.0, 0, fill))
+        got, started = [], time.monotonic()
+        reader = threading.Thread(target=lambda: got.extend([self.recv(), self.recv()]), daemon=True)
+        reader.start()
+        reader.join(MAX_UNSHOWN_AGE + 10)
+        self.assertEqual(got, [m.FrameAck(1), m.FrameAck(2)])
+        self.assertGreaterEqual(time.monotonic() - started, MAX_UNSHOWN_AGE * 0.5)   # not at decode
+        self.assertEqual(self.viewer._unshown, [])
 
     def test_cursor_monitors_and_bye(self):
         self.send(HELLO)

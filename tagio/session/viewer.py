@@ -12,7 +12,9 @@ A display that draws (the Tk window) calls `attach_display()`; from then on a fr
 only when the display reports it drawn with `displayed(frame_id)` (or `displayed()` after a redraw
 from the framebuffer), so the host's frame rate follows what reaches the screen: a window that
 draws 25 frames a second no longer has 50 decoded for it, half of them never shown, with the CPU
-they take slowing the drawing further. `detach_display()` acknowledges everything still waiting.
+they take slowing the drawing further. `detach_display()` acknowledges everything still waiting,
+and frames left undrawn for MAX_UNSHOWN_AGE are acknowledged anyway (a stuck display slows the host,
+it never stalls it).
 
 `updates` is a bounded queue of tuples for the display (the Tk thread drains it from `after()`):
 
@@ -44,6 +46,8 @@ from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
 MAX_UNSHOWN = 8         # frames decoded but not yet drawn; past this the oldest is acknowledged anyway
+MAX_UNSHOWN_AGE = 1.0   # seconds without a draw report while frames wait: acknowledge them anyway
+ACK_CHECK = 0.1         # how often an idle decoder looks for such overdue frames
 DECODE_QUEUE = 4
 BYE_TIMEOUT = 1.0
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
@@ -70,6 +74,7 @@ class ViewerSession:
         self._ack_lock = threading.Lock()
         self._display_attached = False
         self._unshown = []              # frame ids decoded, waiting for the display to draw them
+        self._unshown_since = 0.0       # when the display last drew, or the first of those arrived
         self._workers = Workers("viewer", on_error=self._ended_by_error)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -209,10 +214,13 @@ class ViewerSession:
 
     # -- decode ------------------------------------------------------------------------------
     def _decode_loop(self):
-        while True:
-            msg = self._workers.get(self._decode_q)
-            if msg is None:
-                return
+        # Not Workers.get(): while no message comes the loop still acknowledges overdue frames.
+        while not self._workers.stopping.is_set():
+            try:
+                msg = self._decode_q.get(timeout=ACK_CHECK)
+            except queue.Empty:
+                self._ack_overdue()
+                continue
             if isinstance(msg, m.Hello):
                 self._reset(msg)
             else:
@@ -250,6 +258,8 @@ class ViewerSession:
         with self._ack_lock:
             if not self._display_attached:
                 return False
+            if not self._unshown:
+                self._unshown_since = time.monotonic()
             self._unshown.append(frame_id)
             overflow = self._unshown.pop(0) if len(self._unshown) > MAX_UNSHOWN else None
         if overflow is not None:        # a display that stopped drawing cannot stall the host
@@ -273,8 +283,20 @@ class ViewerSession:
         with self._ack_lock:
             done = [f for f in self._unshown if frame_id is None or f <= frame_id]
             self._unshown = [f for f in self._unshown if f not in done]
+            self._unshown_since = time.monotonic()
         for f in done:
             self._send(m.FrameAck(f), quiet=True)
+
+    def _ack_overdue(self):
+        """Acknowledge every waiting frame when the display has not drawn for MAX_UNSHOWN_AGE.
+
+        The host keeps only a couple of frames unacknowledged (fewer than MAX_UNSHOWN), so a display
+        that stops reporting (an exception in its poll, a drawing that never comes) would otherwise
+        stall the host for good; this lets the stream go on at about one frame a second."""
+        with self._ack_lock:
+            if not self._unshown or time.monotonic() - self._unshown_since < MAX_UNSHOWN_AGE:
+                return
+        self.displayed()
 
     def _decode_rect(self, rect):
         width, height = self.geometry
