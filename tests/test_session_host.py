@@ -289,15 +289,25 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertEqual([e for e in self.target.collect(0.2) if e["kind"] == "key"], [])
         self.assertTrue(host.running and viewer.running)
 
-    def test_keys_held_are_released_when_the_session_drops(self):
+    def shift_probe(self):
         from Xlib import XK, display
-        host, viewer = self.start_session()
         conn = display.Display(self.xvfb.display)
         self.addCleanup(conn.close)
         code = conn.keysym_to_keycode(XK.string_to_keysym("Shift_L"))
+        return lambda: bool(conn.query_keymap()[code // 8] & (1 << (code % 8)))
 
-        def shift_down():
-            return bool(conn.query_keymap()[code // 8] & (1 << (code % 8)))
+    def test_keys_held_are_released_when_the_viewer_says_bye_before_anyone_joins(self):
+        host, viewer = self.start_session()
+        shift_down = self.shift_probe()
+        viewer.send_key("Shift_L", True)
+        self.assertTrue(wait_for(shift_down), "Shift_L never went down")
+        viewer.stop("bye")
+        self.assertTrue(wait_for(lambda: not shift_down()), "Shift_L held until the host is joined")
+        host.join(10)
+
+    def test_keys_held_are_released_when_the_session_drops(self):
+        host, viewer = self.start_session()
+        shift_down = self.shift_probe()
 
         viewer.send_key("Shift_L", True)
         self.assertTrue(wait_for(shift_down), "Shift_L never went down")

@@ -437,11 +437,18 @@ class HostSession:
 
     # -- inject ------------------------------------------------------------------------------
     def _inject_loop(self):
-        while True:
-            msg = self._workers.get(self._input_q)
-            if msg is None:
-                return
-            try:
-                self._injector.handle(msg)
-            except KeyError as exc:
-                self.on_event("warning", message=f"unknown key {exc.args[0]!r} ignored")
+        try:
+            while True:
+                msg = self._workers.get(self._input_q)
+                if msg is None:
+                    return
+                try:
+                    self._injector.handle(msg)
+                except KeyError as exc:
+                    self.on_event("warning", message=f"unknown key {exc.args[0]!r} ignored")
+        finally:
+            # Here, not only in join()/stop(): the session may end (Bye, error, lost peer) long
+            # before its owner joins it, and a held Ctrl must not stay down meanwhile. This thread
+            # owns the injector, so releasing here cannot race with a key still being pressed.
+            if self._injector is not None:
+                self._injector.release_all()
