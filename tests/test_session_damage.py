@@ -77,6 +77,24 @@ class DamageProbeTest(unittest.TestCase):
             damage.MAX_EVENTS = saved
         self.assertEqual(self.probe.collect(), [])      # the backlog was drained, not left queued
 
+    def test_an_x_server_that_goes_away_is_one_clear_error(self):
+        from tagio.errors import ConfigError
+        from tagio.session.damage import DamageProbe
+        server = Xvfb(width=320, height=240).start()
+        self.addCleanup(server.stop)
+        probe = DamageProbe.open(server.display)
+        self.assertIsNotNone(probe)
+        self.addCleanup(probe.close)
+        probe.collect()                             # works while the server is there
+        server.stop()
+        with self.assertRaises(ConfigError) as ctx:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:      # the closed socket reads as ready, then fails
+                probe.wait(0.1)
+                probe.collect()
+        self.assertIn("X display went away", str(ctx.exception))
+        probe.close()                               # closing a dead probe is quiet
+
     def test_no_display_means_no_probe(self):
         from tagio.session.damage import DamageProbe
         self.assertIsNone(DamageProbe.open(":9999"))

@@ -12,17 +12,22 @@ safety net for drawing the server does not report.
 
 `DamageProbe.open()` returns None off X11, without python-xlib or without the extension; the host then
 polls the whole screen as before. The probe owns its own X connection and is used by one thread only
-(the capture thread).
+(the capture thread). An X server that goes away mid-session is a ConfigError from wait() and
+collect(), one clear message instead of a python-xlib traceback.
 """
 
+import contextlib
 import select
+
+from tagio.errors import ConfigError
 
 MAX_EVENTS = 2048       # more rectangles than this per collect: cheaper to grab everything (None)
 
 
 class DamageProbe:
-    def __init__(self, xdisplay, damage, event_type):
+    def __init__(self, xdisplay, damage, event_type, lost=(OSError,)):
         self._display = xdisplay
+        self._lost = lost           # what python-xlib raises when the server has gone away
         self._damage = damage
         self._event_type = event_type
         self._rects, self._overflow = [], False      # read but not yet collected
@@ -32,6 +37,7 @@ class DamageProbe:
         """A probe for `display` (None: $DISPLAY), or None where the server cannot report damage."""
         try:
             from Xlib import display as xdisplay
+            from Xlib.error import ConnectionClosedError
             from Xlib.ext import damage as xdamage
             conn = xdisplay.Display(display)
         except Exception:       # not X11, python-xlib missing, or no display: poll the screen instead
@@ -47,22 +53,34 @@ class DamageProbe:
         except Exception:       # an X server with a broken DAMAGE extension
             conn.close()
             return None
-        return cls(conn, handle, event_type)
+        return cls(conn, handle, event_type, (ConnectionClosedError, OSError))
+
+    @contextlib.contextmanager
+    def _server_alive(self):
+        try:
+            yield
+        except self._lost as exc:
+            raise ConfigError(f"the X display went away: {exc}") from exc
 
     def wait(self, timeout):
         """Wait up to `timeout` seconds for the server to report drawing; True when it has.
 
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
         against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
-        if self._rects or self._overflow or self._display.pending_events():
-            return True
-        ready, _, _ = select.select([self._display.fileno()], [], [], max(0.0, timeout))
-        return bool(ready)
+        with self._server_alive():
+            if self._rects or self._overflow or self._display.pending_events():
+                return True
+            ready, _, _ = select.select([self._display.fileno()], [], [], max(0.0, timeout))
+            return bool(ready)
 
     def drain(self):
         """Read the reports waiting on the connection into the probe (at most MAX_EVENTS kept,
         then only an overflow mark). Never blocks. Called while capture waits for the viewer, so
         the X server never has to queue reports for us for long."""
+        with self._server_alive():
+            self._read_reports()
+
+    def _read_reports(self):
         display, got = self._display, False
         while display.pending_events():
             event = display.next_event()
