@@ -176,6 +176,12 @@ class MalformedHost(unittest.TestCase):
         bad = m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(300, 190, 64, 64, m.ENC_FILL, b"\x00\x00\x00")])
         self.run_case([m.encode(HELLO), m.encode(bad)], "outside the screen")
 
+    def test_frame_that_claims_many_screens_of_pixels(self):
+        # Small compressed images, each a whole screen: bounded before anything is decoded.
+        whole = png(Image.new("RGB", (320, 200)))
+        bad = m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 320, 200, m.ENC_PNG, whole)] * 3)
+        self.run_case([m.encode(HELLO), m.encode(bad)], "covers more than 2 screens")
+
     def test_image_that_does_not_decode(self):
         bad = m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 10, 10, m.ENC_JPEG, b"\xff\xd8 not a jpeg")])
         self.run_case([m.encode(HELLO), m.encode(bad)], "does not decode")

@@ -49,6 +49,8 @@ MAX_UNSHOWN = 8         # frames decoded but not yet drawn; past this the oldest
 MAX_UNSHOWN_AGE = 1.0   # seconds without a draw report while frames wait: acknowledge them anyway
 ACK_CHECK = 0.1         # how often an idle decoder looks for such overdue frames
 DECODE_QUEUE = 4
+MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us decode (the host's
+                        # rectangles do not overlap: at most one; 4096 full-screen images ~ 500 GB)
 BYE_TIMEOUT = 1.0
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
@@ -237,6 +239,9 @@ class ViewerSession:
     def _apply_frame(self, frame):
         if self.geometry is None:
             raise RemoteProtocolError("Frame before Hello")
+        width, height = self.geometry
+        if sum(r.w * r.h for r in frame.rects) > MAX_FRAME_AREA * width * height:
+            raise RemoteProtocolError(f"Frame {frame.frame_id} covers more than {MAX_FRAME_AREA} screens")
         pieces = [(r.x, r.y, self._decode_rect(r)) for r in frame.rects]
         with self._fb_lock:
             for x, y, img in pieces:
