@@ -229,6 +229,19 @@ class EstablishTest(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 5.0)
         self.assert_talks(v, h)
 
+    def test_a_ready_relay_waits_briefly_for_a_direct_path_still_trying(self):
+        listener = self.listener()
+        vr, vp, hr, hp, vh, hh = self.rendezvous(host_listener=listener)
+
+        def slow_direct(stream):        # a dial or punch slower than the relay (a loaded machine)
+            if stream.path == "direct-tcp":
+                time.sleep(0.25)
+            return vh(stream)
+        v, h = run_both(lambda: establish(vp, vr, slow_direct, udp=False, relay_delay=0),
+                        lambda: establish(hp, hr, hh, listener=listener, udp=False, relay_delay=0))
+        self.assertEqual((v.path, h.path), ("direct-tcp", "direct-tcp"), (v, h))
+        self.assert_talks(v, h)
+
     def test_connection_reversal_host_dials_viewer(self):
         viewer_listener = self.listener()
         _vr, vp, _hr, hp, vh, hh = self.rendezvous(viewer_listener=viewer_listener)

@@ -13,6 +13,10 @@ Theory of operation (both roles run the same race, like ICE's two agents):
 2. Punched UDP, at once (needs a listener: its UDP socket is the one the relay
    knows): see punch.py; the result is a reliable stream (rudp.py).
 3. The relay, after `relay_delay` (or as soon as every direct attempt failed).
+   A relay channel that is ready first still waits up to DIRECT_GRACE for a
+   direct attempt still running (ICE prefers host/srflx pairs over relayed
+   ones): on a loaded machine a punch can take longer than relay_delay, and
+   a session, once on the relay, stays there.
 
 `handshake(stream) -> SecureChannel` runs on each path that opens. Both
 peers must pick the *same* path, so the viewer decides (it is the
@@ -47,6 +51,7 @@ MAX_DIAL_TARGETS = 8
 ACCEPT_GRACE = 3.0
 POLL = 0.05  # how quickly a dialing attempt notices that the race is over
 JOIN_TIMEOUT = 0.5  # total, for the race's attempt threads
+DIRECT_GRACE = 0.5  # how long a ready relay path waits for a direct attempt still running
 
 
 def _dial_targets(peer) -> list:
@@ -109,7 +114,7 @@ class _Race:
                 self.direct_active -= direct_weight
                 self.cond.notify_all()
 
-    def try_path(self, open_stream):
+    def try_path(self, open_stream, direct=True):
         """Open a stream, run the handshake, offer the channel (runs in its own thread)."""
         if self.stop.is_set():
             return
@@ -123,12 +128,15 @@ class _Race:
             return
         entry[1] = self.handshake(stream)
         if self.role == "viewer":
-            self._offer_as_viewer(entry)
+            self._offer_as_viewer(entry, direct)
         else:
             self._offer_as_host(entry)
 
-    def _offer_as_viewer(self, entry):
+    def _offer_as_viewer(self, entry, direct):
         with self.cond:
+            if not direct:  # prefer a direct path that is still trying (see DIRECT_GRACE)
+                self.cond.wait_for(lambda: self.winner is not None or self.stop.is_set()
+                                   or self.direct_active == 0, timeout=min(DIRECT_GRACE, self.remaining()))
             if self.winner is None and not self.stop.is_set():
                 entry[1].send(NOMINATE)
                 self.winner = entry
@@ -254,7 +262,8 @@ def _open_relay(race, relay, delay):
         race.cond.wait_for(lambda: race.stop.is_set() or race.direct_active == 0, timeout=delay)
     if race.stop.is_set():
         return
-    race.try_path(lambda: relay.open_relay(race.peer.relay_token, timeout=max(0.1, race.remaining())))
+    race.try_path(lambda: relay.open_relay(race.peer.relay_token, timeout=max(0.1, race.remaining())),
+                  direct=False)
 
 
 def _open_udp(race, listener):
