@@ -56,7 +56,10 @@ class LabTestCase(unittest.TestCase):
         self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
                                     "--password", PASSWORD, "--target", host_id)
         self.viewer.event("ready")
-        return self.viewer.event("connected", timeout=25), self.host.event("connected", timeout=10)
+        viewer, host = self.viewer.event("connected", timeout=25), self.host.event("connected", timeout=10)
+        print(f"\n  NAT matrix: host {host_kind} / viewer {viewer_kind} -> {viewer.get('path')} "
+              f"in {viewer.get('seconds', 0):.2f} s", file=sys.stderr)   # the figures for the issue note
+        return viewer, host
 
     def site(self, kind, udp_timeout=None):
         return self.lab.public_host() if kind == "public" else self.lab.nat_host(kind, udp_timeout)
