@@ -566,6 +566,40 @@ class NoDisplay(unittest.TestCase):
             host.stop()
             viewer.stop()
 
+    def test_a_grab_that_fails_is_a_config_error(self):
+        from tagio.errors import ConfigError
+        from tagio.session.host import grab
+
+        class Gone:
+            def grab(self, box):
+                raise AssertionError()      # what mss 10 raises once the X server is gone
+        with self.assertRaises(ConfigError) as ctx:
+            grab(Gone(), {"left": 0, "top": 0, "width": 8, "height": 8})
+        self.assertIn("screen capture stopped", str(ctx.exception))
+
+    @skip_unless_xvfb
+    def test_x_server_going_away_mid_session_is_a_clear_error(self):
+        from tagio.errors import ConfigError
+        from tagio.session.host import HostSession
+        from tagio.session.viewer import ViewerSession
+        server = Xvfb(width=320, height=240).start()
+        self.addCleanup(server.stop)
+        host_channel, viewer_channel = secure_pair()
+        host = HostSession(host_channel, display=server.display, view_only=True)
+        viewer = ViewerSession(viewer_channel)
+        host.start()
+        viewer.start()
+        try:
+            self.assertTrue(wait_for(lambda: viewer.stats["frames"] >= 1), "no first frame")
+            server.stop()
+            with self.assertRaises(ConfigError):
+                host.join(10)
+            viewer.join(10)
+            self.assertIn("host error", viewer.closed_reason)
+        finally:
+            host.stop()
+            viewer.stop()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -61,6 +61,15 @@ def next_tick(tick, fps, clock, sleep):
     return target
 
 
+def grab(sct, box):
+    """The BGRX bytes of `box`. A failing grab (mss raises even a bare AssertionError when the X
+    server has gone away) is a ConfigError: one clear message, not an 'internal error'."""
+    try:
+        return sct.grab(box).raw
+    except Exception as exc:    # whatever the capture library raises, the screen is out of reach
+        raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+
+
 def bye_text(exc):
     """What to tell the partner when an error ends the session (no secrets: errors carry none)."""
     if isinstance(exc, RemoteProtocolError):
@@ -231,11 +240,11 @@ class HostSession:
             tiles = None if len(tiles) == cols * rows else tiles
         if tiles is None:       # no damage reports, first grab, safety poll, or everything changed
             mon["full_at"] = now + FULL_POLL
-            raw = sct.grab(box).raw
+            raw = grab(sct, box)
             return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw))]
         sources = []
         for x, y, w, h in t.merge_tiles(tiles, screen.width, screen.height):
-            raw = sct.grab({"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h}).raw
+            raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
             dirty = screen.update(x, y, w, h, raw)
             if dirty:
                 sources.append((raw, x, y, w, h, dirty))
