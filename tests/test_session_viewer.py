@@ -143,6 +143,13 @@ class ScriptedHost(unittest.TestCase):
         self.assertEqual(got[5].text + got[6].text, "x" * (m.MAX_TEXT + 10))
         self.assertEqual(got[7:], [m.SelectMonitor(2), m.SetQuality(55, 25)])
 
+    def test_long_text_is_split_between_characters(self):
+        text = "ab" + "\u00e9\u20ac" * 1500            # 7502 bytes: byte 4096 falls inside a euro sign
+        self.viewer.send_text(text)
+        got = [self.recv(), self.recv()]
+        self.assertEqual(got[0].text + got[1].text, text)
+        self.assertTrue(all(len(g.text.encode("utf-8")) <= m.MAX_TEXT for g in got))
+
 
 class MalformedHost(unittest.TestCase):
     """Each bad input ends the viewer's session with one clear error; nothing else breaks."""

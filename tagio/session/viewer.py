@@ -159,9 +159,8 @@ class ViewerSession:
         self._send(m.Key(keysym, bool(pressed)))
 
     def send_text(self, text):
-        data = text.encode("utf-8")
-        for start in range(0, len(data), m.MAX_TEXT):      # long text: several messages, same order
-            self._send(m.Text(data[start:start + m.MAX_TEXT].decode("utf-8", "ignore")))
+        for part in utf8_chunks(text, m.MAX_TEXT):          # long text: several messages, same order
+            self._send(m.Text(part))
 
     def send_clipboard(self, text):
         self._send(m.Clipboard(text))
@@ -341,6 +340,18 @@ class ViewerSession:
                     self.updates.put_nowait(item)
                 except queue.Full:
                     pass
+
+
+def utf8_chunks(text, limit):
+    """`text` in pieces of at most `limit` UTF-8 bytes, cut between characters (a cut inside one
+    would drop it on both sides)."""
+    data, start = text.encode("utf-8"), 0
+    while start < len(data):
+        end = min(start + limit, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:    # a continuation byte: back off
+            end -= 1
+        yield data[start:end].decode("utf-8")
+        start = end
 
 
 def decode_image(rect):
