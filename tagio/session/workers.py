@@ -8,6 +8,7 @@ the group is told to stop (so the others wind down), and `join()` re-raises it t
 
 import queue
 import threading
+import time
 
 POLL = 0.1      # seconds a blocked put/get waits before it re-checks `stopping`
 
@@ -69,11 +70,13 @@ class Workers:
         self.stopping.set()
 
     def join(self, timeout=None, reraise=True):
-        """Wait for every thread; re-raise the error that ended the group, if any."""
+        """Wait for every thread, `timeout` seconds in all (not per thread: five stuck threads
+        made stop() hang five times as long); re-raise the error that ended the group, if any."""
         me = threading.current_thread()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             if thread is not me:
-                thread.join(timeout)
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if reraise and self.error is not None:
             raise self.error
 
