@@ -77,7 +77,11 @@ class ScriptedHost(unittest.TestCase):
         self.assertGreater(self.viewer.stats["fps"], 0)
 
     def test_an_attached_display_acknowledges_what_it_drew(self):
+        from unittest import mock
         from tagio.session.viewer import MAX_UNSHOWN
+        patcher = mock.patch("tagio.session.viewer.MAX_UNSHOWN_AGE", 60.0)    # only the count limit here
+        patcher.start()
+        self.addCleanup(patcher.stop)
         self.viewer.attach_display()
         self.send(HELLO)
         fill = [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]
