@@ -146,13 +146,17 @@ class Target:
             if event["kind"] == kind:
                 return event
 
-    def collect(self, seconds):
+    def collect(self, seconds, until=None):
+        """Events for `seconds`, or up to the first one `until(event)` accepts (the last input
+        sent: waiting for it rather than a fixed time keeps a loaded box from cutting it off)."""
         out, deadline = [], time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
                 out.append(self.events.get(timeout=0.05))
             except queue.Empty:
-                pass
+                continue
+            if until is not None and until(out[-1]):
+                break
         return out
 
     def close(self):
@@ -243,7 +247,8 @@ class SessionOnXvfb(unittest.TestCase):
         viewer.send_text("hi é!")
         viewer.send_key("Return", True)
         viewer.send_key("Return", False)
-        keys = [e for e in self.target.collect(2.0) if e["kind"] == "key"]
+        keys = [e for e in self.target.collect(15, until=lambda e: e.get("keysym") == "Return")
+                if e["kind"] == "key"]
         self.assertEqual("".join(e["char"] for e in keys if e["keysym"] != "Return"), "hi é!")
         self.assertIn("Return", [e["keysym"] for e in keys])
         self.assertTrue(wait_for(lambda: viewer.cursor == (300, 200)), f"cursor {viewer.cursor}")
@@ -262,7 +267,7 @@ class SessionOnXvfb(unittest.TestCase):
         for key, pressed in (("Control_L", True), ("a", True), ("a", False), ("Control_L", False),
                              ("F5", True), ("F5", False), ("Left", True), ("Left", False)):
             viewer.send_key(key, pressed)
-        events = self.target.collect(2.0)
+        events = self.target.collect(15, until=lambda e: e.get("keysym") == "Left")
         kinds = [(e["kind"], e.get("num"), e.get("x"), e.get("y")) for e in events if e["kind"] != "key"]
         self.assertIn(("button", 1, 150, 150), kinds)
         self.assertIn(("drag", None, 250, 180), kinds)
