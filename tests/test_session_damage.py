@@ -95,6 +95,20 @@ class DamageProbeTest(unittest.TestCase):
         self.assertIn("X display went away", str(ctx.exception))
         probe.close()                               # closing a dead probe is quiet
 
+    def test_one_drain_reads_a_bounded_number_of_reports(self):
+        from unittest import mock
+        self.probe.collect()
+        with mock.patch("tagio.session.damage.MAX_READ", 3):
+            fill(self.display, [(10 * i, 100, 5, 5) for i in range(10)], 0x0000ff)
+            self.assertTrue(self.probe.wait(2.0))
+            self.probe.drain()
+            self.assertLessEqual(len(self.probe._rects), 3)     # the rest stays queued, not lost
+            rects, deadline = [], time.monotonic() + 5
+            while time.monotonic() < deadline and not self.covered(rects, 92, 102):
+                rects += self.probe.collect()
+                self.probe.wait(0.05)
+        self.assertTrue(all(self.covered(rects, 10 * i + 2, 102) for i in range(10)), rects)
+
     def test_no_display_means_no_probe(self):
         from tagio.session.damage import DamageProbe
         self.assertIsNone(DamageProbe.open(":9999"))

@@ -22,6 +22,8 @@ import select
 from tagio.errors import ConfigError
 
 MAX_EVENTS = 2048       # more rectangles than this per collect: cheaper to grab everything (None)
+MAX_READ = 4 * MAX_EVENTS   # events read per drain: a server drawing faster than we read cannot
+                            # keep the capture thread here for ever (the rest waits for next time)
 
 
 class DamageProbe:
@@ -82,7 +84,9 @@ class DamageProbe:
 
     def _read_reports(self):
         display, got = self._display, False
-        while display.pending_events():
+        for _ in range(MAX_READ):
+            if not display.pending_events():
+                break
             event = display.next_event()
             if event.type != self._event_type:
                 continue
