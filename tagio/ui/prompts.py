@@ -45,6 +45,13 @@ class Dialog(tk.Toplevel):
         self.lift()
         return self
 
+    def heading(self, title, message):
+        """A bold title over a wrapped message: the top of every message-style dialog."""
+        self.title_text, self.message_text = title, message
+        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(self.body, text=message, style="Card.TLabel", wraplength=380,
+                  justify="left").pack(anchor="w", pady=(8, 0))
+
     def buttons(self, *specs):
         """specs: (text, command, style) from right to left; returns the button widgets."""
         row = ttk.Frame(self.body, style="Plain.TFrame")
@@ -84,10 +91,7 @@ class MessageDialog(Dialog):
     def __init__(self, parent, title, message, on_close=None):
         super().__init__(parent, title)
         self.on_close = on_close
-        self.title_text, self.message_text = title, message
-        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w")
-        ttk.Label(self.body, text=message, style="Card.TLabel", wraplength=380,
-                  justify="left").pack(anchor="w", pady=(8, 0))
+        self.heading(title, message)
         (self.ok_button,) = self.buttons(("OK", self.cancel, "Accent.TButton"))
         self.bind("<Return>", lambda _e: self.cancel())
         self.show()
@@ -106,10 +110,7 @@ class ConfirmDialog(Dialog):
     def __init__(self, parent, title, message, on_answer, yes="Yes", no="No"):
         super().__init__(parent, title)
         self.on_answer = on_answer
-        self.title_text, self.message_text = title, message
-        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w")
-        ttk.Label(self.body, text=message, style="Card.TLabel", wraplength=380,
-                  justify="left").pack(anchor="w", pady=(8, 0))
+        self.heading(title, message)
         self.yes_button, self.no_button = self.buttons((yes, lambda: self.answer(True), "Accent.TButton"),
                                                        (no, lambda: self.answer(False), "TButton"))
         self.show()
