@@ -8,7 +8,8 @@ import unittest
 from types import SimpleNamespace
 
 from tagio.errors import RemoteProtocolError, TransportTimeout
-from tagio.net import punch, rudp_codec as codec
+from tagio.net import punch
+from tagio.protocol import rudp as codec
 from tagio.net.candidates import path_keys
 from tagio.net.punch import Puncher, PunchState, open_path, punch_targets
 from tagio.net.stream import recv_exactly

@@ -10,7 +10,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import TagioError, TransportError
 from tagio.net.relay_client import RelayClient
 from tagio.protocol import framing
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tests.relay_fixture import start_relay
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tagio.crypto.identity import Identity
 from tagio.errors import ConfigError, IdentityError, RelayError, RemoteProtocolError
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.relay.logic import ConnState, Limits, RelayLogic, check_ownership, error_code
 from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool

@@ -14,7 +14,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import RemoteProtocolError, TransportError
 from tagio.net.relay_client import RelayClient, WsSocket
 from tagio.protocol import framing
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PING, OP_PONG, WsDecoder, accept_key, apply_mask, data_of,
                                       ws_frame)
 from tagio.relay.cli import make_tls_context

@@ -9,7 +9,8 @@ import time
 import unittest
 
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportError, TransportTimeout
-from tagio.net import rudp, rudp_codec as codec
+from tagio.net import rudp
+from tagio.protocol import rudp as codec
 from tagio.net.candidates import path_keys
 from tagio.net.rudp import RudpConnection, State
 from tagio.net.stream import recv_exactly

@@ -3,7 +3,7 @@ on a real Xvfb display."""
 
 import unittest
 
-from tagio.session import messages as m
+from tagio.protocol import session as m
 from tagio.session.cursor import CursorProbe, CursorShape, CursorTracker, shape_from_argb
 from tests.xvfb import Xvfb, skip_unless_xvfb
 

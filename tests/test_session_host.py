@@ -47,7 +47,7 @@ root.mainloop()
 
 
 def _hello():
-    from tagio.session import messages as m
+    from tagio.protocol import session as m
     return m.Hello(m.PROTOCOL_VERSION, 0, 10, 10, 1)
 
 
@@ -343,7 +343,7 @@ class SessionOnXvfb(unittest.TestCase):
 
     def test_malformed_viewer_messages_end_only_that_session(self):
         from tagio.errors import RemoteProtocolError
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         from tagio.session.host import HostSession
         cases = [(b"\x99\x00\x01", "unknown session message type 153"),
                  (m.encode(m.FrameAck(999999)), "unknown frame 999999"),
@@ -370,7 +370,7 @@ class SessionOnXvfb(unittest.TestCase):
 
     @staticmethod
     def _next_bye(channel):
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         while True:
             msg = m.decode(channel.recv())
             if isinstance(msg, m.Bye):
@@ -378,7 +378,7 @@ class SessionOnXvfb(unittest.TestCase):
 
     def test_pull_flow_control_and_idle(self):
         """Without acks the host stops after MAX_IN_FLIGHT frames; a still screen sends nothing."""
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         from tagio.session.host import MAX_IN_FLIGHT, HostSession
         env = self.xvfb.env()
         host_channel, raw_viewer = secure_pair()
@@ -452,7 +452,7 @@ class MonitorSwitch(unittest.TestCase):
                     {"left": 1920, "top": 0, "width": 1280, "height": 1024}]
 
     def switch(self, index):
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         from tagio.session.cursor import CursorTracker
         from tagio.session.host import HostSession
         host = HostSession(channel=None)
@@ -464,7 +464,7 @@ class MonitorSwitch(unittest.TestCase):
         return host, chosen, sent
 
     def test_second_monitor_is_announced_and_tracked(self):
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         host, chosen, sent = self.switch(2)
         self.assertEqual(chosen["box"], {"left": 1920, "top": 0, "width": 1280, "height": 1024})
         self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1280, 1024, 2))
@@ -473,7 +473,7 @@ class MonitorSwitch(unittest.TestCase):
 
     def test_switch_waits_until_the_old_monitors_frames_are_acknowledged(self):
         # Frames of the old monitor still queued must reach the viewer before the new Hello.
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         from tagio.session.host import HostSession
         host = HostSession(channel=None)
         host._in_flight[7] = time.monotonic()

@@ -6,7 +6,7 @@ import unittest
 
 from PIL import Image, ImageDraw
 
-from tagio.session import messages as m
+from tagio.protocol import session as m
 from tagio.session import tiles as t
 
 

@@ -10,7 +10,7 @@ import unittest
 from PIL import Image
 
 from tagio.errors import RemoteProtocolError
-from tagio.session import messages as m
+from tagio.protocol import session as m
 from tagio.session.viewer import ViewerSession
 from tests.test_session_host import secure_pair, wait_for
 

@@ -12,7 +12,7 @@ import unittest
 
 from PIL import Image
 
-from tagio.session import messages as m
+from tagio.protocol import session as m
 from tagio.ui.viewer_window import coalesce, host_key_name, scale_to_fit
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 

@@ -499,7 +499,7 @@ def start_lan_service(client_id, listener, options):
 def _say_bye(channel, text):
     """End a channel we will not run a session on, telling the viewer why (a courtesy: the viewer
     sees the channel end either way)."""
-    from tagio.session import messages
+    from tagio.protocol import session as messages
     try:
         channel.send(messages.encode(messages.Bye(text)))
     except TagioError:

@@ -8,7 +8,7 @@ a stop event so Ctrl+C interrupts a `wait`. Commands (coordinates are host scree
     move X Y          pointer to (X, Y)
     click [BUTTON]    press and release (1 left, 2 middle, 3 right; default 1)
     down BUTTON       press            up BUTTON     release
-    scroll DX DY      wheel steps (DY > 0 scrolls up, DX > 0 right; as session.messages.Scroll)
+    scroll DX DY      wheel steps (DY > 0 scrolls up, DX > 0 right; as protocol.session.Scroll)
     key KEYSYM        press and release an X keysym such as Return, Left, F5, a
     type TEXT         the rest of the line as text
     wait SECONDS      pause (at most MAX_WAIT)

@@ -12,7 +12,7 @@ reflexive: this is what makes a public host reach a symmetric NAT). The
 path works as soon as a valid PUNCH_ACK echoing one of our nonces arrives
 (a round trip through both NATs), or any valid stream datagram arrives (the
 peer finished first and already talks). Forged, foreign or malformed
-datagrams fail the MAC check in rudp_codec.decode and are ignored.
+datagrams fail the MAC check in protocol.rudp.decode and are ignored.
 
 `Puncher` is the sans-I/O state machine; `open_path()` drives it on a UdpMux.
 """
@@ -23,7 +23,7 @@ import time
 from enum import Enum
 
 from tagio.errors import RemoteProtocolError, TransportTimeout
-from tagio.net import rudp_codec as codec
+from tagio.protocol import rudp as codec
 from tagio.net.candidates import path_keys
 from tagio.net.udpmux import Inbox
 from tagio.net.udpstream import INBOX, RudpStream

@@ -34,7 +34,7 @@ from tagio.errors import (ConfigError, ConnectionClosed, LocalProtocolError, Pro
                           RemoteProtocolError, TagioError, TransportError, TransportTimeout)
 from tagio.net.stream import SocketStream
 from tagio.protocol import framing
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PONG, WS_PATH, WsDecoder, accept_key, data_of,
                                       new_client_key, ws_frame)
 

@@ -43,9 +43,9 @@ from collections import deque
 from enum import Enum
 
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportTimeout
-from tagio.net import rudp_codec as codec
+from tagio.protocol import rudp as codec
 from tagio.net.rudp_ranges import RangeSet
-from tagio.net.rudp_codec import FLAG_ACK_NOW, FLAG_FIN, MAX_PAYLOAD, Ack, Data, Ping, Punch, PunchAck, Reset
+from tagio.protocol.rudp import FLAG_ACK_NOW, FLAG_FIN, MAX_PAYLOAD, Ack, Data, Ping, Punch, PunchAck, Reset
 
 SEND_BUFFER = 4 * 1024 * 1024
 RECV_WINDOW = 2048  # segments, about 2.4 MB

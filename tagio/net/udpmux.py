@@ -3,7 +3,7 @@
 Theory of operation: the socket whose reflexive address the relay learned
 (and told our peers) must also be the one we punch and stream from, so it is
 long-lived and shared. A single receive thread reads it and routes each
-datagram by the 4-byte connection id in its header (rudp_codec) to the bounded
+datagram by the 4-byte connection id in its header (protocol.rudp) to the bounded
 queue registered for that id; a datagram for nobody is dropped. The reader
 takes datagrams in batches (one blocking read, then what is already queued)
 and afterwards calls `flush()` on every target of the batch that has one:
@@ -20,7 +20,7 @@ import socket
 import threading
 
 from tagio.errors import TransportError
-from tagio.net import rudp_codec
+from tagio.protocol import rudp as rudp_codec
 
 OTHER_QUEUE = 64
 RECV_BUFFER = 4 * 1024 * 1024  # socket buffer; the kernel may cap it

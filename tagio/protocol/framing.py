@@ -7,7 +7,7 @@ Every control message between a client and the relay travels in one frame:
     offset  size  field
     0       4     magic  b"TGIO"
     4       1     protocol version (PROTOCOL_VERSION)
-    5       1     message type code (see tagio.protocol.messages.MESSAGE_TYPES)
+    5       1     message type code (see tagio.protocol.relay.MESSAGE_TYPES)
     6       1     flags (reserved, must be 0 today; unknown bits are ignored)
     7       4     payload length, unsigned big-endian, <= MAX_PAYLOAD
     11      n     payload

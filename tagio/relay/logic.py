@@ -33,7 +33,7 @@ import time
 from tagio.crypto.identity import id_from_public_key
 from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter

@@ -18,7 +18,7 @@ import ssl
 
 from tagio.errors import RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import framing
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.relay.conn import TLS_ALERT_HANDSHAKE_FAILURE, Phase, classify, is_tls_client_hello
 from tagio.protocol.websocket import OP_PONG, WsDecoder, data_of, ws_frame
 from tagio.relay.http import HttpRequestReader, http_response, upgrade_response

@@ -33,7 +33,7 @@ import time
 from tagio import __version__
 from tagio.errors import ConfigError, RelayError, TagioError
 from tagio.protocol import framing
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.relay.conn import Conn, Phase, normalize_addr
 from tagio.relay.forward import Forwarder, Pair
 from tagio.relay.http import http_error

@@ -95,7 +95,7 @@ class CursorTracker:
 
     def poll(self):
         """The Cursor message to send now, or None."""
-        from tagio.session import messages as m
+        from tagio.protocol import session as m
         pos = self._safe(self._position)
         shape = self._new_shape()
         if pos is None:

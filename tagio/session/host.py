@@ -29,7 +29,7 @@ import time
 from PIL import Image
 
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
-from tagio.session import messages as m
+from tagio.protocol import session as m
 from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe

@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 
-from tagio.session import messages as m
+from tagio.protocol import session as m
 
 # Tk keysym -> pynput Key attribute name.
 SPECIAL_KEYS = {

@@ -20,7 +20,7 @@ import time
 
 from PIL import Image
 
-from tagio.session.messages import ENC_FILL, ENC_JPEG, ENC_PNG, MAX_RECT_DATA
+from tagio.protocol.session import ENC_FILL, ENC_JPEG, ENC_PNG, MAX_RECT_DATA
 
 TILE = 64
 FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (and is exact)

@@ -41,7 +41,7 @@ import time
 from PIL import Image
 
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError
-from tagio.session import messages as m
+from tagio.protocol import session as m
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64

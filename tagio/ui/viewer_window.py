@@ -28,7 +28,7 @@ import tkinter as tk
 from PIL import Image, ImageTk
 
 from tagio.session.inject import SPECIAL_KEYS
-from tagio.session.messages import MAX_CLIPBOARD
+from tagio.protocol.session import MAX_CLIPBOARD
 
 POLL_MS = 15
 FAST_POLL_MS = 4                # while frames are streaming in ...

@@ -40,7 +40,7 @@ from Crypto.Signature import eddsa  # noqa: E402
 from tagio.crypto.identity import Identity  # noqa: E402
 from tests.bench.relay_throughput import cpu_seconds  # noqa: E402
 from tagio.protocol import framing  # noqa: E402
-from tagio.protocol import messages as m  # noqa: E402
+from tagio.protocol import relay as m  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = 2 ** 252 + 27742317777372353535851937790883648493  # L, the order of the Ed25519 base point

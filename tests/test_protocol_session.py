@@ -5,7 +5,7 @@ import struct
 import unittest
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
-from tagio.session import messages as m
+from tagio.protocol import session as m
 
 SAMPLES = [
     m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1),

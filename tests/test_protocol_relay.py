@@ -14,14 +14,14 @@ from pathlib import Path
 
 from tagio.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from tagio.protocol import framing
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 from tagio.protocol.framing import FrameDecoder, decode_datagram, encode_frame
 
 VECTORS = Path(__file__).resolve().parent / "data" / "relay_golden_vectors.json"
 
 import json
 
-from tagio.protocol import messages as m
+from tagio.protocol import relay as m
 
 KEY = bytes(range(32))
 SIG = bytes(range(64))
