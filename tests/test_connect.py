@@ -68,6 +68,8 @@ def dead_address():
 
 
 class PreambleTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_round_trips(self):
         sid, tag = os.urandom(16), os.urandom(16)
         self.assertEqual(decode_preamble(encode_preamble(sid, tag)), Preamble(sid, tag))

@@ -650,6 +650,8 @@ class EntryPointTest(unittest.TestCase):
 
 
 class LanSwitchTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_window_uses_lan_unless_switched_off(self):
         from tagio.ui.app import lan_enabled
         self.assertTrue(lan_enabled({}))

@@ -18,6 +18,8 @@ from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
 class KeyNames(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_translation_table(self):
         self.assertEqual(host_key_name("Return", "\r"), "Return")
         self.assertEqual(host_key_name("F5", ""), "F5")
