@@ -289,7 +289,7 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertTrue(viewer.host_flags & 0x01, "Hello did not say view-only")
         viewer.send_mouse_move(400, 300)
         viewer.send_text("nope")
-        time.sleep(0.7)
+        time.sleep(0.7)     # the subject: nothing may move within the time an applied input would take
         self.assertEqual(pointer(env), (10, 10))
         self.assertEqual([e for e in self.target.collect(0.2) if e["kind"] == "key"], [])
         self.assertTrue(host.running and viewer.running)
