@@ -133,4 +133,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run the importable copy, so tests that import tests.__main__ share its LayerViolation.
+    from tests.__main__ import main as importable_main
+    sys.exit(importable_main(sys.argv[1:]))
