@@ -1,14 +1,90 @@
-"""Run the whole test suite: `python -m tests [pattern ...]`.
+"""Run the test suite: `python3 -m tests [--unit] [pattern ...]`.
 
-Discovers tests/test_*.py with unittest and ends with the plain line
-`N passed, N failed, N skipped`; exits non-zero on any failure or error.
-Extra arguments filter test ids by substring.
+Theory of operation: the suite has two layers. The *unit* layer is pure logic: codecs, state
+machines, policies, parsers; no sockets, no X display, no subprocesses, so it runs in seconds and is
+the inner loop while editing. Everything else is the *e2e* layer: real sockets on loopback, real
+Xvfb, real processes, network namespaces.
+
+A test module joins the unit layer with a module-level `LAYER = "unit"`; a module that mixes both
+marks its pure TestCase classes with a class attribute `LAYER = "unit"` instead (a class attribute
+wins over the module's). Unmarked tests are e2e.
+
+The runner enforces the unit layer instead of trusting the marks: while unit tests run, creating a
+socket, spawning a process or opening the X display raises `LayerViolation`, so a mislabelled test
+fails loudly instead of silently making the inner loop slow. `--unit` runs only that layer; without
+it the unit layer runs first (still guarded), then the e2e layer unguarded. The time of each layer
+is printed, and the last line is always `N passed, N failed, N skipped`; the exit status is non-zero
+on any failure or error, or when no test ran. Other arguments filter test ids by substring.
 """
 
+import contextlib
+import os
+import socket
+import subprocess
 import sys
 import time
 import unittest
 from pathlib import Path
+from unittest import mock
+
+UNIT = "unit"
+E2E = "e2e"
+
+
+class LayerViolation(AssertionError):
+    """A test of the unit layer touched the outside world (a socket, a process, the display)."""
+
+
+def _forbid(what):
+    def refuse(*_args, **_kwargs):
+        raise LayerViolation(f"a unit-layer test must not {what}: mark it e2e (remove LAYER = 'unit')")
+    return refuse
+
+
+# (object, attribute, what the unit layer must not do). socket.socket.__init__ covers every way a
+# socket gets made (socketpair, create_connection, create_server and ssl all pass through it); the
+# named functions are patched too so their error says what was called.
+_GUARDS = (
+    (socket.socket, "__init__", "create a socket"),
+    (socket, "socketpair", "create a socket pair"),
+    (socket, "create_connection", "open a connection"),
+    (socket, "create_server", "open a listening socket"),
+    (subprocess.Popen, "__init__", "start a subprocess"),
+    (os, "system", "run a shell command"),
+    (os, "fork", "fork"),
+    (os, "posix_spawn", "spawn a process"),
+    (os, "posix_spawnp", "spawn a process"),
+)
+
+
+@contextlib.contextmanager
+def unit_guard():
+    """Make sockets, subprocesses and the X display raise LayerViolation for the duration."""
+    with contextlib.ExitStack() as stack:
+        for owner, name, what in _GUARDS:
+            if hasattr(owner, name):
+                stack.enter_context(mock.patch.object(owner, name, _forbid(what)))
+        stack.enter_context(mock.patch.dict(os.environ))
+        os.environ.pop("DISPLAY", None)          # anything that would look for an X server finds none
+        try:
+            import tkinter
+        except ImportError:
+            tkinter = None
+        if tkinter is not None:
+            stack.enter_context(mock.patch.object(tkinter.Tk, "__init__", _forbid("open a Tk window")))
+        yield
+
+
+def layer_of(test) -> str:
+    """The layer a test belongs to: its class's LAYER, else its module's, else e2e."""
+    if isinstance(test, unittest.loader._FailedTest):
+        return UNIT                              # an import error must show in every run
+    marked = getattr(type(test), "LAYER", None)
+    if marked is None:
+        marked = getattr(sys.modules.get(type(test).__module__), "LAYER", E2E)
+    if marked not in (UNIT, E2E):
+        raise ValueError(f"{test.id()}: LAYER must be {UNIT!r} or {E2E!r}, not {marked!r}")
+    return marked
 
 
 def _iter_tests(suite):
@@ -19,23 +95,44 @@ def _iter_tests(suite):
             yield item
 
 
-def main(argv):
+def discover(patterns):
     root = Path(__file__).resolve().parent.parent
     loader = unittest.TestLoader()
     discovered = loader.discover(str(root / "tests"), pattern="test_*.py", top_level_dir=str(root))
     tests = list(_iter_tests(discovered))
-    if argv:
-        tests = [t for t in tests if any(a in t.id() for a in argv)]
-    suite = unittest.TestSuite(tests)
+    if patterns:
+        tests = [t for t in tests if any(p in t.id() for p in patterns)]
+    return tests
+
+
+def run_layer(name, tests, guard):
+    """Run one layer; returns (ran, failed, skipped)."""
+    if not tests:
+        return 0, 0, 0
+    print(f"--- {name} layer: {len(tests)} tests", flush=True)
     started = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    with guard():
+        result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(unittest.TestSuite(tests))
+    print(f"{name} layer ran in {time.monotonic() - started:.1f}s", flush=True)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
+    return result.testsRun, failed, len(result.skipped)
+
+
+def main(argv):
+    unit_only = "--unit" in argv
+    tests = discover([a for a in argv if a != "--unit"])
+    layers = [(UNIT, [t for t in tests if layer_of(t) == UNIT], unit_guard)]
+    if not unit_only:
+        layers.append((E2E, [t for t in tests if layer_of(t) == E2E], contextlib.nullcontext))
+    started = time.monotonic()
+    totals = [run_layer(*layer) for layer in layers]
+    ran, failed, skipped = (sum(column) for column in zip(*totals))
     print(f"ran in {time.monotonic() - started:.1f}s")
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed or result.testsRun == 0 else 0
+    print(f"{ran - failed - skipped} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed or ran == 0 else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run the importable copy, so tests that import tests.__main__ share its LayerViolation.
+    from tests.__main__ import main as importable_main
+    sys.exit(importable_main(sys.argv[1:]))

@@ -50,6 +50,8 @@ def tapped_pair():
 
 
 class RecordLayerTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def assert_cause(self, cause, fn, *args):
         with self.assertRaises(SecureChannelError) as ctx:
             fn(*args)

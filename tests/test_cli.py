@@ -42,6 +42,8 @@ def closed_port():
 
 
 class ParserTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def parse(self, *argv):
         return cli.build_parser().parse_args(list(argv))
 
@@ -69,6 +71,8 @@ class ParserTest(unittest.TestCase):
 
 
 class ErrorTableTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_kinds_and_codes(self):
         cases = [
             (WrongPasswordError("wrong password"), "wrong_password", cli.EXIT_AUTH, "wrong password"),
@@ -99,6 +103,8 @@ class ErrorTableTest(unittest.TestCase):
 
 
 class ScriptPlayerTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_a_bug_in_the_script_thread_is_kept_for_the_caller(self):
         import threading
         from tagio.client import cli as cli_module

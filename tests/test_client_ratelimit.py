@@ -4,6 +4,8 @@ import unittest
 
 from tagio.client.ratelimit import AttemptLimiter
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class Clock:
     def __init__(self):

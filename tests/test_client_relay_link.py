@@ -12,6 +12,8 @@ from tagio.client import relay_link
 from tagio.client.relay_link import TRANSITIONS, LinkState, RelayLink, next_backoff
 from tagio.errors import RelayError
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class FakeRelay:
     """Fails the first `fail` connects, then registers; `online` can be dropped by the test."""

@@ -6,6 +6,8 @@ import unittest
 from tagio.client.script import MAX_STEPS, parse_script, run_script
 from tagio.errors import ConfigError
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class Recorder:
     def __init__(self):

@@ -23,6 +23,7 @@ from tagio.net import listener as listener_module
 from tagio.net.listener import Preamble, decode_preamble, encode_preamble
 from tagio.net.relay_client import RelayClient
 from tests.relay_fixture import start_relay
+from tests.waiting import wait_until
 
 PASSWORD = "abcdefgh"
 
@@ -68,6 +69,8 @@ def dead_address():
 
 
 class PreambleTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_round_trips(self):
         sid, tag = os.urandom(16), os.urandom(16)
         self.assertEqual(decode_preamble(encode_preamble(sid, tag)), Preamble(sid, tag))
@@ -137,10 +140,10 @@ class ListenerTest(unittest.TestCase):
     def test_parking_is_bounded_and_take_matches_the_session(self):
         socks = [self.dial(encode_preamble(bytes([i]) * 16, b"t" * 16))
                  for i in range(listener_module.MAX_PENDING + 5)]
-        deadline = time.monotonic() + 5
-        while len(self.listener._pending) < listener_module.MAX_PENDING and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)  # the readers refuse the rest
+        wait_until(lambda: len(self.listener._pending) == listener_module.MAX_PENDING, timeout=5,
+                   what="the listener to park MAX_PENDING connections")
+        wait_until(lambda: len(select.select(socks, [], [], 0)[0]) == 5, timeout=5,
+                   what="the readers to refuse the 5 beyond MAX_PENDING")     # closed: readable at EOF
         taken = self.listener.take(bytes([3]) * 16, timeout=3)
         self.assertIsNotNone(taken)
         taken[0].close()
@@ -235,7 +238,7 @@ class EstablishTest(unittest.TestCase):
 
         def slow_direct(stream):        # a dial or punch slower than the relay (a loaded machine)
             if stream.path == "direct-tcp":
-                time.sleep(0.25)
+                time.sleep(0.25)        # the delay is the subject: a slow direct path
             return vh(stream)
         v, h = run_both(lambda: establish(vp, vr, slow_direct, udp=False, relay_delay=0),
                         lambda: establish(hp, hr, hh, listener=listener, udp=False, relay_delay=0))

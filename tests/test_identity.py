@@ -12,6 +12,8 @@ from tagio.crypto.identity import (
 )
 from tagio.errors import ConfigError, IdentityError
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class IdentityFileTest(unittest.TestCase):
     def setUp(self):

@@ -6,6 +6,8 @@ from tagio.crypto import kdf
 from tagio.crypto.spake2 import ORDER
 from tagio.errors import LocalProtocolError
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class PasswordSecretTest(unittest.TestCase):
     def test_deterministic_and_salted_by_host(self):

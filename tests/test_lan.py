@@ -27,6 +27,8 @@ def free_udp_port():
 
 
 class CodecTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_round_trip_and_golden_bytes(self):
         datagram = encode_announcement("123456789", 0x1234)
         self.assertEqual(datagram, b"TGLA\x01123456789\x12\x34")
@@ -48,6 +50,8 @@ class CodecTest(unittest.TestCase):
 
 
 class PeerTableTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_expiry_and_own_id(self):
         table = PeerTable(own_id="111111111")
         table.seen(Announcement("111111111", 1), "10.0.0.1", 0.0)

@@ -258,6 +258,8 @@ class FrozenBuildTest(unittest.TestCase):
 # ------------------------------------------------------------------------------- static checks
 
 class SpecShapeTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def setUp(self):
         self.source = SPEC.read_text()
         self.tree = ast.parse(self.source)

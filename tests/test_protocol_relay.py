@@ -23,6 +23,8 @@ import json
 
 from tagio.protocol import relay as m
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 KEY = bytes(range(32))
 SIG = bytes(range(64))
 SID = bytes.fromhex("00112233445566778899aabbccddeeff")

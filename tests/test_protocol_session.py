@@ -7,6 +7,8 @@ import unittest
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import session as m
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 SAMPLES = [
     m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1),
     m.Frame(7, m.FINAL, 123.5, 42, [m.Rect(0, 0, 64, 64, m.ENC_FILL, b"\x01\x02\x03"),

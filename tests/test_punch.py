@@ -25,6 +25,8 @@ def peers(viewer_sees=None, host_sees=None):
 
 
 class PuncherTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def setUp(self):
         token, sid = os.urandom(16), os.urandom(16)
         self.mine, self.theirs = path_keys(token, sid, "viewer"), path_keys(token, sid, "host")

@@ -28,6 +28,8 @@ def run_cli(*args, timeout=20):
 
 
 class SettingsTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def parse(self, argv, env):
         return cli.settings_from(cli.build_parser().parse_args(argv), env)
 

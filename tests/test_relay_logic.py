@@ -15,6 +15,8 @@ from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import BindingStore, Registration, Registry
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class FakeClock:
     def __init__(self, now=1000.0):

@@ -8,6 +8,8 @@ from Crypto.PublicKey._point import EccPoint
 from tagio.crypto.identity import Identity, verify_signature
 from tagio.relay import verify as fast
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 P = 2 ** 255 - 19
 # Points of small order (torsion), as RFC 8032 encodings: order 1, 2, 4 (both signs), 8 (two of them).
 SMALL_ORDER = [bytes([1]) + bytes(31), (P - 1).to_bytes(32, "little"), bytes(32), bytes(31) + b"\x80",

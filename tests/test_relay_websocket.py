@@ -23,6 +23,8 @@ from tests.test_relay_badinput import read_until_eof
 
 
 class CodecTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_rfc6455_accept_key(self):
         self.assertEqual(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
 

@@ -25,6 +25,8 @@ def key_pair():
 
 
 class CodecTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     KEYS = path_keys(TOKEN, SESSION, "viewer")
     MESSAGES = [codec.Punch(b"12345678"), codec.PunchAck(b"abcdefgh"),
                 codec.Data(7, 99, codec.FLAG_FIN, b"payload"), codec.Data(0, 0, 0, b""),
@@ -163,6 +165,8 @@ class Link:
 
 
 class CoreTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_transfer_without_loss(self):
         link = Link()
         data = random.Random(2).randbytes(300_000)
@@ -315,6 +319,8 @@ class CoreTest(unittest.TestCase):
 
 
 class AckPolicyTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def flags_of(self, keys, datagrams):
         return [codec.decode(d, keys.conn_id, keys.recv_key).flags for d in datagrams]
 

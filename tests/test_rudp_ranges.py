@@ -5,6 +5,8 @@ import unittest
 
 from tagio.net.rudp_ranges import RangeSet
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class RangeSetTest(unittest.TestCase):
     def test_matches_a_plain_set(self):

@@ -9,6 +9,8 @@ from tests.xvfb import Xvfb, skip_unless_xvfb
 
 
 class Tracker(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def setUp(self):
         self.now = [0.0]
         self.pos = [(100, 50)]
@@ -44,6 +46,8 @@ class Tracker(unittest.TestCase):
 
 
 class ArgbConversion(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_argb_ints_become_rgba_bytes(self):
         shape = shape_from_argb(9, 1, 0, 2, 1, [0xFF102030, 0x80405060])
         self.assertEqual((shape.width, shape.height, shape.hot_x), (2, 1, 1))

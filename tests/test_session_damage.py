@@ -3,6 +3,7 @@
 import time
 import unittest
 
+from tests.waiting import wait_until
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 
@@ -71,7 +72,8 @@ class DamageProbeTest(unittest.TestCase):
         try:
             fill(self.display, [(10 * i, 10, 5, 5) for i in range(10)], 0xff0000)
             self.assertTrue(self.probe.wait(2.0))
-            time.sleep(0.1)
+            wait_until(lambda: self.probe.drain() or self.probe._overflow, timeout=5,
+                       what="more reports than MAX_EVENTS")
             self.assertIsNone(self.probe.collect())
         finally:
             damage.MAX_EVENTS = saved

@@ -289,7 +289,7 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertTrue(viewer.host_flags & 0x01, "Hello did not say view-only")
         viewer.send_mouse_move(400, 300)
         viewer.send_text("nope")
-        time.sleep(0.7)
+        time.sleep(0.7)     # the subject: nothing may move within the time an applied input would take
         self.assertEqual(pointer(env), (10, 10))
         self.assertEqual([e for e in self.target.collect(0.2) if e["kind"] == "key"], [])
         self.assertTrue(host.running and viewer.running)
@@ -445,6 +445,7 @@ class SessionOnXvfb(unittest.TestCase):
 
 class MonitorSwitch(unittest.TestCase):
     """Monitor choice logic with a stand-in grabber (Xvfb here offers a single monitor)."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
 
     class Grabber:
         monitors = [{"left": 0, "top": 0, "width": 3200, "height": 1080},
@@ -503,6 +504,8 @@ class MonitorSwitch(unittest.TestCase):
 
 
 class QualityLogic(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_sustained_full_screen_motion_lowers_jpeg_quality(self):
         from tagio.session.host import MOTION_QUALITY_DROP, HostSession
         host = HostSession(channel=None, quality=75)
@@ -524,6 +527,7 @@ class QualityLogic(unittest.TestCase):
 
 class Pacing(unittest.TestCase):
     """Capture ticks lie on a fixed grid, so late wake-ups do not lower the frame rate."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
 
     def test_oversleeping_does_not_shift_the_grid(self):
         from tagio.session.host import next_tick

@@ -9,6 +9,8 @@ from PIL import Image, ImageDraw
 from tagio.protocol import session as m
 from tagio.session import tiles as t
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 def blank(width, height, value=0):
     return bytearray(bytes([value]) * (width * height * 4))

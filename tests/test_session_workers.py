@@ -6,6 +6,8 @@ import unittest
 
 from tagio.session.workers import Workers
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class WorkersTest(unittest.TestCase):
     def test_first_error_stops_the_group_and_is_reraised(self):

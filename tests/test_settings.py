@@ -13,6 +13,8 @@ from tagio.client.settings import (MAX_RECENT, Settings, default_config_dir, for
                                    parse_address, resolve_relay)
 from tagio.errors import ConfigError
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class ConfigDirTest(unittest.TestCase):
     def test_env_overrides(self):

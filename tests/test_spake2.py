@@ -8,6 +8,8 @@ from tagio.crypto import spake2
 from tagio.crypto.spake2 import ROLE_A, ROLE_B, Spake2Party
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 VECTORS = Path(__file__).resolve().parent / "data" / "rfc9382_spake2_p256_vectors.json"
 
 

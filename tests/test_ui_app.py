@@ -250,9 +250,10 @@ class AppTest(UiCase):
         home = self.app.home
         self.pump(lambda: home.recent_list.size() == 1, "placeholder")
         self.assertIn("No partners yet", home.recent_list.get(0))
+        clicks = []
+        home.recent_list.bind("<Double-Button-1>", clicks.append, add="+")     # runs after the window's own
         self.double_click(home.recent_list, 30, 8)
-        self.pump(lambda: True, "idle")
-        time.sleep(0.3)
+        self.pump(lambda: clicks, "the double click to reach the list")
         self.pump(lambda: True, "idle")
         self.assertEqual(self.toplevels(PasswordDialog), [])
 
@@ -650,6 +651,8 @@ class EntryPointTest(unittest.TestCase):
 
 
 class LanSwitchTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_window_uses_lan_unless_switched_off(self):
         from tagio.ui.app import lan_enabled
         self.assertTrue(lan_enabled({}))

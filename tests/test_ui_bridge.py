@@ -7,6 +7,8 @@ import unittest
 from tagio.ui import bridge
 from tagio.ui.bridge import AcceptBridge, EventBridge
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class Policy:
     def __init__(self, ask_before_accept=True):

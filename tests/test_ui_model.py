@@ -7,6 +7,8 @@ from tagio.errors import (ConfigError, ConnectionClosed, LocalProtocolError, Rel
 from tagio.ui import model
 from tagio.ui.model import AcceptDecision, HomeEvent, HomeMachine, HomeState, SettingsForm
 
+LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
+
 
 class IdTest(unittest.TestCase):
     def test_display_id_groups_digits(self):

@@ -17,6 +17,7 @@ import unittest
 from unittest import mock
 
 from tests.test_ui_app import RelayCase, UiCase, tk
+from tests.waiting import wait_until
 from tests.xvfb import skip_unless_xvfb
 
 GATE_TIMEOUT = 10.0
@@ -115,8 +116,7 @@ class SettingsPasswordTest(UiGuardCase):
         workers = [t for t in self.app._workers if t.is_alive()]
         gate.set()
         self.pump(lambda: not any(t.is_alive() for t in workers), "worker done")
-        self.pump(lambda: True, "result delivered")
-        time.sleep(3 * 0.1)                                   # a few app polls
+        self.pump(lambda: self.app.events._queue.empty(), "the app's poll to take the result")
         self.pump(lambda: True, "result delivered")
         self.assertIsNone(self.settings.permanent_secret)
         self.assertNotEqual(self.settings.fps_cap, 20)
@@ -222,10 +222,7 @@ class QuitViewerTest(RelayCase, UiGuardCase):
         prompt.yes_button.invoke()
         self.assert_closed()
         self.assertFalse(session.running)
-        deadline = time.monotonic() + 20
-        while host.host_sessions and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertFalse(host.host_sessions)       # the partner saw the session end
+        wait_until(lambda: not host.host_sessions, timeout=20, what="the partner to see the session end")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,13 @@ from PIL import Image
 
 from tagio.protocol import session as m
 from tagio.ui.viewer_window import coalesce, host_key_name, scale_to_fit
+from tests.waiting import wait_until
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
 class KeyNames(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
     def test_translation_table(self):
         self.assertEqual(host_key_name("Return", "\r"), "Return")
         self.assertEqual(host_key_name("F5", ""), "F5")
@@ -120,7 +123,7 @@ class WindowOnXvfb(unittest.TestCase):
         for msg in frame_messages(picture):
             self.host.send(m.encode(msg))
         self.assertTrue(self.pump(lambda: window.shown_frame == 1), "frame never drawn")
-        self.pump(lambda: False, timeout=0.3)        # let the X server paint
+        self.assertTrue(self.pump(window.winfo_viewable), "window never mapped")
         return window, picture
 
     def screenshot(self, window):
@@ -150,8 +153,8 @@ class WindowOnXvfb(unittest.TestCase):
     def test_one_to_one_shows_the_remote_picture_and_maps_clicks(self):
         window, picture = self.open_window((320, 200), fit=False, geometry="600x400")
         self.assertEqual(window.scale, 1.0)
-        shown = self.screenshot(window).crop((0, 0, 320, 200))
-        self.assertEqual(shown.tobytes(), picture.tobytes(), "window does not show the remote picture")
+        wait_until(lambda: self.screenshot(window).crop((0, 0, 320, 200)).tobytes() == picture.tobytes(),
+                   poll=self.root.update, what="the window to show the remote picture")    # X paints late
         self.assertIn(m.FrameAck(1), self.messages(m.FrameAck, 1))
         c = window.canvas
         self.xdotool("mousemove", str(c.winfo_rootx() + 50), str(c.winfo_rooty() + 60))
@@ -177,7 +180,7 @@ class WindowOnXvfb(unittest.TestCase):
         rect = [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x10\x20\x30")]
         self.host.send(m.encode(m.Frame(2, m.FINAL, time.monotonic(), 0, rect)))
         self.assertTrue(wait_for(lambda: self.session.stats["frames"] == 2))   # decoded, Tk not pumped
-        time.sleep(0.2)
+        time.sleep(0.2)             # the subject: a wrong early ack would arrive within this window
         early = []
         while not self.inbox.empty():
             early.append(self.inbox.get_nowait())
@@ -191,7 +194,7 @@ class WindowOnXvfb(unittest.TestCase):
     def test_keys_go_to_the_host(self):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         window.canvas.focus_force()
-        self.pump(lambda: False, timeout=0.2)
+        self.assertTrue(self.pump(lambda: self.root.focus_get() == window.canvas), "no focus")
         self.xdotool("key", "--window", str(window.winfo_id()), "a")
         self.xdotool("key", "Return", "F5")
         keys = self.messages(m.Key, 6)
@@ -203,12 +206,12 @@ class WindowOnXvfb(unittest.TestCase):
         import tkinter as tk
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         window.canvas.focus_force()
-        self.pump(lambda: False, timeout=0.2)
+        self.assertTrue(self.pump(lambda: self.root.focus_get() == window.canvas), "no focus")
         self.xdotool("keydown", "--window", str(window.winfo_id()), "Shift_L")
         self.assertEqual(self.messages(m.Key, 1), [m.Key("Shift_L", True)])
         other = tk.Toplevel(self.root)
         other.geometry("100x100+700+0")
-        self.pump(lambda: False, timeout=0.2)
+        self.assertTrue(self.pump(other.winfo_viewable), "second window never mapped")
         other.focus_force()
         self.assertEqual(self.messages(m.Key, 1), [m.Key("Shift_L", False)])
         self.xdotool("keyup", "Shift_L")
@@ -241,12 +244,14 @@ class WindowOnXvfb(unittest.TestCase):
         window, picture = self.open_window((1600, 1000), fit=True, geometry="820x560")
         self.assertLess(window.scale, 0.6)
         self.assertGreater(window.scale, 0.4)
-        shown = self.screenshot(window)
         s = window.scale
-        for (rx, ry) in ((200, 150), (1400, 150), (200, 850), (1400, 850)):
-            expected = picture.getpixel((rx, ry))
-            got = shown.getpixel((int(rx * s), int(ry * s)))
-            self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 10, f"at remote {rx},{ry}")
+        corners = ((200, 150), (1400, 150), (200, 850), (1400, 850))
+
+        def worst_corner():         # X paints after Tk hands it the picture: poll the screen
+            shown = self.screenshot(window)
+            return max(max(abs(a - b) for a, b in zip(shown.getpixel((int(rx * s), int(ry * s))),
+                                                       picture.getpixel((rx, ry)))) for rx, ry in corners)
+        wait_until(lambda: worst_corner() < 10, poll=self.root.update, what="the scaled picture on screen")
         c = window.canvas
         self.xdotool("mousemove", str(c.winfo_rootx() + 300), str(c.winfo_rooty() + 200))
         move = self.messages(m.Mouse, 1)[0]
@@ -290,18 +295,14 @@ class WindowWithRealHost(unittest.TestCase):
             try:
                 window = ViewerWindow(root, session, "Real host", fit=False)
                 window.geometry("700x480+0+0")
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and session.stats["frames"] < 1:
-                    root.update()
-                    time.sleep(0.01)
-                for _ in range(40):
-                    root.update()
-                    time.sleep(0.01)
                 c = window.canvas
-                with_mss = grab_screen_of(viewer_x.display,
-                                          (c.winfo_rootx(), c.winfo_rooty(), c.winfo_rootx() + 640, c.winfo_rooty() + 400))
-                self.assertLess(mean_diff(with_mss, grab_screen_of(host_x.display)), 3.0,
-                                "the window does not show the host's screen")
+
+                def difference():
+                    with_mss = grab_screen_of(viewer_x.display, (c.winfo_rootx(), c.winfo_rooty(),
+                                                                 c.winfo_rootx() + 640, c.winfo_rooty() + 400))
+                    return mean_diff(with_mss, grab_screen_of(host_x.display))
+                wait_until(lambda: session.stats["frames"] >= 1 and difference() < 3.0, poll=root.update,
+                           what="the window to show the host's screen")
                 subprocess.run(["xdotool", "mousemove", str(c.winfo_rootx() + 130), str(c.winfo_rooty() + 170),
                                 "click", "1"], env=viewer_x.env(), timeout=10, check=True)
                 deadline = time.monotonic() + 10

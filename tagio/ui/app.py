@@ -63,6 +63,7 @@ class App:
         self._closing = threading.Event()
         self._workers, self._errors = [], []
         self._poll_id = None
+        self._feedback_ids = {}     # button -> its pending "Copied" reset, cancelled by close()
         self.partner_id = None
         self.viewer = self.viewer_window = self.viewer_path = None
         self.indicators, self.prompts = {}, {}
@@ -118,6 +119,8 @@ class App:
         if self._poll_id is not None:
             self.root.after_cancel(self._poll_id)
             self._poll_id = None
+        for after_id in self._feedback_ids.values():
+            self.root.after_cancel(after_id)
         self.accepts.close()
         self.events.close()
         self._stop_viewer(user_closed=True)
@@ -285,7 +288,8 @@ class App:
         self.root.clipboard_clear()
         self.root.clipboard_append(text)
         button.configure(text="Copied \u2713")
-        self.root.after(COPIED_FEEDBACK_MS, lambda: button.winfo_exists() and button.configure(text="Copy"))
+        self._feedback_ids[button] = self.root.after(
+            COPIED_FEEDBACK_MS, lambda: button.winfo_exists() and button.configure(text="Copy"))
 
     def new_password(self):
         # The password's secret is scrypt (tens of ms, more on slow machines): a worker makes

@@ -167,6 +167,14 @@ class HomeWindow(ttk.Frame):
         self._notice_after = None
         self.notice_var.set("")
 
+    def destroy(self):
+        # A pending after() outlives the widget: it would fire into the deleted Tcl command
+        # ("invalid command name ...clear_notice") in whatever Tk loop runs next.
+        if self._notice_after is not None:
+            self.after_cancel(self._notice_after)
+            self._notice_after = None
+        super().destroy()
+
     def set_id_error(self, message: str):
         self.id_error_var.set(message or "")
         self._show_message()

@@ -198,11 +198,15 @@ class AcceptPrompt(Dialog):
     def cancel(self):
         self.answer(False)
 
-    def answer(self, accepted: bool):
-        callback, self.on_answer = self.on_answer, None
+    def destroy(self):
+        # Also when the parent goes first: a pending countdown would fire into a deleted command.
         if self._tick_id:
             self.after_cancel(self._tick_id)
             self._tick_id = None
+        super().destroy()
+
+    def answer(self, accepted: bool):
+        callback, self.on_answer = self.on_answer, None
         self.destroy()
         if callback:
             callback(bool(accepted))
