@@ -15,7 +15,7 @@ import sys
 
 import tagio
 from tagio.client.settings import format_address, parse_address, parse_relay
-from tagio.cli.output import EXIT_ERROR
+from tagio.client.words import EXIT_ERROR
 from tagio.errors import ConfigError
 
 EPILOG = ("Environment: TAGIO_CONFIG_DIR, TAGIO_RELAY (HOST:PORT or URL), TAGIO_RELAY_CA, "

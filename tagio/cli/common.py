@@ -63,7 +63,9 @@ def make_client(args, out, **kwargs):
         settings.relay_secret = os.environ[ENV_RELAY_SECRET]
     if settings.warning:
         out.event("warning", f"warning: {settings.warning}", message=settings.warning)
-    return Client(config_dir, relay=args.relay, settings=settings, lan=lan_options(args), **kwargs)
+    client = Client(config_dir, relay=args.relay, settings=settings, lan=lan_options(args), **kwargs)
+    out.relay = client.relay_url          # error lines name the relay: no status bar shows it here
+    return client
 
 
 def lan_options(args):

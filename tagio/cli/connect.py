@@ -56,6 +56,7 @@ def run_connect(args, out, stop) -> int:
     from tagio.cli.script import load_script
     script = load_script(args.script) if args.script else None
     partner = normalize_id(args.partner_id)
+    out.partner_id = partner
     password = _ask_password(args)
     client = make_client(args, out, direct_bind=args.direct_bind)
     with running(client):

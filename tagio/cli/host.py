@@ -4,15 +4,27 @@ Theory of operation: `run_host` checks that the chosen screen can be captured, s
 waits for the relay registration (or, with --lan, serves the local network alone while the relay is
 away) and prints a ready line with the ID and the one-time password, again whenever the password
 changes. Then it serves until SIGINT/SIGTERM. The Client's events become output lines through the
-HOST_EVENTS table.
+HOST_EVENTS table; the text lines say why an attempt or a session ended in the words of
+tagio.client.words, and the JSON objects keep the technical reason.
 """
 
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
+from tagio.client.words import ending, explain, inline
 from tagio.crypto.identity import format_id
 from tagio.errors import ConfigError, RelayError
 
 READY_TIMEOUT = 12.0
+
+
+def _attempt_words(fields) -> str:
+    """Why an incoming attempt failed, in the words of tagio.client.words (the JSON keeps the
+    technical reason)."""
+    error = fields.get("error")
+    if error is not None:
+        return explain(error, partner_id=fields["peer_id"]).line
+    return inline(ending(fields["reason"]))
+
 
 HOST_EVENTS = {
     "relay_status": lambda f: ("relay", f"relay: {f['status']}", {"status": f["status"]}),
@@ -23,11 +35,11 @@ HOST_EVENTS = {
     "refused": lambda f: ("refused", f"refused {f['peer_id']}: {f['reason']}",
                           {"peer": f["peer_id"], "reason": f["reason"]}),
     "attempt_failed": lambda f: ("attempt_failed", f"connection from {f['peer_id']} failed: "
-                                 f"{f['reason']}", {"peer": f["peer_id"], "reason": f["reason"]}),
+                                 f"{_attempt_words(f)}", {"peer": f["peer_id"], "reason": f["reason"]}),
     "session_started": lambda f: ("session_started", f"{f['peer_id']} connected via {f['path']}",
                                   {"peer": f["peer_id"], "path": f["path"]}),
     "session_ended": lambda f: ("session_ended", f"session with {f['peer_id']} ended"
-                                + (f": {f['reason']}" if f.get("reason") else ""),
+                                + (f": {inline(ending(f['reason']))}" if f.get("reason") else ""),
                                 {"peer": f["peer_id"], "reason": f.get("reason")}),
     "host_view_only": lambda f: ("view_only", f"view only: {f.get('reason', '')}",
                                  {"peer": f["peer_id"], "reason": f.get("reason")}),

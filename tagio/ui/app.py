@@ -31,6 +31,7 @@ import sys
 import threading
 
 from tagio import __version__
+from tagio.client import words
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
@@ -427,8 +428,8 @@ class App:
         indicator = self.indicators.pop(peer_id, None)
         if indicator is not None:
             _destroy(indicator)
-        self.home.set_notice(f"Session with {model.display_id(peer_id)} ended"
-                             + (f": {reason}" if reason else "."))
+        self.home.set_notice(f"Session with {model.display_id(peer_id)} ended."
+                             + (f" {words.ending(reason)}" if reason else ""))
 
     def _disconnect_clicked(self, _peer_id):
         self._spawn(self.client.end_host_sessions, name="end-host-sessions")
@@ -443,9 +444,10 @@ class App:
     def _on_incoming(self, peer_id, **_fields):
         self.home.set_notice(f"Desk {model.display_id(peer_id)} is connecting\u2026")
 
-    def _on_attempt_failed(self, peer_id, reason="", **_fields):
-        self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed"
-                             + (f": {model.short_reason(reason)}" if reason else "."))
+    def _on_attempt_failed(self, peer_id, reason="", error=None, **_fields):
+        why = words.explain(error, partner_id=peer_id).sentence if error is not None else (
+            words.ending(reason) if reason else "")
+        self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed." + (f" {why}" if why else ""))
 
     def _on_worker_failed(self, error):
         if self.machine.state is HomeState.CONNECTING:
