@@ -6,13 +6,14 @@
     tagio-gui --cli connect ID     view and control a partner
     tagio-gui --help | --version
 
-All argument handling lives in tagio.client.cli so the frozen executable and this script behave alike.
+The one argument parser lives in tagio.entry, which hands the parsed options to the window
+(tagio.ui) or to the command line (tagio.cli), so the frozen executable and this script behave alike.
 """
 
 import sys
 
-from tagio.client.cli import main
 from tagio.client.settings import default_config_dir
+from tagio.entry import main
 from tagio.platform import prepare_std_streams
 
 if __name__ == "__main__":

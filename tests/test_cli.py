@@ -1,4 +1,4 @@
-"""Tests for the command line (tagio.client.cli, tagio-gui.py): parsing, error lines, exit codes.
+"""Tests for the command line (tagio.entry, tagio.cli, tagio-gui.py): parsing, error lines, exit codes.
 
 Real subprocesses of tagio-gui.py; the relay cases use a closed port on 127.0.0.1 (nothing else is ever
 contacted: every run passes --relay and a private --config-dir).
@@ -16,7 +16,8 @@ import unittest
 from pathlib import Path
 
 import tagio
-from tagio.client import cli
+from tagio.cli import output as cli
+from tagio.entry import build_parser
 from tagio.errors import (ConfigError, ConnectionClosed, RelayError, RemoteProtocolError,
                           TransportTimeout, WrongPasswordError)
 from tests.xvfb import Xvfb, skip_unless_xvfb
@@ -45,7 +46,7 @@ class ParserTest(unittest.TestCase):
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
 
     def parse(self, *argv):
-        return cli.build_parser().parse_args(list(argv))
+        return build_parser().parse_args(list(argv))
 
     def test_options_before_and_after_command(self):
         a = self.parse("--config-dir", "A", "--cli", "host", "--json")
@@ -107,14 +108,14 @@ class ScriptPlayerTest(unittest.TestCase):
 
     def test_a_bug_in_the_script_thread_is_kept_for_the_caller(self):
         import threading
-        from tagio.client import cli as cli_module
+        from tagio.cli.connect import start_script
 
         class BrokenSession:        # a fake for the pure thread logic: its input call has a bug
             stats = {"frames": 1}
 
             def send_mouse_move(self, x, y):
                 raise RuntimeError("bug in the input path")
-        player = cli_module._start_script(BrokenSession(), [("move", (1, 2))], threading.Event())
+        player = start_script(BrokenSession(), [("move", (1, 2))], threading.Event())
         player.join(10)
         self.assertFalse(player.is_alive())
         self.assertEqual([type(e) for e in player.errors], [RuntimeError])

@@ -1,4 +1,4 @@
-"""Client-level tests of tagio.client.core: two real Clients, a real relay on 127.0.0.1, a real Xvfb.
+"""Client-level tests of tagio.client.core (with hosting.py and viewing.py): two real Clients, a real relay on 127.0.0.1, a real Xvfb.
 
 Every Client gets a private config dir, a direct listener on 127.0.0.1 (or none) and the relay from
 tests/relay_fixture, so nothing leaves loopback. The host captures a private Xvfb display.
@@ -235,7 +235,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(failed["peer_id"], attacker.identity.id)
         self.assertTrue(failed["reason"])
         stream.close()
-        port = host._listener.candidates()[0][1]
+        port = host.listener.candidates()[0][1]
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:   # junk on the listener
             raw.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 4096)
         viewer = self.client(direct_bind=None)       # and the host still serves a real viewer

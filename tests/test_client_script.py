@@ -1,9 +1,9 @@
-"""Tests for tagio.client.script: parsing (bounded, line-numbered errors) and playback."""
+"""Tests for tagio.cli.script: parsing (bounded, line-numbered errors) and playback."""
 
 import threading
 import unittest
 
-from tagio.client.script import MAX_STEPS, parse_script, run_script
+from tagio.cli.script import MAX_STEPS, parse_script, run_script
 from tagio.errors import ConfigError
 
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)

@@ -21,7 +21,7 @@ import time
 import unittest
 from pathlib import Path
 
-from tagio.client import cli
+from tagio.cli import output as cli
 from tests import waiting
 from tests.relay_fixture import run_relay_process, start_relay
 from tests.xvfb import Xvfb, skip_unless_xvfb

@@ -175,7 +175,7 @@ class FrozenBuildTest(unittest.TestCase):
         backend = {"win32": "pynput.keyboard._win32", "darwin": "pynput.keyboard._darwin"}.get(
             sys.platform, "pynput.keyboard._xorg")
         for module in ("Crypto.PublicKey._nist_ecc", "Crypto.PublicKey._edwards", "tagio.crypto.handshake",
-                       "tagio.client.cli", "tkinter", backend):
+                       "tagio.cli.connect", "tkinter", backend):
             self.assertIn(module, gui)
         if (ROOT / "tagio" / "net" / "connect.py").exists():
             self.assertIn("tagio.net.connect", gui)    # imported by name, see tagio/client/paths.py

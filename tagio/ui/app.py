@@ -24,7 +24,6 @@ Quitting:      the window's close box quits at once when no session is active; w
                and quits only on Yes.  SIGTERM and Ctrl+C close without asking.
 """
 
-import argparse
 import logging
 import os
 import signal
@@ -32,6 +31,7 @@ import sys
 import threading
 
 from tagio import __version__
+from tagio.client import words
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
@@ -432,8 +432,8 @@ class App:
         indicator = self.indicators.pop(peer_id, None)
         if indicator is not None:
             _destroy(indicator)
-        self.home.set_notice(f"Session with {model.display_id(peer_id)} ended"
-                             + (f": {reason}" if reason else "."))
+        self.home.set_notice(f"Session with {model.display_id(peer_id)} ended."
+                             + (f" {words.ending(reason)}" if reason else ""))
 
     def _disconnect_clicked(self, _peer_id):
         self._spawn(self.client.end_host_sessions, name="end-host-sessions")
@@ -448,9 +448,10 @@ class App:
     def _on_incoming(self, peer_id, **_fields):
         self.home.set_notice(f"Desk {model.display_id(peer_id)} is connecting\u2026")
 
-    def _on_attempt_failed(self, peer_id, reason="", **_fields):
-        self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed"
-                             + (f": {model.short_reason(reason)}" if reason else "."))
+    def _on_attempt_failed(self, peer_id, reason="", error=None, **_fields):
+        why = words.explain(error, partner_id=peer_id).sentence if error is not None else (
+            words.ending(reason) if reason else "")
+        self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed." + (f" {why}" if why else ""))
 
     def _on_worker_failed(self, error):
         if self.machine.state is HomeState.CONNECTING:
@@ -527,13 +528,6 @@ def _session_done(session) -> bool:
 
 # --- entry point --------------------------------------------------------------------------------
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(prog="tagio-gui", description="TagIO remote desktop")
-    parser.add_argument("--config-dir", help="settings folder (default: TAGIO_CONFIG_DIR or the user's)")
-    parser.add_argument("--relay", help="relay HOST:PORT for this run (overrides settings)")
-    return parser.parse_args(argv)
-
-
 def _dpi_aware():
     """On Windows, ask for real pixels so text is sharp on scaled displays (no-op elsewhere)."""
     if sys.platform != "win32":
@@ -564,14 +558,14 @@ def lan_enabled(environ) -> bool:
     return environ.get("TAGIO_LAN", "1").strip().lower() not in ("0", "off", "no", "false")
 
 
-def main(argv=None) -> int:
-    """Start the Tk client; returns the process exit status."""
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+def main(options) -> int:
+    """Start the Tk client; returns the process exit status.  `options` were parsed by
+    tagio.entry (the one parser): this front end reads `config_dir` and `relay` from them."""
     import tkinter as tk
     from tagio.client.core import Client
     from tagio.client.settings import Settings, default_config_dir
     try:
-        config_dir = args.config_dir or default_config_dir()
+        config_dir = options.config_dir or default_config_dir()
         settings = Settings.load(config_dir)
         _dpi_aware()
         root = tk.Tk(className="TagIO")
@@ -586,7 +580,7 @@ def main(argv=None) -> int:
     lan = lan_enabled(os.environ)
 
     def factory(**kwargs):
-        return Client(config_dir, relay=args.relay, lan=lan, **kwargs)
+        return Client(config_dir, relay=options.relay, lan=lan, **kwargs)
     app = None
     try:
         app = App(root, factory, settings)

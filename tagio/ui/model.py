@@ -12,15 +12,15 @@ password the home window is meant to show.
 """
 
 import enum
-import re
+import logging
 from dataclasses import dataclass
 
 from tagio.client.settings import format_address, parse_address, parse_relay
+from tagio.client.words import explain, short_reason  # noqa: F401 (short_reason: part of this API)
 from tagio.crypto.identity import format_id, normalize_id
-from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, LocalProtocolError,
-                          ProtocolError,
-                          RelayError, SecureChannelError, TagioError, TransportError,
-                          TransportTimeout, WrongPasswordError)
+from tagio.errors import ConfigError, LocalProtocolError
+
+log = logging.getLogger("tagio.ui")
 
 MIN_PERMANENT_PASSWORD = 6   # as Settings.set_permanent_password
 MAX_PASSWORD_LEN = 128
@@ -86,16 +86,6 @@ def parse_relay_status(status):
     return str(state or "connecting").lower(), str(getattr(status, "reason", "") or "")
 
 
-_RELAY_PREFIX = re.compile(r"^(relay \S+ is unreachable: )?(cannot reach (the )?relay \S+: )?", re.I)
-
-
-def short_reason(text: str) -> str:
-    """'relay h:1 is unreachable: cannot reach relay h:1: Connection refused' -> 'Connection refused'.
-
-    The core's reasons repeat the address the status line already shows; keep the cause."""
-    return _RELAY_PREFIX.sub("", str(text or "").strip()) or str(text or "")
-
-
 def relay_status_text(status, relay_address: str = "", lan_available: bool = False):
     """(line of text, colour key) for the status bar of the home window.
 
@@ -113,71 +103,12 @@ def relay_status_text(status, relay_address: str = "", lan_available: bool = Fal
 
 # --- errors -----------------------------------------------------------------------------------
 
-# RelayError.code -> message; {id} is the partner ID as displayed
-RELAY_ERROR_TEXT = {
-    "unreachable": "Cannot reach the relay ({reason}). Check the relay address in Settings and your network.",
-    "unknown_id": "No desk with ID {id} is known to the relay. Check the ID and try again.",
-    "offline": "Desk {id} is not online right now. Ask your partner to start TagIO.",
-    "rate_limited": "Too many attempts. Wait a minute, then try again.",
-    "auth_required": "This relay needs a secret. Set it in Settings \u2192 Relay.",
-    "bad_auth": "The relay refused the relay secret. Check it in Settings \u2192 Relay.",
-    "auth_failed": "The relay refused the relay secret. Check it in Settings \u2192 Relay.",
-    "timeout": "Desk {id} did not answer in time.",
-    "busy": "Desk {id} is busy. Try again later.",
-    "denied": "Your partner declined the connection.",
-    "rejected": "Your partner declined the connection.",
-}
-
-# error class -> (title, message); looked up along the class's MRO, most specific first
-ERROR_CLASS_TEXT = {
-    WrongPasswordError: ("Wrong password",
-                         "The password is not correct. Ask your partner for the password "
-                         "shown on their screen now (it changes after a failed attempt)."),
-    IdentityError: ("Identity check failed",
-                    "The partner's identity could not be verified. The connection was stopped."),
-    AuthError: ("Not allowed", "The partner did not allow the connection."),
-    SecureChannelError: ("Connection broken",
-                         "The secure connection was damaged or tampered with and was closed."),
-    ProtocolError: ("Connection broken",
-                    "The other side sent data TagIO does not understand. The connection was closed."),
-    TransportTimeout: ("No answer", "Desk {id} did not answer in time. Check that it is online."),
-    ConnectionClosed: ("Partner gone", "The session with desk {id} ended{reason}."),
-    TransportError: ("Relay unreachable", "Cannot reach the relay{reason}. Check the relay address "
-                                          "in Settings and your network."),
-    ConfigError: ("Cannot connect", "{reason_text}"),
-    OSError: ("Network problem", "Network error{reason}. Check your connection and the relay address."),
-}
-
-
-# SecureChannelError.cause -> (title, message): a stream cut between records is a lost
-# connection (partner, relay or network gone), not an attack, and must not read like one.
-CHANNEL_CAUSE_TEXT = {
-    "truncation": ("Connection lost", "The connection to desk {id} was lost: the partner, the relay "
-                                      "or the network went away."),
-}
-
-
 def error_message(exc: BaseException, partner_id: str = ""):
-    """(title, message) for an error from connecting or from a session; one clear sentence or two."""
-    pid = display_id(partner_id) if partner_id else "the partner"
-    cause = CHANNEL_CAUSE_TEXT.get(getattr(exc, "cause", None)) if isinstance(exc, SecureChannelError) else None
-    if cause:
-        return cause[0], cause[1].format(id=pid)
-    if isinstance(exc, RelayError):
-        template = RELAY_ERROR_TEXT.get(getattr(exc, "code", None))
-        text = getattr(exc, "text", "") or str(exc)
-        if template:
-            return "Cannot connect", template.format(id=pid, text=text, reason=short_reason(text))
-        return "Cannot connect", f"The relay refused the request: {text}"
-    for cls in type(exc).__mro__:
-        if cls in ERROR_CLASS_TEXT:
-            title, template = ERROR_CLASS_TEXT[cls]
-            detail = str(exc).strip()
-            return title, template.format(id=pid, reason=f" ({detail})" if detail else "",
-                                          reason_text=detail or "A setting is not usable.")
-    if isinstance(exc, TagioError):
-        return "Connection failed", str(exc) or "The connection failed."
-    return "Unexpected error", f"Something went wrong ({type(exc).__name__}). Please try again."
+    """(title, message) for an error from connecting or from a session, in the words of the one
+    table (tagio.client.words); the technical detail goes to the log, never into the dialog."""
+    said = explain(exc, partner_id=partner_id)
+    log.info("%s (%s: %s)", said.title, type(exc).__name__, said.detail)
+    return said.title, said.body
 
 
 # --- incoming connections -----------------------------------------------------------------

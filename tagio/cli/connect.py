@@ -1,0 +1,161 @@
+"""`tagio-gui --cli connect ID`: view and control a partner from the command line.
+
+Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
+--direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
+prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
+or until Ctrl+C. A `--script` of input (script.py) plays once the first frame is on screen, and
+`--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
+or the path to it is gone (exit 5).
+"""
+
+import logging
+import os
+import sys
+import threading
+import time
+
+from tagio.cli.common import make_client, password_from_stdin, running
+from tagio.cli.output import EXIT_OK
+from tagio.crypto.identity import format_id, normalize_id
+from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, TagioError
+
+FIRST_FRAME_TIMEOUT = 10.0
+
+
+def _ask_password(args):
+    """--password PW, or `--password -` (one line from stdin, kept out of the process list),
+    TAGIO_PASSWORD, or a prompt on a terminal."""
+    import getpass
+    if args.password == "-":
+        return password_from_stdin()
+    if args.password:
+        return args.password
+    if os.environ.get("TAGIO_PASSWORD"):
+        return os.environ["TAGIO_PASSWORD"]
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass("Partner's password: ")
+    raise ConfigError("a password is needed: --password PW (or TAGIO_PASSWORD)")
+
+
+class ViewerWatch:
+    """Collects the ViewerSession's events: why the session ended, if it ended on its own."""
+
+    ENDED = ("closed", "error")
+
+    def __init__(self):
+        self.ended = threading.Event()
+        self.reason = None
+
+    def __call__(self, name, **fields):
+        if name in self.ENDED:
+            self.reason = self.reason or fields.get("reason") or fields.get("message")
+            self.ended.set()
+
+
+def run_connect(args, out, stop) -> int:
+    from tagio.cli.script import load_script
+    script = load_script(args.script) if args.script else None
+    partner = normalize_id(args.partner_id)
+    out.partner_id = partner
+    password = _ask_password(args)
+    client = make_client(args, out, direct_bind=args.direct_bind)
+    with running(client):
+        conn = client.connect(partner, password, timeout=args.timeout)
+        out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
+                  f"{conn.connect_ms:.0f} ms",
+                  peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
+        return _view(args, out, stop, conn, script)
+
+
+def _view(args, out, stop, conn, script) -> int:
+    stop.polling = True
+    watch = ViewerWatch()
+    session = conn.open_session(on_event=watch)
+    session.start()
+    started = time.monotonic()
+    player = start_script(session, script, stop) if script else None
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    failure = _wait_session(session, watch, stop, deadline)
+    stop.set()
+    if player is not None:
+        player.join(5)
+    failure = _as_session_loss(_stop_session(session) or failure)
+    if player is not None and player.errors:
+        raise player.errors[0]
+    if args.snapshot:
+        _save_snapshot(session, args.snapshot)
+    stats = dict(getattr(session, "stats", {}) or {})
+    frames = stats.get("frames", 0)
+    # The summary's rate is over the whole session (the session's own "fps" is the last second's).
+    fields = {"frames": frames, "fps": round(frames / max(time.monotonic() - started, 1e-3), 2),
+              "bytes": stats.get("bytes", 0), "latency_ms": stats.get("latency_ms", 0)}
+    out.event("closed", f"session closed: {fields['frames']} frames, {fields['fps']:.1f} fps, "
+              f"{fields['bytes']} bytes", **fields)
+    if failure is not None:
+        return out.error(failure)
+    return EXIT_OK
+
+
+def _wait_session(session, watch, stop, deadline):
+    """Wait for the duration, Ctrl+C, or the session ending on its own (which is a failure)."""
+    while not stop.is_set():
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        if watch.ended.is_set() or not _alive(session):
+            return ConnectionClosed(watch.reason or getattr(session, "closed_reason", None)
+                                    or "the partner ended the session")
+        stop.wait(0.1)
+    return None
+
+
+def _as_session_loss(exc):
+    """A running session that ends by itself means the partner, or the path to it, is gone (a
+    killed relay shows up as a truncated channel); the detail in brackets says how."""
+    if exc is None or isinstance(exc, (ProtocolError, ConnectionClosed)):
+        return exc
+    return ConnectionClosed(f"connection lost ({exc})")
+
+
+def _alive(session):
+    return bool(getattr(session, "running", True))
+
+
+def _stop_session(session):
+    """Stop the session; return the error that ended it early, if any."""
+    session.stop()
+    try:
+        session.join(5)
+    except TagioError as exc:
+        return exc
+    return None
+
+
+def start_script(session, steps, stop):
+    """Play the script once the first frame is on screen (so the host is ready for input)."""
+    from tagio.cli.script import run_script
+
+    def play():
+        deadline = time.monotonic() + FIRST_FRAME_TIMEOUT
+        while not session.stats.get("frames") and time.monotonic() < deadline:
+            if stop.wait(0.05):
+                return
+        try:
+            run_script(session, steps, stop)
+        except TagioError as exc:     # the session ended under the script; the main loop reports it
+            logging.getLogger("tagio").debug("script stopped: %s", exc)
+        except Exception as exc:      # a bug: kept, and re-raised by _view once the session is stopped
+            thread.errors.append(exc)
+    thread = threading.Thread(target=play, name="script", daemon=True)
+    thread.errors = []
+    thread.start()
+    return thread
+
+
+def _save_snapshot(session, path):
+    image = getattr(session, "framebuffer", None)
+    if image is None:
+        raise ConfigError("no screen was received, so there is no snapshot to save")
+    try:
+        image.save(path, format="PNG")
+    except OSError as exc:
+        raise ConfigError(f"cannot write snapshot {path}: {exc.strerror or exc}") from None

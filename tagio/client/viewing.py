@@ -1,0 +1,132 @@
+"""The viewer side of the client: connect to a partner and hand back an authenticated channel.
+
+Theory of operation. `connect(partner_id, password)`:
+
+1. checks the input (a partner ID that is not ours, a password that is not blank);
+2. finds the partner: through the relay (ConnectRequest -> PeerInfo, whose key must match the ID), or
+   on the LAN when the relay is unreachable or does not know the partner and the partner announces
+   itself here (lan.py);
+3. derives the password secret ONCE (scrypt salted with the partner's ID, tens of ms): the race below
+   runs the handshake on every path that opens (direct TCP both ways, punched UDP, the relay), and
+   each of them uses this one secret through crypto.handshake.viewer_handshake_secret;
+4. races the paths (net.connect.establish via paths.py) with our direct listener, so UDP punching and
+   connection reversal work; one wrong password ends the whole race (one guess per connect);
+5. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
+   ViewerSession, and remembers the partner in the recent list.
+
+`Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
+`listener`, `lan` and `wait_online(timeout)`.
+"""
+
+import functools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from tagio.client.paths import check_peer, establish_channel
+from tagio.crypto import kdf
+from tagio.crypto.identity import normalize_id
+from tagio.errors import ConfigError, RelayError
+
+log = logging.getLogger("tagio.client")
+
+LAN_QUERY_WAIT = 1.5        # LAN answers to a query come back within about a second
+RELAY_WAIT_MAX = 10.0       # how long a connect waits for our own registration at most
+LAN_FALLBACK_CODES = ("unknown_id", "offline")   # relay answers after which the LAN may still help
+
+
+@dataclass
+class ViewerConnection:
+    """An authenticated channel to a partner, ready for a ViewerSession."""
+    channel: object
+    peer_id: str
+    path: str
+    connect_ms: float
+    session_id: bytes = field(repr=False, default=b"")
+
+    def open_session(self, **kwargs):
+        """A (not yet started) ViewerSession on this channel; kwargs go to ViewerSession."""
+        from tagio.session.viewer import ViewerSession
+        return ViewerSession(self.channel, **kwargs)
+
+
+class Viewing:
+    """Outgoing connects of one Client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def connect(self, partner_id, password, timeout=15.0) -> ViewerConnection:
+        """Authenticate to partner_id with password. Raises ConfigError (bad ID/password format),
+        RelayError (unreachable, unknown_id, offline, rate_limited), WrongPasswordError,
+        TransportError/TransportTimeout (no path), IdentityError (relay gave a mismatched key)."""
+        partner = self._check_input(partner_id, password)
+        relay, relay_error = self._relay_or_error(timeout)
+        started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
+        session_id = os.urandom(16)
+        peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
+        secret = kdf.password_secret(password, partner)     # once per connect, not once per path
+        from tagio.crypto.handshake import viewer_handshake_secret
+        handshake = functools.partial(viewer_handshake_secret, secret=secret, viewer_id=self.client.id,
+                                      host_id=partner, session_id=session_id, timeout=timeout)
+        channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
+                                    timeout=timeout)
+        connect_ms = (time.monotonic() - started) * 1000.0
+        self._remember(partner)
+        return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
+                                session_id)
+
+    def _check_input(self, partner_id, password) -> str:
+        partner = normalize_id(partner_id)
+        if partner == self.client.id:
+            raise ConfigError("that is this machine's own ID")
+        if not password or not str(password).strip():
+            raise ConfigError("enter the partner's password")
+        return partner
+
+    def _relay_or_error(self, timeout):
+        try:
+            return self.client.wait_online(min(timeout, RELAY_WAIT_MAX)), None
+        except RelayError as exc:
+            return None, exc
+
+    def _rendezvous(self, partner, session_id, relay, relay_error, timeout):
+        """(PeerInfo, relay or None): through the relay, or on the LAN when the relay cannot help
+        (it is unreachable, or does not know the partner) and the partner announces itself here."""
+        lan_peer = self._find_on_lan(partner, wait=LAN_QUERY_WAIT if relay is None else 0.0)
+        if relay is not None:
+            try:
+                peer = relay.request_peer(partner, session_id, timeout=timeout)
+                check_peer(peer, partner)
+                return peer, relay
+            except RelayError as exc:
+                if lan_peer is None or exc.code not in LAN_FALLBACK_CODES:
+                    raise
+        elif lan_peer is None:
+            raise relay_error
+        from tagio.net.connect import lan_viewer_peer
+        return lan_viewer_peer(partner, lan_peer.address, self.client.id, session_id), None
+
+    def _find_on_lan(self, partner, wait):
+        """The partner's LanPeer if it announces itself here; asks everyone to announce at once
+        and waits up to `wait` seconds when it has not been seen yet."""
+        lan = self.client.lan
+        if lan is None:
+            return None
+        found = lan.find(partner)
+        deadline = time.monotonic() + wait
+        if found is None and wait > 0:
+            lan.query()
+        while found is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = lan.find(partner)
+        return found
+
+    def _remember(self, partner):
+        settings = self.client.settings
+        settings.add_recent(partner)
+        try:
+            settings.save()
+        except ConfigError as exc:
+            log.warning("%s", exc)
