@@ -11,6 +11,7 @@ from PIL import Image
 
 from tagio.errors import RemoteProtocolError
 from tagio.protocol import session as m
+from tagio.session import events as ev
 from tagio.session.viewer import ViewerSession
 from tests.test_session_host import secure_pair, wait_for
 
@@ -57,8 +58,8 @@ class ScriptedHost(unittest.TestCase):
         self.assertEqual(fb.crop((100, 100, 200, 150)).tobytes(), gradient.tobytes())
         self.assertLess(max(abs(a - b) for a, b in zip(fb.getpixel((230, 10)), (255, 0, 0))), 8)
         self.assertEqual(fb.getpixel((300, 190)), (0, 0, 0))
-        kinds = [self.viewer.updates.get(timeout=2)[0] for _ in range(3)]
-        self.assertEqual(kinds, ["size", "rects", "rects"])
+        kinds = [type(self.viewer.updates.get(timeout=2)) for _ in range(3)]
+        self.assertEqual(kinds, [ev.Size, ev.Rects, ev.Rects])
         self.assertEqual(self.viewer.stats["frames"], 1)
         self.assertEqual(self.viewer.stats["latency_ms"], 7)
 
@@ -69,7 +70,7 @@ class ScriptedHost(unittest.TestCase):
                               [m.Rect(0, 0, 8, 8, m.ENC_FILL, bytes([frame_id, 0, 0]))]))
             self.assertEqual(self.recv(), m.FrameAck(frame_id))
         self.assertLessEqual(self.viewer.updates.qsize(), 8)
-        self.assertIn(("refresh",), list(self.viewer.updates.queue))
+        self.assertIn(ev.Refresh(), list(self.viewer.updates.queue))
         self.assertEqual(self.viewer.framebuffer.getpixel((0, 0)), (39, 0, 0))
         self.assertGreaterEqual(self.viewer.recent_fps(), 1.0)
         time.sleep(1.1)                     # no frames for a second: the current rate decays to 0
@@ -129,8 +130,8 @@ class ScriptedHost(unittest.TestCase):
         self.assertEqual(self.viewer.cursor, (5, 6))
         self.assertEqual(self.viewer.monitors, [(0, 0, 320, 200), (320, 0, 100, 100)])
         self.assertEqual(self.viewer.closed_reason, "host went home")
-        self.assertIn(("closed", "host went home"), list(self.viewer.updates.queue))
-        self.assertIn(("clipboard", "copied on the host"), list(self.viewer.updates.queue))
+        self.assertIn(ev.Closed("host went home"), list(self.viewer.updates.queue))
+        self.assertIn(ev.Clipboard("copied on the host"), list(self.viewer.updates.queue))
 
     def test_input_goes_out_as_messages(self):
         self.viewer.send_mouse_move(10, 20)

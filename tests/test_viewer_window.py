@@ -13,6 +13,7 @@ import unittest
 from PIL import Image
 
 from tagio.protocol import session as m
+from tagio.session import events as ev
 from tagio.ui.viewer_window import coalesce, host_key_name, scale_to_fit
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
@@ -29,11 +30,11 @@ class KeyNames(unittest.TestCase):
 
     def test_backlog_of_a_screenful_becomes_one_redraw(self):
         tile = Image.new("RGB", (50, 50))
-        small = [("rects", 1, [(0, 0, tile)], 1.0), ("cursor", 3, 4), ("rects", 2, [(50, 0, tile)], 2.0)]
+        small = [ev.Rects(1, [(0, 0, tile)], 1.0), ev.Cursor(3, 4), ev.Rects(2, [(50, 0, tile)], 2.0)]
         self.assertEqual(coalesce(small, (100, 100)), small)       # half a screen: draw as is
-        big = small + [("rects", 3, [(0, 50, tile), (50, 50, tile)], 3.0)]
-        self.assertEqual(coalesce(big, (100, 100)), [("cursor", 3, 4), ("refresh",), ("rects", 3, [], 3.0)])
-        resized = [("size", 100, 100, 1)] + big
+        big = small + [ev.Rects(3, [(0, 50, tile), (50, 50, tile)], 3.0)]
+        self.assertEqual(coalesce(big, (100, 100)), [ev.Cursor(3, 4), ev.Refresh(), ev.Rects(3, [], 3.0)])
+        resized = [ev.Size(100, 100, 1)] + big
         self.assertEqual(coalesce(resized, (100, 100)), resized)   # a new geometry is never skipped
 
     def test_scale_to_fit(self):
