@@ -3,15 +3,18 @@ updates queue contract, and a host that sends malformed messages (the viewer end
 clear RemoteProtocolError and never crashes)."""
 
 import io
+import socket
+import statistics
 import threading
 import time
 import unittest
 
 from PIL import Image
 
-from tagio.errors import RemoteProtocolError
+from tagio.errors import RemoteProtocolError, TransportTimeout
 from tagio.protocol import session as m
 from tagio.session import events as ev
+from tagio.session.outbox import MAX_INPUT
 from tagio.session.viewer import ViewerSession
 from tests.test_session_host import secure_pair, wait_for
 
@@ -154,6 +157,91 @@ class ScriptedHost(unittest.TestCase):
         got = [self.recv(), self.recv()]
         self.assertEqual(got[0].text + got[1].text, text)
         self.assertTrue(all(len(g.text.encode("utf-8")) <= m.MAX_TEXT for g in got))
+
+
+def stall(channel):
+    """Fill the kernel buffers under the viewer's side of `channel` (its peer never reads), so that
+    the next send blocks. MSG_DONTWAIT: the socket itself stays blocking for the session."""
+    sock = channel.stream.sock
+    junk = b"\0" * 65536
+    try:
+        while True:
+            sock.send(junk, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        pass
+
+
+CALLS = 10_000
+MAX_CALL = 0.05         # seconds any one call may take (measured: a few microseconds)
+WATCHDOG = 10.0         # the old code blocked for ever; cut the path so that the test fails instead
+
+
+class StalledPath(unittest.TestCase):
+    """The Tk thread's calls into the session never block, even when the path takes nothing."""
+
+    def setUp(self):
+        self.host, self.channel = secure_pair()
+        self.events = []
+        self.viewer = ViewerSession(self.channel, on_event=lambda name, **f: self.events.append((name, f)))
+        self.viewer.start()
+        self.addCleanup(self.host.close)
+        self.addCleanup(self.viewer.stop)
+        self.viewer.attach_display()
+        self.send(HELLO)
+        for frame_id in (1, 2, 3):
+            self.send(m.Frame(frame_id, m.FINAL, 0.0, 0, [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]))
+        self.assertTrue(wait_for(lambda: self.viewer.stats["frames"] == 3))
+        stall(self.channel)
+        watchdog = threading.Timer(WATCHDOG, self.channel.stream.close)
+        watchdog.start()
+        self.addCleanup(watchdog.cancel)
+        self.threads = threading.active_count()
+
+    def send(self, msg):
+        self.host.send(m.encode(msg))
+
+    def timed(self, calls):
+        """Run each call; the time each one took."""
+        took = []
+        for call in calls:
+            started = time.perf_counter()
+            call()
+            took.append(time.perf_counter() - started)
+        return took
+
+    def report(self, what, took):
+        p99 = statistics.quantiles(took, n=100)[98]
+        print(f"\n  {what}: {len(took)} calls, median {statistics.median(took) * 1e6:.0f} us, "
+              f"p99 {p99 * 1e6:.0f} us, max {max(took) * 1e3:.2f} ms", end=" ")
+        self.assertLess(max(took), MAX_CALL, f"{what}: a call blocked")
+
+    def test_moves_and_acks_coalesce_and_the_session_lives_on(self):
+        v = self.viewer
+        moves = self.timed(lambda i=i: v.send_mouse_move(i % 320, i % 200) for i in range(CALLS))
+        acks = self.timed(lambda i=i: v.displayed(1 + i % 3) for i in range(CALLS))
+        self.report("send_mouse_move", moves)
+        self.report("displayed", acks)
+        waiting, size, acks_waiting = v._outbox.pending()
+        self.assertLessEqual(waiting, 1)                    # the newest move, if the sender has not it
+        self.assertLessEqual(acks_waiting, 3)               # frames 1-3, once each
+        self.assertTrue(v.running)
+        self.assertLessEqual(threading.active_count(), self.threads)
+        self.assertLessEqual(v.updates.qsize(), v.updates.maxsize)
+
+    def test_keys_on_a_dead_path_end_the_session_instead_of_blocking_or_vanishing(self):
+        v = self.viewer
+        keys = self.timed(lambda i=i: v.send_key("a", i % 2 == 0) for i in range(CALLS))
+        self.report("send_key", keys)
+        self.assertLessEqual(v._outbox.pending()[0], MAX_INPUT)
+        with self.assertRaises(TransportTimeout) as ctx:
+            v.join(WATCHDOG)
+        self.assertEqual(v._outbox.pending(), (0, 0, 0))    # nothing kept for a dead session
+        self.assertIn("stopped taking data", str(ctx.exception))
+        self.assertFalse(v.running)
+        self.assertIn("stopped taking data", v.closed_reason)
+        self.assertIn(ev.Closed(v.closed_reason), list(v.updates.queue))
+        self.assertIn(("error", {"message": v.closed_reason}), self.events)
+        self.assertLessEqual(threading.active_count(), self.threads)
 
 
 class MalformedHost(unittest.TestCase):

@@ -267,6 +267,84 @@ class WindowOnXvfb(unittest.TestCase):
 
 
 @skip_unless_xvfb
+class StalledPathOnXvfb(unittest.TestCase):
+    """A path that takes nothing (the partner never reads, the kernel buffers are full) cannot
+    freeze the window: Tk keeps running its after() callbacks while xdotool moves the mouse over
+    it, clicks and types, and every key and click waits for the path instead of vanishing."""
+
+    TICK_MS = 20
+    MAX_GAP = 0.5           # seconds between two ticks (the old code: until the watchdog cut the path)
+    WATCHDOG = 10.0
+    KEYS = "abcdefghij"
+
+    def setUp(self):
+        import tkinter as tk
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.xvfb = shared_xvfb(1280, 800)
+        self.host, self.channel = secure_pair()
+        self.session = ViewerSession(self.channel)
+        self.session.start()
+        self.root = tk.Tk(screenName=self.xvfb.display)
+        self.root.withdraw()
+        self.addCleanup(self.root.destroy)
+        self.addCleanup(self.host.close)
+        self.addCleanup(self.session.stop)
+
+    def pump(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not predicate():
+            self.root.update()
+            time.sleep(0.005)
+        return predicate()
+
+    def open_window(self):
+        from tagio.ui.viewer_window import ViewerWindow
+        window = ViewerWindow(self.root, self.session, "Stalled partner", fit=False)
+        window.geometry("600x400+0+0")
+        self.host.send(m.encode(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 320, 200, 1)))
+        for msg in frame_messages(scene(320, 200)):
+            self.host.send(m.encode(msg))
+        self.assertTrue(self.pump(lambda: window.shown_frame == 1), "frame never drawn")
+        return window
+
+    def xdotool_script(self, window):
+        c = window.canvas
+        x0, y0 = c.winfo_rootx(), c.winfo_rooty()
+        args = []
+        for i in range(150):
+            args += ["mousemove", str(x0 + 10 + i), str(y0 + 10 + i % 100)]
+        return args + ["click", "1", "key", "--delay", "5", *self.KEYS]
+
+    def test_the_window_keeps_running_while_the_path_takes_nothing(self):
+        from tests.test_session_viewer import stall
+        window = self.open_window()
+        stall(self.channel)
+        watchdog = threading.Timer(self.WATCHDOG, self.channel.stream.close)
+        watchdog.start()
+        self.addCleanup(watchdog.cancel)
+        ticks, pending = [], []
+
+        def tick():
+            ticks.append(time.monotonic())
+            pending[:] = [self.root.after(self.TICK_MS, tick)]
+        tick()
+        self.addCleanup(lambda: self.root.after_cancel(pending[0]))
+        driver = subprocess.Popen(["xdotool", *self.xdotool_script(window)], env=self.xvfb.env())
+        self.addCleanup(driver.wait, 10)
+        self.assertTrue(self.pump(lambda: driver.poll() is not None, timeout=30), "xdotool never ended")
+        self.pump(lambda: False, timeout=0.3)           # the last X events reach Tk
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        print(f"\n  {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms", end=" ")
+        self.assertLess(max(gaps), self.MAX_GAP, "the Tk thread was blocked")
+        self.assertEqual(window._last_motion, (10 + 149, 10 + 149 % 100), "the moves did not reach the window")
+        self.assertTrue(self.session.running)           # moves coalesce; a few keys are no stall
+        waiting = self.session._outbox.pending()[0]
+        self.assertGreaterEqual(waiting, 2 * len(self.KEYS) + 2, "keys or the click were lost")
+        self.assertEqual(driver.returncode, 0)
+
+
+@skip_unless_xvfb
 class WindowWithRealHost(unittest.TestCase):
     """A real HostSession capturing one Xvfb, shown by a ViewerWindow on another, clicked with xdotool."""
 

@@ -22,6 +22,11 @@ and what happens when it is full depends on the kind of message:
          side by side. A well-behaved host has at most a couple of frames unacknowledged, so
          MAX_ACKS is never reached unless the path is stalled; then put() returns False, as for INPUT.
 
+put() never waits, except in one case: when a message that must not be dropped finds the outbox
+full, it gives the sender `grace` seconds (a few milliseconds) to take what waits. A burst that ran
+ahead of a sender thread not yet scheduled is not a stalled path; a sender stuck in send() makes
+no room, and put() says so.
+
 close() lets the sender finish what is waiting (a script's last key goes out before the Bye);
 abandon() drops everything (the session is over). take() returns None after either, once there is
 nothing left to send.
@@ -47,34 +52,45 @@ class Outbox:
         self._closing = False
         self._abandoned = False
 
-    def put(self, data: bytes, kind=INPUT) -> bool:
-        """Queue one encoded message; never blocks. False only when a message that must not be
-        dropped (INPUT, ACK) finds the outbox full. After close()/abandon() messages are ignored."""
+    def put(self, data: bytes, kind=INPUT, grace=0.0) -> bool:
+        """Queue one encoded message. False only when a message that must not be dropped (INPUT,
+        ACK) finds the outbox full and the sender does not make room within `grace` seconds (a
+        burst that ran ahead of a sender not yet scheduled is not a stalled path). Never waits
+        otherwise. After close()/abandon() messages are ignored: the session is ending."""
         with self._cond:
-            if self._closing or self._abandoned:
-                return True         # the session is ending and has said so
-            if kind == ACK:
-                return self._put_ack(data)
-            if kind == MOVE and self._input and self._input[-1][0] == MOVE:
-                self._input_bytes += len(data) - len(self._input[-1][1])
-                self._input[-1] = (MOVE, data)
+            if kind == MOVE and self._replace_tail_move(data):
                 return True
-            if len(self._input) >= self.max_input or self._input_bytes + len(data) > self.max_bytes:
+            wait = 0.0 if kind == MOVE else grace       # a move is not worth any wait
+            if not self._cond.wait_for(lambda: self._has_room(kind, len(data)), wait):
                 if kind != MOVE:
                     return False
                 self.dropped_moves += 1
                 return True
-            self._input.append((kind, data))
-            self._input_bytes += len(data)
-            self._cond.notify()
+            if not (self._closing or self._abandoned):
+                self._append(kind, data)
             return True
 
-    def _put_ack(self, data):
-        if len(self._acks) >= self.max_acks:
+    def _append(self, kind, data):
+        if kind == ACK:
+            self._acks.append(data)
+        else:
+            self._input.append((kind, data))
+            self._input_bytes += len(data)
+        self._cond.notify_all()
+
+    def _replace_tail_move(self, data):
+        if self._closing or self._abandoned or not self._input or self._input[-1][0] != MOVE:
             return False
-        self._acks.append(data)
-        self._cond.notify()
+        self._input_bytes += len(data) - len(self._input[-1][1])
+        self._input[-1] = (MOVE, data)
         return True
+
+    def _has_room(self, kind, size):
+        if self._closing or self._abandoned:
+            return True         # nothing is kept any more: never a reason to wait
+        if kind == ACK:
+            return len(self._acks) < self.max_acks
+        return len(self._input) < self.max_input and self._input_bytes + size <= self.max_bytes
 
     def take(self, timeout=None):
         """Sender thread: everything waiting, input first ([] after `timeout` seconds with
@@ -87,16 +103,20 @@ class Outbox:
             self._input.clear()
             self._acks.clear()
             self._input_bytes = 0
+            self._cond.notify_all()         # a put() may wait for room
             return None if not batch and self._closing else batch
 
     def _ready(self):
         return bool(self._input or self._acks or self._closing or self._abandoned)
 
-    def close(self):
-        """Take no more messages; take() hands out what waits, then None."""
+    def close(self) -> bool:
+        """Take no more messages; take() hands out what waits, then None. True for the call that
+        closed it (neither closed nor abandoned before)."""
         with self._cond:
+            first = not (self._closing or self._abandoned)
             self._closing = True
             self._cond.notify_all()
+            return first
 
     def abandon(self) -> bool:
         """Drop everything; take() returns None from now on. True for the call that abandoned it."""

@@ -54,6 +54,7 @@ DECODE_QUEUE = 4
 MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us decode (the host's
                         # rectangles do not overlap: at most one; 4096 full-screen images ~ 500 GB)
 BYE_TIMEOUT = 1.0       # seconds for what was posted, then as much again for the Bye, to go out
+STALL_GRACE = 0.005     # seconds a post waits for room in a full outbox before the path counts as stalled
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
@@ -128,7 +129,6 @@ class ViewerSession:
             return None if self._fb is None else self._fb.copy()
 
     def _ended_by_error(self, exc):
-        self._outbox.abandon()
         text = str(exc) if isinstance(exc, TagioError) else f"internal error: {exc!r}"
         if not isinstance(exc, (TransportError, SecureChannelError)):     # else the channel is dead
             prefix = "protocol error" if isinstance(exc, RemoteProtocolError) else "viewer error"
@@ -136,6 +136,7 @@ class ViewerSession:
         self._notify(ev.Error(text))
         self._closed(text)
         self._close_channel()
+        self._outbox.abandon()      # after the close: a sender stuck in send() keeps the CLOSE record out
 
     def _closed(self, text):
         self.closed_reason = self.closed_reason or text
@@ -155,17 +156,19 @@ class ViewerSession:
     def _post_input(self, msg, kind=INPUT):
         """Hand one message to the sender thread. A message we cannot encode is our bug: it raises
         LocalProtocolError here, in the caller."""
-        if not self._outbox.put(m.encode(msg), kind):
+        if not self._outbox.put(m.encode(msg), kind, grace=STALL_GRACE):
             self._stalled()
 
     def _stalled(self):
         """The outbox is full of input the path did not take: end the session rather than drop a key.
 
-        The ending is reported from a short-lived worker: closing the channel waits for the sender
-        blocked in send(), and on_event may wait for room in the owner's queue; the caller (the Tk
-        thread) must not wait for either."""
+        The outbox takes nothing more but keeps what waits (the sender stays in its send(), so
+        closing the channel cuts the stream instead of queueing a CLOSE record behind it). The
+        ending is reported from a short-lived worker: closing the channel waits for that sender,
+        and on_event may wait for room in the owner's queue; the caller (the Tk thread) must not
+        wait for either."""
         waiting, _size, acks = self._outbox.pending()
-        if not self._outbox.abandon():
+        if not self._outbox.close():
             return          # the session is already ending
         exc = TransportTimeout(f"the connection to the partner stopped taking data "
                                f"({waiting + acks} messages waiting to be sent)")
