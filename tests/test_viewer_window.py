@@ -312,9 +312,18 @@ class StalledPathOnXvfb(unittest.TestCase):
         c = window.canvas
         x0, y0 = c.winfo_rootx(), c.winfo_rooty()
         args = []
-        for i in range(150):
-            args += ["mousemove", str(x0 + 10 + i), str(y0 + 10 + i % 100)]
-        return args + ["click", "1", "key", "--delay", "5", *self.KEYS]
+        for i in range(150):        # about a second of moves, as a hand would make them
+            args += ["mousemove", str(x0 + 10 + i), str(y0 + 10 + i % 100), "sleep", "0.005"]
+        return args + ["click", "1", "key", "--delay", "20", *self.KEYS]
+
+    def record_input(self):
+        """Record the keys and buttons the window posts to the session (they go on to it)."""
+        posted, session = [], self.session
+        key, button = session.send_key, session.send_mouse_button
+        session.send_key = lambda name, down: (posted.append(("key", name, down)), key(name, down))
+        session.send_mouse_button = lambda num, down, *xy: (posted.append(("button", num, down)),
+                                                            button(num, down, *xy))
+        return posted
 
     def test_the_window_keeps_running_while_the_path_takes_nothing(self):
         from tests.test_session_viewer import stall
@@ -330,17 +339,19 @@ class StalledPathOnXvfb(unittest.TestCase):
             pending[:] = [self.root.after(self.TICK_MS, tick)]
         tick()
         self.addCleanup(lambda: self.root.after_cancel(pending[0]))
+        posted = self.record_input()
         driver = subprocess.Popen(["xdotool", *self.xdotool_script(window)], env=self.xvfb.env())
         self.addCleanup(driver.wait, 10)
         self.assertTrue(self.pump(lambda: driver.poll() is not None, timeout=30), "xdotool never ended")
-        self.pump(lambda: False, timeout=0.3)           # the last X events reach Tk
+        self.pump(lambda: len(posted) >= 2 * len(self.KEYS) + 2, timeout=2)    # the last X events
         gaps = [b - a for a, b in zip(ticks, ticks[1:])]
         print(f"\n  {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms", end=" ")
         self.assertLess(max(gaps), self.MAX_GAP, "the Tk thread was blocked")
         self.assertEqual(window._last_motion, (10 + 149, 10 + 149 % 100), "the moves did not reach the window")
+        self.assertEqual([p for p in posted if p[0] == "button"], [("button", 1, True), ("button", 1, False)])
+        self.assertEqual([p[1:] for p in posted if p[0] == "key"],
+                         [(k, down) for k in self.KEYS for down in (True, False)])
         self.assertTrue(self.session.running)           # moves coalesce; a few keys are no stall
-        waiting = self.session._outbox.pending()[0]
-        self.assertGreaterEqual(waiting, 2 * len(self.KEYS) + 2, "keys or the click were lost")
         self.assertEqual(driver.returncode, 0)
 
 
