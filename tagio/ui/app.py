@@ -306,7 +306,14 @@ class App:
         before = (self.settings.relay, self.settings.relay_secret)
         self.dialog = SettingsDialog(self.root, self.settings, self.client.id,
                                      on_saved=lambda settings: self._settings_saved(settings, before),
-                                     run_in_worker=self.run_in_worker)
+                                     derive_secret=self.derive_permanent_secret)
+
+    def derive_permanent_secret(self, password, done):
+        """The Settings dialog's new permanent password -> its stored secret (scrypt, tens of ms)
+        in a worker; done(secret, error) is called on the Tk thread."""
+        from tagio.crypto import kdf
+        host_id = self.client.id
+        self.run_in_worker(lambda: kdf.password_secret(password, host_id), done)
 
     def _settings_saved(self, settings, relay_before):
         self.dialog = None
