@@ -49,6 +49,8 @@ class IdentityError(AuthError):
 class SecureChannelError(TagioError):
     """An encrypted record was forged, replayed, reordered or truncated."""
 
+    cause = None    # what happened ("truncation", "tamper", ...) when the record layer knows it
+
 
 class RelayError(TagioError):
     """The relay refused a request; `code` is machine-readable, str() is for people."""

@@ -329,9 +329,10 @@ class SessionOnXvfb(unittest.TestCase):
         host.send_clipboard("host text")
         viewer.send_clipboard("viewer text")
         self.assertTrue(wait_for(lambda: ("clipboard", {"text": "viewer text"}) in self.host_events))
-        self.assertTrue(wait_for(lambda: ("clipboard", "host text") in self._drain(viewer)))
+        from tagio.session import events as ev
+        self.assertTrue(wait_for(lambda: ev.Clipboard("host text") in self._drain(viewer)))
         viewer.select_monitor(1)
-        self.assertTrue(wait_for(lambda: any(u[0] == "size" for u in self._drain(viewer))),
+        self.assertTrue(wait_for(lambda: any(isinstance(u, ev.Size) for u in self._drain(viewer))),
                         "host did not restart the stream after SelectMonitor")
 
     @staticmethod

@@ -38,6 +38,20 @@ class WorkersTest(unittest.TestCase):
         workers.join(10)
         self.assertFalse(workers.alive())
 
+    def test_a_thread_spawned_while_another_joins_is_joined_too(self):
+        # The viewer spawns a "stalled" reporter from the Tk thread while a worker may be joining;
+        # join() must neither trip over a thread not yet started nor return before it ends.
+        workers, go, order = Workers("t"), threading.Event(), []
+
+        def first():
+            go.wait(10)
+            workers.spawn("late", lambda: (time.sleep(0.05), order.append("late ended")))
+        workers.spawn("first", first)
+        joiner = threading.Thread(target=lambda: (workers.join(20), order.append("joined")))
+        joiner.start()
+        go.set()
+        joiner.join(20)
+        self.assertEqual(order, ["late ended", "joined"])
 
 if __name__ == "__main__":
     unittest.main()

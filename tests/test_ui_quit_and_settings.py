@@ -106,6 +106,24 @@ class SettingsPasswordTest(UiGuardCase):
         with open(os.path.join(self.config_dir, "settings.json")) as f:
             self.assertNotIn(PASSWORD, f.read())
 
+    def test_the_dialog_hands_the_password_over_and_derives_nothing_itself(self):
+        from tagio.client.settings import Settings
+        from tagio.crypto import kdf
+        from tagio.ui.settings_dialog import SettingsDialog
+        asked = []
+        with mock.patch.object(kdf, "password_secret", side_effect=AssertionError("scrypt ran")):
+            dialog = SettingsDialog(self.root, self.settings, self.app.client.id,
+                                    derive_secret=lambda password, done: asked.append((password, done)))
+            dialog.vars["new_password"].set(PASSWORD)
+            dialog.vars["confirm_password"].set(PASSWORD)
+            self.assertTrue(dialog.save())
+            self.assertEqual([password for password, _done in asked], [PASSWORD])
+            self.assertIn("disabled", dialog.save_button.state())
+            self.assertIsNone(self.settings.permanent_secret)
+            asked[0][1](b"\x07" * 32, None)                  # the app's worker is done
+        self.assertFalse(dialog.winfo_exists())
+        self.assertEqual(Settings.load(self.config_dir).permanent_secret, b"\x07" * 32)
+
     def test_cancel_while_deriving_changes_nothing(self):
         gate, threads, _real = self.gated_kdf()
         dialog = self.open_with_password()

@@ -13,6 +13,7 @@ import unittest
 from PIL import Image
 
 from tagio.protocol import session as m
+from tagio.session import events as ev
 from tagio.ui.viewer_window import coalesce, host_key_name, scale_to_fit
 from tests.waiting import wait_until
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
@@ -32,11 +33,11 @@ class KeyNames(unittest.TestCase):
 
     def test_backlog_of_a_screenful_becomes_one_redraw(self):
         tile = Image.new("RGB", (50, 50))
-        small = [("rects", 1, [(0, 0, tile)], 1.0), ("cursor", 3, 4), ("rects", 2, [(50, 0, tile)], 2.0)]
+        small = [ev.Rects(1, [(0, 0, tile)], 1.0), ev.Cursor(3, 4), ev.Rects(2, [(50, 0, tile)], 2.0)]
         self.assertEqual(coalesce(small, (100, 100)), small)       # half a screen: draw as is
-        big = small + [("rects", 3, [(0, 50, tile), (50, 50, tile)], 3.0)]
-        self.assertEqual(coalesce(big, (100, 100)), [("cursor", 3, 4), ("refresh",), ("rects", 3, [], 3.0)])
-        resized = [("size", 100, 100, 1)] + big
+        big = small + [ev.Rects(3, [(0, 50, tile), (50, 50, tile)], 3.0)]
+        self.assertEqual(coalesce(big, (100, 100)), [ev.Cursor(3, 4), ev.Refresh(), ev.Rects(3, [], 3.0)])
+        resized = [ev.Size(100, 100, 1)] + big
         self.assertEqual(coalesce(resized, (100, 100)), resized)   # a new geometry is never skipped
 
     def test_scale_to_fit(self):
@@ -268,6 +269,95 @@ class WindowOnXvfb(unittest.TestCase):
         self.assertTrue(self.pump(lambda: "partner quit" in window.status.cget("text"), timeout=5))
         window.close()
         self.assertFalse(self.root.winfo_children())
+
+
+@skip_unless_xvfb
+class StalledPathOnXvfb(unittest.TestCase):
+    """A path that takes nothing (the partner never reads, the kernel buffers are full) cannot
+    freeze the window: Tk keeps running its after() callbacks while xdotool moves the mouse over
+    it, clicks and types, and every key and click waits for the path instead of vanishing."""
+
+    TICK_MS = 20
+    MAX_GAP = 0.5           # seconds between two ticks (the old code: until the watchdog cut the path)
+    WATCHDOG = 10.0
+    KEYS = "abcdefghij"
+
+    def setUp(self):
+        import tkinter as tk
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.xvfb = shared_xvfb(1280, 800)
+        self.host, self.channel = secure_pair()
+        self.session = ViewerSession(self.channel)
+        self.session.start()
+        self.root = tk.Tk(screenName=self.xvfb.display)
+        self.root.withdraw()
+        self.addCleanup(self.root.destroy)
+        self.addCleanup(self.host.close)
+        self.addCleanup(self.session.stop)
+
+    def pump(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not predicate():
+            self.root.update()
+            time.sleep(0.005)
+        return predicate()
+
+    def open_window(self):
+        from tagio.ui.viewer_window import ViewerWindow
+        window = ViewerWindow(self.root, self.session, "Stalled partner", fit=False)
+        window.geometry("600x400+0+0")
+        self.host.send(m.encode(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 320, 200, 1)))
+        for msg in frame_messages(scene(320, 200)):
+            self.host.send(m.encode(msg))
+        self.assertTrue(self.pump(lambda: window.shown_frame == 1), "frame never drawn")
+        return window
+
+    def xdotool_script(self, window):
+        c = window.canvas
+        x0, y0 = c.winfo_rootx(), c.winfo_rooty()
+        args = []
+        for i in range(150):        # about a second of moves, as a hand would make them
+            args += ["mousemove", str(x0 + 10 + i), str(y0 + 10 + i % 100), "sleep", "0.005"]
+        return args + ["click", "1", "key", "--delay", "20", *self.KEYS]
+
+    def record_input(self):
+        """Record the keys and buttons the window posts to the session (they go on to it)."""
+        posted, session = [], self.session
+        key, button = session.send_key, session.send_mouse_button
+        session.send_key = lambda name, down: (posted.append(("key", name, down)), key(name, down))
+        session.send_mouse_button = lambda num, down, *xy: (posted.append(("button", num, down)),
+                                                            button(num, down, *xy))
+        return posted
+
+    def test_the_window_keeps_running_while_the_path_takes_nothing(self):
+        from tests.test_session_viewer import stall
+        window = self.open_window()
+        stall(self.channel)
+        watchdog = threading.Timer(self.WATCHDOG, self.channel.stream.close)
+        watchdog.start()
+        self.addCleanup(watchdog.cancel)
+        ticks, pending = [], []
+
+        def tick():
+            ticks.append(time.monotonic())
+            pending[:] = [self.root.after(self.TICK_MS, tick)]
+        tick()
+        self.addCleanup(lambda: self.root.after_cancel(pending[0]))
+        posted = self.record_input()
+        driver = subprocess.Popen(["xdotool", *self.xdotool_script(window)], env=self.xvfb.env())
+        self.addCleanup(driver.wait, 10)
+        self.assertTrue(self.pump(lambda: driver.poll() is not None, timeout=30), "xdotool never ended")
+        self.pump(lambda: len(posted) >= 2 * len(self.KEYS) + 2, timeout=2)    # the last X events
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        print(f"\n  {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms", end=" ")
+        self.assertLess(max(gaps), self.MAX_GAP, "the Tk thread was blocked")
+        self.assertEqual(window._last_motion, (10 + 149, 10 + 149 % 100), "the moves did not reach the window")
+        self.assertEqual([p for p in posted if p[0] == "button"], [("button", 1, True), ("button", 1, False)])
+        self.assertEqual([p[1:] for p in posted if p[0] == "key"],
+                         [(k, down) for k in self.KEYS for down in (True, False)])
+        self.assertTrue(self.session.running)           # moves coalesce; a few keys are no stall
+        self.assertEqual(driver.returncode, 0)
 
 
 @skip_unless_xvfb

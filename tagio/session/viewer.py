@@ -1,12 +1,21 @@
 """The viewer side of a session: channel -> decode -> framebuffer + display updates; input -> channel.
 
-Theory of operation. Two threads, stopped by one Event:
+Theory of operation. Three threads, stopped by one Event (tagio.session.workers):
 
   receive  reads the channel, decodes messages and dispatches through a table; Frame parts go to the
            decode queue (bounded: when it is full the receiver waits, and because the host needs our
            FrameAck before it captures again, the whole pipeline slows down instead of buffering).
   decode   turns each rectangle into a PIL image, pastes it into `framebuffer` (under a lock) and
-           posts it to `updates`; after the FINAL part it sends FrameAck.
+           posts it to `updates`; after the FINAL part it acknowledges the frame.
+  send     the only writer of the channel while the session runs: takes input and acknowledgements
+           from the outbox (tagio.session.outbox) and sends them, input first.
+
+The send_* methods and displayed() are called by the front end (the Tk thread) and only encode a
+message and put it in the bounded outbox: they never wait on the network, so a congested path cannot
+freeze the window. Mouse moves coalesce; keys, buttons and text are never dropped: an outbox full of
+them means the path has taken nothing for a long while, and the session ends itself as stalled
+(TransportTimeout, reported like any other ending). stop() lets the sender finish what was posted
+before it says Bye.
 
 A display that draws (the Tk window) calls `attach_display()`; from then on a frame is acknowledged
 only when the display reports it drawn with `displayed(frame_id)` (or `displayed()` after a redraw
@@ -16,21 +25,12 @@ they take slowing the drawing further. `detach_display()` acknowledges everythin
 and frames left undrawn for MAX_UNSHOWN_AGE are acknowledged anyway (a stuck display slows the host,
 it never stalls it).
 
-`updates` is a bounded queue of tuples for the display (the Tk thread drains it from `after()`):
-
-  ("size", width, height, monitor)                 new geometry; the framebuffer was reset (black)
-  ("rects", frame_id, [(x, y, image), ...], capture_time)   paste these images at (x, y)
-  ("refresh",)                                     updates were dropped: redraw from `framebuffer`
-  ("cursor", x, y)                                 the host pointer moved (monitor coordinates)
-  ("cursor_shape", hot_x, hot_y, rgba_image)       the host pointer changed its picture
-  ("monitors", current, [(left, top, w, h), ...])  the host's monitors
-  ("clipboard", text)                              the host's clipboard text changed
-  ("closed", text)                                 the session ended; `text` says why, for people
-
-Nobody has to drain `updates` (a headless viewer only wants `framebuffer`): when it is full the
-decoder empties it and posts one ("refresh",), so it never blocks and never grows.
-Anything the host sends that breaks the protocol (bad message, a rectangle outside the screen, an
-image that does not decode) ends the session with RemoteProtocolError, kept for join().
+What the session tells its front end is typed (tagio.session.events): display events go to
+`updates`, a bounded queue the Tk thread drains from `after()`; the owner's events go to
+`on_event(name, **fields)`. Nobody has to drain `updates` (a headless viewer only wants
+`framebuffer`): when it is full the decoder empties it and posts one Refresh, so it never blocks and
+never grows. Anything the host sends that breaks the protocol (bad message, a rectangle outside the
+screen, an image that does not decode) ends the session with RemoteProtocolError, kept for join().
 """
 
 import io
@@ -40,8 +40,10 @@ import time
 
 from PIL import Image
 
-from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError
+from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError, TransportTimeout
 from tagio.protocol import session as m
+from tagio.session import events as ev
+from tagio.session.outbox import ACK, INPUT, MOVE, Outbox
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -51,7 +53,8 @@ ACK_CHECK = 0.1         # how often an idle decoder looks for such overdue frame
 DECODE_QUEUE = 4
 MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us decode (the host's
                         # rectangles do not overlap: at most one; 4096 full-screen images ~ 500 GB)
-BYE_TIMEOUT = 1.0
+BYE_TIMEOUT = 1.0       # seconds for what was posted, then as much again for the Bye, to go out
+STALL_GRACE = 0.005     # seconds a post waits for room in a full outbox before the path counts as stalled
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
@@ -77,17 +80,27 @@ class ViewerSession:
         self._display_attached = False
         self._unshown = []              # frame ids decoded, waiting for the display to draw them
         self._unshown_since = 0.0       # when the display last drew, or the first of those arrived
+        self._outbox = Outbox()
+        self._sent_all = threading.Event()     # the sender thread has ended
+        self._started = False
         self._workers = Workers("viewer", on_error=self._ended_by_error)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
+        self._started = True
         self._workers.spawn("receive", self._receive_loop)
         self._workers.spawn("decode", self._decode_loop)
+        self._workers.spawn("send", self._send_loop)
 
     def stop(self, reason="viewer closed the session"):
-        """Say Bye, stop and join both threads. Never raises; join() reports a failure."""
+        """Send what was posted, say Bye, stop and join the threads. Never raises; join() reports
+        a failure. Blocks up to a few seconds on a stalled path: not for the Tk thread."""
         if not self._workers.stopping.is_set():
+            self._outbox.close()
+            if self._started:
+                self._sent_all.wait(BYE_TIMEOUT)
             self._workers.stop()
+            self._outbox.abandon()
             last_words(self.channel, m.encode(m.Bye(reason[:200])), BYE_TIMEOUT)
             self._closed(reason)
         self._close_channel()
@@ -105,6 +118,11 @@ class ViewerSession:
         return not self._workers.stopping.is_set()
 
     @property
+    def path(self):
+        """How the channel reaches the partner ("direct-tcp", "relay", ...), for the status line."""
+        return self.channel.path
+
+    @property
     def framebuffer(self):
         """A copy of the last full screen received (None before the first Hello)."""
         with self._fb_lock:
@@ -115,13 +133,18 @@ class ViewerSession:
         if not isinstance(exc, (TransportError, SecureChannelError)):     # else the channel is dead
             prefix = "protocol error" if isinstance(exc, RemoteProtocolError) else "viewer error"
             last_words(self.channel, m.encode(m.Bye(f"{prefix}: {text}"[:200])), BYE_TIMEOUT)
-        self.on_event("error", message=text)
+        self._notify(ev.Error(text))
         self._closed(text)
         self._close_channel()
+        self._outbox.abandon()      # after the close: a sender stuck in send() keeps the CLOSE record out
 
     def _closed(self, text):
         self.closed_reason = self.closed_reason or text
-        self._post(("closed", self.closed_reason))
+        self._post(ev.Closed(self.closed_reason))
+
+    def _notify(self, event):
+        """Tell the owner (on_event) about `event`, by its name and fields."""
+        self.on_event(event.name, **ev.fields(event))
 
     def _close_channel(self):
         try:
@@ -129,47 +152,74 @@ class ViewerSession:
         except Exception:       # already closed / transport gone
             pass
 
-    # -- input (any thread, typically Tk's) ------------------------------------------------
-    def _send(self, msg, quiet=False):
-        try:
-            self.channel.send(m.encode(msg))
-        except TagioError:
-            if not quiet and self.running:
-                raise
+    # -- input (any thread, typically Tk's): never blocks ---------------------------------------
+    def _post_input(self, msg, kind=INPUT):
+        """Hand one message to the sender thread. A message we cannot encode is our bug: it raises
+        LocalProtocolError here, in the caller."""
+        if not self._outbox.put(m.encode(msg), kind, grace=STALL_GRACE):
+            self._stalled()
+
+    def _stalled(self):
+        """The outbox is full of input the path did not take: end the session rather than drop a key.
+
+        The outbox takes nothing more but keeps what waits (the sender stays in its send(), so
+        closing the channel cuts the stream instead of queueing a CLOSE record behind it). The
+        ending is reported from a short-lived worker: closing the channel waits for that sender,
+        and on_event may wait for room in the owner's queue; the caller (the Tk thread) must not
+        wait for either."""
+        waiting, _size, acks = self._outbox.pending()
+        if not self._outbox.close():
+            return          # the session is already ending
+        exc = TransportTimeout(f"the connection to the partner stopped taking data "
+                               f"({waiting + acks} messages waiting to be sent)")
+        self._workers.spawn("stalled", lambda: _raise(exc))
 
     def send_mouse_move(self, x, y):
         self._pointer = (int(x), int(y))
-        self._send(m.Mouse(m.MOUSE_MOVE, 0, *self._pointer))
+        self._post_input(m.Mouse(m.MOUSE_MOVE, 0, *self._pointer), MOVE)
 
     def send_mouse_button(self, button, pressed, x=None, y=None):
         if x is not None:
             self._pointer = (int(x), int(y))
         action = m.MOUSE_PRESS if pressed else m.MOUSE_RELEASE
-        self._send(m.Mouse(action, button, *self._pointer))
+        self._post_input(m.Mouse(action, button, *self._pointer))
 
     def send_click(self, button=1, count=1, x=None, y=None):
         if x is not None:
             self._pointer = (int(x), int(y))
-        self._send(m.Mouse(m.MOUSE_CLICK, button, *self._pointer, count))
+        self._post_input(m.Mouse(m.MOUSE_CLICK, button, *self._pointer, count))
 
     def send_scroll(self, dx, dy):
-        self._send(m.Scroll(int(dx), int(dy)))
+        self._post_input(m.Scroll(int(dx), int(dy)))
 
     def send_key(self, keysym, pressed):
-        self._send(m.Key(keysym, bool(pressed)))
+        self._post_input(m.Key(keysym, bool(pressed)))
 
     def send_text(self, text):
         for part in utf8_chunks(text, m.MAX_TEXT):          # long text: several messages, same order
-            self._send(m.Text(part))
+            self._post_input(m.Text(part))
 
     def send_clipboard(self, text):
-        self._send(m.Clipboard(text))
+        self._post_input(m.Clipboard(text))
 
     def select_monitor(self, index):
-        self._send(m.SelectMonitor(int(index)))
+        self._post_input(m.SelectMonitor(int(index)))
 
     def set_quality(self, quality, fps_cap=0):
-        self._send(m.SetQuality(int(quality), int(fps_cap)))
+        self._post_input(m.SetQuality(int(quality), int(fps_cap)))
+
+    def _ack(self, frame_id):
+        self._post_input(m.FrameAck(frame_id), ACK)
+
+    # -- send ----------------------------------------------------------------------------------
+    def _send_loop(self):
+        """The one writer of the channel: batches from the outbox until it is closed or abandoned."""
+        try:
+            while (batch := self._outbox.take()) is not None:
+                for data in batch:
+                    self.channel.send(data)
+        finally:
+            self._sent_all.set()
 
     # -- receive -----------------------------------------------------------------------------
     def _receive_loop(self):
@@ -192,21 +242,23 @@ class ViewerSession:
         if msg.width and msg.height:
             shape = Image.frombytes("RGBA", (msg.width, msg.height), msg.rgba)
             self.cursor_shape = (msg.hot_x, msg.hot_y, shape)
-            self._post(("cursor_shape", msg.hot_x, msg.hot_y, shape))
+            self._post(ev.CursorShape(msg.hot_x, msg.hot_y, shape))
         self.cursor = (msg.x, msg.y)
-        self._post(("cursor", msg.x, msg.y))
+        self._post(ev.Cursor(msg.x, msg.y))
 
     def _on_monitors(self, msg):
         self.monitors = list(msg.monitors)
-        self._post(("monitors", msg.current, self.monitors))
+        self._post(ev.Monitors(msg.current, self.monitors))
 
     def _on_clipboard(self, msg):
-        self._post(("clipboard", msg.text))
-        self.on_event("clipboard", text=msg.text)
+        event = ev.Clipboard(msg.text)
+        self._post(event)
+        self._notify(event)
 
     def _on_bye(self, msg):
+        self._outbox.abandon()
         self._closed(msg.text or "host ended the session")
-        self.on_event("closed", reason=self.closed_reason)
+        self._notify(ev.Closed(self.closed_reason))
         self._workers.stop()
         self._close_channel()
 
@@ -232,8 +284,9 @@ class ViewerSession:
             self._fb = Image.new("RGB", (hello.width, hello.height))
         self.geometry = (hello.width, hello.height)
         self.monitor, self.host_flags = hello.monitor, hello.flags
-        self._post(("size", hello.width, hello.height, hello.monitor))
-        self.on_event("size", width=hello.width, height=hello.height, monitor=hello.monitor)
+        event = ev.Size(hello.width, hello.height, hello.monitor)
+        self._post(event)
+        self._notify(event)
 
     def _apply_frame(self, frame):
         if self.geometry is None:
@@ -249,12 +302,12 @@ class ViewerSession:
         # Registered before the post: the display may draw it and call displayed() at once.
         held = bool(final and pieces) and self._hold_for_display(frame.frame_id)
         if pieces:
-            self._post(("rects", frame.frame_id, pieces, frame.capture_time))
+            self._post(ev.Rects(frame.frame_id, pieces, frame.capture_time))
         if final:
             self.stats["latency_ms"] = frame.latency_ms
             self._count_frame()
             if not held:
-                self._send(m.FrameAck(frame.frame_id))
+                self._ack(frame.frame_id)
 
     # -- acknowledgements (decode thread and the display's thread) ---------------------------
     def _hold_for_display(self, frame_id):
@@ -267,7 +320,7 @@ class ViewerSession:
             self._unshown.append(frame_id)
             overflow = self._unshown.pop(0) if len(self._unshown) > MAX_UNSHOWN else None
         if overflow is not None:        # a display that stopped drawing cannot stall the host
-            self._send(m.FrameAck(overflow))
+            self._ack(overflow)
         return True
 
     def attach_display(self):
@@ -289,7 +342,7 @@ class ViewerSession:
             self._unshown = [f for f in self._unshown if f not in done]
             self._unshown_since = time.monotonic()
         for f in done:
-            self._send(m.FrameAck(f), quiet=True)
+            self._ack(f)
 
     def _ack_overdue(self):
         """Acknowledge every waiting frame when the display has not drawn for MAX_UNSHOWN_AGE.
@@ -322,7 +375,7 @@ class ViewerSession:
         self.stats["fps"] = float(len(self._fps_times))
 
     def _post(self, update):
-        """Put a display update; if nobody drains the queue, collapse it into one refresh."""
+        """Put a display event; if nobody drains the queue, collapse it into one Refresh."""
         try:
             self.updates.put_nowait(update)
         except queue.Full:
@@ -334,12 +387,16 @@ class ViewerSession:
                 self.updates.get_nowait()
         except queue.Empty:
             pass
-        for item in (("refresh",), update if update[0] in ("closed", "size") else None):
+        for item in (ev.Refresh(), update if isinstance(update, (ev.Closed, ev.Size)) else None):
             if item is not None:
                 try:
                     self.updates.put_nowait(item)
                 except queue.Full:
                     pass
+
+
+def _raise(exc):
+    raise exc
 
 
 def utf8_chunks(text, limit):

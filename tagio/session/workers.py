@@ -43,9 +43,11 @@ class Workers:
         self._threads = []
 
     def spawn(self, label, fn):
+        """Start `fn` in a thread of the group (any thread may call it, even while another joins)."""
         thread = threading.Thread(target=self._run, args=(fn,), name=f"{self.name}-{label}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        with self._lock:        # join() never sees a thread that is not started yet
+            thread.start()
+            self._threads.append(thread)
 
     def _run(self, fn):
         try:
@@ -74,11 +76,17 @@ class Workers:
         made stop() hang five times as long); re-raise the error that ended the group, if any."""
         me = threading.current_thread()
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            if thread is not me:
+        done = {me}
+        while pending := self._not_in(done):    # again: a thread may have been spawned meanwhile
+            for thread in pending:
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                done.add(thread)
         if reraise and self.error is not None:
             raise self.error
+
+    def _not_in(self, done):
+        with self._lock:
+            return [t for t in self._threads if t not in done]
 
     def alive(self):
         return any(t.is_alive() for t in self._threads)

@@ -92,7 +92,7 @@ class App:
         self.client.start()
         self.refresh()
         self.home.partner_entry.focus_set()     # ready to type a partner ID, as AnyDesk is
-        if getattr(self.settings, "warning", None):
+        if self.settings.warning:
             self.home.set_notice(self.settings.warning)
         self._poll_id = self.root.after(POLL_MS, self._poll)
         return self
@@ -195,12 +195,12 @@ class App:
         """Copy what the core shows (ID, password, relay status, lists) into the home window."""
         client = self.client
         self.home.set_identity(model.display_id(client.id), client.one_time_password)
-        address = getattr(client, "relay_address", None)
+        address = client.relay_address
         address_text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
-        lan = getattr(client, "lan_peers", None)
+        lan = client.lan_peers
         self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text, lan is not None))
-        self.home.set_recent(model.recent_rows(getattr(self.settings, "recent_partners", [])))
-        self.home.set_lan(model.lan_rows(lan() if callable(lan) else lan) if lan is not None else None)
+        self.home.set_recent(model.recent_rows(self.settings.recent_partners))
+        self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
 
     def _spawn(self, target, *args, name):
         """Run `target` in a tracked worker; a non-TagIO exception is kept for close()."""
@@ -310,7 +310,14 @@ class App:
         before = (self.settings.relay, self.settings.relay_secret)
         self.dialog = SettingsDialog(self.root, self.settings, self.client.id,
                                      on_saved=lambda settings: self._settings_saved(settings, before),
-                                     run_in_worker=self.run_in_worker)
+                                     derive_secret=self.derive_permanent_secret)
+
+    def derive_permanent_secret(self, password, done):
+        """The Settings dialog's new permanent password -> its stored secret (scrypt, tens of ms)
+        in a worker; done(secret, error) is called on the Tk thread."""
+        from tagio.crypto import kdf
+        host_id = self.client.id
+        self.run_in_worker(lambda: kdf.password_secret(password, host_id), done)
 
     def _settings_saved(self, settings, relay_before):
         self.dialog = None
@@ -318,9 +325,9 @@ class App:
         if (settings.relay, settings.relay_secret) != relay_before:
             self._restart_client()      # --relay / TAGIO_RELAY still win over the file, as at start
             return
-        options = getattr(self.client, "host_options", None)
-        if isinstance(options, dict):   # the next incoming session uses the new values
-            options.update(view_only=settings.view_only, fps_cap=settings.fps_cap, quality=settings.quality)
+        # the next incoming session uses the new values
+        self.client.host_options.update(view_only=settings.view_only, fps_cap=settings.fps_cap,
+                                        quality=settings.quality)
 
     def _restart_client(self):
         """A new relay (or secret) needs a new registration: a fresh Client.  Making one derives
@@ -486,7 +493,7 @@ def _exists(widget) -> bool:
 
 def _destroy(widget):
     try:
-        (getattr(widget, "close", None) or widget.destroy)()
+        widget.destroy()    # a ViewerWindow's destroy() also lets go of its session's display
     except Exception:   # already destroyed
         pass
 
@@ -518,12 +525,12 @@ def _stop_session(session, user_closed):
         return None if user_closed else exc
     if user_closed:
         return None
-    return ConnectionClosed(getattr(session, "closed_reason", None) or "the partner ended the session")
+    return ConnectionClosed(session.closed_reason or "the partner ended the session")
 
 
 def _session_done(session) -> bool:
     """True once the session's threads have stopped (ViewerSession.running went False)."""
-    return session is not None and not getattr(session, "running", True)
+    return session is not None and not session.running
 
 
 # --- entry point --------------------------------------------------------------------------------

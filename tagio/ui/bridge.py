@@ -98,7 +98,7 @@ class AcceptBridge:
 
     def ask(self, peer_id, *_args, unattended=False, **_info) -> bool:
         """Called on a core thread; blocks at most timeout + ASK_GRACE_S.  True lets the peer in."""
-        ask_first = bool(getattr(self.settings, "ask_before_accept", True))
+        ask_first = bool(self.settings.ask_before_accept)
         if model.decide_accept(ask_first, unattended) is model.AcceptDecision.ACCEPT:
             return True
         request = AcceptRequest(str(peer_id), self.timeout)

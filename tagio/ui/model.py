@@ -70,8 +70,8 @@ RELAY_STATUS_TEXT = {
 def parse_relay_status(status):
     """Normalise what the core reports to (word, reason).
 
-    The core may give a plain word ("online"), a (word, reason) pair, a dict with
-    state/reason or an object with .state/.reason attributes; all mean the same.
+    The core gives a plain word ("online") or "word: reason"; a (word, reason) pair or a dict
+    with state/reason mean the same.  Anything else is a bug of the caller (TypeError).
     """
     if status is None:
         return "connecting", ""
@@ -82,8 +82,7 @@ def parse_relay_status(status):
         return str(status[0]).lower(), str(status[1]) if len(status) > 1 and status[1] else ""
     if isinstance(status, dict):
         return str(status.get("state", "connecting")).lower(), str(status.get("reason") or "")
-    state = getattr(status, "state", None) or getattr(status, "status", None)
-    return str(state or "connecting").lower(), str(getattr(status, "reason", "") or "")
+    raise TypeError(f"relay status {status!r} is not a word, a pair or a dict")
 
 
 def relay_status_text(status, relay_address: str = "", lan_available: bool = False):
@@ -296,8 +295,7 @@ def _lan_item(item):
         return item.get("id"), item.get("name") or item.get("host") or ""
     if isinstance(item, (tuple, list)):
         return _recent_item(item)
-    # tagio.net.lan.LanPeer: id, address (ip, port)
-    return getattr(item, "id", item), getattr(item, "name", "") or getattr(item, "address", "")
+    return item.id, item.address        # tagio.net.lan.LanPeer: id, address (ip, port)
 
 
 def _rows(items, id_and_extra) -> list:

@@ -9,11 +9,12 @@ only: the entries start empty and the dialog says whether one is set, never what
 registration).  Only the Tk main thread may touch it.
 
 A new permanent password is stored as its scrypt secret, which takes tens of ms (more on a
-slow machine): too long for the Tk thread.  `run_in_worker(work, done)` (the controller's
-App.run_in_worker) runs `work()` in a tracked worker and calls `done(result, error)` back on
-the Tk thread; meanwhile Save is disabled and the dialog stays responsive.  Only when the
-secret is back are the values applied and saved, so a cancelled or failed derivation
-changes nothing.  Without `run_in_worker` the derivation runs inline (standalone use).
+slow machine): too long for the Tk thread, and not the dialog's job.  The dialog hands the
+password to `derive_secret(password, done)`, owned by the controller (App.derive_permanent_secret
+runs scrypt in one of its tracked workers), which calls `done(secret, error)` back on the Tk
+thread; meanwhile Save is disabled and the dialog stays responsive.  Only when the secret is
+back are the values applied and saved, so a cancelled or failed derivation changes nothing.
+Nothing in this module derives a secret.
 """
 
 import tkinter as tk
@@ -26,10 +27,10 @@ from tagio.ui.prompts import Dialog
 
 
 class SettingsDialog(Dialog):
-    def __init__(self, parent, settings, host_id, on_saved=None, run_in_worker=None):
+    def __init__(self, parent, settings, host_id, *, derive_secret, on_saved=None):
         super().__init__(parent, "TagIO Settings")
         self.settings, self.host_id, self.on_saved = settings, host_id, on_saved
-        self.run_in_worker = run_in_worker or _run_inline
+        self.derive_secret = derive_secret
         self.deriving = False
         self.vars = self._make_vars(settings)
         self.errors = {name: tk.StringVar(master=self) for name in model.FIELD_CHECKS}
@@ -64,7 +65,7 @@ class SettingsDialog(Dialog):
             "ask_before_accept": flag(settings.ask_before_accept),
             "fps_cap": text(str(settings.fps_cap)),
             "quality": text(str(settings.quality)),
-            "view_only": flag(getattr(settings, "view_only", False)),
+            "view_only": flag(settings.view_only),
         }
 
     # --- layout helpers ----------------------------------------------------------------------
@@ -149,8 +150,7 @@ class SettingsDialog(Dialog):
         self.save_button.state(["disabled"])
         self.errors["save"].set("")
         self.password_state.configure(text="Securing the permanent password\u2026")
-        self.run_in_worker(lambda: _derive(password, self.host_id),
-                           lambda secret, error: self._derived(values, secret, error))
+        self.derive_secret(password, lambda secret, error: self._derived(values, secret, error))
         return True
 
     def _derived(self, values, secret, error):
@@ -167,8 +167,10 @@ class SettingsDialog(Dialog):
         self._apply(values, secret)
 
     def _apply(self, values, secret):
-        """Copy the values (and a derived secret) onto Settings and save; then close."""
-        values = dict(values, permanent_password=None if secret else values.get("permanent_password"))
+        """Copy the values (and a derived secret) onto Settings and save; then close.  Only
+        "remove the password" ("") or "leave it" (None) reach apply_settings: no scrypt here."""
+        clear = values.get("permanent_password") == "" and not secret
+        values = dict(values, permanent_password="" if clear else None)
         try:
             model.apply_settings(self.settings, values, self.host_id)
             if secret:
@@ -182,22 +184,6 @@ class SettingsDialog(Dialog):
         if self.on_saved:
             self.on_saved(self.settings)
         return True
-
-
-def _derive(password, host_id) -> bytes:
-    """Worker thread: the stored form of a permanent password (scrypt; tens of ms)."""
-    from tagio.crypto import kdf     # looked up at call time: tests record which thread runs it
-    return kdf.password_secret(password, host_id)
-
-
-def _run_inline(work, done):
-    """run_in_worker for a dialog used without a controller: run `work` on this thread."""
-    try:
-        result = work()
-    except TagioError as exc:
-        done(None, exc)
-        return
-    done(result, None)
 
 
 def _exists(widget) -> bool:

@@ -1,9 +1,11 @@
 """The Tk session window: the partner's screen, mouse and keyboard, and a status line.
 
-Theory of operation. The ViewerSession's threads never touch Tk; they post tuples to
-`session.updates` (see tagio.session.viewer). This window drains that queue from an `after()` poll
-that reschedules itself until the window closes (idlelib's poll_subprocess pattern), so only the Tk
-main thread touches widgets.
+Theory of operation. The seam with the session is one-way both ways. The ViewerSession's threads
+never touch Tk; they post typed events (tagio.session.events) to `session.updates`, which this window
+drains from an `after()` poll that reschedules itself until the window closes (idlelib's
+poll_subprocess pattern), so only the Tk main thread touches widgets. Input and "frame drawn"
+reports go back through the session's send_* methods and displayed(), which only hand the message to
+the session's sender thread: nothing here ever waits on the network.
 
 Drawing: one Tk photo image of the remote screen (at the display scale) shown on a Canvas. A changed
 rectangle becomes a small ImageTk photo that is copied into the big one with `copy -to` - a
@@ -27,6 +29,7 @@ import tkinter as tk
 
 from PIL import Image, ImageTk
 
+from tagio.session import events as ev
 from tagio.session.inject import SPECIAL_KEYS
 from tagio.protocol.session import MAX_CLIPBOARD
 
@@ -54,14 +57,14 @@ def coalesce(updates, screen):
     """Replace a backlog of rectangles covering at least a screenful by one redraw from the
     framebuffer (which already holds them): when the viewer falls behind, it catches up with one
     paste instead of drawing every frame it missed. Other updates keep their order."""
-    if screen is None or any(u[0] == "size" for u in updates):
+    if screen is None or any(isinstance(u, ev.Size) for u in updates):
         return updates
-    area = sum(img.width * img.height for u in updates if u[0] == "rects" for _, _, img in u[2])
+    rects = [u for u in updates if isinstance(u, ev.Rects)]
+    area = sum(img.width * img.height for u in rects for _, _, img in u.pieces)
     if area < screen[0] * screen[1]:
         return updates
-    kept = [u for u in updates if u[0] not in ("rects", "refresh")]
-    last_rects = [u for u in updates if u[0] == "rects"][-1]
-    return kept + [("refresh",), ("rects", last_rects[1], [], last_rects[3])]
+    kept = [u for u in updates if not isinstance(u, (ev.Rects, ev.Refresh))]
+    return kept + [ev.Refresh(), ev.Rects(rects[-1].frame_id, [], rects[-1].capture_time)]
 
 
 def scale_to_fit(remote, available):
@@ -101,13 +104,7 @@ class ViewerWindow(tk.Toplevel):
         self._build()
         self._bind_input()
         self._poll_id = self.after(POLL_MS, self._poll)
-        self._session_call("attach_display")
-
-    def _session_call(self, name, *args):
-        """Call an optional ViewerSession method (simple test sessions may not have it)."""
-        method = getattr(self.session, name, None)
-        if method is not None:
-            method(*args)
+        self.session.attach_display()
 
     # -- widgets ------------------------------------------------------------------------------
     def _build(self):
@@ -165,7 +162,7 @@ class ViewerWindow(tk.Toplevel):
         """Handle the queued updates; True when there were any."""
         updates = self._take()
         for update in coalesce(updates, self.remote_size):
-            self._UPDATES[update[0]](self, *update[1:])
+            self._UPDATES[type(update)](self, update)
         return bool(updates)
 
     def _take(self):
@@ -205,8 +202,8 @@ class ViewerWindow(tk.Toplevel):
         fb = self.session.framebuffer
         if fb is not None and self._photo is not None:
             self._put(0, 0, fb)
-        self._session_call("displayed")         # the framebuffer holds every frame decoded so far
-        shape = getattr(self.session, "cursor_shape", None)     # its update may have been dropped
+        self.session.displayed()                # the framebuffer holds every frame decoded so far
+        shape = self.session.cursor_shape       # its update may have been dropped
         if shape is not None:
             self._on_cursor_shape(*shape)
 
@@ -215,7 +212,7 @@ class ViewerWindow(tk.Toplevel):
             for x, y, img in pieces:
                 self._put(x, y, img)
             self.shown_frame = frame_id
-        self._session_call("displayed", frame_id)
+        self.session.displayed(frame_id)
 
     def _put(self, x, y, img):
         """Copy one remote rectangle into the photo at the display scale."""
@@ -280,9 +277,17 @@ class ViewerWindow(tk.Toplevel):
         self._closed_text = text
         self._update_status(force=True)
 
-    _UPDATES = {"size": _on_size, "rects": _on_rects, "refresh": _on_refresh, "cursor": _on_cursor,
-                "cursor_shape": _on_cursor_shape, "monitors": _on_monitors, "closed": _on_closed,
-                "clipboard": lambda self, text: self._on_clipboard(text)}
+    # event type -> handler(self, event) (the events are tagio.session.events)
+    _UPDATES = {
+        ev.Size: lambda self, e: self._on_size(e.width, e.height, e.monitor),
+        ev.Rects: lambda self, e: self._on_rects(e.frame_id, e.pieces, e.capture_time),
+        ev.Refresh: lambda self, e: self._on_refresh(),
+        ev.Cursor: lambda self, e: self._on_cursor(e.x, e.y),
+        ev.CursorShape: lambda self, e: self._on_cursor_shape(e.hot_x, e.hot_y, e.image),
+        ev.Monitors: lambda self, e: self._on_monitors(e.current, e.monitors),
+        ev.Closed: lambda self, e: self._on_closed(e.reason),
+        ev.Clipboard: lambda self, e: self._on_clipboard(e.text),
+    }
 
     def _update_status(self, force=False):
         now = time.monotonic()
@@ -295,10 +300,9 @@ class ViewerWindow(tk.Toplevel):
         if self._closed_text:
             return f"{self.partner_title} \u2014 session ended: {self._closed_text}"
         stats = self.session.stats
-        path = getattr(self.session.channel, "path", "?")
         size = f"{self.remote_size[0]}x{self.remote_size[1]}" if self.remote_size else "-"
-        fps = self.session.recent_fps() if hasattr(self.session, "recent_fps") else stats.get("fps", 0)
-        return (f"{self.partner_title} \u2014 {path} \u2014 {size} \u2014 {fps:.0f} fps"
+        fps = self.session.recent_fps()
+        return (f"{self.partner_title} \u2014 {self.session.path} \u2014 {size} \u2014 {fps:.0f} fps"
                 f" \u2014 {stats.get('latency_ms', 0)} ms \u2014 {stats.get('bytes', 0) // 1024} KB")
 
     # -- input --------------------------------------------------------------------------------
@@ -359,12 +363,13 @@ class ViewerWindow(tk.Toplevel):
         return x, y
 
     def _safe(self, fn, *args):
-        """Input after the session ended is silently dropped; the status line says why."""
+        """Input after the session ended is silently dropped; the status line says why.
+
+        `fn` (a ViewerSession send_* method) only hands the message to the session's sender
+        thread and returns: it never waits on the network and never raises for it (a path that
+        stopped taking data ends the session, which the status line then shows)."""
         if self.session.running:
-            try:
-                fn(*args)
-            except Exception as exc:    # the session's own threads report the failure
-                self._closed_text = self._closed_text or str(exc)
+            fn(*args)
 
     def _motion(self, event):
         point = self.remote_point(event.x, event.y)
@@ -428,6 +433,6 @@ class ViewerWindow(tk.Toplevel):
                 pass
             self._poll_id = None
         self._fit_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
-        self._session_call("detach_display")    # nothing will draw the frames still waiting
+        self.session.detach_display()           # nothing will draw the frames still waiting
         self._photo = self._cursor_photo = None
         super().destroy()
