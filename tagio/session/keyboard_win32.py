@@ -84,8 +84,8 @@ class Win32Keyboard:
     as in key_vk."""
 
     def __init__(self, send=None, char_vk=None):
-        self._send = send or SendInputSender()
-        self._char_vk = char_vk or foreground_char_vk
+        self._send = SendInputSender() if send is None else send
+        self._char_vk = foreground_char_vk if char_vk is None else char_vk
         self._held = {}             # key name -> (vk, extended)
 
     def press(self, name):
