@@ -45,8 +45,9 @@ class PynputKeyboard:
         self._held[name] = key
 
     def release(self, name):
-        key = self._held.pop(name, None) or self.resolve(name)
-        self._controller.release(key)
+        key = self._held.pop(name, None)
+        if key is not None:             # else never pressed here, or released already
+            self._controller.release(key)
 
     def type(self, text):
         self._controller.type(text)

@@ -94,8 +94,9 @@ class Win32Keyboard:
         self._held[name] = (vk, extended)
 
     def release(self, name):
-        vk, extended = self._held.pop(name, None) or key_vk(name, self._char_vk)
-        self._send([vk_input(vk, extended, False)])
+        held = self._held.pop(name, None)
+        if held is not None:            # else never pressed here, or released already
+            self._send([vk_input(*held, False)])
 
     def type(self, text):
         lifted = [(vk, ext) for vk, ext in self._held.values() if vk in MODIFIER_VKS]

@@ -29,6 +29,7 @@ keysym 0x01000000 + code point. Not thread-safe: the host's inject thread owns i
 """
 
 import collections
+import contextlib
 import select
 import time
 
@@ -119,12 +120,24 @@ class Keymap:
         self.first = first_keycode
         self.rows = [tuple(row) for row in rows]
         self.modmap = [tuple(code for code in row if code) for row in modmap]
+        self._places = None         # keysym -> [(index, keycode)], built when first needed
 
     def row(self, keycode):
         return self.rows[keycode - self.first]
 
     def set_row(self, keycode, row):
         self.rows[keycode - self.first] = tuple(row)
+        self._places = None
+
+    def places(self, keysym):
+        """[(index, keycode)] where `keysym` is, lowest keycode first."""
+        if self._places is None:
+            self._places = collections.defaultdict(list)
+            for i, row in enumerate(self.rows):
+                for index, sym in enumerate(row):
+                    if sym:
+                        self._places[sym].append((index, self.first + i))
+        return self._places.get(keysym, ())
 
     def spare_keycodes(self):
         """Keycodes with no keysym at all, which no real key produces."""
@@ -134,10 +147,10 @@ class Keymap:
         """(keycode, index) of the first of `keysyms` at one of `indexes` (in preference order),
         lowest keycode first; None when no keycode has it."""
         for keysym in keysyms:
+            places = self.places(keysym)
             for index in indexes:
-                for i, row in enumerate(self.rows):
-                    code = self.first + i
-                    if index < len(row) and row[index] == keysym and code not in exclude:
+                for at, code in places:
+                    if at == index and code not in exclude:
                         return code, index
         return None
 
@@ -167,7 +180,6 @@ class SparePool:
         self.lent = collections.OrderedDict()      # keysym -> [keycode, last use]
         self.clock = clock
         self.reuse_after = reuse_after
-        self.ever_lent = set()
 
     @property
     def keycodes(self):
@@ -189,7 +201,6 @@ class SparePool:
             code, used = self.lent.pop(victim)
             wait = max(0.0, used + self.reuse_after - self.clock())
         self.lent[keysym] = [code, self.clock()]
-        self.ever_lent.add(code)
         return code, wait
 
     def touch(self, keysym):
@@ -199,9 +210,9 @@ class SparePool:
             self.lent.move_to_end(keysym)
 
     def forget(self, keysym):
-        """The server's mapping no longer has our keysym there (someone reloaded the keymap)."""
-        code, _ = self.lent.pop(keysym)
-        self.free.append(code)
+        """The server's mapping no longer has our keysym there: someone loaded another keymap,
+        which may use that keycode for a real key now, so it is not ours to lend any more."""
+        self.lent.pop(keysym)
 
     def settle_time(self):
         """Seconds until every borrowed keycode may safely change again."""
@@ -247,7 +258,7 @@ class X11Keyboard:
         self._notice_mapping_changes()
         keycode = self._held.pop(name, None)
         if keycode is None:
-            keycode = self._key_keycode(name)
+            return          # never pressed here (its press failed, or it was released already)
         self._fake(self._X.KeyRelease, keycode)
         self._conn.sync()
 
@@ -318,8 +329,29 @@ class X11Keyboard:
         keysym = {"shift": XK_SHIFT_L, "level3": XK_ISO_LEVEL3_SHIFT}[modifier]
         return self._keymap.keycode_of(keysym)
 
+    @contextlib.contextmanager
     def _plain_modifiers(self, cased):
-        return _PlainModifiers(self, cased)
+        """Around typed characters: the modifier keys we hold are let go, and Caps Lock is switched
+        off when it would change a character's case; both come back afterwards."""
+        modifiers = self._keymap.modifier_keycodes()
+        lifted = [code for code in self._held.values() if code in modifiers]
+        for code in lifted:
+            self._fake(self._X.KeyRelease, code)
+        lock = cased and self._lock_on()
+        if lock:
+            self._toggle_lock()
+        try:
+            yield
+        finally:
+            if lock:
+                self._toggle_lock()
+            for code in lifted:
+                self._fake(self._X.KeyPress, code)
+
+    def _toggle_lock(self):
+        code = self._keymap.keycode_of(XK_CAPS_LOCK)
+        if code is not None:
+            self._tap(code, ())
 
     def _lock_on(self):
         return bool(self._conn.screen().root.query_pointer().mask & LOCK_MASK)
@@ -404,36 +436,3 @@ class X11Keyboard:
 
     def _fake(self, event_type, keycode):
         self._xtest.fake_input(self._conn, event_type, keycode)
-
-
-class _PlainModifiers:
-    """Around typed characters: the modifier keys we hold are let go, and Caps Lock is switched
-    off when it would change a character's case; both come back afterwards."""
-
-    def __init__(self, keyboard, cased):
-        self.kb, self.cased = keyboard, cased
-        self.lifted, self.lock = [], False
-
-    def __enter__(self):
-        kb = self.kb
-        modifiers = kb._keymap.modifier_keycodes()
-        self.lifted = [code for code in kb._held.values() if code in modifiers]
-        for code in self.lifted:
-            kb._fake(kb._X.KeyRelease, code)
-        self.lock = self.cased and kb._lock_on()
-        if self.lock:
-            self._toggle_lock()
-        return self
-
-    def __exit__(self, *exc):
-        kb = self.kb
-        if self.lock:
-            self._toggle_lock()
-        for code in self.lifted:
-            kb._fake(kb._X.KeyPress, code)
-        return False
-
-    def _toggle_lock(self):
-        code = self.kb._keymap.keycode_of(XK_CAPS_LOCK)
-        if code is not None:
-            self.kb._tap(code, ())
