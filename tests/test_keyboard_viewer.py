@@ -120,6 +120,7 @@ class TextOrKey(unittest.TestCase):
     def test_names(self):
         self.assertEqual(key_name("Win_R", ""), "Super_R")
         self.assertEqual(key_name("App", ""), "Menu")
+        self.assertEqual(key_name("KP_End", ""), "End")         # Num Lock off on the viewer
         self.assertEqual(key_name("??", "ж"), "ж")
         self.assertIsNone(key_name("??", "\x01"))
         self.assertIsNone(key_name("x" * 33, ""))

@@ -34,6 +34,9 @@ ALIASES = {
     "App": "Menu",                              # Tk on Windows: the context-menu key
     "Meta_L": "Alt_L", "Meta_R": "Alt_R",       # Tk on macOS: Command (TagIO has sent it as Alt)
     "ISO_Left_Tab": "Tab",                      # X11: Shift+Tab; Shift is held on the host too
+    # Keypad keys with Num Lock off: the keys they stand for, whatever the host's Num Lock says.
+    "KP_Home": "Home", "KP_End": "End", "KP_Left": "Left", "KP_Right": "Right", "KP_Up": "Up",
+    "KP_Down": "Down", "KP_Prior": "Prior", "KP_Next": "Next", "KP_Insert": "Insert",
 }
 
 # Keysym names of punctuation -> the character (older viewers sent these names for Shift+key).
