@@ -2,7 +2,6 @@
 into a Tk Text on a private Xvfb display (no window manager) checked where it lands."""
 
 import json
-import os
 import queue
 import subprocess
 import sys

@@ -40,11 +40,11 @@ XK_SHIFT_L = 0xFFE1
 XK_CAPS_LOCK = 0xFFE5
 XK_NUM_LOCK = 0xFF7F
 XK_ISO_LEVEL3_SHIFT = 0xFE03
-SHIFT_MASK, LOCK_MASK = 0x01, 0x02
+LOCK_MASK = 0x02
 LEVEL_MODIFIERS = {0: (), 1: ("shift",), 4: ("level3",), 5: ("shift", "level3")}   # core keymap index
 REUSE_AFTER = 1.0           # seconds a borrowed keycode keeps its keysym after its last use
-NOTIFY_TIMEOUT = 1.0
-SETTLE = 0.02               # seconds between a mapping change and the key that needs it        # seconds to wait for the MappingNotify of our own change
+NOTIFY_TIMEOUT = 1.0        # seconds to wait for the MappingNotify of our own change
+SETTLE = 0.02               # seconds between a mapping change and the key that needs it
 _LEGACY = None
 
 
