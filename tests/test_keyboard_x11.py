@@ -248,6 +248,20 @@ class TypingOnXvfb(unittest.TestCase):
         self.assertEqual([code for code in spares if any(rows[code - first])], [])
         self.assertEqual(self.content()[0]["text"], "ꙮ")
 
+    def test_a_spare_keycode_another_client_took_is_left_alone(self):
+        from Xlib import display
+        kb = kx.X11Keyboard.open(self.xvfb.display)
+        other = display.Display(self.xvfb.display)
+        self.addCleanup(other.close)
+        taken = kb._pool.free[0]                    # what kb would borrow first...
+        other.change_keyboard_mapping(taken, [(0x1000A66E, 0x1000A66E)])    # ...but xdotool got it
+        other.sync()
+        self.addCleanup(lambda: (other.change_keyboard_mapping(taken, [(0, 0)]), other.sync()))
+        kb.type("ꙭ")
+        kb.close()
+        self.assertEqual(set(other.get_keyboard_mapping(taken, 1)[0]) - {0}, {0x1000A66E})
+        self.assertEqual(self.content()[0]["text"], "ꙭ")
+
     def test_unknown_names_raise_keyerror(self):
         with self.assertRaises(KeyError):
             self.kb.press("NoSuchKeyName")

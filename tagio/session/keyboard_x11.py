@@ -376,10 +376,14 @@ class X11Keyboard:
         keycode = self._pool.lookup(keysym)
         if keycode is not None:
             return keycode
-        try:
-            keycode, wait = self._pool.lend(keysym, busy=set(self._held.values()))
-        except KeyError:
-            return None
+        while True:
+            try:
+                keycode, wait = self._pool.lend(keysym, busy=set(self._held.values()))
+            except KeyError:
+                return None
+            if self._still_as_we_left_it(keycode):
+                break
+            self._pool.forget(keysym)   # another client (a second session, xdotool) took it
         if wait > 0:
             self._sleep(wait)       # a client may not have read this keycode's last keysym yet
         self._originals.setdefault(keycode, self._keymap.row(keycode))
@@ -388,6 +392,11 @@ class X11Keyboard:
         self._await_mapping_notify(keycode)
         self._sleep(SETTLE)
         return keycode
+
+    def _still_as_we_left_it(self, keycode):
+        """True when the server's row for `keycode` holds what we last put there (or nothing)."""
+        now = self._conn.get_keyboard_mapping(keycode, 1)[0]
+        return set(now) - {0} == set(self._keymap.row(keycode)) - {0}
 
     def _await_mapping_notify(self, keycode):
         """Wait (bounded) until the server reports our mapping change: from then on every client
