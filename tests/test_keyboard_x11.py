@@ -258,6 +258,7 @@ class TypingOnXvfb(unittest.TestCase):
         other.sync()
         self.addCleanup(lambda: (other.change_keyboard_mapping(taken, [(0, 0)]), other.sync()))
         kb.type("ꙭ")
+        self.assertEqual(set(other.get_keyboard_mapping(taken, 1)[0]) - {0}, {0x1000A66E})
         kb.close()
         self.assertEqual(set(other.get_keyboard_mapping(taken, 1)[0]) - {0}, {0x1000A66E})
         self.assertEqual(self.content()[0]["text"], "ꙭ")

@@ -432,10 +432,12 @@ class X11Keyboard:
             self._reload_keymap()
 
     def _reload_keymap(self):
+        """Read the mapping again; spare keycodes that are no longer as we left them leave the pool."""
         self._keymap = self._read_keymap()
         for keysym, (keycode, _) in list(self._pool.lent.items()):
             if self._keymap.row(keycode)[:1] != (keysym,):
                 self._pool.forget(keysym)
+        self._pool.free = [code for code in self._pool.free if not any(self._keymap.row(code))]
 
     def _read_keymap(self):
         info = self._conn.display.info
