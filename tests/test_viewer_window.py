@@ -14,22 +14,14 @@ from PIL import Image
 
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.ui.viewer_window import coalesce, host_key_name, scale_to_fit
+from tagio.ui.viewer_window import coalesce, scale_to_fit
 from tests.waiting import wait_until
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
-class KeyNames(unittest.TestCase):
+class PureHelpers(unittest.TestCase):
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
-
-    def test_translation_table(self):
-        self.assertEqual(host_key_name("Return", "\r"), "Return")
-        self.assertEqual(host_key_name("F5", ""), "F5")
-        self.assertEqual(host_key_name("a", "a"), "a")
-        self.assertEqual(host_key_name("exclam", "!"), "!")
-        self.assertEqual(host_key_name("eacute", "é"), "é")
-        self.assertEqual(host_key_name("c", "\x03", state=0x0004), "c")    # Ctrl+C
-        self.assertEqual(host_key_name("Control_L", ""), "Control_L")
+    # Key translation tests live in tests/test_keyboard_viewer.py.
 
     def test_backlog_of_a_screenful_becomes_one_redraw(self):
         tile = Image.new("RGB", (50, 50))
@@ -198,10 +190,15 @@ class WindowOnXvfb(unittest.TestCase):
         self.assertTrue(self.pump(lambda: self.root.focus_get() == window.canvas), "no focus")
         self.xdotool("key", "--window", str(window.winfo_id()), "a")
         self.xdotool("key", "Return", "F5")
-        keys = self.messages(m.Key, 6)
-        self.assertEqual([(k.key, k.pressed) for k in keys],
-                         [("a", True), ("a", False), ("Return", True), ("Return", False),
-                          ("F5", True), ("F5", False)])
+        keys = self.messages((m.Key, m.Text), 5)
+        self.assertEqual(keys, [m.Text("a"), m.Key("Return", True), m.Key("Return", False),
+                                m.Key("F5", True), m.Key("F5", False)])
+        self.xdotool("key", "shift+comma", "ctrl+shift+t")     # `<` is text; Ctrl+Shift+T is keys
+        keys = self.messages((m.Key, m.Text), 9)
+        self.assertEqual(keys[:6], [m.Key("Shift_L", True), m.Text("<"), m.Key("Shift_L", False),
+                                    m.Key("Control_L", True), m.Key("Shift_L", True), m.Key("T", True)])
+        # xdotool lets go of the modifiers before the key: T's release is still the key T
+        self.assertCountEqual(keys[6:], [m.Key("T", False), m.Key("Shift_L", False), m.Key("Control_L", False)])
 
     def test_keys_held_when_focus_leaves_are_released_and_ctrl_alt_del(self):
         import tkinter as tk

@@ -238,7 +238,8 @@ class Mouse(_Fixed):
 
 @dataclass
 class Key:
-    """Viewer -> host: a key went down or up. `key` is a Tk keysym name or one character."""
+    """Viewer -> host: a key went down or up (shortcuts, keys that are not text, modifiers). `key`
+    is an X11 keysym name or one character (tagio.protocol.keys)."""
     key: str
     pressed: bool
 
@@ -268,7 +269,8 @@ class Scroll(_Fixed):
 
 @dataclass
 class Text(_Text):
-    """Viewer -> host: type this Unicode text (layout independent)."""
+    """Viewer -> host: type this Unicode text (layout independent): what the viewer's key events
+    produced as text; the host types it with its own modifiers out of the way (tagio.protocol.keys)."""
     text: str
 
 

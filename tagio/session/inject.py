@@ -1,42 +1,28 @@
-"""Input injection on the host: viewer Mouse/Key/Scroll/Text messages -> the local desktop via pynput.
+"""Input injection on the host: viewer Mouse/Key/Scroll/Text messages -> the local desktop.
 
-Theory of operation: pynput is imported lazily, inside `Injector.open()`, because on X11 merely
-importing it fails without a display; a host where it cannot load runs view-only and says why.
-Key names are Tk keysyms (what the viewer window sees) or a single character; `SPECIAL_KEYS` maps the
-named ones to pynput's `Key` members, single characters go through `KeyCode.from_char` (pynput maps
-characters that are not on the host's layout itself). Text is typed as Unicode, independent of the
-keyboard layout. Every key and button pressed is remembered so `release_all()` can let go of them
-when the session ends - a dropped connection must not leave Ctrl held down on the host.
+Theory of operation: the mouse goes through pynput, imported lazily inside `Injector.open()`
+because on X11 merely importing it fails without a display; a host where input cannot load runs
+view-only and says why. The keyboard goes through a backend chosen by platform (`open_keyboard`),
+each with the same small interface - press(name), release(name), type(text), release_all(),
+close() - and each raising KeyError for a key name or character it cannot produce:
+
+- X11 (tagio.session.keyboard_x11): XTest for every key and character, so typing works with or
+  without a window manager and whatever the two keyboard layouts are.
+- Windows (tagio.session.keyboard_win32): SendInput, characters as KEYEVENTF_UNICODE, keys as
+  virtual keys (a real Shift, so Ctrl+Shift+X shortcuts fire).
+- macOS (tagio.session.keyboard_pynput): pynput's keyboard controller.
+
+Key names are those of tagio.protocol.keys. Every key and button pressed is remembered so
+`release_all()` can let go of them when the session ends - a dropped connection must not leave Ctrl
+held down on the host.
 """
 
 import contextlib
 import os
+import sys
 import threading
 
 from tagio.protocol import session as m
-
-# Tk keysym -> pynput Key attribute name.
-SPECIAL_KEYS = {
-    "Return": "enter", "KP_Enter": "enter", "BackSpace": "backspace", "Tab": "tab", "ISO_Left_Tab": "tab",
-    "Escape": "esc", "Delete": "delete", "KP_Delete": "delete", "Insert": "insert", "Home": "home",
-    "End": "end", "Prior": "page_up", "Next": "page_down", "Left": "left", "Right": "right",
-    "Up": "up", "Down": "down", "Shift_L": "shift_l", "Shift_R": "shift_r", "Control_L": "ctrl_l",
-    "Control_R": "ctrl_r", "Alt_L": "alt_l", "Alt_R": "alt_r", "ISO_Level3_Shift": "alt_gr",
-    "Meta_L": "alt_l", "Meta_R": "alt_r", "Super_L": "cmd_l", "Super_R": "cmd_r", "Win_L": "cmd_l",
-    "Win_R": "cmd_r", "Caps_Lock": "caps_lock", "Num_Lock": "num_lock", "Scroll_Lock": "scroll_lock",
-    "Print": "print_screen", "Pause": "pause", "Menu": "menu", "App": "menu", "space": "space",
-    **{f"F{n}": f"f{n}" for n in range(1, 21)},
-}
-
-# Tk keysym names of common punctuation -> the character (the viewer usually sends the character).
-CHAR_KEYSYMS = {
-    "comma": ",", "period": ".", "slash": "/", "semicolon": ";", "apostrophe": "'", "quoteright": "'",
-    "bracketleft": "[", "bracketright": "]", "backslash": "\\", "minus": "-", "equal": "=",
-    "grave": "`", "quoteleft": "`", "exclam": "!", "at": "@", "numbersign": "#", "dollar": "$",
-    "percent": "%", "asciicircum": "^", "ampersand": "&", "asterisk": "*", "parenleft": "(",
-    "parenright": ")", "underscore": "_", "plus": "+", "colon": ":", "quotedbl": '"', "less": "<",
-    "greater": ">", "question": "?", "braceleft": "{", "braceright": "}", "bar": "|", "asciitilde": "~",
-}
 
 _BUTTONS = {1: "left", 2: "middle", 3: "right"}
 _ENV_LOCK = threading.Lock()
@@ -59,6 +45,18 @@ def _display_env(display):
                 os.environ["DISPLAY"] = saved
 
 
+def open_keyboard(display=None):
+    """The keyboard backend for this platform (see the module docstring)."""
+    if sys.platform == "win32":
+        from tagio.session.keyboard_win32 import Win32Keyboard
+        return Win32Keyboard()
+    if sys.platform == "darwin":
+        from tagio.session.keyboard_pynput import PynputKeyboard
+        return PynputKeyboard()
+    from tagio.session.keyboard_x11 import X11Keyboard
+    return X11Keyboard.open(display)
+
+
 class InjectorUnavailable(Exception):
     """pynput could not load (no display, no backend): the host must run view-only."""
 
@@ -70,7 +68,6 @@ class Injector:
         self.origin = origin        # top-left of the captured monitor in desktop coordinates
         self.size = size
         self._mouse = self._keyboard = None
-        self._held_keys = set()
         self._held_buttons = set()
 
     def open(self, display=None):
@@ -80,11 +77,12 @@ class Injector:
         so it is set for the duration of the import and controller creation."""
         with _display_env(display):
             try:
-                from pynput import keyboard, mouse     # lazy: importing needs a display on X11
-                self._pynput_keyboard, self._pynput_mouse = keyboard, mouse
+                from pynput import mouse        # lazy: importing needs a display on X11
+                self._pynput_mouse = mouse
                 self._mouse = mouse.Controller()
-                self._keyboard = keyboard.Controller()
-            except Exception as exc:                    # any backend failure means "no input here"
+                self._keyboard = open_keyboard(display)
+            except Exception as exc:            # any backend failure means "no input here"
+                self._mouse = self._keyboard = None
                 raise InjectorUnavailable(f"input injection unavailable: {exc}") from exc
         return self
 
@@ -126,39 +124,28 @@ class Injector:
         self._mouse.scroll(msg.dx, msg.dy)
 
     def _on_key(self, msg):
-        key = self.resolve_key(msg.key)
         if msg.pressed:
-            self._keyboard.press(key)
-            self._held_keys.add(key)
+            self._keyboard.press(msg.key)
         else:
-            self._keyboard.release(key)
-            self._held_keys.discard(key)
+            self._keyboard.release(msg.key)
 
     def _on_text(self, msg):
         self._keyboard.type(msg.text)
 
-    def resolve_key(self, name):
-        """Tk keysym or one character -> a pynput key. Raises KeyError for names we do not know."""
-        if name in SPECIAL_KEYS:
-            return getattr(self._pynput_keyboard.Key, SPECIAL_KEYS[name])
-        char = CHAR_KEYSYMS.get(name, name)
-        if len(char) != 1:
-            raise KeyError(name)
-        return self._pynput_keyboard.KeyCode.from_char(char)
-
     def release_all(self):
         """Let go of every key and button still held (the session is ending)."""
-        for key in list(self._held_keys):
-            self._safely(self._keyboard.release, key)
+        if self._keyboard is not None:
+            self._safely(lambda _: self._keyboard.release_all(), None)
         for button in list(self._held_buttons):
             self._safely(self._mouse.release, button)
-        self._held_keys.clear()
         self._held_buttons.clear()
 
     def close(self):
         """Release everything and drop the controllers now, while the display is still there."""
         if self._mouse is not None:
             self.release_all()
+        if self._keyboard is not None:
+            self._safely(lambda _: self._keyboard.close(), None)
         self._mouse = self._keyboard = None     # pynput closes its display connections on collection
 
     @staticmethod

@@ -19,8 +19,8 @@ otherwise every POLL_MS.
 "Fit" scales the remote screen to the window (pieces are resized before the copy, and a new window
 size redraws once from the framebuffer); "1:1" shows it unscaled with scrollbars. Mouse positions
 are mapped back through the same scale (and the scroll offset) so a click lands on the pixel under
-the local pointer. Tk key events become host key names: named keys keep their keysym, printable
-keys send their character (layout independent), Ctrl/Alt combinations send the base keysym.
+the local pointer. Key events become text or named keys as tagio.ui.keys decides (printable text is
+sent as characters, whatever the two layouts; shortcuts and special keys as key presses).
 """
 
 import queue
@@ -30,27 +30,15 @@ import tkinter as tk
 from PIL import Image, ImageTk
 
 from tagio.session import events as ev
-from tagio.session.inject import SPECIAL_KEYS
 from tagio.protocol.session import MAX_CLIPBOARD
+from tagio.ui.keys import KeyboardState
 
 POLL_MS = 15
 FAST_POLL_MS = 4                # while frames are streaming in ...
 STREAMING_FOR = 0.5             # ... i.e. for this many seconds after the last update
 MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
 STATUS_EVERY = 0.5              # seconds between status-line refreshes
-_CTRL_ALT = 0x0004 | 0x0008     # Tk event.state bits for Control and Mod1 (Alt)
 CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
-
-
-def host_key_name(keysym, char, state=0):
-    """A Tk key event -> the key name the host understands (see tagio.session.inject)."""
-    if keysym in SPECIAL_KEYS:
-        return keysym
-    if len(keysym) == 1 or state & _CTRL_ALT:
-        return keysym if len(keysym.encode("utf-8")) <= 32 else None
-    if len(char) == 1 and char.isprintable():
-        return char
-    return keysym or None
 
 
 def coalesce(updates, screen):
@@ -89,7 +77,8 @@ class ViewerWindow(tk.Toplevel):
         self._cursor_hot = (0, 0)
         self._cursor_at = None
         self._last_motion = None
-        self._held_keys, self._held_buttons = set(), set()
+        self._keyboard = KeyboardState(self.tk.call("tk", "windowingsystem"))
+        self._held_buttons = set()
         self._clipboard_seen = None
         self._canvas_size = None
         self._status_at = 0.0
@@ -322,11 +311,9 @@ class ViewerWindow(tk.Toplevel):
     def release_held(self):
         """Let go of every key and button we pressed on the host (our window lost the keyboard,
         so their releases would never reach us and the host would keep them held)."""
-        for name in sorted(self._held_keys):
-            self._safe(self.session.send_key, name, False)
+        self._send_keys(self._keyboard.release_all())
         for num in sorted(self._held_buttons):
             self._safe(self.session.send_mouse_button, num, False)
-        self._held_keys.clear()
         self._held_buttons.clear()
 
     def offer_clipboard(self):
@@ -407,16 +394,25 @@ class ViewerWindow(tk.Toplevel):
             self._safe(self.session.send_scroll, 0, steps)
 
     def _key(self, event, pressed):
-        name = host_key_name(event.keysym, event.char, event.state)
-        if name:
-            (self._held_keys.add if pressed else self._held_keys.discard)(name)
-            self._safe(self.session.send_key, name, pressed)
+        if pressed:
+            actions = self._keyboard.press(event.keycode, event.keysym, event.char, event.state)
+        else:
+            actions = self._keyboard.release(event.keycode)
+        self._send_keys(actions)
         return "break"      # keep Tab & co. from moving focus out of the canvas
+
+    def _send_keys(self, actions):
+        for action in actions:
+            if action[0] == "text":
+                self._safe(self.session.send_text, action[1])
+            else:
+                self._safe(self.session.send_key, action[1], action[2])
 
     # -- closing ------------------------------------------------------------------------------
     def close(self):
         """Destroy the window (the session itself is stopped by its owner) and call on_close."""
         callback, self._on_close = self._on_close, None
+        self.release_held()         # the host must not keep a key held after the window is gone
         try:
             self.destroy()
         except tk.TclError:
