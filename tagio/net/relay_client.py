@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from tagio.crypto.identity import normalize_id
 from tagio.errors import (ConfigError, ConnectionClosed, LocalProtocolError, ProtocolError, RelayError,
                           RemoteProtocolError, TagioError, TransportError, TransportTimeout)
-from tagio.net.stream import SocketStream
+from tagio.net.stream import SocketStream, recv_exactly
 from tagio.protocol import framing
 from tagio.protocol import relay as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PONG, WS_PATH, WsDecoder, accept_key, data_of,
@@ -409,24 +409,22 @@ HANDLERS = {m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_e
 
 def read_frame(sock) -> framing.Frame:
     """Read exactly one frame (never more bytes); raises ConnectionClosed, RemoteProtocolError."""
-    header = _recv_exact(sock, framing.HEADER_LEN)
+    header = _recv_exact(sock, framing.HEADER_LEN, at_boundary=True)
     framing.check_prefix(header)
     length = int.from_bytes(header[7:11], "big")
-    return framing.Frame(header[5], header[6], _recv_exact(sock, length))
+    return framing.Frame(header[5], header[6], _recv_exact(sock, length, at_boundary=False))
 
 
-def _recv_exact(sock, n) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        try:
-            chunk = sock.recv(n - len(buf))
-        except socket.timeout as exc:
-            raise TransportTimeout("the relay did not answer in time") from exc
-        if not chunk:
-            raise ConnectionClosed("the relay closed the connection" if not buf else
-                                   f"the relay closed the connection mid-frame ({len(buf)} of {n} bytes)")
-        buf += chunk
-    return bytes(buf)
+def _recv_exact(sock, n, at_boundary) -> bytes:
+    """net.stream.recv_exactly, with the words a relay connection needs."""
+    try:
+        return recv_exactly(sock, n)
+    except socket.timeout as exc:
+        raise TransportTimeout("the relay did not answer in time") from exc
+    except ConnectionClosed as exc:
+        if at_boundary and not exc.received:
+            raise ConnectionClosed("the relay closed the connection") from None
+        raise ConnectionClosed(f"the relay closed the connection mid-frame ({exc})") from None
 
 
 def _translate(step, sock, waiting_for="the relay to answer"):
