@@ -14,6 +14,7 @@ from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
 from tagio.errors import ConfigError
+from tagio.platform import atomic_write
 from tagio.protocol.ids import (  # noqa: F401  (the ID rules live in protocol/ids.py)
     ID_DIGITS, PUBLIC_KEY_LEN, format_id, id_from_public_key, normalize_id,
 )
@@ -81,25 +82,14 @@ class Identity:
         """
         path = Path(config_dir) / KEY_FILE
         identity = cls.generate()
-        tmp = path.with_name(KEY_FILE + ".new")
-        identity.save(tmp)
         try:
-            os.replace(tmp, path)
+            identity.save(path)
         except OSError as exc:
             raise ConfigError(f"cannot replace identity key {path}: {exc}") from exc
         return identity
 
     def save(self, path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = self._key.export_key(format="PEM")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(pem)
-        try:
-            os.chmod(path, 0o600)  # no-op beyond read-only on Windows; %APPDATA% is per-user
-        except OSError:
-            pass
+        atomic_write(path, self._key.export_key(format="PEM").encode("ascii"), 0o600)
 
     def sign(self, message: bytes) -> bytes:
         return eddsa.new(self._key, "rfc8032").sign(message)
