@@ -35,7 +35,7 @@ from tagio.errors import (ConnectionClosed, LocalProtocolError, ProtocolError, R
 from tagio.net.peer import PeerInfo
 from tagio.net.stream import SocketStream, recv_exactly
 from tagio.protocol.address import parse_address, parse_relay_url  # noqa: F401  (one parser for both)
-from tagio.protocol import framing
+from tagio.protocol import codes, framing
 from tagio.protocol import relay as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PONG, WS_PATH, WsDecoder, accept_key, data_of,
                                       new_client_key, ws_frame)
@@ -139,7 +139,7 @@ class RelayClient:
         sock.sendall(m.Hello().encode())
         challenge = _expect(read_frame(sock), m.Challenge)
         if challenge.auth_required and not self.auth_secret:
-            raise RelayError("auth_required", "this relay is private: it needs a relay secret")
+            raise RelayError(codes.AUTH_REQUIRED, "this relay is private: it needs a relay secret")
         ident = self.identity
         signature = ident.sign(m.registration_message(challenge.nonce, ident.id, ident.public_key))
         proof = m.auth_proof(self.auth_secret, challenge.nonce, ident.id) if self.auth_secret else b""

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol.ids import ID_DIGITS
+from tagio.protocol.version import DIRECT_VERSION
 
-DIRECT_VERSION = 1
 VERSION = DIRECT_VERSION
 HEADER = struct.Struct("!4sB")
 HEADER_LEN = HEADER.size    # 5

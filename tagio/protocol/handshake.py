@@ -27,8 +27,8 @@ import struct
 from dataclasses import dataclass
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol.version import HANDSHAKE_VERSION
 
-HANDSHAKE_VERSION = 1
 VERSION = HANDSHAKE_VERSION
 FRAME_HEADER = struct.Struct(">BH")
 MAX_PAYLOAD = 512

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol.ids import is_valid_id
+from tagio.protocol.version import LAN_VERSION
 
-LAN_VERSION = 1
 VERSION = LAN_VERSION
 ANNOUNCE = struct.Struct("!4sB9sH")
 QUERY = struct.Struct("!4sB4s")
