@@ -6,6 +6,9 @@ import unittest
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import session as m
+from tests.golden import GoldenVectors, regenerate_if_asked
+
+LAYER = "unit"
 
 SAMPLES = [
     m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1),
@@ -26,6 +29,17 @@ SAMPLES = [
     m.MonitorList(1, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]),
     m.Bye("host quit"),
 ]
+
+
+class GoldenTest(GoldenVectors, unittest.TestCase):
+    FORMAT = "session"
+    SAMPLES = {f"{i:02d}_{type(msg).__name__.lower()}": msg for i, msg in enumerate(SAMPLES)}
+
+    def encode(self, msg):
+        return m.encode(msg)
+
+    def decode(self, data):
+        return m.decode(data)
 
 
 class RoundTrip(unittest.TestCase):
@@ -133,4 +147,5 @@ class EncodeLimits(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    regenerate_if_asked(GoldenTest)
     unittest.main()
