@@ -25,6 +25,8 @@ from tagio.protocol.websocket import WS_PATH
 DEFAULT_PORT = 443
 MAX_ADDRESS_TEXT = 256
 # scheme -> (tls, websocket)
+_NAME_CHARS = "-._"
+_V6_CHARS = "-._:%"
 SCHEMES = {"tagio": (False, False), "tls": (True, False), "ws": (False, True), "wss": (True, True)}
 
 
@@ -64,9 +66,18 @@ def parse_address(text, default_port=DEFAULT_PORT, min_port=1) -> tuple:
     if not text or len(text) > MAX_ADDRESS_TEXT:
         raise _bad(text[:40])
     host, port = _split_host_port(text, default_port)
-    if not host or not (port.isascii() and port.isdigit()) or not min_port <= int(port) < 65536:
+    if not _host_ok(host, ipv6=text.startswith("[") or text.count(":") > 1):   # '::1' alone is a host
+        raise _bad(text, "not a host name or IP address")
+    if not (port.isascii() and port.isdigit()) or not min_port <= int(port) < 65536:
         raise _bad(text)
     return host, int(port)
+
+
+def _host_ok(host: str, ipv6: bool) -> bool:
+    """A DNS name (IDN letters allowed), an IPv4 address, or an IPv6 address (with an optional
+    %zone). No spaces, '@', '/', or other URL punctuation."""
+    allowed = _V6_CHARS if ipv6 else _NAME_CHARS
+    return bool(host) and all(ch.isalnum() or ch in allowed for ch in host)
 
 
 def format_address(address) -> str:
