@@ -104,6 +104,8 @@ def parse_relay(text, default_port=DEFAULT_PORT) -> RelayTarget:
                           "(use tagio://, tls://, ws:// or wss://)")
     if parts.fragment:
         raise _bad(text, "a relay URL has no #fragment")
+    if parts.netloc.count(":") > 1 and not parts.netloc.startswith("["):
+        raise _bad(text, "an IPv6 address in a URL needs [brackets]")
     tls, websocket = SCHEMES[scheme]
     address = parse_address(parts.netloc, default_port)
     path = parts.path + ("?" + parts.query if parts.query else "")
