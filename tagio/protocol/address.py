@@ -12,10 +12,12 @@ default), or as a URL `scheme://host[:port][/path]` whose scheme says how to tal
 
 `urllib.parse.urlsplit` splits a URL into scheme, authority and path; the authority, like a bare
 address, goes through `parse_address`, which accepts exactly `host`, `host:port` or `[v6]:port`
-with a decimal port in range. Everything unusable raises ConfigError (these are settings and
+with a decimal port in range; a host is a DNS name (IDN letters allowed), an IPv4 address or a
+valid IPv6 address (optionally with a %zone), never URL punctuation or spaces. Everything unusable raises ConfigError (these are settings and
 command-line values, not wire bytes). `format_address` is the inverse of `parse_address`.
 """
 
+import ipaddress
 import urllib.parse
 from dataclasses import dataclass
 
@@ -26,7 +28,6 @@ DEFAULT_PORT = 443
 MAX_ADDRESS_TEXT = 256
 # scheme -> (tls, websocket)
 _NAME_CHARS = "-._"
-_V6_CHARS = "-._:%"
 SCHEMES = {"tagio": (False, False), "tls": (True, False), "ws": (False, True), "wss": (True, True)}
 
 
@@ -76,8 +77,18 @@ def parse_address(text, default_port=DEFAULT_PORT, min_port=1) -> tuple:
 def _host_ok(host: str, ipv6: bool) -> bool:
     """A DNS name (IDN letters allowed), an IPv4 address, or an IPv6 address (with an optional
     %zone). No spaces, '@', '/', or other URL punctuation."""
-    allowed = _V6_CHARS if ipv6 else _NAME_CHARS
-    return bool(host) and all(ch.isalnum() or ch in allowed for ch in host)
+    if not ipv6:
+        return _is_name(host)
+    ip, percent, zone = host.partition("%")
+    try:        # urllib checks a bracketed host the same way, so both forms agree
+        ipaddress.IPv6Address(ip)
+    except ValueError:
+        return False
+    return not percent or _is_name(zone)
+
+
+def _is_name(text: str) -> bool:
+    return bool(text) and all(ch.isalnum() or ch in _NAME_CHARS for ch in text)
 
 
 def format_address(address) -> str:
@@ -109,6 +120,8 @@ def parse_relay(text, default_port=DEFAULT_PORT) -> RelayTarget:
     tls, websocket = SCHEMES[scheme]
     address = parse_address(parts.netloc, default_port)
     path = parts.path + ("?" + parts.query if parts.query else "")
+    if not all("!" <= ch <= "~" for ch in path):   # it goes into an HTTP request line as it is
+        raise _bad(text, "the path must be printable ASCII without spaces")
     return RelayTarget(address, tls, websocket, path or WS_PATH)
 
 
