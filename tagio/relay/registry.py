@@ -21,14 +21,13 @@ its own stale registration.
 """
 
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tagio.crypto.identity import PUBLIC_KEY_LEN
 from tagio.errors import ConfigError, IdentityError, RelayError
+from tagio.platform import atomic_write as write_atomic
 
 UDP_TOKEN_LEN = 16
 
@@ -102,23 +101,6 @@ class BindingStore:
         snapshot = snapshot if snapshot is not None else self.snapshot()
         data = {"version": 1, "bindings": {k: v.hex() for k, v in snapshot.items()}}
         write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Registry:
