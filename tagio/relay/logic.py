@@ -39,7 +39,7 @@ from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import Registration, Registry
-from tagio.relay.verify import verify
+from tagio.relay.verify import is_small_order, verify
 
 log = logging.getLogger("tagio.relay")
 
@@ -74,6 +74,7 @@ class Limits:
     out_buffer = 256 * 1024          # per-connection queued control bytes
     relay_buffer = 1 << 20           # per direction
     state_save_interval = 5.0        # bindings file: new IDs are written at most this often (and at stop)
+    binding_ttl = 180 * 86400.0      # an ID that has not registered for this long loses its binding
 
     def __init__(self, **overrides):
         for key, value in overrides.items():
@@ -255,6 +256,8 @@ class RelayLogic:
 
 def ownership_precheck(message) -> str:
     """'' when the Register's key can own its ID (derivation only, no signature), else the reason."""
+    if is_small_order(message.public_key):
+        return "small-order public key refused (any signature would verify with it)"
     try:
         derived = id_from_public_key(message.public_key)
     except IdentityError as exc:

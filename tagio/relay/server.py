@@ -53,8 +53,9 @@ class RelayServer:
         self.public_ip = public_ip
         self.limits = limits or Limits()
         self.clock = clock
-        bindings = BindingStore(state_file, self.limits.max_bindings)
-        bindings.load()
+        bindings = BindingStore(state_file, self.limits.max_bindings, wall_clock)
+        self.state_at_start = load_bindings(bindings)  # "fresh", "loaded" or "lost", shown by /health
+        bindings.expire(self.limits.binding_ttl)
         self.logic = RelayLogic(self.limits, auth_secret=auth_secret, bindings=bindings, clock=clock,
                                 wall_clock=wall_clock, public_ip=public_ip)
         self.counters = self.logic.counters  # one counter table for the whole relay
@@ -70,6 +71,7 @@ class RelayServer:
         self._saving = False
         self._next_save = 0.0
         self._accept_paused_until = 0.0
+        self._next_expiry = 0.0
         self.ticks = 0  # timer rounds run so far (tests with a fake clock wait on it)
         self.tcp = self.udp = None
 
@@ -256,7 +258,8 @@ class RelayServer:
             self.conns.admit(sock, addr)
 
     def _answer_http(self, request) -> bytes:
-        return http_response(request.method, request.path, self.status())
+        return http_response(request.method, request.path, self.status(), request.headers,
+                             self.logic.auth_secret)
 
     # -- UDP -----------------------------------------------------------------------------------------
     def _udp(self, _data=None, _mask=0):
@@ -285,6 +288,9 @@ class RelayServer:
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             self._sel.register(self.tcp, selectors.EVENT_READ, "accept")
+        if now >= self._next_expiry:  # walking a million bindings is ~0.1 s: once an hour
+            self._next_expiry = now + 3600.0
+            self.logic.registry.bindings.expire(self.limits.binding_ttl)
         self._save_state()
         self.ticks += 1
 
@@ -324,10 +330,33 @@ class RelayServer:
         return {"version": VERSION, "uptime_s": round(time.time() - self._started, 1),
                 "online_clients": len(self.logic.registry), "active_relays": self.forwarder.active,
                 "waiting_relays": self.logic.pairing.waiting, "connections": len(self.conns),
-                "public_address": f"{self.public_ip or host}:{port}",
+                "public_address": f"{self.public_ip or host}:{port}", "state": self.state_at_start,
                 "tls": self.ssl_context is not None, "relayed_bytes_total": self.forwarder.bytes_total,
                 "relay_pairs_failed_total": self.forwarder.pairs_failed,
                 **self.logic.counters, **self.counters}
+
+
+def load_bindings(bindings) -> str:
+    """Read the bindings file: "loaded", "fresh" (none: a first start, or a disk that was wiped) or "lost".
+
+    An unreadable file does not stop the relay (a health check would restart it for ever); it is
+    kept aside as <name>.unreadable for the operator, and /health says "lost".
+    """
+    try:
+        loaded = bindings.load()
+    except ConfigError as exc:
+        aside = bindings.path.with_name(bindings.path.name + ".unreadable")
+        try:
+            bindings.path.replace(aside)
+        except OSError:
+            aside = bindings.path
+        log.error("%s; starting with no ID bindings (health shows \"state\": \"lost\"); the file is kept as %s",
+                  exc, aside)
+        return "lost"
+    if not loaded and bindings.path:
+        log.warning("no relay state file at %s: starting with no ID bindings (a first start, or the disk "
+                    "was wiped)", bindings.path)
+    return "loaded" if loaded else "fresh"
 
 
 def _check_failed(exc):
