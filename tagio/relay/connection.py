@@ -37,8 +37,8 @@ from tagio.errors import LocalProtocolError, RelayError, RemoteProtocolError
 from tagio.protocol import relay as m
 from tagio.relay.events import Answer, Drop, Event, Linger, Reply, StartTls, Write
 from tagio.relay.http import HttpRequestReader, http_error, upgrade_response
-from tagio.protocol.websocket import WsDecoder
 from tagio.relay.logic import RelayLogic, error_code
+from tagio.relay.wsframes import RelayWsDecoder
 
 TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 1, 0, 2, 2, 40])
 
@@ -101,7 +101,7 @@ def on_request(logic, conn, request):
 def on_upgrade(logic, conn, request):
     """101 Switching Protocols; from now on the TagIO stream travels in WebSocket frames."""
     wire = upgrade_response(request.headers["sec-websocket-key"])  # RemoteProtocolError for a bad key
-    conn.http, conn.ws = None, WsDecoder(expect_masked=True)
+    conn.http, conn.ws = None, RelayWsDecoder()
     logic.counters["websocket_upgrades_total"] += 1
     return [Write(conn, wire)]
 

@@ -248,6 +248,8 @@ class ConnTable:
         to_conn = bytes(conn.out) + conn.wrap(ready + bytes(partner.early))
         to_partner = bytes(partner.out) + partner.wrap(ready + bytes(conn.early))
         for c in (conn, partner):
+            if c.ws is not None:
+                c.ws.for_relaying()  # relayed data may come in large WebSocket frames
             c.closed = True
             self.detach(c)  # the forwarder owns the sockets now; the IPs are released when the pair ends
         ips = (conn.peer_addr[0], partner.peer_addr[0])

@@ -23,7 +23,7 @@ import ssl
 from tagio.errors import RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import relay as m
-from tagio.protocol.websocket import OP_PONG, data_of, ws_frame
+from tagio.protocol.websocket import OP_PONG, WS_PATH, data_of, ws_frame
 from tagio.relay.conn import classify, is_tls_client_hello
 from tagio.relay.connection import FRAME_STATES, State
 from tagio.relay.events import Event
@@ -65,6 +65,7 @@ class Readers:
     def unwrap(self, conn, raw):
         """Payload bytes out of WebSocket frames: None if only control frames came, b'' on close."""
         data, pings, closed = data_of(conn.ws.feed(raw))
+        self._charge(conn, conn.ws.take_cost())
         for payload in pings:  # bounded like every other queued byte: a ping flood is dropped
             self.table.queue_wire(conn, ws_frame(payload, mask=False, opcode=OP_PONG))
         if conn.closed:
@@ -72,6 +73,12 @@ class Readers:
         if data:
             return data
         return b"" if closed else None
+
+    def _charge(self, conn, cost):
+        """Take `cost` from the connection's budget (refilled every tick): floods are cut, not served."""
+        conn.frame_budget -= cost
+        if conn.frame_budget < 0:
+            raise RelayError("rate_limited", "too many messages; slow down")
 
     def _read_into(self, conn, feed):
         """One readiness event: feed(conn, bytes) what arrived, or LOST at EOF."""
@@ -147,15 +154,15 @@ class Readers:
     def _feed_frames(self, conn, data):
         frames = conn.decoder.feed(data, max_frames=1)
         while frames and not conn.closed:
-            conn.frame_budget -= 1
-            if conn.frame_budget < 0:
-                raise RelayError("rate_limited", "too many messages; slow down")
+            self._charge(conn, 1)
             self.table.deliver(conn, m.decode_message(frames[0]))
             if conn.state not in FRAME_STATES or conn.closed:
                 break
             frames = conn.decoder.feed(b"", max_frames=1)
         if conn.state is State.BINDING and not conn.closed:
             conn.early += conn.decoder.take_rest()
+            if conn.ws is not None:
+                conn.ws.for_relaying()
 
     def _frames_ended(self, conn):
         try:
@@ -192,6 +199,8 @@ class Readers:
         log.debug("HTTP %s %s from %s", request.method, request.path, conn.peer_addr[0])
         if not request.wants_websocket():
             return self.table.fire(conn, Event.HTTP_REQUEST, request)
+        if request.path.split("?", 1)[0] != WS_PATH:
+            raise RemoteProtocolError(f"WebSocket upgrades are served only on {WS_PATH}")
         self.table.fire(conn, Event.WS_UPGRADE, request)
         if request.rest:
             data = self.unwrap(conn, request.rest)
