@@ -36,6 +36,10 @@ class Conn:
         self.mask = 0
         self.closed = False  # the socket is closed, or handed to the forwarder
         self.ws = None  # a WsDecoder once the client upgraded to WebSocket
+        self.slot_ip = None  # the address whose connection slot this holds (None: a trusted proxy's, not yet known)
+        self.via_proxy = False  # from a trusted proxy: the client's address comes with its HTTP request
+        self.probation = False  # an extra connection of an address at its limit (tagio.relay.conns.admit)
+        self.full = False  # admitted into the descriptor reserve: answered, never served (tagio.relay.fdlimit)
 
     def wrap(self, data: bytes) -> bytes:
         """Bytes as they go on this connection's wire: in a WebSocket frame after an upgrade."""

@@ -13,6 +13,7 @@ machine, maps (state, event) to (handler, next state):
     SNIFF --APP_BYTES--> APP_SNIFF                        (a plain port)
     APP_SNIFF --FRAMES--> NEW --Hello--> CHALLENGED --Register--> VERIFYING --VERIFIED--> REGISTERED
     NEW --RelayBind--> BINDING --PAIRED--> RELAYING       (the forwarder owns the sockets from here)
+    RELAYING --RELAY_FAILED--> LINGER                     (the pair could not be set up: "relay full")
     APP_SNIFF --HTTP--> HTTP --WS_UPGRADE--> APP_SNIFF    (the TagIO stream inside WebSocket frames)
     HTTP --HTTP_REQUEST--> LINGER                         (health, metrics, the info page)
     a live state --FAIL, Bye, REPLACED, TLS_ON_PLAIN, DEADLINE--> LINGER --LOST, DEADLINE--> CLOSED
@@ -63,6 +64,10 @@ ConnState = State  # the name RelayLogic's callers knew
 HANDSHAKING = (State.SNIFF, State.TLS, State.APP_SNIFF, State.HTTP, State.NEW, State.CHALLENGED,
                State.VERIFYING)  # must finish within Limits.handshake_timeout (slow-loris guard)
 FRAME_STATES = (State.NEW, State.CHALLENGED, State.VERIFYING, State.REGISTERED)  # reading control frames
+# Not yet authenticated (no registration, no relay token): the first to be closed when the relay needs
+# room (descriptors, or an address's connection slots), oldest first, so idle sockets cannot lock out
+# the clients that go on to register.
+EVICTABLE = (State.SNIFF, State.TLS, State.APP_SNIFF, State.HTTP, State.NEW, State.CHALLENGED)
 LIVE = HANDSHAKING + (State.REGISTERED, State.BINDING)
 
 
@@ -167,6 +172,7 @@ TRANSITIONS = {
     (S.BINDING, m.Heartbeat): (L.on_ignore, S.BINDING),
     (S.BINDING, E.PAIRED): (nothing, S.RELAYING),
     (S.BINDING, E.DEADLINE): (clear_deadline, S.BINDING),
+    (S.RELAYING, E.RELAY_FAILED): (on_fail, S.LINGER),
     (S.LINGER, E.LOST): (on_lost, S.CLOSED),
     (S.LINGER, E.DEADLINE): (on_lost, S.CLOSED),
     **{(s, m.Bye): (L.on_bye, S.LINGER) for s in FRAME_STATES},

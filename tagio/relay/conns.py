@@ -28,20 +28,27 @@ from tagio.protocol import relay as m
 from tagio.relay import events as ev
 from tagio.relay import connection
 from tagio.relay.conn import Conn, normalize_addr
-from tagio.relay.connection import State
+from tagio.relay.connection import EVICTABLE, State
 from tagio.relay.events import Event
+from tagio.relay.fdlimit import FULL, FULL_DEADLINE, OPEN, PAIR_FDS, REFUSE, FdBudget
 from tagio.relay.forward import Pair
+from tagio.relay.http import forwarded_client
 from tagio.relay.readers import Readers
 
 log = logging.getLogger("tagio.relay")
 LINGER = 2.0
+PROBATION = 1.0         # seconds an address's extra connection has to start speaking (see admit)
+PROBATION_PER_IP = 16   # extra connections on probation per address at a time
 WRITE_CHUNK = 256 * 1024
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class ConnTable:
-    def __init__(self, sel, logic, *, clock, ssl_context=None, answer_http, relay_pair, offload):
-        """answer_http(request) -> bytes; relay_pair(Pair); offload(fn, done) runs fn on a worker."""
+    def __init__(self, sel, logic, *, clock, ssl_context=None, answer_http, relay_pair, offload,
+                 budget=None, pairs_held=lambda: 0, trusted_proxies=frozenset()):
+        """answer_http(request) -> bytes; relay_pair(Pair); offload(fn, done) runs fn on a worker;
+        budget: an FdBudget; pairs_held() -> relayed pairs holding descriptors; trusted_proxies: the
+        addresses whose X-Forwarded-For is believed (tagio.relay.http.forwarded_client)."""
         self.sel = sel
         self.logic = logic
         self.limits = logic.limits
@@ -51,10 +58,14 @@ class ConnTable:
         self.answer_http = answer_http
         self.relay_pair = relay_pair
         self.offload = offload
+        self.budget = budget or FdBudget(None, 0)
+        self.pairs_held = pairs_held
+        self.trusted = frozenset(trusted_proxies)
         self.readers = Readers(self, self.limits, ssl_context)
         self.by_fd = {}
         self.tls_conns = set()
-        self._per_ip = collections.Counter()
+        self._per_ip = collections.Counter()     # address -> connections holding one of its slots
+        self._probation = collections.Counter()  # address -> connections on probation (see admit)
         self._ip_lock = threading.Lock()
 
     def __len__(self):
@@ -63,26 +74,104 @@ class ConnTable:
     def values(self):
         return self.by_fd.values()
 
+    def fds_in_use(self) -> int:
+        """Client descriptors held: control connections, and every relayed pair's sockets and pipes."""
+        return len(self.by_fd) + self.pairs_held() * PAIR_FDS
+
     # -- admitting --------------------------------------------------------------------------------
     def admit(self, sock, addr):
+        """Serve, answer only, or refuse a new connection (descriptor budget, then per-address slots).
+
+        An address at its limit gets a few connections on probation (PROBATION_PER_IP): one that
+        starts speaking within PROBATION seconds takes the slot of the address's oldest idle,
+        unauthenticated connection (`claim_slot`), so idle sockets cannot lock out a client that
+        reconnects from the same address; one that stays silent is refused as before.
+        """
         sock.setblocking(False)
         ip = normalize_addr(addr)[0]  # the same key release_ip will use
         lim = self.limits
-        if len(self.by_fd) >= lim.max_conns:
-            self.logic.warn("max_conns", "connection limit %d reached; refusing %s", lim.max_conns, ip)
+        verdict = self.budget.verdict(self.fds_in_use())
+        if verdict is not OPEN and self._evict():
+            verdict = self.budget.verdict(self.fds_in_use())
+        if verdict is not OPEN:
+            self.counters["relay_full_total"] += 1
+            self.logic.warn("fds", "relay full (%d descriptors of %s in use); %s %s", self.fds_in_use(),
+                            self.budget.limit, "answering" if verdict is FULL else "closing", ip)
+        if verdict is REFUSE or len(self.by_fd) >= lim.max_conns:
+            if verdict is OPEN:
+                self.logic.warn("max_conns", "connection limit %d reached; refusing %s", lim.max_conns, ip)
             sock.close()
             return
+        via_proxy = ip in self.trusted  # slots are taken per client, once the proxy names it
         with self._ip_lock:
-            self._per_ip[ip] += 1
+            probation = self._per_ip[ip] >= lim.max_conns_per_ip and self._probation[ip] < PROBATION_PER_IP
+            if not via_proxy:
+                (self._probation if probation else self._per_ip)[ip] += 1
             too_many = self._per_ip[ip] > lim.max_conns_per_ip
+        probation, too_many = probation and not via_proxy, too_many and not via_proxy
         self.counters["connections_total"] += 1
         conn = Conn(sock, addr, self.clock() + lim.handshake_timeout, lim.max_frames_per_sec * 2)
+        conn.slot_ip, conn.via_proxy = (None, True) if via_proxy else (ip, False)
         self.by_fd[sock.fileno()] = conn
         self.set_mask(conn, selectors.EVENT_READ)
-        if too_many:
-            self.logic.warn(("per_ip", ip), "too many connections from %s (limit %d)", ip, lim.max_conns_per_ip)
-            self.fail(conn, RelayError("too_many_connections",
-                                       f"too many connections from your address (limit {lim.max_conns_per_ip})"))
+        if verdict is FULL:  # in the reserve: /health is answered, a TagIO client hears "relay full"
+            conn.full, conn.deadline = True, self.clock() + FULL_DEADLINE
+        if probation:
+            conn.probation, conn.deadline = True, min(conn.deadline, self.clock() + PROBATION)
+        elif too_many:
+            self._refuse_extra(conn)
+
+    def _refuse_extra(self, conn):
+        ip, limit = conn.peer_addr[0], self.limits.max_conns_per_ip
+        self.logic.warn(("per_ip", ip), "too many connections from %s (limit %d)", ip, limit)
+        self.fail(conn, RelayError("too_many_connections", f"too many connections from your address (limit {limit})"))
+
+    def claim_slot(self, conn):
+        """A connection on probation spoke: it takes the slot of its address's oldest idle connection.
+
+        Raises RelayError("too_many_connections") when every connection of the address is past the
+        handshake (registered or relaying): those hold their slots.
+        """
+        ip = conn.peer_addr[0]
+        if not self._evict(ip):
+            raise RelayError("too_many_connections",
+                             f"too many connections from your address (limit {self.limits.max_conns_per_ip})")
+        with self._ip_lock:
+            self._probation[ip] -= 1
+            self._per_ip[ip] += 1
+        conn.probation = False
+
+    def forwarded(self, conn, headers):
+        """A trusted proxy's HTTP request: from now on the connection is the client the proxy names.
+
+        The client then takes one of its own address's slots (its oldest idle connection makes room
+        if it has none left); RelayError("too_many_connections") when every one is past the handshake.
+        """
+        conn.via_proxy = False
+        client = forwarded_client(headers)
+        if client is None:
+            return  # the proxy's own request (e.g. its health check)
+        with self._ip_lock:
+            full = self._per_ip[client] >= self.limits.max_conns_per_ip
+        if full and not self._evict(client):
+            raise RelayError("too_many_connections",
+                             f"too many connections from your address (limit {self.limits.max_conns_per_ip})")
+        with self._ip_lock:
+            self._per_ip[client] += 1
+        conn.peer_addr, conn.slot_ip = (client, 0), client  # the port the client used is not known here
+
+    def _evict(self, ip=None) -> bool:
+        """Close the oldest unauthenticated connection (from `ip`, if given); False if there is none.
+
+        The table keeps admission order, and connections that go on to register leave EVICTABLE within
+        a round trip, so the oldest are the idle ones. Connections on probation are not counted.
+        """
+        for conn in self.by_fd.values():
+            if conn.state in EVICTABLE and not conn.probation and (ip is None or conn.slot_ip == ip):
+                self.counters["evicted_total"] += 1
+                self.fire(conn, Event.LOST)
+                return True
+        return False
 
     # -- the machine ------------------------------------------------------------------------------
     def fire(self, conn, event, payload=None):
@@ -186,7 +275,8 @@ class ConnTable:
             return
         conn.closed = True
         self.detach(conn)
-        self.release_ip(conn.peer_addr[0])
+        if conn.slot_ip is not None:
+            self.release_ip(conn.slot_ip, conn.probation)
         try:
             conn.sock.close()
         except OSError:
@@ -201,11 +291,12 @@ class ConnTable:
             self.sel.unregister(conn.sock)
             conn.mask = 0
 
-    def release_ip(self, ip):
+    def release_ip(self, ip, probation=False):
         with self._ip_lock:
-            self._per_ip[ip] -= 1
-            if self._per_ip[ip] <= 0:
-                del self._per_ip[ip]
+            slots = self._probation if probation else self._per_ip
+            slots[ip] -= 1
+            if slots[ip] <= 0:
+                del slots[ip]
 
     def set_mask(self, conn, mask):
         if conn.closed or mask == conn.mask:
@@ -241,8 +332,14 @@ class ConnTable:
         self.offload(action.check, lambda problem: self.fire(conn, Event.VERIFIED, (message, problem)))
 
     def _relay(self, action):
-        """Hand a completed pair to the forwarder; RelayReady goes first on each side."""
+        """Hand a completed pair to the forwarder; RelayReady goes first on each side.
+
+        A pair that cannot be set up (no descriptors for its pipes) is logged, counted, and both
+        sides hear "relay full" and close, which releases their per-address slots.
+        """
         conn, partner = action.conn, action.partner
+        if not self.budget.room_for(self.fds_in_use(), PAIR_FDS - 2):  # its two sockets are counted
+            return self._pair_failed(conn, partner, "no file descriptors left for its pipes")
         ready = m.RelayReady().encode()
         conn.early += conn.decoder.take_rest()
         to_conn = bytes(conn.out) + conn.wrap(ready + bytes(partner.early))
@@ -250,12 +347,23 @@ class ConnTable:
         for c in (conn, partner):
             if c.ws is not None:
                 c.ws.for_relaying()  # relayed data may come in large WebSocket frames
+        ips = [c.slot_ip for c in (conn, partner) if c.slot_ip is not None]
+        try:
+            pair = Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
+                        on_done=lambda pair: [self.release_ip(ip) for ip in ips], a_ws=conn.ws, b_ws=partner.ws)
+        except OSError as exc:  # os.pipe(): EMFILE, ENFILE
+            return self._pair_failed(conn, partner, exc)
+        for c in (conn, partner):
             c.closed = True
             self.detach(c)  # the forwarder owns the sockets now; the IPs are released when the pair ends
-        ips = (conn.peer_addr[0], partner.peer_addr[0])
-        self.relay_pair(Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
-                             on_done=lambda pair: [self.release_ip(ip) for ip in ips],
-                             a_ws=conn.ws, b_ws=partner.ws))
+        self.relay_pair(pair)
+
+    def _pair_failed(self, conn, partner, why):
+        log.error("cannot relay %s <-> %s: %s", conn.peer_addr[0], partner.peer_addr[0], why)
+        self.counters["relay_pair_setup_failures_total"] += 1
+        for c in (conn, partner):
+            self.fire(c, Event.RELAY_FAILED,
+                      RelayError("relay_full", "the relay has no room for another relayed session; try again later"))
 
     def _fail_action(self, action):
         self.fail(action.conn, action.exc)
@@ -269,7 +377,10 @@ class ConnTable:
         for conn in self.by_fd.values():
             conn.frame_budget = min(conn.frame_budget + budget, 2 * budget)
         for conn in [c for c in self.by_fd.values() if c.deadline is not None and c.deadline < now]:
-            self.fire(conn, Event.DEADLINE)
+            if conn.probation and conn.state in EVICTABLE:
+                self._refuse_extra(conn)  # silent on probation: refused as an extra connection
+            else:
+                self.fire(conn, Event.DEADLINE)
 
 
 CARRIERS = {

@@ -36,6 +36,7 @@ class Event(enum.Enum):
     WS_UPGRADE = "ws-upgrade"        # a WebSocket upgrade request; payload: HttpRequest
     VERIFIED = "verified"            # the signature check ended; payload: (Register, problem or "")
     PAIRED = "paired"                # both sides bound the relay token
+    RELAY_FAILED = "relay-failed"    # the pair could not be set up (no descriptors); payload: the error
     REPLACED = "replaced"            # the same key registered again from another connection
     DEADLINE = "deadline"            # conn.deadline passed
     FAIL = "fail"                    # report an error and close; payload: the TagioError

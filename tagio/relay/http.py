@@ -19,6 +19,7 @@ Request bodies are never read.
 
 import hmac
 import html
+import ipaddress
 import json
 from typing import NamedTuple
 
@@ -71,6 +72,24 @@ class HttpRequestReader:
             if colon:
                 headers[name.strip().lower()] = value.strip()
         return HttpRequest(parts[0].upper(), parts[1], headers, bytes(self._buf[end + sep:]))
+
+
+def forwarded_client(headers: dict):
+    """The client address a reverse proxy put in the request, or None when it put none.
+
+    X-Forwarded-For's LAST entry is the address the proxy itself saw (nginx's
+    $proxy_add_x_forwarded_for appends it); earlier entries come from the client and prove nothing.
+    Without that header, X-Real-IP. Only ask this of a connection from a trusted proxy.
+    Raises RemoteProtocolError when the address is not an IP address.
+    """
+    value = headers.get("x-forwarded-for", "").rsplit(",", 1)[-1].strip() or headers.get("x-real-ip", "").strip()
+    if not value:
+        return None
+    try:
+        ip = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        raise RemoteProtocolError(f"the proxy's client address {value[:60]!r} is not an IP address") from None
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
 def upgrade_response(key: str) -> bytes:

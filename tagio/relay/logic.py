@@ -65,8 +65,10 @@ class Limits:
     unpaired_timeout = 30.0
     relay_idle_timeout = 3600.0      # a relayed pair with no traffic this long is closed
     token_ttl = 60.0
-    register_rate, register_burst = 5.0, 20.0
-    connect_rate, connect_burst = 2.0, 10.0
+    register_rate, register_burst = 5.0, 20.0        # per source address
+    register_id_rate, register_id_burst = 1.0, 10.0  # per ID: behind one proxy or NAT, sources are shared
+    connect_rate, connect_burst = 2.0, 10.0          # per source address
+    connect_target_rate, connect_target_burst = 2.0, 10.0  # per target ID, from all sources together
     max_conns_per_ip = 256             # an office behind one NAT address holds one connection per client
     max_frames_per_sec = 50          # per control connection (heartbeats are one per 20 s)
     max_conns = 20_000
@@ -114,6 +116,8 @@ class RelayLogic:
         self.pairing = Pairing(clock, lim.token_ttl, lim.unpaired_timeout)
         self.register_limiter = RateLimiter(clock, lim.register_rate, lim.register_burst)
         self.connect_limiter = RateLimiter(clock, lim.connect_rate, lim.connect_burst)
+        self.register_id_limiter = RateLimiter(clock, lim.register_id_rate, lim.register_id_burst)
+        self.target_limiter = RateLimiter(clock, lim.connect_target_rate, lim.connect_target_burst)
         self.warn = LogLimiter(clock)
         # One counter table for the whole relay (the I/O layer adds its own keys); these start at
         # zero so that /metrics lists them before the first event.
@@ -135,6 +139,8 @@ class RelayLogic:
         ip = conn.peer_addr[0]
         if not self.register_limiter.allow(ip):
             raise RelayError("rate_limited", "too many registrations from your address; slow down")
+        if not self.register_id_limiter.allow(message.client_id):
+            raise RelayError("rate_limited", "too many registrations of this ID; slow down")
         self._check_auth(conn, message)
         self._precheck_key(message)
         nonce = conn.nonce
@@ -217,6 +223,8 @@ class RelayLogic:
         viewer = self.registry.for_conn(conn)
         target = "".join(ch for ch in message.target_id if ch.isdigit())
         host = self.registry.get(target)
+        if host is not None and not self.target_limiter.allow(target):
+            raise RelayError("rate_limited", f"too many connect requests to ID {target}; try again shortly")
         if host is None:
             known = self.registry.bindings.get(target) is not None
             raise RelayError("offline" if known else "unknown_id",

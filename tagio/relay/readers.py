@@ -146,6 +146,10 @@ class Readers:
             raise  # answered with an Error frame
         if event is None:
             return
+        if conn.probation:
+            self.table.claim_slot(conn)
+        if event is Event.FRAMES and conn.full:
+            raise RelayError("relay_full", "this relay is full right now; try again in a minute")
         data, conn.head = conn.head, b""
         self.table.fire(conn, event)
         FEEDERS[conn.state](self, conn, data)
@@ -196,6 +200,8 @@ class Readers:
         request = conn.http.feed(data)
         if request is None:
             return
+        if conn.via_proxy:
+            self.table.forwarded(conn, request.headers)
         log.debug("HTTP %s %s from %s", request.method, request.path, conn.peer_addr[0])
         if not request.wants_websocket():
             return self.table.fire(conn, Event.HTTP_REQUEST, request)

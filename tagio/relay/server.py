@@ -34,6 +34,7 @@ from tagio.protocol import framing
 from tagio.protocol import relay as m
 from tagio.relay.conn import normalize_addr
 from tagio.relay.conns import ConnTable
+from tagio.relay.fdlimit import FdBudget, open_fds, raise_fd_limit
 from tagio.relay.forward import Forwarder
 from tagio.relay.http import http_response
 from tagio.relay.logic import Limits, RelayLogic
@@ -47,7 +48,8 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSL
 
 class RelayServer:
     def __init__(self, bind=("0.0.0.0", 443), *, auth_secret=None, ssl_context=None, state_file=None,
-                 public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2):
+                 public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2,
+                 trusted_proxies=frozenset()):
         self.bind_addr = bind
         self.ssl_context = ssl_context
         self.public_ip = public_ip
@@ -60,6 +62,7 @@ class RelayServer:
                                 wall_clock=wall_clock, public_ip=public_ip)
         self.counters = self.logic.counters  # one counter table for the whole relay
         self._workers = workers
+        self.trusted_proxies = frozenset(trusted_proxies)
         self.conns = None  # a ConnTable once open()
         self._posted = collections.deque()  # at most one entry per connection being verified
         self._posted_lock = threading.Lock()
@@ -79,6 +82,7 @@ class RelayServer:
     def open(self):
         """Bind TCP and UDP; raises ConfigError with a one-line reason (port in use, no permission)."""
         host, port = self.bind_addr
+        fd_limit = raise_fd_limit()
         for attempt in range(5 if port == 0 else 1):
             try:
                 self._bind(host, port)
@@ -97,9 +101,14 @@ class RelayServer:
         self._sel.register(self.udp, selectors.EVENT_READ, "udp")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._pool = Workers(self._workers, self._post)
-        self.forwarder = Forwarder(max_pairs=self.limits.max_conns, idle_timeout=self.limits.relay_idle_timeout)
+        budget = FdBudget(fd_limit, open_fds() + 2)  # + the forwarder's wake-up pair, made below
+        self.forwarder = Forwarder(max_pairs=budget.max_pairs(self.limits.max_conns),
+                                   idle_timeout=self.limits.relay_idle_timeout)
         self.conns = ConnTable(self._sel, self.logic, clock=self.clock, ssl_context=self.ssl_context,
-                               answer_http=self._answer_http, relay_pair=self.forwarder.add, offload=self._offload)
+                               answer_http=self._answer_http, relay_pair=self.forwarder.add, offload=self._offload,
+                               budget=budget, pairs_held=lambda: self.forwarder.held,
+                               trusted_proxies=self.trusted_proxies)
+        log.debug("descriptors: limit %s, %s for clients", fd_limit, budget.usable)
         return self
 
     def _bind(self, host, port):
@@ -136,6 +145,8 @@ class RelayServer:
         auth = "on" if self.logic.auth_secret else "off"
         host, port = self.address
         log.info("TagIO relay %s listening on %s:%d (tcp+udp, tls %s, auth %s)", VERSION, host, port, tls, auth)
+        if self.trusted_proxies:
+            log.info("client addresses from X-Forwarded-For of %s", ", ".join(sorted(self.trusted_proxies)))
         bindings = self.logic.registry.bindings
         log.debug("ID bindings: %s (%d known)", bindings.path or "memory only", len(bindings))
         try:
@@ -332,8 +343,9 @@ class RelayServer:
                 "waiting_relays": self.logic.pairing.waiting, "connections": len(self.conns),
                 "public_address": f"{self.public_ip or host}:{port}", "state": self.state_at_start,
                 "tls": self.ssl_context is not None, "relayed_bytes_total": self.forwarder.bytes_total,
-                "relay_pairs_failed_total": self.forwarder.pairs_failed,
-                **self.logic.counters, **self.counters}
+                "fd_limit": self.conns.budget.limit or 0, "fds_in_use": self.conns.fds_in_use(),
+                **self.counters, "relay_pairs_failed_total": self.forwarder.pairs_failed
+                + self.counters["relay_pair_setup_failures_total"]}  # set up or ended by a failure
 
 
 def load_bindings(bindings) -> str:
@@ -354,7 +366,7 @@ def load_bindings(bindings) -> str:
                   exc, aside)
         return "lost"
     if not loaded and bindings.path:
-        log.warning("no relay state file at %s: starting with no ID bindings (a first start, or the disk "
+        log.info("no relay state file at %s: starting with no ID bindings (a first start, or the disk "
                     "was wiped)", bindings.path)
     return "loaded" if loaded else "fresh"
 
