@@ -347,6 +347,7 @@ class ConnTable:
         for c in (conn, partner):
             if c.ws is not None:
                 c.ws.for_relaying()  # relayed data may come in large WebSocket frames
+            bound_buffers(c.sock, self.limits.relay_socket_buffer)
         ips = [c.slot_ip for c in (conn, partner) if c.slot_ip is not None]
         try:
             pair = Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
@@ -389,6 +390,15 @@ CARRIERS = {
     ev.StartTls: ConnTable._start_tls, ev.Verify: ConnTable._verify, ev.Relay: ConnTable._relay,
     ev.Fail: ConnTable._fail_action, ev.Fire: ConnTable._fire_action,
 }
+
+
+def bound_buffers(sock, size):
+    """Fixed kernel buffers for a relayed socket: bounded memory per stalled pair (autotuning off)."""
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:
+            pass  # a platform that refuses: the pair still works, with the kernel's buffers
 
 
 def _half_close(sock):

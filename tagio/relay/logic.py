@@ -75,6 +75,8 @@ class Limits:
     max_bindings = 1_000_000
     out_buffer = 256 * 1024          # per-connection queued control bytes
     relay_buffer = 1 << 20           # per direction
+    relay_socket_buffer = 256 * 1024  # SO_SNDBUF/SO_RCVBUF of relayed sockets (the kernel doubles it): without
+                                      # it autotuning lets one stalled pair hold ~7 MiB of kernel memory
     state_save_interval = 5.0        # bindings file: new IDs are written at most this often (and at stop)
     binding_ttl = 180 * 86400.0      # an ID that has not registered for this long loses its binding
 
