@@ -89,29 +89,17 @@ class ConnTable:
         """
         sock.setblocking(False)
         ip = normalize_addr(addr)[0]  # the same key release_ip will use
-        lim = self.limits
-        verdict = self.budget.verdict(self.fds_in_use())
-        if verdict is not OPEN and self._evict():
-            verdict = self.budget.verdict(self.fds_in_use())
-        if verdict is not OPEN:
-            self.counters["relay_full_total"] += 1
-            self.logic.warn("fds", "relay full (%d descriptors of %s in use); %s %s", self.fds_in_use(),
-                            self.budget.limit, "answering" if verdict is FULL else "closing", ip)
-        if verdict is REFUSE or len(self.by_fd) >= lim.max_conns:
+        verdict = self._verdict(ip)
+        if verdict is REFUSE or len(self.by_fd) >= self.limits.max_conns:
             if verdict is OPEN:
-                self.logic.warn("max_conns", "connection limit %d reached; refusing %s", lim.max_conns, ip)
+                self.logic.warn("max_conns", "connection limit %d reached; refusing %s", self.limits.max_conns, ip)
             sock.close()
             return
-        via_proxy = ip in self.trusted  # slots are taken per client, once the proxy names it
-        with self._ip_lock:
-            probation = self._per_ip[ip] >= lim.max_conns_per_ip and self._probation[ip] < PROBATION_PER_IP
-            if not via_proxy:
-                (self._probation if probation else self._per_ip)[ip] += 1
-            too_many = self._per_ip[ip] > lim.max_conns_per_ip
-        probation, too_many = probation and not via_proxy, too_many and not via_proxy
+        probation, too_many = self._take_slot(ip)
         self.counters["connections_total"] += 1
+        lim = self.limits
         conn = Conn(sock, addr, self.clock() + lim.handshake_timeout, lim.max_frames_per_sec * 2)
-        conn.slot_ip, conn.via_proxy = (None, True) if via_proxy else (ip, False)
+        conn.slot_ip, conn.via_proxy = (None, True) if ip in self.trusted else (ip, False)
         self.by_fd[sock.fileno()] = conn
         self.set_mask(conn, selectors.EVENT_READ)
         if verdict is FULL:  # in the reserve: /health is answered, a TagIO client hears "relay full"
@@ -120,6 +108,30 @@ class ConnTable:
             conn.probation, conn.deadline = True, min(conn.deadline, self.clock() + PROBATION)
         elif too_many:
             self._refuse_extra(conn)
+
+    def _verdict(self, ip):
+        """The descriptor budget's verdict, after closing the oldest idle connection if that makes room."""
+        verdict = self.budget.verdict(self.fds_in_use())
+        if verdict is not OPEN and self._evict():
+            verdict = self.budget.verdict(self.fds_in_use())
+        if verdict is not OPEN:
+            self.counters["relay_full_total"] += 1
+            self.logic.warn("fds", "relay full (%d descriptors of %s in use); %s %s", self.fds_in_use(),
+                            self.budget.limit, "answering" if verdict is FULL else "closing", ip)
+        return verdict
+
+    def _take_slot(self, ip) -> tuple:
+        """(on probation, over the limit) for a new connection from ip, whose slot is now taken.
+
+        A trusted proxy's connections take no slot here: its clients take theirs in `forwarded`.
+        """
+        if ip in self.trusted:
+            return False, False
+        limit = self.limits.max_conns_per_ip
+        with self._ip_lock:
+            probation = self._per_ip[ip] >= limit and self._probation[ip] < PROBATION_PER_IP
+            (self._probation if probation else self._per_ip)[ip] += 1
+            return probation, self._per_ip[ip] > limit
 
     def _refuse_extra(self, conn):
         ip, limit = conn.peer_addr[0], self.limits.max_conns_per_ip
