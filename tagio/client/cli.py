@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--view-only", action="store_true", help="ignore the viewer's mouse and keys")
     host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N",
                       help="which screen to share (1 = the first)")
+    host.add_argument("--no-clipboard", action="store_true",
+                      help="do not share the clipboard with viewers (it is never shared in --view-only)")
     host.add_argument("--fps", type=_positive(int, 1, 60), metavar="N", help="frame-rate cap")
     host.add_argument("--quality", type=_positive(int, 10, 95), metavar="Q", help="JPEG quality")
 
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--snapshot", metavar="FILE.png", help="save the last screen received")
     view.add_argument("--duration", type=_positive(float, 0, 86400), metavar="SECONDS",
                       help="end the session after this long")
+    view.add_argument("--no-clipboard", action="store_true", help="do not share the clipboard")
     view.add_argument("--timeout", type=_positive(float, 1, 120), default=15.0, help=argparse.SUPPRESS)
     view.add_argument("--script", metavar="FILE", help=argparse.SUPPRESS)
     return parser
@@ -282,6 +285,8 @@ HOST_EVENTS = {
                                 {"peer": f["peer_id"], "reason": f.get("reason")}),
     "host_view_only": lambda f: ("view_only", f"view only: {f.get('reason', '')}",
                                  {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_clipboard_notice": lambda f: ("clipboard_notice", f.get("message", ""),
+                                        {"peer": f["peer_id"], "message": f.get("message")}),
     "host_warning": lambda f: ("warning", f"warning: {f.get('message', '')}",
                                {"peer": f["peer_id"], "message": f.get("message")}),
 }
@@ -344,6 +349,8 @@ def run_host(args, out, stop) -> int:
                           direct_bind=args.direct_bind, monitor=args.monitor,
                           view_only=True if args.view_only else None, fps_cap=args.fps,
                           quality=args.quality)
+    if args.no_clipboard:
+        client.host_options["clipboard"] = False
     with _closing(client):
         _wait_relay_or_lan(client, out)
         printer.client = client
@@ -387,11 +394,14 @@ class ViewerWatch:
 
     ENDED = ("closed", "error")
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.ended = threading.Event()
         self.reason = None
+        self.out = out
 
     def __call__(self, name, **fields):
+        if name == "clipboard_notice" and self.out is not None:
+            self.out.event("clipboard_notice", fields.get("message", ""), message=fields.get("message"))
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
@@ -413,8 +423,8 @@ def run_connect(args, out, stop) -> int:
 
 def _view(args, out, stop, conn, script) -> int:
     stop.polling = True
-    watch = ViewerWatch()
-    session = conn.open_session(on_event=watch)
+    watch = ViewerWatch(out)
+    session = conn.open_session(on_event=watch, clipboard=not getattr(args, "no_clipboard", False))
     session.start()
     started = time.monotonic()
     player = _start_script(session, script, stop) if script else None

@@ -104,6 +104,7 @@ class Client:
             "view_only": self.settings.view_only if view_only is None else view_only,
             "fps_cap": fps_cap or self.settings.fps_cap,
             "quality": quality or self.settings.quality,
+            "clipboard": getattr(self.settings, "clipboard", True),
         }
         if display is not None:          # an X display other than $DISPLAY (tests, multi-seat)
             self.host_options["display"] = display

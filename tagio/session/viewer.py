@@ -24,11 +24,15 @@ it never stalls it).
   ("cursor", x, y)                                 the host pointer moved (monitor coordinates)
   ("cursor_shape", hot_x, hot_y, rgba_image)       the host pointer changed its picture
   ("monitors", current, [(left, top, w, h), ...])  the host's monitors
-  ("clipboard", text)                              the host's clipboard text changed
+  ("clipboard", text)                              the host's clipboard changed (text; None: image)
+  ("clipboard_notice", text)                       a clipboard value was too big to share
   ("closed", text)                                 the session ended; `text` says why, for people
 
 Nobody has to drain `updates` (a headless viewer only wants `framebuffer`): when it is full the
 decoder empties it and posts one ("refresh",), so it never blocks and never grows.
+With `clipboard=True` a ClipboardLink (tagio.session.clipboard_sync) shares this machine's clipboard
+with the host from the first Hello on (sending what it holds then, once), unless the host is view-only.
+
 Anything the host sends that breaks the protocol (bad message, a rectangle outside the screen, an
 image that does not decode) ends the session with RemoteProtocolError, kept for join().
 """
@@ -56,8 +60,12 @@ _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
 class ViewerSession:
-    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE):
+    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE, clipboard=False,
+                 display=None):
         self.channel = channel
+        self.clipboard = None           # ClipboardLink once started with clipboard=True
+        self._clipboard_wanted = clipboard
+        self._display = display         # the X display whose clipboard is shared (None: $DISPLAY)
         self.on_event = on_event or (lambda name, **fields: None)
         self.updates = queue.Queue(maxsize=max_updates)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0}
@@ -81,6 +89,10 @@ class ViewerSession:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
+        if self._clipboard_wanted:
+            from tagio.session.clipboard_sync import ClipboardLink
+            self.clipboard = ClipboardLink.open(self._send, self._clipboard_notice, self._clipboard_allowed,
+                                               display=self._display)
         self._workers.spawn("receive", self._receive_loop)
         self._workers.spawn("decode", self._decode_loop)
 
@@ -92,12 +104,14 @@ class ViewerSession:
             self._closed(reason)
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
+        self._close_clipboard()
 
     def join(self, timeout=None):
         """Wait for the session to end; re-raise the error that ended it, if any."""
         self._workers.stopping.wait(timeout)
         if self._workers.stopping.is_set():
             self._close_channel()
+            self._close_clipboard()
         self._workers.join(timeout)
 
     @property
@@ -163,7 +177,18 @@ class ViewerSession:
             self._send(m.Text(part))
 
     def send_clipboard(self, text):
-        self._send(m.Clipboard(text))
+        self._send(m.Clipboard.of_text(text))
+
+    def _clipboard_allowed(self):
+        return self.geometry is not None and not self.host_flags & m.HELLO_VIEW_ONLY
+
+    def _clipboard_notice(self, text):
+        self._post(("clipboard_notice", text))
+        self.on_event("clipboard_notice", message=text)
+
+    def _close_clipboard(self):
+        if self.clipboard is not None:
+            self.clipboard.close()
 
     def select_monitor(self, index):
         self._send(m.SelectMonitor(int(index)))
@@ -201,6 +226,8 @@ class ViewerSession:
         self._post(("monitors", msg.current, self.monitors))
 
     def _on_clipboard(self, msg):
+        if self.clipboard is not None:
+            self.clipboard.received(msg)
         self._post(("clipboard", msg.text))
         self.on_event("clipboard", text=msg.text)
 
@@ -230,8 +257,11 @@ class ViewerSession:
     def _reset(self, hello):
         with self._fb_lock:
             self._fb = Image.new("RGB", (hello.width, hello.height))
+        first = self.geometry is None
         self.geometry = (hello.width, hello.height)
         self.monitor, self.host_flags = hello.monitor, hello.flags
+        if first and self.clipboard is not None and self._clipboard_allowed():
+            self.clipboard.share_current()  # copied before connecting: meant for the partner
         self._post(("size", hello.width, hello.height, hello.monitor))
         self.on_event("size", width=hello.width, height=hello.height, monitor=hello.monitor)
 

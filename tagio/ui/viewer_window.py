@@ -19,6 +19,9 @@ size redraws once from the framebuffer); "1:1" shows it unscaled with scrollbars
 are mapped back through the same scale (and the scroll offset) so a click lands on the pixel under
 the local pointer. Tk key events become host key names: named keys keep their keysym, printable
 keys send their character (layout independent), Ctrl/Alt combinations send the base keysym.
+The clipboard is shared by the session itself (tagio.session.clipboard_sync, not Tk's clipboard);
+the "Clipboard" checkbutton turns that on and off for this session, and a value too big to share
+shows its notice in the status line for NOTICE_FOR seconds.
 """
 
 import queue
@@ -28,13 +31,13 @@ import tkinter as tk
 from PIL import Image, ImageTk
 
 from tagio.session.inject import SPECIAL_KEYS
-from tagio.protocol.session import MAX_CLIPBOARD
 
 POLL_MS = 15
 FAST_POLL_MS = 4                # while frames are streaming in ...
 STREAMING_FOR = 0.5             # ... i.e. for this many seconds after the last update
 MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
 STATUS_EVERY = 0.5              # seconds between status-line refreshes
+NOTICE_FOR = 8.0                # seconds a clipboard notice stays in the status line
 _CTRL_ALT = 0x0004 | 0x0008     # Tk event.state bits for Control and Mod1 (Alt)
 CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
 
@@ -87,7 +90,7 @@ class ViewerWindow(tk.Toplevel):
         self._cursor_at = None
         self._last_motion = None
         self._held_keys, self._held_buttons = set(), set()
-        self._clipboard_seen = None
+        self._notice = None             # (text, until) shown instead of the statistics
         self._canvas_size = None
         self._status_at = 0.0
         self._streaming_until = 0.0
@@ -125,11 +128,22 @@ class ViewerWindow(tk.Toplevel):
         self.status.pack(side="left", fill="x", expand=True)
         tk.Checkbutton(bar, text="Fit to window", variable=self._fit_var, command=self._relayout,
                        takefocus=0).pack(side="right")
+        self._clipboard_checkbutton(bar)
         tk.Button(bar, text="Ctrl+Alt+Del", command=self.send_ctrl_alt_del, takefocus=0).pack(side="right")
         self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
         self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
         self.monitor_button["menu"] = self.monitor_menu
         self.canvas.bind("<Configure>", self._canvas_resized)
+
+    def _clipboard_checkbutton(self, bar):
+        """The session's clipboard toggle (absent when this machine has no clipboard to share)."""
+        link = getattr(self.session, "clipboard", None)
+        self._clip_var = tk.BooleanVar(self, value=link is not None and link.enabled)
+        if link is None:
+            return
+        self.clipboard_button = tk.Checkbutton(bar, text="Clipboard", variable=self._clip_var, takefocus=0,
+                                               command=lambda: setattr(link, "enabled", self._clip_var.get()))
+        self.clipboard_button.pack(side="right")
 
     def _canvas_resized(self, event):
         if self.fit and (event.width, event.height) != self._canvas_size:
@@ -282,7 +296,12 @@ class ViewerWindow(tk.Toplevel):
 
     _UPDATES = {"size": _on_size, "rects": _on_rects, "refresh": _on_refresh, "cursor": _on_cursor,
                 "cursor_shape": _on_cursor_shape, "monitors": _on_monitors, "closed": _on_closed,
-                "clipboard": lambda self, text: self._on_clipboard(text)}
+                "clipboard": lambda self, text: None,       # the session applied it already
+                "clipboard_notice": lambda self, text: self._on_notice(text)}
+
+    def _on_notice(self, text):
+        self._notice = (text, time.monotonic() + NOTICE_FOR)
+        self._update_status(force=True)
 
     def _update_status(self, force=False):
         now = time.monotonic()
@@ -294,6 +313,8 @@ class ViewerWindow(tk.Toplevel):
     def status_text(self):
         if self._closed_text:
             return f"{self.partner_title} \u2014 session ended: {self._closed_text}"
+        if self._notice is not None and time.monotonic() < self._notice[1]:
+            return self._notice[0]
         stats = self.session.stats
         path = getattr(self.session.channel, "path", "?")
         size = f"{self.remote_size[0]}x{self.remote_size[1]}" if self.remote_size else "-"
@@ -312,7 +333,6 @@ class ViewerWindow(tk.Toplevel):
         c.bind("<KeyRelease>", lambda e: self._key(e, False))
         c.bind("<Enter>", lambda e: c.focus_set())
         c.bind("<FocusOut>", lambda e: self.release_held())
-        c.bind("<FocusIn>", lambda e: self.offer_clipboard())
         c.focus_set()
 
     def release_held(self):
@@ -324,22 +344,6 @@ class ViewerWindow(tk.Toplevel):
             self._safe(self.session.send_mouse_button, num, False)
         self._held_keys.clear()
         self._held_buttons.clear()
-
-    def offer_clipboard(self):
-        """Send our clipboard text to the host when it changed since we last sent or received it
-        (checked when the window gets the keyboard: the user copied something elsewhere)."""
-        try:
-            text = self.clipboard_get()
-        except tk.TclError:
-            return      # empty, or not text
-        if text and text != self._clipboard_seen and len(text.encode("utf-8")) <= MAX_CLIPBOARD:
-            self._clipboard_seen = text
-            self._safe(self.session.send_clipboard, text)
-
-    def _on_clipboard(self, text):
-        self._clipboard_seen = text
-        self.clipboard_clear()
-        self.clipboard_append(text)
 
     def send_ctrl_alt_del(self):
         """The secure-attention sequence, as a button (a local Ctrl+Alt+Del never reaches us)."""
@@ -427,7 +431,7 @@ class ViewerWindow(tk.Toplevel):
             except tk.TclError:
                 pass
             self._poll_id = None
-        self._fit_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
+        self._fit_var = self._clip_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
         self._session_call("detach_display")    # nothing will draw the frames still waiting
         self._photo = self._cursor_photo = None
         super().destroy()

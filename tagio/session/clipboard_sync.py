@@ -1,0 +1,185 @@
+"""Sharing the clipboard inside a session: this machine's clipboard <-> Clipboard messages.
+
+Theory of operation. Host and viewer run the same thing. `ClipboardSync` is the pure decision
+logic, with no thread and no platform: a local change (`local_changed(Content)`) becomes a
+Clipboard message unless it is off, unless it is the value both sides already hold, or unless it
+is over the format's limit (then the user gets a notice and the partner only learns the size, so
+nothing is ever truncated silently); a partner's message (`received(msg)`) is applied unless
+sharing is off, and an over-limit announcement from the partner becomes a notice here.
+
+No echo: both sides remember the digest of the last value they share. Applying the partner's
+value makes our clipboard change (a clipboard manager may even copy it again); that change has
+the shared digest and is not sent back. A user who copies the same text again after the partner
+copied something else does have it sent: the shared value moved on.
+
+`ClipboardLink` is the running part: it opens the platform clipboard (tagio.session.clipboard),
+feeds its change callbacks to a ClipboardSync and writes what the partner sent. The backend calls
+back from its own thread, which must never wait on the network (it also answers other programs'
+paste requests), so outgoing messages go through a one-slot queue to a sender thread: a newer
+value replaces one not yet sent.
+
+Off: `enabled` (the session window's toggle, or the host's setting) and `allowed()` (the viewer:
+not while the host is view-only) both gate sending and applying.
+"""
+
+import hashlib
+import logging
+import queue
+import threading
+
+from tagio.errors import TagioError
+from tagio.protocol import session as m
+from tagio.session.clipboard import Content, open_clipboard
+
+log = logging.getLogger("tagio.clipboard")
+
+SEND_POLL = 0.2         # how often the sender thread looks at `stopping`
+READ_NOW = object()     # in the outbox: read the clipboard and send it
+KIND = {m.CLIP_TEXT: "text", m.CLIP_PNG: "image"}
+
+
+def human_size(size):
+    """1234567 -> '1.2 MB' (decimal units, as file managers show them)."""
+    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def too_big_notice(mime, size, partner):
+    """The sentence for a clipboard value over the limit (`partner`: it was copied over there)."""
+    who = "Your partner copied" if partner else "You copied"
+    return (f"Clipboard not shared: {who} {KIND.get(mime, 'data')} of {human_size(size)}; "
+            f"the limit is {human_size(m.CLIPBOARD_LIMITS[mime])}.")
+
+
+def digest(mime, data):
+    return hashlib.sha256(mime.encode() + b"\0" + data).digest()
+
+
+class ClipboardSync:
+    """Decides what to send, what to apply and what to tell the user; no I/O of its own.
+
+    send(msg), apply(mime, data) and notice(text) are called from the caller's thread."""
+
+    def __init__(self, send, apply, notice, allowed=lambda: True):
+        self._send, self._apply, self._notice, self._allowed = send, apply, notice, allowed
+        self.enabled = True
+        self._shared = None         # digest of the value both sides hold (None: unknown)
+        self._lock = threading.Lock()
+
+    @property
+    def active(self):
+        return self.enabled and self._allowed()
+
+    def local_changed(self, content):
+        """This machine's clipboard now holds `content` (a tagio.session.clipboard.Content)."""
+        if not self.active or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
+            return      # off, a format we do not share, or an empty clipboard
+        limit = m.CLIPBOARD_LIMITS[content.mime]
+        if content.data is None or len(content.data) > limit:
+            self._notice(too_big_notice(content.mime, content.size, partner=False))
+            self._send(m.Clipboard(content.mime, b"", max(content.size, limit + 1)))
+            return
+        key = digest(content.mime, content.data)
+        with self._lock:
+            if key == self._shared:
+                return          # the partner's value coming back, or a copy of the same value
+            self._shared = key
+        self._send(m.Clipboard(content.mime, content.data))
+
+    def received(self, msg):
+        """The partner's Clipboard message."""
+        if not self.active:
+            return
+        if msg.omitted:
+            self._notice(too_big_notice(msg.mime, msg.size, partner=True))
+            return
+        with self._lock:
+            self._shared = digest(msg.mime, msg.data)
+        self._apply(msg.mime, msg.data)
+
+
+class ClipboardLink:
+    """A ClipboardSync joined to this machine's clipboard and to a session's send function."""
+
+    def __init__(self, backend, send, notice, allowed=lambda: True):
+        self.backend = backend
+        self._send = send
+        self._outbox = queue.Queue(maxsize=1)
+        self._stopping = threading.Event()
+        self.sync = ClipboardSync(self._post, backend.write, notice, allowed)
+        self._thread = threading.Thread(target=self._send_loop, name="clipboard-send", daemon=True)
+
+    @classmethod
+    def open(cls, send, notice, allowed=lambda: True, display=None):
+        """A started link, or None where this machine has no clipboard we can reach."""
+        backend = open_clipboard(display)
+        if backend is None:
+            return None
+        return cls(backend, send, notice, allowed).start()
+
+    def start(self):
+        self._thread.start()
+        self.backend.watch(self.sync.local_changed)
+        return self
+
+    @property
+    def enabled(self):
+        return self.sync.enabled
+
+    @enabled.setter
+    def enabled(self, value):
+        self.sync.enabled = bool(value)
+
+    def received(self, msg):
+        """The partner's Clipboard message (the session's receive thread; never blocks long)."""
+        self.sync.received(msg)
+
+    def local_changed(self, mime, data):
+        """Tell the partner about a value as if it had just been copied here (tests, callers
+        that know of a change the backend cannot see)."""
+        self.sync.local_changed(Content(mime, data, len(data)))
+
+    def share_current(self):
+        """Send what the clipboard holds now (read by the sender thread: reading may wait)."""
+        self._post(READ_NOW)
+
+    def _post(self, msg):
+        """From the backend's thread: replace whatever still waits to be sent."""
+        while True:
+            try:
+                self._outbox.put_nowait(msg)
+                return
+            except queue.Full:
+                try:
+                    self._outbox.get_nowait()
+                except queue.Empty:
+                    pass
+
+    def _send_loop(self):
+        while not self._stopping.is_set():
+            try:
+                msg = self._outbox.get(timeout=SEND_POLL)
+            except queue.Empty:
+                continue
+            if msg is READ_NOW:
+                self._read_now()
+                continue
+            try:
+                self._send(msg)
+            except TagioError:          # the session is ending; its own threads report why
+                log.debug("clipboard not sent", exc_info=True)
+                return
+
+    def _read_now(self):
+        got = self.backend.read()
+        if got is not None:
+            self.sync.local_changed(Content(got[0], got[1], len(got[1])))
+
+    def close(self):
+        """Stop the sender and the backend (and give up the clipboard). Idempotent."""
+        self._stopping.set()
+        self.backend.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
