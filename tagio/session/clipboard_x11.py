@@ -369,15 +369,19 @@ class X11Clipboard:
                                      min(give_up, time.monotonic() + REPLY_TIMEOUT))
             if event is None:
                 return None
-            got = self._window.get_property(prop, X.AnyPropertyType, 0, CHUNK // 4 + 1024, True)
+            # A chunk is deleted (asking for the next) only when read whole: read up to max_bytes.
+            got = self._window.get_property(prop, X.AnyPropertyType, 0, self.max_bytes // 4 + 1, True)
             if got is None:
                 return None
             chunk = _as_bytes(got.value, got.format)
+            if got.bytes_after:
+                self._window.delete_property(prop)
+                self._conn.flush()
             if not chunk:
                 break
             type_atom = got.property_type
-            size += len(chunk)
-            if size <= self.max_bytes:
+            size += len(chunk) + got.bytes_after
+            if size <= self.max_bytes and parts is not None:
                 parts.append(chunk)
             else:
                 parts = None
