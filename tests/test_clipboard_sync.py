@@ -124,17 +124,28 @@ class Sync(unittest.TestCase):
                                      "the limit is 262.1 KB."])
 
     def test_off_means_nothing_either_way(self):
-        for how in ("disabled", "not allowed"):
-            with self.subTest(how=how):
-                r = Recorder(allowed=how != "not allowed")
-                r.sync.enabled = how != "disabled"
-                r.sync.local_changed(text("secret"))
-                r.sync.received(m.Clipboard.of_text("theirs"))
-                r.sync.received(m.Clipboard(m.CLIP_TEXT, b"", 400_000))
-                self.assertEqual((r.sent, r.applied, r.notices), ([], [], []))
-                r.sync.enabled, r.allowed = True, True      # positive control
-                r.sync.local_changed(text("secret"))
-                self.assertEqual(r.sent, [m.Clipboard.of_text("secret")])
+        r = Recorder()
+        r.sync.enabled = False
+        r.sync.local_changed(text("secret"))
+        r.sync.received(m.Clipboard.of_text("theirs"))
+        r.sync.received(m.Clipboard(m.CLIP_TEXT, b"", 400_000))
+        self.assertEqual((r.sent, r.applied, r.notices), ([], [], []))
+        r.sync.enabled = True       # positive control
+        r.sync.local_changed(text("secret"))
+        self.assertEqual(r.sent, [m.Clipboard.of_text("secret")])
+
+    def test_not_allowed_means_nothing_is_sent(self):
+        # The viewer before the host's Hello, or with a view-only host: nothing of ours goes out;
+        # what a sharing host sends (possibly ahead of its Hello's decoding) is still applied.
+        r = Recorder(allowed=False)
+        r.sync.local_changed(text("secret"))
+        r.sync.local_changed(Content(m.CLIP_TEXT, None, 400_000))
+        self.assertEqual((r.sent, r.notices), ([], []))
+        r.sync.received(m.Clipboard.of_text("theirs"))
+        self.assertEqual(r.applied, [(m.CLIP_TEXT, b"theirs")])
+        r.allowed = True            # positive control
+        r.sync.local_changed(text("secret"))
+        self.assertEqual(r.sent, [m.Clipboard.of_text("secret")])
 
     def test_empty_and_unknown_formats_are_not_sent(self):
         r = Recorder()

@@ -18,8 +18,10 @@ back from its own thread, which must never wait on the network (it also answers 
 paste requests), so outgoing messages go through a one-slot queue to a sender thread: a newer
 value replaces one not yet sent.
 
-Off: `enabled` (the session window's toggle, or the host's setting) and `allowed()` (the viewer:
-not while the host is view-only) both gate sending and applying.
+Off: `enabled` (the session window's toggle) gates sending and applying; `allowed()` gates sending
+only (the viewer: not before the host's Hello, nor to a view-only host). What the partner sends is
+applied whenever we are enabled: a host that shares has decided so, and its value may arrive before
+its Hello has been decoded. A host that does not share has no link at all.
 """
 
 import hashlib
@@ -68,13 +70,9 @@ class ClipboardSync:
         self._shared = None         # digest of the value both sides hold (None: unknown)
         self._lock = threading.Lock()
 
-    @property
-    def active(self):
-        return self.enabled and self._allowed()
-
     def local_changed(self, content):
         """This machine's clipboard now holds `content` (a tagio.session.clipboard.Content)."""
-        if not self.active or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
+        if not (self.enabled and self._allowed()) or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
             return      # off, a format we do not share, or an empty clipboard
         limit = m.CLIPBOARD_LIMITS[content.mime]
         if content.data is None or len(content.data) > limit:
@@ -90,7 +88,7 @@ class ClipboardSync:
 
     def received(self, msg):
         """The partner's Clipboard message."""
-        if not self.active:
+        if not self.enabled:
             return
         if msg.omitted:
             self._notice(too_big_notice(msg.mime, msg.size, partner=True))

@@ -66,6 +66,7 @@ class ViewerSession:
         self.clipboard = None           # ClipboardLink once started with clipboard=True
         self._clipboard_wanted = clipboard
         self._display = display         # the X display whose clipboard is shared (None: $DISPLAY)
+        self._hello_flags = None        # the first Hello's flags, as the receive thread saw them
         self.on_event = on_event or (lambda name, **fields: None)
         self.updates = queue.Queue(maxsize=max_updates)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0}
@@ -180,7 +181,10 @@ class ViewerSession:
         self._send(m.Clipboard.of_text(text))
 
     def _clipboard_allowed(self):
-        return self.geometry is not None and not self.host_flags & m.HELLO_VIEW_ONLY
+        # Set by the receive thread: a Clipboard that follows the Hello is judged by it, even
+        # while the decode thread has not reached that Hello yet.
+        flags = self._hello_flags
+        return flags is not None and not flags & m.HELLO_VIEW_ONLY
 
     def _clipboard_notice(self, text):
         self._post(("clipboard_notice", text))
@@ -208,6 +212,10 @@ class ViewerSession:
             handler(self, msg)
 
     def _on_hello(self, msg):
+        first = self._hello_flags is None
+        self._hello_flags = msg.flags
+        if first and self.clipboard is not None and self._clipboard_allowed():
+            self.clipboard.share_current()  # copied before connecting: meant for the partner
         self._workers.put(self._decode_q, msg)      # in order with frames: the decoder resets the fb
 
     def _on_frame(self, msg):
@@ -257,11 +265,8 @@ class ViewerSession:
     def _reset(self, hello):
         with self._fb_lock:
             self._fb = Image.new("RGB", (hello.width, hello.height))
-        first = self.geometry is None
         self.geometry = (hello.width, hello.height)
         self.monitor, self.host_flags = hello.monitor, hello.flags
-        if first and self.clipboard is not None and self._clipboard_allowed():
-            self.clipboard.share_current()  # copied before connecting: meant for the partner
         self._post(("size", hello.width, hello.height, hello.monitor))
         self.on_event("size", width=hello.width, height=hello.height, monitor=hello.monitor)
 
