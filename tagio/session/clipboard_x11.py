@@ -96,6 +96,8 @@ class X11Clipboard:
     def read(self, timeout=REPLY_TIMEOUT * 3):
         """(mime, bytes) of what the clipboard holds, or None (empty, too big, no answer)."""
         box, done = [], threading.Event()
+        if self._stop.is_set():
+            return None
         try:
             self._commands.put_nowait((box, done))
         except queue.Full:
@@ -158,6 +160,12 @@ class X11Clipboard:
             self._poll_owner()
 
     def _shutdown(self):
+        while True:         # a read() still waiting gets None now, not after its timeout
+            try:
+                _box, done = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            done.set()
         try:
             self._window.destroy()
             self._conn.close()
