@@ -151,7 +151,14 @@ class Sync(unittest.TestCase):
         r = Recorder()
         r.sync.local_changed(text(""))
         r.sync.local_changed(Content("text/html", b"<b>", 3))
+        r.sync.local_changed(Content(m.CLIP_PNG, b"GIF89a...", 9))     # a program's odd "image"
         self.assertEqual(r.sent, [])
+
+    def test_what_goes_out_always_decodes_on_the_other_side(self):
+        r = Recorder()
+        r.sync.local_changed(Content(m.CLIP_TEXT, b"caf\xe9 \xff", 6))    # Latin-1 from a platform tool
+        self.assertEqual(r.sent, [m.Clipboard.of_text("caf\ufffd \ufffd")])
+        self.assertEqual(m.decode(m.encode(r.sent[0])), r.sent[0])
 
     def test_human_size(self):
         self.assertEqual([human_size(n) for n in (12, 2048, 262144, 1_500_000)],

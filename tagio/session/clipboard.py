@@ -129,6 +129,9 @@ class PollingWatcher:
             self._thread.join(5)
 
 
+_UTF8_ENV = dict(os.environ, LANG="en_US.UTF-8")     # pbcopy/pbpaste pick their encoding from LANG
+
+
 class MacClipboard:
     """Text only, through pbcopy/pbpaste (images would need AppKit, which we do not depend on)."""
 
@@ -137,7 +140,7 @@ class MacClipboard:
         self._watcher = PollingWatcher(self._paste, self._content, "clipboard-mac")
 
     def _paste(self):
-        done = subprocess.run(["pbpaste"], capture_output=True, timeout=COMMAND_TIMEOUT)
+        done = subprocess.run(["pbpaste"], capture_output=True, timeout=COMMAND_TIMEOUT, env=_UTF8_ENV)
         return done.stdout if done.returncode == 0 else None
 
     def _content(self):
@@ -156,8 +159,7 @@ class MacClipboard:
         if mime != CLIP_TEXT:
             return      # pbcopy takes text only
         self._watcher.ignore_token = data
-        subprocess.run(["pbcopy"], input=data, timeout=COMMAND_TIMEOUT, check=False,
-                       env=dict(os.environ, LANG="en_US.UTF-8"))
+        subprocess.run(["pbcopy"], input=data, timeout=COMMAND_TIMEOUT, check=False, env=_UTF8_ENV)
 
     def watch(self, callback):
         self._watcher.start(callback)

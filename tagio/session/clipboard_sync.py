@@ -55,6 +55,14 @@ def too_big_notice(mime, size, partner):
             f"the limit is {human_size(m.CLIPBOARD_LIMITS[mime])}.")
 
 
+def _well_formed(mime, data):
+    """`data` as the protocol requires it (text: UTF-8, bad bytes replaced; images: a PNG), or None.
+    A platform may hand us anything (pbpaste in another encoding, a program's odd "PNG")."""
+    if mime == m.CLIP_TEXT:
+        return data.decode("utf-8", "replace").encode("utf-8")
+    return data if data.startswith(m.PNG_SIGNATURE) else None
+
+
 def digest(mime, data):
     return hashlib.sha256(mime.encode() + b"\0" + data).digest()
 
@@ -74,17 +82,21 @@ class ClipboardSync:
         """This machine's clipboard now holds `content` (a tagio.session.clipboard.Content)."""
         if not (self.enabled and self._allowed()) or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
             return      # off, a format we do not share, or an empty clipboard
+        data = None if content.data is None else _well_formed(content.mime, content.data)
+        if content.data is not None and data is None:
+            return      # not what the format promises: the partner would have to end the session
         limit = m.CLIPBOARD_LIMITS[content.mime]
-        if content.data is None or len(content.data) > limit:
-            self._notice(too_big_notice(content.mime, content.size, partner=False))
-            self._send(m.Clipboard(content.mime, b"", max(content.size, limit + 1)))
+        if data is None or len(data) > limit:
+            size = max(content.size, len(data or b""))
+            self._notice(too_big_notice(content.mime, size, partner=False))
+            self._send(m.Clipboard(content.mime, b"", max(size, limit + 1)))
             return
-        key = digest(content.mime, content.data)
+        key = digest(content.mime, data)
         with self._lock:
             if key == self._shared:
                 return          # the partner's value coming back, or a copy of the same value
             self._shared = key
-        self._send(m.Clipboard(content.mime, content.data))
+        self._send(m.Clipboard(content.mime, data))
 
     def received(self, msg):
         """The partner's Clipboard message."""

@@ -177,7 +177,7 @@ class WindowsClipboard:
         size = self._kernel32.GlobalSize(handle)
         limit = {CF_UNICODETEXT: 2 * self.max_bytes + 2, CF_DIB: MAX_DIB}.get(fmt, self.max_bytes)
         if size > limit:
-            return Content(mime, None, size)
+            return Content(mime, None, size // 2 if fmt == CF_UNICODETEXT else size)
         pointer = self._kernel32.GlobalLock(handle)
         if not pointer:
             return None
