@@ -8,6 +8,7 @@ truncated; close() ends the thread. Waits are on conditions with deadlines, neve
 
 import io
 import os
+import select
 import shutil
 import subprocess
 import threading
@@ -51,6 +52,50 @@ class Changes:
         with self._cond:
             self._cond.wait_for(lambda: any(predicate(c) for _, c in self.items), timeout)
             return [(t, c) for t, c in self.items if predicate(c)]
+
+
+class FakeClipboardManager:
+    """What a desktop's clipboard manager does (freedesktop ClipboardManager spec): owns
+    CLIPBOARD_MANAGER and, asked for SAVE_TARGETS, copies the clipboard into `keeper` (another
+    X11Clipboard, which then owns CLIPBOARD) before it answers."""
+
+    def __init__(self, display, keeper):
+        from Xlib import X
+        from Xlib import display as xdisplay
+        self.X, self.keeper, self.saved = X, keeper, []
+        self.conn = xdisplay.Display(display)
+        self.window = self.conn.screen().root.create_window(0, 0, 1, 1, 0, X.CopyFromParent)
+        self.save_targets = self.conn.intern_atom("SAVE_TARGETS")
+        self.window.set_selection_owner(self.conn.intern_atom("CLIPBOARD_MANAGER"), X.CurrentTime)
+        self.conn.flush()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            while self.conn.pending_events():
+                event = self.conn.next_event()
+                if event.type == self.X.SelectionRequest and event.target == self.save_targets:
+                    self.save(event)
+            select.select([self.conn.fileno()], [], [], 0.1)
+
+    def save(self, request):
+        from Xlib.protocol import event as xevent
+        got = self.keeper.read()
+        if got is not None:
+            self.keeper.write(*got)
+            self.saved.append(got)
+        reply = xevent.SelectionNotify(time=request.time, requestor=request.requestor,
+                                       selection=request.selection, target=request.target,
+                                       property=request.property if got else self.X.NONE)
+        request.requestor.send_event(reply, event_mask=0)
+        self.conn.flush()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.conn.close()
 
 
 @skip_unless_xvfb
@@ -174,6 +219,19 @@ class X11ClipboardTest(unittest.TestCase):
         self.assertEqual(self.paste_until(b"short-lived"), b"short-lived")
         other.close()
         self.assertFalse(other._thread.is_alive())
+
+    def test_a_clipboard_manager_keeps_our_value_after_close(self):
+        from tagio.session.clipboard import open_clipboard
+        keeper = open_clipboard(self.xvfb.display)
+        self.addCleanup(keeper.close)
+        manager = FakeClipboardManager(self.xvfb.display, keeper)
+        self.addCleanup(manager.close)
+        ours = open_clipboard(self.xvfb.display)
+        ours.write(CLIP_TEXT, "kept after the session ✓".encode())
+        self.assertEqual(self.paste_until("kept after the session ✓".encode()), "kept after the session ✓".encode())
+        ours.close()
+        self.assertEqual(manager.saved, [(CLIP_TEXT, "kept after the session ✓".encode())])
+        self.assertEqual(self.paste_until("kept after the session ✓".encode()), "kept after the session ✓".encode())
 
     def test_no_display_means_no_clipboard(self):
         from tagio.session import clipboard

@@ -15,6 +15,11 @@ CLIPBOARD selection and hands the data to whoever asks (ICCCM section 2). So:
            new value then and call the watcher. Without XFixes the owner is polled. A change whose
            new owner is our own window is our write: not reported (no echo back to the partner).
 
+  closing  on X the value goes with its owner: before our window goes, a clipboard manager (if the
+           desktop runs one: GNOME, KDE, xfce do) is asked to keep a copy (freedesktop's
+           ClipboardManager spec: convert CLIPBOARD_MANAGER to SAVE_TARGETS and answer its
+           requests), so what the partner copied can still be pasted after the session.
+
 One thread ("clipboard-x11") owns the X connection and does all of this; read() and write() from
 other threads are commands it picks up (a self-pipe wakes its select()). Waiting for a reply (a
 SelectionNotify, an INCR chunk) runs the same event dispatch, so requests from other programs are
@@ -37,12 +42,13 @@ log = logging.getLogger("tagio.clipboard")
 CHUNK = 64 * 1024           # bytes per ChangeProperty (python-xlib has no BIG-REQUESTS: < 256 KiB)
 REPLY_TIMEOUT = 2.0         # seconds for an owner to answer one conversion (or one INCR chunk)
 INCR_TIMEOUT = 10.0         # seconds a requestor may take to fetch all of an INCR transfer
+HANDOVER_TIMEOUT = 2.0      # seconds a clipboard manager may take to copy our value at close
 MAX_INCR = 8                # INCR transfers we serve at once; more requests are refused
 COMMANDS = 16               # pending read() commands
 PROPERTY = "TAGIO_CLIPBOARD"
 TEXT_TARGETS = ("UTF8_STRING", "text/plain;charset=utf-8", "TEXT", "STRING")
 _ATOMS = ("CLIPBOARD", "TARGETS", "TIMESTAMP", "INCR", "ATOM", "INTEGER", "MULTIPLE", "image/png",
-          PROPERTY) + TEXT_TARGETS
+          "CLIPBOARD_MANAGER", "SAVE_TARGETS", PROPERTY) + TEXT_TARGETS
 
 
 class X11Clipboard:
@@ -160,6 +166,10 @@ class X11Clipboard:
             self._poll_owner()
 
     def _shutdown(self):
+        try:
+            self._hand_over()
+        except Exception:       # the server is gone: nothing to hand over
+            log.debug("no clipboard hand-over", exc_info=True)
         while True:         # a read() still waiting gets None now, not after its timeout
             try:
                 _box, done = self._commands.get_nowait()
@@ -217,8 +227,9 @@ class X11Clipboard:
             if event.selection == self._atom["CLIPBOARD"] and owner not in (0, self._window.id):
                 self._changed = True
 
-    def _wait_event(self, match, deadline):
-        """The first event `match(event)` accepts, dispatching the others; None at the deadline."""
+    def _wait_event(self, match, deadline, stoppable=True):
+        """The first event `match(event)` accepts, dispatching the others; None at the deadline
+        (or once close() was asked, when `stoppable`)."""
         while True:
             while self._conn.pending_events():
                 event = self._conn.next_event()
@@ -226,7 +237,7 @@ class X11Clipboard:
                     return event
                 self._dispatch(event)
             left = deadline - time.monotonic()
-            if left <= 0 or self._stop.is_set():
+            if left <= 0 or (stoppable and self._stop.is_set()):
                 return None
             select.select([self._conn.fileno()], [], [], min(left, 0.5))
 
@@ -318,6 +329,21 @@ class X11Clipboard:
         now = time.monotonic()
         for key in [k for k, t in self._incr.items() if t[4] < now]:
             del self._incr[key]
+
+    def _hand_over(self):
+        """Ask the clipboard manager, if any, to keep a copy of the value we own (we answer its
+        requests while we wait, at most HANDOVER_TIMEOUT)."""
+        X, a = self._X, self._atom
+        if self._owned is None:
+            return
+        manager = self._conn.get_selection_owner(a["CLIPBOARD_MANAGER"])
+        if getattr(manager, "id", manager) in (0, None):
+            return
+        self._window.change_property(a[PROPERTY], a["ATOM"], 32, list(self._owned))
+        self._window.convert_selection(a["CLIPBOARD_MANAGER"], a["SAVE_TARGETS"], a[PROPERTY], X.CurrentTime)
+        self._conn.flush()
+        self._wait_event(lambda e: e.type == X.SelectionNotify and e.selection == a["CLIPBOARD_MANAGER"],
+                         time.monotonic() + HANDOVER_TIMEOUT, stoppable=False)
 
     # -- reading: converting the selection -------------------------------------------------------
     def _fetch(self):
