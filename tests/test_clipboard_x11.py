@@ -172,6 +172,7 @@ class X11ClipboardTest(unittest.TestCase):
         self.addCleanup(setattr, clipboard_x11.X11Clipboard, "_receive_incr", original)
         self.assertEqual(reader.read(), (CLIP_TEXT, big))           # our INCR to our INCR
         self.assertEqual(received, [reader])
+        self.board.close()      # xclip serves one INCR transfer at a time: one reader only here
         changes = Changes()
         reader.watch(changes)
         bigger = big * 7        # ~2 MB: xclip itself goes INCR above about 1 MB
@@ -200,6 +201,7 @@ class X11ClipboardTest(unittest.TestCase):
 
     def test_over_max_bytes_is_reported_by_size_not_truncated(self):
         from tagio.session.clipboard import open_clipboard
+        self.board.close()      # xclip serves one INCR transfer at a time: one reader only here
         small = open_clipboard(self.xvfb.display, max_bytes=1000)
         self.addCleanup(small.close)
         changes = Changes()
