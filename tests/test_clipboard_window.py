@@ -100,5 +100,33 @@ class ClipboardToggle(unittest.TestCase):
                                   in self.window.status.cget("text"), 10), self.window.status.cget("text"))
 
 
+@skip_unless_xvfb
+class ClipboardSetting(unittest.TestCase):
+    """The host's "share the clipboard" option: Settings dialog checkbox -> settings file -> the
+    options every host session of a Client starts with."""
+
+    def test_unticking_is_saved_and_reaches_host_sessions(self):
+        import tempfile
+        import tkinter as tk
+        from tagio.client.core import Client
+        from tagio.client.settings import Settings
+        from tagio.ui.settings_dialog import SettingsDialog
+        config = tempfile.TemporaryDirectory()
+        self.addCleanup(config.cleanup)
+        self.assertTrue(Settings.load(config.name).clipboard)         # on unless unticked
+        self.assertTrue(Client(config.name, relay="127.0.0.1:9", direct_bind=None).host_options["clipboard"])
+        root = tk.Tk(screenName=shared_xvfb(1280, 800).display)
+        self.addCleanup(root.destroy)
+        root.withdraw()
+        saved = []
+        dialog = SettingsDialog(root, Settings.load(config.name), "123456789", on_saved=saved.append)
+        self.assertTrue(dialog.share_clipboard.get())
+        dialog.share_clipboard.set(False)
+        self.assertTrue(dialog.save())
+        self.assertEqual([s.clipboard for s in saved], [False])
+        self.assertFalse(Settings.load(config.name).clipboard)
+        self.assertFalse(Client(config.name, relay="127.0.0.1:9", direct_bind=None).host_options["clipboard"])
+
+
 if __name__ == "__main__":
     unittest.main()
