@@ -5,6 +5,7 @@ Off: what the host sends is not applied and what is copied here is not sent (che
 seconds); on again, both cross (the positive control). A partner's over-limit copy shows in the
 status line."""
 
+import gc
 import queue
 import threading
 import time
@@ -14,6 +15,15 @@ from tagio.protocol import session as m
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 NOTHING_WAIT = 1.5
+
+
+def free_tk_here(test, *names):
+    """Drop the test's Tk objects and collect them now, on this (the Tk) thread: a Tk interpreter
+    freed later by a collection on a worker thread (the clipboard's, a session's) aborts the
+    process ("Tcl_AsyncDelete: async handler deleted by the wrong thread")."""
+    for name in names:
+        setattr(test, name, None)
+    gc.collect()
 
 
 @skip_unless_xvfb
@@ -43,6 +53,7 @@ class ClipboardToggle(unittest.TestCase):
         reader.join(5)
         self.window.close()
         self.root.destroy()
+        free_tk_here(self, "window", "root")
 
     def _read_host(self):
         try:
@@ -115,17 +126,20 @@ class ClipboardSetting(unittest.TestCase):
         self.addCleanup(config.cleanup)
         self.assertTrue(Settings.load(config.name).clipboard)         # on unless unticked
         self.assertTrue(Client(config.name, relay="127.0.0.1:9", direct_bind=None).host_options["clipboard"])
-        root = tk.Tk(screenName=shared_xvfb(1280, 800).display)
-        self.addCleanup(root.destroy)
-        root.withdraw()
+        self.root = tk.Tk(screenName=shared_xvfb(1280, 800).display)
+        self.addCleanup(free_tk_here, self, "root", "dialog")
+        self.addCleanup(self.root.destroy)
+        self.root.withdraw()
         saved = []
-        dialog = SettingsDialog(root, Settings.load(config.name), "123456789", on_saved=saved.append)
+        self.dialog = dialog = SettingsDialog(self.root, Settings.load(config.name), "123456789",
+                                              on_saved=saved.append)
         self.assertTrue(dialog.share_clipboard.get())
         dialog.share_clipboard.set(False)
         self.assertTrue(dialog.save())
         self.assertEqual([s.clipboard for s in saved], [False])
         self.assertFalse(Settings.load(config.name).clipboard)
         self.assertFalse(Client(config.name, relay="127.0.0.1:9", direct_bind=None).host_options["clipboard"])
+        del dialog
 
 
 if __name__ == "__main__":

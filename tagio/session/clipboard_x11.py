@@ -71,6 +71,8 @@ class X11Clipboard:
         self._pending_write = None
         self._commands = queue.Queue(maxsize=COMMANDS)
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)    # a full pipe already means "wake up"
+        self._wake_lock = threading.Lock()      # the write end is closed (None) under it
         self._stop = threading.Event()
         if xfixes is not None:
             first = conn.query_extension(xfixes.extname).first_event
@@ -134,10 +136,13 @@ class X11Clipboard:
         return self._xfixes is not None
 
     def _wake(self):
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:     # closed, or the pipe is full (a wake-up is already pending)
-            pass
+        with self._wake_lock:       # never write to a closed descriptor's number (it may be reused)
+            if self._wake_w is None:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:     # the pipe is full: a wake-up is pending anyway
+                pass
 
     # -- the thread ------------------------------------------------------------------------------
     def _run(self):
@@ -181,7 +186,9 @@ class X11Clipboard:
             self._conn.close()
         except Exception:       # the server is gone already
             pass
-        for fd in (self._wake_r, self._wake_w):
+        with self._wake_lock:
+            fds, self._wake_w = (self._wake_r, self._wake_w), None
+        for fd in fds:
             os.close(fd)
 
     def _do_commands(self):
