@@ -214,6 +214,16 @@ class X11ClipboardTest(unittest.TestCase):
                 self.assertIsNone(heard[0][1].data)
         self.assertIsNone(small.read())
 
+    def test_reading_our_own_value(self):
+        big = "ünïcode ".encode() * 20_000          # ~200 KB: more than one chunk
+        self.board.write(CLIP_TEXT, big)
+        self.assertEqual(self.paste_until(big), big)
+        self.assertEqual(self.board.read(), (CLIP_TEXT, big))
+        image = png_bytes()
+        self.board.write(CLIP_PNG, image)
+        self.assertEqual(self.paste_until(image, "image/png"), image)
+        self.assertEqual(self.board.read(), (CLIP_PNG, image))
+
     def test_close_ends_the_thread(self):
         from tagio.session.clipboard import open_clipboard
         other = open_clipboard(self.xvfb.display)

@@ -328,14 +328,19 @@ class X11Clipboard:
             transfer[3] = offset + len(chunk)
             transfer[4] = time.monotonic() + INCR_TIMEOUT
         else:
-            del self._incr[key]
-            window.change_attributes(event_mask=0)
+            self._end_incr(key)
         self._conn.flush()
 
     def _expire_incr(self):
         now = time.monotonic()
         for key in [k for k, t in self._incr.items() if t[4] < now]:
-            del self._incr[key]
+            self._end_incr(key)
+
+    def _end_incr(self, key):
+        """Forget a transfer; stop hearing the requestor's property changes once none is left."""
+        window = self._incr.pop(key)[0]
+        if window.id != self._window.id and not any(k[0] == window.id for k in self._incr):
+            window.change_attributes(event_mask=0)
 
     def _hand_over(self):
         """Ask the clipboard manager, if any, to keep a copy of the value we own (we answer its
@@ -356,6 +361,8 @@ class X11Clipboard:
     def _fetch(self):
         """What CLIPBOARD holds now as Content (text before an image), or None."""
         a = self._atom
+        if self._owned is not None:     # our own value: no round trip through the server
+            return self._own_content()
         targets = self._convert(a["TARGETS"])
         offered = set(targets[1]) if targets is not None and targets[0] == a["ATOM"] else None
         for target, mime in ((a["UTF8_STRING"], CLIP_TEXT), (a["text/plain;charset=utf-8"], CLIP_TEXT),
@@ -366,6 +373,11 @@ class X11Clipboard:
             if got is not None:
                 return self._content(mime, target, *got)
         return None
+
+    def _own_content(self):
+        text = self._owned.get(self._atom["UTF8_STRING"])
+        mime, (_type, data) = (CLIP_TEXT, text) if text else (CLIP_PNG, self._owned[self._atom["image/png"]])
+        return Content(mime, data if len(data) <= self.max_bytes else None, len(data))
 
     def _content(self, mime, target, type_atom, value, size):
         if value is None:
