@@ -12,7 +12,6 @@ the positive control).
 """
 
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -233,6 +232,40 @@ class ClipboardEndToEnd(unittest.TestCase):
         self.type_into(b, "^Password$", password)
         self.wait_session(host, started)
         self.assert_both_ways("gui")
+
+    def test_gui_host_text_both_ways(self):
+        # The window as the host: unattended (a permanent password, no accept prompt), so that
+        # a script knows the password without reading it off the screen.
+        from tagio.client.settings import Settings
+        from tagio.crypto.identity import Identity
+        config = self.tmp / "gui-host"
+        host_id = Identity.load_or_create(config).id
+        settings = Settings(config, ask_before_accept=False)
+        settings.set_permanent_password("unattended-pw", host_id)
+        settings.save()
+        a, b = self.env(self.desk_a), self.env(self.desk_b)
+        gui = e2e.Proc([sys.executable, e2e.GUI, "--config-dir", str(config), "--relay", self.relay_text], a)
+        self.addCleanup(gui.stop)
+        copy(b, b"on B when the session starts")
+        viewer = self.connect_when_online(host_id, "unattended-pw")
+        self.addCleanup(viewer.stop)
+        # The viewer's start value reaching A also says the host's side is sharing now.
+        self.assertIsNotNone(crossing_time(a, b"on B when the session starts"), "start value not shared")
+        self.assert_both_ways("gui host")
+
+    def connect_when_online(self, host_id, password):
+        """A CLI viewer on desk B; the window registers at the relay a moment after it opens, so an
+        "unknown ID" attempt is made again (bounded)."""
+        deadline = time.monotonic() + CROSS_DEADLINE * 2
+        while True:
+            viewer = e2e.Proc([sys.executable, e2e.GUI, "--cli", "connect", host_id, "--password", password,
+                               "--json", "--relay", self.relay_text, "--config-dir", str(self.tmp / "viewer"),
+                               "--direct-bind", "127.0.0.1", "--duration", "300"], self.env(self.desk_b))
+            line = viewer.wait_for(lambda e: e.get("event") in ("connected", "error"), what="connect result")
+            if line["event"] == "connected" or time.monotonic() > deadline:
+                self.assertEqual(line["event"], "connected", line)
+                return viewer
+            viewer.stop()
 
     def type_into(self, env, title, text):
         """Give the window titled `title` the keyboard (there is no window manager) and type."""
