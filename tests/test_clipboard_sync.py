@@ -110,18 +110,19 @@ class Sync(unittest.TestCase):
         big = "é" * (m.MAX_CLIPBOARD // 2 + 1)
         r.sync.local_changed(text(big))
         self.assertEqual(r.sent, [m.Clipboard(m.CLIP_TEXT, b"", len(big.encode()))])
-        self.assertEqual(r.notices, ["Clipboard not shared: You copied text of 262.1 KB; "
-                                     "the limit is 262.1 KB."])
+        self.assertEqual(r.notices, [f"Clipboard not shared: the text you copied is {len(big.encode()):,} bytes, "
+                                     "over the 262,144 bytes limit."])
         r.sync.local_changed(Content(m.CLIP_PNG, None, 3_000_000))     # the backend gave up reading
         self.assertEqual(r.sent[-1], m.Clipboard(m.CLIP_PNG, b"", 3_000_000))
-        self.assertIn("image of 3.0 MB", r.notices[-1])
+        self.assertEqual(r.notices[-1], "Clipboard not shared: the image you copied is 2.9 MB, "
+                                        "over the 1024 KB limit.")
 
     def test_the_partners_over_limit_value_is_a_notice(self):
         r = Recorder()
         r.sync.received(m.Clipboard(m.CLIP_TEXT, b"", 400_000))
         self.assertEqual(r.applied, [])
-        self.assertEqual(r.notices, ["Clipboard not shared: Your partner copied text of 400.0 KB; "
-                                     "the limit is 262.1 KB."])
+        self.assertEqual(r.notices, ["Clipboard not shared: the text your partner copied is 391 KB, "
+                                     "over the 256 KB limit."])
 
     def test_off_means_nothing_either_way(self):
         r = Recorder()
@@ -161,8 +162,8 @@ class Sync(unittest.TestCase):
         self.assertEqual(m.decode(m.encode(r.sent[0])), r.sent[0])
 
     def test_human_size(self):
-        self.assertEqual([human_size(n) for n in (12, 2048, 262144, 1_500_000)],
-                         ["12 bytes", "2.0 KB", "262.1 KB", "1.5 MB"])
+        self.assertEqual([human_size(n) for n in (12, 2048, 2560, 262144, 1_500_000, 300 << 20)],
+                         ["12 bytes", "2 KB", "2.5 KB", "256 KB", "1.4 MB", "300 MB"])
 
 
 class FakeBackend:

@@ -107,7 +107,7 @@ class ClipboardToggle(unittest.TestCase):
 
     def test_a_partners_copy_over_the_limit_shows_in_the_status_line(self):
         self.host.send(m.encode(m.Clipboard(m.CLIP_TEXT, b"", 400_000)))
-        self.assertTrue(self.pump(lambda: "Your partner copied text of 400.0 KB"
+        self.assertTrue(self.pump(lambda: "the text your partner copied is 391 KB"
                                   in self.window.status.cget("text"), 10), self.window.status.cget("text"))
 
 

@@ -187,14 +187,15 @@ class ClipboardEndToEnd(unittest.TestCase):
         big = b"x" * (MAX_CLIPBOARD + 1)
         copy(a, big)
         notice = host.wait_for(lambda e: e.get("event") == "clipboard_notice", what="host notice")
-        self.assertIn("You copied text of 262.1 KB; the limit is 262.1 KB", notice["message"])
+        self.assertEqual(notice["message"], "Clipboard not shared: the text you copied is 262,145 bytes, "
+                                            "over the 262,144 bytes limit.")
         notice = viewer.wait_for(lambda e: e.get("event") == "clipboard_notice", what="viewer notice")
-        self.assertIn("Your partner copied text of 262.1 KB", notice["message"])
+        self.assertIn("the text your partner copied is 262,145 bytes", notice["message"])
         self.assertEqual(paste(b), b"small and shared")                 # not a truncated copy
         copy(b, big + b"y")
-        viewer.wait_for(lambda e: e.get("event") == "clipboard_notice" and "You copied" in e["message"],
+        viewer.wait_for(lambda e: e.get("event") == "clipboard_notice" and "you copied" in e["message"],
                         what="viewer notice for its own copy")
-        host.wait_for(lambda e: e.get("event") == "clipboard_notice" and "Your partner" in e["message"],
+        host.wait_for(lambda e: e.get("event") == "clipboard_notice" and "your partner" in e["message"],
                       what="host notice for the partner's copy")
         self.assertEqual(paste(a), big)
 

@@ -41,18 +41,25 @@ KIND = {m.CLIP_TEXT: "text", m.CLIP_PNG: "image"}
 
 
 def human_size(size):
-    """1234567 -> '1.2 MB' (decimal units, as file managers show them)."""
-    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
+    """262144 -> '256 KB', 1500000 -> '1.4 MB' (units of 1024, as file managers on Windows show)."""
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
         if size >= scale:
-            return f"{size / scale:.1f} {unit}"
+            value = size / scale
+            return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
     return f"{size} bytes"
 
 
 def too_big_notice(mime, size, partner):
-    """The sentence for a clipboard value over the limit (`partner`: it was copied over there)."""
-    who = "Your partner copied" if partner else "You copied"
-    return (f"Clipboard not shared: {who} {KIND.get(mime, 'data')} of {human_size(size)}; "
-            f"the limit is {human_size(m.CLIPBOARD_LIMITS[mime])}.")
+    """The sentence for a clipboard value over the limit (`partner`: it was copied over there).
+    Sizes that round to the limit's text are given in bytes, so the sentence never reads
+    "256 KB is over the 256 KB limit"."""
+    limit = m.CLIPBOARD_LIMITS[mime]
+    shown, shown_limit = human_size(size), human_size(limit)
+    if shown == shown_limit:
+        shown, shown_limit = f"{size:,} bytes", f"{limit:,} bytes"
+    who = "your partner" if partner else "you"
+    return (f"Clipboard not shared: the {KIND.get(mime, 'data')} {who} copied is {shown}, "
+            f"over the {shown_limit} limit.")
 
 
 def _well_formed(mime, data):
