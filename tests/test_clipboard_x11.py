@@ -245,6 +245,19 @@ class X11ClipboardTest(unittest.TestCase):
         self.assertEqual(manager.saved, [(CLIP_TEXT, "kept after the session ✓".encode())])
         self.assertEqual(self.paste_until("kept after the session ✓".encode()), "kept after the session ✓".encode())
 
+    def test_without_xfixes_a_new_owner_is_found_by_polling(self):
+        from Xlib import display as xdisplay
+        from tagio.session.clipboard_x11 import X11Clipboard
+        self.xclip_in(b"there before")
+        polling = X11Clipboard(xdisplay.Display(self.xvfb.display), None)     # as on a server without XFixes
+        self.addCleanup(polling.close)
+        self.assertFalse(polling.notifies)
+        changes = Changes()
+        polling.watch(changes)
+        self.xclip_in(b"seen by polling")
+        self.assertTrue(changes.wait(lambda c: c.data == b"seen by polling"))
+        self.assertEqual([c.data for _, c in changes.items], [b"seen by polling"])
+
     def test_no_display_means_no_clipboard(self):
         from tagio.session import clipboard
         saved = os.environ.pop("DISPLAY", None)

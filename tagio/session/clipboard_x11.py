@@ -12,7 +12,9 @@ CLIPBOARD selection and hands the data to whoever asks (ICCCM section 2). So:
            that, and read the property our window receives (following INCR when the owner uses it).
            Reads are bounded by `max_bytes`: a larger value is reported by size, never truncated.
   changes  XFixes SetSelectionOwnerNotify tells us whenever CLIPBOARD gets a new owner; we read the
-           new value then and call the watcher. Without XFixes the owner is polled. A change whose
+           new value then and call the watcher. Without XFixes the owner is polled every POLL_INTERVAL (a
+           new value from the same owner window is then missed: XFixes is in every X server
+           since 2003, so this is a fallback only). A change whose
            new owner is our own window is our write: not reported (no echo back to the partner).
 
   closing  on X the value goes with its owner: before our window goes, a clipboard manager (if the
@@ -79,6 +81,9 @@ class X11Clipboard:
             self._owner_event = first + xfixes.XFixesSelectionNotify
             conn.xfixes_select_selection_input(self._window, self._atom["CLIPBOARD"],
                                                xfixes.XFixesSetSelectionOwnerNotifyMask)
+        else:       # what is there already is not a change (nor is it ours to send)
+            owner = conn.get_selection_owner(self._atom["CLIPBOARD"])
+            self._owner = getattr(owner, "id", owner)
         conn.flush()
         self._thread = threading.Thread(target=self._run, name="clipboard-x11", daemon=True)
         self._thread.start()
