@@ -134,6 +134,10 @@ class Sync(unittest.TestCase):
         r.sync.enabled = True       # positive control
         r.sync.local_changed(text("secret"))
         self.assertEqual(r.sent, [m.Clipboard.of_text("secret")])
+        r.sync.enabled = False
+        r.sync.enabled = True       # off and on: the partner may hold anything now
+        r.sync.local_changed(text("secret"))
+        self.assertEqual(r.sent, [m.Clipboard.of_text("secret")] * 2)
 
     def test_not_allowed_means_nothing_is_sent(self):
         # The viewer before the host's Hello, or with a view-only host: nothing of ours goes out;

@@ -81,13 +81,23 @@ class ClipboardSync:
 
     def __init__(self, send, apply, notice, allowed=lambda: True):
         self._send, self._apply, self._notice, self._allowed = send, apply, notice, allowed
-        self.enabled = True
+        self._enabled = True
         self._shared = None         # digest of the value both sides hold (None: unknown)
         self._lock = threading.Lock()
 
+    @property
+    def enabled(self):
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value):
+        # While off, either side may have copied anything: nothing is known to be shared any more.
+        with self._lock:
+            self._enabled, self._shared = bool(value), None
+
     def local_changed(self, content):
         """This machine's clipboard now holds `content` (a tagio.session.clipboard.Content)."""
-        if not (self.enabled and self._allowed()) or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
+        if not (self._enabled and self._allowed()) or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
             return      # off, a format we do not share, or an empty clipboard
         data = None if content.data is None else _well_formed(content.mime, content.data)
         if content.data is not None and data is None:
@@ -107,7 +117,7 @@ class ClipboardSync:
 
     def received(self, msg):
         """The partner's Clipboard message."""
-        if not self.enabled:
+        if not self._enabled:
             return
         if msg.omitted:
             self._notice(too_big_notice(msg.mime, msg.size, partner=True))
