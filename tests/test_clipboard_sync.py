@@ -110,7 +110,8 @@ class Sync(unittest.TestCase):
         big = "é" * (m.MAX_CLIPBOARD // 2 + 1)
         r.sync.local_changed(text(big))
         self.assertEqual(r.sent, [m.Clipboard(m.CLIP_TEXT, b"", len(big.encode()))])
-        self.assertEqual(r.notices, [f"Clipboard not shared: the text you copied is {len(big.encode()):,} bytes, "
+        size = len(big.encode())
+        self.assertEqual(r.notices, [f"Clipboard not shared: the text you copied is {size:,} bytes, "
                                      "over the 262,144 bytes limit."])
         r.sync.local_changed(Content(m.CLIP_PNG, None, 3_000_000))     # the backend gave up reading
         self.assertEqual(r.sent[-1], m.Clipboard(m.CLIP_PNG, b"", 3_000_000))
@@ -226,8 +227,9 @@ class Link(unittest.TestCase):
 
 class WindowsConversions(unittest.TestCase):
     def test_utf16(self):
-        self.assertEqual(text_utf16("héllo ✓ 𝄞".encode()), "héllo ✓ 𝄞".encode("utf-16-le") + b"\0\0")
-        self.assertEqual(utf16_text(text_utf16("héllo ✓ 𝄞".encode()) + b"\0\0junk"), "héllo ✓ 𝄞".encode())
+        sample = "héllo ✓ 𝄞"
+        self.assertEqual(text_utf16(sample.encode()), sample.encode("utf-16-le") + b"\0\0")
+        self.assertEqual(utf16_text(text_utf16(sample.encode()) + b"\0\0junk"), sample.encode())
 
     def test_png_to_dib_and_back_keeps_every_pixel(self):
         # A 32-bit BI_RGB bitmap has no alpha for Windows programs: colours survive, alpha is the
@@ -245,7 +247,8 @@ class WindowsConversions(unittest.TestCase):
         width, height = 2, 2
         header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 32, 3, 16, 0, 0, 0, 0)
         masks = struct.pack("<III", 0x00FF0000, 0x0000FF00, 0x000000FF)
-        rows = [bytes([0, 0, 255, 0, 0, 255, 0, 0]), bytes([255, 0, 0, 0, 255, 255, 255, 0])]  # bottom-up BGRX
+        # Bottom-up rows of BGRX pixels.
+        rows = [bytes([0, 0, 255, 0, 0, 255, 0, 0]), bytes([255, 0, 0, 0, 255, 255, 255, 0])]
         image = Image.open(io.BytesIO(dib_to_png(header + masks + b"".join(rows)))).convert("RGB")
         self.assertEqual(list(image.getdata()), [(0, 0, 255), (255, 255, 255), (255, 0, 0), (0, 255, 0)])
 

@@ -31,7 +31,8 @@ def needs_xclip(obj):
 
 def png_bytes(size=(40, 30)):
     image = Image.new("RGB", size)
-    image.putdata([((x * 7) % 256, (y * 11) % 256, (x + y) % 256) for y in range(size[1]) for x in range(size[0])])
+    image.putdata([((x * 7) % 256, (y * 11) % 256, (x + y) % 256)
+                   for y in range(size[1]) for x in range(size[0])])
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
@@ -239,11 +240,12 @@ class X11ClipboardTest(unittest.TestCase):
         manager = FakeClipboardManager(self.xvfb.display, keeper)
         self.addCleanup(manager.close)
         ours = open_clipboard(self.xvfb.display)
-        ours.write(CLIP_TEXT, "kept after the session ✓".encode())
-        self.assertEqual(self.paste_until("kept after the session ✓".encode()), "kept after the session ✓".encode())
+        kept = "kept after the session ✓".encode()
+        ours.write(CLIP_TEXT, kept)
+        self.assertEqual(self.paste_until(kept), kept)
         ours.close()
-        self.assertEqual(manager.saved, [(CLIP_TEXT, "kept after the session ✓".encode())])
-        self.assertEqual(self.paste_until("kept after the session ✓".encode()), "kept after the session ✓".encode())
+        self.assertEqual(manager.saved, [(CLIP_TEXT, kept)])
+        self.assertEqual(self.paste_until(kept), kept)
 
     def test_without_xfixes_a_new_owner_is_found_by_polling(self):
         from Xlib import display as xdisplay

@@ -93,8 +93,8 @@ class ClipboardEndToEnd(unittest.TestCase):
             desk.stop()
         cls._tmp.cleanup()
         if TIMES:
-            print("\nclipboard crossing times: " + ", ".join(f"{what} {t * 1000:.0f} ms" for what, t in TIMES),
-                  file=sys.stderr)
+            times = ", ".join(f"{what} {t * 1000:.0f} ms" for what, t in TIMES)
+            print(f"\nclipboard crossing times: {times}", file=sys.stderr)
 
     @classmethod
     def env(cls, desk):

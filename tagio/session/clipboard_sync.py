@@ -97,8 +97,10 @@ class ClipboardSync:
 
     def local_changed(self, content):
         """This machine's clipboard now holds `content` (a tagio.session.clipboard.Content)."""
-        if not (self._enabled and self._allowed()) or content.mime not in m.CLIPBOARD_LIMITS or content.data == b"":
-            return      # off, a format we do not share, or an empty clipboard
+        if not (self._enabled and self._allowed()) or content.mime not in m.CLIPBOARD_LIMITS:
+            return      # off, or a format we do not share
+        if content.data == b"":
+            return      # an empty clipboard: nothing to paste over there
         data = None if content.data is None else _well_formed(content.mime, content.data)
         if content.data is not None and data is None:
             return      # not what the format promises: the partner would have to end the session

@@ -431,7 +431,8 @@ class ViewerWindow(tk.Toplevel):
             except tk.TclError:
                 pass
             self._poll_id = None
-        self._fit_var = self._clip_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
+        # A Tk variable must die on the Tk thread, not in a later GC elsewhere.
+        self._fit_var = self._clip_var = None
         self._session_call("detach_display")    # nothing will draw the frames still waiting
         self._photo = self._cursor_photo = None
         super().destroy()
