@@ -90,6 +90,8 @@ def _host_command(commands, common):
     host.add_argument("--view-only", action="store_true", help="ignore the viewer's mouse and keys")
     host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N",
                       help="which screen to share (1 = the first)")
+    host.add_argument("--no-clipboard", action="store_true",
+                      help="do not share the clipboard with viewers (it is never shared in --view-only)")
     host.add_argument("--fps", type=_positive(int, 1, 60), metavar="N", help="frame-rate cap")
     host.add_argument("--quality", type=_positive(int, 10, 95), metavar="Q", help="JPEG quality")
 
@@ -102,6 +104,7 @@ def _connect_command(commands, common):
     view.add_argument("--snapshot", metavar="FILE.png", help="save the last screen received")
     view.add_argument("--duration", type=_positive(float, 0, 86400), metavar="SECONDS",
                       help="end the session after this long")
+    view.add_argument("--no-clipboard", action="store_true", help="do not share the clipboard")
     view.add_argument("--timeout", type=_positive(float, 1, 120), default=15.0, help=argparse.SUPPRESS)
     view.add_argument("--script", metavar="FILE", help=argparse.SUPPRESS)
 

@@ -24,7 +24,7 @@ SAMPLES = [
     m.Key("é", False),
     m.Scroll(-1, 3),
     m.Text("héllo wörld ✓"),
-    m.Clipboard("copied"),
+    m.Clipboard.of_text("copied"),
     m.SetQuality(60, 30),
     m.SelectMonitor(2),
     m.MonitorList(1, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]),

@@ -220,17 +220,26 @@ class WindowOnXvfb(unittest.TestCase):
                           ("Delete", False), ("Alt_L", False), ("Control_L", False)])
 
     def test_clipboard_both_ways(self):
-        # The display is shared with other in-process Tk tests, which may have left text on the
-        # clipboard; the window offers it on focus, so start from an empty clipboard.
+        # The session shares the display's clipboard itself (tagio.session.clipboard_sync); Tk's
+        # clipboard in this process is just another program on that display. The display is shared
+        # with other in-process Tk tests, which may have left text on it: start from an empty one.
         self.root.clipboard_clear()
+        self.session.stop()
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.host, channel = secure_pair()
+        self.session = ViewerSession(channel, clipboard=True, display=self.xvfb.display)
+        self.session.start()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
-        self.host.send(m.encode(m.Clipboard("from the host ✓")))
+        self.assertEqual(window.clipboard_button.winfo_manager(), "pack")   # the toggle is there
+        self.host.send(m.encode(m.Clipboard.of_text("from the host ✓")))
         self.assertTrue(self.pump(lambda: self._clipboard() == "from the host ✓"), "host clipboard not applied")
         self.root.clipboard_clear()
         self.root.clipboard_append("from the viewer")
-        window.offer_clipboard()
-        window.offer_clipboard()            # unchanged: not sent twice
-        self.assertEqual(self.messages(m.Clipboard, 2, timeout=1.5), [m.Clipboard("from the viewer")])
+        # unchanged afterwards: sent once, and the host's value applied here was not sent back
+        self.assertEqual(self.messages(m.Clipboard, 2, timeout=1.5), [m.Clipboard.of_text("from the viewer")])
 
     def _clipboard(self):
         try:

@@ -42,11 +42,14 @@ class ViewerWatch:
 
     ENDED = ("closed", "error")
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.ended = threading.Event()
         self.reason = None
+        self.out = out
 
     def __call__(self, name, **fields):
+        if name == "clipboard_notice" and self.out is not None:
+            self.out.event("clipboard_notice", fields.get("message", ""), message=fields.get("message"))
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
@@ -69,8 +72,8 @@ def run_connect(args, out, stop) -> int:
 
 def _view(args, out, stop, conn, script) -> int:
     stop.polling = True
-    watch = ViewerWatch()
-    session = conn.open_session(on_event=watch)
+    watch = ViewerWatch(out)
+    session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
     session.start()
     started = time.monotonic()
     player = start_script(session, script, stop) if script else None

@@ -43,6 +43,8 @@ HOST_EVENTS = {
                                 {"peer": f["peer_id"], "reason": f.get("reason")}),
     "host_view_only": lambda f: ("view_only", f"view only: {f.get('reason', '')}",
                                  {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_clipboard_notice": lambda f: ("clipboard_notice", f.get("message", ""),
+                                        {"peer": f["peer_id"], "message": f.get("message")}),
     "host_warning": lambda f: ("warning", f"warning: {f.get('message', '')}",
                                {"peer": f["peer_id"], "message": f.get("message")}),
 }
@@ -105,6 +107,8 @@ def run_host(args, out, stop) -> int:
                          direct_bind=args.direct_bind, monitor=args.monitor,
                          view_only=True if args.view_only else None, fps_cap=args.fps,
                          quality=args.quality)
+    if args.no_clipboard:
+        client.host_options["clipboard"] = False
     with running(client):
         _wait_relay_or_lan(client, out)
         printer.client = client

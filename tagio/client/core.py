@@ -223,6 +223,7 @@ def _host_options(settings, monitor, view_only, fps_cap, quality, display) -> di
         "view_only": settings.view_only if view_only is None else view_only,
         "fps_cap": fps_cap or settings.fps_cap,
         "quality": quality or settings.quality,
+        "clipboard": settings.clipboard,
     }
     if display is not None:          # an X display other than $DISPLAY (tests, multi-seat)
         options["display"] = display

@@ -117,6 +117,7 @@ FIELDS = {
     "fps_cap": (_int_range(1, 60), 30, None),
     "quality": (_int_range(10, 95), 75, None),
     "view_only": (_bool, False, None),
+    "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
     "recent_partners": (_recent, [], list),
 }
 

@@ -29,7 +29,8 @@ MAX_DIMENSION = 16384           # pixels, any axis
 MAX_SCREEN_PIXELS = 40_000_000  # a Hello may not make the viewer allocate more (8K is 33 M pixels)
 MAX_MONITORS = 16
 MAX_TEXT = 4096                 # bytes of UTF-8 in Text / Bye
-MAX_CLIPBOARD = 256 * 1024
+MAX_CLIPBOARD = 256 * 1024     # bytes of UTF-8 text in one Clipboard message
+MAX_CLIPBOARD_IMAGE = MAX_MESSAGE - 64      # bytes of PNG in one Clipboard message
 MAX_KEYSYM = 32
 MAX_CURSOR_SIDE = 128
 
@@ -287,11 +288,68 @@ class Text(_Text):
     text: str
 
 
+CLIP_TEXT = "text/plain;charset=utf-8"
+CLIP_PNG = "image/png"
+CLIPBOARD_FORMATS = {1: CLIP_TEXT, 2: CLIP_PNG}     # wire code -> MIME type
+CLIPBOARD_LIMITS = {CLIP_TEXT: MAX_CLIPBOARD, CLIP_PNG: MAX_CLIPBOARD_IMAGE}
+_CLIPBOARD_CODES = {mime: code for code, mime in CLIPBOARD_FORMATS.items()}
+_CLIP_HEAD = struct.Struct("!BI")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 @dataclass
-class Clipboard(_Text):
-    """Either way: the sender's clipboard text changed."""
-    text: str
-    LIMIT = MAX_CLIPBOARD
+class Clipboard:
+    """Either way: the sender's clipboard changed to `data` of MIME type `mime`.
+
+    `size` is the size of what the sender's clipboard holds. Equal to len(data) for a shared
+    value; with empty `data` and a size over the format's limit it says "your partner copied
+    something too big to share" (the receiver shows a notice instead of silently missing it).
+    Wire: format code u8, size u32, then the data."""
+    mime: str
+    data: bytes
+    size: int = -1      # -1: len(data)
+
+    def __post_init__(self):
+        if self.size < 0:
+            self.size = len(self.data)
+
+    @classmethod
+    def of_text(cls, text):
+        return cls(CLIP_TEXT, text.encode("utf-8"))
+
+    @property
+    def text(self):
+        """The text of a text clipboard (None for other formats)."""
+        return self.data.decode("utf-8") if self.mime == CLIP_TEXT else None
+
+    @property
+    def omitted(self):
+        """True when the sender's clipboard was over the limit and only its size came."""
+        return not self.data and self.size > 0
+
+    def _pack(self) -> bytes:
+        code = _CLIPBOARD_CODES.get(self.mime)
+        _check_local(code is not None, f"unknown clipboard format {self.mime!r}")
+        limit = CLIPBOARD_LIMITS[self.mime]
+        _check_local(len(self.data) <= limit, f"clipboard data over {limit} bytes")
+        _check_local(len(self.data) in (0, self.size) and 0 <= self.size < 1 << 32, "bad clipboard size")
+        return _CLIP_HEAD.pack(code, self.size) + self.data
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(len(body) >= _CLIP_HEAD.size, "Clipboard truncated")
+        code, size = _CLIP_HEAD.unpack_from(body)
+        mime = CLIPBOARD_FORMATS.get(code)
+        _need(mime is not None, f"unknown clipboard format {code}")
+        data = body[_CLIP_HEAD.size:]
+        limit = CLIPBOARD_LIMITS[mime]
+        _need(len(data) <= limit, f"clipboard data over {limit} bytes")
+        _need(len(data) in (0, size), "Clipboard size does not match its data")
+        if mime == CLIP_TEXT:
+            _utf8(data, "clipboard text")
+        else:
+            _need(not data or data.startswith(PNG_SIGNATURE), "clipboard image is not a PNG")
+        return cls(mime, data, size)
 
 
 @dataclass

@@ -16,6 +16,10 @@ Theory of operation. Five threads, joined by bounded queues, stopped by one Even
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
 
+Clipboard (tagio.session.clipboard_sync): unless the session is view-only or `clipboard` is False,
+a ClipboardLink watches this machine's clipboard and sends its changes, and the viewer's Clipboard
+messages are applied here; it runs its own threads and is closed with the session.
+
 Pull-based flow control means a slow link or slow viewer lowers the frame rate; no queue grows.
 JPEG quality adapts: it drops when acks come back slowly and recovers towards the requested quality.
 A peer that breaks the protocol ends the session with RemoteProtocolError (sent to it as Bye, and
@@ -81,8 +85,10 @@ def bye_text(exc):
 
 class HostSession:
     def __init__(self, channel, *, monitor=1, view_only=False, fps_cap=30, quality=75, on_event=None,
-                 display=None):
+                 display=None, clipboard=True):
         self.channel = channel
+        self.clipboard = None       # ClipboardLink while the clipboard is shared
+        self._clipboard_wanted = clipboard
         self.view_only = view_only
         self.fps_cap = min(max(int(fps_cap), 1), MAX_FPS)
         self.quality = self.target_quality = min(max(int(quality), 1), 100)
@@ -109,6 +115,8 @@ class HostSession:
     def start(self):
         if not self.view_only:
             self._open_injector()
+        if self._clipboard_wanted and not self.view_only:
+            self._open_clipboard()
         w = self._workers
         w.spawn("capture", self._capture_loop)
         w.spawn("encode", self._encode_loop)
@@ -123,6 +131,15 @@ class HostSession:
             self.view_only = True
             self.on_event("view_only", reason=str(exc))
 
+    def _open_clipboard(self):
+        from tagio.session.clipboard_sync import ClipboardLink
+        self.clipboard = ClipboardLink.open(
+            self._queue, lambda text: self.on_event("clipboard_notice", message=text), display=self.display)
+
+    def _close_clipboard(self):
+        if self.clipboard is not None:
+            self.clipboard.close()
+
     def stop(self, reason="host ended the session"):
         """Say Bye, stop and join every thread. Never raises; join() reports a failure."""
         if not self._workers.stopping.is_set():
@@ -131,6 +148,7 @@ class HostSession:
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
         self._release_input()
+        self._close_clipboard()
 
     def join(self, timeout=None):
         """Wait for the session to end; re-raise the error that ended it, if any."""
@@ -141,11 +159,13 @@ class HostSession:
             self._workers.join(timeout)
         finally:
             self._release_input()
+            if not self._workers.alive():
+                self._close_clipboard()
 
     def send_clipboard(self, text):
-        """Offer the host's clipboard text to the viewer (any thread; ignored once stopping)."""
-        data = text.encode("utf-8")[:m.MAX_CLIPBOARD].decode("utf-8", "ignore")
-        self._queue(m.Clipboard(data))
+        """Offer this text as the host's clipboard to the viewer (any thread; ignored once
+        stopping). Raises LocalProtocolError over MAX_CLIPBOARD: never a silent truncation."""
+        self._queue(m.Clipboard.of_text(text))
 
     @property
     def running(self):
@@ -431,6 +451,8 @@ class HostSession:
         self._monitor_switch.set()
 
     def _on_clipboard(self, msg):
+        if self.clipboard is not None:
+            self.clipboard.received(msg)    # not in view-only: then there is no link
         self.on_event("clipboard", text=msg.text)
 
     def _on_bye(self, msg):

@@ -31,6 +31,8 @@ What the session tells its front end is typed (tagio.session.events): display ev
 `framebuffer`): when it is full the decoder empties it and posts one Refresh, so it never blocks and
 never grows. Anything the host sends that breaks the protocol (bad message, a rectangle outside the
 screen, an image that does not decode) ends the session with RemoteProtocolError, kept for join().
+With `clipboard=True` a ClipboardLink (tagio.session.clipboard_sync) shares this machine's clipboard
+with the host from the first Hello on (sending what it holds then, once), unless the host is view-only.
 """
 
 import io
@@ -60,8 +62,13 @@ _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
 class ViewerSession:
-    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE):
+    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE, clipboard=False,
+                 display=None):
         self.channel = channel
+        self.clipboard = None           # ClipboardLink once started with clipboard=True
+        self._clipboard_wanted = clipboard
+        self._display = display         # the X display whose clipboard is shared (None: $DISPLAY)
+        self._hello_flags = None        # the first Hello's flags, as the receive thread saw them
         self.on_event = on_event or (lambda name, **fields: None)
         self.updates = queue.Queue(maxsize=max_updates)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0}
@@ -90,6 +97,10 @@ class ViewerSession:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
         self._started = True
+        if self._clipboard_wanted:
+            from tagio.session.clipboard_sync import ClipboardLink
+            self.clipboard = ClipboardLink.open(self._post_input, self._clipboard_notice,
+                                               self._clipboard_allowed, display=self._display)
         self._workers.spawn("receive", self._receive_loop)
         self._workers.spawn("decode", self._decode_loop)
         self._workers.spawn("send", self._send_loop)
@@ -107,12 +118,14 @@ class ViewerSession:
             self._closed(reason)
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
+        self._close_clipboard()
 
     def join(self, timeout=None):
         """Wait for the session to end; re-raise the error that ended it, if any."""
         self._workers.stopping.wait(timeout)
         if self._workers.stopping.is_set():
             self._close_channel()
+            self._close_clipboard()
         self._workers.join(timeout)
 
     @property
@@ -202,7 +215,22 @@ class ViewerSession:
             self._post_input(m.Text(part))
 
     def send_clipboard(self, text):
-        self._post_input(m.Clipboard(text))
+        self._post_input(m.Clipboard.of_text(text))
+
+    def _clipboard_allowed(self):
+        # Set by the receive thread: a Clipboard that follows the Hello is judged by it, even
+        # while the decode thread has not reached that Hello yet.
+        flags = self._hello_flags
+        return flags is not None and not flags & m.HELLO_VIEW_ONLY
+
+    def _clipboard_notice(self, text):
+        event = ev.ClipboardNotice(text)
+        self._post(event)
+        self._notify(event)
+
+    def _close_clipboard(self):
+        if self.clipboard is not None:
+            self.clipboard.close()
 
     def select_monitor(self, index):
         self._post_input(m.SelectMonitor(int(index)))
@@ -236,6 +264,10 @@ class ViewerSession:
 
     def _on_hello(self, msg):
         self.capabilities = agree_capabilities(msg.version, msg.capabilities)
+        first = self._hello_flags is None
+        self._hello_flags = msg.flags
+        if first and self.clipboard is not None and self._clipboard_allowed():
+            self.clipboard.share_current()  # copied before connecting: meant for the partner
         self._workers.put(self._decode_q, msg)      # in order with frames: the decoder resets the fb
 
     def _on_frame(self, msg):
@@ -254,6 +286,8 @@ class ViewerSession:
         self._post(ev.Monitors(msg.current, self.monitors))
 
     def _on_clipboard(self, msg):
+        if self.clipboard is not None:
+            self.clipboard.received(msg)
         event = ev.Clipboard(msg.text)
         self._post(event)
         self._notify(event)

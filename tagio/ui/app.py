@@ -46,8 +46,7 @@ POLL_MS = 100
 JOIN_TIMEOUT = 25.0
 SESSION_STOP_TIMEOUT = 5.0
 COPIED_FEEDBACK_MS = 1500
-MAX_CLIPBOARD = 1 << 20
-VIEWER_EVENTS = ("clipboard",)
+VIEWER_EVENTS = ()      # viewer events the home window handles (the session window shows the rest)
 
 
 class App:
@@ -272,12 +271,6 @@ class App:
         if name in VIEWER_EVENTS:   # the rest (size, closed...) the session window shows itself
             self.events.post("viewer_" + name, **fields)
 
-    def _on_viewer_clipboard(self, text="", **_fields):
-        """The partner copied text: offer it on this computer's clipboard, as AnyDesk does."""
-        if self.viewer is not None and isinstance(text, str) and len(text) <= MAX_CLIPBOARD:
-            self.root.clipboard_clear()
-            self.root.clipboard_append(text)
-
     def copy_id(self):
         self._copy(self.client.id, self.home.copy_id_button)
 
@@ -327,7 +320,7 @@ class App:
             return
         # the next incoming session uses the new values
         self.client.host_options.update(view_only=settings.view_only, fps_cap=settings.fps_cap,
-                                        quality=settings.quality)
+                                        quality=settings.quality, clipboard=settings.clipboard)
 
     def _restart_client(self):
         """A new relay (or secret) needs a new registration: a fresh Client.  Making one derives
@@ -460,6 +453,9 @@ class App:
             words.ending(reason) if reason else "")
         self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed." + (f" {why}" if why else ""))
 
+    def _on_host_clipboard_notice(self, peer_id, message="", **_fields):
+        self.home.set_notice(message)       # e.g. a copied text too big to share
+
     def _on_worker_failed(self, error):
         if self.machine.state is HomeState.CONNECTING:
             self._on_failed(error)
@@ -476,10 +472,10 @@ HANDLERS = {
     "auth_failed": App._on_auth_failed,
     "refused": App._on_refused,
     "incoming": App._on_incoming,
-    "viewer_clipboard": App._on_viewer_clipboard,
     "viewer_stopped": App._on_viewer_stopped,
     "client_ready": App._on_client_ready,
     "attempt_failed": App._on_attempt_failed,
+    "host_clipboard_notice": App._on_host_clipboard_notice,
     "work_done": App._on_work_done,
 }
 
@@ -502,7 +498,7 @@ def _start_viewer(connection, on_event):
     """Open and start the ViewerSession on a fresh connection.  If that fails the channel is
     closed here (else the partner's host session would wait on a path nobody reads)."""
     try:
-        session = connection.open_session(on_event=on_event)
+        session = connection.open_session(on_event=on_event, clipboard=True)   # shared by the session
         session.start()
     except BaseException:
         try:

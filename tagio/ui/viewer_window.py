@@ -21,6 +21,9 @@ size redraws once from the framebuffer); "1:1" shows it unscaled with scrollbars
 are mapped back through the same scale (and the scroll offset) so a click lands on the pixel under
 the local pointer. Key events become text or named keys as tagio.ui.keys decides (printable text is
 sent as characters, whatever the two layouts; shortcuts and special keys as key presses).
+The clipboard is shared by the session itself (tagio.session.clipboard_sync, not Tk's clipboard);
+the "Clipboard" checkbutton turns that on and off for this session, and a value too big to share
+shows its notice in the status line for NOTICE_FOR seconds.
 """
 
 import queue
@@ -30,7 +33,6 @@ import tkinter as tk
 from PIL import Image, ImageTk
 
 from tagio.session import events as ev
-from tagio.protocol.session import MAX_CLIPBOARD
 from tagio.ui.keys import KeyboardState
 
 POLL_MS = 15
@@ -38,6 +40,7 @@ FAST_POLL_MS = 4                # while frames are streaming in ...
 STREAMING_FOR = 0.5             # ... i.e. for this many seconds after the last update
 MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
 STATUS_EVERY = 0.5              # seconds between status-line refreshes
+NOTICE_FOR = 8.0                # seconds a clipboard notice stays in the status line
 CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
 
 
@@ -79,7 +82,7 @@ class ViewerWindow(tk.Toplevel):
         self._last_motion = None
         self._keyboard = KeyboardState(self.tk.call("tk", "windowingsystem"))
         self._held_buttons = set()
-        self._clipboard_seen = None
+        self._notice = None             # (text, until) shown instead of the statistics
         self._canvas_size = None
         self._status_at = 0.0
         self._streaming_until = 0.0
@@ -111,11 +114,22 @@ class ViewerWindow(tk.Toplevel):
         self.status.pack(side="left", fill="x", expand=True)
         tk.Checkbutton(bar, text="Fit to window", variable=self._fit_var, command=self._relayout,
                        takefocus=0).pack(side="right")
+        self._clipboard_checkbutton(bar)
         tk.Button(bar, text="Ctrl+Alt+Del", command=self.send_ctrl_alt_del, takefocus=0).pack(side="right")
         self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
         self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
         self.monitor_button["menu"] = self.monitor_menu
         self.canvas.bind("<Configure>", self._canvas_resized)
+
+    def _clipboard_checkbutton(self, bar):
+        """The session's clipboard toggle (absent when this machine has no clipboard to share)."""
+        link = self.session.clipboard
+        self._clip_var = tk.BooleanVar(self, value=link is not None and link.enabled)
+        if link is None:
+            return
+        self.clipboard_button = tk.Checkbutton(bar, text="Clipboard", variable=self._clip_var, takefocus=0,
+                                               command=lambda: setattr(link, "enabled", self._clip_var.get()))
+        self.clipboard_button.pack(side="right")
 
     def _canvas_resized(self, event):
         if self.fit and (event.width, event.height) != self._canvas_size:
@@ -275,8 +289,13 @@ class ViewerWindow(tk.Toplevel):
         ev.CursorShape: lambda self, e: self._on_cursor_shape(e.hot_x, e.hot_y, e.image),
         ev.Monitors: lambda self, e: self._on_monitors(e.current, e.monitors),
         ev.Closed: lambda self, e: self._on_closed(e.reason),
-        ev.Clipboard: lambda self, e: self._on_clipboard(e.text),
+        ev.Clipboard: lambda self, e: None,         # the session applied it already
+        ev.ClipboardNotice: lambda self, e: self._on_notice(e.message),
     }
+
+    def _on_notice(self, text):
+        self._notice = (text, time.monotonic() + NOTICE_FOR)
+        self._update_status(force=True)
 
     def _update_status(self, force=False):
         now = time.monotonic()
@@ -288,6 +307,8 @@ class ViewerWindow(tk.Toplevel):
     def status_text(self):
         if self._closed_text:
             return f"{self.partner_title} \u2014 session ended: {self._closed_text}"
+        if self._notice is not None and time.monotonic() < self._notice[1]:
+            return self._notice[0]
         stats = self.session.stats
         size = f"{self.remote_size[0]}x{self.remote_size[1]}" if self.remote_size else "-"
         fps = self.session.recent_fps()
@@ -305,7 +326,6 @@ class ViewerWindow(tk.Toplevel):
         c.bind("<KeyRelease>", lambda e: self._key(e, False))
         c.bind("<Enter>", lambda e: c.focus_set())
         c.bind("<FocusOut>", lambda e: self.release_held())
-        c.bind("<FocusIn>", lambda e: self.offer_clipboard())
         c.focus_set()
 
     def release_held(self):
@@ -315,22 +335,6 @@ class ViewerWindow(tk.Toplevel):
         for num in sorted(self._held_buttons):
             self._safe(self.session.send_mouse_button, num, False)
         self._held_buttons.clear()
-
-    def offer_clipboard(self):
-        """Send our clipboard text to the host when it changed since we last sent or received it
-        (checked when the window gets the keyboard: the user copied something elsewhere)."""
-        try:
-            text = self.clipboard_get()
-        except tk.TclError:
-            return      # empty, or not text
-        if text and text != self._clipboard_seen and len(text.encode("utf-8")) <= MAX_CLIPBOARD:
-            self._clipboard_seen = text
-            self._safe(self.session.send_clipboard, text)
-
-    def _on_clipboard(self, text):
-        self._clipboard_seen = text
-        self.clipboard_clear()
-        self.clipboard_append(text)
 
     def send_ctrl_alt_del(self):
         """The secure-attention sequence, as a button (a local Ctrl+Alt+Del never reaches us)."""
@@ -428,7 +432,8 @@ class ViewerWindow(tk.Toplevel):
             except tk.TclError:
                 pass
             self._poll_id = None
-        self._fit_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
+        # A Tk variable must die on the Tk thread, not in a later GC elsewhere.
+        self._fit_var = self._clip_var = None
         self.session.detach_display()           # nothing will draw the frames still waiting
         self._photo = self._cursor_photo = None
         super().destroy()
