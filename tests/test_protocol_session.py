@@ -29,6 +29,10 @@ SAMPLES = [
     m.SelectMonitor(2),
     m.MonitorList(1, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]),
     m.Bye("host quit"),
+    m.Clipboard(m.CLIP_PNG, bytes.fromhex(            # a 1x1 PNG, as a clipboard image travels
+        "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+        "0000000c4944415478da63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")),
+    m.Clipboard(m.CLIP_TEXT, b"", 300_000),           # "your partner copied 300 KB": too big to share
 ]
 
 
