@@ -225,6 +225,31 @@ class Link(unittest.TestCase):
         self.assertEqual(sent, [m.Clipboard.of_text("held")])
 
 
+class CapabilityGate(unittest.TestCase):
+    """A host that does not share its clipboard says so in its Hello, and the viewer then keeps
+    its own clipboard to itself (it does not even send it)."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def test_the_host_offers_clipboard_bits_only_while_it_shares(self):
+        from tagio.protocol.version import CAP_CLIPBOARD_IMAGE, CAP_CLIPBOARD_TEXT
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None, clipboard=False)
+        self.assertFalse(host._capabilities() & (CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE))
+        host.clipboard = object()                    # what _open_clipboard leaves when sharing
+        self.assertTrue(host._capabilities() & CAP_CLIPBOARD_TEXT)
+
+    def test_the_viewer_shares_only_with_a_host_that_offers_it(self):
+        from tagio.protocol.version import CAP_CLIPBOARD_TEXT, SESSION_CAPABILITIES, SESSION_VERSION
+        from tagio.session.viewer import ViewerSession
+        for caps, flags, allowed in ((SESSION_CAPABILITIES, m.HELLO_INPUT, True),
+                                     (SESSION_CAPABILITIES & ~CAP_CLIPBOARD_TEXT, m.HELLO_INPUT, False),
+                                     (SESSION_CAPABILITIES, m.HELLO_VIEW_ONLY, False)):
+            viewer = ViewerSession(channel=None)
+            self.assertFalse(viewer._clipboard_allowed())        # nothing before the Hello
+            viewer._on_hello(m.Hello(SESSION_VERSION, flags, 64, 48, 1, caps))
+            self.assertEqual(viewer._clipboard_allowed(), allowed, (caps, flags))
+
+
 class WindowsConversions(unittest.TestCase):
     def test_utf16(self):
         sample = "héllo ✓ 𝄞"

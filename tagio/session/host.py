@@ -34,6 +34,7 @@ from PIL import Image
 
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
+from tagio.protocol.version import CLIPBOARD
 from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
@@ -130,6 +131,12 @@ class HostSession:
         except InjectorUnavailable as exc:
             self.view_only = True
             self.on_event("view_only", reason=str(exc))
+
+    def _capabilities(self):
+        """What this session offers the viewer: no clipboard bits unless the clipboard is shared
+        (view-only, or switched off), so the viewer does not even send its own."""
+        offered = m.SESSION_CAPABILITIES
+        return offered if self.clipboard is not None else offered & ~CLIPBOARD
 
     def _open_clipboard(self):
         from tagio.session.clipboard_sync import ClipboardLink
@@ -294,7 +301,7 @@ class HostSession:
         with self._refresh_lock:
             self._refresh.reset()
         flags = (m.HELLO_VIEW_ONLY if self.view_only else m.HELLO_INPUT)
-        self._queue(m.Hello(m.SESSION_VERSION, flags, box["width"], box["height"], index, m.SESSION_CAPABILITIES))
+        self._queue(m.Hello(m.SESSION_VERSION, flags, box["width"], box["height"], index, self._capabilities()))
         listing = [(x["left"], x["top"], x["width"], x["height"]) for x in monitors[:m.MAX_MONITORS]]
         self._queue(m.MonitorList(index, listing))
         self.on_event("monitor", index=index, width=box["width"], height=box["height"])

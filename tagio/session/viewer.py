@@ -46,7 +46,7 @@ from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, Tr
 from tagio.protocol import session as m
 from tagio.session import events as ev
 from tagio.session.outbox import ACK, INPUT, MOVE, Outbox
-from tagio.protocol.version import agree as agree_capabilities
+from tagio.protocol.version import CAP_CLIPBOARD_TEXT, agree as agree_capabilities
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -221,7 +221,8 @@ class ViewerSession:
         # Set by the receive thread: a Clipboard that follows the Hello is judged by it, even
         # while the decode thread has not reached that Hello yet.
         flags = self._hello_flags
-        return flags is not None and not flags & m.HELLO_VIEW_ONLY
+        return (flags is not None and not flags & m.HELLO_VIEW_ONLY
+                and bool(self.capabilities & CAP_CLIPBOARD_TEXT))
 
     def _clipboard_notice(self, text):
         event = ev.ClipboardNotice(text)
