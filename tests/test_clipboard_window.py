@@ -132,6 +132,7 @@ class ClipboardSetting(unittest.TestCase):
         self.root.withdraw()
         saved = []
         self.dialog = dialog = SettingsDialog(self.root, Settings.load(config.name), "123456789",
+                                              derive_secret=lambda *_: self.fail("no password typed"),
                                               on_saved=saved.append)
         self.assertTrue(dialog.share_clipboard.get())
         dialog.share_clipboard.set(False)
