@@ -1,11 +1,13 @@
-"""The Tk session window: the partner's screen, mouse and keyboard, and a status line.
+"""The Tk session window: the partner's screen with a toolbar on top and a status line below.
 
 Theory of operation. The seam with the session is one-way both ways. The ViewerSession's threads
 never touch Tk; they post typed events (tagio.session.events) to `session.updates`, which this window
 drains from an `after()` poll that reschedules itself until the window closes (idlelib's
 poll_subprocess pattern), so only the Tk main thread touches widgets. Input and "frame drawn"
 reports go back through the session's send_* methods and displayed(), which only hand the message to
-the session's sender thread: nothing here ever waits on the network.
+the session's sender thread: nothing here ever waits on the network. Input handling, the local
+shortcuts and the pointer live in tagio.ui.viewer_input (a mixin of this window); the toolbar in
+tagio.ui.toolbar; the status figures in tagio.ui.status.
 
 Drawing: one Tk photo image of the remote screen (at the display scale) shown on a Canvas. A changed
 rectangle becomes a small ImageTk photo that is copied into the big one with `copy -to` - a
@@ -15,12 +17,19 @@ ms, and `copy -to` from a new photo, ~15 ms). The window tells the session which
 (`displayed`), and the session acknowledges frames only then, so the host sends what the window
 can show instead of frames it would skip. While updates keep arriving (any within STREAMING_FOR
 seconds) the queue is polled every FAST_POLL_MS (less waiting between decode and screen),
-otherwise every POLL_MS.
+otherwise every POLL_MS. Until the first frame is drawn the picture area says that it waits.
 "Fit" scales the remote screen to the window (pieces are resized before the copy, and a new window
-size redraws once from the framebuffer); "1:1" shows it unscaled with scrollbars. Mouse positions
-are mapped back through the same scale (and the scroll offset) so a click lands on the pixel under
-the local pointer. Key events become text or named keys as tagio.ui.keys decides (printable text is
-sent as characters, whatever the two layouts; shortcuts and special keys as key presses).
+size redraws once from the framebuffer); "1:1" and the other zooms show it at a fixed scale with
+scrollbars. Mouse positions are mapped back through the same scale (and the scroll offset) so a
+click lands on the pixel under the local pointer.
+
+Toolbar actions map to session calls: a monitor choice is SelectMonitor (0 = all monitors as one
+picture), a quality choice is SetQuality (toolbar.QUALITIES), special keys are Key presses. Full
+screen is Tk's -fullscreen attribute; Ctrl+Alt+Enter leaves it (a local shortcut, never sent). A
+screenshot saves the session's framebuffer (full resolution) to a file chosen in a save dialog.
+View-only (the host's Hello says so): an eye badge over the picture, no input is sent.
+`view_prefs()` is what the owner remembers per partner; `final_prefs` keeps it once the window is
+destroyed, and `prefs=` restores it in the next session with that partner.
 """
 
 import queue
