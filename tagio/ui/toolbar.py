@@ -8,12 +8,15 @@ SPECIAL_KEYS), not a chain of ifs; the window maps the choices to session calls.
 
 Keyboard: every control takes focus, so Tab and Shift+Tab walk along the bar and Space opens a menu
 or presses a button; the window's local shortcut (Ctrl+Alt+Home) puts the focus on the first control
-and Escape gives it back to the picture. The bar collapses to a thin strip with one button that opens
-it again ("collapsed" is remembered by the window like the rest of the view).
+and Escape gives it back to the picture. The bar collapses to a small handle that opens
+it again ("collapsed" is remembered by the window like the rest of the view). The bar is gridded
+by the window; collapsing removes it from the grid and places the handle over the picture.
 """
 
 import tkinter as tk
 from tkinter import ttk
+
+from tagio.ui import theme
 
 # value of the zoom variable -> menu label. "fit" scales the picture to the window.
 ZOOMS = (("fit", "Fit to window"), ("1.0", "1:1 (100%)"), ("0.5", "50%"), ("0.75", "75%"),
@@ -50,12 +53,23 @@ def monitor_label(index, monitors) -> str:
     return f"Monitor {index} \u2014 {w}x{h}"
 
 
+def _styles(widget):
+    """Compact toolbar styles (the home window's buttons are larger): derived from the theme's."""
+    style = ttk.Style(widget)
+    style.configure("Toolbar.TButton", padding=(8, 1))
+    style.configure("Toolbar.TMenubutton", padding=(6, 1), width=-4)
+    style.configure("ToolbarAccent.TButton", padding=(10, 1), background=theme.ACCENT, foreground="#ffffff",
+                    bordercolor=theme.ACCENT)
+    style.map("ToolbarAccent.TButton", background=[("active", "#b93a26")])
+
+
 class Toolbar(ttk.Frame):
     """The bar along the top of the session window. `actions`: name -> callback (see _build)."""
 
     def __init__(self, master, actions, *, zoom="fit", quality=DEFAULT_QUALITY, clipboard=True,
                  show_both=False):
         super().__init__(master, padding=(4, 2))
+        _styles(self)
         self.actions = actions
         self.zoom_var = tk.StringVar(self, value=zoom)
         self.quality_var = tk.StringVar(self, value=quality)
@@ -65,32 +79,40 @@ class Toolbar(ttk.Frame):
         self.monitor_var = tk.IntVar(self, value=1)
         self.collapsed = False
         self.row = ttk.Frame(self)
-        self.strip = ttk.Button(self, text=EXPAND, style="Small.TButton", command=self.expand)
+        # collapsed, a small handle over the top of the picture opens the bar again
+        self.strip = ttk.Button(master, text=EXPAND, style="Toolbar.TButton", command=self.expand, takefocus=1)
         self.controls = []
         self._build()
         self.row.pack(fill="x")
 
     # -- building ------------------------------------------------------------------------------
     def _button(self, text, action, **options):
+        options.setdefault("style", "Toolbar.TButton")
+        options.setdefault("width", 0)          # as wide as its text (ttk's default is wider)
         button = ttk.Button(self.row, text=text, command=self.actions[action] if action else None,
                             takefocus=1, **options)
         return self._add(button)
 
-    def _add(self, widget, side="left"):
-        widget.pack(side=side, padx=2)
+    def _add(self, widget):
+        widget.pack(side="left", padx=2)
         widget.bind("<Escape>", lambda _e: self.actions["focus_picture"]())
         self.controls.append(widget)
         return widget
 
     def _menu(self, text):
-        button = ttk.Menubutton(self.row, text=text, takefocus=1)
+        button = ttk.Menubutton(self.row, text=text, takefocus=1, style="Toolbar.TMenubutton")
         menu = tk.Menu(button, tearoff=0)
         button["menu"] = menu
         self._add(button)
         return button, menu
 
     def _build(self):
-        self.disconnect_button = self._button("Disconnect", "disconnect", style="Accent.TButton")
+        # Packed first so that a narrow window squeezes the other controls, never this one.
+        self.collapse_button = ttk.Button(self.row, text=COLLAPSE, width=2, command=self.collapse, takefocus=1,
+                                          style="Toolbar.TButton")
+        self.collapse_button.pack(side="right", padx=2)
+        self.collapse_button.bind("<Escape>", lambda _e: self.actions["focus_picture"]())
+        self.disconnect_button = self._button("Disconnect", "disconnect", style="ToolbarAccent.TButton")
         self.fullscreen_button = self._add(ttk.Checkbutton(
             self.row, text="Full screen", style="Toolbutton", variable=self.fullscreen_var,
             command=lambda: self.actions["fullscreen"](self.fullscreen_var.get()), takefocus=1))
@@ -110,13 +132,12 @@ class Toolbar(ttk.Frame):
         for label, keys in SPECIAL_KEYS:
             self.keys_menu.add_command(label=label, command=lambda k=keys: self.actions["keys"](k))
         self.clipboard_button = self._add(ttk.Checkbutton(
-            self.row, text="Clipboard sync", variable=self.clipboard_var, takefocus=1,
+            self.row, text="Clipboard", variable=self.clipboard_var, takefocus=1,
             command=lambda: self.actions["clipboard"](self.clipboard_var.get())))
         self.screenshot_button = self._button("Screenshot\u2026", "screenshot")
         self.files_button = self._button("Files", None, state="disabled")
         self.chat_button = self._button("Chat", None, state="disabled")
-        self.collapse_button = self._add(ttk.Button(self.row, text=COLLAPSE, width=2, command=self.collapse,
-                                                    takefocus=1), side="right")
+        self.collapse_button.lift()     # last in the stacking order: last for Tab, too
         self.set_monitors(1, [])
 
     # -- what the window tells it --------------------------------------------------------------
@@ -142,15 +163,17 @@ class Toolbar(ttk.Frame):
 
     # -- collapsing and focus --------------------------------------------------------------------
     def collapse(self):
+        """Give the bar's height to the picture; a handle at the top centre brings it back."""
         self.collapsed = True
-        self.row.pack_forget()
-        self.strip.pack(side="left", padx=2)
+        self.grid_remove()
+        self.strip.place(in_=self.actions["picture"](), relx=0.5, y=0, anchor="n")
+        self.strip.lift()
         self.actions["focus_picture"]()
 
     def expand(self):
         self.collapsed = False
-        self.strip.pack_forget()
-        self.row.pack(fill="x")
+        self.strip.place_forget()
+        self.grid()
 
     def focus_first(self):
         """Open the bar if needed and put the keyboard on its first control."""

@@ -99,7 +99,8 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self._cursor_item = None
         self._cursor_photo = None
         self._cursor_hot = (0, 0)
-        self._cursor_at = None
+        self._cursor_at = None          # the host's pointer on its screen
+        self._cursor_drawn_at = None    # where it is drawn on the canvas
         self._local_pointer_until = 0.0
         self._last_motion = None
         self._keyboard = KeyboardState(self.tk.call("tk", "windowingsystem"))
@@ -168,7 +169,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         return {"disconnect": self.close, "fullscreen": self.set_fullscreen, "zoom": self.set_zoom,
                 "pointers": self.set_show_both, "monitor": self.select_monitor, "quality": self.set_quality,
                 "keys": self.send_keys, "clipboard": self.set_clipboard_sync, "screenshot": self.ask_screenshot,
-                "focus_picture": self.canvas_focus}
+                "focus_picture": self.canvas_focus, "picture": lambda: self.canvas}
 
     def _restore(self, prefs):
         """Apply a remembered view: quality now, monitor once the host listed its monitors."""
@@ -366,6 +367,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.badge.show(view_only)
         self.toolbar.set_view_only(view_only)
         self._update_local_cursor()
+        self._update_status(force=True)
 
     def _relayout(self):
         """(Re)create the photo at the current scale and draw the whole framebuffer once."""
@@ -428,6 +430,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
 
     def _place_cursor(self, sx, sy):
         """Draw the host's pointer with its hot spot at canvas point (sx, sy)."""
+        self._cursor_drawn_at = (sx, sy)
         if self._cursor_photo is not None:
             hx, hy = self._cursor_hot
             coords = (sx - hx * self.scale, sy - hy * self.scale)
@@ -455,6 +458,8 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         if self._cursor_item is not None:
             self.canvas.delete(self._cursor_item)     # a polygon arrow becomes an image item
             self._cursor_item = None
+        if self._cursor_drawn_at is not None:
+            self._place_cursor(*self._cursor_drawn_at)  # the new picture where the old one was
         if self._cursor_at is not None:
             self._on_cursor(*self._cursor_at)
 
