@@ -372,7 +372,8 @@ class App:
         self.viewer_partner = connection.peer_id
         return ViewerWindow(self.root, session, f"{shown_id} \u2014 TagIO",
                             prefs=self.settings.partner_views.get(connection.peer_id),
-                            set_clipboard_sync=self.set_clipboard_sync, peer_ip=_peer_ip(connection))
+                            set_clipboard_sync=self.set_clipboard_sync, peer_ip=_peer_ip(connection),
+                            partner=shown_id)
 
     def set_clipboard_sync(self, on):
         """The session window's "Clipboard sync" toggle. Clipboard sharing itself is another

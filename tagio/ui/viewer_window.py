@@ -83,13 +83,14 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
     """The session window. `prefs`: a remembered view (Settings.partner_views entry) to restore;
     `set_clipboard_sync(on)`: the owner's switch for clipboard sharing (None: the window alone
     decides whether it offers and takes clipboard text); `peer_ip`: the partner's address, when
-    known, to tell a LAN path from a direct one."""
+    known, to tell a LAN path from a direct one; `partner`: its name for the status line (default:
+    the title)."""
 
     def __init__(self, tk_master, viewer_session, title, *, fit=True, on_close=None, prefs=None,
-                 set_clipboard_sync=None, peer_ip=None):
+                 set_clipboard_sync=None, peer_ip=None, partner=None):
         super().__init__(tk_master)
         self.session = viewer_session
-        self.partner_title = title
+        self.partner_title = partner or title       # how the status line names the partner
         prefs = dict(prefs or {})
         self.scale = 1.0
         self.remote_size = None
