@@ -263,6 +263,23 @@ class ToolbarActions(SessionWindowCase):
         self.pump(lambda: self.canvas_shot(window).crop((0, 0, 320, 200)).tobytes() == picture.tobytes(),
                   "the picture instead of the message")
 
+    def test_status_tooltip_explains_the_figures(self):
+        window, _ = self.open_window()
+        status = window.status
+        self.pump(status.winfo_viewable, "the status line")
+        self.xdotool("mousemove", str(status.winfo_rootx() + 40), str(status.winfo_rooty() + 5))
+        self.pump(lambda: window.status_tip.tip is not None and window.status_tip.tip.winfo_viewable(),
+                  "the tooltip to open")
+        text = window.status_tip.text
+        for part in ("Path: Direct (direct-tcp)", "320x200 pixels", "Latency:", "frames per second", "Mbit/s"):
+            self.assertIn(part, text)
+        tip = window.status_tip.tip
+        self.pump(lambda: self.grab((tip.winfo_rootx() + 3, tip.winfo_rooty() + 3, tip.winfo_rootx() + 5,
+                                     tip.winfo_rooty() + 5)).getpixel((0, 0)) == (0xff, 0xff, 0xe0),
+                  "the tooltip on screen")
+        self.xdotool("mousemove", str(window.canvas.winfo_rootx() + 50), str(window.canvas.winfo_rooty() + 50))
+        self.pump(lambda: window.status_tip.tip is None, "the tooltip to close")
+
     def test_disconnect_button_closes_the_window(self):
         window, _ = self.open_window()
         self.click_widget(window.toolbar.disconnect_button)
@@ -362,6 +379,14 @@ class WithWindowManager(SessionWindowCase):
         keys = [k.key for k in self.messages(m.Key, 4, timeout=1.5)]
         self.assertNotIn("Return", keys, "the local shortcut reached the host")
         self.assertEqual(set(keys) - {"Control_L", "Alt_L"}, set())
+
+    def test_a_remembered_full_screen_comes_back(self):
+        window, _ = self.open_window(geometry=None, prefs={"fullscreen": True, "geometry": "640x400+10+10"})
+        self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
+                  "full screen again")
+        window.set_fullscreen(False)
+        self.pump(lambda: (window.winfo_width(), window.winfo_height()) == (640, 400), "the remembered size")
+        self.assertFalse(window.view_prefs()["fullscreen"])
 
     def test_screenshot_through_the_save_dialog(self):
         window, picture = self.open_window()
