@@ -381,12 +381,16 @@ class App:
         self.clipboard_sync = bool(on)
 
     def _remember_view(self, window):
-        """Keep the closed session window's view for its partner and save it (in a worker)."""
+        """Keep the closed session window's view for its partner and save it: in a worker, or
+        here when the app is quitting (no worker runs any more; the file is a few hundred bytes)."""
         prefs, partner = window.final_prefs, self.viewer_partner
         if not prefs or not partner:
             return
         self.settings.remember_view(partner, prefs)
-        self.run_in_worker(self.settings.save, lambda _result, _error: None)
+        if self._closing.is_set():
+            _save_quietly(self.settings)
+        else:
+            self.run_in_worker(self.settings.save, lambda _result, _error: None)
 
     def _on_connect_failed(self, error):
         self._on_failed(error)
@@ -433,11 +437,8 @@ class App:
         self.viewer = self.viewer_window = None
         if window is not None and _exists(window):
             _destroy(window)
-        if window is not None and not self._closing.is_set():
+        if window is not None:
             self._remember_view(window)
-        elif window is not None and window.final_prefs and self.viewer_partner:    # quitting: save here
-            self.settings.remember_view(self.viewer_partner, window.final_prefs)
-            _save_quietly(self.settings)
         return session
 
     def _stop_viewer(self, user_closed):
