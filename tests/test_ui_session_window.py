@@ -63,6 +63,10 @@ class StatusFigures(unittest.TestCase):
         monitors = [(0, 0, 1280, 720), (1280, 0, 1024, 768)]
         self.assertEqual(monitor_label(2, monitors), "Monitor 2 \u2014 1024x768")
         self.assertEqual(monitor_label(0, monitors), "All monitors \u2014 2304x768")
+        from tagio.ui.toolbar import monitor_button_text
+        self.assertEqual([monitor_button_text(i, monitors) for i in (0, 2, 5)],
+                         ["All monitors", "Monitor 2", "Monitor"])
+        self.assertEqual(monitor_button_text(1, []), "Monitor")
 
 
 class RememberedViews(unittest.TestCase):

@@ -63,6 +63,13 @@ def _styles(widget):
     style.map("ToolbarAccent.TButton", background=[("active", "#b93a26")])
 
 
+def monitor_button_text(current, monitors) -> str:
+    """The Monitor button shows the choice: "Monitor 2", "All monitors" ("Monitor" before a list)."""
+    if not monitors or current > len(monitors):
+        return "Monitor"
+    return monitor_label(current, monitors).split(" \u2014 ")[0]
+
+
 class Toolbar(ttk.Frame):
     """The bar along the top of the session window. `actions`: name -> callback (see _build)."""
 
@@ -152,9 +159,7 @@ class Toolbar(ttk.Frame):
                                               variable=self.monitor_var,
                                               command=lambda i=index: self.actions["monitor"](i))
         self.monitor_button.configure(state="normal" if len(monitors) > 1 else "disabled",
-                                      text=monitor_label(current, monitors).split(" \u2014 ")[0]
-                                      if monitors and (current == ALL_MONITORS or current <= len(monitors))
-                                      else "Monitor")
+                                      text=monitor_button_text(current, monitors))
 
     def set_view_only(self, view_only):
         """No input in view-only: the key menu and clipboard sync are of no use."""
