@@ -375,6 +375,9 @@ class WithWindowManager(SessionWindowCase):
         w, h = MANAGED_SIZE
         self.pump(lambda: self.grab((w - 44, h - 84, w - 40, h - 80)).getpixel((1, 1)) == (0x20, 0x20, 0x20),
                   "full screen on the display")
+        from tagio.client import words
+        self.pump(lambda: window.hint.winfo_ismapped() and window.hint.cget("text") == words.FULL_SCREEN_HINT,
+                  "the hint how to leave full screen")
         window.canvas.focus_force()
         self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
         self.xdotool("key", "ctrl+alt+Return")
@@ -404,6 +407,7 @@ class WithWindowManager(SessionWindowCase):
         self.pump(lambda: os.path.exists(path) and not typist.is_alive(), "the screenshot file", 30)
         saved = Image.open(path).convert("RGB")
         self.assertEqual(saved.tobytes(), picture.tobytes())
+        self.pump(lambda: window.hint.winfo_ismapped() and path in window.hint.cget("text"), "Saved ... shown")
 
     def _type_into_save_dialog(self, path):
         env = self.xvfb.env()

@@ -150,6 +150,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.canvas.grid(row=1, column=0, sticky="nsew")
         self._build_status()
         self.badge = EyeBadge(self.canvas)
+        self.hint = tk.Label(self, bg="#000000", fg="#ffffff", padx=10, pady=5)
         self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
                                 font=("TkDefaultFont", 14))
         self.canvas.bind("<Configure>", self._canvas_resized)
@@ -179,7 +180,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         if prefs.get("toolbar_collapsed"):
             self.toolbar.collapse()
         if prefs.get("fullscreen"):
-            self.after_idle(lambda: self.set_fullscreen(True))
+            self.set_fullscreen(True)       # before the window maps: it opens full screen
 
     def canvas_focus(self):
         try:
@@ -301,21 +302,16 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
 
     def _show_hint(self, text, ms=HINT_MS):
         """A short message over the top of the picture (full screen hint, screenshot saved)."""
-        self.canvas.delete("hint")
-        x = self.canvas.canvasx(self.canvas.winfo_width() // 2)
-        y = self.canvas.canvasy(24)
-        self.canvas.create_rectangle(0, 0, 0, 0, fill="#000000", outline="", tags=("hint", "hint_bg"))
-        text_id = self.canvas.create_text(x, y, text=text, fill="#ffffff", tags="hint")
-        x0, y0, x1, y1 = self.canvas.bbox(text_id)
-        self.canvas.coords("hint_bg", x0 - 10, y0 - 6, x1 + 10, y1 + 6)
-        self.canvas.tag_raise("hint")
+        self.hint.configure(text=text)
+        self.hint.place(in_=self.canvas, relx=0.5, y=12, anchor="n")
+        self.hint.lift()
         if self._hint_id is not None:
             self.after_cancel(self._hint_id)
         self._hint_id = self.after(ms, self._hide_hint)
 
     def _hide_hint(self):
         self._hint_id = None
-        self.canvas.delete("hint")
+        self.hint.place_forget()
 
     def view_prefs(self):
         """What to remember of this window for the next session with the same partner."""
@@ -447,7 +443,6 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
             else:
                 self.canvas.coords(self._cursor_item, *shape)
         self.canvas.tag_raise(self._cursor_item)
-        self.canvas.tag_raise("hint")
 
     def _on_cursor_shape(self, hot_x, hot_y, image):
         """Draw the host's own pointer picture from now on (scaled like the screen)."""
