@@ -353,6 +353,15 @@ class ToolbarActions(SessionWindowCase):
         self.assertFalse(window.toolbar.collapsed)
         self.xdotool("key", "Tab")
         self.pump(lambda: self.root.focus_get() == window.toolbar.fullscreen_button, "Tab to Full screen")
+        self.xdotool("key", "Tab")
+        self.pump(lambda: self.root.focus_get() == window.toolbar.view_button, "Tab to View")
+        window.set_zoom("fit")
+        self.xdotool("key", "space")            # opens the menu; arrows and Enter choose
+        self.pump(window.toolbar.view_menu.winfo_ismapped, "the View menu opened from the keyboard")
+        self.xdotool("key", "Down", "Down", "Return")
+        self.pump(lambda: window.toolbar.zoom_var.get() == "1.0" and window.scale == 1.0, "1:1 chosen from the keyboard")
+        window.toolbar.view_button.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.toolbar.view_button, "focus back on View")
         self.xdotool("key", "Escape")
         self.pump(lambda: self.root.focus_get() == window.canvas, "Escape back to the picture")
         keys = [k.key for k in self.messages(m.Key, 6, timeout=1.0)]
