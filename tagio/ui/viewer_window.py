@@ -141,7 +141,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         zoom = prefs.get("zoom") or ("fit" if fit else "1.0")
         self.toolbar = Toolbar(self, self._toolbar_actions(), zoom=zoom,
                                quality=prefs.get("quality") or DEFAULT_QUALITY,
-                               clipboard=prefs.get("clipboard", True), show_both=prefs.get("show_both", False))
+                               show_both=prefs.get("show_both", False))
         self.toolbar.grid(row=0, column=0, columnspan=2, sticky="ew")
         self.canvas = tk.Canvas(self, bg=PICTURE_BG, highlightthickness=0, takefocus=1)
         self.hbar = tk.Scrollbar(self, orient="horizontal", command=self.canvas.xview)
