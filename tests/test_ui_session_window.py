@@ -339,6 +339,32 @@ class ToolbarActions(SessionWindowCase):
             got = [(k.key, k.pressed) for k in self.messages(m.Key, 2 * len(names))]
             self.assertEqual(got, [(n, True) for n in names] + [(n, False) for n in reversed(names)], label)
 
+    def test_clipboard_toggle_calls_the_owner_and_files_chat_wait(self):
+        self.root.clipboard_clear()
+        calls = []
+        window, _ = self.open_window(set_clipboard_sync=calls.append)
+        self.assertIn("disabled", window.toolbar.files_button.state())
+        self.assertIn("disabled", window.toolbar.chat_button.state())
+        self.click_widget(window.toolbar.clipboard_button)
+        self.pump(lambda: calls == [False], "set_clipboard_sync(False) on the owner")
+        self.host.send(m.encode(m.Clipboard("not wanted")))
+        self.host.send(m.encode(m.Cursor(5, 5)))        # after the clipboard: once drawn, it was seen
+        self.pump(lambda: window._cursor_at == (5, 5), "the host's messages handled")
+        self.assertNotEqual(self._clipboard(), "not wanted")
+        self.root.clipboard_append("stays here")
+        window.offer_clipboard()
+        self.assertEqual(self.messages(m.Clipboard, 1, timeout=1.0), [])
+        self.click_widget(window.toolbar.clipboard_button)
+        self.pump(lambda: calls == [False, True], "set_clipboard_sync(True)")
+        window.offer_clipboard()
+        self.assertEqual(self.messages(m.Clipboard, 1), [m.Clipboard("stays here")])
+
+    def _clipboard(self):
+        try:
+            return self.root.clipboard_get()
+        except Exception:       # empty clipboard
+            return None
+
     def test_collapse_and_keyboard_reach(self):
         window, _ = self.open_window()
         canvas_top = window.canvas.winfo_rooty()
