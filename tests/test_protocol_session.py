@@ -104,7 +104,7 @@ class Malformed(unittest.TestCase):
         self.assertRemote(b"\x05" + struct.pack("!BBiiB", 1, 7, 0, 0, 1), "mouse button")
         self.assertRemote(b"\x0a" + bytes([0, 30]), "quality 0")
         self.assertRemote(b"\x0a" + bytes([50, 200]), "fps cap")
-        self.assertRemote(b"\x0b\x00", "monitor 0")
+        self.assertRemote(b"\x0b\x11", "monitor 17")       # 0 is "all monitors"
         self.assertRemote(b"\x07" + struct.pack("!hh", 0, 5000), "scroll")
         self.assertRemote(b"\x06\x02a", "pressed flag")
         self.assertRemote(b"\x06\x01" + b"k" * 40, "Key length")

@@ -498,6 +498,14 @@ class MonitorSwitch(unittest.TestCase):
         self.assertEqual(m.decode(host._send_q.get_nowait()).monitor, 2)
         self.assertFalse(host._monitor_switch.is_set())
 
+    def test_all_monitors_is_the_whole_virtual_screen(self):
+        from tagio.protocol import session as m
+        host, chosen, sent = self.switch(0)
+        self.assertEqual(chosen["box"], {"left": 0, "top": 0, "width": 3200, "height": 1080})
+        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 3200, 1080, 0))
+        self.assertEqual(sent[1], m.MonitorList(0, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
+        self.assertEqual(host._cursor.poll(), m.Cursor(2000, 10))    # desktop coordinates
+
     def test_unknown_monitor_falls_back_to_the_first(self):
         host, chosen, sent = self.switch(9)
         self.assertEqual(chosen["index"], 1)

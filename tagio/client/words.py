@@ -255,3 +255,26 @@ def inline(text: str) -> str:
     if len(text) > 1 and text[1].isupper():
         return text
     return text[:1].lower() + text[1:]
+
+
+# The session window's words (tagio/ui/viewer_window.py, toolbar.py, status.py) and the host's bar.
+# How the partner is reached: channel path -> (label, dot colour). "lan" is a direct path to an
+# address on the local network (the window decides that from the peer's address).
+PATHS = {
+    "lan": ("LAN", "#1565c0"),
+    "direct-tcp": ("Direct", "#1e8e3e"),
+    "direct-udp": ("Direct (UDP)", "#1e8e3e"),
+    "relay": ("Relayed", "#b26a00"),
+}
+PATH_DETAILS = {
+    "lan": "A direct connection inside your local network.",
+    "direct-tcp": "A direct connection between the two desks (TCP).",
+    "direct-udp": "A direct connection between the two desks (UDP through both NATs).",
+    "relay": "Through the relay, which passes on encrypted data it cannot read.",
+}
+UNKNOWN_PATH = ("Connected", "#616e7c")
+WAITING_FOR_PICTURE = "Waiting for the partner's screen\u2026"
+VIEW_ONLY_BADGE = "View only"
+VIEW_ONLY_DETAIL = "Your partner lets you see the screen but not control it."
+HOST_VIEWED = "Viewing your screen (no control) \u2014 {desk}"
+FULL_SCREEN_HINT = "Ctrl+Alt+Enter leaves full screen"

@@ -367,13 +367,14 @@ class SetQuality(_Fixed):
 
 @dataclass
 class SelectMonitor(_Fixed):
-    """Viewer -> host: capture monitor `index` (1-based, as in mss) from now on."""
+    """Viewer -> host: capture monitor `index` (1-based, as in mss) from now on; 0 = all monitors as
+    one picture (mss's monitors[0], the whole virtual screen)."""
     index: int
     FORMAT = "B"
     FIELDS = ("index",)
 
     def validate(self):
-        _need(1 <= self.index <= MAX_MONITORS, f"monitor {self.index} out of range")
+        _need(0 <= self.index <= MAX_MONITORS, f"monitor {self.index} out of range")
 
 
 _MONITOR = struct.Struct("!iiHH")

@@ -51,6 +51,7 @@ MIN_QUALITY = 30
 MOTION_SHARE = 0.5       # at least this share of the screen changing in two frames in a row ...
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 INPUT_QUEUE = 256
+ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 BYE_TIMEOUT = 1.0
 
 
@@ -288,9 +289,16 @@ class HostSession:
         return self._switch_monitor(sct, self._monitor_wanted)
 
     def _switch_monitor(self, sct, index):
+        """Capture monitor `index` from now on: 1.. as in mss, ALL_MONITORS (0) for mss's monitors[0],
+        the bounding box of every monitor as one picture; an index that does not exist means 1.
+        The injector and the cursor take the box's top-left as their origin, so a viewer's (x, y)
+        in the picture lands on the same desktop pixel whichever box is shown."""
         monitors = sct.monitors[1:] or sct.monitors[:1]
-        index = index if 1 <= index <= len(monitors) else 1
-        mon = monitors[index - 1]
+        if index == ALL_MONITORS and sct.monitors:
+            mon = sct.monitors[0]
+        else:
+            index = index if 1 <= index <= len(monitors) else 1
+            mon = monitors[index - 1]
         box = {k: mon[k] for k in ("left", "top", "width", "height")}
         if self._injector is not None:
             self._injector.set_monitor(box["left"], box["top"], box["width"], box["height"])

@@ -65,6 +65,7 @@ class App:
         self._feedback_ids = {}     # button -> its pending "Copied" reset, cancelled by close()
         self.partner_id = None
         self.viewer = self.viewer_window = self.viewer_path = None
+        self.viewer_partner, self.clipboard_sync = None, True
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
         root.title("TagIO")
@@ -350,13 +351,42 @@ class App:
         pid = model.display_id(connection.peer_id)
         self.home.set_busy(True, f"In session with {pid} ({connection.path})")
         try:
-            from tagio.ui.viewer_window import ViewerWindow
-            self.viewer_window = ViewerWindow(self.root, session, f"{pid} \u2014 TagIO")
+            self.viewer_window = self._open_viewer_window(connection, session, pid)
         except Exception as exc:
             log.exception("cannot open the session window")
             self._stop_viewer(user_closed=True)
             self._errors.append(exc)
             self._on_failed(exc)
+
+    def _open_viewer_window(self, connection, session, shown_id):
+        """The session window, with the view remembered for this partner (size and position,
+        zoom, monitor, quality, full screen); _take_viewer remembers it again when it closes."""
+        from tagio.ui.viewer_window import ViewerWindow
+        self.viewer_partner = connection.peer_id
+        window = ViewerWindow(self.root, session, f"{shown_id} \u2014 TagIO",
+                              prefs=self.settings.partner_views.get(connection.peer_id),
+                              set_clipboard_sync=self.set_clipboard_sync, peer_ip=_peer_ip(connection),
+                              partner=shown_id)
+        if not self.clipboard_sync:         # switched off in an earlier session of this run
+            window.set_clipboard_sync(False)
+        return window
+
+    def set_clipboard_sync(self, on):
+        """The session window's "Clipboard" switch (the window has switched the session's
+        ClipboardLink already): the next session window of this run starts the same way."""
+        self.clipboard_sync = bool(on)
+
+    def _remember_view(self, window):
+        """Keep the closed session window's view for its partner and save it: in a worker, or
+        here when the app is quitting (no worker runs any more; the file is a few hundred bytes)."""
+        prefs, partner = window.final_prefs, self.viewer_partner
+        if not prefs or not partner:
+            return
+        self.settings.remember_view(partner, prefs)
+        if self._closing.is_set():
+            _save_quietly(self.settings)
+        else:
+            self.run_in_worker(self.settings.save, lambda _result, _error: None)
 
     def _on_connect_failed(self, error):
         self._on_failed(error)
@@ -403,6 +433,8 @@ class App:
         self.viewer = self.viewer_window = None
         if window is not None and _exists(window):
             _destroy(window)
+        if window is not None:
+            self._remember_view(window)
         return session
 
     def _stop_viewer(self, user_closed):
@@ -424,7 +456,15 @@ class App:
     def _on_session_started(self, peer_id, role="host", path="", **_fields):
         if role != "host" or peer_id in self.indicators:
             return
-        self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked)
+        view_only = bool(self.client.host_options.get("view_only"))
+        self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked,
+                                                       view_only=view_only)
+
+    def _on_host_view_only(self, peer_id, **_fields):
+        """The host session could not load input injection: the partner only sees."""
+        indicator = self.indicators.get(peer_id)
+        if indicator is not None:
+            indicator.set_view_only(True)
 
     def _on_session_ended(self, peer_id, role="host", reason=None, **_fields):
         if role != "host":
@@ -477,6 +517,7 @@ HANDLERS = {
     "attempt_failed": App._on_attempt_failed,
     "host_clipboard_notice": App._on_host_clipboard_notice,
     "work_done": App._on_work_done,
+    "host_view_only": App._on_host_view_only,
 }
 
 
@@ -522,6 +563,26 @@ def _stop_session(session, user_closed):
     if user_closed:
         return None
     return ConnectionClosed(session.closed_reason or "the partner ended the session")
+
+
+def _peer_ip(connection):
+    """The partner's IP address when the session runs over a TCP socket (to tell LAN from
+    direct in the status line), else None."""
+    from tagio.net.stream import SocketStream
+    stream = connection.channel.stream
+    if not isinstance(stream, SocketStream):
+        return None
+    try:
+        return stream.sock.getpeername()[0]
+    except OSError:
+        return None
+
+
+def _save_quietly(settings):
+    try:
+        settings.save()
+    except ConfigError:
+        log.debug("cannot save the session window's view", exc_info=True)
 
 
 def _session_done(session) -> bool:
