@@ -18,6 +18,9 @@ import unittest
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "test-pw-42"
+# A host that does not share a clipboard (as these stand-alone HostSessions) offers no clipboard bits.
+from tagio.protocol.version import CLIPBOARD, SESSION_CAPABILITIES  # noqa: E402
+NO_CLIPBOARD = SESSION_CAPABILITIES & ~CLIPBOARD
 HOST_ID, VIEWER_ID = "111111111", "222222222"
 
 TARGET = r"""
@@ -469,7 +472,7 @@ class MonitorSwitch(unittest.TestCase):
         from tagio.protocol import session as m
         host, chosen, sent = self.switch(2)
         self.assertEqual(chosen["box"], {"left": 1920, "top": 0, "width": 1280, "height": 1024})
-        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1280, 1024, 2))
+        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1280, 1024, 2, NO_CLIPBOARD))
         self.assertEqual(sent[1], m.MonitorList(2, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
         self.assertEqual(host._cursor.poll(), m.Cursor(80, 10))      # relative to the new monitor
 
@@ -502,7 +505,7 @@ class MonitorSwitch(unittest.TestCase):
         from tagio.protocol import session as m
         host, chosen, sent = self.switch(0)
         self.assertEqual(chosen["box"], {"left": 0, "top": 0, "width": 3200, "height": 1080})
-        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 3200, 1080, 0))
+        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 3200, 1080, 0, NO_CLIPBOARD))
         self.assertEqual(sent[1], m.MonitorList(0, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
         self.assertEqual(host._cursor.poll(), m.Cursor(2000, 10))    # desktop coordinates
 
