@@ -15,11 +15,11 @@ import threading
 import time
 import unittest
 
+from tagio.protocol.version import CLIPBOARD, SESSION_CAPABILITIES
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "test-pw-42"
 # A host that does not share a clipboard (as these stand-alone HostSessions) offers no clipboard bits.
-from tagio.protocol.version import CLIPBOARD, SESSION_CAPABILITIES  # noqa: E402
 NO_CLIPBOARD = SESSION_CAPABILITIES & ~CLIPBOARD
 HOST_ID, VIEWER_ID = "111111111", "222222222"
 
