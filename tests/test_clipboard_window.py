@@ -91,13 +91,13 @@ class ClipboardToggle(unittest.TestCase):
     def test_off_lets_nothing_cross_and_on_again_does(self):
         link = self.session.clipboard
         self.assertIsNotNone(link)
-        self.window.clipboard_button.invoke()
+        self.window.toolbar.clipboard_button.invoke()
         self.assertFalse(link.enabled)
         self.host.send(m.encode(m.Clipboard.of_text("while off")))
         self.assertFalse(self.pump(lambda: self.tk_clipboard() == "while off", NOTHING_WAIT))
         self.copy_here("copied while off")
         self.assertEqual(self.sent_within(NOTHING_WAIT), [])
-        self.window.clipboard_button.invoke()
+        self.window.toolbar.clipboard_button.invoke()
         self.assertTrue(link.enabled)
         self.host.send(m.encode(m.Clipboard.of_text("while on")))
         self.assertTrue(self.pump(lambda: self.tk_clipboard() == "while on", 10), "not applied when on")

@@ -339,25 +339,41 @@ class ToolbarActions(SessionWindowCase):
             got = [(k.key, k.pressed) for k in self.messages(m.Key, 2 * len(names))]
             self.assertEqual(got, [(n, True) for n in names] + [(n, False) for n in reversed(names)], label)
 
-    def test_clipboard_toggle_calls_the_owner_and_files_chat_wait(self):
+    def _use_clipboard_session(self):
+        """Swap in a session that shares this display's clipboard (tagio.session.clipboard_sync)."""
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.session.stop()
+        self.host.close()
+        self.reader.join(5)
+        self.host, channel = secure_pair()
+        self.session = ViewerSession(channel, clipboard=True, display=self.xvfb.display)
+        self.session.start()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
+
+    def test_clipboard_toggle_switches_the_sessions_link_and_files_chat_wait(self):
         self.root.clipboard_clear()
+        self._use_clipboard_session()
         calls = []
         window, _ = self.open_window(set_clipboard_sync=calls.append)
+        link = self.session.clipboard
+        self.assertTrue(link.enabled)
+        self.assertIn("selected", window.toolbar.clipboard_button.state())
         self.assertIn("disabled", window.toolbar.files_button.state())
         self.assertIn("disabled", window.toolbar.chat_button.state())
         self.click_widget(window.toolbar.clipboard_button)
         self.pump(lambda: calls == [False], "set_clipboard_sync(False) on the owner")
-        self.host.send(m.encode(m.Clipboard("not wanted")))
+        self.assertFalse(link.enabled)
+        self.host.send(m.encode(m.Clipboard.of_text("not wanted")))
         self.host.send(m.encode(m.Cursor(5, 5)))        # after the clipboard: once drawn, it was seen
         self.pump(lambda: window._cursor_at == (5, 5), "the host's messages handled")
         self.assertNotEqual(self._clipboard(), "not wanted")
-        self.root.clipboard_append("stays here")
-        window.offer_clipboard()
-        self.assertEqual(self.messages(m.Clipboard, 1, timeout=1.0), [])
         self.click_widget(window.toolbar.clipboard_button)
         self.pump(lambda: calls == [False, True], "set_clipboard_sync(True)")
-        window.offer_clipboard()
-        self.assertEqual(self.messages(m.Clipboard, 1), [m.Clipboard("stays here")])
+        self.assertTrue(link.enabled)
+        self.host.send(m.encode(m.Clipboard.of_text("wanted now")))
+        self.pump(lambda: self._clipboard() == "wanted now", "the host's clipboard applied once on")
 
     def _clipboard(self):
         try:

@@ -233,7 +233,7 @@ class WindowOnXvfb(unittest.TestCase):
         self.reader = threading.Thread(target=self._read_host, daemon=True)
         self.reader.start()
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
-        self.assertEqual(window.clipboard_button.winfo_manager(), "pack")   # the toggle is there
+        self.assertTrue(window.toolbar.clipboard_button.winfo_manager())   # the toggle is there
         self.host.send(m.encode(m.Clipboard.of_text("from the host ✓")))
         self.assertTrue(self.pump(lambda: self._clipboard() == "from the host ✓"), "host clipboard not applied")
         self.root.clipboard_clear()
