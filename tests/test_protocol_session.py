@@ -5,6 +5,7 @@ import struct
 import unittest
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol import files
 from tagio.protocol import session as m
 
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
@@ -27,6 +28,8 @@ SAMPLES = [
     m.SelectMonitor(2),
     m.MonitorList(1, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]),
     m.Bye("host quit"),
+    m.Files(files.End(3)),
+    m.Chat("hello ✓"),
 ]
 
 
