@@ -3,7 +3,7 @@
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
 prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
-or until Ctrl+C. A `--script` of input (script.py) plays once the first frame is on screen, and
+or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat from the partner is printed. A `--script` of input (script.py) plays once the first frame is on screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
 """
@@ -38,15 +38,19 @@ def _ask_password(args):
 
 
 class ViewerWatch:
-    """Collects the ViewerSession's events: why the session ended, if it ended on its own."""
+    """Collects the ViewerSession's events: why the session ended, if it ended on its own; prints
+    the partner's chat lines."""
 
     ENDED = ("closed", "error")
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.ended = threading.Event()
         self.reason = None
+        self.out = out
 
     def __call__(self, name, **fields):
+        if name == "chat" and self.out is not None:
+            self.out.event("chat", f"chat: {fields['text']}", text=fields["text"])
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
@@ -69,9 +73,14 @@ def run_connect(args, out, stop) -> int:
 
 def _view(args, out, stop, conn, script) -> int:
     stop.polling = True
-    watch = ViewerWatch()
+    watch = ViewerWatch(out)
     session = conn.open_session(on_event=watch)
     session.start()
+    for line in getattr(args, "chat", None) or []:
+        try:
+            session.send_chat(line)
+        except ValueError as exc:
+            raise ConfigError(f"--chat: {exc}") from None
     started = time.monotonic()
     player = start_script(session, script, stop) if script else None
     deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -15,6 +15,10 @@ Theory of operation. Five threads, joined by bounded queues, stopped by one Even
   receive  reads the channel and dispatches through a table: FrameAck returns a credit; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
+  files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
+           queues it behind the frames, at most files.WINDOW chunks at a time, so a frame never
+           waits behind more than that while a transfer runs. Files are allowed only with
+           `files_dir` (the one folder a viewer may list, fetch from and write to); chat always.
 
 Pull-based flow control means a slow link or slow viewer lowers the frame rate; no queue grows.
 JPEG quality adapts: it drops when acks come back slowly and recovers towards the requested quality.
@@ -31,8 +35,10 @@ from PIL import Image
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
 from tagio.session import tiles as t
+from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
+from tagio.session.files import FileEngine
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -81,7 +87,7 @@ def bye_text(exc):
 
 class HostSession:
     def __init__(self, channel, *, monitor=1, view_only=False, fps_cap=30, quality=75, on_event=None,
-                 display=None):
+                 display=None, files_dir=None):
         self.channel = channel
         self.view_only = view_only
         self.fps_cap = min(max(int(fps_cap), 1), MAX_FPS)
@@ -104,6 +110,9 @@ class HostSession:
         self._moving = False
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
+        self.files = FileEngine(lambda msg: self._queue(m.Files(msg)), root=files_dir, first_tid=1,
+                                on_event=self.on_event)
+        self.chat = ChatLog()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -115,6 +124,7 @@ class HostSession:
         w.spawn("send", self._send_loop)
         w.spawn("receive", self._receive_loop)
         w.spawn("inject", self._inject_loop)
+        w.spawn("files", lambda: self.files.pump(w.stopping))
 
     def _open_injector(self):
         try:
@@ -147,6 +157,12 @@ class HostSession:
         data = text.encode("utf-8")[:m.MAX_CLIPBOARD].decode("utf-8", "ignore")
         self._queue(m.Clipboard(data))
 
+    def send_chat(self, text):
+        """Send one chat line to the viewer (any thread). Raises ValueError for an empty or huge line."""
+        for piece in chat_pieces(text):
+            self._queue(m.Chat(piece))
+        self.chat.add("me", text)
+
     @property
     def running(self):
         return not self._workers.stopping.is_set()
@@ -158,6 +174,7 @@ class HostSession:
         self._close_channel()
 
     def _close_channel(self):
+        self.files.close()
         with self._credit:
             self._credit.notify_all()
         try:
@@ -379,6 +396,7 @@ class HostSession:
                 return
             self.channel.send(data)
             self.stats["bytes"] += len(data)
+            self.files.sent(data)
             if data[0] == 2 and data[5] & m.FINAL:      # Frame type code, flags byte after frame id
                 self._count_frame()
 
@@ -433,6 +451,13 @@ class HostSession:
     def _on_clipboard(self, msg):
         self.on_event("clipboard", text=msg.text)
 
+    def _on_files(self, msg):
+        self.files.handle(msg.msg)
+
+    def _on_chat(self, msg):
+        self.chat.add("partner", msg.text)
+        self.on_event("chat", text=msg.text)
+
     def _on_bye(self, msg):
         self.on_event("closed", reason=msg.text or "viewer left")
         self._workers.stop()
@@ -441,7 +466,7 @@ class HostSession:
     _HANDLERS = {
         m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
         m.Text: _on_input, m.SetQuality: _on_quality, m.SelectMonitor: _on_select_monitor,
-        m.Clipboard: _on_clipboard, m.Bye: _on_bye,
+        m.Clipboard: _on_clipboard, m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat,
     }
 
     # -- inject ------------------------------------------------------------------------------
