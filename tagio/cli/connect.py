@@ -3,7 +3,8 @@
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
 prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
-or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat from the partner is printed. A `--script` of input (script.py) plays once the first frame is on screen, and
+or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat from the partner is printed.
+A `--script` of input (script.py) plays once the first frame is on screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
 """
@@ -50,7 +51,7 @@ class ViewerWatch:
 
     def __call__(self, name, **fields):
         if name == "chat" and self.out is not None:
-            self.out.event("chat", f"chat: {fields['text']}", text=fields["text"])
+            self.out.event("chat", f"chat: {fields['text']}", message=fields["text"])
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()

@@ -54,7 +54,7 @@ HOST_EVENTS = {
     "host_warning": lambda f: ("warning", f"warning: {f.get('message', '')}",
                                {"peer": f["peer_id"], "message": f.get("message")}),
     "host_chat": lambda f: ("chat", f"chat from {f['peer_id']}: {f['text']}",
-                            {"peer": f["peer_id"], "text": f["text"]}),
+                            {"peer": f["peer_id"], "message": f["text"]}),
     "host_transfer_done": lambda f: ("transfer", _transfer_words(f),
                                      {"peer": f["peer_id"], **{k: v for k, v in f.items()
                                                                if k != "peer_id"}}),

@@ -103,7 +103,7 @@ class TransferWatch:
 
     def _on_chat(self, fields):
         self._newline()
-        self.out.event("chat", f"chat: {fields['text']}", text=fields["text"])
+        self.out.event("chat", f"chat: {fields['text']}", message=fields["text"])
 
     def _newline(self):
         if self.tty and self._progress:
