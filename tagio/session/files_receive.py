@@ -68,6 +68,7 @@ class Incoming:
         self.total = 0
         self.errors = []            # (path, reason) of files that failed
         self._current = None
+        self._made = {}             # folder names -> Path, made (or found) during this offer
         self.stopped = False
         self.state = None           # a files.Receiving, moved by the engine's table
 
@@ -99,9 +100,7 @@ class Incoming:
             self.folder.make_dirs(names)
             self.dirs.append((names, mtime))
             return (f.ACT_SEND, 0, 0, b"", ""), 0
-        parent = self.folder.make_dirs(names[:-1])
-        if not disk.writable(parent):
-            raise FileRefused(f"{path}: cannot write in {parent}: read-only or no permission")
+        parent = self._folder(names[:-1])
         target = self.folder.place(names)
         plan = Plan(index, path, target, size, mtime)
         if target.exists() or target.is_symlink():
@@ -111,6 +110,18 @@ class Incoming:
                 return (f.ACT_SKIP, 0, 0, b"", skip), 0
         self.plans[index] = plan
         return self._resume_or_send(plan), size - plan.have
+
+    def _folder(self, names):
+        """Make folder `names` (checked once per offer: 10,000 files in one folder are 10,000
+        decisions, not 10,000 walks up the tree) and check that we may write in it."""
+        parent = self._made.get(names)
+        if parent is None:
+            parent = self.folder.make_dirs(names)
+            if not disk.writable(parent):
+                raise FileRefused(f"{'/'.join(names) or 'the folder'}: cannot write in {parent}: "
+                                  f"read-only or no permission")
+            self._made[names] = parent
+        return parent
 
     def _existing(self, plan):
         """What to do about a file already at the target: a skip note, or None to receive it
