@@ -137,8 +137,8 @@ class FilesEndToEnd(unittest.TestCase):
                                       what="the host's transfer line")
         self.assertTrue(received["ok"])
 
-        local = self.tmp / "local"
-        local.mkdir()
+        local = self.tmp / "local" / "both-ways"
+        local.mkdir(parents=True)
         got = self.finished(self.run_cli("get", "inbox/tree", "--to", str(local)))
         self.assertEqual((got["ok"], got["verified"]), (True, 23))
         self.assertEqual(tree_digest(tree), tree_digest(local / "tree"))

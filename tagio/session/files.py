@@ -355,10 +355,10 @@ class FileEngine:
     def _on_summary(self, msg):
         with self._lock:
             out = self._transfer(self._out, msg.tid)
-            if out.state is not Sending.ENDING:
-                fire(out, "summary")
-                return
+            late = out.state is not Sending.ENDING     # after a cancel: ignored (else the table raises)
             fire(out, "summary")
+        if late:
+            return
         if msg.verified != out.files_sent and not out.errors:
             out.file_failed(0, f"the partner verified {msg.verified} of {out.files_sent} files")
         self._progress(out, "send", force=True)

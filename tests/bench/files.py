@@ -5,8 +5,10 @@
 A relay (in this process), `tagio-gui.py --cli host --files-dir DIR` on a private Xvfb display and
 `tagio-gui.py --cli send` / `get`, all over 127.0.0.1 with direct TCP (both ends bind 127.0.0.1).
 Measured: one big file sent (viewer -> host) and fetched (host -> viewer), MB/s from the CLI's own
-`transferred` line (session start to the receiver's verified summary); a folder of small 4 KiB files
-sent, files/s; the receiving process's peak RSS (VmHWM of the host from /proc while it runs, and
+`transferred` line (session start to the receiver's verified summary); the frame rate a second
+viewer (`connect`) gets of the small scene of tests/bench/stream (a 200x100 region changing at 60 Hz)
+alone and while the big file is being sent (the screen must stay live: goal >= 30 fps, the host's
+default cap); a folder of small 4 KiB files sent, files/s; the receiving process's peak RSS (VmHWM of the host from /proc while it runs, and
 ru_maxrss of the `get` process). Files live on a tmpfs (/dev/shm when there is one) so the disk is
 not what is measured. Goals (issue 13): >= 150 MB/s for 1 GiB, >= 1,000 files/s, bounded memory.
 """
@@ -102,6 +104,48 @@ def report(name, result, path, seconds_key="seconds", **extra):
                       "files": result["verified"], "seconds": result[seconds_key], **extra}), flush=True)
 
 
+def viewer_fps(xvfb, relay, tmp, host_id, seconds):
+    run_cli.count = getattr(run_cli, "count", 0) + 1
+    argv = [sys.executable, GUI, "--cli", "connect", host_id, "--duration", str(seconds), "--password",
+            PASSWORD, "--json", "--relay", relay, "--config-dir", str(tmp / f"viewer{run_cli.count}"),
+            "--direct-bind", "127.0.0.1"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env_for(xvfb, display=False), cwd=ROOT)
+
+
+def closed_fps(proc):
+    out, _ = proc.communicate(timeout=600)
+    closed = [json.loads(x) for x in out.splitlines() if '"closed"' in x]
+    return closed[-1]["fps"] if closed else None
+
+
+def screen_during_transfer(xvfb, relay, tmp, host_id, big, seconds=6):
+    from tests.bench.stream import SCENE
+    scene = subprocess.Popen([sys.executable, "-c", SCENE, "small", "1280", "720"], env=env_for(xvfb),
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        scene.stdout.readline()         # "ready"
+        alone = closed_fps(viewer_fps(xvfb, relay, tmp, host_id, seconds))
+        run_cli.count += 1
+        argv = [sys.executable, GUI, "--cli", "send", host_id, str(big),
+                "--password", PASSWORD, "--json", "--relay", relay, "--config-dir",
+                str(tmp / f"viewer{run_cli.count}"), "--direct-bind", "127.0.0.1"]
+        sender = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  env=env_for(xvfb, display=False), cwd=ROOT)
+        for line in sender.stdout:
+            if '"progress"' in line:     # data is flowing: measure the screen now
+                break
+        during = closed_fps(viewer_fps(xvfb, relay, tmp, host_id, seconds))
+        out, _ = sender.communicate(timeout=600)
+        done = [json.loads(x) for x in out.splitlines() if '"transferred"' in x]
+        rate = round(done[-1]["bytes"] / done[-1]["seconds"] / 1e6, 1) if done else None
+        print(json.dumps({"bench": "screen_during_transfer", "fps_alone": alone,
+                          "fps_during_transfer": during, "transfer_mb_per_s": rate}), flush=True)
+    finally:
+        scene.terminate()
+        scene.wait(10)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--big-mib", type=int, default=1024)
@@ -111,7 +155,7 @@ def main():
     if not xvfb_available():
         print("no Xvfb: the host needs a display to share", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp_name, Xvfb(width=320, height=240) as xvfb, \
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp_name, Xvfb(width=1280, height=720) as xvfb, \
             start_relay() as relay_handle:
         tmp = Path(tmp_name)
         relay = "%s:%d" % relay_handle.address
@@ -138,6 +182,8 @@ def bench(args, xvfb, relay, tmp, host, host_id, src, shared, local):
     result, path, rss = run_cli(xvfb, relay, tmp, host_id, "get", "big.bin", "--to", str(local))
     report("get_big", result, path, mb_per_s=round(result["bytes"] / result["seconds"] / 1e6, 1),
            receiver_peak_rss_mib=round(rss / 1024, 1))
+    (shared / "big.bin").unlink()           # else the send below finds it there and skips it
+    screen_during_transfer(xvfb, relay, tmp, host_id, big)
     big.unlink()
     (shared / "big.bin").unlink()
     (local / "big.bin").unlink()
