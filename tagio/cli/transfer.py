@@ -22,7 +22,7 @@ import time
 
 from tagio.cli.common import make_client, running
 from tagio.cli.connect import _ask_password, _as_session_loss, _stop_session
-from tagio.cli.output import EXIT_OK
+from tagio.cli.output import EXIT_INTERRUPTED, EXIT_OK
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed
 from tagio.protocol import files as f
@@ -169,10 +169,10 @@ def _transfer(out, stop, conn, begin) -> int:
     finally:
         failure = _as_session_loss(_stop_session(session))
     watch._newline()
-    return _report(out, watch, tids, finished, failure, time.monotonic() - started)
+    return _report(out, watch, tids, finished, failure, time.monotonic() - started, stop.is_set())
 
 
-def _report(out, watch, tids, finished, failure, seconds) -> int:
+def _report(out, watch, tids, finished, failure, seconds, interrupted=False) -> int:
     results = [watch.done[t] for t in tids if t in watch.done]
     fields = {key: sum(r[key] for r in results)
               for key in ("verified", "failed", "refused", "skipped", "bytes")}
@@ -183,6 +183,9 @@ def _report(out, watch, tids, finished, failure, seconds) -> int:
               f"{seconds:.1f} s", **fields)
     if fields["ok"]:
         return EXIT_OK
+    if interrupted and not finished:
+        print("tagio: interrupted; the same command again resumes where it stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not finished:
         return out.error(failure or ConnectionClosed(watch.reason or "the session ended before the "
                                                      "transfer did"))
