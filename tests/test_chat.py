@@ -32,6 +32,9 @@ class Log(unittest.TestCase):
         for i in range(5):
             log.add("me", str(i))
         self.assertEqual([t for _, _, t in log.lines()], ["2", "3", "4"])
+        self.assertEqual(([t for _, _, t in log.since(3)[0]], log.since(3)[1]), (["3", "4"], 5))
+        self.assertEqual([t for _, _, t in log.since(0)[0]], ["2", "3", "4"])
+        self.assertEqual(log.since(5), ([], 5))
 
 
 if __name__ == "__main__":

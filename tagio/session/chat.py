@@ -38,11 +38,19 @@ class ChatLog:
         self._lines = collections.deque(maxlen=limit)
         self._lock = threading.Lock()
         self._clock = clock
+        self.added = 0              # lines ever added (a display remembers how many it showed)
 
     def add(self, who, text):
         with self._lock:
             self._lines.append((self._clock(), who, text))
+            self.added += 1
 
     def lines(self):
         with self._lock:
             return list(self._lines)
+
+    def since(self, count):
+        """(lines added after the first `count`, as far as they are still kept; the new count)."""
+        with self._lock:
+            new = min(self.added - count, len(self._lines))
+            return (list(self._lines)[len(self._lines) - new:] if new > 0 else []), self.added

@@ -40,6 +40,7 @@ from tagio.session.files_send import Outgoing, split_offers
 WINDOW = 2                  # chunks handed to the session but not yet written to the channel
 MAX_TRANSFERS = 64          # transfers open at once, each way
 KEEP_FINISHED = 64          # finished transfers remembered (late messages are recognised)
+KEEP_LISTINGS = 16          # folder listings kept for a display to pick up
 PROGRESS_EVERY = 0.25       # seconds between progress events of one transfer
 POLL = 0.1
 NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
@@ -118,6 +119,7 @@ class FileEngine:
         self._asked = {}                    # tid -> (Folder, policy) of our Fetch requests
         self._progress_at = {}
         self.results = {}                   # tid -> transfer_done fields, once finished
+        self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
 
     # ------------------------------------------------------------------ commands (any thread)
 
@@ -179,6 +181,22 @@ class FileEngine:
                 self._cancelled(transfer)
         for transfer in running:
             self._finish_failed(transfer, "the session ended")
+
+    def snapshot(self) -> list:
+        """What a display shows of each transfer: [{tid, direction, name, bytes, total, state,
+        ok, message}] (any thread; a display polls it instead of queueing events)."""
+        rows = []
+        with self._lock:
+            for direction, table in (("send", self._out), ("receive", self._in)):
+                for tid, t in table.items():
+                    result = self.results.get(tid, {})
+                    entries = t.entries if direction == "send" else list(t.plans.values())
+                    name = (entries[0][0] if direction == "send" else entries[0].path) if entries else ""
+                    rows.append({"tid": tid, "direction": direction, "name": name.split("/")[0],
+                                 "bytes": t.bytes_sent if direction == "send" else t.bytes,
+                                 "total": t.total, "state": t.state.value if t.state else "",
+                                 "ok": result.get("ok"), "message": result.get("message", "")})
+        return sorted(rows, key=lambda r: r["tid"])
 
     def _new_tid(self):
         if sum(t.state not in _FINAL for t in self._out.values()) + len(self._asked) >= MAX_TRANSFERS:
@@ -252,6 +270,10 @@ class FileEngine:
         return [f.Listing(msg.req, msg.path, "", int(truncated), entries)]
 
     def _on_listing(self, msg):
+        with self._lock:
+            self.listings[msg.req] = {"path": msg.path, "entries": msg.entries, "error": msg.error}
+            for old in sorted(self.listings)[:-KEEP_LISTINGS]:
+                del self.listings[old]
         self.on_event("listing", req=msg.req, path=msg.path, entries=msg.entries, error=msg.error,
                       truncated=bool(msg.truncated))
 
