@@ -159,12 +159,24 @@ class RoundTrip(Base):
         self.assertTrue(second["ok"], second)
         self.assertEqual((second["bytes"], second["skipped"]), (0, 3))
 
+    def test_snapshot_for_a_display(self):
+        tree = make_tree(self.local)
+        pair = Pair(host_root=self.shared)
+        tid = pair.viewer.engine.send_paths([str(tree)])[0]
+        self.assertEqual(pair.viewer.engine.snapshot()[0]["state"], "offered")
+        pair.run()
+        row = pair.viewer.engine.snapshot()[0]
+        self.assertEqual((row["tid"], row["direction"], row["name"], row["ok"]), (tid, "send", "tree", True))
+        self.assertEqual(row["bytes"], row["total"])
+        self.assertEqual(pair.host.engine.snapshot()[0]["direction"], "receive")
+
     def test_listing(self):
         make_tree(self.shared)
         pair = Pair(host_root=self.shared)
         pair.viewer.engine.list_dir("tree")
         pair.run()
         listing = pair.viewer.named("listing")[0]
+        self.assertEqual(pair.viewer.engine.listings[1]["entries"], listing["entries"])
         self.assertEqual(listing["error"], "")
         self.assertEqual([e[0] for e in listing["entries"]], ["deep", "empty", "small.txt", "zero"])
         pair.viewer.engine.list_dir("../")

@@ -295,8 +295,11 @@ class FileEngine:
         with self._lock:
             if msg.tid in self._out or msg.tid in self._in:
                 raise RemoteProtocolError(f"transfer id {msg.tid} is already in use")
+            if sum(t.state not in _FINAL for t in self._out.values()) >= MAX_TRANSFERS:
+                return [f.Error(msg.tid, f.ALL, f"more than {MAX_TRANSFERS} transfers at once")]
             out = self._out[msg.tid] = Outgoing(msg.tid, entries, "", msg.policy)
             out.state = Sending.OFFERED
+            self._forget_old(self._out)
         return [out.offer()]
 
     def _on_offer(self, msg):
