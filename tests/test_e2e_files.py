@@ -3,10 +3,10 @@
 A relay (in this process), `tagio-gui.py --cli host --files-dir DIR` on a private Xvfb display, and
 `tagio-gui.py --cli send/get/connect` viewers, all over 127.0.0.1. Checked: a tree with nested and
 empty folders, big and small files and Unicode names goes both ways with SHA-256 and modification
-times kept; a sender killed mid-transfer resumes and sends only the rest (bytes counted); bad names
-and paths are refused with nothing written outside the folder; a full disk and a read-only folder
-(a small tmpfs, when mounting is allowed) give a clear error and no file under its final name; a
-host without --files-dir refuses; chat goes both ways.
+times kept; a sending viewer (send) and a receiving viewer (get) killed mid-transfer resume and move
+only the rest (bytes counted); bad names and paths are refused with nothing written outside the
+folder; a full disk and a read-only folder (a small tmpfs, when mounting is allowed) give a clear
+error and no file under its final name; a host without --files-dir refuses; chat goes both ways.
 """
 
 import hashlib
@@ -182,6 +182,30 @@ class FilesEndToEnd(unittest.TestCase):
               file=sys.stderr)
         big.unlink()
         (self.shared / "resume" / "huge.bin").unlink()
+
+    def test_get_resumes_after_the_viewer_was_killed(self):
+        size = 300 * 1024 * 1024
+        with open(self.shared / "served.bin", "wb") as fh:
+            block = os.urandom(1 << 20)
+            for i in range(size >> 20):
+                fh.write(i.to_bytes(8, "big") + block[8:])
+        self.addCleanup((self.shared / "served.bin").unlink)
+        local = self.tmp / "local" / "get-resume"
+        local.mkdir(parents=True)
+        getter = self.run_cli("get", "served.bin", "--to", str(local))
+        getter.wait_for(lambda e: e.get("event") == "progress" and e["bytes"] >= 16 << 20, timeout=60,
+                        what="16 MiB on the way")
+        getter.popen.send_signal(signal.SIGKILL)
+        getter.finish(30)
+        have = (local / "served.bin.tagio-part").stat().st_size
+        self.assertGreater(have, 0)
+        self.assertFalse((local / "served.bin").exists())
+        second = self.finished(self.run_cli("get", "served.bin", "--to", str(local)))
+        self.assertEqual(second["bytes"], size - have)
+        with open(self.shared / "served.bin", "rb") as a, open(local / "served.bin", "rb") as b:
+            self.assertEqual(hashlib.file_digest(a, "sha256").digest(),
+                             hashlib.file_digest(b, "sha256").digest())
+        (local / "served.bin").unlink()
 
     # ---------------------------------------------------------------- refusals
 
