@@ -389,6 +389,36 @@ class LyingSender(Base):
         self.assertIn("read-only", accept.decisions[0][4])
 
 
+class SenderSide(Base):
+    def send_then(self, change):
+        (self.local / "a.bin").write_bytes(b"x" * 1000)
+        (self.local / "b.txt").write_text("fine")
+        pair = Pair(host_root=self.shared)
+        pair.viewer.engine.send_paths([str(self.local / "a.bin"), str(self.local / "b.txt")])
+        change(self.local / "a.bin")
+        pair.run()
+        return pair
+
+    def test_file_gone_before_it_was_sent(self):
+        pair = self.send_then(lambda p: p.unlink())
+        result = self.done(pair.viewer)
+        self.assertFalse(result["ok"])
+        self.assertIn("cannot read it here", result["message"])
+        self.assertEqual((self.shared / "b.txt").read_text(), "fine")
+        self.assertFalse((self.shared / "a.bin").exists())
+        self.assertEqual(self.done(pair.host)["failed"], 1)
+
+    def test_file_grew_or_shrank_while_sent(self):
+        for change, words in ((lambda p: p.write_bytes(b"y" * 2000), "grew"),
+                              (lambda p: p.write_bytes(b"y" * 10), "shorter")):
+            with self.subTest(words=words):
+                for leftover in self.shared.iterdir():
+                    leftover.unlink()
+                pair = self.send_then(change)
+                self.assertIn(words, self.done(pair.viewer)["message"])
+                self.assertFalse((self.shared / "a.bin").exists())
+
+
 class Existing(Base):
     def send(self, policy):
         (self.shared / "a.txt").write_text("old")

@@ -76,7 +76,10 @@ class Incoming:
 
     def decide(self, offer) -> f.Accept:
         case, decisions = CaseFolder(), []
-        budget = disk.free_bytes(self.folder.root) - SPACE_MARGIN
+        try:
+            budget = disk.free_bytes(self.folder.root) - SPACE_MARGIN
+        except OSError:             # cannot tell: the writes will say if the disk fills
+            budget = f.MAX_SIZE
         for index, (path, kind, size, mtime) in enumerate(offer.entries):
             try:
                 names = self.dest_names + check_path(path)
@@ -87,9 +90,11 @@ class Incoming:
                     raise FileRefused(f"{path}: not enough space on the receiving disk "
                                       f"({size} bytes, {max(budget, 0)} free)")
                 budget -= cost
-            except FileRefused as exc:
-                self.refused.append((path, str(exc)))
-                decision = _refusal(str(exc))
+            except (FileRefused, OSError) as exc:
+                text = str(exc) if isinstance(exc, FileRefused) else f"{path}: {disk.disk_words(exc, path)}"
+                self.plans.pop(index, None)
+                self.refused.append((path, text))
+                decision = _refusal(text)
             decisions.append(decision)
         self.total = sum(p.size - p.have for p in self.plans.values())
         return f.Accept(self.tid, decisions)
@@ -230,11 +235,14 @@ class Incoming:
         try:
             plan.fh.close()
             disk.commit(plan.part, plan.target, plan.replace)
-            os.utime(plan.target, ns=(plan.mtime_ns, plan.mtime_ns))
         except FileRefused as exc:
             return self._fail(plan, str(exc))
         except OSError as exc:
             return self._fail(plan, f"{plan.path}: {disk.disk_words(exc, plan.target.parent)}")
+        try:
+            os.utime(plan.target, ns=(plan.mtime_ns, plan.mtime_ns))
+        except OSError:
+            pass        # the file is whole and verified; a date the disk refuses is not worth failing it
         plan.done, self._current = True, None
         self.verified += 1
         return []

@@ -90,11 +90,12 @@ class Outgoing:
 
     def _file(self, index, rel, size, local, resume):
         try:
-            fh = open(local, "rb")
+            yield from self._read(index, rel, size, local, resume)
         except OSError as exc:
             yield self._error(index, f"{rel}: cannot read it here: {exc.strerror or exc}")
-            return
-        with fh:
+
+    def _read(self, index, rel, size, local, resume):
+        with open(local, "rb") as fh:
             start = disk.resume_start(fh, *resume) if resume else 0
             sha, _ = disk.hash_prefix(fh, start)
             pos = start
