@@ -105,7 +105,7 @@ class Incoming:
             self.folder.make_dirs(names)
             self.dirs.append((names, mtime))
             return (f.ACT_SEND, 0, 0, b"", ""), 0
-        parent = self._folder(names[:-1])
+        self._folder(names[:-1])          # made, checked writable (or FileRefused)
         target = self.folder.place(names)
         plan = Plan(index, path, target, size, mtime)
         if target.exists() or target.is_symlink():
