@@ -506,6 +506,22 @@ class Resume(Base):
         self.assertEqual((self.shared / "big").read_bytes(), data)
 
 
+class Pause(Base):
+    def test_a_paused_send_waits_and_goes_on(self):
+        data = os.urandom(4 * f.CHUNK)
+        (self.local / "big").write_bytes(data)
+        pair = Pair(host_root=self.shared)
+        tid = pair.viewer.engine.send_paths([str(self.local / "big")])[0]
+        pair.viewer.engine.pause(tid)
+        pair.run()
+        row = pair.viewer.engine.snapshot()[0]
+        self.assertEqual((row["state"], row["paused"], row["bytes"]), ("sending", True, 0))
+        pair.viewer.engine.pause(tid, False)
+        pair.run()
+        self.assertTrue(self.done(pair.viewer)["ok"])
+        self.assertEqual((self.shared / "big").read_bytes(), data)
+
+
 class StateTables(unittest.TestCase):
     def test_missing_pairs_raise(self):
         incoming = Incoming(1, None)

@@ -172,6 +172,15 @@ class FileEngine:
         self._finish_failed(transfer, text)
         self._send(f.Cancel(tid, text))
 
+    def pause(self, tid, paused=True):
+        """Hold (or, with paused=False, go on with) the data of a transfer we send. A transfer we
+        receive is paused by cancelling it (its part stays) and resumed by asking again."""
+        with self._work:
+            out = self._out.get(tid)
+            if out is not None:
+                out.paused = paused
+                self._work.notify_all()
+
     def close(self):
         """The session ends: stop the pump's files, close parts (kept for a resume)."""
         with self._lock:
@@ -194,7 +203,8 @@ class FileEngine:
                     name = (entries[0][0] if direction == "send" else entries[0].path) if entries else ""
                     rows.append({"tid": tid, "direction": direction, "name": name.split("/")[0],
                                  "bytes": t.bytes_sent if direction == "send" else t.bytes,
-                                 "total": t.total, "state": t.state.value if t.state else "",
+                                 "total": t.total, "paused": t.paused,
+                                 "state": t.state.value if t.state else "",
                                  "ok": result.get("ok"), "message": result.get("message", "")})
         return sorted(rows, key=lambda r: r["tid"])
 
@@ -221,7 +231,7 @@ class FileEngine:
         `timeout` seconds for one to be accepted). Reads the disk: not under the lock."""
         with self._work:
             out = next((o for o in self._out.values() if o.state is Sending.SENDING
-                        and o.iterator is not None), None)
+                        and o.iterator is not None and not o.paused), None)
             if out is None:
                 if timeout:
                     self._work.wait(timeout)

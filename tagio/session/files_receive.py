@@ -70,6 +70,7 @@ class Incoming:
         self._current = None
         self._made = {}             # folder names -> Path, made (or found) during this offer
         self.stopped = False
+        self.paused = False         # (only what we send pauses; shown in snapshots)
         self.state = None           # a files.Receiving, moved by the engine's table
 
     # ------------------------------------------------------------------ the offer

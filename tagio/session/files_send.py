@@ -46,6 +46,7 @@ class Outgoing:
         self.files_total = 0
         self.files_sent = 0
         self.stopped = False        # cancelled or failed: the generator ends at the next chunk
+        self.paused = False         # the pump skips it until resumed
         self.state = None           # a files.Sending, moved by the engine's table
         self.iterator = None        # messages() once accepted, run by the pump
 

@@ -8,6 +8,10 @@ comes from polling (an after() loop, like the session window): `session.files.sn
 queue, `session.files.listings` for the remote folder asked for, `session.chat.lines()` for the chat.
 Nothing here touches a socket, and only this thread touches the widgets.
 
+Each transfer has a row: its progress bar, bytes, rate and time left, Pause/Resume and Cancel. A
+transfer we send pauses in place; one we receive is paused by cancelling it (the part stays) and
+resumed by asking for it again, which continues after the verified part (no byte is sent twice).
+
 The remote side is the host's files folder (the host must allow one: `--files-dir` on the command
 line); paths there are relative, "/" between names. A transfer lands under its own name in the
 folder shown on the other side. When a file of that name is there, the choice in "If it exists"
@@ -33,6 +37,13 @@ def human_size(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000.0
     return f"{n} B"
+
+
+def time_left(remaining, rate) -> str:
+    if rate <= 0 or remaining <= 0:
+        return ""
+    seconds = int(remaining / rate)
+    return f", {seconds // 60} min {seconds % 60} s left" if seconds >= 60 else f", {seconds} s left"
 
 
 def list_local(folder):
@@ -95,7 +106,11 @@ class FilesPanel(tk.Toplevel):
         self.remote_dir = ""
         self._listing_req = None
         self._workers = []
-        self._bars = {}             # tid -> (frame, label, progressbar)
+        self._bars = {}             # tid -> (frame, label, progressbar, pause button)
+        self._rows = {}             # tid -> the last snapshot row
+        self._gets = {}             # tid -> (paths, local folder, policy) of our gets (to ask again)
+        self._rates = {}            # tid -> (time, bytes, bytes per second)
+        self._last_rate = 0.0
         self._chat_seen = 0
         self._closing = False
         self._worker_error = None   # set by a send worker, shown by the poll
@@ -104,7 +119,7 @@ class FilesPanel(tk.Toplevel):
         self.show_local()
         self.refresh_remote()
         self.protocol("WM_DELETE_WINDOW", self.close)
-        self.after(POLL_MS, self._poll)
+        self._after = self.after(POLL_MS, self._poll)
 
     # ------------------------------------------------------------------ layout
 
@@ -211,15 +226,37 @@ class FilesPanel(tk.Toplevel):
         if not names:
             return self.say("Select files or folders in the partner's folder first.")
         paths = [f"{self.remote_dir}/{n}".lstrip("/") for n in names]
+        self._get(paths, self.local_dir, self._policy())
+
+    def _get(self, paths, local_dir, policy):
         try:
-            self.session.get_files(paths, self.local_dir, self._policy())
+            tid = self.session.get_files(paths, local_dir, policy)
         except Exception as exc:     # the local folder vanished, too many transfers
-            self.say(str(exc))
+            return self.say(str(exc))
+        self._gets[tid] = (paths, local_dir, policy)
+
+    def toggle(self, tid):
+        """Pause or resume one transfer."""
+        row = self._rows.get(tid)
+        if row is None or row["ok"] is True:
+            return
+        if row["direction"] == "send":
+            return self.session.files.pause(tid, not row["paused"])
+        if row["ok"] is None:
+            return self.session.files.cancel(tid, "paused")
+        if tid in self._gets:       # a paused (cancelled) get: ask again; its part is resumed
+            frame = self._bars.pop(tid)[0]
+            frame.destroy()
+            self._get(*self._gets.pop(tid))
+
+    def cancel(self, tid):
+        self._gets.pop(tid, None)
+        self.session.files.cancel(tid, "cancelled by the user")
 
     def cancel_all(self):
         for row in self.session.files.snapshot():
             if row["ok"] is None:
-                self.session.files.cancel(row["tid"], "cancelled by the user")
+                self.cancel(row["tid"])
 
     def send_chat(self):
         text = self.chat_entry.get()
@@ -249,7 +286,7 @@ class FilesPanel(tk.Toplevel):
                 self.say(error)
         finally:
             if not self._closing:
-                self.after(POLL_MS, self._poll)
+                self._after = self.after(POLL_MS, self._poll)
 
     def _poll_listing(self):
         listing = self.session.files.listings.get(self._listing_req)
@@ -262,19 +299,31 @@ class FilesPanel(tk.Toplevel):
                                                  key=lambda r: (r[1] != f.KIND_DIR, r[0].lower())))
 
     def _poll_queue(self):
-        rows = self.session.files.snapshot()
-        done = total = 0
+        rows = [r for r in self.session.files.snapshot()
+                if r["tid"] in self._bars or r["tid"] not in self._rows]   # a resumed get's old row is gone
+        done = total = rate = 0
         for row in rows:
+            self._rows[row["tid"]] = row
+            rate += self._rate(row)
             self._show_row(row)
             done, total = done + row["bytes"], total + row["total"]
         finished = [r for r in rows if r["ok"] is not None]
         self.total_bar.configure(value=(done / total) if total else (1.0 if rows else 0.0))
         self.total_label.configure(text=f"{len(finished)} of {len(rows)} transfers done, "
-                                        f"{human_size(done)} of {human_size(total)}" if rows
-                                   else "Queue empty")
+                                        f"{human_size(done)} of {human_size(total)}"
+                                        f"{time_left(total - done, rate)}" if rows else "Queue empty")
         if any(r["ok"] for r in finished) and self._remote_changed(finished):
             self.refresh_remote()
             self.show_local()
+
+    def _rate(self, row):
+        """Bytes per second of one transfer, smoothed over the polls (0 once it ended)."""
+        now = time.monotonic()
+        then, before, rate = self._rates.get(row["tid"], (now, row["bytes"], 0.0))
+        if now > then:
+            rate = 0.7 * rate + 0.3 * (row["bytes"] - before) / (now - then)
+        self._rates[row["tid"]] = (now, row["bytes"], rate)
+        return rate if row["ok"] is None and not row["paused"] else 0.0
 
     def _remote_changed(self, finished):
         seen = getattr(self, "_finished_seen", 0)
@@ -282,18 +331,28 @@ class FilesPanel(tk.Toplevel):
         return len(finished) > seen
 
     def _show_row(self, row):
-        if row["tid"] not in self._bars:
+        tid = row["tid"]
+        if tid not in self._bars:
             frame = ttk.Frame(self.rows)
             frame.pack(fill="x")
-            label = ttk.Label(frame, width=48)
+            label = ttk.Label(frame, width=56)
             label.pack(side="left")
+            ttk.Button(frame, text="Cancel", width=7, command=lambda: self.cancel(tid)).pack(side="right")
+            pause = ttk.Button(frame, text="Pause", width=7, command=lambda: self.toggle(tid))
+            pause.pack(side="right")
             bar = ttk.Progressbar(frame, maximum=1.0, length=240)
             bar.pack(side="left", fill="x", expand=True)
-            self._bars[row["tid"]] = (frame, label, bar)
-        _frame, label, bar = self._bars[row["tid"]]
+            self._bars[tid] = (frame, label, bar, pause)
+        _frame, label, bar, pause = self._bars[tid]
         arrow = "\u2192" if row["direction"] == "send" else "\u2190"
-        state = {True: "done", False: f"failed: {row['message']}"}.get(row["ok"], row["state"])
-        label.configure(text=f"{arrow} {row['name']}  {human_size(row['bytes'])}  {state}"[:90])
+        resumable = row["ok"] is False and tid in self._gets
+        state = {True: "done", False: "paused" if resumable else f"failed: {row['message']}"}.get(
+            row["ok"], "paused" if row["paused"] else row["state"])
+        rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None else 0.0
+        speed = f"  {human_size(rate)}/s" if rate else ""
+        label.configure(text=f"{arrow} {row['name']}  {human_size(row['bytes'])}{speed}  {state}"[:100])
+        pause.configure(text="Resume" if row["paused"] or resumable else "Pause",
+                        state="normal" if row["ok"] is None or resumable else "disabled")
         bar.configure(value=row["bytes"] / row["total"] if row["total"] else
                       (1.0 if row["ok"] else 0.0))
 
@@ -314,6 +373,7 @@ class FilesPanel(tk.Toplevel):
         """Close the panel (transfers go on with the session). Joins the send workers briefly:
         each only walks a folder and posts an offer."""
         self._closing = True
+        self.after_cancel(self._after)
         for worker in self._workers:
             worker.join(2.0)
         self.destroy()
