@@ -5,6 +5,7 @@ import struct
 import unittest
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol import files
 from tagio.protocol import session as m
 from tests.golden import GoldenVectors, regenerate_if_asked
 
@@ -33,6 +34,8 @@ SAMPLES = [
         "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
         "0000000c4944415478da63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")),
     m.Clipboard(m.CLIP_TEXT, b"", 300_000),           # "your partner copied 300 KB": too big to share
+    m.Files(files.End(3)),
+    m.Chat("hello ✓"),
 ]
 
 

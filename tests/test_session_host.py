@@ -15,12 +15,12 @@ import threading
 import time
 import unittest
 
-from tagio.protocol.version import CLIPBOARD, SESSION_CAPABILITIES
+from tagio.protocol.version import CAP_FILES, CLIPBOARD, SESSION_CAPABILITIES
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "test-pw-42"
-# A host that does not share a clipboard (as these stand-alone HostSessions) offers no clipboard bits.
-NO_CLIPBOARD = SESSION_CAPABILITIES & ~CLIPBOARD
+# A host with no clipboard link and no files folder (as these stand-alone HostSessions) offers neither.
+NO_CLIPBOARD = SESSION_CAPABILITIES & ~CLIPBOARD & ~CAP_FILES
 HOST_ID, VIEWER_ID = "111111111", "222222222"
 
 TARGET = r"""

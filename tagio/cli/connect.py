@@ -3,7 +3,8 @@
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
 prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
-or until Ctrl+C. A `--script` of input (script.py) plays once the first frame is on screen, and
+or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat from the partner is printed.
+A `--script` of input (script.py) plays once the first frame is on screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
 """
@@ -38,7 +39,8 @@ def _ask_password(args):
 
 
 class ViewerWatch:
-    """Collects the ViewerSession's events: why the session ended, if it ended on its own."""
+    """Collects the ViewerSession's events: why the session ended, if it ended on its own; prints
+    the partner's chat lines."""
 
     ENDED = ("closed", "error")
 
@@ -50,6 +52,8 @@ class ViewerWatch:
     def __call__(self, name, **fields):
         if name == "clipboard_notice" and self.out is not None:
             self.out.event("clipboard_notice", fields.get("message", ""), message=fields.get("message"))
+        if name == "chat" and self.out is not None:
+            self.out.event("chat", f"chat: {fields['text']}", message=fields["text"])
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
@@ -75,6 +79,11 @@ def _view(args, out, stop, conn, script) -> int:
     watch = ViewerWatch(out)
     session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
     session.start()
+    for line in getattr(args, "chat", None) or []:
+        try:
+            session.send_chat(line)
+        except ValueError as exc:
+            raise ConfigError(f"--chat: {exc}") from None
     started = time.monotonic()
     player = start_script(session, script, stop) if script else None
     deadline = None if args.duration is None else time.monotonic() + args.duration

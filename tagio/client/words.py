@@ -29,6 +29,7 @@ from tagio.crypto.identity import format_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError, TransportTimeout,
                           WrongPasswordError)
+from tagio.session.files_names import FileRefused
 
 # The command line's exit statuses (tagio-gui --help lists them).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_RELAY, EXIT_GONE = 0, 1, 2, 3, 4, 5
@@ -96,6 +97,7 @@ ERRORS = {
                           "Could not reach {desk}, not even through the relay.",
                           "Check your network and the relay address in Settings."),
     ConfigError: Words("usage", EXIT_USAGE, "Cannot connect", "{detail}"),
+    FileRefused: Words("files", EXIT_ERROR, "File transfer failed", "{detail}"),
     TagioError: Words("error", EXIT_ERROR, "Connection failed", "The connection failed."),
     OSError: Words("network", EXIT_ERROR, "Network problem", "A network error stopped the connection.",
                    "Check your connection and the relay address."),

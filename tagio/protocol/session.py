@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol.version import SESSION_CAPABILITIES, SESSION_VERSION, check_peer_version
+from tagio.protocol import files as file_messages
 
 PROTOCOL_VERSION = SESSION_VERSION  # the older name, kept for callers that still use it
 MAX_MESSAGE = 1 << 20           # one SecureChannel record (docs/interfaces.md)
@@ -407,9 +408,35 @@ class Bye(_Text):
     text: str = ""
 
 
+@dataclass
+class Files:
+    """Either way: one file-transfer message (tagio.protocol.files), decoded with its own table."""
+    msg: object
+
+    def _pack(self) -> bytes:
+        return file_messages.encode(self.msg)
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        return cls(file_messages.decode(body))
+
+
+MAX_CHAT = 4096                 # bytes of UTF-8 in one Chat message
+
+
+@dataclass
+class Chat(_Text):
+    """Either way: one chat line typed by a person."""
+    text: str
+    LIMIT = MAX_CHAT
+
+
+FILES_CODE, CHAT_CODE = 40, 41  # a range of their own, away from the screen and input messages
+
 MESSAGE_TYPES = {
     1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
     9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
+    FILES_CODE: Files, CHAT_CODE: Chat,
 }
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 

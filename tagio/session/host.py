@@ -15,6 +15,10 @@ Theory of operation. Five threads, joined by bounded queues, stopped by one Even
   receive  reads the channel and dispatches through a table: FrameAck returns a credit; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
+  files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
+           queues it behind the frames, at most files.WINDOW chunks at a time, so a frame never
+           waits behind more than that while a transfer runs. Files are allowed only with
+           `files_dir` (the one folder a viewer may list, fetch from and write to); chat always.
 
 Clipboard (tagio.session.clipboard_sync): unless the session is view-only or `clipboard` is False,
 a ClipboardLink watches this machine's clipboard and sends its changes, and the viewer's Clipboard
@@ -34,10 +38,12 @@ from PIL import Image
 
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
-from tagio.protocol.version import CLIPBOARD
+from tagio.protocol.version import CAP_FILES, CLIPBOARD
 from tagio.session import tiles as t
+from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
+from tagio.session.files import FileEngine
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -87,7 +93,7 @@ def bye_text(exc):
 
 class HostSession:
     def __init__(self, channel, *, monitor=1, view_only=False, fps_cap=30, quality=75, on_event=None,
-                 display=None, clipboard=True):
+                 display=None, clipboard=True, files_dir=None):
         self.channel = channel
         self.clipboard = None       # ClipboardLink while the clipboard is shared
         self._clipboard_wanted = clipboard
@@ -112,6 +118,9 @@ class HostSession:
         self._moving = False
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
+        self.files = FileEngine(lambda msg: self._queue(m.Files(msg)), root=files_dir, first_tid=1,
+                                on_event=self.on_event)
+        self.chat = ChatLog()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -125,6 +134,7 @@ class HostSession:
         w.spawn("send", self._send_loop)
         w.spawn("receive", self._receive_loop)
         w.spawn("inject", self._inject_loop)
+        w.spawn("files", lambda: self.files.pump(w.stopping))
 
     def _open_injector(self):
         try:
@@ -135,9 +145,14 @@ class HostSession:
 
     def _capabilities(self):
         """What this session offers the viewer: no clipboard bits unless the clipboard is shared
-        (view-only, or switched off), so the viewer does not even send its own."""
+        (view-only, or switched off), so the viewer does not even send its own; files only with a
+        files folder."""
         offered = m.SESSION_CAPABILITIES
-        return offered if self.clipboard is not None else offered & ~CLIPBOARD
+        if self.clipboard is None:
+            offered &= ~CLIPBOARD
+        if self.files.root is None:             # no files folder: nothing to list, fetch or write
+            offered &= ~CAP_FILES
+        return offered
 
     def _open_clipboard(self):
         from tagio.session.clipboard_sync import ClipboardLink
@@ -175,6 +190,12 @@ class HostSession:
         stopping). Raises LocalProtocolError over MAX_CLIPBOARD: never a silent truncation."""
         self._queue(m.Clipboard.of_text(text))
 
+    def send_chat(self, text):
+        """Send one chat line to the viewer (any thread). Raises ValueError for an empty or huge line."""
+        for piece in chat_pieces(text):
+            self._queue(m.Chat(piece))
+        self.chat.add("me", text)
+
     @property
     def running(self):
         return not self._workers.stopping.is_set()
@@ -186,6 +207,7 @@ class HostSession:
         self._close_channel()
 
     def _close_channel(self):
+        self.files.close()
         with self._credit:
             self._credit.notify_all()
         try:
@@ -414,6 +436,7 @@ class HostSession:
                 return
             self.channel.send(data)
             self.stats["bytes"] += len(data)
+            self.files.sent(data)
             if data[0] == 2 and data[5] & m.FINAL:      # Frame type code, flags byte after frame id
                 self._count_frame()
 
@@ -470,6 +493,13 @@ class HostSession:
             self.clipboard.received(msg)    # not in view-only: then there is no link
         self.on_event("clipboard", text=msg.text)
 
+    def _on_files(self, msg):
+        self.files.handle(msg.msg)
+
+    def _on_chat(self, msg):
+        self.chat.add("partner", msg.text)
+        self.on_event("chat", text=msg.text)
+
     def _on_bye(self, msg):
         self.on_event("closed", reason=msg.text or "viewer left")
         self._workers.stop()
@@ -478,7 +508,7 @@ class HostSession:
     _HANDLERS = {
         m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
         m.Text: _on_input, m.SetQuality: _on_quality, m.SelectMonitor: _on_select_monitor,
-        m.Clipboard: _on_clipboard, m.Bye: _on_bye,
+        m.Clipboard: _on_clipboard, m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat,
     }
 
     # -- inject ------------------------------------------------------------------------------

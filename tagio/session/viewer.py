@@ -8,7 +8,11 @@ Theory of operation. Three threads, stopped by one Event (tagio.session.workers)
   decode   turns each rectangle into a PIL image, pastes it into `framebuffer` (under a lock) and
            posts it to `updates`; after the FINAL part it acknowledges the frame.
   send     the only writer of the channel while the session runs: takes input and acknowledgements
-           from the outbox (tagio.session.outbox) and sends them, input first.
+           from the outbox (tagio.session.outbox) and sends them, input first, files last.
+  files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
+           posts it to the outbox, at most files.WINDOW chunks ahead of the sender. The viewer takes
+           only the files it asked for (get_files); send_files offers ours to the host, which
+           accepts them only if it allows a files folder. Chat lines go both ways.
 
 The send_* methods and displayed() are called by the front end (the Tk thread) and only encode a
 message and put it in the bounded outbox: they never wait on the network, so a congested path cannot
@@ -45,8 +49,10 @@ from PIL import Image
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError, TransportTimeout
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.session.outbox import ACK, INPUT, MOVE, Outbox
 from tagio.protocol.version import CAP_CLIPBOARD_TEXT, agree as agree_capabilities
+from tagio.session.chat import ChatLog, chat_pieces
+from tagio.session.files import FileEngine
+from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -58,6 +64,7 @@ MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us
                         # rectangles do not overlap: at most one; 4096 full-screen images ~ 500 GB)
 BYE_TIMEOUT = 1.0       # seconds for what was posted, then as much again for the Bye, to go out
 STALL_GRACE = 0.005     # seconds a post waits for room in a full outbox before the path counts as stalled
+FILE_GRACE = 5.0        # ... for a file message (posted by the pump or the receiver, never the Tk thread)
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
@@ -93,6 +100,8 @@ class ViewerSession:
         self._sent_all = threading.Event()     # the sender thread has ended
         self._started = False
         self._workers = Workers("viewer", on_error=self._ended_by_error)
+        self.files = FileEngine(self._post_file, first_tid=2, on_event=self.on_event)
+        self.chat = ChatLog()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -104,6 +113,7 @@ class ViewerSession:
         self._workers.spawn("receive", self._receive_loop)
         self._workers.spawn("decode", self._decode_loop)
         self._workers.spawn("send", self._send_loop)
+        self._workers.spawn("files", lambda: self.files.pump(self._workers.stopping))
 
     def stop(self, reason="viewer closed the session"):
         """Send what was posted, say Bye, stop and join the threads. Never raises; join() reports
@@ -162,6 +172,7 @@ class ViewerSession:
         self.on_event(event.name, **ev.fields(event))
 
     def _close_channel(self):
+        self.files.close()
         try:
             self.channel.close()
         except Exception:       # already closed / transport gone
@@ -239,6 +250,25 @@ class ViewerSession:
     def set_quality(self, quality, fps_cap=0):
         self._post_input(m.SetQuality(int(quality), int(fps_cap)))
 
+    def send_chat(self, text):
+        """One chat line to the host. Raises ValueError for an empty or huge line."""
+        for piece in chat_pieces(text):
+            self._post_input(m.Chat(piece), FILE)
+        self.chat.add("me", text)
+
+    def send_files(self, paths, dest="", policy=0):
+        """Offer local files/folders to the host (into folder `dest` of its files folder); the
+        transfer ids. Walks the folders: call it from a worker, not the Tk thread. Raises FileRefused."""
+        return self.files.send_paths(paths, dest, policy)
+
+    def get_files(self, paths, local_dir, policy=0):
+        """Ask the host for `paths` (relative to its files folder) into `local_dir`; the transfer id."""
+        return self.files.fetch(paths, local_dir, policy)
+
+    def _post_file(self, msg):
+        if not self._outbox.put(m.encode(m.Files(msg)), FILE, grace=FILE_GRACE):
+            self._stalled()
+
     def _ack(self, frame_id):
         self._post_input(m.FrameAck(frame_id), ACK)
 
@@ -249,6 +279,7 @@ class ViewerSession:
             while (batch := self._outbox.take()) is not None:
                 for data in batch:
                     self.channel.send(data)
+                    self.files.sent(data)
         finally:
             self._sent_all.set()
 
@@ -293,6 +324,13 @@ class ViewerSession:
         self._post(event)
         self._notify(event)
 
+    def _on_files(self, msg):
+        self.files.handle(msg.msg)
+
+    def _on_chat(self, msg):
+        self.chat.add("partner", msg.text)
+        self.on_event("chat", text=msg.text)
+
     def _on_bye(self, msg):
         self._outbox.abandon()
         self._closed(msg.text or "host ended the session")
@@ -301,7 +339,8 @@ class ViewerSession:
         self._close_channel()
 
     _HANDLERS = {m.Hello: _on_hello, m.Frame: _on_frame, m.Cursor: _on_cursor,
-                 m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard, m.Bye: _on_bye}
+                 m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard, m.Bye: _on_bye,
+                 m.Files: _on_files, m.Chat: _on_chat}
 
     # -- decode ------------------------------------------------------------------------------
     def _decode_loop(self):
