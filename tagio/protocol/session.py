@@ -333,9 +333,46 @@ class Bye(_Text):
     text: str = ""
 
 
+@dataclass
+class Ping(_Fixed):
+    """Either way: "are you there?" Sent by a side that heard nothing for a while (heartbeat.py);
+    the partner answers with Pong carrying the same number."""
+    nonce: int
+    FORMAT = "I"
+    FIELDS = ("nonce",)
+
+
+@dataclass
+class Pong(_Fixed):
+    """Either way: the answer to Ping(nonce)."""
+    nonce: int
+    FORMAT = "I"
+    FIELDS = ("nonce",)
+
+
+ADMISSION_PENDING = 1       # the host's user is being asked; the viewer shows "waiting..."
+ADMISSION_ADMITTED = 2      # the session starts: Hello follows
+ADMISSION_STATES = (ADMISSION_PENDING, ADMISSION_ADMITTED)
+
+
+@dataclass
+class Admission(_Fixed):
+    """Host -> viewer, between the handshake and the session: where the host's accept step is.
+    A refusal is a Bye instead ("the partner declined ...")."""
+    state: int
+    FORMAT = "B"
+    FIELDS = ("state",)
+
+    def validate(self):
+        _need(self.state in ADMISSION_STATES, f"unknown admission state {self.state}")
+
+
+# Ping, Pong and Admission take codes far from the others so that messages added in parallel
+# (clipboard, keyboard, files) can keep numbering from 14 without a clash.
 MESSAGE_TYPES = {
     1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
     9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
+    64: Ping, 65: Pong, 66: Admission,
 }
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 

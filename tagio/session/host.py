@@ -1,6 +1,6 @@
 """The host side of a session: screen -> change detection -> encode -> channel, and input back.
 
-Theory of operation. Five threads, joined by bounded queues, stopped by one Event:
+Theory of operation. Six threads, joined by bounded queues, stopped by one Event:
 
   capture  waits for a flow-control credit (at most MAX_IN_FLIGHT frames unacknowledged), paces to
            the fps cap on a fixed time grid, grabs with mss and finds changed 64x64 tiles. Where the
@@ -15,6 +15,7 @@ Theory of operation. Five threads, joined by bounded queues, stopped by one Even
   receive  reads the channel and dispatches through a table: FrameAck returns a credit; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
+  heartbeat  pings a silent viewer and ends the session when it stays silent (heartbeat.py).
 
 Pull-based flow control means a slow link or slow viewer lowers the frame rate; no queue grows.
 JPEG quality adapts: it drops when acks come back slowly and recovers towards the requested quality.
@@ -33,6 +34,7 @@ from tagio.protocol import session as m
 from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
+from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -104,6 +106,7 @@ class HostSession:
         self._moving = False
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
+        self._heartbeat = Heartbeat()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -115,6 +118,8 @@ class HostSession:
         w.spawn("send", self._send_loop)
         w.spawn("receive", self._receive_loop)
         w.spawn("inject", self._inject_loop)
+        self._heartbeat.heard()
+        w.spawn("heartbeat", lambda: self._heartbeat.run(w.stopping, self._offer))
 
     def _open_injector(self):
         try:
@@ -320,6 +325,14 @@ class HostSession:
     def _queue(self, msg):
         self._workers.put(self._send_q, m.encode(msg))
 
+    def _offer(self, msg):
+        """Queue a heartbeat message without waiting: a full send queue means the path is stuck,
+        and the heartbeat's own silence check ends the session then."""
+        try:
+            self._send_q.put_nowait(m.encode(msg))
+        except queue.Full:
+            pass
+
     # -- encode ------------------------------------------------------------------------------
     def _encode_loop(self):
         while True:
@@ -392,6 +405,7 @@ class HostSession:
     def _receive_loop(self):
         while not self._workers.stopping.is_set():
             msg = m.decode(self.channel.recv())
+            self._heartbeat.heard()
             handler = self._HANDLERS.get(type(msg))
             if handler is None:
                 raise RemoteProtocolError(f"viewer sent a host-only message: {type(msg).__name__}")
@@ -438,8 +452,14 @@ class HostSession:
         self._workers.stop()
         self._close_channel()
 
+    def _on_ping(self, msg):
+        self._offer(answer(msg))
+
+    def _on_pong(self, msg):
+        pass            # heard() already noted it
+
     _HANDLERS = {
-        m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
+        m.Ping: _on_ping, m.Pong: _on_pong, m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
         m.Text: _on_input, m.SetQuality: _on_quality, m.SelectMonitor: _on_select_monitor,
         m.Clipboard: _on_clipboard, m.Bye: _on_bye,
     }

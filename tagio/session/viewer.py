@@ -1,12 +1,13 @@
 """The viewer side of a session: channel -> decode -> framebuffer + display updates; input -> channel.
 
-Theory of operation. Two threads, stopped by one Event:
+Theory of operation. Three threads, stopped by one Event:
 
   receive  reads the channel, decodes messages and dispatches through a table; Frame parts go to the
            decode queue (bounded: when it is full the receiver waits, and because the host needs our
            FrameAck before it captures again, the whole pipeline slows down instead of buffering).
   decode   turns each rectangle into a PIL image, pastes it into `framebuffer` (under a lock) and
            posts it to `updates`; after the FINAL part it sends FrameAck.
+  heartbeat  pings a silent host and ends the session when it stays silent (heartbeat.py).
 
 A display that draws (the Tk window) calls `attach_display()`; from then on a frame is acknowledged
 only when the display reports it drawn with `displayed(frame_id)` (or `displayed()` after a redraw
@@ -42,6 +43,7 @@ from PIL import Image
 
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
+from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -78,11 +80,15 @@ class ViewerSession:
         self._unshown = []              # frame ids decoded, waiting for the display to draw them
         self._unshown_since = 0.0       # when the display last drew, or the first of those arrived
         self._workers = Workers("viewer", on_error=self._ended_by_error)
+        self._heartbeat = Heartbeat()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
         self._workers.spawn("receive", self._receive_loop)
         self._workers.spawn("decode", self._decode_loop)
+        self._heartbeat.heard()
+        self._workers.spawn("heartbeat", lambda: self._heartbeat.run(
+            self._workers.stopping, lambda msg: self._send(msg, quiet=True)))
 
     def stop(self, reason="viewer closed the session"):
         """Say Bye, stop and join both threads. Never raises; join() reports a failure."""
@@ -175,6 +181,7 @@ class ViewerSession:
     def _receive_loop(self):
         while not self._workers.stopping.is_set():
             data = self.channel.recv()
+            self._heartbeat.heard()
             self.stats["bytes"] += len(data)
             msg = m.decode(data)
             handler = self._HANDLERS.get(type(msg))
@@ -210,7 +217,13 @@ class ViewerSession:
         self._workers.stop()
         self._close_channel()
 
-    _HANDLERS = {m.Hello: _on_hello, m.Frame: _on_frame, m.Cursor: _on_cursor,
+    def _on_ping(self, msg):
+        self._send(answer(msg), quiet=True)
+
+    def _on_pong(self, msg):
+        pass            # heard() already noted it
+
+    _HANDLERS = {m.Ping: _on_ping, m.Pong: _on_pong, m.Hello: _on_hello, m.Frame: _on_frame, m.Cursor: _on_cursor,
                  m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard, m.Bye: _on_bye}
 
     # -- decode ------------------------------------------------------------------------------
