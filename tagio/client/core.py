@@ -150,9 +150,9 @@ class Client:
 
     # ------------------------------------------------------------------ the two sides
 
-    def connect(self, partner_id, password, timeout=15.0) -> ViewerConnection:
-        """See Viewing.connect."""
-        return self.viewing.connect(partner_id, password, timeout)
+    def connect(self, partner_id, password, timeout=15.0, **options) -> ViewerConnection:
+        """See Viewing.connect (options: on_waiting, cancelled)."""
+        return self.viewing.connect(partner_id, password, timeout, **options)
 
     @property
     def one_time_password(self) -> str:

@@ -11,7 +11,11 @@ Theory of operation. `connect(partner_id, password)`:
    each of them uses this one secret through crypto.handshake.viewer_handshake_secret;
 4. races the paths (net.connect.establish via paths.py) with our direct listener, so UDP punching and
    connection reversal work; one wrong password ends the whole race (one guess per connect);
-5. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
+5. waits for the host's accept step (admission.py): "waiting for your partner" is reported once
+   through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
+   gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
+   too many attempts) says so on the relay path and its PartnerRefused ends the race (refusal.py);
+6. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
    ViewerSession, and remembers the partner in the recent list.
 
 `Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
@@ -24,7 +28,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from tagio.client.admission import ConnectCancelled, await_admission
 from tagio.client.paths import check_peer, establish_channel
+from tagio.client.refusal import RefusalAware
 from tagio.crypto import kdf
 from tagio.crypto.identity import normalize_id
 from tagio.errors import ConfigError, RelayError
@@ -57,10 +63,13 @@ class Viewing:
     def __init__(self, client):
         self.client = client
 
-    def connect(self, partner_id, password, timeout=15.0) -> ViewerConnection:
-        """Authenticate to partner_id with password. Raises ConfigError (bad ID/password format),
-        RelayError (unreachable, unknown_id, offline, rate_limited), WrongPasswordError,
-        TransportError/TransportTimeout (no path), IdentityError (relay gave a mismatched key)."""
+    def connect(self, partner_id, password, timeout=15.0, *, on_waiting=None,
+                cancelled=None) -> ViewerConnection:
+        """Authenticate to partner_id with password and wait until the host admits us. Raises
+        ConfigError (bad ID/password format), RelayError (unreachable, unknown_id, offline,
+        rate_limited), WrongPasswordError, PartnerRefused (busy, rate_limited, declined),
+        ConnectCancelled (`cancelled` was set), TransportError/TransportTimeout (no path),
+        IdentityError (relay gave a mismatched key)."""
         partner = self._check_input(partner_id, password)
         relay, relay_error = self._relay_or_error(timeout)
         started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
@@ -68,11 +77,15 @@ class Viewing:
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
         secret = kdf.password_secret(password, partner)     # once per connect, not once per path
         from tagio.crypto.handshake import viewer_handshake_secret
-        handshake = functools.partial(viewer_handshake_secret, secret=secret, viewer_id=self.client.id,
-                                      host_id=partner, session_id=session_id, timeout=timeout)
-        channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
-                                    timeout=timeout)
+        shake = functools.partial(viewer_handshake_secret, secret=secret, viewer_id=self.client.id,
+                                  host_id=partner, session_id=session_id, timeout=timeout)
+        channel = establish_channel(peer, relay, lambda stream: shake(RefusalAware(stream)),
+                                    listener=self.client.listener, timeout=timeout)
         connect_ms = (time.monotonic() - started) * 1000.0
+        if cancelled is not None and cancelled.is_set():
+            channel.close()
+            raise ConnectCancelled("the connection was cancelled")
+        await_admission(channel, on_waiting=on_waiting, cancelled=cancelled)
         self._remember(partner)
         return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
                                 session_id)

@@ -6,6 +6,8 @@ three tables and returns a `Said`:
 
     ERRORS          error class -> Words, looked up along the exception's MRO (most specific first);
                     anything that is not listed is a bug and reads as an internal error
+    REFUSALS        PartnerRefused.code -> Words: why the partner's desk would not take us (busy,
+                    too many attempts, declined by the person there)
     RELAY_CODES     RelayError.code -> Words: every code the relay sends (relay/), plus the two the
                     client makes itself (unreachable, auth_required); an unknown code shows the
                     relay's own text, which the protocol writes for people
@@ -25,6 +27,8 @@ prints `line` and uses `kind` and `status`.
 import re
 from dataclasses import dataclass
 
+from tagio.client.admission import ConnectCancelled
+from tagio.client.refusal import PartnerRefused
 from tagio.crypto.identity import format_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError, TransportTimeout,
@@ -81,6 +85,8 @@ ERRORS = {
     WrongPasswordError: Words("wrong_password", EXIT_AUTH, "Wrong password", "Wrong password.",
                               "Ask your partner for the password shown on their screen now "
                               "(it changes after a failed attempt)."),
+    ConnectCancelled: Words("cancelled", EXIT_INTERRUPTED, "Cancelled", "The connection was cancelled."),
+    PartnerRefused: None,                               # by code: REFUSALS
     IdentityError: Words("identity", EXIT_AUTH, "Identity check failed",
                          "The partner's ID does not match its key, so the connection was stopped.",
                          lead=True),
@@ -101,6 +107,17 @@ ERRORS = {
                    "Check your connection and the relay address."),
 }
 UNEXPECTED = Words("internal", EXIT_ERROR, "Unexpected error", INTERNAL, "Please try again.")
+
+
+REFUSALS = {
+    "busy": Words("busy", EXIT_GONE, "Partner busy", "{Desk} is busy with other connections.",
+                  "Try again in a minute."),
+    "rate_limited": Words("partner_rate_limited", EXIT_AUTH, "Too many attempts",
+                          "{Desk} refuses this desk for a minute after too many attempts.",
+                          "Wait a minute, then try again with the password shown there now."),
+    "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+}
+UNKNOWN_REFUSAL = Words("refused", EXIT_AUTH, "Refused", "{Desk} refused the connection.")
 
 
 def _relay(kind, sentence, advice=""):
@@ -171,6 +188,7 @@ ENDINGS = (
     ("viewer left", PARTNER_ENDED),
     ("the partner ended the session", PARTNER_ENDED),
     ("the partner declined", "Your partner declined."),
+    ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
     ("protocol error", PROTOCOL),
     ("unknown session message", PROTOCOL),
@@ -216,6 +234,8 @@ def words_for(exc: BaseException) -> Words:
     """The table entry for `exc`."""
     if isinstance(exc, RelayError):
         return RELAY_CODES.get(exc.code, UNKNOWN_RELAY_CODE)
+    if isinstance(exc, PartnerRefused):
+        return REFUSALS.get(exc.code, UNKNOWN_REFUSAL)
     if isinstance(exc, SecureChannelError):
         return CHANNEL_CAUSES.get(getattr(exc, "cause", None), CHANNEL_OTHER)
     for cls in type(exc).__mro__:
