@@ -551,9 +551,16 @@ class RelayAppTest(RelayCase):
         self.pump(lambda: self.app.home.password_var.get() == before, "password shown")
         with self.assertRaises(WrongPasswordError):
             viewer.connect(self.app.client.id, "not-the-password")
+        # A typo keeps the password (the notice says how many tries are left) ...
+        self.pump(lambda: "2 more tries" in self.app.home.notice_var.get(), "notice", 20)
+        self.assertEqual(self.app.home.password_var.get(), before)
+        for _ in range(2):
+            with self.assertRaises(WrongPasswordError):
+                viewer.connect(self.app.client.id, "not-the-password")
+        # ... and the third wrong try replaces it.
         self.pump(lambda: self.app.home.password_var.get() != before, "new password shown", 20)
         self.assertEqual(self.app.home.password_var.get(), self.app.client.one_time_password)
-        self.pump(lambda: "wrong password" in self.app.home.notice_var.get(), "notice", 20)
+        self.pump(lambda: "new one-time password" in self.app.home.notice_var.get(), "notice", 20)
 
     def test_incoming_connection_prompt_indicator_and_disconnect(self):
         from tagio.ui.prompts import AcceptPrompt, ControlledIndicator

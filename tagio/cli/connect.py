@@ -2,7 +2,8 @@
 
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
-prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
+says so while the partner's user is asked to accept ("waiting"; Ctrl+C then cancels and closes
+the partner's prompt), prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
 or until Ctrl+C. A `--script` of input (script.py) plays once the first frame is on screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
@@ -16,6 +17,7 @@ import time
 
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
+from tagio.client import words
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, TagioError
 
@@ -60,11 +62,19 @@ def run_connect(args, out, stop) -> int:
     password = _ask_password(args)
     client = make_client(args, out, direct_bind=args.direct_bind)
     with running(client):
-        conn = client.connect(partner, password, timeout=args.timeout)
+        conn = client.connect(partner, password, timeout=args.timeout, cancelled=stop,
+                              on_waiting=lambda: _waiting(out, stop, partner))
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
         return _view(args, out, stop, conn, script)
+
+
+def _waiting(out, stop, partner):
+    """The host's user is being asked. From here Ctrl+C cancels through `stop` (the connect
+    watches it), so the partner's prompt closes at once."""
+    stop.polling = True
+    out.event("waiting", f"{words.WAITING} (Ctrl+C cancels)", peer=partner)
 
 
 def _view(args, out, stop, conn, script) -> int:

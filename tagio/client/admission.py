@@ -183,6 +183,9 @@ def await_admission(channel, *, on_waiting=None, cancelled=None, clock=None):
         if why:
             raise why[0] from None
         raise
+    except BaseException:        # Ctrl+C on the command line: the host's prompt must close too
+        channel.close()
+        raise
     finally:
         done.set()
         dog.join()

@@ -197,6 +197,21 @@ ENDINGS = (
     ("internal error", "Something went wrong inside TagIO (internal error)."),
 )
 
+# What the connect flow says while it runs (the window's status line, the command line's events).
+WAITING = "Waiting for your partner to accept..."
+CANCELLED_BY_YOU = "Connection cancelled."
+PARTNER_GAVE_UP = "Desk {desk} gave up before you answered."
+WRONG_GUESS = "Desk {desk} tried a wrong password ({left} more tries with this password)."
+WRONG_GUESS_LAST = "Desk {desk} tried a wrong password; a new one-time password was made."
+
+
+def wrong_guess(desk: str, tries_left: int) -> str:
+    """The host's notice after a wrong password: tries left, or that the password was replaced."""
+    if tries_left:
+        return WRONG_GUESS.format(desk=desk, left=tries_left)
+    return WRONG_GUESS_LAST.format(desk=desk)
+
+
 _RELAY_PREFIX = re.compile(r"^(relay \S+ is unreachable: )?(cannot reach (the )?relay \S+: )?", re.I)
 
 

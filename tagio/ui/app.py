@@ -14,9 +14,11 @@ posting its result as an event ("work_done" carries run_in_worker's callback).  
 a tracked thread that close() joins; an unexpected exception in one is kept and re-raised
 by close() (after the user has seen a message).
 
-Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) -> IN_SESSION (ViewerWindow)
-               -> back to IDLE when the window closes or the partner goes; any error shows
-               one MessageDialog and returning from it is IDLE again.
+Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) [-> WAITING while the partner's
+               user is asked] -> IN_SESSION (ViewerWindow) -> back to IDLE when the window
+               closes or the partner goes; any error shows one MessageDialog and returning
+               from it is IDLE again. Cancel (CONNECTING or WAITING) returns to IDLE at once:
+               the connect's `cancelled` Event tells the core, whose late result is dropped.
 Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
                shows the always-on-top ControlledIndicator; its Disconnect ends the session.
 Quitting:      the window's close box quits at once when no session is active; while this
@@ -32,6 +34,7 @@ import threading
 
 from tagio import __version__
 from tagio.client import words
+from tagio.client.admission import CANCELLED
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
@@ -65,6 +68,7 @@ class App:
         self._poll_id = None
         self._feedback_ids = {}     # button -> its pending "Copied" reset, cancelled by close()
         self.partner_id = None
+        self._cancel = None         # the running connect's cancel Event
         self.viewer = self.viewer_window = self.viewer_path = None
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
@@ -79,7 +83,7 @@ class App:
     def _callbacks(self):
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
                 "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
-                "pick": self.connect_clicked}
+                "pick": self.connect_clicked, "cancel": self.cancel_clicked}
 
     def _make_client(self):
         return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
@@ -171,6 +175,7 @@ class App:
                 if handler is not None:
                     self._guarded(handler, self, **fields)
             self._check_viewer()
+            self._close_withdrawn_prompts()
             self.refresh()
         finally:
             if not self._closing.is_set():
@@ -251,22 +256,44 @@ class App:
             self.machine.handle(HomeEvent.PASSWORD_CANCELLED)
             return
         self.machine.handle(HomeEvent.PASSWORD_GIVEN)
-        self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026")
-        self._spawn(self._connect_worker, self.partner_id, password, name="connect")
+        self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026",
+                           cancellable=True)
+        self._cancel = threading.Event()
+        self._spawn(self._connect_worker, self.partner_id, password, self._cancel, name="connect")
 
-    def _connect_worker(self, partner_id, password):
+    def cancel_clicked(self):
+        """Cancel while connecting or waiting for the partner: home at once; the worker's late
+        result is dropped (its session stopped), and the partner's prompt closes."""
+        if not self.machine.can(HomeEvent.CANCEL_CLICKED):
+            return
+        self._cancel.set()
+        self.machine.handle(HomeEvent.CANCEL_CLICKED)
+        self.home.set_busy(False)
+        self.home.set_notice(words.CANCELLED_BY_YOU)
+        self.home.partner_entry.focus_set()     # not on the Cancel button that just went away
+
+    def _connect_worker(self, partner_id, password, cancel):
         """Worker thread: authenticate, open and start the viewer session, report back."""
         try:
-            connection = self.client.connect(partner_id, password)
+            connection = self.client.connect(
+                partner_id, password, cancelled=cancel,
+                on_waiting=lambda: self.events.post("connect_waiting", cancel=cancel))
             session = _start_viewer(connection, self._viewer_event)
-        except TagioError as exc:
-            self.events.post("connect_failed", error=exc)
+        except (TagioError, OSError) as exc:
+            self.events.post("connect_failed", error=exc, cancel=cancel)
             return
-        except OSError as exc:
-            self.events.post("connect_failed", error=exc)
-            return
-        if not self.events.post("connect_done", connection=connection, session=session):
-            session.stop()          # the app closed while we were connecting: nobody will show it
+        if cancel.is_set() or not self.events.post("connect_done", connection=connection,
+                                                   session=session, cancel=cancel):
+            session.stop()          # cancelled, or the app closed: nobody will show it
+
+    def _current(self, cancel) -> bool:
+        """The event comes from the connect still shown (not one that was cancelled)."""
+        return cancel is None or (cancel is self._cancel and not cancel.is_set())
+
+    def _on_connect_waiting(self, cancel=None):
+        if self._current(cancel) and self.machine.can(HomeEvent.WAITING):
+            self.machine.handle(HomeEvent.WAITING)
+            self.home.set_busy(True, words.WAITING.replace("...", "\u2026"), cancellable=True)
 
     def _viewer_event(self, name, **fields):
         if name in VIEWER_EVENTS:   # the rest (size, closed...) the session window shows itself
@@ -344,7 +371,10 @@ class App:
 
     # --- viewer session -------------------------------------------------------------------------
 
-    def _on_connect_done(self, connection, session):
+    def _on_connect_done(self, connection, session, cancel=None):
+        if not self._current(cancel):
+            self._spawn(session.stop, name="stop-cancelled")
+            return
         self.viewer, self.viewer_path = session, connection.path
         self.machine.handle(HomeEvent.CONNECTED)
         pid = model.display_id(connection.peer_id)
@@ -358,8 +388,9 @@ class App:
             self._errors.append(exc)
             self._on_failed(exc)
 
-    def _on_connect_failed(self, error):
-        self._on_failed(error)
+    def _on_connect_failed(self, error, cancel=None):
+        if self._current(cancel):
+            self._on_failed(error)
 
     def _on_failed(self, error):
         title, message = model.error_message(error, self.partner_id or "")
@@ -421,6 +452,14 @@ class App:
             request.resolve(accepted)
         self.prompts[request] = AcceptPrompt(self.root, request.peer_id, answered, timeout=request.timeout)
 
+    def _close_withdrawn_prompts(self):
+        """A viewer that gave up (or fell silent) resolved its request: its prompt goes at once."""
+        for request, prompt in list(self.prompts.items()):
+            if request.done:
+                self.prompts.pop(request, None)
+                if _exists(prompt):
+                    _destroy(prompt)
+
     def _on_session_started(self, peer_id, role="host", path="", **_fields):
         if role != "host" or peer_id in self.indicators:
             return
@@ -438,11 +477,12 @@ class App:
     def _disconnect_clicked(self, _peer_id):
         self._spawn(self.client.end_host_sessions, name="end-host-sessions")
 
-    def _on_auth_failed(self, peer_id, **_fields):
-        self.home.set_notice(f"Desk {model.display_id(peer_id)} tried a wrong password; "
-                             "a new one-time password was made.")
+    def _on_auth_failed(self, peer_id, tries_left=0, **_fields):
+        self.home.set_notice(words.wrong_guess(model.display_id(peer_id), tries_left))
 
     def _on_refused(self, peer_id, reason="", **_fields):
+        if reason == CANCELLED:
+            return self.home.set_notice(words.PARTNER_GAVE_UP.format(desk=model.display_id(peer_id)))
         self.home.set_notice(f"Refused desk {model.display_id(peer_id)}" + (f" ({reason})." if reason else "."))
 
     def _on_incoming(self, peer_id, **_fields):
@@ -454,7 +494,7 @@ class App:
         self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed." + (f" {why}" if why else ""))
 
     def _on_worker_failed(self, error):
-        if self.machine.state is HomeState.CONNECTING:
+        if self.machine.state in (HomeState.CONNECTING, HomeState.WAITING):
             self._on_failed(error)
 
 
@@ -462,6 +502,7 @@ class App:
 HANDLERS = {
     "connect_done": App._on_connect_done,
     "connect_failed": App._on_connect_failed,
+    "connect_waiting": App._on_connect_waiting,
     "worker_failed": App._on_worker_failed,
     "accept_request": App._on_accept_request,
     "session_started": App._on_session_started,

@@ -103,6 +103,8 @@ class HomeWindow(ttk.Frame):
         self.connect_button = ttk.Button(row, text="Connect", style="Accent.TButton",
                                          command=self._connect_clicked)
         self.connect_button.pack(side="left", padx=(theme.GAP, 0))
+        # Shown only while a connect runs or waits for the partner to accept.
+        self.cancel_button = ttk.Button(row, text="Cancel", command=self._action("cancel"))
         # One line under the entry: the inline ID error (red) or what is going on (grey).
         self.message_label = ttk.Label(card, style="Muted.TLabel", wraplength=320, justify="left")
         self.message_label.pack(anchor="w", pady=(4, 0))
@@ -179,10 +181,15 @@ class HomeWindow(ttk.Frame):
         self.id_error_var.set(message or "")
         self._show_message()
 
-    def set_busy(self, busy: bool, text: str = ""):
-        """Disable Connect (and show `text`) while connecting or in a session."""
+    def set_busy(self, busy: bool, text: str = "", cancellable: bool = False):
+        """Disable Connect (and show `text`) while connecting or in a session; `cancellable`
+        shows Cancel next to it."""
         self.connect_button.state(["disabled"] if busy else ["!disabled"])
         self.busy_var.set(text if busy else "")
+        if busy and cancellable:
+            self.cancel_button.pack(side="left", padx=(theme.GAP, 0))
+        else:
+            self.cancel_button.pack_forget()
         self._show_message()
 
     def _show_message(self):

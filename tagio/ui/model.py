@@ -140,6 +140,7 @@ class HomeState(enum.Enum):
     IDLE = "idle"                # ready to connect
     ASKING_PASSWORD = "asking"   # password dialog open
     CONNECTING = "connecting"    # worker thread is connecting
+    WAITING = "waiting"          # connected; the partner's user is being asked to accept
     IN_SESSION = "in_session"    # viewer window open
     ERROR_SHOWN = "error"        # error dialog open; closing it returns to IDLE
 
@@ -148,6 +149,8 @@ class HomeEvent(enum.Enum):
     CONNECT_CLICKED = "connect_clicked"
     PASSWORD_GIVEN = "password_given"
     PASSWORD_CANCELLED = "password_cancelled"
+    WAITING = "waiting"          # the partner is asking its user
+    CANCEL_CLICKED = "cancel_clicked"
     CONNECTED = "connected"
     FAILED = "failed"
     SESSION_ENDED = "session_ended"
@@ -161,6 +164,11 @@ HOME_TRANSITIONS = {
     (_S.ASKING_PASSWORD, _E.PASSWORD_CANCELLED): _S.IDLE,
     (_S.CONNECTING, _E.CONNECTED): _S.IN_SESSION,
     (_S.CONNECTING, _E.FAILED): _S.ERROR_SHOWN,
+    (_S.CONNECTING, _E.WAITING): _S.WAITING,
+    (_S.CONNECTING, _E.CANCEL_CLICKED): _S.IDLE,
+    (_S.WAITING, _E.CONNECTED): _S.IN_SESSION,
+    (_S.WAITING, _E.FAILED): _S.ERROR_SHOWN,
+    (_S.WAITING, _E.CANCEL_CLICKED): _S.IDLE,
     (_S.IN_SESSION, _E.SESSION_ENDED): _S.IDLE,
     (_S.IN_SESSION, _E.FAILED): _S.ERROR_SHOWN,
     (_S.ERROR_SHOWN, _E.ERROR_DISMISSED): _S.IDLE,
@@ -186,6 +194,10 @@ class HomeMachine:
     @property
     def connect_enabled(self) -> bool:
         return self.state is HomeState.IDLE
+
+    @property
+    def cancel_enabled(self) -> bool:
+        return self.state in (HomeState.CONNECTING, HomeState.WAITING)
 
 
 # --- settings form ------------------------------------------------------------------------------
