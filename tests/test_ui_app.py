@@ -469,9 +469,27 @@ class RelayAppTest(RelayCase):
     """The app against a real relay, with a real partner Client."""
 
     def test_unknown_id_shows_clear_error_and_returns_home(self):
+        from tagio.ui.prompts import MessageDialog, PasswordDialog
         self.wait_online()
-        message = self.connect_and_get_error("123 456 789")
+        # The ID is checked before the password is asked: no password dialog at all.
+        self.app.home.partner_var.set("123 456 789")
+        self.press_enter(self.app.home.partner_entry)
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
+        self.assertFalse(self.toplevels(PasswordDialog))
         self.assertIn("No desk with ID 123 456 789", message.message_text)
+        self.assert_back_home(message)
+
+    def test_offline_id_is_told_before_the_password(self):
+        from tagio.ui.prompts import MessageDialog, PasswordDialog
+        self.wait_online()
+        host = self.partner()
+        host_id = host.id
+        host.close()                       # known to the relay, now offline
+        self.app.home.partner_var.set(host_id)
+        self.press_enter(self.app.home.partner_entry)
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
+        self.assertFalse(self.toplevels(PasswordDialog))
+        self.assertIn("is not online", message.message_text)
         self.assert_back_home(message)
 
     def test_wrong_password_shows_clear_error_and_returns_home(self):

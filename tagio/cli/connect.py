@@ -19,9 +19,10 @@ from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
 from tagio.client import words
 from tagio.crypto.identity import format_id, normalize_id
-from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, TagioError
+from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
 FIRST_FRAME_TIMEOUT = 10.0
+RELAY_CHECK_WAIT = 10.0     # how long the ID check waits for our own registration
 
 
 def _ask_password(args):
@@ -59,15 +60,26 @@ def run_connect(args, out, stop) -> int:
     script = load_script(args.script) if args.script else None
     partner = normalize_id(args.partner_id)
     out.partner_id = partner
-    password = _ask_password(args)
     client = make_client(args, out, direct_bind=args.direct_bind)
     with running(client):
+        _check_partner(client, partner, args.timeout)
+        password = _ask_password(args)
         conn = client.connect(partner, password, timeout=args.timeout, cancelled=stop,
                               on_waiting=lambda: _waiting(out, stop, partner))
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
         return _view(args, out, stop, conn, script)
+
+
+def _check_partner(client, partner, timeout):
+    """Known and online? Asked before the password, so nobody types one for a desk that is not
+    there. An unreachable relay is not decided here: the connect says so (or finds the LAN)."""
+    try:
+        client.wait_online(min(timeout, RELAY_CHECK_WAIT))
+    except RelayError:
+        return
+    client.check_partner(partner)
 
 
 def _waiting(out, stop, partner):

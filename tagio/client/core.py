@@ -154,6 +154,10 @@ class Client:
         """See Viewing.connect (options: on_waiting, cancelled)."""
         return self.viewing.connect(partner_id, password, timeout, **options)
 
+    def check_partner(self, partner_id, timeout=5.0) -> str:
+        """See Viewing.check_partner (before the password is asked)."""
+        return self.viewing.check_partner(partner_id, timeout)
+
     @property
     def one_time_password(self) -> str:
         return self.hosting.one_time_password

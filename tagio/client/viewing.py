@@ -2,6 +2,8 @@
 
 Theory of operation. `connect(partner_id, password)`:
 
+0. (before the front end asks for the password) `check_partner` asks the relay whether the ID is
+   known and online (relay Lookup: online / offline / unknown only, rate limited);
 1. checks the input (a partner ID that is not ours, a password that is not blank);
 2. finds the partner: through the relay (ConnectRequest -> PeerInfo, whose key must match the ID), or
    on the LAN when the relay is unreachable or does not know the partner and the partner announces
@@ -33,13 +35,15 @@ from tagio.client.paths import check_peer, establish_channel
 from tagio.client.refusal import RefusalAware
 from tagio.crypto import kdf
 from tagio.crypto.identity import normalize_id
-from tagio.errors import ConfigError, RelayError
+from tagio.errors import ConfigError, RelayError, TagioError
 
 log = logging.getLogger("tagio.client")
 
 LAN_QUERY_WAIT = 1.5        # LAN answers to a query come back within about a second
 RELAY_WAIT_MAX = 10.0       # how long a connect waits for our own registration at most
 LAN_FALLBACK_CODES = ("unknown_id", "offline")   # relay answers after which the LAN may still help
+LOOKUP_TIMEOUT = 5.0
+LOOKUP_CODES = {"offline": "offline", "unknown": "unknown_id"}   # lookup state -> RelayError code
 
 
 @dataclass
@@ -89,6 +93,31 @@ class Viewing:
         self._remember(partner)
         return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
                                 session_id)
+
+    def check_partner(self, partner_id, timeout=LOOKUP_TIMEOUT) -> str:
+        """Before the password is asked: is the partner's ID known and online? Returns the
+        normalised ID, or raises ConfigError (own ID, bad format) or RelayError ("unknown_id",
+        "offline", "rate_limited"). When the relay cannot tell (we are not registered, or the
+        lookup fails) it returns quietly: the connect itself will say what is wrong, and the LAN
+        may still find the partner; so does a partner the relay does not know but the LAN sees."""
+        partner = normalize_id(partner_id)
+        if partner == self.client.id:
+            raise ConfigError("that is this machine's own ID")
+        relay = self.client.current_relay()
+        if relay is None:
+            return partner
+        try:
+            state = relay.lookup(partner, timeout=timeout)
+        except RelayError as exc:
+            if exc.code == "rate_limited":
+                raise
+            return partner
+        except TagioError as exc:
+            log.info("could not look %s up at the relay: %s", partner, exc)
+            return partner
+        if state != "online" and self._find_on_lan(partner, wait=0.0) is None:
+            raise RelayError(LOOKUP_CODES[state], f"ID {partner} is {state}")
+        return partner
 
     def _check_input(self, partner_id, password) -> str:
         partner = normalize_id(partner_id)

@@ -248,12 +248,23 @@ class App:
             return
         self.machine.handle(HomeEvent.CONNECT_CLICKED)
         self.partner_id = digits
-        self.dialog = PasswordDialog(self.root, digits, self._password_given)
+        # The ID is checked (known, online) before the password is asked, in a worker.
+        self.home.set_busy(True, f"Checking {model.display_id(digits)}\u2026")
+        self.run_in_worker(lambda: self.client.check_partner(digits), self._partner_checked)
+
+    def _partner_checked(self, _partner, error):
+        if self.machine.state is not HomeState.ASKING_PASSWORD:
+            return                  # closing meanwhile
+        if error is not None:
+            return self._on_failed(error)
+        self.home.set_busy(False)
+        self.dialog = PasswordDialog(self.root, self.partner_id, self._password_given)
 
     def _password_given(self, password):
         self.dialog = None
         if password is None:
             self.machine.handle(HomeEvent.PASSWORD_CANCELLED)
+            self.home.set_busy(False)
             return
         self.machine.handle(HomeEvent.PASSWORD_GIVEN)
         self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026",

@@ -138,7 +138,7 @@ def controlled_text(peer_id: str) -> str:
 
 class HomeState(enum.Enum):
     IDLE = "idle"                # ready to connect
-    ASKING_PASSWORD = "asking"   # password dialog open
+    ASKING_PASSWORD = "asking"   # the ID is checked, then the password dialog is open
     CONNECTING = "connecting"    # worker thread is connecting
     WAITING = "waiting"          # connected; the partner's user is being asked to accept
     IN_SESSION = "in_session"    # viewer window open
@@ -162,6 +162,7 @@ HOME_TRANSITIONS = {
     (_S.IDLE, _E.CONNECT_CLICKED): _S.ASKING_PASSWORD,
     (_S.ASKING_PASSWORD, _E.PASSWORD_GIVEN): _S.CONNECTING,
     (_S.ASKING_PASSWORD, _E.PASSWORD_CANCELLED): _S.IDLE,
+    (_S.ASKING_PASSWORD, _E.FAILED): _S.ERROR_SHOWN,      # the ID check: unknown or offline
     (_S.CONNECTING, _E.CONNECTED): _S.IN_SESSION,
     (_S.CONNECTING, _E.FAILED): _S.ERROR_SHOWN,
     (_S.CONNECTING, _E.WAITING): _S.WAITING,

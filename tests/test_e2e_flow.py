@@ -1,5 +1,6 @@
-"""End to end, liveness: a partner that vanishes without a FIN is gone within ~10 s on both sides,
-and a refused viewer is told why within a second. Real processes over 127.0.0.1: a relay, the CLI
+"""End to end, the connect flow through the command line: a partner that vanishes without a FIN is
+gone within ~10 s on both sides, a refused viewer is told why within a second, and the partner's ID
+is checked before any password is asked. Real processes over 127.0.0.1: a relay, the CLI
 host on a private Xvfb, CLI viewers; a "vanished" partner is a process stopped with SIGSTOP (its
 kernel still acknowledges TCP, so only an in-channel heartbeat can tell).
 """
@@ -135,6 +136,26 @@ class LivenessTest(unittest.TestCase):
         self.assertEqual(error["kind"], "busy")
         self.assertIn("is busy", error["message"])
         self.assertTrue(all(session.running for session in fillers))
+
+    def test_unknown_id_is_told_before_the_password_is_asked(self):
+        proc = StampedProc([sys.executable, GUI, "--cli", "connect", "123456789", "--json", "--relay",
+                            self.relay_text, "--config-dir", str(self.tmp / "viewer-unknown"),
+                            "--password", "-"], self.env(display=False), stdin_text="")
+        self.addCleanup(self.stop, proc)
+        self.assertEqual(proc.finish(30), 4, proc.stderr)             # EXIT_RELAY, not a password error
+        error = proc.events("error")[-1]
+        self.assertEqual(error["kind"], "unknown_id")
+        self.assertIn("no desk with ID 123 456 789", proc.stderr)
+
+    def test_offline_id_is_told_before_the_password_is_asked(self):
+        host, host_id = self.host("host-offline")
+        host.stop()                                      # known to the relay, now offline
+        proc = StampedProc([sys.executable, GUI, "--cli", "connect", host_id, "--json", "--relay",
+                            self.relay_text, "--config-dir", str(self.tmp / "viewer-offline"),
+                            "--password", "-"], self.env(display=False), stdin_text="")
+        self.addCleanup(self.stop, proc)
+        self.assertEqual(proc.finish(30), 4, proc.stderr)
+        self.assertEqual(proc.events("error")[-1]["kind"], "offline")
 
 
 if __name__ == "__main__":
