@@ -7,6 +7,8 @@ kernel still acknowledges TCP, so only an in-channel heartbeat can tell).
 
 import json
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -156,6 +158,45 @@ class LivenessTest(unittest.TestCase):
         self.addCleanup(self.stop, proc)
         self.assertEqual(proc.finish(30), 4, proc.stderr)
         self.assertEqual(proc.events("error")[-1]["kind"], "offline")
+
+    def test_cli_host_waits_for_a_relay_that_comes_later(self):
+        """A host that starts before its relay (a machine booting before its network) keeps
+        trying, says so, and is registered within 5 s of the relay appearing, even after a long
+        outage (when its backoff has grown to 16-30 s)."""
+        from tests.relay_fixture import run_relay_process
+        from tests.test_e2e import free_port
+        port = free_port(socket.SOCK_STREAM)
+        relay = f"127.0.0.1:{port}"
+        host = StampedProc([sys.executable, GUI, "--cli", "host", "--json", "--relay", relay,
+                            "--config-dir", str(self.tmp / "host-early"), "--direct-bind", "127.0.0.1"],
+                           self.env())
+        self.addCleanup(self.stop, host)
+        retrying = host.wait_for(lambda e: e.get("event") == "relay" and e.get("retrying"),
+                                 what="the host saying it keeps trying")
+        self.assertTrue(retrying["status"].startswith("unreachable"), retrying)
+        host.wait_for(lambda e: e.get("event") == "ready", what="ready line")
+        # A 20 s outage lets the backoff grow (1, 2, 4, 8, 16 s): without probing, the next try
+        # came up to 37 s late. The host must not give up meanwhile.
+        with self.assertRaises(subprocess.TimeoutExpired):
+            host.popen.wait(timeout=max(0.0, retrying["_t"] + 20.0 - time.monotonic()))
+        proc, _ = run_relay_process("--bind", relay)
+        self.addCleanup(_stop_process, proc)
+        back = time.monotonic()
+        online = host.wait_for(lambda e: e.get("event") == "relay" and e.get("status") == "online",
+                               timeout=30, what="the host registered again")
+        took = online["_t"] - back
+        print(f"\n  relay came back: host registered after {took:.1f} s", file=sys.stderr)
+        self.assertLess(took, 5.0)
+
+
+def _stop_process(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except Exception:
+            proc.kill()
+            proc.wait(5)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,16 @@ class Client:
         return "connecting" if self._link is None else self._link.status
 
     @property
+    def relay_retry_in(self):
+        """Seconds until the next attempt to reach an unreachable relay, else None."""
+        return None if self._link is None else self._link.next_retry_in()
+
+    def retry_relay(self):
+        """Try the relay again now (the window's "Retry now")."""
+        if self._link is not None:
+            self._link.retry_now()
+
+    @property
     def lan_peers(self):
         """Partners announcing themselves on this network ([LanPeer]), or None when LAN is off."""
         return None if self.lan is None else self.lan.peers()

@@ -35,6 +35,7 @@ UDP_DISCOVERY_TIMEOUT = 1.5  # one try after registering; punching then has a re
 PROBE_EVERY = 1.0           # seconds between port probes while backing off (+-25 % jitter)
 PROBE_TIMEOUT = 1.0
 COMEBACK_JITTER = 0.5       # at most this long between a probe that answered and registering
+REFUSED = "relay refused"   # how a status names a relay that answered and said no
 
 
 class LinkState(enum.Enum):
@@ -276,7 +277,7 @@ def _identity_refused(exc) -> bool:
 
 def _describe(exc) -> str:
     if isinstance(exc, RelayError):
-        return f"relay refused: {exc.text}"
+        return f"{REFUSED}: {exc.text}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, OSError) and exc.strerror:

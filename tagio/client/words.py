@@ -197,6 +197,11 @@ ENDINGS = (
     ("internal error", "Something went wrong inside TagIO (internal error)."),
 )
 
+# The relay link while the relay is away (the window's status line, the command line host).
+RETRYING_IN = "retrying in {seconds} s"
+HOST_KEEPS_TRYING = ("the relay cannot be reached yet; this desk keeps trying (every few seconds, "
+                     "for ever) and says when it is online")
+
 # What the connect flow says while it runs (the window's status line, the command line's events).
 WAITING = "Waiting for your partner to accept..."
 CANCELLED_BY_YOU = "Connection cancelled."

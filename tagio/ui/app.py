@@ -83,7 +83,8 @@ class App:
     def _callbacks(self):
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
                 "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
-                "pick": self.connect_clicked, "cancel": self.cancel_clicked}
+                "pick": self.connect_clicked, "cancel": self.cancel_clicked,
+                "retry": self.retry_relay}
 
     def _make_client(self):
         return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
@@ -203,7 +204,10 @@ class App:
         address = getattr(client, "relay_address", None)
         address_text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
         lan = getattr(client, "lan_peers", None)
-        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text, lan is not None))
+        retry_in = getattr(client, "relay_retry_in", None)
+        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
+                                                            lan is not None, retry_in))
+        self.home.set_retry(retry_in is not None)
         self.home.set_recent(model.recent_rows(getattr(self.settings, "recent_partners", [])))
         self.home.set_lan(model.lan_rows(lan() if callable(lan) else lan) if lan is not None else None)
 
@@ -315,6 +319,10 @@ class App:
         if self.viewer is not None and isinstance(text, str) and len(text) <= MAX_CLIPBOARD:
             self.root.clipboard_clear()
             self.root.clipboard_append(text)
+
+    def retry_relay(self):
+        """ "Retry now": the relay link stops waiting (it never blocks: it only sets an Event)."""
+        self.client.retry_relay()
 
     def copy_id(self):
         self._copy(self.client.id, self.home.copy_id_button)

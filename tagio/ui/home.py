@@ -131,6 +131,8 @@ class HomeWindow(ttk.Frame):
         bar.pack(fill="x", side="bottom")
         self.status_label = ttk.Label(bar, textvariable=self.status_var, style="Status.idle.TLabel")
         self.status_label.pack(side="left")
+        # Shown only while the relay is unreachable (its countdown is in the status text).
+        self.retry_button = ttk.Button(bar, text="Retry now", command=self._action("retry"))
         self.notice_label = ttk.Label(bar, textvariable=self.notice_var, style="Status.idle.TLabel")
         self.notice_label.pack(side="right")
 
@@ -153,6 +155,13 @@ class HomeWindow(ttk.Frame):
     def set_identity(self, id_text: str, password: str):
         _set(self.id_var, id_text)
         _set(self.password_var, password or "\u2014")
+
+    def set_retry(self, shown: bool):
+        """Show "Retry now" next to the status while the relay link waits to try again."""
+        if shown and not self.retry_button.winfo_manager():
+            self.retry_button.pack(side="left", padx=(theme.GAP, 0), after=self.status_label)
+        elif not shown and self.retry_button.winfo_manager():
+            self.retry_button.pack_forget()
 
     def set_relay_status(self, text: str, colour: str):
         if _set(self.status_var, "\u25cf  " + text):

@@ -13,10 +13,11 @@ password the home window is meant to show.
 
 import enum
 import logging
+import math
 from dataclasses import dataclass
 
 from tagio.client.settings import format_address, parse_address, parse_relay
-from tagio.client.words import explain, short_reason  # noqa: F401 (short_reason: part of this API)
+from tagio.client.words import RETRYING_IN, explain, short_reason  # noqa: F401 (short_reason: API)
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, LocalProtocolError
 
@@ -86,16 +87,19 @@ def parse_relay_status(status):
     return str(state or "connecting").lower(), str(getattr(status, "reason", "") or "")
 
 
-def relay_status_text(status, relay_address: str = "", lan_available: bool = False):
+def relay_status_text(status, relay_address: str = "", lan_available: bool = False, retry_in=None):
     """(line of text, colour key) for the status bar of the home window.
 
-    The LAN hint is only given when the core really offers LAN connections."""
+    The LAN hint is only given when the core really offers LAN connections; `retry_in` (seconds
+    until the next attempt, while the relay is unreachable) becomes a countdown."""
     word, reason = parse_relay_status(status)
     text, colour = RELAY_STATUS_TEXT.get(word, (word.capitalize() or "Unknown", "idle"))
     if relay_address and colour in ("ok", "error"):
         text = f"{text} ({relay_address})"
     if reason and colour == "error":
         text = f"{text}: {short_reason(reason)}"
+    if colour == "error" and retry_in is not None:
+        text += " \u2014 " + RETRYING_IN.format(seconds=math.ceil(retry_in))
     if colour == "error" and lan_available:
         text += " \u2014 LAN connections still work"
     return text, colour
