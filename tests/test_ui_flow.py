@@ -11,29 +11,12 @@ import threading
 import time
 import unittest
 
-from tests.test_ui_app import RelayCase, tk
+from tests.test_ui_app import RelayCase, UiCase, tk
 from tests.xvfb import skip_unless_xvfb
 
 
-@skip_unless_xvfb
-@unittest.skipIf(tk is None, "Python has no tkinter")
-class ConnectFlowTest(RelayCase):
-
-    def asking_partner(self, answer):
-        """A headless partner Client that asks `answer(peer_id, cancelled)` before accepting."""
-        from tagio.client.core import Client
-        from tagio.client.settings import Settings
-        config = tempfile.mkdtemp(prefix="tagio-ui-flow-")
-        self.addCleanup(shutil.rmtree, config, True)
-        settings = Settings(config, ask_before_accept=True)
-        self.partner_events = []
-        client = Client(config, relay=self.relay_text, settings=settings, direct_bind=None,
-                        view_only=True, accept_callback=answer,
-                        on_event=lambda name, **f: self.partner_events.append((name, f)))
-        client.start()
-        self.addCleanup(client.close)
-        client.wait_online(10)
-        return client
+class XdotoolClicks:
+    """Real clicks through the X server for a UiCase."""
 
     def click(self, widget):
         """A real click through the X server, in the middle of `widget`."""
@@ -54,6 +37,27 @@ class ConnectFlowTest(RelayCase):
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
             self.root.update()
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class ConnectFlowTest(XdotoolClicks, RelayCase):
+
+    def asking_partner(self, answer):
+        """A headless partner Client that asks `answer(peer_id, cancelled)` before accepting."""
+        from tagio.client.core import Client
+        from tagio.client.settings import Settings
+        config = tempfile.mkdtemp(prefix="tagio-ui-flow-")
+        self.addCleanup(shutil.rmtree, config, True)
+        settings = Settings(config, ask_before_accept=True)
+        self.partner_events = []
+        client = Client(config, relay=self.relay_text, settings=settings, direct_bind=None,
+                        view_only=True, accept_callback=answer,
+                        on_event=lambda name, **f: self.partner_events.append((name, f)))
+        client.start()
+        self.addCleanup(client.close)
+        client.wait_online(10)
+        return client
 
     def test_waiting_then_cancel_closes_the_partners_prompt(self):
         from tagio.ui.model import HomeState
@@ -138,6 +142,34 @@ class ConnectFlowTest(RelayCase):
         self.pump(lambda: not worker.is_alive(), "viewer done", 10)
         self.assertEqual(type(result.get("error")).__name__, "ConnectCancelled")
         self.assertEqual(self.app.client.host_sessions, [])
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class RelayComebackTest(XdotoolClicks, UiCase):
+    """The relay is away (a closed port on 127.0.0.1), then comes back on that port."""
+
+    def test_countdown_retry_now_and_back_within_5_s(self):
+        import re
+        from tests.relay_fixture import start_relay
+        home = self.app.home
+        countdown = self.pump(lambda: re.search(r"retrying in (\d+) s", home.status_var.get()),
+                              "countdown", 20)
+        self.assertTrue(home.retry_button.winfo_ismapped())
+        self.screenshot("relay-countdown")
+        retries, real_retry = [], self.app.client.retry_relay
+        self.app.client.retry_relay = lambda: (retries.append(1), real_retry())
+        self.click(home.retry_button)
+        self.pump(lambda: retries, "Retry now reached the core", 5)
+        # The relay comes back on its port: the window is Ready within 5 s, whatever the backoff.
+        host, port = self.relay.rsplit(":", 1)
+        handle = start_relay(bind=(host, int(port)))
+        self.addCleanup(handle.stop)
+        back = time.monotonic()
+        self.pump(lambda: "Ready" in home.status_var.get(), "Ready again", 10)
+        self.assertLess(time.monotonic() - back, 5.0)
+        self.assertFalse(home.retry_button.winfo_ismapped())
+        self.assertTrue(countdown)
 
 
 if __name__ == "__main__":
