@@ -187,6 +187,43 @@ class LivenessTest(unittest.TestCase):
         print(f"\n  relay came back: host registered after {took:.1f} s", file=sys.stderr)
         self.assertLess(took, 5.0)
 
+    def test_readme_cli_example_runs_as_written(self):
+        """The README's command-line example, line by line: only the port is a free one, the
+        folders it names go to a scratch folder, and ID and PASSWORD come from the host's line."""
+        import re
+        import shlex
+        from tests.test_e2e import free_port
+        from tests.waiting import wait_until
+        readme = (Path(GUI).parent / "README.md").read_text()
+        block = re.search(r"with a relay of your own on this machine.*?```\n(.*?)```", readme, re.S).group(1)
+        commands = [c for c in block.replace("\\\n", " ").splitlines() if c and not c.startswith("#")]
+        self.assertEqual(len(commands), 3, commands)
+        port, work = str(free_port(socket.SOCK_STREAM)), self.tmp / "readme"
+        work.mkdir()
+        env = dict(self.env(), TAGIO_RELAY_STATE="", HOME=str(work), XDG_CONFIG_HOME=str(work / "config"))
+
+        def run(command):
+            command = command.replace("7070", port).replace("./", f"{work}/").rstrip("& ")
+            command = command.replace("screen.png", str(work / "screen.png"))
+            argv = [sys.executable if a == "python3" else a for a in shlex.split(command)]
+            proc = StampedProc(argv, env)
+            self.addCleanup(self.stop, proc)
+            return proc
+        run(commands[0])
+        wait_until(lambda: _port_open(int(port)), 15, "the README's relay listening")
+        host = run(commands[1])
+        ready = host.wait_for(lambda e: e.get("event") == "ready", what="the README host's ready line")
+        viewer = run(commands[2].replace("ID", ready["id"], 1).replace("PASSWORD", ready["password"], 1))
+        self.assertEqual(viewer.finish(40), 0, viewer.stderr)
+        self.assertEqual(viewer.events("connected")[0]["peer"], ready["id"])
+        self.assertTrue((work / "screen.png").exists())
+        self.assertTrue((work / "host-desk").is_dir() and (work / "viewer-desk").is_dir())
+
+
+def _port_open(port):
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
 
 def _stop_process(proc):
     if proc.poll() is None:
