@@ -32,6 +32,7 @@ from tagio.session.heartbeat import Heartbeat, answer
 
 log = logging.getLogger("tagio.client")
 
+JOIN_TIMEOUT = 5.0
 TICK = 0.1                  # how often waiting loops look at their Events
 DECLINED = "the partner declined the connection"
 CANCELLED = "the viewer cancelled"
@@ -111,6 +112,16 @@ class HostAdmission:
         if self._watcher is None:
             return self.channel
         return AdmittedChannel(self.channel, self)
+
+    def refuse(self, text=None):
+        """No session: say why (a Bye `text`, when the viewer is still there), close the channel
+        and join the watcher, which the close unblocks."""
+        self._decided.set()
+        if text:
+            self._send_quietly(m.Bye(text))
+        self.channel.close()
+        if self._watcher is not None:
+            self._watcher.join(JOIN_TIMEOUT)
 
     def take_held(self):
         """Wait for the watcher's last read; (data, exception), either may be None."""

@@ -12,8 +12,8 @@ Theory of operation. A Client is thin: it owns what both roles share and compose
 
 Both sides reach the shared parts through a few members only: `id`, `settings`, `listener`, `lan`,
 `current_relay()`, `wait_online()` and `emit()`. The public surface the front ends use is here and
-delegates (connect, one_time_password, new_password, host_sessions, end_host_sessions,
-host_options).
+delegates (connect, check_partner, one_time_password, new_password, host_sessions,
+end_host_sessions, host_options, retry_relay).
 
 LAN (opt-in, `lan=True` or LanService options): the client announces itself and browses the local
 network (tagio.net.lan). When the relay is unreachable, or does not know the partner, a partner seen
@@ -22,9 +22,13 @@ limiter, handshake and accept policy as relay rendezvous.
 
 The UI learns what happens through `on_event(name, **fields)`, called from worker threads (the Tk code
 hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
-refused(peer_id, reason), auth_failed(peer_id), attempt_failed(peer_id, reason, error),
-session_started(peer_id, path, role), session_ended(peer_id, role, reason), id_changed(id). No event
-carries a secret.
+refused(peer_id, reason: "busy", "too many attempts", "declined" or admission.CANCELLED),
+auth_failed(peer_id, tries_left), attempt_failed(peer_id, reason, error), session_started(peer_id,
+path, role), session_ended(peer_id, role, reason), id_changed(id). No event carries a secret.
+
+The viewer's connect reports "the partner is being asked" through its own `on_waiting()` callback
+and gives up when its `cancelled` Event is set; `check_partner(id)` asks the relay before the
+password is asked; `relay_retry_in` / `retry_relay()` drive the window's countdown and Retry now.
 """
 
 import logging

@@ -194,11 +194,10 @@ class Hosting:
             return
         admission = HostAdmission(channel)
         if not self._accepted(peer.peer_id, used_permanent, admission):
-            if admission.left.is_set():      # the viewer gave up while we asked
-                channel.close()
-                return self.client.emit("refused", peer_id=peer.peer_id, reason=CANCELLED)
-            say_bye(channel, DECLINED)
-            return self.client.emit("refused", peer_id=peer.peer_id, reason="declined")
+            gone = admission.left.is_set()   # the viewer gave up while we asked
+            admission.refuse(None if gone else DECLINED)
+            return self.client.emit("refused", peer_id=peer.peer_id,
+                                    reason=CANCELLED if gone else "declined")
         try:
             channel = admission.admit()
         except TagioError as exc:
