@@ -21,22 +21,27 @@ class XdotoolClicks:
     def click(self, widget):
         """A real click through the X server, in the middle of `widget`."""
         self.pump(lambda: widget.winfo_ismapped(), "button shown")
+        if not hasattr(self, "_pointer_was"):
+            self._pointer_was = self.xdotool("getmouselocation", "--shell")
+            self.addCleanup(self.pointer_back)
         x = widget.winfo_rootx() + widget.winfo_width() // 2
         y = widget.winfo_rooty() + widget.winfo_height() // 2
-        subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "1"],
-                       env=self.xvfb.env(), check=True, timeout=10)
-        self.addCleanup(self.pointer_away)
+        self.xdotool("mousemove", str(x), str(y), "click", "1")
 
-    def pointer_away(self):
-        """Leave the pointer on the bare root window and the focus on a live entry before the app
-        closes: Tk 8.6 under Xvfb (no window manager) kept the clicked window as its implicit
-        focus after the main window was destroyed, and the next test's focus_force crashed."""
-        subprocess.run(["xdotool", "mousemove", "1200", "780"], env=self.xvfb.env(), check=True,
-                       timeout=10)
-        self.app.home.partner_entry.focus_force()
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            self.root.update()
+    def xdotool(self, *args):
+        return subprocess.run(["xdotool", *args], env=self.xvfb.env(), check=True, timeout=10,
+                              capture_output=True, text=True).stdout
+
+    def pointer_back(self):
+        """Put the pointer back where it was (later tests on this display rely on it: without a
+        window manager the keyboard focus follows the pointer) and the focus on a live entry
+        before the app closes: Tk 8.6 under Xvfb kept the clicked window as its implicit focus
+        after the main window was destroyed, and the next test's focus_force crashed."""
+        where = dict(line.split("=", 1) for line in self._pointer_was.split())
+        self.xdotool("mousemove", where["X"], where["Y"])
+        entry = self.app.home.partner_entry
+        entry.focus_force()
+        self.pump(lambda: self.root.focus_get() == entry, "focus back on the ID entry", 5)
 
 
 @skip_unless_xvfb
