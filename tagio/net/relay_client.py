@@ -416,7 +416,8 @@ class RelayClient:
         self.close()
 
 
-HANDLERS = {m.LookupResult: RelayClient._on_lookup_result, m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_error,
+HANDLERS = {m.LookupResult: RelayClient._on_lookup_result,
+            m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_error,
             m.Heartbeat: RelayClient._on_heartbeat, m.Bye: RelayClient._on_bye}
 
 
