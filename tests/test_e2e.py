@@ -343,21 +343,19 @@ class EndToEndTest(unittest.TestCase):
         self.assert_one_error_line(viewer, "wrong password")
         self.assertEqual(viewer.events("error")[0]["kind"], "wrong_password")
         self.host.wait_for(lambda e: e.get("event") == "auth_failed", what="auth_failed")
-        self.assertTrue(wait_until(lambda: len(self.host.events("ready")) > before),
-                        "the host did not announce a new password")
-        self.assertNotEqual(self.credentials(self.host)[1], password)
+        # One wrong try does not cost a new password (three do: test_client_core); no new ready
+        # line, and the password shown still works.
+        self.assertEqual(len(self.host.events("ready")), before)
+        self.assertEqual(self.credentials(self.host)[1], password)
         self.assertIsNone(self.host.popen.poll())
         self.assertNotIn("definitely-wrong", json.dumps(self.host.lines) + self.host.stderr)
-        host_id, password = self.credentials(self.host)         # the new password works
         again = self.connect(host_id, password, "--duration", "0.5")
         self.assertEqual(again.finish(), 0, again.stderr)
 
     def test_host_start_errors(self):
-        with socket.socket() as sock:                # a port nobody listens on
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        cases = [(["--relay", f"127.0.0.1:{port}"], cli.EXIT_RELAY, f"127.0.0.1:{port} is unreachable"),
-                 (["--relay", self.relay_text, "--monitor", "3"], cli.EXIT_USAGE, "no monitor 3")]
+        # An unreachable relay is no longer a start error: the host keeps trying it for ever
+        # (test_e2e_flow.LivenessTest.test_cli_host_waits_for_a_relay_that_comes_later).
+        cases = [(["--relay", self.relay_text, "--monitor", "3"], cli.EXIT_USAGE, "no monitor 3")]
         for extra, status, needle in cases:
             with self.subTest(extra=extra):
                 host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--direct-bind", "127.0.0.1",

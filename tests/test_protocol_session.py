@@ -36,6 +36,9 @@ SAMPLES = [
     m.Clipboard(m.CLIP_TEXT, b"", 300_000),           # "your partner copied 300 KB": too big to share
     m.Files(files.End(3)),
     m.Chat("hello ✓"),
+    m.Ping(7),
+    m.Pong(0xFFFFFFFF),
+    m.Admission(m.ADMISSION_PENDING),
 ]
 
 
@@ -60,6 +63,17 @@ class RoundTrip(unittest.TestCase):
                 self.assertEqual(m.decode(data), msg)
                 seen.add(type(msg))
         self.assertEqual(seen, set(m.MESSAGE_TYPES.values()))
+
+    def test_golden_heartbeat_and_admission(self):
+        self.assertEqual(m.encode(m.Ping(258)), b"\x40\x00\x00\x01\x02")
+        self.assertEqual(m.encode(m.Pong(1)), b"\x41\x00\x00\x00\x01")
+        self.assertEqual(m.encode(m.Admission(m.ADMISSION_ADMITTED)), b"\x42\x02")
+
+    def test_unknown_admission_state_is_the_peers_fault(self):
+        with self.assertRaises(RemoteProtocolError):
+            m.decode(b"\x42\x07")
+        with self.assertRaises(RemoteProtocolError):
+            m.decode(b"\x40\x00\x01")      # a Ping of 2 bytes
 
     def test_golden_frame_ack_and_fill_rect(self):
         self.assertEqual(m.encode(m.FrameAck(258)), b"\x03\x00\x00\x01\x02")

@@ -2,9 +2,11 @@
 
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
-prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
-or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat from the partner is printed.
-A `--script` of input (script.py) plays once the first frame is on screen, and
+says so while the partner's user is asked to accept ("waiting"; Ctrl+C then cancels and closes
+the partner's prompt), prints a connected line, then runs a ViewerSession for `--duration` seconds,
+until the partner leaves or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat
+from the partner is printed. A `--script` of input (script.py) plays once the first frame is on
+screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
 """
@@ -17,10 +19,12 @@ import time
 
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
+from tagio.client import words
 from tagio.crypto.identity import format_id, normalize_id
-from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, TagioError
+from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
 FIRST_FRAME_TIMEOUT = 10.0
+RELAY_CHECK_WAIT = 10.0     # how long the ID check waits for our own registration
 
 
 def _ask_password(args):
@@ -64,14 +68,33 @@ def run_connect(args, out, stop) -> int:
     script = load_script(args.script) if args.script else None
     partner = normalize_id(args.partner_id)
     out.partner_id = partner
-    password = _ask_password(args)
     client = make_client(args, out, direct_bind=args.direct_bind)
     with running(client):
-        conn = client.connect(partner, password, timeout=args.timeout)
+        _check_partner(client, partner, args.timeout)
+        password = _ask_password(args)
+        conn = client.connect(partner, password, timeout=args.timeout, cancelled=stop,
+                              on_waiting=lambda: _waiting(out, stop, partner))
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
         return _view(args, out, stop, conn, script)
+
+
+def _check_partner(client, partner, timeout):
+    """Known and online? Asked before the password, so nobody types one for a desk that is not
+    there. An unreachable relay is not decided here: the connect says so (or finds the LAN)."""
+    try:
+        client.wait_online(min(timeout, RELAY_CHECK_WAIT))
+    except RelayError:
+        return
+    client.check_partner(partner)
+
+
+def _waiting(out, stop, partner):
+    """The host's user is being asked. From here Ctrl+C cancels through `stop` (the connect
+    watches it), so the partner's prompt closes at once."""
+    stop.polling = True
+    out.event("waiting", f"{words.WAITING} (Ctrl+C cancels)", peer=partner)
 
 
 def _view(args, out, stop, conn, script) -> int:

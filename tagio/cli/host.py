@@ -1,9 +1,12 @@
 """`tagio-gui --cli host`: share this screen until stopped.
 
 Theory of operation: `run_host` checks that the chosen screen can be captured, starts a Client,
-waits for the relay registration (or, with --lan, serves the local network alone while the relay is
-away) and prints a ready line with the ID and the one-time password, again whenever the password
-changes. Then it serves until SIGINT/SIGTERM. The Client's events become output lines through the
+waits for the relay registration and prints a ready line with the ID and the one-time password, again
+whenever the password changes. A relay that cannot be reached does not end the host (a machine that
+boots before its network is up must still become reachable): it says so, prints the ready line and
+the relay link keeps trying for ever with backoff, printing "relay: online" once it registers; only a
+relay that answers and refuses us (wrong secret, TLS required, ID taken) ends it, as that needs a
+person to fix a setting. Then it serves until SIGINT/SIGTERM. The Client's events become output lines through the
 HOST_EVENTS table; the text lines say why an attempt or a session ended in the words of
 tagio.client.words, and the JSON objects keep the technical reason.
 
@@ -18,7 +21,8 @@ import threading
 
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
-from tagio.client.words import ending, explain, inline
+from tagio.client.relay_link import REFUSED
+from tagio.client.words import HOST_KEEPS_TRYING, ending, explain, inline
 from tagio.crypto.identity import format_id
 from tagio.errors import ConfigError, RelayError
 
@@ -111,15 +115,16 @@ def check_capture(monitor):
 
 
 def _wait_relay_or_lan(client, out):
-    """Registered at the relay; or, with --lan, serving this network alone while the relay is away
-    (the client keeps retrying it in the background)."""
+    """Registered at the relay; or, while the relay cannot be reached, serving (the LAN with --lan)
+    and retrying it in the background."""
     try:
         client.wait_online(READY_TIMEOUT)
     except RelayError:
-        if client.lan_peers is None:
+        status = client.relay_status
+        if REFUSED in status:
             raise
-        out.event("relay", f"relay: {client.relay_status}; reachable on this network only",
-                  status=client.relay_status)
+        lan = "; reachable on this network meanwhile" if client.lan_peers is not None else ""
+        out.event("relay", f"relay: {status}; {HOST_KEEPS_TRYING}{lan}", status=status, retrying=True)
 
 
 def _files_dir(path):

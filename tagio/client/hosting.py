@@ -8,10 +8,15 @@ own short-lived thread, at most MAX_INCOMING at once (more are refused, not queu
 
     establish a path (net.connect racing) with the host handshake, keyed by the current one-time
     password's secret plus the permanent secrets (settings, and --password for this process)
-      -> wrong password: the guess counts double against the peer, the one-time password rotates
-    accept policy: `accept_callback(peer_id) -> bool`, asked when "ask before accepting" is on,
-      unless a permanent password was the one used
-    a HostSession runs until it ends; a one-time password that opened a session is used up
+      -> wrong password: the guess counts double against the peer; after MAX_TRIES_PER_PASSWORD
+         wrong guesses the one-time password rotates (a typo does not cost a new password)
+    accept policy: `accept_callback(peer_id, cancelled=Event) -> bool`, asked when "ask before
+      accepting" is on, unless a permanent password was the one used; the viewer waits meanwhile
+      (admission.py) and `cancelled` is set when it gives up, so the prompt closes at once
+    a HostSession runs until it ends; then a one-time password that opened it rotates
+
+An attempt refused before any handshake (no free slot: "busy"; the limiter: "rate_limited") is
+answered on its relay path (refusal.py), so the viewer reads why within a second.
 
 `Hosting` holds the one-time password (its scrypt secret is derived when it is made, so a handshake
 never waits) and the running HostSessions. It uses only a few parts of the thin Client that owns it
@@ -23,8 +28,10 @@ import logging
 import queue
 import threading
 
+from tagio.client.admission import CANCELLED, DECLINED, HostAdmission
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
+from tagio.client.refusal import Refuser
 from tagio.errors import TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
@@ -33,6 +40,7 @@ MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are re
 HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
 POLL = 0.25                 # how often the LAN thread notices close()
+MAX_TRIES_PER_PASSWORD = 3  # wrong guesses before the one-time password rotates (Chrome RD: 5)
 
 
 class Hosting:
@@ -51,6 +59,8 @@ class Hosting:
         self._limiter = limiter or AttemptLimiter()
         self._lock = threading.Lock()
         self._otp = self._otp_secret = self._extra_secret = None
+        self._otp_failures = 0
+        self._refuser = Refuser()
         self._slots = threading.BoundedSemaphore(MAX_INCOMING)
         self._handlers, self._sessions, self._errors = [], [], []
         self._closing = threading.Event()
@@ -80,6 +90,7 @@ class Hosting:
             self._lan_thread.join(JOIN_TIMEOUT)
         for thread in self._snapshot(self._handlers):
             thread.join(JOIN_TIMEOUT)
+        self._refuser.join(JOIN_TIMEOUT)
         return self._snapshot(self._errors)
 
     # ------------------------------------------------------------------ the one-time password
@@ -95,9 +106,18 @@ class Hosting:
         otp = new_one_time_password()
         secret = password_secret(otp, self.client.id)
         with self._lock:
-            self._otp, self._otp_secret = otp, secret
+            self._otp, self._otp_secret, self._otp_failures = otp, secret, 0
         self.client.emit("password_changed")
         return otp
+
+    def _password_failed(self) -> int:
+        """A wrong guess; returns the tries left for this password (0: it was replaced)."""
+        with self._lock:
+            self._otp_failures += 1
+            left = MAX_TRIES_PER_PASSWORD - self._otp_failures
+        if left <= 0:
+            self.new_password()
+        return max(left, 0)
 
     def identity_changed(self):
         """Every password secret is salted with our ID: derive them again for a (new) ID."""
@@ -142,14 +162,20 @@ class Hosting:
         if self._closing.is_set():
             return
         if not self._limiter.allow(peer_id):
-            return self.client.emit("refused", peer_id=peer_id, reason="too many attempts")
+            return self._refuse(peer, lan, "rate_limited", "too many attempts")
         if not self._slots.acquire(blocking=False):
-            return self.client.emit("refused", peer_id=peer_id, reason="busy")
+            return self._refuse(peer, lan, "busy", "busy")
         thread = threading.Thread(target=self._incoming_thread, args=(peer, lan), daemon=True,
                                   name=f"incoming-{peer_id}")
         with self._lock:
             self._handlers = [t for t in self._handlers if t.is_alive()] + [thread]
         thread.start()
+
+    def _refuse(self, peer, lan, code, reason):
+        """Tell the UI, and the viewer on its relay path (a LAN dial has none: it times out)."""
+        if not lan:
+            self._refuser.refuse(self.client.current_relay(), peer, code)
+        self.client.emit("refused", peer_id=peer.peer_id, reason=reason)
 
     def _incoming_thread(self, peer, lan):
         try:
@@ -166,12 +192,22 @@ class Hosting:
         channel, used_permanent = self._authenticate(peer, lan)
         if channel is None:
             return
-        if not self._accepted(peer.peer_id, used_permanent):
-            say_bye(channel, "the partner declined the connection")
-            return self.client.emit("refused", peer_id=peer.peer_id, reason="declined")
-        if not used_permanent:
-            self.new_password()          # one-time: this password is used up
-        self._run_session(peer, channel)
+        admission = HostAdmission(channel)
+        if not self._accepted(peer.peer_id, used_permanent, admission):
+            gone = admission.left.is_set()   # the viewer gave up while we asked
+            admission.refuse(None if gone else DECLINED)
+            return self.client.emit("refused", peer_id=peer.peer_id,
+                                    reason=CANCELLED if gone else "declined")
+        try:
+            channel = admission.admit()
+        except TagioError as exc:
+            channel.close()
+            return self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
+        try:
+            self._run_session(peer, channel)
+        finally:
+            if not used_permanent:
+                self.new_password()      # one-time: used up once its session ended
 
     def _secrets(self) -> list:
         """The one-time password's secret first (index 0), then the permanent ones."""
@@ -197,22 +233,22 @@ class Hosting:
                                         timeout=HANDSHAKE_TIMEOUT)
         except WrongPasswordError:
             self._limiter.failed(peer.peer_id)
-            self.client.emit("auth_failed", peer_id=peer.peer_id)
-            self.new_password()          # the guess was spent on a password that no longer exists
+            tries_left = self._password_failed()
+            self.client.emit("auth_failed", peer_id=peer.peer_id, tries_left=tries_left)
             return None, False
         except TagioError as exc:
             self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
             return None, False
         return channel, used_permanent(channel, secrets)
 
-    def _accepted(self, peer_id, used_permanent) -> bool:
+    def _accepted(self, peer_id, used_permanent, admission) -> bool:
         ask = self.client.settings.ask_before_accept
         if used_permanent or not ask or self.accept_callback is None:
             return True
         try:
-            return bool(self.accept_callback(peer_id))
-        except Exception:
-            log.exception("accept callback failed; declining")
+            return admission.ask(self.accept_callback, peer_id)
+        except TagioError:               # the viewer left before it heard we are asking
+            admission.left.set()
             return False
 
     def _run_session(self, peer, channel):

@@ -6,6 +6,8 @@ three tables and returns a `Said`:
 
     ERRORS          error class -> Words, looked up along the exception's MRO (most specific first);
                     anything that is not listed is a bug and reads as an internal error
+    REFUSALS        PartnerRefused.code -> Words: why the partner's desk would not take us (busy,
+                    too many attempts, declined by the person there)
     RELAY_CODES     RelayError.code -> Words: every code the relay sends (relay/), plus the two the
                     client makes itself (unreachable, auth_required); an unknown code shows the
                     relay's own text, which the protocol writes for people
@@ -25,6 +27,8 @@ prints `line` and uses `kind` and `status`.
 import re
 from dataclasses import dataclass
 
+from tagio.client.admission import ConnectCancelled
+from tagio.client.refusal import PartnerRefused
 from tagio.crypto.identity import format_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError, TransportTimeout,
@@ -82,6 +86,8 @@ ERRORS = {
     WrongPasswordError: Words("wrong_password", EXIT_AUTH, "Wrong password", "Wrong password.",
                               "Ask your partner for the password shown on their screen now "
                               "(it changes after a failed attempt)."),
+    ConnectCancelled: Words("cancelled", EXIT_INTERRUPTED, "Cancelled", "The connection was cancelled."),
+    PartnerRefused: None,                               # by code: REFUSALS
     IdentityError: Words("identity", EXIT_AUTH, "Identity check failed",
                          "The partner's ID does not match its key, so the connection was stopped.",
                          lead=True),
@@ -103,6 +109,17 @@ ERRORS = {
                    "Check your connection and the relay address."),
 }
 UNEXPECTED = Words("internal", EXIT_ERROR, "Unexpected error", INTERNAL, "Please try again.")
+
+
+REFUSALS = {
+    "busy": Words("busy", EXIT_GONE, "Partner busy", "{Desk} is busy with other connections.",
+                  "Try again in a minute."),
+    "rate_limited": Words("partner_rate_limited", EXIT_AUTH, "Too many attempts",
+                          "{Desk} refuses this desk for a minute after too many attempts.",
+                          "Wait a minute, then try again with the password shown there now."),
+    "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+}
+UNKNOWN_REFUSAL = Words("refused", EXIT_AUTH, "Refused", "{Desk} refused the connection.")
 
 
 def _relay(kind, sentence, advice=""):
@@ -176,6 +193,7 @@ ENDINGS = (
     ("viewer left", PARTNER_ENDED),
     ("the partner ended the session", PARTNER_ENDED),
     ("the partner declined", "Your partner declined."),
+    ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
     ("protocol error", PROTOCOL),
     ("unknown session message", PROTOCOL),
@@ -183,6 +201,26 @@ ENDINGS = (
     ("viewer error", "Something went wrong inside TagIO (internal error)."),
     ("internal error", "Something went wrong inside TagIO (internal error)."),
 )
+
+# The relay link while the relay is away (the window's status line, the command line host).
+RETRYING_IN = "retrying in {seconds} s"
+HOST_KEEPS_TRYING = ("the relay cannot be reached yet; this desk keeps trying (every few seconds, "
+                     "for ever) and says when it is online")
+
+# What the connect flow says while it runs (the window's status line, the command line's events).
+WAITING = "Waiting for your partner to accept..."
+CANCELLED_BY_YOU = "Connection cancelled."
+PARTNER_GAVE_UP = "Desk {desk} gave up before you answered."
+WRONG_GUESS = "Desk {desk} tried a wrong password ({left} more tries with this password)."
+WRONG_GUESS_LAST = "Desk {desk} tried a wrong password; a new one-time password was made."
+
+
+def wrong_guess(desk: str, tries_left: int) -> str:
+    """The host's notice after a wrong password: tries left, or that the password was replaced."""
+    if tries_left:
+        return WRONG_GUESS.format(desk=desk, left=tries_left)
+    return WRONG_GUESS_LAST.format(desk=desk)
+
 
 _RELAY_PREFIX = re.compile(r"^(relay \S+ is unreachable: )?(cannot reach (the )?relay \S+: )?", re.I)
 
@@ -221,6 +259,8 @@ def words_for(exc: BaseException) -> Words:
     """The table entry for `exc`."""
     if isinstance(exc, RelayError):
         return RELAY_CODES.get(exc.code, UNKNOWN_RELAY_CODE)
+    if isinstance(exc, PartnerRefused):
+        return REFUSALS.get(exc.code, UNKNOWN_REFUSAL)
     if isinstance(exc, SecureChannelError):
         return CHANNEL_CAUSES.get(getattr(exc, "cause", None), CHANNEL_OTHER)
     for cls in type(exc).__mro__:

@@ -431,12 +431,48 @@ class Chat(_Text):
     LIMIT = MAX_CHAT
 
 
+@dataclass
+class Ping(_Fixed):
+    """Either way: "are you there?" Sent by a side that heard nothing for a while (heartbeat.py);
+    the partner answers with Pong carrying the same number."""
+    nonce: int
+    FORMAT = "I"
+    FIELDS = ("nonce",)
+
+
+@dataclass
+class Pong(_Fixed):
+    """Either way: the answer to Ping(nonce)."""
+    nonce: int
+    FORMAT = "I"
+    FIELDS = ("nonce",)
+
+
+ADMISSION_PENDING = 1       # the host's user is being asked; the viewer shows "waiting..."
+ADMISSION_ADMITTED = 2      # the session starts: Hello follows
+ADMISSION_STATES = (ADMISSION_PENDING, ADMISSION_ADMITTED)
+
+
+@dataclass
+class Admission(_Fixed):
+    """Host -> viewer, between the handshake and the session: where the host's accept step is.
+    A refusal is a Bye instead ("the partner declined ...")."""
+    state: int
+    FORMAT = "B"
+    FIELDS = ("state",)
+
+    def validate(self):
+        _need(self.state in ADMISSION_STATES, f"unknown admission state {self.state}")
+
+
 FILES_CODE, CHAT_CODE = 40, 41  # a range of their own, away from the screen and input messages
+PING_CODE, PONG_CODE, ADMISSION_CODE = 64, 65, 66   # liveness and the accept step
 
 MESSAGE_TYPES = {
     1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
     9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
     FILES_CODE: Files, CHAT_CODE: Chat,
+    PING_CODE: Ping, PONG_CODE: Pong, ADMISSION_CODE: Admission,
 }
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 

@@ -1,6 +1,6 @@
 """The host side of a session: screen -> change detection -> encode -> channel, and input back.
 
-Theory of operation. Five threads, joined by bounded queues, stopped by one Event:
+Theory of operation. Six threads, joined by bounded queues, stopped by one Event:
 
   capture  waits for a flow-control credit (at most MAX_IN_FLIGHT frames unacknowledged), paces to
            the fps cap on a fixed time grid, grabs with mss and finds changed 64x64 tiles. Where the
@@ -19,6 +19,7 @@ Theory of operation. Five threads, joined by bounded queues, stopped by one Even
            queues it behind the frames, at most files.WINDOW chunks at a time, so a frame never
            waits behind more than that while a transfer runs. Files are allowed only with
            `files_dir` (the one folder a viewer may list, fetch from and write to); chat always.
+  heartbeat  pings a silent viewer and ends the session when it stays silent (heartbeat.py).
 
 Clipboard (tagio.session.clipboard_sync): unless the session is view-only or `clipboard` is False,
 a ClipboardLink watches this machine's clipboard and sends its changes, and the viewer's Clipboard
@@ -44,6 +45,7 @@ from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
 from tagio.session.files import FileEngine
+from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -121,6 +123,7 @@ class HostSession:
         self.files = FileEngine(lambda msg: self._queue(m.Files(msg)), root=files_dir, first_tid=1,
                                 on_event=self.on_event)
         self.chat = ChatLog()
+        self._heartbeat = Heartbeat()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -135,6 +138,8 @@ class HostSession:
         w.spawn("receive", self._receive_loop)
         w.spawn("inject", self._inject_loop)
         w.spawn("files", lambda: self.files.pump(w.stopping))
+        self._heartbeat.heard()
+        w.spawn("heartbeat", lambda: self._heartbeat.run(w.stopping, self._offer))
 
     def _open_injector(self):
         try:
@@ -377,6 +382,14 @@ class HostSession:
     def _queue(self, msg):
         self._workers.put(self._send_q, m.encode(msg))
 
+    def _offer(self, msg):
+        """Queue a heartbeat message without waiting: a full send queue means the path is stuck,
+        and the heartbeat's own silence check ends the session then."""
+        try:
+            self._send_q.put_nowait(m.encode(msg))
+        except queue.Full:
+            pass
+
     # -- encode ------------------------------------------------------------------------------
     def _encode_loop(self):
         while True:
@@ -450,6 +463,7 @@ class HostSession:
     def _receive_loop(self):
         while not self._workers.stopping.is_set():
             msg = m.decode(self.channel.recv())
+            self._heartbeat.heard()
             handler = self._HANDLERS.get(type(msg))
             if handler is None:
                 raise RemoteProtocolError(f"viewer sent a host-only message: {type(msg).__name__}")
@@ -505,8 +519,14 @@ class HostSession:
         self._workers.stop()
         self._close_channel()
 
+    def _on_ping(self, msg):
+        self._offer(answer(msg))
+
+    def _on_pong(self, msg):
+        pass            # heard() already noted it
+
     _HANDLERS = {
-        m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
+        m.Ping: _on_ping, m.Pong: _on_pong, m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
         m.Text: _on_input, m.SetQuality: _on_quality, m.SelectMonitor: _on_select_monitor,
         m.Clipboard: _on_clipboard, m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat,
     }

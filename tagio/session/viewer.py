@@ -1,6 +1,6 @@
 """The viewer side of a session: channel -> decode -> framebuffer + display updates; input -> channel.
 
-Theory of operation. Three threads, stopped by one Event (tagio.session.workers):
+Theory of operation. Five threads, stopped by one Event (tagio.session.workers):
 
   receive  reads the channel, decodes messages and dispatches through a table; Frame parts go to the
            decode queue (bounded: when it is full the receiver waits, and because the host needs our
@@ -9,6 +9,8 @@ Theory of operation. Three threads, stopped by one Event (tagio.session.workers)
            posts it to `updates`; after the FINAL part it acknowledges the frame.
   send     the only writer of the channel while the session runs: takes input and acknowledgements
            from the outbox (tagio.session.outbox) and sends them, input first, files last.
+  heartbeat  pings a silent host and ends the session when it stays silent (heartbeat.py);
+           its Ping and the Pong answers go through the outbox like input, never waiting.
   files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
            posts it to the outbox, at most files.WINDOW chunks ahead of the sender. The viewer takes
            only the files it asked for (get_files); send_files offers ours to the host, which
@@ -53,6 +55,7 @@ from tagio.protocol.version import CAP_CLIPBOARD_TEXT, agree as agree_capabiliti
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.files import FileEngine
 from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
+from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -102,6 +105,7 @@ class ViewerSession:
         self._workers = Workers("viewer", on_error=self._ended_by_error)
         self.files = FileEngine(self._post_file, first_tid=2, on_event=self.on_event)
         self.chat = ChatLog()
+        self._heartbeat = Heartbeat()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -114,6 +118,8 @@ class ViewerSession:
         self._workers.spawn("decode", self._decode_loop)
         self._workers.spawn("send", self._send_loop)
         self._workers.spawn("files", lambda: self.files.pump(self._workers.stopping))
+        self._heartbeat.heard()
+        self._workers.spawn("heartbeat", lambda: self._heartbeat.run(self._workers.stopping, self._post_liveness))
 
     def stop(self, reason="viewer closed the session"):
         """Send what was posted, say Bye, stop and join the threads. Never raises; join() reports
@@ -287,6 +293,7 @@ class ViewerSession:
     def _receive_loop(self):
         while not self._workers.stopping.is_set():
             data = self.channel.recv()
+            self._heartbeat.heard()
             self.stats["bytes"] += len(data)
             msg = m.decode(data)
             handler = self._HANDLERS.get(type(msg))
@@ -338,9 +345,20 @@ class ViewerSession:
         self._workers.stop()
         self._close_channel()
 
-    _HANDLERS = {m.Hello: _on_hello, m.Frame: _on_frame, m.Cursor: _on_cursor,
-                 m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard, m.Bye: _on_bye,
-                 m.Files: _on_files, m.Chat: _on_chat}
+    def _on_ping(self, msg):
+        self._post_liveness(answer(msg))
+
+    def _on_pong(self, msg):
+        pass            # heard() already noted it
+
+    def _post_liveness(self, msg):
+        """Queue a Ping or Pong without waiting. A full outbox means the path takes nothing; the
+        heartbeat's own silence check (or the stall of the next input) ends the session then."""
+        self._outbox.put(m.encode(msg), INPUT)
+
+    _HANDLERS = {m.Ping: _on_ping, m.Pong: _on_pong, m.Hello: _on_hello, m.Frame: _on_frame,
+                 m.Cursor: _on_cursor, m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard,
+                 m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat}
 
     # -- decode ------------------------------------------------------------------------------
     def _decode_loop(self):
