@@ -335,7 +335,19 @@ class EndToEndTest(unittest.TestCase):
 
     # ---------------------------------------------------------------- clear failures
 
+    def settle(self, host):
+        """Wait until every session the host ran has ended and the one-time password it used has
+        rotated (that ready line follows the session_ended line), so the password read now stays."""
+        def settled():
+            names = [e.get("event") for e in list(host.lines)]
+            if names.count("session_ended") < names.count("session_started"):
+                return False
+            last = {name: i for i, name in enumerate(names)}
+            return last.get("ready", -1) > last.get("session_ended", -1)
+        self.assertTrue(wait_until(settled, 20), f"the host never settled: {host.lines}")
+
     def test_wrong_password_then_host_keeps_serving(self):
+        self.settle(self.host)                      # an earlier test's session may still be ending
         host_id, password = self.credentials(self.host)
         before = len(self.host.events("ready"))
         viewer = self.connect(host_id, "definitely-wrong")
