@@ -20,6 +20,7 @@ from tagio.cli import output as cli
 from tagio.entry import build_parser
 from tagio.errors import (ConfigError, ConnectionClosed, RelayError, RemoteProtocolError,
                           TransportTimeout, WrongPasswordError)
+from tests.platforms import NO_DISPLAY, skip_on_windows
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,12 +191,14 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(r.returncode, cli.EXIT_RELAY, r.stderr)      # got past the password
         self.assertNotIn("s3cret-from-stdin", r.stdout + r.stderr)
 
+    @skip_on_windows(NO_DISPLAY)
     def test_window_without_display(self):
         r = run_gui("--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")
         self.assertNotEqual(r.returncode, 0)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         self.assertNotIn("Traceback", r.stderr)
 
+    @skip_on_windows(NO_DISPLAY)
     def test_host_without_a_screen(self):
         r = run_gui("--cli", "host", "--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")
         self.assertEqual(r.returncode, cli.EXIT_USAGE)
