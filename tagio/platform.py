@@ -15,6 +15,13 @@ or not. Instead of scattering `sys.platform` checks, callers use these helpers:
 - `atomic_write(path, data, mode=0o600)`: the one way TagIO writes a file it must not lose (settings,
   identity key, relay bindings): a temporary file in the same folder, fsync, then os.replace, so a
   crash leaves the old file or the new one, never half of one.
+- UDP sockets on Windows: `recvfrom` raises for things that concern one datagram only. A datagram
+  larger than the buffer is WSAEMSGSIZE (10040; Linux truncates it silently), and an ICMP "port
+  unreachable" or "time exceeded" answering an earlier `sendto` is WSAECONNRESET (10054) or
+  WSAENETRESET (10052) on the next `recvfrom` (Linux reports none on an unconnected socket).
+  `datagram_error(exc)` names such an error (the reader drops that datagram and reads on) and
+  `disable_udp_connreset(sock)` turns the ICMP reports off (SIO_UDP_CONNRESET through WSAIoctl:
+  CPython's `socket.ioctl` accepts only SIO_RCVALL, SIO_KEEPALIVE_VALS and SIO_LOOPBACK_FAST_PATH).
 """
 
 import os
@@ -27,6 +34,14 @@ WINDOWS = sys.platform == "win32"
 LOG_FILE = "tagio.log"
 MAX_LOG_BYTES = 1 << 20      # the log is truncated at start once it grows past this
 _CONSOLE_WORDS = ("--cli", "--version", "--help", "-h")
+
+# winerror -> what happened: errors of one datagram, after which the UDP socket works on.
+DATAGRAM_WINERRORS = {
+    10040: "WSAEMSGSIZE: a datagram larger than the buffer (Windows discards it)",
+    10052: "WSAENETRESET: an ICMP time-exceeded answered an earlier send",
+    10054: "WSAECONNRESET: an ICMP port-unreachable answered an earlier send",
+}
+SIO_UDP_CONNRESET = 0x9800000C  # _WSAIOW(IOC_VENDOR, 12), mswsock.h
 
 
 def is_frozen() -> bool:
@@ -139,3 +154,25 @@ def show_fatal_error(title: str, text: str) -> bool:
         return True
     finally:
         root.destroy()
+
+
+def datagram_error(exc: OSError):
+    """What went wrong with one datagram (a DATAGRAM_WINERRORS text), or None when `exc` is an error
+    of the socket itself that the caller must not ignore."""
+    return DATAGRAM_WINERRORS.get(getattr(exc, "winerror", None))
+
+
+def disable_udp_connreset(sock, *, wsaioctl=None) -> bool:
+    """Windows: ICMP port-unreachable no longer makes this UDP socket's next recvfrom fail. True when
+    done; False elsewhere (nothing to do) or when WSAIoctl refused. `wsaioctl` (tests) replaces
+    ws2_32.WSAIoctl."""
+    if wsaioctl is None:
+        if not WINDOWS:
+            return False
+        import ctypes   # guarded: windll exists only on Windows
+        wsaioctl = ctypes.windll.ws2_32.WSAIoctl
+    import ctypes
+    off, returned = ctypes.c_uint32(0), ctypes.c_uint32(0)     # BOOL FALSE in, nothing out
+    result = wsaioctl(ctypes.c_size_t(sock.fileno()), ctypes.c_uint32(SIO_UDP_CONNRESET), ctypes.byref(off),
+                      ctypes.sizeof(off), None, 0, ctypes.byref(returned), None, None)
+    return result == 0
