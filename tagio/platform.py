@@ -22,6 +22,11 @@ or not. Instead of scattering `sys.platform` checks, callers use these helpers:
   `datagram_error(exc)` names such an error (the reader drops that datagram and reads on) and
   `disable_udp_connreset(sock)` turns the ICMP reports off (SIO_UDP_CONNRESET through WSAIoctl:
   CPython's `socket.ioctl` accepts only SIO_RCVALL, SIO_KEEPALIVE_VALS and SIO_LOOPBACK_FAST_PATH).
+- The Windows console of a server program (the relay): `quick_edit_off()` clears ENABLE_QUICK_EDIT_MODE,
+  because a click into a QuickEdit console starts a selection and stops the program at its next write
+  until Esc; `console_is_ours()` says whether the console was created for this process alone (the exe
+  was double-clicked: the window closes with the process), so a start-up error waits for Enter.
+  Both take a `kernel32` for tests and do nothing without a console or off Windows.
 """
 
 import os
@@ -42,6 +47,9 @@ DATAGRAM_WINERRORS = {
     10054: "WSAECONNRESET: an ICMP port-unreachable answered an earlier send",
 }
 SIO_UDP_CONNRESET = 0x9800000C  # _WSAIOW(IOC_VENDOR, 12), mswsock.h
+STD_INPUT_HANDLE = -10
+ENABLE_QUICK_EDIT_MODE = 0x0040
+ENABLE_EXTENDED_FLAGS = 0x0080   # must be set for a change of QuickEdit to take effect
 
 
 def is_frozen() -> bool:
@@ -176,3 +184,56 @@ def disable_udp_connreset(sock, *, wsaioctl=None) -> bool:
     result = wsaioctl(ctypes.c_size_t(sock.fileno()), ctypes.c_uint32(SIO_UDP_CONNRESET), ctypes.byref(off),
                       ctypes.sizeof(off), None, 0, ctypes.byref(returned), None, None)
     return result == 0
+
+
+def _kernel32(kernel32):
+    """The given fake, the real kernel32 on Windows, or None."""
+    if kernel32 is not None or not WINDOWS:
+        return kernel32
+    import ctypes   # guarded: windll exists only on Windows
+    real = ctypes.windll.kernel32
+    real.GetStdHandle.restype = ctypes.c_void_p
+    return real
+
+
+def without_quick_edit(mode: int) -> int:
+    """A console input mode with QuickEdit off (and the flag that makes that change count)."""
+    return (mode & ~ENABLE_QUICK_EDIT_MODE) | ENABLE_EXTENDED_FLAGS
+
+
+def quick_edit_off(kernel32=None) -> bool:
+    """Windows: switch QuickEdit off for the console we run in. False when there is no console
+    (GetConsoleMode fails on a pipe or file) or elsewhere."""
+    kernel32 = _kernel32(kernel32)
+    if kernel32 is None:
+        return False
+    import ctypes
+    handle = kernel32.GetStdHandle(STD_INPUT_HANDLE)
+    mode = ctypes.c_uint32(0)
+    if not handle or not kernel32.GetConsoleMode(ctypes.c_void_p(handle), ctypes.byref(mode)):
+        return False
+    if not mode.value & ENABLE_QUICK_EDIT_MODE:
+        return True
+    return bool(kernel32.SetConsoleMode(ctypes.c_void_p(handle), ctypes.c_uint32(without_quick_edit(mode.value))))
+
+
+def console_is_ours(kernel32=None) -> bool:
+    """Windows: True when no other process shares our console, i.e. Windows made it for us (the exe
+    was started from Explorer) and it vanishes when we exit. False in a terminal, or elsewhere."""
+    kernel32 = _kernel32(kernel32)
+    if kernel32 is None:
+        return False
+    import ctypes
+    processes = (ctypes.c_uint32 * 2)()
+    return kernel32.GetConsoleProcessList(processes, 2) == 1
+
+
+def keep_console_open(ask=input, kernel32=None) -> bool:
+    """After a start-up error: wait for Enter if the console would otherwise close at once."""
+    if not console_is_ours(kernel32):
+        return False
+    try:
+        ask("Press Enter to close this window.")
+    except (EOFError, KeyboardInterrupt, OSError):
+        pass
+    return True

@@ -165,3 +165,25 @@ class ForwarderOverTheCapTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def _ipv6_works():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(_ipv6_works(), "no IPv6 here")
+class DualStackTest(unittest.TestCase):
+    def test_bind_any_v6_takes_ipv4_clients_too(self):
+        with start_relay(bind=("::", 0)) as relay:
+            self.assertEqual(relay.server.tcp.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY), 0)
+            self.assertEqual(relay.server.udp.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY), 0)
+            self.assertEqual(health(("127.0.0.1", relay.address[1])), 200)
+
+    def test_a_named_v6_address_is_left_alone(self):
+        with start_relay(bind=("::1", 0)) as relay:
+            self.assertEqual(health(("::1", relay.address[1])), 200)

@@ -5,7 +5,10 @@ TAGIO_RELAY_STATE) > interactive answers > defaults. With no arguments on a
 terminal the operator is walked through the settings; with no terminal (a
 cloud host) the relay starts straight from the environment. Every startup
 problem (port in use, unreadable certificate) is one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback. On Windows the console's QuickEdit is switched off
+(a click would freeze the relay), and when the console belongs to this process
+alone (the exe was double-clicked) an error waits for Enter instead of
+vanishing with the window (tagio.platform).
 """
 
 import argparse
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 
 from tagio.errors import ConfigError
+from tagio.platform import keep_console_open, quick_edit_off
 from tagio.relay.logic import Limits
 from tagio.relay.server import VERSION, RelayServer
 
@@ -164,13 +168,16 @@ def main(argv=None, env=None, stdin=None) -> int:
         server.open()  # raises the descriptor limit first (tagio.relay.fdlimit)
     except ConfigError as exc:
         print(f"tagio_relay_server: error: {exc}", file=sys.stderr)
+        keep_console_open()  # a double-clicked exe: the error must not flash by (Windows)
         return 2
     except (EOFError, KeyboardInterrupt):
         print("\ntagio_relay_server: setup cancelled", file=sys.stderr)
         return 1
+    quick_edit_off()  # Windows: a click into the console must not freeze the relay
     install_signals(server)
     try:
         server.serve_forever()
     except Exception:  # serve_forever logged the reason; the operator gets that line, not a traceback
+        keep_console_open()
         return 1
     return 0

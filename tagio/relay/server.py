@@ -119,10 +119,12 @@ class RelayServer:
         self.tcp = socket.socket(family, socket.SOCK_STREAM)
         if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
             self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # POSIX: restart over TIME_WAIT
+        dual_stack_if_any(self.tcp, host)
         self.tcp.bind((host, port))
         self.tcp.listen(1024)
         self.tcp.setblocking(False)
         self.udp = socket.socket(family, socket.SOCK_DGRAM)
+        dual_stack_if_any(self.udp, host)
         self.udp.bind((host, self.tcp.getsockname()[1]))  # UDP on the same port number
         self.udp.setblocking(False)
         self._address = self.tcp.getsockname()[:2]
@@ -375,6 +377,13 @@ def load_bindings(bindings) -> str:
         log.info("no relay state file at %s: starting with no ID bindings (a first start, or the disk "
                     "was wiped)", bindings.path)
     return "loaded" if loaded else "fresh"
+
+
+def dual_stack_if_any(sock, host):
+    """`--bind [::]` means every address, IPv4 too: Windows (and BSD) default to IPV6_V6ONLY=1, which
+    would leave IPv4 clients outside; Linux defaults to 0 (net.ipv6.bindv6only)."""
+    if host == "::" and sock.family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 
 
 def _check_failed(exc):
