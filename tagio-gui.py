@@ -14,10 +14,12 @@ import sys
 
 from tagio.client.settings import default_config_dir
 from tagio.entry import main
-from tagio.platform import prepare_std_streams
+from tagio.platform import prepare_std_streams, set_dpi_awareness
 
 if __name__ == "__main__":
     # The windowed Windows executable starts without stdout/stderr: attach to the starting
     # console for --cli/--version/--help, else log to the config folder. Elsewhere a no-op.
     prepare_std_streams(default_config_dir(), sys.argv[1:])
+    # Windows: per-monitor DPI awareness before Tk and capture start (the first call decides).
+    set_dpi_awareness()
     sys.exit(main(sys.argv[1:]))

@@ -39,6 +39,7 @@ WINDOWS = sys.platform == "win32"
 LOG_FILE = "tagio.log"
 MAX_LOG_BYTES = 1 << 20      # the log is truncated at start once it grows past this
 _CONSOLE_WORDS = ("--cli", "--version", "--help", "-h")
+streams_mode = "unchanged"   # what prepare_std_streams did: "log"/"discarded" = nobody reads stderr
 
 # winerror -> what happened: errors of one datagram, after which the UDP socket works on.
 DATAGRAM_WINERRORS = {
@@ -105,6 +106,12 @@ def prepare_std_streams(config_dir, argv=(), *, attach=None) -> str:
 
     `attach` (tests only) replaces the Windows AttachConsole call.
     """
+    global streams_mode
+    streams_mode = _prepare_std_streams(config_dir, argv, attach)
+    return streams_mode
+
+
+def _prepare_std_streams(config_dir, argv, attach):
     if sys.stdout is not None and sys.stderr is not None:
         return "unchanged"
     wants_console = any(word in argv for word in _CONSOLE_WORDS)
@@ -129,6 +136,8 @@ def _attach_parent_console() -> bool:
         return False
     sys.stdout = open("CONOUT$", "w", encoding="utf-8", errors="replace", buffering=1)
     sys.stderr = open("CONOUT$", "w", encoding="utf-8", errors="replace", buffering=1)
+    if sys.stdin is None:   # a password prompt reads the console; the shell must wait (start /wait)
+        sys.stdin = open("CONIN$", "r", encoding="utf-8", errors="replace")
     return True
 
 
@@ -148,8 +157,25 @@ def _redirect(stream) -> None:
         sys.stderr = stream
 
 
+def tell_user(text: str, title: str = "TagIO", show=None) -> bool:
+    """A start-up error of a windowed program: besides stderr (which went to the log), show it in a
+    message box when nobody reads that stream. `show` (tests) replaces show_fatal_error."""
+    if streams_mode not in ("log", "discarded"):
+        return False
+    return (show or show_fatal_error)(title, text)
+
+
 def show_fatal_error(title: str, text: str) -> bool:
-    """Show `text` in a message box (for windowed programs). False if no GUI is available."""
+    """Show `text` in a message box (for windowed programs). False if no GUI is available.
+    On Windows MessageBoxW, which needs no Tk (Tk itself may be what failed)."""
+    if WINDOWS:
+        try:
+            import ctypes
+            mb_iconerror = 0x10
+            ctypes.windll.user32.MessageBoxW(None, text, title, mb_iconerror)
+            return True
+        except (OSError, AttributeError):
+            pass
     try:
         import tkinter
         from tkinter import messagebox
@@ -237,3 +263,35 @@ def keep_console_open(ask=input, kernel32=None) -> bool:
     except (EOFError, KeyboardInterrupt, OSError):
         pass
     return True
+
+
+# SetProcessDpiAwarenessContext values (windef.h): -4 is PER_MONITOR_AWARE_V2.
+DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2 = -4
+PROCESS_PER_MONITOR_DPI_AWARE = 2
+
+
+def set_dpi_awareness(user32=None, shcore=None) -> str:
+    """Windows: real pixels on every monitor, before Tk or capture start (the first call wins, later
+    ones fail; a system-aware process gets a second monitor at 150% scaled). Tries Windows 10's
+    per-monitor v2, then 8.1's per-monitor, then Vista's system-aware. Returns which one took
+    ("per-monitor-v2", "per-monitor", "system", or "" when none / not Windows). `user32` and
+    `shcore` (tests) replace the DLLs."""
+    if user32 is None:
+        if not WINDOWS:
+            return ""
+        import ctypes   # guarded: windll exists only on Windows
+        user32, shcore = ctypes.windll.user32, getattr(ctypes.windll, "shcore", None)
+    import ctypes
+    attempts = (
+        ("per-monitor-v2", lambda: user32.SetProcessDpiAwarenessContext(
+            ctypes.c_void_p(DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2)) != 0),
+        ("per-monitor", lambda: shcore is not None and shcore.SetProcessDpiAwareness(PROCESS_PER_MONITOR_DPI_AWARE) == 0),
+        ("system", lambda: user32.SetProcessDPIAware() != 0),
+    )
+    for name, attempt in attempts:
+        try:
+            if attempt():
+                return name
+        except (AttributeError, OSError):   # an older Windows lacks the function
+            continue
+    return ""
