@@ -58,7 +58,8 @@ def run_connect(args, out, stop) -> int:
     partner = normalize_id(args.partner_id)
     out.partner_id = partner
     password = _ask_password(args)
-    client = make_client(args, out, direct_bind=args.direct_bind)
+    # A pure viewer: no TCP listener (no Windows firewall prompt); UDP for hole punching only.
+    client = make_client(args, out, direct_bind=args.direct_bind, listen_tcp=False)
     with running(client):
         conn = client.connect(partner, password, timeout=args.timeout)
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "

@@ -149,6 +149,10 @@ FIELDS = {
     "quality": (_int_range(10, 95), 75, None),
     "view_only": (_bool, False, None),
     "recent_partners": (_recent, [], list),
+    # The host's direct port, chosen once (0: not yet) and kept, so that a firewall or port-forwarding
+    # rule made for it keeps working (tagio.client.paths.make_listener).
+    "direct_port": (_int_range(0, 65535), 0, None),
+    "firewall_notice_shown": (_bool, False, None),   # Windows: the home window explained the prompt
 }
 
 

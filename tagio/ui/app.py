@@ -33,6 +33,8 @@ import threading
 from tagio import __version__
 from tagio.client import words
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
+from tagio.platform import WINDOWS
+from tagio.ui.firstrun import show_firewall_notice
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.home import HomeWindow
@@ -89,6 +91,7 @@ class App:
 
     def start(self):
         """Start the core (it registers at the relay in its own thread) and the poll loop."""
+        show_firewall_notice(self.home, self.settings, WINDOWS)   # before the listener: Windows asks then
         self.client.start()
         self.refresh()
         self.home.partner_entry.focus_set()     # ready to type a partner ID, as AnyDesk is
