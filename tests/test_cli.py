@@ -171,9 +171,10 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("a password is needed", r.stderr)
 
     def test_direct_port_in_use(self):
-        with socket.socket() as busy:
+        # A pure viewer binds only UDP on its direct port (no TCP listener: tagio.client.paths), so
+        # a UDP socket is what takes that port from it.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
             busy.bind(("127.0.0.1", 0))
-            busy.listen(1)
             port = busy.getsockname()[1]
             r = run_gui("--cli", "connect", "123456789", "--password", "pw", "--config-dir", self.config,
                         "--direct-bind", f"127.0.0.1:{port}", "--relay", f"127.0.0.1:{closed_port()}")
