@@ -181,9 +181,8 @@ class CursorBitsTest(unittest.TestCase):
             self.assertIsNone(win.SecureDesktop.open())
 
 
-class PauseOnTheSecureDesktop(unittest.TestCase):
-    """A HostSession whose grabber fails (UAC prompt) and recovers: the viewer gets the notice over
-    the last picture, the session goes on, and a fresh full picture follows."""
+class FakeGrabberSession:
+    """A real HostSession and ViewerSession over a real secure channel, the host grabbing a FrameBuffer."""
 
     def run_session(self, pause):
         from tagio.session.host import HostSession
@@ -203,6 +202,11 @@ class PauseOnTheSecureDesktop(unittest.TestCase):
         self.addCleanup(host.stop)
         self.assertTrue(wait_for(lambda: viewer.stats["frames"] >= 1), "no first frame")
         return host, viewer, fb, events, wait_for
+
+
+class PauseOnTheSecureDesktop(FakeGrabberSession, unittest.TestCase):
+    """A HostSession whose grabber fails (UAC prompt) and recovers: the viewer gets the notice over
+    the last picture, the session goes on, and a fresh full picture follows."""
 
     def test_grab_failure_pauses_then_resumes(self):
         host, viewer, fb, events, wait_for = self.run_session(pause=True)
@@ -229,3 +233,61 @@ class PauseOnTheSecureDesktop(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SecureAttentionTest(unittest.TestCase):
+    LAYER = "unit"
+
+    def test_only_the_delete_of_ctrl_alt_del(self):
+        watch = win.SecureAttentionWatch()
+        self.assertFalse(watch.feed("Delete", True))                        # Delete alone
+        for key in ("Control_L", "Alt_L"):
+            self.assertFalse(watch.feed(key, True))
+        self.assertTrue(watch.feed("Delete", True))
+        watch.feed("Alt_L", False)
+        self.assertFalse(watch.feed("Delete", True))                        # Ctrl+Delete
+
+    def test_host_says_why_and_injects_no_delete(self):
+        from tagio.protocol import session as m
+        from tagio.session.host import HostSession
+        events = []
+        host = HostSession(channel=None, on_event=lambda name, **f: events.append((name, f)))
+        host.refuse_secure_attention = True
+        for key, pressed in (("Control_L", True), ("Alt_L", True), ("Delete", True), ("Delete", False),
+                             ("Alt_L", False), ("Control_L", False)):
+            host._on_input(m.Key(key, pressed))
+        sent = [host._input_q.get_nowait() for _ in range(host._input_q.qsize())]
+        self.assertNotIn(m.Key("Delete", True), sent)
+        self.assertIn(m.Key("Control_L", False), sent)                      # nothing stays held
+        self.assertEqual(events, [("warning", {"message": win.SAS_NOTICE})])
+        self.assertEqual(host._notice, win.SAS_NOTICE)                     # for the viewer's picture
+
+    def test_elsewhere_it_is_sent(self):
+        from tagio.protocol import session as m
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host.refuse_secure_attention = False                                # an X11 host
+        for key in ("Control_L", "Alt_L", "Delete"):
+            host._on_input(m.Key(key, True))
+        self.assertEqual(host._input_q.qsize(), 3)
+
+
+class NoticeHoldTest(unittest.TestCase):
+    LAYER = "unit"
+
+    def test_held_then_restored_once(self):
+        hold = win.NoticeHold(seconds=5)
+        self.assertEqual(hold.filter({(0, 0)}, 0.0), {(0, 0)})
+        hold.start({(0, 0), (1, 0)}, 10.0)
+        self.assertEqual(hold.filter({(0, 0), (2, 3)}, 12.0), {(2, 3)})     # the notice stays up
+        self.assertEqual(hold.filter(set(), 15.0), {(0, 0), (1, 0)})        # then the real pixels
+        self.assertEqual(hold.filter(set(), 16.0), set())
+
+
+class NoticeOnThePicture(FakeGrabberSession, unittest.TestCase):
+    def test_ctrl_alt_del_notice_reaches_the_viewer(self):
+        host, viewer, fb, events, wait_for = self.run_session(pause=True)
+        frames = viewer.stats["frames"]
+        host._notice = win.SAS_NOTICE                  # what _on_input sets on a Windows host
+        self.assertTrue(wait_for(lambda: viewer.stats["frames"] > frames), "no notice frame")
+        self.assertIsNone(host._notice)

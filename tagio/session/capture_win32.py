@@ -164,3 +164,54 @@ def notice_band(last_screen, width, height, text=PAUSE_NOTICE):
     draw.rectangle((0, 0, width, band_h), fill=(150, 40, 20))
     draw.text((10, max(0, band_h // 2 - 6)), text, fill=(255, 255, 255))
     return img.tobytes("raw", "BGRX"), band_h
+
+
+# -- Ctrl+Alt+Del ---------------------------------------------------------------------------------
+
+SAS_NOTICE = ("Ctrl+Alt+Del cannot be sent to Windows by a program: Windows takes it only from a real "
+              "keyboard or from a service (SendSAS). Ask the person at the partner's computer to press it.")
+NOTICE_SECONDS = 5.0
+_CONTROL = frozenset({"Control_L", "Control_R"})
+_ALT = frozenset({"Alt_L", "Alt_R"})
+_DELETE = frozenset({"Delete", "KP_Delete"})
+
+
+class SecureAttentionWatch:
+    """Follows the Key messages a viewer sends and spots Ctrl+Alt+Del (the secure-attention
+    sequence), which SendInput cannot produce: Windows drops it without a word."""
+
+    def __init__(self):
+        self._held = set()
+
+    def feed(self, key: str, pressed: bool) -> bool:
+        """True for the Delete press of a Ctrl+Alt+Del (that press should not be injected)."""
+        if not pressed:
+            self._held.discard(key)
+            return False
+        if key in _DELETE:
+            return bool(self._held & _CONTROL and self._held & _ALT)
+        if key in _CONTROL | _ALT:
+            self._held.add(key)
+        return False
+
+
+class NoticeHold:
+    """Keeps a notice drawn over some tiles on the viewer's picture for NOTICE_SECONDS: while it is
+    up those tiles are not refreshed from the host's copy of the screen; afterwards they are sent
+    again once, so the notice goes away. `clock` in seconds (monotonic)."""
+
+    def __init__(self, seconds=NOTICE_SECONDS):
+        self._seconds = seconds
+        self._tiles, self._until = frozenset(), None
+
+    def start(self, tiles, now):
+        self._tiles, self._until = frozenset(tiles), now + self._seconds
+
+    def filter(self, due, now):
+        """The tiles to refresh now: `due` without the held ones, plus all of them when it ends."""
+        if self._until is None:
+            return due
+        if now < self._until:
+            return set(due) - self._tiles
+        restore, self._tiles, self._until = self._tiles, frozenset(), None
+        return set(due) | restore

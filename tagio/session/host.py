@@ -101,6 +101,10 @@ class HostSession:
         self.scan_for_changes = win.WINDOWS         # no damage reports: scanline polling (capture_win32)
         self.paused = False
         self._secure, self._secure_at = None, 0.0   # capture_win32.SecureDesktop (Windows), next check
+        self.refuse_secure_attention = win.WINDOWS  # Ctrl+Alt+Del: say why instead of sending it
+        self._sas = win.SecureAttentionWatch()
+        self._notice = None                         # text for the capture thread to show the viewer
+        self._notice_hold = win.NoticeHold()
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0, "quality": self.quality}
         self._monitor_wanted = monitor
         self._monitor_switch = threading.Event()    # set by SelectMonitor (same index = full refresh)
@@ -239,8 +243,10 @@ class HostSession:
                     return
                 continue
             dirty = set().union(*(src[5] for src in sources))
+            if self._notice is not None and not self._show_notice(mon, captured):
+                return
             with self._refresh_lock:
-                due = self._refresh.due() - dirty
+                due = self._notice_hold.filter(self._refresh.due() - dirty, captured)
             if not dirty and not due:
                 continue
             changed_at = tick
@@ -257,6 +263,26 @@ class HostSession:
         with self._credit:
             self._in_flight[self._frame_id] = captured
         return self._workers.put(self._encode_q, job)
+
+    def _show_notice(self, mon, now):
+        """Keep the pending notice over the top of the viewer's picture for a while; False when
+        stopping."""
+        text, self._notice = self._notice, None
+        tiles = self._draw_notice(mon, text, now)
+        if tiles is None:
+            return False
+        self._notice_hold.start(tiles, now)
+        return True
+
+    def _draw_notice(self, mon, text, now):
+        """Queue a frame with `text` drawn over the top of the last picture: its tiles, or None when
+        stopping. The host's copy of the screen keeps the real pixels."""
+        screen = mon["screen"]
+        band, band_h = win.notice_band(screen.buf, screen.width, screen.height, text)
+        tiles = t.rects_tiles([(0, 0, screen.width, band_h)], screen.width, screen.height)
+        if not self._emit(now, [(band, 0, 0, screen.width, band_h, tiles)], [], screen, 0):
+            return None
+        return tiles
 
     @staticmethod
     def _watch(damage, mon):
@@ -287,10 +313,7 @@ class HostSession:
         grab works again, then start the monitor afresh (Hello + a full picture). None when stopping."""
         self.paused = True
         self.on_event("capture_paused", reason=win.PAUSE_NOTICE, error=str(exc))
-        screen = mon["screen"]
-        band, band_h = win.notice_band(screen.buf, screen.width, screen.height)
-        tiles = t.rects_tiles([(0, 0, screen.width, band_h)], screen.width, screen.height)
-        if not self._emit(time.monotonic(), [(band, 0, 0, screen.width, band_h, tiles)], [], screen, 0):
+        if self._draw_notice(mon, win.PAUSE_NOTICE, time.monotonic()) is None:
             return None
         probe = {k: mon["box"][k] for k in ("left", "top")} | {"width": 1, "height": 1}
         while not self._workers.stopping.wait(self.pause_retry):
@@ -495,6 +518,10 @@ class HostSession:
     def _on_input(self, msg):
         if self.view_only:
             return      # view-only: the viewer may send input, it is simply not applied
+        if isinstance(msg, m.Key) and self._sas.feed(msg.key, msg.pressed) and self.refuse_secure_attention:
+            self.on_event("warning", message=win.SAS_NOTICE)
+            self._notice = win.SAS_NOTICE   # the capture thread draws it for the viewer
+            return      # Windows would drop it anyway; the Ctrl and Alt releases still go through
         self._workers.put(self._input_q, msg)
 
     def _on_quality(self, msg):
