@@ -99,21 +99,24 @@ def atomic_write(path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def prepare_std_streams(config_dir, argv=(), *, attach=None) -> str:
-    """Give a windowed program usable stdout/stderr. Returns "console", "log", "unchanged", or
-    "discarded" when the log cannot be opened (a read-only or missing config folder must not
-    stop the program before it can show anything).
+def prepare_std_streams(config_dir, argv=(), *, attach=None, inherit=None) -> str:
+    """Give a windowed program usable stdout/stderr. Returns "unchanged", "inherited" (Windows: the
+    parent redirected our standard handles to pipes or files, and Python did not pick them up),
+    "console", "log", or "discarded" when the log cannot be opened (a read-only or missing config
+    folder must not stop the program before it can show anything).
 
-    `attach` (tests only) replaces the Windows AttachConsole call.
+    `attach` and `inherit` (tests only) replace the Windows AttachConsole and GetStdHandle steps.
     """
     global streams_mode
-    streams_mode = _prepare_std_streams(config_dir, argv, attach)
+    streams_mode = _prepare_std_streams(config_dir, argv, attach, inherit or _inherit_std_handles)
     return streams_mode
 
 
-def _prepare_std_streams(config_dir, argv, attach):
+def _prepare_std_streams(config_dir, argv, attach, inherit):
     if sys.stdout is not None and sys.stderr is not None:
         return "unchanged"
+    if inherit():
+        return "inherited"      # a script or test that captures our output gets it, not a console
     wants_console = any(word in argv for word in _CONSOLE_WORDS)
     attach = attach or _attach_parent_console
     if wants_console and attach():
@@ -124,6 +127,30 @@ def _prepare_std_streams(config_dir, argv, attach):
         _redirect(open(os.devnull, "w", encoding="utf-8"))
         return "discarded"
     return "log"
+
+
+STD_OUTPUT_HANDLE, STD_ERROR_HANDLE = -11, -12
+
+
+def _inherit_std_handles() -> bool:
+    """Windows only: when whoever started us redirected stdout/stderr (STARTF_USESTDHANDLES), use
+    those handles. True when both streams are usable afterwards."""
+    if not WINDOWS:
+        return False
+    import ctypes   # guarded: windll exists only on Windows
+    import msvcrt
+    get_std_handle = ctypes.windll.kernel32.GetStdHandle
+    get_std_handle.restype = ctypes.c_void_p
+    for name, which in (("stdout", STD_OUTPUT_HANDLE), ("stderr", STD_ERROR_HANDLE)):
+        handle = get_std_handle(which)
+        if getattr(sys, name) is not None or not handle or handle == ctypes.c_void_p(-1).value:
+            continue
+        try:
+            fd = msvcrt.open_osfhandle(handle, os.O_WRONLY)
+        except OSError:
+            continue
+        setattr(sys, name, open(fd, "w", encoding="utf-8", errors="replace", buffering=1))
+    return sys.stdout is not None and sys.stderr is not None
 
 
 def _attach_parent_console() -> bool:

@@ -567,6 +567,9 @@ class PortabilityTest(unittest.TestCase):
         self.assertEqual(offenders, [])
 
 
+NONE = lambda: False  # noqa: E731  (no redirected standard handles: as a double-clicked exe starts)
+
+
 class PlatformHelperTest(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory()
@@ -583,7 +586,7 @@ class PlatformHelperTest(unittest.TestCase):
     def test_windowed_program_logs_to_config_folder(self):
         from tagio import platform
         sys.stdout = sys.stderr = None                       # what a windowed Windows exe starts with
-        self.assertEqual(platform.prepare_std_streams(self.config, [], attach=lambda: True), "log")
+        self.assertEqual(platform.prepare_std_streams(self.config, [], attach=lambda: True, inherit=NONE), "log")
         print("hello from a windowed program")
         sys.stderr.write("an error line\n")
         sys.stdout.close()
@@ -598,7 +601,7 @@ class PlatformHelperTest(unittest.TestCase):
         self.config.parent.mkdir(parents=True, exist_ok=True)
         self.config.write_text("a file where the folder should be")
         sys.stdout = sys.stderr = None
-        self.assertEqual(platform.prepare_std_streams(self.config, [], attach=lambda: False), "discarded")
+        self.assertEqual(platform.prepare_std_streams(self.config, [], attach=lambda: False, inherit=NONE), "discarded")
         print("still fine")                                  # no AttributeError on None
         sys.stderr.write("and this too\n")
         sys.stdout.close()
@@ -608,11 +611,26 @@ class PlatformHelperTest(unittest.TestCase):
         calls = []
         sys.stdout = sys.stderr = None
         self.assertEqual(platform.prepare_std_streams(self.config, ["--cli", "host"],
-                                                      attach=lambda: calls.append(1) or True), "console")
+                                                      attach=lambda: calls.append(1) or True, inherit=NONE),
+                         "console")
         self.assertEqual(calls, [1])
         sys.stdout = sys.stderr = None
-        self.assertEqual(platform.prepare_std_streams(self.config, ["--cli", "host"], attach=lambda: False), "log")
+        self.assertEqual(platform.prepare_std_streams(self.config, ["--cli", "host"], attach=lambda: False,
+                                                      inherit=NONE), "log")
         sys.stdout.close()
+
+    def test_redirected_handles_win_over_console_and_log(self):
+        """Windows: a script capturing the windowed exe's output gets it (the handles it gave us)."""
+        from tagio import platform
+
+        def inherit():
+            sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")
+            return True
+        sys.stdout = sys.stderr = None
+        self.assertEqual(platform.prepare_std_streams(self.config, ["--cli", "connect"], inherit=inherit,
+                                                      attach=lambda: self.fail("no console needed")), "inherited")
+        sys.stdout.close()
+        self.assertFalse(self.config.exists())                  # and no log file
 
     def test_kill_signal_exists_everywhere(self):
         import signal
