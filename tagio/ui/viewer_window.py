@@ -31,7 +31,9 @@ from PIL import Image, ImageTk
 
 from tagio.session import events as ev
 from tagio.protocol.session import MAX_CLIPBOARD
+from tagio.platform import WINDOWS
 from tagio.ui.keys import KeyboardState
+from tagio.ui.pointer import WheelAccumulator, button_role
 
 POLL_MS = 15
 FAST_POLL_MS = 4                # while frames are streaming in ...
@@ -79,6 +81,7 @@ class ViewerWindow(tk.Toplevel):
         self._last_motion = None
         self._keyboard = KeyboardState(self.tk.call("tk", "windowingsystem"))
         self._held_buttons = set()
+        self._wheel_acc = WheelAccumulator(WINDOWS)     # touchpads send small deltas (tagio.ui.pointer)
         self._clipboard_seen = None
         self._canvas_size = None
         self._status_at = 0.0
@@ -375,19 +378,23 @@ class ViewerWindow(tk.Toplevel):
         point = self.remote_point(event.x, event.y)
         if point is None:
             return
-        if event.num in (4, 5, 6, 7):           # X11 wheel buttons: 4/5 vertical, 6/7 horizontal
-            if pressed:
-                steps = {4: (0, 1), 5: (0, -1), 6: (-1, 0), 7: (1, 0)}[event.num]
-                if event.state & 0x0001 and event.num in (4, 5):    # Shift+wheel: sideways
-                    steps = (-steps[1], 0)
-                self._safe(self.session.send_scroll, *steps)
-            return
-        if event.num in (1, 2, 3):
+        role = button_role(event.num, WINDOWS, shift=bool(event.state & 0x0001))
+        kind, value = role if role is not None else (None, None)
+        if kind == "scroll" and pressed:        # X11 wheel buttons
+            self._safe(self.session.send_scroll, *value)
+        elif kind == "keys" and pressed:        # Back/Forward side buttons: Alt+Left/Right
+            for name in value:
+                self._safe(self.session.send_key, name, True)
+            for name in reversed(value):
+                self._safe(self.session.send_key, name, False)
+        elif kind == "button":
             (self._held_buttons.add if pressed else self._held_buttons.discard)(event.num)
             self._safe(self.session.send_mouse_button, event.num, pressed, *point)
 
     def _wheel(self, event):
-        steps = max(-10, min(10, int(event.delta / 120) or (1 if event.delta > 0 else -1)))
+        steps = self._wheel_acc.add(event.delta, time.monotonic())
+        if not steps:
+            return                              # part of a notch so far (touchpad)
         if event.state & 0x0001:
             self._safe(self.session.send_scroll, -steps, 0)
         else:
