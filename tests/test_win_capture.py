@@ -184,7 +184,7 @@ class CursorBitsTest(unittest.TestCase):
 class FakeGrabberSession:
     """A real HostSession and ViewerSession over a real secure channel, the host grabbing a FrameBuffer."""
 
-    def run_session(self, pause):
+    def run_session(self, pause, secure=None):
         from tagio.session.host import HostSession
         from tagio.session.viewer import ViewerSession
         from tests.test_session_host import secure_pair, wait_for
@@ -195,6 +195,7 @@ class FakeGrabberSession:
         host = HostSession(host_channel, view_only=True, grabber=lambda **kw: fb,
                            on_event=lambda name, **f: events.append(name))
         host.pause_on_grab_failure, host.scan_for_changes, host.pause_retry = pause, True, 0.02
+        host._secure = secure or SimpleNamespace(active=lambda: False)   # the input desktop is the user's
         viewer = ViewerSession(viewer_channel)
         host.start()
         viewer.start()
@@ -220,6 +221,17 @@ class PauseOnTheSecureDesktop(FakeGrabberSession, unittest.TestCase):
         self.assertTrue(wait_for(lambda: "capture_resumed" in events and viewer.stats["frames"] > frames),
                         f"no picture after the prompt: {events}")
         self.assertFalse(host.paused)
+        self.assertTrue(viewer.running)
+
+    def test_a_black_picture_on_the_secure_desktop_pauses_too(self):
+        """Some systems hand out black pixels instead of failing: the input desktop check catches it."""
+        locked = threading.Event()
+        host, viewer, fb, events, wait_for = self.run_session(
+            pause=True, secure=SimpleNamespace(active=locked.is_set))
+        locked.set()
+        self.assertTrue(wait_for(lambda: "capture_paused" in events), f"not paused: {events}")
+        locked.clear()
+        self.assertTrue(wait_for(lambda: "capture_resumed" in events), f"not resumed: {events}")
         self.assertTrue(viewer.running)
 
     def test_without_pause_a_grab_failure_still_ends_the_session(self):
