@@ -281,9 +281,11 @@ def console_is_ours(kernel32=None) -> bool:
     return kernel32.GetConsoleProcessList(processes, 2) == 1
 
 
-def keep_console_open(ask=input, kernel32=None) -> bool:
-    """After a start-up error: wait for Enter if the console would otherwise close at once."""
-    if not console_is_ours(kernel32):
+def keep_console_open(ask=input, kernel32=None, stdin=None) -> bool:
+    """After a start-up error: wait for Enter if the console would otherwise close at once (and
+    its keyboard is our input: a script that started us with other input never waits)."""
+    stdin = sys.stdin if stdin is None else stdin
+    if not console_is_ours(kernel32) or stdin is None or not stdin.isatty():
         return False
     try:
         ask("Press Enter to close this window.")

@@ -54,19 +54,28 @@ class QuickEdit(unittest.TestCase):
             self.assertFalse(platform.quick_edit_off())
 
 
+class Keyboard:
+    def __init__(self, tty=True):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
 class PressEnter(unittest.TestCase):
     def test_waits_only_in_a_console_of_our_own(self):
         asked = []
-        self.assertTrue(platform.keep_console_open(asked.append, FakeKernel32(processes=1)))
+        self.assertTrue(platform.keep_console_open(asked.append, FakeKernel32(processes=1), Keyboard()))
         self.assertEqual(asked, ["Press Enter to close this window."])
-        self.assertFalse(platform.keep_console_open(asked.append, FakeKernel32(processes=2)))  # cmd.exe too
-        self.assertFalse(platform.keep_console_open(asked.append, FakeKernel32(console=False)))
+        self.assertFalse(platform.keep_console_open(asked.append, FakeKernel32(processes=2), Keyboard()))
+        self.assertFalse(platform.keep_console_open(asked.append, FakeKernel32(console=False), Keyboard()))
+        self.assertFalse(platform.keep_console_open(asked.append, FakeKernel32(processes=1), Keyboard(False)))
         self.assertEqual(len(asked), 1)
 
     def test_closed_stdin_does_not_raise(self):
         def eof(_prompt):
             raise EOFError
-        self.assertTrue(platform.keep_console_open(eof, FakeKernel32(processes=1)))
+        self.assertTrue(platform.keep_console_open(eof, FakeKernel32(processes=1), Keyboard()))
 
 
 @windows_only("the real kernel32 console calls")

@@ -8,7 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 from tagio.client import settings as settings_mod
-from tagio.client.settings import ROAMING_NOTE, default_config_dir, migrate_roaming_config
+from tagio.client.settings import ROAMING_NOTE, Settings, default_config_dir, migrate_roaming_config
 
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
 
@@ -56,3 +56,15 @@ class WindowsConfigDir(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FileInPlaceOfTheFolder(unittest.TestCase):
+    def test_same_error_as_posix_when_windows_says_not_found(self):
+        from tagio.errors import ConfigError
+        with tempfile.TemporaryDirectory() as tmp:
+            not_a_dir = Path(tmp) / "file"
+            not_a_dir.write_text("x")
+            settings = Settings(not_a_dir)
+            with mock.patch("builtins.open", side_effect=FileNotFoundError(2, "path not found")):
+                with self.assertRaisesRegex(ConfigError, "cannot read settings .*is not a folder"):
+                    settings._read_json()

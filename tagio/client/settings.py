@@ -188,8 +188,10 @@ class Settings:
             with open(self.path, "rb") as f:
                 raw = f.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
+            if self.config_dir.exists() and not self.config_dir.is_dir():   # Windows: "path not found"
+                raise ConfigError(f"cannot read settings {self.path}: {self.config_dir} is not a folder") from None
             return None
-        except OSError as exc:
+        except OSError as exc:      # POSIX reports a file in the folder's place as ENOTDIR here
             raise ConfigError(f"cannot read settings {self.path}: {exc.strerror or exc}") from exc
         try:
             if len(raw) > MAX_FILE_BYTES:
