@@ -303,3 +303,70 @@ class NoticeOnThePicture(FakeGrabberSession, unittest.TestCase):
         host._notice = win.SAS_NOTICE                  # what _on_input sets on a Windows host
         self.assertTrue(wait_for(lambda: viewer.stats["frames"] > frames), "no notice frame")
         self.assertIsNone(host._notice)
+
+
+class ElevatedDlls:
+    """user32/kernel32/advapi32 stand-ins: the foreground window's process is elevated or not, and its
+    token may be unreadable (a higher integrity level)."""
+
+    def __init__(self, elevated=True, readable=True, hwnd=0x50):
+        self.elevated, self.readable, self.hwnd, self.closed = elevated, readable, hwnd, 0
+
+    def GetForegroundWindow(self):
+        return self.hwnd
+
+    def GetWindowThreadProcessId(self, hwnd, pid_ref):
+        pid_ref._obj.value = 4242
+        return 1
+
+    def OpenProcess(self, access, inherit, pid):
+        return 0x99 if pid == 4242 else 0
+
+    def OpenProcessToken(self, process, access, token_ref):
+        token_ref._obj.value = 0x77
+        return 1 if self.readable else 0
+
+    def GetTokenInformation(self, token, klass, buffer_ref, size, returned_ref):
+        buffer_ref._obj.value = 1 if self.elevated else 0
+        return 1
+
+    def CloseHandle(self, handle):
+        self.closed += 1
+        return 1
+
+
+class ElevatedWindowTest(unittest.TestCase):
+    LAYER = "unit"
+
+    def probe(self, dlls, now):
+        return win.ElevatedForeground(dlls, dlls, dlls, clock=lambda: now[0])
+
+    def test_elevated_or_unreadable_is_blocked_once_per_window_and_period(self):
+        now = [100.0]
+        for dlls in (ElevatedDlls(elevated=True), ElevatedDlls(readable=False)):
+            probe = self.probe(dlls, now)
+            self.assertEqual(probe.blocked_window(), 0x50)
+            self.assertIsNone(probe.blocked_window())                      # said once ...
+            now[0] += win.ELEVATED_REPEAT + 1
+            self.assertEqual(probe.blocked_window(), 0x50)                 # ... then again later
+        self.assertIsNone(self.probe(ElevatedDlls(elevated=False), now).blocked_window())
+        self.assertIsNone(self.probe(ElevatedDlls(hwnd=0), now).blocked_window())   # no foreground
+
+    def test_host_says_why_and_still_sends_the_input(self):
+        from tagio.protocol import session as m
+        from tagio.session.host import HostSession
+        events = []
+        host = HostSession(channel=None, on_event=lambda name, **f: events.append((name, f)))
+        now = [0.0]
+        host._elevated = self.probe(ElevatedDlls(), now)
+        host._check_elevated(m.Mouse(m.MOUSE_MOVE, 0, 5, 5))                # a move asks nothing
+        self.assertEqual(events, [])
+        host._check_elevated(m.Mouse(m.MOUSE_PRESS, 1, 5, 5))
+        self.assertEqual(events, [("warning", {"message": win.ELEVATED_NOTICE})])
+        self.assertEqual(host._notice, win.ELEVATED_NOTICE)
+        host._check_elevated(m.Key("a", True))                              # the same window: once
+        self.assertEqual(len(events), 1)
+
+    def test_no_probe_off_windows(self):
+        if not win.WINDOWS:
+            self.assertIsNone(win.ElevatedForeground.open(lambda: 0.0))

@@ -25,6 +25,12 @@ grab). Three pieces fix what that costs and what it breaks:
   capture works again. What no unelevated program can do (see the README) is capture or click that
   desktop: that needs a service running as SYSTEM.
 
+- Ctrl+Alt+Del and elevated windows: SendInput cannot produce the secure-attention sequence, and
+  Windows drops input into an elevated program's window (UIPI) without telling the sender.
+  `SecureAttentionWatch` spots Ctrl+Alt+Del in the viewer's keys and `ElevatedForeground` asks
+  whether the window in front is elevated; the host then says why, on its side and (drawn over the
+  picture for NOTICE_SECONDS, `NoticeHold`) on the viewer's.
+
 Everything here that talks to Windows takes the DLL (or mss module) as an argument, so the logic
 runs in the normal test suite with fakes.
 """
@@ -215,3 +221,74 @@ class NoticeHold:
             return set(due) - self._tiles
         restore, self._tiles, self._until = self._tiles, frozenset(), None
         return set(due) | restore
+
+
+# -- elevated windows -----------------------------------------------------------------------------
+
+ELEVATED_NOTICE = ("The window in front on the partner's computer runs as administrator: TagIO, not "
+                   "elevated, cannot click or type into it (Windows drops that input).")
+ELEVATED_REPEAT = 30.0      # seconds before the same window is mentioned again
+PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+TOKEN_QUERY = 0x0008
+TOKEN_ELEVATION = 20        # TOKEN_INFORMATION_CLASS TokenElevation
+
+
+class ElevatedForeground:
+    """Is the foreground window an elevated program's? Windows' UIPI drops our SendInput into it
+    without a word (neither SendInput's result nor GetLastError says so), so the host asks before
+    input goes out and says why nothing happens. A process whose token we may not even read runs
+    at a higher integrity level than ours: counted as elevated. `user32`, `kernel32`, `advapi32`
+    (tests) replace the DLLs; `open()` gives None off Windows or when TagIO itself is elevated."""
+
+    def __init__(self, user32, kernel32, advapi32, clock):
+        self._user32, self._kernel32, self._advapi32 = user32, kernel32, advapi32
+        self._clock = clock
+        self._told = {}             # hwnd -> when it was last mentioned
+
+    @classmethod
+    def open(cls, clock):
+        if not WINDOWS:
+            return None
+        import ctypes   # guarded: WinDLL exists only on Windows
+        user32, kernel32, advapi32 = (ctypes.WinDLL(name) for name in ("user32", "kernel32", "advapi32"))
+        user32.GetForegroundWindow.restype = ctypes.c_void_p
+        kernel32.OpenProcess.restype = ctypes.c_void_p
+        kernel32.GetCurrentProcess.restype = ctypes.c_void_p
+        probe = cls(user32, kernel32, advapi32, clock)
+        return None if probe._elevated(kernel32.GetCurrentProcess()) else probe
+
+    def blocked_window(self):
+        """The foreground window (handle) when it is elevated and not yet mentioned lately, else None."""
+        import ctypes
+        hwnd = self._user32.GetForegroundWindow()
+        if not hwnd:
+            return None
+        now = self._clock()
+        if now - self._told.get(hwnd, float("-inf")) < ELEVATED_REPEAT:
+            return None
+        pid = ctypes.c_uint32(0)
+        self._user32.GetWindowThreadProcessId(ctypes.c_void_p(hwnd), ctypes.byref(pid))
+        process = self._kernel32.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, pid.value)
+        if not process:
+            return None     # gone already, or a protected system process: nothing to say
+        try:
+            if not self._elevated(process):
+                return None
+        finally:
+            self._kernel32.CloseHandle(ctypes.c_void_p(process))
+        self._told[hwnd] = now
+        return hwnd
+
+    def _elevated(self, process) -> bool:
+        import ctypes
+        token = ctypes.c_void_p()
+        if not self._advapi32.OpenProcessToken(ctypes.c_void_p(process), TOKEN_QUERY, ctypes.byref(token)):
+            return True     # may not even read it: a higher integrity level than ours
+        try:
+            elevation, size = ctypes.c_uint32(0), ctypes.c_uint32(0)
+            if not self._advapi32.GetTokenInformation(token, TOKEN_ELEVATION, ctypes.byref(elevation),
+                                                      ctypes.sizeof(elevation), ctypes.byref(size)):
+                return False
+            return bool(elevation.value)
+        finally:
+            self._kernel32.CloseHandle(token)

@@ -105,6 +105,7 @@ class HostSession:
         self._sas = win.SecureAttentionWatch()
         self._notice = None                         # text for the capture thread to show the viewer
         self._notice_hold = win.NoticeHold()
+        self._elevated = None                       # capture_win32.ElevatedForeground (Windows)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0, "quality": self.quality}
         self._monitor_wanted = monitor
         self._monitor_switch = threading.Event()    # set by SelectMonitor (same index = full refresh)
@@ -134,6 +135,7 @@ class HostSession:
         w.spawn("inject", self._inject_loop)
 
     def _open_injector(self):
+        self._elevated = self._elevated or win.ElevatedForeground.open(time.monotonic)
         try:
             self._injector = Injector().open(self.display)
         except InjectorUnavailable as exc:
@@ -548,12 +550,27 @@ class HostSession:
     }
 
     # -- inject ------------------------------------------------------------------------------
+    def _check_elevated(self, msg):
+        """Windows: a press into an elevated program's window is dropped by the system; say so
+        (once per window and ELEVATED_REPEAT) on both sides. The input still goes out."""
+        pressing = getattr(msg, "pressed", False) or getattr(msg, "action", None) in (m.MOUSE_PRESS, m.MOUSE_CLICK)
+        if self._elevated is None or not (pressing or isinstance(msg, m.Text)):
+            return
+        try:
+            blocked = self._elevated.blocked_window()
+        except OSError:         # a window that went away while we asked
+            return
+        if blocked is not None:
+            self.on_event("warning", message=win.ELEVATED_NOTICE)
+            self._notice = win.ELEVATED_NOTICE
+
     def _inject_loop(self):
         try:
             while True:
                 msg = self._workers.get(self._input_q)
                 if msg is None:
                     return
+                self._check_elevated(msg)
                 try:
                     self._injector.handle(msg)
                 except KeyError as exc:
