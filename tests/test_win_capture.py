@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from tagio.session import capture_win32 as win
 from tagio.session import cursor_win32 as cw
 from tagio.session import tiles as t
+from tests.platforms import windows_only
 
 W, H = 256, 192
 
@@ -370,3 +371,31 @@ class ElevatedWindowTest(unittest.TestCase):
     def test_no_probe_off_windows(self):
         if not win.WINDOWS:
             self.assertIsNone(win.ElevatedForeground.open(lambda: 0.0))
+
+
+@windows_only("the real user32/gdi32/advapi32 calls and mss's GDI grabber")
+class RealWin32Calls(unittest.TestCase):
+    def test_cursor_desktop_elevation_and_captureblt(self):
+        import time
+        probe = cw.Win32CursorProbe.open()
+        x, y = probe.position()
+        self.assertIsInstance(x + y, int)
+        shape = probe.shape()                                   # None when the pointer is hidden
+        if shape is not None:
+            self.assertEqual(len(shape.rgba), shape.width * shape.height * 4)
+        self.assertIsInstance(win.SecureDesktop.open().active(), bool)
+        elevated = win.ElevatedForeground.open(time.monotonic)
+        if elevated is not None:                                # None when the tests run elevated
+            elevated.blocked_window()
+        self.assertTrue(win.capture_blt_off())
+        from mss.windows import gdi
+        self.assertEqual(gdi.CAPTUREBLT, 0)
+
+    def test_one_row_grabs_have_the_full_grabs_row_size(self):
+        import mss
+        with mss.MSS() as sct:
+            mon = sct.monitors[1]
+            full = sct.grab(mon).raw
+            row = sct.grab({"left": mon["left"], "top": mon["top"], "width": mon["width"], "height": 1}).raw
+        self.assertEqual(len(row), mon["width"] * 4)
+        self.assertEqual(len(full), mon["width"] * mon["height"] * 4)
