@@ -399,3 +399,18 @@ class RealWin32Calls(unittest.TestCase):
             row = sct.grab({"left": mon["left"], "top": mon["top"], "width": mon["width"], "height": 1}).raw
         self.assertEqual(len(row), mon["width"] * 4)
         self.assertEqual(len(full), mon["width"] * mon["height"] * 4)
+
+
+class CommandLineHostSaysIt(unittest.TestCase):
+    LAYER = "unit"
+
+    def test_pause_and_resume_lines(self):
+        from tagio.cli.host import HostPrinter
+        lines = []
+        out = SimpleNamespace(event=lambda event, text, **data: lines.append((event, text, data)))
+        printer = HostPrinter(out)
+        printer("host_capture_paused", peer_id="123456789", reason=win.PAUSE_NOTICE, error="BitBlt failed")
+        printer("host_capture_resumed", peer_id="123456789")
+        self.assertEqual([line[0] for line in lines], ["capture_paused", "capture_resumed"])
+        self.assertIn("locked or showing a system prompt", lines[0][1])
+        self.assertEqual(lines[1][2], {"peer": "123456789"})

@@ -45,6 +45,9 @@ HOST_EVENTS = {
                                  {"peer": f["peer_id"], "reason": f.get("reason")}),
     "host_warning": lambda f: ("warning", f"warning: {f.get('message', '')}",
                                {"peer": f["peer_id"], "message": f.get("message")}),
+    "host_capture_paused": lambda f: ("capture_paused", f"picture paused: {f.get('reason', '')}",
+                                      {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_capture_resumed": lambda f: ("capture_resumed", "picture resumed", {"peer": f["peer_id"]}),
 }
 
 
