@@ -14,10 +14,17 @@ import sys
 
 from tagio.client.settings import default_config_dir
 from tagio.entry import main
-from tagio.platform import prepare_std_streams
+from tagio.platform import prepare_std_streams, set_dpi_awareness, tell_user
 
 if __name__ == "__main__":
     # The windowed Windows executable starts without stdout/stderr: attach to the starting
     # console for --cli/--version/--help, else log to the config folder. Elsewhere a no-op.
     prepare_std_streams(default_config_dir(), sys.argv[1:])
-    sys.exit(main(sys.argv[1:]))
+    # Windows: per-monitor DPI awareness before Tk and capture start (the first call decides).
+    set_dpi_awareness()
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except SystemExit as exc:   # argparse's usage errors went to the log: say so in a box too
+        if exc.code not in (0, None):
+            tell_user("TagIO cannot start with: " + " ".join(sys.argv[1:])[:300])
+        raise

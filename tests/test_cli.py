@@ -20,6 +20,7 @@ from tagio.cli import output as cli
 from tagio.entry import build_parser
 from tagio.errors import (ConfigError, ConnectionClosed, RelayError, RemoteProtocolError,
                           TransportTimeout, WrongPasswordError)
+from tests.platforms import NO_DISPLAY, skip_on_windows
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,9 +171,10 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("a password is needed", r.stderr)
 
     def test_direct_port_in_use(self):
-        with socket.socket() as busy:
+        # A pure viewer binds only UDP on its direct port (no TCP listener: tagio.client.paths), so
+        # a UDP socket is what takes that port from it.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
             busy.bind(("127.0.0.1", 0))
-            busy.listen(1)
             port = busy.getsockname()[1]
             r = run_gui("--cli", "connect", "123456789", "--password", "pw", "--config-dir", self.config,
                         "--direct-bind", f"127.0.0.1:{port}", "--relay", f"127.0.0.1:{closed_port()}")
@@ -190,12 +192,14 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(r.returncode, cli.EXIT_RELAY, r.stderr)      # got past the password
         self.assertNotIn("s3cret-from-stdin", r.stdout + r.stderr)
 
+    @skip_on_windows(NO_DISPLAY)
     def test_window_without_display(self):
         r = run_gui("--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")
         self.assertNotEqual(r.returncode, 0)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         self.assertNotIn("Traceback", r.stderr)
 
+    @skip_on_windows(NO_DISPLAY)
     def test_host_without_a_screen(self):
         r = run_gui("--cli", "host", "--config-dir", self.config, "--relay", f"127.0.0.1:{closed_port()}")
         self.assertEqual(r.returncode, cli.EXIT_USAGE)

@@ -11,6 +11,7 @@ import unittest
 
 from tagio.protocol import keys
 from tagio.session import keyboard_x11 as kx
+from tests.platforms import XLIB, skip_unless_module
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 # A Tk window with a Text that has the keyboard focus. It prints every KeyPress (keysym, char,
@@ -90,6 +91,7 @@ class Target:
         self.proc.stdout.close()
 
 
+@skip_unless_module("Xlib", XLIB)
 class KeysymsAndNames(unittest.TestCase):
     def test_char_keysyms(self):
         self.assertEqual(kx.char_keysyms("<"), [0x3C])

@@ -17,6 +17,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import ConfigError, RelayError
 from tagio.net.relay_client import RelayClient
 from tagio.relay import cli
+from tests.platforms import SIGNALS, skip_on_windows
 from tests.relay_fixture import ROOT, run_relay_process
 
 SERVER = str(ROOT / "tagio_relay_server.py")
@@ -148,6 +149,7 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
         self.assertIn("cannot load TLS certificate", result.stderr)
 
+    @skip_on_windows(SIGNALS)
     def test_sigterm_shuts_down_cleanly(self):
         proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", "--verbose", env={"AUTH_SECRET": "from-env"})
         try:
@@ -303,6 +305,7 @@ class InteractiveSetupTest(unittest.TestCase):
 
 
 class TlsProcessTest(unittest.TestCase):
+    @skip_on_windows(SIGNALS)
     @unittest.skipUnless(__import__("shutil").which("openssl"), "needs openssl to make a certificate")
     def test_cert_and_key_flags(self):
         import ssl

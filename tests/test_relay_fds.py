@@ -20,6 +20,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
 from tagio.relay import forward
+from tests.platforms import RLIMIT, skip_on_windows
 from tests.relay_fixture import open_pair, run_relay_process, start_relay, wait_for
 
 MAX_FDS = 100
@@ -39,6 +40,7 @@ def metrics(address) -> dict:
             if k.startswith("tagio_relay_") and "{" not in k}
 
 
+@skip_on_windows(RLIMIT)
 class DescriptorLimitProcessTest(unittest.TestCase):
     def test_idle_sockets_cannot_starve_it_and_a_full_relay_says_so(self):
         proc, address = run_relay_process("--bind", "127.0.0.1:0", max_fds=MAX_FDS)

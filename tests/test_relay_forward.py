@@ -1,9 +1,7 @@
 """tagio.relay.forward: the forwarder's pair limit and its shutdown, on real socket pairs; and the
 kernel memory a stalled relayed pair may hold, through a real relay on 127.0.0.1."""
 
-import fcntl
 import socket
-import termios
 import time
 import unittest
 
@@ -11,9 +9,13 @@ from tagio.crypto.identity import Identity
 from tagio.net.relay_client import RelayClient
 
 from tagio.relay.forward import Forwarder, Pair
+from tests.platforms import LINUX_IOCTL, WINDOWS, skip_on_windows
 from tests.relay_fixture import relayed_streams, start_relay, wait_for
 
-SIOCOUTQ = termios.TIOCOUTQ  # bytes not yet acknowledged by the peer, on a TCP socket (Linux)
+if not WINDOWS:
+    import fcntl
+    import termios
+    SIOCOUTQ = termios.TIOCOUTQ  # bytes not yet acknowledged by the peer, on a TCP socket (Linux)
 
 
 
@@ -79,6 +81,7 @@ def queued(sock, request) -> int:
     return int.from_bytes(fcntl.ioctl(sock.fileno(), request, bytes(4)), "little")
 
 
+@skip_on_windows(LINUX_IOCTL)
 class StalledPairMemoryTest(unittest.TestCase):
     """A receiver that stops reading: the relay's sockets hold a bounded amount, not what autotuning allows."""
 

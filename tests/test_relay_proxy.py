@@ -18,6 +18,7 @@ from tagio.crypto.identity import Identity
 from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient, WsSocket
 from tagio.protocol.websocket import new_client_key
+from tests.platforms import NGINX_CONFIG, skip_on_windows
 from tests.relay_fixture import start_relay, wait_for
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -107,6 +108,7 @@ def via(address, source_ip, identity=None, **kw) -> RelayClient:
     return RelayClient(address, identity or Identity.generate(), source_ip=source_ip, websocket=True, **kw)
 
 
+@skip_on_windows(NGINX_CONFIG)
 @unittest.skipUnless(NGINX, "needs nginx (Debian package nginx) for a real reverse proxy")
 class BehindNginxTest(unittest.TestCase):
     def setUp(self):

@@ -16,6 +16,7 @@ import time
 import unittest
 
 from tagio.protocol.version import CAP_FILES, CLIPBOARD, SESSION_CAPABILITIES
+from tests.platforms import NO_DISPLAY, skip_on_windows
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "test-pw-42"
@@ -569,6 +570,7 @@ class Pacing(unittest.TestCase):
 class NoDisplay(unittest.TestCase):
     """A host that cannot capture says so once, to its caller and to the viewer; nothing crashes."""
 
+    @skip_on_windows(NO_DISPLAY)
     def test_missing_display_is_a_clear_error_on_both_sides(self):
         from tagio.errors import ConfigError
         from tagio.session.host import HostSession

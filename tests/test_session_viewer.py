@@ -16,6 +16,7 @@ from tagio.protocol import session as m
 from tagio.session import events as ev
 from tagio.session.outbox import MAX_INPUT
 from tagio.session.viewer import ViewerSession
+from tests.platforms import MSG_DONTWAIT, skip_on_windows
 from tests.test_session_host import secure_pair, wait_for
 
 HELLO = m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 320, 200, 1)
@@ -180,6 +181,7 @@ MAX_CALL = 0.1          # seconds any one call may take (measured: median a few 
 WATCHDOG = 10.0         # the old code blocked for ever; cut the path so that the test fails instead
 
 
+@skip_on_windows(MSG_DONTWAIT)
 class StalledPath(unittest.TestCase):
     """The Tk thread's calls into the session never block, even when the path takes nothing."""
 

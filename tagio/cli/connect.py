@@ -68,7 +68,8 @@ def run_connect(args, out, stop) -> int:
     script = load_script(args.script) if args.script else None
     partner = normalize_id(args.partner_id)
     out.partner_id = partner
-    client = make_client(args, out, direct_bind=args.direct_bind)
+    # A pure viewer: no TCP listener (no Windows firewall prompt); UDP for hole punching only.
+    client = make_client(args, out, direct_bind=args.direct_bind, listen_tcp=False)
     with running(client):
         _check_partner(client, partner, args.timeout)
         password = _ask_password(args)

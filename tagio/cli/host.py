@@ -68,6 +68,9 @@ HOST_EVENTS = {
                                     {"peer": f["peer_id"], "path": f["path"], "reason": f["reason"]}),
     "host_file_error": lambda f: ("file_error", f"file failed: {f['message']}",
                                   {"peer": f["peer_id"], "path": f["path"], "message": f["message"]}),
+    "host_capture_paused": lambda f: ("capture_paused", f"picture paused: {f.get('reason', '')}",
+                                      {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_capture_resumed": lambda f: ("capture_resumed", "picture resumed", {"peer": f["peer_id"]}),
 }
 
 

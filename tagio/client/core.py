@@ -55,7 +55,7 @@ class Client:
     host side (`hosting`) and viewer side (`viewing`).
 
     relay: "HOST:PORT" (else TAGIO_RELAY, settings, default). direct_bind: where the direct listener
-    binds, None for none. host_password: an extra permanent password for this process only (not saved).
+    binds, None for none; listen_tcp=False for a pure viewer (UDP only). host_password: an extra permanent password for this process only (not saved).
     monitor / view_only / fps_cap / quality override the settings for host sessions; display picks
     the X display to capture (default $DISPLAY). limiter: an AttemptLimiter (tests inject one).
     lan: None/False (off), True (broadcast on the LAN) or a dict of tagio.net.lan.LanService keywords.
@@ -66,7 +66,7 @@ class Client:
     def __init__(self, config_dir=None, *, relay=None, settings=None, accept_callback=None,
                  on_event=None, direct_bind=("0.0.0.0", 0), host_password=None, monitor=1,
                  view_only=None, fps_cap=None, quality=None, limiter=None, display=None, lan=None,
-                 relay_ca=None):
+                 relay_ca=None, listen_tcp=True):
         self.config_dir = default_config_dir() if config_dir is None else config_dir
         self.settings = settings if settings is not None else Settings.load(self.config_dir)
         self.relay_url = resolve_relay_text(relay, self.settings)
@@ -80,6 +80,7 @@ class Client:
         self.on_event = on_event
         self._lock = threading.Lock()
         self._direct_bind = direct_bind
+        self._listen_tcp = listen_tcp     # False: a pure viewer, no TCP listener (tagio.client.paths)
         self.listener = self.lan = self._link = None
         self._lan_options = {} if lan is True else (dict(lan) if lan else None)
         options = _host_options(self.settings, monitor, view_only, fps_cap, quality, display)
@@ -91,7 +92,8 @@ class Client:
 
     def start(self):
         """Open the direct listener and start registering at the relay (returns at once)."""
-        self.listener = make_listener(self._direct_bind)
+        self.listener = make_listener(self._direct_bind, tcp=self._listen_tcp,
+                                      settings=self.settings if self._listen_tcp else None)
         if self.listener is not None:
             self.hosting.start(self.listener)
             self.lan = start_lan_service(self.id, self.listener, self._lan_options)

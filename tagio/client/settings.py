@@ -38,14 +38,45 @@ _SAVE_LOCK = threading.Lock()
 
 
 def default_config_dir(environ=None) -> Path:
-    """%APPDATA%\\TagIO on Windows, ~/.config/tagio elsewhere; TAGIO_CONFIG_DIR overrides both."""
+    """%LOCALAPPDATA%\\TagIO on Windows, ~/.config/tagio elsewhere; TAGIO_CONFIG_DIR overrides both.
+
+    Not the roaming %APPDATA%: a roaming profile copies it to every PC the user logs on to, and two
+    PCs with one identity key would have one TagIO ID. A folder an older TagIO left in %APPDATA% is
+    moved over once (migrate_roaming_config)."""
     environ = os.environ if environ is None else environ
     if environ.get(ENV_CONFIG_DIR):
         return Path(environ[ENV_CONFIG_DIR]).expanduser()
+    if sys.platform == "win32" and environ.get("LOCALAPPDATA"):
+        local = Path(environ["LOCALAPPDATA"]) / "TagIO"
+        if environ.get("APPDATA"):
+            migrate_roaming_config(Path(environ["APPDATA"]) / "TagIO", local)
+        return local
     if sys.platform == "win32" and environ.get("APPDATA"):
         return Path(environ["APPDATA"]) / "TagIO"
     base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "tagio"
+
+
+ROAMING_NOTE = "MOVED.txt"
+_ROAMING_FILES = ("identity.pem", SETTINGS_FILE, "identity.registered")
+
+
+def migrate_roaming_config(roaming: Path, local: Path) -> bool:
+    """Move an older TagIO's files from the roaming folder to the local one, once: only when the
+    local folder has no identity yet and the roaming one has. The roaming key is removed (with a
+    note left in its place), so another PC sharing the profile makes its own ID instead of taking
+    this one. Returns True when it moved something; an OSError leaves the roaming files in use."""
+    if (local / "identity.pem").exists() or not (roaming / "identity.pem").exists():
+        return False
+    try:
+        for name in _ROAMING_FILES:
+            if (roaming / name).exists() and not (local / name).exists():
+                atomic_write(local / name, (roaming / name).read_bytes())
+        (roaming / ROAMING_NOTE).write_text(f"TagIO keeps its files in {local} now (not roaming).\n")
+        (roaming / "identity.pem").unlink()
+    except OSError:
+        return False
+    return True
 
 
 def resolve_relay_text(flag=None, settings=None, environ=None) -> str:
@@ -157,6 +188,10 @@ FIELDS = {
     "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
     "recent_partners": (_recent, [], list),
     "partner_views": (_partner_views, {}, dict),
+    # The host's direct port, chosen once (0: not yet) and kept, so that a firewall or port-forwarding
+    # rule made for it keeps working (tagio.client.paths.make_listener).
+    "direct_port": (_int_range(0, 65535), 0, None),
+    "firewall_notice_shown": (_bool, False, None),   # Windows: the home window explained the prompt
 }
 
 
@@ -192,8 +227,10 @@ class Settings:
             with open(self.path, "rb") as f:
                 raw = f.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
+            if self.config_dir.exists() and not self.config_dir.is_dir():   # Windows: "path not found"
+                raise ConfigError(f"cannot read settings {self.path}: {self.config_dir} is not a folder") from None
             return None
-        except OSError as exc:
+        except OSError as exc:      # POSIX reports a file in the folder's place as ENOTDIR here
             raise ConfigError(f"cannot read settings {self.path}: {exc.strerror or exc}") from exc
         try:
             if len(raw) > MAX_FILE_BYTES:

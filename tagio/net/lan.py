@@ -11,6 +11,9 @@ per QUERY_ANSWER_GAP seconds, so a flood of queries cannot make us flood.
 Nothing secret is announced: an ID and a port are what the relay hands out
 anyway, and any connection still needs the PAKE. The datagrams are encoded and
 decoded by tagio.protocol.lan (exact lengths, RemoteProtocolError only).
+Anything else on the port is dropped and counted, including what makes Windows'
+recvfrom fail for one datagram's sake (one longer than 64 bytes is WSAEMSGSIZE
+there; tagio.platform.datagram_error), so no stranger can stop discovery.
 """
 
 import os
@@ -21,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from tagio.errors import RemoteProtocolError
+from tagio.platform import datagram_error, disable_udp_connreset
 from tagio.protocol.lan import (  # noqa: F401  (the datagram layout lives in protocol/lan.py)
     ANNOUNCE, ANNOUNCE_MAGIC, QUERY, QUERY_MAGIC, VERSION, Announcement, Query, decode, encode_announcement,
     encode_query,
@@ -49,6 +53,7 @@ def _socket(bind_port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     sock.bind(("", bind_port))
     sock.settimeout(0.2)
+    disable_udp_connreset(sock)  # Windows: an answer to a gone querier must not fail our recvfrom
     return sock
 
 
@@ -130,7 +135,12 @@ class LanService:
     def _receive_one(self):
         try:
             datagram, source = self._sock.recvfrom(64)
-        except (socket.timeout, ConnectionResetError):
+        except socket.timeout:
+            return
+        except OSError as exc:
+            if datagram_error(exc) is None:
+                raise
+            self.dropped += 1  # one datagram's error (Windows): discovery goes on
             return
         try:
             message = decode(datagram)

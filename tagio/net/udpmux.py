@@ -13,6 +13,12 @@ are not ours at all (e.g. the relay's reflexive-address answers) go to a small
 bounded `other` queue, which `discovery_socket()` exposes with the few socket
 methods RelayClient.discover_udp needs. A full queue drops, as a congested
 network would: the reliable stream retransmits.
+
+On Windows recvfrom also fails for one datagram's sake: one larger than the
+buffer (WSAEMSGSIZE) or an ICMP error for an earlier send (WSAECONNRESET). Those
+cost that datagram only (counted in `datagram_errors`); the reader reads on, as
+every punched path and direct-UDP session depends on it. ICMP reports are also
+switched off on the socket (tagio.platform.disable_udp_connreset).
 """
 
 import queue
@@ -20,6 +26,7 @@ import socket
 import threading
 
 from tagio.errors import TransportError
+from tagio.platform import datagram_error, disable_udp_connreset
 from tagio.protocol import rudp as rudp_codec
 
 OTHER_QUEUE = 64
@@ -57,6 +64,8 @@ class UdpMux:
             except OSError:
                 pass
         sock.settimeout(None)  # blocking reads are cheapest; close() wakes the reader with a datagram
+        disable_udp_connreset(sock)  # Windows; a no-op elsewhere
+        self.datagram_errors = 0  # datagrams lost to a recvfrom error of their own (Windows)
         self.other = queue.Queue(OTHER_QUEUE)
         self._routes = {}
         self._lock = threading.Lock()
@@ -107,7 +116,9 @@ class UdpMux:
             except OSError as exc:
                 if self._stop.is_set():
                     return
-                if getattr(exc, "winerror", None) != 10054:  # Windows: ICMP port unreachable
+                if datagram_error(exc) is not None:
+                    self.datagram_errors += 1  # that datagram is lost; the socket serves on
+                else:
                     self.error = exc
             finally:
                 self._flush(touched)

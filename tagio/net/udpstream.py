@@ -20,6 +20,13 @@ thread holds the lock during socket I/O. An exception in the mux reader's
 flush or the driver is kept and raised by send()/recv() (and close()).
 close() sends FIN and waits (bounded) until it is acknowledged, so data
 written before close() reaches the peer; then the driver stops and is joined.
+
+The clock is CLOCK (time.perf_counter): the core's timers are milliseconds
+(ACK_DELAY 2 ms, MIN_TLP 5 ms) and its RTT samples sub-millisecond on a LAN,
+but CLOCK() on Windows with Python 3.11 ticks every 15.6 ms (it is
+GetTickCount64). perf_counter is QueryPerformanceCounter there and the same
+clock as monotonic() on Linux. (A timed Event.wait on Windows still wakes on
+the system tick; a late timer is then late, never early, which the core allows.)
 """
 
 import queue
@@ -34,6 +41,7 @@ INBOX = 4096  # datagrams one read batch may hold for us; beyond this the mux dr
 CLOSE_TIMEOUT = 2.0
 MAX_IDLE_WAIT = 0.5
 SEND_WAKE = SEND_BUFFER // 4  # free send buffer (bytes) worth waking a blocked send() for
+CLOCK = time.perf_counter  # not monotonic(): 15.6 ms ticks on Windows (see the module docstring)
 
 
 class _Sink:
@@ -62,12 +70,12 @@ class RudpStream:
         self.peer_addr = tuple(peer_addr)
         self.path = path
         self._keys = keys
-        self.conn = RudpConnection(keys, time.monotonic() if now is None else now)
+        self.conn = RudpConnection(keys, CLOCK() if now is None else now)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._timer_wake = threading.Event()  # the next deadline moved earlier, or stop
-        self._planned = 0.0  # when the driver looks at the timers next (monotonic)
+        self._planned = 0.0  # when the driver looks at the timers next (CLOCK)
         self._timeout = None
         self._thread_error = None
         self._error_reported = False
@@ -92,7 +100,7 @@ class RudpStream:
                 if not taken:
                     self._wait(deadline, "send")
                     continue
-                out = self._output(time.monotonic())
+                out = self._output(CLOCK())
             view = view[taken:]
             self._send(out)
 
@@ -107,7 +115,7 @@ class RudpStream:
                     return b""
                 self._raise_if_failed()
                 self._wait(deadline, "receive")
-            out = self._output(time.monotonic())  # a window update, if reading reopened one
+            out = self._output(CLOCK())  # a window update, if reading reopened one
         self._send(out)
         return chunk
 
@@ -123,10 +131,10 @@ class RudpStream:
         self._flush_control()
         # Wait for our FIN's ack (so written data is delivered) unless the
         # peer already closed: then one best-effort FIN is all it can take.
-        deadline = time.monotonic() + (0.0 if peer_gone else CLOSE_TIMEOUT)
+        deadline = CLOCK() + (0.0 if peer_gone else CLOSE_TIMEOUT)
         with self._lock:
             while self.conn.state is State.CLOSING and self._alive():
-                remaining = deadline - time.monotonic()
+                remaining = deadline - CLOCK()
                 if remaining <= 0:
                     if not peer_gone:
                         self.conn.abort(2)
@@ -145,10 +153,10 @@ class RudpStream:
     # ---- helpers ----------------------------------------------------------------------------
 
     def _deadline(self):
-        return None if self._timeout is None else time.monotonic() + self._timeout
+        return None if self._timeout is None else CLOCK() + self._timeout
 
     def _wait(self, deadline, what):
-        remaining = None if deadline is None else deadline - time.monotonic()
+        remaining = None if deadline is None else deadline - CLOCK()
         if remaining is not None and remaining <= 0:
             raise TransportTimeout(f"{what} timed out")
         self._changed.wait(MAX_IDLE_WAIT if remaining is None else min(remaining, MAX_IDLE_WAIT))
@@ -205,7 +213,7 @@ class RudpStream:
 
     def _flush_control(self):
         with self._lock:
-            out = self._output(time.monotonic())
+            out = self._output(CLOCK())
         self._send(out)
 
     def _died(self, exc):
@@ -235,7 +243,7 @@ class RudpStream:
             return
         try:
             with self._lock:
-                now = time.monotonic()
+                now = CLOCK()
                 for item in batch:
                     if item is not None:
                         self.conn.datagram_received(item[0], now)
@@ -263,7 +271,7 @@ class RudpStream:
     def _timers(self):
         """Run what is due; returns (seconds to sleep, whether to _send())."""
         with self._lock:
-            now = time.monotonic()
+            now = CLOCK()
             out = False
             deadline = self.conn.next_deadline()
             if deadline is not None and now >= deadline:

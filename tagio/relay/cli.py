@@ -12,6 +12,11 @@ address that does not parse, a port already in use: checked at once, TCP and
 UDP, a certificate or key file that cannot be read), and once the relay
 listens it says what clients should enter and which ports to open (TCP and
 UDP on the same number).
+
+On Windows the console's QuickEdit is switched off (a click would freeze the
+relay), and when the console belongs to this process alone (the exe was
+double-clicked) an error waits for Enter instead of vanishing with the window
+(tagio.platform).
 """
 
 import argparse
@@ -27,6 +32,7 @@ import sys
 from pathlib import Path
 
 from tagio.errors import ConfigError
+from tagio.platform import keep_console_open, quick_edit_off
 from tagio.relay.logic import Limits
 from tagio.relay.server import VERSION, RelayServer
 
@@ -258,13 +264,16 @@ def main(argv=None, env=None, stdin=None) -> int:
                 print(line, flush=True)
     except ConfigError as exc:
         print(f"tagio_relay_server: error: {exc}", file=sys.stderr)
+        keep_console_open()  # a double-clicked exe: the error must not flash by (Windows)
         return 2
     except (EOFError, KeyboardInterrupt):
         print("\ntagio_relay_server: setup cancelled", file=sys.stderr)
         return 1
+    quick_edit_off()  # Windows: a click into the console must not freeze the relay
     install_signals(server)
     try:
         server.serve_forever()
     except Exception:  # serve_forever logged the reason; the operator gets that line, not a traceback
+        keep_console_open()
         return 1
     return 0

@@ -39,6 +39,7 @@ from tagio.relay.forward import Forwarder
 from tagio.relay.http import http_response
 from tagio.relay.logic import Limits, RelayLogic
 from tagio.relay.registry import BindingStore
+from tagio.relay.shards import SELECT_CAP, make_selector, select_is_capped
 from tagio.relay.workers import Workers
 
 log = logging.getLogger("tagio.relay")
@@ -49,8 +50,9 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSL
 class RelayServer:
     def __init__(self, bind=("0.0.0.0", 443), *, auth_secret=None, ssl_context=None, state_file=None,
                  public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2,
-                 trusted_proxies=frozenset()):
+                 trusted_proxies=frozenset(), selector_factory=make_selector):
         self.bind_addr = bind
+        self._selector_factory = selector_factory  # sharded where select() is capped (tagio.relay.shards)
         self.ssl_context = ssl_context
         self.public_ip = public_ip
         self.limits = limits or Limits()
@@ -93,7 +95,7 @@ class RelayServer:
                     continue  # the kernel's free TCP port was taken for UDP: pick another
                 reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
                 raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from exc
-        self._sel = selectors.DefaultSelector()
+        self._sel = self._selector_factory()
         self._wake_r, self._wake_w = socket.socketpair()
         for s in (self._wake_r, self._wake_w):
             s.setblocking(False)
@@ -103,7 +105,8 @@ class RelayServer:
         self._pool = Workers(self._workers, self._post)
         budget = FdBudget(fd_limit, open_fds() + 2)  # + the forwarder's wake-up pair, made below
         self.forwarder = Forwarder(max_pairs=budget.max_pairs(self.limits.max_conns),
-                                   idle_timeout=self.limits.relay_idle_timeout)
+                                   idle_timeout=self.limits.relay_idle_timeout,
+                                   selector_factory=self._selector_factory)
         self.conns = ConnTable(self._sel, self.logic, clock=self.clock, ssl_context=self.ssl_context,
                                answer_http=self._answer_http, relay_pair=self.forwarder.add, offload=self._offload,
                                budget=budget, pairs_held=lambda: self.forwarder.held,
@@ -116,10 +119,12 @@ class RelayServer:
         self.tcp = socket.socket(family, socket.SOCK_STREAM)
         if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
             self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # POSIX: restart over TIME_WAIT
+        dual_stack_if_any(self.tcp, host)
         self.tcp.bind((host, port))
         self.tcp.listen(1024)
         self.tcp.setblocking(False)
         self.udp = socket.socket(family, socket.SOCK_DGRAM)
+        dual_stack_if_any(self.udp, host)
         self.udp.bind((host, self.tcp.getsockname()[1]))  # UDP on the same port number
         self.udp.setblocking(False)
         self._address = self.tcp.getsockname()[:2]
@@ -145,6 +150,9 @@ class RelayServer:
         auth = "on" if self.logic.auth_secret else "off"
         host, port = self.address
         log.info("TagIO relay %s listening on %s:%d (tcp+udp, tls %s, auth %s)", VERSION, host, port, tls, auth)
+        if select_is_capped():
+            log.info("select() takes %d sockets per call here: connections are spread over selector threads "
+                     "(up to %d connections, then \"relay full\")", SELECT_CAP, self.limits.max_conns)
         if self.trusted_proxies:
             log.info("client addresses from X-Forwarded-For of %s", ", ".join(sorted(self.trusted_proxies)))
         bindings = self.logic.registry.bindings
@@ -369,6 +377,13 @@ def load_bindings(bindings) -> str:
         log.info("no relay state file at %s: starting with no ID bindings (a first start, or the disk "
                     "was wiped)", bindings.path)
     return "loaded" if loaded else "fresh"
+
+
+def dual_stack_if_any(sock, host):
+    """`--bind [::]` means every address, IPv4 too: Windows (and BSD) default to IPV6_V6ONLY=1, which
+    would leave IPv4 clients outside; Linux defaults to 0 (net.ipv6.bindv6only)."""
+    if host == "::" and sock.family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 
 
 def _check_failed(exc):

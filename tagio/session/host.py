@@ -7,8 +7,12 @@ Theory of operation. Six threads, joined by bounded queues, stopped by one Event
            X server reports damage (tagio.session.damage) only the damaged tiles are grabbed and
            compared with the host's screen copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a
            whole 1080p grab and compare); elsewhere, and every FULL_POLL seconds as a safety net, the
-           whole monitor is grabbed and compared. Nothing changed and nothing to refresh -> no frame
-           (idle). Also sends Cursor when the pointer moved.
+           whole monitor is grabbed and compared. On Windows a scanline poll (capture_win32.ScanProbe)
+           plays the part of X damage. Nothing changed and nothing to refresh -> no frame (idle).
+           Also sends Cursor when the pointer moved. Where a grab failure is passing (Windows: a UAC
+           prompt or the lock screen has the input desktop), the picture pauses with a notice drawn
+           over it, and a full picture follows once capture works again; elsewhere (the X server
+           went away) the failure ends the session.
   encode   merges the changed tiles into rectangles, turns them into fill / PNG / JPEG data and packs
            Frame messages (<= MAX_MESSAGE each, FINAL on the last).
   send     the only writer of frames to the channel.
@@ -40,6 +44,8 @@ from PIL import Image
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
 from tagio.protocol.version import CAP_FILES, CLIPBOARD
+from tagio.session import capture_win32 as win
+from tagio.session import cursor_win32
 from tagio.session import tiles as t
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
@@ -60,6 +66,7 @@ MOTION_SHARE = 0.5       # at least this share of the screen changing in two fra
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 INPUT_QUEUE = 256
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
+SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 BYE_TIMEOUT = 1.0
 
 
@@ -95,7 +102,7 @@ def bye_text(exc):
 
 class HostSession:
     def __init__(self, channel, *, monitor=1, view_only=False, fps_cap=30, quality=75, on_event=None,
-                 display=None, clipboard=True, files_dir=None):
+                 display=None, clipboard=True, files_dir=None, grabber=None):
         self.channel = channel
         self.clipboard = None       # ClipboardLink while the clipboard is shared
         self._clipboard_wanted = clipboard
@@ -104,6 +111,17 @@ class HostSession:
         self.quality = self.target_quality = min(max(int(quality), 1), 100)
         self.on_event = on_event or (lambda name, **fields: None)
         self.display = display      # X display for capture (None: $DISPLAY)
+        self._grabber_factory = grabber     # tests: a stand-in for mss.MSS (called with **kwargs)
+        self.pause_on_grab_failure = win.WINDOWS    # a failed grab pauses (Windows) or ends the session
+        self.pause_retry = win.PAUSE_RETRY
+        self.scan_for_changes = win.WINDOWS         # no damage reports: scanline polling (capture_win32)
+        self.paused = False
+        self._secure, self._secure_at = None, 0.0   # capture_win32.SecureDesktop (Windows), next check
+        self.refuse_secure_attention = win.WINDOWS  # Ctrl+Alt+Del: say why instead of sending it
+        self._sas = win.SecureAttentionWatch()
+        self._notice = None                         # text for the capture thread to show the viewer
+        self._notice_hold = win.NoticeHold()
+        self._elevated = None                       # capture_win32.ElevatedForeground (Windows)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0, "quality": self.quality}
         self._monitor_wanted = monitor
         self._monitor_switch = threading.Event()    # set by SelectMonitor (same index = full refresh)
@@ -142,6 +160,7 @@ class HostSession:
         w.spawn("heartbeat", lambda: self._heartbeat.run(w.stopping, self._offer))
 
     def _open_injector(self):
+        self._elevated = self._elevated or win.ElevatedForeground.open(time.monotonic)
         try:
             self._injector = Injector().open(self.display)
         except InjectorUnavailable as exc:
@@ -226,37 +245,42 @@ class HostSession:
 
     # -- capture -----------------------------------------------------------------------------
     def _capture_loop(self):
-        import mss      # lazy: importing is cheap, but the grabber needs the display at open time
         Image.core.set_blocks_max(16)    # measured: 11 ms -> 2 ms per 1080p image (no page faults)
         kwargs = {"display": self.display} if self.display else {}
-        probe = CursorProbe.open(self.display)
+        probe = CursorProbe.open(self.display) or cursor_win32.Win32CursorProbe.open()
         if probe is not None:
             self._cursor = CursorTracker(probe.position, probe.shape)
         elif self._injector is not None:
             self._cursor = CursorTracker(self._injector.pointer_absolute)
         damage = DamageProbe.open(self.display)
+        self._secure = self._secure or win.SecureDesktop.open()
+        win.capture_blt_off()           # Windows: no pointer flicker on the host (a no-op elsewhere)
         try:
-            with self._grabber(mss, kwargs) as sct:
+            with self._grabber(kwargs) as sct:
+                if damage is None and self.scan_for_changes:
+                    damage = win.ScanProbe(lambda box: grab(sct, box))
                 self._capture_with(sct, damage)
         finally:
             for opened in (probe, damage):
                 if opened is not None:
                     opened.close()
 
-    @staticmethod
-    def _grabber(mss, kwargs):
+    def _grabber(self, kwargs):
         try:
+            if self._grabber_factory is not None:
+                return self._grabber_factory(**kwargs)
+            import mss      # lazy: importing is cheap, but the grabber needs the display at open time
             return mss.MSS(**kwargs)
         except Exception as exc:    # no display, no X server, no permission: a setup problem, said once
             where = kwargs.get("display") or "this display"
             raise ConfigError(f"cannot capture the screen of {where}: {exc}") from exc
 
     def _capture_with(self, sct, damage=None):
-        mon = self._switch_monitor(sct, self._monitor_wanted)
-        frame_id, tick, changed_at = 0, 0.0, time.monotonic()
+        mon = self._watch(damage, self._switch_monitor(sct, self._monitor_wanted))
+        self._frame_id, tick, changed_at = 0, 0.0, time.monotonic()
         while not self._workers.stopping.is_set():
             if self._monitor_switch.is_set():
-                mon = self._next_monitor(sct, damage)
+                mon = self._watch(damage, self._next_monitor(sct, damage))
                 if mon is None:
                     return
             if not self._wait_credit(damage):
@@ -265,22 +289,99 @@ class HostSession:
             if self._send_cursor():
                 changed_at = tick       # a moving pointer keeps the full frame rate
             captured = time.monotonic()
-            sources = self._grab_changes(sct, mon, damage, captured)
+            try:
+                self._check_desktop(captured)
+                sources = self._grab_changes(sct, mon, damage, captured)
+            except ConfigError as exc:
+                if not self.pause_on_grab_failure:
+                    raise
+                mon = self._watch(damage, self._pause(sct, mon, damage, exc))
+                if mon is None:
+                    return
+                continue
             dirty = set().union(*(src[5] for src in sources))
+            if self._notice is not None and not self._show_notice(mon, captured):
+                return
             with self._refresh_lock:
-                due = self._refresh.due() - dirty
+                due = self._notice_hold.filter(self._refresh.due() - dirty, captured)
             if not dirty and not due:
                 continue
             changed_at = tick
-            frame_id += 1
             screen = mon["screen"]
             stills = [(x, y, w, h, screen.region(x, y, w, h))
                       for x, y, w, h in t.merge_tiles(due, screen.width, screen.height)]
-            job = (frame_id, captured, sources, stills, screen.width, screen.height, len(dirty))
-            with self._credit:
-                self._in_flight[frame_id] = captured
-            if not self._workers.put(self._encode_q, job):
+            if not self._emit(captured, sources, stills, screen, len(dirty)):
                 return
+
+    def _emit(self, captured, sources, stills, screen, dirty_count):
+        """Queue one frame for the encoder; False when stopping."""
+        self._frame_id += 1
+        job = (self._frame_id, captured, sources, stills, screen.width, screen.height, dirty_count)
+        with self._credit:
+            self._in_flight[self._frame_id] = captured
+        return self._workers.put(self._encode_q, job)
+
+    def _show_notice(self, mon, now):
+        """Keep the pending notice over the top of the viewer's picture for a while; False when
+        stopping."""
+        text, self._notice = self._notice, None
+        tiles = self._draw_notice(mon, text, now)
+        if tiles is None:
+            return False
+        self._notice_hold.start(tiles, now)
+        return True
+
+    def _draw_notice(self, mon, text, now):
+        """Queue a frame with `text` drawn over the top of the last picture: its tiles, or None when
+        stopping. The host's copy of the screen keeps the real pixels."""
+        screen = mon["screen"]
+        band, band_h = win.notice_band(screen.buf, screen.width, screen.height, text)
+        tiles = t.rects_tiles([(0, 0, screen.width, band_h)], screen.width, screen.height)
+        if not self._emit(now, [(band, 0, 0, screen.width, band_h, tiles)], [], screen, 0):
+            return None
+        return tiles
+
+    @staticmethod
+    def _watch(damage, mon):
+        """Tell a polling change source which monitor (and screen copy) to compare with."""
+        if mon is not None and hasattr(damage, "watch"):
+            damage.watch(mon)
+        return mon
+
+    # -- pause (the secure desktop on Windows) --------------------------------------------------
+    def _check_desktop(self, now):
+        """Windows, once a second: is a UAC prompt or the lock screen up? Some systems hand out a
+        black picture then instead of failing the grab. Raises ConfigError to pause."""
+        if self._secure is None or now < self._secure_at:
+            return
+        self._secure_at = now + SECURE_CHECK
+        if self._secure.active():
+            raise ConfigError("the input desktop is the secure desktop (UAC prompt or lock screen)")
+
+    def _capture_works(self, sct, probe):
+        try:
+            grab(sct, probe)
+        except ConfigError:
+            return False
+        return self._secure is None or not self._secure.active()
+
+    def _pause(self, sct, mon, damage, exc):
+        """Capture failed for a passing reason: show the notice over the last picture, wait until a
+        grab works again, then start the monitor afresh (Hello + a full picture). None when stopping."""
+        self.paused = True
+        self.on_event("capture_paused", reason=win.PAUSE_NOTICE, error=str(exc))
+        if self._draw_notice(mon, win.PAUSE_NOTICE, time.monotonic()) is None:
+            return None
+        probe = {k: mon["box"][k] for k in ("left", "top")} | {"width": 1, "height": 1}
+        while not self._workers.stopping.wait(self.pause_retry):
+            if not self._capture_works(sct, probe):
+                continue
+            if not self._wait_credit(damage, below=1):   # the notice frame reaches the viewer first
+                return None
+            self.paused = False
+            self.on_event("capture_resumed")
+            return self._switch_monitor(sct, self._monitor_wanted)
+        return None
 
     def _grab_changes(self, sct, mon, damage, now):
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles)], one per grabbed rectangle
@@ -491,6 +592,10 @@ class HostSession:
     def _on_input(self, msg):
         if self.view_only:
             return      # view-only: the viewer may send input, it is simply not applied
+        if isinstance(msg, m.Key) and self._sas.feed(msg.key, msg.pressed) and self.refuse_secure_attention:
+            self.on_event("warning", message=win.SAS_NOTICE)
+            self._notice = win.SAS_NOTICE   # the capture thread draws it for the viewer
+            return      # Windows would drop it anyway; the Ctrl and Alt releases still go through
         self._workers.put(self._input_q, msg)
 
     def _on_quality(self, msg):
@@ -532,12 +637,27 @@ class HostSession:
     }
 
     # -- inject ------------------------------------------------------------------------------
+    def _check_elevated(self, msg):
+        """Windows: a press into an elevated program's window is dropped by the system; say so
+        (once per window and ELEVATED_REPEAT) on both sides. The input still goes out."""
+        pressing = getattr(msg, "pressed", False) or getattr(msg, "action", None) in (m.MOUSE_PRESS, m.MOUSE_CLICK)
+        if self._elevated is None or not (pressing or isinstance(msg, m.Text)):
+            return
+        try:
+            blocked = self._elevated.blocked_window()
+        except OSError:         # a window that went away while we asked
+            return
+        if blocked is not None:
+            self.on_event("warning", message=win.ELEVATED_NOTICE)
+            self._notice = win.ELEVATED_NOTICE
+
     def _inject_loop(self):
         try:
             while True:
                 msg = self._workers.get(self._input_q)
                 if msg is None:
                     return
+                self._check_elevated(msg)
                 try:
                     self._injector.handle(msg)
                 except KeyError as exc:

@@ -36,6 +36,8 @@ from tagio import __version__
 from tagio.client import words
 from tagio.client.admission import CANCELLED
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
+from tagio.platform import WINDOWS
+from tagio.ui.firstrun import show_firewall_notice
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.home import HomeWindow
@@ -94,6 +96,7 @@ class App:
 
     def start(self):
         """Start the core (it registers at the relay in its own thread) and the poll loop."""
+        show_firewall_notice(self.home, self.settings, WINDOWS)   # before the listener: Windows asks then
         self.client.start()
         self.refresh()
         self.home.partner_entry.focus_set()     # ready to type a partner ID, as AnyDesk is
@@ -653,14 +656,10 @@ def _session_done(session) -> bool:
 # --- entry point --------------------------------------------------------------------------------
 
 def _dpi_aware():
-    """On Windows, ask for real pixels so text is sharp on scaled displays (no-op elsewhere)."""
-    if sys.platform != "win32":
-        return
-    try:
-        import ctypes
-        ctypes.windll.shcore.SetProcessDpiAwareness(1)
-    except (ImportError, AttributeError, OSError):   # older Windows: blurry but working
-        pass
+    """On Windows, real pixels on every monitor (per-monitor v2), before Tk and capture (no-op
+    elsewhere; a no-op too when tagio-gui.py already set it)."""
+    from tagio.platform import set_dpi_awareness
+    set_dpi_awareness()
 
 
 def _close_on_sigterm(root, app):
@@ -694,11 +693,10 @@ def main(options) -> int:
         _dpi_aware()
         root = tk.Tk(className="TagIO")
     except tk.TclError as exc:
-        print(f"tagio-gui: cannot open a window ({exc}); use --cli on a machine without a display",
-              file=sys.stderr)
+        _startup_error(f"cannot open a window ({exc}); use --cli on a machine without a display")
         return 2
     except ConfigError as exc:
-        print(f"tagio-gui: {exc}", file=sys.stderr)
+        _startup_error(str(exc))
         return 2
 
     lan = lan_enabled(os.environ)
@@ -715,11 +713,18 @@ def main(options) -> int:
             app.close(raise_errors=False)
         return 130
     except TagioError as exc:           # ConfigError: a bad --relay or settings value (exit 2)
-        print(f"tagio-gui: {exc}", file=sys.stderr)
         _destroy(root)
+        _startup_error(str(exc))
         return 2 if isinstance(exc, ConfigError) else 1
     except Exception as exc:            # a bug kept by App.close(): one line, not a traceback
         log.debug("internal error", exc_info=True)
-        print(f"tagio-gui: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _startup_error(f"internal error: {type(exc).__name__}: {exc}")
         return 1
     return 0
+
+
+def _startup_error(text):
+    """One line on stderr; the windowed Windows exe (stderr went to tagio.log) also shows a box."""
+    from tagio.platform import tell_user
+    print(f"tagio-gui: {text}", file=sys.stderr)
+    tell_user(text)

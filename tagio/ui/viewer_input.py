@@ -23,7 +23,9 @@ the host's position is drawn (a program on the host may move the pointer). "Show
 
 import time
 
+from tagio.platform import WINDOWS
 from tagio.ui.keys import modifiers
+from tagio.ui.pointer import button_role
 
 LOCAL_POINTER_HOLD = 0.5
 CTRL_ALT = frozenset({"Control", "Alt"})
@@ -33,7 +35,6 @@ LOCAL_SHORTCUTS = {
     ("KP_Enter", CTRL_ALT): "toggle_fullscreen",
     ("Home", CTRL_ALT): "focus_toolbar",
 }
-WHEEL_BUTTONS = {4: (0, 1), 5: (0, -1), 6: (-1, 0), 7: (1, 0)}   # X11: 4/5 vertical, 6/7 sideways
 
 
 class ViewerInput:
@@ -94,14 +95,15 @@ class ViewerInput:
         point = self.remote_point(event.x, event.y)
         if point is None:
             return
-        if event.num in WHEEL_BUTTONS:
-            if pressed:
-                steps = WHEEL_BUTTONS[event.num]
-                if event.state & 0x0001 and event.num in (4, 5):    # Shift+wheel: sideways
-                    steps = (-steps[1], 0)
-                self._safe(self.session.send_scroll, *steps)
-            return
-        if event.num in (1, 2, 3):
+        kind, value = button_role(event.num, WINDOWS, shift=bool(event.state & 0x0001)) or (None, None)
+        if kind == "scroll" and pressed:        # X11 wheel buttons
+            self._safe(self.session.send_scroll, *value)
+        elif kind == "keys" and pressed:        # Back/Forward side buttons: Alt+Left/Right
+            for name in value:
+                self._safe(self.session.send_key, name, True)
+            for name in reversed(value):
+                self._safe(self.session.send_key, name, False)
+        elif kind == "button":
             if pressed and not self.view_only:
                 self._held_buttons.add(event.num)
             elif not pressed:
@@ -109,7 +111,9 @@ class ViewerInput:
             self._safe(self.session.send_mouse_button, event.num, pressed, *point)
 
     def _wheel(self, event):
-        steps = max(-10, min(10, int(event.delta / 120) or (1 if event.delta > 0 else -1)))
+        steps = self._wheel_acc.add(event.delta, time.monotonic())
+        if not steps:
+            return                              # part of a notch so far (touchpad)
         if event.state & 0x0001:
             self._safe(self.session.send_scroll, -steps, 0)
         else:

@@ -46,8 +46,10 @@ from PIL import Image, ImageTk
 from tagio.client import words
 from tagio.protocol.session import HELLO_VIEW_ONLY
 from tagio.session import events as ev
+from tagio.platform import WINDOWS
 from tagio.ui import status
 from tagio.ui.keys import KeyboardState
+from tagio.ui.pointer import WheelAccumulator
 from tagio.ui.toolbar import DEFAULT_QUALITY, QUALITIES, Toolbar
 from tagio.ui.tooltip import Tooltip
 from tagio.ui.viewer_input import ViewerInput
@@ -114,6 +116,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self._local_keys = set()
         self._set_clipboard_sync = set_clipboard_sync
         self._notice = None             # (text, until) shown instead of the statistics
+        self._wheel_acc = WheelAccumulator(WINDOWS)     # touchpads send small deltas (tagio.ui.pointer)
         self._canvas_size = None
         self._status_at = 0.0
         self._streaming_until = 0.0
