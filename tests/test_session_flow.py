@@ -242,6 +242,14 @@ class QualityPolicyTest(unittest.TestCase):
         self.assertLess(choice.scale, 1.0)
         self.assertLessEqual(policy._predict(choice.quality, choice.scale, self.FULL_HD), 625_000 / flow.TARGET_FPS)
 
+    def test_without_scaling_quality_goes_lower_at_full_scale(self):
+        clock, policy = self.policy()
+        policy.can_scale = False
+        choice = policy.choose(625_000, self.FULL_HD)
+        self.assertEqual(choice.scale, 1.0)
+        self.assertLess(choice.quality, flow.MOTION_MIN_QUALITY)
+        self.assertEqual(policy.choose(1000, self.FULL_HD), flow.Choice(flow.MIN_QUALITY, 1.0))
+
     def test_very_slow_link_ends_at_the_bottom_rung(self):
         clock, policy = self.policy()
         self.assertEqual(policy.choose(1000, self.FULL_HD), flow.Choice(flow.MIN_QUALITY, flow.SCALES[-1]))

@@ -85,6 +85,13 @@ class ApplyCopiesTest(unittest.TestCase):
                 framebuffer.apply_copies(fb, [m.copy_rect(0, 10, 0, 0, 100, 10), rect], 100, 100)
             self.assertEqual(fb.tobytes(), before)
 
+    def test_copies_of_one_message_are_bounded(self):
+        fb = gradient()
+        three = [m.copy_rect(0, 0, 0, 0, 100, 100)] * (framebuffer.MAX_COPY_AREA + 1)
+        with self.assertRaises(RemoteProtocolError):
+            framebuffer.apply_copies(fb, three, 100, 100)
+        framebuffer.apply_copies(fb, three[:framebuffer.MAX_COPY_AREA], 100, 100)     # at the bound: fine
+
     def test_split_copies_keeps_order(self):
         rects = [m.Rect(0, 0, 1, 1, m.ENC_FILL, b"abc"), m.copy_rect(0, 1, 0, 0, 1, 1),
                  m.copy_rect(0, 2, 0, 1, 1, 1)]

@@ -195,6 +195,7 @@ class FlowControl:
         self.startup = True         # BBR's STARTUP: pace fast until the rate stops growing
         self._full_rate, self._flat_rounds = 0.0, 0
         self._sent_count = 0
+        self.held_at = float("-inf")    # when flow control last held a frame back
         self._blocked = False       # flow control held a frame back since the last send ...
         self._capped = False        # ... and it was the in-flight cap, not only the pacing
         self._capped_frames = set()  # frames sent after the cap held one back (STARTUP's exit test)
@@ -224,6 +225,8 @@ class FlowControl:
             return True
         capped = len(est.frames) >= self.max_frames or est.in_flight >= self.budget()
         paced = self.clock() < self.next_send_at
+        if capped or paced:
+            self.held_at = self.clock()
         self._blocked = self._blocked or capped or paced
         self._capped = self._capped or capped
         return not (capped or paced)
@@ -280,8 +283,9 @@ class Choice:
 class QualityPolicy:
     """JPEG quality and scale for the moving part of a frame, from the measured rate."""
 
-    def __init__(self, clock=time.monotonic, target_quality=75, target_fps=TARGET_FPS):
+    def __init__(self, clock=time.monotonic, target_quality=75, target_fps=TARGET_FPS, can_scale=True):
         self.clock = clock
+        self.can_scale = can_scale      # False: the peer cannot take scaled regions; quality only
         self.target_quality = target_quality
         self.target_fps = target_fps
         self.bpp75 = INITIAL_BPP        # learned bytes per pixel at quality 75
@@ -315,7 +319,7 @@ class QualityPolicy:
         if rate is None or pixels <= 0:
             return Choice(self.target_quality, 1.0)
         budget = rate / self.target_fps
-        for choice in _ladder(self.target_quality):
+        for choice in _ladder(self.target_quality, self.can_scale):
             if self._predict(choice.quality, choice.scale, pixels) <= budget:
                 return choice
         return choice
@@ -340,8 +344,10 @@ def _steps(top):
     return [top] + [q for q in QUALITY_STEPS if q < top]
 
 
-def _ladder(top):
+def _ladder(top, can_scale=True):
     steps = _steps(top)
+    if not can_scale:
+        return [Choice(q, 1.0) for q in steps]
     full = [q for q in steps if q >= min(MOTION_MIN_QUALITY, top)]
     ladder = [Choice(q, 1.0) for q in full]
     ladder += [Choice(full[-1], scale) for scale in SCALES[1:]]

@@ -16,6 +16,8 @@ decoder posts for pixel rectangles, so a display draws copied regions like any o
 from tagio.errors import RemoteProtocolError
 from tagio.protocol import session as m
 
+MAX_COPY_AREA = 2       # screens' worth of pixels the copies of one Frame message may move
+
 
 def split_copies(rects):
     """(ENC_COPY rects, all other rects) of one Frame message, each in the order received."""
@@ -36,7 +38,11 @@ def check_copy(rect, width, height):
 def apply_copies(fb, copies, width, height):
     """Apply ENC_COPY rects to the PIL image `fb` (the viewer's screen, width x height), all read
     from the screen as it was before the first one. Returns [(x, y, image)] of what changed.
-    Raises RemoteProtocolError (and changes nothing) when any copy leaves the screen."""
+    Raises RemoteProtocolError (and changes nothing) when any copy leaves the screen, or when the
+    copies of one message cover more than MAX_COPY_AREA screens (each source is held in memory
+    until all are pasted: 4096 full-screen copies would be 32 GB)."""
+    if sum(r.w * r.h for r in copies) > MAX_COPY_AREA * width * height:
+        raise RemoteProtocolError(f"copies cover more than {MAX_COPY_AREA} screens")
     sources = [check_copy(rect, width, height) for rect in copies]
     pieces = [(rect.x, rect.y, fb.crop((sx, sy, sx + rect.w, sy + rect.h)))
               for rect, (sx, sy) in zip(copies, sources)]

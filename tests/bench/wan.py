@@ -136,6 +136,8 @@ def host_child(port, fps, damage, accept_input):
     except Exception as exc:        # the viewer hanging up ends the run; anything else is reported
         if "closed" not in str(exc).lower():
             print(f"host: {exc}", file=sys.stderr)
+    if os.environ.get("TAGIO_BENCH_HOST_STATS"):
+        print(f"host stats: {json.dumps(host.stats)}", file=sys.stderr)
 
 
 # -- the link -----------------------------------------------------------------------------------
