@@ -140,3 +140,108 @@ class WanLinkSocketTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+SCROLL_SCENE = r"""
+import sys, threading, tkinter as tk
+root = tk.Tk()
+root.geometry("800x600+0+0")
+root.overrideredirect(True)
+text = tk.Text(root, font=("Courier", 11), bg="white", fg="black", insertofftime=0, wrap="none")
+text.place(x=0, y=0, width=800, height=600)
+state = {"n": 0}
+def add(lines):
+    for _ in range(lines):
+        state["n"] += 1
+        n = state["n"]
+        text.insert("end", f"{n:05d} line of a log that scrolls: " + "abcdefghij"[n % 10] * (n % 37) + "\n")
+    text.see("end")
+    root.update_idletasks()
+    sys.stdout.write(f"added {state['n']}\n"); sys.stdout.flush()
+def commands():
+    for line in sys.stdin:
+        root.after(0, add, int(line))
+threading.Thread(target=commands, daemon=True).start()
+root.after(200, add, 60)
+root.mainloop()
+"""
+
+
+class SessionOverWanTest(unittest.TestCase):
+    """A real host (Xvfb, mss) and viewer joined through a 60 ms / 20 Mbit/s WanLink: frames keep
+    flowing, a 10-line scroll costs a fraction of the screen's pixels, the picture converges."""
+
+    def setUp(self):
+        import subprocess
+        import sys
+        from tests.xvfb import Xvfb, xvfb_available
+        if not xvfb_available():
+            self.skipTest("needs Xvfb and xdotool")
+        self.xvfb = Xvfb(width=800, height=600).start()
+        self.addCleanup(self.xvfb.stop)
+        self.scene = subprocess.Popen([sys.executable, "-c", SCROLL_SCENE], env=self.xvfb.env(),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.scene.wait, 5)
+        self.addCleanup(self.scene.kill)
+        self.assertTrue(self.scene.stdout.readline().startswith("added"))
+
+    def session(self):
+        from tagio.crypto import handshake, kdf
+        from tagio.net.stream import SocketStream
+        from tagio.session.host import HostSession
+        from tagio.session.viewer import ViewerSession
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        link = WanLink(listener.getsockname(), rtt_ms=60, mbit=20).start()
+        self.addCleanup(link.close)
+        viewer_sock = socket.create_connection(("127.0.0.1", link.port))
+        host_sock, _ = listener.accept()
+        session_id, box = b"s" * 16, {}
+        thread = threading.Thread(target=lambda: box.update(host=handshake.host_handshake(
+            SocketStream(host_sock, "direct-tcp"), [kdf.password_secret("pw", "111111111")],
+            viewer_id="222222222", host_id="111111111", session_id=session_id)))
+        thread.start()
+        viewer_channel = handshake.viewer_handshake(SocketStream(viewer_sock, "direct-tcp"), "pw",
+                                                    viewer_id="222222222", host_id="111111111",
+                                                    session_id=session_id)
+        thread.join(15)
+        host = HostSession(box["host"], view_only=True, fps_cap=30, display=self.xvfb.display)
+        viewer = ViewerSession(viewer_channel)
+        host.start()
+        viewer.start()
+        self.addCleanup(host.stop)
+        self.addCleanup(viewer.stop)
+        return host, viewer
+
+    def screen(self):
+        import mss
+        from PIL import Image
+        with mss.MSS(display=self.xvfb.display) as sct:
+            shot = sct.grab(sct.monitors[1])
+            return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+
+    def converged(self, viewer):
+        fb = viewer.framebuffer
+        return fb is not None and fb.tobytes() == self.screen().tobytes()
+
+    def test_scroll_over_a_wan_link_is_cheap_and_converges(self):
+        from tagio.session import tiles
+        host, viewer = self.session()
+        wait_until(lambda: self.converged(viewer), 20, "the first picture")
+        whole = len(tiles.encode_rect(self.screen(), 75)[1])      # the screen sent as pixels
+        frames, sent = viewer.stats["frames"], host.stats["bytes"]
+        self.scene.stdin.write("10\n")
+        self.scene.stdin.flush()
+        self.assertTrue(self.scene.stdout.readline().startswith("added"))
+        wait_until(lambda: viewer.stats["frames"] > frames, 10, "frames after the scroll")
+        wait_until(lambda: self.converged(viewer), 20, "the viewer's picture equal to the host's screen")
+        cost = host.stats["bytes"] - sent
+        # Measured: ~6 KB with Copy; 22 KB when the changed tiles are re-sent; the screen ~78 KB.
+        self.assertLess(cost, whole / 6, f"a 10-line scroll cost {cost} bytes; the whole screen is {whole}")
+        for _ in range(3):                  # more scrolls: frames keep flowing, the picture follows
+            frames = viewer.stats["frames"]
+            self.scene.stdin.write("7\n")
+            self.scene.stdin.flush()
+            self.assertTrue(self.scene.stdout.readline().startswith("added"))
+            wait_until(lambda: viewer.stats["frames"] > frames, 10, "frames keep flowing")
+        wait_until(lambda: self.converged(viewer), 20, "convergence after several scrolls")

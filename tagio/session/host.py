@@ -325,7 +325,8 @@ class HostSession:
                 if below is not None:
                     if len(self._in_flight) < below:
                         return True
-                elif self._unsent < MAX_UNSENT and self._flow.can_send():
+                elif (self._unsent < MAX_UNSENT and len(self._in_flight) < MAX_IN_FLIGHT
+                      and self._flow.can_send()):
                     return True
                 self._credit.wait(self._flow.wait_time() or 0.1)   # pacing, else an ack or a send
             if damage is not None:
