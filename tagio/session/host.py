@@ -2,22 +2,27 @@
 
 Theory of operation. Five threads, joined by bounded queues, stopped by one Event:
 
-  capture  waits for a flow-control credit (at most MAX_IN_FLIGHT frames unacknowledged), paces to
+  capture  waits until flow control (tagio.session.flow: paced at the measured delivery rate, about
+           one bandwidth-delay product in flight, at most MAX_IN_FLIGHT frames) lets a frame go, paces to
            the fps cap on a fixed time grid, grabs with mss and finds changed 64x64 tiles. Where the
            X server reports damage (tagio.session.damage) only the damaged tiles are grabbed and
            compared with the host's screen copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a
            whole 1080p grab and compare); elsewhere, and every FULL_POLL seconds as a safety net, the
            whole monitor is grabbed and compared. Nothing changed and nothing to refresh -> no frame
            (idle). Also sends Cursor when the pointer moved.
-  encode   merges the changed tiles into rectangles, turns them into fill / PNG / JPEG data and packs
-           Frame messages (<= MAX_MESSAGE each, FINAL on the last).
-  send     the only writer of frames to the channel.
-  receive  reads the channel and dispatches through a table: FrameAck returns a credit; input goes
+  encode   merges the changed tiles into rectangles; rows that moved up or down since the previous
+           frame (a scroll, tagio.session.motion) become ENC_COPY rectangles, sent first; the rest
+           turns into fill / PNG / JPEG data, packed into Frame messages (<= MAX_MESSAGE each, FINAL
+           on the last).
+  send     the only writer of frames to the channel; hands each frame's size to flow control.
+  receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
 
-Pull-based flow control means a slow link or slow viewer lowers the frame rate; no queue grows.
-JPEG quality adapts: it drops when acks come back slowly and recovers towards the requested quality.
+Pull-based flow control, in bytes and time, means a slow link or slow viewer lowers the frame rate
+while no queue grows, and a long RTT no longer does. JPEG quality adapts: it drops when acks come back
+slowly and recovers towards the requested quality, and while flow control holds frames back it is
+capped where a frame fits the measured rate (flow.QualityPolicy).
 A peer that breaks the protocol ends the session with RemoteProtocolError (sent to it as Bye, and
 re-raised by join()); the process itself never crashes.
 """
