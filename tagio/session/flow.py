@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 RATE_WINDOW = 2.0        # seconds: the delivery-rate estimate is the max over this window
 RTT_WINDOW = 10.0        # seconds: the RTT estimate is the min over this window (BBR's min_rtt)
-BUDGET_GAIN = 1.25       # budget = this x BDP: a little headroom so acks in bursts keep the link busy
+BUDGET_GAIN = 2.0        # cap = this x BDP (BBR's cwnd_gain): pacing, not the cap, sets the rate, so the cap never freezes an underestimate
 MIN_BUDGET = 64 * 1024   # bytes: always this much may be in flight (small frames never wait on RTT)
 INITIAL_BUDGET = 256 * 1024  # bytes in flight before the first samples (about 100 ms at 20 Mbit/s)
 MAX_FRAMES = 32          # frames in flight at most (bounded bookkeeping; ~0.5 s at 60 fps)
@@ -196,8 +196,7 @@ class FlowControl:
         self._full_rate, self._flat_rounds = 0.0, 0
         self._sent_count = 0
         self.held_at = float("-inf")    # when flow control last held a frame back
-        self._blocked = False       # flow control held a frame back since the last send ...
-        self._capped = False        # ... and it was the in-flight cap, not only the pacing
+        self._blocked = False       # the in-flight cap held a frame back since the last send
         self._capped_frames = set()  # frames sent after the cap held one back (STARTUP's exit test)
 
     def budget(self):
@@ -227,8 +226,10 @@ class FlowControl:
         paced = self.clock() < self.next_send_at
         if capped or paced:
             self.held_at = self.clock()
-        self._blocked = self._blocked or capped or paced
-        self._capped = self._capped or capped
+        # Held back by pacing alone, the sender only went as fast as its own estimate (or as the
+        # host could encode): such samples may raise the rate but not lower it. Only the in-flight
+        # cap shows the link itself is full.
+        self._blocked = self._blocked or capped
         return not (capped or paced)
 
     def wait_time(self):
@@ -241,10 +242,10 @@ class FlowControl:
         if rate:
             self.next_send_at = max(now, self.next_send_at) + size / (self.pacing_gain() * rate)
         self.estimator.sent(frame_id, size, app_limited=not self._blocked)
-        if self._capped and self.startup:
+        if self._blocked and self.startup:
             self._capped_frames.add(frame_id)
         self._sent_count += 1
-        self._blocked = self._capped = False
+        self._blocked = False
 
     def acked(self, frame_id):
         sample = self.estimator.acked(frame_id)
