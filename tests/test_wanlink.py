@@ -172,9 +172,13 @@ class SessionOverWanTest(unittest.TestCase):
     flowing, a 10-line scroll costs a fraction of the screen's pixels, the picture converges."""
 
     def setUp(self):
+        import gc
         import subprocess
         import sys
         from tests.xvfb import Xvfb, xvfb_available
+        # Tk objects left by earlier in-process Tk tests must be collected here, in the main thread:
+        # collected by a cycle GC run in one of our worker threads, Tcl aborts the process.
+        gc.collect()
         if not xvfb_available():
             self.skipTest("needs Xvfb and xdotool")
         self.xvfb = Xvfb(width=800, height=600).start()

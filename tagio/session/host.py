@@ -249,7 +249,7 @@ class HostSession:
             sources = self._grab_changes(sct, mon, damage, captured)
             dirty = set().union(*(src[5] for src in sources))
             with self._refresh_lock:
-                due = self._refresh.due() - dirty
+                due = self._refresh.due() - dirty if not self._link_busy() else set()
             if not dirty and not due:
                 continue
             changed_at = tick
@@ -263,6 +263,12 @@ class HostSession:
                 self._unsent += 1
             if not self._workers.put(self._encode_q, job):
                 return
+
+    def _link_busy(self):
+        """Flow control held a frame back within POLICY_HOLD: the lossless refresh waits, as a
+        1080p photo sent as PNG is megabytes (seconds on a 5 Mbit/s link, in front of every change)."""
+        with self._credit:
+            return time.monotonic() - self._flow.held_at < POLICY_HOLD
 
     def _grab_changes(self, sct, mon, damage, now):
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
