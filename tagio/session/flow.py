@@ -1,5 +1,5 @@
 """Flow control by bytes and time: delivery rate and RTT from acknowledgements, an in-flight budget
-of about one bandwidth-delay product, and a quality policy that sizes frames to the measured rate.
+of a couple of bandwidth-delay products, pacing at the measured rate, and a quality policy that sizes frames to the measured rate.
 
 Theory of operation (pure logic, injected clock; the host's capture and receive threads call in).
 
@@ -21,14 +21,17 @@ second. BBR's answer, applied to frames instead of packets:
           otherwise an idle desktop would talk the rate down to what it happened to use.
   FlowControl  paces frames at the measured rate (a frame of S bytes may be followed S / rate
           seconds later; twice as fast in STARTUP, until the rate stops growing; then BBR's gain
-          cycle, one frame at 1.25 to probe for more, one at 0.75 to drain, six at 1.0) and caps the bytes in flight at budget() = BUDGET_GAIN x rate x min
-          RTT (one BDP and a little, with a floor of MIN_BUDGET so small frames always flow) plus
-          one average frame (so the next frame is on its way while the last one is acknowledged);
-          before the first samples only INITIAL_BUDGET holds. One frame may always be in flight,
-          whatever its size (a frame bigger than the budget must not stall the session), and at
-          most MAX_FRAMES (bounded bookkeeping). So the link stays busy while nothing queues at its
-          bottleneck: the frame rate no longer falls with the RTT and the latency stays near one
-          RTT plus the frame's own serialization.
+          cycle, one frame at 1.25 to probe for more, one at 0.75 to drain, six at 1.0). It also
+          caps the bytes in flight at budget() = BUDGET_GAIN x rate x min RTT (BBR's cwnd_gain of
+          2: the pacing sets the rate, the cap only bounds the damage of a wrong estimate; with
+          a floor of MIN_BUDGET so small frames always flow) plus one average frame (the next
+          frame is on its way while the last one is acknowledged); before the first samples only
+          INITIAL_BUDGET holds. One frame may always be in flight, whatever its size (a frame
+          bigger than the budget must not stall the session), and at most MAX_FRAMES (bounded
+          bookkeeping). Only frames held back by the cap make samples link-limited: held back by
+          pacing alone, the host only went as fast as its own estimate. So the link stays busy
+          while little queues at its bottleneck: the frame rate no longer falls with the RTT and
+          the latency stays near one RTT plus the frame's own serialization.
   QualityPolicy  picks the JPEG quality and (when needed) a scale for moving regions so a frame
           fits rate / TARGET_FPS bytes: the link then carries TARGET_FPS frames a second without
           a queue. It learns the content's bytes per pixel from what the encoder produced
@@ -183,7 +186,7 @@ class DeliveryEstimator:
 
 
 class FlowControl:
-    """When the host may send its next frame: paced at the measured rate, capped at about one BDP
+    """When the host may send its next frame: paced at the measured rate, capped at about two BDPs
     in flight, measured by a DeliveryEstimator."""
 
     def __init__(self, clock=time.monotonic, max_frames=MAX_FRAMES):
