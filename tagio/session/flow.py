@@ -1,5 +1,6 @@
-"""Flow control by bytes and time: delivery rate and RTT from acknowledgements, an in-flight budget
-of a couple of bandwidth-delay products, pacing at the measured rate, and a quality policy that sizes frames to the measured rate.
+"""Flow control by bytes and time: delivery rate and RTT from acknowledgements, pacing at that rate,
+an in-flight cap of about two bandwidth-delay products, and a quality policy that sizes frames to
+the measured rate.
 
 Theory of operation (pure logic, injected clock; the host's capture and receive threads call in).
 
