@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 RATE_WINDOW = 2.0        # seconds: the delivery-rate estimate is the max over this window
 RTT_WINDOW = 10.0        # seconds: the RTT estimate is the min over this window (BBR's min_rtt)
-BUDGET_GAIN = 2.0        # cap = this x BDP (BBR's cwnd_gain): pacing, not the cap, sets the rate, so the cap never freezes an underestimate
+BUDGET_GAIN = 2.0        # cap = this x BDP (BBR's cwnd_gain): pacing sets the rate, the cap bounds errors
 MIN_BUDGET = 64 * 1024   # bytes: always this much may be in flight (small frames never wait on RTT)
 INITIAL_BUDGET = 256 * 1024  # bytes in flight before the first samples (about 100 ms at 20 Mbit/s)
 MAX_FRAMES = 32          # frames in flight at most (bounded bookkeeping; ~0.5 s at 60 fps)
