@@ -41,7 +41,11 @@ FINAL = 0x01                    # Frame flag: last message of this frame id
 ENC_FILL = 0                    # data = 3 bytes RGB
 ENC_PNG = 1                     # lossless (few colours: text, UI; and still-region refresh)
 ENC_JPEG = 2                    # photo-like content at the current quality
-ENCODINGS = {ENC_FILL: "fill", ENC_PNG: "png", ENC_JPEG: "jpeg"}
+ENC_COPY = 3                    # data = src_x, src_y (u16 each): copy w x h from there (scroll, move);
+                                # every Copy of a frame reads the screen as it was before the frame, so
+                                # the host sends them first, in the frame's first message
+ENCODINGS = {ENC_FILL: "fill", ENC_PNG: "png", ENC_JPEG: "jpeg", ENC_COPY: "copy"}
+_COPY_SOURCE = struct.Struct("!HH")
 
 # Mouse actions.
 MOUSE_MOVE, MOUSE_PRESS, MOUSE_RELEASE, MOUSE_CLICK = 0, 1, 2, 3
@@ -194,7 +198,20 @@ def _unpack_rect(body, pos):
     _need(0 < w <= MAX_DIMENSION and 0 < h <= MAX_DIMENSION, f"bad rectangle size {w}x{h}")
     _need(size <= len(body) - pos, "Frame rectangle data truncated")
     _need(enc != ENC_FILL or size == 3, "fill rectangle must carry 3 bytes")
+    _need(enc != ENC_COPY or size == _COPY_SOURCE.size, "copy rectangle must carry 4 bytes")
     return Rect(x, y, w, h, enc, body[pos:pos + size]), pos + size
+
+
+def copy_rect(src_x, src_y, x, y, w, h) -> Rect:
+    """A Rect that copies w x h pixels from (src_x, src_y) of the previous screen to (x, y).
+    Raises LocalProtocolError for a source outside 0..65535."""
+    _check_local(0 <= src_x <= 0xFFFF and 0 <= src_y <= 0xFFFF, f"copy source {src_x},{src_y} out of range")
+    return Rect(x, y, w, h, ENC_COPY, _COPY_SOURCE.pack(src_x, src_y))
+
+
+def copy_source(rect) -> tuple:
+    """(src_x, src_y) of an ENC_COPY Rect (decode() has checked its length)."""
+    return _COPY_SOURCE.unpack(rect.data)
 
 
 @dataclass

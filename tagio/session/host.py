@@ -2,7 +2,8 @@
 
 Theory of operation. Six threads, joined by bounded queues, stopped by one Event:
 
-  capture  waits for a flow-control credit (at most MAX_IN_FLIGHT frames unacknowledged), paces to
+  capture  waits until flow control (tagio.session.flow: paced at the measured delivery rate, about
+           one bandwidth-delay product in flight, at most MAX_IN_FLIGHT frames) lets a frame go, paces to
            the fps cap on a fixed time grid, grabs with mss and finds changed 64x64 tiles. Where the
            X server reports damage (tagio.session.damage) only the damaged tiles are grabbed and
            compared with the host's screen copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a
@@ -13,10 +14,12 @@ Theory of operation. Six threads, joined by bounded queues, stopped by one Event
            prompt or the lock screen has the input desktop), the picture pauses with a notice drawn
            over it, and a full picture follows once capture works again; elsewhere (the X server
            went away) the failure ends the session.
-  encode   merges the changed tiles into rectangles, turns them into fill / PNG / JPEG data and packs
-           Frame messages (<= MAX_MESSAGE each, FINAL on the last).
-  send     the only writer of frames to the channel.
-  receive  reads the channel and dispatches through a table: FrameAck returns a credit; input goes
+  encode   merges the changed tiles into rectangles; rows that moved up or down since the previous
+           frame (a scroll, tagio.session.motion) become ENC_COPY rectangles, sent first; the rest
+           turns into fill / PNG / JPEG data, packed into Frame messages (<= MAX_MESSAGE each, FINAL
+           on the last).
+  send     the only writer of frames to the channel; hands each frame's size to flow control.
+  receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
   files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
@@ -29,8 +32,10 @@ Clipboard (tagio.session.clipboard_sync): unless the session is view-only or `cl
 a ClipboardLink watches this machine's clipboard and sends its changes, and the viewer's Clipboard
 messages are applied here; it runs its own threads and is closed with the session.
 
-Pull-based flow control means a slow link or slow viewer lowers the frame rate; no queue grows.
-JPEG quality adapts: it drops when acks come back slowly and recovers towards the requested quality.
+Pull-based flow control, in bytes and time, means a slow link or slow viewer lowers the frame rate
+while no queue grows, and a long RTT no longer does. JPEG quality adapts: it drops when acks come back
+slowly and recovers towards the requested quality, and while flow control holds frames back it is
+capped where a frame fits the measured rate (flow.QualityPolicy).
 A peer that breaks the protocol ends the session with RemoteProtocolError (sent to it as Bye, and
 re-raised by join()); the process itself never crashes.
 """
@@ -46,16 +51,21 @@ from tagio.protocol import session as m
 from tagio.protocol.version import CAP_FILES, CLIPBOARD
 from tagio.session import capture_win32 as win
 from tagio.session import cursor_win32
+from tagio.session import motion
 from tagio.session import tiles as t
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
 from tagio.session.files import FileEngine
 from tagio.session.heartbeat import Heartbeat, answer
+from tagio.session.flow import FlowControl, QualityPolicy
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 32       # frames unacknowledged at most; the bytes in flight follow the link (flow.py)
+MAX_UNSENT = 2           # frames captured but not yet handed to the channel (one encoding, one next)
+MOTION_MIN_HEIGHT = 64   # changed regions at least this tall are searched for scrolled rows
+POLICY_HOLD = 1.0        # seconds after flow control last held a frame back that its rate sizes frames
 IDLE_AFTER = 1.0         # seconds without any change before capture slows down ...
 IDLE_FPS = 10            # ... to this many polls per second
 FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
@@ -89,6 +99,27 @@ def grab(sct, box):
         return sct.grab(box).raw
     except Exception as exc:    # whatever the capture library raises, the screen is out of reach
         raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+
+
+def _bounding_box(rects):
+    """(x, y, w, h) around pixel rectangles (x, y, w, h); at least one is given."""
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _uncovered(rect, covered_rows):
+    """The horizontal bands of `rect` whose rows are not in `covered_rows`."""
+    x, y, w, h = rect
+    bands, top = [], None
+    for row in range(y, y + h + 1):
+        free = row < y + h and row not in covered_rows
+        if free and top is None:
+            top = row
+        elif not free and top is not None:
+            bands.append((x, top, w, row - top))
+            top = None
+    return bands
 
 
 def bye_text(exc):
@@ -127,6 +158,11 @@ class HostSession:
         self._monitor_switch = threading.Event()    # set by SelectMonitor (same index = full refresh)
         self._credit = threading.Condition()
         self._in_flight = {}         # frame id -> capture time
+        self._flow = FlowControl(max_frames=MAX_IN_FLIGHT)     # under self._credit
+        self._unsent = 0             # frames captured, not yet sent (under self._credit)
+        # Encode thread only. can_scale=False until the protocol carries scaled rectangles.
+        self._policy = QualityPolicy(target_quality=self.quality, can_scale=False)
+        self._row_hashes = (None, None, None)   # (last grab, region, its row hashes): encode thread
         self._latency_ms = 0
         self._encode_q = queue.Queue(maxsize=2)
         self._send_q = queue.Queue(maxsize=8)
@@ -303,7 +339,8 @@ class HostSession:
             if self._notice is not None and not self._show_notice(mon, captured):
                 return
             with self._refresh_lock:
-                due = self._notice_hold.filter(self._refresh.due() - dirty, captured)
+                due = (self._notice_hold.filter(self._refresh.due() - dirty, captured)
+                       if not self._link_busy() else set())
             if not dirty and not due:
                 continue
             changed_at = tick
@@ -319,6 +356,7 @@ class HostSession:
         job = (self._frame_id, captured, sources, stills, screen.width, screen.height, dirty_count)
         with self._credit:
             self._in_flight[self._frame_id] = captured
+            self._unsent += 1
         return self._workers.put(self._encode_q, job)
 
     def _show_notice(self, mon, now):
@@ -383,9 +421,16 @@ class HostSession:
             return self._switch_monitor(sct, self._monitor_wanted)
         return None
 
+    def _link_busy(self):
+        """Flow control held a frame back within POLICY_HOLD: the lossless refresh waits, as a
+        1080p photo sent as PNG is megabytes (seconds on a 5 Mbit/s link, in front of every change)."""
+        with self._credit:
+            return time.monotonic() - self._flow.held_at < POLICY_HOLD
+
     def _grab_changes(self, sct, mon, damage, now):
-        """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles)], one per grabbed rectangle
-        that holds a change. `raw` is a fresh buffer the encoder may read while we capture on."""
+        """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
+        rectangle that holds a change. `raw` is a fresh buffer the encoder may read while we capture
+        on; `prev` the same rectangle's pixels before (None: not worth a scroll search)."""
         screen, box = mon["screen"], mon["box"]
         rects = damage.collect() if damage is not None else None
         tiles = None
@@ -396,14 +441,15 @@ class HostSession:
             tiles = None if len(tiles) == cols * rows else tiles
         if tiles is None:       # no damage reports, first grab, safety poll, or everything changed
             mon["full_at"] = now + FULL_POLL
-            raw = grab(sct, box)
-            return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw))]
+            raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
+            return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev)]
         sources = []
         for x, y, w, h in t.merge_tiles(tiles, screen.width, screen.height):
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
+            prev = screen.region(x, y, w, h) if h >= MOTION_MIN_HEIGHT else None    # for scroll search
             dirty = screen.update(x, y, w, h, raw)
             if dirty:
-                sources.append((raw, x, y, w, h, dirty))
+                sources.append((raw, x, y, w, h, dirty, prev))
         return sources
 
     def _next_monitor(self, sct, damage=None):
@@ -444,15 +490,20 @@ class HostSession:
         screen = t.ScreenCopy(box["width"], box["height"])
         return {"index": index, "box": box, "screen": screen, "full_at": 0.0}
 
-    def _wait_credit(self, damage=None, below=MAX_IN_FLIGHT):
-        """Wait until fewer than `below` frames are unacknowledged; False when stopping."""
+    def _wait_credit(self, damage=None, below=None):
+        """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`
+        frames are unacknowledged); False when stopping."""
         while True:
             with self._credit:
                 if self._workers.stopping.is_set():
                     return False
-                if len(self._in_flight) < below:
+                if below is not None:
+                    if len(self._in_flight) < below:
+                        return True
+                elif (self._unsent < MAX_UNSENT and len(self._in_flight) < MAX_IN_FLIGHT
+                      and self._flow.can_send()):
                     return True
-                self._credit.wait(0.1)
+                self._credit.wait(self._flow.wait_time() or 0.1)   # pacing, else an ack or a send
             if damage is not None:
                 damage.drain()      # a lagging viewer must not make the X server queue reports
 
@@ -502,15 +553,21 @@ class HostSession:
                     return
 
     def _encode_frame(self, frame_id, captured, sources, stills, width, height, dirty_count):
-        quality, rects = self._frame_quality(dirty_count, width, height), []
-        for raw, sx, sy, sw, _sh, tiles in sources:
-            for x, y, w, h in t.merge_tiles(tiles, width, height):
+        quality = min(self._frame_quality(dirty_count, width, height), self._policy_quality(dirty_count))
+        rects, copies, lossy_copies = [], [], set()
+        for raw, sx, sy, sw, sh, tiles, prev in sources:
+            changed = t.merge_tiles(tiles, width, height)
+            for x, y, w, h in self._find_copies(copies, lossy_copies, raw, prev, (sx, sy, sw, sh), changed):
                 img = t.region_image(raw, sw, x - sx, y - sy, w, h)
                 self._encode_rect(rects, img, x, y, quality, False)
         for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
             img = Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
             self._encode_rect(rects, img, x, y, quality, True)
-        return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, rects)]
+        if lossy_copies:                    # copied JPEG pixels still want their lossless refresh
+            with self._refresh_lock:
+                self._refresh.sent(lossy_copies, True)
+        self._learn_sizes(rects, quality)
+        return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, copies + rects)]
 
     def _encode_rect(self, rects, img, x, y, quality, lossless):
         parts = t.encode_region(img, x, y, quality, lossless)
@@ -518,6 +575,47 @@ class HostSession:
         lossy = any(p[4] == m.ENC_JPEG for p in parts)
         with self._refresh_lock:
             self._refresh.sent(t.rect_tiles(x, y, img.width, img.height), lossy)
+
+    def _find_copies(self, copies, lossy_copies, raw, prev, source, changed):
+        """The parts of the `changed` rectangles (screen coordinates) of one grabbed `source`
+        (x, y, w, h) still to encode as pixels, after rows that are rows of the previous frame
+        moved up or down went to `copies` (tagio.session.motion). The search covers the bounding
+        box of the changes (a scrolling page changes tiles of uneven width); only rows of changed
+        rectangles that no copy covers are left to encode."""
+        sx, sy, sw, sh = source
+        if prev is None or not changed or _bounding_box(changed)[3] < MOTION_MIN_HEIGHT:
+            return changed
+        box = _bounding_box(changed)
+        local = (box[0] - sx, box[1] - sy, box[2], box[3])
+        grab_, region, hashes = self._row_hashes
+        cached = hashes if grab_ is prev and region == local else None
+        found = motion.detect(prev, raw, sw, sh, local, old_hashes=cached)
+        self._row_hashes = (raw, local, found.hashes)       # raw becomes the next frame's prev
+        covered = set()
+        for c in found.copies:
+            src, dst = (c.src_x + sx, c.src_y + sy), (c.x + sx, c.y + sy)
+            copies.append(m.copy_rect(*src, *dst, c.w, c.h))
+            covered.update(range(dst[1], dst[1] + c.h))
+            with self._refresh_lock:
+                lossy = bool(t.rect_tiles(*src, c.w, c.h) & self._refresh.lossy.keys())
+            if lossy:
+                lossy_copies.update(t.rect_tiles(*dst, c.w, c.h))
+        return [part for rect in changed for part in _uncovered(rect, covered)] if covered else changed
+
+    def _policy_quality(self, dirty_tiles):
+        """The quality flow.QualityPolicy picks for this much change, while flow control is what
+        holds frames back (otherwise the link has room: the wanted quality)."""
+        with self._credit:
+            est, held = self._flow.estimator, time.monotonic() - self._flow.held_at < POLICY_HOLD
+            rate = est.rate if held else None
+        choice = self._policy.choose(rate, dirty_tiles * t.TILE * t.TILE)
+        self.stats["policy_quality"] = choice.quality
+        return choice.quality
+
+    def _learn_sizes(self, rects, quality):
+        jpeg = [r for r in rects if r.encoding == m.ENC_JPEG]
+        if jpeg:
+            self._policy.encoded(quality, sum(r.w * r.h for r in jpeg), sum(len(r.data) for r in jpeg))
 
     def _frame_quality(self, dirty_tiles, width, height):
         """JPEG quality for this frame: lower while most of the screen keeps changing.
@@ -544,15 +642,28 @@ class HostSession:
 
     # -- send --------------------------------------------------------------------------------
     def _send_loop(self):
+        frame_bytes = 0
         while True:
             data = self._workers.get(self._send_q)
             if data is None:
                 return
+            if data[0] == 2:        # a Frame part: count it; the FINAL part hands the frame to flow control
+                frame_bytes += len(data)
+                if data[5] & m.FINAL:
+                    self._frame_sent(int.from_bytes(data[1:5], "big"), frame_bytes)
+                    frame_bytes = 0
             self.channel.send(data)
             self.stats["bytes"] += len(data)
             self.files.sent(data)
             if data[0] == 2 and data[5] & m.FINAL:      # Frame type code, flags byte after frame id
                 self._count_frame()
+
+    def _frame_sent(self, frame_id, size):
+        # Before channel.send: the viewer's ack must never find the frame unknown to flow control.
+        with self._credit:
+            self._flow.sent(frame_id, size)
+            self._unsent -= 1
+            self._credit.notify_all()
 
     def _count_frame(self):
         now = time.monotonic()
@@ -575,7 +686,11 @@ class HostSession:
             captured = self._in_flight.pop(msg.frame_id, None)
             if captured is None:
                 raise RemoteProtocolError(f"acknowledgement for unknown frame {msg.frame_id}")
+            self._flow.acked(msg.frame_id)
             self._credit.notify_all()
+            est = self._flow.estimator
+            self.stats.update(rate_kbit=int((est.rate or 0) * 8 / 1000), rtt_ms=int((est.min_rtt or 0) * 1000),
+                              budget_kb=self._flow.budget() // 1024)
         elapsed = time.monotonic() - captured
         self._latency_ms = int(elapsed * 1000)
         self.stats["latency_ms"] = self._latency_ms
@@ -599,7 +714,7 @@ class HostSession:
         self._workers.put(self._input_q, msg)
 
     def _on_quality(self, msg):
-        self.quality = self.target_quality = msg.quality
+        self.quality = self.target_quality = self._policy.target_quality = msg.quality
         if msg.fps_cap:
             self.fps_cap = msg.fps_cap
 

@@ -56,6 +56,7 @@ from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.files import FileEngine
 from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
 from tagio.session.heartbeat import Heartbeat, answer
+from tagio.session import framebuffer
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -387,12 +388,15 @@ class ViewerSession:
         if self.geometry is None:
             raise RemoteProtocolError("Frame before Hello")
         width, height = self.geometry
-        if sum(r.w * r.h for r in frame.rects) > MAX_FRAME_AREA * width * height:
+        copies, rects = framebuffer.split_copies(frame.rects)      # copies cost no decoding
+        if sum(r.w * r.h for r in rects) > MAX_FRAME_AREA * width * height:
             raise RemoteProtocolError(f"Frame {frame.frame_id} covers more than {MAX_FRAME_AREA} screens")
-        pieces = [(r.x, r.y, self._decode_rect(r)) for r in frame.rects]
+        pieces = [(r.x, r.y, self._decode_rect(r)) for r in rects]
         with self._fb_lock:
+            copied = framebuffer.apply_copies(self._fb, copies, width, height)
             for x, y, img in pieces:
                 self._fb.paste(img, (x, y))
+        pieces = copied + pieces
         final = frame.flags & m.FINAL
         # Registered before the post: the display may draw it and call displayed() at once.
         held = bool(final and pieces) and self._hold_for_display(frame.frame_id)

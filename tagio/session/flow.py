@@ -1,0 +1,373 @@
+"""Flow control by bytes and time: delivery rate and RTT from acknowledgements, pacing at that rate,
+an in-flight cap of about two bandwidth-delay products, and a quality policy that sizes frames to
+the measured rate.
+
+Theory of operation (pure logic, injected clock; the host's capture and receive threads call in).
+
+Today's host allows 2 frames in flight whatever their size, so its frame rate is capped at 2 / RTT
+(33 fps at 60 ms) on a fast link, while on a slow link two 300 KB frames queue for a quarter of a
+second. BBR's answer, applied to frames instead of packets:
+
+  DeliveryEstimator  every frame is sent with a snapshot of how much had been delivered (acked)
+          and when. When its ack arrives, the bytes delivered since that snapshot divided by the
+          time they took is one delivery-rate sample (the longer of the send and the ack interval,
+          so neither a burst of sends nor a burst of acks inflates it: BBR's delivery-rate
+          estimation, draft-cheng-iccrg-delivery-rate-estimation). The bottleneck rate is the MAX
+          of the samples over RATE_WINDOW seconds; the round-trip time is the MIN of the samples
+          over RTT_WINDOW seconds. An RTT sample is send -> ack minus the frame's own
+          serialization at the estimated rate: a frame of 300 KB takes 120 ms to cross 20 Mbit/s,
+          which is not path delay (BBR's packets are too small to care; our frames are not).
+          A sample taken while the host was not limited by the budget ("application limited": a
+          small change at 60 Hz uses a tenth of the link) only counts if it raises the estimate -
+          otherwise an idle desktop would talk the rate down to what it happened to use.
+  FlowControl  paces frames at the measured rate (a frame of S bytes may be followed S / rate
+          seconds later; twice as fast in STARTUP, until the rate stops growing; then BBR's gain
+          cycle, one frame at 1.25 to probe for more, one at 0.75 to drain, six at 1.0). It also
+          caps the bytes in flight at budget() = BUDGET_GAIN x rate x min RTT (BBR's cwnd_gain of
+          2: the pacing sets the rate, the cap only bounds the damage of a wrong estimate; with
+          a floor of MIN_BUDGET so small frames always flow) plus one average frame (the next
+          frame is on its way while the last one is acknowledged); before the first samples only
+          INITIAL_BUDGET holds. One frame may always be in flight, whatever its size (a frame
+          bigger than the budget must not stall the session), and at most MAX_FRAMES (bounded
+          bookkeeping). Only frames held back by the cap make samples link-limited: held back by
+          pacing alone, the host only went as fast as its own estimate. So the link stays busy
+          while little queues at its bottleneck: the frame rate no longer falls with the RTT and
+          the latency stays near one RTT plus the frame's own serialization.
+  QualityPolicy  picks the JPEG quality and (when needed) a scale for moving regions so a frame
+          fits rate / TARGET_FPS bytes: the link then carries TARGET_FPS frames a second without
+          a queue. It learns the content's bytes per pixel from what the encoder produced
+          (`encoded`) and predicts other qualities from a table of JPEG size ratios (measured
+          with Pillow/libjpeg on photo-like pictures; scaling by s costs about s squared). It
+          steps down at once and up at most one step per RAISE_INTERVAL, so the picture does
+          not flicker between qualities. TigerVNC, for comparison, switches between two JPEG
+          qualities at 16 Mbit/s from an average per-update throughput (vncviewer/CConn.cxx) and
+          drops to 8-bit colour under 256 kbit/s; here the step follows each frame's size and the
+          measured rate: a small change keeps the wanted quality on any link, a full-screen
+          photo at 20 Mbit/s drops just enough, and on a link of a few hundred kbit/s moving
+          regions are scaled down (the lossless top-off restores them once they are still).
+
+All times are seconds from the injected clock (time.monotonic in the host); rates are bytes/s.
+Nothing here raises for what a peer sent: an ack for a frame we never sent is the caller's
+RemoteProtocolError to raise (`acked` returns None for it).
+"""
+
+import collections
+import time
+from dataclasses import dataclass
+
+RATE_WINDOW = 2.0        # seconds: the delivery-rate estimate is the max over this window
+RTT_WINDOW = 10.0        # seconds: the RTT estimate is the min over this window (BBR's min_rtt)
+BUDGET_GAIN = 2.0        # cap = this x BDP (BBR's cwnd_gain): pacing sets the rate, the cap bounds errors
+MIN_BUDGET = 64 * 1024   # bytes: always this much may be in flight (small frames never wait on RTT)
+INITIAL_BUDGET = 256 * 1024  # bytes in flight before the first samples (about 100 ms at 20 Mbit/s)
+MAX_FRAMES = 32          # frames in flight at most (bounded bookkeeping; ~0.5 s at 60 fps)
+STARTUP_GAIN = 2.0       # pacing gain while the rate is still being found (BBR: 2.89)
+STARTUP_ROUNDS = 3       # samples taken at the in-flight cap, in a row without 25% growth, end STARTUP
+PACING_CYCLE = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+FRAME_SIZE_WEIGHT = 0.25  # weight of a new frame in the average frame size
+MIN_INTERVAL = 0.001     # seconds: shorter sample intervals are clock noise, not a rate
+
+TARGET_FPS = 24          # moving content is sized so the link carries this many frames a second
+QUALITY_STEPS = (90, 85, 80, 75, 70, 65, 60, 50, 40, 30, 20)
+JPEG_SIZE = {95: 3.0, 90: 2.14, 85: 1.6, 80: 1.25, 75: 1.0, 70: 0.85, 65: 0.73, 60: 0.64,
+             50: 0.51, 40: 0.4, 30: 0.27, 20: 0.16, 10: 0.12}      # bytes relative to quality 75
+MOTION_MIN_QUALITY = 40  # below this, scale moving regions down before lowering quality further
+MIN_QUALITY = 20
+SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
+RAISE_INTERVAL = 0.5     # seconds between two steps up in quality or scale
+BPP_WEIGHT = 0.3         # weight of a new bytes-per-pixel observation in the moving average
+INITIAL_BPP = 0.15       # bytes per pixel at quality 75 before anything was encoded (photo-like)
+
+
+class WindowedFilter:
+    """The max (or min) of samples over the last `window` seconds (a monotonic deque).
+
+    When every sample has aged out the last one is kept: an estimate never falls to nothing just
+    because nothing was measured."""
+
+    def __init__(self, window, better):
+        self.window = window
+        self.better = better            # better(a, b): True when a should replace b
+        self.samples = collections.deque()      # (time, value), values worsening from the left
+
+    def update(self, now, value):
+        while self.samples and not self.better(self.samples[-1][1], value):
+            self.samples.pop()
+        self.samples.append((now, value))
+        self.expire(now)
+
+    def expire(self, now):
+        while len(self.samples) > 1 and self.samples[0][0] < now - self.window:
+            self.samples.popleft()
+
+    def best(self, default=None):
+        return self.samples[0][1] if self.samples else default
+
+
+@dataclass
+class _Sent:
+    size: int
+    sent_at: float
+    delivered: int          # bytes delivered (acked) when it was sent
+    delivered_at: float     # when that delivered count was reached
+    first_sent_at: float    # send time of the frame that started that ack interval
+    app_limited: bool
+
+
+@dataclass
+class Sample:
+    rate: float             # bytes/s (0 when the interval was too short to measure)
+    rtt: float              # seconds, path delay (serialization of the frame taken out)
+    app_limited: bool
+
+
+class DeliveryEstimator:
+    """Delivery rate (max over RATE_WINDOW) and RTT (min over RTT_WINDOW) from frame acks."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.rate_filter = WindowedFilter(RATE_WINDOW, lambda kept, new: kept > new)
+        self.rtt_filter = WindowedFilter(RTT_WINDOW, lambda kept, new: kept < new)
+        self.frames = {}            # frame id -> _Sent
+        self.in_flight = 0          # bytes sent, not yet acknowledged
+        self.delivered = 0          # bytes acknowledged, ever
+        self.delivered_at = clock()
+        self.first_sent_at = self.delivered_at
+
+    @property
+    def rate(self):
+        """Bottleneck delivery rate in bytes/s, or None before the first sample."""
+        return self.rate_filter.best()
+
+    @property
+    def min_rtt(self):
+        """Path round-trip time in seconds, or None before the first sample."""
+        return self.rtt_filter.best()
+
+    def sent(self, frame_id, size, app_limited=False):
+        now = self.clock()
+        if not self.frames:         # the pipe was empty: a new ack interval starts now
+            self.delivered_at = self.first_sent_at = now
+        self.frames[frame_id] = _Sent(size, now, self.delivered, self.delivered_at, self.first_sent_at,
+                                      app_limited)
+        self.in_flight += size
+
+    def acked(self, frame_id):
+        """The viewer acknowledged `frame_id`: update the estimates; the Sample, or None when that
+        frame is not in flight (the caller decides whether that is the peer's error)."""
+        frame = self.frames.pop(frame_id, None)
+        if frame is None:
+            return None
+        now = self.clock()
+        self.in_flight -= frame.size
+        self.delivered += frame.size
+        self.delivered_at = now
+        self.first_sent_at = frame.sent_at
+        interval = max(frame.sent_at - frame.first_sent_at, now - frame.delivered_at)
+        rate = (self.delivered - frame.delivered) / interval if interval >= MIN_INTERVAL else 0.0
+        if rate and (not frame.app_limited or rate > (self.rate or 0.0)):
+            self.rate_filter.update(now, rate)
+        self.rate_filter.expire(now)
+        # At most half of the elapsed time is taken out: the rate may be far too low (a lone first
+        # frame measures size / (RTT + serialization)) and would explain away the whole RTT. So an
+        # RTT sample is never below half the true RTT, and exact for frames smaller than one BDP
+        # (their serialization is under half the elapsed time); bigger frames give an estimate
+        # above the true RTT, which costs a little queue, where one too low would stick in the
+        # min filter for RTT_WINDOW and starve the link.
+        elapsed = now - frame.sent_at
+        serialization = min(frame.size / self.rate, elapsed / 2) if self.rate else 0.0
+        rtt = max(elapsed - serialization, MIN_INTERVAL)
+        self.rtt_filter.update(now, rtt)
+        return Sample(rate, rtt, frame.app_limited)
+
+    def forget(self):
+        """Drop every frame in flight (a monitor switch, a reset): their acks will not come."""
+        self.frames.clear()
+        self.in_flight = 0
+
+
+class FlowControl:
+    """When the host may send its next frame: paced at the measured rate, capped at about two BDPs
+    in flight, measured by a DeliveryEstimator."""
+
+    def __init__(self, clock=time.monotonic, max_frames=MAX_FRAMES):
+        self.clock = clock
+        self.estimator = DeliveryEstimator(clock)
+        self.max_frames = max_frames
+        self.frame_size = 0.0       # moving average of frame sizes (bytes)
+        self.next_send_at = 0.0     # pacing: the previous frame has crossed the bottleneck by then
+        self.startup = True         # BBR's STARTUP: pace fast until the rate stops growing
+        self._full_rate, self._flat_rounds = 0.0, 0
+        self._sent_count = 0
+        self.held_at = float("-inf")    # when flow control last held a frame back
+        self._blocked = False       # the in-flight cap held a frame back since the last send
+        self._capped_frames = set()  # frames sent after the cap held one back (STARTUP's exit test)
+
+    def budget(self):
+        """Bytes that may be in flight: the BDP (with headroom, and a floor so small frames never
+        wait on the RTT) plus one average frame, which must be on its way while the previous one
+        is acknowledged or a link carrying frames longer than its BDP would idle between them."""
+        est = self.estimator
+        if est.rate is None or est.min_rtt is None:
+            return INITIAL_BUDGET
+        return max(MIN_BUDGET, int(BUDGET_GAIN * est.rate * est.min_rtt)) + int(self.frame_size)
+
+    def pacing_gain(self):
+        """STARTUP_GAIN until the rate stops growing; then BBR's cycle, counted in frames (a frame
+        may take longer than an RTT to send): one at 1.25 x the rate to find out whether the link
+        got faster, one at 0.75 to drain what that queued, six at 1.0."""
+        if self.startup:
+            return STARTUP_GAIN
+        return PACING_CYCLE[self._sent_count % len(PACING_CYCLE)]
+
+    def can_send(self):
+        """True when another frame may be sent now. A False is remembered: the next frame's
+        samples then count as link-limited (they measure the link, not what the screen needed)."""
+        est = self.estimator
+        if not est.frames:
+            return True
+        capped = len(est.frames) >= self.max_frames or est.in_flight >= self.budget()
+        paced = self.clock() < self.next_send_at
+        if capped or paced:
+            self.held_at = self.clock()
+        # Held back by pacing alone, the sender only went as fast as its own estimate (or as the
+        # host could encode): such samples may raise the rate but not lower it. Only the in-flight
+        # cap shows the link itself is full.
+        self._blocked = self._blocked or capped
+        return not (capped or paced)
+
+    def wait_time(self):
+        """Seconds until pacing lets the next frame go (0 when it is not pacing that holds it)."""
+        return max(0.0, self.next_send_at - self.clock())
+
+    def sent(self, frame_id, size):
+        now, rate = self.clock(), self.estimator.rate
+        self.frame_size += FRAME_SIZE_WEIGHT * (size - self.frame_size)
+        if rate:
+            self.next_send_at = max(now, self.next_send_at) + size / (self.pacing_gain() * rate)
+        self.estimator.sent(frame_id, size, app_limited=not self._blocked)
+        if self._blocked and self.startup:
+            self._capped_frames.add(frame_id)
+        self._sent_count += 1
+        self._blocked = False
+
+    def acked(self, frame_id):
+        sample = self.estimator.acked(frame_id)
+        # Only a sample taken while the in-flight cap held frames back shows the link is full:
+        # held back by pacing alone, the sender only went as fast as its own (maybe low) estimate.
+        if frame_id in self._capped_frames:
+            self._capped_frames.discard(frame_id)
+            if self.startup:
+                self._check_full_rate(sample.rate)
+        return sample
+
+    def _check_full_rate(self, rate):
+        """STARTUP ends after STARTUP_ROUNDS capped samples in a row without 25% more rate."""
+        if rate >= 1.25 * self._full_rate:
+            self._full_rate, self._flat_rounds = rate, 0
+            return
+        self._flat_rounds += 1
+        self.startup = self._flat_rounds < STARTUP_ROUNDS
+
+    def forget(self):
+        self.estimator.forget()
+        self._capped_frames.clear()
+        self.next_send_at = 0.0
+
+    @property
+    def frames_in_flight(self):
+        return len(self.estimator.frames)
+
+
+@dataclass
+class Choice:
+    quality: int
+    scale: float            # 1.0 = full resolution; moving regions only
+
+
+class QualityPolicy:
+    """JPEG quality and scale for the moving part of a frame, from the measured rate."""
+
+    def __init__(self, clock=time.monotonic, target_quality=75, target_fps=TARGET_FPS, can_scale=True):
+        self.clock = clock
+        self.can_scale = can_scale      # False: the peer cannot take scaled regions; quality only
+        self.target_quality = target_quality
+        self.target_fps = target_fps
+        self.bpp75 = INITIAL_BPP        # learned bytes per pixel at quality 75
+        self.current = Choice(target_quality, 1.0)
+        self._raised_at = clock()
+
+    def encoded(self, quality, pixels, size):
+        """The encoder turned `pixels` pixels into `size` bytes of JPEG at `quality`: learn."""
+        if pixels <= 0 or size <= 0:
+            return
+        bpp = size / pixels / _size_ratio(quality)
+        self.bpp75 += BPP_WEIGHT * (bpp - self.bpp75)
+
+    def choose(self, rate, pixels):
+        """The Choice for a frame whose lossy part covers `pixels` pixels, on a link measured at
+        `rate` bytes/s (None: not measured yet -> the target quality, full scale)."""
+        wanted = self._ideal(rate, pixels)
+        now, cur = self.clock(), self.current
+        if _rank(wanted) > _rank(cur) and now - self._raised_at < RAISE_INTERVAL:
+            wanted = cur                 # hold: at most one step up per RAISE_INTERVAL
+        elif _rank(wanted) > _rank(cur):
+            wanted = _one_step_up(cur, wanted)
+            self._raised_at = now
+        self.current = wanted
+        return wanted
+
+    def _ideal(self, rate, pixels):
+        """The best choice on the ladder whose predicted size fits rate / target_fps. The ladder,
+        best first: full scale down to MOTION_MIN_QUALITY, then smaller scales at that quality,
+        then lower qualities at the smallest scale."""
+        if rate is None or pixels <= 0:
+            return Choice(self.target_quality, 1.0)
+        budget = rate / self.target_fps
+        for choice in _ladder(self.target_quality, self.can_scale):
+            if self._predict(choice.quality, choice.scale, pixels) <= budget:
+                return choice
+        return choice
+
+    def _predict(self, quality, scale, pixels):
+        return self.bpp75 * _size_ratio(quality) * pixels * scale * scale
+
+
+def _size_ratio(quality):
+    """JPEG bytes at `quality` relative to quality 75 (interpolated in JPEG_SIZE)."""
+    points = sorted(JPEG_SIZE.items())
+    if quality <= points[0][0]:
+        return points[0][1]
+    for (q0, r0), (q1, r1) in zip(points, points[1:]):
+        if quality <= q1:
+            return r0 + (r1 - r0) * (quality - q0) / (q1 - q0)
+    return points[-1][1]
+
+
+def _steps(top):
+    """Qualities to try, best first: the wanted one, then the lower QUALITY_STEPS."""
+    return [top] + [q for q in QUALITY_STEPS if q < top]
+
+
+def _ladder(top, can_scale=True):
+    steps = _steps(top)
+    if not can_scale:
+        return [Choice(q, 1.0) for q in steps]
+    full = [q for q in steps if q >= min(MOTION_MIN_QUALITY, top)]
+    ladder = [Choice(q, 1.0) for q in full]
+    ladder += [Choice(full[-1], scale) for scale in SCALES[1:]]
+    ladder += [Choice(q, SCALES[-1]) for q in steps if q < full[-1]]
+    return ladder
+
+
+def _rank(choice):
+    """Order of choices from worst to best (the ladder is ordered this way): scale, then quality."""
+    return (choice.scale, choice.quality)
+
+
+def _one_step_up(cur, wanted):
+    """The next rung above `cur` towards `wanted`: a bigger scale first, then a better quality."""
+    if wanted.scale > cur.scale:
+        return Choice(cur.quality, min(s for s in SCALES if s > cur.scale))
+    better = [q for q in _steps(wanted.quality) if q > cur.quality]
+    return Choice(min(better), cur.scale)

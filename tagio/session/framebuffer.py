@@ -1,0 +1,51 @@
+"""The viewer's framebuffer operations that are not image decoding: applying Copy rectangles (pure).
+
+Theory of operation. A Frame may carry ENC_COPY rectangles (tagio.protocol.session): "the w x h
+pixels at (src_x, src_y) of the screen you have are now at (x, y)" - a scroll or a moved window that
+the host found with tagio.session.motion, sent in 4 bytes instead of as new pixels. Every Copy of a
+frame reads the screen as it was BEFORE the frame (the host compared its previous frame with the new
+one), so `apply_copies` crops all sources first and pastes them afterwards: two copies that swap
+regions, or a copy whose source and destination overlap (every scroll), come out right. The host
+sends a frame's copies first, in its first message, before any pixels of that frame.
+
+A copy whose source or destination leaves the screen is the host's fault: RemoteProtocolError, as
+for any other rectangle. The result is also returned as (x, y, image) pieces, the same shape the
+decoder posts for pixel rectangles, so a display draws copied regions like any other update.
+"""
+
+from tagio.errors import RemoteProtocolError
+from tagio.protocol import session as m
+
+MAX_COPY_AREA = 2       # screens' worth of pixels the copies of one Frame message may move
+
+
+def split_copies(rects):
+    """(ENC_COPY rects, all other rects) of one Frame message, each in the order received."""
+    copies = [r for r in rects if r.encoding == m.ENC_COPY]
+    return copies, [r for r in rects if r.encoding != m.ENC_COPY]
+
+
+def check_copy(rect, width, height):
+    """(src_x, src_y) of a copy rect that fits a width x height screen at both ends.
+    Raises RemoteProtocolError."""
+    src_x, src_y = m.copy_source(rect)
+    for what, x, y in (("source", src_x, src_y), ("destination", rect.x, rect.y)):
+        if x + rect.w > width or y + rect.h > height:
+            raise RemoteProtocolError(f"copy {what} {rect.w}x{rect.h}+{x}+{y} outside the {width}x{height} screen")
+    return src_x, src_y
+
+
+def apply_copies(fb, copies, width, height):
+    """Apply ENC_COPY rects to the PIL image `fb` (the viewer's screen, width x height), all read
+    from the screen as it was before the first one. Returns [(x, y, image)] of what changed.
+    Raises RemoteProtocolError (and changes nothing) when any copy leaves the screen, or when the
+    copies of one message cover more than MAX_COPY_AREA screens (each source is held in memory
+    until all are pasted: 4096 full-screen copies would be 32 GB)."""
+    if sum(r.w * r.h for r in copies) > MAX_COPY_AREA * width * height:
+        raise RemoteProtocolError(f"copies cover more than {MAX_COPY_AREA} screens")
+    sources = [check_copy(rect, width, height) for rect in copies]
+    pieces = [(rect.x, rect.y, fb.crop((sx, sy, sx + rect.w, sy + rect.h)))
+              for rect, (sx, sy) in zip(copies, sources)]
+    for x, y, img in pieces:
+        fb.paste(img, (x, y))
+    return pieces

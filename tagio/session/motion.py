@@ -1,0 +1,139 @@
+"""Scroll and move detection: which rows of a changed region are rows of the previous frame shifted
+up or down, so the host can send "copy these rows" instead of their pixels (pure, no I/O).
+
+Theory of operation (Xpra's motion.pyx and TigerVNC's CopyRect do the same). A terminal or a web page
+that scrolls by N rows changes every pixel of the region, and today costs a full re-encode of it
+(~300-400 KB for a 1080p terminal); but all of it except the N new rows is already on the viewer's
+screen, N rows higher. `detect(prev, cur, width, height, region)` finds that:
+
+  1. hash each row of the region in both frames (zlib.adler32 on a memoryview slice of the BGRX
+     buffer as mss gives it: C speed, no copy; the previous frame's hashes can be passed back in
+     from the last call, so a stream of frames hashes each row once);
+  2. let every changed row of the current frame vote for the shifts d at which the previous frame
+     had the same row (rows whose hash occurs more than MAX_CANDIDATES times, such as blank lines,
+     do not vote: they match everywhere);
+  3. for the best shifts, in order of votes, find runs of rows i where cur[i] == prev[i - d] (the hash
+     first, then the bytes themselves: a hash collision must never put wrong pixels on the screen);
+     each run of at least `min_rows` changed rows becomes a Copy;
+  4. the changed rows no Copy covers are returned as strips to encode as usual.
+
+A Copy reads the PREVIOUS frame: the viewer applies every Copy of a frame from its framebuffer as it
+was before the frame, then draws the frame's other rectangles (tagio.session.framebuffer). Only
+vertical motion of whole region rows is found (scrolling, a window dragged up or down over a plain
+background); a sideways move is sent as pixels.
+"""
+
+import collections
+import zlib
+from dataclasses import dataclass
+
+MIN_ROWS = 8            # a Copy shorter than this is not worth its header (about half a text line)
+MAX_SHIFTS = 3          # shifts tried per region (two panes scrolling differently, plus one)
+MAX_CANDIDATES = 4      # a row found more often than this in the previous frame does not vote
+MIN_VOTES = 4           # a shift needs this many voting rows before its runs are looked for
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Copy the w x h rectangle at (src_x, src_y) of the previous frame to (x, y)."""
+    src_x: int
+    src_y: int
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass
+class Motion:
+    copies: list            # [Copy]
+    strips: list            # [(x, y, w, h)] changed rows no Copy covers, to encode as pixels
+    hashes: list            # row hashes of the current frame's region (pass as old_hashes next time)
+
+
+def row_hashes(buf, width, region):
+    """adler32 of each row of `region` (x, y, w, h) in a BGRX buffer `width` pixels wide."""
+    x, y, w, h = region
+    stride, view = width * 4, memoryview(buf)
+    a, b = x * 4, (x + w) * 4
+    return [zlib.adler32(view[r * stride + a:r * stride + b]) for r in range(y, y + h)]
+
+
+def detect(prev, cur, width, height, region, min_rows=MIN_ROWS, old_hashes=None):
+    """Copies and remaining strips for the changed `region` (x, y, w, h) between two BGRX buffers of
+    a width x height screen. `old_hashes`: row_hashes(prev, ...) of the same region, if known."""
+    x, y, w, h = region
+    new = row_hashes(cur, width, region)
+    if prev is None or len(prev) != len(cur) or len(prev) < width * height * 4:
+        return Motion([], [region], new)
+    old = old_hashes if old_hashes is not None and len(old_hashes) == h else row_hashes(prev, width, region)
+    rows = _Rows(prev, cur, width, region)
+    same = [o == n and rows.equal(i, i) for i, (o, n) in enumerate(zip(old, new))]
+    covered = [False] * h
+    copies = []
+    for shift in _best_shifts(old, new, same):
+        for top, bottom in _runs(old, new, same, covered, shift, rows, min_rows):
+            copies.append(Copy(x, y + top - shift, x, y + top, w, bottom - top))
+            covered[top:bottom] = [True] * (bottom - top)
+    strips = [(x, y + top, w, bottom - top)
+              for top, bottom in _spans([not s and not c for s, c in zip(same, covered)])]
+    return Motion(copies, strips, new)
+
+
+class _Rows:
+    """Byte-exact row comparison inside the region: cur row i against prev row j (memcmp)."""
+
+    def __init__(self, prev, cur, width, region):
+        x, y, w, _h = region
+        self.prev, self.cur = memoryview(prev), cur if isinstance(cur, (bytes, bytearray)) else bytes(cur)
+        self.stride, self.left, self.span, self.top = width * 4, x * 4, w * 4, y
+
+    def equal(self, i, j):
+        a = (self.top + i) * self.stride + self.left
+        b = (self.top + j) * self.stride + self.left
+        return self.cur.startswith(self.prev[b:b + self.span], a)
+
+
+def _best_shifts(old, new, same):
+    """Shifts (current row - previous row) that enough changed rows vote for, most votes first."""
+    where = collections.defaultdict(list)
+    for j, value in enumerate(old):
+        where[value].append(j)
+    votes = collections.Counter()
+    for i, value in enumerate(new):
+        found = where.get(value)
+        if same[i] or not found or len(found) > MAX_CANDIDATES:
+            continue
+        votes.update(i - j for j in found if j != i)
+    return [d for d, n in votes.most_common(MAX_SHIFTS) if n >= MIN_VOTES]
+
+
+def _runs(old, new, same, covered, shift, rows, min_rows):
+    """(top, bottom) runs of region rows that equal the previous frame's rows `shift` higher, with
+    unchanged rows trimmed off both ends; only runs with at least `min_rows` changed rows."""
+    h = len(new)
+    match = [0 <= i - shift < h and not covered[i] and new[i] == old[i - shift] and rows.equal(i, i - shift)
+             for i in range(h)]
+    found = []
+    for top, bottom in _spans(match):
+        while top < bottom and same[top]:
+            top += 1
+        while bottom > top and same[bottom - 1]:
+            bottom -= 1
+        if sum(1 for i in range(top, bottom) if not same[i]) >= min_rows:
+            found.append((top, bottom))
+    return found
+
+
+def _spans(flags):
+    """(start, end) of each run of true values."""
+    spans, start = [], None
+    for i, flag in enumerate(flags):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            spans.append((start, i))
+            start = None
+    if start is not None:
+        spans.append((start, len(flags)))
+    return spans
