@@ -437,11 +437,15 @@ class FilesPanel(tk.Toplevel):
     def close(self):
         """Close the panel (transfers go on with the session). Joins the send workers briefly:
         each only walks a folder and posts an offer."""
-        self._closing = True
-        self.after_cancel(self._after)
         for worker in self._workers:
             worker.join(2.0)
         self.destroy()
+
+    def destroy(self):
+        """Also when the session window closes with the panel open: stop the poll first."""
+        self._closing = True
+        self.after_cancel(self._after)
+        super().destroy()
 
 
 class NameDialog(Dialog):
