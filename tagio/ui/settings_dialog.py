@@ -25,6 +25,7 @@ import tkinter as tk
 from tkinter import ttk
 
 from tagio import DEFAULT_RELAY
+from tagio.client.settings import default_files_dir
 from tagio.errors import ConfigError, TagioError
 from tagio.ui import model, theme
 from tagio.ui.prompts import Dialog
@@ -153,7 +154,8 @@ class SettingsDialog(Dialog):
         if self.allow_files.get() and not text:
             raise ConfigError("Choose the folder partners may use, or do not allow files.")
         self.settings.allow_files = bool(self.allow_files.get())
-        self.settings.files_dir = text or None
+        default = str(default_files_dir())
+        self.settings.files_dir = None if text in ("", default) else text   # the default follows $HOME
         self.settings.host_files_dir()
 
     def _password_block(self):
