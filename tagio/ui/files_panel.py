@@ -34,6 +34,8 @@ from tagio.ui.chat_panel import ChatView
 from tagio.ui.prompts import ConfirmDialog, Dialog
 
 POLL_MS = 200
+BAR_STYLE = "Transfer.Horizontal.TProgressbar"
+BAR_COLOUR, TROUGH_COLOUR = "#2f6fd0", "#dfe4ec"     # a filled bar reads as filled with any theme
 DRAG_PIXELS = 8             # a press that moved this far is a drag, not a click
 POLICIES = [("ask", f.POLICY_ASK), ("skip", f.POLICY_SKIP), ("overwrite", f.POLICY_OVERWRITE),
             ("keep both", f.POLICY_KEEP_BOTH)]
@@ -123,7 +125,7 @@ class FilesPanel(tk.Toplevel):
         self._drag = None           # (x, y, moved) of a press on the local list
         self._closing = False
         self._worker_error = None   # set by a send worker, shown by the poll
-        self.policy = tk.StringVar(value="ask")
+        self.policy = tk.StringVar(master=self, value="ask")
         self._build()
         self.show_local()
         self.refresh_remote()
@@ -133,6 +135,14 @@ class FilesPanel(tk.Toplevel):
     # ------------------------------------------------------------------ layout
 
     def _build(self):
+        # The chat, the queue and the status line are packed first, at the bottom: a short window
+        # shortens the folder lists, never hides the chat's entry.
+        style = ttk.Style(self)
+        style.configure(BAR_STYLE, background=BAR_COLOUR, troughcolor=TROUGH_COLOUR)
+        self._build_chat()
+        self._build_queue()
+        self.status = ttk.Label(self, text="")
+        self.status.pack(side="bottom", fill="x", padx=6)
         lists = ttk.Frame(self)
         lists.pack(fill="both", expand=True, padx=6, pady=6)
         self.local = FolderList(lists, "This computer", self.local_up, self.show_local, self.open_local)
@@ -154,27 +164,23 @@ class FilesPanel(tk.Toplevel):
         lists.columnconfigure(0, weight=1)
         lists.columnconfigure(2, weight=1)
         lists.rowconfigure(0, weight=1)
-        self.status = ttk.Label(self, text="")
-        self.status.pack(fill="x", padx=6)
-        self._build_queue()
-        self._build_chat()
 
     def _build_queue(self):
         box = ttk.LabelFrame(self, text="Transfers")
-        box.pack(fill="x", padx=6, pady=4)
+        box.pack(side="bottom", fill="x", padx=6, pady=4)
         top = ttk.Frame(box)
         top.pack(fill="x")
         self.total_label = ttk.Label(top, text="Queue empty")
         self.total_label.pack(side="left")
         ttk.Button(top, text="Cancel all", command=self.cancel_all).pack(side="right")
-        self.total_bar = ttk.Progressbar(box, maximum=1.0, length=400)
+        self.total_bar = ttk.Progressbar(box, maximum=1.0, length=400, style=BAR_STYLE)
         self.total_bar.pack(fill="x", pady=2)
         self.rows = ttk.Frame(box)
         self.rows.pack(fill="x")
 
     def _build_chat(self):
         box = ttk.LabelFrame(self, text="Chat")
-        box.pack(fill="both", padx=6, pady=4)
+        box.pack(side="bottom", fill="x", padx=6, pady=4)
         self.chat = ChatView(box, self.session, height=5)
         self.chat.pack(fill="both", expand=True)
         self.chat_text, self.chat_entry = self.chat.text, self.chat.entry
@@ -404,7 +410,7 @@ class FilesPanel(tk.Toplevel):
             ttk.Button(frame, text="Cancel", width=7, command=lambda: self.cancel(tid)).pack(side="right")
             pause = ttk.Button(frame, text="Pause", width=7, command=lambda: self.toggle(tid))
             pause.pack(side="right")
-            bar = ttk.Progressbar(frame, maximum=1.0, length=240)
+            bar = ttk.Progressbar(frame, maximum=1.0, length=240, style=BAR_STYLE)
             bar.pack(side="left", fill="x", expand=True)
             self._bars[tid] = (frame, label, bar, pause)
         _frame, label, bar, pause = self._bars[tid]
@@ -412,7 +418,7 @@ class FilesPanel(tk.Toplevel):
         resumable = row["ok"] is False and tid in self._gets
         state = {True: "done", False: "paused" if resumable else f"failed: {row['message']}"}.get(
             row["ok"], "paused" if row["paused"] else row["state"])
-        rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None else 0.0
+        rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None and not row["paused"] else 0.0
         speed = f"  {human_size(rate)}/s" if rate else ""
         label.configure(text=f"{arrow} {row['name']}  {human_size(row['bytes'])}{speed}  {state}"[:100])
         pause.configure(text="Resume" if row["paused"] or resumable else "Pause",
@@ -446,6 +452,7 @@ class FilesPanel(tk.Toplevel):
         self._closing = True
         self.after_cancel(self._after)
         super().destroy()
+        self.policy = None      # a Tk variable must die on the Tk thread, not in a later collection
 
 
 class NameDialog(Dialog):
