@@ -68,6 +68,7 @@ class FilesAndChatButtons(SessionWindowCase):
         self.pump(lambda: "You: hello host \u00e9\u2713" in chat.shown_text(), "my line shown")
         self.host.send(m.encode(m.Chat("hello viewer \u2713")))
         self.pump(lambda: "Partner: hello viewer \u2713" in chat.shown_text(), "the host's line")
+        self.assert_chat_on_screen(window)
 
         self.click_widget(window.toolbar.chat_button)                   # hide it ...
         self.pump(lambda: not chat.winfo_ismapped(), "the chat panel hidden")
@@ -77,6 +78,25 @@ class FilesAndChatButtons(SessionWindowCase):
         self.assertIn("hello viewer", chat.shown_text())                # kept for the session
         self.assertEqual(str(window.toolbar.files_button["state"]), "disabled")
         window.close()
+
+    def assert_chat_on_screen(self, window):
+        """The panel is drawn right of the picture, with its lines as dark text on white."""
+        import os
+        import sys
+        import tempfile
+        self.root.update()
+        text = window.chat.text
+        self.assertGreater(text.winfo_rootx(), window.canvas.winfo_rootx() + window.canvas.winfo_width() - 1)
+        box = (text.winfo_rootx(), text.winfo_rooty(), text.winfo_rootx() + text.winfo_width(),
+               text.winfo_rooty() + 40)
+        shot = self.grab(box)
+        self.assertGreater(sum(1 for p in shot.getdata() if max(p) < 100), 30, "no text drawn")
+        w = window
+        whole = self.grab((w.winfo_rootx(), w.winfo_rooty(), w.winfo_rootx() + w.winfo_width(),
+                           w.winfo_rooty() + w.winfo_height()))
+        out = os.path.join(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir()), "session_chat.png")
+        whole.save(out)
+        print(f"\n  session window with its chat panel: {out}", file=sys.stderr)
 
     def test_a_too_long_line_is_refused_in_words(self):
         from tagio.session.chat import MAX_LINE
