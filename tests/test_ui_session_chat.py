@@ -74,6 +74,7 @@ class FilesAndChatButtons(SessionWindowCase):
         self.pump(lambda: not chat.winfo_ismapped(), "the chat panel hidden")
         self.host.send(m.encode(m.Chat("are you there?")))              # ... a new line shows it again
         self.pump(chat.winfo_viewable, "the chat panel back")
+        self.assertIsNot(self.root.focus_get(), chat.entry)             # typing still goes to the picture
         self.pump(lambda: "Partner: are you there?" in chat.shown_text(), "the new line")
         self.assertIn("hello viewer", chat.shown_text())                # kept for the session
         self.assertEqual(str(window.toolbar.files_button["state"]), "disabled")

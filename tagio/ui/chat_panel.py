@@ -108,7 +108,7 @@ class HostChatWindow(tk.Toplevel):
         self.view = ChatView(self, session, on_partner=self.bring_up, height=10)
         self.view.pack(fill="both", expand=True, padx=6, pady=6)
         self.protocol("WM_DELETE_WINDOW", self.destroy)
-        self.view.entry.focus_set()
+        # No focus_set: the partner may be typing on this computer, and must not type into the chat.
 
     def bring_up(self):
         self.deiconify()

@@ -162,7 +162,8 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.canvas.grid(row=1, column=0, sticky="nsew")
         self._build_status()
         self.files_panel = None
-        self.chat = ChatView(self, self.session, on_partner=lambda: self.toggle_chat(True), width=30)
+        self.chat = ChatView(self, self.session, on_partner=lambda: self.toggle_chat(True, focus=False),
+                             width=30)
         self.badge = EyeBadge(self.canvas)
         self.hint = tk.Label(self, bg="#000000", fg="#ffffff", padx=10, pady=5)
         self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
@@ -299,14 +300,17 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
             return self.files_panel.lift()
         self.files_panel = FilesPanel(self, self.session, title=f"Files \u2014 {self.partner_title}")
 
-    def toggle_chat(self, on=None):
-        """Show (on=True), hide (False) or flip the chat panel on the right of the picture."""
+    def toggle_chat(self, on=None, focus=True):
+        """Show (on=True), hide (False) or flip the chat panel on the right of the picture. Shown by
+        a partner's line (focus=False) it leaves the keyboard where it is: the user may be typing
+        to the partner's screen."""
         shown = bool(self.chat.winfo_manager())
         if on is None:
             on = not shown
         if on and not shown:
             self.chat.grid(row=1, column=2, rowspan=2, sticky="ns", padx=(4, 4), pady=4)
-            self.chat.entry.focus_set()
+            if focus:
+                self.chat.entry.focus_set()
         elif not on and shown:
             self.chat.grid_remove()
             self.canvas_focus()
