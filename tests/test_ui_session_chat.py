@@ -99,6 +99,17 @@ class FilesAndChatButtons(SessionWindowCase):
         whole.save(out)
         print(f"\n  session window with its chat panel: {out}", file=sys.stderr)
 
+    def test_the_panel_keeps_a_bounded_number_of_lines(self):
+        from tagio.ui.chat_panel import MAX_SHOWN
+        window = self.open_with(CAP_CHAT)
+        for i in range(MAX_SHOWN + 20):
+            self.session.chat.add("partner", f"line {i}")
+        window.chat.poll()
+        lines = window.chat.shown_text().splitlines()
+        self.assertEqual(len(lines), MAX_SHOWN)
+        self.assertTrue(lines[0].endswith("line 20") and lines[-1].endswith(f"line {MAX_SHOWN + 19}"), lines[:1])
+        window.close()
+
     def test_a_too_long_line_is_refused_in_words(self):
         from tagio.session.chat import MAX_LINE
         window = self.open_with(CAP_CHAT)
