@@ -27,6 +27,11 @@ SAMPLES = {
     "summary": f.Summary(7, 2, 0, 3),
     "error": f.Error(7, f.ALL, "disk full"),
     "cancel": f.Cancel(7, "cancelled by the user"),
+    "mkdir": f.MkDir(3, "inbox/new ✓"),
+    "rename": f.Rename(4, "inbox/a.txt", "inbox/b.txt"),
+    "delete": f.Delete(5, "old"),
+    "changed": f.Changed(5, ""),
+    "changed_error": f.Changed(6, "old does not exist"),
 }
 
 

@@ -188,5 +188,48 @@ class RoundTripTest(unittest.TestCase):
         self.assertIsNone(s.permanent_secret)
 
 
+class FilesOptionTest(unittest.TestCase):
+    """allow_files (off by default) and files_dir; what host sessions get as files_dir."""
+
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="tagio-files-opt-"))
+        self.addCleanup(__import__("shutil").rmtree, self.tmp, True)
+        old_home = os.environ.get("HOME")
+        os.environ["HOME"] = str(self.tmp / "home")
+        self.addCleanup(lambda: os.environ.__setitem__("HOME", old_home) if old_home is not None
+                        else os.environ.pop("HOME", None))
+
+    def test_off_by_default_and_nothing_made(self):
+        settings = Settings(self.tmp / "cfg")
+        self.assertFalse(settings.allow_files)
+        self.assertIsNone(settings.host_files_dir())
+        self.assertEqual(settings.files_folder(), self.tmp / "home" / "TagIO Files")
+        self.assertFalse((self.tmp / "home").exists())
+
+    def test_allowed_makes_the_default_folder_in_home(self):
+        settings = Settings(self.tmp / "cfg", allow_files=True)
+        self.assertEqual(settings.host_files_dir(), str(self.tmp / "home" / "TagIO Files"))
+        self.assertTrue((self.tmp / "home" / "TagIO Files").is_dir())
+
+    def test_chosen_folder_round_trip_and_bad_values(self):
+        settings = Settings(self.tmp / "cfg", allow_files=True, files_dir=str(self.tmp / "shared"))
+        settings.save()
+        loaded = Settings.load(self.tmp / "cfg")
+        self.assertEqual((loaded.allow_files, loaded.host_files_dir()), (True, str(self.tmp / "shared")))
+        (self.tmp / "cfg" / "settings.json").write_text(json.dumps({"allow_files": "yes", "files_dir": 5}))
+        loaded = Settings.load(self.tmp / "cfg")
+        self.assertEqual((loaded.allow_files, loaded.files_dir), (False, None))
+        self.assertIn("allow_files", loaded.warning)
+
+    def test_a_folder_that_cannot_be_made_is_a_config_error_and_files_stay_off(self):
+        (self.tmp / "a-file").write_text("x")
+        settings = Settings(self.tmp / "cfg", allow_files=True, files_dir=str(self.tmp / "a-file" / "sub"))
+        with self.assertRaises(ConfigError):
+            settings.host_files_dir()
+        from tagio.client.core import host_files_dir
+        with self.assertLogs("tagio.client", "WARNING"):
+            self.assertIsNone(host_files_dir(settings))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -205,6 +205,98 @@ class PanelOnXvfb(unittest.TestCase):
         self.assertEqual(sha(self.local / "video.mkv"), sha(self.shared / "video.mkv"))
         panel.close()
 
+    def open_panel(self):
+        from tagio.ui.files_panel import FilesPanel
+        panel = FilesPanel(self.root, self.session, self.local)
+        panel.geometry("1100x720+0+0")
+        self.assertTrue(self.pump(panel.winfo_viewable), "panel never mapped")
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("report.txt")), "remote list")
+        return panel
+
+    def dialog_of(self, panel, kind):
+        found = []
+        self.assertTrue(self.pump(lambda: found.extend(w for w in panel.winfo_children() if isinstance(w, kind)
+                                                       and w.winfo_viewable()) or found), f"no {kind.__name__}")
+        return found[0]
+
+    def test_new_folder_rename_delete_on_the_remote_side(self):
+        from tagio.ui.files_panel import NameDialog
+        from tagio.ui.prompts import ConfirmDialog
+        panel = self.open_panel()
+        self.click(panel.mkdir_button)
+        dialog = self.dialog_of(panel, NameDialog)
+        self.click(dialog.entry)
+        self.xdotool("type", "--delay", "20", "inbox")
+        self.xdotool("key", "Return")
+        self.assertTrue(self.pump(lambda: (self.shared / "inbox").is_dir()), "new folder")
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("inbox")), "listed again")
+
+        self.click_row(panel.remote, "report.txt")
+        self.click(panel.rename_button)
+        dialog = self.dialog_of(panel, NameDialog)
+        self.assertEqual(dialog.entry.get(), "report.txt")
+        self.click(dialog.entry)
+        self.xdotool("key", "End", "shift+Home", "BackSpace")
+        self.xdotool("type", "--delay", "20", "old report.txt")
+        self.click(dialog.ok_button)
+        self.assertTrue(self.pump(lambda: (self.shared / "old report.txt").exists()), "renamed")
+        self.assertFalse((self.shared / "report.txt").exists())
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("old report.txt")), "listed again")
+
+        self.click_row(panel.remote, "old report.txt")
+        self.click(panel.delete_button)
+        confirm = self.dialog_of(panel, ConfirmDialog)
+        self.assertIn("old report.txt", confirm.message_text)
+        self.click(confirm.no_button)                                       # changed my mind
+        self.assertFalse(self.pump(lambda: not (self.shared / "old report.txt").exists(), 0.5))
+        self.click(panel.delete_button)
+        self.click(self.dialog_of(panel, ConfirmDialog).yes_button)
+        self.assertTrue(self.pump(lambda: not (self.shared / "old report.txt").exists()), "deleted")
+        self.assertTrue(self.pump(lambda: not panel.remote.tree.exists("old report.txt")), "listed again")
+
+        self.click(panel.mkdir_button)                                      # a name that exists: refused
+        dialog = self.dialog_of(panel, NameDialog)
+        self.click(dialog.entry)
+        self.xdotool("type", "--delay", "20", "inbox")
+        self.xdotool("key", "Return")
+        self.assertTrue(self.pump(lambda: "exists already" in panel.status["text"]), panel.status["text"])
+        panel.close()
+
+    def test_drag_from_the_local_list_to_the_remote_list_sends(self):
+        panel = self.open_panel()
+        panel.session.files.make_dir("inbox")
+        self.assertTrue(self.pump(lambda: (self.shared / "inbox").is_dir()))
+        panel.refresh_remote()
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("inbox") and panel.remote.tree.bbox("inbox")))
+        local, remote = panel.local.tree, panel.remote.tree
+        self.assertTrue(self.pump(lambda: local.exists("photos") and local.bbox("photos")))
+        lx, ly, _w, lh = local.bbox("photos")
+        rx, ry, _w, rh = remote.bbox("inbox")
+        start = (local.winfo_rootx() + lx + 20, local.winfo_rooty() + ly + lh // 2)
+        end = (remote.winfo_rootx() + rx + 20, remote.winfo_rooty() + ry + rh // 2)
+        self.xdotool("mousemove", *start, "mousedown", 1)
+        self.assertTrue(self.pump(lambda: local.selection() == ("photos",)), "pressed on photos")
+        for step in range(1, 11):       # a person's drag: several motions on the way
+            self.xdotool("mousemove", start[0] + (end[0] - start[0]) * step // 10,
+                         start[1] + (end[1] - start[1]) * step // 10)
+            self.root.update()
+        self.assertTrue(self.pump(lambda: str(local["cursor"]) == "hand2"), "the drag is shown")
+        self.xdotool("mouseup", 1)
+        self.assertTrue(self.pump(lambda: panel.session.files.results
+                                  and all(r["ok"] for r in panel.session.files.results.values()), 60),
+                        panel.session.files.results)
+        self.assertEqual(sha(self.local / "photos" / "big.raw"), sha(self.shared / "inbox" / "photos" / "big.raw"))
+        self.assertEqual(str(local["cursor"]), "")
+        self.assertEqual(local.selection(), ("photos",))
+        panel.close()
+
+    def test_a_click_on_the_local_list_sends_nothing(self):
+        panel = self.open_panel()
+        self.click_row(panel.local, "photos")
+        self.pump(lambda: False, 0.5)
+        self.assertEqual(panel.session.files.snapshot(), [])
+        panel.close()
+
     def save_screenshot(self, panel):
         import mss
         from PIL import Image

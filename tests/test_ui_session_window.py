@@ -352,7 +352,7 @@ class ToolbarActions(SessionWindowCase):
         self.reader = threading.Thread(target=self._read_host, daemon=True)
         self.reader.start()
 
-    def test_clipboard_toggle_switches_the_sessions_link_and_files_chat_wait(self):
+    def test_clipboard_toggle_switches_the_sessions_link_and_files_chat_follow_the_hello(self):
         self.root.clipboard_clear()
         self._use_clipboard_session()
         calls = []
@@ -360,8 +360,10 @@ class ToolbarActions(SessionWindowCase):
         link = self.session.clipboard
         self.assertTrue(link.enabled)
         self.assertIn("selected", window.toolbar.clipboard_button.state())
-        self.assertIn("disabled", window.toolbar.files_button.state())
-        self.assertIn("disabled", window.toolbar.chat_button.state())
+        # Files and Chat were placeholders; now the Hello's capabilities (all, here) enable them
+        # (disabled before the Hello and without the bits: tests/test_ui_session_chat.py)
+        self.assertNotIn("disabled", window.toolbar.files_button.state())
+        self.assertNotIn("disabled", window.toolbar.chat_button.state())
         self.click_widget(window.toolbar.clipboard_button)
         self.pump(lambda: calls == [False], "set_clipboard_sync(False) on the owner")
         self.assertFalse(link.enabled)

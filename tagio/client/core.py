@@ -244,10 +244,20 @@ def _host_options(settings, monitor, view_only, fps_cap, quality, display) -> di
         "fps_cap": fps_cap or settings.fps_cap,
         "quality": quality or settings.quality,
         "clipboard": settings.clipboard,
+        "files_dir": host_files_dir(settings),
     }
     if display is not None:          # an X display other than $DISPLAY (tests, multi-seat)
         options["display"] = display
     return options
+
+
+def host_files_dir(settings):
+    """The settings' files folder for host sessions, or None (files off, or unusable: logged)."""
+    try:
+        return settings.host_files_dir()
+    except ConfigError as exc:
+        log.warning("files are off: %s", exc)
+        return None
 
 
 def relay_client_options(target, ca_file=None) -> dict:

@@ -254,6 +254,7 @@ class Hosting:
     def _run_session(self, peer, channel):
         from tagio.session.host import HostSession
         session = HostSession(channel, on_event=self._session_event(peer.peer_id), **self.options)
+        session.peer_id = peer.peer_id      # whom it serves (the GUI's chat window finds it by this)
         with self._lock:
             self._sessions.append(session)
         path = getattr(channel, "path", "relay")

@@ -8,6 +8,11 @@ at all is moved aside to `settings.json.bad` (nothing is lost) and defaults are 
 mid-write never leaves half a file. `partner_views` remembers the session window per partner (size and
 position, zoom, monitor, quality, full screen), bounded to MAX_PARTNER_VIEWS partners.
 
+Files: partners may send and fetch files only when `allow_files` is on (off by default), and only in
+one folder, `files_dir` (default: DEFAULT_FILES_DIR, "TagIO Files" in the home folder, rather than
+the home folder itself, so a partner does not see the user's keys and configuration unless the user
+chooses a wider folder). `host_files_dir()` gives what a host session gets (None: no files).
+
 The permanent password is never stored: only `tagio.crypto.kdf.password_secret(password, host_id)`, the
 value the host handshake needs. Which relay to use is decided by `resolve_relay`: the `--relay` flag,
 then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.
@@ -176,6 +181,20 @@ def _partner_views(value):
     return dict(views[-MAX_PARTNER_VIEWS:])
 
 
+DEFAULT_FILES_DIR = "TagIO Files"          # in the home folder
+MAX_PATH_TEXT = 4096
+
+
+def _folder_or_none(value):
+    if value is None or (isinstance(value, str) and 0 < len(value) <= MAX_PATH_TEXT and "\0" not in value):
+        return value
+    raise ValueError("expected a folder path or null")
+
+
+def default_files_dir() -> Path:
+    return Path.home() / DEFAULT_FILES_DIR
+
+
 # field -> (validator applied to JSON values, default, to-JSON converter)
 FIELDS = {
     "relay": (_relay, None, None),
@@ -186,6 +205,8 @@ FIELDS = {
     "quality": (_int_range(10, 95), 75, None),
     "view_only": (_bool, False, None),
     "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
+    "allow_files": (_bool, False, None),    # partners may send and fetch files (in files_dir)
+    "files_dir": (_folder_or_none, None, None),     # None: default_files_dir()
     "recent_partners": (_recent, [], list),
     "partner_views": (_partner_views, {}, dict),
     # The host's direct port, chosen once (0: not yet) and kept, so that a firewall or port-forwarding
@@ -295,6 +316,22 @@ class Settings:
             raise ConfigError("a permanent password needs 6 to 256 characters")
         from tagio.crypto.kdf import password_secret   # imported late: scrypt is only needed here
         self.permanent_secret = password_secret(password, host_id)
+
+    def files_folder(self) -> Path:
+        """The folder partners may use (whether or not files are allowed)."""
+        return Path(self.files_dir).expanduser() if self.files_dir else default_files_dir()
+
+    def host_files_dir(self):
+        """What host sessions get as files_dir: None unless files are allowed; else the folder,
+        made if missing. Raises ConfigError when it cannot be made or is not a folder."""
+        if not self.allow_files:
+            return None
+        folder = self.files_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot use the files folder {folder}: {exc.strerror or exc}") from exc
+        return str(folder)
 
     def add_recent(self, partner_id) -> None:
         """Move partner_id to the front of the recent list, keeping at most MAX_RECENT."""

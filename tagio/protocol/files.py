@@ -19,7 +19,9 @@ A transfer (id `tid`, unique in the session: the viewer's are even, the host's o
              Cancel(tid, text)                   stop the transfer (parts are kept for a resume)
 
 The viewer asks for files with Fetch(tid, paths, policy): the host answers with an Offer of that tid
-(it becomes the sender). ListDir / Listing browse the host's allowed folder. Paths on the wire are
+(it becomes the sender). ListDir / Listing browse the host's allowed folder; MkDir, Rename and
+Delete change it (one request each, numbered like ListDir) and the host answers each with one
+Changed(req, error) ("" when done). Paths on the wire are
 relative, with "/" between names; what a name may be is the receiver's check (tagio.session.files_names).
 """
 
@@ -282,8 +284,41 @@ class Cancel(_Message):
     FIELDS = (("tid", "u32"), ("text", "text"))
 
 
+@dataclass
+class MkDir(_Message):
+    """Viewer -> host: make the folder `path` (its parent must exist; an existing name is refused)."""
+    req: int
+    path: str
+    FIELDS = (("req", "u32"), ("path", "path"))
+
+
+@dataclass
+class Rename(_Message):
+    """Viewer -> host: give `path` the name/place `new_path` (never over an existing name)."""
+    req: int
+    path: str
+    new_path: str
+    FIELDS = (("req", "u32"), ("path", "path"), ("new_path", "path"))
+
+
+@dataclass
+class Delete(_Message):
+    """Viewer -> host: delete the file or the folder (with all it holds) `path`."""
+    req: int
+    path: str
+    FIELDS = (("req", "u32"), ("path", "path"))
+
+
+@dataclass
+class Changed(_Message):
+    """Host -> viewer: the answer to MkDir / Rename / Delete `req`: "" done, else why not."""
+    req: int
+    error: str = ""
+    FIELDS = (("req", "u32"), ("error", "text"))
+
+
 MESSAGE_TYPES = {1: ListDir, 2: Listing, 3: Fetch, 4: Offer, 5: Accept, 6: Chunk, 7: Done, 8: End,
-                 9: Summary, 10: Error, 11: Cancel}
+                 9: Summary, 10: Error, 11: Cancel, 12: MkDir, 13: Rename, 14: Delete, 15: Changed}
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 CHUNK_CODE = _TYPE_CODES[Chunk]
 

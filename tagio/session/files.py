@@ -21,7 +21,8 @@ it did not ask for: an Offer is accepted only for a transfer it opened with fetc
 Events (`on_event(name, **fields)`, from the receive or pump thread): file_progress(tid, direction,
 bytes, total, files, files_total), file_refused(tid, direction, path, reason), file_error(tid,
 direction, path, message), transfer_done(tid, direction, ok, verified, failed, refused, skipped,
-bytes, message), listing(req, path, entries, error, truncated).
+bytes, message), listing(req, path, entries, error, truncated), changed(req, error) (the answer to
+our make_dir / rename / delete; the host side does them with tagio.session.files_actions).
 """
 
 import enum
@@ -32,7 +33,7 @@ import time
 from tagio.errors import RemoteProtocolError
 from tagio.protocol import files as f
 from tagio.protocol import session as sm
-from tagio.session import files_disk as disk
+from tagio.session import files_actions, files_disk as disk
 from tagio.session.files_names import FileRefused, check_path
 from tagio.session.files_receive import Incoming
 from tagio.session.files_send import Outgoing, split_offers
@@ -41,6 +42,7 @@ WINDOW = 2                  # chunks handed to the session but not yet written t
 MAX_TRANSFERS = 64          # transfers open at once, each way
 KEEP_FINISHED = 64          # finished transfers remembered (late messages are recognised)
 KEEP_LISTINGS = 16          # folder listings kept for a display to pick up
+KEEP_CHANGES = 16           # answers to make_dir / rename / delete kept likewise
 PROGRESS_EVERY = 0.25       # seconds between progress events of one transfer
 POLL = 0.1
 NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
@@ -120,6 +122,7 @@ class FileEngine:
         self._progress_at = {}
         self.results = {}                   # tid -> transfer_done fields, once finished
         self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
+        self.changes = {}                   # req -> error ("" done) of make_dir / rename / delete
 
     # ------------------------------------------------------------------ commands (any thread)
 
@@ -158,9 +161,24 @@ class FileEngine:
         return tid
 
     def list_dir(self, path="") -> int:
+        return self._request(f.ListDir, path)
+
+    def make_dir(self, path) -> int:
+        """Ask the partner to make folder `path` of its files folder; the answer lands in
+        `changes[req]` (and a `changed` event)."""
+        return self._request(f.MkDir, path)
+
+    def rename(self, path, new_path) -> int:
+        return self._request(f.Rename, path, new_path)
+
+    def delete(self, path) -> int:
+        """Ask the partner to delete `path` (a folder with all it holds)."""
+        return self._request(f.Delete, path)
+
+    def _request(self, cls, *args) -> int:
         with self._lock:
-            req, self._next_req = self._next_req, self._next_req + 1
-        self._send(f.ListDir(req, path))
+            req, self._next_req = self._next_req, (self._next_req + 1) & 0xFFFFFFFF
+        self._send(cls(req, *args))
         return req
 
     def cancel(self, tid, text="cancelled"):
@@ -286,6 +304,16 @@ class FileEngine:
                 del self.listings[old]
         self.on_event("listing", req=msg.req, path=msg.path, entries=msg.entries, error=msg.error,
                       truncated=bool(msg.truncated))
+
+    def _on_change(self, msg):
+        return [files_actions.answer(self.root, msg, NO_PERMISSION)]
+
+    def _on_changed(self, msg):
+        with self._lock:
+            self.changes[msg.req] = msg.error
+            for old in sorted(self.changes)[:-KEEP_CHANGES]:
+                del self.changes[old]
+        self.on_event("changed", req=msg.req, error=msg.error)
 
     def _on_fetch(self, msg):
         if self.root is None:
@@ -438,7 +466,8 @@ class FileEngine:
 
     _HANDLERS = {f.ListDir: _on_list, f.Listing: _on_listing, f.Fetch: _on_fetch, f.Offer: _on_offer,
                  f.Accept: _on_accept, f.Chunk: _on_chunk, f.Done: _on_done, f.End: _on_end,
-                 f.Summary: _on_summary, f.Error: _on_error, f.Cancel: _on_cancel}
+                 f.Summary: _on_summary, f.Error: _on_error, f.Cancel: _on_cancel,
+                 f.MkDir: _on_change, f.Rename: _on_change, f.Delete: _on_change, f.Changed: _on_changed}
 
     # ------------------------------------------------------------------ helpers
 

@@ -40,6 +40,7 @@ from tagio.platform import WINDOWS
 from tagio.ui.firstrun import show_firewall_notice
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
+from tagio.ui.chat_panel import HostChats
 from tagio.ui.home import HomeWindow
 from tagio.ui.model import HomeEvent, HomeState
 from tagio.ui.prompts import (AboutDialog, AcceptPrompt, ConfirmDialog, ControlledIndicator, MessageDialog,
@@ -80,6 +81,7 @@ class App:
         root.report_callback_exception = self._report_callback_exception
         self.home = HomeWindow(root, self.fonts, self._callbacks())
         self.home.pack(fill="both", expand=True)
+        self.chats = HostChats(root, self._host_session, self.home.set_notice, model.display_id)
         self.client = self._make_client()
 
     def _callbacks(self):
@@ -369,8 +371,10 @@ class App:
             self._restart_client()      # --relay / TAGIO_RELAY still win over the file, as at start
             return
         # the next incoming session uses the new values
+        from tagio.client.core import host_files_dir
         self.client.host_options.update(view_only=settings.view_only, fps_cap=settings.fps_cap,
-                                        quality=settings.quality, clipboard=settings.clipboard)
+                                        quality=settings.quality, clipboard=settings.clipboard,
+                                        files_dir=host_files_dir(settings))
 
     def _restart_client(self):
         """A new relay (or secret) needs a new registration: a fresh Client.  Making one derives
@@ -533,6 +537,7 @@ class App:
         indicator = self.indicators.pop(peer_id, None)
         if indicator is not None:
             _destroy(indicator)
+        self.chats.ended(peer_id)
         self.home.set_notice(f"Session with {model.display_id(peer_id)} ended."
                              + (f" {words.ending(reason)}" if reason else ""))
 
@@ -558,6 +563,12 @@ class App:
     def _on_host_clipboard_notice(self, peer_id, message="", **_fields):
         self.home.set_notice(message)       # e.g. a copied text too big to share
 
+    def _on_host_chat(self, peer_id, **_fields):
+        self.chats.message(peer_id)     # opens that partner's chat window (it polls the session)
+
+    def _host_session(self, peer_id):
+        return next((s for s in self.client.host_sessions if getattr(s, "peer_id", None) == peer_id), None)
+
     def _on_worker_failed(self, error):
         if self.machine.state in (HomeState.CONNECTING, HomeState.WAITING):
             self._on_failed(error)
@@ -581,6 +592,7 @@ HANDLERS = {
     "host_clipboard_notice": App._on_host_clipboard_notice,
     "work_done": App._on_work_done,
     "host_view_only": App._on_host_view_only,
+    "host_chat": App._on_host_chat,
 }
 
 

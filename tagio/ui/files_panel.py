@@ -13,7 +13,12 @@ transfer we send pauses in place; one we receive is paused by cancelling it (the
 resumed by asking for it again, which continues after the verified part (no byte is sent twice).
 
 The remote side is the host's files folder (the host must allow one: `--files-dir` on the command
-line); paths there are relative, "/" between names. A transfer lands under its own name in the
+line, "Allow partners to send and fetch files" in the GUI's Settings); paths there are relative,
+"/" between names. New folder, Rename and Delete (after a confirmation) on the remote side each post
+one request (FileEngine.make_dir / rename / delete); the poll shows the host's answer from
+`session.files.changes` and lists the folder again. Tk has no drag and drop between widgets, so a
+press on the local list and its release over the remote list sends what is selected there (into
+the folder under the pointer, else the folder shown). A transfer lands under its own name in the
 folder shown on the other side. When a file of that name is there, the choice in "If it exists"
 decides (ask = refuse it, skip, overwrite, keep both).
 """
@@ -25,8 +30,13 @@ import tkinter as tk
 from tkinter import ttk
 
 from tagio.protocol import files as f
+from tagio.ui.chat_panel import ChatView
+from tagio.ui.prompts import ConfirmDialog, Dialog
 
 POLL_MS = 200
+BAR_STYLE = "Transfer.Horizontal.TProgressbar"
+BAR_COLOUR, TROUGH_COLOUR = "#2f6fd0", "#dfe4ec"     # a filled bar reads as filled with any theme
+DRAG_PIXELS = 8             # a press that moved this far is a drag, not a click
 POLICIES = [("ask", f.POLICY_ASK), ("skip", f.POLICY_SKIP), ("overwrite", f.POLICY_OVERWRITE),
             ("keep both", f.POLICY_KEEP_BOTH)]
 
@@ -111,10 +121,11 @@ class FilesPanel(tk.Toplevel):
         self._gets = {}             # tid -> (paths, local folder, policy) of our gets (to ask again)
         self._rates = {}            # tid -> (time, bytes, bytes per second)
         self._last_rate = 0.0
-        self._chat_seen = 0
+        self._changes = set()       # reqs of our make_dir / rename / delete not answered yet
+        self._drag = None           # (x, y, moved) of a press on the local list
         self._closing = False
         self._worker_error = None   # set by a send worker, shown by the poll
-        self.policy = tk.StringVar(value="ask")
+        self.policy = tk.StringVar(master=self, value="ask")
         self._build()
         self.show_local()
         self.refresh_remote()
@@ -124,6 +135,14 @@ class FilesPanel(tk.Toplevel):
     # ------------------------------------------------------------------ layout
 
     def _build(self):
+        # The chat, the queue and the status line are packed first, at the bottom: a short window
+        # shortens the folder lists, never hides the chat's entry.
+        style = ttk.Style(self)
+        style.configure(BAR_STYLE, background=BAR_COLOUR, troughcolor=TROUGH_COLOUR)
+        self._build_chat()
+        self._build_queue()
+        self.status = ttk.Label(self, text="")
+        self.status.pack(side="bottom", fill="x", padx=6)
         lists = ttk.Frame(self)
         lists.pack(fill="both", expand=True, padx=6, pady=6)
         self.local = FolderList(lists, "This computer", self.local_up, self.show_local, self.open_local)
@@ -140,38 +159,46 @@ class FilesPanel(tk.Toplevel):
         self.remote = FolderList(lists, "Partner's files folder", self.remote_up, self.refresh_remote,
                                  self.open_remote)
         self.remote.grid(row=0, column=2, sticky="nsew")
+        self._build_remote_actions()
+        self._bind_drag()
         lists.columnconfigure(0, weight=1)
         lists.columnconfigure(2, weight=1)
         lists.rowconfigure(0, weight=1)
-        self.status = ttk.Label(self, text="")
-        self.status.pack(fill="x", padx=6)
-        self._build_queue()
-        self._build_chat()
 
     def _build_queue(self):
         box = ttk.LabelFrame(self, text="Transfers")
-        box.pack(fill="x", padx=6, pady=4)
+        box.pack(side="bottom", fill="x", padx=6, pady=4)
         top = ttk.Frame(box)
         top.pack(fill="x")
         self.total_label = ttk.Label(top, text="Queue empty")
         self.total_label.pack(side="left")
         ttk.Button(top, text="Cancel all", command=self.cancel_all).pack(side="right")
-        self.total_bar = ttk.Progressbar(box, maximum=1.0, length=400)
+        self.total_bar = ttk.Progressbar(box, maximum=1.0, length=400, style=BAR_STYLE)
         self.total_bar.pack(fill="x", pady=2)
         self.rows = ttk.Frame(box)
         self.rows.pack(fill="x")
 
     def _build_chat(self):
         box = ttk.LabelFrame(self, text="Chat")
-        box.pack(fill="both", padx=6, pady=4)
-        self.chat_text = tk.Text(box, height=5, state="disabled", wrap="word")
-        self.chat_text.pack(fill="both", expand=True)
-        line = ttk.Frame(box)
-        line.pack(fill="x")
-        self.chat_entry = ttk.Entry(line)
-        self.chat_entry.pack(side="left", fill="x", expand=True)
-        self.chat_entry.bind("<Return>", lambda _e: self.send_chat())
-        ttk.Button(line, text="Send", command=self.send_chat).pack(side="right")
+        box.pack(side="bottom", fill="x", padx=6, pady=4)
+        self.chat = ChatView(box, self.session, height=5)
+        self.chat.pack(fill="both", expand=True)
+        self.chat_text, self.chat_entry = self.chat.text, self.chat.entry
+
+    def _build_remote_actions(self):
+        row = ttk.Frame(self.remote)
+        row.grid(row=3, column=0, columnspan=2, sticky="w", pady=(4, 0))
+        self.mkdir_button = ttk.Button(row, text="New folder", command=self.ask_new_folder)
+        self.rename_button = ttk.Button(row, text="Rename", command=self.ask_rename)
+        self.delete_button = ttk.Button(row, text="Delete", command=self.ask_delete)
+        for button in (self.mkdir_button, self.rename_button, self.delete_button):
+            button.pack(side="left", padx=(0, 4))
+
+    def _bind_drag(self):
+        tree = self.local.tree
+        tree.bind("<ButtonPress-1>", lambda e: setattr(self, "_drag", (e.x_root, e.y_root, False)), add="+")
+        tree.bind("<B1-Motion>", self._drag_motion, add="+")
+        tree.bind("<ButtonRelease-1>", self._drag_drop, add="+")
 
     # ------------------------------------------------------------------ folders
 
@@ -204,11 +231,11 @@ class FilesPanel(tk.Toplevel):
     def _policy(self):
         return dict(POLICIES)[self.policy.get()]
 
-    def send_selected(self):
+    def send_selected(self, dest=None):
         paths = [os.path.join(self.local_dir, n) for n in self.local.selected()]
         if not paths:
             return self.say("Select files or folders on this computer first.")
-        dest, policy = self.remote_dir, self._policy()
+        dest, policy = self.remote_dir if dest is None else dest, self._policy()
         worker = threading.Thread(target=self._send, args=(paths, dest, policy), name="files-send",
                                   daemon=True)
         self._workers = [w for w in self._workers if w.is_alive()] + [worker]
@@ -258,15 +285,58 @@ class FilesPanel(tk.Toplevel):
             if row["ok"] is None:
                 self.cancel(row["tid"])
 
-    def send_chat(self):
-        text = self.chat_entry.get()
-        if not text.strip():
-            return
+    def _remote_path(self, name):
+        return f"{self.remote_dir}/{name}".lstrip("/")
+
+    def ask_new_folder(self):
+        NameDialog(self, "New folder", "Name of the new folder in the partner's folder:", "",
+                   lambda name: self._change("make_dir", self._remote_path(name)))
+
+    def ask_rename(self):
+        names = self.remote.selected()
+        if len(names) != 1:
+            return self.say("Select one file or folder in the partner's folder to rename.")
+        old = names[0]
+        NameDialog(self, "Rename", f"New name for {old}:", old,
+                   lambda new: new != old and self._change("rename", self._remote_path(old),
+                                                          self._remote_path(new)))
+
+    def ask_delete(self):
+        names = self.remote.selected()
+        if not names:
+            return self.say("Select files or folders in the partner's folder to delete.")
+        what = f"\u201c{names[0]}\u201d" if len(names) == 1 else f"these {len(names)} items"
+        ConfirmDialog(self, "Delete", f"Delete {what} on the partner's computer? A folder is deleted "
+                                      f"with everything in it. This cannot be undone.",
+                      lambda yes: yes and [self._change("delete", self._remote_path(n)) for n in names],
+                      yes="Delete", no="Cancel")
+
+    def _change(self, method, *args):
         try:
-            self.session.send_chat(text)
-        except ValueError as exc:
-            return self.say(str(exc))
-        self.chat_entry.delete(0, "end")
+            self._changes.add(getattr(self.session.files, method)(*args))
+        except Exception as exc:     # the session ended
+            self.say(str(exc))
+
+    def _drag_motion(self, event):
+        if self._drag and not self._drag[2] and max(abs(event.x_root - self._drag[0]),
+                                                    abs(event.y_root - self._drag[1])) >= DRAG_PIXELS:
+            self._drag = (*self._drag[:2], True)
+            self.local.tree.configure(cursor="hand2")
+            self.say("Drop on the partner's folder to send.")
+
+    def _drag_drop(self, event):
+        """A drag from the local list released over the remote list: send what is selected."""
+        drag, self._drag = self._drag, None
+        if not drag or not drag[2]:
+            return
+        self.local.tree.configure(cursor="")
+        self.say("")
+        tree = self.remote.tree
+        if self.winfo_containing(event.x_root, event.y_root) is not tree:
+            return
+        row = tree.identify_row(event.y_root - tree.winfo_rooty())
+        into = row and self.remote.kinds.get(row) == f.KIND_DIR
+        self.send_selected(self._remote_path(row) if into else None)
 
     def say(self, text):
         self.status.configure(text=text)
@@ -279,7 +349,7 @@ class FilesPanel(tk.Toplevel):
         try:
             self._poll_listing()
             self._poll_queue()
-            self._poll_chat()
+            self._poll_changes()
             error = self._worker_error
             if error:
                 self._worker_error = None
@@ -340,7 +410,7 @@ class FilesPanel(tk.Toplevel):
             ttk.Button(frame, text="Cancel", width=7, command=lambda: self.cancel(tid)).pack(side="right")
             pause = ttk.Button(frame, text="Pause", width=7, command=lambda: self.toggle(tid))
             pause.pack(side="right")
-            bar = ttk.Progressbar(frame, maximum=1.0, length=240)
+            bar = ttk.Progressbar(frame, maximum=1.0, length=240, style=BAR_STYLE)
             bar.pack(side="left", fill="x", expand=True)
             self._bars[tid] = (frame, label, bar, pause)
         _frame, label, bar, pause = self._bars[tid]
@@ -348,7 +418,7 @@ class FilesPanel(tk.Toplevel):
         resumable = row["ok"] is False and tid in self._gets
         state = {True: "done", False: "paused" if resumable else f"failed: {row['message']}"}.get(
             row["ok"], "paused" if row["paused"] else row["state"])
-        rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None else 0.0
+        rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None and not row["paused"] else 0.0
         speed = f"  {human_size(rate)}/s" if rate else ""
         label.configure(text=f"{arrow} {row['name']}  {human_size(row['bytes'])}{speed}  {state}"[:100])
         pause.configure(text="Resume" if row["paused"] or resumable else "Pause",
@@ -356,24 +426,55 @@ class FilesPanel(tk.Toplevel):
         bar.configure(value=row["bytes"] / row["total"] if row["total"] else
                       (1.0 if row["ok"] else 0.0))
 
-    def _poll_chat(self):
-        new, self._chat_seen = self.session.chat.since(self._chat_seen)
-        if not new:
+    def _poll_changes(self):
+        """Answers to our new folder / rename / delete: say a refusal, list the folder again."""
+        answers = dict(self.session.files.changes)
+        oldest = min(answers, default=None)
+        done = {req for req in self._changes if req in answers or (oldest is not None and req < oldest)}
+        if not done:
             return
-        self.chat_text.configure(state="normal")
-        for when, who, text in new:
-            stamp = time.strftime("%H:%M", time.localtime(when))
-            self.chat_text.insert("end", f"{stamp} {'You' if who == 'me' else 'Partner'}: {text}\n")
-        self.chat_text.see("end")
-        self.chat_text.configure(state="disabled")
+        self._changes -= done
+        errors = [answers[req] for req in sorted(done) if answers.get(req)]
+        self.say(errors[0] if errors else "")
+        self.refresh_remote()
 
     # ------------------------------------------------------------------ closing
 
     def close(self):
         """Close the panel (transfers go on with the session). Joins the send workers briefly:
         each only walks a folder and posts an offer."""
-        self._closing = True
-        self.after_cancel(self._after)
         for worker in self._workers:
             worker.join(2.0)
         self.destroy()
+
+    def destroy(self):
+        """Also when the session window closes with the panel open: stop the poll first."""
+        self._closing = True
+        self.after_cancel(self._after)
+        super().destroy()
+        self.policy = None      # a Tk variable must die on the Tk thread, not in a later collection
+
+
+class NameDialog(Dialog):
+    """Asks for one file or folder name; `done(name)` only for a name given (OK or Return)."""
+
+    def __init__(self, parent, title, message, initial, done):
+        super().__init__(parent, title)
+        self.done = done
+        ttk.Label(self.body, text=message).pack(anchor="w")
+        self.entry = ttk.Entry(self.body, width=40)
+        self.entry.insert(0, initial)
+        self.entry.select_range(0, "end")
+        self.entry.pack(fill="x", pady=(6, 0))
+        self.entry.bind("<Return>", lambda _e: self.ok())
+        self.ok_button, _cancel = self.buttons(("OK", self.ok, "Accent.TButton"), ("Cancel", self.cancel, "TButton"))
+        self.show()
+        self.entry.focus_set()
+
+    def ok(self):
+        name, done = self.entry.get().strip(), self.done
+        if not name or "/" in name:
+            return self.bell()
+        self.done = None
+        self.destroy()
+        done(name)

@@ -1,4 +1,4 @@
-"""The Settings dialog: relay, unattended access, incoming-connection policy, session quality.
+"""The Settings dialog: relay, unattended access, incoming-connection policy, session quality, files.
 
 Theory of operation: the dialog copies the current Settings into Tk variables, and on Save
 builds a model.SettingsForm from them, validates it with model.validate_settings (pure),
@@ -15,12 +15,17 @@ runs scrypt in one of its tracked workers), which calls `done(secret, error)` ba
 thread; meanwhile Save is disabled and the dialog stays responsive.  Only when the secret is
 back are the values applied and saved, so a cancelled or failed derivation changes nothing.
 Nothing in this module derives a secret.
+
+Files: "Allow partners to send and fetch files" (off by default) and the one folder they may use
+(Settings.files_folder(): "TagIO Files" in the home folder unless another is chosen with Browse);
+on Save the folder is made if missing, and a folder that cannot be made is shown under it.
 """
 
 import tkinter as tk
 from tkinter import ttk
 
 from tagio import DEFAULT_RELAY
+from tagio.client.settings import default_files_dir
 from tagio.errors import ConfigError, TagioError
 from tagio.ui import model, theme
 from tagio.ui.prompts import Dialog
@@ -50,6 +55,7 @@ class SettingsDialog(Dialog):
         self.share_clipboard = tk.BooleanVar(master=self, value=getattr(settings, "clipboard", True))
         ttk.Checkbutton(self.body, text="Share the clipboard with partners (not in view-only sessions)",
                         variable=self.share_clipboard, style="Card.TCheckbutton").pack(anchor="w", pady=2)
+        self._files_block(settings)
         self._error("save")
         self.save_button, self.cancel_button = self.buttons(("Save", self.save, "Accent.TButton"),
                                                             ("Cancel", self.cancel, "TButton"))
@@ -120,6 +126,38 @@ class SettingsDialog(Dialog):
         self.entries[name] = spin
         self._error(name)
 
+    def _files_block(self, settings):
+        self._section("Files")
+        self.allow_files = tk.BooleanVar(master=self, value=settings.allow_files)
+        self.files_dir = tk.StringVar(master=self, value=str(settings.files_folder()))
+        self.allow_files_check = ttk.Checkbutton(
+            self.body, text="Allow partners to send and fetch files", variable=self.allow_files,
+            style="Card.TCheckbutton")
+        self.allow_files_check.pack(anchor="w", pady=2)
+        row = self._row("Only in the folder")
+        self.entries["files_dir"] = ttk.Entry(row, textvariable=self.files_dir, width=28, style="Entry.TEntry")
+        self.entries["files_dir"].pack(side="left", fill="x", expand=True)
+        ttk.Button(row, text="Browse\u2026", command=self._browse_files_dir).pack(side="left", padx=(4, 0))
+        ttk.Label(self.body, text="Partners can list, fetch, add, rename and delete what is in it.",
+                  style="Muted.TLabel").pack(anchor="w")
+
+    def _browse_files_dir(self):
+        from tkinter import filedialog
+        chosen = filedialog.askdirectory(parent=self, title="The folder partners may use",
+                                         initialdir=self.files_dir.get(), mustexist=False)
+        if chosen:
+            self.files_dir.set(chosen)
+
+    def _apply_files(self):
+        """Copy the files choice onto Settings; the folder is made now. Raises ConfigError."""
+        text = self.files_dir.get().strip()
+        if self.allow_files.get() and not text:
+            raise ConfigError("Choose the folder partners may use, or do not allow files.")
+        self.settings.allow_files = bool(self.allow_files.get())
+        default = str(default_files_dir())
+        self.settings.files_dir = None if text in ("", default) else text   # the default follows $HOME
+        self.settings.host_files_dir()
+
     def _password_block(self):
         state = ("A permanent password is set: partners who know it connect without a prompt."
                  if self.settings.permanent_secret else
@@ -177,6 +215,7 @@ class SettingsDialog(Dialog):
         try:
             model.apply_settings(self.settings, values, self.host_id)
             self.settings.clipboard = bool(self.share_clipboard.get())
+            self._apply_files()
             if secret:
                 self.settings.permanent_secret = secret
             self.settings.save()

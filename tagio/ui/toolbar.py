@@ -1,5 +1,5 @@
 """The session window's toolbar: Disconnect, full screen, view, monitor, quality, keys, clipboard,
-screenshot, and places for Files and Chat.
+screenshot, Files and Chat (enabled once the host's Hello offers them: set_capabilities).
 
 Theory of operation. The toolbar is a view: it owns its widgets and the Tk variables behind them
 (zoom, pointers, monitor, quality, clipboard, full screen) and calls the session window back through
@@ -142,8 +142,8 @@ class Toolbar(ttk.Frame):
             self.row, text="Clipboard", variable=self.clipboard_var, takefocus=1,
             command=lambda: self.actions["clipboard"](self.clipboard_var.get())))
         self.screenshot_button = self._button("Screenshot\u2026", "screenshot")
-        self.files_button = self._button("Files", None, state="disabled")
-        self.chat_button = self._button("Chat", None, state="disabled")
+        self.files_button = self._button("Files\u2026", "files", state="disabled")
+        self.chat_button = self._button("Chat", "chat", state="disabled")
         self.collapse_button.lift()     # last in the stacking order: last for Tab, too
         self.set_monitors(1, [])
 
@@ -160,6 +160,11 @@ class Toolbar(ttk.Frame):
                                               command=lambda i=index: self.actions["monitor"](i))
         self.monitor_button.configure(state="normal" if len(monitors) > 1 else "disabled",
                                       text=monitor_button_text(current, monitors))
+
+    def set_capabilities(self, files, chat):
+        """What the host offers (its Hello): Files needs a files folder on the host's side."""
+        self.files_button.configure(state="normal" if files else "disabled")
+        self.chat_button.configure(state="normal" if chat else "disabled")
 
     def set_view_only(self, view_only):
         """No input in view-only: the key menu and clipboard sync are of no use."""

@@ -28,6 +28,9 @@ picture), a quality choice is SetQuality (toolbar.QUALITIES), special keys are K
 screen is Tk's -fullscreen attribute; Ctrl+Alt+Enter leaves it (a local shortcut, never sent). A
 screenshot saves the session's framebuffer (full resolution) to a file chosen in a save dialog.
 View-only (the host's Hello says so): an eye badge over the picture, no input is sent.
+Files opens the files panel (tagio.ui.files_panel) and Chat shows or hides the chat panel on the
+right of the picture (tagio.ui.chat_panel), which also opens by itself when the partner writes;
+both buttons are enabled only when the host's Hello offers them (CAP_FILES, CAP_CHAT).
 Key events become text or named keys as tagio.ui.keys decides (printable text is sent as characters,
 whatever the two layouts; shortcuts and special keys as key presses). The clipboard is shared by the
 session itself (tagio.session.clipboard_sync, not Tk's clipboard): the toolbar's "Clipboard" switch
@@ -45,9 +48,11 @@ from PIL import Image, ImageTk
 
 from tagio.client import words
 from tagio.protocol.session import HELLO_VIEW_ONLY
+from tagio.protocol.version import CAP_CHAT, CAP_FILES
 from tagio.session import events as ev
 from tagio.platform import WINDOWS
 from tagio.ui import status
+from tagio.ui.chat_panel import ChatView
 from tagio.ui.keys import KeyboardState
 from tagio.ui.pointer import WheelAccumulator
 from tagio.ui.toolbar import DEFAULT_QUALITY, QUALITIES, Toolbar
@@ -152,13 +157,16 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
                                quality=prefs.get("quality") or DEFAULT_QUALITY,
                                show_both=prefs.get("show_both", False),
                                clipboard=link is not None and link.enabled)
-        self.toolbar.grid(row=0, column=0, columnspan=2, sticky="ew")
+        self.toolbar.grid(row=0, column=0, columnspan=3, sticky="ew")
         self.canvas = tk.Canvas(self, bg=PICTURE_BG, highlightthickness=0, takefocus=1)
         self.hbar = tk.Scrollbar(self, orient="horizontal", command=self.canvas.xview)
         self.vbar = tk.Scrollbar(self, orient="vertical", command=self.canvas.yview)
         self.canvas.configure(xscrollcommand=self.hbar.set, yscrollcommand=self.vbar.set)
         self.canvas.grid(row=1, column=0, sticky="nsew")
         self._build_status()
+        self.files_panel = None
+        self.chat = ChatView(self, self.session, on_partner=lambda: self.toggle_chat(True, focus=False),
+                             width=30)
         self.badge = EyeBadge(self.canvas)
         self.hint = tk.Label(self, bg="#000000", fg="#ffffff", padx=10, pady=5)
         self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
@@ -168,7 +176,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
 
     def _build_status(self):
         bar = tk.Frame(self)
-        bar.grid(row=3, column=0, columnspan=2, sticky="ew")
+        bar.grid(row=3, column=0, columnspan=3, sticky="ew")
         self.status_dot = tk.Canvas(bar, width=14, height=14, highlightthickness=0)
         self.status_dot.pack(side="left", padx=(6, 2))
         self._dot = self.status_dot.create_oval(2, 2, 12, 12, fill=status.path_label(self._path_kind)[1],
@@ -181,7 +189,8 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         return {"disconnect": self.close, "fullscreen": self.set_fullscreen, "zoom": self.set_zoom,
                 "pointers": self.set_show_both, "monitor": self.select_monitor, "quality": self.set_quality,
                 "keys": self.send_keys, "clipboard": self.set_clipboard_sync, "screenshot": self.ask_screenshot,
-                "focus_picture": self.canvas_focus, "picture": lambda: self.canvas}
+                "focus_picture": self.canvas_focus, "picture": lambda: self.canvas,
+                "files": self.open_files, "chat": self.toggle_chat}
 
     def _restore(self, prefs):
         """Apply a remembered view: quality now, monitor once the host listed its monitors."""
@@ -287,6 +296,28 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         if self._set_clipboard_sync is not None:
             self._set_clipboard_sync(bool(on))
 
+    def open_files(self):
+        """The files panel of this session (one; brought to the front when open already)."""
+        from tagio.ui.files_panel import FilesPanel
+        if self.files_panel is not None and self.files_panel.winfo_exists():
+            return self.files_panel.lift()
+        self.files_panel = FilesPanel(self, self.session, title=f"Files \u2014 {self.partner_title}")
+
+    def toggle_chat(self, on=None, focus=True):
+        """Show (on=True), hide (False) or flip the chat panel on the right of the picture. Shown by
+        a partner's line (focus=False) it leaves the keyboard where it is: the user may be typing
+        to the partner's screen."""
+        shown = bool(self.chat.winfo_manager())
+        if on is None:
+            on = not shown
+        if on and not shown:
+            self.chat.grid(row=1, column=2, rowspan=2, sticky="ns", padx=(4, 4), pady=4)
+            if focus:
+                self.chat.entry.focus_set()
+        elif not on and shown:
+            self.chat.grid_remove()
+            self.canvas_focus()
+
     def ask_screenshot(self):
         """Ask where to save the remote screen (a Tk file dialog), then save it."""
         from tkinter import filedialog
@@ -368,6 +399,8 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.remote_size = (width, height)
         self.monitor = monitor
         self._set_view_only(bool(self.session.host_flags & HELLO_VIEW_ONLY))
+        caps = self.session.capabilities
+        self.toolbar.set_capabilities(bool(caps & CAP_FILES), bool(caps & CAP_CHAT))
         self._relayout()
 
     def _set_view_only(self, view_only):

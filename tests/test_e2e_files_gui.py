@@ -1,0 +1,189 @@
+"""End to end: the GUI viewer's files panel and chat against a real command-line host.
+
+A relay process (`tagio_relay_server.py`), `tagio-gui.py --cli host --files-dir DIR --chat-stdin` on
+a private Xvfb display, and the GUI app (tagio.ui.app.App with a real Client) in this process on
+the shared Xvfb, all over 127.0.0.1. Driven like a person with xdotool: connect from the home
+window, open Files from the session window's toolbar, select a folder in "This computer" and press
+Send, pause it to see the progress bars (a screenshot of the panel is saved, its path printed),
+resume, get the tree back into another folder, and chat both ways from the session window's chat
+panel. Checked on disk: every file's SHA-256, the folders (empty ones too) and modification times.
+$HOME is a temporary folder (the files panel opens on it).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from tests.test_e2e import GUI, ROOT
+from tests.test_e2e_files import _attach, make_tree, tree_digest
+from tests.test_ui_app import UiCase
+from tests.xvfb import Xvfb, skip_unless_xvfb
+
+PASSWORD = "files-gui-e2e-permanent-1"
+MOVIE = 48 * 1024 * 1024        # one big file, so the transfer lasts long enough to pause it
+
+
+@skip_unless_xvfb
+class GuiViewerFiles(UiCase):
+    @classmethod
+    def setUpClass(cls):
+        from tests.relay_fixture import run_relay_process
+        cls.tmp = Path(tempfile.mkdtemp(prefix="tagio-files-gui-"))
+        cls.relay_proc, address = run_relay_process("--bind", "127.0.0.1:0", "--state-file", "")
+        cls.relay_text = "%s:%d" % address
+        cls.host_xvfb = Xvfb(width=320, height=240).start()
+        cls.shared = cls.tmp / "shared"
+        cls.shared.mkdir()
+        (cls.shared / "notes for you.txt").write_text("from the host\n")
+        env = cls.host_xvfb.env()
+        env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        for name in ("TAGIO_RELAY", "TAGIO_CONFIG_DIR", "TAGIO_PASSWORD"):
+            env.pop(name, None)
+        argv = [sys.executable, GUI, "--cli", "host", "--json", "--relay", cls.relay_text, "--config-dir",
+                str(cls.tmp / "host"), "--direct-bind", "127.0.0.1", "--password", PASSWORD,
+                "--files-dir", str(cls.shared), "--chat-stdin"]
+        cls.host = _attach(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT)))
+        cls.host.wait_for(lambda e: e.get("event") == "ready", what="host ready line")
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.host.stop()
+        cls.host_xvfb.stop()
+        cls.relay_proc.terminate()
+        cls.relay_proc.wait(10)
+        shutil.rmtree(cls.tmp, True)
+
+    def setUp(self):
+        self.home = self.tmp / "home"
+        self.home.mkdir(exist_ok=True)
+        old_home = os.environ.get("HOME")
+        os.environ["HOME"] = str(self.home)
+        self.addCleanup(lambda: os.environ.__setitem__("HOME", old_home) if old_home is not None
+                        else os.environ.pop("HOME", None))
+        super().setUp()
+
+    # ---------------------------------------------------------------- driving helpers
+
+    def xdotool(self, *args):
+        subprocess.run(["xdotool", *map(str, args)], env=dict(os.environ, DISPLAY=self.xvfb.display),
+                       check=True, timeout=10, capture_output=True)
+
+    def click(self, widget, x=None, y=None, repeat=1):
+        self.pump(widget.winfo_viewable, f"{widget} on screen")
+        x = widget.winfo_rootx() + (widget.winfo_width() // 2 if x is None else x)
+        y = widget.winfo_rooty() + (widget.winfo_height() // 2 if y is None else y)
+        self.xdotool("mousemove", x, y, "click", "--repeat", repeat, "--delay", 80, 1)
+
+    def click_row(self, folder_list, iid, repeat=1):
+        tree = folder_list.tree
+        self.pump(lambda: tree.exists(iid) and tree.bbox(iid), f"the row {iid}")
+        bx, by, _bw, bh = tree.bbox(iid)
+        self.click(tree, bx + 20, by + bh // 2, repeat)
+        if repeat == 1:
+            self.pump(lambda: tree.selection() == (iid,), f"{iid} selected")
+
+    def connect(self):
+        from tagio.ui.prompts import PasswordDialog
+        from tagio.ui.viewer_window import ViewerWindow
+        self.pump(lambda: "Ready" in self.app.home.status_var.get(), "relay online", 20)
+        home = self.app.home
+        self.click(home.partner_entry)
+        self.xdotool("type", "--delay", 10, self.host.events("ready")[-1]["id"])
+        self.xdotool("key", "Return")
+        dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
+        dialog.password_var.set(PASSWORD)
+        dialog.ok_button.invoke()
+        window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 30)
+        window.geometry("1024x600+0+0")
+        self.pump(lambda: "disabled" not in window.toolbar.files_button.state(), "Files enabled", 20)
+        return window
+
+    # ---------------------------------------------------------------- the test
+
+    def test_send_a_folder_get_it_back_and_chat(self):
+        tree = make_tree(self.home)
+        with open(tree / "a" / "movie.bin", "wb") as fh:
+            for i in range(MOVIE >> 20):
+                fh.write(i.to_bytes(8, "big") * (1 << 17))
+        os.utime(tree / "a" / "movie.bin", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+        os.utime(tree / "a", ns=(1_600_000_000_000_000_123, 1_600_000_000_000_000_123))
+        (self.home / "back").mkdir(exist_ok=True)
+        window = self.connect()
+
+        self.click(window.toolbar.files_button)
+        panel = self.pump(lambda: window.files_panel, "the files panel")
+        panel.geometry("1100x720+0+0")
+        self.pump(lambda: panel.local.tree.exists("tree"), "the home folder listed")
+        self.click_row(panel.local, "tree")
+        self.click(panel.send_button)
+        files = panel.session.files
+        tid = self.pump(lambda: next((r["tid"] for r in files.snapshot() if r["bytes"] > 0), None),
+                        "data on the way", 30)
+        self.pump(lambda: tid in panel._bars, "a progress bar for the transfer")
+        self.click(panel._bars[tid][3])                                 # Pause
+        self.pump(lambda: files.snapshot()[0]["paused"] and panel._bars[tid][3]["text"] == "Resume",
+                  "paused")
+        self.pump(lambda: 0 < panel._bars[tid][2]["value"] < 1 and 0 < panel.total_bar["value"] < 1,
+                  "bars partly filled")
+        self.save_screenshot(panel)
+        self.click(panel._bars[tid][3])                                 # Resume
+        self.pump(lambda: files.results.get(tid, {}).get("ok"), "the folder sent", 120)
+        self.assertEqual(files.results[tid]["verified"], 24)
+        self.assertEqual(tree_digest(tree), tree_digest(self.shared / "tree"))
+        self.assertEqual(tree.stat().st_mtime_ns, (self.shared / "tree").stat().st_mtime_ns)
+        self.pump(lambda: panel.remote.tree.exists("tree"), "the remote list shows it")
+
+        self.click_row(panel.local, "back", repeat=2)                   # into the folder "back"
+        self.pump(lambda: panel.local_dir == str(self.home / "back"), "in the folder back")
+        self.click_row(panel.remote, "tree")
+        self.click(panel.get_button)
+        self.pump(lambda: len(files.results) == 2 and all(r["ok"] for r in files.results.values()),
+                  "the folder fetched", 120)
+        self.assertEqual(tree_digest(tree), tree_digest(self.home / "back" / "tree"))
+        self.assertEqual(list(self.home.rglob("*.tagio-part")) + list(self.shared.rglob("*.tagio-part")), [])
+        panel.close()
+
+        self.click(window.toolbar.chat_button)
+        self.pump(window.chat.winfo_viewable, "the chat panel")
+        self.click(window.chat.entry)
+        self.xdotool("type", "--delay", 20, "hello host")
+        self.pump(lambda: window.chat.entry.get() == "hello host", "typed")
+        window.chat.entry.insert("end", " \u2713")                      # (xdotool types ASCII only here)
+        self.xdotool("key", "Return")
+        self.pump(lambda: "You: hello host" in window.chat.shown_text(),
+                  f"my line shown ({window.chat.status['text']!r}, {window.chat.entry.get()!r}, "
+                  f"{self.root.focus_get()})")
+        said = self.host.wait_for(lambda e: e.get("event") == "chat", what="the viewer's chat line")
+        self.assertEqual(said["message"], "hello host \u2713")
+        self.host.popen.stdin.write("hello viewer \u00e9\n")
+        self.host.popen.stdin.flush()
+        self.pump(lambda: "Partner: hello viewer \u00e9" in window.chat.shown_text(), "the host's line")
+
+    def save_screenshot(self, panel):
+        import mss
+        from PIL import Image
+        self.root.update()
+        box = (panel.winfo_rootx(), panel.winfo_rooty(), panel.winfo_rootx() + panel.winfo_width(),
+               panel.winfo_rooty() + panel.winfo_height())
+        with mss.MSS(display=self.xvfb.display) as sct:
+            shot = sct.grab(box)
+        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        out = Path(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir())) / "files_panel_gui_e2e.png"
+        image.save(out)
+        print(f"\n  files panel (GUI viewer, CLI host) screenshot: {out}", file=sys.stderr)
+        bar = panel.total_bar
+        x0, y0 = bar.winfo_rootx() - box[0], bar.winfo_rooty() - box[1]
+        y = y0 + bar.winfo_height() // 2
+        start, end = image.getpixel((x0 + 3, y)), image.getpixel((x0 + bar.winfo_width() - 4, y))
+        self.assertNotEqual(start, end, "the half-full queue bar is not drawn half filled")
+
+
+if __name__ == "__main__":
+    unittest.main()
