@@ -13,8 +13,12 @@ import hashlib
 import hmac
 import logging
 import os
+import shutil
 import socket
+import ssl
+import tempfile
 import unittest
+from pathlib import Path
 
 from tagio.client import words
 from tagio.crypto import relay_auth
@@ -26,6 +30,7 @@ from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
 from tagio.protocol import relay as m
 from tagio.protocol.framing import FrameDecoder
+from tagio.relay.cli import make_tls_context
 from tests.relay_auth_helpers import Capture, FakeRelay, RecordingProxy
 from tests.relay_fixture import start_relay, wait_for
 
@@ -296,6 +301,31 @@ class NoProofUnaskedTest(unittest.TestCase):
         self.assertFalse(client.online)
         self.assertTrue(wait_for(lambda: fake._thread.is_alive() is False))
         self.assertIsNone(fake.error)
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to make a test certificate")
+class InsideTlsTest(unittest.TestCase):
+    """TLS and WebSocket stay an extra layer: the same PAKE runs inside wss://."""
+
+    def test_the_secret_is_proven_inside_wss(self):
+        from tests.test_relay_tls import make_certificate
+        tmp = Path(tempfile.mkdtemp(prefix="tagio-auth-wss-"))
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = make_certificate(tmp)
+        with start_relay(auth_secret=SECRET, ssl_context=make_tls_context(str(cert), str(key))) as relay:
+            context = ssl.create_default_context(cafile=str(cert))
+            for secret, outcome in ((WRONG, "auth_failed"), (SECRET, None)):
+                client = RelayClient(relay.address, Identity.generate(), auth_secret=RelaySecret(secret),
+                                     ssl_context=context, server_hostname="127.0.0.1", websocket=True, timeout=5)
+                if outcome:
+                    with self.assertRaises(RelayError) as ctx:
+                        client.connect()
+                    self.assertEqual(ctx.exception.code, outcome)
+                    continue
+                client.connect()
+                self.addCleanup(client.close)
+                self.assertTrue(client.online)
+            self.assertEqual(relay.logic.counters["auth_failures_total"], 1)
 
 
 def read_message(sock):

@@ -139,6 +139,8 @@ class RelayLogic:
             {"registrations_total": 0, "connect_requests_total": 0, "relay_pairs_total": 0,
              "errors_total": 0, "auth_failures_total": 0, "udp_queries_total": 0})
         if self.auth_secret:  # the secret's slow KDF runs here, once, at start-up
+            # A fresh realm (the KDF's salt) per start: nothing computed against one run of the relay
+            # helps against the next; a client derives w again once after a restart (~0.1 s).
             realm = auth_realm or f"tagio-relay-{self.random_bytes(8).hex()}"
             self.auth = RelayAuth(self.auth_secret, realm, lim, clock, self.counters, self.warn)
 
