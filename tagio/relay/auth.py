@@ -23,15 +23,12 @@ given back at once). The text of an "auth_failed" Error is the same for a
 missing and a wrong secret and names no ID.
 """
 
-import logging
-
 from tagio.crypto.relay_auth import POINT_LEN, RelayVerifier
 from tagio.errors import (ConfigError, IdentityError, LocalProtocolError, RelayError, RemoteProtocolError,
                           TagioError)
 from tagio.protocol import relay as m
 from tagio.relay.ratelimit import RateLimiter
 
-log = logging.getLogger("tagio.relay")
 ALL = "*"  # the relay-wide bucket's key
 WRONG = "this relay requires a secret and yours is missing or wrong"
 
