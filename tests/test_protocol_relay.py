@@ -1,7 +1,7 @@
 """Relay wire protocol: framing, field codecs, every message, golden vectors (no sockets).
 
 Regenerate tests/data/relay_golden_vectors.json only on a deliberate wire change:
-    python -m tests.test_protocol --regenerate > tests/data/relay_golden_vectors.json
+    python3 -m tests.test_protocol_relay --regenerate > tests/data/relay_golden_vectors.json
 """
 
 import json
