@@ -52,6 +52,15 @@ class Send(NamedTuple):
     message: Any
 
 
+class Batch(NamedTuple):
+    """Several control messages for one Send, written at once: as separate small writes the second
+    would wait for the client's delayed ACK (Nagle's algorithm), ~40 ms on every registration."""
+    messages: tuple
+
+    def encode(self) -> bytes:
+        return b"".join(message.encode() for message in self.messages)
+
+
 class Write(NamedTuple):
     """Queue bytes exactly as they go on the wire (bounded like Send)."""
     conn: Any

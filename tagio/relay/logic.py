@@ -39,7 +39,7 @@ from tagio.crypto.identity import id_from_public_key
 from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
 from tagio.protocol import relay as m
-from tagio.relay.events import Event, Fail, Fire, Linger, Relay, Send, Verify
+from tagio.relay.events import Batch, Event, Fail, Fire, Linger, Relay, Send, Verify
 from tagio.relay.auth import RelayAuth
 from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool
@@ -204,7 +204,8 @@ class RelayLogic:
     def on_auth_confirm(self, conn, message):
         """The client's conf_a: right -> the relay's conf_b and Registered; wrong -> "auth_failed"."""
         confirmation, register = self.auth.confirmed(conn, message.mac)
-        return [Send(conn, confirmation)] + self._registered(conn, register)
+        *others, registered = self._registered(conn, register)  # its last action sends Registered
+        return others + [Send(conn, Batch((confirmation, registered.message)))]
 
     def _registered(self, conn, message):
         reg = Registration(message.client_id, message.public_key, conn, conn.peer_addr,
