@@ -7,14 +7,15 @@ signs the relay's fresh Challenge with the client's Ed25519 key, and waits
 for Registered. A private relay answers Hello with an AuthChallenge instead:
 then, and only then, the relay secret is proven by a SPAKE2 run keyed by it
 (the caller's `auth_secret`, a tagio.crypto.relay_auth.RelaySecret: net sits
-below crypto), with key confirmation both ways, so a recording of
-the conversation gives no offline test of the secret and a relay that did
-not ask gets nothing. An older private relay's Challenge(auth_required) asks
-for an HMAC proof a recording could crack: it is refused, nothing sent.
-Two threads then run
-until close(): the reader dispatches every frame (PeerInfo for us as host ->
-the bounded `incoming` queue; PeerInfo/Error answering our ConnectRequest ->
-the waiting request_peer call, matched by session id), and the heartbeat
+below crypto), with key confirmation both ways, so a recording of the
+conversation gives no offline test of the secret and a relay that did not
+ask gets nothing. An older private relay's Challenge(auth_required) asks for
+an HMAC proof a recording could crack: it is refused, nothing sent.
+
+Two threads then run until close(): the reader dispatches every frame
+(PeerInfo for us as host -> the bounded `incoming` queue; PeerInfo/Error
+answering our ConnectRequest -> the waiting request_peer call, matched by
+session id), and the heartbeat
 thread sends a Heartbeat every interval and declares the relay lost when no
 echo arrived for three intervals. An exception that ends either thread is
 kept and re-raised by close().
