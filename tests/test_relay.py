@@ -9,6 +9,7 @@ import unittest
 import urllib.request
 
 from tagio.crypto.identity import Identity
+from tagio.crypto.relay_auth import RelaySecret
 from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
 from tests.relay_fixture import open_pair, relayed_streams, start_relay, wait_for
@@ -253,18 +254,18 @@ class AuthTest(RelayTestCase):
     relay_options = {"auth_secret": "correct horse"}
 
     def test_right_secret(self):
-        c = self.client(auth_secret="correct horse")
+        c = self.client(auth_secret=RelaySecret("correct horse"))
         c.connect()
         self.assertTrue(c.online)
 
     def test_wrong_and_missing_secret(self):
         with self.assertRaises(RelayError) as ctx:
-            self.client(auth_secret="wrong").connect()
+            self.client(auth_secret=RelaySecret("wrong")).connect()
         self.assertEqual(ctx.exception.code, "auth_failed")
         with self.assertRaises(RelayError) as ctx:
             self.client().connect()
         self.assertEqual(ctx.exception.code, "auth_required")
-        self.client(auth_secret="correct horse").connect()  # still serving
+        self.client(auth_secret=RelaySecret("correct horse")).connect()  # still serving
 
 
 class LimitsTest(RelayTestCase):

@@ -14,6 +14,7 @@ import unittest
 import urllib.request
 
 from tagio.crypto.identity import Identity
+from tagio.crypto.relay_auth import RelaySecret
 from tagio.errors import ConfigError, RelayError
 from tagio.net.relay_client import RelayClient
 from tagio.relay import cli
@@ -157,7 +158,7 @@ class ProcessTest(unittest.TestCase):
             with self.assertRaises(RelayError) as ctx:
                 client.connect()
             self.assertEqual(ctx.exception.code, "auth_required")
-            client = RelayClient((host, port), Identity.generate(), auth_secret="from-env")
+            client = RelayClient((host, port), Identity.generate(), auth_secret=RelaySecret("from-env"))
             client.connect()
             client.close()
             proc.send_signal(signal.SIGTERM)
@@ -285,7 +286,7 @@ class InteractiveSetupTest(unittest.TestCase):
             self.expect(r"TLS certificate file.*: ")
             os.write(self.fd, b"\n")
             port = int(self.expect(r"listening on 127\.0\.0\.1:(\d+) \(tcp\+udp, tls off, auth on\)").group(1))
-            client = RelayClient(("127.0.0.1", port), Identity.generate(), auth_secret="pty-secret")
+            client = RelayClient(("127.0.0.1", port), Identity.generate(), auth_secret=RelaySecret("pty-secret"))
             client.connect()
             client.close()
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:

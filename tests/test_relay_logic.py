@@ -77,7 +77,7 @@ class Recorder:
             self.CARRY[type(action)](self, action)
 
     def _verify(self, a):
-        self.offload(a.check, lambda problem: self.fire(a.conn, Event.VERIFIED, (a.message, problem)))
+        self.offload(a.check, lambda result: self.fire(a.conn, a.event, (a.message, result)))
 
     CARRY = {
         ev.Send: lambda self, a: a.conn.send(a.message),
@@ -246,10 +246,20 @@ class BindingStoreTest(unittest.TestCase):
         self.assertEqual(ctx.exception.code, "relay_full")
 
 
-def register_message(identity, nonce, secret=None):
+def register_message(identity, nonce, auth_point=b""):
     sig = identity.sign(m.registration_message(nonce, identity.id, identity.public_key))
-    proof = m.auth_proof(secret, nonce, identity.id) if secret else b""
-    return m.Register(identity.id, identity.public_key, sig, proof)
+    return m.Register(identity.id, identity.public_key, sig, auth_point)
+
+
+def prove_secret(io, conn, identity, secret):
+    """A private relay's SPAKE2 run (tagio.crypto.relay_auth) from Hello to the client's AuthConfirm."""
+    from tagio.crypto import relay_auth
+    io.handle(conn, m.Hello())
+    challenge = conn.sent[-1]
+    run = relay_auth.ClientRun(relay_auth.client_scalar(secret, challenge.realm), identity.id,
+                               identity.public_key, challenge.realm, challenge.nonce)
+    io.handle(conn, register_message(identity, challenge.nonce, run.message))
+    io.handle(conn, m.AuthConfirm(run.confirm(conn.sent[-1].point)))
 
 
 class LogicTest(unittest.TestCase):
@@ -337,15 +347,13 @@ class LogicTest(unittest.TestCase):
         io = Recorder(logic)
         ident = Identity.generate()
         conn = RecordingConn()
-        io.handle(conn, m.Hello())
-        self.assertEqual(conn.sent[0].auth_required, 1)
         with self.assertRaises(RelayError) as ctx:
-            io.handle(conn, register_message(ident, conn.nonce, secret="wrong"))
+            prove_secret(io, conn, ident, "wrong")
+        self.assertIsInstance(conn.sent[0], m.AuthChallenge)  # the relay asks for the secret
         self.assertEqual(ctx.exception.code, "auth_failed")
         self.assertNotIn(ident.id, ctx.exception.text)  # no information about IDs
         good = RecordingConn()
-        io.handle(good, m.Hello())
-        io.handle(good, register_message(ident, good.nonce, secret="s3cret"))
+        prove_secret(io, good, ident, "s3cret")
         self.assertEqual(good.state, ConnState.REGISTERED)
 
     def test_rendezvous_and_pairing(self):

@@ -23,6 +23,7 @@ import threading
 import time
 import queue
 
+from tagio.crypto.relay_auth import RelaySecret
 from tagio.errors import LocalProtocolError, RelayError, TagioError
 
 log = logging.getLogger("tagio.client.relay")
@@ -88,7 +89,7 @@ class RelayLink:
                  probe=tcp_probe, rng=random.random, clock=time.monotonic):
         self.address = address
         self._client_options = dict(client_options or {})   # TLS / WebSocket for the RelayClient
-        self._identity, self._auth_secret = identity, auth_secret
+        self._identity, self._auth_secret = identity, RelaySecret(auth_secret) if auth_secret else None
         self._candidates, self._on_peer, self._on_status = candidates, on_peer, on_status
         self._factory = factory
         self._udp_socket = udp_socket       # -> socket-like for discover_udp, or None (no UDP punching)

@@ -3,12 +3,19 @@
 Theory of operation
 -------------------
 `connect()` opens one TCP (optionally TLS) control connection, sends Hello,
-signs the relay's fresh Challenge with the client's Ed25519 key (and, for a
-private relay, proves the shared secret with an HMAC over the same nonce, so
-the secret never travels), and waits for Registered. Two threads then run
-until close(): the reader dispatches every frame (PeerInfo for us as host ->
-the bounded `incoming` queue; PeerInfo/Error answering our ConnectRequest ->
-the waiting request_peer call, matched by session id), and the heartbeat
+signs the relay's fresh Challenge with the client's Ed25519 key, and waits
+for Registered. A private relay answers Hello with an AuthChallenge instead:
+then, and only then, the relay secret is proven by a SPAKE2 run keyed by it
+(the caller's `auth_secret`, a tagio.crypto.relay_auth.RelaySecret: net sits
+below crypto), with key confirmation both ways, so a recording of the
+conversation gives no offline test of the secret and a relay that did not
+ask gets nothing. An older private relay's Challenge(auth_required) asks for
+an HMAC proof a recording could crack: it is refused, nothing sent.
+
+Two threads then run until close(): the reader dispatches every frame
+(PeerInfo for us as host -> the bounded `incoming` queue; PeerInfo/Error
+answering our ConnectRequest -> the waiting request_peer call, matched by
+session id), and the heartbeat
 thread sends a Heartbeat every interval and declares the relay lost when no
 echo arrived for three intervals. An exception that ends either thread is
 kept and re-raised by close().
@@ -59,7 +66,9 @@ class RelayClient:
                  ws_path=WS_PATH, nat_hint=""):
         self.address = tuple(address)
         self.identity = identity
-        self.auth_secret = auth_secret or None
+        if isinstance(auth_secret, str):
+            raise LocalProtocolError("auth_secret is a tagio.crypto.relay_auth.RelaySecret, not a str")
+        self.auth_secret = auth_secret  # the relay secret's prover (RelaySecret), or None
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname or self.address[0]
         self.local_candidates = [tuple(a) for a in local_candidates]
@@ -138,15 +147,35 @@ class RelayClient:
     def _register(self, sock) -> m.Registered:
         sock.settimeout(self.timeout)
         sock.sendall(m.Hello().encode())
-        challenge = _expect(read_frame(sock), m.Challenge)
-        if challenge.auth_required and not self.auth_secret:
+        challenge = _expect(read_frame(sock), tuple(CHALLENGES))
+        return CHALLENGES[type(challenge)](self, sock, challenge)
+
+    def _register_public(self, sock, challenge) -> m.Registered:
+        """A relay that did not ask for the secret gets no proof of it, whatever we hold."""
+        if challenge.auth_required:
+            raise RelayError(codes.PROTOCOL, "this private relay runs an older TagIO that checks the relay "
+                             "secret in a way a recorded connection can crack; update the relay")
+        sock.sendall(self._register_message(challenge.nonce, b"").encode())
+        return _expect(read_frame(sock), m.Registered)
+
+    def _register_private(self, sock, challenge) -> m.Registered:
+        """Prove the relay secret by SPAKE2; the relay proves it back before we count as registered."""
+        if not self.auth_secret:
             raise RelayError(codes.AUTH_REQUIRED, "this relay is private: it needs a relay secret")
         ident = self.identity
-        signature = ident.sign(m.registration_message(challenge.nonce, ident.id, ident.public_key))
-        proof = m.auth_proof(self.auth_secret, challenge.nonce, ident.id) if self.auth_secret else b""
-        sock.sendall(m.Register(ident.id, ident.public_key, signature, proof, self._candidates(),
-                                self.nat_hint).encode())
+        run = self.auth_secret.start(challenge.realm, ident.id, ident.public_key, challenge.nonce)
+        sock.sendall(self._register_message(challenge.nonce, run.message).encode())
+        reply = _expect(read_frame(sock), m.AuthReply)
+        sock.sendall(m.AuthConfirm(run.confirm(reply.point)).encode())
+        if not run.relay_proved(_expect(read_frame(sock), m.AuthConfirm).mac):
+            raise RelayError(codes.AUTH_FAILED, "the relay could not prove that it knows the relay secret "
+                             "(a relay with another secret, or not the relay you meant)")
         return _expect(read_frame(sock), m.Registered)
+
+    def _register_message(self, nonce, auth_point) -> m.Register:
+        ident = self.identity
+        signature = ident.sign(m.registration_message(nonce, ident.id, ident.public_key))
+        return m.Register(ident.id, ident.public_key, signature, auth_point, self._candidates(), self.nat_hint)
 
     def _candidates(self):
         cands = list(self.local_candidates)
@@ -364,6 +393,7 @@ class RelayClient:
         self.close()
 
 
+CHALLENGES = {m.Challenge: RelayClient._register_public, m.AuthChallenge: RelayClient._register_private}
 HANDLERS = {m.LookupResult: RelayClient._on_lookup_result,
             m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_error,
             m.Heartbeat: RelayClient._on_heartbeat, m.Bye: RelayClient._on_bye}
@@ -402,11 +432,13 @@ def _translate(step, sock, waiting_for="the relay to answer"):
 
 
 def _expect(frame, cls):
+    """The message in `frame` if it is a `cls` (a class or a tuple); an Error becomes RelayError."""
     msg = m.decode_message(frame)
     if isinstance(msg, m.Error):
         raise RelayError(msg.code, msg.text)
     if not isinstance(msg, cls):
-        raise RemoteProtocolError(f"expected {cls.__name__} from the relay, got {type(msg).__name__}")
+        names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+        raise RemoteProtocolError(f"expected {names} from the relay, got {type(msg).__name__}")
     return msg
 
 

@@ -6,9 +6,9 @@ A TCP conversation with the relay goes:
 
     client                                   relay
     Hello(software)                 ->
-                                    <-       Challenge(nonce, auth_required)
-    Register(id, key, signature,    ->       (signature over REGISTER_CONTEXT + nonce + id + key;
-             auth_proof, ...)                 auth_proof = HMAC(secret, AUTH_CONTEXT + nonce + id))
+                                    <-       Challenge(nonce, auth_required=0)
+    Register(id, key, signature,    ->       (signature over REGISTER_CONTEXT + nonce + id + key)
+             auth_point="", ...)
                                     <-       Registered(observed addr, time, heartbeat, udp token)
     Heartbeat                       <->      Heartbeat (echo, so both sides see liveness)
     Lookup(target, ref)             ->       is that ID online? (asked before the password)
@@ -18,21 +18,32 @@ A TCP conversation with the relay goes:
     Update(candidates, udp token?)  ->       re-announce local candidates
     Bye / Error                     <->
 
+A private relay (one with a relay secret) answers Hello with AuthChallenge
+instead, and the secret is proven by a SPAKE2 run (tagio.crypto.relay_auth):
+
+                                    <-       AuthChallenge(nonce, realm)
+    Register(..., auth_point=pA)    ->
+                                    <-       AuthReply(pB)
+    AuthConfirm(conf_a)             ->       (wrong secret: Error "auth_failed")
+                                    <-       AuthConfirm(conf_b), then Registered
+
+Neither the secret nor anything a guess could be checked against crosses the
+wire, and a client sends auth_point only after an AuthChallenge: a relay that
+did not ask gets nothing. A Challenge with auth_required set comes from an
+older private relay that wants an HMAC proof a recording could crack; this
+client refuses it. A private relay refuses a Hello from an older client
+(LEGACY_SOFTWARE) with an Error that says to update.
+
 A relay connection opens with RelayBind(token) as its first frame; the relay
 answers RelayReady when the second side arrives, and from then on the
 connection carries raw bytes. UDP datagrams to the same port carry one frame:
 UdpDiscover(udp_token, txid) -> UdpObserved(txid, observed addr).
-
-The relay auth secret never crosses the wire: only an HMAC over the server's
-fresh nonce does.
 
 Each class lists FIELDS as (name, kind) with kinds from tagio.protocol.fields;
 MESSAGE_TYPES maps type code -> class and drives both encoding and decoding.
 decode_message raises only RemoteProtocolError.
 """
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field, fields as dc_fields
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
@@ -40,19 +51,13 @@ from tagio.protocol.fields import CODECS, Reader
 from tagio.protocol.framing import Frame, encode_frame
 
 REGISTER_CONTEXT = b"TagIO-register-v1"
-AUTH_CONTEXT = b"TagIO-relay-auth-v1"
-SOFTWARE = "tagio/1"
+SOFTWARE = "tagio/2"  # 2: proves a relay secret with SPAKE2 (AuthChallenge), never with an HMAC
+LEGACY_SOFTWARE = frozenset({"tagio/1"})  # clients that would answer a private relay with an HMAC
 
 
 def registration_message(nonce: bytes, client_id: str, public_key: bytes) -> bytes:
     """What a client signs with its Ed25519 key to prove it owns `client_id`."""
     return REGISTER_CONTEXT + nonce + client_id.encode("ascii", "replace") + public_key
-
-
-def auth_proof(secret: str, nonce: bytes, client_id: str) -> bytes:
-    """HMAC-SHA256 proof of the relay secret bound to this challenge (the secret stays local)."""
-    msg = AUTH_CONTEXT + nonce + client_id.encode("ascii", "replace")
-    return hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).digest()
 
 
 class Message:
@@ -94,7 +99,7 @@ class Challenge(Message):
     TYPE = 2
     FIELDS = (("nonce", "b32"), ("auth_required", "u8"), ("software", "str"))
     nonce: bytes
-    auth_required: int = 0
+    auth_required: int = 0  # only an older private relay sets it (an HMAC proof): refused by this client
     software: str = SOFTWARE
 
 
@@ -102,11 +107,11 @@ class Challenge(Message):
 class Register(Message):
     TYPE = 3
     FIELDS = (("client_id", "str"), ("public_key", "b32"), ("signature", "b64"),
-              ("auth_proof", "bytes"), ("local_candidates", "addrs"), ("nat_hint", "str"))
+              ("auth_point", "bytes"), ("local_candidates", "addrs"), ("nat_hint", "str"))
     client_id: str
     public_key: bytes
     signature: bytes
-    auth_proof: bytes = b""
+    auth_point: bytes = b""  # the client's SPAKE2 point, only in answer to an AuthChallenge
     local_candidates: list = field(default_factory=list)
     nat_hint: str = ""
 
@@ -252,10 +257,37 @@ class UdpObserved(Message):
     recorded: int = 0  # 1 when the relay matched udp_token to a registration
 
 
+@dataclass
+class AuthChallenge(Message):
+    """A private relay's answer to Hello: prove the relay secret (tagio.crypto.relay_auth)."""
+    TYPE = 15
+    FIELDS = (("nonce", "b32"), ("realm", "str"), ("software", "str"))
+    nonce: bytes
+    realm: str  # salts the secret's KDF (the relay's name for its secret)
+    software: str = SOFTWARE
+
+
+@dataclass
+class AuthReply(Message):
+    """The relay's SPAKE2 point pB, in answer to a Register carrying pA."""
+    TYPE = 16
+    FIELDS = (("point", "bytes"),)
+    point: bytes
+
+
+@dataclass
+class AuthConfirm(Message):
+    """A SPAKE2 key confirmation MAC: the client's conf_a first, then the relay's conf_b."""
+    TYPE = 17
+    FIELDS = (("mac", "b32"),)
+    mac: bytes
+
+
 MESSAGE_TYPES = {cls.TYPE: cls for cls in (
     Hello, Challenge, Register, Registered, Heartbeat, ConnectRequest, PeerInfoMsg,
-    RelayBind, RelayReady, Error, Bye, Update, UdpDiscover, UdpObserved, Lookup, LookupResult)}
-assert len(MESSAGE_TYPES) == 16, "duplicate type code"
+    RelayBind, RelayReady, Error, Bye, Update, UdpDiscover, UdpObserved,
+    AuthChallenge, AuthReply, AuthConfirm, Lookup, LookupResult)}
+assert len(MESSAGE_TYPES) == 19, "duplicate type code"
 
 
 def decode_message(frame: Frame) -> Message:

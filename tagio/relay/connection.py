@@ -12,6 +12,7 @@ machine, maps (state, event) to (handler, next state):
     SNIFF --TLS_HELLO--> TLS --TLS_DONE--> APP_SNIFF      (a TLS port)
     SNIFF --APP_BYTES--> APP_SNIFF                        (a plain port)
     APP_SNIFF --FRAMES--> NEW --Hello--> CHALLENGED --Register--> VERIFYING --VERIFIED--> REGISTERED
+    VERIFYING --AUTH_CHECKED--> AUTHENTICATING --AuthConfirm--> REGISTERED   (a private relay's secret)
     NEW --RelayBind--> BINDING --PAIRED--> RELAYING       (the forwarder owns the sockets from here)
     RELAYING --RELAY_FAILED--> LINGER                     (the pair could not be set up: "relay full")
     APP_SNIFF --HTTP--> HTTP --WS_UPGRADE--> APP_SNIFF    (the TagIO stream inside WebSocket frames)
@@ -51,7 +52,8 @@ class State(enum.Enum):
     HTTP = "http"              # reading one HTTP request head
     NEW = "new"                # TagIO frames: waiting for Hello or RelayBind
     CHALLENGED = "challenged"  # Challenge sent, waiting for Register
-    VERIFYING = "verifying"    # signature check in flight
+    VERIFYING = "verifying"    # signature check (and a private relay's SPAKE2 step) in flight
+    AUTHENTICATING = "authenticating"  # AuthReply sent, waiting for the client's AuthConfirm
     REGISTERED = "registered"
     BINDING = "binding"        # RelayBind received, partner not here yet
     RELAYING = "relaying"      # handed to the forwarder
@@ -62,12 +64,15 @@ class State(enum.Enum):
 ConnState = State  # the name RelayLogic's callers knew
 
 HANDSHAKING = (State.SNIFF, State.TLS, State.APP_SNIFF, State.HTTP, State.NEW, State.CHALLENGED,
-               State.VERIFYING)  # must finish within Limits.handshake_timeout (slow-loris guard)
-FRAME_STATES = (State.NEW, State.CHALLENGED, State.VERIFYING, State.REGISTERED)  # reading control frames
+               State.VERIFYING, State.AUTHENTICATING)  # must finish within Limits.handshake_timeout
+FRAME_STATES = (State.NEW, State.CHALLENGED, State.VERIFYING, State.AUTHENTICATING,
+                State.REGISTERED)  # reading control frames
 # Not yet authenticated (no registration, no relay token): the first to be closed when the relay needs
 # room (descriptors, or an address's connection slots), oldest first, so idle sockets cannot lock out
 # the clients that go on to register.
-EVICTABLE = (State.SNIFF, State.TLS, State.APP_SNIFF, State.HTTP, State.NEW, State.CHALLENGED)
+# An AUTHENTICATING one evicted has spent its guess at the relay secret (tagio.relay.auth).
+EVICTABLE = (State.SNIFF, State.TLS, State.APP_SNIFF, State.HTTP, State.NEW, State.CHALLENGED,
+             State.AUTHENTICATING)
 LIVE = HANDSHAKING + (State.REGISTERED, State.BINDING)
 
 
@@ -163,6 +168,9 @@ TRANSITIONS = {
     (S.CHALLENGED, m.Heartbeat): (L.on_ignore, S.CHALLENGED),
     (S.VERIFYING, m.Heartbeat): (L.on_ignore, S.VERIFYING),
     (S.VERIFYING, E.VERIFIED): (L.on_verified, S.REGISTERED),
+    (S.VERIFYING, E.AUTH_CHECKED): (L.on_auth_checked, S.AUTHENTICATING),
+    (S.AUTHENTICATING, m.AuthConfirm): (L.on_auth_confirm, S.REGISTERED),
+    (S.AUTHENTICATING, m.Heartbeat): (L.on_ignore, S.AUTHENTICATING),
     (S.REGISTERED, m.Heartbeat): (L.on_heartbeat, S.REGISTERED),
     (S.REGISTERED, m.ConnectRequest): (L.on_connect_request, S.REGISTERED),
     (S.REGISTERED, m.Lookup): (L.on_lookup, S.REGISTERED),
@@ -181,7 +189,8 @@ TRANSITIONS = {
     **{(s, E.FAIL): (on_fail, S.LINGER) for s in LIVE},
     **{(s, E.LOST): (on_lost, S.CLOSED) for s in LIVE},
     # Late news for a connection that already left: a signature check or a failure that was on its way.
-    **{(s, e): (nothing, s) for s in (S.LINGER, S.CLOSED, S.RELAYING) for e in (E.VERIFIED, E.FAIL)},
+    **{(s, e): (nothing, s) for s in (S.LINGER, S.CLOSED, S.RELAYING)
+       for e in (E.VERIFIED, E.AUTH_CHECKED, E.FAIL)},
 }
 del S, E, L
 

@@ -341,7 +341,7 @@ class ConnTable:
 
     def _verify(self, action):
         conn, message = action.conn, action.message
-        self.offload(action.check, lambda problem: self.fire(conn, Event.VERIFIED, (message, problem)))
+        self.offload(action.check, lambda result: self.fire(conn, action.event, (message, result)))
 
     def _relay(self, action):
         """Hand a completed pair to the forwarder; RelayReady goes first on each side.

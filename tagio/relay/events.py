@@ -8,7 +8,8 @@ is fired at it. Events come from three places:
 - the I/O layer, from what arrived on the socket: the members of `Event`
   below that describe bytes (TLS_HELLO, APP_BYTES, FRAMES, HTTP, ...);
 - a decoded control message: its class is the event (m.Hello, m.Register, ...);
-- the rest of the relay: a signature check finished (VERIFIED), the partner
+- the rest of the relay: a signature check finished (VERIFIED, or AUTH_CHECKED
+  with a private relay's SPAKE2 step), the partner
   bound the relay token (PAIRED), the same ID registered again (REPLACED), a
   deadline passed (DEADLINE), a failure to report (FAIL), the peer is gone (LOST).
 
@@ -35,6 +36,8 @@ class Event(enum.Enum):
     HTTP_REQUEST = "http-request"    # a complete HTTP request head; payload: HttpRequest
     WS_UPGRADE = "ws-upgrade"        # a WebSocket upgrade request; payload: HttpRequest
     VERIFIED = "verified"            # the signature check ended; payload: (Register, problem or "")
+    AUTH_CHECKED = "auth-checked"    # a private relay's check and SPAKE2 step ended; payload: (Register,
+                                     # problem str, RemoteProtocolError, or a crypto.relay_auth.RelayRun)
     PAIRED = "paired"                # both sides bound the relay token
     RELAY_FAILED = "relay-failed"    # the pair could not be set up (no descriptors); payload: the error
     REPLACED = "replaced"            # the same key registered again from another connection
@@ -47,6 +50,15 @@ class Send(NamedTuple):
     """Queue one control message (bounded: a client that will not read is dropped)."""
     conn: Any
     message: Any
+
+
+class Batch(NamedTuple):
+    """Several control messages for one Send, written at once: as separate small writes the second
+    would wait for the client's delayed ACK (Nagle's algorithm), ~40 ms on every registration."""
+    messages: tuple
+
+    def encode(self) -> bytes:
+        return b"".join(message.encode() for message in self.messages)
 
 
 class Write(NamedTuple):
@@ -82,10 +94,12 @@ class StartTls(NamedTuple):
 
 
 class Verify(NamedTuple):
-    """Run check() (an Ed25519 verification) on a worker; then fire VERIFIED at conn with (message, result)."""
+    """Run check() (an Ed25519 verification, on a private relay with its SPAKE2 step) on a worker;
+    then fire `event` at conn with (message, result)."""
     conn: Any
-    check: Callable[[], str]
+    check: Callable[[], Any]
     message: Any
+    event: Event = Event.VERIFIED
 
 
 class Relay(NamedTuple):

@@ -21,12 +21,17 @@ request's session id and the connection stays up.
 Signature checks are the one expensive step (~0.25 ms, tagio.relay.verify):
 `on_register` returns a Verify action, the I/O layer runs it on a worker
 thread and fires VERIFIED, handled by `on_verified` on the loop thread.
-Cheap refusals come first (rate limit, relay secret, ID not derived from the
-key, ID bound to another key), so a flood of doomed Registers costs little.
+Cheap refusals come first (rate limit, ID not derived from the key, ID bound
+to another key, relay-secret guesses), so a flood of doomed Registers costs little.
+
+A private relay (one with a secret) answers Hello with an AuthChallenge and
+checks the secret with SPAKE2 (tagio.relay.auth, tagio.crypto.relay_auth): its
+worker job is the signature check plus the relay's SPAKE2 step (AUTH_CHECKED,
+`on_auth_checked` sends AuthReply), and the client's AuthConfirm completes the
+registration (`on_auth_confirm`).
 """
 
 import collections
-import hmac
 import logging
 import time
 
@@ -34,7 +39,8 @@ from tagio.crypto.identity import id_from_public_key
 from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
 from tagio.protocol import relay as m
-from tagio.relay.events import Event, Fail, Fire, Linger, Relay, Send, Verify
+from tagio.relay.events import Batch, Event, Fail, Fire, Linger, Relay, Send, Verify
+from tagio.relay.auth import RelayAuth
 from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
@@ -69,6 +75,11 @@ class Limits:
     register_id_rate, register_id_burst = 1.0, 10.0  # per ID: behind one proxy or NAT, sources are shared
     connect_rate, connect_burst = 2.0, 10.0          # per source address
     connect_target_rate, connect_target_burst = 2.0, 10.0  # per target ID, from all sources together
+    # Relay-secret guesses (tagio.relay.auth): a wrong secret, or a hang-up after the relay's SPAKE2
+    # point, spends one; a right secret spends none. RustDesk allows 6 a minute per source.
+    auth_fail_rate, auth_fail_burst = 0.1, 6.0              # per source address: 6 a minute
+    auth_fail_id_rate, auth_fail_id_burst = 0.1, 6.0        # per ID
+    auth_fail_total_rate, auth_fail_total_burst = 0.5, 30.0  # the whole relay: 30 a minute, any sources
     max_conns_per_ip = 256             # an office behind one NAT address holds one connection per client
     max_frames_per_sec = 50          # per control connection (heartbeats are one per 20 s)
     max_conns = 20_000
@@ -105,7 +116,7 @@ class LogLimiter:
 
 class RelayLogic:
     def __init__(self, limits: Limits = None, *, auth_secret=None, bindings=None,
-                 clock=time.monotonic, wall_clock=time.time, public_ip=None):
+                 clock=time.monotonic, wall_clock=time.time, public_ip=None, auth_realm=None):
         self.limits = limits or Limits()
         self.auth_secret = auth_secret or None
         self.clock = clock
@@ -121,21 +132,34 @@ class RelayLogic:
         self.register_id_limiter = RateLimiter(clock, lim.register_id_rate, lim.register_id_burst)
         self.target_limiter = RateLimiter(clock, lim.connect_target_rate, lim.connect_target_burst)
         self.warn = LogLimiter(clock)
+        self.auth = None
         # One counter table for the whole relay (the I/O layer adds its own keys); these start at
         # zero so that /metrics lists them before the first event.
         self.counters = collections.Counter(
             {"registrations_total": 0, "connect_requests_total": 0, "relay_pairs_total": 0,
              "errors_total": 0, "auth_failures_total": 0, "udp_queries_total": 0})
+        if self.auth_secret:  # the secret's slow KDF runs here, once, at start-up
+            # A fresh realm (the KDF's salt) per start: nothing computed against one run of the relay
+            # helps against the next; a client derives w again once after a restart (~0.1 s).
+            realm = auth_realm or f"tagio-relay-{self.random_bytes(8).hex()}"
+            self.auth = RelayAuth(self.auth_secret, realm, lim, clock, self.counters, self.warn)
 
     def connection_lost(self, conn) -> None:
         """Forget conn wherever it is known (registry, pairing); harmless when it was never there."""
         self.registry.remove(conn)
         self.pairing.drop(conn)
+        if self.auth is not None:
+            self.auth.lost(conn)
 
     # -- handlers (named in tagio.relay.connection.TRANSITIONS) --------------------------
     def on_hello(self, conn, message):
         conn.nonce = self.random_bytes(32)
-        return [Send(conn, m.Challenge(conn.nonce, 1 if self.auth_secret else 0))]
+        if self.auth is None:
+            return [Send(conn, m.Challenge(conn.nonce, 0))]
+        if message.software in m.LEGACY_SOFTWARE:  # it would answer with a proof a recording could crack
+            raise RelayError("protocol", "this private relay checks its relay secret with a newer, safer "
+                             "method: update TagIO on this machine")
+        return [Send(conn, self.auth.challenge(conn.nonce))]
 
     def on_register(self, conn, message):
         ip = conn.peer_addr[0]
@@ -143,9 +167,11 @@ class RelayLogic:
             raise RelayError("rate_limited", "too many registrations from your address; slow down")
         if not self.register_id_limiter.allow(message.client_id):
             raise RelayError("rate_limited", "too many registrations of this ID; slow down")
-        self._check_auth(conn, message)
         self._precheck_key(message)
         nonce = conn.nonce
+        if self.auth is not None:
+            self.auth.admit(conn, message)  # one guess at the secret, or "rate_limited"
+            return [Verify(conn, self.auth.job(nonce, message, check_ownership), message, Event.AUTH_CHECKED)]
         return [Verify(conn, lambda: check_ownership(nonce, message), message)]
 
     def on_reregister(self, conn, message):
@@ -163,19 +189,25 @@ class RelayLogic:
             raise IdentityError(problem)
         self.registry.bindings.check(message.client_id, message.public_key)
 
-    def _check_auth(self, conn, message):
-        if not self.auth_secret:
-            return
-        expected = m.auth_proof(self.auth_secret, conn.nonce, message.client_id)
-        if not hmac.compare_digest(expected, message.auth_proof):
-            self.counters["auth_failures_total"] += 1
-            raise RelayError("auth_failed", "this relay requires a secret and yours is missing or wrong")
-
     def on_verified(self, conn, outcome):
         """The signature check of `message` ended with `problem` ('' when it proved ownership)."""
         message, problem = outcome
         if problem:
             raise IdentityError(problem)
+        return self._registered(conn, message)
+
+    def on_auth_checked(self, conn, outcome):
+        """A private relay's worker job ended: AuthReply (pB), or the problem that ends the attempt."""
+        _message, result = outcome
+        return [Send(conn, self.auth.replied(conn, result))]
+
+    def on_auth_confirm(self, conn, message):
+        """The client's conf_a: right -> the relay's conf_b and Registered; wrong -> "auth_failed"."""
+        confirmation, register = self.auth.confirmed(conn, message.mac)
+        *others, registered = self._registered(conn, register)  # its last action sends Registered
+        return others + [Send(conn, Batch((confirmation, registered.message)))]
+
+    def _registered(self, conn, message):
         reg = Registration(message.client_id, message.public_key, conn, conn.peer_addr,
                            list(message.local_candidates), message.nat_hint)
         old = self.registry.add(reg)
