@@ -259,9 +259,6 @@ def main(argv=None, env=None, stdin=None) -> int:
                              state_file=settings["state_file"], limits=limits,
                              trusted_proxies=settings["trusted_proxies"])
         server.open()  # raises the descriptor limit first (tagio.relay.fdlimit)
-        if interactive:
-            for line in how_to_reach(settings, server.address[1]):
-                print(line, flush=True)
     except ConfigError as exc:
         print(f"tagio_relay_server: error: {exc}", file=sys.stderr)
         keep_console_open()  # a double-clicked exe: the error must not flash by (Windows)
@@ -271,6 +268,9 @@ def main(argv=None, env=None, stdin=None) -> int:
         return 1
     quick_edit_off()  # Windows: a click into the console must not freeze the relay
     install_signals(server)
+    if interactive:   # after the signals: a Ctrl+C from here on stops the relay, it cancels no setup
+        for line in how_to_reach(settings, server.address[1]):
+            print(line, flush=True)
     try:
         server.serve_forever()
     except Exception:  # serve_forever logged the reason; the operator gets that line, not a traceback

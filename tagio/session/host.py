@@ -375,7 +375,7 @@ class HostSession:
         screen = mon["screen"]
         band, band_h = win.notice_band(screen.buf, screen.width, screen.height, text)
         tiles = t.rects_tiles([(0, 0, screen.width, band_h)], screen.width, screen.height)
-        if not self._emit(now, [(band, 0, 0, screen.width, band_h, tiles)], [], screen, 0):
+        if not self._emit(now, [(band, 0, 0, screen.width, band_h, tiles, None)], [], screen, 0):
             return None
         return tiles
 
