@@ -179,6 +179,26 @@ class RecordLayerTest(unittest.TestCase):
 
 
 class SecureChannelTest(unittest.TestCase):
+    def test_close_returns_when_the_peer_reads_nothing(self):
+        """A full send buffer (a stuck peer) must not hold close() for ever: the CLOSE record gets
+        CLOSE_SEND_WAIT, then the stream is cut."""
+        from tagio.crypto import channel as channel_module
+        a, b = channel_pair()
+        self.addCleanup(b.close)
+        a.stream.sock.settimeout(None)              # a blocking socket, as in the product
+        a.stream.sock.setblocking(False)
+        try:
+            while True:                             # fill the kernel buffers: b never reads
+                a.stream.sock.send(b"\0" * 65536)
+        except BlockingIOError:
+            pass
+        a.stream.sock.setblocking(True)
+        started = time.monotonic()
+        a.close()
+        took = time.monotonic() - started
+        self.assertTrue(a.closed)
+        self.assertLess(took, channel_module.CLOSE_SEND_WAIT + 3.0)
+
     def test_path_is_copied(self):
         a, b = channel_pair(path="relay")
         self.assertEqual((a.path, b.path), ("relay", "relay"))

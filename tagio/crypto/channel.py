@@ -26,6 +26,8 @@ __all__ = ["SecureChannel", "MAX_MESSAGE", "MAX_RECORD"]
 
 RECV_CHUNK = 256 * 1024
 CLOSE_LOCK_WAIT = 1.0   # seconds close() waits for a busy sender before skipping the CLOSE record
+CLOSE_SEND_WAIT = 2.0   # seconds the CLOSE record may take to leave: a peer that reads nothing (its
+                        # buffers full) must not hold close() for ever; the stream is cut instead
 
 
 class SecureChannel:
@@ -103,7 +105,12 @@ class SecureChannel:
     def _send_close_record(self) -> None:
         if self._send_error is not None:
             return
+        watchdog = threading.Timer(CLOSE_SEND_WAIT, self.stream.close)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             self.stream.send(self._sealer.seal(b"", REC_CLOSE))
-        except (TransportError, SecureChannelError):
-            pass    # the peer is gone anyway; it will see truncation or has already left
+        except (TransportError, SecureChannelError, OSError):
+            pass    # the peer is gone or stuck; it will see truncation or has already left
+        finally:
+            watchdog.cancel()
