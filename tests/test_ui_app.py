@@ -330,7 +330,7 @@ class AppTest(UiCase):
                          (new_relay, "s3cret-relay", 24, 60))
         self.assertFalse(loaded.ask_before_accept)
         self.assertTrue(loaded.view_only)
-        self.assertEqual(len(loaded.permanent_secret or b""), 32)
+        self.assertEqual(len(loaded.permanent_verifier or b""), 97)   # SPAKE2+ w0 || L, not the secret
         with open(os.path.join(self.config_dir, "settings.json")) as f:
             self.assertNotIn("unattended-pw", f.read())
         # The relay changed, so the app registered again with a new Client on the new address.
@@ -347,7 +347,7 @@ class AppTest(UiCase):
         again.vars["clear_password"].set(True)
         again.vars["fps_cap"].set("12")
         self.assertTrue(again.save())
-        self.assertIsNone(Settings.load(self.config_dir).permanent_secret)
+        self.assertIsNone(Settings.load(self.config_dir).permanent_verifier)
         self.assertEqual(self.app.client.host_options["fps_cap"], 12)   # applies without a restart
 
     def test_accept_prompt_answers_the_core_thread(self):

@@ -7,12 +7,16 @@ at all is moved aside to `settings.json.bad` (nothing is lost) and defaults are 
 `save()` writes a temporary file with owner-only permissions and renames it over the old one, so a crash
 mid-write never leaves half a file.
 
-The permanent password is never stored: only `tagio.crypto.kdf.password_secret(password, host_id)`, the
-value the host handshake needs. Which relay to use is decided by `resolve_relay`: the `--relay` flag,
+The permanent password is never stored, nor anything that works as one: only its SPAKE2+ verifier
+(`tagio.crypto.kdf.permanent_verifier(password, host_id)`, w0 || L, RFC 9383), so a stolen settings file
+lets nobody in. Files from before kept a password-equivalent `permanent_secret`: it is dropped on load
+(a log line, and `warning` tells the user to set the permanent password again) and the file is rewritten
+without it. Which relay to use is decided by `resolve_relay`: the `--relay` flag,
 then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.
 """
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -21,6 +25,8 @@ from pathlib import Path
 
 from tagio import DEFAULT_RELAY
 from tagio.errors import ConfigError
+
+log = logging.getLogger("tagio.client")
 
 SETTINGS_FILE = "settings.json"
 MAX_FILE_BYTES = 64 * 1024          # a settings file is a few hundred bytes; refuse anything silly
@@ -127,12 +133,16 @@ def _relay(value):
     return str(value)
 
 
-def _hex_secret(value):
+def _verifier(value):
     if value is None:
         return None
+    from tagio.crypto.kdf import split_verifier
+    from tagio.errors import LocalProtocolError
     raw = bytes.fromhex(value)
-    if not 16 <= len(raw) <= 64:
-        raise ValueError("secret has a wrong length")
+    try:
+        split_verifier(raw)
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from None
     return raw
 
 
@@ -160,11 +170,17 @@ def _recent(value):
     return out
 
 
+# Fields of older files that are dropped on load, with what the user is told.
+RETIRED = {
+    "permanent_secret": "the permanent password must be set again (it is now stored in a form that "
+                        "cannot be used as the password)",
+}
+
 # field -> (validator applied to JSON values, default, to-JSON converter)
 FIELDS = {
     "relay": (_relay, None, None),
     "relay_secret": (_text_or_none, None, None),
-    "permanent_secret": (_hex_secret, None, lambda v: None if v is None else v.hex()),
+    "permanent_verifier": (_verifier, None, lambda v: None if v is None else v.hex()),
     "ask_before_accept": (_bool, True, None),
     "fps_cap": (_int_range(1, 60), 30, None),
     "quality": (_int_range(10, 95), 75, None),
@@ -198,7 +214,22 @@ class Settings:
         data = settings._read_json()
         if data is not None:
             settings._apply(data)
+            settings._retire(data)
         return settings
+
+    def _retire(self, data):
+        """Drop fields of older files; one that held a secret is erased from the disk at once."""
+        retired = [name for name in RETIRED if data.get(name) is not None]
+        if not retired:
+            return
+        for name in retired:
+            log.warning("settings: dropped the old %s: %s", name, RETIRED[name])
+        notes = [RETIRED[name] for name in retired] + ([self.warning] if self.warning else [])
+        self.warning = "; ".join(notes)
+        try:
+            self.save()
+        except ConfigError as exc:
+            log.warning("%s", exc)
 
     def _read_json(self):
         try:
@@ -271,14 +302,16 @@ class Settings:
     # ------------------------------------------------------------ helpers used by the UI and the CLI
 
     def set_permanent_password(self, password, host_id) -> None:
-        """Store the derived secret of `password` (None or "" clears it). The password is not kept."""
+        """Store the SPAKE2+ verifier of `password` (None or "" clears it); the password and its
+        scrypt secret are not kept. Raises ConfigError for a password that is too short or long,
+        or that looks like a one-time password."""
         if not password:
-            self.permanent_secret = None
+            self.permanent_verifier = None
             return
         if len(password) < 6 or len(password) > MAX_TEXT:
             raise ConfigError("a permanent password needs 6 to 256 characters")
-        from tagio.crypto.kdf import password_secret   # imported late: scrypt is only needed here
-        self.permanent_secret = password_secret(password, host_id)
+        from tagio.crypto.kdf import permanent_verifier   # imported late: scrypt is only needed here
+        self.permanent_verifier = permanent_verifier(password, host_id)
 
     def add_recent(self, partner_id) -> None:
         """Move partner_id to the front of the recent list, keeping at most MAX_RECENT."""
@@ -287,7 +320,7 @@ class Settings:
 
     def __repr__(self):
         # Never show secrets, not even in a debugger or a log line that formats the object.
-        shown = {k: v for k, v in self.to_json().items() if k not in ("relay_secret", "permanent_secret")}
+        shown = {k: v for k, v in self.to_json().items() if k not in ("relay_secret", "permanent_verifier")}
         return f"Settings({self.config_dir}, {shown})"
 
 
