@@ -25,6 +25,8 @@ COPY tagio_relay_server.py ./
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin tagio \
     && mkdir -p /data && chown tagio /data
 USER tagio
+# The bindings must outlive the container: mount a volume here (docker run -v tagio-relay-data:/data).
+VOLUME ["/data"]
 
 EXPOSE 10000/tcp 10000/udp
 

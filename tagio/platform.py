@@ -12,11 +12,15 @@ or not. Instead of scattering `sys.platform` checks, callers use these helpers:
 - `show_fatal_error(title, text)`: a Tk message box when there is no console to read an error in.
 - `kill_signal()`: SIGKILL where it exists, else SIGTERM (Windows has no SIGKILL).
 - `restrict_to_owner(path)`: chmod 600 on POSIX; on Windows the per-user %APPDATA% already is.
+- `atomic_write(path, data, mode=0o600)`: the one way TagIO writes a file it must not lose (settings,
+  identity key, relay bindings): a temporary file in the same folder, fsync, then os.replace, so a
+  crash leaves the old file or the new one, never half of one.
 """
 
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 WINDOWS = sys.platform == "win32"
@@ -43,6 +47,32 @@ def restrict_to_owner(path) -> None:
         os.chmod(path, 0o600)
     except OSError:
         pass
+
+
+def atomic_write(path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` atomically, creating its folder; the file gets `mode` (POSIX).
+
+    The temporary file has a unique name (two writers never share it) and is created owner-only,
+    so a secret is never readable by others, not even for a moment. Raises OSError; the temporary
+    file is removed on any failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if not WINDOWS:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def prepare_std_streams(config_dir, argv=(), *, attach=None) -> str:

@@ -31,11 +31,12 @@ from tagio.relay.server import RelayServer
 
 ROOT = Path(__file__).resolve().parent.parent
 _SERVER_OPTIONS = {"auth_secret", "ssl_context", "state_file", "public_ip", "clock", "wall_clock", "bind",
-                   "workers"}
+                   "workers", "trusted_proxies"}
 
 
 TEST_LIMITS = {"register_burst": 1000.0, "register_rate": 1000.0, "connect_burst": 1000.0,
-               "connect_rate": 1000.0, "max_conns_per_ip": 1000}
+               "connect_rate": 1000.0, "max_conns_per_ip": 1000, "register_id_burst": 1000.0,
+               "register_id_rate": 1000.0, "connect_target_burst": 1000.0, "connect_target_rate": 1000.0}
 
 
 class RelayHandle:
@@ -69,14 +70,21 @@ def start_relay(**options) -> RelayHandle:
     return RelayHandle(server)
 
 
-def run_relay_process(*args, env=None, timeout=10.0):
-    """Start the relay CLI as a subprocess; returns (proc, (host, port)) after its listening line."""
+def run_relay_process(*args, env=None, timeout=10.0, max_fds=None):
+    """Start the relay CLI as a subprocess; returns (proc, (host, port)) after its listening line.
+
+    max_fds: the child's RLIMIT_NOFILE, soft and hard (so the relay cannot raise it).
+    """
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     if "TAGIO_RELAY_STATE" not in (env or {}) and "--state-file" not in args:
         full_env["TAGIO_RELAY_STATE"] = ""  # bindings in memory: nothing left behind on disk
+
+    def limit_fds():
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
     proc = subprocess.Popen([sys.executable, str(ROOT / "tagio_relay_server.py"), *args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=full_env, cwd=str(ROOT), text=True)
+                            env=full_env, cwd=str(ROOT), text=True, preexec_fn=limit_fds if max_fds else None)
     lines = []
     for line in proc.stdout:
         lines.append(line)

@@ -17,10 +17,10 @@ import unittest
 from tagio.crypto import handshake as crypto_handshake
 from tagio.crypto import kdf
 from tagio.crypto.identity import Identity
-from tagio.errors import AuthError, RemoteProtocolError, TransportError, WrongPasswordError
+from tagio.errors import AuthError, TransportError, WrongPasswordError
 from tagio.net.connect import DirectListener, establish, lan_host_peer, lan_viewer_peer
 from tagio.net import listener as listener_module
-from tagio.net.listener import Preamble, decode_preamble, encode_preamble
+from tagio.protocol.direct import encode_preamble
 from tagio.net.relay_client import RelayClient
 from tests.relay_fixture import start_relay
 from tests.waiting import wait_until
@@ -66,27 +66,6 @@ def dead_address():
     address = closed.getsockname()
     closed.close()
     return address
-
-
-class PreambleTest(unittest.TestCase):
-    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
-
-    def test_round_trips(self):
-        sid, tag = os.urandom(16), os.urandom(16)
-        self.assertEqual(decode_preamble(encode_preamble(sid, tag)), Preamble(sid, tag))
-        lan = encode_preamble(sid, tag, "123456789")
-        self.assertEqual(decode_preamble(lan), Preamble(sid, tag, "123456789"))
-        self.assertEqual(len(encode_preamble(sid, tag)), 37)
-        self.assertEqual(len(lan), 46)
-
-    def test_garbage_rejected(self):
-        sid, tag = os.urandom(16), os.urandom(16)
-        good = encode_preamble(sid, tag)
-        bad = [b"", b"GET / HTTP/1.1\r\n\r\n" + b"x" * 18, b"TGDT\x02" + b"\0" * 32, good[:-1], good + b"x",
-               encode_preamble(sid, tag, "12345678x")]
-        for raw in bad:
-            with self.assertRaises(RemoteProtocolError, msg=raw):
-                decode_preamble(raw)
 
 
 class ListenerTest(unittest.TestCase):

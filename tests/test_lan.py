@@ -1,5 +1,6 @@
-"""LAN discovery: codec, peer table, announce/browse/query over loopback broadcast,
-and real broadcast between two network namespaces."""
+"""LAN discovery: peer table, announce/browse/query over loopback broadcast,
+and real broadcast between two network namespaces. The datagram codec's tests are in
+test_protocol_lan.py."""
 
 import json
 import os
@@ -10,9 +11,8 @@ import tempfile
 import time
 import unittest
 
-from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.net import lan
-from tagio.net.lan import Announcement, LanService, PeerTable, Query, decode, encode_announcement, encode_query
+from tagio.net.lan import Announcement, LanService, PeerTable, decode, encode_query
 from tests import netlab
 
 LOOPBACK_BROADCAST = "127.255.255.255"
@@ -24,29 +24,6 @@ def free_udp_port():
     port = sock.getsockname()[1]
     sock.close()
     return port
-
-
-class CodecTest(unittest.TestCase):
-    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
-
-    def test_round_trip_and_golden_bytes(self):
-        datagram = encode_announcement("123456789", 0x1234)
-        self.assertEqual(datagram, b"TGLA\x01123456789\x12\x34")
-        self.assertEqual(decode(datagram), Announcement("123456789", 0x1234))
-        self.assertEqual(decode(encode_query(b"abcd")), Query(b"abcd"))
-        self.assertEqual(encode_query(b"abcd"), b"TGLQ\x01abcd")
-
-    def test_garbage_rejected(self):
-        good = encode_announcement("123456789", 80)
-        for raw in (b"", good[:-1], good + b"x", b"TGLA\x02" + good[5:], b"TGLA\x01" + b"12345678x" + good[-2:],
-                    good[:-2] + b"\0\0", b"TGLA\x01012345678\x00\x50", os.urandom(16)):
-            with self.assertRaises(RemoteProtocolError):
-                decode(raw)
-
-    def test_refuses_to_encode_nonsense(self):
-        for client_id, port in (("12345", 80), ("123456789", 0), ("123456789", 70000)):
-            with self.assertRaises(LocalProtocolError):
-                encode_announcement(client_id, port)
 
 
 class PeerTableTest(unittest.TestCase):

@@ -43,6 +43,15 @@ class SettingsTest(unittest.TestCase):
                        {"PORT": "10000", "AUTH_SECRET": "env", "PUBLIC_IP": "5.6.7.8"})
         self.assertEqual((s["bind"], s["auth"], s["public_ip"]), (("127.0.0.1", 7000), "flag", "1.2.3.4"))
 
+    def test_trusted_proxy_flag_and_environment(self):
+        self.assertEqual(self.parse([], {})["trusted_proxies"], frozenset())
+        self.assertEqual(self.parse([], {"TRUSTED_PROXY": "10.0.0.1, ::1"})["trusted_proxies"],
+                         frozenset({"10.0.0.1", "::1"}))
+        self.assertEqual(self.parse(["--trusted-proxy", "127.0.0.1"], {"TRUSTED_PROXY": "10.0.0.1"})["trusted_proxies"],
+                         frozenset({"127.0.0.1"}))
+        with self.assertRaisesRegex(ConfigError, "bad --trusted-proxy"):
+            self.parse(["--trusted-proxy", "proxy.example"], {})
+
     def test_state_file_choice(self):
         self.assertEqual(self.parse(["--state-file", "x.json"], {})["state_file"], "x.json")
         self.assertEqual(self.parse([], {"TAGIO_RELAY_STATE": "y.json"})["state_file"], "y.json")

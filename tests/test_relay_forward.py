@@ -1,10 +1,19 @@
-"""tagio.relay.forward: the forwarder's pair limit and its shutdown, on real socket pairs."""
+"""tagio.relay.forward: the forwarder's pair limit and its shutdown, on real socket pairs; and the
+kernel memory a stalled relayed pair may hold, through a real relay on 127.0.0.1."""
 
+import fcntl
 import socket
+import termios
+import time
 import unittest
 
+from tagio.crypto.identity import Identity
+from tagio.net.relay_client import RelayClient
+
 from tagio.relay.forward import Forwarder, Pair
-from tests.relay_fixture import wait_for
+from tests.relay_fixture import relayed_streams, start_relay, wait_for
+
+SIOCOUTQ = termios.TIOCOUTQ  # bytes not yet acknowledged by the peer, on a TCP socket (Linux)
 
 
 
@@ -63,6 +72,37 @@ class ForwarderLimitTest(unittest.TestCase):
         fwd.add(queued)
         fwd.close()
         self.assertTrue(queued.closed)
+
+
+
+def queued(sock, request) -> int:
+    return int.from_bytes(fcntl.ioctl(sock.fileno(), request, bytes(4)), "little")
+
+
+class StalledPairMemoryTest(unittest.TestCase):
+    """A receiver that stops reading: the relay's sockets hold a bounded amount, not what autotuning allows."""
+
+    def test_a_stalled_pair_holds_bounded_kernel_buffers(self):
+        with start_relay() as relay:
+            viewer, host = (RelayClient(relay.address, Identity.generate()) for _ in range(2))
+            for c in (viewer, host):
+                c.connect()
+                self.addCleanup(c.close)
+            v, _h = relayed_streams(self, viewer, host)  # the host never reads
+            self.assertTrue(wait_for(lambda: relay.server.forwarder.active == 1))
+            pair = next(iter(relay.server.forwarder._pairs))
+            v.sock.setblocking(False)
+            chunk, stuck_since = bytes(1 << 16), None
+            while stuck_since is None or time.monotonic() - stuck_since < 1.0:  # until nothing moves for 1 s
+                try:
+                    v.sock.send(chunk)
+                    stuck_since = None
+                except BlockingIOError:
+                    stuck_since = stuck_since or time.monotonic()
+                    time.sleep(0.01)
+            src, dst = (pair.a, pair.b) if pair.a.getpeername() == v.sock.getsockname() else (pair.b, pair.a)
+            held = queued(src, termios.FIONREAD) + queued(dst, SIOCOUTQ)  # viewer -> relay -> host
+            self.assertLessEqual(held, 2 * 1024 * 1024, f"the relay's sockets hold {held} bytes of one stalled pair")
 
 
 if __name__ == "__main__":

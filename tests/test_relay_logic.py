@@ -1,4 +1,4 @@
-"""Relay logic without sockets: rate limiter, pairing, registry/bindings, the message state table."""
+"""Relay logic without sockets: rate limiter, pairing, registry/bindings, the connection state table."""
 
 import json
 import os
@@ -7,9 +7,13 @@ import unittest
 from pathlib import Path
 
 from tagio.crypto.identity import Identity
-from tagio.errors import ConfigError, IdentityError, RelayError, RemoteProtocolError
+from tagio.errors import ConfigError, IdentityError, LocalProtocolError, RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import relay as m
-from tagio.relay.logic import ConnState, Limits, RelayLogic, check_ownership, error_code
+from tagio.relay import connection
+from tagio.relay import events as ev
+from tagio.relay.connection import ConnState, State
+from tagio.relay.events import Event
+from tagio.relay.logic import Limits, RelayLogic, check_ownership, error_code
 from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
@@ -46,6 +50,43 @@ class RecordingConn:
 
     def start_relay(self, partner):
         self.partner = partner
+
+
+class Recorder:
+    """The I/O layer for RecordingConns: carries out the machine's actions by recording them.
+
+    Signature checks run inline unless a test replaces `offload(fn, done)`.
+    """
+
+    def __init__(self, logic):
+        self.logic = logic
+        self.offload = lambda fn, done: done(fn())
+
+    def handle(self, conn, message):
+        """Deliver one message; a TagioError reaches the caller (the server would report it)."""
+        self.carry(connection.deliver(self.logic, conn, message))
+
+    def fire(self, conn, event, payload=None):
+        try:
+            self.carry(connection.fire(self.logic, conn, event, payload))
+        except TagioError as exc:
+            conn.failed = exc
+
+    def carry(self, actions):
+        for action in actions:
+            self.CARRY[type(action)](self, action)
+
+    def _verify(self, a):
+        self.offload(a.check, lambda problem: self.fire(a.conn, Event.VERIFIED, (a.message, problem)))
+
+    CARRY = {
+        ev.Send: lambda self, a: a.conn.send(a.message),
+        ev.Linger: lambda self, a: a.conn.close("linger"),
+        ev.Fail: lambda self, a: a.conn.fail(a.exc),
+        ev.Relay: lambda self, a: a.conn.start_relay(a.partner),
+        ev.Fire: lambda self, a: self.fire(a.conn, a.event, a.payload),
+        ev.Verify: _verify,
+    }
 
 
 class RateLimiterTest(unittest.TestCase):
@@ -86,7 +127,7 @@ class RandomPoolTest(unittest.TestCase):
         logic = RelayLogic(Limits())
         logic.random_bytes = lambda n: b"N" * n
         conn = RecordingConn()
-        logic.handle(conn, m.Hello())
+        Recorder(logic).handle(conn, m.Hello())
         self.assertEqual(conn.sent[0].nonce, b"N" * 32)
 
 
@@ -216,11 +257,12 @@ class LogicTest(unittest.TestCase):
         self.clock = FakeClock()
         self.logic = RelayLogic(Limits(register_burst=3, connect_burst=2), clock=self.clock,
                                 wall_clock=lambda: 1_700_000_000.0)
+        self.io = Recorder(self.logic)
 
     def register(self, identity, ip="203.0.113.1"):
         conn = RecordingConn(ip)
-        self.logic.handle(conn, m.Hello())
-        self.logic.handle(conn, register_message(identity, conn.nonce))
+        self.io.handle(conn, m.Hello())
+        self.io.handle(conn, register_message(identity, conn.nonce))
         return conn
 
     def test_register_flow(self):
@@ -235,9 +277,9 @@ class LogicTest(unittest.TestCase):
     def test_unexpected_message_for_state(self):
         conn = RecordingConn()
         with self.assertRaisesRegex(RemoteProtocolError, "unexpected ConnectRequest in state new"):
-            self.logic.handle(conn, m.ConnectRequest("123456789", bytes(16)))
+            self.io.handle(conn, m.ConnectRequest("123456789", bytes(16)))
         with self.assertRaisesRegex(RemoteProtocolError, "unexpected Register"):
-            self.logic.handle(conn, m.Register("1", bytes(32), bytes(64)))
+            self.io.handle(conn, m.Register("1", bytes(32), bytes(64)))
 
     def test_ownership_checks(self):
         owner, other = Identity.generate(), Identity.generate()
@@ -257,27 +299,27 @@ class LogicTest(unittest.TestCase):
         # As if a colliding key had taken squatted.id first (IDs keep only 30 bits of the key's hash).
         self.logic.registry.bindings.bind(squatted.id, owner.public_key)
         checks = []
-        self.logic.offload = lambda fn, done: checks.append(fn)
+        self.io.offload = lambda fn, done: checks.append(fn)
         cases = [(squatted, squatted.id, "belongs to a different key"), (other, owner.id, "does not belong")]
         for key_of, claimed, reason in cases:
             conn = RecordingConn("203.0.113.9")
-            self.logic.handle(conn, m.Hello())
+            self.io.handle(conn, m.Hello())
             msg = register_message(key_of, conn.nonce)
             msg.client_id = claimed
             with self.assertRaisesRegex(IdentityError, reason):
-                self.logic.handle(conn, msg)
+                self.io.handle(conn, msg)
         self.assertEqual(checks, [])  # no signature check was even queued
         conn = RecordingConn("203.0.113.9")
-        self.logic.handle(conn, m.Hello())
-        self.logic.handle(conn, register_message(other, conn.nonce))
+        self.io.handle(conn, m.Hello())
+        self.io.handle(conn, register_message(other, conn.nonce))
         self.assertEqual(len(checks), 1)  # a plausible Register still gets its check
 
     def test_failed_ownership_fails_connection(self):
         owner = Identity.generate()
         conn = RecordingConn()
-        self.logic.handle(conn, m.Hello())
+        self.io.handle(conn, m.Hello())
         msg = register_message(owner, os.urandom(32))  # signed over the wrong nonce
-        self.logic.handle(conn, msg)
+        self.io.handle(conn, msg)
         self.assertIsInstance(conn.failed, IdentityError)
         self.assertEqual(error_code(conn.failed), "identity")
         self.assertIsNone(self.logic.registry.get(owner.id))
@@ -292,42 +334,43 @@ class LogicTest(unittest.TestCase):
 
     def test_auth_secret(self):
         logic = RelayLogic(auth_secret="s3cret", clock=self.clock)
+        io = Recorder(logic)
         ident = Identity.generate()
         conn = RecordingConn()
-        logic.handle(conn, m.Hello())
+        io.handle(conn, m.Hello())
         self.assertEqual(conn.sent[0].auth_required, 1)
         with self.assertRaises(RelayError) as ctx:
-            logic.handle(conn, register_message(ident, conn.nonce, secret="wrong"))
+            io.handle(conn, register_message(ident, conn.nonce, secret="wrong"))
         self.assertEqual(ctx.exception.code, "auth_failed")
         self.assertNotIn(ident.id, ctx.exception.text)  # no information about IDs
         good = RecordingConn()
-        logic.handle(good, m.Hello())
-        logic.handle(good, register_message(ident, good.nonce, secret="s3cret"))
+        io.handle(good, m.Hello())
+        io.handle(good, register_message(ident, good.nonce, secret="s3cret"))
         self.assertEqual(good.state, ConnState.REGISTERED)
 
     def test_rendezvous_and_pairing(self):
         viewer_id, host_id = Identity.generate(), Identity.generate()
         viewer, host = self.register(viewer_id), self.register(host_id, ip="198.51.100.2")
         sid = os.urandom(16)
-        self.logic.handle(viewer, m.ConnectRequest(host_id.id, sid))
+        self.io.handle(viewer, m.ConnectRequest(host_id.id, sid))
         v_info, h_info = viewer.sent[-1], host.sent[-1]
         self.assertEqual((v_info.role, h_info.role), ("viewer", "host"))
         self.assertEqual(v_info.peer_public_addr, host.peer_addr)
         self.assertEqual(v_info.relay_token, h_info.relay_token)
         a, b = RecordingConn(), RecordingConn()
-        self.logic.handle(a, m.RelayBind(v_info.relay_token))
+        self.io.handle(a, m.RelayBind(v_info.relay_token))
         self.assertEqual(a.state, ConnState.BINDING)
-        self.logic.handle(b, m.RelayBind(v_info.relay_token))
+        self.io.handle(b, m.RelayBind(v_info.relay_token))
         self.assertIs(b.partner, a)
         self.assertEqual((a.state, b.state), (ConnState.RELAYING, ConnState.RELAYING))
 
     def test_connect_errors_keep_connection(self):
         viewer = self.register(Identity.generate())
         sid = os.urandom(16)
-        self.logic.handle(viewer, m.ConnectRequest("111111111", sid))
+        self.io.handle(viewer, m.ConnectRequest("111111111", sid))
         self.assertEqual((viewer.sent[-1].code, viewer.sent[-1].ref), ("unknown_id", sid))
-        self.logic.handle(viewer, m.ConnectRequest("111111111", sid))
-        self.logic.handle(viewer, m.ConnectRequest("111111111", sid))
+        self.io.handle(viewer, m.ConnectRequest("111111111", sid))
+        self.io.handle(viewer, m.ConnectRequest("111111111", sid))
         self.assertEqual(viewer.sent[-1].code, "rate_limited")
         self.assertIsNone(viewer.failed)
 
@@ -335,7 +378,7 @@ class LogicTest(unittest.TestCase):
         viewer, host = self.register(Identity.generate()), self.register(Identity.generate(), ip="198.51.100.2")
         self.logic.pairing.max_tokens = 0  # as if 100 000 rendezvous were pending
         sid = os.urandom(16)
-        self.logic.handle(viewer, m.ConnectRequest(self.logic.registry.for_conn(host).client_id, sid))
+        self.io.handle(viewer, m.ConnectRequest(self.logic.registry.for_conn(host).client_id, sid))
         self.assertEqual((viewer.sent[-1].code, viewer.sent[-1].ref), ("busy", sid))
         self.assertIsNone(viewer.failed)
         self.assertEqual(viewer.state, ConnState.REGISTERED)
@@ -344,10 +387,10 @@ class LogicTest(unittest.TestCase):
     def test_tick_expires_silent_clients(self):
         conn = self.register(Identity.generate())
         self.clock.now += 59
-        self.logic.tick()
+        self.io.carry(self.logic.tick())
         self.assertIsNone(conn.failed)
         self.clock.now += 2
-        self.logic.tick()
+        self.io.carry(self.logic.tick())
         self.assertEqual(conn.failed.code, "timeout")
         self.assertEqual(len(self.logic.registry), 0)
 
@@ -369,14 +412,63 @@ class LogicTest(unittest.TestCase):
         self.assertLessEqual(len(reply.encode()), len(smallest.encode()))
 
 
+class ConnectionTableTest(unittest.TestCase):
+    """The one transition table of a relay connection (tagio.relay.connection)."""
+
+    def setUp(self):
+        self.logic = RelayLogic(Limits(), clock=FakeClock())
+        self.io = Recorder(self.logic)
+
+    def test_a_missing_internal_pair_is_our_bug(self):
+        conn = RecordingConn()
+        with self.assertRaisesRegex(LocalProtocolError, "no transition for PAIRED in state new"):
+            connection.fire(self.logic, conn, Event.PAIRED)
+        self.assertIs(conn.state, State.NEW)
+
+    def test_a_handler_that_raises_leaves_the_state(self):
+        conn = RecordingConn()
+        conn.state = State.VERIFYING
+        with self.assertRaises(IdentityError):
+            connection.fire(self.logic, conn, Event.VERIFIED, (None, "bad signature"))
+        self.assertIs(conn.state, State.VERIFYING)
+
+    def test_every_state_is_reached_and_every_handler_returns_a_list(self):
+        targets = {next_state for _handler, next_state in connection.TRANSITIONS.values()}
+        self.assertEqual(targets | {State.SNIFF}, set(State))
+        conn = RecordingConn()
+        conn.state = State.LINGER
+        self.assertEqual(connection.fire(self.logic, conn, Event.FAIL, RelayError("x", "late")), [])
+
+    def test_a_replaced_registration_lingers_with_its_reason(self):
+        ident = Identity.generate()
+        first, second = RecordingConn(), RecordingConn()
+        for conn in (first, second):
+            self.io.handle(conn, m.Hello())
+            self.io.handle(conn, register_message(ident, conn.nonce))
+        self.assertIs(first.state, State.LINGER)
+        self.assertEqual((first.sent[-1].code, first.closed), ("replaced", "linger"))
+        self.assertIs(self.logic.registry.for_conn(second).conn, second)
+
+    def test_bye_and_a_late_signature_check(self):
+        conn = RecordingConn()
+        checks = []
+        self.io.offload = lambda fn, done: checks.append(done)
+        self.io.handle(conn, m.Hello())
+        self.io.handle(conn, register_message(Identity.generate(), conn.nonce))
+        self.io.handle(conn, m.Bye("going"))
+        checks[0]("")  # the check ends after the client left: nothing happens
+        self.assertEqual((conn.state, conn.failed), (State.LINGER, None))
+        self.assertEqual(len(self.logic.registry), 0)
+
+
 class SniffTest(unittest.TestCase):
     def test_classify_first_bytes(self):
-        from tagio.relay.conn import Phase, classify, is_tls_client_hello
+        from tagio.relay.conn import classify, is_tls_client_hello
         self.assertIsNone(classify(b"TG"))
         self.assertIsNone(classify(b"GE"))
-        self.assertIs(classify(b"TGIO\x01"), Phase.FRAMES)
-        self.assertIs(classify(b"GET /health HTTP/1.1"), Phase.HTTP)
-        self.assertIs(classify(b"HEAD / HTTP/1.0"), Phase.HTTP)
+        self.assertIs(classify(b"TGIO\x01"), Event.FRAMES)
+        self.assertIs(classify(b"GET /health HTTP/1.1"), Event.HTTP)
+        self.assertIs(classify(b"HEAD / HTTP/1.0"), Event.HTTP)
         with self.assertRaisesRegex(RemoteProtocolError, "bad magic"):
             classify(b"SSH-2.0-OpenSSH")
         with self.assertRaises(RemoteProtocolError):

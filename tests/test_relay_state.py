@@ -4,7 +4,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 import unittest
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
 from tagio.relay.workers import Workers
 from tests.relay_fixture import start_relay, wait_for
+from tests.test_relay import FakeClock
 
 
 
@@ -123,16 +123,25 @@ class CoalescedStateTest(unittest.TestCase):
         bindings.save = counting
         return saves
 
+    def tick(self, relay, clock):
+        """Move the relay's clock one timer period on and wait until its loop has run that tick."""
+        done = relay.server.ticks + 1
+        clock.advance(1.0)
+        self.assertTrue(wait_for(lambda: relay.server.ticks >= done), "the relay loop did not tick")
+
     def test_a_burst_of_new_ids_is_one_write_per_interval_and_survives_a_restart(self):
         idents = [Identity.generate() for _ in range(6)]
-        relay = start_relay(state_file=self.state, state_save_interval=3600.0)
+        clock = FakeClock()
+        relay = start_relay(state_file=self.state, state_save_interval=3600.0, clock=clock)
         try:
             saves = self.count_saves(relay)
             self.register(relay, idents[0])
+            self.tick(relay, clock)
             self.assertTrue(wait_for(lambda: self.state.exists()), "the first new ID is written at the next tick")
             for ident in idents[1:]:
                 self.register(relay, ident)
-            time.sleep(2.5)  # two more ticks: the interval has not passed, nothing is rewritten
+            for _ in range(2):  # two more ticks: the interval has not passed, nothing is rewritten
+                self.tick(relay, clock)
             self.assertEqual(saves, [1])
             on_disk = json.loads(self.state.read_text())["bindings"]
             self.assertEqual(list(on_disk), [idents[0].id])

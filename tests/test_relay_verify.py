@@ -109,6 +109,38 @@ class SameDecisionTest(unittest.TestCase):
             fast._decode = saved
 
 
+class SmallOrderTest(unittest.TestCase):
+    """is_small_order: exactly the keys P with [8]P = identity, with or without the point decoder."""
+
+    def torsion_encodings(self):
+        found = set()
+        for value in fast._SMALL_ORDER:
+            for sign in (0, 0x80):
+                data = value[:31] + bytes([value[31] | sign])
+                point = _decodes(data)
+                if point is not None and point.double().double().double().is_point_at_infinity():
+                    found.add(data)
+        return found
+
+    def test_torsion_points_are_small_and_real_keys_are_not(self):
+        torsion = self.torsion_encodings()
+        self.assertGreaterEqual(len(torsion), 8)  # all 8 points of the torsion subgroup, some in two encodings
+        for data in torsion:
+            self.assertTrue(fast.is_small_order(data), data.hex())
+        for _ in range(20):
+            self.assertFalse(fast.is_small_order(Identity.generate().public_key))
+
+    def test_the_fallback_list_agrees(self):
+        saved = fast._decode
+        fast._decode = None
+        try:
+            for data in self.torsion_encodings():
+                self.assertTrue(fast.is_small_order(data), data.hex())
+            self.assertFalse(fast.is_small_order(Identity.generate().public_key))
+        finally:
+            fast._decode = saved
+
+
 def _decodes(data):
     try:
         return decode(data)

@@ -186,8 +186,8 @@ class WebSocketAbuseTest(unittest.TestCase):
         sock.connect(self.relay.address)
         WsSocket.upgrade(sock, "127.0.0.1", self.relay.address[1], "/tagio")
         server = self.relay.server
-        self.assertTrue(wait_for(lambda: len(server._conns) == 1))
-        conn = list(server._conns.values())[0]
+        self.assertTrue(wait_for(lambda: len(server.conns) == 1))
+        conn = list(server.conns.values())[0]
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the kernel fills up soon
         burst = ws_frame(bytes(125), mask=True, opcode=OP_PING) * 200
         try:

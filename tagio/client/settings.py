@@ -20,11 +20,12 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from tagio import DEFAULT_RELAY
 from tagio.errors import ConfigError
+from tagio.platform import atomic_write
+from tagio.protocol.address import RelayTarget, format_address, parse_address, parse_relay  # noqa: F401
 
 log = logging.getLogger("tagio.client")
 
@@ -49,59 +50,6 @@ def default_config_dir(environ=None) -> Path:
         return Path(environ["APPDATA"]) / "TagIO"
     base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "tagio"
-
-
-def parse_address(text, default_port=DEFAULT_PORT, min_port=1) -> tuple:
-    """'host:port', '[::1]:port' or 'host' -> (host, port); raise ConfigError when unusable.
-    min_port=0 allows port 0 ("any free port") for addresses we bind to."""
-    text = str(text).strip()
-    if not text or len(text) > MAX_TEXT:
-        raise ConfigError(f"not a relay address: {text[:40]!r} (expected HOST:PORT)")
-    host, port = text, str(default_port)
-    if text.startswith("["):                      # [v6]:port
-        end = text.find("]")
-        if end < 0:
-            raise ConfigError(f"not a relay address: {text!r} (missing ']')")
-        host, rest = text[1:end], text[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ConfigError(f"not a relay address: {text!r}")
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not host or not port.isdigit() or not min_port <= int(port) < 65536:
-        raise ConfigError(f"not a relay address: {text!r} (expected HOST:PORT, port 1-65535)")
-    return host, int(port)
-
-
-def format_address(address) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-@dataclass(frozen=True)
-class RelayTarget:
-    """A parsed relay address: where, and how (raw TCP, TLS, WebSocket through an HTTPS front end)."""
-    address: tuple
-    tls: bool = False
-    websocket: bool = False
-    ws_path: str = "/tagio"
-
-
-def parse_relay(text) -> RelayTarget:
-    """'host:port' or 'scheme://host[:port][/path]' (tagio, tls, ws, wss) -> RelayTarget.
-    Raises ConfigError. A bare host:port is raw TCP, as before."""
-    text = str(text).strip()
-    if "://" not in text:
-        return RelayTarget(parse_address(text))
-    if len(text) > MAX_TEXT:
-        raise ConfigError("relay address too long")
-    from tagio.net.relay_client import parse_relay_url    # the relay client owns the URL forms
-    address, tls, websocket, ws_path = parse_relay_url(text)
-    host, port = address
-    if not host or not 0 < port < 65536:
-        raise ConfigError(f"not a relay address: {text!r}")
-    return RelayTarget(address, tls, websocket, ws_path)
 
 
 def resolve_relay_text(flag=None, settings=None, environ=None) -> str:
@@ -280,23 +228,15 @@ class Settings:
 
     def save(self) -> None:
         """Write atomically (temp file + rename), owner-only. Raises ConfigError on failure."""
-        tmp = self.path.with_name(f".{SETTINGS_FILE}.{os.getpid()}.tmp")
         with _SAVE_LOCK:
-            self._write(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", tmp)
+            self._write(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
 
-    def _write(self, text, tmp):
+    def _write(self, text):
         try:
             self.config_dir.mkdir(parents=True, exist_ok=True)
             _restrict(self.config_dir, 0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            _restrict(tmp, 0o600)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, text.encode("utf-8"), 0o600)
         except OSError as exc:
-            _unlink_quietly(tmp)
             raise ConfigError(f"cannot save settings {self.path}: {exc.strerror or exc}") from exc
 
     # ------------------------------------------------------------ helpers used by the UI and the CLI
@@ -331,9 +271,3 @@ def _restrict(path, mode):
         except OSError:
             pass
 
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -134,6 +134,9 @@ RELAY_CODES = {
                                    "from this address.", "Close other TagIO windows here, or try "
                                    "again later."),
     "timeout": _relay("timeout", "The relay stopped waiting for this desk.", "Try again."),
+    "replaced": _relay("replaced", "This desk's ID signed in to the relay from another place, so "
+                                   "this connection was closed.", "Close TagIO on the other "
+                                   "machine that uses this settings folder, then try again."),
     "unpaired": _relay("unpaired", "{Desk} never joined the relayed connection.", "Try again."),
     "unknown_token": _relay("unknown_token", "The relayed connection expired before it opened.", "Try again."),
     "too_early": _relay("too_early", "The relay did not understand this desk (a protocol error).",

@@ -21,7 +21,8 @@ matched. FINISHED is a MAC only the real host can make; it tells the viewer
 the host accepted, so both sides return a channel only on mutual success.
 
 Every message is a frame `type (1) || length (2) || payload` with exact,
-per-type payload sizes (at most MAX_PAYLOAD); the whole handshake must end
+per-type payload sizes (at most MAX_PAYLOAD), encoded and decoded by
+tagio.protocol.handshake (the byte layout lives there); the whole handshake must end
 within `timeout` seconds (a watchdog closes the stream otherwise). On any
 failure the stream is closed and one TagioError is raised:
 WrongPasswordError, RemoteProtocolError (malformed message or point),
@@ -33,7 +34,6 @@ import hashlib
 import hmac
 import random
 import secrets as _secrets
-import struct
 import threading
 
 from tagio.crypto import kdf
@@ -44,27 +44,16 @@ from tagio.errors import (
     WrongPasswordError,
 )
 from tagio.net.stream import recv_exactly
+from tagio.protocol import handshake as wire
+from tagio.protocol.handshake import (  # noqa: F401  (the wire names callers and tests use)
+    CTX_TAG_LEN, FRAME_HEADER, HANDSHAKE_VERSION, MAX_PAYLOAD, MAX_SLOTS, VERSION, Abort, AbortMsg,
+    ConfirmMsg, FinishedMsg, Msg, decode_reply, encode, encode_frame, encode_hello, encode_reply,
+    parse_header,
+)
 
-VERSION = 1
-FRAME_HEADER = struct.Struct(">BH")
-MAX_PAYLOAD = 512
-CTX_TAG_LEN = 16
 REPLY_SLOTS = 2
-MAX_SLOTS = 4
 _FINISHED_LABEL = b"TagIO handshake finished v1"
-
-
-class Msg(enum.IntEnum):
-    HELLO = 1
-    REPLY = 2
-    CONFIRM = 3
-    FINISHED = 4
-    ABORT = 5
-
-
-class Abort(enum.IntEnum):
-    WRONG_PASSWORD = 1
-    PROTOCOL = 2
+assert (wire.POINT_LEN, wire.CONF_LEN) == (POINT_LEN, CONF_LEN), "the codec's sizes follow SPAKE2's"
 
 
 class Step(enum.Enum):
@@ -88,68 +77,6 @@ ABORT_ERRORS = {
     Abort.WRONG_PASSWORD: (WrongPasswordError, "wrong password"),
     Abort.PROTOCOL: (RemoteProtocolError, "the peer rejected our handshake message"),
 }
-
-
-# ---- sans-I/O encoding and decoding -------------------------------------------------
-
-def encode_frame(msg_type: Msg, payload: bytes) -> bytes:
-    if len(payload) > MAX_PAYLOAD:
-        raise LocalProtocolError("handshake payload too large")
-    return FRAME_HEADER.pack(msg_type, len(payload)) + payload
-
-
-def _exact(size):
-    def check(payload):
-        return len(payload) == size
-    return check
-
-
-def _reply_size_ok(payload):
-    slot = POINT_LEN + CONF_LEN
-    return len(payload) >= 1 and 1 <= payload[0] <= MAX_SLOTS and len(payload) == 1 + payload[0] * slot
-
-
-PAYLOAD_CHECKS = {
-    Msg.HELLO: _exact(1 + CTX_TAG_LEN + POINT_LEN),
-    Msg.REPLY: _reply_size_ok,
-    Msg.CONFIRM: _exact(1 + CONF_LEN),
-    Msg.FINISHED: _exact(CONF_LEN),
-    Msg.ABORT: _exact(1),
-}
-
-
-_MSG_VALUES = frozenset(m.value for m in Msg)
-
-
-def parse_header(header: bytes) -> tuple:
-    """(type, length) from a 3-byte frame header; RemoteProtocolError if impossible."""
-    raw_type, length = FRAME_HEADER.unpack(header)
-    if raw_type not in _MSG_VALUES:
-        raise RemoteProtocolError(f"unknown handshake message type {raw_type}")
-    if length > MAX_PAYLOAD:
-        raise RemoteProtocolError(f"handshake message of {length} bytes exceeds {MAX_PAYLOAD}")
-    return Msg(raw_type), length
-
-
-def check_payload(msg_type: Msg, payload: bytes) -> bytes:
-    if not PAYLOAD_CHECKS[msg_type](payload):
-        raise RemoteProtocolError(f"malformed {msg_type.name} message ({len(payload)} bytes)")
-    return payload
-
-
-def encode_hello(ctx_tag: bytes, p_a: bytes) -> bytes:
-    return encode_frame(Msg.HELLO, bytes([VERSION]) + ctx_tag + p_a)
-
-
-def encode_reply(slots) -> bytes:
-    return encode_frame(Msg.REPLY, bytes([len(slots)]) + b"".join(p + c for p, c in slots))
-
-
-def decode_reply(payload: bytes) -> list:
-    """[(pB_i, B_conf_i), ...] from a size-checked REPLY payload."""
-    slot = POINT_LEN + CONF_LEN
-    starts = [1 + i * slot for i in range(payload[0])]
-    return [(payload[at:at + POINT_LEN], payload[at + POINT_LEN:at + slot]) for at in starts]
 
 
 # ---- I/O helpers ---------------------------------------------------------------------
@@ -180,21 +107,21 @@ class _Watchdog:
             self._timer.join()
 
 
-def _read(stream, step: Step) -> bytes:
-    """Read the one frame `step` expects and return its payload; ABORT becomes its error."""
+def _read(stream, step: Step):
+    """Read the one message `step` expects and return it; ABORT becomes its error."""
     msg_type, length = parse_header(recv_exactly(stream, FRAME_HEADER.size))
-    payload = check_payload(msg_type, recv_exactly(stream, length) if length else b"")
+    msg = wire.decode_payload(msg_type, recv_exactly(stream, length) if length else b"")
     if msg_type == Msg.ABORT:
-        error, text = ABORT_ERRORS.get(payload[0], (RemoteProtocolError, f"abort code {payload[0]}"))
+        error, text = ABORT_ERRORS.get(msg.code, (RemoteProtocolError, f"abort code {msg.code}"))
         raise error(f"handshake refused by the peer: {text}")
     if msg_type != EXPECTED[step]:
         raise RemoteProtocolError(f"unexpected {msg_type.name} during the handshake ({step.value})")
-    return payload
+    return msg
 
 
 def _abort(stream, code: Abort) -> None:
     try:
-        stream.send(encode_frame(Msg.ABORT, bytes([code])))
+        stream.send(encode(AbortMsg(code)))
     except TagioError:
         pass
 
@@ -265,14 +192,14 @@ def viewer_handshake_secret(stream, secret: bytes, *, viewer_id: str, host_id: s
 
     def body():
         stream.send(encode_hello(_ctx_tag(context), party.message))
-        payload = _read(stream, Step.VIEWER_AWAITS_REPLY)
-        index, result = _pick_slot(party, decode_reply(payload))
+        reply = _read(stream, Step.VIEWER_AWAITS_REPLY)
+        index, result = _pick_slot(party, reply.slots)
         if result is None:
             _abort(stream, Abort.WRONG_PASSWORD)
             raise WrongPasswordError("wrong password")
-        stream.send(encode_frame(Msg.CONFIRM, bytes([index]) + result.my_confirmation))
-        mac = _read(stream, Step.VIEWER_AWAITS_FINISHED)
-        if not hmac.compare_digest(mac, _finished_mac(result)):
+        stream.send(encode(ConfirmMsg(index, result.my_confirmation)))
+        finished = _read(stream, Step.VIEWER_AWAITS_FINISHED)
+        if not hmac.compare_digest(finished.mac, _finished_mac(result)):
             raise SecureChannelError("handshake FINISHED message failed authentication")
         return _channel(stream, result, context, ROLE_A)
 
@@ -305,15 +232,15 @@ def host_handshake(stream, secrets: list, *, viewer_id, host_id, session_id,
     def body():
         hello = _read(stream, Step.HOST_AWAITS_HELLO)
         _check_hello(hello, context)
-        slots = _host_slots(real, hello[1 + CTX_TAG_LEN:], viewer_id, host_id, context)
+        slots = _host_slots(real, hello.p_a, viewer_id, host_id, context)
         stream.send(encode_reply([(party.message, result.conf_b) for party, result, _ in slots]))
         confirm = _read(stream, Step.HOST_AWAITS_CONFIRM)
-        index, conf_a = confirm[0], confirm[1:]
+        index, conf_a = confirm.index, confirm.conf_a
         if index >= len(slots) or slots[index][2] is None or not slots[index][1].verify_peer(conf_a):
             _abort(stream, Abort.WRONG_PASSWORD)
             raise WrongPasswordError("wrong password")
         _, result, matched = slots[index]
-        stream.send(encode_frame(Msg.FINISHED, _finished_mac(result)))
+        stream.send(encode(FinishedMsg(_finished_mac(result))))
         channel = _channel(stream, result, context, ROLE_B)
         channel.matched_secret = matched
         return channel
@@ -321,10 +248,10 @@ def host_handshake(stream, secrets: list, *, viewer_id, host_id, session_id,
     return _run(stream, timeout, body)
 
 
-def _check_hello(hello: bytes, context: bytes) -> None:
-    if hello[0] != VERSION:
-        raise RemoteProtocolError(f"unsupported handshake version {hello[0]} (we speak {VERSION})")
-    if not hmac.compare_digest(hello[1:1 + CTX_TAG_LEN], _ctx_tag(context)):
+def _check_hello(hello, context: bytes) -> None:
+    if hello.version != VERSION:
+        raise RemoteProtocolError(f"unsupported handshake version {hello.version} (we speak {VERSION})")
+    if not hmac.compare_digest(hello.ctx_tag, _ctx_tag(context)):
         raise RemoteProtocolError("handshake is for another session or ID")
 
 

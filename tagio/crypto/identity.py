@@ -3,45 +3,24 @@
 The ID is a hash of the public key, so the relay can bind ID -> key on first
 use and later demand a signature over a fresh challenge: nobody can take over
 an ID without its private key. Regenerating the key (a deliberate user action)
-gives a new ID.
+gives a new ID. What an ID looks like, and how it is derived from the key, is
+tagio.protocol.ids (re-exported here).
 """
 
-import hashlib
 import os
 from pathlib import Path
 
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
-from tagio.errors import ConfigError, IdentityError
+from tagio.errors import ConfigError
+from tagio.platform import atomic_write
+from tagio.protocol.ids import (  # noqa: F401  (the ID rules live in protocol/ids.py)
+    ID_DIGITS, PUBLIC_KEY_LEN, format_id, id_from_public_key, normalize_id,
+)
 
 KEY_FILE = "identity.pem"
-PUBLIC_KEY_LEN = 32
 SIGNATURE_LEN = 64
-ID_DIGITS = 9
-_ID_DOMAIN = b"TagIO-ID-v1"
-
-
-def id_from_public_key(public_key: bytes) -> str:
-    """The 9-digit ID (as a string of digits, no spaces) for a raw Ed25519 public key."""
-    if len(public_key) != PUBLIC_KEY_LEN:
-        raise IdentityError(f"public key must be {PUBLIC_KEY_LEN} bytes, got {len(public_key)}")
-    digest = hashlib.sha256(_ID_DOMAIN + public_key).digest()
-    return str(int.from_bytes(digest[:8], "big") % 900_000_000 + 100_000_000)
-
-
-def format_id(tagio_id: str) -> str:
-    """'123456789' -> '123 456 789' for display."""
-    digits = normalize_id(tagio_id)
-    return f"{digits[0:3]} {digits[3:6]} {digits[6:9]}"
-
-
-def normalize_id(text: str) -> str:
-    """Accept '123 456 789', '123-456-789' or '123456789'; raise ConfigError otherwise."""
-    digits = "".join(ch for ch in str(text) if ch not in " -\t")
-    if len(digits) != ID_DIGITS or not digits.isdigit() or digits[0] == "0":
-        raise ConfigError(f"not a TagIO ID: {text!r} (expected 9 digits like 123 456 789)")
-    return digits
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -103,25 +82,14 @@ class Identity:
         """
         path = Path(config_dir) / KEY_FILE
         identity = cls.generate()
-        tmp = path.with_name(KEY_FILE + ".new")
-        identity.save(tmp)
         try:
-            os.replace(tmp, path)
+            identity.save(path)
         except OSError as exc:
             raise ConfigError(f"cannot replace identity key {path}: {exc}") from exc
         return identity
 
     def save(self, path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = self._key.export_key(format="PEM")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(pem)
-        try:
-            os.chmod(path, 0o600)  # no-op beyond read-only on Windows; %APPDATA% is per-user
-        except OSError:
-            pass
+        atomic_write(path, self._key.export_key(format="PEM").encode("ascii"), 0o600)
 
     def sign(self, message: bytes) -> bytes:
         return eddsa.new(self._key, "rfc8032").sign(message)

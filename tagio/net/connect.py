@@ -38,12 +38,13 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 
 from tagio.errors import AuthError, RemoteProtocolError, TransportError, TransportTimeout
 from tagio.net.candidates import other_role, tcp_preamble_tag
-from tagio.net.listener import DirectListener, LanRequest, decode_preamble, encode_preamble  # noqa: F401
+from tagio.net.listener import DirectListener, LanRequest  # noqa: F401
+from tagio.net.peer import PeerInfo
 from tagio.net.stream import SocketStream
+from tagio.protocol.direct import decode_preamble, encode_preamble  # noqa: F401
 
 NOMINATE = b"\x00TagIO-nominate-path-v1"
 DIAL_TIMEOUT = 3.0
@@ -223,7 +224,7 @@ def _dial_tcp(race, address):
     def opener():
         sock = _connect(address, race.stop, min(DIAL_TIMEOUT, race.remaining()))
         tag = tcp_preamble_tag(race.peer.relay_token, race.peer.session_id, race.role)
-        viewer_id = getattr(race.peer, "lan_viewer_id", None)  # LAN sessions say who dials
+        viewer_id = race.peer.lan_viewer_id  # LAN sessions say who dials
         try:
             sock.sendall(encode_preamble(race.peer.session_id, tag, viewer_id))
         except OSError:
@@ -293,34 +294,22 @@ def establish(peer, relay, handshake, *, listener=None, timeout=15.0, relay_dela
     return race.wait()
 
 
-@dataclass
-class LanPeerInfo:
-    """PeerInfo for a LAN session, built locally instead of by a relay."""
-
-    session_id: bytes
-    role: str
-    peer_id: str
-    peer_local_candidates: list
-    relay_token: bytes
-    peer_udp_addr: tuple | None = None
-    peer_public_addr: tuple | None = None
-    peer_public_key: bytes = b""
-    nat_hint: str = "lan"
-    lan_viewer_id: str | None = field(default=None)
+LanPeerInfo = PeerInfo  # the LAN's PeerInfo is the same class, built locally (kept name)
 
 
 def lan_token(session_id: bytes, viewer_id: str, host_id: str) -> bytes:
     return hashlib.sha256(b"TagIO-LAN-token-v1" + session_id + f"{viewer_id}:{host_id}".encode()).digest()[:16]
 
 
-def lan_viewer_peer(host_id: str, host_address: tuple, viewer_id: str, session_id: bytes) -> LanPeerInfo:
+def lan_viewer_peer(host_id: str, host_address: tuple, viewer_id: str, session_id: bytes) -> PeerInfo:
     """The viewer's PeerInfo for a host found on the LAN at `host_address` (its listener)."""
     token = lan_token(session_id, viewer_id, host_id)
-    return LanPeerInfo(session_id, "viewer", host_id, [tuple(host_address)], token,
-                       peer_udp_addr=tuple(host_address), lan_viewer_id=viewer_id)
+    return PeerInfo(session_id, "viewer", host_id, peer_local_candidates=[tuple(host_address)],
+                    relay_token=token, peer_udp_addr=tuple(host_address), nat_hint="lan",
+                    lan_viewer_id=viewer_id)
 
 
-def lan_host_peer(request: LanRequest, host_id: str) -> LanPeerInfo:
+def lan_host_peer(request: LanRequest, host_id: str) -> PeerInfo:
     """The host's PeerInfo for a LanRequest taken from DirectListener.lan_requests."""
     token = lan_token(request.session_id, request.viewer_id, host_id)
-    return LanPeerInfo(request.session_id, "host", request.viewer_id, [], token)
+    return PeerInfo(request.session_id, "host", request.viewer_id, relay_token=token, nat_hint="lan")

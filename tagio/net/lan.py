@@ -9,25 +9,24 @@ expire after EXPIRY seconds without an announcement. A browser also sends
 a 9-byte query `TGLQ | version | nonce` when it starts (and on query()); announcers answer it by unicast, at most once
 per QUERY_ANSWER_GAP seconds, so a flood of queries cannot make us flood.
 Nothing secret is announced: an ID and a port are what the relay hands out
-anyway, and any connection still needs the PAKE. Parsing is exact-length and
-sans-I/O (`encode_*`, `decode`), raising only RemoteProtocolError.
+anyway, and any connection still needs the PAKE. The datagrams are encoded and
+decoded by tagio.protocol.lan (exact lengths, RemoteProtocolError only).
 """
 
 import os
 import socket
-import struct
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
-from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.errors import RemoteProtocolError
+from tagio.protocol.lan import (  # noqa: F401  (the datagram layout lives in protocol/lan.py)
+    ANNOUNCE, ANNOUNCE_MAGIC, QUERY, QUERY_MAGIC, VERSION, Announcement, Query, decode, encode_announcement,
+    encode_query,
+)
 
 LAN_PORT = 21118
-VERSION = 1
-ANNOUNCE = struct.Struct("!4sB9sH")
-QUERY = struct.Struct("!4sB4s")
-ANNOUNCE_MAGIC, QUERY_MAGIC = b"TGLA", b"TGLQ"
 ANNOUNCE_INTERVAL = 5.0
 EXPIRY = 3 * ANNOUNCE_INTERVAL
 QUERY_ANSWER_GAP = 1.0
@@ -35,43 +34,11 @@ MAX_PEERS = 256
 BROADCAST = "255.255.255.255"
 
 
-@dataclass(frozen=True)
-class Announcement:
-    id: str
-    port: int
-
-
-@dataclass(frozen=True)
-class Query:
-    nonce: bytes  # 4 random bytes: a browser ignores the echo of its own broadcast query
-
-
 @dataclass
 class LanPeer:
     id: str
     address: tuple  # (ip the announcement came from, announced port)
     last_seen: float
-
-
-def encode_announcement(client_id: str, port: int) -> bytes:
-    if len(client_id) != 9 or not client_id.isdigit() or not 0 < port < 65536:
-        raise LocalProtocolError("an announcement needs a 9-digit ID and a port")
-    return ANNOUNCE.pack(ANNOUNCE_MAGIC, VERSION, client_id.encode("ascii"), port)
-
-
-def encode_query(nonce: bytes = b"\0\0\0\0") -> bytes:
-    return QUERY.pack(QUERY_MAGIC, VERSION, nonce)
-
-
-def decode(datagram: bytes):
-    """Announcement or Query; RemoteProtocolError for anything else."""
-    if len(datagram) == ANNOUNCE.size and datagram[:4] == ANNOUNCE_MAGIC:
-        _magic, version, raw_id, port = ANNOUNCE.unpack(datagram)
-        if version == VERSION and raw_id.isdigit() and raw_id[:1] != b"0" and port:
-            return Announcement(raw_id.decode("ascii"), port)
-    elif len(datagram) == QUERY.size and datagram[:5] == QUERY_MAGIC + bytes([VERSION]):
-        return Query(datagram[5:])
-    raise RemoteProtocolError("not a TagIO LAN datagram")
 
 
 def _socket(bind_port: int) -> socket.socket:

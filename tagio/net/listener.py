@@ -1,7 +1,7 @@
 """DirectListener: where peers dial us directly, and the preamble that says what for.
 
 Theory of operation. A direct TCP connection starts with a preamble,
-sans-I/O encoded here:
+encoded and decoded by tagio.protocol.direct:
 
     TGDT | version | session_id (16) | tag (16)                    (relay-brokered session)
     TGDL | version | session_id (16) | viewer_id (9) | tag (16)    (LAN session, no relay)
@@ -18,21 +18,18 @@ bound for UDP and handed to a UdpMux (`udp`) for punching and rudp.
 
 import queue
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass
 
-from tagio.errors import RemoteProtocolError, TransportError
+from tagio.errors import ConnectionClosed, RemoteProtocolError, TransportError, TransportTimeout
 from tagio.net.candidates import candidates_for
+from tagio.net.stream import recv_exactly
 from tagio.net.udpmux import UdpMux
+from tagio.protocol.direct import (  # noqa: F401  (the preamble layout lives in protocol/direct.py)
+    BODIES, HEADER, VERSION, Preamble, body_size, decode_preamble, encode_preamble,
+)
 
-VERSION = 1
-HEADER = struct.Struct("!4sB")
-BODIES = {  # magic -> body layout after the header
-    b"TGDT": struct.Struct("!16s16s"),
-    b"TGDL": struct.Struct("!16s9s16s"),
-}
 PREAMBLE_TIMEOUT = 3.0
 MAX_PENDING = 32
 MAX_PREAMBLE_READERS = 16
@@ -42,71 +39,25 @@ JOIN_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
-class Preamble:
-    session_id: bytes
-    tag: bytes
-    viewer_id: str | None = None  # set for LAN sessions
-
-
-@dataclass(frozen=True)
 class LanRequest:
     session_id: bytes
     viewer_id: str
     address: tuple  # where the dial came from
 
 
-def encode_preamble(session_id: bytes, tag: bytes, viewer_id: str | None = None) -> bytes:
-    if viewer_id is None:
-        return HEADER.pack(b"TGDT", VERSION) + BODIES[b"TGDT"].pack(session_id, tag)
-    return HEADER.pack(b"TGDL", VERSION) + BODIES[b"TGDL"].pack(session_id, viewer_id.encode("ascii"), tag)
-
-
-def body_size(header: bytes) -> int:
-    """Bytes that follow a preamble header; RemoteProtocolError if it is not one."""
-    if len(header) != HEADER.size:
-        raise RemoteProtocolError("direct connection preamble is truncated")
-    magic, version = HEADER.unpack(header)
-    if magic not in BODIES or version != VERSION:
-        raise RemoteProtocolError("direct connection did not start with a TagIO preamble")
-    return BODIES[magic].size
-
-
-def decode_preamble(raw: bytes) -> Preamble:
-    """The Preamble in `raw` (header + body, exactly); RemoteProtocolError otherwise."""
-    size = body_size(raw[:HEADER.size])
-    if len(raw) != HEADER.size + size:
-        raise RemoteProtocolError("direct connection preamble has the wrong length")
-    fields = BODIES[raw[:4]].unpack(raw[HEADER.size:])
-    if len(fields) == 2:
-        return Preamble(fields[0], fields[1])
-    session_id, raw_id, tag = fields
-    if not raw_id.isdigit():
-        raise RemoteProtocolError("LAN preamble carries a malformed ID")
-    return Preamble(session_id, tag, raw_id.decode("ascii"))
-
-
-def _recv_exact(sock, n, deadline) -> bytes:
-    """n bytes, all before `deadline`: a per-recv timeout alone would let a peer that
-    trickles one byte at a time hold a reader slot for minutes."""
-    data = b""
-    while len(data) < n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RemoteProtocolError("direct connection preamble took too long")
-        sock.settimeout(remaining)
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise RemoteProtocolError("direct connection closed during the preamble")
-        data += chunk
-    return data
-
-
 def read_preamble(sock) -> Preamble:
     """The preamble, read within PREAMBLE_TIMEOUT in total; raises RemoteProtocolError
     (malformed, closed, too slow) or OSError (socket.timeout included)."""
+    # One deadline for the whole preamble: a per-recv timeout alone would let a peer that
+    # trickles one byte at a time hold a reader slot for minutes.
     deadline = time.monotonic() + PREAMBLE_TIMEOUT
-    header = _recv_exact(sock, HEADER.size, deadline)
-    preamble = decode_preamble(header + _recv_exact(sock, body_size(header), deadline))
+    try:
+        header = recv_exactly(sock, HEADER.size, deadline)
+        preamble = decode_preamble(header + recv_exactly(sock, body_size(header), deadline))
+    except TransportTimeout:
+        raise RemoteProtocolError("direct connection preamble took too long") from None
+    except ConnectionClosed:
+        raise RemoteProtocolError("direct connection closed during the preamble") from None
     sock.settimeout(None)
     return preamble
 

@@ -29,11 +29,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from tagio.crypto.identity import normalize_id
-from tagio.errors import (ConfigError, ConnectionClosed, LocalProtocolError, ProtocolError, RelayError,
+from tagio.protocol.ids import normalize_id
+from tagio.errors import (ConnectionClosed, LocalProtocolError, ProtocolError, RelayError,
                           RemoteProtocolError, TagioError, TransportError, TransportTimeout)
-from tagio.net.stream import SocketStream
-from tagio.protocol import framing
+from tagio.net.peer import PeerInfo
+from tagio.net.stream import SocketStream, recv_exactly
+from tagio.protocol.address import parse_address, parse_relay_url  # noqa: F401  (one parser for both)
+from tagio.protocol import codes, framing
 from tagio.protocol import relay as m
 from tagio.protocol.websocket import (OP_CLOSE, OP_PONG, WS_PATH, WsDecoder, accept_key, data_of,
                                       new_client_key, ws_frame)
@@ -44,64 +46,10 @@ HEARTBEAT_MISSES = 3
 
 
 @dataclass
-class PeerInfo:
-    session_id: bytes
-    role: str
-    peer_id: str
-    peer_public_key: bytes
-    peer_public_addr: tuple
-    peer_udp_addr: object
-    peer_local_candidates: list
-    relay_token: bytes
-    nat_hint: str = ""
-
-    @classmethod
-    def from_message(cls, msg: m.PeerInfoMsg) -> "PeerInfo":
-        return cls(msg.session_id, msg.role, msg.peer_id, msg.peer_public_key, tuple(msg.peer_public_addr),
-                   tuple(msg.peer_udp_addr) if msg.peer_udp_addr else None,
-                   [tuple(a) for a in msg.peer_local_candidates], msg.relay_token, msg.nat_hint)
-
-
-@dataclass
 class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: object = None
     error: Exception = None
-
-
-def parse_address(text, default_port=443) -> tuple:
-    """'host', 'host:port' or '[v6]:port' -> (host, port)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, default_port
-
-
-_SCHEMES = {"tagio": (False, False), "tls": (True, False), "ws": (False, True), "wss": (True, True)}
-
-
-def parse_relay_url(text, default_port=443) -> tuple:
-    """'host[:port]' or 'scheme://host[:port][/path]' -> ((host, port), tls, websocket, ws_path).
-
-    Schemes: tagio (raw, the default), tls (raw over TLS), ws (WebSocket), wss (WebSocket over TLS,
-    for relays behind an HTTPS-only front end). Raises ConfigError for an unknown scheme or bad port.
-    """
-    scheme, sep, rest = text.strip().partition("://")
-    if not sep:
-        scheme, rest = "tagio", text.strip()
-    if scheme.lower() not in _SCHEMES:
-        raise ConfigError(f"unknown relay address scheme {scheme!r} (use tagio://, tls://, ws:// or wss://)")
-    tls, websocket = _SCHEMES[scheme.lower()]
-    hostport, slash, path = rest.partition("/")
-    try:
-        address = parse_address(hostport, default_port)
-    except ValueError as exc:
-        raise ConfigError(f"bad relay address {text!r}: {exc}") from exc
-    return address, tls, websocket, "/" + path if slash else WS_PATH
 
 
 class RelayClient:
@@ -191,7 +139,7 @@ class RelayClient:
         sock.sendall(m.Hello().encode())
         challenge = _expect(read_frame(sock), m.Challenge)
         if challenge.auth_required and not self.auth_secret:
-            raise RelayError("auth_required", "this relay is private: it needs a relay secret")
+            raise RelayError(codes.AUTH_REQUIRED, "this relay is private: it needs a relay secret")
         ident = self.identity
         signature = ident.sign(m.registration_message(challenge.nonce, ident.id, ident.public_key))
         proof = m.auth_proof(self.auth_secret, challenge.nonce, ident.id) if self.auth_secret else b""
@@ -409,24 +357,22 @@ HANDLERS = {m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_e
 
 def read_frame(sock) -> framing.Frame:
     """Read exactly one frame (never more bytes); raises ConnectionClosed, RemoteProtocolError."""
-    header = _recv_exact(sock, framing.HEADER_LEN)
+    header = _recv_exact(sock, framing.HEADER_LEN, at_boundary=True)
     framing.check_prefix(header)
     length = int.from_bytes(header[7:11], "big")
-    return framing.Frame(header[5], header[6], _recv_exact(sock, length))
+    return framing.Frame(header[5], header[6], _recv_exact(sock, length, at_boundary=False))
 
 
-def _recv_exact(sock, n) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        try:
-            chunk = sock.recv(n - len(buf))
-        except socket.timeout as exc:
-            raise TransportTimeout("the relay did not answer in time") from exc
-        if not chunk:
-            raise ConnectionClosed("the relay closed the connection" if not buf else
-                                   f"the relay closed the connection mid-frame ({len(buf)} of {n} bytes)")
-        buf += chunk
-    return bytes(buf)
+def _recv_exact(sock, n, at_boundary) -> bytes:
+    """net.stream.recv_exactly, with the words a relay connection needs."""
+    try:
+        return recv_exactly(sock, n)
+    except socket.timeout as exc:
+        raise TransportTimeout("the relay did not answer in time") from exc
+    except ConnectionClosed as exc:
+        if at_boundary and not exc.received:
+            raise ConnectionClosed("the relay closed the connection") from None
+        raise ConnectionClosed(f"the relay closed the connection mid-frame ({exc})") from None
 
 
 def _translate(step, sock, waiting_for="the relay to answer"):

@@ -15,6 +15,7 @@ of any of them unchanged.
 
 import socket
 import threading
+import time
 from typing import Protocol
 
 from tagio.errors import ConnectionClosed, TransportTimeout
@@ -76,13 +77,27 @@ class SocketStream:
         self.sock.close()
 
 
-def recv_exactly(stream: Stream, n: int) -> bytes:
-    """Read exactly n bytes; raise ConnectionClosed if the stream ends first."""
+def recv_exactly(source, n: int, deadline: float | None = None) -> bytes:
+    """Exactly n bytes from `source`: a Stream, or a socket (anything with recv(max_bytes)).
+
+    The one "read exactly n bytes" loop of the code base. With `deadline` (a time.monotonic()
+    value; `source` must then have settimeout) each recv waits only for the time left, so a peer
+    that trickles one byte at a time cannot stretch the read: TransportTimeout once it passes.
+    Raises ConnectionClosed if the source ends first (its `received` says how many bytes came);
+    socket errors (socket.timeout included) pass through for the caller to name.
+    """
     parts, got = [], 0
     while got < n:
-        chunk = stream.recv(n - got)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportTimeout(f"read {got} of {n} bytes before the deadline")
+            source.settimeout(remaining)
+        chunk = source.recv(n - got)
         if not chunk:
-            raise ConnectionClosed(f"stream ended after {got} of {n} bytes")
+            error = ConnectionClosed(f"stream ended after {got} of {n} bytes")
+            error.received = got
+            raise error
         parts.append(chunk)
         got += len(chunk)
     return b"".join(parts)

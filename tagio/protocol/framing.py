@@ -27,9 +27,10 @@ import struct
 from dataclasses import dataclass
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol.version import RELAY_VERSION
 
 MAGIC = b"TGIO"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = RELAY_VERSION  # the older name, kept for callers that still use it
 HEADER = struct.Struct(">4sBBBI")
 HEADER_LEN = HEADER.size  # 11
 MAX_PAYLOAD = 64 * 1024  # control messages are small; relayed data is raw, not framed

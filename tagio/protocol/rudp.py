@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol.version import RUDP_VERSION
 
-VERSION = 1
+VERSION = RUDP_VERSION
 MAC_LEN = 8
 MAX_PAYLOAD = 1200  # keeps every datagram below common path MTUs (1280 for IPv6)
 MAX_SACK_BLOCKS = 16

@@ -5,7 +5,10 @@ codec needs no stream framing: `encode(msg) -> bytes` and `decode(bytes) -> msg`
 Every message is `type:u8` + a fixed struct header + (for some types) a bounded variable part. The
 table `MESSAGE_TYPES` maps type code -> class; each class knows its own layout. `decode` checks every
 length and count against the bounds below before it allocates anything, and raises only
-RemoteProtocolError; `encode` raises LocalProtocolError for values we must never send.
+RemoteProtocolError, and only for what the peer sent: it does not relabel its own exceptions, so a
+bug here surfaces as a bug. `encode` raises LocalProtocolError for values we must never send.
+Versions and capability bits follow protocol/version.py: the host's Hello names both, and a
+partner with another SESSION_VERSION is refused with words a person can act on.
 
 A screen update is one or more `Frame` messages with the same frame id; the last carries FINAL, and
 the viewer answers it with one `FrameAck` (pull-based flow control, as in VNC). A frame larger than
@@ -16,8 +19,9 @@ import struct
 from dataclasses import dataclass, field
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol.version import SESSION_CAPABILITIES, SESSION_VERSION, check_peer_version
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = SESSION_VERSION  # the older name, kept for callers that still use it
 MAX_MESSAGE = 1 << 20           # one SecureChannel record (docs/interfaces.md)
 MAX_RECTS = 4096                # rectangles in one Frame message
 MAX_RECT_DATA = MAX_MESSAGE - 64
@@ -102,17 +106,26 @@ class _Text:
 
 @dataclass
 class Hello(_Fixed):
-    """Host -> viewer: geometry of the captured monitor (sent again after SelectMonitor)."""
+    """Host -> viewer: geometry of the captured monitor (sent again after SelectMonitor), and the
+    host's session version and capability bits (protocol/version.py)."""
     version: int
     flags: int          # HELLO_VIEW_ONLY, HELLO_INPUT
     width: int
     height: int
     monitor: int
-    FORMAT = "BIHHB"
-    FIELDS = ("version", "flags", "width", "height", "monitor")
+    capabilities: int = SESSION_CAPABILITIES
+    FORMAT = "BIHHBI"
+    FIELDS = ("version", "flags", "width", "height", "monitor", "capabilities")
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        # The version comes first and is checked first: an older partner's Hello has another
+        # layout, and the person needs "update both sides", not "Hello must be 15 bytes".
+        _need(len(body) >= 1, "Hello truncated")
+        check_peer_version("session", body[0], SESSION_VERSION)
+        return super()._unpack(body)
 
     def validate(self):
-        _need(self.version == PROTOCOL_VERSION, f"unsupported session protocol version {self.version}")
         _need(0 < self.width <= MAX_DIMENSION and 0 < self.height <= MAX_DIMENSION
               and self.width * self.height <= MAX_SCREEN_PIXELS, f"bad screen size {self.width}x{self.height}")
 
@@ -356,7 +369,7 @@ def decode(data: bytes):
     _need(0 < len(data) <= MAX_MESSAGE, f"session message of {len(data)} bytes")
     cls = MESSAGE_TYPES.get(data[0])
     _need(cls is not None, f"unknown session message type {data[0]}")
-    try:
-        return cls._unpack(bytes(data[1:]))
-    except (struct.error, ValueError, TypeError) as exc:   # defensive: a bug, reported as the peer's fault
-        raise RemoteProtocolError(f"malformed {cls.__name__}: {exc}") from exc
+    # Every layout checks its own lengths, counts and ranges (the _need calls) before it unpacks,
+    # so nothing the peer sends reaches struct or a constructor unchecked. Anything else that
+    # escapes from here is our bug and must stay visible as one (h11 does the same).
+    return cls._unpack(bytes(data[1:]))

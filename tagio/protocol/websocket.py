@@ -52,7 +52,8 @@ def apply_mask(data: bytes, key: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(n, "little")
 
 
-def ws_frame(data: bytes, mask: bool, opcode: int = OP_BINARY) -> bytes:
+def ws_frame(data: bytes, mask: bool, opcode: int = OP_BINARY, key: bytes = None) -> bytes:
+    """One final frame; a masked one uses a fresh random `key` unless one is given (tests)."""
     n = len(data)
     first = bytes([0x80 | opcode])
     mask_bit = 0x80 if mask else 0
@@ -64,7 +65,7 @@ def ws_frame(data: bytes, mask: bool, opcode: int = OP_BINARY) -> bytes:
         head = first + bytes([mask_bit | 127]) + struct.pack(">Q", n)
     if not mask:
         return head + bytes(data)
-    key = os.urandom(4)
+    key = os.urandom(4) if key is None else bytes(key)
     return head + key + apply_mask(bytes(data), key)
 
 

@@ -10,6 +10,7 @@ status 2, never a traceback.
 
 import argparse
 import getpass
+import ipaddress
 import logging
 import os
 import signal
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="TagIO relay: rendezvous and encrypted-traffic relay for TagIO clients. "
                     "Run with no arguments on a terminal for an interactive setup.",
         epilog="Environment: PORT (listen port when --bind is absent), PUBLIC_IP, AUTH_SECRET, "
-               "TAGIO_RELAY_STATE (state file). Flags win over the environment. The same port answers "
+               "TAGIO_RELAY_STATE (state file), TRUSTED_PROXY. Flags win over the environment. The same port answers "
                "HTTP (/health, /healthz, /metrics) and WebSocket upgrades on /tagio for clients behind "
                "HTTPS-only proxies.")
     p.add_argument("--bind", metavar="HOST:PORT", help="listen address for TCP and UDP "
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM); enables TLS")
     p.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
     p.add_argument("--state-file", metavar="FILE", help=f"ID->key bindings file (default {default_state_file()}; '' = memory only)")
+    p.add_argument("--trusted-proxy", metavar="ADDR[,ADDR]",
+                   help="reverse proxy whose X-Forwarded-For header names the client (only connections from "
+                        "these addresses are believed; default: none, or $TRUSTED_PROXY)")
     p.add_argument("--max-conns-per-ip", type=int, metavar="N",
                    help=f"connections allowed from one source address (default {Limits.max_conns_per_ip})")
     p.add_argument("--verbose", "-v", action="store_true",
@@ -74,7 +78,20 @@ def settings_from(args, env) -> dict:
     bind = args.bind or (f"0.0.0.0:{port_env}" if port_env else f"0.0.0.0:{DEFAULT_PORT}")
     return {"bind": parse_bind(bind), "public_ip": args.public_ip or env.get("PUBLIC_IP") or None,
             "auth": args.auth or env.get("AUTH_SECRET") or None, "cert": args.cert, "key": args.key,
-            "state_file": _state_file(args.state_file, env)}
+            "state_file": _state_file(args.state_file, env),
+            "trusted_proxies": parse_proxies(args.trusted_proxy if args.trusted_proxy is not None
+                                             else env.get("TRUSTED_PROXY", ""))}
+
+
+def parse_proxies(text: str) -> frozenset:
+    """Addresses of trusted reverse proxies, comma-separated; ConfigError for one that is not an IP."""
+    proxies = set()
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            proxies.add(str(ipaddress.ip_address(item.strip("[]"))))
+        except ValueError:
+            raise ConfigError(f"bad --trusted-proxy value {item!r}: expected an IP address") from None
+    return frozenset(proxies)
 
 
 def _state_file(flag, env):
@@ -119,20 +136,6 @@ def make_tls_context(cert, key):
     return ctx
 
 
-def raise_fd_limit():
-    """Idle clients each hold a socket: lift the soft fd limit to the hard one (POSIX only)."""
-    try:
-        import resource
-    except ImportError:
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-
-
 def install_signals(server):
     def stop(signum, _frame):
         log.info("received %s; shutting down", signal.Signals(signum).name)
@@ -156,9 +159,9 @@ def main(argv=None, env=None, stdin=None) -> int:
         limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip else {}))
         server = RelayServer(settings["bind"], auth_secret=settings["auth"], public_ip=settings["public_ip"],
                              ssl_context=make_tls_context(settings["cert"], settings["key"]),
-                             state_file=settings["state_file"], limits=limits)
-        raise_fd_limit()
-        server.open()
+                             state_file=settings["state_file"], limits=limits,
+                             trusted_proxies=settings["trusted_proxies"])
+        server.open()  # raises the descriptor limit first (tagio.relay.fdlimit)
     except ConfigError as exc:
         print(f"tagio_relay_server: error: {exc}", file=sys.stderr)
         return 2

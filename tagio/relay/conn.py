@@ -1,44 +1,31 @@
-"""Per-connection state of the relay server, and the sans-I/O sniffing of first bytes.
+"""What the relay keeps per control connection, and the sans-I/O sniffing of first bytes.
 
 Theory of operation
 -------------------
 One port serves four kinds of client, told apart by their first bytes
 (`classify`): a TLS ClientHello (0x16 0x03), a TagIO frame (`TGIO`), an HTTP
-request (a method name), or garbage. `Conn` is what RelayLogic sees of a
-connection (see tagio.relay.logic); `Phase` is where its bytes go next.
+request (a method name), or garbage. `Conn` is a plain record: the state
+machine (tagio.relay.connection) moves its `state`, the I/O layer
+(tagio.relay.conns, readers) owns its socket and buffers. It has no methods
+that act: everything it does goes through actions.
 """
-
-import enum
 
 from tagio.errors import RemoteProtocolError
 from tagio.protocol import framing
 from tagio.protocol.websocket import ws_frame
+from tagio.relay.connection import State
+from tagio.relay.events import Event
 from tagio.relay.http import HTTP_METHODS, looks_like_http
-from tagio.relay.logic import ConnState
-
-TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 1, 0, 2, 2, 40])
-
-
-class Phase(enum.Enum):
-    SNIFF = "sniff"
-    TLS = "tls"
-    APP_SNIFF = "app-sniff"
-    FRAMES = "frames"
-    HTTP = "http"
-    BINDING = "binding"
-    LINGER = "linger"
 
 
 class Conn:
-    """One control connection, as RelayLogic sees it (see tagio.relay.logic)."""
+    """One control connection (see tagio.relay.connection for its states)."""
 
-    def __init__(self, server, sock, addr, deadline):
-        self.server = server
+    def __init__(self, sock, addr, deadline, frame_budget):
         self.sock = sock
         self.peer_addr = normalize_addr(addr)
-        self.frame_budget = server.limits.max_frames_per_sec * 2  # refilled every tick
-        self.phase = Phase.SNIFF
-        self.state = ConnState.NEW
+        self.frame_budget = frame_budget  # refilled every tick
+        self.state = State.SNIFF
         self.nonce = None
         self.head = b""
         self.decoder = framing.FrameDecoder()
@@ -47,24 +34,16 @@ class Conn:
         self.early = bytearray()
         self.deadline = deadline
         self.mask = 0
-        self.closed = False
+        self.closed = False  # the socket is closed, or handed to the forwarder
         self.ws = None  # a WsDecoder once the client upgraded to WebSocket
+        self.slot_ip = None  # the address whose connection slot this holds (None: a trusted proxy's, not yet known)
+        self.via_proxy = False  # from a trusted proxy: the client's address comes with its HTTP request
+        self.probation = False  # an extra connection of an address at its limit (tagio.relay.conns.admit)
+        self.full = False  # admitted into the descriptor reserve: answered, never served (tagio.relay.fdlimit)
 
     def wrap(self, data: bytes) -> bytes:
         """Bytes as they go on this connection's wire: in a WebSocket frame after an upgrade."""
         return ws_frame(data, mask=False) if self.ws is not None and data else data
-
-    def send(self, message):
-        self.server._queue(self, message.encode())
-
-    def close(self, reason=""):
-        self.server._linger(self, reason)
-
-    def fail(self, exc):
-        self.server._fail(self, exc)
-
-    def start_relay(self, partner):
-        self.server._start_relay(self, partner)
 
 
 def normalize_addr(addr) -> tuple:
@@ -81,7 +60,7 @@ def is_tls_client_hello(data: bytes) -> bool:
 
 
 def classify(head: bytes):
-    """Phase.FRAMES or Phase.HTTP for a connection's first bytes, None while too short to tell.
+    """Event.FRAMES or Event.HTTP for a connection's first bytes, None while too short to tell.
 
     Raises RemoteProtocolError (with check_prefix's precise reason) for anything else.
     """
@@ -89,8 +68,8 @@ def classify(head: bytes):
     if len(head) < 4 and (framing.MAGIC.startswith(head) or any(p.startswith(head) for p in HTTP_METHODS)):
         return None
     if head == framing.MAGIC:
-        return Phase.FRAMES
+        return Event.FRAMES
     if looks_like_http(head):
-        return Phase.HTTP
+        return Event.HTTP
     framing.check_prefix(head)
     raise RemoteProtocolError("not a TagIO client")

@@ -95,7 +95,7 @@ class SpliceDirection(CopyDirection):
 
     def __init__(self, src, dst, capacity, prefix=b""):
         super().__init__(src, dst, capacity, prefix)
-        self.rfd, self.wfd = os.pipe()
+        self.rfd, self.wfd = os.pipe()  # OSError (EMFILE) reaches the caller, nothing is left open
         try:
             import fcntl
             fcntl.fcntl(self.wfd, _F_SETPIPE_SZ, capacity)
@@ -179,7 +179,11 @@ class Pair:
             plain = CAN_SPLICE and not isinstance(a, ssl.SSLSocket) and not isinstance(b, ssl.SSLSocket)
             kind = SpliceDirection if plain else CopyDirection
             self.a2b = kind(a, b, capacity, prefix_to_b)
-            self.b2a = kind(b, a, capacity, prefix_to_a)
+            try:
+                self.b2a = kind(b, a, capacity, prefix_to_a)
+            except BaseException:  # e.g. os.pipe() at the descriptor limit: no half-made pair leaks a pipe
+                self.a2b.close()
+                raise
         self.on_done = on_done
         self.closed = False
         self.last_active = 0.0
@@ -276,6 +280,8 @@ class Forwarder:
         self._stop = threading.Event()
         self._pairs = set()
         self._masks = {}
+        self._held_lock = threading.Lock()
+        self.held = 0  # pairs added and not yet dropped (queued or active): their descriptors are in use
         self.pairs_failed = 0  # ended by bad data or a bug, not by a close
         self.bytes_total = 0   # relayed by pairs that have ended
         self.error = None
@@ -291,6 +297,8 @@ class Forwarder:
             log.warning("relay: too many active relays; refusing a pair")
             pair.close()
             return
+        with self._held_lock:
+            self.held += 1
         self._incoming.put_nowait(pair)  # never Full: the queue is as large as the slot count
         self._wake()
 
@@ -396,5 +404,7 @@ class Forwarder:
         if pair in self._pairs:
             self._pairs.discard(pair)
             self._slots.release()
+            with self._held_lock:
+                self.held -= 1
         self.bytes_total += pair.a2b.total + pair.b2a.total
         pair.close()

@@ -10,13 +10,16 @@ HTTP/1.1 response with `Connection: close`; the server writes it and closes.
 Request bodies are never read.
 
     /health, /healthz  200 application/json {"status": "ok", "version", "uptime_s", ...}
-    /metrics           200 Prometheus text format, the same counters
+    /metrics           200 Prometheus text format, the same counters; on a private relay only
+                       with `Authorization: Bearer <relay secret>` (else 401)
     anything else      200 text/html page: "this is a TagIO relay, point a client at host:port"
     GET /tagio with Upgrade: websocket   101, then the TagIO protocol inside WebSocket frames
                                          (see tagio.protocol.websocket)
 """
 
+import hmac
 import html
+import ipaddress
 import json
 from typing import NamedTuple
 
@@ -71,6 +74,24 @@ class HttpRequestReader:
         return HttpRequest(parts[0].upper(), parts[1], headers, bytes(self._buf[end + sep:]))
 
 
+def forwarded_client(headers: dict):
+    """The client address a reverse proxy put in the request, or None when it put none.
+
+    X-Forwarded-For's LAST entry is the address the proxy itself saw (nginx's
+    $proxy_add_x_forwarded_for appends it); earlier entries come from the client and prove nothing.
+    Without that header, X-Real-IP. Only ask this of a connection from a trusted proxy.
+    Raises RemoteProtocolError when the address is not an IP address.
+    """
+    value = headers.get("x-forwarded-for", "").rsplit(",", 1)[-1].strip() or headers.get("x-real-ip", "").strip()
+    if not value:
+        return None
+    try:
+        ip = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        raise RemoteProtocolError(f"the proxy's client address {value[:60]!r} is not an IP address") from None
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
 def upgrade_response(key: str) -> bytes:
     return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n").encode()
@@ -109,15 +130,33 @@ or run <code>tagio-gui --relay {where}</code>. Behind an HTTPS-only proxy use
 
 
 ROUTES = {"/health": _json_status, "/healthz": _json_status, "/metrics": _metrics}
-REASONS = {200: "OK", 400: "Bad Request"}
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized"}
+PRIVATE = {"/metrics"}  # pages that need the relay secret on a private relay
 
 
-def http_response(method: str, path: str, status: dict) -> bytes:
-    route = ROUTES.get(path.split("?", 1)[0], _info_page)
+def _unauthorized(status: dict) -> tuple:
+    return 401, "text/plain", b"this relay is private: send Authorization: Bearer <relay secret>\n"
+
+
+def authorized(headers: dict, secret) -> bool:
+    """True when no secret is set, or the request carries it as a Bearer token (compared in constant time)."""
+    if not secret:
+        return True
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), secret.encode())
+
+
+def http_response(method: str, path: str, status: dict, headers=None, secret=None) -> bytes:
+    """One complete response; PRIVATE pages answer 401 unless `headers` carry `secret` (if one is set)."""
+    page = path.split("?", 1)[0]
+    route = ROUTES.get(page, _info_page)
+    if page in PRIVATE and not authorized(headers or {}, secret):
+        route = _unauthorized
     code, ctype, body = route(status)
+    extra = "WWW-Authenticate: Bearer realm=\"tagio-relay\"\r\n" if code == 401 else ""
     head = (f"HTTP/1.1 {code} {REASONS.get(code, 'OK')}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n"
-            f"Server: tagio-relay\r\n\r\n").encode()
+            f"{extra}Server: tagio-relay\r\n\r\n").encode()
     return head if method == "HEAD" else head + body
 
 

@@ -2,30 +2,30 @@
 
 Theory of operation
 -------------------
-The server owns sockets; for every decoded frame it calls
-`RelayLogic.handle(conn, message)`. `conn` is any object with
+Every handler here is named in the one transition table of a relay
+connection (tagio.relay.connection.TRANSITIONS), which also says which state
+the connection moves to; these handlers never set a state. A handler takes
+(conn, message), changes only plain objects (the registry, the pairing table,
+the rate limiters, the Conn's own fields) and returns a list of actions
+(tagio.relay.events) for the I/O layer to carry out. `conn` is any object with
 
     peer_addr (ip, port)   observed source address
-    state                  a ConnState, kept by this module
+    state                  its State (read only here)
     nonce                  the challenge sent to it (set here)
-    send(message)          queue a message to it
-    close(reason)          close it after flushing what was queued
-    start_relay(partner)   switch both connections to raw forwarding
 
-Legal (state, message type) pairs are one table, TRANSITIONS; anything else
-is a RemoteProtocolError. Fatal problems raise a TagioError which the server
-turns into an Error frame + close (`error_code()` picks the code); answers
-to a single request (unknown target, rate limited) are sent as an Error frame
-carrying the request's session id and the connection stays up.
+Fatal problems raise a TagioError, which the I/O layer turns into an Error
+frame + close (`error_code()` picks the code); answers to a single request
+(unknown target, rate limited) are sent as an Error frame carrying the
+request's session id and the connection stays up.
 
-Signature checks are the one expensive step (~0.25 ms, tagio.relay.verify).
-They run through `offload(fn, done)`: inline by default (tests), worker
-threads in the server, which calls `done(result)` back on its loop thread.
+Signature checks are the one expensive step (~0.25 ms, tagio.relay.verify):
+`on_register` returns a Verify action, the I/O layer runs it on a worker
+thread and fires VERIFIED, handled by `on_verified` on the loop thread.
 Cheap refusals come first (rate limit, relay secret, ID not derived from the
 key, ID bound to another key), so a flood of doomed Registers costs little.
 """
 
-import enum
+import collections
 import hmac
 import logging
 import time
@@ -34,38 +34,16 @@ from tagio.crypto.identity import id_from_public_key
 from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
 from tagio.protocol import relay as m
+from tagio.relay.events import Event, Fail, Fire, Linger, Relay, Send, Verify
 from tagio.relay.pairing import Pairing
 from tagio.relay.randpool import RandomPool
 from tagio.relay.ratelimit import RateLimiter
 from tagio.relay.registry import Registration, Registry
-from tagio.relay.verify import verify
+from tagio.relay.verify import is_small_order, verify
 
 log = logging.getLogger("tagio.relay")
 
 
-
-class ConnState(enum.Enum):
-    NEW = "new"                # waiting for Hello or RelayBind
-    CHALLENGED = "challenged"  # Challenge sent, waiting for Register
-    VERIFYING = "verifying"    # signature check in flight
-    REGISTERED = "registered"
-    BINDING = "binding"        # RelayBind received, partner not here yet
-    RELAYING = "relaying"
-    CLOSED = "closed"
-
-
-TRANSITIONS = {
-    (ConnState.NEW, m.Hello): "on_hello",
-    (ConnState.NEW, m.RelayBind): "on_relay_bind",
-    (ConnState.CHALLENGED, m.Register): "on_register",
-    (ConnState.REGISTERED, m.Heartbeat): "on_heartbeat",
-    (ConnState.REGISTERED, m.ConnectRequest): "on_connect_request",
-    (ConnState.REGISTERED, m.Update): "on_update",
-    (ConnState.REGISTERED, m.Register): "on_reregister",
-    (ConnState.CHALLENGED, m.Heartbeat): "on_ignore",
-    (ConnState.VERIFYING, m.Heartbeat): "on_ignore",
-    (ConnState.BINDING, m.Heartbeat): "on_ignore",
-}
 
 ERROR_CODES = (  # most specific first
     (RelayError, None), (IdentityError, "identity"), (AuthError, "auth_failed"),
@@ -87,15 +65,20 @@ class Limits:
     unpaired_timeout = 30.0
     relay_idle_timeout = 3600.0      # a relayed pair with no traffic this long is closed
     token_ttl = 60.0
-    register_rate, register_burst = 5.0, 20.0
-    connect_rate, connect_burst = 2.0, 10.0
+    register_rate, register_burst = 5.0, 20.0        # per source address
+    register_id_rate, register_id_burst = 1.0, 10.0  # per ID: behind one proxy or NAT, sources are shared
+    connect_rate, connect_burst = 2.0, 10.0          # per source address
+    connect_target_rate, connect_target_burst = 2.0, 10.0  # per target ID, from all sources together
     max_conns_per_ip = 256             # an office behind one NAT address holds one connection per client
     max_frames_per_sec = 50          # per control connection (heartbeats are one per 20 s)
     max_conns = 20_000
     max_bindings = 1_000_000
     out_buffer = 256 * 1024          # per-connection queued control bytes
     relay_buffer = 1 << 20           # per direction
+    relay_socket_buffer = 256 * 1024  # SO_SNDBUF/SO_RCVBUF of relayed sockets (the kernel doubles it): without
+                                      # it autotuning lets one stalled pair hold ~7 MiB of kernel memory
     state_save_interval = 5.0        # bindings file: new IDs are written at most this often (and at stop)
+    binding_ttl = 180 * 86400.0      # an ID that has not registered for this long loses its binding
 
     def __init__(self, **overrides):
         for key, value in overrides.items():
@@ -104,18 +87,29 @@ class Limits:
             setattr(self, key, value)
 
 
-def _inline(fn, done):
-    done(fn())
+class LogLimiter:
+    """log.warning at most once per key per `every` seconds: floods must not flood the log too."""
+
+    def __init__(self, clock, every=10.0, max_keys=10_000):
+        self.clock, self.every, self.max_keys = clock, every, max_keys
+        self._last = {}
+
+    def __call__(self, key, fmt, *args) -> None:
+        now = self.clock()
+        if now - self._last.get(key, -1e9) >= self.every:
+            if len(self._last) > self.max_keys:
+                self._last.clear()
+            self._last[key] = now
+            log.warning(fmt, *args)
 
 
 class RelayLogic:
     def __init__(self, limits: Limits = None, *, auth_secret=None, bindings=None,
-                 clock=time.monotonic, wall_clock=time.time, offload=_inline, public_ip=None):
+                 clock=time.monotonic, wall_clock=time.time, public_ip=None):
         self.limits = limits or Limits()
         self.auth_secret = auth_secret or None
         self.clock = clock
         self.wall_clock = wall_clock
-        self.offload = offload
         self.public_ip = public_ip
         lim = self.limits
         self.random_bytes = RandomPool().take
@@ -124,50 +118,35 @@ class RelayLogic:
         self.pairing = Pairing(clock, lim.token_ttl, lim.unpaired_timeout)
         self.register_limiter = RateLimiter(clock, lim.register_rate, lim.register_burst)
         self.connect_limiter = RateLimiter(clock, lim.connect_rate, lim.connect_burst)
-        self.counters = {"registrations_total": 0, "connect_requests_total": 0,
-                         "relay_pairs_total": 0, "errors_total": 0, "auth_failures_total": 0,
-                         "udp_queries_total": 0}
-
-    # -- dispatch -----------------------------------------------------------------
-    def handle(self, conn, message) -> None:
-        """Act on one message; raises TagioError for anything that must end the connection."""
-        name = TRANSITIONS.get((conn.state, type(message)))
-        if name is None:
-            if isinstance(message, m.Bye):
-                return self.on_bye(conn, message)
-            raise RemoteProtocolError(
-                f"unexpected {type(message).__name__} in state {conn.state.value}")
-        self.registry.touch(conn)
-        getattr(self, name)(conn, message)
+        self.register_id_limiter = RateLimiter(clock, lim.register_id_rate, lim.register_id_burst)
+        self.target_limiter = RateLimiter(clock, lim.connect_target_rate, lim.connect_target_burst)
+        self.warn = LogLimiter(clock)
+        # One counter table for the whole relay (the I/O layer adds its own keys); these start at
+        # zero so that /metrics lists them before the first event.
+        self.counters = collections.Counter(
+            {"registrations_total": 0, "connect_requests_total": 0, "relay_pairs_total": 0,
+             "errors_total": 0, "auth_failures_total": 0, "udp_queries_total": 0})
 
     def connection_lost(self, conn) -> None:
+        """Forget conn wherever it is known (registry, pairing); harmless when it was never there."""
         self.registry.remove(conn)
         self.pairing.drop(conn)
-        conn.state = ConnState.CLOSED
 
-    # -- handlers -------------------------------------------------------------------
-    def on_ignore(self, conn, message):
-        pass
-
-    def on_bye(self, conn, message):
-        self.connection_lost(conn)
-        conn.close("client said bye")
-
+    # -- handlers (named in tagio.relay.connection.TRANSITIONS) --------------------------
     def on_hello(self, conn, message):
         conn.nonce = self.random_bytes(32)
-        conn.state = ConnState.CHALLENGED
-        conn.send(m.Challenge(conn.nonce, 1 if self.auth_secret else 0))
+        return [Send(conn, m.Challenge(conn.nonce, 1 if self.auth_secret else 0))]
 
     def on_register(self, conn, message):
         ip = conn.peer_addr[0]
         if not self.register_limiter.allow(ip):
             raise RelayError("rate_limited", "too many registrations from your address; slow down")
+        if not self.register_id_limiter.allow(message.client_id):
+            raise RelayError("rate_limited", "too many registrations of this ID; slow down")
         self._check_auth(conn, message)
         self._precheck_key(message)
         nonce = conn.nonce
-        conn.state = ConnState.VERIFYING
-        self.offload(lambda: check_ownership(nonce, message),
-                     lambda problem: self._finish_register(conn, message, problem))
+        return [Verify(conn, lambda: check_ownership(nonce, message), message)]
 
     def on_reregister(self, conn, message):
         raise RemoteProtocolError("already registered on this connection; send Update instead")
@@ -192,37 +171,40 @@ class RelayLogic:
             self.counters["auth_failures_total"] += 1
             raise RelayError("auth_failed", "this relay requires a secret and yours is missing or wrong")
 
-    def _finish_register(self, conn, message, problem):
-        """Runs on the server's loop thread after the signature check."""
-        if conn.state is not ConnState.VERIFYING:
-            return  # closed while we were checking
-        try:
-            if problem:
-                raise IdentityError(problem)
-            reg = Registration(message.client_id, message.public_key, conn, conn.peer_addr,
-                               list(message.local_candidates), message.nat_hint)
-            old = self.registry.add(reg)
-        except TagioError as exc:
-            conn.fail(exc)
-            return
-        if old is not None:
-            old.conn.state = ConnState.CLOSED
-            old.conn.send(m.Error("replaced", "this ID registered again from another connection"))
-            old.conn.close("replaced by a new registration of the same key")
-        conn.state = ConnState.REGISTERED
+    def on_verified(self, conn, outcome):
+        """The signature check of `message` ended with `problem` ('' when it proved ownership)."""
+        message, problem = outcome
+        if problem:
+            raise IdentityError(problem)
+        reg = Registration(message.client_id, message.public_key, conn, conn.peer_addr,
+                           list(message.local_candidates), message.nat_hint)
+        old = self.registry.add(reg)
+        actions = [] if old is None else [Fire(old.conn, Event.REPLACED)]
         self.counters["registrations_total"] += 1
         log.debug("registered %s from %s:%d", reg.client_id, *conn.peer_addr)
         lim = self.limits
-        conn.send(m.Registered(conn.peer_addr, int(self.wall_clock() * 1000),
-                               int(lim.heartbeat_interval * 1000), reg.udp_token))
+        return actions + [Send(conn, m.Registered(conn.peer_addr, int(self.wall_clock() * 1000),
+                                                  int(lim.heartbeat_interval * 1000), reg.udp_token))]
+
+    def on_replaced(self, conn, _event):
+        self.connection_lost(conn)
+        return [Send(conn, m.Error("replaced", "this ID registered again from another connection")), Linger(conn)]
 
     def on_heartbeat(self, conn, message):
-        conn.send(m.Heartbeat(message.seq))
+        return [Send(conn, m.Heartbeat(message.seq))]
+
+    def on_ignore(self, conn, message):
+        return []
+
+    def on_bye(self, conn, message):
+        self.connection_lost(conn)
+        return [Linger(conn)]
 
     def on_update(self, conn, message):
         reg = self.registry.for_conn(conn)
         reg.local_candidates = list(message.local_candidates)
         reg.nat_hint = message.nat_hint
+        return []
 
     def on_connect_request(self, conn, message):
         self.counters["connect_requests_total"] += 1
@@ -232,11 +214,10 @@ class RelayLogic:
             self.pairing.issue(token)  # "busy" answers this request; the registration stays up
         except RelayError as exc:
             self.counters["errors_total"] += 1
-            conn.send(m.Error(exc.code, exc.text, message.session_id))
-            return
+            return [Send(conn, m.Error(exc.code, exc.text, message.session_id))]
         log.debug("rendezvous %s -> %s", viewer.client_id, host.client_id)
-        conn.send(peer_info(message.session_id, "viewer", host, token))
-        host.conn.send(peer_info(message.session_id, "host", viewer, token))
+        return [Send(conn, peer_info(message.session_id, "viewer", host, token)),
+                Send(host.conn, peer_info(message.session_id, "host", viewer, token))]
 
     def _rendezvous(self, conn, message):
         if not self.connect_limiter.allow(conn.peer_addr[0]):
@@ -244,6 +225,8 @@ class RelayLogic:
         viewer = self.registry.for_conn(conn)
         target = "".join(ch for ch in message.target_id if ch.isdigit())
         host = self.registry.get(target)
+        if host is not None and not self.target_limiter.allow(target):
+            raise RelayError("rate_limited", f"too many connect requests to ID {target}; try again shortly")
         if host is None:
             known = self.registry.bindings.get(target) is not None
             raise RelayError("offline" if known else "unknown_id",
@@ -253,14 +236,13 @@ class RelayLogic:
         return viewer, host
 
     def on_relay_bind(self, conn, message):
+        """The first side waits (BINDING); the second completes the pair and both move to RELAYING."""
         partner = self.pairing.bind(message.token, conn)
         if partner is None:
-            conn.state = ConnState.BINDING
-            return
-        conn.state = partner.state = ConnState.RELAYING
+            return []
         self.counters["relay_pairs_total"] += 1
         log.debug("relay paired %s:%d <-> %s:%d", *conn.peer_addr, *partner.peer_addr)
-        conn.start_relay(partner)
+        return [Fire(partner, Event.PAIRED), Fire(conn, Event.PAIRED), Relay(conn, partner)]
 
     # -- UDP ----------------------------------------------------------------------------
     def on_udp(self, message, addr):
@@ -274,18 +256,18 @@ class RelayLogic:
         return m.UdpObserved(message.txid, addr, 1 if recorded else 0)
 
     # -- timers -----------------------------------------------------------------------------
-    def tick(self) -> None:
-        """Expire silent registrations and unpaired binds; the server calls this about once a second."""
-        for reg in self.registry.expire():
-            reg.conn.state = ConnState.CLOSED
-            reg.conn.fail(RelayError("timeout", "no heartbeat received in time; registration expired"))
-        for conn in self.pairing.expire():
-            conn.state = ConnState.CLOSED
-            conn.fail(RelayError("unpaired", "the other side never bound this relay token"))
+    def tick(self) -> list:
+        """Expire silent registrations and unpaired binds (about once a second); returns Fail actions."""
+        expired = [Fail(reg.conn, RelayError("timeout", "no heartbeat received in time; registration expired"))
+                   for reg in self.registry.expire()]
+        return expired + [Fail(conn, RelayError("unpaired", "the other side never bound this relay token"))
+                          for conn in self.pairing.expire()]
 
 
 def ownership_precheck(message) -> str:
     """'' when the Register's key can own its ID (derivation only, no signature), else the reason."""
+    if is_small_order(message.public_key):
+        return "small-order public key refused (any signature would verify with it)"
     try:
         derived = id_from_public_key(message.public_key)
     except IdentityError as exc:

@@ -1,14 +1,18 @@
-"""What each connection phase does with incoming bytes (a mixin of RelayServer).
+"""What the relay reads from a control connection in each state, turned into events.
 
 Theory of operation
 -------------------
-`read_phase(conn)` dispatches on `conn.phase` through READERS. Each reader
+`Readers.read(conn)` dispatches on `conn.state` through READERS. Each reader
 takes at most READ_BUDGET bytes per readiness event (so one busy client
-cannot starve the rest), and either keeps the phase, moves the connection to
-the next one (SNIFF -> TLS -> APP_SNIFF -> FRAMES | HTTP, FRAMES -> BINDING),
-or raises a TagioError that the server turns into an Error frame and a close.
-Readers only call RelayServer helpers (_queue_wire, _linger, _lost, _drop,
-_set_mask, _log_limited) and RelayLogic.handle; they own no sockets.
+cannot starve the rest) and turns them into events for the connection's
+state machine (tagio.relay.connection), fired through the ConnTable it was
+given: the first bytes become APP_BYTES / TLS_HELLO / FRAMES / HTTP, a
+finished HTTP head HTTP_REQUEST or WS_UPGRADE, each decoded frame its
+message, EOF LOST. A reader decides nothing else: where the connection goes
+is the machine's table. A TagioError raised here (garbage, a bad frame, too
+many messages) is reported by the ConnTable as FAIL.
+
+Readers own no sockets and no tables; they hold the ConnTable by composition.
 """
 
 import logging
@@ -19,10 +23,10 @@ import ssl
 from tagio.errors import RelayError, RemoteProtocolError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import relay as m
-from tagio.relay.conn import TLS_ALERT_HANDSHAKE_FAILURE, Phase, classify, is_tls_client_hello
-from tagio.protocol.websocket import OP_PONG, WsDecoder, data_of, ws_frame
-from tagio.relay.http import HttpRequestReader, http_response, upgrade_response
-from tagio.relay.logic import ConnState
+from tagio.protocol.websocket import OP_PONG, WS_PATH, data_of, ws_frame
+from tagio.relay.conn import classify, is_tls_client_hello
+from tagio.relay.connection import FRAME_STATES, State
+from tagio.relay.events import Event
 
 log = logging.getLogger("tagio.relay")
 READ_CHUNK = 65536
@@ -30,9 +34,14 @@ READ_BUDGET = 256 * 1024
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-class PhaseReaders:
-    def read_phase(self, conn):
-        READERS[conn.phase](self, conn)
+class Readers:
+    def __init__(self, table, limits, ssl_context=None):
+        self.table = table
+        self.limits = limits
+        self.ssl_context = ssl_context
+
+    def read(self, conn):
+        READERS[conn.state](self, conn)
 
     def _recv(self, conn):
         """Up to READ_BUDGET bytes; None when nothing is ready, b'' at EOF."""
@@ -51,35 +60,45 @@ class PhaseReaders:
             if not isinstance(conn.sock, ssl.SSLSocket) and len(data) < READ_CHUNK:
                 break
         raw = b"".join(parts) if parts else None
-        return raw if conn.ws is None or not raw else self._unwrap(conn, raw)
+        return raw if conn.ws is None or not raw else self.unwrap(conn, raw)
 
-    def _unwrap(self, conn, raw):
+    def unwrap(self, conn, raw):
         """Payload bytes out of WebSocket frames: None if only control frames came, b'' on close."""
         data, pings, closed = data_of(conn.ws.feed(raw))
+        self._charge(conn, conn.ws.take_cost())
         for payload in pings:  # bounded like every other queued byte: a ping flood is dropped
-            self._queue_wire(conn, ws_frame(payload, mask=False, opcode=OP_PONG))
+            self.table.queue_wire(conn, ws_frame(payload, mask=False, opcode=OP_PONG))
         if conn.closed:
             return None
         if data:
             return data
         return b"" if closed else None
 
-    def _read_sniff(self, conn):
-        if self.ssl_context is not None:
-            return self._sniff_tls_port(conn)
+    def _charge(self, conn, cost):
+        """Take `cost` from the connection's budget (refilled every tick): floods are cut, not served."""
+        conn.frame_budget -= cost
+        if conn.frame_budget < 0:
+            raise RelayError("rate_limited", "too many messages; slow down")
+
+    def _read_into(self, conn, feed):
+        """One readiness event: feed(conn, bytes) what arrived, or LOST at EOF."""
         data = self._recv(conn)
         if data is None:
             return
         if data == b"":
-            return self._drop(conn)
+            return self.table.fire(conn, Event.LOST)
+        feed(conn, data)
+
+    # -- first bytes ----------------------------------------------------------------------------
+    def _read_sniff(self, conn):
+        if self.ssl_context is not None:
+            return self._sniff_tls_port(conn)
+        self._read_into(conn, self._sniff_plain)
+
+    def _sniff_plain(self, conn, data):
         if is_tls_client_hello(data):
-            self._log_limited(("tls-plain", conn.peer_addr[0]),
-                              "TLS ClientHello from %s on a plain (non-TLS) port; closing. Start the relay "
-                              "with --cert/--key or configure the client without TLS.", conn.peer_addr[0])
-            self.counters["tls_on_plain_total"] += 1
-            conn.out += TLS_ALERT_HANDSHAKE_FAILURE
-            return self._linger(conn, "TLS on plain port")
-        conn.phase = Phase.APP_SNIFF
+            return self.table.fire(conn, Event.TLS_ON_PLAIN)
+        self.table.fire(conn, Event.APP_BYTES)
         self._app_sniff(conn, data)
 
     def _sniff_tls_port(self, conn):
@@ -88,140 +107,125 @@ class PhaseReaders:
         except _WOULD_BLOCK:
             return  # a spurious wake-up: not a reason to drop the client
         if not peek:
-            return self._drop(conn)
+            return self.table.fire(conn, Event.LOST)
         if peek[0] == 0x16:
-            self._sel.unregister(conn.sock)
-            del self._conns[conn.sock.fileno()]
-            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
-            self._tls_conns.add(conn)
-            self._conns[conn.sock.fileno()] = conn
-            conn.mask = 0
-            conn.phase = Phase.TLS
-            return self._read_tls(conn)
+            return self.table.fire(conn, Event.TLS_HELLO)
         # Not TLS. Decide on the first byte: waiting for more peeked bytes would spin the loop
         # (they stay readable). A TagIO client gets an Error frame it can show, anything else plain text.
         if peek[:1] == framing.MAGIC[:1]:
-            conn.phase = Phase.FRAMES
-            raise RelayError("tls_required", "this relay only accepts TLS connections; enable TLS in the client")
-        conn.phase = Phase.HTTP
-        raise RemoteProtocolError("this relay only accepts TLS connections (use https://)")
+            refusal = (RelayError("tls_required", "this relay only accepts TLS connections; enable TLS in "
+                                  "the client"), False)
+        else:
+            refusal = (RemoteProtocolError("this relay only accepts TLS connections (use https://)"), True)
+        self.table.fire(conn, Event.TLS_REQUIRED, refusal)
 
-    def _read_tls(self, conn):
+    def read_tls(self, conn):
         try:
             conn.sock.do_handshake()
         except ssl.SSLWantReadError:
-            return self._set_mask(conn, selectors.EVENT_READ)
+            return self.table.set_mask(conn, selectors.EVENT_READ)
         except ssl.SSLWantWriteError:
-            return self._set_mask(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            return self.table.set_mask(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
         except (ssl.SSLError, OSError) as exc:
-            self._log_limited(("tls", conn.peer_addr[0]), "TLS handshake from %s failed: %s",
-                              conn.peer_addr[0], getattr(exc, "reason", None) or exc)
-            return self._drop(conn)
-        conn.phase = Phase.APP_SNIFF
-        self._set_mask(conn, selectors.EVENT_READ)
+            self.table.logic.warn(("tls", conn.peer_addr[0]), "TLS handshake from %s failed: %s",
+                                  conn.peer_addr[0], getattr(exc, "reason", None) or exc)
+            return self.table.fire(conn, Event.LOST)
+        self.table.fire(conn, Event.TLS_DONE)
+        self.table.set_mask(conn, selectors.EVENT_READ)
         self._read_app_sniff(conn)
 
-    def _read_into(self, conn, feed, at_eof):
-        """One readiness event: feed(conn, bytes) what arrived, or at_eof(conn) at EOF."""
-        data = self._recv(conn)
-        if data is None:
-            return
-        if data == b"":
-            return at_eof(conn)
-        feed(conn, data)
-
     def _read_app_sniff(self, conn):
-        self._read_into(conn, self._app_sniff, self._drop)
+        self._read_into(conn, self._app_sniff)
 
     def _app_sniff(self, conn, data):
         conn.head += data
         try:
-            phase = classify(conn.head)
+            event = classify(conn.head)
         except TagioError:
-            conn.phase = Phase.FRAMES  # answer garbage with an Error frame
-            self.counters["garbage_total"] += 1
-            raise
-        if phase is None:
+            self.table.logic.counters["garbage_total"] += 1
+            raise  # answered with an Error frame
+        if event is None:
             return
-        conn.phase = phase
-        if phase is Phase.HTTP:
-            conn.http = HttpRequestReader()
-            self.counters["http_requests_total"] += 1
+        if conn.probation:
+            self.table.claim_slot(conn)
+        if event is Event.FRAMES and conn.full:
+            raise RelayError("relay_full", "this relay is full right now; try again in a minute")
         data, conn.head = conn.head, b""
-        FEEDERS[conn.phase](self, conn, data)
+        self.table.fire(conn, event)
+        FEEDERS[conn.state](self, conn, data)
 
-    def _read_frames(self, conn):
-        self._read_into(conn, self._feed_frames, self._frames_ended)
+    # -- TagIO frames -----------------------------------------------------------------------------
+    def _feed_frames(self, conn, data):
+        frames = conn.decoder.feed(data, max_frames=1)
+        while frames and not conn.closed:
+            self._charge(conn, 1)
+            self.table.deliver(conn, m.decode_message(frames[0]))
+            if conn.state not in FRAME_STATES or conn.closed:
+                break
+            frames = conn.decoder.feed(b"", max_frames=1)
+        if conn.state is State.BINDING and not conn.closed:
+            conn.early += conn.decoder.take_rest()
+            if conn.ws is not None:
+                conn.ws.for_relaying()
 
     def _frames_ended(self, conn):
         try:
             conn.decoder.eof()
         except TagioError as exc:
             log.info("connection from %s: %s", conn.peer_addr[0], exc)
-        self._lost(conn)
 
-    def _feed_frames(self, conn, data):
-        frames = conn.decoder.feed(data, max_frames=1)
-        while frames and not conn.closed:
-            conn.frame_budget -= 1
-            if conn.frame_budget < 0:
-                raise RelayError("rate_limited", "too many messages; slow down")
-            self.logic.handle(conn, m.decode_message(frames[0]))
-            if conn.state in (ConnState.BINDING, ConnState.RELAYING) or conn.closed:
-                break
-            frames = conn.decoder.feed(b"", max_frames=1)
-        if conn.state is ConnState.REGISTERED:
-            conn.deadline = None
-        if conn.state is ConnState.BINDING and not conn.closed:
-            conn.deadline = None
-            conn.phase = Phase.BINDING
-            conn.early += conn.decoder.take_rest()
+    def _read_frames(self, conn):
+        data = self._recv(conn)
+        if data is None:
+            return
+        if data == b"":
+            self._frames_ended(conn)
+            return self.table.fire(conn, Event.LOST)
+        self._feed_frames(conn, data)
 
+    # -- waiting for the relay partner ----------------------------------------------------------------
     def _read_binding(self, conn):
-        self._read_into(conn, self._feed_early, self._lost)
+        self._read_into(conn, self._feed_early)
 
     def _feed_early(self, conn, data):
         conn.early += data
         if len(conn.early) > self.limits.relay_buffer:
             raise RelayError("too_early", "sent too much data before RelayReady")
 
+    # -- HTTP ----------------------------------------------------------------------------------------------
     def _read_http(self, conn):
-        self._read_into(conn, self._feed_http, self._drop)
+        self._read_into(conn, self._feed_http)
 
     def _feed_http(self, conn, data):
         request = conn.http.feed(data)
         if request is None:
             return
+        if conn.via_proxy:
+            self.table.forwarded(conn, request.headers)
         log.debug("HTTP %s %s from %s", request.method, request.path, conn.peer_addr[0])
-        if request.wants_websocket():
-            return self._upgrade(conn, request)
-        conn.out += http_response(request.method, request.path, self.status())
-        self._linger(conn, "HTTP answered")
-
-    def _upgrade(self, conn, request):
-        """101 Switching Protocols; from now on the TagIO stream travels in WebSocket frames."""
-        conn.out += upgrade_response(request.headers["sec-websocket-key"])
-        conn.http, conn.ws, conn.phase = None, WsDecoder(expect_masked=True), Phase.APP_SNIFF
-        self.counters["websocket_upgrades_total"] += 1
-        self._on_writable(conn)
+        if not request.wants_websocket():
+            return self.table.fire(conn, Event.HTTP_REQUEST, request)
+        if request.path.split("?", 1)[0] != WS_PATH:
+            raise RemoteProtocolError(f"WebSocket upgrades are served only on {WS_PATH}")
+        self.table.fire(conn, Event.WS_UPGRADE, request)
         if request.rest:
-            data = self._unwrap(conn, request.rest)
+            data = self.unwrap(conn, request.rest)
             if data:
                 self._app_sniff(conn, data)
 
     def _read_linger(self, conn):
         data = self._recv(conn)
         if data == b"":
-            self._drop(conn)
+            self.table.fire(conn, Event.LOST)
 
 
 READERS = {
-    Phase.SNIFF: PhaseReaders._read_sniff,
-    Phase.TLS: PhaseReaders._read_tls,
-    Phase.APP_SNIFF: PhaseReaders._read_app_sniff,
-    Phase.FRAMES: PhaseReaders._read_frames,
-    Phase.HTTP: PhaseReaders._read_http,
-    Phase.BINDING: PhaseReaders._read_binding,
-    Phase.LINGER: PhaseReaders._read_linger,
+    State.SNIFF: Readers._read_sniff,
+    State.TLS: Readers.read_tls,
+    State.APP_SNIFF: Readers._read_app_sniff,
+    State.HTTP: Readers._read_http,
+    State.BINDING: Readers._read_binding,
+    State.LINGER: Readers._read_linger,
+    **{s: Readers._read_frames for s in FRAME_STATES},
 }
-FEEDERS = {Phase.FRAMES: PhaseReaders._feed_frames, Phase.HTTP: PhaseReaders._feed_http}
+FEEDERS = {State.NEW: Readers._feed_frames, State.HTTP: Readers._feed_http}

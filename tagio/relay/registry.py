@@ -11,6 +11,13 @@ loop thread and `save()` encodes it on a worker. An ID is derived from its key, 
 30 bits of it, so a collision could be searched for: the binding, not the
 derivation alone, decides who owns an ID.
 
+A binding remembers when its ID last registered (a wall-clock time, rounded
+to the day so that a client's every registration does not dirty the file);
+`expire(now, ttl)` forgets bindings unused for longer than `ttl` (the relay
+uses Limits.binding_ttl, 180 days), so the table does not grow for ever with
+IDs nobody uses. The file keeps {"bindings": {id: key hex}, "last_used": {id:
+unix seconds}}; a binding without a time (a version-1 file) counts as used at load.
+
 `Registry` holds one `Registration` per online ID, found by ID, by the opaque
 connection handle the server gives it, and by the random UDP token handed out
 in `Registered`. A registration is touched by every frame from its
@@ -21,16 +28,17 @@ its own stale registration.
 """
 
 import json
-import os
 import secrets
-import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tagio.crypto.identity import PUBLIC_KEY_LEN
 from tagio.errors import ConfigError, IdentityError, RelayError
+from tagio.platform import atomic_write as write_atomic
 
 UDP_TOKEN_LEN = 16
+DAY = 86400.0
 
 
 @dataclass
@@ -49,19 +57,22 @@ class Registration:
 class BindingStore:
     """ID -> public key, trust on first use, optionally persisted to `path`."""
 
-    def __init__(self, path=None, max_bindings: int = 1_000_000):
+    def __init__(self, path=None, max_bindings: int = 1_000_000, wall_clock=time.time):
         self.path = Path(path) if path else None
         self.max_bindings = max_bindings
+        self.wall_clock = wall_clock
         self._keys = {}
+        self._used = {}  # ID -> wall-clock seconds of its last registration (to the day)
         self.dirty = False
 
-    def load(self) -> None:
-        """Read the file if it exists; raises ConfigError when it is unreadable or corrupt."""
+    def load(self) -> bool:
+        """Read the file; False when there is none. Raises ConfigError when it is unreadable or corrupt."""
         if not self.path or not self.path.exists():
-            return
+            return False
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             keys = {str(k): bytes.fromhex(v) for k, v in data.get("bindings", {}).items()}
+            used = {str(k): float(v) for k, v in data.get("last_used", {}).items()}
         except (OSError, ValueError, AttributeError, TypeError) as exc:  # TypeError: a non-string key value
             raise ConfigError(f"cannot read relay state file {self.path}: {exc}") from exc
         bad = next((k for k, v in keys.items() if len(v) != PUBLIC_KEY_LEN), None)
@@ -69,6 +80,9 @@ class BindingStore:
             raise ConfigError(f"cannot read relay state file {self.path}: the key bound to {bad} is not "
                               f"{PUBLIC_KEY_LEN} bytes")
         self._keys = keys
+        now = self.wall_clock()
+        self._used = {k: used.get(k, now) for k in keys}
+        return True
 
     def check(self, client_id: str, public_key: bytes) -> None:
         """Raise IdentityError if `client_id` is bound to another key, RelayError if full."""
@@ -83,6 +97,20 @@ class BindingStore:
         if client_id not in self._keys:
             self._keys[client_id] = public_key
             self.dirty = True
+        now = self.wall_clock()
+        if now - self._used.get(client_id, -DAY) >= DAY:  # at most one file change per ID and day
+            self._used[client_id] = now
+            self.dirty = True
+
+    def expire(self, ttl: float) -> int:
+        """Forget bindings whose ID has not registered for `ttl` seconds; returns how many."""
+        cutoff = self.wall_clock() - ttl
+        old = [k for k, used in self._used.items() if used < cutoff]
+        for k in old:
+            del self._keys[k], self._used[k]
+        if old:
+            self.dirty = True
+        return len(old)
 
     def get(self, client_id: str):
         return self._keys.get(client_id)
@@ -91,34 +119,27 @@ class BindingStore:
         return len(self._keys)
 
     def snapshot(self) -> dict:
-        """A copy of the bindings (cheap: a dict copy, no encoding) for save(); clears `dirty`."""
+        """A copy of the bindings (cheap: dict copies, no encoding) for save(); clears `dirty`."""
         self.dirty = False
-        return dict(self._keys)
+        return _Snapshot(self._keys, last_used=dict(self._used))
 
     def save(self, snapshot=None) -> None:
         """Write atomically; a snapshot taken in the owning thread may be saved from another."""
         if not self.path:
             return
         snapshot = snapshot if snapshot is not None else self.snapshot()
-        data = {"version": 1, "bindings": {k: v.hex() for k, v in snapshot.items()}}
+        used = getattr(snapshot, "last_used", {})
+        data = {"version": 2, "bindings": {k: v.hex() for k, v in snapshot.items()},
+                "last_used": {k: int(used[k]) for k in snapshot if k in used}}
         write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+class _Snapshot(dict):
+    """ID -> key, with the last-used times alongside (a dict, so len() and iteration read as before)."""
+
+    def __init__(self, keys, last_used):
+        super().__init__(keys)
+        self.last_used = last_used
 
 
 class Registry:

@@ -2,23 +2,21 @@
 
 Theory of operation
 -------------------
-The loop thread owns every control connection. A connection moves through
-byte-level phases (Phase; tagio.relay.readers): SNIFF looks at the first bytes
-(TLS ClientHello, `TGIO`, an HTTP method, or garbage), TLS does a
-non-blocking handshake on a TLS port, FRAMES feeds a FrameDecoder and hands
-each message to the pure RelayLogic, HTTP answers one request, BINDING holds
-a relay connection until its partner arrives, LINGER flushes an error, half-
-closes and drains so the peer reads the error instead of a reset. Paired
-relay connections leave the loop for the Forwarder thread.
+The loop thread owns every control connection through a ConnTable
+(tagio.relay.conns), which turns readiness into events for each
+connection's state machine (tagio.relay.connection) and carries out the
+actions the machine returns. The loop itself only accepts, answers UDP
+queries, runs work posted back from other threads, and ticks the timers
+once a second. Its selector keys are dispatched through a table (DISPATCH).
+Paired relay connections leave the loop for the Forwarder thread.
 
 Expensive work (Ed25519 verification, writing the state file) runs on
 worker threads (tagio.relay.workers); results come back to the loop thread through a deque
 (one entry at most per connection being verified) and a wake-up socket, so RelayLogic is only ever touched by one thread.
-Every buffer is bounded: the frame decoder (one frame), the HTTP head (8 KiB),
-queued output (Limits.out_buffer; a client that will not read is dropped),
-early relay bytes, the relay pipes. Every connection has a deadline until it
-has registered or bound a token (slow-loris); registered clients expire after
-missed heartbeats; connections per source address and in total are capped.
+Every buffer is bounded (see tagio.relay.conns). Every connection has a
+deadline until it has registered or bound a token (slow-loris); registered
+clients expire after missed heartbeats; connections per source address and
+in total are capped.
 """
 
 import collections
@@ -31,41 +29,41 @@ import threading
 import time
 
 from tagio import __version__
-from tagio.errors import ConfigError, RelayError, TagioError
+from tagio.errors import ConfigError, TagioError
 from tagio.protocol import framing
 from tagio.protocol import relay as m
-from tagio.relay.conn import Conn, Phase, normalize_addr
-from tagio.relay.forward import Forwarder, Pair
-from tagio.relay.http import http_error
-from tagio.relay.logic import ConnState, Limits, RelayLogic, error_code
-from tagio.relay.readers import PhaseReaders
+from tagio.relay.conn import normalize_addr
+from tagio.relay.conns import ConnTable
+from tagio.relay.fdlimit import FdBudget, open_fds, raise_fd_limit
+from tagio.relay.forward import Forwarder
+from tagio.relay.http import http_response
+from tagio.relay.logic import Limits, RelayLogic
 from tagio.relay.registry import BindingStore
 from tagio.relay.workers import Workers
 
 log = logging.getLogger("tagio.relay")
 VERSION = __version__          # one version for both programs
-LINGER = 2.0
-WRITE_CHUNK = 256 * 1024
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-class RelayServer(PhaseReaders):
+class RelayServer:
     def __init__(self, bind=("0.0.0.0", 443), *, auth_secret=None, ssl_context=None, state_file=None,
-                 public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2):
+                 public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2,
+                 trusted_proxies=frozenset()):
         self.bind_addr = bind
         self.ssl_context = ssl_context
         self.public_ip = public_ip
         self.limits = limits or Limits()
         self.clock = clock
-        bindings = BindingStore(state_file, self.limits.max_bindings)
-        bindings.load()
+        bindings = BindingStore(state_file, self.limits.max_bindings, wall_clock)
+        self.state_at_start = load_bindings(bindings)  # "fresh", "loaded" or "lost", shown by /health
+        bindings.expire(self.limits.binding_ttl)
         self.logic = RelayLogic(self.limits, auth_secret=auth_secret, bindings=bindings, clock=clock,
-                                wall_clock=wall_clock, offload=self._offload, public_ip=public_ip)
+                                wall_clock=wall_clock, public_ip=public_ip)
+        self.counters = self.logic.counters  # one counter table for the whole relay
         self._workers = workers
-        self._conns = {}
-        self._tls_conns = set()
-        self._per_ip = collections.Counter()
-        self._ip_lock = threading.Lock()
+        self.trusted_proxies = frozenset(trusted_proxies)
+        self.conns = None  # a ConnTable once open()
         self._posted = collections.deque()  # at most one entry per connection being verified
         self._posted_lock = threading.Lock()
         self._stop = threading.Event()
@@ -75,15 +73,16 @@ class RelayServer(PhaseReaders):
         self._started = time.time()
         self._saving = False
         self._next_save = 0.0
-        self._log_times = {}
         self._accept_paused_until = 0.0
-        self.counters = collections.Counter()
+        self._next_expiry = 0.0
+        self.ticks = 0  # timer rounds run so far (tests with a fake clock wait on it)
         self.tcp = self.udp = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def open(self):
         """Bind TCP and UDP; raises ConfigError with a one-line reason (port in use, no permission)."""
         host, port = self.bind_addr
+        fd_limit = raise_fd_limit()
         for attempt in range(5 if port == 0 else 1):
             try:
                 self._bind(host, port)
@@ -102,7 +101,14 @@ class RelayServer(PhaseReaders):
         self._sel.register(self.udp, selectors.EVENT_READ, "udp")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._pool = Workers(self._workers, self._post)
-        self.forwarder = Forwarder(max_pairs=self.limits.max_conns, idle_timeout=self.limits.relay_idle_timeout)
+        budget = FdBudget(fd_limit, open_fds() + 2)  # + the forwarder's wake-up pair, made below
+        self.forwarder = Forwarder(max_pairs=budget.max_pairs(self.limits.max_conns),
+                                   idle_timeout=self.limits.relay_idle_timeout)
+        self.conns = ConnTable(self._sel, self.logic, clock=self.clock, ssl_context=self.ssl_context,
+                               answer_http=self._answer_http, relay_pair=self.forwarder.add, offload=self._offload,
+                               budget=budget, pairs_held=lambda: self.forwarder.held,
+                               trusted_proxies=self.trusted_proxies)
+        log.debug("descriptors: limit %s, %s for clients", fd_limit, budget.usable)
         return self
 
     def _bind(self, host, port):
@@ -139,6 +145,8 @@ class RelayServer(PhaseReaders):
         auth = "on" if self.logic.auth_secret else "off"
         host, port = self.address
         log.info("TagIO relay %s listening on %s:%d (tcp+udp, tls %s, auth %s)", VERSION, host, port, tls, auth)
+        if self.trusted_proxies:
+            log.info("client addresses from X-Forwarded-For of %s", ", ".join(sorted(self.trusted_proxies)))
         bindings = self.logic.registry.bindings
         log.debug("ID bindings: %s (%d known)", bindings.path or "memory only", len(bindings))
         try:
@@ -166,14 +174,7 @@ class RelayServer(PhaseReaders):
             raise self.error
 
     def _shutdown(self):
-        bye = m.Bye("relay shutting down").encode()
-        for conn in list(self._conns.values()):
-            if conn.state is ConnState.REGISTERED and not conn.out:  # never inside a half-sent frame
-                try:  # best effort, never blocks: lets clients tell a restart from a network failure
-                    conn.sock.send(conn.wrap(bye))
-                except (OSError, ssl.SSLError):
-                    pass
-            self._drop(conn)
+        self.conns.close_all()
         self._close_listeners()
         try:
             self._pool.close()
@@ -199,30 +200,24 @@ class RelayServer(PhaseReaders):
         next_tick = self.clock() + 1.0
         while not self._stop.is_set():
             # TLS may hold decrypted bytes the selector cannot see; only TLS connections are checked.
-            pending_tls = [c for c in self._tls_conns if _tls_pending(c)] if self._tls_conns else ()
-            events = self._sel.select(0 if pending_tls else 0.5)
-            for key, mask in events:
-                self._dispatch(key.data, mask)
+            pending_tls = self.conns.tls_pending() if self.conns.tls_conns else ()
+            for key, mask in self._sel.select(0 if pending_tls else 0.5):
+                DISPATCH.get(key.data, RelayServer._on_conn)(self, key.data, mask)
             for conn in pending_tls:
                 if not conn.closed:
-                    self._on_readable(conn)
+                    self.conns.on_readable(conn)
             self._run_posted()
             if self.clock() >= next_tick:
                 next_tick = self.clock() + 1.0
                 self._tick()
 
-    def _dispatch(self, data, mask):
-        if data == "accept":
-            self._accept()
-        elif data == "udp":
-            self._udp()
-        elif data == "wake":
-            self._drain_wake()
-        elif not data.closed:
-            if mask & selectors.EVENT_WRITE:
-                self._on_writable(data)
-            if mask & selectors.EVENT_READ and not data.closed:
-                self._on_readable(data)
+    def _on_conn(self, conn, mask):
+        if conn.closed:
+            return
+        if mask & selectors.EVENT_WRITE:
+            self.conns.on_writable(conn)
+        if mask & selectors.EVENT_READ and not conn.closed:
+            self.conns.on_readable(conn)
 
     def _wake(self):
         try:
@@ -230,7 +225,7 @@ class RelayServer(PhaseReaders):
         except OSError:
             pass
 
-    def _drain_wake(self):
+    def _drain_wake(self, _data=None, _mask=0):
         # One read: workers send one byte per batch, and anything left makes the selector report
         # the socket again next round. Reading until EAGAIN cost a second system call per wake-up.
         try:
@@ -254,180 +249,31 @@ class RelayServer(PhaseReaders):
             try:
                 fn()
             except Exception as exc:
-                self._internal_error(None, exc)
+                self.conns.internal_error(None, exc)
 
     def _offload(self, fn, done):
         self._pool.submit(fn, done, _check_failed)
 
     # -- accepting --------------------------------------------------------------------------
-    def _accept(self):
+    def _accept(self, _data=None, _mask=0):
         for _ in range(64):
             try:
                 sock, addr = self.tcp.accept()
             except _WOULD_BLOCK:
                 return
             except OSError as exc:  # EMFILE and friends: back off instead of spinning
-                self._log_limited("accept", "cannot accept connections: %s", exc)
+                self.logic.warn("accept", "cannot accept connections: %s", exc)
                 self._sel.unregister(self.tcp)
                 self._accept_paused_until = self.clock() + 0.5
                 return
-            self._admit(sock, addr)
+            self.conns.admit(sock, addr)
 
-    def _admit(self, sock, addr):
-        sock.setblocking(False)
-        ip = normalize_addr(addr)[0]  # the same key _release_ip will use
-        if len(self._conns) >= self.limits.max_conns:
-            self._log_limited("max_conns", "connection limit %d reached; refusing %s", self.limits.max_conns, ip)
-            sock.close()
-            return
-        with self._ip_lock:
-            self._per_ip[ip] += 1
-            too_many = self._per_ip[ip] > self.limits.max_conns_per_ip
-        self.counters["connections_total"] += 1
-        conn = Conn(self, sock, addr, self.clock() + self.limits.handshake_timeout)
-        self._conns[sock.fileno()] = conn
-        self._set_mask(conn, selectors.EVENT_READ)
-        if too_many:
-            self._log_limited(("per_ip", ip), "too many connections from %s (limit %d)", ip,
-                              self.limits.max_conns_per_ip)
-            conn.phase = Phase.FRAMES  # the refusal is a TagIO frame
-            limit = self.limits.max_conns_per_ip
-            self._fail(conn, RelayError("too_many_connections",
-                                        f"too many connections from your address (limit {limit})"))
-
-    # -- reading ------------------------------------------------------------------------------
-    def _on_readable(self, conn):
-        try:
-            self.read_phase(conn)
-        except TagioError as exc:
-            self._fail(conn, exc)
-        except (OSError, ssl.SSLError) as exc:
-            log.debug("connection from %s failed: %s", conn.peer_addr[0], exc)
-            self._lost(conn)
-        except Exception as exc:  # a bug: lose this connection, keep serving everyone else
-            self._internal_error(conn, exc)
-
-    def _internal_error(self, conn, exc):
-        log.error("internal error on connection from %s: %r", conn.peer_addr[0] if conn else "?", exc,
-                  exc_info=log.isEnabledFor(logging.DEBUG))
-        self.counters["internal_errors_total"] += 1
-        if conn is not None:
-            self.logic.connection_lost(conn)
-            self._drop(conn)
-
-    # -- writing and closing ------------------------------------------------------------------------
-    def _queue(self, conn, data):
-        self._queue_wire(conn, conn.wrap(data))
-
-    def _queue_wire(self, conn, wire):
-        """Queue bytes exactly as they go on the wire; a client that will not read is dropped."""
-        if conn.closed:
-            return
-        if len(conn.out) + len(wire) > self.limits.out_buffer:
-            self._log_limited(("slow", conn.peer_addr[0]), "dropping %s: not reading its messages",
-                              conn.peer_addr[0])
-            self.logic.connection_lost(conn)
-            return self._drop(conn)
-        conn.out += wire
-        self._on_writable(conn)
-
-    def _on_writable(self, conn):
-        if conn.phase is Phase.TLS:
-            return self._read_tls(conn)
-        try:
-            while conn.out:
-                with memoryview(conn.out) as view:
-                    sent = conn.sock.send(view[:WRITE_CHUNK])
-                del conn.out[:sent]
-        except _WOULD_BLOCK:
-            pass
-        except (OSError, ssl.SSLError):
-            self.logic.connection_lost(conn)
-            return self._drop(conn)
-        if conn.phase is Phase.LINGER and not conn.out:
-            _half_close(conn.sock)
-        self._set_mask(conn, selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0))
-
-    def _fail(self, conn, exc):
-        """Tell the client what went wrong (one Error frame or HTTP 400), then close."""
-        if conn.closed or conn.phase is Phase.LINGER:
-            return
-        code = error_code(exc)
-        self.logic.counters["errors_total"] += 1
-        self._log_limited(("fail", conn.peer_addr[0], code), "closing %s: %s (%s)", conn.peer_addr[0], exc, code)
-        self.logic.connection_lost(conn)
-        if conn.phase is Phase.HTTP:
-            conn.out += http_error(str(exc))
-        elif conn.phase in (Phase.FRAMES, Phase.APP_SNIFF, Phase.BINDING, Phase.SNIFF):
-            conn.out += conn.wrap(m.Error(code, str(exc)[:500]).encode())
-        self._linger(conn, str(exc))
-
-    def _linger(self, conn, reason=""):
-        if conn.closed:
-            return
-        conn.phase = Phase.LINGER
-        conn.deadline = self.clock() + LINGER
-        self._on_writable(conn)
-
-    def _lost(self, conn):
-        self.logic.connection_lost(conn)
-        self._drop(conn)
-
-    def _drop(self, conn):
-        if conn.closed:
-            return
-        conn.closed = True
-        self._forget(conn)
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
-
-    def _forget(self, conn):
-        self._detach(conn)
-        self._release_ip(conn.peer_addr[0])
-
-    def _detach(self, conn):
-        """Take a connection out of the loop's tables and selector (its socket stays open)."""
-        self._tls_conns.discard(conn)
-        if self._conns.get(conn.sock.fileno()) is conn:
-            del self._conns[conn.sock.fileno()]
-        if conn.mask:
-            self._sel.unregister(conn.sock)
-            conn.mask = 0
-
-    def _release_ip(self, ip):
-        with self._ip_lock:
-            self._per_ip[ip] -= 1
-            if self._per_ip[ip] <= 0:
-                del self._per_ip[ip]
-
-    def _set_mask(self, conn, mask):
-        if conn.closed or mask == conn.mask:
-            return
-        if conn.mask == 0:
-            self._sel.register(conn.sock, mask, conn)
-        else:
-            self._sel.modify(conn.sock, mask, conn)
-        conn.mask = mask
-
-    # -- relaying --------------------------------------------------------------------------------
-    def _start_relay(self, conn, partner):
-        """Hand a completed pair to the forwarder; RelayReady goes first on each side."""
-        ready = m.RelayReady().encode()
-        conn.early += conn.decoder.take_rest()
-        to_conn = bytes(conn.out) + conn.wrap(ready + bytes(partner.early))
-        to_partner = bytes(partner.out) + partner.wrap(ready + bytes(conn.early))
-        for c in (conn, partner):
-            c.closed = True
-            self._detach(c)  # the forwarder owns the sockets now; the IPs are released when the pair ends
-        ips = (conn.peer_addr[0], partner.peer_addr[0])
-        self.forwarder.add(Pair(conn.sock, partner.sock, self.limits.relay_buffer, to_conn, to_partner,
-                                on_done=lambda pair: [self._release_ip(ip) for ip in ips],
-                                a_ws=conn.ws, b_ws=partner.ws))
+    def _answer_http(self, request) -> bytes:
+        return http_response(request.method, request.path, self.status(), request.headers,
+                             self.logic.auth_secret)
 
     # -- UDP -----------------------------------------------------------------------------------------
-    def _udp(self):
+    def _udp(self, _data=None, _mask=0):
         for _ in range(64):
             try:
                 data, addr = self.udp.recvfrom(2048)
@@ -438,7 +284,7 @@ class RelayServer(PhaseReaders):
             try:
                 reply = self.logic.on_udp(m.decode_message(framing.decode_datagram(data)), normalize_addr(addr))
             except TagioError as exc:
-                self._log_limited(("udp", addr[0]), "ignoring bad UDP datagram from %s: %s", addr[0], exc)
+                self.logic.warn(("udp", addr[0]), "ignoring bad UDP datagram from %s: %s", addr[0], exc)
                 continue
             try:
                 self.udp.sendto(reply.encode(), addr)
@@ -448,21 +294,16 @@ class RelayServer(PhaseReaders):
     # -- timers --------------------------------------------------------------------------------------
     def _tick(self):
         now = self.clock()
-        self.logic.tick()
-        budget = self.limits.max_frames_per_sec
-        for conn in self._conns.values():
-            conn.frame_budget = min(conn.frame_budget + budget, 2 * budget)
-        for conn in [c for c in self._conns.values() if c.deadline is not None and c.deadline < now]:
-            if conn.phase is Phase.LINGER:
-                self._drop(conn)
-            elif conn.state in _HANDSHAKING:
-                self._fail(conn, RelayError("timeout", "handshake not completed in time"))
-            else:
-                conn.deadline = None  # registered or bound: heartbeats and pairing time it from now on
+        self.conns.carry(self.logic.tick())
+        self.conns.tick(now)
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             self._sel.register(self.tcp, selectors.EVENT_READ, "accept")
+        if now >= self._next_expiry:  # walking a million bindings is ~0.1 s: once an hour
+            self._next_expiry = now + 3600.0
+            self.logic.registry.bindings.expire(self.limits.binding_ttl)
         self._save_state()
+        self.ticks += 1
 
     def _save_state(self, sync=False):
         """Write the bindings file if it changed: at most once per state_save_interval, on a worker.
@@ -495,24 +336,39 @@ class RelayServer(PhaseReaders):
             self.logic.registry.bindings.dirty = True  # try again next interval
             log.error("cannot write relay state file: %s", result)
 
-    def _log_limited(self, key, fmt, *args):
-        """Log at most one line per key per 10 s: floods must not flood the log too."""
-        now = self.clock()
-        if now - self._log_times.get(key, -1e9) >= 10.0:
-            if len(self._log_times) > 10_000:
-                self._log_times.clear()
-            self._log_times[key] = now
-            log.warning(fmt, *args)
-
     def status(self) -> dict:
         host, port = self.address
         return {"version": VERSION, "uptime_s": round(time.time() - self._started, 1),
                 "online_clients": len(self.logic.registry), "active_relays": self.forwarder.active,
-                "waiting_relays": self.logic.pairing.waiting, "connections": len(self._conns),
-                "public_address": f"{self.public_ip or host}:{port}",
+                "waiting_relays": self.logic.pairing.waiting, "connections": len(self.conns),
+                "public_address": f"{self.public_ip or host}:{port}", "state": self.state_at_start,
                 "tls": self.ssl_context is not None, "relayed_bytes_total": self.forwarder.bytes_total,
-                "relay_pairs_failed_total": self.forwarder.pairs_failed,
-                **self.logic.counters, **self.counters}
+                "fd_limit": self.conns.budget.limit or 0, "fds_in_use": self.conns.fds_in_use(),
+                **self.counters, "relay_pairs_failed_total": self.forwarder.pairs_failed
+                + self.counters["relay_pair_setup_failures_total"]}  # set up or ended by a failure
+
+
+def load_bindings(bindings) -> str:
+    """Read the bindings file: "loaded", "fresh" (none: a first start, or a disk that was wiped) or "lost".
+
+    An unreadable file does not stop the relay (a health check would restart it for ever); it is
+    kept aside as <name>.unreadable for the operator, and /health says "lost".
+    """
+    try:
+        loaded = bindings.load()
+    except ConfigError as exc:
+        aside = bindings.path.with_name(bindings.path.name + ".unreadable")
+        try:
+            bindings.path.replace(aside)
+        except OSError:
+            aside = bindings.path
+        log.error("%s; starting with no ID bindings (health shows \"state\": \"lost\"); the file is kept as %s",
+                  exc, aside)
+        return "lost"
+    if not loaded and bindings.path:
+        log.info("no relay state file at %s: starting with no ID bindings (a first start, or the disk "
+                    "was wiped)", bindings.path)
+    return "loaded" if loaded else "fresh"
 
 
 def _check_failed(exc):
@@ -520,16 +376,4 @@ def _check_failed(exc):
     return "internal error while checking the signature"
 
 
-def _tls_pending(conn):
-    return isinstance(conn.sock, ssl.SSLSocket) and not conn.closed and conn.phase is not Phase.TLS \
-        and conn.sock.pending()
-
-
-def _half_close(sock):
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-
-
-_HANDSHAKING = (ConnState.NEW, ConnState.CHALLENGED, ConnState.VERIFYING)
+DISPATCH = {"accept": RelayServer._accept, "udp": RelayServer._udp, "wake": RelayServer._drain_wake}

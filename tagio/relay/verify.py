@@ -23,6 +23,11 @@ requirements.txt); if a future version lacks them, `verify` falls back to the
 library's own verify (tagio.crypto.identity.verify_signature): slower, never
 wrong. A version that changed their meaning would fail tests/test_relay_verify.
 
+`is_small_order(key)` refuses the keys whose point P has [8]P = identity
+(the 8 points of the torsion subgroup, in any encoding): with such a key the
+signature (R = identity, s = 0) verifies for every message, so anyone could
+register the 8 IDs derived from them.
+
 Decoded keys are not cached per ID: a decode costs ~12 us of the ~270, and a
 cache would cost memory on every registered client (the relay's budget is
 3 KB each).
@@ -65,6 +70,31 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     point += _times(a, ORDER - k)
     point += neg_r
     return point.double().double().double().is_point_at_infinity()
+
+
+def is_small_order(public_key: bytes) -> bool:
+    """True for an Ed25519 key of small order; a key that does not decode is left to verify()."""
+    if len(public_key) != PUBLIC_KEY_LEN:
+        return False
+    if _decode is None:
+        return public_key in _SMALL_ORDER or (public_key[:31] + bytes([public_key[31] & 0x7F])) in _SMALL_ORDER
+    try:
+        point = _decode(public_key, "Ed25519")
+    except ValueError:
+        return False
+    return point.double().double().double().is_point_at_infinity()
+
+
+# The torsion points' canonical y encodings (sign bit cleared), for an unknown pycryptodome:
+# y = 1, y = -1, y = 0, and the two order-8 y values; plus y = p and y = p + 1 (non-canonical 0 and 1).
+_SMALL_ORDER = {bytes.fromhex(h) for h in (
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")}
 
 
 def _times(point, n: int):

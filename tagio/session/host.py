@@ -274,7 +274,7 @@ class HostSession:
         with self._refresh_lock:
             self._refresh.reset()
         flags = (m.HELLO_VIEW_ONLY if self.view_only else m.HELLO_INPUT)
-        self._queue(m.Hello(m.PROTOCOL_VERSION, flags, box["width"], box["height"], index))
+        self._queue(m.Hello(m.SESSION_VERSION, flags, box["width"], box["height"], index, m.SESSION_CAPABILITIES))
         listing = [(x["left"], x["top"], x["width"], x["height"]) for x in monitors[:m.MAX_MONITORS]]
         self._queue(m.MonitorList(index, listing))
         self.on_event("monitor", index=index, width=box["width"], height=box["height"])

@@ -44,6 +44,7 @@ from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, Tr
 from tagio.protocol import session as m
 from tagio.session import events as ev
 from tagio.session.outbox import ACK, INPUT, MOVE, Outbox
+from tagio.protocol.version import agree as agree_capabilities
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -68,6 +69,7 @@ class ViewerSession:
         self.monitor = None
         self.monitors = []
         self.host_flags = 0
+        self.capabilities = 0           # agreed with the host's Hello (protocol/version.py)
         self.cursor = None
         self.cursor_shape = None        # (hot_x, hot_y, RGBA image) once the host sent one
         self.closed_reason = None
@@ -233,6 +235,7 @@ class ViewerSession:
             handler(self, msg)
 
     def _on_hello(self, msg):
+        self.capabilities = agree_capabilities(msg.version, msg.capabilities)
         self._workers.put(self._decode_q, msg)      # in order with frames: the decoder resets the fb
 
     def _on_frame(self, msg):
