@@ -160,3 +160,46 @@ class OneTimePasswordTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Refused(Exception):
+    pass
+
+
+class SessionGuessesTest(unittest.TestCase):
+    def session(self, lim, source="viewer"):
+        return guesses.SessionGuesses(lim, source, Refused)
+
+    def test_a_session_with_one_success_takes_back_all_its_guesses(self):
+        lim, _ = limiter()
+        for _ in range(5):
+            tally = self.session(lim)
+            tally.start()                 # the path that lost the race
+            tally.start()                 # the path that won
+            tally.succeeded()
+            self.assertEqual(tally.close(), [])
+            lim.password_rotated()        # the one-time password that opened a session is used up
+        self.assertIsInstance(lim.start("x"), Guess)
+
+    def test_a_failed_session_reports_each_guess(self):
+        lim, _ = limiter()
+        tally = self.session(lim)
+        tally.start()
+        tally.start()
+        failures = tally.close()
+        self.assertEqual([f.source for f in failures], ["viewer", "viewer"])
+        self.assertEqual(failures[-1].failures_in_window, 2)
+
+    def test_refusal_raises_the_given_error_with_when(self):
+        lim, _ = limiter(tries_per_password=100)
+        for i in range(6):
+            self.session(lim, f"s{i}").start()
+        with self.assertRaisesRegex(Refused, "too many wrong passwords; next guess in 60 s"):
+            self.session(lim).start()
+
+    def test_no_guess_after_close(self):
+        lim, _ = limiter()
+        tally = self.session(lim)
+        tally.close()
+        with self.assertRaises(Refused):
+            tally.start()

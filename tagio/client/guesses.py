@@ -181,3 +181,51 @@ def _remove(marks, stamp):
         marks.remove(stamp)
     except ValueError:
         pass           # already out of the window
+
+
+class SessionGuesses:
+    """The guesses of one incoming session, for the host handshake's `guesses` hook.
+
+    Each handshake of the session (one per path kind) calls start() before its REPLY and
+    succeeded() on mutual success. A session in which one handshake succeeded was opened by someone
+    who knew the password, so close() takes back all of its guesses (a viewer's losing paths are
+    no guesses); otherwise close() ends each as failed and returns the Failures to report.
+    Thread-safe: a session's paths run their handshakes at once.
+    """
+
+    def __init__(self, limiter: GuessLimiter, source, refused_error):
+        self._limiter, self._source, self._refused_error = limiter, str(source), refused_error
+        self._guesses, self._success, self._closed = [], False, False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Count one guess now; raise refused_error(reason) when the limiter refuses it."""
+        with self._lock:
+            if self._closed:
+                raise self._refused_error("the session is over")
+            guess = self._limiter.start(self._source)
+            if isinstance(guess, Refusal):
+                raise self._refused_error(_refusal_text(guess))
+            self._guesses.append(guess)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._success = True
+
+    def close(self) -> list:
+        """End the session's guesses; the Failures to tell the host's user about (in order)."""
+        with self._lock:
+            self._closed = True
+            guesses, self._guesses = self._guesses, []
+            success = self._success
+        if success:
+            for guess in guesses:
+                self._limiter.succeeded(guess)
+            return []
+        return [f for f in (self._limiter.ended(guess) for guess in guesses) if f is not None]
+
+
+def _refusal_text(refusal: Refusal) -> str:
+    if refusal.retry_after is None:
+        return refusal.reason
+    return f"{refusal.reason}; next guess in {refusal.retry_after:.0f} s"

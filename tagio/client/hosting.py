@@ -2,13 +2,17 @@
 
 Theory of operation. Incoming attempts come from two places: the relay link pushes each rendezvous
 (PeerInfo, role "host") to `on_peer`, and a thread serves dials that reached our direct listener from
-the LAN (`listener.lan_requests`, no relay involved). Each attempt is one password guess, so it is
-first checked against the AttemptLimiter (ratelimit.py: per peer and in total) and then handled in its
-own short-lived thread, at most MAX_INCOMING at once (more are refused, not queued):
+the LAN (`listener.lan_requests`, no relay involved; the listener drops a LAN dial whose tag is wrong
+before it gets here). Each attempt is first checked against the AttemptLimiter (ratelimit.py: per peer
+and in total, a bound on the work an attempt costs) and then handled in its own short-lived thread, at
+most MAX_INCOMING at once (more are refused, not queued):
 
-    establish a path (net.connect racing) with the host handshake, keyed by the current one-time
-    password's secret plus the permanent secrets (settings, and --password for this process)
-      -> wrong password: the guess counts double against the peer, the one-time password rotates
+    establish a path (net.connect racing) with the host handshake, keyed by the one-time password's
+    secret and the permanent password's SPAKE2+ verifier (settings, or --password for this process)
+      -> every handshake that let the viewer check a guess counts against the GuessLimiter
+         (guesses.py) from before the host's REPLY until mutual success; a session without success
+         reports each of its guesses as failed (`auth_failed`), and the one-time password rotates
+         after TRIES_PER_PASSWORD of them; a refused guess is `refused` "too many wrong passwords"
     accept policy: `accept_callback(peer_id) -> bool`, asked when "ask before accepting" is on,
       unless a permanent password was the one used
     a HostSession runs until it ends; a one-time password that opened a session is used up
@@ -23,8 +27,10 @@ import logging
 import queue
 import threading
 
+from tagio.client.guesses import GuessLimiter, SessionGuesses
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
+from tagio.crypto.handshake import GuessLimitError, HostKeys
 from tagio.errors import TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
@@ -40,7 +46,8 @@ class Hosting:
 
     options: HostSession keywords (monitor, view_only, fps_cap, quality, display); the window
     updates the dict in place after Settings are saved. host_password: an extra permanent password
-    for this process only (not saved). limiter: an AttemptLimiter (tests inject one).
+    for this process only (not saved; it takes the place of the saved one). limiter: an
+    AttemptLimiter (tests inject one). `guesses`: the GuessLimiter (tests may replace it before start).
     """
 
     def __init__(self, client, *, options, accept_callback=None, host_password=None, limiter=None):
@@ -49,8 +56,9 @@ class Hosting:
         self.accept_callback = accept_callback
         self._host_password = host_password
         self._limiter = limiter or AttemptLimiter()
+        self.guesses = GuessLimiter()
         self._lock = threading.Lock()
-        self._otp = self._otp_secret = self._extra_secret = None
+        self._otp = self._otp_secret = self._extra_verifier = None
         self._slots = threading.BoundedSemaphore(MAX_INCOMING)
         self._handlers, self._sessions, self._errors = [], [], []
         self._closing = threading.Event()
@@ -63,6 +71,8 @@ class Hosting:
         """Serve LAN dials that arrive on `listener` (None: no listener, nothing to serve)."""
         if listener is None:
             return
+        from tagio.net.connect import lan_tag_ok
+        listener.lan_check = lambda preamble: lan_tag_ok(preamble, self.client.id)
         self._lan_thread = threading.Thread(target=self._lan_requests_thread, args=(listener,),
                                             name="lan-incoming", daemon=True)
         self._lan_thread.start()
@@ -96,15 +106,17 @@ class Hosting:
         secret = password_secret(otp, self.client.id)
         with self._lock:
             self._otp, self._otp_secret = otp, secret
+        self.guesses.password_rotated()
         self.client.emit("password_changed")
         return otp
 
     def identity_changed(self):
-        """Every password secret is salted with our ID: derive them again for a (new) ID."""
-        self._extra_secret = None
+        """Every password secret is salted with our ID: derive them again for a (new) ID. Raises
+        ConfigError when --password looks like a one-time password."""
+        self._extra_verifier = None
         if self._host_password:
-            from tagio.crypto.kdf import password_secret
-            self._extra_secret = password_secret(self._host_password, self.client.id)
+            from tagio.crypto.kdf import permanent_verifier
+            self._extra_verifier = permanent_verifier(self._host_password, self.client.id)
         self.new_password()
 
     # ------------------------------------------------------------------ sessions
@@ -173,37 +185,52 @@ class Hosting:
             self.new_password()          # one-time: this password is used up
         self._run_session(peer, channel)
 
-    def _secrets(self) -> list:
-        """The one-time password's secret first (index 0), then the permanent ones."""
+    def _keys(self) -> HostKeys:
+        """The one-time password's secret and the permanent password's verifier (--password's
+        for this process, else the saved one)."""
         with self._lock:
-            secrets = [self._otp_secret]
-        return secrets + [s for s in (self.client.settings.permanent_secret, self._extra_secret) if s]
+            one_time = self._otp_secret
+        return HostKeys(one_time, self._extra_verifier or self.client.settings.permanent_verifier)
 
     def _authenticate(self, peer, lan=False):
         """(channel, used_permanent) or (None, False) after telling the UI why. A LAN peer has no
         relay-bound key to check; the PAKE still binds both IDs."""
-        secrets = self._secrets()
+        tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError)
         try:
             if not lan:
                 check_peer(peer, peer.peer_id)
             from tagio.crypto.handshake import host_handshake
-            handshake = functools.partial(host_handshake, secrets=secrets, viewer_id=peer.peer_id,
+            handshake = functools.partial(host_handshake, secrets=self._keys(), viewer_id=peer.peer_id,
                                           host_id=self.client.id, session_id=peer.session_id,
-                                          timeout=HANDSHAKE_TIMEOUT)
+                                          timeout=HANDSHAKE_TIMEOUT, guesses=tally)
             relay = None if lan else self.client.current_relay()
             if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")
             channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
                                         timeout=HANDSHAKE_TIMEOUT)
+        except GuessLimitError as exc:
+            self.client.emit("refused", peer_id=peer.peer_id, reason="too many wrong passwords",
+                             detail=str(exc))
+            return None, False
         except WrongPasswordError:
             self._limiter.failed(peer.peer_id)
-            self.client.emit("auth_failed", peer_id=peer.peer_id)
-            self.new_password()          # the guess was spent on a password that no longer exists
             return None, False
         except TagioError as exc:
             self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
             return None, False
-        return channel, used_permanent(channel, secrets)
+        finally:
+            self._report_guesses(peer.peer_id, tally.close())
+        return channel, used_permanent(channel)
+
+    def _report_guesses(self, peer_id, failures):
+        """Tell the host's user of every failed guess (hang-ups and timeouts included), and
+        replace the one-time password once it has had its tries."""
+        for failure in failures:
+            self.client.emit("auth_failed", peer_id=peer_id, failures=failure.failures_in_window,
+                             next_guess_in=round(failure.next_guess_in),
+                             password_replaced=failure.rotate_password)
+            if failure.rotate_password:
+                self.new_password()
 
     def _accepted(self, peer_id, used_permanent) -> bool:
         ask = self.client.settings.ask_before_accept
@@ -266,7 +293,6 @@ def say_bye(channel, text):
         channel.close()
 
 
-def used_permanent(channel, secrets) -> bool:
-    """True when the secret that matched was not the one-time password's (index 0)."""
-    index = getattr(channel, "matched_secret", None)   # set by tagio.crypto.handshake.host_handshake
-    return isinstance(index, int) and 0 < index < len(secrets)
+def used_permanent(channel) -> bool:
+    """True when the permanent password (not the one-time one) opened the channel."""
+    return getattr(channel, "matched_secret", None) == 1   # set by crypto.handshake.host_handshake

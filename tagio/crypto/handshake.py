@@ -205,23 +205,32 @@ def _ctx_tag(context: bytes, kind=Kind.ONE_TIME) -> bytes:
 @dataclass(frozen=True)
 class HostKeys:
     """The host's passwords: the one-time password's scrypt secret and the permanent password's
-    SPAKE2+ verifier (kdf.permanent_verifier, w0 || L); either may be None, not both."""
+    SPAKE2+ verifier (kdf.permanent_verifier, w0 || L); either may be None, not both. `lone`: one
+    shared password that answers whichever kind the viewer's password has (see from_list)."""
     one_time: bytes | None = None
     permanent: bytes | None = None
+    lone: bool = False
 
     @classmethod
     def from_list(cls, secrets) -> "HostKeys":
-        """[one-time secret or None, permanent] as callers used to pass: a permanent entry may be a
-        verifier or (tests, benchmarks) a 32-byte password secret, turned into its verifier here."""
+        """From the list callers pass: [one-time secret or None, permanent], where a permanent
+        entry may be a verifier or (tests, benchmarks) a 32-byte password secret, made into its
+        verifier here; or [secret] alone: one password both sides know, whatever its shape."""
         if isinstance(secrets, HostKeys):
             return secrets
-        items = list(secrets) + [None] * (2 - len(secrets))
-        if len(items) != 2 or not any(items):
+        items = list(secrets)
+        if not 1 <= len(items) <= 2 or not any(items):
             raise LocalProtocolError("host_handshake needs a one-time secret and/or one permanent one")
+        if len(items) == 1:
+            return cls(items[0], kdf.verifier_from_secret(items[0]), lone=True)
         permanent = items[1]
         if permanent is not None and len(permanent) == kdf.SECRET_LEN:
             permanent = kdf.verifier_from_secret(permanent)
         return cls(items[0] or None, permanent or None)
+
+    def matched(self, kind) -> int:
+        """channel.matched_secret: the index into the caller's list of what matched."""
+        return 0 if self.lone else MATCHED[kind]
 
 
 def _spake2plus_context(context: bytes) -> bytes:
@@ -366,7 +375,7 @@ def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=1
             guesses.succeeded()
         stream.send(encode(FinishedMsg(_finished_mac(result))))
         channel = _channel(stream, result, context, ROLE_B)
-        channel.matched_secret, channel.password_kind = MATCHED[kind], kind
+        channel.matched_secret, channel.password_kind = keys.matched(kind), kind
         return channel
 
     return _run(stream, timeout, body)
