@@ -187,18 +187,22 @@ class ClientTest(unittest.TestCase):
 
     # ---------------------------------------------------------------- failures
 
-    def test_wrong_password_rotates_and_host_keeps_serving(self):
+    def test_wrong_password_three_tries_then_rotates_and_host_keeps_serving(self):
+        # Issue 10/11: every failed guess is reported; the one-time password survives a typo and
+        # is replaced after its third failed try.
         host, viewer = self.client(), self.client(direct_bind=None)
         otp = host.one_time_password
-        with self.assertRaises(WrongPasswordError):
-            viewer.connect(host.id, "not-the-password")
-        host.events.wait("auth_failed", peer_id=viewer.id)
+        for tries in (1, 2, 3):
+            with self.assertRaises(WrongPasswordError):
+                viewer.connect(host.id, "not-the-password")
+            failed = host.events.wait("auth_failed", peer_id=viewer.id, failures=tries)
+            self.assertEqual(failed["password_replaced"], tries == 3)
+            if tries < 3:
+                self.assertEqual(host.one_time_password, otp)
         self.assertTrue(wait_until(lambda: host.one_time_password != otp), "password not rotated")
-        second = host.one_time_password
         with self.assertRaises(WrongPasswordError):
-            viewer.connect(host.id, otp)           # the old password is gone too
-        # That failure rotates again; the viewer may hear "wrong" just before the host rotates.
-        self.assertTrue(wait_until(lambda: host.one_time_password != second))
+            viewer.connect(host.id, otp)           # the old password is gone
+        host.events.wait("auth_failed", peer_id=viewer.id, failures=4)
         self.view(viewer.connect(host.id, host.one_time_password))
 
     def test_rate_limit_refuses_without_handshake(self):

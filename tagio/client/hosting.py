@@ -212,8 +212,7 @@ class Hosting:
             self.client.emit("refused", peer_id=peer.peer_id, reason="too many wrong passwords",
                              detail=str(exc))
             return None, False
-        except WrongPasswordError:
-            self._limiter.failed(peer.peer_id)
+        except WrongPasswordError:     # reported with every other failed guess in `finally`
             return None, False
         except TagioError as exc:
             self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
