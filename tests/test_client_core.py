@@ -158,7 +158,22 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(asked, [])
         self.assertEqual(host.one_time_password, otp)
 
-    # ---------------------------------------------------------------- accept policy
+    def test_stolen_settings_file_does_not_let_anyone_in(self):
+        """Issue 10 item 4: the saved permanent password is a SPAKE2+ verifier; whatever a thief
+        copies out of settings.json is refused, and the real password still works."""
+        host = self.client(settings_kw={"ask_before_accept": True}, accept_callback=lambda peer: False)
+        host.settings.set_permanent_password("correct horse battery", host.id)
+        host.settings.save()
+        stored = json.loads((Path(host.config_dir) / "settings.json").read_text())
+        verifier = stored["permanent_verifier"]
+        self.assertNotIn("permanent_secret", stored)
+        viewer = self.client(direct_bind=None)
+        for loot in (verifier, verifier[:64], verifier[64:]):        # w0 || L, w0, L
+            with self.assertRaises(WrongPasswordError):
+                viewer.connect(host.id, loot)
+        self.view(viewer.connect(host.id, "correct horse battery"))   # no prompt: it was unattended
+        host.events.wait("session_started", peer_id=viewer.id)
+
 
     def test_ask_before_accept_decline(self):
         asked = []

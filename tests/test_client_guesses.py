@@ -152,6 +152,15 @@ class OneTimePasswordTest(unittest.TestCase):
         lim.succeeded(pending[0])
         self.assertIsInstance(lim.start("s9"), Guess)
 
+    def test_permanent_password_guesses_do_not_use_the_one_time_tries(self):
+        lim, _ = limiter(host_per_window=100, source_per_window=100, base_delay=0)
+        for i in range(3):
+            lim.ended(lim.start(f"s{i}", one_time=False))
+        self.assertIsInstance(lim.start("s9"), Guess)           # the one-time password: all 3 tries
+        results = [fail(lim, f"t{i}") for i in range(2)]
+        self.assertEqual([f.rotate_password for f in results], [False, True])
+        self.assertIsInstance(lim.start("p", one_time=False), Guess)   # not blocked by the rotation
+
     def test_defaults_match_the_brief(self):
         self.assertEqual((guesses.HOST_PER_WINDOW, guesses.WINDOW), (6, 60.0))
         self.assertEqual((guesses.SOURCE_PER_WINDOW, guesses.SOURCE_TOTAL), (6, 30))

@@ -508,8 +508,8 @@ class RecordingGuesses:
     def __init__(self, refuse=False):
         self.calls, self.refuse = [], refuse
 
-    def start(self):
-        self.calls.append("start")
+    def start(self, one_time):
+        self.calls.append("start" if one_time else "start permanent")
         if self.refuse:
             raise handshake.GuessLimitError("too many wrong passwords")
 
@@ -555,7 +555,7 @@ class EveryGuessCountsTest(unittest.TestCase):
         viewer, host = run_pair("wrong-password", [secret(OTP), secret(PERMANENT)],
                                 host_kwargs={"guesses": guesses})
         self.assertIsInstance(viewer, WrongPasswordError)
-        self.assertEqual(guesses.calls, ["start"])
+        self.assertEqual(guesses.calls, ["start permanent"])     # its shape made it a permanent guess
 
     def test_refused_guess_sends_no_reply(self):
         guesses = RecordingGuesses(refuse=True)

@@ -16,8 +16,9 @@ Limits, each checked by `start` (a Refusal says which and for how long):
                   growing delay (BASE_DELAY, doubling, at most MAX_DELAY) before the next guess
     per source    SOURCE_PER_WINDOW per WINDOW and SOURCE_TOTAL in all, as RustDesk (6 per minute,
                   30 in total; a source at its total is refused until the process restarts)
-    per password  the one-time password is checked at most TRIES_PER_PASSWORD times: the failure
-                  that uses the last try says rotate_password, and `password_rotated()` starts over
+    per password  the one-time password is checked at most TRIES_PER_PASSWORD times (guesses at the
+                  permanent password, `start(source, one_time=False)`, do not count here): the
+                  failure that uses the last try says rotate_password; `password_rotated()` starts over
 
 A success clears the run of failures (the delay) but not the per-source totals. Pure logic: an
 injected clock, no I/O, one lock so the relay link, the LAN thread and handler threads may call at
@@ -59,10 +60,10 @@ class Failure:
 class Guess:
     """One started guess (a ticket for succeeded/ended)."""
 
-    __slots__ = ("source", "started", "state")
+    __slots__ = ("source", "started", "one_time", "state")
 
-    def __init__(self, source, started):
-        self.source, self.started, self.state = source, started, "pending"
+    def __init__(self, source, started, one_time):
+        self.source, self.started, self.one_time, self.state = source, started, one_time, "pending"
 
 
 class _Source:
@@ -92,19 +93,20 @@ class GuessLimiter:
 
     # ------------------------------------------------------------------ the three calls
 
-    def start(self, source) -> "Guess | Refusal":
-        """Count a guess by `source` now (as failed until succeeded()), or say why not."""
+    def start(self, source, one_time=True) -> "Guess | Refusal":
+        """Count a guess by `source` now (as failed until succeeded()), or say why not.
+        `one_time`: the guess is at the one-time password (else at the permanent one)."""
         with self._lock:
             now = self._clock()
             record = self._source(str(source), now)
-            refusal = self._refusal(record, now)
+            refusal = self._refusal(record, now, one_time)
             if refusal is not None:
                 return refusal
             self._recent.append(now)
             record.recent.append(now)
             record.total += 1
-            self._tries += 1
-            return Guess(str(source), now)
+            self._tries += 1 if one_time else 0
+            return Guess(str(source), now, one_time)
 
     def succeeded(self, guess: Guess) -> None:
         """Mutual success: the guess was right, so it is taken back everywhere but the total."""
@@ -117,7 +119,7 @@ class GuessLimiter:
             if record is not None:
                 _remove(record.recent, guess.started)
                 record.total -= 1
-            self._tries = max(0, self._tries - 1)
+            self._tries = max(0, self._tries - (1 if guess.one_time else 0))
             self._run, self._not_before = 0, 0.0
 
     def ended(self, guess: Guess) -> "Failure | None":
@@ -133,8 +135,9 @@ class GuessLimiter:
                 self._not_before = now + min(self.max_delay, self.base_delay * 2 ** min(extra, 32))
             self._expire(self._recent, now)
             record = self._sources.get(guess.source)
-            return Failure(guess.source, len(self._recent), record.total if record else 0,
-                           self._tries >= self.tries_per_password, self._wait(now))
+            rotate = guess.one_time and self._tries >= self.tries_per_password
+            return Failure(guess.source, len(self._recent), record.total if record else 0, rotate,
+                           self._wait(now))
 
     def password_rotated(self) -> None:
         """The one-time password was replaced: it has all its tries again."""
@@ -143,7 +146,7 @@ class GuessLimiter:
 
     # ------------------------------------------------------------------ helpers (lock held)
 
-    def _refusal(self, record, now):
+    def _refusal(self, record, now, one_time):
         self._expire(self._recent, now)
         self._expire(record.recent, now)
         if record.total >= self.source_total:
@@ -153,7 +156,7 @@ class GuessLimiter:
         wait = self._wait(now)
         if wait > 0:
             return Refusal("too many wrong passwords", wait)
-        if self._tries >= self.tries_per_password:
+        if one_time and self._tries >= self.tries_per_password:
             return Refusal("the one-time password is being replaced", 0.0)
         return None
 
@@ -198,12 +201,12 @@ class SessionGuesses:
         self._guesses, self._success, self._closed = [], False, False
         self._lock = threading.Lock()
 
-    def start(self) -> None:
+    def start(self, one_time=True) -> None:
         """Count one guess now; raise refused_error(reason) when the limiter refuses it."""
         with self._lock:
             if self._closed:
                 raise self._refused_error("the session is over")
-            guess = self._limiter.start(self._source)
+            guess = self._limiter.start(self._source, one_time)
             if isinstance(guess, Refusal):
                 raise self._refused_error(_refusal_text(guess))
             self._guesses.append(guess)

@@ -353,7 +353,8 @@ def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=1
     `secrets`: a HostKeys, or [one-time secret or None, permanent] (HostKeys.from_list). The
     channel has `matched_secret` (0 one-time, 1 permanent) and `password_kind`. `guesses`: an
     object with start() (may raise GuessLimitError) and succeeded(), told of the one guess this
-    run gives the viewer. Raises as viewer_handshake does.
+    run gives the viewer (`start(one_time=...)`: which password it is at). Raises as
+    viewer_handshake does.
     """
     keys = HostKeys.from_list(secrets)
     context = _context(viewer_id, host_id, session_id)
@@ -364,7 +365,7 @@ def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=1
         party = _host_party(kind, keys, viewer_id, host_id, context)
         result = party.finish(hello.p_a)       # a bad point ends the run before any guess
         if guesses is not None:
-            _start_guess(stream, guesses)      # BEFORE the REPLY: it lets the viewer check a guess
+            _start_guess(stream, guesses, kind)  # BEFORE the REPLY: it lets the viewer check a guess
         stream.send(encode_reply([(party.message, result.my_confirmation)]))
         confirm = _read(stream, Step.HOST_AWAITS_CONFIRM)
         is_set = keys.one_time if kind is Kind.ONE_TIME else keys.permanent
@@ -381,9 +382,9 @@ def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=1
     return _run(stream, timeout, body)
 
 
-def _start_guess(stream, guesses) -> None:
+def _start_guess(stream, guesses, kind) -> None:
     try:
-        guesses.start()
+        guesses.start(one_time=kind is Kind.ONE_TIME)
     except GuessLimitError:
         _abort(stream, Abort.GUESS_LIMIT)
         raise
