@@ -207,17 +207,21 @@ class ClientTest(unittest.TestCase):
         # is replaced after its third failed try.
         host, viewer = self.client(), self.client(direct_bind=None)
         otp = host.one_time_password
-        for tries in (1, 2, 3):
+        other = self.client(direct_bind=None)            # (the host lets one peer try 5 times a minute)
+        with self.assertRaises(WrongPasswordError):
+            other.connect(host.id, "not-the-password")      # a guess at the permanent password:
+        host.events.wait("auth_failed", peer_id=other.id, failures=1)    # reported, no rotation
+        for tries in (2, 3, 4):                             # typos of the one-time password
             with self.assertRaises(WrongPasswordError):
-                viewer.connect(host.id, "not-the-password")
+                viewer.connect(host.id, "zzzz2222")
             failed = host.events.wait("auth_failed", peer_id=viewer.id, failures=tries)
-            self.assertEqual(failed["password_replaced"], tries == 3)
-            if tries < 3:
+            self.assertEqual(failed["password_replaced"], tries == 4)
+            if tries < 4:
                 self.assertEqual(host.one_time_password, otp)
         self.assertTrue(wait_until(lambda: host.one_time_password != otp), "password not rotated")
         with self.assertRaises(WrongPasswordError):
             viewer.connect(host.id, otp)           # the old password is gone
-        host.events.wait("auth_failed", peer_id=viewer.id, failures=4)
+        host.events.wait("auth_failed", peer_id=viewer.id, failures=5)
         self.view(viewer.connect(host.id, host.one_time_password))
 
     def test_rate_limit_refuses_without_handshake(self):

@@ -445,9 +445,9 @@ class App:
     def _disconnect_clicked(self, _peer_id):
         self._spawn(self.client.end_host_sessions, name="end-host-sessions")
 
-    def _on_auth_failed(self, peer_id, **_fields):
-        self.home.set_notice(f"Desk {model.display_id(peer_id)} tried a wrong password; "
-                             "a new one-time password was made.")
+    def _on_auth_failed(self, peer_id, password_replaced=True, **_fields):
+        self.home.set_notice(f"Desk {model.display_id(peer_id)} tried a wrong password"
+                             + ("; a new one-time password was made." if password_replaced else "."))
 
     def _on_refused(self, peer_id, reason="", **_fields):
         self.home.set_notice(f"Refused desk {model.display_id(peer_id)}" + (f" ({reason})." if reason else "."))
