@@ -175,29 +175,34 @@ class Refused(Exception):
     pass
 
 
+class Taken(Exception):
+    pass
+
+
 class SessionGuessesTest(unittest.TestCase):
     def session(self, lim, source="viewer"):
-        return guesses.SessionGuesses(lim, source, Refused)
+        return guesses.SessionGuesses(lim, source, Refused, Taken)
 
-    def test_a_session_with_one_success_takes_back_all_its_guesses(self):
-        lim, _ = limiter()
-        for _ in range(5):
-            tally = self.session(lim)
-            tally.start()                 # the path that lost the race
-            tally.start()                 # the path that won
-            tally.succeeded()
-            self.assertEqual(tally.close(), [])
-            lim.password_rotated()        # the one-time password that opened a session is used up
-        self.assertIsInstance(lim.start("x"), Guess)
-
-    def test_a_failed_session_reports_each_guess(self):
+    def test_one_guess_per_session_whatever_its_paths(self):
         lim, _ = limiter()
         tally = self.session(lim)
-        tally.start()
-        tally.start()
+        tally.start()                     # the first path to reach its REPLY
+        for _other_path in range(3):
+            with self.assertRaises(Taken):
+                tally.start()
         failures = tally.close()
-        self.assertEqual([f.source for f in failures], ["viewer", "viewer"])
-        self.assertEqual(failures[-1].failures_in_window, 2)
+        self.assertEqual([(f.source, f.failures_in_window) for f in failures], [("viewer", 1)])
+        self.assertIsInstance(lim.start("someone"), Guess)      # 1 of 6 used, 1 of 3 tries
+
+    def test_a_successful_session_takes_its_guess_back(self):
+        lim, _ = limiter()
+        for _ in range(10):
+            tally = self.session(lim)
+            tally.start()
+            tally.succeeded()
+            self.assertEqual(tally.close(), [])
+        for i in range(6):
+            self.assertIsInstance(lim.start(f"s{i}", one_time=False), Guess)
 
     def test_refusal_raises_the_given_error_with_when(self):
         lim, _ = limiter(tries_per_password=100)
@@ -210,5 +215,9 @@ class SessionGuessesTest(unittest.TestCase):
         lim, _ = limiter()
         tally = self.session(lim)
         tally.close()
-        with self.assertRaises(Refused):
+        with self.assertRaises(Taken):
             tally.start()
+
+
+if __name__ == "__main__":
+    unittest.main()

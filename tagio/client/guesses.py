@@ -187,25 +187,28 @@ def _remove(marks, stamp):
 
 
 class SessionGuesses:
-    """The guesses of one incoming session, for the host handshake's `guesses` hook.
+    """The one guess of one incoming session, for the host handshake's `guesses` hook.
 
-    Each handshake of the session (one per path kind) calls start() before its REPLY and
-    succeeded() on mutual success. A session in which one handshake succeeded was opened by someone
-    who knew the password, so close() takes back all of its guesses (a viewer's losing paths are
-    no guesses); otherwise close() ends each as failed and returns the Failures to report.
-    Thread-safe: a session's paths run their handshakes at once.
+    The viewer's paths (direct TCP both ways, UDP, the relay) each run a handshake, and each REPLY
+    would let the viewer check a password: so only the first handshake of a session to get that
+    far sends one (start() succeeds once); any other is closed before its REPLY (taken_error, a
+    path failure the viewer's race just drops). A typo then costs one guess, not four. close()
+    takes the guess back if the handshake succeeded (succeeded()), otherwise ends it as failed and
+    returns the Failure to report. Thread-safe: a session's paths run their handshakes at once.
     """
 
-    def __init__(self, limiter: GuessLimiter, source, refused_error):
-        self._limiter, self._source, self._refused_error = limiter, str(source), refused_error
+    def __init__(self, limiter: GuessLimiter, source, refused_error, taken_error):
+        self._limiter, self._source = limiter, str(source)
+        self._refused_error, self._taken_error = refused_error, taken_error
         self._guesses, self._success, self._closed = [], False, False
         self._lock = threading.Lock()
 
     def start(self, one_time=True) -> None:
-        """Count one guess now; raise refused_error(reason) when the limiter refuses it."""
+        """Count this session's guess now. Raises taken_error when another path of the session has
+        it (or the session is over), refused_error(reason) when the limiter refuses it."""
         with self._lock:
-            if self._closed:
-                raise self._refused_error("the session is over")
+            if self._closed or self._guesses:
+                raise self._taken_error("another path of this session has its password check")
             guess = self._limiter.start(self._source, one_time)
             if isinstance(guess, Refusal):
                 raise self._refused_error(_refusal_text(guess))

@@ -9,10 +9,11 @@ most MAX_INCOMING at once (more are refused, not queued):
 
     establish a path (net.connect racing) with the host handshake, keyed by the one-time password's
     secret and the permanent password's SPAKE2+ verifier (settings, or --password for this process)
-      -> every handshake that let the viewer check a guess counts against the GuessLimiter
-         (guesses.py) from before the host's REPLY until mutual success; a session without success
-         reports each of its guesses as failed (`auth_failed`), and the one-time password rotates
-         after TRIES_PER_PASSWORD of them; a refused guess is `refused` "too many wrong passwords"
+      -> a session gives the viewer one password check (the first of its paths to get there; the
+         others are closed before their REPLY), counted against the GuessLimiter (guesses.py) from
+         before the host's REPLY until mutual success; a session without success reports it as
+         failed (`auth_failed`, hang-ups and timeouts too), and the one-time password rotates after
+         TRIES_PER_PASSWORD of them; a refused guess is `refused` "too many wrong passwords"
     accept policy: `accept_callback(peer_id) -> bool`, asked when "ask before accepting" is on,
       unless a permanent password was the one used
     a HostSession runs until it ends; a one-time password that opened a session is used up
@@ -31,7 +32,7 @@ from tagio.client.guesses import GuessLimiter, SessionGuesses
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.crypto.handshake import GuessLimitError, HostKeys
-from tagio.errors import TagioError, TransportTimeout, WrongPasswordError
+from tagio.errors import ConnectionClosed, TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
 
@@ -195,7 +196,7 @@ class Hosting:
     def _authenticate(self, peer, lan=False):
         """(channel, used_permanent) or (None, False) after telling the UI why. A LAN peer has no
         relay-bound key to check; the PAKE still binds both IDs."""
-        tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError)
+        tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError, ConnectionClosed)
         try:
             if not lan:
                 check_peer(peer, peer.peer_id)

@@ -27,7 +27,8 @@ The host answers every kind, set or not (an unset one is a random secret or veri
 never shows which passwords it has. Its REPLY carries a confirmation MAC a guesser can check
 locally and hang up on, so the host counts the guess (the `guesses` object, client/guesses.py)
 BEFORE it sends the REPLY, and only mutual success takes it back; `guesses.start()` may refuse
-(GuessLimitError: the host sends ABORT(GUESS_LIMIT) instead of a REPLY). On the viewer, every
+(GuessLimitError: the host sends ABORT(GUESS_LIMIT) instead of a REPLY) or raise another TagioError
+(e.g. another path of the session has the guess: the stream is closed, no REPLY). On the viewer, every
 failure once a REPLY has arrived is a WrongPasswordError, which ends the whole connect; a OneGuess
 shared by all the paths of one connect lets at most one REPLY be checked in vain, whoever answers.
 
