@@ -14,12 +14,16 @@ One `Attack` per path kind, each run by several threads until a deadline:
     udp         a rendezvous with our UDP address, then UDP hole punching (punch.open_path)
     lan         no relay: a LAN preamble with a made-up viewer ID, whose tag key is public
 
-Nothing here is used by TagIO itself; tests/test_guess_rate.py drives it.
+Nothing here is used by TagIO itself; tests/test_guess_rate.py drives it, in this process or (in a
+network namespace of tests/netlab.py) as `python3 -m tests.guess_attack KIND HOST_ID RELAY SECONDS`,
+which prints the counts as one JSON line.
 """
 
+import json
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -58,8 +62,10 @@ def guess_once(stream, viewer_id: str, host_id: str, session_id: bytes) -> str:
 class Attack:
     """Guess against `host_id` through one path kind from `threads` threads for `seconds`."""
 
-    def __init__(self, kind, host_id, *, seconds, relay=None, host_port=None, threads=4):
+    def __init__(self, kind, host_id, *, seconds, relay=None, host_port=None, threads=4,
+                 bind_ip="127.0.0.1"):
         self.kind, self.host_id, self.relay, self.host_port = kind, host_id, relay, host_port
+        self.bind_ip = bind_ip
         self.seconds = seconds
         self.counts = Counter()
         self.errors = []
@@ -107,9 +113,10 @@ class Attack:
     # ---- relay-brokered paths: a registered identity per thread
 
     def _relay_client(self, udp_listener=None):
-        udp_addr = ("127.0.0.1", udp_listener.port) if udp_listener is not None else None
-        client = RelayClient(self.relay, Identity.generate(), udp_addr=udp_addr)
+        client = RelayClient(self.relay, Identity.generate())
         client.connect()
+        if udp_listener is not None:   # the relay records the address it sees: behind a NAT, the NAT's
+            client.discover_udp(udp_listener.udp.discovery_socket())
         return client
 
     def _rendezvous(self, client):
@@ -167,7 +174,7 @@ def _attempt_direct(attack, state):
 
 
 def _setup_udp(attack):
-    listener = DirectListener(("127.0.0.1", 0))
+    listener = DirectListener((attack.bind_ip, 0))
     return {"listener": listener, "client": attack._relay_client(listener)}
 
 
@@ -200,3 +207,18 @@ ATTACKS = {   # kind -> (setup(attack) -> state, attempt(attack, state) -> [outc
     "udp": (_setup_udp, _attempt_udp),
     "lan": (lambda attack: {}, _attempt_lan),
 }
+
+
+def main(argv) -> int:
+    """KIND HOST_ID RELAY_IP:PORT SECONDS: attack, then print {"counts": {...}, "errors": [...]}."""
+    kind, host_id, relay, seconds = argv
+    ip, port = relay.rsplit(":", 1)
+    attack = Attack(kind, host_id, seconds=float(seconds), relay=(ip, int(port)), bind_ip="0.0.0.0")
+    counts = attack.start().join()
+    print(json.dumps({"counts": dict(counts), "seconds": attack.seconds,
+                      "errors": [repr(e) for e in attack.errors]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -4,6 +4,8 @@ A relay process (production limits) and one host process per path kind (`--cli h
 guesser (tests/guess_attack.py) attacks each host through one path - the relay, direct TCP, punched
 UDP, the LAN - from several threads at once for GUESS_SECONDS (60 by default: the host's limit is
 per minute), counting the guesses the host let it check (each REPLY carries a confirmation MAC).
+The punched-UDP attack runs once more through two real cone NATs (tests/netlab.py, when the machine
+allows network namespaces): host and guesser each behind its own router, the relay in between.
 Printed: guesses per minute per path (before issue 10's fix: 15,118 direct, 3,881 via the relay).
 The host must let at most HOST_PER_WINDOW guesses per minute through, whatever the path, and tell
 its user of every one (an `auth_failed` line each).
@@ -18,10 +20,11 @@ import unittest
 from pathlib import Path
 
 from tagio.client.guesses import HOST_PER_WINDOW, WINDOW
+from tests import netlab
 from tests.guess_attack import Attack
 from tests.relay_fixture import ROOT, run_relay_process, wait_for
 from tests.test_e2e import Proc, free_port
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import Xvfb, skip_unless_xvfb, xvfb_available
 
 GUI = str(ROOT / "tagio-gui.py")
 GUESS_SECONDS = float(os.environ.get("TAGIO_GUESS_SECONDS", WINDOW))
@@ -69,24 +72,61 @@ class GuessRateTest(unittest.TestCase):
                                    host_port=port).start()
         results = {kind: attack.join() for kind, attack in attacks.items()}
         self.assertEqual({kind: a.errors for kind, a in attacks.items() if a.errors}, {})
-        lines = []
-        for kind, counts in results.items():
-            per_minute = counts["checked"] * 60.0 / max(attacks[kind].seconds, WINDOW)
-            lines.append(f"{kind:>10}: {counts['checked']:3d} guesses checked in "
-                         f"{attacks[kind].seconds:.0f} s = {per_minute:.1f} per minute "
-                         f"(refused {counts['refused']}, no answer {counts['failed']})")
+        lines = [report(kind, counts, attacks[kind].seconds) for kind, counts in results.items()]
         print("\nguess rate per path (the host allows %d per minute):\n  %s"
               % (HOST_PER_WINDOW, "\n  ".join(lines)), file=sys.stderr)
         for kind, counts in results.items():
             with self.subTest(path=kind):
                 self.assertGreater(counts["checked"], 0, "the attack never reached the host")
-                # the window may straddle two of the host's minutes, never more
-                allowed = HOST_PER_WINDOW * max(1, -(-attacks[kind].seconds // WINDOW))
-                self.assertLessEqual(counts["checked"], allowed)
+                self.assertLessEqual(counts["checked"], allowed_in(attacks[kind].seconds))
                 host = self.hosts[kind][0]
                 reported = lambda: len(host.events("auth_failed"))   # noqa: E731
                 wait_for(lambda: reported() >= counts["checked"], timeout=40)
                 self.assertEqual(reported(), counts["checked"], json.dumps(host.events("auth_failed")))
+
+
+def report(kind, counts, seconds):
+    per_minute = counts.get("checked", 0) * 60.0 / max(seconds, WINDOW)
+    return (f"{kind:>10}: {counts.get('checked', 0):3d} guesses checked in {seconds:.0f} s = "
+            f"{per_minute:.1f} per minute (refused {counts.get('refused', 0)}, "
+            f"no answer {counts.get('failed', 0)})")
+
+
+def allowed_in(seconds) -> int:
+    """What the host may let through in `seconds`: the window may straddle two of its minutes."""
+    return HOST_PER_WINDOW * max(1, int(-(-seconds // WINDOW)))
+
+
+LAB_SKIP = netlab.unavailable() or ("" if xvfb_available() else "Xvfb is not installed")
+
+
+@unittest.skipIf(LAB_SKIP, LAB_SKIP)
+class GuessRateThroughNatTest(unittest.TestCase):
+    def test_punched_udp_through_two_cone_nats(self):
+        lab = netlab.NetLab()
+        self.addCleanup(lab.close)
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        display = Xvfb().start()
+        self.addCleanup(display.stop)
+        host_ns, guesser_ns = lab.nat_host("cone"), lab.nat_host("cone")
+        _relay, address = lab.start_relay(tmp.name)
+        relay = "%s:%d" % address
+        host = netlab.JsonLines(lab.popen(host_ns, [sys.executable, GUI, "--cli", "host", "--json", "--relay",
+                                                    relay, "--config-dir", f"{tmp.name}/host"],
+                                          extra_env={"DISPLAY": display.env()["DISPLAY"]}))
+        host_id = host.wait_for(lambda item: item.get("event") == "ready", timeout=30)["id"]
+        guesser = netlab.JsonLines(lab.popen(guesser_ns, [sys.executable, "-m", "tests.guess_attack", "udp",
+                                                          host_id, relay, str(GUESS_SECONDS)]))
+        result = guesser.wait_for(lambda item: "counts" in item, timeout=GUESS_SECONDS + 90)
+        counts = result["counts"]
+        print("\n  " + report("udp (NAT)", counts, result["seconds"]), file=sys.stderr)
+        self.assertEqual(result["errors"], [])
+        self.assertGreater(counts.get("checked", 0), 0, "no guess got through the NATs")
+        self.assertLessEqual(counts["checked"], allowed_in(result["seconds"]))
+        failed = lambda: sum(1 for line in list(host.log) if '"auth_failed"' in line)   # noqa: E731
+        wait_for(lambda: failed() >= counts["checked"], timeout=40)
+        self.assertEqual(failed(), counts["checked"])
 
 
 if __name__ == "__main__":
