@@ -203,6 +203,13 @@ class BadInputTest(unittest.TestCase):
         with self.assertRaisesRegex(RemoteProtocolError, "infinity"):
             result()
 
+    def test_hello_of_the_version_before_spake2plus_is_refused_in_words(self):
+        from tagio.protocol.version import VersionMismatch
+        tag = handshake._ctx_tag(handshake._context(VIEWER_ID, HOST_ID, b"s" * 16))
+        raw = handshake.encode(handshake.HelloMsg(1, tag, b"\x04" + bytes(64)))
+        with self.assertRaisesRegex(VersionMismatch, "older TagIO .*handshake protocol version 1"):
+            self.host_with_raw_viewer(raw)()
+
     def test_off_curve_point_in_hello(self):
         from tagio.crypto import kdf
         tag = handshake._ctx_tag(kdf.handshake_context(VIEWER_ID, HOST_ID, b"s" * 16))

@@ -54,6 +54,7 @@ from tagio.errors import (
 )
 from tagio.net.stream import recv_exactly
 from tagio.protocol import handshake as wire
+from tagio.protocol.version import check_peer_version
 from tagio.protocol.handshake import (  # noqa: F401  (the wire names callers and tests use)
     CTX_TAG_LEN, FRAME_HEADER, HANDSHAKE_VERSION, MAX_PAYLOAD, MAX_SLOTS, VERSION, Abort, AbortMsg,
     ConfirmMsg, FinishedMsg, Msg, ReplyMsg, decode_reply, encode, encode_frame, encode_hello,
@@ -393,8 +394,7 @@ def _start_guess(stream, guesses, kind) -> None:
 
 def _check_hello(hello, context: bytes) -> Kind:
     """The Kind this HELLO's tag names; RemoteProtocolError for another version or session."""
-    if hello.version != VERSION:
-        raise RemoteProtocolError(f"unsupported handshake version {hello.version} (we speak {VERSION})")
+    check_peer_version("handshake", hello.version, VERSION)   # VersionMismatch says what to do
     for kind in Kind:
         if hmac.compare_digest(hello.ctx_tag, _ctx_tag(context, kind)):
             return kind
