@@ -206,7 +206,7 @@ class BadInputTest(unittest.TestCase):
     def test_hello_of_the_version_before_spake2plus_is_refused_in_words(self):
         from tagio.protocol.version import VersionMismatch
         tag = handshake._ctx_tag(handshake._context(VIEWER_ID, HOST_ID, b"s" * 16))
-        raw = handshake.encode(handshake.HelloMsg(1, tag, b"\x04" + bytes(64)))
+        raw = handshake.encode(handshake.wire.HelloMsg(1, tag, b"\x04" + bytes(64)))
         with self.assertRaisesRegex(VersionMismatch, "older TagIO .*handshake protocol version 1"):
             self.host_with_raw_viewer(raw)()
 
