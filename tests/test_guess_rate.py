@@ -86,10 +86,12 @@ class GuessRateTest(unittest.TestCase):
 
 
 def report(kind, counts, seconds):
-    per_minute = counts.get("checked", 0) * 60.0 / max(seconds, WINDOW)
-    return (f"{kind:>10}: {counts.get('checked', 0):3d} guesses checked in {seconds:.0f} s = "
-            f"{per_minute:.1f} per minute (refused {counts.get('refused', 0)}, "
-            f"no answer {counts.get('failed', 0)})")
+    """One line: guesses checked, and the pace per minute (a run of a minute or more measures it;
+    a shorter one only extrapolates, and the host's limit is per minute)."""
+    per_minute = counts.get("checked", 0) * 60.0 / max(seconds, 1e-3)
+    return (f"{kind:>10}: {counts.get('checked', 0):4d} guesses checked in {seconds:.0f} s = "
+            f"{per_minute:.1f} per minute{'' if seconds >= WINDOW else ' (extrapolated)'} "
+            f"(refused {counts.get('refused', 0)}, no answer {counts.get('failed', 0)})")
 
 
 def allowed_in(seconds) -> int:
