@@ -20,7 +20,9 @@ Limits, each checked by `start` (a Refusal says which and for how long):
                   permanent password, `start(source, one_time=False)`, do not count here): the
                   failure that uses the last try says rotate_password; `password_rotated()` starts over
 
-A success clears the run of failures (the delay) but not the per-source totals. Pure logic: an
+A success takes back its own guess and ends the run of failures (the delay); earlier failures stay
+in their source's total. Sources are what the host can tell apart (the relay-checked viewer ID; on
+the LAN a claimed one), so the host-wide limit is the one a guesser cannot dodge. Pure logic: an
 injected clock, no I/O, one lock so the relay link, the LAN thread and handler threads may call at
 once; memory is bounded (MAX_SOURCES sources, the oldest forgotten first).
 """
