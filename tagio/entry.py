@@ -90,8 +90,13 @@ def _host_command(commands, common):
     host.add_argument("--view-only", action="store_true", help="ignore the viewer's mouse and keys")
     host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N",
                       help="which screen to share (1 = the first)")
+    host.add_argument("--no-clipboard", action="store_true",
+                      help="do not share the clipboard with viewers (it is never shared in --view-only)")
     host.add_argument("--fps", type=_positive(int, 1, 60), metavar="N", help="frame-rate cap")
     host.add_argument("--quality", type=_positive(int, 10, 95), metavar="Q", help="JPEG quality")
+    host.add_argument("--files-dir", metavar="DIR",
+                      help="accept files into DIR, the only folder a partner may list or fetch from")
+    host.add_argument("--chat-stdin", action="store_true", help="send each line typed on stdin as chat")
 
 
 def _connect_command(commands, common):
@@ -102,8 +107,10 @@ def _connect_command(commands, common):
     view.add_argument("--snapshot", metavar="FILE.png", help="save the last screen received")
     view.add_argument("--duration", type=_positive(float, 0, 86400), metavar="SECONDS",
                       help="end the session after this long")
+    view.add_argument("--no-clipboard", action="store_true", help="do not share the clipboard")
     view.add_argument("--timeout", type=_positive(float, 1, 120), default=15.0, help=argparse.SUPPRESS)
     view.add_argument("--script", metavar="FILE", help=argparse.SUPPRESS)
+    view.add_argument("--chat", metavar="TEXT", action="append", help="send this chat line once connected")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,9 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options(with_defaults=False)
     parser.add_argument("--version", action="version", version=f"TagIO {tagio.__version__}")
     parser.add_argument("--cli", action="store_true", help="run without a window: host or connect")
-    commands = parser.add_subparsers(dest="command", metavar="{host,connect}", prog="tagio-gui --cli")
+    commands = parser.add_subparsers(dest="command", metavar="{host,connect,send,get}",
+                                     prog="tagio-gui --cli")
     _host_command(commands, common)
     _connect_command(commands, common)
+    from tagio.cli.transfer import add_commands
+    add_commands(commands, common)
     return parser
 
 

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import unittest
 
-from tests.xvfb import Xvfb, _die_with_parent
+from tests.xvfb import Xvfb
 
 DRIVER = "/usr/lib/xorg/modules/drivers/dummy_drv.so"
 MONITORS = (("DUMMY0", 1280, 720, 0), ("DUMMY1", 1024, 768, 1280))
@@ -99,25 +99,9 @@ class MultiMonitorX(Xvfb):
         config = os.path.join(self._dir, "xorg.conf")
         with open(config, "w") as f:
             f.write(CONFIG.format(width=VIRTUAL[0], height=VIRTUAL[1]))
-        read_fd, write_fd = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                ["Xorg", "-displayfd", str(write_fd), "-config", config, "-configdir", self._dir,
-                 "-noreset", "-nolisten", "tcp", "-logfile", os.path.join(self._dir, "xorg.log"),
-                 "-novtswitch", "-sharevts"],
-                pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)
-        finally:
-            os.close(write_fd)
-        try:
-            number = self._read_display_number(read_fd)
-        except BaseException:
-            os.close(read_fd)
-            self.stop()
-            raise
-        os.close(read_fd)
-        self.display = f":{number}"
-        self._wait_for_socket(number)
+        self._launch(lambda fd: ["Xorg", "-displayfd", str(fd), "-config", config, "-configdir", self._dir,
+                                 "-noreset", "-nolisten", "tcp", "-logfile", os.path.join(self._dir, "xorg.log"),
+                                 "-novtswitch", "-sharevts"])
         self._layout()
         return self
 

@@ -11,8 +11,9 @@ stdout ("ready", "connected", results, "error"). The viewer then obeys
 commands on stdin, one per line: `ping`, `bulk N` (N random bytes to the
 host, which answers with their SHA-256), `session SECONDS FILE.png` (a
 remote desktop session against a host started with --session: it shares
-$DISPLAY; the viewer saves the screen it received), `quit`. The host
-serves one session.
+$DISPLAY; the viewer saves the screen it received), `client-session SECONDS
+FILE.png` (the same against a real client host, which admits the viewer
+first: tagio.client.admission), `quit`. The host serves one session.
 """
 
 import argparse
@@ -172,7 +173,10 @@ def run_viewer(args):
             ping(channel)
         elif words[0] == "bulk":
             bulk(channel, int(words[1]))
-        elif words[0] == "session":
+        elif words[0] in ("session", "client-session"):
+            if words[0] == "client-session":
+                from tagio.client.admission import await_admission
+                await_admission(channel)
             viewer_session(channel, float(words[1]), words[2])
             me.close()
             return

@@ -14,7 +14,9 @@ import time
 import unittest
 from pathlib import Path
 
+from tagio.client.admission import ConnectCancelled
 from tagio.client.core import REGISTERED_MARKER, Client
+from tagio.client.refusal import PartnerRefused
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.settings import Settings
 from tagio.crypto.identity import Identity
@@ -121,13 +123,17 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(session.framebuffer.size, (320, 240))
         started = host.events.wait("session_started", peer_id=viewer.id)
         self.assertEqual((started["path"], started["role"]), (conn.path, "host"))
-        self.assertNotEqual(host.one_time_password, otp, "a used one-time password must be replaced")
+        # The password lives on while its session runs (a reconnect needs no new one) ...
+        self.assertEqual(host.one_time_password, otp)
         self.assertEqual(len(host.host_sessions), 1)
         self.assertEqual(Settings.load(viewer.config_dir).recent_partners, [host.id])
         session.stop()
         ended = host.events.wait("session_ended", peer_id=viewer.id)
         self.assertEqual(ended["role"], "host")
         self.assertTrue(wait_until(lambda: not host.host_sessions))
+        # ... and is used up once the session ended.
+        self.assertTrue(wait_until(lambda: host.one_time_password != otp),
+                        "a used one-time password must be replaced")
 
     def test_relay_path_when_host_has_no_listener(self):
         host, viewer = self.client(direct_bind=None), self.client(direct_bind=None)
@@ -180,16 +186,36 @@ class ClientTest(unittest.TestCase):
         host = self.client(settings_kw={"ask_before_accept": True},
                            accept_callback=lambda peer: asked.append(peer) or False)
         viewer = self.client(direct_bind=None)
-        conn = viewer.connect(host.id, host.one_time_password)
-        session = conn.open_session()
-        session.start()
-        self.addCleanup(session.stop)
+        waiting = []
+        with self.assertRaises(PartnerRefused) as ctx:
+            viewer.connect(host.id, host.one_time_password, on_waiting=lambda: waiting.append(1))
+        self.assertEqual(ctx.exception.code, "declined")
+        self.assertEqual(waiting, [1])              # the viewer heard that the partner was asked
         refused = host.events.wait("refused", peer_id=viewer.id)
         self.assertEqual(refused["reason"], "declined")
         self.assertEqual(asked, [viewer.id])
-        self.assertTrue(wait_until(lambda: not session.running), "declined session must end")
-        self.assertIn("declined", session.closed_reason)
         self.assertNotIn("session_started", host.events.names())
+
+    def test_viewer_that_cancels_closes_the_prompt_and_starts_nothing(self):
+        prompt_closed, answered = threading.Event(), threading.Event()
+
+        def ask(peer, cancelled):
+            prompt_closed.set() if cancelled.wait(10) else None
+            answered.wait(10)
+            return True                              # a late Accept
+        host = self.client(settings_kw={"ask_before_accept": True}, accept_callback=ask)
+        viewer = self.client(direct_bind=None)
+        cancel = threading.Event()
+        started = time.monotonic()
+        with self.assertRaises(ConnectCancelled):
+            viewer.connect(host.id, host.one_time_password, on_waiting=cancel.set, cancelled=cancel)
+        self.assertTrue(prompt_closed.wait(5), "the host's prompt was not told")
+        self.assertLess(time.monotonic() - started, 8)
+        answered.set()
+        refused = host.events.wait("refused", peer_id=viewer.id)
+        self.assertEqual(refused["reason"], "the viewer cancelled")
+        self.assertNotIn("session_started", host.events.names())
+        self.assertEqual(host.host_sessions, [])
 
     def test_ask_before_accept_allow(self):
         asked = []
@@ -215,7 +241,7 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(WrongPasswordError):
                 viewer.connect(host.id, "zzzz2222")
             failed = host.events.wait("auth_failed", peer_id=viewer.id, failures=tries)
-            self.assertEqual(failed["password_replaced"], tries == 4)
+            self.assertEqual((failed["password_replaced"], failed["tries_left"]), (tries == 4, 4 - tries))
             if tries < 4:
                 self.assertEqual(host.one_time_password, otp)
         self.assertTrue(wait_until(lambda: host.one_time_password != otp), "password not rotated")
@@ -224,13 +250,24 @@ class ClientTest(unittest.TestCase):
         host.events.wait("auth_failed", peer_id=viewer.id, failures=5)
         self.view(viewer.connect(host.id, host.one_time_password))
 
+    def test_one_typo_then_the_right_password_connects(self):
+        host, viewer = self.client(), self.client(direct_bind=None)
+        otp = host.one_time_password
+        with self.assertRaises(WrongPasswordError):
+            viewer.connect(host.id, otp + "x")
+        host.events.wait("auth_failed", peer_id=viewer.id)
+        self.view(viewer.connect(host.id, otp))
+
     def test_rate_limit_refuses_without_handshake(self):
         host = self.client(limiter=AttemptLimiter(per_peer=1, total=10))
         viewer = self.client(direct_bind=None)
         with self.assertRaises(WrongPasswordError):
             viewer.connect(host.id, "guess-1")
-        with self.assertRaises(TransportError):       # the host does not even answer
-            viewer.connect(host.id, host.one_time_password, timeout=2)
+        started = time.monotonic()
+        with self.assertRaises(PartnerRefused) as ctx:  # no handshake: told on the relay path
+            viewer.connect(host.id, host.one_time_password, timeout=10)
+        self.assertEqual(ctx.exception.code, "rate_limited")
+        self.assertLess(time.monotonic() - started, 2.0)
         refused = host.events.wait("refused", peer_id=viewer.id)
         self.assertEqual(refused["reason"], "too many attempts")
 

@@ -140,6 +140,7 @@ class OneTimePasswordTest(unittest.TestCase):
         lim, clock = limiter()
         results = [fail(lim, f"s{i}") for i in range(3)]
         self.assertEqual([f.rotate_password for f in results], [False, False, True])
+        self.assertEqual([f.tries_left for f in results], [2, 1, 0])
         refusal = lim.start("s9")
         self.assertEqual(refusal.reason, "the one-time password is being replaced")
         lim.password_rotated()

@@ -11,6 +11,7 @@ import unittest
 from tagio.client import relay_link
 from tagio.client.relay_link import TRANSITIONS, LinkState, RelayLink, next_backoff
 from tagio.errors import RelayError
+from tests.waiting import wait_until
 
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
 
@@ -126,3 +127,40 @@ class RelayLinkTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ComebackTest(unittest.TestCase):
+    """While backing off, a probe that answers ends the wait; retry_now() too; the countdown."""
+
+    def make(self, plan, probe, backoff=30.0):
+        self.statuses = []
+        link = RelayLink(("relay.test", 1), object(), factory=plan.factory, backoff=lambda d: backoff,
+                         on_peer=lambda peer: None, on_status=self.statuses.append, probe=probe,
+                         rng=lambda: 0.0)
+        self.addCleanup(link.close)
+        link.start()
+        return link
+
+    def test_probe_answering_ends_a_long_backoff(self):
+        answers = [False, False, True]
+        probes = []
+
+        def probe(address):
+            probes.append(address)
+            return answers.pop(0) if answers else True
+        plan = Plan(failures=[RelayError("unreachable", "down")])
+        link = self.make(plan, probe=probe)
+        wait_until(lambda: link.online, 10, "registered after the probe answered")
+        self.assertEqual(len(plan.made), 2)            # one failure, then registered after 3 probes
+        self.assertEqual(probes, [("relay.test", 1)] * 3)
+
+    def test_countdown_and_retry_now(self):
+        plan = Plan(failures=[RelayError("unreachable", "down")])
+        link = self.make(plan, probe=lambda address: False)
+        wait_until(lambda: link.next_retry_in() is not None, 5, "the countdown")
+        self.assertGreater(link.next_retry_in(), 20.0)  # the 30 s backoff, counting down
+        self.assertFalse(link.online)
+        link.retry_now()
+        wait_until(lambda: link.online, 5, "registered after Retry now")
+        self.assertIsNone(link.next_retry_in())
+

@@ -335,35 +335,39 @@ class EndToEndTest(unittest.TestCase):
 
     # ---------------------------------------------------------------- clear failures
 
+    def settle(self, host):
+        """Wait until every session the host ran has ended and the one-time password it used has
+        rotated (that ready line follows the session_ended line), so the password read now stays."""
+        def settled():
+            names = [e.get("event") for e in list(host.lines)]
+            if names.count("session_ended") < names.count("session_started"):
+                return False
+            last = {name: i for i, name in enumerate(names)}
+            return last.get("ready", -1) > last.get("session_ended", -1)
+        self.assertTrue(wait_until(settled, 20), f"the host never settled: {host.lines}")
+
     def test_wrong_password_then_host_keeps_serving(self):
+        self.settle(self.host)                      # an earlier test's session may still be ending
         host_id, password = self.credentials(self.host)
         before = len(self.host.events("ready"))
-        failed_before = len(self.host.events("auth_failed"))
-        wrong = "zzzz2222"         # shaped as a one-time password: a typo of it
-        for tries in (1, 2, 3):    # the one-time password survives two typos, not a third
-            viewer = self.connect(host_id, wrong, name=f"viewer-wrong-{tries}")
-            self.assertEqual(viewer.finish(), cli.EXIT_AUTH, viewer.stderr)
-            self.assert_one_error_line(viewer, "wrong password")
-            self.assertEqual(viewer.events("error")[0]["kind"], "wrong_password")
-            self.assertTrue(wait_until(lambda: len(self.host.events("auth_failed")) >= failed_before + tries),
-                            "the host did not report the failed attempt")
-            if tries < 3:
-                self.assertEqual(self.credentials(self.host)[1], password)
-        self.assertTrue(wait_until(lambda: len(self.host.events("ready")) > before),
-                        "the host did not announce a new password")
-        self.assertNotEqual(self.credentials(self.host)[1], password)
+        viewer = self.connect(host_id, "definitely-wrong")
+        self.assertEqual(viewer.finish(), cli.EXIT_AUTH, viewer.stderr)
+        self.assert_one_error_line(viewer, "wrong password")
+        self.assertEqual(viewer.events("error")[0]["kind"], "wrong_password")
+        self.host.wait_for(lambda e: e.get("event") == "auth_failed", what="auth_failed")
+        # One wrong try does not cost a new password (three do: test_client_core); no new ready
+        # line, and the password shown still works.
+        self.assertEqual(len(self.host.events("ready")), before)
+        self.assertEqual(self.credentials(self.host)[1], password)
         self.assertIsNone(self.host.popen.poll())
-        self.assertNotIn(wrong, json.dumps(self.host.lines) + self.host.stderr)
-        host_id, password = self.credentials(self.host)         # the new password works
+        self.assertNotIn("definitely-wrong", json.dumps(self.host.lines) + self.host.stderr)
         again = self.connect(host_id, password, "--duration", "0.5")
         self.assertEqual(again.finish(), 0, again.stderr)
 
     def test_host_start_errors(self):
-        with socket.socket() as sock:                # a port nobody listens on
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        cases = [(["--relay", f"127.0.0.1:{port}"], cli.EXIT_RELAY, f"127.0.0.1:{port} is unreachable"),
-                 (["--relay", self.relay_text, "--monitor", "3"], cli.EXIT_USAGE, "no monitor 3")]
+        # An unreachable relay is no longer a start error: the host keeps trying it for ever
+        # (test_e2e_flow.LivenessTest.test_cli_host_waits_for_a_relay_that_comes_later).
+        cases = [(["--relay", self.relay_text, "--monitor", "3"], cli.EXIT_USAGE, "no monitor 3")]
         for extra, status, needle in cases:
             with self.subTest(extra=extra):
                 host = Proc([sys.executable, GUI, "--cli", "host", "--json", "--direct-bind", "127.0.0.1",

@@ -205,7 +205,7 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
         self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
                                     "--password", PASSWORD, "--target", host_id)
         self.assertEqual(self.viewer.event("connected", timeout=25)["path"], "direct-udp")
-        result = self.command(f"session 20 {self.tmp}/cli.png", "session", timeout=30)
+        result = self.command(f"client-session 20 {self.tmp}/cli.png", "session", timeout=30)
         self.assertGreaterEqual(result["frames"], 1, result)
         self.assertEqual(result["size"], [WIDTH, HEIGHT])
         started = host.wait_for(lambda item: item.get("event") == "session_started", timeout=10)

@@ -48,6 +48,8 @@ SAMPLES = {
     "update": m.Update([("192.168.1.5", 5000)], "symmetric"),
     "udp_discover": m.UdpDiscover(TOKEN, SID),
     "udp_observed": m.UdpObserved(SID, ("203.0.113.7", 61000), 1),
+    "lookup": m.Lookup("123456789", SID),
+    "lookup_result": m.LookupResult(SID, "offline"),
 }
 
 

@@ -5,6 +5,7 @@ import struct
 import unittest
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol import files
 from tagio.protocol import session as m
 from tests.golden import GoldenVectors, regenerate_if_asked
 
@@ -24,11 +25,20 @@ SAMPLES = [
     m.Key("é", False),
     m.Scroll(-1, 3),
     m.Text("héllo wörld ✓"),
-    m.Clipboard("copied"),
+    m.Clipboard.of_text("copied"),
     m.SetQuality(60, 30),
     m.SelectMonitor(2),
     m.MonitorList(1, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]),
     m.Bye("host quit"),
+    m.Clipboard(m.CLIP_PNG, bytes.fromhex(            # a 1x1 PNG, as a clipboard image travels
+        "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+        "0000000c4944415478da63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")),
+    m.Clipboard(m.CLIP_TEXT, b"", 300_000),           # "your partner copied 300 KB": too big to share
+    m.Files(files.End(3)),
+    m.Chat("hello ✓"),
+    m.Ping(7),
+    m.Pong(0xFFFFFFFF),
+    m.Admission(m.ADMISSION_PENDING),
 ]
 
 
@@ -53,6 +63,17 @@ class RoundTrip(unittest.TestCase):
                 self.assertEqual(m.decode(data), msg)
                 seen.add(type(msg))
         self.assertEqual(seen, set(m.MESSAGE_TYPES.values()))
+
+    def test_golden_heartbeat_and_admission(self):
+        self.assertEqual(m.encode(m.Ping(258)), b"\x40\x00\x00\x01\x02")
+        self.assertEqual(m.encode(m.Pong(1)), b"\x41\x00\x00\x00\x01")
+        self.assertEqual(m.encode(m.Admission(m.ADMISSION_ADMITTED)), b"\x42\x02")
+
+    def test_unknown_admission_state_is_the_peers_fault(self):
+        with self.assertRaises(RemoteProtocolError):
+            m.decode(b"\x42\x07")
+        with self.assertRaises(RemoteProtocolError):
+            m.decode(b"\x40\x00\x01")      # a Ping of 2 bytes
 
     def test_golden_frame_ack_and_fill_rect(self):
         self.assertEqual(m.encode(m.FrameAck(258)), b"\x03\x00\x00\x01\x02")
@@ -100,7 +121,7 @@ class Malformed(unittest.TestCase):
         self.assertRemote(b"\x05" + struct.pack("!BBiiB", 1, 7, 0, 0, 1), "mouse button")
         self.assertRemote(b"\x0a" + bytes([0, 30]), "quality 0")
         self.assertRemote(b"\x0a" + bytes([50, 200]), "fps cap")
-        self.assertRemote(b"\x0b\x00", "monitor 0")
+        self.assertRemote(b"\x0b\x11", "monitor 17")       # 0 is "all monitors"
         self.assertRemote(b"\x07" + struct.pack("!hh", 0, 5000), "scroll")
         self.assertRemote(b"\x06\x02a", "pressed flag")
         self.assertRemote(b"\x06\x01" + b"k" * 40, "Key length")

@@ -3,6 +3,7 @@
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,15 +65,58 @@ class SettingsTest(unittest.TestCase):
                 cli.parse_bind(bad)
         self.assertEqual(cli.parse_bind("[::1]:5000"), ("::1", 5000))
 
+    def pem_files(self):
+        folder = tempfile.mkdtemp(prefix="tagio-relay-cli-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        for path in (cert, key):
+            with open(path, "w") as handle:
+                handle.write("-----BEGIN PLACEHOLDER-----\n")
+        return cert, key
+
     def test_interactive_setup_defaults_and_answers(self):
-        answers = iter(["127.0.0.1:9000", "", "cert.pem", "key.pem"])
+        cert, key = self.pem_files()
+        answers = iter(["127.0.0.1:9000", "", cert, key])
         out = []
         settings = {"bind": ("0.0.0.0", 443), "public_ip": None, "auth": None, "cert": None, "key": None}
         got = cli.interactive_setup(settings, ask=lambda p: next(answers), ask_secret=lambda p: "hidden",
-                                    say=out.append)
+                                    say=out.append, port_free=lambda host, port: None)
         self.assertEqual((got["bind"], got["auth"], got["cert"], got["key"]),
-                         (("127.0.0.1", 9000), "hidden", "cert.pem", "key.pem"))
+                         (("127.0.0.1", 9000), "hidden", cert, key))
         self.assertNotIn("hidden", "\n".join(out))
+
+    def test_interactive_setup_asks_again_after_a_bad_answer(self):
+        cert, key = self.pem_files()
+        answers = iter(["not a port:x", "127.0.0.1:9000", "127.0.0.1:9001", "",
+                        "/nonexistent/cert.pem", cert, "", key])
+        asked, out = [], []
+
+        def ask(prompt):
+            asked.append(prompt)
+            return next(answers)
+        busy = {9000: "TCP port 9000 is already in use"}
+        settings = {"bind": ("0.0.0.0", 443), "public_ip": None, "auth": None, "cert": None, "key": None}
+        got = cli.interactive_setup(settings, ask=ask, ask_secret=lambda p: "", say=out.append,
+                                    port_free=lambda host, port: busy.get(port))
+        self.assertEqual((got["bind"], got["cert"], got["key"]), (("127.0.0.1", 9001), cert, key))
+        self.assertEqual(sum(p.startswith("Listen address") for p in asked), 3)
+        said = "\n".join(out)
+        self.assertIn("bad --bind value", said)
+        self.assertIn("cannot listen on 127.0.0.1:9000: TCP port 9000 is already in use", said)
+        self.assertIn("cannot read /nonexistent/cert.pem", said)
+        self.assertIn("needs its private key", said)
+
+    def test_interactive_setup_gives_up_after_many_bad_answers(self):
+        settings = {"bind": ("0.0.0.0", 443), "public_ip": None, "auth": None, "cert": None, "key": None}
+        with self.assertRaises(ConfigError):
+            cli.interactive_setup(settings, ask=lambda p: "nope:nope", ask_secret=lambda p: "",
+                                  say=lambda text: None, port_free=lambda host, port: None)
+
+    def test_how_to_reach_names_the_address_and_both_protocols(self):
+        lines = cli.how_to_reach({"public_ip": "relay.example.org", "bind": ("0.0.0.0", 443),
+                                  "cert": "c.pem"}, 443)
+        self.assertEqual(lines[0], "Clients enter this relay address: tls://relay.example.org:443")
+        self.assertIn("port 443 for both TCP and UDP", lines[1])
 
 
 class ProcessTest(unittest.TestCase):
@@ -173,7 +217,7 @@ class InteractiveSetupTest(unittest.TestCase):
                 self.output += chunk.decode(errors="replace")
         self.fail(f"did not see {pattern!r} in:\n{self.output}")
 
-    def test_setup_through_a_pty_then_ctrl_c(self):
+    def start_on_pty(self):
         import pty
         env = dict(os.environ, TAGIO_RELAY_STATE="", PYTHONUNBUFFERED="1")
         env.pop("PORT", None)
@@ -187,6 +231,48 @@ class InteractiveSetupTest(unittest.TestCase):
                 os._exit(127)
         self.output = ""
         self.addCleanup(os.close, self.fd)
+        return pid
+
+    def test_bad_answers_are_asked_again_and_the_end_says_how_to_reach_it(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            pid = self.start_on_pty()
+            try:
+                self.expect(r"Listen address \[0\.0\.0\.0:443\]: ")
+                os.write(self.fd, b"127.0.0.1:notaport\n")
+                self.expect(r"bad --bind value.*Please try again\.")
+                self.expect(r"Listen address .*: $")
+                os.write(self.fd, f"127.0.0.1:{taken}\n".encode())
+                # Reported right after that question, not after all of them.
+                self.expect(rf"cannot listen on 127\.0\.0\.1:{taken}: TCP port {taken} is already in use")
+                self.expect(r"Listen address .*: $")
+                os.write(self.fd, b"127.0.0.1:0\n")
+                self.expect(r"Public IP .*: ")
+                os.write(self.fd, b"\n")
+                self.expect(r"Relay secret.*: ")
+                os.write(self.fd, b"\n")
+                self.expect(r"TLS certificate file.*: ")
+                os.write(self.fd, b"/nonexistent/cert.pem\n")
+                self.expect(r"cannot read /nonexistent/cert\.pem\. Please try again\.")
+                self.expect(r"TLS certificate file.*: $")
+                os.write(self.fd, b"\n")
+                port = int(self.expect(r"Clients enter this relay address: 127\.0\.0\.1:(\d+)").group(1))
+                self.expect(rf"Open port {port} for both TCP and UDP")
+                os.write(self.fd, b"\x03")
+                self.expect(r"relay stopped")
+                _, status = os.waitpid(pid, 0)
+                pid = None
+                self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+                self.assertNotIn("Traceback", self.output)
+            finally:
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+
+    def test_setup_through_a_pty_then_ctrl_c(self):
+        pid = self.start_on_pty()
         try:
             self.expect(r"Listen address \[0\.0\.0\.0:443\]: ")
             os.write(self.fd, b"127.0.0.1:0\n")

@@ -15,9 +15,12 @@ import threading
 import time
 import unittest
 
+from tagio.protocol.version import CAP_FILES, CLIPBOARD, SESSION_CAPABILITIES
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "test-pw-42"
+# A host with no clipboard link and no files folder (as these stand-alone HostSessions) offers neither.
+NO_CLIPBOARD = SESSION_CAPABILITIES & ~CLIPBOARD & ~CAP_FILES
 HOST_ID, VIEWER_ID = "111111111", "222222222"
 
 TARGET = r"""
@@ -469,7 +472,7 @@ class MonitorSwitch(unittest.TestCase):
         from tagio.protocol import session as m
         host, chosen, sent = self.switch(2)
         self.assertEqual(chosen["box"], {"left": 1920, "top": 0, "width": 1280, "height": 1024})
-        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1280, 1024, 2))
+        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1280, 1024, 2, NO_CLIPBOARD))
         self.assertEqual(sent[1], m.MonitorList(2, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
         self.assertEqual(host._cursor.poll(), m.Cursor(80, 10))      # relative to the new monitor
 
@@ -497,6 +500,14 @@ class MonitorSwitch(unittest.TestCase):
         self.assertEqual(result[0]["index"], 2)
         self.assertEqual(m.decode(host._send_q.get_nowait()).monitor, 2)
         self.assertFalse(host._monitor_switch.is_set())
+
+    def test_all_monitors_is_the_whole_virtual_screen(self):
+        from tagio.protocol import session as m
+        host, chosen, sent = self.switch(0)
+        self.assertEqual(chosen["box"], {"left": 0, "top": 0, "width": 3200, "height": 1080})
+        self.assertEqual(sent[0], m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 3200, 1080, 0, NO_CLIPBOARD))
+        self.assertEqual(sent[1], m.MonitorList(0, [(0, 0, 1920, 1080), (1920, 0, 1280, 1024)]))
+        self.assertEqual(host._cursor.poll(), m.Cursor(2000, 10))    # desktop coordinates
 
     def test_unknown_monitor_falls_back_to_the_first(self):
         host, chosen, sent = self.switch(9)

@@ -129,7 +129,7 @@ class ScriptedHost(unittest.TestCase):
     def test_cursor_monitors_and_bye(self):
         self.send(HELLO)
         self.send(m.Cursor(5, 6))
-        self.send(m.Clipboard("copied on the host"))
+        self.send(m.Clipboard.of_text("copied on the host"))
         self.send(m.MonitorList(1, [(0, 0, 320, 200), (320, 0, 100, 100)]))
         self.send(m.Bye("host went home"))
         self.viewer.join(5)         # a Bye is a clean end: no exception

@@ -469,9 +469,27 @@ class RelayAppTest(RelayCase):
     """The app against a real relay, with a real partner Client."""
 
     def test_unknown_id_shows_clear_error_and_returns_home(self):
+        from tagio.ui.prompts import MessageDialog, PasswordDialog
         self.wait_online()
-        message = self.connect_and_get_error("123 456 789")
+        # The ID is checked before the password is asked: no password dialog at all.
+        self.app.home.partner_var.set("123 456 789")
+        self.press_enter(self.app.home.partner_entry)
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
+        self.assertFalse(self.toplevels(PasswordDialog))
         self.assertIn("No desk with ID 123 456 789", message.message_text)
+        self.assert_back_home(message)
+
+    def test_offline_id_is_told_before_the_password(self):
+        from tagio.ui.prompts import MessageDialog, PasswordDialog
+        self.wait_online()
+        host = self.partner()
+        host_id = host.id
+        host.close()                       # known to the relay, now offline
+        self.app.home.partner_var.set(host_id)
+        self.press_enter(self.app.home.partner_entry)
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "error dialog", 30)
+        self.assertFalse(self.toplevels(PasswordDialog))
+        self.assertIn("is not online", message.message_text)
         self.assert_back_home(message)
 
     def test_wrong_password_shows_clear_error_and_returns_home(self):
@@ -548,16 +566,17 @@ class RelayAppTest(RelayCase):
         self.wait_online()
         viewer = self.partner()
         before = self.app.client.one_time_password
+        typo = "zzzz2222"       # shaped as a one-time password: a guess at it (issue 10)
         self.pump(lambda: self.app.home.password_var.get() == before, "password shown")
-        typo = "zzzz2222"       # shaped as a one-time password, so a guess at it
-        for tries in (1, 2):    # the one-time password survives a typo (issue 10/11: 3 tries)
-            with self.assertRaises(WrongPasswordError):
-                viewer.connect(self.app.client.id, typo)
-            self.pump(lambda: "wrong password" in self.app.home.notice_var.get(), "notice", 20)
-            self.assertEqual(self.app.client.one_time_password, before)
-            self.app.home.set_notice("")
         with self.assertRaises(WrongPasswordError):
             viewer.connect(self.app.client.id, typo)
+        # A typo keeps the password (the notice says how many tries are left) ...
+        self.pump(lambda: "2 more tries" in self.app.home.notice_var.get(), "notice", 20)
+        self.assertEqual(self.app.home.password_var.get(), before)
+        for _ in range(2):
+            with self.assertRaises(WrongPasswordError):
+                viewer.connect(self.app.client.id, typo)
+        # ... and the third wrong try replaces it.
         self.pump(lambda: self.app.home.password_var.get() != before, "new password shown", 20)
         self.assertEqual(self.app.home.password_var.get(), self.app.client.one_time_password)
         self.pump(lambda: "new one-time password" in self.app.home.notice_var.get(), "notice", 20)

@@ -11,6 +11,7 @@ is what Tk runs when a window manager sends that message.  Helpers come from tes
 
 import os
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -177,6 +178,16 @@ class QuitTest(UiGuardCase):
         self.app.events.post("session_started", peer_id="123456789", path="relay", role="host")
         self.pump(lambda: self.toplevels(ControlledIndicator), "being-controlled indicator")
 
+    def pointer_on(self, widget):
+        """Put the X pointer over `widget`, as a user's hand is: with no window manager the X focus
+        follows the pointer, so keys reach this app only then (an earlier test may have left the
+        pointer over another window of the shared display)."""
+        self.pump(widget.winfo_viewable, "the widget mapped")
+        subprocess.run(["xdotool", "mousemove", str(widget.winfo_rootx() + widget.winfo_width() // 2),
+                        str(widget.winfo_rooty() + widget.winfo_height() // 2)],
+                       env=self.xvfb.env(), check=True, timeout=10)
+        self.pump(lambda: self.root.focus_get() is not None, "the keyboard focus in this app")
+
     def test_close_box_without_session_quits_at_once(self):
         self.close_box()
         self.assertEqual(self.app.quit_prompt, None)
@@ -187,6 +198,7 @@ class QuitTest(UiGuardCase):
         self.close_box()
         prompt = self.pump(lambda: (self.confirm_dialogs() or [None])[0], "quit question")
         self.assertEqual(prompt.message_text, "End the session(s) and quit?")
+        self.pointer_on(prompt)
         self.assertEqual(self.root.focus_get(), prompt.no_button)    # Enter by reflex keeps it
         self.close_box()                                             # a second click: still one
         self.pump(lambda: True, "idle")
@@ -206,6 +218,7 @@ class QuitTest(UiGuardCase):
         self.controlled()
         self.close_box()
         prompt = self.pump(lambda: (self.confirm_dialogs() or [None])[0], "quit question")
+        self.pointer_on(prompt)
         prompt.event_generate("<Escape>")
         self.pump(lambda: not self.confirm_dialogs(), "question gone")
         self.assertFalse(self.app._closing.is_set())

@@ -220,17 +220,26 @@ class WindowOnXvfb(unittest.TestCase):
                           ("Delete", False), ("Alt_L", False), ("Control_L", False)])
 
     def test_clipboard_both_ways(self):
-        # The display is shared with other in-process Tk tests, which may have left text on the
-        # clipboard; the window offers it on focus, so start from an empty clipboard.
+        # The session shares the display's clipboard itself (tagio.session.clipboard_sync); Tk's
+        # clipboard in this process is just another program on that display. The display is shared
+        # with other in-process Tk tests, which may have left text on it: start from an empty one.
         self.root.clipboard_clear()
+        self.session.stop()
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.host, channel = secure_pair()
+        self.session = ViewerSession(channel, clipboard=True, display=self.xvfb.display)
+        self.session.start()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
-        self.host.send(m.encode(m.Clipboard("from the host ✓")))
+        self.assertTrue(window.toolbar.clipboard_button.winfo_manager())   # the toggle is there
+        self.host.send(m.encode(m.Clipboard.of_text("from the host ✓")))
         self.assertTrue(self.pump(lambda: self._clipboard() == "from the host ✓"), "host clipboard not applied")
         self.root.clipboard_clear()
         self.root.clipboard_append("from the viewer")
-        window.offer_clipboard()
-        window.offer_clipboard()            # unchanged: not sent twice
-        self.assertEqual(self.messages(m.Clipboard, 2, timeout=1.5), [m.Clipboard("from the viewer")])
+        # unchanged afterwards: sent once, and the host's value applied here was not sent back
+        self.assertEqual(self.messages(m.Clipboard, 2, timeout=1.5), [m.Clipboard.of_text("from the viewer")])
 
     def _clipboard(self):
         try:
@@ -257,13 +266,17 @@ class WindowOnXvfb(unittest.TestCase):
 
     def test_status_line_and_session_end(self):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
-        self.assertTrue(self.pump(lambda: "direct-tcp" in window.status.cget("text"), timeout=3))
+        # every figure says what it is: path, latency in ms, a rate in frames/s, bandwidth in Mbit/s
+        self.assertTrue(self.pump(lambda: "Direct" in window.status.cget("text"), timeout=3))
         text = window.status.cget("text")
         self.assertIn("Partner 123 456 789", text)
-        self.assertIn("fps", text)
-        self.assertIn("320x200", text)
+        for label in ("ms latency", "frames/s", "Mbit/s"):
+            self.assertIn(label, text)
+        details = window.status_details()       # the tooltip: size and the path's own name
+        self.assertIn("320x200", details)
+        self.assertIn("direct-tcp", details)
         self.host.send(m.encode(m.Bye("partner quit")))
-        self.assertTrue(self.pump(lambda: "partner quit" in window.status.cget("text"), timeout=5))
+        self.assertTrue(self.pump(lambda: "partner quit" in window.status.cget("text").lower(), timeout=5))
         window.close()
         self.assertFalse(self.root.winfo_children())
 
@@ -352,8 +365,8 @@ class StalledPathOnXvfb(unittest.TestCase):
         self.assertLess(max(gaps), self.MAX_GAP, "the Tk thread was blocked")
         self.assertEqual(window._last_motion, (10 + 149, 10 + 149 % 100), "the moves did not reach the window")
         self.assertEqual([p for p in posted if p[0] == "button"], [("button", 1, True), ("button", 1, False)])
-        # printable keys with no modifier go to the host as the characters they type
-        self.assertEqual([p[1] for p in posted if p[0] == "text"], list(self.KEYS))
+        # printable keys go as text (tagio.ui.keys), one Text per key press, none lost
+        self.assertEqual("".join(p[1] for p in posted if p[0] == "text"), self.KEYS)
         self.assertEqual([p for p in posted if p[0] == "key"], [])
         self.assertTrue(self.session.running)           # moves coalesce; a few keys are no stall
         self.assertEqual(driver.returncode, 0)

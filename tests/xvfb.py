@@ -74,13 +74,17 @@ class Xvfb:
     def start(self) -> "Xvfb":
         if self.proc is not None:
             return self
+        return self._launch(lambda fd: ["Xvfb", "-displayfd", str(fd), "-screen", "0",
+                                        f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp",
+                                        "-noreset"])
+
+    def _launch(self, argv_for) -> "Xvfb":
+        """Start the X server `argv_for(fd)` names, which writes its display number to fd (-displayfd),
+        and wait until it accepts connections."""
         read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                 f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp", "-noreset"],
-                pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(argv_for(write_fd), pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         finally:
             os.close(write_fd)
         try:

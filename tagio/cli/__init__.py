@@ -9,6 +9,7 @@ SIGINT/SIGTERM into a stop request, and calls the command from COMMANDS:
     common.py    what both share: making and closing the Client, the stop signal, stdin passwords
     output.py    one line per event (text or JSON) and one line per error, with the exit status
     script.py    the `--script` input language for automated viewers
+    transfer.py  send and get: files to and from a partner's files folder
 
 Every failure becomes one line on stderr (plus an {"event": "error"} object with `--json`) and an
 exit status: no tracebacks unless `--verbose`, and no secret except the host's own one-time password
@@ -19,12 +20,13 @@ import logging
 import sys
 import threading
 
-from tagio.cli import connect, host
+from tagio.cli import connect, host, transfer
 from tagio.cli.common import StopSignal, install_signals
 from tagio.cli.output import EXIT_INTERRUPTED, Output
 from tagio.errors import TagioError
 
-COMMANDS = {"host": host.run_host, "connect": connect.run_connect}
+COMMANDS = {"host": host.run_host, "connect": connect.run_connect, "send": transfer.run_send,
+            "get": transfer.run_get}
 
 
 def run(args) -> int:

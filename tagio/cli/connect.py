@@ -2,8 +2,11 @@
 
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
-prints a connected line, then runs a ViewerSession for `--duration` seconds, until the partner leaves
-or until Ctrl+C. A `--script` of input (script.py) plays once the first frame is on screen, and
+says so while the partner's user is asked to accept ("waiting"; Ctrl+C then cancels and closes
+the partner's prompt), prints a connected line, then runs a ViewerSession for `--duration` seconds,
+until the partner leaves or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat
+from the partner is printed. A `--script` of input (script.py) plays once the first frame is on
+screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
 """
@@ -16,10 +19,12 @@ import time
 
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
+from tagio.client import words
 from tagio.crypto.identity import format_id, normalize_id
-from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, TagioError
+from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
 FIRST_FRAME_TIMEOUT = 10.0
+RELAY_CHECK_WAIT = 10.0     # how long the ID check waits for our own registration
 
 
 def _ask_password(args):
@@ -38,15 +43,21 @@ def _ask_password(args):
 
 
 class ViewerWatch:
-    """Collects the ViewerSession's events: why the session ended, if it ended on its own."""
+    """Collects the ViewerSession's events: why the session ended, if it ended on its own; prints
+    the partner's chat lines."""
 
     ENDED = ("closed", "error")
 
-    def __init__(self):
+    def __init__(self, out=None):
         self.ended = threading.Event()
         self.reason = None
+        self.out = out
 
     def __call__(self, name, **fields):
+        if name == "clipboard_notice" and self.out is not None:
+            self.out.event("clipboard_notice", fields.get("message", ""), message=fields.get("message"))
+        if name == "chat" and self.out is not None:
+            self.out.event("chat", f"chat: {fields['text']}", message=fields["text"])
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
@@ -57,21 +68,45 @@ def run_connect(args, out, stop) -> int:
     script = load_script(args.script) if args.script else None
     partner = normalize_id(args.partner_id)
     out.partner_id = partner
-    password = _ask_password(args)
     client = make_client(args, out, direct_bind=args.direct_bind)
     with running(client):
-        conn = client.connect(partner, password, timeout=args.timeout)
+        _check_partner(client, partner, args.timeout)
+        password = _ask_password(args)
+        conn = client.connect(partner, password, timeout=args.timeout, cancelled=stop,
+                              on_waiting=lambda: _waiting(out, stop, partner))
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
         return _view(args, out, stop, conn, script)
 
 
+def _check_partner(client, partner, timeout):
+    """Known and online? Asked before the password, so nobody types one for a desk that is not
+    there. An unreachable relay is not decided here: the connect says so (or finds the LAN)."""
+    try:
+        client.wait_online(min(timeout, RELAY_CHECK_WAIT))
+    except RelayError:
+        return
+    client.check_partner(partner)
+
+
+def _waiting(out, stop, partner):
+    """The host's user is being asked. From here Ctrl+C cancels through `stop` (the connect
+    watches it), so the partner's prompt closes at once."""
+    stop.polling = True
+    out.event("waiting", f"{words.WAITING} (Ctrl+C cancels)", peer=partner)
+
+
 def _view(args, out, stop, conn, script) -> int:
     stop.polling = True
-    watch = ViewerWatch()
-    session = conn.open_session(on_event=watch)
+    watch = ViewerWatch(out)
+    session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
     session.start()
+    for line in getattr(args, "chat", None) or []:
+        try:
+            session.send_chat(line)
+        except ValueError as exc:
+            raise ConfigError(f"--chat: {exc}") from None
     started = time.monotonic()
     player = start_script(session, script, stop) if script else None
     deadline = None if args.duration is None else time.monotonic() + args.duration

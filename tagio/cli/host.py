@@ -1,16 +1,28 @@
 """`tagio-gui --cli host`: share this screen until stopped.
 
 Theory of operation: `run_host` checks that the chosen screen can be captured, starts a Client,
-waits for the relay registration (or, with --lan, serves the local network alone while the relay is
-away) and prints a ready line with the ID and the one-time password, again whenever the password
-changes. Then it serves until SIGINT/SIGTERM. The Client's events become output lines through the
+waits for the relay registration and prints a ready line with the ID and the one-time password, again
+whenever the password changes. A relay that cannot be reached does not end the host (a machine that
+boots before its network is up must still become reachable): it says so, prints the ready line and
+the relay link keeps trying for ever with backoff, printing "relay: online" once it registers; only a
+relay that answers and refuses us (wrong secret, TLS required, ID taken) ends it, as that needs a
+person to fix a setting. Then it serves until SIGINT/SIGTERM. The Client's events become output lines through the
 HOST_EVENTS table; the text lines say why an attempt or a session ended in the words of
 tagio.client.words, and the JSON objects keep the technical reason.
+
+With `--files-dir DIR` a viewer may list, fetch from and send files into DIR (and nowhere else); each
+finished transfer and each refused file is a line. Chat from a viewer is printed; with
+`--chat-stdin` each line typed on stdin goes to every viewer as chat.
 """
+
+import os
+import sys
+import threading
 
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
-from tagio.client.words import ending, explain, inline
+from tagio.client.relay_link import REFUSED
+from tagio.client.words import HOST_KEEPS_TRYING, ending, explain, inline
 from tagio.crypto.identity import format_id
 from tagio.errors import ConfigError, RelayError
 
@@ -43,9 +55,26 @@ HOST_EVENTS = {
                                 {"peer": f["peer_id"], "reason": f.get("reason")}),
     "host_view_only": lambda f: ("view_only", f"view only: {f.get('reason', '')}",
                                  {"peer": f["peer_id"], "reason": f.get("reason")}),
+    "host_clipboard_notice": lambda f: ("clipboard_notice", f.get("message", ""),
+                                        {"peer": f["peer_id"], "message": f.get("message")}),
     "host_warning": lambda f: ("warning", f"warning: {f.get('message', '')}",
                                {"peer": f["peer_id"], "message": f.get("message")}),
+    "host_chat": lambda f: ("chat", f"chat from {f['peer_id']}: {f['text']}",
+                            {"peer": f["peer_id"], "message": f["text"]}),
+    "host_transfer_done": lambda f: ("transfer", _transfer_words(f),
+                                     {"peer": f["peer_id"], **{k: v for k, v in f.items()
+                                                               if k != "peer_id"}}),
+    "host_file_refused": lambda f: ("file_refused", f"refused {f['path']}: {f['reason']}",
+                                    {"peer": f["peer_id"], "path": f["path"], "reason": f["reason"]}),
+    "host_file_error": lambda f: ("file_error", f"file failed: {f['message']}",
+                                  {"peer": f["peer_id"], "path": f["path"], "message": f["message"]}),
 }
+
+
+def _transfer_words(f) -> str:
+    verb = "received from" if f["direction"] == "receive" else "sent to"
+    text = f"{f['verified']} files {verb} {f['peer_id']} ({f['bytes']} bytes)"
+    return text if f["ok"] else f"{text}; not all: {f['message']}"
 
 
 class HostPrinter:
@@ -86,26 +115,54 @@ def check_capture(monitor):
 
 
 def _wait_relay_or_lan(client, out):
-    """Registered at the relay; or, with --lan, serving this network alone while the relay is away
-    (the client keeps retrying it in the background)."""
+    """Registered at the relay; or, while the relay cannot be reached, serving (the LAN with --lan)
+    and retrying it in the background."""
     try:
         client.wait_online(READY_TIMEOUT)
     except RelayError:
-        if client.lan_peers is None:
+        status = client.relay_status
+        if REFUSED in status:
             raise
-        out.event("relay", f"relay: {client.relay_status}; reachable on this network only",
-                  status=client.relay_status)
+        lan = "; reachable on this network meanwhile" if client.lan_peers is not None else ""
+        out.event("relay", f"relay: {status}; {HOST_KEEPS_TRYING}{lan}", status=status, retrying=True)
+
+
+def _files_dir(path):
+    if path is None:
+        return None
+    if not os.path.isdir(path):
+        raise ConfigError(f"--files-dir {path}: no such folder")
+    return os.path.abspath(path)
+
+
+def _chat_from_stdin(client, stop):
+    """Each line typed on stdin goes to every viewer of this host as chat (a daemon thread: a
+    blocked readline cannot be interrupted, and the process ends with the host)."""
+    def read():
+        for line in sys.stdin:
+            text = line.rstrip("\r\n")
+            for session in client.host_sessions if text.strip() else []:
+                session.send_chat(text)
+            if stop.is_set():
+                return
+    threading.Thread(target=read, name="chat-stdin", daemon=True).start()
 
 
 def run_host(args, out, stop) -> int:
     check_capture(args.monitor)
+    files_dir = _files_dir(getattr(args, "files_dir", None))
     password = password_from_stdin() if args.password == "-" else args.password
     printer = HostPrinter(out)
     client = make_client(args, out, on_event=printer, host_password=password,
                          direct_bind=args.direct_bind, monitor=args.monitor,
                          view_only=True if args.view_only else None, fps_cap=args.fps,
                          quality=args.quality)
+    if args.no_clipboard:
+        client.host_options["clipboard"] = False
+    client.host_options["files_dir"] = files_dir
     with running(client):
+        if getattr(args, "chat_stdin", False):
+            _chat_from_stdin(client, stop)
         _wait_relay_or_lan(client, out)
         printer.client = client
         printer.ready()

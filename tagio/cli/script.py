@@ -11,6 +11,7 @@ a stop event so Ctrl+C interrupts a `wait`. Commands (coordinates are host scree
     scroll DX DY      wheel steps (DY > 0 scrolls up, DX > 0 right; as protocol.session.Scroll)
     key KEYSYM        press and release an X keysym such as Return, Left, F5, a
     type TEXT         the rest of the line as text
+    chat TEXT         the rest of the line as a chat message
     wait SECONDS      pause (at most MAX_WAIT)
     # comment         ignored, as are blank lines
 """
@@ -68,6 +69,7 @@ PARSERS = {
     "scroll": _ints(2, -100, 100),
     "key": _keysym,
     "type": _text,
+    "chat": _text,
     "wait": _seconds,
 }
 
@@ -86,7 +88,7 @@ def parse_script(text: str) -> list:
         if parser is None:
             raise ConfigError(f"script line {number}: unknown command {name[:20]!r}")
         try:
-            steps.append((name, parser(line.lstrip()[len(name) + 1:] if name == "type" else rest)))
+            steps.append((name, parser(line.lstrip()[len(name) + 1:] if name in ("type", "chat") else rest)))
         except ValueError as exc:
             raise ConfigError(f"script line {number}: {name}: {exc}") from None
         if len(steps) > MAX_STEPS:
@@ -125,6 +127,7 @@ ACTIONS = {
     "scroll": lambda s, dx, dy: s.send_scroll(dx, dy),
     "key": _key,
     "type": lambda s, text: s.send_text(text),
+    "chat": lambda s, text: s.send_chat(text),
 }
 
 

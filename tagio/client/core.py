@@ -12,8 +12,8 @@ Theory of operation. A Client is thin: it owns what both roles share and compose
 
 Both sides reach the shared parts through a few members only: `id`, `settings`, `listener`, `lan`,
 `current_relay()`, `wait_online()` and `emit()`. The public surface the front ends use is here and
-delegates (connect, one_time_password, new_password, host_sessions, end_host_sessions,
-host_options).
+delegates (connect, check_partner, one_time_password, new_password, host_sessions,
+end_host_sessions, host_options, retry_relay).
 
 LAN (opt-in, `lan=True` or LanService options): the client announces itself and browses the local
 network (tagio.net.lan). When the relay is unreachable, or does not know the partner, a partner seen
@@ -22,9 +22,13 @@ limiter, handshake and accept policy as relay rendezvous.
 
 The UI learns what happens through `on_event(name, **fields)`, called from worker threads (the Tk code
 hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
-refused(peer_id, reason), auth_failed(peer_id), attempt_failed(peer_id, reason, error),
-session_started(peer_id, path, role), session_ended(peer_id, role, reason), id_changed(id). No event
-carries a secret.
+refused(peer_id, reason: "busy", "too many attempts", "declined" or admission.CANCELLED),
+auth_failed(peer_id, tries_left, ...: every failed guess), attempt_failed(peer_id, reason, error), session_started(peer_id,
+path, role), session_ended(peer_id, role, reason), id_changed(id). No event carries a secret.
+
+The viewer's connect reports "the partner is being asked" through its own `on_waiting()` callback
+and gives up when its `cancelled` Event is set; `check_partner(id)` asks the relay before the
+password is asked; `relay_retry_in` / `retry_relay()` drive the window's countdown and Retry now.
 """
 
 import logging
@@ -144,15 +148,29 @@ class Client:
         return "connecting" if self._link is None else self._link.status
 
     @property
+    def relay_retry_in(self):
+        """Seconds until the next attempt to reach an unreachable relay, else None."""
+        return None if self._link is None else self._link.next_retry_in()
+
+    def retry_relay(self):
+        """Try the relay again now (the window's "Retry now")."""
+        if self._link is not None:
+            self._link.retry_now()
+
+    @property
     def lan_peers(self):
         """Partners announcing themselves on this network ([LanPeer]), or None when LAN is off."""
         return None if self.lan is None else self.lan.peers()
 
     # ------------------------------------------------------------------ the two sides
 
-    def connect(self, partner_id, password, timeout=15.0) -> ViewerConnection:
-        """See Viewing.connect."""
-        return self.viewing.connect(partner_id, password, timeout)
+    def connect(self, partner_id, password, timeout=15.0, **options) -> ViewerConnection:
+        """See Viewing.connect (options: on_waiting, cancelled)."""
+        return self.viewing.connect(partner_id, password, timeout, **options)
+
+    def check_partner(self, partner_id, timeout=5.0) -> str:
+        """See Viewing.check_partner (before the password is asked)."""
+        return self.viewing.check_partner(partner_id, timeout)
 
     @property
     def one_time_password(self) -> str:
@@ -223,6 +241,7 @@ def _host_options(settings, monitor, view_only, fps_cap, quality, display) -> di
         "view_only": settings.view_only if view_only is None else view_only,
         "fps_cap": fps_cap or settings.fps_cap,
         "quality": quality or settings.quality,
+        "clipboard": settings.clipboard,
     }
     if display is not None:          # an X display other than $DISPLAY (tests, multi-seat)
         options["display"] = display

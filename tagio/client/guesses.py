@@ -57,6 +57,7 @@ class Failure:
     source_failures: int
     rotate_password: bool
     next_guess_in: float
+    tries_left: int = 0          # tries the one-time password has left (0: it is being replaced)
 
 
 class Guess:
@@ -139,7 +140,7 @@ class GuessLimiter:
             record = self._sources.get(guess.source)
             rotate = guess.one_time and self._tries >= self.tries_per_password
             return Failure(guess.source, len(self._recent), record.total if record else 0, rotate,
-                           self._wait(now))
+                           self._wait(now), max(0, self.tries_per_password - self._tries))
 
     def password_rotated(self) -> None:
         """The one-time password was replaced: it has all its tries again."""

@@ -13,10 +13,15 @@ most MAX_INCOMING at once (more are refused, not queued):
          others are closed before their REPLY), counted against the GuessLimiter (guesses.py) from
          before the host's REPLY until mutual success; a session without success reports it as
          failed (`auth_failed`, hang-ups and timeouts too), and the one-time password rotates after
-         TRIES_PER_PASSWORD of them; a refused guess is `refused` "too many wrong passwords"
-    accept policy: `accept_callback(peer_id) -> bool`, asked when "ask before accepting" is on,
-      unless a permanent password was the one used
-    a HostSession runs until it ends; a one-time password that opened a session is used up
+         TRIES_PER_PASSWORD failed tries at it (a typo does not cost a new password); a refused
+         guess is `refused` "too many wrong passwords"
+    accept policy: `accept_callback(peer_id, cancelled=Event) -> bool`, asked when "ask before
+      accepting" is on, unless a permanent password was the one used; the viewer waits meanwhile
+      (admission.py) and `cancelled` is set when it gives up, so the prompt closes at once
+    a HostSession runs until it ends; then a one-time password that opened it rotates
+
+An attempt refused before any handshake (no free slot: "busy"; the limiter: "rate_limited") is
+answered on its relay path (refusal.py), so the viewer reads why within a second.
 
 `Hosting` holds the one-time password (its scrypt secret is derived when it is made, so a handshake
 never waits) and the running HostSessions. It uses only a few parts of the thin Client that owns it
@@ -28,9 +33,11 @@ import logging
 import queue
 import threading
 
+from tagio.client.admission import CANCELLED, DECLINED, HostAdmission
 from tagio.client.guesses import GuessLimiter, SessionGuesses
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
+from tagio.client.refusal import Refuser
 from tagio.crypto.handshake import GuessLimitError, HostKeys
 from tagio.errors import ConnectionClosed, TagioError, TransportTimeout, WrongPasswordError
 
@@ -60,6 +67,7 @@ class Hosting:
         self.guesses = GuessLimiter()
         self._lock = threading.Lock()
         self._otp = self._otp_secret = self._extra_verifier = None
+        self._refuser = Refuser()
         self._slots = threading.BoundedSemaphore(MAX_INCOMING)
         self._handlers, self._sessions, self._errors = [], [], []
         self._closing = threading.Event()
@@ -91,6 +99,7 @@ class Hosting:
             self._lan_thread.join(JOIN_TIMEOUT)
         for thread in self._snapshot(self._handlers):
             thread.join(JOIN_TIMEOUT)
+        self._refuser.join(JOIN_TIMEOUT)
         return self._snapshot(self._errors)
 
     # ------------------------------------------------------------------ the one-time password
@@ -155,14 +164,20 @@ class Hosting:
         if self._closing.is_set():
             return
         if not self._limiter.allow(peer_id):
-            return self.client.emit("refused", peer_id=peer_id, reason="too many attempts")
+            return self._refuse(peer, lan, "rate_limited", "too many attempts")
         if not self._slots.acquire(blocking=False):
-            return self.client.emit("refused", peer_id=peer_id, reason="busy")
+            return self._refuse(peer, lan, "busy", "busy")
         thread = threading.Thread(target=self._incoming_thread, args=(peer, lan), daemon=True,
                                   name=f"incoming-{peer_id}")
         with self._lock:
             self._handlers = [t for t in self._handlers if t.is_alive()] + [thread]
         thread.start()
+
+    def _refuse(self, peer, lan, code, reason):
+        """Tell the UI, and the viewer on its relay path (a LAN dial has none: it times out)."""
+        if not lan:
+            self._refuser.refuse(self.client.current_relay(), peer, code)
+        self.client.emit("refused", peer_id=peer.peer_id, reason=reason)
 
     def _incoming_thread(self, peer, lan):
         try:
@@ -179,12 +194,22 @@ class Hosting:
         channel, used_permanent = self._authenticate(peer, lan)
         if channel is None:
             return
-        if not self._accepted(peer.peer_id, used_permanent):
-            say_bye(channel, "the partner declined the connection")
-            return self.client.emit("refused", peer_id=peer.peer_id, reason="declined")
-        if not used_permanent:
-            self.new_password()          # one-time: this password is used up
-        self._run_session(peer, channel)
+        admission = HostAdmission(channel)
+        if not self._accepted(peer.peer_id, used_permanent, admission):
+            gone = admission.left.is_set()   # the viewer gave up while we asked
+            admission.refuse(None if gone else DECLINED)
+            return self.client.emit("refused", peer_id=peer.peer_id,
+                                    reason=CANCELLED if gone else "declined")
+        try:
+            channel = admission.admit()
+        except TagioError as exc:
+            channel.close()
+            return self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
+        try:
+            self._run_session(peer, channel)
+        finally:
+            if not used_permanent:
+                self.new_password()      # one-time: used up once its session ended
 
     def _keys(self) -> HostKeys:
         """The one-time password's secret and the permanent password's verifier (--password's
@@ -226,20 +251,21 @@ class Hosting:
         """Tell the host's user of every failed guess (hang-ups and timeouts included), and
         replace the one-time password once it has had its tries."""
         for failure in failures:
-            self.client.emit("auth_failed", peer_id=peer_id, failures=failure.failures_in_window,
+            self.client.emit("auth_failed", peer_id=peer_id, tries_left=failure.tries_left,
+                             failures=failure.failures_in_window,
                              next_guess_in=round(failure.next_guess_in),
                              password_replaced=failure.rotate_password)
             if failure.rotate_password:
                 self.new_password()
 
-    def _accepted(self, peer_id, used_permanent) -> bool:
+    def _accepted(self, peer_id, used_permanent, admission) -> bool:
         ask = self.client.settings.ask_before_accept
         if used_permanent or not ask or self.accept_callback is None:
             return True
         try:
-            return bool(self.accept_callback(peer_id))
-        except Exception:
-            log.exception("accept callback failed; declining")
+            return admission.ask(self.accept_callback, peer_id)
+        except TagioError:               # the viewer left before it heard we are asking
+            admission.left.set()
             return False
 
     def _run_session(self, peer, channel):

@@ -4,7 +4,12 @@ Theory of operation: one thread ("relay-link") owns the RelayClient. It register
 listener's candidates), then waits on the client's bounded `incoming` queue and hands each PeerInfo to
 `on_peer` (which must not block: it only starts a handler thread). When the relay goes away the client
 is closed and a fresh one is made after an exponential backoff (1 s doubling to 30 s, with jitter so a
-relay restart is not met by every client at the same instant). The link's state is a small machine
+relay restart is not met by every client at the same instant). While it backs off, the link probes the
+relay's port every PROBE_EVERY seconds (a bare TCP connect, jittered, no TLS, no registration): once the
+port answers again it registers at once (after up to COMEBACK_JITTER), so a relay that comes back after
+a long outage has its clients again within a few seconds instead of up to a whole backoff step.
+`next_retry_in()` says how long until the next full attempt (the window's countdown) and `retry_now()`
+cuts the wait short (its "Retry now" button). The link's state is a small machine
 (LinkState + TRANSITIONS); `status` renders it for people: "online", "connecting", "unreachable: why".
 `close()` sets the stop event, closes the current RelayClient (which unblocks it) and joins the thread;
 an unexpected exception that ended the thread is re-raised there.
@@ -13,7 +18,9 @@ an unexpected exception that ended the thread is re-raised there.
 import enum
 import logging
 import random
+import socket
 import threading
+import time
 import queue
 
 from tagio.errors import LocalProtocolError, RelayError, TagioError
@@ -25,6 +32,10 @@ BACKOFF_MAX = 30.0
 POLL = 0.25                 # how often the pump notices a stop or a lost relay
 REGISTER_TIMEOUT = 8.0
 UDP_DISCOVERY_TIMEOUT = 1.5  # one try after registering; punching then has a reflexive address
+PROBE_EVERY = 1.0           # seconds between port probes while backing off (+-25 % jitter)
+PROBE_TIMEOUT = 1.0
+COMEBACK_JITTER = 0.5       # at most this long between a probe that answered and registering
+REFUSED = "relay refused"   # how a status names a relay that answered and said no
 
 
 class LinkState(enum.Enum):
@@ -55,6 +66,15 @@ def _default_factory(address, identity, **kwargs):
     return RelayClient(address, identity, **kwargs)
 
 
+def tcp_probe(address, timeout=PROBE_TIMEOUT) -> bool:
+    """Does anything accept TCP connections at `address`? (A SYN and a FIN: no TLS, no relay work.)"""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def next_backoff(previous, rng=random.random):
     """1 s, 2 s, 4 s ... 30 s, each with up to 25 % jitter."""
     base = BACKOFF_FIRST if previous is None else min(previous * 2, BACKOFF_MAX)
@@ -64,7 +84,8 @@ def next_backoff(previous, rng=random.random):
 class RelayLink:
     def __init__(self, address, identity, *, auth_secret=None, candidates=lambda: [], on_peer,
                  on_status=lambda status: None, factory=_default_factory, backoff=None,
-                 udp_socket=lambda: None, client_options=None, on_identity_refused=lambda exc: None):
+                 udp_socket=lambda: None, client_options=None, on_identity_refused=lambda exc: None,
+                 probe=tcp_probe, rng=random.random, clock=time.monotonic):
         self.address = address
         self._client_options = dict(client_options or {})   # TLS / WebSocket for the RelayClient
         self._identity, self._auth_secret = identity, auth_secret
@@ -74,6 +95,9 @@ class RelayLink:
         # The relay refused our key for our ID: the callback may return a replacement identity.
         self._on_identity_refused = on_identity_refused
         self._backoff = backoff or next_backoff
+        self._probe, self._rng, self._clock = probe, rng, clock
+        self._retry_now = threading.Event()     # "Retry now", or close(): end the wait at once
+        self._next_retry = None                 # clock() of the next full attempt while waiting
         self._state, self._reason = LinkState.CONNECTING, ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -111,8 +135,18 @@ class RelayLink:
         why = reason or ("still connecting" if state is LinkState.CONNECTING else state.value)
         raise RelayError("unreachable", f"relay {host}:{port} is unreachable: {why}")
 
+    def retry_now(self):
+        """Cut the current backoff short (the window's "Retry now")."""
+        self._retry_now.set()
+
+    def next_retry_in(self):
+        """Seconds until the next attempt to register while waiting after a failure, else None."""
+        deadline = self._next_retry
+        return None if deadline is None else max(0.0, deadline - self._clock())
+
     def close(self):
         self._stop.set()
+        self._retry_now.set()
         relay = self.relay
         if relay is not None:
             _close_quietly(relay)
@@ -138,7 +172,8 @@ class RelayLink:
             client = self._register()
             if client is None:
                 delay = self._backoff(delay)
-                if self._stop.wait(delay):
+                self._wait_before_retry(delay)
+                if self._stop.is_set():
                     return
                 self._fire("retry")
                 continue
@@ -148,6 +183,29 @@ class RelayLink:
             _close_quietly(client)
             if not self._stop.is_set():
                 self._fire("lost", getattr(client, "last_error", None) or "connection lost")
+
+    def _wait_before_retry(self, delay):
+        """Wait up to `delay` seconds; probe the relay's port meanwhile and stop waiting as soon as
+        it answers (plus a little jitter, so a relay that comes back is not met by every client at
+        once), or at retry_now() / close()."""
+        deadline = self._clock() + delay
+        self._next_retry = deadline
+        try:
+            while not self._retry_now.is_set():
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return
+                step = min(remaining, PROBE_EVERY * (0.75 + 0.5 * self._rng()))
+                if self._retry_now.wait(step):
+                    break
+                if self._clock() < deadline and self._probe(self.address):
+                    log.info("the relay answers again; registering")
+                    self._retry_now.wait(COMEBACK_JITTER * self._rng())
+                    return
+        finally:
+            self._next_retry = None
+            if not self._stop.is_set():
+                self._retry_now.clear()
 
     def _register(self):
         client = self._factory(self.address, self._identity, auth_secret=self._auth_secret,
@@ -219,7 +277,7 @@ def _identity_refused(exc) -> bool:
 
 def _describe(exc) -> str:
     if isinstance(exc, RelayError):
-        return f"relay refused: {exc.text}"
+        return f"{REFUSED}: {exc.text}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, OSError) and exc.strerror:

@@ -5,7 +5,8 @@ field against the FIELDS table (type, range, default) and keeps only valid value
 damaged file degrades to defaults field by field instead of stopping the program. A file that is not JSON
 at all is moved aside to `settings.json.bad` (nothing is lost) and defaults are used; `warning` says so.
 `save()` writes a temporary file with owner-only permissions and renames it over the old one, so a crash
-mid-write never leaves half a file.
+mid-write never leaves half a file. `partner_views` remembers the session window per partner (size and
+position, zoom, monitor, quality, full screen), bounded to MAX_PARTNER_VIEWS partners.
 
 The permanent password is never stored, nor anything that works as one: only its SPAKE2+ verifier
 (`tagio.crypto.kdf.permanent_verifier(password, host_id)`, w0 || L, RFC 9383), so a stolen settings file
@@ -18,6 +19,7 @@ then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -118,6 +120,41 @@ def _recent(value):
     return out
 
 
+# A remembered session-window view per partner (tagio/ui/viewer_window.py view_prefs): key -> check.
+MAX_PARTNER_VIEWS = 32
+VIEW_ZOOMS = ("fit", "1.0", "0.5", "0.75", "1.5", "2.0")
+VIEW_QUALITIES = ("sharpest", "balanced", "fastest")
+_GEOMETRY = re.compile(r"^\d{2,5}x\d{2,5}([+-]-?\d{1,5}[+-]-?\d{1,5})?$")
+VIEW_FIELDS = {
+    "geometry": lambda v: isinstance(v, str) and bool(_GEOMETRY.match(v)),
+    "zoom": lambda v: v in VIEW_ZOOMS,
+    "monitor": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 16,
+    "quality": lambda v: v in VIEW_QUALITIES,
+    "fullscreen": lambda v: isinstance(v, bool),
+    "toolbar_collapsed": lambda v: isinstance(v, bool),
+    "show_both": lambda v: isinstance(v, bool),
+    "used": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,   # newer = larger
+}
+
+
+def clean_view(value) -> dict:
+    """One partner's remembered view with only the valid fields (a bad field is dropped alone)."""
+    if not isinstance(value, dict):
+        raise ValueError("expected an object")
+    return {k: v for k, v in value.items() if k in VIEW_FIELDS and VIEW_FIELDS[k](v)}
+
+
+def _partner_views(value):
+    """partner ID -> view; the MAX_PARTNER_VIEWS most recently used (the file is written with
+    sorted keys, so recency is the views' own "used" number), oldest first."""
+    if not isinstance(value, dict):
+        raise ValueError("expected an object")
+    views = [(partner, clean_view(view)) for partner, view in value.items()
+             if isinstance(partner, str) and len(partner) == 9 and partner.isdigit() and isinstance(view, dict)]
+    views.sort(key=lambda item: item[1].get("used", 0))
+    return dict(views[-MAX_PARTNER_VIEWS:])
+
+
 # Fields of older files that are dropped on load, with what the user is told.
 RETIRED = {
     "permanent_secret": "the permanent password must be set again (it is now stored in a form that "
@@ -133,7 +170,9 @@ FIELDS = {
     "fps_cap": (_int_range(1, 60), 30, None),
     "quality": (_int_range(10, 95), 75, None),
     "view_only": (_bool, False, None),
+    "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
     "recent_partners": (_recent, [], list),
+    "partner_views": (_partner_views, {}, dict),
 }
 
 
@@ -144,7 +183,7 @@ class Settings:
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.warning = None
         for name, (_check, default, _to_json) in FIELDS.items():
-            setattr(self, name, list(default) if isinstance(default, list) else default)
+            setattr(self, name, type(default)(default) if isinstance(default, (list, dict)) else default)
         for name, value in values.items():
             if name not in FIELDS:
                 raise ConfigError(f"unknown setting {name!r}")
@@ -257,6 +296,14 @@ class Settings:
         """Move partner_id to the front of the recent list, keeping at most MAX_RECENT."""
         rest = [p for p in self.recent_partners if p != partner_id]
         self.recent_partners = ([partner_id] + rest)[:MAX_RECENT]
+
+    def remember_view(self, partner_id, view) -> None:
+        """Keep the session window's view for `partner_id` (the newest last, at most
+        MAX_PARTNER_VIEWS partners). Saved by the next save()."""
+        views = {p: v for p, v in self.partner_views.items() if p != partner_id}
+        used = max((v.get("used", 0) for v in views.values()), default=0) + 1
+        views[partner_id] = dict(clean_view(view), used=used)
+        self.partner_views = dict(list(views.items())[-MAX_PARTNER_VIEWS:])
 
     def __repr__(self):
         # Never show secrets, not even in a debugger or a log line that formats the object.

@@ -2,6 +2,8 @@
 
 Theory of operation. `connect(partner_id, password)`:
 
+0. (before the front end asks for the password) `check_partner` asks the relay whether the ID is
+   known and online (relay Lookup: online / offline / unknown only, rate limited);
 1. checks the input (a partner ID that is not ours, a password that is not blank);
 2. finds the partner: through the relay (ConnectRequest -> PeerInfo, whose key must match the ID), or
    on the LAN when the relay is unreachable or does not know the partner and the partner announces
@@ -14,7 +16,11 @@ Theory of operation. `connect(partner_id, password)`:
    connection reversal work. Exactly one guess per connect, whoever answers (a LAN spoofer, an ID
    squatter, a malicious relay): the paths share one OneGuess, so once a REPLY failed no other is
    checked, and any failure after a REPLY is a WrongPasswordError that ends the whole race;
-5. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
+5. waits for the host's accept step (admission.py): "waiting for your partner" is reported once
+   through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
+   gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
+   too many attempts) says so on the relay path and its PartnerRefused ends the race (refusal.py);
+6. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
    ViewerSession, and remembers the partner in the recent list.
 
 `Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
@@ -27,16 +33,20 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from tagio.client.admission import ConnectCancelled, await_admission
 from tagio.client.paths import check_peer, establish_channel
+from tagio.client.refusal import RefusalAware
 from tagio.crypto import kdf
 from tagio.crypto.identity import normalize_id
-from tagio.errors import ConfigError, RelayError
+from tagio.errors import ConfigError, RelayError, TagioError
 
 log = logging.getLogger("tagio.client")
 
 LAN_QUERY_WAIT = 1.5        # LAN answers to a query come back within about a second
 RELAY_WAIT_MAX = 10.0       # how long a connect waits for our own registration at most
 LAN_FALLBACK_CODES = ("unknown_id", "offline")   # relay answers after which the LAN may still help
+LOOKUP_TIMEOUT = 5.0
+LOOKUP_CODES = {"offline": "offline", "unknown": "unknown_id"}   # lookup state -> RelayError code
 
 
 @dataclass
@@ -60,10 +70,13 @@ class Viewing:
     def __init__(self, client):
         self.client = client
 
-    def connect(self, partner_id, password, timeout=15.0) -> ViewerConnection:
-        """Authenticate to partner_id with password. Raises ConfigError (bad ID/password format),
-        RelayError (unreachable, unknown_id, offline, rate_limited), WrongPasswordError,
-        TransportError/TransportTimeout (no path), IdentityError (relay gave a mismatched key)."""
+    def connect(self, partner_id, password, timeout=15.0, *, on_waiting=None,
+                cancelled=None) -> ViewerConnection:
+        """Authenticate to partner_id with password and wait until the host admits us. Raises
+        ConfigError (bad ID/password format), RelayError (unreachable, unknown_id, offline,
+        rate_limited), WrongPasswordError, PartnerRefused (busy, rate_limited, declined),
+        ConnectCancelled (`cancelled` was set), TransportError/TransportTimeout (no path),
+        IdentityError (relay gave a mismatched key)."""
         partner = self._check_input(partner_id, password)
         relay, relay_error = self._relay_or_error(timeout)
         started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
@@ -71,15 +84,44 @@ class Viewing:
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
         secret = kdf.password_secret(password, partner)     # once per connect, not once per path
         from tagio.crypto.handshake import OneGuess, password_kind, viewer_handshake_secret
-        handshake = functools.partial(viewer_handshake_secret, secret=secret, kind=password_kind(password),
-                                      once=OneGuess(), viewer_id=self.client.id, host_id=partner,
-                                      session_id=session_id, timeout=timeout)
-        channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
-                                    timeout=timeout)
+        shake = functools.partial(viewer_handshake_secret, secret=secret, kind=password_kind(password),
+                                  once=OneGuess(), viewer_id=self.client.id, host_id=partner,
+                                  session_id=session_id, timeout=timeout)
+        channel = establish_channel(peer, relay, lambda stream: shake(RefusalAware(stream)),
+                                    listener=self.client.listener, timeout=timeout)
         connect_ms = (time.monotonic() - started) * 1000.0
+        if cancelled is not None and cancelled.is_set():
+            channel.close()
+            raise ConnectCancelled("the connection was cancelled")
+        await_admission(channel, on_waiting=on_waiting, cancelled=cancelled)
         self._remember(partner)
         return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
                                 session_id)
+
+    def check_partner(self, partner_id, timeout=LOOKUP_TIMEOUT) -> str:
+        """Before the password is asked: is the partner's ID known and online? Returns the
+        normalised ID, or raises ConfigError (own ID, bad format) or RelayError ("unknown_id",
+        "offline", "rate_limited"). When the relay cannot tell (we are not registered, or the
+        lookup fails) it returns quietly: the connect itself will say what is wrong, and the LAN
+        may still find the partner; so does a partner the relay does not know but the LAN sees."""
+        partner = normalize_id(partner_id)
+        if partner == self.client.id:
+            raise ConfigError("that is this machine's own ID")
+        relay = self.client.current_relay()
+        if relay is None:
+            return partner
+        try:
+            state = relay.lookup(partner, timeout=timeout)
+        except RelayError as exc:
+            if exc.code == "rate_limited":
+                raise
+            return partner
+        except TagioError as exc:
+            log.info("could not look %s up at the relay: %s", partner, exc)
+            return partner
+        if state != "online" and self._find_on_lan(partner, wait=0.0) is None:
+            raise RelayError(LOOKUP_CODES[state], f"ID {partner} is {state}")
+        return partner
 
     def _check_input(self, partner_id, password) -> str:
         partner = normalize_id(partner_id)

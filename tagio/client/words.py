@@ -6,6 +6,8 @@ three tables and returns a `Said`:
 
     ERRORS          error class -> Words, looked up along the exception's MRO (most specific first);
                     anything that is not listed is a bug and reads as an internal error
+    REFUSALS        PartnerRefused.code -> Words: why the partner's desk would not take us (busy,
+                    too many attempts, declined by the person there)
     RELAY_CODES     RelayError.code -> Words: every code the relay sends (relay/), plus the two the
                     client makes itself (unreachable, auth_required); an unknown code shows the
                     relay's own text, which the protocol writes for people
@@ -25,10 +27,13 @@ prints `line` and uses `kind` and `status`.
 import re
 from dataclasses import dataclass
 
+from tagio.client.admission import ConnectCancelled
+from tagio.client.refusal import PartnerRefused
 from tagio.crypto.identity import format_id
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError, TransportTimeout,
                           WrongPasswordError)
+from tagio.session.files_names import FileRefused
 
 # The command line's exit statuses (tagio-gui --help lists them).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_RELAY, EXIT_GONE = 0, 1, 2, 3, 4, 5
@@ -81,6 +86,8 @@ ERRORS = {
     WrongPasswordError: Words("wrong_password", EXIT_AUTH, "Wrong password", "Wrong password.",
                               "Ask your partner for the password shown on their screen now "
                               "(it changes after a failed attempt)."),
+    ConnectCancelled: Words("cancelled", EXIT_INTERRUPTED, "Cancelled", "The connection was cancelled."),
+    PartnerRefused: None,                               # by code: REFUSALS
     IdentityError: Words("identity", EXIT_AUTH, "Identity check failed",
                          "The partner's ID does not match its key, so the connection was stopped.",
                          lead=True),
@@ -96,11 +103,23 @@ ERRORS = {
                           "Could not reach {desk}, not even through the relay.",
                           "Check your network and the relay address in Settings."),
     ConfigError: Words("usage", EXIT_USAGE, "Cannot connect", "{detail}"),
+    FileRefused: Words("files", EXIT_ERROR, "File transfer failed", "{detail}"),
     TagioError: Words("error", EXIT_ERROR, "Connection failed", "The connection failed."),
     OSError: Words("network", EXIT_ERROR, "Network problem", "A network error stopped the connection.",
                    "Check your connection and the relay address."),
 }
 UNEXPECTED = Words("internal", EXIT_ERROR, "Unexpected error", INTERNAL, "Please try again.")
+
+
+REFUSALS = {
+    "busy": Words("busy", EXIT_GONE, "Partner busy", "{Desk} is busy with other connections.",
+                  "Try again in a minute."),
+    "rate_limited": Words("partner_rate_limited", EXIT_AUTH, "Too many attempts",
+                          "{Desk} refuses this desk for a minute after too many attempts.",
+                          "Wait a minute, then try again with the password shown there now."),
+    "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+}
+UNKNOWN_REFUSAL = Words("refused", EXIT_AUTH, "Refused", "{Desk} refused the connection.")
 
 
 def _relay(kind, sentence, advice=""):
@@ -174,6 +193,7 @@ ENDINGS = (
     ("viewer left", PARTNER_ENDED),
     ("the partner ended the session", PARTNER_ENDED),
     ("the partner declined", "Your partner declined."),
+    ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
     ("protocol error", PROTOCOL),
     ("unknown session message", PROTOCOL),
@@ -181,6 +201,26 @@ ENDINGS = (
     ("viewer error", "Something went wrong inside TagIO (internal error)."),
     ("internal error", "Something went wrong inside TagIO (internal error)."),
 )
+
+# The relay link while the relay is away (the window's status line, the command line host).
+RETRYING_IN = "retrying in {seconds} s"
+HOST_KEEPS_TRYING = ("the relay cannot be reached yet; this desk keeps trying (every few seconds, "
+                     "for ever) and says when it is online")
+
+# What the connect flow says while it runs (the window's status line, the command line's events).
+WAITING = "Waiting for your partner to accept..."
+CANCELLED_BY_YOU = "Connection cancelled."
+PARTNER_GAVE_UP = "Desk {desk} gave up before you answered."
+WRONG_GUESS = "Desk {desk} tried a wrong password ({left} more tries with this password)."
+WRONG_GUESS_LAST = "Desk {desk} tried a wrong password; a new one-time password was made."
+
+
+def wrong_guess(desk: str, tries_left: int) -> str:
+    """The host's notice after a wrong password: tries left, or that the password was replaced."""
+    if tries_left:
+        return WRONG_GUESS.format(desk=desk, left=tries_left)
+    return WRONG_GUESS_LAST.format(desk=desk)
+
 
 _RELAY_PREFIX = re.compile(r"^(relay \S+ is unreachable: )?(cannot reach (the )?relay \S+: )?", re.I)
 
@@ -219,6 +259,8 @@ def words_for(exc: BaseException) -> Words:
     """The table entry for `exc`."""
     if isinstance(exc, RelayError):
         return RELAY_CODES.get(exc.code, UNKNOWN_RELAY_CODE)
+    if isinstance(exc, PartnerRefused):
+        return REFUSALS.get(exc.code, UNKNOWN_REFUSAL)
     if isinstance(exc, SecureChannelError):
         return CHANNEL_CAUSES.get(getattr(exc, "cause", None), CHANNEL_OTHER)
     for cls in type(exc).__mro__:
@@ -255,3 +297,26 @@ def inline(text: str) -> str:
     if len(text) > 1 and text[1].isupper():
         return text
     return text[:1].lower() + text[1:]
+
+
+# The session window's words (tagio/ui/viewer_window.py, toolbar.py, status.py) and the host's bar.
+# How the partner is reached: channel path -> (label, dot colour). "lan" is a direct path to an
+# address on the local network (the window decides that from the peer's address).
+PATHS = {
+    "lan": ("LAN", "#1565c0"),
+    "direct-tcp": ("Direct", "#1e8e3e"),
+    "direct-udp": ("Direct (UDP)", "#1e8e3e"),
+    "relay": ("Relayed", "#b26a00"),
+}
+PATH_DETAILS = {
+    "lan": "A direct connection inside your local network.",
+    "direct-tcp": "A direct connection between the two desks (TCP).",
+    "direct-udp": "A direct connection between the two desks (UDP through both NATs).",
+    "relay": "Through the relay, which passes on encrypted data it cannot read.",
+}
+UNKNOWN_PATH = ("Connected", "#616e7c")
+WAITING_FOR_PICTURE = "Waiting for the partner's screen\u2026"
+VIEW_ONLY_BADGE = "View only"
+VIEW_ONLY_DETAIL = "Your partner lets you see the screen but not control it."
+HOST_VIEWED = "Viewing your screen (no control) \u2014 {desk}"
+FULL_SCREEN_HINT = "Ctrl+Alt+Enter leaves full screen"

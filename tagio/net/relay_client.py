@@ -21,6 +21,7 @@ address at the relay so the partner sees it as peer_udp_addr.
 """
 
 import logging
+import os
 import queue
 import secrets
 import socket
@@ -227,6 +228,9 @@ class RelayClient:
             return
         self._resolve(msg.session_id, result=info)
 
+    def _on_lookup_result(self, msg):
+        self._resolve(msg.ref, result=msg.state)
+
     def _on_error(self, msg):
         if msg.ref and self._resolve(msg.ref, error=RelayError(msg.code, msg.text)):
             return
@@ -255,20 +259,29 @@ class RelayClient:
     # -- requests -------------------------------------------------------------------------------------
     def request_peer(self, target_id: str, session_id: bytes, timeout=10.0) -> PeerInfo:
         """Ask the relay to introduce us to `target_id`; raises RelayError, ConnectionClosed, TransportTimeout."""
+        return self._request(m.ConnectRequest(normalize_id(target_id), session_id), session_id,
+                             timeout, "connect request")
+
+    def lookup(self, target_id: str, timeout=10.0) -> str:
+        """"online", "offline" or "unknown" for `target_id`; raises RelayError (rate_limited),
+        ConnectionClosed, TransportTimeout."""
+        ref = os.urandom(16)
+        return self._request(m.Lookup(normalize_id(target_id), ref), ref, timeout, "lookup")
+
+    def _request(self, message, ref, timeout, what):
         self._raise_thread_error()
-        target = normalize_id(target_id)
         pending = _Pending()
         with self._pending_lock:
-            if session_id in self._pending:
+            if ref in self._pending:
                 raise LocalProtocolError("session id already in use")
-            self._pending[session_id] = pending
+            self._pending[ref] = pending
         try:
-            self._send(m.ConnectRequest(target, session_id))
+            self._send(message)
             if not pending.done.wait(timeout):
-                raise TransportTimeout(f"the relay did not answer the connect request within {timeout:g} s")
+                raise TransportTimeout(f"the relay did not answer the {what} within {timeout:g} s")
         finally:
             with self._pending_lock:
-                self._pending.pop(session_id, None)
+                self._pending.pop(ref, None)
         if pending.error is not None:
             raise pending.error
         return pending.result
@@ -351,7 +364,8 @@ class RelayClient:
         self.close()
 
 
-HANDLERS = {m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_error,
+HANDLERS = {m.LookupResult: RelayClient._on_lookup_result,
+            m.PeerInfoMsg: RelayClient._on_peer_info, m.Error: RelayClient._on_error,
             m.Heartbeat: RelayClient._on_heartbeat, m.Bye: RelayClient._on_bye}
 
 

@@ -11,6 +11,8 @@ A TCP conversation with the relay goes:
              auth_proof, ...)                 auth_proof = HMAC(secret, AUTH_CONTEXT + nonce + id))
                                     <-       Registered(observed addr, time, heartbeat, udp token)
     Heartbeat                       <->      Heartbeat (echo, so both sides see liveness)
+    Lookup(target, ref)             ->       is that ID online? (asked before the password)
+                                    <-       LookupResult(ref, "online" | "offline" | "unknown")
     ConnectRequest(target, sid)     ->
                                     <-       PeerInfo(role "viewer") ... and the target gets role "host"
     Update(candidates, udp token?)  ->       re-announce local candidates
@@ -199,6 +201,34 @@ class Update(Message):
     nat_hint: str = ""
 
 
+@dataclass
+class Lookup(Message):
+    """Is `target_id` known to the relay and online? Reveals nothing else; rate limited like
+    ConnectRequest (the answer to a limited one is Error("rate_limited", ref))."""
+    TYPE = 32
+    FIELDS = (("target_id", "str"), ("ref", "b16"))
+    target_id: str
+    ref: bytes
+
+
+LOOKUP_STATES = ("online", "offline", "unknown")
+
+
+@dataclass
+class LookupResult(Message):
+    TYPE = 33
+    FIELDS = (("ref", "b16"), ("state", "str"))
+    ref: bytes
+    state: str      # one of LOOKUP_STATES
+
+    @classmethod
+    def decode_payload(cls, payload: bytes):
+        msg = super().decode_payload(payload)
+        if msg.state not in LOOKUP_STATES:
+            raise RemoteProtocolError(f"unknown lookup state {msg.state!r}")
+        return msg
+
+
 # With this much padding the smallest query (55 bytes) outweighs the largest answer (47, IPv6):
 # a spoofed query gains nothing. The relay ignores queries with less.
 UDP_PADDING = 24
@@ -224,8 +254,8 @@ class UdpObserved(Message):
 
 MESSAGE_TYPES = {cls.TYPE: cls for cls in (
     Hello, Challenge, Register, Registered, Heartbeat, ConnectRequest, PeerInfoMsg,
-    RelayBind, RelayReady, Error, Bye, Update, UdpDiscover, UdpObserved)}
-assert len(MESSAGE_TYPES) == 14, "duplicate type code"
+    RelayBind, RelayReady, Error, Bye, Update, UdpDiscover, UdpObserved, Lookup, LookupResult)}
+assert len(MESSAGE_TYPES) == 16, "duplicate type code"
 
 
 def decode_message(frame: Frame) -> Message:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol.version import SESSION_CAPABILITIES, SESSION_VERSION, check_peer_version
+from tagio.protocol import files as file_messages
 
 PROTOCOL_VERSION = SESSION_VERSION  # the older name, kept for callers that still use it
 MAX_MESSAGE = 1 << 20           # one SecureChannel record (docs/interfaces.md)
@@ -29,7 +30,8 @@ MAX_DIMENSION = 16384           # pixels, any axis
 MAX_SCREEN_PIXELS = 40_000_000  # a Hello may not make the viewer allocate more (8K is 33 M pixels)
 MAX_MONITORS = 16
 MAX_TEXT = 4096                 # bytes of UTF-8 in Text / Bye
-MAX_CLIPBOARD = 256 * 1024
+MAX_CLIPBOARD = 256 * 1024     # bytes of UTF-8 text in one Clipboard message
+MAX_CLIPBOARD_IMAGE = MAX_MESSAGE - 64      # bytes of PNG in one Clipboard message
 MAX_KEYSYM = 32
 MAX_CURSOR_SIDE = 128
 
@@ -287,11 +289,68 @@ class Text(_Text):
     text: str
 
 
+CLIP_TEXT = "text/plain;charset=utf-8"
+CLIP_PNG = "image/png"
+CLIPBOARD_FORMATS = {1: CLIP_TEXT, 2: CLIP_PNG}     # wire code -> MIME type
+CLIPBOARD_LIMITS = {CLIP_TEXT: MAX_CLIPBOARD, CLIP_PNG: MAX_CLIPBOARD_IMAGE}
+_CLIPBOARD_CODES = {mime: code for code, mime in CLIPBOARD_FORMATS.items()}
+_CLIP_HEAD = struct.Struct("!BI")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 @dataclass
-class Clipboard(_Text):
-    """Either way: the sender's clipboard text changed."""
-    text: str
-    LIMIT = MAX_CLIPBOARD
+class Clipboard:
+    """Either way: the sender's clipboard changed to `data` of MIME type `mime`.
+
+    `size` is the size of what the sender's clipboard holds. Equal to len(data) for a shared
+    value; with empty `data` and a size over the format's limit it says "your partner copied
+    something too big to share" (the receiver shows a notice instead of silently missing it).
+    Wire: format code u8, size u32, then the data."""
+    mime: str
+    data: bytes
+    size: int = -1      # -1: len(data)
+
+    def __post_init__(self):
+        if self.size < 0:
+            self.size = len(self.data)
+
+    @classmethod
+    def of_text(cls, text):
+        return cls(CLIP_TEXT, text.encode("utf-8"))
+
+    @property
+    def text(self):
+        """The text of a text clipboard (None for other formats)."""
+        return self.data.decode("utf-8") if self.mime == CLIP_TEXT else None
+
+    @property
+    def omitted(self):
+        """True when the sender's clipboard was over the limit and only its size came."""
+        return not self.data and self.size > 0
+
+    def _pack(self) -> bytes:
+        code = _CLIPBOARD_CODES.get(self.mime)
+        _check_local(code is not None, f"unknown clipboard format {self.mime!r}")
+        limit = CLIPBOARD_LIMITS[self.mime]
+        _check_local(len(self.data) <= limit, f"clipboard data over {limit} bytes")
+        _check_local(len(self.data) in (0, self.size) and 0 <= self.size < 1 << 32, "bad clipboard size")
+        return _CLIP_HEAD.pack(code, self.size) + self.data
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        _need(len(body) >= _CLIP_HEAD.size, "Clipboard truncated")
+        code, size = _CLIP_HEAD.unpack_from(body)
+        mime = CLIPBOARD_FORMATS.get(code)
+        _need(mime is not None, f"unknown clipboard format {code}")
+        data = body[_CLIP_HEAD.size:]
+        limit = CLIPBOARD_LIMITS[mime]
+        _need(len(data) <= limit, f"clipboard data over {limit} bytes")
+        _need(len(data) in (0, size), "Clipboard size does not match its data")
+        if mime == CLIP_TEXT:
+            _utf8(data, "clipboard text")
+        else:
+            _need(not data or data.startswith(PNG_SIGNATURE), "clipboard image is not a PNG")
+        return cls(mime, data, size)
 
 
 @dataclass
@@ -309,13 +368,14 @@ class SetQuality(_Fixed):
 
 @dataclass
 class SelectMonitor(_Fixed):
-    """Viewer -> host: capture monitor `index` (1-based, as in mss) from now on."""
+    """Viewer -> host: capture monitor `index` (1-based, as in mss) from now on; 0 = all monitors as
+    one picture (mss's monitors[0], the whole virtual screen)."""
     index: int
     FORMAT = "B"
     FIELDS = ("index",)
 
     def validate(self):
-        _need(1 <= self.index <= MAX_MONITORS, f"monitor {self.index} out of range")
+        _need(0 <= self.index <= MAX_MONITORS, f"monitor {self.index} out of range")
 
 
 _MONITOR = struct.Struct("!iiHH")
@@ -348,9 +408,71 @@ class Bye(_Text):
     text: str = ""
 
 
+@dataclass
+class Files:
+    """Either way: one file-transfer message (tagio.protocol.files), decoded with its own table."""
+    msg: object
+
+    def _pack(self) -> bytes:
+        return file_messages.encode(self.msg)
+
+    @classmethod
+    def _unpack(cls, body: bytes):
+        return cls(file_messages.decode(body))
+
+
+MAX_CHAT = 4096                 # bytes of UTF-8 in one Chat message
+
+
+@dataclass
+class Chat(_Text):
+    """Either way: one chat line typed by a person."""
+    text: str
+    LIMIT = MAX_CHAT
+
+
+@dataclass
+class Ping(_Fixed):
+    """Either way: "are you there?" Sent by a side that heard nothing for a while (heartbeat.py);
+    the partner answers with Pong carrying the same number."""
+    nonce: int
+    FORMAT = "I"
+    FIELDS = ("nonce",)
+
+
+@dataclass
+class Pong(_Fixed):
+    """Either way: the answer to Ping(nonce)."""
+    nonce: int
+    FORMAT = "I"
+    FIELDS = ("nonce",)
+
+
+ADMISSION_PENDING = 1       # the host's user is being asked; the viewer shows "waiting..."
+ADMISSION_ADMITTED = 2      # the session starts: Hello follows
+ADMISSION_STATES = (ADMISSION_PENDING, ADMISSION_ADMITTED)
+
+
+@dataclass
+class Admission(_Fixed):
+    """Host -> viewer, between the handshake and the session: where the host's accept step is.
+    A refusal is a Bye instead ("the partner declined ...")."""
+    state: int
+    FORMAT = "B"
+    FIELDS = ("state",)
+
+    def validate(self):
+        _need(self.state in ADMISSION_STATES, f"unknown admission state {self.state}")
+
+
+FILES_CODE, CHAT_CODE = 40, 41  # a range of their own, away from the screen and input messages
+PING_CODE, PONG_CODE, ADMISSION_CODE = 64, 65, 66   # liveness and the accept step
+
 MESSAGE_TYPES = {
     1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
     9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
+    FILES_CODE: Files, CHAT_CODE: Chat,
+    PING_CODE: Ping, PONG_CODE: Pong, ADMISSION_CODE: Admission,
 }
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 

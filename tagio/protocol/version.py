@@ -47,7 +47,8 @@ CAPABILITY_NAMES = {
 }
 ALL_CAPABILITIES = sum(CAPABILITY_NAMES)
 # What this build implements; a feature's bit goes in here with the code that does it.
-SESSION_CAPABILITIES = CAP_CLIPBOARD_TEXT
+SESSION_CAPABILITIES = CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE | CAP_FILES | CAP_CHAT
+CLIPBOARD = CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE
 
 
 class VersionMismatch(RemoteProtocolError):

@@ -6,14 +6,22 @@ terminal the operator is walked through the settings; with no terminal (a
 cloud host) the relay starts straight from the environment. Every startup
 problem (port in use, unreadable certificate) is one line on stderr and exit
 status 2, never a traceback.
+
+The interactive setup asks again after a bad answer instead of exiting (an
+address that does not parse, a port already in use: checked at once, TCP and
+UDP, a certificate or key file that cannot be read), and once the relay
+listens it says what clients should enter and which ports to open (TCP and
+UDP on the same number).
 """
 
 import argparse
+import errno
 import getpass
 import ipaddress
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -24,6 +32,7 @@ from tagio.relay.server import VERSION, RelayServer
 
 log = logging.getLogger("tagio.relay")
 DEFAULT_PORT = 443
+MAX_TRIES = 5               # bad answers to one setup question before the setup gives up
 
 
 def default_state_file() -> Path:
@@ -100,25 +109,106 @@ def _state_file(flag, env):
     return value or None
 
 
-def interactive_setup(settings: dict, ask=input, ask_secret=getpass.getpass, say=print) -> dict:
-    """Walk the operator through the settings; Enter keeps each default."""
+def interactive_setup(settings: dict, ask=input, ask_secret=getpass.getpass, say=print,
+                      port_free=None) -> dict:
+    """Walk the operator through the settings; Enter keeps each default, a bad answer is asked
+    again (with why). `port_free(host, port)` -> None or the problem (tests inject one)."""
+    port_free = port_free or check_port_free
     say("TagIO relay setup. Press Enter to keep the value in [brackets].")
     host, port = settings["bind"]
-    settings["bind"] = parse_bind(ask(f"Listen address [{host}:{port}]: ").strip() or f"{host}:{port}")
+    settings["bind"] = ask_until(ask, say, f"Listen address [{host}:{port}]: ",
+                                 lambda text: _usable_bind(text or f"{host}:{port}", port_free))
     settings["public_ip"] = ask(f"Public IP or host name clients will use [{settings['public_ip'] or 'auto'}]: ").strip() \
         or settings["public_ip"]
     secret = ask_secret("Relay secret for a private relay (input hidden; Enter = public relay): ").strip()
     settings["auth"] = secret or settings["auth"]
-    cert = ask("TLS certificate file (Enter = no TLS): ").strip()
+    cert = ask_until(ask, say, "TLS certificate file (Enter = no TLS): ", lambda t: _readable(t, True))
     if cert:
         settings["cert"] = cert
-        settings["key"] = ask("TLS private key file: ").strip() or None
+        settings["key"] = ask_until(ask, say, "TLS private key file: ", lambda t: _readable(t, False))
     host, port = settings["bind"]
     flags = [f"--bind {host}:{port}"] + ([f"--public-ip {settings['public_ip']}"] if settings["public_ip"] else []) \
         + ([f"--cert {settings['cert']} --key {settings['key']}"] if settings.get("cert") else [])
     say("Next time you can start directly with: tagio_relay_server " + " ".join(flags)
         + (" (and AUTH_SECRET in the environment)" if settings["auth"] else ""))
     return settings
+
+
+def ask_until(ask, say, prompt, check, tries=MAX_TRIES):
+    """Ask until `check(answer)` returns without ConfigError; say why after each bad answer.
+    After `tries` bad answers the last ConfigError is raised (a script feeding wrong answers
+    must not loop for ever)."""
+    for attempt in range(tries):
+        try:
+            return check(ask(prompt).strip())
+        except ConfigError as exc:
+            if attempt == tries - 1:
+                raise
+            say(f"  {exc}. Please try again.")
+    raise AssertionError("unreachable")
+
+
+def _usable_bind(text, port_free):
+    host, port = parse_bind(text)
+    problem = port_free(host, port)
+    if problem:
+        raise ConfigError(f"cannot listen on {host}:{port}: {problem}")
+    return host, port
+
+
+def _readable(path, optional):
+    if not path:
+        if optional:
+            return None
+        raise ConfigError("a TLS certificate needs its private key file")
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"cannot read {path}")
+    return path
+
+
+def check_port_free(host, port):
+    """None when TCP and UDP `port` can be bound on `host` now, else the reason (port 0: any)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(family, kind) as sock:
+            if kind == socket.SOCK_STREAM and os.name != "nt":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as the server binds
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                what = "TCP" if kind == socket.SOCK_STREAM else "UDP"
+                return f"{what} port {port} is {_why(exc)}"
+    return None
+
+
+def _why(exc):
+    if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+        return "already in use"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "not allowed (ports below 1024 need administrator rights)"
+    return (exc.strerror or str(exc)).lower()
+
+
+def how_to_reach(settings, port) -> list:
+    """What the operator tells clients, and which ports to open, once the relay listens."""
+    host = settings.get("public_ip") or settings["bind"][0]
+    if host in ("0.0.0.0", "::", ""):
+        host = local_address() or "THIS-MACHINE'S-IP"
+    scheme = "tls://" if settings.get("cert") else ""
+    shown = f"[{host}]" if ":" in host else host
+    return [f"Clients enter this relay address: {scheme}{shown}:{port}",
+            f"Open port {port} for both TCP and UDP in the firewall (and forward both on the router "
+            f"when clients come from the internet)."]
+
+
+def local_address():
+    """This machine's address on its outgoing interface (a UDP connect sends nothing), or None."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("192.0.2.1", 9))      # TEST-NET-1: never contacted, only routed
+            return sock.getsockname()[0]
+    except OSError:
+        return None
 
 
 def make_tls_context(cert, key):
@@ -154,7 +244,8 @@ def main(argv=None, env=None, stdin=None) -> int:
     try:
         settings = settings_from(args, env)
         stdin = stdin or sys.stdin
-        if not argv and stdin is not None and stdin.isatty():
+        interactive = not argv and stdin is not None and stdin.isatty()
+        if interactive:
             settings = interactive_setup(settings)
         limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip else {}))
         server = RelayServer(settings["bind"], auth_secret=settings["auth"], public_ip=settings["public_ip"],
@@ -162,6 +253,9 @@ def main(argv=None, env=None, stdin=None) -> int:
                              state_file=settings["state_file"], limits=limits,
                              trusted_proxies=settings["trusted_proxies"])
         server.open()  # raises the descriptor limit first (tagio.relay.fdlimit)
+        if interactive:
+            for line in how_to_reach(settings, server.address[1]):
+                print(line, flush=True)
     except ConfigError as exc:
         print(f"tagio_relay_server: error: {exc}", file=sys.stderr)
         return 2

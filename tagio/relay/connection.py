@@ -165,6 +165,7 @@ TRANSITIONS = {
     (S.VERIFYING, E.VERIFIED): (L.on_verified, S.REGISTERED),
     (S.REGISTERED, m.Heartbeat): (L.on_heartbeat, S.REGISTERED),
     (S.REGISTERED, m.ConnectRequest): (L.on_connect_request, S.REGISTERED),
+    (S.REGISTERED, m.Lookup): (L.on_lookup, S.REGISTERED),
     (S.REGISTERED, m.Update): (L.on_update, S.REGISTERED),
     (S.REGISTERED, m.Register): (L.on_reregister, S.REGISTERED),
     (S.REGISTERED, E.REPLACED): (L.on_replaced, S.LINGER),

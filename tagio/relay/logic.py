@@ -219,6 +219,15 @@ class RelayLogic:
         return [Send(conn, peer_info(message.session_id, "viewer", host, token)),
                 Send(host.conn, peer_info(message.session_id, "host", viewer, token))]
 
+    def on_lookup(self, conn, message):
+        """Online, offline or unknown: nothing more (no key, no address), and under the same
+        per-address limit as connect requests, so it is no cheaper way to scan IDs."""
+        if not self.connect_limiter.allow(conn.peer_addr[0]):
+            self.counters["errors_total"] += 1
+            return [Send(conn, m.Error("rate_limited", "too many requests from your address; slow down",
+                                       message.ref))]
+        return [Send(conn, m.LookupResult(message.ref, lookup_state(self.registry, message.target_id)))]
+
     def _rendezvous(self, conn, message):
         if not self.connect_limiter.allow(conn.peer_addr[0]):
             raise RelayError("rate_limited", "too many connect requests from your address; slow down")
@@ -286,6 +295,14 @@ def check_ownership(nonce: bytes, message) -> str:
     if not verify(message.public_key, signed, message.signature):
         return "bad signature over the registration challenge"
     return ""
+
+
+def lookup_state(registry, target_id) -> str:
+    """"online", "offline" (its key registered here before) or "unknown"."""
+    target = "".join(ch for ch in target_id if ch.isdigit())
+    if registry.get(target) is not None:
+        return "online"
+    return "offline" if registry.bindings.get(target) is not None else "unknown"
 
 
 def peer_info(session_id, role, other: Registration, token) -> m.PeerInfoMsg:

@@ -82,9 +82,16 @@ class Monitors:
 
 @dataclass(frozen=True)
 class Clipboard:
-    """The host's clipboard text changed."""
+    """The host's clipboard changed (`text` is None when it holds an image)."""
     name: ClassVar[str] = "clipboard"
     text: str
+
+
+@dataclass(frozen=True)
+class ClipboardNotice:
+    """A clipboard value was not shared (too big, or refused); `message` says so, for people."""
+    name: ClassVar[str] = "clipboard_notice"
+    message: str
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The host side of a session: screen -> change detection -> encode -> channel, and input back.
 
-Theory of operation. Five threads, joined by bounded queues, stopped by one Event:
+Theory of operation. Six threads, joined by bounded queues, stopped by one Event:
 
   capture  waits for a flow-control credit (at most MAX_IN_FLIGHT frames unacknowledged), paces to
            the fps cap on a fixed time grid, grabs with mss and finds changed 64x64 tiles. Where the
@@ -15,6 +15,15 @@ Theory of operation. Five threads, joined by bounded queues, stopped by one Even
   receive  reads the channel and dispatches through a table: FrameAck returns a credit; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   replays input with pynput (loaded lazily; without it the host is view-only).
+  files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
+           queues it behind the frames, at most files.WINDOW chunks at a time, so a frame never
+           waits behind more than that while a transfer runs. Files are allowed only with
+           `files_dir` (the one folder a viewer may list, fetch from and write to); chat always.
+  heartbeat  pings a silent viewer and ends the session when it stays silent (heartbeat.py).
+
+Clipboard (tagio.session.clipboard_sync): unless the session is view-only or `clipboard` is False,
+a ClipboardLink watches this machine's clipboard and sends its changes, and the viewer's Clipboard
+messages are applied here; it runs its own threads and is closed with the session.
 
 Pull-based flow control means a slow link or slow viewer lowers the frame rate; no queue grows.
 JPEG quality adapts: it drops when acks come back slowly and recovers towards the requested quality.
@@ -30,9 +39,13 @@ from PIL import Image
 
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
+from tagio.protocol.version import CAP_FILES, CLIPBOARD
 from tagio.session import tiles as t
+from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
+from tagio.session.files import FileEngine
+from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -46,6 +59,7 @@ MIN_QUALITY = 30
 MOTION_SHARE = 0.5       # at least this share of the screen changing in two frames in a row ...
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 INPUT_QUEUE = 256
+ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 BYE_TIMEOUT = 1.0
 
 
@@ -81,8 +95,10 @@ def bye_text(exc):
 
 class HostSession:
     def __init__(self, channel, *, monitor=1, view_only=False, fps_cap=30, quality=75, on_event=None,
-                 display=None):
+                 display=None, clipboard=True, files_dir=None):
         self.channel = channel
+        self.clipboard = None       # ClipboardLink while the clipboard is shared
+        self._clipboard_wanted = clipboard
         self.view_only = view_only
         self.fps_cap = min(max(int(fps_cap), 1), MAX_FPS)
         self.quality = self.target_quality = min(max(int(quality), 1), 100)
@@ -104,17 +120,26 @@ class HostSession:
         self._moving = False
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
+        self.files = FileEngine(lambda msg: self._queue(m.Files(msg)), root=files_dir, first_tid=1,
+                                on_event=self.on_event)
+        self.chat = ChatLog()
+        self._heartbeat = Heartbeat()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
         if not self.view_only:
             self._open_injector()
+        if self._clipboard_wanted and not self.view_only:
+            self._open_clipboard()
         w = self._workers
         w.spawn("capture", self._capture_loop)
         w.spawn("encode", self._encode_loop)
         w.spawn("send", self._send_loop)
         w.spawn("receive", self._receive_loop)
         w.spawn("inject", self._inject_loop)
+        w.spawn("files", lambda: self.files.pump(w.stopping))
+        self._heartbeat.heard()
+        w.spawn("heartbeat", lambda: self._heartbeat.run(w.stopping, self._offer))
 
     def _open_injector(self):
         try:
@@ -122,6 +147,26 @@ class HostSession:
         except InjectorUnavailable as exc:
             self.view_only = True
             self.on_event("view_only", reason=str(exc))
+
+    def _capabilities(self):
+        """What this session offers the viewer: no clipboard bits unless the clipboard is shared
+        (view-only, or switched off), so the viewer does not even send its own; files only with a
+        files folder."""
+        offered = m.SESSION_CAPABILITIES
+        if self.clipboard is None:
+            offered &= ~CLIPBOARD
+        if self.files.root is None:             # no files folder: nothing to list, fetch or write
+            offered &= ~CAP_FILES
+        return offered
+
+    def _open_clipboard(self):
+        from tagio.session.clipboard_sync import ClipboardLink
+        self.clipboard = ClipboardLink.open(
+            self._queue, lambda text: self.on_event("clipboard_notice", message=text), display=self.display)
+
+    def _close_clipboard(self):
+        if self.clipboard is not None:
+            self.clipboard.close()
 
     def stop(self, reason="host ended the session"):
         """Say Bye, stop and join every thread. Never raises; join() reports a failure."""
@@ -131,6 +176,7 @@ class HostSession:
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
         self._release_input()
+        self._close_clipboard()
 
     def join(self, timeout=None):
         """Wait for the session to end; re-raise the error that ended it, if any."""
@@ -141,11 +187,19 @@ class HostSession:
             self._workers.join(timeout)
         finally:
             self._release_input()
+            if not self._workers.alive():
+                self._close_clipboard()
 
     def send_clipboard(self, text):
-        """Offer the host's clipboard text to the viewer (any thread; ignored once stopping)."""
-        data = text.encode("utf-8")[:m.MAX_CLIPBOARD].decode("utf-8", "ignore")
-        self._queue(m.Clipboard(data))
+        """Offer this text as the host's clipboard to the viewer (any thread; ignored once
+        stopping). Raises LocalProtocolError over MAX_CLIPBOARD: never a silent truncation."""
+        self._queue(m.Clipboard.of_text(text))
+
+    def send_chat(self, text):
+        """Send one chat line to the viewer (any thread). Raises ValueError for an empty or huge line."""
+        for piece in chat_pieces(text):
+            self._queue(m.Chat(piece))
+        self.chat.add("me", text)
 
     @property
     def running(self):
@@ -158,6 +212,7 @@ class HostSession:
         self._close_channel()
 
     def _close_channel(self):
+        self.files.close()
         with self._credit:
             self._credit.notify_all()
         try:
@@ -261,9 +316,16 @@ class HostSession:
         return self._switch_monitor(sct, self._monitor_wanted)
 
     def _switch_monitor(self, sct, index):
+        """Capture monitor `index` from now on: 1.. as in mss, ALL_MONITORS (0) for mss's monitors[0],
+        the bounding box of every monitor as one picture; an index that does not exist means 1.
+        The injector and the cursor take the box's top-left as their origin, so a viewer's (x, y)
+        in the picture lands on the same desktop pixel whichever box is shown."""
         monitors = sct.monitors[1:] or sct.monitors[:1]
-        index = index if 1 <= index <= len(monitors) else 1
-        mon = monitors[index - 1]
+        if index == ALL_MONITORS and sct.monitors:
+            mon = sct.monitors[0]
+        else:
+            index = index if 1 <= index <= len(monitors) else 1
+            mon = monitors[index - 1]
         box = {k: mon[k] for k in ("left", "top", "width", "height")}
         if self._injector is not None:
             self._injector.set_monitor(box["left"], box["top"], box["width"], box["height"])
@@ -274,7 +336,7 @@ class HostSession:
         with self._refresh_lock:
             self._refresh.reset()
         flags = (m.HELLO_VIEW_ONLY if self.view_only else m.HELLO_INPUT)
-        self._queue(m.Hello(m.SESSION_VERSION, flags, box["width"], box["height"], index, m.SESSION_CAPABILITIES))
+        self._queue(m.Hello(m.SESSION_VERSION, flags, box["width"], box["height"], index, self._capabilities()))
         listing = [(x["left"], x["top"], x["width"], x["height"]) for x in monitors[:m.MAX_MONITORS]]
         self._queue(m.MonitorList(index, listing))
         self.on_event("monitor", index=index, width=box["width"], height=box["height"])
@@ -319,6 +381,14 @@ class HostSession:
 
     def _queue(self, msg):
         self._workers.put(self._send_q, m.encode(msg))
+
+    def _offer(self, msg):
+        """Queue a heartbeat message without waiting: a full send queue means the path is stuck,
+        and the heartbeat's own silence check ends the session then."""
+        try:
+            self._send_q.put_nowait(m.encode(msg))
+        except queue.Full:
+            pass
 
     # -- encode ------------------------------------------------------------------------------
     def _encode_loop(self):
@@ -379,6 +449,7 @@ class HostSession:
                 return
             self.channel.send(data)
             self.stats["bytes"] += len(data)
+            self.files.sent(data)
             if data[0] == 2 and data[5] & m.FINAL:      # Frame type code, flags byte after frame id
                 self._count_frame()
 
@@ -392,6 +463,7 @@ class HostSession:
     def _receive_loop(self):
         while not self._workers.stopping.is_set():
             msg = m.decode(self.channel.recv())
+            self._heartbeat.heard()
             handler = self._HANDLERS.get(type(msg))
             if handler is None:
                 raise RemoteProtocolError(f"viewer sent a host-only message: {type(msg).__name__}")
@@ -431,17 +503,32 @@ class HostSession:
         self._monitor_switch.set()
 
     def _on_clipboard(self, msg):
+        if self.clipboard is not None:
+            self.clipboard.received(msg)    # not in view-only: then there is no link
         self.on_event("clipboard", text=msg.text)
+
+    def _on_files(self, msg):
+        self.files.handle(msg.msg)
+
+    def _on_chat(self, msg):
+        self.chat.add("partner", msg.text)
+        self.on_event("chat", text=msg.text)
 
     def _on_bye(self, msg):
         self.on_event("closed", reason=msg.text or "viewer left")
         self._workers.stop()
         self._close_channel()
 
+    def _on_ping(self, msg):
+        self._offer(answer(msg))
+
+    def _on_pong(self, msg):
+        pass            # heard() already noted it
+
     _HANDLERS = {
-        m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
+        m.Ping: _on_ping, m.Pong: _on_pong, m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
         m.Text: _on_input, m.SetQuality: _on_quality, m.SelectMonitor: _on_select_monitor,
-        m.Clipboard: _on_clipboard, m.Bye: _on_bye,
+        m.Clipboard: _on_clipboard, m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat,
     }
 
     # -- inject ------------------------------------------------------------------------------

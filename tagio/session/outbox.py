@@ -17,6 +17,10 @@ and what happens when it is full depends on the kind of message:
          dropped silently: put() returns False, because an outbox full of them means the path has
          taken nothing for a long while and the session is effectively dead; the session ends
          itself and says so.
+  FILE   file-transfer and chat messages (tagio.session.files): sent after the input and the
+         acknowledgements of the same batch, so files never delay a key or the picture by more than
+         what is already on the wire. The file engine keeps at most a couple of chunks here (its
+         window); when MAX_FILES wait, put() waits up to its grace like INPUT.
   ACK    frame acknowledgements. The host counts each frame it sent until its own FrameAck comes
          back (tagio.session.host), so an acknowledgement cannot stand for older ones: they wait
          side by side. A well-behaved host has at most a couple of frames unacknowledged, so
@@ -38,12 +42,16 @@ import threading
 MAX_INPUT = 256             # input messages waiting (a human types a few per second)
 MAX_INPUT_BYTES = 4 << 20   # ... and their bytes (a clipboard is at most 256 KiB)
 MAX_ACKS = 64               # acknowledgements waiting
-MOVE, INPUT, ACK = "move", "input", "ack"
+MAX_FILES = 32              # file-transfer messages waiting (chunks: the engine's window)
+MOVE, INPUT, ACK, FILE = "move", "input", "ack", "file"
 
 
 class Outbox:
-    def __init__(self, max_input=MAX_INPUT, max_bytes=MAX_INPUT_BYTES, max_acks=MAX_ACKS):
+    def __init__(self, max_input=MAX_INPUT, max_bytes=MAX_INPUT_BYTES, max_acks=MAX_ACKS,
+                 max_files=MAX_FILES):
         self.max_input, self.max_bytes, self.max_acks = max_input, max_bytes, max_acks
+        self.max_files = max_files
+        self._files = collections.deque()
         self.dropped_moves = 0
         self._cond = threading.Condition()
         self._input = collections.deque()   # (kind, bytes), in the order they were put
@@ -73,6 +81,8 @@ class Outbox:
     def _append(self, kind, data):
         if kind == ACK:
             self._acks.append(data)
+        elif kind == FILE:
+            self._files.append(data)
         else:
             self._input.append((kind, data))
             self._input_bytes += len(data)
@@ -90,6 +100,8 @@ class Outbox:
             return True         # nothing is kept any more: never a reason to wait
         if kind == ACK:
             return len(self._acks) < self.max_acks
+        if kind == FILE:
+            return len(self._files) < self.max_files
         return len(self._input) < self.max_input and self._input_bytes + size <= self.max_bytes
 
     def take(self, timeout=None):
@@ -99,15 +111,16 @@ class Outbox:
             self._cond.wait_for(self._ready, timeout)
             if self._abandoned:
                 return None
-            batch = [data for _kind, data in self._input] + list(self._acks)
+            batch = [data for _kind, data in self._input] + list(self._acks) + list(self._files)
             self._input.clear()
             self._acks.clear()
+            self._files.clear()
             self._input_bytes = 0
             self._cond.notify_all()         # a put() may wait for room
             return None if not batch and self._closing else batch
 
     def _ready(self):
-        return bool(self._input or self._acks or self._closing or self._abandoned)
+        return bool(self._input or self._acks or self._files or self._closing or self._abandoned)
 
     def close(self) -> bool:
         """Take no more messages; take() hands out what waits, then None. True for the call that
@@ -125,6 +138,7 @@ class Outbox:
             self._abandoned = True
             self._input.clear()
             self._acks.clear()
+            self._files.clear()
             self._input_bytes = 0
             self._cond.notify_all()
             return first

@@ -1,6 +1,6 @@
 """The viewer side of a session: channel -> decode -> framebuffer + display updates; input -> channel.
 
-Theory of operation. Three threads, stopped by one Event (tagio.session.workers):
+Theory of operation. Five threads, stopped by one Event (tagio.session.workers):
 
   receive  reads the channel, decodes messages and dispatches through a table; Frame parts go to the
            decode queue (bounded: when it is full the receiver waits, and because the host needs our
@@ -8,7 +8,13 @@ Theory of operation. Three threads, stopped by one Event (tagio.session.workers)
   decode   turns each rectangle into a PIL image, pastes it into `framebuffer` (under a lock) and
            posts it to `updates`; after the FINAL part it acknowledges the frame.
   send     the only writer of the channel while the session runs: takes input and acknowledgements
-           from the outbox (tagio.session.outbox) and sends them, input first.
+           from the outbox (tagio.session.outbox) and sends them, input first, files last.
+  heartbeat  pings a silent host and ends the session when it stays silent (heartbeat.py);
+           its Ping and the Pong answers go through the outbox like input, never waiting.
+  files    the file engine's pump (tagio.session.files): reads the data of accepted transfers and
+           posts it to the outbox, at most files.WINDOW chunks ahead of the sender. The viewer takes
+           only the files it asked for (get_files); send_files offers ours to the host, which
+           accepts them only if it allows a files folder. Chat lines go both ways.
 
 The send_* methods and displayed() are called by the front end (the Tk thread) and only encode a
 message and put it in the bounded outbox: they never wait on the network, so a congested path cannot
@@ -31,6 +37,8 @@ What the session tells its front end is typed (tagio.session.events): display ev
 `framebuffer`): when it is full the decoder empties it and posts one Refresh, so it never blocks and
 never grows. Anything the host sends that breaks the protocol (bad message, a rectangle outside the
 screen, an image that does not decode) ends the session with RemoteProtocolError, kept for join().
+With `clipboard=True` a ClipboardLink (tagio.session.clipboard_sync) shares this machine's clipboard
+with the host from the first Hello on (sending what it holds then, once), unless the host is view-only.
 """
 
 import io
@@ -43,8 +51,11 @@ from PIL import Image
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError, TransportTimeout
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.session.outbox import ACK, INPUT, MOVE, Outbox
-from tagio.protocol.version import agree as agree_capabilities
+from tagio.protocol.version import CAP_CLIPBOARD_TEXT, agree as agree_capabilities
+from tagio.session.chat import ChatLog, chat_pieces
+from tagio.session.files import FileEngine
+from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
+from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.workers import Workers, last_words
 
 UPDATE_QUEUE = 64
@@ -56,12 +67,18 @@ MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us
                         # rectangles do not overlap: at most one; 4096 full-screen images ~ 500 GB)
 BYE_TIMEOUT = 1.0       # seconds for what was posted, then as much again for the Bye, to go out
 STALL_GRACE = 0.005     # seconds a post waits for room in a full outbox before the path counts as stalled
+FILE_GRACE = 5.0        # ... for a file message (posted by the pump or the receiver, never the Tk thread)
 _IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
 class ViewerSession:
-    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE):
+    def __init__(self, channel, *, on_event=None, max_updates=UPDATE_QUEUE, clipboard=False,
+                 display=None):
         self.channel = channel
+        self.clipboard = None           # ClipboardLink once started with clipboard=True
+        self._clipboard_wanted = clipboard
+        self._display = display         # the X display whose clipboard is shared (None: $DISPLAY)
+        self._hello_flags = None        # the first Hello's flags, as the receive thread saw them
         self.on_event = on_event or (lambda name, **fields: None)
         self.updates = queue.Queue(maxsize=max_updates)
         self.stats = {"frames": 0, "bytes": 0, "fps": 0.0, "latency_ms": 0}
@@ -86,13 +103,23 @@ class ViewerSession:
         self._sent_all = threading.Event()     # the sender thread has ended
         self._started = False
         self._workers = Workers("viewer", on_error=self._ended_by_error)
+        self.files = FileEngine(self._post_file, first_tid=2, on_event=self.on_event)
+        self.chat = ChatLog()
+        self._heartbeat = Heartbeat()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
         self._started = True
+        if self._clipboard_wanted:
+            from tagio.session.clipboard_sync import ClipboardLink
+            self.clipboard = ClipboardLink.open(self._post_input, self._clipboard_notice,
+                                               self._clipboard_allowed, display=self._display)
         self._workers.spawn("receive", self._receive_loop)
         self._workers.spawn("decode", self._decode_loop)
         self._workers.spawn("send", self._send_loop)
+        self._workers.spawn("files", lambda: self.files.pump(self._workers.stopping))
+        self._heartbeat.heard()
+        self._workers.spawn("heartbeat", lambda: self._heartbeat.run(self._workers.stopping, self._post_liveness))
 
     def stop(self, reason="viewer closed the session"):
         """Send what was posted, say Bye, stop and join the threads. Never raises; join() reports
@@ -107,12 +134,14 @@ class ViewerSession:
             self._closed(reason)
         self._close_channel()
         self._workers.join(timeout=5, reraise=False)
+        self._close_clipboard()
 
     def join(self, timeout=None):
         """Wait for the session to end; re-raise the error that ended it, if any."""
         self._workers.stopping.wait(timeout)
         if self._workers.stopping.is_set():
             self._close_channel()
+            self._close_clipboard()
         self._workers.join(timeout)
 
     @property
@@ -149,6 +178,7 @@ class ViewerSession:
         self.on_event(event.name, **ev.fields(event))
 
     def _close_channel(self):
+        self.files.close()
         try:
             self.channel.close()
         except Exception:       # already closed / transport gone
@@ -202,13 +232,48 @@ class ViewerSession:
             self._post_input(m.Text(part))
 
     def send_clipboard(self, text):
-        self._post_input(m.Clipboard(text))
+        self._post_input(m.Clipboard.of_text(text))
+
+    def _clipboard_allowed(self):
+        # Set by the receive thread: a Clipboard that follows the Hello is judged by it, even
+        # while the decode thread has not reached that Hello yet.
+        flags = self._hello_flags
+        return (flags is not None and not flags & m.HELLO_VIEW_ONLY
+                and bool(self.capabilities & CAP_CLIPBOARD_TEXT))
+
+    def _clipboard_notice(self, text):
+        event = ev.ClipboardNotice(text)
+        self._post(event)
+        self._notify(event)
+
+    def _close_clipboard(self):
+        if self.clipboard is not None:
+            self.clipboard.close()
 
     def select_monitor(self, index):
         self._post_input(m.SelectMonitor(int(index)))
 
     def set_quality(self, quality, fps_cap=0):
         self._post_input(m.SetQuality(int(quality), int(fps_cap)))
+
+    def send_chat(self, text):
+        """One chat line to the host. Raises ValueError for an empty or huge line."""
+        for piece in chat_pieces(text):
+            self._post_input(m.Chat(piece), FILE)
+        self.chat.add("me", text)
+
+    def send_files(self, paths, dest="", policy=0):
+        """Offer local files/folders to the host (into folder `dest` of its files folder); the
+        transfer ids. Walks the folders: call it from a worker, not the Tk thread. Raises FileRefused."""
+        return self.files.send_paths(paths, dest, policy)
+
+    def get_files(self, paths, local_dir, policy=0):
+        """Ask the host for `paths` (relative to its files folder) into `local_dir`; the transfer id."""
+        return self.files.fetch(paths, local_dir, policy)
+
+    def _post_file(self, msg):
+        if not self._outbox.put(m.encode(m.Files(msg)), FILE, grace=FILE_GRACE):
+            self._stalled()
 
     def _ack(self, frame_id):
         self._post_input(m.FrameAck(frame_id), ACK)
@@ -220,6 +285,7 @@ class ViewerSession:
             while (batch := self._outbox.take()) is not None:
                 for data in batch:
                     self.channel.send(data)
+                    self.files.sent(data)
         finally:
             self._sent_all.set()
 
@@ -227,6 +293,7 @@ class ViewerSession:
     def _receive_loop(self):
         while not self._workers.stopping.is_set():
             data = self.channel.recv()
+            self._heartbeat.heard()
             self.stats["bytes"] += len(data)
             msg = m.decode(data)
             handler = self._HANDLERS.get(type(msg))
@@ -236,6 +303,10 @@ class ViewerSession:
 
     def _on_hello(self, msg):
         self.capabilities = agree_capabilities(msg.version, msg.capabilities)
+        first = self._hello_flags is None
+        self._hello_flags = msg.flags
+        if first and self.clipboard is not None and self._clipboard_allowed():
+            self.clipboard.share_current()  # copied before connecting: meant for the partner
         self._workers.put(self._decode_q, msg)      # in order with frames: the decoder resets the fb
 
     def _on_frame(self, msg):
@@ -254,9 +325,18 @@ class ViewerSession:
         self._post(ev.Monitors(msg.current, self.monitors))
 
     def _on_clipboard(self, msg):
+        if self.clipboard is not None:
+            self.clipboard.received(msg)
         event = ev.Clipboard(msg.text)
         self._post(event)
         self._notify(event)
+
+    def _on_files(self, msg):
+        self.files.handle(msg.msg)
+
+    def _on_chat(self, msg):
+        self.chat.add("partner", msg.text)
+        self.on_event("chat", text=msg.text)
 
     def _on_bye(self, msg):
         self._outbox.abandon()
@@ -265,8 +345,20 @@ class ViewerSession:
         self._workers.stop()
         self._close_channel()
 
-    _HANDLERS = {m.Hello: _on_hello, m.Frame: _on_frame, m.Cursor: _on_cursor,
-                 m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard, m.Bye: _on_bye}
+    def _on_ping(self, msg):
+        self._post_liveness(answer(msg))
+
+    def _on_pong(self, msg):
+        pass            # heard() already noted it
+
+    def _post_liveness(self, msg):
+        """Queue a Ping or Pong without waiting. A full outbox means the path takes nothing; the
+        heartbeat's own silence check (or the stall of the next input) ends the session then."""
+        self._outbox.put(m.encode(msg), INPUT)
+
+    _HANDLERS = {m.Ping: _on_ping, m.Pong: _on_pong, m.Hello: _on_hello, m.Frame: _on_frame,
+                 m.Cursor: _on_cursor, m.MonitorList: _on_monitors, m.Clipboard: _on_clipboard,
+                 m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat}
 
     # -- decode ------------------------------------------------------------------------------
     def _decode_loop(self):

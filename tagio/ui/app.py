@@ -14,9 +14,11 @@ posting its result as an event ("work_done" carries run_in_worker's callback).  
 a tracked thread that close() joins; an unexpected exception in one is kept and re-raised
 by close() (after the user has seen a message).
 
-Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) -> IN_SESSION (ViewerWindow)
-               -> back to IDLE when the window closes or the partner goes; any error shows
-               one MessageDialog and returning from it is IDLE again.
+Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) [-> WAITING while the partner's
+               user is asked] -> IN_SESSION (ViewerWindow) -> back to IDLE when the window
+               closes or the partner goes; any error shows one MessageDialog and returning
+               from it is IDLE again. Cancel (CONNECTING or WAITING) returns to IDLE at once:
+               the connect's `cancelled` Event tells the core, whose late result is dropped.
 Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
                shows the always-on-top ControlledIndicator; its Disconnect ends the session.
 Quitting:      the window's close box quits at once when no session is active; while this
@@ -32,6 +34,7 @@ import threading
 
 from tagio import __version__
 from tagio.client import words
+from tagio.client.admission import CANCELLED
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
 from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
@@ -46,8 +49,7 @@ POLL_MS = 100
 JOIN_TIMEOUT = 25.0
 SESSION_STOP_TIMEOUT = 5.0
 COPIED_FEEDBACK_MS = 1500
-MAX_CLIPBOARD = 1 << 20
-VIEWER_EVENTS = ("clipboard",)
+VIEWER_EVENTS = ()      # viewer events the home window handles (the session window shows the rest)
 
 
 class App:
@@ -65,7 +67,9 @@ class App:
         self._poll_id = None
         self._feedback_ids = {}     # button -> its pending "Copied" reset, cancelled by close()
         self.partner_id = None
+        self._cancel = None         # the running connect's cancel Event
         self.viewer = self.viewer_window = self.viewer_path = None
+        self.viewer_partner, self.clipboard_sync = None, True
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
         root.title("TagIO")
@@ -79,7 +83,8 @@ class App:
     def _callbacks(self):
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
                 "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
-                "pick": self.connect_clicked}
+                "pick": self.connect_clicked, "cancel": self.cancel_clicked,
+                "retry": self.retry_relay}
 
     def _make_client(self):
         return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
@@ -171,6 +176,7 @@ class App:
                 if handler is not None:
                     self._guarded(handler, self, **fields)
             self._check_viewer()
+            self._close_withdrawn_prompts()
             self.refresh()
         finally:
             if not self._closing.is_set():
@@ -198,7 +204,10 @@ class App:
         address = client.relay_address
         address_text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
         lan = client.lan_peers
-        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text, lan is not None))
+        retry_in = client.relay_retry_in
+        self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
+                                                            lan is not None, retry_in))
+        self.home.set_retry(retry_in is not None)
         self.home.set_recent(model.recent_rows(self.settings.recent_partners))
         self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
 
@@ -243,40 +252,71 @@ class App:
             return
         self.machine.handle(HomeEvent.CONNECT_CLICKED)
         self.partner_id = digits
-        self.dialog = PasswordDialog(self.root, digits, self._password_given)
+        # The ID is checked (known, online) before the password is asked, in a worker.
+        self.home.set_busy(True, f"Checking {model.display_id(digits)}\u2026")
+        self.run_in_worker(lambda: self.client.check_partner(digits), self._partner_checked)
+
+    def _partner_checked(self, _partner, error):
+        if self.machine.state is not HomeState.ASKING_PASSWORD:
+            return                  # closing meanwhile
+        if error is not None:
+            return self._on_failed(error)
+        self.home.set_busy(False)
+        self.dialog = PasswordDialog(self.root, self.partner_id, self._password_given)
 
     def _password_given(self, password):
         self.dialog = None
         if password is None:
             self.machine.handle(HomeEvent.PASSWORD_CANCELLED)
+            self.home.set_busy(False)
             return
         self.machine.handle(HomeEvent.PASSWORD_GIVEN)
-        self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026")
-        self._spawn(self._connect_worker, self.partner_id, password, name="connect")
+        self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026",
+                           cancellable=True)
+        self._cancel = threading.Event()
+        self._spawn(self._connect_worker, self.partner_id, password, self._cancel, name="connect")
 
-    def _connect_worker(self, partner_id, password):
+    def cancel_clicked(self):
+        """Cancel while connecting or waiting for the partner: home at once; the worker's late
+        result is dropped (its session stopped), and the partner's prompt closes."""
+        if not self.machine.can(HomeEvent.CANCEL_CLICKED):
+            return
+        self._cancel.set()
+        self.machine.handle(HomeEvent.CANCEL_CLICKED)
+        self.home.set_busy(False)
+        self.home.set_notice(words.CANCELLED_BY_YOU)
+        self.home.partner_entry.focus_set()     # not on the Cancel button that just went away
+
+    def _connect_worker(self, partner_id, password, cancel):
         """Worker thread: authenticate, open and start the viewer session, report back."""
         try:
-            connection = self.client.connect(partner_id, password)
+            connection = self.client.connect(
+                partner_id, password, cancelled=cancel,
+                on_waiting=lambda: self.events.post("connect_waiting", cancel=cancel))
             session = _start_viewer(connection, self._viewer_event)
-        except TagioError as exc:
-            self.events.post("connect_failed", error=exc)
+        except (TagioError, OSError) as exc:
+            self.events.post("connect_failed", error=exc, cancel=cancel)
             return
-        except OSError as exc:
-            self.events.post("connect_failed", error=exc)
-            return
-        if not self.events.post("connect_done", connection=connection, session=session):
-            session.stop()          # the app closed while we were connecting: nobody will show it
+        if cancel.is_set() or not self.events.post("connect_done", connection=connection,
+                                                   session=session, cancel=cancel):
+            session.stop()          # cancelled, or the app closed: nobody will show it
+
+    def _current(self, cancel) -> bool:
+        """The event comes from the connect still shown (not one that was cancelled)."""
+        return cancel is None or (cancel is self._cancel and not cancel.is_set())
+
+    def _on_connect_waiting(self, cancel=None):
+        if self._current(cancel) and self.machine.can(HomeEvent.WAITING):
+            self.machine.handle(HomeEvent.WAITING)
+            self.home.set_busy(True, words.WAITING.replace("...", "\u2026"), cancellable=True)
 
     def _viewer_event(self, name, **fields):
         if name in VIEWER_EVENTS:   # the rest (size, closed...) the session window shows itself
             self.events.post("viewer_" + name, **fields)
 
-    def _on_viewer_clipboard(self, text="", **_fields):
-        """The partner copied text: offer it on this computer's clipboard, as AnyDesk does."""
-        if self.viewer is not None and isinstance(text, str) and len(text) <= MAX_CLIPBOARD:
-            self.root.clipboard_clear()
-            self.root.clipboard_append(text)
+    def retry_relay(self):
+        """ "Retry now": the relay link stops waiting (it never blocks: it only sets an Event)."""
+        self.client.retry_relay()
 
     def copy_id(self):
         self._copy(self.client.id, self.home.copy_id_button)
@@ -327,7 +367,7 @@ class App:
             return
         # the next incoming session uses the new values
         self.client.host_options.update(view_only=settings.view_only, fps_cap=settings.fps_cap,
-                                        quality=settings.quality)
+                                        quality=settings.quality, clipboard=settings.clipboard)
 
     def _restart_client(self):
         """A new relay (or secret) needs a new registration: a fresh Client.  Making one derives
@@ -351,22 +391,55 @@ class App:
 
     # --- viewer session -------------------------------------------------------------------------
 
-    def _on_connect_done(self, connection, session):
+    def _on_connect_done(self, connection, session, cancel=None):
+        if not self._current(cancel):
+            self._spawn(session.stop, name="stop-cancelled")
+            return
         self.viewer, self.viewer_path = session, connection.path
         self.machine.handle(HomeEvent.CONNECTED)
         pid = model.display_id(connection.peer_id)
         self.home.set_busy(True, f"In session with {pid} ({connection.path})")
         try:
-            from tagio.ui.viewer_window import ViewerWindow
-            self.viewer_window = ViewerWindow(self.root, session, f"{pid} \u2014 TagIO")
+            self.viewer_window = self._open_viewer_window(connection, session, pid)
         except Exception as exc:
             log.exception("cannot open the session window")
             self._stop_viewer(user_closed=True)
             self._errors.append(exc)
             self._on_failed(exc)
 
-    def _on_connect_failed(self, error):
-        self._on_failed(error)
+    def _open_viewer_window(self, connection, session, shown_id):
+        """The session window, with the view remembered for this partner (size and position,
+        zoom, monitor, quality, full screen); _take_viewer remembers it again when it closes."""
+        from tagio.ui.viewer_window import ViewerWindow
+        self.viewer_partner = connection.peer_id
+        window = ViewerWindow(self.root, session, f"{shown_id} \u2014 TagIO",
+                              prefs=self.settings.partner_views.get(connection.peer_id),
+                              set_clipboard_sync=self.set_clipboard_sync, peer_ip=_peer_ip(connection),
+                              partner=shown_id)
+        if not self.clipboard_sync:         # switched off in an earlier session of this run
+            window.set_clipboard_sync(False)
+        return window
+
+    def set_clipboard_sync(self, on):
+        """The session window's "Clipboard" switch (the window has switched the session's
+        ClipboardLink already): the next session window of this run starts the same way."""
+        self.clipboard_sync = bool(on)
+
+    def _remember_view(self, window):
+        """Keep the closed session window's view for its partner and save it: in a worker, or
+        here when the app is quitting (no worker runs any more; the file is a few hundred bytes)."""
+        prefs, partner = window.final_prefs, self.viewer_partner
+        if not prefs or not partner:
+            return
+        self.settings.remember_view(partner, prefs)
+        if self._closing.is_set():
+            _save_quietly(self.settings)
+        else:
+            self.run_in_worker(self.settings.save, lambda _result, _error: None)
+
+    def _on_connect_failed(self, error, cancel=None):
+        if self._current(cancel):
+            self._on_failed(error)
 
     def _on_failed(self, error):
         title, message = model.error_message(error, self.partner_id or "")
@@ -410,6 +483,8 @@ class App:
         self.viewer = self.viewer_window = None
         if window is not None and _exists(window):
             _destroy(window)
+        if window is not None:
+            self._remember_view(window)
         return session
 
     def _stop_viewer(self, user_closed):
@@ -428,10 +503,26 @@ class App:
             request.resolve(accepted)
         self.prompts[request] = AcceptPrompt(self.root, request.peer_id, answered, timeout=request.timeout)
 
+    def _close_withdrawn_prompts(self):
+        """A viewer that gave up (or fell silent) resolved its request: its prompt goes at once."""
+        for request, prompt in list(self.prompts.items()):
+            if request.done:
+                self.prompts.pop(request, None)
+                if _exists(prompt):
+                    _destroy(prompt)
+
     def _on_session_started(self, peer_id, role="host", path="", **_fields):
         if role != "host" or peer_id in self.indicators:
             return
-        self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked)
+        view_only = bool(self.client.host_options.get("view_only"))
+        self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked,
+                                                       view_only=view_only)
+
+    def _on_host_view_only(self, peer_id, **_fields):
+        """The host session could not load input injection: the partner only sees."""
+        indicator = self.indicators.get(peer_id)
+        if indicator is not None:
+            indicator.set_view_only(True)
 
     def _on_session_ended(self, peer_id, role="host", reason=None, **_fields):
         if role != "host":
@@ -445,11 +536,12 @@ class App:
     def _disconnect_clicked(self, _peer_id):
         self._spawn(self.client.end_host_sessions, name="end-host-sessions")
 
-    def _on_auth_failed(self, peer_id, password_replaced=True, **_fields):
-        self.home.set_notice(f"Desk {model.display_id(peer_id)} tried a wrong password"
-                             + ("; a new one-time password was made." if password_replaced else "."))
+    def _on_auth_failed(self, peer_id, tries_left=0, **_fields):
+        self.home.set_notice(words.wrong_guess(model.display_id(peer_id), tries_left))
 
     def _on_refused(self, peer_id, reason="", **_fields):
+        if reason == CANCELLED:
+            return self.home.set_notice(words.PARTNER_GAVE_UP.format(desk=model.display_id(peer_id)))
         self.home.set_notice(f"Refused desk {model.display_id(peer_id)}" + (f" ({reason})." if reason else "."))
 
     def _on_incoming(self, peer_id, **_fields):
@@ -460,8 +552,11 @@ class App:
             words.ending(reason) if reason else "")
         self.home.set_notice(f"Connection from {model.display_id(peer_id)} failed." + (f" {why}" if why else ""))
 
+    def _on_host_clipboard_notice(self, peer_id, message="", **_fields):
+        self.home.set_notice(message)       # e.g. a copied text too big to share
+
     def _on_worker_failed(self, error):
-        if self.machine.state is HomeState.CONNECTING:
+        if self.machine.state in (HomeState.CONNECTING, HomeState.WAITING):
             self._on_failed(error)
 
 
@@ -469,6 +564,7 @@ class App:
 HANDLERS = {
     "connect_done": App._on_connect_done,
     "connect_failed": App._on_connect_failed,
+    "connect_waiting": App._on_connect_waiting,
     "worker_failed": App._on_worker_failed,
     "accept_request": App._on_accept_request,
     "session_started": App._on_session_started,
@@ -476,11 +572,12 @@ HANDLERS = {
     "auth_failed": App._on_auth_failed,
     "refused": App._on_refused,
     "incoming": App._on_incoming,
-    "viewer_clipboard": App._on_viewer_clipboard,
     "viewer_stopped": App._on_viewer_stopped,
     "client_ready": App._on_client_ready,
     "attempt_failed": App._on_attempt_failed,
+    "host_clipboard_notice": App._on_host_clipboard_notice,
     "work_done": App._on_work_done,
+    "host_view_only": App._on_host_view_only,
 }
 
 
@@ -502,7 +599,7 @@ def _start_viewer(connection, on_event):
     """Open and start the ViewerSession on a fresh connection.  If that fails the channel is
     closed here (else the partner's host session would wait on a path nobody reads)."""
     try:
-        session = connection.open_session(on_event=on_event)
+        session = connection.open_session(on_event=on_event, clipboard=True)   # shared by the session
         session.start()
     except BaseException:
         try:
@@ -526,6 +623,26 @@ def _stop_session(session, user_closed):
     if user_closed:
         return None
     return ConnectionClosed(session.closed_reason or "the partner ended the session")
+
+
+def _peer_ip(connection):
+    """The partner's IP address when the session runs over a TCP socket (to tell LAN from
+    direct in the status line), else None."""
+    from tagio.net.stream import SocketStream
+    stream = connection.channel.stream
+    if not isinstance(stream, SocketStream):
+        return None
+    try:
+        return stream.sock.getpeername()[0]
+    except OSError:
+        return None
+
+
+def _save_quietly(settings):
+    try:
+        settings.save()
+    except ConfigError:
+        log.debug("cannot save the session window's view", exc_info=True)
 
 
 def _session_done(session) -> bool:

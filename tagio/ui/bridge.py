@@ -13,17 +13,20 @@ events are idempotent snapshots, so a dropped one is healed by the next.
 An incoming connection needs an answer *from* the Tk thread: `AcceptBridge.ask()` runs on a
 core thread, posts an "accept_request" carrying an AcceptRequest and waits (bounded) on the
 request's Event; the Tk thread shows the prompt and calls `request.resolve(answer)`.  A
-timeout, or closing the bridge, resolves to "deny".
+timeout, or closing the bridge, resolves to "deny"; so does the core's `cancelled` Event (the
+viewer gave up), and the controller then closes the prompt, which it finds resolved.
 """
 
 import queue
 import threading
+import time
 
 from tagio.ui import model
 
 QUEUE_SIZE = 256
 PUT_TIMEOUT = 0.5
 DRAIN_LIMIT = 64          # events handled per poll, so one burst cannot freeze the window
+CANCEL_POLL_S = 0.1        # how quickly a waiting request notices the viewer gave up
 ASK_GRACE_S = 5.0         # the prompt denies by itself; this only guards a UI that never answered
 
 
@@ -67,10 +70,11 @@ class EventBridge:
 class AcceptRequest:
     """One pending "may this partner in?" question; resolved once, by the Tk thread or a timeout."""
 
-    def __init__(self, peer_id, timeout):
+    def __init__(self, peer_id, timeout, cancelled=None):
         self.peer_id = peer_id
         self.timeout = timeout
         self.answer = False
+        self.cancelled = cancelled          # set by the core when the viewer gave up
         self._done = threading.Event()
 
     def resolve(self, accepted: bool) -> None:
@@ -79,8 +83,11 @@ class AcceptRequest:
             self._done.set()
 
     def wait(self, timeout) -> bool:
-        self._done.wait(timeout)
-        self.resolve(False)       # no answer in time counts as "deny"
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(CANCEL_POLL_S) and time.monotonic() < deadline:
+            if self.cancelled is not None and self.cancelled.is_set():
+                break
+        self.resolve(False)       # no answer in time (or nobody left to answer) counts as "deny"
         return self.answer
 
     @property
@@ -96,12 +103,12 @@ class AcceptBridge:
         self._pending = set()
         self._lock = threading.Lock()
 
-    def ask(self, peer_id, *_args, unattended=False, **_info) -> bool:
+    def ask(self, peer_id, *_args, unattended=False, cancelled=None, **_info) -> bool:
         """Called on a core thread; blocks at most timeout + ASK_GRACE_S.  True lets the peer in."""
         ask_first = bool(self.settings.ask_before_accept)
         if model.decide_accept(ask_first, unattended) is model.AcceptDecision.ACCEPT:
             return True
-        request = AcceptRequest(str(peer_id), self.timeout)
+        request = AcceptRequest(str(peer_id), self.timeout, cancelled)
         with self._lock:
             if self.events.closed:
                 return False

@@ -103,6 +103,8 @@ class HomeWindow(ttk.Frame):
         self.connect_button = ttk.Button(row, text="Connect", style="Accent.TButton",
                                          command=self._connect_clicked)
         self.connect_button.pack(side="left", padx=(theme.GAP, 0))
+        # Shown only while a connect runs or waits for the partner to accept.
+        self.cancel_button = ttk.Button(row, text="Cancel", command=self._action("cancel"))
         # One line under the entry: the inline ID error (red) or what is going on (grey).
         self.message_label = ttk.Label(card, style="Muted.TLabel", wraplength=320, justify="left")
         self.message_label.pack(anchor="w", pady=(4, 0))
@@ -129,6 +131,8 @@ class HomeWindow(ttk.Frame):
         bar.pack(fill="x", side="bottom")
         self.status_label = ttk.Label(bar, textvariable=self.status_var, style="Status.idle.TLabel")
         self.status_label.pack(side="left")
+        # Shown only while the relay is unreachable (its countdown is in the status text).
+        self.retry_button = ttk.Button(bar, text="Retry now", command=self._action("retry"))
         self.notice_label = ttk.Label(bar, textvariable=self.notice_var, style="Status.idle.TLabel")
         self.notice_label.pack(side="right")
 
@@ -151,6 +155,13 @@ class HomeWindow(ttk.Frame):
     def set_identity(self, id_text: str, password: str):
         _set(self.id_var, id_text)
         _set(self.password_var, password or "\u2014")
+
+    def set_retry(self, shown: bool):
+        """Show "Retry now" next to the status while the relay link waits to try again."""
+        if shown and not self.retry_button.winfo_manager():
+            self.retry_button.pack(side="left", padx=(theme.GAP, 0), after=self.status_label)
+        elif not shown and self.retry_button.winfo_manager():
+            self.retry_button.pack_forget()
 
     def set_relay_status(self, text: str, colour: str):
         if _set(self.status_var, "\u25cf  " + text):
@@ -179,10 +190,15 @@ class HomeWindow(ttk.Frame):
         self.id_error_var.set(message or "")
         self._show_message()
 
-    def set_busy(self, busy: bool, text: str = ""):
-        """Disable Connect (and show `text`) while connecting or in a session."""
+    def set_busy(self, busy: bool, text: str = "", cancellable: bool = False):
+        """Disable Connect (and show `text`) while connecting or in a session; `cancellable`
+        shows Cancel next to it."""
         self.connect_button.state(["disabled"] if busy else ["!disabled"])
         self.busy_var.set(text if busy else "")
+        if busy and cancellable:
+            self.cancel_button.pack(side="left", padx=(theme.GAP, 0))
+        else:
+            self.cancel_button.pack_forget()
         self._show_message()
 
     def _show_message(self):

@@ -13,10 +13,11 @@ password the home window is meant to show.
 
 import enum
 import logging
+import math
 from dataclasses import dataclass
 
 from tagio.client.settings import format_address, parse_address, parse_relay
-from tagio.client.words import explain, short_reason  # noqa: F401 (short_reason: part of this API)
+from tagio.client.words import RETRYING_IN, explain, short_reason  # noqa: F401 (short_reason: API)
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, LocalProtocolError
 
@@ -85,16 +86,19 @@ def parse_relay_status(status):
     raise TypeError(f"relay status {status!r} is not a word, a pair or a dict")
 
 
-def relay_status_text(status, relay_address: str = "", lan_available: bool = False):
+def relay_status_text(status, relay_address: str = "", lan_available: bool = False, retry_in=None):
     """(line of text, colour key) for the status bar of the home window.
 
-    The LAN hint is only given when the core really offers LAN connections."""
+    The LAN hint is only given when the core really offers LAN connections; `retry_in` (seconds
+    until the next attempt, while the relay is unreachable) becomes a countdown."""
     word, reason = parse_relay_status(status)
     text, colour = RELAY_STATUS_TEXT.get(word, (word.capitalize() or "Unknown", "idle"))
     if relay_address and colour in ("ok", "error"):
         text = f"{text} ({relay_address})"
     if reason and colour == "error":
         text = f"{text}: {short_reason(reason)}"
+    if colour == "error" and retry_in is not None:
+        text += " \u2014 " + RETRYING_IN.format(seconds=math.ceil(retry_in))
     if colour == "error" and lan_available:
         text += " \u2014 LAN connections still work"
     return text, colour
@@ -137,8 +141,9 @@ def controlled_text(peer_id: str) -> str:
 
 class HomeState(enum.Enum):
     IDLE = "idle"                # ready to connect
-    ASKING_PASSWORD = "asking"   # password dialog open
+    ASKING_PASSWORD = "asking"   # the ID is checked, then the password dialog is open
     CONNECTING = "connecting"    # worker thread is connecting
+    WAITING = "waiting"          # connected; the partner's user is being asked to accept
     IN_SESSION = "in_session"    # viewer window open
     ERROR_SHOWN = "error"        # error dialog open; closing it returns to IDLE
 
@@ -147,6 +152,8 @@ class HomeEvent(enum.Enum):
     CONNECT_CLICKED = "connect_clicked"
     PASSWORD_GIVEN = "password_given"
     PASSWORD_CANCELLED = "password_cancelled"
+    WAITING = "waiting"          # the partner is asking its user
+    CANCEL_CLICKED = "cancel_clicked"
     CONNECTED = "connected"
     FAILED = "failed"
     SESSION_ENDED = "session_ended"
@@ -158,8 +165,14 @@ HOME_TRANSITIONS = {
     (_S.IDLE, _E.CONNECT_CLICKED): _S.ASKING_PASSWORD,
     (_S.ASKING_PASSWORD, _E.PASSWORD_GIVEN): _S.CONNECTING,
     (_S.ASKING_PASSWORD, _E.PASSWORD_CANCELLED): _S.IDLE,
+    (_S.ASKING_PASSWORD, _E.FAILED): _S.ERROR_SHOWN,      # the ID check: unknown or offline
     (_S.CONNECTING, _E.CONNECTED): _S.IN_SESSION,
     (_S.CONNECTING, _E.FAILED): _S.ERROR_SHOWN,
+    (_S.CONNECTING, _E.WAITING): _S.WAITING,
+    (_S.CONNECTING, _E.CANCEL_CLICKED): _S.IDLE,
+    (_S.WAITING, _E.CONNECTED): _S.IN_SESSION,
+    (_S.WAITING, _E.FAILED): _S.ERROR_SHOWN,
+    (_S.WAITING, _E.CANCEL_CLICKED): _S.IDLE,
     (_S.IN_SESSION, _E.SESSION_ENDED): _S.IDLE,
     (_S.IN_SESSION, _E.FAILED): _S.ERROR_SHOWN,
     (_S.ERROR_SHOWN, _E.ERROR_DISMISSED): _S.IDLE,
@@ -185,6 +198,10 @@ class HomeMachine:
     @property
     def connect_enabled(self) -> bool:
         return self.state is HomeState.IDLE
+
+    @property
+    def cancel_enabled(self) -> bool:
+        return self.state in (HomeState.CONNECTING, HomeState.WAITING)
 
 
 # --- settings form ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ opened by a forgotten prompt).  Only the Tk main thread may touch these windows.
 import tkinter as tk
 from tkinter import ttk
 
+from tagio.client import words
 from tagio.ui import model, theme
 
 
@@ -213,9 +214,10 @@ class AcceptPrompt(Dialog):
 
 
 class ControlledIndicator(tk.Toplevel):
-    """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]"."""
+    """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]", or in view-only
+    "Viewing your screen (no control) - 123 456 789" (the partner sees but cannot touch)."""
 
-    def __init__(self, parent, peer_id, on_disconnect):
+    def __init__(self, parent, peer_id, on_disconnect, view_only=False):
         super().__init__(parent, background=theme.ACCENT)
         self.withdraw()
         self.peer_id = peer_id
@@ -224,15 +226,26 @@ class ControlledIndicator(tk.Toplevel):
         self.resizable(False, False)
         self.attributes("-topmost", True)
         self.protocol("WM_DELETE_WINDOW", self.disconnect)
-        self.text = model.controlled_text(peer_id)
-        tk.Label(self, text="\u25cf  " + self.text, background=theme.ACCENT, foreground="#ffffff",
-                 font=theme.indicator_font(self), padx=12, pady=8).pack(side="left")
+        self.label = tk.Label(self, background=theme.ACCENT, foreground="#ffffff",
+                              font=theme.indicator_font(self), padx=12, pady=8)
+        self.label.pack(side="left")
+        self.set_view_only(view_only)
         self.disconnect_button = ttk.Button(self, text="Disconnect", command=self.disconnect)
         self.disconnect_button.pack(side="left", padx=(0, 10), pady=6)
         self.update_idletasks()
         x = (self.winfo_screenwidth() - self.winfo_reqwidth()) // 2
         self.geometry(f"+{max(0, x)}+0")   # top centre, like AnyDesk's session bar
         self.deiconify()
+
+    def set_view_only(self, view_only):
+        """Say whether the partner controls this computer or only sees it."""
+        self.view_only = bool(view_only)
+        if self.view_only:
+            self.text = words.HOST_VIEWED.format(desk=model.display_id(self.peer_id))
+            self.title("TagIO \u2014 screen being viewed")
+        else:
+            self.text = model.controlled_text(self.peer_id)
+        self.label.configure(text=("\u25c9  " if self.view_only else "\u25cf  ") + self.text)
 
     def disconnect(self):
         callback, self.on_disconnect = self.on_disconnect, None

@@ -47,6 +47,9 @@ class SettingsDialog(Dialog):
         self._spin("fps_cap", "Frame-rate cap (frames/s)", model.FPS_RANGE)
         self._spin("quality", "Image quality", model.QUALITY_RANGE)
         self._check("view_only", "View only: partners can watch this computer but not control it")
+        self.share_clipboard = tk.BooleanVar(master=self, value=getattr(settings, "clipboard", True))
+        ttk.Checkbutton(self.body, text="Share the clipboard with partners (not in view-only sessions)",
+                        variable=self.share_clipboard, style="Card.TCheckbutton").pack(anchor="w", pady=2)
         self._error("save")
         self.save_button, self.cancel_button = self.buttons(("Save", self.save, "Accent.TButton"),
                                                             ("Cancel", self.cancel, "TButton"))
@@ -173,6 +176,7 @@ class SettingsDialog(Dialog):
         values = dict(values, permanent_password="" if clear else None)
         try:
             model.apply_settings(self.settings, values, self.host_id)
+            self.settings.clipboard = bool(self.share_clipboard.get())
             if secret:
                 self.settings.permanent_verifier = secret
             self.settings.save()

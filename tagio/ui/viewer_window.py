@@ -1,11 +1,13 @@
-"""The Tk session window: the partner's screen, mouse and keyboard, and a status line.
+"""The Tk session window: the partner's screen with a toolbar on top and a status line below.
 
 Theory of operation. The seam with the session is one-way both ways. The ViewerSession's threads
 never touch Tk; they post typed events (tagio.session.events) to `session.updates`, which this window
 drains from an `after()` poll that reschedules itself until the window closes (idlelib's
 poll_subprocess pattern), so only the Tk main thread touches widgets. Input and "frame drawn"
 reports go back through the session's send_* methods and displayed(), which only hand the message to
-the session's sender thread: nothing here ever waits on the network.
+the session's sender thread: nothing here ever waits on the network. Input handling, the local
+shortcuts and the pointer live in tagio.ui.viewer_input (a mixin of this window); the toolbar in
+tagio.ui.toolbar; the status figures in tagio.ui.status.
 
 Drawing: one Tk photo image of the remote screen (at the display scale) shown on a Canvas. A changed
 rectangle becomes a small ImageTk photo that is copied into the big one with `copy -to` - a
@@ -15,12 +17,24 @@ ms, and `copy -to` from a new photo, ~15 ms). The window tells the session which
 (`displayed`), and the session acknowledges frames only then, so the host sends what the window
 can show instead of frames it would skip. While updates keep arriving (any within STREAMING_FOR
 seconds) the queue is polled every FAST_POLL_MS (less waiting between decode and screen),
-otherwise every POLL_MS.
+otherwise every POLL_MS. Until the first frame is drawn the picture area says that it waits.
 "Fit" scales the remote screen to the window (pieces are resized before the copy, and a new window
-size redraws once from the framebuffer); "1:1" shows it unscaled with scrollbars. Mouse positions
-are mapped back through the same scale (and the scroll offset) so a click lands on the pixel under
-the local pointer. Key events become text or named keys as tagio.ui.keys decides (printable text is
-sent as characters, whatever the two layouts; shortcuts and special keys as key presses).
+size redraws once from the framebuffer); "1:1" and the other zooms show it at a fixed scale with
+scrollbars. Mouse positions are mapped back through the same scale (and the scroll offset) so a
+click lands on the pixel under the local pointer.
+
+Toolbar actions map to session calls: a monitor choice is SelectMonitor (0 = all monitors as one
+picture), a quality choice is SetQuality (toolbar.QUALITIES), special keys are Key presses. Full
+screen is Tk's -fullscreen attribute; Ctrl+Alt+Enter leaves it (a local shortcut, never sent). A
+screenshot saves the session's framebuffer (full resolution) to a file chosen in a save dialog.
+View-only (the host's Hello says so): an eye badge over the picture, no input is sent.
+Key events become text or named keys as tagio.ui.keys decides (printable text is sent as characters,
+whatever the two layouts; shortcuts and special keys as key presses). The clipboard is shared by the
+session itself (tagio.session.clipboard_sync, not Tk's clipboard): the toolbar's "Clipboard" switch
+turns the session's link on and off, and a value too big to share shows its notice in the status
+line for NOTICE_FOR seconds.
+`view_prefs()` is what the owner remembers per partner; `final_prefs` keeps it once the window is
+destroyed, and `prefs=` restores it in the next session with that partner.
 """
 
 import queue
@@ -29,9 +43,14 @@ import tkinter as tk
 
 from PIL import Image, ImageTk
 
+from tagio.client import words
+from tagio.protocol.session import HELLO_VIEW_ONLY
 from tagio.session import events as ev
-from tagio.protocol.session import MAX_CLIPBOARD
+from tagio.ui import status
 from tagio.ui.keys import KeyboardState
+from tagio.ui.toolbar import DEFAULT_QUALITY, QUALITIES, Toolbar
+from tagio.ui.tooltip import Tooltip
+from tagio.ui.viewer_input import ViewerInput
 
 POLL_MS = 15
 FAST_POLL_MS = 4                # while frames are streaming in ...
@@ -39,6 +58,10 @@ STREAMING_FOR = 0.5             # ... i.e. for this many seconds after the last 
 MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
 STATUS_EVERY = 0.5              # seconds between status-line refreshes
 CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
+DEFAULT_GEOMETRY = "1024x700"
+PICTURE_BG = "#202020"
+HINT_MS = 3000                  # how long a hint stays over the picture
+NOTICE_FOR = 8.0                # seconds a clipboard notice stays in the status line
 
 
 def coalesce(updates, screen):
@@ -62,75 +85,250 @@ def scale_to_fit(remote, available):
     return min(1.0, available[0] / remote[0], available[1] / remote[1])
 
 
-class ViewerWindow(tk.Toplevel):
-    def __init__(self, tk_master, viewer_session, title, *, fit=True, on_close=None):
+class ViewerWindow(ViewerInput, tk.Toplevel):
+    """The session window. `prefs`: a remembered view (Settings.partner_views entry) to restore;
+    `set_clipboard_sync(on)`: told when the user switches the session's clipboard sharing;
+    `peer_ip`: the partner's address, when known, to tell a LAN path from a direct one; `partner`:
+    its name for the status line (default: the title)."""
+
+    def __init__(self, tk_master, viewer_session, title, *, fit=True, on_close=None, prefs=None,
+                 set_clipboard_sync=None, peer_ip=None, partner=None):
         super().__init__(tk_master)
         self.session = viewer_session
-        self.partner_title = title
-        self._fit_var = tk.BooleanVar(self, value=fit)
+        self.partner_title = partner or title       # how the status line names the partner
+        prefs = dict(prefs or {})
         self.scale = 1.0
         self.remote_size = None
+        self.view_only = False
         self._photo = None
         self._image_item = None
         self._cursor_item = None
         self._cursor_photo = None
         self._cursor_hot = (0, 0)
-        self._cursor_at = None
+        self._cursor_at = None          # the host's pointer on its screen
+        self._cursor_drawn_at = None    # where it is drawn on the canvas
+        self._local_pointer_until = 0.0
         self._last_motion = None
         self._keyboard = KeyboardState(self.tk.call("tk", "windowingsystem"))
         self._held_buttons = set()
-        self._clipboard_seen = None
+        self._local_keys = set()
+        self._set_clipboard_sync = set_clipboard_sync
+        self._notice = None             # (text, until) shown instead of the statistics
         self._canvas_size = None
         self._status_at = 0.0
         self._streaming_until = 0.0
         self._closed_text = None
         self._on_close = on_close
         self._poll_id = None
+        self._hint_id = None
+        self._wanted_monitor = prefs.get("monitor")
+        self._normal_geometry = prefs.get("geometry") or DEFAULT_GEOMETRY
+        self._path_kind = status.path_kind(self.session.path, peer_ip)
+        self._meter = status.RateMeter()
+        self.monitor = None
+        self.final_prefs = None     # the view as it was when the window closed (for the owner)
         self.drawn_rects = 0        # count of rectangles copied into the photo (for tests/diagnostics)
         self.shown_frame = None     # id of the newest frame on screen
         self.title(title)
         self.protocol("WM_DELETE_WINDOW", self.close)
-        self._build()
+        self._build(prefs, fit)
         self._bind_input()
+        self.bind("<Configure>", self._window_moved, add="+")
+        self._restore(prefs)
         self._poll_id = self.after(POLL_MS, self._poll)
         self.session.attach_display()
 
     # -- widgets ------------------------------------------------------------------------------
-    def _build(self):
-        self.geometry("1024x700")
+    def _build(self, prefs, fit):
+        self.geometry(self._normal_geometry)
         self.columnconfigure(0, weight=1)
-        self.rowconfigure(0, weight=1)
-        self.canvas = tk.Canvas(self, bg="#202020", highlightthickness=0, takefocus=1)
+        self.rowconfigure(1, weight=1)
+        zoom = prefs.get("zoom") or ("fit" if fit else "1.0")
+        link = self.session.clipboard
+        self.toolbar = Toolbar(self, self._toolbar_actions(), zoom=zoom,
+                               quality=prefs.get("quality") or DEFAULT_QUALITY,
+                               show_both=prefs.get("show_both", False),
+                               clipboard=link is not None and link.enabled)
+        self.toolbar.grid(row=0, column=0, columnspan=2, sticky="ew")
+        self.canvas = tk.Canvas(self, bg=PICTURE_BG, highlightthickness=0, takefocus=1)
         self.hbar = tk.Scrollbar(self, orient="horizontal", command=self.canvas.xview)
         self.vbar = tk.Scrollbar(self, orient="vertical", command=self.canvas.yview)
         self.canvas.configure(xscrollcommand=self.hbar.set, yscrollcommand=self.vbar.set)
-        self.canvas.grid(row=0, column=0, sticky="nsew")
-        bar = tk.Frame(self)
-        bar.grid(row=2, column=0, columnspan=2, sticky="ew")
-        self.status = tk.Label(bar, anchor="w", text="Waiting for the partner's screen...")
-        self.status.pack(side="left", fill="x", expand=True)
-        tk.Checkbutton(bar, text="Fit to window", variable=self._fit_var, command=self._relayout,
-                       takefocus=0).pack(side="right")
-        tk.Button(bar, text="Ctrl+Alt+Del", command=self.send_ctrl_alt_del, takefocus=0).pack(side="right")
-        self.monitor_button = tk.Menubutton(bar, text="Monitor", relief="raised", takefocus=0)
-        self.monitor_menu = tk.Menu(self.monitor_button, tearoff=0)
-        self.monitor_button["menu"] = self.monitor_menu
+        self.canvas.grid(row=1, column=0, sticky="nsew")
+        self._build_status()
+        self.badge = EyeBadge(self.canvas)
+        self.hint = tk.Label(self, bg="#000000", fg="#ffffff", padx=10, pady=5)
+        self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
+                                font=("TkDefaultFont", 14))
         self.canvas.bind("<Configure>", self._canvas_resized)
+        self._update_local_cursor()
+
+    def _build_status(self):
+        bar = tk.Frame(self)
+        bar.grid(row=3, column=0, columnspan=2, sticky="ew")
+        self.status_dot = tk.Canvas(bar, width=14, height=14, highlightthickness=0)
+        self.status_dot.pack(side="left", padx=(6, 2))
+        self._dot = self.status_dot.create_oval(2, 2, 12, 12, fill=status.path_label(self._path_kind)[1],
+                                                outline="")
+        self.status = tk.Label(bar, anchor="w", text=self.partner_title)
+        self.status.pack(side="left", fill="x", expand=True)
+        self.status_tip = Tooltip(self.status, self.status_details)
+
+    def _toolbar_actions(self):
+        return {"disconnect": self.close, "fullscreen": self.set_fullscreen, "zoom": self.set_zoom,
+                "pointers": self.set_show_both, "monitor": self.select_monitor, "quality": self.set_quality,
+                "keys": self.send_keys, "clipboard": self.set_clipboard_sync, "screenshot": self.ask_screenshot,
+                "focus_picture": self.canvas_focus, "picture": lambda: self.canvas}
+
+    def _restore(self, prefs):
+        """Apply a remembered view: quality now, monitor once the host listed its monitors."""
+        if prefs.get("quality") in QUALITIES:
+            self.set_quality(prefs["quality"])
+        if prefs.get("toolbar_collapsed"):
+            self.toolbar.collapse()
+        if prefs.get("fullscreen"):
+            self.set_fullscreen(True)       # before the window maps: it opens full screen
+
+    def canvas_focus(self):
+        try:
+            self.canvas.focus_set()
+        except tk.TclError:
+            pass        # the window is closing
+
+    def focus_toolbar(self):
+        self.toolbar.focus_first()
 
     def _canvas_resized(self, event):
+        self.canvas.coords("message", event.width // 2, event.height // 2)
         if self.fit and (event.width, event.height) != self._canvas_size:
             self._canvas_size = (event.width, event.height)
             self._relayout()
 
+    def _window_moved(self, event):
+        if event.widget is self and not self.fullscreen:
+            self._normal_geometry = self.geometry()
+
+    @property
+    def zoom(self):
+        """"fit", or the scale of the picture as a float (1.0 = 1:1)."""
+        value = self.toolbar.zoom_var.get() if self.toolbar.zoom_var is not None else "fit"
+        return "fit" if value == "fit" else float(value)
+
     @property
     def fit(self):
-        """True: scale the remote screen to the window; False: 1:1 with scrollbars."""
-        return bool(self._fit_var is not None and self._fit_var.get())
+        """True: scale the remote screen to the window; False: a fixed zoom with scrollbars."""
+        return self.zoom == "fit"
+
+    @property
+    def fullscreen(self):
+        try:
+            return bool(self.attributes("-fullscreen"))
+        except tk.TclError:
+            return False
+
+    @property
+    def show_both(self):
+        var = self.toolbar.pointers_var
+        return bool(var is not None and var.get())
+
+    @property
+    def clipboard_sync(self):
+        var = self.toolbar.clipboard_var
+        return bool(var is not None and var.get())
 
     def _show_scrollbars(self, show):
-        for bar, spec in ((self.hbar, dict(row=1, column=0, sticky="ew")),
-                          (self.vbar, dict(row=0, column=1, sticky="ns"))):
+        for bar, spec in ((self.hbar, dict(row=2, column=0, sticky="ew")),
+                          (self.vbar, dict(row=1, column=1, sticky="ns"))):
             bar.grid(**spec) if show else bar.grid_remove()
+
+    # -- toolbar actions ------------------------------------------------------------------------
+    def set_zoom(self, value):
+        self.toolbar.zoom_var.set(str(value))
+        self._relayout()
+
+    def set_fullscreen(self, on):
+        """Full screen on or off. Ctrl+Alt+Enter (handled here, never sent) leaves it again."""
+        self.attributes("-fullscreen", bool(on))
+        self.toolbar.fullscreen_var.set(bool(on))
+        if on:
+            self._show_hint(words.FULL_SCREEN_HINT)
+        self.canvas_focus()
+
+    def toggle_fullscreen(self):
+        self.set_fullscreen(not self.fullscreen)
+
+    def set_show_both(self, on):
+        self.toolbar.pointers_var.set(bool(on))
+        self._update_local_cursor()
+        if self._cursor_at is not None:
+            self._on_cursor(*self._cursor_at)
+
+    def select_monitor(self, index):
+        """Ask the host for monitor `index` (0: all monitors as one picture)."""
+        self._wanted_monitor = None
+        if self.session.running:
+            self.session.select_monitor(index)
+        self.canvas_focus()
+
+    def set_quality(self, name):
+        label, quality, fps_cap = QUALITIES[name]
+        self.toolbar.quality_var.set(name)
+        if self.session.running:
+            self.session.set_quality(quality, fps_cap)
+
+    def set_clipboard_sync(self, on):
+        self.toolbar.clipboard_var.set(bool(on))
+        link = self.session.clipboard
+        if link is not None:
+            link.enabled = bool(on)
+        if self._set_clipboard_sync is not None:
+            self._set_clipboard_sync(bool(on))
+
+    def ask_screenshot(self):
+        """Ask where to save the remote screen (a Tk file dialog), then save it."""
+        from tkinter import filedialog
+        self.release_held()
+        name = f"tagio-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        path = filedialog.asksaveasfilename(parent=self, title="Save the partner's screen",
+                                            initialfile=name, defaultextension=".png",
+                                            filetypes=[("PNG image", "*.png"), ("JPEG image", "*.jpg")])
+        if path:
+            self.save_screenshot(path)
+        self.canvas_focus()
+
+    def save_screenshot(self, path):
+        """Save the remote screen as received (full resolution, whatever the zoom); False when
+        there is no picture yet. A file that cannot be written is said on the picture."""
+        fb = self.session.framebuffer
+        if fb is None:
+            return False
+        try:
+            fb.save(path)
+        except (OSError, ValueError) as exc:
+            self._show_hint(f"Could not save the screenshot: {exc}")
+            return False
+        self._show_hint(f"Saved {path}")
+        return True
+
+    def _show_hint(self, text, ms=HINT_MS):
+        """A short message over the top of the picture (full screen hint, screenshot saved)."""
+        self.hint.configure(text=text)
+        self.hint.place(in_=self.canvas, relx=0.5, y=12, anchor="n")
+        self.hint.lift()
+        if self._hint_id is not None:
+            self.after_cancel(self._hint_id)
+        self._hint_id = self.after(ms, self._hide_hint)
+
+    def _hide_hint(self):
+        self._hint_id = None
+        self.hint.place_forget()
+
+    def view_prefs(self):
+        """What to remember of this window for the next session with the same partner."""
+        return {"geometry": self._normal_geometry, "zoom": self.toolbar.zoom_var.get(),
+                "monitor": self.monitor if self.monitor is not None else 1,
+                "quality": self.toolbar.quality_var.get(), "fullscreen": self.fullscreen,
+                "toolbar_collapsed": self.toolbar.collapsed, "show_both": self.show_both}
 
     # -- drawing ------------------------------------------------------------------------------
     def _poll(self):
@@ -165,7 +363,18 @@ class ViewerWindow(tk.Toplevel):
 
     def _on_size(self, width, height, monitor):
         self.remote_size = (width, height)
+        self.monitor = monitor
+        self._set_view_only(bool(self.session.host_flags & HELLO_VIEW_ONLY))
         self._relayout()
+
+    def _set_view_only(self, view_only):
+        if view_only and not self.view_only:
+            self.release_held()     # nothing more goes out; let go of what is held first
+        self.view_only = view_only
+        self.badge.show(view_only)
+        self.toolbar.set_view_only(view_only)
+        self._update_local_cursor()
+        self._update_status(force=True)
 
     def _relayout(self):
         """(Re)create the photo at the current scale and draw the whole framebuffer once."""
@@ -174,7 +383,7 @@ class ViewerWindow(tk.Toplevel):
         self.update_idletasks()
         fit = self.fit
         avail = (self.canvas.winfo_width(), self.canvas.winfo_height())
-        self.scale = scale_to_fit(self.remote_size, avail) if fit else 1.0
+        self.scale = scale_to_fit(self.remote_size, avail) if fit else self.zoom
         w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
         if self._photo is None or (self._photo.width(), self._photo.height()) != (w, h):
             self._photo = ImageTk.PhotoImage("RGB", (w, h), master=self)
@@ -201,6 +410,7 @@ class ViewerWindow(tk.Toplevel):
             for x, y, img in pieces:
                 self._put(x, y, img)
             self.shown_frame = frame_id
+            self.canvas.delete("message")       # the picture is here: no more "waiting"
         self.session.displayed(frame_id)
 
     def _put(self, x, y, img):
@@ -220,8 +430,14 @@ class ViewerWindow(tk.Toplevel):
         self.drawn_rects += 1
 
     def _on_cursor(self, x, y):
+        """The host's pointer is at (x, y) on its screen."""
         self._cursor_at = (x, y)
-        sx, sy = x * self.scale, y * self.scale
+        if self._host_pointer_shown():
+            self._place_cursor(x * self.scale, y * self.scale)
+
+    def _place_cursor(self, sx, sy):
+        """Draw the host's pointer with its hot spot at canvas point (sx, sy)."""
+        self._cursor_drawn_at = (sx, sy)
         if self._cursor_photo is not None:
             hx, hy = self._cursor_hot
             coords = (sx - hx * self.scale, sy - hy * self.scale)
@@ -248,22 +464,27 @@ class ViewerWindow(tk.Toplevel):
         if self._cursor_item is not None:
             self.canvas.delete(self._cursor_item)     # a polygon arrow becomes an image item
             self._cursor_item = None
+        if self._cursor_drawn_at is not None:
+            self._place_cursor(*self._cursor_drawn_at)  # the new picture where the old one was
         if self._cursor_at is not None:
             self._on_cursor(*self._cursor_at)
 
     def _on_monitors(self, current, monitors):
-        self.monitor_menu.delete(0, "end")
-        for index, (left, top, w, h) in enumerate(monitors, start=1):
-            mark = "\u2022 " if index == current else "   "
-            self.monitor_menu.add_command(label=f"{mark}{index}: {w}x{h} at {left},{top}",
-                                          command=lambda i=index: self.session.select_monitor(i))
-        if len(monitors) > 1:
-            self.monitor_button.pack(side="right")
-        else:
-            self.monitor_button.pack_forget()
+        self.monitor = current
+        self.toolbar.set_monitors(current, monitors)
+        wanted, self._wanted_monitor = self._wanted_monitor, None
+        if wanted is not None and wanted != current and (wanted == 0 and len(monitors) > 1
+                                                         or 1 <= wanted <= len(monitors)):
+            self.select_monitor(wanted)     # the monitor chosen last time with this partner
 
     def _on_closed(self, text):
         self._closed_text = text
+        if self.shown_frame is None:
+            self.canvas.itemconfigure("message", text=f"Session ended: {words.ending(text)}")
+        self._update_status(force=True)
+
+    def _on_notice(self, text):
+        self._notice = (text, time.monotonic() + NOTICE_FOR)
         self._update_status(force=True)
 
     # event type -> handler(self, event) (the events are tagio.session.events)
@@ -275,138 +496,37 @@ class ViewerWindow(tk.Toplevel):
         ev.CursorShape: lambda self, e: self._on_cursor_shape(e.hot_x, e.hot_y, e.image),
         ev.Monitors: lambda self, e: self._on_monitors(e.current, e.monitors),
         ev.Closed: lambda self, e: self._on_closed(e.reason),
-        ev.Clipboard: lambda self, e: self._on_clipboard(e.text),
+        ev.Clipboard: lambda self, e: None,         # the session applied it already
+        ev.ClipboardNotice: lambda self, e: self._on_notice(e.message),
     }
 
+    # -- status ---------------------------------------------------------------------------------
     def _update_status(self, force=False):
         now = time.monotonic()
         if not force and now - self._status_at < STATUS_EVERY:
             return
         self._status_at = now
+        self._meter.add(self.session.stats.get("bytes", 0))
         self.status.configure(text=self.status_text())
+        colour = "#9e9e9e" if self._closed_text else status.path_label(self._path_kind)[1]
+        self.status_dot.itemconfigure(self._dot, fill=colour)
 
     def status_text(self):
         if self._closed_text:
-            return f"{self.partner_title} \u2014 session ended: {self._closed_text}"
+            return f"{self.partner_title} \u2014 session ended: {words.ending(self._closed_text)}"
+        if self._notice is not None and time.monotonic() < self._notice[1]:
+            return self._notice[0]
         stats = self.session.stats
-        size = f"{self.remote_size[0]}x{self.remote_size[1]}" if self.remote_size else "-"
-        fps = self.session.recent_fps()
-        return (f"{self.partner_title} \u2014 {self.session.path} \u2014 {size} \u2014 {fps:.0f} fps"
-                f" \u2014 {stats.get('latency_ms', 0)} ms \u2014 {stats.get('bytes', 0) // 1024} KB")
+        line = status.summary(self._path_kind, stats.get("latency_ms", 0), self.session.recent_fps(),
+                              self._meter.mbit_per_s())
+        return f"{self.partner_title} \u2014 {line}" + (f" \u2014 {words.VIEW_ONLY_BADGE}" if self.view_only else "")
 
-    # -- input --------------------------------------------------------------------------------
-    def _bind_input(self):
-        c = self.canvas
-        c.bind("<Motion>", self._motion)
-        c.bind("<ButtonPress>", self._button_down)
-        c.bind("<ButtonRelease>", self._button_up)
-        c.bind("<MouseWheel>", self._wheel)             # Windows / macOS
-        c.bind("<KeyPress>", lambda e: self._key(e, True))
-        c.bind("<KeyRelease>", lambda e: self._key(e, False))
-        c.bind("<Enter>", lambda e: c.focus_set())
-        c.bind("<FocusOut>", lambda e: self.release_held())
-        c.bind("<FocusIn>", lambda e: self.offer_clipboard())
-        c.focus_set()
-
-    def release_held(self):
-        """Let go of every key and button we pressed on the host (our window lost the keyboard,
-        so their releases would never reach us and the host would keep them held)."""
-        self._send_keys(self._keyboard.release_all())
-        for num in sorted(self._held_buttons):
-            self._safe(self.session.send_mouse_button, num, False)
-        self._held_buttons.clear()
-
-    def offer_clipboard(self):
-        """Send our clipboard text to the host when it changed since we last sent or received it
-        (checked when the window gets the keyboard: the user copied something elsewhere)."""
-        try:
-            text = self.clipboard_get()
-        except tk.TclError:
-            return      # empty, or not text
-        if text and text != self._clipboard_seen and len(text.encode("utf-8")) <= MAX_CLIPBOARD:
-            self._clipboard_seen = text
-            self._safe(self.session.send_clipboard, text)
-
-    def _on_clipboard(self, text):
-        self._clipboard_seen = text
-        self.clipboard_clear()
-        self.clipboard_append(text)
-
-    def send_ctrl_alt_del(self):
-        """The secure-attention sequence, as a button (a local Ctrl+Alt+Del never reaches us)."""
-        keys = ("Control_L", "Alt_L", "Delete")
-        for name in keys:
-            self._safe(self.session.send_key, name, True)
-        for name in reversed(keys):
-            self._safe(self.session.send_key, name, False)
-
-    def remote_point(self, event_x, event_y):
-        """Canvas widget coordinates -> remote screen pixel (clamped to the screen)."""
-        if self.remote_size is None:
-            return None
-        cx, cy = self.canvas.canvasx(event_x), self.canvas.canvasy(event_y)
-        x = min(max(int(cx / self.scale), 0), self.remote_size[0] - 1)
-        y = min(max(int(cy / self.scale), 0), self.remote_size[1] - 1)
-        return x, y
-
-    def _safe(self, fn, *args):
-        """Input after the session ended is silently dropped; the status line says why.
-
-        `fn` (a ViewerSession send_* method) only hands the message to the session's sender
-        thread and returns: it never waits on the network and never raises for it (a path that
-        stopped taking data ends the session, which the status line then shows)."""
-        if self.session.running:
-            fn(*args)
-
-    def _motion(self, event):
-        point = self.remote_point(event.x, event.y)
-        if point is not None and point != self._last_motion:
-            self._last_motion = point
-            self._safe(self.session.send_mouse_move, *point)
-
-    def _button_down(self, event):
-        self.canvas.focus_set()
-        self._button(event, True)
-
-    def _button_up(self, event):
-        self._button(event, False)
-
-    def _button(self, event, pressed):
-        point = self.remote_point(event.x, event.y)
-        if point is None:
-            return
-        if event.num in (4, 5, 6, 7):           # X11 wheel buttons: 4/5 vertical, 6/7 horizontal
-            if pressed:
-                steps = {4: (0, 1), 5: (0, -1), 6: (-1, 0), 7: (1, 0)}[event.num]
-                if event.state & 0x0001 and event.num in (4, 5):    # Shift+wheel: sideways
-                    steps = (-steps[1], 0)
-                self._safe(self.session.send_scroll, *steps)
-            return
-        if event.num in (1, 2, 3):
-            (self._held_buttons.add if pressed else self._held_buttons.discard)(event.num)
-            self._safe(self.session.send_mouse_button, event.num, pressed, *point)
-
-    def _wheel(self, event):
-        steps = max(-10, min(10, int(event.delta / 120) or (1 if event.delta > 0 else -1)))
-        if event.state & 0x0001:
-            self._safe(self.session.send_scroll, -steps, 0)
-        else:
-            self._safe(self.session.send_scroll, 0, steps)
-
-    def _key(self, event, pressed):
-        if pressed:
-            actions = self._keyboard.press(event.keycode, event.keysym, event.char, event.state)
-        else:
-            actions = self._keyboard.release(event.keycode)
-        self._send_keys(actions)
-        return "break"      # keep Tab & co. from moving focus out of the canvas
-
-    def _send_keys(self, actions):
-        for action in actions:
-            if action[0] == "text":
-                self._safe(self.session.send_text, action[1])
-            else:
-                self._safe(self.session.send_key, action[1], action[2])
+    def status_details(self):
+        """The status tooltip's text."""
+        stats = self.session.stats
+        return status.details(self.partner_title, self._path_kind, self.session.path, self.remote_size,
+                              stats.get("latency_ms", 0), self.session.recent_fps(),
+                              self._meter.mbit_per_s(), stats.get("bytes", 0), self.view_only)
 
     # -- closing ------------------------------------------------------------------------------
     def close(self):
@@ -422,13 +542,38 @@ class ViewerWindow(tk.Toplevel):
 
     def destroy(self):
         # Cancel the poll first: a pending after() to a destroyed widget's command is a Tcl error.
-        if self._poll_id is not None:
+        for name in ("_poll_id", "_hint_id"):
+            after_id = getattr(self, name)
+            if after_id is not None:
+                try:
+                    self.after_cancel(after_id)
+                except tk.TclError:
+                    pass
+                setattr(self, name, None)
+        if self.final_prefs is None:
             try:
-                self.after_cancel(self._poll_id)
+                self.final_prefs = self.view_prefs()
             except tk.TclError:
-                pass
-            self._poll_id = None
-        self._fit_var = None    # a Tk variable must die on the Tk thread, not in a later GC elsewhere
+                pass        # half gone already: nothing to remember
+        self.status_tip.hide()
         self.session.detach_display()           # nothing will draw the frames still waiting
         self._photo = self._cursor_photo = None
         super().destroy()
+
+
+class EyeBadge:
+    """The view-only sign: an eye and "View only" in the picture's top right corner."""
+
+    def __init__(self, canvas):
+        self.frame = tk.Canvas(canvas, width=118, height=28, highlightthickness=0, bg="#1f2933")
+        self.frame.create_oval(8, 7, 34, 21, outline="#ffffff", width=2)       # the eye
+        self.frame.create_oval(16, 9, 26, 19, fill="#ffffff", outline="")      # its pupil
+        self.frame.create_text(42, 14, text=words.VIEW_ONLY_BADGE, anchor="w", fill="#ffffff")
+        self.shown = False
+
+    def show(self, on):
+        self.shown = on
+        if on:
+            self.frame.place(relx=1.0, x=-8, y=8, anchor="ne")
+        else:
+            self.frame.place_forget()

@@ -1,0 +1,528 @@
+"""The file-transfer engine of one session side: messages in, messages out, no network I/O.
+
+Theory of operation. A session (host or viewer) owns one FileEngine and gives it `send(msg)`, which
+posts one file message to the partner (the session wraps it in a session `Files` message), and a
+thread that runs `pump(stopping)`. The session's receive thread hands every incoming file message
+to `handle(msg)`; its sender calls `sent(data)` for every record it wrote, which frees the window
+of chunks in flight (WINDOW: the screen and input never wait behind more than that much file data
+the session has queued, and a pump never runs ahead of the path).
+
+Transfers are Outgoing (files_send: we are the sender) or Incoming (files_receive: we receive),
+keyed by a transfer id unique in the session (the viewer allocates even ids, the host odd ones).
+Each has a state machine: the states are Enums, the transitions one table each (SEND_TABLE,
+RECEIVE_TABLE); a message that has no entry for the current state is the partner breaking the
+protocol (RemoteProtocolError ends the session). Late messages after a cancel or a failure are in
+the tables too, and ignored: they were on their way.
+
+Permission: `root` is the one folder a partner may list, fetch from and write to (the host's files
+folder). Without it every request and offer is refused with a sentence. A viewer never takes files
+it did not ask for: an Offer is accepted only for a transfer it opened with fetch().
+
+Events (`on_event(name, **fields)`, from the receive or pump thread): file_progress(tid, direction,
+bytes, total, files, files_total), file_refused(tid, direction, path, reason), file_error(tid,
+direction, path, message), transfer_done(tid, direction, ok, verified, failed, refused, skipped,
+bytes, message), listing(req, path, entries, error, truncated).
+"""
+
+import enum
+import os
+import threading
+import time
+
+from tagio.errors import RemoteProtocolError
+from tagio.protocol import files as f
+from tagio.protocol import session as sm
+from tagio.session import files_disk as disk
+from tagio.session.files_names import FileRefused, check_path
+from tagio.session.files_receive import Incoming
+from tagio.session.files_send import Outgoing, split_offers
+
+WINDOW = 2                  # chunks handed to the session but not yet written to the channel
+MAX_TRANSFERS = 64          # transfers open at once, each way
+KEEP_FINISHED = 64          # finished transfers remembered (late messages are recognised)
+KEEP_LISTINGS = 16          # folder listings kept for a display to pick up
+PROGRESS_EVERY = 0.25       # seconds between progress events of one transfer
+POLL = 0.1
+NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
+
+
+class Sending(enum.Enum):
+    OFFERED = "offered"
+    SENDING = "sending"
+    ENDING = "ending"       # End sent, waiting for the Summary
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Receiving(enum.Enum):
+    ASKED = "asked"         # we sent Fetch, the offer has not come
+    RECEIVING = "receiving"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+_S, _R = Sending, Receiving
+_SEND_LATE = ("accept", "summary", "file_error", "error", "cancel", "end_sent")
+SEND_TABLE = {
+    (_S.OFFERED, "accept"): _S.SENDING,
+    (_S.SENDING, "file_error"): _S.SENDING,
+    (_S.SENDING, "end_sent"): _S.ENDING,
+    (_S.ENDING, "file_error"): _S.ENDING,
+    (_S.ENDING, "summary"): _S.DONE,
+    **{(s, "error"): _S.FAILED for s in (_S.OFFERED, _S.SENDING, _S.ENDING)},
+    **{(s, "cancel"): _S.CANCELLED for s in (_S.OFFERED, _S.SENDING, _S.ENDING)},
+    **{(s, e): s for s in (_S.FAILED, _S.CANCELLED) for e in _SEND_LATE},
+}
+_RECEIVE_LATE = ("chunk", "done", "end", "file_error", "error", "cancel", "offer")
+RECEIVE_TABLE = {
+    (_R.ASKED, "offer"): _R.RECEIVING,
+    **{(_R.RECEIVING, e): _R.RECEIVING for e in ("chunk", "done", "file_error")},
+    (_R.RECEIVING, "end"): _R.DONE,
+    **{(s, "error"): _R.FAILED for s in (_R.ASKED, _R.RECEIVING)},
+    **{(s, "cancel"): _R.CANCELLED for s in (_R.ASKED, _R.RECEIVING)},
+    **{(s, e): s for s in (_R.FAILED, _R.CANCELLED) for e in _RECEIVE_LATE},
+}
+_TABLES = {Outgoing: SEND_TABLE, Incoming: RECEIVE_TABLE}
+_FINAL = {_S.DONE, _S.FAILED, _S.CANCELLED, _R.DONE, _R.FAILED, _R.CANCELLED}
+
+
+def fire(transfer, event):
+    """Move `transfer` (which has .state) along its table. Raises RemoteProtocolError for a pair
+    the table does not hold: the partner sent something that makes no sense now."""
+    table = _TABLES[type(transfer)]
+    new = table.get((transfer.state, event))
+    if new is None:
+        raise RemoteProtocolError(f"transfer {transfer.tid}: {event} while {transfer.state.value}")
+    old, transfer.state = transfer.state, new
+    return old != new
+
+
+def is_chunk(data) -> bool:
+    """True for an encoded session message that carries a file Chunk."""
+    return len(data) > 1 and data[0] == sm.FILES_CODE and data[1] == f.CHUNK_CODE
+
+
+class FileEngine:
+    def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic):
+        self._send = send
+        self.root = disk.Folder(root) if root is not None else None
+        self.on_event = on_event or (lambda name, **fields: None)
+        self.clock = clock
+        self._next_tid = first_tid
+        self._next_req = 1
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._window = threading.Semaphore(WINDOW)
+        self._out, self._in = {}, {}        # tid -> Outgoing / Incoming (running and recent)
+        self._asked = {}                    # tid -> (Folder, policy) of our Fetch requests
+        self._progress_at = {}
+        self.results = {}                   # tid -> transfer_done fields, once finished
+        self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
+
+    # ------------------------------------------------------------------ commands (any thread)
+
+    def send_paths(self, paths, dest="", policy=f.POLICY_ASK) -> list:
+        """Offer local files and folders (each lands under its own name in `dest`, a folder of the
+        partner's files folder). Returns the transfer ids (a big tree needs several offers).
+        Raises FileRefused when a path cannot be offered."""
+        entries, skipped = [], []
+        for path in paths:
+            name = os.path.basename(os.path.normpath(path))
+            try:
+                entries += disk.walk(path, name, skipped)
+            except OSError as exc:
+                raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from None
+        for rel in skipped:
+            self.on_event("file_refused", tid=0, direction="send", path=rel,
+                          reason="not a regular file or folder (a link?): not sent")
+        return [self._offer(batch, dest, policy) for batch in split_offers(entries)]
+
+    def _offer(self, entries, dest, policy):
+        with self._lock:
+            tid = self._new_tid()
+            out = self._out[tid] = Outgoing(tid, entries, dest, policy)
+            out.state = Sending.OFFERED
+        self._send(out.offer())
+        return tid
+
+    def fetch(self, paths, local_dir, policy=f.POLICY_ASK) -> int:
+        """Ask the partner to send `paths` (relative to its files folder) into local folder
+        `local_dir`. Returns the transfer id. Raises FileRefused when the folder is unusable."""
+        folder = disk.Folder(local_dir)
+        with self._lock:
+            tid = self._new_tid()
+            self._asked[tid] = (folder, policy)
+        self._send(f.Fetch(tid, policy, list(paths)))
+        return tid
+
+    def list_dir(self, path="") -> int:
+        with self._lock:
+            req, self._next_req = self._next_req, self._next_req + 1
+        self._send(f.ListDir(req, path))
+        return req
+
+    def cancel(self, tid, text="cancelled"):
+        with self._lock:
+            transfer = self._out.get(tid) or self._in.get(tid)
+            if transfer is None or transfer.state in _FINAL:
+                return
+            self._cancelled(transfer)
+        self._finish_failed(transfer, text)
+        self._send(f.Cancel(tid, text))
+
+    def pause(self, tid, paused=True):
+        """Hold (or, with paused=False, go on with) the data of a transfer we send. A transfer we
+        receive is paused by cancelling it (its part stays) and resumed by asking again."""
+        with self._work:
+            out = self._out.get(tid)
+            if out is not None:
+                out.paused = paused
+                self._work.notify_all()
+
+    def close(self):
+        """The session ends: stop the pump's files, close parts (kept for a resume)."""
+        with self._lock:
+            running = [t for t in list(self._out.values()) + list(self._in.values())
+                       if t.state not in _FINAL]
+            for transfer in running:
+                self._cancelled(transfer)
+        for transfer in running:
+            self._finish_failed(transfer, "the session ended")
+
+    def snapshot(self) -> list:
+        """What a display shows of each transfer: [{tid, direction, name, bytes, total, state,
+        ok, message}] (any thread; a display polls it instead of queueing events)."""
+        rows = []
+        with self._lock:
+            for direction, table in (("send", self._out), ("receive", self._in)):
+                for tid, t in table.items():
+                    result = self.results.get(tid, {})
+                    entries = t.entries if direction == "send" else list(t.plans.values())
+                    name = (entries[0][0] if direction == "send" else entries[0].path) if entries else ""
+                    rows.append({"tid": tid, "direction": direction, "name": name.split("/")[0],
+                                 "bytes": t.bytes_sent if direction == "send" else t.bytes,
+                                 "total": t.total, "paused": t.paused,
+                                 "state": t.state.value if t.state else "",
+                                 "ok": result.get("ok"), "message": result.get("message", "")})
+        return sorted(rows, key=lambda r: r["tid"])
+
+    def _new_tid(self):
+        if sum(t.state not in _FINAL for t in self._out.values()) + len(self._asked) >= MAX_TRANSFERS:
+            raise FileRefused(f"more than {MAX_TRANSFERS} transfers at once")
+        tid, self._next_tid = self._next_tid, (self._next_tid + 2) & 0xFFFFFFFF
+        return tid
+
+    # ------------------------------------------------------------------ the pump (one thread)
+
+    def pump(self, stopping):
+        """Send the data of accepted transfers until `stopping` is set (the session's files thread)."""
+        while not stopping.is_set():
+            msg = self.next_message(POLL)
+            if msg is None:
+                continue
+            if isinstance(msg, f.Chunk) and not self._take_window(stopping):
+                return
+            self._send(msg)
+
+    def next_message(self, timeout=0.0):
+        """The next message of the first accepted transfer, or None (after waiting up to
+        `timeout` seconds for one to be accepted). Reads the disk: not under the lock."""
+        with self._work:
+            out = next((o for o in self._out.values() if o.state is Sending.SENDING
+                        and o.iterator is not None and not o.paused), None)
+            if out is None:
+                if timeout:
+                    self._work.wait(timeout)
+                return None
+        msg = next(out.iterator, None)
+        if msg is None:
+            out.iterator = None
+        elif isinstance(msg, f.End):
+            with self._lock:
+                fire(out, "end_sent")
+        else:
+            self._progress(out, "send")
+        return msg
+
+    def _take_window(self, stopping):
+        while not stopping.is_set():
+            if self._window.acquire(timeout=POLL):
+                return True
+        return False
+
+    def sent(self, data):
+        """The session wrote `data` (one encoded session message) to the channel."""
+        if is_chunk(data):
+            self._window.release()
+
+    # ------------------------------------------------------------------ incoming messages
+
+    def handle(self, msg):
+        """One file message from the partner (the session's receive thread). Raises
+        RemoteProtocolError for a message that breaks the protocol."""
+        replies = self._HANDLERS[type(msg)](self, msg) or []
+        for reply in replies:
+            self._send(reply)
+
+    def _on_list(self, msg):
+        if self.root is None:
+            return [f.Listing(msg.req, msg.path, NO_PERMISSION)]
+        try:
+            place = self.root.place(check_path(msg.path, allow_empty=True))
+            entries, truncated = _listing(place)
+        except FileRefused as exc:
+            return [f.Listing(msg.req, msg.path, str(exc)[:f.MAX_TEXT])]
+        except OSError as exc:
+            return [f.Listing(msg.req, msg.path, f"cannot list {msg.path or 'the folder'}: "
+                                                 f"{exc.strerror or exc}"[:f.MAX_TEXT])]
+        return [f.Listing(msg.req, msg.path, "", int(truncated), entries)]
+
+    def _on_listing(self, msg):
+        with self._lock:
+            self.listings[msg.req] = {"path": msg.path, "entries": msg.entries, "error": msg.error}
+            for old in sorted(self.listings)[:-KEEP_LISTINGS]:
+                del self.listings[old]
+        self.on_event("listing", req=msg.req, path=msg.path, entries=msg.entries, error=msg.error,
+                      truncated=bool(msg.truncated))
+
+    def _on_fetch(self, msg):
+        if self.root is None:
+            return [f.Error(msg.tid, f.ALL, NO_PERMISSION)]
+        try:
+            entries, skipped = [], []
+            for path in msg.paths:
+                names = check_path(path)
+                place = self.root.place(names)
+                entries += disk.walk(place, names[-1], skipped)
+        except (FileRefused, OSError) as exc:
+            text = str(exc) if isinstance(exc, FileRefused) else f"cannot read it: {exc.strerror or exc}"
+            return [f.Error(msg.tid, f.ALL, text[:f.MAX_TEXT])]
+        if len(entries) > f.MAX_ENTRIES:
+            return [f.Error(msg.tid, f.ALL, f"more than {f.MAX_ENTRIES} files and folders: ask for "
+                                            f"fewer at once")]
+        with self._lock:
+            if msg.tid in self._out or msg.tid in self._in:
+                raise RemoteProtocolError(f"transfer id {msg.tid} is already in use")
+            if sum(t.state not in _FINAL for t in self._out.values()) >= MAX_TRANSFERS:
+                return [f.Error(msg.tid, f.ALL, f"more than {MAX_TRANSFERS} transfers at once")]
+            out = self._out[msg.tid] = Outgoing(msg.tid, entries, "", msg.policy)
+            out.state = Sending.OFFERED
+            self._forget_old(self._out)
+        return [out.offer()]
+
+    def _on_offer(self, msg):
+        with self._lock:
+            asked = self._asked.pop(msg.tid, None)
+            if msg.tid in self._in or msg.tid in self._out:
+                raise RemoteProtocolError(f"transfer id {msg.tid} is already in use")
+        try:
+            incoming = self._incoming(msg, asked)
+        except FileRefused as exc:
+            self.on_event("transfer_done", **self._summary_fields(msg.tid, "receive", False, 0, 0, 0, 0, 0,
+                                                                   str(exc)))
+            return [f.Error(msg.tid, f.ALL, str(exc)[:f.MAX_TEXT])]
+        accept = incoming.decide(msg)
+        for path, reason in incoming.refused:
+            self.on_event("file_refused", tid=msg.tid, direction="receive", path=path, reason=reason)
+        with self._lock:
+            self._in[msg.tid] = incoming
+            self._forget_old(self._in)
+        return [accept]
+
+    def _incoming(self, offer, asked):
+        if asked is not None:
+            folder, policy = asked
+            incoming = Incoming(offer.tid, folder, (), policy)
+            incoming.state = Receiving.ASKED
+            fire(incoming, "offer")
+            return incoming
+        if self.root is None:
+            raise FileRefused(NO_PERMISSION)
+        if sum(t.state not in _FINAL for t in self._in.values()) >= MAX_TRANSFERS:
+            raise FileRefused(f"more than {MAX_TRANSFERS} transfers at once")
+        incoming = Incoming(offer.tid, self.root, check_path(offer.dest, allow_empty=True), offer.policy)
+        incoming.state = Receiving.RECEIVING
+        return incoming
+
+    def _on_accept(self, msg):
+        with self._lock:
+            out = self._transfer(self._out, msg.tid)
+            if not fire(out, "accept"):
+                return
+            out.accepted(msg)
+            out.iterator = out.messages()
+            self._work.notify_all()
+        for path, reason in out.refused:
+            self.on_event("file_refused", tid=out.tid, direction="send", path=path, reason=reason)
+
+    def _on_chunk(self, msg):
+        incoming = self._transfer(self._in, msg.tid)
+        fire(incoming, "chunk")
+        if incoming.state is not Receiving.RECEIVING:
+            return []
+        replies = incoming.chunk(msg)
+        self._report_failures(incoming, replies)
+        self._progress(incoming, "receive")
+        return replies
+
+    def _on_done(self, msg):
+        incoming = self._transfer(self._in, msg.tid)
+        fire(incoming, "done")
+        if incoming.state is not Receiving.RECEIVING:
+            return []
+        replies = incoming.done(msg)
+        self._report_failures(incoming, replies)
+        return replies
+
+    def _on_end(self, msg):
+        incoming = self._transfer(self._in, msg.tid)
+        if not fire(incoming, "end") and incoming.state is not Receiving.DONE:
+            return []
+        replies = incoming.end()
+        self._progress(incoming, "receive", force=True)
+        ok = not (incoming.failed or incoming.refused)
+        self._finish(incoming, "receive", ok, incoming.verified, incoming.failed, len(incoming.refused),
+                     incoming.skipped, incoming.bytes, _first_problem(incoming))
+        return replies
+
+    def _on_summary(self, msg):
+        with self._lock:
+            out = self._transfer(self._out, msg.tid)
+            late = out.state is not Sending.ENDING     # after a cancel: ignored (else the table raises)
+            fire(out, "summary")
+        if late:
+            return
+        if msg.verified != out.files_sent and not out.errors:
+            out.file_failed(0, f"the partner verified {msg.verified} of {out.files_sent} files")
+        self._progress(out, "send", force=True)
+        self._finish(out, "send", out.ok, msg.verified, max(msg.failed, len(out.errors)),
+                     len(out.refused), out.skipped, out.bytes_sent, _first_problem(out))
+
+    def _on_error(self, msg):
+        with self._lock:
+            transfer = self._out.get(msg.tid) or self._in.get(msg.tid) or self._asked_stub(msg.tid)
+        if transfer is None:
+            raise RemoteProtocolError(f"error for unknown transfer {msg.tid}")
+        if msg.index != f.ALL:
+            return self._file_error(transfer, msg)
+        with self._lock:
+            changed = fire(transfer, "error")
+            transfer.stopped = True
+        if changed:
+            self._finish_failed(transfer, msg.text)
+
+    def _file_error(self, transfer, msg):
+        fire(transfer, "file_error")
+        if transfer.state in _FINAL:
+            return
+        if isinstance(transfer, Outgoing):
+            transfer.file_failed(msg.index, msg.text)
+            path = transfer.entries[msg.index][0] if msg.index < len(transfer.entries) else "?"
+            self.on_event("file_error", tid=transfer.tid, direction="send", path=path, message=msg.text)
+        else:
+            transfer.file_error(msg.index, msg.text)
+            self.on_event("file_error", tid=transfer.tid, direction="receive", path="", message=msg.text)
+
+    def _on_cancel(self, msg):
+        with self._lock:
+            transfer = self._out.get(msg.tid) or self._in.get(msg.tid) or self._asked_stub(msg.tid)
+            if transfer is None:
+                raise RemoteProtocolError(f"cancel for unknown transfer {msg.tid}")
+            if transfer.state in _FINAL:
+                return
+            self._cancelled(transfer)
+        self._finish_failed(transfer, f"the partner cancelled: {msg.text}" if msg.text
+                            else "the partner cancelled")
+
+    _HANDLERS = {f.ListDir: _on_list, f.Listing: _on_listing, f.Fetch: _on_fetch, f.Offer: _on_offer,
+                 f.Accept: _on_accept, f.Chunk: _on_chunk, f.Done: _on_done, f.End: _on_end,
+                 f.Summary: _on_summary, f.Error: _on_error, f.Cancel: _on_cancel}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _transfer(self, table, tid):
+        transfer = table.get(tid)
+        if transfer is None:
+            raise RemoteProtocolError(f"message for unknown transfer {tid}")
+        return transfer
+
+    def _asked_stub(self, tid):
+        """A Fetch the partner refused before offering anything: an Incoming in ASKED state."""
+        asked = self._asked.pop(tid, None)
+        if asked is None:
+            return None
+        stub = self._in[tid] = Incoming(tid, asked[0], (), asked[1])
+        stub.state = Receiving.ASKED
+        return stub
+
+    def _cancelled(self, transfer):
+        """Under the lock: stop it (the caller reports it once the lock is released)."""
+        fire(transfer, "cancel")
+        transfer.stopped = True
+        self._work.notify_all()
+
+    def _finish_failed(self, transfer, text):
+        direction = "send" if isinstance(transfer, Outgoing) else "receive"
+        if isinstance(transfer, Incoming):
+            transfer.stop()
+        self._finish(transfer, direction, False, 0, 0, len(transfer.refused), transfer.skipped,
+                     transfer.bytes_sent if direction == "send" else transfer.bytes, text)
+
+    def _finish(self, transfer, direction, ok, verified, failed, refused, skipped, nbytes, message):
+        fields = self._summary_fields(transfer.tid, direction, ok, verified, failed, refused, skipped,
+                                      nbytes, message)
+        self.results[transfer.tid] = fields
+        self.on_event("transfer_done", **fields)
+
+    @staticmethod
+    def _summary_fields(tid, direction, ok, verified, failed, refused, skipped, nbytes, message):
+        return {"tid": tid, "direction": direction, "ok": ok, "verified": verified, "failed": failed,
+                "refused": refused, "skipped": skipped, "bytes": nbytes, "message": message}
+
+    def _report_failures(self, incoming, replies):
+        for reply in replies:
+            if isinstance(reply, f.Error):
+                self.on_event("file_error", tid=incoming.tid, direction="receive",
+                              path=incoming.errors[-1][0], message=reply.text)
+
+    def _progress(self, transfer, direction, force=False):
+        now = self.clock()
+        if not force and now - self._progress_at.get(transfer.tid, -1e9) < PROGRESS_EVERY:
+            return
+        self._progress_at[transfer.tid] = now
+        sending = direction == "send"
+        self.on_event("file_progress", tid=transfer.tid, direction=direction,
+                      bytes=transfer.bytes_sent if sending else transfer.bytes, total=transfer.total,
+                      files=transfer.files_sent if sending else transfer.verified,
+                      files_total=transfer.files_total if sending else len(transfer.plans))
+
+    def _forget_old(self, table):
+        finished = [tid for tid, t in table.items() if t.state in _FINAL]
+        for tid in finished[:max(0, len(finished) - KEEP_FINISHED)]:
+            del table[tid]
+
+
+def _first_problem(transfer) -> str:
+    problems = list(transfer.refused)
+    problems += (list(transfer.errors.items()) if isinstance(transfer.errors, dict) else transfer.errors)
+    if not problems:
+        return ""
+    text = problems[0][1]
+    return text if len(problems) == 1 else f"{text} (and {len(problems) - 1} more)"
+
+
+def _listing(place):
+    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder; links are not listed."""
+    entries = []
+    with os.scandir(place) as items:
+        for item in items:
+            if len(entries) >= f.MAX_LISTING:
+                return entries, True
+            if item.is_symlink():
+                continue
+            st = item.stat(follow_symlinks=False)
+            kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
+            entries.append((item.name, kind, 0 if kind == f.KIND_DIR else st.st_size, st.st_mtime_ns))
+    return sorted(entries), False

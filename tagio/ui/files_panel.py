@@ -1,0 +1,379 @@
+"""The files and chat panel of a viewer session: local and remote folders side by side, a queue
+with a progress bar per transfer and for the whole queue, and the session's chat.
+
+Theory of operation. `FilesPanel(master, session, local_dir)` is a Toplevel on the Tk thread. It
+never waits on the network and never walks a folder itself: a send (which walks the local tree)
+runs in a worker thread it joins on close; a get or a listing only posts a message. What it shows
+comes from polling (an after() loop, like the session window): `session.files.snapshot()` for the
+queue, `session.files.listings` for the remote folder asked for, `session.chat.lines()` for the chat.
+Nothing here touches a socket, and only this thread touches the widgets.
+
+Each transfer has a row: its progress bar, bytes, rate and time left, Pause/Resume and Cancel. A
+transfer we send pauses in place; one we receive is paused by cancelling it (the part stays) and
+resumed by asking for it again, which continues after the verified part (no byte is sent twice).
+
+The remote side is the host's files folder (the host must allow one: `--files-dir` on the command
+line); paths there are relative, "/" between names. A transfer lands under its own name in the
+folder shown on the other side. When a file of that name is there, the choice in "If it exists"
+decides (ask = refuse it, skip, overwrite, keep both).
+"""
+
+import os
+import threading
+import time
+import tkinter as tk
+from tkinter import ttk
+
+from tagio.protocol import files as f
+
+POLL_MS = 200
+POLICIES = [("ask", f.POLICY_ASK), ("skip", f.POLICY_SKIP), ("overwrite", f.POLICY_OVERWRITE),
+            ("keep both", f.POLICY_KEEP_BOTH)]
+
+
+def human_size(n) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n} B"
+
+
+def time_left(remaining, rate) -> str:
+    if rate <= 0 or remaining <= 0:
+        return ""
+    seconds = int(remaining / rate)
+    return f", {seconds // 60} min {seconds % 60} s left" if seconds >= 60 else f", {seconds} s left"
+
+
+def list_local(folder):
+    """[(name, kind, size, mtime_ns)] of a local folder, folders first; [] when unreadable."""
+    rows = []
+    try:
+        with os.scandir(folder) as items:
+            for item in items:
+                st = item.stat(follow_symlinks=False)
+                kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
+                rows.append((item.name, kind, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return []
+    return sorted(rows, key=lambda r: (r[1] != f.KIND_DIR, r[0].lower()))
+
+
+class FolderList(ttk.Frame):
+    """A title, a path line with Up and Refresh, and a list of name / size / date."""
+
+    def __init__(self, master, title, on_up, on_refresh, on_open):
+        super().__init__(master)
+        ttk.Label(self, text=title).grid(row=0, column=0, sticky="w")
+        self.path = ttk.Label(self, text="")
+        self.path.grid(row=1, column=0, sticky="we")
+        buttons = ttk.Frame(self)
+        buttons.grid(row=1, column=1, sticky="e")
+        ttk.Button(buttons, text="Up", command=on_up, width=4).pack(side="left")
+        ttk.Button(buttons, text="Refresh", command=on_refresh, width=8).pack(side="left")
+        self.tree = ttk.Treeview(self, columns=("size", "date"), height=12, selectmode="extended")
+        for col, text, width in (("#0", "Name", 200), ("size", "Size", 80), ("date", "Date", 130)):
+            self.tree.heading(col, text=text)
+            self.tree.column(col, width=width, stretch=col == "#0")
+        self.tree.grid(row=2, column=0, columnspan=2, sticky="nsew")
+        self.tree.bind("<Double-1>", lambda _e: on_open(self.selected()))
+        self.columnconfigure(0, weight=1)
+        self.rowconfigure(2, weight=1)
+        self.kinds = {}
+
+    def show(self, path, rows):
+        self.path.configure(text=path or "/")
+        self.tree.delete(*self.tree.get_children())
+        self.kinds = {}
+        for name, kind, size, mtime in rows:
+            date = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime / 1e9))
+            shown = name + ("/" if kind == f.KIND_DIR else "")
+            self.tree.insert("", "end", iid=name, text=shown,
+                             values=("" if kind == f.KIND_DIR else human_size(size), date))
+            self.kinds[name] = kind
+
+    def selected(self):
+        return list(self.tree.selection())
+
+
+class FilesPanel(tk.Toplevel):
+    def __init__(self, master, session, local_dir=None, title="Files and chat"):
+        super().__init__(master)
+        self.title(title)
+        self.session = session
+        self.local_dir = os.path.abspath(local_dir or os.path.expanduser("~"))
+        self.remote_dir = ""
+        self._listing_req = None
+        self._workers = []
+        self._bars = {}             # tid -> (frame, label, progressbar, pause button)
+        self._rows = {}             # tid -> the last snapshot row
+        self._gets = {}             # tid -> (paths, local folder, policy) of our gets (to ask again)
+        self._rates = {}            # tid -> (time, bytes, bytes per second)
+        self._last_rate = 0.0
+        self._chat_seen = 0
+        self._closing = False
+        self._worker_error = None   # set by a send worker, shown by the poll
+        self.policy = tk.StringVar(value="ask")
+        self._build()
+        self.show_local()
+        self.refresh_remote()
+        self.protocol("WM_DELETE_WINDOW", self.close)
+        self._after = self.after(POLL_MS, self._poll)
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self):
+        lists = ttk.Frame(self)
+        lists.pack(fill="both", expand=True, padx=6, pady=6)
+        self.local = FolderList(lists, "This computer", self.local_up, self.show_local, self.open_local)
+        self.local.grid(row=0, column=0, sticky="nsew")
+        middle = ttk.Frame(lists)
+        middle.grid(row=0, column=1, padx=6)
+        self.send_button = ttk.Button(middle, text="Send \u2192", command=self.send_selected)
+        self.send_button.pack(pady=4)
+        self.get_button = ttk.Button(middle, text="\u2190 Get", command=self.get_selected)
+        self.get_button.pack(pady=4)
+        ttk.Label(middle, text="If it exists:").pack(pady=(12, 0))
+        ttk.Combobox(middle, textvariable=self.policy, values=[p[0] for p in POLICIES],
+                     state="readonly", width=10).pack()
+        self.remote = FolderList(lists, "Partner's files folder", self.remote_up, self.refresh_remote,
+                                 self.open_remote)
+        self.remote.grid(row=0, column=2, sticky="nsew")
+        lists.columnconfigure(0, weight=1)
+        lists.columnconfigure(2, weight=1)
+        lists.rowconfigure(0, weight=1)
+        self.status = ttk.Label(self, text="")
+        self.status.pack(fill="x", padx=6)
+        self._build_queue()
+        self._build_chat()
+
+    def _build_queue(self):
+        box = ttk.LabelFrame(self, text="Transfers")
+        box.pack(fill="x", padx=6, pady=4)
+        top = ttk.Frame(box)
+        top.pack(fill="x")
+        self.total_label = ttk.Label(top, text="Queue empty")
+        self.total_label.pack(side="left")
+        ttk.Button(top, text="Cancel all", command=self.cancel_all).pack(side="right")
+        self.total_bar = ttk.Progressbar(box, maximum=1.0, length=400)
+        self.total_bar.pack(fill="x", pady=2)
+        self.rows = ttk.Frame(box)
+        self.rows.pack(fill="x")
+
+    def _build_chat(self):
+        box = ttk.LabelFrame(self, text="Chat")
+        box.pack(fill="both", padx=6, pady=4)
+        self.chat_text = tk.Text(box, height=5, state="disabled", wrap="word")
+        self.chat_text.pack(fill="both", expand=True)
+        line = ttk.Frame(box)
+        line.pack(fill="x")
+        self.chat_entry = ttk.Entry(line)
+        self.chat_entry.pack(side="left", fill="x", expand=True)
+        self.chat_entry.bind("<Return>", lambda _e: self.send_chat())
+        ttk.Button(line, text="Send", command=self.send_chat).pack(side="right")
+
+    # ------------------------------------------------------------------ folders
+
+    def show_local(self):
+        self.local.show(self.local_dir, list_local(self.local_dir))
+
+    def local_up(self):
+        self.local_dir = os.path.dirname(self.local_dir) or self.local_dir
+        self.show_local()
+
+    def open_local(self, names):
+        if names and self.local.kinds.get(names[0]) == f.KIND_DIR:
+            self.local_dir = os.path.join(self.local_dir, names[0])
+            self.show_local()
+
+    def refresh_remote(self):
+        self._listing_req = self.session.files.list_dir(self.remote_dir)
+
+    def remote_up(self):
+        self.remote_dir = self.remote_dir.rpartition("/")[0]
+        self.refresh_remote()
+
+    def open_remote(self, names):
+        if names and self.remote.kinds.get(names[0]) == f.KIND_DIR:
+            self.remote_dir = f"{self.remote_dir}/{names[0]}".lstrip("/")
+            self.refresh_remote()
+
+    # ------------------------------------------------------------------ actions
+
+    def _policy(self):
+        return dict(POLICIES)[self.policy.get()]
+
+    def send_selected(self):
+        paths = [os.path.join(self.local_dir, n) for n in self.local.selected()]
+        if not paths:
+            return self.say("Select files or folders on this computer first.")
+        dest, policy = self.remote_dir, self._policy()
+        worker = threading.Thread(target=self._send, args=(paths, dest, policy), name="files-send",
+                                  daemon=True)
+        self._workers = [w for w in self._workers if w.is_alive()] + [worker]
+        worker.start()
+
+    def _send(self, paths, dest, policy):
+        """Worker: walking the folders may take a while; the Tk thread must not wait for it."""
+        try:
+            self.session.send_files(paths, dest, policy)
+        except Exception as exc:     # FileRefused, or the session ended: shown on the next poll
+            self._worker_error = str(exc)
+
+    def get_selected(self):
+        names = self.remote.selected()
+        if not names:
+            return self.say("Select files or folders in the partner's folder first.")
+        paths = [f"{self.remote_dir}/{n}".lstrip("/") for n in names]
+        self._get(paths, self.local_dir, self._policy())
+
+    def _get(self, paths, local_dir, policy):
+        try:
+            tid = self.session.get_files(paths, local_dir, policy)
+        except Exception as exc:     # the local folder vanished, too many transfers
+            return self.say(str(exc))
+        self._gets[tid] = (paths, local_dir, policy)
+
+    def toggle(self, tid):
+        """Pause or resume one transfer."""
+        row = self._rows.get(tid)
+        if row is None or row["ok"] is True:
+            return
+        if row["direction"] == "send":
+            return self.session.files.pause(tid, not row["paused"])
+        if row["ok"] is None:
+            return self.session.files.cancel(tid, "paused")
+        if tid in self._gets:       # a paused (cancelled) get: ask again; its part is resumed
+            frame = self._bars.pop(tid)[0]
+            frame.destroy()
+            self._get(*self._gets.pop(tid))
+
+    def cancel(self, tid):
+        self._gets.pop(tid, None)
+        self.session.files.cancel(tid, "cancelled by the user")
+
+    def cancel_all(self):
+        for row in self.session.files.snapshot():
+            if row["ok"] is None:
+                self.cancel(row["tid"])
+
+    def send_chat(self):
+        text = self.chat_entry.get()
+        if not text.strip():
+            return
+        try:
+            self.session.send_chat(text)
+        except ValueError as exc:
+            return self.say(str(exc))
+        self.chat_entry.delete(0, "end")
+
+    def say(self, text):
+        self.status.configure(text=text)
+
+    # ------------------------------------------------------------------ the poll
+
+    def _poll(self):
+        if self._closing:
+            return
+        try:
+            self._poll_listing()
+            self._poll_queue()
+            self._poll_chat()
+            error = self._worker_error
+            if error:
+                self._worker_error = None
+                self.say(error)
+        finally:
+            if not self._closing:
+                self._after = self.after(POLL_MS, self._poll)
+
+    def _poll_listing(self):
+        listing = self.session.files.listings.get(self._listing_req)
+        if listing is None:
+            return
+        self._listing_req = None
+        if listing["error"]:
+            self.say(listing["error"])
+        self.remote.show(listing["path"], sorted(listing["entries"],
+                                                 key=lambda r: (r[1] != f.KIND_DIR, r[0].lower())))
+
+    def _poll_queue(self):
+        rows = [r for r in self.session.files.snapshot()
+                if r["tid"] in self._bars or r["tid"] not in self._rows]   # a resumed get's old row is gone
+        done = total = rate = 0
+        for row in rows:
+            self._rows[row["tid"]] = row
+            rate += self._rate(row)
+            self._show_row(row)
+            done, total = done + row["bytes"], total + row["total"]
+        finished = [r for r in rows if r["ok"] is not None]
+        self.total_bar.configure(value=(done / total) if total else (1.0 if rows else 0.0))
+        self.total_label.configure(text=f"{len(finished)} of {len(rows)} transfers done, "
+                                        f"{human_size(done)} of {human_size(total)}"
+                                        f"{time_left(total - done, rate)}" if rows else "Queue empty")
+        if any(r["ok"] for r in finished) and self._remote_changed(finished):
+            self.refresh_remote()
+            self.show_local()
+
+    def _rate(self, row):
+        """Bytes per second of one transfer, smoothed over the polls (0 once it ended)."""
+        now = time.monotonic()
+        then, before, rate = self._rates.get(row["tid"], (now, row["bytes"], 0.0))
+        if now > then:
+            rate = 0.7 * rate + 0.3 * (row["bytes"] - before) / (now - then)
+        self._rates[row["tid"]] = (now, row["bytes"], rate)
+        return rate if row["ok"] is None and not row["paused"] else 0.0
+
+    def _remote_changed(self, finished):
+        seen = getattr(self, "_finished_seen", 0)
+        self._finished_seen = len(finished)
+        return len(finished) > seen
+
+    def _show_row(self, row):
+        tid = row["tid"]
+        if tid not in self._bars:
+            frame = ttk.Frame(self.rows)
+            frame.pack(fill="x")
+            label = ttk.Label(frame, width=56)
+            label.pack(side="left")
+            ttk.Button(frame, text="Cancel", width=7, command=lambda: self.cancel(tid)).pack(side="right")
+            pause = ttk.Button(frame, text="Pause", width=7, command=lambda: self.toggle(tid))
+            pause.pack(side="right")
+            bar = ttk.Progressbar(frame, maximum=1.0, length=240)
+            bar.pack(side="left", fill="x", expand=True)
+            self._bars[tid] = (frame, label, bar, pause)
+        _frame, label, bar, pause = self._bars[tid]
+        arrow = "\u2192" if row["direction"] == "send" else "\u2190"
+        resumable = row["ok"] is False and tid in self._gets
+        state = {True: "done", False: "paused" if resumable else f"failed: {row['message']}"}.get(
+            row["ok"], "paused" if row["paused"] else row["state"])
+        rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None else 0.0
+        speed = f"  {human_size(rate)}/s" if rate else ""
+        label.configure(text=f"{arrow} {row['name']}  {human_size(row['bytes'])}{speed}  {state}"[:100])
+        pause.configure(text="Resume" if row["paused"] or resumable else "Pause",
+                        state="normal" if row["ok"] is None or resumable else "disabled")
+        bar.configure(value=row["bytes"] / row["total"] if row["total"] else
+                      (1.0 if row["ok"] else 0.0))
+
+    def _poll_chat(self):
+        new, self._chat_seen = self.session.chat.since(self._chat_seen)
+        if not new:
+            return
+        self.chat_text.configure(state="normal")
+        for when, who, text in new:
+            stamp = time.strftime("%H:%M", time.localtime(when))
+            self.chat_text.insert("end", f"{stamp} {'You' if who == 'me' else 'Partner'}: {text}\n")
+        self.chat_text.see("end")
+        self.chat_text.configure(state="disabled")
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self):
+        """Close the panel (transfers go on with the session). Joins the send workers briefly:
+        each only walks a folder and posts an offer."""
+        self._closing = True
+        self.after_cancel(self._after)
+        for worker in self._workers:
+            worker.join(2.0)
+        self.destroy()

@@ -1,0 +1,228 @@
+"""The files and chat panel (tagio.ui.files_panel) on Xvfb, driven with xdotool like a person.
+
+A real ViewerSession over a real secure channel (loopback TCP, SPAKE2) talks to a stand-in host made
+of the real file engine (tagio.session.files) reading the host end of the channel: no screen is
+shared, only files and chat. The test clicks a local folder and "Send", a remote file and "Get",
+types a chat line, and checks the files arrived (SHA-256), the progress bars are full, and a
+screenshot of the panel with its progress bars is saved (its path is printed).
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+from tagio.protocol import session as m
+from tests.xvfb import shared_xvfb, skip_unless_xvfb
+
+
+class StandInHost:
+    """The host end of the channel: a FileEngine with a files folder, and the chat lines."""
+
+    def __init__(self, channel, files_dir):
+        from tagio.session.files import FileEngine
+        self.channel, self.chat, self.stopping = channel, [], threading.Event()
+        self.engine = FileEngine(self._send, root=files_dir, first_tid=1)
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=self.engine.pump, args=(self.stopping,), daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _send(self, msg):
+        data = m.encode(m.Files(msg))
+        with self._lock:
+            self.channel.send(data)
+        self.engine.sent(data)
+
+    def say(self, text):
+        with self._lock:
+            self.channel.send(m.encode(m.Chat(text)))
+
+    def _read(self):
+        try:
+            while not self.stopping.is_set():
+                msg = m.decode(self.channel.recv())
+                if isinstance(msg, m.Files):
+                    self.engine.handle(msg.msg)
+                elif isinstance(msg, m.Chat):
+                    self.chat.append(msg.text)
+        except Exception:       # the channel closed at the end of the test
+            pass
+
+    def close(self):
+        self.stopping.set()
+        self.channel.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+def sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@skip_unless_xvfb
+class PanelOnXvfb(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.xvfb = shared_xvfb(1280, 800)
+
+    def setUp(self):
+        import tkinter as tk
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.tmp = Path(tmp.name)
+        self.local, self.shared = self.tmp / "local", self.tmp / "shared"
+        (self.local / "photos" / "2024").mkdir(parents=True)
+        (self.local / "photos" / "big.raw").write_bytes(os.urandom(3 << 20))
+        (self.local / "photos" / "2024" / "ünï.jpg").write_bytes(os.urandom(5000))
+        self.shared.mkdir()
+        (self.shared / "report.txt").write_text("quarterly report\n")
+        host_channel, channel = secure_pair()
+        self.host = StandInHost(host_channel, self.shared)
+        self.session = ViewerSession(channel)
+        self.session.start()
+        self.root = tk.Tk(screenName=self.xvfb.display)
+        self.root.withdraw()
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        self.session.stop()
+        self.host.close()
+        self.root.destroy()
+
+    def pump(self, predicate, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.root.update()
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def xdotool(self, *args):
+        subprocess.run(["xdotool", *map(str, args)], env=self.xvfb.env(), check=True, timeout=10,
+                       capture_output=True)
+
+    def click(self, widget, x=None, y=None):
+        self.root.update()
+        x = widget.winfo_rootx() + (widget.winfo_width() // 2 if x is None else x)
+        y = widget.winfo_rooty() + (widget.winfo_height() // 2 if y is None else y)
+        self.xdotool("mousemove", x, y, "click", 1)     # (--sync would wait forever when already there)
+
+    def click_row(self, folder_list, iid):
+        tree = folder_list.tree
+        self.assertTrue(self.pump(lambda: tree.exists(iid) and tree.bbox(iid)), f"no row {iid}")
+        bx, by, _bw, bh = tree.bbox(iid)
+        self.click(tree, bx + 20, by + bh // 2)
+        self.assertTrue(self.pump(lambda: tree.selection() == (iid,)), f"{iid} not selected")
+
+    def test_send_get_chat_with_progress_bars(self):
+        from tagio.ui.files_panel import FilesPanel
+        panel = FilesPanel(self.root, self.session, self.local)
+        panel.geometry("1100x720+0+0")
+        self.assertTrue(self.pump(panel.winfo_viewable), "panel never mapped")
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("report.txt")), "remote list")
+
+        self.click_row(panel.local, "photos")
+        self.click(panel.send_button)
+        self.assertTrue(self.pump(lambda: (self.shared / "photos" / "big.raw").exists(), 60))
+        self.click_row(panel.remote, "report.txt")
+        self.click(panel.get_button)
+        self.assertTrue(self.pump(lambda: len(panel.session.files.results) == 2
+                                  and all(r["ok"] for r in panel.session.files.results.values()), 60),
+                        panel.session.files.results)
+        self.assertEqual(sha(self.local / "photos" / "big.raw"), sha(self.shared / "photos" / "big.raw"))
+        self.assertEqual((self.shared / "photos" / "2024" / "ünï.jpg").read_bytes(),
+                         (self.local / "photos" / "2024" / "ünï.jpg").read_bytes())
+        self.assertEqual((self.local / "report.txt").read_text(), "quarterly report\n")
+        self.assertTrue(self.pump(lambda: panel.total_bar["value"] == 1.0
+                                  and all(bar["value"] == 1.0 for _f, _l, bar, _p in panel._bars.values())))
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("photos")), "remote list refreshed")
+
+        self.click(panel.chat_entry)
+        self.xdotool("type", "--delay", "20", "hello host")
+        self.xdotool("key", "Return")
+        self.assertTrue(self.pump(lambda: self.host.chat == ["hello host"]), self.host.chat)
+        self.host.say("hello viewer ✓")
+        self.assertTrue(self.pump(lambda: "Partner: hello viewer ✓" in panel.chat_text.get("1.0", "end")))
+        self.assertIn("You: hello host", panel.chat_text.get("1.0", "end"))
+        self.save_screenshot(panel)
+        panel.close()
+
+    def test_pause_and_resume_both_ways(self):
+        from tagio.ui.files_panel import FilesPanel
+        size = 160 << 20
+        with open(self.local / "video.mkv", "wb") as fh:
+            block = os.urandom(1 << 20)
+            for i in range(size >> 20):
+                fh.write(i.to_bytes(8, "big") + block[8:])
+        panel = FilesPanel(self.root, self.session, self.local)
+        panel.geometry("1100x720+0+0")
+        self.assertTrue(self.pump(panel.winfo_viewable), "panel never mapped")
+        files = self.session.files
+
+        self.click_row(panel.local, "video.mkv")
+        self.click(panel.send_button)
+        self.assertTrue(self.pump(lambda: any(r["bytes"] for r in files.snapshot())), "no data")
+        tid = files.snapshot()[0]["tid"]
+        self.assertTrue(self.pump(lambda: tid in panel._bars), "no row for the transfer")
+        self.click(panel._bars[tid][3])                                    # Pause
+        self.assertTrue(self.pump(lambda: files.snapshot()[0]["paused"]))
+        held = files.snapshot()[0]["bytes"]
+        self.assertLess(held, size)
+        self.assertFalse(self.pump(lambda: files.snapshot()[0]["bytes"] > held + 2 * (128 << 10), 0.5))
+        self.assertEqual(panel._bars[tid][3]["text"], "Resume")
+        self.click(panel._bars[tid][3])                                    # Resume
+        self.assertTrue(self.pump(lambda: files.results.get(tid, {}).get("ok"), 120), files.results)
+        self.assertEqual(sha(self.local / "video.mkv"), sha(self.shared / "video.mkv"))
+
+        (self.local / "video.mkv").unlink()
+        panel.refresh_remote()
+        self.click_row(panel.remote, "video.mkv")
+        self.click(panel.get_button)
+        self.assertTrue(self.pump(lambda: len(files.snapshot()) == 2 and files.snapshot()[1]["bytes"]))
+        get_tid = files.snapshot()[1]["tid"]
+        self.assertTrue(self.pump(lambda: get_tid in panel._bars), "no row for the get")
+        self.click(panel._bars[get_tid][3])                                # Pause (the get is cancelled)
+        self.assertTrue(self.pump(lambda: get_tid in files.results))
+        self.assertFalse((self.local / "video.mkv").exists())
+        self.assertTrue(self.pump(lambda: panel._bars[get_tid][3]["text"] == "Resume"))
+        part = (self.local / "video.mkv.tagio-part").stat().st_size
+        self.click(panel._bars[get_tid][3])                                # Resume: asks again
+        self.assertTrue(self.pump(lambda: len(files.results) == 3
+                                  and all(r["ok"] for t, r in files.results.items() if t != get_tid), 120),
+                        files.results)
+        again = max(files.results)
+        self.assertEqual(files.results[again]["bytes"], size - part)      # only the rest came
+        self.assertEqual(sha(self.local / "video.mkv"), sha(self.shared / "video.mkv"))
+        panel.close()
+
+    def save_screenshot(self, panel):
+        import mss
+        from PIL import Image
+        self.root.update()
+        box = (panel.winfo_rootx(), panel.winfo_rooty(), panel.winfo_rootx() + panel.winfo_width(),
+               panel.winfo_rooty() + panel.winfo_height())
+        with mss.MSS(display=self.xvfb.display) as sct:
+            shot = sct.grab(box)
+        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        out = Path(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir())) / "files_panel.png"
+        image.save(out)
+        print(f"\n  files panel screenshot: {out}", file=sys.stderr)
+        bar = panel.total_bar
+        x0, y0 = bar.winfo_rootx() - box[0], bar.winfo_rooty() - box[1]
+        filled = image.getpixel((x0 + bar.winfo_width() - 6, y0 + bar.winfo_height() // 2))
+        empty = image.getpixel((x0 - 3, y0 + bar.winfo_height() // 2))
+        self.assertNotEqual(filled, empty, "the full progress bar is not drawn as filled")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,567 @@
+"""The session window's toolbar, status, pointer, view-only sign and remembered view, on real Tk.
+
+A scripted host (the other end of a real SecureChannel) sends Hello, frames, monitors and the
+pointer; the window is driven with xdotool (real X clicks on the toolbar and its menus, real key
+presses) and checked with mss screenshots and the messages that reach the host. Pure helpers
+(status figures, monitor labels, the remembered view in the settings file) are tested first.
+"""
+
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from PIL import Image
+
+from tagio.protocol import session as m
+from tests.test_viewer_window import frame_messages, scene
+from tests.waiting import wait_until
+from tests.xvfb import shared_xvfb, skip_unless_xvfb
+
+
+class StatusFigures(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def test_path_kinds_and_lan(self):
+        from tagio.ui import status
+        self.assertEqual(status.path_kind("relay", "192.168.1.5"), "relay")
+        self.assertEqual(status.path_kind("direct-tcp", "192.168.1.5"), "lan")
+        self.assertEqual(status.path_kind("direct-tcp", "8.8.8.8"), "direct-tcp")
+        self.assertEqual(status.path_kind("direct-tcp", None), "direct-tcp")
+        self.assertEqual(status.path_kind("direct-udp", "10.0.0.1"), "direct-udp")
+        self.assertEqual(status.path_kind("pigeon"), "unknown")
+        self.assertEqual(status.path_label("lan")[0], "LAN")
+        self.assertNotEqual(status.path_label("relay")[1], status.path_label("direct-tcp")[1])
+
+    def test_rate_meter_is_megabits_per_second_over_the_window(self):
+        from tagio.ui.status import RateMeter
+        now = [100.0]
+        meter = RateMeter(clock=lambda: now[0], window=2.0)
+        self.assertEqual(meter.mbit_per_s(), 0.0)
+        for step in range(5):           # 250 kB every 0.5 s = 4 Mbit/s
+            meter.add(step * 250_000)
+            now[0] += 0.5
+        self.assertAlmostEqual(meter.mbit_per_s(), 4.0)
+        now[0] += 10
+        meter.add(1_000_000)            # nothing came for 10 s: the old samples are gone
+        self.assertEqual(meter.mbit_per_s(), 0.0)
+
+    def test_every_figure_has_its_unit(self):
+        from tagio.ui import status
+        line = status.summary("relay", 26, 21.4, 4.23)
+        self.assertEqual(line, "Relayed \u00b7 26 ms latency \u00b7 21 frames/s \u00b7 4.2 Mbit/s")
+        tip = status.details("P", "lan", "direct-tcp", (1280, 720), 26, 21, 4.2, 15_000_000, view_only=True)
+        for part in ("LAN (direct-tcp)", "1280x720", "26 ms", "21 frames per second", "Mbit/s", "15.0 MB",
+                     "not control"):
+            self.assertIn(part, tip)
+
+    def test_monitor_labels(self):
+        from tagio.ui.toolbar import monitor_label
+        monitors = [(0, 0, 1280, 720), (1280, 0, 1024, 768)]
+        self.assertEqual(monitor_label(2, monitors), "Monitor 2 \u2014 1024x768")
+        self.assertEqual(monitor_label(0, monitors), "All monitors \u2014 2304x768")
+        from tagio.ui.toolbar import monitor_button_text
+        self.assertEqual([monitor_button_text(i, monitors) for i in (0, 2, 5)],
+                         ["All monitors", "Monitor 2", "Monitor"])
+        self.assertEqual(monitor_button_text(1, []), "Monitor")
+
+
+class RememberedViews(unittest.TestCase):
+    """Settings.partner_views: validated field by field, bounded, newest kept, written atomically."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tagio-views-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(self.dir, True))
+
+    def test_round_trip_bounded_and_invalid_fields_dropped(self):
+        from tagio.client.settings import MAX_PARTNER_VIEWS, Settings
+        settings = Settings(self.dir)
+        view = {"geometry": "900x600+40+30", "zoom": "1.0", "monitor": 0, "quality": "fastest",
+                "fullscreen": True, "toolbar_collapsed": False, "show_both": False}
+        settings.remember_view("111111111", view)
+        settings.remember_view("222222222", dict(view, zoom="nonsense", monitor=99, geometry="x; rm"))
+        for n in range(MAX_PARTNER_VIEWS):
+            settings.remember_view(f"{300000000 + n}", view)
+        settings.remember_view("111111111", view)       # used again: stays among the newest
+        settings.save()
+        self.assertEqual(os.stat(settings.path).st_mode & 0o777, 0o600)
+        loaded = Settings.load(self.dir)
+        self.assertIsNone(loaded.warning)
+        self.assertEqual(len(loaded.partner_views), MAX_PARTNER_VIEWS)
+        got = dict(loaded.partner_views["111111111"])
+        got.pop("used")
+        self.assertEqual(got, view)
+        self.assertNotIn("222222222", loaded.partner_views)        # the oldest fell out
+        self.assertNotIn("300000000", loaded.partner_views)
+
+    def test_a_damaged_view_is_cleaned_not_fatal(self):
+        import json
+        from tagio.client.settings import Settings
+        with open(os.path.join(self.dir, "settings.json"), "w") as f:
+            json.dump({"partner_views": {"123456789": {"zoom": "fit", "geometry": 5, "monitor": True},
+                                         "not-an-id": {"zoom": "fit"}}}, f)
+        loaded = Settings.load(self.dir)
+        self.assertEqual(loaded.partner_views, {"123456789": {"zoom": "fit"}})
+
+
+MANAGED_SIZE = (1152, 864)
+_WINDOW_MANAGER = []
+
+
+def managed_xvfb():
+    """A shared Xvfb (MANAGED_SIZE) with openbox managing it, for what needs a window manager: full
+    screen (_NET_WM_STATE_FULLSCREEN) and keyboard focus for a dialog, as on any desktop. Started
+    once per process; openbox is stopped at exit, before its display."""
+    import atexit
+    xvfb = shared_xvfb(*MANAGED_SIZE)
+    if not _WINDOW_MANAGER:
+        wm = subprocess.Popen(["openbox"], env=xvfb.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _WINDOW_MANAGER.append(wm)
+        atexit.register(lambda: (wm.terminate(), wm.wait(5)))
+        from Xlib import display
+        probe = display.Display(xvfb.display)
+        try:
+            atom = probe.intern_atom("WM_S0")      # openbox owns it once it manages the screen
+            wait_until(lambda: probe.get_selection_owner(atom) != 0, timeout=20, what="openbox to start")
+        finally:
+            probe.close()
+    return xvfb
+
+
+def needs_openbox(obj):
+    import shutil
+    return unittest.skipUnless(shutil.which("openbox"), "needs openbox (apt-get install openbox)")(obj)
+
+
+@skip_unless_xvfb
+class SessionWindowCase(unittest.TestCase):
+    """A ViewerWindow fed by a real ViewerSession over a SecureChannel, on the shared Xvfb."""
+
+    MANAGED = False         # True: on the display with a window manager (managed_xvfb)
+
+    def setUp(self):
+        import tkinter as tk
+        from tagio.session.viewer import ViewerSession
+        from tagio.ui import theme
+        from tests.test_session_host import secure_pair
+        self.xvfb = managed_xvfb() if self.MANAGED else shared_xvfb(1280, 800)
+        self.host, channel = secure_pair()
+        self.session = ViewerSession(channel)
+        self.session.start()
+        self.root = tk.Tk(screenName=self.xvfb.display)
+        theme.apply(self.root)
+        self.root.withdraw()
+        self.inbox = queue.Queue()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        self.session.stop()
+        self.host.close()
+        self.reader.join(5)
+        self.root.destroy()
+
+    def _read_host(self):
+        try:
+            while True:
+                self.inbox.put(m.decode(self.host.recv()))
+        except Exception:       # the channel closed at the end of the test
+            pass
+
+    def pump(self, predicate, what="the condition", timeout=10.0):
+        return wait_until(predicate, timeout=timeout, what=what, poll=self.root.update)
+
+    def open_window(self, remote=(320, 200), flags=m.HELLO_INPUT, geometry="960x540+0+0", send_frame=True,
+                    **kwargs):
+        from tagio.ui.viewer_window import ViewerWindow
+        self.closed = []
+        kwargs.setdefault("fit", False)
+        window = ViewerWindow(self.root, self.session, "Partner 123 456 789",
+                              on_close=lambda: self.closed.append(True), **kwargs)
+        if geometry:
+            window.geometry(geometry)
+        self.pump(window.winfo_viewable, "the window to map")
+        self.host.send(m.encode(m.Hello(m.PROTOCOL_VERSION, flags, *remote, 1)))
+        picture = scene(*remote)
+        if send_frame:
+            for msg in frame_messages(picture):
+                self.host.send(m.encode(msg))
+            self.pump(lambda: window.shown_frame == 1, "the first frame drawn")
+        return window, picture
+
+    def grab(self, box):
+        import mss
+        with mss.MSS(display=self.xvfb.display) as sct:
+            shot = sct.grab(box)
+        return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+
+    def canvas_shot(self, window):
+        c = window.canvas
+        return self.grab((c.winfo_rootx(), c.winfo_rooty(), c.winfo_rootx() + c.winfo_width(),
+                          c.winfo_rooty() + c.winfo_height()))
+
+    def messages(self, kind, count, timeout=5.0):
+        got, deadline = [], time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            self.root.update()
+            try:
+                msg = self.inbox.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            if isinstance(msg, kind):
+                got.append(msg)
+        return got
+
+    def drain_inbox(self):
+        self.root.update()
+        out = []
+        while not self.inbox.empty():
+            out.append(self.inbox.get_nowait())
+        return out
+
+    def xdotool(self, *args):
+        subprocess.run(["xdotool", *args], env=self.xvfb.env(), timeout=10, check=True)
+
+    def click_widget(self, widget, button="1"):
+        self.pump(widget.winfo_viewable, f"{widget} visible")
+        x = widget.winfo_rootx() + widget.winfo_width() // 2
+        y = widget.winfo_rooty() + widget.winfo_height() // 2
+        self.xdotool("mousemove", str(x), str(y), "click", button)
+
+    def choose(self, menubutton, menu, label):
+        """Open a toolbar menu with a real click and click the entry whose label starts with `label`."""
+        self.click_widget(menubutton)
+        self.pump(menu.winfo_ismapped, f"the {label!r} menu to open")
+        index = next(i for i in range(menu.index("end") + 1)
+                     if menu.type(i) != "separator" and menu.entrycget(i, "label").startswith(label))
+        top = menu.yposition(index)
+        bottom = menu.yposition(index + 1) if index < menu.index("end") else menu.winfo_height()
+        x, y = menu.winfo_rootx() + 30, menu.winfo_rooty() + (top + bottom) // 2
+        self.xdotool("mousemove", str(x), str(y))
+        self.pump(lambda: menu.index("active") == index, f"{label!r} highlighted")
+        self.xdotool("click", "1")
+        self.pump(lambda: not menu.winfo_ismapped(), "the menu to close")
+
+
+class ToolbarActions(SessionWindowCase):
+    def test_waiting_message_is_on_the_picture_until_the_first_frame(self):
+        from tagio.client import words
+        window, picture = self.open_window(send_frame=False)
+        self.assertEqual(window.canvas.itemcget("message", "text"), words.WAITING_FOR_PICTURE)
+        self.assertNotIn("Waiting", window.status.cget("text"))
+
+        def light_pixels():     # the message is light grey text on the dark picture area
+            shot = self.canvas_shot(window)
+            box = shot.crop((shot.width // 2 - 120, shot.height // 2 - 12, shot.width // 2 + 120,
+                             shot.height // 2 + 12))
+            return sum(1 for p in box.getdata() if min(p) > 150)
+        self.pump(lambda: light_pixels() > 50, "the waiting message on screen")
+        for msg in frame_messages(picture):
+            self.host.send(m.encode(msg))
+        self.pump(lambda: window.shown_frame == 1, "the first frame")
+        self.assertEqual(window.canvas.find_withtag("message"), ())
+        self.pump(lambda: self.canvas_shot(window).crop((0, 0, 320, 200)).tobytes() == picture.tobytes(),
+                  "the picture instead of the message")
+
+    def test_status_tooltip_explains_the_figures(self):
+        window, _ = self.open_window()
+        status = window.status
+        self.pump(status.winfo_viewable, "the status line")
+        self.xdotool("mousemove", str(status.winfo_rootx() + 40), str(status.winfo_rooty() + 5))
+        self.pump(lambda: window.status_tip.tip is not None and window.status_tip.tip.winfo_viewable(),
+                  "the tooltip to open")
+        text = window.status_tip.text
+        for part in ("Path: Direct (direct-tcp)", "320x200 pixels", "Latency:", "frames per second", "Mbit/s"):
+            self.assertIn(part, text)
+        tip = window.status_tip.tip
+        self.pump(lambda: self.grab((tip.winfo_rootx() + 3, tip.winfo_rooty() + 3, tip.winfo_rootx() + 5,
+                                     tip.winfo_rooty() + 5)).getpixel((0, 0)) == (0xff, 0xff, 0xe0),
+                  "the tooltip on screen")
+        self.xdotool("mousemove", str(window.canvas.winfo_rootx() + 50), str(window.canvas.winfo_rooty() + 50))
+        self.pump(lambda: window.status_tip.tip is None, "the tooltip to close")
+
+    def test_disconnect_button_closes_the_window(self):
+        window, _ = self.open_window()
+        self.click_widget(window.toolbar.disconnect_button)
+        self.pump(lambda: self.closed == [True], "on_close from Disconnect")
+        self.assertFalse(window.winfo_exists())
+
+    def test_zoom_menu_fit_and_one_to_one(self):
+        window, picture = self.open_window(remote=(1600, 1000), geometry="820x560+0+0")
+        self.assertEqual(window.scale, 1.0)
+        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "Fit to window")
+        self.pump(lambda: window.fit and 0.4 < window.scale < 0.6, "fit scale")
+        s = window.scale
+        self.pump(lambda: max(abs(a - b) for a, b in zip(self.canvas_shot(window).getpixel((int(1400 * s),
+                                                                                              int(850 * s))),
+                                                        picture.getpixel((1400, 850)))) < 10,
+                  "the whole picture scaled into the window")
+        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "50%")
+        self.pump(lambda: window.scale == 0.5 and window.hbar.winfo_ismapped(), "50% with scrollbars")
+        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "1:1")
+        self.pump(lambda: window.scale == 1.0, "1:1")
+        self.pump(lambda: self.canvas_shot(window).crop((0, 0, 200, 200)).tobytes()
+                  == picture.crop((0, 0, 200, 200)).tobytes(), "the picture unscaled")
+
+    def test_monitor_picker_lists_sizes_and_all_monitors(self):
+        window, _ = self.open_window()
+        monitors = [(0, 0, 1280, 720), (1280, 0, 1024, 768)]
+        self.host.send(m.encode(m.MonitorList(1, monitors)))
+        menu = window.toolbar.monitor_menu
+        self.pump(lambda: menu.index("end") == 2, "three monitor choices")
+        labels = [menu.entrycget(i, "label") for i in range(3)]
+        self.assertEqual(labels, ["Monitor 1 \u2014 1280x720", "Monitor 2 \u2014 1024x768",
+                                  "All monitors \u2014 2304x768"])
+        self.drain_inbox()
+        self.choose(window.toolbar.monitor_button, menu, "All monitors")
+        self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(0)])
+        self.choose(window.toolbar.monitor_button, menu, "Monitor 2")
+        self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(2)])
+
+    def test_quality_menu_sends_set_quality(self):
+        window, _ = self.open_window()
+        self.drain_inbox()
+        self.choose(window.toolbar.quality_button, window.toolbar.quality_menu, "Fastest")
+        self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(40, 0)])
+        self.choose(window.toolbar.quality_button, window.toolbar.quality_menu, "Sharpest")
+        self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(92, 0)])
+
+    def test_special_keys_menu(self):
+        from tagio.ui.toolbar import SPECIAL_KEYS
+        window, _ = self.open_window()
+        self.drain_inbox()
+        for label, names in SPECIAL_KEYS:
+            self.choose(window.toolbar.keys_button, window.toolbar.keys_menu, label)
+            got = [(k.key, k.pressed) for k in self.messages(m.Key, 2 * len(names))]
+            self.assertEqual(got, [(n, True) for n in names] + [(n, False) for n in reversed(names)], label)
+
+    def _use_clipboard_session(self):
+        """Swap in a session that shares this display's clipboard (tagio.session.clipboard_sync)."""
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.session.stop()
+        self.host.close()
+        self.reader.join(5)
+        self.host, channel = secure_pair()
+        self.session = ViewerSession(channel, clipboard=True, display=self.xvfb.display)
+        self.session.start()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
+
+    def test_clipboard_toggle_switches_the_sessions_link_and_files_chat_wait(self):
+        self.root.clipboard_clear()
+        self._use_clipboard_session()
+        calls = []
+        window, _ = self.open_window(set_clipboard_sync=calls.append)
+        link = self.session.clipboard
+        self.assertTrue(link.enabled)
+        self.assertIn("selected", window.toolbar.clipboard_button.state())
+        self.assertIn("disabled", window.toolbar.files_button.state())
+        self.assertIn("disabled", window.toolbar.chat_button.state())
+        self.click_widget(window.toolbar.clipboard_button)
+        self.pump(lambda: calls == [False], "set_clipboard_sync(False) on the owner")
+        self.assertFalse(link.enabled)
+        self.host.send(m.encode(m.Clipboard.of_text("not wanted")))
+        self.host.send(m.encode(m.Cursor(5, 5)))        # after the clipboard: once drawn, it was seen
+        self.pump(lambda: window._cursor_at == (5, 5), "the host's messages handled")
+        self.assertNotEqual(self._clipboard(), "not wanted")
+        self.click_widget(window.toolbar.clipboard_button)
+        self.pump(lambda: calls == [False, True], "set_clipboard_sync(True)")
+        self.assertTrue(link.enabled)
+        self.host.send(m.encode(m.Clipboard.of_text("wanted now")))
+        self.pump(lambda: self._clipboard() == "wanted now", "the host's clipboard applied once on")
+
+    def _clipboard(self):
+        try:
+            return self.root.clipboard_get()
+        except Exception:       # empty clipboard
+            return None
+
+    def test_collapse_and_keyboard_reach(self):
+        window, _ = self.open_window()
+        canvas_top = window.canvas.winfo_rooty()
+        self.click_widget(window.toolbar.collapse_button)
+        self.pump(lambda: window.canvas.winfo_rooty() < canvas_top, "the picture to move up")
+        self.assertTrue(window.toolbar.collapsed)
+        window.canvas.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
+        self.drain_inbox()
+        self.xdotool("key", "ctrl+alt+Home")    # local: opens the bar and focuses its first control
+        self.pump(lambda: self.root.focus_get() == window.toolbar.disconnect_button, "focus on Disconnect")
+        self.assertFalse(window.toolbar.collapsed)
+        self.xdotool("key", "Tab")
+        self.pump(lambda: self.root.focus_get() == window.toolbar.fullscreen_button, "Tab to Full screen")
+        self.xdotool("key", "Tab")
+        self.pump(lambda: self.root.focus_get() == window.toolbar.view_button, "Tab to View")
+        window.set_zoom("fit")
+        self.xdotool("key", "space")            # opens the menu; arrows and Enter choose
+        self.pump(window.toolbar.view_menu.winfo_ismapped, "the View menu opened from the keyboard")
+        self.xdotool("key", "Down", "Down", "Return")
+        self.pump(lambda: window.toolbar.zoom_var.get() == "1.0" and window.scale == 1.0, "1:1 chosen from the keyboard")
+        window.toolbar.view_button.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.toolbar.view_button, "focus back on View")
+        self.xdotool("key", "Escape")
+        self.pump(lambda: self.root.focus_get() == window.canvas, "Escape back to the picture")
+        keys = [k.key for k in self.messages(m.Key, 6, timeout=1.0)]
+        for local in ("Home", "Tab", "Escape"):
+            self.assertNotIn(local, keys)
+
+
+@needs_openbox
+class WithWindowManager(SessionWindowCase):
+    """Full screen and the save dialog need what a desktop has: a window manager."""
+    MANAGED = True
+
+    def test_full_screen_in_with_the_toolbar_and_out_with_the_local_shortcut(self):
+        window, _ = self.open_window()
+        self.drain_inbox()
+        self.click_widget(window.toolbar.fullscreen_button)
+        self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
+                  "the window to fill the screen")
+        # the dark picture area reaches the screen's bottom right corner (no desktop, no frame)
+        w, h = MANAGED_SIZE
+        self.pump(lambda: self.grab((w - 44, h - 84, w - 40, h - 80)).getpixel((1, 1)) == (0x20, 0x20, 0x20),
+                  "full screen on the display")
+        from tagio.client import words
+        self.pump(lambda: window.hint.winfo_ismapped() and window.hint.cget("text") == words.FULL_SCREEN_HINT,
+                  "the hint how to leave full screen")
+        window.canvas.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
+        self.xdotool("key", "ctrl+alt+Return")
+        self.pump(lambda: not window.fullscreen and window.winfo_width() < MANAGED_SIZE[0], "full screen left")
+        self.assertFalse(window.toolbar.fullscreen_var.get())
+        keys = [k.key for k in self.messages(m.Key, 4, timeout=1.5)]
+        self.assertNotIn("Return", keys, "the local shortcut reached the host")
+        self.assertEqual(set(keys) - {"Control_L", "Alt_L"}, set())
+
+    def test_a_remembered_full_screen_comes_back(self):
+        window, _ = self.open_window(geometry=None, prefs={"fullscreen": True, "geometry": "640x400+10+10"})
+        self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
+                  "full screen again")
+        window.set_fullscreen(False)
+        self.pump(lambda: (window.winfo_width(), window.winfo_height()) == (640, 400), "the remembered size")
+        self.assertFalse(window.view_prefs()["fullscreen"])
+
+    def test_screenshot_through_the_save_dialog(self):
+        window, picture = self.open_window()
+        folder = tempfile.mkdtemp(prefix="tagio-shot-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
+        path = os.path.join(folder, "remote.png")
+        typist = threading.Thread(target=self._type_into_save_dialog, args=(path,))
+        typist.start()
+        self.addCleanup(typist.join, 20)
+        self.root.after(0, window.ask_screenshot)       # the dialog runs its own event loop
+        self.pump(lambda: os.path.exists(path) and not typist.is_alive(), "the screenshot file", 30)
+        saved = Image.open(path).convert("RGB")
+        self.assertEqual(saved.tobytes(), picture.tobytes())
+        self.pump(lambda: window.hint.winfo_ismapped() and path in window.hint.cget("text"), "Saved ... shown")
+
+    def _type_into_save_dialog(self, path):
+        env = self.xvfb.env()
+        found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "Save the partner"],
+                               env=env, capture_output=True, text=True, timeout=20)
+        dialog = found.stdout.split()[0]
+        subprocess.run(["xdotool", "windowactivate", "--sync", dialog], env=env, timeout=10)
+        # the file name field has the proposed name selected: typing replaces it
+        subprocess.run(["xdotool", "type", "--delay", "5", path], env=env, timeout=20)
+        subprocess.run(["xdotool", "key", "Return"], env=env, timeout=10)
+
+
+
+class PointerAndViewOnly(SessionWindowCase):
+    SHAPE = Image.new("RGBA", (12, 12), (255, 0, 255, 255))     # a magenta square pointer
+
+    def send_shape(self, x, y):
+        self.host.send(m.encode(m.Cursor(x, y, 1, 0, 0, 12, 12, self.SHAPE.tobytes())))
+
+    def magenta_at(self, window, x, y):
+        shot = self.canvas_shot(window)
+        return shot.getpixel((x + 5, y + 5)) == (255, 0, 255)
+
+    def test_host_pointer_drawn_at_the_local_pointer_at_once(self):
+        window, _ = self.open_window()
+        self.send_shape(10, 10)
+        self.pump(lambda: window._cursor_photo is not None, "the host's pointer shape")
+        self.assertEqual(window.canvas.cget("cursor"), "none")     # the local pointer is hidden
+        c = window.canvas
+        self.xdotool("mousemove", str(c.winfo_rootx() + 200), str(c.winfo_rooty() + 120))
+        self.pump(lambda: window._last_motion == (200, 120), "the motion")
+        # drawn at the local position before the host has even heard of the move
+        self.assertEqual(tuple(int(v) for v in c.coords(window._cursor_item)), (200, 120))
+        self.pump(lambda: self.magenta_at(window, 200, 120), "the host's pointer shape on screen")
+        self.send_shape(10, 10)         # a late report of the old position does not pull it back
+        self.root.update()
+        self.assertEqual(tuple(int(v) for v in c.coords(window._cursor_item)), (200, 120))
+        # toolbar toggle: both pointers, the host's at its own position
+        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "Show both pointers")
+        self.assertEqual(window.canvas.cget("cursor"), "")
+        self.xdotool("mousemove", str(c.winfo_rootx() + 250), str(c.winfo_rooty() + 150))
+        self.send_shape(30, 40)
+        self.pump(lambda: tuple(int(v) for v in c.coords(window._cursor_item)) == (30, 40),
+                  "the host's pointer at the host's position")
+        self.pump(lambda: self.magenta_at(window, 30, 40), "drawn there")
+
+    def test_view_only_shows_the_eye_and_sends_no_input(self):
+        window, _ = self.open_window(flags=m.HELLO_VIEW_ONLY)
+        self.pump(lambda: window.view_only and window.badge.frame.winfo_ismapped(), "the eye badge")
+        badge = window.badge.frame
+        self.pump(lambda: self.grab((badge.winfo_rootx(), badge.winfo_rooty(), badge.winfo_rootx() + 4,
+                                     badge.winfo_rooty() + 4)).getpixel((1, 1)) == (0x1f, 0x29, 0x33),
+                  "the badge on screen")
+        self.assertIn("View only", window.status.cget("text"))
+        self.assertEqual(window.canvas.cget("cursor"), "")     # nothing to steer: the own pointer stays
+        self.drain_inbox()
+        c = window.canvas
+        window.canvas.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.canvas, "focus")
+        self.xdotool("mousemove", str(c.winfo_rootx() + 50), str(c.winfo_rooty() + 60), "click", "1")
+        self.xdotool("key", "a", "Return")
+        window.send_ctrl_alt_del()
+        # a real FrameAck still goes out (the picture is acknowledged): then nothing else came
+        self.host.send(m.encode(frame_messages(scene(320, 200), frame_id=2)[0]))
+        self.assertEqual(self.messages(m.FrameAck, 1), [m.FrameAck(2)])
+        sent = [msg for msg in self.drain_inbox() if not isinstance(msg, m.FrameAck)]
+        self.assertEqual(sent, [])
+
+
+class HostBar(SessionWindowCase):
+    def test_the_host_bar_says_viewing_in_view_only(self):
+        from tagio.ui.prompts import ControlledIndicator
+        bars = {flag: ControlledIndicator(self.root, "123456789", lambda _p: None, view_only=flag)
+                for flag in (False, True)}
+        self.assertEqual(bars[False].text, "Being controlled by 123 456 789")
+        self.assertEqual(bars[True].text, "Viewing your screen (no control) \u2014 123 456 789")
+        self.pump(bars[True].winfo_viewable, "the bar on screen")
+        bars[False].set_view_only(True)
+        self.assertTrue(bars[False].text.startswith("Viewing your screen (no control)"))
+        for bar in bars.values():
+            bar.destroy()
+
+
+class RememberedView(SessionWindowCase):
+    def test_a_window_opens_as_it_was_left(self):
+        prefs = {"geometry": "640x420+30+40", "zoom": "0.5", "monitor": 2, "quality": "sharpest",
+                 "fullscreen": False, "toolbar_collapsed": True, "show_both": True}
+        window, _ = self.open_window(geometry=None, prefs=prefs)
+        self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(92, 0)])
+        self.host.send(m.encode(m.MonitorList(1, [(0, 0, 320, 200), (320, 0, 320, 200)])))
+        self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(2)])
+        self.pump(lambda: (window.winfo_width(), window.winfo_height()) == (640, 420), "the old size")
+        self.assertEqual(window.scale, 0.5)
+        self.assertTrue(window.toolbar.collapsed)
+        self.assertTrue(window.show_both)
+        window.set_zoom("fit")
+        window.geometry("600x400+50+60")
+        self.pump(lambda: window.winfo_width() == 600, "the new size")
+        window.close()
+        self.assertEqual(window.final_prefs["zoom"], "fit")
+        self.assertTrue(window.final_prefs["geometry"].startswith("600x400"))
+        self.assertEqual(window.final_prefs["quality"], "sharpest")
+
+
+if __name__ == "__main__":
+    unittest.main()
