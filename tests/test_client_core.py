@@ -164,7 +164,22 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(asked, [])
         self.assertEqual(host.one_time_password, otp)
 
-    # ---------------------------------------------------------------- accept policy
+    def test_stolen_settings_file_does_not_let_anyone_in(self):
+        """Issue 10 item 4: the saved permanent password is a SPAKE2+ verifier; whatever a thief
+        copies out of settings.json is refused, and the real password still works."""
+        host = self.client(settings_kw={"ask_before_accept": True}, accept_callback=lambda peer: False)
+        host.settings.set_permanent_password("correct horse battery", host.id)
+        host.settings.save()
+        stored = json.loads((Path(host.config_dir) / "settings.json").read_text())
+        verifier = stored["permanent_verifier"]
+        self.assertNotIn("permanent_secret", stored)
+        viewer = self.client(direct_bind=None)
+        for loot in (verifier, verifier[:64], verifier[64:]):        # w0 || L, w0, L
+            with self.assertRaises(WrongPasswordError):
+                viewer.connect(host.id, loot)
+        self.view(viewer.connect(host.id, "correct horse battery"))   # no prompt: it was unattended
+        host.events.wait("session_started", peer_id=viewer.id)
+
 
     def test_ask_before_accept_decline(self):
         asked = []
@@ -213,21 +228,27 @@ class ClientTest(unittest.TestCase):
 
     # ---------------------------------------------------------------- failures
 
-    def test_wrong_password_rotates_and_host_keeps_serving(self):
+    def test_wrong_password_three_tries_then_rotates_and_host_keeps_serving(self):
+        # Issue 10/11: every failed guess is reported; the one-time password survives a typo and
+        # is replaced after its third failed try.
         host, viewer = self.client(), self.client(direct_bind=None)
         otp = host.one_time_password
-        for tries_left in (2, 1, 0):               # a typo keeps the password; the third rotates it
+        other = self.client(direct_bind=None)            # (the host lets one peer try 5 times a minute)
+        with self.assertRaises(WrongPasswordError):
+            other.connect(host.id, "not-the-password")      # a guess at the permanent password:
+        host.events.wait("auth_failed", peer_id=other.id, failures=1)    # reported, no rotation
+        for tries in (2, 3, 4):                             # typos of the one-time password
             with self.assertRaises(WrongPasswordError):
-                viewer.connect(host.id, "not-the-password")
-            host.events.wait("auth_failed", peer_id=viewer.id, tries_left=tries_left)
-            if tries_left:
+                viewer.connect(host.id, "zzzz2222")
+            failed = host.events.wait("auth_failed", peer_id=viewer.id, failures=tries)
+            self.assertEqual((failed["password_replaced"], failed["tries_left"]), (tries == 4, 4 - tries))
+            if tries < 4:
                 self.assertEqual(host.one_time_password, otp)
         self.assertTrue(wait_until(lambda: host.one_time_password != otp), "password not rotated")
-        # That viewer has used up its attempts for a minute (the limiter is as strict as ever);
-        # others find the old password gone and the new one working.
         with self.assertRaises(WrongPasswordError):
-            self.client(direct_bind=None).connect(host.id, otp)
-        self.view(self.client(direct_bind=None).connect(host.id, host.one_time_password))
+            viewer.connect(host.id, otp)           # the old password is gone
+        host.events.wait("auth_failed", peer_id=viewer.id, failures=5)
+        self.view(viewer.connect(host.id, host.one_time_password))
 
     def test_one_typo_then_the_right_password_connects(self):
         host, viewer = self.client(), self.client(direct_bind=None)

@@ -138,6 +138,23 @@ class ListenerTest(unittest.TestCase):
         request = self.listener.lan_requests.get(timeout=3)
         self.assertEqual((request.session_id, request.viewer_id), (session_id, "123456789"))
 
+    def test_lan_tag_is_checked_before_a_request_is_queued(self):
+        """Issue 10 item 6: junk LAN preambles must not become attempts that use the host's budget."""
+        from tagio.net.candidates import tcp_preamble_tag
+        from tagio.net.connect import lan_tag_ok, lan_token
+        host_id = "987654321"
+        self.listener.lan_check = lambda preamble: lan_tag_ok(preamble, host_id)
+        junk = [self.dial(encode_preamble(os.urandom(16), os.urandom(16), "123456789")) for _ in range(30)]
+        session_id = os.urandom(16)
+        tag = tcp_preamble_tag(lan_token(session_id, "123456789", host_id), session_id, "viewer")
+        self.dial(encode_preamble(session_id, tag, "123456789"))
+        request = self.listener.lan_requests.get(timeout=3)
+        self.assertEqual(request.session_id, session_id)         # the right one, not a junk one
+        self.assertTrue(self.listener.lan_requests.empty())
+        for sock in junk:                                         # every junk dial was closed
+            sock.settimeout(3)
+            self.assertEqual(sock.recv(10), b"")
+
 
 class EstablishTest(unittest.TestCase):
     def setUp(self):
@@ -295,6 +312,39 @@ class EstablishTest(unittest.TestCase):
         self.assert_talks(v, h)
         forged.settimeout(2)
         self.assertEqual(forged.recv(10), b"")  # the forged one was closed, not handshaken
+
+    def test_host_runs_one_inbound_handshake_per_session(self):
+        """A guesser holding one rendezvous dials the host's listener again and again with the
+        right tag: only the first dial gets a handshake (one guess), the rest are closed."""
+        from tagio.net.candidates import tcp_preamble_tag
+        from tests.guess_attack import guess_once
+        listener = self.listener()
+        _vr, vp, _hr, hp, _vh, hh = self.rendezvous(host_listener=listener)
+        ran = []
+
+        def counting_host(stream):
+            ran.append(stream)
+            return hh(stream)
+        host = threading.Thread(target=lambda: self.swallow(establish, hp, None, counting_host,
+                                                            listener=listener, udp=False, timeout=6))
+        host.start()
+        tag = tcp_preamble_tag(vp.relay_token, vp.session_id, "viewer")
+        outcomes = []
+        for _ in range(8):
+            sock = socket.create_connection(listener.candidates()[0], timeout=5)
+            sock.sendall(encode_preamble(vp.session_id, tag))
+            from tagio.net.stream import SocketStream
+            outcomes.append(guess_once(SocketStream(sock), hp.peer_id, vp.peer_id, vp.session_id))
+        host.join(15)
+        self.assertEqual(outcomes.count("checked"), 1, outcomes)
+        self.assertEqual(len(ran), 1)
+
+    @staticmethod
+    def swallow(fn, *args, **kwargs):
+        try:
+            fn(*args, **kwargs)
+        except Exception:   # the guesser hung up: the host's race fails, as it should
+            pass
 
 
 if __name__ == "__main__":

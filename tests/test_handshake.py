@@ -71,7 +71,11 @@ def run_pair(password, secrets, *, session_id=None, viewer_kwargs=None, host_kwa
     viewer_args = dict(viewer_id=VIEWER_ID, host_id=HOST_ID, session_id=session_id, timeout=5)
     viewer_args.update(viewer_kwargs or {})
     outcomes = []
-    for call in (lambda: viewer_handshake(v_stream, password, **viewer_args), host.result):
+    if "secret" in viewer_args:   # a stand-in for the password's secret (stolen values)
+        viewer = lambda: handshake.viewer_handshake_secret(v_stream, **viewer_args)  # noqa: E731
+    else:
+        viewer = lambda: viewer_handshake(v_stream, password, **viewer_args)  # noqa: E731
+    for call in (viewer, host.result):
         try:
             outcomes.append(call())
         except Exception as exc:
@@ -147,23 +151,28 @@ class ExchangeTest(unittest.TestCase):
         with self.assertRaisesRegex(RemoteProtocolError, "another session"):
             host.result()
 
-    def test_host_always_offers_two_slots(self):
-        # The slot count must not reveal whether a permanent password is set.
-        v_stream, h_stream = stream_pair()
-        host = Background(host_handshake, h_stream, [secret(OTP)], viewer_id=VIEWER_ID,
-                          host_id=HOST_ID, session_id=b"s" * 16, timeout=3)
-        from tagio.crypto import kdf
-        from tagio.crypto.spake2 import ROLE_A, Spake2Party
-        context = kdf.handshake_context(VIEWER_ID, HOST_ID, b"s" * 16)
-        party = Spake2Party(ROLE_A, 5, VIEWER_ID.encode(), HOST_ID.encode(), context)
-        v_stream.send(handshake.encode_hello(handshake._ctx_tag(context), party.message))
-        msg_type, length = handshake.parse_header(recv_exactly(v_stream, 3))
-        payload = recv_exactly(v_stream, length)
-        self.assertEqual(msg_type, Msg.REPLY)
-        self.assertEqual(payload[0], handshake.REPLY_SLOTS)
-        v_stream.close()
-        with self.assertRaises((ConnectionClosed, RemoteProtocolError)):
-            host.result()
+    def test_host_answers_every_kind_with_one_slot_set_or_not(self):
+        # The reply must not reveal whether a one-time or a permanent password is set.
+        from tagio.crypto.handshake import Kind
+        for keys in ([secret(OTP)], [None, secret(PERMANENT)]):
+            for kind in Kind:
+                with self.subTest(keys=len(keys), kind=kind):
+                    v_stream, h_stream = stream_pair()
+                    host = Background(host_handshake, h_stream, keys, viewer_id=VIEWER_ID,
+                                      host_id=HOST_ID, session_id=b"s" * 16, timeout=3)
+                    party = handshake._viewer_party(kind, secret("guess234"), VIEWER_ID, HOST_ID,
+                                                    handshake._context(VIEWER_ID, HOST_ID, b"s" * 16))
+                    tag = handshake._ctx_tag(handshake._context(VIEWER_ID, HOST_ID, b"s" * 16), kind)
+                    v_stream.send(handshake.encode_hello(tag, party.message))
+                    msg_type, length = handshake.parse_header(recv_exactly(v_stream, 3))
+                    payload = recv_exactly(v_stream, length)
+                    self.assertEqual((msg_type, payload[0], length), (Msg.REPLY, 1, 1 + POINT_LEN + 32))
+                    with self.assertRaises(WrongPasswordError):   # a guess, and a wrong one
+                        handshake._check_reply(party, handshake.ReplyMsg.parse(payload))
+                    v_stream.send(handshake.encode_frame(Msg.ABORT, bytes([handshake.Abort.WRONG_PASSWORD])))
+                    with self.assertRaises(WrongPasswordError):
+                        host.result()
+                    v_stream.close()
 
     def test_needs_a_secret(self):
         v_stream, h_stream = stream_pair()
@@ -193,6 +202,13 @@ class BadInputTest(unittest.TestCase):
         result = self.host_with_raw_viewer(handshake.encode_hello(tag, b"\x04" + bytes(64)))
         with self.assertRaisesRegex(RemoteProtocolError, "infinity"):
             result()
+
+    def test_hello_of_the_version_before_spake2plus_is_refused_in_words(self):
+        from tagio.protocol.version import VersionMismatch
+        tag = handshake._ctx_tag(handshake._context(VIEWER_ID, HOST_ID, b"s" * 16))
+        raw = handshake.encode(handshake.wire.HelloMsg(1, tag, b"\x04" + bytes(64)))
+        with self.assertRaisesRegex(VersionMismatch, "older TagIO .*handshake protocol version 1"):
+            self.host_with_raw_viewer(raw)()
 
     def test_off_curve_point_in_hello(self):
         from tagio.crypto import kdf
@@ -372,8 +388,10 @@ class TamperedHandshakeTest(unittest.TestCase):
         self.assertIsInstance(host, (WrongPasswordError, RemoteProtocolError))
 
     def test_flipped_finished_fails_the_viewer(self):
+        # Any failure once the REPLY arrived is "wrong password" and ends the connect (issue 10 item 2).
         viewer, host = self.run_tampered(self.REPLY_LEN + 3 + 7)
-        self.assertIsInstance(viewer, SecureChannelError)
+        self.assertIsInstance(viewer, WrongPasswordError)
+        self.assertIn("FINISHED", str(viewer))
         self.assertNotIsInstance(host, Exception)    # the host finished; its channel then sees the viewer leave
 
     def test_flipped_record_after_handshake_is_tamper(self):
@@ -489,3 +507,205 @@ class ManInTheMiddleTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RecordingGuesses:
+    """The `guesses` object of host_handshake: records what the handshake told it, in order."""
+
+    def __init__(self, refuse=False):
+        self.calls, self.refuse = [], refuse
+
+    def start(self, one_time):
+        self.calls.append("start" if one_time else "start permanent")
+        if self.refuse:
+            raise handshake.GuessLimitError("too many wrong passwords")
+
+    def succeeded(self):
+        self.calls.append("succeeded")
+
+
+def raw_viewer(host_keys, kind, password, guesses=None, session_id=b"s" * 16):
+    """A hand-driven viewer: (its stream, its party, the Background host) after HELLO was sent."""
+    v_stream, h_stream = stream_pair()
+    host = Background(host_handshake, h_stream, host_keys, viewer_id=VIEWER_ID, host_id=HOST_ID,
+                      session_id=session_id, timeout=3, guesses=guesses)
+    context = handshake._context(VIEWER_ID, HOST_ID, session_id)
+    party = handshake._viewer_party(kind, secret(password), VIEWER_ID, HOST_ID, context)
+    v_stream.send(handshake.encode_hello(handshake._ctx_tag(context, kind), party.message))
+    return v_stream, party, host
+
+
+class EveryGuessCountsTest(unittest.TestCase):
+    def test_guess_is_counted_before_the_reply_and_a_hang_up_keeps_it(self):
+        """A guesser checks the host's MAC locally and hangs up: the guess was counted first."""
+        from tagio.crypto.handshake import Kind
+        guesses = RecordingGuesses()
+        v_stream, party, host = raw_viewer([secret(OTP)], Kind.ONE_TIME, OTP, guesses)
+        _, length = handshake.parse_header(recv_exactly(v_stream, 3))
+        self.assertEqual(guesses.calls, ["start"])           # recorded before we could read the REPLY
+        reply = handshake.ReplyMsg.parse(recv_exactly(v_stream, length))
+        self.assertTrue(party.finish(reply.slots[0][0]).verify_peer(reply.slots[0][1]))  # checked locally
+        v_stream.close()                                     # ... and gone
+        with self.assertRaises(ConnectionClosed):
+            host.result()
+        self.assertEqual(guesses.calls, ["start"])           # never taken back
+
+    def test_mutual_success_takes_it_back(self):
+        guesses = RecordingGuesses()
+        viewer, host = run_pair(OTP, [secret(OTP)], host_kwargs={"guesses": guesses})
+        self.assertEqual(guesses.calls, ["start", "succeeded"])
+        viewer.close()
+        host.close()
+
+    def test_wrong_password_is_not_taken_back(self):
+        guesses = RecordingGuesses()
+        viewer, host = run_pair("wrong-password", [secret(OTP), secret(PERMANENT)],
+                                host_kwargs={"guesses": guesses})
+        self.assertIsInstance(viewer, WrongPasswordError)
+        self.assertEqual(guesses.calls, ["start permanent"])     # its shape made it a permanent guess
+
+    def test_refused_guess_sends_no_reply(self):
+        guesses = RecordingGuesses(refuse=True)
+        viewer, host = run_pair(OTP, [secret(OTP)], host_kwargs={"guesses": guesses})
+        self.assertIsInstance(viewer, handshake.GuessLimitError)
+        self.assertIn("try again later", str(viewer))
+        self.assertIsInstance(host, handshake.GuessLimitError)
+
+    def test_invalid_point_counts_no_guess(self):
+        """A HELLO whose point is unusable lets nobody check anything: no guess is spent."""
+        guesses = RecordingGuesses()
+        v_stream, h_stream = stream_pair()
+        self.addCleanup(v_stream.close)
+        host = Background(host_handshake, h_stream, [secret(OTP)], viewer_id=VIEWER_ID, host_id=HOST_ID,
+                          session_id=b"s" * 16, timeout=3, guesses=guesses)
+        tag = handshake._ctx_tag(handshake._context(VIEWER_ID, HOST_ID, b"s" * 16))
+        v_stream.send(handshake.encode_hello(tag, b"\x04" + bytes(64)))
+        with self.assertRaises(RemoteProtocolError):
+            host.result()
+        self.assertEqual(guesses.calls, [])
+
+
+class UnattendedAccessTest(unittest.TestCase):
+    """SPAKE2+: the host keeps only the verifier, and the verifier is not a password."""
+
+    def test_permanent_password_against_a_stored_verifier(self):
+        from tagio.crypto import kdf
+        verifier = kdf.verifier_from_secret(secret(PERMANENT))
+        viewer, host = run_pair(PERMANENT, handshake.HostKeys(permanent=verifier))
+        self.assertEqual((host.matched_secret, host.password_kind), (1, handshake.Kind.PERMANENT))
+        viewer.send(b"over SPAKE2+")
+        self.assertEqual(host.recv(), b"over SPAKE2+")
+        viewer.close()
+        host.close()
+
+    def test_a_stolen_settings_file_lets_nobody_in(self):
+        """Everything the host stores, fed to a viewer handshake in every way it could be: refused."""
+        from tagio.crypto import kdf
+        from tagio.crypto.handshake import Kind, viewer_handshake_secret
+        verifier = kdf.verifier_from_secret(secret(PERMANENT))
+        keys = handshake.HostKeys(one_time=secret(OTP), permanent=verifier)
+        w0, L = verifier[:32], verifier[32:]
+        stand_ins = [(w0, kind) for kind in Kind] + [(L[1:33], kind) for kind in Kind] + \
+                    [(L[33:], kind) for kind in Kind]
+        for stolen, kind in stand_ins:
+            with self.subTest(part=stolen[:4].hex(), kind=kind):
+                viewer, host = run_pair(None, keys, viewer_kwargs={"kind": kind, "secret": stolen})
+                self.assertIsInstance(viewer, WrongPasswordError)
+                self.assertIsInstance(host, WrongPasswordError)
+        for typed in (verifier.hex(), w0.hex(), L.hex()):           # pasted as the password
+            viewer, host = run_pair(typed, keys)
+            self.assertIsInstance(viewer, WrongPasswordError)
+            self.assertIsInstance(host, WrongPasswordError)
+        self.assertTrue(callable(viewer_handshake_secret))
+
+    def test_one_time_password_still_works_beside_a_verifier(self):
+        from tagio.crypto import kdf
+        keys = handshake.HostKeys(one_time=secret(OTP), permanent=kdf.verifier_from_secret(secret(PERMANENT)))
+        viewer, host = run_pair(OTP, keys)
+        self.assertEqual(host.matched_secret, 0)
+        viewer.close()
+        host.close()
+
+    def test_kinds_do_not_cross(self):
+        """A permanent password equal in value to nothing on the one-time side fails, and the
+        one-time password sent as the permanent kind fails: each kind checks one secret."""
+        from tagio.crypto.handshake import Kind
+        keys = [secret(OTP), secret(PERMANENT)]
+        viewer, host = run_pair(None, keys, viewer_kwargs={"kind": Kind.PERMANENT, "secret": secret(OTP)})
+        self.assertIsInstance(viewer, WrongPasswordError)
+        viewer, host = run_pair(None, keys, viewer_kwargs={"kind": Kind.ONE_TIME, "secret": secret(PERMANENT)})
+        self.assertIsInstance(viewer, WrongPasswordError)
+
+
+class OneGuessPerConnectTest(unittest.TestCase):
+    """Whoever answers the viewer (a LAN spoofer, an ID squatter, a malicious relay) learns about
+    one password per connect."""
+
+    def fake_host(self, reply_slots):
+        """A stream pair whose host end reads HELLO and answers `reply_slots(party_message)`."""
+        v_stream, h_stream = stream_pair()
+        self.addCleanup(h_stream.close)
+
+        def answer():
+            _, length = handshake.parse_header(recv_exactly(h_stream, 3))
+            recv_exactly(h_stream, length)
+            h_stream.send(handshake.encode_reply(reply_slots))
+            try:
+                return recv_exactly(h_stream, 3)   # the viewer's CONFIRM or ABORT header
+            except ConnectionClosed:
+                return b""
+        return v_stream, Background(answer)
+
+    def viewer(self, v_stream, once=None):
+        from tagio.crypto.handshake import OneGuess
+        return viewer_handshake(v_stream, OTP, viewer_id=VIEWER_ID, host_id=HOST_ID,
+                                session_id=b"s" * 16, timeout=3, once=once or OneGuess())
+
+    def test_more_slots_than_needed_is_a_wrong_password(self):
+        slot = (b"\x04" + bytes(64), bytes(32))
+        for count in (2, 4):
+            v_stream, fake = self.fake_host([slot] * count)
+            with self.assertRaises(WrongPasswordError):
+                self.viewer(v_stream)
+            self.assertEqual(fake.result()[0], Msg.ABORT)
+
+    def test_invalid_point_after_the_reply_is_a_wrong_password(self):
+        for point in (b"\x04" + bytes(64), b"\x04" + b"\x01" * 64):
+            v_stream, fake = self.fake_host([(point, bytes(32))])
+            with self.assertRaises(WrongPasswordError):
+                self.viewer(v_stream)
+            fake.result()
+
+    def test_a_spent_guess_ends_every_other_path(self):
+        """After one REPLY failed, the real host on another path is not even checked."""
+        from tagio.crypto import kdf
+        from tagio.crypto.handshake import OneGuess
+        from tagio.crypto.spake2 import ROLE_B, Spake2Party
+        once = OneGuess()
+        context = handshake._context(VIEWER_ID, HOST_ID, b"s" * 16)
+        wrong = Spake2Party(ROLE_B, kdf.spake2_w(secret("guess234"), context), VIEWER_ID.encode(),
+                            HOST_ID.encode(), context)
+        v_stream, fake = self.fake_host([(wrong.message, bytes(32))])
+        with self.assertRaises(WrongPasswordError):
+            self.viewer(v_stream, once)
+        fake.result()
+        self.assertTrue(once.spent)
+        real_v, real_h = stream_pair()
+        host = Background(host_handshake, real_h, [secret(OTP)], viewer_id=VIEWER_ID, host_id=HOST_ID,
+                          session_id=b"s" * 16, timeout=3)
+        with self.assertRaises(WrongPasswordError):
+            self.viewer(real_v, once)                    # the right password, but the guess is spent
+        with self.assertRaises(WrongPasswordError):
+            host.result()
+
+    def test_a_right_reply_does_not_spend_the_guess(self):
+        from tagio.crypto.handshake import OneGuess
+        once = OneGuess()
+        for _path in range(2):
+            real_v, real_h = stream_pair()
+            host = Background(host_handshake, real_h, [secret(OTP)], viewer_id=VIEWER_ID,
+                              host_id=HOST_ID, session_id=b"s" * 16, timeout=3)
+            channel = self.viewer(real_v, once)
+            host.result().close()
+            channel.close()
+        self.assertFalse(once.spent)

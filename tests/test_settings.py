@@ -11,6 +11,7 @@ from tagio import DEFAULT_RELAY
 from tagio.client import settings as settings_mod
 from tagio.client.settings import (MAX_RECENT, Settings, default_config_dir, format_address,
                                    parse_address, resolve_relay)
+from tagio.crypto.kdf import password_secret, verifier_from_secret
 from tagio.errors import ConfigError
 
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
@@ -112,7 +113,7 @@ class RoundTripTest(unittest.TestCase):
     def test_round_trip(self):
         s = Settings.load(self.dir)
         s.relay, s.relay_secret = "relay.example:8443", "shh"
-        s.permanent_secret = bytes(range(32))
+        s.permanent_verifier = verifier_from_secret(bytes(range(32)))
         s.ask_before_accept, s.fps_cap, s.quality, s.view_only = False, 60, 50, True
         for pid in ("111111111", "222222222", "111111111"):
             s.add_recent(pid)
@@ -148,14 +149,24 @@ class RoundTripTest(unittest.TestCase):
     def test_invalid_fields_fall_back(self):
         self.dir.mkdir(parents=True)
         data = {"fps_cap": 1000, "quality": "high", "relay": "bad:port", "view_only": True,
-                "permanent_secret": "zz", "recent_partners": ["123456789", 5, "x"]}
+                "permanent_verifier": "zz", "recent_partners": ["123456789", 5, "x"]}
         (self.dir / "settings.json").write_text(json.dumps(data))
         s = Settings.load(self.dir)
-        self.assertEqual((s.fps_cap, s.quality, s.relay, s.permanent_secret), (30, 75, None, None))
+        self.assertEqual((s.fps_cap, s.quality, s.relay, s.permanent_verifier), (30, 75, None, None))
         self.assertTrue(s.view_only)
         self.assertEqual(s.recent_partners, ["123456789"])
-        for name in ("fps_cap", "quality", "relay", "permanent_secret"):
+        for name in ("fps_cap", "quality", "relay", "permanent_verifier"):
             self.assertIn(name, s.warning)
+
+    def test_damaged_verifier_is_dropped(self):
+        """A verifier whose L is off the curve (or w0 zero) would fail every handshake: drop it."""
+        good = verifier_from_secret(b"v" * 32)
+        for bad in (good[:-1] + bytes([good[-1] ^ 1]), bytes(32) + good[32:], good[:-1]):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "settings.json").write_text(json.dumps({"permanent_verifier": bad.hex()}))
+            s = Settings.load(self.dir)
+            self.assertIsNone(s.permanent_verifier)
+            self.assertIn("permanent_verifier", s.warning)
 
     def test_oversized_file(self):
         self.dir.mkdir(parents=True)
@@ -164,28 +175,46 @@ class RoundTripTest(unittest.TestCase):
         self.assertIn("too large", s.warning)
 
     def test_repr_hides_secrets(self):
-        s = Settings(self.dir, relay_secret="topsecretvalue", permanent_secret=b"\xab" * 32)
+        verifier = verifier_from_secret(b"\xab" * 32)
+        s = Settings(self.dir, relay_secret="topsecretvalue", permanent_verifier=verifier)
         self.assertNotIn("topsecretvalue", repr(s))
-        self.assertNotIn("abab", repr(s))
+        self.assertNotIn(verifier[:8].hex(), repr(s))
 
     def test_unknown_setting(self):
         with self.assertRaises(ConfigError):
             Settings(self.dir, colour="blue")
 
-    def test_permanent_password_stores_only_secret(self):
-        try:
-            from tagio.crypto.kdf import password_secret
-        except ImportError:
-            self.skipTest("tagio.crypto.kdf not available yet")
+    def test_permanent_password_stores_only_the_verifier(self):
         s = Settings(self.dir)
         s.set_permanent_password("correct horse", "123456789")
-        self.assertEqual(s.permanent_secret, password_secret("correct horse", "123456789"))
+        secret = password_secret("correct horse", "123456789")
+        self.assertEqual(s.permanent_verifier, verifier_from_secret(secret))
         s.save()
-        self.assertNotIn("correct horse", (self.dir / "settings.json").read_text())
-        with self.assertRaises(ConfigError):
-            s.set_permanent_password("abc", "123456789")
+        text = (self.dir / "settings.json").read_text()
+        self.assertNotIn("correct horse", text)
+        self.assertNotIn(secret.hex(), text)           # nothing password-equivalent on disk
+        self.assertNotIn("permanent_secret", text)
+        for bad in ("abc", "abcd2345"):                # too short; shaped as a one-time password
+            with self.assertRaises(ConfigError):
+                s.set_permanent_password(bad, "123456789")
         s.set_permanent_password("", "123456789")
-        self.assertIsNone(s.permanent_secret)
+        self.assertIsNone(s.permanent_verifier)
+
+    def test_old_stored_secret_is_dropped_and_erased(self):
+        self.dir.mkdir(parents=True)
+        old = {"permanent_secret": (b"\x11" * 32).hex(), "fps_cap": 20}
+        (self.dir / "settings.json").write_text(json.dumps(old))
+        with self.assertLogs("tagio.client", "WARNING") as logged:
+            s = Settings.load(self.dir)
+        self.assertIsNone(s.permanent_verifier)
+        self.assertFalse(hasattr(s, "permanent_secret"))
+        self.assertEqual(s.fps_cap, 20)                # the rest of the file is kept
+        self.assertIn("permanent password must be set again", s.warning)
+        self.assertIn("permanent_secret", "".join(logged.output))
+        self.assertNotIn("11" * 32, "".join(logged.output))
+        text = (self.dir / "settings.json").read_text()
+        self.assertNotIn("11" * 32, text)             # the password-equivalent is gone from disk
+        self.assertIsNone(Settings.load(self.dir).warning)
 
 
 class FilesOptionTest(unittest.TestCase):

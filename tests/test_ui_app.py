@@ -330,7 +330,7 @@ class AppTest(UiCase):
                          (new_relay, "s3cret-relay", 24, 60))
         self.assertFalse(loaded.ask_before_accept)
         self.assertTrue(loaded.view_only)
-        self.assertEqual(len(loaded.permanent_secret or b""), 32)
+        self.assertEqual(len(loaded.permanent_verifier or b""), 97)   # SPAKE2+ w0 || L, not the secret
         with open(os.path.join(self.config_dir, "settings.json")) as f:
             self.assertNotIn("unattended-pw", f.read())
         # The relay changed, so the app registered again with a new Client on the new address.
@@ -347,7 +347,7 @@ class AppTest(UiCase):
         again.vars["clear_password"].set(True)
         again.vars["fps_cap"].set("12")
         self.assertTrue(again.save())
-        self.assertIsNone(Settings.load(self.config_dir).permanent_secret)
+        self.assertIsNone(Settings.load(self.config_dir).permanent_verifier)
         self.assertEqual(self.app.client.host_options["fps_cap"], 12)   # applies without a restart
 
     def test_accept_prompt_answers_the_core_thread(self):
@@ -566,15 +566,16 @@ class RelayAppTest(RelayCase):
         self.wait_online()
         viewer = self.partner()
         before = self.app.client.one_time_password
+        typo = "zzzz2222"       # shaped as a one-time password: a guess at it (issue 10)
         self.pump(lambda: self.app.home.password_var.get() == before, "password shown")
         with self.assertRaises(WrongPasswordError):
-            viewer.connect(self.app.client.id, "not-the-password")
+            viewer.connect(self.app.client.id, typo)
         # A typo keeps the password (the notice says how many tries are left) ...
         self.pump(lambda: "2 more tries" in self.app.home.notice_var.get(), "notice", 20)
         self.assertEqual(self.app.home.password_var.get(), before)
         for _ in range(2):
             with self.assertRaises(WrongPasswordError):
-                viewer.connect(self.app.client.id, "not-the-password")
+                viewer.connect(self.app.client.id, typo)
         # ... and the third wrong try replaces it.
         self.pump(lambda: self.app.home.password_var.get() != before, "new password shown", 20)
         self.assertEqual(self.app.home.password_var.get(), self.app.client.one_time_password)

@@ -82,6 +82,7 @@ class SettingsPasswordTest(UiGuardCase):
 
     def test_secret_is_derived_in_a_worker_while_the_dialog_stays_responsive(self):
         from tagio.client.settings import Settings
+        from tagio.crypto import kdf
         gate, threads, real = self.gated_kdf()
         dialog = self.open_with_password()
         self.assertTrue(dialog.save_button.invoke())
@@ -94,14 +95,14 @@ class SettingsPasswordTest(UiGuardCase):
         self.root.after(50, lambda: ticked.append(True))
         self.pump(lambda: ticked, "a Tk callback while deriving")
         self.assertTrue(dialog.winfo_exists())
-        self.assertIsNone(self.settings.permanent_secret)
+        self.assertIsNone(self.settings.permanent_verifier)
         self.assertNotEqual(self.settings.fps_cap, 20)
         self.assertFalse(os.path.exists(os.path.join(self.config_dir, "settings.json")))
         gate.set()
         self.pump(lambda: not dialog.winfo_exists(), "dialog closed")
         self.assertEqual(len(threads), 1)
         loaded = Settings.load(self.config_dir)
-        self.assertEqual(loaded.permanent_secret, real(PASSWORD, self.app.client.id))
+        self.assertEqual(loaded.permanent_verifier, kdf.verifier_from_secret(real(PASSWORD, self.app.client.id)))
         self.assertEqual(loaded.fps_cap, 20)
         self.assertEqual(self.app.home.notice_var.get(), "Settings saved.")
         with open(os.path.join(self.config_dir, "settings.json")) as f:
@@ -120,10 +121,11 @@ class SettingsPasswordTest(UiGuardCase):
             self.assertTrue(dialog.save())
             self.assertEqual([password for password, _done in asked], [PASSWORD])
             self.assertIn("disabled", dialog.save_button.state())
-            self.assertIsNone(self.settings.permanent_secret)
-            asked[0][1](b"\x07" * 32, None)                  # the app's worker is done
+            self.assertIsNone(self.settings.permanent_verifier)
+            verifier = kdf.verifier_from_secret(b"\x07" * 32)
+            asked[0][1](verifier, None)                      # the app's worker is done
         self.assertFalse(dialog.winfo_exists())
-        self.assertEqual(Settings.load(self.config_dir).permanent_secret, b"\x07" * 32)
+        self.assertEqual(Settings.load(self.config_dir).permanent_verifier, verifier)
 
     def test_cancel_while_deriving_changes_nothing(self):
         gate, threads, _real = self.gated_kdf()
@@ -137,7 +139,7 @@ class SettingsPasswordTest(UiGuardCase):
         self.pump(lambda: not any(t.is_alive() for t in workers), "worker done")
         self.pump(lambda: self.app.events._queue.empty(), "the app's poll to take the result")
         self.pump(lambda: True, "result delivered")
-        self.assertIsNone(self.settings.permanent_secret)
+        self.assertIsNone(self.settings.permanent_verifier)
         self.assertNotEqual(self.settings.fps_cap, 20)
         self.assertFalse(os.path.exists(os.path.join(self.config_dir, "settings.json")))
         self.assertEqual(self.app._errors, [])
@@ -160,10 +162,10 @@ class SettingsPasswordTest(UiGuardCase):
             self.assertIn("scrypt refused", dialog.errors["save"].get())
             self.assertNotIn(PASSWORD, dialog.errors["save"].get())
             self.assertNotIn("disabled", dialog.save_button.state())
-            self.assertIsNone(self.settings.permanent_secret)
+            self.assertIsNone(self.settings.permanent_verifier)
             self.assertTrue(dialog.save())
             self.pump(lambda: not dialog.winfo_exists(), "dialog closed after the second Save")
-        self.assertEqual(self.settings.permanent_secret, real(PASSWORD, self.app.client.id))
+        self.assertEqual(self.settings.permanent_verifier, kdf.verifier_from_secret(real(PASSWORD, self.app.client.id)))
 
 
 @skip_unless_xvfb

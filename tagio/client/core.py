@@ -23,7 +23,7 @@ limiter, handshake and accept policy as relay rendezvous.
 The UI learns what happens through `on_event(name, **fields)`, called from worker threads (the Tk code
 hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
 refused(peer_id, reason: "busy", "too many attempts", "declined" or admission.CANCELLED),
-auth_failed(peer_id, tries_left), attempt_failed(peer_id, reason, error), session_started(peer_id,
+auth_failed(peer_id, tries_left, ...: every failed guess), attempt_failed(peer_id, reason, error), session_started(peer_id,
 path, role), session_ended(peer_id, role, reason), id_changed(id). No event carries a secret.
 
 The viewer's connect reports "the partner is being asked" through its own `on_waiting()` callback

@@ -2,14 +2,19 @@
 
 Theory of operation. Incoming attempts come from two places: the relay link pushes each rendezvous
 (PeerInfo, role "host") to `on_peer`, and a thread serves dials that reached our direct listener from
-the LAN (`listener.lan_requests`, no relay involved). Each attempt is one password guess, so it is
-first checked against the AttemptLimiter (ratelimit.py: per peer and in total) and then handled in its
-own short-lived thread, at most MAX_INCOMING at once (more are refused, not queued):
+the LAN (`listener.lan_requests`, no relay involved; the listener drops a LAN dial whose tag is wrong
+before it gets here). Each attempt is first checked against the AttemptLimiter (ratelimit.py: per peer
+and in total, a bound on the work an attempt costs) and then handled in its own short-lived thread, at
+most MAX_INCOMING at once (more are refused, not queued):
 
-    establish a path (net.connect racing) with the host handshake, keyed by the current one-time
-    password's secret plus the permanent secrets (settings, and --password for this process)
-      -> wrong password: the guess counts double against the peer; after MAX_TRIES_PER_PASSWORD
-         wrong guesses the one-time password rotates (a typo does not cost a new password)
+    establish a path (net.connect racing) with the host handshake, keyed by the one-time password's
+    secret and the permanent password's SPAKE2+ verifier (settings, or --password for this process)
+      -> a session gives the viewer one password check (the first of its paths to get there; the
+         others are closed before their REPLY), counted against the GuessLimiter (guesses.py) from
+         before the host's REPLY until mutual success; a session without success reports it as
+         failed (`auth_failed`, hang-ups and timeouts too), and the one-time password rotates after
+         TRIES_PER_PASSWORD failed tries at it (a typo does not cost a new password); a refused
+         guess is `refused` "too many wrong passwords"
     accept policy: `accept_callback(peer_id, cancelled=Event) -> bool`, asked when "ask before
       accepting" is on, unless a permanent password was the one used; the viewer waits meanwhile
       (admission.py) and `cancelled` is set when it gives up, so the prompt closes at once
@@ -29,10 +34,12 @@ import queue
 import threading
 
 from tagio.client.admission import CANCELLED, DECLINED, HostAdmission
+from tagio.client.guesses import GuessLimiter, SessionGuesses
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.refusal import Refuser
-from tagio.errors import TagioError, TransportTimeout, WrongPasswordError
+from tagio.crypto.handshake import GuessLimitError, HostKeys
+from tagio.errors import ConnectionClosed, TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
 
@@ -40,7 +47,6 @@ MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are re
 HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
 POLL = 0.25                 # how often the LAN thread notices close()
-MAX_TRIES_PER_PASSWORD = 3  # wrong guesses before the one-time password rotates (Chrome RD: 5)
 
 
 class Hosting:
@@ -48,7 +54,8 @@ class Hosting:
 
     options: HostSession keywords (monitor, view_only, fps_cap, quality, display); the window
     updates the dict in place after Settings are saved. host_password: an extra permanent password
-    for this process only (not saved). limiter: an AttemptLimiter (tests inject one).
+    for this process only (not saved; it takes the place of the saved one). limiter: an
+    AttemptLimiter (tests inject one). `guesses`: the GuessLimiter (tests may replace it before start).
     """
 
     def __init__(self, client, *, options, accept_callback=None, host_password=None, limiter=None):
@@ -57,9 +64,9 @@ class Hosting:
         self.accept_callback = accept_callback
         self._host_password = host_password
         self._limiter = limiter or AttemptLimiter()
+        self.guesses = GuessLimiter()
         self._lock = threading.Lock()
-        self._otp = self._otp_secret = self._extra_secret = None
-        self._otp_failures = 0
+        self._otp = self._otp_secret = self._extra_verifier = None
         self._refuser = Refuser()
         self._slots = threading.BoundedSemaphore(MAX_INCOMING)
         self._handlers, self._sessions, self._errors = [], [], []
@@ -73,6 +80,8 @@ class Hosting:
         """Serve LAN dials that arrive on `listener` (None: no listener, nothing to serve)."""
         if listener is None:
             return
+        from tagio.net.connect import lan_tag_ok
+        listener.lan_check = lambda preamble: lan_tag_ok(preamble, self.client.id)
         self._lan_thread = threading.Thread(target=self._lan_requests_thread, args=(listener,),
                                             name="lan-incoming", daemon=True)
         self._lan_thread.start()
@@ -106,25 +115,18 @@ class Hosting:
         otp = new_one_time_password()
         secret = password_secret(otp, self.client.id)
         with self._lock:
-            self._otp, self._otp_secret, self._otp_failures = otp, secret, 0
+            self._otp, self._otp_secret = otp, secret
+        self.guesses.password_rotated()
         self.client.emit("password_changed")
         return otp
 
-    def _password_failed(self) -> int:
-        """A wrong guess; returns the tries left for this password (0: it was replaced)."""
-        with self._lock:
-            self._otp_failures += 1
-            left = MAX_TRIES_PER_PASSWORD - self._otp_failures
-        if left <= 0:
-            self.new_password()
-        return max(left, 0)
-
     def identity_changed(self):
-        """Every password secret is salted with our ID: derive them again for a (new) ID."""
-        self._extra_secret = None
+        """Every password secret is salted with our ID: derive them again for a (new) ID. Raises
+        ConfigError when --password looks like a one-time password."""
+        self._extra_verifier = None
         if self._host_password:
-            from tagio.crypto.kdf import password_secret
-            self._extra_secret = password_secret(self._host_password, self.client.id)
+            from tagio.crypto.kdf import permanent_verifier
+            self._extra_verifier = permanent_verifier(self._host_password, self.client.id)
         self.new_password()
 
     # ------------------------------------------------------------------ sessions
@@ -209,37 +211,52 @@ class Hosting:
             if not used_permanent:
                 self.new_password()      # one-time: used up once its session ended
 
-    def _secrets(self) -> list:
-        """The one-time password's secret first (index 0), then the permanent ones."""
+    def _keys(self) -> HostKeys:
+        """The one-time password's secret and the permanent password's verifier (--password's
+        for this process, else the saved one)."""
         with self._lock:
-            secrets = [self._otp_secret]
-        return secrets + [s for s in (self.client.settings.permanent_secret, self._extra_secret) if s]
+            one_time = self._otp_secret
+        return HostKeys(one_time, self._extra_verifier or self.client.settings.permanent_verifier)
 
     def _authenticate(self, peer, lan=False):
         """(channel, used_permanent) or (None, False) after telling the UI why. A LAN peer has no
         relay-bound key to check; the PAKE still binds both IDs."""
-        secrets = self._secrets()
+        tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError, ConnectionClosed)
         try:
             if not lan:
                 check_peer(peer, peer.peer_id)
             from tagio.crypto.handshake import host_handshake
-            handshake = functools.partial(host_handshake, secrets=secrets, viewer_id=peer.peer_id,
+            handshake = functools.partial(host_handshake, secrets=self._keys(), viewer_id=peer.peer_id,
                                           host_id=self.client.id, session_id=peer.session_id,
-                                          timeout=HANDSHAKE_TIMEOUT)
+                                          timeout=HANDSHAKE_TIMEOUT, guesses=tally)
             relay = None if lan else self.client.current_relay()
             if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")
             channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
                                         timeout=HANDSHAKE_TIMEOUT)
-        except WrongPasswordError:
-            self._limiter.failed(peer.peer_id)
-            tries_left = self._password_failed()
-            self.client.emit("auth_failed", peer_id=peer.peer_id, tries_left=tries_left)
+        except GuessLimitError as exc:
+            self.client.emit("refused", peer_id=peer.peer_id, reason="too many wrong passwords",
+                             detail=str(exc))
+            return None, False
+        except WrongPasswordError:     # reported with every other failed guess in `finally`
             return None, False
         except TagioError as exc:
             self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
             return None, False
-        return channel, used_permanent(channel, secrets)
+        finally:
+            self._report_guesses(peer.peer_id, tally.close())
+        return channel, used_permanent(channel)
+
+    def _report_guesses(self, peer_id, failures):
+        """Tell the host's user of every failed guess (hang-ups and timeouts included), and
+        replace the one-time password once it has had its tries."""
+        for failure in failures:
+            self.client.emit("auth_failed", peer_id=peer_id, tries_left=failure.tries_left,
+                             failures=failure.failures_in_window,
+                             next_guess_in=round(failure.next_guess_in),
+                             password_replaced=failure.rotate_password)
+            if failure.rotate_password:
+                self.new_password()
 
     def _accepted(self, peer_id, used_permanent, admission) -> bool:
         ask = self.client.settings.ask_before_accept
@@ -303,7 +320,6 @@ def say_bye(channel, text):
         channel.close()
 
 
-def used_permanent(channel, secrets) -> bool:
-    """True when the secret that matched was not the one-time password's (index 0)."""
-    index = getattr(channel, "matched_secret", None)   # set by tagio.crypto.handshake.host_handshake
-    return isinstance(index, int) and 0 < index < len(secrets)
+def used_permanent(channel) -> bool:
+    """True when the permanent password (not the one-time one) opened the channel."""
+    return getattr(channel, "matched_secret", None) == 1   # set by crypto.handshake.host_handshake

@@ -1,10 +1,12 @@
-"""Password-attempt limits for the host: per peer and in total, over a sliding window.
+"""Attempt limits for the host: per peer and in total, over a sliding window.
 
-Theory of operation: every incoming connection attempt is one password guess (the PAKE gives an attacker
-exactly one online guess per attempt). `AttemptLimiter.allow(peer_id)` is asked before the handshake;
-it counts attempts in the last `window` seconds for that peer and for everyone, and refuses once either
-count is at its limit. Failed attempts count double against the peer, so a guesser is slowed down
-sooner than a person who mistyped once. Memory is bounded: at most `max_peers` peers are tracked (the
+Theory of operation: every incoming rendezvous costs the host a thread and a path race, so
+`AttemptLimiter.allow(peer_id)` bounds them before any work starts (the password guesses those
+attempts carry are counted separately, from the moment a guess becomes checkable: guesses.py).
+`allow` counts attempts in the last `window` seconds for that peer and for everyone, and refuses once
+either count is at its limit. `failed(peer_id)` makes an attempt count double against the peer (the
+host no longer calls it: the guess limits are the stricter ones, and a person who mistyped must not
+be locked out by both). Memory is bounded: at most `max_peers` peers are tracked (the
 oldest is forgotten first) and each peer keeps at most `per_peer` timestamps. Pure logic with an injected
 clock, so it is tested without sockets or sleeps. One lock makes each call atomic: the relay link and
 the LAN thread ask at the same time, and handler threads report failures.

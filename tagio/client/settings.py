@@ -13,12 +13,16 @@ one folder, `files_dir` (default: DEFAULT_FILES_DIR, "TagIO Files" in the home f
 the home folder itself, so a partner does not see the user's keys and configuration unless the user
 chooses a wider folder). `host_files_dir()` gives what a host session gets (None: no files).
 
-The permanent password is never stored: only `tagio.crypto.kdf.password_secret(password, host_id)`, the
-value the host handshake needs. Which relay to use is decided by `resolve_relay`: the `--relay` flag,
+The permanent password is never stored, nor anything that works as one: only its SPAKE2+ verifier
+(`tagio.crypto.kdf.permanent_verifier(password, host_id)`, w0 || L, RFC 9383), so a stolen settings file
+lets nobody in. Files from before kept a password-equivalent `permanent_secret`: it is dropped on load
+(a log line, and `warning` tells the user to set the permanent password again) and the file is rewritten
+without it. Which relay to use is decided by `resolve_relay`: the `--relay` flag,
 then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.
 """
 
 import json
+import logging
 import os
 import re
 import sys
@@ -29,6 +33,8 @@ from tagio import DEFAULT_RELAY
 from tagio.errors import ConfigError
 from tagio.platform import atomic_write
 from tagio.protocol.address import RelayTarget, format_address, parse_address, parse_relay  # noqa: F401
+
+log = logging.getLogger("tagio.client")
 
 SETTINGS_FILE = "settings.json"
 MAX_FILE_BYTES = 64 * 1024          # a settings file is a few hundred bytes; refuse anything silly
@@ -113,12 +119,16 @@ def _relay(value):
     return str(value)
 
 
-def _hex_secret(value):
+def _verifier(value):
     if value is None:
         return None
+    from tagio.crypto.kdf import split_verifier
+    from tagio.errors import LocalProtocolError
     raw = bytes.fromhex(value)
-    if not 16 <= len(raw) <= 64:
-        raise ValueError("secret has a wrong length")
+    try:
+        split_verifier(raw)
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from None
     return raw
 
 
@@ -195,11 +205,17 @@ def default_files_dir() -> Path:
     return Path.home() / DEFAULT_FILES_DIR
 
 
+# Fields of older files that are dropped on load, with what the user is told.
+RETIRED = {
+    "permanent_secret": "the permanent password must be set again (it is now stored in a form that "
+                        "cannot be used as the password)",
+}
+
 # field -> (validator applied to JSON values, default, to-JSON converter)
 FIELDS = {
     "relay": (_relay, None, None),
     "relay_secret": (_text_or_none, None, None),
-    "permanent_secret": (_hex_secret, None, lambda v: None if v is None else v.hex()),
+    "permanent_verifier": (_verifier, None, lambda v: None if v is None else v.hex()),
     "ask_before_accept": (_bool, True, None),
     "fps_cap": (_int_range(1, 60), 30, None),
     "quality": (_int_range(10, 95), 75, None),
@@ -241,7 +257,22 @@ class Settings:
         data = settings._read_json()
         if data is not None:
             settings._apply(data)
+            settings._retire(data)
         return settings
+
+    def _retire(self, data):
+        """Drop fields of older files; one that held a secret is erased from the disk at once."""
+        retired = [name for name in RETIRED if data.get(name) is not None]
+        if not retired:
+            return
+        for name in retired:
+            log.warning("settings: dropped the old %s: %s", name, RETIRED[name])
+        notes = [RETIRED[name] for name in retired] + ([self.warning] if self.warning else [])
+        self.warning = "; ".join(notes)
+        try:
+            self.save()
+        except ConfigError as exc:
+            log.warning("%s", exc)
 
     def _read_json(self):
         try:
@@ -308,14 +339,16 @@ class Settings:
     # ------------------------------------------------------------ helpers used by the UI and the CLI
 
     def set_permanent_password(self, password, host_id) -> None:
-        """Store the derived secret of `password` (None or "" clears it). The password is not kept."""
+        """Store the SPAKE2+ verifier of `password` (None or "" clears it); the password and its
+        scrypt secret are not kept. Raises ConfigError for a password that is too short or long,
+        or that looks like a one-time password."""
         if not password:
-            self.permanent_secret = None
+            self.permanent_verifier = None
             return
         if len(password) < 6 or len(password) > MAX_TEXT:
             raise ConfigError("a permanent password needs 6 to 256 characters")
-        from tagio.crypto.kdf import password_secret   # imported late: scrypt is only needed here
-        self.permanent_secret = password_secret(password, host_id)
+        from tagio.crypto.kdf import permanent_verifier   # imported late: scrypt is only needed here
+        self.permanent_verifier = permanent_verifier(password, host_id)
 
     def files_folder(self) -> Path:
         """The folder partners may use (whether or not files are allowed)."""
@@ -348,7 +381,7 @@ class Settings:
 
     def __repr__(self):
         # Never show secrets, not even in a debugger or a log line that formats the object.
-        shown = {k: v for k, v in self.to_json().items() if k not in ("relay_secret", "permanent_secret")}
+        shown = {k: v for k, v in self.to_json().items() if k not in ("relay_secret", "permanent_verifier")}
         return f"Settings({self.config_dir}, {shown})"
 
 

@@ -10,9 +10,12 @@ Theory of operation. `connect(partner_id, password)`:
    itself here (lan.py);
 3. derives the password secret ONCE (scrypt salted with the partner's ID, tens of ms): the race below
    runs the handshake on every path that opens (direct TCP both ways, punched UDP, the relay), and
-   each of them uses this one secret through crypto.handshake.viewer_handshake_secret;
+   each of them uses this one secret through crypto.handshake.viewer_handshake_secret, keyed as the
+   kind of password it is (one-time or permanent, by its shape);
 4. races the paths (net.connect.establish via paths.py) with our direct listener, so UDP punching and
-   connection reversal work; one wrong password ends the whole race (one guess per connect);
+   connection reversal work. Exactly one guess per connect, whoever answers (a LAN spoofer, an ID
+   squatter, a malicious relay): the paths share one OneGuess, so once a REPLY failed no other is
+   checked, and any failure after a REPLY is a WrongPasswordError that ends the whole race;
 5. waits for the host's accept step (admission.py): "waiting for your partner" is reported once
    through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
    gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
@@ -80,9 +83,10 @@ class Viewing:
         session_id = os.urandom(16)
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
         secret = kdf.password_secret(password, partner)     # once per connect, not once per path
-        from tagio.crypto.handshake import viewer_handshake_secret
-        shake = functools.partial(viewer_handshake_secret, secret=secret, viewer_id=self.client.id,
-                                  host_id=partner, session_id=session_id, timeout=timeout)
+        from tagio.crypto.handshake import OneGuess, password_kind, viewer_handshake_secret
+        shake = functools.partial(viewer_handshake_secret, secret=secret, kind=password_kind(password),
+                                  once=OneGuess(), viewer_id=self.client.id, host_id=partner,
+                                  session_id=session_id, timeout=timeout)
         channel = establish_channel(peer, relay, lambda stream: shake(RefusalAware(stream)),
                                     listener=self.client.listener, timeout=timeout)
         connect_ms = (time.monotonic() - started) * 1000.0

@@ -1,59 +1,87 @@
-"""The TagIO handshake: SPAKE2 with explicit key confirmation, then a SecureChannel.
+"""The TagIO handshake: SPAKE2 or SPAKE2+ with explicit key confirmation, then a SecureChannel.
 
-Theory of operation. A = the viewer (viewer ID), B = the host (host ID); the
-session id, both IDs and a protocol label form the context that goes into w
-(kdf.spake2_w), into the confirmation keys (as RFC 9382's AAD) and into the
-record keys, so a transcript from one session verifies in no other.
+Theory of operation. A = the viewer (viewer ID), B = the host (host ID); the session id, both IDs
+and a protocol label form the context that goes into the PAKE (as SPAKE2's w binding and AAD, or
+SPAKE2+'s Context), the confirmation keys and the record keys, so a transcript from one session
+verifies in no other.
 
-    viewer                                   host (secrets s_1..s_k, k <= 2 in practice)
-    HELLO(version, ctx_tag, pA)      ->
-                                     <-      REPLY([(pB_i, B_conf_i) for each slot])
-    (find the slot whose B_conf verifies; none -> ABORT + WrongPasswordError)
-    CONFIRM(i, A_conf_i)             ->
-                                     <-      FINISHED(mac) | ABORT(wrong password)
+Two kinds of password, one run each:
 
-The host runs one independent SPAKE2 (fresh y_i) per secret, so an attacker
-still gets exactly one guess per secret per attempt: its pA commits it to one
-w, and B_conf_i only tells it whether that w equals w_i. The host always
-fills REPLY_SLOTS slots (random secrets pad it) in a random order, so the
-wire shows neither whether a permanent password is set nor which one
-matched. FINISHED is a MAC only the real host can make; it tells the viewer
-the host accepted, so both sides return a channel only on mutual success.
+    one-time   SPAKE2 (RFC 9382, spake2.py), keyed by the one-time password's scrypt secret
+    permanent  SPAKE2+ (RFC 9383, spake2plus.py): the host holds only the verifier (w0, L), so a
+               stolen settings file does not let anyone in
 
-Every message is a frame `type (1) || length (2) || payload` with exact,
-per-type payload sizes (at most MAX_PAYLOAD), encoded and decoded by
-tagio.protocol.handshake (the byte layout lives there); the whole handshake must end
-within `timeout` seconds (a watchdog closes the stream otherwise). On any
-failure the stream is closed and one TagioError is raised:
-WrongPasswordError, RemoteProtocolError (malformed message or point),
-SecureChannelError (bad FINISHED), TransportTimeout, ConnectionClosed.
+The viewer knows which kind it typed by its shape (kdf.is_one_time_shaped; a permanent password
+may not look like a one-time one) and says so only through the HELLO's tag (one tag per kind), so
+it checks its one password against one host secret - exactly one guess per connect:
+
+    viewer                                   host (one-time secret, permanent verifier; either unset)
+    HELLO(version, tag(kind, ctx), share)  ->
+                                             guesses.start()  (the guess counts from here on)
+                                           <-  REPLY([(share', confirmation')])   exactly one slot
+    CONFIRM(0, confirmation)               ->
+                                             guesses.succeeded()
+                                           <-  FINISHED(mac) | ABORT(wrong password)
+
+The host answers every kind, set or not (an unset one is a random secret or verifier), so the wire
+never shows which passwords it has. Its REPLY carries a confirmation MAC a guesser can check
+locally and hang up on, so the host counts the guess (the `guesses` object, client/guesses.py)
+BEFORE it sends the REPLY, and only mutual success takes it back; `guesses.start()` may refuse
+(GuessLimitError: the host sends ABORT(GUESS_LIMIT) instead of a REPLY) or raise another TagioError
+(e.g. another path of the session has the guess: the stream is closed, no REPLY). On the viewer, every
+failure once a REPLY has arrived is a WrongPasswordError, which ends the whole connect; a OneGuess
+shared by all the paths of one connect lets at most one REPLY be checked in vain, whoever answers.
+
+Every message is a frame `type (1) || length (2) || payload` (tagio.protocol.handshake); the whole
+handshake must end within `timeout` seconds (a watchdog closes the stream otherwise). On any
+failure the stream is closed and one TagioError is raised: WrongPasswordError, GuessLimitError,
+RemoteProtocolError (malformed message or point), TransportTimeout, ConnectionClosed.
 """
 
 import enum
 import hashlib
 import hmac
-import random
-import secrets as _secrets
 import threading
+from dataclasses import dataclass
 
 from tagio.crypto import kdf
 from tagio.crypto.channel import SecureChannel
-from tagio.crypto.spake2 import CONF_LEN, POINT_LEN, ROLE_A, ROLE_B, Spake2Party
+from tagio.crypto.spake2 import CONF_LEN, POINT_LEN, ROLE_A, ROLE_B, Spake2Party, random_scalar
+from tagio.crypto.spake2plus import Prover, Spake2PlusResult, Verifier, scalars_from_secret, verifier_L
 from tagio.errors import (
-    LocalProtocolError, RemoteProtocolError, SecureChannelError, TagioError, TransportTimeout,
+    AuthError, LocalProtocolError, RemoteProtocolError, TagioError, TransportTimeout,
     WrongPasswordError,
 )
 from tagio.net.stream import recv_exactly
 from tagio.protocol import handshake as wire
+from tagio.protocol.version import check_peer_version
 from tagio.protocol.handshake import (  # noqa: F401  (the wire names callers and tests use)
     CTX_TAG_LEN, FRAME_HEADER, HANDSHAKE_VERSION, MAX_PAYLOAD, MAX_SLOTS, VERSION, Abort, AbortMsg,
-    ConfirmMsg, FinishedMsg, Msg, decode_reply, encode, encode_frame, encode_hello, encode_reply,
-    parse_header,
+    ConfirmMsg, FinishedMsg, Msg, ReplyMsg, decode_reply, encode, encode_frame, encode_hello,
+    encode_reply, parse_header,
 )
 
-REPLY_SLOTS = 2
+REPLY_SLOTS = 1          # one slot: the viewer checks its one password against one host secret
 _FINISHED_LABEL = b"TagIO handshake finished v1"
+_SPAKE2PLUS_CONTEXT = b"TagIO SPAKE2+ v1|"
 assert (wire.POINT_LEN, wire.CONF_LEN) == (POINT_LEN, CONF_LEN), "the codec's sizes follow SPAKE2's"
+
+
+class GuessLimitError(AuthError):
+    """The host takes no password guess now (too many wrong ones); it checked nothing."""
+
+
+class Kind(enum.Enum):
+    """Which password a run is keyed by; the value goes into the HELLO's tag."""
+    ONE_TIME = b"one-time"
+    PERMANENT = b"permanent"
+
+
+def password_kind(password: str) -> Kind:
+    return Kind.ONE_TIME if kdf.is_one_time_shaped(password) else Kind.PERMANENT
+
+
+MATCHED = {Kind.ONE_TIME: 0, Kind.PERMANENT: 1}   # channel.matched_secret, as the caller's list
 
 
 class Step(enum.Enum):
@@ -76,6 +104,8 @@ EXPECTED = {
 ABORT_ERRORS = {
     Abort.WRONG_PASSWORD: (WrongPasswordError, "wrong password"),
     Abort.PROTOCOL: (RemoteProtocolError, "the peer rejected our handshake message"),
+    Abort.GUESS_LIMIT: (GuessLimitError, "the partner takes no password now (too many wrong "
+                                         "passwords were tried); try again later"),
 }
 
 
@@ -149,11 +179,13 @@ def _run(stream, timeout, body):
 
 
 def _finished_mac(result) -> bytes:
-    return hmac.new(result.kc_b, _FINISHED_LABEL + result.transcript, hashlib.sha256).digest()
+    _ke, key = _session_keys(result)
+    return hmac.new(key, _FINISHED_LABEL + result.transcript, hashlib.sha256).digest()
 
 
 def _channel(stream, result, context, role) -> SecureChannel:
-    keys = kdf.record_keys(result.ke, context, kdf.transcript_hash(result.transcript))
+    ke, _key = _session_keys(result)
+    keys = kdf.record_keys(ke, context, kdf.transcript_hash(result.transcript))
     mine, theirs = ("v2h", "h2v") if role == ROLE_A else ("h2v", "v2h")
     return SecureChannel(stream, send_key=keys[mine][0], send_prefix=keys[mine][1],
                          recv_key=keys[theirs][0], recv_prefix=keys[theirs][1])
@@ -165,104 +197,205 @@ def _context(viewer_id, host_id, session_id) -> bytes:
     return kdf.handshake_context(viewer_id, host_id, bytes(session_id))
 
 
-def _ctx_tag(context: bytes) -> bytes:
-    return hashlib.sha256(b"TagIO ctx tag|" + context).digest()[:CTX_TAG_LEN]
+def _ctx_tag(context: bytes, kind=Kind.ONE_TIME) -> bytes:
+    """Binds a HELLO to its session and says which kind of password the viewer typed."""
+    return hashlib.sha256(b"TagIO ctx tag|" + kind.value + b"|" + context).digest()[:CTX_TAG_LEN]
+
+
+# ---- what each side holds ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HostKeys:
+    """The host's passwords: the one-time password's scrypt secret and the permanent password's
+    SPAKE2+ verifier (kdf.permanent_verifier, w0 || L); either may be None, not both. `lone`: one
+    shared password that answers whichever kind the viewer's password has (see from_list)."""
+    one_time: bytes | None = None
+    permanent: bytes | None = None
+    lone: bool = False
+
+    @classmethod
+    def from_list(cls, secrets) -> "HostKeys":
+        """From the list callers pass: [one-time secret or None, permanent], where a permanent
+        entry may be a verifier or (tests, benchmarks) a 32-byte password secret, made into its
+        verifier here; or [secret] alone: one password both sides know, whatever its shape."""
+        if isinstance(secrets, HostKeys):
+            return secrets
+        items = list(secrets)
+        if not 1 <= len(items) <= 2 or not any(items):
+            raise LocalProtocolError("host_handshake needs a one-time secret and/or one permanent one")
+        if len(items) == 1:
+            return cls(items[0], kdf.verifier_from_secret(items[0]), lone=True)
+        permanent = items[1]
+        if permanent is not None and len(permanent) == kdf.SECRET_LEN:
+            permanent = kdf.verifier_from_secret(permanent)
+        return cls(items[0] or None, permanent or None)
+
+    def matched(self, kind) -> int:
+        """channel.matched_secret: the index into the caller's list of what matched."""
+        return 0 if self.lone else MATCHED[kind]
+
+
+def _spake2plus_context(context: bytes) -> bytes:
+    return _SPAKE2PLUS_CONTEXT + context
+
+
+def _viewer_party(kind, secret, viewer_id, host_id, context):
+    ids = (str(viewer_id).encode(), str(host_id).encode())
+    if kind is Kind.ONE_TIME:
+        return Spake2Party(ROLE_A, kdf.spake2_w(bytes(secret), context), *ids, context)
+    w0, w1 = scalars_from_secret(bytes(secret))
+    return Prover(w0, w1, _spake2plus_context(context), *ids)
+
+
+def _host_party(kind, keys: HostKeys, viewer_id, host_id, context):
+    """The host's side for `kind`; an unset password is answered with a random one (padding)."""
+    ids = (str(viewer_id).encode(), str(host_id).encode())
+    if kind is Kind.ONE_TIME:
+        secret = keys.one_time or kdf.hkdf_sha256(random_scalar().to_bytes(32, "big"), kdf.SECRET_LEN)
+        return Spake2Party(ROLE_B, kdf.spake2_w(secret, context), *ids, context)
+    if keys.permanent:
+        w0, L = kdf.split_verifier(keys.permanent)
+    else:
+        w0, L = random_scalar(), verifier_L(random_scalar())
+    return Verifier(w0, L, _spake2plus_context(context), *ids)
+
+
+def _session_keys(result) -> tuple:
+    """(Ke for the record keys, the key of the FINISHED MAC) of either PAKE's result."""
+    if isinstance(result, Spake2PlusResult):
+        return result.k_shared, result.k_confirm_v
+    return result.ke, result.kc_b
+
+
+class OneGuess:
+    """One password guess per connect: shared by every path of one connect, it lets REPLYs be
+    checked one at a time and, once one failed, none more (a spoofer, a squatter or a malicious
+    relay answering on many paths still learns about one password only)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.spent = False
+
+    def check(self, verify):
+        """verify() -> result or raise WrongPasswordError; after one failure every call raises."""
+        with self._lock:
+            if self.spent:
+                raise WrongPasswordError("wrong password")
+            try:
+                return verify()
+            except WrongPasswordError:
+                self.spent = True
+                raise
 
 
 # ---- the two roles ---------------------------------------------------------------------
 
 def viewer_handshake(stream, password: str, *, viewer_id: str, host_id: str, session_id: bytes,
-                     timeout=10.0) -> SecureChannel:
+                     timeout=10.0, once=None) -> SecureChannel:
     """Prove knowledge of the host's password and return the SecureChannel.
 
-    Raises WrongPasswordError, RemoteProtocolError, SecureChannelError, TransportTimeout,
+    Raises WrongPasswordError, GuessLimitError, RemoteProtocolError, TransportTimeout,
     ConnectionClosed. The slow password KDF runs before the timeout starts.
     """
     secret = kdf.password_secret(password, host_id)
-    return viewer_handshake_secret(stream, secret, viewer_id=viewer_id, host_id=host_id,
-                                   session_id=session_id, timeout=timeout)
+    return viewer_handshake_secret(stream, secret, kind=password_kind(password), viewer_id=viewer_id,
+                                   host_id=host_id, session_id=session_id, timeout=timeout, once=once)
 
 
 def viewer_handshake_secret(stream, secret: bytes, *, viewer_id: str, host_id: str,
-                            session_id: bytes, timeout=10.0) -> SecureChannel:
-    """viewer_handshake with an already derived kdf.password_secret (e.g. a saved one)."""
+                            session_id: bytes, timeout=10.0, kind=Kind.ONE_TIME,
+                            once=None) -> SecureChannel:
+    """viewer_handshake with an already derived kdf.password_secret and its password's Kind.
+    `once`: the OneGuess of this connect (shared by its paths); a fresh one when None."""
     context = _context(viewer_id, host_id, session_id)
-    w = kdf.spake2_w(bytes(secret), context)
-    party = Spake2Party(ROLE_A, w, str(viewer_id).encode(), str(host_id).encode(), context)
+    party = _viewer_party(kind, secret, viewer_id, host_id, context)
+    once = once if once is not None else OneGuess()
 
     def body():
-        stream.send(encode_hello(_ctx_tag(context), party.message))
+        stream.send(encode_hello(_ctx_tag(context, kind), party.message))
         reply = _read(stream, Step.VIEWER_AWAITS_REPLY)
-        index, result = _pick_slot(party, reply.slots)
-        if result is None:
+        # From here on the host has answered a guess: whatever fails is "wrong password".
+        try:
+            result = once.check(lambda: _check_reply(party, reply))
+        except WrongPasswordError:
             _abort(stream, Abort.WRONG_PASSWORD)
-            raise WrongPasswordError("wrong password")
-        stream.send(encode(ConfirmMsg(index, result.my_confirmation)))
-        finished = _read(stream, Step.VIEWER_AWAITS_FINISHED)
+            raise
+        try:
+            stream.send(encode(ConfirmMsg(0, result.my_confirmation)))
+            finished = _read(stream, Step.VIEWER_AWAITS_FINISHED)
+        except WrongPasswordError:
+            raise
+        except TagioError as exc:
+            raise WrongPasswordError(f"the partner did not finish the handshake: {exc}") from exc
         if not hmac.compare_digest(finished.mac, _finished_mac(result)):
-            raise SecureChannelError("handshake FINISHED message failed authentication")
+            raise WrongPasswordError("the partner's FINISHED message failed authentication")
         return _channel(stream, result, context, ROLE_A)
 
     return _run(stream, timeout, body)
 
 
-def _pick_slot(party, slots):
-    for index, (p_b, conf_b) in enumerate(slots):
-        result = party.finish(p_b)
-        if result.verify_peer(conf_b):
-            return index, result
-    return None, None
+def _check_reply(party, reply):
+    """The one slot's result if its confirmation verifies; else WrongPasswordError."""
+    try:
+        if len(reply.slots) != REPLY_SLOTS:
+            raise RemoteProtocolError(f"REPLY with {len(reply.slots)} slots")
+        share, confirmation = reply.slots[0]
+        result = party.finish(share)
+        if result.verify_peer(confirmation):
+            return result
+    except RemoteProtocolError as exc:
+        raise WrongPasswordError(f"wrong password (the reply was unusable: {exc})") from exc
+    raise WrongPasswordError("wrong password")
 
 
-def host_handshake(stream, secrets: list, *, viewer_id, host_id, session_id,
-                   timeout=10.0) -> SecureChannel:
-    """Answer a viewer; return the SecureChannel if it knew one of `secrets`.
+def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=10.0,
+                   guesses=None) -> SecureChannel:
+    """Answer a viewer; return the SecureChannel if it knew one of the host's passwords.
 
-    `secrets` are kdf.password_secret() values (one-time first, then permanent).
-    The returned channel has `matched_secret` = the index into `secrets` that
-    matched. Raises as viewer_handshake does.
+    `secrets`: a HostKeys, or [one-time secret or None, permanent] (HostKeys.from_list). The
+    channel has `matched_secret` (0 one-time, 1 permanent) and `password_kind`. `guesses`: an
+    object with start() (may raise GuessLimitError) and succeeded(), told of the one guess this
+    run gives the viewer (`start(one_time=...)`: which password it is at). Raises as
+    viewer_handshake does.
     """
-    # (index into `secrets`, secret): an empty entry (no one-time password) is skipped but keeps
-    # the numbering, so matched_secret always indexes the caller's list.
-    real = [(i, bytes(s)) for i, s in enumerate(secrets) if s]
-    if not 1 <= len(real) <= MAX_SLOTS:
-        raise LocalProtocolError(f"host_handshake needs 1..{MAX_SLOTS} secrets")
+    keys = HostKeys.from_list(secrets)
     context = _context(viewer_id, host_id, session_id)
 
     def body():
         hello = _read(stream, Step.HOST_AWAITS_HELLO)
-        _check_hello(hello, context)
-        slots = _host_slots(real, hello.p_a, viewer_id, host_id, context)
-        stream.send(encode_reply([(party.message, result.conf_b) for party, result, _ in slots]))
+        kind = _check_hello(hello, context)
+        party = _host_party(kind, keys, viewer_id, host_id, context)
+        result = party.finish(hello.p_a)       # a bad point ends the run before any guess
+        if guesses is not None:
+            _start_guess(stream, guesses, kind)  # BEFORE the REPLY: it lets the viewer check a guess
+        stream.send(encode_reply([(party.message, result.my_confirmation)]))
         confirm = _read(stream, Step.HOST_AWAITS_CONFIRM)
-        index, conf_a = confirm.index, confirm.conf_a
-        if index >= len(slots) or slots[index][2] is None or not slots[index][1].verify_peer(conf_a):
+        is_set = keys.one_time if kind is Kind.ONE_TIME else keys.permanent
+        if confirm.index != 0 or not is_set or not result.verify_peer(confirm.conf_a):
             _abort(stream, Abort.WRONG_PASSWORD)
             raise WrongPasswordError("wrong password")
-        _, result, matched = slots[index]
+        if guesses is not None:
+            guesses.succeeded()
         stream.send(encode(FinishedMsg(_finished_mac(result))))
         channel = _channel(stream, result, context, ROLE_B)
-        channel.matched_secret = matched
+        channel.matched_secret, channel.password_kind = keys.matched(kind), kind
         return channel
 
     return _run(stream, timeout, body)
 
 
-def _check_hello(hello, context: bytes) -> None:
-    if hello.version != VERSION:
-        raise RemoteProtocolError(f"unsupported handshake version {hello.version} (we speak {VERSION})")
-    if not hmac.compare_digest(hello.ctx_tag, _ctx_tag(context)):
-        raise RemoteProtocolError("handshake is for another session or ID")
+def _start_guess(stream, guesses, kind) -> None:
+    try:
+        guesses.start(one_time=kind is Kind.ONE_TIME)
+    except GuessLimitError:
+        _abort(stream, Abort.GUESS_LIMIT)
+        raise
 
 
-def _host_slots(real, p_a, viewer_id, host_id, context) -> list:
-    """[(party, result, index into the caller's secrets or None for padding)], shuffled."""
-    entries = list(real) + [(None, _secrets.token_bytes(32))
-                                       for _ in range(max(0, REPLY_SLOTS - len(real)))]
-    random.SystemRandom().shuffle(entries)
-    slots = []
-    for matched, secret in entries:
-        party = Spake2Party(ROLE_B, kdf.spake2_w(secret, context), str(viewer_id).encode(),
-                            str(host_id).encode(), context)
-        slots.append((party, party.finish(p_a), matched))
-    return slots
+def _check_hello(hello, context: bytes) -> Kind:
+    """The Kind this HELLO's tag names; RemoteProtocolError for another version or session."""
+    check_peer_version("handshake", hello.version, VERSION)   # VersionMismatch says what to do
+    for kind in Kind:
+        if hmac.compare_digest(hello.ctx_tag, _ctx_tag(context, kind)):
+            return kind
+    raise RemoteProtocolError("handshake is for another session or ID")

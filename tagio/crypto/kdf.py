@@ -10,6 +10,14 @@ it to the SPAKE2 scalar w, with 16 extra bytes so the reduction is unbiased.
 `record_keys` expands the PAKE's Ke into one key and one nonce prefix per
 direction, so the two directions never share a (key, nonce) pair.
 
+A permanent (unattended-access) password is run with SPAKE2+ (spake2plus.py):
+the host keeps only its verifier, `permanent_verifier` = w0 || L (97 bytes),
+made from the same scrypt secret, so a stolen settings file is not a password.
+The viewer tells the two kinds apart by their shape: a one-time password is
+exactly OTP_LENGTH characters of OTP_ALPHABET, and a permanent password may not
+look like one (`is_one_time_shaped`), so a viewer checks its one password
+against one kind only - one guess per connect, whoever answers.
+
 One-time passwords are 8 characters from an alphabet without look-alikes
 (no 0/O/o, 1/l/I/i), about 39.6 bits: plenty against online guessing, which
 the PAKE limits to one guess per attempt and the host rate-limits.
@@ -21,8 +29,9 @@ import unicodedata
 
 from Crypto.Protocol.KDF import scrypt
 
-from tagio.crypto.spake2 import ORDER, hkdf_sha256
-from tagio.errors import LocalProtocolError
+from tagio.crypto import spake2plus
+from tagio.crypto.spake2 import ORDER, SCALAR_LEN, decode_point, hkdf_sha256
+from tagio.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 
 SECRET_LEN = 32
 # scrypt cost: N=2**15, r=8 -> 32 MiB and ~90 ms per guess on a small server core.
@@ -75,6 +84,47 @@ def password_secret(password: str, host_id: str) -> bytes:
 def new_one_time_password() -> str:
     """A fresh 8-character one-time password without look-alike characters."""
     return "".join(secrets.choice(OTP_ALPHABET) for _ in range(OTP_LENGTH))
+
+
+def is_one_time_shaped(password: str) -> bool:
+    """True when `password` (as typed) has the shape of a one-time password."""
+    try:
+        text = normalize_password(password)
+    except LocalProtocolError:
+        return False
+    return len(text) == OTP_LENGTH and all(c in OTP_ALPHABET for c in text)
+
+
+VERIFIER_LEN = SCALAR_LEN + 65     # w0 || L
+
+
+def verifier_from_secret(secret: bytes) -> bytes:
+    """The SPAKE2+ verifier (w0 || L) a host stores for a permanent password's secret."""
+    w0, L = spake2plus.registration(secret)
+    return w0 + L
+
+
+def permanent_verifier(password: str, host_id: str) -> bytes:
+    """Register a permanent password: scrypt once, keep only the verifier. Raises ConfigError when
+    the password looks like a one-time password (a viewer would then try the wrong kind)."""
+    if is_one_time_shaped(password):
+        raise ConfigError(f"a permanent password must not look like a one-time password "
+                          f"({OTP_LENGTH} lowercase letters and digits)")
+    return verifier_from_secret(password_secret(password, host_id))
+
+
+def split_verifier(verifier: bytes) -> tuple:
+    """(w0, L) from a stored verifier; LocalProtocolError if it is damaged (it is our own data)."""
+    if not isinstance(verifier, (bytes, bytearray)) or len(verifier) != VERIFIER_LEN:
+        raise LocalProtocolError(f"a SPAKE2+ verifier is {VERIFIER_LEN} bytes")
+    w0 = int.from_bytes(verifier[:SCALAR_LEN], "big")
+    try:
+        decode_point(bytes(verifier[SCALAR_LEN:]))
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError(f"the stored verifier is damaged: {exc}") from None
+    if not 0 < w0 < ORDER:
+        raise LocalProtocolError("the stored verifier is damaged: w0 out of range")
+    return w0, bytes(verifier[SCALAR_LEN:])
 
 
 def handshake_context(viewer_id: str, host_id: str, session_id: bytes) -> bytes:

@@ -26,6 +26,12 @@ The host keeps every completed channel until NOMINATE arrives on one of
 them. Losing streams are closed, which ends the peer's attempts on them.
 An AuthError on any path (wrong password) ends the whole race at once.
 
+Every host handshake lets the viewer check one password guess, so the host
+runs at most one per path kind (tcp-out, tcp-in, udp, relay) and session
+(`_Race.claim`): a further connection of a kind already used is closed
+unhandled. That also caps the host's handshake threads at four per session
+(and Hosting runs at most MAX_INCOMING sessions).
+
 LAN sessions (no relay, peers found by lan.py): `lan_viewer_peer()` and
 `lan_host_peer()` build the PeerInfo both sides would have got from a relay;
 the relay token is derived publicly from the session id and both IDs (the
@@ -86,6 +92,7 @@ class _Race:
         self.errors = []
         self.opened = []  # [(stream, channel or None)] to close unless they win
         self.threads = []
+        self.claimed = set()  # path kinds that have had their handshake (host: one each)
 
     def remaining(self):
         return max(0.0, self.deadline - time.monotonic())
@@ -115,7 +122,17 @@ class _Race:
                 self.direct_active -= direct_weight
                 self.cond.notify_all()
 
-    def try_path(self, open_stream, direct=True):
+    def claim(self, kind) -> bool:
+        """May a path of `kind` run a handshake? The host runs at most one per path kind and
+        session: each host handshake gives the viewer a password guess and costs a thread, so a
+        guesser holding one rendezvous must not dial in (or be dialled) again and again."""
+        with self.cond:
+            if self.role == "host" and kind in self.claimed:
+                return False
+            self.claimed.add(kind)
+            return True
+
+    def try_path(self, open_stream, direct=True, kind=None):
         """Open a stream, run the handshake, offer the channel (runs in its own thread)."""
         if self.stop.is_set():
             return
@@ -124,7 +141,7 @@ class _Race:
         with self.cond:
             self.opened.append(entry)
             stopped = self.stop.is_set()
-        if stopped:
+        if stopped or (kind is not None and not self.claim(kind)):
             stream.close()
             return
         entry[1] = self.handshake(stream)
@@ -232,7 +249,7 @@ def _dial_tcp(race, address):
             raise
         return SocketStream(sock, path="direct-tcp")
 
-    race.try_path(opener)
+    race.try_path(opener, kind="tcp-out")
 
 
 def _accept_tcp(race, listener):
@@ -251,8 +268,8 @@ def _accept_tcp(race, listener):
         if taken is None:
             continue
         sock, tag = taken
-        if not hmac.compare_digest(tag, expected):  # a MAC: compare in constant time
-            sock.close()  # wrong role or forged: not our peer
+        if not hmac.compare_digest(tag, expected) or not race.claim("tcp-in"):
+            sock.close()  # wrong role or forged, or (host) this session had its inbound handshake
             continue
         stream = SocketStream(sock, path="direct-tcp")
         race.spawn("direct-tcp-in", race.try_path, lambda s=stream: s)
@@ -264,13 +281,13 @@ def _open_relay(race, relay, delay):
     if race.stop.is_set():
         return
     race.try_path(lambda: relay.open_relay(race.peer.relay_token, timeout=max(0.1, race.remaining())),
-                  direct=False)
+                  direct=False, kind="relay")
 
 
 def _open_udp(race, listener):
     from tagio.net import punch  # imported lazily: only a race with a listener punches
 
-    race.try_path(lambda: punch.open_path(listener.udp, race.peer, race.stop, race.remaining()))
+    race.try_path(lambda: punch.open_path(listener.udp, race.peer, race.stop, race.remaining()), kind="udp")
 
 
 def establish(peer, relay, handshake, *, listener=None, timeout=15.0, relay_delay=0.3, udp=True):
@@ -299,6 +316,15 @@ LanPeerInfo = PeerInfo  # the LAN's PeerInfo is the same class, built locally (k
 
 def lan_token(session_id: bytes, viewer_id: str, host_id: str) -> bytes:
     return hashlib.sha256(b"TagIO-LAN-token-v1" + session_id + f"{viewer_id}:{host_id}".encode()).digest()[:16]
+
+
+def lan_tag_ok(preamble, host_id: str) -> bool:
+    """Is a LAN preamble's tag the one a viewer of this session would send to `host_id`? The
+    listener asks before a LAN dial may become an attempt, so junk costs no attempt budget (the
+    key is public: this stops junk, not a determined guesser, whom the guess limits stop)."""
+    token = lan_token(preamble.session_id, preamble.viewer_id, host_id)
+    expected = tcp_preamble_tag(token, preamble.session_id, "viewer")
+    return hmac.compare_digest(bytes(preamble.tag), expected)
 
 
 def lan_viewer_peer(host_id: str, host_address: tuple, viewer_id: str, session_id: bytes) -> PeerInfo:

@@ -12,7 +12,9 @@ listener only reads the preamble (bounded: its exact size, PREAMBLE_TIMEOUT
 seconds, MAX_PREAMBLE_READERS at once) and parks the socket under its
 session id (MAX_PENDING, PENDING_TTL) until establish() for that session
 takes it. A LAN preamble also queues a LanRequest in `lan_requests` (bounded)
-so the host learns about a session no relay announced. The same port is
+so the host learns about a session no relay announced; when the host has set
+`lan_check(preamble) -> bool` (connect.lan_tag_ok), a LAN preamble whose tag
+fails it is dropped here, before it can become an attempt that counts. The same port is
 bound for UDP and handed to a UdpMux (`udp`) for punching and rudp.
 """
 
@@ -101,6 +103,7 @@ class DirectListener:
         self._reading = {}  # thread -> socket whose preamble it is reading (for close())
         self._stop = threading.Event()
         self.error = None
+        self.lan_check = None  # set by the host: preamble -> bool, the LAN tag check
         self._thread = threading.Thread(target=self._accept_loop, name="direct-accept", daemon=True)
         self._thread.start()
 
@@ -141,7 +144,11 @@ class DirectListener:
             with self._cond:
                 self._reading.pop(threading.current_thread(), None)
             self._readers.release()
-        if self._park(preamble, sock) and preamble.viewer_id is not None:
+        lan = preamble.viewer_id is not None
+        if lan and self.lan_check is not None and not self.lan_check(preamble):
+            sock.close()  # a wrong LAN tag: junk, dropped before it costs the host an attempt
+            return
+        if self._park(preamble, sock) and lan:
             try:
                 self.lan_requests.put_nowait(LanRequest(preamble.session_id, preamble.viewer_id, addr[:2]))
             except queue.Full:

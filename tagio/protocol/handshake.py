@@ -51,6 +51,7 @@ class Abort(enum.IntEnum):
     """ABORT codes. An unknown code still decodes (the state machine says what it means)."""
     WRONG_PASSWORD = 1
     PROTOCOL = 2
+    GUESS_LIMIT = 3     # the host takes no password guess now (too many wrong ones)
 
 
 def _need(cond, why):

@@ -24,7 +24,7 @@ more without a version bump; removing or changing a feature needs a new version.
 from tagio.errors import RemoteProtocolError
 
 RELAY_VERSION = 1
-HANDSHAKE_VERSION = 1
+HANDSHAKE_VERSION = 2   # 2: a HELLO tag per password kind, SPAKE2+ for permanent passwords, one slot
 SESSION_VERSION = 2     # 2: the session Hello carries capability bits
 RUDP_VERSION = 1
 LAN_VERSION = 1

@@ -358,11 +358,11 @@ class App:
                                      derive_secret=self.derive_permanent_secret)
 
     def derive_permanent_secret(self, password, done):
-        """The Settings dialog's new permanent password -> its stored secret (scrypt, tens of ms)
-        in a worker; done(secret, error) is called on the Tk thread."""
+        """The Settings dialog's new permanent password -> its stored SPAKE2+ verifier (scrypt, tens
+        of ms) in a worker; done(verifier, error) is called on the Tk thread."""
         from tagio.crypto import kdf
         host_id = self.client.id
-        self.run_in_worker(lambda: kdf.password_secret(password, host_id), done)
+        self.run_in_worker(lambda: kdf.permanent_verifier(password, host_id), done)
 
     def _settings_saved(self, settings, relay_before):
         self.dialog = None

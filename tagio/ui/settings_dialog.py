@@ -8,7 +8,7 @@ only: the entries start empty and the dialog says whether one is set, never what
 `on_saved(settings)` lets the controller re-read what changed (e.g. restart the relay
 registration).  Only the Tk main thread may touch it.
 
-A new permanent password is stored as its scrypt secret, which takes tens of ms (more on a
+A new permanent password is stored as its SPAKE2+ verifier (from its scrypt secret), which takes tens of ms (more on a
 slow machine): too long for the Tk thread, and not the dialog's job.  The dialog hands the
 password to `derive_secret(password, done)`, owned by the controller (App.derive_permanent_secret
 runs scrypt in one of its tracked workers), which calls `done(secret, error)` back on the Tk
@@ -160,14 +160,14 @@ class SettingsDialog(Dialog):
 
     def _password_block(self):
         state = ("A permanent password is set: partners who know it connect without a prompt."
-                 if self.settings.permanent_secret else
+                 if self.settings.permanent_verifier else
                  "No permanent password: only the one-time password lets partners in.")
         ttk.Label(self.body, text="Unattended access", style="Card.TLabel").pack(anchor="w", pady=(6, 0))
         self.password_state = ttk.Label(self.body, text=state, style="Muted.TLabel")
         self.password_state.pack(anchor="w")
         self._entry("new_password", "New permanent password", show="\u2022", error=None)
         self._entry("confirm_password", "Repeat it", show="\u2022", error="permanent_password")
-        if self.settings.permanent_secret:
+        if self.settings.permanent_verifier:
             self._check("clear_password", "Remove the permanent password", error=False)
 
     # --- actions ----------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class SettingsDialog(Dialog):
             self.settings.clipboard = bool(self.share_clipboard.get())
             self._apply_files()
             if secret:
-                self.settings.permanent_secret = secret
+                self.settings.permanent_verifier = secret
             self.settings.save()
         except ConfigError as exc:
             self.save_button.state(["!disabled"])
