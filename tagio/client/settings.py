@@ -35,6 +35,7 @@ ENV_RELAY = "TAGIO_RELAY"
 # One save at a time in this process: the Tk thread (Settings dialog) and a connect worker
 # (recent partners) both save, and they share the temporary file's name.
 _SAVE_LOCK = threading.Lock()
+_BOOK_LOCK = threading.Lock()       # the partner book and the history are loaded once, by any thread
 
 
 def default_config_dir(environ=None) -> Path:
@@ -145,6 +146,14 @@ def _partner_views(value):
     return dict(views[-MAX_PARTNER_VIEWS:])
 
 
+def _desk_name(value):
+    """"Name this desk": shown to partners (inside the session only), "" = none."""
+    from tagio.protocol.session import clean_name
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return clean_name(value)
+
+
 # field -> (validator applied to JSON values, default, to-JSON converter)
 FIELDS = {
     "relay": (_relay, None, None),
@@ -157,6 +166,7 @@ FIELDS = {
     "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
     "recent_partners": (_recent, [], list),
     "partner_views": (_partner_views, {}, dict),
+    "desk_name": (_desk_name, "", None),
 }
 
 
@@ -271,6 +281,27 @@ class Settings:
         used = max((v.get("used", 0) for v in views.values()), default=0) + 1
         views[partner_id] = dict(clean_view(view), used=used)
         self.partner_views = dict(list(views.items())[-MAX_PARTNER_VIEWS:])
+
+    @property
+    def partners(self):
+        """The address book and the always-allowed desks (client/partners.py, partners.json in the
+        same folder), loaded on first use and seeded from the old recent list."""
+        with _BOOK_LOCK:
+            if self.__dict__.get("_partner_book") is None:
+                from tagio.client.partners import PartnerBook
+                book = PartnerBook(self.config_dir)
+                book.seed(self.recent_partners)
+                self._partner_book = book
+            return self._partner_book
+
+    @property
+    def history(self):
+        """The host's session history (client/history.py, history.json), loaded on first use."""
+        with _BOOK_LOCK:
+            if self.__dict__.get("_history") is None:
+                from tagio.client.history import HostHistory
+                self._history = HostHistory(self.config_dir)
+            return self._history
 
     def __repr__(self):
         # Never show secrets, not even in a debugger or a log line that formats the object.

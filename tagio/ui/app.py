@@ -40,6 +40,7 @@ from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.home import HomeWindow
 from tagio.ui.model import HomeEvent, HomeState
+from tagio.ui.partners import HistoryDialog, OnlineRounds, RenameDialog, partner_rows
 from tagio.ui.prompts import (AboutDialog, AcceptPrompt, ConfirmDialog, ControlledIndicator, MessageDialog,
                               PasswordDialog)
 
@@ -72,6 +73,7 @@ class App:
         self.viewer_partner, self.clipboard_sync = None, True
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
+        self.online = OnlineRounds()
         root.title("TagIO")
         root.minsize(720, 420)
         root.protocol("WM_DELETE_WINDOW", self.close_clicked)
@@ -84,7 +86,8 @@ class App:
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
                 "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
                 "pick": self.connect_clicked, "cancel": self.cancel_clicked,
-                "retry": self.retry_relay}
+                "retry": self.retry_relay, "rename": self.rename_partner,
+                "remove": self.remove_partner, "history": self.open_history}
 
     def _make_client(self):
         return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
@@ -177,6 +180,7 @@ class App:
                     self._guarded(handler, self, **fields)
             self._check_viewer()
             self._close_withdrawn_prompts()
+            self._ask_who_is_online()
             self.refresh()
         finally:
             if not self._closing.is_set():
@@ -208,7 +212,7 @@ class App:
         self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
                                                             lan is not None, retry_in))
         self.home.set_retry(retry_in is not None)
-        self.home.set_recent(model.recent_rows(self.settings.recent_partners))
+        self.home.set_partners(partner_rows(self.settings.partners.partners(), self.online.states))
         self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
 
     def _spawn(self, target, *args, name):
@@ -412,7 +416,10 @@ class App:
         zoom, monitor, quality, full screen); _take_viewer remembers it again when it closes."""
         from tagio.ui.viewer_window import ViewerWindow
         self.viewer_partner = connection.peer_id
-        window = ViewerWindow(self.root, session, f"{shown_id} \u2014 TagIO",
+        known = self.settings.partners.get(connection.peer_id)
+        name = known.shown_name if known else getattr(connection, "peer_name", "")
+        title = f"{name} ({shown_id})" if name else shown_id
+        window = ViewerWindow(self.root, session, f"{title} \u2014 TagIO",
                               prefs=self.settings.partner_views.get(connection.peer_id),
                               set_clipboard_sync=self.set_clipboard_sync, peer_ip=_peer_ip(connection),
                               partner=shown_id)
@@ -492,16 +499,54 @@ class App:
         that could not open).  Returns what to tell the user, as _stop_session."""
         return _stop_session(self._take_viewer(), user_closed)
 
+    # --- partners (the address book) and the host's history --------------------------------------
+
+    def _ask_who_is_online(self):
+        """At most one round of relay lookups per ROUND_S, only while the window shows and the
+        relay is reachable; the lookups run in a worker (they wait on the network)."""
+        relay = self.client.current_relay()
+        shown = bool(self.root.winfo_viewable())
+        if relay is None or not self.online.due(shown, model.parse_relay_status(
+                self.client.relay_status)[0] == "online"):
+            return
+        ids = [p.id for p in self.settings.partners.partners()]
+        self.online.started()
+        self.run_in_worker(lambda: self.online.ask(relay, ids),
+                           lambda found, _error: self.online.finished(found))
+
+    def rename_partner(self, partner_id):
+        if self._dialog_open():
+            return
+        partner = self.settings.partners.get(partner_id)
+
+        def done(name):
+            self.dialog = None
+            if name is not None:
+                self.settings.partners.rename(partner_id, name)
+        self.dialog = RenameDialog(self.root, partner_id, partner.name if partner else "", done)
+
+    def remove_partner(self, partner_id):
+        self.settings.partners.remove(partner_id)
+        self.online.states.pop(partner_id, None)
+
+    def open_history(self):
+        if not self._dialog_open():
+            self.dialog = HistoryDialog(self.root, self.settings.history.entries(), self.fonts)
+
     # --- host side ------------------------------------------------------------------------------
 
     def _on_accept_request(self, request):
         if request.done:
             return
 
-        def answered(accepted):
+        def answered(granted, always):
             self.prompts.pop(request, None)
-            request.resolve(accepted)
-        self.prompts[request] = AcceptPrompt(self.root, request.peer_id, answered, timeout=request.timeout)
+            if always and granted:
+                self.settings.partners.trust(request.peer_id, _rights(granted), request.name)
+            request.resolve(granted)
+        self.prompts[request] = AcceptPrompt(
+            self.root, request.peer_id, answered, timeout=request.timeout, name=request.name,
+            files=request.files, view_only=bool(self.client.host_options.get("view_only")))
 
     def _close_withdrawn_prompts(self):
         """A viewer that gave up (or fell silent) resolved its request: its prompt goes at once."""
@@ -511,10 +556,11 @@ class App:
                 if _exists(prompt):
                     _destroy(prompt)
 
-    def _on_session_started(self, peer_id, role="host", path="", **_fields):
+    def _on_session_started(self, peer_id, role="host", path="", view_only=None, **_fields):
         if role != "host" or peer_id in self.indicators:
             return
-        view_only = bool(self.client.host_options.get("view_only"))
+        if view_only is None:       # the rights of this session, else the settings
+            view_only = bool(self.client.host_options.get("view_only"))
         self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked,
                                                        view_only=view_only)
 
@@ -579,6 +625,12 @@ HANDLERS = {
     "work_done": App._on_work_done,
     "host_view_only": App._on_host_view_only,
 }
+
+
+def _rights(granted):
+    """The accept prompt's answer as Rights to remember (True: everything the settings allow)."""
+    from tagio.client.hosting import ALL_RIGHTS
+    return granted if granted is not True else ALL_RIGHTS
 
 
 def _exists(widget) -> bool:

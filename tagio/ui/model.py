@@ -128,8 +128,10 @@ def decide_accept(ask_before_accept: bool, unattended: bool) -> AcceptDecision:
     return AcceptDecision.ASK
 
 
-def countdown_text(peer_id: str, seconds_left: int) -> str:
-    return (f"Desk {display_id(peer_id)} wants to see and control this computer.\n"
+def countdown_text(peer_id: str, seconds_left: int, name: str = "") -> str:
+    """The accept prompt's text; `name` is the viewer's desk name (already cleaned)."""
+    desk = f"Desk {display_id(peer_id)}" + (f" ({name})" if name else "")
+    return (f"{desk} wants to see and control this computer.\n"
             f"Denied automatically in {max(0, int(seconds_left))} s.")
 
 
