@@ -294,7 +294,7 @@ class Hosting:
             session.start()
             started = time.time()
             self.client.emit("session_started", peer_id=peer.peer_id, path=path, role="host",
-                             name=name, view_only=options["view_only"])
+                             desk_name=name, view_only=options["view_only"])
             session.join()
         except TagioError as exc:
             reason = str(exc)
