@@ -38,7 +38,7 @@ from tagio.client.partners import Rights
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.refusal import Refuser
-from tagio.errors import TagioError, TransportTimeout, WrongPasswordError
+from tagio.errors import ConnectionClosed, TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
 
@@ -257,10 +257,13 @@ class Hosting:
         the viewer's name, or None after telling the UI why the attempt failed."""
         try:
             return admission.introduce(self.client.settings.desk_name)
+        except ConnectionClosed:         # the viewer cancelled (or closed) right after the handshake
+            admission.channel.close()
+            self.client.emit("refused", peer_id=peer_id, reason=CANCELLED)
         except TagioError as exc:
             admission.channel.close()
             self.client.emit("attempt_failed", peer_id=peer_id, reason=str(exc), error=exc)
-            return None
+        return None
 
     def _accepted(self, peer_id, used_permanent, admission, name=""):
         """The Rights this viewer gets, or None (declined, or it left). No prompt for a permanent

@@ -46,7 +46,8 @@ def path_text(path) -> str:
 
 def partner_line(partner, online=None, now=None) -> str:
     """'● 123 456 789   Anna   14:02 · Relayed' (dot: online, offline or not asked)."""
-    parts = [words.ONLINE_DOTS.get(online, words.ONLINE_DOTS[None]), model.display_id(partner.id)]
+    dot = words.ONLINE_DOTS.get(online, words.ONLINE_DOTS[None])
+    parts = [f"{dot} {model.display_id(partner.id)}"]
     if partner.shown_name:
         parts.append(partner.shown_name)
     seen = " \u00b7 ".join(t for t in (when_text(partner.last, now), path_text(partner.path)) if t)
