@@ -510,6 +510,8 @@ class App:
                 self.client.relay_status)[0] == "online"):
             return
         ids = [p.id for p in self.settings.partners.partners()]
+        if not ids:
+            return          # nothing to ask: the first partner is asked about at once
         self.online.started()
         self.run_in_worker(lambda: self.online.ask(relay, ids),
                            lambda found, _error: self.online.finished(found))

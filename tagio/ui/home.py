@@ -55,8 +55,9 @@ class HomeWindow(ttk.Frame):
         ttk.Label(header, text="  secure remote desktop", style="HeaderSub.TLabel").pack(side="left", pady=(8, 0))
         ttk.Button(header, text="About", style="Small.TButton",
                    command=self._action("about")).pack(side="right")
-        ttk.Button(header, text="Settings", style="Small.TButton",
-                   command=self._action("settings")).pack(side="right", padx=(0, theme.GAP))
+        self.settings_button = ttk.Button(header, text="Settings", style="Small.TButton",
+                                          command=self._action("settings"))
+        self.settings_button.pack(side="right", padx=(0, theme.GAP))
 
     def _card(self, parent, title, subtitle):
         card = ttk.Frame(parent, style="Card.TFrame", padding=theme.PAD + 4)
