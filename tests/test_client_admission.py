@@ -92,6 +92,7 @@ class HostAdmissionTest(unittest.TestCase):
         admission.admit()
         thread.join(5)
         self.assertEqual(result, {"ok": True, "host_name": "Anna"})
+        self.host.close()           # ends the watcher's last read
 
     def test_a_viewer_that_never_introduces_itself_loses_its_channel(self):
         admission = adm.HostAdmission(self.host)

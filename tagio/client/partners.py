@@ -115,6 +115,7 @@ class PartnerBook:
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()      # one writer at a time: the newest state lands last
         self._partners, self._trusted = {}, {}
+        self.version = 0            # counts changes: a window redraws its list only when it moved
         self.warning = None
         self._load()
 
@@ -222,6 +223,7 @@ class PartnerBook:
         """Write the whole book atomically; a failure is logged (the book stays in memory)."""
         with self._save_lock:
             with self._lock:
+                self.version += 1
                 text = json.dumps({"partners": self._partners, "trusted": self._trusted},
                                   indent=1) + "\n"
             self._write(text)

@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from tagio import __version__
 from tagio.client import words
@@ -74,6 +75,7 @@ class App:
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
         self.online = OnlineRounds()
+        self._partners_shown = None
         root.title("TagIO")
         root.minsize(720, 420)
         root.protocol("WM_DELETE_WINDOW", self.close_clicked)
@@ -212,8 +214,17 @@ class App:
         self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
                                                             lan is not None, retry_in))
         self.home.set_retry(retry_in is not None)
-        self.home.set_partners(partner_rows(self.settings.partners.partners(), self.online.states))
+        self._refresh_partners()
         self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
+
+    def _refresh_partners(self):
+        """The address book's rows, recomputed only when the book, an online state or the
+        minute shown changed (refresh runs every POLL_MS)."""
+        book = self.settings.partners
+        key = (book.version, tuple(sorted(self.online.states.items())), int(time.time() // 60))
+        if key != self._partners_shown:
+            self._partners_shown = key
+            self.home.set_partners(partner_rows(book.partners(), self.online.states))
 
     def _spawn(self, target, *args, name):
         """Run `target` in a tracked worker; a non-TagIO exception is kept for close()."""
