@@ -65,7 +65,7 @@ class OnlineRoundsTest(unittest.TestCase):
         relay = Relay({pid: "offline" for pid in ids})
         relay.answers[ids[0]] = "online"
         relay.answers[ids[1]] = "unknown"
-        found = ui.OnlineRounds().ask(relay, ids)
+        found = ui.OnlineRounds().ask(relay, ids)      # no stop Event: no pacing (a unit test)
         self.assertEqual(len(relay.asked), ui.ROUND_SIZE)
         self.assertEqual((found[ids[0]], found[ids[1]], found[ids[2]]), ("online", "offline", "offline"))
         relay.answers[ids[3]] = RelayError("rate_limited", "slow down")
@@ -73,6 +73,21 @@ class OnlineRoundsTest(unittest.TestCase):
         found = ui.OnlineRounds().ask(relay, ids)
         self.assertEqual(relay.asked, ids[:4])
         self.assertEqual(sorted(found), sorted(ids[:3]))
+
+    def test_a_round_is_paced_and_stops_when_the_app_closes(self):
+        class Stop:
+            def __init__(self):
+                self.waits = []
+
+            def wait(self, seconds):
+                self.waits.append(seconds)
+                return len(self.waits) == 3        # the app closes during the third pause
+        ids = [f"{100000000 + n}" for n in range(20)]
+        relay, stop = Relay({pid: "online" for pid in ids}), Stop()
+        found = ui.OnlineRounds().ask(relay, ids, stop=stop)
+        self.assertEqual(stop.waits, [ui.PACE_S] * 3)
+        self.assertEqual(relay.asked, ids[:3])
+        self.assertEqual(len(found), 3)
 
 
 if __name__ == "__main__":

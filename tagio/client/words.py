@@ -323,7 +323,6 @@ FULL_SCREEN_HINT = "Ctrl+Alt+Enter leaves full screen"
 
 # The desks you know (tagio/ui/partners.py, home.py, prompts.py' accept prompt, settings_dialog.py).
 ONLINE_DOTS = {"online": "\u25cf", "offline": "\u25cb", None: "\u00b7"}   # relay lookup -> dot
-ONLINE_TIPS = {"online": "online", "offline": "offline", None: "not asked yet"}
 PARTNERS_TITLE = "Partners"
 NO_PARTNERS = "No partners yet \u2014 they appear here"
 RENAME = "Rename"

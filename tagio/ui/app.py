@@ -524,7 +524,7 @@ class App:
         if not ids:
             return          # nothing to ask: the first partner is asked about at once
         self.online.started()
-        self.run_in_worker(lambda: self.online.ask(relay, ids),
+        self.run_in_worker(lambda: self.online.ask(relay, ids, stop=self._closing),
                            lambda found, _error: self.online.finished(found))
 
     def rename_partner(self, partner_id):

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from tagio.client.settings import format_address, parse_address, parse_relay
+from tagio.client import words
 from tagio.client.words import RETRYING_IN, explain, short_reason  # noqa: F401 (short_reason: API)
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, LocalProtocolError
@@ -131,8 +132,8 @@ def decide_accept(ask_before_accept: bool, unattended: bool) -> AcceptDecision:
 def countdown_text(peer_id: str, seconds_left: int, name: str = "") -> str:
     """The accept prompt's text; `name` is the viewer's desk name (already cleaned)."""
     desk = f"Desk {display_id(peer_id)}" + (f" ({name})" if name else "")
-    return (f"{desk} wants to see and control this computer.\n"
-            f"Denied automatically in {max(0, int(seconds_left))} s.")
+    return (words.ACCEPT_WANTS.format(desk=desk) + "\n"
+            + words.ACCEPT_DENIED_IN.format(seconds=max(0, int(seconds_left))))
 
 
 def controlled_text(peer_id: str) -> str:

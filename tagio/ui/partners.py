@@ -21,6 +21,7 @@ from tagio.ui.prompts import Dialog
 
 ROUND_S = 30.0              # one online round per 30 s at most
 ROUND_SIZE = 8              # partners asked per round (the relay allows a burst of 10 per address)
+PACE_S = 0.5                # between two lookups: the relay refills 2 a second per address
 MAX_SHOWN = 200             # rows in the home window's list (the book holds at most 200)
 MAX_HISTORY_SHOWN = 500
 
@@ -101,12 +102,15 @@ class OnlineRounds:
     def started(self):
         self.running, self._last = True, self.clock()
 
-    def ask(self, relay, ids) -> dict:
-        """Worker thread: one lookup per ID (at most ROUND_SIZE); stops at the first error (the
-        relay's rate limit included), keeping what it learned."""
+    def ask(self, relay, ids, stop=None, pace=PACE_S) -> dict:
+        """Worker thread: one lookup per ID (at most ROUND_SIZE), `pace` seconds apart so that a
+        round never drains the relay's per-address allowance a connect needs too; stops at the
+        first error (the relay's rate limit included) or when `stop` is set, keeping what it learned."""
         from tagio.errors import TagioError
         found = {}
-        for pid in ids[:ROUND_SIZE]:
+        for index, pid in enumerate(ids[:ROUND_SIZE]):
+            if index and stop is not None and stop.wait(pace):
+                break
             try:
                 found[pid] = "online" if relay.lookup(pid, timeout=5.0) == "online" else "offline"
             except TagioError:
