@@ -177,6 +177,8 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.assertEqual(viewer.settings.partners.get(self.app.client.id).their_name, "Front desk")
         result["session"].stop()
         self.pump(lambda: not self.app.client.host_sessions, "second session over", 20)
+        # (its always-on-top bar lies over the Settings button until it goes)
+        self.pump(lambda: not self.toplevels(ControlledIndicator), "second indicator gone", 20)
         # Revoked in Settings: asked again the third time.
         self.click(self.app.home.settings_button)
         dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings again")

@@ -306,7 +306,8 @@ class Hosting:
             channel.close()
             with self._lock:
                 self._sessions.remove(session)
-            self._record(peer.peer_id, name, started, path, options["view_only"])
+            # session.view_only: also when input injection could not load
+            self._record(peer.peer_id, name, started, path, session.view_only)
             self.client.emit("session_ended", peer_id=peer.peer_id, role="host", reason=reason)
 
     def _record(self, peer_id, name, started, path, view_only):

@@ -72,12 +72,16 @@ def _is_id(value) -> bool:
 def _clean_partner(value) -> dict:
     if not isinstance(value, dict):
         raise ValueError("expected an object")
-    last = value.get("last", 0)
-    path = value.get("path", "")
-    return {"name": clean_name(value.get("name") if isinstance(value.get("name"), str) else ""),
-            "their_name": clean_name(value.get("their_name") if isinstance(value.get("their_name"), str) else ""),
-            "last": last if isinstance(last, (int, float)) and not isinstance(last, bool) and last >= 0 else 0,
-            "path": _path(path)}
+    return {"name": _name(value.get("name")), "their_name": _name(value.get("their_name")),
+            "last": _time(value.get("last", 0)), "path": _path(value.get("path", ""))}
+
+
+def _name(value) -> str:
+    return clean_name(value) if isinstance(value, str) else ""
+
+
+def _time(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _path(value) -> str:
@@ -86,8 +90,7 @@ def _path(value) -> str:
 
 def _clean_trusted(value) -> dict:
     entry = asdict(Rights.from_json(value))
-    name = value.get("name")
-    entry["name"] = clean_name(name if isinstance(name, str) else "")
+    entry["name"] = _name(value.get("name"))
     return entry
 
 

@@ -24,6 +24,7 @@ ROUND_SIZE = 8              # partners asked per round (the relay allows a burst
 PACE_S = 0.5                # between two lookups: the relay refills 2 a second per address
 MAX_SHOWN = 200             # rows in the home window's list (the book holds at most 200)
 MAX_HISTORY_SHOWN = 500
+RIGHT_NAMES = ("control", "clipboard", "files")
 
 
 # --- rows (pure) ---------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class TrustedSection:
         self.ids = list(trusted)
         self.listbox.delete(0, "end")
         for pid, (rights, name) in trusted.items():
-            allowed = ", ".join(k for k in ("control", "clipboard", "files") if getattr(rights, k)) or "see only"
+            allowed = ", ".join(k for k in RIGHT_NAMES if getattr(rights, k)) or "see only"
             self.listbox.insert("end", "   ".join(t for t in (model.display_id(pid), name, allowed) if t))
         if not trusted:
             self.listbox.insert("end", words.NO_TRUSTED)
