@@ -137,7 +137,7 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.click(prompt.accept_button)
         bar = self.pump(lambda: (self.toplevels(ControlledIndicator) or [None])[0], "indicator", 20)
         self.assertTrue(bar.view_only)
-        self.assertIn("no control", bar.text)
+        self.assertEqual(bar.text, f"Viewing your screen (no control) \u2014 {spaced(viewer.id)} (Bob)")
         self.pump(lambda: not worker.is_alive(), "viewer connected", 20)
         self.assertNotIn("error", result)
         self.assertTrue(self.app.client.host_sessions[0].view_only)

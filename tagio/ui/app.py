@@ -569,13 +569,13 @@ class App:
                 if _exists(prompt):
                     _destroy(prompt)
 
-    def _on_session_started(self, peer_id, role="host", path="", view_only=None, **_fields):
+    def _on_session_started(self, peer_id, role="host", path="", view_only=None, desk_name="", **_fields):
         if role != "host" or peer_id in self.indicators:
             return
         if view_only is None:       # the rights of this session, else the settings
             view_only = bool(self.client.host_options.get("view_only"))
         self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked,
-                                                       view_only=view_only)
+                                                       view_only=view_only, name=desk_name)
 
     def _on_host_view_only(self, peer_id, **_fields):
         """The host session could not load input injection: the partner only sees."""

@@ -131,13 +131,18 @@ def decide_accept(ask_before_accept: bool, unattended: bool) -> AcceptDecision:
 
 def countdown_text(peer_id: str, seconds_left: int, name: str = "") -> str:
     """The accept prompt's text; `name` is the viewer's desk name (already cleaned)."""
-    desk = f"Desk {display_id(peer_id)}" + (f" ({name})" if name else "")
+    desk = f"Desk {desk_text(peer_id, name)}"
     return (words.ACCEPT_WANTS.format(desk=desk) + "\n"
             + words.ACCEPT_DENIED_IN.format(seconds=max(0, int(seconds_left))))
 
 
-def controlled_text(peer_id: str) -> str:
-    return f"Being controlled by {display_id(peer_id)}"
+def desk_text(peer_id: str, name: str = "") -> str:
+    """'123 456 789', or '123 456 789 (Bob)' with the desk's (cleaned) name."""
+    return display_id(peer_id) + (f" ({name})" if name else "")
+
+
+def controlled_text(peer_id: str, name: str = "") -> str:
+    return f"Being controlled by {desk_text(peer_id, name)}"
 
 
 # --- home window state machine ---------------------------------------------------------------

@@ -262,10 +262,10 @@ class ControlledIndicator(tk.Toplevel):
     """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]", or in view-only
     "Viewing your screen (no control) - 123 456 789" (the partner sees but cannot touch)."""
 
-    def __init__(self, parent, peer_id, on_disconnect, view_only=False):
+    def __init__(self, parent, peer_id, on_disconnect, view_only=False, name=""):
         super().__init__(parent, background=theme.ACCENT)
         self.withdraw()
-        self.peer_id = peer_id
+        self.peer_id, self.name = peer_id, name
         self.on_disconnect = on_disconnect
         self.title("TagIO \u2014 being controlled")
         self.resizable(False, False)
@@ -286,10 +286,10 @@ class ControlledIndicator(tk.Toplevel):
         """Say whether the partner controls this computer or only sees it."""
         self.view_only = bool(view_only)
         if self.view_only:
-            self.text = words.HOST_VIEWED.format(desk=model.display_id(self.peer_id))
+            self.text = words.HOST_VIEWED.format(desk=model.desk_text(self.peer_id, self.name))
             self.title("TagIO \u2014 screen being viewed")
         else:
-            self.text = model.controlled_text(self.peer_id)
+            self.text = model.controlled_text(self.peer_id, self.name)
         self.label.configure(text=("\u25c9  " if self.view_only else "\u25cf  ") + self.text)
 
     def disconnect(self):
