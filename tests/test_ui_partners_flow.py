@@ -124,11 +124,14 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         from tagio.ui.prompts import AcceptPrompt, ControlledIndicator
         from tagio.ui.settings_dialog import SettingsDialog
         self.wait_online()
+        files_dir = tempfile.mkdtemp(prefix="tagio-files-")
+        self.addCleanup(shutil.rmtree, files_dir, True)
+        self.app.client.host_options["files_dir"] = files_dir     # as the files option of Settings would
         viewer = self.headless("Bob\r\n")
         worker, result = self.connect_viewer(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
         self.assertIn(f"Desk {spaced(viewer.id)} (Bob) wants to", prompt.text_var.get())
-        self.assertEqual(sorted(prompt.rights_boxes), ["clipboard", "control"])   # no files folder set
+        self.assertEqual(sorted(prompt.rights_boxes), ["clipboard", "control", "files"])
         self.click(prompt.rights_boxes["control"])      # see only
         self.pump(lambda: not prompt.rights["control"].get(), "control unticked")
         self.click(prompt.always_box)
@@ -141,7 +144,8 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.pump(lambda: not worker.is_alive(), "viewer connected", 20)
         self.assertNotIn("error", result)
         self.assertTrue(self.app.client.host_sessions[0].view_only)
-        self.assertEqual(self.settings.partners.trusted_rights(viewer.id), Rights(False, True, False))
+        self.assertIsNotNone(self.app.client.host_sessions[0].files.root)
+        self.assertEqual(self.settings.partners.trusted_rights(viewer.id), Rights(False, True, True))
         result["session"].stop()
         self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone", 20)
         # The host's history, through the History button.
@@ -160,7 +164,7 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings")
         self.click(dialog.entries["desk_name"])
         self.type_text("Front desk")
-        self.assertEqual(dialog.trusted.listbox.get(0), f"{spaced(viewer.id)}   Bob   clipboard")
+        self.assertEqual(dialog.trusted.listbox.get(0), f"{spaced(viewer.id)}   Bob   clipboard, files")
         self.screenshot("settings-desks")
         dialog.save_button.invoke()
         self.pump(lambda: not self.toplevels(SettingsDialog), "settings saved")
@@ -189,9 +193,17 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.assertIsNone(self.settings.partners.trusted_rights(viewer.id))
         worker, result = self.connect_viewer(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "prompt again", 20)
-        self.click(prompt.deny_button)
-        self.pump(lambda: not worker.is_alive(), "viewer refused", 20)
-        self.assertIn("error", result)
+        self.click(prompt.rights_boxes["files"])        # control, clipboard, but no files this time
+        self.pump(lambda: not prompt.rights["files"].get(), "files unticked")
+        self.click(prompt.accept_button)
+        self.pump(lambda: not worker.is_alive(), "third connect", 20)
+        self.assertNotIn("error", result)
+        self.pump(lambda: self.app.client.host_sessions, "third host session", 10)
+        session = self.app.client.host_sessions[0]
+        self.assertEqual((session.view_only, session.files.root), (False, None))
+        self.assertIsNone(self.settings.partners.trusted_rights(viewer.id))     # not ticked: asked again
+        result["session"].stop()
+        self.pump(lambda: len(self.settings.history.entries()) == 3, "three sessions in the history", 20)
 
 
 if __name__ == "__main__":
