@@ -108,6 +108,16 @@ class PartnerBookTest(Folder):
         self.assertEqual(book.partners(), [])
         self.assertIn("could not be read", book.warning)
 
+    def test_an_oversized_file_is_refused_unread(self):
+        with open(os.path.join(self.dir, partners_mod.PARTNERS_FILE), "wb") as f:
+            f.write(b" " * (partners_mod.MAX_FILE_BYTES + 10))
+        book = PartnerBook(self.dir)
+        self.assertEqual(book.partners(), [])
+        self.assertIn("too large", book.warning)
+        with open(os.path.join(self.dir, history_mod.HISTORY_FILE), "wb") as f:
+            f.write(b" " * (history_mod.MAX_FILE_BYTES + 10))
+        self.assertEqual(HostHistory(self.dir).entries(), [])
+
     def test_trust_and_revoke(self):
         book = PartnerBook(self.dir)
         book.trust("111111111", Rights(control=False, clipboard=True, files=False), "Anna\x07")

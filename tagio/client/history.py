@@ -83,7 +83,7 @@ class HostHistory:
 
     def _load(self) -> list:
         try:
-            raw = self.path.read_bytes()
+            raw = _read_bounded(self.path)
             if len(raw) > MAX_FILE_BYTES:
                 raise ValueError("file too large")
             data = json.loads(raw.decode("utf-8"))
@@ -110,3 +110,9 @@ class HostHistory:
                 atomic_write(self.path, text.encode("utf-8"), 0o600)
             except OSError as exc:
                 log.warning("cannot save %s: %s", self.path, exc.strerror or exc)
+
+
+def _read_bounded(path) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes: a huge file is refused without reading it all."""
+    with open(path, "rb") as f:
+        return f.read(MAX_FILE_BYTES + 1)

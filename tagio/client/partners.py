@@ -206,7 +206,7 @@ class PartnerBook:
 
     def _load(self):
         try:
-            raw = self.path.read_bytes()[:MAX_FILE_BYTES + 1]
+            raw = _read_bounded(self.path)
             if len(raw) > MAX_FILE_BYTES:
                 raise ValueError("file too large")
             data = json.loads(raw.decode("utf-8"))
@@ -253,3 +253,9 @@ def _load_table(value, clean, limit, order=None) -> dict:
     if order is not None:
         table.sort(key=lambda item: order(item[1]))
     return dict(table[-limit:])
+
+
+def _read_bounded(path) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes: a huge file is refused without reading it all."""
+    with open(path, "rb") as f:
+        return f.read(MAX_FILE_BYTES + 1)
