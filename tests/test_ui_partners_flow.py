@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import unittest
 
 from tests.test_ui_app import RelayCase, tk
@@ -114,10 +113,6 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
 
     # --- the host's side: accept prompt, rights, always allow, history, desk name -----------------
 
-    def connect_viewer(self, viewer):
-        worker, result = self.connect_in_background(viewer)
-        return worker, result
-
     def test_accept_prompt_rights_always_allow_revoke_and_history(self):
         from tagio.client.partners import Rights
         from tagio.ui.partners import HistoryDialog
@@ -128,7 +123,7 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.addCleanup(shutil.rmtree, files_dir, True)
         self.app.client.host_options["files_dir"] = files_dir     # as the files option of Settings would
         viewer = self.headless("Bob\r\n")
-        worker, result = self.connect_viewer(viewer)
+        worker, result = self.connect_in_background(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
         self.assertIn(f"Desk {spaced(viewer.id)} (Bob) wants to", prompt.text_var.get())
         self.assertEqual(sorted(prompt.rights_boxes), ["clipboard", "control", "files"])
@@ -172,7 +167,7 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.assertEqual(Settings.load(self.config_dir).desk_name, "Front desk")
         # Always allowed: no prompt the second time, with the same rights.
         prompts = []
-        worker, result = self.connect_viewer(viewer)
+        worker, result = self.connect_in_background(viewer)
         self.pump(lambda: prompts.extend(self.toplevels(AcceptPrompt)) or not worker.is_alive(), "second connect", 20)
         self.assertEqual(prompts, [])
         self.assertNotIn("error", result)
@@ -191,7 +186,7 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.pump(lambda: dialog.trusted.listbox.get(0).startswith("None"), "revoked")
         dialog.cancel()
         self.assertIsNone(self.settings.partners.trusted_rights(viewer.id))
-        worker, result = self.connect_viewer(viewer)
+        worker, result = self.connect_in_background(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "prompt again", 20)
         self.click(prompt.rights_boxes["files"])        # control, clipboard, but no files this time
         self.pump(lambda: not prompt.rights["files"].get(), "files unticked")

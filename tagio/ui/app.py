@@ -31,7 +31,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 from tagio import __version__
 from tagio.client import words
@@ -41,7 +40,7 @@ from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.home import HomeWindow
 from tagio.ui.model import HomeEvent, HomeState
-from tagio.ui.partners import HistoryDialog, OnlineRounds, RenameDialog, partner_rows
+from tagio.ui.address_book import AddressBook
 from tagio.ui.prompts import (AboutDialog, AcceptPrompt, ConfirmDialog, ControlledIndicator, MessageDialog,
                               PasswordDialog)
 
@@ -74,8 +73,7 @@ class App:
         self.viewer_partner, self.clipboard_sync = None, True
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
-        self.online = OnlineRounds()
-        self._partners_shown = None
+        self.address_book = AddressBook(self)
         root.title("TagIO")
         root.minsize(720, 420)
         root.protocol("WM_DELETE_WINDOW", self.close_clicked)
@@ -88,8 +86,7 @@ class App:
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
                 "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
                 "pick": self.connect_clicked, "cancel": self.cancel_clicked,
-                "retry": self.retry_relay, "rename": self.rename_partner,
-                "remove": self.remove_partner, "history": self.open_history}
+                "retry": self.retry_relay, **self.address_book.callbacks()}
 
     def _make_client(self):
         return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
@@ -102,8 +99,9 @@ class App:
         self.client.start()
         self.refresh()
         self.home.partner_entry.focus_set()     # ready to type a partner ID, as AnyDesk is
-        if self.settings.warning:
-            self.home.set_notice(self.settings.warning)
+        warning = self.settings.warning or self.settings.partners.warning
+        if warning:
+            self.home.set_notice(warning)
         self._poll_id = self.root.after(POLL_MS, self._poll)
         return self
 
@@ -182,7 +180,7 @@ class App:
                     self._guarded(handler, self, **fields)
             self._check_viewer()
             self._close_withdrawn_prompts()
-            self._ask_who_is_online()
+            self.address_book.poll()
             self.refresh()
         finally:
             if not self._closing.is_set():
@@ -214,17 +212,8 @@ class App:
         self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
                                                             lan is not None, retry_in))
         self.home.set_retry(retry_in is not None)
-        self._refresh_partners()
+        self.address_book.refresh()
         self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
-
-    def _refresh_partners(self):
-        """The address book's rows, recomputed only when the book, an online state or the
-        minute shown changed (refresh runs every POLL_MS)."""
-        book = self.settings.partners
-        key = (book.version, tuple(sorted(self.online.states.items())), int(time.time() // 60))
-        if key != self._partners_shown:
-            self._partners_shown = key
-            self.home.set_partners(partner_rows(book.partners(), self.online.states))
 
     def _spawn(self, target, *args, name):
         """Run `target` in a tracked worker; a non-TagIO exception is kept for close()."""
@@ -509,42 +498,6 @@ class App:
         """Stop the viewer session and close its window, waiting for it (closing, or a window
         that could not open).  Returns what to tell the user, as _stop_session."""
         return _stop_session(self._take_viewer(), user_closed)
-
-    # --- partners (the address book) and the host's history --------------------------------------
-
-    def _ask_who_is_online(self):
-        """At most one round of relay lookups per ROUND_S, only while the window shows and the
-        relay is reachable; the lookups run in a worker (they wait on the network)."""
-        relay = self.client.current_relay()
-        shown = bool(self.root.winfo_viewable())
-        if relay is None or not self.online.due(shown, model.parse_relay_status(
-                self.client.relay_status)[0] == "online"):
-            return
-        ids = [p.id for p in self.settings.partners.partners()]
-        if not ids:
-            return          # nothing to ask: the first partner is asked about at once
-        self.online.started()
-        self.run_in_worker(lambda: self.online.ask(relay, ids, stop=self._closing),
-                           lambda found, _error: self.online.finished(found))
-
-    def rename_partner(self, partner_id):
-        if self._dialog_open():
-            return
-        partner = self.settings.partners.get(partner_id)
-
-        def done(name):
-            self.dialog = None
-            if name is not None:
-                self.settings.partners.rename(partner_id, name)
-        self.dialog = RenameDialog(self.root, partner_id, partner.name if partner else "", done)
-
-    def remove_partner(self, partner_id):
-        self.settings.partners.remove(partner_id)
-        self.online.states.pop(partner_id, None)
-
-    def open_history(self):
-        if not self._dialog_open():
-            self.dialog = HistoryDialog(self.root, self.settings.history.entries(), self.fonts)
 
     # --- host side ------------------------------------------------------------------------------
 
