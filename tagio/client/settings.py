@@ -8,6 +8,10 @@ at all is moved aside to `settings.json.bad` (nothing is lost) and defaults are 
 mid-write never leaves half a file. `partner_views` remembers the session window per partner (size and
 position, zoom, monitor, quality, full screen), bounded to MAX_PARTNER_VIEWS partners.
 
+`desk_name` ("name this desk") is shown to partners inside sessions only. The address book and the
+always-allowed desks (`partners`, client/partners.py) and the host's session history (`history`,
+client/history.py) live in their own files in the same folder, loaded on first use.
+
 The permanent password is never stored: only `tagio.crypto.kdf.password_secret(password, host_id)`, the
 value the host handshake needs. Which relay to use is decided by `resolve_relay`: the `--relay` flag,
 then `TAGIO_RELAY`, then the settings file, then `tagio.DEFAULT_RELAY`.

@@ -21,6 +21,8 @@ Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) [-> WAITING while 
                the connect's `cancelled` Event tells the core, whose late result is dropped.
 Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
                shows the always-on-top ControlledIndicator; its Disconnect ends the session.
+Partners:      the home window's address book (rows, online dots, rename, remove, the host's
+               history) is driven by ui/address_book.py, called from the same poll.
 Quitting:      the window's close box quits at once when no session is active; while this
                machine is controlled or a viewer session is open it first asks (ConfirmDialog)
                and quits only on Yes.  SIGTERM and Ctrl+C close without asking.

@@ -2,7 +2,7 @@
 
 Theory of operation: HomeWindow is a passive view.  It builds the widgets, forwards user
 actions to the callbacks it was given (the controller in app.py), and exposes small
-setters (`set_identity`, `set_relay_status`, `set_recent`, ...) that the controller calls
+setters (`set_identity`, `set_relay_status`, `set_partners`, ...) that the controller calls
 from the Tk thread.  It holds no connection state of its own: enabling/disabling Connect
 follows model.HomeMachine in the controller.  Only the Tk main thread may call it.
 """
