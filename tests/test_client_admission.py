@@ -9,7 +9,7 @@ import unittest
 from tagio.client import admission as adm
 from tagio.client.refusal import (REFUSAL_MAGIC, PartnerRefused, RefusalAware, decode_refusal,
                                   encode_refusal, send_refusal)
-from tagio.errors import ConnectionClosed, RemoteProtocolError
+from tagio.errors import ConnectionClosed, RemoteProtocolError, TagioError
 from tagio.protocol import session as m
 
 LAYER = "unit"
@@ -56,7 +56,7 @@ class HostAdmissionTest(unittest.TestCase):
 
         def wait():
             try:
-                adm.await_admission(self.viewer, **kwargs)
+                result["host_name"] = adm.await_admission(self.viewer, **kwargs)
                 result["ok"] = True
             except Exception as exc:       # checked by the tests
                 result["error"] = exc
@@ -72,11 +72,41 @@ class HostAdmissionTest(unittest.TestCase):
         self.assertTrue(admission.ask(lambda peer, cancelled: waiting.wait(5), "123456789"))
         channel = admission.admit()
         thread.join(5)
-        self.assertEqual(result, {"ok": True})
+        self.assertEqual(result, {"ok": True, "host_name": ""})
         self.viewer.send(m.encode(m.FrameAck(7)))       # the viewer's first session message
         self.assertEqual(m.decode(channel.recv()), m.FrameAck(7))
         self.viewer.send(m.encode(m.FrameAck(8)))
         self.assertEqual(m.decode(channel.recv()), m.FrameAck(8))
+
+    def test_names_cross_before_the_question_and_reach_the_callback(self):
+        thread, result = self.run_viewer(name="Bob's\x1b[2J desk")
+        admission = adm.HostAdmission(self.host)
+        self.assertEqual(admission.introduce("Anna\u202e"), "Bob's[2J desk")   # cleaned for display
+        asked = {}
+
+        def ask(peer, name, files):          # takes no `cancelled`: it is not given one
+            asked.update(peer=peer, name=name, files=files)
+            return "rights"
+        self.assertEqual(admission.ask(ask, "123456789", name="Bob", files=True), "rights")
+        self.assertEqual(asked, {"peer": "123456789", "name": "Bob", "files": True})
+        admission.admit()
+        thread.join(5)
+        self.assertEqual(result, {"ok": True, "host_name": "Anna"})
+        self.host.close()           # ends the watcher's last read
+
+    def test_a_viewer_that_never_introduces_itself_loses_its_channel(self):
+        admission = adm.HostAdmission(self.host)
+        started = time.monotonic()
+        with self.assertRaises(TagioError):
+            admission.introduce("Anna", timeout=0.3)
+        self.assertLess(time.monotonic() - started, 3.0)
+        self.assertEqual(m.decode(self.viewer.recv()), m.Introduce("Anna"))   # ours went out first
+
+    def test_anything_but_an_introduce_first_is_the_viewers_fault(self):
+        admission = adm.HostAdmission(self.host)
+        self.viewer.send(m.encode(m.FrameAck(1)))
+        with self.assertRaises(RemoteProtocolError):
+            admission.introduce("")
 
     def test_deny_is_partner_refused_declined(self):
         thread, result = self.run_viewer()

@@ -39,6 +39,8 @@ SAMPLES = [
     m.Ping(7),
     m.Pong(0xFFFFFFFF),
     m.Admission(m.ADMISSION_PENDING),
+    m.Introduce("Anna's laptop ✓"),
+    m.Introduce(""),
 ]
 
 
@@ -68,6 +70,23 @@ class RoundTrip(unittest.TestCase):
         self.assertEqual(m.encode(m.Ping(258)), b"\x40\x00\x00\x01\x02")
         self.assertEqual(m.encode(m.Pong(1)), b"\x41\x00\x00\x00\x01")
         self.assertEqual(m.encode(m.Admission(m.ADMISSION_ADMITTED)), b"\x42\x02")
+
+    def test_golden_introduce(self):
+        self.assertEqual(m.encode(m.Introduce("Desk")), b"\x43Desk")
+        self.assertEqual(m.encode(m.Introduce("")), b"\x43")
+
+    def test_introduce_is_bounded(self):
+        with self.assertRaises(LocalProtocolError):
+            m.encode(m.Introduce("x" * (m.MAX_DESK_NAME + 1)))
+        with self.assertRaises(RemoteProtocolError):
+            m.decode(b"\x43" + b"x" * (m.MAX_DESK_NAME + 1))
+        with self.assertRaises(RemoteProtocolError):
+            m.decode(b"\x43\xff")
+
+    def test_clean_name_strips_control_and_bidi_characters(self):
+        self.assertEqual(m.clean_name("Anna\n\x1b[31m  laptop\u202e\x00"), "Anna [31m laptop")
+        self.assertEqual(m.clean_name("\t\r\n"), "")
+        self.assertEqual(m.clean_name("é" * 40), "é" * 32)       # 64 bytes, cut on a character
 
     def test_unknown_admission_state_is_the_peers_fault(self):
         with self.assertRaises(RemoteProtocolError):

@@ -260,5 +260,19 @@ class FilesOptionTest(unittest.TestCase):
             self.assertIsNone(host_files_dir(settings))
 
 
+
+class DeskNameTest(unittest.TestCase):
+    def test_desk_name_is_cleaned_and_bounded_when_loaded(self):
+        folder = tempfile.mkdtemp(prefix="tagio-desk-")
+        self.addCleanup(__import__("shutil").rmtree, folder, True)
+        Path(folder, "settings.json").write_text(json.dumps({"desk_name": "Anna\n\x1b]0;pwned\x07" + "x" * 90}))
+        settings = Settings.load(folder)
+        self.assertEqual(settings.desk_name, ("Anna ]0;pwned" + "x" * 90)[:64])   # newline: a space
+        Path(folder, "settings.json").write_text(json.dumps({"desk_name": 7}))
+        settings = Settings.load(folder)
+        self.assertEqual(settings.desk_name, "")
+        self.assertIn("desk_name", settings.warning)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -230,8 +230,8 @@ class AppTest(UiCase):
         from tagio.ui import model
         from tagio.ui.prompts import PasswordDialog
         home = self.app.home
-        self.settings.recent_partners = ["123456789"]
-        self.pump(lambda: home.recent_list.get(0) == "123 456 789", "recent list")
+        self.settings.partners.record_session("123456789")     # the address book, no path yet
+        self.pump(lambda: home.recent_list.get(0).startswith("\u00b7 123 456 789   "), "recent list")
         self.screenshot("recent")
         self.double_click(home.recent_list, 30, 8)
         dialog = self.pump(lambda: (self.toplevels(PasswordDialog) or [None])[0], "password dialog")
@@ -525,7 +525,8 @@ class RelayAppTest(RelayCase):
         self.assertTrue(stopped_on)     # Bye and joining the session's threads: not on the Tk thread
         self.assertNotIn(threading.main_thread(), stopped_on)
         self.assertNotIn("disabled", self.app.home.connect_button.state())
-        self.assertEqual(self.app.home.recent_list.get(0), " ".join((host.id[:3], host.id[3:6], host.id[6:])))
+        shown = " ".join((host.id[:3], host.id[3:6], host.id[6:]))     # the address book's row:
+        self.assertRegex(self.app.home.recent_list.get(0), rf"^[\u25cf\u25cb\u00b7] {shown}   \d\d:\d\d \u00b7 Relayed$")
 
     def test_session_that_cannot_start_closes_its_channel(self):
         from unittest import mock

@@ -119,7 +119,10 @@ class AcceptPolicyTest(unittest.TestCase):
         self.assertIn("123 456 789", model.countdown_text("123456789", 7))
         self.assertIn("7 s", model.countdown_text("123456789", 7))
         self.assertIn("0 s", model.countdown_text("123456789", -3))
+        self.assertEqual(model.countdown_text("123456789", 9, "Bob"),
+                         "Desk 123 456 789 (Bob) wants to connect to this computer.\nDenied automatically in 9 s.")
         self.assertEqual(model.controlled_text("123456789"), "Being controlled by 123 456 789")
+        self.assertEqual(model.controlled_text("123456789", "Bob"), "Being controlled by 123 456 789 (Bob)")
 
 
 class HomeMachineTest(unittest.TestCase):

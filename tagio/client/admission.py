@@ -4,6 +4,7 @@ Theory of operation. After the PAKE both sides hold a SecureChannel, but the hos
 ask its user. The host says where it stands with session Admission messages:
 
     host                                       viewer
+    Introduce(host's name)                  <->  Introduce(viewer's name)   (both at once, first)
     Admission(PENDING)   (only when it asks) ->  shows "Waiting for your partner to accept..."
     Ping every PING_AFTER while asking      <->  Pong (each side's heartbeat.Heartbeat listens)
     Admission(ADMITTED)                      ->  connect() returns; Hello follows
@@ -15,6 +16,11 @@ and the accept prompt, which waits on it, closes; a late Accept then finds nobod
 ghost session. Once admitted, the watcher's last read (the viewer's first session message, or
 the end of the channel) is handed to the session through `AdmittedChannel`, which the HostSession
 uses as its channel: the watcher is the only reader until then, so no message is lost or reordered.
+
+The names ("name this desk") travel only here, inside the channel, never through the relay; each
+side strips control characters (protocol.session.clean_name) before anything shows them. The host
+reads the viewer's Introduce before it asks its user (the prompt shows the name), bounded by
+INTRODUCE_TIMEOUT: a viewer that says nothing loses its channel.
 
 `await_admission` is the viewer's side: it reads until ADMITTED, answering Pings, telling the front
 end once that the partner is being asked, and giving up when the user cancels (`cancelled` Event)
@@ -34,6 +40,7 @@ log = logging.getLogger("tagio.client")
 
 JOIN_TIMEOUT = 5.0
 TICK = 0.1                  # how often waiting loops look at their Events
+INTRODUCE_TIMEOUT = 10.0    # the viewer sends its Introduce right after the handshake
 DECLINED = "the partner declined the connection"
 CANCELLED = "the viewer cancelled"
 
@@ -56,20 +63,43 @@ class HostAdmission:
         self._beat = Heartbeat(clock) if clock else Heartbeat()
         self._watcher = None
 
-    def ask(self, callback, peer_id) -> bool:
-        """Tell the viewer we are asking, run `callback(peer_id, cancelled=self.left)` in a helper
-        thread and wait for it, pinging the viewer; False when declined or the viewer left."""
+    def introduce(self, name, timeout=INTRODUCE_TIMEOUT) -> str:
+        """Send our desk's name and read the viewer's (its first message); returns the viewer's
+        name, cleaned for display. Raises TagioError (the channel is closed when the viewer is
+        silent for `timeout`), RemoteProtocolError for anything but an Introduce first."""
+        self.channel.send(m.encode(m.Introduce(m.clean_name(name))))
+        timer = threading.Timer(timeout, self.channel.close)
+        timer.start()
+        try:
+            msg = m.decode(self.channel.recv())
+        finally:
+            timer.cancel()
+            timer.join()
+        self._beat.heard()
+        if isinstance(msg, m.Bye):
+            raise ConnectionClosed(msg.text or "the viewer left")
+        if not isinstance(msg, m.Introduce):
+            raise RemoteProtocolError(f"{type(msg).__name__} before the viewer's Introduce")
+        return m.clean_name(msg.text)
+
+    def ask(self, callback, peer_id, **info):
+        """Tell the viewer we are asking, run `callback(peer_id, cancelled=self.left, **info)` in a
+        helper thread and wait for it, pinging the viewer. Returns the callback's answer (True,
+        or the rights granted), or False when declined or the viewer left."""
         self.channel.send(m.encode(m.Admission(m.ADMISSION_PENDING)))
         self._watcher = threading.Thread(target=self._watch, name="admission-watch", daemon=True)
         self._watcher.start()
         answer_box = []
-        helper = threading.Thread(target=lambda: answer_box.append(_ask(callback, peer_id, self.left)),
-                                  name="admission-ask", daemon=True)
+        helper = threading.Thread(
+            target=lambda: answer_box.append(_ask(callback, peer_id, self.left, info)),
+            name="admission-ask", daemon=True)
         helper.start()
         while helper.is_alive():
             helper.join(TICK)
             self._keep_alive()
-        return bool(answer_box and answer_box[0]) and not self.left.is_set()
+        if self.left.is_set() or not answer_box:
+            return False
+        return answer_box[0] or False
 
     def _keep_alive(self):
         try:
@@ -92,7 +122,7 @@ class HostAdmission:
                 msg = m.decode(data)
                 if isinstance(msg, m.Ping):
                     self._send_quietly(answer(msg))
-                elif not isinstance(msg, m.Pong):
+                elif not isinstance(msg, (m.Pong, m.Introduce)):   # Introduce: when introduce() was not used
                     self.left.set()          # Bye (cancelled) or anything out of place
                     return
         except TagioError as exc:
@@ -130,24 +160,28 @@ class HostAdmission:
         return held or (None, None)
 
 
-def _ask(callback, peer_id, left) -> bool:
-    """The accept callback; a front end that takes no `cancelled` keyword is asked without it.
-    A callback that fails declines (and is logged: it is a bug in the front end)."""
+def _ask(callback, peer_id, left, info):
+    """The accept callback, given only the keywords it takes (`cancelled`, and the `info` such as
+    the viewer's name); a front end that takes none is asked with the ID alone. A callback that
+    fails declines (and is logged: it is a bug in the front end)."""
+    offered = dict(info, cancelled=left)
     try:
-        if _takes_cancelled(callback):
-            return bool(callback(peer_id, cancelled=left))
-        return bool(callback(peer_id))
+        return callback(peer_id, **_taken(callback, offered))
     except Exception:
         log.exception("accept callback failed; declining")
         return False
 
 
-def _takes_cancelled(callback) -> bool:
+def _taken(callback, offered) -> dict:
+    """The keywords of `offered` that `callback` accepts."""
     try:
-        params = inspect.signature(callback).parameters.values()
+        params = list(inspect.signature(callback).parameters.values())
     except (TypeError, ValueError):
-        return False
-    return any(p.name == "cancelled" or p.kind is p.VAR_KEYWORD for p in params)
+        return {}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return offered
+    names = {p.name for p in params}
+    return {k: v for k, v in offered.items() if k in names}
 
 
 class AdmittedChannel:
@@ -178,8 +212,9 @@ class AdmittedChannel:
 # ---------------------------------------------------------------------------- viewer side
 
 
-def await_admission(channel, *, on_waiting=None, cancelled=None, clock=None):
-    """Read until the host admits us. Raises PartnerRefused("declined"), ConnectCancelled,
+def await_admission(channel, *, on_waiting=None, cancelled=None, clock=None, name=""):
+    """Introduce us as `name` ("" = no name) and read until the host admits us; returns the host's
+    name (cleaned for display, "" when it gave none). Raises PartnerRefused("declined"), ConnectCancelled,
     TransportTimeout (the host fell silent), ConnectionClosed or RemoteProtocolError; the channel
     is closed on any failure."""
     beat = Heartbeat(clock) if clock else Heartbeat()
@@ -188,7 +223,8 @@ def await_admission(channel, *, on_waiting=None, cancelled=None, clock=None):
                            name="admission-wait", daemon=True)
     dog.start()
     try:
-        _read_until_admitted(channel, beat, on_waiting)
+        channel.send(m.encode(m.Introduce(m.clean_name(name))))
+        return _read_until_admitted(channel, beat, on_waiting)
     except TagioError:
         channel.close()
         if why:
@@ -202,14 +238,16 @@ def await_admission(channel, *, on_waiting=None, cancelled=None, clock=None):
         dog.join()
 
 
-def _read_until_admitted(channel, beat, on_waiting):
-    told = False
+def _read_until_admitted(channel, beat, on_waiting) -> str:
+    told, host_name = False, ""
     while True:
         msg = m.decode(channel.recv())
         beat.heard()
         if isinstance(msg, m.Admission) and msg.state == m.ADMISSION_ADMITTED:
-            return
-        if isinstance(msg, m.Admission):
+            return host_name
+        if isinstance(msg, m.Introduce):
+            host_name = m.clean_name(msg.text)
+        elif isinstance(msg, m.Admission):
             if not told and on_waiting is not None:
                 on_waiting()
             told = True

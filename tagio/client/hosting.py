@@ -15,10 +15,14 @@ most MAX_INCOMING at once (more are refused, not queued):
          failed (`auth_failed`, hang-ups and timeouts too), and the one-time password rotates after
          TRIES_PER_PASSWORD failed tries at it (a typo does not cost a new password); a refused
          guess is `refused` "too many wrong passwords"
-    accept policy: `accept_callback(peer_id, cancelled=Event) -> bool`, asked when "ask before
-      accepting" is on, unless a permanent password was the one used; the viewer waits meanwhile
-      (admission.py) and `cancelled` is set when it gives up, so the prompt closes at once
-    a HostSession runs until it ends; then a one-time password that opened it rotates
+    names: both desks send their display name (admission.py Introduce), the viewer's is read here
+    accept policy: `accept_callback(peer_id, cancelled=Event, name=, files=) -> bool | Rights`,
+      asked when "ask before accepting" is on, unless a permanent password was the one used or the
+      user always allows this desk (client/partners.py, with the rights remembered); the viewer
+      waits meanwhile (admission.py) and `cancelled` is set when it gives up, so the prompt closes
+    a HostSession runs with the granted rights (view only, clipboard, files folder) until it ends;
+      it goes into the host's history (client/history.py); a one-time password that opened it
+      rotates
 
 An attempt refused before any handshake (no free slot: "busy"; the limiter: "rate_limited") is
 answered on its relay path (refusal.py), so the viewer reads why within a second.
@@ -32,9 +36,11 @@ import functools
 import logging
 import queue
 import threading
+import time
 
 from tagio.client.admission import CANCELLED, DECLINED, HostAdmission
 from tagio.client.guesses import GuessLimiter, SessionGuesses
+from tagio.client.partners import Rights
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.refusal import Refuser
@@ -47,6 +53,7 @@ MAX_INCOMING = 4            # concurrent incoming attempts/sessions; more are re
 HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
 POLL = 0.25                 # how often the LAN thread notices close()
+ALL_RIGHTS = Rights(control=True, clipboard=True, files=True)   # narrowed by the host's settings
 
 
 class Hosting:
@@ -195,7 +202,11 @@ class Hosting:
         if channel is None:
             return
         admission = HostAdmission(channel)
-        if not self._accepted(peer.peer_id, used_permanent, admission):
+        name = self._introduce(peer.peer_id, admission)
+        if name is None:
+            return
+        rights = self._accepted(peer.peer_id, used_permanent, admission, name)
+        if rights is None:
             gone = admission.left.is_set()   # the viewer gave up while we asked
             admission.refuse(None if gone else DECLINED)
             return self.client.emit("refused", peer_id=peer.peer_id,
@@ -206,7 +217,7 @@ class Hosting:
             channel.close()
             return self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
         try:
-            self._run_session(peer, channel)
+            self._run_session(peer, channel, rights, name)
         finally:
             if not used_permanent:
                 self.new_password()      # one-time: used up once its session ended
@@ -258,30 +269,53 @@ class Hosting:
             if failure.rotate_password:
                 self.new_password()
 
-    def _accepted(self, peer_id, used_permanent, admission) -> bool:
+    def _introduce(self, peer_id, admission):
+        """Exchange desk names with the viewer (before asking, so the prompt can show its name);
+        the viewer's name, or None after telling the UI why the attempt failed."""
+        try:
+            return admission.introduce(self.client.settings.desk_name)
+        except ConnectionClosed:         # the viewer cancelled (or closed) right after the handshake
+            admission.channel.close()
+            self.client.emit("refused", peer_id=peer_id, reason=CANCELLED)
+        except TagioError as exc:
+            admission.channel.close()
+            self.client.emit("attempt_failed", peer_id=peer_id, reason=str(exc), error=exc)
+        return None
+
+    def _accepted(self, peer_id, used_permanent, admission, name=""):
+        """The Rights this viewer gets, or None (declined, or it left). No prompt for a permanent
+        password, with "ask before accepting" off, or for a desk the user always allows."""
         ask = self.client.settings.ask_before_accept
         if used_permanent or not ask or self.accept_callback is None:
-            return True
+            return ALL_RIGHTS
+        trusted = self.client.settings.partners.trusted_rights(peer_id)
+        if trusted is not None:
+            return trusted
         try:
-            return admission.ask(self.accept_callback, peer_id)
+            answer = admission.ask(self.accept_callback, peer_id, name=name,
+                                   files=bool(self.options.get("files_dir")))
         except TagioError:               # the viewer left before it heard we are asking
             admission.left.set()
-            return False
+            return None
+        return granted_rights(answer)
 
-    def _run_session(self, peer, channel):
+    def _run_session(self, peer, channel, rights=None, name=""):
         from tagio.session.host import HostSession
-        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **self.options)
+        options = (rights or ALL_RIGHTS).session_options(self.options)
+        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **options)
         session.peer_id = peer.peer_id      # whom it serves (the GUI's chat window finds it by this)
         with self._lock:
             self._sessions.append(session)
         path = getattr(channel, "path", "relay")
-        reason = None
+        reason, started = None, None
         try:
             if self._closing.is_set():
                 say_bye(channel, "the partner is shutting down")
                 return
             session.start()
-            self.client.emit("session_started", peer_id=peer.peer_id, path=path, role="host")
+            started = time.time()
+            self.client.emit("session_started", peer_id=peer.peer_id, path=path, role="host",
+                             desk_name=name, view_only=options["view_only"])
             session.join()
         except TagioError as exc:
             reason = str(exc)
@@ -290,7 +324,16 @@ class Hosting:
             channel.close()
             with self._lock:
                 self._sessions.remove(session)
+            # session.view_only: also when input injection could not load
+            self._record(peer.peer_id, name, started, path, session.view_only)
             self.client.emit("session_ended", peer_id=peer.peer_id, role="host", reason=reason)
+
+    def _record(self, peer_id, name, started, path, view_only):
+        """A session that started goes into the host's history (client/history.py)."""
+        if started is None:
+            return
+        self.client.settings.history.record(peer_id, started, time.time() - started, path,
+                                            view_only, name)
 
     def _session_event(self, peer_id):
         def forward(name, **fields):
@@ -318,6 +361,14 @@ def say_bye(channel, text):
         pass
     finally:
         channel.close()
+
+
+def granted_rights(answer):
+    """The accept callback's answer -> Rights, or None when declined. A front end answers True
+    (everything the settings allow) or the Rights the user ticked."""
+    if isinstance(answer, Rights):
+        return answer
+    return ALL_RIGHTS if answer is True else None
 
 
 def used_permanent(channel) -> bool:

@@ -13,6 +13,10 @@ one folder, `files_dir` (default: DEFAULT_FILES_DIR, "TagIO Files" in the home f
 the home folder itself, so a partner does not see the user's keys and configuration unless the user
 chooses a wider folder). `host_files_dir()` gives what a host session gets (None: no files).
 
+`desk_name` ("name this desk") is shown to partners inside sessions only. The address book and the
+always-allowed desks (`partners`, client/partners.py) and the host's session history (`history`,
+client/history.py) live in their own files in the same folder, loaded on first use.
+
 The permanent password is never stored, nor anything that works as one: only its SPAKE2+ verifier
 (`tagio.crypto.kdf.permanent_verifier(password, host_id)`, w0 || L, RFC 9383), so a stolen settings file
 lets nobody in. Files from before kept a password-equivalent `permanent_secret`: it is dropped on load
@@ -46,6 +50,7 @@ ENV_RELAY = "TAGIO_RELAY"
 # One save at a time in this process: the Tk thread (Settings dialog) and a connect worker
 # (recent partners) both save, and they share the temporary file's name.
 _SAVE_LOCK = threading.Lock()
+_BOOK_LOCK = threading.Lock()       # the partner book and the history are loaded once, by any thread
 
 
 def default_config_dir(environ=None) -> Path:
@@ -211,6 +216,14 @@ RETIRED = {
                         "cannot be used as the password)",
 }
 
+def _desk_name(value):
+    """"Name this desk": shown to partners (inside the session only), "" = none."""
+    from tagio.protocol.session import clean_name
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return clean_name(value)
+
+
 # field -> (validator applied to JSON values, default, to-JSON converter)
 FIELDS = {
     "relay": (_relay, None, None),
@@ -229,6 +242,7 @@ FIELDS = {
     # rule made for it keeps working (tagio.client.paths.make_listener).
     "direct_port": (_int_range(0, 65535), 0, None),
     "firewall_notice_shown": (_bool, False, None),   # Windows: the home window explained the prompt
+    "desk_name": (_desk_name, "", None),
 }
 
 
@@ -378,6 +392,27 @@ class Settings:
         used = max((v.get("used", 0) for v in views.values()), default=0) + 1
         views[partner_id] = dict(clean_view(view), used=used)
         self.partner_views = dict(list(views.items())[-MAX_PARTNER_VIEWS:])
+
+    @property
+    def partners(self):
+        """The address book and the always-allowed desks (client/partners.py, partners.json in the
+        same folder), loaded on first use and seeded from the old recent list."""
+        with _BOOK_LOCK:
+            if self.__dict__.get("_partner_book") is None:
+                from tagio.client.partners import PartnerBook
+                book = PartnerBook(self.config_dir)
+                book.seed(self.recent_partners)
+                self._partner_book = book
+            return self._partner_book
+
+    @property
+    def history(self):
+        """The host's session history (client/history.py, history.json), loaded on first use."""
+        with _BOOK_LOCK:
+            if self.__dict__.get("_history") is None:
+                from tagio.client.history import HostHistory
+                self._history = HostHistory(self.config_dir)
+            return self._history
 
     def __repr__(self):
         # Never show secrets, not even in a debugger or a log line that formats the object.

@@ -20,8 +20,10 @@ Theory of operation. `connect(partner_id, password)`:
    through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
    gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
    too many attempts) says so on the relay path and its PartnerRefused ends the race (refusal.py);
-6. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
-   ViewerSession, and remembers the partner in the recent list.
+6. returns a ViewerConnection (channel, path, connect time, the host's desk name) whose
+   `open_session()` makes the ViewerSession, and remembers the partner in the address book
+   (client/partners.py) and the recent list. Our own desk name goes to the host inside the
+   channel (admission.py's Introduce), never to the relay.
 
 `Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
 `listener`, `lan` and `wait_online(timeout)`.
@@ -57,6 +59,7 @@ class ViewerConnection:
     path: str
     connect_ms: float
     session_id: bytes = field(repr=False, default=b"")
+    peer_name: str = ""         # the host's desk name (its Introduce), cleaned for display
 
     def open_session(self, **kwargs):
         """A (not yet started) ViewerSession on this channel; kwargs go to ViewerSession."""
@@ -93,10 +96,11 @@ class Viewing:
         if cancelled is not None and cancelled.is_set():
             channel.close()
             raise ConnectCancelled("the connection was cancelled")
-        await_admission(channel, on_waiting=on_waiting, cancelled=cancelled)
-        self._remember(partner)
-        return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
-                                session_id)
+        host_name = await_admission(channel, on_waiting=on_waiting, cancelled=cancelled,
+                                    name=self.client.settings.desk_name)
+        path = getattr(channel, "path", "relay")
+        self._remember(partner, path, host_name)
+        return ViewerConnection(channel, partner, path, connect_ms, session_id, host_name)
 
     def check_partner(self, partner_id, timeout=LOOKUP_TIMEOUT) -> str:
         """Before the password is asked: is the partner's ID known and online? Returns the
@@ -169,8 +173,11 @@ class Viewing:
             found = lan.find(partner)
         return found
 
-    def _remember(self, partner):
+    def _remember(self, partner, path, host_name):
+        """The partner goes to the top of the address book (with the path and its own name) and of
+        the recent list."""
         settings = self.client.settings
+        settings.partners.record_session(partner, path, host_name)
         settings.add_recent(partner)
         try:
             settings.save()

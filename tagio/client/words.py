@@ -320,3 +320,29 @@ VIEW_ONLY_BADGE = "View only"
 VIEW_ONLY_DETAIL = "Your partner lets you see the screen but not control it."
 HOST_VIEWED = "Viewing your screen (no control) \u2014 {desk}"
 FULL_SCREEN_HINT = "Ctrl+Alt+Enter leaves full screen"
+
+# The desks you know (tagio/ui/partners.py, home.py, prompts.py' accept prompt, settings_dialog.py).
+ONLINE_DOTS = {"online": "\u25cf", "offline": "\u25cb", None: "\u00b7"}   # relay lookup -> dot
+PARTNERS_TITLE = "Partners"
+NO_PARTNERS = "No partners yet \u2014 they appear here"
+RENAME = "Rename"
+REMOVE = "Remove"
+HISTORY = "History"
+RENAME_TITLE = "Name this partner"
+RENAME_HINT = "Shown only on this computer. Empty: the name the desk gives itself."
+HISTORY_TITLE = "Who connected to this desk"
+NO_HISTORY = "Nobody has connected to this desk yet."
+HISTORY_CONTROL = {True: "view only", False: "control"}       # view_only -> words
+DESK_NAME = "Name this desk"
+DESK_NAME_HINT = "Shown to your partners (sent inside the encrypted session only, never to the relay)."
+TRUSTED_TITLE = "Desks allowed without asking"
+NO_TRUSTED = "None: every partner is asked for."
+REVOKE = "Revoke"
+ACCEPT_WANTS = "{desk} wants to connect to this computer."
+ACCEPT_DENIED_IN = "Denied automatically in {seconds} s."
+ACCEPT_RIGHTS = (             # accept prompt checkbox -> words; "control" off = see only
+    ("control", "Control the mouse and keyboard (off: see only)"),
+    ("clipboard", "Share the clipboard"),
+    ("files", "Send and receive files"),
+)
+ALWAYS_ALLOW = "Always allow this desk (no prompt next time, with these rights)"

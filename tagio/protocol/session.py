@@ -482,14 +482,39 @@ class Admission(_Fixed):
         _need(self.state in ADMISSION_STATES, f"unknown admission state {self.state}")
 
 
+MAX_DESK_NAME = 64              # bytes of UTF-8 in Introduce: a desk's display name
+
+
+@dataclass
+class Introduce(_Text):
+    """Either way, right after the handshake (before Admission): this desk's display name, which
+    the user may have chosen ("name this desk"; "" = none). It travels only inside the channel,
+    never to the relay. Shown to people only after `clean_name` (control characters removed)."""
+    text: str = ""
+    LIMIT = MAX_DESK_NAME
+
+
+def clean_name(text: str, limit: int = MAX_DESK_NAME) -> str:
+    """A desk name fit to show: control and format characters (newlines, bidi overrides) removed,
+    runs of spaces collapsed, at most `limit` bytes of UTF-8 (cut at a character boundary)."""
+    import unicodedata
+    kept = "".join(" " if ch.isspace() else ch for ch in str(text or "")
+                   if ch.isspace() or unicodedata.category(ch)[0] != "C")
+    name = " ".join(kept.split())
+    while len(name.encode("utf-8")) > limit:
+        name = name[:-1]
+    return name
+
+
 FILES_CODE, CHAT_CODE = 40, 41  # a range of their own, away from the screen and input messages
 PING_CODE, PONG_CODE, ADMISSION_CODE = 64, 65, 66   # liveness and the accept step
+INTRODUCE_CODE = 67             # the desks' names, before the accept step
 
 MESSAGE_TYPES = {
     1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
     9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
     FILES_CODE: Files, CHAT_CODE: Chat,
-    PING_CODE: Ping, PONG_CODE: Pong, ADMISSION_CODE: Admission,
+    PING_CODE: Ping, PONG_CODE: Pong, ADMISSION_CODE: Admission, INTRODUCE_CODE: Introduce,
 }
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 

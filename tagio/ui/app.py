@@ -21,6 +21,8 @@ Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) [-> WAITING while 
                the connect's `cancelled` Event tells the core, whose late result is dropped.
 Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
                shows the always-on-top ControlledIndicator; its Disconnect ends the session.
+Partners:      the home window's address book (rows, online dots, rename, remove, the host's
+               history) is driven by ui/address_book.py, called from the same poll.
 Quitting:      the window's close box quits at once when no session is active; while this
                machine is controlled or a viewer session is open it first asks (ConfirmDialog)
                and quits only on Yes.  SIGTERM and Ctrl+C close without asking.
@@ -43,6 +45,7 @@ from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.chat_panel import HostChats
 from tagio.ui.home import HomeWindow
 from tagio.ui.model import HomeEvent, HomeState
+from tagio.ui.address_book import AddressBook
 from tagio.ui.prompts import (AboutDialog, AcceptPrompt, ConfirmDialog, ControlledIndicator, MessageDialog,
                               PasswordDialog)
 
@@ -75,6 +78,7 @@ class App:
         self.viewer_partner, self.clipboard_sync = None, True
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
+        self.address_book = AddressBook(self)
         root.title("TagIO")
         root.minsize(720, 420)
         root.protocol("WM_DELETE_WINDOW", self.close_clicked)
@@ -88,7 +92,7 @@ class App:
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
                 "new_password": self.new_password, "settings": self.open_settings, "about": self.open_about,
                 "pick": self.connect_clicked, "cancel": self.cancel_clicked,
-                "retry": self.retry_relay}
+                "retry": self.retry_relay, **self.address_book.callbacks()}
 
     def _make_client(self):
         return self._client_factory(settings=self.settings, accept_callback=self.accepts.ask,
@@ -102,8 +106,9 @@ class App:
         self.client.start()
         self.refresh()
         self.home.partner_entry.focus_set()     # ready to type a partner ID, as AnyDesk is
-        if self.settings.warning:
-            self.home.set_notice(self.settings.warning)
+        warning = self.settings.warning or self.settings.partners.warning
+        if warning:
+            self.home.set_notice(warning)
         self._poll_id = self.root.after(POLL_MS, self._poll)
         return self
 
@@ -182,6 +187,7 @@ class App:
                     self._guarded(handler, self, **fields)
             self._check_viewer()
             self._close_withdrawn_prompts()
+            self.address_book.poll()
             self.refresh()
         finally:
             if not self._closing.is_set():
@@ -213,7 +219,7 @@ class App:
         self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
                                                             lan is not None, retry_in))
         self.home.set_retry(retry_in is not None)
-        self.home.set_recent(model.recent_rows(self.settings.recent_partners))
+        self.address_book.refresh()
         self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
 
     def _spawn(self, target, *args, name):
@@ -419,7 +425,10 @@ class App:
         zoom, monitor, quality, full screen); _take_viewer remembers it again when it closes."""
         from tagio.ui.viewer_window import ViewerWindow
         self.viewer_partner = connection.peer_id
-        window = ViewerWindow(self.root, session, f"{shown_id} \u2014 TagIO",
+        known = self.settings.partners.get(connection.peer_id)
+        name = known.shown_name if known else getattr(connection, "peer_name", "")
+        title = f"{name} ({shown_id})" if name else shown_id
+        window = ViewerWindow(self.root, session, f"{title} \u2014 TagIO",
                               prefs=self.settings.partner_views.get(connection.peer_id),
                               set_clipboard_sync=self.set_clipboard_sync, peer_ip=_peer_ip(connection),
                               partner=shown_id)
@@ -505,10 +514,14 @@ class App:
         if request.done:
             return
 
-        def answered(accepted):
+        def answered(granted, always):
             self.prompts.pop(request, None)
-            request.resolve(accepted)
-        self.prompts[request] = AcceptPrompt(self.root, request.peer_id, answered, timeout=request.timeout)
+            if always and granted:
+                self.settings.partners.trust(request.peer_id, _rights(granted), request.name)
+            request.resolve(granted)
+        self.prompts[request] = AcceptPrompt(
+            self.root, request.peer_id, answered, timeout=request.timeout, name=request.name,
+            files=request.files, view_only=bool(self.client.host_options.get("view_only")))
 
     def _close_withdrawn_prompts(self):
         """A viewer that gave up (or fell silent) resolved its request: its prompt goes at once."""
@@ -518,12 +531,13 @@ class App:
                 if _exists(prompt):
                     _destroy(prompt)
 
-    def _on_session_started(self, peer_id, role="host", path="", **_fields):
+    def _on_session_started(self, peer_id, role="host", path="", view_only=None, desk_name="", **_fields):
         if role != "host" or peer_id in self.indicators:
             return
-        view_only = bool(self.client.host_options.get("view_only"))
+        if view_only is None:       # the rights of this session, else the settings
+            view_only = bool(self.client.host_options.get("view_only"))
         self.indicators[peer_id] = ControlledIndicator(self.root, peer_id, self._disconnect_clicked,
-                                                       view_only=view_only)
+                                                       view_only=view_only, name=desk_name)
 
     def _on_host_view_only(self, peer_id, **_fields):
         """The host session could not load input injection: the partner only sees."""
@@ -594,6 +608,12 @@ HANDLERS = {
     "host_view_only": App._on_host_view_only,
     "host_chat": App._on_host_chat,
 }
+
+
+def _rights(granted):
+    """The accept prompt's answer as Rights to remember (True: everything the settings allow)."""
+    from tagio.client.hosting import ALL_RIGHTS
+    return granted if granted is not True else ALL_RIGHTS
 
 
 def _exists(widget) -> bool:

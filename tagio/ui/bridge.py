@@ -70,16 +70,18 @@ class EventBridge:
 class AcceptRequest:
     """One pending "may this partner in?" question; resolved once, by the Tk thread or a timeout."""
 
-    def __init__(self, peer_id, timeout, cancelled=None):
+    def __init__(self, peer_id, timeout, cancelled=None, name="", files=False):
         self.peer_id = peer_id
+        self.name, self.files = name, files     # the viewer's desk name; may files be offered
         self.timeout = timeout
         self.answer = False
         self.cancelled = cancelled          # set by the core when the viewer gave up
         self._done = threading.Event()
 
-    def resolve(self, accepted: bool) -> None:
+    def resolve(self, accepted) -> None:
+        """accepted: True/False, or the Rights the person granted (client/partners.py)."""
         if not self._done.is_set():
-            self.answer = bool(accepted)
+            self.answer = accepted if accepted else False
             self._done.set()
 
     def wait(self, timeout) -> bool:
@@ -103,12 +105,13 @@ class AcceptBridge:
         self._pending = set()
         self._lock = threading.Lock()
 
-    def ask(self, peer_id, *_args, unattended=False, cancelled=None, **_info) -> bool:
-        """Called on a core thread; blocks at most timeout + ASK_GRACE_S.  True lets the peer in."""
+    def ask(self, peer_id, *_args, unattended=False, cancelled=None, name="", files=False, **_info):
+        """Called on a core thread; blocks at most timeout + ASK_GRACE_S.  True (or the Rights
+        granted) lets the peer in; False keeps it out."""
         ask_first = bool(self.settings.ask_before_accept)
         if model.decide_accept(ask_first, unattended) is model.AcceptDecision.ACCEPT:
             return True
-        request = AcceptRequest(str(peer_id), self.timeout, cancelled)
+        request = AcceptRequest(str(peer_id), self.timeout, cancelled, name, files)
         with self._lock:
             if self.events.closed:
                 return False

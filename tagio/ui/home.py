@@ -2,7 +2,7 @@
 
 Theory of operation: HomeWindow is a passive view.  It builds the widgets, forwards user
 actions to the callbacks it was given (the controller in app.py), and exposes small
-setters (`set_identity`, `set_relay_status`, `set_recent`, ...) that the controller calls
+setters (`set_identity`, `set_relay_status`, `set_partners`, ...) that the controller calls
 from the Tk thread.  It holds no connection state of its own: enabling/disabling Connect
 follows model.HomeMachine in the controller.  Only the Tk main thread may call it.
 """
@@ -10,12 +10,14 @@ follows model.HomeMachine in the controller.  Only the Tk main thread may call i
 import tkinter as tk
 from tkinter import ttk
 
+from tagio.client import words
 from tagio.ui import theme
 
 
 class HomeWindow(ttk.Frame):
     """Main window content.  `callbacks` maps action name -> callable:
-    connect(text), copy_id(), copy_password(), new_password(), settings(), about(), pick(id)."""
+    connect(text), copy_id(), copy_password(), new_password(), settings(), about(), pick(id),
+    rename(id), remove(id), history()."""
 
     def __init__(self, master, fonts, callbacks):
         super().__init__(master, style="TFrame")
@@ -53,8 +55,9 @@ class HomeWindow(ttk.Frame):
         ttk.Label(header, text="  secure remote desktop", style="HeaderSub.TLabel").pack(side="left", pady=(8, 0))
         ttk.Button(header, text="About", style="Small.TButton",
                    command=self._action("about")).pack(side="right")
-        ttk.Button(header, text="Settings", style="Small.TButton",
-                   command=self._action("settings")).pack(side="right", padx=(0, theme.GAP))
+        self.settings_button = ttk.Button(header, text="Settings", style="Small.TButton",
+                                          command=self._action("settings"))
+        self.settings_button.pack(side="right", padx=(0, theme.GAP))
 
     def _card(self, parent, title, subtitle):
         card = ttk.Frame(parent, style="Card.TFrame", padding=theme.PAD + 4)
@@ -108,11 +111,38 @@ class HomeWindow(ttk.Frame):
         # One line under the entry: the inline ID error (red) or what is going on (grey).
         self.message_label = ttk.Label(card, style="Muted.TLabel", wraplength=320, justify="left")
         self.message_label.pack(anchor="w", pady=(4, 0))
-        ttk.Label(card, text="Recent partners", style="Muted.TLabel").pack(anchor="w", pady=(theme.GAP, 2))
+        self._build_partner_bar(card)
         self.recent_list = self._listbox(card, self._recent_ids)
         self.lan_title = ttk.Label(card, text="On this network", style="Muted.TLabel")
         self.lan_list = self._listbox(card, self._lan_ids, pack=False)
         return card
+
+    def _build_partner_bar(self, card):
+        """"Partners" with Rename / Remove (of the selected row) and the host's History."""
+        bar = ttk.Frame(card, style="Plain.TFrame", padding=0)
+        bar.pack(fill="x", pady=(theme.GAP, 2))
+        ttk.Label(bar, text=words.PARTNERS_TITLE, style="Muted.TLabel").pack(side="left")
+        self.history_button = ttk.Button(bar, text=words.HISTORY, style="Small.TButton",
+                                         command=self._action("history"))
+        self.history_button.pack(side="right")
+        self.remove_button = ttk.Button(bar, text=words.REMOVE, style="Small.TButton",
+                                        command=lambda: self._on_selected("remove"))
+        self.remove_button.pack(side="right", padx=(0, 4))
+        self.rename_button = ttk.Button(bar, text=words.RENAME, style="Small.TButton",
+                                        command=lambda: self._on_selected("rename"))
+        self.rename_button.pack(side="right", padx=(0, 4))
+
+    def _on_selected(self, action):
+        """Rename / Remove act on the selected partner (nothing selected: nothing happens)."""
+        partner_id = self.selected_partner()
+        if partner_id is not None:
+            self.callbacks[action](partner_id)
+
+    def selected_partner(self):
+        selection = self.recent_list.curselection()
+        if selection and selection[0] < len(self._recent_ids):
+            return self._recent_ids[selection[0]]
+        return None
 
     def _listbox(self, parent, ids, pack=True):
         box = tk.Listbox(parent, height=4, activestyle="none", relief="flat", borderwidth=4,
@@ -207,7 +237,15 @@ class HomeWindow(ttk.Frame):
                                      style="Error.TLabel" if error else "Muted.TLabel")
 
     def set_recent(self, rows):
-        self._fill(self.recent_list, self._recent_ids, rows, "No partners yet \u2014 they appear here")
+        self._fill(self.recent_list, self._recent_ids, rows, words.NO_PARTNERS)
+
+    def set_partners(self, rows):
+        """rows: [(id, line, online state)]; the line of a partner online is green, offline grey."""
+        self.set_recent([(pid, line) for pid, line, _state in rows])
+        for index, (_pid, _line, state) in enumerate(rows):
+            colour = ONLINE_COLOURS.get(state, theme.TEXT)
+            if self.recent_list.itemcget(index, "foreground") != colour:
+                self.recent_list.itemconfigure(index, foreground=colour)
 
     def set_lan(self, rows):
         """Show the LAN list only when the core offers one (rows is None otherwise)."""
@@ -242,4 +280,5 @@ def _set(var, value) -> bool:
 
 
 PAD_OUT = 16
+ONLINE_COLOURS = {"online": theme.STATUS_COLOURS["ok"], "offline": theme.MUTED}
 NOTICE_MS = 10000

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from tagio.client.settings import format_address, parse_address, parse_relay
+from tagio.client import words
 from tagio.client.words import RETRYING_IN, explain, short_reason  # noqa: F401 (short_reason: API)
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, LocalProtocolError
@@ -128,13 +129,20 @@ def decide_accept(ask_before_accept: bool, unattended: bool) -> AcceptDecision:
     return AcceptDecision.ASK
 
 
-def countdown_text(peer_id: str, seconds_left: int) -> str:
-    return (f"Desk {display_id(peer_id)} wants to see and control this computer.\n"
-            f"Denied automatically in {max(0, int(seconds_left))} s.")
+def countdown_text(peer_id: str, seconds_left: int, name: str = "") -> str:
+    """The accept prompt's text; `name` is the viewer's desk name (already cleaned)."""
+    desk = f"Desk {desk_text(peer_id, name)}"
+    return (words.ACCEPT_WANTS.format(desk=desk) + "\n"
+            + words.ACCEPT_DENIED_IN.format(seconds=max(0, int(seconds_left))))
 
 
-def controlled_text(peer_id: str) -> str:
-    return f"Being controlled by {display_id(peer_id)}"
+def desk_text(peer_id: str, name: str = "") -> str:
+    """'123 456 789', or '123 456 789 (Bob)' with the desk's (cleaned) name."""
+    return display_id(peer_id) + (f" ({name})" if name else "")
+
+
+def controlled_text(peer_id: str, name: str = "") -> str:
+    return f"Being controlled by {desk_text(peer_id, name)}"
 
 
 # --- home window state machine ---------------------------------------------------------------

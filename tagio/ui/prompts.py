@@ -171,16 +171,23 @@ class PasswordDialog(Dialog):
 
 
 class AcceptPrompt(Dialog):
-    """"Desk X wants to connect" with Accept / Deny; denies by itself after `timeout` seconds."""
+    """"Desk X (name) wants to connect" with what it may do (control, clipboard, files), "always
+    allow this desk", and Accept / Deny; denies by itself after `timeout` seconds.
 
-    def __init__(self, parent, peer_id, on_answer, timeout=model.ACCEPT_TIMEOUT_S):
+    `on_answer(answer, always)`: answer is False (denied), True (everything offered was left
+    ticked: all the host's settings allow) or a partners.Rights with what was ticked; `always`
+    is the "always allow this desk" box. A callback taking one argument gets the answer alone."""
+
+    def __init__(self, parent, peer_id, on_answer, timeout=model.ACCEPT_TIMEOUT_S, name="",
+                 files=False, view_only=False):
         super().__init__(parent, "Incoming connection", transient=False)   # seen even if TagIO is minimised
-        self.peer_id, self.on_answer, self.left = peer_id, on_answer, int(timeout)
+        self.peer_id, self.on_answer, self.left, self.name = peer_id, on_answer, int(timeout), name
         self.attributes("-topmost", True)
         ttk.Label(self.body, text="Incoming connection", style="Heading.TLabel").pack(anchor="w")
-        self.text_var = tk.StringVar(master=self, value=model.countdown_text(peer_id, self.left))
+        self.text_var = tk.StringVar(master=self, value=model.countdown_text(peer_id, self.left, name))
         ttk.Label(self.body, textvariable=self.text_var, style="Card.TLabel", wraplength=440,
                   justify="left").pack(anchor="w", pady=(8, 0))
+        self._rights_boxes(files, view_only)
         self.accept_button, self.deny_button = self.buttons(
             ("Accept", lambda: self.answer(True), "Accent.TButton"),
             ("Deny", lambda: self.answer(False), "TButton"))
@@ -188,12 +195,36 @@ class AcceptPrompt(Dialog):
         self.show()
         self.deny_button.focus_set()   # Enter by reflex must not let someone in
 
+    def _rights_boxes(self, files, view_only):
+        """One box per right the host can give (files only with a files folder; control not when
+        Settings say view only), all ticked; and "always allow this desk", not ticked."""
+        offered = {"control": not view_only, "clipboard": True, "files": bool(files)}
+        self.rights, self.rights_boxes = {}, {}
+        for key, text in words.ACCEPT_RIGHTS:
+            if offered[key]:
+                self.rights[key] = tk.BooleanVar(master=self, value=True)
+                self.rights_boxes[key] = ttk.Checkbutton(self.body, text=text, variable=self.rights[key],
+                                                         style="Card.TCheckbutton")
+                self.rights_boxes[key].pack(anchor="w", pady=(4, 0))
+        self.always = tk.BooleanVar(master=self, value=False)
+        self.always_box = ttk.Checkbutton(self.body, text=words.ALWAYS_ALLOW, variable=self.always,
+                                          style="Card.TCheckbutton")
+        self.always_box.pack(anchor="w", pady=(8, 0))
+
+    def granted(self):
+        """True when every offered right is ticked, else the Rights ticked."""
+        from tagio.client.partners import Rights
+        ticked = {key: var.get() for key, var in self.rights.items()}
+        if all(ticked.values()):
+            return True
+        return Rights(**{key: ticked.get(key, False) for key in ("control", "clipboard", "files")})
+
     def _tick(self):
         self.left -= 1
         if self.left <= 0:
             self.answer(False)
             return
-        self.text_var.set(model.countdown_text(self.peer_id, self.left))
+        self.text_var.set(model.countdown_text(self.peer_id, self.left, self.name))
         self._tick_id = self.after(1000, self._tick)
 
     def cancel(self):
@@ -208,19 +239,33 @@ class AcceptPrompt(Dialog):
 
     def answer(self, accepted: bool):
         callback, self.on_answer = self.on_answer, None
+        granted = self.granted() if accepted and callback else False
+        always = bool(granted) and self.always.get()
         self.destroy()
-        if callback:
-            callback(bool(accepted))
+        if callback is None:
+            return
+        if _arity(callback) >= 2:
+            callback(granted, always)
+        else:
+            callback(bool(granted))
+
+
+def _arity(callback) -> int:
+    import inspect
+    try:
+        return len(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):
+        return 1
 
 
 class ControlledIndicator(tk.Toplevel):
     """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]", or in view-only
     "Viewing your screen (no control) - 123 456 789" (the partner sees but cannot touch)."""
 
-    def __init__(self, parent, peer_id, on_disconnect, view_only=False):
+    def __init__(self, parent, peer_id, on_disconnect, view_only=False, name=""):
         super().__init__(parent, background=theme.ACCENT)
         self.withdraw()
-        self.peer_id = peer_id
+        self.peer_id, self.name = peer_id, name
         self.on_disconnect = on_disconnect
         self.title("TagIO \u2014 being controlled")
         self.resizable(False, False)
@@ -241,10 +286,10 @@ class ControlledIndicator(tk.Toplevel):
         """Say whether the partner controls this computer or only sees it."""
         self.view_only = bool(view_only)
         if self.view_only:
-            self.text = words.HOST_VIEWED.format(desk=model.display_id(self.peer_id))
+            self.text = words.HOST_VIEWED.format(desk=model.desk_text(self.peer_id, self.name))
             self.title("TagIO \u2014 screen being viewed")
         else:
-            self.text = model.controlled_text(self.peer_id)
+            self.text = model.controlled_text(self.peer_id, self.name)
         self.label.configure(text=("\u25c9  " if self.view_only else "\u25cf  ") + self.text)
 
     def disconnect(self):

@@ -56,6 +56,7 @@ class SettingsDialog(Dialog):
         ttk.Checkbutton(self.body, text="Share the clipboard with partners (not in view-only sessions)",
                         variable=self.share_clipboard, style="Card.TCheckbutton").pack(anchor="w", pady=2)
         self._files_block(settings)
+        self._desks_section(settings)
         self._error("save")
         self.save_button, self.cancel_button = self.buttons(("Save", self.save, "Accent.TButton"),
                                                             ("Cancel", self.cancel, "TButton"))
@@ -170,6 +171,24 @@ class SettingsDialog(Dialog):
         if self.settings.permanent_verifier:
             self._check("clear_password", "Remove the permanent password", error=False)
 
+    def _desks_section(self, settings):
+        """"This desk and its partners": the desk's name, and the desks allowed without asking
+        (ui/partners.py TrustedSection; a Revoke there is saved at once)."""
+        from tagio.client import words
+        from tagio.ui.partners import TrustedSection
+        self._section("This desk and its partners")
+        self.desk_name = tk.StringVar(master=self, value=settings.desk_name)
+        row = self._row(words.DESK_NAME)
+        self.entries["desk_name"] = ttk.Entry(row, textvariable=self.desk_name, width=34, style="Entry.TEntry")
+        self.entries["desk_name"].pack(side="left", fill="x", expand=True)
+        ttk.Label(self.body, text=words.DESK_NAME_HINT, style="Muted.TLabel", wraplength=420,
+                  justify="left").pack(anchor="w")
+        self.trusted = TrustedSection(self.body, settings.partners, {"body": "TkDefaultFont"})
+
+    def _apply_desks(self):
+        from tagio.protocol.session import clean_name
+        self.settings.desk_name = clean_name(self.desk_name.get())
+
     # --- actions ----------------------------------------------------------------------------------
 
     def form(self) -> model.SettingsForm:
@@ -216,6 +235,7 @@ class SettingsDialog(Dialog):
             model.apply_settings(self.settings, values, self.host_id)
             self.settings.clipboard = bool(self.share_clipboard.get())
             self._apply_files()
+            self._apply_desks()
             if secret:
                 self.settings.permanent_verifier = secret
             self.settings.save()
