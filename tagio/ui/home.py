@@ -88,7 +88,7 @@ class HomeWindow(ttk.Frame):
         self.copy_password_button = ttk.Button(row, text="Copy", style="Small.TButton",
                                                command=self._action("copy_password"))
         self.copy_password_button.pack(side="right", padx=(0, 4))
-        ttk.Label(card, text="The password changes after every failed attempt.",
+        ttk.Label(card, text="It changes after every session and after three wrong tries.",
                   style="Muted.TLabel").pack(anchor="w", pady=(theme.GAP, 0))
         return card
 
