@@ -120,7 +120,7 @@ def _view(args, out, stop, conn, script) -> int:
         raise player.errors[0]
     if args.snapshot:
         _save_snapshot(session, args.snapshot)
-    stats = dict(getattr(session, "stats", {}) or {})
+    stats = dict(session.stats)
     frames = stats.get("frames", 0)
     # The summary's rate is over the whole session (the session's own "fps" is the last second's).
     fields = {"frames": frames, "fps": round(frames / max(time.monotonic() - started, 1e-3), 2),
@@ -138,7 +138,7 @@ def _wait_session(session, watch, stop, deadline):
         if deadline is not None and time.monotonic() >= deadline:
             return None
         if watch.ended.is_set() or not _alive(session):
-            return ConnectionClosed(watch.reason or getattr(session, "closed_reason", None)
+            return ConnectionClosed(watch.reason or session.closed_reason
                                     or "the partner ended the session")
         stop.wait(0.1)
     return None
@@ -153,7 +153,7 @@ def _as_session_loss(exc):
 
 
 def _alive(session):
-    return bool(getattr(session, "running", True))
+    return session.running
 
 
 def _stop_session(session):
@@ -188,7 +188,7 @@ def start_script(session, steps, stop):
 
 
 def _save_snapshot(session, path):
-    image = getattr(session, "framebuffer", None)
+    image = session.framebuffer
     if image is None:
         raise ConfigError("no screen was received, so there is no snapshot to save")
     try:

@@ -205,7 +205,7 @@ class Client:
 
     def _udp_socket(self):
         """The listener's UDP socket as seen by RelayClient.discover_udp (for hole punching)."""
-        udp = getattr(self.listener, "udp", None)
+        udp = self.listener.udp if self.listener is not None else None
         return udp.discovery_socket() if udp is not None else None
 
     def _relay_status_changed(self, status):

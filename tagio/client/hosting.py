@@ -153,7 +153,7 @@ class Hosting:
         """Dials that arrived on our listener from the LAN, with no relay involved. An exception
         that ends this thread is kept for stop()."""
         from tagio.net.connect import lan_host_peer
-        requests = getattr(listener, "lan_requests", None)
+        requests = listener.lan_requests
         try:
             while requests is not None and not self._closing.is_set():
                 try:
@@ -167,7 +167,7 @@ class Hosting:
 
     def on_peer(self, peer, lan=False):
         """Called by the relay link (or the LAN thread) for each rendezvous; never blocks."""
-        peer_id = getattr(peer, "peer_id", "?")
+        peer_id = peer.peer_id
         if self._closing.is_set():
             return
         if not self._limiter.allow(peer_id):
@@ -306,7 +306,7 @@ class Hosting:
         session.peer_id = peer.peer_id      # whom it serves (the GUI's chat window finds it by this)
         with self._lock:
             self._sessions.append(session)
-        path = getattr(channel, "path", "relay")
+        path = channel.path
         reason, started = None, None
         try:
             if self._closing.is_set():

@@ -183,7 +183,7 @@ class RelayLink:
             self.relay = None
             _close_quietly(client)
             if not self._stop.is_set():
-                self._fire("lost", getattr(client, "last_error", None) or "connection lost")
+                self._fire("lost", client.last_error or "connection lost")
 
     def _wait_before_retry(self, delay):
         """Wait up to `delay` seconds; probe the relay's port meanwhile and stop waiting as soon as

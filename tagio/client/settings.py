@@ -98,7 +98,7 @@ def migrate_roaming_config(roaming: Path, local: Path) -> bool:
 def resolve_relay_text(flag=None, settings=None, environ=None) -> str:
     """Which relay to use, as typed: --relay, then TAGIO_RELAY, then settings, then the default."""
     environ = os.environ if environ is None else environ
-    for candidate in (flag, environ.get(ENV_RELAY), getattr(settings, "relay", None), DEFAULT_RELAY):
+    for candidate in (flag, environ.get(ENV_RELAY), (settings.relay if settings is not None else None), DEFAULT_RELAY):
         if candidate:
             return str(candidate).strip()
     raise ConfigError("no relay configured")  # unreachable: DEFAULT_RELAY is set

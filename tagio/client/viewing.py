@@ -98,7 +98,7 @@ class Viewing:
             raise ConnectCancelled("the connection was cancelled")
         host_name = await_admission(channel, on_waiting=on_waiting, cancelled=cancelled,
                                     name=self.client.settings.desk_name)
-        path = getattr(channel, "path", "relay")
+        path = channel.path
         self._remember(partner, path, host_name)
         return ViewerConnection(channel, partner, path, connect_ms, session_id, host_name)
 
