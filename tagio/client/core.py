@@ -154,6 +154,11 @@ class Client:
         """Seconds until the next attempt to reach an unreachable relay, else None."""
         return None if self._link is None else self._link.next_retry_in()
 
+    @property
+    def relay_waits_for_user(self) -> bool:
+        """True when the relay refused our secret and only retry_relay() tries it again."""
+        return self._link is not None and self._link.waiting_for_user
+
     def retry_relay(self):
         """Try the relay again now (the window's "Retry now")."""
         if self._link is not None:
