@@ -94,8 +94,8 @@ class Client:
         """Open the direct listener and start registering at the relay (returns at once)."""
         self.listener = make_listener(self._direct_bind, tcp=self._listen_tcp,
                                       settings=self.settings if self._listen_tcp else None)
+        self.hosting.start(self.listener)       # None: no LAN dials to serve, the password still expires
         if self.listener is not None:
-            self.hosting.start(self.listener)
             self.lan = start_lan_service(self.id, self.listener, self._lan_options)
         self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
                                candidates=self._candidates, on_peer=self.hosting.on_peer,
