@@ -11,7 +11,9 @@ and the dialer's role; establish() checks it when it takes the socket. The
 listener only reads the preamble (bounded: its exact size, PREAMBLE_TIMEOUT
 seconds, MAX_PREAMBLE_READERS at once) and parks the socket under its
 session id (MAX_PENDING, PENDING_TTL) until establish() for that session
-takes it.
+takes it. A LAN preamble also queues a LanRequest in `lan_requests` (bounded)
+so the host learns about a session no relay announced. The same port is
+bound for UDP and handed to a UdpMux (`udp`) for punching and rudp.
 
 Junk must cost the dialer, not the host. A real dialer sends its preamble
 with its first bytes, and establish() takes a real parked socket within
@@ -25,9 +27,7 @@ sockets expire on the accept thread's clock too, so their descriptors come
 back even when nothing else arrives. The accept loop survives running out of
 descriptors (EMFILE, ENFILE: log once per burst, free the oldest silent
 reader, back off briefly, keep serving) and a dial that died in the backlog
-(ECONNABORTED); any other error ends it and close() re-raises it. A LAN preamble also queues a LanRequest in `lan_requests` (bounded)
-so the host learns about a session no relay announced. The same port is
-bound for UDP and handed to a UdpMux (`udp`) for punching and rudp.
+(ECONNABORTED); any other error ends it and close() re-raises it.
 """
 
 import errno
@@ -188,7 +188,7 @@ class DirectListener:
             sock.close()            # over the source's share, or every reader is busy: shed it
             return
         reader = threading.Thread(target=self._read_preamble, args=(sock, addr), daemon=True)
-        reader.source, reader.started = addr[0], time.monotonic()
+        reader.source, reader.started = addr[0], time.monotonic()   # for the bounds above
         with self._cond:
             self._reading[reader] = sock
         reader.start()
