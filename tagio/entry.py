@@ -89,7 +89,8 @@ def _common_options(with_defaults):
 def _host_command(commands, common):
     host = commands.add_parser("host", parents=[common], help="share this screen")
     host.add_argument("--password", metavar="PW",
-                      help="also accept this password (unattended access); '-' reads it from stdin")
+                      help="also accept this password (unattended access; at least 10 characters); "
+                           "'-' reads it from stdin")
     host.add_argument("--view-only", action="store_true", help="ignore the viewer's mouse and keys")
     host.add_argument("--monitor", type=_positive(int, 1, 16), default=1, metavar="N",
                       help="which screen to share (1 = the first)")

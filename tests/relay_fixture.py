@@ -31,7 +31,7 @@ from tagio.relay.server import RelayServer
 
 ROOT = Path(__file__).resolve().parent.parent
 _SERVER_OPTIONS = {"auth_secret", "ssl_context", "state_file", "public_ip", "clock", "wall_clock", "bind",
-                   "workers", "trusted_proxies", "selector_factory"}
+                   "workers", "trusted_proxies", "selector_factory", "metrics_token"}
 
 
 TEST_LIMITS = {"register_burst": 1000.0, "register_rate": 1000.0, "connect_burst": 1000.0,

@@ -238,6 +238,20 @@ class ProcessTest(unittest.TestCase):
                 self.assertEqual(last["kind"], "relay_unreachable")
                 self.assertNotIn("password", r.stdout)   # no ready line, no secret
 
+    def test_a_short_unattended_password_is_refused(self):
+        """--password lets partners in with no prompt: fewer than 10 characters is one plain line and
+        exit status 2, from the flag and from stdin alike, and the line never repeats the password."""
+        for args, stdin_text in ((["--password", "short-pw1"], None), (["--password", "-"], "tiny-pw-9\n")):
+            with self.subTest(args=args):
+                r = run_gui("--cli", "host", *args, "--config-dir", self.config, "--relay",
+                            f"127.0.0.1:{closed_port()}", "--direct-bind", "127.0.0.1", stdin_text=stdin_text)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+                self.assertIn("at least 10 characters", r.stderr)
+                self.assertNotIn("short-pw1", r.stderr)
+                self.assertNotIn("tiny-pw-9", r.stderr)
+                self.assertNotIn("Password:", r.stdout)               # no ready line
+
 
 class _quiet_stderr:
     def __enter__(self):

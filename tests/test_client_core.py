@@ -380,7 +380,8 @@ class RelayStatusTest(unittest.TestCase):
         bad = self.make(address, relay_secret="not-it")
         with self.assertRaises(RelayError):
             bad.wait_online(5)
-        self.assertTrue(bad.relay_status.startswith("unreachable: relay refused"), bad.relay_status)
+        self.assertTrue(bad.relay_status.startswith("unreachable: The relay refused this desk: its relay "
+                                                    "secret is missing or wrong"), bad.relay_status)
         self.assertNotIn("not-it", bad.relay_status + repr(bad.events.items))
 
     def test_relay_over_websocket(self):

@@ -164,3 +164,25 @@ class ComebackTest(unittest.TestCase):
         wait_until(lambda: link.online, 5, "registered after Retry now")
         self.assertIsNone(link.next_retry_in())
 
+
+
+class RefusedSecretTest(unittest.TestCase):
+    """auth_failed: no retry on a timer (each would be one more guess at the relay secret), the
+    words people read, and Retry now tries exactly once more."""
+
+    def test_waits_for_the_person_after_auth_failed(self):
+        statuses = []
+        plan = Plan(failures=[RelayError("auth_failed", "wrong")] * 3)
+        link = RelayLink(("relay.test", 1), object(), factory=plan.factory, backoff=lambda d: 0.0,
+                         on_peer=lambda peer: None, on_status=statuses.append, probe=lambda a: True)
+        self.addCleanup(link.close)
+        link.start()
+        wait_until(lambda: link.waiting_for_user, 5, "the link to wait for the person")
+        self.assertEqual(len(plan.made), 1)
+        self.assertIsNone(link.next_retry_in())            # no countdown: nothing will happen by itself
+        self.assertEqual(link.status, "unreachable: The relay refused this desk: its relay secret is "
+                                      "missing or wrong.")
+        self.assertIn(relay_link.REFUSED, link.status)     # the command line's host ends on it
+        link.retry_now()
+        wait_until(lambda: len(plan.made) == 2 and link.waiting_for_user, 5, "one more try")
+        self.assertEqual(len(plan.made), 2)

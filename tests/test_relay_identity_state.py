@@ -2,11 +2,13 @@
 
 Small-order Ed25519 keys (any signature verifies with them) are refused; /health says whether the
 bindings were loaded, started fresh or lost; bindings unused for Limits.binding_ttl expire; /metrics
-of a private relay needs the relay secret.
+needs a metrics token of its own (never the relay secret) and is off on a private relay without one.
 """
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -19,6 +21,7 @@ from tagio.errors import RelayError
 from tagio.net.relay_client import RelayClient
 from tests.relay_fixture import run_relay_process, start_relay
 
+RELAY = Path(__file__).resolve().parent.parent / "tagio_relay_server.py"
 IDENTITY_POINT = bytes([1]) + bytes(31)  # y = 1: the neutral element
 SMALL_ORDER_KEYS = [IDENTITY_POINT,
                     bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),  # order 2
@@ -139,22 +142,53 @@ class BindingExpiryTest(unittest.TestCase):
 
 
 class PrivateMetricsTest(unittest.TestCase):
-    def test_metrics_of_a_private_relay_need_the_secret(self):
+    """/metrics crosses plain HTTP: its Bearer token is a metrics token of its own, never the relay
+    secret (one captured operator request must not give the secret away)."""
+
+    def test_the_relay_secret_never_opens_the_metrics(self):
         proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", env={"AUTH_SECRET": "s3cret-relay"})
+        self.addCleanup(stop, proc)
+        url = f"http://{host}:{port}/metrics"
+        for headers in (None, {"Authorization": "Bearer s3cret-relay"}):
+            status, body = get(url, headers)
+            self.assertEqual(status, 404)                     # no metrics token: metrics are off
+            self.assertIn(b"--metrics-token", body)
+            self.assertNotIn(b"tagio_relay_connections_total", body)
+        self.assertEqual(get(f"http://{host}:{port}/health")[0], 200)  # health checks stay open
+
+    def test_metrics_of_a_private_relay_need_the_metrics_token(self):
+        proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", env={
+            "AUTH_SECRET": "s3cret-relay", "METRICS_TOKEN": "metrics-only-token"})
         self.addCleanup(stop, proc)
         url = f"http://{host}:{port}/metrics"
         self.assertEqual(get(url)[0], 401)
         self.assertEqual(get(url, {"Authorization": "Bearer wrong"})[0], 401)
-        status, body = get(url, {"Authorization": "Bearer s3cret-relay"})
+        self.assertEqual(get(url, {"Authorization": "Bearer s3cret-relay"})[0], 401)
+        status, body = get(url, {"Authorization": "Bearer metrics-only-token"})
         self.assertEqual(status, 200)
         self.assertIn(b"tagio_relay_connections_total", body)
         self.assertEqual(get(f"http://{host}:{port}/health")[0], 200)  # health checks stay open
+
+    def test_the_metrics_token_may_not_be_the_relay_secret(self):
+        proc = subprocess.run([sys.executable, str(RELAY), "--bind", "127.0.0.1:0", "--state-file", ""],
+                              env={**os.environ, "AUTH_SECRET": "same-secret", "METRICS_TOKEN": "same-secret"},
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
+        self.assertIn("must not be the relay secret", proc.stderr)
+        self.assertNotIn("same-secret", proc.stderr)
 
     def test_metrics_of_a_public_relay_stay_open(self):
         with start_relay() as relay:
             host, port = relay.address
             self.assertEqual(get(f"http://{host}:{port}/metrics")[0], 200)
 
+    def test_a_public_relay_with_a_metrics_token_guards_them(self):
+        with start_relay(metrics_token="metrics-only-token") as relay:
+            host, port = relay.address
+            url = f"http://{host}:{port}/metrics"
+            self.assertEqual(get(url)[0], 401)
+            self.assertEqual(get(url, {"Authorization": "Bearer metrics-only-token"})[0], 200)
 
 if __name__ == "__main__":
     unittest.main()

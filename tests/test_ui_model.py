@@ -192,11 +192,11 @@ class SettingsFormTest(unittest.TestCase):
         self.assertIn("at least", errors["permanent_password"])
 
     def test_password_must_match_and_clear_wins(self):
-        _v, errors = model.validate_settings(SettingsForm(new_password="abcdefgh", confirm_password="abcdefgX"))
+        _v, errors = model.validate_settings(SettingsForm(new_password="abcdefghij", confirm_password="abcdefghiX"))
         self.assertIn("do not match", errors["permanent_password"])
-        values, errors = model.validate_settings(SettingsForm(new_password="abcdefgh",
-                                                              confirm_password="abcdefgh"))
-        self.assertEqual(values["permanent_password"], "abcdefgh")
+        values, errors = model.validate_settings(SettingsForm(new_password="abcdefghij",
+                                                              confirm_password="abcdefghij"))
+        self.assertEqual(values["permanent_password"], "abcdefghij")
         values, _ = model.validate_settings(SettingsForm(clear_password=True, new_password="zzz"))
         self.assertEqual(values["permanent_password"], "")
 

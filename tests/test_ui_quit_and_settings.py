@@ -127,6 +127,19 @@ class SettingsPasswordTest(UiGuardCase):
         self.assertFalse(dialog.winfo_exists())
         self.assertEqual(Settings.load(self.config_dir).permanent_verifier, verifier)
 
+    def test_the_dialog_refuses_a_short_permanent_password(self):
+        from tagio.ui.settings_dialog import SettingsDialog
+        asked = []
+        dialog = SettingsDialog(self.root, self.settings, self.app.client.id,
+                                derive_secret=lambda password, done: asked.append(password))
+        self.addCleanup(lambda: dialog.winfo_exists() and dialog.destroy())
+        dialog.vars["new_password"].set("nine-char")
+        dialog.vars["confirm_password"].set("nine-char")
+        self.assertFalse(dialog.save())
+        self.assertEqual(asked, [])                                   # nothing stored, nothing derived
+        self.assertIn("at least 10 characters", dialog.errors["permanent_password"].get())
+        self.assertTrue(dialog.winfo_exists())
+
     def test_cancel_while_deriving_changes_nothing(self):
         gate, threads, _real = self.gated_kdf()
         dialog = self.open_with_password()

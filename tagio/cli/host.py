@@ -22,6 +22,7 @@ import threading
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
 from tagio.client.relay_link import REFUSED
+from tagio.client.settings import MIN_PERMANENT_PASSWORD
 from tagio.client.words import HOST_KEEPS_TRYING, ending, explain, inline
 from tagio.crypto.identity import format_id
 from tagio.errors import ConfigError, RelayError
@@ -151,10 +152,19 @@ def _chat_from_stdin(client, stop):
     threading.Thread(target=read, name="chat-stdin", daemon=True).start()
 
 
+def check_permanent_password(password):
+    """--password lets partners in with no prompt and never rotates: refuse a short one (ConfigError:
+    one line, exit status 2). The text never repeats the password."""
+    if password is not None and len(password.strip()) < MIN_PERMANENT_PASSWORD:
+        raise ConfigError(f"--password is too short: an unattended password needs at least "
+                          f"{MIN_PERMANENT_PASSWORD} characters")
+    return password
+
+
 def run_host(args, out, stop) -> int:
+    password = check_permanent_password(password_from_stdin() if args.password == "-" else args.password)
     check_capture(args.monitor)
     files_dir = _files_dir(getattr(args, "files_dir", None))
-    password = password_from_stdin() if args.password == "-" else args.password
     printer = HostPrinter(out)
     client = make_client(args, out, on_event=printer, host_password=password,
                          direct_bind=args.direct_bind, monitor=args.monitor,

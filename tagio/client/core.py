@@ -94,8 +94,8 @@ class Client:
         """Open the direct listener and start registering at the relay (returns at once)."""
         self.listener = make_listener(self._direct_bind, tcp=self._listen_tcp,
                                       settings=self.settings if self._listen_tcp else None)
+        self.hosting.start(self.listener)       # None: no LAN dials to serve, the password still expires
         if self.listener is not None:
-            self.hosting.start(self.listener)
             self.lan = start_lan_service(self.id, self.listener, self._lan_options)
         self._link = RelayLink(self.relay_address, self.identity, auth_secret=self.settings.relay_secret,
                                candidates=self._candidates, on_peer=self.hosting.on_peer,
@@ -153,6 +153,11 @@ class Client:
     def relay_retry_in(self):
         """Seconds until the next attempt to reach an unreachable relay, else None."""
         return None if self._link is None else self._link.next_retry_in()
+
+    @property
+    def relay_waits_for_user(self) -> bool:
+        """True when the relay refused our secret and only retry_relay() tries it again."""
+        return self._link is not None and self._link.waiting_for_user
 
     def retry_relay(self):
         """Try the relay again now (the window's "Retry now")."""

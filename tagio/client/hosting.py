@@ -28,8 +28,10 @@ An attempt refused before any handshake (no free slot: "busy"; the limiter: "rat
 answered on its relay path (refusal.py), so the viewer reads why within a second.
 
 `Hosting` holds the one-time password (its scrypt secret is derived when it is made, so a handshake
-never waits) and the running HostSessions. It uses only a few parts of the thin Client that owns it
-(core.py): `id`, `settings`, `listener`, `current_relay()` and `emit(name, **fields)`.
+never waits) and the running HostSessions. A one-time password also expires with time: one that has
+been shown for OTP_LIFETIME with no host session running is replaced (a thread of its own, the pure
+rule `otp_expired`, an injectable `otp_clock`); the front ends show the new one as for any rotation.
+It uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`, `listener`, `current_relay()` and `emit(name, **fields)`.
 """
 
 import functools
@@ -54,6 +56,14 @@ HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
 POLL = 0.25                 # how often the LAN thread notices close()
 ALL_RIGHTS = Rights(control=True, clipboard=True, files=True)   # narrowed by the host's settings
+OTP_LIFETIME = 3600.0       # seconds a one-time password lives unused (a photo of the screen ages out)
+OTP_EXPIRY_POLL = 1.0       # how often the expiry thread looks (and notices stop())
+
+
+def otp_expired(shown_since, now, sessions_running, lifetime=OTP_LIFETIME) -> bool:
+    """Replace the one-time password shown since `shown_since`? Yes once it has lived `lifetime`,
+    unless a host session is running (that session's end replaces it anyway)."""
+    return not sessions_running and now - shown_since >= lifetime
 
 
 class Hosting:
@@ -64,6 +74,9 @@ class Hosting:
     for this process only (not saved; it takes the place of the saved one). limiter: an
     AttemptLimiter (tests inject one). `guesses`: the GuessLimiter (tests may replace it before start).
     """
+
+    otp_clock = staticmethod(time.monotonic)     # tests inject a clock for the expiry
+    otp_lifetime = OTP_LIFETIME
 
     def __init__(self, client, *, options, accept_callback=None, host_password=None, limiter=None):
         self.client = client
@@ -78,13 +91,15 @@ class Hosting:
         self._slots = threading.BoundedSemaphore(MAX_INCOMING)
         self._handlers, self._sessions, self._errors = [], [], []
         self._closing = threading.Event()
-        self._lan_thread = None
+        self._lan_thread = self._expiry_thread = None
         self.identity_changed()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, listener):
-        """Serve LAN dials that arrive on `listener` (None: no listener, nothing to serve)."""
+        """Serve LAN dials that arrive on `listener` (None: no listener, nothing to serve), and
+        expire the one-time password with time."""
+        self._expiry_thread = start_otp_expiry(self)
         if listener is None:
             return
         from tagio.net.connect import lan_tag_ok
@@ -102,8 +117,9 @@ class Hosting:
         """Join our threads (after stop(), and after the relay link closed, which unblocks an
         attempt still waiting on the relay); returns the exceptions that ended any of them (bugs,
         kept for Client.close())."""
-        if self._lan_thread is not None:
-            self._lan_thread.join(JOIN_TIMEOUT)
+        for thread in (self._lan_thread, self._expiry_thread):
+            if thread is not None:
+                thread.join(JOIN_TIMEOUT)
         for thread in self._snapshot(self._handlers):
             thread.join(JOIN_TIMEOUT)
         self._refuser.join(JOIN_TIMEOUT)
@@ -374,3 +390,23 @@ def granted_rights(answer):
 def used_permanent(channel) -> bool:
     """True when the permanent password (not the one-time one) opened the channel."""
     return getattr(channel, "matched_secret", None) == 1   # set by crypto.handshake.host_handshake
+
+
+def start_otp_expiry(hosting) -> threading.Thread:
+    """A thread that replaces the one-time password once `otp_expired` says so; it ends with
+    hosting.stop(). It notes when each password was first seen, so no other code has to."""
+    def run():
+        shown, since = None, hosting.otp_clock()
+        try:
+            while not hosting._closing.wait(OTP_EXPIRY_POLL):
+                now, otp = hosting.otp_clock(), hosting.one_time_password
+                if otp != shown:
+                    shown, since = otp, now
+                elif otp_expired(since, now, bool(hosting.sessions), hosting.otp_lifetime):
+                    hosting.new_password()
+        except Exception as exc:        # a bug: kept for Client.close(), never silent
+            log.exception("one-time password expiry failed")
+            hosting._keep(exc)
+    thread = threading.Thread(target=run, name="otp-expiry", daemon=True)
+    thread.start()
+    return thread

@@ -9,7 +9,11 @@ relay's port every PROBE_EVERY seconds (a bare TCP connect, jittered, no TLS, no
 port answers again it registers at once (after up to COMEBACK_JITTER), so a relay that comes back after
 a long outage has its clients again within a few seconds instead of up to a whole backoff step.
 `next_retry_in()` says how long until the next full attempt (the window's countdown) and `retry_now()`
-cuts the wait short (its "Retry now" button). The link's state is a small machine
+cuts the wait short (its "Retry now" button). A relay that refuses our relay secret (`auth_failed`,
+WAIT_FOR_USER) is not tried again on a timer: each try is one online guess at the secret for whoever
+answers at the relay's address, an impostor included. The link then waits for the person
+(`waiting_for_user`: Retry now, or a new secret, which makes a new link) and its status says so in
+the words of tagio.client.words. The link's state is a small machine
 (LinkState + TRANSITIONS); `status` renders it for people: "online", "connecting", "unreachable: why".
 `close()` sets the stop event, closes the current RelayClient (which unblocks it) and joins the thread;
 an unexpected exception that ended the thread is re-raised there.
@@ -23,6 +27,7 @@ import threading
 import time
 import queue
 
+from tagio.client.words import explain
 from tagio.crypto.relay_auth import RelaySecret
 from tagio.errors import LocalProtocolError, RelayError, TagioError
 
@@ -37,6 +42,9 @@ PROBE_EVERY = 1.0           # seconds between port probes while backing off (+-2
 PROBE_TIMEOUT = 1.0
 COMEBACK_JITTER = 0.5       # at most this long between a probe that answered and registering
 REFUSED = "relay refused"   # how a status names a relay that answered and said no
+# Refusals retried only when the person asks (Retry now, a new secret): a retry on a timer would
+# hand whoever answers at the relay's address another guess at our relay secret.
+WAIT_FOR_USER = {"auth_failed"}
 
 
 class LinkState(enum.Enum):
@@ -99,6 +107,8 @@ class RelayLink:
         self._probe, self._rng, self._clock = probe, rng, clock
         self._retry_now = threading.Event()     # "Retry now", or close(): end the wait at once
         self._next_retry = None                 # clock() of the next full attempt while waiting
+        self._refusal = None                    # the last failure, if it needs the person
+        self._waiting_for_user = False
         self._state, self._reason = LinkState.CONNECTING, ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -140,6 +150,11 @@ class RelayLink:
         """Cut the current backoff short (the window's "Retry now")."""
         self._retry_now.set()
 
+    @property
+    def waiting_for_user(self) -> bool:
+        """True while the relay refused our secret and only Retry now (or a new secret) tries again."""
+        return self._waiting_for_user
+
     def next_retry_in(self):
         """Seconds until the next attempt to register while waiting after a failure, else None."""
         deadline = self._next_retry
@@ -172,8 +187,11 @@ class RelayLink:
         while not self._stop.is_set():
             client = self._register()
             if client is None:
-                delay = self._backoff(delay)
-                self._wait_before_retry(delay)
+                if self._refusal is not None:
+                    self._wait_for_user()
+                else:
+                    delay = self._backoff(delay)
+                    self._wait_before_retry(delay)
                 if self._stop.is_set():
                     return
                 self._fire("retry")
@@ -208,6 +226,16 @@ class RelayLink:
             if not self._stop.is_set():
                 self._retry_now.clear()
 
+    def _wait_for_user(self):
+        """Wait, with no timer and no probe, for retry_now() (or close())."""
+        self._waiting_for_user = True
+        try:
+            self._retry_now.wait()
+        finally:
+            self._waiting_for_user = False
+            if not self._stop.is_set():
+                self._retry_now.clear()
+
     def _register(self):
         client = self._factory(self.address, self._identity, auth_secret=self._auth_secret,
                                local_candidates=list(self._candidates()), timeout=REGISTER_TIMEOUT,
@@ -220,6 +248,7 @@ class RelayLink:
             if replacement is not None:     # a new key (new ID): register it at once
                 self._identity = replacement
                 return self._register()
+            self._refusal = exc if _needs_user(exc) else None
             self._fire("failed", _describe(exc))
             return None
         self._discover_udp(client)
@@ -276,7 +305,13 @@ def _identity_refused(exc) -> bool:
     return isinstance(exc, RelayError) and exc.code == "identity"
 
 
+def _needs_user(exc) -> bool:
+    return isinstance(exc, RelayError) and exc.code in WAIT_FOR_USER
+
+
 def _describe(exc) -> str:
+    if _needs_user(exc):        # in the words people read ("The relay refused this desk: ...")
+        return explain(exc).sentence
     if isinstance(exc, RelayError):
         return f"{REFUSED}: {exc.text}"
     if isinstance(exc, ConnectionRefusedError):

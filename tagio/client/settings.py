@@ -44,6 +44,9 @@ SETTINGS_FILE = "settings.json"
 MAX_FILE_BYTES = 64 * 1024          # a settings file is a few hundred bytes; refuse anything silly
 MAX_RECENT = 10
 MAX_TEXT = 256
+# A permanent password lets partners in without the accept prompt and does not rotate: it must
+# stand up to online guessing for a long time (the CLI's --password and the Settings dialog).
+MIN_PERMANENT_PASSWORD = 10
 DEFAULT_PORT = 443
 ENV_CONFIG_DIR = "TAGIO_CONFIG_DIR"
 ENV_RELAY = "TAGIO_RELAY"
@@ -359,8 +362,8 @@ class Settings:
         if not password:
             self.permanent_verifier = None
             return
-        if len(password) < 6 or len(password) > MAX_TEXT:
-            raise ConfigError("a permanent password needs 6 to 256 characters")
+        if len(password) < MIN_PERMANENT_PASSWORD or len(password) > MAX_TEXT:
+            raise ConfigError(f"a permanent password needs {MIN_PERMANENT_PASSWORD} to {MAX_TEXT} characters")
         from tagio.crypto.kdf import permanent_verifier   # imported late: scrypt is only needed here
         self.permanent_verifier = permanent_verifier(password, host_id)
 

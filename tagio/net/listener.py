@@ -16,8 +16,24 @@ so the host learns about a session no relay announced; when the host has set
 `lan_check(preamble) -> bool` (connect.lan_tag_ok), a LAN preamble whose tag
 fails it is dropped here, before it can become an attempt that counts. The same port is
 bound for UDP and handed to a UdpMux (`udp`) for punching and rudp.
+
+Junk must cost the dialer, not the host. A real dialer sends its preamble
+with its first bytes, and establish() takes a real parked socket within
+moments; junk is what stays silent or stays parked. So one source address
+reads at most MAX_READERS_PER_SOURCE preambles at once; when every reader
+is busy a newcomer replaces the oldest reader that has been silent for
+READER_GRACE; when the parking is full a newcomer from a source with fewer
+parked sockets than the busiest source replaces that source's oldest one
+(a flood from one address never pushes out a viewer from another). Parked
+sockets expire on the accept thread's clock too, so their descriptors come
+back even when nothing else arrives. The accept loop survives running out of
+descriptors (EMFILE, ENFILE: log once per burst, free the oldest silent
+reader, back off briefly, keep serving) and a dial that died in the backlog
+(ECONNABORTED); any other error ends it and close() re-raises it.
 """
 
+import errno
+import logging
 import queue
 import socket
 import threading
@@ -38,6 +54,18 @@ MAX_PREAMBLE_READERS = 16
 PENDING_TTL = 15.0
 MAX_LAN_REQUESTS = 8
 JOIN_TIMEOUT = 1.0
+MAX_READERS_PER_SOURCE = 4
+READER_GRACE = 0.5          # a reader silent this long may be replaced by a newcomer
+READER_WAIT = 0.2           # how long a newcomer waits for the reader it replaced to end
+ACCEPT_BACKOFF_FIRST = 0.05  # out of descriptors: wait, doubling up to ACCEPT_BACKOFF_MAX
+ACCEPT_BACKOFF_MAX = 1.0
+QUIET_BEFORE_LOGGING_AGAIN = 30.0  # a burst of EMFILE ends after this long without one
+# accept() errors that end one dial, not the listener (the dial died in the backlog)
+DIAL_GONE = {errno.ECONNABORTED, errno.EPROTO, errno.EINTR, getattr(errno, "EPERM", -1)}
+# accept() errors that mean the process (or the system) is out of descriptors or memory for now
+EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+log = logging.getLogger("tagio.net")
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,7 @@ class DirectListener:
         self._stop = threading.Event()
         self.error = None
         self.lan_check = None  # set by the host: preamble -> bool, the LAN tag check
+        self._last_exhausted = None     # monotonic time accept() last ran out of descriptors
         self._thread = threading.Thread(target=self._accept_loop, name="direct-accept", daemon=True)
         self._thread.start()
 
@@ -117,22 +146,78 @@ class DirectListener:
         return candidates_for(host, port)
 
     def _accept_loop(self):
+        backoff = None              # None: not in a burst of accept() failures
         while not self._stop.is_set():
             try:
                 sock, addr = self._tcp.accept()
             except socket.timeout:
+                self._expire_parked()
                 continue
             except OSError as exc:
-                if not self._stop.is_set():
-                    self.error = exc
-                return
-            if not self._readers.acquire(blocking=False):
-                sock.close()  # too many half-open connections: shed load
+                backoff = self._accept_failed(exc, backoff)
+                if backoff is None:
+                    return
                 continue
-            reader = threading.Thread(target=self._read_preamble, args=(sock, addr), daemon=True)
-            with self._cond:
-                self._reading[reader] = sock
-            reader.start()
+            backoff = None
+            self._start_reader(sock, addr)
+
+    def _accept_failed(self, exc, backoff):
+        """After an accept() error: the next backoff (0 for a dial that died in the backlog), or
+        None when the listener must stop (closed, or an error we cannot wait out)."""
+        if self._stop.is_set():
+            return None
+        if exc.errno in DIAL_GONE:
+            return backoff or 0.0
+        if exc.errno not in EXHAUSTED:
+            self.error = exc
+            return None
+        self._say_exhausted(exc)
+        self._evict_silent_reader()
+        backoff = min(ACCEPT_BACKOFF_MAX, (backoff or ACCEPT_BACKOFF_FIRST / 2) * 2)
+        self._stop.wait(backoff)
+        return backoff
+
+    def _say_exhausted(self, exc):
+        """Log running out of descriptors once per burst: a flood must not flood the log too."""
+        now, last = time.monotonic(), self._last_exhausted
+        self._last_exhausted = now
+        if last is None or now - last > QUIET_BEFORE_LOGGING_AGAIN:
+            log.warning("the direct listener cannot accept connections for now (%s); "
+                        "freeing silent ones and trying again", exc.strerror or exc)
+
+    def _start_reader(self, sock, addr):
+        """A thread that reads the preamble of `sock`, if the source and the host have room."""
+        if not self._reader_slot(addr[0]):
+            sock.close()            # over the source's share, or every reader is busy: shed it
+            return
+        reader = threading.Thread(target=self._read_preamble, args=(sock, addr), daemon=True)
+        reader.source, reader.started = addr[0], time.monotonic()   # for the bounds above
+        with self._cond:
+            self._reading[reader] = sock
+        reader.start()
+
+    def _reader_slot(self, source) -> bool:
+        """Take a reader slot for a dial from `source`; replaces the oldest silent reader when
+        every slot is busy."""
+        with self._cond:
+            same = sum(1 for reader in self._reading if getattr(reader, "source", None) == source)
+        if same >= MAX_READERS_PER_SOURCE:
+            return False
+        if self._readers.acquire(blocking=False):
+            return True
+        return self._evict_silent_reader() and self._readers.acquire(timeout=READER_WAIT)
+
+    def _evict_silent_reader(self) -> bool:
+        """End the reader that has waited longest for a preamble, if it has waited READER_GRACE
+        (a real dialer's preamble comes with its first bytes). True when one was ended."""
+        now = time.monotonic()
+        with self._cond:
+            silent = [(getattr(reader, "started", now), sock) for reader, sock in self._reading.items()]
+        silent = [entry for entry in silent if entry[0] <= now - READER_GRACE]
+        if not silent:
+            return False
+        _shutdown(min(silent, key=lambda entry: entry[0])[1])    # its recv() ends; it closes
+        return True
 
     def _read_preamble(self, sock, addr):
         try:
@@ -156,13 +241,34 @@ class DirectListener:
 
     def _park(self, preamble, sock) -> bool:
         with self._cond:
-            self._expire(time.monotonic())
-            if len(self._pending) >= MAX_PENDING or self._stop.is_set():
+            if not self._room_to_park(sock) or self._stop.is_set():
                 sock.close()
                 return False
             self._pending.append((time.monotonic() + PENDING_TTL, preamble, sock))
             self._cond.notify_all()
             return True
+
+    def _room_to_park(self, sock) -> bool:
+        """(Holding _cond.) Room for one more parked socket: expired ones go first; when the
+        parking is still full, a socket from a source with fewer parked ones than the busiest
+        source replaces that source's oldest one."""
+        self._expire(time.monotonic())
+        if len(self._pending) < MAX_PENDING:
+            return True
+        counts = {}
+        for entry in self._pending:
+            counts[_source(entry[2])] = counts.get(_source(entry[2]), 0) + 1
+        busiest = max(counts, key=counts.get)
+        if counts.get(_source(sock), 0) + 1 >= counts[busiest]:
+            return False            # the newcomer's source already has its share
+        oldest = next(entry for entry in self._pending if _source(entry[2]) == busiest)
+        self._pending.remove(oldest)
+        oldest[2].close()
+        return True
+
+    def _expire_parked(self):
+        with self._cond:
+            self._expire(time.monotonic())
 
     def _expire(self, now):
         keep = []
@@ -207,12 +313,24 @@ class DirectListener:
             readers = dict(self._reading)
             self._cond.notify_all()
         for reader, sock in readers.items():
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # ends its blocked recv() at once
-            except OSError:
-                pass
+            _shutdown(sock)         # ends its blocked recv() at once
             reader.join(timeout=JOIN_TIMEOUT)
         self.udp.close()
         if self.error is not None:
             error, self.error = self.error, None
             raise TransportError(f"the direct listener failed: {error}") from error
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _source(sock):
+    """The address a connected socket came from, or None once it is gone."""
+    try:
+        return sock.getpeername()[0]
+    except OSError:
+        return None

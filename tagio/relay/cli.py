@@ -1,8 +1,8 @@
 """Command line of tagio_relay_server: flags, environment, interactive setup, signals.
 
 Precedence: command-line flag > environment (PORT, PUBLIC_IP, AUTH_SECRET,
-TAGIO_RELAY_STATE) > interactive answers > defaults. With no arguments on a
-terminal the operator is walked through the settings; with no terminal (a
+METRICS_TOKEN, TAGIO_RELAY_STATE) > interactive answers > defaults. With no
+arguments on a terminal the operator is walked through the settings; with no terminal (a
 cloud host) the relay starts straight from the environment. Every startup
 problem (port in use, unreadable certificate) is one line on stderr and exit
 status 2, never a traceback.
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="TagIO relay: rendezvous and encrypted-traffic relay for TagIO clients. "
                     "Run with no arguments on a terminal for an interactive setup.",
         epilog="Environment: PORT (listen port when --bind is absent), PUBLIC_IP, AUTH_SECRET, "
-               "TAGIO_RELAY_STATE (state file), TRUSTED_PROXY. Flags win over the environment. The same port answers "
+               "METRICS_TOKEN, TAGIO_RELAY_STATE (state file), TRUSTED_PROXY. Flags win over the environment. The same port answers "
                "HTTP (/health, /healthz, /metrics) and WebSocket upgrades on /tagio for clients behind "
                "HTTPS-only proxies.")
     p.add_argument("--bind", metavar="HOST:PORT", help="listen address for TCP and UDP "
@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-ip", metavar="ADDR", help="address clients use to reach this relay (shown on the info page)")
     p.add_argument("--auth", metavar="SECRET", help="require this shared secret from clients "
                    "(prefer AUTH_SECRET: flags are visible in the process list)")
+    p.add_argument("--metrics-token", metavar="TOKEN",
+                   help="/metrics answers only requests with 'Authorization: Bearer TOKEN' (prefer "
+                        "METRICS_TOKEN); a private relay without one keeps its metrics off. Never "
+                        "the relay secret: the token crosses plain HTTP")
     p.add_argument("--cert", metavar="FILE", help="TLS certificate chain (PEM); enables TLS")
     p.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
     p.add_argument("--state-file", metavar="FILE", help=f"ID->key bindings file (default {default_state_file()}; '' = memory only)")
@@ -93,9 +97,19 @@ def settings_from(args, env) -> dict:
     bind = args.bind or (f"0.0.0.0:{port_env}" if port_env else f"0.0.0.0:{DEFAULT_PORT}")
     return {"bind": parse_bind(bind), "public_ip": args.public_ip or env.get("PUBLIC_IP") or None,
             "auth": args.auth or env.get("AUTH_SECRET") or None, "cert": args.cert, "key": args.key,
+            "metrics_token": _metrics_token(args.metrics_token or env.get("METRICS_TOKEN") or None,
+                                            args.auth or env.get("AUTH_SECRET") or None),
             "state_file": _state_file(args.state_file, env),
             "trusted_proxies": parse_proxies(args.trusted_proxy if args.trusted_proxy is not None
                                              else env.get("TRUSTED_PROXY", ""))}
+
+
+def _metrics_token(token, auth):
+    """The metrics token; ConfigError when it is the relay secret (one captured /metrics request
+    over plain HTTP would give the secret away)."""
+    if token and auth and token.strip() == auth.strip():
+        raise ConfigError("the metrics token must not be the relay secret: choose another one")
+    return token
 
 
 def parse_proxies(text: str) -> frozenset:
@@ -257,7 +271,8 @@ def main(argv=None, env=None, stdin=None) -> int:
         server = RelayServer(settings["bind"], auth_secret=settings["auth"], public_ip=settings["public_ip"],
                              ssl_context=make_tls_context(settings["cert"], settings["key"]),
                              state_file=settings["state_file"], limits=limits,
-                             trusted_proxies=settings["trusted_proxies"])
+                             trusted_proxies=settings["trusted_proxies"],
+                             metrics_token=settings.get("metrics_token"))
         server.open()  # raises the descriptor limit first (tagio.relay.fdlimit)
     except ConfigError as exc:
         print(f"tagio_relay_server: error: {exc}", file=sys.stderr)

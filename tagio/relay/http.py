@@ -10,8 +10,11 @@ HTTP/1.1 response with `Connection: close`; the server writes it and closes.
 Request bodies are never read.
 
     /health, /healthz  200 application/json {"status": "ok", "version", "uptime_s", ...}
-    /metrics           200 Prometheus text format, the same counters; on a private relay only
-                       with `Authorization: Bearer <relay secret>` (else 401)
+    /metrics           200 Prometheus text format, the same counters. With a metrics token
+                       (--metrics-token / METRICS_TOKEN) only for `Authorization: Bearer
+                       <metrics token>` (else 401); a private relay without one answers 404:
+                       its metrics are off. Never the relay secret: a Bearer token crosses
+                       plain HTTP, and one captured request must not give the secret away.
     anything else      200 text/html page: "this is a TagIO relay, point a client at host:port"
     GET /tagio with Upgrade: websocket   101, then the TagIO protocol inside WebSocket frames
                                          (see tagio.protocol.websocket)
@@ -130,30 +133,43 @@ or run <code>tagio-gui --relay {where}</code>. Behind an HTTPS-only proxy use
 
 
 ROUTES = {"/health": _json_status, "/healthz": _json_status, "/metrics": _metrics}
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized"}
-PRIVATE = {"/metrics"}  # pages that need the relay secret on a private relay
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
+GUARDED = {"/metrics"}  # pages that need the metrics token when one is set (and are off without
+                        # one on a private relay)
 
 
 def _unauthorized(status: dict) -> tuple:
-    return 401, "text/plain", b"this relay is private: send Authorization: Bearer <relay secret>\n"
+    return 401, "text/plain", b"The metrics need a token: send Authorization: Bearer <metrics token>.\n"
 
 
-def authorized(headers: dict, secret) -> bool:
-    """True when no secret is set, or the request carries it as a Bearer token (compared in constant time)."""
-    if not secret:
-        return True
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), secret.encode())
+def _metrics_off(status: dict) -> tuple:
+    return 404, "text/plain", (b"The metrics of this private relay are off: start it with "
+                               b"--metrics-token (or METRICS_TOKEN) to read them.\n")
 
 
-def http_response(method: str, path: str, status: dict, headers=None, secret=None) -> bytes:
-    """One complete response; PRIVATE pages answer 401 unless `headers` carry `secret` (if one is set)."""
+def authorized(headers: dict, token) -> bool:
+    """True when the request carries `token` as a Bearer token (compared in constant time)."""
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def guarded_route(headers: dict, private: bool, metrics_token):
+    """The route for a GUARDED page: None (serve it), _unauthorized or _metrics_off."""
+    if metrics_token:
+        return None if authorized(headers, metrics_token) else _unauthorized
+    return _metrics_off if private else None
+
+
+def http_response(method: str, path: str, status: dict, headers=None, *, private=False,
+                  metrics_token=None) -> bytes:
+    """One complete response. GUARDED pages need `metrics_token` when one is set, and are off on a
+    `private` relay (one with a relay secret) without one."""
     page = path.split("?", 1)[0]
     route = ROUTES.get(page, _info_page)
-    if page in PRIVATE and not authorized(headers or {}, secret):
-        route = _unauthorized
+    if page in GUARDED:
+        route = guarded_route(headers or {}, private, metrics_token) or route
     code, ctype, body = route(status)
-    extra = "WWW-Authenticate: Bearer realm=\"tagio-relay\"\r\n" if code == 401 else ""
+    extra = "WWW-Authenticate: Bearer realm=\"tagio-relay-metrics\"\r\n" if code == 401 else ""
     head = (f"HTTP/1.1 {code} {REASONS.get(code, 'OK')}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n"
             f"{extra}Server: tagio-relay\r\n\r\n").encode()

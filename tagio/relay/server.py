@@ -50,7 +50,7 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSL
 class RelayServer:
     def __init__(self, bind=("0.0.0.0", 443), *, auth_secret=None, ssl_context=None, state_file=None,
                  public_ip=None, limits=None, clock=time.monotonic, wall_clock=time.time, workers=2,
-                 trusted_proxies=frozenset(), selector_factory=make_selector):
+                 trusted_proxies=frozenset(), selector_factory=make_selector, metrics_token=None):
         self.bind_addr = bind
         self._selector_factory = selector_factory  # sharded where select() is capped (tagio.relay.shards)
         self.ssl_context = ssl_context
@@ -65,6 +65,7 @@ class RelayServer:
         self.counters = self.logic.counters  # one counter table for the whole relay
         self._workers = workers
         self.trusted_proxies = frozenset(trusted_proxies)
+        self.metrics_token = metrics_token  # /metrics needs it; never the relay secret (tagio.relay.http)
         self.conns = None  # a ConnTable once open()
         self._posted = collections.deque()  # at most one entry per connection being verified
         self._posted_lock = threading.Lock()
@@ -278,7 +279,7 @@ class RelayServer:
 
     def _answer_http(self, request) -> bytes:
         return http_response(request.method, request.path, self.status(), request.headers,
-                             self.logic.auth_secret)
+                             private=bool(self.logic.auth_secret), metrics_token=self.metrics_token)
 
     # -- UDP -----------------------------------------------------------------------------------------
     def _udp(self, _data=None, _mask=0):

@@ -218,7 +218,7 @@ class App:
         retry_in = client.relay_retry_in
         self.home.set_relay_status(*model.relay_status_text(client.relay_status, address_text,
                                                             lan is not None, retry_in))
-        self.home.set_retry(retry_in is not None)
+        self.home.set_retry(retry_in is not None or client.relay_waits_for_user)
         self.address_book.refresh()
         self.home.set_lan(model.lan_rows(lan) if lan is not None else None)
 

@@ -16,7 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-from tagio.client.settings import format_address, parse_address, parse_relay
+from tagio.client.settings import MIN_PERMANENT_PASSWORD, format_address, parse_address, parse_relay
 from tagio.client import words
 from tagio.client.words import RETRYING_IN, explain, short_reason  # noqa: F401 (short_reason: API)
 from tagio.crypto.identity import format_id, normalize_id
@@ -24,7 +24,6 @@ from tagio.errors import ConfigError, LocalProtocolError
 
 log = logging.getLogger("tagio.ui")
 
-MIN_PERMANENT_PASSWORD = 6   # as Settings.set_permanent_password
 MAX_PASSWORD_LEN = 128
 MAX_SECRET_LEN = 256
 FPS_RANGE = (1, 60)

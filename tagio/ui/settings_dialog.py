@@ -166,7 +166,8 @@ class SettingsDialog(Dialog):
         ttk.Label(self.body, text="Unattended access", style="Card.TLabel").pack(anchor="w", pady=(6, 0))
         self.password_state = ttk.Label(self.body, text=state, style="Muted.TLabel")
         self.password_state.pack(anchor="w")
-        self._entry("new_password", "New permanent password", show="\u2022", error=None)
+        self._entry("new_password", "New permanent password", show="\u2022", error=None,
+                    hint=f"At least {model.MIN_PERMANENT_PASSWORD} characters")
         self._entry("confirm_password", "Repeat it", show="\u2022", error="permanent_password")
         if self.settings.permanent_verifier:
             self._check("clear_password", "Remove the permanent password", error=False)
