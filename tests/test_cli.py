@@ -104,6 +104,23 @@ class ErrorTableTest(unittest.TestCase):
         self.assertEqual(err.getvalue(), "tagio: wrong password\n")
 
 
+class FilesDirTest(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def test_a_missing_files_folder_is_made_and_a_file_is_refused(self):
+        from tagio.cli.host import _files_dir
+        with tempfile.TemporaryDirectory() as tmp:
+            wanted = os.path.join(tmp, "host-files")
+            self.assertEqual(_files_dir(wanted), os.path.abspath(wanted))
+            self.assertTrue(os.path.isdir(wanted))
+            self.assertEqual(_files_dir(wanted), os.path.abspath(wanted))     # there already: fine
+            plain = os.path.join(tmp, "a-file")
+            Path(plain).write_text("x")
+            with self.assertRaises(ConfigError):
+                _files_dir(plain)
+        self.assertIsNone(_files_dir(None))
+
+
 class ScriptPlayerTest(unittest.TestCase):
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
 

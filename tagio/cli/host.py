@@ -132,10 +132,16 @@ def _wait_relay_or_lan(client, out):
 
 
 def _files_dir(path):
+    """The folder for --files-dir, made if it is missing (as the window makes its own): received
+    files go there, and it is the only folder a partner may list or fetch from."""
     if path is None:
         return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--files-dir {path}: cannot use that folder ({exc.strerror or exc})") from None
     if not os.path.isdir(path):
-        raise ConfigError(f"--files-dir {path}: no such folder")
+        raise ConfigError(f"--files-dir {path}: not a folder")
     return os.path.abspath(path)
 
 
