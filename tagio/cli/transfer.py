@@ -138,8 +138,12 @@ def run_send(args, out, stop) -> int:
 
 
 def run_get(args, out, stop) -> int:
+    try:
+        os.makedirs(args.to, exist_ok=True)     # --to names where the files go: made if missing
+    except OSError as exc:
+        raise ConfigError(f"{args.to}: cannot use that folder ({exc.strerror or exc})") from None
     if not os.path.isdir(args.to):
-        raise ConfigError(f"{args.to}: no such folder")
+        raise ConfigError(f"{args.to}: not a folder")
     policy = POLICY_NAMES[args.existing]
     return _run(args, out, stop, lambda session: [session.get_files(args.paths, args.to, policy)])
 
