@@ -19,7 +19,11 @@ class XdotoolClicks:
     """Real clicks through the X server for a UiCase."""
 
     def click(self, widget):
-        """A real click through the X server, in the middle of `widget`."""
+        """A real click through the X server, in the middle of `widget` (on a Settings page, that
+        page is brought forward first, as the user would click its tab)."""
+        dialog = widget.winfo_toplevel()
+        if hasattr(dialog, "show_page_of"):
+            dialog.show_page_of(widget)
         self.pump(lambda: widget.winfo_ismapped(), "button shown")
         if not hasattr(self, "_pointer_was"):
             self._pointer_was = self.xdotool("getmouselocation", "--shell")

@@ -48,6 +48,10 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
 
     def click_row(self, listbox, index):
         """A real click on row `index` of a Listbox (selects it)."""
+        dialog = listbox.winfo_toplevel()
+        if hasattr(dialog, "show_page_of"):             # a Settings page: its tab first
+            dialog.show_page_of(listbox)
+            self.pump(listbox.winfo_viewable, "the list on screen")
         x, y, _w, h = listbox.bbox(index)
         self.xdotool("mousemove", str(listbox.winfo_rootx() + x + 40), str(listbox.winfo_rooty() + y + h // 2),
                      "click", "1")
@@ -121,7 +125,9 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.wait_online()
         files_dir = tempfile.mkdtemp(prefix="tagio-files-")
         self.addCleanup(shutil.rmtree, files_dir, True)
-        self.app.client.host_options["files_dir"] = files_dir     # as the files option of Settings would
+        # Files allowed in a folder, as the Settings files option does (a later Save keeps it).
+        self.settings.allow_files, self.settings.files_dir = True, files_dir
+        self.app.client.host_options["files_dir"] = self.settings.host_files_dir()
         viewer = self.headless("Bob\r\n")
         worker, result = self.connect_in_background(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)

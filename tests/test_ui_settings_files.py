@@ -32,6 +32,9 @@ class SettingsFilesOption(UiCase):
                        check=True, timeout=10)
 
     def click(self, widget):
+        dialog = widget.winfo_toplevel()
+        if hasattr(dialog, "show_page_of"):             # as the user clicks the page's tab first
+            dialog.show_page_of(widget)
         self.pump(widget.winfo_viewable, f"{widget} on screen")
         self.xdotool("mousemove", widget.winfo_rootx() + widget.winfo_width() // 2,
                      widget.winfo_rooty() + widget.winfo_height() // 2, "click", 1)

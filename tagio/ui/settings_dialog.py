@@ -42,6 +42,9 @@ class SettingsDialog(Dialog):
         self.errors["save"] = tk.StringVar(master=self)
         self.entries = {}
         self._error_slots = {}
+        self._outer = self.body
+        self.notebook = ttk.Notebook(self._outer)    # one page a section: the dialog fits a small screen
+        self.notebook.pack(fill="both", expand=True)
         self._section("Relay server")
         self._entry("relay", "Address", hint=f"Empty: the public relay {DEFAULT_RELAY}")
         self._entry("relay_secret", "Relay secret", show="\u2022", hint="Only for private relays started with --auth")
@@ -57,6 +60,7 @@ class SettingsDialog(Dialog):
                         variable=self.share_clipboard, style="Card.TCheckbutton").pack(anchor="w", pady=2)
         self._files_block(settings)
         self._desks_section(settings)
+        self.body = self._outer
         self._error("save")
         self.save_button, self.cancel_button = self.buttons(("Save", self.save, "Accent.TButton"),
                                                             ("Cancel", self.cancel, "TButton"))
@@ -81,7 +85,18 @@ class SettingsDialog(Dialog):
     # --- layout helpers ----------------------------------------------------------------------
 
     def _section(self, title):
-        ttk.Label(self.body, text=title, style="Heading.TLabel").pack(anchor="w", pady=(theme.PAD, 4))
+        """A new page of the notebook; the widgets made next go on it."""
+        page = ttk.Frame(self.notebook, style="Plain.TFrame", padding=theme.PAD)
+        self.notebook.add(page, text=title)
+        self.body = page
+        ttk.Label(page, text=title, style="Heading.TLabel").pack(anchor="w", pady=(0, 4))
+
+    def show_page_of(self, widget):
+        """Bring forward the page that holds `widget` (an error is shown there, or a test clicks it)."""
+        while widget is not None and widget.master is not self.notebook:
+            widget = widget.master
+        if widget is not None:
+            self.notebook.select(widget)
 
     def _row(self, label):
         row = ttk.Frame(self.body, style="Plain.TFrame")
@@ -96,13 +111,17 @@ class SettingsDialog(Dialog):
         self._error_slots[name] = (label, self.body.pack_slaves()[-1])
 
     def _show_errors(self, errors):
+        first = None
         for name, var in self.errors.items():
             var.set(errors.get(name, ""))
             label, after = self._error_slots.get(name, (None, None))
             if label is not None and errors.get(name):
                 label.pack(anchor="w", after=after)
+                first = first or label
             elif label is not None:
                 label.pack_forget()
+        if first is not None:
+            self.show_page_of(first)            # the error is where the user can see it
 
     def _entry(self, name, label, show=None, hint=None, error=""):
         row = self._row(label)
