@@ -448,6 +448,31 @@ class SessionOnXvfb(unittest.TestCase):
         self.assertFalse(host.running)
 
 
+class EndedSessionJoin(unittest.TestCase):
+    """A thread that outlives its session's end must not keep the session (a ghost that locks the
+    host) alive for ever: join() gives the threads STOP_JOIN, then names the stuck one in the log."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def test_join_returns_and_names_a_stuck_thread(self):
+        from unittest import mock
+        from tagio.session import host as host_module
+
+        class Closed:
+            def close(self):
+                pass
+        session = host_module.HostSession(Closed())
+        release = threading.Event()
+        self.addCleanup(release.set)
+        session._workers.spawn("stuck-capture", lambda: release.wait(30))     # ignores stopping
+        session._workers.stop()
+        started = time.monotonic()
+        with mock.patch.object(host_module, "STOP_JOIN", 0.3), \
+                self.assertLogs("tagio.session.host", "ERROR") as logs:
+            session.join()
+        self.assertLess(time.monotonic() - started, 5.0)
+        self.assertIn("stuck-capture", "\n".join(logs.output))
+
+
 class MonitorSwitch(unittest.TestCase):
     """Monitor choice logic with a stand-in grabber (Xvfb here offers a single monitor)."""
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses

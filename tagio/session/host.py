@@ -40,6 +40,7 @@ A peer that breaks the protocol ends the session with RemoteProtocolError (sent 
 re-raised by join()); the process itself never crashes.
 """
 
+import logging
 import queue
 import threading
 import time
@@ -62,6 +63,8 @@ from tagio.session.flow import FlowControl, QualityPolicy
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
+log = logging.getLogger(__name__)
+
 MAX_IN_FLIGHT = 32       # frames unacknowledged at most; the bytes in flight follow the link (flow.py)
 MAX_UNSENT = 2           # frames captured but not yet handed to the channel (one encoding, one next)
 MOTION_MIN_HEIGHT = 64   # changed regions at least this tall are searched for scrolled rows
@@ -78,6 +81,7 @@ INPUT_QUEUE = 256
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 BYE_TIMEOUT = 1.0
+STOP_JOIN = 5.0         # seconds an ended session's threads get to stop before join() returns anyway
 
 
 def next_tick(tick, fps, clock, sleep):
@@ -238,12 +242,23 @@ class HostSession:
         self._workers.stopping.wait(timeout)
         if self._workers.stopping.is_set():
             self._close_channel()
+            if timeout is None:         # ended: the threads get STOP_JOIN, not for ever
+                timeout = STOP_JOIN
         try:
             self._workers.join(timeout)
+            self._report_stuck()
         finally:
             self._release_input()
             if not self._workers.alive():
                 self._close_clipboard()
+
+    def _report_stuck(self):
+        """A thread that outlived its session's end is our bug: the session still ends (a host
+        must not keep a ghost session), and the log names the thread."""
+        stuck = self._workers.stuck() if self._workers.stopping.is_set() else []
+        if stuck:
+            log.error("host session ended but threads did not stop within %.0f s: %s", STOP_JOIN,
+                      ", ".join(stuck))
 
     def send_clipboard(self, text):
         """Offer this text as the host's clipboard to the viewer (any thread; ignored once

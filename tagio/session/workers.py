@@ -91,6 +91,11 @@ class Workers:
     def alive(self):
         return any(t.is_alive() for t in self._threads)
 
+    def stuck(self):
+        """Names of the threads still running (after a join that timed out)."""
+        with self._lock:
+            return [t.name for t in self._threads if t.is_alive() and t is not threading.current_thread()]
+
     def put(self, q, item):
         """Blocking put that gives up (returns False) once the group is stopping."""
         while not self.stopping.is_set():
