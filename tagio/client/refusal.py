@@ -98,7 +98,7 @@ class Refuser:
 
     def refuse(self, relay, peer, code):
         """Start telling the viewer of `peer` (a relay PeerInfo) why not; returns at once."""
-        if relay is None or not getattr(peer, "relay_token", None) or not self._slots.acquire(False):
+        if relay is None or not peer.relay_token or not self._slots.acquire(False):
             return
         thread = threading.Thread(target=self._refuse, args=(relay, peer, code), daemon=True,
                                   name="refuse")
