@@ -17,7 +17,7 @@ from tkinter import ttk
 from tagio.client import words
 from tagio.protocol.session import MAX_DESK_NAME, clean_name
 from tagio.ui import model, theme
-from tagio.ui.prompts import Dialog
+from tagio.ui.prompts import AnswerDialog, Dialog
 
 ROUND_S = 30.0              # one online round per 30 s at most
 ROUND_SIZE = 8              # partners asked per round (the relay allows a burst of 10 per address)
@@ -125,7 +125,7 @@ class OnlineRounds:
 
 # --- dialogs ------------------------------------------------------------------------------------
 
-class RenameDialog(Dialog):
+class RenameDialog(AnswerDialog):
     """A name for one partner, shown only here; `on_done(name or None)`."""
 
     def __init__(self, parent, partner_id, name, on_done):
@@ -145,16 +145,6 @@ class RenameDialog(Dialog):
 
     def submit(self):
         self._finish(clean_name(self.name_var.get(), MAX_DESK_NAME))
-
-    def cancel(self):
-        self._finish(None)
-
-    def _finish(self, answer):
-        callback, self.on_done = self.on_done, None
-        self.destroy()
-        if callback:
-            callback(answer)
-
 
 class HistoryDialog(Dialog):
     """The host's session history, newest first (read only)."""

@@ -127,7 +127,20 @@ class ConfirmDialog(Dialog):
             callback(bool(yes))
 
 
-class PasswordDialog(Dialog):
+class AnswerDialog(Dialog):
+    """A dialog that hands one answer (None: cancelled) to `self.on_done`, once, after it is gone."""
+
+    def cancel(self):
+        self._finish(None)
+
+    def _finish(self, answer):
+        callback, self.on_done = self.on_done, None
+        self.destroy()
+        if callback:
+            callback(answer)
+
+
+class PasswordDialog(AnswerDialog):
     """Asks for the partner's password; `on_done(password or None)`."""
 
     def __init__(self, parent, partner_id, on_done):
@@ -159,16 +172,6 @@ class PasswordDialog(Dialog):
             self.error_var.set(f"A password has at most {model.MAX_PASSWORD_LEN} characters.")
             return
         self._finish(password)
-
-    def cancel(self):
-        self._finish(None)
-
-    def _finish(self, answer):
-        callback, self.on_done = self.on_done, None
-        self.destroy()
-        if callback:
-            callback(answer)
-
 
 class AcceptPrompt(Dialog):
     """"Desk X (name) wants to connect" with what it may do (control, clipboard, files), "always
