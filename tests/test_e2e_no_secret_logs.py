@@ -19,7 +19,9 @@ from tests.test_e2e import GUI, Proc, free_port
 from tests.waiting import wait_until
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
-WRONG = ["wrong-guess-one", "wrong-guess-two", "wrong-guess-three"]
+# Shaped like one-time passwords (8 characters of its alphabet), so each is a try at it: after three
+# the host replaces it (a wrong guess shaped like a permanent password leaves it alone).
+WRONG = ["abcdefg2", "bcdefgh3", "cdefghj4"]
 
 
 @skip_unless_xvfb
