@@ -14,6 +14,9 @@ own short-lived thread, at most MAX_INCOMING at once (more are refused, not queu
       accepting" is on, unless a permanent password was the one used; the viewer waits meanwhile
       (admission.py) and `cancelled` is set when it gives up, so the prompt closes at once
     a HostSession runs until it ends; then a one-time password that opened it rotates
+    reconnect (resume.py): a viewer whose session's path broke may come back within 60 s with the
+      session's resumption secret, offered to its handshake next to the passwords; a match skips
+      the accept prompt, is used up, and the session runs again with the same rights
 
 An attempt refused before any handshake (no free slot: "busy"; the limiter: "rate_limited") is
 answered on its relay path (refusal.py), so the viewer reads why within a second.
@@ -32,6 +35,7 @@ from tagio.client.admission import CANCELLED, DECLINED, HostAdmission
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.refusal import Refuser
+from tagio.client.resume import ResumeTickets, lost_path, resume_secret
 from tagio.errors import TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
@@ -41,6 +45,7 @@ HANDSHAKE_TIMEOUT = 15.0
 JOIN_TIMEOUT = HANDSHAKE_TIMEOUT + 5.0
 POLL = 0.25                 # how often the LAN thread notices close()
 MAX_TRIES_PER_PASSWORD = 3  # wrong guesses before the one-time password rotates (Chrome RD: 5)
+RESUMED = "resumed"         # _authenticate's second value when a resumption secret matched
 
 
 class Hosting:
@@ -65,6 +70,7 @@ class Hosting:
         self._handlers, self._sessions, self._errors = [], [], []
         self._closing = threading.Event()
         self._lan_thread = None
+        self.resume = ResumeTickets(allowed=lambda: self.client.settings.allow_reconnect)
         self.identity_changed()
 
     # ------------------------------------------------------------------ lifecycle
@@ -135,6 +141,7 @@ class Hosting:
 
     def end_sessions(self):
         """The "disconnect" button: stop every session in which this machine is the host."""
+        self.resume.refuse_all()         # and nobody comes back without a new Accept
         for session in self._snapshot(self._sessions):
             session.stop()
 
@@ -189,8 +196,12 @@ class Hosting:
 
     def _handle_incoming(self, peer, lan=False):
         self.client.emit("incoming", peer_id=peer.peer_id)
-        channel, used_permanent = self._authenticate(peer, lan)
+        resume = self.resume.secret_for(peer.peer_id)
+        channel, used_permanent = self._authenticate(peer, lan, resume)
         if channel is None:
+            return
+        ticket = self._resumed(peer, channel, resume) if used_permanent == RESUMED else None
+        if used_permanent == RESUMED and ticket is None:
             return
         admission = HostAdmission(channel)
         if not self._accepted(peer.peer_id, used_permanent, admission):
@@ -204,7 +215,7 @@ class Hosting:
             channel.close()
             return self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
         try:
-            self._run_session(peer, channel)
+            self._run_session(peer, channel, ticket)
         finally:
             if not used_permanent:
                 self.new_password()      # one-time: used up once its session ended
@@ -215,10 +226,11 @@ class Hosting:
             secrets = [self._otp_secret]
         return secrets + [s for s in (self.client.settings.permanent_secret, self._extra_secret) if s]
 
-    def _authenticate(self, peer, lan=False):
-        """(channel, used_permanent) or (None, False) after telling the UI why. A LAN peer has no
+    def _authenticate(self, peer, lan=False, resume=None):
+        """(channel, used_permanent) or (None, False) after telling the UI why; used_permanent is
+        RESUMED when `resume` (a resumption secret, offered last) matched. A LAN peer has no
         relay-bound key to check; the PAKE still binds both IDs."""
-        secrets = self._secrets()
+        secrets = self._secrets() + ([resume] if resume else [])
         try:
             if not lan:
                 check_peer(peer, peer.peer_id)
@@ -239,7 +251,22 @@ class Hosting:
         except TagioError as exc:
             self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
             return None, False
+        if resume and getattr(channel, "matched_secret", None) == len(secrets) - 1:
+            return channel, RESUMED
         return channel, used_permanent(channel, secrets)
+
+    def _resumed(self, peer, channel, secret):
+        """The ticket the viewer's resumption secret matched, used up now; None (the channel is
+        closed) when another attempt took it first. A session with this viewer that still runs
+        here is ended: the viewer saw its path break before we did."""
+        ticket = self.resume.take(peer.peer_id, secret)
+        if ticket is None:
+            say_bye(channel, "the reconnect came too late")
+            self.client.emit("refused", peer_id=peer.peer_id, reason="reconnect expired")
+            return None
+        if ticket.session is not None:
+            ticket.session.stop("the viewer reconnected")
+        return ticket
 
     def _accepted(self, peer_id, used_permanent, admission) -> bool:
         ask = self.client.settings.ask_before_accept
@@ -251,25 +278,32 @@ class Hosting:
             admission.left.set()
             return False
 
-    def _run_session(self, peer, channel):
+    def _run_session(self, peer, channel, resumed=None):
+        """Run a HostSession on `channel` until it ends; `resumed`: the ticket of the session it
+        continues (its rights are kept)."""
         from tagio.session.host import HostSession
-        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **self.options)
+        options = self.options if resumed is None else resumed.options
+        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **options)
         with self._lock:
             self._sessions.append(session)
         path = getattr(channel, "path", "relay")
-        reason = None
+        reason = lost = None
+        ticket = self.resume.issue(peer.peer_id, resume_secret(channel, peer.peer_id, self.client.id),
+                                   options, session)
         try:
             if self._closing.is_set():
                 say_bye(channel, "the partner is shutting down")
                 return
             session.start()
-            self.client.emit("session_started", peer_id=peer.peer_id, path=path, role="host")
+            self.client.emit("session_started", peer_id=peer.peer_id, path=path, role="host",
+                             **({"resumed": True} if resumed is not None else {}))
             session.join()
         except TagioError as exc:
-            reason = str(exc)
+            reason, lost = str(exc), lost_path(exc)
         finally:
             session.stop()
             channel.close()
+            self.resume.ended(ticket, bool(lost) and not self._closing.is_set())
             with self._lock:
                 self._sessions.remove(session)
             self.client.emit("session_ended", peer_id=peer.peer_id, role="host", reason=reason)

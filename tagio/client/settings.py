@@ -155,6 +155,7 @@ FIELDS = {
     "quality": (_int_range(10, 95), 75, None),
     "view_only": (_bool, False, None),
     "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
+    "allow_reconnect": (_bool, True, None),  # a viewer whose path broke may come back for 60 s
     "recent_partners": (_recent, [], list),
     "partner_views": (_partner_views, {}, dict),
 }

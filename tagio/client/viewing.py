@@ -17,8 +17,11 @@ Theory of operation. `connect(partner_id, password)`:
    through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
    gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
    too many attempts) says so on the relay path and its PartnerRefused ends the race (refusal.py);
-6. returns a ViewerConnection (channel, path, connect time) whose `open_session()` makes the
-   ViewerSession, and remembers the partner in the recent list.
+6. returns a ViewerConnection (channel, path, connect time, and the channel's resumption secret)
+   whose `open_session()` makes the ViewerSession, and remembers the partner in the recent list.
+
+`resume(partner_id, secret)` is the same connect with a finished session's resumption secret
+(resume.py) in place of the password's: the host skips its accept prompt when it still holds it.
 
 `Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
 `listener`, `lan` and `wait_online(timeout)`.
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from tagio.client.admission import ConnectCancelled, await_admission
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.refusal import RefusalAware
+from tagio.client.resume import resume_secret
 from tagio.crypto import kdf
 from tagio.crypto.identity import normalize_id
 from tagio.errors import ConfigError, RelayError, TagioError
@@ -54,6 +58,7 @@ class ViewerConnection:
     path: str
     connect_ms: float
     session_id: bytes = field(repr=False, default=b"")
+    resume_secret: bytes = field(repr=False, default=b"")   # for resume(): memory only, never logged
 
     def open_session(self, **kwargs):
         """A (not yet started) ViewerSession on this channel; kwargs go to ViewerSession."""
@@ -75,11 +80,22 @@ class Viewing:
         ConnectCancelled (`cancelled` was set), TransportError/TransportTimeout (no path),
         IdentityError (relay gave a mismatched key)."""
         partner = self._check_input(partner_id, password)
+        # derived once per connect, not once per path; after the rendezvous, as before
+        return self._connect(partner, lambda: kdf.password_secret(password, partner), timeout,
+                             on_waiting, cancelled)
+
+    def resume(self, partner_id, secret, timeout=15.0, *, cancelled=None) -> ViewerConnection:
+        """Connect again with a finished session's resumption secret instead of a password.
+        Raises as connect() does; WrongPasswordError means the host no longer takes the secret."""
+        partner = normalize_id(partner_id)
+        return self._connect(partner, lambda: secret, timeout, None, cancelled)
+
+    def _connect(self, partner, derive_secret, timeout, on_waiting, cancelled) -> ViewerConnection:
         relay, relay_error = self._relay_or_error(timeout)
         started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
         session_id = os.urandom(16)
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
-        secret = kdf.password_secret(password, partner)     # once per connect, not once per path
+        secret = derive_secret()
         from tagio.crypto.handshake import viewer_handshake_secret
         shake = functools.partial(viewer_handshake_secret, secret=secret, viewer_id=self.client.id,
                                   host_id=partner, session_id=session_id, timeout=timeout)
@@ -92,7 +108,7 @@ class Viewing:
         await_admission(channel, on_waiting=on_waiting, cancelled=cancelled)
         self._remember(partner)
         return ViewerConnection(channel, partner, getattr(channel, "path", "relay"), connect_ms,
-                                session_id)
+                                session_id, resume_secret(channel, self.client.id, partner))
 
     def check_partner(self, partner_id, timeout=LOOKUP_TIMEOUT) -> str:
         """Before the password is asked: is the partner's ID known and online? Returns the
