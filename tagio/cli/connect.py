@@ -25,7 +25,7 @@ import time
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
 from tagio.client import words
-from tagio.client.resume import RESUME_TTL, lost_path, reconnect
+from tagio.client.resume import come_back, lost_path
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
@@ -164,9 +164,7 @@ def _reconnect(client, conn, out, stop, cause, deadline=None):
     out.event("reconnecting", words.RECONNECTING, peer=conn.peer_id, reason=str(cause))
     lost = time.monotonic()
     try:
-        again = reconnect(lambda timeout: client.resume(conn.peer_id, conn.resume_secret,
-                                                        timeout=timeout, cancelled=stop),
-                          stop=stop, deadline=min(lost + RESUME_TTL, deadline or float("inf")))
+        again = come_back(client, conn, stop=stop, deadline=deadline)
     except TagioError as exc:
         logging.getLogger("tagio").info("reconnect failed: %s", exc)
         return None

@@ -164,6 +164,26 @@ def reconnect(attempt, *, stop, deadline, clock=time.monotonic, on_retry=None):
     raise last or TransportError("the connection was lost")
 
 
+def come_back(client, connection, *, stop, deadline=None, clock=time.monotonic):
+    """Viewer: `connection`'s partner again, with its resumption secret, for up to RESUME_TTL (or
+    until `deadline`); the new ViewerConnection. Raises as reconnect() does."""
+    until = clock() + RESUME_TTL if deadline is None else min(clock() + RESUME_TTL, deadline)
+    return reconnect(lambda timeout: client.resume(connection.peer_id, connection.resume_secret,
+                                                   timeout=timeout, cancelled=stop),
+                     stop=stop, deadline=until, clock=clock)
+
+
+def session_end_cause(session, timeout=5.0):
+    """Stop a viewer session that ended (or must end) and return the error that ended it, or None
+    (a goodbye, or stopped here). Blocks up to `timeout`: not for the Tk thread."""
+    session.stop()
+    try:
+        session.join(timeout)
+    except TagioError as exc:
+        return exc
+    return None
+
+
 def retryable(exc) -> bool:
     """Worth another try while the path may come back: the path, the channel or the relay failed
     (a relay that restarts, a partner not registered again yet); not a refusal."""
