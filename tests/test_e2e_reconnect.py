@@ -230,6 +230,22 @@ class ResumeSecretTest(unittest.TestCase):
         wait_until(lambda: len(events.named("auth_failed")) == 2, timeout=10, what="counted again")
         self.assertEqual(events.named("auth_failed")[-1]["peer_id"], viewer.id)
 
+    def test_a_viewer_that_saw_the_break_first_takes_over_the_live_session(self):
+        events = HostEvents()
+        host = self.client("live-host", on_event=events, accept_callback=events.accept)
+        viewer = self.client("live-viewer")
+        conn = viewer.connect(host.id, host.one_time_password, timeout=20)
+        self.addCleanup(conn.channel.close)
+        wait_until(lambda: events.named("session_started"), timeout=20, what="host session")
+        again = viewer.resume(host.id, conn.resume_secret, timeout=20)   # the host has not noticed
+        self.addCleanup(again.channel.close)
+        wait_until(lambda: events.named("session_ended"), timeout=20, what="the old session ended")
+        wait_until(lambda: [f for f in events.named("session_started") if f.get("resumed")],
+                   timeout=20, what="the resumed session")
+        self.assertEqual(len(host.host_sessions), 1)
+        self.assertEqual(events.asked, [viewer.id])
+        self.assertFalse(events.named("auth_failed"))
+
     def test_disconnect_refuses_it(self):
         from tagio.errors import WrongPasswordError
         host, events, viewer, conn = self.cut_session("disconnect")
