@@ -235,11 +235,15 @@ class ResumeSecretTest(unittest.TestCase):
         host = self.client("live-host", on_event=events, accept_callback=events.accept)
         viewer = self.client("live-viewer")
         conn = viewer.connect(host.id, host.one_time_password, timeout=20)
-        self.addCleanup(conn.channel.close)
+        old = conn.open_session()
+        old.start()
+        self.addCleanup(old.stop)
         wait_until(lambda: events.named("session_started"), timeout=20, what="host session")
         again = viewer.resume(host.id, conn.resume_secret, timeout=20)   # the host has not noticed
         self.addCleanup(again.channel.close)
         wait_until(lambda: events.named("session_ended"), timeout=20, what="the old session ended")
+        wait_until(lambda: not old.running, timeout=20, what="the old session closed here too")
+        self.assertEqual(old.closed_reason, "the viewer reconnected")
         wait_until(lambda: [f for f in events.named("session_started") if f.get("resumed")],
                    timeout=20, what="the resumed session")
         self.assertEqual(len(host.host_sessions), 1)

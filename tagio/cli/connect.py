@@ -117,20 +117,11 @@ def _view(args, out, stop, conn, script, client=None) -> int:
     player = start_script(session, script, stop) if script else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
     totals = {"frames": 0, "bytes": 0}
-    while True:
-        failure = _wait_session(session, watch, stop, deadline)
-        cause = _stop_session(session) if failure is not None else None
-        again = _reconnect(client, conn, out, stop, cause, deadline) if lost_path(cause) else None
-        if again is None:
-            break
-        _add_stats(totals, session)
-        conn, watch = again, ViewerWatch(out)
-        session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
-        session.start()
+    session, failure = _follow(args, out, stop, client, (conn, session, watch), deadline, totals)
     stop.set()
     if player is not None:
         player.join(5)
-    failure = _as_session_loss(_stop_session(session) or cause or failure)
+    failure = _as_session_loss(_stop_session(session) or failure)
     if player is not None and player.errors:
         raise player.errors[0]
     if args.snapshot:
@@ -145,6 +136,22 @@ def _view(args, out, stop, conn, script, client=None) -> int:
     if failure is not None:
         return out.error(failure)
     return EXIT_OK
+
+
+def _follow(args, out, stop, client, current, deadline, totals):
+    """Watch the session; when its path breaks, bring it back (a new session on a new connection)
+    for as long as the partner takes it. Returns (the last session, why it ended or None)."""
+    conn, session, watch = current
+    while True:
+        failure = _wait_session(session, watch, stop, deadline)
+        cause = _stop_session(session) if failure is not None else None
+        again = _reconnect(client, conn, out, stop, cause, deadline) if lost_path(cause) else None
+        if again is None:
+            return session, cause or failure
+        _add_stats(totals, session)
+        conn, watch = again, ViewerWatch(out)
+        session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
+        session.start()
 
 
 def _add_stats(totals, session) -> dict:

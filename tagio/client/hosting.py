@@ -264,9 +264,16 @@ class Hosting:
             say_bye(channel, "the reconnect came too late")
             self.client.emit("refused", peer_id=peer.peer_id, reason="reconnect expired")
             return None
-        if ticket.session is not None:
-            ticket.session.stop("the viewer reconnected")
+        if ticket.session is not None:      # in a thread: a stop on a dead path takes seconds
+            self._track(threading.Thread(target=ticket.session.stop, args=("the viewer reconnected",),
+                                         name=f"replaced-{peer.peer_id}", daemon=True))
         return ticket
+
+    def _track(self, thread):
+        """Start a short-lived thread that join() waits for."""
+        with self._lock:
+            self._handlers = [t for t in self._handlers if t.is_alive()] + [thread]
+        thread.start()
 
     def _accepted(self, peer_id, used_permanent, admission) -> bool:
         ask = self.client.settings.ask_before_accept
