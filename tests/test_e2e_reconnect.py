@@ -243,7 +243,8 @@ class ResumeSecretTest(unittest.TestCase):
         self.addCleanup(again.channel.close)
         wait_until(lambda: events.named("session_ended"), timeout=20, what="the old session ended")
         wait_until(lambda: not old.running, timeout=20, what="the old session closed here too")
-        self.assertEqual(old.closed_reason, "the viewer reconnected")
+        # The Bye is a courtesy: when the sender is busy the channel is closed without it.
+        self.assertIn(old.closed_reason, ("the viewer reconnected", "the peer closed the secure channel"))
         wait_until(lambda: [f for f in events.named("session_started") if f.get("resumed")],
                    timeout=20, what="the resumed session")
         self.assertEqual(len(host.host_sessions), 1)
