@@ -77,7 +77,8 @@ class ResumeSecretTest(unittest.TestCase):
     def test_what_counts_as_a_broken_path(self):
         for exc in (ConnectionClosed("x"), TransportTimeout("x"), SecureChannelError("x")):
             self.assertTrue(lost_path(exc), exc)
-        for exc in (None, RemoteProtocolError("x"), ConfigError("x"), ValueError("x")):
+        for exc in (None, RemoteProtocolError("x"), ConfigError("x"), ValueError("x"),
+                    ConnectionClosed("the peer closed the secure channel")):
             self.assertFalse(lost_path(exc), exc)
 
 

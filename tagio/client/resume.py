@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from tagio.client.refusal import PartnerRefused
 from tagio.errors import (
-    AuthError, ConfigError, RelayError, RemoteProtocolError, SecureChannelError, TagioError,
+    AuthError, ConfigError, ConnectionClosed, RelayError, RemoteProtocolError, SecureChannelError, TagioError,
     TransportError,
 )
 
@@ -41,6 +41,7 @@ SECRET_LEN = 32
 MAX_TICKETS = 16            # the host keeps at most this many (oldest dropped first)
 BACKOFF = (0.25, 0.5, 1.0)  # seconds between viewer attempts; then 1 s each (5 s goal after the path is back)
 ATTEMPT_TIMEOUT = 8.0       # one attempt's connect timeout (the relay may be half up)
+PEER_CLOSED = "the peer closed the secure channel"     # crypto.channel's words for a CLOSE record
 FINAL_CODES = ("unknown_id", "self", "identity", "auth_failed", "auth_required", "tls_required")
 
 
@@ -51,8 +52,12 @@ def resume_secret(channel, viewer_id, host_id) -> bytes:
 
 
 def lost_path(exc) -> bool:
-    """Did `exc` end a session because the path broke (not a goodbye, not a broken protocol)?"""
+    """Did `exc` end a session because the path broke (not a goodbye, not a broken protocol)?
+    The partner's authenticated CLOSE record (crypto.channel: "the peer closed the secure channel",
+    sent by a partner that ended the session but could not get its Bye out first) is a goodbye."""
     if isinstance(exc, RemoteProtocolError):
+        return False
+    if isinstance(exc, ConnectionClosed) and str(exc).startswith(PEER_CLOSED):
         return False
     return isinstance(exc, (TransportError, SecureChannelError))
 
