@@ -268,8 +268,9 @@ class Hosting:
                 check_peer(peer, peer.peer_id)
             from tagio.crypto.handshake import host_handshake
             handshake = functools.partial(host_handshake, secrets=self._keys(resume),
-                                          viewer_id=peer.peer_id, host_id=self.client.id, session_id=peer.session_id,
-                                          timeout=HANDSHAKE_TIMEOUT, guesses=tally)
+                                          viewer_id=peer.peer_id, host_id=self.client.id,
+                                          session_id=peer.session_id, timeout=HANDSHAKE_TIMEOUT,
+                                          guesses=tally)
             relay = None if lan else self.client.current_relay()
             if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")

@@ -9,9 +9,9 @@ in a log or an event.
              options) of the session it came from. While that session runs the ticket is "live";
              when the session ends by a broken path it stays for RESUME_TTL (60 s), when it ends any
              other way (a Bye from either side, the host's Disconnect) it is dropped at once. Each
-             incoming attempt from that viewer ID offers the ticket's secret to the host handshake
-             next to the passwords (`secret_for`); the one that matched says whether it was the
-             ticket (`take`: single use, removed on the spot). A live ticket may be taken too: the
+             incoming attempt from that viewer ID gives the ticket's secret to the host handshake
+             as its "resume" key (`secret_for`; the viewer's HELLO names that kind); a channel of
+             that kind was the ticket (`take`: single use, removed on the spot). A live ticket may be taken too: the
              viewer saw the path break before we did, and the old session is then ended here.
              Disconnect (`refuse_all`) and the setting "allow automatic reconnect" off refuse it.
     viewer   `reconnect` tries `attempt()` (a connect with the resumption secret instead of a
@@ -20,8 +20,8 @@ in a log or an event.
              A refusal (the host no longer holds the ticket: WrongPasswordError) ends it at once,
              so a refused resume costs exactly one guess under the host's attempt limits.
 
-A failed resume is a failed guess like any other: the host handshake cannot tell them apart, and
-hosting.py counts it the same way. `lost_path(exc)` is the one rule for "the path broke" (the
+A failed resume is a failed guess like any other: hosting.py counts it against the same limits
+(GuessLimiter), and a host with no ticket answers the same padded slot, so the wire tells nothing. `lost_path(exc)` is the one rule for "the path broke" (the
 partner did not say goodbye): transport errors and a cut secure channel, never a protocol error.
 """
 

@@ -86,7 +86,8 @@ def password_kind(password: str) -> Kind:
     return Kind.ONE_TIME if kdf.is_one_time_shaped(password) else Kind.PERMANENT
 
 
-MATCHED = {Kind.ONE_TIME: 0, Kind.PERMANENT: 1, Kind.RESUME: 2}   # channel.matched_secret, as the caller's list
+# channel.matched_secret, as the caller's list
+MATCHED = {Kind.ONE_TIME: 0, Kind.PERMANENT: 1, Kind.RESUME: 2}
 
 
 class Step(enum.Enum):
