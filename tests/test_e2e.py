@@ -434,7 +434,11 @@ class EndToEndTest(unittest.TestCase):
         host.wait_for(lambda e: e.get("event") == "session_started", what="session start")
         relay.kill()                                              # SIGKILL: no goodbyes
         relay.wait(10)
-        self.assertEqual(viewer.finish(15), cli.EXIT_GONE, viewer.stderr)
+        # The viewer tries to come back (client/resume.py) for up to RESUME_TTL; the relay stays away.
+        from tagio.client.resume import RESUME_TTL
+        viewer.wait_for(lambda e: e.get("event") == "reconnecting", what="reconnecting")
+        self.assertEqual(viewer.finish(RESUME_TTL + 15), cli.EXIT_GONE, viewer.stderr)
+        self.assertFalse(viewer.events("reconnected"))
         self.assert_one_error_line(viewer, "partner gone")
         host.wait_for(lambda e: e.get("event") == "session_ended", what="host session end")
         host.wait_for(lambda e: e.get("event") == "relay" and e["status"] != "online",

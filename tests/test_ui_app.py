@@ -626,12 +626,54 @@ class RelayKilledTest(RelayCase):
         window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 20)
         self.assertEqual(self.app.viewer_path, "relay")
         self.relay_handle.stop()
-        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "message", 30)
+        # The same window first says it is reconnecting (client/resume.py); the relay never comes
+        # back, so after RESUME_TTL the session ends as before.
+        from tagio.client import words
+        from tagio.client.resume import RESUME_TTL
+        self.pump(lambda: window.reconnecting and words.RECONNECTING in window.status_text(),
+                  "the window saying it reconnects", 30)
+        message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "message",
+                            RESUME_TTL + 30)
         self.assertEqual(message.title_text, "Connection lost")
         self.assertFalse(window.winfo_exists())
         self.assert_back_home(message)
         self.pump(lambda: "unreachable" in self.app.home.status_var.get()
                   or "Connecting" in self.app.home.status_var.get(), "relay status no longer online", 20)
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class RelayRestartTest(RelayCase):
+    """Its own relay, stopped in the middle of a session and started again on the same port."""
+
+    def test_the_same_window_says_reconnecting_then_shows_the_picture_again(self):
+        from tagio.client import words
+        from tagio.ui.prompts import MessageDialog
+        from tagio.ui.viewer_window import ViewerWindow
+        from tests.relay_fixture import start_relay
+        self.wait_online()
+        host = self.partner()
+        self.connect_to(host)
+        window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 20)
+        self.pump(lambda: window.shown_frame is not None, "the first picture", 20)
+        first = self.app.viewer
+        address = self.relay_handle.address
+        self.relay_handle.stop()
+        self.pump(lambda: window.reconnecting, "the window saying it reconnects", 30)
+        self.assertIn(words.RECONNECTING, window.status_text())
+        self.assertIn(words.RECONNECTING, window.canvas.itemcget("message", "text"))
+        type(self).relay_handle = start_relay(bind=address)
+        back = time.monotonic()
+        self.pump(lambda: self.app.viewer is not None and self.app.viewer is not first,
+                  "the session back", 30)
+        self.assertLess(time.monotonic() - back, 5.0)
+        drawn = window.drawn_rects
+        self.pump(lambda: window.drawn_rects > drawn and not window.canvas.find_withtag("message"),
+                  "the picture again", 20)
+        self.assertEqual(self.toplevels(ViewerWindow), [window])   # the same window, no new one
+        self.assertFalse(window.reconnecting)
+        self.assertNotIn(words.RECONNECTING, window.status_text())
+        self.assertFalse(self.toplevels(MessageDialog))
 
 
 @skip_unless_xvfb

@@ -9,6 +9,11 @@ from the partner is printed. A `--script` of input (script.py) plays once the fi
 screen, and
 `--snapshot` saves the last screen at the end. A session that ends on its own is a failure: the partner
 or the path to it is gone (exit 5).
+
+Reconnect: a session whose path broke (not a goodbye from either side, not Ctrl+C) prints a
+`reconnecting` line and tries again with the session's resumption secret for up to 60 s
+(client/resume.py); when the partner takes it a `reconnected` line follows and the run goes on
+with a new session to the same partner, no password asked. A script plays on the first session only.
 """
 
 import logging
@@ -20,6 +25,7 @@ import time
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
 from tagio.client import words
+from tagio.client.resume import come_back, lost_path
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
@@ -78,7 +84,7 @@ def run_connect(args, out, stop) -> int:
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
-        return _view(args, out, stop, conn, script)
+        return _view(args, out, stop, conn, script, client)
 
 
 def _check_partner(client, partner, timeout):
@@ -98,7 +104,7 @@ def _waiting(out, stop, partner):
     out.event("waiting", f"{words.WAITING} (Ctrl+C cancels)", peer=partner)
 
 
-def _view(args, out, stop, conn, script) -> int:
+def _view(args, out, stop, conn, script, client=None) -> int:
     stop.polling = True
     watch = ViewerWatch(out)
     session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
@@ -111,7 +117,8 @@ def _view(args, out, stop, conn, script) -> int:
     started = time.monotonic()
     player = start_script(session, script, stop) if script else None
     deadline = None if args.duration is None else time.monotonic() + args.duration
-    failure = _wait_session(session, watch, stop, deadline)
+    totals = {"frames": 0, "bytes": 0}
+    session, failure = _follow(args, out, stop, client, (conn, session, watch), deadline, totals)
     stop.set()
     if player is not None:
         player.join(5)
@@ -120,7 +127,7 @@ def _view(args, out, stop, conn, script) -> int:
         raise player.errors[0]
     if args.snapshot:
         _save_snapshot(session, args.snapshot)
-    stats = dict(session.stats)
+    stats = _add_stats(totals, session)
     frames = stats.get("frames", 0)
     # The summary's rate is over the whole session (the session's own "fps" is the last second's).
     fields = {"frames": frames, "fps": round(frames / max(time.monotonic() - started, 1e-3), 2),
@@ -130,6 +137,49 @@ def _view(args, out, stop, conn, script) -> int:
     if failure is not None:
         return out.error(failure)
     return EXIT_OK
+
+
+def _follow(args, out, stop, client, current, deadline, totals):
+    """Watch the session; when its path breaks, bring it back (a new session on a new connection)
+    for as long as the partner takes it. Returns (the last session, why it ended or None)."""
+    conn, session, watch = current
+    while True:
+        failure = _wait_session(session, watch, stop, deadline)
+        cause = _stop_session(session) if failure is not None else None
+        again = _reconnect(client, conn, out, stop, cause, deadline) if lost_path(cause) else None
+        if again is None:
+            return session, cause or failure
+        _add_stats(totals, session)
+        conn, watch = again, ViewerWatch(out)
+        session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
+        session.start()
+
+
+def _add_stats(totals, session) -> dict:
+    """Add one session's counters to the run's; the last session's latency is kept."""
+    stats = dict(getattr(session, "stats", {}) or {})
+    for key in ("frames", "bytes"):
+        totals[key] += stats.get(key, 0)
+    return {**stats, **totals}
+
+
+def _reconnect(client, conn, out, stop, cause, deadline=None):
+    """The path broke: try the session's resumption secret until the partner takes it (the new
+    ViewerConnection) or RESUME_TTL (or the run's --duration) passes, the partner refuses it, or
+    Ctrl+C (None)."""
+    if client is None or stop.is_set() or not conn.resume_secret:
+        return None
+    out.event("reconnecting", words.RECONNECTING, peer=conn.peer_id, reason=str(cause))
+    lost = time.monotonic()
+    try:
+        again = come_back(client, conn, stop=stop, deadline=deadline)
+    except TagioError as exc:
+        logging.getLogger("tagio").info("reconnect failed: %s", exc)
+        return None
+    took = time.monotonic() - lost
+    out.event("reconnected", f"{words.RECONNECTED} ({again.path}, after {took:.1f} s)",
+              peer=again.peer_id, path=again.path, after_s=round(took, 2))
+    return again
 
 
 def _wait_session(session, watch, stop, deadline):

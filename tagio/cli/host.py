@@ -49,8 +49,9 @@ HOST_EVENTS = {
                           {"peer": f["peer_id"], "reason": f["reason"]}),
     "attempt_failed": lambda f: ("attempt_failed", f"connection from {f['peer_id']} failed: "
                                  f"{_attempt_words(f)}", {"peer": f["peer_id"], "reason": f["reason"]}),
-    "session_started": lambda f: ("session_started", f"{f['peer_id']} connected via {f['path']}",
-                                  {"peer": f["peer_id"], "path": f["path"]}),
+    "session_started": lambda f: ("session_started", f"{f['peer_id']} "
+                                  f"{'reconnected' if f.get('resumed') else 'connected'} via {f['path']}",
+                                  {"peer": f["peer_id"], "path": f["path"], "resumed": bool(f.get("resumed"))}),
     "session_ended": lambda f: ("session_ended", f"session with {f['peer_id']} ended"
                                 + (f": {inline(ending(f['reason']))}" if f.get("reason") else ""),
                                 {"peer": f["peer_id"], "reason": f.get("reason")}),

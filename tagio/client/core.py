@@ -175,6 +175,10 @@ class Client:
         """See Viewing.connect (options: on_waiting, cancelled)."""
         return self.viewing.connect(partner_id, password, timeout, **options)
 
+    def resume(self, partner_id, secret, timeout=15.0, **options) -> ViewerConnection:
+        """See Viewing.resume (options: cancelled): connect again with a resumption secret."""
+        return self.viewing.resume(partner_id, secret, timeout, **options)
+
     def check_partner(self, partner_id, timeout=5.0) -> str:
         """See Viewing.check_partner (before the password is asked)."""
         return self.viewing.check_partner(partner_id, timeout)

@@ -23,6 +23,10 @@ most MAX_INCOMING at once (more are refused, not queued):
     a HostSession runs with the granted rights (view only, clipboard, files folder) until it ends;
       it goes into the host's history (client/history.py); a one-time password that opened it
       rotates
+    reconnect (resume.py): a viewer whose session's path broke may come back within 60 s with the
+      session's resumption secret; the handshake keys its "resume" kind by it (HostKeys.resume, a
+      padded slot when this viewer has no ticket) and a wrong one is a guess like any other; a
+      match skips the accept prompt, is used up, and the session runs again with the same rights
 
 An attempt refused before any handshake (no free slot: "busy"; the limiter: "rate_limited") is
 answered on its relay path (refusal.py), so the viewer reads why within a second.
@@ -46,7 +50,8 @@ from tagio.client.partners import Rights
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.refusal import Refuser
-from tagio.crypto.handshake import GuessLimitError, HostKeys
+from tagio.client.resume import ResumeTickets, lost_path, resume_secret
+from tagio.crypto.handshake import GuessLimitError, HostKeys, Kind
 from tagio.errors import ConnectionClosed, TagioError, TransportTimeout, WrongPasswordError
 
 log = logging.getLogger("tagio.client")
@@ -64,6 +69,7 @@ def otp_expired(shown_since, now, sessions_running, lifetime=OTP_LIFETIME) -> bo
     """Replace the one-time password shown since `shown_since`? Yes once it has lived `lifetime`,
     unless a host session is running (that session's end replaces it anyway)."""
     return not sessions_running and now - shown_since >= lifetime
+RESUMED = "resumed"         # _authenticate's second value when a resumption secret matched
 
 
 class Hosting:
@@ -92,6 +98,7 @@ class Hosting:
         self._handlers, self._sessions, self._errors = [], [], []
         self._closing = threading.Event()
         self._lan_thread = self._expiry_thread = None
+        self.resume = ResumeTickets(allowed=lambda: self.client.settings.allow_reconnect)
         self.identity_changed()
 
     # ------------------------------------------------------------------ lifecycle
@@ -160,6 +167,7 @@ class Hosting:
 
     def end_sessions(self):
         """The "disconnect" button: stop every session in which this machine is the host."""
+        self.resume.refuse_all()         # and nobody comes back without a new Accept
         for session in self._snapshot(self._sessions):
             session.stop()
 
@@ -214,8 +222,12 @@ class Hosting:
 
     def _handle_incoming(self, peer, lan=False):
         self.client.emit("incoming", peer_id=peer.peer_id)
-        channel, used_permanent = self._authenticate(peer, lan)
+        resume = self.resume.secret_for(peer.peer_id)
+        channel, used_permanent = self._authenticate(peer, lan, resume)
         if channel is None:
+            return
+        ticket = self._resumed(peer, channel, resume) if used_permanent == RESUMED else None
+        if used_permanent == RESUMED and ticket is None:
             return
         admission = HostAdmission(channel)
         name = self._introduce(peer.peer_id, admission)
@@ -233,29 +245,32 @@ class Hosting:
             channel.close()
             return self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
         try:
-            self._run_session(peer, channel, rights, name)
+            self._run_session(peer, channel, rights, name, ticket)
         finally:
             if not used_permanent:
                 self.new_password()      # one-time: used up once its session ended
 
-    def _keys(self) -> HostKeys:
-        """The one-time password's secret and the permanent password's verifier (--password's
-        for this process, else the saved one)."""
+    def _keys(self, resume=None) -> HostKeys:
+        """The one-time password's secret, the permanent password's verifier (--password's for
+        this process, else the saved one) and this viewer's resumption secret (or None)."""
         with self._lock:
             one_time = self._otp_secret
-        return HostKeys(one_time, self._extra_verifier or self.client.settings.permanent_verifier)
+        return HostKeys(one_time, self._extra_verifier or self.client.settings.permanent_verifier,
+                        resume=resume)
 
-    def _authenticate(self, peer, lan=False):
-        """(channel, used_permanent) or (None, False) after telling the UI why. A LAN peer has no
-        relay-bound key to check; the PAKE still binds both IDs."""
+    def _authenticate(self, peer, lan=False, resume=None):
+        """(channel, used_permanent) or (None, False) after telling the UI why; used_permanent is
+        RESUMED when `resume` (this viewer's resumption secret, the handshake's "resume" kind)
+        matched. A LAN peer has no relay-bound key to check; the PAKE still binds both IDs."""
         tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError, ConnectionClosed)
         try:
             if not lan:
                 check_peer(peer, peer.peer_id)
             from tagio.crypto.handshake import host_handshake
-            handshake = functools.partial(host_handshake, secrets=self._keys(), viewer_id=peer.peer_id,
-                                          host_id=self.client.id, session_id=peer.session_id,
-                                          timeout=HANDSHAKE_TIMEOUT, guesses=tally)
+            handshake = functools.partial(host_handshake, secrets=self._keys(resume),
+                                          viewer_id=peer.peer_id, host_id=self.client.id,
+                                          session_id=peer.session_id, timeout=HANDSHAKE_TIMEOUT,
+                                          guesses=tally)
             relay = None if lan else self.client.current_relay()
             if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")
@@ -272,6 +287,8 @@ class Hosting:
             return None, False
         finally:
             self._report_guesses(peer.peer_id, tally.close())
+        if getattr(channel, "password_kind", None) is Kind.RESUME:
+            return channel, RESUMED
         return channel, used_permanent(channel)
 
     def _report_guesses(self, peer_id, failures):
@@ -298,6 +315,26 @@ class Hosting:
             self.client.emit("attempt_failed", peer_id=peer_id, reason=str(exc), error=exc)
         return None
 
+    def _resumed(self, peer, channel, secret):
+        """The ticket the viewer's resumption secret matched, used up now; None (the channel is
+        closed) when another attempt took it first. A session with this viewer that still runs
+        here is ended: the viewer saw its path break before we did."""
+        ticket = self.resume.take(peer.peer_id, secret)
+        if ticket is None:
+            say_bye(channel, "the reconnect came too late")
+            self.client.emit("refused", peer_id=peer.peer_id, reason="reconnect expired")
+            return None
+        if ticket.session is not None:      # in a thread: a stop on a dead path takes seconds
+            self._track(threading.Thread(target=ticket.session.stop, args=("the viewer reconnected",),
+                                         name=f"replaced-{peer.peer_id}", daemon=True))
+        return ticket
+
+    def _track(self, thread):
+        """Start a short-lived thread that join() waits for."""
+        with self._lock:
+            self._handlers = [t for t in self._handlers if t.is_alive()] + [thread]
+        thread.start()
+
     def _accepted(self, peer_id, used_permanent, admission, name=""):
         """The Rights this viewer gets, or None (declined, or it left). No prompt for a permanent
         password, with "ask before accepting" off, or for a desk the user always allows."""
@@ -315,15 +352,20 @@ class Hosting:
             return None
         return granted_rights(answer)
 
-    def _run_session(self, peer, channel, rights=None, name=""):
+    def _run_session(self, peer, channel, rights=None, name="", resumed=None):
+        """Run a HostSession on `channel` until it ends; `resumed`: the ticket of the session it
+        continues (its rights are kept)."""
         from tagio.session.host import HostSession
-        options = (rights or ALL_RIGHTS).session_options(self.options)
+        options = (rights or ALL_RIGHTS).session_options(self.options) if resumed is None \
+            else resumed.options
         session = HostSession(channel, on_event=self._session_event(peer.peer_id), **options)
         session.peer_id = peer.peer_id      # whom it serves (the GUI's chat window finds it by this)
         with self._lock:
             self._sessions.append(session)
         path = channel.path
-        reason, started = None, None
+        reason = lost = started = None
+        ticket = self.resume.issue(peer.peer_id, resume_secret(channel, peer.peer_id, self.client.id),
+                                   options, session)
         try:
             if self._closing.is_set():
                 say_bye(channel, "the partner is shutting down")
@@ -331,13 +373,15 @@ class Hosting:
             session.start()
             started = time.time()
             self.client.emit("session_started", peer_id=peer.peer_id, path=path, role="host",
-                             desk_name=name, view_only=options["view_only"])
+                             desk_name=name, view_only=options["view_only"],
+                             **({"resumed": True} if resumed is not None else {}))
             session.join()
         except TagioError as exc:
-            reason = str(exc)
+            reason, lost = str(exc), lost_path(exc)
         finally:
             session.stop()
             channel.close()
+            self.resume.ended(ticket, bool(lost) and not self._closing.is_set())
             with self._lock:
                 self._sessions.remove(session)
             # session.view_only: also when input injection could not load

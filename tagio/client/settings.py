@@ -239,6 +239,7 @@ FIELDS = {
     "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
     "allow_files": (_bool, False, None),    # partners may send and fetch files (in files_dir)
     "files_dir": (_folder_or_none, None, None),     # None: default_files_dir()
+    "allow_reconnect": (_bool, True, None),  # a viewer whose path broke may come back for 60 s
     "recent_partners": (_recent, [], list),
     "partner_views": (_partner_views, {}, dict),
     # The host's direct port, chosen once (0: not yet) and kept, so that a firewall or port-forwarding

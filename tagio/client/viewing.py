@@ -20,10 +20,14 @@ Theory of operation. `connect(partner_id, password)`:
    through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
    gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
    too many attempts) says so on the relay path and its PartnerRefused ends the race (refusal.py);
-6. returns a ViewerConnection (channel, path, connect time, the host's desk name) whose
-   `open_session()` makes the ViewerSession, and remembers the partner in the address book
-   (client/partners.py) and the recent list. Our own desk name goes to the host inside the
-   channel (admission.py's Introduce), never to the relay.
+6. returns a ViewerConnection (channel, path, connect time, the host's desk name, and the channel's
+   resumption secret) whose `open_session()` makes the ViewerSession, and remembers the partner in
+   the address book (client/partners.py) and the recent list. Our own desk name goes to the host
+   inside the channel (admission.py's Introduce), never to the relay.
+
+`resume(partner_id, secret)` is the same connect with a finished session's resumption secret
+(resume.py) in place of the password's, as the handshake's "resume" kind: the host skips its
+accept prompt when it still holds it.
 
 `Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
 `listener`, `lan` and `wait_online(timeout)`.
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 from tagio.client.admission import ConnectCancelled, await_admission
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.refusal import RefusalAware
+from tagio.client.resume import resume_secret
 from tagio.crypto import kdf
 from tagio.crypto.identity import normalize_id
 from tagio.errors import ConfigError, RelayError, TagioError
@@ -60,6 +65,7 @@ class ViewerConnection:
     connect_ms: float
     session_id: bytes = field(repr=False, default=b"")
     peer_name: str = ""         # the host's desk name (its Introduce), cleaned for display
+    resume_secret: bytes = field(repr=False, default=b"")   # for resume(): memory only, never logged
 
     def open_session(self, **kwargs):
         """A (not yet started) ViewerSession on this channel; kwargs go to ViewerSession."""
@@ -81,13 +87,27 @@ class Viewing:
         ConnectCancelled (`cancelled` was set), TransportError/TransportTimeout (no path),
         IdentityError (relay gave a mismatched key)."""
         partner = self._check_input(partner_id, password)
+        from tagio.crypto.handshake import password_kind
+        # derived once per connect, not once per path; after the rendezvous, as before
+        return self._connect(partner, lambda: kdf.password_secret(password, partner),
+                             password_kind(password), timeout, on_waiting, cancelled)
+
+    def resume(self, partner_id, secret, timeout=15.0, *, cancelled=None) -> ViewerConnection:
+        """Connect again with a finished session's resumption secret instead of a password.
+        Raises as connect() does; WrongPasswordError means the host no longer takes the secret."""
+        partner = normalize_id(partner_id)
+        from tagio.crypto.handshake import Kind
+        return self._connect(partner, lambda: secret, Kind.RESUME, timeout, None, cancelled)
+
+    def _connect(self, partner, derive_secret, kind, timeout, on_waiting,
+                 cancelled) -> ViewerConnection:
         relay, relay_error = self._relay_or_error(timeout)
         started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
         session_id = os.urandom(16)
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
-        secret = kdf.password_secret(password, partner)     # once per connect, not once per path
-        from tagio.crypto.handshake import OneGuess, password_kind, viewer_handshake_secret
-        shake = functools.partial(viewer_handshake_secret, secret=secret, kind=password_kind(password),
+        secret = derive_secret()        # once per connect, not once per path
+        from tagio.crypto.handshake import OneGuess, viewer_handshake_secret
+        shake = functools.partial(viewer_handshake_secret, secret=secret, kind=kind,
                                   once=OneGuess(), viewer_id=self.client.id, host_id=partner,
                                   session_id=session_id, timeout=timeout)
         channel = establish_channel(peer, relay, lambda stream: shake(RefusalAware(stream)),
@@ -100,7 +120,8 @@ class Viewing:
                                     name=self.client.settings.desk_name)
         path = channel.path
         self._remember(partner, path, host_name)
-        return ViewerConnection(channel, partner, path, connect_ms, session_id, host_name)
+        return ViewerConnection(channel, partner, path, connect_ms, session_id, host_name,
+                                resume_secret(channel, self.client.id, partner))
 
     def check_partner(self, partner_id, timeout=LOOKUP_TIMEOUT) -> str:
         """Before the password is asked: is the partner's ID known and online? Returns the

@@ -195,6 +195,8 @@ ENDINGS = (
     ("the partner declined", "Your partner declined."),
     ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
+    ("the viewer reconnected", "Your partner reconnected."),
+    ("the reconnect came too late", LOST),
     ("protocol error", PROTOCOL),
     ("unknown session message", PROTOCOL),
     ("host error", "Your partner's computer had a problem and ended the session."),
@@ -211,6 +213,9 @@ HOST_KEEPS_TRYING = ("the relay cannot be reached yet; this desk keeps trying (e
 WAITING = "Waiting for your partner to accept..."
 CANCELLED_BY_YOU = "Connection cancelled."
 PARTNER_GAVE_UP = "Desk {desk} gave up before you answered."
+# Reconnect (client/resume.py): a session whose path broke comes back by itself.
+RECONNECTING = "Connection lost - reconnecting..."
+RECONNECTED = "Reconnected."
 WRONG_GUESS = "Desk {desk} tried a wrong password ({left} more tries with this password)."
 WRONG_GUESS_LAST = "Desk {desk} tried a wrong password; a new one-time password was made."
 

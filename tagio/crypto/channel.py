@@ -11,6 +11,13 @@ Endings, each with its own error so callers can tell users what happened:
   * tamper / replay / reorder / truncation -> SecureChannelError whose
     `.cause` names it; the channel is dead afterwards and keeps raising it.
 There is no plaintext mode.
+
+Exporter. `export(label, length)` gives both ends the same secret bytes, bound to this channel and
+to `label`, that reveal nothing about the record keys (tagio.client.resume derives the single-use
+resumption secret this way). It is HKDF over the channel's starting keys: both ends hold the same
+two (direction, key, nonce prefix) sets, one as "send" and one as "recv", so they are sorted before
+they are hashed. Only that HKDF output is kept, never the starting keys, so rekeying still makes
+old records unreadable; it lives in memory only.
 """
 
 import collections
@@ -20,7 +27,8 @@ from tagio.crypto.records import (
     DEFAULT_CIPHER, MAX_MESSAGE, MAX_RECORD, REC_CLOSE, REC_DATA, REKEY_INTERVAL,
     RecordOpener, RecordSealer,
 )
-from tagio.errors import ConnectionClosed, SecureChannelError, TransportError
+from tagio.crypto.spake2 import hkdf_sha256
+from tagio.errors import ConnectionClosed, LocalProtocolError, SecureChannelError, TransportError
 
 __all__ = ["SecureChannel", "MAX_MESSAGE", "MAX_RECORD"]
 
@@ -28,6 +36,8 @@ RECV_CHUNK = 256 * 1024
 CLOSE_LOCK_WAIT = 1.0   # seconds close() waits for a busy sender before skipping the CLOSE record
 CLOSE_SEND_WAIT = 2.0   # seconds the CLOSE record may take to leave: a peer that reads nothing (its
                         # buffers full) must not hold close() for ever; the stream is cut instead
+EXPORT_DOMAIN = b"TagIO exporter v1|"
+MAX_EXPORT = 64
 
 
 class SecureChannel:
@@ -45,10 +55,18 @@ class SecureChannel:
         self._recv_lock = threading.Lock()
         self._closed = threading.Event()
         self._send_error = None
+        self._exporter = _exporter_secret((send_key, send_prefix), (recv_key, recv_prefix))
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    def export(self, label: bytes, length: int = 32) -> bytes:
+        """`length` bytes both ends of this channel derive alike for `label` (see the module
+        docstring). Raises LocalProtocolError for a length outside 1..MAX_EXPORT."""
+        if not 1 <= length <= MAX_EXPORT:
+            raise LocalProtocolError(f"export length must be 1..{MAX_EXPORT}")
+        return hkdf_sha256(self._exporter, length, info=EXPORT_DOMAIN + bytes(label))
 
     def send(self, message: bytes) -> None:
         """Send one message. Raises LocalProtocolError (too big), ConnectionClosed, TransportError."""
@@ -114,3 +132,9 @@ class SecureChannel:
             pass    # the peer is gone or stuck; it will see truncation or has already left
         finally:
             watchdog.cancel()
+
+
+def _exporter_secret(*directions) -> bytes:
+    """One secret from both directions' starting key and nonce prefix, alike on both ends."""
+    material = b"".join(bytes(key) + bytes(prefix) for key, prefix in sorted(directions))
+    return hkdf_sha256(material, 32, info=EXPORT_DOMAIN + b"master")

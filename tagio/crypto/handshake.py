@@ -5,17 +5,21 @@ and a protocol label form the context that goes into the PAKE (as SPAKE2's w bin
 SPAKE2+'s Context), the confirmation keys and the record keys, so a transcript from one session
 verifies in no other.
 
-Two kinds of password, one run each:
+Three kinds of password, one run each:
 
     one-time   SPAKE2 (RFC 9382, spake2.py), keyed by the one-time password's scrypt secret
     permanent  SPAKE2+ (RFC 9383, spake2plus.py): the host holds only the verifier (w0, L), so a
                stolen settings file does not let anyone in
+    resume     SPAKE2 keyed by a broken session's resumption secret (client/resume.py; already
+               high-entropy, so it goes straight to spake2_w like the one-time scrypt output); the
+               host holds one per viewer ID, and none for any other viewer
 
 The viewer knows which kind it typed by its shape (kdf.is_one_time_shaped; a permanent password
 may not look like a one-time one) and says so only through the HELLO's tag (one tag per kind), so
 it checks its one password against one host secret - exactly one guess per connect:
 
-    viewer                                   host (one-time secret, permanent verifier; either unset)
+    viewer                                   host (one-time secret, permanent verifier, resume
+                                                   secret; any may be unset)
     HELLO(version, tag(kind, ctx), share)  ->
                                              guesses.start()  (the guess counts from here on)
                                            <-  REPLY([(share', confirmation')])   exactly one slot
@@ -75,13 +79,15 @@ class Kind(enum.Enum):
     """Which password a run is keyed by; the value goes into the HELLO's tag."""
     ONE_TIME = b"one-time"
     PERMANENT = b"permanent"
+    RESUME = b"resume"
 
 
 def password_kind(password: str) -> Kind:
     return Kind.ONE_TIME if kdf.is_one_time_shaped(password) else Kind.PERMANENT
 
 
-MATCHED = {Kind.ONE_TIME: 0, Kind.PERMANENT: 1}   # channel.matched_secret, as the caller's list
+# channel.matched_secret, as the caller's list
+MATCHED = {Kind.ONE_TIME: 0, Kind.PERMANENT: 1, Kind.RESUME: 2}
 
 
 class Step(enum.Enum):
@@ -207,11 +213,13 @@ def _ctx_tag(context: bytes, kind=Kind.ONE_TIME) -> bytes:
 @dataclass(frozen=True)
 class HostKeys:
     """The host's passwords: the one-time password's scrypt secret and the permanent password's
-    SPAKE2+ verifier (kdf.permanent_verifier, w0 || L); either may be None, not both. `lone`: one
+    SPAKE2+ verifier (kdf.permanent_verifier, w0 || L); either may be None, not both. `resume`:
+    the resumption secret of this viewer's broken session (client/resume.py), or None. `lone`: one
     shared password that answers whichever kind the viewer's password has (see from_list)."""
     one_time: bytes | None = None
     permanent: bytes | None = None
     lone: bool = False
+    resume: bytes | None = None
 
     @classmethod
     def from_list(cls, secrets) -> "HostKeys":
@@ -232,7 +240,17 @@ class HostKeys:
 
     def matched(self, kind) -> int:
         """channel.matched_secret: the index into the caller's list of what matched."""
-        return 0 if self.lone else MATCHED[kind]
+        return 0 if self.lone and kind is not Kind.RESUME else MATCHED[kind]
+
+    def holds(self, kind) -> bool:
+        """Is the password of `kind` set (else its slot is padding that matches nothing)?"""
+        return bool({Kind.ONE_TIME: self.one_time, Kind.PERMANENT: self.permanent,
+                     Kind.RESUME: self.resume}[kind])
+
+
+# The SPAKE2 kinds and the host's secret for each (a resumption secret is used as the one-time
+# password's scrypt output is: both are 32 uniformly random bytes).
+_SPAKE2_SECRETS = {Kind.ONE_TIME: lambda keys: keys.one_time, Kind.RESUME: lambda keys: keys.resume}
 
 
 def _spake2plus_context(context: bytes) -> bytes:
@@ -241,7 +259,7 @@ def _spake2plus_context(context: bytes) -> bytes:
 
 def _viewer_party(kind, secret, viewer_id, host_id, context):
     ids = (str(viewer_id).encode(), str(host_id).encode())
-    if kind is Kind.ONE_TIME:
+    if kind in _SPAKE2_SECRETS:
         return Spake2Party(ROLE_A, kdf.spake2_w(bytes(secret), context), *ids, context)
     w0, w1 = scalars_from_secret(bytes(secret))
     return Prover(w0, w1, _spake2plus_context(context), *ids)
@@ -250,8 +268,9 @@ def _viewer_party(kind, secret, viewer_id, host_id, context):
 def _host_party(kind, keys: HostKeys, viewer_id, host_id, context):
     """The host's side for `kind`; an unset password is answered with a random one (padding)."""
     ids = (str(viewer_id).encode(), str(host_id).encode())
-    if kind is Kind.ONE_TIME:
-        secret = keys.one_time or kdf.hkdf_sha256(random_scalar().to_bytes(32, "big"), kdf.SECRET_LEN)
+    if kind in _SPAKE2_SECRETS:
+        secret = (_SPAKE2_SECRETS[kind](keys)
+                  or kdf.hkdf_sha256(random_scalar().to_bytes(32, "big"), kdf.SECRET_LEN))
         return Spake2Party(ROLE_B, kdf.spake2_w(secret, context), *ids, context)
     if keys.permanent:
         w0, L = kdf.split_verifier(keys.permanent)
@@ -353,7 +372,7 @@ def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=1
     """Answer a viewer; return the SecureChannel if it knew one of the host's passwords.
 
     `secrets`: a HostKeys, or [one-time secret or None, permanent] (HostKeys.from_list). The
-    channel has `matched_secret` (0 one-time, 1 permanent) and `password_kind`. `guesses`: an
+    channel has `matched_secret` (0 one-time, 1 permanent, 2 resume) and `password_kind`. `guesses`: an
     object with start() (may raise GuessLimitError) and succeeded(), told of the one guess this
     run gives the viewer (`start(one_time=...)`: which password it is at). Raises as
     viewer_handshake does.
@@ -370,8 +389,7 @@ def host_handshake(stream, secrets, *, viewer_id, host_id, session_id, timeout=1
             _start_guess(stream, guesses, kind)  # BEFORE the REPLY: it lets the viewer check a guess
         stream.send(encode_reply([(party.message, result.my_confirmation)]))
         confirm = _read(stream, Step.HOST_AWAITS_CONFIRM)
-        is_set = keys.one_time if kind is Kind.ONE_TIME else keys.permanent
-        if confirm.index != 0 or not is_set or not result.verify_peer(confirm.conf_a):
+        if confirm.index != 0 or not keys.holds(kind) or not result.verify_peer(confirm.conf_a):
             _abort(stream, Abort.WRONG_PASSWORD)
             raise WrongPasswordError("wrong password")
         if guesses is not None:

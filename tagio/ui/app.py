@@ -19,6 +19,10 @@ Viewer flow:   IDLE -> password dialog -> CONNECTING (worker) [-> WAITING while 
                closes or the partner goes; any error shows one MessageDialog and returning
                from it is IDLE again. Cancel (CONNECTING or WAITING) returns to IDLE at once:
                the connect's `cancelled` Event tells the core, whose late result is dropped.
+Reconnect:     a viewer session that ends by itself goes to `_reconnect_worker`: when its path
+               broke, the same session window says "Connection lost - reconnecting..." while the
+               core tries the session's resumption secret (client/resume.py), and shows the new
+               session when it comes back; closing the window stops it; if it fails, as above.
 Host flow:     core "incoming" -> (accept prompt, if the core asks) -> "session_started"
                shows the always-on-top ControlledIndicator; its Disconnect ends the session.
 Partners:      the home window's address book (rows, online dots, rename, remove, the host's
@@ -37,6 +41,7 @@ import threading
 from tagio import __version__
 from tagio.client import words
 from tagio.client.admission import CANCELLED
+from tagio.client.resume import come_back, lost_path, session_end_cause
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
 from tagio.platform import WINDOWS
 from tagio.ui.firstrun import show_firewall_notice
@@ -76,6 +81,7 @@ class App:
         self._cancel = None         # the running connect's cancel Event
         self.viewer = self.viewer_window = self.viewer_path = None
         self.viewer_partner, self.clipboard_sync = None, True
+        self.viewer_connection = self._reconnecting = None   # reconnect: its connection; the running one's stop Event
         self.indicators, self.prompts = {}, {}
         self.dialog = self.quit_prompt = None
         self.address_book = AddressBook(self)
@@ -154,7 +160,7 @@ class App:
 
     def session_active(self) -> bool:
         """True while this machine is being controlled or a viewer session is open."""
-        return bool(self.indicators) or self.viewer is not None
+        return bool(self.indicators) or self.viewer is not None or self._reconnecting is not None
 
     def close_clicked(self):
         """The window's close box: quit, after asking if that would end a session."""
@@ -408,7 +414,7 @@ class App:
         if not self._current(cancel):
             self._spawn(session.stop, name="stop-cancelled")
             return
-        self.viewer, self.viewer_path = session, connection.path
+        self.viewer, self.viewer_path, self.viewer_connection = session, connection.path, connection
         self.machine.handle(HomeEvent.CONNECTED)
         pid = model.display_id(connection.peer_id)
         self.home.set_busy(True, f"In session with {pid} ({connection.path})")
@@ -475,16 +481,64 @@ class App:
         """The session window was closed, or the session's threads ended: close the window
         and stop the session in a worker (saying Bye and joining its threads can take
         seconds on a slow path: not on the Tk thread); "viewer_stopped" brings us home."""
+        if self._reconnecting is not None:
+            if self.viewer_window is None or not _exists(self.viewer_window):
+                self._reconnecting.set()        # closed while reconnecting: stop trying
+            return
         if self.machine.state is not HomeState.IN_SESSION or self.viewer is None:
             return      # no session, or one already being stopped
         window_gone = self.viewer_window is not None and not _exists(self.viewer_window)
         if not window_gone and not _session_done(self.viewer):
+            return
+        if not window_gone and self.viewer_connection is not None:
+            session, self.viewer, self._reconnecting = self.viewer, None, threading.Event()
+            self._spawn(self._reconnect_worker, session, self.viewer_connection, self._reconnecting,
+                        name="reconnect")
             return
         session = self._take_viewer()
         self._spawn(self._stop_viewer_worker, session, window_gone, name="stop-viewer")
 
     def _stop_viewer_worker(self, session, user_closed):
         self.events.post("viewer_stopped", error=_stop_session(session, user_closed))
+
+    def _reconnect_worker(self, session, connection, stop):
+        """Worker: the session ended by itself. A broken path is brought back (the window says so
+        meanwhile); any other ending, or a reconnect that fails, ends as before."""
+        cause = session_end_cause(session, SESSION_STOP_TIMEOUT)
+        ended = cause or ConnectionClosed(session.closed_reason or "the partner ended the session")
+        if not lost_path(cause) or not connection.resume_secret:
+            return self.events.post("reconnect_failed", error=ended, stop=stop)
+        self.events.post("viewer_reconnecting", stop=stop)
+        try:
+            again = come_back(self.client, connection, stop=stop)
+            new = _start_viewer(again, self._viewer_event)
+        except (TagioError, OSError) as exc:
+            log.info("reconnect failed: %s", exc)
+            return self.events.post("reconnect_failed", error=ended, stop=stop)
+        if stop.is_set() or not self.events.post("viewer_resumed", connection=again, session=new, stop=stop):
+            new.stop()          # the window closed meanwhile: nobody will show it
+
+    def _on_viewer_reconnecting(self, stop):
+        if stop is self._reconnecting and self.viewer_window is not None:
+            self.viewer_window.show_reconnecting()
+            self.home.set_busy(True, words.RECONNECTING.replace("...", "\u2026"))
+
+    def _on_viewer_resumed(self, connection, session, stop):
+        window = self.viewer_window
+        if stop is not self._reconnecting or stop.is_set() or window is None or not _exists(window):
+            self._spawn(session.stop, name="stop-late-resume")
+            return
+        self._reconnecting = None
+        self.viewer, self.viewer_path, self.viewer_connection = session, connection.path, connection
+        window.resume_with(session, peer_ip=_peer_ip(connection))
+        self.home.set_busy(True, f"In session with {model.display_id(connection.peer_id)} ({connection.path})")
+
+    def _on_reconnect_failed(self, error, stop):
+        if stop is not self._reconnecting:
+            return
+        self._reconnecting, user_closed = None, stop.is_set()   # set: the user closed the window
+        self._take_viewer()
+        self._on_viewer_stopped(None if user_closed else error)
 
     def _on_viewer_stopped(self, error):
         if error is not None:
@@ -496,7 +550,9 @@ class App:
     def _take_viewer(self):
         """Forget the viewer session and close its window (Tk thread); returns the session."""
         session, window = self.viewer, self.viewer_window
-        self.viewer = self.viewer_window = None
+        self.viewer = self.viewer_window = self.viewer_connection = None
+        if self._reconnecting is not None:
+            self._reconnecting.set()
         if window is not None and _exists(window):
             _destroy(window)
         if window is not None:
@@ -601,6 +657,9 @@ HANDLERS = {
     "refused": App._on_refused,
     "incoming": App._on_incoming,
     "viewer_stopped": App._on_viewer_stopped,
+    "viewer_reconnecting": App._on_viewer_reconnecting,
+    "viewer_resumed": App._on_viewer_resumed,
+    "reconnect_failed": App._on_reconnect_failed,
     "client_ready": App._on_client_ready,
     "attempt_failed": App._on_attempt_failed,
     "host_clipboard_notice": App._on_host_clipboard_notice,

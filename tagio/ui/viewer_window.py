@@ -36,6 +36,10 @@ whatever the two layouts; shortcuts and special keys as key presses). The clipbo
 session itself (tagio.session.clipboard_sync, not Tk's clipboard): the toolbar's "Clipboard" switch
 turns the session's link on and off, and a value too big to share shows its notice in the status
 line for NOTICE_FOR seconds.
+Reconnect: when the owner brings a broken session back (client/resume.py), `show_reconnecting()`
+says so over the picture and in the status line (the last picture stays), and `resume_with(session)`
+carries on with the new session in this same window: the picture is redrawn by the new session's
+first frame, and the window's choices (clipboard, quality, monitor) are applied to it.
 `view_prefs()` is what the owner remembers per partner; `final_prefs` keeps it once the window is
 destroyed, and `prefs=` restores it in the next session with that partner.
 """
@@ -126,6 +130,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self._status_at = 0.0
         self._streaming_until = 0.0
         self._closed_text = None
+        self.reconnecting = False       # the owner is bringing a broken session back
         self._on_close = on_close
         self._poll_id = None
         self._hint_id = None
@@ -513,7 +518,33 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
                                                          or 1 <= wanted <= len(monitors)):
             self.select_monitor(wanted)     # the monitor chosen last time with this partner
 
+    def show_reconnecting(self):
+        """The path broke and the owner is bringing the session back: say so over the picture."""
+        self.reconnecting = True
+        self.release_held()
+        self.canvas.delete("message")
+        self.canvas.create_text(max(self.canvas.winfo_width(), 2) // 2, max(self.canvas.winfo_height(), 2) // 2,
+                                text=words.RECONNECTING, fill="#ffffff",
+                                tags="message", font=("TkDefaultFont", 14))
+        self._update_status(force=True)
+
+    def resume_with(self, session, peer_ip=None):
+        """The session came back: go on with `session` (started) in this window."""
+        self.session.detach_display()
+        self.session, self.reconnecting, self._closed_text = session, False, None
+        self._path_kind = status.path_kind(session.path, peer_ip)
+        self._meter = status.RateMeter()
+        if session.clipboard is not None:
+            session.clipboard.enabled = self.clipboard_sync
+        self.set_quality(self.toolbar.quality_var.get())
+        if self.monitor is not None:
+            self.select_monitor(self.monitor)
+        session.attach_display()
+        self._update_status(force=True)
+
     def _on_closed(self, text):
+        if self.reconnecting:
+            return              # the old session's end: the owner is bringing it back
         self._closed_text = text
         if self.shown_frame is None:
             self.canvas.itemconfigure("message", text=f"Session ended: {words.ending(text)}")
@@ -548,6 +579,8 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.status_dot.itemconfigure(self._dot, fill=colour)
 
     def status_text(self):
+        if self.reconnecting:
+            return f"{self.partner_title} \u2014 {words.RECONNECTING}"
         if self._closed_text:
             return f"{self.partner_title} \u2014 session ended: {words.ending(self._closed_text)}"
         if self._notice is not None and time.monotonic() < self._notice[1]:
