@@ -401,6 +401,22 @@ class AppTest(UiCase):
         self.assertIn("ended", self.app.home.notice_var.get())
 
 
+class HomeWidthTest(UiCase):
+    def test_a_long_notice_or_relay_error_keeps_the_window_width(self):
+        """The home window keeps its width whatever the notice says (a long relay error once
+        stretched it wider than the screen)."""
+        home = self.app.home
+        self.pump(lambda: self.root.winfo_width() > 600, "window laid out")
+        width = self.root.winfo_width()
+        home.set_notice("The connection to desk 123 456 789 was lost. " * 12)
+        home.set_relay_status("Relay unreachable (relay.example:443): " + "connection refused, " * 20, "error")
+        home.set_retry(True)                        # "Retry now" beside it, as when the relay is away
+        self.root.update()
+        self.pump(lambda: True, "idle")
+        self.assertEqual(self.root.winfo_width(), width)
+        self.assertLessEqual(self.root.winfo_width(), self.root.winfo_screenwidth())
+
+
 class RelayCase(UiCase):
     """A real relay on 127.0.0.1 per class, and a second real Client as the partner."""
 

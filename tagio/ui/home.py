@@ -159,11 +159,14 @@ class HomeWindow(ttk.Frame):
     def _build_status_bar(self):
         bar = ttk.Frame(self, padding=(PAD_OUT, 4, PAD_OUT, 8))
         bar.pack(fill="x", side="bottom")
-        self.status_label = ttk.Label(bar, textvariable=self.status_var, style="Status.idle.TLabel")
+        # Long texts wrap instead of widening the window (a relay error once stretched it to 6,480 px).
+        self.status_label = ttk.Label(bar, textvariable=self.status_var, style="Status.idle.TLabel",
+                                      wraplength=STATUS_WRAP)
         self.status_label.pack(side="left")
         # Shown only while the relay is unreachable (its countdown is in the status text).
         self.retry_button = ttk.Button(bar, text="Retry now", command=self._action("retry"))
-        self.notice_label = ttk.Label(bar, textvariable=self.notice_var, style="Status.idle.TLabel")
+        self.notice_label = ttk.Label(bar, textvariable=self.notice_var, style="Status.idle.TLabel",
+                                      wraplength=NOTICE_WRAP, justify="right")
         self.notice_label.pack(side="right")
 
     # --- user actions ------------------------------------------------------------------------
@@ -282,3 +285,5 @@ def _set(var, value) -> bool:
 PAD_OUT = 16
 ONLINE_COLOURS = {"online": theme.STATUS_COLOURS["ok"], "offline": theme.MUTED}
 NOTICE_MS = 10000
+STATUS_WRAP = 380   # pixels: a longer relay status wraps (with "Retry now" and a notice it still fits)
+NOTICE_WRAP = 240   # pixels: the same for a notice
