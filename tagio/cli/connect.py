@@ -157,7 +157,7 @@ def _follow(args, out, stop, client, current, deadline, totals):
 
 def _add_stats(totals, session) -> dict:
     """Add one session's counters to the run's; the last session's latency is kept."""
-    stats = dict(getattr(session, "stats", {}) or {})
+    stats = dict(session.stats)
     for key in ("frames", "bytes"):
         totals[key] += stats.get(key, 0)
     return {**stats, **totals}

@@ -287,7 +287,7 @@ class Hosting:
             return None, False
         finally:
             self._report_guesses(peer.peer_id, tally.close())
-        if getattr(channel, "password_kind", None) is Kind.RESUME:
+        if channel.password_kind is Kind.RESUME:
             return channel, RESUMED
         return channel, used_permanent(channel)
 
@@ -433,7 +433,7 @@ def granted_rights(answer):
 
 def used_permanent(channel) -> bool:
     """True when the permanent password (not the one-time one) opened the channel."""
-    return getattr(channel, "matched_secret", None) == 1   # set by crypto.handshake.host_handshake
+    return channel.matched_secret == 1   # set by crypto.handshake.host_handshake
 
 
 def start_otp_expiry(hosting) -> threading.Thread:

@@ -43,6 +43,9 @@ MAX_EXPORT = 64
 class SecureChannel:
     """Encrypted, authenticated, ordered messages (each <= MAX_MESSAGE bytes)."""
 
+    matched_secret = None   # host side: which of its keys the viewer's password opened (handshake.py)
+    password_kind = None    # host side: the kind of password that opened it (handshake.Kind)
+
     def __init__(self, stream, *, send_key, send_prefix, recv_key, recv_prefix,
                  cipher=DEFAULT_CIPHER, rekey_interval=REKEY_INTERVAL, path=None):
         self.stream = stream
