@@ -29,6 +29,7 @@ from unittest import mock
 
 UNIT = "unit"
 E2E = "e2e"
+SLOWEST = 12          # tests named with their time after each layer
 
 
 class LayerViolation(AssertionError):
@@ -105,15 +106,38 @@ def discover(patterns):
     return tests
 
 
+class TimedResult(unittest.TextTestResult):
+    """Keeps each test's wall time, so a run can name its slowest tests (the CI budget is time)."""
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.durations.append((time.monotonic() - self._started, test.id()))
+
+    @property
+    def durations(self):
+        return self.__dict__.setdefault("_durations", [])
+
+
+def print_slowest(result, count=SLOWEST):
+    for seconds, test_id in sorted(result.durations, reverse=True)[:count]:
+        print(f"  {seconds:6.1f}s  {test_id}")
+
+
 def run_layer(name, tests, guard):
     """Run one layer; returns (ran, failed, skipped)."""
     if not tests:
         return 0, 0, 0
     print(f"--- {name} layer: {len(tests)} tests", flush=True)
     started = time.monotonic()
+    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=TimedResult)
     with guard():
-        result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(unittest.TestSuite(tests))
-    print(f"{name} layer ran in {time.monotonic() - started:.1f}s", flush=True)
+        result = runner.run(unittest.TestSuite(tests))
+    print(f"{name} layer ran in {time.monotonic() - started:.1f}s; slowest:", flush=True)
+    print_slowest(result)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     return result.testsRun, failed, len(result.skipped)
 
