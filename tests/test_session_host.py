@@ -163,6 +163,13 @@ class Target:
                 break
         return out
 
+    def drain(self):
+        while True:
+            try:
+                self.events.get_nowait()
+            except queue.Empty:
+                return
+
     def close(self):
         self.proc.kill()
         self.proc.wait(5)
@@ -290,6 +297,7 @@ class SessionOnXvfb(unittest.TestCase):
         env = self.xvfb.env()
         subprocess.run(["xdotool", "mousemove", "10", "10"], env=env, timeout=10)
         host, viewer = self.start_session(view_only=True)
+        self.target.drain()     # what earlier tests typed is not this test's input
         self.assertTrue(viewer.host_flags & 0x01, "Hello did not say view-only")
         viewer.send_mouse_move(400, 300)
         viewer.send_text("nope")
@@ -313,6 +321,29 @@ class SessionOnXvfb(unittest.TestCase):
         viewer.stop("bye")
         self.assertTrue(wait_for(lambda: not shift_down()), "Shift_L held until the host is joined")
         host.join(10)
+
+    def test_stop_and_join_at_once_close_input_once(self):
+        """The Disconnect button's thread calls stop() while the session's owner sits in join():
+        both tear down. Two closes of one X connection at once hung the host for ever (Xlib's
+        request lock stayed held), so the injector must be closed exactly once."""
+        host, viewer = self.start_session()
+        shift_down = self.shift_probe()
+        viewer.send_key("Shift_L", True)
+        self.assertTrue(wait_for(shift_down), "Shift_L never went down")
+        closes = []
+        injector = host._injector
+        real_close = injector.close
+        injector.close = lambda: (closes.append(threading.current_thread().name), real_close())
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=lambda call=call: (start.wait(5), call()), daemon=True)
+                   for call in (host.stop, lambda: host.join(20))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertFalse(any(t.is_alive() for t in threads), "stop() or join() hung")
+        self.assertEqual(len(closes), 1, closes)
+        self.assertFalse(shift_down(), "Shift_L still held after the session ended")
 
     def test_keys_held_are_released_when_the_session_drops(self):
         host, viewer = self.start_session()

@@ -6,6 +6,7 @@ The relay is either a closed port on 127.0.0.1 (the "unreachable" cases) or, whe
 tests/relay_fixture.py is present, a real relay on 127.0.0.1 port 0.
 """
 
+import faulthandler
 import gc
 import os
 import shutil
@@ -99,6 +100,7 @@ class UiCase(unittest.TestCase):
             if value:
                 return value
             time.sleep(0.02)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)    # what was everyone doing?
         self.fail(f"timed out waiting for {what}")
 
     def press_enter(self, widget):

@@ -175,6 +175,7 @@ class HostSession:
         self._refresh_lock = threading.Lock()
         self._fps_times = []
         self._injector = None
+        self._teardown = threading.Lock()     # input is closed once (stop() and join() race)
         self._moving = False
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
@@ -225,7 +226,7 @@ class HostSession:
 
     def _close_clipboard(self):
         if self.clipboard is not None:
-            self.clipboard.close()
+            self.clipboard.close()      # idempotent, and safe from two threads at once
 
     def stop(self, reason="host ended the session"):
         """Say Bye, stop and join every thread. Never raises; join() reports a failure."""
@@ -291,8 +292,15 @@ class HostSession:
             pass
 
     def _release_input(self):
-        if self._injector is not None and not self._workers.alive():
-            self._injector.close()
+        """Close input injection once its thread is gone, and only once: stop() (the Disconnect
+        button's thread, or a quitting host) and join() (the session's owner) both get here, at
+        the same time. Two closes of one X connection at once left Xlib's request lock held, and
+        the host hung for ever in the second."""
+        with self._teardown:
+            if self._injector is None or self._workers.alive():
+                return
+            injector, self._injector = self._injector, None
+        injector.close()
 
     # -- capture -----------------------------------------------------------------------------
     def _capture_loop(self):
