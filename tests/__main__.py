@@ -122,8 +122,8 @@ class TimedResult(unittest.TextTestResult):
         return self.__dict__.setdefault("_durations", [])
 
 
-def print_slowest(result, count=SLOWEST):
-    for seconds, test_id in sorted(result.durations, reverse=True)[:count]:
+def print_slowest(durations, count=SLOWEST):
+    for seconds, test_id in sorted(durations, reverse=True)[:count]:
         print(f"  {seconds:6.1f}s  {test_id}")
 
 
@@ -137,19 +137,48 @@ def run_layer(name, tests, guard):
     with guard():
         result = runner.run(unittest.TestSuite(tests))
     print(f"{name} layer ran in {time.monotonic() - started:.1f}s; slowest:", flush=True)
-    print_slowest(result)
+    print_slowest(result.durations)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     return result.testsRun, failed, len(result.skipped)
 
 
+def run_e2e_parallel(tests, patterns, workers):
+    """The e2e layer in `workers` processes, module by module (tests/parallel.py)."""
+    from tests import parallel
+    if not tests:
+        return 0, 0, 0
+    print(f"--- {E2E} layer: {len(tests)} tests in {workers} workers", flush=True)
+    started = time.monotonic()
+    ran, failed, skipped, durations = parallel.run_parallel(tests, patterns, workers)
+    print(f"{E2E} layer ran in {time.monotonic() - started:.1f}s; slowest:", flush=True)
+    print_slowest(durations)
+    return ran, failed, skipped
+
+
+def worker(argv):
+    """`--worker FD PATTERN...`: serve modules of the e2e layer to the parent (tests/parallel.py)."""
+    from tests import parallel
+    tests = [t for t in discover(argv[1:]) if layer_of(t) == E2E]
+    parallel.serve(int(argv[0]), tests, TimedResult)
+    return 0
+
+
 def main(argv):
+    if argv[:1] == ["--worker"]:
+        return worker(argv[1:])
+    from tests import parallel
     unit_only = "--unit" in argv
-    tests = discover([a for a in argv if a != "--unit"])
+    patterns = [a for a in argv if a != "--unit"]
+    tests = discover(patterns)
     layers = [(UNIT, [t for t in tests if layer_of(t) == UNIT], unit_guard)]
-    if not unit_only:
-        layers.append((E2E, [t for t in tests if layer_of(t) == E2E], contextlib.nullcontext))
+    e2e = [t for t in tests if layer_of(t) == E2E]
+    workers = parallel.worker_count()
     started = time.monotonic()
     totals = [run_layer(*layer) for layer in layers]
+    if not unit_only and workers > 1 and len({parallel.module_of(t) for t in e2e}) > 1:
+        totals.append(run_e2e_parallel(e2e, patterns, workers))
+    elif not unit_only:
+        totals.append(run_layer(E2E, e2e, contextlib.nullcontext))
     ran, failed, skipped = (sum(column) for column in zip(*totals))
     print(f"ran in {time.monotonic() - started:.1f}s")
     print(f"{ran - failed - skipped} passed, {failed} failed, {skipped} skipped")

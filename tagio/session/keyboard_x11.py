@@ -18,7 +18,9 @@ is an XTest press/release of a keycode; what differs is how the keycode is chose
   change, and Tk computes a key's character as soon as it reads the event from the socket, before it
   handles a MappingNotify read in the same batch: typed at once, the key was now and then read with
   the old mapping (measured: 1 run in 6 of a 300-character text had one wrong character; none in
-  10 runs after a SETTLE of 20 ms between the change and the key). For the same reason a borrowed
+  10 runs after a SETTLE of 20 ms between the change and the key; on a loaded CI machine 20 ms
+  once lost two characters of 300, so it is 50 ms: paid once per borrowed keysym, not per key).
+  For the same reason a borrowed
   keycode keeps its keysym: it is reused for another keysym least-recently-used first and not
   within REUSE_AFTER seconds of its last use (`SparePool`), and the original mapping comes back at
   close().
@@ -44,7 +46,7 @@ LOCK_MASK = 0x02
 LEVEL_MODIFIERS = {0: (), 1: ("shift",), 4: ("level3",), 5: ("shift", "level3")}   # core keymap index
 REUSE_AFTER = 1.0           # seconds a borrowed keycode keeps its keysym after its last use
 NOTIFY_TIMEOUT = 1.0        # seconds to wait for the MappingNotify of our own change
-SETTLE = 0.02               # seconds between a mapping change and the key that needs it
+SETTLE = 0.05               # seconds between a mapping change and the key that needs it
 _LEGACY = None
 
 
