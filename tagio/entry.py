@@ -14,6 +14,7 @@ import argparse
 import sys
 
 import tagio
+from tagio.client.resume import RESUME_TTL
 from tagio.client.settings import format_address, parse_address, parse_relay
 from tagio.client.words import EXIT_ERROR
 from tagio.errors import ConfigError
@@ -112,6 +113,9 @@ def _connect_command(commands, common):
     view.add_argument("--duration", type=_positive(float, 0, 86400), metavar="SECONDS",
                       help="end the session after this long")
     view.add_argument("--no-clipboard", action="store_true", help="do not share the clipboard")
+    view.add_argument("--reconnect-for", type=_positive(float, 0, RESUME_TTL), default=RESUME_TTL,
+                      metavar="SECONDS", help=f"when the connection breaks, try to bring the session "
+                      f"back for this long (0 = not at all; at most and by default {RESUME_TTL:.0f})")
     view.add_argument("--timeout", type=_positive(float, 1, 120), default=15.0, help=argparse.SUPPRESS)
     view.add_argument("--script", metavar="FILE", help=argparse.SUPPRESS)
     view.add_argument("--chat", metavar="TEXT", action="append", help="send this chat line once connected")

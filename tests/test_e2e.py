@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUI = str(ROOT / "tagio-gui.py")
 WIDTH, HEIGHT = 480, 320
 ENTRY_AT = (WIDTH // 2, 3 * HEIGHT // 4)
+TRYING = 4          # --reconnect-for where a test waits for the viewer to give up
 COLOURS = [(224, 48, 48), (48, 192, 64), (48, 80, 224), (240, 208, 32)]
 
 # The host's desktop: four colour blocks over a blue background and a text field, full screen.
@@ -428,16 +429,20 @@ class EndToEndTest(unittest.TestCase):
         host = self.start_host("host-relay", relay=relay_text, direct="none")   # relay path only
         self.addCleanup(host.stop)
         host_id, password = self.credentials(host)
-        viewer = self.connect(host_id, password, "--duration", "60", relay=relay_text, direct="none")
+        viewer = self.connect(host_id, password, "--duration", "60", "--reconnect-for", str(TRYING),
+                              relay=relay_text, direct="none")
         connected = viewer.wait_for(lambda e: e.get("event") == "connected", what="connected")
         self.assertEqual(connected["path"], "relay")
         host.wait_for(lambda e: e.get("event") == "session_started", what="session start")
         relay.kill()                                              # SIGKILL: no goodbyes
         relay.wait(10)
-        # The viewer tries to come back (client/resume.py) for up to RESUME_TTL; the relay stays away.
-        from tagio.client.resume import RESUME_TTL
+        # The viewer tries to come back (client/resume.py) for --reconnect-for; the relay stays away.
         viewer.wait_for(lambda e: e.get("event") == "reconnecting", what="reconnecting")
-        self.assertEqual(viewer.finish(RESUME_TTL + 15), cli.EXIT_GONE, viewer.stderr)
+        lost = time.monotonic()
+        self.assertEqual(viewer.finish(TRYING + 15), cli.EXIT_GONE, viewer.stderr)
+        gave_up = time.monotonic() - lost
+        self.assertGreaterEqual(gave_up, TRYING - 1)     # it kept trying as long as it was told
+        self.assertLess(gave_up, TRYING + 10)
         self.assertFalse(viewer.events("reconnected"))
         self.assert_one_error_line(viewer, "partner gone")
         host.wait_for(lambda e: e.get("event") == "session_ended", what="host session end")

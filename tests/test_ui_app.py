@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
@@ -643,11 +644,12 @@ class RelayKilledTest(RelayCase):
         self.connect_to(host)
         window = self.pump(lambda: (self.toplevels(ViewerWindow) or [None])[0], "session window", 20)
         self.assertEqual(self.app.viewer_path, "relay")
-        self.relay_handle.stop()
         # The same window first says it is reconnecting (client/resume.py); the relay never comes
-        # back, so after RESUME_TTL the session ends as before.
-        from tagio.client import words
-        from tagio.client.resume import RESUME_TTL
+        # back, so after RESUME_TTL (cut to a few seconds here) the session ends as before.
+        from tagio.client import resume, words
+        RESUME_TTL = 4.0
+        self.enterContext(mock.patch.object(resume, "RESUME_TTL", RESUME_TTL))
+        self.relay_handle.stop()
         self.pump(lambda: window.reconnecting and words.RECONNECTING in window.status_text(),
                   "the window saying it reconnects", 30)
         message = self.pump(lambda: (self.toplevels(MessageDialog) or [None])[0], "message",

@@ -11,8 +11,8 @@ screen, and
 or the path to it is gone (exit 5).
 
 Reconnect: a session whose path broke (not a goodbye from either side, not Ctrl+C) prints a
-`reconnecting` line and tries again with the session's resumption secret for up to 60 s
-(client/resume.py); when the partner takes it a `reconnected` line follows and the run goes on
+`reconnecting` line and tries again with the session's resumption secret for up to 60 s, or
+`--reconnect-for` seconds (client/resume.py); when the partner takes it a `reconnected` line follows and the run goes on
 with a new session to the same partner, no password asked. A script plays on the first session only.
 """
 
@@ -25,7 +25,7 @@ import time
 from tagio.cli.common import make_client, password_from_stdin, running
 from tagio.cli.output import EXIT_OK
 from tagio.client import words
-from tagio.client.resume import come_back, lost_path
+from tagio.client.resume import RESUME_TTL, come_back, lost_path
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
 
@@ -146,7 +146,8 @@ def _follow(args, out, stop, client, current, deadline, totals):
     while True:
         failure = _wait_session(session, watch, stop, deadline)
         cause = _stop_session(session) if failure is not None else None
-        again = _reconnect(client, conn, out, stop, cause, deadline) if lost_path(cause) else None
+        again = _reconnect(client, conn, out, stop, cause, deadline, args.reconnect_for) \
+            if lost_path(cause) else None
         if again is None:
             return session, cause or failure
         _add_stats(totals, session)
@@ -163,16 +164,17 @@ def _add_stats(totals, session) -> dict:
     return {**stats, **totals}
 
 
-def _reconnect(client, conn, out, stop, cause, deadline=None):
+def _reconnect(client, conn, out, stop, cause, deadline=None, trying_for=RESUME_TTL):
     """The path broke: try the session's resumption secret until the partner takes it (the new
-    ViewerConnection) or RESUME_TTL (or the run's --duration) passes, the partner refuses it, or
-    Ctrl+C (None)."""
-    if client is None or stop.is_set() or not conn.resume_secret:
+    ViewerConnection) or `trying_for` seconds (--reconnect-for, at most RESUME_TTL) or the run's
+    --duration pass, the partner refuses it, or Ctrl+C (None)."""
+    if client is None or stop.is_set() or not conn.resume_secret or trying_for <= 0:
         return None
     out.event("reconnecting", words.RECONNECTING, peer=conn.peer_id, reason=str(cause))
     lost = time.monotonic()
+    until = lost + trying_for if deadline is None else min(deadline, lost + trying_for)
     try:
-        again = come_back(client, conn, stop=stop, deadline=deadline)
+        again = come_back(client, conn, stop=stop, deadline=until)
     except TagioError as exc:
         logging.getLogger("tagio").info("reconnect failed: %s", exc)
         return None
