@@ -180,13 +180,14 @@ class ReconnectLoopTest(unittest.TestCase):
 
     def test_retries_path_and_relay_failures_with_short_backoff(self):
         result, calls = self.run_loop([RelayError("unreachable", "x"), RelayError("offline", "x"),
-                                       TransportTimeout("x"), SecureChannelError("x"), "conn"])
+                                       TransportTimeout("x"), SecureChannelError("x"),
+                                       RelayError("unknown_id", "x"), "conn"])
         self.assertEqual(result, "conn")
         gaps = [b[0] - a[0] for a, b in zip(calls, calls[1:])]
-        self.assertEqual(gaps, [0.25, 0.5, 1.0, 1.0])       # never more than 1 s between tries
+        self.assertEqual(gaps, [0.25, 0.5, 1.0, 1.0, 1.0])  # never more than 1 s between tries
 
     def test_a_refusal_ends_it_at_once(self):
-        for refusal in (WrongPasswordError("x"), RelayError("unknown_id", "x"), ConfigError("x"),
+        for refusal in (WrongPasswordError("x"), RelayError("identity", "x"), ConfigError("x"),
                         PartnerRefused("declined")):
             result, calls = self.run_loop([refusal])
             self.assertIs(result, refusal)

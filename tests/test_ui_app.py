@@ -6,8 +6,10 @@ The relay is either a closed port on 127.0.0.1 (the "unreachable" cases) or, whe
 tests/relay_fixture.py is present, a real relay on 127.0.0.1 port 0.
 """
 
+import collections
 import faulthandler
 import gc
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +31,7 @@ except ImportError:        # a Python built without Tk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUMP_TIMEOUT = 15.0
+LOG_LINES = 80           # the tagio log lines a timed-out wait prints
 ISOLATED_ENV = ("DISPLAY", "TAGIO_RELAY", "TAGIO_CONFIG_DIR")
 
 
@@ -71,6 +74,14 @@ class UiCase(unittest.TestCase):
         from tagio.client.core import Client
         from tagio.client.settings import Settings
         from tagio.ui.app import App
+        self.log_lines = collections.deque(maxlen=LOG_LINES)    # shown when a wait times out
+        handler = logging.Handler(logging.INFO)
+        handler.emit = lambda record: self.log_lines.append(f"{record.threadName}: {record.getMessage()}")
+        logging.getLogger("tagio").addHandler(handler)
+        self.addCleanup(logging.getLogger("tagio").removeHandler, handler)
+        if logging.getLogger("tagio").getEffectiveLevel() > logging.INFO:
+            logging.getLogger("tagio").setLevel(logging.INFO)
+            self.addCleanup(logging.getLogger("tagio").setLevel, logging.NOTSET)
         self.config_dir = tempfile.mkdtemp(prefix="tagio-ui-cfg-")
         self.addCleanup(shutil.rmtree, self.config_dir, True)
         self.relay = self.relay_text or f"127.0.0.1:{closed_port()}"
@@ -102,6 +113,7 @@ class UiCase(unittest.TestCase):
                 return value
             time.sleep(0.02)
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)    # what was everyone doing?
+        print("\n".join(["last log lines:", *getattr(self, "log_lines", [])]), file=sys.stderr)
         self.fail(f"timed out waiting for {what}")
 
     def press_enter(self, widget):

@@ -125,8 +125,8 @@ def _view(args, out, stop, conn, script, client=None) -> int:
     failure = _as_session_loss(_stop_session(session) or failure)
     if player is not None and player.errors:
         raise player.errors[0]
-    if args.snapshot:
-        _save_snapshot(session, args.snapshot)
+    if args.snapshot and (failure is None or session.framebuffer is not None):
+        _save_snapshot(session, args.snapshot)      # a lost session's error is the news, not this
     stats = _add_stats(totals, session)
     frames = stats.get("frames", 0)
     # The summary's rate is over the whole session (the session's own "fps" is the last second's).

@@ -42,7 +42,10 @@ MAX_TICKETS = 16            # the host keeps at most this many (oldest dropped f
 BACKOFF = (0.25, 0.5, 1.0)  # seconds between viewer attempts; then 1 s each (5 s goal after the path is back)
 ATTEMPT_TIMEOUT = 8.0       # one attempt's connect timeout (the relay may be half up)
 PEER_CLOSED = "the peer closed the secure channel"     # crypto.channel's words for a CLOSE record
-FINAL_CODES = ("unknown_id", "self", "identity", "auth_failed", "auth_required", "tls_required")
+# Relay refusals that no retry can change. Not "unknown_id": a relay that restarted without its
+# state (an ephemeral disk) does not know the partner until the partner registers again, and
+# that race was lost now and then (the viewer gave up 3 s after the relay came back).
+FINAL_CODES = ("self", "identity", "auth_failed", "auth_required", "tls_required")
 
 
 def resume_secret(channel, viewer_id, host_id) -> bytes:
