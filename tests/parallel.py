@@ -31,7 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Seconds each heavy module took in a serial full run (only the order matters: heaviest first).
-MODULE_WEIGHTS = {}
+MODULE_WEIGHTS = {
+    "tests.test_packaging": 130, "tests.test_e2e_flow": 95, "tests.test_ui_app": 75,
+    "tests.test_guess_rate": 65, "tests.test_e2e": 55, "tests.test_e2e_clipboard": 55,
+    "tests.test_e2e_files": 50, "tests.test_nat": 50, "tests.test_client_core": 50,
+    "tests.test_e2e_reconnect": 40, "tests.test_fuzz": 30, "tests.test_e2e_keyboard": 25,
+    "tests.test_ui_files_panel": 22, "tests.test_ui_session_window": 20, "tests.test_session_host": 18,
+}
 
 
 def worker_count() -> int:
