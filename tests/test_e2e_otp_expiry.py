@@ -24,7 +24,6 @@ from tagio.crypto.identity import Identity
 from tests.relay_fixture import run_relay_process
 from tests.test_e2e import GUI, Proc
 from tests.test_ui_app import UiCase, tk
-from tests.waiting import wait_until
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 LIFETIME = 2          # seconds (the expiry thread looks once a second)
