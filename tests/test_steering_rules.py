@@ -67,6 +67,11 @@ class RuleTest(unittest.TestCase):
         self.assertFalse(rule.same_site(None, "1.2.3.4"))
         self.assertFalse(rule.same_site("0.0.0.0", "0.0.0.0"))
 
+    def test_one_ipv6_link_is_one_site(self):
+        self.assertTrue(rule.same_site("2001:db8:1:2::10", "2001:db8:1:2:abcd::5"))
+        self.assertFalse(rule.same_site("2001:db8:1:2::10", "2001:db8:1:3::10"))
+        self.assertFalse(rule.same_site("2001:db8:1:2::10", "8.8.8.8"))
+
     def test_ipv6(self):
         listed = [("2001:db8::1", 4000), ("2001:4860::1", 4000), ("fd00::5", 4000), ("ff02::1", 4000)]
         self.assertEqual(rule.plausible(listed, ["2001:4860::1"]), [("2001:4860::1", 4000)])

@@ -5,15 +5,15 @@ announced itself (its interfaces' addresses with its listener port) and addresse
 observed for it (the source of its TCP registration, its UDP reflexive address). Both sides then
 dial and punch them, so an announced list is a request to send packets somewhere. Taken as it
 comes, a viewer could list a victim's address and make a host dial and punch it for it: a
-scanner, or a packet amplifier (issue 10 item 8). So, as ICE and every rendezvous service do, a
-candidate is used only when the partner could own it:
+scanner, or a packet amplifier (issue 10 item 8). So a candidate is used only when the partner
+could own it:
 
     kind of address            used when
     unusable                   never: unspecified, multicast, broadcast, reserved, port 0
     an IP the relay observed   always (the partner was seen there; any port of it)
     loopback                   never otherwise (a partner on this machine is observed on loopback)
     site (private, link-local, only when both sides were observed at one IP (behind one NAT, on one
-      shared, documentation)   LAN), or the partner was found on our own LAN (no relay involved)
+      shared, documentation)   LAN) or one IPv6 /64, or the partner was found on our own LAN
     public                     never otherwise (it would be somebody else's address)
 
 and at most MAX_CANDIDATES announced ones, in the partner's order. The relay applies this before it
@@ -29,6 +29,7 @@ observes for an IPv4 client) counts, and is returned, as the IPv4 address it car
 import ipaddress
 
 MAX_CANDIDATES = 4         # announced candidates used per partner: interfaces worth trying are few
+SITE_PREFIX_V6 = 64        # IPv6 hosts on one link share their /64
 
 UNUSABLE, LOOPBACK, SITE, PUBLIC = "unusable", "loopback", "site", "public"
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")   # "this host on this network": never a destination
@@ -74,9 +75,15 @@ def normal_ip(text):
 
 
 def same_site(ip_a, ip_b) -> bool:
-    """Were both sides observed at one IP (one NAT, one LAN, one machine)?"""
+    """Were both sides observed at one site: one IPv4 address (one NAT, one LAN, one machine), or
+    one IPv6 /64 (one link: IPv6 hosts have addresses of their own, no NAT shares one)?"""
     a, b = normal_ip(ip_a), normal_ip(ip_b)
-    return a is not None and a == b
+    if a is None or b is None:
+        return False
+    if ":" in a and ":" in b:
+        return ipaddress.ip_network(f"{a}/{SITE_PREFIX_V6}", strict=False) == \
+            ipaddress.ip_network(f"{b}/{SITE_PREFIX_V6}", strict=False)
+    return a == b
 
 
 def plausible(candidates, observed_ips, *, same_site=False, limit=MAX_CANDIDATES) -> list:
