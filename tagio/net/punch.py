@@ -89,7 +89,7 @@ class Puncher:
         self.chosen = None  # the peer address that proved to work
         self.started = now
         self._next_round = now
-        self._last_heard = now      # our last punch, or the peer's last authenticated datagram
+        self._last_activity = now      # our last punch, or the peer's last authenticated datagram
         self._nonces = []
         self._punches = collections.Counter()   # target -> punches sent
         self._acks = collections.Counter()      # address -> answers sent
@@ -113,14 +113,14 @@ class Puncher:
             self._nonces = (self._nonces + [nonce])[-MAX_NONCES:]
             out.append((self._encode(codec.Punch(nonce)), target))
         if out:
-            self._last_heard = now
+            self._last_activity = now
         return out
 
     def spent(self, now) -> bool:
         """Give up? Every target had its punches and the peer has been silent for QUIET since."""
         if any(self._punches[target] < PUNCHES_PER_TARGET for target in self.targets):
             return False
-        return now - self._last_heard >= QUIET
+        return now - self._last_activity >= QUIET
 
     def next_deadline(self):
         return self._next_round if self.state is PunchState.PUNCHING else None
@@ -129,7 +129,7 @@ class Puncher:
         """Replies [(datagram, addr)]; raises RemoteProtocolError for datagrams to ignore."""
         message = codec.decode(datagram, self.keys.conn_id, self.keys.recv_key)
         addr = tuple(addr)
-        self._last_heard = max(self._last_heard, now)
+        self._last_activity = max(self._last_activity, now)
         if isinstance(message, codec.PunchAck):
             if message.nonce not in self._nonces:
                 raise RemoteProtocolError("punch answer echoes no nonce of ours")
