@@ -21,7 +21,8 @@ from tagio.errors import ConfigError
 
 EPILOG = ("Environment: TAGIO_CONFIG_DIR, TAGIO_RELAY (HOST:PORT or URL), TAGIO_RELAY_CA, "
           "TAGIO_RELAY_SECRET (private "
-          "relay), TAGIO_PASSWORD (connect). Exit status: 0 ok, 1 error, 2 usage or setup, "
+          "relay), TAGIO_PASSWORD (connect), TAGIO_OTP_LIFETIME (seconds an unused one-time "
+          "password lives, 1 to 3600; default 3600). Exit status: 0 ok, 1 error, 2 usage or setup, "
           "3 wrong password, 4 relay problem or unknown ID, 5 partner gone, 130 interrupted. "
           "Windows: tagio-gui.exe is a window program; from cmd.exe run "
           "'start /wait tagio-gui.exe --cli ...' so that the prompt waits for it and questions "

@@ -26,6 +26,9 @@ refused(peer_id, reason: "busy", "too many attempts", "declined" or admission.CA
 auth_failed(peer_id, tries_left, ...: every failed guess), attempt_failed(peer_id, reason, error), session_started(peer_id,
 path, role), session_ended(peer_id, role, reason), id_changed(id). No event carries a secret.
 
+The one-time password expires after an hour unused (hosting.OTP_LIFETIME); TAGIO_OTP_LIFETIME=SECONDS
+makes that shorter for this process (never longer: `otp_lifetime`), e.g. for a kiosk, or a test.
+
 The viewer's connect reports "the partner is being asked" through its own `on_waiting()` callback
 and gives up when its `cancelled` Event is set; `check_partner(id)` asks the relay before the
 password is asked; `relay_retry_in` / `retry_relay()` drive the window's countdown and Retry now.
@@ -36,7 +39,7 @@ import os
 import threading
 from pathlib import Path
 
-from tagio.client.hosting import Hosting
+from tagio.client.hosting import OTP_LIFETIME, Hosting
 from tagio.client.paths import make_listener
 from tagio.client.relay_link import RelayLink
 from tagio.client.settings import Settings, default_config_dir, parse_relay, resolve_relay_text
@@ -48,6 +51,8 @@ log = logging.getLogger("tagio.client")
 
 REGISTERED_MARKER = "identity.registered"   # present once this key has been online at a relay
 ENV_RELAY_CA = "TAGIO_RELAY_CA"    # PEM file that signs a private relay's TLS certificate
+ENV_OTP_LIFETIME = "TAGIO_OTP_LIFETIME"    # seconds an unused one-time password lives (shorter only)
+MIN_OTP_LIFETIME = 1.0
 
 
 class Client:
@@ -86,6 +91,7 @@ class Client:
         options = _host_options(self.settings, monitor, view_only, fps_cap, quality, display)
         self.hosting = Hosting(self, options=options, accept_callback=accept_callback,
                                host_password=host_password, limiter=limiter)
+        self.hosting.otp_lifetime = otp_lifetime(os.environ)
         self.viewing = Viewing(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -314,3 +320,20 @@ def start_lan_service(client_id, listener, options):
     except OSError as exc:
         log.warning("LAN discovery is off: %s", exc.strerror or exc)
         return None
+
+
+def otp_lifetime(environ) -> float:
+    """Seconds an unused one-time password lives: TAGIO_OTP_LIFETIME when set, else the hour.
+    The setting can only shorten it (a longer life is never safer); ConfigError for anything but
+    a number of seconds from MIN_OTP_LIFETIME to OTP_LIFETIME."""
+    text = environ.get(ENV_OTP_LIFETIME, "").strip()
+    if not text:
+        return OTP_LIFETIME
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not MIN_OTP_LIFETIME <= seconds <= OTP_LIFETIME:       # NaN fails this too
+        raise ConfigError(f"{ENV_OTP_LIFETIME} must be a number of seconds from {MIN_OTP_LIFETIME:g} "
+                          f"to {OTP_LIFETIME:g} (it can only make the one-time password expire sooner)")
+    return seconds

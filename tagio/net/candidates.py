@@ -11,14 +11,25 @@ not already get by relaying.
 
 Local candidates are the addresses of this machine's interfaces (loopback
 excluded unless the listener is bound to it), with the listener's port.
+
+A partner's candidates are a request to send packets somewhere, so before a
+race uses them `screened()` keeps only the addresses the partner could own
+(tagio.protocol.candidates: an address the relay observed for it, a private
+one when both sides sit behind one public IP; nothing unusable; at most
+MAX_CANDIDATES): a viewer cannot steer a host into dialling or punching a
+third party, and a host cannot steer a viewer either.
 """
 
+import dataclasses
 import hashlib
 import hmac
 import socket
 import struct
 import sys
 from dataclasses import dataclass
+
+from tagio.protocol import candidates as rule
+from tagio.protocol.candidates import MAX_CANDIDATES  # noqa: F401  (re-exported)
 
 ROLES = ("viewer", "host")
 _LABEL = b"TagIO-direct-path-v1"
@@ -103,3 +114,26 @@ def candidates_for(bound_ip: str, port: int) -> list:
     if bound_ip not in ("0.0.0.0", ""):
         return [(bound_ip, port)]
     return [(ip, port) for ip in local_addresses()]
+
+
+def own_public_ip(relay):
+    """The IP the relay observed for us (None without a relay, or before registering)."""
+    registered = None if relay is None else relay.registered
+    return registered.observed_addr[0] if registered is not None else None
+
+
+def screened(peer, own_ip=None):
+    """`peer` (a PeerInfo) with only the addresses we may send to (tagio.protocol.candidates).
+
+    `own_ip`: the IP the relay observed for us; when the peer was observed at the same one, its
+    private candidates are on our side of the NAT and are kept. Observed addresses are kept
+    unless unusable, IPv4-mapped ones as plain IPv4; the public address keeps port 0 (a relay
+    behind a proxy does not know the port) since only its IP is used.
+    """
+    public = peer.peer_public_addr
+    public_ip = rule.normal_ip(public[0]) if public else None
+    udp = rule.normal(peer.peer_udp_addr) if peer.peer_udp_addr else None
+    observed = [ip for ip in (public_ip, udp[0] if udp else None) if ip]
+    local = rule.plausible(peer.peer_local_candidates, observed, same_site=rule.same_site(own_ip, public_ip))
+    return dataclasses.replace(peer, peer_public_addr=(public_ip, public[1]) if public_ip else None,
+                               peer_udp_addr=udp, peer_local_candidates=local)

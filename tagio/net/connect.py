@@ -2,6 +2,12 @@
 
 Theory of operation (both roles run the same race, like ICE's two agents):
 
+0. The peer's candidates are screened first (candidates.screened): only
+   addresses the peer could own are dialled or punched, at most
+   MAX_DIAL_TARGETS dials and punch.MAX_TARGETS punch targets, each dialled
+   once and punched at most punch.PUNCHES_PER_TARGET times per race, so a
+   rendezvous cannot steer us into scanning or flooding a third party
+   (issue 10 item 8; the host's attempt limiter bounds the races per minute).
 1. Direct TCP, at once: dial every TCP candidate of the peer (its local
    addresses, and its relay-observed public IP with those ports). A dialer
    starts with a preamble (listener.py) carrying the session id and a tag
@@ -46,7 +52,7 @@ import threading
 import time
 
 from tagio.errors import AuthError, RemoteProtocolError, TransportError, TransportTimeout
-from tagio.net.candidates import other_role, tcp_preamble_tag
+from tagio.net.candidates import MAX_CANDIDATES, other_role, own_public_ip, screened, tcp_preamble_tag
 from tagio.net.listener import DirectListener, LanRequest  # noqa: F401
 from tagio.net.peer import PeerInfo
 from tagio.net.stream import SocketStream
@@ -54,7 +60,8 @@ from tagio.protocol.direct import decode_preamble, encode_preamble  # noqa: F401
 
 NOMINATE = b"\x00TagIO-nominate-path-v1"
 DIAL_TIMEOUT = 3.0
-MAX_DIAL_TARGETS = 8
+MAX_PREDICTED = 2  # the peer's public IP with the ports of its local candidates (port-preserving NATs)
+MAX_DIAL_TARGETS = MAX_CANDIDATES + MAX_PREDICTED  # TCP dials per race: each target once
 ACCEPT_GRACE = 3.0
 POLL = 0.05  # how quickly a dialing attempt notices that the race is over
 JOIN_TIMEOUT = 0.5  # total, for the race's attempt threads
@@ -62,16 +69,13 @@ DIRECT_GRACE = 0.5  # how long a ready relay path waits for a direct attempt sti
 
 
 def _dial_targets(peer) -> list:
-    """Peer's TCP candidates: announced local ones, then its public IP with the same ports."""
-    targets = [tuple(c) for c in peer.peer_local_candidates]
+    """Peer's TCP candidates (screened): announced local ones, then its public IP with the same
+    ports; each one once, at most MAX_DIAL_TARGETS."""
+    local = [tuple(c) for c in peer.peer_local_candidates][:MAX_CANDIDATES]
     public_ip = peer.peer_public_addr[0] if peer.peer_public_addr else None
-    if public_ip:
-        targets += [(public_ip, port) for _ip, port in list(targets)]
-    unique = []
-    for target in targets:
-        if target not in unique:
-            unique.append(target)
-    return unique[:MAX_DIAL_TARGETS]
+    ports = list(dict.fromkeys(port for _ip, port in local))
+    predicted = [(public_ip, port) for port in ports][:MAX_PREDICTED] if public_ip else []
+    return list(dict.fromkeys(local + predicted))[:MAX_DIAL_TARGETS]
 
 
 class _Race:
@@ -216,7 +220,8 @@ class _Race:
 def _connect(address, stop, timeout):
     """A connected TCP socket; gives up within POLL of `stop` being set (a blocking
     connect() to a filtered address could not be interrupted)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     deadline = time.monotonic() + timeout
     try:
@@ -295,10 +300,12 @@ def establish(peer, relay, handshake, *, listener=None, timeout=15.0, relay_dela
 
     `peer` is the relay's PeerInfo (role "viewer" or "host"); `relay` a
     RelayClient or None (LAN only); `listener` our DirectListener, or None
-    (then we only dial and use the relay). Raises the AuthError of a failed
+    (then we only dial and use the relay). Only the peer's candidates it could
+    own are used (candidates.screened). Raises the AuthError of a failed
     handshake (e.g. WrongPasswordError), TransportTimeout when nothing opened
     within `timeout`, or TransportError when every path failed.
     """
+    peer = screened(peer, own_public_ip(relay))
     race = _Race(peer, handshake, timeout, listener)
     for address in _dial_targets(peer):
         race.spawn("direct-tcp-out", _dial_tcp, race, address)

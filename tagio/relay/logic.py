@@ -18,6 +18,12 @@ frame + close (`error_code()` picks the code); answers to a single request
 (unknown target, rate limited) are sent as an Error frame carrying the
 request's session id and the connection stays up.
 
+A rendezvous forwards each side's announced candidates to the other only when that side could
+own them (tagio.protocol.candidates: an IP the relay observed for it, a private one when both
+sides were observed at one IP; at most MAX_CANDIDATES; nothing unusable), so the relay is no tool
+for steering a client into dialling or punching a third party; rendezvous are limited per source
+address, per requesting ID and per target ID.
+
 Signature checks are the one expensive step (~0.25 ms, tagio.relay.verify):
 `on_register` returns a Verify action, the I/O layer runs it on a worker
 thread and fires VERIFIED, handled by `on_verified` on the loop thread.
@@ -39,6 +45,7 @@ from tagio.crypto.identity import id_from_public_key
 from tagio.errors import (AuthError, ConfigError, IdentityError, ProtocolError,
                           RelayError, RemoteProtocolError, TagioError)
 from tagio.protocol import relay as m
+from tagio.protocol.candidates import plausible, same_site
 from tagio.relay.events import Batch, Event, Fail, Fire, Linger, Relay, Send, Verify
 from tagio.relay.auth import RelayAuth
 from tagio.relay.pairing import Pairing
@@ -74,6 +81,7 @@ class Limits:
     register_rate, register_burst = 5.0, 20.0        # per source address
     register_id_rate, register_id_burst = 1.0, 10.0  # per ID: behind one proxy or NAT, sources are shared
     connect_rate, connect_burst = 2.0, 10.0          # per source address
+    connect_id_rate, connect_id_burst = 0.5, 10.0    # per requesting ID: IDs are cheap, sources are shared
     connect_target_rate, connect_target_burst = 2.0, 10.0  # per target ID, from all sources together
     # Relay-secret guesses (tagio.relay.auth): a wrong secret, or a hang-up after the relay's SPAKE2
     # point, spends one; a right secret spends none. RustDesk allows 6 a minute per source.
@@ -131,6 +139,7 @@ class RelayLogic:
         self.connect_limiter = RateLimiter(clock, lim.connect_rate, lim.connect_burst)
         self.register_id_limiter = RateLimiter(clock, lim.register_id_rate, lim.register_id_burst)
         self.target_limiter = RateLimiter(clock, lim.connect_target_rate, lim.connect_target_burst)
+        self.connect_id_limiter = RateLimiter(clock, lim.connect_id_rate, lim.connect_id_burst)
         self.warn = LogLimiter(clock)
         self.auth = None
         # One counter table for the whole relay (the I/O layer adds its own keys); these start at
@@ -248,8 +257,9 @@ class RelayLogic:
             self.counters["errors_total"] += 1
             return [Send(conn, m.Error(exc.code, exc.text, message.session_id))]
         log.debug("rendezvous %s -> %s", viewer.client_id, host.client_id)
-        return [Send(conn, peer_info(message.session_id, "viewer", host, token)),
-                Send(host.conn, peer_info(message.session_id, "host", viewer, token))]
+        one_site = same_site(viewer.observed_addr[0], host.observed_addr[0])
+        return [Send(conn, peer_info(message.session_id, "viewer", host, token, one_site)),
+                Send(host.conn, peer_info(message.session_id, "host", viewer, token, one_site))]
 
     def on_lookup(self, conn, message):
         """Online, offline or unknown: nothing more (no key, no address), and under the same
@@ -264,6 +274,8 @@ class RelayLogic:
         if not self.connect_limiter.allow(conn.peer_addr[0]):
             raise RelayError("rate_limited", "too many connect requests from your address; slow down")
         viewer = self.registry.for_conn(conn)
+        if not self.connect_id_limiter.allow(viewer.client_id):
+            raise RelayError("rate_limited", "too many connect requests from your ID; slow down")
         target = "".join(ch for ch in message.target_id if ch.isdigit())
         host = self.registry.get(target)
         if host is not None and not self.target_limiter.allow(target):
@@ -337,6 +349,10 @@ def lookup_state(registry, target_id) -> str:
     return "offline" if registry.bindings.get(target) is not None else "unknown"
 
 
-def peer_info(session_id, role, other: Registration, token) -> m.PeerInfoMsg:
+def peer_info(session_id, role, other: Registration, token, one_site=False) -> m.PeerInfoMsg:
+    """What one side learns of `other`: its announced candidates only where it could own them
+    (`one_site`: both sides were observed at one IP, so private addresses are worth trying)."""
+    observed = [other.observed_addr[0]] + ([other.udp_addr[0]] if other.udp_addr else [])
+    local = plausible(other.local_candidates, observed, same_site=one_site)
     return m.PeerInfoMsg(session_id, role, other.client_id, other.public_key, other.observed_addr,
-                         other.udp_addr, list(other.local_candidates), token, other.nat_hint)
+                         other.udp_addr, local, token, other.nat_hint)
