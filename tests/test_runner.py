@@ -2,6 +2,7 @@
 
 import os
 import socket
+import re
 import subprocess
 import sys
 import time
@@ -84,3 +85,23 @@ class WaitUntilTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ParallelRunTest(unittest.TestCase):
+    """The e2e layer split over worker processes (tests/parallel.py) counts and shows every module."""
+    LAYER = E2E
+
+    def test_two_workers_run_two_modules_and_count_them(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        run = subprocess.run([sys.executable, "-m", "tests", "tests.test_relay_forward.",
+                              "tests.test_win_relay."], cwd=root, capture_output=True, text=True,
+                             timeout=300, env=dict(os.environ, TAGIO_TEST_WORKERS="2"))
+        self.assertEqual(run.returncode, 0, run.stdout[-2000:])
+        self.assertIn("in 2 workers", run.stdout)
+        for module in ("tests.test_relay_forward", "tests.test_win_relay"):
+            self.assertRegex(run.stdout, rf"--- {module}: [1-9]\d* tests, 0 failed")
+        ran = sum(int(n) for n in re.findall(r"--- tests\.\S+: (\d+) tests", run.stdout))
+        last = run.stdout.strip().splitlines()[-1]
+        self.assertRegex(last, r"^\d+ passed, 0 failed, \d+ skipped$")
+        passed, _, skipped = (int(n) for n in re.findall(r"\d+", last))
+        self.assertEqual(passed + skipped, ran)
