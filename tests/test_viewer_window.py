@@ -14,7 +14,7 @@ from PIL import Image
 
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.ui.viewer_window import coalesce, scale_to_fit
+from tagio.ui.viewer_picture import coalesce, scale_to_fit
 from tests.waiting import wait_until
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
