@@ -236,6 +236,13 @@ class SessionWindowCase(unittest.TestCase):
         """Open a toolbar menu with a real click and click the entry whose label starts with `label`."""
         self.click_widget(menubutton)
         self.pump(menu.winfo_ismapped, f"the {label!r} menu to open")
+        self.point_at(menu, label)
+        self.xdotool("click", "1")
+        self.pump(lambda: not menu.winfo_ismapped(), "the menu to close")
+
+    def point_at(self, menu, label):
+        """Move the real pointer onto the entry of the open `menu` whose label starts with `label`;
+        returns its index."""
         index = next(i for i in range(menu.index("end") + 1)
                      if menu.type(i) != "separator" and menu.entrycget(i, "label").startswith(label))
         top = menu.yposition(index)
@@ -243,8 +250,21 @@ class SessionWindowCase(unittest.TestCase):
         x, y = menu.winfo_rootx() + 30, menu.winfo_rooty() + (top + bottom) // 2
         self.xdotool("mousemove", str(x), str(y))
         self.pump(lambda: menu.index("active") == index, f"{label!r} highlighted")
+        return index
+
+    def choose_in_overflow(self, toolbar, label, entry=None):
+        """Click the overflow ("\u00bb") button, then the entry `label`; for a menu moved there (a
+        cascade), then its entry `entry` in the submenu that opens."""
+        menu = toolbar.overflow_menu
+        if entry is None:
+            return self.choose(toolbar.overflow_button, menu, label)
+        self.click_widget(toolbar.overflow_button)
+        self.pump(menu.winfo_ismapped, "the overflow menu to open")
+        sub = menu.nametowidget(menu.entrycget(self.point_at(menu, label), "menu"))
+        self.pump(sub.winfo_ismapped, f"the {label!r} submenu to open")
+        self.point_at(sub, entry)
         self.xdotool("click", "1")
-        self.pump(lambda: not menu.winfo_ismapped(), "the menu to close")
+        self.pump(lambda: not menu.winfo_ismapped(), "the menus to close")
 
 
 class ToolbarActions(SessionWindowCase):
@@ -411,6 +431,126 @@ class ToolbarActions(SessionWindowCase):
         keys = [k.key for k in self.messages(m.Key, 6, timeout=1.0)]
         for local in ("Home", "Tab", "Escape"):
             self.assertNotIn(local, keys)
+
+
+class NarrowWindow(SessionWindowCase):
+    """Below ~900 px the toolbar's right end no longer fits: what does not fit is in the "\u00bb"
+    menu, and every action is reached from there with real clicks."""
+
+    def assert_nothing_cut_off(self, window):
+        toolbar, right = window.toolbar, window.winfo_rootx() + window.winfo_width()
+        on_bar = [c for c in toolbar.controls if c not in toolbar.hidden]
+        for widget in on_bar + [toolbar.collapse_button] + ([toolbar.overflow_button] if toolbar.hidden else []):
+            self.pump(widget.winfo_viewable, f"{widget.cget('text')!r} on the bar")
+            self.assertLessEqual(widget.winfo_rootx() + widget.winfo_width(), right, widget.cget("text"))
+            self.assertGreaterEqual(widget.winfo_width(), widget.winfo_reqwidth(), widget.cget("text"))
+        for widget in toolbar.hidden:
+            self.assertFalse(widget.winfo_ismapped(), widget.cget("text"))
+        self.assertEqual(toolbar.overflow_button.winfo_ismapped(), bool(toolbar.hidden))
+
+    def labels(self, menu):
+        return [menu.entrycget(i, "label") for i in range(menu.index("end") + 1)] if menu.index("end") is not None else []
+
+    def test_every_action_is_reachable_at_640_px(self):
+        from unittest import mock
+        calls = []
+        window, picture = self.open_window(geometry="640x480+0+0", set_clipboard_sync=calls.append)
+        toolbar = window.toolbar
+        self.pump(lambda: toolbar.hidden and toolbar.overflow_button.winfo_viewable(), "the overflow button")
+        self.assert_nothing_cut_off(window)
+        hidden = [c.cget("text") for c in toolbar.hidden]
+        self.assertEqual(self.labels(toolbar.overflow_menu), hidden)
+        for text in ("Clipboard", "Screenshot\u2026", "Files\u2026", "Chat"):   # the right end is here
+            self.assertIn(text, hidden)
+        was = toolbar.clipboard_var.get()
+        self.choose_in_overflow(toolbar, "Clipboard")
+        self.pump(lambda: calls == [not was], "the clipboard switched from the overflow")
+        self.assertEqual("selected" in toolbar.clipboard_button.state(), not was)
+        folder = tempfile.mkdtemp(prefix="tagio-shot-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
+        path = os.path.join(folder, "narrow.png")
+        with mock.patch("tkinter.filedialog.asksaveasfilename", return_value=path):  # (the dialog: WithWindowManager)
+            self.choose_in_overflow(toolbar, "Screenshot")
+            self.pump(lambda: os.path.exists(path), "the screenshot saved from the overflow")
+        self.assertEqual(Image.open(path).convert("RGB").tobytes(), picture.tobytes())
+        self.choose_in_overflow(toolbar, "Chat")
+        self.pump(lambda: window.chat.winfo_viewable(), "the chat panel opened from the overflow")
+        self.choose_in_overflow(toolbar, "Files")
+        self.pump(lambda: window.files_panel is not None and window.files_panel.winfo_viewable(),
+                  "the files panel opened from the overflow")
+        window.files_panel.destroy()
+        self.click_widget(toolbar.overflow_button)              # a picture of the open overflow
+        self.pump(toolbar.overflow_menu.winfo_ismapped, "the overflow menu open")
+        menu = toolbar.overflow_menu
+        keep_shot(self.grab((0, 0, max(640, menu.winfo_rootx() + menu.winfo_width()),
+                             max(480, menu.winfo_rooty() + menu.winfo_height()))), "toolbar-640")
+        self.xdotool("key", "Escape")
+        self.pump(lambda: not menu.winfo_ismapped(), "the overflow menu closed")
+        # wider again: everything is back on the bar, in order, and the overflow button goes
+        window.geometry("1180x480+0+0")
+        self.pump(lambda: not toolbar.hidden, "all controls back on the bar")
+        self.assert_nothing_cut_off(window)
+
+    def test_menus_in_the_overflow_are_cascades_with_the_same_choices(self):
+        window, _ = self.open_window(geometry="360x300+0+0")
+        toolbar = window.toolbar
+        self.pump(lambda: toolbar.overflow_button.winfo_viewable(), "the overflow button")
+        self.assert_nothing_cut_off(window)
+        hidden = [c.cget("text") for c in toolbar.hidden]
+        for text in ("View", "Quality", "Keys"):
+            self.assertIn(text, hidden)
+        self.drain_inbox()
+        self.choose_in_overflow(toolbar, "Quality", "Fastest")
+        self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(40, 0)])
+        self.assertEqual(toolbar.quality_var.get(), "fastest")      # the bar's own menu shows it too
+        self.choose_in_overflow(toolbar, "Keys", "Alt+Tab")
+        got = [(k.key, k.pressed) for k in self.messages(m.Key, 4)]
+        self.assertEqual(got, [("Alt_L", True), ("Tab", True), ("Tab", False), ("Alt_L", False)])
+        self.host.send(m.encode(m.MonitorList(1, [(0, 0, 320, 200), (320, 0, 320, 200)])))
+
+        def monitor_entry_state():
+            menu = toolbar.overflow_menu
+            return next((menu.entrycget(i, "state") for i, label in enumerate(self.labels(menu))
+                         if label.startswith("Monitor")), None)
+        self.pump(lambda: monitor_entry_state() == "normal", "the monitors listed")
+        self.choose_in_overflow(toolbar, "Monitor", "All monitors")
+        self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(0)])
+        self.choose_in_overflow(toolbar, "View", "1:1")
+        self.pump(lambda: toolbar.zoom_var.get() == "1.0" and window.scale == 1.0, "1:1 from the overflow")
+
+    def test_keyboard_reaches_the_overflow(self):
+        window, _ = self.open_window(geometry="640x480+0+0")
+        toolbar = window.toolbar
+        self.pump(lambda: toolbar.overflow_button.winfo_viewable(), "the overflow button")
+        window.canvas.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
+        self.xdotool("key", "ctrl+alt+Home")
+        self.pump(lambda: self.root.focus_get() == toolbar.disconnect_button, "focus on Disconnect")
+        for _ in toolbar.controls[:toolbar.shown - 1]:
+            self.xdotool("key", "Tab")
+        self.pump(lambda: self.root.focus_get() == toolbar.controls[toolbar.shown - 1], "the last control shown")
+        self.xdotool("key", "Tab")      # the hidden controls are skipped: the overflow button is next
+        self.pump(lambda: self.root.focus_get() == toolbar.overflow_button, "Tab to the overflow button")
+
+
+def keep_shot(image, name):
+    """TAGIO_UI_SHOTS=DIR keeps a screenshot for a person to look at (as tests/test_ui_app.py)."""
+    folder = os.environ.get("TAGIO_UI_SHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        image.save(os.path.join(folder, f"{name}.png"))
+
+
+class ToolbarFits(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def test_the_longest_run_from_the_left_that_fits(self):
+        from tagio.ui.toolbar import fits
+        self.assertEqual(fits([100, 50, 80], 300), 3)
+        self.assertEqual(fits([100, 50, 80], 230), 3)
+        self.assertEqual(fits([100, 50, 80], 229), 2)
+        self.assertEqual(fits([100, 50, 80], 99), 0)
+        self.assertEqual(fits([], 10), 0)
 
 
 @needs_openbox
