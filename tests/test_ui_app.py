@@ -223,9 +223,8 @@ class AppTest(UiCase):
 
     def double_click(self, widget, x, y):
         """A real double click through the X server (xdotool), at (x, y) inside `widget`."""
-        subprocess.run(["xdotool", "mousemove", str(widget.winfo_rootx() + x), str(widget.winfo_rooty() + y),
-                        "click", "--repeat", "2", "--delay", "80", "1"],
-                       env=self.xvfb.env(), check=True, timeout=10)
+        from tests.desk import Desk
+        Desk(self.xvfb.display, update=self.root.update).click(widget, x, y, repeat=2)
 
     def test_double_click_on_recent_or_lan_partner_asks_password(self):
         from tagio.net.lan import LanPeer
