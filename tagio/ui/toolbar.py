@@ -201,7 +201,8 @@ class Toolbar(ttk.Frame):
         self.screenshot_button = self._button("Screenshot\u2026", "screenshot")
         self.files_button = self._button("Files\u2026", "files", state="disabled")
         self.chat_button = self._button("Chat", "chat", state="disabled")
-        self.overflow_button = ttk.Menubutton(self.row, text=OVERFLOW, takefocus=1, style="ToolbarMore.TMenubutton")
+        self.overflow_button = ttk.Menubutton(self.row, text=OVERFLOW, takefocus=1,
+                                              style="ToolbarMore.TMenubutton")
         self.overflow_menu = tk.Menu(self.overflow_button, tearoff=0)
         self.overflow_button["menu"] = self.overflow_menu
         self.overflow_button.bind("<Escape>", lambda _e: self.actions["focus_picture"]())
