@@ -418,6 +418,30 @@ class HomeWidthTest(UiCase):
         self.assertLessEqual(self.root.winfo_width(), self.root.winfo_screenwidth())
 
 
+    def test_texts_wrap_where_their_room_ends_not_before(self):
+        """A relay error with "Retry now" is one line while the bar has room for it; the cards'
+        lines use the card's width (they wrapped at 300 px in cards near 400 px wide)."""
+        from tagio.ui.home import STATUS_WRAP
+        home = self.app.home
+        self.pump(lambda: self.root.winfo_width() > 600, "window laid out")
+        width = self.root.winfo_width()
+        home.set_relay_status("Ready", "ok")
+        self.pump(lambda: home.status_label.winfo_height() > 1, "the status line laid out")
+        one_line = home.status_label.winfo_height()
+        home.set_relay_status("Relay unreachable (127.0.0.1:58789): Connection refused \u2014 retrying in 1 s",
+                              "error")
+        home.set_retry(True)
+        self.pump(lambda: home.retry_button.winfo_ismapped() and home.status_label.winfo_height() == one_line
+                  and home.status_label.winfo_reqwidth() > STATUS_WRAP, "the relay error on one line")
+        for label in home.subtitles:
+            card = label.master
+            self.assertGreater(label.winfo_width(), 300, label.cget("text"))
+            self.assertLessEqual(label.winfo_rootx() + label.winfo_width(),
+                                 card.winfo_rootx() + card.winfo_width(), label.cget("text"))
+        self.screenshot("home-status")
+        self.assertEqual(self.root.winfo_width(), width)
+
+
 class RelayCase(UiCase):
     """A real relay on 127.0.0.1 per class, and a second real Client as the partner."""
 

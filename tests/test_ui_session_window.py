@@ -255,6 +255,16 @@ class ToolbarActions(SessionWindowCase):
         self.desk.move_to(window.canvas, 50, 50)
         self.pump(lambda: window.status_tip.tip is None, "the tooltip to close")
 
+    def test_the_full_screen_switch_looks_like_a_button(self):
+        window, _ = self.open_window()
+        toolbar = window.toolbar
+
+        def left_edge(widget):          # the middle of its left border, on the screen
+            return self.desk.grab_widget(widget).getpixel((0, widget.winfo_height() // 2))
+        background = self.desk.grab_widget(toolbar).getpixel((1, 1))
+        self.pump(lambda: left_edge(toolbar.screenshot_button) != background, "a button's border on screen")
+        self.assertEqual(left_edge(toolbar.fullscreen_button), left_edge(toolbar.screenshot_button))
+
     def test_disconnect_button_closes_the_window(self):
         window, _ = self.open_window()
         self.desk.click(window.toolbar.disconnect_button)
@@ -450,6 +460,26 @@ class NarrowWindow(SessionWindowCase):
         window.geometry("1180x480+0+0")
         self.pump(lambda: not toolbar.hidden, "all controls back on the bar")
         self.assert_nothing_cut_off(window)
+
+    def test_a_long_hint_wraps_inside_the_picture(self):
+        window, _ = self.open_window(geometry="640x480+0+0")
+        folder = tempfile.mkdtemp(prefix="tagio-shot-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
+        deep = os.path.join(folder, "a folder with a rather long name, " * 3)
+        os.makedirs(deep)
+        path = os.path.join(deep, "the partner's screen.png")
+        self.assertTrue(window.save_screenshot(path))
+        hint, canvas = window.hint, window.canvas
+
+        def inside():
+            left, right = canvas.winfo_rootx(), canvas.winfo_rootx() + canvas.winfo_width()
+            return (hint.winfo_ismapped() and hint.winfo_rootx() >= left
+                    and hint.winfo_rootx() + hint.winfo_width() <= right)
+        self.pump(inside, "the whole hint inside the picture")
+        self.assertEqual(hint.cget("text"), f"Saved {path}")
+        window.toggle_chat(True, focus=False)           # the picture narrows while the hint shows
+        self.pump(lambda: canvas.winfo_width() < 400 and inside(), "the hint inside the narrower picture")
+        keep_shot(self.desk.grab_widget(window), "hint-640")
 
     def test_menus_in_the_overflow_are_cascades_with_the_same_choices(self):
         window, _ = self.open_window(geometry="360x300+0+0")

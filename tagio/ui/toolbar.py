@@ -71,6 +71,8 @@ def _styles(widget):
     style.configure("ToolbarAccent.TButton", padding=(10, 1), background=theme.ACCENT, foreground="#ffffff",
                     bordercolor=theme.ACCENT)
     style.map("ToolbarAccent.TButton", background=[("active", "#b93a26")])
+    # the full-screen switch looks like the buttons beside it (raised), pressed in while on
+    style.configure("ToolbarToggle.Toolbutton", padding=(8, 1), relief="raised")
     # the overflow button is a menu button without the drop-down arrow: "\u00bb" says it all
     style.layout("ToolbarMore.TMenubutton", _without_indicator(style.layout("TMenubutton")))
     style.configure("ToolbarMore.TMenubutton", padding=(8, 1), width=-2)
@@ -192,7 +194,8 @@ class Toolbar(ttk.Frame):
         self.collapse_button.pack(side="right", padx=PADX)
         self.collapse_button.bind("<Escape>", lambda _e: self.actions["focus_picture"]())
         self.disconnect_button = self._button("Disconnect", "disconnect", style="ToolbarAccent.TButton")
-        self.fullscreen_button = self._switch("Full screen", self.fullscreen_var, "fullscreen", style="Toolbutton")
+        self.fullscreen_button = self._switch("Full screen", self.fullscreen_var, "fullscreen",
+                                              style="ToolbarToggle.Toolbutton")
         self.view_button, self.view_menu = self._menu("View", self._fill_view)
         self.monitor_button, self.monitor_menu = self._menu("Monitor", self._fill_monitors)
         self.quality_button, self.quality_menu = self._menu("Quality", self._fill_quality)

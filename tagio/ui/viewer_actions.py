@@ -15,7 +15,8 @@ when the partner writes. The "Clipboard" switch turns the session's own Clipboar
 The toolbar's Tk variables are the one record of the choices (zoom, pointers, quality, clipboard,
 full screen); `view_prefs()` reads them, with the window's normal geometry and monitor, as what
 the owner remembers per partner, and `_restore(prefs)` applies such a record when a window opens.
-A short hint over the top of the picture (HINT_MS) says what just happened.
+A short hint over the top of the picture (HINT_MS) says what just happened; it wraps to the
+picture's width, also when that changes while it shows, so a long text is never cut off.
 """
 
 import time
@@ -25,10 +26,12 @@ from tagio.client import words
 from tagio.ui.toolbar import QUALITIES
 
 HINT_MS = 3000                  # how long a hint stays over the picture
+HINT_MARGIN = 8                 # pixels between the hint and the picture's sides
+HINT_MIN_WRAP = 120
 
 
 class ViewerActions:
-    """Mixin: needs toolbar, canvas, chat, hint, session, monitor, partner_title, files_panel,
+    """Mixin: needs toolbar, canvas, chat, hint (a tk.Label), session, monitor, partner_title, files_panel,
     _normal_geometry, _wanted_monitor, _hint_id, _cursor_at, _set_clipboard_sync, release_held(),
     _relayout(), _on_cursor() and _update_local_cursor() from the window."""
 
@@ -181,12 +184,22 @@ class ViewerActions:
 
     def _show_hint(self, text, ms=HINT_MS):
         """A short message over the top of the picture (full screen hint, screenshot saved)."""
-        self.hint.configure(text=text)
+        self.hint.configure(text=text, wraplength=self._hint_wrap())
         self.hint.place(in_=self.canvas, relx=0.5, y=12, anchor="n")
         self.hint.lift()
         if self._hint_id is not None:
             self.after_cancel(self._hint_id)
         self._hint_id = self.after(ms, self._hide_hint)
+
+    def _hint_wrap(self):
+        """Lines of the hint as wide as the picture allows (a long path wraps, never cut off)."""
+        padding = 2 * int(self.hint.cget("padx")) + 2 * HINT_MARGIN
+        return max(HINT_MIN_WRAP, self.canvas.winfo_width() - padding)
+
+    def _fit_hint(self, _event=None):
+        """The picture changed size (window, chat panel): a hint on show wraps to it again."""
+        if self.hint.winfo_manager():
+            self.hint.configure(wraplength=self._hint_wrap())
 
     def _hide_hint(self):
         self._hint_id = None

@@ -138,6 +138,7 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
         self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
                                 font=("TkDefaultFont", 14))
         self.canvas.bind("<Configure>", self._canvas_resized)
+        self.canvas.bind("<Configure>", self._fit_hint, add="+")
         self._update_local_cursor()
 
     def _build_status(self):
