@@ -10,14 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
-from tests.relay_fixture import start_relay
+from tests.desk import ProcessDeskCase
 from tests.test_e2e import GUI, Proc
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import skip_unless_xvfb
 
 PASSWORD = "liveness-unattended"
 TRYING = 4          # --reconnect-for: how long the viewer tries to come back
@@ -40,27 +39,8 @@ class StampedProc(Proc):
 
 
 @skip_unless_xvfb
-class LivenessTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._tmp = tempfile.TemporaryDirectory()
-        cls.tmp = Path(cls._tmp.name)
-        cls.xvfb = Xvfb(width=320, height=240).start()
-        cls.relay = start_relay()
-        cls.relay_text = "%s:%d" % cls.relay.address
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.relay.stop()
-        cls.xvfb.stop()
-        cls._tmp.cleanup()
-
-    def env(self, display=True):
-        env = self.xvfb.env()
-        env.update(PYTHONPATH=str(Path(GUI).parent), PYTHONUNBUFFERED="1")
-        for name in ("TAGIO_RELAY", "TAGIO_CONFIG_DIR") + (() if display else ("DISPLAY",)):
-            env.pop(name, None)
-        return env
+class LivenessTest(ProcessDeskCase):
+    XVFB_SIZE, WITH_RELAY = (320, 240), True      # (the set-up and env(): tests/desk.py)
 
     def host(self, name):
         """A CLI host with a permanent password (so several viewers may come in)."""

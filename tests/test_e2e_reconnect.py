@@ -11,17 +11,16 @@ session runs over the relay.
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
-from pathlib import Path
 
-from tests.relay_fixture import run_relay_process, start_relay
-from tests.test_e2e import GUI, ROOT, free_port
+from tests.desk import ProcessDeskCase
+from tests.relay_fixture import run_relay_process
+from tests.test_e2e import GUI, free_port
 from tests.test_e2e_flow import StampedProc
 from tests.waiting import wait_until
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import skip_unless_xvfb
 
 BACK_WITHIN = 5.0           # the goal: reconnected within 5 s of the relay's return
 BLUE, RED = "#2040c0", "#e02020"
@@ -55,29 +54,17 @@ class HostEvents:
 
 
 @skip_unless_xvfb
-class RelayRestartTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._tmp = tempfile.TemporaryDirectory()
-        cls.tmp = Path(cls._tmp.name)
-        cls.xvfb = Xvfb(width=320, height=240).start()
-        cls.xsetroot(BLUE)
+class RelayRestartTest(ProcessDeskCase):
+    XVFB_SIZE, WITH_RELAY = (320, 240), False     # each test starts (and kills) its own relay
 
     @classmethod
-    def tearDownClass(cls):
-        cls.xvfb.stop()
-        cls._tmp.cleanup()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.xsetroot(BLUE)
 
     @classmethod
     def xsetroot(cls, colour):
         subprocess.run(["xsetroot", "-solid", colour], env=cls.xvfb.env(), check=True, timeout=10)
-
-    def env(self, display=True):
-        env = self.xvfb.env()
-        env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        for name in ("TAGIO_RELAY", "TAGIO_CONFIG_DIR") + (() if display else ("DISPLAY",)):
-            env.pop(name, None)
-        return env
 
     def start_relay_at(self, port):
         proc, _ = run_relay_process("--bind", f"127.0.0.1:{port}", "--state-file", "")
@@ -174,23 +161,11 @@ class RelayRestartTest(unittest.TestCase):
 
 
 @skip_unless_xvfb
-class ResumeSecretTest(unittest.TestCase):
+class ResumeSecretTest(ProcessDeskCase):
     """The resumption secret through the product's own connect, with the path cut under a session
     (the viewer's stream closed without a goodbye, as a relay that dies does)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls._tmp = tempfile.TemporaryDirectory()
-        cls.tmp = Path(cls._tmp.name)
-        cls.xvfb = Xvfb(width=160, height=120).start()
-        cls.relay = start_relay()
-        cls.relay_text = "%s:%d" % cls.relay.address
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.relay.stop()
-        cls.xvfb.stop()
-        cls._tmp.cleanup()
+    XVFB_SIZE, WITH_RELAY = (160, 120), True
 
     def client(self, name, **kwargs):
         from tagio.client.core import Client

@@ -236,9 +236,8 @@ class AppTest(UiCase):
 
     def double_click(self, widget, x, y):
         """A real double click through the X server (xdotool), at (x, y) inside `widget`."""
-        subprocess.run(["xdotool", "mousemove", str(widget.winfo_rootx() + x), str(widget.winfo_rooty() + y),
-                        "click", "--repeat", "2", "--delay", "80", "1"],
-                       env=self.xvfb.env(), check=True, timeout=10)
+        from tests.desk import Desk
+        Desk(self.xvfb.display, update=self.root.update).click(widget, x, y, repeat=2)
 
     def test_double_click_on_recent_or_lan_partner_asks_password(self):
         from tagio.net.lan import LanPeer
@@ -430,6 +429,30 @@ class HomeWidthTest(UiCase):
         self.pump(lambda: True, "idle")
         self.assertEqual(self.root.winfo_width(), width)
         self.assertLessEqual(self.root.winfo_width(), self.root.winfo_screenwidth())
+
+
+    def test_texts_wrap_where_their_room_ends_not_before(self):
+        """A relay error with "Retry now" is one line while the bar has room for it; the cards'
+        lines use the card's width (they wrapped at 300 px in cards near 400 px wide)."""
+        from tagio.ui.home import STATUS_WRAP
+        home = self.app.home
+        self.pump(lambda: self.root.winfo_width() > 600, "window laid out")
+        width = self.root.winfo_width()
+        home.set_relay_status("Ready", "ok")
+        self.pump(lambda: home.status_label.winfo_height() > 1, "the status line laid out")
+        one_line = home.status_label.winfo_height()
+        home.set_relay_status("Relay unreachable (127.0.0.1:58789): Connection refused \u2014 retrying in 1 s",
+                              "error")
+        home.set_retry(True)
+        self.pump(lambda: home.retry_button.winfo_ismapped() and home.status_label.winfo_height() == one_line
+                  and home.status_label.winfo_reqwidth() > STATUS_WRAP, "the relay error on one line")
+        for label in home.subtitles:
+            card = label.master
+            self.assertGreater(label.winfo_width(), 300, label.cget("text"))
+            self.assertLessEqual(label.winfo_rootx() + label.winfo_width(),
+                                 card.winfo_rootx() + card.winfo_width(), label.cget("text"))
+        self.screenshot("home-status")
+        self.assertEqual(self.root.winfo_width(), width)
 
 
 class RelayCase(UiCase):

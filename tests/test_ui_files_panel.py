@@ -9,7 +9,6 @@ screenshot of the panel with its progress bars is saved (its path is printed).
 
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -18,6 +17,7 @@ import unittest
 from pathlib import Path
 
 from tagio.protocol import session as m
+from tests.desk import Desk
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
@@ -91,6 +91,7 @@ class PanelOnXvfb(unittest.TestCase):
         self.session.start()
         self.root = tk.Tk(screenName=self.xvfb.display)
         self.root.withdraw()
+        self.desk = Desk(self.xvfb.display, update=self.root.update)
         self.addCleanup(self._cleanup)
 
     def _cleanup(self):
@@ -107,21 +108,11 @@ class PanelOnXvfb(unittest.TestCase):
             time.sleep(0.01)
         return False
 
-    def xdotool(self, *args):
-        subprocess.run(["xdotool", *map(str, args)], env=self.xvfb.env(), check=True, timeout=10,
-                       capture_output=True)
-
-    def click(self, widget, x=None, y=None):
-        self.root.update()
-        x = widget.winfo_rootx() + (widget.winfo_width() // 2 if x is None else x)
-        y = widget.winfo_rooty() + (widget.winfo_height() // 2 if y is None else y)
-        self.xdotool("mousemove", x, y, "click", 1)     # (--sync would wait forever when already there)
-
     def click_row(self, folder_list, iid):
         tree = folder_list.tree
         self.assertTrue(self.pump(lambda: tree.exists(iid) and tree.bbox(iid)), f"no row {iid}")
         bx, by, _bw, bh = tree.bbox(iid)
-        self.click(tree, bx + 20, by + bh // 2)
+        self.desk.click(tree, bx + 20, by + bh // 2)
         self.assertTrue(self.pump(lambda: tree.selection() == (iid,)), f"{iid} not selected")
 
     def test_send_get_chat_with_progress_bars(self):
@@ -132,10 +123,10 @@ class PanelOnXvfb(unittest.TestCase):
         self.assertTrue(self.pump(lambda: panel.remote.tree.exists("report.txt")), "remote list")
 
         self.click_row(panel.local, "photos")
-        self.click(panel.send_button)
+        self.desk.click(panel.send_button)
         self.assertTrue(self.pump(lambda: (self.shared / "photos" / "big.raw").exists(), 60))
         self.click_row(panel.remote, "report.txt")
-        self.click(panel.get_button)
+        self.desk.click(panel.get_button)
         self.assertTrue(self.pump(lambda: len(panel.session.files.results) == 2
                                   and all(r["ok"] for r in panel.session.files.results.values()), 60),
                         panel.session.files.results)
@@ -147,9 +138,9 @@ class PanelOnXvfb(unittest.TestCase):
                                   and all(bar["value"] == 1.0 for _f, _l, bar, _p in panel._bars.values())))
         self.assertTrue(self.pump(lambda: panel.remote.tree.exists("photos")), "remote list refreshed")
 
-        self.click(panel.chat_entry)
-        self.xdotool("type", "--delay", "20", "hello host")
-        self.xdotool("key", "Return")
+        self.desk.click(panel.chat_entry)
+        self.desk.type_text("hello host")
+        self.desk.press("Return")
         self.assertTrue(self.pump(lambda: self.host.chat == ["hello host"]), self.host.chat)
         self.host.say("hello viewer ✓")
         self.assertTrue(self.pump(lambda: "Partner: hello viewer ✓" in panel.chat_text.get("1.0", "end")))
@@ -170,33 +161,33 @@ class PanelOnXvfb(unittest.TestCase):
         files = self.session.files
 
         self.click_row(panel.local, "video.mkv")
-        self.click(panel.send_button)
+        self.desk.click(panel.send_button)
         self.assertTrue(self.pump(lambda: any(r["bytes"] for r in files.snapshot())), "no data")
         tid = files.snapshot()[0]["tid"]
         self.assertTrue(self.pump(lambda: tid in panel._bars), "no row for the transfer")
-        self.click(panel._bars[tid][3])                                    # Pause
+        self.desk.click(panel._bars[tid][3])                               # Pause
         self.assertTrue(self.pump(lambda: files.snapshot()[0]["paused"]))
         held = files.snapshot()[0]["bytes"]
         self.assertLess(held, size)
         self.assertFalse(self.pump(lambda: files.snapshot()[0]["bytes"] > held + 2 * (128 << 10), 0.5))
         self.assertEqual(panel._bars[tid][3]["text"], "Resume")
-        self.click(panel._bars[tid][3])                                    # Resume
+        self.desk.click(panel._bars[tid][3])                               # Resume
         self.assertTrue(self.pump(lambda: files.results.get(tid, {}).get("ok"), 120), files.results)
         self.assertEqual(sha(self.local / "video.mkv"), sha(self.shared / "video.mkv"))
 
         (self.local / "video.mkv").unlink()
         panel.refresh_remote()
         self.click_row(panel.remote, "video.mkv")
-        self.click(panel.get_button)
+        self.desk.click(panel.get_button)
         self.assertTrue(self.pump(lambda: len(files.snapshot()) == 2 and files.snapshot()[1]["bytes"]))
         get_tid = files.snapshot()[1]["tid"]
         self.assertTrue(self.pump(lambda: get_tid in panel._bars), "no row for the get")
-        self.click(panel._bars[get_tid][3])                                # Pause (the get is cancelled)
+        self.desk.click(panel._bars[get_tid][3])                           # Pause (the get is cancelled)
         self.assertTrue(self.pump(lambda: get_tid in files.results))
         self.assertFalse((self.local / "video.mkv").exists())
         self.assertTrue(self.pump(lambda: panel._bars[get_tid][3]["text"] == "Resume"))
         part = (self.local / "video.mkv.tagio-part").stat().st_size
-        self.click(panel._bars[get_tid][3])                                # Resume: asks again
+        self.desk.click(panel._bars[get_tid][3])                           # Resume: asks again
         self.assertTrue(self.pump(lambda: len(files.results) == 3
                                   and all(r["ok"] for t, r in files.results.items() if t != get_tid), 120),
                         files.results)
@@ -223,42 +214,42 @@ class PanelOnXvfb(unittest.TestCase):
         from tagio.ui.files_panel import NameDialog
         from tagio.ui.prompts import ConfirmDialog
         panel = self.open_panel()
-        self.click(panel.mkdir_button)
+        self.desk.click(panel.mkdir_button)
         dialog = self.dialog_of(panel, NameDialog)
-        self.click(dialog.entry)
-        self.xdotool("type", "--delay", "20", "inbox")
-        self.xdotool("key", "Return")
+        self.desk.click(dialog.entry)
+        self.desk.type_text("inbox")
+        self.desk.press("Return")
         self.assertTrue(self.pump(lambda: (self.shared / "inbox").is_dir()), "new folder")
         self.assertTrue(self.pump(lambda: panel.remote.tree.exists("inbox")), "listed again")
 
         self.click_row(panel.remote, "report.txt")
-        self.click(panel.rename_button)
+        self.desk.click(panel.rename_button)
         dialog = self.dialog_of(panel, NameDialog)
         self.assertEqual(dialog.entry.get(), "report.txt")
-        self.click(dialog.entry)
-        self.xdotool("key", "End", "shift+Home", "BackSpace")
-        self.xdotool("type", "--delay", "20", "old report.txt")
-        self.click(dialog.ok_button)
+        self.desk.click(dialog.entry)
+        self.desk.press("End", "shift+Home", "BackSpace")
+        self.desk.type_text("old report.txt")
+        self.desk.click(dialog.ok_button)
         self.assertTrue(self.pump(lambda: (self.shared / "old report.txt").exists()), "renamed")
         self.assertFalse((self.shared / "report.txt").exists())
         self.assertTrue(self.pump(lambda: panel.remote.tree.exists("old report.txt")), "listed again")
 
         self.click_row(panel.remote, "old report.txt")
-        self.click(panel.delete_button)
+        self.desk.click(panel.delete_button)
         confirm = self.dialog_of(panel, ConfirmDialog)
         self.assertIn("old report.txt", confirm.message_text)
-        self.click(confirm.no_button)                                       # changed my mind
+        self.desk.click(confirm.no_button)                                  # changed my mind
         self.assertFalse(self.pump(lambda: not (self.shared / "old report.txt").exists(), 0.5))
-        self.click(panel.delete_button)
-        self.click(self.dialog_of(panel, ConfirmDialog).yes_button)
+        self.desk.click(panel.delete_button)
+        self.desk.click(self.dialog_of(panel, ConfirmDialog).yes_button)
         self.assertTrue(self.pump(lambda: not (self.shared / "old report.txt").exists()), "deleted")
         self.assertTrue(self.pump(lambda: not panel.remote.tree.exists("old report.txt")), "listed again")
 
-        self.click(panel.mkdir_button)                                      # a name that exists: refused
+        self.desk.click(panel.mkdir_button)                                 # a name that exists: refused
         dialog = self.dialog_of(panel, NameDialog)
-        self.click(dialog.entry)
-        self.xdotool("type", "--delay", "20", "inbox")
-        self.xdotool("key", "Return")
+        self.desk.click(dialog.entry)
+        self.desk.type_text("inbox")
+        self.desk.press("Return")
         self.assertTrue(self.pump(lambda: "exists already" in panel.status["text"]), panel.status["text"])
         panel.close()
 
@@ -274,14 +265,14 @@ class PanelOnXvfb(unittest.TestCase):
         rx, ry, _w, rh = remote.bbox("inbox")
         start = (local.winfo_rootx() + lx + 20, local.winfo_rooty() + ly + lh // 2)
         end = (remote.winfo_rootx() + rx + 20, remote.winfo_rooty() + ry + rh // 2)
-        self.xdotool("mousemove", *start, "mousedown", 1)
+        self.desk.xdotool("mousemove", *start, "mousedown", 1)
         self.assertTrue(self.pump(lambda: local.selection() == ("photos",)), "pressed on photos")
         for step in range(1, 11):       # a person's drag: several motions on the way
-            self.xdotool("mousemove", start[0] + (end[0] - start[0]) * step // 10,
+            self.desk.xdotool("mousemove", start[0] + (end[0] - start[0]) * step // 10,
                          start[1] + (end[1] - start[1]) * step // 10)
             self.root.update()
         self.assertTrue(self.pump(lambda: str(local["cursor"]) == "hand2"), "the drag is shown")
-        self.xdotool("mouseup", 1)
+        self.desk.xdotool("mouseup", 1)
         self.assertTrue(self.pump(lambda: panel.session.files.results
                                   and all(r["ok"] for r in panel.session.files.results.values()), 60),
                         panel.session.files.results)

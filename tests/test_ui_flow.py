@@ -5,52 +5,19 @@ the host's accept prompt closing by itself when the viewer gives up.
 """
 
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
+from tests.desk import AppClicks
 from tests.test_ui_app import RelayCase, UiCase, tk
 from tests.xvfb import skip_unless_xvfb
 
 
-class XdotoolClicks:
-    """Real clicks through the X server for a UiCase."""
-
-    def click(self, widget):
-        """A real click through the X server, in the middle of `widget` (on a Settings page, that
-        page is brought forward first, as the user would click its tab)."""
-        dialog = widget.winfo_toplevel()
-        if hasattr(dialog, "show_page_of"):
-            dialog.show_page_of(widget)
-        self.pump(lambda: widget.winfo_ismapped(), "button shown")
-        if not hasattr(self, "_pointer_was"):
-            self._pointer_was = self.xdotool("getmouselocation", "--shell")
-            self.addCleanup(self.pointer_back)
-        x = widget.winfo_rootx() + widget.winfo_width() // 2
-        y = widget.winfo_rooty() + widget.winfo_height() // 2
-        self.xdotool("mousemove", str(x), str(y), "click", "1")
-
-    def xdotool(self, *args):
-        return subprocess.run(["xdotool", *args], env=self.xvfb.env(), check=True, timeout=10,
-                              capture_output=True, text=True).stdout
-
-    def pointer_back(self):
-        """Put the pointer back where it was (later tests on this display rely on it: without a
-        window manager the keyboard focus follows the pointer) and the focus on a live entry
-        before the app closes: Tk 8.6 under Xvfb kept the clicked window as its implicit focus
-        after the main window was destroyed, and the next test's focus_force crashed."""
-        where = dict(line.split("=", 1) for line in self._pointer_was.split())
-        self.xdotool("mousemove", where["X"], where["Y"])
-        entry = self.app.home.partner_entry
-        entry.focus_force()
-        self.pump(lambda: self.root.focus_get() == entry, "focus back on the ID entry", 5)
-
-
 @skip_unless_xvfb
 @unittest.skipIf(tk is None, "Python has no tkinter")
-class ConnectFlowTest(XdotoolClicks, RelayCase):
+class ConnectFlowTest(AppClicks, RelayCase):
 
     def asking_partner(self, answer):
         """A headless partner Client that asks `answer(peer_id, cancelled)` before accepting."""
@@ -87,7 +54,7 @@ class ConnectFlowTest(XdotoolClicks, RelayCase):
         self.assertIn("Waiting for your partner to accept", home.message_label.cget("text"))
         self.assertTrue(asked.is_set())
         self.screenshot("waiting-for-accept")
-        self.click(home.cancel_button)
+        self.desk.click(home.cancel_button)
         clicked = time.monotonic()
         self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home after Cancel", 5)
         self.assertFalse(home.cancel_button.winfo_ismapped())
@@ -117,7 +84,7 @@ class ConnectFlowTest(XdotoolClicks, RelayCase):
         self.connect_to(host)
         home = self.app.home
         self.assertIs(self.app.machine.state, HomeState.CONNECTING)
-        self.click(home.cancel_button)
+        self.desk.click(home.cancel_button)
         self.pump(lambda: self.app.machine.state is HomeState.IDLE, "home after Cancel", 5)
         self.assertNotIn("disabled", home.connect_button.state())
         # The connect ends in the background, and its late result shows nothing.
@@ -155,7 +122,7 @@ class ConnectFlowTest(XdotoolClicks, RelayCase):
 
 @skip_unless_xvfb
 @unittest.skipIf(tk is None, "Python has no tkinter")
-class RelayComebackTest(XdotoolClicks, UiCase):
+class RelayComebackTest(AppClicks, UiCase):
     """The relay is away (a closed port on 127.0.0.1), then comes back on that port."""
 
     def test_countdown_retry_now_and_back_within_5_s(self):
@@ -168,7 +135,7 @@ class RelayComebackTest(XdotoolClicks, UiCase):
         self.screenshot("relay-countdown")
         retries, real_retry = [], self.app.client.retry_relay
         self.app.client.retry_relay = lambda: (retries.append(1), real_retry())
-        self.click(home.retry_button)
+        self.desk.click(home.retry_button)
         self.pump(lambda: retries, "Retry now reached the core", 5)
         # The relay comes back on its port: the window is Ready within 5 s, whatever the backoff.
         host, port = self.relay.rsplit(":", 1)

@@ -5,25 +5,15 @@ ended. Accepting without a prompt (ask_before_accept off) keeps this test out of
 way.
 """
 
-import os
-import subprocess
 import unittest
 
+from tests.desk import AppClicks
 from tests.test_ui_app import RelayCase
 from tests.xvfb import skip_unless_xvfb
 
 
 @skip_unless_xvfb
-class HostChatInTheApp(RelayCase):
-    def xdotool(self, *args):
-        subprocess.run(["xdotool", *map(str, args)], env=dict(os.environ, DISPLAY=self.xvfb.display),
-                       check=True, timeout=10, capture_output=True)
-
-    def click(self, widget):
-        self.pump(widget.winfo_viewable, f"{widget} on screen")
-        self.xdotool("mousemove", widget.winfo_rootx() + widget.winfo_width() // 2,
-                     widget.winfo_rooty() + widget.winfo_height() // 2, "click", 1)
-
+class HostChatInTheApp(AppClicks, RelayCase):
     def test_first_line_opens_a_chat_window_to_answer(self):
         from tagio.ui.chat_panel import HostChatWindow
         self.settings.ask_before_accept = False
@@ -42,10 +32,10 @@ class HostChatInTheApp(RelayCase):
         self.assertIn(viewer.id[6:], window.title())
         self.assertIn("sent you a chat message", self.app.home.notice_var.get())
         self.pump(lambda: "Partner: hello host \u2713" in window.view.shown_text(), "the line shown")
-        self.click(window.view.entry)
-        self.xdotool("type", "--delay", 20, "hello viewer")
+        self.desk.click(window.view.entry)
+        self.desk.type_text("hello viewer")
         self.pump(lambda: window.view.entry.get() == "hello viewer", "typed")
-        self.xdotool("key", "Return")
+        self.desk.press("Return")
         self.pump(lambda: [t for _w, who, t in session.chat.lines() if who == "partner"] == ["hello viewer"],
                   "the answer at the viewer", 20)
         session.send_chat("bye")

@@ -167,6 +167,17 @@ class SettingsFormTest(unittest.TestCase):
         self.assertIsNone(values["permanent_password"])
         self.assertEqual((values["fps_cap"], values["quality"]), (30, 75))
 
+    def test_allow_reconnect_is_on_by_default_and_applied(self):
+        from tagio.client.settings import Settings
+        values, errors = model.validate_settings(SettingsForm())
+        self.assertIs(values["allow_reconnect"], True)
+        values, errors = model.validate_settings(SettingsForm(allow_reconnect=False))
+        self.assertEqual(errors, {})
+        settings = Settings("/nonexistent-config-dir")          # not saved: nothing is written
+        self.assertTrue(settings.allow_reconnect)
+        model.apply_settings(settings, values, "123456789")
+        self.assertIs(settings.allow_reconnect, False)
+
     def test_relay_is_normalised(self):
         values, errors = model.validate_settings(SettingsForm(relay=" relay.example.org:8443 "))
         self.assertEqual(errors, {})

@@ -11,8 +11,8 @@ import shutil
 import tempfile
 import unittest
 
+from tests.desk import AppClicks
 from tests.test_ui_app import RelayCase, tk
-from tests.test_ui_flow import XdotoolClicks
 from tests.xvfb import skip_unless_xvfb
 
 GREEN = (0x1E, 0x8E, 0x3E)      # theme.STATUS_COLOURS["ok"]: the line of a partner online
@@ -24,7 +24,7 @@ def spaced(pid):
 
 @skip_unless_xvfb
 @unittest.skipIf(tk is None, "Python has no tkinter")
-class PartnersFlowTest(XdotoolClicks, RelayCase):
+class PartnersFlowTest(AppClicks, RelayCase):
 
     def headless(self, desk_name="", answer=None):
         """A second real Client at the relay, with a desk name (and an accept callback)."""
@@ -40,21 +40,11 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         client.wait_online(10)
         return client
 
-    def type_text(self, text):
-        self.xdotool("type", "--delay", "30", text)
-
-    def press(self, key):
-        self.xdotool("key", key)
-
     def click_row(self, listbox, index):
         """A real click on row `index` of a Listbox (selects it)."""
-        dialog = listbox.winfo_toplevel()
-        if hasattr(dialog, "show_page_of"):             # a Settings page: its tab first
-            dialog.show_page_of(listbox)
-            self.pump(listbox.winfo_viewable, "the list on screen")
+        self.desk.show(listbox)                         # a Settings page: its tab first
         x, y, _w, h = listbox.bbox(index)
-        self.xdotool("mousemove", str(listbox.winfo_rootx() + x + 40), str(listbox.winfo_rooty() + y + h // 2),
-                     "click", "1")
+        self.desk.click(listbox, x + 40, y + h // 2)
         self.pump(lambda: listbox.curselection() == (index,), f"row {index} selected")
 
     def green_pixels(self, listbox, index):
@@ -100,18 +90,18 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.assertGreater(self.green_pixels(home.recent_list, 0), 20)
         # Rename: select the row, click Rename, type a name, Enter.
         self.click_row(home.recent_list, 0)
-        self.click(home.rename_button)
+        self.desk.click(home.rename_button)
         dialog = self.pump(lambda: (self.toplevels(RenameDialog) or [None])[0], "rename dialog")
-        self.click(dialog.entry)
-        self.press("ctrl+a")
-        self.type_text("Mum")
-        self.press("Return")
+        self.desk.click(dialog.entry)
+        self.desk.press("ctrl+a")
+        self.desk.type_text("Mum", delay=30)
+        self.desk.press("Return")
         self.pump(lambda: "   Mum   " in home.recent_list.get(0), "renamed row")
         self.screenshot("partners-renamed")
         self.assertEqual(self.book_on_disk()["partners"][host.id]["name"], "Mum")
         # Remove: select, click Remove; the list and the file forget the partner.
         self.click_row(home.recent_list, 0)
-        self.click(home.remove_button)
+        self.desk.click(home.remove_button)
         self.pump(lambda: "No partners yet" in home.recent_list.get(0), "row removed")
         self.assertNotIn(host.id, self.book_on_disk()["partners"])
 
@@ -133,12 +123,12 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
         self.assertIn(f"Desk {spaced(viewer.id)} (Bob) wants to", prompt.text_var.get())
         self.assertEqual(sorted(prompt.rights_boxes), ["clipboard", "control", "files"])
-        self.click(prompt.rights_boxes["control"])      # see only
+        self.desk.click(prompt.rights_boxes["control"])      # see only
         self.pump(lambda: not prompt.rights["control"].get(), "control unticked")
-        self.click(prompt.always_box)
+        self.desk.click(prompt.always_box)
         self.pump(lambda: prompt.always.get(), "always allow ticked")
         self.screenshot("accept-rights")
-        self.click(prompt.accept_button)
+        self.desk.click(prompt.accept_button)
         bar = self.pump(lambda: (self.toplevels(ControlledIndicator) or [None])[0], "indicator", 20)
         self.assertTrue(bar.view_only)
         self.assertEqual(bar.text, f"Viewing your screen (no control) \u2014 {spaced(viewer.id)} (Bob)")
@@ -153,18 +143,18 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         self.pump(lambda: self.settings.history.entries(), "history entry", 10)
         entry = self.settings.history.entries()[0]
         self.assertEqual((entry.peer_id, entry.name, entry.path, entry.view_only), (viewer.id, "Bob", "relay", True))
-        self.click(self.app.home.history_button)
+        self.desk.click(self.app.home.history_button)
         history = self.pump(lambda: (self.toplevels(HistoryDialog) or [None])[0], "history dialog")
         self.assertRegex(history.listbox.get(0),
                          rf"^\d\d:\d\d   {spaced(viewer.id)} \(Bob\)   \d+ s   Relayed   view only$")
         self.screenshot("history")
-        self.click(history.ok_button)
+        self.desk.click(history.ok_button)
         self.pump(lambda: not self.toplevels(HistoryDialog), "history closed")
         # Name this desk, in Settings: typed, saved, and the partner reads it.
-        self.click(self.app.home.settings_button)
+        self.desk.click(self.app.home.settings_button)
         dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings")
-        self.click(dialog.entries["desk_name"])
-        self.type_text("Front desk")
+        self.desk.click(dialog.entries["desk_name"])
+        self.desk.type_text("Front desk", delay=30)
         self.assertEqual(dialog.trusted.listbox.get(0), f"{spaced(viewer.id)}   Bob   clipboard, files")
         self.screenshot("settings-desks")
         dialog.save_button.invoke()
@@ -185,18 +175,18 @@ class PartnersFlowTest(XdotoolClicks, RelayCase):
         # (its always-on-top bar lies over the Settings button until it goes)
         self.pump(lambda: not self.toplevels(ControlledIndicator), "second indicator gone", 20)
         # Revoked in Settings: asked again the third time.
-        self.click(self.app.home.settings_button)
+        self.desk.click(self.app.home.settings_button)
         dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings again")
         self.click_row(dialog.trusted.listbox, 0)
-        self.click(dialog.trusted.revoke_button)
+        self.desk.click(dialog.trusted.revoke_button)
         self.pump(lambda: dialog.trusted.listbox.get(0).startswith("None"), "revoked")
         dialog.cancel()
         self.assertIsNone(self.settings.partners.trusted_rights(viewer.id))
         worker, result = self.connect_in_background(viewer)
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "prompt again", 20)
-        self.click(prompt.rights_boxes["files"])        # control, clipboard, but no files this time
+        self.desk.click(prompt.rights_boxes["files"])   # control, clipboard, but no files this time
         self.pump(lambda: not prompt.rights["files"].get(), "files unticked")
-        self.click(prompt.accept_button)
+        self.desk.click(prompt.accept_button)
         self.pump(lambda: not worker.is_alive(), "third connect", 20)
         self.assertNotIn("error", result)
         self.pump(lambda: self.app.client.host_sessions, "third host session", 10)

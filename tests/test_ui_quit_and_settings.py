@@ -11,12 +11,12 @@ is what Tk runs when a window manager sends that message.  Helpers come from tes
 
 import os
 import signal
-import subprocess
 import threading
 import time
 import unittest
 from unittest import mock
 
+from tests.desk import Desk
 from tests.test_ui_app import RelayCase, UiCase, tk
 from tests.waiting import wait_until
 from tests.xvfb import skip_unless_xvfb
@@ -195,10 +195,7 @@ class QuitTest(UiGuardCase):
         """Put the X pointer over `widget`, as a user's hand is: with no window manager the X focus
         follows the pointer, so keys reach this app only then (an earlier test may have left the
         pointer over another window of the shared display)."""
-        self.pump(widget.winfo_viewable, "the widget mapped")
-        subprocess.run(["xdotool", "mousemove", str(widget.winfo_rootx() + widget.winfo_width() // 2),
-                        str(widget.winfo_rooty() + widget.winfo_height() // 2)],
-                       env=self.xvfb.env(), check=True, timeout=10)
+        Desk(self.xvfb.display, update=self.root.update).move_to(widget)
         self.pump(lambda: self.root.focus_get() is not None, "the keyboard focus in this app")
 
     def test_close_box_without_session_quits_at_once(self):

@@ -14,6 +14,7 @@ import unittest
 
 from tagio.protocol import session as m
 from tagio.protocol.version import CAP_CHAT, CAP_FILES, SESSION_CAPABILITIES
+from tests.desk import Desk
 from tests.test_ui_session_window import SessionWindowCase
 from tests.xvfb import skip_unless_xvfb
 
@@ -42,7 +43,7 @@ class FilesAndChatButtons(SessionWindowCase):
         window = self.open_with(SESSION_CAPABILITIES)
         self.assertEqual(str(window.toolbar.files_button["state"]), "normal")
         self.drain_inbox()
-        self.click_widget(window.toolbar.files_button)
+        self.desk.click(window.toolbar.files_button)
         self.pump(lambda: window.files_panel is not None and window.files_panel.winfo_viewable(),
                   "the files panel")
         asked = self.messages(m.Files, 1)
@@ -57,20 +58,20 @@ class FilesAndChatButtons(SessionWindowCase):
         window = self.open_with(CAP_CHAT)
         chat = window.chat
         self.assertEqual(chat.winfo_manager(), "")
-        self.click_widget(window.toolbar.chat_button)
+        self.desk.click(window.toolbar.chat_button)
         self.pump(chat.winfo_viewable, "the chat panel")
-        self.click_widget(chat.entry)
-        self.xdotool("type", "--delay", "20", "hello host")
+        self.desk.click(chat.entry)
+        self.desk.type_text("hello host")
         self.pump(lambda: chat.entry.get() == "hello host", "typed")
         chat.entry.insert("end", " \u00e9\u2713")                  # (xdotool types ASCII only here)
-        self.xdotool("key", "Return")
+        self.desk.press("Return")
         self.assertEqual(self.messages(m.Chat, 1), [m.Chat("hello host \u00e9\u2713")])
         self.pump(lambda: "You: hello host \u00e9\u2713" in chat.shown_text(), "my line shown")
         self.host.send(m.encode(m.Chat("hello viewer \u2713")))
         self.pump(lambda: "Partner: hello viewer \u2713" in chat.shown_text(), "the host's line")
         self.assert_chat_on_screen(window)
 
-        self.click_widget(window.toolbar.chat_button)                   # hide it ...
+        self.desk.click(window.toolbar.chat_button)              # hide it ...
         self.pump(lambda: not chat.winfo_ismapped(), "the chat panel hidden")
         self.host.send(m.encode(m.Chat("are you there?")))              # ... a new line shows it again
         self.pump(chat.winfo_viewable, "the chat panel back")
@@ -90,11 +91,11 @@ class FilesAndChatButtons(SessionWindowCase):
         self.assertGreater(text.winfo_rootx(), window.canvas.winfo_rootx() + window.canvas.winfo_width() - 1)
         box = (text.winfo_rootx(), text.winfo_rooty(), text.winfo_rootx() + text.winfo_width(),
                text.winfo_rooty() + 40)
-        shot = self.grab(box)
+        shot = self.desk.grab(box)
         self.assertGreater(sum(1 for p in shot.getdata() if max(p) < 100), 30, "no text drawn")
         w = window
-        whole = self.grab((w.winfo_rootx(), w.winfo_rooty(), w.winfo_rootx() + w.winfo_width(),
-                           w.winfo_rooty() + w.winfo_height()))
+        whole = self.desk.grab((w.winfo_rootx(), w.winfo_rooty(), w.winfo_rootx() + w.winfo_width(),
+                                w.winfo_rooty() + w.winfo_height()))
         out = os.path.join(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir()), "session_chat.png")
         whole.save(out)
         print(f"\n  session window with its chat panel: {out}", file=sys.stderr)
@@ -146,6 +147,7 @@ class HostChatWindow(unittest.TestCase):
         self.root = tk.Tk(screenName=self.xvfb.display)
         self.root.withdraw()
         self.addCleanup(self.root.destroy)
+        self.desk = Desk(self.xvfb.display, update=self.root.update)
 
     def pump_events(self, chats, predicate, what, timeout=10.0):
         """The app's poll: host events -> HostChats (a "chat" event opens the window)."""
@@ -158,15 +160,6 @@ class HostChatWindow(unittest.TestCase):
                 if name == "chat":
                     chats.message("123456789")
         return wait_until(predicate, timeout=timeout, what=what, poll=step)
-
-    def xdotool(self, *args):
-        import subprocess
-        subprocess.run(["xdotool", *args], env=self.xvfb.env(), timeout=10, check=True)
-
-    def click(self, widget):
-        x = widget.winfo_rootx() + widget.winfo_width() // 2
-        y = widget.winfo_rooty() + widget.winfo_height() // 2
-        self.xdotool("mousemove", str(x), str(y), "click", "1")
 
     def test_first_line_opens_the_window_and_the_answer_goes_back(self):
         from tagio.ui.chat_panel import HostChats
@@ -184,11 +177,11 @@ class HostChatWindow(unittest.TestCase):
         self.assertEqual(len(notices), 1)                           # the same window, no new notice
 
         self.pump_events(chats, lambda: window.view.entry.winfo_viewable(), "the entry")
-        self.click(window.view.entry)
-        self.xdotool("type", "--delay", "20", "hello viewer")
+        self.desk.click(window.view.entry)
+        self.desk.type_text("hello viewer")
         self.pump_events(chats, lambda: window.view.entry.get() == "hello viewer", "typed")
         window.view.entry.insert("end", " \u00e9")
-        self.click(window.view.send_button)
+        self.desk.click(window.view.send_button)
         self.pump_events(chats, lambda: [t for _w, who, t in self.viewer.chat.lines() if who == "partner"]
                          == ["hello viewer \u00e9"], "the answer at the viewer")
         self.assertIn("You: hello viewer \u00e9", window.view.shown_text())

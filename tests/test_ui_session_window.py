@@ -17,6 +17,7 @@ import unittest
 from PIL import Image
 
 from tagio.protocol import session as m
+from tests.desk import Desk, keep_shot
 from tests.test_viewer_window import frame_messages, scene
 from tests.waiting import wait_until
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
@@ -154,6 +155,7 @@ class SessionWindowCase(unittest.TestCase):
         self.root = tk.Tk(screenName=self.xvfb.display)
         theme.apply(self.root)
         self.root.withdraw()
+        self.desk = Desk(self.xvfb.display, update=self.root.update)
         self.inbox = queue.Queue()
         self.reader = threading.Thread(target=self._read_host, daemon=True)
         self.reader.start()
@@ -193,16 +195,8 @@ class SessionWindowCase(unittest.TestCase):
             self.pump(lambda: window.shown_frame == 1, "the first frame drawn")
         return window, picture
 
-    def grab(self, box):
-        import mss
-        with mss.MSS(display=self.xvfb.display) as sct:
-            shot = sct.grab(box)
-        return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
-
     def canvas_shot(self, window):
-        c = window.canvas
-        return self.grab((c.winfo_rootx(), c.winfo_rooty(), c.winfo_rootx() + c.winfo_width(),
-                          c.winfo_rooty() + c.winfo_height()))
+        return self.desk.grab_widget(window.canvas)
 
     def messages(self, kind, count, timeout=5.0):
         got, deadline = [], time.monotonic() + timeout
@@ -222,29 +216,6 @@ class SessionWindowCase(unittest.TestCase):
         while not self.inbox.empty():
             out.append(self.inbox.get_nowait())
         return out
-
-    def xdotool(self, *args):
-        subprocess.run(["xdotool", *args], env=self.xvfb.env(), timeout=10, check=True)
-
-    def click_widget(self, widget, button="1"):
-        self.pump(widget.winfo_viewable, f"{widget} visible")
-        x = widget.winfo_rootx() + widget.winfo_width() // 2
-        y = widget.winfo_rooty() + widget.winfo_height() // 2
-        self.xdotool("mousemove", str(x), str(y), "click", button)
-
-    def choose(self, menubutton, menu, label):
-        """Open a toolbar menu with a real click and click the entry whose label starts with `label`."""
-        self.click_widget(menubutton)
-        self.pump(menu.winfo_ismapped, f"the {label!r} menu to open")
-        index = next(i for i in range(menu.index("end") + 1)
-                     if menu.type(i) != "separator" and menu.entrycget(i, "label").startswith(label))
-        top = menu.yposition(index)
-        bottom = menu.yposition(index + 1) if index < menu.index("end") else menu.winfo_height()
-        x, y = menu.winfo_rootx() + 30, menu.winfo_rooty() + (top + bottom) // 2
-        self.xdotool("mousemove", str(x), str(y))
-        self.pump(lambda: menu.index("active") == index, f"{label!r} highlighted")
-        self.xdotool("click", "1")
-        self.pump(lambda: not menu.winfo_ismapped(), "the menu to close")
 
 
 class ToolbarActions(SessionWindowCase):
@@ -271,38 +242,48 @@ class ToolbarActions(SessionWindowCase):
         window, _ = self.open_window()
         status = window.status
         self.pump(status.winfo_viewable, "the status line")
-        self.xdotool("mousemove", str(status.winfo_rootx() + 40), str(status.winfo_rooty() + 5))
+        self.desk.move_to(status, 40, 5)
         self.pump(lambda: window.status_tip.tip is not None and window.status_tip.tip.winfo_viewable(),
                   "the tooltip to open")
         text = window.status_tip.text
         for part in ("Path: Direct (direct-tcp)", "320x200 pixels", "Latency:", "frames per second", "Mbit/s"):
             self.assertIn(part, text)
         tip = window.status_tip.tip
-        self.pump(lambda: self.grab((tip.winfo_rootx() + 3, tip.winfo_rooty() + 3, tip.winfo_rootx() + 5,
-                                     tip.winfo_rooty() + 5)).getpixel((0, 0)) == (0xff, 0xff, 0xe0),
+        self.pump(lambda: self.desk.grab((tip.winfo_rootx() + 3, tip.winfo_rooty() + 3, tip.winfo_rootx() + 5,
+                                          tip.winfo_rooty() + 5)).getpixel((0, 0)) == (0xff, 0xff, 0xe0),
                   "the tooltip on screen")
-        self.xdotool("mousemove", str(window.canvas.winfo_rootx() + 50), str(window.canvas.winfo_rooty() + 50))
+        self.desk.move_to(window.canvas, 50, 50)
         self.pump(lambda: window.status_tip.tip is None, "the tooltip to close")
+
+    def test_the_full_screen_switch_looks_like_a_button(self):
+        window, _ = self.open_window()
+        toolbar = window.toolbar
+
+        def left_edge(widget):          # the middle of its left border, on the screen
+            return self.desk.grab_widget(widget).getpixel((0, widget.winfo_height() // 2))
+        background = self.desk.grab_widget(toolbar).getpixel((1, 1))
+        self.pump(lambda: left_edge(toolbar.screenshot_button) != background, "a button's border on screen")
+        self.assertEqual(left_edge(toolbar.fullscreen_button), left_edge(toolbar.screenshot_button))
 
     def test_disconnect_button_closes_the_window(self):
         window, _ = self.open_window()
-        self.click_widget(window.toolbar.disconnect_button)
+        self.desk.click(window.toolbar.disconnect_button)
         self.pump(lambda: self.closed == [True], "on_close from Disconnect")
         self.assertFalse(window.winfo_exists())
 
     def test_zoom_menu_fit_and_one_to_one(self):
         window, picture = self.open_window(remote=(1600, 1000), geometry="820x560+0+0")
         self.assertEqual(window.scale, 1.0)
-        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "Fit to window")
+        self.desk.choose(window.toolbar.view_button, window.toolbar.view_menu, "Fit to window")
         self.pump(lambda: window.fit and 0.4 < window.scale < 0.6, "fit scale")
         s = window.scale
         self.pump(lambda: max(abs(a - b) for a, b in zip(self.canvas_shot(window).getpixel((int(1400 * s),
                                                                                               int(850 * s))),
                                                         picture.getpixel((1400, 850)))) < 10,
                   "the whole picture scaled into the window")
-        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "50%")
+        self.desk.choose(window.toolbar.view_button, window.toolbar.view_menu, "50%")
         self.pump(lambda: window.scale == 0.5 and window.hbar.winfo_ismapped(), "50% with scrollbars")
-        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "1:1")
+        self.desk.choose(window.toolbar.view_button, window.toolbar.view_menu, "1:1")
         self.pump(lambda: window.scale == 1.0, "1:1")
         self.pump(lambda: self.canvas_shot(window).crop((0, 0, 200, 200)).tobytes()
                   == picture.crop((0, 0, 200, 200)).tobytes(), "the picture unscaled")
@@ -317,17 +298,17 @@ class ToolbarActions(SessionWindowCase):
         self.assertEqual(labels, ["Monitor 1 \u2014 1280x720", "Monitor 2 \u2014 1024x768",
                                   "All monitors \u2014 2304x768"])
         self.drain_inbox()
-        self.choose(window.toolbar.monitor_button, menu, "All monitors")
+        self.desk.choose(window.toolbar.monitor_button, menu, "All monitors")
         self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(0)])
-        self.choose(window.toolbar.monitor_button, menu, "Monitor 2")
+        self.desk.choose(window.toolbar.monitor_button, menu, "Monitor 2")
         self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(2)])
 
     def test_quality_menu_sends_set_quality(self):
         window, _ = self.open_window()
         self.drain_inbox()
-        self.choose(window.toolbar.quality_button, window.toolbar.quality_menu, "Fastest")
+        self.desk.choose(window.toolbar.quality_button, window.toolbar.quality_menu, "Fastest")
         self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(40, 0)])
-        self.choose(window.toolbar.quality_button, window.toolbar.quality_menu, "Sharpest")
+        self.desk.choose(window.toolbar.quality_button, window.toolbar.quality_menu, "Sharpest")
         self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(92, 0)])
 
     def test_special_keys_menu(self):
@@ -335,7 +316,7 @@ class ToolbarActions(SessionWindowCase):
         window, _ = self.open_window()
         self.drain_inbox()
         for label, names in SPECIAL_KEYS:
-            self.choose(window.toolbar.keys_button, window.toolbar.keys_menu, label)
+            self.desk.choose(window.toolbar.keys_button, window.toolbar.keys_menu, label)
             got = [(k.key, k.pressed) for k in self.messages(m.Key, 2 * len(names))]
             self.assertEqual(got, [(n, True) for n in names] + [(n, False) for n in reversed(names)], label)
 
@@ -364,14 +345,14 @@ class ToolbarActions(SessionWindowCase):
         # (disabled before the Hello and without the bits: tests/test_ui_session_chat.py)
         self.assertNotIn("disabled", window.toolbar.files_button.state())
         self.assertNotIn("disabled", window.toolbar.chat_button.state())
-        self.click_widget(window.toolbar.clipboard_button)
+        self.desk.click(window.toolbar.clipboard_button)
         self.pump(lambda: calls == [False], "set_clipboard_sync(False) on the owner")
         self.assertFalse(link.enabled)
         self.host.send(m.encode(m.Clipboard.of_text("not wanted")))
         self.host.send(m.encode(m.Cursor(5, 5)))        # after the clipboard: once drawn, it was seen
         self.pump(lambda: window._cursor_at == (5, 5), "the host's messages handled")
         self.assertNotEqual(self._clipboard(), "not wanted")
-        self.click_widget(window.toolbar.clipboard_button)
+        self.desk.click(window.toolbar.clipboard_button)
         self.pump(lambda: calls == [False, True], "set_clipboard_sync(True)")
         self.assertTrue(link.enabled)
         self.host.send(m.encode(m.Clipboard.of_text("wanted now")))
@@ -386,31 +367,172 @@ class ToolbarActions(SessionWindowCase):
     def test_collapse_and_keyboard_reach(self):
         window, _ = self.open_window()
         canvas_top = window.canvas.winfo_rooty()
-        self.click_widget(window.toolbar.collapse_button)
+        self.desk.click(window.toolbar.collapse_button)
         self.pump(lambda: window.canvas.winfo_rooty() < canvas_top, "the picture to move up")
         self.assertTrue(window.toolbar.collapsed)
         window.canvas.focus_force()
         self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
         self.drain_inbox()
-        self.xdotool("key", "ctrl+alt+Home")    # local: opens the bar and focuses its first control
+        self.desk.press("ctrl+alt+Home")    # local: opens the bar and focuses its first control
         self.pump(lambda: self.root.focus_get() == window.toolbar.disconnect_button, "focus on Disconnect")
         self.assertFalse(window.toolbar.collapsed)
-        self.xdotool("key", "Tab")
+        self.desk.press("Tab")
         self.pump(lambda: self.root.focus_get() == window.toolbar.fullscreen_button, "Tab to Full screen")
-        self.xdotool("key", "Tab")
+        self.desk.press("Tab")
         self.pump(lambda: self.root.focus_get() == window.toolbar.view_button, "Tab to View")
         window.set_zoom("fit")
-        self.xdotool("key", "space")            # opens the menu; arrows and Enter choose
+        self.desk.press("space")            # opens the menu; arrows and Enter choose
         self.pump(window.toolbar.view_menu.winfo_ismapped, "the View menu opened from the keyboard")
-        self.xdotool("key", "Down", "Down", "Return")
+        self.desk.press("Down", "Down", "Return")
         self.pump(lambda: window.toolbar.zoom_var.get() == "1.0" and window.scale == 1.0, "1:1 chosen from the keyboard")
         window.toolbar.view_button.focus_force()
         self.pump(lambda: self.root.focus_get() == window.toolbar.view_button, "focus back on View")
-        self.xdotool("key", "Escape")
+        self.desk.press("Escape")
         self.pump(lambda: self.root.focus_get() == window.canvas, "Escape back to the picture")
         keys = [k.key for k in self.messages(m.Key, 6, timeout=1.0)]
         for local in ("Home", "Tab", "Escape"):
             self.assertNotIn(local, keys)
+
+
+class NarrowWindow(SessionWindowCase):
+    """Below ~900 px the toolbar's right end no longer fits: what does not fit is in the "\u00bb"
+    menu, and every action is reached from there with real clicks."""
+
+    def assert_nothing_cut_off(self, window):
+        toolbar, right = window.toolbar, window.winfo_rootx() + window.winfo_width()
+        on_bar = [c for c in toolbar.controls if c not in toolbar.hidden]
+        for widget in on_bar + [toolbar.collapse_button] + ([toolbar.overflow_button] if toolbar.hidden else []):
+            self.pump(widget.winfo_viewable, f"{widget.cget('text')!r} on the bar")
+            self.assertLessEqual(widget.winfo_rootx() + widget.winfo_width(), right, widget.cget("text"))
+            self.assertGreaterEqual(widget.winfo_width(), widget.winfo_reqwidth(), widget.cget("text"))
+        for widget in toolbar.hidden:
+            self.assertFalse(widget.winfo_ismapped(), widget.cget("text"))
+        self.assertEqual(toolbar.overflow_button.winfo_ismapped(), bool(toolbar.hidden))
+
+    def choose_in_overflow(self, toolbar, label, entry=None):
+        """The entry `label` of the overflow ("\u00bb") menu; for a menu moved there (a cascade),
+        its entry `entry`."""
+        if entry is None:
+            return self.desk.choose(toolbar.overflow_button, toolbar.overflow_menu, label)
+        self.desk.choose_in_cascade(toolbar.overflow_button, toolbar.overflow_menu, label, entry)
+
+    def labels(self, menu):
+        end = menu.index("end")
+        return [] if end is None else [menu.entrycget(i, "label") for i in range(end + 1)]
+
+    def test_every_action_is_reachable_at_640_px(self):
+        from unittest import mock
+        calls = []
+        window, picture = self.open_window(geometry="640x480+0+0", set_clipboard_sync=calls.append)
+        toolbar = window.toolbar
+        self.pump(lambda: toolbar.hidden and toolbar.overflow_button.winfo_viewable(), "the overflow button")
+        self.assert_nothing_cut_off(window)
+        hidden = [c.cget("text") for c in toolbar.hidden]
+        self.assertEqual(self.labels(toolbar.overflow_menu), hidden)
+        for text in ("Clipboard", "Screenshot\u2026", "Files\u2026", "Chat"):   # the right end is here
+            self.assertIn(text, hidden)
+        was = toolbar.clipboard_var.get()
+        self.choose_in_overflow(toolbar, "Clipboard")
+        self.pump(lambda: calls == [not was], "the clipboard switched from the overflow")
+        self.assertEqual("selected" in toolbar.clipboard_button.state(), not was)
+        folder = tempfile.mkdtemp(prefix="tagio-shot-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
+        path = os.path.join(folder, "narrow.png")
+        # (the save dialog itself needs a window manager: WithWindowManager types into it)
+        with mock.patch("tkinter.filedialog.asksaveasfilename", return_value=path):
+            self.choose_in_overflow(toolbar, "Screenshot")
+            self.pump(lambda: os.path.exists(path), "the screenshot saved from the overflow")
+        self.assertEqual(Image.open(path).convert("RGB").tobytes(), picture.tobytes())
+        self.choose_in_overflow(toolbar, "Chat")
+        self.pump(lambda: window.chat.winfo_viewable(), "the chat panel opened from the overflow")
+        self.choose_in_overflow(toolbar, "Files")
+        self.pump(lambda: window.files_panel is not None and window.files_panel.winfo_viewable(),
+                  "the files panel opened from the overflow")
+        window.files_panel.destroy()
+        self.desk.click(toolbar.overflow_button)              # a picture of the open overflow
+        self.pump(toolbar.overflow_menu.winfo_ismapped, "the overflow menu open")
+        menu = toolbar.overflow_menu
+        keep_shot(self.desk.grab((0, 0, max(640, menu.winfo_rootx() + menu.winfo_width()),
+                                  max(480, menu.winfo_rooty() + menu.winfo_height()))), "toolbar-640")
+        self.desk.press("Escape")
+        self.pump(lambda: not menu.winfo_ismapped(), "the overflow menu closed")
+        # wider again: everything is back on the bar, in order, and the overflow button goes
+        window.geometry("1180x480+0+0")
+        self.pump(lambda: not toolbar.hidden, "all controls back on the bar")
+        self.assert_nothing_cut_off(window)
+
+    def test_a_long_hint_wraps_inside_the_picture(self):
+        window, _ = self.open_window(geometry="640x480+0+0")
+        folder = tempfile.mkdtemp(prefix="tagio-shot-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
+        deep = os.path.join(folder, "a folder with a rather long name, " * 3)
+        os.makedirs(deep)
+        path = os.path.join(deep, "the partner's screen.png")
+        self.assertTrue(window.save_screenshot(path))
+        hint, canvas = window.hint, window.canvas
+
+        def inside():
+            left, right = canvas.winfo_rootx(), canvas.winfo_rootx() + canvas.winfo_width()
+            return (hint.winfo_ismapped() and hint.winfo_rootx() >= left
+                    and hint.winfo_rootx() + hint.winfo_width() <= right)
+        self.pump(inside, "the whole hint inside the picture")
+        self.assertEqual(hint.cget("text"), f"Saved {path}")
+        window.toggle_chat(True, focus=False)           # the picture narrows while the hint shows
+        self.pump(lambda: canvas.winfo_width() < 400 and inside(), "the hint inside the narrower picture")
+        keep_shot(self.desk.grab_widget(window), "hint-640")
+
+    def test_menus_in_the_overflow_are_cascades_with_the_same_choices(self):
+        window, _ = self.open_window(geometry="360x300+0+0")
+        toolbar = window.toolbar
+        self.pump(lambda: toolbar.overflow_button.winfo_viewable(), "the overflow button")
+        self.assert_nothing_cut_off(window)
+        hidden = [c.cget("text") for c in toolbar.hidden]
+        for text in ("View", "Quality", "Keys"):
+            self.assertIn(text, hidden)
+        self.drain_inbox()
+        self.choose_in_overflow(toolbar, "Quality", "Fastest")
+        self.assertEqual(self.messages(m.SetQuality, 1), [m.SetQuality(40, 0)])
+        self.assertEqual(toolbar.quality_var.get(), "fastest")      # the bar's own menu shows it too
+        self.choose_in_overflow(toolbar, "Keys", "Alt+Tab")
+        got = [(k.key, k.pressed) for k in self.messages(m.Key, 4)]
+        self.assertEqual(got, [("Alt_L", True), ("Tab", True), ("Tab", False), ("Alt_L", False)])
+        self.host.send(m.encode(m.MonitorList(1, [(0, 0, 320, 200), (320, 0, 320, 200)])))
+
+        def monitor_entry_state():
+            menu = toolbar.overflow_menu
+            return next((menu.entrycget(i, "state") for i, label in enumerate(self.labels(menu))
+                         if label.startswith("Monitor")), None)
+        self.pump(lambda: monitor_entry_state() == "normal", "the monitors listed")
+        self.choose_in_overflow(toolbar, "Monitor", "All monitors")
+        self.assertEqual(self.messages(m.SelectMonitor, 1), [m.SelectMonitor(0)])
+        self.choose_in_overflow(toolbar, "View", "1:1")
+        self.pump(lambda: toolbar.zoom_var.get() == "1.0" and window.scale == 1.0, "1:1 from the overflow")
+
+    def test_keyboard_reaches_the_overflow(self):
+        window, _ = self.open_window(geometry="640x480+0+0")
+        toolbar = window.toolbar
+        self.pump(lambda: toolbar.overflow_button.winfo_viewable(), "the overflow button")
+        window.canvas.focus_force()
+        self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
+        self.desk.press("ctrl+alt+Home")
+        self.pump(lambda: self.root.focus_get() == toolbar.disconnect_button, "focus on Disconnect")
+        for _ in toolbar.controls[:toolbar.shown - 1]:
+            self.desk.press("Tab")
+        self.pump(lambda: self.root.focus_get() == toolbar.controls[toolbar.shown - 1], "the last control shown")
+        self.desk.press("Tab")      # the hidden controls are skipped: the overflow button is next
+        self.pump(lambda: self.root.focus_get() == toolbar.overflow_button, "Tab to the overflow button")
+
+
+class ToolbarFits(unittest.TestCase):
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def test_the_longest_run_from_the_left_that_fits(self):
+        from tagio.ui.toolbar import fits
+        self.assertEqual(fits([100, 50, 80], 300), 3)
+        self.assertEqual(fits([100, 50, 80], 230), 3)
+        self.assertEqual(fits([100, 50, 80], 229), 2)
+        self.assertEqual(fits([100, 50, 80], 99), 0)
+        self.assertEqual(fits([], 10), 0)
 
 
 @needs_openbox
@@ -421,19 +543,19 @@ class WithWindowManager(SessionWindowCase):
     def test_full_screen_in_with_the_toolbar_and_out_with_the_local_shortcut(self):
         window, _ = self.open_window()
         self.drain_inbox()
-        self.click_widget(window.toolbar.fullscreen_button)
+        self.desk.click(window.toolbar.fullscreen_button)
         self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
                   "the window to fill the screen")
         # the dark picture area reaches the screen's bottom right corner (no desktop, no frame)
         w, h = MANAGED_SIZE
-        self.pump(lambda: self.grab((w - 44, h - 84, w - 40, h - 80)).getpixel((1, 1)) == (0x20, 0x20, 0x20),
+        self.pump(lambda: self.desk.grab((w - 44, h - 84, w - 40, h - 80)).getpixel((1, 1)) == (0x20, 0x20, 0x20),
                   "full screen on the display")
         from tagio.client import words
         self.pump(lambda: window.hint.winfo_ismapped() and window.hint.cget("text") == words.FULL_SCREEN_HINT,
                   "the hint how to leave full screen")
         window.canvas.focus_force()
         self.pump(lambda: self.root.focus_get() == window.canvas, "focus on the picture")
-        self.xdotool("key", "ctrl+alt+Return")
+        self.desk.press("ctrl+alt+Return")
         self.pump(lambda: not window.fullscreen and window.winfo_width() < MANAGED_SIZE[0], "full screen left")
         self.assertFalse(window.toolbar.fullscreen_var.get())
         keys = [k.key for k in self.messages(m.Key, 4, timeout=1.5)]
@@ -463,14 +585,12 @@ class WithWindowManager(SessionWindowCase):
         self.pump(lambda: window.hint.winfo_ismapped() and path in window.hint.cget("text"), "Saved ... shown")
 
     def _type_into_save_dialog(self, path):
-        env = self.xvfb.env()
-        found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "Save the partner"],
-                               env=env, capture_output=True, text=True, timeout=20)
-        dialog = found.stdout.split()[0]
-        subprocess.run(["xdotool", "windowactivate", "--sync", dialog], env=env, timeout=10)
+        # (a thread: the Desk's xdotool calls never touch Tk)
+        found = self.desk.xdotool("search", "--sync", "--onlyvisible", "--name", "Save the partner", timeout=20)
+        self.desk.xdotool("windowactivate", "--sync", found.split()[0])
         # the file name field has the proposed name selected: typing replaces it
-        subprocess.run(["xdotool", "type", "--delay", "5", path], env=env, timeout=20)
-        subprocess.run(["xdotool", "key", "Return"], env=env, timeout=10)
+        self.desk.xdotool("type", "--delay", "5", path, timeout=20)
+        self.desk.press("Return")
 
 
 
@@ -490,7 +610,7 @@ class PointerAndViewOnly(SessionWindowCase):
         self.pump(lambda: window._cursor_photo is not None, "the host's pointer shape")
         self.assertEqual(window.canvas.cget("cursor"), "none")     # the local pointer is hidden
         c = window.canvas
-        self.xdotool("mousemove", str(c.winfo_rootx() + 200), str(c.winfo_rooty() + 120))
+        self.desk.move_to(c, 200, 120)
         self.pump(lambda: window._last_motion == (200, 120), "the motion")
         # drawn at the local position before the host has even heard of the move
         self.assertEqual(tuple(int(v) for v in c.coords(window._cursor_item)), (200, 120))
@@ -499,9 +619,9 @@ class PointerAndViewOnly(SessionWindowCase):
         self.root.update()
         self.assertEqual(tuple(int(v) for v in c.coords(window._cursor_item)), (200, 120))
         # toolbar toggle: both pointers, the host's at its own position
-        self.choose(window.toolbar.view_button, window.toolbar.view_menu, "Show both pointers")
+        self.desk.choose(window.toolbar.view_button, window.toolbar.view_menu, "Show both pointers")
         self.assertEqual(window.canvas.cget("cursor"), "")
-        self.xdotool("mousemove", str(c.winfo_rootx() + 250), str(c.winfo_rooty() + 150))
+        self.desk.move_to(c, 250, 150)
         self.send_shape(30, 40)
         self.pump(lambda: tuple(int(v) for v in c.coords(window._cursor_item)) == (30, 40),
                   "the host's pointer at the host's position")
@@ -511,8 +631,8 @@ class PointerAndViewOnly(SessionWindowCase):
         window, _ = self.open_window(flags=m.HELLO_VIEW_ONLY)
         self.pump(lambda: window.view_only and window.badge.frame.winfo_ismapped(), "the eye badge")
         badge = window.badge.frame
-        self.pump(lambda: self.grab((badge.winfo_rootx(), badge.winfo_rooty(), badge.winfo_rootx() + 4,
-                                     badge.winfo_rooty() + 4)).getpixel((1, 1)) == (0x1f, 0x29, 0x33),
+        self.pump(lambda: self.desk.grab((badge.winfo_rootx(), badge.winfo_rooty(), badge.winfo_rootx() + 4,
+                                          badge.winfo_rooty() + 4)).getpixel((1, 1)) == (0x1f, 0x29, 0x33),
                   "the badge on screen")
         self.assertIn("View only", window.status.cget("text"))
         self.assertEqual(window.canvas.cget("cursor"), "")     # nothing to steer: the own pointer stays
@@ -520,8 +640,8 @@ class PointerAndViewOnly(SessionWindowCase):
         c = window.canvas
         window.canvas.focus_force()
         self.pump(lambda: self.root.focus_get() == window.canvas, "focus")
-        self.xdotool("mousemove", str(c.winfo_rootx() + 50), str(c.winfo_rooty() + 60), "click", "1")
-        self.xdotool("key", "a", "Return")
+        self.desk.click(c, 50, 60)
+        self.desk.press("a", "Return")
         window.send_ctrl_alt_del()
         # a real FrameAck still goes out (the picture is acknowledged): then nothing else came
         self.host.send(m.encode(frame_messages(scene(320, 200), frame_id=2)[0]))

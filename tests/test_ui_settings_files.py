@@ -7,17 +7,17 @@ away again. $HOME is a temporary folder, so the default "TagIO Files" is made no
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import unittest
 from pathlib import Path
 
+from tests.desk import AppClicks
 from tests.test_ui_app import UiCase
 from tests.xvfb import skip_unless_xvfb
 
 
 @skip_unless_xvfb
-class SettingsFilesOption(UiCase):
+class SettingsFilesOption(AppClicks, UiCase):
     def setUp(self):
         self.home = Path(tempfile.mkdtemp(prefix="tagio-home-"))
         self.addCleanup(shutil.rmtree, self.home, True)
@@ -26,18 +26,6 @@ class SettingsFilesOption(UiCase):
         self.addCleanup(lambda: os.environ.__setitem__("HOME", old_home) if old_home is not None
                         else os.environ.pop("HOME", None))
         super().setUp()
-
-    def xdotool(self, *args):
-        subprocess.run(["xdotool", *map(str, args)], env=dict(os.environ, DISPLAY=self.xvfb.display),
-                       check=True, timeout=10)
-
-    def click(self, widget):
-        dialog = widget.winfo_toplevel()
-        if hasattr(dialog, "show_page_of"):             # as the user clicks the page's tab first
-            dialog.show_page_of(widget)
-        self.pump(widget.winfo_viewable, f"{widget} on screen")
-        self.xdotool("mousemove", widget.winfo_rootx() + widget.winfo_width() // 2,
-                     widget.winfo_rooty() + widget.winfo_height() // 2, "click", 1)
 
     def open_dialog(self):
         from tagio.ui.settings_dialog import SettingsDialog
@@ -53,14 +41,14 @@ class SettingsFilesOption(UiCase):
         dialog = self.open_dialog()
         self.assertFalse(dialog.allow_files.get())
         self.assertEqual(dialog.files_dir.get(), str(self.home / "TagIO Files"))
-        self.click(dialog.allow_files_check)
+        self.desk.click(dialog.allow_files_check)
         self.pump(dialog.allow_files.get, "the box ticked")
         shared = self.home / "shared for partners"
-        self.click(dialog.entries["files_dir"])
-        self.xdotool("key", "End", "shift+Home", "BackSpace")
-        self.xdotool("type", "--delay", "10", str(shared))
+        self.desk.click(dialog.entries["files_dir"])
+        self.desk.press("End", "shift+Home", "BackSpace")
+        self.desk.type_text(str(shared), delay=10)
         self.pump(lambda: dialog.files_dir.get() == str(shared), "the folder typed")
-        self.click(dialog.save_button)
+        self.desk.click(dialog.save_button)
         self.pump(lambda: not dialog.winfo_exists(), "the dialog saved and closed")
         self.assertEqual((self.saved()["allow_files"], self.saved()["files_dir"]), (True, str(shared)))
         self.assertTrue(shared.is_dir())
@@ -68,18 +56,18 @@ class SettingsFilesOption(UiCase):
 
         dialog = self.open_dialog()
         self.assertTrue(dialog.allow_files.get())
-        self.click(dialog.allow_files_check)
+        self.desk.click(dialog.allow_files_check)
         self.pump(lambda: not dialog.allow_files.get(), "the box cleared")
-        self.click(dialog.save_button)
+        self.desk.click(dialog.save_button)
         self.pump(lambda: not dialog.winfo_exists(), "saved again")
         self.assertFalse(self.saved()["allow_files"])
         self.assertIsNone(self.app.client.host_options["files_dir"])
 
     def test_default_folder_is_made_in_home_and_not_stored(self):
         dialog = self.open_dialog()
-        self.click(dialog.allow_files_check)
+        self.desk.click(dialog.allow_files_check)
         self.pump(dialog.allow_files.get, "the box ticked")
-        self.click(dialog.save_button)
+        self.desk.click(dialog.save_button)
         self.pump(lambda: not dialog.winfo_exists(), "saved")
         self.assertTrue((self.home / "TagIO Files").is_dir())
         self.assertIsNone(self.saved()["files_dir"])                        # follows $HOME

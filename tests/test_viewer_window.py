@@ -14,7 +14,8 @@ from PIL import Image
 
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.ui.viewer_window import coalesce, scale_to_fit
+from tagio.ui.viewer_picture import coalesce, scale_to_fit
+from tests.desk import Desk
 from tests.waiting import wait_until
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
@@ -80,6 +81,7 @@ class WindowOnXvfb(unittest.TestCase):
         self.session.start()
         self.root = tk.Tk(screenName=self.xvfb.display)
         self.root.withdraw()
+        self.desk = Desk(self.xvfb.display, update=self.root.update)
         self.window_class = ViewerWindow
         self.inbox = queue.Queue()
         self.reader = threading.Thread(target=self._read_host, daemon=True)
@@ -120,13 +122,7 @@ class WindowOnXvfb(unittest.TestCase):
         return window, picture
 
     def screenshot(self, window):
-        import mss
-        c = window.canvas
-        box = (c.winfo_rootx(), c.winfo_rooty(), c.winfo_rootx() + c.winfo_width(),
-               c.winfo_rooty() + c.winfo_height())
-        with mss.MSS(display=self.xvfb.display) as sct:
-            shot = sct.grab(box)
-        return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        return self.desk.grab_widget(window.canvas)
 
     def messages(self, kind, count, timeout=5.0):
         got, deadline = [], time.monotonic() + timeout
@@ -140,9 +136,6 @@ class WindowOnXvfb(unittest.TestCase):
                 got.append(msg)
         return got
 
-    def xdotool(self, *args):
-        subprocess.run(["xdotool", *args], env=self.xvfb.env(), timeout=10, check=True)
-
     def test_one_to_one_shows_the_remote_picture_and_maps_clicks(self):
         window, picture = self.open_window((320, 200), fit=False, geometry="600x400")
         self.assertEqual(window.scale, 1.0)
@@ -150,14 +143,14 @@ class WindowOnXvfb(unittest.TestCase):
                    poll=self.root.update, what="the window to show the remote picture")    # X paints late
         self.assertIn(m.FrameAck(1), self.messages(m.FrameAck, 1))
         c = window.canvas
-        self.xdotool("mousemove", str(c.winfo_rootx() + 50), str(c.winfo_rooty() + 60))
+        self.desk.move_to(c, 50, 60)
         moves = self.messages(m.Mouse, 1)
         self.assertEqual((moves[0].action, moves[0].x, moves[0].y), (m.MOUSE_MOVE, 50, 60))
-        self.xdotool("click", "3")
+        self.desk.xdotool("click", "3")
         presses = self.messages(m.Mouse, 2)
         self.assertEqual([(p.action, p.button, p.x, p.y) for p in presses],
                          [(m.MOUSE_PRESS, 3, 50, 60), (m.MOUSE_RELEASE, 3, 50, 60)])
-        self.xdotool("click", "4")
+        self.desk.xdotool("click", "4")
         self.assertEqual(self.messages(m.Scroll, 1), [m.Scroll(0, 1)])
 
     def test_frames_are_acknowledged_once_drawn(self):
@@ -188,12 +181,12 @@ class WindowOnXvfb(unittest.TestCase):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         window.canvas.focus_force()
         self.assertTrue(self.pump(lambda: self.root.focus_get() == window.canvas), "no focus")
-        self.xdotool("key", "--window", str(window.winfo_id()), "a")
-        self.xdotool("key", "Return", "F5")
+        self.desk.xdotool("key", "--window", str(window.winfo_id()), "a")
+        self.desk.press("Return", "F5")
         keys = self.messages((m.Key, m.Text), 5)
         self.assertEqual(keys, [m.Text("a"), m.Key("Return", True), m.Key("Return", False),
                                 m.Key("F5", True), m.Key("F5", False)])
-        self.xdotool("key", "shift+comma", "ctrl+shift+t")     # `<` is text; Ctrl+Shift+T is keys
+        self.desk.press("shift+comma", "ctrl+shift+t")     # `<` is text; Ctrl+Shift+T is keys
         keys = self.messages((m.Key, m.Text), 9)
         self.assertEqual(keys[:6], [m.Key("Shift_L", True), m.Text("<"), m.Key("Shift_L", False),
                                     m.Key("Control_L", True), m.Key("Shift_L", True), m.Key("T", True)])
@@ -205,14 +198,14 @@ class WindowOnXvfb(unittest.TestCase):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         window.canvas.focus_force()
         self.assertTrue(self.pump(lambda: self.root.focus_get() == window.canvas), "no focus")
-        self.xdotool("keydown", "--window", str(window.winfo_id()), "Shift_L")
+        self.desk.xdotool("keydown", "--window", str(window.winfo_id()), "Shift_L")
         self.assertEqual(self.messages(m.Key, 1), [m.Key("Shift_L", True)])
         other = tk.Toplevel(self.root)
         other.geometry("100x100+700+0")
         self.assertTrue(self.pump(other.winfo_viewable), "second window never mapped")
         other.focus_force()
         self.assertEqual(self.messages(m.Key, 1), [m.Key("Shift_L", False)])
-        self.xdotool("keyup", "Shift_L")
+        self.desk.xdotool("keyup", "Shift_L")
         other.destroy()
         window.send_ctrl_alt_del()
         self.assertEqual([(k.key, k.pressed) for k in self.messages(m.Key, 6)],
@@ -232,7 +225,9 @@ class WindowOnXvfb(unittest.TestCase):
         self.session.start()
         self.reader = threading.Thread(target=self._read_host, daemon=True)
         self.reader.start()
-        window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
+        # wide enough for the whole toolbar (narrower, the toggle is in its "\u00bb" menu:
+        # tests/test_ui_session_window.py NarrowWindow)
+        window, _ = self.open_window((320, 200), fit=False, geometry="1100x400")
         self.assertTrue(window.toolbar.clipboard_button.winfo_manager())   # the toggle is there
         self.host.send(m.encode(m.Clipboard.of_text("from the host ✓")))
         self.assertTrue(self.pump(lambda: self._clipboard() == "from the host ✓"), "host clipboard not applied")
@@ -260,7 +255,7 @@ class WindowOnXvfb(unittest.TestCase):
                                                        picture.getpixel((rx, ry)))) for rx, ry in corners)
         wait_until(lambda: worst_corner() < 10, poll=self.root.update, what="the scaled picture on screen")
         c = window.canvas
-        self.xdotool("mousemove", str(c.winfo_rootx() + 300), str(c.winfo_rooty() + 200))
+        self.desk.move_to(c, 300, 200)
         move = self.messages(m.Mouse, 1)[0]
         self.assertEqual((move.x, move.y), (int(300 / s), int(200 / s)))
 
@@ -405,8 +400,7 @@ class WindowWithRealHost(unittest.TestCase):
                     return mean_diff(with_mss, grab_screen_of(host_x.display))
                 wait_until(lambda: session.stats["frames"] >= 1 and difference() < 3.0, poll=root.update,
                            what="the window to show the host's screen")
-                subprocess.run(["xdotool", "mousemove", str(c.winfo_rootx() + 130), str(c.winfo_rooty() + 170),
-                                "click", "1"], env=viewer_x.env(), timeout=10, check=True)
+                Desk(viewer_x.display, update=root.update).click(c, 130, 170)
                 deadline = time.monotonic() + 10
                 click = None
                 while click is None and time.monotonic() < deadline:

@@ -5,6 +5,12 @@ actions to the callbacks it was given (the controller in app.py), and exposes sm
 setters (`set_identity`, `set_relay_status`, `set_partners`, ...) that the controller calls
 from the Tk thread.  It holds no connection state of its own: enabling/disabling Connect
 follows model.HomeMachine in the controller.  Only the Tk main thread may call it.
+
+Texts that may be long wrap instead of widening the window (a long relay error once stretched it
+to 6,480 px): a card's lines at the card's width, the relay status where the status bar ends after
+"Retry now" and the notice have their room, recomputed on <Configure>. A card's label never asks
+for more than the room it is given, and the status bar takes the window's width without asking
+for any (pack_propagate off; its height follows what it shows), so the window keeps its width.
 """
 
 import tkinter as tk
@@ -33,6 +39,7 @@ class HomeWindow(ttk.Frame):
         self._notice_after = None
         self._recent_ids, self._lan_ids = [], []
         self._lan_shown = False
+        self.subtitles = []         # the cards' lines under their titles
         self._build_header()
         body = ttk.Frame(self, padding=(PAD_OUT, PAD_OUT, PAD_OUT, 4))
         body.pack(fill="both", expand=True)
@@ -60,10 +67,12 @@ class HomeWindow(ttk.Frame):
         self.settings_button.pack(side="right", padx=(0, theme.GAP))
 
     def _card(self, parent, title, subtitle):
-        card = ttk.Frame(parent, style="Card.TFrame", padding=theme.PAD + 4)
+        card = ttk.Frame(parent, style="Card.TFrame", padding=CARD_PAD)
         ttk.Label(card, text=title, style="Heading.TLabel").pack(anchor="w")
-        ttk.Label(card, text=subtitle, style="Muted.TLabel", wraplength=300,
-                  justify="left").pack(anchor="w", pady=(2, theme.PAD))
+        label = ttk.Label(card, text=subtitle, style="Muted.TLabel", wraplength=300, justify="left")
+        label.pack(anchor="w", pady=(2, theme.PAD))
+        _wrap_to_width(label, card, 2 * CARD_PAD)
+        self.subtitles.append(label)
         return card
 
     def _build_this_desk(self, parent):
@@ -111,6 +120,7 @@ class HomeWindow(ttk.Frame):
         # One line under the entry: the inline ID error (red) or what is going on (grey).
         self.message_label = ttk.Label(card, style="Muted.TLabel", wraplength=320, justify="left")
         self.message_label.pack(anchor="w", pady=(4, 0))
+        _wrap_to_width(self.message_label, card, 2 * CARD_PAD)
         self._build_partner_bar(card)
         self.recent_list = self._listbox(card, self._recent_ids)
         self.lan_title = ttk.Label(card, text="On this network", style="Muted.TLabel")
@@ -157,9 +167,13 @@ class HomeWindow(ttk.Frame):
         return box
 
     def _build_status_bar(self):
-        bar = ttk.Frame(self, padding=(PAD_OUT, 4, PAD_OUT, 8))
+        bar = ttk.Frame(self, padding=STATUS_PADDING)
         bar.pack(fill="x", side="bottom")
-        # Long texts wrap instead of widening the window (a relay error once stretched it to 6,480 px).
+        # Long texts wrap instead of widening the window (a relay error once stretched it to 6,480
+        # px): the bar takes the width the window gives it and never asks for more; _fit_status
+        # sets its height and where the status line wraps.
+        bar.pack_propagate(False)
+        self.status_bar = bar
         self.status_label = ttk.Label(bar, textvariable=self.status_var, style="Status.idle.TLabel",
                                       wraplength=STATUS_WRAP)
         self.status_label.pack(side="left")
@@ -168,6 +182,22 @@ class HomeWindow(ttk.Frame):
         self.notice_label = ttk.Label(bar, textvariable=self.notice_var, style="Status.idle.TLabel",
                                       wraplength=NOTICE_WRAP, justify="right")
         self.notice_label.pack(side="right")
+        for widget in (bar, self.retry_button, self.notice_label):
+            widget.bind("<Configure>", self._fit_status, add="+")
+        self._fit_status()
+
+    def _fit_status(self, _event=None):
+        """The status line wraps where the bar ends, after "Retry now" and the notice take their
+        room; the bar is as high as what it shows."""
+        shown = [w for w in (self.retry_button, self.notice_label) if w.winfo_manager()]
+        room = self.status_bar.winfo_width() - STATUS_PADDING[0] - STATUS_PADDING[2]
+        if room > MIN_WRAP:         # (else not laid out yet: STATUS_WRAP until then)
+            room -= sum(w.winfo_reqwidth() + theme.GAP for w in shown if w.winfo_reqwidth() > 1)
+            _set_wrap(self.status_label, max(MIN_WRAP, room))
+        height = max(w.winfo_reqheight() for w in [self.status_label] + shown)
+        height += STATUS_PADDING[1] + STATUS_PADDING[3]
+        if int(str(self.status_bar.cget("height")) or 0) != height:
+            self.status_bar.configure(height=height)
 
     # --- user actions ------------------------------------------------------------------------
 
@@ -195,21 +225,25 @@ class HomeWindow(ttk.Frame):
             self.retry_button.pack(side="left", padx=(theme.GAP, 0), after=self.status_label)
         elif not shown and self.retry_button.winfo_manager():
             self.retry_button.pack_forget()
+        self._fit_status()
 
     def set_relay_status(self, text: str, colour: str):
         if _set(self.status_var, "\u25cf  " + text):
             self.status_label.configure(style=f"Status.{colour}.TLabel")
+            self._fit_status()
 
     def set_notice(self, text: str):
         """A passing remark in the status bar (cleared after NOTICE_MS)."""
         if self._notice_after is not None:
             self.after_cancel(self._notice_after)
         self.notice_var.set(text)
+        self._fit_status()
         self._notice_after = self.after(NOTICE_MS, self._clear_notice)
 
     def _clear_notice(self):
         self._notice_after = None
         self.notice_var.set("")
+        self._fit_status()
 
     def destroy(self):
         # A pending after() outlives the widget: it would fire into the deleted Tcl command
@@ -274,6 +308,17 @@ class HomeWindow(ttk.Frame):
                               selectbackground=theme.CARD)
 
 
+def _wrap_to_width(label, container, inset):
+    """`label` wraps where `container` ends (less `inset`, its padding), as wide as the window
+    lets it be, instead of at a fixed width well inside it."""
+    container.bind("<Configure>", lambda event: _set_wrap(label, max(MIN_WRAP, event.width - inset)), add="+")
+
+
+def _set_wrap(label, pixels):
+    if int(str(label.cget("wraplength")) or 0) != pixels:      # (a new value lays the window out again)
+        label.configure(wraplength=pixels)
+
+
 def _set(var, value) -> bool:
     """Set a Tk variable only when it changes (the controller refreshes every poll)."""
     if var.get() == value:
@@ -285,5 +330,8 @@ def _set(var, value) -> bool:
 PAD_OUT = 16
 ONLINE_COLOURS = {"online": theme.STATUS_COLOURS["ok"], "offline": theme.MUTED}
 NOTICE_MS = 10000
-STATUS_WRAP = 380   # pixels: a longer relay status wraps (with "Retry now" and a notice it still fits)
+STATUS_WRAP = 380   # pixels: a longer relay status wraps (until the bar's width is known: _fit_status)
 NOTICE_WRAP = 240   # pixels: the same for a notice
+MIN_WRAP = 200      # pixels: the narrowest a wrapped text becomes
+CARD_PAD = theme.PAD + 4
+STATUS_PADDING = (PAD_OUT, 4, PAD_OUT, 8)     # left, top, right, bottom

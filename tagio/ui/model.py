@@ -225,6 +225,7 @@ class SettingsForm:
     fps_cap: str = "30"
     quality: str = "75"
     view_only: bool = False
+    allow_reconnect: bool = True
 
 
 def check_relay(text: str):
@@ -271,6 +272,7 @@ FIELD_CHECKS = {
     "quality": lambda f: _parse_int(f.quality, QUALITY_RANGE, "Quality"),
     "ask_before_accept": lambda f: bool(f.ask_before_accept),
     "view_only": lambda f: bool(f.view_only),
+    "allow_reconnect": lambda f: bool(f.allow_reconnect),
 }
 
 
@@ -342,5 +344,6 @@ def apply_settings(settings, values: dict, host_id: str) -> None:
     password = values.get("permanent_password")
     if password is not None:          # None: leave the stored secret alone; "": clear it
         settings.set_permanent_password(password, host_id)
-    for name in ("relay", "relay_secret", "ask_before_accept", "fps_cap", "quality", "view_only"):
+    for name in ("relay", "relay_secret", "ask_before_accept", "fps_cap", "quality", "view_only",
+                 "allow_reconnect"):
         setattr(settings, name, values[name])

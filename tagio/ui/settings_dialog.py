@@ -16,6 +16,9 @@ thread; meanwhile Save is disabled and the dialog stays responsive.  Only when t
 back are the values applied and saved, so a cancelled or failed derivation changes nothing.
 Nothing in this module derives a secret.
 
+Reconnect: "Let a partner whose connection broke come back by itself" is Settings.allow_reconnect,
+which the core reads at every use (client/resume.py): saved, it holds from the next broken path on.
+
 Files: "Allow partners to send and fetch files" (off by default) and the one folder they may use
 (Settings.files_folder(): "TagIO Files" in the home folder unless another is chosen with Browse);
 on Save the folder is made if missing, and a folder that cannot be made is shown under it.
@@ -40,7 +43,7 @@ class SettingsDialog(Dialog):
         self.vars = self._make_vars(settings)
         self.errors = {name: tk.StringVar(master=self) for name in model.FIELD_CHECKS}
         self.errors["save"] = tk.StringVar(master=self)
-        self.entries = {}
+        self.entries, self.checks = {}, {}
         self._error_slots = {}
         self._outer = self.body
         self.notebook = ttk.Notebook(self._outer)    # one page a section: the dialog fits a small screen
@@ -50,6 +53,7 @@ class SettingsDialog(Dialog):
         self._entry("relay_secret", "Relay secret", show="\u2022", hint="Only for private relays started with --auth")
         self._section("Incoming connections")
         self._check("ask_before_accept", "Ask me before accepting a connection")
+        self._check("allow_reconnect", "Let a partner whose connection broke come back by itself (within 60 s)")
         self._password_block()
         self._section("Sessions")
         self._spin("fps_cap", "Frame-rate cap (frames/s)", model.FPS_RANGE)
@@ -80,6 +84,7 @@ class SettingsDialog(Dialog):
             "fps_cap": text(str(settings.fps_cap)),
             "quality": text(str(settings.quality)),
             "view_only": flag(settings.view_only),
+            "allow_reconnect": flag(settings.allow_reconnect),
         }
 
     # --- layout helpers ----------------------------------------------------------------------
@@ -134,8 +139,9 @@ class SettingsDialog(Dialog):
             self._error(error or name)
 
     def _check(self, name, label, error=True):
-        ttk.Checkbutton(self.body, text=label, variable=self.vars[name],
-                        style="Card.TCheckbutton").pack(anchor="w", pady=2)
+        self.checks[name] = ttk.Checkbutton(self.body, text=label, variable=self.vars[name],
+                                            style="Card.TCheckbutton")
+        self.checks[name].pack(anchor="w", pady=2)
         if error:
             self._error(name)
 

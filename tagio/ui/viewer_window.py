@@ -3,39 +3,23 @@
 Theory of operation. The seam with the session is one-way both ways. The ViewerSession's threads
 never touch Tk; they post typed events (tagio.session.events) to `session.updates`, which this window
 drains from an `after()` poll that reschedules itself until the window closes (idlelib's
-poll_subprocess pattern), so only the Tk main thread touches widgets. Input and "frame drawn"
-reports go back through the session's send_* methods and displayed(), which only hand the message to
-the session's sender thread: nothing here ever waits on the network. Input handling, the local
-shortcuts and the pointer live in tagio.ui.viewer_input (a mixin of this window); the toolbar in
-tagio.ui.toolbar; the status figures in tagio.ui.status.
+poll_subprocess pattern), so only the Tk main thread touches widgets; each event goes through one
+table (_UPDATES) to its handler. Input and "frame drawn" reports go back through the session's
+send_* methods and displayed(), which only hand the message to the session's sender thread: nothing
+here ever waits on the network. While updates keep arriving (any within STREAMING_FOR seconds) the
+queue is polled every FAST_POLL_MS (less waiting between decode and screen), otherwise every POLL_MS.
 
-Drawing: one Tk photo image of the remote screen (at the display scale) shown on a Canvas. A changed
-rectangle becomes a small ImageTk photo that is copied into the big one with `copy -to` - a
-12-tile change costs well under a millisecond, where re-pasting the whole screen costs ~10 ms
-(still the fastest way to show a whole new screen: measured against a Tk `put` of PPM data, 29-57
-ms, and `copy -to` from a new photo, ~15 ms). The window tells the session which frame it has drawn
-(`displayed`), and the session acknowledges frames only then, so the host sends what the window
-can show instead of frames it would skip. While updates keep arriving (any within STREAMING_FOR
-seconds) the queue is polled every FAST_POLL_MS (less waiting between decode and screen),
-otherwise every POLL_MS. Until the first frame is drawn the picture area says that it waits.
-"Fit" scales the remote screen to the window (pieces are resized before the copy, and a new window
-size redraws once from the framebuffer); "1:1" and the other zooms show it at a fixed scale with
-scrollbars. Mouse positions are mapped back through the same scale (and the scroll offset) so a
-click lands on the pixel under the local pointer.
+The window is put together from mixins, one concern each: the picture and the host's pointer
+(tagio.ui.viewer_picture), input, the local shortcuts and the local pointer
+(tagio.ui.viewer_input), the toolbar's actions and the remembered view (tagio.ui.viewer_actions);
+the toolbar itself is tagio.ui.toolbar and the status figures are tagio.ui.status. What stays here
+is the window's life: building it, the poll, what the host's Hello says (size, monitors, view-only,
+Files and Chat offered: CAP_FILES, CAP_CHAT), the status line, reconnecting and closing.
 
-Toolbar actions map to session calls: a monitor choice is SelectMonitor (0 = all monitors as one
-picture), a quality choice is SetQuality (toolbar.QUALITIES), special keys are Key presses. Full
-screen is Tk's -fullscreen attribute; Ctrl+Alt+Enter leaves it (a local shortcut, never sent). A
-screenshot saves the session's framebuffer (full resolution) to a file chosen in a save dialog.
-View-only (the host's Hello says so): an eye badge over the picture, no input is sent.
-Files opens the files panel (tagio.ui.files_panel) and Chat shows or hides the chat panel on the
-right of the picture (tagio.ui.chat_panel), which also opens by itself when the partner writes;
-both buttons are enabled only when the host's Hello offers them (CAP_FILES, CAP_CHAT).
-Key events become text or named keys as tagio.ui.keys decides (printable text is sent as characters,
-whatever the two layouts; shortcuts and special keys as key presses). The clipboard is shared by the
-session itself (tagio.session.clipboard_sync, not Tk's clipboard): the toolbar's "Clipboard" switch
-turns the session's link on and off, and a value too big to share shows its notice in the status
-line for NOTICE_FOR seconds.
+View-only (the host's Hello says so): an eye badge over the picture, no input is sent. Key events
+become text or named keys as tagio.ui.keys decides (printable text is sent as characters, whatever
+the two layouts; shortcuts and special keys as key presses). A clipboard value too big to share
+shows its notice in the status line for NOTICE_FOR seconds.
 Reconnect: when the owner brings a broken session back (client/resume.py), `show_reconnecting()`
 says so over the picture and in the status line (the last picture stays), and `resume_with(session)`
 carries on with the new session in this same window: the picture is redrawn by the new session's
@@ -48,8 +32,6 @@ import queue
 import time
 import tkinter as tk
 
-from PIL import Image, ImageTk
-
 from tagio.client import words
 from tagio.protocol.session import HELLO_VIEW_ONLY
 from tagio.protocol.version import CAP_CHAT, CAP_FILES
@@ -59,44 +41,23 @@ from tagio.ui import status
 from tagio.ui.chat_panel import ChatView
 from tagio.ui.keys import KeyboardState
 from tagio.ui.pointer import WheelAccumulator
-from tagio.ui.toolbar import DEFAULT_QUALITY, QUALITIES, Toolbar
+from tagio.ui.toolbar import DEFAULT_QUALITY, Toolbar
 from tagio.ui.tooltip import Tooltip
+from tagio.ui.viewer_actions import ViewerActions
 from tagio.ui.viewer_input import ViewerInput
+from tagio.ui.viewer_picture import ViewerPicture, coalesce
 
 POLL_MS = 15
 FAST_POLL_MS = 4                # while frames are streaming in ...
 STREAMING_FOR = 0.5             # ... i.e. for this many seconds after the last update
 MAX_UPDATES_PER_POLL = 200      # keep the UI responsive even if the queue is full
 STATUS_EVERY = 0.5              # seconds between status-line refreshes
-CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
 DEFAULT_GEOMETRY = "1024x700"
 PICTURE_BG = "#202020"
-HINT_MS = 3000                  # how long a hint stays over the picture
 NOTICE_FOR = 8.0                # seconds a clipboard notice stays in the status line
 
 
-def coalesce(updates, screen):
-    """Replace a backlog of rectangles covering at least a screenful by one redraw from the
-    framebuffer (which already holds them): when the viewer falls behind, it catches up with one
-    paste instead of drawing every frame it missed. Other updates keep their order."""
-    if screen is None or any(isinstance(u, ev.Size) for u in updates):
-        return updates
-    rects = [u for u in updates if isinstance(u, ev.Rects)]
-    area = sum(img.width * img.height for u in rects for _, _, img in u.pieces)
-    if area < screen[0] * screen[1]:
-        return updates
-    kept = [u for u in updates if not isinstance(u, (ev.Rects, ev.Refresh))]
-    return kept + [ev.Refresh(), ev.Rects(rects[-1].frame_id, [], rects[-1].capture_time)]
-
-
-def scale_to_fit(remote, available):
-    """Scale factor to fit `remote` (w, h) into `available` (w, h); never above 1."""
-    if not remote or available[0] < 2 or available[1] < 2:
-        return 1.0
-    return min(1.0, available[0] / remote[0], available[1] / remote[1])
-
-
-class ViewerWindow(ViewerInput, tk.Toplevel):
+class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
     """The session window. `prefs`: a remembered view (Settings.partner_views entry) to restore;
     `set_clipboard_sync(on)`: told when the user switches the session's clipboard sharing;
     `peer_ip`: the partner's address, when known, to tell a LAN path from a direct one; `partner`:
@@ -177,6 +138,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
                                 font=("TkDefaultFont", 14))
         self.canvas.bind("<Configure>", self._canvas_resized)
+        self.canvas.bind("<Configure>", self._fit_hint, add="+")
         self._update_local_cursor()
 
     def _build_status(self):
@@ -190,186 +152,7 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.status.pack(side="left", fill="x", expand=True)
         self.status_tip = Tooltip(self.status, self.status_details)
 
-    def _toolbar_actions(self):
-        return {"disconnect": self.close, "fullscreen": self.set_fullscreen, "zoom": self.set_zoom,
-                "pointers": self.set_show_both, "monitor": self.select_monitor, "quality": self.set_quality,
-                "keys": self.send_keys, "clipboard": self.set_clipboard_sync, "screenshot": self.ask_screenshot,
-                "focus_picture": self.canvas_focus, "picture": lambda: self.canvas,
-                "files": self.open_files, "chat": self.toggle_chat}
-
-    def _restore(self, prefs):
-        """Apply a remembered view: quality now, monitor once the host listed its monitors."""
-        if prefs.get("quality") in QUALITIES:
-            self.set_quality(prefs["quality"])
-        if prefs.get("toolbar_collapsed"):
-            self.toolbar.collapse()
-        if prefs.get("fullscreen"):
-            self.set_fullscreen(True)       # before the window maps: it opens full screen
-
-    def canvas_focus(self):
-        try:
-            self.canvas.focus_set()
-        except tk.TclError:
-            pass        # the window is closing
-
-    def focus_toolbar(self):
-        self.toolbar.focus_first()
-
-    def _canvas_resized(self, event):
-        self.canvas.coords("message", event.width // 2, event.height // 2)
-        if self.fit and (event.width, event.height) != self._canvas_size:
-            self._canvas_size = (event.width, event.height)
-            self._relayout()
-
-    def _window_moved(self, event):
-        if event.widget is self and not self.fullscreen:
-            self._normal_geometry = self.geometry()
-
-    @property
-    def zoom(self):
-        """"fit", or the scale of the picture as a float (1.0 = 1:1)."""
-        value = self.toolbar.zoom_var.get() if self.toolbar.zoom_var is not None else "fit"
-        return "fit" if value == "fit" else float(value)
-
-    @property
-    def fit(self):
-        """True: scale the remote screen to the window; False: a fixed zoom with scrollbars."""
-        return self.zoom == "fit"
-
-    @property
-    def fullscreen(self):
-        try:
-            return bool(self.attributes("-fullscreen"))
-        except tk.TclError:
-            return False
-
-    @property
-    def show_both(self):
-        var = self.toolbar.pointers_var
-        return bool(var is not None and var.get())
-
-    @property
-    def clipboard_sync(self):
-        var = self.toolbar.clipboard_var
-        return bool(var is not None and var.get())
-
-    def _show_scrollbars(self, show):
-        for bar, spec in ((self.hbar, dict(row=2, column=0, sticky="ew")),
-                          (self.vbar, dict(row=1, column=1, sticky="ns"))):
-            bar.grid(**spec) if show else bar.grid_remove()
-
-    # -- toolbar actions ------------------------------------------------------------------------
-    def set_zoom(self, value):
-        self.toolbar.zoom_var.set(str(value))
-        self._relayout()
-
-    def set_fullscreen(self, on):
-        """Full screen on or off. Ctrl+Alt+Enter (handled here, never sent) leaves it again."""
-        self.attributes("-fullscreen", bool(on))
-        self.toolbar.fullscreen_var.set(bool(on))
-        if on:
-            self._show_hint(words.FULL_SCREEN_HINT)
-        self.canvas_focus()
-
-    def toggle_fullscreen(self):
-        self.set_fullscreen(not self.fullscreen)
-
-    def set_show_both(self, on):
-        self.toolbar.pointers_var.set(bool(on))
-        self._update_local_cursor()
-        if self._cursor_at is not None:
-            self._on_cursor(*self._cursor_at)
-
-    def select_monitor(self, index):
-        """Ask the host for monitor `index` (0: all monitors as one picture)."""
-        self._wanted_monitor = None
-        if self.session.running:
-            self.session.select_monitor(index)
-        self.canvas_focus()
-
-    def set_quality(self, name):
-        label, quality, fps_cap = QUALITIES[name]
-        self.toolbar.quality_var.set(name)
-        if self.session.running:
-            self.session.set_quality(quality, fps_cap)
-
-    def set_clipboard_sync(self, on):
-        self.toolbar.clipboard_var.set(bool(on))
-        link = self.session.clipboard
-        if link is not None:
-            link.enabled = bool(on)
-        if self._set_clipboard_sync is not None:
-            self._set_clipboard_sync(bool(on))
-
-    def open_files(self):
-        """The files panel of this session (one; brought to the front when open already)."""
-        from tagio.ui.files_panel import FilesPanel
-        if self.files_panel is not None and self.files_panel.winfo_exists():
-            return self.files_panel.lift()
-        self.files_panel = FilesPanel(self, self.session, title=f"Files \u2014 {self.partner_title}")
-
-    def toggle_chat(self, on=None, focus=True):
-        """Show (on=True), hide (False) or flip the chat panel on the right of the picture. Shown by
-        a partner's line (focus=False) it leaves the keyboard where it is: the user may be typing
-        to the partner's screen."""
-        shown = bool(self.chat.winfo_manager())
-        if on is None:
-            on = not shown
-        if on and not shown:
-            self.chat.grid(row=1, column=2, rowspan=2, sticky="ns", padx=(4, 4), pady=4)
-            if focus:
-                self.chat.entry.focus_set()
-        elif not on and shown:
-            self.chat.grid_remove()
-            self.canvas_focus()
-
-    def ask_screenshot(self):
-        """Ask where to save the remote screen (a Tk file dialog), then save it."""
-        from tkinter import filedialog
-        self.release_held()
-        name = f"tagio-{time.strftime('%Y%m%d-%H%M%S')}.png"
-        path = filedialog.asksaveasfilename(parent=self, title="Save the partner's screen",
-                                            initialfile=name, defaultextension=".png",
-                                            filetypes=[("PNG image", "*.png"), ("JPEG image", "*.jpg")])
-        if path:
-            self.save_screenshot(path)
-        self.canvas_focus()
-
-    def save_screenshot(self, path):
-        """Save the remote screen as received (full resolution, whatever the zoom); False when
-        there is no picture yet. A file that cannot be written is said on the picture."""
-        fb = self.session.framebuffer
-        if fb is None:
-            return False
-        try:
-            fb.save(path)
-        except (OSError, ValueError) as exc:
-            self._show_hint(f"Could not save the screenshot: {exc}")
-            return False
-        self._show_hint(f"Saved {path}")
-        return True
-
-    def _show_hint(self, text, ms=HINT_MS):
-        """A short message over the top of the picture (full screen hint, screenshot saved)."""
-        self.hint.configure(text=text)
-        self.hint.place(in_=self.canvas, relx=0.5, y=12, anchor="n")
-        self.hint.lift()
-        if self._hint_id is not None:
-            self.after_cancel(self._hint_id)
-        self._hint_id = self.after(ms, self._hide_hint)
-
-    def _hide_hint(self):
-        self._hint_id = None
-        self.hint.place_forget()
-
-    def view_prefs(self):
-        """What to remember of this window for the next session with the same partner."""
-        return {"geometry": self._normal_geometry, "zoom": self.toolbar.zoom_var.get(),
-                "monitor": self.monitor if self.monitor is not None else 1,
-                "quality": self.toolbar.quality_var.get(), "fullscreen": self.fullscreen,
-                "toolbar_collapsed": self.toolbar.collapsed, "show_both": self.show_both}
-
-    # -- drawing ------------------------------------------------------------------------------
+    # -- the session's updates ------------------------------------------------------------------
     def _poll(self):
         self._poll_id = None
         try:
@@ -416,99 +199,6 @@ class ViewerWindow(ViewerInput, tk.Toplevel):
         self.toolbar.set_view_only(view_only)
         self._update_local_cursor()
         self._update_status(force=True)
-
-    def _relayout(self):
-        """(Re)create the photo at the current scale and draw the whole framebuffer once."""
-        if self.remote_size is None:
-            return
-        self.update_idletasks()
-        fit = self.fit
-        avail = (self.canvas.winfo_width(), self.canvas.winfo_height())
-        self.scale = scale_to_fit(self.remote_size, avail) if fit else self.zoom
-        w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
-        if self._photo is None or (self._photo.width(), self._photo.height()) != (w, h):
-            self._photo = ImageTk.PhotoImage("RGB", (w, h), master=self)
-            self.canvas.delete("screen")
-            self._image_item = self.canvas.create_image(0, 0, anchor="nw", image=self._photo, tags="screen")
-            self.canvas.tag_lower("screen")
-        self.canvas.configure(scrollregion=(0, 0, w, h))
-        self._show_scrollbars(not fit)
-        self._on_refresh()
-        if self._cursor_at is not None:
-            self._on_cursor(*self._cursor_at)       # same remote spot at the new scale
-
-    def _on_refresh(self):
-        fb = self.session.framebuffer
-        if fb is not None and self._photo is not None:
-            self._put(0, 0, fb)
-        self.session.displayed()                # the framebuffer holds every frame decoded so far
-        shape = self.session.cursor_shape       # its update may have been dropped
-        if shape is not None:
-            self._on_cursor_shape(*shape)
-
-    def _on_rects(self, frame_id, pieces, capture_time):
-        if self._photo is not None:
-            for x, y, img in pieces:
-                self._put(x, y, img)
-            self.shown_frame = frame_id
-            self.canvas.delete("message")       # the picture is here: no more "waiting"
-        self.session.displayed(frame_id)
-
-    def _put(self, x, y, img):
-        """Copy one remote rectangle into the photo at the display scale."""
-        if self.scale != 1.0:
-            x0, y0 = int(x * self.scale), int(y * self.scale)
-            x1 = int((x + img.width) * self.scale)
-            y1 = int((y + img.height) * self.scale)
-            if x1 <= x0 or y1 <= y0:
-                return
-            img, x, y = img.resize((x1 - x0, y1 - y0), Image.BILINEAR), x0, y0
-        if (x, y) == (0, 0) and img.size == (self._photo.width(), self._photo.height()):
-            self._photo.paste(img)      # a whole screen: one blit, no intermediate photo
-        else:
-            piece = ImageTk.PhotoImage(img, master=self)
-            self.tk.call(str(self._photo), "copy", str(piece), "-to", x, y)
-        self.drawn_rects += 1
-
-    def _on_cursor(self, x, y):
-        """The host's pointer is at (x, y) on its screen."""
-        self._cursor_at = (x, y)
-        if self._host_pointer_shown():
-            self._place_cursor(x * self.scale, y * self.scale)
-
-    def _place_cursor(self, sx, sy):
-        """Draw the host's pointer with its hot spot at canvas point (sx, sy)."""
-        self._cursor_drawn_at = (sx, sy)
-        if self._cursor_photo is not None:
-            hx, hy = self._cursor_hot
-            coords = (sx - hx * self.scale, sy - hy * self.scale)
-            if self._cursor_item is None:
-                self._cursor_item = self.canvas.create_image(*coords, anchor="nw", image=self._cursor_photo)
-            else:
-                self.canvas.coords(self._cursor_item, *coords)
-                self.canvas.itemconfigure(self._cursor_item, image=self._cursor_photo)
-        else:
-            shape = [v + (sx if i % 2 == 0 else sy) for i, v in enumerate(CURSOR_SHAPE)]
-            if self._cursor_item is None:
-                self._cursor_item = self.canvas.create_polygon(*shape, fill="white", outline="black")
-            else:
-                self.canvas.coords(self._cursor_item, *shape)
-        self.canvas.tag_raise(self._cursor_item)
-
-    def _on_cursor_shape(self, hot_x, hot_y, image):
-        """Draw the host's own pointer picture from now on (scaled like the screen)."""
-        if self.scale != 1.0:
-            size = (max(1, round(image.width * self.scale)), max(1, round(image.height * self.scale)))
-            image = image.resize(size, Image.BILINEAR)
-        self._cursor_photo = ImageTk.PhotoImage(image, master=self)
-        self._cursor_hot = (hot_x, hot_y)
-        if self._cursor_item is not None:
-            self.canvas.delete(self._cursor_item)     # a polygon arrow becomes an image item
-            self._cursor_item = None
-        if self._cursor_drawn_at is not None:
-            self._place_cursor(*self._cursor_drawn_at)  # the new picture where the old one was
-        if self._cursor_at is not None:
-            self._on_cursor(*self._cursor_at)
 
     def _on_monitors(self, current, monitors):
         self.monitor = current
