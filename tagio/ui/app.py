@@ -49,6 +49,7 @@ from tagio.ui import model, theme
 from tagio.ui.bridge import AcceptBridge, EventBridge
 from tagio.ui.chat_panel import HostChats
 from tagio.ui.home import HomeWindow
+from tagio.ui.keychange import accepted_key, failure_dialog
 from tagio.ui.model import HomeEvent, HomeState
 from tagio.ui.address_book import AddressBook
 from tagio.ui.prompts import (AboutDialog, AcceptPrompt, ConfirmDialog, ControlledIndicator, MessageDialog,
@@ -79,6 +80,7 @@ class App:
         self._feedback_ids = {}     # button -> its pending "Copied" reset, cancelled by close()
         self.partner_id = None
         self._cancel = None         # the running connect's cancel Event
+        self.accept_key = None      # (partner, key) the person chose to trust (ui/keychange.py)
         self.viewer = self.viewer_window = self.viewer_path = None
         self.viewer_partner, self.clipboard_sync = None, True
         self.viewer_connection = self._reconnecting = None   # reconnect: its connection; the running one's stop Event
@@ -291,7 +293,8 @@ class App:
         self.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026",
                            cancellable=True)
         self._cancel = threading.Event()
-        self._spawn(self._connect_worker, self.partner_id, password, self._cancel, name="connect")
+        accept, self.accept_key = accepted_key(self.accept_key, self.partner_id), None
+        self._spawn(self._connect_worker, self.partner_id, password, self._cancel, accept, name="connect")
 
     def cancel_clicked(self):
         """Cancel while connecting or waiting for the partner: home at once; the worker's late
@@ -304,12 +307,13 @@ class App:
         self.home.set_notice(words.CANCELLED_BY_YOU)
         self.home.partner_entry.focus_set()     # not on the Cancel button that just went away
 
-    def _connect_worker(self, partner_id, password, cancel):
+    def _connect_worker(self, partner_id, password, cancel, accept_key=None):
         """Worker thread: authenticate, open and start the viewer session, report back."""
         try:
             connection = self.client.connect(
                 partner_id, password, cancelled=cancel,
-                on_waiting=lambda: self.events.post("connect_waiting", cancel=cancel))
+                on_waiting=lambda: self.events.post("connect_waiting", cancel=cancel),
+                **({"accept_new_key": accept_key} if accept_key else {}))
             session = _start_viewer(connection, self._viewer_event)
         except (TagioError, OSError) as exc:
             self.events.post("connect_failed", error=exc, cancel=cancel)
@@ -468,7 +472,12 @@ class App:
         if self.machine.can(HomeEvent.FAILED):
             self.machine.handle(HomeEvent.FAILED)
         self.home.set_busy(False)
-        self.dialog = MessageDialog(self.root, title, message, on_close=self._error_dismissed)
+        self.dialog = failure_dialog(self.root, error, title, message, self._error_dismissed, self._trust_key)
+
+    def _trust_key(self, error):
+        """ "Trust the new key": connect again (ID check, password), accepting exactly that key."""
+        self.accept_key = (error.partner_id, error.offered)
+        self.connect_clicked(error.partner_id)
 
     def _error_dismissed(self):
         self.dialog = None
