@@ -26,9 +26,12 @@ class KeyChangedDialog(Dialog):
         super().__init__(parent, title)
         self.error, self.on_close, self.on_trust = error, on_close, on_trust
         self.heading(title, message)
-        ttk.Label(self.body, text=f"Known key:  {fingerprint(error.pinned)}\n"
-                                  f"New key:      {fingerprint(error.offered)}",
-                  style="Muted.TLabel", justify="left").pack(anchor="w", pady=(10, 0))
+        keys = ttk.Frame(self.body, style="Plain.TFrame")
+        keys.pack(anchor="w", pady=(10, 0))
+        for row, (label, key) in enumerate((("Known key:", error.pinned), ("New key:", error.offered))):
+            ttk.Label(keys, text=label, style="Muted.TLabel").grid(row=row, column=0, sticky="w")
+            ttk.Label(keys, text=fingerprint(key), style="Muted.TLabel").grid(row=row, column=1,
+                                                                               sticky="w", padx=(8, 0))
         self.cancel_button, self.trust_button = self.buttons(
             ("Cancel", self.cancel, "Accent.TButton"),
             (words.TRUST_NEW_KEY, self.trust, "TButton"))
