@@ -170,6 +170,16 @@ class KeyChangedWordsTest(unittest.TestCase):
         self.assertIn("posing as your partner", said.advice)
         self.assertNotIn("SHA256", said.sentence)           # fingerprints: the log and the dialog
 
+    def test_a_host_refusing_our_proof_and_an_older_partner_read_plainly(self):
+        from tagio.client.refusal import PartnerRefused
+        from tagio.protocol.version import VersionMismatch
+        said = words.explain(PartnerRefused("identity", "x"), partner_id=HOST)
+        self.assertEqual(said.line, "desk 123 456 789 could not verify this desk's ID, so it refused "
+                                    "the connection")
+        said = words.explain(VersionMismatch("identity proof", 0, 1))
+        self.assertEqual(said.kind, "protocol")
+        self.assertIn("update both sides", said.line)
+
     def test_the_command_line_says_it_in_one_line_with_the_way_out(self):
         stdout, stderr = io.StringIO(), io.StringIO()
         out = Output(True, stdout, stderr)

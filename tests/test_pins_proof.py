@@ -14,6 +14,7 @@ import unittest
 from Crypto.PublicKey import ECC
 
 from tagio.client import proving
+from tagio.client.refusal import PartnerRefused
 from tagio.crypto import proof as cp
 from tagio.crypto.identity import Identity, verify_signature
 from tagio.errors import (ConnectionClosed, LocalProtocolError, RemoteProtocolError,
@@ -210,8 +211,10 @@ class ExchangeTest(unittest.TestCase):
     def test_a_viewer_lying_about_its_id_is_refused_and_learns_nothing(self):
         thread, result = self.run_host(self.host.id)       # claims an ID it has no key for
         liar = Claiming(self.viewer, self.host.id)
-        with self.assertRaisesRegex(cp.IdentityProofError, proving.NOT_PROVEN):
+        with self.assertRaises(PartnerRefused) as ctx:
             proving.prove_to_host(self.viewer_end, liar, self.host.id)
+        self.assertEqual(ctx.exception.code, "identity")
+        self.assertTrue(str(ctx.exception).startswith(proving.NOT_PROVEN))
         thread.join(10)
         self.assertIsInstance(result["error"], cp.IdentityProofError)
         self.assertTrue(self.host_end.end.closed)

@@ -271,7 +271,7 @@ class Hosting:
     def _authenticate(self, peer, lan=False, resume=None):
         """(channel, used_permanent) or (None, False) after telling the UI why; used_permanent is
         RESUMED when `resume` (this viewer's resumption secret, the handshake's "resume" kind)
-        matched. A LAN peer has no relay-bound key to check; the PAKE still binds both IDs."""
+        matched. A LAN peer has no relay-bound key to check; its proof (proving.py) checks its ID."""
         tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError, ConnectionClosed)
         refusal = None
         try:

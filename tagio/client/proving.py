@@ -21,13 +21,14 @@ the same. Neither side ever treats a partner that proves nothing as proven: an o
 refused, not trusted.
 
 Each side reads the partner's message within PROOF_TIMEOUT (a timer closes the channel); on any
-failure the channel is closed and one TagioError is raised: IdentityProofError (the proof is
-wrong), VersionMismatch (an older partner), ConnectionClosed (the partner said Bye or left),
-TransportTimeout, RemoteProtocolError.
+failure the channel is closed and one TagioError is raised: IdentityProofError (the partner's
+proof is wrong), PartnerRefused("identity") (the host refused ours), VersionMismatch (an older
+partner), ConnectionClosed (the partner said Bye or left), TransportTimeout, RemoteProtocolError.
 """
 
 import threading
 
+from tagio.client.refusal import PartnerRefused
 from tagio.crypto.proof import (ROLE_HOST, ROLE_VIEWER, IdentityProofError, binding, check_proof,
                                 make_proof)
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TagioError, TransportTimeout
@@ -83,24 +84,43 @@ def _guarded(channel, steps):
         raise
 
 
+class _Deadline:
+    """Closes the channel when `timeout` passes before done(), so a blocked recv() returns; done()
+    says whether it fired (then the channel is closed, whatever recv() returned)."""
+
+    def __init__(self, channel, timeout):
+        self._channel, self._lock = channel, threading.Lock()
+        self._finished = self._fired = False
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self):
+        with self._lock:
+            if self._finished:
+                return
+            self._fired = True
+        self._channel.close()
+
+    def done(self) -> bool:
+        with self._lock:
+            self._finished = True
+        self._timer.cancel()
+        return self._fired
+
+
 def _read(channel, timeout) -> bytes:
     """The partner's first message; TransportTimeout when it sends none within `timeout`."""
-    fired = threading.Event()
-
-    def expire():
-        fired.set()
-        channel.close()
-    timer = threading.Timer(timeout, expire)
-    timer.daemon = True
-    timer.start()
+    deadline = _Deadline(channel, timeout)
     try:
-        return channel.recv()
+        data = channel.recv()
     except TagioError:
-        if fired.is_set():
+        if deadline.done():
             raise TransportTimeout(f"the partner did not prove its ID within {timeout:g} s") from None
         raise
-    finally:
-        timer.cancel()
+    if deadline.done():
+        raise TransportTimeout(f"the partner did not prove its ID within {timeout:g} s")
+    return data
 
 
 def _partner_proof(data: bytes) -> wire.IdentityProof:
@@ -111,7 +131,7 @@ def _partner_proof(data: bytes) -> wire.IdentityProof:
     msg = m.decode(data)
     if isinstance(msg, m.Bye):
         if msg.text.startswith(NOT_PROVEN):
-            raise IdentityProofError(msg.text)
+            raise PartnerRefused("identity", msg.text)
         raise ConnectionClosed(msg.text or "the partner ended the connection")
     if isinstance(msg, m.Introduce):
         raise VersionMismatch("identity proof", OLDER, PROOF_VERSION)

@@ -132,6 +132,8 @@ REFUSALS = {
                           "{Desk} refuses this desk for a minute after too many attempts.",
                           "Wait a minute, then try again with the password shown there now."),
     "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+    "identity": Words("identity_refused", EXIT_AUTH, "Refused",
+                      "{Desk} could not verify this desk's ID, so it refused the connection."),
 }
 UNKNOWN_REFUSAL = Words("refused", EXIT_AUTH, "Refused", "{Desk} refused the connection.")
 
@@ -210,7 +212,6 @@ ENDINGS = (
     ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
     ("the viewer reconnected", "Your partner reconnected."),
-    ("the partner could not prove your desk's id", "Your partner could not verify this desk's ID."),
     ("the reconnect came too late", LOST),
     ("protocol error", PROTOCOL),
     ("unknown session message", PROTOCOL),
