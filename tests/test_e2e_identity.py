@@ -201,8 +201,11 @@ class PinningTest(unittest.TestCase):
         channel = lan_dial(host_id, port, older, password)
         channel.send(m.encode(m.Introduce("old desk")))
         bye = first_answer(channel)
-        self.assertIn("older TagIO", bye.text)
+        self.assertIn("newer TagIO", bye.text)          # said from the older viewer's side
         self.assertIn("update both sides", bye.text)
+        refused = host.wait_for(lambda e: e.get("event") == "refused" and e["peer"] == older,
+                                what="the older viewer refused")
+        self.assertIn("older TagIO", refused["reason"])
 
         channel = lan_dial(host_id, port, Identity.generate().id, password)
         channel.send(make_proof(liar, ROLE_VIEWER, binding(channel)).encode())   # liar's own, other ID

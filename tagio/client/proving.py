@@ -15,7 +15,7 @@ from; protocol/proof.py: the message):
 
 The viewer speaks first, so the host gives its own proof only to a viewer that proved its ID, and
 an older TagIO viewer (which sends its Introduce first and proves nothing) is answered with a Bye
-whose words it shows as they are ("your partner runs an older TagIO ...; update both sides"). A
+whose words it shows as they are ("your partner runs a newer TagIO ...; update both sides"). A
 newer viewer meeting an older host reads the host's Introduce where the proof should be and says
 the same. Neither side ever treats a partner that proves nothing as proven: an older partner is
 refused, not trusted.
@@ -66,11 +66,11 @@ def _host_steps(channel, identity, viewer_id, timeout) -> bytes:
     try:
         proof = _partner_proof(_read(channel, timeout))
         key = check_proof(proof, role=ROLE_VIEWER, expected_id=viewer_id, channel_binding=value)
-    except VersionMismatch as exc:
-        _bye(channel, str(exc))
+    except VersionMismatch as exc:       # said from the viewer's side: its partner is newer
+        _bye(channel, str(VersionMismatch(exc.what, exc.ours, exc.theirs)))
         raise
-    except IdentityProofError as exc:
-        _bye(channel, f"{NOT_PROVEN} ({exc})")
+    except IdentityProofError:          # the detail stays in the host's log
+        _bye(channel, NOT_PROVEN)
         raise
     channel.send(make_proof(identity, ROLE_HOST, value).encode())
     return key

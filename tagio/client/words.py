@@ -231,7 +231,6 @@ ID_NOT_PROVEN = "could not prove its ID"
 ACCEPT_VERIFIED = "Its ID is verified: the desk proved it holds the key the ID belongs to."
 # The window's dialog when a partner's key changed (tagio/ui/keychange.py).
 TRUST_NEW_KEY = "Trust the new key"
-KEY_CHANGED_TRUSTED = "The new key of {desk} will be trusted after this connect."
 
 # What the connect flow says while it runs (the window's status line, the command line's events).
 WAITING = "Waiting for your partner to accept..."
