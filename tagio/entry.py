@@ -23,7 +23,8 @@ EPILOG = ("Environment: TAGIO_CONFIG_DIR, TAGIO_RELAY (HOST:PORT or URL), TAGIO_
           "TAGIO_RELAY_SECRET (private "
           "relay), TAGIO_PASSWORD (connect), TAGIO_OTP_LIFETIME (seconds an unused one-time "
           "password lives, 1 to 3600; default 3600). Exit status: 0 ok, 1 error, 2 usage or setup, "
-          "3 wrong password, 4 relay problem or unknown ID, 5 partner gone, 130 interrupted. "
+          "3 wrong password, 4 relay problem or unknown ID, 5 partner gone, 6 the partner's key "
+          "changed (see --accept-new-key), 130 interrupted. "
           "Windows: tagio-gui.exe is a window program; from cmd.exe run "
           "'start /wait tagio-gui.exe --cli ...' so that the prompt waits for it and questions "
           "read the console.")
@@ -120,6 +121,8 @@ def _connect_command(commands, common):
     view.add_argument("--timeout", type=_positive(float, 1, 120), default=15.0, help=argparse.SUPPRESS)
     view.add_argument("--script", metavar="FILE", help=argparse.SUPPRESS)
     view.add_argument("--chat", metavar="TEXT", action="append", help="send this chat line once connected")
+    from tagio.cli.common import add_accept_new_key
+    add_accept_new_key(view)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -174,8 +174,10 @@ def run_viewer(args):
         elif words[0] == "bulk":
             bulk(channel, int(words[1]))
         elif words[0] in ("session", "client-session"):
-            if words[0] == "client-session":
+            if words[0] == "client-session":     # a real TagIO host: prove our ID, then be admitted
                 from tagio.client.admission import await_admission
+                from tagio.client.proving import prove_to_host
+                prove_to_host(channel, me.identity, args.target)
                 await_admission(channel)
             viewer_session(channel, float(words[1]), words[2])
             me.close()

@@ -68,6 +68,13 @@ def make_client(args, out, **kwargs):
     return client
 
 
+def add_accept_new_key(command):
+    """connect, send and get: --accept-new-key (client/pins.py: the partner's key changed)."""
+    command.add_argument("--accept-new-key", action="store_true",
+                         help="trust the partner's key although it is not the one this desk knew "
+                              "(exit status 6 says it changed); only after checking with your partner")
+
+
 def lan_options(args):
     """LanService options for --lan; --lan-target ADDR (tests: 127.255.255.255) replaces broadcast."""
     if not getattr(args, "lan", False):

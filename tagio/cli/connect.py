@@ -80,7 +80,8 @@ def run_connect(args, out, stop) -> int:
         _check_partner(client, partner, args.timeout)
         password = _ask_password(args)
         conn = client.connect(partner, password, timeout=args.timeout, cancelled=stop,
-                              on_waiting=lambda: _waiting(out, stop, partner))
+                              on_waiting=lambda: _waiting(out, stop, partner),
+                              accept_new_key=args.accept_new_key)
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))

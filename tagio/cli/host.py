@@ -43,6 +43,8 @@ HOST_EVENTS = {
     "relay_status": lambda f: ("relay", f"relay: {f['status']}", {"status": f["status"]}),
     "incoming": lambda f: ("incoming", f"incoming connection from {f['peer_id']}",
                            {"peer": f["peer_id"]}),
+    "verified": lambda f: ("verified", f"{f['peer_id']} proved its ID (key {f['key']})",
+                           {"peer": f["peer_id"], "key": f["key"]}),
     "auth_failed": lambda f: ("auth_failed", f"{f['peer_id']} gave a wrong password",
                               {"peer": f["peer_id"]}),
     "refused": lambda f: ("refused", f"refused {f['peer_id']}: {f['reason']}",

@@ -14,15 +14,23 @@ import sys
 import threading
 
 from tagio.client.words import (EXIT_AUTH, EXIT_ERROR, EXIT_GONE, EXIT_INTERRUPTED,  # noqa: F401
-                                EXIT_OK, EXIT_RELAY, EXIT_USAGE, explain)
+                                EXIT_KEY_CHANGED, EXIT_OK, EXIT_RELAY, EXIT_USAGE, explain)
 
 log = logging.getLogger("tagio.cli")
+
+# What only the command line can do about an error, after its one line (by kind).
+HINTS = {"key_changed": "only after checking with your partner, --accept-new-key trusts the new key"}
 
 
 def describe_error(exc, partner_id="", relay=""):
     """(kind, exit status, one line) for an error shown to the user."""
     said = explain(exc, partner_id=partner_id, relay=relay)
-    return said.kind, said.status, said.line
+    return said.kind, said.status, _with_hint(said)
+
+
+def _with_hint(said) -> str:
+    hint = HINTS.get(said.kind)
+    return f"{said.line}; {hint}" if hint else said.line
 
 
 class Output:
@@ -42,9 +50,10 @@ class Output:
     def error(self, exc):
         said = explain(exc, partner_id=self.partner_id, relay=self.relay)
         log.debug("%s: %s", type(exc).__name__, said.detail)
+        line = _with_hint(said)
         with self._lock:
             if self.as_json:
-                print(json.dumps({"event": "error", "kind": said.kind, "message": said.line}),
+                print(json.dumps({"event": "error", "kind": said.kind, "message": line}),
                       file=self.stdout, flush=True)
-            print(f"tagio: {said.line}", file=self.stderr, flush=True)
+            print(f"tagio: {line}", file=self.stderr, flush=True)
         return said.status

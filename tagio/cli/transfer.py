@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from tagio.cli.common import make_client, running
+from tagio.cli.common import add_accept_new_key, make_client, running
 from tagio.cli.connect import _ask_password, _as_session_loss, _stop_session
 from tagio.cli.output import EXIT_INTERRUPTED, EXIT_OK
 from tagio.crypto.identity import format_id, normalize_id
@@ -49,6 +49,7 @@ def add_commands(commands, common):
         cmd.add_argument("--password", metavar="PW",
                          help="the partner's password; '-' reads it from standard input (else asked)")
         cmd.add_argument("--timeout", type=float, default=15.0, help=argparse.SUPPRESS)
+        add_accept_new_key(cmd)
 
 
 class TransferWatch:
@@ -154,7 +155,8 @@ def _run(args, out, stop, begin) -> int:
     password = _ask_password(args)
     client = make_client(args, out, direct_bind=args.direct_bind)
     with running(client):
-        conn = client.connect(partner, password, timeout=args.timeout)
+        conn = client.connect(partner, password, timeout=args.timeout,
+                              accept_new_key=args.accept_new_key)
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))

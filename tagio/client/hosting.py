@@ -15,6 +15,11 @@ most MAX_INCOMING at once (more are refused, not queued):
          failed (`auth_failed`, hang-ups and timeouts too), and the one-time password rotates after
          TRIES_PER_PASSWORD failed tries at it (a typo does not cost a new password); a refused
          guess is `refused` "too many wrong passwords"
+    identity: the viewer proves its ID inside the channel before anything else (proving.py: it
+      signs this channel with its ID's key) and then we prove ours; only a proven viewer is mutual
+      success for the guess limiter, so a viewer whose proof fails (or an older TagIO that proves
+      nothing) is refused with the reason and counted like a failed guess; the prompt, the events
+      and the history show only proven IDs from here on
     names: both desks send their display name (admission.py Introduce), the viewer's is read here
     accept policy: `accept_callback(peer_id, cancelled=Event, name=, files=) -> bool | Rights`,
       asked when "ask before accepting" is on, unless a permanent password was the one used or the
@@ -48,11 +53,16 @@ from tagio.client.admission import CANCELLED, DECLINED, HostAdmission
 from tagio.client.guesses import GuessLimiter, SessionGuesses
 from tagio.client.partners import Rights
 from tagio.client.paths import check_peer, establish_channel
+from tagio.client.proving import check_viewer
 from tagio.client.ratelimit import AttemptLimiter
 from tagio.client.refusal import Refuser
 from tagio.client.resume import ResumeTickets, lost_path, resume_secret
+from tagio.client.words import ID_NOT_PROVEN
 from tagio.crypto.handshake import GuessLimitError, HostKeys, Kind
-from tagio.errors import ConnectionClosed, TagioError, TransportTimeout, WrongPasswordError
+from tagio.crypto.identity import fingerprint, format_id
+from tagio.errors import (ConnectionClosed, IdentityError, TagioError, TransportTimeout,
+                          WrongPasswordError)
+from tagio.protocol.version import VersionMismatch
 
 log = logging.getLogger("tagio.client")
 
@@ -261,8 +271,9 @@ class Hosting:
     def _authenticate(self, peer, lan=False, resume=None):
         """(channel, used_permanent) or (None, False) after telling the UI why; used_permanent is
         RESUMED when `resume` (this viewer's resumption secret, the handshake's "resume" kind)
-        matched. A LAN peer has no relay-bound key to check; the PAKE still binds both IDs."""
+        matched. A LAN peer has no relay-bound key to check; its proof (proving.py) checks its ID."""
         tally = SessionGuesses(self.guesses, peer.peer_id, GuessLimitError, ConnectionClosed)
+        refusal = None
         try:
             if not lan:
                 check_peer(peer, peer.peer_id)
@@ -270,12 +281,16 @@ class Hosting:
             handshake = functools.partial(host_handshake, secrets=self._keys(resume),
                                           viewer_id=peer.peer_id, host_id=self.client.id,
                                           session_id=peer.session_id, timeout=HANDSHAKE_TIMEOUT,
-                                          guesses=tally)
+                                          guesses=SuccessAfterProof(tally))
             relay = None if lan else self.client.current_relay()
             if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")
             channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
                                         timeout=HANDSHAKE_TIMEOUT)
+            refusal = self._prove(peer, channel)
+            if refusal is not None:
+                return None, False
+            tally.succeeded()           # password and ID: now it is mutual success
         except GuessLimitError as exc:
             self.client.emit("refused", peer_id=peer.peer_id, reason="too many wrong passwords",
                              detail=str(exc))
@@ -286,19 +301,37 @@ class Hosting:
             self.client.emit("attempt_failed", peer_id=peer.peer_id, reason=str(exc), error=exc)
             return None, False
         finally:
-            self._report_guesses(peer.peer_id, tally.close())
+            self._report_guesses(peer.peer_id, tally.close(), refusal)
         if channel.password_kind is Kind.RESUME:
             return channel, RESUMED
         return channel, used_permanent(channel)
 
-    def _report_guesses(self, peer_id, failures):
-        """Tell the host's user of every failed guess (hang-ups and timeouts included), and
-        replace the one-time password once it has had its tries."""
+    def _prove(self, peer, channel):
+        """The viewer proves its ID, then we prove ours (proving.py). None when it did; else the
+        IdentityError or VersionMismatch that refused it (the viewer was told why, the channel is
+        closed). Other failures (it left, it fell silent) raise TagioError."""
+        try:
+            key = check_viewer(channel, self.client.identity, peer.peer_id)
+        except (IdentityError, VersionMismatch) as exc:
+            log.warning("refused desk %s: %s", format_id(peer.peer_id), exc)
+            return exc
+        log.info("desk %s proved its ID (key %s)", format_id(peer.peer_id), fingerprint(key))
+        self.client.emit("verified", peer_id=peer.peer_id, key=fingerprint(key))
+        return None
+
+    def _report_guesses(self, peer_id, failures, refusal=None):
+        """Tell the host's user of every failed guess (hang-ups and timeouts included), or of the
+        refused identity proof that failed it, and replace the one-time password once it has had
+        its tries."""
+        if refusal is not None:
+            reason = str(refusal) if isinstance(refusal, VersionMismatch) else ID_NOT_PROVEN
+            self.client.emit("refused", peer_id=peer_id, reason=reason, detail=str(refusal))
         for failure in failures:
-            self.client.emit("auth_failed", peer_id=peer_id, tries_left=failure.tries_left,
-                             failures=failure.failures_in_window,
-                             next_guess_in=round(failure.next_guess_in),
-                             password_replaced=failure.rotate_password)
+            if refusal is None:
+                self.client.emit("auth_failed", peer_id=peer_id, tries_left=failure.tries_left,
+                                 failures=failure.failures_in_window,
+                                 next_guess_in=round(failure.next_guess_in),
+                                 password_replaced=failure.rotate_password)
             if failure.rotate_password:
                 self.new_password()
 
@@ -409,6 +442,18 @@ class Hosting:
     def _snapshot(self, items):
         with self._lock:
             return list(items)
+
+
+class SuccessAfterProof:
+    """The host handshake's `guesses` hook for one session, with its success held back: the PAKE
+    alone is no longer mutual success, the viewer's proof of its ID completes it (the caller then
+    calls the tally's succeeded() itself)."""
+
+    def __init__(self, tally):
+        self.start = tally.start
+
+    def succeeded(self):
+        pass
 
 
 def say_bye(channel, text):

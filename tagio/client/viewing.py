@@ -16,11 +16,16 @@ Theory of operation. `connect(partner_id, password)`:
    connection reversal work. Exactly one guess per connect, whoever answers (a LAN spoofer, an ID
    squatter, a malicious relay): the paths share one OneGuess, so once a REPLY failed no other is
    checked, and any failure after a REPLY is a WrongPasswordError that ends the whole race;
-5. waits for the host's accept step (admission.py): "waiting for your partner" is reported once
+5. proves our ID to the host and checks the host's proof of its own (proving.py), bound to this
+   channel; the key the host proves must be the one pinned for its ID (pins.py), and one the relay
+   named before the handshake already must be, so a squatter gets no password guess. A changed key
+   is a KeyChangedError unless the person accepted it (`accept_new_key`: True, or exactly the
+   key the window showed); the key proven in an admitted session is pinned;
+6. waits for the host's accept step (admission.py): "waiting for your partner" is reported once
    through `on_waiting()`, a Deny raises PartnerRefused("declined"), and setting `cancelled`
    gives up at once (the host's prompt closes); a host that refuses before the handshake (busy,
    too many attempts) says so on the relay path and its PartnerRefused ends the race (refusal.py);
-6. returns a ViewerConnection (channel, path, connect time, the host's desk name, and the channel's
+7. returns a ViewerConnection (channel, path, connect time, the host's desk name, and the channel's
    resumption secret) whose `open_session()` makes the ViewerSession, and remembers the partner in
    the address book (client/partners.py) and the recent list. Our own desk name goes to the host
    inside the channel (admission.py's Introduce), never to the relay.
@@ -29,8 +34,8 @@ Theory of operation. `connect(partner_id, password)`:
 (resume.py) in place of the password's, as the handshake's "resume" kind: the host skips its
 accept prompt when it still holds it.
 
-`Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `settings`,
-`listener`, `lan` and `wait_online(timeout)`.
+`Viewing` uses only a few parts of the thin Client that owns it (core.py): `id`, `identity`,
+`config_dir` (the pins), `settings`, `listener`, `lan` and `wait_online(timeout)`.
 """
 
 import functools
@@ -41,10 +46,12 @@ from dataclasses import dataclass, field
 
 from tagio.client.admission import ConnectCancelled, await_admission
 from tagio.client.paths import check_peer, establish_channel
+from tagio.client.pins import PinStore
+from tagio.client.proving import prove_to_host
 from tagio.client.refusal import RefusalAware
 from tagio.client.resume import resume_secret
 from tagio.crypto import kdf
-from tagio.crypto.identity import normalize_id
+from tagio.crypto.identity import fingerprint, format_id, normalize_id
 from tagio.errors import ConfigError, RelayError, TagioError
 
 log = logging.getLogger("tagio.client")
@@ -78,19 +85,23 @@ class Viewing:
 
     def __init__(self, client):
         self.client = client
+        self.pins = PinStore(client.config_dir)
 
     def connect(self, partner_id, password, timeout=15.0, *, on_waiting=None,
-                cancelled=None) -> ViewerConnection:
+                cancelled=None, accept_new_key=False) -> ViewerConnection:
         """Authenticate to partner_id with password and wait until the host admits us. Raises
-        ConfigError (bad ID/password format), RelayError (unreachable, unknown_id, offline,
-        rate_limited), WrongPasswordError, PartnerRefused (busy, rate_limited, declined),
-        ConnectCancelled (`cancelled` was set), TransportError/TransportTimeout (no path),
-        IdentityError (relay gave a mismatched key)."""
+        ConfigError (bad ID/password format; PinFileError: the pins cannot be read), RelayError
+        (unreachable, unknown_id, offline, rate_limited), WrongPasswordError, PartnerRefused (busy,
+        rate_limited, declined), ConnectCancelled (`cancelled` was set), TransportError/
+        TransportTimeout (no path), IdentityError (relay gave a mismatched key; KeyChangedError: the
+        partner's key is not the pinned one; IdentityProofError: its proof failed), VersionMismatch
+        (an older host that proves nothing). `accept_new_key`: True takes any new key for this
+        partner, bytes exactly that key; the key proven then replaces the pin."""
         partner = self._check_input(partner_id, password)
         from tagio.crypto.handshake import password_kind
         # derived once per connect, not once per path; after the rendezvous, as before
         return self._connect(partner, lambda: kdf.password_secret(password, partner),
-                             password_kind(password), timeout, on_waiting, cancelled)
+                             password_kind(password), timeout, on_waiting, cancelled, accept_new_key)
 
     def resume(self, partner_id, secret, timeout=15.0, *, cancelled=None) -> ViewerConnection:
         """Connect again with a finished session's resumption secret instead of a password.
@@ -100,11 +111,13 @@ class Viewing:
         return self._connect(partner, lambda: secret, Kind.RESUME, timeout, None, cancelled)
 
     def _connect(self, partner, derive_secret, kind, timeout, on_waiting,
-                 cancelled) -> ViewerConnection:
+                 cancelled, accept_new_key=False) -> ViewerConnection:
         relay, relay_error = self._relay_or_error(timeout)
         started = time.monotonic()      # connect_ms: rendezvous + path + PAKE, not our registration
         session_id = os.urandom(16)
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
+        if peer.peer_public_key:        # the relay named the key: a changed one gets no guess
+            self._check_pin(partner, peer.peer_public_key, accept_new_key, proven=False)
         secret = derive_secret()        # once per connect, not once per path
         from tagio.crypto.handshake import OneGuess, viewer_handshake_secret
         shake = functools.partial(viewer_handshake_secret, secret=secret, kind=kind,
@@ -112,6 +125,7 @@ class Viewing:
                                   session_id=session_id, timeout=timeout)
         channel = establish_channel(peer, relay, lambda stream: shake(RefusalAware(stream)),
                                     listener=self.client.listener, timeout=timeout)
+        host_key = self._prove(channel, partner, accept_new_key)
         connect_ms = (time.monotonic() - started) * 1000.0
         if cancelled is not None and cancelled.is_set():
             channel.close()
@@ -119,9 +133,32 @@ class Viewing:
         host_name = await_admission(channel, on_waiting=on_waiting, cancelled=cancelled,
                                     name=self.client.settings.desk_name)
         path = channel.path
-        self._remember(partner, path, host_name)
+        self._remember(partner, path, host_name, host_key)
         return ViewerConnection(channel, partner, path, connect_ms, session_id, host_name,
                                 resume_secret(channel, self.client.id, partner))
+
+    def _prove(self, channel, partner, accept_new_key) -> bytes:
+        """Prove our ID to the host and check its proof and its pin; the host's key. Raises
+        IdentityError (KeyChangedError, IdentityProofError), VersionMismatch, TagioError; the
+        channel is closed on failure."""
+        try:
+            key = prove_to_host(channel, self.client.identity, partner)
+            self._check_pin(partner, key, accept_new_key, proven=True)
+        except TagioError:
+            channel.close()
+            raise
+        return key
+
+    def _check_pin(self, partner, key, accept_new_key, *, proven):
+        """KeyChangedError (logged with both keys) unless `key` is the pinned one or accepted."""
+        try:
+            replaced = self.pins.check(partner, key, accept=accept_new_key, proven=proven)
+        except TagioError as exc:
+            log.warning("refusing desk %s: %s", format_id(partner), exc)
+            raise
+        if replaced is not None and proven:
+            log.warning("desk %s: accepting its new key %s as asked (it was %s)", format_id(partner),
+                        fingerprint(key), fingerprint(replaced.key))
 
     def check_partner(self, partner_id, timeout=LOOKUP_TIMEOUT) -> str:
         """Before the password is asked: is the partner's ID known and online? Returns the
@@ -194,9 +231,15 @@ class Viewing:
             found = lan.find(partner)
         return found
 
-    def _remember(self, partner, path, host_name):
+    def _remember(self, partner, path, host_name, host_key):
         """The partner goes to the top of the address book (with the path and its own name) and of
-        the recent list."""
+        the recent list, and the key it proved is pinned (a pin that cannot be written is logged:
+        the session was admitted, and the next connect pins the key again)."""
+        try:
+            if self.pins.remember(partner, host_key):
+                log.info("desk %s: pinned its key %s", format_id(partner), fingerprint(host_key))
+        except ConfigError as exc:
+            log.warning("%s", exc)
         settings = self.client.settings
         settings.partners.record_session(partner, path, host_name)
         settings.add_recent(partner)

@@ -28,15 +28,19 @@ import re
 from dataclasses import dataclass
 
 from tagio.client.admission import ConnectCancelled
+from tagio.client.pins import KeyChangedError
 from tagio.client.refusal import PartnerRefused
 from tagio.crypto.identity import format_id
+from tagio.crypto.proof import IdentityProofError
 from tagio.errors import (AuthError, ConfigError, ConnectionClosed, IdentityError, ProtocolError,
                           RelayError, SecureChannelError, TagioError, TransportError, TransportTimeout,
                           WrongPasswordError)
+from tagio.protocol.version import VersionMismatch
 from tagio.session.files_names import FileRefused
 
 # The command line's exit statuses (tagio-gui --help lists them).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_RELAY, EXIT_GONE = 0, 1, 2, 3, 4, 5
+EXIT_KEY_CHANGED = 6        # the partner's key is not the one pinned for its ID (client/pins.py)
 EXIT_INTERRUPTED = 130      # the shell convention for "ended by Ctrl+C" before any work was done
 
 
@@ -88,6 +92,15 @@ ERRORS = {
                               "(it changes after a failed attempt)."),
     ConnectCancelled: Words("cancelled", EXIT_INTERRUPTED, "Cancelled", "The connection was cancelled."),
     PartnerRefused: None,                               # by code: REFUSALS
+    KeyChangedError: Words("key_changed", EXIT_KEY_CHANGED, "The partner's key has changed",
+                           "{Desk} is not the desk this computer knew: its key has changed, so "
+                           "TagIO stopped before showing anything.",
+                           "Someone may be posing as your partner: a desk's key does not change "
+                           "while its ID stays the same. Check with your partner another way (by "
+                           "phone, in person) before you trust the new key."),
+    IdentityProofError: Words("identity", EXIT_AUTH, "Identity check failed",
+                              "{Desk} could not prove that it owns its ID, so the connection was "
+                              "stopped.", "Someone may be posing as your partner.", lead=True),
     IdentityError: Words("identity", EXIT_AUTH, "Identity check failed",
                          "The partner's ID does not match its key, so the connection was stopped.",
                          lead=True),
@@ -97,6 +110,7 @@ ERRORS = {
     TransportTimeout: Words("timeout", EXIT_GONE, "No answer", "The connection to {desk} timed out.",
                             "Check that your partner's TagIO is running."),
     SecureChannelError: None,                           # by cause: CHANNEL_CAUSES
+    VersionMismatch: Words("protocol", EXIT_GONE, "Update TagIO", "{detail}"),
     ProtocolError: Words("protocol", EXIT_GONE, "Connection broken", PROTOCOL,
                          "Your partner may run a different version of TagIO."),
     TransportError: Words("transport", EXIT_GONE, "Relay unreachable",
@@ -118,6 +132,8 @@ REFUSALS = {
                           "{Desk} refuses this desk for a minute after too many attempts.",
                           "Wait a minute, then try again with the password shown there now."),
     "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+    "identity": Words("identity_refused", EXIT_AUTH, "Refused",
+                      "{Desk} could not verify this desk's ID, so it refused the connection."),
 }
 UNKNOWN_REFUSAL = Words("refused", EXIT_AUTH, "Refused", "{Desk} refused the connection.")
 
@@ -208,6 +224,13 @@ ENDINGS = (
 RETRYING_IN = "retrying in {seconds} s"
 HOST_KEEPS_TRYING = ("the relay cannot be reached yet; this desk keeps trying (every few seconds, "
                      "for ever) and says when it is online")
+
+# The viewer's proof of its ID (client/proving.py) as the host tells its user about a refusal, and
+# the accept prompt's line that says the ID shown is proven.
+ID_NOT_PROVEN = "could not prove its ID"
+ACCEPT_VERIFIED = "Its ID is verified: the desk proved it holds the key the ID belongs to."
+# The window's dialog when a partner's key changed (tagio/ui/keychange.py).
+TRUST_NEW_KEY = "Trust the new key"
 
 # What the connect flow says while it runs (the window's status line, the command line's events).
 WAITING = "Waiting for your partner to accept..."

@@ -7,6 +7,8 @@ gives a new ID. What an ID looks like, and how it is derived from the key, is
 tagio.protocol.ids (re-exported here).
 """
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -33,6 +35,26 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
         return True
     except ValueError:
         return False
+
+
+def is_small_order(public_key: bytes) -> bool:
+    """True for an Ed25519 key of small order ([8]A is the identity): with such a key the signature
+    (R = identity, s = 0) verifies for every message, so it proves nothing. A key that does not
+    decode is left to verify_signature (it fails there). relay/verify.py has a faster check of its
+    own for registrations."""
+    if len(public_key) != PUBLIC_KEY_LEN:
+        return False
+    try:
+        point = eddsa.import_public_key(bytes(public_key)).pointQ.copy()
+    except ValueError:
+        return False
+    return point.double().double().double().is_point_at_infinity()
+
+
+def fingerprint(public_key: bytes) -> str:
+    """How a key is shown to people and in logs, as OpenSSH does: "SHA256:" + unpadded base64."""
+    digest = hashlib.sha256(bytes(public_key)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def _tighten_permissions(path: Path) -> None:

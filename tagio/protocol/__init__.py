@@ -11,6 +11,7 @@ Wire formats (one codec style: message classes, a type-code -> class table MESSA
     websocket                RFC 6455 framing for HTTPS-only front ends
     lan                      LAN announcements and queries
     direct                   the direct-TCP preamble
+    proof                    the identity proofs inside a new secure channel
 One place each:
     ids       9-digit IDs        address   host:port and relay URLs
     codes     relay error codes  version   versions and capability bits

@@ -11,6 +11,8 @@ which one is meant:
     RUDP_VERSION       reliable-UDP datagrams (protocol/rudp.py)
     LAN_VERSION        LAN announcements and queries (protocol/lan.py)
     DIRECT_VERSION     the direct-TCP preamble (protocol/direct.py)
+    PROOF_VERSION      the identity proofs inside the secure channel (protocol/proof.py); a partner
+                       that sends none speaks "version 0" of it and is refused as older
 
 The policy: a version mismatch is never guessed around. The side that notices refuses with words
 a person can act on (`check_peer_version` raises VersionMismatch, a RemoteProtocolError), for
@@ -29,6 +31,7 @@ SESSION_VERSION = 2     # 2: the session Hello carries capability bits
 RUDP_VERSION = 1
 LAN_VERSION = 1
 DIRECT_VERSION = 1
+PROOF_VERSION = 1
 
 # Session capability bits (the session Hello's `capabilities` field, u32).
 CAP_CLIPBOARD_TEXT = 1 << 0

@@ -190,6 +190,9 @@ class AcceptPrompt(Dialog):
         self.text_var = tk.StringVar(master=self, value=model.countdown_text(peer_id, self.left, name))
         ttk.Label(self.body, textvariable=self.text_var, style="Card.TLabel", wraplength=440,
                   justify="left").pack(anchor="w", pady=(8, 0))
+        # Only a viewer that proved its ID is ever asked about (client/proving.py).
+        ttk.Label(self.body, text=words.ACCEPT_VERIFIED, style="Muted.TLabel", wraplength=440,
+                  justify="left").pack(anchor="w", pady=(2, 0))
         self._rights_boxes(files, view_only)
         self.accept_button, self.deny_button = self.buttons(
             ("Accept", lambda: self.answer(True), "Accent.TButton"),

@@ -31,8 +31,9 @@ from tagio.client import words
 from tagio.client.resume import come_back, lost_path, session_end_cause
 from tagio.errors import ConfigError, ConnectionClosed, TagioError
 from tagio.ui import model
+from tagio.ui.keychange import accepted_key, failure_dialog
 from tagio.ui.model import HomeEvent, HomeState
-from tagio.ui.prompts import MessageDialog, PasswordDialog
+from tagio.ui.prompts import PasswordDialog
 from tagio.ui.tkutil import destroy, exists
 
 log = logging.getLogger("tagio.ui")
@@ -49,6 +50,7 @@ class ViewerSide:
         self.app = app
         self.partner_id = None
         self._cancel = None         # the running connect's cancel Event
+        self.accept_key = None      # (partner, key) the person chose to trust (ui/keychange.py)
         self.session = self.window = self.path = None
         self.partner, self.clipboard_sync = None, True
         self.connection = self.reconnecting = None   # reconnect: its connection; the running one's stop Event
@@ -89,7 +91,8 @@ class ViewerSide:
         app.machine.handle(HomeEvent.PASSWORD_GIVEN)
         app.home.set_busy(True, f"Connecting to {model.display_id(self.partner_id)}\u2026", cancellable=True)
         self._cancel = threading.Event()
-        app._spawn(self._connect_worker, self.partner_id, password, self._cancel, name="connect")
+        accept, self.accept_key = accepted_key(self.accept_key, self.partner_id), None
+        app._spawn(self._connect_worker, self.partner_id, password, self._cancel, accept, name="connect")
 
     def cancel_clicked(self):
         """Cancel while connecting or waiting for the partner: home at once; the worker's late
@@ -103,13 +106,14 @@ class ViewerSide:
         app.home.set_notice(words.CANCELLED_BY_YOU)
         app.home.partner_entry.focus_set()     # not on the Cancel button that just went away
 
-    def _connect_worker(self, partner_id, password, cancel):
+    def _connect_worker(self, partner_id, password, cancel, accept_key=None):
         """Worker thread: authenticate, open and start the viewer session, report back."""
         events = self.app.events
         try:
             connection = self.app.client.connect(
                 partner_id, password, cancelled=cancel,
-                on_waiting=lambda: events.post("connect_waiting", cancel=cancel))
+                on_waiting=lambda: events.post("connect_waiting", cancel=cancel),
+                **({"accept_new_key": accept_key} if accept_key else {}))
             session = _start_viewer(connection, self._viewer_event)
         except (TagioError, OSError) as exc:
             events.post("connect_failed", error=exc, cancel=cancel)
@@ -147,7 +151,12 @@ class ViewerSide:
         if app.machine.can(HomeEvent.FAILED):
             app.machine.handle(HomeEvent.FAILED)
         app.home.set_busy(False)
-        app.dialog = MessageDialog(app.root, title, message, on_close=self._error_dismissed)
+        app.dialog = failure_dialog(app.root, error, title, message, self._error_dismissed, self._trust_key)
+
+    def _trust_key(self, error):
+        """ "Trust the new key": connect again (ID check, password), accepting exactly that key."""
+        self.accept_key = (error.partner_id, error.offered)
+        self.connect_clicked(error.partner_id)
 
     def _error_dismissed(self):
         app = self.app

@@ -17,7 +17,7 @@ from tagio.crypto.relay_auth import check_realm
 from tagio.crypto.spake2 import _G, decode_point, encode_point
 from tagio.errors import ConfigError, ProtocolError, SecureChannelError
 from tagio.protocol import address as addr
-from tagio.protocol import direct, framing, handshake, lan, records, rudp, session
+from tagio.protocol import direct, framing, handshake, lan, proof, records, rudp, session
 from tagio.protocol import relay as relay_msgs
 from tagio.protocol import websocket as ws
 
@@ -186,6 +186,8 @@ TARGETS = [
            lambda msg: _same(lambda m: m.encode(), lan.decode, msg)),
     Target("direct", lambda: _vectors("direct"), lambda d: [direct.decode_preamble(d)],
            lambda msg: _same(lambda m: m.encode(), direct.decode_preamble, msg)),
+    Target("proof", lambda: _vectors("proof"), lambda d: [proof.decode(d)],
+           lambda msg: _same(lambda m: m.encode(), proof.decode, msg)),
     Target("address", _address_seeds, _address_parse, _address_round_trip, (ConfigError,)),
 ]
 TARGETS_BY_NAME = {t.name: t for t in TARGETS}
