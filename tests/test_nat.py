@@ -202,8 +202,11 @@ class RemoteDesktopOverPunchedPathTest(LabTestCase):
     def test_cli_host_serves_a_session_over_punched_udp(self):
         """The real client (`tagio-gui.py --cli host`: Client, RelayLink, DirectListener) as the host."""
         host, host_id, viewer_ns, relay = self.cli_host_behind_cone_nat()
+        # The subject is the session over the punched path, not the race: the relay may start only
+        # after 3 s, so a loaded machine's slow punch still wins (test_cone_to_cone_punches_udp
+        # times the race itself; once a parallel run got the relay here).
         self.viewer = self.lab.peer(viewer_ns, "viewer", "--relay", relay, "--config", f"{self.tmp}/viewer",
-                                    "--password", PASSWORD, "--target", host_id)
+                                    "--password", PASSWORD, "--target", host_id, "--relay-delay", "3")
         self.assertEqual(self.viewer.event("connected", timeout=25)["path"], "direct-udp")
         result = self.command(f"client-session 20 {self.tmp}/cli.png", "session", timeout=30)
         self.assertGreaterEqual(result["frames"], 1, result)
