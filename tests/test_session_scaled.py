@@ -67,6 +67,11 @@ class ScaledEncoderTest(unittest.TestCase):
         self.assertEqual(scaled.scaled_size(1920, 1080, 0.375), (720, 405))
         self.assertEqual(scaled.scaled_size(3, 1, 0.25), (1, 1))
         self.assertEqual(scaled.scaled_size(10, 10, 1.0), (10, 10))
+        for k in (2, 3, 4):         # whole fractions: the size reduce() gives, rounded up
+            with self.subTest(k=k):
+                self.assertEqual(scaled.scaled_size(1081, 7, 1 / k), Image.new("RGB", (1081, 7)).reduce(k).size)
+                self.assertEqual(scaled.shrink(photo(300, 200), 1 / k).size, scaled.scaled_size(300, 200, 1 / k))
+        self.assertEqual(scaled.shrink(photo(300, 200), 0.6).size, (180, 120))
 
     def test_a_part_over_the_message_limit_is_split_in_halves(self):
         with mock.patch.object(m, "MAX_RECT_DATA", 3000):
@@ -122,6 +127,14 @@ class ScaledWireTest(unittest.TestCase):
             framebuffer.decode_scaled(lying)
         with self.assertRaises(RemoteProtocolError):
             framebuffer.decode_scaled(m.scaled_rect(0, 0, 640, 360, 320, 180, b"not a jpeg"))
+
+    def test_a_large_rectangle_is_scaled_up_by_repeating_pixels(self):
+        small = photo(320, 180)
+        with mock.patch.object(framebuffer, "SMOOTH_PIXELS", 640 * 360 - 1):
+            out = framebuffer.decode_scaled(m.scaled_rect(0, 0, 640, 360, 320, 180, jpeg(small, 90)))
+        decoded = Image.open(io.BytesIO(jpeg(small, 90))).convert("RGB")
+        self.assertEqual(out.size, (640, 360))
+        self.assertEqual(out.reduce(2).tobytes(), decoded.tobytes())    # every 2 x 2 block one pixel
 
 
 class HostConsentTest(unittest.TestCase):
