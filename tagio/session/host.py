@@ -16,8 +16,10 @@ Theory of operation. Six threads, joined by bounded queues, stopped by one Event
            went away) the failure ends the session.
   encode   merges the changed tiles into rectangles; rows that moved up or down since the previous
            frame (a scroll, tagio.session.motion) become ENC_COPY rectangles, sent first; the rest
-           turns into fill / PNG / JPEG data, packed into Frame messages (<= MAX_MESSAGE each, FINAL
-           on the last).
+           turns into fill / PNG / JPEG data (on a link too slow for JPEG quality 40, large moving
+           photo regions at a reduced scale: tagio.session.scaled), packed into Frame messages
+           (<= MAX_MESSAGE each, FINAL on the last). Tiles last sent lossy get their lossless
+           version once still, budgeted by the measured rate (tagio.session.refresh).
   send     the only writer of frames to the channel; hands each frame's size to flow control.
   receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
