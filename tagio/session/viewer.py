@@ -458,11 +458,7 @@ class ViewerSession:
         width, height = self.geometry
         if rect.x + rect.w > width or rect.y + rect.h > height:
             raise RemoteProtocolError(f"rectangle {rect.w}x{rect.h}+{rect.x}+{rect.y} outside the screen")
-        if rect.encoding == m.ENC_FILL:
-            return Image.new("RGB", (rect.w, rect.h), tuple(rect.data))
-        if rect.encoding == m.ENC_SCALED:
-            return framebuffer.decode_scaled(rect)
-        return decode_image(rect)
+        return _DECODERS[rect.encoding](rect)      # decode() let no other encoding through
 
     def recent_fps(self):
         """Frames in the last second, as of now (stats["fps"] is as of the last frame)."""
@@ -518,3 +514,11 @@ def decode_image(rect):
     The size is checked from the header before any pixel is decoded, so a small message cannot
     claim a huge image. Raises RemoteProtocolError."""
     return framebuffer.open_image(rect.data, framebuffer.IMAGE_FORMATS[rect.encoding], (rect.w, rect.h))
+
+
+def _fill(rect):
+    return Image.new("RGB", (rect.w, rect.h), tuple(rect.data))
+
+
+_DECODERS = {m.ENC_FILL: _fill, m.ENC_PNG: decode_image, m.ENC_JPEG: decode_image,
+             m.ENC_SCALED: framebuffer.decode_scaled}   # ENC_COPY never gets here (split_copies)
