@@ -151,6 +151,27 @@ class HostConsentTest(unittest.TestCase):
         self.assertTrue(host._policy.can_scale)
         self.assertIn(m.ViewerCapabilities, HostSession._HANDLERS)
 
+    def test_the_encoder_scales_large_photos_and_the_top_off_follows_them(self):
+        from tagio.session import tiles as t
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        rects = []
+        host._encode_rect(rects, photo(640, 384), 64, 0, 40, False, 0.5)
+        self.assertEqual([r.encoding for r in rects], [m.ENC_SCALED])
+        tiles = t.rect_tiles(64, 0, 640, 384)
+        self.assertTrue(host._refresh.holds_lossy(tiles))
+        refreshed = []
+        host._encode_rect(refreshed, photo(640, 384), 64, 0, 40, True)     # the lossless top-off
+        self.assertEqual([r.encoding for r in refreshed], [m.ENC_PNG])
+        self.assertFalse(host._refresh.holds_lossy(tiles))
+        small = []
+        host._encode_rect(small, photo(128, 128), 0, 0, 40, False, 0.5)     # small: full size
+        self.assertEqual([r.encoding for r in small], [m.ENC_JPEG])
+        from tagio.session import flow
+        host._learn_sizes(rects, 40)        # learns from the scaled picture's own pixels
+        bpp = len(rects[0].data) / (320 * 192) / flow.JPEG_SIZE[40]
+        self.assertAlmostEqual(host._policy.bpp75, flow.INITIAL_BPP + flow.BPP_WEIGHT * (bpp - flow.INITIAL_BPP))
+
     def test_a_policy_that_may_not_scale_never_does(self):
         from tagio.session.flow import QualityPolicy
         policy = QualityPolicy(can_scale=False)
