@@ -67,9 +67,7 @@ PACING_CYCLE = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 FRAME_SIZE_WEIGHT = 0.25  # weight of a new frame in the average frame size
 MIN_INTERVAL = 0.001     # seconds: shorter sample intervals are clock noise, not a rate
 
-TARGET_FPS = 20          # moving content is sized so the link carries this many frames a second
-                         # (24 left p95 - p50 at 127-203 ms over 150 ms / 5 Mbit/s in 8 s runs of
-                         # the full scene, 20 at 25-36 ms: frames a little larger, fewer of them)
+TARGET_FPS = 24          # moving content is sized so the link carries this many frames a second
 QUALITY_STEPS = (90, 85, 80, 75, 70, 65, 60, 50, 40, 30, 20)
 JPEG_SIZE = {95: 3.0, 90: 2.14, 85: 1.6, 80: 1.25, 75: 1.0, 70: 0.85, 65: 0.73, 60: 0.64,
              50: 0.51, 40: 0.4, 30: 0.27, 20: 0.16, 10: 0.12}      # bytes relative to quality 75
@@ -77,7 +75,9 @@ MOTION_MIN_QUALITY = 40  # below this, scale moving regions down before lowering
 MIN_QUALITY = 20
 # Scales of moving regions: whole fractions, so the host shrinks with Pillow's reduce() (a box
 # average, ~5 ms for 1080p where a bilinear resize to 0.75 took ~35 ms here) and the viewer's
-# pixels map onto whole blocks.
+# pixels map onto whole blocks. Half the resolution is a quarter of the bytes, so at half scale the
+# ladder runs through the qualities again: without those rungs the step between quality 40 at full
+# scale and at half scale was 8x in bytes, and a policy stepping up across it sent bursts.
 SCALES = (1.0, 1 / 2, 1 / 3, 1 / 4)
 RAISE_INTERVAL = 0.5     # seconds between two steps up in quality or scale
 BPP_WEIGHT = 0.3         # weight of a new bytes-per-pixel observation in the moving average
@@ -317,15 +317,15 @@ class QualityPolicy:
         if _rank(wanted) > _rank(cur) and now - self._raised_at < RAISE_INTERVAL:
             wanted = cur                 # hold: at most one step up per RAISE_INTERVAL
         elif _rank(wanted) > _rank(cur):
-            wanted = _one_step_up(cur, wanted)
+            wanted = _one_step_up(cur, wanted, _ladder(self.target_quality, self.can_scale))
             self._raised_at = now
         self.current = wanted
         return wanted
 
     def _ideal(self, rate, pixels):
         """The best choice on the ladder whose predicted size fits rate / target_fps. The ladder,
-        best first: full scale down to MOTION_MIN_QUALITY, then smaller scales at that quality,
-        then lower qualities at the smallest scale."""
+        best first: full scale down to MOTION_MIN_QUALITY, the same qualities at half scale, then
+        smaller scales at MOTION_MIN_QUALITY, then lower qualities at the smallest scale."""
         if rate is None or pixels <= 0:
             return Choice(self.target_quality, 1.0)
         budget = rate / self.target_fps
@@ -360,6 +360,7 @@ def _ladder(top, can_scale=True):
         return [Choice(q, 1.0) for q in steps]
     full = [q for q in steps if q >= min(MOTION_MIN_QUALITY, top)]
     ladder = [Choice(q, 1.0) for q in full]
+    ladder += [Choice(q, SCALES[1]) for q in full]
     ladder += [Choice(full[-1], scale) for scale in SCALES[2:]]
     ladder += [Choice(q, SCALES[-1]) for q in steps if q < full[-1]]
     return ladder
@@ -370,9 +371,8 @@ def _rank(choice):
     return (choice.scale, choice.quality)
 
 
-def _one_step_up(cur, wanted):
-    """The next rung above `cur` towards `wanted`: a bigger scale first, then a better quality."""
-    if wanted.scale > cur.scale:
-        return Choice(cur.quality, min(s for s in SCALES if s > cur.scale))
-    better = [q for q in _steps(wanted.quality) if q > cur.quality]
-    return Choice(min(better), cur.scale)
+def _one_step_up(cur, wanted, ladder):
+    """The next rung of the ladder above `cur`, not past `wanted`: one step in bytes at a time
+    (from half scale at quality 75 to full scale at quality 40, say, not to full scale at 75)."""
+    above = [c for c in ladder if _rank(cur) < _rank(c) <= _rank(wanted)]
+    return min(above, key=_rank) if above else wanted
