@@ -13,7 +13,7 @@ from tests.golden import GoldenVectors, regenerate_if_asked
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
 
 SAMPLES = [
-    m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1),
+    m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1, 0x3F),     # the six bits of its time
     m.Frame(7, m.FINAL, 123.5, 42, [m.Rect(0, 0, 64, 64, m.ENC_FILL, b"\x01\x02\x03"),
                                     m.Rect(64, 0, 10, 5, m.ENC_PNG, b"png-bytes")]),
     m.Frame(8, 0, 0.0, 0, []),
@@ -41,6 +41,9 @@ SAMPLES = [
     m.Admission(m.ADMISSION_PENDING),
     m.Introduce("Anna's laptop ✓"),
     m.Introduce(""),
+    m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1, 0x7F),     # offers scaled rectangles
+    m.ViewerCapabilities(0x7F),
+    m.Frame(9, m.FINAL, 2.0, 30, [m.scaled_rect(0, 64, 640, 360, 320, 180, b"\xff\xd8jpeg")]),
 ]
 
 

@@ -269,6 +269,23 @@ class QualityPolicyTest(unittest.TestCase):
         self.assertEqual(ranks, sorted(ranks))                          # only ever up, one rung at a time
         self.assertGreater(len(set(ranks)), 3)
 
+    def test_the_ladder_has_every_scale_and_goes_down_in_bytes(self):
+        ladder = flow._ladder(75)
+        self.assertEqual({c.scale for c in ladder}, set(flow.SCALES))
+        self.assertEqual(ladder, sorted(ladder, key=flow._rank, reverse=True))
+        clock, policy = self.policy()
+        sizes = [policy._predict(c.quality, c.scale, self.FULL_HD) for c in ladder]
+        self.assertEqual(sizes, sorted(sizes, reverse=True))
+        self.assertLessEqual(max(a / b for a, b in zip(sizes, sizes[1:])), 2.25 + 1e-9)   # 1/2 -> 1/3 scale at most
+        self.assertTrue(all(c.scale == 1.0 for c in flow._ladder(75, can_scale=False)))
+
+    def test_stepping_up_to_a_bigger_scale_starts_at_its_lowest_quality(self):
+        ladder = flow._ladder(75)
+        up = flow._one_step_up(flow.Choice(75, 0.5), flow.Choice(75, 1.0), ladder)
+        self.assertEqual(up, flow.Choice(flow.MOTION_MIN_QUALITY, 1.0))
+        self.assertEqual(flow._one_step_up(flow.Choice(40, 0.5), flow.Choice(75, 1.0), ladder), flow.Choice(50, 0.5))
+        self.assertEqual(flow._one_step_up(flow.Choice(40, 0.5), flow.Choice(40, 0.5), ladder), flow.Choice(40, 0.5))
+
     def test_learns_bytes_per_pixel_from_the_encoder(self):
         clock, policy = self.policy(bpp75=0.5)
         for _ in range(20):

@@ -228,20 +228,5 @@ class ScreenCopyTest(unittest.TestCase):
         self.assertEqual(data[8:24], bytes([200]) * 16)
 
 
-class StillRefresh(unittest.TestCase):
-    def test_lossy_tiles_come_back_once_still(self):
-        now = [100.0]
-        refresh = t.StillRefresh(clock=lambda: now[0], still_after=0.5)
-        refresh.sent({(0, 0), (1, 0)}, lossy=True)
-        refresh.sent({(2, 0)}, lossy=False)
-        self.assertEqual(refresh.due(), set())
-        now[0] += 0.6
-        self.assertEqual(refresh.due(), {(0, 0), (1, 0)})
-        refresh.sent({(0, 0)}, lossy=False)
-        self.assertEqual(refresh.due(), {(1, 0)})
-        refresh.reset()
-        self.assertEqual(refresh.due(), set())
-
-
 if __name__ == "__main__":
     unittest.main()

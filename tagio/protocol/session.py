@@ -44,8 +44,14 @@ ENC_JPEG = 2                    # photo-like content at the current quality
 ENC_COPY = 3                    # data = src_x, src_y (u16 each): copy w x h from there (scroll, move);
                                 # every Copy of a frame reads the screen as it was before the frame, so
                                 # the host sends them first, in the frame's first message
-ENCODINGS = {ENC_FILL: "fill", ENC_PNG: "png", ENC_JPEG: "jpeg", ENC_COPY: "copy"}
+ENC_SCALED = 4                  # data = width, height (u16 each) of the encoded picture, then its JPEG:
+                                # moving content at a reduced resolution, which the viewer scales up
+                                # to the rectangle's w x h; sent only to a viewer whose
+                                # ViewerCapabilities names CAP_SCALED_RECT (older viewers never see it)
+ENCODINGS = {ENC_FILL: "fill", ENC_PNG: "png", ENC_JPEG: "jpeg", ENC_COPY: "copy", ENC_SCALED: "scaled"}
+LOSSY_ENCODINGS = frozenset({ENC_JPEG, ENC_SCALED})     # what the lossless top-off must follow
 _COPY_SOURCE = struct.Struct("!HH")
+_SCALED_HEAD = struct.Struct("!HH")
 
 # Mouse actions.
 MOUSE_MOVE, MOUSE_PRESS, MOUSE_RELEASE, MOUSE_CLICK = 0, 1, 2, 3
@@ -199,6 +205,10 @@ def _unpack_rect(body, pos):
     _need(size <= len(body) - pos, "Frame rectangle data truncated")
     _need(enc != ENC_FILL or size == 3, "fill rectangle must carry 3 bytes")
     _need(enc != ENC_COPY or size == _COPY_SOURCE.size, "copy rectangle must carry 4 bytes")
+    if enc == ENC_SCALED:
+        _need(size > _SCALED_HEAD.size, "scaled rectangle truncated")
+        sw, sh = _SCALED_HEAD.unpack_from(body, pos)
+        _need(0 < sw <= w and 0 < sh <= h, f"scaled rectangle encodes {sw}x{sh} for {w}x{h}")
     return Rect(x, y, w, h, enc, body[pos:pos + size]), pos + size
 
 
@@ -214,12 +224,41 @@ def copy_source(rect) -> tuple:
     return _COPY_SOURCE.unpack(rect.data)
 
 
+def scaled_rect(x, y, w, h, scaled_w, scaled_h, jpeg) -> Rect:
+    """A Rect that draws the scaled_w x scaled_h JPEG `jpeg` scaled up to w x h at (x, y).
+    Raises LocalProtocolError unless 0 < scaled_w <= w and 0 < scaled_h <= h."""
+    _check_local(0 < scaled_w <= w and 0 < scaled_h <= h and jpeg,
+                 f"scaled rectangle {scaled_w}x{scaled_h} for {w}x{h}")
+    return Rect(x, y, w, h, ENC_SCALED, _SCALED_HEAD.pack(scaled_w, scaled_h) + bytes(jpeg))
+
+
+def scaled_size(rect) -> tuple:
+    """(width, height) of the picture an ENC_SCALED Rect encodes (decode() has checked them)."""
+    return _SCALED_HEAD.unpack_from(rect.data)
+
+
+def scaled_data(rect) -> bytes:
+    """The JPEG bytes of an ENC_SCALED Rect."""
+    return rect.data[_SCALED_HEAD.size:]
+
+
 @dataclass
 class FrameAck(_Fixed):
     """Viewer -> host: frame `frame_id` is decoded; the host may capture another."""
     frame_id: int
     FORMAT = "I"
     FIELDS = ("frame_id",)
+
+
+@dataclass
+class ViewerCapabilities(_Fixed):
+    """Viewer -> host: the capability bits this viewer takes, of those the host's Hello offered
+    (protocol/version.py agree()). Sent in answer to a Hello that offers a bit the host may use
+    only with the viewer's consent (CAP_SCALED_RECT); an older host never offers one, so it never
+    gets this message, and a host that gets none keeps to what every viewer takes."""
+    capabilities: int
+    FORMAT = "I"
+    FIELDS = ("capabilities",)
 
 
 @dataclass
@@ -512,7 +551,7 @@ INTRODUCE_CODE = 67             # the desks' names, before the accept step
 
 MESSAGE_TYPES = {
     1: Hello, 2: Frame, 3: FrameAck, 4: Cursor, 5: Mouse, 6: Key, 7: Scroll, 8: Text,
-    9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye,
+    9: Clipboard, 10: SetQuality, 11: SelectMonitor, 12: MonitorList, 13: Bye, 14: ViewerCapabilities,
     FILES_CODE: Files, CHAT_CODE: Chat,
     PING_CODE: Ping, PONG_CODE: Pong, ADMISSION_CODE: Admission, INTRODUCE_CODE: Introduce,
 }

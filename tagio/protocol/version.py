@@ -40,6 +40,8 @@ CAP_COPY_RECT = 1 << 2
 CAP_FILES = 1 << 3
 CAP_CHAT = 1 << 4
 CAP_HEARTBEAT = 1 << 5
+CAP_SCALED_RECT = 1 << 6    # moving regions at a reduced resolution; the host sends them only after
+                            # the viewer's ViewerCapabilities says it takes them (protocol/session.py)
 CAPABILITY_NAMES = {
     CAP_CLIPBOARD_TEXT: "clipboard text",
     CAP_CLIPBOARD_IMAGE: "clipboard images",
@@ -47,11 +49,12 @@ CAPABILITY_NAMES = {
     CAP_FILES: "file transfer",
     CAP_CHAT: "chat",
     CAP_HEARTBEAT: "heartbeat",
+    CAP_SCALED_RECT: "scaled rectangles",
 }
 ALL_CAPABILITIES = sum(CAPABILITY_NAMES)
 # What this build implements; a feature's bit goes in here with the code that does it.
 SESSION_CAPABILITIES = (CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE | CAP_COPY_RECT | CAP_FILES | CAP_CHAT
-                        | CAP_HEARTBEAT)
+                        | CAP_HEARTBEAT | CAP_SCALED_RECT)
 CLIPBOARD = CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE
 
 

@@ -16,8 +16,10 @@ Theory of operation. Six threads, joined by bounded queues, stopped by one Event
            went away) the failure ends the session.
   encode   merges the changed tiles into rectangles; rows that moved up or down since the previous
            frame (a scroll, tagio.session.motion) become ENC_COPY rectangles, sent first; the rest
-           turns into fill / PNG / JPEG data, packed into Frame messages (<= MAX_MESSAGE each, FINAL
-           on the last).
+           turns into fill / PNG / JPEG data (on a link too slow for JPEG quality 40, large moving
+           photo regions at a reduced scale: tagio.session.scaled), packed into Frame messages
+           (<= MAX_MESSAGE each, FINAL on the last). Tiles last sent lossy get their lossless
+           version once still, budgeted by the measured rate (tagio.session.refresh).
   send     the only writer of frames to the channel; hands each frame's size to flow control.
   receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
@@ -49,10 +51,10 @@ from PIL import Image
 
 from tagio.errors import ConfigError, RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
-from tagio.protocol.version import CAP_FILES, CLIPBOARD
+from tagio.protocol.version import CAP_FILES, CAP_SCALED_RECT, CLIPBOARD
 from tagio.session import capture_win32 as win
 from tagio.session import cursor_win32
-from tagio.session import motion
+from tagio.session import motion, scaled
 from tagio.session import tiles as t
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.cursor import CursorProbe, CursorTracker
@@ -60,6 +62,7 @@ from tagio.session.damage import DamageProbe
 from tagio.session.files import FileEngine
 from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session.flow import FlowControl, QualityPolicy
+from tagio.session.refresh import StillRefresh
 from tagio.session.inject import Injector, InjectorUnavailable
 from tagio.session.workers import Workers, last_words
 
@@ -164,14 +167,14 @@ class HostSession:
         self._in_flight = {}         # frame id -> capture time
         self._flow = FlowControl(max_frames=MAX_IN_FLIGHT)     # under self._credit
         self._unsent = 0             # frames captured, not yet sent (under self._credit)
-        # Encode thread only. can_scale=False until the protocol carries scaled rectangles.
+        # Encode thread only. can_scale: set once the viewer says it takes scaled rectangles.
         self._policy = QualityPolicy(target_quality=self.quality, can_scale=False)
         self._row_hashes = (None, None, None)   # (last grab, region, its row hashes): encode thread
         self._latency_ms = 0
         self._encode_q = queue.Queue(maxsize=2)
         self._send_q = queue.Queue(maxsize=8)
         self._input_q = queue.Queue(maxsize=INPUT_QUEUE)
-        self._refresh = t.StillRefresh()
+        self._refresh = StillRefresh()
         self._refresh_lock = threading.Lock()
         self._fps_times = []
         self._injector = None
@@ -361,9 +364,11 @@ class HostSession:
             dirty = set().union(*(src[5] for src in sources))
             if self._notice is not None and not self._show_notice(mon, captured):
                 return
-            with self._refresh_lock:
-                due = (self._notice_hold.filter(self._refresh.due() - dirty, captured)
-                       if not self._link_busy() else set())
+            rate = self._link_rate()
+            with self._refresh_lock:        # lossless top-off, budgeted by the measured rate (refresh.py)
+                picked = self._refresh.due(rate, skip=dirty)
+                due = self._notice_hold.filter(picked, captured)
+                self._refresh.put_back(picked - due)
             if not dirty and not due:
                 continue
             changed_at = tick
@@ -444,11 +449,11 @@ class HostSession:
             return self._switch_monitor(sct, self._monitor_wanted)
         return None
 
-    def _link_busy(self):
-        """Flow control held a frame back within POLICY_HOLD: the lossless refresh waits, as a
-        1080p photo sent as PNG is megabytes (seconds on a 5 Mbit/s link, in front of every change)."""
+    def _link_rate(self):
+        """The measured delivery rate (bytes/s, None before the first ack): the lossless top-off's
+        budget (a 1080p photo sent as PNG is megabytes: seconds on a 5 Mbit/s link)."""
         with self._credit:
-            return time.monotonic() - self._flow.held_at < POLICY_HOLD
+            return self._flow.estimator.rate
 
     def _grab_changes(self, sct, mon, damage, now):
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
@@ -576,13 +581,14 @@ class HostSession:
                     return
 
     def _encode_frame(self, frame_id, captured, sources, stills, width, height, dirty_count):
-        quality = min(self._frame_quality(dirty_count, width, height), self._policy_quality(dirty_count))
+        choice = self._policy_choice(dirty_count)
+        quality, scale = min(self._frame_quality(dirty_count, width, height), choice.quality), choice.scale
         rects, copies, lossy_copies = [], [], set()
         for raw, sx, sy, sw, sh, tiles, prev in sources:
             changed = t.merge_tiles(tiles, width, height)
             for x, y, w, h in self._find_copies(copies, lossy_copies, raw, prev, (sx, sy, sw, sh), changed):
                 img = t.region_image(raw, sw, x - sx, y - sy, w, h)
-                self._encode_rect(rects, img, x, y, quality, False)
+                self._encode_rect(rects, img, x, y, quality, False, scale)
         for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
             img = Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
             self._encode_rect(rects, img, x, y, quality, True)
@@ -592,12 +598,16 @@ class HostSession:
         self._learn_sizes(rects, quality)
         return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, copies + rects)]
 
-    def _encode_rect(self, rects, img, x, y, quality, lossless):
-        parts = t.encode_region(img, x, y, quality, lossless)
+    def _encode_rect(self, rects, img, x, y, quality, lossless, scale=1.0):
+        parts = None if lossless else scaled.encode_region(img, x, y, quality, scale)
+        parts = parts or t.encode_region(img, x, y, quality, lossless)
         rects.extend(m.Rect(*p) for p in parts)
-        lossy = any(p[4] == m.ENC_JPEG for p in parts)
+        tiles, size = t.rect_tiles(x, y, img.width, img.height), sum(len(p[5]) for p in parts)
         with self._refresh_lock:
-            self._refresh.sent(t.rect_tiles(x, y, img.width, img.height), lossy)
+            if lossless:        # the top-off of still tiles (also teaches the refresh its cost)
+                self._refresh.refreshed(tiles, size)
+            else:
+                self._refresh.sent(tiles, any(p[4] in m.LOSSY_ENCODINGS for p in parts), size)
 
     def _find_copies(self, copies, lossy_copies, raw, prev, source, changed):
         """The parts of the `changed` rectangles (screen coordinates) of one grabbed `source`
@@ -620,25 +630,26 @@ class HostSession:
             copies.append(m.copy_rect(*src, *dst, c.w, c.h))
             covered.update(range(dst[1], dst[1] + c.h))
             with self._refresh_lock:
-                lossy = bool(t.rect_tiles(*src, c.w, c.h) & self._refresh.lossy.keys())
+                lossy = self._refresh.holds_lossy(t.rect_tiles(*src, c.w, c.h))
             if lossy:
                 lossy_copies.update(t.rect_tiles(*dst, c.w, c.h))
         return [part for rect in changed for part in _uncovered(rect, covered)] if covered else changed
 
-    def _policy_quality(self, dirty_tiles):
-        """The quality flow.QualityPolicy picks for this much change, while flow control is what
-        holds frames back (otherwise the link has room: the wanted quality)."""
+    def _policy_choice(self, dirty_tiles):
+        """The quality and scale flow.QualityPolicy picks for this much change, while flow control
+        is what holds frames back (otherwise the link has room: the wanted quality, full scale)."""
         with self._credit:
             est, held = self._flow.estimator, time.monotonic() - self._flow.held_at < POLICY_HOLD
             rate = est.rate if held else None
         choice = self._policy.choose(rate, dirty_tiles * t.TILE * t.TILE)
-        self.stats["policy_quality"] = choice.quality
-        return choice.quality
+        self.stats.update(policy_quality=choice.quality, policy_scale=choice.scale)
+        return choice
 
     def _learn_sizes(self, rects, quality):
-        jpeg = [r for r in rects if r.encoding == m.ENC_JPEG]
-        if jpeg:
-            self._policy.encoded(quality, sum(r.w * r.h for r in jpeg), sum(len(r.data) for r in jpeg))
+        lossy = [r for r in rects if r.encoding in m.LOSSY_ENCODINGS]
+        if lossy:
+            self._policy.encoded(quality, sum(scaled.encoded_pixels(r) for r in lossy),
+                                 sum(len(r.data) for r in lossy))
 
     def _frame_quality(self, dirty_tiles, width, height):
         """JPEG quality for this frame: lower while most of the screen keeps changing.
@@ -741,6 +752,10 @@ class HostSession:
         if msg.fps_cap:
             self.fps_cap = msg.fps_cap
 
+    def _on_viewer_capabilities(self, msg):
+        # The viewer takes scaled rectangles only when it says so (an older one never does).
+        self._policy.can_scale = bool(msg.capabilities & self._capabilities() & CAP_SCALED_RECT)
+
     def _on_select_monitor(self, msg):
         self._monitor_wanted = msg.index
         self._monitor_switch.set()
@@ -772,6 +787,7 @@ class HostSession:
         m.Ping: _on_ping, m.Pong: _on_pong, m.FrameAck: _on_ack, m.Mouse: _on_input, m.Key: _on_input, m.Scroll: _on_input,
         m.Text: _on_input, m.SetQuality: _on_quality, m.SelectMonitor: _on_select_monitor,
         m.Clipboard: _on_clipboard, m.Bye: _on_bye, m.Files: _on_files, m.Chat: _on_chat,
+        m.ViewerCapabilities: _on_viewer_capabilities,
     }
 
     # -- inject ------------------------------------------------------------------------------

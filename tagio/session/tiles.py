@@ -12,11 +12,10 @@ cheaper than many tile images (the issue measured 18 ms for 480 tile JPEGs again
 
 `encode_rect` picks by content: one colour -> fill, few colours (text, UI) -> PNG, anything else ->
 JPEG at the adaptive quality. Tiles last sent as JPEG are remembered so the host can resend them
-losslessly once they stay still (`StillRefresh`).
+losslessly once they stay still (tagio.session.refresh).
 """
 
 import io
-import time
 
 from PIL import Image
 
@@ -26,7 +25,6 @@ TILE = 64
 FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (and is exact)
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
-STILL_AFTER = 0.5            # seconds a JPEG'd tile must stay unchanged before the lossless refresh
 
 
 def tile_grid(width, height, tile=TILE):
@@ -278,28 +276,3 @@ def region_bytes(raw, width, x, y, w, h):
     if (x, w) == (0, width):
         return bytes(view[y * stride:(y + h) * stride])
     return b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
-
-
-class StillRefresh:
-    """Remembers tiles last sent lossy; hands them back for a lossless resend once they stay still."""
-
-    def __init__(self, clock=time.monotonic, still_after=STILL_AFTER):
-        self.clock = clock
-        self.still_after = still_after
-        self.lossy = {}             # tile -> time last sent as JPEG
-
-    def sent(self, tiles, lossy):
-        now = self.clock()
-        for t in tiles:
-            if lossy:
-                self.lossy[t] = now
-            else:
-                self.lossy.pop(t, None)
-
-    def due(self):
-        """Tiles sent lossy and unchanged for `still_after` seconds."""
-        limit = self.clock() - self.still_after
-        return {t for t, when in self.lossy.items() if when <= limit}
-
-    def reset(self):
-        self.lossy.clear()

@@ -41,7 +41,6 @@ With `clipboard=True` a ClipboardLink (tagio.session.clipboard_sync) shares this
 with the host from the first Hello on (sending what it holds then, once), unless the host is view-only.
 """
 
-import io
 import queue
 import threading
 import time
@@ -51,7 +50,7 @@ from PIL import Image
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError, TransportTimeout
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.protocol.version import CAP_CLIPBOARD_TEXT, agree as agree_capabilities
+from tagio.protocol.version import CAP_CLIPBOARD_TEXT, CAP_SCALED_RECT, agree as agree_capabilities
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.files import FileEngine
 from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
@@ -69,7 +68,6 @@ MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us
 BYE_TIMEOUT = 1.0       # seconds for what was posted, then as much again for the Bye, to go out
 STALL_GRACE = 0.005     # seconds a post waits for room in a full outbox before the path counts as stalled
 FILE_GRACE = 5.0        # ... for a file message (posted by the pump or the receiver, never the Tk thread)
-_IMAGE_FORMATS = {m.ENC_PNG: "PNG", m.ENC_JPEG: "JPEG"}
 
 
 class ViewerSession:
@@ -304,6 +302,8 @@ class ViewerSession:
 
     def _on_hello(self, msg):
         self.capabilities = agree_capabilities(msg.version, msg.capabilities)
+        if self.capabilities & CAP_SCALED_RECT:     # the host waits for our word before it scales
+            self._post_input(m.ViewerCapabilities(self.capabilities))
         first = self._hello_flags is None
         self._hello_flags = msg.flags
         if first and self.clipboard is not None and self._clipboard_allowed():
@@ -458,9 +458,7 @@ class ViewerSession:
         width, height = self.geometry
         if rect.x + rect.w > width or rect.y + rect.h > height:
             raise RemoteProtocolError(f"rectangle {rect.w}x{rect.h}+{rect.x}+{rect.y} outside the screen")
-        if rect.encoding == m.ENC_FILL:
-            return Image.new("RGB", (rect.w, rect.h), tuple(rect.data))
-        return decode_image(rect)
+        return _DECODERS[rect.encoding](rect)      # decode() let no other encoding through
 
     def recent_fps(self):
         """Frames in the last second, as of now (stats["fps"] is as of the last frame)."""
@@ -515,13 +513,12 @@ def decode_image(rect):
 
     The size is checked from the header before any pixel is decoded, so a small message cannot
     claim a huge image. Raises RemoteProtocolError."""
-    try:
-        img = Image.open(io.BytesIO(rect.data), formats=[_IMAGE_FORMATS[rect.encoding]])
-        if img.size != (rect.w, rect.h):
-            raise RemoteProtocolError(f"image is {img.size}, rectangle says {rect.w}x{rect.h}")
-        img.load()
-        return img if img.mode == "RGB" else img.convert("RGB")
-    except RemoteProtocolError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise RemoteProtocolError(f"rectangle image does not decode: {exc}") from exc
+    return framebuffer.open_image(rect.data, framebuffer.IMAGE_FORMATS[rect.encoding], (rect.w, rect.h))
+
+
+def _fill(rect):
+    return Image.new("RGB", (rect.w, rect.h), tuple(rect.data))
+
+
+_DECODERS = {m.ENC_FILL: _fill, m.ENC_PNG: decode_image, m.ENC_JPEG: decode_image,
+             m.ENC_SCALED: framebuffer.decode_scaled}   # ENC_COPY never gets here (split_copies)

@@ -1,10 +1,15 @@
 """WAN streaming benchmark: every scene over every emulated link, one table.
 
-    python3 -m tests.bench.wan [--seconds 8] [--scenes small,full,scroll,type,idle,video]
+    python3 -m tests.bench.wan [--seconds 8] [--scenes small,full,scroll,type,idle,video,office]
                                [--profiles loopback,lan,home,far,lossy] [--no-damage] [--fps 60]
+                               [--office-seconds 60]
 
-Runtime: about (seconds + 5) x scenes x profiles; the defaults (6 x 5 runs of 8 s) take ~7 minutes.
-Prints one JSON object per run on stderr as it goes, then a Markdown table on stdout.
+Runtime: about (seconds + 6) x scenes x profiles, the office scene (office-seconds + 6) per profile;
+the defaults (6 x 5 runs of 8 s, 5 office runs of 60 s) take ~12 minutes. Prints one JSON object per
+run on stderr as it goes, then a Markdown table on stdout, then one line per run on whether a queue
+stood on the link. The standing-queue check of issue 14 is a long run on the far link:
+
+    python3 -m tests.bench.wan --seconds 30 --scenes full,scroll --profiles far
 
 Set-up (as tests/bench/stream.py, whose scenes and helpers it reuses): each run starts a 1920x1080
 Xvfb, a scene program on it, the host in a child process (HostSession, real mss capture, X DAMAGE
@@ -27,10 +32,15 @@ Scenes:
           key -> visible on the viewer, not capture -> decoded.
   idle    a still desktop
   video   a 640x360 moving picture at 30 Hz inside a still desktop
+  office  office work for a minute: a page of text in an editor; someone types a sentence (about 6
+          characters a second), then scrolls the page with the wheel (3 notches of 3 lines), and again
+          (the scene drives itself). The figure that matters is the average Mbit/s.
 
 Columns: fps = distinct frames shown per second; p50/p95 = capture -> decoded on the viewer (ms; both
-processes use CLOCK_MONOTONIC); KB/frame and Mbit/s = session bytes the viewer received (before
-encryption overhead); host/viewer CPU = % of one core. The machine is shared: treat figures as +-10%.
+processes use CLOCK_MONOTONIC); spread = p95 - p50 (a queue standing on the link shows as a spread
+above one RTT); drift = p50 of the run's last third minus p50 of its first third (a queue that
+grows shows as a drift); KB/frame and Mbit/s = session bytes the viewer received (before encryption
+overhead); host/viewer CPU = % of one core. The machine is shared: treat figures as +-10%.
 """
 
 import argparse
@@ -55,8 +65,9 @@ PROFILES = {                # name -> (rtt ms, Mbit/s per direction, loss); None
     "far": (150, 5, 0.0),
     "lossy": (60, 20, 0.02),
 }
-SCENES = ("small", "full", "scroll", "type", "idle", "video")
+SCENES = ("small", "full", "scroll", "type", "idle", "video", "office")
 WARMUP = 2.0
+OFFICE_SECONDS = 60.0       # the office scene's own length (issue 14: "1 minute")
 KEY_TIMEOUT = 2.0           # seconds to wait for a typed key to show before the next one
 KEY_GAP = 0.05              # pause after a key showed, so frames of one key do not count for the next
 
@@ -102,6 +113,23 @@ elif mode == "video":
         n = state["n"] = state["n"] + 1
         canvas.itemconfigure(item, image=frames[n % len(frames)])
         root.after(33, tick)
+elif mode == "office":
+    page = "\n\n".join(" ".join(WORDS[(p * 7 + k) % len(WORDS)] for k in range(60 + p % 5)) for p in range(80))
+    text = tk.Text(root, font=("Helvetica", 12), bg="white", fg="black", wrap="word", insertofftime=0,
+                   padx=40, pady=30)
+    text.place(x=240, y=60, width=1440, height=960)
+    text.insert("1.0", page)
+    text.mark_set("insert", "3.0")
+    SENTENCE = "Typing a sentence into the page, then scrolling on. "
+    def tick():             # one step every 160 ms: a character, or a wheel notch between sentences
+        n = state["n"] = state["n"] + 1
+        k = n % (len(SENTENCE) + 3)
+        if k < len(SENTENCE):
+            text.insert("insert", SENTENCE[k])
+        else:
+            text.yview_scroll(3, "units")
+            text.mark_set("insert", "@60,300")
+        root.after(160, tick)
 else:   # idle
     def tick():
         pass
@@ -241,11 +269,14 @@ def measure(viewer, display, seconds, pids, typist=None):
     frames = viewer.stats["frames"] - frames0
     received = viewer.stats["bytes"] - bytes0
     timed = keys if typist is not None else latencies
+    p50, p95 = percentile(timed, 50) or 0, percentile(timed, 95) or 0
     out = {
         "seconds": round(elapsed, 2),
         "fps": round(len(seen) / elapsed, 1),
-        "p50_ms": round(percentile(timed, 50) or 0, 1),
-        "p95_ms": round(percentile(timed, 95) or 0, 1),
+        "p50_ms": round(p50, 1),
+        "p95_ms": round(p95, 1),
+        "spread_ms": round(p95 - p50, 1),
+        "drift_ms": round(drift(timed), 1),
         "kb_per_frame": round(received / 1024 / max(frames, 1), 1),
         "mbit_s": round(received * 8 / elapsed / 1e6, 2),
     }
@@ -256,25 +287,53 @@ def measure(viewer, display, seconds, pids, typist=None):
     return out
 
 
+def drift(values):
+    """p50 of the last third of `values` (in time order) minus p50 of the first third: a queue that
+    grows on the link during the run makes it positive."""
+    third = len(values) // 3
+    if third < 3:
+        return 0.0
+    return percentile(values[-third:], 50) - percentile(values[:third], 50)
+
+
+def queue_verdict(result):
+    """One line: is p95 - p50 within one RTT, and does p50 stay put (issue 14: no standing queue)?
+    On short RTTs the spread is mostly the machine's own jitter, not a queue."""
+    profile = PROFILES[result["profile"]]
+    if profile is None:
+        return None
+    rtt = profile[0]
+    within = result["spread_ms"] <= rtt and result["drift_ms"] <= rtt / 2
+    return (f"{result['scene']} over {result['profile']} ({result['seconds']:g} s): p95 - p50 = "
+            f"{result['spread_ms']:g} ms, drift {result['drift_ms']:g} ms, RTT {rtt} ms: "
+            f"{'within one RTT' if within else 'ABOVE one RTT'}")
+
+
 def own_cpu(_pid):
     t = os.times()
     return t.user + t.system
 
 
-class FastHeadless(stream.Headless):
-    """stream.Headless, but draining everything queued at once (a 0.1 s wait only when empty), so
-    key -> visible is timed to the millisecond."""
+class Display:
+    """Takes the viewer's display updates off its queue at once (what a Tk window would draw; a
+    0.1 s wait only when the queue is empty), so key -> visible is timed to the millisecond."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
 
     def pump(self):
+        """[(frame_id, capture_time, shown_at)] of the pixel updates taken."""
         import queue
-        out = super().pump()
+        from tagio.session import events
+        out, wait = [], 0.1
         while True:
             try:
-                update = self.viewer.updates.get_nowait()
+                update = self.viewer.updates.get(timeout=wait) if wait else self.viewer.updates.get_nowait()
             except queue.Empty:
                 return out
-            if update[0] == "rects":
-                out.append((update[1], update[3], time.monotonic()))
+            wait = 0
+            if isinstance(update, events.Rects):
+                out.append((update.frame_id, update.capture_time, time.monotonic()))
 
 
 def start_scene(mode, env):
@@ -299,7 +358,7 @@ def run(mode, profile_name, seconds, fps, damage):
         try:
             host, link, channel = connect_viewer(fps, env, PROFILES[profile_name], damage, mode == "type")
             viewer = ViewerSession(channel, max_updates=256)
-            display = FastHeadless(viewer)
+            display = Display(viewer)
             viewer.start()
             pids = {"host": (cpu_seconds, host.pid), "viewer": (own_cpu, None), "link": (lambda _p: link.cpu(), None)}
             try:
@@ -316,7 +375,8 @@ def run(mode, profile_name, seconds, fps, damage):
 
 
 COLUMNS = (("scene", "scene"), ("profile", "profile"), ("fps", "fps"), ("p50_ms", "p50 ms"),
-           ("p95_ms", "p95 ms"), ("kb_per_frame", "KB/frame"), ("mbit_s", "Mbit/s"),
+           ("p95_ms", "p95 ms"), ("spread_ms", "spread ms"), ("drift_ms", "drift ms"),
+           ("kb_per_frame", "KB/frame"), ("mbit_s", "Mbit/s"),
            ("host_cpu", "host CPU %"), ("viewer_cpu", "viewer CPU %"))
 
 
@@ -339,6 +399,8 @@ def _names(text, known, what):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--office-seconds", type=float, default=OFFICE_SECONDS,
+                        help="length of the office scene's runs")
     parser.add_argument("--scenes", default=",".join(SCENES))
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--no-damage", action="store_true", help="host polls the screen (no X DAMAGE)")
@@ -357,10 +419,14 @@ def main(argv=None):
     started, results = time.monotonic(), []
     for mode in scenes:
         for profile in profiles:
-            result = run(mode, profile, args.seconds, args.fps, not args.no_damage)
+            seconds = args.office_seconds if mode == "office" else args.seconds
+            result = run(mode, profile, seconds, args.fps, not args.no_damage)
             print(json.dumps(result), file=sys.stderr, flush=True)
             results.append(result)
     print(table(results))
+    verdicts = [v for v in map(queue_verdict, results) if v]
+    if verdicts:
+        print("\n" + "\n".join(verdicts))
     print(f"\n{len(results)} runs in {time.monotonic() - started:.0f} s; damage "
           f"{'off (polling)' if args.no_damage else 'on'}; --seconds {args.seconds:g}")
     return 0

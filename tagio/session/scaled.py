@@ -1,0 +1,89 @@
+"""Moving regions at a reduced resolution: the host's encoder of ENC_SCALED rectangles (pure).
+
+Theory of operation. flow.QualityPolicy sizes the moving part of each frame to the measured rate:
+first the JPEG quality drops, down to MOTION_MIN_QUALITY; when even that does not fit, it picks a
+scale below 1 (1/2, 1/3, 1/4). Bytes follow the area, so half the resolution costs about a
+quarter, where JPEG below quality 40 saves little and looks worse than a blur. The host then hands
+each rectangle of moving content here (`encode_region`): a large, photo-like one is shrunk by the
+scale (Pillow's reduce(), the average of each k x k block: ~5 ms for 1080p with the JPEG, less than
+the JPEG of the full picture; a scale that is not a whole fraction falls back to a bilinear resize)
+and sent as JPEG in an ENC_SCALED rectangle (tagio.protocol.session: its on-screen size, and the size of the
+picture it carries); the viewer scales it back up into its framebuffer
+(tagio.session.framebuffer.decode_scaled). Its tiles count as lossy, so once the motion stops the
+lossless top-off (tagio.session.refresh) restores every pixel.
+
+Not scaled, and left to the usual encoder (`None`): rectangles under MIN_AREA pixels (a small
+change is cheap at full size, and blur shows most on small things), and content of one colour or
+of few colours (text, UI), which stays exact as a fill or PNG. Only a viewer that said it takes
+scaled rectangles gets them (protocol/version.py CAP_SCALED_RECT); for any other the policy never
+picks a scale below 1.
+"""
+
+import io
+
+from PIL import Image
+
+from tagio.protocol import session as m
+from tagio.session import tiles as t
+
+MIN_AREA = 256 * 256     # pixels: smaller rectangles keep their full resolution
+
+
+def scaled_size(width, height, scale):
+    """The encoded size of a width x height rectangle at `scale` (at least 1 x 1, at most the
+    rectangle itself): reduce()'s size, rounded up, for a whole fraction 1/k."""
+    k = _factor(scale)
+    if k:
+        return -(-width // k), -(-height // k)
+    return (min(width, max(1, round(width * scale))), min(height, max(1, round(height * scale))))
+
+
+def _factor(scale):
+    """k when `scale` is 1/k for a whole k > 1, else None."""
+    k = round(1 / scale)
+    return k if k > 1 and abs(k * scale - 1) < 1e-9 else None
+
+
+def shrink(img, scale):
+    """`img` at `scale`: a k x k block average for scale 1/k, else a bilinear resize."""
+    k = _factor(scale)
+    if k:
+        return img.reduce(k)
+    return img.resize(scaled_size(img.width, img.height, scale), Image.BILINEAR)
+
+
+def encode_region(img, x, y, quality, scale):
+    """The moving rectangle image `img` placed at (x, y) as ENC_SCALED parts at `scale`: a list of
+    (x, y, w, h, encoding, data), split into horizontal halves until each fits a message; or None
+    when it is not to be scaled (scale 1, small, or not photo-like)."""
+    w, h = img.size
+    if scale >= 1.0 or w * h < MIN_AREA or not _photo_like(img):
+        return None
+    return _encode(img, x, y, quality, scale)
+
+
+def _encode(img, x, y, quality, scale):
+    w, h = img.size
+    small = shrink(img, scale)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=quality)
+    rect = m.scaled_rect(x, y, w, h, *small.size, out.getvalue())
+    if len(rect.data) <= m.MAX_RECT_DATA or h < 2:
+        return [(rect.x, rect.y, rect.w, rect.h, rect.encoding, rect.data)]
+    top = h // 2
+    return (_encode(img.crop((0, 0, w, top)), x, y, quality, scale)
+            + _encode(img.crop((0, top, w, h)), x, y + top, quality, scale))
+
+
+def _photo_like(img):
+    """Neither one colour nor few colours (those stay exact: fill or PNG)."""
+    return t.single_colour(img) is None and not t.few_colours(img)
+
+
+def encoded_pixels(rect):
+    """Pixels the encoder turned into `rect.data`: the carried picture's for ENC_SCALED, the
+    rectangle's for any other (what flow.QualityPolicy.encoded wants to learn bytes per pixel)."""
+    if rect.encoding == m.ENC_SCALED:
+        sw, sh = m.scaled_size(rect)
+        return sw * sh
+    return rect.w * rect.h

@@ -1,0 +1,348 @@
+"""Moving regions at a reduced resolution: the host's encoder (tagio/session/scaled.py), ENC_SCALED
+on the wire, the viewer scaling it up (tagio/session/framebuffer.py), the capability handshake
+(only a viewer that says it takes them gets them), and a real host and viewer on Xvfb over a slow
+WanLink whose picture converges pixel for pixel once the motion stops."""
+
+import io
+import socket
+import subprocess
+import sys
+import threading
+import unittest
+from unittest import mock
+
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+from tagio.errors import LocalProtocolError, RemoteProtocolError
+from tagio.protocol import session as m
+from tagio.protocol.version import CAP_SCALED_RECT, SESSION_CAPABILITIES
+from tagio.session import framebuffer, scaled
+from tests.waiting import wait_until
+
+
+def photo(width=640, height=360, shift=0):
+    """A smooth photo-like picture (three gradients and a disc): many colours, JPEG territory."""
+    base = Image.merge("RGB", [Image.linear_gradient("L").resize((width, height)),
+                               Image.radial_gradient("L").resize((width, height)),
+                               Image.linear_gradient("L").rotate(90).resize((width, height))])
+    img = ImageChops.offset(base, shift * 37, shift * 23)
+    ImageDraw.Draw(img).ellipse((40 + shift * 30, 60, 200 + shift * 30, 220), fill=(200, (40 * shift) % 256, 90))
+    return img
+
+
+def jpeg(img, quality=75):
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def mean_diff(a, b):
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+class ScaledEncoderTest(unittest.TestCase):
+    LAYER = "unit"
+
+    def test_a_large_photo_goes_at_the_scale_and_costs_a_fraction(self):
+        img = photo()
+        parts = scaled.encode_region(img, 16, 32, 40, 0.5)
+        self.assertEqual(len(parts), 1)
+        x, y, w, h, enc, data = parts[0]
+        self.assertEqual((x, y, w, h, enc), (16, 32, 640, 360, m.ENC_SCALED))
+        rect = m.Rect(*parts[0])
+        self.assertEqual(m.scaled_size(rect), (320, 180))
+        self.assertLess(len(data), 0.5 * len(jpeg(img, 40)))
+        self.assertEqual(scaled.encoded_pixels(rect), 320 * 180)
+        self.assertEqual(scaled.encoded_pixels(m.Rect(0, 0, 64, 32, m.ENC_JPEG, b"")), 64 * 32)
+
+    def test_what_is_not_scaled(self):
+        self.assertIsNone(scaled.encode_region(photo(), 0, 0, 40, 1.0))                 # full scale
+        self.assertIsNone(scaled.encode_region(photo(200, 200), 0, 0, 40, 0.5))         # small
+        self.assertIsNone(scaled.encode_region(Image.new("RGB", (640, 360), (1, 2, 3)), 0, 0, 40, 0.5))
+        text = Image.new("RGB", (640, 360), "white")
+        ImageDraw.Draw(text).text((10, 10), "few colours stay exact " * 8, fill="black")
+        self.assertIsNone(scaled.encode_region(text, 0, 0, 40, 0.5))
+
+    def test_scaled_size_is_at_least_one_pixel_and_at_most_the_rectangle(self):
+        self.assertEqual(scaled.scaled_size(1920, 1080, 0.375), (720, 405))
+        self.assertEqual(scaled.scaled_size(3, 1, 0.25), (1, 1))
+        self.assertEqual(scaled.scaled_size(10, 10, 1.0), (10, 10))
+        for k in (2, 3, 4):         # whole fractions: the size reduce() gives, rounded up
+            with self.subTest(k=k):
+                self.assertEqual(scaled.scaled_size(1081, 7, 1 / k), Image.new("RGB", (1081, 7)).reduce(k).size)
+                self.assertEqual(scaled.shrink(photo(300, 200), 1 / k).size, scaled.scaled_size(300, 200, 1 / k))
+        self.assertEqual(scaled.shrink(photo(300, 200), 0.6).size, (180, 120))
+
+    def test_a_part_over_the_message_limit_is_split_in_halves(self):
+        with mock.patch.object(m, "MAX_RECT_DATA", 3000):
+            parts = scaled.encode_region(photo(), 0, 0, 75, 0.5)
+        self.assertGreater(len(parts), 1)
+        self.assertEqual(sum(p[3] for p in parts), 360)
+        self.assertTrue(all(p[4] == m.ENC_SCALED and p[2] == 640 for p in parts))
+        fb = Image.new("RGB", (640, 360))
+        for part in parts:
+            fb.paste(framebuffer.decode_scaled(m.Rect(*part)), (part[0], part[1]))
+        self.assertLess(mean_diff(fb, photo()), 6)
+
+
+class ScaledWireTest(unittest.TestCase):
+    LAYER = "unit"
+
+    def test_round_trip_and_bounds(self):
+        rect = m.scaled_rect(0, 0, 640, 360, 320, 180, b"jpeg")
+        frame = m.Frame(1, m.FINAL, 0.0, 0, [rect])
+        self.assertEqual(m.decode(m.encode(frame)), frame)
+        self.assertEqual(m.scaled_data(rect), b"jpeg")
+        self.assertIn(m.ENC_SCALED, m.LOSSY_ENCODINGS)
+        for bad in ((641, 360), (0, 180), (320, 361)):
+            with self.assertRaises(LocalProtocolError):
+                m.scaled_rect(0, 0, 640, 360, *bad, b"jpeg")
+        with self.assertRaises(LocalProtocolError):
+            m.scaled_rect(0, 0, 640, 360, 320, 180, b"")
+
+    def test_a_bad_scaled_rectangle_is_the_hosts_fault(self):
+        good = m.encode(m.Frame(1, m.FINAL, 0.0, 0, [m.scaled_rect(0, 0, 640, 360, 320, 180, b"jpeg")]))
+        head = 1 + 17 + 13          # type, frame head, rect head: the scaled header follows
+        cases = {
+            "bigger than its rectangle": good[:head] + (641).to_bytes(2, "big") + good[head + 2:],
+            "zero height": good[:head + 2] + bytes(2) + good[head + 4:],
+        }
+        for what, data in cases.items():
+            with self.subTest(what), self.assertRaises(RemoteProtocolError):
+                m.decode(data)
+        short = m.Rect(0, 0, 640, 360, m.ENC_SCALED, b"\x01\x40\x00")     # no room for the picture
+        raw = m.encode(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 640, 360, m.ENC_FILL, b"abc")]))
+        raw = raw[:head - 5] + bytes([m.ENC_SCALED]) + (3).to_bytes(4, "big") + short.data
+        with self.assertRaisesRegex(RemoteProtocolError, "truncated"):
+            m.decode(raw)
+
+    def test_the_viewer_scales_up_and_refuses_a_picture_of_another_size(self):
+        img = photo(640, 360)
+        small = img.resize((320, 180), Image.BILINEAR)
+        out = framebuffer.decode_scaled(m.scaled_rect(0, 0, 640, 360, 320, 180, jpeg(small, 90)))
+        self.assertEqual(out.size, (640, 360))
+        self.assertLess(mean_diff(out, img), 4)
+        lying = m.scaled_rect(0, 0, 640, 360, 160, 90, jpeg(small, 90))
+        with self.assertRaisesRegex(RemoteProtocolError, "rectangle says 160x90"):
+            framebuffer.decode_scaled(lying)
+        with self.assertRaises(RemoteProtocolError):
+            framebuffer.decode_scaled(m.scaled_rect(0, 0, 640, 360, 320, 180, b"not a jpeg"))
+
+    def test_a_large_rectangle_is_scaled_up_by_repeating_pixels(self):
+        small = photo(320, 180)
+        with mock.patch.object(framebuffer, "SMOOTH_PIXELS", 640 * 360 - 1):
+            out = framebuffer.decode_scaled(m.scaled_rect(0, 0, 640, 360, 320, 180, jpeg(small, 90)))
+        decoded = Image.open(io.BytesIO(jpeg(small, 90))).convert("RGB")
+        self.assertEqual(out.size, (640, 360))
+        self.assertEqual(out.reduce(2).tobytes(), decoded.tobytes())    # every 2 x 2 block one pixel
+
+
+class HostConsentTest(unittest.TestCase):
+    """The host scales only for a viewer that said it takes scaled rectangles."""
+    LAYER = "unit"
+
+    def test_only_the_viewers_word_lets_the_policy_scale(self):
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        self.assertFalse(host._policy.can_scale)           # an older viewer never says it
+        host._on_viewer_capabilities(m.ViewerCapabilities(SESSION_CAPABILITIES & ~CAP_SCALED_RECT))
+        self.assertFalse(host._policy.can_scale)
+        host._on_viewer_capabilities(m.ViewerCapabilities(SESSION_CAPABILITIES))
+        self.assertTrue(host._policy.can_scale)
+        self.assertIn(m.ViewerCapabilities, HostSession._HANDLERS)
+
+    def test_the_encoder_scales_large_photos_and_the_top_off_follows_them(self):
+        from tagio.session import tiles as t
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        rects = []
+        host._encode_rect(rects, photo(640, 384), 64, 0, 40, False, 0.5)
+        self.assertEqual([r.encoding for r in rects], [m.ENC_SCALED])
+        tiles = t.rect_tiles(64, 0, 640, 384)
+        self.assertTrue(host._refresh.holds_lossy(tiles))
+        refreshed = []
+        host._encode_rect(refreshed, photo(640, 384), 64, 0, 40, True)     # the lossless top-off
+        self.assertEqual([r.encoding for r in refreshed], [m.ENC_PNG])
+        self.assertFalse(host._refresh.holds_lossy(tiles))
+        small = []
+        host._encode_rect(small, photo(128, 128), 0, 0, 40, False, 0.5)     # small: full size
+        self.assertEqual([r.encoding for r in small], [m.ENC_JPEG])
+        from tagio.session import flow
+        host._learn_sizes(rects, 40)        # learns from the scaled picture's own pixels
+        bpp = len(rects[0].data) / (320 * 192) / flow.JPEG_SIZE[40]
+        self.assertAlmostEqual(host._policy.bpp75, flow.INITIAL_BPP + flow.BPP_WEIGHT * (bpp - flow.INITIAL_BPP))
+
+    def test_a_policy_that_may_not_scale_never_does(self):
+        from tagio.session.flow import QualityPolicy
+        policy = QualityPolicy(can_scale=False)
+        self.assertEqual(policy.choose(10_000, 1920 * 1080).scale, 1.0)
+        policy.can_scale = True
+        self.assertLess(policy.choose(10_000, 1920 * 1080).scale, 1.0)
+
+
+class ViewerAnswersTest(unittest.TestCase):
+    """A scripted host on a real SecureChannel: the viewer's answer to the Hello's bits, and a
+    scaled rectangle decoded into the framebuffer."""
+
+    def setUp(self):
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.host, channel = secure_pair()
+        self.viewer = ViewerSession(channel)
+        self.viewer.start()
+        self.addCleanup(self.host.close)
+        self.addCleanup(self.viewer.stop)
+
+    def send(self, msg):
+        self.host.send(m.encode(msg))
+
+    def recv(self):
+        return m.decode(self.host.recv())
+
+    def test_a_host_offering_scaled_rects_is_told_and_they_are_drawn(self):
+        self.send(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 640, 360, 1))
+        self.assertEqual(self.recv(), m.ViewerCapabilities(SESSION_CAPABILITIES))
+        img = photo(640, 360)
+        small = img.resize((320, 180), Image.BILINEAR)
+        self.send(m.Frame(1, m.FINAL, 0.0, 0, [m.scaled_rect(0, 0, 640, 360, 320, 180, jpeg(small, 90))]))
+        self.assertEqual(self.recv(), m.FrameAck(1))
+        self.assertLess(mean_diff(self.viewer.framebuffer, img), 4)
+
+    def test_an_older_host_is_not_told(self):
+        self.send(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 64, 64, 1, SESSION_CAPABILITIES & ~CAP_SCALED_RECT))
+        self.send(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]))
+        self.assertEqual(self.recv(), m.FrameAck(1))        # the first thing the viewer says
+
+
+MOVING_SCENE = r"""
+import sys, threading, tkinter as tk
+from PIL import Image, ImageChops, ImageDraw, ImageTk
+W, H = int(sys.argv[1]), int(sys.argv[2])
+root = tk.Tk()
+root.geometry(f"{W}x{H}+0+0")
+root.overrideredirect(True)
+base = Image.merge("RGB", [Image.linear_gradient("L").resize((W, H)), Image.radial_gradient("L").resize((W, H)),
+                           Image.linear_gradient("L").rotate(90).resize((W, H))])
+frames = []
+for k in range(8):
+    img = ImageChops.offset(base, k * 37, k * 23)
+    ImageDraw.Draw(img).ellipse((40 + k * 30, 60, 200 + k * 30, 220), fill=(200, (40 * k) % 256, 90))
+    frames.append(ImageTk.PhotoImage(img))
+label = tk.Label(root, image=frames[0], bd=0)
+label.place(x=0, y=0)
+state = {"n": 0, "moving": False}
+def tick():
+    if state["moving"]:
+        state["n"] += 1
+        label.configure(image=frames[state["n"] % len(frames)])
+    root.after(33, tick)
+def command(word):
+    state["moving"] = word == "move"
+    root.update_idletasks()
+    sys.stdout.write(word + "\n"); sys.stdout.flush()
+def commands():
+    for line in sys.stdin:
+        root.after(0, command, line.strip())
+threading.Thread(target=commands, daemon=True).start()
+root.after(200, lambda: (sys.stdout.write("ready\n"), sys.stdout.flush(), tick()))
+root.mainloop()
+"""
+
+
+class CountingChannel:
+    """The viewer's channel, counting the ENC_SCALED rectangles that come in."""
+
+    def __init__(self, channel):
+        self.channel, self.path, self.scaled = channel, channel.path, 0
+
+    def recv(self):
+        data = self.channel.recv()
+        if data[:1] == bytes([2]):       # a Frame
+            self.scaled += sum(r.encoding == m.ENC_SCALED for r in m.decode(data).rects)
+        return data
+
+    def send(self, data):
+        self.channel.send(data)
+
+    def close(self):
+        self.channel.close()
+
+
+class ScaledOverSlowLinkTest(unittest.TestCase):
+    """A real host (Xvfb, mss) and viewer through a 0.5 Mbit/s WanLink: a moving picture that does
+    not fit the link at any JPEG quality the policy allows goes scaled down; once it stops, the
+    viewer's picture equals the host's screen pixel for pixel (the lossless top-off)."""
+
+    WIDTH, HEIGHT = 480, 360
+
+    def setUp(self):
+        import gc
+        from tests.xvfb import Xvfb, xvfb_available
+        gc.collect()        # Tk objects of earlier in-process tests: collected here, not in a worker
+        if not xvfb_available():
+            self.skipTest("needs Xvfb and xdotool")
+        self.xvfb = Xvfb(width=self.WIDTH, height=self.HEIGHT).start()
+        self.addCleanup(self.xvfb.stop)
+        self.scene = subprocess.Popen([sys.executable, "-c", MOVING_SCENE, str(self.WIDTH), str(self.HEIGHT)],
+                                      env=self.xvfb.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.scene.wait, 5)
+        self.addCleanup(self.scene.kill)
+        self.assertEqual(self.scene.stdout.readline().strip(), "ready")
+
+    def tell_scene(self, word):
+        self.scene.stdin.write(word + "\n")
+        self.scene.stdin.flush()
+        self.assertEqual(self.scene.stdout.readline().strip(), word)
+
+    def session(self):
+        from tagio.crypto import handshake, kdf
+        from tagio.net.stream import SocketStream
+        from tagio.session.host import HostSession
+        from tagio.session.viewer import ViewerSession
+        from tests.wanlink import WanLink
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        link = WanLink(listener.getsockname(), rtt_ms=20, mbit=0.5).start()
+        self.addCleanup(link.close)
+        viewer_sock = socket.create_connection(("127.0.0.1", link.port))
+        host_sock, _ = listener.accept()
+        session_id, box = b"s" * 16, {}
+        thread = threading.Thread(target=lambda: box.update(host=handshake.host_handshake(
+            SocketStream(host_sock, "direct-tcp"), [kdf.password_secret("pw", "111111111")],
+            viewer_id="222222222", host_id="111111111", session_id=session_id)))
+        thread.start()
+        viewer_channel = handshake.viewer_handshake(SocketStream(viewer_sock, "direct-tcp"), "pw",
+                                                    viewer_id="222222222", host_id="111111111",
+                                                    session_id=session_id)
+        thread.join(15)
+        counting = CountingChannel(viewer_channel)
+        host = HostSession(box["host"], view_only=True, fps_cap=30, display=self.xvfb.display)
+        viewer = ViewerSession(counting)
+        host.start()
+        viewer.start()
+        self.addCleanup(host.stop)
+        self.addCleanup(viewer.stop)
+        return host, viewer, counting
+
+    def screen(self):
+        import mss
+        with mss.MSS(display=self.xvfb.display) as sct:
+            shot = sct.grab(sct.monitors[1])
+            return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+
+    def converged(self, viewer):
+        fb = viewer.framebuffer
+        return fb is not None and fb.tobytes() == self.screen().tobytes()
+
+    def test_moving_picture_goes_scaled_and_converges_once_still(self):
+        host, viewer, counting = self.session()
+        wait_until(lambda: viewer.framebuffer is not None and viewer.stats["frames"] > 0, 20, "the first picture")
+        self.tell_scene("move")
+        wait_until(lambda: counting.scaled >= 3, 30, "scaled rectangles for the moving picture")
+        self.assertLess(host.stats["policy_scale"], 1.0)
+        self.tell_scene("stop")
+        wait_until(lambda: self.converged(viewer), 30, "the viewer's picture equal to the host's screen")
+
+
+if __name__ == "__main__":
+    unittest.main()
