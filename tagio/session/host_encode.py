@@ -1,0 +1,167 @@
+"""The host's encode thread: changed tiles -> Frame messages, and the JPEG quality they get.
+
+Theory of operation. `HostEncode` is the part of HostSession (tagio.session.host) that runs on the
+encode thread. For each job from the capture thread it merges the changed tiles into rectangles;
+rows that moved up or down since the previous frame (a scroll, tagio.session.motion) become
+ENC_COPY rectangles, sent first; the rest turns into fill / PNG / JPEG data (tagio.session.tiles),
+packed into Frame messages (<= MAX_MESSAGE each, FINAL on the last). Regions last sent as JPEG
+that stayed still come back as lossless refreshes.
+
+JPEG quality adapts three ways: it drops when acks come back slowly and recovers towards the
+requested quality (`_adapt_quality`, called for each ack); it drops while most of the screen keeps
+changing (`_frame_quality`); and while flow control holds frames back it is capped where a frame
+fits the measured rate (flow.QualityPolicy, `_policy_quality`).
+"""
+
+import time
+
+from PIL import Image
+
+from tagio.protocol import session as m
+from tagio.session import motion
+from tagio.session import tiles as t
+
+MOTION_MIN_HEIGHT = 64   # changed regions at least this tall are searched for scrolled rows
+POLICY_HOLD = 1.0        # seconds after flow control last held a frame back that its rate sizes frames
+SLOW_ACK = 0.25          # seconds: slower acks than this lower the JPEG quality
+MIN_QUALITY = 30
+MOTION_SHARE = 0.5       # at least this share of the screen changing in two frames in a row ...
+MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
+
+
+def _bounding_box(rects):
+    """(x, y, w, h) around pixel rectangles (x, y, w, h); at least one is given."""
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _uncovered(rect, covered_rows):
+    """The horizontal bands of `rect` whose rows are not in `covered_rows`."""
+    x, y, w, h = rect
+    bands, top = [], None
+    for row in range(y, y + h + 1):
+        free = row < y + h and row not in covered_rows
+        if free and top is None:
+            top = row
+        elif not free and top is not None:
+            bands.append((x, top, w, row - top))
+            top = None
+    return bands
+
+
+class HostEncode:
+    """The encode thread's half of HostSession (a mixin: the state lives on the session)."""
+
+    # -- encode ------------------------------------------------------------------------------
+    def _encode_loop(self):
+        while True:
+            job = self._workers.get(self._encode_q)
+            if job is None:
+                return
+            for data in self._encode_frame(*job):
+                if not self._workers.put(self._send_q, data):
+                    return
+
+    def _encode_frame(self, frame_id, captured, sources, stills, width, height, dirty_count):
+        quality = min(self._frame_quality(dirty_count, width, height), self._policy_quality(dirty_count))
+        rects, copies, lossy_copies = [], [], set()
+        for raw, sx, sy, sw, sh, tiles, prev in sources:
+            changed = t.merge_tiles(tiles, width, height)
+            for x, y, w, h in self._find_copies(copies, lossy_copies, raw, prev, (sx, sy, sw, sh), changed):
+                img = t.region_image(raw, sw, x - sx, y - sy, w, h)
+                self._encode_rect(rects, img, x, y, quality, False)
+        for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
+            img = Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
+            self._encode_rect(rects, img, x, y, quality, True)
+        if lossy_copies:                    # copied JPEG pixels still want their lossless refresh
+            with self._refresh_lock:
+                self._refresh.sent(lossy_copies, True)
+        self._learn_sizes(rects, quality)
+        return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, copies + rects)]
+
+    def _encode_rect(self, rects, img, x, y, quality, lossless):
+        parts = t.encode_region(img, x, y, quality, lossless)
+        rects.extend(m.Rect(*p) for p in parts)
+        lossy = any(p[4] == m.ENC_JPEG for p in parts)
+        with self._refresh_lock:
+            self._refresh.sent(t.rect_tiles(x, y, img.width, img.height), lossy)
+
+    def _find_copies(self, copies, lossy_copies, raw, prev, source, changed):
+        """The parts of the `changed` rectangles (screen coordinates) of one grabbed `source`
+        (x, y, w, h) still to encode as pixels, after rows that are rows of the previous frame
+        moved up or down went to `copies` (tagio.session.motion). The search covers the bounding
+        box of the changes (a scrolling page changes tiles of uneven width); only rows of changed
+        rectangles that no copy covers are left to encode."""
+        sx, sy, sw, sh = source
+        if prev is None or not changed or _bounding_box(changed)[3] < MOTION_MIN_HEIGHT:
+            return changed
+        box = _bounding_box(changed)
+        local = (box[0] - sx, box[1] - sy, box[2], box[3])
+        grab_, region, hashes = self._row_hashes
+        cached = hashes if grab_ is prev and region == local else None
+        found = motion.detect(prev, raw, sw, sh, local, old_hashes=cached)
+        self._row_hashes = (raw, local, found.hashes)       # raw becomes the next frame's prev
+        covered = set()
+        for c in found.copies:
+            src, dst = (c.src_x + sx, c.src_y + sy), (c.x + sx, c.y + sy)
+            copies.append(m.copy_rect(*src, *dst, c.w, c.h))
+            covered.update(range(dst[1], dst[1] + c.h))
+            with self._refresh_lock:
+                lossy = bool(t.rect_tiles(*src, c.w, c.h) & self._refresh.lossy.keys())
+            if lossy:
+                lossy_copies.update(t.rect_tiles(*dst, c.w, c.h))
+        return [part for rect in changed for part in _uncovered(rect, covered)] if covered else changed
+
+    def _policy_quality(self, dirty_tiles):
+        """The quality flow.QualityPolicy picks for this much change, while flow control is what
+        holds frames back (otherwise the link has room: the wanted quality)."""
+        with self._credit:
+            est, held = self._flow.estimator, time.monotonic() - self._flow.held_at < POLICY_HOLD
+            rate = est.rate if held else None
+        choice = self._policy.choose(rate, dirty_tiles * t.TILE * t.TILE)
+        self.stats["policy_quality"] = choice.quality
+        return choice.quality
+
+    def _learn_sizes(self, rects, quality):
+        jpeg = [r for r in rects if r.encoding == m.ENC_JPEG]
+        if jpeg:
+            self._policy.encoded(quality, sum(r.w * r.h for r in jpeg), sum(len(r.data) for r in jpeg))
+
+    def _frame_quality(self, dirty_tiles, width, height):
+        """JPEG quality for this frame: lower while most of the screen keeps changing.
+
+        Sustained full-screen motion (video, scrolling photos) hides detail, and the pixels are
+        refreshed losslessly once they stand still, so spend fewer bytes per frame on it."""
+        cols, rows = t.tile_grid(width, height)
+        moving = dirty_tiles >= MOTION_SHARE * cols * rows
+        in_motion, self._moving = moving and self._moving, moving
+        return max(MIN_QUALITY, self.quality - MOTION_QUALITY_DROP) if in_motion else self.quality
+
+    def _pack_frames(self, frame_id, captured, rects):
+        """Split rectangles over as many Frame messages as MAX_MESSAGE needs; FINAL on the last."""
+        messages, batch, size = [], [], 0
+        for rect in rects:
+            cost = len(rect.data) + 16
+            if batch and (size + cost > m.MAX_MESSAGE - 64 or len(batch) >= m.MAX_RECTS):
+                messages.append(m.Frame(frame_id, 0, captured, self._latency_ms, batch))
+                batch, size = [], 0
+            batch.append(rect)
+            size += cost
+        messages.append(m.Frame(frame_id, m.FINAL, captured, self._latency_ms, batch))
+        return messages
+
+    def _link_busy(self):
+        """Flow control held a frame back within POLICY_HOLD: the lossless refresh waits, as a
+        1080p photo sent as PNG is megabytes (seconds on a 5 Mbit/s link, in front of every change)."""
+        with self._credit:
+            return time.monotonic() - self._flow.held_at < POLICY_HOLD
+
+    def _adapt_quality(self, elapsed):
+        # Slow acks mean the link (or the viewer) cannot keep up: trade quality for frame rate.
+        if elapsed > SLOW_ACK:
+            self.quality = max(MIN_QUALITY, self.quality - 10)
+        elif self.quality < self.target_quality:
+            self.quality += 1
+        self.stats["quality"] = self.quality
+
