@@ -594,6 +594,47 @@ class QualityLogic(unittest.TestCase):
         self.assertEqual(host.target_quality, 60)
 
 
+class EncodeLogic(unittest.TestCase):
+    """What the encoder makes of a grab's dirty tiles, and what it tells the lossless refresh."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    class Refresh:
+        """Records what the encoder reports as sent (tiles, lossy)."""
+        lossy = {}
+
+        def __init__(self):
+            self.calls = []
+
+        def sent(self, tiles, lossy):
+            self.calls.append((set(tiles), lossy))
+
+    def test_small_changes_of_one_grab_are_one_picture(self):
+        from tagio.session.host_encode import _changed_in
+        box = (881, 508, 53, 52)                            # a damage box over four tiles
+        three = {(13, 7), (14, 7), (13, 8)}
+        self.assertEqual(_changed_in(three, box, 1920, 1080), [box])
+        whole = (0, 0, 1920, 1080)                          # far apart on a polled screen: two pictures
+        self.assertEqual(sorted(_changed_in({(0, 0), (20, 10)}, whole, 1920, 1080)),
+                         [(0, 0, 64, 64), (1280, 640, 64, 64)])
+
+    def test_a_small_exact_change_does_not_cancel_a_tiles_refresh(self):
+        from PIL import Image
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._refresh = self.Refresh()
+        rects = []
+        flat = Image.new("RGB", (20, 10), (1, 2, 3))
+        flat.putpixel((0, 0), (9, 9, 9))                    # two colours: a PNG, exact
+        host._encode_rect(rects, flat, (70, 10), 75, False, (300, 200))
+        self.assertEqual(host._refresh.calls[-1], (set(), False))     # covers no tile whole
+        tile = flat.resize((64, 64))
+        host._encode_rect(rects, tile, (64, 0), 75, False, (300, 200))
+        self.assertEqual(host._refresh.calls[-1], ({(1, 0)}, False))
+        edge = flat.resize((44, 8))                         # the partial tile at the screen's corner
+        host._encode_rect(rects, edge, (256, 192), 75, True, (300, 200))
+        self.assertEqual(host._refresh.calls[-1], ({(4, 3)}, False))
+
+
 class Pacing(unittest.TestCase):
     """Capture ticks lie on a fixed grid, so late wake-ups do not lower the frame rate."""
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses

@@ -18,12 +18,14 @@ collect(), one clear message instead of a python-xlib traceback.
 
 import contextlib
 import select
+import time
 
 from tagio.errors import ConfigError
 
 MAX_EVENTS = 2048       # more rectangles than this per collect: cheaper to grab everything (None)
 MAX_READ = 4 * MAX_EVENTS   # events read per drain: a server drawing faster than we read cannot
                             # keep the capture thread here for ever (the rest waits for next time)
+SUBTRACT_EVERY = 0.25   # seconds between two DamageSubtract requests while drawing goes on
 
 
 class DamageProbe:
@@ -33,6 +35,8 @@ class DamageProbe:
         self._damage = damage
         self._event_type = event_type
         self._rects, self._overflow = [], False      # read but not yet collected
+        self._reported, self._subtract_at = False, 0.0  # reports since the last subtract; next one
+        self._buffered = True       # python-xlib's queue may hold events (False: it was seen empty)
 
     @classmethod
     def open(cls, display=None):
@@ -68,9 +72,12 @@ class DamageProbe:
         """Wait up to `timeout` seconds for the server to report drawing; True when it has.
 
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
-        against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
+        against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames).
+        python-xlib reads the socket only inside its own calls, so after a read that left its
+        queue empty the socket alone says whether reports came: a select(), not a ~50 us
+        python-xlib call."""
         with self._server_alive():
-            if self._rects or self._overflow or self._display.pending_events():
+            if self._rects or self._overflow or (self._buffered and self._display.pending_events()):
                 return True
             ready, _, _ = select.select([self._display.fileno()], [], [], max(0.0, timeout))
             return bool(ready)
@@ -83,22 +90,37 @@ class DamageProbe:
             self._read_reports()
 
     def _read_reports(self):
-        display, got = self._display, False
-        for _ in range(MAX_READ):
-            if not display.pending_events():
+        display, read = self._display, 0
+        while read < MAX_READ:
+            pending = min(display.pending_events(), MAX_READ - read)    # one look at the socket ...
+            self._buffered = pending > 0
+            if not pending:
                 break
-            event = display.next_event()
-            if event.type != self._event_type:
-                continue
-            got = True
-            if len(self._rects) >= MAX_EVENTS:
-                self._overflow = True
-                continue
-            area = event.area
-            self._rects.append((area.x, area.y, area.width, area.height))
-        if got:
-            display.damage_subtract(self._damage)     # keep the server's region small
-            display.flush()
+            for _ in range(pending):        # ... for every event it brought in (none of these blocks)
+                self._take(display.next_event())
+            read += pending
+        self._subtract()
+
+    def _take(self, event):
+        if event.type != self._event_type:
+            return
+        self._reported = True
+        if len(self._rects) >= MAX_EVENTS:
+            self._overflow = True
+            return
+        area = event.area
+        self._rects.append((area.x, area.y, area.width, area.height))
+
+    def _subtract(self):
+        """Empty the server's damage region now and then: in RawRectangles mode every drawing is
+        reported anyway, and the region only grows (each report is merged into it). Once per
+        SUBTRACT_EVERY, not per read: each request costs ~50 us of python-xlib."""
+        now = time.monotonic()
+        if self._reported and now >= self._subtract_at:
+            self._display.damage_subtract(self._damage)
+            self._display.flush()
+            self._buffered = True       # flushing may have read reports into python-xlib's queue
+            self._reported, self._subtract_at = False, now + SUBTRACT_EVERY
 
     def collect(self):
         """Rectangles (x, y, w, h) drawn since the last call, or None when there were too many to

@@ -31,10 +31,10 @@ from tagio.errors import ConfigError
 from tagio.protocol import session as m
 from tagio.session import capture_win32 as win
 from tagio.session import cursor_win32
+from tagio.session import motion
 from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
-from tagio.session.host_encode import MOTION_MIN_HEIGHT
 
 MAX_IN_FLIGHT = 32       # frames unacknowledged at most; the bytes in flight follow the link (flow.py)
 MAX_UNSENT = 2           # frames captured but not yet handed to the channel (one encoding, one next)
@@ -43,6 +43,7 @@ IDLE_FPS = 10            # ... to this many polls per second
 FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
+NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
 
 
 def next_tick(tick, fps, clock, sleep):
@@ -218,20 +219,19 @@ class HostCapture:
         on; `prev` the same rectangle's pixels before (None: not worth a scroll search)."""
         screen, box = mon["screen"], mon["box"]
         rects = damage.collect() if damage is not None else None
-        tiles = None
+        boxes = None
         if rects is not None and screen.buf is not None and now < mon["full_at"]:
             moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
-            tiles = t.rects_tiles(moved, screen.width, screen.height)
-            cols, rows = t.tile_grid(screen.width, screen.height)
-            tiles = None if len(tiles) == cols * rows else tiles
-        if tiles is None:       # no damage reports, first grab, safety poll, or everything changed
+            boxes = t.damage_boxes(moved, screen.width, screen.height)
+            boxes = None if boxes == [(0, 0, screen.width, screen.height)] else boxes
+        if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
             mon["full_at"] = now + FULL_POLL
             raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
             return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev)]
         sources = []
-        for x, y, w, h in t.merge_tiles(tiles, screen.width, screen.height):
+        for x, y, w, h in boxes:
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
-            prev = screen.region(x, y, w, h) if h >= MOTION_MIN_HEIGHT else None    # for scroll search
+            prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
             dirty = screen.update(x, y, w, h, raw)
             if dirty:
                 sources.append((raw, x, y, w, h, dirty, prev))
@@ -304,11 +304,20 @@ class HostCapture:
         itself waits (up to one more interval) for the server to draw something, so it follows the
         application's own frame timing and a change is picked up within a millisecond."""
         fps = min(self.fps_cap, IDLE_FPS) if idle else self.fps_cap
-        tick = next_tick(tick, fps, time.monotonic, self._workers.stopping.wait)
+        tick = next_tick(tick, fps, time.monotonic, self._nap)
         if damage is None or damage.wait(0):
             return tick         # already drawn: stay on the grid (a late wake-up must not shift it)
         damage.wait(tick + 1.0 / fps - time.monotonic())
         return max(tick, time.monotonic())
+
+    def _nap(self, seconds):
+        """Sleep until the next tick: time.sleep for a frame interval (one clock_nanosleep, half
+        the CPU of an Event.wait, which builds a lock and a waiter each time), the stop Event for
+        longer naps so that stop() is not kept waiting."""
+        if seconds <= NAP_MAX:
+            time.sleep(seconds)
+        else:
+            self._workers.stopping.wait(seconds)
 
     def _send_cursor(self):
         msg = self._cursor.poll() if self._cursor is not None else None

@@ -21,12 +21,12 @@ from tagio.protocol import session as m
 from tagio.session import motion
 from tagio.session import tiles as t
 
-MOTION_MIN_HEIGHT = 64   # changed regions at least this tall are searched for scrolled rows
 POLICY_HOLD = 1.0        # seconds after flow control last held a frame back that its rate sizes frames
 SLOW_ACK = 0.25          # seconds: slower acks than this lower the JPEG quality
 MIN_QUALITY = 30
 MOTION_SHARE = 0.5       # at least this share of the screen changing in two frames in a row ...
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
+ONE_PIECE = 4 * t.TILE * t.TILE   # changes of one grab within this many pixels are encoded as one
 
 
 def _bounding_box(rects):
@@ -50,6 +50,20 @@ def _uncovered(rect, covered_rows):
     return bands
 
 
+def _changed_in(tiles, source, width, height):
+    """The changed rectangles of one grabbed `source` (x, y, w, h): its dirty tiles merged, cut
+    to the grab (a damage box need not be tile-aligned), and taken as one piece when they are
+    close together and small."""
+    merged = t.merge_tiles(tiles, width, height)
+    if source != (0, 0, width, height):
+        merged = [part for part in (t.clip_rect(rect, source) for rect in merged) if part is not None]
+    if len(merged) > 1:
+        box = _bounding_box(merged)
+        if box[2] * box[3] <= ONE_PIECE:    # one picture: each encode costs ~0.1 ms whatever its size
+            return [box]
+    return merged
+
+
 class HostEncode:
     """The encode thread's half of HostSession (a mixin: the state lives on the session)."""
 
@@ -67,25 +81,31 @@ class HostEncode:
         quality = min(self._frame_quality(dirty_count, width, height), self._policy_quality(dirty_count))
         rects, copies, lossy_copies = [], [], set()
         for raw, sx, sy, sw, sh, tiles, prev in sources:
-            changed = t.merge_tiles(tiles, width, height)
+            changed = _changed_in(tiles, (sx, sy, sw, sh), width, height)
             for x, y, w, h in self._find_copies(copies, lossy_copies, raw, prev, (sx, sy, sw, sh), changed):
                 img = t.region_image(raw, sw, x - sx, y - sy, w, h)
-                self._encode_rect(rects, img, x, y, quality, False)
+                self._encode_rect(rects, img, (x, y), quality, False, (width, height))
         for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
             img = Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
-            self._encode_rect(rects, img, x, y, quality, True)
+            self._encode_rect(rects, img, (x, y), quality, True, (width, height))
         if lossy_copies:                    # copied JPEG pixels still want their lossless refresh
             with self._refresh_lock:
                 self._refresh.sent(lossy_copies, True)
         self._learn_sizes(rects, quality)
         return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, copies + rects)]
 
-    def _encode_rect(self, rects, img, x, y, quality, lossless):
+    def _encode_rect(self, rects, img, at, quality, lossless, screen):
+        """Encode `img` placed at `at` = (x, y) on a screen of size `screen` into `rects`."""
+        x, y = at
         parts = t.encode_region(img, x, y, quality, lossless)
         rects.extend(m.Rect(*p) for p in parts)
         lossy = any(p[4] == m.ENC_JPEG for p in parts)
+        # JPEG pixels anywhere in a tile make it wait for a lossless refresh; exact pixels clear
+        # only the tiles they cover whole (a small change must not cancel a photo's refresh).
+        tiles = (t.rect_tiles(x, y, img.width, img.height) if lossy
+                 else t.covered_tiles(x, y, img.width, img.height, width=screen[0], height=screen[1]))
         with self._refresh_lock:
-            self._refresh.sent(t.rect_tiles(x, y, img.width, img.height), lossy)
+            self._refresh.sent(tiles, lossy)
 
     def _find_copies(self, copies, lossy_copies, raw, prev, source, changed):
         """The parts of the `changed` rectangles (screen coordinates) of one grabbed `source`
@@ -94,9 +114,11 @@ class HostEncode:
         box of the changes (a scrolling page changes tiles of uneven width); only rows of changed
         rectangles that no copy covers are left to encode."""
         sx, sy, sw, sh = source
-        if prev is None or not changed or _bounding_box(changed)[3] < MOTION_MIN_HEIGHT:
+        if prev is None or not changed:
             return changed
         box = _bounding_box(changed)
+        if not motion.pays(box[3], sum(w * h for _x, _y, w, h in changed)):
+            return changed
         local = (box[0] - sx, box[1] - sy, box[2], box[3])
         grab_, region, hashes = self._row_hashes
         cached = hashes if grab_ is prev and region == local else None

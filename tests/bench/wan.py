@@ -273,8 +273,8 @@ class FastHeadless(stream.Headless):
                 update = self.viewer.updates.get_nowait()
             except queue.Empty:
                 return out
-            if update[0] == "rects":
-                out.append((update[1], update[3], time.monotonic()))
+            if update.name == "rects":
+                out.append(stream.shown(update))
 
 
 def start_scene(mode, env):
