@@ -134,6 +134,29 @@ class DamageProbeTest(unittest.TestCase):
         from tagio.session.damage import DamageProbe
         self.assertIsNone(DamageProbe.open(":9999"))
 
+    def test_events_are_read_off_the_socket_here(self):
+        from tagio.session.damage import RawEvents
+        self.assertIsInstance(self.probe._events, RawEvents)
+
+
+class XlibDamageProbeTest(DamageProbeTest):
+    """The same, through python-xlib's own parser: what a python-xlib without the internals the
+    raw reader needs gets."""
+
+    def setUp(self):
+        from unittest import mock
+        from tagio.session.damage import DamageProbe, XlibEvents
+        patch = mock.patch.object(DamageProbe, "_take_over",
+                                  staticmethod(lambda conn, damage, event_type, extname:
+                                               XlibEvents(conn, damage, event_type)))
+        patch.start()
+        self.addCleanup(patch.stop)
+        super().setUp()
+
+    def test_events_are_read_off_the_socket_here(self):
+        from tagio.session.damage import XlibEvents
+        self.assertIsInstance(self.probe._events, XlibEvents)
+
 
 if __name__ == "__main__":
     unittest.main()

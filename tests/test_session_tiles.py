@@ -222,6 +222,24 @@ class DamageBoxes(unittest.TestCase):
         self.assertEqual(t.covered_tiles(256, 192, 44, 8), set())
 
 
+class RecentChangesTest(unittest.TestCase):
+    def test_tiles_stay_for_a_while_merged_then_are_forgotten(self):
+        now = [10.0]
+        hot = t.RecentChanges(keep=1.0, clock=lambda: now[0])
+        self.assertEqual(hot.rects(300, 200), [])
+        hot.changed({(1, 1), (2, 1)})
+        now[0] = 10.5
+        hot.changed({(4, 3)})
+        self.assertEqual(sorted(hot.rects(300, 200)), [(64, 64, 128, 64), (256, 192, 44, 8)])
+        now[0] = 11.2
+        self.assertEqual(hot.rects(300, 200), [(256, 192, 44, 8)])
+        hot.changed({(4, 3)})                               # changed again: kept on
+        now[0] = 12.1
+        self.assertEqual(hot.rects(300, 200), [(256, 192, 44, 8)])
+        now[0] = 13.0
+        self.assertEqual(hot.rects(300, 200), [])
+
+
 class RectsTiles(unittest.TestCase):
     def test_rectangles_become_the_tiles_they_touch_clipped(self):
         tiles = t.rects_tiles([(60, 10, 10, 10), (-20, 190, 50, 100), (500, 0, 5, 5)], 300, 200)

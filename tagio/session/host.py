@@ -33,6 +33,7 @@ re-raised by join()); the process itself never crashes.
 
 import logging
 import queue
+import sys
 import threading
 import time
 
@@ -62,6 +63,11 @@ MAX_FPS = 60
 INPUT_QUEUE = 256
 BYE_TIMEOUT = 1.0
 STOP_JOIN = 5.0         # seconds an ended session's threads get to stop before join() returns anyway
+# Where the screen has no damage reports, poll it by scanlines (capture_win32.ScanProbe) rather than
+# grabbing and comparing it whole every frame: Windows, and an X server without DAMAGE. A one-row
+# grab is a cheap round trip there; macOS composites a whole picture for any grab, so it keeps
+# whole-screen polling.
+SCAN_WITHOUT_DAMAGE = win.WINDOWS or sys.platform.startswith("linux")
 
 
 def bye_text(exc):
@@ -87,7 +93,7 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._grabber_factory = grabber     # tests: a stand-in for mss.MSS (called with **kwargs)
         self.pause_on_grab_failure = win.WINDOWS    # a failed grab pauses (Windows) or ends the session
         self.pause_retry = win.PAUSE_RETRY
-        self.scan_for_changes = win.WINDOWS         # no damage reports: scanline polling (capture_win32)
+        self.scan_for_changes = SCAN_WITHOUT_DAMAGE  # no damage reports: scanline polling (capture_win32)
         self.paused = False
         self._secure, self._secure_at = None, 0.0   # capture_win32.SecureDesktop (Windows), next check
         self.refuse_secure_attention = win.WINDOWS  # Ctrl+Alt+Del: say why instead of sending it

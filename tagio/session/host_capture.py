@@ -43,6 +43,8 @@ IDLE_FPS = 10            # ... to this many polls per second
 FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
+SCAN_FPS = 30            # scanline polls a second at most; what changed lately is grabbed every frame
+ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
 
 
@@ -56,6 +58,20 @@ def next_tick(tick, fps, clock, sleep):
     if target > now:
         sleep(target - now)
     return target
+
+
+def pace_tick(tick, fps, clock, sleep, wait_drawn=None):
+    """The next capture time: the next tick on the 1/fps grid (next_tick), then, with damage
+    reports (`wait_drawn(timeout) -> bool`, at once when something is already drawn), up to one
+    more interval until the server draws. Drawing already there, or within ON_GRID of the tick,
+    keeps the grid (a wake-up a fraction of a millisecond late must not shift it); drawing that
+    came later starts the grid anew at its time. One wait per frame: each costs a system call."""
+    tick = next_tick(tick, fps, clock, sleep)
+    if wait_drawn is None:
+        return tick
+    wait_drawn(tick + 1.0 / fps - clock())
+    now = clock()
+    return tick if now - tick < ON_GRID else now
 
 
 def grab(sct, box):
@@ -216,19 +232,39 @@ class HostCapture:
     def _grab_changes(self, sct, mon, damage, now):
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
         rectangle that holds a change. `raw` is a fresh buffer the encoder may read while we capture
-        on; `prev` the same rectangle's pixels before (None: not worth a scroll search)."""
-        screen, box = mon["screen"], mon["box"]
-        rects = damage.collect() if damage is not None else None
+        on; `prev` the same rectangle's pixels before (None: not worth a scroll search). A screen
+        polled by scanlines has the tiles that changed lately grabbed first, at every frame
+        (tiles.RecentChanges), and is scanned SCAN_FPS times a second at most: 34 one-row grabs
+        cost ~0.5 ms, the most expensive part of a frame of a small animation."""
+        screen, box, hot = mon["screen"], mon["box"], mon["hot"]
+        due = screen.buf is None or now >= mon["full_at"]
+        polled = isinstance(damage, win.ScanProbe)
+        sources = self._grab_boxes(sct, mon, hot.rects(screen.width, screen.height)) if polled and not due else []
+        if polled and not due and now < mon["scan_at"]:
+            rects = []          # the scan is due less often than the frames (SCAN_FPS)
+        else:
+            rects = damage.collect() if damage is not None else None
+            mon["scan_at"] = now + 1.0 / SCAN_FPS
         boxes = None
-        if rects is not None and screen.buf is not None and now < mon["full_at"]:
+        if rects is not None and not due:
             moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
             boxes = t.damage_boxes(moved, screen.width, screen.height)
             boxes = None if boxes == [(0, 0, screen.width, screen.height)] else boxes
         if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
             mon["full_at"] = now + FULL_POLL
             raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
-            return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev)]
-        sources = []
+            sources.append((raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev))
+        else:
+            sources += self._grab_boxes(sct, mon, boxes)
+        if polled:
+            hot.changed(set().union(*(source[5] for source in sources)))
+        return sources
+
+    @staticmethod
+    def _grab_boxes(sct, mon, boxes):
+        """Grab each box (x, y, w, h on the monitor) and compare it with the screen copy: the
+        sources that hold a change."""
+        screen, box, sources = mon["screen"], mon["box"], []
         for x, y, w, h in boxes:
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
             prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
@@ -273,7 +309,8 @@ class HostCapture:
         self._queue(m.MonitorList(index, listing))
         self.on_event("monitor", index=index, width=box["width"], height=box["height"])
         screen = t.ScreenCopy(box["width"], box["height"])
-        return {"index": index, "box": box, "screen": screen, "full_at": 0.0}
+        return {"index": index, "box": box, "screen": screen, "full_at": 0.0, "hot": t.RecentChanges(),
+                "scan_at": 0.0}
 
     def _wait_credit(self, damage=None, below=None):
         """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`
@@ -304,11 +341,7 @@ class HostCapture:
         itself waits (up to one more interval) for the server to draw something, so it follows the
         application's own frame timing and a change is picked up within a millisecond."""
         fps = min(self.fps_cap, IDLE_FPS) if idle else self.fps_cap
-        tick = next_tick(tick, fps, time.monotonic, self._nap)
-        if damage is None or damage.wait(0):
-            return tick         # already drawn: stay on the grid (a late wake-up must not shift it)
-        damage.wait(tick + 1.0 / fps - time.monotonic())
-        return max(tick, time.monotonic())
+        return pace_tick(tick, fps, time.monotonic, self._nap, damage.wait if damage is not None else None)
 
     def _nap(self, seconds):
         """Sleep until the next tick: time.sleep for a frame interval (one clock_nanosleep, half

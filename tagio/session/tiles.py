@@ -29,6 +29,7 @@ FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (a
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
 STILL_AFTER = 0.5            # seconds a JPEG'd tile must stay unchanged before the lossless refresh
+HOT_FOR = 1.0                # seconds a changed tile stays on a polled screen's list of likely changes
 
 
 def tile_grid(width, height, tile=TILE):
@@ -339,6 +340,30 @@ def region_bytes(raw, width, x, y, w, h):
     if (x, w) == (0, width):
         return bytes(view[y * stride:(y + h) * stride])
     return b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
+
+
+class RecentChanges:
+    """Tiles that changed within the last `keep` seconds (pure; injected clock).
+
+    A screen polled by scanlines (capture_win32.ScanProbe) sees a change only when a scanned row
+    crosses it: a 20-row animation in about one poll of two. The host grabs these tiles at every
+    poll as well, before the scan, so something found changing once is followed at the full frame
+    rate, and the scan (comparing with the copy just updated) does not find it again."""
+
+    def __init__(self, keep=HOT_FOR, clock=time.monotonic):
+        self.keep, self.clock = keep, clock
+        self._when = {}             # tile -> when it last changed
+
+    def changed(self, tiles):
+        now = self.clock()
+        for tile in tiles:
+            self._when[tile] = now
+
+    def rects(self, width, height):
+        """The recently changed tiles as merged pixel rectangles; older ones are forgotten."""
+        limit = self.clock() - self.keep
+        self._when = {tile: when for tile, when in self._when.items() if when > limit}
+        return merge_tiles(self._when, width, height)
 
 
 class StillRefresh:
