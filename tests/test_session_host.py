@@ -618,6 +618,33 @@ class EncodeLogic(unittest.TestCase):
         self.assertEqual(sorted(_changed_in({(0, 0), (20, 10)}, whole, 1920, 1080)),
                          [(0, 0, 64, 64), (1280, 640, 64, 64)])
 
+    def test_small_frames_are_encoded_on_the_spot_only_while_the_encoder_is_idle(self):
+        from tagio.protocol import session as m
+        from tagio.session import tiles as t
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._frame_id = 0                          # as the capture loop starts it
+        screen = t.ScreenCopy(1920, 1080)
+
+        def emit(w, h):
+            source = (bytes(w * h * 4), 0, 0, w, h, t.rects_tiles([(0, 0, w, h)], 1920, 1080), None)
+            self.assertTrue(host._emit(time.monotonic(), [source], [], screen, 1))
+
+        def sent_frames():
+            out = []
+            while not host._send_q.empty():
+                msg = m.decode(host._send_q.get_nowait())
+                out += [msg.frame_id] if isinstance(msg, m.Frame) else []
+            return out
+        emit(60, 50)                                # idle encoder: encoded here, at once
+        self.assertEqual(sent_frames(), [1])
+        self.assertTrue(host._encode_q.empty())
+        emit(1920, 1080)                            # a big one goes to the encode thread ...
+        emit(60, 50)                                # ... and a small one may not overtake it
+        self.assertEqual(sent_frames(), [])
+        self.assertEqual([host._encode_q.get_nowait()[0] for _ in range(2)], [2, 3])
+        self.assertEqual(host._encoding, 2)
+
     def test_a_small_exact_change_does_not_cancel_a_tiles_refresh(self):
         from PIL import Image
         from tagio.session.host import HostSession

@@ -200,6 +200,10 @@ class DamageBoxes(unittest.TestCase):
         boxes = t.damage_boxes([(881, 508, 53, 52), (10, 10, 5, 5)], 1920, 1080)
         self.assertEqual(sorted(boxes), [(10, 10, 5, 5), (881, 508, 53, 52)])
 
+    def test_one_rectangle_is_its_own_box_on_the_screen(self):
+        self.assertEqual(t.damage_boxes([(250, 150, 100, 100)], 300, 200), [(250, 150, 50, 50)])
+        self.assertEqual(t.damage_boxes([(400, 10, 5, 5)], 300, 200), [])
+
     def test_damage_in_one_run_of_tiles_is_one_box_and_clipped_to_the_screen(self):
         boxes = t.damage_boxes([(70, 10, 10, 10), (130, 40, 20, 5), (280, 190, 100, 100)], 300, 200)
         self.assertEqual(sorted(boxes), [(70, 10, 80, 35), (280, 190, 20, 10)])
@@ -298,6 +302,24 @@ class ScreenCopyTest(unittest.TestCase):
             self.assertEqual(screen.update(x, y, w, h, t.region_bytes(new, self.W, x, y, w, h)), expected,
                              (x, y, w, h))
             self.assertEqual(bytes(screen.buf), bytes(inside))
+
+    def test_small_grabs_are_compared_per_tile_row(self):
+        rng = random.Random(13)
+        for _ in range(60):
+            old = blank(self.W, self.H)
+            screen = t.ScreenCopy(self.W, self.H)
+            screen.replace(bytearray(old))
+            x, y = rng.randrange(self.W - 1), rng.randrange(self.H - 1)
+            w, h = rng.randrange(1, min(130, self.W - x) + 1), rng.randrange(1, min(120, self.H - y) + 1)
+            new = bytearray(old)
+            for _ in range(rng.randrange(0, 3)):
+                paint(new, self.W, rng.randrange(x, x + w), rng.randrange(y, y + h), 1, 1, rng.randrange(1, 256))
+            rows = {r for _c, r in t.changed_tiles(old, new, self.W, self.H)}
+            expected = {(c, r) for r in rows for c in range(x // t.TILE, (x + w - 1) // t.TILE + 1)}
+            grab = t.region_bytes(new, self.W, x, y, w, h)
+            self.assertEqual(screen.update_small(x, y, w, h, grab), expected, (x, y, w, h))
+            self.assertEqual(bytes(screen.buf), bytes(new))
+            self.assertEqual(screen.update_small(x, y, w, h, grab), set())
 
     def test_replace_compares_with_the_copy(self):
         screen = t.ScreenCopy(self.W, self.H)

@@ -7,7 +7,8 @@ holds their shared state and is put together from one class per side:
            (guided by X damage where the server reports it), sends Cursor, switches monitors,
            pauses on a secure desktop (Windows); hands each frame's changed grabs to encode.
   encode   (host_encode.HostEncode) turns changed tiles into Copy (scrolled rows) / fill / PNG /
-           JPEG rectangles packed into Frame messages, and picks the JPEG quality.
+           JPEG rectangles packed into Frame messages, and picks the JPEG quality. A small frame
+           is encoded on the capture thread while this one is idle (cheaper than a handover).
   send     the only writer of frames to the channel; hands each frame's size to flow control.
   receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
@@ -31,6 +32,7 @@ A peer that breaks the protocol ends the session with RemoteProtocolError (sent 
 re-raised by join()); the process itself never crashes.
 """
 
+import collections
 import logging
 import queue
 import sys
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 MAX_FPS = 60
 INPUT_QUEUE = 256
 BYE_TIMEOUT = 1.0
+STATS_EVERY = 0.25      # seconds between refreshes of the flow figures in `stats` (rate, RTT, budget)
 STOP_JOIN = 5.0         # seconds an ended session's threads get to stop before join() returns anyway
 # Where the screen has no damage reports, poll it by scanlines (capture_win32.ScanProbe) rather than
 # grabbing and comparing it whole every frame: Windows, and an X server without DAMAGE. A one-row
@@ -108,6 +111,7 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._in_flight = {}         # frame id -> capture time
         self._flow = FlowControl(max_frames=MAX_IN_FLIGHT)     # under self._credit
         self._unsent = 0             # frames captured, not yet sent (under self._credit)
+        self._encoding = 0           # frames queued for the encoder or being encoded (self._credit)
         # Encode thread only. can_scale=False until the protocol carries scaled rectangles.
         self._policy = QualityPolicy(target_quality=self.quality, can_scale=False)
         self._row_hashes = (None, None, None)   # (last grab, region, its row hashes): encode thread
@@ -117,7 +121,8 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._input_q = queue.Queue(maxsize=INPUT_QUEUE)
         self._refresh = t.StillRefresh()
         self._refresh_lock = threading.Lock()
-        self._fps_times = []
+        self._fps_times = collections.deque()   # send times of the frames of the last second
+        self._stats_at = 0.0         # when the flow figures in stats were last refreshed
         self._injector = None
         self._teardown = threading.Lock()     # input is closed once (stop() and join() race)
         self._moving = False
@@ -266,7 +271,10 @@ class HostSession(HostCapture, HostEncode, HostInput):
 
     def _count_frame(self):
         now = time.monotonic()
-        self._fps_times = [x for x in self._fps_times if x > now - 1.0] + [now]
+        times = self._fps_times
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        times.append(now)
         self.stats["frames"] += 1
         self.stats["fps"] = float(len(self._fps_times))
 
@@ -287,10 +295,13 @@ class HostSession(HostCapture, HostEncode, HostInput):
                 raise RemoteProtocolError(f"acknowledgement for unknown frame {msg.frame_id}")
             self._flow.acked(msg.frame_id)
             self._credit.notify_all()
-            est = self._flow.estimator
-            self.stats.update(rate_kbit=int((est.rate or 0) * 8 / 1000), rtt_ms=int((est.min_rtt or 0) * 1000),
-                              budget_kb=self._flow.budget() // 1024)
-        elapsed = time.monotonic() - captured
+            now = time.monotonic()
+            if now >= self._stats_at:       # figures for people: a few times a second is enough
+                self._stats_at = now + STATS_EVERY
+                est = self._flow.estimator
+                self.stats.update(rate_kbit=int((est.rate or 0) * 8 / 1000), rtt_ms=int((est.min_rtt or 0) * 1000),
+                                  budget_kb=self._flow.budget() // 1024)
+        elapsed = now - captured
         self._latency_ms = int(elapsed * 1000)
         self.stats["latency_ms"] = self._latency_ms
         self._adapt_quality(elapsed)

@@ -35,6 +35,7 @@ from tagio.session import motion
 from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
+from tagio.session.host_encode import INLINE_AREA
 
 MAX_IN_FLIGHT = 32       # frames unacknowledged at most; the bytes in flight follow the link (flow.py)
 MAX_UNSENT = 2           # frames captured but not yet handed to the channel (one encoding, one next)
@@ -82,6 +83,14 @@ def grab(sct, box):
     except Exception as exc:    # whatever the capture library raises, the screen is out of reach
         raise ConfigError(f"screen capture stopped: {exc!r}") from exc
 
+
+
+def _every_tile(boxes, screen):
+    """Do the boxes touch every tile of the screen? Then one whole grab, compared band by band
+    and kept without a copy, is cheaper than grabbing and walking them row by row (a full-screen
+    terminal that scrolls damages all of it but its border)."""
+    cols, rows = t.tile_grid(screen.width, screen.height)
+    return len(t.rects_tiles(boxes, screen.width, screen.height)) == cols * rows
 
 
 class HostCapture:
@@ -159,12 +168,18 @@ class HostCapture:
                 return
 
     def _emit(self, captured, sources, stills, screen, dirty_count):
-        """Queue one frame for the encoder; False when stopping."""
+        """Queue one frame for the encoder, or encode it here when it is small and the encoder
+        idle (host_encode); False when stopping."""
         self._frame_id += 1
         job = (self._frame_id, captured, sources, stills, screen.width, screen.height, dirty_count)
+        small = not stills and sum(src[3] * src[4] for src in sources) <= INLINE_AREA
         with self._credit:
             self._in_flight[self._frame_id] = captured
             self._unsent += 1
+            inline = small and self._encoding == 0     # the encoder is idle: no frame can overtake
+            self._encoding += 1
+        if inline:
+            return self._encode_job(job)
         return self._workers.put(self._encode_q, job)
 
     def _show_notice(self, mon, now):
@@ -249,7 +264,7 @@ class HostCapture:
         if rects is not None and not due:
             moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
             boxes = t.damage_boxes(moved, screen.width, screen.height)
-            boxes = None if boxes == [(0, 0, screen.width, screen.height)] else boxes
+            boxes = None if _every_tile(boxes, screen) else boxes
         if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
             mon["full_at"] = now + FULL_POLL
             raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
@@ -268,7 +283,8 @@ class HostCapture:
         for x, y, w, h in boxes:
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
             prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
-            dirty = screen.update(x, y, w, h, raw)
+            small = w * h <= t.COARSE_AREA      # a typical damage box: compared per tile row
+            dirty = (screen.update_small if small else screen.update)(x, y, w, h, raw)
             if dirty:
                 sources.append((raw, x, y, w, h, dirty, prev))
         return sources

@@ -7,6 +7,11 @@ ENC_COPY rectangles, sent first; the rest turns into fill / PNG / JPEG data (tag
 packed into Frame messages (<= MAX_MESSAGE each, FINAL on the last). Regions last sent as JPEG
 that stayed still come back as lossless refreshes.
 
+A small frame (at most INLINE_AREA pixels to encode, no scroll search) is encoded on the capture
+thread itself when the encode thread is idle: handing it over (a queue, a thread woken up) costs
+more than encoding a 60x50 change, which is what a small animation or typing makes 60 times a
+second. Frames still reach the send queue in the order they were captured (`_encode_job`).
+
 JPEG quality adapts three ways: it drops when acks come back slowly and recovers towards the
 requested quality (`_adapt_quality`, called for each ack); it drops while most of the screen keeps
 changing (`_frame_quality`); and while flow control holds frames back it is capped where a frame
@@ -27,6 +32,7 @@ MIN_QUALITY = 30
 MOTION_SHARE = 0.5       # at least this share of the screen changing in two frames in a row ...
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 ONE_PIECE = 4 * t.TILE * t.TILE   # changes of one grab within this many pixels are encoded as one
+INLINE_AREA = 16 * t.TILE * t.TILE  # frames up to this many pixels are encoded on the capture thread
 
 
 def _bounding_box(rects):
@@ -71,11 +77,22 @@ class HostEncode:
     def _encode_loop(self):
         while True:
             job = self._workers.get(self._encode_q)
-            if job is None:
+            if job is None or not self._encode_job(job):
                 return
+
+    def _encode_job(self, job):
+        """Encode one frame and queue its messages for the send thread; False when stopping. Runs
+        on the encode thread, or on the capture thread for a small frame while no other frame is
+        queued or being encoded (`_encoding` counts those, under self._credit): frames reach the
+        send queue in order either way, and only one thread at a time uses the encoder's state."""
+        try:
             for data in self._encode_frame(*job):
                 if not self._workers.put(self._send_q, data):
-                    return
+                    return False
+            return True
+        finally:
+            with self._credit:
+                self._encoding -= 1
 
     def _encode_frame(self, frame_id, captured, sources, stills, width, height, dirty_count):
         quality = min(self._frame_quality(dirty_count, width, height), self._policy_quality(dirty_count))

@@ -29,6 +29,7 @@ FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (a
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
 STILL_AFTER = 0.5            # seconds a JPEG'd tile must stay unchanged before the lossless refresh
+COARSE_AREA = 4 * TILE * TILE   # grabs up to this many pixels are compared per tile row, not per row
 HOT_FOR = 1.0                # seconds a changed tile stays on a polled screen's list of likely changes
 
 
@@ -251,6 +252,9 @@ def damage_boxes(rects, width, height, tile=TILE):
     tiles merged as merge_tiles does, each shrunk to the bounding box of the damage inside it.
     A 50x50 change then costs a 50x50 grab, compare and encode, not its 128x128 of tiles. With
     very many rectangles the tiles are taken whole (fitting would cost more than it saves)."""
+    if len(rects) == 1:         # the usual case: the box is the damage itself, on the screen
+        box = clip_rect(rects[0], (0, 0, width, height))
+        return [box] if box is not None else []
     merged = merge_tiles(rects_tiles(rects, width, height, tile), width, height, tile)
     if len(rects) * len(merged) > MAX_BOX_WORK:
         return merged
@@ -320,6 +324,32 @@ class ScreenCopy:
                 known.update(new)
                 found.update((c, tile_row) for c in new)
             buf[start:start + span] = line
+        return found
+
+    def update_small(self, x, y, w, h, raw):
+        """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and
+        cheaper: its old pixels are packed like the grab, so one compare says whether anything
+        changed and one per tile row which rows did; a changed tile row makes every tile of the
+        grab in it dirty (a small change is encoded as one piece anyway). Saves ~3 Python steps
+        a row."""
+        if self.buf is None:
+            raise ValueError("ScreenCopy.update_small before the first whole-screen grab")
+        if self._shared:
+            self.buf, self._shared = bytearray(self.buf), False
+        old = region_bytes(self.buf, self.width, x, y, w, h)
+        if old == raw:
+            return set()
+        stride, span, tile, buf, src = self.width * 4, w * 4, self.tile, self.buf, memoryview(raw)
+        columns, found = range(x // tile, (x + w - 1) // tile + 1), set()
+        for top in [y] + list(range((y // tile + 1) * tile, y + h, tile)):     # each tile row
+            bottom = min(y + h, (top // tile + 1) * tile)
+            a, b = (top - y) * span, (bottom - y) * span
+            if old[a:b] == src[a:b]:
+                continue
+            found.update((c, top // tile) for c in columns)
+            for row in range(top - y, bottom - y):
+                start = (y + row) * stride + x * 4
+                buf[start:start + span] = src[row * span:(row + 1) * span]
         return found
 
     def region(self, x, y, w, h):
