@@ -25,7 +25,6 @@ thread). An X server that goes away mid-session is a ConfigError from wait() and
 clear message instead of a traceback.
 """
 
-import contextlib
 import select
 import socket
 import struct
@@ -191,29 +190,27 @@ class DamageProbe:
                 rects.append((event.area.x, event.area.y, event.area.width, event.area.height))
         return rects
 
-    @contextlib.contextmanager
-    def _server_alive(self):
-        try:
-            yield
-        except self._lost as exc:
-            raise ConfigError(f"the X display went away: {exc}") from exc
+    def _gone(self, exc):
+        return ConfigError(f"the X display went away: {exc}")
 
     def wait(self, timeout):
         """Wait up to `timeout` seconds for the server to report drawing; True when it has.
 
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
         against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
-        with self._server_alive():
+        try:
             if self._rects or self._overflow or self._events.buffered():
                 return True
             ready, _, _ = select.select([self._events.fileno()], [], [], max(0.0, timeout))
-            return bool(ready)
+        except self._lost as exc:
+            raise self._gone(exc) from exc
+        return bool(ready)
 
     def drain(self):
         """Read the reports waiting on the connection into the probe (at most MAX_EVENTS kept,
         then only an overflow mark). Never blocks. Called while capture waits for the viewer, so
         the X server never has to queue reports for us for long."""
-        with self._server_alive():
+        try:
             rects, count = self._events.read(MAX_READ)
             if count:
                 self._reported = True
@@ -221,6 +218,8 @@ class DamageProbe:
             self._rects += rects[:max(room, 0)]
             self._overflow = self._overflow or len(rects) > room
             self._subtract()
+        except self._lost as exc:
+            raise self._gone(exc) from exc
 
     def _subtract(self):
         """Empty the server's damage region now and then (see the module doc): once per

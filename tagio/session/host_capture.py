@@ -90,6 +90,10 @@ def _every_tile(boxes, screen):
     and kept without a copy, is cheaper than grabbing and walking them row by row (a full-screen
     terminal that scrolls damages all of it but its border)."""
     cols, rows = t.tile_grid(screen.width, screen.height)
+    if not boxes or (min(b[0] for b in boxes) >= t.TILE or min(b[1] for b in boxes) >= t.TILE
+                     or max(b[0] + b[2] for b in boxes) <= (cols - 1) * t.TILE
+                     or max(b[1] + b[3] for b in boxes) <= (rows - 1) * t.TILE):
+        return False            # they miss a corner tile: no need to count (the usual case)
     return len(t.rects_tiles(boxes, screen.width, screen.height)) == cols * rows
 
 

@@ -60,6 +60,11 @@ def _changed_in(tiles, source, width, height):
     """The changed rectangles of one grabbed `source` (x, y, w, h): its dirty tiles merged, cut
     to the grab (a damage box need not be tile-aligned), and taken as one piece when they are
     close together and small."""
+    if source[2] * source[3] <= ONE_PIECE:     # a small grab: its changes are one picture anyway
+        cols, rows = [c for c, _r in tiles], [r for _c, r in tiles]
+        around = (min(cols) * t.TILE, min(rows) * t.TILE, (max(cols) - min(cols) + 1) * t.TILE,
+                  (max(rows) - min(rows) + 1) * t.TILE)
+        return [t.clip_rect(around, source)]
     merged = t.merge_tiles(tiles, width, height)
     if source != (0, 0, width, height):
         merged = [part for part in (t.clip_rect(rect, source) for rect in merged) if part is not None]

@@ -369,7 +369,8 @@ def region_bytes(raw, width, x, y, w, h):
     view = memoryview(raw)
     if (x, w) == (0, width):
         return bytes(view[y * stride:(y + h) * stride])
-    return b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
+    first, span = y * stride + x * 4, w * 4
+    return b"".join([view[a:a + span] for a in range(first, first + h * stride, stride)])
 
 
 class RecentChanges:
