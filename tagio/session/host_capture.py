@@ -44,7 +44,7 @@ IDLE_FPS = 10            # ... to this many polls per second
 FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
-SCAN_FPS = 30            # scanline polls a second at most; what changed lately is grabbed every frame
+SCAN_FPS = 20            # scanline polls a second at most; what changed lately is grabbed every frame
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
 
@@ -287,8 +287,13 @@ class HostCapture:
         for x, y, w, h in boxes:
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
             prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
-            small = w * h <= t.COARSE_AREA      # a typical damage box: compared per tile row
-            dirty = (screen.update_small if small else screen.update)(x, y, w, h, raw)
+            if w * h > t.COARSE_AREA:
+                dirty = screen.update(x, y, w, h, raw)
+            else:                           # a typical damage box: cut to the rows that changed
+                dirty, rows = screen.update_small(x, y, w, h, raw)
+                if dirty and rows != (0, h):
+                    first, end = rows
+                    raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
             if dirty:
                 sources.append((raw, x, y, w, h, dirty, prev))
         return sources

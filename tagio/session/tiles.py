@@ -30,7 +30,7 @@ PNG_LEVEL = 1                # zlib level: speed matters more than the last few 
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
 STILL_AFTER = 0.5            # seconds a JPEG'd tile must stay unchanged before the lossless refresh
 COARSE_AREA = 4 * TILE * TILE   # grabs up to this many pixels are compared per tile row, not per row
-HOT_FOR = 1.0                # seconds a changed tile stays on a polled screen's list of likely changes
+HOT_FOR = 0.25               # seconds a changed tile stays on a polled screen's list of likely changes
 
 
 def tile_grid(width, height, tile=TILE):
@@ -328,33 +328,43 @@ class ScreenCopy:
 
     def update_small(self, x, y, w, h, raw):
         """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and
-        cheaper: its old pixels are packed like the grab, so one compare says whether anything
-        changed and one per tile row which rows did; a changed tile row makes every tile of the
-        grab in it dirty (a small change is encoded as one piece anyway). Saves ~3 Python steps
-        a row."""
+        cheaper -> (dirty tiles, (first, end)): the grab's rows [first, end) hold every change
+        ((set(), None) when nothing changed). The grab's old pixels are packed like it, so one
+        compare says whether anything changed, and a few (a binary search on prefixes and on
+        suffixes, all memcmp) how many rows at its top and bottom did not; every tile of the grab
+        in the rows between is dirty (a small change is sent as one picture of those rows)."""
         if self.buf is None:
             raise ValueError("ScreenCopy.update_small before the first whole-screen grab")
         if self._shared:
             self.buf, self._shared = bytearray(self.buf), False
         old = region_bytes(self.buf, self.width, x, y, w, h)
         if old == raw:
-            return set()
+            return set(), None
         stride, span, tile, buf, src = self.width * 4, w * 4, self.tile, self.buf, memoryview(raw)
-        columns, found = range(x // tile, (x + w - 1) // tile + 1), set()
-        for top in [y] + list(range((y // tile + 1) * tile, y + h, tile)):     # each tile row
-            bottom = min(y + h, (top // tile + 1) * tile)
-            a, b = (top - y) * span, (bottom - y) * span
-            if old[a:b] == src[a:b]:
-                continue
-            found.update((c, top // tile) for c in columns)
-            for row in range(top - y, bottom - y):
-                start = (y + row) * stride + x * 4
-                buf[start:start + span] = src[row * span:(row + 1) * span]
-        return found
+        first = _same_rows(old.startswith, lambda k: src[:k * span], h)
+        end = h - _same_rows(old.endswith, lambda k: src[(h - k) * span:], h - first)
+        for row in range(first, end):
+            start = (y + row) * stride + x * 4
+            buf[start:start + span] = src[row * span:(row + 1) * span]
+        return ({(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
+                 for c in range(x // tile, (x + w - 1) // tile + 1)}, (first, end))
 
     def region(self, x, y, w, h):
         """A private copy (bytes) of one rectangle's BGRX pixels, rows packed."""
         return region_bytes(self.buf, self.width, x, y, w, h)
+
+
+def _same_rows(matches, rows_of, most):
+    """The largest k <= `most` for which matches(rows_of(k)) holds (it holds for 0 and, once it
+    fails, for no larger k): the number of equal rows at one end, in log2(most) compares."""
+    lo, hi = 0, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if matches(rows_of(mid)):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _row_pieces(x, w, tile):
