@@ -8,6 +8,17 @@ from tagio.session.cursor import CursorProbe, CursorShape, CursorTracker, shape_
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 
+def wait_for_value(read, good, timeout=5.0):
+    """read() until good(value) or the timeout; the last value."""
+    import time
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not good(value) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = read()
+    return value
+
+
 class Tracker(unittest.TestCase):
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
 
@@ -37,6 +48,36 @@ class Tracker(unittest.TestCase):
         self.assertEqual(self.tracker.poll().rgba, b"\x00\x00\xff\xff")
         self.now[0] = 0.4
         self.assertIsNone(self.tracker.poll())      # same serial
+
+    def test_a_resting_pointer_is_asked_for_less_often(self):
+        from tagio.session import cursor
+        asked = []
+        tracker = CursorTracker(lambda: asked.append(self.now[0]) or self.pos[0], clock=lambda: self.now[0])
+        step = 1 / 60
+        for i in range(120):                        # two seconds of 60 Hz polls, the pointer resting
+            self.now[0] = i * step
+            tracker.poll()
+        resting = [t for t in asked if t >= cursor.MOVING_FOR]
+        self.assertLessEqual(len(resting), (2 - cursor.MOVING_FOR) / cursor.POSITION_EVERY + 1)
+        self.assertGreater(len(resting), 0)
+        self.now[0] = 2.0
+        tracker.poll()
+        self.pos[0] = (101, 50)                     # it moves: seen within POSITION_EVERY ...
+        self.now[0] = 2.0 + cursor.POSITION_EVERY
+        self.assertEqual(tracker.poll(), m.Cursor(101, 50))
+        for i in range(1, 10):                      # ... and then followed at every poll
+            self.pos[0] = (101 + i, 50)
+            self.now[0] += step
+            self.assertEqual(tracker.poll(), m.Cursor(101 + i, 50))
+
+    def test_shape_goes_out_with_the_last_position_between_position_queries(self):
+        from tagio.session import cursor
+        self.tracker.poll()
+        self.now[0] = cursor.MOVING_FOR + 1.0       # resting: the next position query is not due yet
+        self.tracker.poll()
+        self.shape[0] = CursorShape(5, 0, 0, 1, 1, b"\x01\x02\x03\xff")
+        self.now[0] += cursor.SHAPE_EVERY
+        self.assertEqual(self.tracker.poll(), m.Cursor(100, 50, 1, 0, 0, 1, 1, b"\x01\x02\x03\xff"))
 
     def test_failing_probe_skips_updates(self):
         def broken():
@@ -76,6 +117,32 @@ class ProbeOnXvfb(unittest.TestCase):
                 self.assertEqual(len(shape.rgba), shape.width * shape.height * 4)
                 self.assertTrue(any(shape.rgba[3::4]), "cursor picture is fully transparent")
             finally:
+                probe.close()
+
+    def test_the_picture_is_fetched_again_only_after_the_server_says_it_changed(self):
+        from Xlib import Xcursorfont, display as xdisplay
+        with Xvfb(width=320, height=240) as xvfb:
+            probe = CursorProbe.open(xvfb.display)
+            self.assertIsNotNone(probe, "XFixes not available on Xvfb")
+            fetches = []
+            real = probe._display.xfixes_get_cursor_image
+            probe._display.xfixes_get_cursor_image = lambda root: fetches.append(1) or real(root)
+            other = xdisplay.Display(xvfb.display)
+            try:
+                first = probe.shape()
+                for _ in range(5):
+                    self.assertIs(probe.shape(), first)
+                self.assertEqual(len(fetches), 1)
+                font = other.open_font("cursor")
+                pointer = font.create_glyph_cursor(font, Xcursorfont.watch, Xcursorfont.watch + 1,
+                                                   (0, 0, 0), (65535, 65535, 65535))
+                other.screen().root.change_attributes(cursor=pointer)
+                other.sync()
+                changed = wait_for_value(probe.shape, lambda shape: shape.serial != first.serial)
+                self.assertNotEqual(changed.serial, first.serial)
+                self.assertEqual(len(fetches), 2)
+            finally:
+                other.close()
                 probe.close()
 
     def test_no_display_means_no_probe(self):

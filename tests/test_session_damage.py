@@ -64,6 +64,25 @@ class DamageProbeTest(unittest.TestCase):
         self.assertTrue(self.covered(self.probe.collect(), 303, 303))
         self.assertFalse(self.probe.wait(0.05))
 
+    def test_drawing_the_same_place_again_is_reported_again(self):
+        # The server's damage region is emptied only every SUBTRACT_EVERY: in RawRectangles mode
+        # a second drawing over a still-damaged place must be reported all the same.
+        from tagio.session import damage
+        saved = damage.SUBTRACT_EVERY
+        damage.SUBTRACT_EVERY = 3600.0
+        try:
+            self.probe.collect()
+            for colour in (0x0000ff, 0x00ffff, 0xffff00):
+                fill(self.display, [(200, 100, 16, 16)], colour)
+                rects = []
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline and not self.covered(rects, 207, 107):
+                    self.probe.wait(0.05)
+                    rects += self.probe.collect()
+                self.assertTrue(self.covered(rects, 207, 107), f"drawing in {colour:06x} not reported")
+        finally:
+            damage.SUBTRACT_EVERY = saved
+
     def test_too_many_rectangles_mean_the_whole_screen(self):
         from tagio.session import damage
         self.probe.collect()
@@ -114,6 +133,29 @@ class DamageProbeTest(unittest.TestCase):
     def test_no_display_means_no_probe(self):
         from tagio.session.damage import DamageProbe
         self.assertIsNone(DamageProbe.open(":9999"))
+
+    def test_events_are_read_off_the_socket_here(self):
+        from tagio.session.damage import RawEvents
+        self.assertIsInstance(self.probe._events, RawEvents)
+
+
+class XlibDamageProbeTest(DamageProbeTest):
+    """The same, through python-xlib's own parser: what a python-xlib without the internals the
+    raw reader needs gets."""
+
+    def setUp(self):
+        from unittest import mock
+        from tagio.session.damage import DamageProbe, XlibEvents
+        patch = mock.patch.object(DamageProbe, "_take_over",
+                                  staticmethod(lambda conn, damage, event_type, extname:
+                                               XlibEvents(conn, damage, event_type)))
+        patch.start()
+        self.addCleanup(patch.stop)
+        super().setUp()
+
+    def test_events_are_read_off_the_socket_here(self):
+        from tagio.session.damage import XlibEvents
+        self.assertIsInstance(self.probe._events, XlibEvents)
 
 
 if __name__ == "__main__":

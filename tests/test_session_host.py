@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import unittest
 
 from tagio.protocol.version import CAP_FILES, CLIPBOARD, SESSION_CAPABILITIES
@@ -594,6 +595,138 @@ class QualityLogic(unittest.TestCase):
         self.assertEqual(host.target_quality, 60)
 
 
+class EncodeLogic(unittest.TestCase):
+    """What the encoder makes of a grab's dirty tiles, and what it tells the lossless refresh."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    class Refresh:
+        """Records what the encoder reports: (tiles, lossy) sent live, (tiles, "top-off") refreshed."""
+        lossy = {}
+
+        def __init__(self):
+            self.calls = []
+
+        def sent(self, tiles, lossy, size=0):
+            self.calls.append((set(tiles), lossy))
+
+        def refreshed(self, tiles, size):
+            self.calls.append((set(tiles), "top-off"))
+
+        def holds_lossy(self, tiles):
+            return False
+
+    def test_small_changes_of_one_grab_are_one_picture(self):
+        from tagio.session.host_encode import _changed_in
+        box = (881, 508, 53, 52)                            # a damage box over four tiles
+        three = {(13, 7), (14, 7), (13, 8)}
+        self.assertEqual(_changed_in(three, box, 1920, 1080), [box])
+        whole = (0, 0, 1920, 1080)                          # far apart on a polled screen: two pictures
+        self.assertEqual(sorted(_changed_in({(0, 0), (20, 10)}, whole, 1920, 1080)),
+                         [(0, 0, 64, 64), (1280, 640, 64, 64)])
+
+    def test_small_frames_are_encoded_on_the_spot_only_while_the_encoder_is_idle(self):
+        from tagio.protocol import session as m
+        from tagio.session import tiles as t
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._frame_id = 0                          # as the capture loop starts it
+        screen = t.ScreenCopy(1920, 1080)
+
+        def emit(w, h):
+            source = (bytes(w * h * 4), 0, 0, w, h, t.rects_tiles([(0, 0, w, h)], 1920, 1080), None)
+            self.assertTrue(host._emit(time.monotonic(), [source], [], screen, 1))
+
+        def sent_frames():
+            out = []
+            while not host._send_q.empty():
+                msg = m.decode(host._send_q.get_nowait())
+                out += [msg.frame_id] if isinstance(msg, m.Frame) else []
+            return out
+        emit(60, 50)                                # idle encoder: encoded here, at once
+        self.assertEqual(sent_frames(), [1])
+        self.assertTrue(host._encode_q.empty())
+        emit(1920, 1080)                            # a big one goes to the encode thread ...
+        emit(60, 50)                                # ... and a small one may not overtake it
+        self.assertEqual(sent_frames(), [])
+        self.assertEqual([host._encode_q.get_nowait()[0] for _ in range(2)], [2, 3])
+        self.assertEqual(host._encoding, 2)
+
+    def test_a_small_exact_change_does_not_cancel_a_tiles_refresh(self):
+        from PIL import Image
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._refresh = self.Refresh()
+        rects = []
+        flat = Image.new("RGB", (20, 10), (1, 2, 3))
+        flat.putpixel((0, 0), (9, 9, 9))                    # two colours: a PNG, exact
+        host._encode_rect(rects, flat, (70, 10), 75, False, (300, 200))
+        self.assertEqual(host._refresh.calls[-1], (set(), False))     # covers no tile whole
+        tile = flat.resize((64, 64))
+        host._encode_rect(rects, tile, (64, 0), 75, False, (300, 200))
+        self.assertEqual(host._refresh.calls[-1], ({(1, 0)}, False))
+        edge = flat.resize((44, 8))                         # the partial tile at the screen's corner
+        host._encode_rect(rects, edge, (256, 192), 75, True, (300, 200))
+        self.assertEqual(host._refresh.calls[-1], ({(4, 3)}, "top-off"))
+
+
+class PolledCapture(unittest.TestCase):
+    """Without damage reports (capture_win32.ScanProbe): what changed lately is grabbed at every
+    frame, and the scanlines are read at most SCAN_FPS times a second."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+    W, H = 320, 192
+
+    class Screen:
+        """A stand-in for mss: grabs of a BGRX buffer, counted by height."""
+
+        def __init__(self, width, height):
+            self.width, self.buf, self.grabs = width, bytearray(width * height * 4), []
+
+        def grab(self, box):
+            self.grabs.append((box["width"], box["height"]))
+            rows = [self.buf[((box["top"] + r) * self.width + box["left"]) * 4:
+                             ((box["top"] + r) * self.width + box["left"] + box["width"]) * 4]
+                    for r in range(box["height"])]
+            return types.SimpleNamespace(raw=bytearray(b"".join(rows)))
+
+        def paint(self, x, y, w, h, value):
+            for row in range(y, y + h):
+                self.buf[(row * self.width + x) * 4:(row * self.width + x + w) * 4] = bytes([value]) * (w * 4)
+
+    def setUp(self):
+        from tagio.session import capture_win32 as win
+        from tagio.session import tiles as t
+        from tagio.session.host import HostSession
+        self.host = HostSession(channel=None)
+        self.sct = self.Screen(self.W, self.H)
+        box = {"left": 0, "top": 0, "width": self.W, "height": self.H}
+        self.mon = {"index": 1, "box": box, "screen": t.ScreenCopy(self.W, self.H), "full_at": 0.0,
+                    "hot": t.RecentChanges(clock=lambda: self.now), "scan_at": 0.0}
+        self.probe = win.ScanProbe(lambda b: self.sct.grab(b).raw)
+        self.probe.watch(self.mon)
+        self.now = 0.0
+        self.capture()                                      # the first, whole grab
+
+    def capture(self):
+        return self.host._grab_changes(self.sct, self.mon, self.probe, self.now)
+
+    def test_a_change_found_once_is_followed_at_every_frame(self):
+        from tagio.session.host_capture import SCAN_FPS
+        value, found_at = 1, None
+        for frame in range(30):                             # 60 Hz frames of a 20x20 animation
+            self.now = frame / 60
+            value += 1
+            self.sct.paint(100, 70, 20, 20, value)
+            sources = self.capture()
+            if sources and found_at is None:
+                found_at = frame
+            elif found_at is not None:
+                self.assertTrue(sources, f"frame {frame}: the change was not followed")
+        self.assertIsNotNone(found_at)
+        self.assertLess(found_at, 4)
+        scans = sum(1 for w, h in self.sct.grabs if (w, h) == (self.W, 1)) // len(range(0, self.H, 32))
+        self.assertLessEqual(scans, 30 / 60 * SCAN_FPS + 1)   # scanned at most SCAN_FPS a second
+
+
 class Pacing(unittest.TestCase):
     """Capture ticks lie on a fixed grid, so late wake-ups do not lower the frame rate."""
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
@@ -621,6 +754,52 @@ class Pacing(unittest.TestCase):
         self.assertEqual(slept, [])
         self.assertEqual(next_tick(10.0, 10, lambda: 10.04, slept.append), 10.1)
         self.assertAlmostEqual(slept[0], 0.06)
+
+
+class PacingWithDamage(unittest.TestCase):
+    """pace_tick: the grid tick, then one wait for the server to draw (an injected clock)."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def setUp(self):
+        self.now = [100.0]
+        self.waits = []
+
+    def clock(self):
+        return self.now[0]
+
+    def sleep(self, seconds):
+        self.now[0] += seconds
+
+    def drawn_after(self, delay):
+        """A wait_drawn whose drawing comes `delay` seconds after it is called (None: never)."""
+        def wait(timeout):
+            self.waits.append(timeout)
+            took = timeout if delay is None else min(delay, timeout)
+            self.now[0] += took
+            return delay is not None and delay <= timeout
+        return wait
+
+    def test_drawing_already_there_keeps_the_grid(self):
+        from tagio.session.host_capture import pace_tick
+        tick = pace_tick(100.0, 60, self.clock, self.sleep, self.drawn_after(0.0001))
+        self.assertEqual(tick, 100.0 + 1 / 60)
+        self.assertEqual(len(self.waits), 1)                # one wait per frame, not two
+        self.assertAlmostEqual(self.waits[0], 1 / 60)
+
+    def test_late_drawing_starts_the_grid_at_its_time(self):
+        from tagio.session.host_capture import pace_tick
+        tick = pace_tick(100.0, 60, self.clock, self.sleep, self.drawn_after(0.005))
+        self.assertAlmostEqual(tick, 100.0 + 1 / 60 + 0.005)
+        self.assertEqual(tick, self.now[0])
+
+    def test_nothing_drawn_waits_one_interval_more(self):
+        from tagio.session.host_capture import pace_tick
+        tick = pace_tick(100.0, 60, self.clock, self.sleep, self.drawn_after(None))
+        self.assertAlmostEqual(tick, 100.0 + 2 / 60)
+
+    def test_without_damage_reports_only_the_grid(self):
+        from tagio.session.host_capture import pace_tick
+        self.assertEqual(pace_tick(100.0, 60, self.clock, self.sleep), 100.0 + 1 / 60)
 
 
 class NoDisplay(unittest.TestCase):

@@ -99,6 +99,13 @@ class MovedWindowTest(unittest.TestCase):
         self.assertEqual(rebuild(prev, cur, self.W, result), cur)
 
 
+class WorthSearching(unittest.TestCase):
+    def test_only_tall_and_large_changes_are_searched(self):
+        self.assertTrue(motion.pays(motion.MIN_HEIGHT, motion.MIN_AREA))
+        self.assertFalse(motion.pays(motion.MIN_HEIGHT - 1, 10 * motion.MIN_AREA))     # a wide strip
+        self.assertFalse(motion.pays(192, 256 * 192))       # a small animation: pixels are cheaper
+
+
 class NoMotionTest(unittest.TestCase):
     W, H = 256, 128
 

@@ -156,16 +156,16 @@ class HostConsentTest(unittest.TestCase):
         from tagio.session.host import HostSession
         host = HostSession(channel=None)
         rects = []
-        host._encode_rect(rects, photo(640, 384), 64, 0, 40, False, 0.5)
+        host._encode_rect(rects, photo(640, 384), (64, 0), 40, False, (1920, 1080), 0.5)
         self.assertEqual([r.encoding for r in rects], [m.ENC_SCALED])
         tiles = t.rect_tiles(64, 0, 640, 384)
         self.assertTrue(host._refresh.holds_lossy(tiles))
         refreshed = []
-        host._encode_rect(refreshed, photo(640, 384), 64, 0, 40, True)     # the lossless top-off
+        host._encode_rect(refreshed, photo(640, 384), (64, 0), 40, True, (1920, 1080))     # the lossless top-off
         self.assertEqual([r.encoding for r in refreshed], [m.ENC_PNG])
         self.assertFalse(host._refresh.holds_lossy(tiles))
         small = []
-        host._encode_rect(small, photo(128, 128), 0, 0, 40, False, 0.5)     # small: full size
+        host._encode_rect(small, photo(128, 128), (0, 0), 40, False, (1920, 1080), 0.5)     # small: full size
         self.assertEqual([r.encoding for r in small], [m.ENC_JPEG])
         from tagio.session import flow
         host._learn_sizes(rects, 40)        # learns from the scaled picture's own pixels

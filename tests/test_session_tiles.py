@@ -168,6 +168,82 @@ class RegionImage(unittest.TestCase):
                              full.crop((x, y, x + w, y + h)).tobytes())
 
 
+class PlainPng(unittest.TestCase):
+    def test_decodes_to_the_same_pixels_at_any_size(self):
+        rng = random.Random(8)
+        for w, h in ((1, 1), (3, 7), (53, 52), (200, 64)):
+            img = Image.new("RGB", (w, h), (58, 110, 165))
+            draw = ImageDraw.Draw(img)
+            draw.text((1, 1), "42", fill="white")
+            draw.point([(rng.randrange(w), rng.randrange(h)) for _ in range(5)], fill=(255, 128, 0))
+            data = t.plain_png(img)
+            decoded = Image.open(io.BytesIO(data))
+            decoded.load()                          # a broken chunk or CRC raises here
+            self.assertEqual((decoded.mode, decoded.size), ("RGB", (w, h)))
+            self.assertEqual(decoded.tobytes(), img.tobytes())
+
+    def test_few_colours_take_it_and_photo_refreshes_keep_pillows_filters(self):
+        img = Image.new("RGB", (64, 32), "white")
+        ImageDraw.Draw(img).text((2, 2), "ok", fill="black")
+        self.assertEqual(t.encode_rect(img, 75), (m.ENC_PNG, t.plain_png(img)))
+        rng = random.Random(9)
+        photo = Image.frombytes("RGB", (64, 64), bytes(rng.randrange(256) for _ in range(64 * 64 * 3)))
+        enc, data = t.encode_rect(photo, 75, lossless=True)
+        self.assertEqual(enc, m.ENC_PNG)
+        self.assertNotEqual(data, t.plain_png(photo))
+        self.assertEqual(Image.open(io.BytesIO(data)).tobytes(), photo.tobytes())
+
+
+class DamageBoxes(unittest.TestCase):
+    def test_each_merged_tile_run_shrinks_to_the_damage_inside(self):
+        # two changes far apart, one small one inside a tile, one across a tile border
+        boxes = t.damage_boxes([(881, 508, 53, 52), (10, 10, 5, 5)], 1920, 1080)
+        self.assertEqual(sorted(boxes), [(10, 10, 5, 5), (881, 508, 53, 52)])
+
+    def test_one_rectangle_is_its_own_box_on_the_screen(self):
+        self.assertEqual(t.damage_boxes([(250, 150, 100, 100)], 300, 200), [(250, 150, 50, 50)])
+        self.assertEqual(t.damage_boxes([(400, 10, 5, 5)], 300, 200), [])
+
+    def test_damage_in_one_run_of_tiles_is_one_box_and_clipped_to_the_screen(self):
+        boxes = t.damage_boxes([(70, 10, 10, 10), (130, 40, 20, 5), (280, 190, 100, 100)], 300, 200)
+        self.assertEqual(sorted(boxes), [(70, 10, 80, 35), (280, 190, 20, 10)])
+
+    def test_very_many_rectangles_take_whole_tiles(self):
+        rects = [(x, 0, 1, 1) for x in range(0, 1920, 2)]
+        self.assertEqual(t.damage_boxes(rects, 1920, 1080), [(0, 0, 1919, 1)])    # fitted
+        many = rects * 8
+        self.assertGreater(len(many), t.MAX_BOX_WORK)
+        self.assertEqual(t.damage_boxes(many, 1920, 1080), [(0, 0, 1920, 64)])
+
+    def test_clip_and_covered_tiles(self):
+        self.assertEqual(t.clip_rect((10, 10, 100, 100), (50, 0, 20, 30)), (50, 10, 20, 20))
+        self.assertIsNone(t.clip_rect((0, 0, 10, 10), (10, 0, 5, 5)))
+        self.assertEqual(t.covered_tiles(0, 0, 128, 64), {(0, 0), (1, 0)})
+        self.assertEqual(t.covered_tiles(10, 0, 128, 64), {(1, 0)})
+        self.assertEqual(t.covered_tiles(5, 5, 50, 50), set())
+        # an edge tile cut by the screen counts as covered when the rectangle reaches that edge
+        self.assertEqual(t.covered_tiles(256, 192, 44, 8, width=300, height=200), {(4, 3)})
+        self.assertEqual(t.covered_tiles(256, 192, 44, 8), set())
+
+
+class RecentChangesTest(unittest.TestCase):
+    def test_tiles_stay_for_a_while_merged_then_are_forgotten(self):
+        now = [10.0]
+        hot = t.RecentChanges(keep=1.0, clock=lambda: now[0])
+        self.assertEqual(hot.rects(300, 200), [])
+        hot.changed({(1, 1), (2, 1)})
+        now[0] = 10.5
+        hot.changed({(4, 3)})
+        self.assertEqual(sorted(hot.rects(300, 200)), [(64, 64, 128, 64), (256, 192, 44, 8)])
+        now[0] = 11.2
+        self.assertEqual(hot.rects(300, 200), [(256, 192, 44, 8)])
+        hot.changed({(4, 3)})                               # changed again: kept on
+        now[0] = 12.1
+        self.assertEqual(hot.rects(300, 200), [(256, 192, 44, 8)])
+        now[0] = 13.0
+        self.assertEqual(hot.rects(300, 200), [])
+
+
 class RectsTiles(unittest.TestCase):
     def test_rectangles_become_the_tiles_they_touch_clipped(self):
         tiles = t.rects_tiles([(60, 10, 10, 10), (-20, 190, 50, 100), (500, 0, 5, 5)], 300, 200)
@@ -206,6 +282,50 @@ class ScreenCopyTest(unittest.TestCase):
             x, y, w, h = 64, 0, 192, 192               # a tile-aligned grab of part of the screen
             inside = {(c, r) for c, r in expected if 1 <= c <= 3 and r <= 2}
             self.assertEqual(screen.update(x, y, w, h, t.region_bytes(new, self.W, x, y, w, h)), inside)
+
+    def test_grabs_that_are_not_tile_aligned(self):
+        rng = random.Random(12)
+        for _ in range(40):
+            old = blank(self.W, self.H)
+            screen = t.ScreenCopy(self.W, self.H)
+            screen.replace(bytearray(old))
+            new = bytearray(old)
+            for _ in range(rng.randrange(1, 6)):
+                paint(new, self.W, rng.randrange(self.W), rng.randrange(self.H), 1, 1, rng.randrange(1, 256))
+            x, y = rng.randrange(self.W - 1), rng.randrange(self.H - 1)
+            w, h = rng.randrange(1, self.W - x + 1), rng.randrange(1, self.H - y + 1)
+            inside = bytearray(old)     # the changes inside the grab only
+            for row in range(y, y + h):
+                start = (row * self.W + x) * 4
+                inside[start:start + w * 4] = new[start:start + w * 4]
+            expected = t.changed_tiles(old, inside, self.W, self.H)
+            self.assertEqual(screen.update(x, y, w, h, t.region_bytes(new, self.W, x, y, w, h)), expected,
+                             (x, y, w, h))
+            self.assertEqual(bytes(screen.buf), bytes(inside))
+
+    def test_small_grabs_are_compared_per_tile_row(self):
+        rng = random.Random(13)
+        for _ in range(60):
+            old = blank(self.W, self.H)
+            screen = t.ScreenCopy(self.W, self.H)
+            screen.replace(bytearray(old))
+            x, y = rng.randrange(self.W - 1), rng.randrange(self.H - 1)
+            w, h = rng.randrange(1, min(130, self.W - x) + 1), rng.randrange(1, min(120, self.H - y) + 1)
+            new = bytearray(old)
+            for _ in range(rng.randrange(0, 3)):
+                paint(new, self.W, rng.randrange(x, x + w), rng.randrange(y, y + h), 1, 1, rng.randrange(1, 256))
+            changed = [row for row in range(y, y + h)
+                       if old[row * self.W * 4:(row + 1) * self.W * 4] != new[row * self.W * 4:(row + 1) * self.W * 4]]
+            grab = t.region_bytes(new, self.W, x, y, w, h)
+            if not changed:
+                self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
+                continue
+            expected = {(c, r) for r in range(changed[0] // t.TILE, changed[-1] // t.TILE + 1)
+                        for c in range(x // t.TILE, (x + w - 1) // t.TILE + 1)}
+            self.assertEqual(screen.update_small(x, y, w, h, grab),
+                             (expected, (changed[0] - y, changed[-1] - y + 1)), (x, y, w, h))
+            self.assertEqual(bytes(screen.buf), bytes(new))
+            self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
 
     def test_replace_compares_with_the_copy(self):
         screen = t.ScreenCopy(self.W, self.H)

@@ -1,14 +1,20 @@
 """Where the host's pointer is and what it looks like, read separately from the screen image.
 
 Theory of operation: screen grabs do not contain the pointer, so the host reports it on its own
-(Cursor messages): the position every captured frame, the shape only when it changes. On X11 both
+(Cursor messages): the position when it moved, the shape only when it changes. On X11 both
 come from the server - `QueryPointer` for the position, XFixes `GetCursorImage` (with a serial that
 changes with the shape) for the picture - through python-xlib, which pynput already depends on.
+Each python-xlib round trip costs ~0.1-0.2 ms of Python, so neither is asked every frame: the
+picture is fetched only after the server sent a CursorNotify (XFixes SelectCursorInput), and
+`CursorTracker` asks for the position every poll only while the pointer moves (for MOVING_FOR
+after a move), otherwise every POSITION_EVERY (a resting pointer that starts to move is seen
+within 0.1 s; the viewer's own pointer is drawn locally in the meantime).
 Elsewhere, or when XFixes is missing, `CursorProbe.open()` returns None and the host falls back to
 pynput's pointer position without a shape. The probe owns its own X connection and is used by one
 thread only (the capture thread).
 """
 
+import select
 import struct
 
 from PIL import Image
@@ -23,9 +29,11 @@ class CursorShape:
 
 
 class CursorProbe:
-    def __init__(self, xdisplay):
+    def __init__(self, xdisplay, notified=False):
         self._display = xdisplay
         self._root = xdisplay.screen().root
+        self._notified = notified       # the server sends CursorNotify when the picture changes
+        self._shape = None              # the last picture fetched
 
     @classmethod
     def open(cls, display=None):
@@ -43,7 +51,19 @@ class CursorProbe:
         except Exception:       # an X server without a working XFixes
             conn.close()
             return None
-        return cls(conn)
+        return cls(conn, notified=cls._ask_for_notices(conn))
+
+    @staticmethod
+    def _ask_for_notices(conn):
+        """Ask the server for CursorNotify events; False where it refuses (the picture is then
+        fetched at every look)."""
+        from Xlib.ext import xfixes
+        try:
+            conn.xfixes_select_cursor_input(conn.screen().root, xfixes.XFixesDisplayCursorNotifyMask)
+            conn.sync()
+        except Exception:       # an XFixes older than version 2
+            return False
+        return True
 
     def position(self):
         """(x, y) of the pointer on the whole X screen."""
@@ -51,10 +71,28 @@ class CursorProbe:
         return reply.root_x, reply.root_y
 
     def shape(self):
-        """The current cursor picture as a CursorShape (RGBA, at most MAX_SIDE square)."""
-        img = self._display.xfixes_get_cursor_image(self._root)
-        return shape_from_argb(img.cursor_serial, img.xhot, img.yhot, img.width, img.height,
-                               img.cursor_image)
+        """The current cursor picture as a CursorShape (RGBA, at most MAX_SIDE square); fetched
+        from the server only when it said the picture changed (or it cannot say)."""
+        if self._shape is None or not self._notified or self._changed():
+            img = self._display.xfixes_get_cursor_image(self._root)
+            self._shape = shape_from_argb(img.cursor_serial, img.xhot, img.yhot, img.width,
+                                          img.height, img.cursor_image)
+        return self._shape
+
+    def _changed(self):
+        """Did a CursorNotify arrive since the last look? (Only those are asked for here.) With
+        python-xlib's queue empty, the socket alone can say no, with a select() instead of a
+        ~0.1 ms python-xlib call."""
+        queued = getattr(self._display.display, "event_queue", None)
+        if isinstance(queued, list) and not queued:
+            ready, _, _ = select.select([self._display.fileno()], [], [], 0)
+            if not ready:
+                return False
+        display, seen = self._display, False
+        while display.pending_events():
+            display.next_event()
+            seen = True
+        return seen
 
     def close(self):
         try:
@@ -76,6 +114,8 @@ def shape_from_argb(serial, hot_x, hot_y, width, height, pixels):
 
 
 SHAPE_EVERY = 0.1   # seconds between shape checks (a round trip and ~1k ints to parse each time)
+POSITION_EVERY = 0.1    # seconds between position queries while the pointer rests ...
+MOVING_FOR = 0.5        # ... which it does once it has not moved for this long
 
 
 class CursorTracker:
@@ -92,16 +132,16 @@ class CursorTracker:
         self._last_pos = None
         self._serial = None
         self._shape_at = float("-inf")
+        self._where, self._moved_at, self._pos_due = None, float("-inf"), float("-inf")
 
     def poll(self):
         """The Cursor message to send now, or None."""
         from tagio.protocol import session as m
-        pos = self._safe(self._position)
-        shape = self._new_shape()
-        if pos is None:
-            return None
-        rel = (pos[0] - self.origin[0], pos[1] - self.origin[1])
-        if rel == self._last_pos and shape is None:
+        now = self._clock()
+        pos = self._read_position(now)
+        shape = self._new_shape(now)
+        rel = (pos[0] - self.origin[0], pos[1] - self.origin[1]) if pos is not None else self._last_pos
+        if rel is None or (rel == self._last_pos and shape is None):
             return None
         self._last_pos = rel
         if shape is None:
@@ -111,9 +151,20 @@ class CursorTracker:
     def reset(self):
         """Send position and shape again (a new monitor stream starts)."""
         self._last_pos, self._serial, self._shape_at = None, None, float("-inf")
+        self._pos_due = float("-inf")
 
-    def _new_shape(self):
-        now = self._clock()
+    def _read_position(self, now):
+        """The pointer's desktop position if it is time to ask (every poll while it moves, every
+        POSITION_EVERY while it rests), else None."""
+        if now < self._pos_due:
+            return None
+        pos = self._safe(self._position)
+        if pos is not None and pos != self._where:
+            self._where, self._moved_at = pos, now
+        self._pos_due = now if now - self._moved_at < MOVING_FOR else now + POSITION_EVERY
+        return pos
+
+    def _new_shape(self, now):
         if self._shape is None or now - self._shape_at < SHAPE_EVERY:
             return None
         self._shape_at = now

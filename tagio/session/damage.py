@@ -5,34 +5,136 @@ comparing 8 MB every frame, ~2 ms of CPU even when nothing moved. The X server a
 drew: a Damage object on the root window in RawRectangles mode sends one DamageNotify event per
 drawing operation with the rectangle it touched. `DamageProbe.collect()` drains those events without
 blocking and returns the rectangles (screen coordinates); the host then grabs and compares only the
-tiles they cover, and `wait()` lets the capture thread sleep until something is drawn. Damage is
+boxes they cover, and `wait()` lets the capture thread sleep until something is drawn. Damage is
 a hint, never trusted alone: the host still compares the pixels it grabs, and does a full grab at
 start, after a monitor switch, when the event stream overflows (`None`) and every few seconds as a
 safety net for drawing the server does not report.
 
+The events are read off the socket here (`RawEvents`), not through python-xlib: its generic
+parser costs ~0.1 ms of Python per event and per look, and a small animation makes one event a
+frame. python-xlib opens the connection, authenticates and creates the Damage object; then this
+probe reads the 32-byte events with `struct` and writes its one request (DamageSubtract) itself,
+and python-xlib is not used on that connection again (only to close it). A python-xlib without
+the internals this needs gets the old way (`XlibEvents`). In RawRectangles mode every drawing is
+reported whatever the server's damage region holds, so the region is emptied only every
+SUBTRACT_EVERY (it only grows: each report is merged into it).
+
 `DamageProbe.open()` returns None off X11, without python-xlib or without the extension; the host then
-polls the whole screen as before. The probe owns its own X connection and is used by one thread only
-(the capture thread). An X server that goes away mid-session is a ConfigError from wait() and
-collect(), one clear message instead of a python-xlib traceback.
+polls the screen. The probe owns its own X connection and is used by one thread only (the capture
+thread). An X server that goes away mid-session is a ConfigError from wait() and collect(), one
+clear message instead of a traceback.
 """
 
-import contextlib
 import select
+import socket
+import struct
+import time
 
 from tagio.errors import ConfigError
 
 MAX_EVENTS = 2048       # more rectangles than this per collect: cheaper to grab everything (None)
 MAX_READ = 4 * MAX_EVENTS   # events read per drain: a server drawing faster than we read cannot
                             # keep the capture thread here for ever (the rest waits for next time)
+SUBTRACT_EVERY = 0.25   # seconds between two DamageSubtract requests while drawing goes on
+EVENT_SIZE = 32         # every X event is 32 bytes; replies and generic events say how many more
+REPLY, GENERIC_EVENT = 1, 35
+DAMAGE_SUBTRACT = 3     # the request's minor opcode in the DAMAGE extension
+_AREA = struct.Struct("=hhHH")      # DamageNotify's area at byte 16 (python-xlib speaks native order)
+_LENGTH = struct.Struct("=I")
+
+
+class RawEvents:
+    """The connection's events, read from its socket and parsed with struct (see the module doc).
+    `leftover`: bytes python-xlib had read but not parsed when it handed the socket over."""
+
+    def __init__(self, sock, event_type, subtract_request, leftover=b""):
+        self._sock = sock
+        self._event_type = event_type
+        self._subtract_request = subtract_request
+        self._buf = bytearray(leftover)
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def buffered(self):
+        """Nothing is kept unparsed but a partial event: the socket alone says whether more came."""
+        return False
+
+    def read(self, limit):
+        """(rectangles of the DamageNotify events waiting, events read), at most `limit` events.
+        Never blocks. Raises OSError when the server is gone."""
+        self._receive(limit * EVENT_SIZE)
+        rects, count, off, buf = [], 0, 0, self._buf
+        while count < limit and len(buf) - off >= EVENT_SIZE:
+            kind, size = buf[off] & 0x7F, EVENT_SIZE
+            if kind in (REPLY, GENERIC_EVENT):
+                size += 4 * _LENGTH.unpack_from(buf, off + 4)[0]
+                if len(buf) - off < size:
+                    break
+            elif kind == self._event_type:
+                rects.append(_AREA.unpack_from(buf, off + 16))
+            off, count = off + size, count + 1
+        del buf[:off]
+        return rects, count
+
+    def _receive(self, most):
+        while len(self._buf) < most:
+            try:
+                data = self._sock.recv(most - len(self._buf), socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                raise ConnectionResetError("the X server closed the connection")
+            self._buf += data
+
+    def subtract(self):
+        self._sock.sendall(self._subtract_request)
+
+
+class XlibEvents:
+    """The same through python-xlib (its queue, its parser): for a python-xlib whose internals
+    RawEvents cannot take over."""
+
+    def __init__(self, display, damage, event_type):
+        self._display, self._damage, self._event_type = display, damage, event_type
+        self._buffered = True       # python-xlib's queue may hold events (False: it was seen empty)
+
+    def fileno(self):
+        return self._display.fileno()
+
+    def buffered(self):
+        """python-xlib reads the socket only inside its own calls: after a read that left its
+        queue empty, the socket alone says whether reports came."""
+        return self._buffered and bool(self._display.pending_events())
+
+    def read(self, limit):
+        display, rects, count = self._display, [], 0
+        while count < limit:
+            pending = min(display.pending_events(), limit - count)    # one look at the socket ...
+            self._buffered = pending > 0
+            if not pending:
+                break
+            for _ in range(pending):        # ... for every event it brought in (none of these blocks)
+                event = display.next_event()
+                if event.type == self._event_type:
+                    area = event.area
+                    rects.append((area.x, area.y, area.width, area.height))
+            count += pending
+        return rects, count
+
+    def subtract(self):
+        self._display.damage_subtract(self._damage)
+        self._display.flush()
+        self._buffered = True       # flushing may have read reports into python-xlib's queue
 
 
 class DamageProbe:
-    def __init__(self, xdisplay, damage, event_type, lost=(OSError,)):
-        self._display = xdisplay
-        self._lost = lost           # what python-xlib raises when the server has gone away
-        self._damage = damage
-        self._event_type = event_type
+    def __init__(self, xdisplay, events, lost=(OSError,)):
+        self._display = xdisplay    # kept to close it
+        self._events = events       # RawEvents or XlibEvents
+        self._lost = lost           # what reading raises when the server has gone away
         self._rects, self._overflow = [], False      # read but not yet collected
+        self._reported, self._subtract_at = False, 0.0  # reports since the last subtract; next one
 
     @classmethod
     def open(cls, display=None):
@@ -52,53 +154,80 @@ class DamageProbe:
             handle = conn.screen().root.damage_create(xdamage.DamageReportRawRectangles)
             event_type = conn.extension_event.DamageNotify
             conn.sync()     # a server that refuses the Damage object fails here, not in collect()
+            events = cls._take_over(conn, handle, event_type, xdamage.extname)
         except Exception:       # an X server with a broken DAMAGE extension
             conn.close()
             return None
-        return cls(conn, handle, event_type, (ConnectionClosedError, OSError))
+        probe = cls(conn, events, (ConnectionClosedError, OSError))
+        if isinstance(events, RawEvents):
+            probe._rects = cls._queued(conn, event_type)
+        return probe
 
-    @contextlib.contextmanager
-    def _server_alive(self):
+    @staticmethod
+    def _take_over(conn, damage, event_type, extname):
+        """RawEvents on the connection's socket, or XlibEvents when this python-xlib does not keep
+        its socket, read buffer and event queue where RawEvents expects them."""
+        inner = conn.display
+        sock = getattr(inner, "socket", None)
         try:
-            yield
-        except self._lost as exc:
-            raise ConfigError(f"the X display went away: {exc}") from exc
+            leftover = bytes(inner.data_recv)     # python-xlib's own bytes view of what it read
+        except (AttributeError, TypeError):
+            leftover = None
+        if (not isinstance(sock, socket.socket) or leftover is None
+                or not isinstance(getattr(inner, "event_queue", None), list)):
+            return XlibEvents(conn, damage, event_type)
+        major = inner.get_extension_major(extname)
+        request = struct.pack("=BBHIII", major, DAMAGE_SUBTRACT, 4, damage, 0, 0)   # no repair, no parts
+        return RawEvents(sock, event_type, request, leftover)
+
+    @staticmethod
+    def _queued(conn, event_type):
+        """Rectangles of the events python-xlib parsed before the hand-over."""
+        rects = []
+        while conn.display.event_queue:
+            event = conn.display.event_queue.pop(0)
+            if event.type == event_type:
+                rects.append((event.area.x, event.area.y, event.area.width, event.area.height))
+        return rects
+
+    def _gone(self, exc):
+        return ConfigError(f"the X display went away: {exc}")
 
     def wait(self, timeout):
         """Wait up to `timeout` seconds for the server to report drawing; True when it has.
 
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
         against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
-        with self._server_alive():
-            if self._rects or self._overflow or self._display.pending_events():
+        try:
+            if self._rects or self._overflow or self._events.buffered():
                 return True
-            ready, _, _ = select.select([self._display.fileno()], [], [], max(0.0, timeout))
-            return bool(ready)
+            ready, _, _ = select.select([self._events.fileno()], [], [], max(0.0, timeout))
+        except self._lost as exc:
+            raise self._gone(exc) from exc
+        return bool(ready)
 
     def drain(self):
         """Read the reports waiting on the connection into the probe (at most MAX_EVENTS kept,
         then only an overflow mark). Never blocks. Called while capture waits for the viewer, so
         the X server never has to queue reports for us for long."""
-        with self._server_alive():
-            self._read_reports()
+        try:
+            rects, count = self._events.read(MAX_READ)
+            if count:
+                self._reported = True
+            room = MAX_EVENTS - len(self._rects)
+            self._rects += rects[:max(room, 0)]
+            self._overflow = self._overflow or len(rects) > room
+            self._subtract()
+        except self._lost as exc:
+            raise self._gone(exc) from exc
 
-    def _read_reports(self):
-        display, got = self._display, False
-        for _ in range(MAX_READ):
-            if not display.pending_events():
-                break
-            event = display.next_event()
-            if event.type != self._event_type:
-                continue
-            got = True
-            if len(self._rects) >= MAX_EVENTS:
-                self._overflow = True
-                continue
-            area = event.area
-            self._rects.append((area.x, area.y, area.width, area.height))
-        if got:
-            display.damage_subtract(self._damage)     # keep the server's region small
-            display.flush()
+    def _subtract(self):
+        """Empty the server's damage region now and then (see the module doc): once per
+        SUBTRACT_EVERY, not per read."""
+        now = time.monotonic()
+        if self._reported and now >= self._subtract_at:
+            self._events.subtract()
+            self._reported, self._subtract_at = False, now + SUBTRACT_EVERY
 
     def collect(self):
         """Rectangles (x, y, w, h) drawn since the last call, or None when there were too many to

@@ -17,6 +17,11 @@ screen, N rows higher. `detect(prev, cur, width, height, region)` finds that:
      each run of at least `min_rows` changed rows becomes a Copy;
   4. the changed rows no Copy covers are returned as strips to encode as usual.
 
+The search costs about as much as encoding the region it saves (hashing every row of the changed
+area twice, voting, comparing), so the host runs it only where it can pay (`pays`): changes at
+least MIN_HEIGHT rows tall and MIN_AREA pixels large. A small animation (a progress bar, a
+blinking cursor, a clock) is cheaper sent as pixels, and so is a small scrolled list.
+
 A Copy reads the PREVIOUS frame: the viewer applies every Copy of a frame from its framebuffer as it
 was before the frame, then draws the frame's other rectangles (tagio.session.framebuffer). Only
 vertical motion of whole region rows is found (scrolling, a window dragged up or down over a plain
@@ -27,6 +32,8 @@ import collections
 import zlib
 from dataclasses import dataclass
 
+MIN_HEIGHT = 64         # changed regions at least this tall ...
+MIN_AREA = 256 * 256    # ... and this large (pixels) are searched for scrolled rows
 MIN_ROWS = 8            # a Copy shorter than this is not worth its header (about half a text line)
 MAX_SHIFTS = 3          # shifts tried per region (two panes scrolling differently, plus one)
 MAX_CANDIDATES = 4      # a row found more often than this in the previous frame does not vote
@@ -49,6 +56,11 @@ class Motion:
     copies: list            # [Copy]
     strips: list            # [(x, y, w, h)] changed rows no Copy covers, to encode as pixels
     hashes: list            # row hashes of the current frame's region (pass as old_hashes next time)
+
+
+def pays(height, area):
+    """Is a scroll search worth its cost for changes `height` rows tall covering `area` pixels?"""
+    return height >= MIN_HEIGHT and area >= MIN_AREA
 
 
 def row_hashes(buf, width, region):

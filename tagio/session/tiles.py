@@ -10,12 +10,16 @@ still 1080p screen costs ~0.2 ms and a small change ~1 ms of Python.
 with the same horizontal span in consecutive rows grow downwards. Encoding one merged rectangle is much
 cheaper than many tile images (the issue measured 18 ms for 480 tile JPEGs against 4.6 ms for one).
 
-`encode_rect` picks by content: one colour -> fill, few colours (text, UI) -> PNG, anything else ->
-JPEG at the adaptive quality. Tiles last sent as JPEG are remembered so the host can resend them
-losslessly once they stay still (tagio.session.refresh).
+`encode_rect` picks by content: one colour -> fill, few colours (text, UI) -> PNG (written here with
+zlib, no row filters: `plain_png`), anything else -> JPEG at the adaptive quality. Tiles last sent as
+JPEG are remembered so the host can resend them losslessly once they stay still
+(tagio.session.refresh).
 """
 
 import io
+import struct
+import time
+import zlib
 
 from PIL import Image
 
@@ -25,6 +29,8 @@ TILE = 64
 FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (and is exact)
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
+COARSE_AREA = 4 * TILE * TILE   # grabs up to this many pixels are compared per tile row, not per row
+HOT_FOR = 0.25               # seconds a changed tile stays on a polled screen's list of likely changes
 
 
 def tile_grid(width, height, tile=TILE):
@@ -134,13 +140,35 @@ def encode_rect(img, quality, lossless=False):
     colour, few = _content(img)
     if colour is not None:
         return ENC_FILL, colour
-    if lossless or few:
-        out = io.BytesIO()
+    if few:
+        return ENC_PNG, plain_png(img)
+    out = io.BytesIO()
+    if lossless:        # a photo's lossless refresh: Pillow's adaptive row filters pay for themselves
         img.save(out, "PNG", compress_level=PNG_LEVEL)
         return ENC_PNG, out.getvalue()
-    out = io.BytesIO()
     img.save(out, "JPEG", quality=quality)
     return ENC_JPEG, out.getvalue()
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def plain_png(img):
+    """A PNG of an RGB image with no row filter, written here with zlib.
+
+    Text and UI pieces (few colours) compress as well without PNG's row filters, and Pillow's
+    writer costs ~200 us of Python per picture whatever its size: most of the encode time of a
+    small change (a counter, a blinking cursor) sent 60 times a second."""
+    w, h = img.size
+    raw, stride = img.tobytes(), w * 3
+    rows = b"".join([b"\x00" + raw[i:i + stride] for i in range(0, h * stride, stride)])
+    return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)),
+                     _png_chunk(b"IDAT", zlib.compress(rows, PNG_LEVEL)), _PNG_END))
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
 def _content(img):
@@ -178,14 +206,13 @@ def _mixed(extrema):
 
 
 def region_image(raw, width, x, y, w, h):
-    """RGB image of one rectangle of a BGRX buffer; only its own pixels are copied and converted."""
+    """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted.
+    The raw decoder steps over the other pixels of each row itself (its stride argument), so a
+    narrow rectangle costs no per-row slices and no joined copy."""
     stride = width * 4
-    view = memoryview(raw)
-    if (x, w) == (0, width):
-        data = view[y * stride:(y + h) * stride]
-    else:
-        data = b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
-    return Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
+    start = y * stride + x * 4
+    data = memoryview(raw)[start:start + (h - 1) * stride + w * 4]
+    return Image.frombytes("RGB", (w, h), data, "raw", "BGRX", stride)
 
 
 def encode_region(img, x, y, quality, lossless=False):
@@ -198,6 +225,46 @@ def encode_region(img, x, y, quality, lossless=False):
     top = h // 2
     return (encode_region(img.crop((0, 0, w, top)), x, y, quality, lossless)
             + encode_region(img.crop((0, top, w, h)), x, y + top, quality, lossless))
+
+
+def covered_tiles(x, y, w, h, tile=TILE, width=None, height=None):
+    """The tiles a rectangle covers entirely (a tile cut by the screen's edge counts when the
+    rectangle reaches that edge: pass width and height)."""
+    right, bottom = x + w, y + h
+    c0, r0 = (x + tile - 1) // tile, (y + tile - 1) // tile
+    c1 = right // tile if width is None or right < width else (right + tile - 1) // tile
+    r1 = bottom // tile if height is None or bottom < height else (bottom + tile - 1) // tile
+    return {(c, r) for r in range(r0, r1) for c in range(c0, c1)}
+
+
+def clip_rect(rect, box):
+    """The part of rectangle `rect` inside `box` (both (x, y, w, h)), or None."""
+    x0, y0 = max(rect[0], box[0]), max(rect[1], box[1])
+    x1, y1 = min(rect[0] + rect[2], box[0] + box[2]), min(rect[1] + rect[3], box[1] + box[3])
+    return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+
+MAX_BOX_WORK = 4096     # damage rectangles x merged tile rectangles fitted at most, per frame
+
+
+def damage_boxes(rects, width, height, tile=TILE):
+    """Rectangles to grab for damage `rects` (x, y, w, h; clipped to the screen): the damaged
+    tiles merged as merge_tiles does, each shrunk to the bounding box of the damage inside it.
+    A 50x50 change then costs a 50x50 grab, compare and encode, not its 128x128 of tiles. With
+    very many rectangles the tiles are taken whole (fitting would cost more than it saves)."""
+    if len(rects) == 1:         # the usual case: the box is the damage itself, on the screen
+        box = clip_rect(rects[0], (0, 0, width, height))
+        return [box] if box is not None else []
+    merged = merge_tiles(rects_tiles(rects, width, height, tile), width, height, tile)
+    if len(rects) * len(merged) > MAX_BOX_WORK:
+        return merged
+    boxes = []
+    for area in merged:
+        parts = [p for p in (clip_rect(r, area) for r in rects) if p is not None]
+        x0, y0 = min(p[0] for p in parts), min(p[1] for p in parts)
+        x1, y1 = max(p[0] + p[2] for p in parts), max(p[1] + p[3] for p in parts)
+        boxes.append((x0, y0, x1 - x0, y1 - y0))
+    return boxes
 
 
 def rects_tiles(rects, width, height, tile=TILE):
@@ -218,8 +285,8 @@ class ScreenCopy:
     """The host's copy of the screen (BGRX), kept current from grabbed rectangles.
 
     `replace` takes a whole-screen grab without copying it (the caller must not change that buffer
-    afterwards; readers such as the encoder may keep it). `update` takes a tile-aligned rectangle
-    grab, returns the tiles in it that differ and writes its rows into the copy - copying the shared
+    afterwards; readers such as the encoder may keep it). `update` takes a grab of any rectangle,
+    returns the tiles in which it differs and writes its rows into the copy - copying the shared
     buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it."""
 
     def __init__(self, width, height, tile=TILE):
@@ -234,39 +301,76 @@ class ScreenCopy:
         return dirty
 
     def update(self, x, y, w, h, raw):
-        """A grab of the rectangle (x, y, w, h) -> dirty tiles; the copy then holds its pixels."""
+        """A grab of the rectangle (x, y, w, h), anywhere on the screen -> the tiles in which it
+        differs from the copy; the copy then holds its pixels. A row that differs is split at the
+        tile borders and only the pieces of tiles not yet known dirty are compared."""
         if self.buf is None:
             raise ValueError("ScreenCopy.update before the first whole-screen grab")
         if self._shared:
             self.buf, self._shared = bytearray(self.buf), False
-        stride, span, seg = self.width * 4, w * 4, self.tile * 4
-        buf, src = self.buf, memoryview(raw)
-        found, cols, col0 = set(), (w + self.tile - 1) // self.tile, x // self.tile
-        known, known_row = set(), None      # dirty columns (0-based in the rectangle) of one tile row
+        stride, span, tile = self.width * 4, w * 4, self.tile
+        buf, src, pieces = self.buf, memoryview(raw), _row_pieces(x, w, tile)
+        found, known, known_row = set(), set(), None    # dirty columns of the current tile row
         for row in range(h):
             start = (y + row) * stride + x * 4
             line = src[row * span:(row + 1) * span]
             if buf.startswith(line, start):
                 continue
-            tile_row = (y + row) // self.tile
+            tile_row = (y + row) // tile
             if tile_row != known_row:
                 known, known_row = set(), tile_row
-            if len(known) < cols:       # once every tile of this row is dirty, only copy
-                new = _row_columns(buf, line, start, seg, known)
+            if len(known) < len(pieces):    # once every tile of this row is dirty, only copy
+                new = [c for c, a, b in pieces if c not in known and not buf.startswith(line[a:b], start + a)]
                 known.update(new)
-                found.update((col0 + c, tile_row) for c in new)
+                found.update((c, tile_row) for c in new)
             buf[start:start + span] = line
         return found
+
+    def update_small(self, x, y, w, h, raw):
+        """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and
+        cheaper -> (dirty tiles, (first, end)): the grab's rows [first, end) hold every change
+        ((set(), None) when nothing changed). The grab's old pixels are packed like it, so one
+        compare says whether anything changed, and a few (a binary search on prefixes and on
+        suffixes, all memcmp) how many rows at its top and bottom did not; every tile of the grab
+        in the rows between is dirty (a small change is sent as one picture of those rows)."""
+        if self.buf is None:
+            raise ValueError("ScreenCopy.update_small before the first whole-screen grab")
+        if self._shared:
+            self.buf, self._shared = bytearray(self.buf), False
+        old = region_bytes(self.buf, self.width, x, y, w, h)
+        if old == raw:
+            return set(), None
+        stride, span, tile, buf, src = self.width * 4, w * 4, self.tile, self.buf, memoryview(raw)
+        first = _same_rows(old.startswith, lambda k: src[:k * span], h)
+        end = h - _same_rows(old.endswith, lambda k: src[(h - k) * span:], h - first)
+        for row in range(first, end):
+            start = (y + row) * stride + x * 4
+            buf[start:start + span] = src[row * span:(row + 1) * span]
+        return ({(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
+                 for c in range(x // tile, (x + w - 1) // tile + 1)}, (first, end))
 
     def region(self, x, y, w, h):
         """A private copy (bytes) of one rectangle's BGRX pixels, rows packed."""
         return region_bytes(self.buf, self.width, x, y, w, h)
 
 
-def _row_columns(buf, line, start, seg, known):
-    """Columns of one grabbed row, other than the `known` ones, whose segment differs from the copy."""
-    return [i for i, a in enumerate(range(0, len(line), seg))
-            if i not in known and not buf.startswith(line[a:a + seg], start + a)]
+def _same_rows(matches, rows_of, most):
+    """The largest k <= `most` for which matches(rows_of(k)) holds (it holds for 0 and, once it
+    fails, for no larger k): the number of equal rows at one end, in log2(most) compares."""
+    lo, hi = 0, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if matches(rows_of(mid)):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _row_pieces(x, w, tile):
+    """[(tile column, first byte, end byte)] of a row of a grab starting at x, w pixels wide."""
+    return [(c, (max(c * tile, x) - x) * 4, (min((c + 1) * tile, x + w) - x) * 4)
+            for c in range(x // tile, (x + w - 1) // tile + 1)]
 
 
 def region_bytes(raw, width, x, y, w, h):
@@ -275,4 +379,30 @@ def region_bytes(raw, width, x, y, w, h):
     view = memoryview(raw)
     if (x, w) == (0, width):
         return bytes(view[y * stride:(y + h) * stride])
-    return b"".join(view[r * stride + x * 4:r * stride + (x + w) * 4] for r in range(y, y + h))
+    first, span = y * stride + x * 4, w * 4
+    return b"".join([view[a:a + span] for a in range(first, first + h * stride, stride)])
+
+
+class RecentChanges:
+    """Tiles that changed within the last `keep` seconds (pure; injected clock).
+
+    A screen polled by scanlines (capture_win32.ScanProbe) sees a change only when a scanned row
+    crosses it: a 20-row animation in about one poll of two. The host grabs these tiles at every
+    poll as well, before the scan, so something found changing once is followed at the full frame
+    rate, and the scan (comparing with the copy just updated) does not find it again."""
+
+    def __init__(self, keep=HOT_FOR, clock=time.monotonic):
+        self.keep, self.clock = keep, clock
+        self._when = {}             # tile -> when it last changed
+
+    def changed(self, tiles):
+        now = self.clock()
+        for tile in tiles:
+            self._when[tile] = now
+
+    def rects(self, width, height):
+        """The recently changed tiles as merged pixel rectangles; older ones are forgotten."""
+        limit = self.clock() - self.keep
+        self._when = {tile: when for tile, when in self._when.items() if when > limit}
+        return merge_tiles(self._when, width, height)
+

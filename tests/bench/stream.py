@@ -204,6 +204,11 @@ class SceneTicks:
                 self.count = int(line.split()[1])
 
 
+def shown(update):
+    """(frame_id, capture_time, shown_at) of a Rects update taken off the viewer's queue now."""
+    return update.frame_id, update.capture_time, time.monotonic()
+
+
 class Headless:
     """Takes display updates straight off the queue (what a Tk window would draw)."""
 
@@ -216,7 +221,7 @@ class Headless:
             update = self.viewer.updates.get(timeout=0.1)
         except queue.Empty:
             return []
-        return [(update[1], update[3], time.monotonic())] if update[0] == "rects" else []
+        return [shown(update)] if update.name == "rects" else []
 
     def close(self):
         pass

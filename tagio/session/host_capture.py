@@ -1,0 +1,387 @@
+"""The host's capture thread: the screen -> changed tiles, paced by flow control and the fps cap.
+
+Theory of operation. `HostCapture` is the part of HostSession (tagio.session.host) that runs on the
+capture thread. Each round it
+
+  1. waits until flow control (tagio.session.flow: paced at the measured delivery rate, about one
+     bandwidth-delay product in flight, at most MAX_IN_FLIGHT frames) lets a frame go;
+  2. paces to the fps cap on a fixed time grid (`next_tick`), and with X damage reports waits for
+     the server to draw something;
+  3. grabs with mss and finds changed 64x64 tiles. Where the X server reports damage
+     (tagio.session.damage) only the damaged tiles are grabbed and compared with the host's screen
+     copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a whole 1080p grab and compare);
+     elsewhere, and every FULL_POLL seconds as a safety net, the whole monitor is grabbed and
+     compared. On Windows a scanline poll (capture_win32.ScanProbe) plays the part of X damage;
+  4. queues one encode job: the changed grabs plus the tiles due for their lossless refresh.
+     Nothing changed and nothing to refresh -> no frame (idle; after IDLE_AFTER it polls at
+     IDLE_FPS only).
+
+It also sends Cursor when the pointer moved, switches monitors (after every frame of the old one
+is acknowledged, then Hello and MonitorList), and where a grab failure is passing (Windows: a UAC
+prompt or the lock screen has the input desktop) pauses the picture with a notice drawn over it;
+a full picture follows once capture works again. Elsewhere (the X server went away) the failure
+ends the session.
+"""
+
+import time
+
+from PIL import Image
+
+from tagio.errors import ConfigError
+from tagio.protocol import session as m
+from tagio.session import capture_win32 as win
+from tagio.session import cursor_win32
+from tagio.session import motion
+from tagio.session import tiles as t
+from tagio.session.cursor import CursorProbe, CursorTracker
+from tagio.session.damage import DamageProbe
+from tagio.session.host_encode import INLINE_AREA
+
+MAX_IN_FLIGHT = 32       # frames unacknowledged at most; the bytes in flight follow the link (flow.py)
+MAX_UNSENT = 2           # frames captured but not yet handed to the channel (one encoding, one next)
+IDLE_AFTER = 1.0         # seconds without any change before capture slows down ...
+IDLE_FPS = 10            # ... to this many polls per second
+FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
+ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
+SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
+SCAN_FPS = 20            # scanline polls a second at most; what changed lately is grabbed every frame
+ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
+NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
+
+
+def next_tick(tick, fps, clock, sleep):
+    """The next capture tick on a 1/fps grid after `tick`, sleeping (`sleep(seconds)`) until then;
+    `clock()` now when the grid is already behind by a whole interval (then a new grid starts)."""
+    target = tick + 1.0 / fps
+    now = clock()
+    if target <= now - 1.0 / fps:
+        return now
+    if target > now:
+        sleep(target - now)
+    return target
+
+
+def pace_tick(tick, fps, clock, sleep, wait_drawn=None):
+    """The next capture time: the next tick on the 1/fps grid (next_tick), then, with damage
+    reports (`wait_drawn(timeout) -> bool`, at once when something is already drawn), up to one
+    more interval until the server draws. Drawing already there, or within ON_GRID of the tick,
+    keeps the grid (a wake-up a fraction of a millisecond late must not shift it); drawing that
+    came later starts the grid anew at its time. One wait per frame: each costs a system call."""
+    tick = next_tick(tick, fps, clock, sleep)
+    if wait_drawn is None:
+        return tick
+    wait_drawn(tick + 1.0 / fps - clock())
+    now = clock()
+    return tick if now - tick < ON_GRID else now
+
+
+def grab(sct, box):
+    """The BGRX bytes of `box`. A failing grab (mss raises even a bare AssertionError when the X
+    server has gone away) is a ConfigError: one clear message, not an 'internal error'."""
+    try:
+        return sct.grab(box).raw
+    except Exception as exc:    # whatever the capture library raises, the screen is out of reach
+        raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+
+
+
+def _every_tile(boxes, screen):
+    """Do the boxes touch every tile of the screen? Then one whole grab, compared band by band
+    and kept without a copy, is cheaper than grabbing and walking them row by row (a full-screen
+    terminal that scrolls damages all of it but its border)."""
+    cols, rows = t.tile_grid(screen.width, screen.height)
+    if not boxes or (min(b[0] for b in boxes) >= t.TILE or min(b[1] for b in boxes) >= t.TILE
+                     or max(b[0] + b[2] for b in boxes) <= (cols - 1) * t.TILE
+                     or max(b[1] + b[3] for b in boxes) <= (rows - 1) * t.TILE):
+        return False            # they miss a corner tile: no need to count (the usual case)
+    return len(t.rects_tiles(boxes, screen.width, screen.height)) == cols * rows
+
+
+class HostCapture:
+    """The capture thread's half of HostSession (a mixin: the state lives on the session)."""
+
+    # -- capture -----------------------------------------------------------------------------
+    def _capture_loop(self):
+        Image.core.set_blocks_max(16)    # measured: 11 ms -> 2 ms per 1080p image (no page faults)
+        kwargs = {"display": self.display} if self.display else {}
+        probe = CursorProbe.open(self.display) or cursor_win32.Win32CursorProbe.open()
+        if probe is not None:
+            self._cursor = CursorTracker(probe.position, probe.shape)
+        elif self._injector is not None:
+            self._cursor = CursorTracker(self._injector.pointer_absolute)
+        damage = DamageProbe.open(self.display)
+        self._secure = self._secure or win.SecureDesktop.open()
+        win.capture_blt_off()           # Windows: no pointer flicker on the host (a no-op elsewhere)
+        try:
+            with self._grabber(kwargs) as sct:
+                if damage is None and self.scan_for_changes:
+                    damage = win.ScanProbe(lambda box: grab(sct, box))
+                self._capture_with(sct, damage)
+        finally:
+            for opened in (probe, damage):
+                if opened is not None:
+                    opened.close()
+
+    def _grabber(self, kwargs):
+        try:
+            if self._grabber_factory is not None:
+                return self._grabber_factory(**kwargs)
+            import mss      # lazy: importing is cheap, but the grabber needs the display at open time
+            return mss.MSS(**kwargs)
+        except Exception as exc:    # no display, no X server, no permission: a setup problem, said once
+            where = kwargs.get("display") or "this display"
+            raise ConfigError(f"cannot capture the screen of {where}: {exc}") from exc
+
+    def _capture_with(self, sct, damage=None):
+        mon = self._watch(damage, self._switch_monitor(sct, self._monitor_wanted))
+        self._frame_id, tick, changed_at = 0, 0.0, time.monotonic()
+        while not self._workers.stopping.is_set():
+            if self._monitor_switch.is_set():
+                mon = self._watch(damage, self._next_monitor(sct, damage))
+                if mon is None:
+                    return
+            if not self._wait_credit(damage):
+                return
+            tick = self._pace(tick, damage, idle=tick - changed_at > IDLE_AFTER)
+            if self._send_cursor():
+                changed_at = tick       # a moving pointer keeps the full frame rate
+            captured = time.monotonic()
+            try:
+                self._check_desktop(captured)
+                sources = self._grab_changes(sct, mon, damage, captured)
+            except ConfigError as exc:
+                if not self.pause_on_grab_failure:
+                    raise
+                mon = self._watch(damage, self._pause(sct, mon, damage, exc))
+                if mon is None:
+                    return
+                continue
+            dirty = set().union(*(src[5] for src in sources))
+            if self._notice is not None and not self._show_notice(mon, captured):
+                return
+            rate = self._link_rate()
+            with self._refresh_lock:        # lossless top-off, budgeted by the measured rate (refresh.py)
+                picked = self._refresh.due(rate, skip=dirty)
+                due = self._notice_hold.filter(picked, captured)
+                self._refresh.put_back(picked - due)
+            if not dirty and not due:
+                continue
+            changed_at = tick
+            screen = mon["screen"]
+            stills = [(x, y, w, h, screen.region(x, y, w, h))
+                      for x, y, w, h in t.merge_tiles(due, screen.width, screen.height)]
+            if not self._emit(captured, sources, stills, screen, len(dirty)):
+                return
+
+    def _emit(self, captured, sources, stills, screen, dirty_count):
+        """Queue one frame for the encoder, or encode it here when it is small and the encoder
+        idle (host_encode); False when stopping."""
+        self._frame_id += 1
+        job = (self._frame_id, captured, sources, stills, screen.width, screen.height, dirty_count)
+        small = not stills and sum(src[3] * src[4] for src in sources) <= INLINE_AREA
+        with self._credit:
+            self._in_flight[self._frame_id] = captured
+            self._unsent += 1
+            inline = small and self._encoding == 0     # the encoder is idle: no frame can overtake
+            self._encoding += 1
+        if inline:
+            return self._encode_job(job)
+        return self._workers.put(self._encode_q, job)
+
+    def _show_notice(self, mon, now):
+        """Keep the pending notice over the top of the viewer's picture for a while; False when
+        stopping."""
+        text, self._notice = self._notice, None
+        tiles = self._draw_notice(mon, text, now)
+        if tiles is None:
+            return False
+        self._notice_hold.start(tiles, now)
+        return True
+
+    def _draw_notice(self, mon, text, now):
+        """Queue a frame with `text` drawn over the top of the last picture: its tiles, or None when
+        stopping. The host's copy of the screen keeps the real pixels."""
+        screen = mon["screen"]
+        band, band_h = win.notice_band(screen.buf, screen.width, screen.height, text)
+        tiles = t.rects_tiles([(0, 0, screen.width, band_h)], screen.width, screen.height)
+        if not self._emit(now, [(band, 0, 0, screen.width, band_h, tiles, None)], [], screen, 0):
+            return None
+        return tiles
+
+    @staticmethod
+    def _watch(damage, mon):
+        """Tell a polling change source which monitor (and screen copy) to compare with."""
+        if mon is not None and hasattr(damage, "watch"):
+            damage.watch(mon)
+        return mon
+
+    # -- pause (the secure desktop on Windows) --------------------------------------------------
+    def _check_desktop(self, now):
+        """Windows, once a second: is a UAC prompt or the lock screen up? Some systems hand out a
+        black picture then instead of failing the grab. Raises ConfigError to pause."""
+        if self._secure is None or now < self._secure_at:
+            return
+        self._secure_at = now + SECURE_CHECK
+        if self._secure.active():
+            raise ConfigError("the input desktop is the secure desktop (UAC prompt or lock screen)")
+
+    def _capture_works(self, sct, probe):
+        try:
+            grab(sct, probe)
+        except ConfigError:
+            return False
+        return self._secure is None or not self._secure.active()
+
+    def _pause(self, sct, mon, damage, exc):
+        """Capture failed for a passing reason: show the notice over the last picture, wait until a
+        grab works again, then start the monitor afresh (Hello + a full picture). None when stopping."""
+        self.paused = True
+        self.on_event("capture_paused", reason=win.PAUSE_NOTICE, error=str(exc))
+        if self._draw_notice(mon, win.PAUSE_NOTICE, time.monotonic()) is None:
+            return None
+        probe = {k: mon["box"][k] for k in ("left", "top")} | {"width": 1, "height": 1}
+        while not self._workers.stopping.wait(self.pause_retry):
+            if not self._capture_works(sct, probe):
+                continue
+            if not self._wait_credit(damage, below=1):   # the notice frame reaches the viewer first
+                return None
+            self.paused = False
+            self.on_event("capture_resumed")
+            return self._switch_monitor(sct, self._monitor_wanted)
+        return None
+
+    def _grab_changes(self, sct, mon, damage, now):
+        """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
+        rectangle that holds a change. `raw` is a fresh buffer the encoder may read while we capture
+        on; `prev` the same rectangle's pixels before (None: not worth a scroll search). A screen
+        polled by scanlines has the tiles that changed lately grabbed first, at every frame
+        (tiles.RecentChanges), and is scanned SCAN_FPS times a second at most: 34 one-row grabs
+        cost ~0.5 ms, the most expensive part of a frame of a small animation."""
+        screen, box, hot = mon["screen"], mon["box"], mon["hot"]
+        due = screen.buf is None or now >= mon["full_at"]
+        polled = isinstance(damage, win.ScanProbe)
+        sources = self._grab_boxes(sct, mon, hot.rects(screen.width, screen.height)) if polled and not due else []
+        if polled and not due and now < mon["scan_at"]:
+            rects = []          # the scan is due less often than the frames (SCAN_FPS)
+        else:
+            rects = damage.collect() if damage is not None else None
+            mon["scan_at"] = now + 1.0 / SCAN_FPS
+        boxes = None
+        if rects is not None and not due:
+            moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
+            boxes = t.damage_boxes(moved, screen.width, screen.height)
+            boxes = None if _every_tile(boxes, screen) else boxes
+        if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
+            mon["full_at"] = now + FULL_POLL
+            raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
+            sources.append((raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev))
+        else:
+            sources += self._grab_boxes(sct, mon, boxes)
+        if polled:
+            hot.changed(set().union(*(source[5] for source in sources)))
+        return sources
+
+    @staticmethod
+    def _grab_boxes(sct, mon, boxes):
+        """Grab each box (x, y, w, h on the monitor) and compare it with the screen copy: the
+        sources that hold a change."""
+        screen, box, sources = mon["screen"], mon["box"], []
+        for x, y, w, h in boxes:
+            raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
+            prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
+            if w * h > t.COARSE_AREA:
+                dirty = screen.update(x, y, w, h, raw)
+            else:                           # a typical damage box: cut to the rows that changed
+                dirty, rows = screen.update_small(x, y, w, h, raw)
+                if dirty and rows != (0, h):
+                    first, end = rows
+                    raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
+            if dirty:
+                sources.append((raw, x, y, w, h, dirty, prev))
+        return sources
+
+    def _next_monitor(self, sct, damage=None):
+        """Switch to the monitor asked for once every frame of the old one is acknowledged (None
+        when stopping). Until then some may still wait in the encode or send queue and would reach
+        the viewer after the new Hello: drawn on the wrong screen, or outside a smaller one (which
+        ends the session)."""
+        if not self._wait_credit(damage, below=1):
+            return None
+        self._monitor_switch.clear()
+        return self._switch_monitor(sct, self._monitor_wanted)
+
+    def _switch_monitor(self, sct, index):
+        """Capture monitor `index` from now on: 1.. as in mss, ALL_MONITORS (0) for mss's monitors[0],
+        the bounding box of every monitor as one picture; an index that does not exist means 1.
+        The injector and the cursor take the box's top-left as their origin, so a viewer's (x, y)
+        in the picture lands on the same desktop pixel whichever box is shown."""
+        monitors = sct.monitors[1:] or sct.monitors[:1]
+        if index == ALL_MONITORS and sct.monitors:
+            mon = sct.monitors[0]
+        else:
+            index = index if 1 <= index <= len(monitors) else 1
+            mon = monitors[index - 1]
+        box = {k: mon[k] for k in ("left", "top", "width", "height")}
+        if self._injector is not None:
+            self._injector.set_monitor(box["left"], box["top"], box["width"], box["height"])
+        if self._cursor is not None:
+            self._cursor.origin = (box["left"], box["top"])
+            self._cursor.reset()
+        self._monitor_wanted = index
+        with self._refresh_lock:
+            self._refresh.reset()
+        flags = (m.HELLO_VIEW_ONLY if self.view_only else m.HELLO_INPUT)
+        self._queue(m.Hello(m.SESSION_VERSION, flags, box["width"], box["height"], index, self._capabilities()))
+        listing = [(x["left"], x["top"], x["width"], x["height"]) for x in monitors[:m.MAX_MONITORS]]
+        self._queue(m.MonitorList(index, listing))
+        self.on_event("monitor", index=index, width=box["width"], height=box["height"])
+        screen = t.ScreenCopy(box["width"], box["height"])
+        return {"index": index, "box": box, "screen": screen, "full_at": 0.0, "hot": t.RecentChanges(),
+                "scan_at": 0.0}
+
+    def _wait_credit(self, damage=None, below=None):
+        """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`
+        frames are unacknowledged); False when stopping."""
+        while True:
+            with self._credit:
+                if self._workers.stopping.is_set():
+                    return False
+                if below is not None:
+                    if len(self._in_flight) < below:
+                        return True
+                elif (self._unsent < MAX_UNSENT and len(self._in_flight) < MAX_IN_FLIGHT
+                      and self._flow.can_send()):
+                    return True
+                self._credit.wait(self._flow.wait_time() or 0.1)   # pacing, else an ack or a send
+            if damage is not None:
+                damage.drain()      # a lagging viewer must not make the X server queue reports
+
+    def _pace(self, tick, damage=None, idle=False):
+        """Sleep until one frame interval after the previous tick; return the new tick.
+
+        Ticks lie on a fixed grid (the previous tick + 1/fps, not the moment the sleep ended), so
+        sleeps that overrun by a fraction of a millisecond do not add up: a 60 Hz cap gives 60
+        captures a second, not 57. A capture that fell behind starts a new grid instead of
+        bursting to catch up. A screen that has been still for IDLE_AFTER is polled at IDLE_FPS
+        only: an idle host costs almost nothing, and the first change after a pause waits at most
+        1/IDLE_FPS longer. With damage reports the tick is only the earliest capture: the capture
+        itself waits (up to one more interval) for the server to draw something, so it follows the
+        application's own frame timing and a change is picked up within a millisecond."""
+        fps = min(self.fps_cap, IDLE_FPS) if idle else self.fps_cap
+        return pace_tick(tick, fps, time.monotonic, self._nap, damage.wait if damage is not None else None)
+
+    def _nap(self, seconds):
+        """Sleep until the next tick: time.sleep for a frame interval (one clock_nanosleep, half
+        the CPU of an Event.wait, which builds a lock and a waiter each time), the stop Event for
+        longer naps so that stop() is not kept waiting."""
+        if seconds <= NAP_MAX:
+            time.sleep(seconds)
+        else:
+            self._workers.stopping.wait(seconds)
+
+    def _send_cursor(self):
+        msg = self._cursor.poll() if self._cursor is not None else None
+        if msg is not None:
+            self._queue(msg)
+        return msg is not None
+
