@@ -413,6 +413,10 @@ class DeploymentFilesTest(unittest.TestCase):
         self.assertRegex(text, r"healthCheckPath:\s*/health")
         self.assertIn("dockerfilePath", text)
         self.assertIn("AUTH_SECRET", text)
+        # Render's edge listens on 443 and forwards to $PORT: the info page must say 443.
+        from tagio.relay.cli import parse_public
+        public = re.search(r"key: PUBLIC_IP\b.*\n\s+value: (\S+)", text).group(1)
+        self.assertTrue(parse_public(public).endswith(":443"), public)
 
     def test_workflow_builds_on_windows_and_linux(self):
         text = (ROOT / ".github" / "workflows" / "build.yml").read_text()
