@@ -176,6 +176,23 @@ class ProcessTest(unittest.TestCase):
                 self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
                 self.assertIn("bad --public-ip value", result.stderr)
 
+    def test_max_conns_per_ip_below_one_is_refused_at_start(self):
+        """0 or less would make the relay refuse every client, /health included ("too many
+        connections from your address (limit -5)")."""
+        for value in ("0", "-5"):
+            with self.subTest(value=value):
+                result = run_cli("--bind", "127.0.0.1:0", f"--max-conns-per-ip={value}", timeout=15)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("--max-conns-per-ip: must be at least 1", result.stderr)
+
+    def test_a_bad_port_variable_is_named(self):
+        env = dict(os.environ, TAGIO_RELAY_STATE="", PORT="abc")
+        result = subprocess.run([sys.executable, SERVER], capture_output=True, text=True, timeout=15,
+                                stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertIn("bad PORT value 'abc'", result.stderr)      # not "bad --bind value '0.0.0.0:abc'"
+
     @skip_on_windows(SIGNALS)
     def test_sigterm_shuts_down_cleanly(self):
         proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", "--verbose", env={"AUTH_SECRET": "from-env"})

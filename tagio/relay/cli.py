@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-proxy", metavar="ADDR[,ADDR]",
                    help="reverse proxy whose X-Forwarded-For header names the client (only connections from "
                         "these addresses are believed; default: none, or $TRUSTED_PROXY)")
-    p.add_argument("--max-conns-per-ip", type=int, metavar="N",
+    p.add_argument("--max-conns-per-ip", type=_at_least_one, metavar="N",
                    help=f"connections allowed from one source address (default {Limits.max_conns_per_ip})")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also log registrations, rendezvous, relay pairs and HTTP requests")
@@ -124,8 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _at_least_one(text):
+    """--max-conns-per-ip: 0 or less would refuse every client, /health included."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (a relay that takes no connection serves nobody): {value}")
+    return value
+
+
+def _port_from_env(env) -> str:
+    """$PORT as a cloud host sets it; ConfigError naming PORT (not --bind) when it is no port."""
+    port = env.get("PORT", "").strip()
+    if port and not (port.isdigit() and 0 <= int(port) <= 65535):
+        raise ConfigError(f"bad PORT value {port!r} in the environment: expected a port number, 1 to 65535")
+    return port
+
+
 def settings_from(args, env) -> dict:
-    port_env = env.get("PORT", "").strip()
+    port_env = _port_from_env(env) if not args.bind else ""
     bind = args.bind or (f"0.0.0.0:{port_env}" if port_env else f"0.0.0.0:{DEFAULT_PORT}")
     public = (args.public_ip or env.get("PUBLIC_IP") or "").strip()
     return {"bind": parse_bind(bind), "public_ip": parse_public(public) if public else None,
@@ -300,7 +319,7 @@ def main(argv=None, env=None, stdin=None) -> int:
         interactive = not argv and stdin is not None and stdin.isatty()
         if interactive:
             settings = interactive_setup(settings)
-        limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip else {}))
+        limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip is not None else {}))
         server = RelayServer(settings["bind"], auth_secret=settings["auth"], public_ip=settings["public_ip"],
                              ssl_context=make_tls_context(settings["cert"], settings["key"]),
                              state_file=settings["state_file"], limits=limits,
