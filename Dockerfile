@@ -1,10 +1,10 @@
 # TagIO relay server: rendezvous + encrypted-traffic relay. Standard library + pycryptodome only.
 #
 #   docker build -t tagio-relay .
-#   docker run -d -p 443:10000/tcp -p 443:10000/udp -e PUBLIC_IP=relay.example.org -e AUTH_SECRET=... tagio-relay
+#   docker run -d -p 443:10000/tcp -p 443:10000/udp -e PUBLIC_IP=relay.example.org:443 -e AUTH_SECRET=... tagio-relay
 #
 # Configured by the environment: PORT (listen port inside the container, default 10000 as on Render),
-# PUBLIC_IP (address clients use, shown on the info page), AUTH_SECRET (private relay),
+# PUBLIC_IP (address clients use, shown on the info page; with :443 when port 443 is mapped to $PORT), AUTH_SECRET (private relay),
 # TAGIO_RELAY_STATE (ID->key bindings file).
 FROM python:3.11-slim
 

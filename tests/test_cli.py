@@ -255,6 +255,24 @@ class ProcessTest(unittest.TestCase):
                 self.assertEqual(last["kind"], "relay_unreachable")
                 self.assertNotIn("password", r.stdout)   # no ready line, no secret
 
+    def test_a_damaged_settings_file_is_told_in_plain_words(self):
+        """The warning is for people: what happened and where the old file is, not the JSON parser's
+        "Expecting ',' delimiter: line 2 column 1 (char 32)" (that goes to the log)."""
+        settings = Path(self.config) / "settings.json"
+        for content, words in (('{"relay": "127.0.0.1:9", "fps_cap": 5\n', ("damaged", "default settings",
+                                                                            str(settings) + ".bad")),
+                               ('{"fps_cap": "fast"}', ("not valid", "fps_cap"))):
+            with self.subTest(content=content):
+                settings.write_text(content)
+                r = run_gui("--cli", "connect", "123456789", "--password", "pw", "--config-dir", self.config,
+                            "--direct-bind", "none", "--relay", f"127.0.0.1:{closed_port()}", "--json")
+                warning = json.loads(r.stdout.splitlines()[0])
+                self.assertEqual(warning["event"], "warning", r.stdout)
+                for word in words:
+                    self.assertIn(word, warning["message"])
+                for jargon in ("Expecting", "column", "char "):
+                    self.assertNotIn(jargon, warning["message"])
+
     def test_a_short_unattended_password_is_refused(self):
         """--password lets partners in with no prompt: fewer than 10 characters is one plain line and
         exit status 2, from the flag and from stdin alike, and the line never repeats the password."""

@@ -98,14 +98,14 @@ class FilesEndToEnd(unittest.TestCase):
     def host_id(self, host=None):
         return (host or self.host).events("ready")[-1]["id"]
 
-    def run_cli(self, command, *args, host=None):
+    def run_cli(self, command, *args, host=None, as_json=True):
         """Start a viewer-side command (send/get/connect) against the host, each as a new viewer
         (the host counts attempts per viewer: a real person does not connect ten times a minute)."""
         FilesEndToEnd.runs += 1
         name = f"viewer{self.runs}"
         argv = [sys.executable, GUI, "--cli", command, self.host_id(host), *args, "--password",
-                PASSWORD, "--json", "--relay", self.relay_text, "--config-dir", str(self.tmp / name),
-                "--direct-bind", "127.0.0.1"]
+                PASSWORD, *(["--json"] if as_json else []), "--relay", self.relay_text, "--config-dir",
+                str(self.tmp / name), "--direct-bind", "127.0.0.1"]
         proc = Proc(argv, self.env(display=False))
         self.addCleanup(proc.stop)
         return proc
@@ -246,6 +246,12 @@ class FilesEndToEnd(unittest.TestCase):
         self.finished(proc, 1)
         self.assertIn("already there", proc.stderr)
         self.assertEqual((self.shared / "exists.txt").read_text(), "keep me")
+        self.assertEqual(proc.events("file_refused")[0]["path"], "exists.txt")
+        text = self.run_cli("send", str(src), as_json=False)      # the line a person reads
+        self.assertEqual(text.finish(120), 1, text.stderr)
+        refused = [e["raw"] for e in text.lines if "already there" in e.get("raw", "")]
+        self.assertEqual(len(refused), 1, text.lines)
+        self.assertEqual(refused[0].count("exists.txt"), 1, refused[0])   # not "exists.txt: exists.txt: ..."
         self.finished(self.run_cli("send", str(src), "--existing", "keep-both"))
         self.assertEqual((self.shared / "exists (1).txt").read_text(), "new content")
         self.finished(self.run_cli("send", str(src), "--existing", "overwrite"))

@@ -28,6 +28,7 @@ from pathlib import Path
 from unittest import mock
 
 import tagio
+from tests.frozen_window import FrozenWindowSession
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "build.spec"
@@ -122,7 +123,7 @@ def skip_unless_required(reason):
     raise unittest.SkipTest(reason)
 
 
-class FrozenBuildTest(unittest.TestCase):
+class FrozenBuildTest(FrozenWindowSession, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not pyinstaller_available():
@@ -203,7 +204,7 @@ class FrozenBuildTest(unittest.TestCase):
         backend = {"win32": "pynput.keyboard._win32", "darwin": "pynput.keyboard._darwin"}.get(
             sys.platform, "pynput.keyboard._xorg")
         for module in ("Crypto.PublicKey._nist_ecc", "Crypto.PublicKey._edwards", "tagio.crypto.handshake",
-                       "tagio.cli.connect", "tkinter", backend):
+                       "tagio.cli.connect", "tkinter", "PIL._tkinter_finder", backend):
             self.assertIn(module, gui)
         if (ROOT / "tagio" / "net" / "connect.py").exists():
             self.assertIn("tagio.net.connect", gui)    # imported by name, see tagio/client/paths.py
@@ -354,7 +355,8 @@ class SpecShapeTest(unittest.TestCase):
         for module in ("Crypto.PublicKey._nist_ecc", "Crypto.PublicKey._edwards", "Crypto.PublicKey._montgomery"):
             self.assertIn(module, crypto)
         for module in ("pynput.keyboard._win32", "pynput.mouse._win32", "pynput._util.win32",
-                       "pynput.keyboard._xorg", "pynput.mouse._xorg", "pynput.keyboard._darwin"):
+                       "pynput.keyboard._xorg", "pynput.mouse._xorg", "pynput.keyboard._darwin",
+                       "PIL._tkinter_finder"):
             self.assertIn(f'"{module}"', self.source)
         excludes = self.assigned_list("RELAY_EXCLUDES")
         for package in ("tkinter", "mss", "pynput", "PIL"):
@@ -411,6 +413,10 @@ class DeploymentFilesTest(unittest.TestCase):
         self.assertRegex(text, r"healthCheckPath:\s*/health")
         self.assertIn("dockerfilePath", text)
         self.assertIn("AUTH_SECRET", text)
+        # Render's edge listens on 443 and forwards to $PORT: the info page must say 443.
+        from tagio.relay.cli import parse_public
+        public = re.search(r"key: PUBLIC_IP\b.*\n\s+value: (\S+)", text).group(1)
+        self.assertTrue(parse_public(public).endswith(":443"), public)
 
     def test_workflow_builds_on_windows_and_linux(self):
         text = (ROOT / ".github" / "workflows" / "build.yml").read_text()

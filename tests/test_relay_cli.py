@@ -1,5 +1,6 @@
 """tagio_relay_server as an operator meets it: flags, environment, interactive setup on a pty, signals."""
 
+import json
 import os
 import re
 import select
@@ -150,6 +151,48 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
         self.assertIn("cannot load TLS certificate", result.stderr)
 
+    def test_info_page_gives_the_public_port_behind_a_proxy(self):
+        """render.yaml's case: the relay listens on $PORT, clients come in on 443 through the proxy;
+        PUBLIC_IP=name:443 makes the info page and /health say name:443 (not name:443:$PORT)."""
+        for public, shown in (("relay.example.org:443", "relay.example.org:443"),
+                              ("relay.example.org", "relay.example.org:{port}")):
+            with self.subTest(public=public):
+                proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", env={"PUBLIC_IP": public})
+                self.addCleanup(_stop, proc)
+                shown = shown.format(port=port)
+                with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as resp:
+                    page = resp.read().decode()
+                with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=5) as resp:
+                    health = json.loads(resp.read())
+                self.assertIn(f"TAGIO_RELAY={shown}</code>", page)
+                self.assertIn(f"wss://{shown}/tagio", page)
+                self.assertEqual(health["public_address"], shown)
+
+    def test_a_public_address_that_is_no_address_is_one_line(self):
+        for flag in ("https://relay.example.org", "relay example org", "relay.example.org:0"):
+            with self.subTest(flag=flag):
+                result = run_cli("--bind", "127.0.0.1:0", "--public-ip", flag)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+                self.assertIn("bad --public-ip value", result.stderr)
+
+    def test_max_conns_per_ip_below_one_is_refused_at_start(self):
+        """0 or less would make the relay refuse every client, /health included ("too many
+        connections from your address (limit -5)")."""
+        for value in ("0", "-5"):
+            with self.subTest(value=value):
+                result = run_cli("--bind", "127.0.0.1:0", f"--max-conns-per-ip={value}", timeout=15)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("--max-conns-per-ip: must be at least 1", result.stderr)
+
+    def test_a_bad_port_variable_is_named(self):
+        env = dict(os.environ, TAGIO_RELAY_STATE="", PORT="abc")
+        result = subprocess.run([sys.executable, SERVER], capture_output=True, text=True, timeout=15,
+                                stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
+        self.assertIn("bad PORT value 'abc'", result.stderr)      # not "bad --bind value '0.0.0.0:abc'"
+
     @skip_on_windows(SIGNALS)
     def test_sigterm_shuts_down_cleanly(self):
         proc, (host, port) = run_relay_process("--bind", "127.0.0.1:0", "--verbose", env={"AUTH_SECRET": "from-env"})
@@ -173,6 +216,12 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("relay stopped", output)
         self.assertNotIn("Traceback", output)
         self.assertNotIn("from-env", output)  # the secret is never logged
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
 
 
 class LoopFailureTest(unittest.TestCase):
@@ -273,6 +322,32 @@ class InteractiveSetupTest(unittest.TestCase):
                 if pid:
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
+
+    def test_a_public_address_is_checked_and_asked_again(self):
+        pid = self.start_on_pty()
+        try:
+            self.expect(r"Listen address \[0\.0\.0\.0:443\]: ")
+            os.write(self.fd, b"127.0.0.1:0\n")
+            self.expect(r"Public IP .*: ")
+            os.write(self.fd, b"relay example org\n")        # a typo a person makes: spaces
+            self.expect(r"bad --public-ip value 'relay example org'.*Please try again\.")
+            self.expect(r"Public IP .*: $")
+            os.write(self.fd, b"relay.example.org:443\n")    # the proxy in front listens on 443
+            self.expect(r"Relay secret.*: ")
+            os.write(self.fd, b"\n")
+            self.expect(r"TLS certificate file.*: ")
+            os.write(self.fd, b"\n")
+            self.expect(r"--public-ip relay\.example\.org:443")
+            self.expect(r"Clients enter this relay address: relay\.example\.org:443\r?\n")
+            os.write(self.fd, b"\x03")
+            self.expect(r"relay stopped")
+            _, status = os.waitpid(pid, 0)
+            pid = None
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
 
     def test_setup_through_a_pty_then_ctrl_c(self):
         pid = self.start_on_pty()

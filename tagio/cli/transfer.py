@@ -87,9 +87,10 @@ class TransferWatch:
     def _on_problem(self, fields):
         reason = fields.get("reason") or fields.get("message") or ""
         kind = "file_refused" if "reason" in fields else "file_error"
-        self._newline()
-        self.out.event(kind, f"{fields.get('path') or 'a file'}: {reason}",
-                       path=fields.get("path"), reason=reason)
+        path = fields.get("path") or "a file"
+        self._newline()          # a refusal's sentence may name the path itself (FileRefused does)
+        text = reason if reason.startswith(f"{path}:") else f"{path}: {reason}"
+        self.out.event(kind, text, path=fields.get("path"), reason=reason)
 
     def _on_done(self, fields):
         with self.changed:

@@ -314,13 +314,18 @@ class Settings:
             return None
 
     def _set_aside(self, reason):
-        """Keep a damaged file for the user to inspect, and start from defaults."""
+        """Keep a damaged file for the user to inspect, and start from defaults. The warning is for
+        people (the window's notice, the command line's warning line): the parser's words ("Expecting
+        ',' delimiter: line 2 column 1 (char 72)") go to the log only."""
         bad = self.path.with_name(SETTINGS_FILE + ".bad")
+        what = "too large to be TagIO's" if "too large" in str(reason) else "damaged"
+        log.warning("settings file %s is %s: %s", self.path, what, reason)
         try:
             os.replace(self.path, bad)
-            self.warning = f"settings file was damaged ({reason}); kept as {bad.name}, using defaults"
+            self.warning = (f"The settings file was {what}, so TagIO started with its default settings; "
+                            f"the old file is kept as {bad}.")
         except OSError:
-            self.warning = f"settings file was damaged ({reason}); using defaults"
+            self.warning = f"The settings file {self.path} was {what}, so TagIO started with its default settings."
 
     def _apply(self, data):
         bad = []
@@ -332,7 +337,7 @@ class Settings:
             except (ValueError, TypeError, ConfigError):
                 bad.append(name)
         if bad:
-            self.warning = "ignored invalid setting(s): " + ", ".join(bad)
+            self.warning = "Some settings were not valid and are back to their defaults: " + ", ".join(bad) + "."
 
     def to_json(self) -> dict:
         out = {}

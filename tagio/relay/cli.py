@@ -25,6 +25,8 @@ import getpass
 import ipaddress
 import logging
 import os
+import re
+import shlex
 import signal
 import socket
 import ssl
@@ -34,11 +36,12 @@ from pathlib import Path
 from tagio.errors import ConfigError
 from tagio.platform import keep_console_open, quick_edit_off
 from tagio.relay.logic import Limits
-from tagio.relay.server import VERSION, RelayServer
+from tagio.relay.server import VERSION, RelayServer, public_address
 
 log = logging.getLogger("tagio.relay")
 DEFAULT_PORT = 443
 MAX_TRIES = 5               # bad answers to one setup question before the setup gives up
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 def default_state_file() -> Path:
@@ -60,6 +63,33 @@ def parse_bind(text: str) -> tuple:
     return host, int(port)
 
 
+def parse_public(text: str) -> str:
+    """The address clients use, as the operator gave it: a host name or IP address, with ":PORT"
+    when the public port is not the listen port (a proxy or port forward in front, as on Render).
+    Returned normalised ("[v6]" in brackets); ConfigError for anything else, such as a URL, a space
+    or a bad port, so the info page and the setup's last lines never show a broken address."""
+    text = text.strip()
+    host, port = text, None
+    match = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?|([^:]+):(\d+)", text)
+    if match:
+        host, port = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    if not _is_host(host) or (port is not None and not 1 <= int(port) <= 65535):
+        raise ConfigError(f"bad --public-ip value {text!r}: expected the host name or IP address clients "
+                          f"use, e.g. relay.example.org or 203.0.113.7, with :PORT only when it differs "
+                          f"from the listen port (e.g. relay.example.org:443 behind a proxy)")
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{int(port)}" if port is not None else shown
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        name = host[:-1] if host.endswith(".") else host
+        return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tagio_relay_server",
@@ -71,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                "HTTPS-only proxies.")
     p.add_argument("--bind", metavar="HOST:PORT", help="listen address for TCP and UDP "
                    "(default 0.0.0.0:443, or 0.0.0.0:$PORT when PORT is set)")
-    p.add_argument("--public-ip", metavar="ADDR", help="address clients use to reach this relay (shown on the info page)")
+    p.add_argument("--public-ip", metavar="ADDR[:PORT]",
+                   help="host name or address clients use to reach this relay (shown on the info page); "
+                        ":PORT when a proxy or port forward makes it differ from the listen port")
     p.add_argument("--auth", metavar="SECRET", help="require this shared secret from clients "
                    "(prefer AUTH_SECRET: flags are visible in the process list)")
     p.add_argument("--metrics-token", metavar="TOKEN",
@@ -84,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-proxy", metavar="ADDR[,ADDR]",
                    help="reverse proxy whose X-Forwarded-For header names the client (only connections from "
                         "these addresses are believed; default: none, or $TRUSTED_PROXY)")
-    p.add_argument("--max-conns-per-ip", type=int, metavar="N",
+    p.add_argument("--max-conns-per-ip", type=_at_least_one, metavar="N",
                    help=f"connections allowed from one source address (default {Limits.max_conns_per_ip})")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also log registrations, rendezvous, relay pairs and HTTP requests")
@@ -92,10 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _at_least_one(text):
+    """--max-conns-per-ip: 0 or less would refuse every client, /health included."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (a relay that takes no connection serves nobody): {value}")
+    return value
+
+
+def _port_from_env(env) -> str:
+    """$PORT as a cloud host sets it; ConfigError naming PORT (not --bind) when it is no port."""
+    port = env.get("PORT", "").strip()
+    if port and not (port.isdigit() and 0 <= int(port) <= 65535):
+        raise ConfigError(f"bad PORT value {port!r} in the environment: expected a port number, 1 to 65535")
+    return port
+
+
 def settings_from(args, env) -> dict:
-    port_env = env.get("PORT", "").strip()
+    port_env = _port_from_env(env) if not args.bind else ""
     bind = args.bind or (f"0.0.0.0:{port_env}" if port_env else f"0.0.0.0:{DEFAULT_PORT}")
-    return {"bind": parse_bind(bind), "public_ip": args.public_ip or env.get("PUBLIC_IP") or None,
+    public = (args.public_ip or env.get("PUBLIC_IP") or "").strip()
+    return {"bind": parse_bind(bind), "public_ip": parse_public(public) if public else None,
             "auth": args.auth or env.get("AUTH_SECRET") or None, "cert": args.cert, "key": args.key,
             "metrics_token": _metrics_token(args.metrics_token or env.get("METRICS_TOKEN") or None,
                                             args.auth or env.get("AUTH_SECRET") or None),
@@ -138,8 +190,9 @@ def interactive_setup(settings: dict, ask=input, ask_secret=getpass.getpass, say
     host, port = settings["bind"]
     settings["bind"] = ask_until(ask, say, f"Listen address [{host}:{port}]: ",
                                  lambda text: _usable_bind(text or f"{host}:{port}", port_free))
-    settings["public_ip"] = ask(f"Public IP or host name clients will use [{settings['public_ip'] or 'auto'}]: ").strip() \
-        or settings["public_ip"]
+    settings["public_ip"] = ask_until(ask, say, f"Public IP or host name clients will use "
+                                      f"[{settings['public_ip'] or 'auto'}]: ",
+                                      lambda text: parse_public(text) if text else settings["public_ip"])
     secret = ask_secret("Relay secret for a private relay (input hidden; Enter = public relay): ").strip()
     settings["auth"] = secret or settings["auth"]
     cert = ask_until(ask, say, "TLS certificate file (Enter = no TLS): ", lambda t: _readable(t, True))
@@ -147,9 +200,9 @@ def interactive_setup(settings: dict, ask=input, ask_secret=getpass.getpass, say
         settings["cert"] = cert
         settings["key"] = ask_until(ask, say, "TLS private key file: ", lambda t: _readable(t, False))
     host, port = settings["bind"]
-    flags = [f"--bind {host}:{port}"] + ([f"--public-ip {settings['public_ip']}"] if settings["public_ip"] else []) \
-        + ([f"--cert {settings['cert']} --key {settings['key']}"] if settings.get("cert") else [])
-    say("Next time you can start directly with: tagio_relay_server " + " ".join(flags)
+    flags = ["--bind", f"{host}:{port}"] + (["--public-ip", settings["public_ip"]] if settings["public_ip"] else []) \
+        + (["--cert", settings["cert"], "--key", settings["key"]] if settings.get("cert") else [])
+    say("Next time you can start directly with: tagio_relay_server " + " ".join(map(shlex.quote, flags))
         + (" (and AUTH_SECRET in the environment)" if settings["auth"] else ""))
     return settings
 
@@ -215,8 +268,7 @@ def how_to_reach(settings, port) -> list:
     if host in ("0.0.0.0", "::", ""):
         host = local_address() or "THIS-MACHINE'S-IP"
     scheme = "tls://" if settings.get("cert") else ""
-    shown = f"[{host}]" if ":" in host else host
-    return [f"Clients enter this relay address: {scheme}{shown}:{port}",
+    return [f"Clients enter this relay address: {scheme}{public_address(host, host, port)}",
             f"Open port {port} for both TCP and UDP in the firewall (and forward both on the router "
             f"when clients come from the internet)."]
 
@@ -267,7 +319,7 @@ def main(argv=None, env=None, stdin=None) -> int:
         interactive = not argv and stdin is not None and stdin.isatty()
         if interactive:
             settings = interactive_setup(settings)
-        limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip else {}))
+        limits = Limits(**({"max_conns_per_ip": args.max_conns_per_ip} if args.max_conns_per_ip is not None else {}))
         server = RelayServer(settings["bind"], auth_secret=settings["auth"], public_ip=settings["public_ip"],
                              ssl_context=make_tls_context(settings["cert"], settings["key"]),
                              state_file=settings["state_file"], limits=limits,

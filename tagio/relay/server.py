@@ -22,6 +22,7 @@ in total are capped.
 import collections
 import errno
 import logging
+import re
 import selectors
 import socket
 import ssl
@@ -350,11 +351,25 @@ class RelayServer:
         return {"version": VERSION, "uptime_s": round(time.time() - self._started, 1),
                 "online_clients": len(self.logic.registry), "active_relays": self.forwarder.active,
                 "waiting_relays": self.logic.pairing.waiting, "connections": len(self.conns),
-                "public_address": f"{self.public_ip or host}:{port}", "state": self.state_at_start,
+                "public_address": public_address(self.public_ip, host, port), "state": self.state_at_start,
                 "tls": self.ssl_context is not None, "relayed_bytes_total": self.forwarder.bytes_total,
                 "fd_limit": self.conns.budget.limit or 0, "fds_in_use": self.conns.fds_in_use(),
                 **self.counters, "relay_pairs_failed_total": self.forwarder.pairs_failed
                 + self.counters["relay_pair_setup_failures_total"]}  # set up or ended by a failure
+
+
+_WITH_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]+):\d+")
+
+
+def public_address(public, host, port) -> str:
+    """What clients enter: the operator's public address ("name", "1.2.3.4", "[::1]", or any of them
+    with ":PORT" when a proxy or port forward makes the public port differ from the listen port, as
+    on Render: 443 outside, $PORT inside), else the listen address; the listen port unless the
+    public address names its own."""
+    shown = public or host
+    if _WITH_PORT.fullmatch(shown):
+        return shown
+    return f"[{shown}]:{port}" if ":" in shown and not shown.startswith("[") else f"{shown}:{port}"
 
 
 def load_bindings(bindings) -> str:
