@@ -65,7 +65,7 @@ class OneDerivationTest(unittest.TestCase):
                         direct_bind=LOOPBACK, view_only=True)
         client.start()
         self.addCleanup(client.close)
-        client.wait_online(10)
+        client.wait_online(30)     # registration can take seconds on a loaded machine
         return client
 
     def test_one_scrypt_for_a_connect_that_races_several_paths(self):

@@ -645,7 +645,10 @@ class PointerAndViewOnly(SessionWindowCase):
         window.send_ctrl_alt_del()
         # a real FrameAck still goes out (the picture is acknowledged): then nothing else came
         self.host.send(m.encode(frame_messages(scene(320, 200), frame_id=2)[0]))
-        self.assertEqual(self.messages(m.FrameAck, 1), [m.FrameAck(2)])
+        acks = self.messages(m.FrameAck, 1)
+        if acks == [m.FrameAck(1)]:         # the first picture's ack, late on a loaded machine
+            acks = self.messages(m.FrameAck, 1)
+        self.assertEqual(acks, [m.FrameAck(2)])
         sent = [msg for msg in self.drain_inbox() if not isinstance(msg, m.FrameAck)]
         self.assertEqual(sent, [])
 
