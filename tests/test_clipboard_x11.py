@@ -101,6 +101,35 @@ class FakeClipboardManager:
 
 @skip_unless_xvfb
 @needs_xclip
+class AtomsAbove255Test(unittest.TestCase):
+    """On a real desktop session hundreds of atoms exist before ours (a fresh Xvfb numbers
+    UTF8_STRING about 240): the TARGETS list must be read as 32-bit atoms, not as bytes. Read
+    as bytes, no target above 255 was ever "offered" and nothing copied on the host crossed."""
+
+    def test_a_copy_elsewhere_is_read_when_its_atoms_are_large(self):
+        from Xlib import display
+        from tagio.session.clipboard import open_clipboard
+        xvfb = Xvfb(width=320, height=200).start()
+        self.addCleanup(xvfb.stop)
+        conn = display.Display(xvfb.display)        # held open: the server keeps its atoms
+        self.addCleanup(conn.close)
+        for index in range(300):
+            conn.intern_atom(f"TAGIO_TEST_ATOM_{index}")
+        self.assertGreater(conn.intern_atom("UTF8_STRING"), 255)
+        self.assertGreater(conn.intern_atom("image/png"), 255)
+        conn.sync()
+        board = open_clipboard(xvfb.display)
+        self.addCleanup(board.close)
+        changes = Changes()
+        board.watch(changes)
+        subprocess.run(["xclip", "-selection", "clipboard", "-i"], input="atoms ✓".encode(),
+                       env=xvfb.env(), timeout=10, check=True)
+        self.assertTrue(changes.wait(lambda c: c.data == "atoms ✓".encode()), changes.items)
+        self.assertEqual(board.read(), (CLIP_TEXT, "atoms ✓".encode()))
+
+
+@skip_unless_xvfb
+@needs_xclip
 class X11ClipboardTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
