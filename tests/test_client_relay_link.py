@@ -183,6 +183,9 @@ class RefusedSecretTest(unittest.TestCase):
         self.assertEqual(link.status, "unreachable: The relay refused this desk: its relay secret is "
                                       "missing or wrong.")
         self.assertIn(relay_link.REFUSED, link.status)     # the command line's host ends on it
+        with self.assertRaises(RelayError) as raised:          # the refusal, not "unreachable"
+            link.wait_online(1)
+        self.assertEqual(raised.exception.code, "auth_failed")
         link.retry_now()
         wait_until(lambda: len(plan.made) == 2 and link.waiting_for_user, 5, "one more try")
         self.assertEqual(len(plan.made), 2)

@@ -135,3 +135,17 @@ class EndingsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class WrongGuessWordsTest(unittest.TestCase):
+    LAYER = "unit"
+
+    def test_tries_left_are_counted_in_plain_words(self):
+        from tagio.client import words
+        self.assertEqual(words.wrong_guess("123 456 789", 2),
+                         "Desk 123 456 789 tried a wrong password (2 more tries with this password).")
+        self.assertEqual(words.wrong_guess("123 456 789", 1),
+                         "Desk 123 456 789 tried a wrong password (1 more try with this password).")
+        self.assertIn("new one-time password", words.wrong_guess("123 456 789", 0))
+        from tagio.errors import WrongPasswordError
+        self.assertIn("three wrong tries", words.ERRORS[WrongPasswordError].advice)

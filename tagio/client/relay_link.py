@@ -135,13 +135,16 @@ class RelayLink:
         return self._state is LinkState.ONLINE
 
     def wait_online(self, timeout):
-        """The registered RelayClient; RelayError('unreachable') if the relay cannot be reached."""
+        """The registered RelayClient; the relay's refusal when it refused us in a way only the
+        person can mend (WAIT_FOR_USER: a wrong secret); RelayError('unreachable') otherwise."""
         with self._state_changed:
             self._state_changed.wait_for(lambda: self._state is not LinkState.CONNECTING
                                          or self._stop.is_set(), timeout)
-            relay, state, reason = self.relay, self._state, self._reason
+            relay, state, reason, refusal = self.relay, self._state, self._reason, self._refusal
         if state is LinkState.ONLINE and relay is not None:
             return relay
+        if refusal is not None:     # refused (a wrong relay secret...): that, not "unreachable"
+            raise refusal
         host, port = self.address
         why = reason or ("still connecting" if state is LinkState.CONNECTING else state.value)
         raise RelayError("unreachable", f"relay {host}:{port} is unreachable: {why}")

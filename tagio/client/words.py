@@ -89,7 +89,7 @@ INTERNAL = "Something went wrong inside TagIO (internal error: {detail})."
 ERRORS = {
     WrongPasswordError: Words("wrong_password", EXIT_AUTH, "Wrong password", "Wrong password.",
                               "Ask your partner for the password shown on their screen now "
-                              "(it changes after a failed attempt)."),
+                              "(it changes after three wrong tries)."),
     ConnectCancelled: Words("cancelled", EXIT_INTERRUPTED, "Cancelled", "The connection was cancelled."),
     PartnerRefused: None,                               # by code: REFUSALS
     KeyChangedError: Words("key_changed", EXIT_KEY_CHANGED, "The partner's key has changed",
@@ -239,14 +239,14 @@ PARTNER_GAVE_UP = "Desk {desk} gave up before you answered."
 # Reconnect (client/resume.py): a session whose path broke comes back by itself.
 RECONNECTING = "Connection lost - reconnecting..."
 RECONNECTED = "Reconnected."
-WRONG_GUESS = "Desk {desk} tried a wrong password ({left} more tries with this password)."
+WRONG_GUESS = "Desk {desk} tried a wrong password ({left} more {tries} with this password)."
 WRONG_GUESS_LAST = "Desk {desk} tried a wrong password; a new one-time password was made."
 
 
 def wrong_guess(desk: str, tries_left: int) -> str:
     """The host's notice after a wrong password: tries left, or that the password was replaced."""
     if tries_left:
-        return WRONG_GUESS.format(desk=desk, left=tries_left)
+        return WRONG_GUESS.format(desk=desk, left=tries_left, tries="try" if tries_left == 1 else "tries")
     return WRONG_GUESS_LAST.format(desk=desk)
 
 
