@@ -116,7 +116,7 @@ class FilesDirTest(unittest.TestCase):
             self.assertEqual(_files_dir(wanted), os.path.abspath(wanted))     # there already: fine
             plain = os.path.join(tmp, "a-file")
             Path(plain).write_text("x")
-            with self.assertRaises(ConfigError):
+            with self.assertRaisesRegex(ConfigError, "not a folder"):     # not "(File exists)"
                 _files_dir(plain)
         self.assertIsNone(_files_dir(None))
 

@@ -139,6 +139,8 @@ def _files_dir(path):
     files go there, and it is the only folder a partner may list or fetch from."""
     if path is None:
         return None
+    if os.path.exists(path) and not os.path.isdir(path):     # (makedirs would say "File exists")
+        raise ConfigError(f"--files-dir {path}: not a folder")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
