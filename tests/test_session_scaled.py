@@ -4,10 +4,8 @@ on the wire, the viewer scaling it up (tagio/session/framebuffer.py), the capabi
 WanLink whose picture converges pixel for pixel once the motion stops."""
 
 import io
-import socket
 import subprocess
 import sys
-import threading
 import unittest
 from unittest import mock
 
@@ -17,6 +15,7 @@ from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import session as m
 from tagio.protocol.version import CAP_SCALED_RECT, SESSION_CAPABILITIES
 from tagio.session import framebuffer, scaled
+from tests.wan_session import channels_over_link, converged, screen
 from tests.waiting import wait_until
 
 
@@ -295,28 +294,11 @@ class ScaledOverSlowLinkTest(unittest.TestCase):
         self.assertEqual(self.scene.stdout.readline().strip(), word)
 
     def session(self):
-        from tagio.crypto import handshake, kdf
-        from tagio.net.stream import SocketStream
         from tagio.session.host import HostSession
         from tagio.session.viewer import ViewerSession
-        from tests.wanlink import WanLink
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.addCleanup(listener.close)
-        link = WanLink(listener.getsockname(), rtt_ms=20, mbit=0.5).start()
-        self.addCleanup(link.close)
-        viewer_sock = socket.create_connection(("127.0.0.1", link.port))
-        host_sock, _ = listener.accept()
-        session_id, box = b"s" * 16, {}
-        thread = threading.Thread(target=lambda: box.update(host=handshake.host_handshake(
-            SocketStream(host_sock, "direct-tcp"), [kdf.password_secret("pw", "111111111")],
-            viewer_id="222222222", host_id="111111111", session_id=session_id)))
-        thread.start()
-        viewer_channel = handshake.viewer_handshake(SocketStream(viewer_sock, "direct-tcp"), "pw",
-                                                    viewer_id="222222222", host_id="111111111",
-                                                    session_id=session_id)
-        thread.join(15)
+        host_channel, viewer_channel = channels_over_link(self, rtt_ms=20, mbit=0.5)
         counting = CountingChannel(viewer_channel)
-        host = HostSession(box["host"], view_only=True, fps_cap=30, display=self.xvfb.display)
+        host = HostSession(host_channel, view_only=True, fps_cap=30, display=self.xvfb.display)
         viewer = ViewerSession(counting)
         host.start()
         viewer.start()
@@ -325,14 +307,10 @@ class ScaledOverSlowLinkTest(unittest.TestCase):
         return host, viewer, counting
 
     def screen(self):
-        import mss
-        with mss.MSS(display=self.xvfb.display) as sct:
-            shot = sct.grab(sct.monitors[1])
-            return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        return screen(self.xvfb.display)
 
     def converged(self, viewer):
-        fb = viewer.framebuffer
-        return fb is not None and fb.tobytes() == self.screen().tobytes()
+        return converged(viewer, self.xvfb.display)
 
     def test_moving_picture_goes_scaled_and_converges_once_still(self):
         host, viewer, counting = self.session()

@@ -5,6 +5,7 @@ import threading
 import time
 import unittest
 
+from tests.wan_session import channels_over_link, converged, screen
 from tests.waiting import wait_until
 from tests.wanlink import SEGMENT, LinkProfile, Schedule, WanLink
 
@@ -190,26 +191,10 @@ class SessionOverWanTest(unittest.TestCase):
         self.assertTrue(self.scene.stdout.readline().startswith("added"))
 
     def session(self):
-        from tagio.crypto import handshake, kdf
-        from tagio.net.stream import SocketStream
         from tagio.session.host import HostSession
         from tagio.session.viewer import ViewerSession
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.addCleanup(listener.close)
-        link = WanLink(listener.getsockname(), rtt_ms=60, mbit=20).start()
-        self.addCleanup(link.close)
-        viewer_sock = socket.create_connection(("127.0.0.1", link.port))
-        host_sock, _ = listener.accept()
-        session_id, box = b"s" * 16, {}
-        thread = threading.Thread(target=lambda: box.update(host=handshake.host_handshake(
-            SocketStream(host_sock, "direct-tcp"), [kdf.password_secret("pw", "111111111")],
-            viewer_id="222222222", host_id="111111111", session_id=session_id)))
-        thread.start()
-        viewer_channel = handshake.viewer_handshake(SocketStream(viewer_sock, "direct-tcp"), "pw",
-                                                    viewer_id="222222222", host_id="111111111",
-                                                    session_id=session_id)
-        thread.join(15)
-        host = HostSession(box["host"], view_only=True, fps_cap=30, display=self.xvfb.display)
+        host_channel, viewer_channel = channels_over_link(self, rtt_ms=60, mbit=20)
+        host = HostSession(host_channel, view_only=True, fps_cap=30, display=self.xvfb.display)
         viewer = ViewerSession(viewer_channel)
         host.start()
         viewer.start()
@@ -218,15 +203,10 @@ class SessionOverWanTest(unittest.TestCase):
         return host, viewer
 
     def screen(self):
-        import mss
-        from PIL import Image
-        with mss.MSS(display=self.xvfb.display) as sct:
-            shot = sct.grab(sct.monitors[1])
-            return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        return screen(self.xvfb.display)
 
     def converged(self, viewer):
-        fb = viewer.framebuffer
-        return fb is not None and fb.tobytes() == self.screen().tobytes()
+        return converged(viewer, self.xvfb.display)
 
     def test_scroll_over_a_wan_link_is_cheap_and_converges(self):
         from tagio.session import tiles
