@@ -506,6 +506,131 @@ class Resume(Base):
         self.assertEqual((self.shared / "big").read_bytes(), data)
 
 
+class Reconnect(Base):
+    """A session's path breaks mid-transfer (both engines closed), a new session carries on."""
+
+    def deliver(self, pair, side, count):
+        for _ in range(count):
+            side.engine.handle(side.inbox.pop(0))
+
+    def test_a_send_continues_after_the_reconnect(self):
+        data = os.urandom(10 * f.CHUNK + 99)
+        (self.local / "big").write_bytes(data)
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.send_paths([str(self.local / "big")])[0]
+        self.deliver(old, old.host, 1)                                  # the offer
+        self.deliver(old, old.viewer, 1)                                # the accept
+        for _ in range(5):
+            old.viewer.engine._send(old.viewer.engine.next_message())
+        self.deliver(old, old.host, 4)                                  # the 5th is lost on the path
+        old.viewer.engine.close()
+        old.host.engine.close()
+        cut = self.done(old.viewer)
+        self.assertEqual((cut["ok"], cut["cut"], cut["bytes"]), (False, True, 5 * f.CHUNK))
+        self.assertTrue(self.done(old.host)["cut"])
+
+        new = Pair(host_root=self.shared)
+        carried = new.viewer.engine.carry(old.viewer.engine)
+        self.assertEqual(list(carried), [tid])
+        self.assertGreater(carried[tid], tid)                           # ids go on after the old ones
+        self.assertEqual(new.host.engine.carry(old.host.engine), {})    # the partner's to carry
+        new.run()
+        result = self.done(new.viewer)
+        self.assertEqual((result["ok"], result["cut"]), (True, False))
+        self.assertEqual(result["bytes"], len(data) - 4 * f.CHUNK)      # only the rest, and the lost chunk
+        self.assertEqual((self.shared / "big").read_bytes(), data)
+        self.assertFalse((self.shared / ("big" + PART_SUFFIX)).exists())
+
+    def test_a_fetch_continues_after_the_reconnect(self):
+        data = os.urandom(10 * f.CHUNK + 7)
+        (self.shared / "big").write_bytes(data)
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.fetch(["big"], self.local)
+        self.deliver(old, old.host, 1)                                  # the fetch
+        self.deliver(old, old.viewer, 1)                                # the offer
+        self.deliver(old, old.host, 1)                                  # the accept
+        for _ in range(3):
+            old.host.engine._send(old.host.engine.next_message())
+        self.deliver(old, old.viewer, 3)
+        old.viewer.engine.close()
+        old.host.engine.close()
+        self.assertTrue(self.done(old.viewer)["cut"])
+        new = Pair(host_root=self.shared)
+        self.assertEqual(list(new.viewer.engine.carry(old.viewer.engine)), [tid])
+        new.run()
+        result = self.done(new.viewer)
+        self.assertTrue(result["ok"], result)
+        self.assertEqual(result["bytes"], len(data) - 3 * f.CHUNK)
+        self.assertEqual((self.local / "big").read_bytes(), data)
+
+    def test_a_fetch_never_answered_is_asked_again(self):
+        (self.shared / "small").write_bytes(b"small")
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.fetch(["small"], self.local)
+        old.viewer.engine.close()                                       # the Fetch was lost
+        self.assertEqual((self.done(old.viewer)["tid"], self.done(old.viewer)["cut"]), (tid, True))
+        new = Pair(host_root=self.shared)
+        self.assertEqual(list(new.viewer.engine.carry(old.viewer.engine)), [tid])
+        new.run()
+        self.assertTrue(self.done(new.viewer)["ok"])
+        self.assertEqual((self.local / "small").read_bytes(), b"small")
+
+    def test_finished_cancelled_and_paused(self):
+        for name in ("done", "cancelled", "paused"):
+            (self.local / name).write_bytes(os.urandom(2 * f.CHUNK))
+        old = Pair(host_root=self.shared)
+        old.viewer.engine.send_paths([str(self.local / "done")])
+        old.run()
+        cancelled = old.viewer.engine.send_paths([str(self.local / "cancelled")])[0]
+        old.viewer.engine.cancel(cancelled)
+        paused = old.viewer.engine.send_paths([str(self.local / "paused")])[0]
+        old.viewer.engine.pause(paused)
+        old.run()
+        old.viewer.engine.close()
+        new = Pair(host_root=self.shared)
+        carried = new.viewer.engine.carry(old.viewer.engine)
+        self.assertEqual(list(carried), [paused])                       # not the done, not the cancelled
+        new.run()
+        row = new.viewer.engine.snapshot()[0]
+        self.assertEqual((row["tid"], row["paused"], row["bytes"]), (carried[paused], True, 0))
+        new.viewer.engine.pause(carried[paused], False)
+        new.run()
+        self.assertTrue(self.done(new.viewer)["ok"])
+
+
+class PartClaims(unittest.TestCase):
+    def test_one_writer_per_part(self):
+        claims = disk.PartClaims()
+        first, second = object(), object()
+        self.assertTrue(claims.claim("/x/a.tagio-part", first))
+        self.assertTrue(claims.claim("/x/a.tagio-part", first))         # its own again
+        self.assertTrue(claims.claim("/x/b.tagio-part", second))        # another part
+        self.assertFalse(claims.claim("/x/a.tagio-part", second, timeout=0.01))
+        claims.release("/x/a.tagio-part", second)                        # not its: nothing happens
+        self.assertFalse(claims.claim("/x/a.tagio-part", second, timeout=0.01))
+        claims.release("/x/a.tagio-part", first)
+        self.assertTrue(claims.claim("/x/a.tagio-part", second, timeout=0.01))
+
+    def test_a_second_session_waits_for_the_first_to_close_the_part(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root, data = Path(tmp), os.urandom(4 * f.CHUNK)
+            offer = f.Offer(1, "", f.POLICY_ASK, [("big", f.KIND_FILE, len(data), 0)])
+            first, second = Incoming(1, disk.Folder(root)), Incoming(1, disk.Folder(root))
+            first.decide(offer)
+            self.assertEqual(first.chunk(f.Chunk(1, 0, 0, data[:f.CHUNK])), [])
+            second.decide(offer)
+            with mock.patch.object(disk, "CLAIM_WAIT", 0.01):
+                refused = second.chunk(f.Chunk(1, 0, 0, data[:f.CHUNK]))
+            self.assertIn("another transfer is still writing it", refused[0].text)
+            first.stop()                                                 # the first one closes it
+            third = Incoming(1, disk.Folder(root))
+            accept = third.decide(offer)
+            self.assertEqual(accept.decisions[0][:2], (f.ACT_RESUME, f.CHUNK))
+            self.assertEqual(third.chunk(f.Chunk(1, 0, f.CHUNK, data[f.CHUNK:])), [])
+            self.assertEqual(third.done(f.Done(1, 0, hashlib.sha256(data).digest())), [])
+            self.assertEqual((root / "big").read_bytes(), data)
+
+
 class Pause(Base):
     def test_a_paused_send_waits_and_goes_on(self):
         data = os.urandom(4 * f.CHUNK)

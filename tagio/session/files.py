@@ -14,6 +14,14 @@ RECEIVE_TABLE); a message that has no entry for the current state is the partner
 protocol (RemoteProtocolError ends the session). Late messages after a cancel or a failure are in
 the tables too, and ignored: they were on their way.
 
+Reconnect: when a session's path breaks, `close()` marks what was still moving as cut (the
+`transfer_done` event says `cut=True`; parts stay on disk). After the reconnect the front end hands
+the broken session's engine to the new one: `carry(old)` offers our sends again and asks for our
+fetches again, with new transfer ids after the old ones. The receiver finds its parts and answers
+RESUME with their block hashes, so the data continues from where it stopped (files_send), and
+files that had arrived are skipped as already there. Transfers the partner started are the
+partner's to carry; cancelled or failed ones are not carried.
+
 Permission: `root` is the one folder a partner may list, fetch from and write to (the host's files
 folder). Without it every request and offer is refused with a sentence. A viewer never takes files
 it did not ask for: an Offer is accepted only for a transfer it opened with fetch().
@@ -21,7 +29,7 @@ it did not ask for: an Offer is accepted only for a transfer it opened with fetc
 Events (`on_event(name, **fields)`, from the receive or pump thread): file_progress(tid, direction,
 bytes, total, files, files_total), file_refused(tid, direction, path, reason), file_error(tid,
 direction, path, message), transfer_done(tid, direction, ok, verified, failed, refused, skipped,
-bytes, message), listing(req, path, entries, error, truncated), changed(req, error) (the answer to
+bytes, message, cut) (cut: the session ended under it), listing(req, path, entries, error, truncated), changed(req, error) (the answer to
 our make_dir / rename / delete; the host side does them with tagio.session.files_actions).
 """
 
@@ -118,7 +126,7 @@ class FileEngine:
         self._work = threading.Condition(self._lock)
         self._window = threading.Semaphore(WINDOW)
         self._out, self._in = {}, {}        # tid -> Outgoing / Incoming (running and recent)
-        self._asked = {}                    # tid -> (Folder, policy) of our Fetch requests
+        self._asked = {}                    # tid -> (Folder, policy, paths) of our Fetch requests
         self._progress_at = {}
         self.results = {}                   # tid -> transfer_done fields, once finished
         self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
@@ -142,11 +150,11 @@ class FileEngine:
                           reason="not a regular file or folder (a link?): not sent")
         return [self._offer(batch, dest, policy) for batch in split_offers(entries)]
 
-    def _offer(self, entries, dest, policy):
+    def _offer(self, entries, dest, policy, paused=False):
         with self._lock:
             tid = self._new_tid()
             out = self._out[tid] = Outgoing(tid, entries, dest, policy)
-            out.state = Sending.OFFERED
+            out.state, out.mine, out.paused = Sending.OFFERED, True, paused
         self._send(out.offer())
         return tid
 
@@ -156,7 +164,7 @@ class FileEngine:
         folder = disk.Folder(local_dir)
         with self._lock:
             tid = self._new_tid()
-            self._asked[tid] = (folder, policy)
+            self._asked[tid] = (folder, policy, list(paths))
         self._send(f.Fetch(tid, policy, list(paths)))
         return tid
 
@@ -200,14 +208,35 @@ class FileEngine:
                 self._work.notify_all()
 
     def close(self):
-        """The session ends: stop the pump's files, close parts (kept for a resume)."""
+        """The session ends: stop the pump's files, close parts (kept for a resume). What was
+        still moving is cut: `carry` on the next session's engine takes ours up again."""
         with self._lock:
+            for tid in list(self._asked):       # fetches the partner never answered
+                self._asked_stub(tid)
             running = [t for t in list(self._out.values()) + list(self._in.values())
                        if t.state not in _FINAL]
             for transfer in running:
                 self._cancelled(transfer)
+                transfer.cut = True
         for transfer in running:
             self._finish_failed(transfer, "the session ended")
+
+    def carry(self, old) -> dict:
+        """After a reconnect: offer again what `old` (the broken session's engine, closed) was
+        sending for us and ask again for what it was fetching for us, each continuing from the
+        part the receiver holds. Returns {old tid: new tid}. Raises FileRefused when a folder
+        to fetch into is gone."""
+        old.close()                 # (closed already when its session ended: then a no-op)
+        with old._lock:
+            sends = [t for t in old._out.values() if t.cut and t.mine]
+            fetches = [t for t in old._in.values() if t.cut and t.asked is not None]
+        with self._lock:
+            self._next_tid = max(self._next_tid, old._next_tid)
+        carried = {t.tid: self._offer(t.entries, t.dest, t.policy, t.paused) for t in sends}
+        for t in fetches:
+            paths, policy = t.asked
+            carried[t.tid] = self.fetch(paths, t.folder.root, policy)
+        return carried
 
     def snapshot(self) -> list:
         """What a display shows of each transfer: [{tid, direction, name, bytes, total, state,
@@ -361,8 +390,9 @@ class FileEngine:
 
     def _incoming(self, offer, asked):
         if asked is not None:
-            folder, policy = asked
+            folder, policy, paths = asked
             incoming = Incoming(offer.tid, folder, (), policy)
+            incoming.asked = (paths, policy)
             incoming.state = Receiving.ASKED
             fire(incoming, "offer")
             return incoming
@@ -482,7 +512,9 @@ class FileEngine:
         asked = self._asked.pop(tid, None)
         if asked is None:
             return None
-        stub = self._in[tid] = Incoming(tid, asked[0], (), asked[1])
+        folder, policy, paths = asked
+        stub = self._in[tid] = Incoming(tid, folder, (), policy)
+        stub.asked = (paths, policy)
         stub.state = Receiving.ASKED
         return stub
 
@@ -501,14 +533,16 @@ class FileEngine:
 
     def _finish(self, transfer, direction, ok, verified, failed, refused, skipped, nbytes, message):
         fields = self._summary_fields(transfer.tid, direction, ok, verified, failed, refused, skipped,
-                                      nbytes, message)
+                                      nbytes, message, transfer.cut)
         self.results[transfer.tid] = fields
         self.on_event("transfer_done", **fields)
 
     @staticmethod
-    def _summary_fields(tid, direction, ok, verified, failed, refused, skipped, nbytes, message):
+    def _summary_fields(tid, direction, ok, verified, failed, refused, skipped, nbytes, message,
+                        cut=False):
         return {"tid": tid, "direction": direction, "ok": ok, "verified": verified, "failed": failed,
-                "refused": refused, "skipped": skipped, "bytes": nbytes, "message": message}
+                "refused": refused, "skipped": skipped, "bytes": nbytes, "message": message,
+                "cut": cut}
 
     def _report_failures(self, incoming, replies):
         for reply in replies:

@@ -71,6 +71,8 @@ class Incoming:
         self._made = {}             # folder names -> Path, made (or found) during this offer
         self.stopped = False
         self.paused = False         # (only what we send pauses; shown in snapshots)
+        self.asked = None           # (paths, policy) of our Fetch that it answers, else None
+        self.cut = False            # the session ended under it: a reconnect carries it on
         self.state = None           # a files.Receiving, moved by the engine's table
 
     # ------------------------------------------------------------------ the offer
@@ -201,6 +203,8 @@ class Incoming:
             raise RemoteProtocolError(f"{plan.path}: data starts at {offset}, past the {plan.have} "
                                       f"bytes held here")
         self._current = plan
+        if not disk.PARTS.claim(plan.part, self):
+            return self._fail(plan, f"{plan.path}: another transfer is still writing it here")
         try:
             if plan.have:
                 plan.fh = open(plan.part, "r+b")
@@ -245,6 +249,7 @@ class Incoming:
         except OSError:
             pass        # the file is whole and verified; a date the disk refuses is not worth failing it
         plan.done, self._current = True, None
+        disk.PARTS.release(plan.part, self)
         self.verified += 1
         return []
 
@@ -271,6 +276,7 @@ class Incoming:
                 plan.part.unlink()
             except OSError:
                 pass
+        disk.PARTS.release(plan.part, self)
 
     def file_error(self, index, text):
         """The sender could not send entry `index` (it could not read it)."""

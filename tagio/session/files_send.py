@@ -47,6 +47,8 @@ class Outgoing:
         self.files_sent = 0
         self.stopped = False        # cancelled or failed: the generator ends at the next chunk
         self.paused = False         # the pump skips it until resumed
+        self.mine = False           # we offered it (send_paths), not the partner's Fetch
+        self.cut = False            # the session ended under it: a reconnect carries it on
         self.state = None           # a files.Sending, moved by the engine's table
         self.iterator = None        # messages() once accepted, run by the pump
 
@@ -108,9 +110,9 @@ class Outgoing:
                     yield self._error(index, f"{rel}: it became shorter while being sent")
                     return
                 sha.update(data)
+                self.bytes_sent += len(data)    # counted when handed over (a cut session reports it)
                 yield f.Chunk(self.tid, index, pos, data)
                 pos += len(data)
-                self.bytes_sent += len(data)
             if fh.read(1):
                 yield self._error(index, f"{rel}: it grew while being sent")
                 return
