@@ -222,20 +222,25 @@ class FileEngine:
             self._finish_failed(transfer, "the session ended")
 
     def carry(self, old) -> dict:
-        """After a reconnect: offer again what `old` (the broken session's engine, closed) was
-        sending for us and ask again for what it was fetching for us, each continuing from the
-        part the receiver holds. Returns {old tid: new tid}. Raises FileRefused when a folder
-        to fetch into is gone."""
+        """After a reconnect: offer again what `old` (the broken session's engine) was sending for
+        us and ask again for what it was fetching for us, each continuing from the part the
+        receiver holds. Returns {old tid: new tid}. One that cannot be asked again (its folder is
+        gone) ends with transfer_done (ok False) under its old id."""
         old.close()                 # (closed already when its session ended: then a no-op)
         with old._lock:
-            sends = [t for t in old._out.values() if t.cut and t.mine]
-            fetches = [t for t in old._in.values() if t.cut and t.asked is not None]
+            cut = [t for t in list(old._out.values()) + list(old._in.values()) if t.cut]
         with self._lock:
             self._next_tid = max(self._next_tid, old._next_tid)
-        carried = {t.tid: self._offer(t.entries, t.dest, t.policy, t.paused) for t in sends}
-        for t in fetches:
-            paths, policy = t.asked
-            carried[t.tid] = self.fetch(paths, t.folder.root, policy)
+        carried = {}
+        for t in cut:
+            try:
+                if isinstance(t, Outgoing) and t.mine:
+                    carried[t.tid] = self._offer(t.entries, t.dest, t.policy, t.paused)
+                elif isinstance(t, Incoming) and t.asked is not None:
+                    carried[t.tid] = self.fetch(t.asked[0], t.folder.root, t.asked[1])
+            except FileRefused as exc:
+                direction = "send" if isinstance(t, Outgoing) else "receive"
+                self._finish(t, direction, False, 0, 0, 0, 0, 0, str(exc), cut=False)
         return carried
 
     def snapshot(self) -> list:
@@ -531,9 +536,10 @@ class FileEngine:
         self._finish(transfer, direction, False, 0, 0, len(transfer.refused), transfer.skipped,
                      transfer.bytes_sent if direction == "send" else transfer.bytes, text)
 
-    def _finish(self, transfer, direction, ok, verified, failed, refused, skipped, nbytes, message):
+    def _finish(self, transfer, direction, ok, verified, failed, refused, skipped, nbytes, message,
+                cut=None):
         fields = self._summary_fields(transfer.tid, direction, ok, verified, failed, refused, skipped,
-                                      nbytes, message, transfer.cut)
+                                      nbytes, message, transfer.cut if cut is None else cut)
         self.results[transfer.tid] = fields
         self.on_event("transfer_done", **fields)
 
