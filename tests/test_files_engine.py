@@ -575,6 +575,20 @@ class Reconnect(Base):
         self.assertTrue(self.done(new.viewer)["ok"])
         self.assertEqual((self.local / "small").read_bytes(), b"small")
 
+    def test_a_fetch_into_a_folder_now_gone_ends_with_a_reason(self):
+        (self.shared / "small").write_bytes(b"small")
+        into = self.local / "gone"
+        into.mkdir()
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.fetch(["small"], into)
+        old.viewer.engine.close()
+        into.rmdir()
+        new = Pair(host_root=self.shared)
+        self.assertEqual(new.viewer.engine.carry(old.viewer.engine), {})
+        result = self.done(new.viewer)
+        self.assertEqual((result["tid"], result["ok"], result["cut"]), (tid, False, False))
+        self.assertIn("does not exist", result["message"])
+
     def test_finished_cancelled_and_paused(self):
         for name in ("done", "cancelled", "paused"):
             (self.local / name).write_bytes(os.urandom(2 * f.CHUNK))
