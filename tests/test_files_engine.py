@@ -209,6 +209,10 @@ class Permission(Base):
             self.assertFalse(result["ok"])
             self.assertIn("does not accept files", result["message"])
         self.assertIn("does not accept files", pair.viewer.named("listing")[0]["error"])
+        said = pair.host.named("file_refused")               # the host's side says it too
+        self.assertEqual([(r["direction"], r["path"]) for r in said], [("receive", "a"), ("send", "a")])
+        self.assertTrue(all("does not allow files" in r["reason"] for r in said))
+        self.assertIn("does not allow files", pair.host.named("transfer_done")[0]["message"])
 
     def test_viewer_takes_no_offer_it_did_not_ask_for(self):
         (self.shared / "a").write_text("a")

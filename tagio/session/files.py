@@ -54,6 +54,7 @@ KEEP_CHANGES = 16           # answers to make_dir / rename / delete kept likewis
 PROGRESS_EVERY = 0.25       # seconds between progress events of one transfer
 POLL = 0.1
 NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
+NOT_ALLOWED_HERE = "refused: this desk does not allow files (no files folder is shared)"
 
 
 class Sending(enum.Enum):
@@ -323,7 +324,7 @@ class FileEngine:
             return [f.Listing(msg.req, msg.path, NO_PERMISSION)]
         try:
             place = self.root.place(check_path(msg.path, allow_empty=True))
-            entries, truncated = _listing(place)
+            entries, truncated = disk.listing(place)
         except FileRefused as exc:
             return [f.Listing(msg.req, msg.path, str(exc)[:f.MAX_TEXT])]
         except OSError as exc:
@@ -349,9 +350,15 @@ class FileEngine:
                 del self.changes[old]
         self.on_event("changed", req=msg.req, error=msg.error)
 
+    def _not_allowed(self, tid, direction, paths):
+        """No files folder: the partner is told why, and so is our side (file_refused)."""
+        shown = (paths[0] + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")) if paths else "files"
+        self.on_event("file_refused", tid=tid, direction=direction, path=shown, reason=NOT_ALLOWED_HERE)
+        return [f.Error(tid, f.ALL, NO_PERMISSION)]
+
     def _on_fetch(self, msg):
         if self.root is None:
-            return [f.Error(msg.tid, f.ALL, NO_PERMISSION)]
+            return self._not_allowed(msg.tid, "send", msg.paths)
         try:
             entries, skipped = [], []
             for path in msg.paths:
@@ -379,6 +386,10 @@ class FileEngine:
             asked = self._asked.pop(msg.tid, None)
             if msg.tid in self._in or msg.tid in self._out:
                 raise RemoteProtocolError(f"transfer id {msg.tid} is already in use")
+        if asked is None and self.root is None:
+            self.on_event("transfer_done", **self._summary_fields(msg.tid, "receive", False, 0, 0, 0, 0, 0,
+                                                                   NOT_ALLOWED_HERE))
+            return self._not_allowed(msg.tid, "receive", [e[0] for e in msg.entries])
         try:
             incoming = self._incoming(msg, asked)
         except FileRefused as exc:
@@ -401,8 +412,6 @@ class FileEngine:
             incoming.state = Receiving.ASKED
             fire(incoming, "offer")
             return incoming
-        if self.root is None:
-            raise FileRefused(NO_PERMISSION)
         if sum(t.state not in _FINAL for t in self._in.values()) >= MAX_TRANSFERS:
             raise FileRefused(f"more than {MAX_TRANSFERS} transfers at once")
         incoming = Incoming(offer.tid, self.root, check_path(offer.dest, allow_empty=True), offer.policy)
@@ -580,18 +589,3 @@ def _first_problem(transfer) -> str:
         return ""
     text = problems[0][1]
     return text if len(problems) == 1 else f"{text} (and {len(problems) - 1} more)"
-
-
-def _listing(place):
-    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder; links are not listed."""
-    entries = []
-    with os.scandir(place) as items:
-        for item in items:
-            if len(entries) >= f.MAX_LISTING:
-                return entries, True
-            if item.is_symlink():
-                continue
-            st = item.stat(follow_symlinks=False)
-            kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
-            entries.append((item.name, kind, 0 if kind == f.KIND_DIR else st.st_size, st.st_mtime_ns))
-    return sorted(entries), False

@@ -240,3 +240,18 @@ def resume_start(fileobj, offset: int, block: int, hashes: bytes) -> int:
             break
         start = min(offset, (i + 1) * block)
     return start
+
+
+def listing(place):
+    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder; links are not listed."""
+    entries = []
+    with os.scandir(place) as items:
+        for item in items:
+            if len(entries) >= f.MAX_LISTING:
+                return entries, True
+            if item.is_symlink():
+                continue
+            st = item.stat(follow_symlinks=False)
+            kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
+            entries.append((item.name, kind, 0 if kind == f.KIND_DIR else st.st_size, st.st_mtime_ns))
+    return sorted(entries), False
