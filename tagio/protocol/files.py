@@ -139,6 +139,23 @@ def _list(item_fields, limit):
 _U32 = struct.Struct("!I")
 
 
+def _data():
+    """File data: u32 length + bytes, at most MAX_CHUNK. Neither side copies it here: encode hands
+    the length and the data to encode()'s one join as two pieces, decode returns a memoryview of
+    the message (hashlib and file writes take it as it is)."""
+    st = struct.Struct("!I")
+
+    def enc(value, name):
+        _local(len(value) <= MAX_CHUNK, f"{name} over {MAX_CHUNK} bytes")
+        return (st.pack(len(value)), value)
+
+    def dec(r, name):
+        n = r.unpack(st, name)[0]
+        _need(n <= MAX_CHUNK, f"{r.what}: {name} of {n} bytes (max {MAX_CHUNK})")
+        return r.take(n, name)
+    return enc, dec
+
+
 def _digest():
     """Exactly 32 bytes (a SHA-256)."""
     def enc(value, name):
@@ -150,7 +167,7 @@ KINDS = {
     "u8": _int("B"), "u32": _int("I"), "u64": _int("Q"), "i64": _int("q"),
     "path": _blob("H", MAX_PATH, text=True),
     "text": _blob("H", MAX_TEXT, text=True),
-    "data": _blob("I", MAX_CHUNK),
+    "data": _data(),
     "b32": _digest(),
     "hashes": _blob("H", 32 * MAX_BLOCKS),
 }
@@ -329,7 +346,8 @@ def encode(msg) -> bytes:
     _local(code is not None, f"not a file message: {type(msg).__name__}")
     parts = [bytes([code])]
     for name, kind in msg.FIELDS:
-        parts.append(KINDS[kind][0](getattr(msg, name), f"{type(msg).__name__}.{name}"))
+        piece = KINDS[kind][0](getattr(msg, name), f"{type(msg).__name__}.{name}")
+        parts += piece if isinstance(piece, tuple) else (piece,)
     return b"".join(parts)
 
 
