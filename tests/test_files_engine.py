@@ -310,9 +310,10 @@ class LyingSender(Base):
         return self.pair.viewer.inbox.pop()
 
     def feed(self, *msgs):
+        """The host's answers, without the Got acknowledgements (the window's: test_files_flow)."""
         for msg in msgs:
             self.pair.host.engine.handle(msg)
-        return self.pair.viewer.inbox
+        return [msg for msg in self.pair.viewer.inbox if not isinstance(msg, f.Got)]
 
     def assertNothingFinal(self):
         self.assertFalse((self.shared / "f.bin").exists())

@@ -32,6 +32,7 @@ SAMPLES = {
     "delete": f.Delete(5, "old"),
     "changed": f.Changed(5, ""),
     "changed_error": f.Changed(6, "old does not exist"),
+    "got": f.Got(3 << 32 | 5),
 }
 
 

@@ -19,7 +19,9 @@ changes), a `reconnecting` line says so and the session comes back with its resu
 (FileEngine.carry: the receiver's parts are checked block by block, the data continues where it
 stopped), the progress line goes on from there, and `reconnected` says when. The `transferred`
 line counts the bytes of every session (`bytes`), per session (`parts`: what moved before the first
-reconnect, after it, ...) and the `reconnects`.
+reconnect, after it, ...) and the `reconnects`; `frames` and `fps` say how the partner's screen kept
+coming in the same session(s) while the files moved, `session_bytes` all they received (the
+screen's share of a `get` is session_bytes - bytes).
 """
 
 import argparse
@@ -70,6 +72,8 @@ class TransferWatch:
         self.out = out
         self.done = {}              # tid -> transfer_done fields
         self.parts = []             # bytes each session moved (cut transfers included)
+        self.frames = 0             # frames of the partner's screen received by the sessions before
+        self.received = 0           # session bytes received by them (screen, files, everything)
         self.ended = threading.Event()
         self.reason = None
         self.changed = threading.Condition()
@@ -96,6 +100,11 @@ class TransferWatch:
         handler = self._HANDLERS.get(name)
         if handler is not None and session == self._session:
             handler(self, fields)
+
+    def count(self, session):
+        """A session ended: add what it received."""
+        self.frames += session.stats.get("frames", 0)
+        self.received += session.stats.get("bytes", 0)
 
     def carried(self, mapping, tids) -> list:
         """The new session took up `mapping` {old tid: new tid}: the tids to wait for now."""
@@ -221,6 +230,7 @@ def _transfer(out, stop, conn, begin, client=None) -> int:
             if finished or stop.is_set():
                 break
             cause = _stop_session(session)
+            watch.count(session)
             again = _reconnect(client, conn, out, stop, cause) if lost_path(cause) else None
             if again is None:
                 break
@@ -230,6 +240,7 @@ def _transfer(out, stop, conn, begin, client=None) -> int:
             tids = watch.carried(session.files.carry(old.files), tids)
     finally:
         failure = _as_session_loss(_stop_session(session) or cause)
+    watch.count(session)
     watch._newline()
     return _report(out, watch, tids, finished, failure, time.monotonic() - started, stop.is_set())
 
@@ -241,6 +252,9 @@ def _report(out, watch, tids, finished, failure, seconds, interrupted=False) -> 
     fields["bytes"] = sum(watch.parts)     # every session's, a cut transfer's first part included
     fields["parts"], fields["reconnects"] = list(watch.parts), len(watch.parts) - 1
     fields["seconds"] = round(seconds, 3)
+    # the partner's screen kept coming while the files moved (same session, same path)
+    fields["frames"], fields["fps"] = watch.frames, round(watch.frames / max(seconds, 1e-3), 2)
+    fields["session_bytes"] = watch.received
     fields["ok"] = finished and all(r["ok"] for r in results)
     out.event("transferred", f"{fields['verified']} files verified, {fields['skipped']} skipped, "
               f"{fields['refused'] + fields['failed']} not transferred; {fields['bytes']} bytes in "

@@ -14,6 +14,7 @@ A transfer (id `tid`, unique in the session: the viewer's are even, the host's o
     sender   Chunk(tid, index, offset, data)...  file data in order, about CHUNK bytes each
              Done(tid, index, sha256)            the whole file's SHA-256; the receiver compares it
              End(tid)                            every entry was sent
+    receiver Got(received)                       now and then: data bytes received (the sender's window)
     receiver Summary(tid, verified, failed, bytes)
     either   Error(tid, index, text)             one file failed (index ALL: the whole transfer)
              Cancel(tid, text)                   stop the transfer (parts are kept for a resume)
@@ -334,8 +335,17 @@ class Changed(_Message):
     FIELDS = (("req", "u32"), ("error", "text"))
 
 
+@dataclass
+class Got(_Message):
+    """Receiver -> sender: bytes of file data received in this session so far, every transfer
+    counted (sent at least every files_flow.ACK_BYTES), so the sender keeps only a window in flight."""
+    received: int
+    FIELDS = (("received", "u64"),)
+
+
 MESSAGE_TYPES = {1: ListDir, 2: Listing, 3: Fetch, 4: Offer, 5: Accept, 6: Chunk, 7: Done, 8: End,
-                 9: Summary, 10: Error, 11: Cancel, 12: MkDir, 13: Rename, 14: Delete, 15: Changed}
+                 9: Summary, 10: Error, 11: Cancel, 12: MkDir, 13: Rename, 14: Delete, 15: Changed,
+                 16: Got}
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
 CHUNK_CODE = _TYPE_CODES[Chunk]
 

@@ -5,7 +5,10 @@ posts one file message to the partner (the session wraps it in a session `Files`
 thread that runs `pump(stopping)`. The session's receive thread hands every incoming file message
 to `handle(msg)`; its sender calls `sent(data)` for every record it wrote, which frees the window
 of chunks in flight (WINDOW: the screen and input never wait behind more than that much file data
-the session has queued, and a pump never runs ahead of the path).
+the session has queued, and a pump never runs ahead of the path). Beyond the session, the data on
+its way through the path is bounded too: the receiver acknowledges what it got (Got) and the pump
+keeps only a window in flight that adds little queue in front of the screen and input
+(files_flow: LEDBAT-like, yielding to them).
 
 Transfers are Outgoing (files_send: we are the sender) or Incoming (files_receive: we receive),
 keyed by a transfer id unique in the session (the viewer allocates even ids, the host odd ones).
@@ -42,6 +45,7 @@ from tagio.errors import RemoteProtocolError
 from tagio.protocol import files as f
 from tagio.protocol import session as sm
 from tagio.session import files_actions, files_disk as disk
+from tagio.session.files_flow import FileWindow
 from tagio.session.files_names import FileRefused, check_path
 from tagio.session.files_receive import Incoming
 from tagio.session.files_send import Outgoing, split_offers
@@ -116,8 +120,12 @@ def is_chunk(data) -> bool:
 
 
 class FileEngine:
-    def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic):
+    def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic,
+                 screen_rate=None):
         self._send = send
+        # screen_rate() -> bytes/s the frames get through while flow control holds them back, else
+        # None (the host's session gives it): files then take no more than the screen gets
+        self.screen_rate = screen_rate or (lambda: None)
         self.root = disk.Folder(root) if root is not None else None
         self.on_event = on_event or (lambda name, **fields: None)
         self.clock = clock
@@ -132,6 +140,8 @@ class FileEngine:
         self.results = {}                   # tid -> transfer_done fields, once finished
         self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
         self.changes = {}                   # req -> error ("" done) of make_dir / rename / delete
+        self.flow = FileWindow(clock)       # what we send: the window in flight (pump, Got)
+        self._received = 0                  # what we receive: bytes of data (our Got says it)
 
     # ------------------------------------------------------------------ commands (any thread)
 
@@ -156,6 +166,7 @@ class FileEngine:
             tid = self._new_tid()
             out = self._out[tid] = Outgoing(tid, entries, dest, policy)
             out.state, out.mine, out.paused = Sending.OFFERED, True, paused
+            out.chunk_size = self.flow.chunk_size
         self._send(out.offer())
         return tid
 
@@ -272,12 +283,26 @@ class FileEngine:
     def pump(self, stopping):
         """Send the data of accepted transfers until `stopping` is set (the session's files thread)."""
         while not stopping.is_set():
+            if not self._wait_for_window(stopping):
+                continue
             msg = self.next_message(POLL)
             if msg is None:
                 continue
             if isinstance(msg, f.Chunk) and not self._take_window(stopping):
                 return
             self._send(msg)
+
+    def _wait_for_window(self, stopping) -> bool:
+        """Until the path has room for more file data (a Got frees it) and the screen's share
+        allows it, at most POLL seconds."""
+        with self._work:
+            if not self._work.wait_for(self.flow.may_send, POLL):
+                return False
+            pause = self.flow.wait_time(self.screen_rate())
+        if pause > 0:
+            stopping.wait(min(pause, POLL))     # pacing: only a stop cuts it short
+            return False
+        return True
 
     def next_message(self, timeout=0.0):
         """The next message of the first accepted transfer, or None (after waiting up to
@@ -295,7 +320,10 @@ class FileEngine:
         elif isinstance(msg, f.End):
             with self._lock:
                 fire(out, "end_sent")
-        else:
+        elif isinstance(msg, f.Chunk):
+            rate = self.screen_rate()
+            with self._lock:
+                self.flow.posted(len(msg.data), rate)
             self._progress(out, "send")
         return msg
 
@@ -377,7 +405,7 @@ class FileEngine:
             if sum(t.state not in _FINAL for t in self._out.values()) >= MAX_TRANSFERS:
                 return [f.Error(msg.tid, f.ALL, f"more than {MAX_TRANSFERS} transfers at once")]
             out = self._out[msg.tid] = Outgoing(msg.tid, entries, "", msg.policy)
-            out.state = Sending.OFFERED
+            out.state, out.chunk_size = Sending.OFFERED, self.flow.chunk_size
             self._forget_old(self._out)
         return [out.offer()]
 
@@ -432,12 +460,23 @@ class FileEngine:
     def _on_chunk(self, msg):
         incoming = self._transfer(self._in, msg.tid)
         fire(incoming, "chunk")
+        got = self._count_received(len(msg.data))
         if incoming.state is not Receiving.RECEIVING:
-            return []
+            return got
         replies = incoming.chunk(msg)
         self._report_failures(incoming, replies)
         self._progress(incoming, "receive")
-        return replies
+        return replies + got
+
+    def _count_received(self, nbytes):
+        """Every chunk counts for the sender's window, whatever becomes of it: [Got]."""
+        self._received += nbytes
+        return [f.Got(self._received)]
+
+    def _on_got(self, msg):
+        with self._work:
+            self.flow.got(msg.received)
+            self._work.notify_all()
 
     def _on_done(self, msg):
         incoming = self._transfer(self._in, msg.tid)
@@ -511,7 +550,8 @@ class FileEngine:
     _HANDLERS = {f.ListDir: _on_list, f.Listing: _on_listing, f.Fetch: _on_fetch, f.Offer: _on_offer,
                  f.Accept: _on_accept, f.Chunk: _on_chunk, f.Done: _on_done, f.End: _on_end,
                  f.Summary: _on_summary, f.Error: _on_error, f.Cancel: _on_cancel,
-                 f.MkDir: _on_change, f.Rename: _on_change, f.Delete: _on_change, f.Changed: _on_changed}
+                 f.MkDir: _on_change, f.Rename: _on_change, f.Delete: _on_change, f.Changed: _on_changed,
+                 f.Got: _on_got}
 
     # ------------------------------------------------------------------ helpers
 

@@ -5,7 +5,7 @@ MAX_ENTRIES and about OFFER_BYTES of them: `split_offers` cuts a bigger tree int
 After the receiver's Accept, `messages()` is a generator run by the engine's pump thread: for each
 file to send it opens the file, finds where to start (for a resume: the first block whose hash
 differs from the receiver's part), hashes what comes before, then yields Chunk after Chunk read
-straight from the file (about CHUNK bytes each: nothing else of the file is held in memory), and
+straight from the file (`chunk_size()` bytes each, at most CHUNK: the engine's window picks it: nothing else of the file is held in memory), and
 Done with the SHA-256 of the whole file; End after the last. It stops between chunks when the
 transfer is cancelled or the receiver reported that file failed. A file that changed size since it
 was offered fails with an Error (the receiver then drops it): the size announced is never a lie
@@ -51,6 +51,7 @@ class Outgoing:
         self.cut = False            # the session ended under it: a reconnect carries it on
         self.state = None           # a files.Sending, moved by the engine's table
         self.iterator = None        # messages() once accepted, run by the pump
+        self.chunk_size = lambda: f.CHUNK   # bytes of the next Chunk (the engine's window decides)
 
     def offer(self) -> f.Offer:
         return f.Offer(self.tid, self.dest, self.policy,
@@ -105,7 +106,7 @@ class Outgoing:
             while pos < size:
                 if self.stopped or index in self.errors:
                     return
-                data = fh.read(min(f.CHUNK, size - pos))
+                data = fh.read(min(self.chunk_size(), size - pos))
                 if not data:
                     yield self._error(index, f"{rel}: it became shorter while being sent")
                     return

@@ -180,7 +180,7 @@ class HostSession:
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
         self.files = FileEngine(lambda msg: self._queue(m.Files(msg)), root=files_dir, first_tid=1,
-                                on_event=self.on_event)
+                                on_event=self.on_event, screen_rate=self._screen_held_rate)
         self.chat = ChatLog()
         self._heartbeat = Heartbeat()
 
@@ -449,6 +449,13 @@ class HostSession:
         1080p photo sent as PNG is megabytes (seconds on a 5 Mbit/s link, in front of every change)."""
         with self._credit:
             return time.monotonic() - self._flow.held_at < POLICY_HOLD
+
+    def _screen_held_rate(self):
+        """While flow control holds frames back: the rate they get through (files then take no
+        more than that, FileEngine's screen_rate); else None."""
+        with self._credit:
+            held = time.monotonic() - self._flow.held_at < POLICY_HOLD
+            return self._flow.estimator.rate if held else None
 
     def _grab_changes(self, sct, mon, damage, now):
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
