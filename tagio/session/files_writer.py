@@ -7,7 +7,7 @@ the file's SHA-256 while the receive thread decrypts the next record. hashlib an
 release the GIL, so the two run on two cores (on loopback the receive thread alone was the
 bottleneck: decrypt, hash and write one after the other).
 
-The hand-over queue is bounded (QUEUE chunks, about 1 MiB): a disk slower than the path slows the
+The hand-over queue is bounded (QUEUE chunks, at most 2 MiB): a disk slower than the path slows the
 path, nothing piles up in memory. A write error is kept and handed back by the next `put()` or by
 `finish()`; the chunks behind it are dropped (the file fails, its part stays as far as it was
 written). `finish()` waits until everything is written and joins the thread; `abort()` drops what
@@ -21,7 +21,7 @@ file would cost more than the file when 10,000 small files arrive.
 import queue
 import threading
 
-QUEUE = 8                   # chunks waiting for the disk (8 x 128 KiB)
+QUEUE = 4                   # chunks waiting for the disk (at most 4 x 512 KiB)
 ASYNC_MIN = 1 << 20         # bytes still to come in a file for it to get its own writer
 POLL = 0.1                  # seconds between checks of `closed` while the queue is full
 
