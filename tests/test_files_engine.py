@@ -15,7 +15,7 @@ from tagio.protocol import files as f
 from tagio.protocol import session as sm
 from tagio.session import files as engine_mod
 from tagio.session import files_disk as disk
-from tagio.session import files_receive
+from tagio.session import files_receive, files_states
 from tagio.session.files import FileEngine, Receiving, Sending, fire
 from tagio.session.files_names import PART_SUFFIX, CaseFolder, UnsafeName, check_path
 from tagio.session.files_receive import Incoming
@@ -680,7 +680,7 @@ class StateTables(unittest.TestCase):
         self.assertFalse(fire(out, "accept"))     # late: ignored
 
     def test_every_state_is_reachable_in_the_tables(self):
-        for table, states in ((engine_mod.SEND_TABLE, Sending), (engine_mod.RECEIVE_TABLE, Receiving)):
+        for table, states in ((files_states.SEND_TABLE, Sending), (files_states.RECEIVE_TABLE, Receiving)):
             reached = {s for (s, _e) in table} | set(table.values())
             self.assertEqual(reached, set(states))
 

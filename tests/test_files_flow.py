@@ -2,8 +2,8 @@
 bottleneck of a given rate and delay, a receiver that acknowledges every ACK_BYTES. Checked: the
 files fill the link yet add about TARGET of queue; the chunks follow the rate; the window never
 falls below its floor (no deadlock) and does not grow unused; while the screen is held back the
-files take no more than it gets; a lying Got is the partner's protocol error. The receiver
-acknowledges every chunk, as the engine's does."""
+files take no more than it gets; a lying Got is the partner's protocol error. The simulated
+receiver acknowledges by AckRule, as the engine's does."""
 
 import heapq
 import unittest
@@ -24,10 +24,10 @@ class Clock:
 
 
 class Path:
-    """A FIFO bottleneck of `rate` bytes/s and `rtt` seconds, driving one FileWindow; every chunk
-    is acknowledged when it arrives."""
+    """A FIFO bottleneck of `rate` bytes/s and `rtt` seconds, driving one FileWindow; the receiver
+    acknowledges by AckRule, `sizes` (if given) cuts the chunks as small files would."""
 
-    def __init__(self, rate, rtt, screen_rate=None, extra_delay=lambda t: 0.0):
+    def __init__(self, rate, rtt, screen_rate=None, extra_delay=lambda t: 0.0, sizes=None):
         self.clock = Clock()
         self.window = FileWindow(self.clock)
         self.rate, self.rtt, self.screen_rate, self.extra_delay = rate, rtt, screen_rate, extra_delay
@@ -35,6 +35,7 @@ class Path:
         self.seq = 0
         self.busy_until = 0.0       # the bottleneck's last departure
         self.received = 0
+        self.rule, self.sizes, self.acks = ff.AckRule(), sizes, 0
         self.queue_delays = []      # seconds each chunk waited at the bottleneck
         self.chunks = []
 
@@ -45,7 +46,7 @@ class Path:
     def send_what_may_go(self):
         w = self.window
         while w.may_send() and w.wait_time(self.screen_rate) == 0:
-            size = w.chunk_size()
+            size = w.chunk_size() if self.sizes is None else min(w.chunk_size(), self.sizes)
             w.posted(size, self.screen_rate)
             self.chunks.append(size)
             now = self.clock.now
@@ -62,7 +63,9 @@ class Path:
             self.clock.now, _seq, kind, value = heapq.heappop(self.events)
             if kind == "arrive":
                 self.received += value
-                self.at(self.clock.now + self.rtt / 2, "ack", self.received)
+                if self.rule.chunk(value):
+                    self.acks += 1
+                    self.at(self.clock.now + self.rtt / 2, "ack", self.received)
             elif kind == "ack":
                 self.window.got(value)
             self.send_what_may_go()
@@ -103,6 +106,18 @@ class FileWindowTest(unittest.TestCase):
         lone = FileWindow(Clock())
         lone.window = 0                                    # whatever the window says ...
         self.assertTrue(lone.may_send())                   # ... an acknowledgement is always due
+
+    def test_small_files_are_acknowledged_now_and_then_and_never_stall(self):
+        for rate, rtt in ((200e6, 0.001), (20e6 / 8, 0.060), (125e3, 0.060)):
+            path = Path(rate, rtt, sizes=4096).run(5.0)
+            chunks = len(path.chunks)
+            self.assertGreater(path.received / 5.0, 0.8 * rate, (rate, rtt))
+            self.assertLessEqual(path.acks, chunks * 4096 // ff.ACK_BYTES + 1)
+
+    def test_the_rule_is_the_same_on_both_sides(self):
+        rule = ff.AckRule()
+        said = [rule.chunk(n) for n in (4096,) * 15 + (4096, 20000, 100, 70000)]
+        self.assertEqual(said, [False] * 15 + [True, True, False, True])
 
     def test_an_unused_window_does_not_grow(self):
         clock = Clock()

@@ -16,6 +16,7 @@ A transfer (id `tid`, unique in the session: the viewer's are even, the host's o
              End(tid)                            every entry was sent
     receiver Got(received)                       now and then: data bytes received (the sender's window)
     receiver Summary(tid, verified, failed, bytes)
+    sender   Batch(messages)                     small files: their Chunk/Done/End in one message
     either   Error(tid, index, text)             one file failed (index ALL: the whole transfer)
              Cancel(tid, text)                   stop the transfer (parts are kept for a resume)
 
@@ -41,6 +42,7 @@ MAX_LISTING = 4096              # entries in one Listing (the rest is cut: `trun
 MAX_BLOCKS = 64                 # block hashes in one resume decision
 MAX_SIZE = 1 << 50              # bytes in one file (1 PiB): a larger size is a lie
 ALL = 0xFFFFFFFF                # Error.index: the whole transfer
+MAX_BATCH = 1024                # messages in one Batch
 
 KIND_FILE, KIND_DIR = 0, 1
 ENTRY_KINDS = (KIND_FILE, KIND_DIR)
@@ -164,6 +166,32 @@ def _digest():
         return bytes(value)
     return enc, lambda r, name: bytes(r.take(32, name))
 
+def _batch():
+    """u16 count (<= MAX_BATCH) + that many (u32 length + one encoded file message, not a Batch)."""
+    count, length = struct.Struct("!H"), struct.Struct("!I")
+
+    def enc(messages, name):
+        _local(len(messages) <= MAX_BATCH, f"{name}: {len(messages)} messages (max {MAX_BATCH})")
+        _local(not any(isinstance(msg, Batch) for msg in messages), f"{name}: a Batch inside a Batch")
+        parts = [count.pack(len(messages))]
+        for msg in messages:
+            raw = encode(msg)
+            parts += (length.pack(len(raw)), raw)
+        return tuple(parts)
+
+    def dec(r, name):
+        n = r.unpack(count, name)[0]
+        _need(n <= MAX_BATCH, f"{r.what}: {n} {name} (max {MAX_BATCH})")
+        messages = []
+        for _ in range(n):
+            size = r.unpack(length, name)[0]
+            raw = r.take(size, name)
+            _need(size > 0 and raw[0] != BATCH_CODE, f"{r.what}: an empty message or a Batch inside")
+            messages.append(decode(raw))
+        return messages
+    return enc, dec
+
+
 KINDS = {
     "u8": _int("B"), "u32": _int("I"), "u64": _int("Q"), "i64": _int("q"),
     "path": _blob("H", MAX_PATH, text=True),
@@ -171,6 +199,7 @@ KINDS = {
     "data": _data(),
     "b32": _digest(),
     "hashes": _blob("H", 32 * MAX_BLOCKS),
+    "batch": _batch(),
 }
 KINDS["entries"] = _list(("path", "u8", "u64", "i64"), MAX_ENTRIES)        # path, kind, size, mtime_ns
 KINDS["decisions"] = _list(("u8", "u64", "u32", "hashes", "text"), MAX_ENTRIES)
@@ -343,11 +372,19 @@ class Got(_Message):
     FIELDS = (("received", "u64"),)
 
 
+@dataclass
+class Batch(_Message):
+    """Several small file messages in one (the Chunk and Done of 10,000 small files would otherwise
+    be 20,000 records, each with its cipher set-up); handled in order, as if sent one by one."""
+    messages: list
+    FIELDS = (("messages", "batch"),)
+
+
 MESSAGE_TYPES = {1: ListDir, 2: Listing, 3: Fetch, 4: Offer, 5: Accept, 6: Chunk, 7: Done, 8: End,
                  9: Summary, 10: Error, 11: Cancel, 12: MkDir, 13: Rename, 14: Delete, 15: Changed,
-                 16: Got}
+                 16: Got, 17: Batch}
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
-CHUNK_CODE = _TYPE_CODES[Chunk]
+CHUNK_CODE, BATCH_CODE = _TYPE_CODES[Chunk], _TYPE_CODES[Batch]
 
 
 def encode(msg) -> bytes:

@@ -12,10 +12,9 @@ keeps only a window in flight that adds little queue in front of the screen and 
 
 Transfers are Outgoing (files_send: we are the sender) or Incoming (files_receive: we receive),
 keyed by a transfer id unique in the session (the viewer allocates even ids, the host odd ones).
-Each has a state machine: the states are Enums, the transitions one table each (SEND_TABLE,
-RECEIVE_TABLE); a message that has no entry for the current state is the partner breaking the
-protocol (RemoteProtocolError ends the session). Late messages after a cancel or a failure are in
-the tables too, and ignored: they were on their way.
+Each has a state machine (files_states: the states are Enums, the transitions one table each); a
+message that has no entry for the current state is the partner breaking the protocol
+(RemoteProtocolError ends the session).
 
 Reconnect: when a session's path breaks, `close()` marks what was still moving as cut (the
 `transfer_done` event says `cut=True`; parts stay on disk). After the reconnect the front end hands
@@ -36,7 +35,6 @@ bytes, message, cut) (cut: the session ended under it), listing(req, path, entri
 our make_dir / rename / delete; the host side does them with tagio.session.files_actions).
 """
 
-import enum
 import os
 import threading
 import time
@@ -45,10 +43,11 @@ from tagio.errors import RemoteProtocolError
 from tagio.protocol import files as f
 from tagio.protocol import session as sm
 from tagio.session import files_actions, files_disk as disk
-from tagio.session.files_flow import FileWindow
+from tagio.session.files_flow import AckRule, FileWindow
 from tagio.session.files_names import FileRefused, check_path
 from tagio.session.files_receive import Incoming
 from tagio.session.files_send import Outgoing, split_offers
+from tagio.session.files_states import _FINAL, Receiving, Sending, fire
 
 WINDOW = 2                  # chunks handed to the session but not yet written to the channel
 MAX_TRANSFERS = 64          # transfers open at once, each way
@@ -57,66 +56,22 @@ KEEP_LISTINGS = 16          # folder listings kept for a display to pick up
 KEEP_CHANGES = 16           # answers to make_dir / rename / delete kept likewise
 PROGRESS_EVERY = 0.25       # seconds between progress events of one transfer
 POLL = 0.1
+BATCH_SMALL = 16 * 1024     # chunks smaller than this (small files) are batched ...
+BATCH_BYTES = 64 * 1024     # ... up to about this much in one message
 NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
 NOT_ALLOWED_HERE = "refused: this desk does not allow files (no files folder is shared)"
 
 
-class Sending(enum.Enum):
-    OFFERED = "offered"
-    SENDING = "sending"
-    ENDING = "ending"       # End sent, waiting for the Summary
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class Receiving(enum.Enum):
-    ASKED = "asked"         # we sent Fetch, the offer has not come
-    RECEIVING = "receiving"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-_S, _R = Sending, Receiving
-_SEND_LATE = ("accept", "summary", "file_error", "error", "cancel", "end_sent")
-SEND_TABLE = {
-    (_S.OFFERED, "accept"): _S.SENDING,
-    (_S.SENDING, "file_error"): _S.SENDING,
-    (_S.SENDING, "end_sent"): _S.ENDING,
-    (_S.ENDING, "file_error"): _S.ENDING,
-    (_S.ENDING, "summary"): _S.DONE,
-    **{(s, "error"): _S.FAILED for s in (_S.OFFERED, _S.SENDING, _S.ENDING)},
-    **{(s, "cancel"): _S.CANCELLED for s in (_S.OFFERED, _S.SENDING, _S.ENDING)},
-    **{(s, e): s for s in (_S.FAILED, _S.CANCELLED) for e in _SEND_LATE},
-}
-_RECEIVE_LATE = ("chunk", "done", "end", "file_error", "error", "cancel", "offer")
-RECEIVE_TABLE = {
-    (_R.ASKED, "offer"): _R.RECEIVING,
-    **{(_R.RECEIVING, e): _R.RECEIVING for e in ("chunk", "done", "file_error")},
-    (_R.RECEIVING, "end"): _R.DONE,
-    **{(s, "error"): _R.FAILED for s in (_R.ASKED, _R.RECEIVING)},
-    **{(s, "cancel"): _R.CANCELLED for s in (_R.ASKED, _R.RECEIVING)},
-    **{(s, e): s for s in (_R.FAILED, _R.CANCELLED) for e in _RECEIVE_LATE},
-}
-_TABLES = {Outgoing: SEND_TABLE, Incoming: RECEIVE_TABLE}
-_FINAL = {_S.DONE, _S.FAILED, _S.CANCELLED, _R.DONE, _R.FAILED, _R.CANCELLED}
-
-
-def fire(transfer, event):
-    """Move `transfer` (which has .state) along its table. Raises RemoteProtocolError for a pair
-    the table does not hold: the partner sent something that makes no sense now."""
-    table = _TABLES[type(transfer)]
-    new = table.get((transfer.state, event))
-    if new is None:
-        raise RemoteProtocolError(f"transfer {transfer.tid}: {event} while {transfer.state.value}")
-    old, transfer.state = transfer.state, new
-    return old != new
-
-
 def is_chunk(data) -> bool:
-    """True for an encoded session message that carries a file Chunk."""
-    return len(data) > 1 and data[0] == sm.FILES_CODE and data[1] == f.CHUNK_CODE
+    """True for an encoded session message that carries a file Chunk (or a Batch of them)."""
+    return len(data) > 1 and data[0] == sm.FILES_CODE and data[1] in (f.CHUNK_CODE, f.BATCH_CODE)
+
+
+def _small(msg) -> int:
+    """About the encoded size of a message worth batching, else 0."""
+    if isinstance(msg, f.Chunk):
+        return len(msg.data) + 24 if len(msg.data) < BATCH_SMALL else 0
+    return 64 if isinstance(msg, (f.Done, f.End, f.Error)) else 0
 
 
 class FileEngine:
@@ -142,6 +97,7 @@ class FileEngine:
         self.changes = {}                   # req -> error ("" done) of make_dir / rename / delete
         self.flow = FileWindow(clock)       # what we send: the window in flight (pump, Got)
         self._received = 0                  # what we receive: bytes of data (our Got says it)
+        self._acks = AckRule()              # ... and when we say it
 
     # ------------------------------------------------------------------ commands (any thread)
 
@@ -288,9 +244,28 @@ class FileEngine:
             msg = self.next_message(POLL)
             if msg is None:
                 continue
-            if isinstance(msg, f.Chunk) and not self._take_window(stopping):
+            msg = self._batch_with(msg)
+            if isinstance(msg, (f.Chunk, f.Batch)) and not self._take_window(stopping):
                 return
             self._send(msg)
+
+    def _batch_with(self, msg):
+        """`msg`, or a Batch of it and the small messages ready behind it (up to BATCH_BYTES):
+        small files go many to a record instead of two records each."""
+        batch, size = [msg], _small(msg)
+        while size and size < BATCH_BYTES and len(batch) < f.MAX_BATCH:
+            with self._work:
+                if not self.flow.may_send():
+                    break
+            more = self.next_message()
+            if more is None:
+                break
+            batch.append(more)
+            cost = _small(more)
+            if not cost:            # a big chunk ends the batch
+                break
+            size += cost
+        return batch[0] if len(batch) == 1 else f.Batch(batch)
 
     def _wait_for_window(self, stopping) -> bool:
         """Until the path has room for more file data (a Got frees it) and the screen's share
@@ -306,7 +281,9 @@ class FileEngine:
 
     def next_message(self, timeout=0.0):
         """The next message of the first accepted transfer, or None (after waiting up to
-        `timeout` seconds for one to be accepted). Reads the disk: not under the lock."""
+        `timeout` seconds for one to be accepted). Reads the disk: not under the lock. A chunk
+        read while its transfer was being paused waits in `pending`: a pause stops the data at
+        once, and a resume sends that chunk first."""
         with self._work:
             out = next((o for o in self._out.values() if o.state is Sending.SENDING
                         and o.iterator is not None and not o.paused), None)
@@ -314,17 +291,27 @@ class FileEngine:
                 if timeout:
                     self._work.wait(timeout)
                 return None
-        msg = next(out.iterator, None)
+            msg, out.pending = out.pending, None
+        if msg is None:
+            msg = next(out.iterator, None)
         if msg is None:
             out.iterator = None
         elif isinstance(msg, f.End):
             with self._lock:
                 fire(out, "end_sent")
         elif isinstance(msg, f.Chunk):
-            rate = self.screen_rate()
-            with self._lock:
-                self.flow.posted(len(msg.data), rate)
-            self._progress(out, "send")
+            return self._chunk_out(out, msg)
+        return msg
+
+    def _chunk_out(self, out, msg):
+        rate = self.screen_rate()
+        with self._work:
+            if out.paused:
+                out.pending = msg
+                return None
+            out.bytes_sent += len(msg.data)
+            self.flow.posted(len(msg.data), rate)
+        self._progress(out, "send")
         return msg
 
     def _take_window(self, stopping):
@@ -469,9 +456,18 @@ class FileEngine:
         return replies + got
 
     def _count_received(self, nbytes):
-        """Every chunk counts for the sender's window, whatever becomes of it: [Got]."""
+        """Every chunk counts for the sender's window, whatever becomes of it: [Got] by AckRule."""
         self._received += nbytes
-        return [f.Got(self._received)]
+        return [f.Got(self._received)] if self._acks.chunk(nbytes) else []
+
+    def _on_batch(self, msg):
+        """The messages of a Batch in order, as if they came one by one (a Batch holds no Batch:
+        the codec refuses it). Of their Gots only the last is worth sending."""
+        replies = []
+        for inner in msg.messages:
+            replies += self._HANDLERS[type(inner)](self, inner) or []
+        gots = [r for r in replies if isinstance(r, f.Got)]
+        return [r for r in replies if not isinstance(r, f.Got)] + gots[-1:]
 
     def _on_got(self, msg):
         with self._work:
@@ -551,7 +547,7 @@ class FileEngine:
                  f.Accept: _on_accept, f.Chunk: _on_chunk, f.Done: _on_done, f.End: _on_end,
                  f.Summary: _on_summary, f.Error: _on_error, f.Cancel: _on_cancel,
                  f.MkDir: _on_change, f.Rename: _on_change, f.Delete: _on_change, f.Changed: _on_changed,
-                 f.Got: _on_got}
+                 f.Got: _on_got, f.Batch: _on_batch}
 
     # ------------------------------------------------------------------ helpers
 

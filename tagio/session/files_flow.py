@@ -14,8 +14,10 @@ TARGET and shrink in proportion when it goes above. Files then fill the link, ye
 TARGET of queue in front of a frame; when the screen needs more of the link its frames lengthen the
 queue, the files see the delay grow and give way.
 
-    receiver   answers every Chunk with Got(received): the bytes of data it received in the
-               session so far (all transfers alike; a Got stands for the ones before it)
+    receiver   answers Got(received), the bytes of data it received in the session so far (all
+               transfers alike; a Got stands for the ones before it), after every chunk of at
+               least ACK_CHUNK bytes and otherwise once ACK_BYTES arrived since the last Got
+               (`AckRule`: 10,000 small files are not 10,000 acknowledgements)
     sender     `posted(n)` for each Chunk it hands to the session, `got(received)` for each Got;
                `may_send()` while sent - acknowledged < window; `chunk_size()` says how big the
                next Chunk should be: about CHUNK_TIME of the measured rate (8 KiB - 512 KiB; 128 KiB until
@@ -27,9 +29,10 @@ control (session/flow.py) backs off as well. So while the screen is held back by
 session says at what rate its frames get through (`screen_rate`) and the files are paced to no
 more than that: the screen keeps at least half of the link, and whatever it leaves is the files'.
 
-The window never falls below two chunks: every chunk is acknowledged, so with one in flight an
-acknowledgement is on its way (no deadlock, whatever the chunk size); and on a slow link the
-least the files keep queued is two small chunks. It only grows while it is used (a sender with little to send does not build a window
+No deadlock, whatever the chunk sizes: the sender runs the receiver's AckRule over what it posts,
+so it knows whether anything in flight will be acknowledged; when nothing will, it may send
+whatever the window says. The window never falls below two chunks, so on a slow link the least
+the files keep queued is two small chunks. It only grows while it is used (a sender with little to send does not build a window
 it has not tested). Until the delay first reaches TARGET it doubles every round trip (slow start),
 as a fat long link would otherwise take seconds to fill.
 """
@@ -47,6 +50,8 @@ GAIN = 1.0                   # LEDBAT's gain: window change per round trip, in s
 STEP = 8                     # a segment is at least 1/STEP of the window
 PROBE_INTERVAL = 10.0        # seconds between drains of our own queue (the base is measured then)
 BASE_WINDOW = 3 * PROBE_INTERVAL    # seconds the quickest round trip is remembered
+ACK_BYTES = 64 * 1024        # the receiver acknowledges at least every this many bytes ...
+ACK_CHUNK = 16 * 1024        # ... and every chunk at least this big (a slow link's chunks)
 INITIAL_WINDOW = 2 * f.CHUNK      # the floor before the rate is known (chunks are CHUNK then)
 MAX_WINDOW = 32 << 20
 MIN_CHUNK, MAX_CHUNK = 8 * 1024, f.MAX_CHUNK   # (each record costs ~0.1 ms of cipher set-up: big
@@ -55,6 +60,22 @@ CHUNK_TIME = 0.010           # a chunk is about this long at the measured rate
 RATE_WEIGHT = 0.25           # weight of a new delivery-rate sample
 RATE_INTERVAL = 0.010        # seconds a delivery-rate sample spans at least
 MAX_MARKS = 4096             # chunks in flight remembered (bounded bookkeeping)
+
+
+class AckRule:
+    """When the receiver acknowledges: the same rule runs on both sides (the sender's copy tells it
+    which chunk in flight will bring a Got)."""
+
+    def __init__(self):
+        self.since = 0              # bytes since the last acknowledged chunk
+
+    def chunk(self, nbytes) -> bool:
+        """A chunk of `nbytes` arrived (or was posted): is it acknowledged?"""
+        self.since += nbytes
+        if nbytes >= ACK_CHUNK or self.since >= ACK_BYTES:
+            self.since = 0
+            return True
+        return False
 
 
 class FileWindow:
@@ -73,6 +94,8 @@ class FileWindow:
         self._marks = collections.deque()       # (sent total after a chunk, time posted)
         self._last_ack = None                   # (time, acked) of the previous Got
         self._paced_until = 0.0                 # while the screen is held back: next chunk's time
+        self._rule = AckRule()                  # the receiver's, run over what we post
+        self._acked_up_to = 0                   # sent total that the last Got on its way covers
         self._probing = False                   # draining our queue to measure the base again
         self._probe_from = None                 # sent total after the first chunk of a drained path
         self._probe_due = float("inf")          # next drain (the first one ends slow start)
@@ -87,6 +110,8 @@ class FileWindow:
         return self.sent - self.acked
 
     def may_send(self) -> bool:
+        if self._acked_up_to <= self.acked:        # nothing in flight brings a Got: send on
+            return True
         limit = self.floor() if self._probing else max(self.window, self.floor())
         return self.in_flight < limit
 
@@ -112,6 +137,8 @@ class FileWindow:
             self._paced_until = max(now, self._paced_until) + nbytes / screen_rate
         drained = self._probing and self._probe_from is None and self.in_flight < self.floor()
         self.sent += nbytes
+        if self._rule.chunk(nbytes):
+            self._acked_up_to = self.sent
         if drained:                     # this chunk meets an empty queue: its round trip is the base
             self._probe_from = self.sent
         if len(self._marks) >= MAX_MARKS:

@@ -41,7 +41,9 @@ class Outgoing:
         self.refused = []           # (path, reason) from the receiver's decisions
         self.skipped = 0
         self.errors = {}            # index -> reason: files that failed (here or at the receiver)
-        self.bytes_sent = 0         # file data sent (a resume sends only the rest: tests count it)
+        self.bytes_sent = 0         # file data handed to the session (the engine counts it; a
+                                    # resume sends only the rest: tests count it)
+        self.pending = None         # a Chunk read as the transfer was paused: the first after it
         self.total = 0
         self.files_total = 0
         self.files_sent = 0
@@ -111,8 +113,7 @@ class Outgoing:
                     yield self._error(index, f"{rel}: it became shorter while being sent")
                     return
                 sha.update(data)
-                self.bytes_sent += len(data)    # counted when handed over (a cut session reports it)
-                yield f.Chunk(self.tid, index, pos, data)
+                yield f.Chunk(self.tid, index, pos, data)   # (the engine counts bytes_sent)
                 pos += len(data)
             if fh.read(1):
                 yield self._error(index, f"{rel}: it grew while being sent")
