@@ -31,8 +31,9 @@ it did not ask for: an Offer is accepted only for a transfer it opened with fetc
 Events (`on_event(name, **fields)`, from the receive or pump thread): file_progress(tid, direction,
 bytes, total, files, files_total), file_refused(tid, direction, path, reason), file_error(tid,
 direction, path, message), transfer_done(tid, direction, ok, verified, failed, refused, skipped,
-bytes, message, cut) (cut: the session ended under it), listing(req, path, entries, error, truncated), changed(req, error) (the answer to
-our make_dir / rename / delete; the host side does them with tagio.session.files_actions).
+bytes, message, cut) (cut: the session ended under it), listing(req, path, entries, error,
+truncated), changed(req, error) (the answer to our make_dir / rename / delete; the host side does
+them with tagio.session.files_actions).
 """
 
 import os

@@ -20,21 +20,24 @@ queue, the files see the delay grow and give way.
                (`AckRule`: 10,000 small files are not 10,000 acknowledgements)
     sender     `posted(n)` for each Chunk it hands to the session, `got(received)` for each Got;
                `may_send()` while sent - acknowledged < window; `chunk_size()` says how big the
-               next Chunk should be: about CHUNK_TIME of the measured rate (8 KiB - 512 KiB; 128 KiB until
-               the rate is known), so
-               on a slow link a frame never waits behind a big chunk and the window stays fine-grained.
+               next Chunk should be: about CHUNK_TIME of the measured rate (16 KiB - 512 KiB; 128
+               KiB until the rate is known), so on a slow link a frame never waits behind a big
+               chunk and the window stays fine-grained, and on a fast one each record's cipher
+               set-up is spread over many bytes.
 
 That alone lets a screen that wants the whole link (a video) lose most of it: its own flow
 control (session/flow.py) backs off as well. So while the screen is held back by the path, the
 session says at what rate its frames get through (`screen_rate`) and the files are paced to no
-more than that: the screen keeps at least half of the link, and whatever it leaves is the files'.
+more than that: the screen keeps at least half of what the two use.
 
 No deadlock, whatever the chunk sizes: the sender runs the receiver's AckRule over what it posts,
 so it knows whether anything in flight will be acknowledged; when nothing will, it may send
-whatever the window says. The window never falls below two chunks, so on a slow link the least
-the files keep queued is two small chunks. It only grows while it is used (a sender with little to send does not build a window
-it has not tested). Until the delay first reaches TARGET it doubles every round trip (slow start),
-as a fat long link would otherwise take seconds to fill.
+whatever the window says. The window never falls below two chunks (every chunk the window cuts is
+at least ACK_CHUNK, so each brings its Got): on a slow link the least the files keep queued is two
+small chunks. The window only grows while it is used (a sender with little to send does not build
+a window it has not tested). Until the delay first reaches TARGET it doubles every round trip
+(slow start), as a fat long link would otherwise take seconds to fill; then, and every
+PROBE_INTERVAL, it drains the queue it made for a moment to measure the base again.
 """
 
 import collections
@@ -54,7 +57,7 @@ ACK_BYTES = 64 * 1024        # the receiver acknowledges at least every this man
 ACK_CHUNK = 16 * 1024        # ... and every chunk at least this big (a slow link's chunks)
 INITIAL_WINDOW = 2 * f.CHUNK      # the floor before the rate is known (chunks are CHUNK then)
 MAX_WINDOW = 32 << 20
-MIN_CHUNK, MAX_CHUNK = 8 * 1024, f.MAX_CHUNK   # (each record costs ~0.1 ms of cipher set-up: big
+MIN_CHUNK, MAX_CHUNK = ACK_CHUNK, f.MAX_CHUNK  # (each record costs ~0.1 ms of cipher set-up: big
                                                 # chunks on a fast path halve the CPU per byte)
 CHUNK_TIME = 0.010           # a chunk is about this long at the measured rate
 RATE_WEIGHT = 0.25           # weight of a new delivery-rate sample

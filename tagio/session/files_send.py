@@ -5,11 +5,11 @@ MAX_ENTRIES and about OFFER_BYTES of them: `split_offers` cuts a bigger tree int
 After the receiver's Accept, `messages()` is a generator run by the engine's pump thread: for each
 file to send it opens the file, finds where to start (for a resume: the first block whose hash
 differs from the receiver's part), hashes what comes before, then yields Chunk after Chunk read
-straight from the file (`chunk_size()` bytes each, at most CHUNK: the engine's window picks it: nothing else of the file is held in memory), and
-Done with the SHA-256 of the whole file; End after the last. It stops between chunks when the
-transfer is cancelled or the receiver reported that file failed. A file that changed size since it
-was offered fails with an Error (the receiver then drops it): the size announced is never a lie
-on our side.
+straight from the file (`chunk_size()` bytes each: the engine's window picks the size; nothing
+else of the file is held in memory), and Done with the SHA-256 of the whole file; End after the
+last. It stops between chunks when the transfer is cancelled or the receiver reported that file
+failed. A file that changed size since it was offered fails with an Error (the receiver then drops
+it): the size announced is never a lie on our side.
 """
 
 from tagio.errors import RemoteProtocolError
