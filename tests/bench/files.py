@@ -6,7 +6,8 @@
 
 Every figure comes from the programs themselves: a relay (in this process, or tagio_relay_server.py
 in the NAT lab), `tagio-gui.py --cli host --files-dir DIR` on a private 1280x720 Xvfb display, and
-`tagio-gui.py --cli send` / `get` / `connect`. Rates are the CLI's own `transferred` line (bytes /
+`tagio-gui.py --cli send` / `get` / `connect` (viewers without a listener of their own: on
+loopback they dial the host's TCP port, so the path is direct TCP, not punched UDP). Rates are the CLI's own `transferred` line (bytes /
 seconds, session start to the receiver's verified summary); the frame rates are the viewers' own
 `closed` and `transferred` lines. Files live on a tmpfs (/dev/shm when there is one): the disk is
 not what is measured. One JSON line per measurement, then a summary line per section with medians.
@@ -96,8 +97,10 @@ class Bench:
                 return proc, event["id"]
         raise RuntimeError("the host did not start")
 
-    def viewer(self, command, *args, relay=None, host_id=None, direct="127.0.0.1"):
-        """Start `command` as a new viewer (each its own config: its own ID)."""
+    def viewer(self, command, *args, relay=None, host_id=None, direct="none"):
+        """Start `command` as a new viewer (each its own config: its own ID). Without a listener
+        of its own the viewer dials the host's TCP listener: no UDP punching on loopback (that
+        path is the nat section's), so the path is direct TCP."""
         self.runs += 1
         argv = [sys.executable, GUI, "--cli", command, host_id or self.host_id, *args,
                 "--password", PASSWORD, "--json", "--relay", relay or self.relay,
@@ -121,7 +124,7 @@ class Bench:
         self.runs += 1
         argv = [sys.executable, GUI, "--cli", command, self.host_id, *args, "--password", PASSWORD,
                 "--json", "--relay", self.relay, "--config-dir", str(self.tmp / f"viewer{self.runs}"),
-                "--direct-bind", "127.0.0.1"]
+                "--direct-bind", "none"]
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True,
                                     env=env_for(self.xvfb, display=False), cwd=ROOT)
