@@ -271,10 +271,11 @@ class FileEngine:
     def _wait_for_window(self, stopping) -> bool:
         """Until the path has room for more file data (a Got frees it) and the screen's share
         allows it, at most POLL seconds."""
+        rate = self.screen_rate()           # (the session's own lock: not under ours)
         with self._work:
             if not self._work.wait_for(self.flow.may_send, POLL):
                 return False
-            pause = self.flow.wait_time(self.screen_rate())
+            pause = self.flow.wait_time(rate)
         if pause > 0:
             stopping.wait(min(pause, POLL))     # pacing: only a stop cuts it short
             return False
