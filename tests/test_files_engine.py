@@ -15,7 +15,7 @@ from tagio.protocol import files as f
 from tagio.protocol import session as sm
 from tagio.session import files as engine_mod
 from tagio.session import files_disk as disk
-from tagio.session import files_receive, files_states
+from tagio.session import files_flow, files_receive, files_states
 from tagio.session.files import FileEngine, Receiving, Sending, fire
 from tagio.session.files_names import PART_SUFFIX, CaseFolder, UnsafeName, check_path
 from tagio.session.files_receive import Incoming
@@ -27,11 +27,12 @@ class Side:
     """One engine whose messages go, encoded and decoded as on the wire, to the other side's inbox."""
 
     def __init__(self, pair, name, **kwargs):
-        self.name, self.pair, self.events, self.inbox = name, pair, [], []
+        self.name, self.pair, self.events, self.inbox, self.wire = name, pair, [], [], []
         self.engine = FileEngine(self._send, on_event=self._event, **kwargs)
 
     def _send(self, msg):
         data = sm.encode(sm.Files(msg))
+        self.wire.append(type(msg).__name__)
         self.pair.other(self).inbox.append(sm.decode(data).msg)
         self.engine.sent(data)
 
@@ -50,8 +51,9 @@ class Pair:
     def other(self, side):
         return self.host if side is self.viewer else self.viewer
 
-    def run(self, limit=100000):
-        """Deliver messages and run both pumps until nothing moves."""
+    def run(self, limit=100000, batch=False):
+        """Deliver messages and run both pumps until nothing moves (`batch`: as the pump thread
+        does, small messages ready together go as one Batch)."""
         for _ in range(limit):
             moved = False
             for side in (self.viewer, self.host):
@@ -60,7 +62,7 @@ class Pair:
                     moved = True
                 msg = side.engine.next_message()
                 if msg is not None:
-                    side.engine._send(msg)
+                    side.engine._send(side.engine._batch_with(msg) if batch else msg)
                     moved = True
             if not moved:
                 return
@@ -509,6 +511,27 @@ class Resume(Base):
         pair.run()
         self.assertEqual(self.done(pair.viewer)["bytes"], 3 * f.CHUNK)
         self.assertEqual((self.shared / "big").read_bytes(), data)
+
+
+class SmallFiles(Base):
+    def test_small_files_travel_many_to_a_message_and_few_acknowledgements(self):
+        many = self.local / "many"
+        many.mkdir()
+        for i in range(300):
+            (many / f"f{i:03}.txt").write_bytes(os.urandom(200 + i))
+        (many / "big.bin").write_bytes(os.urandom(3 * f.CHUNK))
+        pair = Pair(host_root=self.shared)
+        pair.viewer.engine.send_paths([str(many)])
+        pair.run(batch=True)
+        self.assertTrue(self.done(pair.viewer)["ok"], self.done(pair.viewer))
+        self.assertEqual(self.done(pair.host)["verified"], 301)
+        assert_same_tree(self, many, self.shared / "many")
+        sent = pair.viewer.wire
+        self.assertIn("Batch", sent)
+        self.assertLess(len(sent), 60)                      # not 2 x 300 messages
+        self.assertLess(pair.host.wire.count("Got"), 20)    # 300 files, about 100 KB: a few Gots
+        flow = pair.viewer.engine.flow                      # the tail need not be acknowledged
+        self.assertLess(flow.sent - flow.acked, files_flow.ACK_BYTES)
 
 
 class Reconnect(Base):
