@@ -134,6 +134,19 @@ class FileWindowTest(unittest.TestCase):
         self.assertLess(path.received / 10.0, screen * 1.05)
         self.assertGreater(path.received / 10.0, screen * 0.8)
 
+    def test_a_held_back_screen_is_remembered_for_a_moment(self):
+        clock = Clock()
+        w = FileWindow(clock)
+        self.assertIsNone(w.screen(None))
+        self.assertEqual(w.screen(1e6), 1e6)                # frames fill their budget now
+        clock.now += ff.SCREEN_HOLD / 2
+        self.assertEqual(w.screen(None), 1e6)               # between frames: still held
+        w.posted(100_000, None)
+        self.assertGreater(w.wait_time(None), 0.05)         # 100 KB at 1 MB/s
+        clock.now += ff.SCREEN_HOLD
+        self.assertIsNone(w.screen(None))                   # the screen got what it wanted
+        self.assertEqual(w.wait_time(None), 0.0)
+
     def test_a_lying_acknowledgement_is_the_partners_error(self):
         w = FileWindow(Clock())
         w.posted(1000)

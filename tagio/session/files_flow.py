@@ -60,6 +60,7 @@ MAX_WINDOW = 32 << 20
 MIN_CHUNK, MAX_CHUNK = ACK_CHUNK, f.MAX_CHUNK  # (each record costs ~0.1 ms of cipher set-up: big
                                                 # chunks on a fast path halve the CPU per byte)
 CHUNK_TIME = 0.010           # a chunk is about this long at the measured rate
+SCREEN_HOLD = 1.0            # seconds a held-back screen keeps the files to its rate
 RATE_WEIGHT = 0.25           # weight of a new delivery-rate sample
 RATE_INTERVAL = 0.010        # seconds a delivery-rate sample spans at least
 MAX_MARKS = 4096             # chunks in flight remembered (bounded bookkeeping)
@@ -97,6 +98,7 @@ class FileWindow:
         self._marks = collections.deque()       # (sent total after a chunk, time posted)
         self._last_ack = None                   # (time, acked) of the previous Got
         self._paced_until = 0.0                 # while the screen is held back: next chunk's time
+        self._screen = (None, 0.0)              # (rate, when) the screen was last held back
         self._rule = AckRule()                  # the receiver's, run over what we post
         self._acked_up_to = 0                   # sent total that the last Got on its way covers
         self._probing = False                   # draining our queue to measure the base again
@@ -127,17 +129,29 @@ class FileWindow:
         """Two chunks: with one in flight its acknowledgement is on its way (no deadlock)."""
         return 2 * self.chunk_size()
 
+    def screen(self, screen_rate):
+        """The session's word on the screen now (`screen_rate`: the rate its frames get through
+        while the path holds them back, else None); a hold is remembered for SCREEN_HOLD seconds
+        (the session only sees it while its frames are in flight). The rate files may take, or
+        None for no limit."""
+        now = self.clock()
+        if screen_rate:
+            self._screen = (screen_rate, now)
+        rate, since = self._screen
+        return rate if rate and now - since < SCREEN_HOLD else None
+
     def wait_time(self, screen_rate=None) -> float:
-        """Seconds until the next chunk may go: 0 unless the screen is held back by the path
-        (`screen_rate`: the rate its frames get through), when files take no more than that."""
-        if not screen_rate:
+        """Seconds until the next chunk may go: 0 unless the screen is held back by the path,
+        when files take no more than its frames get (`screen_rate`, see screen())."""
+        if not self.screen(screen_rate):
             return 0.0
         return max(0.0, self._paced_until - self.clock())
 
     def posted(self, nbytes, screen_rate=None):
         now = self.clock()
-        if screen_rate:
-            self._paced_until = max(now, self._paced_until) + nbytes / screen_rate
+        share = self.screen(screen_rate)
+        if share:
+            self._paced_until = max(now, self._paced_until) + nbytes / share
         drained = self._probing and self._probe_from is None and self.in_flight < self.floor()
         self.sent += nbytes
         if self._rule.chunk(nbytes):

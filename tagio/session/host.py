@@ -451,11 +451,11 @@ class HostSession:
             return time.monotonic() - self._flow.held_at < POLICY_HOLD
 
     def _screen_held_rate(self):
-        """While flow control holds frames back: the rate they get through (files then take no
-        more than that, FileEngine's screen_rate); else None."""
+        """While the frames fill their in-flight budget (the path, not the screen, limits them):
+        the rate they get through, else None (FileEngine's screen_rate: files take no more)."""
         with self._credit:
-            held = time.monotonic() - self._flow.held_at < POLICY_HOLD
-            return self._flow.estimator.rate if held else None
+            est = self._flow.estimator
+            return est.rate if est.frames and est.in_flight >= self._flow.budget() else None
 
     def _grab_changes(self, sct, mon, damage, now):
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
