@@ -79,8 +79,8 @@ class FileEngine:
     def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic,
                  screen_rate=None):
         self._send = send
-        # screen_rate() -> bytes/s the frames get through while flow control holds them back, else
-        # None (the host's session gives it): files then take no more than the screen gets
+        # screen_rate() -> bytes/s the frames get through while they fill their in-flight budget,
+        # else None (the host's session gives it): files then take no more than the screen gets
         self.screen_rate = screen_rate or (lambda: None)
         self.root = disk.Folder(root) if root is not None else None
         self.on_event = on_event or (lambda name, **fields: None)
