@@ -6,7 +6,9 @@ empty folders, big and small files and Unicode names goes both ways with SHA-256
 times kept; a sending viewer (send) and a receiving viewer (get) killed mid-transfer resume and move
 only the rest (bytes counted); bad names and paths are refused with nothing written outside the
 folder; a full disk and a read-only folder (a small tmpfs, when mounting is allowed) give a clear
-error and no file under its final name; a host without --files-dir refuses; chat goes both ways.
+error and no file under its final name; a host without --files-dir refuses, and so does a host
+whose accept prompt left the files right out, each with a sentence on both sides; chat goes both
+ways.
 """
 
 import hashlib
@@ -117,7 +119,7 @@ class FilesEndToEnd(unittest.TestCase):
         return proc.events("transferred")[-1] if proc.events("transferred") else None
 
     def assertNothingOutside(self):
-        allowed = {"shared", "host", "local", "src", "outside", "killer", "host2", "small", "host3"}
+        allowed = {"shared", "host", "local", "src", "outside", "killer", "host2", "small", "host3", "host4"}
         self.assertLessEqual({p.name for p in self.tmp.iterdir() if not p.name.startswith("viewer")},
                              allowed)
         self.assertEqual(list((self.tmp / "outside").iterdir()) if (self.tmp / "outside").exists()
@@ -271,6 +273,49 @@ class FilesEndToEnd(unittest.TestCase):
         proc = self.run_cli("get", "x.txt", "--to", str(local), host=host)
         self.finished(proc, 1)
         self.assertIn("does not accept files", proc.stderr)
+        host.wait_for(lambda e: len(host.events("file_refused")) == 2, what="the host's two refusals")
+        said = host.events("file_refused")                 # the send's, then the get's
+        self.assertEqual([e["path"] for e in said], ["x.txt", "x.txt"])
+        self.assertTrue(all("does not allow files" in e["reason"] for e in said), said)
+
+    def test_the_accept_prompt_decides_files(self):
+        """A GUI-style host (a Client whose accept callback is the prompt) with files allowed in
+        its settings: a partner let in without the files right is refused, one with it is not."""
+        from tagio.client.core import Client
+        from tagio.client.partners import Rights
+        from tagio.client.settings import Settings
+        folder = self.tmp / "shared" / "prompted"
+        folder.mkdir()
+        config = str(self.tmp / "host4")
+        offered, events = [], []
+
+        def prompt(peer_id, *, cancelled=None, name="", files=False):
+            offered.append(files)
+            return Rights(control=True, clipboard=True, files=len(offered) > 1)
+        host = Client(config, relay=self.relay_text, direct_bind=("127.0.0.1", 0), accept_callback=prompt,
+                      settings=Settings(config, allow_files=True, files_dir=str(folder)),
+                      on_event=lambda name, **fields: events.append((name, fields)), display=self.xvfb.display)
+        host.start()
+        self.addCleanup(host.close)
+        host.wait_online(20)
+        src = self.tmp / "src" / "prompted.txt"
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_text("asked first")
+        for expected in (1, 0):
+            FilesEndToEnd.runs += 1
+            proc = Proc([sys.executable, GUI, "--cli", "send", host.id, str(src), "--password",
+                         host.one_time_password, "--json", "--relay", self.relay_text, "--config-dir",
+                         str(self.tmp / f"viewer{self.runs}"), "--direct-bind", "127.0.0.1"],
+                        self.env(display=False))
+            self.addCleanup(proc.stop)
+            self.finished(proc, expected)
+            if expected:
+                self.assertIn("does not accept files", proc.stderr)
+                self.assertEqual(list(folder.iterdir()), [])
+                refused = [f for n, f in events if n == "host_file_refused"]
+                self.assertIn("does not allow files", refused[0]["reason"])
+        self.assertEqual(offered, [True, True])          # the prompt offered the files right both times
+        self.assertEqual((folder / "prompted.txt").read_text(), "asked first")
 
     def test_full_disk_and_read_only_folder(self):
         small = self.tmp / "small"

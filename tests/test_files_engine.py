@@ -15,7 +15,7 @@ from tagio.protocol import files as f
 from tagio.protocol import session as sm
 from tagio.session import files as engine_mod
 from tagio.session import files_disk as disk
-from tagio.session import files_receive
+from tagio.session import files_flow, files_receive, files_states
 from tagio.session.files import FileEngine, Receiving, Sending, fire
 from tagio.session.files_names import PART_SUFFIX, CaseFolder, UnsafeName, check_path
 from tagio.session.files_receive import Incoming
@@ -27,11 +27,12 @@ class Side:
     """One engine whose messages go, encoded and decoded as on the wire, to the other side's inbox."""
 
     def __init__(self, pair, name, **kwargs):
-        self.name, self.pair, self.events, self.inbox = name, pair, [], []
+        self.name, self.pair, self.events, self.inbox, self.wire = name, pair, [], [], []
         self.engine = FileEngine(self._send, on_event=self._event, **kwargs)
 
     def _send(self, msg):
         data = sm.encode(sm.Files(msg))
+        self.wire.append(type(msg).__name__)
         self.pair.other(self).inbox.append(sm.decode(data).msg)
         self.engine.sent(data)
 
@@ -50,8 +51,9 @@ class Pair:
     def other(self, side):
         return self.host if side is self.viewer else self.viewer
 
-    def run(self, limit=100000):
-        """Deliver messages and run both pumps until nothing moves."""
+    def run(self, limit=100000, batch=False):
+        """Deliver messages and run both pumps until nothing moves (`batch`: as the pump thread
+        does, small messages ready together go as one Batch)."""
         for _ in range(limit):
             moved = False
             for side in (self.viewer, self.host):
@@ -60,7 +62,7 @@ class Pair:
                     moved = True
                 msg = side.engine.next_message()
                 if msg is not None:
-                    side.engine._send(msg)
+                    side.engine._send(side.engine._batch_with(msg) if batch else msg)
                     moved = True
             if not moved:
                 return
@@ -209,6 +211,10 @@ class Permission(Base):
             self.assertFalse(result["ok"])
             self.assertIn("does not accept files", result["message"])
         self.assertIn("does not accept files", pair.viewer.named("listing")[0]["error"])
+        said = pair.host.named("file_refused")               # the host's side says it too
+        self.assertEqual([(r["direction"], r["path"]) for r in said], [("receive", "a"), ("send", "a")])
+        self.assertTrue(all("does not allow files" in r["reason"] for r in said))
+        self.assertIn("does not allow files", pair.host.named("transfer_done")[0]["message"])
 
     def test_viewer_takes_no_offer_it_did_not_ask_for(self):
         (self.shared / "a").write_text("a")
@@ -306,9 +312,10 @@ class LyingSender(Base):
         return self.pair.viewer.inbox.pop()
 
     def feed(self, *msgs):
+        """The host's answers, without the Got acknowledgements (the window's: test_files_flow)."""
         for msg in msgs:
             self.pair.host.engine.handle(msg)
-        return self.pair.viewer.inbox
+        return [msg for msg in self.pair.viewer.inbox if not isinstance(msg, f.Got)]
 
     def assertNothingFinal(self):
         self.assertFalse((self.shared / "f.bin").exists())
@@ -506,6 +513,166 @@ class Resume(Base):
         self.assertEqual((self.shared / "big").read_bytes(), data)
 
 
+class SmallFiles(Base):
+    def test_small_files_travel_many_to_a_message_and_few_acknowledgements(self):
+        many = self.local / "many"
+        many.mkdir()
+        for i in range(300):
+            (many / f"f{i:03}.txt").write_bytes(os.urandom(200 + i))
+        (many / "big.bin").write_bytes(os.urandom(3 * f.CHUNK))
+        pair = Pair(host_root=self.shared)
+        pair.viewer.engine.send_paths([str(many)])
+        pair.run(batch=True)
+        self.assertTrue(self.done(pair.viewer)["ok"], self.done(pair.viewer))
+        self.assertEqual(self.done(pair.host)["verified"], 301)
+        assert_same_tree(self, many, self.shared / "many")
+        sent = pair.viewer.wire
+        self.assertIn("Batch", sent)
+        self.assertLess(len(sent), 60)                      # not 2 x 300 messages
+        self.assertLess(pair.host.wire.count("Got"), 20)    # 300 files, about 100 KB: a few Gots
+        flow = pair.viewer.engine.flow                      # the tail need not be acknowledged
+        self.assertLess(flow.sent - flow.acked, files_flow.ACK_BYTES)
+
+
+class Reconnect(Base):
+    """A session's path breaks mid-transfer (both engines closed), a new session carries on."""
+
+    def deliver(self, pair, side, count):
+        for _ in range(count):
+            side.engine.handle(side.inbox.pop(0))
+
+    def test_a_send_continues_after_the_reconnect(self):
+        data = os.urandom(10 * f.CHUNK + 99)
+        (self.local / "big").write_bytes(data)
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.send_paths([str(self.local / "big")])[0]
+        self.deliver(old, old.host, 1)                                  # the offer
+        self.deliver(old, old.viewer, 1)                                # the accept
+        for _ in range(5):
+            old.viewer.engine._send(old.viewer.engine.next_message())
+        self.deliver(old, old.host, 4)                                  # the 5th is lost on the path
+        old.viewer.engine.close()
+        old.host.engine.close()
+        cut = self.done(old.viewer)
+        self.assertEqual((cut["ok"], cut["cut"], cut["bytes"]), (False, True, 5 * f.CHUNK))
+        self.assertTrue(self.done(old.host)["cut"])
+
+        new = Pair(host_root=self.shared)
+        carried = new.viewer.engine.carry(old.viewer.engine)
+        self.assertEqual(list(carried), [tid])
+        self.assertGreater(carried[tid], tid)                           # ids go on after the old ones
+        self.assertEqual(new.host.engine.carry(old.host.engine), {})    # the partner's to carry
+        new.run()
+        result = self.done(new.viewer)
+        self.assertEqual((result["ok"], result["cut"]), (True, False))
+        self.assertEqual(result["bytes"], len(data) - 4 * f.CHUNK)      # only the rest, and the lost chunk
+        self.assertEqual((self.shared / "big").read_bytes(), data)
+        self.assertFalse((self.shared / ("big" + PART_SUFFIX)).exists())
+
+    def test_a_fetch_continues_after_the_reconnect(self):
+        data = os.urandom(10 * f.CHUNK + 7)
+        (self.shared / "big").write_bytes(data)
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.fetch(["big"], self.local)
+        self.deliver(old, old.host, 1)                                  # the fetch
+        self.deliver(old, old.viewer, 1)                                # the offer
+        self.deliver(old, old.host, 1)                                  # the accept
+        for _ in range(3):
+            old.host.engine._send(old.host.engine.next_message())
+        self.deliver(old, old.viewer, 3)
+        old.viewer.engine.close()
+        old.host.engine.close()
+        self.assertTrue(self.done(old.viewer)["cut"])
+        new = Pair(host_root=self.shared)
+        self.assertEqual(list(new.viewer.engine.carry(old.viewer.engine)), [tid])
+        new.run()
+        result = self.done(new.viewer)
+        self.assertTrue(result["ok"], result)
+        self.assertEqual(result["bytes"], len(data) - 3 * f.CHUNK)
+        self.assertEqual((self.local / "big").read_bytes(), data)
+
+    def test_a_fetch_never_answered_is_asked_again(self):
+        (self.shared / "small").write_bytes(b"small")
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.fetch(["small"], self.local)
+        old.viewer.engine.close()                                       # the Fetch was lost
+        self.assertEqual((self.done(old.viewer)["tid"], self.done(old.viewer)["cut"]), (tid, True))
+        new = Pair(host_root=self.shared)
+        self.assertEqual(list(new.viewer.engine.carry(old.viewer.engine)), [tid])
+        new.run()
+        self.assertTrue(self.done(new.viewer)["ok"])
+        self.assertEqual((self.local / "small").read_bytes(), b"small")
+
+    def test_a_fetch_into_a_folder_now_gone_ends_with_a_reason(self):
+        (self.shared / "small").write_bytes(b"small")
+        into = self.local / "gone"
+        into.mkdir()
+        old = Pair(host_root=self.shared)
+        tid = old.viewer.engine.fetch(["small"], into)
+        old.viewer.engine.close()
+        into.rmdir()
+        new = Pair(host_root=self.shared)
+        self.assertEqual(new.viewer.engine.carry(old.viewer.engine), {})
+        result = self.done(new.viewer)
+        self.assertEqual((result["tid"], result["ok"], result["cut"]), (tid, False, False))
+        self.assertIn("does not exist", result["message"])
+
+    def test_finished_cancelled_and_paused(self):
+        for name in ("done", "cancelled", "paused"):
+            (self.local / name).write_bytes(os.urandom(2 * f.CHUNK))
+        old = Pair(host_root=self.shared)
+        old.viewer.engine.send_paths([str(self.local / "done")])
+        old.run()
+        cancelled = old.viewer.engine.send_paths([str(self.local / "cancelled")])[0]
+        old.viewer.engine.cancel(cancelled)
+        paused = old.viewer.engine.send_paths([str(self.local / "paused")])[0]
+        old.viewer.engine.pause(paused)
+        old.run()
+        old.viewer.engine.close()
+        new = Pair(host_root=self.shared)
+        carried = new.viewer.engine.carry(old.viewer.engine)
+        self.assertEqual(list(carried), [paused])                       # not the done, not the cancelled
+        new.run()
+        row = new.viewer.engine.snapshot()[0]
+        self.assertEqual((row["tid"], row["paused"], row["bytes"]), (carried[paused], True, 0))
+        new.viewer.engine.pause(carried[paused], False)
+        new.run()
+        self.assertTrue(self.done(new.viewer)["ok"])
+
+
+class PartClaims(unittest.TestCase):
+    def test_one_writer_per_part(self):
+        claims = disk.PartClaims()
+        first, second = object(), object()
+        self.assertTrue(claims.claim("/x/a.tagio-part", first))
+        self.assertTrue(claims.claim("/x/a.tagio-part", first))         # its own again
+        self.assertTrue(claims.claim("/x/b.tagio-part", second))        # another part
+        self.assertFalse(claims.claim("/x/a.tagio-part", second, timeout=0.01))
+        claims.release("/x/a.tagio-part", second)                        # not its: nothing happens
+        self.assertFalse(claims.claim("/x/a.tagio-part", second, timeout=0.01))
+        claims.release("/x/a.tagio-part", first)
+        self.assertTrue(claims.claim("/x/a.tagio-part", second, timeout=0.01))
+
+    def test_a_second_session_waits_for_the_first_to_close_the_part(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root, data = Path(tmp), os.urandom(4 * f.CHUNK)
+            offer = f.Offer(1, "", f.POLICY_ASK, [("big", f.KIND_FILE, len(data), 0)])
+            first, second = Incoming(1, disk.Folder(root)), Incoming(1, disk.Folder(root))
+            first.decide(offer)
+            self.assertEqual(first.chunk(f.Chunk(1, 0, 0, data[:f.CHUNK])), [])
+            second.decide(offer)
+            with mock.patch.object(disk, "CLAIM_WAIT", 0.01):
+                refused = second.chunk(f.Chunk(1, 0, 0, data[:f.CHUNK]))
+            self.assertIn("another transfer is still writing it", refused[0].text)
+            first.stop()                                                 # the first one closes it
+            third = Incoming(1, disk.Folder(root))
+            accept = third.decide(offer)
+            self.assertEqual(accept.decisions[0][:2], (f.ACT_RESUME, f.CHUNK))
+            self.assertEqual(third.chunk(f.Chunk(1, 0, f.CHUNK, data[f.CHUNK:])), [])
+            self.assertEqual(third.done(f.Done(1, 0, hashlib.sha256(data).digest())), [])
+            self.assertEqual((root / "big").read_bytes(), data)
+
+
 class Pause(Base):
     def test_a_paused_send_waits_and_goes_on(self):
         data = os.urandom(4 * f.CHUNK)
@@ -536,7 +703,7 @@ class StateTables(unittest.TestCase):
         self.assertFalse(fire(out, "accept"))     # late: ignored
 
     def test_every_state_is_reachable_in_the_tables(self):
-        for table, states in ((engine_mod.SEND_TABLE, Sending), (engine_mod.RECEIVE_TABLE, Receiving)):
+        for table, states in ((files_states.SEND_TABLE, Sending), (files_states.RECEIVE_TABLE, Receiving)):
             reached = {s for (s, _e) in table} | set(table.values())
             self.assertEqual(reached, set(states))
 

@@ -32,6 +32,8 @@ SAMPLES = {
     "delete": f.Delete(5, "old"),
     "changed": f.Changed(5, ""),
     "changed_error": f.Changed(6, "old does not exist"),
+    "got": f.Got(3 << 32 | 5),
+    "batch": f.Batch([f.Chunk(7, 2, 0, b"abc"), f.Done(7, 2, bytes(range(32))), f.End(7)]),
 }
 
 
@@ -87,6 +89,18 @@ class Bounds(unittest.TestCase):
     def test_oversized_chunk_and_path(self):
         self.assertRemote(b"\x06" + struct.pack("!IIQI", 1, 0, 0, f.MAX_CHUNK + 1), "max")
         self.assertRemote(b"\x01" + struct.pack("!IH", 1, f.MAX_PATH + 1), "max")
+
+    def test_batches_hold_no_batch_and_are_bounded(self):
+        inner = f.encode(f.Batch([f.End(1)]))
+        self.assertRemote(b"\x11" + struct.pack("!HI", 1, len(inner)) + inner, "Batch inside")
+        self.assertRemote(b"\x11" + struct.pack("!HI", 1, 0), "empty")
+        self.assertRemote(b"\x11" + struct.pack("!H", f.MAX_BATCH + 1), "max")
+        self.assertRemote(b"\x11" + struct.pack("!HI", 1, 5) + b"\x08\x00", "truncated")
+        with self.assertRaises(LocalProtocolError):
+            f.encode(f.Batch([f.Batch([])]))
+        with self.assertRaises(LocalProtocolError):
+            f.encode(f.Batch([f.End(1)] * (f.MAX_BATCH + 1)))
+        self.assertEqual(f.decode(f.encode(f.Batch([]))), f.Batch([]))
 
     def test_bad_utf8_kind_policy_size_action(self):
         self.assertRemote(b"\x01" + struct.pack("!IH", 1, 2) + b"\xff\xfe", "UTF-8")

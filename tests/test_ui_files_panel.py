@@ -288,6 +288,51 @@ class PanelOnXvfb(unittest.TestCase):
         self.assertEqual(panel.session.files.snapshot(), [])
         panel.close()
 
+    def test_a_transfer_continues_after_a_reconnect(self):
+        """The path breaks under a send (the stream cut, no goodbye); the session window hands the
+        panel the session that came back; the send continues from the part the host holds."""
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        size = 160 << 20
+        with open(self.local / "video.mkv", "wb") as fh:
+            block = os.urandom(1 << 20)
+            for i in range(size >> 20):
+                fh.write(i.to_bytes(8, "big") + block[8:])
+        panel = self.open_panel()
+        old = self.session
+        self.click_row(panel.local, "video.mkv")
+        self.click(panel.send_button)
+        self.assertTrue(self.pump(lambda: any(r["bytes"] >= 8 << 20 for r in old.files.snapshot())))
+        tid = old.files.snapshot()[0]["tid"]
+        self.assertTrue(self.pump(lambda: tid in panel._bars), "no row for the transfer")
+        old.channel.stream.close()                                  # the path breaks
+        self.assertTrue(self.pump(lambda: not old.running), "the session never noticed")
+        self.host.close()
+        self.host.engine.close()                                    # the host's session ends too
+        part = (self.shared / "video.mkv.tagio-part").stat().st_size
+        self.assertLess(part, size)
+
+        host_channel, channel = secure_pair()                       # the session comes back
+        self.host = StandInHost(host_channel, self.shared)
+        self.session = ViewerSession(channel)
+        self.session.start()
+        panel.resume_with(self.session)
+        files = self.session.files
+        self.assertTrue(self.pump(lambda: any(r.get("ok") for r in files.results.values()), 120),
+                        files.results)
+        (new_tid, result), = files.results.items()
+        self.assertGreater(new_tid, tid)
+        self.assertLessEqual(result["bytes"], size - part)         # the part was not sent again
+        self.assertEqual(sha(self.local / "video.mkv"), sha(self.shared / "video.mkv"))
+        self.assertTrue(self.pump(lambda: new_tid in panel._bars and panel._bars[new_tid][2]["value"] == 1.0))
+        self.assertNotIn(tid, panel._bars)                          # one row for the file, not two
+        self.assertTrue(self.pump(lambda: panel.total_bar["value"] == 1.0))
+        self.click(panel.chat_entry)                                # the chat goes to the new session
+        self.xdotool("type", "--delay", "20", "still here")
+        self.xdotool("key", "Return")
+        self.assertTrue(self.pump(lambda: self.host.chat == ["still here"]), self.host.chat)
+        panel.close()
+
     def save_screenshot(self, panel):
         import mss
         from PIL import Image

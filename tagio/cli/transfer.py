@@ -12,6 +12,16 @@ exit 1 (with the first reason), a session that ended under the transfer is exit 
 
 --existing says what the receiver does when a file of the same name is there: ask (the default:
 refuse it, nothing is overwritten without a decision), skip, overwrite, keep-both.
+
+Reconnect: when the session's path breaks under a transfer (the relay restarts, the network
+changes), a `reconnecting` line says so and the session comes back with its resumption secret as
+`connect` does (client/resume.py); the new session's file engine carries the cut transfers on
+(FileEngine.carry: the receiver's parts are checked block by block, the data continues where it
+stopped), the progress line goes on from there, and `reconnected` says when. The `transferred`
+line counts the bytes of every session (`bytes`), per session (`parts`: what moved before the first
+reconnect, after it, ...) and the `reconnects`; `frames` and `fps` say how the partner's screen kept
+coming in the same session(s) while the files moved, `session_bytes` all they received (the
+screen's share of a `get` is session_bytes - bytes).
 """
 
 import argparse
@@ -21,8 +31,9 @@ import threading
 import time
 
 from tagio.cli.common import add_accept_new_key, make_client, running
-from tagio.cli.connect import _ask_password, _as_session_loss, _stop_session
+from tagio.cli.connect import _ask_password, _as_session_loss, _reconnect, _stop_session
 from tagio.cli.output import EXIT_INTERRUPTED, EXIT_OK
+from tagio.client.resume import lost_path
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed
 from tagio.protocol import files as f
@@ -53,24 +64,66 @@ def add_commands(commands, common):
 
 
 class TransferWatch:
-    """The ViewerSession's events during a transfer: progress lines, problems, the ends."""
+    """The ViewerSessions' events during a transfer: progress lines, problems, the ends. One watch
+    lives through every session of a run: `next_session()` hands out the event callback of the
+    next one (the events of an older session are ignored from then on) and `carried(mapping)`
+    follows the transfers a reconnect took up under new ids."""
 
     def __init__(self, out):
         self.out = out
         self.done = {}              # tid -> transfer_done fields
+        self.parts = []             # bytes each session moved (cut transfers included)
+        self.frames = 0             # frames of the partner's screen received by the sessions before
+        self.received = 0           # session bytes received by them (screen, files, everything)
         self.ended = threading.Event()
         self.reason = None
         self.changed = threading.Condition()
         self.tty = not out.as_json and sys.stdout.isatty()
         self._progress = {}
+        self._before = {}           # tid of a carried transfer -> (bytes, total) before its session
+        self._session = 0
         self._started = time.monotonic()
 
+    def next_session(self):
+        """The event callback for the next session."""
+        with self.changed:
+            self._session += 1
+            self.parts.append(0)
+            self.ended.clear()
+            self.reason = None
+            session = self._session
+        return lambda name, **fields: self._event(session, name, fields)
+
     def __call__(self, name, **fields):
+        self._event(self._session, name, fields)
+
+    def _event(self, session, name, fields):
         handler = self._HANDLERS.get(name)
-        if handler is not None:
+        if handler is not None and session == self._session:
             handler(self, fields)
 
+    def count(self, session):
+        """A session ended: add what it received."""
+        self.frames += session.stats.get("frames", 0)
+        self.received += session.stats.get("bytes", 0)
+
+    def carried(self, mapping, tids) -> list:
+        """The new session took up `mapping` {old tid: new tid}: the tids to wait for now."""
+        with self.changed:
+            for old, new in mapping.items():
+                last = self._progress.pop(old, None)
+                before = self._before.pop(old, (0, None))
+                if last is not None:    # its progress goes on from what the receiver holds
+                    self._before[new] = (last["bytes"] + before[0] - last["total"] + (before[1] or 0),
+                                         before[1] or last["total"])
+            return [mapping.get(t, t) for t in tids]
+
     def _on_progress(self, fields):
+        fields = dict(fields)
+        before = self._before.get(fields["tid"])
+        if before is not None:       # a carried transfer: shown as a whole, not from zero
+            fields["bytes"] += before[1] - fields["total"]
+            fields["total"] = before[1]
         self._progress[fields["tid"]] = fields
         total = sum(p["total"] for p in self._progress.values())
         done = sum(p["bytes"] for p in self._progress.values())
@@ -94,7 +147,9 @@ class TransferWatch:
 
     def _on_done(self, fields):
         with self.changed:
-            self.done[fields["tid"]] = fields
+            self.parts[-1] += fields["bytes"]
+            if not fields.get("cut"):       # a cut one goes on after a reconnect (or ends the run)
+                self.done[fields["tid"]] = fields
             self.changed.notify_all()
 
     def _on_end(self, fields):
@@ -161,20 +216,34 @@ def _run(args, out, stop, begin) -> int:
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
-        return _transfer(out, stop, conn, begin)
+        return _transfer(out, stop, conn, begin, client)
 
 
-def _transfer(out, stop, conn, begin) -> int:
+def _transfer(out, stop, conn, begin, client=None) -> int:
     stop.polling = True
     watch = TransferWatch(out)
-    session = conn.open_session(on_event=watch)
+    session = conn.open_session(on_event=watch.next_session())
     session.start()
     started = time.monotonic()
+    tids, finished, cause = [], False, None
     try:
         tids = begin(session)
-        finished = watch.wait(tids, stop)
+        while True:
+            finished = watch.wait(tids, stop)
+            if finished or stop.is_set():
+                break
+            cause = _stop_session(session)
+            watch.count(session)
+            again = _reconnect(client, conn, out, stop, cause) if lost_path(cause) else None
+            if again is None:
+                break
+            conn, old, cause = again, session, None
+            session = conn.open_session(on_event=watch.next_session())
+            session.start()
+            tids = watch.carried(session.files.carry(old.files), tids)
     finally:
-        failure = _as_session_loss(_stop_session(session))
+        failure = _as_session_loss(_stop_session(session) or cause)
+    watch.count(session)
     watch._newline()
     return _report(out, watch, tids, finished, failure, time.monotonic() - started, stop.is_set())
 
@@ -183,7 +252,12 @@ def _report(out, watch, tids, finished, failure, seconds, interrupted=False) -> 
     results = [watch.done[t] for t in tids if t in watch.done]
     fields = {key: sum(r[key] for r in results)
               for key in ("verified", "failed", "refused", "skipped", "bytes")}
+    fields["bytes"] = sum(watch.parts)     # every session's, a cut transfer's first part included
+    fields["parts"], fields["reconnects"] = list(watch.parts), len(watch.parts) - 1
     fields["seconds"] = round(seconds, 3)
+    # the partner's screen kept coming while the files moved (same session, same path)
+    fields["frames"], fields["fps"] = watch.frames, round(watch.frames / max(seconds, 1e-3), 2)
+    fields["session_bytes"] = watch.received
     fields["ok"] = finished and all(r["ok"] for r in results)
     out.event("transferred", f"{fields['verified']} files verified, {fields['skipped']} skipped, "
               f"{fields['refused'] + fields['failed']} not transferred; {fields['bytes']} bytes in "

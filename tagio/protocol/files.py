@@ -14,7 +14,9 @@ A transfer (id `tid`, unique in the session: the viewer's are even, the host's o
     sender   Chunk(tid, index, offset, data)...  file data in order, about CHUNK bytes each
              Done(tid, index, sha256)            the whole file's SHA-256; the receiver compares it
              End(tid)                            every entry was sent
+    receiver Got(received)                       now and then: data bytes received (the sender's window)
     receiver Summary(tid, verified, failed, bytes)
+    sender   Batch(messages)                     small files: their Chunk/Done/End in one message
     either   Error(tid, index, text)             one file failed (index ALL: the whole transfer)
              Cancel(tid, text)                   stop the transfer (parts are kept for a resume)
 
@@ -40,6 +42,7 @@ MAX_LISTING = 4096              # entries in one Listing (the rest is cut: `trun
 MAX_BLOCKS = 64                 # block hashes in one resume decision
 MAX_SIZE = 1 << 50              # bytes in one file (1 PiB): a larger size is a lie
 ALL = 0xFFFFFFFF                # Error.index: the whole transfer
+MAX_BATCH = 1024                # messages in one Batch
 
 KIND_FILE, KIND_DIR = 0, 1
 ENTRY_KINDS = (KIND_FILE, KIND_DIR)
@@ -139,6 +142,23 @@ def _list(item_fields, limit):
 _U32 = struct.Struct("!I")
 
 
+def _data():
+    """File data: u32 length + bytes, at most MAX_CHUNK. Neither side copies it here: encode hands
+    the length and the data to encode()'s one join as two pieces, decode returns a memoryview of
+    the message (hashlib and file writes take it as it is)."""
+    st = struct.Struct("!I")
+
+    def enc(value, name):
+        _local(len(value) <= MAX_CHUNK, f"{name} over {MAX_CHUNK} bytes")
+        return (st.pack(len(value)), value)
+
+    def dec(r, name):
+        n = r.unpack(st, name)[0]
+        _need(n <= MAX_CHUNK, f"{r.what}: {name} of {n} bytes (max {MAX_CHUNK})")
+        return r.take(n, name)
+    return enc, dec
+
+
 def _digest():
     """Exactly 32 bytes (a SHA-256)."""
     def enc(value, name):
@@ -146,13 +166,40 @@ def _digest():
         return bytes(value)
     return enc, lambda r, name: bytes(r.take(32, name))
 
+def _batch():
+    """u16 count (<= MAX_BATCH) + that many (u32 length + one encoded file message, not a Batch)."""
+    count, length = struct.Struct("!H"), struct.Struct("!I")
+
+    def enc(messages, name):
+        _local(len(messages) <= MAX_BATCH, f"{name}: {len(messages)} messages (max {MAX_BATCH})")
+        _local(not any(isinstance(msg, Batch) for msg in messages), f"{name}: a Batch inside a Batch")
+        parts = [count.pack(len(messages))]
+        for msg in messages:
+            raw = encode(msg)
+            parts += (length.pack(len(raw)), raw)
+        return tuple(parts)
+
+    def dec(r, name):
+        n = r.unpack(count, name)[0]
+        _need(n <= MAX_BATCH, f"{r.what}: {n} {name} (max {MAX_BATCH})")
+        messages = []
+        for _ in range(n):
+            size = r.unpack(length, name)[0]
+            raw = r.take(size, name)
+            _need(size > 0 and raw[0] != BATCH_CODE, f"{r.what}: an empty message or a Batch inside")
+            messages.append(decode(raw))
+        return messages
+    return enc, dec
+
+
 KINDS = {
     "u8": _int("B"), "u32": _int("I"), "u64": _int("Q"), "i64": _int("q"),
     "path": _blob("H", MAX_PATH, text=True),
     "text": _blob("H", MAX_TEXT, text=True),
-    "data": _blob("I", MAX_CHUNK),
+    "data": _data(),
     "b32": _digest(),
     "hashes": _blob("H", 32 * MAX_BLOCKS),
+    "batch": _batch(),
 }
 KINDS["entries"] = _list(("path", "u8", "u64", "i64"), MAX_ENTRIES)        # path, kind, size, mtime_ns
 KINDS["decisions"] = _list(("u8", "u64", "u32", "hashes", "text"), MAX_ENTRIES)
@@ -317,10 +364,27 @@ class Changed(_Message):
     FIELDS = (("req", "u32"), ("error", "text"))
 
 
+@dataclass
+class Got(_Message):
+    """Receiver -> sender: bytes of file data received in this session so far, every transfer
+    counted (sent at least every files_flow.ACK_BYTES), so the sender keeps only a window in flight."""
+    received: int
+    FIELDS = (("received", "u64"),)
+
+
+@dataclass
+class Batch(_Message):
+    """Several small file messages in one (the Chunk and Done of 10,000 small files would otherwise
+    be 20,000 records, each with its cipher set-up); handled in order, as if sent one by one."""
+    messages: list
+    FIELDS = (("messages", "batch"),)
+
+
 MESSAGE_TYPES = {1: ListDir, 2: Listing, 3: Fetch, 4: Offer, 5: Accept, 6: Chunk, 7: Done, 8: End,
-                 9: Summary, 10: Error, 11: Cancel, 12: MkDir, 13: Rename, 14: Delete, 15: Changed}
+                 9: Summary, 10: Error, 11: Cancel, 12: MkDir, 13: Rename, 14: Delete, 15: Changed,
+                 16: Got, 17: Batch}
 _TYPE_CODES = {cls: code for code, cls in MESSAGE_TYPES.items()}
-CHUNK_CODE = _TYPE_CODES[Chunk]
+CHUNK_CODE, BATCH_CODE = _TYPE_CODES[Chunk], _TYPE_CODES[Batch]
 
 
 def encode(msg) -> bytes:
@@ -329,7 +393,8 @@ def encode(msg) -> bytes:
     _local(code is not None, f"not a file message: {type(msg).__name__}")
     parts = [bytes([code])]
     for name, kind in msg.FIELDS:
-        parts.append(KINDS[kind][0](getattr(msg, name), f"{type(msg).__name__}.{name}"))
+        piece = KINDS[kind][0](getattr(msg, name), f"{type(msg).__name__}.{name}")
+        parts += piece if isinstance(piece, tuple) else (piece,)
     return b"".join(parts)
 
 

@@ -5,14 +5,24 @@ posts one file message to the partner (the session wraps it in a session `Files`
 thread that runs `pump(stopping)`. The session's receive thread hands every incoming file message
 to `handle(msg)`; its sender calls `sent(data)` for every record it wrote, which frees the window
 of chunks in flight (WINDOW: the screen and input never wait behind more than that much file data
-the session has queued, and a pump never runs ahead of the path).
+the session has queued, and a pump never runs ahead of the path). Beyond the session, the data on
+its way through the path is bounded too: the receiver acknowledges what it got (Got) and the pump
+keeps only a window in flight that adds little queue in front of the screen and input
+(files_flow: LEDBAT-like, yielding to them).
 
 Transfers are Outgoing (files_send: we are the sender) or Incoming (files_receive: we receive),
 keyed by a transfer id unique in the session (the viewer allocates even ids, the host odd ones).
-Each has a state machine: the states are Enums, the transitions one table each (SEND_TABLE,
-RECEIVE_TABLE); a message that has no entry for the current state is the partner breaking the
-protocol (RemoteProtocolError ends the session). Late messages after a cancel or a failure are in
-the tables too, and ignored: they were on their way.
+Each has a state machine (files_states: the states are Enums, the transitions one table each); a
+message that has no entry for the current state is the partner breaking the protocol
+(RemoteProtocolError ends the session).
+
+Reconnect: when a session's path breaks, `close()` marks what was still moving as cut (the
+`transfer_done` event says `cut=True`; parts stay on disk). After the reconnect the front end hands
+the broken session's engine to the new one: `carry(old)` offers our sends again and asks for our
+fetches again, with new transfer ids after the old ones. The receiver finds its parts and answers
+RESUME with their block hashes, so the data continues from where it stopped (files_send), and
+files that had arrived are skipped as already there. Transfers the partner started are the
+partner's to carry; cancelled or failed ones are not carried.
 
 Permission: `root` is the one folder a partner may list, fetch from and write to (the host's files
 folder). Without it every request and offer is refused with a sentence. A viewer never takes files
@@ -21,11 +31,11 @@ it did not ask for: an Offer is accepted only for a transfer it opened with fetc
 Events (`on_event(name, **fields)`, from the receive or pump thread): file_progress(tid, direction,
 bytes, total, files, files_total), file_refused(tid, direction, path, reason), file_error(tid,
 direction, path, message), transfer_done(tid, direction, ok, verified, failed, refused, skipped,
-bytes, message), listing(req, path, entries, error, truncated), changed(req, error) (the answer to
-our make_dir / rename / delete; the host side does them with tagio.session.files_actions).
+bytes, message, cut) (cut: the session ended under it), listing(req, path, entries, error,
+truncated), changed(req, error) (the answer to our make_dir / rename / delete; the host side does
+them with tagio.session.files_actions).
 """
 
-import enum
 import os
 import threading
 import time
@@ -34,9 +44,11 @@ from tagio.errors import RemoteProtocolError
 from tagio.protocol import files as f
 from tagio.protocol import session as sm
 from tagio.session import files_actions, files_disk as disk
+from tagio.session.files_flow import AckRule, FileWindow
 from tagio.session.files_names import FileRefused, check_path
 from tagio.session.files_receive import Incoming
 from tagio.session.files_send import Outgoing, split_offers
+from tagio.session.files_states import _FINAL, Receiving, Sending, fire
 
 WINDOW = 2                  # chunks handed to the session but not yet written to the channel
 MAX_TRANSFERS = 64          # transfers open at once, each way
@@ -45,70 +57,31 @@ KEEP_LISTINGS = 16          # folder listings kept for a display to pick up
 KEEP_CHANGES = 16           # answers to make_dir / rename / delete kept likewise
 PROGRESS_EVERY = 0.25       # seconds between progress events of one transfer
 POLL = 0.1
+BATCH_SMALL = 16 * 1024     # chunks smaller than this (small files) are batched ...
+BATCH_BYTES = 64 * 1024     # ... up to about this much in one message
 NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
-
-
-class Sending(enum.Enum):
-    OFFERED = "offered"
-    SENDING = "sending"
-    ENDING = "ending"       # End sent, waiting for the Summary
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class Receiving(enum.Enum):
-    ASKED = "asked"         # we sent Fetch, the offer has not come
-    RECEIVING = "receiving"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-_S, _R = Sending, Receiving
-_SEND_LATE = ("accept", "summary", "file_error", "error", "cancel", "end_sent")
-SEND_TABLE = {
-    (_S.OFFERED, "accept"): _S.SENDING,
-    (_S.SENDING, "file_error"): _S.SENDING,
-    (_S.SENDING, "end_sent"): _S.ENDING,
-    (_S.ENDING, "file_error"): _S.ENDING,
-    (_S.ENDING, "summary"): _S.DONE,
-    **{(s, "error"): _S.FAILED for s in (_S.OFFERED, _S.SENDING, _S.ENDING)},
-    **{(s, "cancel"): _S.CANCELLED for s in (_S.OFFERED, _S.SENDING, _S.ENDING)},
-    **{(s, e): s for s in (_S.FAILED, _S.CANCELLED) for e in _SEND_LATE},
-}
-_RECEIVE_LATE = ("chunk", "done", "end", "file_error", "error", "cancel", "offer")
-RECEIVE_TABLE = {
-    (_R.ASKED, "offer"): _R.RECEIVING,
-    **{(_R.RECEIVING, e): _R.RECEIVING for e in ("chunk", "done", "file_error")},
-    (_R.RECEIVING, "end"): _R.DONE,
-    **{(s, "error"): _R.FAILED for s in (_R.ASKED, _R.RECEIVING)},
-    **{(s, "cancel"): _R.CANCELLED for s in (_R.ASKED, _R.RECEIVING)},
-    **{(s, e): s for s in (_R.FAILED, _R.CANCELLED) for e in _RECEIVE_LATE},
-}
-_TABLES = {Outgoing: SEND_TABLE, Incoming: RECEIVE_TABLE}
-_FINAL = {_S.DONE, _S.FAILED, _S.CANCELLED, _R.DONE, _R.FAILED, _R.CANCELLED}
-
-
-def fire(transfer, event):
-    """Move `transfer` (which has .state) along its table. Raises RemoteProtocolError for a pair
-    the table does not hold: the partner sent something that makes no sense now."""
-    table = _TABLES[type(transfer)]
-    new = table.get((transfer.state, event))
-    if new is None:
-        raise RemoteProtocolError(f"transfer {transfer.tid}: {event} while {transfer.state.value}")
-    old, transfer.state = transfer.state, new
-    return old != new
+NOT_ALLOWED_HERE = "refused: this desk does not allow files (no files folder is shared)"
 
 
 def is_chunk(data) -> bool:
-    """True for an encoded session message that carries a file Chunk."""
-    return len(data) > 1 and data[0] == sm.FILES_CODE and data[1] == f.CHUNK_CODE
+    """True for an encoded session message that carries a file Chunk (or a Batch of them)."""
+    return len(data) > 1 and data[0] == sm.FILES_CODE and data[1] in (f.CHUNK_CODE, f.BATCH_CODE)
+
+
+def _small(msg) -> int:
+    """About the encoded size of a message worth batching, else 0."""
+    if isinstance(msg, f.Chunk):
+        return len(msg.data) + 24 if len(msg.data) < BATCH_SMALL else 0
+    return 64 if isinstance(msg, (f.Done, f.End, f.Error)) else 0
 
 
 class FileEngine:
-    def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic):
+    def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic,
+                 screen_rate=None):
         self._send = send
+        # screen_rate() -> bytes/s the frames get through while they fill their in-flight budget,
+        # else None (the host's session gives it): files then take no more than the screen gets
+        self.screen_rate = screen_rate or (lambda: None)
         self.root = disk.Folder(root) if root is not None else None
         self.on_event = on_event or (lambda name, **fields: None)
         self.clock = clock
@@ -118,11 +91,14 @@ class FileEngine:
         self._work = threading.Condition(self._lock)
         self._window = threading.Semaphore(WINDOW)
         self._out, self._in = {}, {}        # tid -> Outgoing / Incoming (running and recent)
-        self._asked = {}                    # tid -> (Folder, policy) of our Fetch requests
+        self._asked = {}                    # tid -> (Folder, policy, paths) of our Fetch requests
         self._progress_at = {}
         self.results = {}                   # tid -> transfer_done fields, once finished
         self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
         self.changes = {}                   # req -> error ("" done) of make_dir / rename / delete
+        self.flow = FileWindow(clock)       # what we send: the window in flight (pump, Got)
+        self._received = 0                  # what we receive: bytes of data (our Got says it)
+        self._acks = AckRule()              # ... and when we say it
 
     # ------------------------------------------------------------------ commands (any thread)
 
@@ -142,11 +118,12 @@ class FileEngine:
                           reason="not a regular file or folder (a link?): not sent")
         return [self._offer(batch, dest, policy) for batch in split_offers(entries)]
 
-    def _offer(self, entries, dest, policy):
+    def _offer(self, entries, dest, policy, paused=False):
         with self._lock:
             tid = self._new_tid()
             out = self._out[tid] = Outgoing(tid, entries, dest, policy)
-            out.state = Sending.OFFERED
+            out.state, out.mine, out.paused = Sending.OFFERED, True, paused
+            out.chunk_size = self.flow.chunk_size
         self._send(out.offer())
         return tid
 
@@ -156,7 +133,7 @@ class FileEngine:
         folder = disk.Folder(local_dir)
         with self._lock:
             tid = self._new_tid()
-            self._asked[tid] = (folder, policy)
+            self._asked[tid] = (folder, policy, list(paths))
         self._send(f.Fetch(tid, policy, list(paths)))
         return tid
 
@@ -200,14 +177,40 @@ class FileEngine:
                 self._work.notify_all()
 
     def close(self):
-        """The session ends: stop the pump's files, close parts (kept for a resume)."""
+        """The session ends: stop the pump's files, close parts (kept for a resume). What was
+        still moving is cut: `carry` on the next session's engine takes ours up again."""
         with self._lock:
+            for tid in list(self._asked):       # fetches the partner never answered
+                self._asked_stub(tid)
             running = [t for t in list(self._out.values()) + list(self._in.values())
                        if t.state not in _FINAL]
             for transfer in running:
                 self._cancelled(transfer)
+                transfer.cut = True
         for transfer in running:
             self._finish_failed(transfer, "the session ended")
+
+    def carry(self, old) -> dict:
+        """After a reconnect: offer again what `old` (the broken session's engine) was sending for
+        us and ask again for what it was fetching for us, each continuing from the part the
+        receiver holds. Returns {old tid: new tid}. One that cannot be asked again (its folder is
+        gone) ends with transfer_done (ok False) under its old id."""
+        old.close()                 # (closed already when its session ended: then a no-op)
+        with old._lock:
+            cut = [t for t in list(old._out.values()) + list(old._in.values()) if t.cut]
+        with self._lock:
+            self._next_tid = max(self._next_tid, old._next_tid)
+        carried = {}
+        for t in cut:
+            try:
+                if isinstance(t, Outgoing) and t.mine:
+                    carried[t.tid] = self._offer(t.entries, t.dest, t.policy, t.paused)
+                elif isinstance(t, Incoming) and t.asked is not None:
+                    carried[t.tid] = self.fetch(t.asked[0], t.folder.root, t.asked[1])
+            except FileRefused as exc:
+                direction = "send" if isinstance(t, Outgoing) else "receive"
+                self._finish(t, direction, False, 0, 0, 0, 0, 0, str(exc), cut=False)
+        return carried
 
     def snapshot(self) -> list:
         """What a display shows of each transfer: [{tid, direction, name, bytes, total, state,
@@ -237,16 +240,52 @@ class FileEngine:
     def pump(self, stopping):
         """Send the data of accepted transfers until `stopping` is set (the session's files thread)."""
         while not stopping.is_set():
+            if not self._wait_for_window(stopping):
+                continue
             msg = self.next_message(POLL)
             if msg is None:
                 continue
-            if isinstance(msg, f.Chunk) and not self._take_window(stopping):
+            msg = self._batch_with(msg)
+            if isinstance(msg, (f.Chunk, f.Batch)) and not self._take_window(stopping):
                 return
             self._send(msg)
 
+    def _batch_with(self, msg):
+        """`msg`, or a Batch of it and the small messages ready behind it (up to BATCH_BYTES):
+        small files go many to a record instead of two records each."""
+        batch, size = [msg], _small(msg)
+        while size and size < BATCH_BYTES and len(batch) < f.MAX_BATCH:
+            with self._work:
+                if not self.flow.may_send():
+                    break
+            more = self.next_message()
+            if more is None:
+                break
+            batch.append(more)
+            cost = _small(more)
+            if not cost:            # a big chunk ends the batch
+                break
+            size += cost
+        return batch[0] if len(batch) == 1 else f.Batch(batch)
+
+    def _wait_for_window(self, stopping) -> bool:
+        """Until the path has room for more file data (a Got frees it) and the screen's share
+        allows it, at most POLL seconds."""
+        rate = self.screen_rate()           # (the session's own lock: not under ours)
+        with self._work:
+            if not self._work.wait_for(self.flow.may_send, POLL):
+                return False
+            pause = self.flow.wait_time(rate)
+        if pause > 0:
+            stopping.wait(min(pause, POLL))     # pacing: only a stop cuts it short
+            return False
+        return True
+
     def next_message(self, timeout=0.0):
         """The next message of the first accepted transfer, or None (after waiting up to
-        `timeout` seconds for one to be accepted). Reads the disk: not under the lock."""
+        `timeout` seconds for one to be accepted). Reads the disk: not under the lock. A chunk
+        read while its transfer was being paused waits in `pending`: a pause stops the data at
+        once, and a resume sends that chunk first."""
         with self._work:
             out = next((o for o in self._out.values() if o.state is Sending.SENDING
                         and o.iterator is not None and not o.paused), None)
@@ -254,14 +293,27 @@ class FileEngine:
                 if timeout:
                     self._work.wait(timeout)
                 return None
-        msg = next(out.iterator, None)
+            msg, out.pending = out.pending, None
+        if msg is None:
+            msg = next(out.iterator, None)
         if msg is None:
             out.iterator = None
         elif isinstance(msg, f.End):
             with self._lock:
                 fire(out, "end_sent")
-        else:
-            self._progress(out, "send")
+        elif isinstance(msg, f.Chunk):
+            return self._chunk_out(out, msg)
+        return msg
+
+    def _chunk_out(self, out, msg):
+        rate = self.screen_rate()
+        with self._work:
+            if out.paused:
+                out.pending = msg
+                return None
+            out.bytes_sent += len(msg.data)
+            self.flow.posted(len(msg.data), rate)
+        self._progress(out, "send")
         return msg
 
     def _take_window(self, stopping):
@@ -289,7 +341,7 @@ class FileEngine:
             return [f.Listing(msg.req, msg.path, NO_PERMISSION)]
         try:
             place = self.root.place(check_path(msg.path, allow_empty=True))
-            entries, truncated = _listing(place)
+            entries, truncated = disk.listing(place)
         except FileRefused as exc:
             return [f.Listing(msg.req, msg.path, str(exc)[:f.MAX_TEXT])]
         except OSError as exc:
@@ -315,9 +367,15 @@ class FileEngine:
                 del self.changes[old]
         self.on_event("changed", req=msg.req, error=msg.error)
 
+    def _not_allowed(self, tid, direction, paths):
+        """No files folder: the partner is told why, and so is our side (file_refused)."""
+        shown = (paths[0] + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")) if paths else "files"
+        self.on_event("file_refused", tid=tid, direction=direction, path=shown, reason=NOT_ALLOWED_HERE)
+        return [f.Error(tid, f.ALL, NO_PERMISSION)]
+
     def _on_fetch(self, msg):
         if self.root is None:
-            return [f.Error(msg.tid, f.ALL, NO_PERMISSION)]
+            return self._not_allowed(msg.tid, "send", msg.paths)
         try:
             entries, skipped = [], []
             for path in msg.paths:
@@ -336,7 +394,7 @@ class FileEngine:
             if sum(t.state not in _FINAL for t in self._out.values()) >= MAX_TRANSFERS:
                 return [f.Error(msg.tid, f.ALL, f"more than {MAX_TRANSFERS} transfers at once")]
             out = self._out[msg.tid] = Outgoing(msg.tid, entries, "", msg.policy)
-            out.state = Sending.OFFERED
+            out.state, out.chunk_size = Sending.OFFERED, self.flow.chunk_size
             self._forget_old(self._out)
         return [out.offer()]
 
@@ -345,6 +403,10 @@ class FileEngine:
             asked = self._asked.pop(msg.tid, None)
             if msg.tid in self._in or msg.tid in self._out:
                 raise RemoteProtocolError(f"transfer id {msg.tid} is already in use")
+        if asked is None and self.root is None:
+            self.on_event("transfer_done", **self._summary_fields(msg.tid, "receive", False, 0, 0, 0, 0, 0,
+                                                                   NOT_ALLOWED_HERE))
+            return self._not_allowed(msg.tid, "receive", [e[0] for e in msg.entries])
         try:
             incoming = self._incoming(msg, asked)
         except FileRefused as exc:
@@ -361,13 +423,12 @@ class FileEngine:
 
     def _incoming(self, offer, asked):
         if asked is not None:
-            folder, policy = asked
+            folder, policy, paths = asked
             incoming = Incoming(offer.tid, folder, (), policy)
+            incoming.asked = (paths, policy)
             incoming.state = Receiving.ASKED
             fire(incoming, "offer")
             return incoming
-        if self.root is None:
-            raise FileRefused(NO_PERMISSION)
         if sum(t.state not in _FINAL for t in self._in.values()) >= MAX_TRANSFERS:
             raise FileRefused(f"more than {MAX_TRANSFERS} transfers at once")
         incoming = Incoming(offer.tid, self.root, check_path(offer.dest, allow_empty=True), offer.policy)
@@ -388,12 +449,32 @@ class FileEngine:
     def _on_chunk(self, msg):
         incoming = self._transfer(self._in, msg.tid)
         fire(incoming, "chunk")
+        got = self._count_received(len(msg.data))
         if incoming.state is not Receiving.RECEIVING:
-            return []
+            return got
         replies = incoming.chunk(msg)
         self._report_failures(incoming, replies)
         self._progress(incoming, "receive")
-        return replies
+        return replies + got
+
+    def _count_received(self, nbytes):
+        """Every chunk counts for the sender's window, whatever becomes of it: [Got] by AckRule."""
+        self._received += nbytes
+        return [f.Got(self._received)] if self._acks.chunk(nbytes) else []
+
+    def _on_batch(self, msg):
+        """The messages of a Batch in order, as if they came one by one (a Batch holds no Batch:
+        the codec refuses it). Of their Gots only the last is worth sending."""
+        replies = []
+        for inner in msg.messages:
+            replies += self._HANDLERS[type(inner)](self, inner) or []
+        gots = [r for r in replies if isinstance(r, f.Got)]
+        return [r for r in replies if not isinstance(r, f.Got)] + gots[-1:]
+
+    def _on_got(self, msg):
+        with self._work:
+            self.flow.got(msg.received)
+            self._work.notify_all()
 
     def _on_done(self, msg):
         incoming = self._transfer(self._in, msg.tid)
@@ -467,7 +548,8 @@ class FileEngine:
     _HANDLERS = {f.ListDir: _on_list, f.Listing: _on_listing, f.Fetch: _on_fetch, f.Offer: _on_offer,
                  f.Accept: _on_accept, f.Chunk: _on_chunk, f.Done: _on_done, f.End: _on_end,
                  f.Summary: _on_summary, f.Error: _on_error, f.Cancel: _on_cancel,
-                 f.MkDir: _on_change, f.Rename: _on_change, f.Delete: _on_change, f.Changed: _on_changed}
+                 f.MkDir: _on_change, f.Rename: _on_change, f.Delete: _on_change, f.Changed: _on_changed,
+                 f.Got: _on_got, f.Batch: _on_batch}
 
     # ------------------------------------------------------------------ helpers
 
@@ -482,7 +564,9 @@ class FileEngine:
         asked = self._asked.pop(tid, None)
         if asked is None:
             return None
-        stub = self._in[tid] = Incoming(tid, asked[0], (), asked[1])
+        folder, policy, paths = asked
+        stub = self._in[tid] = Incoming(tid, folder, (), policy)
+        stub.asked = (paths, policy)
         stub.state = Receiving.ASKED
         return stub
 
@@ -499,16 +583,19 @@ class FileEngine:
         self._finish(transfer, direction, False, 0, 0, len(transfer.refused), transfer.skipped,
                      transfer.bytes_sent if direction == "send" else transfer.bytes, text)
 
-    def _finish(self, transfer, direction, ok, verified, failed, refused, skipped, nbytes, message):
+    def _finish(self, transfer, direction, ok, verified, failed, refused, skipped, nbytes, message,
+                cut=None):
         fields = self._summary_fields(transfer.tid, direction, ok, verified, failed, refused, skipped,
-                                      nbytes, message)
+                                      nbytes, message, transfer.cut if cut is None else cut)
         self.results[transfer.tid] = fields
         self.on_event("transfer_done", **fields)
 
     @staticmethod
-    def _summary_fields(tid, direction, ok, verified, failed, refused, skipped, nbytes, message):
+    def _summary_fields(tid, direction, ok, verified, failed, refused, skipped, nbytes, message,
+                        cut=False):
         return {"tid": tid, "direction": direction, "ok": ok, "verified": verified, "failed": failed,
-                "refused": refused, "skipped": skipped, "bytes": nbytes, "message": message}
+                "refused": refused, "skipped": skipped, "bytes": nbytes, "message": message,
+                "cut": cut}
 
     def _report_failures(self, incoming, replies):
         for reply in replies:
@@ -540,18 +627,3 @@ def _first_problem(transfer) -> str:
         return ""
     text = problems[0][1]
     return text if len(problems) == 1 else f"{text} (and {len(problems) - 1} more)"
-
-
-def _listing(place):
-    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder; links are not listed."""
-    entries = []
-    with os.scandir(place) as items:
-        for item in items:
-            if len(entries) >= f.MAX_LISTING:
-                return entries, True
-            if item.is_symlink():
-                continue
-            st = item.stat(follow_symlinks=False)
-            kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
-            entries.append((item.name, kind, 0 if kind == f.KIND_DIR else st.st_size, st.st_mtime_ns))
-    return sorted(entries), False

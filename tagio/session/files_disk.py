@@ -11,18 +11,53 @@ to overwrite (a hard link fails when the name exists, so no check-then-rename ra
 `walk(path)` lists what a sender offers: the folder itself, then what it holds (folders before their
 content, so empty folders are kept), never following symlinks (a link is skipped and reported). A
 resume compares `block_hashes` of the part the receiver holds with the sender's own file.
+
+`PARTS` makes each part single-writer in this process: two sessions that receive the same name,
+or a session resumed after a reconnect while the broken one is still being torn down, take turns
+instead of writing one part at once (the second waits for the first to close it).
 """
 
 import errno
 import hashlib
 import os
 import stat
+import threading
 from pathlib import Path
 
 from tagio.protocol import files as f
 from tagio.session.files_names import MAX_DEPTH, PART_SUFFIX, FileRefused
 
 READ_SIZE = 1 << 20
+CLAIM_WAIT = 5.0            # seconds a part waits for the transfer that still writes it
+
+
+class PartClaims:
+    """Which transfer writes which part (paths, any thread)."""
+
+    def __init__(self):
+        self._owners = {}
+        self._cond = threading.Condition()
+
+    def claim(self, part, owner, timeout=None) -> bool:
+        """Make `owner` the part's one writer, waiting up to `timeout` (None: CLAIM_WAIT) seconds
+        for another to let go."""
+        key = os.path.abspath(part)
+        wait = CLAIM_WAIT if timeout is None else timeout
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._owners.get(key, owner) is owner, wait):
+                return False
+            self._owners[key] = owner
+            return True
+
+    def release(self, part, owner):
+        key = os.path.abspath(part)
+        with self._cond:
+            if self._owners.get(key) is owner:
+                del self._owners[key]
+                self._cond.notify_all()
+
+
+PARTS = PartClaims()
 
 
 class Folder:
@@ -205,3 +240,18 @@ def resume_start(fileobj, offset: int, block: int, hashes: bytes) -> int:
             break
         start = min(offset, (i + 1) * block)
     return start
+
+
+def listing(place):
+    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder; links are not listed."""
+    entries = []
+    with os.scandir(place) as items:
+        for item in items:
+            if len(entries) >= f.MAX_LISTING:
+                return entries, True
+            if item.is_symlink():
+                continue
+            st = item.stat(follow_symlinks=False)
+            kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
+            entries.append((item.name, kind, 0 if kind == f.KIND_DIR else st.st_size, st.st_mtime_ns))
+    return sorted(entries), False

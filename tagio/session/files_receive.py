@@ -12,7 +12,9 @@ Then `chunk` / `done` / `file_error` / `end` follow the sender. Data must come i
 beyond the announced size (more data, or Done before all of it, is the sender's lie: the file fails
 and its part is deleted). At Done the SHA-256 of the whole file is compared before the part takes
 its final name; folder dates are set at End (deepest first, after their content was written).
-Only one part is open at a time and nothing is kept in memory: the file is streamed to disk.
+Only one part is open at a time and nothing is kept in memory: the file is streamed to disk, a
+big one by a PartWriter (files_writer: written and hashed on its own thread, so the session's
+receive thread only decrypts).
 
 Methods return the messages to send back (Error per failed file, Summary at the end) and raise
 RemoteProtocolError for what breaks the protocol (data for an entry that was not accepted, data
@@ -28,6 +30,7 @@ from tagio.errors import RemoteProtocolError
 from tagio.protocol import files as f
 from tagio.session import files_disk as disk
 from tagio.session.files_names import CaseFolder, FileRefused, check_path
+from tagio.session.files_writer import ASYNC_MIN, PartWriter
 
 SPACE_MARGIN = 1 << 20      # leave this much free on the disk
 
@@ -45,6 +48,7 @@ class Plan:
     pos: int = 0
     fh: object = None
     sha: object = None
+    writer: object = None   # a PartWriter while a big file is written off the receive thread
     failed: bool = False
     done: bool = False
     part: Path = field(init=False)
@@ -71,6 +75,8 @@ class Incoming:
         self._made = {}             # folder names -> Path, made (or found) during this offer
         self.stopped = False
         self.paused = False         # (only what we send pauses; shown in snapshots)
+        self.asked = None           # (paths, policy) of our Fetch that it answers, else None
+        self.cut = False            # the session ended under it: a reconnect carries it on
         self.state = None           # a files.Receiving, moved by the engine's table
 
     # ------------------------------------------------------------------ the offer
@@ -178,13 +184,23 @@ class Incoming:
             return self._fail(plan, f"{plan.path}: more data than the {plan.size} bytes announced",
                               drop=True)
         try:
-            plan.fh.write(msg.data)
+            self._write(plan, msg.data)
         except OSError as exc:
             return self._fail(plan, f"{plan.path}: {disk.disk_words(exc, plan.target.parent)}", drop=True)
-        plan.sha.update(msg.data)
         plan.pos += len(msg.data)
         self.bytes += len(msg.data)
         return []
+
+    @staticmethod
+    def _write(plan, data):
+        """Append `data` to the part and its hash (raises the OSError of a failed write)."""
+        if plan.writer is None:
+            plan.fh.write(data)
+            plan.sha.update(data)
+            return
+        error = plan.writer.put(data)
+        if error is not None:
+            raise error
 
     def _plan(self, index):
         plan = self.plans.get(index)
@@ -201,6 +217,8 @@ class Incoming:
             raise RemoteProtocolError(f"{plan.path}: data starts at {offset}, past the {plan.have} "
                                       f"bytes held here")
         self._current = plan
+        if not disk.PARTS.claim(plan.part, self):
+            return self._fail(plan, f"{plan.path}: another transfer is still writing it here")
         try:
             if plan.have:
                 plan.fh = open(plan.part, "r+b")
@@ -212,6 +230,8 @@ class Incoming:
         except OSError as exc:
             return self._fail(plan, f"{plan.path}: {disk.disk_words(exc, plan.target.parent)}")
         plan.pos = offset
+        if plan.size - offset >= ASYNC_MIN:
+            plan.writer = PartWriter(plan.fh, plan.sha)
         return []
 
     def done(self, msg) -> list:
@@ -227,6 +247,12 @@ class Incoming:
         if plan.pos != plan.size:
             return self._fail(plan, f"{plan.path}: the sender announced {plan.size} bytes and sent "
                                     f"{plan.pos}", drop=True)
+        if plan.writer is not None:             # everything on disk and hashed before the check
+            writer, plan.writer = plan.writer, None
+            error = writer.finish()
+            if error is not None:
+                return self._fail(plan, f"{plan.path}: {disk.disk_words(error, plan.target.parent)}",
+                                  drop=True)
         if plan.sha.digest() != msg.sha256:
             return self._fail(plan, f"{plan.path}: SHA-256 differs: the file was damaged or changed "
                                     f"while it was sent", drop=True)
@@ -245,6 +271,7 @@ class Incoming:
         except OSError:
             pass        # the file is whole and verified; a date the disk refuses is not worth failing it
         plan.done, self._current = True, None
+        disk.PARTS.release(plan.part, self)
         self.verified += 1
         return []
 
@@ -260,6 +287,9 @@ class Incoming:
     def _close(self, plan, drop=False):
         if self._current is plan:
             self._current = None
+        if plan.writer is not None:             # its thread stops before the file is closed; what
+            writer, plan.writer = plan.writer, None     # arrived stays in a part kept for a resume
+            writer.abort() if drop else writer.finish()
         if plan.fh is not None:
             try:
                 plan.fh.close()
@@ -271,6 +301,7 @@ class Incoming:
                 plan.part.unlink()
             except OSError:
                 pass
+        disk.PARTS.release(plan.part, self)
 
     def file_error(self, index, text):
         """The sender could not send entry `index` (it could not read it)."""

@@ -5,11 +5,11 @@ MAX_ENTRIES and about OFFER_BYTES of them: `split_offers` cuts a bigger tree int
 After the receiver's Accept, `messages()` is a generator run by the engine's pump thread: for each
 file to send it opens the file, finds where to start (for a resume: the first block whose hash
 differs from the receiver's part), hashes what comes before, then yields Chunk after Chunk read
-straight from the file (about CHUNK bytes each: nothing else of the file is held in memory), and
-Done with the SHA-256 of the whole file; End after the last. It stops between chunks when the
-transfer is cancelled or the receiver reported that file failed. A file that changed size since it
-was offered fails with an Error (the receiver then drops it): the size announced is never a lie
-on our side.
+straight from the file (`chunk_size()` bytes each: the engine's window picks the size; nothing
+else of the file is held in memory), and Done with the SHA-256 of the whole file; End after the
+last. It stops between chunks when the transfer is cancelled or the receiver reported that file
+failed. A file that changed size since it was offered fails with an Error (the receiver then drops
+it): the size announced is never a lie on our side.
 """
 
 from tagio.errors import RemoteProtocolError
@@ -41,14 +41,19 @@ class Outgoing:
         self.refused = []           # (path, reason) from the receiver's decisions
         self.skipped = 0
         self.errors = {}            # index -> reason: files that failed (here or at the receiver)
-        self.bytes_sent = 0         # file data sent (a resume sends only the rest: tests count it)
+        self.bytes_sent = 0         # file data handed to the session (the engine counts it; a
+                                    # resume sends only the rest: tests count it)
+        self.pending = None         # a Chunk read as the transfer was paused: the first after it
         self.total = 0
         self.files_total = 0
         self.files_sent = 0
         self.stopped = False        # cancelled or failed: the generator ends at the next chunk
         self.paused = False         # the pump skips it until resumed
+        self.mine = False           # we offered it (send_paths), not the partner's Fetch
+        self.cut = False            # the session ended under it: a reconnect carries it on
         self.state = None           # a files.Sending, moved by the engine's table
         self.iterator = None        # messages() once accepted, run by the pump
+        self.chunk_size = lambda: f.CHUNK   # bytes of the next Chunk (the engine's window decides)
 
     def offer(self) -> f.Offer:
         return f.Offer(self.tid, self.dest, self.policy,
@@ -103,14 +108,13 @@ class Outgoing:
             while pos < size:
                 if self.stopped or index in self.errors:
                     return
-                data = fh.read(min(f.CHUNK, size - pos))
+                data = fh.read(min(self.chunk_size(), size - pos))
                 if not data:
                     yield self._error(index, f"{rel}: it became shorter while being sent")
                     return
                 sha.update(data)
-                yield f.Chunk(self.tid, index, pos, data)
+                yield f.Chunk(self.tid, index, pos, data)   # (the engine counts bytes_sent)
                 pos += len(data)
-                self.bytes_sent += len(data)
             if fh.read(1):
                 yield self._error(index, f"{rel}: it grew while being sent")
                 return

@@ -12,6 +12,11 @@ Each transfer has a row: its progress bar, bytes, rate and time left, Pause/Resu
 transfer we send pauses in place; one we receive is paused by cancelling it (the part stays) and
 resumed by asking for it again, which continues after the verified part (no byte is sent twice).
 
+After a reconnect the session window hands the panel the new session (`resume_with`): what our
+transfers were still moving is taken up by the new session's file engine (FileEngine.carry) and
+continues from where it stopped; the queue shows the carried transfers under their new ids and
+keeps the rows of the ones that had ended.
+
 The remote side is the host's files folder (the host must allow one: `--files-dir` on the command
 line, "Allow partners to send and fetch files" in the GUI's Settings); paths there are relative,
 "/" between names. New folder, Rename and Delete (after a confirmation) on the remote side each post
@@ -119,6 +124,7 @@ class FilesPanel(tk.Toplevel):
         self._bars = {}             # tid -> (frame, label, progressbar, pause button)
         self._rows = {}             # tid -> the last snapshot row
         self._gets = {}             # tid -> (paths, local folder, policy) of our gets (to ask again)
+        self._earlier = {}          # tid -> last row of a transfer of an earlier session (reconnect)
         self._rates = {}            # tid -> (time, bytes, bytes per second)
         self._last_rate = 0.0
         self._changes = set()       # reqs of our make_dir / rename / delete not answered yet
@@ -199,6 +205,22 @@ class FilesPanel(tk.Toplevel):
         tree.bind("<ButtonPress-1>", lambda e: setattr(self, "_drag", (e.x_root, e.y_root, False)), add="+")
         tree.bind("<B1-Motion>", self._drag_motion, add="+")
         tree.bind("<ButtonRelease-1>", self._drag_drop, add="+")
+
+    def resume_with(self, session):
+        """The session came back after its path broke: go on with `session` (started). Our cut
+        transfers continue on it from where they stopped; their old rows make way for new ones."""
+        old, self.session = self.session, session
+        self.chat.session = session
+        carried = session.files.carry(old.files)
+        for old_tid, new_tid in carried.items():
+            bar = self._bars.pop(old_tid, None)
+            if bar is not None:
+                bar[0].destroy()
+            self._rows.pop(old_tid, None)
+            if old_tid in self._gets:
+                self._gets[new_tid] = self._gets.pop(old_tid)
+        self._earlier.update((r["tid"], r) for r in old.files.snapshot() if r["tid"] not in carried)
+        self.refresh_remote()
 
     # ------------------------------------------------------------------ folders
 
@@ -371,6 +393,7 @@ class FilesPanel(tk.Toplevel):
     def _poll_queue(self):
         rows = [r for r in self.session.files.snapshot()
                 if r["tid"] in self._bars or r["tid"] not in self._rows]   # a resumed get's old row is gone
+        rows = [r for t, r in self._earlier.items() if t in self._bars] + rows
         done = total = rate = 0
         for row in rows:
             self._rows[row["tid"]] = row
