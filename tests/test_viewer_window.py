@@ -259,6 +259,28 @@ class WindowOnXvfb(unittest.TestCase):
         move = self.messages(m.Mouse, 1)[0]
         self.assertEqual((move.x, move.y), (int(300 / s), int(200 / s)))
 
+    def test_fit_after_one_to_one_fills_the_window_again(self):
+        """View -> 1:1 and back to Fit: the picture fills the window (a tester saw a 12-px dark
+        band where the scrollbars had been)."""
+        from tagio.ui.viewer_picture import scale_to_fit
+        from tests.desk import keep_shot
+        window, picture = self.open_window((1600, 1000), fit=True, geometry="820x560")
+        bar, c = window.toolbar, window.canvas
+        self.desk.choose(bar.view_button, bar.view_menu, "1:1")
+        self.assertTrue(self.pump(lambda: window.scale == 1.0 and window.vbar.winfo_ismapped()), "no 1:1")
+        self.desk.choose(bar.view_button, bar.view_menu, "Fit")
+        self.assertTrue(self.pump(lambda: not window.vbar.winfo_ismapped() and not window.hbar.winfo_ismapped()))
+        self.root.update_idletasks()
+        size = (c.winfo_width(), c.winfo_height())
+        self.assertEqual(window.scale, scale_to_fit((1600, 1000), size))
+        shown = (window._photo.width(), window._photo.height())
+        self.assertTrue(shown[0] == size[0] or shown[1] == size[1], (shown, size))
+        edge = (shown[0] - 2, shown[1] - 2)       # the picture's far corner is drawn, not the background
+        wanted = picture.getpixel((1599, 999))
+        wait_until(lambda: max(abs(a - b) for a, b in zip(self.screenshot(window).getpixel(edge), wanted)) < 30,
+                   poll=self.root.update, what="the picture up to the window's edge")
+        keep_shot(self.screenshot(window), "viewer_fit_after_one_to_one")
+
     def test_status_line_and_session_end(self):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
         # every figure says what it is: path, latency in ms, a rate in frames/s, bandwidth in Mbit/s

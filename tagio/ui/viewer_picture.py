@@ -69,9 +69,14 @@ class ViewerPicture:
         """(Re)create the photo at the current scale and draw the whole framebuffer once."""
         if self.remote_size is None:
             return
-        self.update_idletasks()
         fit = self.fit
+        # The scrollbars come and go first: the canvas is measured as it will be (measured before,
+        # Fit after 1:1 kept the scrollbars' room as a dark band).
+        self._show_scrollbars(not fit)
+        self.update_idletasks()
         avail = (self.canvas.winfo_width(), self.canvas.winfo_height())
+        if fit:
+            self._canvas_size = avail       # this size is laid out: its <Configure> needs no redraw
         self.scale = scale_to_fit(self.remote_size, avail) if fit else self.zoom
         w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
         if self._photo is None or (self._photo.width(), self._photo.height()) != (w, h):
@@ -80,7 +85,6 @@ class ViewerPicture:
             self._image_item = self.canvas.create_image(0, 0, anchor="nw", image=self._photo, tags="screen")
             self.canvas.tag_lower("screen")
         self.canvas.configure(scrollregion=(0, 0, w, h))
-        self._show_scrollbars(not fit)
         self._on_refresh()
         if self._cursor_at is not None:
             self._on_cursor(*self._cursor_at)       # same remote spot at the new scale
