@@ -110,11 +110,11 @@ class WindowOnXvfb(unittest.TestCase):
             time.sleep(0.01)
         return False
 
-    def open_window(self, remote, fit, geometry):
+    def open_window(self, remote, fit, geometry, picture=None):
         window = self.window_class(self.root, self.session, "Partner 123 456 789", fit=fit)
         window.geometry(geometry + "+0+0")
         self.host.send(m.encode(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, *remote, 1)))
-        picture = scene(*remote)
+        picture = picture or scene(*remote)
         for msg in frame_messages(picture):
             self.host.send(m.encode(msg))
         self.assertTrue(self.pump(lambda: window.shown_frame == 1), "frame never drawn")
@@ -280,6 +280,22 @@ class WindowOnXvfb(unittest.TestCase):
         wait_until(lambda: max(abs(a - b) for a, b in zip(self.screenshot(window).getpixel(edge), wanted)) < 30,
                    poll=self.root.update, what="the picture up to the window's edge")
         keep_shot(self.screenshot(window), "viewer_fit_after_one_to_one")
+
+    def test_reconnecting_is_readable_over_a_light_picture(self):
+        """The message over the picture has a dark backdrop (white text alone vanished over white)."""
+        from tagio.client import words
+        from tests.desk import keep_shot
+        white = Image.new("RGB", (900, 600), (245, 245, 245))     # larger than the window: all picture
+        window, _ = self.open_window((900, 600), fit=False, geometry="600x400", picture=white)
+        window.show_reconnecting()
+        self.assertIn(words.RECONNECTING, window.canvas.itemcget("message", "text"))
+        x0, y0, x1, y1 = window.canvas.bbox("message")
+
+        def dark_share():           # of the pixels behind the message's text
+            shot = self.screenshot(window).crop((x0, y0, x1, y1)).convert("L")
+            return sum(1 for v in shot.getdata() if v < 90) / (shot.width * shot.height)
+        wait_until(lambda: dark_share() > 0.5, poll=self.root.update, what="a dark backdrop behind the text")
+        keep_shot(self.screenshot(window), "viewer_reconnecting_over_white")
 
     def test_status_line_and_session_end(self):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")
