@@ -414,6 +414,18 @@ class AppTest(UiCase):
         self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
         self.assertIn("ended", self.app.home.notice_var.get())
 
+    def test_the_connecting_notice_goes_when_the_session_starts(self):
+        """An always-allowed desk: incoming, then session_started without a prompt. "Desk X is
+        connecting..." stayed on the home window during the whole session."""
+        from tagio.ui.prompts import ControlledIndicator
+        self.app.events.post("incoming", peer_id="123456789")
+        self.pump(lambda: "is connecting" in self.app.home.notice_var.get(), "connecting notice")
+        self.app.events.post("session_started", peer_id="123456789", path="relay", role="host", view_only=True)
+        self.pump(lambda: self.toplevels(ControlledIndicator), "indicator")
+        self.assertEqual(self.app.home.notice_var.get(), "Desk 123 456 789 connected (view only).")
+        self.app.events.post("session_ended", peer_id="123456789", role="host", reason=None)
+        self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
+
 
 class HomeWidthTest(UiCase):
     def test_a_long_notice_or_relay_error_keeps_the_window_width(self):
