@@ -22,6 +22,7 @@ import time
 import unittest
 from unittest import mock
 
+from tests.desk import AppClicks
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 try:
@@ -425,6 +426,30 @@ class AppTest(UiCase):
         self.assertEqual(self.app.home.notice_var.get(), "Desk 123 456 789 connected (view only).")
         self.app.events.post("session_ended", peer_id="123456789", role="host", reason=None)
         self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
+
+
+class AcceptPromptClicks(AppClicks, UiCase):
+    def test_accept_prompt_unticking_control_unticks_the_clipboard(self):
+        """See only shares no clipboard: the prompt must not say it does."""
+        from tagio.ui.prompts import AcceptPrompt
+        answers = []
+        prompt = AcceptPrompt(self.root, "123456789", lambda granted, always: answers.append(granted))
+        self.pump(prompt.winfo_viewable, "accept prompt")
+        clipboard = prompt.rights_boxes["clipboard"]
+        self.desk.click(prompt.rights_boxes["control"])
+        self.pump(lambda: not prompt.rights["control"].get(), "control unticked")
+        self.assertEqual((prompt.rights["clipboard"].get(), clipboard.instate(["disabled"])), (False, True))
+        self.desk.click(prompt.rights_boxes["control"])     # ticked again: the clipboard box comes back
+        self.pump(lambda: prompt.rights["control"].get(), "control ticked again")
+        self.assertEqual((prompt.rights["clipboard"].get(), clipboard.instate(["disabled"])), (True, False))
+        self.desk.click(prompt.rights_boxes["control"])
+        self.pump(lambda: not prompt.rights["control"].get(), "control unticked again")
+        self.desk.click(prompt.accept_button)
+        self.pump(lambda: answers, "the answer")
+        self.assertEqual((answers[0].control, answers[0].clipboard), (False, False))
+        view_only = AcceptPrompt(self.root, "123456789", lambda *_a: None, view_only=True)   # Settings: view only
+        self.assertEqual(sorted(view_only.rights_boxes), [])
+        view_only.answer(False)
 
 
 class HomeWidthTest(UiCase):

@@ -202,9 +202,11 @@ class AcceptPrompt(Dialog):
         self.deny_button.focus_set()   # Enter by reflex must not let someone in
 
     def _rights_boxes(self, files, view_only):
-        """One box per right the host can give (files only with a files folder; control not when
-        Settings say view only), all ticked; and "always allow this desk", not ticked."""
-        offered = {"control": not view_only, "clipboard": True, "files": bool(files)}
+        """One box per right the host can give (files only with a files folder; control and the
+        clipboard not when Settings say view only: a view-only host shares no clipboard), all
+        ticked; and "always allow this desk", not ticked. Unticking control unticks and greys the
+        clipboard (see only shares no clipboard); ticking it again gives the clipboard box back."""
+        offered = {"control": not view_only, "clipboard": not view_only, "files": bool(files)}
         self.rights, self.rights_boxes = {}, {}
         for key, text in words.ACCEPT_RIGHTS:
             if offered[key]:
@@ -212,10 +214,25 @@ class AcceptPrompt(Dialog):
                 self.rights_boxes[key] = ttk.Checkbutton(self.body, text=text, variable=self.rights[key],
                                                          style="Card.TCheckbutton")
                 self.rights_boxes[key].pack(anchor="w", pady=(4, 0))
+        if "control" in self.rights_boxes:
+            self.rights_boxes["control"].configure(command=self._control_changed)
+        self._clipboard_was = True
         self.always = tk.BooleanVar(master=self, value=False)
         self.always_box = ttk.Checkbutton(self.body, text=words.ALWAYS_ALLOW, variable=self.always,
                                           style="Card.TCheckbutton")
         self.always_box.pack(anchor="w", pady=(8, 0))
+
+    def _control_changed(self):
+        clipboard, box = self.rights.get("clipboard"), self.rights_boxes.get("clipboard")
+        if clipboard is None:
+            return
+        if self.rights["control"].get():
+            box.state(["!disabled"])
+            clipboard.set(self._clipboard_was)
+        else:
+            self._clipboard_was = clipboard.get()
+            clipboard.set(False)
+            box.state(["disabled"])
 
     def granted(self):
         """True when every offered right is ticked, else the Rights ticked."""
