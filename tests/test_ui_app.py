@@ -467,6 +467,21 @@ class HomeWidthTest(UiCase):
         self.assertEqual(self.root.winfo_width(), width)
         self.assertLessEqual(self.root.winfo_width(), self.root.winfo_screenwidth())
 
+    def test_waiting_for_the_partner_keeps_the_window_width(self):
+        """Cancel takes Connect's place: packed beside it, it widened the window (862 -> 1052 px)."""
+        home = self.app.home
+        self.pump(lambda: self.root.winfo_width() > 600, "window laid out")
+        width = self.root.winfo_width()
+        home.set_busy(True, "Waiting for your partner to accept…", cancellable=True)
+        self.pump(home.cancel_button.winfo_ismapped, "Cancel shown")
+        self.root.update_idletasks()
+        self.assertEqual((self.root.winfo_reqwidth(), self.root.winfo_width()), (width, width))
+        self.assertFalse(home.connect_button.winfo_ismapped())
+        self.screenshot("home-waiting-for-accept")
+        home.set_busy(False)
+        self.pump(home.connect_button.winfo_ismapped, "Connect back")
+        self.assertFalse(home.cancel_button.winfo_ismapped())
+        self.assertEqual(self.root.winfo_width(), width)
 
     def test_texts_wrap_where_their_room_ends_not_before(self):
         """A relay error with "Retry now" is one line while the bar has room for it; the cards'
