@@ -281,6 +281,21 @@ def _arity(callback) -> int:
         return 1
 
 
+def primary_monitor(widget):
+    """(left, top, width) of the primary monitor of the widget's screen, as mss reads it (one
+    short look, once per bar: X RandR's primary output; on Windows the main display); the whole
+    screen when it cannot tell. Tk sees only the virtual screen: across two monitors its middle
+    is where they meet."""
+    kwargs = {"display": widget.winfo_screen()} if widget.tk.call("tk", "windowingsystem") == "x11" else {}
+    try:
+        import mss
+        with mss.MSS(**kwargs) as sct:
+            monitor = sct.primary_monitor
+        return monitor["left"], monitor["top"], monitor["width"]
+    except Exception:       # mss (third-party) could not tell: no RandR, no monitor; the virtual screen
+        return 0, 0, widget.winfo_screenwidth()
+
+
 class ControlledIndicator(tk.Toplevel):
     """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]", or in view-only
     "Viewing your screen (no control) - 123 456 789" (the partner sees but cannot touch)."""
@@ -301,8 +316,9 @@ class ControlledIndicator(tk.Toplevel):
         self.disconnect_button = ttk.Button(self, text="Disconnect", command=self.disconnect)
         self.disconnect_button.pack(side="left", padx=(0, 10), pady=6)
         self.update_idletasks()
-        x = (self.winfo_screenwidth() - self.winfo_reqwidth()) // 2
-        self.geometry(f"+{max(0, x)}+0")   # top centre, like AnyDesk's session bar
+        left, top, width = primary_monitor(self)
+        x = left + (width - self.winfo_reqwidth()) // 2
+        self.geometry(f"+{max(left, x)}+{top}")     # top centre of the primary monitor, like AnyDesk's bar
         self.deiconify()
 
     def set_view_only(self, view_only):
