@@ -259,6 +259,9 @@ class AcceptPrompt(Dialog):
             self.after_cancel(self._tick_id)
             self._tick_id = None
         super().destroy()
+        # Tk variables must die on the Tk thread, not in a garbage collection in another thread.
+        self.text_var = self.always = None
+        self.rights = {}
 
     def answer(self, accepted: bool):
         callback, self.on_answer = self.on_answer, None
