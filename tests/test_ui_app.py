@@ -22,6 +22,7 @@ import time
 import unittest
 from unittest import mock
 
+from tests.desk import AppClicks
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 try:
@@ -414,6 +415,42 @@ class AppTest(UiCase):
         self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
         self.assertIn("ended", self.app.home.notice_var.get())
 
+    def test_the_connecting_notice_goes_when_the_session_starts(self):
+        """An always-allowed desk: incoming, then session_started without a prompt. "Desk X is
+        connecting..." stayed on the home window during the whole session."""
+        from tagio.ui.prompts import ControlledIndicator
+        self.app.events.post("incoming", peer_id="123456789")
+        self.pump(lambda: "is connecting" in self.app.home.notice_var.get(), "connecting notice")
+        self.app.events.post("session_started", peer_id="123456789", path="relay", role="host", view_only=True)
+        self.pump(lambda: self.toplevels(ControlledIndicator), "indicator")
+        self.assertEqual(self.app.home.notice_var.get(), "Desk 123 456 789 connected (view only).")
+        self.app.events.post("session_ended", peer_id="123456789", role="host", reason=None)
+        self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone")
+
+
+class AcceptPromptClicks(AppClicks, UiCase):
+    def test_accept_prompt_unticking_control_unticks_the_clipboard(self):
+        """See only shares no clipboard: the prompt must not say it does."""
+        from tagio.ui.prompts import AcceptPrompt
+        answers = []
+        prompt = AcceptPrompt(self.root, "123456789", lambda granted, always: answers.append(granted))
+        self.pump(prompt.winfo_viewable, "accept prompt")
+        clipboard = prompt.rights_boxes["clipboard"]
+        self.desk.click(prompt.rights_boxes["control"])
+        self.pump(lambda: not prompt.rights["control"].get(), "control unticked")
+        self.assertEqual((prompt.rights["clipboard"].get(), clipboard.instate(["disabled"])), (False, True))
+        self.desk.click(prompt.rights_boxes["control"])     # ticked again: the clipboard box comes back
+        self.pump(lambda: prompt.rights["control"].get(), "control ticked again")
+        self.assertEqual((prompt.rights["clipboard"].get(), clipboard.instate(["disabled"])), (True, False))
+        self.desk.click(prompt.rights_boxes["control"])
+        self.pump(lambda: not prompt.rights["control"].get(), "control unticked again")
+        self.desk.click(prompt.accept_button)
+        self.pump(lambda: answers, "the answer")
+        self.assertEqual((answers[0].control, answers[0].clipboard), (False, False))
+        view_only = AcceptPrompt(self.root, "123456789", lambda *_a: None, view_only=True)   # Settings: view only
+        self.assertEqual(sorted(view_only.rights_boxes), [])
+        view_only.answer(False)
+
 
 class HomeWidthTest(UiCase):
     def test_a_long_notice_or_relay_error_keeps_the_window_width(self):
@@ -430,6 +467,21 @@ class HomeWidthTest(UiCase):
         self.assertEqual(self.root.winfo_width(), width)
         self.assertLessEqual(self.root.winfo_width(), self.root.winfo_screenwidth())
 
+    def test_waiting_for_the_partner_keeps_the_window_width(self):
+        """Cancel takes Connect's place: packed beside it, it widened the window (862 -> 1052 px)."""
+        home = self.app.home
+        self.pump(lambda: self.root.winfo_width() > 600, "window laid out")
+        width = self.root.winfo_width()
+        home.set_busy(True, "Waiting for your partner to accept…", cancellable=True)
+        self.pump(home.cancel_button.winfo_ismapped, "Cancel shown")
+        self.root.update_idletasks()
+        self.assertEqual((self.root.winfo_reqwidth(), self.root.winfo_width()), (width, width))
+        self.assertFalse(home.connect_button.winfo_ismapped())
+        self.screenshot("home-waiting-for-accept")
+        home.set_busy(False)
+        self.pump(home.connect_button.winfo_ismapped, "Connect back")
+        self.assertFalse(home.cancel_button.winfo_ismapped())
+        self.assertEqual(self.root.winfo_width(), width)
 
     def test_texts_wrap_where_their_room_ends_not_before(self):
         """A relay error with "Retry now" is one line while the bar has room for it; the cards'

@@ -331,6 +331,33 @@ class PanelOnXvfb(unittest.TestCase):
         self.xdotool("type", "--delay", "20", "still here")
         self.xdotool("key", "Return")
         self.assertTrue(self.pump(lambda: self.host.chat == ["still here"]), self.host.chat)
+
+    def test_many_transfers_keep_the_panel_height(self):
+        """A tester saw the panel grow by a row per transfer (717 -> 840 px on an 800-px screen,
+        the chat and Send off screen): the rows scroll in an area of a fixed height."""
+        from tagio.ui.files_panel import FilesPanel
+        from tests.desk import keep_shot
+        for i in range(8):
+            (self.local / f"note{i}.txt").write_text(f"note {i}\n")
+        panel = FilesPanel(self.root, self.session, self.local)     # its own size, as in the product
+        self.assertTrue(self.pump(panel.winfo_viewable), "panel never mapped")
+        self.assertTrue(self.pump(lambda: panel.remote.tree.exists("report.txt")), "remote list")
+        height, wanted = panel.winfo_height(), panel.winfo_reqheight()
+        for i in range(8):
+            self.session.send_files([str(self.local / f"note{i}.txt")])
+            self.assertTrue(self.pump(lambda: len(panel._bars) == i + 1), f"no row for transfer {i + 1}")
+        self.assertTrue(self.pump(lambda: all(r["ok"] for r in panel.session.files.results.values())
+                                  and len(panel.session.files.results) == 8), panel.session.files.results)
+        self.assertTrue(self.pump(lambda: (self.shared / "note7.txt").exists()))
+        self.root.update_idletasks()
+        self.assertEqual((panel.winfo_reqheight(), panel.winfo_height()), (wanted, height))
+        entry = panel.chat_entry                # the chat's entry is still inside the panel
+        self.assertLessEqual(entry.winfo_rooty() + entry.winfo_height(), panel.winfo_rooty() + height)
+        newest = panel._bars[max(panel._bars)][0]
+        self.assertTrue(self.pump(lambda: newest.winfo_y() + panel.rows.winfo_y() >= 0
+                                  and newest.winfo_y() + newest.winfo_height() + panel.rows.winfo_y()
+                                  <= panel.rows_view.winfo_height()), "the newest row is not in sight")
+        keep_shot(self.desk.grab_widget(panel), "files_panel_many_transfers")
         panel.close()
 
     def save_screenshot(self, panel):

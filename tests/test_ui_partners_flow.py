@@ -123,8 +123,9 @@ class PartnersFlowTest(AppClicks, RelayCase):
         prompt = self.pump(lambda: (self.toplevels(AcceptPrompt) or [None])[0], "accept prompt", 20)
         self.assertIn(f"Desk {spaced(viewer.id)} (Bob) wants to", prompt.text_var.get())
         self.assertEqual(sorted(prompt.rights_boxes), ["clipboard", "control", "files"])
-        self.desk.click(prompt.rights_boxes["control"])      # see only
+        self.desk.click(prompt.rights_boxes["control"])      # see only: no clipboard either
         self.pump(lambda: not prompt.rights["control"].get(), "control unticked")
+        self.assertFalse(prompt.rights["clipboard"].get())
         self.desk.click(prompt.always_box)
         self.pump(lambda: prompt.always.get(), "always allow ticked")
         self.screenshot("accept-rights")
@@ -136,7 +137,7 @@ class PartnersFlowTest(AppClicks, RelayCase):
         self.assertNotIn("error", result)
         self.assertTrue(self.app.client.host_sessions[0].view_only)
         self.assertIsNotNone(self.app.client.host_sessions[0].files.root)
-        self.assertEqual(self.settings.partners.trusted_rights(viewer.id), Rights(False, True, True))
+        self.assertEqual(self.settings.partners.trusted_rights(viewer.id), Rights(False, False, True))
         result["session"].stop()
         self.pump(lambda: not self.toplevels(ControlledIndicator), "indicator gone", 20)
         # The host's history, through the History button.
@@ -155,7 +156,7 @@ class PartnersFlowTest(AppClicks, RelayCase):
         dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings")
         self.desk.click(dialog.entries["desk_name"])
         self.desk.type_text("Front desk", delay=30)
-        self.assertEqual(dialog.trusted.listbox.get(0), f"{spaced(viewer.id)}   Bob   clipboard, files")
+        self.assertEqual(dialog.trusted.listbox.get(0), f"{spaced(viewer.id)}   Bob   files")
         self.screenshot("settings-desks")
         dialog.save_button.invoke()
         self.pump(lambda: not self.toplevels(SettingsDialog), "settings saved")

@@ -16,7 +16,7 @@ import time
 import unittest
 from unittest import mock
 
-from tests.desk import Desk
+from tests.desk import AppClicks, Desk
 from tests.test_ui_app import RelayCase, UiCase, tk
 from tests.waiting import wait_until
 from tests.xvfb import skip_unless_xvfb
@@ -179,6 +179,40 @@ class SettingsPasswordTest(UiGuardCase):
             self.assertTrue(dialog.save())
             self.pump(lambda: not dialog.winfo_exists(), "dialog closed after the second Save")
         self.assertEqual(self.settings.permanent_verifier, kdf.verifier_from_secret(real(PASSWORD, self.app.client.id)))
+
+
+@skip_unless_xvfb
+@unittest.skipIf(tk is None, "Python has no tkinter")
+class RelayOverrideTest(AppClicks, UiCase):
+    """TAGIO_RELAY (like --relay) wins over the settings file for the run: the Settings dialog
+    showed the file's relay (or nothing) and "Settings saved." as if it were used."""
+
+    def setUp(self):
+        from tests.test_ui_app import closed_port
+        self.override = f"127.0.0.1:{closed_port()}"
+        os.environ["TAGIO_RELAY"] = self.override
+        self.addCleanup(os.environ.pop, "TAGIO_RELAY", None)
+        super().setUp()
+
+    def test_the_relay_given_at_start_is_shown_read_only_and_the_file_keeps_its_own(self):
+        from tagio.client.settings import Settings
+        from tagio.ui.settings_dialog import SettingsDialog
+        self.assertEqual(self.app.client.relay_url, self.override)
+        self.desk.click(self.app.home.settings_button)
+        dialog = self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings dialog")
+        entry = dialog.entries["relay"]
+        self.assertEqual((entry.get(), entry.instate(["readonly"])), (self.override, True))
+        self.assertIn("TAGIO_RELAY", dialog.relay_note.cget("text"))
+        self.assertIn(self.relay, dialog.relay_note.cget("text"))       # what the file says
+        self.desk.click(entry)
+        self.desk.type_text("9")
+        self.pump(lambda: True, "the keys")
+        self.assertEqual(entry.get(), self.override)
+        self.desk.click(dialog.save_button)
+        self.pump(lambda: not dialog.winfo_exists(), "dialog saved and closed")
+        self.assertEqual(Settings.load(self.config_dir).relay, self.relay)
+        self.assertEqual(self.app.home.notice_var.get(),
+                         f"Settings saved. This run keeps the relay {self.override} given at start.")
 
 
 @skip_unless_xvfb

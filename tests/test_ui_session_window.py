@@ -652,6 +652,25 @@ class PointerAndViewOnly(SessionWindowCase):
         sent = [msg for msg in self.drain_inbox() if not isinstance(msg, m.FrameAck)]
         self.assertEqual(sent, [])
 
+    def test_view_only_unticks_and_disables_the_clipboard_switch(self):
+        """A view-only host shares no clipboard: the switch said it did (ticked, enabled)."""
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        self.session.stop()
+        self.host, channel = secure_pair()      # a session that shares the clipboard, as the app's
+        self.session = ViewerSession(channel, clipboard=True, display=self.xvfb.display)
+        self.session.start()
+        self.reader = threading.Thread(target=self._read_host, daemon=True)
+        self.reader.start()
+        window, _ = self.open_window(flags=m.HELLO_VIEW_ONLY, geometry="1100x540+0+0")   # the whole bar
+        self.pump(lambda: window.view_only, "view-only")
+        switch = window.toolbar.clipboard_button
+        self.assertTrue(switch.winfo_ismapped())
+        self.assertEqual((window.clipboard_sync, switch.instate(["disabled"])), (False, True))
+        self.desk.click(switch)                 # a click changes nothing
+        self.pump(lambda: True, "the click")
+        self.assertEqual((window.clipboard_sync, switch.instate(["selected"])), (False, False))
+
 
 class HostBar(SessionWindowCase):
     def test_the_host_bar_says_viewing_in_view_only(self):

@@ -110,11 +110,11 @@ class WindowOnXvfb(unittest.TestCase):
             time.sleep(0.01)
         return False
 
-    def open_window(self, remote, fit, geometry):
+    def open_window(self, remote, fit, geometry, picture=None):
         window = self.window_class(self.root, self.session, "Partner 123 456 789", fit=fit)
         window.geometry(geometry + "+0+0")
         self.host.send(m.encode(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, *remote, 1)))
-        picture = scene(*remote)
+        picture = picture or scene(*remote)
         for msg in frame_messages(picture):
             self.host.send(m.encode(msg))
         self.assertTrue(self.pump(lambda: window.shown_frame == 1), "frame never drawn")
@@ -258,6 +258,44 @@ class WindowOnXvfb(unittest.TestCase):
         self.desk.move_to(c, 300, 200)
         move = self.messages(m.Mouse, 1)[0]
         self.assertEqual((move.x, move.y), (int(300 / s), int(200 / s)))
+
+    def test_fit_after_one_to_one_fills_the_window_again(self):
+        """View -> 1:1 and back to Fit: the picture fills the window (a tester saw a 12-px dark
+        band where the scrollbars had been)."""
+        from tagio.ui.viewer_picture import scale_to_fit
+        from tests.desk import keep_shot
+        window, picture = self.open_window((1600, 1000), fit=True, geometry="820x560")
+        bar, c = window.toolbar, window.canvas
+        self.desk.choose(bar.view_button, bar.view_menu, "1:1")
+        self.assertTrue(self.pump(lambda: window.scale == 1.0 and window.vbar.winfo_ismapped()), "no 1:1")
+        self.desk.choose(bar.view_button, bar.view_menu, "Fit")
+        self.assertTrue(self.pump(lambda: not window.vbar.winfo_ismapped() and not window.hbar.winfo_ismapped()))
+        self.root.update_idletasks()
+        size = (c.winfo_width(), c.winfo_height())
+        self.assertEqual(window.scale, scale_to_fit((1600, 1000), size))
+        shown = (window._photo.width(), window._photo.height())
+        self.assertTrue(shown[0] == size[0] or shown[1] == size[1], (shown, size))
+        edge = (shown[0] - 2, shown[1] - 2)       # the picture's far corner is drawn, not the background
+        wanted = picture.getpixel((1599, 999))
+        wait_until(lambda: max(abs(a - b) for a, b in zip(self.screenshot(window).getpixel(edge), wanted)) < 30,
+                   poll=self.root.update, what="the picture up to the window's edge")
+        keep_shot(self.screenshot(window), "viewer_fit_after_one_to_one")
+
+    def test_reconnecting_is_readable_over_a_light_picture(self):
+        """The message over the picture has a dark backdrop (white text alone vanished over white)."""
+        from tagio.client import words
+        from tests.desk import keep_shot
+        white = Image.new("RGB", (900, 600), (245, 245, 245))     # larger than the window: all picture
+        window, _ = self.open_window((900, 600), fit=False, geometry="600x400", picture=white)
+        window.show_reconnecting()
+        self.assertIn(words.RECONNECTING, window.canvas.itemcget("message", "text"))
+        x0, y0, x1, y1 = window.canvas.bbox("message")
+
+        def dark_share():           # of the pixels behind the message's text
+            shot = self.screenshot(window).crop((x0, y0, x1, y1)).convert("L")
+            return sum(1 for v in shot.getdata() if v < 90) / (shot.width * shot.height)
+        wait_until(lambda: dark_share() > 0.5, poll=self.root.update, what="a dark backdrop behind the text")
+        keep_shot(self.screenshot(window), "viewer_reconnecting_over_white")
 
     def test_status_line_and_session_end(self):
         window, _ = self.open_window((320, 200), fit=False, geometry="600x400")

@@ -297,7 +297,14 @@ class App:
         before = (self.settings.relay, self.settings.relay_secret)
         self.dialog = SettingsDialog(self.root, self.settings, self.client.id,
                                      on_saved=lambda settings: self._settings_saved(settings, before),
-                                     derive_secret=self.derive_permanent_secret)
+                                     derive_secret=self.derive_permanent_secret,
+                                     relay_override=self._relay_override())
+
+    def _relay_override(self):
+        """The relay in use when --relay or TAGIO_RELAY chose it over the settings file, else None."""
+        from tagio.client.settings import resolve_relay_text
+        in_use = self.client.relay_url
+        return in_use if in_use != resolve_relay_text(None, self.settings, environ={}) else None
 
     def derive_permanent_secret(self, password, done):
         """The Settings dialog's new permanent password -> its stored SPAKE2+ verifier (scrypt, tens
@@ -308,7 +315,9 @@ class App:
 
     def _settings_saved(self, settings, relay_before):
         self.dialog = None
-        self.home.set_notice("Settings saved.")
+        override = self._relay_override()
+        self.home.set_notice("Settings saved." + (f" This run keeps the relay {override} given at start."
+                                                  if override else ""))
         if (settings.relay, settings.relay_secret) != relay_before:
             self._restart_client()      # --relay / TAGIO_RELAY still win over the file, as at start
             return

@@ -41,6 +41,7 @@ from tagio.ui.prompts import ConfirmDialog, Dialog
 POLL_MS = 200
 BAR_STYLE = "Transfer.Horizontal.TProgressbar"
 BAR_COLOUR, TROUGH_COLOUR = "#2f6fd0", "#dfe4ec"     # a filled bar reads as filled with any theme
+ROWS_SHOWN = 4              # transfer rows in sight; more scroll (the panel keeps its height)
 DRAG_PIXELS = 8             # a press that moved this far is a drag, not a click
 POLICIES = [("ask", f.POLICY_ASK), ("skip", f.POLICY_SKIP), ("overwrite", f.POLICY_OVERWRITE),
             ("keep both", f.POLICY_KEEP_BOTH)]
@@ -181,8 +182,44 @@ class FilesPanel(tk.Toplevel):
         ttk.Button(top, text="Cancel all", command=self.cancel_all).pack(side="right")
         self.total_bar = ttk.Progressbar(box, maximum=1.0, length=400, style=BAR_STYLE)
         self.total_bar.pack(fill="x", pady=2)
-        self.rows = ttk.Frame(box)
-        self.rows.pack(fill="x")
+        self._build_rows(box)
+
+    def _build_rows(self, box):
+        """The transfer rows in a scrollable area ROWS_SHOWN rows high: many transfers never make
+        the panel taller (its chat and Send would go off a small screen)."""
+        area = ttk.Frame(box)
+        area.pack(fill="x")
+        probe = ttk.Button(area, text="Pause")     # a row is as high as its buttons
+        row_height = probe.winfo_reqheight()
+        probe.destroy()
+        self.rows_view = tk.Canvas(area, height=ROWS_SHOWN * row_height, highlightthickness=0,
+                                   borderwidth=0, bg=ttk.Style(self).lookup("TFrame", "background") or None)
+        scroll = ttk.Scrollbar(area, orient="vertical", command=self.rows_view.yview)
+        self.rows_view.configure(yscrollcommand=scroll.set)
+        scroll.pack(side="right", fill="y")
+        self.rows_view.pack(side="left", fill="x", expand=True)
+        self.rows = ttk.Frame(self.rows_view)
+        self._rows_height = 0
+        inside = self.rows_view.create_window(0, 0, window=self.rows, anchor="nw")
+        self.rows_view.bind("<Configure>", lambda e: self.rows_view.itemconfigure(inside, width=e.width))
+        self.rows.bind("<Configure>", self._rows_resized)
+        self._wheel(self.rows_view)
+
+    def _rows_resized(self, event):
+        """The rows changed (a row was added: rows never change height otherwise): scroll over
+        all of them and show the newest. (The event's size, not the canvas's bbox: that is
+        updated later, one row short.)"""
+        taller, self._rows_height = event.height > self._rows_height, event.height
+        self.rows_view.configure(scrollregion=(0, 0, event.width, event.height))
+        if taller:      # not when only the width changed: a row the user scrolled to stays
+            self.rows_view.yview_moveto(1.0)
+
+    def _wheel(self, widget):
+        """The mouse wheel over the transfer rows scrolls them."""
+        for event, units in (("<Button-4>", -1), ("<Button-5>", 1)):
+            widget.bind(event, lambda _e, u=units: self.rows_view.yview_scroll(u, "units"), add="+")
+        widget.bind("<MouseWheel>", lambda e: self.rows_view.yview_scroll(-1 if e.delta > 0 else 1, "units"),
+                    add="+")
 
     def _build_chat(self):
         box = ttk.LabelFrame(self, text="Chat")
@@ -435,6 +472,8 @@ class FilesPanel(tk.Toplevel):
             pause.pack(side="right")
             bar = ttk.Progressbar(frame, maximum=1.0, length=240, style=BAR_STYLE)
             bar.pack(side="left", fill="x", expand=True)
+            for widget in (frame, label, bar):
+                self._wheel(widget)
             self._bars[tid] = (frame, label, bar, pause)
         _frame, label, bar, pause = self._bars[tid]
         arrow = "\u2192" if row["direction"] == "send" else "\u2190"

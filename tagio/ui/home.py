@@ -112,11 +112,18 @@ class HomeWindow(ttk.Frame):
         self.partner_var.trace_add("write", lambda *_: self.id_error_var.get() and self.set_id_error(""))
         self.partner_entry.bind("<Return>", self._connect_clicked)
         self.partner_entry.bind("<KP_Enter>", self._connect_clicked)
-        self.connect_button = ttk.Button(row, text="Connect", style="Accent.TButton",
+        # Connect and Cancel share one slot as wide as the wider of them: Cancel takes Connect's
+        # place while a connect runs or waits for the partner to accept (packed beside it, it
+        # widened the card, and the uniform cards the window: 862 -> 1052 px).
+        slot = ttk.Frame(row, style="Plain.TFrame", padding=0)
+        slot.pack(side="left", padx=(theme.GAP, 0))
+        self.connect_button = ttk.Button(slot, text="Connect", style="Accent.TButton",
                                          command=self._connect_clicked)
-        self.connect_button.pack(side="left", padx=(theme.GAP, 0))
-        # Shown only while a connect runs or waits for the partner to accept.
-        self.cancel_button = ttk.Button(row, text="Cancel", command=self._action("cancel"))
+        self.cancel_button = ttk.Button(slot, text="Cancel", command=self._action("cancel"))
+        for button in (self.connect_button, self.cancel_button):
+            button.grid(row=0, column=0, sticky="nsew")
+        slot.columnconfigure(0, minsize=max(b.winfo_reqwidth() for b in (self.connect_button, self.cancel_button)))
+        self.cancel_button.grid_remove()
         # One line under the entry: the inline ID error (red) or what is going on (grey).
         self.message_label = ttk.Label(card, style="Muted.TLabel", wraplength=320, justify="left")
         self.message_label.pack(anchor="w", pady=(4, 0))
@@ -259,13 +266,13 @@ class HomeWindow(ttk.Frame):
 
     def set_busy(self, busy: bool, text: str = "", cancellable: bool = False):
         """Disable Connect (and show `text`) while connecting or in a session; `cancellable`
-        shows Cancel next to it."""
+        shows Cancel in Connect's place."""
         self.connect_button.state(["disabled"] if busy else ["!disabled"])
         self.busy_var.set(text if busy else "")
-        if busy and cancellable:
-            self.cancel_button.pack(side="left", padx=(theme.GAP, 0))
-        else:
-            self.cancel_button.pack_forget()
+        shown, hidden = ((self.cancel_button, self.connect_button) if busy and cancellable
+                         else (self.connect_button, self.cancel_button))
+        hidden.grid_remove()
+        shown.grid()
         self._show_message()
 
     def _show_message(self):

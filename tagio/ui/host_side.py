@@ -69,6 +69,9 @@ class HostSide:
             view_only = bool(self.app.client.host_options.get("view_only"))
         self.indicators[peer_id] = ControlledIndicator(self.app.root, peer_id, self.disconnect_clicked,
                                                        view_only=view_only, name=desk_name)
+        # "Desk X is connecting..." must not stay: a desk allowed without a prompt never answered one
+        self.app.home.set_notice(f"Desk {model.display_id(peer_id)} connected"
+                                 + (" (view only)." if view_only else "."))
 
     def on_view_only(self, peer_id, **_fields):
         """The host session could not load input injection: the partner only sees."""

@@ -202,9 +202,11 @@ class AcceptPrompt(Dialog):
         self.deny_button.focus_set()   # Enter by reflex must not let someone in
 
     def _rights_boxes(self, files, view_only):
-        """One box per right the host can give (files only with a files folder; control not when
-        Settings say view only), all ticked; and "always allow this desk", not ticked."""
-        offered = {"control": not view_only, "clipboard": True, "files": bool(files)}
+        """One box per right the host can give (files only with a files folder; control and the
+        clipboard not when Settings say view only: a view-only host shares no clipboard), all
+        ticked; and "always allow this desk", not ticked. Unticking control unticks and greys the
+        clipboard (see only shares no clipboard); ticking it again gives the clipboard box back."""
+        offered = {"control": not view_only, "clipboard": not view_only, "files": bool(files)}
         self.rights, self.rights_boxes = {}, {}
         for key, text in words.ACCEPT_RIGHTS:
             if offered[key]:
@@ -212,10 +214,25 @@ class AcceptPrompt(Dialog):
                 self.rights_boxes[key] = ttk.Checkbutton(self.body, text=text, variable=self.rights[key],
                                                          style="Card.TCheckbutton")
                 self.rights_boxes[key].pack(anchor="w", pady=(4, 0))
+        if "control" in self.rights_boxes:
+            self.rights_boxes["control"].configure(command=self._control_changed)
+        self._clipboard_was = True
         self.always = tk.BooleanVar(master=self, value=False)
         self.always_box = ttk.Checkbutton(self.body, text=words.ALWAYS_ALLOW, variable=self.always,
                                           style="Card.TCheckbutton")
         self.always_box.pack(anchor="w", pady=(8, 0))
+
+    def _control_changed(self):
+        clipboard, box = self.rights.get("clipboard"), self.rights_boxes.get("clipboard")
+        if clipboard is None:
+            return
+        if self.rights["control"].get():
+            box.state(["!disabled"])
+            clipboard.set(self._clipboard_was)
+        else:
+            self._clipboard_was = clipboard.get()
+            clipboard.set(False)
+            box.state(["disabled"])
 
     def granted(self):
         """True when every offered right is ticked, else the Rights ticked."""
@@ -242,6 +259,9 @@ class AcceptPrompt(Dialog):
             self.after_cancel(self._tick_id)
             self._tick_id = None
         super().destroy()
+        # Tk variables must die on the Tk thread, not in a garbage collection in another thread.
+        self.text_var = self.always = None
+        self.rights = {}
 
     def answer(self, accepted: bool):
         callback, self.on_answer = self.on_answer, None
@@ -264,6 +284,21 @@ def _arity(callback) -> int:
         return 1
 
 
+def primary_monitor(widget):
+    """(left, top, width) of the primary monitor of the widget's screen, as mss reads it (one
+    short look, once per bar: X RandR's primary output; on Windows the main display); the whole
+    screen when it cannot tell. Tk sees only the virtual screen: across two monitors its middle
+    is where they meet."""
+    kwargs = {"display": widget.winfo_screen()} if widget.tk.call("tk", "windowingsystem") == "x11" else {}
+    try:
+        import mss
+        with mss.MSS(**kwargs) as sct:
+            monitor = sct.primary_monitor
+        return monitor["left"], monitor["top"], monitor["width"]
+    except Exception:       # mss (third-party) could not tell: no RandR, no monitor; the virtual screen
+        return 0, 0, widget.winfo_screenwidth()
+
+
 class ControlledIndicator(tk.Toplevel):
     """Small always-on-top bar: "Being controlled by 123 456 789  [Disconnect]", or in view-only
     "Viewing your screen (no control) - 123 456 789" (the partner sees but cannot touch)."""
@@ -284,8 +319,9 @@ class ControlledIndicator(tk.Toplevel):
         self.disconnect_button = ttk.Button(self, text="Disconnect", command=self.disconnect)
         self.disconnect_button.pack(side="left", padx=(0, 10), pady=6)
         self.update_idletasks()
-        x = (self.winfo_screenwidth() - self.winfo_reqwidth()) // 2
-        self.geometry(f"+{max(0, x)}+0")   # top centre, like AnyDesk's session bar
+        left, top, width = primary_monitor(self)
+        x = left + (width - self.winfo_reqwidth()) // 2
+        self.geometry(f"+{max(left, x)}+{top}")     # top centre of the primary monitor, like AnyDesk's bar
         self.deiconify()
 
     def set_view_only(self, view_only):

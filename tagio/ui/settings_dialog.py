@@ -6,7 +6,8 @@ shows one message under each bad field, and only when everything is valid applie
 values (model.apply_settings) and calls Settings.save().  The permanent password is write
 only: the entries start empty and the dialog says whether one is set, never what it is.
 `on_saved(settings)` lets the controller re-read what changed (e.g. restart the relay
-registration).  Only the Tk main thread may touch it.
+registration). `relay_override`: the relay given at start (--relay, TAGIO_RELAY), which wins over
+the file for this run: the Address shows it read-only with a note, and the file's relay is kept.  Only the Tk main thread may touch it.
 
 A new permanent password is stored as its SPAKE2+ verifier (from its scrypt secret), which takes tens of ms (more on a
 slow machine): too long for the Tk thread, and not the dialog's job.  The dialog hands the
@@ -33,10 +34,14 @@ from tagio.errors import ConfigError, TagioError
 from tagio.ui import model, theme
 from tagio.ui.prompts import Dialog
 
+RELAY_OVERRIDE_NOTE = ("Given when TagIO was started (--relay or TAGIO_RELAY): it is used for this run "
+                       "whatever is saved here. Without it: {saved}.")
+
 
 class SettingsDialog(Dialog):
-    def __init__(self, parent, settings, host_id, *, derive_secret, on_saved=None):
+    def __init__(self, parent, settings, host_id, *, derive_secret, on_saved=None, relay_override=None):
         super().__init__(parent, "TagIO Settings")
+        self.relay_override = relay_override
         self.settings, self.host_id, self.on_saved = settings, host_id, on_saved
         self.derive_secret = derive_secret
         self.deriving = False
@@ -49,7 +54,10 @@ class SettingsDialog(Dialog):
         self.notebook = ttk.Notebook(self._outer)    # one page a section: the dialog fits a small screen
         self.notebook.pack(fill="both", expand=True)
         self._section("Relay server")
-        self._entry("relay", "Address", hint=f"Empty: the public relay {DEFAULT_RELAY}")
+        if relay_override:
+            self._relay_override(relay_override)
+        else:
+            self._entry("relay", "Address", hint=f"Empty: the public relay {DEFAULT_RELAY}")
         self._entry("relay_secret", "Relay secret", show="\u2022", hint="Only for private relays started with --auth")
         self._section("Incoming connections")
         self._check("ask_before_accept", "Ask me before accepting a connection")
@@ -127,6 +135,20 @@ class SettingsDialog(Dialog):
                 label.pack_forget()
         if first is not None:
             self.show_page_of(first)            # the error is where the user can see it
+
+    def _relay_override(self, text):
+        """The relay given at start (--relay or TAGIO_RELAY) wins over the file for this run: shown
+        read-only with why; the file's relay (self.vars["relay"]) is saved unchanged."""
+        row = self._row("Address")
+        self.relay_in_use = tk.StringVar(master=self, value=text)
+        entry = ttk.Entry(row, textvariable=self.relay_in_use, width=34, state="readonly", style="Entry.TEntry")
+        entry.pack(side="left", fill="x", expand=True)
+        self.entries["relay"] = entry
+        saved = self.settings.relay or f"the public relay {DEFAULT_RELAY}"
+        self.relay_note = ttk.Label(self.body, style="Muted.TLabel", wraplength=420, justify="left",
+                                    text=RELAY_OVERRIDE_NOTE.format(saved=saved))
+        self.relay_note.pack(anchor="w")
+        self._error("relay")
 
     def _entry(self, name, label, show=None, hint=None, error=""):
         row = self._row(label)

@@ -137,6 +137,7 @@ class Toolbar(ttk.Frame):
         self.fullscreen_var = tk.BooleanVar(self, value=False)
         self.monitor_var = tk.IntVar(self, value=1)
         self.collapsed = False
+        self.view_only, self._clipboard_was = False, clipboard     # (set_view_only)
         self.controls, self.shown = [], 0      # toolbar order; the first `shown` are on the bar
         self._entries, self._fills = {}, {}    # control -> its overflow entry; menu button -> fill(menu)
         self._monitors = []
@@ -292,9 +293,18 @@ class Toolbar(ttk.Frame):
         self._refresh_overflow()
 
     def set_view_only(self, view_only):
-        """No input in view-only: the key menu and clipboard sync are of no use."""
+        """No input in view-only: the key menu and clipboard sync are of no use. The Clipboard
+        switch is unticked (a view-only host shares no clipboard) and ticked again as it was if
+        a later session is not view-only; the owner's clipboard choice is not told (not a choice)."""
         state = "disabled" if view_only else "normal"
         self.keys_button.configure(state=state)
+        if view_only and not self.view_only:
+            self._clipboard_was = self.clipboard_var.get()
+            self.clipboard_var.set(False)
+        elif self.view_only and not view_only:
+            self.clipboard_var.set(self._clipboard_was)
+        self.view_only = view_only
+        self.clipboard_button.configure(state=state)
         self._refresh_overflow()
 
     # -- collapsing and focus --------------------------------------------------------------------

@@ -14,7 +14,8 @@ window can show instead of frames it would skip; a backlog of a screenful or mor
 paste from the framebuffer instead (`coalesce`). "Fit" scales the remote screen to the window
 (pieces are resized before the copy, and a new window size redraws once from the framebuffer);
 "1:1" and the other zooms show it at a fixed scale with scrollbars. Until the first frame is drawn
-the picture area says that it waits (the canvas item tagged "message").
+the picture area says that it waits (the canvas item tagged "message", on a dark backdrop tagged
+"message_box" so that a message over a light picture stays readable: reconnecting, session ended).
 
 The host's pointer is drawn over the picture: its own shape once the host sent one (scaled like
 the screen, placed by its hot spot), a small arrow before that. Where it is drawn is decided with
@@ -25,6 +26,8 @@ from PIL import Image, ImageTk
 
 from tagio.session import events as ev
 
+MESSAGE_FG, MESSAGE_BG = "#ffffff", "#1f2933"     # a message over the picture: light on a dark box
+MESSAGE_PAD = 14                                   # pixels of backdrop around its text
 CURSOR_SHAPE = (0, 0, 0, 16, 4, 12, 8, 19, 10, 18, 6, 11, 12, 11)   # a small arrow polygon
 
 
@@ -56,9 +59,38 @@ class ViewerPicture:
 
     def _canvas_resized(self, event):
         self.canvas.coords("message", event.width // 2, event.height // 2)
+        self._fit_message_box()
         if self.fit and (event.width, event.height) != self._canvas_size:
             self._canvas_size = (event.width, event.height)
             self._relayout()
+
+    def _show_message(self, text, fill=MESSAGE_FG):
+        """Say `text` over the middle of the picture, on a dark backdrop (readable over any picture)."""
+        self._clear_message()
+        c = self.canvas
+        c.create_text(max(c.winfo_width(), 2) // 2, max(c.winfo_height(), 2) // 2, text=text, fill=fill,
+                      tags="message", font=("TkDefaultFont", 14), justify="center")
+        c.create_rectangle(0, 0, 0, 0, fill=MESSAGE_BG, outline="", tags="message_box")
+        self._fit_message_box()
+
+    def _set_message(self, text):
+        """A new text for the message on show (if any)."""
+        self.canvas.itemconfigure("message", text=text)
+        self._fit_message_box()
+
+    def _fit_message_box(self):
+        """The backdrop around the message's text (wrapped to the picture's width), just under it."""
+        c = self.canvas
+        c.itemconfigure("message", width=max(100, c.winfo_width() - 4 * MESSAGE_PAD))
+        box = c.bbox("message")
+        if box is None:
+            return
+        c.coords("message_box", box[0] - MESSAGE_PAD, box[1] - MESSAGE_PAD // 2,
+                 box[2] + MESSAGE_PAD, box[3] + MESSAGE_PAD // 2)
+        c.tag_lower("message_box", "message")
+
+    def _clear_message(self):
+        self.canvas.delete("message", "message_box")
 
     def _show_scrollbars(self, show):
         for bar, spec in ((self.hbar, dict(row=2, column=0, sticky="ew")),
@@ -69,9 +101,14 @@ class ViewerPicture:
         """(Re)create the photo at the current scale and draw the whole framebuffer once."""
         if self.remote_size is None:
             return
-        self.update_idletasks()
         fit = self.fit
+        # The scrollbars come and go first: the canvas is measured as it will be (measured before,
+        # Fit after 1:1 kept the scrollbars' room as a dark band).
+        self._show_scrollbars(not fit)
+        self.update_idletasks()
         avail = (self.canvas.winfo_width(), self.canvas.winfo_height())
+        if fit:
+            self._canvas_size = avail       # this size is laid out: its <Configure> needs no redraw
         self.scale = scale_to_fit(self.remote_size, avail) if fit else self.zoom
         w, h = (max(1, round(v * self.scale)) for v in self.remote_size)
         if self._photo is None or (self._photo.width(), self._photo.height()) != (w, h):
@@ -80,7 +117,6 @@ class ViewerPicture:
             self._image_item = self.canvas.create_image(0, 0, anchor="nw", image=self._photo, tags="screen")
             self.canvas.tag_lower("screen")
         self.canvas.configure(scrollregion=(0, 0, w, h))
-        self._show_scrollbars(not fit)
         self._on_refresh()
         if self._cursor_at is not None:
             self._on_cursor(*self._cursor_at)       # same remote spot at the new scale
@@ -99,7 +135,7 @@ class ViewerPicture:
             for x, y, img in pieces:
                 self._put(x, y, img)
             self.shown_frame = frame_id
-            self.canvas.delete("message")       # the picture is here: no more "waiting"
+            self._clear_message()               # the picture is here: no more "waiting"
         self.session.displayed(frame_id)
 
     def _put(self, x, y, img):

@@ -135,8 +135,7 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
                              width=30)
         self.badge = EyeBadge(self.canvas)
         self.hint = tk.Label(self, bg="#000000", fg="#ffffff", padx=10, pady=5)
-        self.canvas.create_text(0, 0, text=words.WAITING_FOR_PICTURE, fill="#d0d0d0", tags="message",
-                                font=("TkDefaultFont", 14))
+        self._show_message(words.WAITING_FOR_PICTURE, fill="#d0d0d0")
         self.canvas.bind("<Configure>", self._canvas_resized)
         self.canvas.bind("<Configure>", self._fit_hint, add="+")
         self._update_local_cursor()
@@ -212,10 +211,7 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
         """The path broke and the owner is bringing the session back: say so over the picture."""
         self.reconnecting = True
         self.release_held()
-        self.canvas.delete("message")
-        self.canvas.create_text(max(self.canvas.winfo_width(), 2) // 2, max(self.canvas.winfo_height(), 2) // 2,
-                                text=words.RECONNECTING, fill="#ffffff",
-                                tags="message", font=("TkDefaultFont", 14))
+        self._show_message(words.RECONNECTING)
         self._update_status(force=True)
 
     def resume_with(self, session, peer_ip=None):
@@ -239,7 +235,7 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
             return              # the old session's end: the owner is bringing it back
         self._closed_text = text
         if self.shown_frame is None:
-            self.canvas.itemconfigure("message", text=f"Session ended: {words.ending(text)}")
+            self._set_message(f"Session ended: {words.ending(text)}")
         self._update_status(force=True)
 
     def _on_notice(self, text):
