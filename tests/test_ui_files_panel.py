@@ -301,7 +301,7 @@ class PanelOnXvfb(unittest.TestCase):
         panel = self.open_panel()
         old = self.session
         self.click_row(panel.local, "video.mkv")
-        self.click(panel.send_button)
+        self.desk.click(panel.send_button)
         self.assertTrue(self.pump(lambda: any(r["bytes"] >= 8 << 20 for r in old.files.snapshot())))
         tid = old.files.snapshot()[0]["tid"]
         self.assertTrue(self.pump(lambda: tid in panel._bars), "no row for the transfer")
@@ -327,9 +327,9 @@ class PanelOnXvfb(unittest.TestCase):
         self.assertTrue(self.pump(lambda: new_tid in panel._bars and panel._bars[new_tid][2]["value"] == 1.0))
         self.assertNotIn(tid, panel._bars)                          # one row for the file, not two
         self.assertTrue(self.pump(lambda: panel.total_bar["value"] == 1.0))
-        self.click(panel.chat_entry)                                # the chat goes to the new session
-        self.xdotool("type", "--delay", "20", "still here")
-        self.xdotool("key", "Return")
+        self.desk.click(panel.chat_entry)                                # the chat goes to the new session
+        self.desk.type_text("still here")
+        self.desk.press("Return")
         self.assertTrue(self.pump(lambda: self.host.chat == ["still here"]), self.host.chat)
 
     def test_many_transfers_keep_the_panel_height(self):
