@@ -100,6 +100,27 @@ class FilesAndChatButtons(SessionWindowCase):
         whole.save(out)
         print(f"\n  session window with its chat panel: {out}", file=sys.stderr)
 
+    def test_the_chat_follows_the_session_that_came_back(self):
+        """After a reconnect the window's chat sends to, and shows, the new session."""
+        from tagio.session.viewer import ViewerSession
+        from tests.test_session_host import secure_pair
+        window = self.open_with(CAP_CHAT)
+        self.session.chat.add("partner", "before the break")
+        self.pump(lambda: "before the break" in window.chat.shown_text(), "the old line")
+        host, channel = secure_pair()
+        self.addCleanup(host.close)
+        again = ViewerSession(channel)
+        again.start()
+        self.addCleanup(again.stop)
+        window.resume_with(again)
+        window.chat.entry.insert(0, "still here")
+        window.chat.send()
+        self.assertEqual(_next_chat(host), m.Chat("still here"))
+        again.chat.add("partner", "welcome back")
+        self.pump(lambda: "welcome back" in window.chat.shown_text(), "the new session's line")
+        self.assertIn("before the break", window.chat.shown_text())
+        window.close()
+
     def test_the_panel_keeps_a_bounded_number_of_lines(self):
         from tagio.ui.chat_panel import MAX_SHOWN
         window = self.open_with(CAP_CHAT)
@@ -197,6 +218,27 @@ class HostChatWindow(unittest.TestCase):
         self.assertIn("ended", again.view.status["text"])
         chats.message("555555555")                                  # no such session: nothing opens
         self.assertNotIn("555555555", chats.windows)
+
+
+def _next_chat(host, timeout=10.0):
+    """The next Chat the (stand-in) host channel receives, skipping the session's other messages;
+    None when none comes within `timeout` (read on a helper thread: recv() blocks)."""
+    import queue
+    import threading
+    got = queue.Queue()
+
+    def read():
+        try:
+            while not isinstance(msg := m.decode(host.recv()), m.Chat):
+                pass
+            got.put(msg)
+        except Exception:       # closed at the end of the test
+            got.put(None)
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        return got.get(timeout=timeout)
+    except queue.Empty:
+        return None
 
 
 if __name__ == "__main__":

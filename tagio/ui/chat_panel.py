@@ -61,6 +61,11 @@ class ChatView(ttk.Frame):
         self.entry.delete(0, "end")
         self.poll()
 
+    def follow(self, session):
+        """The session came back (a reconnect): send to and show `session`'s lines from now on;
+        the lines shown so far stay, as the conversation goes on."""
+        self.session, self._seen = session, 0
+
     def poll(self):
         """Show the lines added since the last poll; reschedules itself until destroyed."""
         if self._after is not None:

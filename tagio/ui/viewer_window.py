@@ -226,6 +226,7 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
         if self.monitor is not None:
             self.select_monitor(self.monitor)
         session.attach_display()
+        self.chat.follow(session)                   # the conversation goes on with it
         if self.files_panel is not None and self.files_panel.winfo_exists():
             self.files_panel.resume_with(session)   # its transfers continue on the new session
         self._update_status(force=True)
