@@ -149,6 +149,17 @@ def keep_shot(image, name):
         image.save(os.path.join(folder, f"{name}.png"))
 
 
+def scratch_and_xvfb(test, width=320, height=240):
+    """(a scratch folder, a small private Xvfb) for one test of the real programs, both released
+    by `test`'s cleanups."""
+    from tests.xvfb import Xvfb
+    tmp = tempfile.TemporaryDirectory()
+    test.addCleanup(tmp.cleanup)
+    xvfb = Xvfb(width=width, height=height).start()
+    test.addCleanup(xvfb.stop)
+    return Path(tmp.name), xvfb
+
+
 class AppClicks:
     """Mixin for a UiCase (tests/test_ui_app.py): `self.desk` on the shared display. After the
     first click the pointer goes back where it was and the focus onto the app's ID entry, before

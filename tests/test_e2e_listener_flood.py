@@ -13,13 +13,13 @@ import os
 import resource
 import socket
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
+from tests.desk import scratch_and_xvfb
 from tests import waiting
 from tests.test_e2e import GUI, Proc, free_port
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import skip_unless_xvfb
 
 HEADROOM = 10                 # descriptors the host may open beyond those it uses when idle
 SOURCES = [f"127.0.0.{n}" for n in range(2, 10)]
@@ -44,11 +44,7 @@ def idle_dial(source, port):
 @unittest.skipUnless(sys.platform.startswith("linux"), "prlimit and /proc are Linux's")
 class ListenerFloodTest(unittest.TestCase):
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.tmp = Path(tmp.name)
-        self.xvfb = Xvfb(width=320, height=240).start()
-        self.addCleanup(self.xvfb.stop)
+        self.tmp, self.xvfb = scratch_and_xvfb(self)
         self.nowhere = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"           # no relay there
         self.lan = ["--lan", "--lan-target", "127.255.255.255", "--lan-interval", "0.2",
                     "--lan-port", str(free_port(socket.SOCK_DGRAM))]

@@ -10,14 +10,14 @@ viewer's wrong guesses themselves go through the full handshake.
 import json
 import socket
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
+from tests.desk import scratch_and_xvfb
 from tests.relay_fixture import start_relay
 from tests.test_e2e import GUI, Proc, free_port
 from tests.waiting import wait_until
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import skip_unless_xvfb
 
 # Shaped like one-time passwords (8 characters of its alphabet), so each is a try at it: after three
 # the host replaces it (a wrong guess shaped like a permanent password leaves it alone).
@@ -27,11 +27,7 @@ WRONG = ["abcdefg2", "bcdefgh3", "cdefghj4"]
 @skip_unless_xvfb
 class NoPasswordInLogsTest(unittest.TestCase):
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.tmp = Path(tmp.name)
-        self.xvfb = Xvfb(width=320, height=240).start()
-        self.addCleanup(self.xvfb.stop)
+        self.tmp, self.xvfb = scratch_and_xvfb(self)
         self.relay = start_relay()
         self.addCleanup(self.relay.stop)
         self.relay_text = "%s:%d" % self.relay.address

@@ -14,17 +14,17 @@ The rule and the expiry thread are unit-tested with an injected clock in test_cl
 
 import os
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
 
 from tagio.client.core import ENV_OTP_LIFETIME
 from tagio.crypto.identity import Identity
+from tests.desk import scratch_and_xvfb
 from tests.relay_fixture import run_relay_process
 from tests.test_e2e import GUI, Proc
 from tests.test_ui_app import UiCase, tk
-from tests.xvfb import Xvfb, skip_unless_xvfb
+from tests.xvfb import skip_unless_xvfb
 
 LIFETIME = 2          # seconds (the expiry thread looks once a second)
 EXIT_CONFIG, EXIT_AUTH = 2, 3
@@ -50,11 +50,7 @@ class LifetimeSettingTest(unittest.TestCase):
 @skip_unless_xvfb
 class CommandLineExpiryTest(unittest.TestCase):
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.tmp = Path(tmp.name)
-        self.xvfb = Xvfb(width=320, height=240).start()
-        self.addCleanup(self.xvfb.stop)
+        self.tmp, self.xvfb = scratch_and_xvfb(self)
         self.relay, address = run_relay_process("--bind", "127.0.0.1:0")
         self.addCleanup(self.relay.wait, 10)
         self.addCleanup(self.relay.kill)
