@@ -149,6 +149,19 @@ def keep_shot(image, name):
         image.save(os.path.join(folder, f"{name}.png"))
 
 
+def artifact_shot(display, widget, name, what):
+    """Grab `widget` on `display`, save it as NAME.png in TAGIO_TEST_ARTIFACTS (else the temporary
+    folder) and say where on stderr; returns (image, (left, top) of the widget on the screen)."""
+    import sys
+    widget.update()
+    left, top = widget.winfo_rootx(), widget.winfo_rooty()
+    image = Desk(display).grab((left, top, left + widget.winfo_width(), top + widget.winfo_height()))
+    out = Path(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir())) / f"{name}.png"
+    image.save(out)
+    print(f"\n  {what} screenshot: {out}", file=sys.stderr)
+    return image, (left, top)
+
+
 def scratch_and_xvfb(test, width=320, height=240):
     """(a scratch folder, a small private Xvfb) for one test of the real programs, both released
     by `test`'s cleanups."""

@@ -18,6 +18,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
+from tests.desk import artifact_shot
 from tests.test_e2e import GUI, ROOT
 from tests.test_e2e_files import _attach, make_tree, tree_digest
 from tests.test_ui_app import UiCase
@@ -167,19 +168,9 @@ class GuiViewerFiles(UiCase):
         self.pump(lambda: "Partner: hello viewer \u00e9" in window.chat.shown_text(), "the host's line")
 
     def save_screenshot(self, panel):
-        import mss
-        from PIL import Image
-        self.root.update()
-        box = (panel.winfo_rootx(), panel.winfo_rooty(), panel.winfo_rootx() + panel.winfo_width(),
-               panel.winfo_rooty() + panel.winfo_height())
-        with mss.MSS(display=self.xvfb.display) as sct:
-            shot = sct.grab(box)
-        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
-        out = Path(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir())) / "files_panel_gui_e2e.png"
-        image.save(out)
-        print(f"\n  files panel (GUI viewer, CLI host) screenshot: {out}", file=sys.stderr)
+        image, origin = artifact_shot(self.xvfb.display, panel, "files_panel_gui_e2e", "files panel (GUI viewer, CLI host)")
         bar = panel.total_bar
-        x0, y0 = bar.winfo_rootx() - box[0], bar.winfo_rooty() - box[1]
+        x0, y0 = bar.winfo_rootx() - origin[0], bar.winfo_rooty() - origin[1]
         y = y0 + bar.winfo_height() // 2
         start, end = image.getpixel((x0 + 3, y)), image.getpixel((x0 + bar.winfo_width() - 4, y))
         self.assertNotEqual(start, end, "the half-full queue bar is not drawn half filled")

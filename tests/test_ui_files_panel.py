@@ -9,7 +9,6 @@ screenshot of the panel with its progress bars is saved (its path is printed).
 
 import hashlib
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -17,7 +16,7 @@ import unittest
 from pathlib import Path
 
 from tagio.protocol import session as m
-from tests.desk import Desk
+from tests.desk import Desk, artifact_shot
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
@@ -361,19 +360,9 @@ class PanelOnXvfb(unittest.TestCase):
         panel.close()
 
     def save_screenshot(self, panel):
-        import mss
-        from PIL import Image
-        self.root.update()
-        box = (panel.winfo_rootx(), panel.winfo_rooty(), panel.winfo_rootx() + panel.winfo_width(),
-               panel.winfo_rooty() + panel.winfo_height())
-        with mss.MSS(display=self.xvfb.display) as sct:
-            shot = sct.grab(box)
-        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
-        out = Path(os.environ.get("TAGIO_TEST_ARTIFACTS", tempfile.gettempdir())) / "files_panel.png"
-        image.save(out)
-        print(f"\n  files panel screenshot: {out}", file=sys.stderr)
+        image, origin = artifact_shot(self.xvfb.display, panel, "files_panel", "files panel")
         bar = panel.total_bar
-        x0, y0 = bar.winfo_rootx() - box[0], bar.winfo_rooty() - box[1]
+        x0, y0 = bar.winfo_rootx() - origin[0], bar.winfo_rooty() - origin[1]
         filled = image.getpixel((x0 + bar.winfo_width() - 6, y0 + bar.winfo_height() // 2))
         empty = image.getpixel((x0 - 3, y0 + bar.winfo_height() // 2))
         self.assertNotEqual(filled, empty, "the full progress bar is not drawn as filled")
