@@ -70,6 +70,20 @@ def png(size, seed):
     return out.getvalue(), image
 
 
+def crowd_atoms(display, count=300):
+    """Intern `count` atoms on `display` and keep the connection open (the server keeps them), so
+    the clipboard's own atoms are numbered above 255; the caller closes it."""
+    from Xlib import display as xdisplay
+    conn = xdisplay.Display(display)
+    for index in range(count):
+        conn.intern_atom(f"TAGIO_CROWD_{index}")
+    for name in ("UTF8_STRING", "image/png"):
+        if conn.intern_atom(name) <= 255:
+            raise AssertionError(f"{name} is still atom {conn.intern_atom(name)}")
+    conn.sync()
+    return conn
+
+
 @skip_unless_xvfb
 @needs_xclip
 class ClipboardEndToEnd(unittest.TestCase):
@@ -79,6 +93,9 @@ class ClipboardEndToEnd(unittest.TestCase):
         cls.tmp = Path(cls._tmp.name)
         cls.desk_a = Xvfb(width=320, height=240).start()
         cls.desk_b = Xvfb(width=800, height=600).start()
+        # As on a real desktop, hundreds of atoms exist before ours (UTF8_STRING, image/png above
+        # 255): a fresh Xvfb numbered them about 240 and hid a clipboard that read nothing there.
+        cls.crowds = [crowd_atoms(desk.display) for desk in (cls.desk_a, cls.desk_b)]
         cls.relay, address = run_relay_process("--bind", "127.0.0.1:0", "--state-file", "")
         cls.relay_text = "%s:%d" % address
         cls.hosts = {}
@@ -89,6 +106,8 @@ class ClipboardEndToEnd(unittest.TestCase):
             host.stop()
         cls.relay.terminate()
         cls.relay.wait(10)
+        for conn in cls.crowds:
+            conn.close()
         for desk in (cls.desk_a, cls.desk_b):
             desk.stop()
         cls._tmp.cleanup()
