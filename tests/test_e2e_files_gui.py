@@ -11,12 +11,16 @@ $HOME is a temporary folder (the files panel opens on it).
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import tkinter.font as tkfont
 import unittest
 from pathlib import Path
+from tkinter import ttk
 
 from tests.desk import artifact_shot
 from tests.test_e2e import GUI, ROOT
@@ -166,6 +170,181 @@ class GuiViewerFiles(UiCase):
         self.host.popen.stdin.write("hello viewer \u00e9\n")
         self.host.popen.stdin.flush()
         self.pump(lambda: "Partner: hello viewer \u00e9" in window.chat.shown_text(), "the host's line")
+
+    def open_panel(self):
+        window = self.connect()
+        self.click(window.toolbar.files_button)
+        panel = self.pump(lambda: window.files_panel, "the files panel")
+        panel.geometry("1100x720+0+0")
+        self.pump(lambda: panel.remote.tree.exists("notes for you.txt"), "the remote folder listed")
+        return panel
+
+    def dialog(self, panel, kind):
+        return self.pump(lambda: next((w for w in panel.winfo_children() if isinstance(w, kind)
+                                       and w.winfo_viewable()), None), kind.__name__)
+
+    def test_lists_folders_links_and_remote_actions(self):
+        """Sizes and whole dates; Up, Home, Refresh on both sides; a new folder on the list starts
+        at its top; a linked folder is a folder, a broken link is marked; the host hides a link
+        that leads outside its folder; New folder, Rename, Delete (confirmed) on the host's disk;
+        a drag from the local list onto a remote folder sends into it."""
+        from tagio.ui.files_panel import NameDialog
+        from tagio.ui.prompts import ConfirmDialog
+        many = self.home / "many"
+        many.mkdir(exist_ok=True)
+        for i in range(80):
+            (many / f"file{i:02}.txt").write_text("x" * i)
+        (self.home / "linked").symlink_to(many)
+        (self.home / "dangling").symlink_to(self.home / "nowhere")
+        outside = self.tmp / "outside"
+        outside.mkdir(exist_ok=True)
+        (outside / "secret.txt").write_text("not for the partner")
+        (self.shared / "escape").symlink_to(outside)
+        self.addCleanup((self.shared / "escape").unlink)
+        stamp = 1_700_000_000_000_000_000
+        os.utime(self.shared / "notes for you.txt", ns=(stamp, stamp))
+        panel = self.open_panel()
+        local, remote = panel.local, panel.remote
+
+        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp / 1e9))
+        self.pump(lambda: remote.tree.item("notes for you.txt", "values") == ("14 B", date), "size and date")
+        font = tkfont.Font(panel, font=ttk.Style(panel).lookup("Treeview", "font") or "TkDefaultFont")
+        self.assertGreaterEqual(remote.tree.column("date", "width"), font.measure(date) + 8)  # not cut
+        self.assertFalse(remote.tree.exists("escape"))              # never followed outside
+        self.assertEqual(local.tree.item("linked", "text"), "linked/  (link)")
+        self.assertEqual(local.tree.item("linked", "values")[0], "")            # no size: a folder
+        self.assertEqual(local.tree.item("dangling", "text"), "dangling  (broken link)")
+
+        self.click_row(local, "linked", repeat=2)                   # into the linked folder
+        self.pump(lambda: local.tree.exists("file79.txt"), "the linked folder listed")
+        self.assertEqual(local.tree.item("file10.txt", "values")[0], "10 B")
+        self.click(local.tree, 60, 60, repeat=1)
+        for _ in range(4):
+            self.xdotool("click", "--repeat", 5, 5)                 # the wheel, down
+        self.pump(lambda: local.tree.yview()[0] > 0.2, "scrolled down")
+        self.click(local.up_button)
+        self.pump(lambda: panel.local_dir == str(self.home) and local.tree.exists("linked"), "up again")
+        self.assertEqual(local.tree.yview()[0], 0.0)                # another folder: at its top
+        self.click_row(local, "many", repeat=2)
+        self.pump(lambda: panel.local_dir == str(many), "in many")
+        self.click(local.home_button)
+        self.pump(lambda: panel.local_dir == str(self.home), "home again")
+
+        self.click(panel.mkdir_button)
+        dialog = self.dialog(panel, NameDialog)
+        self.click(dialog.entry)
+        self.xdotool("type", "--delay", 10, "inbox")
+        self.xdotool("key", "Return")
+        self.pump(lambda: (self.shared / "inbox").is_dir() and remote.tree.exists("inbox"), "the new folder")
+        self.click_row(remote, "inbox", repeat=2)
+        self.pump(lambda: panel.remote_dir == "inbox" and not remote.tree.exists("notes for you.txt"), "inside")
+        self.click(remote.home_button)
+        self.pump(lambda: panel.remote_dir == "" and remote.tree.exists("inbox"), "the top of the folder")
+        self.click_row(remote, "inbox", repeat=2)
+        self.pump(lambda: panel.remote_dir == "inbox", "inside again")
+        self.click(remote.up_button)
+        self.pump(lambda: panel.remote_dir == "" and remote.tree.exists("inbox"), "up on the remote side")
+        (self.shared / "fresh.txt").write_text("made on the host")
+        self.click(remote.refresh_button)
+        self.pump(lambda: remote.tree.exists("fresh.txt"), "Refresh shows a new file")
+
+        self.click_row(remote, "fresh.txt")
+        self.click(panel.rename_button)
+        dialog = self.dialog(panel, NameDialog)
+        dialog.entry.delete(0, "end")
+        self.click(dialog.entry)
+        self.xdotool("type", "--delay", 10, "renamed.txt")
+        self.click(dialog.ok_button)
+        self.pump(lambda: (self.shared / "renamed.txt").exists() and remote.tree.exists("renamed.txt"), "renamed")
+        self.assertFalse((self.shared / "fresh.txt").exists())
+        self.click_row(remote, "renamed.txt")
+        self.click(panel.delete_button)
+        self.click(self.dialog(panel, ConfirmDialog).no_button)     # changed my mind
+        self.click(panel.delete_button)
+        self.click(self.dialog(panel, ConfirmDialog).yes_button)
+        self.pump(lambda: not remote.tree.exists("renamed.txt"), "deleted")
+        self.assertFalse((self.shared / "renamed.txt").exists())
+
+        self.pump(lambda: local.tree.bbox("many") and remote.tree.bbox("inbox"), "both rows in sight")
+        lx, ly, _w, lh = local.tree.bbox("many")
+        rx, ry, _w, rh = remote.tree.bbox("inbox")
+        start = (local.tree.winfo_rootx() + lx + 20, local.tree.winfo_rooty() + ly + lh // 2)
+        end = (remote.tree.winfo_rootx() + rx + 20, remote.tree.winfo_rooty() + ry + rh // 2)
+        self.xdotool("mousemove", *start, "mousedown", 1)
+        self.pump(lambda: local.tree.selection() == ("many",), "pressed on many")
+        for step in range(1, 11):
+            self.xdotool("mousemove", start[0] + (end[0] - start[0]) * step // 10,
+                         start[1] + (end[1] - start[1]) * step // 10)
+        self.xdotool("mouseup", 1)
+        files = panel.session.files
+        self.pump(lambda: files.results and all(r["ok"] for r in files.results.values()), "dropped and sent", 60)
+        self.assertEqual(tree_digest(many), tree_digest(self.shared / "inbox" / "many"))
+        self.assertEqual([p.name for p in outside.iterdir()], ["secret.txt"])
+        panel.close()
+
+    def test_existing_files_are_asked_about(self):
+        """A name already there is never overwritten unasked: the panel asks (Skip, Keep both,
+        Overwrite) and sends or fetches that file again under the answer."""
+        from tagio.ui.files_exists import ExistsDialog
+        (self.shared / "same name.txt").write_text("the host's")
+        (self.home / "same name.txt").write_text("mine, newer")
+        (self.home / "notes for you.txt").write_text("my own notes")
+        panel = self.open_panel()
+        files = panel.session.files
+        for button, expected in (("skip_button", "the host's"), ("keep_button", "the host's"),
+                                 ("overwrite_button", "mine, newer")):
+            ended = len(files.results)
+            self.click_row(panel.local, "same name.txt")
+            self.click(panel.send_button)
+            asked = self.dialog(panel, ExistsDialog)
+            self.assertIn("same name.txt", asked.message_text)
+            self.click(getattr(asked, button))
+            if button != "skip_button":
+                self.pump(lambda: len(files.results) == ended + 2, "sent again")
+                self.assertTrue(files.results[max(files.results)]["ok"], files.results)
+            self.assertEqual((self.shared / "same name.txt").read_text(), expected)
+        self.assertEqual((self.shared / "same name (1).txt").read_text(), "mine, newer")
+        self.pump(lambda: panel.remote.tree.exists("same name (1).txt"), "the copy listed")
+
+        ended = len(files.results)
+        self.click_row(panel.remote, "notes for you.txt")
+        self.click(panel.get_button)
+        asked = self.dialog(panel, ExistsDialog)
+        self.assertIn("this computer", asked.message_text)
+        self.click(asked.overwrite_button)
+        self.pump(lambda: len(files.results) == ended + 2 and files.results[max(files.results)]["ok"],
+                  "fetched again")
+        self.assertEqual((self.home / "notes for you.txt").read_text(), "from the host\n")
+        self.assertEqual(list(self.home.glob("*.tagio-part")) + list(self.shared.glob("*.tagio-part")), [])
+        panel.close()
+
+    def test_queue_says_bytes_rate_time_left_and_cancel_stops(self):
+        """While a big file moves, its row and the queue line say bytes of the total, the rate and
+        the time left; Cancel stops it (the host keeps only a part, never the final name)."""
+        big = self.home / "huge.iso"
+        with open(big, "wb") as fh:
+            block = os.urandom(1 << 20)
+            for i in range(384):
+                fh.write(i.to_bytes(8, "big") + block[8:])
+        self.addCleanup(big.unlink)
+        panel = self.open_panel()
+        self.click_row(panel.local, "huge.iso")
+        self.click(panel.send_button)
+        files = panel.session.files
+        tid = self.pump(lambda: next((r["tid"] for r in files.snapshot() if r["bytes"] > 0), None), "moving", 30)
+        row = self.pump(lambda: tid in panel._bars and panel._bars[tid][1], "its row")
+        self.pump(lambda: re.search(r"MB of 402\.7 MB, [\d.]+ [KMG]B/s, (\d+ min )?\d+ s left", row["text"]),
+                  "bytes, rate and time left in the row")
+        self.pump(lambda: re.search(r"of 402\.7 MB, [\d.]+ [KMG]B/s, (\d+ min )?\d+ s left",
+                                    panel.total_label["text"]), "... and in the queue line")
+        self.click(panel._bars[tid][4])                             # Cancel
+        self.pump(lambda: files.results.get(tid, {}).get("ok") is False, "cancelled")
+        self.pump(lambda: "cancelled" in row["text"], f"the row says so ({row['text']})")
+        self.assertEqual(str(panel._bars[tid][3]["state"]), "disabled")
+        self.assertFalse((self.shared / "huge.iso").exists())
+        self.assertLess((self.shared / "huge.iso.tagio-part").stat().st_size, big.stat().st_size)
+        (self.shared / "huge.iso.tagio-part").unlink()
+        panel.close()
 
     def save_screenshot(self, panel):
         image, origin = artifact_shot(self.xvfb.display, panel, "files_panel_gui_e2e", "files panel (GUI viewer, CLI host)")

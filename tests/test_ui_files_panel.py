@@ -134,7 +134,7 @@ class PanelOnXvfb(unittest.TestCase):
                          (self.local / "photos" / "2024" / "ünï.jpg").read_bytes())
         self.assertEqual((self.local / "report.txt").read_text(), "quarterly report\n")
         self.assertTrue(self.pump(lambda: panel.total_bar["value"] == 1.0
-                                  and all(bar["value"] == 1.0 for _f, _l, bar, _p in panel._bars.values())))
+                                  and all(bar["value"] == 1.0 for _f, _l, bar, *_buttons in panel._bars.values())))
         self.assertTrue(self.pump(lambda: panel.remote.tree.exists("photos")), "remote list refreshed")
 
         self.desk.click(panel.chat_entry)

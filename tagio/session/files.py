@@ -214,7 +214,8 @@ class FileEngine:
 
     def snapshot(self) -> list:
         """What a display shows of each transfer: [{tid, direction, name, bytes, total, state,
-        ok, message}] (any thread; a display polls it instead of queueing events)."""
+        ok, message, refused: [(path, reason)]}] (any thread; a display polls it instead of
+        queueing events)."""
         rows = []
         with self._lock:
             for direction, table in (("send", self._out), ("receive", self._in)):
@@ -226,7 +227,8 @@ class FileEngine:
                                  "bytes": t.bytes_sent if direction == "send" else t.bytes,
                                  "total": t.total, "paused": t.paused,
                                  "state": t.state.value if t.state else "",
-                                 "ok": result.get("ok"), "message": result.get("message", "")})
+                                 "ok": result.get("ok"), "message": result.get("message", ""),
+                                 "refused": list(t.refused)})
         return sorted(rows, key=lambda r: r["tid"])
 
     def _new_tid(self):

@@ -167,15 +167,17 @@ def mtime_ns(st) -> int:
 
 def walk(path: Path, base: str, skipped: list):
     """Offer entries for local file or folder `path`, named `base` on the wire:
-    [(relpath, kind, size, mtime_ns, local path)], folders before their content. Symlinks and
-    other non-regular files are not followed: their relative paths go to `skipped`."""
+    [(relpath, kind, size, mtime_ns, local path)], folders before their content. `path` itself
+    may be a symlink (a person picked it; on the host, Folder.place checked that it stays inside
+    the folder); inside it, symlinks and other non-regular files are not followed: their relative
+    paths go to `skipped`."""
     entries = []
     _walk(Path(path), base, entries, skipped, 1)
     return entries
 
 
 def _walk(path, rel, entries, skipped, depth):
-    st = os.lstat(path)
+    st = os.stat(path) if depth == 1 else os.lstat(path)
     if stat.S_ISREG(st.st_mode):
         entries.append((rel, f.KIND_FILE, st.st_size, st.st_mtime_ns, path))
     elif stat.S_ISDIR(st.st_mode):

@@ -33,6 +33,9 @@ from tagio.session.files_names import CaseFolder, FileRefused, check_path
 from tagio.session.files_writer import ASYNC_MIN, PartWriter
 
 SPACE_MARGIN = 1 << 20      # leave this much free on the disk
+# The end of the refusal of a file that is there under the ask policy: a front end that sees it
+# asks its user (overwrite, skip, keep both) and sends that file again with the answer.
+EXISTS_ASK = "a file of that name is already there; choose overwrite, skip or keep both"
 
 
 @dataclass
@@ -151,8 +154,7 @@ class Incoming:
             plan.target = disk.keep_both_name(plan.target)
             plan.part = disk.part_path(plan.target)
         else:
-            raise FileRefused(f"{plan.path}: a file of that name is already there; choose overwrite, "
-                              f"skip or keep both")
+            raise FileRefused(f"{plan.path}: {EXISTS_ASK}")
         return None
 
     def _resume_or_send(self, plan):

@@ -36,81 +36,18 @@ from tkinter import ttk
 
 from tagio.protocol import files as f
 from tagio.ui.chat_panel import ChatView
+from tagio.ui.files_exists import ExistsDialog, already_there, by_folder, remote_join
+from tagio.ui.files_lists import FolderList, human_size, list_local, rate_and_time_left
 from tagio.ui.prompts import ConfirmDialog, Dialog
 
 POLL_MS = 200
 BAR_STYLE = "Transfer.Horizontal.TProgressbar"
 BAR_COLOUR, TROUGH_COLOUR = "#2f6fd0", "#dfe4ec"     # a filled bar reads as filled with any theme
 ROWS_SHOWN = 4              # transfer rows in sight; more scroll (the panel keeps its height)
+ROW_TEXT = 64               # characters of a transfer row's words (name, bytes, rate, time left)
 DRAG_PIXELS = 8             # a press that moved this far is a drag, not a click
 POLICIES = [("ask", f.POLICY_ASK), ("skip", f.POLICY_SKIP), ("overwrite", f.POLICY_OVERWRITE),
             ("keep both", f.POLICY_KEEP_BOTH)]
-
-
-def human_size(n) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n} B"
-
-
-def time_left(remaining, rate) -> str:
-    if rate <= 0 or remaining <= 0:
-        return ""
-    seconds = int(remaining / rate)
-    return f", {seconds // 60} min {seconds % 60} s left" if seconds >= 60 else f", {seconds} s left"
-
-
-def list_local(folder):
-    """[(name, kind, size, mtime_ns)] of a local folder, folders first; [] when unreadable."""
-    rows = []
-    try:
-        with os.scandir(folder) as items:
-            for item in items:
-                st = item.stat(follow_symlinks=False)
-                kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
-                rows.append((item.name, kind, st.st_size, st.st_mtime_ns))
-    except OSError:
-        return []
-    return sorted(rows, key=lambda r: (r[1] != f.KIND_DIR, r[0].lower()))
-
-
-class FolderList(ttk.Frame):
-    """A title, a path line with Up and Refresh, and a list of name / size / date."""
-
-    def __init__(self, master, title, on_up, on_refresh, on_open):
-        super().__init__(master)
-        ttk.Label(self, text=title).grid(row=0, column=0, sticky="w")
-        self.path = ttk.Label(self, text="")
-        self.path.grid(row=1, column=0, sticky="we")
-        buttons = ttk.Frame(self)
-        buttons.grid(row=1, column=1, sticky="e")
-        ttk.Button(buttons, text="Up", command=on_up, width=4).pack(side="left")
-        ttk.Button(buttons, text="Refresh", command=on_refresh, width=8).pack(side="left")
-        self.tree = ttk.Treeview(self, columns=("size", "date"), height=12, selectmode="extended")
-        for col, text, width in (("#0", "Name", 200), ("size", "Size", 80), ("date", "Date", 130)):
-            self.tree.heading(col, text=text)
-            self.tree.column(col, width=width, stretch=col == "#0")
-        self.tree.grid(row=2, column=0, columnspan=2, sticky="nsew")
-        self.tree.bind("<Double-1>", lambda _e: on_open(self.selected()))
-        self.columnconfigure(0, weight=1)
-        self.rowconfigure(2, weight=1)
-        self.kinds = {}
-
-    def show(self, path, rows):
-        self.path.configure(text=path or "/")
-        self.tree.delete(*self.tree.get_children())
-        self.kinds = {}
-        for name, kind, size, mtime in rows:
-            date = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime / 1e9))
-            shown = name + ("/" if kind == f.KIND_DIR else "")
-            self.tree.insert("", "end", iid=name, text=shown,
-                             values=("" if kind == f.KIND_DIR else human_size(size), date))
-            self.kinds[name] = kind
-
-    def selected(self):
-        return list(self.tree.selection())
 
 
 class FilesPanel(tk.Toplevel):
@@ -122,10 +59,17 @@ class FilesPanel(tk.Toplevel):
         self.remote_dir = ""
         self._listing_req = None
         self._workers = []
-        self._bars = {}             # tid -> (frame, label, progressbar, pause button)
+        self._bars = {}             # tid -> (frame, label, progressbar, pause button, cancel button)
         self._rows = {}             # tid -> the last snapshot row
         self._gets = {}             # tid -> (paths, local folder, policy) of our gets (to ask again)
         self._earlier = {}          # tid -> last row of a transfer of an earlier session (reconnect)
+        # Where our transfers came from, to send or fetch again what the partner found already
+        # there (files_exists): tid -> (local folder, remote folder). A send worker adds its tids
+        # (one dict item set at a time: the Tk thread reads them on its next poll).
+        self._origins = {}
+        self._examined = set()      # tids of ended transfers looked at for names already there
+        self._exists = []           # (direction, origin, paths) to ask about, the first being asked
+        self._exists_dialog = None
         self._rates = {}            # tid -> (time, bytes, bytes per second)
         self._last_rate = 0.0
         self._changes = set()       # reqs of our make_dir / rename / delete not answered yet
@@ -152,7 +96,8 @@ class FilesPanel(tk.Toplevel):
         self.status.pack(side="bottom", fill="x", padx=6)
         lists = ttk.Frame(self)
         lists.pack(fill="both", expand=True, padx=6, pady=6)
-        self.local = FolderList(lists, "This computer", self.local_up, self.show_local, self.open_local)
+        self.local = FolderList(lists, "This computer", self.local_up, self.local_home, self.show_local,
+                                self.open_local)
         self.local.grid(row=0, column=0, sticky="nsew")
         middle = ttk.Frame(lists)
         middle.grid(row=0, column=1, padx=6)
@@ -163,8 +108,8 @@ class FilesPanel(tk.Toplevel):
         ttk.Label(middle, text="If it exists:").pack(pady=(12, 0))
         ttk.Combobox(middle, textvariable=self.policy, values=[p[0] for p in POLICIES],
                      state="readonly", width=10).pack()
-        self.remote = FolderList(lists, "Partner's files folder", self.remote_up, self.refresh_remote,
-                                 self.open_remote)
+        self.remote = FolderList(lists, "Partner's files folder", self.remote_up, self.remote_home,
+                                 self.refresh_remote, self.open_remote)
         self.remote.grid(row=0, column=2, sticky="nsew")
         self._build_remote_actions()
         self._bind_drag()
@@ -254,8 +199,9 @@ class FilesPanel(tk.Toplevel):
             if bar is not None:
                 bar[0].destroy()
             self._rows.pop(old_tid, None)
-            if old_tid in self._gets:
-                self._gets[new_tid] = self._gets.pop(old_tid)
+            for table in (self._gets, self._origins):
+                if old_tid in table:
+                    table[new_tid] = table.pop(old_tid)
         self._earlier.update((r["tid"], r) for r in old.files.snapshot() if r["tid"] not in carried)
         self.refresh_remote()
 
@@ -268,6 +214,10 @@ class FilesPanel(tk.Toplevel):
         self.local_dir = os.path.dirname(self.local_dir) or self.local_dir
         self.show_local()
 
+    def local_home(self):
+        self.local_dir = os.path.expanduser("~")
+        self.show_local()
+
     def open_local(self, names):
         if names and self.local.kinds.get(names[0]) == f.KIND_DIR:
             self.local_dir = os.path.join(self.local_dir, names[0])
@@ -278,6 +228,11 @@ class FilesPanel(tk.Toplevel):
 
     def remote_up(self):
         self.remote_dir = self.remote_dir.rpartition("/")[0]
+        self.refresh_remote()
+
+    def remote_home(self):
+        """The top of the partner's files folder (the only folder it lets us see)."""
+        self.remote_dir = ""
         self.refresh_remote()
 
     def open_remote(self, names):
@@ -294,16 +249,19 @@ class FilesPanel(tk.Toplevel):
         paths = [os.path.join(self.local_dir, n) for n in self.local.selected()]
         if not paths:
             return self.say("Select files or folders on this computer first.")
-        dest, policy = self.remote_dir if dest is None else dest, self._policy()
-        worker = threading.Thread(target=self._send, args=(paths, dest, policy), name="files-send",
-                                  daemon=True)
+        self._start_send(paths, self.remote_dir if dest is None else dest, self._policy(), self.local_dir)
+
+    def _start_send(self, paths, dest, policy, local_dir):
+        worker = threading.Thread(target=self._send, args=(paths, dest, policy, local_dir),
+                                  name="files-send", daemon=True)
         self._workers = [w for w in self._workers if w.is_alive()] + [worker]
         worker.start()
 
-    def _send(self, paths, dest, policy):
+    def _send(self, paths, dest, policy, local_dir):
         """Worker: walking the folders may take a while; the Tk thread must not wait for it."""
         try:
-            self.session.send_files(paths, dest, policy)
+            for tid in self.session.send_files(paths, dest, policy):
+                self._origins[tid] = (local_dir, dest)
         except Exception as exc:     # FileRefused, or the session ended: shown on the next poll
             self._worker_error = str(exc)
 
@@ -320,6 +278,7 @@ class FilesPanel(tk.Toplevel):
         except Exception as exc:     # the local folder vanished, too many transfers
             return self.say(str(exc))
         self._gets[tid] = (paths, local_dir, policy)
+        self._origins[tid] = (local_dir, paths[0].rpartition("/")[0])
 
     def toggle(self, tid):
         """Pause or resume one transfer."""
@@ -441,10 +400,39 @@ class FilesPanel(tk.Toplevel):
         self.total_bar.configure(value=(done / total) if total else (1.0 if rows else 0.0))
         self.total_label.configure(text=f"{len(finished)} of {len(rows)} transfers done, "
                                         f"{human_size(done)} of {human_size(total)}"
-                                        f"{time_left(total - done, rate)}" if rows else "Queue empty")
+                                        f"{rate_and_time_left(done, total, rate)}" if rows else "Queue empty")
         if any(r["ok"] for r in finished) and self._remote_changed(finished):
             self.refresh_remote()
             self.show_local()
+        self._ask_about_existing(finished)
+
+    def _ask_about_existing(self, finished):
+        """Files an ended transfer of ours found already there (refused under "ask"): one
+        question per transfer, one at a time."""
+        for row in finished:
+            origin = self._origins.get(row["tid"])
+            if row["ok"] or row["tid"] in self._examined or origin is None:
+                continue        # (no origin yet: a send worker has not said its tid; next poll)
+            self._examined.add(row["tid"])
+            paths = already_there(row.get("refused", ()))
+            if paths:
+                self._exists.append((row["direction"], origin, paths))
+        if self._exists and self._exists_dialog is None:
+            direction, _origin, paths = self._exists[0]
+            self._exists_dialog = ExistsDialog(self, direction, paths, self._existing_answered)
+
+    def _existing_answered(self, policy):
+        direction, (local_dir, remote_dir), paths = self._exists.pop(0)
+        self._exists_dialog = None
+        if policy == f.POLICY_SKIP:
+            return
+        for folder, group in by_folder(paths).items():      # each again into its own folder
+            if direction == "send":
+                self._start_send([os.path.join(local_dir, p) for p in group], remote_join(remote_dir, folder),
+                                 policy, os.path.join(local_dir, folder))
+            else:
+                self._get([remote_join(remote_dir, p) for p in group], os.path.join(local_dir, folder),
+                          policy)
 
     def _rate(self, row):
         """Bytes per second of one transfer, smoothed over the polls (0 once it ended)."""
@@ -465,26 +453,29 @@ class FilesPanel(tk.Toplevel):
         if tid not in self._bars:
             frame = ttk.Frame(self.rows)
             frame.pack(fill="x")
-            label = ttk.Label(frame, width=56)
+            label = ttk.Label(frame, width=ROW_TEXT)
             label.pack(side="left")
-            ttk.Button(frame, text="Cancel", width=7, command=lambda: self.cancel(tid)).pack(side="right")
+            cancel = ttk.Button(frame, text="Cancel", width=7, command=lambda: self.cancel(tid))
+            cancel.pack(side="right")
             pause = ttk.Button(frame, text="Pause", width=7, command=lambda: self.toggle(tid))
             pause.pack(side="right")
             bar = ttk.Progressbar(frame, maximum=1.0, length=240, style=BAR_STYLE)
             bar.pack(side="left", fill="x", expand=True)
             for widget in (frame, label, bar):
                 self._wheel(widget)
-            self._bars[tid] = (frame, label, bar, pause)
-        _frame, label, bar, pause = self._bars[tid]
+            self._bars[tid] = (frame, label, bar, pause, cancel)
+        _frame, label, bar, pause, cancel = self._bars[tid]
         arrow = "\u2192" if row["direction"] == "send" else "\u2190"
         resumable = row["ok"] is False and tid in self._gets
         state = {True: "done", False: "paused" if resumable else f"failed: {row['message']}"}.get(
             row["ok"], "paused" if row["paused"] else row["state"])
         rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None and not row["paused"] else 0.0
-        speed = f"  {human_size(rate)}/s" if rate else ""
-        label.configure(text=f"{arrow} {row['name']}  {human_size(row['bytes'])}{speed}  {state}"[:100])
+        amount = f"{human_size(row['bytes'])} of {human_size(row['total'])}"
+        speed = rate_and_time_left(row["bytes"], row["total"], rate)
+        label.configure(text=f"{arrow} {row['name']}  {amount}{speed}  {state}"[:120])
         pause.configure(text="Resume" if row["paused"] or resumable else "Pause",
                         state="normal" if row["ok"] is None or resumable else "disabled")
+        cancel.configure(state="normal" if row["ok"] is None or resumable else "disabled")
         bar.configure(value=row["bytes"] / row["total"] if row["total"] else
                       (1.0 if row["ok"] else 0.0))
 
