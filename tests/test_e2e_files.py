@@ -54,8 +54,9 @@ def make_tree(root):
     return tree
 
 
-@skip_unless_xvfb
-class FilesEndToEnd(unittest.TestCase):
+class FilesCase(unittest.TestCase):
+    """A relay in this process and a CLI host with a files folder on a private Xvfb, for a class;
+    `run_cli` starts a viewer command (send/get/connect) as a new process against it."""
     runs = 0
 
     @classmethod
@@ -103,7 +104,7 @@ class FilesEndToEnd(unittest.TestCase):
     def run_cli(self, command, *args, host=None, as_json=True):
         """Start a viewer-side command (send/get/connect) against the host, each as a new viewer
         (the host counts attempts per viewer: a real person does not connect ten times a minute)."""
-        FilesEndToEnd.runs += 1
+        type(self).runs += 1
         name = f"viewer{self.runs}"
         argv = [sys.executable, GUI, "--cli", command, self.host_id(host), *args, "--password",
                 PASSWORD, *(["--json"] if as_json else []), "--relay", self.relay_text, "--config-dir",
@@ -125,6 +126,10 @@ class FilesEndToEnd(unittest.TestCase):
         self.assertEqual(list((self.tmp / "outside").iterdir()) if (self.tmp / "outside").exists()
                          else [], [])
 
+
+
+@skip_unless_xvfb
+class FilesEndToEnd(FilesCase):
     # ---------------------------------------------------------------- round trips
 
     def test_tree_both_ways(self):

@@ -17,7 +17,8 @@ Reconnect: when the session's path breaks under a transfer (the relay restarts, 
 changes), a `reconnecting` line says so and the session comes back with its resumption secret as
 `connect` does (client/resume.py); the new session's file engine carries the cut transfers on
 (FileEngine.carry: the receiver's parts are checked block by block, the data continues where it
-stopped), the progress line goes on from there, and `reconnected` says when. The `transferred`
+stopped), the progress line goes on from there, and `reconnected` says when (`--reconnect-for`
+SECONDS bounds the trying, as for `connect`: after it, exit 5). The `transferred`
 line counts the bytes of every session (`bytes`), per session (`parts`: what moved before the first
 reconnect, after it, ...) and the `reconnects`; `frames` and `fps` say how the partner's screen kept
 coming in the same session(s) while the files moved, `session_bytes` all they received (the
@@ -33,7 +34,7 @@ import time
 from tagio.cli.common import add_accept_new_key, make_client, running
 from tagio.cli.connect import _ask_password, _as_session_loss, _reconnect, _stop_session
 from tagio.cli.output import EXIT_INTERRUPTED, EXIT_OK
-from tagio.client.resume import lost_path
+from tagio.client.resume import RESUME_TTL, lost_path
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed
 from tagio.protocol import files as f
@@ -59,8 +60,22 @@ def add_commands(commands, common):
                               "keep-both")
         cmd.add_argument("--password", metavar="PW",
                          help="the partner's password; '-' reads it from standard input (else asked)")
+        cmd.add_argument("--reconnect-for", type=_seconds, default=RESUME_TTL, metavar="SECONDS",
+                         help=f"when the connection breaks, try to bring the session back for this long "
+                              f"(0 = not at all; at most and by default {RESUME_TTL:.0f})")
         cmd.add_argument("--timeout", type=float, default=15.0, help=argparse.SUPPRESS)
         add_accept_new_key(cmd)
+
+
+def _seconds(text) -> float:
+    """--reconnect-for: 0 to RESUME_TTL seconds (as for `connect`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= RESUME_TTL:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {RESUME_TTL:.0f}")
+    return value
 
 
 class TransferWatch:
@@ -216,10 +231,10 @@ def _run(args, out, stop, begin) -> int:
         out.event("connected", f"connected to {format_id(conn.peer_id)} via {conn.path} in "
                   f"{conn.connect_ms:.0f} ms",
                   peer=conn.peer_id, path=conn.path, connect_ms=round(conn.connect_ms, 1))
-        return _transfer(out, stop, conn, begin, client)
+        return _transfer(out, stop, conn, begin, client, args.reconnect_for)
 
 
-def _transfer(out, stop, conn, begin, client=None) -> int:
+def _transfer(out, stop, conn, begin, client=None, reconnect_for=RESUME_TTL) -> int:
     stop.polling = True
     watch = TransferWatch(out)
     session = conn.open_session(on_event=watch.next_session())
@@ -234,7 +249,7 @@ def _transfer(out, stop, conn, begin, client=None) -> int:
                 break
             cause = _stop_session(session)
             watch.count(session)
-            again = _reconnect(client, conn, out, stop, cause) if lost_path(cause) else None
+            again = _reconnect(client, conn, out, stop, cause, None, reconnect_for) if lost_path(cause) else None
             if again is None:
                 break
             conn, old, cause = again, session, None
