@@ -237,6 +237,27 @@ class FilesEdges(FilesCase):
         self.assertEqual(sha256(served), sha256(local / "served-resume.bin"))
         self.assertFalse((local / "served-resume.bin.tagio-part").exists())
 
+    # ---------------------------------------------------------------- chat
+
+    def test_chat_lines_are_bounded(self):
+        """A long line arrives whole, cut between characters into messages of at most MAX_CHAT
+        bytes; a line over the bound is refused with a sentence and never sent."""
+        from tagio.protocol.session import MAX_CHAT
+        long_line = "\u00e9" * 3000 + " end"               # 6004 bytes: two messages
+        viewer = self.run_cli("connect", "--chat", long_line, "--duration", "30")
+        self.host.wait_for(lambda e: e.get("event") == "chat" and e["message"].endswith(" end"),
+                           what="the end of the long line")
+        pieces = [e["message"] for e in self.host.events("chat")][-2:]
+        self.assertEqual("".join(pieces), long_line)
+        self.assertTrue(all(len(p.encode("utf-8")) <= MAX_CHAT for p in pieces), [len(p) for p in pieces])
+        viewer.popen.send_signal(signal.SIGINT)
+        self.assertEqual(viewer.finish(30), 0, viewer.stderr)
+        said = len(self.host.events("chat"))
+        huge = self.run_cli("connect", "--chat", "x" * (64 * 1024 + 1), "--duration", "30")
+        self.assertEqual(huge.finish(60), 2, huge.lines)
+        self.assertIn("a chat line must hold 1 to 65536 bytes", huge.stderr)
+        self.assertEqual(len(self.host.events("chat")), said)
+
     # ---------------------------------------------------------------- a lying sender
 
     def lying_viewer(self):
