@@ -136,6 +136,9 @@ class FilesEdges(FilesCase):
                         what="8 MiB on the way")
         host.popen.send_signal(signal.SIGTERM)
         self.assertEqual(getter.finish(30), 5, getter.lines)
+        said = getter.events("transferred")[-1]          # what the session received, counted once
+        self.assertLess(said["bytes"], said["session_bytes"])
+        self.assertLess(said["session_bytes"], said["bytes"] + 4 * MIB)
         self.assertEqual(len(getter.stderr.strip().splitlines()), 1, getter.stderr)
         self.assertIn("partner gone", getter.stderr)
         self.assertFalse((local / "cut.bin").exists())

@@ -248,10 +248,10 @@ def _transfer(out, stop, conn, begin, client=None, reconnect_for=RESUME_TTL) -> 
             if finished or stop.is_set():
                 break
             cause = _stop_session(session)
-            watch.count(session)
             again = _reconnect(client, conn, out, stop, cause, None, reconnect_for) if lost_path(cause) else None
             if again is None:
-                break
+                break           # (the last session is counted once, below)
+            watch.count(session)
             conn, old, cause = again, session, None
             session = conn.open_session(on_event=watch.next_session())
             session.start()
