@@ -237,7 +237,8 @@ class GuiViewerFiles(UiCase):
         self.xdotool("key", "Return")
         self.pump(lambda: (self.shared / "inbox").is_dir() and remote.tree.exists("inbox"), "the new folder")
         self.click_row(remote, "inbox", repeat=2)
-        self.pump(lambda: panel.remote_dir == "inbox" and not remote.tree.exists("notes for you.txt"), "inside")
+        self.pump(lambda: panel.remote_dir == "inbox" and not remote.tree.exists("notes for you.txt"),
+                  "inside")
         self.click(remote.home_button)
         self.pump(lambda: panel.remote_dir == "" and remote.tree.exists("inbox"), "the top of the folder")
         self.click_row(remote, "inbox", repeat=2)
@@ -255,7 +256,8 @@ class GuiViewerFiles(UiCase):
         self.click(dialog.entry)
         self.xdotool("type", "--delay", 10, "renamed.txt")
         self.click(dialog.ok_button)
-        self.pump(lambda: (self.shared / "renamed.txt").exists() and remote.tree.exists("renamed.txt"), "renamed")
+        self.pump(lambda: (self.shared / "renamed.txt").exists() and remote.tree.exists("renamed.txt"),
+                  "renamed")
         self.assertFalse((self.shared / "fresh.txt").exists())
         self.click_row(remote, "renamed.txt")
         self.click(panel.delete_button)
@@ -277,7 +279,8 @@ class GuiViewerFiles(UiCase):
                          start[1] + (end[1] - start[1]) * step // 10)
         self.xdotool("mouseup", 1)
         files = panel.session.files
-        self.pump(lambda: files.results and all(r["ok"] for r in files.results.values()), "dropped and sent", 60)
+        self.pump(lambda: files.results and all(r["ok"] for r in files.results.values()),
+                  "dropped and sent", 60)
         self.assertEqual(tree_digest(many), tree_digest(self.shared / "inbox" / "many"))
         self.assertEqual([p.name for p in outside.iterdir()], ["secret.txt"])
         panel.close()
@@ -331,7 +334,8 @@ class GuiViewerFiles(UiCase):
         self.click_row(panel.local, "huge.iso")
         self.click(panel.send_button)
         files = panel.session.files
-        tid = self.pump(lambda: next((r["tid"] for r in files.snapshot() if r["bytes"] > 0), None), "moving", 30)
+        tid = self.pump(lambda: next((r["tid"] for r in files.snapshot() if r["bytes"] > 0), None),
+                        "moving", 30)
         row = self.pump(lambda: tid in panel._bars and panel._bars[tid][1], "its row")
         self.pump(lambda: re.search(r"MB of 402\.7 MB, [\d.]+ [KMG]B/s, (\d+ min )?\d+ s left", row["text"]),
                   "bytes, rate and time left in the row")

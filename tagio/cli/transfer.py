@@ -248,7 +248,8 @@ def _transfer(out, stop, conn, begin, client=None, reconnect_for=RESUME_TTL) -> 
             if finished or stop.is_set():
                 break
             cause = _stop_session(session)
-            again = _reconnect(client, conn, out, stop, cause, None, reconnect_for) if lost_path(cause) else None
+            again = (_reconnect(client, conn, out, stop, cause, None, reconnect_for)
+                     if lost_path(cause) else None)
             if again is None:
                 break           # (the last session is counted once, below)
             watch.count(session)

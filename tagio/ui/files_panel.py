@@ -44,6 +44,7 @@ POLL_MS = 200
 BAR_STYLE = "Transfer.Horizontal.TProgressbar"
 BAR_COLOUR, TROUGH_COLOUR = "#2f6fd0", "#dfe4ec"     # a filled bar reads as filled with any theme
 ROWS_SHOWN = 4              # transfer rows in sight; more scroll (the panel keeps its height)
+PAUSED = "paused"           # the reason a get we paused was cancelled with
 ROW_TEXT = 64               # characters of a transfer row's words (name, bytes, rate, time left)
 DRAG_PIXELS = 8             # a press that moved this far is a drag, not a click
 POLICIES = [("ask", f.POLICY_ASK), ("skip", f.POLICY_SKIP), ("overwrite", f.POLICY_OVERWRITE),
@@ -288,11 +289,16 @@ class FilesPanel(tk.Toplevel):
         if row["direction"] == "send":
             return self.session.files.pause(tid, not row["paused"])
         if row["ok"] is None:
-            return self.session.files.cancel(tid, "paused")
-        if tid in self._gets:       # a paused (cancelled) get: ask again; its part is resumed
+            return self.session.files.cancel(tid, PAUSED)
+        if self._resumable(row):    # a paused (cancelled) get: ask again; its part is resumed
             frame = self._bars.pop(tid)[0]
             frame.destroy()
             self._get(*self._gets.pop(tid))
+
+    def _resumable(self, row):
+        """A get we paused (receiving is paused by cancelling it): Resume asks for it again. (Not
+        one that failed or was refused: that needs a person to look, not a button.)"""
+        return row["ok"] is False and row["message"] == PAUSED and row["tid"] in self._gets
 
     def cancel(self, tid):
         self._gets.pop(tid, None)
@@ -466,8 +472,10 @@ class FilesPanel(tk.Toplevel):
             self._bars[tid] = (frame, label, bar, pause, cancel)
         _frame, label, bar, pause, cancel = self._bars[tid]
         arrow = "\u2192" if row["direction"] == "send" else "\u2190"
-        resumable = row["ok"] is False and tid in self._gets
-        state = {True: "done", False: "paused" if resumable else f"failed: {row['message']}"}.get(
+        resumable = self._resumable(row)
+        ended = ("paused" if resumable else "cancelled" if row["message"] == PAUSED
+                 else f"failed: {row['message']}")
+        state = {True: "done", False: ended}.get(
             row["ok"], "paused" if row["paused"] else row["state"])
         rate = self._rates.get(tid, (0, 0, 0.0))[2] if row["ok"] is None and not row["paused"] else 0.0
         amount = f"{human_size(row['bytes'])} of {human_size(row['total'])}"
