@@ -9,13 +9,17 @@ test_e2e_files), viewers as `tagio-gui.py --cli send/get` processes, over 127.0.
 - a disk that fills while a file is written (a small tmpfs filled behind the transfer's back while
   the sender is held with SIGSTOP): a clear error on both sides, the part deleted, no final name;
 - a symlink in the host's folder that leads outside it (not written through, not read through),
-  a tree deeper than allowed, names that differ only in case, a drive-letter name;
+  a tree deeper than allowed, names that differ only in case, a drive-letter name, more files and
+  folders than one transfer may hold;
 - a resume that finds a damaged block in the part it holds continues from that block (bytes
   counted) and the file's SHA-256 matches;
 - a lying sender (a viewer made of the real client whose sender is replaced in this process):
   "..", absolute paths, drive letters, NUL, reserved names, too deep, case duplicates in an offer,
-  more data than announced and less data than announced: each refused or failed with a sentence
-  on both sides, and nothing written outside the folder or under a final name.
+  more data than announced, less data than announced, a SHA-256 that does not match the data:
+  each refused or failed with a sentence
+  on both sides, and nothing written outside the folder or under a final name;
+- chat lines from the CLI are bounded: a long one arrives whole in pieces, one over the bound is
+  refused.
 """
 
 import hashlib
@@ -220,6 +224,20 @@ class FilesEdges(FilesCase):
         self.assertIn("which Windows does not allow", reasons)
         self.assertEqual([p.name for p in (self.shared / "cases").iterdir()], ["README.txt"])
 
+    def test_too_many_files_in_one_fetch_are_refused(self):
+        from tagio.protocol.files import MAX_ENTRIES
+        crowd = self.shared / "crowd"
+        crowd.mkdir()
+        for i in range(MAX_ENTRIES):            # with the folder itself: one entry too many
+            (crowd / f"{i:05}").touch()
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(crowd)])
+        local = self.tmp / "local" / "crowd"
+        local.mkdir(parents=True)
+        proc = self.run_cli("get", "crowd", "--to", str(local))
+        self.finished(proc, 1)
+        self.assertIn(f"more than {MAX_ENTRIES} files and folders", proc.stderr)
+        self.assertEqual(list(local.iterdir()), [])
+
     def test_resume_checks_the_part_block_by_block(self):
         """A part whose middle was damaged: the sender compares block hashes and starts at the
         first damaged block; what came before is not sent again; the whole file's SHA-256 matches."""
@@ -324,13 +342,14 @@ class FilesEdges(FilesCase):
 
         (tid,) = session.files.send_paths([str(one)], "sizes")
         self.assertTrue(self.wait_done(events, tid)["ok"])
-        lies = {"short.bin": b"s" * 500, "long.bin": b"l" * 1500}        # both announced as 1000 bytes
+        lies = {"short.bin": (b"s" * 500, b"s" * 500), "long.bin": (b"l" * 1500, b"l" * 1500),
+                "damaged.bin": (b"d" * 1000, b"D" * 1000)}      # all announced as 1000 bytes
 
         def lying_messages(self_):
             for index, (rel, _kind, _size, _mtime, _local) in enumerate(self_.entries):
-                data = lies[rel]
+                data, hashed = lies[rel]
                 yield f.Chunk(self_.tid, index, 0, data)
-                yield f.Done(self_.tid, index, hashlib.sha256(data).digest())
+                yield f.Done(self_.tid, index, hashlib.sha256(hashed).digest())
             yield f.End(self_.tid)
         with mock.patch.object(Outgoing, "messages", lying_messages):
             tid = self.offer_as_is(session, [(name, f.KIND_FILE, 1000, 0, one) for name in lies], "sizes")
@@ -339,6 +358,7 @@ class FilesEdges(FilesCase):
         errors = " ".join(fields["message"] for name, fields in events if name == "file_error")
         self.assertIn("more data than the 1000 bytes announced", errors)
         self.assertIn("announced 1000 bytes and sent 500", errors)
+        self.assertIn("SHA-256 differs", errors)
         self.assertEqual(sorted(p.name for p in (self.shared / "sizes").iterdir()), ["one.txt"])
         self.assertTrue(session.running)            # a lie about one file does not end the session
 
