@@ -185,8 +185,8 @@ class GuiViewerFiles(UiCase):
 
     def test_lists_folders_links_and_remote_actions(self):
         """Sizes and whole dates; Up, Home, Refresh on both sides; a new folder on the list starts
-        at its top; a linked folder is a folder, a broken link is marked; the host hides a link
-        that leads outside its folder; New folder, Rename, Delete (confirmed) on the host's disk;
+        at its top; a linked folder is a folder, a broken link is marked; the host lists a link
+        inside its folder as a folder and hides one that leads outside; New folder, Rename, Delete (confirmed) on the host's disk;
         a drag from the local list onto a remote folder sends into it."""
         from tagio.ui.files_panel import NameDialog
         from tagio.ui.prompts import ConfirmDialog
@@ -201,6 +201,10 @@ class GuiViewerFiles(UiCase):
         (outside / "secret.txt").write_text("not for the partner")
         (self.shared / "escape").symlink_to(outside)
         self.addCleanup((self.shared / "escape").unlink)
+        (self.shared / "kept").mkdir(exist_ok=True)
+        (self.shared / "kept" / "inside.txt").write_text("inside")
+        (self.shared / "kept-link").symlink_to(self.shared / "kept")
+        self.addCleanup((self.shared / "kept-link").unlink)
         stamp = 1_700_000_000_000_000_000
         os.utime(self.shared / "notes for you.txt", ns=(stamp, stamp))
         panel = self.open_panel()
@@ -211,6 +215,7 @@ class GuiViewerFiles(UiCase):
         font = tkfont.Font(panel, font=ttk.Style(panel).lookup("Treeview", "font") or "TkDefaultFont")
         self.assertGreaterEqual(remote.tree.column("date", "width"), font.measure(date) + 8)  # not cut
         self.assertFalse(remote.tree.exists("escape"))              # never followed outside
+        self.assertEqual(remote.tree.item("kept-link", "text"), "kept-link/")  # inside: a folder
         self.assertEqual(local.tree.item("linked", "text"), "linked/  (link)")
         self.assertEqual(local.tree.item("linked", "values")[0], "")            # no size: a folder
         self.assertEqual(local.tree.item("dangling", "text"), "dangling  (broken link)")

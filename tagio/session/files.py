@@ -343,7 +343,7 @@ class FileEngine:
             return [f.Listing(msg.req, msg.path, NO_PERMISSION)]
         try:
             place = self.root.place(check_path(msg.path, allow_empty=True))
-            entries, truncated = disk.listing(place)
+            entries, truncated = disk.listing(place, self.root)
         except FileRefused as exc:
             return [f.Listing(msg.req, msg.path, str(exc)[:f.MAX_TEXT])]
         except OSError as exc:

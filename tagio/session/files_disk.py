@@ -244,16 +244,29 @@ def resume_start(fileobj, offset: int, block: int, hashes: bytes) -> int:
     return start
 
 
-def listing(place):
-    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder; links are not listed."""
+def listing(place, folder=None):
+    """(entries [(name, kind, size, mtime_ns)], truncated) of a folder. A symlink is listed as what
+    it points to only when that is inside `folder` (a Folder; without one, no link is listed): a
+    link that leads out, or nowhere, is never shown, so never opened or followed."""
     entries = []
     with os.scandir(place) as items:
         for item in items:
             if len(entries) >= f.MAX_LISTING:
                 return entries, True
-            if item.is_symlink():
+            follow = item.is_symlink()
+            if follow and not _link_inside(item.path, folder):
                 continue
-            st = item.stat(follow_symlinks=False)
-            kind = f.KIND_DIR if item.is_dir(follow_symlinks=False) else f.KIND_FILE
+            try:
+                st = item.stat(follow_symlinks=follow)
+            except OSError:         # gone while listed
+                continue
+            kind = f.KIND_DIR if stat.S_ISDIR(st.st_mode) else f.KIND_FILE
             entries.append((item.name, kind, 0 if kind == f.KIND_DIR else st.st_size, st.st_mtime_ns))
     return sorted(entries), False
+
+
+def _link_inside(path, folder) -> bool:
+    if folder is None:
+        return False
+    target = Path(os.path.realpath(path))
+    return os.path.exists(target) and folder.real in target.parents
