@@ -13,7 +13,8 @@ test_e2e_files), viewers as `tagio-gui.py --cli send/get` processes, over 127.0.
   folders than one transfer may hold;
 - a resume that finds a damaged block in the part it holds continues from that block (bytes
   counted) and the file's SHA-256 matches;
-- a lying sender (a viewer made of the real client whose sender is replaced in this process):
+- a lying viewer (the real client whose sender is replaced in this process): listings of "..",
+  an absolute path and a link out of the folder refused;
   "..", absolute paths, drive letters, NUL, reserved names, too deep, case duplicates in an offer,
   more data than announced, less data than announced, a SHA-256 that does not match the data:
   each refused or failed with a sentence
@@ -339,6 +340,23 @@ class FilesEdges(FilesCase):
         self.assertIn("reserved", said["reason"])
         self.assertEqual(sorted(p.name for p in (self.shared / "lies").iterdir()), ["Twin.txt", "ok.txt"])
         self.assertFalse((self.tmp / "escaped.txt").exists() or (self.shared / "escaped.txt").exists())
+
+        outside = self.tmp / "outside"
+        outside.mkdir(exist_ok=True)
+        (self.shared / "way-out").symlink_to(outside)
+        self.addCleanup((self.shared / "way-out").unlink)
+        for path, words in (("..", "would leave the folder"), ("/etc", "absolute path"),
+                            ("way-out", "points outside the folder"), ("", "")):
+            req = session.files.list_dir(path)
+            deadline = time.monotonic() + 20
+            while req not in session.files.listings and time.monotonic() < deadline:
+                time.sleep(0.02)
+            listing = session.files.listings[req]
+            if words:
+                self.assertIn(words, listing["error"])
+            else:
+                self.assertEqual(listing["error"], "")
+        self.assertNotIn("way-out", [e[0] for e in listing["entries"]])       # the top: listed, no link out
 
         (tid,) = session.files.send_paths([str(one)], "sizes")
         self.assertTrue(self.wait_done(events, tid)["ok"])
