@@ -14,11 +14,10 @@ test_e2e_files), viewers as `tagio-gui.py --cli send/get` processes, over 127.0.
 - a resume that finds a damaged block in the part it holds continues from that block (bytes
   counted) and the file's SHA-256 matches;
 - a lying viewer (the real client whose sender is replaced in this process): listings of "..",
-  an absolute path and a link out of the folder refused;
-  "..", absolute paths, drive letters, NUL, reserved names, too deep, case duplicates in an offer,
-  more data than announced, less data than announced, a SHA-256 that does not match the data:
-  each refused or failed with a sentence
-  on both sides, and nothing written outside the folder or under a final name;
+  an absolute path and a link out of the folder are refused; in an offer "..", absolute paths,
+  drive letters, NUL, reserved names, too deep, case duplicates, more data than announced, less
+  data than announced, a SHA-256 that does not match the data: each refused or failed with a
+  sentence on both sides, and nothing written outside the folder or under a final name;
 - chat lines from the CLI are bounded: a long one arrives whole in pieces, one over the bound is
   refused.
 """
@@ -26,14 +25,12 @@ test_e2e_files), viewers as `tagio-gui.py --cli send/get` processes, over 127.0.
 import hashlib
 import os
 import pty
-import re
 import select
 import signal
 import subprocess
 import sys
 import time
 import unittest
-from pathlib import Path
 from unittest import mock
 
 from tests.test_e2e import GUI
