@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tests.relay_fixture import start_relay
 from tests.test_e2e import GUI, ROOT, Proc
+from tests.waiting import wait_until
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "files-e2e-permanent-1"
@@ -306,10 +307,14 @@ class FilesEndToEnd(FilesCase):
         src = self.tmp / "src" / "prompted.txt"
         src.parent.mkdir(parents=True, exist_ok=True)
         src.write_text("asked first")
+        used = None
         for expected in (1, 0):
             FilesEndToEnd.runs += 1
+            # the one-time password is used up once its session ended: wait for the next one
+            wait_until(lambda: host.one_time_password != used, 20, "a new one-time password")
+            used = host.one_time_password
             proc = Proc([sys.executable, GUI, "--cli", "send", host.id, str(src), "--password",
-                         host.one_time_password, "--json", "--relay", self.relay_text, "--config-dir",
+                         used, "--json", "--relay", self.relay_text, "--config-dir",
                          str(self.tmp / f"viewer{self.runs}"), "--direct-bind", "127.0.0.1"],
                         self.env(display=False))
             self.addCleanup(proc.stop)

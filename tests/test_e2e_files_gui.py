@@ -253,9 +253,11 @@ class GuiViewerFiles(UiCase):
         self.pump(lambda: panel.remote_dir == "inbox", "inside again")
         self.click(remote.up_button)
         self.pump(lambda: panel.remote_dir == "" and remote.tree.exists("inbox"), "up on the remote side")
+        self.click_row(remote, "inbox")
         (self.shared / "fresh.txt").write_text("made on the host")
         self.click(remote.refresh_button)
         self.pump(lambda: remote.tree.exists("fresh.txt"), "Refresh shows a new file")
+        self.assertEqual(remote.tree.selection(), ("inbox",))     # the same folder: selection kept
 
         self.click_row(remote, "fresh.txt")
         self.click(panel.rename_button)
@@ -310,6 +312,7 @@ class GuiViewerFiles(UiCase):
             asked = self.dialog(panel, ExistsDialog)
             self.assertIn("same name.txt", asked.message_text)
             self.click(getattr(asked, button))
+            self.pump(lambda: not asked.winfo_exists(), "the question answered")   # (it was over the list)
             if button != "skip_button":
                 self.pump(lambda: len(files.results) == ended + 2, "sent again")
                 self.assertTrue(files.results[max(files.results)]["ok"], files.results)
@@ -323,6 +326,7 @@ class GuiViewerFiles(UiCase):
         asked = self.dialog(panel, ExistsDialog)
         self.assertIn("this computer", asked.message_text)
         self.click(asked.overwrite_button)
+        self.pump(lambda: not asked.winfo_exists(), "the question answered")
         self.pump(lambda: len(files.results) == ended + 2 and files.results[max(files.results)]["ok"],
                   "fetched again")
         self.assertEqual((self.home / "notes for you.txt").read_text(), "from the host\n")

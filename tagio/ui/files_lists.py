@@ -12,7 +12,8 @@ a link that points nowhere is marked "(broken link)". (The host never lists a li
 outside its files folder: files_disk.listing.)
 
 Moving to another folder scrolls the list to its top; listing the same folder again (Refresh, a
-transfer that ended) keeps the place. The Size and Date columns are as wide as their widest text
+transfer that ended) keeps the place and the selection (a click just before a transfer ended must
+not come to nothing). The Size and Date columns are as wide as their widest text
 in the list's font, so a date is never cut at the default width.
 
 Also here: the words a queue row is made of (`human_size`, `rate_and_time_left`).
@@ -121,8 +122,10 @@ class FolderList(ttk.Frame):
                              stretch=col == "#0")
 
     def show(self, path, rows):
-        """List `rows` of folder `path`; another folder than before starts at the top."""
+        """List `rows` of folder `path`; another folder than before starts at the top. The same
+        folder again (Refresh, or a transfer that ended) keeps its place and what is selected."""
         moved, self.shown_path = path != self.shown_path, path
+        kept = () if moved else self.tree.selection()
         self.path.configure(text=path or "/")
         self.tree.delete(*self.tree.get_children())
         self.kinds = {}
@@ -133,6 +136,9 @@ class FolderList(ttk.Frame):
             sized = "" if kind == f.KIND_DIR or size is None else human_size(size)
             self.tree.insert("", "end", iid=name, text=shown, values=(sized, date))
             self.kinds[name] = None if link == "broken" else kind
+        kept = [name for name in kept if self.tree.exists(name)]
+        if kept:
+            self.tree.selection_set(kept)
         if moved:
             self.tree.yview_moveto(0.0)
 
