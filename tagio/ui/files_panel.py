@@ -25,7 +25,10 @@ one request (FileEngine.make_dir / rename / delete); the poll shows the host's a
 press on the local list and its release over the remote list sends what is selected there (into
 the folder under the pointer, else the folder shown). A transfer lands under its own name in the
 folder shown on the other side. When a file of that name is there, the choice in "If it exists"
-decides (ask = refuse it, skip, overwrite, keep both).
+decides (skip, overwrite, keep both); under "ask" the receiver refuses it and the panel asks
+(files_exists.ExistsDialog), then sends or fetches those files again with the answer.
+
+The folder lists are files_lists.FolderList (Up, Home, Refresh; links shown as what they point to).
 """
 
 import os
