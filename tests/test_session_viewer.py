@@ -41,6 +41,29 @@ def from_viewer(host):
     return from_viewer(host) if isinstance(msg, m.ViewerCapabilities) else msg
 
 
+class ReceiveHeldUntilSendFails:
+    """A real channel whose reads wait until a write has failed: the order in which a host's
+    goodbye is lost unless the viewer lets its receive thread read it."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.send_failed = threading.Event()
+
+    def send(self, data):
+        try:
+            self.channel.send(data)
+        except Exception:
+            self.send_failed.set()
+            raise
+
+    def recv(self):
+        self.send_failed.wait(10)
+        return self.channel.recv()
+
+    def __getattr__(self, name):
+        return getattr(self.channel, name)
+
+
 class ScriptedHost(unittest.TestCase):
     def setUp(self):
         self.host, channel = secure_pair()
@@ -146,6 +169,23 @@ class ScriptedHost(unittest.TestCase):
         self.assertEqual(self.viewer.closed_reason, "host went home")
         self.assertIn(ev.Closed("host went home"), list(self.viewer.updates.queue))
         self.assertIn(ev.Clipboard("copied on the host"), list(self.viewer.updates.queue))
+
+    def test_bye_read_after_a_failed_write_is_a_clean_end(self):
+        """The host says Bye and hangs up while the viewer is writing: the write fails ("broken
+        pipe") before the receive thread has read the Bye. The session must end with the host's
+        reason, not as a broken connection (which would make the viewer reconnect for a minute)."""
+        self.viewer.stop()
+        host, channel = secure_pair()
+        self.addCleanup(host.close)
+        held = ReceiveHeldUntilSendFails(channel)
+        viewer = ViewerSession(held, max_updates=8)
+        viewer.start()
+        self.addCleanup(viewer.stop)
+        host.send(m.encode(m.Bye("host went home")))
+        host.close()
+        self.assertTrue(wait_for(lambda: [viewer.send_key("a", True), held.send_failed.is_set()][1]))
+        viewer.join(5)              # raised the send's TransportError before the fix
+        self.assertEqual(viewer.closed_reason, "host went home")
 
     def test_input_goes_out_as_messages(self):
         self.viewer.send_mouse_move(10, 20)

@@ -68,6 +68,7 @@ MAX_FRAME_AREA = 2      # screens' worth of pixels one Frame message may make us
 BYE_TIMEOUT = 1.0       # seconds for what was posted, then as much again for the Bye, to go out
 STALL_GRACE = 0.005     # seconds a post waits for room in a full outbox before the path counts as stalled
 FILE_GRACE = 5.0        # ... for a file message (posted by the pump or the receiver, never the Tk thread)
+LAST_WORD_WAIT = 1.0    # seconds a failed write waits for the receive thread to read the host's Bye
 
 
 class ViewerSession:
@@ -283,10 +284,21 @@ class ViewerSession:
         try:
             while (batch := self._outbox.take()) is not None:
                 for data in batch:
-                    self.channel.send(data)
-                    self.files.sent(data)
+                    self._write(data)
         finally:
             self._sent_all.set()
+
+    def _write(self, data):
+        """A write that fails because the host hung up ("broken pipe") may come just after the
+        host's Bye, still unread: let the receive thread read it (and end the session with the
+        host's reason) before this failure counts as a broken connection, which reconnects."""
+        try:
+            self.channel.send(data)
+        except TransportError:
+            if not self._workers.stopping.wait(LAST_WORD_WAIT):
+                raise
+            return
+        self.files.sent(data)
 
     # -- receive -----------------------------------------------------------------------------
     def _receive_loop(self):
