@@ -132,6 +132,9 @@ REFUSALS = {
                           "{Desk} refuses this desk for a minute after too many attempts.",
                           "Wait a minute, then try again with the password shown there now."),
     "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+    "key_changed": Words("key_refused", EXIT_AUTH, "Refused",
+                         "{Desk} stopped: this desk's key is not the one it knew for this ID.",
+                         "If this desk's settings were reset or moved, tell your partner so."),
     "identity": Words("identity_refused", EXIT_AUTH, "Refused",
                       "{Desk} could not verify this desk's ID, so it refused the connection."),
 }
