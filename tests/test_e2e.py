@@ -289,6 +289,7 @@ class EndToEndTest(unittest.TestCase):
         text = "\n".join(e.get("raw", "") for e in viewer.lines)
         self.assertIn(f"connected to {found.group(1)} via direct-", text)
         self.assertRegex(text, r"session closed: \d+ frames")
+        self.assertNotIn("view only", text)            # this host lets the viewer control it
         self.assertNotIn(found.group(2), text)
 
     def test_unattended_password_from_stdin(self):
@@ -314,6 +315,7 @@ class EndToEndTest(unittest.TestCase):
                               name="viewer-view-only")
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         self.assertGreater(viewer.events("closed")[0]["frames"], 0)     # it did see the screen
+        self.assertEqual(len(viewer.events("view_only")), 1, viewer.lines)  # said once
         self.assertEqual(len(self.target.events(key="click")), clicks_before)
         location = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True,
                                   env=self.env(), timeout=10).stdout
