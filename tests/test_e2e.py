@@ -419,6 +419,7 @@ class EndToEndTest(unittest.TestCase):
         self.wait_pointer_at(12, 14)                  # mid-session: the viewer shows the screen
         host.popen.send_signal(signal.SIGTERM)
         self.assertEqual(host.finish(), 0, host.stderr)         # a clean shutdown
+        self.assertEqual(host.events("session_ended")[-1]["reason"], "ended on this desk")
         self.assertEqual(viewer.finish(15), cli.EXIT_GONE, viewer.stderr)
         self.assert_one_error_line(viewer, "partner gone")
         self.assertEqual(viewer.events("error")[0]["kind"], "partner_gone")

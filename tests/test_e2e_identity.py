@@ -146,6 +146,9 @@ class PinningTest(unittest.TestCase):
         self.assert_viewed(self.view(host_id, password, "pin-viewer", "--duration", "1",
                                      "--snapshot", str(first)), first)
         self.assertEqual(PinStore(self.tmp / "pin-viewer").get(host_id).key, host_key)
+        # A clean end (the viewer's --duration elapsed) still says why it ended.
+        ended = host.wait_for(lambda e: e.get("event") == "session_ended", what="session_ended")
+        self.assertEqual(ended["reason"], "viewer closed the session")
 
         self.plant_squatter_pin("pin-viewer", host_id)
         password = self.next_password(host, password)

@@ -82,6 +82,7 @@ def otp_expired(shown_since, now, sessions_running, lifetime=OTP_LIFETIME) -> bo
     unless a host session is running (that session's end replaces it anyway)."""
     return not sessions_running and now - shown_since >= lifetime
 RESUMED = "resumed"         # _authenticate's second value when a resumption secret matched
+ENDED_HERE = "ended on this desk"      # session_ended's reason when this side ended it cleanly
 
 
 class Hosting:
@@ -393,7 +394,8 @@ class Hosting:
         from tagio.session.host import HostSession
         options = (rights or ALL_RIGHTS).session_options(self.options) if resumed is None \
             else resumed.options
-        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **options)
+        said = {}                           # the viewer's goodbye, if it said one
+        session = HostSession(channel, on_event=self._session_event(peer.peer_id, said), **options)
         session.peer_id = peer.peer_id      # whom it serves (the GUI's chat window finds it by this)
         with self._lock:
             self._sessions.append(session)
@@ -421,7 +423,8 @@ class Hosting:
                 self._sessions.remove(session)
             # session.view_only: also when input injection could not load
             self._record(peer.peer_id, name, started, path, session.view_only)
-            self.client.emit("session_ended", peer_id=peer.peer_id, role="host", reason=reason)
+            self.client.emit("session_ended", peer_id=peer.peer_id, role="host",
+                             reason=reason or said.get("closed") or ENDED_HERE)
 
     def _record(self, peer_id, name, started, path, view_only):
         """A session that started goes into the host's history (client/history.py)."""
@@ -430,8 +433,12 @@ class Hosting:
         self.client.settings.history.record(peer_id, started, time.time() - started, path,
                                             view_only, name)
 
-    def _session_event(self, peer_id):
+    def _session_event(self, peer_id, said=None):
+        """The HostSession's events, as host_* events of the Client; the reason of its "closed"
+        (the viewer's goodbye) is kept in `said` for session_ended."""
         def forward(name, **fields):
+            if name == "closed" and said is not None:
+                said.setdefault("closed", fields.get("reason"))
             self.client.emit("host_" + name, peer_id=peer_id, **fields)
         return forward
 

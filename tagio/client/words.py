@@ -192,7 +192,8 @@ CHANNEL_CAUSES = {
 CHANNEL_OTHER = Words("channel", EXIT_GONE, "Connection broken", DAMAGED)
 
 # How a session ended -> the sentence; matched on the reason's beginning (case ignored), in order.
-# The reasons are the Bye texts of session/host.py, session/viewer.py and hosting.py, and the texts
+# The reasons are the Bye texts of session/host.py, session/viewer.py and hosting.py (and its
+# ENDED_HERE for a session the host's side ended), and the texts
 # of the errors that end a session (crypto/records.py, crypto/channel.py, net/).
 ENDINGS = (
     ("secure channel broken (truncation)", LOST),
@@ -211,6 +212,7 @@ ENDINGS = (
     ("viewer closed the session", PARTNER_ENDED),
     ("viewer left", PARTNER_ENDED),
     ("the partner ended the session", PARTNER_ENDED),
+    ("ended on this desk", "The session was ended on this desk."),
     ("the partner declined", "Your partner declined."),
     ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
