@@ -392,6 +392,8 @@ class EndToEndTest(unittest.TestCase):
         self.addCleanup(host.stop)
         host_id, password = self.credentials_from(host)
         self.assertTrue(host.events("relay")[-1]["status"].startswith("unreachable"))
+        self.assertEqual(len(host.events("relay")), 1, host.lines)    # said once, not twice
+        self.assertTrue(host.events("relay")[0]["retrying"])
         viewer = self.connect(host_id, password, "--duration", "3", *lan, relay=nowhere,
                               name="lan-viewer")
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
