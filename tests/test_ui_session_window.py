@@ -70,6 +70,34 @@ class StatusFigures(unittest.TestCase):
         self.assertEqual(monitor_button_text(1, []), "Monitor")
 
 
+class ScreenshotFolder(unittest.TestCase):
+    LAYER = "unit"  # folders only: no sockets, no X, no subprocesses
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="tagio-home-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(self.home, True))
+        self.env = {"XDG_CONFIG_HOME": os.path.join(self.home, ".config")}
+
+    def folder(self, last=None):
+        from tagio.ui.viewer_actions import screenshot_folder
+        return screenshot_folder(last, self.home, self.env)
+
+    def test_last_then_pictures_then_home_never_the_working_directory(self):
+        self.assertEqual(self.folder(), self.home)                  # no Pictures: home
+        pictures = os.path.join(self.home, "Pictures")
+        os.makedirs(pictures)
+        self.assertEqual(self.folder(), pictures)
+        self.assertEqual(self.folder(os.path.join(self.home, "gone")), pictures)   # last one removed
+        self.assertEqual(self.folder(self.home), self.home)         # the last one used wins
+        # a translated pictures folder named in user-dirs.dirs
+        bilder = os.path.join(self.home, "Bilder")
+        os.makedirs(bilder)
+        os.makedirs(self.env["XDG_CONFIG_HOME"])
+        with open(os.path.join(self.env["XDG_CONFIG_HOME"], "user-dirs.dirs"), "w") as f:
+            f.write('# written by xdg-user-dirs-update\nXDG_PICTURES_DIR="$HOME/Bilder"\n')
+        self.assertEqual(self.folder(), bilder)
+
+
 class RememberedViews(unittest.TestCase):
     """Settings.partner_views: validated field by field, bounded, newest kept, written atomically."""
 
@@ -571,18 +599,34 @@ class WithWindowManager(SessionWindowCase):
         self.assertFalse(window.view_prefs()["fullscreen"])
 
     def test_screenshot_through_the_save_dialog(self):
+        """The dialog opens in the Pictures folder (not the working directory), and then in the
+        folder used last: a bare file name typed into it lands there."""
+        from unittest import mock
+        from tagio.ui import viewer_actions
         window, picture = self.open_window()
-        folder = tempfile.mkdtemp(prefix="tagio-shot-")
-        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
-        path = os.path.join(folder, "remote.png")
-        typist = threading.Thread(target=self._type_into_save_dialog, args=(path,))
-        typist.start()
-        self.addCleanup(typist.join, 20)
-        self.root.after(0, window.ask_screenshot)       # the dialog runs its own event loop
-        self.pump(lambda: os.path.exists(path) and not typist.is_alive(), "the screenshot file", 30)
+        home = tempfile.mkdtemp(prefix="tagio-home-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(home, True))
+        pictures, elsewhere = os.path.join(home, "Pictures"), os.path.join(home, "elsewhere")
+        os.makedirs(pictures)
+        os.makedirs(elsewhere)
+        env = {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config")}
+        with mock.patch.dict(os.environ, env), mock.patch.object(viewer_actions, "_last_screenshot_folder", None):
+            self.save_through_dialog(window, "first.png", os.path.join(pictures, "first.png"))
+            self.save_through_dialog(window, os.path.join(elsewhere, "remote.png"),
+                                     os.path.join(elsewhere, "remote.png"))
+            self.save_through_dialog(window, "again.png", os.path.join(elsewhere, "again.png"))
+        path = os.path.join(elsewhere, "again.png")
         saved = Image.open(path).convert("RGB")
         self.assertEqual(saved.tobytes(), picture.tobytes())
         self.pump(lambda: window.hint.winfo_ismapped() and path in window.hint.cget("text"), "Saved ... shown")
+
+    def save_through_dialog(self, window, typed, where):
+        """Open the save dialog, type `typed` (a name or a path) and Enter; wait for `where`."""
+        typist = threading.Thread(target=self._type_into_save_dialog, args=(typed,))
+        typist.start()
+        self.addCleanup(typist.join, 20)
+        self.root.after(0, window.ask_screenshot)       # the dialog runs its own event loop
+        self.pump(lambda: os.path.exists(where) and not typist.is_alive(), f"the screenshot {where}", 30)
 
     def _type_into_save_dialog(self, path):
         # (a thread: the Desk's xdotool calls never touch Tk)
