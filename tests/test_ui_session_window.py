@@ -590,6 +590,39 @@ class WithWindowManager(SessionWindowCase):
         self.assertNotIn("Return", keys, "the local shortcut reached the host")
         self.assertEqual(set(keys) - {"Control_L", "Alt_L"}, set())
 
+    def test_the_drawn_pointer_stays_under_the_pointer_when_full_screen_is_left(self):
+        """Leaving full screen moves the picture under a pointer that does not move (by the
+        title bar and the frame): the host's pointer is drawn, and sent, where the pointer is."""
+        import re
+        window, _ = self.open_window()
+        shape = PointerAndViewOnly.SHAPE
+        self.host.send(m.encode(m.Cursor(10, 10, 1, 0, 0, 12, 12, shape.tobytes())))
+        self.pump(lambda: window._cursor_photo is not None, "the host's pointer shape")
+        window.set_fullscreen(True)
+        self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
+                  "full screen")
+        c = window.canvas
+        self.desk.move_to(c, 200, 120)
+        self.pump(lambda: window._last_motion == (200, 120), "the motion in full screen")
+        window.set_fullscreen(False)
+        self.pump(lambda: not window.fullscreen and window.winfo_width() < MANAGED_SIZE[0], "full screen left")
+        at = re.match(r"x:(\d+) y:(\d+)", self.desk.xdotool("getmouselocation")).groups()
+        x, y = int(at[0]) - c.winfo_rootx(), int(at[1]) - c.winfo_rooty()
+        self.assertNotEqual((x, y), (200, 120), "the picture did not move: nothing is tested")
+        self.pump(lambda: window._last_motion == (x, y), "the pointer's new place over the picture")
+        self.pump(lambda: self.canvas_shot(window).getpixel((x + 5, y + 5)) == (255, 0, 255),
+                  "the host's pointer drawn under the pointer")
+        self.drain_inbox()
+        window.set_fullscreen(True)         # and back once more: the host hears of the move too
+        self.pump(lambda: window.fullscreen and window.winfo_width() == MANAGED_SIZE[0], "full screen")
+        want, moves = (int(at[0]) - c.winfo_rootx(), int(at[1]) - c.winfo_rooty()), []
+
+        def heard():
+            moves.extend((msg.x, msg.y) for msg in self.drain_inbox()
+                         if isinstance(msg, m.Mouse) and msg.action == m.MOUSE_MOVE)
+            return want in moves
+        self.pump(heard, "the host hearing where the pointer is")
+
     def test_a_remembered_full_screen_comes_back(self):
         window, _ = self.open_window(geometry=None, prefs={"fullscreen": True, "geometry": "640x400+10+10"})
         self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
