@@ -39,9 +39,9 @@ from tagio.platform import WINDOWS
 from tagio.ui.firstrun import show_firewall_notice
 from tagio.ui import host_side, model, theme, viewer_side
 from tagio.ui.bridge import AcceptBridge, EventBridge
-from tagio.ui.home import HomeWindow
+from tagio.ui.home import HomeWindow, home_geometry
 from tagio.ui.address_book import AddressBook
-from tagio.ui.prompts import AboutDialog, ConfirmDialog, MessageDialog
+from tagio.ui.prompts import AboutDialog, ConfirmDialog, MessageDialog, primary_area
 from tagio.ui.tkutil import destroy as _destroy, exists as _exists
 
 log = logging.getLogger("tagio.ui")
@@ -75,10 +75,20 @@ class App:
         root.report_callback_exception = self._report_callback_exception
         self.home = HomeWindow(root, self.fonts, self._callbacks())
         self.home.pack(fill="both", expand=True)
+        self._place()
         self.hosting = host_side.HostSide(self)
         self.handlers = {**_bound(HANDLERS, self), **_bound(viewer_side.HANDLERS, self.viewing),
                          **_bound(host_side.HANDLERS, self.hosting)}
         self.client = self._make_client()
+
+    def _place(self):
+        """The window's first size and place: centred on the primary monitor (home_geometry).
+        Measured while withdrawn (laying out maps the root, and it would show at 0,0 first);
+        start() shows it."""
+        self.root.withdraw()
+        self.root.update_idletasks()
+        required = (self.root.winfo_reqwidth(), self.root.winfo_reqheight())
+        self.root.geometry(home_geometry(required, primary_area(self.root)))
 
     def _callbacks(self):
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
@@ -107,6 +117,7 @@ class App:
 
     def start(self):
         """Start the core (it registers at the relay in its own thread) and the poll loop."""
+        self.root.deiconify()           # placed by _place(); shown before any dialog of its own
         show_firewall_notice(self.home, self.settings, WINDOWS)   # before the listener: Windows asks then
         self.client.start()
         self.refresh()
