@@ -422,6 +422,34 @@ class ToolbarActions(SessionWindowCase):
             self.assertNotIn(local, keys)
 
 
+class ClosedWindowGarbage(SessionWindowCase):
+    """A closed session window's Tk variables die on the Tk thread. One left in a reference cycle
+    is freed by whichever thread the cyclic garbage collector runs in, and a tkinter Variable freed
+    off the Tk thread prints "Exception ignored ... main thread is not in main loop"."""
+
+    def test_nothing_tk_is_left_for_a_collection_in_another_thread(self):
+        import gc
+        import sys
+        gc.collect()                    # earlier tests' garbage, here on the Tk thread
+        gc.disable()                    # no collection on this thread meanwhile: it would hide a leak
+        self.addCleanup(gc.enable)
+        window, _ = self.open_window()
+        self.pump(lambda: True, "idle")
+        window.close()
+        self.root.update()
+        del window
+        ignored = []
+        hook = sys.unraisablehook
+        sys.unraisablehook = lambda unraisable: ignored.append(f"{unraisable.object}: {unraisable.exc_value}")
+        try:
+            worker = threading.Thread(target=gc.collect, name="gc-elsewhere")
+            worker.start()
+            worker.join(10)
+        finally:
+            sys.unraisablehook = hook
+        self.assertEqual(ignored, [])
+
+
 class NarrowWindow(SessionWindowCase):
     """Below ~900 px the toolbar's right end no longer fits: what does not fit is in the "\u00bb"
     menu, and every action is reached from there with real clicks."""
