@@ -75,7 +75,6 @@ class ViewerWatch:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
 
-
     def _check_view_only(self):
         flags = getattr(self.session, "host_flags", 0)
         if self.out is not None and flags & HELLO_VIEW_ONLY and not self.view_only:

@@ -3,11 +3,12 @@
 Theory of operation: `Settings.load(config_dir)` reads `settings.json` (bounded in size), checks every
 field against the FIELDS table (its JSON type first, then range or form; default) and keeps only valid
 values, so a hand-edited or damaged file degrades to defaults field by field instead of stopping the
-program: one warning names the fields that fell back ("relay": 12 is refused, never read as "12"). A file that is not JSON
-at all is moved aside to `settings.json.bad` (nothing is lost) and defaults are used; `warning` says so.
-`save()` writes a temporary file with owner-only permissions and renames it over the old one, so a crash
-mid-write never leaves half a file. `partner_views` remembers the session window per partner (size and
-position, zoom, monitor, quality, full screen), bounded to MAX_PARTNER_VIEWS partners.
+program: one warning names the fields that fell back ("relay": 12 is refused, never read as "12").
+A file that is not JSON at all is moved aside to `settings.json.bad` (nothing is lost) and defaults
+are used; `warning` says so. `save()` writes a temporary file with owner-only permissions and renames
+it over the old one, so a crash mid-write never leaves half a file. `partner_views` remembers the
+session window per partner (size and position, zoom, monitor, quality, full screen), bounded to
+MAX_PARTNER_VIEWS partners.
 
 Files: partners may send and fetch files only when `allow_files` is on (off by default), and only in
 one folder, `files_dir` (default: DEFAULT_FILES_DIR, "TagIO Files" in the home folder, rather than

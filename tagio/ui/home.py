@@ -345,6 +345,7 @@ STATUS_WRAP = 380   # pixels: a longer relay status wraps (until the bar's width
 NOTICE_WRAP = 240   # pixels: the same for a notice
 MIN_WRAP = 200      # pixels: the narrowest a wrapped text becomes
 CARD_PAD = theme.PAD + 4
+STATUS_PADDING = (PAD_OUT, 4, PAD_OUT, 8)     # left, top, right, bottom
 HOME_WIDTH = 900            # pixels: the cards ask for this much together, whatever their texts say
 SCREEN_SHARE = 0.9          # never more than this part of the primary monitor, either way
 
@@ -358,4 +359,3 @@ def home_geometry(required, area) -> str:
     w = max(1, min(required[0], int(width * SCREEN_SHARE)))
     h = max(1, min(required[1], int(height * SCREEN_SHARE)))
     return f"{w}x{h}+{left + (width - w) // 2}+{top + (height - h) // 2}"
-STATUS_PADDING = (PAD_OUT, 4, PAD_OUT, 8)     # left, top, right, bottom

@@ -8,8 +8,8 @@ Key presses (viewer_input.send_keys); none of them waits on the network (the ses
 thread sends). Full screen is Tk's -fullscreen attribute; Ctrl+Alt+Enter leaves it (a local
 shortcut, never sent). A screenshot saves the session's framebuffer (full resolution) to a file
 chosen in a save dialog, which opens in the folder used last, else the user's Pictures folder,
-else the home folder (screenshot_folder). Files opens the files panel (tagio.ui.files_panel) and Chat shows or
-hides the chat panel on the right of the picture (tagio.ui.chat_panel), which also opens by itself
+else the home folder (screenshot_folder). Files opens the files panel (tagio.ui.files_panel) and
+Chat shows or hides the chat panel on the right of the picture (tagio.ui.chat_panel), which also opens by itself
 when the partner writes. The "Clipboard" switch turns the session's own ClipboardLink on and off
 (tagio.session.clipboard_sync, not Tk's clipboard) and tells the owner.
 
