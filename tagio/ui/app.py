@@ -381,15 +381,22 @@ def _dpi_aware():
     set_dpi_awareness()
 
 
-def _close_on_sigterm(root, app):
+def _close_on_sigterm(root, current_app):
     """SIGTERM (logout, `kill`) closes the window cleanly instead of killing mid-session.
+    `current_app()` is the App by the time the close runs: the handler is in place from the
+    moment the window exists (a SIGTERM while the App is being built is answered once it runs).
 
     The handler only schedules the close: Python runs it between bytecodes on the main
     thread, and the after() poll keeps Python code running inside Tk's main loop."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         return
+
+    def close():
+        app = current_app()
+        if app is not None:
+            app.close(raise_errors=False)
     try:
-        signal.signal(signal.SIGTERM, lambda *_: root.after(0, lambda: app.close(raise_errors=False)))
+        signal.signal(signal.SIGTERM, lambda *_: root.after(0, close))
     except (ValueError, OSError):   # some platforms refuse; the default action is acceptable there
         pass
 
@@ -423,9 +430,9 @@ def main(options) -> int:
     def factory(**kwargs):
         return Client(config_dir, relay=options.relay, lan=lan, **kwargs)
     app = None
+    _close_on_sigterm(root, lambda: app)
     try:
         app = App(root, factory, settings)
-        _close_on_sigterm(root, app)
         app.run()
     except KeyboardInterrupt:           # Ctrl+C in the terminal that started the window
         if app is not None:
