@@ -84,7 +84,8 @@ class App:
     def _place(self):
         """The window's first size and place: centred on the primary monitor (home_geometry).
         Measured while withdrawn (laying out maps the root, and it would show at 0,0 first);
-        start() shows it."""
+        start() shows it once the partner ID field has the keyboard (the firewall notice
+        shows it sooner)."""
         self.root.withdraw()
         self.root.update_idletasks()
         required = (self.root.winfo_reqwidth(), self.root.winfo_reqheight())
@@ -117,7 +118,6 @@ class App:
 
     def start(self):
         """Start the core (it registers at the relay in its own thread) and the poll loop."""
-        self.root.deiconify()           # placed by _place(); shown before any dialog of its own
         show_firewall_notice(self.home, self.settings, WINDOWS)   # before the listener: Windows asks then
         self.client.start()
         self.refresh()
@@ -126,6 +126,7 @@ class App:
         if warning:
             self.home.set_notice(warning)
         self._poll_id = self.root.after(POLL_MS, self._poll)
+        self.root.deiconify()       # placed by _place(); on screen once it takes typing
         return self
 
     def run(self):
