@@ -39,8 +39,9 @@ def xdotool(display, *args, check=True):
 
 
 def window_id(display, title):
-    """The id of a window whose whole title is `title`, or "" (no window manager: no frames)."""
-    found = xdotool(display, "search", "--name", f"^{title}$", check=False).splitlines()
+    """The id of a shown window whose whole title is `title`, or "" (no window manager: no frames;
+    a window not yet shown has its title already, but cannot take the keyboard)."""
+    found = xdotool(display, "search", "--onlyvisible", "--name", f"^{title}$", check=False).splitlines()
     return found[-1] if found else ""
 
 

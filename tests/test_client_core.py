@@ -18,6 +18,7 @@ from tagio.client.admission import ConnectCancelled
 from tagio.client.core import REGISTERED_MARKER, Client
 from tagio.client.refusal import PartnerRefused
 from tagio.client.ratelimit import AttemptLimiter
+from tagio.client import words
 from tagio.client.settings import Settings
 from tagio.crypto.identity import Identity
 from tagio.errors import (ConfigError, RelayError, TransportError, WrongPasswordError)
@@ -130,6 +131,7 @@ class ClientTest(unittest.TestCase):
         session.stop()
         ended = host.events.wait("session_ended", peer_id=viewer.id)
         self.assertEqual(ended["role"], "host")
+        self.assertEqual(ended["reason"], "viewer closed the session")     # a clean end says why
         self.assertTrue(wait_until(lambda: not host.host_sessions))
         # ... and is used up once the session ended.
         self.assertTrue(wait_until(lambda: host.one_time_password != otp),
@@ -141,7 +143,8 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(conn.path, "relay")
         self.view(conn)
         host.end_host_sessions()             # the "disconnect" button
-        host.events.wait("session_ended", peer_id=viewer.id)
+        ended = host.events.wait("session_ended", peer_id=viewer.id)
+        self.assertEqual(words.ending(ended["reason"]), "The session was ended on this desk.")
 
     def test_session_through_a_websocket_relay(self):
         url = "ws://" + self.relay_text                 # as behind an HTTPS-only front end, minus TLS

@@ -289,6 +289,7 @@ class EndToEndTest(unittest.TestCase):
         text = "\n".join(e.get("raw", "") for e in viewer.lines)
         self.assertIn(f"connected to {found.group(1)} via direct-", text)
         self.assertRegex(text, r"session closed: \d+ frames")
+        self.assertNotIn("view only", text)            # this host lets the viewer control it
         self.assertNotIn(found.group(2), text)
 
     def test_unattended_password_from_stdin(self):
@@ -314,6 +315,7 @@ class EndToEndTest(unittest.TestCase):
                               name="viewer-view-only")
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
         self.assertGreater(viewer.events("closed")[0]["frames"], 0)     # it did see the screen
+        self.assertEqual(len(viewer.events("view_only")), 1, viewer.lines)  # said once
         self.assertEqual(len(self.target.events(key="click")), clicks_before)
         location = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True,
                                   env=self.env(), timeout=10).stdout
@@ -390,6 +392,8 @@ class EndToEndTest(unittest.TestCase):
         self.addCleanup(host.stop)
         host_id, password = self.credentials_from(host)
         self.assertTrue(host.events("relay")[-1]["status"].startswith("unreachable"))
+        self.assertEqual(len(host.events("relay")), 1, host.lines)    # said once, not twice
+        self.assertTrue(host.events("relay")[0]["retrying"])
         viewer = self.connect(host_id, password, "--duration", "3", *lan, relay=nowhere,
                               name="lan-viewer")
         self.assertEqual(viewer.finish(), 0, viewer.stderr)
@@ -417,6 +421,7 @@ class EndToEndTest(unittest.TestCase):
         self.wait_pointer_at(12, 14)                  # mid-session: the viewer shows the screen
         host.popen.send_signal(signal.SIGTERM)
         self.assertEqual(host.finish(), 0, host.stderr)         # a clean shutdown
+        self.assertEqual(host.events("session_ended")[-1]["reason"], "ended on this desk")
         self.assertEqual(viewer.finish(15), cli.EXIT_GONE, viewer.stderr)
         self.assert_one_error_line(viewer, "partner gone")
         self.assertEqual(viewer.events("error")[0]["kind"], "partner_gone")

@@ -9,7 +9,8 @@ small Xvfb display, and `tagio-gui.py --cli connect` viewers with their own sett
   real desk answers now. The viewer then refuses with `key_changed` (exit 6, one line, no picture:
   no snapshot, no connected line), through the relay before any handshake (the relay names the key)
   and on the LAN once the host proved its key inside the channel; `--accept-new-key` connects and
-  pins the proven key.
+  pins the proven key. Either way the host hears it at once (on the relay path, or a goodbye in
+  the channel) and its attempt ends, instead of waiting out its handshake timeout.
 - A viewer that lies about its ID (a LAN dial naming another desk's ID, knowing the password) is
   refused by the host before anything else: the host prints `refused ... could not prove its ID`,
   never `verified` or `session_started` for it, and three such refusals use up the one-time password
@@ -40,6 +41,7 @@ from tests.xvfb import Xvfb, skip_unless_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
 LAN_DIAL_TIMEOUT = 10.0
+HOST_HEARS_WITHIN = 5.0    # well under the host's 15 s handshake timeout
 
 
 class Claiming:
@@ -144,6 +146,9 @@ class PinningTest(unittest.TestCase):
         self.assert_viewed(self.view(host_id, password, "pin-viewer", "--duration", "1",
                                      "--snapshot", str(first)), first)
         self.assertEqual(PinStore(self.tmp / "pin-viewer").get(host_id).key, host_key)
+        # A clean end (the viewer's --duration elapsed) still says why it ended.
+        ended = host.wait_for(lambda e: e.get("event") == "session_ended", what="session_ended")
+        self.assertEqual(ended["reason"], "viewer closed the session")
 
         self.plant_squatter_pin("pin-viewer", host_id)
         password = self.next_password(host, password)
@@ -153,6 +158,10 @@ class PinningTest(unittest.TestCase):
         self.assertEqual(len(host.events("session_started")), 1)
         # Refused through the relay before any handshake: the password was not even tried.
         self.assertEqual(host.events("auth_failed"), [])
+        # The viewer told the host why on the relay path: its attempt ends now, not after 15 s.
+        told = host.wait_for(lambda e: e.get("event") == "attempt_failed", timeout=HOST_HEARS_WITHIN,
+                             what="the host hearing the refusal")
+        self.assertIn("key_changed", told["reason"])
 
         accepted = self.tmp / "accepted.png"
         self.assert_viewed(self.view(host_id, password, "pin-viewer", "--accept-new-key", "--duration",
@@ -176,6 +185,8 @@ class PinningTest(unittest.TestCase):
         # The host did prove its key (and saw the viewer's proof) before the viewer refused it.
         host.wait_for(lambda e: e.get("event") == "verified", what="the viewer verified")
         self.assertEqual(host.events("session_started"), [])
+        host.wait_for(lambda e: e.get("event") == "refused", timeout=HOST_HEARS_WITHIN,
+                      what="the host's attempt ending")
 
         accepted = self.tmp / "lan-accepted.png"
         self.assert_viewed(self.view(host_id, password, "lan-viewer", "--accept-new-key", "--duration",

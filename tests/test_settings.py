@@ -158,6 +158,28 @@ class RoundTripTest(unittest.TestCase):
         for name in ("fps_cap", "quality", "relay", "permanent_verifier"):
             self.assertIn(name, s.warning)
 
+    def test_every_field_is_type_checked_alone(self):
+        """A value of the wrong JSON type falls back to the field's default (never converted:
+        "relay": 12 is not the relay "12"), one warning names it, and the other fields are kept."""
+        wrong = {"relay": 12, "relay_secret": 7, "permanent_verifier": 1.5, "ask_before_accept": 1,
+                 "fps_cap": True, "quality": "75", "view_only": "yes", "clipboard": None,
+                 "allow_files": 0, "files_dir": ["x"], "allow_reconnect": "true",
+                 "recent_partners": "123456789", "partner_views": [], "direct_port": 4.0,
+                 "firewall_notice_shown": {}, "desk_name": None}
+        self.assertEqual(set(wrong), set(settings_mod.FIELDS))      # a new field needs a case here
+        defaults = Settings(self.dir).to_json()
+        self.dir.mkdir(parents=True)
+        for name, value in wrong.items():
+            good = {k: v for k, v in {"fps_cap": 12, "desk_name": "Front desk", "quality": 40}.items()
+                    if k != name}
+            (self.dir / "settings.json").write_text(json.dumps({**good, name: value}))
+            s = Settings.load(self.dir)
+            self.assertEqual(s.to_json()[name], defaults[name], name)
+            self.assertEqual(s.warning, "Some settings were not valid and are back to their "
+                                        f"defaults: {name}.")
+            for kept, value in good.items():
+                self.assertEqual(getattr(s, kept), value, (name, kept))
+
     def test_damaged_verifier_is_dropped(self):
         """A verifier whose L is off the curve (or w0 zero) would fail every handshake: drop it."""
         good = verifier_from_secret(b"v" * 32)

@@ -66,7 +66,9 @@ class PartnersFlowTest(AppClicks, RelayCase):
     # --- the viewer's side: the address book ---------------------------------------------------
 
     def test_address_book_after_a_real_session_rename_remove_and_online_dot(self):
+        from tagio.client.pins import PinStore
         from tagio.ui.partners import RenameDialog
+        from tagio.ui.prompts import ConfirmDialog
         from tagio.ui.viewer_window import ViewerWindow
         self.wait_online()
         asked = {}
@@ -99,11 +101,20 @@ class PartnersFlowTest(AppClicks, RelayCase):
         self.pump(lambda: "   Mum   " in home.recent_list.get(0), "renamed row")
         self.screenshot("partners-renamed")
         self.assertEqual(self.book_on_disk()["partners"][host.id]["name"], "Mum")
-        # Remove: select, click Remove; the list and the file forget the partner.
+        # Remove: select, click Remove, and Remove again in the question that says the key is
+        # forgotten too; the list, the file and the pinned key forget the partner.
+        pins = PinStore(self.config_dir)
+        self.assertIsNotNone(pins.get(host.id))             # the session pinned its key
         self.click_row(home.recent_list, 0)
         self.desk.click(home.remove_button)
+        confirm = self.pump(lambda: (self.toplevels(ConfirmDialog) or [None])[0], "remove question")
+        self.assertIn(f"{spaced(host.id)} (Mum)", confirm.message_text)
+        self.assertIn("forgets the key", confirm.message_text)
+        self.screenshot("partners-remove-question")
+        self.desk.click(confirm.yes_button)
         self.pump(lambda: "No partners yet" in home.recent_list.get(0), "row removed")
         self.assertNotIn(host.id, self.book_on_disk()["partners"])
+        self.assertIsNone(pins.get(host.id))
 
     # --- the host's side: accept prompt, rights, always allow, history, desk name -----------------
 

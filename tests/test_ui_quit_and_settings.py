@@ -273,7 +273,7 @@ class QuitTest(UiGuardCase):
         self.controlled()
         old = signal.getsignal(signal.SIGTERM)
         self.addCleanup(signal.signal, signal.SIGTERM, old)
-        _close_on_sigterm(self.root, self.app)
+        _close_on_sigterm(self.root, lambda: self.app)
         os.kill(os.getpid(), signal.SIGTERM)
         self.run_until(self.app._closing.is_set, "closed by SIGTERM")
         self.assertIsNone(self.app.quit_prompt)

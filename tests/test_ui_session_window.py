@@ -70,6 +70,34 @@ class StatusFigures(unittest.TestCase):
         self.assertEqual(monitor_button_text(1, []), "Monitor")
 
 
+class ScreenshotFolder(unittest.TestCase):
+    LAYER = "unit"  # folders only: no sockets, no X, no subprocesses
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="tagio-home-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(self.home, True))
+        self.env = {"XDG_CONFIG_HOME": os.path.join(self.home, ".config")}
+
+    def folder(self, last=None):
+        from tagio.ui.viewer_actions import screenshot_folder
+        return screenshot_folder(last, self.home, self.env)
+
+    def test_last_then_pictures_then_home_never_the_working_directory(self):
+        self.assertEqual(self.folder(), self.home)                  # no Pictures: home
+        pictures = os.path.join(self.home, "Pictures")
+        os.makedirs(pictures)
+        self.assertEqual(self.folder(), pictures)
+        self.assertEqual(self.folder(os.path.join(self.home, "gone")), pictures)   # last one removed
+        self.assertEqual(self.folder(self.home), self.home)         # the last one used wins
+        # a translated pictures folder named in user-dirs.dirs
+        bilder = os.path.join(self.home, "Bilder")
+        os.makedirs(bilder)
+        os.makedirs(self.env["XDG_CONFIG_HOME"])
+        with open(os.path.join(self.env["XDG_CONFIG_HOME"], "user-dirs.dirs"), "w") as f:
+            f.write('# written by xdg-user-dirs-update\nXDG_PICTURES_DIR="$HOME/Bilder"\n')
+        self.assertEqual(self.folder(), bilder)
+
+
 class RememberedViews(unittest.TestCase):
     """Settings.partner_views: validated field by field, bounded, newest kept, written atomically."""
 
@@ -394,6 +422,34 @@ class ToolbarActions(SessionWindowCase):
             self.assertNotIn(local, keys)
 
 
+class ClosedWindowGarbage(SessionWindowCase):
+    """A closed session window's Tk variables die on the Tk thread. One left in a reference cycle
+    is freed by whichever thread the cyclic garbage collector runs in, and a tkinter Variable freed
+    off the Tk thread prints "Exception ignored ... main thread is not in main loop"."""
+
+    def test_nothing_tk_is_left_for_a_collection_in_another_thread(self):
+        import gc
+        import sys
+        gc.collect()                    # earlier tests' garbage, here on the Tk thread
+        gc.disable()                    # no collection on this thread meanwhile: it would hide a leak
+        self.addCleanup(gc.enable)
+        window, _ = self.open_window()
+        self.pump(lambda: True, "idle")
+        window.close()
+        self.root.update()
+        del window
+        ignored = []
+        hook = sys.unraisablehook
+        sys.unraisablehook = lambda unraisable: ignored.append(f"{unraisable.object}: {unraisable.exc_value}")
+        try:
+            worker = threading.Thread(target=gc.collect, name="gc-elsewhere")
+            worker.start()
+            worker.join(10)
+        finally:
+            sys.unraisablehook = hook
+        self.assertEqual(ignored, [])
+
+
 class NarrowWindow(SessionWindowCase):
     """Below ~900 px the toolbar's right end no longer fits: what does not fit is in the "\u00bb"
     menu, and every action is reached from there with real clicks."""
@@ -562,6 +618,39 @@ class WithWindowManager(SessionWindowCase):
         self.assertNotIn("Return", keys, "the local shortcut reached the host")
         self.assertEqual(set(keys) - {"Control_L", "Alt_L"}, set())
 
+    def test_the_drawn_pointer_stays_under_the_pointer_when_full_screen_is_left(self):
+        """Leaving full screen moves the picture under a pointer that does not move (by the
+        title bar and the frame): the host's pointer is drawn, and sent, where the pointer is."""
+        import re
+        window, _ = self.open_window()
+        shape = PointerAndViewOnly.SHAPE
+        self.host.send(m.encode(m.Cursor(10, 10, 1, 0, 0, 12, 12, shape.tobytes())))
+        self.pump(lambda: window._cursor_photo is not None, "the host's pointer shape")
+        window.set_fullscreen(True)
+        self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
+                  "full screen")
+        c = window.canvas
+        self.desk.move_to(c, 200, 120)
+        self.pump(lambda: window._last_motion == (200, 120), "the motion in full screen")
+        window.set_fullscreen(False)
+        self.pump(lambda: not window.fullscreen and window.winfo_width() < MANAGED_SIZE[0], "full screen left")
+        at = re.match(r"x:(\d+) y:(\d+)", self.desk.xdotool("getmouselocation")).groups()
+        x, y = int(at[0]) - c.winfo_rootx(), int(at[1]) - c.winfo_rooty()
+        self.assertNotEqual((x, y), (200, 120), "the picture did not move: nothing is tested")
+        self.pump(lambda: window._last_motion == (x, y), "the pointer's new place over the picture")
+        self.pump(lambda: self.canvas_shot(window).getpixel((x + 5, y + 5)) == (255, 0, 255),
+                  "the host's pointer drawn under the pointer")
+        self.drain_inbox()
+        window.set_fullscreen(True)         # and back once more: the host hears of the move too
+        self.pump(lambda: window.fullscreen and window.winfo_width() == MANAGED_SIZE[0], "full screen")
+        want, moves = (int(at[0]) - c.winfo_rootx(), int(at[1]) - c.winfo_rooty()), []
+
+        def heard():
+            moves.extend((msg.x, msg.y) for msg in self.drain_inbox()
+                         if isinstance(msg, m.Mouse) and msg.action == m.MOUSE_MOVE)
+            return want in moves
+        self.pump(heard, "the host hearing where the pointer is")
+
     def test_a_remembered_full_screen_comes_back(self):
         window, _ = self.open_window(geometry=None, prefs={"fullscreen": True, "geometry": "640x400+10+10"})
         self.pump(lambda: window.fullscreen and (window.winfo_width(), window.winfo_height()) == MANAGED_SIZE,
@@ -571,18 +660,34 @@ class WithWindowManager(SessionWindowCase):
         self.assertFalse(window.view_prefs()["fullscreen"])
 
     def test_screenshot_through_the_save_dialog(self):
+        """The dialog opens in the Pictures folder (not the working directory), and then in the
+        folder used last: a bare file name typed into it lands there."""
+        from unittest import mock
+        from tagio.ui import viewer_actions
         window, picture = self.open_window()
-        folder = tempfile.mkdtemp(prefix="tagio-shot-")
-        self.addCleanup(lambda: __import__("shutil").rmtree(folder, True))
-        path = os.path.join(folder, "remote.png")
-        typist = threading.Thread(target=self._type_into_save_dialog, args=(path,))
-        typist.start()
-        self.addCleanup(typist.join, 20)
-        self.root.after(0, window.ask_screenshot)       # the dialog runs its own event loop
-        self.pump(lambda: os.path.exists(path) and not typist.is_alive(), "the screenshot file", 30)
+        home = tempfile.mkdtemp(prefix="tagio-home-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(home, True))
+        pictures, elsewhere = os.path.join(home, "Pictures"), os.path.join(home, "elsewhere")
+        os.makedirs(pictures)
+        os.makedirs(elsewhere)
+        env = {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config")}
+        with mock.patch.dict(os.environ, env), mock.patch.object(viewer_actions, "_last_screenshot_folder", None):
+            self.save_through_dialog(window, "first.png", os.path.join(pictures, "first.png"))
+            self.save_through_dialog(window, os.path.join(elsewhere, "remote.png"),
+                                     os.path.join(elsewhere, "remote.png"))
+            self.save_through_dialog(window, "again.png", os.path.join(elsewhere, "again.png"))
+        path = os.path.join(elsewhere, "again.png")
         saved = Image.open(path).convert("RGB")
         self.assertEqual(saved.tobytes(), picture.tobytes())
         self.pump(lambda: window.hint.winfo_ismapped() and path in window.hint.cget("text"), "Saved ... shown")
+
+    def save_through_dialog(self, window, typed, where):
+        """Open the save dialog, type `typed` (a name or a path) and Enter; wait for `where`."""
+        typist = threading.Thread(target=self._type_into_save_dialog, args=(typed,))
+        typist.start()
+        self.addCleanup(typist.join, 20)
+        self.root.after(0, window.ask_screenshot)       # the dialog runs its own event loop
+        self.pump(lambda: os.path.exists(where) and not typist.is_alive(), f"the screenshot {where}", 30)
 
     def _type_into_save_dialog(self, path):
         # (a thread: the Desk's xdotool calls never touch Tk)

@@ -3,7 +3,8 @@
 Theory of operation: `run_connect` starts a Client without a listener of its own choosing (the
 --direct-bind option), authenticates to the partner (tagio.client.viewing through Client.connect),
 says so while the partner's user is asked to accept ("waiting"; Ctrl+C then cancels and closes
-the partner's prompt), prints a connected line, then runs a ViewerSession for `--duration` seconds,
+the partner's prompt), prints a connected line (and a "view only" line once when the partner lets
+us see but not control), then runs a ViewerSession for `--duration` seconds,
 until the partner leaves or until Ctrl+C. `--chat TEXT` lines are sent once the session runs; chat
 from the partner is printed. A `--script` of input (script.py) plays once the first frame is on
 screen, and
@@ -28,6 +29,7 @@ from tagio.client import words
 from tagio.client.resume import RESUME_TTL, come_back, lost_path
 from tagio.crypto.identity import format_id, normalize_id
 from tagio.errors import ConfigError, ConnectionClosed, ProtocolError, RelayError, TagioError
+from tagio.protocol.session import HELLO_VIEW_ONLY
 
 FIRST_FRAME_TIMEOUT = 10.0
 RELAY_CHECK_WAIT = 10.0     # how long the ID check waits for our own registration
@@ -50,7 +52,8 @@ def _ask_password(args):
 
 class ViewerWatch:
     """Collects the ViewerSession's events: why the session ended, if it ended on its own; prints
-    the partner's chat lines."""
+    the partner's chat lines, and once that the host lets us see but not control (its Hello's
+    flags, read when a "size" event says a Hello arrived; `session` is set once it exists)."""
 
     ENDED = ("closed", "error")
 
@@ -58,8 +61,12 @@ class ViewerWatch:
         self.ended = threading.Event()
         self.reason = None
         self.out = out
+        self.session = None
+        self.view_only = False
 
     def __call__(self, name, **fields):
+        if name == "size":
+            self._check_view_only()
         if name == "clipboard_notice" and self.out is not None:
             self.out.event("clipboard_notice", fields.get("message", ""), message=fields.get("message"))
         if name == "chat" and self.out is not None:
@@ -67,6 +74,21 @@ class ViewerWatch:
         if name in self.ENDED:
             self.reason = self.reason or fields.get("reason") or fields.get("message")
             self.ended.set()
+
+    def _check_view_only(self):
+        flags = getattr(self.session, "host_flags", 0)
+        if self.out is not None and flags & HELLO_VIEW_ONLY and not self.view_only:
+            self.view_only = True
+            self.out.event("view_only", f"view only: {words.inline(words.VIEW_ONLY_DETAIL)}",
+                           message=words.VIEW_ONLY_DETAIL)
+
+
+def _open_session(conn, watch, args):
+    """The (started) ViewerSession on `conn`, its events going to `watch`."""
+    session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
+    watch.session = session
+    session.start()
+    return session
 
 
 def run_connect(args, out, stop) -> int:
@@ -108,8 +130,7 @@ def _waiting(out, stop, partner):
 def _view(args, out, stop, conn, script, client=None) -> int:
     stop.polling = True
     watch = ViewerWatch(out)
-    session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
-    session.start()
+    session = _open_session(conn, watch, args)
     for line in getattr(args, "chat", None) or []:
         try:
             session.send_chat(line)
@@ -153,8 +174,7 @@ def _follow(args, out, stop, client, current, deadline, totals):
             return session, cause or failure
         _add_stats(totals, session)
         conn, watch = again, ViewerWatch(out)
-        session = conn.open_session(on_event=watch, clipboard=not args.no_clipboard)
-        session.start()
+        session = _open_session(conn, watch, args)
 
 
 def _add_stats(totals, session) -> dict:

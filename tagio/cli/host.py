@@ -28,6 +28,7 @@ from tagio.crypto.identity import format_id
 from tagio.errors import ConfigError, RelayError
 
 READY_TIMEOUT = 12.0
+UNREACHABLE = "unreachable"     # how the relay link's status begins while it cannot reach the relay
 
 
 def _attempt_words(fields) -> str:
@@ -40,7 +41,6 @@ def _attempt_words(fields) -> str:
 
 
 HOST_EVENTS = {
-    "relay_status": lambda f: ("relay", f"relay: {f['status']}", {"status": f["status"]}),
     "incoming": lambda f: ("incoming", f"incoming connection from {f['peer_id']}",
                            {"peer": f["peer_id"]}),
     "verified": lambda f: ("verified", f"{f['peer_id']} proved its ID (key {f['key']})",
@@ -90,16 +90,35 @@ class HostPrinter:
     def __init__(self, out):
         self.out = out
         self.client = None          # set once the Client exists and is ready
+        self.lan = False            # reachable on this network while the relay is away (--lan)
+        self._relay_said = None     # the relay status last printed
+        self._lock = threading.Lock()
 
     def __call__(self, name, **fields):
         if name == "password_changed":
             if self.client is not None:
                 self.ready()
             return
+        if name == "relay_status":
+            return self.relay(fields["status"])
         render = HOST_EVENTS.get(name)
         if render is not None:
             event, text, data = render(fields)
             self.out.event(event, text, **data)
+
+    def relay(self, status):
+        """One line per change of the relay link's status (the link and the start-up wait both
+        report it; the same status is said once). While the relay cannot be reached the line says
+        that this desk keeps trying."""
+        with self._lock:
+            if status == self._relay_said:
+                return
+            self._relay_said = status
+        if not status.startswith(UNREACHABLE):
+            return self.out.event("relay", f"relay: {status}", status=status)
+        lan = "; reachable on this network meanwhile" if self.lan else ""
+        self.out.event("relay", f"relay: {status}; {HOST_KEEPS_TRYING}{lan}", status=status,
+                       retrying=True)
 
     def ready(self):
         c = self.client
@@ -121,17 +140,16 @@ def check_capture(monitor):
         raise ConfigError(f"there is no monitor {monitor}: this screen has {count}")
 
 
-def _wait_relay_or_lan(client, out):
+def _wait_relay_or_lan(client, printer):
     """Registered at the relay; or, while the relay cannot be reached, serving (the LAN with --lan)
-    and retrying it in the background."""
+    and retrying it in the background (said once: the printer has usually said it already)."""
     try:
         client.wait_online(READY_TIMEOUT)
     except RelayError:
         status = client.relay_status
         if REFUSED in status:
             raise
-        lan = "; reachable on this network meanwhile" if client.lan_peers is not None else ""
-        out.event("relay", f"relay: {status}; {HOST_KEEPS_TRYING}{lan}", status=status, retrying=True)
+        printer.relay(status)
 
 
 def _files_dir(path):
@@ -181,13 +199,14 @@ def run_host(args, out, stop) -> int:
                          direct_bind=args.direct_bind, monitor=args.monitor,
                          view_only=True if args.view_only else None, fps_cap=args.fps,
                          quality=args.quality)
+    printer.lan = client.lan_peers is not None
     if args.no_clipboard:
         client.host_options["clipboard"] = False
     client.host_options["files_dir"] = files_dir
     with running(client):
         if getattr(args, "chat_stdin", False):
             _chat_from_stdin(client, stop)
-        _wait_relay_or_lan(client, out)
+        _wait_relay_or_lan(client, printer)
         printer.client = client
         printer.ready()
         stop.polling = True

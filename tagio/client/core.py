@@ -24,7 +24,8 @@ The UI learns what happens through `on_event(name, **fields)`, called from worke
 hops to its own thread). Events: relay_status(status), password_changed(), incoming(peer_id),
 refused(peer_id, reason: "busy", "too many attempts", "declined" or admission.CANCELLED),
 auth_failed(peer_id, tries_left, ...: every failed guess), attempt_failed(peer_id, reason, error), session_started(peer_id,
-path, role), session_ended(peer_id, role, reason), id_changed(id). No event carries a secret.
+path, role), session_ended(peer_id, role, reason: never empty; the viewer's goodbye, "ended on this
+desk" when this side ended it, or the error's text), id_changed(id). No event carries a secret.
 
 The one-time password expires after an hour unused (hosting.OTP_LIFETIME); TAGIO_OTP_LIFETIME=SECONDS
 makes that shorter for this process (never longer: `otp_lifetime`), e.g. for a kiosk, or a test.

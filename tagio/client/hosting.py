@@ -34,7 +34,9 @@ most MAX_INCOMING at once (more are refused, not queued):
       match skips the accept prompt, is used up, and the session runs again with the same rights
 
 An attempt refused before any handshake (no free slot: "busy"; the limiter: "rate_limited") is
-answered on its relay path (refusal.py), so the viewer reads why within a second.
+answered on its relay path (refusal.py), so the viewer reads why within a second; a viewer that
+stops before its handshake (the host's key is not the one it pinned) says so on the relay path the
+same way, and the attempt ends at once as `attempt_failed` (its error a PartnerRefused).
 
 `Hosting` holds the one-time password (its scrypt secret is derived when it is made, so a handshake
 never waits) and the running HostSessions. A one-time password also expires with time: one that has
@@ -55,7 +57,7 @@ from tagio.client.partners import Rights
 from tagio.client.paths import check_peer, establish_channel
 from tagio.client.proving import check_viewer
 from tagio.client.ratelimit import AttemptLimiter
-from tagio.client.refusal import Refuser
+from tagio.client.refusal import RefusalAware, Refuser
 from tagio.client.resume import ResumeTickets, lost_path, resume_secret
 from tagio.client.words import ID_NOT_PROVEN
 from tagio.crypto.handshake import GuessLimitError, HostKeys, Kind
@@ -80,6 +82,7 @@ def otp_expired(shown_since, now, sessions_running, lifetime=OTP_LIFETIME) -> bo
     unless a host session is running (that session's end replaces it anyway)."""
     return not sessions_running and now - shown_since >= lifetime
 RESUMED = "resumed"         # _authenticate's second value when a resumption secret matched
+ENDED_HERE = "ended on this desk"      # session_ended's reason when this side ended it cleanly
 
 
 class Hosting:
@@ -278,15 +281,15 @@ class Hosting:
             if not lan:
                 check_peer(peer, peer.peer_id)
             from tagio.crypto.handshake import host_handshake
-            handshake = functools.partial(host_handshake, secrets=self._keys(resume),
-                                          viewer_id=peer.peer_id, host_id=self.client.id,
-                                          session_id=peer.session_id, timeout=HANDSHAKE_TIMEOUT,
-                                          guesses=SuccessAfterProof(tally))
+            shake = functools.partial(host_handshake, secrets=self._keys(resume),
+                                      viewer_id=peer.peer_id, host_id=self.client.id,
+                                      session_id=peer.session_id, timeout=HANDSHAKE_TIMEOUT,
+                                      guesses=SuccessAfterProof(tally))
             relay = None if lan else self.client.current_relay()
             if relay is None and not lan:
                 raise TransportTimeout("relay connection lost before the partner arrived")
-            channel = establish_channel(peer, relay, handshake, listener=self.client.listener,
-                                        timeout=HANDSHAKE_TIMEOUT)
+            channel = establish_channel(peer, relay, lambda stream: shake(viewer_refusals(stream)),
+                                        listener=self.client.listener, timeout=HANDSHAKE_TIMEOUT)
             refusal = self._prove(peer, channel)
             if refusal is not None:
                 return None, False
@@ -391,7 +394,8 @@ class Hosting:
         from tagio.session.host import HostSession
         options = (rights or ALL_RIGHTS).session_options(self.options) if resumed is None \
             else resumed.options
-        session = HostSession(channel, on_event=self._session_event(peer.peer_id), **options)
+        said = {}                           # the viewer's goodbye, if it said one
+        session = HostSession(channel, on_event=self._session_event(peer.peer_id, said), **options)
         session.peer_id = peer.peer_id      # whom it serves (the GUI's chat window finds it by this)
         with self._lock:
             self._sessions.append(session)
@@ -419,7 +423,8 @@ class Hosting:
                 self._sessions.remove(session)
             # session.view_only: also when input injection could not load
             self._record(peer.peer_id, name, started, path, session.view_only)
-            self.client.emit("session_ended", peer_id=peer.peer_id, role="host", reason=reason)
+            self.client.emit("session_ended", peer_id=peer.peer_id, role="host",
+                             reason=reason or said.get("closed") or ENDED_HERE)
 
     def _record(self, peer_id, name, started, path, view_only):
         """A session that started goes into the host's history (client/history.py)."""
@@ -428,8 +433,12 @@ class Hosting:
         self.client.settings.history.record(peer_id, started, time.time() - started, path,
                                             view_only, name)
 
-    def _session_event(self, peer_id):
+    def _session_event(self, peer_id, said=None):
+        """The HostSession's events, as host_* events of the Client; the reason of its "closed"
+        (the viewer's goodbye) is kept in `said` for session_ended."""
         def forward(name, **fields):
+            if name == "closed" and said is not None:
+                said.setdefault("closed", fields.get("reason"))
             self.client.emit("host_" + name, peer_id=peer_id, **fields)
         return forward
 
@@ -466,6 +475,14 @@ def say_bye(channel, text):
         pass
     finally:
         channel.close()
+
+
+def viewer_refusals(stream):
+    """The host's side of a path: on the relay path a viewer that stopped before its handshake
+    (a changed key) says so where its HELLO would be (refusal.tell_host), and its PartnerRefused
+    ends our race at once. Other paths are read as they are: only the relay token's holder can
+    speak on the relay path."""
+    return RefusalAware(stream) if getattr(stream, "path", None) == "relay" else stream
 
 
 def granted_rights(answer):

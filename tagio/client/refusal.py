@@ -20,6 +20,12 @@ a refused viewer waits for its timeout as before.
 A refusal after the handshake ("declined" by the host's user) needs none of this: the host says
 Bye inside the secure channel, and the viewer's admission step (admission.py) raises the same
 PartnerRefused("declined").
+
+The other way round: a viewer that will not go on before any handshake (the relay named a key for
+the host that is not the one pinned, "key_changed") tells the host the same way (`tell_host`): it
+binds the relay token and writes the refusal where its HELLO would be. The host reads its relay
+path through `RefusalAware` too, so its attempt ends at once instead of waiting out its handshake
+timeout with no partner.
 """
 
 import logging
@@ -30,10 +36,11 @@ from tagio.errors import AuthError, RemoteProtocolError, TagioError
 log = logging.getLogger("tagio.client")
 
 REFUSAL_MAGIC = b"\x00TagIO-refused-v1"
-CODES = {1: "busy", 2: "rate_limited", 3: "declined"}
+CODES = {1: "busy", 2: "rate_limited", 3: "declined", 4: "key_changed"}
 CODE_BYTES = {name: code for code, name in CODES.items()}
 MAX_REFUSING = 2            # refusals in flight at once; more are silent
 REFUSE_TIMEOUT = 3.0        # the viewer's relay path opens 0.3 s after its rendezvous
+TELL_HOST_TIMEOUT = 2.0     # how long a refusing viewer waits for the host on the relay path
 HELLO_WAIT = 1.0            # how long the host waits for the viewer's HELLO before answering
 
 
@@ -119,6 +126,25 @@ class Refuser:
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout)
+
+
+def tell_host(relay, peer, code, timeout=TELL_HOST_TIMEOUT):
+    """The viewer side: tell the host of `peer` (a relay PeerInfo) on the relay path that we will
+    not go on, and why, so its attempt ends now. A courtesy: a host that never binds (an older
+    one, a relay gone) costs at most `timeout` seconds."""
+    if relay is None or not peer.relay_token:
+        return
+    try:
+        stream = relay.open_relay(peer.relay_token, timeout=timeout)
+    except (TagioError, OSError) as exc:
+        log.debug("could not tell %s why we stopped: %s", peer.peer_id, exc)
+        return
+    try:
+        stream.send(encode_refusal(code))
+    except (TagioError, OSError) as exc:
+        log.debug("could not tell %s why we stopped: %s", peer.peer_id, exc)
+    finally:
+        stream.close()
 
 
 def send_refusal(stream, code):

@@ -1,12 +1,14 @@
 """Client settings: one small JSON file in the user's config folder.
 
 Theory of operation: `Settings.load(config_dir)` reads `settings.json` (bounded in size), checks every
-field against the FIELDS table (type, range, default) and keeps only valid values, so a hand-edited or
-damaged file degrades to defaults field by field instead of stopping the program. A file that is not JSON
-at all is moved aside to `settings.json.bad` (nothing is lost) and defaults are used; `warning` says so.
-`save()` writes a temporary file with owner-only permissions and renames it over the old one, so a crash
-mid-write never leaves half a file. `partner_views` remembers the session window per partner (size and
-position, zoom, monitor, quality, full screen), bounded to MAX_PARTNER_VIEWS partners.
+field against the FIELDS table (its JSON type first, then range or form; default) and keeps only valid
+values, so a hand-edited or damaged file degrades to defaults field by field instead of stopping the
+program: one warning names the fields that fell back ("relay": 12 is refused, never read as "12").
+A file that is not JSON at all is moved aside to `settings.json.bad` (nothing is lost) and defaults
+are used; `warning` says so. `save()` writes a temporary file with owner-only permissions and renames
+it over the old one, so a crash mid-write never leaves half a file. `partner_views` remembers the
+session window per partner (size and position, zoom, monitor, quality, full screen), bounded to
+MAX_PARTNER_VIEWS partners.
 
 Files: partners may send and fetch files only when `allow_files` is on (off by default), and only in
 one folder, `files_dir` (default: DEFAULT_FILES_DIR, "TagIO Files" in the home folder, rather than
@@ -227,27 +229,43 @@ def _desk_name(value):
     return clean_name(value)
 
 
-# field -> (validator applied to JSON values, default, to-JSON converter)
+# What each field holds in the JSON file, checked before its validator so that a value of the wrong
+# type ("relay": 12) is refused like any other bad value, never converted.
+TEXT, TEXT_OR_NULL, BOOL, INT = (str,), (str, type(None)), (bool,), (int,)
+LIST, OBJECT = (list,), (dict,)
+
+# field -> (JSON types, validator applied to JSON values, default, to-JSON converter)
 FIELDS = {
-    "relay": (_relay, None, None),
-    "relay_secret": (_text_or_none, None, None),
-    "permanent_verifier": (_verifier, None, lambda v: None if v is None else v.hex()),
-    "ask_before_accept": (_bool, True, None),
-    "fps_cap": (_int_range(1, 60), 30, None),
-    "quality": (_int_range(10, 95), 75, None),
-    "view_only": (_bool, False, None),
-    "clipboard": (_bool, True, None),       # share the clipboard with partners (both ways)
-    "allow_files": (_bool, False, None),    # partners may send and fetch files (in files_dir)
-    "files_dir": (_folder_or_none, None, None),     # None: default_files_dir()
-    "allow_reconnect": (_bool, True, None),  # a viewer whose path broke may come back for 60 s
-    "recent_partners": (_recent, [], list),
-    "partner_views": (_partner_views, {}, dict),
+    "relay": (TEXT_OR_NULL, _relay, None, None),
+    "relay_secret": (TEXT_OR_NULL, _text_or_none, None, None),
+    "permanent_verifier": (TEXT_OR_NULL, _verifier, None, lambda v: None if v is None else v.hex()),
+    "ask_before_accept": (BOOL, _bool, True, None),
+    "fps_cap": (INT, _int_range(1, 60), 30, None),
+    "quality": (INT, _int_range(10, 95), 75, None),
+    "view_only": (BOOL, _bool, False, None),
+    "clipboard": (BOOL, _bool, True, None),       # share the clipboard with partners (both ways)
+    "allow_files": (BOOL, _bool, False, None),    # partners may send and fetch files (in files_dir)
+    "files_dir": (TEXT_OR_NULL, _folder_or_none, None, None),     # None: default_files_dir()
+    "allow_reconnect": (BOOL, _bool, True, None),  # a viewer whose path broke may come back for 60 s
+    "recent_partners": (LIST, _recent, [], list),
+    "partner_views": (OBJECT, _partner_views, {}, dict),
     # The host's direct port, chosen once (0: not yet) and kept, so that a firewall or port-forwarding
     # rule made for it keeps working (tagio.client.paths.make_listener).
-    "direct_port": (_int_range(0, 65535), 0, None),
-    "firewall_notice_shown": (_bool, False, None),   # Windows: the home window explained the prompt
-    "desk_name": (_desk_name, "", None),
+    "direct_port": (INT, _int_range(0, 65535), 0, None),
+    "firewall_notice_shown": (BOOL, _bool, False, None),   # Windows: the home window explained the prompt
+    "desk_name": (TEXT, _desk_name, "", None),
 }
+TYPE_WORDS = {TEXT: "text", TEXT_OR_NULL: "text or null", BOOL: "true or false", INT: "a whole number",
+              LIST: "a list", OBJECT: "an object"}
+
+
+def check_field(name, value):
+    """The value to keep for field `name` from the JSON value `value`. Raises ValueError when it
+    has the wrong JSON type (a bool is not a number here) or fails the field's own check."""
+    types, check, _default, _to_json = FIELDS[name]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ValueError(f"{name}: expected {TYPE_WORDS[types]}, not {type(value).__name__}")
+    return check(value)
 
 
 class Settings:
@@ -256,7 +274,7 @@ class Settings:
     def __init__(self, config_dir=None, **values):
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.warning = None
-        for name, (_check, default, _to_json) in FIELDS.items():
+        for name, (_types, _check, default, _to_json) in FIELDS.items():
             setattr(self, name, type(default)(default) if isinstance(default, (list, dict)) else default)
         for name, value in values.items():
             if name not in FIELDS:
@@ -329,19 +347,20 @@ class Settings:
 
     def _apply(self, data):
         bad = []
-        for name, (check, _default, _to_json) in FIELDS.items():
+        for name in FIELDS:
             if name not in data:
                 continue
             try:
-                setattr(self, name, check(data[name]))
-            except (ValueError, TypeError, ConfigError):
+                setattr(self, name, check_field(name, data[name]))
+            except (ValueError, TypeError, ConfigError) as exc:
+                log.warning("settings: %s is not valid (%s); using its default", name, exc)
                 bad.append(name)
         if bad:
             self.warning = "Some settings were not valid and are back to their defaults: " + ", ".join(bad) + "."
 
     def to_json(self) -> dict:
         out = {}
-        for name, (_check, _default, to_json) in FIELDS.items():
+        for name, (_types, _check, _default, to_json) in FIELDS.items():
             value = getattr(self, name)
             out[name] = to_json(value) if to_json else value
         return out

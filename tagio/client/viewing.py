@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 
 from tagio.client.admission import ConnectCancelled, await_admission
 from tagio.client.paths import check_peer, establish_channel
-from tagio.client.pins import PinStore
+from tagio.client.pins import KeyChangedError, PinStore
 from tagio.client.proving import prove_to_host
-from tagio.client.refusal import RefusalAware
+from tagio.client.refusal import RefusalAware, tell_host
 from tagio.client.resume import resume_secret
 from tagio.crypto import kdf
 from tagio.crypto.identity import fingerprint, format_id, normalize_id
@@ -117,7 +117,11 @@ class Viewing:
         session_id = os.urandom(16)
         peer, relay = self._rendezvous(partner, session_id, relay, relay_error, timeout)
         if peer.peer_public_key:        # the relay named the key: a changed one gets no guess
-            self._check_pin(partner, peer.peer_public_key, accept_new_key, proven=False)
+            try:
+                self._check_pin(partner, peer.peer_public_key, accept_new_key, proven=False)
+            except KeyChangedError:
+                tell_host(relay, peer, "key_changed")   # so the host's attempt ends now
+                raise
         secret = derive_secret()        # once per connect, not once per path
         from tagio.crypto.handshake import OneGuess, viewer_handshake_secret
         shake = functools.partial(viewer_handshake_secret, secret=secret, kind=kind,

@@ -132,6 +132,9 @@ REFUSALS = {
                           "{Desk} refuses this desk for a minute after too many attempts.",
                           "Wait a minute, then try again with the password shown there now."),
     "declined": Words("declined", EXIT_AUTH, "Declined", "Your partner declined."),
+    "key_changed": Words("key_refused", EXIT_AUTH, "Refused",
+                         "{Desk} stopped: this desk's key is not the one it knew for this ID.",
+                         "If this desk's settings were reset or moved, tell your partner so."),
     "identity": Words("identity_refused", EXIT_AUTH, "Refused",
                       "{Desk} could not verify this desk's ID, so it refused the connection."),
 }
@@ -189,7 +192,8 @@ CHANNEL_CAUSES = {
 CHANNEL_OTHER = Words("channel", EXIT_GONE, "Connection broken", DAMAGED)
 
 # How a session ended -> the sentence; matched on the reason's beginning (case ignored), in order.
-# The reasons are the Bye texts of session/host.py, session/viewer.py and hosting.py, and the texts
+# The reasons are the Bye texts of session/host.py, session/viewer.py and hosting.py (and its
+# ENDED_HERE for a session the host's side ended), and the texts
 # of the errors that end a session (crypto/records.py, crypto/channel.py, net/).
 ENDINGS = (
     ("secure channel broken (truncation)", LOST),
@@ -208,6 +212,7 @@ ENDINGS = (
     ("viewer closed the session", PARTNER_ENDED),
     ("viewer left", PARTNER_ENDED),
     ("the partner ended the session", PARTNER_ENDED),
+    ("ended on this desk", "The session was ended on this desk."),
     ("the partner declined", "Your partner declined."),
     ("the viewer cancelled", "Your partner cancelled the connection."),
     ("the partner is shutting down", "Your partner closed TagIO."),
@@ -355,6 +360,10 @@ PARTNERS_TITLE = "Partners"
 NO_PARTNERS = "No partners yet \u2014 they appear here"
 RENAME = "Rename"
 REMOVE = "Remove"
+REMOVE_TITLE = "Remove partner"
+REMOVE_CONFIRM = ("Remove {desk} from your partners? This computer also forgets the key it knew for "
+                  "that desk, so the next connection to it trusts the key the desk shows then, as "
+                  "for a new partner.")
 HISTORY = "History"
 RENAME_TITLE = "Name this partner"
 RENAME_HINT = "Shown only on this computer. Empty: the name the desk gives itself."

@@ -7,12 +7,17 @@ Tk thread, and routes the home window's rename / remove / history callbacks here
 recomputed only when the book, an online state or the shown minute changed. Who is online is
 asked of the relay in the App's tracked workers (OnlineRounds in ui/partners.py decides when), so
 the Tk thread never waits on the network. Dialogs go through the App's one-dialog-at-a-time slot.
+Remove asks first, and forgets the partner's pinned key (client/pins.py) with its row: a desk
+removed here is a new partner on its next connect, its key trusted afresh.
 """
 
 import time
 
+from tagio.client import words
+from tagio.client.pins import PinStore
 from tagio.ui import model
 from tagio.ui.partners import HistoryDialog, OnlineRounds, RenameDialog, partner_rows
+from tagio.ui.prompts import ConfirmDialog
 
 
 class AddressBook:
@@ -63,8 +68,26 @@ class AddressBook:
         app.dialog = RenameDialog(app.root, partner_id, partner.name if partner else "", done)
 
     def remove(self, partner_id):
+        """Ask first: removing a partner also forgets the key pinned for it (client/pins.py)."""
+        app = self.app
+        if app._dialog_open():
+            return
+        partner = app.settings.partners.get(partner_id)
+        desk = model.desk_text(partner_id, partner.shown_name if partner else "")
+
+        def done(yes):
+            app.dialog = None
+            if yes:
+                self.forget(partner_id)
+        app.dialog = ConfirmDialog(app.root, words.REMOVE_TITLE, words.REMOVE_CONFIRM.format(desk=desk),
+                                   done, yes=words.REMOVE, no="Keep")
+
+    def forget(self, partner_id):
+        """Out of the address book, and its pinned key forgotten: a new partner from now on. A
+        pin file that cannot be written raises PinFileError (shown as an error by the App)."""
         self.app.settings.partners.remove(partner_id)
         self.online.states.pop(partner_id, None)
+        PinStore(self.app.settings.config_dir).forget(partner_id)
 
     def open_history(self):
         app = self.app

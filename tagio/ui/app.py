@@ -39,9 +39,9 @@ from tagio.platform import WINDOWS
 from tagio.ui.firstrun import show_firewall_notice
 from tagio.ui import host_side, model, theme, viewer_side
 from tagio.ui.bridge import AcceptBridge, EventBridge
-from tagio.ui.home import HomeWindow
+from tagio.ui.home import HomeWindow, home_geometry
 from tagio.ui.address_book import AddressBook
-from tagio.ui.prompts import AboutDialog, ConfirmDialog, MessageDialog
+from tagio.ui.prompts import AboutDialog, ConfirmDialog, MessageDialog, primary_area
 from tagio.ui.tkutil import destroy as _destroy, exists as _exists
 
 log = logging.getLogger("tagio.ui")
@@ -75,10 +75,21 @@ class App:
         root.report_callback_exception = self._report_callback_exception
         self.home = HomeWindow(root, self.fonts, self._callbacks())
         self.home.pack(fill="both", expand=True)
+        self._place()
         self.hosting = host_side.HostSide(self)
         self.handlers = {**_bound(HANDLERS, self), **_bound(viewer_side.HANDLERS, self.viewing),
                          **_bound(host_side.HANDLERS, self.hosting)}
         self.client = self._make_client()
+
+    def _place(self):
+        """The window's first size and place: centred on the primary monitor (home_geometry).
+        Measured while withdrawn (laying out maps the root, and it would show at 0,0 first);
+        start() shows it once the partner ID field has the keyboard (the firewall notice
+        shows it sooner)."""
+        self.root.withdraw()
+        self.root.update_idletasks()
+        required = (self.root.winfo_reqwidth(), self.root.winfo_reqheight())
+        self.root.geometry(home_geometry(required, primary_area(self.root)))
 
     def _callbacks(self):
         return {"connect": self.connect_clicked, "copy_id": self.copy_id, "copy_password": self.copy_password,
@@ -115,6 +126,7 @@ class App:
         if warning:
             self.home.set_notice(warning)
         self._poll_id = self.root.after(POLL_MS, self._poll)
+        self.root.deiconify()       # placed by _place(); on screen once it takes typing
         return self
 
     def run(self):
@@ -370,15 +382,22 @@ def _dpi_aware():
     set_dpi_awareness()
 
 
-def _close_on_sigterm(root, app):
+def _close_on_sigterm(root, current_app):
     """SIGTERM (logout, `kill`) closes the window cleanly instead of killing mid-session.
+    `current_app()` is the App by the time the close runs: the handler is in place from the
+    moment the window exists (a SIGTERM while the App is being built is answered once it runs).
 
     The handler only schedules the close: Python runs it between bytecodes on the main
     thread, and the after() poll keeps Python code running inside Tk's main loop."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         return
+
+    def close():
+        app = current_app()
+        if app is not None:
+            app.close(raise_errors=False)
     try:
-        signal.signal(signal.SIGTERM, lambda *_: root.after(0, lambda: app.close(raise_errors=False)))
+        signal.signal(signal.SIGTERM, lambda *_: root.after(0, close))
     except (ValueError, OSError):   # some platforms refuse; the default action is acceptable there
         pass
 
@@ -412,9 +431,9 @@ def main(options) -> int:
     def factory(**kwargs):
         return Client(config_dir, relay=options.relay, lan=lan, **kwargs)
     app = None
+    _close_on_sigterm(root, lambda: app)
     try:
         app = App(root, factory, settings)
-        _close_on_sigterm(root, app)
         app.run()
     except KeyboardInterrupt:           # Ctrl+C in the terminal that started the window
         if app is not None:

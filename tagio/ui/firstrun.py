@@ -26,7 +26,8 @@ def show_firewall_notice(home, settings, windows: bool) -> bool:
     if text is None:
         return False
     home.set_notice(text)
-    home.update_idletasks()           # on screen before the listener makes Windows ask
+    home.winfo_toplevel().deiconify()  # on screen before the listener makes Windows ask
+    home.update_idletasks()
     settings.firewall_notice_shown = True
     try:
         settings.save()

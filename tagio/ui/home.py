@@ -11,6 +11,8 @@ to 6,480 px): a card's lines at the card's width, the relay status where the sta
 "Retry now" and the notice have their room, recomputed on <Configure>. A card's label never asks
 for more than the room it is given, and the status bar takes the window's width without asking
 for any (pack_propagate off; its height follows what it shows), so the window keeps its width.
+The window opens HOME_WIDTH wide (the cards ask for it), centred on the primary monitor
+(home_geometry), with or without a window manager.
 """
 
 import tkinter as tk
@@ -43,8 +45,10 @@ class HomeWindow(ttk.Frame):
         self._build_header()
         body = ttk.Frame(self, padding=(PAD_OUT, PAD_OUT, PAD_OUT, 4))
         body.pack(fill="both", expand=True)
-        body.columnconfigure(0, weight=1, uniform="cards")
-        body.columnconfigure(1, weight=1, uniform="cards")
+        # The cards' width is set here, not by their texts: HOME_WIDTH together.
+        card_width = (HOME_WIDTH - 2 * PAD_OUT) // 2     # (a column's minsize holds its padx)
+        body.columnconfigure(0, weight=1, uniform="cards", minsize=card_width)
+        body.columnconfigure(1, weight=1, uniform="cards", minsize=card_width)
         body.rowconfigure(0, weight=1)
         self._build_this_desk(body).grid(row=0, column=0, sticky="nsew", padx=(0, theme.GAP))
         self._build_remote_desk(body).grid(row=0, column=1, sticky="nsew", padx=(theme.GAP, 0))
@@ -342,3 +346,16 @@ NOTICE_WRAP = 240   # pixels: the same for a notice
 MIN_WRAP = 200      # pixels: the narrowest a wrapped text becomes
 CARD_PAD = theme.PAD + 4
 STATUS_PADDING = (PAD_OUT, 4, PAD_OUT, 8)     # left, top, right, bottom
+HOME_WIDTH = 900            # pixels: the cards ask for this much together, whatever their texts say
+SCREEN_SHARE = 0.9          # never more than this part of the primary monitor, either way
+
+
+def home_geometry(required, area) -> str:
+    """The home window's first geometry "WxH+X+Y": the size its content `required` (w, h; at
+    least HOME_WIDTH wide), within SCREEN_SHARE of the primary monitor `area` (left, top, width,
+    height), centred on it. Without a window manager Tk would leave it at 0,0 (across two
+    monitors: on whichever starts there)."""
+    left, top, width, height = area
+    w = max(1, min(required[0], int(width * SCREEN_SHARE)))
+    h = max(1, min(required[1], int(height * SCREEN_SHARE)))
+    return f"{w}x{h}+{left + (width - w) // 2}+{top + (height - h) // 2}"

@@ -285,18 +285,23 @@ def _arity(callback) -> int:
 
 
 def primary_monitor(widget):
-    """(left, top, width) of the primary monitor of the widget's screen, as mss reads it (one
-    short look, once per bar: X RandR's primary output; on Windows the main display); the whole
-    screen when it cannot tell. Tk sees only the virtual screen: across two monitors its middle
-    is where they meet."""
+    """(left, top, width) of the primary monitor of the widget's screen (see primary_area)."""
+    return primary_area(widget)[:3]
+
+
+def primary_area(widget):
+    """(left, top, width, height) of the primary monitor of the widget's screen, as mss reads it
+    (one short look: X RandR's primary output; on Windows the main display); the whole screen
+    when it cannot tell. Tk sees only the virtual screen: across two monitors its middle is
+    where they meet."""
     kwargs = {"display": widget.winfo_screen()} if widget.tk.call("tk", "windowingsystem") == "x11" else {}
     try:
         import mss
         with mss.MSS(**kwargs) as sct:
             monitor = sct.primary_monitor
-        return monitor["left"], monitor["top"], monitor["width"]
+        return monitor["left"], monitor["top"], monitor["width"], monitor["height"]
     except Exception:       # mss (third-party) could not tell: no RandR, no monitor; the virtual screen
-        return 0, 0, widget.winfo_screenwidth()
+        return 0, 0, widget.winfo_screenwidth(), widget.winfo_screenheight()
 
 
 class ControlledIndicator(tk.Toplevel):

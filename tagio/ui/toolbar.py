@@ -329,6 +329,9 @@ class Toolbar(ttk.Frame):
 
     def destroy(self):
         super().destroy()
-        # Tk variables must die on the Tk thread, not in a later garbage collection elsewhere.
+        # Tk variables must die on the Tk thread, not in a later garbage collection elsewhere
+        # ("main thread is not in main loop"): drop every reference to them here, the switches'
+        # overflow entries too (their closures hold the switch's variable).
         self.zoom_var = self.quality_var = self.pointers_var = None
         self.clipboard_var = self.fullscreen_var = self.monitor_var = None
+        self._entries.clear()

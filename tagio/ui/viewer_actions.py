@@ -7,8 +7,9 @@ all monitors as one picture), a quality choice is SetQuality (toolbar.QUALITIES)
 Key presses (viewer_input.send_keys); none of them waits on the network (the session's sender
 thread sends). Full screen is Tk's -fullscreen attribute; Ctrl+Alt+Enter leaves it (a local
 shortcut, never sent). A screenshot saves the session's framebuffer (full resolution) to a file
-chosen in a save dialog. Files opens the files panel (tagio.ui.files_panel) and Chat shows or
-hides the chat panel on the right of the picture (tagio.ui.chat_panel), which also opens by itself
+chosen in a save dialog, which opens in the folder used last, else the user's Pictures folder,
+else the home folder (screenshot_folder). Files opens the files panel (tagio.ui.files_panel) and
+Chat shows or hides the chat panel on the right of the picture (tagio.ui.chat_panel), which also opens by itself
 when the partner writes. The "Clipboard" switch turns the session's own ClipboardLink on and off
 (tagio.session.clipboard_sync, not Tk's clipboard) and tells the owner.
 
@@ -19,8 +20,10 @@ A short hint over the top of the picture (HINT_MS) says what just happened; it w
 picture's width, also when that changes while it shows, so a long text is never cut off.
 """
 
+import os
 import time
 import tkinter as tk
+from pathlib import Path
 
 from tagio.client import words
 from tagio.ui.toolbar import QUALITIES
@@ -28,6 +31,35 @@ from tagio.ui.toolbar import QUALITIES
 HINT_MS = 3000                  # how long a hint stays over the picture
 HINT_MARGIN = 8                 # pixels between the hint and the picture's sides
 HINT_MIN_WRAP = 120
+PICTURES = "Pictures"           # the pictures folder's name in the home folder (Windows, most Linux)
+_last_screenshot_folder = None  # where the last screenshot of this process went (Tk thread only)
+
+
+def screenshot_folder(last=None, home=None, environ=None) -> str:
+    """Where the screenshot dialog opens: the folder used last (while it exists), else the user's
+    pictures folder (XDG_PICTURES_DIR of user-dirs.dirs, else Pictures in the home folder), else
+    the home folder. Never the working directory: a program started from a menu has "/" there."""
+    home = str(home or Path.home())
+    for folder in (last, _xdg_pictures(home, environ), os.path.join(home, PICTURES)):
+        if folder and os.path.isdir(folder):
+            return folder
+    return home
+
+
+def _xdg_pictures(home, environ=None):
+    """XDG_PICTURES_DIR from $XDG_CONFIG_HOME/user-dirs.dirs (a translated "Bilder"...), or None."""
+    environ = os.environ if environ is None else environ
+    config = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    try:
+        with open(os.path.join(config, "user-dirs.dirs"), encoding="utf-8") as f:
+            lines = f.read(64 * 1024).splitlines()
+    except (OSError, UnicodeError):
+        return None
+    for line in lines:
+        name, _, value = line.partition("=")
+        if name.strip() == "XDG_PICTURES_DIR":
+            return value.strip().strip('"').replace("$HOME", home)
+    return None
 
 
 class ViewerActions:
@@ -157,14 +189,18 @@ class ViewerActions:
             self.canvas_focus()
 
     def ask_screenshot(self):
-        """Ask where to save the remote screen (a Tk file dialog), then save it."""
+        """Ask where to save the remote screen (a Tk file dialog opened in screenshot_folder()),
+        then save it; the folder chosen is where the next one opens."""
         from tkinter import filedialog
+        global _last_screenshot_folder
         self.release_held()
         name = f"tagio-{time.strftime('%Y%m%d-%H%M%S')}.png"
         path = filedialog.asksaveasfilename(parent=self, title="Save the partner's screen",
+                                            initialdir=screenshot_folder(_last_screenshot_folder),
                                             initialfile=name, defaultextension=".png",
                                             filetypes=[("PNG image", "*.png"), ("JPEG image", "*.jpg")])
         if path:
+            _last_screenshot_folder = os.path.dirname(os.path.abspath(path))
             self.save_screenshot(path)
         self.canvas_focus()
 

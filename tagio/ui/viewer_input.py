@@ -19,6 +19,10 @@ seconds, the host's Cursor reports are remembered but not drawn (they would pull
 to where the pointer was a moment ago); after that, or when the local pointer leaves the picture,
 the host's position is drawn (a program on the host may move the pointer). "Show both pointers"
 (View menu) keeps the local pointer visible and draws the host's at its own position, as before.
+When the window's geometry changes under a pointer that does not move (leaving full screen moves
+the picture by the window's title bar), X sends no Motion: the pointer's place is read again once
+the layout settled, and counts as a move (when the pointer was moving over the picture before,
+and has not left it), so the drawn pointer stays under the real one.
 """
 
 import time
@@ -37,9 +41,17 @@ LOCAL_SHORTCUTS = {
 }
 
 
+class PointerAt:
+    """Where the pointer is over the canvas, as a Motion event would say (x, y in the widget)."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+
 class ViewerInput:
     """Mixin: needs canvas, session, scale, remote_size, view_only, show_both, _keyboard,
-    _held_buttons, _last_motion, _cursor_at and _place_cursor() from the window."""
+    _held_buttons, _last_motion, _cursor_at, _pointer_check_id, _pointer_over and _place_cursor()
+    from the window."""
 
     def _bind_input(self):
         c = self.canvas
@@ -52,6 +64,7 @@ class ViewerInput:
         c.bind("<Enter>", lambda e: c.focus_set())
         c.bind("<Leave>", self._pointer_left)
         c.bind("<FocusOut>", lambda e: self.release_held())
+        self.bind("<Configure>", self._geometry_changed, add="+")     # the window and its children
         c.focus_set()
 
     # -- the pointer -----------------------------------------------------------------------------
@@ -69,13 +82,31 @@ class ViewerInput:
 
     def _pointer_left(self, _event):
         self._local_pointer_until = 0.0
+        self._pointer_over = False
         if self._cursor_at is not None:
             self._on_cursor(*self._cursor_at)
+
+    def _geometry_changed(self, _event):
+        """The window moved or changed size (full screen left, the window manager placed it):
+        the picture moved under a pointer that stayed still, and X sends no Motion for that.
+        Once the new layout settled, where the pointer is now counts as a move."""
+        if self._pointer_check_id is None:
+            self._pointer_check_id = self.after_idle(self._pointer_still_here)
+
+    def _pointer_still_here(self):
+        self._pointer_check_id = None
+        c = self.canvas
+        px, py = c.winfo_pointerxy()
+        x, y = px - c.winfo_rootx(), py - c.winfo_rooty()
+        if self.pointer_local and self._pointer_over and 0 <= x < c.winfo_width() \
+                and 0 <= y < c.winfo_height():
+            self._motion(PointerAt(x, y))
 
     def _motion(self, event):
         point = self.remote_point(event.x, event.y)
         if point is None:
             return
+        self._pointer_over = True
         if self.pointer_local:
             self._local_pointer_until = time.monotonic() + LOCAL_POINTER_HOLD
             self._place_cursor(self.canvas.canvasx(event.x), self.canvas.canvasy(event.y))

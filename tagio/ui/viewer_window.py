@@ -95,6 +95,8 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
         self._on_close = on_close
         self._poll_id = None
         self._hint_id = None
+        self._pointer_check_id = None   # an after_idle of viewer_input after a geometry change
+        self._pointer_over = False      # the pointer moved over the picture and has not left it
         self._wanted_monitor = prefs.get("monitor")
         self._normal_geometry = prefs.get("geometry") or DEFAULT_GEOMETRY
         self._path_kind = status.path_kind(self.session.path, peer_ip)
@@ -300,7 +302,7 @@ class ViewerWindow(ViewerInput, ViewerActions, ViewerPicture, tk.Toplevel):
 
     def destroy(self):
         # Cancel the poll first: a pending after() to a destroyed widget's command is a Tcl error.
-        for name in ("_poll_id", "_hint_id"):
+        for name in ("_poll_id", "_hint_id", "_pointer_check_id"):
             after_id = getattr(self, name)
             if after_id is not None:
                 try:
