@@ -382,6 +382,6 @@ class HostCapture:
     def _send_cursor(self):
         msg = self._cursor.poll() if self._cursor is not None else None
         if msg is not None:
-            self._queue(msg)
+            self._send_or_queue(m.encode(msg))
         return msg is not None
 
