@@ -787,6 +787,27 @@ class PolledCapture(unittest.TestCase):
         self.assertLessEqual(scans, 30 / 60 * SCAN_FPS + 1)   # scanned at most SCAN_FPS a second
 
 
+    def test_two_animations_side_by_side_are_grabbed_as_one_box(self):
+        for frame in range(3):                              # both found by the scans (after the
+            self.now = 0.3 + frame / 20                     # first grab's tiles are no longer hot)
+            self.sct.paint(70, 40, 20, 30, frame + 1)       # two tile rows apart in one tile column ...
+            self.sct.paint(130, 100, 20, 20, frame + 1)     # ... and the next one
+            self.capture()
+        self.now, grabs = 0.42, len(self.sct.grabs)        # the next scan is due at 0.45
+        self.sct.paint(70, 40, 20, 30, 9)
+        self.sct.paint(130, 100, 20, 20, 9)
+        sources = self.capture()                            # no scan due: the hot tiles only
+        self.assertEqual(self.sct.grabs[grabs:], [(128, 128)])
+        self.assertEqual(len(sources), 1)
+
+    def test_far_apart_hot_tiles_stay_apart(self):
+        from tagio.session.host_capture import _fewer_boxes
+        near = [(832, 448, 128, 64), (768, 512, 256, 64)]   # the bench's small scene: label and bar
+        self.assertEqual(_fewer_boxes(near), [(768, 448, 256, 128)])
+        far = [(0, 0, 64, 64), (1856, 1016, 64, 64)]
+        self.assertEqual(_fewer_boxes(far), far)
+        self.assertEqual(_fewer_boxes(far[:1]), far[:1])
+
 class Pacing(unittest.TestCase):
     """Capture ticks lie on a fixed grid, so late wake-ups do not lower the frame rate."""
     LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
