@@ -30,7 +30,7 @@ import hmac
 
 from Crypto.Cipher import AES
 
-MAX_SMALL = 512     # plaintext bytes (record type + payload) up to which SmallGcm is cheaper
+MAX_SMALL = 256     # plaintext bytes (record type + payload) up to which SmallGcm is cheaper
 BLOCK = 16
 _R = 0xE1 << 120    # x^128 + x^7 + x^2 + x + 1, in GCM's reflected bit order
 _COUNTERS = [n.to_bytes(4, "big") for n in range(1, MAX_SMALL // BLOCK + 3)]
@@ -78,25 +78,19 @@ class SmallGcm:
         """AES_K(J0), then the key stream for `size` bytes: one ECB call on the counter blocks."""
         if size > MAX_SMALL or len(nonce) != 12:
             raise ValueError("SmallGcm takes a 12-byte nonce and at most MAX_SMALL bytes")
-        return self._ecb.encrypt(b"".join(nonce + n for n in _COUNTERS[:(size + BLOCK - 1) // BLOCK + 1]))
+        return self._ecb.encrypt(b"".join([nonce + n for n in _COUNTERS[:(size + BLOCK - 1) // BLOCK + 1]]))
 
     def _tag(self, stream, aad, cipher):
-        lengths = (len(aad) * 8 << 64 | len(cipher) * 8).to_bytes(BLOCK, "big")
-        y = self._ghash(_padded(aad) + _padded(cipher) + lengths)
-        return (y ^ int.from_bytes(stream[:BLOCK], "big")).to_bytes(BLOCK, "big")
-
-    def _ghash(self, data):
-        """GHASH_H over whole blocks: y = (y XOR block) * H for each, by table look-ups."""
+        """GHASH_H(aad, cipher) XOR AES_K(J0): y = (y XOR block) * H for each block of the
+        zero-padded aad, then of the cipher text, then of their bit lengths, by table look-ups."""
         t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15 = self._tables
         y = 0
-        for off in range(0, len(data), BLOCK):
-            x = (y ^ int.from_bytes(data[off:off + BLOCK], "big")).to_bytes(BLOCK, "big")
+        blocks = [int.from_bytes(data[off:off + BLOCK], "big") << 8 * (off + BLOCK - len(data) if off + BLOCK > len(data) else 0)
+                  for data in (aad, cipher) for off in range(0, len(data), BLOCK)]
+        blocks.append(len(aad) * 8 << 64 | len(cipher) * 8)
+        for block in blocks:
+            x = (y ^ block).to_bytes(BLOCK, "big")
             y = (t0[x[0]] ^ t1[x[1]] ^ t2[x[2]] ^ t3[x[3]] ^ t4[x[4]] ^ t5[x[5]] ^ t6[x[6]] ^ t7[x[7]]
                  ^ t8[x[8]] ^ t9[x[9]] ^ t10[x[10]] ^ t11[x[11]] ^ t12[x[12]] ^ t13[x[13]] ^ t14[x[14]]
                  ^ t15[x[15]])
-        return y
-
-
-def _padded(data):
-    """`data` with zero bytes up to a whole number of blocks."""
-    return bytes(data) + bytes(-len(data) % BLOCK)
+        return (y ^ int.from_bytes(stream[:BLOCK], "big")).to_bytes(BLOCK, "big")
