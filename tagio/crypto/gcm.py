@@ -2,7 +2,7 @@
 
 Theory of operation. pycryptodome's `AES.new(key, MODE_GCM, nonce=...)` is the right tool for a
 large record, but each call expands the key three times, builds GHASH tables for H = AES_K(0^128)
-and runs ~200 Python calls: ~70-100 us before a byte is encrypted, even for a 20-byte FrameAck. A
+and runs ~200 Python calls: ~70-100 us before a byte is encrypted, even for a 5-byte FrameAck. A
 session sends and receives one such small record per frame in each direction, so on a host that
 streams a small animation that setup was the largest single cost (tagio.session.host).
 
@@ -61,18 +61,17 @@ class SmallGcm:
 
     def seal(self, nonce: bytes, aad: bytes, plain: bytes) -> bytes:
         """ciphertext || tag of `plain` (at most MAX_SMALL bytes) under `nonce`, `aad` authenticated."""
-        size = len(plain)
-        stream = self._keystream(nonce, size)
-        cipher = (int.from_bytes(plain, "big") ^ int.from_bytes(stream[BLOCK:BLOCK + size], "big")).to_bytes(size, "big")
+        stream = self._keystream(nonce, len(plain))
+        cipher = _xor(plain, stream)
         return cipher + self._tag(stream, aad, cipher)
 
     def open(self, nonce: bytes, aad: bytes, sealed: bytes) -> bytes:
         """The plaintext of ciphertext || tag; ValueError when the tag does not match."""
-        cipher, tag, size = sealed[:-BLOCK], sealed[-BLOCK:], len(sealed) - BLOCK
-        stream = self._keystream(nonce, size)
+        cipher, tag = sealed[:-BLOCK], sealed[-BLOCK:]
+        stream = self._keystream(nonce, len(cipher))
         if not hmac.compare_digest(self._tag(stream, aad, cipher), tag):
             raise ValueError("MAC check failed")
-        return (int.from_bytes(cipher, "big") ^ int.from_bytes(stream[BLOCK:BLOCK + size], "big")).to_bytes(size, "big")
+        return _xor(cipher, stream)
 
     def _keystream(self, nonce, size):
         """AES_K(J0), then the key stream for `size` bytes: one ECB call on the counter blocks."""
@@ -85,12 +84,23 @@ class SmallGcm:
         zero-padded aad, then of the cipher text, then of their bit lengths, by table look-ups."""
         t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15 = self._tables
         y = 0
-        blocks = [int.from_bytes(data[off:off + BLOCK], "big") << 8 * (off + BLOCK - len(data) if off + BLOCK > len(data) else 0)
-                  for data in (aad, cipher) for off in range(0, len(data), BLOCK)]
-        blocks.append(len(aad) * 8 << 64 | len(cipher) * 8)
+        blocks = _blocks(aad) + _blocks(cipher) + [len(aad) * 8 << 64 | len(cipher) * 8]
         for block in blocks:
             x = (y ^ block).to_bytes(BLOCK, "big")
             y = (t0[x[0]] ^ t1[x[1]] ^ t2[x[2]] ^ t3[x[3]] ^ t4[x[4]] ^ t5[x[5]] ^ t6[x[6]] ^ t7[x[7]]
                  ^ t8[x[8]] ^ t9[x[9]] ^ t10[x[10]] ^ t11[x[11]] ^ t12[x[12]] ^ t13[x[13]] ^ t14[x[14]]
                  ^ t15[x[15]])
         return (y ^ int.from_bytes(stream[:BLOCK], "big")).to_bytes(BLOCK, "big")
+
+
+def _xor(data, stream):
+    """`data` XOR the key stream after AES_K(J0) (the counter blocks from J0 + 1 on)."""
+    size = len(data)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[BLOCK:BLOCK + size], "big")).to_bytes(size, "big")
+
+
+def _blocks(data):
+    """The 16-byte blocks of `data` as ints, the last one padded with zero bytes."""
+    size = len(data)
+    return [int.from_bytes(data[off:off + BLOCK], "big") << 8 * max(0, off + BLOCK - size)
+            for off in range(0, size, BLOCK)]
