@@ -348,3 +348,37 @@ class SecureChannelTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReadSizeTest(unittest.TestCase):
+    """SecureChannel asks the stream for SMALL_RECV bytes while reads come back small and for
+    RECV_CHUNK while big messages stream in (a 256 KiB read buffer costs malloc work per read)."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    class Stream:
+        def __init__(self, wire):
+            self.wire, self.asked = bytearray(wire), []
+
+        def recv(self, max_bytes):
+            self.asked.append(max_bytes)
+            data = bytes(self.wire[:max_bytes])
+            del self.wire[:max_bytes]
+            return data
+
+    def test_read_size_follows_the_last_read(self):
+        from tagio.crypto.channel import RECV_CHUNK, SMALL_RECV
+        key, prefix = os.urandom(32), os.urandom(4)
+        sealer = RecordSealer(key, prefix)
+        big = b"p" * (3 * RECV_CHUNK)
+        wire = b"".join(bytes(sealer.seal(m)) for m in (b"ack", big))
+        stream = self.Stream(wire)
+        channel = SecureChannel(stream, send_key=os.urandom(32), send_prefix=prefix, recv_key=key,
+                                recv_prefix=prefix)
+        self.assertEqual([channel.recv() for _ in range(2)], [b"ack", big])
+        self.assertEqual(stream.asked[0], SMALL_RECV)
+        self.assertEqual(set(stream.asked[1:]), {RECV_CHUNK})     # then big reads, as few as can be
+        self.assertLessEqual(len(stream.asked), 1 + len(wire) // RECV_CHUNK + 1)
+        for _ in range(2):
+            stream.wire += bytes(sealer.seal(b"ack"))
+            self.assertEqual(channel.recv(), b"ack")
+        self.assertEqual(stream.asked[-1], SMALL_RECV, "a short read makes the next one small again")

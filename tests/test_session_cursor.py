@@ -145,6 +145,48 @@ class ProbeOnXvfb(unittest.TestCase):
                 other.close()
                 probe.close()
 
+    def test_the_position_is_asked_on_a_connection_of_its_own_without_python_xlib(self):
+        import subprocess
+        from tagio.session.cursor import RawPointer
+        with Xvfb(width=320, height=240) as xvfb:
+            probe = CursorProbe.open(xvfb.display)
+            self.assertIsNotNone(probe, "XFixes not available on Xvfb")
+            try:
+                self.assertIsInstance(probe._pointer, RawPointer)
+                probe._root.query_pointer = lambda: self.fail("asked through python-xlib")
+                for x, y in ((33, 44), (319, 0), (0, 239)):
+                    subprocess.run(["xdotool", "mousemove", str(x), str(y)], env=xvfb.env(), timeout=10, check=True)
+                    self.assertEqual(probe.position(), (x, y))
+            finally:
+                probe.close()
+            with self.assertRaises(OSError):         # the server went away: the tracker skips updates
+                probe._pointer.position()
+
+    def test_without_a_socket_to_take_over_python_xlib_asks(self):
+        import subprocess
+        import types
+        from unittest import mock
+        from tagio.session.cursor import RawPointer
+        closed = []
+        for inner in (types.SimpleNamespace(socket=object(), data_recv=b""),      # no socket there
+                      types.SimpleNamespace(data_recv=b""),
+                      types.SimpleNamespace(socket=__import__("socket").socket(), data_recv=b"\1")):
+            conn = types.SimpleNamespace(display=inner, close=lambda: closed.append(1))
+            with mock.patch("Xlib.display.Display", return_value=conn):
+                self.assertIsNone(RawPointer.open(":0"))
+            if hasattr(inner, "socket") and hasattr(inner.socket, "close"):
+                inner.socket.close()
+        self.assertEqual(len(closed), 3)
+        with Xvfb(width=320, height=240) as xvfb:
+            with mock.patch.object(RawPointer, "open", return_value=None):
+                probe = CursorProbe.open(xvfb.display)
+            try:
+                self.assertIsNone(probe._pointer)
+                subprocess.run(["xdotool", "mousemove", "12", "34"], env=xvfb.env(), timeout=10, check=True)
+                self.assertEqual(probe.position(), (12, 34))
+            finally:
+                probe.close()
+
     def test_no_display_means_no_probe(self):
         self.assertIsNone(CursorProbe.open(":999999"))
 

@@ -158,5 +158,48 @@ class XlibDamageProbeTest(DamageProbeTest):
         self.assertIsInstance(self.probe._events, XlibEvents)
 
 
+class RawEventsReadTest(unittest.TestCase):
+    """RawEvents reads READ_CHUNK at a time and stops at a short read (no allocation of the whole
+    bound per look, no recv() that can only end in EAGAIN)."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    class Sock:
+        def __init__(self, data):
+            self.data, self.asked = bytearray(data), []
+
+        def recv(self, size, _flags):
+            self.asked.append(size)
+            if not self.data:
+                raise BlockingIOError
+            out = bytes(self.data[:size])
+            del self.data[:size]
+            return out
+
+    @staticmethod
+    def notify(x, y, w, h, event_type=91):
+        import struct
+        event = bytearray(32)
+        event[0] = event_type
+        struct.pack_into("=hhHH", event, 16, x, y, w, h)
+        return bytes(event)
+
+    def test_a_few_events_take_one_read(self):
+        from tagio.session.damage import READ_CHUNK, RawEvents
+        sock = self.Sock(b"".join(self.notify(i, 2, 3, 4) for i in range(3)))
+        rects, count = RawEvents(sock, 91, b"").read(1000)
+        self.assertEqual((rects, count), ([(i, 2, 3, 4) for i in range(3)], 3))
+        self.assertEqual(sock.asked, [READ_CHUNK])
+
+    def test_many_events_are_read_in_chunks_up_to_the_limit(self):
+        from tagio.session.damage import READ_CHUNK, RawEvents
+        events = READ_CHUNK // 32 * 3 + 5
+        sock = self.Sock(b"".join(self.notify(i, 0, 1, 1) for i in range(events)))
+        reader = RawEvents(sock, 91, b"")
+        rects, count = reader.read(events - 10)
+        self.assertEqual(count, events - 10)
+        self.assertTrue(all(size <= READ_CHUNK for size in sock.asked))
+        rects, count = reader.read(1000)                   # the rest was kept, not lost
+        self.assertEqual([r[0] for r in rects], list(range(events - 10, events)))
+
 if __name__ == "__main__":
     unittest.main()

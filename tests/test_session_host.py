@@ -628,7 +628,8 @@ class EncodeLogic(unittest.TestCase):
         from tagio.protocol import session as m
         from tagio.session import tiles as t
         from tagio.session.host import HostSession
-        host = HostSession(channel=None)
+        written = []                                # what went to the channel at once (the send queue was idle)
+        host = HostSession(channel=type("Channel", (), {"send": staticmethod(written.append)})())
         host._frame_id = 0                          # as the capture loop starts it
         screen = t.ScreenCopy(1920, 1080)
 
@@ -636,10 +637,13 @@ class EncodeLogic(unittest.TestCase):
             source = (bytes(w * h * 4), 0, 0, w, h, t.rects_tiles([(0, 0, w, h)], 1920, 1080), None)
             self.assertTrue(host._emit(time.monotonic(), [source], [], screen, 1))
 
-        def sent_frames():
-            out = []
+        def sent_frames():                          # written, or queued for the send thread
+            out, data = [], written[:]
+            del written[:]
             while not host._send_q.empty():
-                msg = m.decode(host._send_q.get_nowait())
+                data.append(host._send_q.get_nowait())
+            for item in data:
+                msg = m.decode(item)
                 out += [msg.frame_id] if isinstance(msg, m.Frame) else []
             return out
         emit(60, 50)                                # idle encoder: encoded here, at once
@@ -667,6 +671,62 @@ class EncodeLogic(unittest.TestCase):
         edge = flat.resize((44, 8))                         # the partial tile at the screen's corner
         host._encode_rect(rects, edge, (256, 192), 75, True, (300, 200))
         self.assertEqual(host._refresh.calls[-1], ({(4, 3)}, "top-off"))
+
+
+class SendLogic(unittest.TestCase):
+    """A frame part or Cursor skips the send thread only while nothing waits for it, so no
+    message ever overtakes one made before it."""
+
+    def setUp(self):
+        from tagio.session.host import HostSession
+        self.written = []
+        self.host = HostSession(channel=types.SimpleNamespace(send=lambda data: self.written.append(bytes(data))))
+
+    def frame(self, frame_id, final=True, size=3):
+        from tagio.protocol import session as m
+        rect = m.Rect(0, 0, 1, 1, m.ENC_PNG, bytes(size))
+        return m.encode(m.Frame(frame_id, m.FINAL if final else 0, 0.0, 0, [rect]))
+
+    def test_written_at_once_while_the_queue_is_idle(self):
+        data = self.frame(1)
+        self.host._unsent = 1
+        self.assertTrue(self.host._send_or_queue(data))
+        self.assertEqual(self.written, [data])
+        self.assertTrue(self.host._send_q.empty())
+        self.assertEqual((self.host._unsent, self.host.stats["frames"], self.host.stats["bytes"]), (0, 1, len(data)))
+
+    def test_queued_behind_a_message_the_send_thread_has_not_written_yet(self):
+        from tagio.protocol import session as m
+        hello = m.encode(m.Ping(7))
+        self.host._queue(m.Ping(7))
+        taken = self.host._send_q.get_nowait()      # the send thread took it but has not written it
+        self.assertEqual(taken, hello)
+        self.assertTrue(self.host._send_or_queue(self.frame(1)))
+        self.assertEqual(self.written, [])
+        self.host._send_q.task_done()               # written now: the next one may go at once
+        self.host._unsent = 2
+        self.assertTrue(self.host._send_or_queue(self.frame(2)))
+        self.assertEqual(self.written, [], "frame 1 still waits in the queue")
+        self.assertEqual(m.decode(self.host._send_q.get_nowait()).frame_id, 1)
+
+    def test_queued_while_another_thread_writes_or_when_large(self):
+        from tagio.session.host import INLINE_SEND
+        with self.host._send_gate:
+            self.assertTrue(self.host._send_or_queue(self.frame(1)))
+        self.host._send_q.get_nowait()
+        self.host._send_q.task_done()
+        self.assertTrue(self.host._send_or_queue(self.frame(2, size=INLINE_SEND)))
+        self.assertEqual(self.written, [])
+        self.assertEqual(self.host._send_q.qsize(), 1)
+
+    def test_a_frame_is_known_to_flow_control_before_its_last_part_is_written(self):
+        seen = []
+        self.host.channel.send = lambda data: seen.append(self.host._flow.estimator.in_flight)
+        self.host._unsent = 1
+        self.host._send_or_queue(self.frame(1, final=False))
+        self.host._send_or_queue(self.frame(1))
+        self.assertEqual(seen[0], 0)
+        self.assertGreater(seen[1], 0)
 
 
 class PolledCapture(unittest.TestCase):
@@ -726,6 +786,27 @@ class PolledCapture(unittest.TestCase):
         scans = sum(1 for w, h in self.sct.grabs if (w, h) == (self.W, 1)) // len(range(0, self.H, 32))
         self.assertLessEqual(scans, 30 / 60 * SCAN_FPS + 1)   # scanned at most SCAN_FPS a second
 
+
+    def test_two_animations_side_by_side_are_grabbed_as_one_box(self):
+        for frame in range(3):                              # both found by the scans (after the
+            self.now = 0.3 + frame / 20                     # first grab's tiles are no longer hot)
+            self.sct.paint(70, 40, 20, 30, frame + 1)       # two tile rows apart in one tile column ...
+            self.sct.paint(130, 100, 20, 20, frame + 1)     # ... and the next one
+            self.capture()
+        self.now, grabs = 0.42, len(self.sct.grabs)        # the next scan is due at 0.45
+        self.sct.paint(70, 40, 20, 30, 9)
+        self.sct.paint(130, 100, 20, 20, 9)
+        sources = self.capture()                            # no scan due: the hot tiles only
+        self.assertEqual(self.sct.grabs[grabs:], [(128, 128)])
+        self.assertEqual(len(sources), 1)
+
+    def test_far_apart_hot_tiles_stay_apart(self):
+        from tagio.session.host_capture import _fewer_boxes
+        near = [(832, 448, 128, 64), (768, 512, 256, 64)]   # the bench's small scene: label and bar
+        self.assertEqual(_fewer_boxes(near), [(768, 448, 256, 128)])
+        far = [(0, 0, 64, 64), (1856, 1016, 64, 64)]
+        self.assertEqual(_fewer_boxes(far), far)
+        self.assertEqual(_fewer_boxes(far[:1]), far[:1])
 
 class Pacing(unittest.TestCase):
     """Capture ticks lie on a fixed grid, so late wake-ups do not lower the frame rate."""

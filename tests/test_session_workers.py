@@ -1,10 +1,12 @@
 """Workers: the first error is kept and re-raised, everyone stops together, join() is bounded."""
 
+import queue
 import threading
 import time
 import unittest
 
 from tagio.session.workers import Workers
+from tests.waiting import wait_until
 
 LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.py enforces it)
 
@@ -55,3 +57,41 @@ class WorkersTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IdleReaderTest(unittest.TestCase):
+    """A thread waiting in get() on an empty queue looks at `stopping` only every IDLE_POLL
+    seconds, yet stop() and fail() wake it at once."""
+    LAYER = "unit"
+
+    def blocked_reader(self, workers):
+        q, got = queue.Queue(maxsize=2), []
+        reader = threading.Thread(target=lambda: got.append(workers.get(q)), daemon=True)
+        reader.start()
+        wait_until(lambda: q in workers._waited, timeout=5)    # then it blocks in q.get
+        return q, reader, got
+
+    def test_stop_wakes_a_blocked_reader_at_once(self):
+        from tagio.session.workers import IDLE_POLL, Workers
+        for end in ("stop", "fail"):
+            with self.subTest(end=end):
+                workers = Workers("test")
+                q, reader, got = self.blocked_reader(workers)
+                started = time.monotonic()
+                workers.stop() if end == "stop" else workers.fail(RuntimeError("boom"))
+                reader.join(IDLE_POLL / 2)
+                self.assertFalse(reader.is_alive(), "the reader slept through stop()")
+                self.assertLess(time.monotonic() - started, IDLE_POLL / 2)
+                self.assertEqual(got, [None])
+                self.assertIsNone(workers.get(q), "the wake-up is never handed out as an item")
+
+    def test_items_still_arrive_in_order(self):
+        from tagio.session.workers import Workers
+        workers = Workers("test")
+        q, reader, got = self.blocked_reader(workers)
+        q.put("first")
+        reader.join(5)
+        q.put("second")
+        self.assertEqual(got + [workers.get(q)], ["first", "second"])
+        workers.stop()
+        self.assertIsNone(workers.get(q))

@@ -32,7 +32,9 @@ from tagio.errors import ConnectionClosed, LocalProtocolError, SecureChannelErro
 
 __all__ = ["SecureChannel", "MAX_MESSAGE", "MAX_RECORD"]
 
-RECV_CHUNK = 256 * 1024
+RECV_CHUNK = 256 * 1024  # bytes asked of the stream per read while big messages stream in ...
+SMALL_RECV = 16 * 1024   # ... and while reads come back small (acks, input): CPython allocates the
+                         # whole size first, and at 256 KiB glibc's malloc makes that ~8 us a read
 CLOSE_LOCK_WAIT = 1.0   # seconds close() waits for a busy sender before skipping the CLOSE record
 CLOSE_SEND_WAIT = 2.0   # seconds the CLOSE record may take to leave: a peer that reads nothing (its
                         # buffers full) must not hold close() for ever; the stream is cut instead
@@ -54,6 +56,7 @@ class SecureChannel:
         self._sealer = RecordSealer(send_key, send_prefix, cipher=cipher, rekey_interval=rekey_interval)
         self._opener = RecordOpener(recv_key, recv_prefix, cipher=cipher, rekey_interval=rekey_interval)
         self._inbox = collections.deque()   # bounded by RECV_CHUNK bytes of records per refill
+        self._recv_size = SMALL_RECV        # the next read's size (recv thread): follows the last one
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self._closed = threading.Event()
@@ -99,7 +102,8 @@ class SecureChannel:
             raise ConnectionClosed("the peer closed the secure channel")
         if self._closed.is_set():
             raise ConnectionClosed("secure channel is closed")
-        data = self.stream.recv(RECV_CHUNK)
+        data = self.stream.recv(self._recv_size)
+        self._recv_size = RECV_CHUNK if len(data) > SMALL_RECV // 2 else SMALL_RECV
         if not data:
             if self._closed.is_set():
                 raise ConnectionClosed("secure channel is closed")

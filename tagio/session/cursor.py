@@ -8,16 +8,23 @@ Each python-xlib round trip costs ~0.1-0.2 ms of Python, so neither is asked eve
 picture is fetched only after the server sent a CursorNotify (XFixes SelectCursorInput), and
 `CursorTracker` asks for the position every poll only while the pointer moves (for MOVING_FOR
 after a move), otherwise every POSITION_EVERY (a resting pointer that starts to move is seen
-within 0.1 s; the viewer's own pointer is drawn locally in the meantime).
+within 0.1 s; the viewer's own pointer is drawn locally in the meantime). The position query
+itself skips python-xlib (`RawPointer`): on a second connection of its own, python-xlib connects
+and authenticates, then the 8-byte QueryPointer request and its 32-byte reply are written and read
+here with struct (as tagio.session.damage does with its events), ~10x cheaper.
 Elsewhere, or when XFixes is missing, `CursorProbe.open()` returns None and the host falls back to
 pynput's pointer position without a shape. The probe owns its own X connection and is used by one
 thread only (the capture thread).
 """
 
 import select
+import socket
 import struct
+import time
 
 from PIL import Image
+
+from tagio.protocol import session as m
 
 MAX_SIDE = 128      # larger cursors are cropped (matches messages.MAX_CURSOR_SIDE)
 
@@ -28,12 +35,63 @@ class CursorShape:
         self.width, self.height, self.rgba = width, height, rgba
 
 
+QUERY_POINTER = 38                  # the core protocol's opcode
+_QUERY = struct.Struct("=BxHI")     # opcode, length in 4-byte units (2), window (native order, as
+_ROOT_XY = struct.Struct("=hh")     # python-xlib speaks); the reply's root_x, root_y at byte 16
+REPLY_SIZE = 32
+
+
+class RawPointer:
+    """QueryPointer on a connection only this object uses after python-xlib opened it (see the
+    module doc). Raises OSError when the server is gone or answers with an error."""
+
+    def __init__(self, conn, sock, root):
+        self._conn, self._sock = conn, sock
+        self._request = _QUERY.pack(QUERY_POINTER, 2, root)
+
+    @classmethod
+    def open(cls, display=None):
+        """A RawPointer, or None when python-xlib does not keep its socket where this expects it
+        (then CursorProbe asks through python-xlib)."""
+        try:
+            from Xlib import display as xdisplay
+            conn = xdisplay.Display(display)
+        except Exception:       # no display now: the caller has its own connection or none
+            return None
+        inner = conn.display
+        sock = getattr(inner, "socket", None)
+        try:
+            unread = bytes(inner.data_recv)     # python-xlib's bytes read off the socket, unparsed
+        except (AttributeError, TypeError):
+            unread = None
+        if not isinstance(sock, socket.socket) or unread != b"":
+            conn.close()
+            return None
+        return cls(conn, sock, conn.screen().root.id)
+
+    def position(self):
+        self._sock.sendall(self._request)
+        reply = b""
+        while len(reply) < REPLY_SIZE:
+            data = self._sock.recv(REPLY_SIZE - len(reply))
+            if not data:
+                raise ConnectionResetError("the X server closed the connection")
+            reply += data
+        if reply[0] != 1:       # an error (nothing else comes on this connection: no events asked)
+            raise OSError(f"QueryPointer failed with X error {reply[1]}")
+        return _ROOT_XY.unpack_from(reply, 16)
+
+    def close(self):
+        self._conn.close()
+
+
 class CursorProbe:
-    def __init__(self, xdisplay, notified=False):
+    def __init__(self, xdisplay, notified=False, pointer=None):
         self._display = xdisplay
         self._root = xdisplay.screen().root
         self._notified = notified       # the server sends CursorNotify when the picture changes
         self._shape = None              # the last picture fetched
+        self._pointer = pointer         # RawPointer, or None: ask through python-xlib
 
     @classmethod
     def open(cls, display=None):
@@ -51,7 +109,7 @@ class CursorProbe:
         except Exception:       # an X server without a working XFixes
             conn.close()
             return None
-        return cls(conn, notified=cls._ask_for_notices(conn))
+        return cls(conn, notified=cls._ask_for_notices(conn), pointer=RawPointer.open(display))
 
     @staticmethod
     def _ask_for_notices(conn):
@@ -67,6 +125,8 @@ class CursorProbe:
 
     def position(self):
         """(x, y) of the pointer on the whole X screen."""
+        if self._pointer is not None:
+            return self._pointer.position()
         reply = self._root.query_pointer()
         return reply.root_x, reply.root_y
 
@@ -95,10 +155,12 @@ class CursorProbe:
         return seen
 
     def close(self):
-        try:
-            self._display.close()
-        except Exception:       # the X server may already be gone
-            pass
+        for conn in (self._display, self._pointer):
+            try:
+                if conn is not None:
+                    conn.close()
+            except Exception:       # the X server may already be gone
+                pass
 
 
 def shape_from_argb(serial, hot_x, hot_y, width, height, pixels):
@@ -125,7 +187,6 @@ class CursorTracker:
     is the captured monitor's top-left, so positions go out relative to what the viewer sees."""
 
     def __init__(self, position, shape=None, clock=None):
-        import time
         self._position, self._shape = position, shape
         self._clock = clock or time.monotonic
         self.origin = (0, 0)
@@ -136,7 +197,6 @@ class CursorTracker:
 
     def poll(self):
         """The Cursor message to send now, or None."""
-        from tagio.protocol import session as m
         now = self._clock()
         pos = self._read_position(now)
         shape = self._new_shape(now)

@@ -37,6 +37,7 @@ MAX_READ = 4 * MAX_EVENTS   # events read per drain: a server drawing faster tha
                             # keep the capture thread here for ever (the rest waits for next time)
 SUBTRACT_EVERY = 0.25   # seconds between two DamageSubtract requests while drawing goes on
 EVENT_SIZE = 32         # every X event is 32 bytes; replies and generic events say how many more
+READ_CHUNK = 128 * EVENT_SIZE   # bytes asked of the socket per recv()
 REPLY, GENERIC_EVENT = 1, 35
 DAMAGE_SUBTRACT = 3     # the request's minor opcode in the DAMAGE extension
 _AREA = struct.Struct("=hhHH")      # DamageNotify's area at byte 16 (python-xlib speaks native order)
@@ -78,14 +79,20 @@ class RawEvents:
         return rects, count
 
     def _receive(self, most):
+        """Read what waits on the socket, up to `most` bytes in all, READ_CHUNK at a time: a read
+        that comes back short has emptied the socket, so the usual look is one recv() of a few
+        events (not a 256 KiB buffer allocated for them, and a second recv() failing with EAGAIN)."""
         while len(self._buf) < most:
+            want = min(most - len(self._buf), READ_CHUNK)
             try:
-                data = self._sock.recv(most - len(self._buf), socket.MSG_DONTWAIT)
+                data = self._sock.recv(want, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             if not data:
                 raise ConnectionResetError("the X server closed the connection")
             self._buf += data
+            if len(data) < want:
+                return
 
     def subtract(self):
         self._sock.sendall(self._subtract_request)

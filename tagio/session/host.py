@@ -12,7 +12,10 @@ holds their shared state and is put together from one class per side:
            last sent lossy get their lossless version once still, budgeted by the measured rate
            (tagio.session.refresh). A small frame is encoded on the capture thread while this one
            is idle (cheaper than a handover).
-  send     the only writer of frames to the channel; hands each frame's size to flow control.
+  send     writes what the other threads queue to the channel, in order; hands each frame's size
+           to flow control. A frame part or Cursor made while nothing waits in its queue is written
+           by the thread that made it instead (`_send_or_queue`: a handover costs more than
+           writing 1 KB), under the same lock, so messages still go out in the order they were made.
   receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   (host_input.HostInput) replays input with pynput or XTest (loaded lazily; without it the
@@ -69,6 +72,7 @@ MAX_FPS = 60
 INPUT_QUEUE = 256
 BYE_TIMEOUT = 1.0
 STATS_EVERY = 0.25      # seconds between refreshes of the flow figures in `stats` (rate, RTT, budget)
+INLINE_SEND = 64 * 1024  # bytes: a frame part or Cursor up to this size may skip the send thread
 STOP_JOIN = 5.0         # seconds an ended session's threads get to stop before join() returns anyway
 # Where the screen has no damage reports, poll it by scanlines (capture_win32.ScanProbe) rather than
 # grabbing and comparing it whole every frame: Windows, and an X server without DAMAGE. A one-row
@@ -122,6 +126,8 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._latency_ms = 0
         self._encode_q = queue.Queue(maxsize=2)
         self._send_q = queue.Queue(maxsize=8)
+        self._send_gate = threading.Lock()  # held while a message is written to the channel
+        self._frame_bytes = 0        # bytes of the frame being written so far (under _send_gate)
         self._input_q = queue.Queue(maxsize=INPUT_QUEUE)
         self._refresh = StillRefresh()
         self._refresh_lock = threading.Lock()
@@ -250,21 +256,42 @@ class HostSession(HostCapture, HostEncode, HostInput):
 
     # -- send --------------------------------------------------------------------------------
     def _send_loop(self):
-        frame_bytes = 0
         while True:
             data = self._workers.get(self._send_q)
             if data is None:
                 return
-            if data[0] == 2:        # a Frame part: count it; the FINAL part hands the frame to flow control
-                frame_bytes += len(data)
-                if data[5] & m.FINAL:
-                    self._frame_sent(int.from_bytes(data[1:5], "big"), frame_bytes)
-                    frame_bytes = 0
-            self.channel.send(data)
-            self.stats["bytes"] += len(data)
-            self.files.sent(data)
-            if data[0] == 2 and data[5] & m.FINAL:      # Frame type code, flags byte after frame id
-                self._count_frame()
+            with self._send_gate:
+                self._write(data)
+            self._send_q.task_done()    # after the write: _send_or_queue must see it pending until then
+
+    def _send_or_queue(self, data):
+        """Write a frame part or Cursor message from the capture (or encode) thread itself when
+        nothing waits for the send thread, else queue it; False when stopping. Handing a 1 KB frame
+        to the send thread (a queue, a thread woken up) cost more than writing it. Order is kept:
+        the send queue counts a message as unfinished from its put() until the send thread wrote it,
+        and both write under _send_gate, so a message queued earlier is never overtaken."""
+        if len(data) <= INLINE_SEND and self._send_gate.acquire(blocking=False):
+            try:
+                if not self._send_q.unfinished_tasks and not self._workers.stopping.is_set():
+                    self._write(data)
+                    return True
+            finally:
+                self._send_gate.release()
+        return self._workers.put(self._send_q, data)
+
+    def _write(self, data):
+        """Write one encoded message to the channel (the caller holds _send_gate)."""
+        final = data[0] == 2 and data[5] & m.FINAL     # Frame type code, flags byte after frame id
+        if data[0] == 2:            # a Frame part: count it; the FINAL part hands the frame to flow control
+            self._frame_bytes += len(data)
+            if final:
+                self._frame_sent(int.from_bytes(data[1:5], "big"), self._frame_bytes)
+                self._frame_bytes = 0
+        self.channel.send(data)
+        self.stats["bytes"] += len(data)
+        self.files.sent(data)
+        if final:
+            self._count_frame()
 
     def _frame_sent(self, frame_id, size):
         # Before channel.send: the viewer's ack must never find the frame unknown to flow control.

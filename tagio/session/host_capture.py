@@ -44,6 +44,7 @@ IDLE_FPS = 10            # ... to this many polls per second
 FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
+HOT_SLACK = 2.0          # the hot tiles of a polled screen are grabbed as one box up to this much larger
 SCAN_FPS = 20            # scanline polls a second at most; what changed lately is grabbed every frame
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
@@ -95,6 +96,19 @@ def _every_tile(boxes, screen):
                      or max(b[1] + b[3] for b in boxes) <= (rows - 1) * t.TILE):
         return False            # they miss a corner tile: no need to count (the usual case)
     return len(t.rects_tiles(boxes, screen.width, screen.height)) == cols * rows
+
+
+def _fewer_boxes(rects):
+    """One box around `rects` when it is at most HOT_SLACK times their area, else `rects`: each grab
+    (a round trip, a compare, a picture to encode) costs more than the still pixels it adds (the
+    hot tiles of a small animation are two or three rectangles next to each other)."""
+    if len(rects) < 2:
+        return rects
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
+    if (x1 - x0) * (y1 - y0) > HOT_SLACK * sum(r[2] * r[3] for r in rects):
+        return rects
+    return [(x0, y0, x1 - x0, y1 - y0)]
 
 
 class HostCapture:
@@ -260,7 +274,8 @@ class HostCapture:
         screen, box, hot = mon["screen"], mon["box"], mon["hot"]
         due = screen.buf is None or now >= mon["full_at"]
         polled = isinstance(damage, win.ScanProbe)
-        sources = self._grab_boxes(sct, mon, hot.rects(screen.width, screen.height)) if polled and not due else []
+        hot_boxes = _fewer_boxes(hot.rects(screen.width, screen.height)) if polled and not due else []
+        sources = self._grab_boxes(sct, mon, hot_boxes)
         if polled and not due and now < mon["scan_at"]:
             rects = []          # the scan is due less often than the frames (SCAN_FPS)
         else:
@@ -382,6 +397,6 @@ class HostCapture:
     def _send_cursor(self):
         msg = self._cursor.poll() if self._cursor is not None else None
         if msg is not None:
-            self._queue(msg)
+            self._send_or_queue(m.encode(msg))
         return msg is not None
 

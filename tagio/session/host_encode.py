@@ -93,7 +93,7 @@ class HostEncode:
         send queue in order either way, and only one thread at a time uses the encoder's state."""
         try:
             for data in self._encode_frame(*job):
-                if not self._workers.put(self._send_q, data):
+                if not self._send_or_queue(data):
                     return False
             return True
         finally:

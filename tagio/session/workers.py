@@ -10,7 +10,10 @@ import queue
 import threading
 import time
 
-POLL = 0.1      # seconds a blocked put/get waits before it re-checks `stopping`
+POLL = 0.1      # seconds a blocked put waits before it re-checks `stopping`
+IDLE_POLL = 1.0  # seconds a get() on an empty queue waits between looks at `stopping` (stop() and
+                 # fail() wake it at once: an idle thread costs one wake-up a second, not ten)
+_WAKE = object()    # what stop() puts into the queues get() waits on
 
 
 def last_words(channel, data, timeout=1.0):
@@ -41,6 +44,7 @@ class Workers:
         self._on_error = on_error
         self._lock = threading.Lock()
         self._threads = []
+        self._waited = set()        # queues get() has waited on: stop() wakes their readers
 
     def spawn(self, label, fn):
         """Start `fn` in a thread of the group (any thread may call it, even while another joins)."""
@@ -66,10 +70,17 @@ class Workers:
             if self._on_error is not None:
                 self._on_error(exc)
         finally:
-            self.stopping.set()
+            self.stop()
 
     def stop(self):
         self.stopping.set()
+        with self._lock:
+            waited = list(self._waited)
+        for q in waited:            # a reader blocked in get() wakes, sees `stopping` and returns
+            try:
+                q.put_nowait(_WAKE)
+            except queue.Full:      # a full queue has no reader waiting on it
+                pass
 
     def join(self, timeout=None, reraise=True):
         """Wait for every thread, `timeout` seconds in all (not per thread: five stuck threads
@@ -107,10 +118,16 @@ class Workers:
         return False
 
     def get(self, q):
-        """Blocking get that returns None once the group is stopping."""
+        """Blocking get that returns None once the group is stopping (one reader per queue: stop()
+        wakes one reader of each queue at once, any other one within IDLE_POLL)."""
+        if q not in self._waited:
+            with self._lock:
+                self._waited.add(q)
         while not self.stopping.is_set():
             try:
-                return q.get(timeout=POLL)
+                item = q.get(timeout=IDLE_POLL)
             except queue.Empty:
                 continue
+            if item is not _WAKE:
+                return item
         return None
