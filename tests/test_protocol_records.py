@@ -6,6 +6,9 @@ test_channel.py."""
 
 import unittest
 
+from Crypto.Cipher import AES, ChaCha20_Poly1305
+
+from tagio.crypto import records
 from tagio.crypto.records import RecordOpener, RecordSealer
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import records as r
@@ -61,6 +64,29 @@ class HeaderTest(unittest.TestCase):
             r.RecordHeader(r.MAX_BODY + 1, 0).encode()
         with self.assertRaises(RemoteProtocolError):
             r.decode_record(r.RecordHeader(r.MIN_BODY, 0).encode() + bytes(r.MIN_BODY - 1))
+
+
+
+class StandardAeadTest(unittest.TestCase):
+    def test_records_are_standard_aead_of_type_and_payload(self):
+        """Both ciphers, sealed in place: header || AEAD_K(prefix || seq)(aad=header, type || payload)."""
+        key, prefix = bytes(range(32)), b"\xa0\xa1\xa2\xa3"
+        aeads = {"aes-256-gcm": lambda nonce: AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=16),
+                 "chacha20-poly1305": lambda nonce: ChaCha20_Poly1305.new(key=key, nonce=nonce)}
+        for cipher, new in aeads.items():
+            sealer = RecordSealer(key, prefix, cipher=cipher)
+            opener = RecordOpener(key, prefix, cipher=cipher)
+            for seq, size in enumerate((0, 255, 256, 70000, 30)):     # CLOSE last: the opener ends there
+                payload = bytes([seq + 1]) * size
+                kind = records.REC_CLOSE if size == 30 else records.REC_DATA
+                with self.subTest(cipher=cipher, size=size):
+                    record = bytes(sealer.seal(payload, kind))
+                    header, aead = record[:12], new(prefix + seq.to_bytes(8, "big"))
+                    aead.update(header)
+                    self.assertEqual(aead.decrypt_and_verify(record[12:-16], record[-16:]), bytes([kind]) + payload)
+                    self.assertEqual(header, records.HEADER.pack(len(record) - 12, seq))
+                    if kind == records.REC_DATA:
+                        self.assertEqual(opener.feed(record), [(kind, payload)])
 
 
 if __name__ == "__main__":

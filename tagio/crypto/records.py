@@ -22,7 +22,6 @@ CLOSE. Any failure is terminal: the opener stays failed and re-raises.
 
 from Crypto.Cipher import AES, ChaCha20_Poly1305
 
-from tagio.crypto.gcm import MAX_SMALL, SmallGcm
 from tagio.crypto.kdf import next_key
 from tagio.errors import LocalProtocolError, RemoteProtocolError, SecureChannelError
 from tagio.protocol.records import (  # noqa: F401  (the wire layout lives in protocol/records.py)
@@ -39,9 +38,6 @@ CIPHERS = {
     "chacha20-poly1305": lambda key, nonce: ChaCha20_Poly1305.new(key=key, nonce=nonce),
 }
 DEFAULT_CIPHER = "aes-256-gcm"
-# Short records skip pycryptodome's per-record GCM setup (tagio.crypto.gcm): the same bytes, a
-# fraction of the CPU. Only for AES-GCM; ChaCha20-Poly1305 always takes pycryptodome.
-SMALL_CIPHERS = {"aes-256-gcm": SmallGcm}
 
 
 def channel_error(cause: str, detail: str) -> SecureChannelError:
@@ -59,13 +55,11 @@ class _KeySchedule:
             raise LocalProtocolError("bad record key parameters")
         self._key, self._prefix, self._new = key, prefix, CIPHERS[cipher]
         self._interval, self._epoch = rekey_interval, 0
-        self._small_kind = SMALL_CIPHERS.get(cipher)
-        self._small = None          # the epoch key's SmallGcm, made at its first short record
 
     def step_to(self, seq: int) -> None:
         """Called with each expected seq in turn: step the key when a new epoch starts."""
         if seq // self._interval == self._epoch + 1:
-            self._key, self._epoch, self._small = next_key(self._key), self._epoch + 1, None
+            self._key, self._epoch = next_key(self._key), self._epoch + 1
 
     def nonce(self, seq: int) -> bytes:
         return self._prefix + seq.to_bytes(8, "big")
@@ -75,15 +69,6 @@ class _KeySchedule:
         if seq // self._interval != self._epoch:
             return None
         return self._new(self._key, self.nonce(seq))
-
-    def small_for(self, seq: int, size: int):
-        """The epoch's SmallGcm when `size` plaintext bytes are short enough for it and `seq` is
-        of this epoch, else None (then cipher_for)."""
-        if size > MAX_SMALL or self._small_kind is None or seq // self._interval != self._epoch:
-            return None
-        if self._small is None:
-            self._small = self._small_kind(self._key)
-        return self._small
 
 
 class RecordSealer:
@@ -102,15 +87,11 @@ class RecordSealer:
         size, seq = len(payload), self.seq
         self._keys.step_to(seq)
         header = HEADER.pack(1 + size + TAG_LEN, seq)
-        small = self._keys.small_for(seq, 1 + size)
-        if small is not None:
-            out = bytearray(header + small.seal(self._keys.nonce(seq), header, bytes((rec_type,)) + payload))
-        else:
-            out = self._seal_large(header, rec_type, payload)
+        out = self._seal_in_place(header, rec_type, payload)
         self.seq += 1
         return out
 
-    def _seal_large(self, header, rec_type, payload):
+    def _seal_in_place(self, header, rec_type, payload):
         """header || AEAD(type || payload) || tag through pycryptodome: the plaintext is laid out in
         the output buffer once and encrypted there in place (one encrypt call, no second copy)."""
         size = len(payload)
@@ -193,13 +174,6 @@ class RecordOpener:
         # header's seq is genuine and a mismatch is a replay/reorder, not a bit flip.
         if seq == self.seq:
             self._keys.step_to(seq)
-        small = self._keys.small_for(seq, len(record) - HEADER.size - TAG_LEN)
-        if small is not None:
-            try:
-                plain = small.open(self._keys.nonce(seq), bytes(record[:HEADER.size]), record[HEADER.size:])
-            except ValueError:
-                raise channel_error("tamper", f"record {seq} failed authentication") from None
-            return plain[0], plain[1:]
         aead = self._keys.cipher_for(seq)
         try:
             if aead is None:
