@@ -165,6 +165,16 @@ class UiCase(unittest.TestCase):
 class AppTest(UiCase):
     """The app with its relay unreachable (a closed port on 127.0.0.1)."""
 
+    def test_the_status_line_stays_in_the_window_when_the_home_grows(self):
+        """The list of desks on this network appears after the window was placed (and sized):
+        the window must grow with it, not cut the status line off its foot."""
+        home = self.app.home
+        self.pump(lambda: "unreachable" in home.status_var.get(), "relay status")
+        home.set_lan([])
+        self.pump(lambda: self.root.winfo_height() >= self.root.winfo_reqheight(), "the window grown to its content")
+        status_foot = home.status_label.winfo_rooty() + home.status_label.winfo_height()
+        self.assertLessEqual(status_foot, self.root.winfo_rooty() + self.root.winfo_height())
+
     def test_home_shows_id_password_and_unreachable_relay(self):
         from tagio.crypto.identity import format_id
         client = self.app.client

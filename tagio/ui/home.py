@@ -351,11 +351,14 @@ SCREEN_SHARE = 0.9          # never more than this part of the primary monitor, 
 
 
 def home_geometry(required, area) -> str:
-    """The home window's first geometry "WxH+X+Y": the size its content `required` (w, h; at
-    least HOME_WIDTH wide), within SCREEN_SHARE of the primary monitor `area` (left, top, width,
+    """The home window's first geometry, "+X+Y" (or "WxH+X+Y" when it must shrink): the size its
+    content `required` (w, h; at least HOME_WIDTH wide), within SCREEN_SHARE of the primary monitor `area` (left, top, width,
     height), centred on it. Without a window manager Tk would leave it at 0,0 (across two
     monitors: on whichever starts there)."""
     left, top, width, height = area
     w = max(1, min(required[0], int(width * SCREEN_SHARE)))
     h = max(1, min(required[1], int(height * SCREEN_SHARE)))
-    return f"{w}x{h}+{left + (width - w) // 2}+{top + (height - h) // 2}"
+    place = f"+{left + (width - w) // 2}+{top + (height - h) // 2}"
+    # A size is set only when the content would not fit: a set size stops following the content,
+    # and the status line (and the list of desks on this network) come after this measure.
+    return place if (w, h) == tuple(required) else f"{w}x{h}{place}"
