@@ -133,6 +133,15 @@ class ShareRuleTest(unittest.TestCase):
             share.files_acked(20_000, 10_000)
         self.assertEqual(share.screen_rate(2e6), flow.SCREEN_SHARE * 2e6)
 
+    def test_files_that_want_more_leave_the_screen_exactly_its_share(self):
+        clock = Clock()
+        share = flow.LinkShare(clock)
+        share.files_acked(10_000, 10_000)       # a little file data, but the window held more back
+        share.files_held()
+        self.assertEqual(share.screen_rate(2e6), flow.SCREEN_SHARE * 2e6)
+        clock.now += flow.FILES_HELD            # no longer held back: the screen gets the rest
+        self.assertGreater(share.screen_rate(2e6), 0.99 * 2e6)
+
     def test_files_that_stop_give_the_link_back(self):
         clock = Clock()
         share = flow.LinkShare(clock)
@@ -179,14 +188,41 @@ class ShareRuleTest(unittest.TestCase):
         self.assertAlmostEqual(est.acked(1).rate, 60_000 / 0.1)
 
 
+class FilesOnAMeasuredLinkTest(unittest.TestCase):
+    def test_the_first_file_data_is_sized_to_the_link_the_frames_measured(self):
+        share = flow.LinkShare(Clock())
+        window = FileWindow(share.clock, share)
+        self.assertEqual(window.chunk_size(), ff.f.CHUNK)           # nothing measured yet
+        share.publish(1e6, False)                                   # 8 Mbit/s
+        self.assertEqual(window.chunk_size(), ff.MIN_CHUNK)         # 10 ms of it is below the least
+        share.publish(20e6, False)
+        self.assertEqual(window.chunk_size(), int(20e6 * ff.CHUNK_TIME))
+        window.posted(window.chunk_size())
+        self.assertEqual(window.window, window.floor())             # not INITIAL_WINDOW in one go
+
+    def test_a_window_that_holds_data_back_tells_the_share(self):
+        clock = Clock()
+        share = flow.LinkShare(clock)
+        window = FileWindow(clock, share)
+        share.files_acked(1, 0)
+        self.assertGreater(share.screen_rate(1e6), 0.99e6)
+        while window.may_send():
+            window.posted(window.chunk_size())
+        self.assertEqual(share.files_in_flight, window.in_flight)
+        self.assertEqual(share.screen_rate(1e6), flow.SCREEN_SHARE * 1e6)
+        window.got(window.sent)
+        self.assertEqual(share.files_in_flight, 0)
+        self.assertEqual(share.delivered, 1 + window.sent)
+
+
 class SharedLinkTest(unittest.TestCase):
     """FlowControl and FileWindow on one simulated 60 ms / 20 Mbit/s FIFO."""
 
-    def test_a_screen_that_wants_the_link_keeps_at_least_half(self):
+    def test_a_screen_that_wants_the_link_keeps_its_share(self):
         path = SharedPath(LINK, RTT, sized_to).run(20.0)
         got = path.rates(since=5.0)
         screen, files = got["frame"], got["file"]
-        self.assertGreaterEqual(screen / (screen + files), 0.5, got)
+        self.assertAlmostEqual(screen / (screen + files), flow.SCREEN_SHARE, delta=0.05, msg=got)
         self.assertGreater(files, 0.25 * LINK, got)             # the files keep moving
         self.assertGreater(screen + files, 0.85 * LINK, got)    # and together they fill the link
 

@@ -81,7 +81,7 @@ STARTUP_ROUNDS = 3       # samples taken at the in-flight cap, in a row without 
 PACING_CYCLE = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 FRAME_SIZE_WEIGHT = 0.25  # weight of a new frame in the average frame size
 MIN_INTERVAL = 0.001     # seconds: shorter sample intervals are clock noise, not a rate
-SCREEN_SHARE = 0.6       # of the link: the least the screen keeps while files move (if it wants it)
+SCREEN_SHARE = 2 / 3     # of the link: the least the screen keeps while files move (if it wants it)
 FILES_TAU = 0.5          # seconds: time constant of the files' delivery rate as the share rule sees it
 FILES_HELD = 0.5         # seconds after their window last held file data back that the files want more
 
