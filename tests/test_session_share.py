@@ -153,10 +153,18 @@ class ShareRuleTest(unittest.TestCase):
         self.assertAlmostEqual(share.screen_rate(2e6), 2e6, delta=0.01e6)
 
     def test_files_are_capped_only_while_the_frames_fill_their_budget(self):
-        share = flow.LinkShare(Clock())
+        clock = Clock()
+        share = flow.LinkShare(clock)
+        for _ in range(200):                    # frames delivered at 0.5 MB/s for 2 s
+            clock.now += 0.01
+            share.frame_acked(5000, clock.now)
         share.publish(2e6, False)
         self.assertIsNone(share.files_cap())
-        share.publish(2e6, True)
+        share.publish(2e6, True)                # held back: the files get what the screen leaves
+        self.assertAlmostEqual(share.files_cap(), 1.5e6, delta=0.05e6)
+        for _ in range(200):                    # a screen that takes 2 MB/s leaves them their share
+            clock.now += 0.01
+            share.frame_acked(20_000, clock.now)
         self.assertAlmostEqual(share.files_cap(), (1 - flow.SCREEN_SHARE) * 2e6)
         share.publish(None, True)               # no rate measured: nothing to share
         self.assertIsNone(share.files_cap())

@@ -143,6 +143,8 @@ class LinkShare:
         self.screen_held = False        # the frames fill their in-flight budget now
         self._files = 0.0               # exponentially decayed file bytes acknowledged ...
         self._files_at = self.delivered_at  # ... as of then
+        self._frames = 0.0              # the same for frame bytes
+        self._frames_at = self.delivered_at
         self._files_held_at = float("-inf")  # when the files' window last held data back
 
     # -- what was delivered ----------------------------------------------------------------------
@@ -163,6 +165,8 @@ class LinkShare:
         with self._lock:
             self.delivered += nbytes
             self.delivered_at = now
+            self._frames = _decay(self._frames, self._frames_at, now) + nbytes
+            self._frames_at = now
             return self.delivered
 
     def files_acked(self, nbytes, in_flight):
@@ -174,7 +178,7 @@ class LinkShare:
             if nbytes:
                 self.delivered += nbytes
                 self.delivered_at = now
-                self._files = self._decayed(now) + nbytes
+                self._files = _decay(self._files, self._files_at, now) + nbytes
                 self._files_at = now
 
     def files_posted(self, in_flight):
@@ -196,7 +200,7 @@ class LinkShare:
     def files_rate(self):
         """The files' delivery rate (bytes/s, exponential average over FILES_TAU; 0 once idle)."""
         with self._lock:
-            return self._decayed(self.clock()) / FILES_TAU
+            return _decay(self._files, self._files_at, self.clock()) / FILES_TAU
 
     def screen_rate(self, link_rate):
         """The rate the screen may use. Files that want more than they get (their window held
@@ -208,21 +212,27 @@ class LinkShare:
             return None
         with self._lock:
             now = self.clock()
-            files, wanting = self._decayed(now) / FILES_TAU, now - self._files_held_at < FILES_HELD
+            files = _decay(self._files, self._files_at, now) / FILES_TAU
+            wanting = now - self._files_held_at < FILES_HELD
         if wanting:
             return SCREEN_SHARE * link_rate
         return max(SCREEN_SHARE * link_rate, link_rate - files)
 
     def files_cap(self):
         """The rate the files may take now, or None for no limit: while the frames fill their
-        in-flight budget (the screen wants more than the path gives it), what SCREEN_SHARE leaves."""
+        in-flight budget, what the screen leaves of the link (its frames' delivery rate over
+        FILES_TAU), and at least what SCREEN_SHARE leaves. (Frames also fill their budget behind
+        a slow viewer: then the screen gets less than the link and the files keep the rest.)"""
         with self._lock:
-            if self.screen_held and self.link_rate:
-                return (1.0 - SCREEN_SHARE) * self.link_rate
-            return None
+            if not (self.screen_held and self.link_rate):
+                return None
+            screen = _decay(self._frames, self._frames_at, self.clock()) / FILES_TAU
+            return max((1.0 - SCREEN_SHARE) * self.link_rate, self.link_rate - screen)
 
-    def _decayed(self, now):
-        return self._files * math.exp(-max(0.0, now - self._files_at) / FILES_TAU)
+
+def _decay(amount, since, now):
+    """`amount` as of `since`, decayed exponentially with FILES_TAU to `now`."""
+    return amount * math.exp(-max(0.0, now - since) / FILES_TAU)
 
 
 @dataclass
