@@ -71,9 +71,9 @@ class SharedPath:
         elif now >= self.next_capture + 1.0 / self.fps:
             self.next_capture = now
         w = self.window
-        while self.files_from is not None and now >= self.files_from and w.may_send() and w.wait_time(self.share.files_cap()) == 0:
+        while self.files_from is not None and now >= self.files_from and w.may_send():
             size = w.chunk_size()
-            w.posted(size, self.share.files_cap())
+            w.posted(size)
             self.enter("chunk", size, size)
         self.clock.now = round(now + self.STEP, 6)
 
@@ -118,7 +118,6 @@ class ShareRuleTest(unittest.TestCase):
         share = flow.LinkShare(Clock())
         self.assertEqual(share.screen_rate(2e6), 2e6)
         self.assertIsNone(share.screen_rate(None))
-        self.assertIsNone(share.files_cap())
 
     def test_moving_files_leave_the_screen_the_rest_and_at_least_its_share(self):
         clock = Clock()
@@ -152,23 +151,6 @@ class ShareRuleTest(unittest.TestCase):
         clock.now += 10 * flow.FILES_TAU
         self.assertAlmostEqual(share.screen_rate(2e6), 2e6, delta=0.01e6)
 
-    def test_files_are_capped_only_while_the_frames_fill_their_budget(self):
-        clock = Clock()
-        share = flow.LinkShare(clock)
-        for _ in range(200):                    # frames delivered at 0.5 MB/s for 2 s
-            clock.now += 0.01
-            share.frame_acked(5000, clock.now)
-        share.publish(2e6, False)
-        self.assertIsNone(share.files_cap())
-        share.publish(2e6, True)                # held back: the files get what the screen leaves
-        self.assertAlmostEqual(share.files_cap(), 1.5e6, delta=0.05e6)
-        for _ in range(200):                    # a screen that takes 2 MB/s leaves them their share
-            clock.now += 0.01
-            share.frame_acked(20_000, clock.now)
-        self.assertAlmostEqual(share.files_cap(), (1 - flow.SCREEN_SHARE) * 2e6)
-        share.publish(None, True)               # no rate measured: nothing to share
-        self.assertIsNone(share.files_cap())
-
     def test_a_frame_sample_counts_the_file_bytes_acknowledged_meanwhile(self):
         clock = Clock()
         share = flow.LinkShare(clock)
@@ -201,9 +183,9 @@ class FilesOnAMeasuredLinkTest(unittest.TestCase):
         share = flow.LinkShare(Clock())
         window = FileWindow(share.clock, share)
         self.assertEqual(window.chunk_size(), ff.f.CHUNK)           # nothing measured yet
-        share.publish(1e6, False)                                   # 8 Mbit/s
+        share.publish(1e6)                                   # 8 Mbit/s
         self.assertEqual(window.chunk_size(), ff.MIN_CHUNK)         # 10 ms of it is below the least
-        share.publish(20e6, False)
+        share.publish(20e6)
         self.assertEqual(window.chunk_size(), int(20e6 * ff.CHUNK_TIME))
         window.posted(window.chunk_size())
         self.assertEqual(window.window, window.floor())             # not INITIAL_WINDOW in one go

@@ -80,9 +80,9 @@ class FileEngine:
                  screen_rate=None, share=None):
         self._send = send
         # share: the flow.LinkShare of a side that also sends frames (the host): our Gots count
-        # in its link rate, and while the frames fill their in-flight budget the files take no
-        # more than its files_cap(). screen_rate() -> that cap, or None for no limit.
-        self.screen_rate = screen_rate or (share.files_cap if share is not None else (lambda: None))
+        # in its link rate and our window tells it when the files want more (flow.py has the
+        # rule). screen_rate() -> bytes/s the files may take now, or None for no limit.
+        self.screen_rate = screen_rate or (lambda: None)
         self.root = disk.Folder(root) if root is not None else None
         self.on_event = on_event or (lambda name, **fields: None)
         self.clock = clock

@@ -28,11 +28,11 @@ queue, the files see the delay grow and give way.
 That alone lets a screen that wants the whole link (a video) lose most of it: its own flow
 control (session/flow.py) backs off as well. So on a side that also sends frames (the host) the
 window is given the session's flow.LinkShare: every Got counts in the link's delivered bytes (the
-frames' rate samples then measure the link, not only what the frames got through), the screen is
-paced at its share of that link rate (what the files leave, at least flow.SCREEN_SHARE), and while
-its frames still fill their in-flight budget the files are paced to the rest (`screen(cap)`, the
-share's files_cap(), remembered for SCREEN_HOLD). A screen that wants little takes little: the
-files fill what it leaves.
+frames' rate samples then measure the link, not only what the frames got through), a window that
+holds data back tells it the files want more, and the screen is paced at its share of the link
+rate (flow.SCREEN_SHARE while the files want more): the queue its frames build makes the window
+back off to the rest. A screen that wants little takes little: the files fill what it leaves.
+`screen(rate)` / `wait_time(rate)` pace the files to a given rate when a session asks for one.
 
 No deadlock, whatever the chunk sizes: the sender runs the receiver's AckRule over what it posts,
 so it knows whether anything in flight will be acknowledged; when nothing will, it may send
@@ -151,9 +151,9 @@ class FileWindow:
 
     def screen(self, screen_rate):
         """The session's word on the screen now (`screen_rate`: the rate the files may take while
-        the path holds the frames back, LinkShare.files_cap(), else None); a hold is remembered
-        for SCREEN_HOLD seconds (the session only sees it while its frames are in flight). The
-        rate files may take, or None for no limit."""
+        the path holds the frames back, else None); a hold is remembered for SCREEN_HOLD seconds
+        (the session only sees it while its frames are in flight). The rate files may take, or
+        None for no limit."""
         now = self.clock()
         if screen_rate:
             self._screen = (screen_rate, now)

@@ -51,13 +51,13 @@ second. BBR's answer, applied to frames instead of packets:
           whatever carried the bytes: the rate no longer falls because a transfer took the link
           (it did when only frame bytes were counted: frames sized to a frames-only estimate never
           grew back, and the screen kept a few percent of the link). The share rule, the only
-          place the two meet: the screen may use what the files leave of the link rate and never
-          less than SCREEN_SHARE of it (`rate` is that share: the pacing, the budget, the frame
-          size and the top-off follow it); the files' window (files_flow) backs off from the queue
-          a screen sending at its share builds, and while the frames still fill their in-flight
-          budget the files are held to the rest (`files_cap`). A screen that wants little leaves
-          the files the whole link; files that stop give the screen the link back within
-          FILES_TAU. Input is not in this: it goes before both in the session's queue.
+          place the two meet: while the files want more than they get the screen may use
+          SCREEN_SHARE of the link rate, otherwise what the files leave of it and never less
+          than SCREEN_SHARE (`rate` is that share: the pacing, the budget, the frame size and the
+          top-off follow it); the files' window (files_flow, LEDBAT-like) backs off from the
+          queue a screen sending at its share builds and fills whatever it leaves. A screen that
+          wants little leaves the files the whole link; files that stop give the screen the link
+          back within FILES_TAU. Input is not in this: it goes before both in the session's queue.
 
 All times are seconds from the injected clock (time.monotonic in the host); rates are bytes/s.
 Nothing here raises for what a peer sent: an ack for a frame we never sent is the caller's
@@ -140,11 +140,8 @@ class LinkShare:
         self.delivered_at = clock()     # when the last of them was acknowledged
         self.link_rate = None           # bytes/s, published by the frames' DeliveryEstimator
         self.files_in_flight = 0        # file bytes posted, not yet acknowledged
-        self.screen_held = False        # the frames fill their in-flight budget now
         self._files = 0.0               # exponentially decayed file bytes acknowledged ...
         self._files_at = self.delivered_at  # ... as of then
-        self._frames = 0.0              # the same for frame bytes
-        self._frames_at = self.delivered_at
         self._files_held_at = float("-inf")  # when the files' window last held data back
 
     # -- what was delivered ----------------------------------------------------------------------
@@ -165,8 +162,6 @@ class LinkShare:
         with self._lock:
             self.delivered += nbytes
             self.delivered_at = now
-            self._frames = _decay(self._frames, self._frames_at, now) + nbytes
-            self._frames_at = now
             return self.delivered
 
     def files_acked(self, nbytes, in_flight):
@@ -190,11 +185,11 @@ class LinkShare:
         with self._lock:
             self._files_held_at = self.clock()
 
-    def publish(self, link_rate, screen_held):
-        """The frames' estimator's word: the link rate (all bytes), and whether the frames fill
-        their in-flight budget (the path, not the screen, limits them)."""
+    def publish(self, link_rate):
+        """The frames' estimator's word on the link rate (all bytes): the files size their first
+        chunks by it."""
         with self._lock:
-            self.link_rate, self.screen_held = link_rate, screen_held
+            self.link_rate = link_rate
 
     # -- the share rule --------------------------------------------------------------------------
     def files_rate(self):
@@ -207,7 +202,10 @@ class LinkShare:
         data back within FILES_HELD) leave it SCREEN_SHARE of `link_rate`: they back off from the
         queue a screen sending faster builds, so without this line the screen took ever more of
         the link as they yielded. Files that take what they need (a few small ones, a slow disk)
-        leave it the rest, and never less than SCREEN_SHARE; no files, the whole link."""
+        leave it the rest, and never less than SCREEN_SHARE; no files, the whole link. The files'
+        window fills whatever the screen leaves of the link: nothing else holds them back (a cap
+        on the files while the frames filled their budget kept the link from ever being measured
+        full behind a slow viewer, and with it the files under a third of it)."""
         if link_rate is None:
             return None
         with self._lock:
@@ -217,17 +215,6 @@ class LinkShare:
         if wanting:
             return SCREEN_SHARE * link_rate
         return max(SCREEN_SHARE * link_rate, link_rate - files)
-
-    def files_cap(self):
-        """The rate the files may take now, or None for no limit: while the frames fill their
-        in-flight budget, what the screen leaves of the link (its frames' delivery rate over
-        FILES_TAU), and at least what SCREEN_SHARE leaves. (Frames also fill their budget behind
-        a slow viewer: then the screen gets less than the link and the files keep the rest.)"""
-        with self._lock:
-            if not (self.screen_held and self.link_rate):
-                return None
-            screen = _decay(self._frames, self._frames_at, self.clock()) / FILES_TAU
-            return max((1.0 - SCREEN_SHARE) * self.link_rate, self.link_rate - screen)
 
 
 def _decay(amount, since, now):
@@ -390,7 +377,6 @@ class FlowControl:
             self._capped_frames.add(frame_id)
         self._sent_count += 1
         self._blocked = False
-        self._publish()
 
     def acked(self, frame_id):
         sample = self.estimator.acked(frame_id)
@@ -401,13 +387,8 @@ class FlowControl:
             if self.startup:
                 self._check_full_rate(sample.rate)
         if sample is not None:
-            self._publish()
+            self.share.publish(self.estimator.link_rate)
         return sample
-
-    def _publish(self):
-        """Tell the files' side the link rate and whether the frames fill their budget."""
-        est = self.estimator
-        self.share.publish(est.link_rate, bool(est.frames) and est.in_flight >= self.budget())
 
     def _check_full_rate(self, rate):
         """STARTUP ends after STARTUP_ROUNDS capped samples in a row without 25% more rate."""
