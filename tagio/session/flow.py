@@ -252,6 +252,7 @@ class DeliveryEstimator:
         self.frames = {}            # frame id -> _Sent
         self.in_flight = 0          # bytes of frames sent, not yet acknowledged
         self.first_sent_at = clock()
+        self.sizing_gain = 1.0      # FlowControl's STARTUP_GAIN while it finds the rate
 
     @property
     def link_rate(self):
@@ -259,10 +260,17 @@ class DeliveryEstimator:
         return self.rate_filter.best()
 
     @property
-    def rate(self):
+    def screen_rate(self):
         """The screen's rate in bytes/s: the link rate, less what files take (LinkShare), or None
-        before the first sample."""
+        before the first sample. Pacing and the in-flight budget follow it."""
         return self.share.screen_rate(self.rate_filter.best())
+
+    @property
+    def rate(self):
+        """The rate frames are sized to (QualityPolicy) and the top-off budgeted by, bytes/s or
+        None: screen_rate, times `sizing_gain` while FlowControl is still finding the rate."""
+        rate = self.screen_rate
+        return rate * self.sizing_gain if rate is not None else None
 
     @property
     def min_rtt(self):
@@ -330,14 +338,28 @@ class FlowControl:
         self._blocked = False       # the in-flight cap held a frame back since the last send
         self._capped_frames = set()  # frames sent after the cap held one back (STARTUP's exit test)
 
+    @property
+    def startup(self):
+        return self._startup
+
+    @startup.setter
+    def startup(self, on):
+        # Frames are sized to the rate (QualityPolicy): sized to the estimate alone they never
+        # carry more than it, so STARTUP's faster pacing found nothing whenever the encoder could
+        # not outrun the sizing (a whole screen changing at ~24 frames a second settled at half a
+        # 20 Mbit/s link). While STARTUP lasts they are sized to its gain too.
+        self._startup = on
+        self.estimator.sizing_gain = STARTUP_GAIN if on else 1.0
+
     def budget(self):
         """Bytes that may be in flight: the BDP (with headroom, and a floor so small frames never
         wait on the RTT) plus one average frame, which must be on its way while the previous one
         is acknowledged or a link carrying frames longer than its BDP would idle between them."""
         est = self.estimator
-        if est.rate is None or est.min_rtt is None:
+        rate = est.screen_rate
+        if rate is None or est.min_rtt is None:
             return INITIAL_BUDGET
-        return max(MIN_BUDGET, int(BUDGET_GAIN * est.rate * est.min_rtt)) + int(self.frame_size)
+        return max(MIN_BUDGET, int(BUDGET_GAIN * rate * est.min_rtt)) + int(self.frame_size)
 
     def pacing_gain(self):
         """STARTUP_GAIN until the rate stops growing; then BBR's cycle, counted in frames (a frame
@@ -368,7 +390,7 @@ class FlowControl:
         return max(0.0, self.next_send_at - self.clock())
 
     def sent(self, frame_id, size):
-        now, rate = self.clock(), self.estimator.rate
+        now, rate = self.clock(), self.estimator.screen_rate
         self.frame_size += FRAME_SIZE_WEIGHT * (size - self.frame_size)
         if rate:
             self.next_send_at = max(now, self.next_send_at) + size / (self.pacing_gain() * rate)
