@@ -21,7 +21,10 @@ second. BBR's answer, applied to frames instead of packets:
           small change at 60 Hz uses a tenth of the link) only counts if it raises the estimate -
           otherwise an idle desktop would talk the rate down to what it happened to use.
   FlowControl  paces frames at the measured rate (a frame of S bytes may be followed S / rate
-          seconds later; twice as fast in STARTUP, until the rate stops growing; then BBR's gain
+          seconds later; twice as fast in STARTUP, until the rate stops growing, and in STARTUP
+          frames are sized to twice the rate as well (`estimator.rate` x `sizing_gain`: frames
+          sized to the estimate alone never carry more than it, so faster pacing found nothing
+          when the encoder could not outrun the sizing); then BBR's gain
           cycle, one frame at 1.25 to probe for more, one at 0.75 to drain, six at 1.0). It also
           caps the bytes in flight at budget() = BUDGET_GAIN x rate x min RTT (BBR's cwnd_gain of
           2: the pacing sets the rate, the cap only bounds the damage of a wrong estimate; with
