@@ -56,8 +56,8 @@ second. BBR's answer, applied to frames instead of packets:
           grew back, and the screen kept a few percent of the link). The share rule, the only
           place the two meet: while the files want more than they get the screen may use
           SCREEN_SHARE of the link rate, otherwise what the files leave of it and never less
-          than SCREEN_SHARE (`rate` is that share: the pacing, the budget, the frame size and the
-          top-off follow it); the files' window (files_flow, LEDBAT-like) backs off from the
+          than SCREEN_SHARE (`estimator.screen_rate` is that share: the pacing, the budget, the
+          frame size and the top-off follow it); the files' window (files_flow, LEDBAT-like) backs off from the
           queue a screen sending at its share builds and fills whatever it leaves. A screen that
           wants little leaves the files the whole link; files that stop give the screen the link
           back within FILES_TAU. Input is not in this: it goes before both in the session's queue.
@@ -184,7 +184,8 @@ class LinkShare:
             self.files_in_flight = in_flight
 
     def files_held(self):
-        """The files had data to send and their window (or cap) held it back: they want more."""
+        """The files had data to send and their window (or a pace asked of them) held it back:
+        they want more."""
         with self._lock:
             self._files_held_at = self.clock()
 
