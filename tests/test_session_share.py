@@ -9,7 +9,6 @@ stays full; a screen that wants little leaves the files >= 90% of the link; file
 the screen the whole link back."""
 
 import heapq
-import math
 import unittest
 
 from tagio.session import files_flow as ff
@@ -227,38 +226,6 @@ class SharedLinkTest(unittest.TestCase):
         path = SharedPath(LINK, RTT, sized_to, files_from=None).run(10.0)
         got = path.rates(since=4.0)
         self.assertGreater(got["frame"], 0.85 * LINK, got)
-
-
-def on_the_ladder(rate):
-    """Frames as QualityPolicy picks them: the biggest rung (about 1.27x apart) that fits
-    rate / TARGET_FPS; a first whole-screen frame of 300 KB before anything is measured."""
-    if rate is None:
-        return 300_000
-    return 1.27 ** math.floor(math.log(rate / flow.TARGET_FPS, 1.27))
-
-
-class StartupTest(unittest.TestCase):
-    def test_frames_sized_to_the_estimate_still_find_the_link(self):
-        """An encoder that keeps 24 frames a second, frames sized to the estimate: before STARTUP
-        sized them to its gain the estimate settled at 1.4 MB/s of a 2.5 MB/s link."""
-        path = SharedPath(LINK, RTT, on_the_ladder, fps=24, files_from=None).run(8.0)
-        self.assertFalse(path.control.startup)
-        self.assertEqual(path.control.estimator.sizing_gain, 1.0)
-        self.assertGreater(path.control.estimator.link_rate, 0.9 * LINK)
-        self.assertGreater(path.rates(since=4.0)["frame"], 0.8 * LINK)
-
-    def test_startup_sizes_frames_to_its_gain_and_paces_at_the_rate(self):
-        clock = Clock()
-        control = flow.FlowControl(clock)
-        control.sent(1, 100_000)
-        clock.now = 0.1
-        control.acked(1)
-        est = control.estimator
-        self.assertEqual(est.rate, flow.STARTUP_GAIN * est.screen_rate)
-        self.assertEqual(control.budget(), int(flow.BUDGET_GAIN * est.screen_rate * est.min_rtt)
-                         + int(control.frame_size))
-        control.startup = False
-        self.assertEqual(est.rate, est.screen_rate)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,7 @@ second. BBR's answer, applied to frames instead of packets:
           small change at 60 Hz uses a tenth of the link) only counts if it raises the estimate -
           otherwise an idle desktop would talk the rate down to what it happened to use.
   FlowControl  paces frames at the measured rate (a frame of S bytes may be followed S / rate
-          seconds later; twice as fast in STARTUP, until the rate stops growing, and in STARTUP
-          frames are sized to twice the rate as well (`estimator.rate` x `sizing_gain`: frames
-          sized to the estimate alone never carry more than it, so faster pacing found nothing
-          when the encoder could not outrun the sizing); then BBR's gain
+          seconds later; twice as fast in STARTUP, until the rate stops growing; then BBR's gain
           cycle, one frame at 1.25 to probe for more, one at 0.75 to drain, six at 1.0). It also
           caps the bytes in flight at budget() = BUDGET_GAIN x rate x min RTT (BBR's cwnd_gain of
           2: the pacing sets the rate, the cap only bounds the damage of a wrong estimate; with
@@ -256,7 +253,6 @@ class DeliveryEstimator:
         self.frames = {}            # frame id -> _Sent
         self.in_flight = 0          # bytes of frames sent, not yet acknowledged
         self.first_sent_at = clock()
-        self.sizing_gain = 1.0      # FlowControl's STARTUP_GAIN while it finds the rate
 
     @property
     def link_rate(self):
@@ -271,10 +267,9 @@ class DeliveryEstimator:
 
     @property
     def rate(self):
-        """The rate frames are sized to (QualityPolicy) and the top-off budgeted by, bytes/s or
-        None: screen_rate, times `sizing_gain` while FlowControl is still finding the rate."""
-        rate = self.screen_rate
-        return rate * self.sizing_gain if rate is not None else None
+        """The screen's rate (screen_rate): QualityPolicy sizes frames to it and the lossless
+        top-off is budgeted by it."""
+        return self.screen_rate
 
     @property
     def min_rtt(self):
@@ -341,19 +336,6 @@ class FlowControl:
         self.held_at = float("-inf")    # when flow control last held a frame back
         self._blocked = False       # the in-flight cap held a frame back since the last send
         self._capped_frames = set()  # frames sent after the cap held one back (STARTUP's exit test)
-
-    @property
-    def startup(self):
-        return self._startup
-
-    @startup.setter
-    def startup(self, on):
-        # Frames are sized to the rate (QualityPolicy): sized to the estimate alone they never
-        # carry more than it, so STARTUP's faster pacing found nothing whenever the encoder could
-        # not outrun the sizing (a whole screen changing at ~24 frames a second settled at half a
-        # 20 Mbit/s link). While STARTUP lasts they are sized to its gain too.
-        self._startup = on
-        self.estimator.sizing_gain = STARTUP_GAIN if on else 1.0
 
     def budget(self):
         """Bytes that may be in flight: the BDP (with headroom, and a floor so small frames never
