@@ -77,10 +77,11 @@ def _small(msg) -> int:
 
 class FileEngine:
     def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic,
-                 screen_rate=None):
+                 screen_rate=None, share=None):
         self._send = send
-        # screen_rate() -> bytes/s the frames get through while they fill their in-flight budget,
-        # else None (the host's session gives it): files then take no more than the screen gets
+        # share: the flow.LinkShare of a side that also sends frames (the host): our Gots count
+        # in its link rate and our window tells it when the files want more (flow.py has the
+        # rule). screen_rate() -> bytes/s the files may take now, or None for no limit.
         self.screen_rate = screen_rate or (lambda: None)
         self.root = disk.Folder(root) if root is not None else None
         self.on_event = on_event or (lambda name, **fields: None)
@@ -96,7 +97,7 @@ class FileEngine:
         self.results = {}                   # tid -> transfer_done fields, once finished
         self.listings = {}                  # req -> listing fields (the last KEEP_LISTINGS)
         self.changes = {}                   # req -> error ("" done) of make_dir / rename / delete
-        self.flow = FileWindow(clock)       # what we send: the window in flight (pump, Got)
+        self.flow = FileWindow(clock, share)    # what we send: the window in flight (pump, Got)
         self._received = 0                  # what we receive: bytes of data (our Got says it)
         self._acks = AckRule()              # ... and when we say it
 

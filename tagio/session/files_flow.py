@@ -26,9 +26,13 @@ queue, the files see the delay grow and give way.
                set-up is spread over many bytes.
 
 That alone lets a screen that wants the whole link (a video) lose most of it: its own flow
-control (session/flow.py) backs off as well. So while the screen is held back by the path, the
-session says at what rate its frames get through (`screen_rate`) and the files are paced to no
-more than that: the screen keeps at least half of what the two use.
+control (session/flow.py) backs off as well. So on a side that also sends frames (the host) the
+window is given the session's flow.LinkShare: every Got counts in the link's delivered bytes (the
+frames' rate samples then measure the link, not only what the frames got through), a window that
+holds data back tells it the files want more, and the screen is paced at its share of the link
+rate (flow.SCREEN_SHARE while the files want more): the queue its frames build makes the window
+back off to the rest. A screen that wants little takes little: the files fill what it leaves.
+`screen(rate)` / `wait_time(rate)` pace the files to a given rate when a session asks for one.
 
 No deadlock, whatever the chunk sizes: the sender runs the receiver's AckRule over what it posts,
 so it knows whether anything in flight will be acknowledged; when nothing will, it may send
@@ -85,8 +89,9 @@ class AckRule:
 class FileWindow:
     """The sender's window of file data in flight (bytes), sized by queuing delay."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, share=None):
         self.clock = clock
+        self.share = share              # flow.LinkShare: our deliveries count in the link's rate
         self.window = INITIAL_WINDOW
         self.sent = 0                   # bytes of file data posted, ever (this session)
         self.acked = 0                  # bytes the receiver said it has
@@ -115,23 +120,38 @@ class FileWindow:
         return self.sent - self.acked
 
     def may_send(self) -> bool:
+        """True when another chunk may go. A False tells the share (if any) that the files want
+        more than they get."""
         if self._acked_up_to <= self.acked:        # nothing in flight brings a Got: send on
             return True
         limit = self.floor() if self._probing else max(self.window, self.floor())
-        return self.in_flight < limit
+        if self.in_flight < limit:
+            return True
+        self._held()
+        return False
+
+    def _held(self):
+        if self.share is not None:
+            self.share.files_held()
 
     def chunk_size(self) -> int:
-        if self.rate is None:
+        """About CHUNK_TIME of the rate: ours once measured, before that the link's (the share's,
+        where frames measured it), else CHUNK."""
+        rate = self.rate if self.rate is not None else self._link_rate()
+        if rate is None:
             return f.CHUNK
-        return int(min(MAX_CHUNK, max(MIN_CHUNK, self.rate * CHUNK_TIME)))
+        return int(min(MAX_CHUNK, max(MIN_CHUNK, rate * CHUNK_TIME)))
+
+    def _link_rate(self):
+        return self.share.link_rate if self.share is not None else None
 
     def floor(self) -> int:
         """Two chunks: with one in flight its acknowledgement is on its way (no deadlock)."""
         return 2 * self.chunk_size()
 
     def screen(self, screen_rate):
-        """The session's word on the screen now (`screen_rate`: the rate its frames get through
-        while the path holds them back, else None); a hold is remembered for SCREEN_HOLD seconds
+        """The session's word on the screen now (`screen_rate`: the rate the files may take while
+        the path holds the frames back, else None); a hold is remembered for SCREEN_HOLD seconds
         (the session only sees it while its frames are in flight). The rate files may take, or
         None for no limit."""
         now = self.clock()
@@ -142,13 +162,21 @@ class FileWindow:
 
     def wait_time(self, screen_rate=None) -> float:
         """Seconds until the next chunk may go: 0 unless the screen is held back by the path,
-        when files take no more than its frames get (`screen_rate`, see screen())."""
+        when files take no more than the screen leaves them (`screen_rate`, see screen())."""
         if not self.screen(screen_rate):
             return 0.0
-        return max(0.0, self._paced_until - self.clock())
+        wait = max(0.0, self._paced_until - self.clock())
+        if wait:
+            self._held()
+        return wait
 
     def posted(self, nbytes, screen_rate=None):
         now = self.clock()
+        if not self.sent and self._link_rate():
+            # The first data of the session on a link the frames measured: start from two chunks
+            # of that rate, not INITIAL_WINDOW (256 KB stood a quarter of a second in front of
+            # the frames on an 8 Mbit/s link); slow start finds the rest within a few round trips.
+            self.window = self.floor()
         share = self.screen(screen_rate)
         if share:
             self._paced_until = max(now, self._paced_until) + nbytes / share
@@ -161,6 +189,8 @@ class FileWindow:
         if len(self._marks) >= MAX_MARKS:
             self._marks.popleft()
         self._marks.append((self.sent, now))
+        if self.share is not None:
+            self.share.files_posted(self.in_flight)
 
     def got(self, received):
         """The receiver has `received` bytes in all. Raises RemoteProtocolError when that is more
@@ -174,6 +204,8 @@ class FileWindow:
         while self._marks and self._marks[0][0] <= received:
             last = self._marks.popleft()
         self.acked = received
+        if self.share is not None:
+            self.share.files_acked(newly, self.in_flight)
         self._measure_rate(now, received)
         if last is not None and newly:
             self._adjust(now - last[1], newly, was_full)

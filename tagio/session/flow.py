@@ -1,6 +1,6 @@
 """Flow control by bytes and time: delivery rate and RTT from acknowledgements, pacing at that rate,
-an in-flight cap of about two bandwidth-delay products, and a quality policy that sizes frames to
-the measured rate.
+an in-flight cap of about two bandwidth-delay products, a quality policy that sizes frames to
+the measured rate, and the share of the link between the screen and file transfers.
 
 Theory of operation (pure logic, injected clock; the host's capture and receive threads call in).
 
@@ -46,12 +46,27 @@ second. BBR's answer, applied to frames instead of packets:
           photo at 20 Mbit/s drops just enough, and on a link of a few hundred kbit/s moving
           regions are scaled down (the lossless top-off restores them once they are still).
 
+  LinkShare  the host's frames and files share one ordered path. Its delivered-bytes count takes
+          both (frames by FrameAck, files by Got), so a frame's rate sample measures the link
+          whatever carried the bytes: the rate no longer falls because a transfer took the link
+          (it did when only frame bytes were counted: frames sized to a frames-only estimate never
+          grew back, and the screen kept a few percent of the link). The share rule, the only
+          place the two meet: while the files want more than they get the screen may use
+          SCREEN_SHARE of the link rate, otherwise what the files leave of it and never less
+          than SCREEN_SHARE (`estimator.screen_rate` is that share: the pacing, the budget, the
+          frame size and the top-off follow it); the files' window (files_flow, LEDBAT-like) backs off from the
+          queue a screen sending at its share builds and fills whatever it leaves. A screen that
+          wants little leaves the files the whole link; files that stop give the screen the link
+          back within FILES_TAU. Input is not in this: it goes before both in the session's queue.
+
 All times are seconds from the injected clock (time.monotonic in the host); rates are bytes/s.
 Nothing here raises for what a peer sent: an ack for a frame we never sent is the caller's
 RemoteProtocolError to raise (`acked` returns None for it).
 """
 
 import collections
+import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -66,6 +81,9 @@ STARTUP_ROUNDS = 3       # samples taken at the in-flight cap, in a row without 
 PACING_CYCLE = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 FRAME_SIZE_WEIGHT = 0.25  # weight of a new frame in the average frame size
 MIN_INTERVAL = 0.001     # seconds: shorter sample intervals are clock noise, not a rate
+SCREEN_SHARE = 2 / 3     # of the link: the least the screen keeps while files move (if it wants it)
+FILES_TAU = 0.5          # seconds: time constant of the files' delivery rate as the share rule sees it
+FILES_HELD = 0.5         # seconds after their window last held file data back that the files want more
 
 TARGET_FPS = 24          # moving content is sized so the link carries this many frames a second
 QUALITY_STEPS = (90, 85, 80, 75, 70, 65, 60, 50, 40, 30, 20)
@@ -109,6 +127,102 @@ class WindowedFilter:
         return self.samples[0][1] if self.samples else default
 
 
+class LinkShare:
+    """One path, two senders: the bytes it delivered (frames and files alike), the link rate the
+    frames' estimator measured from them, and the rule that shares that rate between the screen and
+    the files. Thread-safe: the host's capture and receive threads call in for the frames, the
+    files' pump and the receive thread (Got) for the files."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.delivered = 0              # bytes acknowledged, frames and files, ever
+        self.delivered_at = clock()     # when the last of them was acknowledged
+        self.link_rate = None           # bytes/s, published by the frames' DeliveryEstimator
+        self.files_in_flight = 0        # file bytes posted, not yet acknowledged
+        self._files = 0.0               # exponentially decayed file bytes acknowledged ...
+        self._files_at = self.delivered_at  # ... as of then
+        self._files_held_at = float("-inf")  # when the files' window last held data back
+
+    # -- what was delivered ----------------------------------------------------------------------
+    def snapshot(self):
+        """(bytes delivered, when the last of them was): a frame's send remembers it."""
+        with self._lock:
+            return self.delivered, self.delivered_at
+
+    def pipe_empty(self, now):
+        """No frame is in flight: when no file data is either, a new ack interval starts now (the
+        time the path stood idle is not delivery time)."""
+        with self._lock:
+            if not self.files_in_flight:
+                self.delivered_at = now
+
+    def frame_acked(self, nbytes, now):
+        """A frame of `nbytes` was acknowledged: the delivered total after it."""
+        with self._lock:
+            self.delivered += nbytes
+            self.delivered_at = now
+            return self.delivered
+
+    def files_acked(self, nbytes, in_flight):
+        """A Got acknowledged `nbytes` more of file data; `in_flight` file bytes are still on
+        their way."""
+        with self._lock:
+            now = self.clock()
+            self.files_in_flight = in_flight
+            if nbytes:
+                self.delivered += nbytes
+                self.delivered_at = now
+                self._files = _decay(self._files, self._files_at, now) + nbytes
+                self._files_at = now
+
+    def files_posted(self, in_flight):
+        with self._lock:
+            self.files_in_flight = in_flight
+
+    def files_held(self):
+        """The files had data to send and their window (or a pace asked of them) held it back:
+        they want more."""
+        with self._lock:
+            self._files_held_at = self.clock()
+
+    def publish(self, link_rate):
+        """The frames' estimator's word on the link rate (all bytes): the files size their first
+        chunks by it."""
+        with self._lock:
+            self.link_rate = link_rate
+
+    # -- the share rule --------------------------------------------------------------------------
+    def files_rate(self):
+        """The files' delivery rate (bytes/s, exponential average over FILES_TAU; 0 once idle)."""
+        with self._lock:
+            return _decay(self._files, self._files_at, self.clock()) / FILES_TAU
+
+    def screen_rate(self, link_rate):
+        """The rate the screen may use. Files that want more than they get (their window held
+        data back within FILES_HELD) leave it SCREEN_SHARE of `link_rate`: they back off from the
+        queue a screen sending faster builds, so without this line the screen took ever more of
+        the link as they yielded. Files that take what they need (a few small ones, a slow disk)
+        leave it the rest, and never less than SCREEN_SHARE; no files, the whole link. The files'
+        window fills whatever the screen leaves of the link: nothing else holds them back (a cap
+        on the files while the frames filled their budget kept the link from ever being measured
+        full behind a slow viewer, and with it the files under a third of it)."""
+        if link_rate is None:
+            return None
+        with self._lock:
+            now = self.clock()
+            files = _decay(self._files, self._files_at, now) / FILES_TAU
+            wanting = now - self._files_held_at < FILES_HELD
+        if wanting:
+            return SCREEN_SHARE * link_rate
+        return max(SCREEN_SHARE * link_rate, link_rate - files)
+
+
+def _decay(amount, since, now):
+    """`amount` as of `since`, decayed exponentially with FILES_TAU to `now`."""
+    return amount * math.exp(-max(0.0, now - since) / FILES_TAU)
+
+
 @dataclass
 class _Sent:
     size: int
@@ -127,22 +241,35 @@ class Sample:
 
 
 class DeliveryEstimator:
-    """Delivery rate (max over RATE_WINDOW) and RTT (min over RTT_WINDOW) from frame acks."""
+    """Delivery rate (max over RATE_WINDOW) and RTT (min over RTT_WINDOW) from frame acks. The
+    bytes delivered are counted in a LinkShare with the files' (their Got), so a rate sample is the
+    link's, whatever carried it; `rate` is the screen's share of it."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, share=None):
         self.clock = clock
+        self.share = share if share is not None else LinkShare(clock)
         self.rate_filter = WindowedFilter(RATE_WINDOW, lambda kept, new: kept > new)
         self.rtt_filter = WindowedFilter(RTT_WINDOW, lambda kept, new: kept < new)
         self.frames = {}            # frame id -> _Sent
-        self.in_flight = 0          # bytes sent, not yet acknowledged
-        self.delivered = 0          # bytes acknowledged, ever
-        self.delivered_at = clock()
-        self.first_sent_at = self.delivered_at
+        self.in_flight = 0          # bytes of frames sent, not yet acknowledged
+        self.first_sent_at = clock()
+
+    @property
+    def link_rate(self):
+        """The link's delivery rate in bytes/s (frames and files), or None before the first sample."""
+        return self.rate_filter.best()
+
+    @property
+    def screen_rate(self):
+        """The screen's rate in bytes/s: the link rate, less what files take (LinkShare), or None
+        before the first sample. Pacing and the in-flight budget follow it."""
+        return self.share.screen_rate(self.rate_filter.best())
 
     @property
     def rate(self):
-        """Bottleneck delivery rate in bytes/s, or None before the first sample."""
-        return self.rate_filter.best()
+        """The screen's rate (screen_rate): QualityPolicy sizes frames to it and the lossless
+        top-off is budgeted by it."""
+        return self.screen_rate
 
     @property
     def min_rtt(self):
@@ -151,10 +278,11 @@ class DeliveryEstimator:
 
     def sent(self, frame_id, size, app_limited=False):
         now = self.clock()
-        if not self.frames:         # the pipe was empty: a new ack interval starts now
-            self.delivered_at = self.first_sent_at = now
-        self.frames[frame_id] = _Sent(size, now, self.delivered, self.delivered_at, self.first_sent_at,
-                                      app_limited)
+        if not self.frames:         # no frame in flight: a new ack interval starts now
+            self.first_sent_at = now
+            self.share.pipe_empty(now)
+        delivered, delivered_at = self.share.snapshot()
+        self.frames[frame_id] = _Sent(size, now, delivered, delivered_at, self.first_sent_at, app_limited)
         self.in_flight += size
 
     def acked(self, frame_id):
@@ -165,12 +293,11 @@ class DeliveryEstimator:
             return None
         now = self.clock()
         self.in_flight -= frame.size
-        self.delivered += frame.size
-        self.delivered_at = now
+        delivered = self.share.frame_acked(frame.size, now)
         self.first_sent_at = frame.sent_at
         interval = max(frame.sent_at - frame.first_sent_at, now - frame.delivered_at)
-        rate = (self.delivered - frame.delivered) / interval if interval >= MIN_INTERVAL else 0.0
-        if rate and (not frame.app_limited or rate > (self.rate or 0.0)):
+        rate = (delivered - frame.delivered) / interval if interval >= MIN_INTERVAL else 0.0
+        if rate and (not frame.app_limited or rate > (self.link_rate or 0.0)):
             self.rate_filter.update(now, rate)
         self.rate_filter.expire(now)
         # At most half of the elapsed time is taken out: the rate may be far too low (a lone first
@@ -180,7 +307,8 @@ class DeliveryEstimator:
         # above the true RTT, which costs a little queue, where one too low would stick in the
         # min filter for RTT_WINDOW and starve the link.
         elapsed = now - frame.sent_at
-        serialization = min(frame.size / self.rate, elapsed / 2) if self.rate else 0.0
+        link = self.link_rate           # the frame crosses the bottleneck at the link's rate
+        serialization = min(frame.size / link, elapsed / 2) if link else 0.0
         rtt = max(elapsed - serialization, MIN_INTERVAL)
         self.rtt_filter.update(now, rtt)
         return Sample(rate, rtt, frame.app_limited)
@@ -195,9 +323,10 @@ class FlowControl:
     """When the host may send its next frame: paced at the measured rate, capped at about two BDPs
     in flight, measured by a DeliveryEstimator."""
 
-    def __init__(self, clock=time.monotonic, max_frames=MAX_FRAMES):
+    def __init__(self, clock=time.monotonic, max_frames=MAX_FRAMES, share=None):
         self.clock = clock
-        self.estimator = DeliveryEstimator(clock)
+        self.share = share if share is not None else LinkShare(clock)     # the files' side of the path
+        self.estimator = DeliveryEstimator(clock, self.share)
         self.max_frames = max_frames
         self.frame_size = 0.0       # moving average of frame sizes (bytes)
         self.next_send_at = 0.0     # pacing: the previous frame has crossed the bottleneck by then
@@ -213,9 +342,10 @@ class FlowControl:
         wait on the RTT) plus one average frame, which must be on its way while the previous one
         is acknowledged or a link carrying frames longer than its BDP would idle between them."""
         est = self.estimator
-        if est.rate is None or est.min_rtt is None:
+        rate = est.screen_rate
+        if rate is None or est.min_rtt is None:
             return INITIAL_BUDGET
-        return max(MIN_BUDGET, int(BUDGET_GAIN * est.rate * est.min_rtt)) + int(self.frame_size)
+        return max(MIN_BUDGET, int(BUDGET_GAIN * rate * est.min_rtt)) + int(self.frame_size)
 
     def pacing_gain(self):
         """STARTUP_GAIN until the rate stops growing; then BBR's cycle, counted in frames (a frame
@@ -246,7 +376,7 @@ class FlowControl:
         return max(0.0, self.next_send_at - self.clock())
 
     def sent(self, frame_id, size):
-        now, rate = self.clock(), self.estimator.rate
+        now, rate = self.clock(), self.estimator.screen_rate
         self.frame_size += FRAME_SIZE_WEIGHT * (size - self.frame_size)
         if rate:
             self.next_send_at = max(now, self.next_send_at) + size / (self.pacing_gain() * rate)
@@ -264,6 +394,8 @@ class FlowControl:
             self._capped_frames.discard(frame_id)
             if self.startup:
                 self._check_full_rate(sample.rate)
+        if sample is not None:
+            self.share.publish(self.estimator.link_rate)
         return sample
 
     def _check_full_rate(self, rate):

@@ -139,7 +139,7 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._cursor = None         # CursorTracker, owned by the capture thread
         self._workers = Workers("host", on_error=self._ended_by_error)
         self.files = FileEngine(lambda msg: self._queue(m.Files(msg)), root=files_dir, first_tid=1,
-                                on_event=self.on_event, screen_rate=self._screen_held_rate)
+                                on_event=self.on_event, share=self._flow.share)
         self.chat = ChatLog()
         self._heartbeat = Heartbeat()
 
