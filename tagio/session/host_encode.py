@@ -3,7 +3,8 @@
 Theory of operation. `HostEncode` is the part of HostSession (tagio.session.host) that runs on the
 encode thread. For each job from the capture thread it merges the changed tiles into rectangles;
 rows that moved up or down since the previous frame (a scroll, tagio.session.motion) become
-ENC_COPY rectangles, sent first; the rest turns into fill / PNG / JPEG data (tagio.session.tiles),
+ENC_COPY rectangles, sent first (the search pauses while it keeps finding nothing:
+motion.SearchGate); the rest turns into fill / PNG / JPEG data (tagio.session.tiles),
 packed into Frame messages (<= MAX_MESSAGE each, FINAL on the last). Regions last sent as JPEG
 that stayed still come back as lossless refreshes.
 
@@ -148,13 +149,14 @@ class HostEncode:
         if prev is None or not changed:
             return changed
         box = _bounding_box(changed)
-        if not motion.pays(box[3], sum(w * h for _x, _y, w, h in changed)):
+        if not motion.pays(box[3], sum(w * h for _x, _y, w, h in changed)) or not self._search_gate.open():
             return changed
         local = (box[0] - sx, box[1] - sy, box[2], box[3])
         grab_, region, hashes = self._row_hashes
         cached = hashes if grab_ is prev and region == local else None
         found = motion.detect(prev, raw, sw, sh, local, old_hashes=cached)
         self._row_hashes = (raw, local, found.hashes)       # raw becomes the next frame's prev
+        self._search_gate.found(bool(found.copies))
         covered = set()
         for c in found.copies:
             src, dst = (c.src_x + sx, c.src_y + sy), (c.x + sx, c.y + sy)
