@@ -179,6 +179,80 @@ class HostConsentTest(unittest.TestCase):
         self.assertLess(policy.choose(10_000, 1920 * 1080).scale, 1.0)
 
 
+class SpeedChoiceTest(unittest.TestCase):
+    """A host too slow to encode large moving photos within its share of the frame interval sends
+    them scaled; a fast one, small rectangles and a machine that got room again keep full scale."""
+    LAYER = "unit"
+    PIXELS, INTERVAL = 1920 * 1080, 1 / 60
+
+    def setUp(self):
+        self.now = 50.0
+        self.speed = scaled.SpeedChoice(lambda: self.now)
+
+    def per_frame(self, share):
+        """Teach an encode of a 1080p picture that took `share` of the frame interval."""
+        for _ in range(20):
+            self.speed.timed(self.PIXELS, share * self.INTERVAL)
+
+    def test_full_scale_until_a_slow_encode_is_measured(self):
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)     # nothing known yet
+        self.per_frame(0.3)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)     # fast enough
+        self.per_frame(0.8)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        self.assertEqual(self.speed.scale(300 * 200, self.INTERVAL), 1.0)      # small: never
+        self.assertEqual(self.speed.scale(self.PIXELS, 4 * self.INTERVAL), 1.0)    # 15 fps: time enough
+
+    def test_hysteresis_and_probes_while_scaled(self):
+        self.per_frame(0.8)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        self.speed.cost *= 0.45 / 0.8       # just under the share: stays scaled (no flapping)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        self.now += scaled.PROBE_EVERY      # a probe at full scale now and then ...
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        self.per_frame(0.2)                 # ... whose timing says the machine has room again
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
+
+    def test_small_timings_teach_nothing(self):
+        self.speed.timed(100 * 100, 1.0)
+        self.assertIsNone(self.speed.cost)
+
+
+class SpeedInTheEncoderTest(unittest.TestCase):
+    """The encoder asks the speed choice only while most of the screen keeps moving, and only for
+    a viewer that takes scaled rectangles; a full-scale JPEG teaches it its cost."""
+    LAYER = "unit"
+
+    def frame(self, host, pictures):
+        from tagio.session import tiles as t
+        w, h = pictures[0].size
+        raw = pictures[0].tobytes("raw", "BGRX")
+        tiles = t.rects_tiles([(0, 0, w, h)], w, h)
+        source = (raw, 0, 0, w, h, tiles, None)
+        msgs = host._encode_frame(1, 0.0, [source], [], w, h, len(tiles))
+        return [r.encoding for msg in msgs for r in m.decode(msg).rects]
+
+    def test_a_slow_host_scales_sustained_motion_for_a_viewer_that_takes_it(self):
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._speed.cost = 1.0                  # a host that needs a second a pixel
+        pic = [photo(1280, 720)]
+        self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])      # one big change: not motion yet
+        self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])      # motion, but the viewer cannot take it
+        host._policy.can_scale = True
+        self.assertEqual(self.frame(host, pic), [m.ENC_SCALED])
+        host._speed.cost = 1e-12                # a fast host keeps full scale
+        self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])
+
+    def test_full_scale_jpegs_teach_the_cost(self):
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        self.frame(host, [photo(640, 360)])
+        self.assertGreater(host._speed.cost, 0)
+
+
 class ViewerAnswersTest(unittest.TestCase):
     """A scripted host on a real SecureChannel: the viewer's answer to the Hello's bits, and a
     scaled rectangle decoded into the framebuffer."""

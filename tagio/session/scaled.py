@@ -17,6 +17,19 @@ change is cheap at full size, and blur shows most on small things), and content 
 of few colours (text, UI), which stays exact as a fill or PNG. Only a viewer that said it takes
 scaled rectangles gets them (protocol/version.py CAP_SCALED_RECT); for any other the policy never
 picks a scale below 1.
+
+The link is not the only limit: a host whose CPU cannot encode sustained full-screen motion at the
+frame rate falls behind however fast the link (a 1080p picture costs ~10-14 ms to convert and
+JPEG-encode on a 2-core machine, and the viewer as much again to decode: two cores cannot give
+60 of those a second). `SpeedChoice` times each full-scale encode of a large moving photo and,
+when one would take more than SPEED_SHARE of the frame interval, has such rectangles sent at
+SPEED_SCALE (1/2: a quarter of the pixels, ~4 ms to shrink and encode, ~4 ms for the viewer to
+decode and scale up) while the motion lasts. The trade: moving photos are shown at half
+resolution (blocks of 2x2 pixels on a 1080p screen) at the full frame rate instead of sharp at
+about half of it; the lossless top-off restores every pixel once they stop (~100-200 ms). A
+machine fast enough keeps full resolution; while scaled, a probe at full scale every PROBE_EVERY
+seconds notices when the machine has room again (Xpra scales video regions under load the
+same way).
 """
 
 import io
@@ -27,6 +40,11 @@ from tagio.protocol import session as m
 from tagio.session import tiles as t
 
 MIN_AREA = 256 * 256     # pixels: smaller rectangles keep their full resolution
+SPEED_SCALE = 0.5        # the scale of large moving photos when the CPU cannot encode them in time ...
+SPEED_SHARE = 0.5        # ... i.e. when one full-scale encode would take more than this share of a frame interval
+SPEED_BACK = 0.7         # scaled: back to full scale once it would take less than this share of SPEED_SHARE
+SPEED_WEIGHT = 0.3       # weight of a new timing in the cost's moving average
+PROBE_EVERY = 2.0        # seconds between full-scale probes while scaled (has the machine room again?)
 
 
 def scaled_size(width, height, scale):
@@ -87,3 +105,37 @@ def encoded_pixels(rect):
         sw, sh = m.scaled_size(rect)
         return sw * sh
     return rect.w * rect.h
+
+
+class SpeedChoice:
+    """The scale for a large moving photo from the host's encode speed (pure; injected clock).
+
+    `scale(pixels, interval)` before encoding a rectangle of moving content; after a full-scale
+    JPEG of it, `timed(pixels, seconds)` with the wall time its conversion and encoding took (a
+    loaded machine is slower: that is the point). Those of at least MIN_AREA pixels teach the
+    cost (seconds per pixel, a moving average)."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.cost = None            # seconds per pixel of a full-scale encode; None: not measured
+        self.scaled = False
+        self.probe_at = 0.0         # while scaled: when the next full-scale probe goes
+
+    def scale(self, pixels, interval):
+        if pixels < MIN_AREA or self.cost is None:
+            return 1.0
+        share = self.cost * pixels / interval
+        if self.scaled and share < SPEED_SHARE * SPEED_BACK:
+            self.scaled = False
+        elif not self.scaled and share > SPEED_SHARE:
+            self.scaled, self.probe_at = True, self.clock() + PROBE_EVERY
+        if self.scaled and self.clock() >= self.probe_at:
+            self.probe_at = self.clock() + PROBE_EVERY
+            return 1.0
+        return SPEED_SCALE if self.scaled else 1.0
+
+    def timed(self, pixels, seconds):
+        if pixels < MIN_AREA:
+            return
+        cost = seconds / pixels
+        self.cost = cost if self.cost is None else self.cost + SPEED_WEIGHT * (cost - self.cost)
