@@ -84,6 +84,31 @@ class ScaledEncoderTest(unittest.TestCase):
         self.assertLess(mean_diff(fb, photo()), 6)
 
 
+class FromTheGrabTest(unittest.TestCase):
+    """Scaling straight from a BGRX grab gives the same rectangles as converting it to RGB first."""
+    LAYER = "unit"
+
+    def test_same_bytes_as_from_the_converted_picture(self):
+        from tagio.session import tiles as t
+        screen = Image.new("RGB", (800, 600), (10, 20, 30))
+        screen.paste(photo(640, 384, shift=2), (96, 64))
+        raw = screen.tobytes("raw", "BGRX")
+        for rect in ((96, 64, 640, 384), (0, 0, 800, 600), (96, 64, 640, 200)):
+            view = scaled.bgrx_view(raw, 800, *rect)
+            got = scaled.encode_view(view, rect[0], rect[1], 50, 0.5)
+            want = scaled.encode_region(t.region_image(raw, 800, *rect), rect[0], rect[1], 50, 0.5)
+            self.assertEqual(got, want)
+            self.assertEqual(got[0][4], m.ENC_SCALED)
+
+    def test_a_rectangle_the_buffer_cannot_map_is_left_to_the_converting_path(self):
+        raw = bytes(800 * 600 * 4)
+        self.assertIsNone(scaled.bgrx_view(raw, 800, 96, 300, 640, 300))     # bottom edge, not column 0
+        self.assertIsNotNone(scaled.bgrx_view(raw, 800, 0, 300, 640, 300))
+        flat = scaled.bgrx_view(raw, 800, 0, 0, 800, 600)
+        self.assertIsNone(scaled.encode_view(flat, 0, 0, 50, 0.5))           # one colour: not scaled
+        self.assertIsNone(scaled.encode_view(flat, 0, 0, 50, 1.0))
+
+
 class ScaledWireTest(unittest.TestCase):
     LAYER = "unit"
 

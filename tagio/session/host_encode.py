@@ -128,6 +128,11 @@ class HostEncode:
         (x, y, width); a full-scale JPEG of it teaches the speed choice what it cost."""
         (sx, sy, sw), (x, y, w, h) = source, rect
         started, first = time.perf_counter(), len(rects)
+        view = scaled.bgrx_view(raw, sw, x - sx, y - sy, w, h) if scale < 1.0 else None
+        parts = scaled.encode_view(view, x, y, quality, scale) if view is not None else None
+        if parts is not None:       # scaled straight from the grab: no full-size RGB copy
+            self._record(rects, parts, (x, y, w, h), False, screen)
+            return
         img = t.region_image(raw, sw, x - sx, y - sy, w, h)
         self._encode_rect(rects, img, (x, y), quality, False, screen, scale)
         if all(r.encoding == m.ENC_JPEG for r in rects[first:]):
@@ -147,17 +152,22 @@ class HostEncode:
         x, y = at
         parts = None if lossless else scaled.encode_region(img, x, y, quality, scale)
         parts = parts or t.encode_region(img, x, y, quality, lossless)
+        self._record(rects, parts, (x, y, img.width, img.height), lossless, screen)
+
+    def _record(self, rects, parts, rect, lossless, screen):
+        """Add the encoded `parts` of `rect` (x, y, w, h) to `rects` and tell the refresh."""
+        x, y, w, h = rect
         rects.extend(m.Rect(*p) for p in parts)
         size = sum(len(p[5]) for p in parts)
         if lossless:        # the top-off of still tiles (also teaches the refresh its cost)
             with self._refresh_lock:
-                self._refresh.refreshed(t.rect_tiles(x, y, img.width, img.height), size)
+                self._refresh.refreshed(t.rect_tiles(x, y, w, h), size)
             return
         lossy = any(p[4] in m.LOSSY_ENCODINGS for p in parts)
         # Lossy pixels anywhere in a tile make it wait for a lossless refresh; exact pixels clear
         # only the tiles they cover whole (a small change must not cancel a photo's refresh).
-        tiles = (t.rect_tiles(x, y, img.width, img.height) if lossy
-                 else t.covered_tiles(x, y, img.width, img.height, width=screen[0], height=screen[1]))
+        tiles = (t.rect_tiles(x, y, w, h) if lossy
+                 else t.covered_tiles(x, y, w, h, width=screen[0], height=screen[1]))
         with self._refresh_lock:
             self._refresh.sent(tiles, lossy, size)
 

@@ -80,17 +80,40 @@ def encode_region(img, x, y, quality, scale):
     return _encode(img, x, y, quality, scale)
 
 
-def _encode(img, x, y, quality, scale):
+def bgrx_view(raw, width, x, y, w, h):
+    """The rectangle (x, y, w, h) of a BGRX buffer `width` pixels wide as an "RGBX" image that reads
+    the buffer itself (no copy; R and B come out swapped), or None where the buffer ends before the
+    last row's full stride would (a rectangle on the bottom edge that does not start at column 0)."""
+    stride = width * 4
+    start = y * stride + x * 4
+    if len(raw) - start < h * stride:
+        return None
+    return Image.frombuffer("RGBX", (w, h), memoryview(raw)[start:], "raw", "RGBX", stride, 1)
+
+
+def encode_view(view, x, y, quality, scale):
+    """encode_region for a bgrx_view: the block averages read the grab itself and only the shrunk
+    picture is converted to RGB (the same pixels as converting the whole rectangle first, ~2 ms
+    less for 1080p at 1/2). None when not to be scaled."""
+    w, h = view.size
+    if scale >= 1.0 or w * h < MIN_AREA or not _photo_like(view):
+        return None
+    return _encode(view, x, y, quality, scale, swapped=True)
+
+
+def _encode(img, x, y, quality, scale, swapped=False):
     w, h = img.size
     small = shrink(img, scale)
+    if swapped:     # BGRX read as RGBX: put R and B back while converting to RGB
+        small = Image.frombytes("RGB", small.size, small.tobytes(), "raw", "BGRX")
     out = io.BytesIO()
     small.save(out, "JPEG", quality=quality)
     rect = m.scaled_rect(x, y, w, h, *small.size, out.getvalue())
     if len(rect.data) <= m.MAX_RECT_DATA or h < 2:
         return [(rect.x, rect.y, rect.w, rect.h, rect.encoding, rect.data)]
     top = h // 2
-    return (_encode(img.crop((0, 0, w, top)), x, y, quality, scale)
-            + _encode(img.crop((0, top, w, h)), x, y + top, quality, scale))
+    return (_encode(img.crop((0, 0, w, top)), x, y, quality, scale, swapped)
+            + _encode(img.crop((0, top, w, h)), x, y + top, quality, scale, swapped))
 
 
 def _photo_like(img):
