@@ -267,9 +267,12 @@ class SpeedInTheEncoderTest(unittest.TestCase):
         self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])      # one big change: not motion yet
         self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])      # motion, but the viewer cannot take it
         host._policy.can_scale = True
-        self.assertEqual(self.frame(host, pic), [m.ENC_SCALED])
         from tagio.session import tiles as t
-        self.assertTrue(host._refresh.holds_lossy(t.rect_tiles(0, 0, 1280, 720)))    # the top-off follows
+        tiles = t.rect_tiles(0, 0, 1280, 720)
+        host._refresh.refreshed(tiles, 0)       # as if the JPEGs so far were topped off
+        self.assertFalse(host._refresh.holds_lossy(tiles))
+        self.assertEqual(self.frame(host, pic), [m.ENC_SCALED])
+        self.assertTrue(host._refresh.holds_lossy(tiles))       # the top-off follows the scaled picture
         host._speed.cost = 1e-12                # a fast host keeps full scale
         self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])
 
