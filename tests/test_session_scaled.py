@@ -211,13 +211,12 @@ class SpeedChoiceTest(unittest.TestCase):
     PIXELS, INTERVAL = 1920 * 1080, 1 / 60
 
     def setUp(self):
-        self.now = 50.0
-        self.speed = scaled.SpeedChoice(lambda: self.now)
+        self.speed = scaled.SpeedChoice()
 
-    def per_frame(self, share):
-        """Teach an encode of a 1080p picture that took `share` of the frame interval."""
+    def per_frame(self, share, scale=1.0):
+        """Teach encodes of a 1080p picture at `scale` that took `share` of the frame interval."""
         for _ in range(20):
-            self.speed.timed(self.PIXELS, share * self.INTERVAL)
+            self.speed.timed(self.PIXELS, share * self.INTERVAL, scale)
 
     def test_full_scale_until_a_slow_encode_is_measured(self):
         self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)     # nothing known yet
@@ -228,15 +227,14 @@ class SpeedChoiceTest(unittest.TestCase):
         self.assertEqual(self.speed.scale(300 * 200, self.INTERVAL), 1.0)      # small: never
         self.assertEqual(self.speed.scale(self.PIXELS, 4 * self.INTERVAL), 1.0)    # 15 fps: time enough
 
-    def test_hysteresis_and_probes_while_scaled(self):
+    def test_scaled_encodes_tell_when_the_machine_has_room_again(self):
         self.per_frame(0.8)
         self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
-        self.speed.cost *= 0.45 / 0.8       # just under the share: stays scaled (no flapping)
+        # Scaled encodes standing for just under the share at full scale: stays scaled (no flapping).
+        self.per_frame(0.45 / scaled.SCALED_TO_FULL, scaled.SPEED_SCALE)
         self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
-        self.now += scaled.PROBE_EVERY      # a probe at full scale now and then ...
-        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
-        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
-        self.per_frame(0.2)                 # ... whose timing says the machine has room again
+        # The machine got room: scaled encodes fast enough that full scale would fit again.
+        self.per_frame(0.2 / scaled.SCALED_TO_FULL, scaled.SPEED_SCALE)
         self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
         self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
 
@@ -276,11 +274,14 @@ class SpeedInTheEncoderTest(unittest.TestCase):
         host._speed.cost = 1e-12                # a fast host keeps full scale
         self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])
 
-    def test_full_scale_jpegs_teach_the_cost(self):
+    def test_full_scale_and_scaled_jpegs_teach_the_cost(self):
         from tagio.session.host import HostSession
         host = HostSession(channel=None)
         self.frame(host, [photo(640, 360)])
         self.assertGreater(host._speed.cost, 0)
+        host._policy.can_scale, host._moving, host._speed.cost = True, True, 1.0
+        self.assertEqual(self.frame(host, [photo(640, 360)]), [m.ENC_SCALED])
+        self.assertLess(host._speed.cost, 1.0)          # the scaled encode's time was learned
 
 
 class ViewerAnswersTest(unittest.TestCase):

@@ -121,7 +121,7 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._policy = QualityPolicy(target_quality=self.quality, can_scale=False)
         self._row_hashes = (None, None, None)   # (last grab, region, its row hashes): encode thread
         self._search_gate = motion.SearchGate(time.monotonic)   # pauses a scroll search that finds nothing
-        self._speed = scaled.SpeedChoice(time.monotonic)        # scales motion the CPU cannot keep up with
+        self._speed = scaled.SpeedChoice()      # scales motion the CPU cannot keep up with
         self._latency_ms = 0
         self._encode_q = queue.Queue(maxsize=2)
         self._send_q = queue.Queue(maxsize=8)

@@ -125,13 +125,14 @@ class HostEncode:
 
     def _encode_moving(self, rects, raw, source, rect, quality, screen, scale):
         """Encode the changed `rect` (x, y, w, h on the screen) of the grab `raw` of `source`
-        (x, y, width); a full-scale JPEG of it teaches the speed choice what it cost."""
+        (x, y, width); a JPEG of it (scaled or not) teaches the speed choice what it cost."""
         (sx, sy, sw), (x, y, w, h) = source, rect
         started, first = time.perf_counter(), len(rects)
         view = scaled.bgrx_view(raw, sw, x - sx, y - sy, w, h) if scale < 1.0 else None
         parts = scaled.encode_view(view, x, y, quality, scale) if view is not None else None
         if parts is not None:       # scaled straight from the grab: no full-size RGB copy
             self._record(rects, parts, (x, y, w, h), False, screen)
+            self._speed.timed(w * h, time.perf_counter() - started, scale)
             return
         img = t.region_image(raw, sw, x - sx, y - sy, w, h)
         self._encode_rect(rects, img, (x, y), quality, False, screen, scale)

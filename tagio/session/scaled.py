@@ -27,9 +27,10 @@ SPEED_SCALE (1/2: a quarter of the pixels, ~4 ms to shrink and encode, ~4 ms for
 decode and scale up) while the motion lasts. The trade: moving photos are shown at half
 resolution (blocks of 2x2 pixels on a 1080p screen) at the full frame rate instead of sharp at
 about half of it; the lossless top-off restores every pixel once they stop (~100-200 ms). A
-machine fast enough keeps full resolution; while scaled, a probe at full scale every PROBE_EVERY
-seconds notices when the machine has room again (Xpra scales video regions under load the
-same way).
+machine fast enough keeps full resolution. While scaled, each scaled encode's time stands for
+SCALED_TO_FULL times as much at full scale, so the choice notices when the machine has room
+again without sending a full-size frame to find out (such a probe frame, 7x the bytes, stalled
+the paced stream for a moment every time). Xpra scales video regions under load the same way.
 """
 
 import io
@@ -44,7 +45,8 @@ SPEED_SCALE = 0.5        # the scale of large moving photos when the CPU cannot 
 SPEED_SHARE = 0.5        # ... i.e. when one full-scale encode would take more than this share of a frame interval
 SPEED_BACK = 0.7         # scaled: back to full scale once it would take less than this share of SPEED_SHARE
 SPEED_WEIGHT = 0.3       # weight of a new timing in the cost's moving average
-PROBE_EVERY = 2.0        # seconds between full-scale probes while scaled (has the machine room again?)
+SCALED_TO_FULL = 1.5     # a full-scale conversion + JPEG costs about this many times a 1/2-scale block
+                         # average + JPEG of the same rectangle (1080p here: ~7.8 ms against ~5.0 ms)
 
 
 def scaled_size(width, height, scale):
@@ -131,18 +133,16 @@ def encoded_pixels(rect):
 
 
 class SpeedChoice:
-    """The scale for a large moving photo from the host's encode speed (pure; injected clock).
+    """The scale for a large moving photo from the host's encode speed (pure: the caller times).
 
-    `scale(pixels, interval)` before encoding a rectangle of moving content; after a full-scale
-    JPEG of it, `timed(pixels, seconds)` with the wall time its conversion and encoding took (a
-    loaded machine is slower: that is the point). Those of at least MIN_AREA pixels teach the
-    cost (seconds per pixel, a moving average)."""
+    `scale(pixels, interval)` before encoding a rectangle of moving content; after a JPEG of it
+    (full scale or SPEED_SCALE), `timed(pixels, seconds, scale)` with the wall time its conversion
+    and encoding took (a loaded machine is slower: that is the point). Those of at least MIN_AREA
+    pixels teach the cost of a full-scale encode (seconds per pixel, a moving average)."""
 
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self):
         self.cost = None            # seconds per pixel of a full-scale encode; None: not measured
         self.scaled = False
-        self.probe_at = 0.0         # while scaled: when the next full-scale probe goes
 
     def scale(self, pixels, interval):
         if pixels < MIN_AREA or self.cost is None:
@@ -151,14 +151,11 @@ class SpeedChoice:
         if self.scaled and share < SPEED_SHARE * SPEED_BACK:
             self.scaled = False
         elif not self.scaled and share > SPEED_SHARE:
-            self.scaled, self.probe_at = True, self.clock() + PROBE_EVERY
-        if self.scaled and self.clock() >= self.probe_at:
-            self.probe_at = self.clock() + PROBE_EVERY
-            return 1.0
+            self.scaled = True
         return SPEED_SCALE if self.scaled else 1.0
 
-    def timed(self, pixels, seconds):
+    def timed(self, pixels, seconds, scale=1.0):
         if pixels < MIN_AREA:
             return
-        cost = seconds / pixels
+        cost = seconds / pixels * (1.0 if scale >= 1.0 else SCALED_TO_FULL)
         self.cost = cost if self.cost is None else self.cost + SPEED_WEIGHT * (cost - self.cost)
