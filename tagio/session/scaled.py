@@ -19,9 +19,9 @@ scaled rectangles gets them (protocol/version.py CAP_SCALED_RECT); for any other
 picks a scale below 1.
 
 The link is not the only limit: a host whose CPU cannot encode sustained full-screen motion at the
-frame rate falls behind however fast the link (a 1080p picture costs ~10-14 ms to convert and
-JPEG-encode on a 2-core machine, and the viewer as much again to decode: two cores cannot give
-60 of those a second). `SpeedChoice` times each full-scale encode of a large moving photo and,
+frame rate falls behind however fast the link (a 1080p picture costs ~8-14 ms to convert and
+JPEG-encode on a 2-core machine, and the viewer about as much to decode: two cores shared with
+the X server cannot give 60 of those a second). `SpeedChoice` times each full-scale encode of a large moving photo and,
 when one would take more than SPEED_SHARE of the frame interval, has such rectangles sent at
 SPEED_SCALE (1/2: a quarter of the pixels, ~4 ms to shrink and encode, ~4 ms for the viewer to
 decode and scale up) while the motion lasts. The trade: moving photos are shown at half
@@ -29,8 +29,9 @@ resolution (blocks of 2x2 pixels on a 1080p screen) at the full frame rate inste
 about half of it; the lossless top-off restores every pixel once they stop (~100-200 ms). A
 machine fast enough keeps full resolution. While scaled, each scaled encode's time stands for
 SCALED_TO_FULL times as much at full scale, so the choice notices when the machine has room
-again without sending a full-size frame to find out (such a probe frame, 7x the bytes, stalled
-the paced stream for a moment every time). Xpra scales video regions under load the same way.
+again without sending a full-size frame to find out (a probe frame of 7x the bytes and 2x the
+encode time, now and then, is a hiccup in a paced stream). Xpra scales video regions under load
+the same way.
 """
 
 import io
