@@ -655,6 +655,40 @@ class EncodeLogic(unittest.TestCase):
         self.assertEqual([host._encode_q.get_nowait()[0] for _ in range(2)], [2, 3])
         self.assertEqual(host._encoding, 2)
 
+    def test_a_scroll_search_that_keeps_missing_pauses_and_a_scroll_is_still_found(self):
+        import random
+        from unittest import mock
+        from tagio.session import motion
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        now = [0.0]
+        host._search_gate = motion.SearchGate(lambda: now[0])
+        w, h, rnd = 320, 256, random.Random(3)
+        searched = []
+        real_detect = motion.detect
+
+        def counting_detect(*args, **kwargs):
+            searched.append(now[0])
+            return real_detect(*args, **kwargs)
+
+        def frames(n):
+            return [rnd.randbytes(w * h * 4) for _ in range(n)]
+        whole = [(0, 0, w, h)]
+        with mock.patch.object(motion, "detect", counting_detect):
+            photos = frames(motion.MISSES_FREE + 3)     # whole-screen pictures: nothing scrolled
+            for prev, cur in zip(photos, photos[1:]):
+                self.assertEqual(host._find_copies([], set(), cur, prev, (0, 0, w, h), whole), whole)
+            self.assertEqual(len(searched), motion.MISSES_FREE + 1)     # then paused
+            now[0] += motion.MAX_PAUSE
+            page = photos[-1] + photos[-1]              # a page twice the screen's height, scrolled 16 rows
+            prev, cur = page[:w * h * 4], page[16 * w * 4:(16 + h) * w * 4]
+            copies = []
+            rest = host._find_copies(copies, set(), cur, prev, (0, 0, w, h), whole)
+        self.assertEqual(len(searched), motion.MISSES_FREE + 2)
+        self.assertTrue(copies)
+        self.assertLessEqual(sum(rh for _x, _y, _w, rh in rest), 16)     # at most the 16 new rows as pixels
+        self.assertTrue(host._search_gate.open())
+
     def test_a_small_exact_change_does_not_cancel_a_tiles_refresh(self):
         from PIL import Image
         from tagio.session.host import HostSession

@@ -153,5 +153,49 @@ class NoMotionTest(unittest.TestCase):
         self.assertEqual(rebuild(prev, cur, self.W, result), cur)
 
 
+class SearchGateTest(unittest.TestCase):
+    """The scroll search pauses while it keeps finding nothing, and opens again on a hit."""
+
+    def setUp(self):
+        self.now = 100.0
+        self.gate = motion.SearchGate(lambda: self.now)
+
+    def test_misses_pause_the_search_longer_each_time_up_to_the_cap(self):
+        for _ in range(motion.MISSES_FREE):          # the first misses cost nothing
+            self.assertTrue(self.gate.open())
+            self.gate.found(False)
+        self.assertTrue(self.gate.open())
+        pauses = []
+        for _ in range(12):
+            self.gate.found(False)
+            start = self.now
+            self.assertFalse(self.gate.open())
+            while not self.gate.open():
+                self.now += 0.001
+            pauses.append(round(self.now - start, 3))
+        self.assertAlmostEqual(pauses[0], motion.FIRST_PAUSE, delta=0.0015)
+        self.assertAlmostEqual(pauses[1], 2 * motion.FIRST_PAUSE, delta=0.0015)
+        self.assertAlmostEqual(pauses[-1], motion.MAX_PAUSE, delta=0.0015)
+        self.assertTrue(all(a <= b for a, b in zip(pauses, pauses[1:])))
+
+    def test_a_hit_opens_the_gate_for_good(self):
+        for _ in range(motion.MISSES_FREE + 5):
+            self.gate.found(False)
+        self.now += motion.MAX_PAUSE
+        self.assertTrue(self.gate.open())
+        self.gate.found(True)
+        self.assertTrue(self.gate.open())
+        for _ in range(motion.MISSES_FREE):         # after a hit the free misses count afresh
+            self.gate.found(False)
+            self.assertTrue(self.gate.open())
+
+    def test_endless_misses_keep_the_cap(self):
+        for _ in range(5000):
+            self.gate.found(False)
+        self.assertFalse(self.gate.open())
+        self.now += motion.MAX_PAUSE
+        self.assertTrue(self.gate.open())
+
+
 if __name__ == "__main__":
     unittest.main()

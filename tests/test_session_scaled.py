@@ -84,6 +84,31 @@ class ScaledEncoderTest(unittest.TestCase):
         self.assertLess(mean_diff(fb, photo()), 6)
 
 
+class FromTheGrabTest(unittest.TestCase):
+    """Scaling straight from a BGRX grab gives the same rectangles as converting it to RGB first."""
+    LAYER = "unit"
+
+    def test_same_bytes_as_from_the_converted_picture(self):
+        from tagio.session import tiles as t
+        screen = Image.new("RGB", (800, 600), (10, 20, 30))
+        screen.paste(photo(640, 384, shift=2), (96, 64))
+        raw = screen.tobytes("raw", "BGRX")
+        for rect in ((96, 64, 640, 384), (0, 0, 800, 600), (96, 64, 640, 200)):
+            view = scaled.bgrx_view(raw, 800, *rect)
+            got = scaled.encode_view(view, rect[0], rect[1], 50, 0.5)
+            want = scaled.encode_region(t.region_image(raw, 800, *rect), rect[0], rect[1], 50, 0.5)
+            self.assertEqual(got, want)
+            self.assertEqual(got[0][4], m.ENC_SCALED)
+
+    def test_a_rectangle_the_buffer_cannot_map_is_left_to_the_converting_path(self):
+        raw = bytes(800 * 600 * 4)
+        self.assertIsNone(scaled.bgrx_view(raw, 800, 96, 300, 640, 300))     # bottom edge, not column 0
+        self.assertIsNotNone(scaled.bgrx_view(raw, 800, 0, 300, 640, 300))
+        flat = scaled.bgrx_view(raw, 800, 0, 0, 800, 600)
+        self.assertIsNone(scaled.encode_view(flat, 0, 0, 50, 0.5))           # one colour: not scaled
+        self.assertIsNone(scaled.encode_view(flat, 0, 0, 50, 1.0))
+
+
 class ScaledWireTest(unittest.TestCase):
     LAYER = "unit"
 
@@ -177,6 +202,86 @@ class HostConsentTest(unittest.TestCase):
         self.assertEqual(policy.choose(10_000, 1920 * 1080).scale, 1.0)
         policy.can_scale = True
         self.assertLess(policy.choose(10_000, 1920 * 1080).scale, 1.0)
+
+
+class SpeedChoiceTest(unittest.TestCase):
+    """A host too slow to encode large moving photos within its share of the frame interval sends
+    them scaled; a fast one, small rectangles and a machine that got room again keep full scale."""
+    LAYER = "unit"
+    PIXELS, INTERVAL = 1920 * 1080, 1 / 60
+
+    def setUp(self):
+        self.speed = scaled.SpeedChoice()
+
+    def per_frame(self, share, scale=1.0):
+        """Teach encodes of a 1080p picture at `scale` that took `share` of the frame interval."""
+        for _ in range(20):
+            self.speed.timed(self.PIXELS, share * self.INTERVAL, scale)
+
+    def test_full_scale_until_a_slow_encode_is_measured(self):
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)     # nothing known yet
+        self.per_frame(0.3)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)     # fast enough
+        self.per_frame(0.8)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        self.assertEqual(self.speed.scale(300 * 200, self.INTERVAL), 1.0)      # small: never
+        self.assertEqual(self.speed.scale(self.PIXELS, 4 * self.INTERVAL), 1.0)    # 15 fps: time enough
+
+    def test_scaled_encodes_tell_when_the_machine_has_room_again(self):
+        self.per_frame(0.8)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        # Scaled encodes standing for just under the share at full scale: stays scaled (no flapping).
+        self.per_frame(0.45 / scaled.SCALED_TO_FULL, scaled.SPEED_SCALE)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), scaled.SPEED_SCALE)
+        # The machine got room: scaled encodes fast enough that full scale would fit again.
+        self.per_frame(0.2 / scaled.SCALED_TO_FULL, scaled.SPEED_SCALE)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
+        self.assertEqual(self.speed.scale(self.PIXELS, self.INTERVAL), 1.0)
+
+    def test_small_timings_teach_nothing(self):
+        self.speed.timed(100 * 100, 1.0)
+        self.assertIsNone(self.speed.cost)
+
+
+class SpeedInTheEncoderTest(unittest.TestCase):
+    """The encoder asks the speed choice only while most of the screen keeps moving, and only for
+    a viewer that takes scaled rectangles; a full-scale JPEG teaches it its cost."""
+    LAYER = "unit"
+
+    def frame(self, host, pictures):
+        from tagio.session import tiles as t
+        w, h = pictures[0].size
+        raw = pictures[0].tobytes("raw", "BGRX")
+        tiles = t.rects_tiles([(0, 0, w, h)], w, h)
+        source = (raw, 0, 0, w, h, tiles, None)
+        msgs = host._encode_frame(1, 0.0, [source], [], w, h, len(tiles))
+        return [r.encoding for msg in msgs for r in m.decode(msg).rects]
+
+    def test_a_slow_host_scales_sustained_motion_for_a_viewer_that_takes_it(self):
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        host._speed.cost = 1.0                  # a host that needs a second a pixel
+        pic = [photo(1280, 720)]
+        self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])      # one big change: not motion yet
+        self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])      # motion, but the viewer cannot take it
+        host._policy.can_scale = True
+        from tagio.session import tiles as t
+        tiles = t.rect_tiles(0, 0, 1280, 720)
+        host._refresh.refreshed(tiles, 0)       # as if the JPEGs so far were topped off
+        self.assertFalse(host._refresh.holds_lossy(tiles))
+        self.assertEqual(self.frame(host, pic), [m.ENC_SCALED])
+        self.assertTrue(host._refresh.holds_lossy(tiles))       # the top-off follows the scaled picture
+        host._speed.cost = 1e-12                # a fast host keeps full scale
+        self.assertEqual(self.frame(host, pic), [m.ENC_JPEG])
+
+    def test_full_scale_and_scaled_jpegs_teach_the_cost(self):
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        self.frame(host, [photo(640, 360)])
+        self.assertGreater(host._speed.cost, 0)
+        host._policy.can_scale, host._moving, host._speed.cost = True, True, 1.0
+        self.assertEqual(self.frame(host, [photo(640, 360)]), [m.ENC_SCALED])
+        self.assertLess(host._speed.cost, 1.0)          # the scaled encode's time was learned
 
 
 class ViewerAnswersTest(unittest.TestCase):

@@ -49,6 +49,7 @@ from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, Tr
 from tagio.protocol import session as m
 from tagio.protocol.version import CAP_FILES, CAP_SCALED_RECT, CLIPBOARD
 from tagio.session import capture_win32 as win
+from tagio.session import motion, scaled
 from tagio.session import tiles as t
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.damage import DamageProbe
@@ -123,6 +124,8 @@ class HostSession(HostCapture, HostEncode, HostInput):
         # Encode thread only. can_scale: set once the viewer says it takes scaled rectangles.
         self._policy = QualityPolicy(target_quality=self.quality, can_scale=False)
         self._row_hashes = (None, None, None)   # (last grab, region, its row hashes): encode thread
+        self._search_gate = motion.SearchGate(time.monotonic)   # pauses a scroll search that finds nothing
+        self._speed = scaled.SpeedChoice()      # scales motion the CPU cannot keep up with
         self._latency_ms = 0
         self._encode_q = queue.Queue(maxsize=2)
         self._send_q = queue.Queue(maxsize=8)

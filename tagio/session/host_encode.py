@@ -3,7 +3,8 @@
 Theory of operation. `HostEncode` is the part of HostSession (tagio.session.host) that runs on the
 encode thread. For each job from the capture thread it merges the changed tiles into rectangles;
 rows that moved up or down since the previous frame (a scroll, tagio.session.motion) become
-ENC_COPY rectangles, sent first; the rest turns into fill / PNG / JPEG data (tagio.session.tiles),
+ENC_COPY rectangles, sent first (the search pauses while it keeps finding nothing:
+motion.SearchGate); the rest turns into fill / PNG / JPEG data (tagio.session.tiles),
 packed into Frame messages (<= MAX_MESSAGE each, FINAL on the last). Regions last sent as JPEG
 that stayed still come back as lossless refreshes.
 
@@ -16,7 +17,10 @@ JPEG quality adapts three ways: it drops when acks come back slowly and recovers
 requested quality (`_adapt_quality`, called for each ack); it drops while most of the screen keeps
 changing (`_frame_quality`); and while flow control holds frames back it is capped where a frame
 fits the measured rate (flow.QualityPolicy, `_policy_choice`; large moving photos at a reduced
-scale when even low quality does not fit: tagio.session.scaled).
+scale when even low quality does not fit: tagio.session.scaled). While most of the screen keeps
+changing, large moving photos also go at a reduced scale when this host cannot encode them at
+full scale within half a frame interval (scaled.SpeedChoice, `_speed_scale`): the CPU, not the
+link, is then what holds the frame rate down.
 """
 
 import time
@@ -102,13 +106,14 @@ class HostEncode:
 
     def _encode_frame(self, frame_id, captured, sources, stills, width, height, dirty_count):
         choice = self._policy_choice(dirty_count)
+        in_motion = self._moving and self._most_of_screen(dirty_count, width, height)
         quality, scale = min(self._frame_quality(dirty_count, width, height), choice.quality), choice.scale
         rects, copies, lossy_copies = [], [], set()
         for raw, sx, sy, sw, sh, tiles, prev in sources:
             changed = _changed_in(tiles, (sx, sy, sw, sh), width, height)
             for x, y, w, h in self._find_copies(copies, lossy_copies, raw, prev, (sx, sy, sw, sh), changed):
-                img = t.region_image(raw, sw, x - sx, y - sy, w, h)
-                self._encode_rect(rects, img, (x, y), quality, False, (width, height), scale)
+                self._encode_moving(rects, raw, (sx, sy, sw), (x, y, w, h), quality,
+                                    (width, height), self._speed_scale(scale, w * h, in_motion))
         for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
             img = Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
             self._encode_rect(rects, img, (x, y), quality, True, (width, height))
@@ -118,23 +123,52 @@ class HostEncode:
         self._learn_sizes(rects, quality)
         return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, copies + rects)]
 
+    def _encode_moving(self, rects, raw, source, rect, quality, screen, scale):
+        """Encode the changed `rect` (x, y, w, h on the screen) of the grab `raw` of `source`
+        (x, y, width); a JPEG of it (scaled or not) teaches the speed choice what it cost."""
+        (sx, sy, sw), (x, y, w, h) = source, rect
+        started, first = time.perf_counter(), len(rects)
+        view = scaled.bgrx_view(raw, sw, x - sx, y - sy, w, h) if scale < 1.0 else None
+        parts = scaled.encode_view(view, x, y, quality, scale) if view is not None else None
+        if parts is not None:       # scaled straight from the grab: no full-size RGB copy
+            self._record(rects, parts, (x, y, w, h), False, screen)
+            self._speed.timed(w * h, time.perf_counter() - started, scale)
+            return
+        img = t.region_image(raw, sw, x - sx, y - sy, w, h)
+        self._encode_rect(rects, img, (x, y), quality, False, screen, scale)
+        if all(r.encoding == m.ENC_JPEG for r in rects[first:]):
+            self._speed.timed(w * h, time.perf_counter() - started)
+
+    def _speed_scale(self, scale, pixels, in_motion):
+        """`scale` (the link's choice), or lower while the screen is in motion and this host
+        cannot encode such a rectangle at full scale within its share of the frame interval
+        (scaled.SpeedChoice); only for a viewer that takes scaled rectangles."""
+        if not in_motion or not self._policy.can_scale:
+            return scale
+        return min(scale, self._speed.scale(pixels, 1.0 / self.fps_cap))
+
     def _encode_rect(self, rects, img, at, quality, lossless, screen, scale=1.0):
         """Encode `img` placed at `at` = (x, y) on a screen of size `screen` into `rects`; a large
         moving photo at a reduced `scale` when the policy asks (tagio.session.scaled)."""
         x, y = at
         parts = None if lossless else scaled.encode_region(img, x, y, quality, scale)
         parts = parts or t.encode_region(img, x, y, quality, lossless)
+        self._record(rects, parts, (x, y, img.width, img.height), lossless, screen)
+
+    def _record(self, rects, parts, rect, lossless, screen):
+        """Add the encoded `parts` of `rect` (x, y, w, h) to `rects` and tell the refresh."""
+        x, y, w, h = rect
         rects.extend(m.Rect(*p) for p in parts)
         size = sum(len(p[5]) for p in parts)
         if lossless:        # the top-off of still tiles (also teaches the refresh its cost)
             with self._refresh_lock:
-                self._refresh.refreshed(t.rect_tiles(x, y, img.width, img.height), size)
+                self._refresh.refreshed(t.rect_tiles(x, y, w, h), size)
             return
         lossy = any(p[4] in m.LOSSY_ENCODINGS for p in parts)
         # Lossy pixels anywhere in a tile make it wait for a lossless refresh; exact pixels clear
         # only the tiles they cover whole (a small change must not cancel a photo's refresh).
-        tiles = (t.rect_tiles(x, y, img.width, img.height) if lossy
-                 else t.covered_tiles(x, y, img.width, img.height, width=screen[0], height=screen[1]))
+        tiles = (t.rect_tiles(x, y, w, h) if lossy
+                 else t.covered_tiles(x, y, w, h, width=screen[0], height=screen[1]))
         with self._refresh_lock:
             self._refresh.sent(tiles, lossy, size)
 
@@ -148,13 +182,14 @@ class HostEncode:
         if prev is None or not changed:
             return changed
         box = _bounding_box(changed)
-        if not motion.pays(box[3], sum(w * h for _x, _y, w, h in changed)):
+        if not motion.pays(box[3], sum(w * h for _x, _y, w, h in changed)) or not self._search_gate.open():
             return changed
         local = (box[0] - sx, box[1] - sy, box[2], box[3])
         grab_, region, hashes = self._row_hashes
         cached = hashes if grab_ is prev and region == local else None
         found = motion.detect(prev, raw, sw, sh, local, old_hashes=cached)
         self._row_hashes = (raw, local, found.hashes)       # raw becomes the next frame's prev
+        self._search_gate.found(bool(found.copies))
         covered = set()
         for c in found.copies:
             src, dst = (c.src_x + sx, c.src_y + sy), (c.x + sx, c.y + sy)
@@ -187,10 +222,14 @@ class HostEncode:
 
         Sustained full-screen motion (video, scrolling photos) hides detail, and the pixels are
         refreshed losslessly once they stand still, so spend fewer bytes per frame on it."""
-        cols, rows = t.tile_grid(width, height)
-        moving = dirty_tiles >= MOTION_SHARE * cols * rows
+        moving = self._most_of_screen(dirty_tiles, width, height)
         in_motion, self._moving = moving and self._moving, moving
         return max(MIN_QUALITY, self.quality - MOTION_QUALITY_DROP) if in_motion else self.quality
+
+    @staticmethod
+    def _most_of_screen(dirty_tiles, width, height):
+        cols, rows = t.tile_grid(width, height)
+        return dirty_tiles >= MOTION_SHARE * cols * rows
 
     def _pack_frames(self, frame_id, captured, rects):
         """Split rectangles over as many Frame messages as MAX_MESSAGE needs; FINAL on the last."""

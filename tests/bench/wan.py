@@ -2,7 +2,7 @@
 
     python3 -m tests.bench.wan [--seconds 8] [--scenes small,full,scroll,type,idle,video,office]
                                [--profiles loopback,lan,home,far,lossy] [--no-damage] [--fps 60]
-                               [--office-seconds 60]
+                               [--office-seconds 60] [--full-scale]
 
 Runtime: about (seconds + 6) x scenes x profiles, the office scene (office-seconds + 6) per profile;
 the defaults (6 x 5 runs of 8 s, 5 office runs of 60 s) take ~12 minutes. Prints one JSON object per
@@ -22,6 +22,10 @@ bottleneck buffer, and loss modelled as one extra RTT for a lost segment (see th
 
 Profiles: loopback (direct TCP), lan 20 ms / 100 Mbit/s, home 60 ms / 20 Mbit/s, far 150 ms /
 5 Mbit/s, lossy 60 ms / 20 Mbit/s + 2% loss.
+
+--full-scale turns the host's CPU-aware scaling off (tagio.session.scaled.SpeedChoice: a host that
+cannot encode sustained full-screen motion in time sends large moving photos at half resolution),
+so the full-resolution path is measured too.
 
 Scenes:
   small   a 200x100 region changes at 60 Hz (stream.py's scene)
@@ -146,12 +150,15 @@ root.mainloop()
 
 
 # -- host child process -------------------------------------------------------------------------
-def host_child(port, fps, damage, accept_input):
+def host_child(port, fps, damage, accept_input, speed_scale=True):
     from tagio.crypto import handshake, kdf
     from tagio.net.stream import SocketStream
     from tagio.session import host as host_module
+    from tagio.session import scaled
     if not damage:      # the polling path: what a host without damage reports (Windows, macOS) runs
         host_module.DamageProbe.open = staticmethod(lambda display=None: None)
+    if not speed_scale:     # --full-scale: moving photos at full resolution however slow the host is
+        scaled.SPEED_SHARE = float("inf")
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     session_id = sock.recv(16, socket.MSG_WAITALL)
@@ -199,7 +206,7 @@ class Link:
                 self.proc.wait(5)
 
 
-def connect_viewer(fps, env, profile, damage, accept_input):
+def connect_viewer(fps, env, profile, damage, accept_input, speed_scale=True):
     """Start the link and the host child; return (host process, link, viewer channel)."""
     from tagio.crypto import handshake
     from tagio.net.stream import SocketStream
@@ -207,6 +214,7 @@ def connect_viewer(fps, env, profile, damage, accept_input):
     link = Link(profile, listener.getsockname()[1], env)
     args = [sys.executable, "-m", "tests.bench.wan", "--host-child", str(link.port), "--fps", str(fps)]
     args += ([] if damage else ["--no-damage"]) + (["--input"] if accept_input else [])
+    args += [] if speed_scale else ["--full-scale"]
     host = subprocess.Popen(args, env=env, cwd=ROOT)
     listener.settimeout(30)
     sock, _ = listener.accept()
@@ -350,13 +358,14 @@ def start_scene(mode, env):
     return scene
 
 
-def run(mode, profile_name, seconds, fps, damage):
+def run(mode, profile_name, seconds, fps, damage, speed_scale=True):
     from tagio.session.viewer import ViewerSession
     with Xvfb(width=WIDTH, height=HEIGHT) as xvfb:
         env = xvfb.env()
         scene = start_scene(mode, env)
         try:
-            host, link, channel = connect_viewer(fps, env, PROFILES[profile_name], damage, mode == "type")
+            host, link, channel = connect_viewer(fps, env, PROFILES[profile_name], damage, mode == "type",
+                                                 speed_scale)
             viewer = ViewerSession(channel, max_updates=256)
             display = Display(viewer)
             viewer.start()
@@ -405,11 +414,13 @@ def main(argv=None):
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--no-damage", action="store_true", help="host polls the screen (no X DAMAGE)")
     parser.add_argument("--fps", type=int, default=60)
+    parser.add_argument("--full-scale", action="store_true",
+                        help="no CPU-aware scaling: moving photos at full resolution however slow the host")
     parser.add_argument("--host-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--input", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.host_child:
-        host_child(args.host_child, args.fps, not args.no_damage, args.input)
+        host_child(args.host_child, args.fps, not args.no_damage, args.input, not args.full_scale)
         return 0
     if not xvfb_available() or not os.path.exists("/proc/self/stat"):
         print(json.dumps({"skipped": "needs Linux with Xvfb and xdotool"}))
@@ -420,7 +431,7 @@ def main(argv=None):
     for mode in scenes:
         for profile in profiles:
             seconds = args.office_seconds if mode == "office" else args.seconds
-            result = run(mode, profile, seconds, args.fps, not args.no_damage)
+            result = run(mode, profile, seconds, args.fps, not args.no_damage, not args.full_scale)
             print(json.dumps(result), file=sys.stderr, flush=True)
             results.append(result)
     print(table(results))
@@ -428,7 +439,8 @@ def main(argv=None):
     if verdicts:
         print("\n" + "\n".join(verdicts))
     print(f"\n{len(results)} runs in {time.monotonic() - started:.0f} s; damage "
-          f"{'off (polling)' if args.no_damage else 'on'}; --seconds {args.seconds:g}")
+          f"{'off (polling)' if args.no_damage else 'on'}; --seconds {args.seconds:g}"
+          f"{'; --full-scale' if args.full_scale else ''}")
     return 0
 
 
