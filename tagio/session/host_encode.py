@@ -250,13 +250,6 @@ class HostEncode:
         with self._credit:
             return self._flow.estimator.rate
 
-    def _screen_held_rate(self):
-        """While the frames fill their in-flight budget (the path, not the screen, limits them):
-        the rate they get through, else None (FileEngine's screen_rate: files take no more)."""
-        with self._credit:
-            est = self._flow.estimator
-            return est.rate if est.frames and est.in_flight >= self._flow.budget() else None
-
     def _adapt_quality(self, elapsed):
         # Slow acks mean the link (or the viewer) cannot keep up: trade quality for frame rate.
         if elapsed > SLOW_ACK:
