@@ -14,24 +14,14 @@ now and then does not fail it, and asks that the files still move (at least 10%)
 """
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-from tests.wan_session import channels_over_link
+from tests.wan_session import PICTURE_SCENE, scene_on_xvfb, session_over_link
 from tests.waiting import wait_until
 
-SCENE = r"""
-import sys, tkinter as tk
-from PIL import Image, ImageChops, ImageTk
-W, H = int(sys.argv[1]), int(sys.argv[2])
-root = tk.Tk()
-root.geometry(f"{W}x{H}+0+0")
-root.overrideredirect(True)
-base = Image.merge("RGB", [Image.linear_gradient("L").resize((W, H)), Image.radial_gradient("L").resize((W, H)),
-                           Image.linear_gradient("L").rotate(90).resize((W, H))])
+SCENE = PICTURE_SCENE + r"""
 frames = [ImageTk.PhotoImage(Image.blend(ImageChops.offset(base, k * 37, k * 23),
                                          Image.effect_noise((W, H), 40 + 4 * k).convert("RGB"), 0.3))
           for k in range(6)]
@@ -56,18 +46,8 @@ class ScreenShareDuringTransferTest(unittest.TestCase):
     WIDTH, HEIGHT = 480, 360
 
     def setUp(self):
-        import gc
-        from tests.xvfb import Xvfb, xvfb_available
-        gc.collect()        # Tk objects of earlier in-process tests: collected here, not in a worker
-        if not xvfb_available():
-            self.skipTest("needs Xvfb and xdotool")
-        self.xvfb = Xvfb(width=self.WIDTH, height=self.HEIGHT).start()
-        self.addCleanup(self.xvfb.stop)
-        self.scene = subprocess.Popen([sys.executable, "-c", SCENE, str(self.WIDTH), str(self.HEIGHT)],
-                                      env=self.xvfb.env(), stdout=subprocess.PIPE, text=True)
-        self.addCleanup(self.scene.wait, 5)
-        self.addCleanup(self.scene.kill)
-        self.assertEqual(self.scene.stdout.readline().strip(), "ready")
+        self.xvfb, self.scene, first = scene_on_xvfb(self, self.WIDTH, self.HEIGHT, SCENE, (self.WIDTH, self.HEIGHT))
+        self.assertEqual(first, "ready")
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         self.shared, self.local = os.path.join(tmp.name, "shared"), os.path.join(tmp.name, "local")
@@ -77,17 +57,7 @@ class ScreenShareDuringTransferTest(unittest.TestCase):
             fh.write(os.urandom(FILE_MIB << 20))
 
     def session(self):
-        from tagio.session.host import HostSession
-        from tagio.session.viewer import ViewerSession
-        host_channel, viewer_channel = channels_over_link(self, rtt_ms=RTT_MS, mbit=MBIT)
-        host = HostSession(host_channel, view_only=True, fps_cap=30, display=self.xvfb.display,
-                           files_dir=self.shared)
-        viewer = ViewerSession(viewer_channel)
-        host.start()
-        viewer.start()
-        self.addCleanup(host.stop)
-        self.addCleanup(viewer.stop)
-        return host, viewer
+        return session_over_link(self, self.xvfb.display, RTT_MS, MBIT, files_dir=self.shared)
 
     def test_the_screen_keeps_its_share_while_a_file_comes(self):
         host, viewer = self.session()

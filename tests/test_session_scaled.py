@@ -4,8 +4,6 @@ on the wire, the viewer scaling it up (tagio/session/framebuffer.py), the capabi
 WanLink whose picture converges pixel for pixel once the motion stops."""
 
 import io
-import subprocess
-import sys
 import unittest
 from unittest import mock
 
@@ -15,7 +13,7 @@ from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import session as m
 from tagio.protocol.version import CAP_SCALED_RECT, SESSION_CAPABILITIES
 from tagio.session import framebuffer, scaled
-from tests.wan_session import channels_over_link, converged, screen
+from tests.wan_session import PICTURE_SCENE, converged, scene_on_xvfb, screen, session_over_link
 from tests.waiting import wait_until
 
 
@@ -318,15 +316,7 @@ class ViewerAnswersTest(unittest.TestCase):
         self.assertEqual(self.recv(), m.FrameAck(1))        # the first thing the viewer says
 
 
-MOVING_SCENE = r"""
-import sys, threading, tkinter as tk
-from PIL import Image, ImageChops, ImageDraw, ImageTk
-W, H = int(sys.argv[1]), int(sys.argv[2])
-root = tk.Tk()
-root.geometry(f"{W}x{H}+0+0")
-root.overrideredirect(True)
-base = Image.merge("RGB", [Image.linear_gradient("L").resize((W, H)), Image.radial_gradient("L").resize((W, H)),
-                           Image.linear_gradient("L").rotate(90).resize((W, H))])
+MOVING_SCENE = PICTURE_SCENE + r"""
 frames = []
 for k in range(8):
     img = ImageChops.offset(base, k * 37, k * 23)
@@ -380,18 +370,9 @@ class ScaledOverSlowLinkTest(unittest.TestCase):
     WIDTH, HEIGHT = 480, 360
 
     def setUp(self):
-        import gc
-        from tests.xvfb import Xvfb, xvfb_available
-        gc.collect()        # Tk objects of earlier in-process tests: collected here, not in a worker
-        if not xvfb_available():
-            self.skipTest("needs Xvfb and xdotool")
-        self.xvfb = Xvfb(width=self.WIDTH, height=self.HEIGHT).start()
-        self.addCleanup(self.xvfb.stop)
-        self.scene = subprocess.Popen([sys.executable, "-c", MOVING_SCENE, str(self.WIDTH), str(self.HEIGHT)],
-                                      env=self.xvfb.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(self.scene.wait, 5)
-        self.addCleanup(self.scene.kill)
-        self.assertEqual(self.scene.stdout.readline().strip(), "ready")
+        self.xvfb, self.scene, first = scene_on_xvfb(self, self.WIDTH, self.HEIGHT, MOVING_SCENE,
+                                                     (self.WIDTH, self.HEIGHT), stdin=True)
+        self.assertEqual(first, "ready")
 
     def tell_scene(self, word):
         self.scene.stdin.write(word + "\n")
@@ -399,17 +380,10 @@ class ScaledOverSlowLinkTest(unittest.TestCase):
         self.assertEqual(self.scene.stdout.readline().strip(), word)
 
     def session(self):
-        from tagio.session.host import HostSession
-        from tagio.session.viewer import ViewerSession
-        host_channel, viewer_channel = channels_over_link(self, rtt_ms=20, mbit=0.5)
-        counting = CountingChannel(viewer_channel)
-        host = HostSession(host_channel, view_only=True, fps_cap=30, display=self.xvfb.display)
-        viewer = ViewerSession(counting)
-        host.start()
-        viewer.start()
-        self.addCleanup(host.stop)
-        self.addCleanup(viewer.stop)
-        return host, viewer, counting
+        box = {}
+        host, viewer = session_over_link(self, self.xvfb.display, 20, 0.5,
+                                         wrap=lambda channel: box.setdefault("counting", CountingChannel(channel)))
+        return host, viewer, box["counting"]
 
     def screen(self):
         return screen(self.xvfb.display)

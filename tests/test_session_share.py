@@ -14,16 +14,9 @@ import unittest
 from tagio.session import files_flow as ff
 from tagio.session import flow
 from tagio.session.files_flow import FileWindow
+from tests.test_session_flow import Clock
 
 LAYER = "unit"
-
-
-class Clock:
-    def __init__(self, now=0.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 class SharedPath:
@@ -35,7 +28,7 @@ class SharedPath:
     STEP = 0.001
 
     def __init__(self, rate, rtt, frame_size, fps=30, files_from=3.0):
-        self.clock = Clock()
+        self.clock = Clock(0.0)
         self.share = flow.LinkShare(self.clock)
         self.control = flow.FlowControl(self.clock, share=self.share)
         self.window = FileWindow(self.clock, self.share)
@@ -115,12 +108,12 @@ LINK, RTT = 20e6 / 8, 0.060
 
 class ShareRuleTest(unittest.TestCase):
     def test_without_files_the_screen_has_the_whole_link(self):
-        share = flow.LinkShare(Clock())
+        share = flow.LinkShare(Clock(0.0))
         self.assertEqual(share.screen_rate(2e6), 2e6)
         self.assertIsNone(share.screen_rate(None))
 
     def test_moving_files_leave_the_screen_the_rest_and_at_least_its_share(self):
-        clock = Clock()
+        clock = Clock(0.0)
         share = flow.LinkShare(clock)
         for _ in range(200):                # files at 0.5 MB/s for 2 s
             clock.now += 0.01
@@ -133,7 +126,7 @@ class ShareRuleTest(unittest.TestCase):
         self.assertEqual(share.screen_rate(2e6), flow.SCREEN_SHARE * 2e6)
 
     def test_files_that_want_more_leave_the_screen_exactly_its_share(self):
-        clock = Clock()
+        clock = Clock(0.0)
         share = flow.LinkShare(clock)
         share.files_acked(10_000, 10_000)       # a little file data, but the window held more back
         share.files_held()
@@ -142,7 +135,7 @@ class ShareRuleTest(unittest.TestCase):
         self.assertGreater(share.screen_rate(2e6), 0.99 * 2e6)
 
     def test_files_that_stop_give_the_link_back(self):
-        clock = Clock()
+        clock = Clock(0.0)
         share = flow.LinkShare(clock)
         for _ in range(100):
             clock.now += 0.01
@@ -152,7 +145,7 @@ class ShareRuleTest(unittest.TestCase):
         self.assertAlmostEqual(share.screen_rate(2e6), 2e6, delta=0.01e6)
 
     def test_a_frame_sample_counts_the_file_bytes_acknowledged_meanwhile(self):
-        clock = Clock()
+        clock = Clock(0.0)
         share = flow.LinkShare(clock)
         est = flow.DeliveryEstimator(clock, share)
         share.files_posted(200_000)
@@ -166,7 +159,7 @@ class ShareRuleTest(unittest.TestCase):
         self.assertLess(est.rate, est.link_rate)        # the screen's rate leaves the files theirs
 
     def test_file_data_in_flight_keeps_the_ack_interval_open(self):
-        clock = Clock()
+        clock = Clock(0.0)
         share = flow.LinkShare(clock)
         est = flow.DeliveryEstimator(clock, share)
         share.files_posted(100_000)
@@ -180,7 +173,7 @@ class ShareRuleTest(unittest.TestCase):
 
 class FilesOnAMeasuredLinkTest(unittest.TestCase):
     def test_the_first_file_data_is_sized_to_the_link_the_frames_measured(self):
-        share = flow.LinkShare(Clock())
+        share = flow.LinkShare(Clock(0.0))
         window = FileWindow(share.clock, share)
         self.assertEqual(window.chunk_size(), ff.f.CHUNK)           # nothing measured yet
         share.publish(1e6)                                   # 8 Mbit/s
@@ -191,7 +184,7 @@ class FilesOnAMeasuredLinkTest(unittest.TestCase):
         self.assertEqual(window.window, window.floor())             # not INITIAL_WINDOW in one go
 
     def test_a_window_that_holds_data_back_tells_the_share(self):
-        clock = Clock()
+        clock = Clock(0.0)
         share = flow.LinkShare(clock)
         window = FileWindow(clock, share)
         share.files_acked(1, 0)

@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from tests.wan_session import channels_over_link, converged, screen
+from tests.wan_session import converged, scene_on_xvfb, screen, session_over_link
 from tests.waiting import wait_until
 from tests.wanlink import SEGMENT, LinkProfile, Schedule, WanLink
 
@@ -173,34 +173,11 @@ class SessionOverWanTest(unittest.TestCase):
     flowing, a 10-line scroll costs a fraction of the screen's pixels, the picture converges."""
 
     def setUp(self):
-        import gc
-        import subprocess
-        import sys
-        from tests.xvfb import Xvfb, xvfb_available
-        # Tk objects left by earlier in-process Tk tests must be collected here, in the main thread:
-        # collected by a cycle GC run in one of our worker threads, Tcl aborts the process.
-        gc.collect()
-        if not xvfb_available():
-            self.skipTest("needs Xvfb and xdotool")
-        self.xvfb = Xvfb(width=800, height=600).start()
-        self.addCleanup(self.xvfb.stop)
-        self.scene = subprocess.Popen([sys.executable, "-c", SCROLL_SCENE], env=self.xvfb.env(),
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(self.scene.wait, 5)
-        self.addCleanup(self.scene.kill)
-        self.assertTrue(self.scene.stdout.readline().startswith("added"))
+        self.xvfb, self.scene, first = scene_on_xvfb(self, 800, 600, SCROLL_SCENE, stdin=True)
+        self.assertTrue(first.startswith("added"))
 
     def session(self):
-        from tagio.session.host import HostSession
-        from tagio.session.viewer import ViewerSession
-        host_channel, viewer_channel = channels_over_link(self, rtt_ms=60, mbit=20)
-        host = HostSession(host_channel, view_only=True, fps_cap=30, display=self.xvfb.display)
-        viewer = ViewerSession(viewer_channel)
-        host.start()
-        viewer.start()
-        self.addCleanup(host.stop)
-        self.addCleanup(viewer.stop)
-        return host, viewer
+        return session_over_link(self, self.xvfb.display, 60, 20)
 
     def screen(self):
         return screen(self.xvfb.display)
