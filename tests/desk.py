@@ -196,6 +196,20 @@ class AppClicks:
         desk.wait(lambda: self.root.focus_get() == entry, "focus back on the ID entry", 5)
 
 
+class SettingsClicks(AppClicks):
+    """AppClicks plus the app's Settings dialog: open it as the gear would, read what it saved."""
+
+    def open_dialog(self):
+        from tagio.ui.settings_dialog import SettingsDialog
+        self.app.open_settings()
+        return self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings dialog")
+
+    def saved(self):
+        import json
+        with open(os.path.join(self.config_dir, "settings.json")) as f:
+            return json.load(f)
+
+
 class ProcessDeskCase(unittest.TestCase):
     """Class set-up for tests of the real programs: a private Xvfb, a scratch folder, a relay."""
 

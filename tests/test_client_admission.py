@@ -11,6 +11,7 @@ from tagio.client.refusal import (REFUSAL_MAGIC, PartnerRefused, RefusalAware, d
                                   encode_refusal, send_refusal)
 from tagio.errors import ConnectionClosed, RemoteProtocolError, TagioError
 from tagio.protocol import session as m
+from tests.waiting import in_thread
 
 LAYER = "unit"
 _CLOSED = object()
@@ -52,18 +53,8 @@ class HostAdmissionTest(unittest.TestCase):
         self.host, self.viewer = pair()
 
     def run_viewer(self, **kwargs):
-        result = {}
-
-        def wait():
-            try:
-                result["host_name"] = adm.await_admission(self.viewer, **kwargs)
-                result["ok"] = True
-            except Exception as exc:       # checked by the tests
-                result["error"] = exc
-        thread = threading.Thread(target=wait)
-        thread.start()
-        self.addCleanup(thread.join, 10)
-        return thread, result
+        return in_thread(self, lambda result: result.update(
+            host_name=adm.await_admission(self.viewer, **kwargs), ok=True))
 
     def test_accepted_viewer_waits_then_gets_in_and_the_first_message_is_handed_over(self):
         waiting = threading.Event()

@@ -35,6 +35,7 @@ from unittest import mock
 
 from tests.test_e2e import GUI
 from tests.test_e2e_files import PASSWORD, FilesCase
+from tests.waiting import wait_until
 from tests.xvfb import skip_unless_xvfb
 
 MIB = 1 << 20
@@ -296,13 +297,8 @@ class FilesEdges(FilesCase):
         return session, events
 
     def wait_done(self, events, tid):
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            done = [f for n, f in events if n == "transfer_done" and f["tid"] == tid]
-            if done:
-                return done[0]
-            time.sleep(0.05)
-        self.fail(f"transfer {tid} never ended: {events}")
+        return wait_until(lambda: next((f for n, f in events if n == "transfer_done" and f["tid"] == tid), None),
+                          timeout=30, what=f"transfer {tid} to end")
 
     def offer_as_is(self, session, entries, dest):
         """Offer `entries` [(path, kind, size, mtime, local)] through the engine as they are (names
@@ -345,10 +341,7 @@ class FilesEdges(FilesCase):
         for path, words in (("..", "would leave the folder"), ("/etc", "absolute path"),
                             ("way-out", "points outside the folder"), ("", "")):
             req = session.files.list_dir(path)
-            deadline = time.monotonic() + 20
-            while req not in session.files.listings and time.monotonic() < deadline:
-                time.sleep(0.02)
-            listing = session.files.listings[req]
+            listing = wait_until(lambda: session.files.listings.get(req), timeout=20, what=f"the listing of {path!r}")
             if words:
                 self.assertIn(words, listing["error"])
             else:

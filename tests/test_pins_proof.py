@@ -8,7 +8,6 @@ Run `python3 -m tests.test_pins_proof --regenerate` only on a deliberate wire ch
 """
 
 import hashlib
-import threading
 import unittest
 
 from Crypto.PublicKey import ECC
@@ -24,6 +23,7 @@ from tagio.protocol import session as m
 from tagio.protocol.version import VersionMismatch
 from tests.golden import GoldenVectors, load, regenerate_if_asked
 from tests.test_client_admission import pair
+from tests.waiting import in_thread
 
 LAYER = "unit"
 
@@ -189,17 +189,8 @@ class ExchangeTest(unittest.TestCase):
 
     def run_host(self, viewer_id, timeout=5.0):
         """check_viewer in a thread; returns (thread, result dict: "key" or "error")."""
-        result = {}
-
-        def run():
-            try:
-                result["key"] = proving.check_viewer(self.host_end, self.host, viewer_id, timeout)
-            except Exception as exc:     # checked by the test
-                result["error"] = exc
-        thread = threading.Thread(target=run)
-        thread.start()
-        self.addCleanup(thread.join, 10)
-        return thread, result
+        return in_thread(self, lambda result: result.update(
+            key=proving.check_viewer(self.host_end, self.host, viewer_id, timeout)))
 
     def test_both_sides_proven(self):
         thread, result = self.run_host(self.viewer.id)

@@ -13,6 +13,7 @@ from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import session as m
 from tagio.protocol.version import CAP_SCALED_RECT, SESSION_CAPABILITIES
 from tagio.session import framebuffer, scaled
+from tests.test_session_viewer import ScriptedHostCase
 from tests.wan_session import PICTURE_SCENE, converged, scene_on_xvfb, screen, session_over_link
 from tests.waiting import wait_until
 
@@ -282,21 +283,9 @@ class SpeedInTheEncoderTest(unittest.TestCase):
         self.assertLess(host._speed.cost, 1.0)          # the scaled encode's time was learned
 
 
-class ViewerAnswersTest(unittest.TestCase):
+class ViewerAnswersTest(ScriptedHostCase):
     """A scripted host on a real SecureChannel: the viewer's answer to the Hello's bits, and a
     scaled rectangle decoded into the framebuffer."""
-
-    def setUp(self):
-        from tagio.session.viewer import ViewerSession
-        from tests.test_session_host import secure_pair
-        self.host, channel = secure_pair()
-        self.viewer = ViewerSession(channel)
-        self.viewer.start()
-        self.addCleanup(self.host.close)
-        self.addCleanup(self.viewer.stop)
-
-    def send(self, msg):
-        self.host.send(m.encode(msg))
 
     def recv(self):
         return m.decode(self.host.recv())

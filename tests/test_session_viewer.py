@@ -64,7 +64,9 @@ class ReceiveHeldUntilSendFails:
         return getattr(self.channel, name)
 
 
-class ScriptedHost(unittest.TestCase):
+class ScriptedHostCase(unittest.TestCase):
+    """A started ViewerSession and, as `host`, the other end of its real SecureChannel."""
+
     def setUp(self):
         self.host, channel = secure_pair()
         self.viewer = ViewerSession(channel, max_updates=8)
@@ -75,6 +77,8 @@ class ScriptedHost(unittest.TestCase):
     def send(self, msg):
         self.host.send(m.encode(msg))
 
+
+class ScriptedHost(ScriptedHostCase):
     def recv(self):
         return from_viewer(self.host)
 

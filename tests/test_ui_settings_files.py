@@ -4,20 +4,19 @@ the folder and gives it to the next host session (host_options["files_dir"]); un
 away again. $HOME is a temporary folder, so the default "TagIO Files" is made nowhere else.
 """
 
-import json
 import os
 import shutil
 import tempfile
 import unittest
 from pathlib import Path
 
-from tests.desk import AppClicks
+from tests.desk import SettingsClicks
 from tests.test_ui_app import UiCase
 from tests.xvfb import skip_unless_xvfb
 
 
 @skip_unless_xvfb
-class SettingsFilesOption(AppClicks, UiCase):
+class SettingsFilesOption(SettingsClicks, UiCase):
     def setUp(self):
         self.home = Path(tempfile.mkdtemp(prefix="tagio-home-"))
         self.addCleanup(shutil.rmtree, self.home, True)
@@ -26,15 +25,6 @@ class SettingsFilesOption(AppClicks, UiCase):
         self.addCleanup(lambda: os.environ.__setitem__("HOME", old_home) if old_home is not None
                         else os.environ.pop("HOME", None))
         super().setUp()
-
-    def open_dialog(self):
-        from tagio.ui.settings_dialog import SettingsDialog
-        self.app.open_settings()
-        return self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings dialog")
-
-    def saved(self):
-        with open(os.path.join(self.config_dir, "settings.json")) as f:
-            return json.load(f)
 
     def test_allow_files_in_a_folder_then_take_it_back(self):
         self.assertIsNone(self.app.client.host_options["files_dir"])         # off by default

@@ -4,27 +4,17 @@ settings file, the dialog shows it again, and the host refuses the resumption se
 whose path broke (client/resume.py), where with the box ticked the same viewer came back.
 """
 
-import json
 import os
 import threading
 import unittest
 
-from tests.desk import AppClicks
+from tests.desk import SettingsClicks
 from tests.test_ui_app import RelayCase
 from tests.xvfb import skip_unless_xvfb
 
 
 @skip_unless_xvfb
-class ReconnectOption(AppClicks, RelayCase):
-    def open_dialog(self):
-        from tagio.ui.settings_dialog import SettingsDialog
-        self.app.open_settings()
-        return self.pump(lambda: (self.toplevels(SettingsDialog) or [None])[0], "settings dialog")
-
-    def saved(self):
-        with open(os.path.join(self.config_dir, "settings.json")) as f:
-            return json.load(f)
-
+class ReconnectOption(SettingsClicks, RelayCase):
     def broken_session(self, viewer):
         """`viewer` connects (accepted in the prompt), then its path breaks without a goodbye;
         returns the connection once the host saw the session end."""

@@ -10,8 +10,10 @@ that says what was awaited and the predicate's last value.
                        timeout=10, what="the window to settle")
 
 `poll` is the hook for a loop that must do work while it waits (a Tk test pumps `root.update()`).
+`in_thread` runs a blocking call beside the test, whose result (or error) it then waits for.
 """
 
+import threading
 import time
 
 INTERVAL = 0.01
@@ -33,3 +35,19 @@ def wait_until(predicate, timeout=10.0, what="the condition", poll=None, interva
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last value: {value!r})")
         time.sleep(interval)
+
+
+def in_thread(test, body):
+    """(thread, result): `body(result)` in a started thread, joined by `test`'s cleanups; whatever it
+    raises is kept as result["error"] for the test to check."""
+    result = {}
+
+    def run():
+        try:
+            body(result)
+        except Exception as exc:        # checked by the test
+            result["error"] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    test.addCleanup(thread.join, 10)
+    return thread, result
