@@ -27,10 +27,10 @@ class Path:
     """A FIFO bottleneck of `rate` bytes/s and `rtt` seconds, driving one FileWindow; the receiver
     acknowledges by AckRule, `sizes` (if given) cuts the chunks as small files would."""
 
-    def __init__(self, rate, rtt, screen_rate=None, extra_delay=lambda t: 0.0, sizes=None):
+    def __init__(self, rate, rtt, extra_delay=lambda t: 0.0, sizes=None):
         self.clock = Clock()
         self.window = FileWindow(self.clock)
-        self.rate, self.rtt, self.screen_rate, self.extra_delay = rate, rtt, screen_rate, extra_delay
+        self.rate, self.rtt, self.extra_delay = rate, rtt, extra_delay
         self.events = []            # (time, seq, kind, value)
         self.seq = 0
         self.busy_until = 0.0       # the bottleneck's last departure
@@ -45,17 +45,15 @@ class Path:
 
     def send_what_may_go(self):
         w = self.window
-        while w.may_send() and w.wait_time(self.screen_rate) == 0:
+        while w.may_send():
             size = w.chunk_size() if self.sizes is None else min(w.chunk_size(), self.sizes)
-            w.posted(size, self.screen_rate)
+            w.posted(size)
             self.chunks.append(size)
             now = self.clock.now
             start = max(now, self.busy_until)
             self.queue_delays.append(start - now)
             self.busy_until = start + size / self.rate
             self.at(self.busy_until + self.rtt / 2 + self.extra_delay(now), "arrive", size)
-        if w.may_send():        # paced: come back when the next chunk may go
-            self.at(self.clock.now + w.wait_time(self.screen_rate), "wake")
 
     def run(self, seconds):
         self.send_what_may_go()
@@ -127,25 +125,6 @@ class FileWindowTest(unittest.TestCase):
             clock.now += 0.010
             w.got(w.sent)
         self.assertLessEqual(w.window, ff.INITIAL_WINDOW)
-
-    def test_files_take_no_more_than_a_held_back_screen(self):
-        rate, screen = 20e6 / 8, 0.8e6
-        path = Path(rate, 0.060, screen_rate=screen).run(10.0)
-        self.assertLess(path.received / 10.0, screen * 1.05)
-        self.assertGreater(path.received / 10.0, screen * 0.8)
-
-    def test_a_held_back_screen_is_remembered_for_a_moment(self):
-        clock = Clock()
-        w = FileWindow(clock)
-        self.assertIsNone(w.screen(None))
-        self.assertEqual(w.screen(1e6), 1e6)                # frames fill their budget now
-        clock.now += ff.SCREEN_HOLD / 2
-        self.assertEqual(w.screen(None), 1e6)               # between frames: still held
-        w.posted(100_000, None)
-        self.assertGreater(w.wait_time(None), 0.05)         # 100 KB at 1 MB/s
-        clock.now += ff.SCREEN_HOLD
-        self.assertIsNone(w.screen(None))                   # the screen got what it wanted
-        self.assertEqual(w.wait_time(None), 0.0)
 
     def test_a_lying_acknowledgement_is_the_partners_error(self):
         w = FileWindow(Clock())

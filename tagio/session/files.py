@@ -77,12 +77,11 @@ def _small(msg) -> int:
 
 class FileEngine:
     def __init__(self, send, *, root=None, first_tid=2, on_event=None, clock=time.monotonic,
-                 screen_rate=None, share=None):
+                 share=None):
         self._send = send
         # share: the flow.LinkShare of a side that also sends frames (the host): our Gots count
         # in its link rate and our window tells it when the files want more (flow.py has the
-        # rule). screen_rate() -> bytes/s the files may take now, or None for no limit.
-        self.screen_rate = screen_rate or (lambda: None)
+        # rule).
         self.root = disk.Folder(root) if root is not None else None
         self.on_event = on_event or (lambda name, **fields: None)
         self.clock = clock
@@ -243,7 +242,7 @@ class FileEngine:
     def pump(self, stopping):
         """Send the data of accepted transfers until `stopping` is set (the session's files thread)."""
         while not stopping.is_set():
-            if not self._wait_for_window(stopping):
+            if not self._wait_for_window():
                 continue
             msg = self.next_message(POLL)
             if msg is None:
@@ -271,18 +270,10 @@ class FileEngine:
             size += cost
         return batch[0] if len(batch) == 1 else f.Batch(batch)
 
-    def _wait_for_window(self, stopping) -> bool:
-        """Until the path has room for more file data (a Got frees it) and the screen's share
-        allows it, at most POLL seconds."""
-        rate = self.screen_rate()           # (the session's own lock: not under ours)
+    def _wait_for_window(self) -> bool:
+        """Until the path has room for more file data (a Got frees it), at most POLL seconds."""
         with self._work:
-            if not self._work.wait_for(self.flow.may_send, POLL):
-                return False
-            pause = self.flow.wait_time(rate)
-        if pause > 0:
-            stopping.wait(min(pause, POLL))     # pacing: only a stop cuts it short
-            return False
-        return True
+            return self._work.wait_for(self.flow.may_send, POLL)
 
     def next_message(self, timeout=0.0):
         """The next message of the first accepted transfer, or None (after waiting up to
@@ -309,13 +300,12 @@ class FileEngine:
         return msg
 
     def _chunk_out(self, out, msg):
-        rate = self.screen_rate()
         with self._work:
             if out.paused:
                 out.pending = msg
                 return None
             out.bytes_sent += len(msg.data)
-            self.flow.posted(len(msg.data), rate)
+            self.flow.posted(len(msg.data))
         self._progress(out, "send")
         return msg
 

@@ -32,7 +32,6 @@ frames' rate samples then measure the link, not only what the frames got through
 holds data back tells it the files want more, and the screen is paced at its share of the link
 rate (flow.SCREEN_SHARE while the files want more): the queue its frames build makes the window
 back off to the rest. A screen that wants little takes little: the files fill what it leaves.
-`screen(rate)` / `wait_time(rate)` pace the files to a given rate when a session asks for one.
 
 No deadlock, whatever the chunk sizes: the sender runs the receiver's AckRule over what it posts,
 so it knows whether anything in flight will be acknowledged; when nothing will, it may send
@@ -64,7 +63,6 @@ MAX_WINDOW = 32 << 20
 MIN_CHUNK, MAX_CHUNK = ACK_CHUNK, f.MAX_CHUNK  # (each record costs ~0.1 ms of cipher set-up: big
                                                 # chunks on a fast path halve the CPU per byte)
 CHUNK_TIME = 0.010           # a chunk is about this long at the measured rate
-SCREEN_HOLD = 1.0            # seconds a held-back screen keeps the files to its rate
 RATE_WEIGHT = 0.25           # weight of a new delivery-rate sample
 RATE_INTERVAL = 0.010        # seconds a delivery-rate sample spans at least
 MAX_MARKS = 4096             # chunks in flight remembered (bounded bookkeeping)
@@ -102,8 +100,6 @@ class FileWindow:
         self._recent = collections.deque(maxlen=CURRENT_FILTER)     # the last queuing delays
         self._marks = collections.deque()       # (sent total after a chunk, time posted)
         self._last_ack = None                   # (time, acked) of the previous Got
-        self._paced_until = 0.0                 # while the screen is held back: next chunk's time
-        self._screen = (None, 0.0)              # (rate, when) the screen was last held back
         self._rule = AckRule()                  # the receiver's, run over what we post
         self._acked_up_to = 0                   # sent total that the last Got on its way covers
         self._probing = False                   # draining our queue to measure the base again
@@ -149,37 +145,13 @@ class FileWindow:
         """Two chunks: with one in flight its acknowledgement is on its way (no deadlock)."""
         return 2 * self.chunk_size()
 
-    def screen(self, screen_rate):
-        """The session's word on the screen now (`screen_rate`: the rate the files may take while
-        the path holds the frames back, else None); a hold is remembered for SCREEN_HOLD seconds
-        (the session only sees it while its frames are in flight). The rate files may take, or
-        None for no limit."""
-        now = self.clock()
-        if screen_rate:
-            self._screen = (screen_rate, now)
-        rate, since = self._screen
-        return rate if rate and now - since < SCREEN_HOLD else None
-
-    def wait_time(self, screen_rate=None) -> float:
-        """Seconds until the next chunk may go: 0 unless the screen is held back by the path,
-        when files take no more than the screen leaves them (`screen_rate`, see screen())."""
-        if not self.screen(screen_rate):
-            return 0.0
-        wait = max(0.0, self._paced_until - self.clock())
-        if wait:
-            self._held()
-        return wait
-
-    def posted(self, nbytes, screen_rate=None):
+    def posted(self, nbytes):
         now = self.clock()
         if not self.sent and self._link_rate():
             # The first data of the session on a link the frames measured: start from two chunks
             # of that rate, not INITIAL_WINDOW (256 KB stood a quarter of a second in front of
             # the frames on an 8 Mbit/s link); slow start finds the rest within a few round trips.
             self.window = self.floor()
-        share = self.screen(screen_rate)
-        if share:
-            self._paced_until = max(now, self._paced_until) + nbytes / share
         drained = self._probing and self._probe_from is None and self.in_flight < self.floor()
         self.sent += nbytes
         if self._rule.chunk(nbytes):

@@ -210,12 +210,10 @@ class LinkShare:
         if link_rate is None:
             return None
         with self._lock:
-            now = self.clock()
-            files = _decay(self._files, self._files_at, now) / FILES_TAU
-            wanting = now - self._files_held_at < FILES_HELD
+            wanting = self.clock() - self._files_held_at < FILES_HELD
         if wanting:
             return SCREEN_SHARE * link_rate
-        return max(SCREEN_SHARE * link_rate, link_rate - files)
+        return max(SCREEN_SHARE * link_rate, link_rate - self.files_rate())
 
 
 def _decay(amount, since, now):
