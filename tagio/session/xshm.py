@@ -1,9 +1,10 @@
 """Screen grabs on X11 through MIT-SHM, spoken on an X connection of our own.
 
-Theory of operation. mss 10 already grabs through MIT-SHM, but through xcb over ctypes: a dozen
-foreign calls, a ScreenShot object and a weakref finalizer per grab, ~0.2 ms of the host's thread
-CPU for a 200x100 box, and the host grabs several boxes a frame. The X protocol for a grab is one
-32-byte request and one 32-byte reply, so `ShmGrab` speaks it itself, as tagio.session.cursor
+Theory of operation. mss 10 already grabs through MIT-SHM, but through xcb over ctypes: many
+ctypes calls and a ScreenShot object per grab, ~0.17 ms of the live host's thread CPU for a
+200x100 box (~0.1 ms this way, half of it copying pixels another process just wrote), and a
+polled screen is grabbed many times a frame. The X protocol for a grab is one 32-byte request
+and one 32-byte reply, so `ShmGrab` speaks it itself, as tagio.session.cursor
 (RawPointer) and tagio.session.damage (RawEvents) do: python-xlib connects, authenticates and
 looks up the extension's major opcode, then ShmGetImage (ZPixmap, every plane, the root window)
 is written to the socket with struct, the server writes the box's pixels straight into a shared
