@@ -36,6 +36,7 @@ from tagio.session import tiles as t
 from tagio.session.cursor import CursorProbe, CursorTracker
 from tagio.session.damage import DamageProbe
 from tagio.session.host_encode import INLINE_AREA
+from tagio.session.xshm import Grabber
 
 MAX_IN_FLIGHT = 32       # frames unacknowledged at most; the bytes in flight follow the link (flow.py)
 MAX_UNSENT = 2           # frames captured but not yet handed to the channel (one encoding, one next)
@@ -141,7 +142,7 @@ class HostCapture:
             if self._grabber_factory is not None:
                 return self._grabber_factory(**kwargs)
             import mss      # lazy: importing is cheap, but the grabber needs the display at open time
-            return mss.MSS(**kwargs)
+            return Grabber.open(mss.MSS(**kwargs), kwargs.get("display"))     # X11: MIT-SHM by hand
         except Exception as exc:    # no display, no X server, no permission: a setup problem, said once
             where = kwargs.get("display") or "this display"
             raise ConfigError(f"cannot capture the screen of {where}: {exc}") from exc
