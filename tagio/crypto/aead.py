@@ -14,9 +14,10 @@ with a 96-bit IV:
 
 All AES and all GHASH multiplication stay inside pycryptodome's C code: the key expansion in the
 ECB object, the GHASH tables and multiplications in pycryptodome's `_GHASH` over the C module
-pycryptodome itself would pick (`_ghash_clmul`, else `_ghash_portable`), every xor of secret data
-in `Crypto.Util.strxor`. What is written here is only the composition: the counter blocks, the
-padding and length block, and which call gets which bytes. (A Python GHASH was removed long ago for
+pycryptodome itself would pick (`_ghash_clmul`, else `_ghash_portable`), the keystream xored onto
+the data by `Crypto.Util.strxor`. What is written here is only the composition: the counter
+blocks, the padding and length block, the 16-byte xor of S and the mask, and which call gets
+which bytes. (A Python GHASH was removed long ago for
 cache-timing reasons; none comes back.) For a body up to SMALL_BODY the keystream is one ECB call
 over the counter blocks J0, inc32(J0), ... (cheaper than building a CTR object, and it yields the
 mask too) and GHASH is one call over a copy of the padded input; a longer body goes through a
@@ -43,11 +44,9 @@ from Crypto.Cipher import AES
 from Crypto.Util.strxor import strxor
 
 try:
-    from Crypto.Cipher import _mode_gcm
-    _GHASH = _mode_gcm._GHASH
-    _GHASH_C = _mode_gcm._ghash_clmul or _mode_gcm._ghash_portable   # pycryptodome's own choice
-except (ImportError, AttributeError):       # another pycryptodome: keep the per-record objects
-    _mode_gcm = _GHASH = _GHASH_C = None
+    from Crypto.Cipher import _mode_gcm     # private to pycryptodome: see cached_gcm()
+except ImportError:
+    _mode_gcm = None
 
 BLOCK = 16
 NONCE_LEN = 12
@@ -65,6 +64,12 @@ _COUNTER_LO = bytes(i & 0xFF for i in range(1, SMALL_BODY // BLOCK + 2))
 def _pad(length: int) -> bytes:
     """The zeros that fill the last GHASH block of `length` bytes."""
     return _ZEROS[:-length % BLOCK]
+
+
+def _xor16(one, two) -> bytes:
+    """One 16-byte block xor another, as two Python ints: no table and no branch on the bytes (a
+    pycryptodome strxor call costs several times more, per record, in a thread with cold caches)."""
+    return (int.from_bytes(one, "big") ^ int.from_bytes(two, "big")).to_bytes(BLOCK, "big")
 
 
 def _counter_blocks(nonce: bytes, count: int) -> bytearray:
@@ -97,23 +102,26 @@ class PerRecordAead:
 
 
 class _CachedGcm:
-    """AES-GCM under one key with 96-bit nonces: the key's AES and GHASH set up once."""
+    """AES-GCM under one key with 96-bit nonces: the key's AES and GHASH set up once.
+    cached_gcm() makes the usable subclass, with pycryptodome's GHASH pieces filled in."""
+
+    GHASH = GHASH_C = None      # pycryptodome's _GHASH class and the C module it runs on
 
     def __init__(self, key: bytes, tag_len: int = BLOCK, ghash_c=None):
         self._key, self._tag_len = key, tag_len
         self._ecb = AES.new(key, AES.MODE_ECB)
-        self._ghash = _GHASH(self._ecb.encrypt(_ZEROS), ghash_c or _GHASH_C)
+        self._ghash = self.GHASH(self._ecb.encrypt(_ZEROS), ghash_c or self.GHASH_C)
 
     def seal(self, nonce, aad, body) -> bytes:
         """Encrypt `body` (a writable buffer) in place; return the tag."""
         mask, apply_keystream = self._ctr(nonce, len(body))
         apply_keystream(body, body)
-        return strxor(self._hash(aad, body), mask)[:self._tag_len]
+        return _xor16(self._hash(aad, body), mask)[:self._tag_len]
 
     def open(self, nonce, aad, ciphertext, tag) -> bytes:
         """The plaintext; ValueError if the tag is wrong, checked before anything is decrypted."""
         mask, apply_keystream = self._ctr(nonce, len(ciphertext))
-        expected = strxor(self._hash(aad, ciphertext), mask)[:self._tag_len]
+        expected = _xor16(self._hash(aad, ciphertext), mask)[:self._tag_len]
         if not compare_digest(expected, tag):
             raise ValueError("MAC check failed")
         return apply_keystream(ciphertext, None)
@@ -173,13 +181,24 @@ def passes_self_test(gcm_class, ghash_c=None) -> bool:
                 return False
             if gcm.open(nonce, aad, cipher, tag) != plain:
                 return False
-        key, nonce, big = bytes(range(32)), bytes(range(12)), bytearray(range(256)) * (SMALL_BODY // 256 + 1)
-        reference = AES.new(key, AES.MODE_GCM, nonce=nonce).update(b"aad").encrypt_and_digest(bytes(big))
-        tag = gcm_class(key, ghash_c=ghash_c).seal(nonce, b"aad", memoryview(big))
-        return (bytes(big), tag) == reference
+        key, nonce, plain = bytes(range(32)), bytes(range(12)), bytes(range(256)) * (SMALL_BODY // 256 + 1)
+        cipher, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).update(b"aad").encrypt_and_digest(plain)
+        gcm, body = gcm_class(key, ghash_c=ghash_c), bytearray(plain)
+        return gcm.seal(nonce, b"aad", memoryview(body)) == tag and body == cipher \
+            and gcm.open(nonce, b"aad", cipher, tag) == plain
     except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
         return False
 
 
-# The cached form, or None when pycryptodome's private pieces are missing or behave differently.
-CachedGcm = _CachedGcm if _GHASH is not None and passes_self_test(_CachedGcm) else None
+def cached_gcm(mode_gcm):
+    """The CachedGcm class on the GHASH of `mode_gcm` (pycryptodome's Crypto.Cipher._mode_gcm), or
+    None if the pieces are missing or fail passes_self_test()."""
+    try:     # the C module exactly as pycryptodome picks it for its own GCM (_create_gcm_cipher)
+        pieces = {"GHASH": mode_gcm._GHASH, "GHASH_C": mode_gcm._ghash_clmul or mode_gcm._ghash_portable}
+    except AttributeError:
+        return None
+    gcm_class = type("CachedGcm", (_CachedGcm,), pieces)
+    return gcm_class if passes_self_test(gcm_class) else None
+
+
+CachedGcm = cached_gcm(_mode_gcm)
