@@ -91,8 +91,8 @@ class CachedGcmTest(unittest.TestCase):
             nonce, aad, plain = os.urandom(12), os.urandom(12), os.urandom(size)
             cipher, tag = seal(gcm, nonce, aad, plain)
             message = aad + cipher + tag
-            bits = range(len(message) * 8) if size < 100 else \
-                [*range(0, 40 * 8), *range(12 * 8, len(message) * 8, 997), *range((len(message) - 40) * 8, len(message) * 8)]
+            last = len(message) * 8
+            bits = range(last) if size < 100 else [*range(40 * 8), *range(40 * 8, last, 997), *range(last - 40 * 8, last)]
             for bit in bits:
                 bad = bytearray(message)
                 bad[bit // 8] ^= 1 << (bit % 8)
