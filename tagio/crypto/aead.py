@@ -1,0 +1,204 @@
+"""The record layer's AEAD, keyed once: AES-256-GCM with the per-key work cached.
+
+Theory of operation. pycryptodome's `AES.new(key, MODE_GCM, nonce=...)` redoes the per-key work
+for every message: three AES key expansions (ECB for H, CTR for the data, CTR for the tag), a GHASH
+table expansion and ~30 cffi pointer conversions, all in Python. That is ~40 us per record hot and
+several times that in a live session whose thread sleeps between frames, for two records per
+frame (the frame and its acknowledgement). `CachedGcm` does that work once per key (per direction,
+per rekey epoch) and builds each record from pycryptodome's own primitives, per NIST SP 800-38D
+with a 96-bit IV:
+
+    J0 = nonce || 0x00000001                       mask = E_K(J0)   (the cached AES-ECB object)
+    C  = P xor AES-CTR_K(inc32(J0), ...)           S    = GHASH_H(A || 0* || C || 0* || [8|A|]64 || [8|C|]64)
+    tag = (S xor mask)[:tag_len]                   H    = E_K(0^128), its GHASH tables expanded once
+
+All AES and all GHASH multiplication stay inside pycryptodome's C code: AES in the cached ECB
+object (and a CTR object for long bodies), the GHASH tables and multiplications in pycryptodome's
+`_GHASH` over the C module pycryptodome itself would pick (`_ghash_clmul`, else `_ghash_portable`),
+the keystream xored onto the data by `Crypto.Util.strxor`. What is written here is only the
+composition: the counter blocks, the padding and length block, the 16-byte xor of S and the mask,
+and which call gets which bytes (an earlier Python GHASH was removed for cache-timing reasons; none
+comes back). For a body up to SMALL_BODY the keystream is one ECB call over the counter blocks
+J0, inc32(J0), ... (cheaper than building a CTR object, and it yields the mask too) and GHASH is
+one call over a copy of the padded input; a longer body goes through a pycryptodome CTR object and
+is hashed in place, where those fixed costs no longer matter.
+
+One `_GHASH` object serves every record of a key: pycryptodome's GHASH continues from its last
+value Y, so each record first feeds Y itself as one block, (Y xor Y)·H = 0, and so starts from zero.
+
+Opening computes the tag over the received ciphertext and compares it in constant time
+(hmac.compare_digest) before anything is decrypted. `_GHASH` and the two C modules are private to
+pycryptodome, so they are looked up defensively and checked once at import against the GCM spec's
+AES-256 known answers and against pycryptodome's own GCM: if anything is missing or differs,
+`CachedGcm` is None and the record layer keeps using a pycryptodome GCM object per record
+(`PerRecordAead`), which is also how ChaCha20-Poly1305 is used. The records are the same bytes
+either way.
+
+An object serves one thread at a time (each direction of a channel has its own).
+"""
+
+import struct
+from hmac import compare_digest
+
+from Crypto.Cipher import AES
+from Crypto.Util.strxor import strxor
+
+try:
+    from Crypto.Cipher import _mode_gcm     # private to pycryptodome: see cached_gcm()
+except ImportError:
+    _mode_gcm = None
+
+BLOCK = 16
+NONCE_LEN = 12
+SMALL_BODY = 64 * 1024 + BLOCK              # bodies up to here take the one-ECB-call keystream
+_LENGTHS = struct.Struct(">QQ")             # the last GHASH block: bit lengths of A and C
+_ZEROS = bytes(BLOCK)
+_J0_COUNTER = (1).to_bytes(4, "big")
+_CTR_START = 2                              # inc32(J0): the first counter of the payload
+# Low two bytes of the counters 1, 2, ... for the counter blocks of a small body (the two above
+# them stay zero: a small body needs at most SMALL_BODY / 16 + 1 < 2**16 counters).
+_COUNTER_HI = bytes(i >> 8 for i in range(1, SMALL_BODY // BLOCK + 2))
+_COUNTER_LO = bytes(i & 0xFF for i in range(1, SMALL_BODY // BLOCK + 2))
+
+
+def _pad(length: int) -> bytes:
+    """The zeros that fill the last GHASH block of `length` bytes."""
+    return _ZEROS[:-length % BLOCK]
+
+
+def _xor16(one, two) -> bytes:
+    """One 16-byte block xor another, as two Python ints: no table and no branch on the bytes (a
+    pycryptodome strxor call costs several times more, per record, in a thread with cold caches)."""
+    return (int.from_bytes(one, "big") ^ int.from_bytes(two, "big")).to_bytes(BLOCK, "big")
+
+
+def _counter_blocks(nonce: bytes, count: int) -> bytearray:
+    """J0 = nonce || 1, then nonce || 2, ..., `count` blocks (two strided copies, in C)."""
+    blocks = bytearray((nonce + bytes(4)) * count)
+    blocks[BLOCK - 2::BLOCK] = _COUNTER_HI[:count]
+    blocks[BLOCK - 1::BLOCK] = _COUNTER_LO[:count]
+    return blocks
+
+
+class PerRecordAead:
+    """A pycryptodome AEAD object per record, from `new(key, nonce)`: ChaCha20-Poly1305, and
+    AES-GCM where CachedGcm is unavailable. Same interface as CachedGcm."""
+
+    def __init__(self, new, key: bytes):
+        self._new, self._key = new, key
+
+    def seal(self, nonce, aad, body) -> bytes:
+        """Encrypt `body` (a writable buffer) in place; return the tag."""
+        aead = self._new(self._key, nonce)
+        aead.update(aad)
+        aead.encrypt(body, output=body)
+        return aead.digest()
+
+    def open(self, nonce, aad, ciphertext, tag) -> bytes:
+        """The plaintext; ValueError if the tag is wrong (nothing is returned then)."""
+        aead = self._new(self._key, nonce)
+        aead.update(aad)
+        return aead.decrypt_and_verify(ciphertext, tag)
+
+
+class _CachedGcm:
+    """AES-GCM under one key with 96-bit nonces: the key's AES and GHASH set up once.
+    cached_gcm() makes the usable subclass, with pycryptodome's GHASH pieces filled in."""
+
+    GHASH = GHASH_C = None      # pycryptodome's _GHASH class and the C module it runs on
+
+    def __init__(self, key: bytes, tag_len: int = BLOCK, ghash_c=None):
+        self._key, self._tag_len = key, tag_len
+        self._ecb = AES.new(key, AES.MODE_ECB)
+        self._ghash = self.GHASH(self._ecb.encrypt(_ZEROS), ghash_c or self.GHASH_C)
+
+    def seal(self, nonce, aad, body) -> bytes:
+        """Encrypt `body` (a writable buffer) in place; return the tag."""
+        mask, apply_keystream = self._ctr(nonce, len(body))
+        apply_keystream(body, body)
+        return _xor16(self._hash(aad, body), mask)[:self._tag_len]
+
+    def open(self, nonce, aad, ciphertext, tag) -> bytes:
+        """The plaintext; ValueError if the tag is wrong, checked before anything is decrypted."""
+        mask, apply_keystream = self._ctr(nonce, len(ciphertext))
+        expected = _xor16(self._hash(aad, ciphertext), mask)[:self._tag_len]
+        if not compare_digest(expected, tag):
+            raise ValueError("MAC check failed")
+        return apply_keystream(ciphertext, None)
+
+    def _ctr(self, nonce, size):
+        """(E_K(J0), f(data, output) that xors AES-CTR's keystream from inc32(J0) onto data)."""
+        if len(nonce) != NONCE_LEN:
+            raise ValueError(f"nonce of {len(nonce)} bytes (need {NONCE_LEN})")
+        if size <= SMALL_BODY:
+            stream = memoryview(self._ecb.encrypt(_counter_blocks(nonce, 1 + -(-size // BLOCK))))
+            keystream = stream[BLOCK:BLOCK + size]
+            return stream[:BLOCK], lambda data, output: strxor(data, keystream, output)
+        ctr = AES.new(self._key, AES.MODE_CTR, nonce=nonce, initial_value=_CTR_START)
+        return self._ecb.encrypt(nonce + _J0_COUNTER), lambda data, output: ctr.encrypt(data, output=output)
+
+    def _hash(self, aad, text) -> bytes:
+        """S = GHASH_H(aad || 0* || text || 0* || lengths), from zero (see the module docstring)."""
+        ghash = self._ghash
+        head = (ghash.digest(), aad, _pad(len(aad)))
+        tail = (_pad(len(text)), _LENGTHS.pack(8 * len(aad), 8 * len(text)))
+        if len(text) > SMALL_BODY:              # hash the bulk where it lies instead of copying it
+            whole = len(text) - len(text) % BLOCK
+            ghash.update(b"".join(head))
+            ghash.update(text[:whole])
+            head, text = (), text[whole:]
+        ghash.update(b"".join((*head, text, *tail)))
+        return ghash.digest()
+
+
+# GCM spec (McGrew & Viega, as in NIST's GCM validation) test cases 13-16: AES-256, 96-bit IVs.
+# Cases 13/14 and 15/16 share a key, which also checks that one key's GHASH restarts per message.
+KNOWN_ANSWERS = [  # (key, nonce, aad, plaintext, ciphertext, tag), hex
+    ("00" * 32, "00" * 12, "", "", "", "530f8afbc74536b9a963b4f1c4cb738b"),
+    ("00" * 32, "00" * 12, "", "00" * 16, "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919"),
+    ("feffe9928665731c6d6a8f9467308308" * 2, "cafebabefacedbaddecaf888", "",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+     "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad", "b094dac5d93471bdec1a502270e3cc6c"),
+    ("feffe9928665731c6d6a8f9467308308" * 2, "cafebabefacedbaddecaf888", "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+     "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", "76fc6ece0f4e1768cddf8853bb2d551b"),
+]
+
+
+def passes_self_test(gcm_class, ghash_c=None) -> bool:
+    """Do `gcm_class`'s records match the known answers, and pycryptodome's GCM for a body long
+    enough to take the CTR-object path? Any exception counts as no: the pieces are private."""
+    keys = {}
+    try:
+        for key, nonce, aad, plain, cipher, tag in (map(bytes.fromhex, row) for row in KNOWN_ANSWERS):
+            gcm = keys.setdefault(key, gcm_class(key, ghash_c=ghash_c))
+            body = bytearray(plain)
+            if gcm.seal(nonce, aad, memoryview(body)) + body != tag + cipher:
+                return False
+            if gcm.open(nonce, aad, cipher, tag) != plain:
+                return False
+        key, nonce, plain = bytes(range(32)), bytes(range(12)), bytes(range(256)) * (SMALL_BODY // 256 + 1)
+        cipher, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).update(b"aad").encrypt_and_digest(plain)
+        gcm, body = gcm_class(key, ghash_c=ghash_c), bytearray(plain)
+        return gcm.seal(nonce, b"aad", memoryview(body)) == tag and body == cipher \
+            and gcm.open(nonce, b"aad", cipher, tag) == plain
+    except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
+        return False
+
+
+def cached_gcm(mode_gcm):
+    """The CachedGcm class on the GHASH of `mode_gcm` (pycryptodome's Crypto.Cipher._mode_gcm), or
+    None if the pieces are missing or fail passes_self_test()."""
+    try:     # the C module exactly as pycryptodome picks it for its own GCM (_create_gcm_cipher)
+        pieces = {"GHASH": mode_gcm._GHASH, "GHASH_C": mode_gcm._ghash_clmul or mode_gcm._ghash_portable}
+    except AttributeError:
+        return None
+    gcm_class = type("CachedGcm", (_CachedGcm,), pieces)
+    return gcm_class if passes_self_test(gcm_class) else None
+
+
+CachedGcm = cached_gcm(_mode_gcm)
