@@ -12,16 +12,16 @@ with a 96-bit IV:
     C  = P xor AES-CTR_K(inc32(J0), ...)           S    = GHASH_H(A || 0* || C || 0* || [8|A|]64 || [8|C|]64)
     tag = (S xor mask)[:tag_len]                   H    = E_K(0^128), its GHASH tables expanded once
 
-All AES and all GHASH multiplication stay inside pycryptodome's C code: AES in the cached ECB
-object (and a CTR object for long bodies), the GHASH tables and multiplications in pycryptodome's
-`_GHASH` over the C module pycryptodome itself would pick (`_ghash_clmul`, else `_ghash_portable`),
-the keystream xored onto the data, and S onto the tag mask, by `Crypto.Util.strxor`. What is written here is only the
-composition: the counter blocks, the padding and length block,
-and which call gets which bytes (an earlier Python GHASH was removed for cache-timing reasons; none
-comes back). For a body up to SMALL_BODY the keystream is one ECB call over the counter blocks
-J0, inc32(J0), ... (cheaper than building a CTR object, and it yields the mask too) and GHASH is
-one call over a copy of the padded input; a longer body goes through a pycryptodome CTR object and
-is hashed in place, where those fixed costs no longer matter.
+All AES and all GHASH multiplication stay inside pycryptodome's C code: AES in the cached ECB object
+(and a CTR object for long bodies), the GHASH tables and multiplications in pycryptodome's `_GHASH`
+over the C module pycryptodome itself would pick (`_ghash_clmul`, else `_ghash_portable`), the
+keystream xored onto the data, and S onto the tag mask, by `Crypto.Util.strxor`. What is written
+here is only the composition: the counter blocks, the padding and length block, and which call gets
+which bytes (an earlier Python GHASH was removed for cache-timing reasons; none comes back). For a
+body up to SMALL_BODY the keystream is one ECB call over the counter blocks J0, inc32(J0), ...
+(cheaper than building a CTR object, and it yields the mask too) and GHASH is one call over a copy
+of the padded input; a longer body goes through a pycryptodome CTR object and is hashed in place,
+where those fixed costs no longer matter.
 
 One `_GHASH` object serves every record of a key: pycryptodome's GHASH continues from its last
 value Y, so each record first feeds Y itself as one block, (Y xor Y)·H = 0, and so starts from zero.
