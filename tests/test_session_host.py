@@ -794,8 +794,8 @@ class PolledCapture(unittest.TestCase):
         self.sct = self.Screen(self.W, self.H)
         box = {"left": 0, "top": 0, "width": self.W, "height": self.H}
         self.mon = {"index": 1, "box": box, "screen": t.ScreenCopy(self.W, self.H), "full_at": 0.0,
-                    "hot": t.RecentChanges(clock=lambda: self.now), "scan_at": 0.0}
-        self.probe = win.ScanProbe(lambda b: self.sct.grab(b).raw)
+                    "hot": t.RecentChanges(clock=lambda: self.now)}
+        self.probe = win.ScanProbe(lambda b: self.sct.grab(b).raw, clock=lambda: self.now)
         self.probe.watch(self.mon)
         self.now = 0.0
         self.capture()                                      # the first, whole grab
@@ -804,7 +804,7 @@ class PolledCapture(unittest.TestCase):
         return self.host._grab_changes(self.sct, self.mon, self.probe, self.now)
 
     def test_a_change_found_once_is_followed_at_every_frame(self):
-        from tagio.session.host_capture import SCAN_FPS
+        from tagio.session.capture_win32 import QUIET_SCAN_FPS, SCAN_FPS
         value, found_at = 1, None
         for frame in range(30):                             # 60 Hz frames of a 20x20 animation
             self.now = frame / 60
@@ -816,7 +816,7 @@ class PolledCapture(unittest.TestCase):
             elif found_at is not None:
                 self.assertTrue(sources, f"frame {frame}: the change was not followed")
         self.assertIsNotNone(found_at)
-        self.assertLess(found_at, 4)
+        self.assertLessEqual(found_at / 60, 2 / QUIET_SCAN_FPS)  # a 20-row change: a scan in two sees it
         scans = sum(1 for w, h in self.sct.grabs if (w, h) == (self.W, 1)) // len(range(0, self.H, 32))
         self.assertLessEqual(scans, 30 / 60 * SCAN_FPS + 1)   # scanned at most SCAN_FPS a second
 

@@ -4,6 +4,7 @@ recovers, under a real HostSession and ViewerSession), CAPTUREBLT off in the mss
 the secure-desktop check with a fake user32, and the cursor bitmaps as GetDIBits hands them over."""
 
 import importlib.util
+import itertools
 import threading
 import unittest
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ class FrameBuffer:
     def __init__(self):
         self.buf = bytearray(W * H * 4)
         self.grabs = []             # (width, height) of each grab
+        self.tops = []              # and its top row
         self.fail = threading.Event()
 
     def fill(self, x, y, w, h, value):
@@ -34,6 +36,7 @@ class FrameBuffer:
         if self.fail.is_set():
             raise RuntimeError("BitBlt: Access is denied")      # what mss raises on the secure desktop
         self.grabs.append((box["width"], box["height"]))
+        self.tops.append(box["top"])
         rows = [self.buf[((box["top"] + r) * W + box["left"]) * 4:((box["top"] + r) * W + box["left"] + box["width"]) * 4]
                 for r in range(box["height"])]
         return SimpleNamespace(raw=bytearray(b"".join(rows)))
@@ -45,8 +48,11 @@ class FrameBuffer:
         pass
 
 
-def watched_probe(fb):
-    probe = win.ScanProbe(lambda box: fb.grab(box).raw)
+def watched_probe(fb, clock=None):
+    """A probe on `fb`; its clock moves on by one quiet scan interval at each look, so that every
+    collect() scans (unless `clock` is given)."""
+    ticks = itertools.count(0.0, 1.0 / win.QUIET_SCAN_FPS)
+    probe = win.ScanProbe(lambda box: fb.grab(box).raw, clock=clock or (lambda: next(ticks)))
     screen = t.ScreenCopy(W, H)
     mon = {"box": {"left": 0, "top": 0, "width": W, "height": H}, "screen": screen}
     probe.watch(mon)
@@ -63,8 +69,12 @@ class ScanProbeTest(unittest.TestCase):
         screen.replace(bytes(fb.buf))
         for _ in range(win.STEP):
             self.assertEqual(probe.collect(), [])
-        self.assertTrue(all(size == (W, 1) for size in fb.grabs))   # one-row grabs only
-        self.assertEqual(len(fb.grabs), win.STEP * H // win.STEP)   # each row once per cycle
+        self.assertTrue(all(w == W for w, h in fb.grabs))            # full-width rows and bands
+        lines = [top for top, size in zip(fb.tops, fb.grabs) if size == (W, 1)]
+        self.assertEqual(len(set(lines)), len(lines))                   # no scanline read twice ...
+        self.assertLessEqual(len(lines), win.STEP * H // win.STEP)     # ... at most one per row
+        read = {top + r for top, (w, h) in zip(fb.tops, fb.grabs) for r in range(h)}
+        self.assertEqual(read, set(range(H)))                           # each row once per cycle
 
     def test_a_change_is_found_within_step_over_its_height_polls(self):
         fb = FrameBuffer()

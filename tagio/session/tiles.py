@@ -30,7 +30,8 @@ FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (a
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
 COARSE_AREA = 4 * TILE * TILE   # grabs up to this many pixels are compared per tile row, not per row
-HOT_FOR = 0.25               # seconds a changed tile stays on a polled screen's list of likely changes
+HOT_FOR = 1.0                # seconds a changed tile stays on a polled screen's list of likely changes
+                             # (a caret blinks every 0.5 s; an animation may come back to a tile)
 
 
 def tile_grid(width, height, tile=TILE):
@@ -389,20 +390,40 @@ class RecentChanges:
     A screen polled by scanlines (capture_win32.ScanProbe) sees a change only when a scanned row
     crosses it: a 20-row animation in about one poll of two. The host grabs these tiles at every
     poll as well, before the scan, so something found changing once is followed at the full frame
-    rate, and the scan (comparing with the copy just updated) does not find it again."""
+    rate, and the scan (comparing with the copy just updated) does not find it again. Asked at
+    every frame, `rects` merges the tiles again only when one came or went (the same tiles
+    changing frame after frame are the usual case)."""
 
     def __init__(self, keep=HOT_FOR, clock=time.monotonic):
         self.keep, self.clock = keep, clock
         self._when = {}             # tile -> when it last changed
+        self._expiry = float("inf")     # no tile is forgotten before this (may be early, never late)
+        self._rects, self._size = [], None  # merge_tiles of _when for a screen of _size, None: redo
 
     def changed(self, tiles):
-        now = self.clock()
+        now, when = self.clock(), self._when
         for tile in tiles:
-            self._when[tile] = now
+            if tile not in when:
+                self._rects = None
+            when[tile] = now
+        if tiles:
+            self._expiry = min(self._expiry, now + self.keep)
+
+    def tiles(self):
+        """The recently changed tiles (as of the last rects() call): a live view, not a copy."""
+        return self._when.keys()
 
     def rects(self, width, height):
-        """The recently changed tiles as merged pixel rectangles; older ones are forgotten."""
-        limit = self.clock() - self.keep
-        self._when = {tile: when for tile, when in self._when.items() if when > limit}
-        return merge_tiles(self._when, width, height)
-
+        """The recently changed tiles as merged pixel rectangles; older ones are forgotten. The
+        list is kept for the next call: do not change it."""
+        now = self.clock()
+        if now >= self._expiry:
+            limit = now - self.keep
+            kept = {tile: when for tile, when in self._when.items() if when > limit}
+            if len(kept) != len(self._when):
+                self._rects = None
+            self._when = kept
+            self._expiry = min(kept.values(), default=float("inf")) + self.keep
+        if self._rects is None or self._size != (width, height):
+            self._rects, self._size = merge_tiles(self._when, width, height), (width, height)
+        return self._rects
