@@ -773,10 +773,11 @@ class PolledCapture(unittest.TestCase):
         """A stand-in for mss: grabs of a BGRX buffer, counted by height."""
 
         def __init__(self, width, height):
-            self.width, self.buf, self.grabs = width, bytearray(width * height * 4), []
+            self.width, self.buf, self.grabs, self.tops = width, bytearray(width * height * 4), [], []
 
         def grab(self, box):
             self.grabs.append((box["width"], box["height"]))
+            self.tops.append(box["top"])
             rows = [self.buf[((box["top"] + r) * self.width + box["left"]) * 4:
                              ((box["top"] + r) * self.width + box["left"] + box["width"]) * 4]
                     for r in range(box["height"])]
@@ -833,6 +834,33 @@ class PolledCapture(unittest.TestCase):
         sources = self.capture()                            # no scan due: the hot tiles only
         self.assertEqual(self.sct.grabs[grabs:], [(128, 128)])
         self.assertEqual(len(sources), 1)
+
+    def test_a_one_row_change_in_a_far_corner_is_grabbed_within_the_sweep_bound(self):
+        """Beside an animation followed at every frame, a one-row change in the bottom-right corner
+        on a row the scanlines have just passed (the next one reaches it STEP scans later) is
+        grabbed within SWEEP_SECONDS and a quiet scan interval; the whole screen is never grabbed
+        again, and once the animation is known the scans slow down."""
+        from tagio.session import capture_win32 as win
+        frame, found, corner, marks = 0, None, None, {}
+        while found is None and frame < 6 * 60:
+            frame += 1
+            self.now = frame / 60
+            self.sct.paint(100, 70, 20, 20, frame % 200 + 1)
+            marks[frame] = len(self.sct.grabs)
+            if frame == 150:
+                scanned = [top for top, size in zip(self.sct.tops, self.sct.grabs) if size == (self.W, 1)]
+                corner = (self.W - 5, self.H - win.STEP + scanned[-1] % win.STEP)
+                self.sct.paint(corner[0], corner[1], 5, 1, 0xFF)
+            sources = self.capture()
+            if frame >= 150 and any(x <= corner[0] < x + w and y <= corner[1] < y + h
+                                    for _raw, x, y, w, h, _dirty, _prev in sources):
+                found = frame
+        self.assertIsNotNone(found, "the corner never reached the sources")
+        self.assertLessEqual((found - 150) / 60, win.SWEEP_SECONDS + 1 / win.QUIET_SCAN_FPS)
+        self.assertNotIn((self.W, self.H), self.sct.grabs[marks[1]:])
+        quiet = self.sct.grabs[marks[90]:marks[150]]        # a second after the animation's first find
+        scans = sum(1 for size in quiet if size == (self.W, 1)) / len(range(0, self.H, win.STEP))
+        self.assertLessEqual(scans, win.QUIET_SCAN_FPS + 1)
 
     def test_far_apart_hot_tiles_stay_apart(self):
         from tagio.session.host_capture import _fewer_boxes

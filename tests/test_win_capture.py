@@ -88,6 +88,68 @@ class ScanProbeTest(unittest.TestCase):
         tiles = t.rects_tiles(found, W, H)
         self.assertIn((100 // t.TILE, 130 // t.TILE), tiles)
 
+    def frames(self, probe, screen, fb, now, seconds, fps=60):
+        """Collect at `fps` for `seconds` of the clock `now` ([t]), the host's part played by a
+        fresh copy after each find: [(time, rects)] of the collects that scanned."""
+        scans, end = [], now[0] + seconds
+        while now[0] < end - 1e-9:
+            grabs = len(fb.grabs)
+            rects = probe.collect()
+            if len(fb.grabs) > grabs:
+                scans.append((now[0], rects))
+            if rects:
+                screen.replace(bytes(fb.buf))
+            now[0] += 1.0 / fps
+        return scans
+
+    def test_scans_slow_down_without_news_and_speed_up_with_it(self):
+        fb, now = FrameBuffer(), [0.0]
+        probe, screen = watched_probe(fb, clock=lambda: now[0])
+        screen.replace(bytes(fb.buf))
+        quiet = self.frames(probe, screen, fb, now, 2.0)
+        self.assertAlmostEqual(len(quiet), 2.0 * win.QUIET_SCAN_FPS, delta=1)
+        fb.fill(10, 50, 30, win.STEP, 0x80)                     # STEP rows tall: the next scan sees it
+        changed_at = now[0]
+        busy = self.frames(probe, screen, fb, now, win.QUIET_AFTER)
+        self.assertTrue(busy[0][1], "not seen by the first scan after it")
+        self.assertLessEqual(busy[0][0] - changed_at, 1.0 / win.QUIET_SCAN_FPS)
+        self.assertAlmostEqual(len(busy), win.QUIET_AFTER * win.SCAN_FPS, delta=1)
+        quiet = self.frames(probe, screen, fb, now, 1.0)
+        self.assertAlmostEqual(len(quiet), win.QUIET_SCAN_FPS, delta=1)
+        self.assertFalse(any(rects for _when, rects in quiet))
+
+    def test_changes_in_hot_tiles_are_not_news(self):
+        fb, now = FrameBuffer(), [0.0]
+        probe, screen = watched_probe(fb, clock=lambda: now[0])
+        hot = t.RecentChanges(clock=lambda: now[0])
+        probe._mon["hot"] = hot
+        screen.replace(bytes(fb.buf))
+        hot.changed({(1, 1)})
+        fb.fill(70, 70, 40, 50, 0x80)                           # inside tile (1, 1) only
+        scans = self.frames(probe, screen, fb, now, 1.0)
+        self.assertFalse(any(rects for _when, rects in scans))
+        self.assertAlmostEqual(len(scans), win.QUIET_SCAN_FPS, delta=1)   # and no faster
+        fb.fill(150, 70, 40, 50, 0x90)                          # the tile next to it is news
+        scans = self.frames(probe, screen, fb, now, 0.2)
+        self.assertIn((2, 1), t.rects_tiles(scans[0][1], W, H))
+
+    def test_the_sweep_finds_a_change_no_scanline_reaches_soon(self):
+        """Row 159 is scanned once in STEP scans (3.2 s at the quiet rate); the sweep reads it within
+        SWEEP_SECONDS and a scan interval, at 60 frames a second or at 3."""
+        for fps in (60, 3):
+            for delay in (0.0, 0.37, 0.81):
+                fb, now = FrameBuffer(), [0.0]
+                probe, screen = watched_probe(fb, clock=lambda: now[0])
+                screen.replace(bytes(fb.buf))
+                self.frames(probe, screen, fb, now, 1.0 + delay, fps)
+                fb.fill(200, 159, 10, 1, 0xFF)
+                changed_at = now[0]
+                found = [when for when, rects in self.frames(probe, screen, fb, now, 2.0, fps)
+                         if (200 // t.TILE, 159 // t.TILE) in t.rects_tiles(rects, W, H)]
+                self.assertTrue(found, f"{fps} fps, {delay} s: never found")
+                self.assertLessEqual(found[0] - changed_at, win.SWEEP_SECONDS + max(1 / fps, 1 / win.QUIET_SCAN_FPS),
+                                     f"{fps} fps, {delay} s")
+
     def test_every_row_is_scanned_once_per_cycle(self):
         self.assertEqual(sorted(win.ORDER), list(range(win.STEP)))
         self.assertEqual(win.ORDER[:4], (0, 16, 8, 24))
