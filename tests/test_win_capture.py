@@ -316,6 +316,67 @@ class PauseOnTheSecureDesktop(FakeGrabberSession, unittest.TestCase):
         self.assertNotIn("capture_paused", events)
 
 
+# A still desktop with a square changing colour at 30 Hz in the middle (hot tiles, grabbed at every
+# frame); "mark ROW" draws a red line one row tall in the bottom-right corner.
+POLL_SCENE = r"""
+import sys, threading, tkinter as tk
+W, H = int(sys.argv[1]), int(sys.argv[2])
+root = tk.Tk()
+root.geometry(f"{W}x{H}+0+0")
+root.overrideredirect(True)
+canvas = tk.Canvas(root, width=W, height=H, highlightthickness=0, bg="#102040")
+canvas.pack()
+square = canvas.create_rectangle(W // 2 - 20, H // 2 - 20, W // 2 + 20, H // 2 + 20, fill="#000000", outline="")
+state = {"n": 0}
+def tick():
+    state["n"] += 1
+    canvas.itemconfigure(square, fill="#%02x%02x00" % (state["n"] * 7 % 256, state["n"] * 3 % 256))
+    root.after(33, tick)
+def command(line):
+    row = int(line.split()[1])
+    canvas.create_rectangle(W - 40, row, W, row + 1, fill="#ff0000", outline="")
+    root.update_idletasks()
+    sys.stdout.write(f"marked {row}\n"); sys.stdout.flush()
+def commands():
+    for line in sys.stdin:
+        root.after(0, command, line)
+threading.Thread(target=commands, daemon=True).start()
+root.after(200, lambda: (sys.stdout.write("ready\n"), sys.stdout.flush(), tick()))
+root.mainloop()
+"""
+
+
+class PolledCaptureOnXvfb(unittest.TestCase):
+    """A real host (Xvfb, mss) with X damage reports switched off, so that it polls as on Windows,
+    and a viewer: beside an animation followed at every frame, lines one row tall drawn in the far
+    corner reach the viewer's picture within the sweep's bound (SWEEP_SECONDS and a quiet scan
+    interval), plus SLACK for a frame, the encode, the link and a loaded machine. A scanline alone
+    would take up to STEP quiet scans (3.2 s) for such a line."""
+
+    WIDTH, HEIGHT = 640, 480
+    SLACK = 0.6
+
+    def test_one_row_lines_in_a_far_corner_reach_the_viewer_in_time(self):
+        from unittest import mock
+        from tagio.session.damage import DamageProbe
+        from tests.wan_session import scene_on_xvfb, session_over_link
+        from tests.waiting import wait_until
+        xvfb, scene, first = scene_on_xvfb(self, self.WIDTH, self.HEIGHT, POLL_SCENE,
+                                           (self.WIDTH, self.HEIGHT), stdin=True)
+        self.assertEqual(first, "ready")
+        self.enterContext(mock.patch.object(DamageProbe, "open", staticmethod(lambda display=None: None)))
+        host, viewer = session_over_link(self, xvfb.display, 2, 100)
+        wait_until(lambda: viewer.framebuffer is not None and viewer.stats["frames"] > 5, 20, "the first pictures")
+        self.assertTrue(host.scan_for_changes)
+        bound = win.SWEEP_SECONDS + 1 / win.QUIET_SCAN_FPS + self.SLACK
+        for row in (self.HEIGHT - 1, self.HEIGHT - 1 - 3 * win.STEP // 2, self.HEIGHT - 1 - 5 * win.STEP // 4):
+            scene.stdin.write(f"mark {row}\n")
+            scene.stdin.flush()
+            self.assertEqual(scene.stdout.readline().strip(), f"marked {row}")
+            pixel = lambda: viewer.framebuffer.getpixel((self.WIDTH - 20, row))
+            wait_until(lambda: pixel()[0] > 200 and pixel()[1] < 80, bound, f"the red line on row {row}")
+
+
 if __name__ == "__main__":
     unittest.main()
 
