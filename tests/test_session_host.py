@@ -862,6 +862,26 @@ class PolledCapture(unittest.TestCase):
         scans = sum(1 for size in quiet if size == (self.W, 1)) / len(range(0, self.H, win.STEP))
         self.assertLessEqual(scans, win.QUIET_SCAN_FPS + 1)
 
+    def test_a_tile_still_for_a_while_is_grabbed_only_with_the_scans(self):
+        from tagio.session import tiles as t
+        for frame in range(1, 31):                          # half a second of animation: found
+            self.now = frame / 60
+            self.sct.paint(100, 70, 20, 20, frame)
+            self.capture()
+        tile_frames, scan_frames = [], []
+        for frame in range(31, 91):                         # then still for a second
+            self.now, before = frame / 60, len(self.sct.grabs)
+            self.capture()
+            grabs = self.sct.grabs[before:]
+            if (t.TILE, t.TILE) in grabs:
+                tile_frames.append(frame)
+            if (self.W, 1) in grabs:
+                scan_frames.append(frame)
+        hot = [f for f in range(31, 91) if (f - 30) / 60 < t.HOT_FOR]   # HOT_FOR after the last change
+        self.assertEqual(tile_frames[:len(hot)], hot)
+        self.assertEqual(tile_frames[len(hot):], [f for f in scan_frames if f > hot[-1]])
+        self.assertLess(len(scan_frames), 60 / 2)
+
     def test_far_apart_hot_tiles_stay_apart(self):
         from tagio.session.host_capture import _fewer_boxes
         near = [(832, 448, 128, 64), (768, 512, 256, 64)]   # the bench's small scene: label and bar

@@ -14,7 +14,8 @@ grab). Three pieces fix what that costs and what it breaks:
   scans, and every row within STEP scans. Each grab costs a fixed ~30 us (a round trip, a GDI call
   on Windows) whatever its width, so a scan costs ~1 ms: it runs SCAN_FPS (20) times a second while
   scans find changes, and QUIET_SCAN_FPS (10) once none did for QUIET_AFTER seconds, as on an idle
-  screen (what changed lately is grabbed at every frame by the host instead: tiles.RecentChanges).
+  screen (what changed lately is grabbed by the host instead, at every frame or with each scan:
+  tiles.RecentChanges).
   A safety sweep replaces the host's whole-screen grab: each scan also grabs the next band of tile
   rows (the band grows with the time since the last one) and compares it in one memcmp, so every
   row is read within SWEEP_SECONDS, in pieces of ~0.1 ms rather than an 8 MB grab and compare
@@ -57,7 +58,7 @@ TILE = 64               # the host's tile size (tagio.session.tiles.TILE)
 ORDER = tuple(int(f"{i:05b}"[::-1], 2) for i in range(STEP))    # 0, 16, 8, 24, 4, 20, ...
 SCAN_FPS = 20           # scans a second while they keep finding changes ...
 QUIET_SCAN_FPS = 10     # ... and once none did for QUIET_AFTER seconds (what changes is followed
-QUIET_AFTER = 1.0       #     at every frame anyway: tiles.RecentChanges)
+QUIET_AFTER = 1.0       #     by the host anyway: tiles.RecentChanges)
 SCAN_EARLY = 0.005      # a scan due this soon counts as due (frames on a grid wake up a little late)
 SWEEP_SECONDS = 1.0     # the safety sweep reads every row of the screen within this time
 PAUSE_NOTICE = ("The partner's screen is locked or showing a system prompt (UAC); the picture "
@@ -98,6 +99,10 @@ class ScanProbe:
         self._turn, self._next_at, self._found_at = 0, float("-inf"), float("-inf")
         self._sweep_row, self._swept_at = 0, None
 
+    def due(self):
+        """Will the next collect() scan (rather than return [] at once)?"""
+        return self._mon is not None and self._clock() >= self._next_at
+
     def collect(self):
         """Rectangles (desktop coordinates) around rows that changed since the host's copy; [] when
         none did or no scan is due yet; None when the host must grab everything (no copy yet,
@@ -119,9 +124,9 @@ class ScanProbe:
 
     def _scan(self, screen, box, hot, found, swept):
         """Add to `found` ({tile row: (first, last tile column)}) the tiles in which this turn's
-        scanlines differ from the copy, leaving out the `hot` ones: the host grabs those at every
-        frame anyway (a scan may catch them drawn since), so they neither cost a grab here nor
-        count as news. Rows just read by the sweep (`swept`: ranges) are not read again."""
+        scanlines differ from the copy, leaving out the `hot` ones (tiles.RecentChanges): the host
+        has just grabbed those (a scan may catch them drawn since), so they neither cost a grab
+        here nor count as news. Rows just read by the sweep (`swept`: ranges) are not read again."""
         offset = self._order[self._turn % len(self._order)]
         self._turn += 1
         buf, stride = screen.buf, screen.width * 4

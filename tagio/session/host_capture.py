@@ -273,15 +273,17 @@ class HostCapture:
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
         rectangle that holds a change. `raw` is a fresh buffer the encoder may read while we capture
         on; `prev` the same rectangle's pixels before (None: not worth a scroll search). A screen
-        polled by scanlines has the tiles that changed lately grabbed first, at every frame
-        (tiles.RecentChanges), then asks the scan (which keeps its own, slower rate and safety
+        polled by scanlines has the tiles that changed lately grabbed first, at every frame or
+        with each scan (tiles.RecentChanges), then asks the scan (which keeps its own, slower rate and safety
         sweep: capture_win32.ScanProbe) what changed elsewhere; it is grabbed whole only the first
         time. With X damage the whole screen is grabbed every FULL_POLL seconds as a safety net."""
         screen, box, hot = mon["screen"], mon["box"], mon["hot"]
         polled, first = isinstance(damage, win.ScanProbe), screen.buf is None
         due = first or (not polled and now >= mon["full_at"])
-        sources = self._grab_boxes(sct, mon, _fewer_boxes(hot.rects(screen.width, screen.height)),
-                                   coarse=HOT_COARSE) if polled and not due else []
+        sources = []
+        if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
+            hot_rects = hot.rects(screen.width, screen.height, known=damage.due())
+            sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), coarse=HOT_COARSE)
         rects = damage.collect() if damage is not None else None
         boxes = None
         if rects is not None and not due:
