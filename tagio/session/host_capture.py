@@ -48,9 +48,6 @@ FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage even
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 HOT_SLACK = 2.0          # the hot tiles of a polled screen are grabbed as one box up to this much larger
-HOT_COARSE = 4 * t.COARSE_AREA  # hot boxes up to this many pixels are compared in one go (update_small):
-                         # most of a 256x128 box around a small animation is still, and a row by row
-                         # compare of it cost ~0.35 ms a frame
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
 
@@ -114,6 +111,31 @@ def _fewer_boxes(rects):
     if (x1 - x0) * (y1 - y0) > HOT_SLACK * sum(r[2] * r[3] for r in rects):
         return rects
     return [(x0, y0, x1 - x0, y1 - y0)]
+
+
+def _changed_rows(screen, x, y, w, h, raw):
+    """(first, end): the rows of `raw`, a grab of (x, y, w, h), outside which it equals the screen
+    copy; None when it equals it all. One compare, then a binary search from each end (memcmp
+    all): a row by row compare of a 256x128 box cost ~0.35 ms a frame."""
+    old, span, view = screen.region(x, y, w, h), w * 4, memoryview(raw)
+    if old == raw:
+        return None
+    first = _equal_rows(lambda k: old.startswith(view[:k * span]), h)
+    end = h - _equal_rows(lambda k: old.endswith(view[(h - k) * span:]), h - first)
+    return first, end
+
+
+def _equal_rows(equal, most):
+    """The largest k <= `most` for which equal(k) holds (it holds for 0 and, once it fails, for no
+    larger k)."""
+    lo, hi = 0, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if equal(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 class HostCapture:
@@ -283,7 +305,7 @@ class HostCapture:
         sources = []
         if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
             hot_rects = hot.rects(screen.width, screen.height, known=damage.due())
-            sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), coarse=HOT_COARSE)
+            sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), hot=True)
         rects = damage.collect() if damage is not None else None
         boxes = None
         if rects is not None and not due:
@@ -301,15 +323,23 @@ class HostCapture:
         return sources
 
     @staticmethod
-    def _grab_boxes(sct, mon, boxes, coarse=t.COARSE_AREA):
+    def _grab_boxes(sct, mon, boxes, hot=False):
         """Grab each box (x, y, w, h on the monitor) and compare it with the screen copy: the
-        sources that hold a change. Boxes up to `coarse` pixels are compared in one go and cut to
-        the rows that changed (ScreenCopy.update_small), larger ones tile by tile."""
+        sources that hold a change. Boxes of lately changed tiles (`hot`, mostly still around a
+        small animation) are first cut to the rows that changed (_changed_rows), then compared
+        tile by tile: the tiles found also keep them hot, so they must be the changed ones."""
         screen, box, sources = mon["screen"], mon["box"], []
         for x, y, w, h in boxes:
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
+            precise = w * h > t.COARSE_AREA
+            if hot and precise:
+                rows = _changed_rows(screen, x, y, w, h, raw)
+                if rows is None:
+                    continue
+                first, end = rows
+                raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
             prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
-            if w * h > coarse:
+            if precise:
                 dirty = screen.update(x, y, w, h, raw)
             else:                           # a typical damage box: cut to the rows that changed
                 dirty, rows = screen.update_small(x, y, w, h, raw)
