@@ -533,6 +533,22 @@ class RealWin32Calls(unittest.TestCase):
         self.assertEqual(len(row), mon["width"] * 4)
         self.assertEqual(len(full), mon["width"] * mon["height"] * 4)
 
+    def test_the_scan_and_its_sweep_run_on_the_real_grabber(self):
+        """ScanProbe's one-row grabs and sweep bands (and their sizes changing at every grab, which
+        makes mss build a new DIB section each time) on the real GDI grabber."""
+        import mss
+        with mss.MSS() as sct:
+            mon = sct.monitors[1]
+            box = {k: mon[k] for k in ("left", "top", "width", "height")}
+            screen = t.ScreenCopy(box["width"], box["height"])
+            now = [0.0]
+            probe = win.ScanProbe(lambda b: sct.grab(b).raw, clock=lambda: now[0])
+            probe.watch({"box": box, "screen": screen})
+            screen.replace(sct.grab(box).raw)
+            for _ in range(3):
+                now[0] += 1.0 / win.QUIET_SCAN_FPS
+                self.assertIsInstance(probe.collect(), list)
+
 
 class CommandLineHostSaysIt(unittest.TestCase):
     LAYER = "unit"

@@ -16,14 +16,18 @@ grab). Three pieces fix what that costs and what it breaks:
   scans find changes, and QUIET_SCAN_FPS (10) once none did for QUIET_AFTER seconds, as on an idle
   screen (what changed lately is grabbed by the host instead, at every frame or with each scan:
   tiles.RecentChanges).
-  A safety sweep replaces the host's whole-screen grab: each scan also grabs the next band of tile
-  rows (the band grows with the time since the last one) and compares it in one memcmp, so every
-  row is read within SWEEP_SECONDS, in pieces of ~0.1 ms rather than an 8 MB grab and compare
-  (plus a copy of the screen) once a second.
+  A row that differs is compared tile by tile: the scan reports those tiles' columns (on their
+  tile row and its neighbours; what lies beyond them is found by a later scan), leaving out the
+  tiles the host has just grabbed (tiles.RecentChanges), which are no news.
+  A safety sweep replaces the host's whole-screen grab: each scan also grabs the next band of
+  rows (the band grows with the time since the last one: ~108 rows of 1080 at 10 scans a second)
+  and compares it in one memcmp, so every row is read within SWEEP_SECONDS, in pieces of ~0.3 ms
+  rather than an 8 MB grab and compare (plus a copy of the screen) once a second.
   Bounds, from a change on the screen to the host grabbing it: at most one scan interval (50 ms,
   100 ms after QUIET_AFTER without changes) for a change at least STEP rows tall, about STEP/h
   scans for one h rows tall, and SWEEP_SECONDS plus one scan interval for any change at all; once
-  seen, its tiles are grabbed at every frame while they keep changing.
+  seen, its tiles are grabbed at every frame while they keep changing (then with each scan for
+  a while: tiles.RecentChanges).
 - `capture_blt_off()`: mss 10 BitBlts with SRCCOPY | CAPTUREBLT, a module constant of
   mss.windows.gdi read at every grab. CAPTUREBLT includes layered windows by briefly hiding and
   redrawing the pointer, so the host user's pointer flickers while a session runs (mss issue #179).
@@ -156,6 +160,7 @@ class ScanProbe:
         return swept
 
     def _read_band(self, screen, box, top, bottom, hot, found):
+        """Grab rows [top, bottom) and add the tiles in which they differ to `found`."""
         stride = screen.width * 4
         band = self._grab({"left": box["left"], "top": box["top"] + top, "width": screen.width,
                            "height": bottom - top})

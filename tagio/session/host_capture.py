@@ -13,7 +13,8 @@ capture thread. Each round it
      elsewhere, and every FULL_POLL seconds as a safety net, the whole monitor is grabbed and
      compared. On Windows a scanline poll (capture_win32.ScanProbe, whose docstring gives how soon
      it sees a change) plays the part of X damage, with a safety sweep of its own instead of the
-     whole-screen grab, and the tiles that changed lately are grabbed at every frame;
+     whole-screen grab, and the tiles that changed lately are grabbed at every frame or with
+     each scan (tiles.RecentChanges);
   4. queues one encode job: the changed grabs plus the tiles due for their lossless refresh.
      Nothing changed and nothing to refresh -> no frame (idle; after IDLE_AFTER it polls at
      IDLE_FPS only).
@@ -296,9 +297,10 @@ class HostCapture:
         rectangle that holds a change. `raw` is a fresh buffer the encoder may read while we capture
         on; `prev` the same rectangle's pixels before (None: not worth a scroll search). A screen
         polled by scanlines has the tiles that changed lately grabbed first, at every frame or
-        with each scan (tiles.RecentChanges), then asks the scan (which keeps its own, slower rate and safety
-        sweep: capture_win32.ScanProbe) what changed elsewhere; it is grabbed whole only the first
-        time. With X damage the whole screen is grabbed every FULL_POLL seconds as a safety net."""
+        with each scan (tiles.RecentChanges), then asks the scan (which keeps its own rate and
+        safety sweep: capture_win32.ScanProbe) what changed elsewhere; it is grabbed whole only
+        the first time. With X damage the whole screen is grabbed every FULL_POLL seconds as a
+        safety net."""
         screen, box, hot = mon["screen"], mon["box"], mon["hot"]
         polled, first = isinstance(damage, win.ScanProbe), screen.buf is None
         due = first or (not polled and now >= mon["full_at"])

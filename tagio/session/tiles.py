@@ -424,12 +424,12 @@ class RecentChanges:
         entry = self._merged.get(age)
         if entry is not None and now < entry[3] and entry[2] == (width, height):
             return entry[1]
-        if known:
-            self._when = {tile: when for tile, when in self._when.items() if now - when < age}
+        self._when = {tile: when for tile, when in self._when.items() if now - when < self.known}
         tiles = {tile: when for tile, when in self._when.items() if now - when < age}
         if entry is not None and entry[0] == tiles.keys() and entry[2] == (width, height):
             rects = entry[1]
         else:
             rects = merge_tiles(tiles, width, height)
-        self._merged[age] = (tiles.keys(), rects, (width, height), min(tiles.values(), default=float("inf")) + age)
+        until = min(tiles.values(), default=float("inf")) + age
+        self._merged[age] = (tiles.keys(), rects, (width, height), until)
         return rects
