@@ -773,10 +773,11 @@ class PolledCapture(unittest.TestCase):
         """A stand-in for mss: grabs of a BGRX buffer, counted by height."""
 
         def __init__(self, width, height):
-            self.width, self.buf, self.grabs = width, bytearray(width * height * 4), []
+            self.width, self.buf, self.grabs, self.tops = width, bytearray(width * height * 4), [], []
 
         def grab(self, box):
             self.grabs.append((box["width"], box["height"]))
+            self.tops.append(box["top"])
             rows = [self.buf[((box["top"] + r) * self.width + box["left"]) * 4:
                              ((box["top"] + r) * self.width + box["left"] + box["width"]) * 4]
                     for r in range(box["height"])]
@@ -794,8 +795,8 @@ class PolledCapture(unittest.TestCase):
         self.sct = self.Screen(self.W, self.H)
         box = {"left": 0, "top": 0, "width": self.W, "height": self.H}
         self.mon = {"index": 1, "box": box, "screen": t.ScreenCopy(self.W, self.H), "full_at": 0.0,
-                    "hot": t.RecentChanges(clock=lambda: self.now), "scan_at": 0.0}
-        self.probe = win.ScanProbe(lambda b: self.sct.grab(b).raw)
+                    "hot": t.RecentChanges(clock=lambda: self.now)}
+        self.probe = win.ScanProbe(lambda b: self.sct.grab(b).raw, clock=lambda: self.now)
         self.probe.watch(self.mon)
         self.now = 0.0
         self.capture()                                      # the first, whole grab
@@ -804,7 +805,7 @@ class PolledCapture(unittest.TestCase):
         return self.host._grab_changes(self.sct, self.mon, self.probe, self.now)
 
     def test_a_change_found_once_is_followed_at_every_frame(self):
-        from tagio.session.host_capture import SCAN_FPS
+        from tagio.session.capture_win32 import QUIET_SCAN_FPS, SCAN_FPS
         value, found_at = 1, None
         for frame in range(30):                             # 60 Hz frames of a 20x20 animation
             self.now = frame / 60
@@ -816,7 +817,7 @@ class PolledCapture(unittest.TestCase):
             elif found_at is not None:
                 self.assertTrue(sources, f"frame {frame}: the change was not followed")
         self.assertIsNotNone(found_at)
-        self.assertLess(found_at, 4)
+        self.assertLessEqual(found_at / 60, 2 / QUIET_SCAN_FPS)  # a 20-row change: a scan in two sees it
         scans = sum(1 for w, h in self.sct.grabs if (w, h) == (self.W, 1)) // len(range(0, self.H, 32))
         self.assertLessEqual(scans, 30 / 60 * SCAN_FPS + 1)   # scanned at most SCAN_FPS a second
 
@@ -833,6 +834,53 @@ class PolledCapture(unittest.TestCase):
         sources = self.capture()                            # no scan due: the hot tiles only
         self.assertEqual(self.sct.grabs[grabs:], [(128, 128)])
         self.assertEqual(len(sources), 1)
+
+    def test_a_one_row_change_in_a_far_corner_is_grabbed_within_the_sweep_bound(self):
+        """Beside an animation followed at every frame, a one-row change in the bottom-right corner
+        on a row the scanlines have just passed (the next one reaches it STEP scans later) is
+        grabbed within SWEEP_SECONDS and a quiet scan interval; the whole screen is never grabbed
+        again, and once the animation is known the scans slow down."""
+        from tagio.session import capture_win32 as win
+        frame, found, corner, marks = 0, None, None, {}
+        while found is None and frame < 6 * 60:
+            frame += 1
+            self.now = frame / 60
+            self.sct.paint(100, 70, 20, 20, frame % 200 + 1)
+            marks[frame] = len(self.sct.grabs)
+            if frame == 150:
+                scanned = [top for top, size in zip(self.sct.tops, self.sct.grabs) if size == (self.W, 1)]
+                corner = (self.W - 5, self.H - win.STEP + scanned[-1] % win.STEP)
+                self.sct.paint(corner[0], corner[1], 5, 1, 0xFF)
+            sources = self.capture()
+            if frame >= 150 and any(x <= corner[0] < x + w and y <= corner[1] < y + h
+                                    for _raw, x, y, w, h, _dirty, _prev in sources):
+                found = frame
+        self.assertIsNotNone(found, "the corner never reached the sources")
+        self.assertLessEqual((found - 150) / 60, win.SWEEP_SECONDS + 1 / win.QUIET_SCAN_FPS)
+        self.assertNotIn((self.W, self.H), self.sct.grabs[marks[1]:])
+        quiet = self.sct.grabs[marks[90]:marks[150]]        # a second after the animation's first find
+        scans = sum(1 for size in quiet if size == (self.W, 1)) / len(range(0, self.H, win.STEP))
+        self.assertLessEqual(scans, win.QUIET_SCAN_FPS + 1)
+
+    def test_a_tile_still_for_a_while_is_grabbed_only_with_the_scans(self):
+        from tagio.session import tiles as t
+        for frame in range(1, 31):                          # half a second of animation: found
+            self.now = frame / 60
+            self.sct.paint(100, 70, 20, 20, frame)
+            self.capture()
+        tile_frames, scan_frames = [], []
+        for frame in range(31, 91):                         # then still for a second
+            self.now, before = frame / 60, len(self.sct.grabs)
+            self.capture()
+            grabs = self.sct.grabs[before:]
+            if (t.TILE, t.TILE) in grabs:
+                tile_frames.append(frame)
+            if (self.W, 1) in grabs:
+                scan_frames.append(frame)
+        hot = [f for f in range(31, 91) if (f - 30) / 60 < t.HOT_FOR]   # HOT_FOR after the last change
+        self.assertEqual(tile_frames[:len(hot)], hot)
+        self.assertEqual(tile_frames[len(hot):], [f for f in scan_frames if f > hot[-1]])
+        self.assertLess(len(scan_frames), 60 / 2)
 
     def test_far_apart_hot_tiles_stay_apart(self):
         from tagio.session.host_capture import _fewer_boxes

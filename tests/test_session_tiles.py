@@ -244,6 +244,42 @@ class RecentChangesTest(unittest.TestCase):
         self.assertEqual(hot.rects(300, 200), [])
 
 
+    def test_rects_are_merged_again_only_when_a_tile_comes_or_goes(self):
+        now = [0.0]
+        hot = t.RecentChanges(keep=1.0, clock=lambda: now[0])
+        hot.changed({(0, 0)})
+        first = hot.rects(300, 200)
+        for frame in range(1, 30):                          # the same tile, changing at 60 Hz
+            now[0] = frame / 60
+            hot.changed({(0, 0)})
+            self.assertIs(hot.rects(300, 200), first)
+        now[0] = 1.0
+        hot.changed({(1, 0)})
+        self.assertEqual(hot.rects(300, 200), [(0, 0, 128, 64)])
+        self.assertEqual(set(hot.tiles()), {(0, 0), (1, 0)})
+        now[0] = 1.5                                        # (0, 0) last changed at 29/60
+        self.assertEqual(hot.rects(300, 200), [(64, 0, 64, 64)])
+        self.assertEqual(set(hot.tiles()), {(1, 0)})
+
+
+    def test_tiles_known_for_longer_come_only_when_asked_for(self):
+        now = [0.0]
+        hot = t.RecentChanges(keep=0.25, known=1.0, clock=lambda: now[0])
+        hot.changed({(0, 0)})
+        now[0] = 0.5
+        hot.changed({(2, 0)})
+        self.assertEqual(hot.rects(300, 200), [(128, 0, 64, 64)])
+        self.assertEqual(sorted(hot.rects(300, 200, known=True)), [(0, 0, 64, 64), (128, 0, 64, 64)])
+        self.assertEqual(hot.tiles(), {(0, 0), (2, 0)})
+        now[0] = 0.8
+        self.assertEqual(hot.rects(300, 200), [])
+        hot.changed({(0, 0)})                               # back among the tiles of every frame
+        self.assertEqual(hot.rects(300, 200), [(0, 0, 64, 64)])
+        now[0] = 1.6
+        self.assertEqual(hot.rects(300, 200, known=True), [(0, 0, 64, 64)])
+        self.assertEqual(hot.tiles(), {(0, 0)})
+
+
 class RectsTiles(unittest.TestCase):
     def test_rectangles_become_the_tiles_they_touch_clipped(self):
         tiles = t.rects_tiles([(60, 10, 10, 10), (-20, 190, 50, 100), (500, 0, 5, 5)], 300, 200)

@@ -4,6 +4,7 @@ recovers, under a real HostSession and ViewerSession), CAPTUREBLT off in the mss
 the secure-desktop check with a fake user32, and the cursor bitmaps as GetDIBits hands them over."""
 
 import importlib.util
+import itertools
 import threading
 import unittest
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ class FrameBuffer:
     def __init__(self):
         self.buf = bytearray(W * H * 4)
         self.grabs = []             # (width, height) of each grab
+        self.tops = []              # and its top row
         self.fail = threading.Event()
 
     def fill(self, x, y, w, h, value):
@@ -34,6 +36,7 @@ class FrameBuffer:
         if self.fail.is_set():
             raise RuntimeError("BitBlt: Access is denied")      # what mss raises on the secure desktop
         self.grabs.append((box["width"], box["height"]))
+        self.tops.append(box["top"])
         rows = [self.buf[((box["top"] + r) * W + box["left"]) * 4:((box["top"] + r) * W + box["left"] + box["width"]) * 4]
                 for r in range(box["height"])]
         return SimpleNamespace(raw=bytearray(b"".join(rows)))
@@ -45,8 +48,11 @@ class FrameBuffer:
         pass
 
 
-def watched_probe(fb):
-    probe = win.ScanProbe(lambda box: fb.grab(box).raw)
+def watched_probe(fb, clock=None):
+    """A probe on `fb`; its clock moves on by one quiet scan interval at each look, so that every
+    collect() scans (unless `clock` is given)."""
+    ticks = itertools.count(0.0, 1.0 / win.QUIET_SCAN_FPS)
+    probe = win.ScanProbe(lambda box: fb.grab(box).raw, clock=clock or (lambda: next(ticks)))
     screen = t.ScreenCopy(W, H)
     mon = {"box": {"left": 0, "top": 0, "width": W, "height": H}, "screen": screen}
     probe.watch(mon)
@@ -63,8 +69,12 @@ class ScanProbeTest(unittest.TestCase):
         screen.replace(bytes(fb.buf))
         for _ in range(win.STEP):
             self.assertEqual(probe.collect(), [])
-        self.assertTrue(all(size == (W, 1) for size in fb.grabs))   # one-row grabs only
-        self.assertEqual(len(fb.grabs), win.STEP * H // win.STEP)   # each row once per cycle
+        self.assertTrue(all(w == W for w, h in fb.grabs))            # full-width rows and bands
+        lines = [top for top, size in zip(fb.tops, fb.grabs) if size == (W, 1)]
+        self.assertEqual(len(set(lines)), len(lines))                   # no scanline read twice ...
+        self.assertLessEqual(len(lines), win.STEP * H // win.STEP)     # ... at most one per row
+        read = {top + r for top, (w, h) in zip(fb.tops, fb.grabs) for r in range(h)}
+        self.assertEqual(read, set(range(H)))                           # each row once per cycle
 
     def test_a_change_is_found_within_step_over_its_height_polls(self):
         fb = FrameBuffer()
@@ -77,6 +87,68 @@ class ScanProbeTest(unittest.TestCase):
         self.assertLessEqual(polls, win.STEP // 6 + 1)
         tiles = t.rects_tiles(found, W, H)
         self.assertIn((100 // t.TILE, 130 // t.TILE), tiles)
+
+    def frames(self, probe, screen, fb, now, seconds, fps=60):
+        """Collect at `fps` for `seconds` of the clock `now` ([t]), the host's part played by a
+        fresh copy after each find: [(time, rects)] of the collects that scanned."""
+        scans, end = [], now[0] + seconds
+        while now[0] < end - 1e-9:
+            grabs = len(fb.grabs)
+            rects = probe.collect()
+            if len(fb.grabs) > grabs:
+                scans.append((now[0], rects))
+            if rects:
+                screen.replace(bytes(fb.buf))
+            now[0] += 1.0 / fps
+        return scans
+
+    def test_scans_slow_down_without_news_and_speed_up_with_it(self):
+        fb, now = FrameBuffer(), [0.0]
+        probe, screen = watched_probe(fb, clock=lambda: now[0])
+        screen.replace(bytes(fb.buf))
+        quiet = self.frames(probe, screen, fb, now, 2.0)
+        self.assertAlmostEqual(len(quiet), 2.0 * win.QUIET_SCAN_FPS, delta=1)
+        fb.fill(10, 50, 30, win.STEP, 0x80)                     # STEP rows tall: the next scan sees it
+        changed_at = now[0]
+        busy = self.frames(probe, screen, fb, now, win.QUIET_AFTER)
+        self.assertTrue(busy[0][1], "not seen by the first scan after it")
+        self.assertLessEqual(busy[0][0] - changed_at, 1.0 / win.QUIET_SCAN_FPS)
+        self.assertAlmostEqual(len(busy), win.QUIET_AFTER * win.SCAN_FPS, delta=1)
+        quiet = self.frames(probe, screen, fb, now, 1.0)
+        self.assertAlmostEqual(len(quiet), win.QUIET_SCAN_FPS, delta=1)
+        self.assertFalse(any(rects for _when, rects in quiet))
+
+    def test_changes_in_hot_tiles_are_not_news(self):
+        fb, now = FrameBuffer(), [0.0]
+        probe, screen = watched_probe(fb, clock=lambda: now[0])
+        hot = t.RecentChanges(clock=lambda: now[0])
+        probe._mon["hot"] = hot
+        screen.replace(bytes(fb.buf))
+        hot.changed({(1, 1)})
+        fb.fill(70, 70, 40, 50, 0x80)                           # inside tile (1, 1) only
+        scans = self.frames(probe, screen, fb, now, 1.0)
+        self.assertFalse(any(rects for _when, rects in scans))
+        self.assertAlmostEqual(len(scans), win.QUIET_SCAN_FPS, delta=1)   # and no faster
+        fb.fill(150, 70, 40, 50, 0x90)                          # the tile next to it is news
+        scans = self.frames(probe, screen, fb, now, 0.2)
+        self.assertIn((2, 1), t.rects_tiles(scans[0][1], W, H))
+
+    def test_the_sweep_finds_a_change_no_scanline_reaches_soon(self):
+        """Row 159 is scanned once in STEP scans (3.2 s at the quiet rate); the sweep reads it within
+        SWEEP_SECONDS and a scan interval, at 60 frames a second or at 3."""
+        for fps in (60, 3):
+            for delay in (0.0, 0.37, 0.81):
+                fb, now = FrameBuffer(), [0.0]
+                probe, screen = watched_probe(fb, clock=lambda: now[0])
+                screen.replace(bytes(fb.buf))
+                self.frames(probe, screen, fb, now, 1.0 + delay, fps)
+                fb.fill(200, 159, 10, 1, 0xFF)
+                changed_at = now[0]
+                found = [when for when, rects in self.frames(probe, screen, fb, now, 2.0, fps)
+                         if (200 // t.TILE, 159 // t.TILE) in t.rects_tiles(rects, W, H)]
+                self.assertTrue(found, f"{fps} fps, {delay} s: never found")
+                self.assertLessEqual(found[0] - changed_at, win.SWEEP_SECONDS + max(1 / fps, 1 / win.QUIET_SCAN_FPS),
+                                     f"{fps} fps, {delay} s")
 
     def test_every_row_is_scanned_once_per_cycle(self):
         self.assertEqual(sorted(win.ORDER), list(range(win.STEP)))
@@ -244,6 +316,67 @@ class PauseOnTheSecureDesktop(FakeGrabberSession, unittest.TestCase):
         self.assertNotIn("capture_paused", events)
 
 
+# A still desktop with a square changing colour at 30 Hz in the middle (hot tiles, grabbed at every
+# frame); "mark ROW" draws a red line one row tall in the bottom-right corner.
+POLL_SCENE = r"""
+import sys, threading, tkinter as tk
+W, H = int(sys.argv[1]), int(sys.argv[2])
+root = tk.Tk()
+root.geometry(f"{W}x{H}+0+0")
+root.overrideredirect(True)
+canvas = tk.Canvas(root, width=W, height=H, highlightthickness=0, bg="#102040")
+canvas.pack()
+square = canvas.create_rectangle(W // 2 - 20, H // 2 - 20, W // 2 + 20, H // 2 + 20, fill="#000000", outline="")
+state = {"n": 0}
+def tick():
+    state["n"] += 1
+    canvas.itemconfigure(square, fill="#%02x%02x00" % (state["n"] * 7 % 256, state["n"] * 3 % 256))
+    root.after(33, tick)
+def command(line):
+    row = int(line.split()[1])
+    canvas.create_rectangle(W - 40, row, W, row + 1, fill="#ff0000", outline="")
+    root.update_idletasks()
+    sys.stdout.write(f"marked {row}\n"); sys.stdout.flush()
+def commands():
+    for line in sys.stdin:
+        root.after(0, command, line)
+threading.Thread(target=commands, daemon=True).start()
+root.after(200, lambda: (sys.stdout.write("ready\n"), sys.stdout.flush(), tick()))
+root.mainloop()
+"""
+
+
+class PolledCaptureOnXvfb(unittest.TestCase):
+    """A real host (Xvfb, mss) with X damage reports switched off, so that it polls as on Windows,
+    and a viewer: beside an animation followed at every frame, lines one row tall drawn in the far
+    corner reach the viewer's picture within the sweep's bound (SWEEP_SECONDS and a quiet scan
+    interval), plus SLACK for a frame, the encode, the link and a loaded machine. A scanline alone
+    would take up to STEP quiet scans (3.2 s) for such a line."""
+
+    WIDTH, HEIGHT = 640, 480
+    SLACK = 0.6
+
+    def test_one_row_lines_in_a_far_corner_reach_the_viewer_in_time(self):
+        from unittest import mock
+        from tagio.session.damage import DamageProbe
+        from tests.wan_session import scene_on_xvfb, session_over_link
+        from tests.waiting import wait_until
+        xvfb, scene, first = scene_on_xvfb(self, self.WIDTH, self.HEIGHT, POLL_SCENE,
+                                           (self.WIDTH, self.HEIGHT), stdin=True)
+        self.assertEqual(first, "ready")
+        self.enterContext(mock.patch.object(DamageProbe, "open", staticmethod(lambda display=None: None)))
+        host, viewer = session_over_link(self, xvfb.display, 2, 100)
+        wait_until(lambda: viewer.framebuffer is not None and viewer.stats["frames"] > 5, 20, "the first pictures")
+        self.assertTrue(host.scan_for_changes)
+        bound = win.SWEEP_SECONDS + 1 / win.QUIET_SCAN_FPS + self.SLACK
+        for row in (self.HEIGHT - 1, self.HEIGHT - 1 - 3 * win.STEP // 2, self.HEIGHT - 1 - 5 * win.STEP // 4):
+            scene.stdin.write(f"mark {row}\n")
+            scene.stdin.flush()
+            self.assertEqual(scene.stdout.readline().strip(), f"marked {row}")
+            pixel = lambda: viewer.framebuffer.getpixel((self.WIDTH - 20, row))
+            wait_until(lambda: pixel()[0] > 200 and pixel()[1] < 80, bound, f"the red line on row {row}")
+
+
 if __name__ == "__main__":
     unittest.main()
 
@@ -399,6 +532,22 @@ class RealWin32Calls(unittest.TestCase):
             row = sct.grab({"left": mon["left"], "top": mon["top"], "width": mon["width"], "height": 1}).raw
         self.assertEqual(len(row), mon["width"] * 4)
         self.assertEqual(len(full), mon["width"] * mon["height"] * 4)
+
+    def test_the_scan_and_its_sweep_run_on_the_real_grabber(self):
+        """ScanProbe's one-row grabs and sweep bands (and their sizes changing at every grab, which
+        makes mss build a new DIB section each time) on the real GDI grabber."""
+        import mss
+        with mss.MSS() as sct:
+            mon = sct.monitors[1]
+            box = {k: mon[k] for k in ("left", "top", "width", "height")}
+            screen = t.ScreenCopy(box["width"], box["height"])
+            now = [0.0]
+            probe = win.ScanProbe(lambda b: sct.grab(b).raw, clock=lambda: now[0])
+            probe.watch({"box": box, "screen": screen})
+            screen.replace(sct.grab(box).raw)
+            for _ in range(3):
+                now[0] += 1.0 / win.QUIET_SCAN_FPS
+                self.assertIsInstance(probe.collect(), list)
 
 
 class CommandLineHostSaysIt(unittest.TestCase):

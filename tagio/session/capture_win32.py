@@ -7,12 +7,27 @@ to grab and compare the whole monitor 10 times a second when idle and 30 when bu
 grab). Three pieces fix what that costs and what it breaks:
 
 - `ScanProbe`, a change source with DamageProbe's interface (collect / wait / drain / close), polls
-  like x11vnc: each collect() grabs one row in every STEP rows of the monitor (34 one-row BitBlts at
-  1080p instead of one 8 MB grab), compares each with the host's copy of the screen (bytes compares:
+  like x11vnc: a scan grabs one row in every STEP rows of the monitor (34 one-row BitBlts at 1080p
+  instead of one 8 MB grab), compares each with the host's copy of the screen (bytes compares:
   C speed), and reports the tiles around a row that changed. The offset of the rows moves each time
   in bit-reversed order (0, 16, 8, 24, ...), so a change h rows tall is seen within about STEP/h
-  polls, and every row within STEP polls. The host grabs and compares only those tiles, and still
-  grabs everything every FULL_POLL second (tagio.session.host), as with X damage.
+  scans, and every row within STEP scans. Each grab costs a fixed ~30 us (a round trip, a GDI call
+  on Windows) whatever its width, so a scan costs ~1 ms: it runs SCAN_FPS (20) times a second while
+  scans find changes, and QUIET_SCAN_FPS (10) once none did for QUIET_AFTER seconds, as on an idle
+  screen (what changed lately is grabbed by the host instead, at every frame or with each scan:
+  tiles.RecentChanges).
+  A row that differs is compared tile by tile: the scan reports those tiles' columns (on their
+  tile row and its neighbours; what lies beyond them is found by a later scan), leaving out the
+  tiles the host has just grabbed (tiles.RecentChanges), which are no news.
+  A safety sweep replaces the host's whole-screen grab: each scan also grabs the next band of
+  rows (the band grows with the time since the last one: ~108 rows of 1080 at 10 scans a second)
+  and compares it in one memcmp, so every row is read within SWEEP_SECONDS, in pieces of ~0.3 ms
+  rather than an 8 MB grab and compare (plus a copy of the screen) once a second.
+  Bounds, from a change on the screen to the host grabbing it: at most one scan interval (50 ms,
+  100 ms after QUIET_AFTER without changes) for a change at least STEP rows tall, about STEP/h
+  scans for one h rows tall, and SWEEP_SECONDS plus one scan interval for any change at all; once
+  seen, its tiles are grabbed at every frame while they keep changing (then with each scan for
+  a while: tiles.RecentChanges).
 - `capture_blt_off()`: mss 10 BitBlts with SRCCOPY | CAPTUREBLT, a module constant of
   mss.windows.gdi read at every grab. CAPTUREBLT includes layered windows by briefly hiding and
   redrawing the pointer, so the host user's pointer flickers while a session runs (mss issue #179).
@@ -35,7 +50,9 @@ Everything here that talks to Windows takes the DLL (or mss module) as an argume
 runs in the normal test suite with fakes.
 """
 
+import math
 import sys
+import time
 
 from PIL import Image, ImageDraw
 
@@ -43,6 +60,11 @@ WINDOWS = sys.platform == "win32"
 STEP = 32               # rows between two scanned rows (x11vnc uses 32 too)
 TILE = 64               # the host's tile size (tagio.session.tiles.TILE)
 ORDER = tuple(int(f"{i:05b}"[::-1], 2) for i in range(STEP))    # 0, 16, 8, 24, 4, 20, ...
+SCAN_FPS = 20           # scans a second while they keep finding changes ...
+QUIET_SCAN_FPS = 10     # ... and once none did for QUIET_AFTER seconds (what changes is followed
+QUIET_AFTER = 1.0       #     by the host anyway: tiles.RecentChanges)
+SCAN_EARLY = 0.005      # a scan due this soon counts as due (frames on a grid wake up a little late)
+SWEEP_SECONDS = 1.0     # the safety sweep reads every row of the screen within this time
 PAUSE_NOTICE = ("The partner's screen is locked or showing a system prompt (UAC); the picture "
                 "continues when it is gone.")
 PAUSE_RETRY = 0.5       # seconds between capture attempts while paused
@@ -68,33 +90,87 @@ def capture_blt_off(gdi=None) -> bool:
 class ScanProbe:
     """Scanline polling as a change source (see the module docstring). `grab(box) -> bytes` is the
     host's grab (its failures are ConfigError); `watch(mon)` names the monitor being captured, as
-    the host keeps it: {"box": {...}, "screen": ScreenCopy}."""
+    the host keeps it: {"box": {...}, "screen": ScreenCopy}. `clock` (tests) gives seconds."""
 
-    def __init__(self, grab, step=STEP):
-        self._grab = grab
+    def __init__(self, grab, step=STEP, clock=time.monotonic):
+        self._grab, self._clock = grab, clock
         self._step = step
         self._order = tuple(o for o in ORDER if o < step) if step == STEP else tuple(range(step))
-        self._turn = 0
-        self._mon = None
+        self.watch(None)
 
     def watch(self, mon):
         self._mon = mon
-        self._turn = 0
+        self._turn, self._next_at, self._found_at = 0, float("-inf"), float("-inf")
+        self._sweep_row, self._swept_at = 0, None
+
+    def due(self):
+        """Will the next collect() scan (rather than return [] at once)?"""
+        return self._mon is not None and self._clock() >= self._next_at
 
     def collect(self):
         """Rectangles (desktop coordinates) around rows that changed since the host's copy; [] when
-        none did; None when the host must grab everything (no copy yet, nothing watched)."""
+        none did or no scan is due yet; None when the host must grab everything (no copy yet,
+        nothing watched)."""
         if self._mon is None or self._mon["screen"].buf is None:
             return None
-        screen, box = self._mon["screen"], self._mon["box"]
+        now = self._clock()
+        if now < self._next_at:
+            return []
+        screen, box, hot = self._mon["screen"], self._mon["box"], self._mon.get("hot")
+        hot, found = (hot.tiles() if hot is not None else ()), {}
+        swept = self._sweep(screen, box, now, hot, found)
+        self._scan(screen, box, hot, found, swept)
+        if found:
+            self._found_at = now
+        fps = SCAN_FPS if now - self._found_at < QUIET_AFTER else QUIET_SCAN_FPS
+        self._next_at = now + 1.0 / fps - SCAN_EARLY
+        return band_rects(found, box, screen.width, screen.height)
+
+    def _scan(self, screen, box, hot, found, swept):
+        """Add to `found` ({tile row: (first, last tile column)}) the tiles in which this turn's
+        scanlines differ from the copy, leaving out the `hot` ones (tiles.RecentChanges): the host
+        has just grabbed those (a scan may catch them drawn since), so they neither cost a grab
+        here nor count as news. Rows just read by the sweep (`swept`: ranges) are not read again."""
         offset = self._order[self._turn % len(self._order)]
         self._turn += 1
-        stride, rows = screen.width * 4, set()
+        buf, stride = screen.buf, screen.width * 4
         for y in range(offset, screen.height, self._step):
+            if any(y in rows for rows in swept):
+                continue
             line = self._grab({"left": box["left"], "top": box["top"] + y, "width": screen.width, "height": 1})
+            if not buf.startswith(line, y * stride):
+                _note_row(found, buf, line, y, stride, hot)
+
+    def _sweep(self, screen, box, now, hot, found):
+        """Read the safety sweep's next band of rows into `found` as _scan does; the rows read (one
+        or two ranges: the band may wrap round the bottom). The band grows with the time since
+        the last one, so every row is read within SWEEP_SECONDS (and a scan interval) whatever
+        the scan rate; a still band costs one grab and one compare (memcmp)."""
+        elapsed = 0.0 if self._swept_at is None else now - self._swept_at
+        self._swept_at = now
+        count = max(1, math.ceil(screen.height * min(1.0, elapsed / SWEEP_SECONDS)))
+        swept = []
+        while count > 0:
+            top = self._sweep_row
+            bottom = min(top + count, screen.height)
+            self._read_band(screen, box, top, bottom, hot, found)
+            swept.append(range(top, bottom))
+            count -= bottom - top
+            self._sweep_row = bottom % screen.height
+        return swept
+
+    def _read_band(self, screen, box, top, bottom, hot, found):
+        """Grab rows [top, bottom) and add the tiles in which they differ to `found`."""
+        stride = screen.width * 4
+        band = self._grab({"left": box["left"], "top": box["top"] + top, "width": screen.width,
+                           "height": bottom - top})
+        if screen.buf.startswith(band, top * stride):
+            return
+        band = memoryview(band)
+        for y in range(top, bottom):
+            line = band[(y - top) * stride:(y - top + 1) * stride]
             if not screen.buf.startswith(line, y * stride):
-                rows.add(y // TILE)
-        return band_rects(rows, box, screen.width, screen.height)
+                _note_row(found, screen.buf, line, y, stride, hot)
 
     def wait(self, _timeout=0):
         return True         # nothing to wait for: a polled source is always "maybe drawn"
@@ -106,15 +182,39 @@ class ScanProbe:
         pass
 
 
+def _note_row(found, buf, line, y, stride, hot):
+    """Widen `found` ({tile row: (first, last tile column)}) by the tiles, other than `hot` ones, in
+    which the grabbed row `line` (row y of the screen) differs from the copy `buf`."""
+    row = y // TILE
+    cols = [c for c in _differing_columns(buf, line, y * stride) if (c, row) not in hot]
+    if cols:
+        first, last = found.get(row, (cols[0], cols[-1]))
+        found[row] = (min(first, cols[0]), max(last, cols[-1]))
+
+
+def _differing_columns(buf, line, start):
+    """The tile columns in which one grabbed row `line` differs from `buf` at byte `start`."""
+    view, span = memoryview(line), TILE * 4
+    return [c for c in range(-(-len(line) // span))
+            if not buf.startswith(view[c * span:(c + 1) * span], start + c * span)]
+
+
 def band_rects(tile_rows, box, width, height):
-    """Full-width rectangles (desktop coordinates) over the given tile rows and their neighbours
-    (a change seen on one row usually goes on above or below it)."""
-    last = (height - 1) // TILE
-    wanted = sorted({r + d for r in tile_rows for d in (-1, 0, 1) if 0 <= r + d <= last})
+    """Rectangles (desktop coordinates) over the given tile rows and their neighbours (a change seen
+    on one row usually goes on above or below it). `tile_rows`: a set (the whole width) or a dict
+    {tile row: (first, last tile column)} (those columns only)."""
+    last_row, last_col = (height - 1) // TILE, (width - 1) // TILE
+    spans = tile_rows if isinstance(tile_rows, dict) else dict.fromkeys(tile_rows, (0, last_col))
+    wanted = {}
+    for row, (first, last) in spans.items():
+        for near in range(max(row - 1, 0), min(row + 1, last_row) + 1):
+            a, b = wanted.get(near, (first, last))
+            wanted[near] = (min(a, first), max(b, last))
     rects = []
-    for row in wanted:
-        top = row * TILE
-        rects.append((box["left"], box["top"] + top, width, min(TILE, height - top)))
+    for row, (first, last) in sorted(wanted.items()):
+        top, left = row * TILE, first * TILE
+        rects.append((box["left"] + left, box["top"] + top, min((last + 1) * TILE, width) - left,
+                      min(TILE, height - top)))
     return rects
 
 

@@ -11,7 +11,10 @@ capture thread. Each round it
      (tagio.session.damage) only the damaged tiles are grabbed and compared with the host's screen
      copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a whole 1080p grab and compare);
      elsewhere, and every FULL_POLL seconds as a safety net, the whole monitor is grabbed and
-     compared. On Windows a scanline poll (capture_win32.ScanProbe) plays the part of X damage;
+     compared. On Windows a scanline poll (capture_win32.ScanProbe, whose docstring gives how soon
+     it sees a change) plays the part of X damage, with a safety sweep of its own instead of the
+     whole-screen grab, and the tiles that changed lately are grabbed at every frame or with
+     each scan (tiles.RecentChanges);
   4. queues one encode job: the changed grabs plus the tiles due for their lossless refresh.
      Nothing changed and nothing to refresh -> no frame (idle; after IDLE_AFTER it polls at
      IDLE_FPS only).
@@ -43,10 +46,10 @@ MAX_UNSENT = 2           # frames captured but not yet handed to the channel (on
 IDLE_AFTER = 1.0         # seconds without any change before capture slows down ...
 IDLE_FPS = 10            # ... to this many polls per second
 FULL_POLL = 1.0          # seconds between whole-screen grabs when X damage events guide capture
+                         # (a polled screen has its own safety sweep: capture_win32.SWEEP_SECONDS)
 ALL_MONITORS = 0         # SelectMonitor index: every monitor as one picture (mss's monitors[0])
 SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 HOT_SLACK = 2.0          # the hot tiles of a polled screen are grabbed as one box up to this much larger
-SCAN_FPS = 20            # scanline polls a second at most; what changed lately is grabbed every frame
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
 
@@ -110,6 +113,31 @@ def _fewer_boxes(rects):
     if (x1 - x0) * (y1 - y0) > HOT_SLACK * sum(r[2] * r[3] for r in rects):
         return rects
     return [(x0, y0, x1 - x0, y1 - y0)]
+
+
+def _changed_rows(screen, x, y, w, h, raw):
+    """(first, end): the rows of `raw`, a grab of (x, y, w, h), outside which it equals the screen
+    copy; None when it equals it all. One compare, then a binary search from each end (memcmp
+    all): a row by row compare of a 256x128 box cost ~0.35 ms a frame."""
+    old, span, view = screen.region(x, y, w, h), w * 4, memoryview(raw)
+    if old == raw:
+        return None
+    first = _equal_rows(lambda k: old.startswith(view[:k * span]), h)
+    end = h - _equal_rows(lambda k: old.endswith(view[(h - k) * span:]), h - first)
+    return first, end
+
+
+def _equal_rows(equal, most):
+    """The largest k <= `most` for which equal(k) holds (it holds for 0 and, once it fails, for no
+    larger k)."""
+    lo, hi = 0, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if equal(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 class HostCapture:
@@ -269,19 +297,19 @@ class HostCapture:
         """Grab what may have changed -> [(raw, x, y, w, h, dirty tiles, prev)], one per grabbed
         rectangle that holds a change. `raw` is a fresh buffer the encoder may read while we capture
         on; `prev` the same rectangle's pixels before (None: not worth a scroll search). A screen
-        polled by scanlines has the tiles that changed lately grabbed first, at every frame
-        (tiles.RecentChanges), and is scanned SCAN_FPS times a second at most: 34 one-row grabs
-        cost ~0.5 ms, the most expensive part of a frame of a small animation."""
+        polled by scanlines has the tiles that changed lately grabbed first, at every frame or
+        with each scan (tiles.RecentChanges), then asks the scan (which keeps its own rate and
+        safety sweep: capture_win32.ScanProbe) what changed elsewhere; it is grabbed whole only
+        the first time. With X damage the whole screen is grabbed every FULL_POLL seconds as a
+        safety net."""
         screen, box, hot = mon["screen"], mon["box"], mon["hot"]
-        due = screen.buf is None or now >= mon["full_at"]
-        polled = isinstance(damage, win.ScanProbe)
-        hot_boxes = _fewer_boxes(hot.rects(screen.width, screen.height)) if polled and not due else []
-        sources = self._grab_boxes(sct, mon, hot_boxes)
-        if polled and not due and now < mon["scan_at"]:
-            rects = []          # the scan is due less often than the frames (SCAN_FPS)
-        else:
-            rects = damage.collect() if damage is not None else None
-            mon["scan_at"] = now + 1.0 / SCAN_FPS
+        polled, first = isinstance(damage, win.ScanProbe), screen.buf is None
+        due = first or (not polled and now >= mon["full_at"])
+        sources = []
+        if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
+            hot_rects = hot.rects(screen.width, screen.height, known=damage.due())
+            sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), hot=True)
+        rects = damage.collect() if damage is not None else None
         boxes = None
         if rects is not None and not due:
             moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
@@ -291,21 +319,30 @@ class HostCapture:
             mon["full_at"] = now + FULL_POLL
             raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
             sources.append((raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev))
-        else:
+        elif boxes:
             sources += self._grab_boxes(sct, mon, boxes)
-        if polled:
+        if polled and sources and not first:   # the first grab "changes" every tile
             hot.changed(set().union(*(source[5] for source in sources)))
         return sources
 
     @staticmethod
-    def _grab_boxes(sct, mon, boxes):
+    def _grab_boxes(sct, mon, boxes, hot=False):
         """Grab each box (x, y, w, h on the monitor) and compare it with the screen copy: the
-        sources that hold a change."""
+        sources that hold a change. Boxes of lately changed tiles (`hot`, mostly still around a
+        small animation) are first cut to the rows that changed (_changed_rows), then compared
+        tile by tile: the tiles found also keep them hot, so they must be the changed ones."""
         screen, box, sources = mon["screen"], mon["box"], []
         for x, y, w, h in boxes:
             raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
+            precise = w * h > t.COARSE_AREA
+            if hot and precise:
+                rows = _changed_rows(screen, x, y, w, h, raw)
+                if rows is None:
+                    continue
+                first, end = rows
+                raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
             prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
-            if w * h > t.COARSE_AREA:
+            if precise:
                 dirty = screen.update(x, y, w, h, raw)
             else:                           # a typical damage box: cut to the rows that changed
                 dirty, rows = screen.update_small(x, y, w, h, raw)
@@ -352,8 +389,7 @@ class HostCapture:
         self._queue(m.MonitorList(index, listing))
         self.on_event("monitor", index=index, width=box["width"], height=box["height"])
         screen = t.ScreenCopy(box["width"], box["height"])
-        return {"index": index, "box": box, "screen": screen, "full_at": 0.0, "hot": t.RecentChanges(),
-                "scan_at": 0.0}
+        return {"index": index, "box": box, "screen": screen, "full_at": 0.0, "hot": t.RecentChanges()}
 
     def _wait_credit(self, damage=None, below=None):
         """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`

@@ -30,7 +30,9 @@ FEW_COLOURS = 256            # at or under this many colours a PNG beats JPEG (a
 PNG_LEVEL = 1                # zlib level: speed matters more than the last few percent
 PROBE_PIXELS = 65536         # larger images are probed on a strip first (content checks)
 COARSE_AREA = 4 * TILE * TILE   # grabs up to this many pixels are compared per tile row, not per row
-HOT_FOR = 0.25               # seconds a changed tile stays on a polled screen's list of likely changes
+HOT_FOR = 0.25               # seconds a changed tile of a polled screen is grabbed at every frame ...
+KNOWN_FOR = 1.0              # ... and then with each scan (a caret blinks every 0.5 s; an animation
+                             # may come back to a tile)
 
 
 def tile_grid(width, height, tile=TILE):
@@ -384,25 +386,50 @@ def region_bytes(raw, width, x, y, w, h):
 
 
 class RecentChanges:
-    """Tiles that changed within the last `keep` seconds (pure; injected clock).
+    """Tiles that changed lately, at two ages (pure; injected clock).
 
     A screen polled by scanlines (capture_win32.ScanProbe) sees a change only when a scanned row
-    crosses it: a 20-row animation in about one poll of two. The host grabs these tiles at every
-    poll as well, before the scan, so something found changing once is followed at the full frame
-    rate, and the scan (comparing with the copy just updated) does not find it again."""
+    crosses it: a 20-row animation in about one poll of two. The host grabs the tiles that changed
+    within `keep` seconds (HOT_FOR) at every frame, before the scan, so something found changing
+    once is followed at the full frame rate, and the scan (comparing with the copy just updated)
+    does not find it again. Tiles that changed within `known` seconds (KNOWN_FOR) are grabbed
+    only with each scan, and the scan does not count them as news: a blinking caret, or an
+    animation coming back to a tile, neither costs a grab at every frame nor keeps the scans at
+    their full rate. Asked at every frame, `rects` merges tiles again only when one came or went
+    (the same tiles changing frame after frame are the usual case)."""
 
-    def __init__(self, keep=HOT_FOR, clock=time.monotonic):
-        self.keep, self.clock = keep, clock
+    def __init__(self, keep=HOT_FOR, clock=time.monotonic, known=KNOWN_FOR):
+        self.keep, self.known, self.clock = keep, max(known, keep), clock
         self._when = {}             # tile -> when it last changed
+        self._merged = {}           # age -> (tiles, rects, screen size, time the tiles may change)
 
     def changed(self, tiles):
-        now = self.clock()
+        now, when = self.clock(), self._when
         for tile in tiles:
-            self._when[tile] = now
+            last = when.get(tile)
+            when[tile] = now
+            if last is None or now - last >= self.keep:   # a tile (re)joins a set: merge again
+                self._merged.clear()
 
-    def rects(self, width, height):
-        """The recently changed tiles as merged pixel rectangles; older ones are forgotten."""
-        limit = self.clock() - self.keep
-        self._when = {tile: when for tile, when in self._when.items() if when > limit}
-        return merge_tiles(self._when, width, height)
+    def tiles(self):
+        """The tiles that changed within `known` seconds (a set)."""
+        now = self.clock()
+        return {tile for tile, when in self._when.items() if now - when < self.known}
 
+    def rects(self, width, height, known=False):
+        """The tiles that changed within `keep` seconds (`known` seconds with known=True) as merged
+        pixel rectangles; tiles older than `known` are forgotten. The list is kept for the next
+        call: do not change it."""
+        age, now = self.known if known else self.keep, self.clock()
+        entry = self._merged.get(age)
+        if entry is not None and now < entry[3] and entry[2] == (width, height):
+            return entry[1]
+        self._when = {tile: when for tile, when in self._when.items() if now - when < self.known}
+        tiles = {tile: when for tile, when in self._when.items() if now - when < age}
+        if entry is not None and entry[0] == tiles.keys() and entry[2] == (width, height):
+            rects = entry[1]
+        else:
+            rects = merge_tiles(tiles, width, height)
+        until = min(tiles.values(), default=float("inf")) + age
+        self._merged[age] = (tiles.keys(), rects, (width, height), until)
+        return rects
