@@ -105,6 +105,31 @@ class DamageProbeTest(unittest.TestCase):
             rects += self.probe.collect()
         self.assertTrue(all(self.covered(rects, i * 10 + 2, 422) for i in range(50)), rects)
 
+    def test_look_reads_what_came_and_collect_hands_it_over(self):
+        self.probe.collect()
+        self.assertFalse(self.probe.look(0.05))         # nothing drawn: waited like wait()
+        fill(self.display, [(50, 60, 8, 8)], 0x445566)
+        wait_until(lambda: self.probe.look(0.05), timeout=5, what="the drawing seen by look()")
+        fill(self.display, [(70, 60, 8, 8)], 0x778899)     # drawn after the look ...
+        self.assertTrue(self.covered(self.probe.collect(), 53, 63))
+        rects, deadline = [], time.monotonic() + 5
+        while time.monotonic() < deadline and not self.covered(rects, 73, 63):
+            self.probe.look(0.05)
+            rects += self.probe.collect()               # ... comes with the next look, not lost
+        self.assertTrue(self.covered(rects, 73, 63), rects)
+        self.assertEqual(self.probe.collect(), [])
+
+    def test_look_keeps_what_drain_read_before(self):
+        self.probe.collect()
+        fill(self.display, [(10, 300, 4, 4)], 0x010203)
+        wait_until(lambda: self.probe.drain() or self.probe._rects, timeout=5, what="the drain")
+        fill(self.display, [(30, 300, 4, 4)], 0x040506)
+        rects, deadline = [], time.monotonic() + 5
+        while time.monotonic() < deadline and not self.covered(rects, 31, 301):
+            self.probe.look(0.05)
+            rects += self.probe.collect()
+        self.assertTrue(self.covered(rects, 11, 301) and self.covered(rects, 31, 301), rects)
+
     def test_drawing_is_seen_within_a_millisecond(self):
         # The capture thread sits in wait(); it must wake as soon as the server reports drawing.
         # Only the wake-up is timed (from the sync of the drawing to wait() returning).

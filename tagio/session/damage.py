@@ -147,8 +147,11 @@ class DamageProbe:
         self._display = xdisplay    # kept to close it
         self._events = events       # RawEvents or XlibEvents
         self._lost = lost           # what reading raises when the server has gone away
-        self._rects, self._overflow = [], False      # read by drain(), not yet collected
+        self._rects, self._overflow = [], False      # read by drain() or look(), not yet collected
+        self._fresh = False         # look() just read them: collect() needs no read of its own
         self._watched = [events.fileno()]           # what wait() selects on
+        # RawEvents keeps nothing unparsed (a call saved per frame); XlibEvents may
+        self._buffered = None if isinstance(events, RawEvents) else events.buffered
 
     @classmethod
     def open(cls, display=None):
@@ -211,12 +214,24 @@ class DamageProbe:
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
         against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
         try:
-            if self._rects or self._overflow or self._events.buffered():
+            if self._rects or self._overflow or (self._buffered is not None and self._buffered()):
                 return True
             ready = select.select(self._watched, (), (), max(0.0, timeout))[0]
         except self._lost as exc:
             raise self._gone(exc) from exc
         return bool(ready)
+
+    def look(self, timeout):
+        """wait() for a capture that follows at once (pace_tick after its sleep to the tick):
+        first read what already came, and when something had, collect() hands it over without a
+        look of its own at the socket. The usual frame of an animation that draws just before
+        the tick is then one recv() instead of a select() and a recv(); drawing not there yet is
+        waited for as by wait()."""
+        self._keep(self._read())
+        if self._rects or self._overflow:
+            self._fresh = True
+            return True
+        return self.wait(timeout)
 
     def drain(self):
         """Read the reports waiting on the connection into the probe (at most MAX_EVENTS kept,
@@ -227,7 +242,12 @@ class DamageProbe:
     def collect(self):
         """Rectangles (x, y, w, h) drawn since the last call, or None when there were too many to
         list (then treat the whole screen as damaged). Never blocks. One look at the socket; what
-        drain() kept before comes first."""
+        drain() kept before comes first; right after look() found something, no look at all."""
+        if self._fresh:
+            self._fresh = False
+            rects, overflow = self._rects, self._overflow
+            self._rects, self._overflow = [], False
+            return None if overflow else rects
         rects = self._read()
         if self._rects or self._overflow:
             self._keep(rects)

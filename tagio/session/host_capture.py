@@ -62,34 +62,43 @@ def next_tick(tick, fps, clock, sleep):
     return target
 
 
-def pace_tick(tick, fps, clock, sleep, wait_drawn=None, early=False):
+def pace_tick(tick, fps, clock, sleep, wait_drawn=None):
     """The next capture time: the next tick on the 1/fps grid (next_tick), then, with damage
     reports (`wait_drawn(timeout) -> bool`, at once when something is already drawn), up to one
     more interval until the server draws. Drawing already there, or within ON_GRID of the tick,
     keeps the grid (a wake-up a fraction of a millisecond late must not shift it); drawing that
-    came later starts the grid anew at its time. One wait per frame: each costs a system call.
-
-    `early`: the application's last drawing came after its tick, and its next one likely will
-    too (its timer runs a little slower than the grid). Then the wait for the drawing starts now
-    instead of after a sleep to the tick: the thread wakes once per frame, at the drawing, not
-    once at the tick and again at the drawing. Drawing that comes before the tick still waits
-    for the tick (a sleep), so the captures keep to the same grid either way."""
+    came later starts the grid anew at its time. One wait per frame: each costs a system call."""
     if wait_drawn is None:
         return next_tick(tick, fps, clock, sleep)
+    return pace_drawing(tick, fps, clock, sleep, wait_drawn)[0]
+
+
+def pace_drawing(tick, fps, clock, sleep, wait_drawn, early=False):
+    """pace_tick with damage reports -> (capture time, whether the drawing came ON_GRID or more
+    after the tick).
+
+    `early`: the last drawing came after its tick, and the next one likely will too (the
+    application's timer runs slower than the grid). Then the wait for the drawing starts now
+    instead of after a sleep to the tick: the thread wakes once a frame, at the drawing, instead
+    of at the tick and again at the drawing. Drawing that comes before the tick still waits for
+    the tick (a sleep), so the capture times are the same either way."""
+    interval = 1.0 / fps
     if not early:
         tick = next_tick(tick, fps, clock, sleep)
-        wait_drawn(tick + 1.0 / fps - clock())
+        start = clock()
+        wait_drawn(tick + interval - start)
         now = clock()
-        return tick if now - tick < ON_GRID else now
-    target, now = tick + 1.0 / fps, clock()
-    if target <= now - 1.0 / fps:
+        return (tick if now - tick < ON_GRID else now), now - start >= ON_GRID
+    target, now = tick + interval, clock()
+    if target <= now - interval:
         target = now                # behind by a whole interval: a new grid (as next_tick)
-    wait_drawn(target + 1.0 / fps - now)
+    wait_drawn(target + interval - now)
     now = clock()
     if now < target:                # drawn before the tick: capture at the tick all the same
         sleep(target - now)
-        return target
-    return target if now - target < ON_GRID else now
+        return target, False
+    late = now - target >= ON_GRID
+    return (now if late else target), late
 
 
 def grab(sct, box):
@@ -402,16 +411,18 @@ class HostCapture:
         1/IDLE_FPS longer. With damage reports the tick is only the earliest capture: the capture
         itself waits (up to one more interval) for the server to draw something, so it follows the
         application's own frame timing and a change is picked up within a millisecond. When the
-        last drawing came after its tick, that wait starts at once (pace_tick's `early`: one
+        last drawing came after its tick, that wait starts at once (pace_drawing's `early`: one
         wake-up a frame instead of two); only for intervals up to NAP_MAX, so that the stop Event
         is never kept waiting longer than by a sleep to the tick and a wait for the drawing."""
         fps = min(self.fps_cap, IDLE_FPS) if idle else self.fps_cap
         if damage is None:
             return next_tick(tick, fps, time.monotonic, self._nap)
         early = self._drawn_late and fps * NAP_MAX >= 1
-        new = pace_tick(tick, fps, time.monotonic, self._nap, damage.wait, early)
-        self._drawn_late = new > tick + 1.0 / fps
-        return new
+        # Right after the sleep to the tick the capture follows at once: X damage reads what
+        # came then and there (look), saving collect() its own read.
+        wait = damage.wait if early else getattr(damage, "look", damage.wait)
+        tick, self._drawn_late = pace_drawing(tick, fps, time.monotonic, self._nap, wait, early)
+        return tick
 
     def _nap(self, seconds):
         """Sleep until the next tick: time.sleep for a frame interval (one clock_nanosleep, half
