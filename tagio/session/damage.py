@@ -71,7 +71,7 @@ class RawEvents:
         count = whole // EVENT_SIZE
         if buf[0:whole:EVENT_SIZE].count(self._kind) == count:     # DamageNotify only: all in C
             self._buf = buf[whole:]
-            return list(_NOTIFY_AREAS.iter_unpack(buf[:whole])), count
+            return list(_NOTIFY_AREAS.iter_unpack(buf if whole == len(buf) else buf[:whole])), count
         return self._walk(buf, limit)
 
     def _walk(self, buf, limit):
@@ -94,7 +94,19 @@ class RawEvents:
         READ_CHUNK at a time: a read that comes back short has emptied the socket, so the usual
         look is one recv() of a few events (not a 256 KiB buffer allocated for them, and a second
         recv() failing with EAGAIN)."""
-        chunks, size = [self._buf], len(self._buf)
+        want = min(most - len(self._buf), READ_CHUNK)
+        try:
+            data = self._sock.recv(want, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return self._buf
+        if not data:
+            raise ConnectionResetError("the X server closed the connection")
+        if len(data) == want < most - len(self._buf):
+            return self._read_on(self._buf + data, most)     # a burst: read on, chunk by chunk
+        return self._buf + data if self._buf else data
+
+    def _read_on(self, buf, most):
+        chunks, size = [buf], len(buf)
         while size < most:
             want = min(most - size, READ_CHUNK)
             try:
@@ -227,7 +239,11 @@ class DamageProbe:
         look of its own at the socket. The usual frame of an animation that draws just before
         the tick is then one recv() instead of a select() and a recv(); drawing not there yet is
         waited for as by wait()."""
-        self._keep(self._read())
+        rects = self._read()
+        if rects and not self._rects and not self._overflow and len(rects) <= MAX_EVENTS:
+            self._rects = rects         # the usual frame: nothing kept before
+        elif rects:
+            self._keep(rects)
         if self._rects or self._overflow:
             self._fresh = True
             return True
