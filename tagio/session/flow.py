@@ -66,6 +66,7 @@ RemoteProtocolError to raise (`acked` returns None for it).
 
 import collections
 import math
+import operator
 import threading
 import time
 from dataclasses import dataclass
@@ -252,8 +253,9 @@ class DeliveryEstimator:
     def __init__(self, clock=time.monotonic, share=None):
         self.clock = clock
         self.share = share if share is not None else LinkShare(clock)
-        self.rate_filter = WindowedFilter(RATE_WINDOW, lambda kept, new: kept > new)
-        self.rtt_filter = WindowedFilter(RTT_WINDOW, lambda kept, new: kept < new)
+        # operator.gt(kept, new) is `kept > new`, without a Python frame per comparison
+        self.rate_filter = WindowedFilter(RATE_WINDOW, operator.gt)
+        self.rtt_filter = WindowedFilter(RTT_WINDOW, operator.lt)
         self.frames = {}            # frame id -> _Sent
         self.in_flight = 0          # bytes of frames sent, not yet acknowledged
         self.first_sent_at = clock()
