@@ -5,7 +5,10 @@ comparing 8 MB every frame, ~2 ms of CPU even when nothing moved. The X server a
 drew: a Damage object on the root window in RawRectangles mode sends one DamageNotify event per
 drawing operation with the rectangle it touched. `DamageProbe.collect()` drains those events without
 blocking and returns the rectangles (screen coordinates); the host then grabs and compares only the
-boxes they cover, and `wait()` lets the capture thread sleep until something is drawn. Damage is
+boxes they cover, and `wait()` lets the capture thread sleep until something is drawn. Right
+after its sleep to the next tick the capture thread calls `look()` instead: it reads what came
+and waits only when nothing had, and collect() then returns what it read - one read of the socket
+per frame, not a select() and a read. Damage is
 a hint, never trusted alone: the host still compares the pixels it grabs, and does a full grab at
 start, after a monitor switch, when the event stream overflows (`None`) and every few seconds as a
 safety net for drawing the server does not report.
@@ -25,8 +28,8 @@ cost a system call and changed nothing.
 
 `DamageProbe.open()` returns None off X11, without python-xlib or without the extension; the host then
 polls the screen. The probe owns its own X connection and is used by one thread only (the capture
-thread). An X server that goes away mid-session is a ConfigError from wait() and collect(), one
-clear message instead of a traceback.
+thread). An X server that goes away mid-session is a ConfigError from wait(), look() and
+collect(), one clear message instead of a traceback.
 """
 
 import select
