@@ -68,8 +68,21 @@ class RawEvents:
 
     def read(self, limit):
         """(rectangles of the DamageNotify events waiting, events read), at most `limit` events.
-        Never blocks. Raises OSError when the server is gone."""
-        buf = self._receive(limit * EVENT_SIZE)
+        Never blocks. Raises OSError when the server is gone. The usual look, nothing kept from
+        before and a few events waiting, is one recv() straight into the parse."""
+        most = limit * EVENT_SIZE
+        if self._buf:
+            buf = self._receive(most)
+        else:
+            want = min(most, READ_CHUNK)
+            try:
+                buf = self._sock.recv(want, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return [], 0
+            if len(buf) == want < most:
+                buf = self._read_on(buf, most)      # a burst: read on, chunk by chunk
+            elif not buf:
+                raise ConnectionResetError("the X server closed the connection")
         whole = len(buf) - len(buf) % EVENT_SIZE
         count = whole // EVENT_SIZE
         if buf[0:whole:EVENT_SIZE].count(self._kind) == count:     # DamageNotify only: all in C
@@ -94,19 +107,9 @@ class RawEvents:
 
     def _receive(self, most):
         """What waits on the socket after the kept partial event, up to `most` bytes in all,
-        READ_CHUNK at a time: a read that comes back short has emptied the socket, so the usual
-        look is one recv() of a few events (not a 256 KiB buffer allocated for them, and a second
-        recv() failing with EAGAIN)."""
-        want = min(most - len(self._buf), READ_CHUNK)
-        try:
-            data = self._sock.recv(want, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return self._buf
-        if not data:
-            raise ConnectionResetError("the X server closed the connection")
-        if len(data) == want < most - len(self._buf):
-            return self._read_on(self._buf + data, most)     # a burst: read on, chunk by chunk
-        return self._buf + data if self._buf else data
+        READ_CHUNK at a time: a read that comes back short has emptied the socket (no second
+        recv() that can only fail with EAGAIN)."""
+        return self._read_on(self._buf, most)
 
     def _read_on(self, buf, most):
         chunks, size = [buf], len(buf)
@@ -242,7 +245,10 @@ class DamageProbe:
         look of its own at the socket. The usual frame of an animation that draws just before
         the tick is then one recv() instead of a select() and a recv(); drawing not there yet is
         waited for as by wait()."""
-        rects = self._read()
+        try:
+            rects = self._events.read(MAX_READ)[0]
+        except self._lost as exc:
+            raise self._gone(exc) from exc
         if rects and not self._rects and not self._overflow and len(rects) <= MAX_EVENTS:
             self._rects = rects         # the usual frame: nothing kept before
         elif rects:
