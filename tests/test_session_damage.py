@@ -144,7 +144,7 @@ class DamageProbeTest(unittest.TestCase):
             woke.append((drawn, time.monotonic()))
 
         late = []
-        for attempt in range(5):            # the best of a few: the machine is shared
+        for attempt in range(8):            # the best of a few: the machine is shared
             woke.clear()
             waiting.clear()
             thread = threading.Thread(target=waiter)
