@@ -79,6 +79,28 @@ class Tracker(unittest.TestCase):
         self.now[0] += cursor.SHAPE_EVERY
         self.assertEqual(self.tracker.poll(), m.Cursor(100, 50, 1, 0, 0, 1, 1, b"\x01\x02\x03\xff"))
 
+    def test_between_due_looks_a_poll_asks_nothing(self):
+        from tagio.session import cursor
+        asked = []
+        tracker = CursorTracker(lambda: asked.append("position") or self.pos[0],
+                                lambda: asked.append("shape") or self.shape[0], clock=lambda: self.now[0])
+        tracker.poll()
+        self.now[0] = cursor.MOVING_FOR + 0.01          # resting: both asked once more ...
+        tracker.poll()
+        asked.clear()
+        for i in range(1, 6):                           # ... then neither until one is due
+            self.now[0] = cursor.MOVING_FOR + 0.01 + i * min(cursor.SHAPE_EVERY, cursor.POSITION_EVERY) / 6
+            self.assertIsNone(tracker.poll())
+        self.assertEqual(asked, [])
+        self.now[0] = cursor.MOVING_FOR + 0.011 + cursor.SHAPE_EVERY
+        self.shape[0] = CursorShape(7, 0, 0, 1, 1, b"\x09\x09\x09\xff")
+        self.assertEqual(tracker.poll().rgba, b"\x09\x09\x09\xff")
+        self.assertIn("shape", asked)
+        tracker.reset()                                 # a new monitor: everything again at once
+        asked.clear()
+        self.assertIsNotNone(tracker.poll())
+        self.assertEqual(sorted(asked), ["position", "shape"])
+
     def test_failing_probe_skips_updates(self):
         def broken():
             raise OSError("display gone")

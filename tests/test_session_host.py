@@ -964,6 +964,139 @@ class PacingWithDamage(unittest.TestCase):
         from tagio.session.host_capture import pace_tick
         self.assertEqual(pace_tick(100.0, 60, self.clock, self.sleep), 100.0 + 1 / 60)
 
+    def sleeps(self):
+        slept = []
+
+        def sleep(seconds):
+            slept.append(seconds)
+            self.now[0] += seconds
+        return slept, sleep
+
+    def test_a_wait_that_found_the_drawing_there_is_not_late_even_after_an_oversleep(self):
+        from tagio.session.host_capture import pace_drawing
+
+        def oversleep(seconds):
+            self.now[0] += seconds + 0.002             # the sleep to the tick overran by 2 ms
+        tick, late = pace_drawing(100.0, 60, self.clock, oversleep, self.drawn_after(0.0))
+        self.assertAlmostEqual(tick, 100.0 + 1 / 60 + 0.002)       # a new grid, as before
+        self.assertFalse(late)                          # but the drawing was there in time
+        tick, late = pace_drawing(tick, 60, self.clock, self.sleep, self.drawn_after(0.003))
+        self.assertTrue(late)
+
+    def test_early_wait_for_late_drawing_is_one_wake_up_and_the_same_tick(self):
+        from tagio.session.host_capture import pace_drawing
+        slept, sleep = self.sleeps()
+        tick, late = pace_drawing(100.0, 60, self.clock, sleep, self.drawn_after(1 / 60 + 0.005), early=True)
+        self.assertTrue(late)
+        self.assertAlmostEqual(tick, 100.0 + 1 / 60 + 0.005)      # as without `early`
+        self.assertEqual(tick, self.now[0])
+        self.assertEqual((slept, len(self.waits)), ([], 1))        # no sleep to the tick first
+        self.assertAlmostEqual(self.waits[0], 2 / 60)              # up to one interval past the tick
+
+    def test_early_wait_for_drawing_before_the_tick_still_keeps_the_grid(self):
+        from tagio.session.host_capture import pace_drawing
+        slept, sleep = self.sleeps()
+        tick, late = pace_drawing(100.0, 60, self.clock, sleep, self.drawn_after(0.004), early=True)
+        self.assertFalse(late)
+        self.assertEqual(tick, 100.0 + 1 / 60)
+        self.assertAlmostEqual(self.now[0], 100.0 + 1 / 60)
+        self.assertEqual(len(slept), 1)
+        self.assertAlmostEqual(slept[0], 1 / 60 - 0.004)
+
+    def test_early_wait_for_drawing_just_after_the_tick_keeps_the_grid(self):
+        from tagio.session.host_capture import ON_GRID, pace_drawing
+        tick, late = pace_drawing(100.0, 60, self.clock, self.sleep, self.drawn_after(1 / 60 + ON_GRID / 2), early=True)
+        self.assertFalse(late)
+        self.assertEqual(tick, 100.0 + 1 / 60)
+
+    def test_early_wait_with_nothing_drawn_ends_one_interval_past_the_tick(self):
+        from tagio.session.host_capture import pace_drawing
+        tick, late = pace_drawing(100.0, 60, self.clock, self.sleep, self.drawn_after(None), early=True)
+        self.assertTrue(late)
+        self.assertAlmostEqual(tick, 100.0 + 2 / 60)
+
+    def test_early_wait_far_behind_starts_a_new_grid(self):
+        from tagio.session.host_capture import pace_drawing
+        self.now[0] = 100.5
+        tick, _ = pace_drawing(100.0, 60, self.clock, self.sleep, self.drawn_after(0.0), early=True)
+        self.assertEqual(tick, 100.5)
+        self.assertAlmostEqual(self.waits[0], 1 / 60)
+
+
+class PaceMode(unittest.TestCase):
+    """HostCapture._pace waits early only after a drawing came late, and only for short intervals
+    (the stop Event is not watched while it waits)."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    class Probe:
+        def __init__(self, clock, delays):
+            self.clock, self.delays, self.timeouts = clock, list(delays), []
+
+        def wait(self, timeout):
+            self.timeouts.append(timeout)
+            self.clock.now += min(self.delays.pop(0), timeout)
+            return True
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    def capture(self, clock, fps):
+        from unittest import mock
+        from tagio.session.host_capture import HostCapture
+        host = HostCapture()
+        host.fps_cap = fps
+        host._nap = lambda seconds: setattr(clock, "now", clock.now + seconds)
+        patch = mock.patch("tagio.session.host_capture.time.monotonic", clock)
+        patch.start()
+        self.addCleanup(patch.stop)
+        return host
+
+    def test_late_drawing_makes_the_next_wait_start_early(self):
+        clock = self.Clock()
+        host = self.capture(clock, 60)
+        interval = 1 / 60
+        probe = self.Probe(clock, [0.002, 0.0])        # delays from the start of each wait
+        tick = host._pace(0.0, probe)                   # slept to the tick, then waited
+        self.assertAlmostEqual(tick, interval + 0.002)
+        self.assertAlmostEqual(probe.timeouts[0], interval)
+        start = clock.now
+        host._pace(tick, probe)                         # waits from now: up to two intervals
+        self.assertAlmostEqual(probe.timeouts[1], tick + 2 * interval - start)
+
+    def test_drawing_on_time_keeps_the_sleep_first(self):
+        clock = self.Clock()
+        host = self.capture(clock, 60)
+        probe = self.Probe(clock, [0.0, 0.0])
+        tick = host._pace(0.0, probe)
+        self.assertEqual(tick, 1 / 60)
+        host._pace(tick, probe)
+        self.assertAlmostEqual(probe.timeouts[1], 1 / 60)      # slept to the tick first
+
+    def test_after_the_sleep_the_probe_reads_at_once_and_early_it_only_waits(self):
+        clock = self.Clock()
+        host = self.capture(clock, 60)
+        probe = self.Probe(clock, [0.002, 0.0])
+        looked = []
+        probe.look = lambda timeout: looked.append(timeout) or probe.wait(timeout)
+        tick = host._pace(0.0, probe)                   # sleep first: look() (read, else wait)
+        self.assertEqual(len(looked), 1)
+        host._pace(tick, probe)                         # early: wait() only (the tick is ahead)
+        self.assertEqual((len(looked), len(probe.timeouts)), (1, 2))
+
+    def test_long_intervals_never_wait_early(self):
+        from tagio.session.host_capture import NAP_MAX
+        clock = self.Clock()
+        fps = max(1, int(0.5 / NAP_MAX))                # intervals twice NAP_MAX
+        host = self.capture(clock, fps)
+        probe = self.Probe(clock, [0.01, 0.0])
+        tick = host._pace(0.0, probe)
+        self.assertGreater(tick, 1 / fps)               # drawn late ...
+        host._pace(tick, probe)
+        self.assertAlmostEqual(probe.timeouts[1], 1 / fps)     # ... yet slept to the tick first
+
 
 class NoDisplay(unittest.TestCase):
     """A host that cannot capture says so once, to its caller and to the viewer; nothing crashes."""

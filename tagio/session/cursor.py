@@ -194,12 +194,18 @@ class CursorTracker:
         self._serial = None
         self._shape_at = float("-inf")
         self._where, self._moved_at, self._pos_due = None, float("-inf"), float("-inf")
+        self._look_at = float("-inf")   # neither position nor shape is due before then
 
     def poll(self):
-        """The Cursor message to send now, or None."""
+        """The Cursor message to send now, or None. Called every frame: while neither the position
+        nor the shape is due (a resting pointer) it returns at once, without a look at either."""
         now = self._clock()
+        if now < self._look_at:
+            return None
         pos = self._read_position(now)
         shape = self._new_shape(now)
+        self._look_at = self._pos_due if self._shape is None else min(self._pos_due,
+                                                                     self._shape_at + SHAPE_EVERY)
         rel = (pos[0] - self.origin[0], pos[1] - self.origin[1]) if pos is not None else self._last_pos
         if rel is None or (rel == self._last_pos and shape is None):
             return None
@@ -211,7 +217,7 @@ class CursorTracker:
     def reset(self):
         """Send position and shape again (a new monitor stream starts)."""
         self._last_pos, self._serial, self._shape_at = None, None, float("-inf")
-        self._pos_due = float("-inf")
+        self._pos_due = self._look_at = float("-inf")
 
     def _read_position(self, now):
         """The pointer's desktop position if it is time to ask (every poll while it moves, every

@@ -5,7 +5,10 @@ comparing 8 MB every frame, ~2 ms of CPU even when nothing moved. The X server a
 drew: a Damage object on the root window in RawRectangles mode sends one DamageNotify event per
 drawing operation with the rectangle it touched. `DamageProbe.collect()` drains those events without
 blocking and returns the rectangles (screen coordinates); the host then grabs and compares only the
-boxes they cover, and `wait()` lets the capture thread sleep until something is drawn. Damage is
+boxes they cover, and `wait()` lets the capture thread sleep until something is drawn. Right
+after its sleep to the next tick the capture thread calls `look()` instead: it reads what came
+and waits only when nothing had, and collect() then returns what it read - one read of the socket
+per frame, not a select() and a read. Damage is
 a hint, never trusted alone: the host still compares the pixels it grabs, and does a full grab at
 start, after a monitor switch, when the event stream overflows (`None`) and every few seconds as a
 safety net for drawing the server does not report.
@@ -13,34 +16,36 @@ safety net for drawing the server does not report.
 The events are read off the socket here (`RawEvents`), not through python-xlib: its generic
 parser costs ~0.1 ms of Python per event and per look, and a small animation makes one event a
 frame. python-xlib opens the connection, authenticates and creates the Damage object; then this
-probe reads the 32-byte events with `struct` and writes its one request (DamageSubtract) itself,
-and python-xlib is not used on that connection again (only to close it). A python-xlib without
-the internals this needs gets the old way (`XlibEvents`). In RawRectangles mode every drawing is
-reported whatever the server's damage region holds, so the region is emptied only every
-SUBTRACT_EVERY (it only grows: each report is merged into it).
+probe reads the 32-byte events itself and python-xlib is not used on that connection again (only
+to close it). A look is one recv(); when it brought DamageNotify events only (the usual case: no
+request on this connection has a reply) struct parses them all in C, else a loop walks them one
+by one. A python-xlib without the internals this needs gets the old way (`XlibEvents`).
+
+No DamageSubtract is ever sent: in RawRectangles mode every drawing is reported whatever the
+server's damage region holds, and the X server ignores DamageSubtract for a Damage object of that
+level (ProcDamageSubtract acts only when the level is not DamageReportRawRegion), so the request
+cost a system call and changed nothing.
 
 `DamageProbe.open()` returns None off X11, without python-xlib or without the extension; the host then
 polls the screen. The probe owns its own X connection and is used by one thread only (the capture
-thread). An X server that goes away mid-session is a ConfigError from wait() and collect(), one
-clear message instead of a traceback.
+thread). An X server that goes away mid-session is a ConfigError from wait(), look() and
+collect(), one clear message instead of a traceback.
 """
 
 import select
 import socket
 import struct
-import time
 
 from tagio.errors import ConfigError
 
 MAX_EVENTS = 2048       # more rectangles than this per collect: cheaper to grab everything (None)
 MAX_READ = 4 * MAX_EVENTS   # events read per drain: a server drawing faster than we read cannot
                             # keep the capture thread here for ever (the rest waits for next time)
-SUBTRACT_EVERY = 0.25   # seconds between two DamageSubtract requests while drawing goes on
 EVENT_SIZE = 32         # every X event is 32 bytes; replies and generic events say how many more
 READ_CHUNK = 128 * EVENT_SIZE   # bytes asked of the socket per recv()
 REPLY, GENERIC_EVENT = 1, 35
-DAMAGE_SUBTRACT = 3     # the request's minor opcode in the DAMAGE extension
 _AREA = struct.Struct("=hhHH")      # DamageNotify's area at byte 16 (python-xlib speaks native order)
+_NOTIFY_AREAS = struct.Struct("=16xhhHH8x")     # the same, read off whole 32-byte events in a row
 _LENGTH = struct.Struct("=I")
 
 
@@ -48,11 +53,11 @@ class RawEvents:
     """The connection's events, read from its socket and parsed with struct (see the module doc).
     `leftover`: bytes python-xlib had read but not parsed when it handed the socket over."""
 
-    def __init__(self, sock, event_type, subtract_request, leftover=b""):
+    def __init__(self, sock, event_type, leftover=b""):
         self._sock = sock
         self._event_type = event_type
-        self._subtract_request = subtract_request
-        self._buf = bytearray(leftover)
+        self._kind = bytes([event_type])
+        self._buf = bytes(leftover)     # the start of an event not wholly read yet
 
     def fileno(self):
         return self._sock.fileno()
@@ -63,9 +68,31 @@ class RawEvents:
 
     def read(self, limit):
         """(rectangles of the DamageNotify events waiting, events read), at most `limit` events.
-        Never blocks. Raises OSError when the server is gone."""
-        self._receive(limit * EVENT_SIZE)
-        rects, count, off, buf = [], 0, 0, self._buf
+        Never blocks. Raises OSError when the server is gone. The usual look, nothing kept from
+        before and a few events waiting, is one recv() straight into the parse."""
+        most = limit * EVENT_SIZE
+        if self._buf:
+            buf = self._receive(most)
+        else:
+            want = min(most, READ_CHUNK)
+            try:
+                buf = self._sock.recv(want, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return [], 0
+            if len(buf) == want < most:
+                buf = self._read_on(buf, most)      # a burst: read on, chunk by chunk
+            elif not buf:
+                raise ConnectionResetError("the X server closed the connection")
+        whole = len(buf) - len(buf) % EVENT_SIZE
+        count = whole // EVENT_SIZE
+        if buf[0:whole:EVENT_SIZE].count(self._kind) == count:     # DamageNotify only: all in C
+            self._buf = buf[whole:]
+            return list(_NOTIFY_AREAS.iter_unpack(buf if whole == len(buf) else buf[:whole])), count
+        return self._walk(buf, limit)
+
+    def _walk(self, buf, limit):
+        """read() for a buffer that holds other events or replies (of any length) too."""
+        rects, count, off = [], 0, 0
         while count < limit and len(buf) - off >= EVENT_SIZE:
             kind, size = buf[off] & 0x7F, EVENT_SIZE
             if kind in (REPLY, GENERIC_EVENT):
@@ -75,27 +102,30 @@ class RawEvents:
             elif kind == self._event_type:
                 rects.append(_AREA.unpack_from(buf, off + 16))
             off, count = off + size, count + 1
-        del buf[:off]
+        self._buf = buf[off:]
         return rects, count
 
     def _receive(self, most):
-        """Read what waits on the socket, up to `most` bytes in all, READ_CHUNK at a time: a read
-        that comes back short has emptied the socket, so the usual look is one recv() of a few
-        events (not a 256 KiB buffer allocated for them, and a second recv() failing with EAGAIN)."""
-        while len(self._buf) < most:
-            want = min(most - len(self._buf), READ_CHUNK)
+        """What waits on the socket after the kept partial event, up to `most` bytes in all,
+        READ_CHUNK at a time: a read that comes back short has emptied the socket (no second
+        recv() that can only fail with EAGAIN)."""
+        return self._read_on(self._buf, most)
+
+    def _read_on(self, buf, most):
+        chunks, size = [buf], len(buf)
+        while size < most:
+            want = min(most - size, READ_CHUNK)
             try:
                 data = self._sock.recv(want, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             if not data:
                 raise ConnectionResetError("the X server closed the connection")
-            self._buf += data
+            chunks.append(data)
+            size += len(data)
             if len(data) < want:
-                return
-
-    def subtract(self):
-        self._sock.sendall(self._subtract_request)
+                break
+        return b"".join(chunks)
 
 
 class XlibEvents:
@@ -129,19 +159,17 @@ class XlibEvents:
             count += pending
         return rects, count
 
-    def subtract(self):
-        self._display.damage_subtract(self._damage)
-        self._display.flush()
-        self._buffered = True       # flushing may have read reports into python-xlib's queue
-
 
 class DamageProbe:
     def __init__(self, xdisplay, events, lost=(OSError,)):
         self._display = xdisplay    # kept to close it
         self._events = events       # RawEvents or XlibEvents
         self._lost = lost           # what reading raises when the server has gone away
-        self._rects, self._overflow = [], False      # read but not yet collected
-        self._reported, self._subtract_at = False, 0.0  # reports since the last subtract; next one
+        self._rects, self._overflow = [], False      # read by drain() or look(), not yet collected
+        self._fresh = False         # look() just read them: collect() needs no read of its own
+        self._watched = [events.fileno()]           # what wait() selects on
+        # RawEvents keeps nothing unparsed (a call saved per frame); XlibEvents may
+        self._buffered = None if isinstance(events, RawEvents) else events.buffered
 
     @classmethod
     def open(cls, display=None):
@@ -183,9 +211,7 @@ class DamageProbe:
         if (not isinstance(sock, socket.socket) or leftover is None
                 or not isinstance(getattr(inner, "event_queue", None), list)):
             return XlibEvents(conn, damage, event_type)
-        major = inner.get_extension_major(extname)
-        request = struct.pack("=BBHIII", major, DAMAGE_SUBTRACT, 4, damage, 0, 0)   # no repair, no parts
-        return RawEvents(sock, event_type, request, leftover)
+        return RawEvents(sock, event_type, leftover)
 
     @staticmethod
     def _queued(conn, event_type):
@@ -206,43 +232,65 @@ class DamageProbe:
         Lets the host capture as soon as something is drawn instead of on a fixed grid that beats
         against the application's own timer (a 60 Hz animation polled at 60 Hz loses frames)."""
         try:
-            if self._rects or self._overflow or self._events.buffered():
+            if self._rects or self._overflow or (self._buffered is not None and self._buffered()):
                 return True
-            ready, _, _ = select.select([self._events.fileno()], [], [], max(0.0, timeout))
+            ready = select.select(self._watched, (), (), max(0.0, timeout))[0]
         except self._lost as exc:
             raise self._gone(exc) from exc
         return bool(ready)
+
+    def look(self, timeout):
+        """wait() for a capture that follows at once (pace_tick after its sleep to the tick):
+        first read what already came, and when something had, collect() hands it over without a
+        look of its own at the socket. The usual frame of an animation that draws just before
+        the tick is then one recv() instead of a select() and a recv(); drawing not there yet is
+        waited for as by wait()."""
+        try:
+            rects = self._events.read(MAX_READ)[0]
+        except self._lost as exc:
+            raise self._gone(exc) from exc
+        if rects and not self._rects and not self._overflow and len(rects) <= MAX_EVENTS:
+            self._rects = rects         # the usual frame: nothing kept before
+        elif rects:
+            self._keep(rects)
+        if self._rects or self._overflow:
+            self._fresh = True
+            return True
+        return self.wait(timeout)
 
     def drain(self):
         """Read the reports waiting on the connection into the probe (at most MAX_EVENTS kept,
         then only an overflow mark). Never blocks. Called while capture waits for the viewer, so
         the X server never has to queue reports for us for long."""
-        try:
-            rects, count = self._events.read(MAX_READ)
-            if count:
-                self._reported = True
-            room = MAX_EVENTS - len(self._rects)
-            self._rects += rects[:max(room, 0)]
-            self._overflow = self._overflow or len(rects) > room
-            self._subtract()
-        except self._lost as exc:
-            raise self._gone(exc) from exc
-
-    def _subtract(self):
-        """Empty the server's damage region now and then (see the module doc): once per
-        SUBTRACT_EVERY, not per read."""
-        now = time.monotonic()
-        if self._reported and now >= self._subtract_at:
-            self._events.subtract()
-            self._reported, self._subtract_at = False, now + SUBTRACT_EVERY
+        self._keep(self._read())
 
     def collect(self):
         """Rectangles (x, y, w, h) drawn since the last call, or None when there were too many to
-        list (then treat the whole screen as damaged). Never blocks."""
-        self.drain()
-        rects, overflow = self._rects, self._overflow
-        self._rects, self._overflow = [], False
-        return None if overflow else rects
+        list (then treat the whole screen as damaged). Never blocks. One look at the socket; what
+        drain() kept before comes first; right after look() found something, no look at all."""
+        if self._fresh:
+            self._fresh = False
+            rects, overflow = self._rects, self._overflow
+            self._rects, self._overflow = [], False
+            return None if overflow else rects
+        rects = self._read()
+        if self._rects or self._overflow:
+            self._keep(rects)
+            rects, overflow = self._rects, self._overflow
+            self._rects, self._overflow = [], False
+            return None if overflow else rects
+        return None if len(rects) > MAX_EVENTS else rects
+
+    def _read(self):
+        try:
+            return self._events.read(MAX_READ)[0]
+        except self._lost as exc:
+            raise self._gone(exc) from exc
+
+    def _keep(self, rects):
+        room = MAX_EVENTS - len(self._rects)
+        self._rects += rects[:max(room, 0)]
+        self._overflow = self._overflow or len(rects) > room
 
     def close(self):
         try:

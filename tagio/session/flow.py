@@ -66,6 +66,7 @@ RemoteProtocolError to raise (`acked` returns None for it).
 
 import collections
 import math
+import operator
 import threading
 import time
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ SCALES = (1.0, 1 / 2, 1 / 3, 1 / 4)
 RAISE_INTERVAL = 0.5     # seconds between two steps up in quality or scale
 BPP_WEIGHT = 0.3         # weight of a new bytes-per-pixel observation in the moving average
 INITIAL_BPP = 0.15       # bytes per pixel at quality 75 before anything was encoded (photo-like)
+_NEVER = float("-inf")
 
 
 class WindowedFilter:
@@ -142,7 +144,7 @@ class LinkShare:
         self.files_in_flight = 0        # file bytes posted, not yet acknowledged
         self._files = 0.0               # exponentially decayed file bytes acknowledged ...
         self._files_at = self.delivered_at  # ... as of then
-        self._files_held_at = float("-inf")  # when the files' window last held data back
+        self._files_held_at = _NEVER        # when the files' window last held data back
 
     # -- what was delivered ----------------------------------------------------------------------
     def snapshot(self):
@@ -209,6 +211,11 @@ class LinkShare:
         full behind a slow viewer, and with it the files under a third of it)."""
         if link_rate is None:
             return None
+        # No file data ever moved or waited (the usual session): the whole link, without a clock
+        # read or a lock. Both marks only ever leave these values, so two unlocked reads that
+        # still see them both saw them at the first read.
+        if not self._files and self._files_held_at == _NEVER:
+            return link_rate
         with self._lock:
             wanting = self.clock() - self._files_held_at < FILES_HELD
         if wanting:
@@ -246,8 +253,9 @@ class DeliveryEstimator:
     def __init__(self, clock=time.monotonic, share=None):
         self.clock = clock
         self.share = share if share is not None else LinkShare(clock)
-        self.rate_filter = WindowedFilter(RATE_WINDOW, lambda kept, new: kept > new)
-        self.rtt_filter = WindowedFilter(RTT_WINDOW, lambda kept, new: kept < new)
+        # operator.gt(kept, new) is `kept > new`, without a Python frame per comparison
+        self.rate_filter = WindowedFilter(RATE_WINDOW, operator.gt)
+        self.rtt_filter = WindowedFilter(RTT_WINDOW, operator.lt)
         self.frames = {}            # frame id -> _Sent
         self.in_flight = 0          # bytes of frames sent, not yet acknowledged
         self.first_sent_at = clock()
@@ -274,8 +282,8 @@ class DeliveryEstimator:
         """Path round-trip time in seconds, or None before the first sample."""
         return self.rtt_filter.best()
 
-    def sent(self, frame_id, size, app_limited=False):
-        now = self.clock()
+    def sent(self, frame_id, size, app_limited=False, now=None):
+        now = self.clock() if now is None else now
         if not self.frames:         # no frame in flight: a new ack interval starts now
             self.first_sent_at = now
             self.share.pipe_empty(now)
@@ -295,9 +303,13 @@ class DeliveryEstimator:
         self.first_sent_at = frame.sent_at
         interval = max(frame.sent_at - frame.first_sent_at, now - frame.delivered_at)
         rate = (delivered - frame.delivered) / interval if interval >= MIN_INTERVAL else 0.0
-        if rate and (not frame.app_limited or rate > (self.link_rate or 0.0)):
-            self.rate_filter.update(now, rate)
-        self.rate_filter.expire(now)
+        link = self.rate_filter.best()
+        if rate and (not frame.app_limited or rate > (link or 0.0)):
+            self.rate_filter.update(now, rate)      # expires the old samples too
+            link = self.rate_filter.best()
+        else:
+            self.rate_filter.expire(now)
+            link = self.rate_filter.best()
         # At most half of the elapsed time is taken out: the rate may be far too low (a lone first
         # frame measures size / (RTT + serialization)) and would explain away the whole RTT. So an
         # RTT sample is never below half the true RTT, and exact for frames smaller than one BDP
@@ -305,7 +317,7 @@ class DeliveryEstimator:
         # above the true RTT, which costs a little queue, where one too low would stick in the
         # min filter for RTT_WINDOW and starve the link.
         elapsed = now - frame.sent_at
-        link = self.link_rate           # the frame crosses the bottleneck at the link's rate
+        # the frame crosses the bottleneck at the link's rate (`link`)
         serialization = min(frame.size / link, elapsed / 2) if link else 0.0
         rtt = max(elapsed - serialization, MIN_INTERVAL)
         self.rtt_filter.update(now, rtt)
@@ -355,14 +367,18 @@ class FlowControl:
 
     def can_send(self):
         """True when another frame may be sent now. A False is remembered: the next frame's
-        samples then count as link-limited (they measure the link, not what the screen needed)."""
+        samples then count as link-limited (they measure the link, not what the screen needed).
+        Called before every frame: fewer bytes in flight than any budget (MIN_BUDGET) need no
+        budget worked out."""
         est = self.estimator
         if not est.frames:
             return True
-        capped = len(est.frames) >= self.max_frames or est.in_flight >= self.budget()
-        paced = self.clock() < self.next_send_at
+        capped = len(est.frames) >= self.max_frames or (est.in_flight >= MIN_BUDGET
+                                                        and est.in_flight >= self.budget())
+        now = self.clock()
+        paced = now < self.next_send_at
         if capped or paced:
-            self.held_at = self.clock()
+            self.held_at = now
         # Held back by pacing alone, the sender only went as fast as its own estimate (or as the
         # host could encode): such samples may raise the rate but not lower it. Only the in-flight
         # cap shows the link itself is full.
@@ -378,7 +394,7 @@ class FlowControl:
         self.frame_size += FRAME_SIZE_WEIGHT * (size - self.frame_size)
         if rate:
             self.next_send_at = max(now, self.next_send_at) + size / (self.pacing_gain() * rate)
-        self.estimator.sent(frame_id, size, app_limited=not self._blocked)
+        self.estimator.sent(frame_id, size, not self._blocked, now)
         if self._blocked and self.startup:
             self._capped_frames.add(frame_id)
         self._sent_count += 1
@@ -393,7 +409,9 @@ class FlowControl:
             if self.startup:
                 self._check_full_rate(sample.rate)
         if sample is not None:
-            self.share.publish(self.estimator.link_rate)
+            link = self.estimator.link_rate
+            if link != self.share.link_rate:    # only this thread publishes: no lock to read it
+                self.share.publish(link)
         return sample
 
     def _check_full_rate(self, rate):

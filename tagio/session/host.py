@@ -284,15 +284,20 @@ class HostSession(HostCapture, HostEncode, HostInput):
 
     def _write(self, data):
         """Write one encoded message to the channel (the caller holds _send_gate)."""
-        final = data[0] == 2 and data[5] & m.FINAL     # Frame type code, flags byte after frame id
-        if data[0] == 2:            # a Frame part: count it; the FINAL part hands the frame to flow control
-            self._frame_bytes += len(data)
-            if final:
-                self._frame_sent(int.from_bytes(data[1:5], "big"), self._frame_bytes)
-                self._frame_bytes = 0
+        if data[0] != 2:            # not a Frame part (the Frame type code)
+            self.channel.send(data)
+            self.stats["bytes"] += len(data)
+            self.files.sent(data)       # a file chunk's window slot is free again
+            return
+        # A Frame part: count it; the FINAL part (flags byte after the frame id) hands the frame
+        # to flow control before it goes out.
+        self._frame_bytes += len(data)
+        final = data[5] & m.FINAL
+        if final:
+            self._frame_sent(int.from_bytes(data[1:5], "big"), self._frame_bytes)
+            self._frame_bytes = 0
         self.channel.send(data)
         self.stats["bytes"] += len(data)
-        self.files.sent(data)
         if final:
             self._count_frame()
 
@@ -304,20 +309,22 @@ class HostSession(HostCapture, HostEncode, HostInput):
             self._credit.notify_all()
 
     def _count_frame(self):
+        times, stats = self._fps_times, self.stats
         now = time.monotonic()
-        times = self._fps_times
-        while times and times[0] <= now - 1.0:
+        since = now - 1.0
+        while times and times[0] <= since:
             times.popleft()
         times.append(now)
-        self.stats["frames"] += 1
-        self.stats["fps"] = float(len(self._fps_times))
+        stats["frames"] += 1
+        stats["fps"] = float(len(times))
 
     # -- receive -----------------------------------------------------------------------------
     def _receive_loop(self):
-        while not self._workers.stopping.is_set():
+        stopping, heard, handlers = self._workers.stopping, self._heartbeat.heard, self._HANDLERS
+        while not stopping.is_set():
             msg = m.decode(self.channel.recv())
-            self._heartbeat.heard()
-            handler = self._HANDLERS.get(type(msg))
+            heard()
+            handler = handlers.get(type(msg))
             if handler is None:
                 raise RemoteProtocolError(f"viewer sent a host-only message: {type(msg).__name__}")
             handler(self, msg)

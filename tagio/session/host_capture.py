@@ -72,12 +72,37 @@ def pace_tick(tick, fps, clock, sleep, wait_drawn=None):
     more interval until the server draws. Drawing already there, or within ON_GRID of the tick,
     keeps the grid (a wake-up a fraction of a millisecond late must not shift it); drawing that
     came later starts the grid anew at its time. One wait per frame: each costs a system call."""
-    tick = next_tick(tick, fps, clock, sleep)
     if wait_drawn is None:
-        return tick
-    wait_drawn(tick + 1.0 / fps - clock())
+        return next_tick(tick, fps, clock, sleep)
+    return pace_drawing(tick, fps, clock, sleep, wait_drawn)[0]
+
+
+def pace_drawing(tick, fps, clock, sleep, wait_drawn, early=False):
+    """pace_tick with damage reports -> (capture time, whether the drawing came ON_GRID or more
+    after the tick).
+
+    `early`: the last drawing came after its tick, and the next one likely will too (the
+    application's timer runs slower than the grid). Then the wait for the drawing starts now
+    instead of after a sleep to the tick: the thread wakes once a frame, at the drawing, instead
+    of at the tick and again at the drawing. Drawing that comes before the tick still waits for
+    the tick (a sleep), so the capture times are the same either way."""
+    interval = 1.0 / fps
+    if not early:
+        tick = next_tick(tick, fps, clock, sleep)
+        start = clock()
+        wait_drawn(tick + interval - start)
+        now = clock()
+        return (tick if now - tick < ON_GRID else now), now - start >= ON_GRID
+    target, now = tick + interval, clock()
+    if target <= now - interval:
+        target = now                # behind by a whole interval: a new grid (as next_tick)
+    wait_drawn(target + interval - now)
     now = clock()
-    return tick if now - tick < ON_GRID else now
+    if now < target:                # drawn before the tick: capture at the tick all the same
+        sleep(target - now)
+        return target, False
+    late = now - target >= ON_GRID
+    return (now if late else target), late
 
 
 def grab(sct, box):
@@ -142,6 +167,8 @@ def _equal_rows(equal, most):
 
 class HostCapture:
     """The capture thread's half of HostSession (a mixin: the state lives on the session)."""
+
+    _drawn_late = False     # _pace: the last capture's drawing came after its tick
 
     # -- capture -----------------------------------------------------------------------------
     def _capture_loop(self):
@@ -393,16 +420,18 @@ class HostCapture:
 
     def _wait_credit(self, damage=None, below=None):
         """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`
-        frames are unacknowledged); False when stopping."""
+        frames are unacknowledged); False when stopping. Nothing unacknowledged (the usual case on
+        a fast link) needs no word from flow control: it never holds back the first frame."""
         while True:
             with self._credit:
                 if self._workers.stopping.is_set():
                     return False
+                in_flight = len(self._in_flight)
                 if below is not None:
-                    if len(self._in_flight) < below:
+                    if in_flight < below:
                         return True
-                elif (self._unsent < MAX_UNSENT and len(self._in_flight) < MAX_IN_FLIGHT
-                      and self._flow.can_send()):
+                elif self._unsent < MAX_UNSENT and (
+                        not in_flight or in_flight < MAX_IN_FLIGHT and self._flow.can_send()):
                     return True
                 self._credit.wait(self._flow.wait_time() or 0.1)   # pacing, else an ack or a send
             if damage is not None:
@@ -418,9 +447,19 @@ class HostCapture:
         only: an idle host costs almost nothing, and the first change after a pause waits at most
         1/IDLE_FPS longer. With damage reports the tick is only the earliest capture: the capture
         itself waits (up to one more interval) for the server to draw something, so it follows the
-        application's own frame timing and a change is picked up within a millisecond."""
+        application's own frame timing and a change is picked up within a millisecond. When the
+        last drawing came after its tick, that wait starts at once (pace_drawing's `early`: one
+        wake-up a frame instead of two); only for intervals up to NAP_MAX, so that the stop Event
+        is never kept waiting longer than by a sleep to the tick and a wait for the drawing."""
         fps = min(self.fps_cap, IDLE_FPS) if idle else self.fps_cap
-        return pace_tick(tick, fps, time.monotonic, self._nap, damage.wait if damage is not None else None)
+        if damage is None:
+            return next_tick(tick, fps, time.monotonic, self._nap)
+        early = self._drawn_late and fps * NAP_MAX >= 1
+        # Right after the sleep to the tick the capture follows at once: X damage reads what
+        # came then and there (look), saving collect() its own read.
+        wait = damage.wait if early else getattr(damage, "look", damage.wait)
+        tick, self._drawn_late = pace_drawing(tick, fps, time.monotonic, self._nap, wait, early)
+        return tick
 
     def _nap(self, seconds):
         """Sleep until the next tick: time.sleep for a frame interval (one clock_nanosleep, half
@@ -432,8 +471,11 @@ class HostCapture:
             self._workers.stopping.wait(seconds)
 
     def _send_cursor(self):
-        msg = self._cursor.poll() if self._cursor is not None else None
-        if msg is not None:
-            self._send_or_queue(m.encode(msg))
-        return msg is not None
-
+        cursor = self._cursor
+        if cursor is None:
+            return False
+        msg = cursor.poll()
+        if msg is None:
+            return False
+        self._send_or_queue(m.encode(msg))
+        return True
