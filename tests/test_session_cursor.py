@@ -184,6 +184,25 @@ class ProbeOnXvfb(unittest.TestCase):
             with self.assertRaises(OSError):         # the server went away: the tracker skips updates
                 probe._pointer.position()
 
+    def test_the_position_stays_current_after_typing_changes_the_keymap(self):
+        """Typing a character the keyboard lacks borrows a spare keycode (tagio.session.keyboard_x11):
+        the server then sends MappingNotify to every client, the pointer's own connection too. The
+        position must still be the pointer's, not the previous query's answer."""
+        import subprocess
+        from tagio.session.keyboard_x11 import X11Keyboard
+        with Xvfb(width=320, height=240) as xvfb:
+            probe = CursorProbe.open(xvfb.display)
+            self.assertIsNotNone(probe, "XFixes not available on Xvfb")
+            keyboard = X11Keyboard.open(xvfb.display)
+            try:
+                keyboard.type("\u20ac\u00e6\u0416")      # not on the US keymap: three borrowed keycodes
+                for x, y in ((33, 44), (300, 200), (5, 6)):
+                    subprocess.run(["xdotool", "mousemove", str(x), str(y)], env=xvfb.env(), timeout=10, check=True)
+                    self.assertEqual(probe.position(), (x, y))
+            finally:
+                keyboard.close()
+                probe.close()
+
     def test_without_a_socket_to_take_over_python_xlib_asks(self):
         import subprocess
         import types

@@ -10,7 +10,7 @@ import types
 import unittest
 
 from tagio.errors import ConfigError
-from tagio.session import xshm
+from tagio.session import xreply, xshm
 from tagio.session.host_capture import HostCapture, grab
 from tests.waiting import in_thread, wait_until
 from tests.xvfb import Xvfb, skip_unless_xvfb
@@ -206,20 +206,20 @@ class ReplyReader(unittest.TestCase):
 
     def test_one_request_and_the_pixels_after_events(self):
         mapping_notify = bytes([34]) + bytes(31)
-        generic = self.reply(xshm.GENERIC_EVENT, extra=2)
-        self.server.sendall(mapping_notify + generic + self.reply(xshm.REPLY))
+        generic = self.reply(xreply.GENERIC_EVENT, extra=2)
+        self.server.sendall(mapping_notify + generic + self.reply(xreply.REPLY))
         self.assertEqual(self.shm.grab(box(3, 4, 2, 1)), b"\x01\x02\x03\x00\x04\x05\x06\x00")
         request = self.server.recv(64)
         self.assertEqual(request, struct.pack("=BBHIhhHHIBxxxII", 130, xshm.SHM_GET_IMAGE, 8, 0x1234, 3, 4,
                                               2, 1, 0xFFFFFFFF, xshm.Z_PIXMAP, 7, 0))
-        self.server.sendall(self.reply(xshm.REPLY))     # nothing left over from the events
+        self.server.sendall(self.reply(xreply.REPLY))     # nothing left over from the events
         self.assertEqual(len(self.shm.grab(box(0, 0, 1, 1))), 4)
 
     def test_an_error_raises_and_a_closed_connection_too(self):
-        self.server.sendall(self.reply(xshm.ERROR, code=8)[:32])
+        self.server.sendall(self.reply(xreply.ERROR, code=8)[:32])
         with self.assertRaisesRegex(OSError, "X error 8"):
             self.shm.grab(box(0, 0, 1, 1))
-        self.server.sendall(self.reply(xshm.REPLY)[:20])    # a reply cut short by the server's end
+        self.server.sendall(self.reply(xreply.REPLY)[:20])    # a reply cut short by the server's end
         self.server.shutdown(socket.SHUT_WR)
         with self.assertRaises(ConnectionResetError):
             self.shm.grab(box(0, 0, 1, 1))

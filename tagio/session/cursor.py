@@ -25,6 +25,7 @@ import time
 from PIL import Image
 
 from tagio.protocol import session as m
+from tagio.session.xreply import read_reply
 
 MAX_SIDE = 128      # larger cursors are cropped (matches messages.MAX_CURSOR_SIDE)
 
@@ -71,14 +72,9 @@ class RawPointer:
 
     def position(self):
         self._sock.sendall(self._request)
-        reply = b""
-        while len(reply) < REPLY_SIZE:
-            data = self._sock.recv(REPLY_SIZE - len(reply))
-            if not data:
-                raise ConnectionResetError("the X server closed the connection")
-            reply += data
-        if reply[0] != 1:       # an error (nothing else comes on this connection: no events asked)
-            raise OSError(f"QueryPointer failed with X error {reply[1]}")
+        reply = self._sock.recv(REPLY_SIZE)
+        if len(reply) != REPLY_SIZE or reply[0] != 1:   # rare: a short read, an event, an error
+            reply = read_reply(self._sock, reply)       # (MappingNotify comes to every client)
         return _ROOT_XY.unpack_from(reply, 16)
 
     def close(self):

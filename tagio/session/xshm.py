@@ -35,6 +35,8 @@ import os
 import socket
 import struct
 
+from tagio.session.xreply import REPLY, read_reply
+
 EXTENSION = "MIT-SHM"
 SHM_QUERY_VERSION, SHM_DETACH, SHM_GET_IMAGE, SHM_ATTACH_FD = 0, 2, 4, 6    # minor opcodes
 NEEDS_VERSION = (1, 2)      # ShmAttachFd
@@ -44,14 +46,12 @@ LSB_FIRST = 0               # image byte order: B, G, R, X in memory with the ma
 BGRX_MASKS = (0xFF0000, 0x00FF00, 0x0000FF)
 DEPTHS = (24, 32)
 BITS_PER_PIXEL = 32
-REPLY_SIZE = 32             # every reply, error and event is 32 bytes; replies and generic events
-ERROR, REPLY, GENERIC_EVENT = 0, 1, 35      # say how many more
+REPLY_SIZE = 32             # a reply without extra bytes (ShmGetImage's: the pixels are in the segment)
 _GET_IMAGE = struct.Struct("=BBHIhhHHIBxxxII")  # python-xlib speaks native byte order to the server
 _ATTACH_FD = struct.Struct("=BBHIBxxx")
 _DETACH = struct.Struct("=BBHI")
 _QUERY_VERSION = struct.Struct("=BBH")
 _VERSION = struct.Struct("=HH")     # the QueryVersion reply's major, minor at byte 8
-_LENGTH = struct.Struct("=I")       # a reply's extra length in 4-byte units, at byte 4
 
 
 class ShmGrab:
@@ -104,7 +104,7 @@ class ShmGrab:
 
     def _version(self):
         self._sock.sendall(_QUERY_VERSION.pack(self._major, SHM_QUERY_VERSION, 1))
-        return _VERSION.unpack_from(self._reply(), 8)
+        return _VERSION.unpack_from(read_reply(self._sock), 8)
 
     def reserve(self, size):
         """Make the segment at least `size` bytes: a new one attached, the old one detached."""
@@ -130,31 +130,8 @@ class ShmGrab:
                                            width, height, ALL_PLANES, Z_PIXMAP, self._seg, 0))
         reply = self._sock.recv(REPLY_SIZE)
         if len(reply) != REPLY_SIZE or reply[0] != REPLY:     # rare: a short read, an event, an error
-            self._reply(reply)
+            read_reply(self._sock, reply)
         return self._map[:size]
-
-    def _reply(self, head=b""):
-        """The next reply (its first 32 bytes), reading on from `head`; skips events. Raises
-        OSError for an X error, ConnectionResetError when the server closed the connection."""
-        while True:
-            head = self._read(head, REPLY_SIZE)
-            kind = head[0] & 0x7F
-            if kind == ERROR:
-                raise OSError(f"MIT-SHM request failed with X error {head[1]}")
-            extra = 4 * _LENGTH.unpack_from(head, 4)[0] if kind in (REPLY, GENERIC_EVENT) else 0
-            if extra:
-                self._read(b"", extra)
-            if kind == REPLY:
-                return head
-            head = b""
-
-    def _read(self, data, size):
-        while len(data) < size:
-            more = self._sock.recv(size - len(data))
-            if not more:
-                raise ConnectionResetError("the X server closed the connection")
-            data += more
-        return data
 
     def _release(self):
         """Detach the current segment (best effort: the server may be gone) and unmap it."""
