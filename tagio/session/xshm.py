@@ -95,7 +95,7 @@ class ShmGrab:
         sock = getattr(inner, "socket", None)
         unread = bytes(getattr(inner, "data_recv", b"?"))   # read off the socket but not parsed
         if (ext is None or not ext.present or not isinstance(sock, socket.socket)
-                or sock.family != socket.AF_UNIX or unread != b"" or not bgrx(inner.info, conn.screen())):
+                or sock.family != getattr(socket, "AF_UNIX", None) or unread != b"" or not bgrx(inner.info, conn.screen())):
             return None
         grabber = cls(conn, sock, ext.major_opcode, conn.screen().root.id)
         if grabber._version() < NEEDS_VERSION:
