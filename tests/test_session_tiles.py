@@ -2,7 +2,9 @@
 
 import io
 import random
+import struct
 import unittest
+import zlib
 
 from PIL import Image, ImageDraw
 
@@ -20,6 +22,20 @@ def paint(buf, width, x, y, w, h, value):
     for row in range(y, y + h):
         start = (row * width + x) * 4
         buf[start:start + w * 4] = bytes([value]) * (w * 4)
+
+
+def _chunk(png, kind):
+    """The data of the first chunk of `kind` in the PNG bytes `png` (its CRC checked)."""
+    pos = 8
+    while pos < len(png):
+        size, = struct.unpack(">I", png[pos:pos + 4])
+        data = png[pos + 8:pos + 8 + size]
+        crc, = struct.unpack(">I", png[pos + 8 + size:pos + 12 + size])
+        if png[pos + 4:pos + 8] == kind:
+            assert crc == zlib.crc32(kind + data)
+            return data
+        pos += 12 + size
+    raise AssertionError(f"no {kind} chunk")
 
 
 class ChangedTiles(unittest.TestCase):
@@ -181,6 +197,18 @@ class PlainPng(unittest.TestCase):
             decoded.load()                          # a broken chunk or CRC raises here
             self.assertEqual((decoded.mode, decoded.size), ("RGB", (w, h)))
             self.assertEqual(decoded.tobytes(), img.tobytes())
+
+    def test_random_pixels_round_trip_with_no_row_filter(self):
+        rng = random.Random(21)
+        for w, h in ((1, 1), (1, 9), (2, 1), (5, 3), (63, 2), (64, 64), (65, 17), (127, 5), (333, 4)):
+            img = Image.frombytes("RGB", (w, h), bytes(rng.randrange(256) for _ in range(w * h * 3)))
+            data = t.plain_png(img)
+            decoded = Image.open(io.BytesIO(data))
+            decoded.load()
+            self.assertEqual((decoded.mode, decoded.size, decoded.tobytes()), ("RGB", (w, h), img.tobytes()))
+            scanlines = zlib.decompress(_chunk(data, b"IDAT"))
+            self.assertEqual(len(scanlines), (w * 3 + 1) * h)
+            self.assertEqual(scanlines[::w * 3 + 1], bytes(h), (w, h))    # filter byte 0 on each row
 
     def test_few_colours_take_it_and_photo_refreshes_keep_pillows_filters(self):
         img = Image.new("RGB", (64, 32), "white")
