@@ -159,17 +159,29 @@ def plain_png(img):
 
     Text and UI pieces (few colours) compress as well without PNG's row filters, and Pillow's
     writer costs ~200 us of Python per picture whatever its size: most of the encode time of a
-    small change (a counter, a blinking cursor) sent 60 times a second. Pillow's raw encoder
-    writes the rows with a stride one byte longer than a row and zeroes that byte: with a zero in
-    front, each padding byte is the next row's filter byte (0, none), so the filtered scanlines
-    come out of one C call instead of a slice per row."""
+    small change (a counter, a blinking cursor) sent 60 times a second. The scanlines come from
+    one raw encode with a stride one byte longer than a row (_padded_rows)."""
     w, h = img.size
-    padded = img.tobytes("raw", ("RGB", w * 3 + 1))
-    scanlines = _FILTER_NONE + memoryview(padded)[:-1]
+    scanlines = _FILTER_NONE + memoryview(_padded_rows(img))[:-1]
     return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)),
                      _png_chunk(b"IDAT", zlib.compress(scanlines, PNG_LEVEL)), _PNG_END))
 
 
+def _padded_rows(img):
+    """The RGB rows of `img`, each followed by a zero byte (Pillow's raw encoder zero-pads a row
+    to its stride): after one more zero in front, that byte is the next row's PNG filter byte
+    (0, none). Pillow's encoder is driven here directly: Image.tobytes()'s own Python (a 64 KB
+    buffer, a loop, a join) costs more than its C work for a small picture."""
+    w, h = img.size
+    encoder = Image.core.raw_encoder("RGB", "RGB", w * 3 + 1)
+    encoder.setimage(img.im, (0, 0, w, h))
+    _consumed, status, data = encoder.encode((w * 3 + 1) * h)
+    if status != _CODEC_END:
+        raise RuntimeError(f"raw encoder stopped with status {status} on a {w}x{h} picture")
+    return data
+
+
+_CODEC_END = 1          # Pillow's ImagingCodecState: the whole picture went out
 _FILTER_NONE = b"\x00"
 
 
@@ -214,11 +226,18 @@ def _mixed(extrema):
 def region_image(raw, width, x, y, w, h):
     """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted.
     The raw decoder steps over the other pixels of each row itself (its stride argument), so a
-    narrow rectangle costs no per-row slices and no joined copy."""
+    narrow rectangle costs no per-row slices and no joined copy. The decoder is driven here
+    directly on an uninitialised image (every pixel is written): Image.frombytes() would first
+    clear the picture and run as much Python again as the conversion costs for a small one."""
     stride = width * 4
     start = y * stride + x * 4
-    data = memoryview(raw)[start:start + (h - 1) * stride + w * 4]
-    return Image.frombytes("RGB", (w, h), data, "raw", "BGRX", stride)
+    img = Image.new("RGB", (w, h), None)
+    decoder = Image.core.raw_decoder("RGB", "BGRX", stride)
+    decoder.setimage(img.im, (0, 0, w, h))
+    consumed, status = decoder.decode(memoryview(raw)[start:start + (h - 1) * stride + w * 4])
+    if consumed >= 0 or status != 0:    # as Image.frombytes checks: short or broken data
+        raise ValueError(f"{w}x{h} at ({x}, {y}) is not inside a buffer {width} pixels wide")
+    return img
 
 
 def encode_region(img, x, y, quality, lossless=False):
