@@ -365,6 +365,22 @@ class ScreenCopyTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             t.ScreenCopy(self.W, self.H).update(0, 0, 64, 64, bytes(64 * 64 * 4))
 
+    def test_a_whole_grab_without_changes_keeps_the_private_copy(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        screen.replace(blank(self.W, self.H))
+        screen.update(0, 0, 64, 64, bytes([5]) * (64 * 64 * 4))     # the copy is private now
+        private = screen.buf
+        same = bytearray(private)
+        self.assertEqual(screen.replace(same), set())
+        self.assertIs(screen.buf, private)
+        screen.update(64, 0, 64, 64, bytes([6]) * (64 * 64 * 4))
+        self.assertIs(screen.buf, private)                          # written in place, no copy
+        self.assertEqual((private[64 * 4], same[64 * 4]), (6, 0))   # the grab itself was not written
+        changed = bytearray(private)
+        changed[0] = 99
+        self.assertEqual(screen.replace(changed), {(0, 0)})
+        self.assertIs(screen.buf, changed)                          # a changed grab is taken
+
     def test_region_is_a_private_copy(self):
         screen = t.ScreenCopy(self.W, self.H)
         raw = blank(self.W, self.H)

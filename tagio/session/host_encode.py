@@ -65,6 +65,8 @@ def _changed_in(tiles, source, width, height):
     """The changed rectangles of one grabbed `source` (x, y, w, h): its dirty tiles merged, cut
     to the grab (a damage box need not be tile-aligned), and taken as one piece when they are
     close together and small."""
+    if not tiles:       # a whole-screen grab that found nothing (sent for a lossless refresh)
+        return []
     if source[2] * source[3] <= ONE_PIECE:     # a small grab: its changes are one picture anyway
         cols, rows = [c for c, _r in tiles], [r for _c, r in tiles]
         around = (min(cols) * t.TILE, min(rows) * t.TILE, (max(cols) - min(cols) + 1) * t.TILE,
