@@ -355,6 +355,24 @@ class ScreenCopyTest(unittest.TestCase):
             self.assertEqual(bytes(screen.buf), bytes(new))
             self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
 
+    def test_small_grabs_find_the_first_and_last_changed_row_anywhere(self):
+        rng = random.Random(17)
+        old = bytearray(rng.randrange(256) for _ in range(self.W * self.H * 4))
+        x, y, w, h = 250, 100, 50, 60                       # reaches the right edge of the screen
+        for rows in ([0], [59], [0, 59], [30], [29, 30, 31], [1, 58], list(range(60)), [7, 44]):
+            screen = t.ScreenCopy(self.W, self.H)
+            screen.replace(bytearray(old))
+            new = bytearray(old)
+            for row in rows:
+                at = ((y + row) * self.W + x + rng.randrange(w)) * 4 + rng.randrange(4)
+                new[at] ^= 0x5A
+            grab = t.region_bytes(new, self.W, x, y, w, h)
+            expected = {(c, r) for r in range((y + rows[0]) // t.TILE, (y + rows[-1]) // t.TILE + 1)
+                        for c in (3, 4)}
+            self.assertEqual(screen.update_small(x, y, w, h, grab), (expected, (rows[0], rows[-1] + 1)), rows)
+            self.assertEqual(bytes(screen.buf), bytes(new))
+            self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
+
     def test_replace_compares_with_the_copy(self):
         screen = t.ScreenCopy(self.W, self.H)
         screen.replace(blank(self.W, self.H))

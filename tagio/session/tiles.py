@@ -358,23 +358,28 @@ class ScreenCopy:
     def update_small(self, x, y, w, h, raw):
         """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and
         cheaper -> (dirty tiles, (first, end)): the grab's rows [first, end) hold every change
-        ((set(), None) when nothing changed). The grab's old pixels are packed like it, so one
-        compare says whether anything changed, and a few (a binary search on prefixes and on
-        suffixes, all memcmp) how many rows at its top and bottom did not; every tile of the grab
-        in the rows between is dirty (a small change is sent as one picture of those rows)."""
+        ((set(), None) when nothing changed). Rows are compared in place (memcmp, no packed copy
+        of the old pixels), from the top until one differs and from the bottom until one differs:
+        a damage box is what was drawn, so that is usually a compare or two at each end. Every
+        tile of the grab in the rows between is dirty (a small change is sent as one picture of
+        those rows), and only those rows are written into the copy."""
         if self.buf is None:
             raise ValueError("ScreenCopy.update_small before the first whole-screen grab")
         if self._shared:
             self.buf, self._shared = bytearray(self.buf), False
-        old = region_bytes(self.buf, self.width, x, y, w, h)
-        if old == raw:
+        stride, span, tile, src, buf = self.width * 4, w * 4, self.tile, memoryview(raw), self.buf
+        top = y * stride + x * 4
+
+        def differs(row):
+            return not buf.startswith(src[row * span:(row + 1) * span], top + row * stride)
+
+        first = next((row for row in range(h) if differs(row)), None)
+        if first is None:
             return set(), None
-        stride, span, tile, src = self.width * 4, w * 4, self.tile, memoryview(raw)
-        first = _same_rows(old.startswith, lambda k: src[:k * span], h)
-        end = h - _same_rows(old.endswith, lambda k: src[(h - k) * span:], h - first)
-        buf, at = memoryview(self.buf), (y + first) * stride + x * 4   # a memoryview takes a slice
-        for start in range(first * span, end * span, span):             # as is; a bytearray copies it
-            buf[at:at + span] = src[start:start + span]
+        end = next(row for row in range(h - 1, first - 1, -1) if differs(row)) + 1
+        view, at = memoryview(buf), top + first * stride    # a memoryview takes a slice as is;
+        for start in range(first * span, end * span, span):  # a bytearray would copy it first
+            view[at:at + span] = src[start:start + span]
             at += stride
         return ({(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
                  for c in range(x // tile, (x + w - 1) // tile + 1)}, (first, end))
@@ -382,19 +387,6 @@ class ScreenCopy:
     def region(self, x, y, w, h):
         """A private copy (bytes) of one rectangle's BGRX pixels, rows packed."""
         return region_bytes(self.buf, self.width, x, y, w, h)
-
-
-def _same_rows(matches, rows_of, most):
-    """The largest k <= `most` for which matches(rows_of(k)) holds (it holds for 0 and, once it
-    fails, for no larger k): the number of equal rows at one end, in log2(most) compares."""
-    lo, hi = 0, most
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if matches(rows_of(mid)):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _row_pieces(x, w, tile):
