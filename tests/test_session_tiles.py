@@ -399,6 +399,76 @@ class ScreenCopyTest(unittest.TestCase):
         self.assertEqual(screen.replace(changed), {(0, 0)})
         self.assertIs(screen.buf, changed)                          # a changed grab is taken
 
+    def test_copy_on_write_reuses_a_spare_nobody_holds_and_never_one_in_use(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        screen.replace(blank(self.W, self.H))
+        screen.update_small(0, 0, 8, 8, bytes([1]) * (8 * 8 * 4))
+        older = id(screen.buf)                      # no reference kept: nothing else holds it
+        grab = blank(self.W, self.H)
+        paint(grab, self.W, 0, 0, 8, 8, 1)
+        paint(grab, self.W, 200, 150, 5, 5, 2)      # a changed whole grab: the copy becomes a spare
+        self.assertEqual(screen.replace(grab), {(3, 2)})
+        screen.update_small(100, 100, 4, 4, bytes([3]) * (4 * 4 * 4))
+        self.assertEqual(id(screen.buf), older)     # the spare, brought up to date, not a new copy
+        want = bytearray(grab)
+        paint(want, self.W, 100, 100, 4, 4, 3)
+        self.assertEqual(bytes(screen.buf), bytes(want))
+        self.assertEqual(bytes(grab[100 * self.W * 4:101 * self.W * 4]), bytes(self.W * 4))  # grab untouched
+
+        in_use = screen.buf                         # e.g. a queued frame's previous picture
+        before = bytes(in_use)
+        grab2 = bytearray(want)
+        paint(grab2, self.W, 0, 190, 10, 10, 4)
+        screen.replace(grab2)
+        screen.update_small(50, 50, 2, 2, bytes([5]) * 16)
+        self.assertIsNot(screen.buf, in_use)
+        self.assertEqual(bytes(in_use), before)     # a buffer someone holds is never written
+
+    def test_spares_keep_the_copy_exact_through_any_mix_of_grabs(self):
+        rng = random.Random(23)
+        screen, model, held = t.ScreenCopy(self.W, self.H), blank(self.W, self.H), []
+        screen.replace(bytearray(model))
+        for step in range(300):
+            before = bytearray(model)
+            if rng.random() < 0.15:                 # a whole grab, changed or not
+                grab = bytearray(model)
+                for _ in range(rng.randrange(3)):
+                    paint(grab, self.W, rng.randrange(self.W), rng.randrange(self.H), 1, 1, rng.randrange(256))
+                model = bytearray(grab)
+                dirty = screen.replace(grab)
+            else:                                   # a rectangle grab, small or not
+                x, y = rng.randrange(self.W), rng.randrange(self.H)
+                w, h = rng.randint(1, min(90, self.W - x)), rng.randint(1, min(90, self.H - y))
+                for _ in range(rng.randrange(3)):
+                    paint(model, self.W, rng.randrange(x, x + w), rng.randrange(y, y + h), 1, 1, rng.randrange(256))
+                grab = t.region_bytes(model, self.W, x, y, w, h)
+                dirty = (screen.update_small(x, y, w, h, grab)[0] if w * h <= t.COARSE_AREA and rng.random() < 0.5
+                         else screen.update(x, y, w, h, grab))
+            self.assertLessEqual(t.changed_tiles(before, model, self.W, self.H), dirty, step)
+            self.assertEqual(bytes(screen.buf), bytes(model), step)
+            if rng.random() < 0.3:                  # someone (a queued frame) holds the copy a while
+                held.append(screen.buf)
+            if held and rng.random() < 0.3:
+                held.pop(0)
+
+    def test_copy_tiles_writes_those_tiles_or_everything(self):
+        rng = random.Random(29)
+        src = bytes(rng.randrange(256) for _ in range(self.W * self.H * 4))
+        for tiles in ({(0, 0)}, {(4, 3), (1, 2), (2, 2)}, {(c, r) for c in range(5) for r in range(4)} - {(0, 0)}):
+            dst = blank(self.W, self.H)
+            t._copy_tiles(dst, src, tiles, self.W, self.H, t.TILE)
+            if len(tiles) > t.WHOLE_COPY * 20:
+                self.assertEqual(bytes(dst), src)
+                continue
+            self.assertEqual(t.changed_tiles(dst, src, self.W, self.H), {(c, r) for c in range(5) for r in range(4)} - tiles)
+            inside = bytearray(src)
+            for row in range(self.H):       # outside the tiles dst stays blank
+                for col in range(self.W):
+                    if (col // t.TILE, row // t.TILE) not in tiles:
+                        at = (row * self.W + col) * 4
+                        inside[at:at + 4] = bytes(4)
+            self.assertEqual(bytes(dst), bytes(inside))
+
     def test_region_is_a_private_copy(self):
         screen = t.ScreenCopy(self.W, self.H)
         raw = blank(self.W, self.H)

@@ -18,6 +18,7 @@ JPEG are remembered so the host can resend them losslessly once they stay still
 
 import io
 import struct
+import sys
 import time
 import zlib
 
@@ -312,12 +313,20 @@ class ScreenCopy:
     `replace` takes a whole-screen grab without copying it (the caller must not change that buffer
     afterwards; readers such as the encoder may keep it). `update` takes a grab of any rectangle,
     returns the tiles in which it differs and writes its rows into the copy - copying the shared
-    buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it."""
+    buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it.
+
+    A fresh copy of a 1080p screen costs ~3 ms (8 MB, most of it page faults), once a second with
+    X damage (the whole grab every FULL_POLL finds the frame's change): ~40 us a frame. So the
+    private copies that changed whole grabs replaced are kept (SPARES), each with the tiles it
+    lacks since; the copy-on-write takes one that nothing else holds any more and writes just
+    those tiles into it. "Nothing else holds it" is CPython's reference count: the newest spare
+    is usually still a queued frame's previous picture (the encoder's scroll search reads it)."""
 
     def __init__(self, width, height, tile=TILE):
         self.width, self.height, self.tile = width, height, tile
         self.buf = None
         self._shared = False
+        self._spares = []           # [[old private copy, the tiles it lacks]], oldest first
 
     def replace(self, raw):
         """A whole-screen grab -> dirty tiles (all of them the first time). A grab that changes
@@ -326,8 +335,29 @@ class ScreenCopy:
         1080p, once a second on a quiet screen that X damage guides)."""
         dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
         if dirty:
+            self._changed(dirty)
+            if self.buf is not None and not self._shared:
+                self._spares.append([self.buf, set(dirty)])
+                del self._spares[:-SPARES]
             self.buf, self._shared = raw, True
         return dirty
+
+    def _changed(self, tiles):
+        """The copy now differs from what it was in `tiles`: every spare lacks them too."""
+        for spare in self._spares:
+            spare[1] |= tiles
+
+    def _own(self):
+        """Make self.buf private before writing into it (copy-on-write): into a spare nobody
+        else holds when there is one, else a new copy."""
+        for i in range(len(self._spares)):
+            if sys.getrefcount(self._spares[i][0]) == _HELD_BY_ONE:    # the spare list's slot
+                spare, lacks = self._spares.pop(i)
+                if len(spare) == len(self.buf):
+                    _copy_tiles(spare, self.buf, lacks, self.width, self.height, self.tile)
+                    self.buf, self._shared = spare, False
+                    return
+        self.buf, self._shared = bytearray(self.buf), False
 
     def update(self, x, y, w, h, raw):
         """A grab of the rectangle (x, y, w, h), anywhere on the screen -> the tiles in which it
@@ -336,7 +366,7 @@ class ScreenCopy:
         if self.buf is None:
             raise ValueError("ScreenCopy.update before the first whole-screen grab")
         if self._shared:
-            self.buf, self._shared = bytearray(self.buf), False
+            self._own()
         stride, span, tile = self.width * 4, w * 4, self.tile
         buf, src, pieces = self.buf, memoryview(raw), _row_pieces(x, w, tile)
         found, known, known_row = set(), set(), None    # dirty columns of the current tile row
@@ -353,6 +383,7 @@ class ScreenCopy:
                 known.update(new)
                 found.update((c, tile_row) for c in new)
             buf[start:start + span] = line
+        self._changed(found)
         return found
 
     def update_small(self, x, y, w, h, raw):
@@ -366,7 +397,7 @@ class ScreenCopy:
         if self.buf is None:
             raise ValueError("ScreenCopy.update_small before the first whole-screen grab")
         if self._shared:
-            self.buf, self._shared = bytearray(self.buf), False
+            self._own()
         stride, span, tile, src, buf = self.width * 4, w * 4, self.tile, memoryview(raw), self.buf
         top = y * stride + x * 4
 
@@ -381,12 +412,33 @@ class ScreenCopy:
         for start in range(first * span, end * span, span):  # a bytearray would copy it first
             view[at:at + span] = src[start:start + span]
             at += stride
-        return ({(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
-                 for c in range(x // tile, (x + w - 1) // tile + 1)}, (first, end))
+        found = {(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
+                 for c in range(x // tile, (x + w - 1) // tile + 1)}
+        self._changed(found)
+        return found, (first, end)
 
     def region(self, x, y, w, h):
         """A private copy (bytes) of one rectangle's BGRX pixels, rows packed."""
         return region_bytes(self.buf, self.width, x, y, w, h)
+
+
+SPARES = 2          # old private screen copies kept for the copy-on-write (see ScreenCopy)
+_HELD_BY_ONE = 2    # sys.getrefcount of an object one reference holds (plus the call's argument)
+WHOLE_COPY = 0.25   # share of the tiles from which one whole-buffer copy beats copying tiles
+
+
+def _copy_tiles(dst, src, tiles, width, height, tile):
+    """Write `tiles` of the screen buffer `src` into `dst` (both `width` x `height` BGRX); all
+    of it when that is most of the screen (one memcpy into pages that are already there)."""
+    cols, rows = tile_grid(width, height, tile)
+    stride, view, src = width * 4, memoryview(dst), memoryview(src)
+    if len(tiles) > WHOLE_COPY * cols * rows:
+        view[:] = src       # (a bytearray's own slice assignment would copy `src` first)
+        return
+    for x, y, w, h in merge_tiles(tiles, width, height, tile):
+        span = w * 4
+        for at in range(y * stride + x * 4, (y + h) * stride, stride):
+            view[at:at + span] = src[at:at + span]
 
 
 def _row_pieces(x, w, tile):
