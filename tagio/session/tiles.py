@@ -320,7 +320,8 @@ class ScreenCopy:
     private copies that changed whole grabs replaced are kept (SPARES), each with the tiles it
     lacks since; the copy-on-write takes one that nothing else holds any more and writes just
     those tiles into it. "Nothing else holds it" is CPython's reference count: the newest spare
-    is usually still a queued frame's previous picture (the encoder's scroll search reads it)."""
+    is usually still a queued frame's previous picture (the encoder's scroll search reads it).
+    The price is memory: up to SPARES more screen-sized buffers stay allocated."""
 
     def __init__(self, width, height, tile=TILE):
         self.width, self.height, self.tile = width, height, tile
@@ -350,13 +351,14 @@ class ScreenCopy:
     def _own(self):
         """Make self.buf private before writing into it (copy-on-write): into a spare nobody
         else holds when there is one, else a new copy."""
-        for i in range(len(self._spares)):
-            if sys.getrefcount(self._spares[i][0]) == _HELD_BY_ONE:    # the spare list's slot
-                spare, lacks = self._spares.pop(i)
-                if len(spare) == len(self.buf):
-                    _copy_tiles(spare, self.buf, lacks, self.width, self.height, self.tile)
-                    self.buf, self._shared = spare, False
-                    return
+        free = next((i for i in range(len(self._spares))       # held by its slot in the list only
+                     if sys.getrefcount(self._spares[i][0]) == _HELD_BY_ONE), None)
+        if free is not None:
+            spare, lacks = self._spares.pop(free)
+            if len(spare) == len(self.buf):
+                _copy_tiles(spare, self.buf, lacks, self.width, self.height, self.tile)
+                self.buf, self._shared = spare, False
+                return
         self.buf, self._shared = bytearray(self.buf), False
 
     def update(self, x, y, w, h, raw):
@@ -429,7 +431,7 @@ WHOLE_COPY = 0.25   # share of the tiles from which one whole-buffer copy beats 
 
 def _copy_tiles(dst, src, tiles, width, height, tile):
     """Write `tiles` of the screen buffer `src` into `dst` (both `width` x `height` BGRX); all
-    of it when that is most of the screen (one memcpy into pages that are already there)."""
+    of it when they are a good part of the screen (one memcpy into pages that are already there)."""
     cols, rows = tile_grid(width, height, tile)
     stride, view, src = width * 4, memoryview(dst), memoryview(src)
     if len(tiles) > WHOLE_COPY * cols * rows:
