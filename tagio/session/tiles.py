@@ -196,7 +196,7 @@ def _content(img):
     if img.width * img.height > PROBE_PIXELS:
         colour = single_colour(img)
         return colour, colour is not None or few_colours(img)
-    colours = img.im.getcolors(FEW_COLOURS)     # what img.getcolors() returns for RGB, without its Python
+    colours = img.getcolors(FEW_COLOURS)
     if colours is not None and len(colours) == 1:
         return bytes(colours[0][1]), True
     return None, colours is not None
