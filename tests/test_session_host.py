@@ -624,6 +624,11 @@ class EncodeLogic(unittest.TestCase):
         self.assertEqual(sorted(_changed_in({(0, 0), (20, 10)}, whole, 1920, 1080)),
                          [(0, 0, 64, 64), (1280, 640, 64, 64)])
 
+    def test_a_grab_without_changes_has_nothing_to_encode(self):
+        from tagio.session.host_encode import _changed_in
+        for screen in ((100, 80), (1920, 1080)):        # a small screen is one small grab
+            self.assertEqual(_changed_in(set(), (0, 0, *screen), *screen), [])
+
     def test_small_frames_are_encoded_on_the_spot_only_while_the_encoder_is_idle(self):
         from tagio.protocol import session as m
         from tagio.session import tiles as t

@@ -2,7 +2,9 @@
 
 import io
 import random
+import struct
 import unittest
+import zlib
 
 from PIL import Image, ImageDraw
 
@@ -20,6 +22,20 @@ def paint(buf, width, x, y, w, h, value):
     for row in range(y, y + h):
         start = (row * width + x) * 4
         buf[start:start + w * 4] = bytes([value]) * (w * 4)
+
+
+def _chunk(png, kind):
+    """The data of the first chunk of `kind` in the PNG bytes `png` (its CRC checked)."""
+    pos = 8
+    while pos < len(png):
+        size, = struct.unpack(">I", png[pos:pos + 4])
+        data = png[pos + 8:pos + 8 + size]
+        crc, = struct.unpack(">I", png[pos + 8 + size:pos + 12 + size])
+        if png[pos + 4:pos + 8] == kind:
+            assert crc == zlib.crc32(kind + data)
+            return data
+        pos += 12 + size
+    raise AssertionError(f"no {kind} chunk")
 
 
 class ChangedTiles(unittest.TestCase):
@@ -181,6 +197,18 @@ class PlainPng(unittest.TestCase):
             decoded.load()                          # a broken chunk or CRC raises here
             self.assertEqual((decoded.mode, decoded.size), ("RGB", (w, h)))
             self.assertEqual(decoded.tobytes(), img.tobytes())
+
+    def test_random_pixels_round_trip_with_no_row_filter(self):
+        rng = random.Random(21)
+        for w, h in ((1, 1), (1, 9), (2, 1), (5, 3), (63, 2), (64, 64), (65, 17), (127, 5), (333, 4)):
+            img = Image.frombytes("RGB", (w, h), bytes(rng.randrange(256) for _ in range(w * h * 3)))
+            data = t.plain_png(img)
+            decoded = Image.open(io.BytesIO(data))
+            decoded.load()
+            self.assertEqual((decoded.mode, decoded.size, decoded.tobytes()), ("RGB", (w, h), img.tobytes()))
+            scanlines = zlib.decompress(_chunk(data, b"IDAT"))
+            self.assertEqual(len(scanlines), (w * 3 + 1) * h)
+            self.assertEqual(scanlines[::w * 3 + 1], bytes(h), (w, h))    # filter byte 0 on each row
 
     def test_few_colours_take_it_and_photo_refreshes_keep_pillows_filters(self):
         img = Image.new("RGB", (64, 32), "white")
@@ -363,6 +391,24 @@ class ScreenCopyTest(unittest.TestCase):
             self.assertEqual(bytes(screen.buf), bytes(new))
             self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
 
+    def test_small_grabs_find_the_first_and_last_changed_row_anywhere(self):
+        rng = random.Random(17)
+        old = bytearray(rng.randrange(256) for _ in range(self.W * self.H * 4))
+        x, y, w, h = 250, 100, 50, 60                       # reaches the right edge of the screen
+        for rows in ([0], [59], [0, 59], [30], [29, 30, 31], [1, 58], list(range(60)), [7, 44]):
+            screen = t.ScreenCopy(self.W, self.H)
+            screen.replace(bytearray(old))
+            new = bytearray(old)
+            for row in rows:
+                at = ((y + row) * self.W + x + rng.randrange(w)) * 4 + rng.randrange(4)
+                new[at] ^= 0x5A
+            grab = t.region_bytes(new, self.W, x, y, w, h)
+            expected = {(c, r) for r in range((y + rows[0]) // t.TILE, (y + rows[-1]) // t.TILE + 1)
+                        for c in (3, 4)}
+            self.assertEqual(screen.update_small(x, y, w, h, grab), (expected, (rows[0], rows[-1] + 1)), rows)
+            self.assertEqual(bytes(screen.buf), bytes(new))
+            self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
+
     def test_replace_compares_with_the_copy(self):
         screen = t.ScreenCopy(self.W, self.H)
         screen.replace(blank(self.W, self.H))
@@ -372,6 +418,92 @@ class ScreenCopyTest(unittest.TestCase):
     def test_update_before_a_whole_grab_is_refused(self):
         with self.assertRaises(ValueError):
             t.ScreenCopy(self.W, self.H).update(0, 0, 64, 64, bytes(64 * 64 * 4))
+
+    def test_a_whole_grab_without_changes_keeps_the_private_copy(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        screen.replace(blank(self.W, self.H))
+        screen.update(0, 0, 64, 64, bytes([5]) * (64 * 64 * 4))     # the copy is private now
+        private = screen.buf
+        same = bytearray(private)
+        self.assertEqual(screen.replace(same), set())
+        self.assertIs(screen.buf, private)
+        screen.update(64, 0, 64, 64, bytes([6]) * (64 * 64 * 4))
+        self.assertIs(screen.buf, private)                          # written in place, no copy
+        self.assertEqual((private[64 * 4], same[64 * 4]), (6, 0))   # the grab itself was not written
+        changed = bytearray(private)
+        changed[0] = 99
+        self.assertEqual(screen.replace(changed), {(0, 0)})
+        self.assertIs(screen.buf, changed)                          # a changed grab is taken
+
+    def test_copy_on_write_reuses_a_spare_nobody_holds_and_never_one_in_use(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        screen.replace(blank(self.W, self.H))
+        screen.update_small(0, 0, 8, 8, bytes([1]) * (8 * 8 * 4))
+        older = id(screen.buf)                      # no reference kept: nothing else holds it
+        grab = blank(self.W, self.H)
+        paint(grab, self.W, 0, 0, 8, 8, 1)
+        paint(grab, self.W, 200, 150, 5, 5, 2)      # a changed whole grab: the copy becomes a spare
+        self.assertEqual(screen.replace(grab), {(3, 2)})
+        screen.update_small(100, 100, 4, 4, bytes([3]) * (4 * 4 * 4))
+        self.assertEqual(id(screen.buf), older)     # the spare, brought up to date, not a new copy
+        want = bytearray(grab)
+        paint(want, self.W, 100, 100, 4, 4, 3)
+        self.assertEqual(bytes(screen.buf), bytes(want))
+        self.assertEqual(bytes(grab[100 * self.W * 4:101 * self.W * 4]), bytes(self.W * 4))  # grab untouched
+
+        in_use = screen.buf                         # e.g. a queued frame's previous picture
+        before = bytes(in_use)
+        grab2 = bytearray(want)
+        paint(grab2, self.W, 0, 190, 10, 10, 4)
+        screen.replace(grab2)
+        screen.update_small(50, 50, 2, 2, bytes([5]) * 16)
+        self.assertIsNot(screen.buf, in_use)
+        self.assertEqual(bytes(in_use), before)     # a buffer someone holds is never written
+
+    def test_spares_keep_the_copy_exact_through_any_mix_of_grabs(self):
+        rng = random.Random(23)
+        screen, model, held = t.ScreenCopy(self.W, self.H), blank(self.W, self.H), []
+        screen.replace(bytearray(model))
+        for step in range(300):
+            before = bytearray(model)
+            if rng.random() < 0.15:                 # a whole grab, changed or not
+                grab = bytearray(model)
+                for _ in range(rng.randrange(3)):
+                    paint(grab, self.W, rng.randrange(self.W), rng.randrange(self.H), 1, 1, rng.randrange(256))
+                model = bytearray(grab)
+                dirty = screen.replace(grab)
+            else:                                   # a rectangle grab, small or not
+                x, y = rng.randrange(self.W), rng.randrange(self.H)
+                w, h = rng.randint(1, min(90, self.W - x)), rng.randint(1, min(90, self.H - y))
+                for _ in range(rng.randrange(3)):
+                    paint(model, self.W, rng.randrange(x, x + w), rng.randrange(y, y + h), 1, 1, rng.randrange(256))
+                grab = t.region_bytes(model, self.W, x, y, w, h)
+                dirty = (screen.update_small(x, y, w, h, grab)[0] if w * h <= t.COARSE_AREA and rng.random() < 0.5
+                         else screen.update(x, y, w, h, grab))
+            self.assertLessEqual(t.changed_tiles(before, model, self.W, self.H), dirty, step)
+            self.assertEqual(bytes(screen.buf), bytes(model), step)
+            if rng.random() < 0.3:                  # someone (a queued frame) holds the copy a while
+                held.append(screen.buf)
+            if held and rng.random() < 0.3:
+                held.pop(0)
+
+    def test_copy_tiles_writes_those_tiles_or_everything(self):
+        rng = random.Random(29)
+        src = bytes(rng.randrange(256) for _ in range(self.W * self.H * 4))
+        for tiles in ({(0, 0)}, {(4, 3), (1, 2), (2, 2)}, {(c, r) for c in range(5) for r in range(4)} - {(0, 0)}):
+            dst = blank(self.W, self.H)
+            t._copy_tiles(dst, src, tiles, self.W, self.H, t.TILE)
+            if len(tiles) > t.WHOLE_COPY * 20:
+                self.assertEqual(bytes(dst), src)
+                continue
+            self.assertEqual(t.changed_tiles(dst, src, self.W, self.H), {(c, r) for c in range(5) for r in range(4)} - tiles)
+            inside = bytearray(src)
+            for row in range(self.H):       # outside the tiles dst stays blank
+                for col in range(self.W):
+                    if (col // t.TILE, row // t.TILE) not in tiles:
+                        at = (row * self.W + col) * 4
+                        inside[at:at + 4] = bytes(4)
+            self.assertEqual(bytes(dst), bytes(inside))
 
     def test_region_is_a_private_copy(self):
         screen = t.ScreenCopy(self.W, self.H)

@@ -25,8 +25,6 @@ link, is then what holds the frame rate down.
 
 import time
 
-from PIL import Image
-
 from tagio.protocol import session as m
 from tagio.session import motion, scaled
 from tagio.session import tiles as t
@@ -65,6 +63,8 @@ def _changed_in(tiles, source, width, height):
     """The changed rectangles of one grabbed `source` (x, y, w, h): its dirty tiles merged, cut
     to the grab (a damage box need not be tile-aligned), and taken as one piece when they are
     close together and small."""
+    if not tiles:       # a whole-screen grab that found nothing (sent for a lossless refresh)
+        return []
     if source[2] * source[3] <= ONE_PIECE:     # a small grab: its changes are one picture anyway
         cols, rows = [c for c, _r in tiles], [r for _c, r in tiles]
         around = (min(cols) * t.TILE, min(rows) * t.TILE, (max(cols) - min(cols) + 1) * t.TILE,
@@ -115,8 +115,7 @@ class HostEncode:
                 self._encode_moving(rects, raw, (sx, sy, sw), (x, y, w, h), quality,
                                     (width, height), self._speed_scale(scale, w * h, in_motion))
         for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
-            img = Image.frombytes("RGB", (w, h), data, "raw", "BGRX")
-            self._encode_rect(rects, img, (x, y), quality, True, (width, height))
+            self._encode_rect(rects, t.region_image(data, w, 0, 0, w, h), (x, y), quality, True, (width, height))
         if lossy_copies:                    # copied JPEG pixels still want their lossless refresh
             with self._refresh_lock:
                 self._refresh.sent(lossy_copies, True)
@@ -151,7 +150,7 @@ class HostEncode:
         """Encode `img` placed at `at` = (x, y) on a screen of size `screen` into `rects`; a large
         moving photo at a reduced `scale` when the policy asks (tagio.session.scaled)."""
         x, y = at
-        parts = None if lossless else scaled.encode_region(img, x, y, quality, scale)
+        parts = None if lossless or scale >= 1.0 else scaled.encode_region(img, x, y, quality, scale)
         parts = parts or t.encode_region(img, x, y, quality, lossless)
         self._record(rects, parts, (x, y, img.width, img.height), lossless, screen)
 

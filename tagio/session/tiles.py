@@ -18,6 +18,7 @@ JPEG are remembered so the host can resend them losslessly once they stay still
 
 import io
 import struct
+import sys
 import time
 import zlib
 
@@ -161,12 +162,30 @@ def plain_png(img):
 
     Text and UI pieces (few colours) compress as well without PNG's row filters, and Pillow's
     writer costs ~200 us of Python per picture whatever its size: most of the encode time of a
-    small change (a counter, a blinking cursor) sent 60 times a second."""
+    small change (a counter, a blinking cursor) sent 60 times a second. The scanlines come from
+    one raw encode with a stride one byte longer than a row (_padded_rows)."""
     w, h = img.size
-    raw, stride = img.tobytes(), w * 3
-    rows = b"".join([b"\x00" + raw[i:i + stride] for i in range(0, h * stride, stride)])
+    scanlines = _FILTER_NONE + memoryview(_padded_rows(img))[:-1]
     return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)),
-                     _png_chunk(b"IDAT", zlib.compress(rows, PNG_LEVEL)), _PNG_END))
+                     _png_chunk(b"IDAT", zlib.compress(scanlines, PNG_LEVEL)), _PNG_END))
+
+
+def _padded_rows(img):
+    """The RGB rows of `img`, each followed by a zero byte (Pillow's raw encoder zero-pads a row
+    to its stride): after one more zero in front, that byte is the next row's PNG filter byte
+    (0, none). Pillow's encoder is driven here directly: Image.tobytes()'s own Python (a 64 KB
+    buffer, a loop, a join) costs more than its C work for a small picture."""
+    w, h = img.size
+    encoder = Image.core.raw_encoder("RGB", "RGB", w * 3 + 1)
+    encoder.setimage(img.im, (0, 0, w, h))
+    _consumed, status, data = encoder.encode((w * 3 + 1) * h)
+    if status != _CODEC_END:
+        raise RuntimeError(f"raw encoder stopped with status {status} on a {w}x{h} picture")
+    return data
+
+
+_CODEC_END = 1          # Pillow's ImagingCodecState: the whole picture went out
+_FILTER_NONE = b"\x00"
 
 
 def _png_chunk(kind, data):
@@ -210,11 +229,18 @@ def _mixed(extrema):
 def region_image(raw, width, x, y, w, h):
     """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted.
     The raw decoder steps over the other pixels of each row itself (its stride argument), so a
-    narrow rectangle costs no per-row slices and no joined copy."""
+    narrow rectangle costs no per-row slices and no joined copy. The decoder is driven here
+    directly on an uninitialised image (every pixel is written): Image.frombytes() would first
+    clear the picture and run as much Python again as the conversion costs for a small one."""
     stride = width * 4
     start = y * stride + x * 4
-    data = memoryview(raw)[start:start + (h - 1) * stride + w * 4]
-    return Image.frombytes("RGB", (w, h), data, "raw", "BGRX", stride)
+    img = Image.new("RGB", (w, h), None)
+    decoder = Image.core.raw_decoder("RGB", "BGRX", stride)
+    decoder.setimage(img.im, (0, 0, w, h))
+    consumed, status = decoder.decode(memoryview(raw)[start:start + (h - 1) * stride + w * 4])
+    if consumed >= 0 or status != 0:    # as Image.frombytes checks: short or broken data
+        raise ValueError(f"{w}x{h} at ({x}, {y}) is not inside a buffer {width} pixels wide")
+    return img
 
 
 def encode_region(img, x, y, quality, lossless=False):
@@ -289,18 +315,53 @@ class ScreenCopy:
     `replace` takes a whole-screen grab without copying it (the caller must not change that buffer
     afterwards; readers such as the encoder may keep it). `update` takes a grab of any rectangle,
     returns the tiles in which it differs and writes its rows into the copy - copying the shared
-    buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it."""
+    buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it.
+
+    A fresh copy of a 1080p screen costs ~3 ms (8 MB, most of it page faults), once a second with
+    X damage (the whole grab every FULL_POLL finds the frame's change): ~40 us a frame. So the
+    private copies that changed whole grabs replaced are kept (SPARES), each with the tiles it
+    lacks since; the copy-on-write takes one that nothing else holds any more and writes just
+    those tiles into it. "Nothing else holds it" is CPython's reference count: the newest spare
+    is usually still a queued frame's previous picture (the encoder's scroll search reads it).
+    The price is memory: up to SPARES more screen-sized buffers stay allocated."""
 
     def __init__(self, width, height, tile=TILE):
         self.width, self.height, self.tile = width, height, tile
         self.buf = None
         self._shared = False
+        self._spares = []           # [[old private copy, the tiles it lacks]], oldest first
 
     def replace(self, raw):
-        """A whole-screen grab -> dirty tiles (all of them the first time)."""
+        """A whole-screen grab -> dirty tiles (all of them the first time). A grab that changes
+        nothing is not taken: the copy already holds its pixels, and a private copy stays
+        private (taking the grab would cost a whole-screen copy at the next update: ~3 ms for
+        1080p, once a second on a quiet screen that X damage guides)."""
         dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
-        self.buf, self._shared = raw, True
+        if dirty:
+            self._changed(dirty)
+            if self.buf is not None and not self._shared:
+                self._spares.append([self.buf, set(dirty)])
+                del self._spares[:-SPARES]
+            self.buf, self._shared = raw, True
         return dirty
+
+    def _changed(self, tiles):
+        """The copy now differs from what it was in `tiles`: every spare lacks them too."""
+        for spare in self._spares:
+            spare[1] |= tiles
+
+    def _own(self):
+        """Make self.buf private before writing into it (copy-on-write): into a spare nobody
+        else holds when there is one, else a new copy."""
+        free = next((i for i in range(len(self._spares))       # held by its slot in the list only
+                     if sys.getrefcount(self._spares[i][0]) == _HELD_BY_ONE), None)
+        if free is not None:
+            spare, lacks = self._spares.pop(free)
+            if len(spare) == len(self.buf):
+                _copy_tiles(spare, self.buf, lacks, self.width, self.height, self.tile)
+                self.buf, self._shared = spare, False
+                return
+        self.buf, self._shared = bytearray(self.buf), False
 
     def update(self, x, y, w, h, raw):
         """A grab of the rectangle (x, y, w, h), anywhere on the screen -> the tiles in which it
@@ -309,7 +370,7 @@ class ScreenCopy:
         if self.buf is None:
             raise ValueError("ScreenCopy.update before the first whole-screen grab")
         if self._shared:
-            self.buf, self._shared = bytearray(self.buf), False
+            self._own()
         stride, span, tile = self.width * 4, w * 4, self.tile
         buf, src, pieces = self.buf, memoryview(raw), _row_pieces(x, w, tile)
         found, known, known_row = set(), set(), None    # dirty columns of the current tile row
@@ -326,47 +387,62 @@ class ScreenCopy:
                 known.update(new)
                 found.update((c, tile_row) for c in new)
             buf[start:start + span] = line
+        self._changed(found)
         return found
 
     def update_small(self, x, y, w, h, raw):
         """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and
         cheaper -> (dirty tiles, (first, end)): the grab's rows [first, end) hold every change
-        ((set(), None) when nothing changed). The grab's old pixels are packed like it, so one
-        compare says whether anything changed, and a few (a binary search on prefixes and on
-        suffixes, all memcmp) how many rows at its top and bottom did not; every tile of the grab
-        in the rows between is dirty (a small change is sent as one picture of those rows)."""
+        ((set(), None) when nothing changed). Rows are compared in place (memcmp, no packed copy
+        of the old pixels), from the top until one differs and from the bottom until one differs:
+        a damage box is what was drawn, so that is usually a compare or two at each end. Every
+        tile of the grab in the rows between is dirty (a small change is sent as one picture of
+        those rows), and only those rows are written into the copy."""
         if self.buf is None:
             raise ValueError("ScreenCopy.update_small before the first whole-screen grab")
         if self._shared:
-            self.buf, self._shared = bytearray(self.buf), False
-        old = region_bytes(self.buf, self.width, x, y, w, h)
-        if old == raw:
+            self._own()
+        stride, span, tile, src, buf = self.width * 4, w * 4, self.tile, memoryview(raw), self.buf
+        top = y * stride + x * 4
+
+        def differs(row):
+            return not buf.startswith(src[row * span:(row + 1) * span], top + row * stride)
+
+        first = next((row for row in range(h) if differs(row)), None)
+        if first is None:
             return set(), None
-        stride, span, tile, buf, src = self.width * 4, w * 4, self.tile, self.buf, memoryview(raw)
-        first = _same_rows(old.startswith, lambda k: src[:k * span], h)
-        end = h - _same_rows(old.endswith, lambda k: src[(h - k) * span:], h - first)
-        for row in range(first, end):
-            start = (y + row) * stride + x * 4
-            buf[start:start + span] = src[row * span:(row + 1) * span]
-        return ({(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
-                 for c in range(x // tile, (x + w - 1) // tile + 1)}, (first, end))
+        end = next(row for row in range(h - 1, first - 1, -1) if differs(row)) + 1
+        view, at = memoryview(buf), top + first * stride    # a memoryview takes a slice as is;
+        for start in range(first * span, end * span, span):  # a bytearray would copy it first
+            view[at:at + span] = src[start:start + span]
+            at += stride
+        found = {(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
+                 for c in range(x // tile, (x + w - 1) // tile + 1)}
+        self._changed(found)
+        return found, (first, end)
 
     def region(self, x, y, w, h):
         """A private copy (bytes) of one rectangle's BGRX pixels, rows packed."""
         return region_bytes(self.buf, self.width, x, y, w, h)
 
 
-def _same_rows(matches, rows_of, most):
-    """The largest k <= `most` for which matches(rows_of(k)) holds (it holds for 0 and, once it
-    fails, for no larger k): the number of equal rows at one end, in log2(most) compares."""
-    lo, hi = 0, most
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if matches(rows_of(mid)):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+SPARES = 2          # old private screen copies kept for the copy-on-write (see ScreenCopy)
+_HELD_BY_ONE = 2    # sys.getrefcount of an object one reference holds (plus the call's argument)
+WHOLE_COPY = 0.25   # share of the tiles from which one whole-buffer copy beats copying tiles
+
+
+def _copy_tiles(dst, src, tiles, width, height, tile):
+    """Write `tiles` of the screen buffer `src` into `dst` (both `width` x `height` BGRX); all
+    of it when they are a good part of the screen (one memcpy into pages that are already there)."""
+    cols, rows = tile_grid(width, height, tile)
+    stride, view, src = width * 4, memoryview(dst), memoryview(src)
+    if len(tiles) > WHOLE_COPY * cols * rows:
+        view[:] = src       # (a bytearray's own slice assignment would copy `src` first)
+        return
+    for x, y, w, h in merge_tiles(tiles, width, height, tile):
+        span = w * 4
+        for at in range(y * stride + x * 4, (y + h) * stride, stride):
+            view[at:at + span] = src[at:at + span]
 
 
 def _row_pieces(x, w, tile):
