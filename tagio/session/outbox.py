@@ -21,10 +21,12 @@ and what happens when it is full depends on the kind of message:
          acknowledgements of the same batch, so files never delay a key or the picture by more than
          what is already on the wire. The file engine keeps at most a couple of chunks here (its
          window); when MAX_FILES wait, put() waits up to its grace like INPUT.
-  ACK    frame acknowledgements. The host counts each frame it sent until its own FrameAck comes
-         back (tagio.session.host), so an acknowledgement cannot stand for older ones: they wait
-         side by side. A well-behaved host has at most a couple of frames unacknowledged, so
-         MAX_ACKS is never reached unless the path is stalled; then put() returns False, as for INPUT.
+  ACK    frame acknowledgements. Unless both sides have CAP_ACK_UPTO the host counts each frame it
+         sent until its own FrameAck comes back (tagio.session.host), so an acknowledgement cannot
+         stand for older ones: they wait side by side, in order (with the capability the viewer
+         sends fewer, tagio.session.acks, still in order). A well-behaved host has at most a
+         couple of frames unacknowledged, so MAX_ACKS is never reached unless the path is
+         stalled; then put() returns False, as for INPUT.
 
 put() never waits, except in one case: when a message that must not be dropped finds the outbox
 full, it gives the sender `grace` seconds (a few milliseconds) to take what waits. A burst that ran
