@@ -61,6 +61,7 @@ from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session import framebuffer
 from tagio.session.workers import Workers, last_words
 
+_WAKE = object()        # put in the decode queue: wake the decoder to look at a held ack's deadline
 UPDATE_QUEUE = 64
 MAX_UNSHOWN = 8         # frames decoded but not yet drawn; past this the oldest is acknowledged anyway
 MAX_UNSHOWN_AGE = 1.0   # seconds without a draw report while frames wait: acknowledge them anyway
@@ -395,6 +396,8 @@ class ViewerSession:
             self._ack_expired()
             if msg is None:
                 self._ack_overdue()
+            elif msg is _WAKE:
+                continue            # displayed() held an ack: its deadline is the next timeout
             elif isinstance(msg, m.Hello):
                 self._release_ack()
                 self._reset(msg)
@@ -475,6 +478,12 @@ class ViewerSession:
             self._unshown_since = time.monotonic()
             for ack in done[-1:] if self._acks.upto else done:
                 self._ack_due(*ack)
+            held = self._acks.deadline is not None
+        if held:        # the decoder may sleep ACK_CHECK: wake it to wait for the deadline instead
+            try:
+                self._decode_q.put_nowait(_WAKE)
+            except queue.Full:
+                pass        # frames wait: the decoder wakes for them anyway
 
     def _ack_due(self, seq, frame_id, size):
         """Frame `frame_id`'s ack is due: send it, or whatever the thinner says (under _ack_lock,
