@@ -202,6 +202,26 @@ class ScriptedHostTest(unittest.TestCase):
         self.viewer.detach_display()                        # the display leaves: at once, nothing held
         self.assertEqual(self.recv(), m.FrameAck(4))
 
+    def test_an_ack_held_for_a_drawn_frame_goes_out_by_its_deadline(self):
+        # The decoder sleeps up to ACK_CHECK when nothing comes; a hold made by displayed() on
+        # another thread wakes it, so the held ack goes out after ACK_HOLD, not ACK_CHECK.
+        from unittest import mock
+        patcher = mock.patch("tagio.session.viewer.ACK_CHECK", 60.0)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.viewer.attach_display()
+        self.hello()
+        for fid in (1, 2):
+            self.send(m.Frame(fid, m.FINAL, 0.0, 0, FILL))
+        wait_for(lambda: self.viewer.stats["frames"] == 2)
+        self.viewer.displayed(1)
+        self.viewer.displayed(2)                    # drawn fast after 1: its ack is held
+        got = []
+        reader = threading.Thread(target=lambda: got.extend([self.recv(), self.recv()]), daemon=True)
+        reader.start()
+        reader.join(10)
+        self.assertEqual(got, [m.FrameAck(1), m.FrameAck(2)])
+
     def test_an_older_host_gets_every_ack(self):
         self.send(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 64, 64, 1, v.SESSION_CAPABILITIES & ~(
             v.CAP_ACK_UPTO | v.CAP_SCALED_RECT)))
