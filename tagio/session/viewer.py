@@ -56,7 +56,7 @@ from tagio.protocol.version import CAP_ACK_UPTO, CAP_CLIPBOARD_TEXT, CAP_SCALED_
 from tagio.session.acks import AckThinner
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.files import FileEngine
-from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
+from tagio.session.outbox import ACK, ACK_UPTO, FILE, INPUT, MOVE, Outbox
 from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session import framebuffer
 from tagio.session.workers import Workers, last_words
@@ -285,7 +285,7 @@ class ViewerSession:
             self._stalled()
 
     def _ack(self, frame_id):
-        self._post_input(m.FrameAck(frame_id), ACK)
+        self._post_input(m.FrameAck(frame_id), ACK_UPTO if self._acks.upto else ACK)
 
     # -- send ----------------------------------------------------------------------------------
     def _send_loop(self):
