@@ -23,9 +23,11 @@ out when ACK_HOLD passes (`expire`, which the viewer's decoder calls when `wait`
 and at once (`release`) when anything else would make the host wait longer for it: the display
 leaving, the session ending, a monitor switch (the host switches only once every frame is acked).
 
-Without the capability every frame is acknowledged on its own, as an older host needs. With it, an
-ack that a newer one already covered is never sent: the host would not know that frame any more
-(and would end the session for an ack of an unknown frame).
+Without the capability every frame is acknowledged on its own, as an older host needs (and the host
+reads an ack as cumulative only once the viewer's ViewerCapabilities named the bit: an older viewer
+may acknowledge out of order). With it, an ack that a newer one already covered is never sent: the
+host would not know that frame any more (and would end the session for an ack of an unknown frame);
+and a newer ack replaces one still waiting in the outbox (outbox.ACK_UPTO).
 """
 
 import time
