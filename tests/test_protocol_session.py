@@ -44,6 +44,8 @@ SAMPLES = [
     m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1, 0x7F),     # offers scaled rectangles
     m.ViewerCapabilities(0x7F),
     m.Frame(9, m.FINAL, 2.0, 30, [m.scaled_rect(0, 64, 640, 360, 320, 180, b"\xff\xd8jpeg")]),
+    m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 1920, 1080, 1, 0xFF),     # offers cumulative acks
+    m.ViewerCapabilities(0xFF),
 ]
 
 

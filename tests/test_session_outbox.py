@@ -4,7 +4,7 @@ dropped silently, bounded in count and bytes, and close() / abandon() end the se
 import threading
 import unittest
 
-from tagio.session.outbox import ACK, INPUT, MOVE, Outbox
+from tagio.session.outbox import ACK, ACK_UPTO, INPUT, MOVE, Outbox
 
 LAYER = "unit"
 
@@ -30,6 +30,20 @@ class OutboxTest(unittest.TestCase):
         self.assertEqual(box.pending()[:2], (3, len(b"move999press") + len(b"move-b")))
         # a move never jumps over the click: the press lands where the pointer was then
         self.assertEqual(box.take(0), [b"move999", b"press", b"move-b"])
+
+    def test_a_cumulative_ack_replaces_the_ack_waiting_at_the_tail(self):
+        box = Outbox(max_acks=2)
+        self.assertTrue(box.put(b"ack1", ACK_UPTO))
+        self.assertTrue(box.put(b"key", INPUT))
+        for i in range(2, 10):
+            self.assertTrue(box.put(b"ack%d" % i, ACK_UPTO))
+        self.assertEqual(box.pending(), (1, 3, 1))
+        self.assertEqual(box.take(0), [b"key", b"ack9"])
+        box.put(b"a1", ACK)
+        box.put(b"a2", ACK)
+        self.assertFalse(box.put(b"a3", ACK))           # one-frame acks still wait side by side
+        self.assertTrue(box.put(b"a4", ACK_UPTO))
+        self.assertEqual(box.take(0), [b"a1", b"a4"])
 
     def test_a_full_outbox_refuses_keys_and_drops_only_moves(self):
         box = Outbox(max_input=3)

@@ -11,7 +11,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from tagio.errors import LocalProtocolError, RemoteProtocolError
 from tagio.protocol import session as m
-from tagio.protocol.version import CAP_SCALED_RECT, SESSION_CAPABILITIES
+from tagio.protocol.version import CAP_ACK_UPTO, CAP_SCALED_RECT, SESSION_CAPABILITIES
 from tagio.session import framebuffer, scaled
 from tests.test_session_viewer import ScriptedHostCase
 from tests.wan_session import PICTURE_SCENE, converged, scene_on_xvfb, screen, session_over_link
@@ -300,7 +300,8 @@ class ViewerAnswersTest(ScriptedHostCase):
         self.assertLess(mean_diff(self.viewer.framebuffer, img), 4)
 
     def test_an_older_host_is_not_told(self):
-        self.send(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 64, 64, 1, SESSION_CAPABILITIES & ~CAP_SCALED_RECT))
+        older = SESSION_CAPABILITIES & ~(CAP_SCALED_RECT | CAP_ACK_UPTO)     # neither needs our word
+        self.send(m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 64, 64, 1, older))
         self.send(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]))
         self.assertEqual(self.recv(), m.FrameAck(1))        # the first thing the viewer says
 

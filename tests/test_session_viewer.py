@@ -13,13 +13,15 @@ from PIL import Image
 
 from tagio.errors import RemoteProtocolError, TransportTimeout
 from tagio.protocol import session as m
+from tagio.protocol.version import CAP_ACK_UPTO, SESSION_CAPABILITIES
 from tagio.session import events as ev
 from tagio.session.outbox import MAX_INPUT
 from tagio.session.viewer import ViewerSession
 from tests.platforms import MSG_DONTWAIT, skip_on_windows
 from tests.test_session_host import secure_pair, wait_for
 
-HELLO = m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 320, 200, 1)
+# A host without CAP_ACK_UPTO: every frame has its own ack (test_session_acks has the thinned ones).
+HELLO = m.Hello(m.PROTOCOL_VERSION, m.HELLO_INPUT, 320, 200, 1, SESSION_CAPABILITIES & ~CAP_ACK_UPTO)
 
 
 def png(img):
@@ -130,7 +132,7 @@ class ScriptedHost(ScriptedHostCase):
         for frame_id in (1, 2, 3):
             self.send(m.Frame(frame_id, m.FINAL, 0.0, 0, fill))
         wait_for(lambda: self.viewer.stats["frames"] == 3)
-        self.assertEqual(self.viewer._unshown, [1, 2, 3])         # decoded, but nothing drawn: no ack
+        self.assertEqual([f for _seq, f, _size in self.viewer._unshown], [1, 2, 3])   # decoded, not drawn: no ack
         self.viewer.displayed(2)                                  # drew 2 (1 was skipped)
         self.assertEqual([self.recv(), self.recv()], [m.FrameAck(1), m.FrameAck(2)])
         self.viewer.displayed()                                   # a redraw from the framebuffer

@@ -244,7 +244,9 @@ def scaled_data(rect) -> bytes:
 
 @dataclass
 class FrameAck(_Fixed):
-    """Viewer -> host: frame `frame_id` is decoded; the host may capture another."""
+    """Viewer -> host: frame `frame_id` is decoded (or drawn); the host may capture another. With
+    CAP_ACK_UPTO agreed (the viewer's ViewerCapabilities names it) it stands for every earlier frame
+    still unacknowledged too (protocol/version.py)."""
     frame_id: int
     FORMAT = "I"
     FIELDS = ("frame_id",)

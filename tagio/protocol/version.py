@@ -42,6 +42,9 @@ CAP_CHAT = 1 << 4
 CAP_HEARTBEAT = 1 << 5
 CAP_SCALED_RECT = 1 << 6    # moving regions at a reduced resolution; the host sends them only after
                             # the viewer's ViewerCapabilities says it takes them (protocol/session.py)
+CAP_ACK_UPTO = 1 << 7       # a FrameAck for frame N acknowledges N and every earlier frame still
+                            # unacknowledged; the host reads acks so only after the viewer's
+                            # ViewerCapabilities names it (an older viewer may ack out of order)
 CAPABILITY_NAMES = {
     CAP_CLIPBOARD_TEXT: "clipboard text",
     CAP_CLIPBOARD_IMAGE: "clipboard images",
@@ -50,11 +53,12 @@ CAPABILITY_NAMES = {
     CAP_CHAT: "chat",
     CAP_HEARTBEAT: "heartbeat",
     CAP_SCALED_RECT: "scaled rectangles",
+    CAP_ACK_UPTO: "cumulative frame acknowledgements",
 }
 ALL_CAPABILITIES = sum(CAPABILITY_NAMES)
 # What this build implements; a feature's bit goes in here with the code that does it.
 SESSION_CAPABILITIES = (CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE | CAP_COPY_RECT | CAP_FILES | CAP_CHAT
-                        | CAP_HEARTBEAT | CAP_SCALED_RECT)
+                        | CAP_HEARTBEAT | CAP_SCALED_RECT | CAP_ACK_UPTO)
 CLIPBOARD = CAP_CLIPBOARD_TEXT | CAP_CLIPBOARD_IMAGE
 
 

@@ -16,7 +16,9 @@ holds their shared state and is put together from one class per side:
            to flow control. A frame part or Cursor made while nothing waits in its queue is written
            by the thread that made it instead (`_send_or_queue`: a handover costs more than
            writing 1 KB), under the same lock, so messages still go out in the order they were made.
-  receive  reads the channel and dispatches through a table: FrameAck feeds flow control; input goes
+  receive  reads the channel and dispatches through a table: FrameAck feeds flow control (once the
+           viewer's ViewerCapabilities names CAP_ACK_UPTO, an ack of frame N stands for every frame
+           sent before it too: a viewer of small fast frames acks about every other one); input goes
            to the inject queue (dropped in view-only mode); SetQuality/SelectMonitor adjust capture.
   inject   (host_input.HostInput) replays input with pynput or XTest (loaded lazily; without it the
            host is view-only).
@@ -47,7 +49,7 @@ import time
 
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError
 from tagio.protocol import session as m
-from tagio.protocol.version import CAP_FILES, CAP_SCALED_RECT, CLIPBOARD
+from tagio.protocol.version import CAP_ACK_UPTO, CAP_FILES, CAP_SCALED_RECT, CLIPBOARD
 from tagio.session import capture_win32 as win
 from tagio.session import motion, scaled
 from tagio.session import tiles as t
@@ -117,7 +119,8 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._monitor_wanted = monitor
         self._monitor_switch = threading.Event()    # set by SelectMonitor (same index = full refresh)
         self._credit = threading.Condition()
-        self._in_flight = {}         # frame id -> capture time
+        self._in_flight = {}         # frame id -> capture time, in send order
+        self._ack_upto = False       # the viewer said its FrameAck stands for older frames too
         self._flow = FlowControl(max_frames=MAX_IN_FLIGHT)     # under self._credit
         self._unsent = 0             # frames captured, not yet sent (under self._credit)
         self._encoding = 0           # frames queued for the encoder or being encoded (self._credit)
@@ -331,9 +334,12 @@ class HostSession(HostCapture, HostEncode, HostInput):
 
     def _on_ack(self, msg):
         with self._credit:
-            captured = self._in_flight.pop(msg.frame_id, None)
+            captured = self._in_flight.get(msg.frame_id)
             if captured is None:
                 raise RemoteProtocolError(f"acknowledgement for unknown frame {msg.frame_id}")
+            if self._ack_upto:
+                self._ack_older(msg.frame_id)
+            del self._in_flight[msg.frame_id]
             self._flow.acked(msg.frame_id)
             self._credit.notify_all()
             now = time.monotonic()
@@ -346,6 +352,16 @@ class HostSession(HostCapture, HostEncode, HostInput):
         self._latency_ms = int(elapsed * 1000)
         self.stats["latency_ms"] = self._latency_ms
         self._adapt_quality(elapsed)
+
+    def _ack_older(self, frame_id):
+        """CAP_ACK_UPTO: the ack of `frame_id` stands for every frame sent before it (under
+        _credit). Popped in send order (the dict's), not by comparing ids, which wrap at 2**32;
+        each still gives flow control its own sample (a late one only a longer RTT, which the
+        min filter ignores)."""
+        in_flight, acked = self._in_flight, self._flow.acked
+        while (oldest := next(iter(in_flight))) != frame_id:
+            del in_flight[oldest]
+            acked(oldest)
 
     def _on_quality(self, msg):
         self.quality = self.target_quality = self._policy.target_quality = msg.quality
@@ -370,7 +386,9 @@ class HostSession(HostCapture, HostEncode, HostInput):
 
     def _on_viewer_capabilities(self, msg):
         # The viewer takes scaled rectangles only when it says so (an older one never does).
-        self._policy.can_scale = bool(msg.capabilities & self._capabilities() & CAP_SCALED_RECT)
+        taken = msg.capabilities & self._capabilities()
+        self._policy.can_scale = bool(taken & CAP_SCALED_RECT)
+        self._ack_upto = bool(taken & CAP_ACK_UPTO)     # read by this (the receive) thread only
 
     def _on_bye(self, msg):
         self.on_event("closed", reason=msg.text or "viewer left")

@@ -21,10 +21,15 @@ and what happens when it is full depends on the kind of message:
          acknowledgements of the same batch, so files never delay a key or the picture by more than
          what is already on the wire. The file engine keeps at most a couple of chunks here (its
          window); when MAX_FILES wait, put() waits up to its grace like INPUT.
-  ACK    frame acknowledgements. The host counts each frame it sent until its own FrameAck comes
-         back (tagio.session.host), so an acknowledgement cannot stand for older ones: they wait
-         side by side. A well-behaved host has at most a couple of frames unacknowledged, so
-         MAX_ACKS is never reached unless the path is stalled; then put() returns False, as for INPUT.
+  ACK    frame acknowledgements. Unless both sides have CAP_ACK_UPTO the host counts each frame it
+         sent until its own FrameAck comes back (tagio.session.host), so an acknowledgement cannot
+         stand for older ones: they wait side by side, in order (with the capability the viewer
+         sends fewer, tagio.session.acks, still in order). A well-behaved host has at most a
+         couple of frames unacknowledged, so MAX_ACKS is never reached unless the path is
+         stalled; then put() returns False, as for INPUT.
+  ACK_UPTO  an acknowledgement that stands for every earlier frame (CAP_ACK_UPTO agreed): it
+         replaces an acknowledgement still waiting at the tail, as a move replaces a move, since it
+         says all that one said.
 
 put() never waits, except in one case: when a message that must not be dropped finds the outbox
 full, it gives the sender `grace` seconds (a few milliseconds) to take what waits. A burst that ran
@@ -43,7 +48,7 @@ MAX_INPUT = 256             # input messages waiting (a human types a few per se
 MAX_INPUT_BYTES = 4 << 20   # ... and their bytes (a clipboard is at most 256 KiB)
 MAX_ACKS = 64               # acknowledgements waiting
 MAX_FILES = 32              # file-transfer messages waiting (chunks: the engine's window)
-MOVE, INPUT, ACK, FILE = "move", "input", "ack", "file"
+MOVE, INPUT, ACK, FILE, ACK_UPTO = "move", "input", "ack", "file", "ack-upto"
 
 
 class Outbox:
@@ -68,6 +73,11 @@ class Outbox:
         with self._cond:
             if kind == MOVE and self._replace_tail_move(data):
                 return True
+            if kind == ACK_UPTO:
+                if self._acks and not (self._closing or self._abandoned):
+                    self._acks[-1] = data       # the newer ack covers the one waiting
+                    return True
+                kind = ACK
             wait = 0.0 if kind == MOVE else grace       # a move is not worth any wait
             if not self._cond.wait_for(lambda: self._has_room(kind, len(data)), wait):
                 if kind != MOVE:

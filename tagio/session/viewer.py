@@ -29,7 +29,9 @@ from the framebuffer), so the host's frame rate follows what reaches the screen:
 draws 25 frames a second no longer has 50 decoded for it, half of them never shown, with the CPU
 they take slowing the drawing further. `detach_display()` acknowledges everything still waiting,
 and frames left undrawn for MAX_UNSHOWN_AGE are acknowledged anyway (a stuck display slows the host,
-it never stalls it).
+it never stalls it). When both sides have CAP_ACK_UPTO (an ack stands for every earlier frame too)
+the acks are thinned (tagio.session.acks): while small frames arrive fast one ack in two goes out,
+none held longer than acks.ACK_HOLD, and a displayed() that covers several frames sends one.
 
 What the session tells its front end is typed (tagio.session.events): display events go to
 `updates`, a bounded queue the Tk thread drains from `after()`; the owner's events go to
@@ -50,14 +52,16 @@ from PIL import Image
 from tagio.errors import RemoteProtocolError, SecureChannelError, TagioError, TransportError, TransportTimeout
 from tagio.protocol import session as m
 from tagio.session import events as ev
-from tagio.protocol.version import CAP_CLIPBOARD_TEXT, CAP_SCALED_RECT, agree as agree_capabilities
+from tagio.protocol.version import CAP_ACK_UPTO, CAP_CLIPBOARD_TEXT, CAP_SCALED_RECT, agree as agree_capabilities
+from tagio.session.acks import AckThinner
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.files import FileEngine
-from tagio.session.outbox import ACK, FILE, INPUT, MOVE, Outbox
+from tagio.session.outbox import ACK, ACK_UPTO, FILE, INPUT, MOVE, Outbox
 from tagio.session.heartbeat import Heartbeat, answer
 from tagio.session import framebuffer
 from tagio.session.workers import Workers, last_words
 
+_WAKE = object()        # put in the decode queue: wake the decoder to look at a held ack's deadline
 UPDATE_QUEUE = 64
 MAX_UNSHOWN = 8         # frames decoded but not yet drawn; past this the oldest is acknowledged anyway
 MAX_UNSHOWN_AGE = 1.0   # seconds without a draw report while frames wait: acknowledge them anyway
@@ -97,7 +101,10 @@ class ViewerSession:
         self._pointer = (0, 0)
         self._ack_lock = threading.Lock()
         self._display_attached = False
-        self._unshown = []              # frame ids decoded, waiting for the display to draw them
+        self._unshown = []              # (seq, frame id, bytes) decoded, waiting for the display to draw them
+        self._acks = AckThinner()       # which acks go out, and when (under _ack_lock)
+        self._seq = 0                   # frames decoded so far (decode thread): their arrival order
+        self._part_bytes = 0            # bytes of the rectangles of the frame being decoded so far
         self._unshown_since = 0.0       # when the display last drew, or the first of those arrived
         self._outbox = Outbox()
         self._sent_all = threading.Event()     # the sender thread has ended
@@ -125,6 +132,7 @@ class ViewerSession:
         """Send what was posted, say Bye, stop and join the threads. Never raises; join() reports
         a failure. Blocks up to a few seconds on a stalled path: not for the Tk thread."""
         if not self._workers.stopping.is_set():
+            self._release_ack()
             self._outbox.close()
             if self._started:
                 self._sent_all.wait(BYE_TIMEOUT)
@@ -252,6 +260,7 @@ class ViewerSession:
 
     def select_monitor(self, index):
         self._post_input(m.SelectMonitor(int(index)))
+        self._release_ack()         # the host switches only once every frame is acknowledged
 
     def set_quality(self, quality, fps_cap=0):
         self._post_input(m.SetQuality(int(quality), int(fps_cap)))
@@ -276,7 +285,7 @@ class ViewerSession:
             self._stalled()
 
     def _ack(self, frame_id):
-        self._post_input(m.FrameAck(frame_id), ACK)
+        self._post_input(m.FrameAck(frame_id), ACK_UPTO if self._acks.upto else ACK)
 
     # -- send ----------------------------------------------------------------------------------
     def _send_loop(self):
@@ -314,8 +323,11 @@ class ViewerSession:
 
     def _on_hello(self, msg):
         self.capabilities = agree_capabilities(msg.version, msg.capabilities)
-        if self.capabilities & CAP_SCALED_RECT:     # the host waits for our word before it scales
+        # The host waits for our word before it scales, or reads an ack as standing for older ones.
+        if self.capabilities & (CAP_SCALED_RECT | CAP_ACK_UPTO):
             self._post_input(m.ViewerCapabilities(self.capabilities))
+        with self._ack_lock:        # after that word: the host reads no thinned ack before it
+            self._acks.upto = bool(self.capabilities & CAP_ACK_UPTO)
         first = self._hello_flags is None
         self._hello_flags = msg.flags
         if first and self.clipboard is not None and self._clipboard_allowed():
@@ -378,11 +390,16 @@ class ViewerSession:
         # Not Workers.get(): while no message comes the loop still acknowledges overdue frames.
         while not self._workers.stopping.is_set():
             try:
-                msg = self._decode_q.get(timeout=ACK_CHECK)
+                msg = self._decode_q.get(timeout=self._acks.wait(ACK_CHECK))   # a held ack's deadline
             except queue.Empty:
+                msg = None
+            self._ack_expired()
+            if msg is None:
                 self._ack_overdue()
-                continue
-            if isinstance(msg, m.Hello):
+            elif msg is _WAKE:
+                continue            # displayed() held an ack: its deadline is the next timeout
+            elif isinstance(msg, m.Hello):
+                self._release_ack()
                 self._reset(msg)
             else:
                 self._apply_frame(msg)
@@ -410,28 +427,33 @@ class ViewerSession:
                 self._fb.paste(img, (x, y))
         pieces = copied + pieces
         final = frame.flags & m.FINAL
+        self._part_bytes += sum(len(r.data) for r in frame.rects)
+        if final:
+            self._seq += 1
+            ack, self._part_bytes = (self._seq, frame.frame_id, self._part_bytes), 0
         # Registered before the post: the display may draw it and call displayed() at once.
-        held = bool(final and pieces) and self._hold_for_display(frame.frame_id)
+        held = bool(final and pieces) and self._hold_for_display(ack)
         if pieces:
             self._post(ev.Rects(frame.frame_id, pieces, frame.capture_time))
         if final:
             self.stats["latency_ms"] = frame.latency_ms
             self._count_frame()
             if not held:
-                self._ack(frame.frame_id)
+                with self._ack_lock:
+                    self._ack_due(*ack)
 
     # -- acknowledgements (decode thread and the display's thread) ---------------------------
-    def _hold_for_display(self, frame_id):
-        """With a display attached, keep the ack of `frame_id` until displayed(); True if kept."""
+    def _hold_for_display(self, ack):
+        """With a display attached, keep the ack of frame `ack` = (seq, frame id, bytes) until
+        displayed(); True if kept."""
         with self._ack_lock:
             if not self._display_attached:
                 return False
             if not self._unshown:
                 self._unshown_since = time.monotonic()
-            self._unshown.append(frame_id)
-            overflow = self._unshown.pop(0) if len(self._unshown) > MAX_UNSHOWN else None
-        if overflow is not None:        # a display that stopped drawing cannot stall the host
-            self._ack(overflow)
+            self._unshown.append(ack)
+            if len(self._unshown) > MAX_UNSHOWN:    # a display that stopped drawing cannot stall the host
+                self._ack_due(*self._unshown.pop(0))
         return True
 
     def attach_display(self):
@@ -444,16 +466,44 @@ class ViewerSession:
         with self._ack_lock:
             self._display_attached = False
         self.displayed()
+        self._release_ack()
 
     def displayed(self, frame_id=None):
         """The display has drawn frame `frame_id` (None: everything decoded so far); acknowledge
-        it and any older frame it skipped. Safe from any thread."""
+        it and any older frame it skipped (with CAP_ACK_UPTO one ack, the newest, does). Safe
+        from any thread."""
         with self._ack_lock:
-            done = [f for f in self._unshown if frame_id is None or f <= frame_id]
+            done = [f for f in self._unshown if frame_id is None or f[1] <= frame_id]
             self._unshown = [f for f in self._unshown if f not in done]
             self._unshown_since = time.monotonic()
-        for f in done:
-            self._ack(f)
+            for ack in done[-1:] if self._acks.upto else done:
+                self._ack_due(*ack)
+            held = self._acks.deadline is not None
+        if held:        # the decoder may sleep ACK_CHECK: wake it to wait for the deadline instead
+            try:
+                self._decode_q.put_nowait(_WAKE)
+            except queue.Full:
+                pass        # frames wait: the decoder wakes for them anyway
+
+    def _ack_due(self, seq, frame_id, size):
+        """Frame `frame_id`'s ack is due: send it, or whatever the thinner says (under _ack_lock,
+        so acks are posted in the order it decided them: an ack that overtook a newer one would
+        name a frame the host already counts as acknowledged)."""
+        for fid in self._acks.due(seq, frame_id, size):
+            self._ack(fid)
+
+    def _ack_expired(self):
+        """Send a held ack whose time is up (decode thread, after each wake-up)."""
+        if self._acks.deadline is not None:        # read unlocked: a stale None waits one more wake-up
+            with self._ack_lock:
+                for fid in self._acks.expire():
+                    self._ack(fid)
+
+    def _release_ack(self):
+        """Send a held ack now: something else would make the host wait longer for it."""
+        with self._ack_lock:
+            for fid in self._acks.release():
+                self._ack(fid)
 
     def _ack_overdue(self):
         """Acknowledge every waiting frame when the display has not drawn for MAX_UNSHOWN_AGE.
@@ -465,6 +515,7 @@ class ViewerSession:
             if not self._unshown or time.monotonic() - self._unshown_since < MAX_UNSHOWN_AGE:
                 return
         self.displayed()
+        self._release_ack()
 
     def _decode_rect(self, rect):
         width, height = self.geometry
