@@ -10,7 +10,8 @@ from tagio.errors import RemoteProtocolError
 from tagio.protocol import session as m
 from tagio.protocol import version as v
 from tagio.session.acks import ACK_HOLD, SMALL_FRAME, AckThinner
-from tests.test_session_host import secure_pair, wait_for
+from tests.test_session_host import wait_for
+from tests.test_session_viewer import ScriptedHostCase
 
 SMALL, LARGE = 2000, SMALL_FRAME + 1
 FAST, SLOW = ACK_HOLD / 2, ACK_HOLD * 2
@@ -157,19 +158,8 @@ class CapabilityTest(unittest.TestCase):
 FILL = [m.Rect(0, 0, 8, 8, m.ENC_FILL, b"\x01\x02\x03")]
 
 
-class ScriptedHostTest(unittest.TestCase):
+class ScriptedHostTest(ScriptedHostCase):
     """A ViewerSession on a real SecureChannel, against a scripted host that offers the bit."""
-
-    def setUp(self):
-        from tagio.session.viewer import ViewerSession
-        self.host, channel = secure_pair()
-        self.viewer = ViewerSession(channel, max_updates=8)
-        self.viewer.start()
-        self.addCleanup(self.host.close)
-        self.addCleanup(self.viewer.stop)
-
-    def send(self, msg):
-        self.host.send(m.encode(msg))
 
     def recv(self):
         return m.decode(self.host.recv())
