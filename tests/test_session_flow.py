@@ -1,6 +1,8 @@
 """tagio/session/flow.py: rate and RTT estimation, the in-flight budget and the quality policy, on
 an injected clock and a simulated bottleneck link (no sockets)."""
 
+import operator
+import random
 import unittest
 
 from tagio.session import flow
@@ -76,6 +78,31 @@ class WindowedFilterTest(unittest.TestCase):
             f.update(t, v)
         self.assertEqual(f.best(), 0.06)
         self.assertIsNone(flow.WindowedFilter(1.0, min).best())
+
+
+    def test_value_is_the_best_sample_a_scan_of_the_window_finds(self):
+        # The kept best (read for every frame without a call) against a scan of every sample.
+        rng = random.Random(7)
+        for window, better, pick in ((2.0, operator.gt, max), (10.0, operator.lt, min)):
+            f, seen, now = flow.WindowedFilter(window, better), [(0.0, 50.0)], 0.0
+            f.update(0.0, 50.0)
+            for _ in range(2000):
+                now += rng.uniform(0.0, 0.2)
+                if rng.random() < 0.3:
+                    best = f.expire(now)
+                else:
+                    seen.append((now, rng.uniform(1.0, 100.0)))
+                    best = f.update(now, seen[-1][1])
+                inside = [v for t, v in seen if t >= now - window] or [seen[-1][1]]
+                self.assertEqual(best, pick(inside))
+                self.assertEqual(f.value, best)
+                self.assertEqual(f.best(), best)
+
+    def test_value_before_any_sample(self):
+        f = flow.WindowedFilter(1.0, operator.gt)
+        self.assertIsNone(f.value)
+        self.assertIsNone(f.expire(5.0))
+        self.assertEqual(f.best(3), 3)
 
 
 class DeliveryEstimatorTest(unittest.TestCase):
@@ -299,6 +326,91 @@ class QualityPolicyTest(unittest.TestCase):
         self.assertAlmostEqual(flow._size_ratio(55), (0.64 + 0.51) / 2)
         self.assertEqual(flow._size_ratio(100), flow.JPEG_SIZE[95])
         self.assertEqual(flow._size_ratio(1), flow.JPEG_SIZE[10])
+
+
+class LinkShareTest(unittest.TestCase):
+    def test_snapshot_is_the_delivered_pair(self):
+        clock = Clock(0.0)
+        share = flow.LinkShare(clock)
+        self.assertEqual(share.snapshot(), (0, 0.0))
+        self.assertEqual(share.frame_acked(1000, 1.0), 1000)
+        share.pipe_empty(2.0)
+        self.assertEqual(share.snapshot(), (1000, 2.0))
+        self.assertEqual((share.delivered, share.delivered_at), (1000, 2.0))
+        share.files_posted(500)
+        share.pipe_empty(3.0)                   # file data in flight: the ack interval stays open
+        self.assertEqual(share.snapshot(), (1000, 2.0))
+        clock.now = 4.0
+        share.files_acked(500, 0)
+        self.assertEqual(share.snapshot(), (1500, 4.0))
+
+    def test_the_screen_rate_shares_only_once_files_were_seen(self):
+        clock = Clock(0.0)
+        share = flow.LinkShare(clock)
+        est = flow.DeliveryEstimator(clock, share)
+        est.rate_filter.update(0.0, 1e6)
+        self.assertFalse(share.files_seen)
+        self.assertEqual(est.screen_rate, 1e6)
+        self.assertEqual(est.rate, 1e6)
+        share.files_held()                      # files want more: the screen keeps its share
+        self.assertTrue(share.files_seen)
+        self.assertAlmostEqual(est.screen_rate, flow.SCREEN_SHARE * 1e6)
+        self.assertEqual(est.rate, est.screen_rate)
+
+
+class QualityPolicyCacheTest(unittest.TestCase):
+    FULL_HD = 1920 * 1080
+
+    def scan(self, policy, rate, pixels):
+        """_ideal as it was: a walk down the ladder with _predict."""
+        if rate is None or pixels <= 0:
+            return flow.Choice(policy.target_quality, 1.0)
+        for choice in flow._ladder(policy.target_quality, policy.can_scale):
+            if policy._predict(choice.quality, choice.scale, pixels) <= rate / policy.target_fps:
+                return choice
+        return choice
+
+    def test_ideal_is_the_ladder_walk(self):
+        rng = random.Random(3)
+        policy = flow.QualityPolicy(Clock(), target_quality=75)
+        for _ in range(3000):
+            policy.bpp75 = rng.choice((0.05, 0.1, 0.3, policy.bpp75))
+            policy.target_quality = rng.choice((90, 75, 75, 60, 35))
+            policy.can_scale = rng.random() < 0.7
+            rate = rng.choice((None, 1000.0, 1e5, 2.5e6, 1e8, rng.uniform(1e3, 1e7)))
+            pixels = rng.choice((0, 200 * 100, self.FULL_HD, rng.randrange(1, self.FULL_HD)))
+            self.assertEqual(policy._ideal(rate, pixels), self.scan(policy, rate, pixels))
+
+    def test_a_cached_answer_changes_when_an_input_does(self):
+        policy = flow.QualityPolicy(Clock(), target_quality=75)
+        policy.bpp75 = 0.1
+        rate = 2.5e6
+        first = policy._ideal(rate, self.FULL_HD)
+        self.assertIs(policy._ideal(rate, self.FULL_HD), first)        # the same inputs: kept
+        self.assertLess(first.quality, 75)
+        changes = {
+            "rate": lambda: policy._ideal(rate / 4, self.FULL_HD),
+            "pixels": lambda: policy._ideal(rate, self.FULL_HD // 8),
+            "bpp75": lambda: (setattr(policy, "bpp75", 0.4), policy._ideal(rate, self.FULL_HD))[1],
+        }
+        for name, changed in changes.items():
+            with self.subTest(input=name):
+                self.assertNotEqual(changed(), first)
+                policy.bpp75 = 0.1
+                self.assertEqual(policy._ideal(rate, self.FULL_HD), first)
+        policy.target_quality = 60                  # a new wanted quality: a new ladder
+        self.assertEqual(policy._ideal(None, self.FULL_HD), flow.Choice(60, 1.0))
+        self.assertEqual(policy._ideal(1e5, self.FULL_HD), self.scan(policy, 1e5, self.FULL_HD))
+        policy.can_scale = False                    # no scaling: full scale only
+        self.assertEqual(policy._ideal(1000, self.FULL_HD).scale, 1.0)
+        policy.can_scale = True
+        self.assertLess(policy._ideal(1000, self.FULL_HD).scale, 1.0)
+
+    def test_choices_are_frozen(self):
+        # The same Choice is handed out again: nobody may change it.
+        choice = flow.QualityPolicy(Clock()).choose(None, 100)
+        with self.assertRaises(AttributeError):
+            choice.quality = 10
 
 
 if __name__ == "__main__":

@@ -196,5 +196,61 @@ class BudgetTest(unittest.TestCase):
         self.assertEqual(self.refresh.due(rate), first)     # no time passed: the same ones again
 
 
+class FastPathTest(unittest.TestCase):
+    """due() returns at once while nothing lossy waits, or none of it is still yet."""
+
+    def twins(self):
+        clocks = Clock(), Clock()
+        return clocks, [StillRefresh(clock) for clock in clocks]
+
+    def test_nothing_waiting_hands_out_nothing_and_reads_no_clock(self):
+        reads = []
+        refresh = StillRefresh(lambda: reads.append(1) or 100.0)
+        reads.clear()
+        self.assertEqual(refresh.due(5 * MBIT), set())
+        self.assertEqual(reads, [])
+
+    def test_a_bucket_left_alone_while_nothing_waits_fills_as_one_asked_every_frame(self):
+        # One refills every frame (as due() did before it returned at once with nothing lossy),
+        # the other is not asked while nothing waits (its bucket is refilled when something
+        # does): the same tiles go at the same times.
+        (clock_a, clock_b), (every, lazy) = self.twins()
+        rate, logs = 5 * MBIT, ([], [])
+        for frame in range(240):                # 4 s at 60 fps
+            for clock in (clock_a, clock_b):
+                clock.now += 1 / 60
+            if frame in (30, 150):              # a photo, still at once; then another
+                for refresh in (every, lazy):
+                    refresh.sent(grid(30, 17), lossy=True)
+            for refresh, log in ((every, logs[0]), (lazy, logs[1])):
+                if refresh is every:
+                    refresh._refill(refresh.clock(), rate)
+                if refresh is every or refresh.lossy:
+                    tiles = refresh.due(rate)
+                    refresh.refreshed(tiles, len(tiles) * refresh.tile_cost)
+                    log.append((frame, sorted(tiles)))
+        self.assertEqual([entry for entry in logs[0] if entry[1]], [entry for entry in logs[1] if entry[1]])
+        self.assertTrue(any(tiles for _, tiles in logs[0]))
+
+    def test_tiles_not_still_yet_wait_but_the_bucket_fills(self):
+        clock = Clock()
+        refresh = StillRefresh(clock)
+        rate = 5 * MBIT
+        refresh.due(rate)
+        refresh.sent({(0, 0)}, lossy=True)
+        clock.now += r.STILL_AFTER / 2
+        self.assertEqual(refresh.due(rate), set())
+        self.assertAlmostEqual(refresh.tokens, rate * r.BURST)     # ~75 ms at 0.9 x rate: full
+        clock.now += r.STILL_AFTER
+        self.assertEqual(refresh.due(rate), {(0, 0)})
+
+    def test_a_lossless_frame_over_nothing_lossy_still_counts_the_live_picture(self):
+        clock = Clock()
+        refresh = StillRefresh(clock)
+        refresh.sent({(0, 0), (1, 0)}, lossy=False, size=50_000)
+        self.assertEqual((refresh.lossy, refresh.out), ({}, {}))
+        self.assertAlmostEqual(refresh.live_rate(), 50_000 / r.LIVE_TAU)
+
+
 if __name__ == "__main__":
     unittest.main()

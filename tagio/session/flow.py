@@ -59,17 +59,26 @@ second. BBR's answer, applied to frames instead of packets:
           wants little leaves the files the whole link; files that stop give the screen the link
           back within FILES_TAU. Input is not in this: it goes before both in the session's queue.
 
+What runs for every frame and every ack is kept cheap (the host's threads wake 60 times a second
+with cold caches, and each Python call costs there): the windowed filters keep their best sample
+in an attribute that only an ack changes, so pacing, the budget, the quality policy and the
+top-off read the rate without a call; the delivered count is one tuple read without a lock; a
+frame's and an ack's records are tuples; the quality policy builds its ladder once per target
+quality and keeps its last answer for the same inputs (QualityPolicy).
+
 All times are seconds from the injected clock (time.monotonic in the host); rates are bytes/s.
 Nothing here raises for what a peer sent: an ack for a frame we never sent is the caller's
 RemoteProtocolError to raise (`acked` returns None for it).
 """
 
 import collections
+import functools
 import math
 import operator
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 RATE_WINDOW = 2.0        # seconds: the delivery-rate estimate is the max over this window
 RTT_WINDOW = 10.0        # seconds: the RTT estimate is the min over this window (BBR's min_rtt)
@@ -105,28 +114,42 @@ _NEVER = float("-inf")
 
 
 class WindowedFilter:
-    """The max (or min) of samples over the last `window` seconds (a monotonic deque).
+    """The max (or min) of samples over the last `window` seconds (a monotonic deque: O(1) per
+    sample, amortized; the best sample is always at the left).
 
     When every sample has aged out the last one is kept: an estimate never falls to nothing just
-    because nothing was measured."""
+    because nothing was measured. The best sample only changes in `update` and `expire`, so they
+    keep it in `value` (and return it): a reader, for every frame, needs no call."""
 
     def __init__(self, window, better):
         self.window = window
         self.better = better            # better(a, b): True when a should replace b
         self.samples = collections.deque()      # (time, value), values worsening from the left
+        self.value = None               # the best sample (samples[0]'s value), None before any
 
     def update(self, now, value):
-        while self.samples and not self.better(self.samples[-1][1], value):
-            self.samples.pop()
-        self.samples.append((now, value))
-        self.expire(now)
+        """Add a sample; the best one over the window after it."""
+        samples, better = self.samples, self.better
+        while samples and not better(samples[-1][1], value):
+            samples.pop()
+        samples.append((now, value))
+        # expire(), inline: this runs for every acknowledged frame
+        oldest = now - self.window
+        while len(samples) > 1 and samples[0][0] < oldest:
+            samples.popleft()
+        self.value = samples[0][1]
+        return self.value
 
     def expire(self, now):
-        while len(self.samples) > 1 and self.samples[0][0] < now - self.window:
-            self.samples.popleft()
+        """Drop the samples older than the window (but the last); the best one left (or None)."""
+        samples, oldest = self.samples, now - self.window
+        while len(samples) > 1 and samples[0][0] < oldest:
+            samples.popleft()
+        self.value = samples[0][1] if samples else None
+        return self.value
 
     def best(self, default=None):
-        return self.samples[0][1] if self.samples else default
+        return self.value if self.samples else default
 
 
 class LinkShare:
@@ -138,33 +161,46 @@ class LinkShare:
     def __init__(self, clock=time.monotonic):
         self.clock = clock
         self._lock = threading.Lock()
-        self.delivered = 0              # bytes acknowledged, frames and files, ever
-        self.delivered_at = clock()     # when the last of them was acknowledged
+        # (bytes acknowledged, frames and files, ever; when the last of them was acknowledged).
+        # One tuple, replaced whole under the lock: a reader without the lock (a frame's send,
+        # `snapshot`) still sees a pair that belongs together.
+        self.mark = (0, clock())
         self.link_rate = None           # bytes/s, published by the frames' DeliveryEstimator
         self.files_in_flight = 0        # file bytes posted, not yet acknowledged
+        self.files_seen = False         # file data was ever acknowledged or held back (see screen_rate)
         self._files = 0.0               # exponentially decayed file bytes acknowledged ...
-        self._files_at = self.delivered_at  # ... as of then
+        self._files_at = self.mark[1]   # ... as of then
         self._files_held_at = _NEVER        # when the files' window last held data back
 
     # -- what was delivered ----------------------------------------------------------------------
+    @property
+    def delivered(self):
+        """Bytes acknowledged, frames and files, ever."""
+        return self.mark[0]
+
+    @property
+    def delivered_at(self):
+        """When the last of them was acknowledged."""
+        return self.mark[1]
+
     def snapshot(self):
-        """(bytes delivered, when the last of them was): a frame's send remembers it."""
-        with self._lock:
-            return self.delivered, self.delivered_at
+        """(bytes delivered, when the last of them was): a frame's send remembers it. No lock: the
+        pair is one tuple (`mark`)."""
+        return self.mark
 
     def pipe_empty(self, now):
         """No frame is in flight: when no file data is either, a new ack interval starts now (the
         time the path stood idle is not delivery time)."""
         with self._lock:
             if not self.files_in_flight:
-                self.delivered_at = now
+                self.mark = (self.mark[0], now)
 
     def frame_acked(self, nbytes, now):
         """A frame of `nbytes` was acknowledged: the delivered total after it."""
         with self._lock:
-            self.delivered += nbytes
-            self.delivered_at = now
-            return self.delivered
+            delivered = self.mark[0] + nbytes
+            self.mark = (delivered, now)
+            return delivered
 
     def files_acked(self, nbytes, in_flight):
         """A Got acknowledged `nbytes` more of file data; `in_flight` file bytes are still on
@@ -173,10 +209,10 @@ class LinkShare:
             now = self.clock()
             self.files_in_flight = in_flight
             if nbytes:
-                self.delivered += nbytes
-                self.delivered_at = now
+                self.mark = (self.mark[0] + nbytes, now)
                 self._files = _decay(self._files, self._files_at, now) + nbytes
                 self._files_at = now
+                self.files_seen = True
 
     def files_posted(self, in_flight):
         with self._lock:
@@ -187,6 +223,7 @@ class LinkShare:
         they want more."""
         with self._lock:
             self._files_held_at = self.clock()
+            self.files_seen = True
 
     def publish(self, link_rate):
         """The frames' estimator's word on the link rate (all bytes): the files size their first
@@ -212,9 +249,8 @@ class LinkShare:
         if link_rate is None:
             return None
         # No file data ever moved or waited (the usual session): the whole link, without a clock
-        # read or a lock. Both marks only ever leave these values, so two unlocked reads that
-        # still see them both saw them at the first read.
-        if not self._files and self._files_held_at == _NEVER:
+        # read or a lock. The flag is only ever set, never cleared.
+        if not self.files_seen:
             return link_rate
         with self._lock:
             wanting = self.clock() - self._files_held_at < FILES_HELD
@@ -228,8 +264,7 @@ def _decay(amount, since, now):
     return amount * math.exp(-max(0.0, now - since) / FILES_TAU)
 
 
-@dataclass
-class _Sent:
+class _Sent(NamedTuple):
     size: int
     sent_at: float
     delivered: int          # bytes delivered (acked) when it was sent
@@ -238,17 +273,26 @@ class _Sent:
     app_limited: bool
 
 
-@dataclass
-class Sample:
+class Sample(NamedTuple):
     rate: float             # bytes/s (0 when the interval was too short to measure)
     rtt: float              # seconds, path delay (serialization of the frame taken out)
     app_limited: bool
 
 
+# One of each is built for every frame: tuple.__new__ straight from C, without the Python-level
+# __new__ a NamedTuple (or __init__ a dataclass) would run.
+_new_sent = functools.partial(tuple.__new__, _Sent)
+_new_sample = functools.partial(tuple.__new__, Sample)
+
+
 class DeliveryEstimator:
     """Delivery rate (max over RATE_WINDOW) and RTT (min over RTT_WINDOW) from frame acks. The
     bytes delivered are counted in a LinkShare with the files' (their Got), so a rate sample is the
-    link's, whatever carried it; `rate` is the screen's share of it."""
+    link's, whatever carried it; `rate` is the screen's share of it.
+
+    Both estimates change only when an ack comes (the filters age their samples out then) and the
+    filters keep them in an attribute (WindowedFilter.value): the capture thread reads them for
+    every frame (pacing, the quality policy, the top-off's budget) without a filter call."""
 
     def __init__(self, clock=time.monotonic, share=None):
         self.clock = clock
@@ -263,32 +307,32 @@ class DeliveryEstimator:
     @property
     def link_rate(self):
         """The link's delivery rate in bytes/s (frames and files), or None before the first sample."""
-        return self.rate_filter.best()
+        return self.rate_filter.value
 
     @property
     def screen_rate(self):
         """The screen's rate in bytes/s: the link rate, less what files take (LinkShare), or None
         before the first sample. Pacing and the in-flight budget follow it."""
-        return self.share.screen_rate(self.rate_filter.best())
+        if not self.share.files_seen:       # no files ever (LinkShare.screen_rate): the whole link
+            return self.rate_filter.value
+        return self.share.screen_rate(self.rate_filter.value)
 
-    @property
-    def rate(self):
-        """The screen's rate (screen_rate): QualityPolicy sizes frames to it and the lossless
-        top-off is budgeted by it."""
-        return self.screen_rate
+    # The screen's rate (screen_rate): QualityPolicy sizes frames to it and the lossless top-off is
+    # budgeted by it. The same property, not one that calls the other: one call less per read.
+    rate = screen_rate
 
     @property
     def min_rtt(self):
         """Path round-trip time in seconds, or None before the first sample."""
-        return self.rtt_filter.best()
+        return self.rtt_filter.value
 
     def sent(self, frame_id, size, app_limited=False, now=None):
         now = self.clock() if now is None else now
         if not self.frames:         # no frame in flight: a new ack interval starts now
             self.first_sent_at = now
             self.share.pipe_empty(now)
-        delivered, delivered_at = self.share.snapshot()
-        self.frames[frame_id] = _Sent(size, now, delivered, delivered_at, self.first_sent_at, app_limited)
+        delivered, delivered_at = self.share.mark     # LinkShare.snapshot, without the call
+        self.frames[frame_id] = _new_sent((size, now, delivered, delivered_at, self.first_sent_at, app_limited))
         self.in_flight += size
 
     def acked(self, frame_id):
@@ -297,31 +341,30 @@ class DeliveryEstimator:
         frame = self.frames.pop(frame_id, None)
         if frame is None:
             return None
+        size, sent_at, delivered_then, delivered_at, first_sent_at, app_limited = frame
         now = self.clock()
-        self.in_flight -= frame.size
-        delivered = self.share.frame_acked(frame.size, now)
-        self.first_sent_at = frame.sent_at
-        interval = max(frame.sent_at - frame.first_sent_at, now - frame.delivered_at)
-        rate = (delivered - frame.delivered) / interval if interval >= MIN_INTERVAL else 0.0
-        link = self.rate_filter.best()
-        if rate and (not frame.app_limited or rate > (link or 0.0)):
-            self.rate_filter.update(now, rate)      # expires the old samples too
-            link = self.rate_filter.best()
+        self.in_flight -= size
+        delivered = self.share.frame_acked(size, now)
+        self.first_sent_at = sent_at
+        interval = max(sent_at - first_sent_at, now - delivered_at)
+        rate = (delivered - delivered_then) / interval if interval >= MIN_INTERVAL else 0.0
+        link = self.rate_filter.value
+        if rate and (not app_limited or rate > (link or 0.0)):
+            link = self.rate_filter.update(now, rate)      # expires the old samples too
         else:
-            self.rate_filter.expire(now)
-            link = self.rate_filter.best()
+            link = self.rate_filter.expire(now)
         # At most half of the elapsed time is taken out: the rate may be far too low (a lone first
         # frame measures size / (RTT + serialization)) and would explain away the whole RTT. So an
         # RTT sample is never below half the true RTT, and exact for frames smaller than one BDP
         # (their serialization is under half the elapsed time); bigger frames give an estimate
         # above the true RTT, which costs a little queue, where one too low would stick in the
         # min filter for RTT_WINDOW and starve the link.
-        elapsed = now - frame.sent_at
+        elapsed = now - sent_at
         # the frame crosses the bottleneck at the link's rate (`link`)
-        serialization = min(frame.size / link, elapsed / 2) if link else 0.0
+        serialization = min(size / link, elapsed / 2) if link else 0.0
         rtt = max(elapsed - serialization, MIN_INTERVAL)
         self.rtt_filter.update(now, rtt)
-        return Sample(rate, rtt, frame.app_limited)
+        return _new_sample((rate, rtt, app_limited))
 
     def forget(self):
         """Drop every frame in flight (a monitor switch, a reset): their acks will not come."""
@@ -393,7 +436,9 @@ class FlowControl:
         now, rate = self.clock(), self.estimator.screen_rate
         self.frame_size += FRAME_SIZE_WEIGHT * (size - self.frame_size)
         if rate:
-            self.next_send_at = max(now, self.next_send_at) + size / (self.pacing_gain() * rate)
+            # pacing_gain(), inline: this runs for every frame
+            gain = STARTUP_GAIN if self.startup else PACING_CYCLE[self._sent_count % len(PACING_CYCLE)]
+            self.next_send_at = max(now, self.next_send_at) + size / (gain * rate)
         self.estimator.sent(frame_id, size, not self._blocked, now)
         if self._blocked and self.startup:
             self._capped_frames.add(frame_id)
@@ -409,7 +454,7 @@ class FlowControl:
             if self.startup:
                 self._check_full_rate(sample.rate)
         if sample is not None:
-            link = self.estimator.link_rate
+            link = self.estimator.rate_filter.value     # link_rate, without the call
             if link != self.share.link_rate:    # only this thread publishes: no lock to read it
                 self.share.publish(link)
         return sample
@@ -432,14 +477,19 @@ class FlowControl:
         return len(self.estimator.frames)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Choice:
     quality: int
     scale: float            # 1.0 = full resolution; moving regions only
 
 
 class QualityPolicy:
-    """JPEG quality and scale for the moving part of a frame, from the measured rate."""
+    """JPEG quality and scale for the moving part of a frame, from the measured rate.
+
+    `choose` runs for every frame, so the ladder (with each rung's size ratio) is built once for
+    the target quality and scaling it was built for, and the ideal rung is kept for the inputs it
+    was found for (rate, pixels, learned bytes per pixel): the same inputs, the same answer,
+    without a walk down the ladder. Choices are frozen: the same object may be handed out again."""
 
     def __init__(self, clock=time.monotonic, target_quality=75, target_fps=TARGET_FPS, can_scale=True):
         self.clock = clock
@@ -449,6 +499,8 @@ class QualityPolicy:
         self.bpp75 = INITIAL_BPP        # learned bytes per pixel at quality 75
         self.current = Choice(target_quality, 1.0)
         self._raised_at = clock()
+        self._rungs_for, self._rungs = None, ()     # (target quality, can scale) -> [(Choice, size ratio, scale)]
+        self._ideal_for, self._ideal_choice = None, None    # (rate, pixels, bpp75, fps, rungs) -> _ideal's answer
 
     def encoded(self, quality, pixels, size):
         """The encoder turned `pixels` pixels into `size` bytes of JPEG at `quality`: learn."""
@@ -460,26 +512,36 @@ class QualityPolicy:
     def choose(self, rate, pixels):
         """The Choice for a frame whose lossy part covers `pixels` pixels, on a link measured at
         `rate` bytes/s (None: not measured yet -> the target quality, full scale)."""
-        wanted = self._ideal(rate, pixels)
-        now, cur = self.clock(), self.current
-        if _rank(wanted) > _rank(cur) and now - self._raised_at < RAISE_INTERVAL:
-            wanted = cur                 # hold: at most one step up per RAISE_INTERVAL
-        elif _rank(wanted) > _rank(cur):
-            wanted = _one_step_up(cur, wanted, _ladder(self.target_quality, self.can_scale))
-            self._raised_at = now
+        wanted, cur = self._ideal(rate, pixels), self.current
+        if (wanted.scale, wanted.quality) > (cur.scale, cur.quality):      # _rank, inline
+            now = self.clock()
+            if now - self._raised_at < RAISE_INTERVAL:
+                wanted = cur             # hold: at most one step up per RAISE_INTERVAL
+            else:
+                wanted = _one_step_up(cur, wanted, _ladder(self.target_quality, self.can_scale))
+                self._raised_at = now
         self.current = wanted
         return wanted
 
     def _ideal(self, rate, pixels):
-        """The best choice on the ladder whose predicted size fits rate / target_fps. The ladder,
-        best first: full scale down to MOTION_MIN_QUALITY, the same qualities at half scale, then
-        smaller scales at MOTION_MIN_QUALITY, then lower qualities at the smallest scale."""
+        """The best choice on the ladder whose predicted size (_predict) fits rate / target_fps.
+        The ladder, best first: full scale down to MOTION_MIN_QUALITY, the same qualities at half
+        scale, then smaller scales at MOTION_MIN_QUALITY, then lower qualities at the smallest
+        scale."""
+        if self._rungs_for != (self.target_quality, self.can_scale):
+            self._rungs_for = (self.target_quality, self.can_scale)
+            self._rungs = [(c, _size_ratio(c.quality), c.scale) for c in _ladder(*self._rungs_for)]
+        rungs = self._rungs
         if rate is None or pixels <= 0:
-            return Choice(self.target_quality, 1.0)
-        budget = rate / self.target_fps
-        for choice in _ladder(self.target_quality, self.can_scale):
-            if self._predict(choice.quality, choice.scale, pixels) <= budget:
-                return choice
+            return rungs[0][0]          # the target quality at full scale
+        key = (rate, pixels, self.bpp75, self.target_fps, rungs)
+        if key == self._ideal_for:
+            return self._ideal_choice
+        budget, bpp = rate / self.target_fps, self.bpp75
+        for choice, ratio, scale in rungs:
+            if bpp * ratio * pixels * scale * scale <= budget:     # _predict, inline (same arithmetic)
+                break
+        self._ideal_for, self._ideal_choice = key, choice
         return choice
 
     def _predict(self, quality, scale, pixels):

@@ -229,11 +229,18 @@ class HostCapture:
             dirty = set().union(*(src[5] for src in sources))
             if self._notice is not None and not self._show_notice(mon, captured):
                 return
-            rate = self._link_rate()
-            with self._refresh_lock:        # lossless top-off, budgeted by the measured rate (refresh.py)
-                picked = self._refresh.due(rate, skip=dirty)
-                due = self._notice_hold.filter(picked, captured)
-                self._refresh.put_back(picked - due)
+            # Lossless top-off, budgeted by the measured rate (refresh.py). Nothing lossy waits in
+            # the usual frame: then no rate, no lock, no budget. Read without the lock: a tile the
+            # encoder adds meanwhile is not due before STILL_AFTER anyway.
+            if self._refresh.lossy:
+                rate = self._link_rate()
+                with self._refresh_lock:
+                    picked = self._refresh.due(rate, skip=dirty)
+                    due = self._notice_hold.filter(picked, captured)
+                    if due is not picked:       # the notice holds some back (or brings its own)
+                        self._refresh.put_back(picked - due)
+            else:
+                due = self._notice_hold.filter((), captured)    # the notice's tiles once it ends
             if not dirty and not due:
                 continue
             changed_at = tick

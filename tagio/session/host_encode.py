@@ -202,19 +202,25 @@ class HostEncode:
 
     def _policy_choice(self, dirty_tiles):
         """The quality and scale flow.QualityPolicy picks for this much change, while flow control
-        is what holds frames back (otherwise the link has room: the wanted quality, full scale)."""
-        with self._credit:
-            est, held = self._flow.estimator, time.monotonic() - self._flow.held_at < POLICY_HOLD
-            rate = est.rate if held else None
+        is what holds frames back (otherwise the link has room: the wanted quality, full scale).
+        No lock: `held_at` and the rate are single attributes that the threads replace whole (the
+        estimator keeps its rate in WindowedFilter.value), and a rate one ack old sizes as well."""
+        flow = self._flow
+        rate = flow.estimator.rate if time.monotonic() - flow.held_at < POLICY_HOLD else None
         choice = self._policy.choose(rate, dirty_tiles * t.TILE * t.TILE)
         self.stats.update(policy_quality=choice.quality, policy_scale=choice.scale)
         return choice
 
     def _learn_sizes(self, rects, quality):
-        lossy = [r for r in rects if r.encoding in m.LOSSY_ENCODINGS]
-        if lossy:
-            self._policy.encoded(quality, sum(scaled.encoded_pixels(r) for r in lossy),
-                                 sum(len(r.data) for r in lossy))
+        # A plain loop: no comprehension or generator frames for a frame that (as most) has no
+        # lossy rectangle at all. encoded() ignores an empty count as the lists did.
+        pixels = size = 0
+        for rect in rects:
+            if rect.encoding in m.LOSSY_ENCODINGS:
+                pixels += scaled.encoded_pixels(rect)
+                size += len(rect.data)
+        if size:
+            self._policy.encoded(quality, pixels, size)
 
     def _frame_quality(self, dirty_tiles, width, height):
         """JPEG quality for this frame: lower while most of the screen keeps changing.
@@ -245,9 +251,9 @@ class HostEncode:
 
     def _link_rate(self):
         """The measured delivery rate (bytes/s, None before the first ack): the lossless top-off's
-        budget (a 1080p photo sent as PNG is megabytes: seconds on a 5 Mbit/s link)."""
-        with self._credit:
-            return self._flow.estimator.rate
+        budget (a 1080p photo sent as PNG is megabytes: seconds on a 5 Mbit/s link). No lock: one
+        attribute the receive thread replaces whole (see _policy_choice)."""
+        return self._flow.estimator.rate
 
     def _adapt_quality(self, elapsed):
         # Slow acks mean the link (or the viewer) cannot keep up: trade quality for frame rate.

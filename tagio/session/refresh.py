@@ -22,6 +22,13 @@ controller measures (flow.DeliveryEstimator):
           overdraw the bucket by one tile; the debt is paid before the next ones go.
   cost    a tile's cost is the lossless bytes per tile the last top-offs came to (`refreshed`
           teaches it; photo-like PNG to begin with, the only content ever sent lossy).
+  lazily  `due` runs for every frame, and in most frames nothing lossy waits (text and UI are
+          never lossy): then it returns at once, and the bucket is refilled the next time a tile
+          waits, for the whole time since (at the rate and live picture of then; the bucket holds
+          at most BURST, which FLOOR x rate fills in a third of a second, so a bucket refilled in
+          one step and one refilled frame by frame differ only right after a top-off). Tiles that
+          wait but none of which has been still for STILL_AFTER (a moving photo) refill the bucket
+          and return without sorting anything.
 
 Tiles go oldest first (then top to bottom, left to right, so they merge into few rectangles). A
 tile handed out by `due` is out for delivery until the encoder reports it (`refreshed`, or `sent`
@@ -33,8 +40,8 @@ Before the rate is measured (`rate` None) every due tile goes at once, as before
 All times are seconds from the injected clock; rates are bytes/s; tiles are (column, row).
 """
 
-import math
 import time
+from math import exp
 
 STILL_AFTER = 0.15       # seconds a lossy tile must stay unchanged before its lossless version goes
 HEADROOM = 0.9           # share of the measured rate the live picture and the top-off may use together
@@ -65,6 +72,8 @@ class StillRefresh:
         ones need none."""
         now = self.clock()
         self._count_live(now, size)
+        if not (lossy or self.lossy or self.out):
+            return                      # lossless over a picture with nothing lossy: nothing to clear
         for tile in tiles:
             self.out.pop(tile, None)
             if lossy:
@@ -86,9 +95,13 @@ class StillRefresh:
         """Tiles whose lossless version may go now: still for `still_after`, not in `skip` (changed
         in this frame: they go anyway), oldest first, as many as the budget holds. `rate` is the
         measured delivery rate in bytes/s (None: not measured, no budget)."""
+        if not self.lossy:
+            return set()                # nothing waits (the usual frame): no budget to work out
         now = self.clock()
         budget = self._refill(now, rate)
         limit = now - self.still_after
+        if min(self.lossy.values()) > limit:
+            return set()                # none has been still long enough yet (a moving picture)
         waiting = [(when, tile[1], tile[0]) for tile, when in self.lossy.items()
                    if when <= limit and tile not in skip]
         picked = set()
@@ -126,11 +139,13 @@ class StillRefresh:
         return self._decayed(now) / LIVE_TAU
 
     def _count_live(self, now, size):
-        self._live_bytes = self._decayed(now) + size
+        # _decayed, inline: this runs for every frame
+        elapsed = now - self._live_at
+        self._live_bytes = (self._live_bytes * exp(-elapsed / LIVE_TAU) if elapsed > 0.0 else self._live_bytes) + size
         self._live_at = now
 
     def _decayed(self, now):
-        return self._live_bytes * math.exp(-max(0.0, now - self._live_at) / LIVE_TAU)
+        return self._live_bytes * exp(-max(0.0, now - self._live_at) / LIVE_TAU)
 
     def _refill(self, now, rate):
         """Add what the link had room for since the last call; the bucket size, or None without
