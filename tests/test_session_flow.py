@@ -406,6 +406,21 @@ class QualityPolicyCacheTest(unittest.TestCase):
         policy.can_scale = True
         self.assertLess(policy._ideal(1000, self.FULL_HD).scale, 1.0)
 
+    def test_an_unmeasured_link_follows_a_new_target_quality(self):
+        clock = Clock()
+        policy = flow.QualityPolicy(clock, target_quality=75)
+        self.assertEqual(policy.choose(None, 100), flow.Choice(75, 1.0))
+        policy.target_quality = 60                  # down: at once
+        self.assertEqual(policy.choose(None, 100), flow.Choice(60, 1.0))
+        policy.target_quality = 75                  # up: one rung per RAISE_INTERVAL, as ever
+        clock.now += flow.RAISE_INTERVAL
+        self.assertEqual(policy.choose(None, 100), flow.Choice(65, 1.0))
+        self.assertEqual(policy.choose(None, 100), flow.Choice(65, 1.0))
+        for _ in range(3):
+            clock.now += flow.RAISE_INTERVAL
+            policy.choose(None, 100)
+        self.assertEqual(policy.choose(None, 100), flow.Choice(75, 1.0))
+
     def test_choices_are_frozen(self):
         # The same Choice is handed out again: nobody may change it.
         choice = flow.QualityPolicy(Clock()).choose(None, 100)

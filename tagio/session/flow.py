@@ -512,7 +512,12 @@ class QualityPolicy:
     def choose(self, rate, pixels):
         """The Choice for a frame whose lossy part covers `pixels` pixels, on a link measured at
         `rate` bytes/s (None: not measured yet -> the target quality, full scale)."""
-        wanted, cur = self._ideal(rate, pixels), self.current
+        cur = self.current
+        # Not measured (or no lossy part), the usual frame on a link with room: the wanted quality
+        # at full scale, known without the ladder's walk when it is what the last frame had.
+        if rate is None and cur.scale == 1.0 and cur.quality == self.target_quality:
+            return cur
+        wanted = self._ideal(rate, pixels)
         if (wanted.scale, wanted.quality) > (cur.scale, cur.quality):      # _rank, inline
             now = self.clock()
             if now - self._raised_at < RAISE_INTERVAL:

@@ -71,7 +71,10 @@ class StillRefresh:
         """The live picture sent `tiles` (`size` bytes): lossy ones wait for the top-off, lossless
         ones need none."""
         now = self.clock()
-        self._count_live(now, size)
+        # _count_live, inline: this runs for every frame (_decayed without max() and a call)
+        elapsed = now - self._live_at
+        self._live_bytes = (self._live_bytes * exp(-elapsed / LIVE_TAU) if elapsed > 0.0 else self._live_bytes) + size
+        self._live_at = now
         if not (lossy or self.lossy or self.out):
             return                      # lossless over a picture with nothing lossy: nothing to clear
         for tile in tiles:
@@ -137,12 +140,6 @@ class StillRefresh:
         """The live picture's bytes per second (exponential average over LIVE_TAU)."""
         now = self.clock() if now is None else now
         return self._decayed(now) / LIVE_TAU
-
-    def _count_live(self, now, size):
-        # _decayed, inline: this runs for every frame
-        elapsed = now - self._live_at
-        self._live_bytes = (self._live_bytes * exp(-elapsed / LIVE_TAU) if elapsed > 0.0 else self._live_bytes) + size
-        self._live_at = now
 
     def _decayed(self, now):
         return self._live_bytes * exp(-max(0.0, now - self._live_at) / LIVE_TAU)
