@@ -169,7 +169,7 @@ class _RawGcm(_CachedGcm):
     filled in as class attributes."""
 
     ECB_ENCRYPT = GHASH_RAW = STRXOR = None     # C functions taking (pointers and sizes only)
-    NEW = AT = READ = WRITABLE = None           # the backend's buffer operations (_BACKENDS)
+    NEW = AT = READ = READABLE = WRITABLE = None    # the backend's buffer operations (_BACKENDS)
 
     def __init__(self, key: bytes, tag_len: int = BLOCK, ghash_c=None):
         super().__init__(key, tag_len, ghash_c)
@@ -196,10 +196,10 @@ class _RawGcm(_CachedGcm):
         if size > SMALL_BODY or len(nonce) != NONCE_LEN:
             return super().open(nonce, aad, ciphertext, tag)
         self._keystream(nonce, size)
-        text = self._sign(aad, ciphertext)
+        self._sign(aad, ciphertext)
         if not compare_digest(self.READ(self._y, self._tag_len), tag):
             raise ValueError("MAC check failed")
-        self.STRXOR(text, self._stream_data, self._blocks, size)   # text starts with the ciphertext
+        self.STRXOR(self.READABLE(ciphertext), self._stream_data, self._blocks, size)
         return self.READ(self._blocks, size)
 
     def _keystream(self, nonce, size) -> None:
@@ -212,18 +212,13 @@ class _RawGcm(_CachedGcm):
         if self.ECB_ENCRYPT(self._ecb_state, self._blocks, self._stream, span):
             raise ValueError("AES-ECB failed")
 
-    def _sign(self, aad, ciphertext) -> bytes:
-        """S xor E_K(J0) into _y; returns ciphertext || 0* || lengths, the second GHASH input.
-        The AAD is hashed on its own from zero, so that the second input starts with the
-        ciphertext (open decrypts from there: a plain bytes object both backends take as is)."""
-        head = b"".join((aad, _ZEROS[:-len(aad) % BLOCK]))
-        text = b"".join((ciphertext, _ZEROS[:-len(ciphertext) % BLOCK],
+    def _sign(self, aad, ciphertext) -> None:
+        """S xor E_K(J0), the full tag, into _y: one GHASH call over a padded copy of the input."""
+        text = b"".join((aad, _ZEROS[:-len(aad) % BLOCK], ciphertext, _ZEROS[:-len(ciphertext) % BLOCK],
                          _LENGTHS.pack(8 * len(aad), 8 * len(ciphertext))))
-        y, table = self._y, self._ghash_table
-        if self._ghash_c(y, head, len(head), _ZEROS, table) or self._ghash_c(y, text, len(text), y, table):
+        if self._ghash_c(self._y, text, len(text), _ZEROS, self._ghash_table):
             raise ValueError("GHASH failed")
-        self.STRXOR(y, self._stream, y, BLOCK)
-        return text
+        self.STRXOR(self._y, self._stream, self._y, BLOCK)
 
     def _grow(self, span: int) -> None:
         """Room for `span` bytes of counter blocks and keystream: reallocated only when a record
@@ -237,7 +232,8 @@ def _cffi_operations(raw_api) -> dict:
     """Buffer operations on cffi, where bytes, char[] buffers and Python ints pass to C as they are."""
     ffi = raw_api.ffi
     return {"NEW": lambda size: ffi.new("char[]", size), "AT": lambda buffer, offset: buffer + offset,
-            "READ": ffi.unpack, "WRITABLE": functools.partial(ffi.from_buffer, "char[]", require_writable=True),
+            "READ": ffi.unpack, "READABLE": ffi.from_buffer,
+            "WRITABLE": functools.partial(ffi.from_buffer, "char[]", require_writable=True),
             "typed": lambda function, argtypes: function}
 
 
@@ -253,6 +249,7 @@ def _ctypes_operations(raw_api) -> dict:
         return prototype(ctypes.cast(function, ctypes.c_void_p).value)
 
     return {"NEW": ctypes.create_string_buffer, "AT": ctypes.byref, "READ": ctypes.string_at,
+            "READABLE": bytes,      # bytes pass as they are; a copy of anything else (from_buffer wants it writable)
             "WRITABLE": lambda view: (ctypes.c_char * len(view)).from_buffer(view), "typed": typed}
 
 
