@@ -104,9 +104,8 @@ class RecordSealer:
         out = bytearray(end + TAG_LEN)
         out[:HEADER_LEN], out[HEADER_LEN] = header, rec_type
         out[HEADER_LEN + 1:end] = payload
-        view = memoryview(out)
         # The nonce is prefix || seq, and the header's last 8 bytes are seq (big-endian).
-        view[end:] = keys.aead.seal(keys.prefix + header[4:], header, view[HEADER_LEN:end])
+        out[end:] = keys.aead.seal(keys.prefix + header[4:], header, memoryview(out)[HEADER_LEN:end])
         self.seq = seq + 1
         return out
 
