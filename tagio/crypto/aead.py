@@ -2,11 +2,10 @@
 
 Theory of operation. pycryptodome's `AES.new(key, MODE_GCM, nonce=...)` redoes the per-key work
 for every message: three AES key expansions (ECB for H, CTR for the data, CTR for the tag), a GHASH
-table expansion and ~30 cffi pointer conversions, all in Python. That is ~40 us per record hot and
-several times that in a live session whose thread sleeps between frames, for two records per
-frame (the frame and its acknowledgement). `CachedGcm` does that work once per key (per direction,
-per rekey epoch) and builds each record from pycryptodome's own primitives, per NIST SP 800-38D
-with a 96-bit IV:
+table expansion and ~30 cffi pointer conversions, all in Python. The host seals a record per frame
+and opens an acknowledgement every other frame, so that setup used to be most of what a record
+cost. `CachedGcm` does the per-key work once (per direction, per rekey epoch) and builds each
+record from pycryptodome's own primitives, per NIST SP 800-38D with a 96-bit IV:
 
     J0 = nonce || 0x00000001                       mask = E_K(J0)   (the cached AES-ECB object)
     C  = P xor AES-CTR_K(inc32(J0), ...)           S    = GHASH_H(A || 0* || C || 0* || [8|A|]64 || [8|C|]64)
@@ -21,18 +20,41 @@ which bytes (an earlier Python GHASH was removed for cache-timing reasons; none 
 body up to SMALL_BODY the keystream is one ECB call over the counter blocks J0, inc32(J0), ...
 (cheaper than building a CTR object, and it yields the mask too) and GHASH is one call over a copy
 of the padded input; a longer body goes through a pycryptodome CTR object and is hashed in place,
-where those fixed costs no longer matter.
+where those fixed costs no longer matter. One `_GHASH` object serves every record of a key:
+pycryptodome's GHASH continues from its last value Y, so each record first feeds Y itself as one
+block, (Y xor Y)·H = 0, and so starts from zero.
 
-One `_GHASH` object serves every record of a key: pycryptodome's GHASH continues from its last
-value Y, so each record first feeds Y itself as one block, (Y xor Y)·H = 0, and so starts from zero.
+Even so, a small record went through ~100 Python-level calls, nearly all of them pycryptodome's
+wrappers (pointer conversions, output buffers, length checks) around a few microseconds of C, and
+each costs several times more in the live host, whose threads sleep between frames. `RawGcm`, a
+CachedGcm, skips the wrappers for bodies up to SMALL_BODY: it calls the same C functions
+pycryptodome loaded (the raw ECB encrypt with the cached ECB object's state, the GHASH C function
+with the key's expanded table, the raw strxor) with pointers and sizes, on a counter/keystream
+buffer pair and a 16-byte S buffer allocated once per key and grown only for a longer record:
+
+    counter blocks = template (0^96 || 1, 0^96 || 2, ...) xor (nonce || 0^32) repeated   strxor
+    E_K(counter blocks) -> mask || keystream                                              ECB
+    body xor keystream, in place (seal) | into the buffer, read out as bytes (open)       strxor
+    S = GHASH from zero over A || 0* || C || 0* || lengths (one joined copy)               ghash
+    tag = S xor mask                                                                      strxor
+
+about fifteen calls a record. The buffers are the object's own and each object serves one thread
+(each direction of a channel has its own); what leaves them is copied out (the tag, the plaintext)
+and only the bytes this record wrote are read, so nothing passes from one record to another. The C
+functions are pycryptodome's on either of its backends, cffi (used when it can be imported) or
+ctypes: the few buffer operations that differ (allocate, offset, read out, a pointer to a caller's
+buffer) come from a table per backend, and on ctypes the functions are called through prototypes
+of our own that convert sizes to size_t (pycryptodome declares none there).
 
 Opening computes the tag over the received ciphertext and compares it in constant time
-(hmac.compare_digest) before anything is decrypted. `_GHASH` and the two C modules are private to
-pycryptodome, so they are looked up defensively and checked once at import against the GCM spec's
-AES-256 known answers and against pycryptodome's own GCM: if anything is missing or differs,
-`CachedGcm` is None and the record layer keeps using a pycryptodome GCM object per record
-(`PerRecordAead`), which is also how ChaCha20-Poly1305 is used. The records are the same bytes
-either way.
+(hmac.compare_digest) before anything is decrypted. `_GHASH`, the raw libraries and the objects'
+states are private to pycryptodome, so they are looked up defensively and each form is checked once
+at import against the GCM spec's AES-256 known answers, against pycryptodome's own GCM (a long body,
+then records of several sizes on one object): `RawGcm` is None if anything is missing or differs
+(or off CPython), and `KeyedGcm`, what the record layer uses, falls back to `CachedGcm`; if that
+fails too, KeyedGcm is None and the record layer uses a pycryptodome GCM object per record
+(`PerRecordAead`), which is also how ChaCha20-Poly1305 is used. The records are the same bytes on
+every path.
 
 An object serves one thread at a time (each direction of a channel has its own).
 """

@@ -22,6 +22,12 @@ CLOSE. Any failure is terminal: the opener stays failed and re-raises.
 Each key (per direction, per epoch) is used through one keyed object (tagio.crypto.aead): for
 AES-GCM that object does the per-key work once instead of per record, which is most of what a
 small record costs; the records are the same bytes as pycryptodome's GCM makes.
+
+The host seals a record per frame and opens an acknowledgement every other frame, so the path of
+one record is kept short: the epoch's keyed object, prefix and seq range are attributes read per
+record (the key steps only at the epoch's end), the nonce's seq bytes are the header's own, the
+header's length is checked inline rather than through a header object, and each record is laid
+out and encrypted in one output buffer.
 """
 
 from Crypto.Cipher import AES, ChaCha20_Poly1305
@@ -89,7 +95,7 @@ class RecordSealer:
         self._keys = _KeySchedule(key, prefix, cipher, rekey_interval)
         self.seq = 0
 
-    def seal(self, payload: bytes, rec_type: int = REC_DATA) -> bytearray:
+    def seal(self, payload: bytes, rec_type: int = REC_DATA) -> bytes:
         """One record; raises LocalProtocolError if the payload is too big."""
         size, seq, keys = len(payload), self.seq, self._keys
         if size > MAX_RECORD:
