@@ -44,7 +44,8 @@ print(json.dumps({"backend": _raw_api.backend, "keyed": aead.KeyedGcm.__name__, 
 
 
 def run_child(mode: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, mode], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", CHILD, mode], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
     if done.returncode:
         raise AssertionError(f"child ({mode}) failed:\n{done.stderr}")
     return json.loads(done.stdout)

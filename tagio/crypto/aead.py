@@ -271,7 +271,8 @@ def _ctypes_operations(raw_api) -> dict:
         return prototype(ctypes.cast(function, ctypes.c_void_p).value)
 
     return {"NEW": ctypes.create_string_buffer, "AT": ctypes.byref, "READ": ctypes.string_at,
-            "READABLE": bytes,      # bytes pass as they are; a copy of anything else (from_buffer wants it writable)
+            # bytes pass as they are; anything else is copied (ctypes' from_buffer wants it writable)
+            "READABLE": bytes,
             "WRITABLE": lambda view: (ctypes.c_char * len(view)).from_buffer(view), "typed": typed}
 
 
@@ -311,7 +312,8 @@ def passes_self_test(gcm_class, ghash_c=None) -> bool:
         key, nonce, plain = bytes(range(32)), bytes(range(12)), bytes(range(256)) * (SMALL_BODY // 256 + 1)
         cipher, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).update(b"aad").encrypt_and_digest(plain)
         gcm, body = gcm_class(key, ghash_c=ghash_c), bytearray(plain)
-        if gcm.seal(nonce, b"aad", memoryview(body)) != tag or body != cipher or gcm.open(nonce, b"aad", cipher, tag) != plain:
+        if gcm.seal(nonce, b"aad", memoryview(body)) != tag or body != cipher \
+                or gcm.open(nonce, b"aad", cipher, tag) != plain:
             return False
         return _matches_over_reuse(gcm, key)
     except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
@@ -322,7 +324,8 @@ def _matches_over_reuse(gcm, key) -> bool:
     """After that long body, shorter and longer records on the same object (whose buffers are
     reused and grown) still match pycryptodome's GCM, with the AAD as a header-like view."""
     for seq, size in enumerate((1024, 8, 0, 17, 5000, SMALL_BODY, 1)):
-        nonce, header, plain = bytes(4) + seq.to_bytes(8, "big"), memoryview(bytes(range(12))), bytes([seq]) * size
+        nonce, plain = bytes(4) + seq.to_bytes(8, "big"), bytes([seq]) * size
+        header = memoryview(bytes(range(12)))
         cipher, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).update(header).encrypt_and_digest(plain)
         body = bytearray(plain)
         if gcm.seal(nonce, header, memoryview(body)) != tag or body != cipher \
@@ -352,9 +355,10 @@ def raw_gcm(cached_class):
         raw_api = importlib.import_module("Crypto.Util._raw_api")
         operations = _BACKENDS[raw_api.backend](raw_api)
         typed = operations.pop("typed")
+        mode_ecb, strxor_module = map(importlib.import_module, ("Crypto.Cipher._mode_ecb", "Crypto.Util.strxor"))
         pieces = {
-            "ECB_ENCRYPT": typed(importlib.import_module("Crypto.Cipher._mode_ecb").raw_ecb_lib.ECB_encrypt, "pppn"),
-            "STRXOR": typed(importlib.import_module("Crypto.Util.strxor")._raw_strxor.strxor, "pppn"),
+            "ECB_ENCRYPT": typed(mode_ecb.raw_ecb_lib.ECB_encrypt, "pppn"),
+            "STRXOR": typed(strxor_module._raw_strxor.strxor, "pppn"),
             "GHASH_RAW": lambda ghash_c: typed(ghash_c.ghash, "ppnpp"), **operations}
     except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
         return None

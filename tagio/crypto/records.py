@@ -34,7 +34,7 @@ from Crypto.Cipher import AES, ChaCha20_Poly1305
 
 from tagio.crypto import aead
 from tagio.crypto.kdf import next_key
-from tagio.errors import LocalProtocolError, RemoteProtocolError, SecureChannelError
+from tagio.errors import LocalProtocolError, SecureChannelError
 from tagio.protocol.records import (  # noqa: F401  (the wire layout lives in protocol/records.py)
     HEADER, HEADER_LEN, MAX_BODY, MAX_MESSAGE, MAX_RECORD, MAX_SEQ, MIN_BODY, REC_CLOSE, REC_DATA,
     RECORD_TYPES, TAG_LEN, decode_header,
