@@ -152,7 +152,7 @@ class CachedGcmTest(unittest.TestCase):
     def test_raw_seal_needs_a_writable_body(self):
         gcm = aead.RawGcm(os.urandom(32))
         for body in (b"frame", memoryview(b"frame")):
-            with self.subTest(body=type(body).__name__), self.assertRaises((TypeError, BufferError)):
+            with self.subTest(body=type(body).__name__), self.assertRaises(TypeError):
                 gcm.seal(bytes(12), b"", body)
 
     def test_nonce_must_be_96_bits(self):

@@ -34,7 +34,7 @@ buffer pair and a 16-byte S buffer allocated once per key and grown only for a l
 
     counter blocks = template (0^96 || 1, 0^96 || 2, ...) xor (nonce || 0^32) repeated   strxor
     E_K(counter blocks) -> mask || keystream                                              ECB
-    body xor keystream, in place (seal) | into the buffer, read out as bytes (open)       strxor
+    body xor keystream into the counter buffer, read out (into the body, for seal)        strxor
     S = GHASH from zero over A || 0* || C || 0* || lengths (one joined copy)               ghash
     tag = S xor mask                                                                      strxor
 
@@ -43,7 +43,7 @@ about fifteen calls a record. The buffers are the object's own and each object s
 and only the bytes this record wrote are read, so nothing passes from one record to another. The C
 functions are pycryptodome's on either of its backends, cffi (used when it can be imported) or
 ctypes: the few buffer operations that differ (allocate, offset, read out, a pointer to a caller's
-buffer) come from a table per backend, and on ctypes the functions are called through prototypes
+buffer) come from a table per backend, as C-level callables where the backend has them, and on ctypes the functions are called through prototypes
 of our own that convert sizes to size_t (pycryptodome declares none there).
 
 Opening computes the tag over the received ciphertext and compares it in constant time
@@ -191,7 +191,7 @@ class _RawGcm(_CachedGcm):
     filled in as class attributes."""
 
     ECB_ENCRYPT = GHASH_RAW = STRXOR = None     # C functions taking (pointers and sizes only)
-    NEW = AT = READ = READABLE = WRITABLE = None    # the backend's buffer operations (_BACKENDS)
+    NEW = AT = READ = READABLE = None           # the backend's buffer operations (_BACKENDS)
 
     def __init__(self, key: bytes, tag_len: int = BLOCK, ghash_c=None):
         super().__init__(key, tag_len, ghash_c)
@@ -207,8 +207,8 @@ class _RawGcm(_CachedGcm):
         if size > SMALL_BODY or len(nonce) != NONCE_LEN:
             return super().seal(nonce, aad, body)
         self._keystream(nonce, size)
-        data = self.WRITABLE(body)              # TypeError for a read-only buffer, as before
-        self.STRXOR(data, self._stream_data, data, size)
+        self.STRXOR(self.READABLE(body), self._stream_data, self._blocks, size)
+        body[:] = self.READ(self._blocks, size)     # TypeError for a read-only body, as before
         self._sign(aad, body)
         return self.READ(self._y, self._tag_len)
 
@@ -251,11 +251,13 @@ class _RawGcm(_CachedGcm):
 
 
 def _cffi_operations(raw_api) -> dict:
-    """Buffer operations on cffi, where bytes, char[] buffers and Python ints pass to C as they are."""
+    """Buffer operations on cffi, where bytes, char[] buffers and Python ints pass to C as they are.
+    The per-record ones are taken from cffi's C module itself where it is there (the FFI object's
+    methods add a Python layer that resolves the type name on every call)."""
     ffi = raw_api.ffi
-    return {"NEW": lambda size: ffi.new("char[]", size), "AT": lambda buffer, offset: buffer + offset,
-            "READ": ffi.unpack, "READABLE": ffi.from_buffer,
-            "WRITABLE": functools.partial(ffi.from_buffer, "char[]", require_writable=True),
+    backend, char_array = getattr(ffi, "_backend", ffi), ffi.typeof("char[]")
+    return {"NEW": lambda size: ffi.new(char_array, size), "AT": lambda buffer, offset: buffer + offset,
+            "READ": backend.unpack, "READABLE": functools.partial(backend.from_buffer, char_array),
             "typed": lambda function, argtypes: function}
 
 
@@ -272,8 +274,7 @@ def _ctypes_operations(raw_api) -> dict:
 
     return {"NEW": ctypes.create_string_buffer, "AT": ctypes.byref, "READ": ctypes.string_at,
             # bytes pass as they are; anything else is copied (ctypes' from_buffer wants it writable)
-            "READABLE": bytes,
-            "WRITABLE": lambda view: (ctypes.c_char * len(view)).from_buffer(view), "typed": typed}
+            "READABLE": bytes, "typed": typed}
 
 
 _BACKENDS = {"cffi": _cffi_operations, "ctypes": _ctypes_operations}
