@@ -190,7 +190,7 @@ class _RawGcm(_CachedGcm):
     C functions and the backend's buffer operations (cffi or ctypes, as pycryptodome loaded them)
     filled in as class attributes."""
 
-    ECB_ENCRYPT = GHASH_RAW = STRXOR = None     # C functions taking (pointers and sizes only)
+    ECB_ENCRYPT = GHASH_RAW = STRXOR = None     # C functions: pointers and sizes in (GHASH_RAW makes one)
     NEW = AT = READ = READABLE = None           # the backend's buffer operations (_BACKENDS)
 
     def __init__(self, key: bytes, tag_len: int = BLOCK, ghash_c=None):
