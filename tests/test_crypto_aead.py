@@ -1,7 +1,10 @@
-"""The record layer's keyed AEAD (crypto/aead.py): the cached AES-GCM against pycryptodome's own
-GCM and the GCM spec's known answers, its tag check before decryption, the self-test that falls
-back to pycryptodome's GCM objects, and whole records on both paths (rekeying included)."""
+"""The record layer's keyed AEAD (crypto/aead.py): the cached AES-GCM and its raw form (pycryptodome's
+C functions called directly) against pycryptodome's own GCM and the GCM spec's known answers, their
+tag check before decryption, the self-tests that fall back from RawGcm to CachedGcm to pycryptodome's
+GCM objects, and whole records on every path (rekeying included). The other pycryptodome backend
+(ctypes without cffi) runs in a subprocess: tests/test_crypto_records_backends.py."""
 
+import itertools
 import os
 import random
 import types
@@ -20,6 +23,8 @@ LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses (tests/__main__.
 SIZES = (0, 1, 15, 16, 17, 4095, 65536, aead.SMALL_BODY - 1, aead.SMALL_BODY, aead.SMALL_BODY + 1,
          records.MAX_RECORD + 1)   # the last is the largest record body: type byte + MAX_RECORD
 GHASH_MODULES = {"pycryptodome's choice": None, "portable": _mode_gcm._ghash_portable}
+GCM_CLASSES = {"CachedGcm": aead.CachedGcm, "RawGcm": aead.RawGcm}
+BOTH_CLASSES_AND_GHASH_MODULES = list(itertools.product(GCM_CLASSES.items(), GHASH_MODULES.items()))
 
 
 def reference(key, nonce, aad, plain):
@@ -44,32 +49,35 @@ def seal(gcm, nonce, aad, plain):
 
 
 class CachedGcmTest(unittest.TestCase):
+    """CachedGcm and RawGcm alike (RawGcm is a CachedGcm whose small records skip the wrappers)."""
+
     def setUp(self):
         self.assertIsNotNone(aead.CachedGcm, "the pinned pycryptodome failed aead's self-test")
+        self.assertIsNotNone(aead.RawGcm, "the pinned pycryptodome failed the raw path's self-test")
 
     def test_known_answers_of_the_gcm_spec(self):
         """Test cases 13-16 (AES-256, 96-bit IV), checked against pycryptodome too, in one object
         per key so the second message of each key also checks that GHASH restarts."""
-        for name, ghash_c in GHASH_MODULES.items():
+        for (class_name, gcm_class), (name, ghash_c) in BOTH_CLASSES_AND_GHASH_MODULES:
             gcms = {}
             for row in aead.KNOWN_ANSWERS:
                 key, nonce, aad, plain, cipher, tag = map(bytes.fromhex, row)
-                with self.subTest(ghash=name, plaintext=len(plain), aad=len(aad)):
+                with self.subTest(gcm=class_name, ghash=name, plaintext=len(plain), aad=len(aad)):
                     self.assertEqual(reference(key, nonce, aad, plain), (cipher, tag))
-                    gcm = gcms.setdefault(key, aead.CachedGcm(key, ghash_c=ghash_c))
+                    gcm = gcms.setdefault(key, gcm_class(key, ghash_c=ghash_c))
                     self.assertEqual(seal(gcm, nonce, aad, plain), (cipher, tag))
                     self.assertEqual(gcm.open(nonce, aad, cipher, tag), plain)
 
     def test_equal_to_pycryptodome_gcm_for_random_keys_nonces_aad_and_sizes(self):
         rng = random.Random(5)
-        for name, ghash_c in GHASH_MODULES.items():
+        for (class_name, gcm_class), (name, ghash_c) in BOTH_CLASSES_AND_GHASH_MODULES:
             for _ in range(3):
                 key = rng.randbytes(32)
-                gcm = aead.CachedGcm(key, ghash_c=ghash_c)      # one object for every message below
+                gcm = gcm_class(key, ghash_c=ghash_c)      # one object for every message below
                 for size in SIZES:
                     nonce, aad, plain = rng.randbytes(12), rng.randbytes(rng.choice((0, 1, 12, 16, 20))), \
                         rng.randbytes(size)
-                    with self.subTest(ghash=name, size=size, aad=len(aad)):
+                    with self.subTest(gcm=class_name, ghash=name, size=size, aad=len(aad)):
                         cipher, tag = reference(key, nonce, aad, plain)
                         self.assertEqual(same(seal(gcm, nonce, aad, plain), (cipher, tag)), "")
                         self.assertEqual(same(gcm.open(nonce, aad, cipher, tag), plain), "")
@@ -77,17 +85,20 @@ class CachedGcmTest(unittest.TestCase):
 
     def test_truncated_tag(self):
         key, nonce = os.urandom(32), os.urandom(12)
-        gcm = aead.CachedGcm(key, tag_len=12)
-        cipher, tag = seal(gcm, nonce, b"head", b"payload")
-        expected = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=12).update(b"head").encrypt_and_digest(b"payload")
-        self.assertEqual((cipher, tag), expected)
+        for class_name, gcm_class in GCM_CLASSES.items():
+            gcm = gcm_class(key, tag_len=12)
+            cipher, tag = seal(gcm, nonce, b"head", b"payload")
+            expected = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=12).update(b"head") \
+                .encrypt_and_digest(b"payload")
+            self.assertEqual((cipher, tag), expected, class_name)
+            self.assertEqual(gcm.open(nonce, b"head", cipher, tag), b"payload", class_name)
 
     def test_every_bit_flip_fails_to_open(self):
         """Of the AAD, the ciphertext and the tag, on both keystream paths (for the long one, the
         bits near the ends and a sample in between)."""
         key = os.urandom(32)
-        gcm = aead.CachedGcm(key)
-        for size in (33, aead.SMALL_BODY + 40):
+        for gcm_class, size in itertools.product(GCM_CLASSES.values(), (33, aead.SMALL_BODY + 40)):
+            gcm = gcm_class(key)
             nonce, aad, plain = os.urandom(12), os.urandom(12), os.urandom(size)
             cipher, tag = seal(gcm, nonce, aad, plain)
             message = aad + cipher + tag
@@ -96,7 +107,7 @@ class CachedGcmTest(unittest.TestCase):
             for bit in bits:
                 bad = bytearray(message)
                 bad[bit // 8] ^= 1 << (bit % 8)
-                with self.subTest(size=size, bit=bit), self.assertRaises(ValueError):
+                with self.subTest(gcm=gcm_class.__name__, size=size, bit=bit), self.assertRaises(ValueError):
                     gcm.open(nonce, bytes(bad[:12]), bytes(bad[12:-16]), bytes(bad[-16:]))
             self.assertEqual(same(gcm.open(nonce, aad, cipher, tag), plain), "")     # the object still works
 
@@ -118,11 +129,38 @@ class CachedGcmTest(unittest.TestCase):
                 self.assertEqual(gcm.open(nonce, b"aad", cipher, tag), bytes(size))
                 self.assertEqual(applied, [size])
 
+    def test_raw_open_decrypts_nothing_before_the_tag_passed(self):
+        """RawGcm's small records: the only strxor that reads the ciphertext into the output
+        buffer (the decryption) comes after the tag check."""
+        key, nonce = os.urandom(32), os.urandom(12)
+        gcm = aead.RawGcm(key)
+        cipher, tag = seal(gcm, nonce, b"aad", bytes(20))
+        real_strxor, decrypted = gcm.STRXOR, []
+
+        def spying_strxor(one, two, output, size):
+            if output is gcm._blocks and one is not aead._COUNTERS:
+                decrypted.append(size)
+            return real_strxor(one, two, output, size)
+
+        with mock.patch.object(gcm, "STRXOR", spying_strxor):
+            with self.assertRaises(ValueError):
+                gcm.open(nonce, b"aad", cipher, bytes(16))
+            self.assertEqual(decrypted, [])
+            self.assertEqual(gcm.open(nonce, b"aad", cipher, tag), bytes(20))
+            self.assertEqual(decrypted, [20])
+
+    def test_raw_seal_needs_a_writable_body(self):
+        gcm = aead.RawGcm(os.urandom(32))
+        for body in (b"frame", memoryview(b"frame")):
+            with self.subTest(body=type(body).__name__), self.assertRaises(TypeError):
+                gcm.seal(bytes(12), b"", body)
+
     def test_nonce_must_be_96_bits(self):
-        gcm = aead.CachedGcm(os.urandom(32))
-        for nonce in (bytes(8), bytes(16)):
-            with self.subTest(nonce=len(nonce)), self.assertRaises(ValueError):
-                seal(gcm, nonce, b"", b"x")
+        for class_name, gcm_class in GCM_CLASSES.items():
+            gcm = gcm_class(os.urandom(32))
+            for nonce in (bytes(8), bytes(16)):
+                with self.subTest(gcm=class_name, nonce=len(nonce)), self.assertRaises(ValueError):
+                    seal(gcm, nonce, b"", b"x")
 
 
 class SelfTestTest(unittest.TestCase):
@@ -153,11 +191,41 @@ class SelfTestTest(unittest.TestCase):
                 self.assertIsNone(aead.cached_gcm(changed))
 
     def test_known_answers_catch_a_wrong_tag(self):
-        class WrongTag(aead.CachedGcm):
-            def seal(self, nonce, aad, body):
-                return bytes(16)
-        self.assertTrue(aead.passes_self_test(aead.CachedGcm))
-        self.assertFalse(aead.passes_self_test(WrongTag))
+        for gcm_class in GCM_CLASSES.values():
+            class WrongTag(gcm_class):
+                def seal(self, nonce, aad, body):
+                    return bytes(16)
+            self.assertTrue(aead.passes_self_test(gcm_class))
+            self.assertFalse(aead.passes_self_test(WrongTag))
+
+    def test_stale_reused_buffers_fail_the_self_test(self):
+        """A raw path that kept a longer record's keystream for a shorter one (a buffer-reuse bug)
+        is caught by the records of several sizes on one object."""
+        class KeepsItsKeystream(aead.RawGcm):
+            def _keystream(self, nonce, size):
+                if self._room:
+                    return
+                super()._keystream(nonce, size)
+        self.assertFalse(aead.passes_self_test(KeepsItsKeystream))
+
+    def test_raw_form_falls_back_when_its_pieces_are_missing_or_wrong(self):
+        """raw_gcm() is None without CachedGcm, off CPython, on a backend it does not know, with
+        a C function missing, or with one that computes something else; KeyedGcm then would be
+        CachedGcm (test_the_cached_path_is_in_use)."""
+        from Crypto.Cipher import _mode_ecb
+        from Crypto.Util import _raw_api
+        self.assertIs(aead.raw_gcm(aead.CachedGcm).__mro__[2], aead.CachedGcm)
+        self.assertIsNone(aead.raw_gcm(None))
+        changes = {
+            "not CPython": mock.patch.object(aead.sys, "implementation", types.SimpleNamespace(name="pypy")),
+            "unknown backend": mock.patch.object(_raw_api, "backend", "another"),
+            "no raw ECB": mock.patch.object(_mode_ecb, "raw_ecb_lib", types.SimpleNamespace()),
+            "ECB that decrypts": mock.patch.object(_mode_ecb, "raw_ecb_lib", types.SimpleNamespace(
+                ECB_encrypt=_mode_ecb.raw_ecb_lib.ECB_decrypt)),
+        }
+        for name, change in changes.items():
+            with self.subTest(change=name), change:
+                self.assertIsNone(aead.raw_gcm(aead.CachedGcm))
 
 
 def sealed_stream(key, prefix, messages, interval=records.REKEY_INTERVAL):
@@ -170,8 +238,13 @@ def per_record_objects():
     return mock.patch.dict(records.KEYED, clear=True)
 
 
+def cached_objects():
+    """Records through CachedGcm, as when only the raw path's self-test fails."""
+    return mock.patch.dict(records.KEYED, {"aes-256-gcm": lambda key: aead.CachedGcm(key, records.TAG_LEN)})
+
+
 class RecordPathsTest(unittest.TestCase):
-    """Whole records: the cached path and the fallback path give the same bytes."""
+    """Whole records: the raw, the cached and the fallback path give the same bytes."""
 
     def messages(self, count, seed=1):
         rng = random.Random(seed)
@@ -179,6 +252,8 @@ class RecordPathsTest(unittest.TestCase):
         return [(REC_DATA, rng.randbytes(rng.choice(sizes))) for _ in range(count)] + [(REC_CLOSE, b"")]
 
     def test_the_cached_path_is_in_use(self):
+        self.assertIs(aead.KeyedGcm, aead.RawGcm)
+        self.assertIsInstance(records.keyed_aead("aes-256-gcm", bytes(32)), aead.RawGcm)
         self.assertIsInstance(records.keyed_aead("aes-256-gcm", bytes(32)), aead.CachedGcm)
         with per_record_objects():
             self.assertIsInstance(records.keyed_aead("aes-256-gcm", bytes(32)), aead.PerRecordAead)
@@ -190,8 +265,13 @@ class RecordPathsTest(unittest.TestCase):
         with per_record_objects():
             fallback = sealed_stream(key, prefix, messages)
             opened_by_fallback = RecordOpener(key, prefix).feed(b"".join(cached))
+        with cached_objects():
+            by_cached_gcm = sealed_stream(key, prefix, messages)
+            opened_by_cached_gcm = RecordOpener(key, prefix).feed(b"".join(cached))
         self.assertEqual(same(b"".join(cached), b"".join(fallback)), "")
+        self.assertEqual(same(b"".join(cached), b"".join(by_cached_gcm)), "")
         self.assertTrue(opened_by_fallback == messages)
+        self.assertTrue(opened_by_cached_gcm == messages)
         self.assertTrue(RecordOpener(key, prefix).feed(b"".join(fallback)) == messages)
 
     def test_many_records_on_one_key_match_pycryptodome(self):

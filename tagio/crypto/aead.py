@@ -2,11 +2,10 @@
 
 Theory of operation. pycryptodome's `AES.new(key, MODE_GCM, nonce=...)` redoes the per-key work
 for every message: three AES key expansions (ECB for H, CTR for the data, CTR for the tag), a GHASH
-table expansion and ~30 cffi pointer conversions, all in Python. That is ~40 us per record hot and
-several times that in a live session whose thread sleeps between frames, for two records per
-frame (the frame and its acknowledgement). `CachedGcm` does that work once per key (per direction,
-per rekey epoch) and builds each record from pycryptodome's own primitives, per NIST SP 800-38D
-with a 96-bit IV:
+table expansion and ~30 cffi pointer conversions, all in Python. The host seals a record per frame
+and opens an acknowledgement every other frame, so that setup used to be most of what a record
+cost. `CachedGcm` does the per-key work once (per direction, per rekey epoch) and builds each
+record from pycryptodome's own primitives, per NIST SP 800-38D with a 96-bit IV:
 
     J0 = nonce || 0x00000001                       mask = E_K(J0)   (the cached AES-ECB object)
     C  = P xor AES-CTR_K(inc32(J0), ...)           S    = GHASH_H(A || 0* || C || 0* || [8|A|]64 || [8|C|]64)
@@ -21,23 +20,49 @@ which bytes (an earlier Python GHASH was removed for cache-timing reasons; none 
 body up to SMALL_BODY the keystream is one ECB call over the counter blocks J0, inc32(J0), ...
 (cheaper than building a CTR object, and it yields the mask too) and GHASH is one call over a copy
 of the padded input; a longer body goes through a pycryptodome CTR object and is hashed in place,
-where those fixed costs no longer matter.
+where those fixed costs no longer matter. One `_GHASH` object serves every record of a key:
+pycryptodome's GHASH continues from its last value Y, so each record first feeds Y itself as one
+block, (Y xor Y)·H = 0, and so starts from zero.
 
-One `_GHASH` object serves every record of a key: pycryptodome's GHASH continues from its last
-value Y, so each record first feeds Y itself as one block, (Y xor Y)·H = 0, and so starts from zero.
+Even so, a small record went through ~100 Python-level calls, nearly all of them pycryptodome's
+wrappers (pointer conversions, output buffers, length checks) around a few microseconds of C, and
+each costs several times more in the live host, whose threads sleep between frames. `RawGcm`, a
+CachedGcm, skips the wrappers for bodies up to SMALL_BODY: it calls the same C functions
+pycryptodome loaded (the raw ECB encrypt with the cached ECB object's state, the GHASH C function
+with the key's expanded table, the raw strxor) with pointers and sizes, on a counter/keystream
+buffer pair and a 16-byte S buffer allocated once per key and grown only for a longer record:
+
+    counter blocks = template (0^96 || 1, 0^96 || 2, ...) xor (nonce || 0^32) repeated   strxor
+    E_K(counter blocks) -> mask || keystream                                              ECB
+    body xor keystream into the counter buffer, read out (into the body, for seal)        strxor
+    S = GHASH from zero over A || 0* || C || 0* || lengths (one joined copy)               ghash
+    tag = S xor mask                                                                      strxor
+
+about fifteen calls a record. The buffers are the object's own and each object serves one thread
+(each direction of a channel has its own); what leaves them is copied out (the tag, the plaintext)
+and only the bytes this record wrote are read, so nothing passes from one record to another. The C
+functions are pycryptodome's on either of its backends, cffi (used when it can be imported) or
+ctypes: the few buffer operations that differ (allocate, offset, read out, a pointer to a caller's
+buffer) come from a table per backend, as C-level callables where the backend has them, and on ctypes the functions are called through prototypes
+of our own that convert sizes to size_t (pycryptodome declares none there).
 
 Opening computes the tag over the received ciphertext and compares it in constant time
-(hmac.compare_digest) before anything is decrypted. `_GHASH` and the two C modules are private to
-pycryptodome, so they are looked up defensively and checked once at import against the GCM spec's
-AES-256 known answers and against pycryptodome's own GCM: if anything is missing or differs,
-`CachedGcm` is None and the record layer keeps using a pycryptodome GCM object per record
-(`PerRecordAead`), which is also how ChaCha20-Poly1305 is used. The records are the same bytes
-either way.
+(hmac.compare_digest) before anything is decrypted. `_GHASH`, the raw libraries and the objects'
+states are private to pycryptodome, so they are looked up defensively and each form is checked once
+at import against the GCM spec's AES-256 known answers, against pycryptodome's own GCM (a long body,
+then records of several sizes on one object): `RawGcm` is None if anything is missing or differs
+(or off CPython), and `KeyedGcm`, what the record layer uses, falls back to `CachedGcm`; if that
+fails too, KeyedGcm is None and the record layer uses a pycryptodome GCM object per record
+(`PerRecordAead`), which is also how ChaCha20-Poly1305 is used. The records are the same bytes on
+every path.
 
 An object serves one thread at a time (each direction of a channel has its own).
 """
 
+import functools
+import importlib
 import struct
+import sys
 from hmac import compare_digest
 
 from Crypto.Cipher import AES
@@ -59,6 +84,7 @@ _CTR_START = 2                              # inc32(J0): the first counter of th
 # them stay zero: a small body needs at most SMALL_BODY / 16 + 1 < 2**16 counters).
 _COUNTER_HI = bytes(i >> 8 for i in range(1, SMALL_BODY // BLOCK + 2))
 _COUNTER_LO = bytes(i & 0xFF for i in range(1, SMALL_BODY // BLOCK + 2))
+_NONCE_TO_BLOCK = bytes(4)                  # nonce || these = a counter block with the counter zeroed
 
 
 def _pad(length: int) -> bytes:
@@ -79,6 +105,10 @@ def _counter_blocks(nonce: bytes, count: int) -> bytearray:
     blocks[BLOCK - 2::BLOCK] = _COUNTER_HI[:count]
     blocks[BLOCK - 1::BLOCK] = _COUNTER_LO[:count]
     return blocks
+
+
+# 0^96 || 1, 0^96 || 2, ...: xored with (nonce || 0^32) * n, the first n counter blocks of a nonce.
+_COUNTERS = bytes(_counter_blocks(bytes(NONCE_LEN), SMALL_BODY // BLOCK + 1))
 
 
 class PerRecordAead:
@@ -152,6 +182,104 @@ class _CachedGcm:
         return ghash.digest()
 
 
+class _RawGcm(_CachedGcm):
+    """CachedGcm whose records up to SMALL_BODY call pycryptodome's C functions themselves: the
+    ECB object's raw state with the raw ECB encrypt, the GHASH C function with the key's expanded
+    table, and the raw strxor, on buffers allocated once per key. Longer bodies, and a nonce of the
+    wrong size (for its error), go through CachedGcm. raw_gcm() makes the usable subclass, with the
+    C functions and the backend's buffer operations (cffi or ctypes, as pycryptodome loaded them)
+    filled in as class attributes."""
+
+    ECB_ENCRYPT = GHASH_RAW = STRXOR = None     # C functions: pointers and sizes in (GHASH_RAW makes one)
+    NEW = AT = READ = READABLE = None           # the backend's buffer operations (_BACKENDS)
+
+    def __init__(self, key: bytes, tag_len: int = BLOCK, ghash_c=None):
+        super().__init__(key, tag_len, ghash_c)
+        # The pointers stay valid while self._ecb and self._ghash (which free them) are alive.
+        self._ecb_state, self._ghash_table = self._ecb._state.get(), self._ghash._exp_key.get()
+        self._ghash_c = self.GHASH_RAW(self._ghash.ghash_c)
+        self._y = self.NEW(BLOCK)               # S, then the tag
+        self._room = 0                          # bytes in _blocks and _stream (grown on demand)
+
+    def seal(self, nonce, aad, body) -> bytes:
+        """Encrypt `body` (a writable buffer) in place; return the tag."""
+        size = len(body)
+        if size > SMALL_BODY or len(nonce) != NONCE_LEN:
+            return super().seal(nonce, aad, body)
+        self._keystream(nonce, size)
+        self.STRXOR(self.READABLE(body), self._stream_data, self._blocks, size)
+        body[:] = self.READ(self._blocks, size)     # TypeError for a read-only body, as before
+        self._sign(aad, body)
+        return self.READ(self._y, self._tag_len)
+
+    def open(self, nonce, aad, ciphertext, tag) -> bytes:
+        """The plaintext; ValueError if the tag is wrong, checked before anything is decrypted."""
+        size = len(ciphertext)
+        if size > SMALL_BODY or len(nonce) != NONCE_LEN:
+            return super().open(nonce, aad, ciphertext, tag)
+        self._keystream(nonce, size)
+        self._sign(aad, ciphertext)
+        if not compare_digest(self.READ(self._y, self._tag_len), tag):
+            raise ValueError("MAC check failed")
+        self.STRXOR(self.READABLE(ciphertext), self._stream_data, self._blocks, size)
+        return self.READ(self._blocks, size)
+
+    def _keystream(self, nonce, size) -> None:
+        """E_K(J0), E_K(inc32(J0)), ... into _stream: the tag mask, then at least `size` bytes of
+        keystream (at _stream_data). The counter blocks are the template xor the repeated nonce."""
+        span = (size + 2 * BLOCK - 1) & -BLOCK          # J0 and ceil(size / 16) counter blocks
+        if span > self._room:
+            self._grow(span)
+        self.STRXOR(_COUNTERS, (nonce + _NONCE_TO_BLOCK) * (span // BLOCK), self._blocks, span)
+        if self.ECB_ENCRYPT(self._ecb_state, self._blocks, self._stream, span):
+            raise ValueError("AES-ECB failed")
+
+    def _sign(self, aad, ciphertext) -> None:
+        """S xor E_K(J0), the full tag, into _y: one GHASH call over a padded copy of the input."""
+        text = b"".join((aad, _ZEROS[:-len(aad) % BLOCK], ciphertext, _ZEROS[:-len(ciphertext) % BLOCK],
+                         _LENGTHS.pack(8 * len(aad), 8 * len(ciphertext))))
+        if self._ghash_c(self._y, text, len(text), _ZEROS, self._ghash_table):
+            raise ValueError("GHASH failed")
+        self.STRXOR(self._y, self._stream, self._y, BLOCK)
+
+    def _grow(self, span: int) -> None:
+        """Room for `span` bytes of counter blocks and keystream: reallocated only when a record
+        is longer than any before it (each direction's object serves one thread)."""
+        self._room = max(span, 4096)
+        self._blocks, self._stream = self.NEW(self._room), self.NEW(self._room)
+        self._stream_data = self.AT(self._stream, BLOCK)
+
+
+def _cffi_operations(raw_api) -> dict:
+    """Buffer operations on cffi, where bytes, char[] buffers and Python ints pass to C as they are.
+    The per-record ones are taken from cffi's C module itself where it is there (the FFI object's
+    methods add a Python layer that resolves the type name on every call)."""
+    ffi = raw_api.ffi
+    backend, char_array = getattr(ffi, "_backend", ffi), ffi.typeof("char[]")
+    return {"NEW": lambda size: ffi.new(char_array, size), "AT": lambda buffer, offset: buffer + offset,
+            "READ": backend.unpack, "READABLE": functools.partial(backend.from_buffer, char_array),
+            "typed": lambda function, argtypes: function}
+
+
+def _ctypes_operations(raw_api) -> dict:
+    """Buffer operations on ctypes. pycryptodome declares no argument types there (it converts each
+    size itself), so the C functions are called through prototypes of our own that convert ints
+    to size_t and take bytes, buffers and byref() as pointers."""
+    import ctypes
+    kinds = {"p": ctypes.c_void_p, "n": ctypes.c_size_t}
+
+    def typed(function, argtypes):
+        prototype = ctypes.CFUNCTYPE(ctypes.c_int, *(kinds[kind] for kind in argtypes))
+        return prototype(ctypes.cast(function, ctypes.c_void_p).value)
+
+    return {"NEW": ctypes.create_string_buffer, "AT": ctypes.byref, "READ": ctypes.string_at,
+            # bytes pass as they are; anything else is copied (ctypes' from_buffer wants it writable)
+            "READABLE": bytes, "typed": typed}
+
+
+_BACKENDS = {"cffi": _cffi_operations, "ctypes": _ctypes_operations}
+
+
 # GCM spec (McGrew & Viega, as in NIST's GCM validation) test cases 13-16: AES-256, 96-bit IVs.
 # Cases 13/14 and 15/16 share a key, which also checks that one key's GHASH restarts per message.
 KNOWN_ANSWERS = [  # (key, nonce, aad, plaintext, ciphertext, tag), hex
@@ -185,10 +313,26 @@ def passes_self_test(gcm_class, ghash_c=None) -> bool:
         key, nonce, plain = bytes(range(32)), bytes(range(12)), bytes(range(256)) * (SMALL_BODY // 256 + 1)
         cipher, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).update(b"aad").encrypt_and_digest(plain)
         gcm, body = gcm_class(key, ghash_c=ghash_c), bytearray(plain)
-        return gcm.seal(nonce, b"aad", memoryview(body)) == tag and body == cipher \
-            and gcm.open(nonce, b"aad", cipher, tag) == plain
+        if gcm.seal(nonce, b"aad", memoryview(body)) != tag or body != cipher \
+                or gcm.open(nonce, b"aad", cipher, tag) != plain:
+            return False
+        return _matches_over_reuse(gcm, key)
     except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
         return False
+
+
+def _matches_over_reuse(gcm, key) -> bool:
+    """After that long body, shorter and longer records on the same object (whose buffers are
+    reused and grown) still match pycryptodome's GCM, with the AAD as a header-like view."""
+    for seq, size in enumerate((1024, 8, 0, 17, 5000, SMALL_BODY, 1)):
+        nonce, plain = bytes(4) + seq.to_bytes(8, "big"), bytes([seq]) * size
+        header = memoryview(bytes(range(12)))
+        cipher, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).update(header).encrypt_and_digest(plain)
+        body = bytearray(plain)
+        if gcm.seal(nonce, header, memoryview(body)) != tag or body != cipher \
+                or gcm.open(nonce, header, memoryview(cipher), memoryview(tag)) != plain:
+            return False
+    return True
 
 
 def cached_gcm(mode_gcm):
@@ -202,4 +346,28 @@ def cached_gcm(mode_gcm):
     return gcm_class if passes_self_test(gcm_class) else None
 
 
+def raw_gcm(cached_class):
+    """The RawGcm class over `cached_class` (CachedGcm) on the C functions pycryptodome loaded, or
+    None: no CachedGcm, not CPython (on PyPy pycryptodome copies buffers for C code, which may
+    move them), a backend or piece that is not there, or a failed passes_self_test()."""
+    if cached_class is None or sys.implementation.name != "cpython":
+        return None
+    try:
+        raw_api = importlib.import_module("Crypto.Util._raw_api")
+        operations = _BACKENDS[raw_api.backend](raw_api)
+        typed = operations.pop("typed")
+        mode_ecb, strxor_module = map(importlib.import_module, ("Crypto.Cipher._mode_ecb", "Crypto.Util.strxor"))
+        pieces = {
+            "ECB_ENCRYPT": typed(mode_ecb.raw_ecb_lib.ECB_encrypt, "pppn"),
+            "STRXOR": typed(strxor_module._raw_strxor.strxor, "pppn"),
+            "GHASH_RAW": lambda ghash_c: typed(ghash_c.ghash, "ppnpp"), **operations}
+    except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
+        return None
+    # staticmethod: the pieces are plain callables, not methods of the object they are looked up on
+    gcm_class = type("RawGcm", (_RawGcm, cached_class), {name: staticmethod(f) for name, f in pieces.items()})
+    return gcm_class if passes_self_test(gcm_class) else None
+
+
 CachedGcm = cached_gcm(_mode_gcm)
+RawGcm = raw_gcm(CachedGcm)
+KeyedGcm = RawGcm or CachedGcm      # the record layer's AES-GCM; None: a GCM object per record

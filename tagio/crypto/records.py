@@ -22,16 +22,22 @@ CLOSE. Any failure is terminal: the opener stays failed and re-raises.
 Each key (per direction, per epoch) is used through one keyed object (tagio.crypto.aead): for
 AES-GCM that object does the per-key work once instead of per record, which is most of what a
 small record costs; the records are the same bytes as pycryptodome's GCM makes.
+
+The host seals a record per frame and opens an acknowledgement every other frame, so the path of
+one record is kept short: the epoch's keyed object, prefix and seq range are attributes read per
+record (the key steps only at the epoch's end), the nonce's seq bytes are the header's own, the
+header's length is checked inline rather than through a header object, and each record is laid
+out and encrypted in one output buffer.
 """
 
 from Crypto.Cipher import AES, ChaCha20_Poly1305
 
 from tagio.crypto import aead
 from tagio.crypto.kdf import next_key
-from tagio.errors import LocalProtocolError, RemoteProtocolError, SecureChannelError
+from tagio.errors import LocalProtocolError, SecureChannelError
 from tagio.protocol.records import (  # noqa: F401  (the wire layout lives in protocol/records.py)
-    HEADER, MAX_BODY, MAX_MESSAGE, MAX_RECORD, MAX_SEQ, MIN_BODY, REC_CLOSE, REC_DATA, RECORD_TYPES,
-    TAG_LEN, decode_header,
+    HEADER, HEADER_LEN, MAX_BODY, MAX_MESSAGE, MAX_RECORD, MAX_SEQ, MIN_BODY, REC_CLOSE, REC_DATA,
+    RECORD_TYPES, TAG_LEN, decode_header,
 )
 
 REKEY_INTERVAL = 1 << 20        # records per key: 64 GiB at 64 KiB records
@@ -44,8 +50,8 @@ CIPHERS = {
 }
 DEFAULT_CIPHER = "aes-256-gcm"
 # key -> keyed AEAD for the ciphers that have a faster form than a CIPHERS object per record
-# (aead.CachedGcm is None if pycryptodome's private pieces failed its self-test).
-KEYED = {"aes-256-gcm": lambda key: aead.CachedGcm(key, TAG_LEN)} if aead.CachedGcm else {}
+# (aead.KeyedGcm is None if pycryptodome's private pieces failed its self-tests).
+KEYED = {"aes-256-gcm": lambda key: aead.KeyedGcm(key, TAG_LEN)} if aead.KeyedGcm else {}
 
 
 def keyed_aead(cipher: str, key: bytes):
@@ -64,29 +70,22 @@ def channel_error(cause: str, detail: str) -> SecureChannelError:
 
 
 class _KeySchedule:
-    """The key for each sequence number of one direction, advancing one epoch at a time."""
+    """The keyed AEAD of one direction's current epoch, which holds the records start..end - 1;
+    step() moves to the next epoch. Records read `aead`, `prefix`, `start` and `end` directly
+    (attributes, not calls: this is on the path of every record)."""
 
     def __init__(self, key: bytes, prefix: bytes, cipher: str, rekey_interval: int):
         if cipher not in CIPHERS or len(prefix) != 4 or rekey_interval < 1:
             raise LocalProtocolError("bad record key parameters")
-        self._key, self._prefix, self._cipher = key, prefix, cipher
-        self._interval, self._epoch = rekey_interval, 0
-        self._aead = keyed_aead(cipher, key)
+        self._key, self._cipher, self._interval = key, cipher, rekey_interval
+        self.prefix, self.start, self.end = prefix, 0, rekey_interval
+        self.aead = keyed_aead(cipher, key)
 
-    def step_to(self, seq: int) -> None:
-        """Called with each expected seq in turn: step the key when a new epoch starts."""
-        if seq // self._interval == self._epoch + 1:
-            self._key, self._epoch = next_key(self._key), self._epoch + 1
-            self._aead = keyed_aead(self._cipher, self._key)
-
-    def nonce(self, seq: int) -> bytes:
-        return self._prefix + seq.to_bytes(8, "big")
-
-    def aead_for(self, seq: int):
-        """The keyed AEAD for `seq`, or None if seq belongs to another epoch."""
-        if seq // self._interval != self._epoch:
-            return None
-        return self._aead
+    def step(self) -> None:
+        """The next epoch: its key is next_key() of this one's."""
+        self._key = next_key(self._key)
+        self.start, self.end = self.end, self.end + self._interval
+        self.aead = keyed_aead(self._cipher, self._key)
 
 
 class RecordSealer:
@@ -98,28 +97,22 @@ class RecordSealer:
 
     def seal(self, payload: bytes, rec_type: int = REC_DATA) -> bytes:
         """One record; raises LocalProtocolError if the payload is too big."""
-        if len(payload) > MAX_RECORD:
-            raise LocalProtocolError(f"message of {len(payload)} bytes exceeds {MAX_RECORD}")
-        if self.seq >= MAX_SEQ:
+        size, seq, keys = len(payload), self.seq, self._keys
+        if size > MAX_RECORD:
+            raise LocalProtocolError(f"message of {size} bytes exceeds {MAX_RECORD}")
+        if seq >= MAX_SEQ:
             raise channel_error("exhausted", "record counter would wrap")
-        size, seq = len(payload), self.seq
-        self._keys.step_to(seq)
+        if seq >= keys.end:     # seq counts up by one, so this is the first record of the next epoch
+            keys.step()
         header = HEADER.pack(1 + size + TAG_LEN, seq)
-        out = self._seal_in_place(header, rec_type, payload)
-        self.seq += 1
-        return out
-
-    def _seal_in_place(self, header, rec_type, payload):
-        """header || AEAD(type || payload) || tag: the plaintext is laid out in the output buffer
-        once and encrypted there in place (no second copy)."""
-        size = len(payload)
-        out = bytearray(HEADER.size + 1 + size + TAG_LEN)
-        out[:HEADER.size], out[HEADER.size] = header, rec_type
-        out[HEADER.size + 1:HEADER.size + 1 + size] = payload
-        view = memoryview(out)
-        body = view[HEADER.size:HEADER.size + 1 + size]
-        keyed = self._keys.aead_for(self.seq)
-        view[HEADER.size + 1 + size:] = keyed.seal(self._keys.nonce(self.seq), header, body)
+        # The plaintext is laid out in the output buffer once and encrypted there in place.
+        end = HEADER_LEN + 1 + size
+        out = bytearray(end + TAG_LEN)
+        out[:HEADER_LEN], out[HEADER_LEN] = header, rec_type
+        out[HEADER_LEN + 1:end] = payload
+        # The nonce is prefix || seq, and the header's last 8 bytes are seq (big-endian).
+        out[end:] = keys.aead.seal(keys.prefix + header[4:], header, memoryview(out)[HEADER_LEN:end])
+        self.seq = seq + 1
         return out
 
 
@@ -146,7 +139,7 @@ class RecordOpener:
         self._buf += data
         out = []
         try:
-            while not self.closed:
+            while not self.closed and len(self._buf) >= HEADER_LEN:
                 record = self._next_record()
                 if record is None:
                     break
@@ -170,33 +163,32 @@ class RecordOpener:
         raise self.error
 
     def _next_record(self):
-        if len(self._buf) < HEADER.size:
+        """The next whole record of the buffer (which holds at least a header), or None."""
+        buf = self._buf
+        length, seq = HEADER.unpack_from(buf)
+        if not MIN_BODY <= length <= MAX_BODY:  # protocol.records.decode_header's rule, inline (per record)
+            # The header is authenticated data: a bad one is tamper.
+            raise channel_error("tamper", f"record length {length} out of range")
+        end = HEADER_LEN + length
+        if len(buf) < end:
             return None
-        try:
-            header = decode_header(self._buf)
-        except RemoteProtocolError as exc:      # the header is authenticated data: a bad one is tamper
-            raise channel_error("tamper", str(exc)) from None
-        length, seq = header.length, header.seq
-        end = HEADER.size + length
-        if len(self._buf) < end:
-            return None
-        rec_type, payload = self._open(memoryview(self._buf)[:end], seq)
-        del self._buf[:end]         # the views above are gone by now (they were temporaries)
+        rec_type, payload = self._open(memoryview(buf)[:end], seq)
+        del buf[:end]               # the views above are gone by now (they were temporaries)
         return self._accept(seq, rec_type, payload)
 
     def _open(self, record, seq) -> tuple:
         """(type, payload) of one whole record, decrypted in place of copies; tamper if forged."""
-        # Authenticate under the nonce the header claims: if that works, the
-        # header's seq is genuine and a mismatch is a replay/reorder, not a bit flip.
-        if seq == self.seq:
-            self._keys.step_to(seq)
-        keyed = self._keys.aead_for(seq)
+        # Authenticate under the nonce the header claims (prefix || the header's seq bytes): if
+        # that works, the header's seq is genuine and a mismatch is a replay/reorder, not a bit flip.
+        keys = self._keys
+        if seq == self.seq and seq >= keys.end:     # the first record of the next epoch
+            keys.step()
         try:
-            if keyed is None:
+            if not keys.start <= seq < keys.end:
                 raise ValueError("other epoch")
             # open() returns nothing before the tag passed
-            plain = keyed.open(self._keys.nonce(seq), record[:HEADER.size],
-                               record[HEADER.size:-TAG_LEN], record[-TAG_LEN:])
+            plain = keys.aead.open(keys.prefix + record[4:HEADER_LEN], record[:HEADER_LEN],
+                                   record[HEADER_LEN:-TAG_LEN], record[-TAG_LEN:])
             return plain[0], plain[1:]
         except ValueError:
             raise channel_error("tamper", f"record {seq} failed authentication") from None
