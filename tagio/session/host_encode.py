@@ -140,9 +140,8 @@ class HostEncode:
         (x, y, width); a JPEG of it (scaled or not) teaches the speed choice what it cost."""
         (sx, sy, sw), (x, y, w, h) = source, rect
         if w * h < scaled.MIN_AREA:     # the usual small change: never scaled, and not timed (it
-            img = t.region_image(raw, sw, x - sx, y - sy, w, h)     # would teach SpeedChoice nothing)
-            self._record(rects, t.encode_region(img, x, y, quality), rect, False, screen)
-            return
+            self._record(rects, t.encode_grab(raw, sw, (sx, sy), rect, quality), rect, False, screen)
+            return                      # would teach SpeedChoice nothing)
         started, first = time.perf_counter(), len(rects)
         view = scaled.bgrx_view(raw, sw, x - sx, y - sy, w, h) if scale < 1.0 else None
         parts = scaled.encode_view(view, x, y, quality, scale) if view is not None else None

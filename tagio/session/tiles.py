@@ -142,19 +142,21 @@ def rect_tiles(x, y, w, h, tile=TILE):
 def encode_rect(img, quality, lossless=False):
     """A PIL RGB image (loaded: Image.new, region_image, crop) -> (encoding, bytes): fill, PNG
     (few colours or lossless) or JPEG."""
-    return _encode_rect(img, img.size, quality, lossless)
+    return _encode_rect(img, img.im, img.size, quality, lossless)
 
 
-def _encode_rect(img, size, quality, lossless):
-    """encode_rect of `img`, whose size the caller already holds. A small picture (the usual change)
-    is probed and written through its Pillow core (`img.im`, read once): each Image accessor
-    (size, im, load, mode...) is a Python call, and they were a good part of a small frame."""
-    core = img.im
+def _encode_rect(img, core, size, quality, lossless):
+    """encode_rect of `img`, whose Pillow core and size the caller holds. A small picture (the
+    usual change) is probed and written through the core: each Image accessor (size, im, load,
+    mode...) is a Python call, and they were a good part of a small frame. `img` may be None for a
+    picture of at most PROBE_PIXELS: an Image is then made from the core only for a photo."""
     colour, few = _content(img, core, size)
     if colour is not None:
         return ENC_FILL, colour
     if few:
         return ENC_PNG, _plain_png(core, size)
+    if img is None:
+        img = _BLANK._new(core)
     out = io.BytesIO()
     if lossless:        # a photo's lossless refresh: Pillow's adaptive row filters pay for themselves
         img.save(out, "PNG", compress_level=PNG_LEVEL)
@@ -252,13 +254,18 @@ def _mixed(extrema):
 
 
 def region_image(raw, width, x, y, w, h):
-    """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted.
+    """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted."""
+    return _BLANK._new(_region_core(raw, width, x, y, w, h))
+
+
+def _region_core(raw, width, x, y, w, h):
+    """region_image's pixels as a bare Pillow core (ImagingCore).
+
     The raw decoder steps over the other pixels of each row itself (its stride argument), so a
     narrow rectangle costs no per-row slices and no joined copy. The decoder is driven here
-    directly on an uninitialised image (every pixel is written): Image.frombytes() would first
-    clear the picture and run as much Python again as the conversion costs for a small one. For the
-    same reason the picture is a bare Pillow core, wrapped into an Image once it holds the pixels
-    (Image.new adds a size check and its own layers: a dozen Python calls per small frame)."""
+    directly on an uninitialised core (every pixel is written): Image.frombytes() would first
+    clear the picture and run as much Python again as the conversion costs for a small one, and
+    Image.new adds a size check and its own layers (a dozen Python calls per small frame)."""
     stride = width * 4
     start = y * stride + x * 4
     core = Image.core.new("RGB", (w, h))
@@ -267,17 +274,31 @@ def region_image(raw, width, x, y, w, h):
     consumed, status = decoder.decode(memoryview(raw)[start:start + (h - 1) * stride + w * 4])
     if consumed >= 0 or status != 0:    # as Image.frombytes checks: short or broken data
         raise ValueError(f"{w}x{h} at ({x}, {y}) is not inside a buffer {width} pixels wide")
-    return _BLANK._new(core)
+    return core
 
 
 _BLANK = Image.Image()      # what Image.new wraps a new core with: _new() takes its (empty) info
+
+
+def encode_grab(raw, width, origin, rect, quality):
+    """encode_region(region_image(...), x, y, quality) of the rectangle `rect` = (x, y, w, h) on
+    the screen of a grab `raw` (BGRX, `width` pixels wide) whose first pixel is at `origin` on the
+    screen. A small rectangle (at most PROBE_PIXELS: a JPEG or PNG of it is always far under
+    MAX_RECT_DATA, so it is never split) is encoded from its bare Pillow core, and wrapped into an
+    Image only if it is a photo: the usual change of a frame (a counter, a caret) costs no Image."""
+    x, y, w, h = rect
+    core = _region_core(raw, width, x - origin[0], y - origin[1], w, h)
+    if w * h > PROBE_PIXELS:
+        return encode_region(_BLANK._new(core), x, y, quality)
+    enc, data = _encode_rect(None, core, (w, h), quality, False)
+    return [(x, y, w, h, enc, data)]
 
 
 def encode_region(img, x, y, quality, lossless=False):
     """Encode the rectangle image `img` placed at (x, y), split into horizontal halves until each
     part fits a message. Returns a list of (x, y, w, h, encoding, data)."""
     size = img.size
-    enc, data = _encode_rect(img, size, quality, lossless)
+    enc, data = _encode_rect(img, img.im, size, quality, lossless)
     w, h = size
     if len(data) <= MAX_RECT_DATA or h < 2:
         return [(x, y, w, h, enc, data)]
