@@ -149,6 +149,8 @@ class HostEncode:
             self._record(rects, parts, (x, y, w, h), False, screen)
             self._speed.timed(w * h, time.perf_counter() - started, scale)
             return
+        if view is not None:        # its probe found one or few colours: so would encode_region's
+            scale = 1.0             # of the RGB picture (the same pixels), so do not ask it again
         img = t.region_image(raw, sw, x - sx, y - sy, w, h)
         self._encode_rect(rects, img, (x, y), quality, False, screen, scale)
         if all(r.encoding == m.ENC_JPEG for r in rects[first:]):
