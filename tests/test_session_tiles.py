@@ -231,6 +231,8 @@ class PlainPng(unittest.TestCase):
         img = Image.new("RGB", (64, 32), "white")
         ImageDraw.Draw(img).text((2, 2), "ok", fill="black")
         self.assertEqual(t.encode_rect(img, 75), (m.ENC_PNG, t.plain_png(img)))
+        opened = Image.open(io.BytesIO(t.plain_png(img)))      # a file's pixels, not loaded yet
+        self.assertEqual(t.encode_rect(opened, 75), (m.ENC_PNG, t.plain_png(img)))
         rng = random.Random(9)
         photo = Image.frombytes("RGB", (64, 64), bytes(rng.randrange(256) for _ in range(64 * 64 * 3)))
         enc, data = t.encode_rect(photo, 75, lossless=True)

@@ -11,7 +11,10 @@ that stayed still come back as lossless refreshes.
 A small frame (at most INLINE_AREA pixels to encode, no scroll search) is encoded on the capture
 thread itself when the encode thread is idle: handing it over (a queue, a thread woken up) costs
 more than encoding a 60x50 change, which is what a small animation or typing makes 60 times a
-second. Frames still reach the send queue in the order they were captured (`_encode_job`).
+second. Frames still reach the send queue in the order they were captured (`_encode_job`). Such a
+frame takes a short road: its rectangle goes from the grab to its bytes (tiles.encode_grab: no
+scaling, no speed timing, which apply only from scaled.MIN_AREA pixels) and into one Frame
+message (protocol.session.encode_frame); its Python calls are much of its cost.
 
 JPEG quality adapts three ways: it drops when acks come back slowly and recovers towards the
 requested quality (`_adapt_quality`, called for each ack); it drops while most of the screen keeps

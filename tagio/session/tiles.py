@@ -11,7 +11,10 @@ with the same horizontal span in consecutive rows grow downwards. Encoding one m
 cheaper than many tile images (the issue measured 18 ms for 480 tile JPEGs against 4.6 ms for one).
 
 `encode_rect` picks by content: one colour -> fill, few colours (text, UI) -> PNG (written here with
-zlib, no row filters: `plain_png`), anything else -> JPEG at the adaptive quality. Tiles last sent as
+zlib, no row filters: `plain_png`), anything else -> JPEG at the adaptive quality. The usual change
+of a frame (a counter, a caret: a few thousand pixels, 60 times a second) goes from the grab to
+those bytes through a bare Pillow core (`encode_grab`): its C work is a few tens of microseconds, so
+each Python call around it (Image accessors, wrappers) counts. Tiles last sent as
 JPEG are remembered so the host can resend them losslessly once they stay still
 (tagio.session.refresh).
 """
@@ -140,8 +143,8 @@ def rect_tiles(x, y, w, h, tile=TILE):
 
 
 def encode_rect(img, quality, lossless=False):
-    """A PIL RGB image (loaded: Image.new, region_image, crop) -> (encoding, bytes): fill, PNG
-    (few colours or lossless) or JPEG."""
+    """A PIL RGB image -> (encoding, bytes): fill, PNG (few colours or lossless) or JPEG."""
+    img.load()          # (an opened file's pixels; its core is read directly below)
     return _encode_rect(img, img.im, img.size, quality, lossless)
 
 
@@ -180,6 +183,7 @@ def plain_png(img):
     writer costs ~200 us of Python per picture whatever its size: most of the encode time of a
     small change (a counter, a blinking cursor) sent 60 times a second. The scanlines come from
     one raw encode with a stride one byte longer than a row (_padded_rows)."""
+    img.load()
     return _plain_png(img.im, img.size)
 
 
@@ -297,6 +301,7 @@ def encode_grab(raw, width, origin, rect, quality):
 def encode_region(img, x, y, quality, lossless=False):
     """Encode the rectangle image `img` placed at (x, y), split into horizontal halves until each
     part fits a message. Returns a list of (x, y, w, h, encoding, data)."""
+    img.load()
     size = img.size
     enc, data = _encode_rect(img, img.im, size, quality, lossless)
     w, h = size
