@@ -92,6 +92,7 @@ class MergeTiles(unittest.TestCase):
     def test_block_becomes_one_rectangle(self):
         tiles = {(c, r) for c in range(2, 5) for r in range(1, 4)}
         self.assertEqual(t.merge_tiles(tiles, 1000, 1000), [(128, 64, 192, 192)])
+        self.assertEqual(t.merge_tiles(set(), 1000, 1000), [])        # (no tiles: asked at every frame)
 
     def test_union_is_preserved_and_clipped(self):
         rng = random.Random(2)

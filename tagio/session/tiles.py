@@ -105,6 +105,8 @@ def _unfound_spans(found, cols):
 
 def merge_tiles(tiles, width, height, tile=TILE):
     """Dirty tiles -> list of (x, y, w, h) pixel rectangles clipped to the screen."""
+    if not tiles:       # the capture loop asks at every frame for the tiles due a lossless refresh
+        return []
     runs_by_row = {}
     for c, r in sorted(tiles, key=lambda t: (t[1], t[0])):
         runs = runs_by_row.setdefault(r, [])
