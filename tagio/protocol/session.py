@@ -81,18 +81,24 @@ class _Fixed:
 
     FORMAT = ""
     FIELDS = ()
+    _LAYOUT = struct.Struct("!")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._LAYOUT = struct.Struct("!" + cls.FORMAT)  # compiled once: FrameAck comes with every frame
 
     def _pack(self) -> bytes:
         try:
-            return struct.pack("!" + self.FORMAT, *(getattr(self, f) for f in self.FIELDS))
+            return self._LAYOUT.pack(*(getattr(self, f) for f in self.FIELDS))
         except struct.error as exc:
             raise LocalProtocolError(f"{type(self).__name__}: {exc}") from exc
 
     @classmethod
     def _unpack(cls, body: bytes):
-        size = struct.calcsize("!" + cls.FORMAT)
-        _need(len(body) == size, f"{cls.__name__} must be {size} bytes, got {len(body)}")
-        msg = cls(*struct.unpack("!" + cls.FORMAT, body))
+        layout = cls._LAYOUT
+        if len(body) != layout.size:    # (not _need: its message would be formatted for every ack)
+            raise RemoteProtocolError(f"{cls.__name__} must be {layout.size} bytes, got {len(body)}")
+        msg = cls(*layout.unpack(body))
         msg.validate()
         return msg
 
@@ -598,9 +604,12 @@ def encode_frame(frame_id, flags, capture_time, latency_ms, rects) -> bytes:
 
 def decode(data: bytes):
     """bytes of one channel record -> message. Raises RemoteProtocolError only."""
-    _need(0 < len(data) <= MAX_MESSAGE, f"session message of {len(data)} bytes")
+    # (ifs, not _need: its message would be formatted for every message, ~60 acks a second)
+    if not 0 < len(data) <= MAX_MESSAGE:
+        raise RemoteProtocolError(f"session message of {len(data)} bytes")
     cls = MESSAGE_TYPES.get(data[0])
-    _need(cls is not None, f"unknown session message type {data[0]}")
+    if cls is None:
+        raise RemoteProtocolError(f"unknown session message type {data[0]}")
     # Every layout checks its own lengths, counts and ranges (the _need calls) before it unpacks,
     # so nothing the peer sends reaches struct or a constructor unchecked. Anything else that
     # escapes from here is our bug and must stay visible as one (h11 does the same).
