@@ -180,7 +180,14 @@ class Frame:
     rects: list = field(default_factory=list)
 
     def _pack(self) -> bytes:
-        return _frame_body(self.frame_id, self.flags, self.capture_time, self.latency_ms, self.rects)
+        _check_local(len(self.rects) <= MAX_RECTS, "too many rectangles in one Frame")
+        parts = [_FRAME_HEAD.pack(self.frame_id, self.flags, self.capture_time,
+                                  min(self.latency_ms, 65535), len(self.rects))]
+        for r in self.rects:
+            _check_local(r.encoding in ENCODINGS, f"unknown encoding {r.encoding}")
+            parts.append(_RECT_HEAD.pack(r.x, r.y, r.w, r.h, r.encoding, len(r.data)))
+            parts.append(r.data)
+        return b"".join(parts)
 
     @classmethod
     def _unpack(cls, body: bytes):
@@ -193,17 +200,6 @@ class Frame:
             rects.append(rect)
         _need(pos == len(body), "Frame has trailing bytes")
         return cls(frame_id, flags, ctime, latency, rects)
-
-
-def _frame_body(frame_id, flags, capture_time, latency_ms, rects) -> bytes:
-    """A Frame's bytes after its type code. Raises LocalProtocolError."""
-    _check_local(len(rects) <= MAX_RECTS, "too many rectangles in one Frame")
-    parts = [_FRAME_HEAD.pack(frame_id, flags, capture_time, min(latency_ms, 65535), len(rects))]
-    for r in rects:
-        _check_local(r.encoding in ENCODINGS, f"unknown encoding {r.encoding}")
-        parts.append(_RECT_HEAD.pack(r.x, r.y, r.w, r.h, r.encoding, len(r.data)))
-        parts.append(r.data)
-    return b"".join(parts)
 
 
 def _unpack_rect(body, pos):
@@ -585,18 +581,16 @@ _ONE_RECT_FRAME = struct.Struct("!B" + _FRAME_HEAD.format[1:] + _RECT_HEAD.forma
 
 
 def encode_frame(frame_id, flags, capture_time, latency_ms, rects) -> bytes:
-    """encode(Frame(frame_id, flags, capture_time, latency_ms, rects)) without building the Frame,
-    the same bytes. The host sends up to 60 frames a second, most of them one small rectangle: for
-    those the generic path (a Frame object, the type table, a list of parts) is most of the cost.
-    Raises LocalProtocolError."""
+    """encode(Frame(frame_id, flags, capture_time, latency_ms, rects)), the same bytes. The host
+    sends up to 60 frames a second, most of them one small rectangle: for those the generic path (a
+    Frame object, the type table, a list of parts) was most of the cost. Raises LocalProtocolError."""
     if len(rects) != 1:
-        data = bytes((_FRAME_CODE,)) + _frame_body(frame_id, flags, capture_time, latency_ms, rects)
-    else:
-        r = rects[0]
-        if r.encoding not in ENCODINGS:
-            raise LocalProtocolError(f"unknown encoding {r.encoding}")
-        data = _ONE_RECT_FRAME.pack(_FRAME_CODE, frame_id, flags, capture_time, min(latency_ms, 65535), 1,
-                                    r.x, r.y, r.w, r.h, r.encoding, len(r.data)) + r.data
+        return encode(Frame(frame_id, flags, capture_time, latency_ms, rects))
+    r = rects[0]
+    if r.encoding not in ENCODINGS:
+        raise LocalProtocolError(f"unknown encoding {r.encoding}")
+    data = _ONE_RECT_FRAME.pack(_FRAME_CODE, frame_id, flags, capture_time, min(latency_ms, 65535), 1,
+                                r.x, r.y, r.w, r.h, r.encoding, len(r.data)) + r.data
     if len(data) > MAX_MESSAGE:
         raise LocalProtocolError(f"Frame of {len(data)} bytes over MAX_MESSAGE")
     return data
