@@ -105,6 +105,15 @@ class RoundTrip(unittest.TestCase):
         expected = (b"\x02" + struct.pack("!IBdHH", 1, 1, 0.0, 5, 1)
                     + struct.pack("!HHHHBI", 1, 2, 3, 4, 0, 3) + b"\xff\x00\x10")
         self.assertEqual(m.encode(frame), expected)
+        self.assertEqual(m.encode_frame(1, m.FINAL, 0.0, 5, frame.rects), expected)    # the host's way
+
+    def test_encode_frame_writes_what_encode_of_a_frame_writes(self):
+        rects = [m.Rect(1, 2, 3, 4, m.ENC_PNG, b"png"), m.Rect(5, 6, 7, 8, m.ENC_FILL, b"\x01\x02\x03"),
+                 m.copy_rect(0, 9, 0, 0, 10, 10)]
+        for count in range(len(rects) + 1):     # no rectangle, one (its own path), several
+            for flags, latency in ((0, 12), (m.FINAL, 70000)):    # latency is capped at 65535 either way
+                frame = m.Frame(77, flags, 1.25, latency, rects[:count])
+                self.assertEqual(m.encode_frame(77, flags, 1.25, latency, rects[:count]), m.encode(frame))
 
 
 class Malformed(unittest.TestCase):
@@ -186,6 +195,10 @@ class EncodeLimits(unittest.TestCase):
             m.encode(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 1, 1, 9, b"")]))
         with self.assertRaises(LocalProtocolError):
             m.encode(m.Frame(1, m.FINAL, 0.0, 0, [m.Rect(0, 0, 1, 1, m.ENC_PNG, b"x" * m.MAX_MESSAGE)]))
+        for rects in ([m.Rect(0, 0, 1, 1, 9, b"")], [m.Rect(0, 0, 1, 1, m.ENC_PNG, b"x" * m.MAX_MESSAGE)],
+                      [m.Rect(0, 0, 1, 1, m.ENC_FILL, b"abc"), m.Rect(0, 0, 1, 1, 9, b"")]):
+            with self.assertRaises(LocalProtocolError):
+                m.encode_frame(1, m.FINAL, 0.0, 0, rects)
         with self.assertRaises(LocalProtocolError):
             m.encode(m.FrameAck(-1))
         with self.assertRaises(LocalProtocolError):

@@ -624,6 +624,25 @@ class EncodeLogic(unittest.TestCase):
         self.assertEqual(sorted(_changed_in({(0, 0), (20, 10)}, whole, 1920, 1080)),
                          [(0, 0, 64, 64), (1280, 640, 64, 64)])
 
+    def test_a_small_grab_whose_tiles_all_changed_is_one_picture_of_the_grab(self):
+        from tagio.session.host_encode import _changed_in
+        box = (881, 508, 53, 52)                            # four tiles, all of them dirty
+        self.assertEqual(_changed_in({(13, 7), (14, 7), (13, 8), (14, 8)}, box, 1920, 1080), [box])
+        row = (800, 510, 200, 50)                           # a grab of eight tiles, the top row dirty
+        self.assertEqual(_changed_in({(c, 7) for c in range(12, 16)}, row, 1920, 1080), [(800, 510, 200, 2)])
+
+    def test_one_rectangle_or_many_the_frames_carry_them_all(self):
+        from tagio.protocol import session as m
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        one = [m.Rect(0, 0, 4, 4, m.ENC_FILL, b"abc")]
+        self.assertEqual([m.decode(data) for data in host._pack_frames(9, 1.5, one)],
+                         [m.Frame(9, m.FINAL, 1.5, host._latency_ms, one)])
+        big = [m.Rect(0, i, 4, 1, m.ENC_PNG, bytes(m.MAX_MESSAGE // 3)) for i in range(4)]
+        frames = [m.decode(data) for data in host._pack_frames(9, 1.5, big)]
+        self.assertEqual([f.flags for f in frames], [0, m.FINAL])
+        self.assertEqual([r for f in frames for r in f.rects], big)
+
     def test_a_grab_without_changes_has_nothing_to_encode(self):
         from tagio.session.host_encode import _changed_in
         for screen in ((100, 80), (1920, 1080)):        # a small screen is one small grab

@@ -195,6 +195,18 @@ class HostConsentTest(unittest.TestCase):
         bpp = len(rects[0].data) / (320 * 192) / flow.JPEG_SIZE[40]
         self.assertAlmostEqual(host._policy.bpp75, flow.INITIAL_BPP + flow.BPP_WEIGHT * (bpp - flow.INITIAL_BPP))
 
+    def test_text_probed_on_the_grab_is_not_probed_again_for_scaling(self):
+        from tagio.session.host import HostSession
+        host = HostSession(channel=None)
+        text = Image.new("RGB", (640, 200), "white")
+        ImageDraw.Draw(text).text((10, 10), "a page of text " * 20, fill="black")
+        raw = text.tobytes("raw", "BGRX")
+        rects = []
+        with mock.patch.object(scaled, "encode_region", wraps=scaled.encode_region) as asked:
+            host._encode_moving(rects, raw, (0, 0, 640), (0, 0, 640, 200), 40, (1920, 1080), 0.5)
+        self.assertEqual([r.encoding for r in rects], [m.ENC_PNG])
+        self.assertEqual(asked.call_count, 0)       # encode_view found it is no photo
+
     def test_a_policy_that_may_not_scale_never_does(self):
         from tagio.session.flow import QualityPolicy
         policy = QualityPolicy(can_scale=False)

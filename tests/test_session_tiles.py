@@ -92,6 +92,7 @@ class MergeTiles(unittest.TestCase):
     def test_block_becomes_one_rectangle(self):
         tiles = {(c, r) for c in range(2, 5) for r in range(1, 4)}
         self.assertEqual(t.merge_tiles(tiles, 1000, 1000), [(128, 64, 192, 192)])
+        self.assertEqual(t.merge_tiles(set(), 1000, 1000), [])        # (no tiles: asked at every frame)
 
     def test_union_is_preserved_and_clipped(self):
         rng = random.Random(2)
@@ -183,6 +184,23 @@ class RegionImage(unittest.TestCase):
             self.assertEqual(t.region_image(raw, 130, *box).tobytes(),
                              full.crop((x, y, x + w, y + h)).tobytes())
 
+    def test_a_grab_encodes_as_its_region_image_does(self):
+        rng = random.Random(7)
+        width, height = 400, 300
+        img = Image.new("RGB", (width, height), (58, 110, 165))
+        ImageDraw.Draw(img).text((130, 10), "1234", fill="white")
+        noise = bytes(rng.randrange(256) for _ in range(width * 150 * 3))
+        img.paste(Image.frombytes("RGB", (width, 150), noise), (0, 150))
+        raw = img.tobytes("raw", "BGRX")
+        origin, kinds = (100, 50), []   # where the grab's first pixel is on the screen
+        for rect in ((100, 50, 30, 20), (200, 50, 80, 40), (150, 220, 60, 40), (100, 50, 400, 300)):
+            x, y, w, h = rect       # one colour, text, a photo, a large picture (probed on strips)
+            region = t.region_image(raw, width, x - origin[0], y - origin[1], w, h)
+            want = t.encode_region(region, x, y, 75)
+            self.assertEqual(t.encode_grab(raw, width, origin, rect, 75), want)
+            kinds.append(want[0][4])
+        self.assertEqual(kinds, [m.ENC_FILL, m.ENC_PNG, m.ENC_JPEG, m.ENC_JPEG])
+
 
 class PlainPng(unittest.TestCase):
     def test_decodes_to_the_same_pixels_at_any_size(self):
@@ -214,6 +232,8 @@ class PlainPng(unittest.TestCase):
         img = Image.new("RGB", (64, 32), "white")
         ImageDraw.Draw(img).text((2, 2), "ok", fill="black")
         self.assertEqual(t.encode_rect(img, 75), (m.ENC_PNG, t.plain_png(img)))
+        opened = Image.open(io.BytesIO(t.plain_png(img)))      # a file's pixels, not loaded yet
+        self.assertEqual(t.encode_rect(opened, 75), (m.ENC_PNG, t.plain_png(img)))
         rng = random.Random(9)
         photo = Image.frombytes("RGB", (64, 64), bytes(rng.randrange(256) for _ in range(64 * 64 * 3)))
         enc, data = t.encode_rect(photo, 75, lossless=True)

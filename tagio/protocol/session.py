@@ -81,18 +81,24 @@ class _Fixed:
 
     FORMAT = ""
     FIELDS = ()
+    _LAYOUT = struct.Struct("!")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._LAYOUT = struct.Struct("!" + cls.FORMAT)  # compiled once: FrameAck comes with every frame
 
     def _pack(self) -> bytes:
         try:
-            return struct.pack("!" + self.FORMAT, *(getattr(self, f) for f in self.FIELDS))
+            return self._LAYOUT.pack(*(getattr(self, f) for f in self.FIELDS))
         except struct.error as exc:
             raise LocalProtocolError(f"{type(self).__name__}: {exc}") from exc
 
     @classmethod
     def _unpack(cls, body: bytes):
-        size = struct.calcsize("!" + cls.FORMAT)
-        _need(len(body) == size, f"{cls.__name__} must be {size} bytes, got {len(body)}")
-        msg = cls(*struct.unpack("!" + cls.FORMAT, body))
+        layout = cls._LAYOUT
+        if len(body) != layout.size:    # (not _need: its message would be formatted for every ack)
+            raise RemoteProtocolError(f"{cls.__name__} must be {layout.size} bytes, got {len(body)}")
+        msg = cls(*layout.unpack(body))
         msg.validate()
         return msg
 
@@ -569,11 +575,35 @@ def encode(msg) -> bytes:
     return data
 
 
+_FRAME_CODE = _TYPE_CODES[Frame]
+# A Frame of one rectangle in one struct: type code, Frame header, rectangle header (its data follows).
+_ONE_RECT_FRAME = struct.Struct("!B" + _FRAME_HEAD.format[1:] + _RECT_HEAD.format[1:])
+
+
+def encode_frame(frame_id, flags, capture_time, latency_ms, rects) -> bytes:
+    """encode(Frame(frame_id, flags, capture_time, latency_ms, rects)), the same bytes. The host
+    sends up to 60 frames a second, most of them one small rectangle: for those the generic path (a
+    Frame object, the type table, a list of parts) was most of the cost. Raises LocalProtocolError."""
+    if len(rects) != 1:
+        return encode(Frame(frame_id, flags, capture_time, latency_ms, rects))
+    r = rects[0]
+    if r.encoding not in ENCODINGS:
+        raise LocalProtocolError(f"unknown encoding {r.encoding}")
+    data = _ONE_RECT_FRAME.pack(_FRAME_CODE, frame_id, flags, capture_time, min(latency_ms, 65535), 1,
+                                r.x, r.y, r.w, r.h, r.encoding, len(r.data)) + r.data
+    if len(data) > MAX_MESSAGE:
+        raise LocalProtocolError(f"Frame of {len(data)} bytes over MAX_MESSAGE")
+    return data
+
+
 def decode(data: bytes):
     """bytes of one channel record -> message. Raises RemoteProtocolError only."""
-    _need(0 < len(data) <= MAX_MESSAGE, f"session message of {len(data)} bytes")
+    # (ifs, not _need: its message would be formatted for every message, ~60 acks a second)
+    if not 0 < len(data) <= MAX_MESSAGE:
+        raise RemoteProtocolError(f"session message of {len(data)} bytes")
     cls = MESSAGE_TYPES.get(data[0])
-    _need(cls is not None, f"unknown session message type {data[0]}")
+    if cls is None:
+        raise RemoteProtocolError(f"unknown session message type {data[0]}")
     # Every layout checks its own lengths, counts and ranges (the _need calls) before it unpacks,
     # so nothing the peer sends reaches struct or a constructor unchecked. Anything else that
     # escapes from here is our bug and must stay visible as one (h11 does the same).

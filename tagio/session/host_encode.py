@@ -11,7 +11,10 @@ that stayed still come back as lossless refreshes.
 A small frame (at most INLINE_AREA pixels to encode, no scroll search) is encoded on the capture
 thread itself when the encode thread is idle: handing it over (a queue, a thread woken up) costs
 more than encoding a 60x50 change, which is what a small animation or typing makes 60 times a
-second. Frames still reach the send queue in the order they were captured (`_encode_job`).
+second. Frames still reach the send queue in the order they were captured (`_encode_job`). Such a
+frame takes a short road: its rectangle goes from the grab to its bytes (tiles.encode_grab: no
+scaling, no speed timing, which apply only from scaled.MIN_AREA pixels) and into one Frame
+message (protocol.session.encode_frame); its Python calls are much of its cost.
 
 JPEG quality adapts three ways: it drops when acks come back slowly and recovers towards the
 requested quality (`_adapt_quality`, called for each ack); it drops while most of the screen keeps
@@ -36,6 +39,11 @@ MOTION_SHARE = 0.5       # at least this share of the screen changing in two fra
 MOTION_QUALITY_DROP = 20  # ... lowers JPEG quality by this much (75 -> 55: a 1080p photo ~280 KB -> ~160 KB)
 ONE_PIECE = 4 * t.TILE * t.TILE   # changes of one grab within this many pixels are encoded as one
 INLINE_AREA = 16 * t.TILE * t.TILE  # frames up to this many pixels are encoded on the capture thread
+
+
+def _motion_quality(quality):
+    """The JPEG quality while most of the screen keeps changing (HostEncode._frame_quality)."""
+    return max(MIN_QUALITY, quality - MOTION_QUALITY_DROP)
 
 
 def _bounding_box(rects):
@@ -65,7 +73,11 @@ def _changed_in(tiles, source, width, height):
     close together and small."""
     if not tiles:       # a whole-screen grab that found nothing (sent for a lossless refresh)
         return []
-    if source[2] * source[3] <= ONE_PIECE:     # a small grab: its changes are one picture anyway
+    sx, sy, sw, sh = source
+    if sw * sh <= ONE_PIECE:    # a small grab: its changes are one picture anyway
+        c0, r0 = sx // t.TILE, sy // t.TILE
+        if len(tiles) == ((sx + sw - 1) // t.TILE - c0 + 1) * ((sy + sh - 1) // t.TILE - r0 + 1):
+            return [source]     # every tile it touches (a grab's tiles are among those): all of it
         cols, rows = [c for c, _r in tiles], [r for _c, r in tiles]
         around = (min(cols) * t.TILE, min(rows) * t.TILE, (max(cols) - min(cols) + 1) * t.TILE,
                   (max(rows) - min(rows) + 1) * t.TILE)
@@ -105,27 +117,34 @@ class HostEncode:
                 self._encoding -= 1
 
     def _encode_frame(self, frame_id, captured, sources, stills, width, height, dirty_count):
+        """The encoded Frame messages (bytes) of one captured frame."""
         choice = self._policy_choice(dirty_count)
-        in_motion = self._moving and self._most_of_screen(dirty_count, width, height)
-        quality, scale = min(self._frame_quality(dirty_count, width, height), choice.quality), choice.scale
-        rects, copies, lossy_copies = [], [], set()
+        in_motion = self._in_motion(dirty_count, width, height)
+        quality = min(_motion_quality(self.quality) if in_motion else self.quality, choice.quality)
+        rects, copies, lossy_copies, scale = [], [], set(), choice.scale
         for raw, sx, sy, sw, sh, tiles, prev in sources:
-            changed = _changed_in(tiles, (sx, sy, sw, sh), width, height)
-            for x, y, w, h in self._find_copies(copies, lossy_copies, raw, prev, (sx, sy, sw, sh), changed):
-                self._encode_moving(rects, raw, (sx, sy, sw), (x, y, w, h), quality,
-                                    (width, height), self._speed_scale(scale, w * h, in_motion))
+            source = (sx, sy, sw, sh)
+            changed = _changed_in(tiles, source, width, height)
+            if prev is not None:            # a grab large enough for the scroll search
+                changed = self._find_copies(copies, lossy_copies, raw, prev, source, changed)
+            for x, y, w, h in changed:
+                self._encode_moving(rects, raw, (sx, sy, sw), (x, y, w, h), quality, (width, height),
+                                    self._speed_scale(scale, w * h) if in_motion else scale)
         for x, y, w, h, data in stills:     # lossless refresh of regions last sent as JPEG
             self._encode_rect(rects, t.region_image(data, w, 0, 0, w, h), (x, y), quality, True, (width, height))
         if lossy_copies:                    # copied JPEG pixels still want their lossless refresh
             with self._refresh_lock:
                 self._refresh.sent(lossy_copies, True)
         self._learn_sizes(rects, quality)
-        return [m.encode(msg) for msg in self._pack_frames(frame_id, captured, copies + rects)]
+        return self._pack_frames(frame_id, captured, copies + rects if copies else rects)
 
     def _encode_moving(self, rects, raw, source, rect, quality, screen, scale):
         """Encode the changed `rect` (x, y, w, h on the screen) of the grab `raw` of `source`
         (x, y, width); a JPEG of it (scaled or not) teaches the speed choice what it cost."""
         (sx, sy, sw), (x, y, w, h) = source, rect
+        if w * h < scaled.MIN_AREA:     # the usual small change: never scaled, and not timed (it
+            self._record(rects, t.encode_grab(raw, sw, (sx, sy), rect, quality), rect, False, screen)
+            return                      # would teach SpeedChoice nothing)
         started, first = time.perf_counter(), len(rects)
         view = scaled.bgrx_view(raw, sw, x - sx, y - sy, w, h) if scale < 1.0 else None
         parts = scaled.encode_view(view, x, y, quality, scale) if view is not None else None
@@ -133,16 +152,18 @@ class HostEncode:
             self._record(rects, parts, (x, y, w, h), False, screen)
             self._speed.timed(w * h, time.perf_counter() - started, scale)
             return
+        if view is not None:        # its probe found one or few colours: so would encode_region's
+            scale = 1.0             # of the RGB picture (the same pixels), so do not ask it again
         img = t.region_image(raw, sw, x - sx, y - sy, w, h)
         self._encode_rect(rects, img, (x, y), quality, False, screen, scale)
         if all(r.encoding == m.ENC_JPEG for r in rects[first:]):
             self._speed.timed(w * h, time.perf_counter() - started)
 
-    def _speed_scale(self, scale, pixels, in_motion):
-        """`scale` (the link's choice), or lower while the screen is in motion and this host
-        cannot encode such a rectangle at full scale within its share of the frame interval
-        (scaled.SpeedChoice); only for a viewer that takes scaled rectangles."""
-        if not in_motion or not self._policy.can_scale:
+    def _speed_scale(self, scale, pixels):
+        """`scale` (the link's choice), or lower when this host cannot encode such a rectangle at
+        full scale within its share of the frame interval (scaled.SpeedChoice); asked while the
+        screen is in motion, and only for a viewer that takes scaled rectangles."""
+        if not self._policy.can_scale:
             return scale
         return min(scale, self._speed.scale(pixels, 1.0 / self.fps_cap))
 
@@ -157,13 +178,15 @@ class HostEncode:
     def _record(self, rects, parts, rect, lossless, screen):
         """Add the encoded `parts` of `rect` (x, y, w, h) to `rects` and tell the refresh."""
         x, y, w, h = rect
-        rects.extend(m.Rect(*p) for p in parts)
-        size = sum(len(p[5]) for p in parts)
+        size, lossy = 0, False
+        for part in parts:      # (one pass: usually a single part)
+            rects.append(m.Rect(*part))
+            size += len(part[5])
+            lossy = lossy or part[4] in m.LOSSY_ENCODINGS
         if lossless:        # the top-off of still tiles (also teaches the refresh its cost)
             with self._refresh_lock:
                 self._refresh.refreshed(t.rect_tiles(x, y, w, h), size)
             return
-        lossy = any(p[4] in m.LOSSY_ENCODINGS for p in parts)
         # Lossy pixels anywhere in a tile make it wait for a lossless refresh; exact pixels clear
         # only the tiles they cover whole (a small change must not cancel a photo's refresh).
         tiles = (t.rect_tiles(x, y, w, h) if lossy
@@ -227,26 +250,30 @@ class HostEncode:
 
         Sustained full-screen motion (video, scrolling photos) hides detail, and the pixels are
         refreshed losslessly once they stand still, so spend fewer bytes per frame on it."""
-        moving = self._most_of_screen(dirty_tiles, width, height)
-        in_motion, self._moving = moving and self._moving, moving
-        return max(MIN_QUALITY, self.quality - MOTION_QUALITY_DROP) if in_motion else self.quality
+        return _motion_quality(self.quality) if self._in_motion(dirty_tiles, width, height) else self.quality
 
-    @staticmethod
-    def _most_of_screen(dirty_tiles, width, height):
-        cols, rows = t.tile_grid(width, height)
-        return dirty_tiles >= MOTION_SHARE * cols * rows
+    def _in_motion(self, dirty_tiles, width, height):
+        """True when most of the screen changed in this frame and the one before (asked once per
+        frame: it remembers this frame for the next)."""
+        cols, rows = -(-width // t.TILE), -(-height // t.TILE)     # t.tile_grid, without a call
+        moving = dirty_tiles >= MOTION_SHARE * cols * rows
+        in_motion, self._moving = moving and self._moving, moving
+        return in_motion
 
     def _pack_frames(self, frame_id, captured, rects):
-        """Split rectangles over as many Frame messages as MAX_MESSAGE needs; FINAL on the last."""
+        """The encoded Frame messages (bytes) of these rectangles: as many as MAX_MESSAGE needs,
+        FINAL on the last. One rectangle (a small change) is always one message."""
+        if len(rects) == 1:
+            return [m.encode_frame(frame_id, m.FINAL, captured, self._latency_ms, rects)]
         messages, batch, size = [], [], 0
         for rect in rects:
             cost = len(rect.data) + 16
             if batch and (size + cost > m.MAX_MESSAGE - 64 or len(batch) >= m.MAX_RECTS):
-                messages.append(m.Frame(frame_id, 0, captured, self._latency_ms, batch))
+                messages.append(m.encode_frame(frame_id, 0, captured, self._latency_ms, batch))
                 batch, size = [], 0
             batch.append(rect)
             size += cost
-        messages.append(m.Frame(frame_id, m.FINAL, captured, self._latency_ms, batch))
+        messages.append(m.encode_frame(frame_id, m.FINAL, captured, self._latency_ms, batch))
         return messages
 
     def _link_rate(self):

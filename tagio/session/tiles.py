@@ -11,11 +11,15 @@ with the same horizontal span in consecutive rows grow downwards. Encoding one m
 cheaper than many tile images (the issue measured 18 ms for 480 tile JPEGs against 4.6 ms for one).
 
 `encode_rect` picks by content: one colour -> fill, few colours (text, UI) -> PNG (written here with
-zlib, no row filters: `plain_png`), anything else -> JPEG at the adaptive quality. Tiles last sent as
+zlib, no row filters: `plain_png`), anything else -> JPEG at the adaptive quality. The usual change
+of a frame (a counter, a caret: a few thousand pixels, 60 times a second) goes from the grab to
+those bytes through a bare Pillow core (`encode_grab`): its C work is a few tens of microseconds, so
+each Python call around it (Image accessors, wrappers) counts. Tiles last sent as
 JPEG are remembered so the host can resend them losslessly once they stay still
 (tagio.session.refresh).
 """
 
+import functools
 import io
 import struct
 import sys
@@ -101,6 +105,8 @@ def _unfound_spans(found, cols):
 
 def merge_tiles(tiles, width, height, tile=TILE):
     """Dirty tiles -> list of (x, y, w, h) pixel rectangles clipped to the screen."""
+    if not tiles:       # the capture loop asks at every frame for the tiles due a lossless refresh
+        return []
     runs_by_row = {}
     for c, r in sorted(tiles, key=lambda t: (t[1], t[0])):
         runs = runs_by_row.setdefault(r, [])
@@ -140,11 +146,22 @@ def rect_tiles(x, y, w, h, tile=TILE):
 
 def encode_rect(img, quality, lossless=False):
     """A PIL RGB image -> (encoding, bytes): fill, PNG (few colours or lossless) or JPEG."""
-    colour, few = _content(img)
+    img.load()          # (an opened file's pixels; its core is read directly below)
+    return _encode_rect(img, img.im, img.size, quality, lossless)
+
+
+def _encode_rect(img, core, size, quality, lossless):
+    """encode_rect of `img`, whose Pillow core and size the caller holds. A small picture (the
+    usual change) is probed and written through the core: each Image accessor (size, im, load,
+    mode...) is a Python call, and they were a good part of a small frame. `img` may be None for a
+    picture of at most PROBE_PIXELS: an Image is then made from the core only for a photo."""
+    colour, few = _content(img, core, size)
     if colour is not None:
         return ENC_FILL, colour
     if few:
-        return ENC_PNG, plain_png(img)
+        return ENC_PNG, _plain_png(core, size)
+    if img is None:
+        img = _BLANK._new(core)
     out = io.BytesIO()
     if lossless:        # a photo's lossless refresh: Pillow's adaptive row filters pay for themselves
         img.save(out, "PNG", compress_level=PNG_LEVEL)
@@ -155,6 +172,10 @@ def encode_rect(img, quality, lossless=False):
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_IHDR = struct.Struct(">I4sIIBBBBB")        # a chunk's length and type, then the header's fields
+_IDAT_HEAD = struct.Struct(">I4s")
+_CRC = struct.Struct(">I")
+_CRC_IDAT = zlib.crc32(b"IDAT")             # a chunk's CRC covers its type, then its data
 
 
 def plain_png(img):
@@ -164,20 +185,34 @@ def plain_png(img):
     writer costs ~200 us of Python per picture whatever its size: most of the encode time of a
     small change (a counter, a blinking cursor) sent 60 times a second. The scanlines come from
     one raw encode with a stride one byte longer than a row (_padded_rows)."""
-    w, h = img.size
-    scanlines = _FILTER_NONE + memoryview(_padded_rows(img))[:-1]
-    return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)),
-                     _png_chunk(b"IDAT", zlib.compress(scanlines, PNG_LEVEL)), _PNG_END))
+    img.load()
+    return _plain_png(img.im, img.size)
 
 
-def _padded_rows(img):
-    """The RGB rows of `img`, each followed by a zero byte (Pillow's raw encoder zero-pads a row
-    to its stride): after one more zero in front, that byte is the next row's PNG filter byte
-    (0, none). Pillow's encoder is driven here directly: Image.tobytes()'s own Python (a 64 KB
-    buffer, a loop, a join) costs more than its C work for a small picture."""
-    w, h = img.size
+def _plain_png(core, size):
+    """plain_png of a Pillow core `core` of `size`. Each chunk is written with a struct or two and
+    one crc32, and the header chunk is cached per size (a small change keeps its size)."""
+    scanlines = _FILTER_NONE + memoryview(_padded_rows(core, size))[:-1]
+    data = zlib.compress(scanlines, PNG_LEVEL)
+    return b"".join((_PNG_SIGNATURE, _ihdr_chunk(size), _IDAT_HEAD.pack(len(data), b"IDAT"), data,
+                     _CRC.pack(zlib.crc32(data, _CRC_IDAT)), _PNG_END))
+
+
+@functools.lru_cache(maxsize=64)
+def _ihdr_chunk(size):
+    """The IHDR chunk of an 8-bit RGB picture of `size`, no interlace, with its CRC."""
+    head = _IHDR.pack(13, b"IHDR", *size, 8, 2, 0, 0, 0)
+    return head + _CRC.pack(zlib.crc32(head[4:]))
+
+
+def _padded_rows(core, size):
+    """The RGB rows of the Pillow core `core` of `size`, each followed by a zero byte (Pillow's raw
+    encoder zero-pads a row to its stride): after one more zero in front, that byte is the next
+    row's PNG filter byte (0, none). Pillow's encoder is driven here directly: Image.tobytes()'s
+    own Python (a 64 KB buffer, a loop, a join) costs more than its C work for a small picture."""
+    w, h = size
     encoder = Image.core.raw_encoder("RGB", "RGB", w * 3 + 1)
-    encoder.setimage(img.im, (0, 0, w, h))
+    encoder.setimage(core, (0, 0, w, h))
     _consumed, status, data = encoder.encode((w * 3 + 1) * h)
     if status != _CODEC_END:
         raise RuntimeError(f"raw encoder stopped with status {status} on a {w}x{h} picture")
@@ -188,17 +223,15 @@ _CODEC_END = 1          # Pillow's ImagingCodecState: the whole picture went out
 _FILTER_NONE = b"\x00"
 
 
-def _png_chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
-
-
-def _content(img):
-    """(the single colour or None, holds few colours?). A small image needs one getcolors() call;
-    a large one is probed on a strip first (see single_colour and few_colours)."""
-    if img.width * img.height > PROBE_PIXELS:
+def _content(img, core, size):
+    """(the single colour or None, holds few colours?) of `img`, whose core and size the caller
+    holds. A small image needs one getcolors() of its core (Image.getcolors adds load() and a mode
+    check, a handful of Python calls); a large one is probed on a strip first (see single_colour and
+    few_colours)."""
+    if size[0] * size[1] > PROBE_PIXELS:
         colour = single_colour(img)
         return colour, colour is not None or few_colours(img)
-    colours = img.getcolors(FEW_COLOURS)
+    colours = core.getcolors(FEW_COLOURS)
     if colours is not None and len(colours) == 1:
         return bytes(colours[0][1]), True
     return None, colours is not None
@@ -227,27 +260,53 @@ def _mixed(extrema):
 
 
 def region_image(raw, width, x, y, w, h):
-    """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted.
+    """RGB image of one rectangle of a BGRX buffer; only its own pixels are read and converted."""
+    return _BLANK._new(_region_core(raw, width, x, y, w, h))
+
+
+def _region_core(raw, width, x, y, w, h):
+    """region_image's pixels as a bare Pillow core (ImagingCore).
+
     The raw decoder steps over the other pixels of each row itself (its stride argument), so a
     narrow rectangle costs no per-row slices and no joined copy. The decoder is driven here
-    directly on an uninitialised image (every pixel is written): Image.frombytes() would first
-    clear the picture and run as much Python again as the conversion costs for a small one."""
+    directly on an uninitialised core (every pixel is written): Image.frombytes() would first
+    clear the picture and run as much Python again as the conversion costs for a small one, and
+    Image.new adds a size check and its own layers (a dozen Python calls per small frame)."""
     stride = width * 4
     start = y * stride + x * 4
-    img = Image.new("RGB", (w, h), None)
+    core = Image.core.new("RGB", (w, h))
     decoder = Image.core.raw_decoder("RGB", "BGRX", stride)
-    decoder.setimage(img.im, (0, 0, w, h))
+    decoder.setimage(core, (0, 0, w, h))
     consumed, status = decoder.decode(memoryview(raw)[start:start + (h - 1) * stride + w * 4])
     if consumed >= 0 or status != 0:    # as Image.frombytes checks: short or broken data
         raise ValueError(f"{w}x{h} at ({x}, {y}) is not inside a buffer {width} pixels wide")
-    return img
+    return core
+
+
+_BLANK = Image.Image()      # what Image.new wraps a new core with: _new() takes its (empty) info
+
+
+def encode_grab(raw, width, origin, rect, quality):
+    """encode_region(region_image(...), x, y, quality) of the rectangle `rect` = (x, y, w, h) on
+    the screen of a grab `raw` (BGRX, `width` pixels wide) whose first pixel is at `origin` on the
+    screen. A small rectangle (at most PROBE_PIXELS: a JPEG or PNG of it is always far under
+    MAX_RECT_DATA, so it is never split) is encoded from its bare Pillow core, and wrapped into an
+    Image only if it is a photo: the usual change of a frame (a counter, a caret) costs no Image."""
+    x, y, w, h = rect
+    core = _region_core(raw, width, x - origin[0], y - origin[1], w, h)
+    if w * h > PROBE_PIXELS:
+        return encode_region(_BLANK._new(core), x, y, quality)
+    enc, data = _encode_rect(None, core, (w, h), quality, False)
+    return [(x, y, w, h, enc, data)]
 
 
 def encode_region(img, x, y, quality, lossless=False):
     """Encode the rectangle image `img` placed at (x, y), split into horizontal halves until each
     part fits a message. Returns a list of (x, y, w, h, encoding, data)."""
-    enc, data = encode_rect(img, quality, lossless)
-    w, h = img.size
+    img.load()
+    size = img.size
+    enc, data = _encode_rect(img, img.im, size, quality, lossless)
+    w, h = size
     if len(data) <= MAX_RECT_DATA or h < 2:
         return [(x, y, w, h, enc, data)]
     top = h // 2
@@ -262,6 +321,8 @@ def covered_tiles(x, y, w, h, tile=TILE, width=None, height=None):
     c0, r0 = (x + tile - 1) // tile, (y + tile - 1) // tile
     c1 = right // tile if width is None or right < width else (right + tile - 1) // tile
     r1 = bottom // tile if height is None or bottom < height else (bottom + tile - 1) // tile
+    if c0 >= c1 or r0 >= r1:    # (a small change covers no tile whole: no set comprehension to run)
+        return set()
     return {(c, r) for r in range(r0, r1) for c in range(c0, c1)}
 
 
