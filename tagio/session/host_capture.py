@@ -10,8 +10,10 @@ capture thread. Each round it
   3. grabs with mss and finds changed 64x64 tiles. Where the X server reports damage
      (tagio.session.damage) only the damaged tiles are grabbed and compared with the host's screen
      copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a whole 1080p grab and compare);
-     elsewhere, and every FULL_POLL seconds as a safety net, the whole monitor is grabbed and
-     compared. On Windows a scanline poll (capture_win32.ScanProbe, whose docstring gives how soon
+     elsewhere, and every FULL_POLL seconds as a safety net (a change the reports missed is
+     found within FULL_POLL and one frame), the whole monitor is grabbed and compared in place
+     with the screen copy (through MIT-SHM: in the shared segment), and only what differs is
+     copied out. On Windows a scanline poll (capture_win32.ScanProbe, whose docstring gives how soon
      it sees a change) plays the part of X damage, with a safety sweep of its own instead of the
      whole-screen grab, and the tiles that changed lately are grabbed at every frame or with
      each scan (tiles.RecentChanges);
@@ -52,6 +54,8 @@ SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 HOT_SLACK = 2.0          # the hot tiles of a polled screen are grabbed as one box up to this much larger
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
+WHOLE_SHARE = 0.25       # a whole-screen grab that changed more of the tiles than this is kept
+                         # whole (one copy out of the grab), less is copied out as rectangles
 
 
 def next_tick(tick, fps, clock, sleep):
@@ -114,17 +118,47 @@ def grab(sct, box):
         raise ConfigError(f"screen capture stopped: {exc!r}") from exc
 
 
+def peek(sct, box):
+    """The BGRX pixels of `box` to compare in place and drop: a grabber that can lend them
+    (xshm.Grabber.peek) gives a memoryview that the next grab overwrites, others a fresh grab.
+    ConfigError as grab()."""
+    lend = getattr(sct, "peek", None)
+    if lend is None:
+        return grab(sct, box)
+    try:
+        return lend(box)
+    except Exception as exc:    # as grab()
+        raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+
+
 
 def _every_tile(boxes, screen):
     """Do the boxes touch every tile of the screen? Then one whole grab, compared band by band
     and kept without a copy, is cheaper than grabbing and walking them row by row (a full-screen
     terminal that scrolls damages all of it but its border)."""
     cols, rows = t.tile_grid(screen.width, screen.height)
+    if len(boxes) == 1:         # the usual frame: one rectangle touches every tile when it
+        x, y, w, h = boxes[0]   # reaches into the four corner tiles
+        return (x < t.TILE and y < t.TILE and x + w > (cols - 1) * t.TILE
+                and y + h > (rows - 1) * t.TILE)
     if not boxes or (min(b[0] for b in boxes) >= t.TILE or min(b[1] for b in boxes) >= t.TILE
                      or max(b[0] + b[2] for b in boxes) <= (cols - 1) * t.TILE
                      or max(b[1] + b[3] for b in boxes) <= (rows - 1) * t.TILE):
         return False            # they miss a corner tile: no need to count (the usual case)
     return len(t.rects_tiles(boxes, screen.width, screen.height)) == cols * rows
+
+
+def _damaged_boxes(mon, rects):
+    """The boxes to grab for damage `rects` (desktop coordinates), or None when they touch every
+    tile (_every_tile: grab the whole screen instead)."""
+    if not rects:
+        return rects            # nothing drawn: the usual look between two frames of an animation
+    screen, box = mon["screen"], mon["box"]
+    left, top = box["left"], box["top"]
+    if left or top:
+        rects = [(x - left, y - top, w, h) for x, y, w, h in rects]
+    boxes = t.damage_boxes(rects, screen.width, screen.height)
+    return None if _every_tile(boxes, screen) else boxes
 
 
 def _fewer_boxes(rects):
@@ -328,28 +362,49 @@ class HostCapture:
         with each scan (tiles.RecentChanges), then asks the scan (which keeps its own rate and
         safety sweep: capture_win32.ScanProbe) what changed elsewhere; it is grabbed whole only
         the first time. With X damage the whole screen is grabbed every FULL_POLL seconds as a
-        safety net."""
-        screen, box, hot = mon["screen"], mon["box"], mon["hot"]
+        safety net (_grab_whole: compared in place, so a change the reports missed is found
+        within FULL_POLL and a frame, and finding none costs no copy)."""
+        screen = mon["screen"]
         polled, first = isinstance(damage, win.ScanProbe), screen.buf is None
         due = first or (not polled and now >= mon["full_at"])
         sources = []
         if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
-            hot_rects = hot.rects(screen.width, screen.height, known=damage.due())
+            hot_rects = mon["hot"].rects(screen.width, screen.height, known=damage.due())
             sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), hot=True)
-        rects = damage.collect() if damage is not None else None
-        boxes = None
-        if rects is not None and not due:
-            moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
-            boxes = t.damage_boxes(moved, screen.width, screen.height)
-            boxes = None if _every_tile(boxes, screen) else boxes
+        rects = damage.collect() if damage is not None else None     # read even when due: drained
+        boxes = None if due or rects is None else _damaged_boxes(mon, rects)
         if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
             mon["full_at"] = now + FULL_POLL
-            raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
-            sources.append((raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev))
+            sources += self._grab_whole(sct, mon)
         elif boxes:
             sources += self._grab_boxes(sct, mon, boxes)
         if polled and sources and not first:   # the first grab "changes" every tile
-            hot.changed(set().union(*(source[5] for source in sources)))
+            mon["hot"].changed(set().union(*(source[5] for source in sources)))
+        return sources
+
+    @staticmethod
+    def _grab_whole(sct, mon):
+        """Grab the whole monitor and compare it with the screen copy in place (peek: through
+        MIT-SHM the shared segment itself) -> the sources that hold a change. The safety grab of
+        a screen X damage guides usually finds nothing new: that costs the server's copy into
+        the segment and a memcmp here (~1 ms for 1080p), not an 8 MB copy into fresh memory plus
+        a copy-on-write of the screen copy (~5 ms, once a second). A few changed tiles are
+        copied out as rectangles (written into the copy like damage boxes); a change of more
+        than WHOLE_SHARE of the screen, or the first grab, is copied whole and taken as the
+        copy (ScreenCopy.replace, no copy-on-write)."""
+        screen = mon["screen"]
+        pixels = peek(sct, mon["box"])
+        dirty = screen.compare(pixels)
+        cols, rows = t.tile_grid(screen.width, screen.height)
+        if len(dirty) > WHOLE_SHARE * cols * rows:
+            raw = bytes(pixels) if isinstance(pixels, memoryview) else pixels
+            prev = screen.buf                   # replace() never changes the old buffer
+            return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw, dirty), prev)]
+        sources = []
+        for x, y, w, h in t.merge_tiles(dirty, screen.width, screen.height):
+            raw = t.region_bytes(pixels, screen.width, x, y, w, h)
+            prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None
+            sources.append((raw, x, y, w, h, screen.update(x, y, w, h, raw), prev))
         return sources
 
     @staticmethod

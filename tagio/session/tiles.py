@@ -317,8 +317,9 @@ class ScreenCopy:
     returns the tiles in which it differs and writes its rows into the copy - copying the shared
     buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it.
 
-    A fresh copy of a 1080p screen costs ~3 ms (8 MB, most of it page faults), once a second with
-    X damage (the whole grab every FULL_POLL finds the frame's change): ~40 us a frame. So the
+    A fresh copy of a 1080p screen costs ~3 ms (8 MB, most of it page faults), at every whole
+    grab that changed much of the screen (a small change a whole grab finds is written into the
+    copy as rectangles: host_capture's _grab_whole). So the
     private copies that changed whole grabs replaced are kept (SPARES), each with the tiles it
     lacks since; the copy-on-write takes one that nothing else holds any more and writes just
     those tiles into it. "Nothing else holds it" is CPython's reference count: the newest spare
@@ -331,12 +332,21 @@ class ScreenCopy:
         self._shared = False
         self._spares = []           # [[old private copy, the tiles it lacks]], oldest first
 
-    def replace(self, raw):
-        """A whole-screen grab -> dirty tiles (all of them the first time). A grab that changes
-        nothing is not taken: the copy already holds its pixels, and a private copy stays
-        private (taking the grab would cost a whole-screen copy at the next update: ~3 ms for
-        1080p, once a second on a quiet screen that X damage guides)."""
-        dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
+    def compare(self, pixels):
+        """The tiles in which a whole-screen grab `pixels` (any buffer: it is only read, in place,
+        so it may be a view of a shared segment) differs from the copy; all of them before the
+        first grab or when the sizes differ."""
+        if self.buf is None:
+            return changed_tiles(None, pixels, self.width, self.height, self.tile)
+        return changed_tiles(pixels, self.buf, self.width, self.height, self.tile)   # (equality is symmetric)
+
+    def replace(self, raw, dirty=None):
+        """A whole-screen grab -> dirty tiles (all of them the first time; `dirty`: what compare()
+        found for it, not looked for again). A grab that changes nothing is not taken: the copy
+        already holds its pixels, and a private copy stays private (taking the grab would cost a
+        whole-screen copy at the next update: ~3 ms for 1080p)."""
+        if dirty is None:
+            dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
         if dirty:
             self._changed(dirty)
             if self.buf is not None and not self._shared:
