@@ -115,7 +115,18 @@ def grab(sct, box):
     try:
         return sct.grab(box).raw
     except Exception as exc:    # whatever the capture library raises, the screen is out of reach
-        raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+        raise _stopped(exc) from exc
+
+
+def _stopped(exc):
+    return ConfigError(f"screen capture stopped: {exc!r}")
+
+
+def _fetcher(sct):
+    """grab() for many boxes: the grabber's own grab_bytes (xshm.Grabber: no Shot object per
+    grab) where it has one; failures are the caller's to turn into ConfigError (_stopped)."""
+    fetch = getattr(sct, "grab_bytes", None)
+    return fetch if fetch is not None else (lambda box: sct.grab(box).raw)
 
 
 def peek(sct, box):
@@ -128,7 +139,7 @@ def peek(sct, box):
     try:
         return lend(box)
     except Exception as exc:    # as grab()
-        raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+        raise _stopped(exc) from exc
 
 
 
@@ -239,19 +250,21 @@ class HostCapture:
     def _capture_with(self, sct, damage=None):
         mon = self._watch(damage, self._switch_monitor(sct, self._monitor_wanted))
         self._frame_id, tick, changed_at = 0, 0.0, time.monotonic()
-        while not self._workers.stopping.is_set():
-            if self._monitor_switch.is_set():
+        stopping, switch, clock = self._workers.stopping, self._monitor_switch, time.monotonic
+        while not stopping.is_set():
+            if switch.is_set():
                 mon = self._watch(damage, self._next_monitor(sct, damage))
                 if mon is None:
                     return
             if not self._wait_credit(damage):
                 return
             tick = self._pace(tick, damage, idle=tick - changed_at > IDLE_AFTER)
-            if self._send_cursor():
+            captured = clock()
+            if self._cursor is not None and self._send_cursor(captured):
                 changed_at = tick       # a moving pointer keeps the full frame rate
-            captured = time.monotonic()
             try:
-                self._check_desktop(captured)
+                if self._secure is not None:        # Windows only: a call saved elsewhere
+                    self._check_desktop(captured)
                 sources = self._grab_changes(sct, mon, damage, captured)
             except ConfigError as exc:
                 if not self.pause_on_grab_failure:
@@ -260,7 +273,7 @@ class HostCapture:
                 if mon is None:
                     return
                 continue
-            dirty = set().union(*(src[5] for src in sources))
+            dirty = sources[0][5] if len(sources) == 1 else set().union(*(src[5] for src in sources))
             if self._notice is not None and not self._show_notice(mon, captured):
                 return
             rate = self._link_rate()
@@ -282,12 +295,17 @@ class HostCapture:
         idle (host_encode); False when stopping."""
         self._frame_id += 1
         job = (self._frame_id, captured, sources, stills, screen.width, screen.height, dirty_count)
-        small = not stills and sum(src[3] * src[4] for src in sources) <= INLINE_AREA
-        with self._credit:
+        small = not stills and (sources[0][3] * sources[0][4] if len(sources) == 1 else
+                                sum(src[3] * src[4] for src in sources)) <= INLINE_AREA
+        credit = self._credit
+        credit.acquire()        # (as in _wait_credit: not Condition's own `with`)
+        try:
             self._in_flight[self._frame_id] = captured
             self._unsent += 1
             inline = small and self._encoding == 0     # the encoder is idle: no frame can overtake
             self._encoding += 1
+        finally:
+            credit.release()
         if inline:
             return self._encode_job(job)
         return self._workers.put(self._encode_q, job)
@@ -413,9 +431,13 @@ class HostCapture:
         sources that hold a change. Boxes of lately changed tiles (`hot`, mostly still around a
         small animation) are first cut to the rows that changed (_changed_rows), then compared
         tile by tile: the tiles found also keep them hot, so they must be the changed ones."""
-        screen, box, sources = mon["screen"], mon["box"], []
+        screen, box, sources, fetch = mon["screen"], mon["box"], [], _fetcher(sct)
+        left, top = box["left"], box["top"]
         for x, y, w, h in boxes:
-            raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
+            try:
+                raw = fetch({"left": left + x, "top": top + y, "width": w, "height": h})
+            except Exception as exc:    # as grab()
+                raise _stopped(exc) from exc
             precise = w * h > t.COARSE_AREA
             if hot and precise:
                 rows = _changed_rows(screen, x, y, w, h, raw)
@@ -476,9 +498,14 @@ class HostCapture:
     def _wait_credit(self, damage=None, below=None):
         """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`
         frames are unacknowledged); False when stopping. Nothing unacknowledged (the usual case on
-        a fast link) needs no word from flow control: it never holds back the first frame."""
+        a fast link) needs no word from flow control: it never holds back the first frame, and
+        is seen without taking the lock (the caller has just looked at the stop Event)."""
+        if below is None and not self._in_flight and self._unsent < MAX_UNSENT:
+            return True     # without the lock: only this thread adds frames, so this stays true
+        credit = self._credit
         while True:
-            with self._credit:
+            credit.acquire()    # (Condition's `with` is a Python call around the lock's own)
+            try:
                 if self._workers.stopping.is_set():
                     return False
                 in_flight = len(self._in_flight)
@@ -488,7 +515,9 @@ class HostCapture:
                 elif self._unsent < MAX_UNSENT and (
                         not in_flight or in_flight < MAX_IN_FLIGHT and self._flow.can_send()):
                     return True
-                self._credit.wait(self._flow.wait_time() or 0.1)   # pacing, else an ack or a send
+                credit.wait(self._flow.wait_time() or 0.1)     # pacing, else an ack or a send
+            finally:
+                credit.release()
             if damage is not None:
                 damage.drain()      # a lagging viewer must not make the X server queue reports
 
@@ -525,11 +554,11 @@ class HostCapture:
         else:
             self._workers.stopping.wait(seconds)
 
-    def _send_cursor(self):
+    def _send_cursor(self, now=None):
         cursor = self._cursor
         if cursor is None:
             return False
-        msg = cursor.poll()
+        msg = cursor.poll(now)
         if msg is None:
             return False
         self._send_or_queue(m.encode(msg))
