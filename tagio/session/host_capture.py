@@ -286,7 +286,7 @@ class HostCapture:
             changed_at = tick
             screen = mon["screen"]
             stills = [(x, y, w, h, screen.region(x, y, w, h))
-                      for x, y, w, h in t.merge_tiles(due, screen.width, screen.height)]
+                      for x, y, w, h in t.merge_tiles(due, screen.width, screen.height)] if due else []
             if not self._emit(captured, sources, stills, screen, len(dirty)):
                 return
 
@@ -389,13 +389,13 @@ class HostCapture:
         if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
             hot_rects = mon["hot"].rects(screen.width, screen.height, known=damage.due())
             sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), hot=True)
-        rects = damage.collect() if damage is not None else None     # read even when due: drained
-        boxes = None if due or rects is None else _damaged_boxes(mon, rects)
-        if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
-            mon["full_at"] = now + FULL_POLL
-            sources += self._grab_whole(sct, mon)
-        elif boxes:
+        rects = damage.collect() if damage is not None else None
+        boxes = None if first or rects is None else _damaged_boxes(mon, rects)
+        if boxes:
             sources += self._grab_boxes(sct, mon, boxes)
+        if boxes is None or due:    # no damage reports, first grab, safety grab, everything changed
+            mon["full_at"] = now + FULL_POLL
+            sources += self._grab_whole(sct, mon)   # (after the boxes: it finds only what they missed)
         if polled and sources and not first:   # the first grab "changes" every tile
             mon["hot"].changed(set().union(*(source[5] for source in sources)))
         return sources
