@@ -133,13 +133,19 @@ def peek(sct, box):
     """The BGRX pixels of `box` to compare in place and drop: a grabber that can lend them
     (xshm.Grabber.peek) gives a memoryview that the next grab overwrites, others a fresh grab.
     ConfigError as grab()."""
-    lend = getattr(sct, "peek", None)
-    if lend is None:
-        return grab(sct, box)
-    try:
-        return lend(box)
-    except Exception as exc:    # as grab()
-        raise _stopped(exc) from exc
+    return _peeker(sct)(box)
+
+
+def _peeker(sct):
+    """peek() bound to `sct` once: the scanlines of a polled screen are many grabs a frame."""
+    lend = getattr(sct, "peek", None) or (lambda box: sct.grab(box).raw)
+
+    def look(box):
+        try:
+            return lend(box)
+        except Exception as exc:    # as grab()
+            raise _stopped(exc) from exc
+    return look
 
 
 
@@ -170,6 +176,15 @@ def _damaged_boxes(mon, rects):
         rects = [(x - left, y - top, w, h) for x, y, w, h in rects]
     boxes = t.damage_boxes(rects, screen.width, screen.height)
     return None if _every_tile(boxes, screen) else boxes
+
+
+def _hot_boxes(mon, rects):
+    """_fewer_boxes(rects), worked out again only when RecentChanges.rects gave a new list (it
+    hands out the same list while the hot tiles stay the same: the usual frame)."""
+    last = mon.get("hot_boxes")
+    if last is None or last[0] is not rects:
+        last = mon["hot_boxes"] = (rects, _fewer_boxes(rects))
+    return last[1]
 
 
 def _fewer_boxes(rects):
@@ -230,7 +245,7 @@ class HostCapture:
         try:
             with self._grabber(kwargs) as sct:
                 if damage is None and self.scan_for_changes:
-                    damage = win.ScanProbe(lambda box: grab(sct, box))
+                    damage = win.ScanProbe(_peeker(sct))   # scanlines compared in place
                 self._capture_with(sct, damage)
         finally:
             for opened in (probe, damage):
@@ -388,7 +403,7 @@ class HostCapture:
         sources = []
         if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
             hot_rects = mon["hot"].rects(screen.width, screen.height, known=damage.due())
-            sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), hot=True)
+            sources = self._grab_boxes(sct, mon, _hot_boxes(mon, hot_rects), hot=True)
         rects = damage.collect() if damage is not None else None
         boxes = None if first or rects is None else _damaged_boxes(mon, rects)
         if boxes:

@@ -383,20 +383,22 @@ class ScreenCopy:
             self._own()
         stride, span, tile = self.width * 4, w * 4, self.tile
         buf, src, pieces = self.buf, memoryview(raw), _row_pieces(x, w, tile)
+        view, count = memoryview(buf), len(pieces)     # (a bytearray would copy a slice first)
         found, known, known_row = set(), set(), None    # dirty columns of the current tile row
-        for row in range(h):
-            start = (y + row) * stride + x * 4
-            line = src[row * span:(row + 1) * span]
-            if buf.startswith(line, start):
-                continue
-            tile_row = (y + row) // tile
-            if tile_row != known_row:
-                known, known_row = set(), tile_row
-            if len(known) < len(pieces):    # once every tile of this row is dirty, only copy
-                new = [c for c, a, b in pieces if c not in known and not buf.startswith(line[a:b], start + a)]
-                known.update(new)
-                found.update((c, tile_row) for c in new)
-            buf[start:start + span] = line
+        start = y * stride + x * 4
+        for at in range(0, h * span, span):
+            line = src[at:at + span]
+            if not buf.startswith(line, start):
+                tile_row = (start // stride) // tile
+                if tile_row != known_row:
+                    known, known_row = set(), tile_row
+                if len(known) < count:  # once every tile of this row is dirty, only copy
+                    new = [c for c, a, b in pieces if c not in known and not buf.startswith(line[a:b], start + a)]
+                    if new:             # (the usual changed row: in a tile already known)
+                        known.update(new)
+                        found.update([(c, tile_row) for c in new])
+                view[start:start + span] = line
+            start += stride
         self._changed(found)
         return found
 

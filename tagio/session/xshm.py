@@ -201,8 +201,11 @@ class Grabber:
         self._sct, self._shm = sct, shm
         self._grab = shm.grab if shm is not None else None
         # grab_bytes(box): the bytes alone, for the host's grabs of damage boxes (a call and a
-        # Shot object fewer per grab than grab(box).raw)
+        # Shot object fewer per grab than grab(box).raw). peek(box): the pixels to compare in
+        # place, through MIT-SHM a view of the segment that the next grab or peek overwrites
+        # (ShmGrab.peek), else mss's fresh grab. Bound here, not methods: a call less per grab.
         self.grab_bytes = self._grab if shm is not None else (lambda box: sct.grab(box).raw)
+        self.peek = shm.peek if shm is not None else self.grab_bytes
 
     @classmethod
     def open(cls, sct, display=None):
@@ -224,13 +227,6 @@ class Grabber:
         if self._grab is None:
             return self._sct.grab(box)
         return Shot(self._grab(box))
-
-    def peek(self, box):
-        """The pixels of `box` for a compare in place: through MIT-SHM a view of the segment
-        that the next grab or peek overwrites (ShmGrab.peek), else mss's fresh grab."""
-        if self._shm is None:
-            return self._sct.grab(box).raw
-        return self._shm.peek(box)
 
     def close(self):
         try:
