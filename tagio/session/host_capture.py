@@ -200,31 +200,6 @@ def _fewer_boxes(rects):
     return [(x0, y0, x1 - x0, y1 - y0)]
 
 
-def _changed_rows(screen, x, y, w, h, raw):
-    """(first, end): the rows of `raw`, a grab of (x, y, w, h), outside which it equals the screen
-    copy; None when it equals it all. One compare, then a binary search from each end (memcmp
-    all): a row by row compare of a 256x128 box cost ~0.35 ms a frame."""
-    old, span, view = screen.region(x, y, w, h), w * 4, memoryview(raw)
-    if old == raw:
-        return None
-    first = _equal_rows(lambda k: old.startswith(view[:k * span]), h)
-    end = h - _equal_rows(lambda k: old.endswith(view[(h - k) * span:]), h - first)
-    return first, end
-
-
-def _equal_rows(equal, most):
-    """The largest k <= `most` for which equal(k) holds (it holds for 0 and, once it fails, for no
-    larger k)."""
-    lo, hi = 0, most
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if equal(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 class HostCapture:
     """The capture thread's half of HostSession (a mixin: the state lives on the session)."""
 
@@ -444,8 +419,9 @@ class HostCapture:
     def _grab_boxes(sct, mon, boxes, hot=False):
         """Grab each box (x, y, w, h on the monitor) and compare it with the screen copy: the
         sources that hold a change. Boxes of lately changed tiles (`hot`, mostly still around a
-        small animation) are first cut to the rows that changed (_changed_rows), then compared
-        tile by tile: the tiles found also keep them hot, so they must be the changed ones."""
+        small animation) are compared tile by tile and cut to the rows that changed: the tiles
+        found also keep them hot, so they must be the changed ones. A small box (a typical
+        damage box) is compared coarsely and cut the same way (ScreenCopy.update_small)."""
         screen, box, sources, fetch = mon["screen"], mon["box"], [], _fetcher(sct)
         left, top = box["left"], box["top"]
         for x, y, w, h in boxes:
@@ -453,23 +429,22 @@ class HostCapture:
                 raw = fetch({"left": left + x, "top": top + y, "width": w, "height": h})
             except Exception as exc:    # as grab()
                 raise _stopped(exc) from exc
-            precise = w * h > t.COARSE_AREA
-            if hot and precise:
-                rows = _changed_rows(screen, x, y, w, h, raw)
-                if rows is None:
-                    continue
+            pays = motion.pays(h, w * h)
+            prev = screen.region(x, y, w, h) if pays else None     # for scroll search
+            if w * h <= t.COARSE_AREA:
+                dirty, rows = screen.update_small(x, y, w, h, raw)
+            elif hot:
+                dirty, rows = screen.update_rows(x, y, w, h, raw)
+            else:
+                dirty, rows = screen.update(x, y, w, h, raw), None
+            if not dirty:
+                continue
+            if rows is not None and rows != (0, h):     # cut to the rows that changed
                 first, end = rows
                 raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
-            prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
-            if precise:
-                dirty = screen.update(x, y, w, h, raw)
-            else:                           # a typical damage box: cut to the rows that changed
-                dirty, rows = screen.update_small(x, y, w, h, raw)
-                if dirty and rows != (0, h):
-                    first, end = rows
-                    raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
-            if dirty:
-                sources.append((raw, x, y, w, h, dirty, prev))
+                if pays:
+                    prev = prev[first * w * 4:end * w * 4] if motion.pays(h, w * h) else None
+            sources.append((raw, x, y, w, h, dirty, prev))
         return sources
 
     def _next_monitor(self, sct, damage=None):

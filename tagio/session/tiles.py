@@ -377,6 +377,13 @@ class ScreenCopy:
         """A grab of the rectangle (x, y, w, h), anywhere on the screen -> the tiles in which it
         differs from the copy; the copy then holds its pixels. A row that differs is split at the
         tile borders and only the pieces of tiles not yet known dirty are compared."""
+        return self.update_rows(x, y, w, h, raw)[0]
+
+    def update_rows(self, x, y, w, h, raw):
+        """update() -> (dirty tiles, (first, end)): the grab's rows [first, end) hold every
+        change ((set(), None) when nothing changed), as update_small says. Every row is compared
+        anyway, so the host cuts a grab of lately changed tiles to its changed rows with this
+        instead of a packed copy of the old pixels and a search."""
         if self.buf is None:
             raise ValueError("ScreenCopy.update before the first whole-screen grab")
         if self._shared:
@@ -385,10 +392,13 @@ class ScreenCopy:
         buf, src, pieces = self.buf, memoryview(raw), _row_pieces(x, w, tile)
         view, count = memoryview(buf), len(pieces)     # (a bytearray would copy a slice first)
         found, known, known_row = set(), set(), None    # dirty columns of the current tile row
-        start = y * stride + x * 4
+        start, first, last = y * stride + x * 4, None, 0
         for at in range(0, h * span, span):
             line = src[at:at + span]
             if not buf.startswith(line, start):
+                last = at
+                if first is None:
+                    first = at
                 tile_row = (start // stride) // tile
                 if tile_row != known_row:
                     known, known_row = set(), tile_row
@@ -400,7 +410,7 @@ class ScreenCopy:
                 view[start:start + span] = line
             start += stride
         self._changed(found)
-        return found
+        return found, (None if first is None else (first // span, last // span + 1))
 
     def update_small(self, x, y, w, h, raw):
         """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and
