@@ -85,6 +85,19 @@ class SafetyGrabOnXvfb(unittest.TestCase):
         self.assertIsInstance(sources[0][0], bytes)            # a copy out of the segment
         self.assert_copy_is_the_screen()
 
+    def test_a_box_is_compared_in_place_and_its_changed_rows_kept_as_a_copy(self):
+        fill(self.xvfb.display, 100, 50, 30, 4, 0x00FF00)      # rows 50..53 of a 40-row box
+        sources = hc.HostCapture._grab_boxes(self.sct, self.mon, [(90, 40, 60, 40)])
+        self.assertEqual([s[1:5] for s in sources], [(90, 50, 60, 4)])
+        raw = sources[0][0]
+        self.assertIsInstance(raw, bytes)                      # not a view of the grab memory ...
+        kept = bytes(raw)
+        fill(self.xvfb.display, 90, 40, 60, 40, 0x0000FF)
+        self.assertEqual(len(hc.HostCapture._grab_boxes(self.sct, self.mon, [(90, 40, 60, 40)])), 1)
+        self.assertEqual(bytes(raw), kept)                     # ... so the next grab leaves it alone
+        self.assertEqual(kept[40:44], b"\x00\xff\x00\x00")      # the green at (100, 50)
+        self.assert_copy_is_the_screen()
+
 
 class WholeGrabWithoutLending(unittest.TestCase):
     """A grabber that cannot lend its pixels (mss, a stand-in): the whole grab is compared the

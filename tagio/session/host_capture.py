@@ -122,13 +122,6 @@ def _stopped(exc):
     return ConfigError(f"screen capture stopped: {exc!r}")
 
 
-def _fetcher(sct):
-    """grab() for many boxes: the grabber's own grab_bytes (xshm.Grabber: no Shot object per
-    grab) where it has one; failures are the caller's to turn into ConfigError (_stopped)."""
-    fetch = getattr(sct, "grab_bytes", None)
-    return fetch if fetch is not None else (lambda box: sct.grab(box).raw)
-
-
 def peek(sct, box):
     """The BGRX pixels of `box` to compare in place and drop: a grabber that can lend them
     (xshm.Grabber.peek) gives a memoryview that the next grab overwrites, others a fresh grab.
@@ -137,7 +130,7 @@ def peek(sct, box):
 
 
 def _peeker(sct):
-    """peek() bound to `sct` once: the scanlines of a polled screen are many grabs a frame."""
+    """peek() bound to `sct` once: a polled screen's scanlines are many grabs a frame."""
     lend = getattr(sct, "peek", None) or (lambda box: sct.grab(box).raw)
 
     def look(box):
@@ -147,6 +140,14 @@ def _peeker(sct):
             raise _stopped(exc) from exc
     return look
 
+
+
+def _kept(pixels, start, end):
+    """Bytes [start, end) of a grab for the encoder to keep: copied out of lent grab memory
+    (peek), else the grab's own buffer, cut without a copy."""
+    if isinstance(pixels, memoryview):
+        return bytes(pixels[start:end])
+    return pixels if start == 0 and end == len(pixels) else memoryview(pixels)[start:end]
 
 
 def _every_tile(boxes, screen):
@@ -421,27 +422,27 @@ class HostCapture:
         sources that hold a change. Boxes of lately changed tiles (`hot`, mostly still around a
         small animation) are compared tile by tile and cut to the rows that changed: the tiles
         found also keep them hot, so they must be the changed ones. A small box (a typical
-        damage box) is compared coarsely and cut the same way (ScreenCopy.update_small)."""
-        screen, box, sources, fetch = mon["screen"], mon["box"], [], _fetcher(sct)
+        damage box) is compared coarsely and cut the same way (ScreenCopy.update_small). The
+        grab is compared where it lies (peek: in the shared segment through MIT-SHM) and only
+        the rows that changed are copied out for the encoder."""
+        screen, box, sources, look = mon["screen"], mon["box"], [], _peeker(sct)
         left, top = box["left"], box["top"]
         for x, y, w, h in boxes:
-            try:
-                raw = fetch({"left": left + x, "top": top + y, "width": w, "height": h})
-            except Exception as exc:    # as grab()
-                raise _stopped(exc) from exc
+            pixels = look({"left": left + x, "top": top + y, "width": w, "height": h})
             pays = motion.pays(h, w * h)
             prev = screen.region(x, y, w, h) if pays else None     # for scroll search
             if w * h <= t.COARSE_AREA:
-                dirty, rows = screen.update_small(x, y, w, h, raw)
+                dirty, rows = screen.update_small(x, y, w, h, pixels)
             elif hot:
-                dirty, rows = screen.update_rows(x, y, w, h, raw)
+                dirty, rows = screen.update_rows(x, y, w, h, pixels)
             else:
-                dirty, rows = screen.update(x, y, w, h, raw), None
+                dirty, rows = screen.update(x, y, w, h, pixels), None
             if not dirty:
                 continue
-            if rows is not None and rows != (0, h):     # cut to the rows that changed
-                first, end = rows
-                raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
+            first, end = rows or (0, h)
+            raw = _kept(pixels, first * w * 4, end * w * 4)
+            if end - first != h:        # cut to the rows that changed
+                y, h = y + first, end - first
                 if pays:
                     prev = prev[first * w * 4:end * w * 4] if motion.pays(h, w * h) else None
             sources.append((raw, x, y, w, h, dirty, prev))

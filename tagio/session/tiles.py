@@ -434,11 +434,10 @@ class ScreenCopy:
         if first is None:
             return set(), None
         end = next(row for row in range(h - 1, first - 1, -1) if differs(row)) + 1
-        rows = io.BytesIO(raw)      # each row read into a slice of the copy: one slice a row,
-        rows.seek(first * span)     # not two (bytes are shared, not copied, by BytesIO)
-        fill, view = rows.readinto, memoryview(buf)
-        for at in range(top + first * stride, top + end * stride, stride):
-            fill(view[at:at + span])
+        view, at = memoryview(buf), top + first * stride    # a memoryview takes a slice as is;
+        for start in range(first * span, end * span, span):  # a bytearray would copy it first
+            view[at:at + span] = src[start:start + span]
+            at += stride
         found = {(c, r) for r in range((y + first) // tile, (y + end - 1) // tile + 1)
                  for c in range(x // tile, (x + w - 1) // tile + 1)}
         self._changed(found)

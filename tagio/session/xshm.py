@@ -200,12 +200,10 @@ class Grabber:
     def __init__(self, sct, shm=None):
         self._sct, self._shm = sct, shm
         self._grab = shm.grab if shm is not None else None
-        # grab_bytes(box): the bytes alone, for the host's grabs of damage boxes (a call and a
-        # Shot object fewer per grab than grab(box).raw). peek(box): the pixels to compare in
-        # place, through MIT-SHM a view of the segment that the next grab or peek overwrites
-        # (ShmGrab.peek), else mss's fresh grab. Bound here, not methods: a call less per grab.
-        self.grab_bytes = self._grab if shm is not None else (lambda box: sct.grab(box).raw)
-        self.peek = shm.peek if shm is not None else self.grab_bytes
+        # peek(box): the pixels to compare in place, through MIT-SHM a view of the segment that
+        # the next grab or peek overwrites (ShmGrab.peek), else mss's fresh grab. Bound here,
+        # not a method: a call less per grab (a polled screen makes many).
+        self.peek = shm.peek if shm is not None else (lambda box: sct.grab(box).raw)
 
     @classmethod
     def open(cls, sct, display=None):
