@@ -117,5 +117,32 @@ class WholeGrabWithoutLending(unittest.TestCase):
         self.assertEqual(hc.HostCapture._grab_whole(sct, mon), [])
 
 
+class CreditWait(unittest.TestCase):
+    """_wait_credit reads damage reports while it waits only once the wait is long (DRAIN_AFTER):
+    a pacing wait of a few milliseconds leaves them to the next look."""
+    LAYER = "unit"  # pure logic: no sockets, no X, no subprocesses
+
+    def wait(self, free_at):
+        from tagio.session.host import HostSession
+        host, now, drains = HostSession(channel=None), [0.0], []
+
+        def can_send():
+            now[0] += 0.01          # each look at flow control comes a wait of 10 ms later
+            return now[0] >= free_at
+        host._in_flight[1] = 0.0    # a frame unacknowledged: flow control has the word
+        host._flow = types.SimpleNamespace(can_send=can_send, wait_time=lambda: 0.0001)
+        self.enterContext(mock.patch.object(hc, "time", types.SimpleNamespace(monotonic=lambda: now[0])))
+        self.assertTrue(host._wait_credit(types.SimpleNamespace(drain=lambda: drains.append(now[0]))))
+        return drains
+
+    def test_a_short_wait_reads_nothing(self):
+        self.assertEqual(self.wait(hc.DRAIN_AFTER - 0.02), [])
+
+    def test_a_long_wait_reads_the_reports_as_it_goes(self):
+        drains = self.wait(hc.DRAIN_AFTER + 0.05)
+        self.assertGreaterEqual(len(drains), 3)
+        self.assertGreaterEqual(min(drains), hc.DRAIN_AFTER)
+
+
 if __name__ == "__main__":
     unittest.main()

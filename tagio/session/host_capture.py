@@ -54,6 +54,8 @@ SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 HOT_SLACK = 2.0          # the hot tiles of a polled screen are grabbed as one box up to this much larger
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
+DRAIN_AFTER = 0.05       # seconds of waiting for flow control before damage reports are read
+                         # (a pacing wait of a few ms leaves them to the next look: no recv)
 WHOLE_SHARE = 0.25       # a whole-screen grab that changed more of the tiles than this is kept
                          # whole (one copy out of the grab), less is copied out as rectangles
 
@@ -493,7 +495,7 @@ class HostCapture:
         is seen without taking the lock (the caller has just looked at the stop Event)."""
         if below is None and not self._in_flight and self._unsent < MAX_UNSENT:
             return True     # without the lock: only this thread adds frames, so this stays true
-        credit = self._credit
+        credit, drain_at = self._credit, time.monotonic() + DRAIN_AFTER
         while True:
             credit.acquire()    # (Condition's `with` is a Python call around the lock's own)
             try:
@@ -509,7 +511,7 @@ class HostCapture:
                 credit.wait(self._flow.wait_time() or 0.1)     # pacing, else an ack or a send
             finally:
                 credit.release()
-            if damage is not None:
+            if damage is not None and time.monotonic() >= drain_at:
                 damage.drain()      # a lagging viewer must not make the X server queue reports
 
     def _pace(self, tick, damage=None, idle=False):
