@@ -429,6 +429,29 @@ class ScreenCopyTest(unittest.TestCase):
             self.assertEqual(bytes(screen.buf), bytes(new))
             self.assertEqual(screen.update_small(x, y, w, h, grab), (set(), None))
 
+    def test_update_rows_says_which_rows_changed(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        screen.replace(blank(self.W, self.H))
+        now = blank(self.W, self.H)
+        paint(now, self.W, 70, 75, 3, 2, 9)         # rows 75, 76 of tile (1, 1)
+        paint(now, self.W, 140, 130, 1, 1, 7)       # row 130 of tile (2, 2)
+        grab = t.region_bytes(now, self.W, 64, 64, 128, 128)
+        self.assertEqual(screen.update_rows(64, 64, 128, 128, grab), ({(1, 1), (2, 2)}, (11, 67)))
+        self.assertEqual(screen.update_rows(64, 64, 128, 128, grab), (set(), None))
+        self.assertEqual(bytes(screen.buf), bytes(now))
+
+    def test_compare_is_in_place_and_symmetric_to_replace(self):
+        screen = t.ScreenCopy(self.W, self.H)
+        self.assertEqual(len(screen.compare(blank(self.W, self.H))), 5 * 4)    # no copy yet: all
+        screen.replace(blank(self.W, self.H))
+        now = blank(self.W, self.H)
+        paint(now, self.W, 299, 199, 1, 1, 7)
+        held = screen.buf
+        self.assertEqual(screen.compare(memoryview(now)), {(4, 3)})
+        self.assertIs(screen.buf, held)                 # compared only: the copy is unchanged
+        self.assertEqual(screen.replace(now, {(4, 3)}), {(4, 3)})
+        self.assertIs(screen.buf, now)
+
     def test_replace_compares_with_the_copy(self):
         screen = t.ScreenCopy(self.W, self.H)
         screen.replace(blank(self.W, self.H))

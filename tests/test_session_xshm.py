@@ -111,6 +111,24 @@ class ShmGrabOnXvfb(unittest.TestCase):
         finally:
             draw(self.xvfb.display, 1)
 
+    def test_a_peek_is_the_segment_itself_until_the_next_grab(self):
+        shm = self.open()
+        whole = box(0, 0, WIDTH, HEIGHT)
+        try:
+            seen = shm.peek(whole)
+            self.assertIsInstance(seen, memoryview)
+            self.assertEqual(bytes(seen), bytes(self.sct.grab(whole).raw))
+            draw(self.xvfb.display, 2)
+            fresh = shm.grab(whole)
+            self.assertEqual(bytes(seen), fresh)        # overwritten in place: no copy was made
+            shm.peek(box(0, 0, WIDTH, HEIGHT * 2 // 3))
+            shm.reserve(WIDTH * HEIGHT * 8)             # a view still held: no BufferError ...
+            self.assertEqual(bytes(shm.peek(whole)), fresh)
+            del seen
+            self.assertEqual(grab_mappings(), 1)        # ... and the old segment goes with it
+        finally:
+            draw(self.xvfb.display, 1)
+
     def test_a_larger_box_grows_the_segment(self):
         shm = self.open(size=4)
         self.assert_same_as_mss(shm, [(0, 0, 1, 1), (5, 7, 200, 100), (0, 0, WIDTH, HEIGHT)])

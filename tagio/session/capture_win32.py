@@ -88,9 +88,11 @@ def capture_blt_off(gdi=None) -> bool:
 
 
 class ScanProbe:
-    """Scanline polling as a change source (see the module docstring). `grab(box) -> bytes` is the
-    host's grab (its failures are ConfigError); `watch(mon)` names the monitor being captured, as
-    the host keeps it: {"box": {...}, "screen": ScreenCopy}. `clock` (tests) gives seconds."""
+    """Scanline polling as a change source (see the module docstring). `grab(box)` is the host's
+    grab (its failures are ConfigError) -> the pixels, bytes-like, read here before the next
+    grab (the host lends a view of its grab memory: host_capture.peek); `watch(mon)` names the
+    monitor being captured, as the host keeps it: {"box": {...}, "screen": ScreenCopy}. `clock`
+    (tests) gives seconds."""
 
     def __init__(self, grab, step=STEP, clock=time.monotonic):
         self._grab, self._clock = grab, clock
@@ -133,11 +135,12 @@ class ScanProbe:
         here nor count as news. Rows just read by the sweep (`swept`: ranges) are not read again."""
         offset = self._order[self._turn % len(self._order)]
         self._turn += 1
-        buf, stride = screen.buf, screen.width * 4
+        buf, stride, grab, left, top = screen.buf, screen.width * 4, self._grab, box["left"], box["top"]
+        read = set().union(*swept)      # (one set: a generator per scanline cost more than its grab)
         for y in range(offset, screen.height, self._step):
-            if any(y in rows for rows in swept):
+            if y in read:
                 continue
-            line = self._grab({"left": box["left"], "top": box["top"] + y, "width": screen.width, "height": 1})
+            line = grab({"left": left, "top": top + y, "width": screen.width, "height": 1})
             if not buf.startswith(line, y * stride):
                 _note_row(found, buf, line, y, stride, hot)
 

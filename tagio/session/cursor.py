@@ -192,10 +192,12 @@ class CursorTracker:
         self._where, self._moved_at, self._pos_due = None, float("-inf"), float("-inf")
         self._look_at = float("-inf")   # neither position nor shape is due before then
 
-    def poll(self):
+    def poll(self, now=None):
         """The Cursor message to send now, or None. Called every frame: while neither the position
-        nor the shape is due (a resting pointer) it returns at once, without a look at either."""
-        now = self._clock()
+        nor the shape is due (a resting pointer) it returns at once, without a look at either.
+        `now`: the clock's time, when the caller has just read it."""
+        if now is None:
+            now = self._clock()
         if now < self._look_at:
             return None
         pos = self._read_position(now)

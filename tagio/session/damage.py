@@ -74,7 +74,7 @@ class RawEvents:
         if self._buf:
             buf = self._receive(most)
         else:
-            want = min(most, READ_CHUNK)
+            want = most if most < READ_CHUNK else READ_CHUNK
             try:
                 buf = self._sock.recv(want, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
@@ -83,11 +83,12 @@ class RawEvents:
                 buf = self._read_on(buf, most)      # a burst: read on, chunk by chunk
             elif not buf:
                 raise ConnectionResetError("the X server closed the connection")
-        whole = len(buf) - len(buf) % EVENT_SIZE
-        count = whole // EVENT_SIZE
+        size = len(buf)
+        count, rest = divmod(size, EVENT_SIZE)
+        whole = size - rest
         if buf[0:whole:EVENT_SIZE].count(self._kind) == count:     # DamageNotify only: all in C
-            self._buf = buf[whole:]
-            return list(_NOTIFY_AREAS.iter_unpack(buf if whole == len(buf) else buf[:whole])), count
+            self._buf = buf[whole:] if rest else b""
+            return list(_NOTIFY_AREAS.iter_unpack(buf[:whole] if rest else buf)), count
         return self._walk(buf, limit)
 
     def _walk(self, buf, limit):

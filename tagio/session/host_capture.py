@@ -10,8 +10,10 @@ capture thread. Each round it
   3. grabs with mss and finds changed 64x64 tiles. Where the X server reports damage
      (tagio.session.damage) only the damaged tiles are grabbed and compared with the host's screen
      copy (a 200x100 change: ~0.1 ms instead of ~2 ms for a whole 1080p grab and compare);
-     elsewhere, and every FULL_POLL seconds as a safety net, the whole monitor is grabbed and
-     compared. On Windows a scanline poll (capture_win32.ScanProbe, whose docstring gives how soon
+     elsewhere, and every FULL_POLL seconds as a safety net (a change the reports missed is
+     found within FULL_POLL and one frame), the whole monitor is grabbed and compared in place
+     with the screen copy (through MIT-SHM: in the shared segment), and only what differs is
+     copied out. On Windows a scanline poll (capture_win32.ScanProbe, whose docstring gives how soon
      it sees a change) plays the part of X damage, with a safety sweep of its own instead of the
      whole-screen grab, and the tiles that changed lately are grabbed at every frame or with
      each scan (tiles.RecentChanges);
@@ -52,6 +54,10 @@ SECURE_CHECK = 1.0       # seconds between checks of the input desktop (Windows)
 HOT_SLACK = 2.0          # the hot tiles of a polled screen are grabbed as one box up to this much larger
 ON_GRID = 0.0005         # seconds after its tick a capture still counts as on the grid
 NAP_MAX = 0.1            # pacing sleeps up to this long do not watch the stop Event
+DRAIN_AFTER = 0.05       # seconds of waiting for flow control before damage reports are read
+                         # (a pacing wait of a few ms leaves them to the next look: no recv)
+WHOLE_SHARE = 0.25       # a whole-screen grab that changed more of the tiles than this is kept
+                         # whole (one copy out of the grab), less is copied out as rectangles
 
 
 def next_tick(tick, fps, clock, sleep):
@@ -111,8 +117,39 @@ def grab(sct, box):
     try:
         return sct.grab(box).raw
     except Exception as exc:    # whatever the capture library raises, the screen is out of reach
-        raise ConfigError(f"screen capture stopped: {exc!r}") from exc
+        raise _stopped(exc) from exc
 
+
+def _stopped(exc):
+    return ConfigError(f"screen capture stopped: {exc!r}")
+
+
+def peek(sct, box):
+    """The BGRX pixels of `box` to compare in place and drop: a grabber that can lend them
+    (xshm.Grabber.peek) gives a memoryview that the next grab overwrites, others a fresh grab.
+    ConfigError as grab()."""
+    return _peeker(sct)(box)
+
+
+def _peeker(sct):
+    """peek() bound to `sct` once: a polled screen's scanlines are many grabs a frame."""
+    lend = getattr(sct, "peek", None) or (lambda box: sct.grab(box).raw)
+
+    def look(box):
+        try:
+            return lend(box)
+        except Exception as exc:    # as grab()
+            raise _stopped(exc) from exc
+    return look
+
+
+
+def _kept(pixels, start, end):
+    """Bytes [start, end) of a grab for the encoder to keep: copied out of lent grab memory
+    (peek), else the grab's own buffer, cut without a copy."""
+    if isinstance(pixels, memoryview):
+        return bytes(pixels[start:end])
+    return pixels if start == 0 and end == len(pixels) else memoryview(pixels)[start:end]
 
 
 def _every_tile(boxes, screen):
@@ -120,11 +157,37 @@ def _every_tile(boxes, screen):
     and kept without a copy, is cheaper than grabbing and walking them row by row (a full-screen
     terminal that scrolls damages all of it but its border)."""
     cols, rows = t.tile_grid(screen.width, screen.height)
+    if len(boxes) == 1:         # the usual frame: one rectangle touches every tile when it
+        x, y, w, h = boxes[0]   # reaches into the four corner tiles
+        return (x < t.TILE and y < t.TILE and x + w > (cols - 1) * t.TILE
+                and y + h > (rows - 1) * t.TILE)
     if not boxes or (min(b[0] for b in boxes) >= t.TILE or min(b[1] for b in boxes) >= t.TILE
                      or max(b[0] + b[2] for b in boxes) <= (cols - 1) * t.TILE
                      or max(b[1] + b[3] for b in boxes) <= (rows - 1) * t.TILE):
         return False            # they miss a corner tile: no need to count (the usual case)
     return len(t.rects_tiles(boxes, screen.width, screen.height)) == cols * rows
+
+
+def _damaged_boxes(mon, rects):
+    """The boxes to grab for damage `rects` (desktop coordinates), or None when they touch every
+    tile (_every_tile: grab the whole screen instead)."""
+    if not rects:
+        return rects            # nothing drawn: the usual look between two frames of an animation
+    screen, box = mon["screen"], mon["box"]
+    left, top = box["left"], box["top"]
+    if left or top:
+        rects = [(x - left, y - top, w, h) for x, y, w, h in rects]
+    boxes = t.damage_boxes(rects, screen.width, screen.height)
+    return None if _every_tile(boxes, screen) else boxes
+
+
+def _hot_boxes(mon, rects):
+    """_fewer_boxes(rects), worked out again only when RecentChanges.rects gave a new list (it
+    hands out the same list while the hot tiles stay the same: the usual frame)."""
+    last = mon.get("hot_boxes")
+    if last is None or last[0] is not rects:
+        last = mon["hot_boxes"] = (rects, _fewer_boxes(rects))
+    return last[1]
 
 
 def _fewer_boxes(rects):
@@ -138,31 +201,6 @@ def _fewer_boxes(rects):
     if (x1 - x0) * (y1 - y0) > HOT_SLACK * sum(r[2] * r[3] for r in rects):
         return rects
     return [(x0, y0, x1 - x0, y1 - y0)]
-
-
-def _changed_rows(screen, x, y, w, h, raw):
-    """(first, end): the rows of `raw`, a grab of (x, y, w, h), outside which it equals the screen
-    copy; None when it equals it all. One compare, then a binary search from each end (memcmp
-    all): a row by row compare of a 256x128 box cost ~0.35 ms a frame."""
-    old, span, view = screen.region(x, y, w, h), w * 4, memoryview(raw)
-    if old == raw:
-        return None
-    first = _equal_rows(lambda k: old.startswith(view[:k * span]), h)
-    end = h - _equal_rows(lambda k: old.endswith(view[(h - k) * span:]), h - first)
-    return first, end
-
-
-def _equal_rows(equal, most):
-    """The largest k <= `most` for which equal(k) holds (it holds for 0 and, once it fails, for no
-    larger k)."""
-    lo, hi = 0, most
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if equal(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 class HostCapture:
@@ -185,7 +223,7 @@ class HostCapture:
         try:
             with self._grabber(kwargs) as sct:
                 if damage is None and self.scan_for_changes:
-                    damage = win.ScanProbe(lambda box: grab(sct, box))
+                    damage = win.ScanProbe(_peeker(sct))   # scanlines compared in place
                 self._capture_with(sct, damage)
         finally:
             for opened in (probe, damage):
@@ -205,19 +243,21 @@ class HostCapture:
     def _capture_with(self, sct, damage=None):
         mon = self._watch(damage, self._switch_monitor(sct, self._monitor_wanted))
         self._frame_id, tick, changed_at = 0, 0.0, time.monotonic()
-        while not self._workers.stopping.is_set():
-            if self._monitor_switch.is_set():
+        stopping, switch, clock = self._workers.stopping, self._monitor_switch, time.monotonic
+        while not stopping.is_set():
+            if switch.is_set():
                 mon = self._watch(damage, self._next_monitor(sct, damage))
                 if mon is None:
                     return
             if not self._wait_credit(damage):
                 return
             tick = self._pace(tick, damage, idle=tick - changed_at > IDLE_AFTER)
-            if self._send_cursor():
+            captured = clock()
+            if self._cursor is not None and self._send_cursor(captured):
                 changed_at = tick       # a moving pointer keeps the full frame rate
-            captured = time.monotonic()
             try:
-                self._check_desktop(captured)
+                if self._secure is not None:        # Windows only: a call saved elsewhere
+                    self._check_desktop(captured)
                 sources = self._grab_changes(sct, mon, damage, captured)
             except ConfigError as exc:
                 if not self.pause_on_grab_failure:
@@ -226,7 +266,7 @@ class HostCapture:
                 if mon is None:
                     return
                 continue
-            dirty = set().union(*(src[5] for src in sources))
+            dirty = sources[0][5] if len(sources) == 1 else set().union(*(src[5] for src in sources))
             if self._notice is not None and not self._show_notice(mon, captured):
                 return
             # Lossless top-off, budgeted by the measured rate (refresh.py). Nothing lossy waits in
@@ -246,7 +286,7 @@ class HostCapture:
             changed_at = tick
             screen = mon["screen"]
             stills = [(x, y, w, h, screen.region(x, y, w, h))
-                      for x, y, w, h in t.merge_tiles(due, screen.width, screen.height)]
+                      for x, y, w, h in t.merge_tiles(due, screen.width, screen.height)] if due else []
             if not self._emit(captured, sources, stills, screen, len(dirty)):
                 return
 
@@ -255,12 +295,17 @@ class HostCapture:
         idle (host_encode); False when stopping."""
         self._frame_id += 1
         job = (self._frame_id, captured, sources, stills, screen.width, screen.height, dirty_count)
-        small = not stills and sum(src[3] * src[4] for src in sources) <= INLINE_AREA
-        with self._credit:
+        small = not stills and (sources[0][3] * sources[0][4] if len(sources) == 1 else
+                                sum(src[3] * src[4] for src in sources)) <= INLINE_AREA
+        credit = self._credit
+        credit.acquire()        # (as in _wait_credit: not Condition's own `with`)
+        try:
             self._in_flight[self._frame_id] = captured
             self._unsent += 1
             inline = small and self._encoding == 0     # the encoder is idle: no frame can overtake
             self._encoding += 1
+        finally:
+            credit.release()
         if inline:
             return self._encode_job(job)
         return self._workers.put(self._encode_q, job)
@@ -335,56 +380,81 @@ class HostCapture:
         with each scan (tiles.RecentChanges), then asks the scan (which keeps its own rate and
         safety sweep: capture_win32.ScanProbe) what changed elsewhere; it is grabbed whole only
         the first time. With X damage the whole screen is grabbed every FULL_POLL seconds as a
-        safety net."""
-        screen, box, hot = mon["screen"], mon["box"], mon["hot"]
+        safety net (_grab_whole: compared in place, so a change the reports missed is found
+        within FULL_POLL and a frame, and finding none costs no copy)."""
+        screen = mon["screen"]
         polled, first = isinstance(damage, win.ScanProbe), screen.buf is None
         due = first or (not polled and now >= mon["full_at"])
         sources = []
         if polled and not due:      # lately changed tiles: every frame, or with the scan (RecentChanges)
-            hot_rects = hot.rects(screen.width, screen.height, known=damage.due())
-            sources = self._grab_boxes(sct, mon, _fewer_boxes(hot_rects), hot=True)
+            hot_rects = mon["hot"].rects(screen.width, screen.height, known=damage.due())
+            sources = self._grab_boxes(sct, mon, _hot_boxes(mon, hot_rects), hot=True)
         rects = damage.collect() if damage is not None else None
-        boxes = None
-        if rects is not None and not due:
-            moved = [(x - box["left"], y - box["top"], w, h) for x, y, w, h in rects]
-            boxes = t.damage_boxes(moved, screen.width, screen.height)
-            boxes = None if _every_tile(boxes, screen) else boxes
-        if boxes is None:       # no damage reports, first grab, safety poll, or everything changed
-            mon["full_at"] = now + FULL_POLL
-            raw, prev = grab(sct, box), screen.buf      # replace() never changes the old buffer
-            sources.append((raw, 0, 0, screen.width, screen.height, screen.replace(raw), prev))
-        elif boxes:
+        boxes = None if first or rects is None else _damaged_boxes(mon, rects)
+        if boxes:
             sources += self._grab_boxes(sct, mon, boxes)
+        if boxes is None or due:    # no damage reports, first grab, safety grab, everything changed
+            mon["full_at"] = now + FULL_POLL
+            sources += self._grab_whole(sct, mon)   # (after the boxes: it finds only what they missed)
         if polled and sources and not first:   # the first grab "changes" every tile
-            hot.changed(set().union(*(source[5] for source in sources)))
+            mon["hot"].changed(set().union(*(source[5] for source in sources)))
+        return sources
+
+    @staticmethod
+    def _grab_whole(sct, mon):
+        """Grab the whole monitor and compare it with the screen copy in place (peek: through
+        MIT-SHM the shared segment itself) -> the sources that hold a change. The safety grab of
+        a screen X damage guides usually finds nothing new: that costs the server's copy into
+        the segment and a memcmp here (~1 ms for 1080p), not an 8 MB copy into fresh memory plus
+        a copy-on-write of the screen copy (~5 ms, once a second). A few changed tiles are
+        copied out as rectangles (written into the copy like damage boxes); a change of more
+        than WHOLE_SHARE of the screen, or the first grab, is copied whole and taken as the
+        copy (ScreenCopy.replace, no copy-on-write)."""
+        screen = mon["screen"]
+        pixels = peek(sct, mon["box"])
+        dirty = screen.compare(pixels)
+        cols, rows = t.tile_grid(screen.width, screen.height)
+        if len(dirty) > WHOLE_SHARE * cols * rows:
+            raw = bytes(pixels) if isinstance(pixels, memoryview) else pixels
+            prev = screen.buf                   # replace() never changes the old buffer
+            return [(raw, 0, 0, screen.width, screen.height, screen.replace(raw, dirty), prev)]
+        sources = []
+        for x, y, w, h in t.merge_tiles(dirty, screen.width, screen.height):
+            raw = t.region_bytes(pixels, screen.width, x, y, w, h)
+            prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None
+            sources.append((raw, x, y, w, h, screen.update(x, y, w, h, raw), prev))
         return sources
 
     @staticmethod
     def _grab_boxes(sct, mon, boxes, hot=False):
         """Grab each box (x, y, w, h on the monitor) and compare it with the screen copy: the
         sources that hold a change. Boxes of lately changed tiles (`hot`, mostly still around a
-        small animation) are first cut to the rows that changed (_changed_rows), then compared
-        tile by tile: the tiles found also keep them hot, so they must be the changed ones."""
-        screen, box, sources = mon["screen"], mon["box"], []
+        small animation) are compared tile by tile and cut to the rows that changed: the tiles
+        found also keep them hot, so they must be the changed ones. A small box (a typical
+        damage box) is compared coarsely and cut the same way (ScreenCopy.update_small). The
+        grab is compared where it lies (peek: in the shared segment through MIT-SHM) and only
+        the rows that changed are copied out for the encoder."""
+        screen, box, sources, look = mon["screen"], mon["box"], [], _peeker(sct)
+        left, top = box["left"], box["top"]
         for x, y, w, h in boxes:
-            raw = grab(sct, {"left": box["left"] + x, "top": box["top"] + y, "width": w, "height": h})
-            precise = w * h > t.COARSE_AREA
-            if hot and precise:
-                rows = _changed_rows(screen, x, y, w, h, raw)
-                if rows is None:
-                    continue
-                first, end = rows
-                raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
-            prev = screen.region(x, y, w, h) if motion.pays(h, w * h) else None     # for scroll search
-            if precise:
-                dirty = screen.update(x, y, w, h, raw)
-            else:                           # a typical damage box: cut to the rows that changed
-                dirty, rows = screen.update_small(x, y, w, h, raw)
-                if dirty and rows != (0, h):
-                    first, end = rows
-                    raw, y, h = memoryview(raw)[first * w * 4:end * w * 4], y + first, end - first
-            if dirty:
-                sources.append((raw, x, y, w, h, dirty, prev))
+            pixels = look({"left": left + x, "top": top + y, "width": w, "height": h})
+            pays = motion.pays(h, w * h)
+            prev = screen.region(x, y, w, h) if pays else None     # for scroll search
+            if w * h <= t.COARSE_AREA:
+                dirty, rows = screen.update_small(x, y, w, h, pixels)
+            elif hot:
+                dirty, rows = screen.update_rows(x, y, w, h, pixels)
+            else:
+                dirty, rows = screen.update(x, y, w, h, pixels), None
+            if not dirty:
+                continue
+            first, end = rows or (0, h)
+            raw = _kept(pixels, first * w * 4, end * w * 4)
+            if end - first != h:        # cut to the rows that changed
+                y, h = y + first, end - first
+                if pays:
+                    prev = prev[first * w * 4:end * w * 4] if motion.pays(h, w * h) else None
+            sources.append((raw, x, y, w, h, dirty, prev))
         return sources
 
     def _next_monitor(self, sct, damage=None):
@@ -428,9 +498,14 @@ class HostCapture:
     def _wait_credit(self, damage=None, below=None):
         """Wait until flow control lets another frame go (or, with `below`, until fewer than `below`
         frames are unacknowledged); False when stopping. Nothing unacknowledged (the usual case on
-        a fast link) needs no word from flow control: it never holds back the first frame."""
+        a fast link) needs no word from flow control: it never holds back the first frame, and
+        is seen without taking the lock (the caller has just looked at the stop Event)."""
+        if below is None and not self._in_flight and self._unsent < MAX_UNSENT:
+            return True     # without the lock: only this thread adds frames, so this stays true
+        credit, drain_at = self._credit, time.monotonic() + DRAIN_AFTER
         while True:
-            with self._credit:
+            credit.acquire()    # (Condition's `with` is a Python call around the lock's own)
+            try:
                 if self._workers.stopping.is_set():
                     return False
                 in_flight = len(self._in_flight)
@@ -440,8 +515,10 @@ class HostCapture:
                 elif self._unsent < MAX_UNSENT and (
                         not in_flight or in_flight < MAX_IN_FLIGHT and self._flow.can_send()):
                     return True
-                self._credit.wait(self._flow.wait_time() or 0.1)   # pacing, else an ack or a send
-            if damage is not None:
+                credit.wait(self._flow.wait_time() or 0.1)     # pacing, else an ack or a send
+            finally:
+                credit.release()
+            if damage is not None and time.monotonic() >= drain_at:
                 damage.drain()      # a lagging viewer must not make the X server queue reports
 
     def _pace(self, tick, damage=None, idle=False):
@@ -477,11 +554,11 @@ class HostCapture:
         else:
             self._workers.stopping.wait(seconds)
 
-    def _send_cursor(self):
+    def _send_cursor(self, now=None):
         cursor = self._cursor
         if cursor is None:
             return False
-        msg = cursor.poll()
+        msg = cursor.poll(now)
         if msg is None:
             return False
         self._send_or_queue(m.encode(msg))

@@ -378,8 +378,9 @@ class ScreenCopy:
     returns the tiles in which it differs and writes its rows into the copy - copying the shared
     buffer first (copy-on-write), so a buffer handed to the encoder is never changed under it.
 
-    A fresh copy of a 1080p screen costs ~3 ms (8 MB, most of it page faults), once a second with
-    X damage (the whole grab every FULL_POLL finds the frame's change): ~40 us a frame. So the
+    A fresh copy of a 1080p screen costs ~3 ms (8 MB, most of it page faults), at every whole
+    grab that changed much of the screen (a small change a whole grab finds is written into the
+    copy as rectangles: host_capture's _grab_whole). So the
     private copies that changed whole grabs replaced are kept (SPARES), each with the tiles it
     lacks since; the copy-on-write takes one that nothing else holds any more and writes just
     those tiles into it. "Nothing else holds it" is CPython's reference count: the newest spare
@@ -392,12 +393,21 @@ class ScreenCopy:
         self._shared = False
         self._spares = []           # [[old private copy, the tiles it lacks]], oldest first
 
-    def replace(self, raw):
-        """A whole-screen grab -> dirty tiles (all of them the first time). A grab that changes
-        nothing is not taken: the copy already holds its pixels, and a private copy stays
-        private (taking the grab would cost a whole-screen copy at the next update: ~3 ms for
-        1080p, once a second on a quiet screen that X damage guides)."""
-        dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
+    def compare(self, pixels):
+        """The tiles in which a whole-screen grab `pixels` (any buffer: it is only read, in place,
+        so it may be a view of a shared segment) differs from the copy; all of them before the
+        first grab or when the sizes differ."""
+        if self.buf is None:
+            return changed_tiles(None, pixels, self.width, self.height, self.tile)
+        return changed_tiles(pixels, self.buf, self.width, self.height, self.tile)   # (equality is symmetric)
+
+    def replace(self, raw, dirty=None):
+        """A whole-screen grab -> dirty tiles (all of them the first time; `dirty`: what compare()
+        found for it, not looked for again). A grab that changes nothing is not taken: the copy
+        already holds its pixels, and a private copy stays private (taking the grab would cost a
+        whole-screen copy at the next update: ~3 ms for 1080p)."""
+        if dirty is None:
+            dirty = changed_tiles(self.buf, raw, self.width, self.height, self.tile)
         if dirty:
             self._changed(dirty)
             if self.buf is not None and not self._shared:
@@ -428,28 +438,40 @@ class ScreenCopy:
         """A grab of the rectangle (x, y, w, h), anywhere on the screen -> the tiles in which it
         differs from the copy; the copy then holds its pixels. A row that differs is split at the
         tile borders and only the pieces of tiles not yet known dirty are compared."""
+        return self.update_rows(x, y, w, h, raw)[0]
+
+    def update_rows(self, x, y, w, h, raw):
+        """update() -> (dirty tiles, (first, end)): the grab's rows [first, end) hold every
+        change ((set(), None) when nothing changed), as update_small says. Every row is compared
+        anyway, so the host cuts a grab of lately changed tiles to its changed rows with this
+        instead of a packed copy of the old pixels and a search."""
         if self.buf is None:
             raise ValueError("ScreenCopy.update before the first whole-screen grab")
         if self._shared:
             self._own()
         stride, span, tile = self.width * 4, w * 4, self.tile
         buf, src, pieces = self.buf, memoryview(raw), _row_pieces(x, w, tile)
+        view, count = memoryview(buf), len(pieces)     # (a bytearray would copy a slice first)
         found, known, known_row = set(), set(), None    # dirty columns of the current tile row
-        for row in range(h):
-            start = (y + row) * stride + x * 4
-            line = src[row * span:(row + 1) * span]
-            if buf.startswith(line, start):
-                continue
-            tile_row = (y + row) // tile
-            if tile_row != known_row:
-                known, known_row = set(), tile_row
-            if len(known) < len(pieces):    # once every tile of this row is dirty, only copy
-                new = [c for c, a, b in pieces if c not in known and not buf.startswith(line[a:b], start + a)]
-                known.update(new)
-                found.update((c, tile_row) for c in new)
-            buf[start:start + span] = line
+        start, first, last = y * stride + x * 4, None, 0
+        for at in range(0, h * span, span):
+            line = src[at:at + span]
+            if not buf.startswith(line, start):
+                last = at
+                if first is None:
+                    first = at
+                tile_row = (start // stride) // tile
+                if tile_row != known_row:
+                    known, known_row = set(), tile_row
+                if len(known) < count:  # once every tile of this row is dirty, only copy
+                    new = [c for c, a, b in pieces if c not in known and not buf.startswith(line[a:b], start + a)]
+                    if new:             # (the usual changed row: in a tile already known)
+                        known.update(new)
+                        found.update([(c, tile_row) for c in new])
+                view[start:start + span] = line
+            start += stride
         self._changed(found)
-        return found
+        return found, (None if first is None else (first // span, last // span + 1))
 
     def update_small(self, x, y, w, h, raw):
         """update() for a small grab (a damage box of at most COARSE_AREA pixels), coarser and

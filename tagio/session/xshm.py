@@ -10,7 +10,9 @@ looks up the extension's major opcode, then ShmGetImage (ZPixmap, every plane, t
 is written to the socket with struct, the server writes the box's pixels straight into a shared
 segment, and its reply says they are there. The pixels of a box are its first w*h*4 bytes (32
 bits a pixel and 32-bit scanline padding: rows are packed), and `grab` hands out a copy (`bytes`):
-the host keeps a grab (the screen copy, the encoder) while the next one is made.
+the host keeps a grab (the screen copy, the encoder) while the next one is made. `peek` hands out
+the segment itself (a memoryview, overwritten by the next grab) for what is only compared with
+the host's copy and then dropped: the whole-screen safety grab, the scanlines of a polled screen.
 
 The segment is a memfd passed to the server with ShmAttachFd (MIT-SHM 1.2, as mss does), not a
 SysV segment: there is no id to remove and nothing outlives the process, even when it crashes; the
@@ -60,7 +62,7 @@ class ShmGrab:
 
     def __init__(self, conn, sock, major, root):
         self._conn, self._sock, self._major, self._root = conn, sock, major, root
-        self._seg, self._map, self._size = None, None, 0
+        self._seg, self._map, self._view, self._size = None, None, None, 0
 
     @classmethod
     def open(cls, display=None, size=0):
@@ -119,9 +121,22 @@ class ShmGrab:
             os.close(fd)        # the server holds its own descriptor now; our mapping stays
         self._release()
         self._seg, self._map, self._size = seg, new_map, size
+        self._view = memoryview(new_map)
 
     def grab(self, box):
         """The BGRX bytes of `box` (a dict with left, top, width, height, as mss takes)."""
+        size = self._get(box)       # first: it may replace the segment
+        return self._map[:size]
+
+    def peek(self, box):
+        """grab() without the copy: a memoryview of the segment's first bytes, which the next grab
+        overwrites (read it before). For compares in place: a whole-screen safety grab that
+        finds nothing new then costs no 8 MB copy into fresh memory (page faults and all)."""
+        size = self._get(box)
+        return self._view[:size]
+
+    def _get(self, box):
+        """Have the server write `box`'s pixels into the segment; their size in bytes."""
         width, height = box["width"], box["height"]
         size = width * height * 4
         if size > self._size:
@@ -131,7 +146,7 @@ class ShmGrab:
         reply = self._sock.recv(REPLY_SIZE)
         if len(reply) != REPLY_SIZE or reply[0] != REPLY:     # rare: a short read, an event, an error
             read_reply(self._sock, reply)
-        return self._map[:size]
+        return size
 
     def _release(self):
         """Detach the current segment (best effort: the server may be gone) and unmap it."""
@@ -142,8 +157,12 @@ class ShmGrab:
             except OSError:
                 pass
         if self._map is not None:
-            self._map.close()
-            self._map, self._size = None, 0
+            self._view.release()
+            try:
+                self._map.close()
+            except BufferError:     # a peek() still read somewhere: unmapped when it is dropped
+                pass
+            self._map, self._view, self._size = None, None, 0
 
     def close(self):
         """Free the segment and the connection; safe to call twice and after the server died."""
@@ -181,6 +200,10 @@ class Grabber:
     def __init__(self, sct, shm=None):
         self._sct, self._shm = sct, shm
         self._grab = shm.grab if shm is not None else None
+        # peek(box): the pixels to compare in place, through MIT-SHM a view of the segment that
+        # the next grab or peek overwrites (ShmGrab.peek), else mss's fresh grab. Bound here,
+        # not a method: a call less per grab (a polled screen makes many).
+        self.peek = shm.peek if shm is not None else (lambda box: sct.grab(box).raw)
 
     @classmethod
     def open(cls, sct, display=None):
