@@ -130,9 +130,12 @@ class DamageProbeTest(unittest.TestCase):
             rects += self.probe.collect()
         self.assertTrue(self.covered(rects, 11, 301) and self.covered(rects, 31, 301), rects)
 
-    def test_drawing_is_seen_within_a_millisecond(self):
-        # The capture thread sits in wait(); it must wake as soon as the server reports drawing.
-        # Only the wake-up is timed (from the sync of the drawing to wait() returning).
+    def test_drawing_wakes_the_waiting_capture(self):
+        # The capture thread sits in wait(); it must wake when the server reports drawing, not
+        # when its 5 s timeout runs out. Only the wake-up is timed (from the sync of the drawing to
+        # wait() returning); the bound is a tenth of the timeout, so a loaded machine cannot fail
+        # it. How fast the wake-up is (well under a millisecond here) is a figure of the
+        # benchmarks: tests.bench.wan's small scene, p50 capture -> decoded.
         import threading
         self.probe.collect()
         woke = []
@@ -144,7 +147,7 @@ class DamageProbeTest(unittest.TestCase):
             woke.append((drawn, time.monotonic()))
 
         late = []
-        for attempt in range(8):            # the best of a few: the machine is shared
+        for attempt in range(3):
             woke.clear()
             waiting.clear()
             thread = threading.Thread(target=waiter)
@@ -157,7 +160,7 @@ class DamageProbeTest(unittest.TestCase):
             self.assertTrue(woke and woke[0][0], "drawing not reported")
             late.append(woke[0][1] - drawn_at)
             self.assertTrue(self.covered(self.probe.collect(), 601, 10 + attempt))
-        self.assertLess(min(late), 0.001, late)
+        self.assertLess(min(late), 0.5, late)
 
     def test_too_many_rectangles_mean_the_whole_screen(self):
         from tagio.session import damage
