@@ -232,14 +232,14 @@ class _RawGcm(_CachedGcm):
             self._grow(span)
         self.STRXOR(_COUNTERS, (nonce + _NONCE_TO_BLOCK) * (span // BLOCK), self._blocks, span)
         if self.ECB_ENCRYPT(self._ecb_state, self._blocks, self._stream, span):
-            raise ValueError("AES-ECB failed")
+            raise RuntimeError("AES-ECB failed")     # ours, not the peer's: never "tampered"
 
     def _sign(self, aad, ciphertext) -> None:
         """S xor E_K(J0), the full tag, into _y: one GHASH call over a padded copy of the input."""
         text = b"".join((aad, _ZEROS[:-len(aad) % BLOCK], ciphertext, _ZEROS[:-len(ciphertext) % BLOCK],
                          _LENGTHS.pack(8 * len(aad), 8 * len(ciphertext))))
         if self._ghash_c(self._y, text, len(text), _ZEROS, self._ghash_table):
-            raise ValueError("GHASH failed")
+            raise RuntimeError("GHASH failed")
         self.STRXOR(self._y, self._stream, self._y, BLOCK)
 
     def _grow(self, span: int) -> None:
@@ -258,7 +258,7 @@ def _cffi_operations(raw_api) -> dict:
     backend, char_array = getattr(ffi, "_backend", ffi), ffi.typeof("char[]")
     return {"NEW": lambda size: ffi.new(char_array, size), "AT": lambda buffer, offset: buffer + offset,
             "READ": backend.unpack, "READABLE": functools.partial(backend.from_buffer, char_array),
-            "typed": lambda function, argtypes: function}
+            "typed": lambda function, argtypes, returns=True: function}
 
 
 def _ctypes_operations(raw_api) -> dict:
@@ -268,8 +268,8 @@ def _ctypes_operations(raw_api) -> dict:
     import ctypes
     kinds = {"p": ctypes.c_void_p, "n": ctypes.c_size_t}
 
-    def typed(function, argtypes):
-        prototype = ctypes.CFUNCTYPE(ctypes.c_int, *(kinds[kind] for kind in argtypes))
+    def typed(function, argtypes, returns=True):
+        prototype = ctypes.CFUNCTYPE(ctypes.c_int if returns else None, *(kinds[kind] for kind in argtypes))
         return prototype(ctypes.cast(function, ctypes.c_void_p).value)
 
     return {"NEW": ctypes.create_string_buffer, "AT": ctypes.byref, "READ": ctypes.string_at,
@@ -359,7 +359,7 @@ def raw_gcm(cached_class):
         mode_ecb, strxor_module = map(importlib.import_module, ("Crypto.Cipher._mode_ecb", "Crypto.Util.strxor"))
         pieces = {
             "ECB_ENCRYPT": typed(mode_ecb.raw_ecb_lib.ECB_encrypt, "pppn"),
-            "STRXOR": typed(strxor_module._raw_strxor.strxor, "pppn"),
+            "STRXOR": typed(strxor_module._raw_strxor.strxor, "pppn", returns=False),   # void
             "GHASH_RAW": lambda ghash_c: typed(ghash_c.ghash, "ppnpp"), **operations}
     except Exception:       # noqa: BLE001 (a changed private API shows as any error at all)
         return None
