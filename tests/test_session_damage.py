@@ -135,7 +135,7 @@ class DamageProbeTest(unittest.TestCase):
         # when its 5 s timeout runs out. Only the wake-up is timed (from the sync of the drawing to
         # wait() returning); the bound is a tenth of the timeout, so a loaded machine cannot fail
         # it. How fast the wake-up is (well under a millisecond here) is a figure of the
-        # benchmarks: tests.bench.wan's small scene, p50 capture -> decoded.
+        # benchmarks: python3 -m tests.bench.damage_wake.
         import threading
         self.probe.collect()
         woke = []
