@@ -4,9 +4,12 @@ A relay process (`tagio_relay_server.py`), `tagio-gui.py --cli host --files-dir 
 a private Xvfb display, and the GUI app (tagio.ui.app.App with a real Client) in this process on
 the shared Xvfb, all over 127.0.0.1. Driven like a person with xdotool: connect from the home
 window, open Files from the session window's toolbar, select a folder in "This computer" and press
-Send, pause it to see the progress bars (a screenshot of the panel is saved, its path printed),
-resume, get the tree back into another folder, and chat both ways from the session window's chat
-panel. Checked on disk: every file's SHA-256, the folders (empty ones too) and modification times.
+Send, pause it half way to see the progress bars (a screenshot of the panel is saved, its path
+printed), resume, get the tree back into another folder, and chat both ways from the session
+window's chat panel. The Pause must land mid-way whatever the speed of the path and the load of
+the machine: the sending engine is held at the first chunk past half of the data (`hold_half_way`)
+until the panel shows the transfer paused, so the click never comes after the last byte went.
+Checked on disk: every file's SHA-256, the folders (empty ones too) and modification times.
 $HOME is a temporary folder (the files panel opens on it).
 """
 
@@ -16,11 +19,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tkinter.font as tkfont
 import unittest
 from pathlib import Path
 from tkinter import ttk
+from unittest import mock
 
 from tests.desk import artifact_shot
 from tests.test_e2e import GUI, ROOT
@@ -29,7 +34,8 @@ from tests.test_ui_app import UiCase
 from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "files-gui-e2e-permanent-1"
-MOVIE = 48 * 1024 * 1024        # one big file, so the transfer lasts long enough to pause it
+MOVIE = 48 * 1024 * 1024        # one big file: the bars are half filled inside it when paused
+HOLD_LIMIT = 60                 # seconds the engine is held at most (a failing test goes on)
 
 
 @skip_unless_xvfb
@@ -110,6 +116,30 @@ class GuiViewerFiles(UiCase):
         self.pump(lambda: "disabled" not in window.toolbar.files_button.state(), "Files enabled", 20)
         return window
 
+    def hold_half_way(self, files):
+        """Hold the engine `files` (this process's: the sender) at the first chunk of a send that
+        takes it past half of its data, counted (the panel shows it) but not yet handed on, until
+        the returned Event is set. Progress is reported for every chunk meanwhile, so the hold
+        comes at that very chunk; the last report (all sent, from the receive thread) is never
+        held. Without the hold a fast path moved everything between "data on the way" and the
+        click, and the Pause came too late: the bars were full."""
+        from tagio.session import files as engine
+        release, report = threading.Event(), files.on_event
+        every_chunk = mock.patch.object(engine, "PROGRESS_EVERY", 0)
+        every_chunk.start()
+        self.addCleanup(every_chunk.stop)      # (stopped at the hold already: then a no-op)
+
+        def on_event(name, **fields):
+            if (name == "file_progress" and fields["direction"] == "send" and not release.is_set()
+                    and fields["total"] <= 2 * fields["bytes"] < 2 * fields["total"]):
+                every_chunk.stop()
+                release.wait(HOLD_LIMIT)
+            report(name, **fields)
+
+        files.on_event = on_event
+        self.addCleanup(release.set)
+        return release
+
     # ---------------------------------------------------------------- the test
 
     def test_send_a_folder_get_it_back_and_chat(self):
@@ -127,17 +157,24 @@ class GuiViewerFiles(UiCase):
         panel.geometry("1100x720+0+0")
         self.pump(lambda: panel.local.tree.exists("tree"), "the home folder listed")
         self.click_row(panel.local, "tree")
-        self.click(panel.send_button)
         files = panel.session.files
-        tid = self.pump(lambda: next((r["tid"] for r in files.snapshot() if r["bytes"] > 0), None),
-                        "data on the way", 30)
-        self.pump(lambda: tid in panel._bars, "a progress bar for the transfer")
-        self.click(panel._bars[tid][3])                                 # Pause
-        self.pump(lambda: files.snapshot()[0]["paused"] and panel._bars[tid][3]["text"] == "Resume",
-                  "paused")
+        release = self.hold_half_way(files)
+        try:
+            self.click(panel.send_button)
+            tid = self.pump(lambda: next((r["tid"] for r in files.snapshot()
+                                          if 0 < r["total"] <= 2 * r["bytes"]), None),
+                            "half of it on the way", 30)
+            self.pump(lambda: tid in panel._bars, "a progress bar for the transfer")
+            self.click(panel._bars[tid][3])                             # Pause
+            self.pump(lambda: files.snapshot()[0]["paused"] and panel._bars[tid][3]["text"] == "Resume",
+                      "paused")
+        finally:
+            release.set()
+        held = files.snapshot()[0]["bytes"]
         self.pump(lambda: 0 < panel._bars[tid][2]["value"] < 1 and 0 < panel.total_bar["value"] < 1,
                   "bars partly filled")
         self.save_screenshot(panel)
+        self.assertEqual(files.snapshot()[0]["bytes"], held)           # nothing went on while paused
         self.click(panel._bars[tid][3])                                 # Resume
         self.pump(lambda: files.results.get(tid, {}).get("ok"), "the folder sent", 120)
         self.assertEqual(files.results[tid]["verified"], 24)

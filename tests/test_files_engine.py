@@ -688,6 +688,27 @@ class Pause(Base):
         self.assertTrue(self.done(pair.viewer)["ok"])
         self.assertEqual((self.shared / "big").read_bytes(), data)
 
+    def test_a_pause_once_the_data_went_changes_nothing(self):
+        """A display polls: its Pause may come as the End went out, or after the transfer ended.
+        Nothing is held then, so the transfer is never shown paused (with a Resume to click)."""
+        (self.local / "small").write_bytes(b"small")
+        pair = Pair(host_root=self.shared)
+        engine = pair.viewer.engine
+        tid = engine.send_paths([str(self.local / "small")])[0]
+        pair.host.engine.handle(pair.host.inbox.pop(0))         # the Offer: the host accepts
+        engine.handle(pair.viewer.inbox.pop(0))
+        for _ in range(3):                                      # Chunk, Done, End
+            engine._send(engine.next_message())
+        self.assertEqual(engine.snapshot()[0]["state"], "ending")
+        engine.pause(tid)
+        self.assertFalse(engine.snapshot()[0]["paused"])
+        pair.run()
+        engine.pause(tid)
+        row = engine.snapshot()[0]
+        self.assertEqual((row["state"], row["paused"], row["ok"]), ("done", False, True))
+        engine.pause(tid, False)                                # a late Resume: nothing either
+        self.assertEqual(engine.snapshot()[0]["paused"], False)
+
 
 class StateTables(unittest.TestCase):
     def test_missing_pairs_raise(self):

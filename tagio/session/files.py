@@ -61,6 +61,7 @@ BATCH_SMALL = 16 * 1024     # chunks smaller than this (small files) are batched
 BATCH_BYTES = 64 * 1024     # ... up to about this much in one message
 NO_PERMISSION = "the partner does not accept files (no files folder allowed)"
 NOT_ALLOWED_HERE = "refused: this desk does not allow files (no files folder is shared)"
+PAUSABLE = (Sending.OFFERED, Sending.SENDING)    # the states a send can be held in
 
 
 def is_chunk(data) -> bool:
@@ -169,10 +170,12 @@ class FileEngine:
 
     def pause(self, tid, paused=True):
         """Hold (or, with paused=False, go on with) the data of a transfer we send. A transfer we
-        receive is paused by cancelling it (its part stays) and resumed by asking again."""
+        receive is paused by cancelling it (its part stays) and resumed by asking again. Only a
+        send with data still to go pauses: a Pause clicked as the last data went out (the display
+        polls, so it may be a moment late) changes nothing, never shows a finished one "paused"."""
         with self._work:
             out = self._out.get(tid)
-            if out is not None:
+            if out is not None and (out.state in PAUSABLE or not paused):
                 out.paused = paused
                 self._work.notify_all()
 
