@@ -19,15 +19,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tkinter.font as tkfont
 import unittest
 from pathlib import Path
 from tkinter import ttk
-from unittest import mock
 
 from tests.desk import artifact_shot
+from tests.files_hold import hold_half_way
 from tests.test_e2e import GUI, ROOT
 from tests.test_e2e_files import _attach, make_tree, tree_digest
 from tests.test_ui_app import UiCase
@@ -35,7 +34,6 @@ from tests.xvfb import Xvfb, skip_unless_xvfb
 
 PASSWORD = "files-gui-e2e-permanent-1"
 MOVIE = 48 * 1024 * 1024        # one big file: the bars are half filled inside it when paused
-HOLD_LIMIT = 60                 # seconds the engine is held at most (a failing test goes on)
 
 
 @skip_unless_xvfb
@@ -116,30 +114,6 @@ class GuiViewerFiles(UiCase):
         self.pump(lambda: "disabled" not in window.toolbar.files_button.state(), "Files enabled", 20)
         return window
 
-    def hold_half_way(self, files):
-        """Hold the engine `files` (this process's: the sender) at the first chunk of a send that
-        takes it past half of its data, counted (the panel shows it) but not yet handed on, until
-        the returned Event is set. Progress is reported for every chunk meanwhile, so the hold
-        comes at that very chunk; the last report (all sent, from the receive thread) is never
-        held. Without the hold a fast path moved everything between "data on the way" and the
-        click, and the Pause came too late: the bars were full."""
-        from tagio.session import files as engine
-        release, report = threading.Event(), files.on_event
-        every_chunk = mock.patch.object(engine, "PROGRESS_EVERY", 0)
-        every_chunk.start()
-        self.addCleanup(every_chunk.stop)      # (stopped at the hold already: then a no-op)
-
-        def on_event(name, **fields):
-            if (name == "file_progress" and fields["direction"] == "send" and not release.is_set()
-                    and fields["total"] <= 2 * fields["bytes"] < 2 * fields["total"]):
-                every_chunk.stop()
-                release.wait(HOLD_LIMIT)
-            report(name, **fields)
-
-        files.on_event = on_event
-        self.addCleanup(release.set)
-        return release
-
     # ---------------------------------------------------------------- the test
 
     def test_send_a_folder_get_it_back_and_chat(self):
@@ -158,7 +132,7 @@ class GuiViewerFiles(UiCase):
         self.pump(lambda: panel.local.tree.exists("tree"), "the home folder listed")
         self.click_row(panel.local, "tree")
         files = panel.session.files
-        release = self.hold_half_way(files)
+        release = hold_half_way(self, files)
         try:
             self.click(panel.send_button)
             tid = self.pump(lambda: next((r["tid"] for r in files.snapshot()

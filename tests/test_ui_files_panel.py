@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tagio.protocol import session as m
 from tests.desk import Desk, artifact_shot
+from tests.files_hold import hold_half_way
 from tests.xvfb import shared_xvfb, skip_unless_xvfb
 
 
@@ -160,12 +161,17 @@ class PanelOnXvfb(unittest.TestCase):
         files = self.session.files
 
         self.click_row(panel.local, "video.mkv")
-        self.desk.click(panel.send_button)
-        self.assertTrue(self.pump(lambda: any(r["bytes"] for r in files.snapshot())), "no data")
-        tid = files.snapshot()[0]["tid"]
-        self.assertTrue(self.pump(lambda: tid in panel._bars), "no row for the transfer")
-        self.desk.click(panel._bars[tid][3])                               # Pause
-        self.assertTrue(self.pump(lambda: files.snapshot()[0]["paused"]))
+        release = hold_half_way(self, files)    # the Pause lands mid-way however fast the path is
+        try:
+            self.desk.click(panel.send_button)
+            self.assertTrue(self.pump(lambda: any(0 < r["total"] <= 2 * r["bytes"] for r in files.snapshot())),
+                            "not half way")
+            tid = files.snapshot()[0]["tid"]
+            self.assertTrue(self.pump(lambda: tid in panel._bars), "no row for the transfer")
+            self.desk.click(panel._bars[tid][3])                           # Pause
+            self.assertTrue(self.pump(lambda: files.snapshot()[0]["paused"]))
+        finally:
+            release.set()
         held = files.snapshot()[0]["bytes"]
         self.assertLess(held, size)
         self.assertFalse(self.pump(lambda: files.snapshot()[0]["bytes"] > held + 2 * (128 << 10), 0.5))
