@@ -462,7 +462,7 @@ class SessionOnXvfb(unittest.TestCase):
         mover.wait(5)
         for frame_id in sent[1:] + more:
             raw_viewer.send(m.encode(m.FrameAck(frame_id)))
-        acked, deadline = set(), time.monotonic() + 5
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline:      # ack until the screen settles (incl. the lossless refresh)
             got = finals(0.8)
             for frame_id in got:

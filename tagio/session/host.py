@@ -52,7 +52,6 @@ from tagio.protocol import session as m
 from tagio.protocol.version import CAP_ACK_UPTO, CAP_FILES, CAP_SCALED_RECT, CLIPBOARD
 from tagio.session import capture_win32 as win
 from tagio.session import motion, scaled
-from tagio.session import tiles as t
 from tagio.session.chat import ChatLog, chat_pieces
 from tagio.session.damage import DamageProbe
 from tagio.session.files import FileEngine
